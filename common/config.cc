@@ -1,0 +1,119 @@
+#include "common/config.h"
+
+#include <google/protobuf/text_format.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace sarloop {
+
+absl::StatusOr<v1::ServiceConfig> ParseConfig(const std::string& text, bool json) {
+  v1::ServiceConfig config;
+  if (json) {
+    google::protobuf::util::JsonParseOptions options;
+    auto status = google::protobuf::util::JsonStringToMessage(text, &config, options);
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("config: ", status.message().as_string()));
+    }
+  } else if (!google::protobuf::TextFormat::ParseFromString(text, &config)) {
+    return absl::InvalidArgumentError("config: not a valid text proto ServiceConfig");
+  }
+  return config;
+}
+
+absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
+  if (c.kind() == v1::SERVICE_KIND_UNSPECIFIED) c.set_kind(kind);
+  if (c.kind() != kind) {
+    return FieldError("kind", absl::StrCat("is ", v1::ServiceKind_Name(c.kind()),
+                                           " but this binary serves ",
+                                           v1::ServiceKind_Name(kind)));
+  }
+  if (kind == v1::SERVICE_KIND_UKFIU && c.code().empty()) c.set_code("UKFIU");
+  if (kind == v1::SERVICE_KIND_NCA && c.code().empty()) c.set_code("NCA");
+  if (c.code().empty()) return FieldError("code", "is required");
+  if (c.listen().empty()) return FieldError("listen", "is required");
+  if (c.database().empty()) return FieldError("database", "is required");
+  if (c.tls().cert_file().empty()) return FieldError("tls.cert_file", "is required");
+  if (c.tls().key_file().empty()) return FieldError("tls.key_file", "is required");
+  if (c.tls().ca_file().empty()) return FieldError("tls.ca_file", "is required");
+  for (int i = 0; i < c.peers_size(); ++i) {
+    if (c.peers(i).code().empty() || c.peers(i).address().empty()) {
+      return FieldError(absl::StrCat("peers[", i, "]"), "needs code and address");
+    }
+  }
+  if (kind == v1::SERVICE_KIND_UKFIU && c.subject_key_file().empty()) {
+    return FieldError("subject_key_file", "is required for ukfiu");
+  }
+  auto* f = c.mutable_feedback();
+  if (f->due_days() <= 0) f->set_due_days(90);
+  if (f->grace_days() <= 0) f->set_grace_days(28);
+  if (f->open_flag_months() <= 0) f->set_open_flag_months(12);
+  if (f->open_flag_repeat_months() <= 0) f->set_open_flag_repeat_months(6);
+  if (f->scan_interval_seconds() <= 0) f->set_scan_interval_seconds(60);
+  auto* d = c.mutable_delivery();
+  if (d->initial_backoff_ms() <= 0) d->set_initial_backoff_ms(200);
+  if (d->max_backoff_ms() <= 0) d->set_max_backoff_ms(60000);
+  if (d->batch_size() <= 0) d->set_batch_size(200);
+  if (d->batch_size() > 500) return FieldError("delivery.batch_size", "at most 500");
+  if (d->deadline_ms() <= 0) d->set_deadline_ms(10000);
+  if (d->stuck_after_seconds() <= 0) d->set_stuck_after_seconds(3600);
+  if (c.log_level().empty()) c.set_log_level("info");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ServiceConfig> LoadConfig(const std::vector<std::string>& args,
+                                             v1::ServiceKind expected_kind) {
+  v1::ServiceConfig config;
+  v1::ServiceConfig overrides;
+  bool log_json = false;
+  std::string path;
+  for (const std::string& arg : args) {
+    auto value = [&](absl::string_view flag) -> std::optional<std::string> {
+      if (absl::StartsWith(arg, absl::StrCat(flag, "="))) return arg.substr(flag.size() + 1);
+      return std::nullopt;
+    };
+    if (auto v = value("--config")) {
+      path = *v;
+    } else if (auto v = value("--listen")) {
+      overrides.set_listen(*v);
+    } else if (auto v = value("--database")) {
+      overrides.set_database(*v);
+    } else if (auto v = value("--log_level")) {
+      overrides.set_log_level(*v);
+    } else if (auto v = value("--dev_clock_offset_file")) {
+      overrides.set_dev_clock_offset_file(*v);
+    } else if (arg == "--log_json") {
+      log_json = true;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag '", arg,
+                                                     "' (flags: --config=FILE --listen=HOST:PORT "
+                                                     "--database=FILE --log_level=LEVEL --log_json "
+                                                     "--dev_clock_offset_file=FILE)"));
+    }
+  }
+  if (path.empty()) return absl::InvalidArgumentError("--config=FILE is required");
+  std::ifstream in(path);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("--config: cannot read '", path, "'"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  ASSIGN_OR_RETURN(config, ParseConfig(ss.str(), absl::EndsWith(path, ".json")));
+  config.MergeFrom(overrides);
+  if (log_json) config.set_log_json(true);
+  RETURN_IF_ERROR(FinishConfig(config, expected_kind));
+  return config;
+}
+
+const v1::Peer* FindPeer(const v1::ServiceConfig& config, const std::string& code) {
+  for (const v1::Peer& p : config.peers()) {
+    if (p.code() == code) return &p;
+  }
+  return nullptr;
+}
+
+}  // namespace sarloop

@@ -1,0 +1,32 @@
+// Loading a service instance's configuration (ServiceConfig in proto/sarloop/v1/config.proto):
+// one file, JSON (.json) or text proto (anything else), then flags that override single fields,
+// then defaults, then validation.
+#ifndef SARLOOP_COMMON_CONFIG_H_
+#define SARLOOP_COMMON_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "sarloop/v1/config.pb.h"
+
+namespace sarloop {
+
+// Parses `--config=FILE` and the overriding flags `--listen=`, `--database=`, `--log_level=`,
+// `--log_json`, `--dev_clock_offset_file=`. INVALID_ARGUMENT naming the flag or field on any
+// error, including an unknown flag.
+absl::StatusOr<v1::ServiceConfig> LoadConfig(const std::vector<std::string>& args,
+                                             v1::ServiceKind expected_kind);
+
+// Parses a config file's contents (`json` selects the format).
+absl::StatusOr<v1::ServiceConfig> ParseConfig(const std::string& text, bool json);
+
+// Fills defaults and checks required fields for `kind`.
+absl::Status FinishConfig(v1::ServiceConfig& config, v1::ServiceKind kind);
+
+// The peer address for `code`, or nullptr.
+const v1::Peer* FindPeer(const v1::ServiceConfig& config, const std::string& code);
+
+}  // namespace sarloop
+
+#endif  // SARLOOP_COMMON_CONFIG_H_

@@ -1,0 +1,58 @@
+// Who is calling: the peer certificate's single URI SAN, parsed into sarloop's identity scheme
+// (DESIGN §5), and the authorisation gate every RPC passes.
+//
+//   spiffe://sarloop/ukfiu[/<system>]        kind "ukfiu",   org "UKFIU"
+//   spiffe://sarloop/nca[/<system>]          kind "nca",     org "NCA"
+//   spiffe://sarloop/force/<CODE>[/<system>] kind "force",   org CODE
+//   spiffe://sarloop/racu/<CODE>[/<system>]  kind "racu",    org CODE
+//   spiffe://sarloop/analyst/<user>          kind "analyst", org "" (user in `system`)
+#ifndef SARLOOP_COMMON_IDENTITY_H_
+#define SARLOOP_COMMON_IDENTITY_H_
+
+#include <grpcpp/server_context.h>
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
+#include "sarloop/v1/types.pb.h"
+
+namespace sarloop {
+
+struct Identity {
+  std::string uri;
+  std::string kind;
+  std::string org;
+  // The client system below the organisation ("psd"), or the analyst's user name; empty for an
+  // organisation's own service identity.
+  std::string system;
+
+  // An organisation's service itself (what delivery RPCs accept), not one of its client systems.
+  bool IsService() const { return kind != "analyst" && system.empty(); }
+};
+
+// Parses a sarloop identity URI. INVALID_ARGUMENT when it is not one.
+absl::StatusOr<Identity> ParseIdentity(absl::string_view uri);
+
+// The authenticated caller of a server call. UNAUTHENTICATED when the connection is not mTLS or
+// the certificate has no URI SAN, more than one, or one outside the scheme.
+absl::StatusOr<Identity> PeerIdentity(const grpc::ServerContextBase& ctx);
+
+// The actor recorded on events: the identity and the user the caller names in the
+// `x-sarloop-user` metadata (at most 100 characters; longer values are cut).
+v1::Actor ActorOf(const grpc::ServerContextBase& ctx, const Identity& id);
+
+// Matches `uri` against a pattern where `*` stands for exactly one path segment and a trailing
+// `/**` for any number of further segments (including none).
+bool MatchesPattern(absl::string_view pattern, absl::string_view uri);
+
+// The gate: the caller is authenticated and its identity matches one of `allowed`. Refusals are
+// PERMISSION_DENIED naming the method and caller but nothing about the resource. Logged.
+absl::StatusOr<Identity> Authorize(const grpc::ServerContextBase& ctx, absl::string_view method,
+                                   std::initializer_list<std::string> allowed);
+
+}  // namespace sarloop
+
+#endif  // SARLOOP_COMMON_IDENTITY_H_

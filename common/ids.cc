@@ -1,0 +1,46 @@
+#include "common/ids.h"
+
+#include <openssl/rand.h>
+
+#include <stdexcept>
+#include <vector>
+
+namespace sarloop {
+
+std::string NewId(absl::string_view prefix, int hex_digits) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::vector<unsigned char> bytes((hex_digits + 1) / 2);
+  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+    // Without randomness no identifier is safe to hand out; this is not recoverable.
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  std::string id(prefix);
+  for (int i = 0; i < hex_digits; ++i) {
+    unsigned char b = bytes[i / 2];
+    id.push_back(kHex[(i % 2 == 0) ? (b >> 4) : (b & 0xf)]);
+  }
+  return id;
+}
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  const int64_t micros = absl::ToUnixMicros(t);
+  int64_t seconds = micros / 1000000;
+  int64_t rem = micros % 1000000;
+  if (rem < 0) {
+    rem += 1000000;
+    --seconds;
+  }
+  ts.set_seconds(seconds);
+  ts.set_nanos(static_cast<int32_t>(rem * 1000));
+  return ts;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+absl::Time FromMicros(int64_t micros) { return absl::FromUnixMicros(micros); }
+
+}  // namespace sarloop

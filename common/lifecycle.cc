@@ -1,0 +1,170 @@
+#include "common/lifecycle.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+
+namespace sarloop {
+
+using v1::EventType;
+using v1::ReferralState;
+
+namespace {
+
+// The state each state-changing event leads to.
+ReferralState TargetOf(EventType type) {
+  switch (type) {
+    case v1::EVENT_TYPE_DISPATCHED: return v1::REFERRAL_STATE_DISPATCHED;
+    case v1::EVENT_TYPE_RECEIVED: return v1::REFERRAL_STATE_RECEIVED;
+    case v1::EVENT_TYPE_ACKNOWLEDGED: return v1::REFERRAL_STATE_ACKNOWLEDGED;
+    case v1::EVENT_TYPE_RESEARCH_STARTED: return v1::REFERRAL_STATE_UNDER_RESEARCH;
+    case v1::EVENT_TYPE_DECLINED_BY_FORCE: return v1::REFERRAL_STATE_DECLINED_BY_FORCE;
+    case v1::EVENT_TYPE_CLOSED_BY_FORCE: return v1::REFERRAL_STATE_CLOSED_BY_FORCE;
+    case v1::EVENT_TYPE_HANDED_OVER: return v1::REFERRAL_STATE_HANDED_OVER;
+    case v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED: return v1::REFERRAL_STATE_JOINT_INVESTIGATION;
+    case v1::EVENT_TYPE_ASSISTANCE_DECLINED: return v1::REFERRAL_STATE_UNDER_RESEARCH;
+    case v1::EVENT_TYPE_OUTCOME_RECORDED: return v1::REFERRAL_STATE_OUTCOME_RECORDED;
+    case v1::EVENT_TYPE_WITHDRAWN: return v1::REFERRAL_STATE_WITHDRAWN;
+    case v1::EVENT_TYPE_REDIRECTED: return v1::REFERRAL_STATE_REDIRECTED;
+    default: return v1::REFERRAL_STATE_UNSPECIFIED;
+  }
+}
+
+// The states each state-changing event may leave.
+bool Allowed(ReferralState from, EventType type) {
+  switch (type) {
+    case v1::EVENT_TYPE_DISPATCHED:
+      return from == v1::REFERRAL_STATE_UNSPECIFIED;
+    case v1::EVENT_TYPE_RECEIVED:
+      return from == v1::REFERRAL_STATE_DISPATCHED;
+    case v1::EVENT_TYPE_ACKNOWLEDGED:
+      return from == v1::REFERRAL_STATE_RECEIVED;
+    case v1::EVENT_TYPE_RESEARCH_STARTED:
+      return from == v1::REFERRAL_STATE_ACKNOWLEDGED;
+    case v1::EVENT_TYPE_DECLINED_BY_FORCE:
+    case v1::EVENT_TYPE_CLOSED_BY_FORCE:
+    case v1::EVENT_TYPE_HANDED_OVER:
+      return from == v1::REFERRAL_STATE_UNDER_RESEARCH;
+    case v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED:
+    case v1::EVENT_TYPE_ASSISTANCE_DECLINED:
+      return from == v1::REFERRAL_STATE_HANDED_OVER;
+    case v1::EVENT_TYPE_OUTCOME_RECORDED:
+      return from == v1::REFERRAL_STATE_JOINT_INVESTIGATION;
+    case v1::EVENT_TYPE_WITHDRAWN:
+    case v1::EVENT_TYPE_REDIRECTED:
+    case v1::EVENT_TYPE_REMINDER_SENT:
+    case v1::EVENT_TYPE_ESCALATED:
+    case v1::EVENT_TYPE_DECONFLICTION_FLAG:
+    case v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG:
+      return from != v1::REFERRAL_STATE_UNSPECIFIED && !IsTerminal(from);
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+bool ChangesState(EventType type) { return TargetOf(type) != v1::REFERRAL_STATE_UNSPECIFIED; }
+
+absl::StatusOr<ReferralState> NextState(ReferralState from, EventType type) {
+  if (!Allowed(from, type)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        EventName(type), " is not allowed in state ", StateName(from)));
+  }
+  return ChangesState(type) ? TargetOf(type) : from;
+}
+
+bool IsTerminal(ReferralState s) {
+  return s == v1::REFERRAL_STATE_DECLINED_BY_FORCE || s == v1::REFERRAL_STATE_CLOSED_BY_FORCE ||
+         s == v1::REFERRAL_STATE_OUTCOME_RECORDED || s == v1::REFERRAL_STATE_WITHDRAWN ||
+         s == v1::REFERRAL_STATE_REDIRECTED;
+}
+
+bool IsFeedback(ReferralState s) {
+  return s == v1::REFERRAL_STATE_DECLINED_BY_FORCE || s == v1::REFERRAL_STATE_CLOSED_BY_FORCE ||
+         s == v1::REFERRAL_STATE_OUTCOME_RECORDED;
+}
+
+namespace {
+// Strips the enum's prefix: REFERRAL_STATE_UNDER_RESEARCH -> UNDER_RESEARCH.
+absl::string_view Strip(const std::string& full, absl::string_view prefix) {
+  absl::string_view v(full);
+  if (v.substr(0, prefix.size()) == prefix) v.remove_prefix(prefix.size());
+  return v;
+}
+}  // namespace
+
+absl::string_view StateName(ReferralState s) {
+  return Strip(v1::ReferralState_Name(s), "REFERRAL_STATE_");
+}
+absl::string_view EventName(EventType t) { return Strip(v1::EventType_Name(t), "EVENT_TYPE_"); }
+absl::string_view OutcomeName(v1::OutcomeType t) {
+  return Strip(v1::OutcomeType_Name(t), "OUTCOME_TYPE_");
+}
+
+bool EventBefore(const v1::LifecycleEvent& a, const v1::LifecycleEvent& b) {
+  const auto ta = std::make_pair(a.occurred_at().seconds(), a.occurred_at().nanos());
+  const auto tb = std::make_pair(b.occurred_at().seconds(), b.occurred_at().nanos());
+  if (ta != tb) return ta < tb;
+  return a.event_id() < b.event_id();
+}
+
+v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
+  std::sort(events.begin(), events.end(), EventBefore);
+  events.erase(std::unique(events.begin(), events.end(),
+                           [](const auto& a, const auto& b) { return a.event_id() == b.event_id(); }),
+               events.end());
+  v1::RegisterEntry e;
+  ReferralState state = v1::REFERRAL_STATE_UNSPECIFIED;
+  std::set<std::string> deconfliction;
+  for (const v1::LifecycleEvent& ev : events) {
+    if (e.referral_id().empty()) e.set_referral_id(ev.referral_id());
+    if (e.organisation().empty() && !ev.organisation().empty()) {
+      e.set_organisation(ev.organisation());
+    }
+    switch (ev.type()) {
+      case v1::EVENT_TYPE_DISPATCHED:
+        e.set_organisation(ev.organisation());
+        *e.mutable_dispatched_at() = ev.occurred_at();
+        *e.mutable_due_at() = ev.due_at();
+        *e.mutable_thr() = ev.thr();
+        e.mutable_subject_refs()->CopyFrom(ev.subject_refs());
+        if (!ev.linked_referral_id().empty()) e.set_linked_referral_id(ev.linked_referral_id());
+        break;
+      case v1::EVENT_TYPE_REDIRECTED:
+        e.set_linked_referral_id(ev.linked_referral_id());
+        break;
+      case v1::EVENT_TYPE_REMINDER_SENT:
+        if (!IsTerminal(state)) e.set_reminders(e.reminders() + 1);
+        break;
+      case v1::EVENT_TYPE_ESCALATED:
+        if (!IsTerminal(state)) e.set_escalated(true);
+        break;
+      case v1::EVENT_TYPE_ASSISTANCE_DECLINED:
+        e.set_assistance_declines(e.assistance_declines() + 1);
+        break;
+      case v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG:
+        if (!IsTerminal(state)) e.set_open_investigation_flags(e.open_investigation_flags() + 1);
+        break;
+      case v1::EVENT_TYPE_DECONFLICTION_FLAG:
+        deconfliction.insert(ev.other_organisations().begin(), ev.other_organisations().end());
+        break;
+      default:
+        break;
+    }
+    if (!ChangesState(ev.type()) || IsTerminal(state)) continue;
+    state = TargetOf(ev.type());
+    if (!ev.unit().empty()) e.set_unit(ev.unit());
+    if (!ev.reason().empty()) e.set_reason(ev.reason());
+    if (ev.has_outcome()) *e.mutable_outcome() = ev.outcome();
+    if (IsFeedback(state)) *e.mutable_feedback_at() = ev.occurred_at();
+  }
+  e.set_state(state);
+  for (const std::string& org : deconfliction) e.add_deconfliction_with(org);
+  e.set_event_count(static_cast<int32_t>(events.size()));
+  return e;
+}
+
+}  // namespace sarloop

@@ -1,0 +1,397 @@
+#include "common/messaging.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/ids.h"
+#include "common/status.h"
+#include "sarloop/v1/delivery.grpc.pb.h"
+
+namespace sarloop {
+
+const Migration kMessagingMigration = {
+    "outbox, inbox deduplication and request idempotency",
+    R"sql(
+CREATE TABLE outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  destination TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  referral_id TEXT NOT NULL,
+  envelope BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  status INTEGER NOT NULL DEFAULT 0,  -- 0 pending, 1 delivered, 2 rejected
+  done_at INTEGER,
+  UNIQUE (destination, message_id)
+);
+CREATE INDEX outbox_by_status ON outbox (destination, status, seq);
+CREATE TABLE inbox_seen (
+  message_id TEXT PRIMARY KEY,
+  received_at INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE idempotency (
+  scope TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  response BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (scope, request_id)
+);
+)sql"};
+
+namespace {
+constexpr int64_t kPending = 0;
+constexpr int64_t kDelivered = 1;
+constexpr int64_t kRejected = 2;
+}  // namespace
+
+absl::Status Enqueue(Txn& txn, const std::string& destination, const v1::Envelope& envelope,
+                     absl::Time now) {
+  return txn.Exec(
+      "INSERT OR IGNORE INTO outbox (destination, message_id, referral_id, envelope, created_at) "
+      "VALUES (?, ?, ?, ?, ?)",
+      {destination, envelope.message_id(), envelope.event().referral_id(),
+       Blob{envelope.SerializeAsString()}, ToMicros(now)});
+}
+
+absl::StatusOr<std::vector<Backlog>> ReadBacklog(Database& db) {
+  std::vector<Backlog> out;
+  RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows,
+                     txn.Query("SELECT destination, "
+                               "SUM(status = 0), SUM(status = 2), SUM(status = 1), "
+                               "MIN(CASE WHEN status = 0 THEN created_at END) "
+                               "FROM outbox GROUP BY destination ORDER BY destination"));
+    for (const Row& r : rows) {
+      Backlog b;
+      b.destination = r.Text(0);
+      b.pending = r.Int(1);
+      b.rejected = r.Int(2);
+      b.delivered = r.Int(3);
+      if (!r.IsNull(4)) b.oldest_pending = FromMicros(r.Int(4));
+      ASSIGN_OR_RETURN(auto err, txn.Query("SELECT last_error FROM outbox WHERE destination = ? "
+                                           "AND status = 0 ORDER BY seq LIMIT 1",
+                                           {b.destination}));
+      if (!err.empty()) b.last_error = err[0].Text(0);
+      out.push_back(std::move(b));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+DeliveryOptions DeliveryOptionsFrom(const v1::DeliveryConfig& config) {
+  DeliveryOptions o;
+  if (config.initial_backoff_ms() > 0) o.initial_backoff = absl::Milliseconds(config.initial_backoff_ms());
+  if (config.max_backoff_ms() > 0) o.max_backoff = absl::Milliseconds(config.max_backoff_ms());
+  if (config.batch_size() > 0) o.batch_size = config.batch_size();
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport over gRPC.
+
+namespace {
+
+class GrpcTransport : public Transport {
+ public:
+  GrpcTransport(const std::vector<v1::Peer>& peers,
+                std::shared_ptr<grpc::ChannelCredentials> creds, absl::Duration deadline)
+      : deadline_(deadline) {
+    for (const v1::Peer& p : peers) {
+      grpc::ChannelArguments args;
+      // Reconnect quickly after a peer restarts; the outbox has its own backoff.
+      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+      args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+      args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+      stubs_[p.code()] =
+          v1::Delivery::NewStub(grpc::CreateCustomChannel(p.address(), creds, args));
+    }
+  }
+
+  absl::StatusOr<v1::DeliverResponse> Deliver(const std::string& destination,
+                                              const v1::DeliverRequest& request) override {
+    auto it = stubs_.find(destination);
+    if (it == stubs_.end()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("no peer address configured for ", destination));
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
+    v1::DeliverResponse response;
+    grpc::Status status = it->second->Deliver(&ctx, request, &response);
+    if (!status.ok()) return FromGrpcStatus(status);
+    return response;
+  }
+
+ private:
+  const absl::Duration deadline_;
+  std::map<std::string, std::unique_ptr<v1::Delivery::Stub>> stubs_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The delivery worker.
+
+class AsioDeliveryWorker : public DeliveryWorker {
+ public:
+  AsioDeliveryWorker(Database& db, Transport& transport, Clock& clock, DeliveryOptions options)
+      : db_(db), transport_(transport), clock_(clock), options_(options) {}
+
+  ~AsioDeliveryWorker() override { Stop(); }
+
+  void Start(const std::vector<std::string>& destinations) override {
+    for (const std::string& d : destinations) {
+      auto loop = std::make_unique<Loop>(d, options_);
+      Loop* l = loop.get();
+      loops_[d] = std::move(loop);
+      l->thread = std::thread([this, l] {
+        Schedule(*l, absl::ZeroDuration());
+        l->io.run();
+      });
+    }
+  }
+
+  void Notify(const std::string& destination) override {
+    auto it = loops_.find(destination);
+    if (it == loops_.end()) return;
+    Loop* l = it->second.get();
+    boost::asio::post(l->io, [this, l] {
+      if (!l->in_backoff) Schedule(*l, absl::ZeroDuration());
+    });
+  }
+
+  void Stop() override {
+    if (stopped_.exchange(true)) return;
+    for (auto& [d, l] : loops_) {
+      l->work.reset();
+      l->io.stop();
+    }
+    for (auto& [d, l] : loops_) {
+      if (l->thread.joinable()) l->thread.join();
+    }
+  }
+
+ private:
+  struct Loop {
+    Loop(std::string d, const DeliveryOptions& o)
+        : destination(std::move(d)),
+          work(boost::asio::make_work_guard(io)),
+          timer(io),
+          backoff(o.initial_backoff),
+          rng(std::random_device{}()) {}
+    std::string destination;
+    boost::asio::io_context io;
+    std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
+    boost::asio::steady_timer timer;
+    absl::Duration backoff;
+    bool in_backoff = false;
+    std::mt19937_64 rng;
+    std::thread thread;
+  };
+
+  void Schedule(Loop& l, absl::Duration delay) {
+    l.timer.expires_after(absl::ToChronoNanoseconds(delay));
+    l.timer.async_wait([this, &l](const boost::system::error_code& ec) {
+      if (ec || stopped_) return;
+      Step(l);
+    });
+  }
+
+  // Sends one batch; schedules the next step by outcome.
+  void Step(Loop& l) {
+    absl::StatusOr<bool> more = DeliverOnce(l);
+    if (more.ok()) {
+      l.backoff = options_.initial_backoff;
+      l.in_backoff = false;
+      Schedule(l, *more ? absl::ZeroDuration() : options_.poll_interval);
+      return;
+    }
+    // Full jitter over [backoff/2, backoff]: peers restarted together do not retry in lockstep.
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    const absl::Duration delay = l.backoff * jitter(l.rng);
+    l.backoff = std::min(l.backoff * 2, options_.max_backoff);
+    l.in_backoff = true;
+    spdlog::warn("delivery to {} failed ({}); retrying in {}", l.destination,
+                 more.status().ToString(), absl::FormatDuration(delay));
+    Schedule(l, delay);
+  }
+
+  // Returns whether a full batch was sent (there may be more), or the error that stopped it.
+  absl::StatusOr<bool> DeliverOnce(Loop& l) {
+    std::vector<int64_t> seqs;
+    v1::DeliverRequest request;
+    RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+      ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT seq, envelope FROM outbox WHERE destination = ? "
+                                            "AND status = 0 ORDER BY seq LIMIT ?",
+                                            {l.destination, int64_t{options_.batch_size}}));
+      for (const Row& r : rows) {
+        seqs.push_back(r.Int(0));
+        if (!request.add_envelopes()->ParseFromString(r.Text(1))) {
+          return absl::DataLossError(absl::StrCat("outbox row ", r.Int(0), " does not parse"));
+        }
+      }
+      return absl::OkStatus();
+    }));
+    if (seqs.empty()) return false;
+
+    absl::StatusOr<v1::DeliverResponse> response = transport_.Deliver(l.destination, request);
+    if (!response.ok()) {
+      RecordError(seqs.front(), response.status());
+      return response.status();
+    }
+    const int answered = std::min(response->results_size(), static_cast<int>(seqs.size()));
+    const absl::Time now = clock_.Now();
+    RETURN_IF_ERROR(db_.Transact([&](Txn& txn) -> absl::Status {
+      for (int i = 0; i < answered; ++i) {
+        const v1::EnvelopeResult& r = response->results(i);
+        if (r.message_id() != request.envelopes(i).message_id()) {
+          return absl::InternalError("receiver answered out of order");
+        }
+        const bool rejected = r.status() == v1::DELIVERY_STATUS_REJECTED;
+        if (rejected) {
+          spdlog::error("{} rejected message {}: {}", l.destination, r.message_id(), r.detail());
+        }
+        RETURN_IF_ERROR(txn.Exec(
+            "UPDATE outbox SET status = ?, done_at = ?, attempts = attempts + 1, last_error = ? "
+            "WHERE seq = ?",
+            {rejected ? kRejected : kDelivered, ToMicros(now), rejected ? r.detail() : "",
+             seqs[i]}));
+      }
+      return absl::OkStatus();
+    }));
+    if (answered < static_cast<int>(seqs.size())) {
+      absl::Status partial = absl::UnavailableError(
+          absl::StrCat(l.destination, " took ", answered, " of ", seqs.size(), " envelopes"));
+      RecordError(seqs[answered], partial);
+      return partial;
+    }
+    return static_cast<int>(seqs.size()) == options_.batch_size;
+  }
+
+  void RecordError(int64_t seq, const absl::Status& error) {
+    absl::Status s = db_.Transact([&](Txn& txn) {
+      return txn.Exec("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+                      {std::string(error.ToString()), seq});
+    });
+    if (!s.ok()) spdlog::warn("could not record delivery error: {}", s.ToString());
+  }
+
+  Database& db_;
+  Transport& transport_;
+  Clock& clock_;
+  const DeliveryOptions options_;
+  std::map<std::string, std::unique_ptr<Loop>> loops_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> NewGrpcTransport(const std::vector<v1::Peer>& peers,
+                                            std::shared_ptr<grpc::ChannelCredentials> creds,
+                                            absl::Duration deadline) {
+  return std::make_unique<GrpcTransport>(peers, std::move(creds), deadline);
+}
+
+std::unique_ptr<DeliveryWorker> NewDeliveryWorker(Database& db, Transport& transport,
+                                                  Clock& clock, DeliveryOptions options) {
+  return std::make_unique<AsioDeliveryWorker>(db, transport, clock, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receiving.
+
+namespace {
+bool IsPermanent(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kNotFound:
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
+absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
+                                                 const v1::DeliverRequest& request,
+                                                 const ApplyEnvelope& apply) {
+  v1::DeliverResponse response;
+  const absl::Time now = clock.Now();
+  RETURN_IF_ERROR(db.Transact([&](Txn& txn) -> absl::Status {
+    for (const v1::Envelope& env : request.envelopes()) {
+      ASSIGN_OR_RETURN(auto seen, txn.Query("SELECT status, detail FROM inbox_seen "
+                                            "WHERE message_id = ?",
+                                            {env.message_id()}));
+      v1::EnvelopeResult* result = response.add_results();
+      result->set_message_id(env.message_id());
+      if (!seen.empty()) {
+        // A replay of a rejected message is rejected again, with the same reason.
+        if (seen[0].Int(0) == v1::DELIVERY_STATUS_REJECTED) {
+          result->set_status(v1::DELIVERY_STATUS_REJECTED);
+          result->set_detail(seen[0].Text(1));
+        } else {
+          result->set_status(v1::DELIVERY_STATUS_DUPLICATE);
+        }
+        continue;
+      }
+      RETURN_IF_ERROR(txn.Exec("SAVEPOINT envelope"));
+      absl::Status applied = apply(txn, env);
+      if (!applied.ok()) {
+        RETURN_IF_ERROR(txn.Exec("ROLLBACK TO envelope"));
+        RETURN_IF_ERROR(txn.Exec("RELEASE envelope"));
+        if (!IsPermanent(applied)) {
+          // Stop here: this and later envelopes stay unanswered and will be sent again.
+          response.mutable_results()->RemoveLast();
+          break;
+        }
+        result->set_status(v1::DELIVERY_STATUS_REJECTED);
+        result->set_detail(std::string(applied.message()));
+      } else {
+        RETURN_IF_ERROR(txn.Exec("RELEASE envelope"));
+        result->set_status(v1::DELIVERY_STATUS_ACCEPTED);
+      }
+      RETURN_IF_ERROR(txn.Exec(
+          "INSERT INTO inbox_seen (message_id, received_at, status, detail) VALUES (?, ?, ?, ?)",
+          {env.message_id(), ToMicros(now), int64_t{result->status()}, result->detail()}));
+    }
+    return absl::OkStatus();
+  }));
+  return response;
+}
+
+absl::Status RunIdempotent(Database& db, const std::string& scope, const std::string& request_id,
+                           google::protobuf::Message* response,
+                           const std::function<absl::Status(Txn&)>& fn, absl::Time now) {
+  return db.Transact([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT response FROM idempotency WHERE scope = ? AND "
+                                          "request_id = ?",
+                                          {scope, request_id}));
+    if (!rows.empty()) {
+      if (!response->ParseFromString(rows[0].Text(0))) {
+        return absl::DataLossError("stored response does not parse");
+      }
+      return absl::OkStatus();
+    }
+    RETURN_IF_ERROR(fn(txn));
+    return txn.Exec(
+        "INSERT INTO idempotency (scope, request_id, response, created_at) VALUES (?, ?, ?, ?)",
+        {scope, request_id, Blob{response->SerializeAsString()}, ToMicros(now)});
+  });
+}
+
+}  // namespace sarloop

@@ -1,0 +1,119 @@
+// Reliable messaging between services (DESIGN §6), written once for all four services:
+//
+//  * Outbox::Enqueue stores an envelope for a destination in the caller's transaction, so the
+//    state change and the message to send commit together or not at all.
+//  * DeliveryWorker sends pending envelopes per destination, oldest first, in batches, on a
+//    Boost.Asio executor; failures back off exponentially with jitter, forever.
+//  * ReceiveBatch is the receiving side: it deduplicates on message_id in the same transaction as
+//    the effect, so a message delivered any number of times takes effect once.
+//  * RunIdempotent gives mutating RPCs their request_id semantics: a repeat returns the first
+//    answer, stored in the same transaction as the effect.
+#ifndef SARLOOP_COMMON_MESSAGING_H_
+#define SARLOOP_COMMON_MESSAGING_H_
+
+#include <grpcpp/security/credentials.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/storage.h"
+#include "sarloop/v1/config.pb.h"
+#include "sarloop/v1/delivery.pb.h"
+
+namespace sarloop {
+
+// Tables for the outbox, the receiver's deduplication record and request idempotency. Every
+// service lists it among its migrations.
+extern const Migration kMessagingMigration;
+
+// Adds `envelope` to the outbox for `destination` (a peer code). Must run inside the transaction
+// that makes the change the envelope reports. ALREADY_EXISTS-free: enqueuing the same message_id
+// for the same destination twice keeps the first.
+absl::Status Enqueue(Txn& txn, const std::string& destination, const v1::Envelope& envelope,
+                     absl::Time now);
+
+// What is waiting for one destination.
+struct Backlog {
+  std::string destination;
+  int64_t pending = 0;
+  int64_t rejected = 0;
+  int64_t delivered = 0;
+  // Enqueue time of the oldest pending envelope; InfinitePast when none.
+  absl::Time oldest_pending = absl::InfinitePast();
+  std::string last_error;
+};
+
+// The backlog of every destination that has ever had a message.
+absl::StatusOr<std::vector<Backlog>> ReadBacklog(Database& db);
+
+// Sends a batch to a destination. The seam tests replace to fail on cue.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // UNAVAILABLE / DEADLINE_EXCEEDED and the like mean "try again later".
+  virtual absl::StatusOr<v1::DeliverResponse> Deliver(const std::string& destination,
+                                                      const v1::DeliverRequest& request) = 0;
+};
+
+// gRPC transport over mTLS to `peers` (code -> host:port). Every call has `deadline`.
+std::unique_ptr<Transport> NewGrpcTransport(const std::vector<v1::Peer>& peers,
+                                            std::shared_ptr<grpc::ChannelCredentials> creds,
+                                            absl::Duration deadline);
+
+struct DeliveryOptions {
+  absl::Duration initial_backoff = absl::Milliseconds(200);
+  absl::Duration max_backoff = absl::Seconds(60);
+  int batch_size = 200;
+  // How often to look for work when nobody calls Notify (e.g. after a restart).
+  absl::Duration poll_interval = absl::Seconds(2);
+};
+
+DeliveryOptions DeliveryOptionsFrom(const v1::DeliveryConfig& config);
+
+// Drains the outbox. One loop per destination, each on its own thread so a slow peer never holds
+// up another. Thread-safe; Notify may be called from any thread.
+class DeliveryWorker {
+ public:
+  virtual ~DeliveryWorker() = default;
+  // Starts delivering to each of `destinations`.
+  virtual void Start(const std::vector<std::string>& destinations) = 0;
+  // Work was enqueued for `destination`: deliver now rather than at the next poll.
+  virtual void Notify(const std::string& destination) = 0;
+  // Stops the loops and waits for calls in flight. Idempotent.
+  virtual void Stop() = 0;
+};
+
+std::unique_ptr<DeliveryWorker> NewDeliveryWorker(Database& db, Transport& transport,
+                                                  Clock& clock, DeliveryOptions options);
+
+// How a receiver applies one envelope inside the batch's transaction. Return:
+//  OK                                  -> ACCEPTED
+//  INVALID_ARGUMENT, FAILED_PRECONDITION,
+//  PERMISSION_DENIED, NOT_FOUND        -> REJECTED (permanent; its effects are rolled back)
+//  anything else                       -> stop here; this and later envelopes are not answered
+using ApplyEnvelope = std::function<absl::Status(Txn&, const v1::Envelope&)>;
+
+// Receives a batch: for each envelope in order, skips it as DUPLICATE if its message_id was seen,
+// otherwise applies it and records the message_id in the same transaction. The whole batch commits
+// once. `after_commit` runs only if the commit succeeded (e.g. to notify the delivery worker).
+absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
+                                                 const v1::DeliverRequest& request,
+                                                 const ApplyEnvelope& apply);
+
+// Runs `fn` once per (scope, request_id): the first time in a write transaction, storing the
+// serialised `response` with the effect; a repeat parses the stored response into `response` and
+// does nothing else. `scope` separates RPC methods and callers.
+absl::Status RunIdempotent(Database& db, const std::string& scope, const std::string& request_id,
+                           google::protobuf::Message* response,
+                           const std::function<absl::Status(Txn&)>& fn, absl::Time now);
+
+}  // namespace sarloop
+
+#endif  // SARLOOP_COMMON_MESSAGING_H_

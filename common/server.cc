@@ -1,0 +1,182 @@
+#include "common/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <iostream>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "common/identity.h"
+#include "common/ids.h"
+#include "common/rpc.h"
+#include "common/status.h"
+#include "common/tls.h"
+#include "sarloop/v1/delivery.grpc.pb.h"
+
+namespace sarloop {
+namespace {
+
+void SetUpLogging(const v1::ServiceConfig& config) {
+  auto logger = spdlog::stderr_logger_mt(absl::StrCat("sarloop-", config.code()));
+  if (config.log_json()) {
+    logger->set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","service":"%n","msg":"%v"})",
+        spdlog::pattern_time_type::utc);
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %n %^%l%$ %v");
+  }
+  logger->set_level(spdlog::level::from_str(config.log_level()));
+  spdlog::set_default_logger(logger);
+}
+
+class OpsService final : public v1::Ops::CallbackService {
+ public:
+  OpsService(Database& db, Clock& clock, std::vector<std::string> callers)
+      : db_(db), clock_(clock), callers_(std::move(callers)) {}
+
+  grpc::ServerUnaryReactor* GetBacklog(grpc::CallbackServerContext* ctx,
+                                       const v1::GetBacklogRequest*,
+                                       v1::GetBacklogResponse* response) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
+      bool allowed = false;
+      for (const std::string& p : callers_) allowed = allowed || MatchesPattern(p, id.uri);
+      if (!allowed) {
+        return absl::PermissionDeniedError(absl::StrCat(id.uri, " may not call Ops.GetBacklog"));
+      }
+      ASSIGN_OR_RETURN(auto backlog, ReadBacklog(db_));
+      const absl::Time now = clock_.Now();
+      for (const Backlog& b : backlog) {
+        auto* d = response->add_destinations();
+        d->set_destination(b.destination);
+        d->set_pending(b.pending);
+        d->set_rejected(b.rejected);
+        d->set_delivered(b.delivered);
+        if (b.pending > 0) {
+          d->set_oldest_pending_age_seconds(absl::ToInt64Seconds(now - b.oldest_pending));
+        }
+        d->set_last_error(b.last_error);
+      }
+      return absl::OkStatus();
+    }());
+  }
+
+ private:
+  Database& db_;
+  Clock& clock_;
+  const std::vector<std::string> callers_;
+};
+
+absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> migrations,
+                 const ServiceBuilder& build) {
+  std::unique_ptr<Clock> clock = config.dev_clock_offset_file().empty()
+                                     ? NewSystemClock()
+                                     : NewOffsetFileClock(config.dev_clock_offset_file());
+  std::vector<Migration> all{kMessagingMigration};
+  all.insert(all.end(), migrations.begin(), migrations.end());
+  ASSIGN_OR_RETURN(std::unique_ptr<Database> db, Database::Open(config.database(), all));
+  ASSIGN_OR_RETURN(int64_t sync, db->SynchronousMode());
+  spdlog::info("database {} open (WAL, synchronous={})", config.database(), sync);
+
+  const ReferenceData* reference = &ReferenceData::BuiltIn();
+  std::optional<ReferenceData> loaded;
+  if (!config.reference_dir().empty()) {
+    ASSIGN_OR_RETURN(loaded, ReferenceData::Load(config.reference_dir()));
+    reference = &*loaded;
+  }
+
+  ASSIGN_OR_RETURN(auto server_creds, MakeServerCredentials(config.tls()));
+  ASSIGN_OR_RETURN(auto channel_creds, MakeChannelCredentials(config.tls()));
+  std::vector<v1::Peer> peers(config.peers().begin(), config.peers().end());
+  std::unique_ptr<Transport> transport =
+      NewGrpcTransport(peers, channel_creds, absl::Milliseconds(config.delivery().deadline_ms()));
+  std::unique_ptr<DeliveryWorker> worker =
+      NewDeliveryWorker(*db, *transport, *clock, DeliveryOptionsFrom(config.delivery()));
+
+  ServiceContext context{config, *db, *clock, *worker, *reference};
+  ASSIGN_OR_RETURN(ServiceParts parts, build(context));
+  OpsService ops(*db, *clock, parts.ops_callers);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen(), server_creds, &port);
+  // Hostile input: no message above 4 MiB (a batch of 500 envelopes stays well below).
+  builder.SetMaxReceiveMessageSize(4 * 1024 * 1024);
+  for (auto& s : parts.services) builder.RegisterService(s.get());
+  builder.RegisterService(&ops);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
+  }
+  server->GetHealthCheckService()->SetServingStatus(true);
+
+  std::vector<std::string> destinations;
+  for (const v1::Peer& p : peers) destinations.push_back(p.code());
+  worker->Start(destinations);
+  spdlog::info("{} serving on {} (mTLS), delivering to {} peers", config.code(), config.listen(),
+               destinations.size());
+
+  // Signals and the periodic task share one Asio loop; Shutdown runs off that loop's thread.
+  boost::asio::io_context io;
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  boost::asio::steady_timer timer(io);
+  std::function<void()> arm;
+  if (parts.periodic && parts.period > absl::ZeroDuration()) {
+    arm = [&] {
+      timer.expires_after(absl::ToChronoNanoseconds(parts.period));
+      timer.async_wait([&](const boost::system::error_code& ec) {
+        if (ec) return;
+        parts.periodic();
+        arm();
+      });
+    };
+    arm();
+  }
+  signals.async_wait([&](const boost::system::error_code&, int signo) {
+    spdlog::info("signal {}: stopping", signo);
+    timer.cancel();
+    io.stop();
+  });
+  io.run();
+
+  server->GetHealthCheckService()->SetServingStatus(false);
+  // In-flight calls get a few seconds to finish; then they are cancelled (nothing is half-done:
+  // each call's effect is one transaction).
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  worker->Stop();
+  server->Wait();
+  spdlog::info("stopped cleanly");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunService(int argc, char** argv, v1::ServiceKind kind, std::span<const Migration> migrations,
+               const ServiceBuilder& build) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  absl::StatusOr<v1::ServiceConfig> config = LoadConfig(args, kind);
+  if (!config.ok()) {
+    std::cerr << argv[0] << ": " << config.status().message() << "\n";
+    return 2;
+  }
+  SetUpLogging(*config);
+  absl::Status status = Run(*config, migrations, build);
+  if (!status.ok()) {
+    spdlog::critical("cannot run: {}", status.ToString());
+    return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}
+
+}  // namespace sarloop

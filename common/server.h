@@ -1,0 +1,53 @@
+// The process around a service: configuration, logging, storage, the outbox worker, mTLS
+// listener, health and reflection, an optional periodic task, and a clean stop on SIGTERM or
+// SIGINT. Each service's main() is a call to RunService.
+#ifndef SARLOOP_COMMON_SERVER_H_
+#define SARLOOP_COMMON_SERVER_H_
+
+#include <grpcpp/impl/codegen/service_type.h>
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/messaging.h"
+#include "common/reference.h"
+#include "common/storage.h"
+#include "sarloop/v1/config.pb.h"
+
+namespace sarloop {
+
+// What a service's logic gets from the process. Outlives every service object.
+struct ServiceContext {
+  const v1::ServiceConfig& config;
+  Database& db;
+  Clock& clock;
+  DeliveryWorker& outbox;
+  const ReferenceData& reference;
+};
+
+// What a service contributes to the process.
+struct ServiceParts {
+  std::vector<std::shared_ptr<grpc::Service>> services;
+  // Identity patterns (see MatchesPattern) allowed to read this instance's outbox backlog.
+  std::vector<std::string> ops_callers;
+  // Called every `period` on a background thread, if set.
+  std::function<void()> periodic;
+  absl::Duration period = absl::ZeroDuration();
+};
+
+using ServiceBuilder = std::function<absl::StatusOr<ServiceParts>(ServiceContext&)>;
+
+// Runs the process until SIGTERM/SIGINT. Returns the exit code: 0 after a clean stop, 2 for a
+// configuration error, 1 for any other failure to start.
+int RunService(int argc, char** argv, v1::ServiceKind kind, std::span<const Migration> migrations,
+               const ServiceBuilder& build);
+
+}  // namespace sarloop
+
+#endif  // SARLOOP_COMMON_SERVER_H_

@@ -1,0 +1,258 @@
+#include "common/storage.h"
+
+#include <sqlite3.h>
+
+#include <map>
+#include <mutex>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace sarloop {
+
+int64_t Row::Int(int i) const {
+  const SqlValue& v = values_.at(i);
+  if (auto* p = std::get_if<int64_t>(&v)) return *p;
+  return 0;
+}
+
+const std::string& Row::Text(int i) const {
+  static const std::string kEmpty;
+  const SqlValue& v = values_.at(i);
+  if (auto* p = std::get_if<std::string>(&v)) return *p;
+  if (auto* p = std::get_if<Blob>(&v)) return p->bytes;
+  return kEmpty;
+}
+
+namespace {
+
+// Disk full and I/O errors are conditions a service waits out (UNAVAILABLE); anything else is a
+// programming or data error (INTERNAL).
+absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
+  const std::string msg = absl::StrCat(what, ": ", sqlite3_errmsg(db), " (", rc, ")");
+  const int primary = rc & 0xff;
+  if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_BUSY ||
+      primary == SQLITE_LOCKED || primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY) {
+    return absl::UnavailableError(msg);
+  }
+  return absl::InternalError(msg);
+}
+
+class SqliteDatabase;
+
+class SqliteTxn : public Txn {
+ public:
+  explicit SqliteTxn(SqliteDatabase* db) : db_(db) {}
+  absl::Status Exec(absl::string_view sql, std::vector<SqlValue> params) override;
+  absl::StatusOr<std::vector<Row>> Query(absl::string_view sql,
+                                         std::vector<SqlValue> params) override;
+  int64_t Changes() override;
+
+ private:
+  SqliteDatabase* db_;
+};
+
+class SqliteDatabase : public Database {
+ public:
+  explicit SqliteDatabase(sqlite3* db) : db_(db) {}
+  ~SqliteDatabase() override {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+
+  absl::Status Transact(const std::function<absl::Status(Txn&)>& fn) override {
+    std::lock_guard lock(mu_);
+    return RunLocked("BEGIN IMMEDIATE", fn);
+  }
+
+  absl::Status Read(const std::function<absl::Status(Txn&)>& fn) override {
+    std::lock_guard lock(mu_);
+    return RunLocked("BEGIN DEFERRED", fn);
+  }
+
+  absl::StatusOr<int64_t> SynchronousMode() override {
+    std::lock_guard lock(mu_);
+    SqliteTxn txn(this);
+    ASSIGN_OR_RETURN(auto rows, txn.Query("PRAGMA synchronous", {}));
+    if (rows.empty()) return absl::InternalError("PRAGMA synchronous returned nothing");
+    return rows[0].Int(0);
+  }
+
+  absl::Status Init(std::span<const Migration> migrations) {
+    std::lock_guard lock(mu_);
+    SqliteTxn txn(this);
+    RETURN_IF_ERROR(txn.Exec("PRAGMA busy_timeout = 5000", {}));
+    ASSIGN_OR_RETURN(auto mode, txn.Query("PRAGMA journal_mode = WAL", {}));
+    if (mode.empty() || mode[0].Text(0) != "wal") {
+      return absl::UnavailableError("SQLite did not enter WAL mode");
+    }
+    RETURN_IF_ERROR(txn.Exec("PRAGMA synchronous = FULL", {}));
+    ASSIGN_OR_RETURN(auto sync, txn.Query("PRAGMA synchronous", {}));
+    if (sync.empty() || sync[0].Int(0) != 2) {
+      return absl::UnavailableError("SQLite did not take synchronous=FULL");
+    }
+    RETURN_IF_ERROR(txn.Exec("PRAGMA foreign_keys = ON", {}));
+    ASSIGN_OR_RETURN(auto version_rows, txn.Query("PRAGMA user_version", {}));
+    const int64_t version = version_rows.empty() ? 0 : version_rows[0].Int(0);
+    if (version > static_cast<int64_t>(migrations.size())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("database schema version ", version, " is newer than this binary (",
+                       migrations.size(), "); refusing to start"));
+    }
+    for (size_t i = version; i < migrations.size(); ++i) {
+      RETURN_IF_ERROR(RunLocked("BEGIN IMMEDIATE", [&](Txn& t) -> absl::Status {
+        RETURN_IF_ERROR(ExecScript(migrations[i].sql, migrations[i].description));
+        return t.Exec(absl::StrCat("PRAGMA user_version = ", i + 1), {});
+      }));
+    }
+    return absl::OkStatus();
+  }
+
+  // Finds or prepares a cached statement.
+  absl::StatusOr<sqlite3_stmt*> Prepare(absl::string_view sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = statements_.find(std::string(sql));
+    if (it != statements_.end()) {
+      sqlite3_reset(it->second);
+      sqlite3_clear_bindings(it->second);
+      return it->second;
+    }
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db_, rc, absl::StrCat("prepare ", sql));
+    statements_.emplace(std::string(sql), stmt);
+    return stmt;
+  }
+
+  sqlite3* raw() { return db_; }
+
+ private:
+  absl::Status ExecScript(absl::string_view sql, absl::string_view what) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      std::string msg = err ? err : "";
+      sqlite3_free(err);
+      return absl::InternalError(absl::StrCat("migration '", what, "': ", msg));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status RunLocked(const char* begin, const std::function<absl::Status(Txn&)>& fn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    int rc = sqlite3_exec(db_, begin, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db_, rc, begin);
+    SqliteTxn txn(this);
+    absl::Status status = fn(txn);
+    if (!status.ok()) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return status;
+    }
+    rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      absl::Status err = SqliteError(db_, rc, "COMMIT");
+      // A failed COMMIT may leave the transaction open; make sure nothing of it survives.
+      if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return err;
+    }
+    return absl::OkStatus();
+  }
+
+  std::mutex mu_;
+  sqlite3* const db_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> statements_ ABSL_GUARDED_BY(mu_);
+  friend class SqliteTxn;
+};
+
+absl::Status BindAll(sqlite3* db, sqlite3_stmt* stmt, const std::vector<SqlValue>& params) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    const int idx = static_cast<int>(i) + 1;
+    int rc = SQLITE_OK;
+    const SqlValue& v = params[i];
+    if (std::holds_alternative<std::monostate>(v)) {
+      rc = sqlite3_bind_null(stmt, idx);
+    } else if (auto* n = std::get_if<int64_t>(&v)) {
+      rc = sqlite3_bind_int64(stmt, idx, *n);
+    } else if (auto* s = std::get_if<std::string>(&v)) {
+      rc = sqlite3_bind_text(stmt, idx, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
+    } else if (auto* b = std::get_if<Blob>(&v)) {
+      rc = sqlite3_bind_blob(stmt, idx, b->bytes.data(), static_cast<int>(b->bytes.size()),
+                             SQLITE_TRANSIENT);
+    }
+    if (rc != SQLITE_OK) return SqliteError(db, rc, "bind");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Row>> SqliteTxn::Query(absl::string_view sql,
+                                                  std::vector<SqlValue> params) {
+  sqlite3* db = db_->raw();
+  ASSIGN_OR_RETURN(sqlite3_stmt * stmt, db_->Prepare(sql));
+  RETURN_IF_ERROR(BindAll(db, stmt, params));
+  std::vector<Row> rows;
+  while (true) {
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      absl::Status err = SqliteError(db, rc, sql);
+      sqlite3_reset(stmt);
+      return err;
+    }
+    const int n = sqlite3_column_count(stmt);
+    std::vector<SqlValue> values;
+    values.reserve(n);
+    for (int c = 0; c < n; ++c) {
+      switch (sqlite3_column_type(stmt, c)) {
+        case SQLITE_INTEGER:
+          values.emplace_back(static_cast<int64_t>(sqlite3_column_int64(stmt, c)));
+          break;
+        case SQLITE_TEXT:
+          values.emplace_back(std::string(
+              reinterpret_cast<const char*>(sqlite3_column_text(stmt, c)),
+              sqlite3_column_bytes(stmt, c)));
+          break;
+        case SQLITE_BLOB: {
+          const void* p = sqlite3_column_blob(stmt, c);
+          values.emplace_back(
+              Blob{std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt, c))});
+          break;
+        }
+        case SQLITE_FLOAT:
+          values.emplace_back(static_cast<int64_t>(sqlite3_column_double(stmt, c)));
+          break;
+        default:
+          values.emplace_back(std::monostate{});
+      }
+    }
+    rows.emplace_back(std::move(values));
+  }
+  sqlite3_reset(stmt);
+  return rows;
+}
+
+absl::Status SqliteTxn::Exec(absl::string_view sql, std::vector<SqlValue> params) {
+  return Query(sql, std::move(params)).status();
+}
+
+int64_t SqliteTxn::Changes() { return sqlite3_changes64(db_->raw()); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
+                                                         std::span<const Migration> migrations) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+    sqlite3_close_v2(raw);
+    return absl::UnavailableError(absl::StrCat("open ", path, ": ", msg));
+  }
+  sqlite3_extended_result_codes(raw, 1);
+  auto db = std::make_unique<SqliteDatabase>(raw);
+  RETURN_IF_ERROR(db->Init(migrations));
+  return db;
+}
+
+}  // namespace sarloop

@@ -1,0 +1,94 @@
+// Storage: one SQLite database per service instance (DESIGN §7), behind a narrow interface.
+//
+// Durability contract: Open() puts the database in WAL mode with synchronous=FULL and reads both
+// back, failing if SQLite did not take them. Transact() returns OK only after COMMIT has returned,
+// i.e. after the WAL has been synced; a service acknowledges a request only after that.
+//
+// Thread-safety: a Database may be used from any thread. Transactions are serialised (SQLite
+// allows one writer); reads share the same connection and are serialised too.
+#ifndef SARLOOP_COMMON_STORAGE_H_
+#define SARLOOP_COMMON_STORAGE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace sarloop {
+
+// Binary data for a BLOB column (serialised protobufs).
+struct Blob {
+  std::string bytes;
+};
+
+// A SQL value: NULL, INTEGER, TEXT or BLOB.
+using SqlValue = std::variant<std::monostate, int64_t, std::string, Blob>;
+
+// One result row. Accessors return a default (0 or "") for NULL.
+class Row {
+ public:
+  explicit Row(std::vector<SqlValue> values) : values_(std::move(values)) {}
+  int64_t Int(int i) const;
+  // TEXT or BLOB contents.
+  const std::string& Text(int i) const;
+  bool IsNull(int i) const { return std::holds_alternative<std::monostate>(values_.at(i)); }
+  size_t size() const { return values_.size(); }
+
+ private:
+  std::vector<SqlValue> values_;
+};
+
+// A step in the schema's history. Migrations are applied in order, each in its own transaction,
+// and PRAGMA user_version records how many have been applied. Never edit a released migration;
+// append a new one.
+struct Migration {
+  absl::string_view description;
+  absl::string_view sql;
+};
+
+// The statements of one transaction. Only valid inside Database::Transact/Read.
+class Txn {
+ public:
+  virtual ~Txn() = default;
+  // Runs a statement that returns no rows. `?` placeholders take `params` in order.
+  virtual absl::Status Exec(absl::string_view sql, std::vector<SqlValue> params = {}) = 0;
+  // Runs a query and returns all rows.
+  virtual absl::StatusOr<std::vector<Row>> Query(absl::string_view sql,
+                                                 std::vector<SqlValue> params = {}) = 0;
+  // Rows changed by the last Exec.
+  virtual int64_t Changes() = 0;
+};
+
+class Database {
+ public:
+  virtual ~Database() = default;
+
+  // Opens or creates the database at `path` and applies pending `migrations`.
+  // Errors: UNAVAILABLE when the file cannot be opened or the pragmas do not take;
+  // FAILED_PRECONDITION when the database is newer than this binary (more migrations applied).
+  static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path,
+                                                         std::span<const Migration> migrations);
+
+  // Runs `fn` in a write transaction (BEGIN IMMEDIATE). If `fn` fails, rolls back and returns its
+  // error. Otherwise commits and returns the commit's status: UNAVAILABLE when the commit failed
+  // (disk full, I/O error), in which case nothing of `fn` is kept.
+  virtual absl::Status Transact(const std::function<absl::Status(Txn&)>& fn) = 0;
+
+  // Runs `fn` in a read transaction. Writes inside `fn` are an error.
+  virtual absl::Status Read(const std::function<absl::Status(Txn&)>& fn) = 0;
+
+  // The synchronous pragma as SQLite reports it (2 = FULL). For start-up checks and tests.
+  virtual absl::StatusOr<int64_t> SynchronousMode() = 0;
+};
+
+}  // namespace sarloop
+
+#endif  // SARLOOP_COMMON_STORAGE_H_

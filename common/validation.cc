@@ -1,0 +1,142 @@
+#include "common/validation.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/status.h"
+
+namespace sarloop {
+
+absl::Status CheckText(absl::string_view field, const std::string& value, size_t max_chars,
+                       bool required) {
+  if (required && absl::StripAsciiWhitespace(value).empty()) {
+    return FieldError(field, "is required");
+  }
+  if (value.size() > max_chars) {
+    return FieldError(field, absl::StrCat("is ", value.size(), " bytes; at most ", max_chars,
+                                          " allowed"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRequestId(const std::string& request_id) {
+  return CheckText("request_id", request_id, 100, /*required=*/true);
+}
+
+absl::Status CheckThr(absl::string_view field, const v1::ThrAssessment& thr) {
+  if (thr.threat() == v1::THR_LEVEL_UNSPECIFIED) {
+    return FieldError(absl::StrCat(field, ".threat"), "is required");
+  }
+  if (thr.risk() == v1::THR_LEVEL_UNSPECIFIED) {
+    return FieldError(absl::StrCat(field, ".risk"), "is required");
+  }
+  if (thr.harm() == v1::THR_LEVEL_UNSPECIFIED) {
+    return FieldError(absl::StrCat(field, ".harm"), "is required");
+  }
+  if (!v1::ThrLevel_IsValid(thr.threat()) || !v1::ThrLevel_IsValid(thr.risk()) ||
+      !v1::ThrLevel_IsValid(thr.harm())) {
+    return FieldError(field, "has an unknown level");
+  }
+  return CheckText(absl::StrCat(field, ".rationale"), thr.rationale(), 4000, true);
+}
+
+absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& o) {
+  const auto f = [&](absl::string_view sub) { return absl::StrCat(field, ".", sub); };
+  if (o.type() == v1::OUTCOME_TYPE_UNSPECIFIED || !v1::OutcomeType_IsValid(o.type())) {
+    return FieldError(f("type"), "is required");
+  }
+  const bool meeting = o.type() == v1::OUTCOME_TYPE_MISCONDUCT_MEETING;
+  const bool hearing = o.type() == v1::OUTCOME_TYPE_MISCONDUCT_HEARING;
+  if (meeting || hearing) {
+    if (o.misconduct_result() == v1::MISCONDUCT_RESULT_UNSPECIFIED ||
+        !v1::MisconductResult_IsValid(o.misconduct_result())) {
+      return FieldError(f("misconduct_result"), "is required for a misconduct meeting or hearing");
+    }
+    if (meeting && (o.misconduct_result() == v1::MISCONDUCT_RESULT_REDUCTION_IN_RANK ||
+                    o.misconduct_result() == v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE)) {
+      return FieldError(f("misconduct_result"), "is only available to a misconduct hearing");
+    }
+  } else if (o.misconduct_result() != v1::MISCONDUCT_RESULT_UNSPECIFIED) {
+    return FieldError(f("misconduct_result"), "applies only to a misconduct meeting or hearing");
+  }
+  if (o.category() == v1::CORRUPTION_CATEGORY_UNSPECIFIED ||
+      !v1::CorruptionCategory_IsValid(o.category())) {
+    return FieldError(f("category"), "is required");
+  }
+  if (o.subject_role() == v1::SUBJECT_ROLE_UNSPECIFIED ||
+      !v1::SubjectRole_IsValid(o.subject_role())) {
+    return FieldError(f("subject_role"), "is required");
+  }
+  if (!o.has_opened_at()) return FieldError(f("opened_at"), "is required");
+  if (!o.has_closed_at()) return FieldError(f("closed_at"), "is required");
+  if (o.closed_at().seconds() < o.opened_at().seconds()) {
+    return FieldError(f("closed_at"), "is before opened_at");
+  }
+  return CheckText(f("learning_summary"), o.learning_summary(), 1000, false);
+}
+
+namespace {
+absl::Status CheckDate(absl::string_view field, const std::string& date) {
+  if (date.empty()) return absl::OkStatus();
+  absl::Time t;
+  std::string err;
+  if (date.size() != 10 || !absl::ParseTime("%Y-%m-%d", date, &t, &err)) {
+    return FieldError(field, "must be a date YYYY-MM-DD");
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::Status CheckSar(absl::string_view field, const v1::Sar& sar) {
+  const auto f = [&](absl::string_view sub) { return absl::StrCat(field, ".", sub); };
+  RETURN_IF_ERROR(CheckText(f("reporter_reference"), sar.reporter_reference(), 100, false));
+  RETURN_IF_ERROR(CheckText(f("reporter_sector"), sar.reporter_sector(), 100, true));
+  RETURN_IF_ERROR(CheckText(f("narrative"), sar.narrative(), 20000, true));
+  if (sar.amount_pence() < 0) return FieldError(f("amount_pence"), "must not be negative");
+  if (sar.subjects_size() == 0) return FieldError(f("subjects"), "at least one is required");
+  if (sar.subjects_size() > 20) return FieldError(f("subjects"), "at most 20 allowed");
+  for (int i = 0; i < sar.subjects_size(); ++i) {
+    const v1::Subject& s = sar.subjects(i);
+    const std::string p = absl::StrCat(field, ".subjects[", i, "]");
+    RETURN_IF_ERROR(CheckText(absl::StrCat(p, ".full_name"), s.full_name(), 200, true));
+    RETURN_IF_ERROR(CheckDate(absl::StrCat(p, ".date_of_birth"), s.date_of_birth()));
+    RETURN_IF_ERROR(CheckText(absl::StrCat(p, ".address"), s.address(), 500, false));
+    RETURN_IF_ERROR(CheckText(absl::StrCat(p, ".employer_code"), s.employer_code(), 10, false));
+    if (!v1::SubjectRole_IsValid(s.role())) {
+      return FieldError(absl::StrCat(p, ".role"), "is not a known role");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckReferralId(absl::string_view field, const std::string& id) {
+  if (id.empty()) return FieldError(field, "is required");
+  if (id.size() != 20 || id.rfind("REF-", 0) != 0) {
+    return FieldError(field, "is not a referral id (REF- and 16 hex digits)");
+  }
+  for (size_t i = 4; i < id.size(); ++i) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(id[i]))) {
+      return FieldError(field, "is not a referral id (REF- and 16 hex digits)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Page> CheckPage(int32_t page_size, const std::string& page_token) {
+  if (page_size < 0 || page_size > 1000) return FieldError("page_size", "must be 0 to 1000");
+  Page page{page_size == 0 ? 100 : page_size, 0};
+  if (!page_token.empty()) {
+    if (!absl::SimpleAtoi(page_token, &page.offset) || page.offset < 0) {
+      return FieldError("page_token", "is not a token this service issued");
+    }
+  }
+  return page;
+}
+
+std::string NextPageToken(const Page& page, size_t returned) {
+  if (static_cast<int64_t>(returned) < page.limit) return "";
+  return absl::StrCat(page.offset + page.limit);
+}
+
+}  // namespace sarloop

@@ -1,0 +1,48 @@
+// Input validation shared by the services. Every error is a FieldError naming the field path the
+// client sent, e.g. "thr.rationale" or "sar.subjects[2].full_name".
+#ifndef SARLOOP_COMMON_VALIDATION_H_
+#define SARLOOP_COMMON_VALIDATION_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "sarloop/v1/types.pb.h"
+
+namespace sarloop {
+
+// Non-empty (when `required`), at most `max_chars` bytes, valid UTF-8 guaranteed by protobuf.
+absl::Status CheckText(absl::string_view field, const std::string& value, size_t max_chars,
+                       bool required);
+
+// request_id: 1 to 100 characters.
+absl::Status CheckRequestId(const std::string& request_id);
+
+// All three scores set and a rationale of 1 to 4,000 characters.
+absl::Status CheckThr(absl::string_view field, const v1::ThrAssessment& thr);
+
+// Type, category and role set; misconduct_result set exactly for meetings and hearings (and no
+// reduction in rank or dismissal from a meeting); opened_at and closed_at set, closed not before
+// opened; learning summary at most 1,000 characters.
+absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& outcome);
+
+// Sector and narrative present, 1 to 20 subjects each with a name, dates as YYYY-MM-DD.
+absl::Status CheckSar(absl::string_view field, const v1::Sar& sar);
+
+// A referral id as issued by ukfiu ("REF-" + 16 hex digits).
+absl::Status CheckReferralId(absl::string_view field, const std::string& id);
+
+// Decodes page_size (0 -> 100, 1..1000) and page_token (an opaque offset) into limit and offset.
+struct Page {
+  int64_t limit;
+  int64_t offset;
+};
+absl::StatusOr<Page> CheckPage(int32_t page_size, const std::string& page_token);
+// The token for the page after `page` when it came back full.
+std::string NextPageToken(const Page& page, size_t returned);
+
+}  // namespace sarloop
+
+#endif  // SARLOOP_COMMON_VALIDATION_H_
