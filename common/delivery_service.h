@@ -1,0 +1,51 @@
+// The receiving end of service-to-service delivery, shared by all four services: authenticates the
+// peer against the expected organisations, checks each envelope's shape and that its event was
+// produced by the calling organisation, then applies it exactly once (ReceiveBatch).
+#ifndef SARLOOP_COMMON_DELIVERY_SERVICE_H_
+#define SARLOOP_COMMON_DELIVERY_SERVICE_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/identity.h"
+#include "common/messaging.h"
+#include "common/storage.h"
+#include "sarloop/v1/delivery.grpc.pb.h"
+
+namespace sarloop {
+
+// Applies one checked envelope from `peer` (see ApplyEnvelope for what the status means).
+using ApplyFromPeer = std::function<absl::Status(Txn&, const Identity& peer, const v1::Envelope&)>;
+
+class DeliveryService final : public v1::Delivery::CallbackService {
+ public:
+  // `allowed_peers`: identity patterns of the services that may deliver here.
+  // `after_commit`: runs after a batch committed with at least one accepted envelope (e.g. to
+  // wake the outbox worker for what the effects enqueued).
+  DeliveryService(Database& db, Clock& clock, std::vector<std::string> allowed_peers,
+                  ApplyFromPeer apply, std::function<void()> after_commit);
+
+  grpc::ServerUnaryReactor* Deliver(grpc::CallbackServerContext* ctx,
+                                    const v1::DeliverRequest* request,
+                                    v1::DeliverResponse* response) override;
+
+  // The same without gRPC, for unit tests.
+  absl::StatusOr<v1::DeliverResponse> DeliverFrom(const Identity& peer,
+                                                  const v1::DeliverRequest& request);
+
+ private:
+  Database& db_;
+  Clock& clock_;
+  const std::vector<std::string> allowed_peers_;
+  const ApplyFromPeer apply_;
+  const std::function<void()> after_commit_;
+};
+
+// Checks the fields every event needs: ids, type, producer, organisation and occurred_at.
+absl::Status CheckEvent(const v1::LifecycleEvent& event);
+
+}  // namespace sarloop
+
+#endif  // SARLOOP_COMMON_DELIVERY_SERVICE_H_

@@ -1,0 +1,70 @@
+#include "common/event_log.h"
+
+#include "common/ids.h"
+#include "common/lifecycle.h"
+#include "common/messaging.h"
+#include "common/status.h"
+
+namespace sarloop {
+
+const Migration kEventLogMigration = {"lifecycle event log", R"sql(
+CREATE TABLE events (
+  event_id TEXT PRIMARY KEY,
+  referral_id TEXT NOT NULL,
+  occurred_at INTEGER NOT NULL,
+  event BLOB NOT NULL
+);
+CREATE INDEX events_by_referral ON events (referral_id, occurred_at, event_id);
+)sql"};
+
+v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
+                            const std::string& producer, const std::string& organisation,
+                            const v1::Actor& actor, absl::Time now) {
+  v1::LifecycleEvent e;
+  e.set_event_id(NewId("EV-", 32));
+  e.set_referral_id(referral_id);
+  e.set_type(type);
+  e.set_producer(producer);
+  e.set_organisation(organisation);
+  *e.mutable_actor() = actor;
+  *e.mutable_occurred_at() = ToProto(now);
+  return e;
+}
+
+absl::StatusOr<bool> AppendEvent(Txn& txn, const v1::LifecycleEvent& event) {
+  RETURN_IF_ERROR(txn.Exec(
+      "INSERT OR IGNORE INTO events (event_id, referral_id, occurred_at, event) VALUES (?,?,?,?)",
+      {event.event_id(), event.referral_id(), ToMicros(FromProto(event.occurred_at())),
+       Blob{event.SerializeAsString()}}));
+  return txn.Changes() > 0;
+}
+
+absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn,
+                                                         const std::string& referral_id) {
+  ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT event FROM events WHERE referral_id = ?",
+                                        {referral_id}));
+  std::vector<v1::LifecycleEvent> events(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (!events[i].ParseFromString(rows[i].Text(0))) {
+      return absl::DataLossError("stored event does not parse");
+    }
+  }
+  std::sort(events.begin(), events.end(), EventBefore);
+  return events;
+}
+
+absl::Status Emit(Txn& txn, const v1::LifecycleEvent& event,
+                  const std::vector<std::string>& destinations, absl::Time now,
+                  const v1::ReferralPackage* package, const std::string& package_destination) {
+  RETURN_IF_ERROR(AppendEvent(txn, event).status());
+  for (const std::string& dest : destinations) {
+    v1::Envelope env;
+    env.set_message_id(event.event_id());
+    *env.mutable_event() = event;
+    if (package != nullptr && dest == package_destination) *env.mutable_package() = *package;
+    RETURN_IF_ERROR(Enqueue(txn, dest, env, now));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace sarloop

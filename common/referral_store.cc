@@ -1,0 +1,73 @@
+#include "common/referral_store.h"
+
+#include "common/ids.h"
+#include "common/status.h"
+
+namespace sarloop {
+
+const Migration kReferralStoreMigration = {"referrals", R"sql(
+CREATE TABLE referrals (
+  referral_id TEXT PRIMARY KEY,
+  sar_id TEXT NOT NULL,
+  organisation TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  due_at INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  referral BLOB NOT NULL
+);
+CREATE INDEX referrals_by_state ON referrals (state, created_at);
+CREATE INDEX referrals_by_org ON referrals (organisation, state);
+CREATE INDEX referrals_by_sar ON referrals (sar_id);
+)sql"};
+
+absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id) {
+  ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT referral FROM referrals WHERE referral_id = ?",
+                                        {referral_id}));
+  if (rows.empty()) return absl::NotFoundError("referral_id: no such referral");
+  v1::Referral r;
+  if (!r.ParseFromString(rows[0].Text(0))) {
+    return absl::DataLossError("stored referral does not parse");
+  }
+  return r;
+}
+
+absl::StatusOr<bool> HasReferral(Txn& txn, const std::string& referral_id) {
+  ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT 1 FROM referrals WHERE referral_id = ?",
+                                        {referral_id}));
+  return !rows.empty();
+}
+
+absl::Status SaveReferral(Txn& txn, v1::Referral& r, absl::Time now) {
+  *r.mutable_updated_at() = ToProto(now);
+  return txn.Exec(
+      "INSERT INTO referrals (referral_id, sar_id, organisation, state, due_at, created_at, "
+      "updated_at, referral) VALUES (?,?,?,?,?,?,?,?) "
+      "ON CONFLICT (referral_id) DO UPDATE SET state = excluded.state, due_at = excluded.due_at, "
+      "organisation = excluded.organisation, updated_at = excluded.updated_at, "
+      "referral = excluded.referral",
+      {r.referral_id(), r.sar_id(), r.organisation(), int64_t{r.state()},
+       r.has_due_at() ? ToMicros(FromProto(r.due_at())) : int64_t{0}, ToMicros(now),
+       ToMicros(now), Blob{r.SerializeAsString()}});
+}
+
+absl::StatusOr<std::vector<v1::Referral>> ListReferrals(Txn& txn, v1::ReferralState state,
+                                                        const std::string& organisation,
+                                                        const Page& page) {
+  ASSIGN_OR_RETURN(auto rows,
+                   txn.Query("SELECT referral FROM referrals WHERE (? = 0 OR state = ?) AND "
+                             "(? = '' OR organisation = ?) ORDER BY created_at, referral_id "
+                             "LIMIT ? OFFSET ?",
+                             {int64_t{state}, int64_t{state}, organisation, organisation,
+                              page.limit, page.offset}));
+  std::vector<v1::Referral> out(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (!out[i].ParseFromString(rows[i].Text(0))) {
+      return absl::DataLossError("stored referral does not parse");
+    }
+    out[i].clear_package();
+  }
+  return out;
+}
+
+}  // namespace sarloop

@@ -1,0 +1,36 @@
+// The `referrals` table that ukfiu, force and racu each keep: one v1::Referral per row, with the
+// columns their queries filter on. Used inside the caller's transaction.
+#ifndef SARLOOP_COMMON_REFERRAL_STORE_H_
+#define SARLOOP_COMMON_REFERRAL_STORE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/storage.h"
+#include "common/validation.h"
+#include "sarloop/v1/types.pb.h"
+
+namespace sarloop {
+
+extern const Migration kReferralStoreMigration;
+
+// NOT_FOUND ("referral_id: no such referral") when absent.
+absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id);
+
+// Whether the referral exists.
+absl::StatusOr<bool> HasReferral(Txn& txn, const std::string& referral_id);
+
+// Inserts or replaces; sets updated_at to `now` (created_at is kept from the first save).
+absl::Status SaveReferral(Txn& txn, v1::Referral& referral, absl::Time now);
+
+// A page of referrals, oldest first, optionally only one state and one organisation; packages
+// are stripped (callers fetch one referral for its package).
+absl::StatusOr<std::vector<v1::Referral>> ListReferrals(Txn& txn, v1::ReferralState state,
+                                                        const std::string& organisation,
+                                                        const Page& page);
+
+}  // namespace sarloop
+
+#endif  // SARLOOP_COMMON_REFERRAL_STORE_H_

@@ -1,0 +1,137 @@
+// sarloop-force: one per force or agency. The force's Professional Standards systems work their
+// inbox of referrals here; events go to ukfiu and the NCA, handovers to the configured unit.
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "common/delivery_service.h"
+#include "common/identity.h"
+#include "common/rpc.h"
+#include "common/server.h"
+#include "sarloop/v1/force.grpc.pb.h"
+#include "services/force/desk.h"
+
+namespace sarloop::force {
+namespace {
+
+class ForceService final : public v1::Force::CallbackService {
+ public:
+  ForceService(std::shared_ptr<Desk> desk, DeliveryWorker& outbox, std::vector<std::string> dests,
+               const std::string& code)
+      : desk_(std::move(desk)),
+        outbox_(outbox),
+        destinations_(std::move(dests)),
+        // Only this force's own client systems; never another force's.
+        callers_(absl::StrCat("spiffe://sarloop/force/", code, "/*")) {}
+
+  grpc::ServerUnaryReactor* ListInbox(grpc::CallbackServerContext* ctx,
+                                      const v1::ListInboxRequest* req,
+                                      v1::ListInboxResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Force.ListInbox", {callers_}).status());
+      ASSIGN_OR_RETURN(*resp, desk_->Inbox(*req));
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* GetReferral(grpc::CallbackServerContext* ctx,
+                                        const v1::GetForceReferralRequest* req,
+                                        v1::GetForceReferralResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Force.GetReferral", {callers_}).status());
+      ASSIGN_OR_RETURN(*resp, desk_->Get(req->referral_id()));
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* Acknowledge(grpc::CallbackServerContext* ctx,
+                                        const v1::ForceStepRequest* req,
+                                        v1::ForceStepResponse* resp) override {
+    return Run(ctx, "Force.Acknowledge", resp,
+               [&](const v1::Actor& a, const std::string& s) { return desk_->Acknowledge(a, s, *req); });
+  }
+  grpc::ServerUnaryReactor* StartResearch(grpc::CallbackServerContext* ctx,
+                                          const v1::ForceStepRequest* req,
+                                          v1::ForceStepResponse* resp) override {
+    return Run(ctx, "Force.StartResearch", resp, [&](const v1::Actor& a, const std::string& s) {
+      return desk_->StartResearch(a, s, *req);
+    });
+  }
+  grpc::ServerUnaryReactor* Decline(grpc::CallbackServerContext* ctx,
+                                    const v1::DeclineReferralRequest* req,
+                                    v1::ForceStepResponse* resp) override {
+    return Run(ctx, "Force.Decline", resp,
+               [&](const v1::Actor& a, const std::string& s) { return desk_->Decline(a, s, *req); });
+  }
+  grpc::ServerUnaryReactor* Close(grpc::CallbackServerContext* ctx,
+                                  const v1::CloseReferralRequest* req,
+                                  v1::ForceStepResponse* resp) override {
+    return Run(ctx, "Force.Close", resp,
+               [&](const v1::Actor& a, const std::string& s) { return desk_->Close(a, s, *req); });
+  }
+  grpc::ServerUnaryReactor* HandOver(grpc::CallbackServerContext* ctx,
+                                     const v1::HandOverRequest* req,
+                                     v1::ForceStepResponse* resp) override {
+    return Run(ctx, "Force.HandOver", resp,
+               [&](const v1::Actor& a, const std::string& s) { return desk_->HandOver(a, s, *req); });
+  }
+
+ private:
+  // Authorises, runs one step, and wakes the outbox for what it enqueued.
+  template <typename F>
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
+                                v1::ForceStepResponse* resp, F step) {
+    return Finish(ctx, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, method, {callers_}));
+      ASSIGN_OR_RETURN(*resp, step(ActorOf(*ctx, id), absl::StrCat(method, "/", id.uri)));
+      for (const auto& d : destinations_) outbox_.Notify(d);
+      return absl::OkStatus();
+    }());
+  }
+
+  const std::shared_ptr<Desk> desk_;
+  DeliveryWorker& outbox_;
+  const std::vector<std::string> destinations_;
+  const std::string callers_;
+};
+
+absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
+  const v1::ServiceConfig& config = ctx.config;
+  if (!ctx.reference.FindOrganisation(config.code())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("code: '", config.code(), "' is not an organisation in the reference data"));
+  }
+  auto desk = std::make_shared<Desk>(ctx.db, ctx.clock,
+                                     DeskOptions{config.code(), config.handover_unit()});
+  std::vector<std::string> destinations = desk->Destinations();
+  for (const std::string& d : destinations) {
+    if (!FindPeer(config, d)) {
+      return absl::InvalidArgumentError(absl::StrCat("peers: no address for ", d));
+    }
+  }
+  std::vector<std::string> senders = {"spiffe://sarloop/ukfiu"};
+  if (!config.handover_unit().empty()) {
+    senders.push_back(absl::StrCat("spiffe://sarloop/racu/", config.handover_unit()));
+  }
+  DeliveryWorker& outbox = ctx.outbox;
+  ServiceParts parts;
+  parts.services.push_back(std::make_shared<ForceService>(desk, outbox, destinations, config.code()));
+  parts.services.push_back(std::make_shared<DeliveryService>(
+      ctx.db, ctx.clock, senders,
+      [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
+        return desk->Receive(txn, peer, env);
+      },
+      [&outbox, destinations] {
+        for (const auto& d : destinations) outbox.Notify(d);
+      }));
+  parts.ops_callers = {absl::StrCat("spiffe://sarloop/force/", config.code(), "/*")};
+  return parts;
+}
+
+}  // namespace
+}  // namespace sarloop::force
+
+int main(int argc, char** argv) {
+  return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_FORCE,
+                             sarloop::force::DeskMigrations(), sarloop::force::Build);
+}

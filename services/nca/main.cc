@@ -1,0 +1,94 @@
+// sarloop-nca: the NCA aggregator. Receives every lifecycle event into the national register and
+// answers NCA analysts' queries.
+#include <grpcpp/grpcpp.h>
+
+#include "common/delivery_service.h"
+#include "common/identity.h"
+#include "common/ids.h"
+#include "common/rpc.h"
+#include "common/server.h"
+#include "services/nca/register.h"
+#include "sarloop/v1/nca.grpc.pb.h"
+
+namespace sarloop::nca {
+namespace {
+
+const std::initializer_list<std::string> kAnalysts = {"spiffe://sarloop/analyst/*"};
+
+class NcaService final : public v1::Nca::CallbackService {
+ public:
+  NcaService(std::shared_ptr<Register> reg, Clock& clock) : register_(std::move(reg)), clock_(clock) {}
+
+  grpc::ServerUnaryReactor* GetTimeline(grpc::CallbackServerContext* ctx,
+                                        const v1::GetTimelineRequest* req,
+                                        v1::GetTimelineResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Nca.GetTimeline", kAnalysts).status());
+      ASSIGN_OR_RETURN(*resp, register_->Timeline(req->referral_id()));
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* ListRegister(grpc::CallbackServerContext* ctx,
+                                         const v1::ListRegisterRequest* req,
+                                         v1::ListRegisterResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Nca.ListRegister", kAnalysts).status());
+      ASSIGN_OR_RETURN(*resp, register_->List(*req));
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* ListOverdue(grpc::CallbackServerContext* ctx,
+                                        const v1::ListOverdueRequest* req,
+                                        v1::ListOverdueResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Nca.ListOverdue", kAnalysts).status());
+      ASSIGN_OR_RETURN(*resp, register_->Overdue(*req, clock_.Now()));
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* GetSummary(grpc::CallbackServerContext* ctx,
+                                       const v1::GetSummaryRequest* req,
+                                       v1::GetSummaryResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Nca.GetSummary", kAnalysts).status());
+      ASSIGN_OR_RETURN(*resp,
+                       register_->Summary(req->has_as_of() ? FromProto(req->as_of()) : clock_.Now()));
+      return absl::OkStatus();
+    }());
+  }
+
+ private:
+  const std::shared_ptr<Register> register_;
+  Clock& clock_;
+};
+
+absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
+  auto reg = std::make_shared<Register>(ctx.db);
+  ServiceParts parts;
+  parts.services.push_back(std::make_shared<NcaService>(reg, ctx.clock));
+  parts.services.push_back(std::make_shared<DeliveryService>(
+      ctx.db, ctx.clock,
+      std::vector<std::string>{"spiffe://sarloop/ukfiu", "spiffe://sarloop/force/*",
+                               "spiffe://sarloop/racu/*"},
+      [reg](Txn& txn, const Identity&, const v1::Envelope& env) -> absl::Status {
+        // The register must never hold what identifies a person (DESIGN §4).
+        if (env.has_package()) {
+          return absl::InvalidArgumentError("the NCA register does not accept referral packages");
+        }
+        return reg->Apply(txn, env.event());
+      },
+      nullptr));
+  parts.ops_callers = {"spiffe://sarloop/analyst/*", "spiffe://sarloop/nca/*"};
+  return parts;
+}
+
+}  // namespace
+}  // namespace sarloop::nca
+
+int main(int argc, char** argv) {
+  return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_NCA,
+                             sarloop::nca::RegisterMigrations(), sarloop::nca::Build);
+}

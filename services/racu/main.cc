@@ -1,0 +1,117 @@
+// sarloop-racu: one per investigating unit (e.g. ERSOU; the NCA's ACU for Border Force). The
+// unit's case system takes handovers here and records decisions and outcomes.
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "common/delivery_service.h"
+#include "common/identity.h"
+#include "common/rpc.h"
+#include "common/server.h"
+#include "sarloop/v1/racu.grpc.pb.h"
+#include "services/racu/unit.h"
+
+namespace sarloop::racu {
+namespace {
+
+class RacuService final : public v1::Racu::CallbackService {
+ public:
+  RacuService(std::shared_ptr<Unit> unit, DeliveryWorker& outbox, const std::string& code)
+      : unit_(std::move(unit)),
+        outbox_(outbox),
+        callers_(absl::StrCat("spiffe://sarloop/racu/", code, "/*")) {}
+
+  grpc::ServerUnaryReactor* ListHandovers(grpc::CallbackServerContext* ctx,
+                                          const v1::ListHandoversRequest* req,
+                                          v1::ListHandoversResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Racu.ListHandovers", {callers_}).status());
+      ASSIGN_OR_RETURN(*resp, unit_->Inbox(*req));
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* GetHandover(grpc::CallbackServerContext* ctx,
+                                        const v1::GetHandoverRequest* req,
+                                        v1::GetHandoverResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Racu.GetHandover", {callers_}).status());
+      ASSIGN_OR_RETURN(*resp, unit_->Get(req->referral_id()));
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* Accept(grpc::CallbackServerContext* ctx,
+                                   const v1::AcceptHandoverRequest* req,
+                                   v1::UnitStepResponse* resp) override {
+    return Run(ctx, "Racu.Accept", resp,
+               [&](const v1::Actor& a, const std::string& s) { return unit_->Accept(a, s, *req); });
+  }
+  grpc::ServerUnaryReactor* DeclineAssistance(grpc::CallbackServerContext* ctx,
+                                              const v1::DeclineAssistanceRequest* req,
+                                              v1::UnitStepResponse* resp) override {
+    return Run(ctx, "Racu.DeclineAssistance", resp, [&](const v1::Actor& a, const std::string& s) {
+      return unit_->DeclineAssistance(a, s, *req);
+    });
+  }
+  grpc::ServerUnaryReactor* RecordOutcome(grpc::CallbackServerContext* ctx,
+                                          const v1::RecordOutcomeRequest* req,
+                                          v1::UnitStepResponse* resp) override {
+    return Run(ctx, "Racu.RecordOutcome", resp, [&](const v1::Actor& a, const std::string& s) {
+      return unit_->RecordOutcome(a, s, *req);
+    });
+  }
+
+ private:
+  template <typename F>
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
+                                v1::UnitStepResponse* resp, F step) {
+    return Finish(ctx, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, method, {callers_}));
+      ASSIGN_OR_RETURN(*resp, step(ActorOf(*ctx, id), absl::StrCat(method, "/", id.uri)));
+      for (const auto& d : unit_->Destinations()) outbox_.Notify(d);
+      return absl::OkStatus();
+    }());
+  }
+
+  const std::shared_ptr<Unit> unit_;
+  DeliveryWorker& outbox_;
+  const std::string callers_;
+};
+
+absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
+  const v1::ServiceConfig& config = ctx.config;
+  UnitOptions options{config.code(), {config.served_forces().begin(), config.served_forces().end()}};
+  for (const std::string& f : options.served_forces) {
+    if (!ctx.reference.FindOrganisation(f)) {
+      return absl::InvalidArgumentError(absl::StrCat("served_forces: unknown organisation ", f));
+    }
+  }
+  auto unit = std::make_shared<Unit>(ctx.db, ctx.clock, options);
+  std::vector<std::string> senders;
+  for (const std::string& d : unit->Destinations()) {
+    if (!FindPeer(config, d)) return absl::InvalidArgumentError(absl::StrCat("peers: no address for ", d));
+  }
+  for (const std::string& f : options.served_forces) {
+    senders.push_back(absl::StrCat("spiffe://sarloop/force/", f));
+  }
+  DeliveryWorker& outbox = ctx.outbox;
+  ServiceParts parts;
+  parts.services.push_back(std::make_shared<RacuService>(unit, outbox, config.code()));
+  parts.services.push_back(std::make_shared<DeliveryService>(
+      ctx.db, ctx.clock, senders,
+      [unit](Txn& txn, const Identity& peer, const v1::Envelope& env) {
+        return unit->Receive(txn, peer, env);
+      },
+      nullptr));
+  parts.ops_callers = {absl::StrCat("spiffe://sarloop/racu/", config.code(), "/*")};
+  return parts;
+}
+
+}  // namespace
+}  // namespace sarloop::racu
+
+int main(int argc, char** argv) {
+  return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_RACU,
+                             sarloop::racu::UnitMigrations(), sarloop::racu::Build);
+}

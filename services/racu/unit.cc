@@ -1,0 +1,151 @@
+#include "services/racu/unit.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/event_log.h"
+#include "common/ids.h"
+#include "common/lifecycle.h"
+#include "common/messaging.h"
+#include "common/referral_store.h"
+#include "common/status.h"
+#include "common/validation.h"
+
+namespace sarloop::racu {
+namespace {
+const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
+}  // namespace
+
+std::span<const Migration> UnitMigrations() { return kMigrations; }
+
+Unit::Unit(Database& db, Clock& clock, UnitOptions options)
+    : db_(db), clock_(clock), options_(std::move(options)) {}
+
+std::vector<std::string> Unit::Destinations() const {
+  std::vector<std::string> d = {"UKFIU", "NCA"};
+  d.insert(d.end(), options_.served_forces.begin(), options_.served_forces.end());
+  return d;
+}
+
+absl::StatusOr<v1::ListHandoversResponse> Unit::Inbox(const v1::ListHandoversRequest& request) {
+  ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));
+  if (!v1::ReferralState_IsValid(request.state())) return FieldError("state", "is not a state");
+  v1::ListHandoversResponse response;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto referrals, ListReferrals(txn, request.state(), "", page));
+    for (auto& r : referrals) *response.add_referrals() = std::move(r);
+    response.set_next_page_token(NextPageToken(page, response.referrals_size()));
+    return absl::OkStatus();
+  }));
+  return response;
+}
+
+absl::StatusOr<v1::GetHandoverResponse> Unit::Get(const std::string& referral_id) {
+  RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
+  v1::GetHandoverResponse response;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(*response.mutable_referral(), LoadReferral(txn, referral_id));
+    ASSIGN_OR_RETURN(auto events, EventsOf(txn, referral_id));
+    for (auto& e : events) *response.add_events() = std::move(e);
+    return absl::OkStatus();
+  }));
+  return response;
+}
+
+absl::StatusOr<v1::UnitStepResponse> Unit::Step(const v1::Actor& actor, const std::string& scope,
+                                                const std::string& request_id,
+                                                const std::string& referral_id,
+                                                v1::EventType type, const Fill& fill) {
+  RETURN_IF_ERROR(CheckRequestId(request_id));
+  RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
+  v1::UnitStepResponse response;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, scope, request_id, &response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, referral_id));
+        ASSIGN_OR_RETURN(v1::ReferralState next, NextState(r.state(), type));
+        // The event is about the force's referral: addressed to the force, produced by the unit.
+        v1::LifecycleEvent event = NewEvent(type, referral_id, options_.code, r.organisation(),
+                                            actor, now);
+        event.set_unit(options_.code);
+        fill(event, r);
+        r.set_state(next);
+        RETURN_IF_ERROR(SaveReferral(txn, r, now));
+        RETURN_IF_ERROR(Emit(txn, event, {"UKFIU", "NCA", r.organisation()}, now));
+        *response.mutable_referral() = r;
+        response.mutable_referral()->clear_package();
+        return absl::OkStatus();
+      },
+      now));
+  return response;
+}
+
+absl::StatusOr<v1::UnitStepResponse> Unit::Accept(const v1::Actor& actor, const std::string& scope,
+                                                  const v1::AcceptHandoverRequest& request) {
+  return Step(actor, scope, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, [](auto&, auto&) {});
+}
+
+absl::StatusOr<v1::UnitStepResponse> Unit::DeclineAssistance(
+    const v1::Actor& actor, const std::string& scope,
+    const v1::DeclineAssistanceRequest& request) {
+  RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
+  return Step(actor, scope, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_ASSISTANCE_DECLINED,
+              [&](v1::LifecycleEvent& e, v1::Referral& r) {
+                e.set_reason(request.reason());
+                r.set_reason(request.reason());
+              });
+}
+
+absl::StatusOr<v1::UnitStepResponse> Unit::RecordOutcome(const v1::Actor& actor,
+                                                         const std::string& scope,
+                                                         const v1::RecordOutcomeRequest& request) {
+  RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome()));
+  return Step(actor, scope, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_OUTCOME_RECORDED,
+              [&](v1::LifecycleEvent& e, v1::Referral& r) {
+                *e.mutable_outcome() = request.outcome();
+                e.mutable_outcome()->set_investigating_org(options_.code);
+                *r.mutable_outcome() = e.outcome();
+              });
+}
+
+absl::Status Unit::Receive(Txn& txn, const Identity& peer, const v1::Envelope& env) {
+  const v1::LifecycleEvent& ev = env.event();
+  if (ev.type() != v1::EVENT_TYPE_HANDED_OVER || peer.kind != "force" ||
+      !options_.served_forces.count(peer.org)) {
+    return absl::PermissionDeniedError(absl::StrCat(peer.uri, " may not send ",
+                                                    EventName(ev.type()), " to unit ",
+                                                    options_.code));
+  }
+  if (ev.unit() != options_.code) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("handover addressed to ", ev.unit(), ", this is ", options_.code));
+  }
+  if (ev.organisation() != peer.org) {
+    return absl::PermissionDeniedError("a force may hand over only its own referrals");
+  }
+  if (!env.has_package()) return FieldError("package", "is required with HANDED_OVER");
+  ASSIGN_OR_RETURN(bool is_new, AppendEvent(txn, ev));
+  if (!is_new) return absl::OkStatus();
+  // A force may hand the same referral over again after this unit declined it.
+  v1::Referral r;
+  auto existing = LoadReferral(txn, ev.referral_id());
+  if (existing.ok()) {
+    r = *existing;
+  } else if (!absl::IsNotFound(existing.status())) {
+    return existing.status();
+  }
+  r.set_referral_id(ev.referral_id());
+  r.set_sar_id(env.package().sar().sar_id());
+  r.set_organisation(ev.organisation());
+  r.set_state(v1::REFERRAL_STATE_HANDED_OVER);
+  r.set_unit(options_.code);
+  *r.mutable_due_at() = env.package().due_at();
+  *r.mutable_thr() = env.package().thr();
+  *r.mutable_package() = env.package();
+  r.mutable_deconfliction_with()->CopyFrom(env.package().deconfliction_with());
+  return SaveReferral(txn, r, clock_.Now());
+}
+
+}  // namespace sarloop::racu

@@ -1,0 +1,438 @@
+#include "services/ukfiu/desk.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/event_log.h"
+#include "common/ids.h"
+#include "common/lifecycle.h"
+#include "common/messaging.h"
+#include "common/referral_store.h"
+#include "common/status.h"
+#include "common/validation.h"
+
+namespace sarloop::ukfiu {
+namespace {
+
+const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration,
+                                 {"SARs and their subjects", R"sql(
+CREATE TABLE sars (
+  sar_id TEXT PRIMARY KEY,
+  submitted_at INTEGER NOT NULL,
+  sar BLOB NOT NULL
+);
+CREATE TABLE sar_subjects (
+  subject_ref TEXT NOT NULL,
+  sar_id TEXT NOT NULL,
+  PRIMARY KEY (subject_ref, sar_id)
+);
+CREATE INDEX sar_subjects_by_sar ON sar_subjects (sar_id);
+)sql"}};
+
+// Referral states that have ended (see ReferralState).
+constexpr char kEnded[] = "(5, 6, 9, 10, 11)";
+
+const absl::Duration kMonth = absl::Hours(24) * 365.25 / 12;
+
+v1::Actor ServiceActor() {
+  v1::Actor a;
+  a.set_identity("spiffe://sarloop/ukfiu");
+  a.set_user("feedback-clock");
+  return a;
+}
+
+absl::StatusOr<v1::Sar> LoadSar(Txn& txn, const std::string& sar_id) {
+  ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT sar FROM sars WHERE sar_id = ?", {sar_id}));
+  if (rows.empty()) return absl::NotFoundError("sar_id: no such SAR");
+  v1::Sar sar;
+  if (!sar.ParseFromString(rows[0].Text(0))) return absl::DataLossError("stored SAR does not parse");
+  return sar;
+}
+
+// Brings ukfiu's copy of a referral in line with every event it knows (the same fold as the NCA
+// register, so both agree whatever order events arrived in).
+absl::StatusOr<v1::Referral> Refresh(Txn& txn, const std::string& referral_id, absl::Time now) {
+  ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, referral_id));
+  ASSIGN_OR_RETURN(auto events, EventsOf(txn, referral_id));
+  const v1::RegisterEntry e = Fold(std::move(events));
+  r.set_state(e.state());
+  r.set_reminders(e.reminders());
+  r.set_escalated(e.escalated());
+  r.set_unit(e.unit());
+  r.set_reason(e.reason());
+  if (e.has_outcome()) *r.mutable_outcome() = e.outcome();
+  if (!e.linked_referral_id().empty()) r.set_linked_referral_id(e.linked_referral_id());
+  r.mutable_deconfliction_with()->CopyFrom(e.deconfliction_with());
+  RETURN_IF_ERROR(SaveReferral(txn, r, now));
+  return r;
+}
+
+}  // namespace
+
+std::span<const Migration> DeskMigrations() { return kMigrations; }
+
+std::string SubjectRef(const std::string& key, const v1::Subject& subject) {
+  std::vector<std::string> words =
+      absl::StrSplit(absl::AsciiStrToLower(subject.full_name()), ' ', absl::SkipWhitespace());
+  const std::string input = absl::StrCat(absl::StrJoin(words, " "), "|", subject.date_of_birth());
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(mac), len));
+}
+
+Desk::Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptions options)
+    : db_(db), clock_(clock), reference_(reference), options_(std::move(options)) {}
+
+absl::Status Desk::CheckOrganisation(const std::string& field, const std::string& code) const {
+  RETURN_IF_ERROR(CheckText(field, code, 20, true));
+  if (!reference_.FindOrganisation(code)) {
+    return FieldError(field, absl::StrCat("unknown organisation code '", code, "'"));
+  }
+  if (std::find(options_.reachable.begin(), options_.reachable.end(), code) ==
+      options_.reachable.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": organisation ", code, " has no sarloop endpoint configured"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const std::string& scope,
+                                                      const v1::SubmitSarRequest& request) {
+  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
+  if (!request.has_sar()) return FieldError("sar", "is required");
+  RETURN_IF_ERROR(CheckSar("sar", request.sar()));
+  for (int i = 0; i < request.sar().subjects_size(); ++i) {
+    const std::string& employer = request.sar().subjects(i).employer_code();
+    if (!employer.empty() && !reference_.FindOrganisation(employer)) {
+      return FieldError(absl::StrCat("sar.subjects[", i, "].employer_code"),
+                        absl::StrCat("unknown organisation code '", employer, "'"));
+    }
+  }
+  v1::SubmitSarResponse response;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, scope, request.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        v1::Sar sar = request.sar();
+        sar.set_sar_id(NewId("SAR-"));
+        if (!sar.has_submitted_at()) *sar.mutable_submitted_at() = ToProto(now);
+        for (v1::Subject& s : *sar.mutable_subjects()) {
+          s.set_subject_ref(SubjectRef(options_.subject_key, s));
+          RETURN_IF_ERROR(txn.Exec(
+              "INSERT OR IGNORE INTO sar_subjects (subject_ref, sar_id) VALUES (?, ?)",
+              {s.subject_ref(), sar.sar_id()}));
+        }
+        RETURN_IF_ERROR(txn.Exec("INSERT INTO sars (sar_id, submitted_at, sar) VALUES (?, ?, ?)",
+                                 {sar.sar_id(), ToMicros(now), Blob{sar.SerializeAsString()}}));
+        *response.mutable_sar() = std::move(sar);
+        return absl::OkStatus();
+      },
+      now));
+  return response;
+}
+
+absl::StatusOr<v1::GetSarResponse> Desk::GetSar(const std::string& sar_id) {
+  RETURN_IF_ERROR(CheckText("sar_id", sar_id, 40, true));
+  v1::GetSarResponse response;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(*response.mutable_sar(), LoadSar(txn, sar_id));
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT referral_id FROM referrals WHERE sar_id = ? "
+                                          "ORDER BY created_at",
+                                          {sar_id}));
+    for (const Row& row : rows) {
+      ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, row.Text(0)));
+      *response.add_referrals() = std::move(r);
+    }
+    return absl::OkStatus();
+  }));
+  return response;
+}
+
+absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const std::string& org,
+                                            const v1::ThrAssessment& thr, int due_in_days,
+                                            const std::string& linked, const v1::Actor& actor,
+                                            absl::Time now) {
+  ASSIGN_OR_RETURN(auto open, txn.Query(absl::StrCat("SELECT referral_id FROM referrals WHERE "
+                                                     "sar_id = ? AND organisation = ? AND state "
+                                                     "NOT IN ",
+                                                     kEnded),
+                                        {sar.sar_id(), org}));
+  if (!open.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "organisation: ", sar.sar_id(), " is already referred to ", org, " (", open[0].Text(0),
+        ") and that referral is open"));
+  }
+  // Deconfliction: another organisation already holds an open referral about a subject of this
+  // SAR (by pseudonymous reference).
+  ASSIGN_OR_RETURN(auto others,
+                   txn.Query(absl::StrCat("SELECT DISTINCT r.organisation FROM sar_subjects a "
+                                          "JOIN sar_subjects b ON a.subject_ref = b.subject_ref "
+                                          "JOIN referrals r ON r.sar_id = b.sar_id "
+                                          "WHERE a.sar_id = ? AND r.organisation != ? AND "
+                                          "r.state NOT IN ",
+                                          kEnded, " ORDER BY 1"),
+                             {sar.sar_id(), org}));
+  const absl::Time due =
+      now + absl::Hours(24) * (due_in_days > 0 ? due_in_days : options_.feedback.due_days());
+  v1::Referral r;
+  r.set_referral_id(NewId("REF-"));
+  r.set_sar_id(sar.sar_id());
+  r.set_organisation(org);
+  r.set_state(v1::REFERRAL_STATE_DISPATCHED);
+  *r.mutable_dispatched_at() = ToProto(now);
+  *r.mutable_due_at() = ToProto(due);
+  *r.mutable_thr() = thr;
+  r.set_linked_referral_id(linked);
+  for (const Row& o : others) r.add_deconfliction_with(o.Text(0));
+
+  v1::ReferralPackage package;
+  package.set_referral_id(r.referral_id());
+  *package.mutable_sar() = sar;
+  *package.mutable_thr() = thr;
+  *package.mutable_due_at() = r.due_at();
+  package.mutable_deconfliction_with()->CopyFrom(r.deconfliction_with());
+
+  v1::LifecycleEvent dispatched =
+      NewEvent(v1::EVENT_TYPE_DISPATCHED, r.referral_id(), "UKFIU", org, actor, now);
+  *dispatched.mutable_thr() = thr;
+  *dispatched.mutable_due_at() = r.due_at();
+  dispatched.set_linked_referral_id(linked);
+  for (const v1::Subject& s : sar.subjects()) dispatched.add_subject_refs(s.subject_ref());
+  RETURN_IF_ERROR(SaveReferral(txn, r, now));
+  RETURN_IF_ERROR(Emit(txn, dispatched, {org, "NCA"}, now, &package, org));
+  if (!others.empty()) {
+    v1::LifecycleEvent flag =
+        NewEvent(v1::EVENT_TYPE_DECONFLICTION_FLAG, r.referral_id(), "UKFIU", org, actor, now);
+    flag.mutable_other_organisations()->CopyFrom(r.deconfliction_with());
+    RETURN_IF_ERROR(Emit(txn, flag, {org, "NCA"}, now));
+  }
+  return Refresh(txn, r.referral_id(), now);
+}
+
+absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const v1::Actor& actor, const std::string& scope,
+                                                 const v1::ReferSarRequest& request) {
+  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
+  RETURN_IF_ERROR(CheckText("sar_id", request.sar_id(), 40, true));
+  RETURN_IF_ERROR(CheckOrganisation("organisation", request.organisation()));
+  RETURN_IF_ERROR(CheckThr("thr", request.thr()));
+  if (request.due_in_days() < 0 || request.due_in_days() > 730) {
+    return FieldError("due_in_days", "must be 0 (default) to 730");
+  }
+  v1::ReferSarResponse response;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, scope, request.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, request.sar_id()));
+        ASSIGN_OR_RETURN(*response.mutable_referral(),
+                         Dispatch(txn, sar, request.organisation(), request.thr(),
+                                  request.due_in_days(), "", actor, now));
+        return absl::OkStatus();
+      },
+      now));
+  return response;
+}
+
+absl::StatusOr<v1::WithdrawReferralResponse> Desk::Withdraw(
+    const v1::Actor& actor, const std::string& scope, const v1::WithdrawReferralRequest& request) {
+  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
+  RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
+  RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
+  v1::WithdrawReferralResponse response;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, scope, request.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, request.referral_id()));
+        RETURN_IF_ERROR(NextState(r.state(), v1::EVENT_TYPE_WITHDRAWN).status());
+        v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_WITHDRAWN, r.referral_id(), "UKFIU",
+                                        r.organisation(), actor, now);
+        e.set_reason(request.reason());
+        RETURN_IF_ERROR(Emit(txn, e, {r.organisation(), "NCA"}, now));
+        ASSIGN_OR_RETURN(*response.mutable_referral(), Refresh(txn, r.referral_id(), now));
+        return absl::OkStatus();
+      },
+      now));
+  return response;
+}
+
+absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
+    const v1::Actor& actor, const std::string& scope, const v1::RedirectReferralRequest& request) {
+  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
+  RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
+  RETURN_IF_ERROR(CheckOrganisation("organisation", request.organisation()));
+  RETURN_IF_ERROR(CheckThr("thr", request.thr()));
+  RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
+  v1::RedirectReferralResponse response;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, scope, request.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(v1::Referral old, LoadReferral(txn, request.referral_id()));
+        if (old.organisation() == request.organisation()) {
+          return FieldError("organisation", "is the organisation the referral is addressed to");
+        }
+        RETURN_IF_ERROR(NextState(old.state(), v1::EVENT_TYPE_REDIRECTED).status());
+        ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, old.sar_id()));
+        // The old referral ends first, so the new one is not flagged against it.
+        v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_REDIRECTED, old.referral_id(), "UKFIU",
+                                        old.organisation(), actor, now);
+        e.set_reason(request.reason());
+        RETURN_IF_ERROR(AppendEvent(txn, e).status());
+        ASSIGN_OR_RETURN(old, Refresh(txn, old.referral_id(), now));
+        ASSIGN_OR_RETURN(v1::Referral fresh,
+                         Dispatch(txn, sar, request.organisation(), request.thr(), 0,
+                                  old.referral_id(), actor, now));
+        // Now the new id is known: the REDIRECTED event names it. The event was only recorded
+        // locally so far, so it can still be completed before anything is sent.
+        e.set_linked_referral_id(fresh.referral_id());
+        RETURN_IF_ERROR(txn.Exec("UPDATE events SET event = ? WHERE event_id = ?",
+                                 {Blob{e.SerializeAsString()}, e.event_id()}));
+        RETURN_IF_ERROR(Emit(txn, e, {old.organisation(), "NCA"}, now));
+        ASSIGN_OR_RETURN(*response.mutable_redirected(), Refresh(txn, old.referral_id(), now));
+        *response.mutable_referral() = std::move(fresh);
+        return absl::OkStatus();
+      },
+      now));
+  return response;
+}
+
+absl::StatusOr<v1::GetReferralResponse> Desk::GetReferral(const std::string& referral_id) {
+  RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
+  v1::GetReferralResponse response;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(*response.mutable_referral(), LoadReferral(txn, referral_id));
+    ASSIGN_OR_RETURN(auto events, EventsOf(txn, referral_id));
+    for (auto& e : events) *response.add_events() = std::move(e);
+    return absl::OkStatus();
+  }));
+  return response;
+}
+
+absl::StatusOr<v1::ListReferralsResponse> Desk::List(const v1::ListReferralsRequest& request) {
+  ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));
+  if (!v1::ReferralState_IsValid(request.state())) return FieldError("state", "is not a state");
+  RETURN_IF_ERROR(CheckText("organisation", request.organisation(), 20, false));
+  v1::ListReferralsResponse response;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto referrals,
+                     ListReferrals(txn, request.state(), request.organisation(), page));
+    for (auto& r : referrals) *response.add_referrals() = std::move(r);
+    response.set_next_page_token(NextPageToken(page, response.referrals_size()));
+    return absl::OkStatus();
+  }));
+  return response;
+}
+
+absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
+  const absl::Time now = clock_.Now();
+  const v1::FeedbackClockConfig& fc = options_.feedback;
+  v1::RunFeedbackClockResponse response;
+  *response.mutable_as_of() = ToProto(now);
+  std::vector<std::string> candidates;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows,
+                     txn.Query(absl::StrCat("SELECT referral_id FROM referrals WHERE state NOT IN ",
+                                            kEnded, " ORDER BY due_at")));
+    for (const Row& r : rows) candidates.push_back(r.Text(0));
+    return absl::OkStatus();
+  }));
+  for (const std::string& id : candidates) {
+    // One transaction per referral: a failure part-way loses nothing already sent.
+    RETURN_IF_ERROR(db_.Transact([&](Txn& txn) -> absl::Status {
+      ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, id));
+      ASSIGN_OR_RETURN(auto events, EventsOf(txn, id));
+      absl::Time research_started = absl::InfiniteFuture();
+      for (const auto& e : events) {
+        if (e.type() == v1::EVENT_TYPE_RESEARCH_STARTED) {
+          research_started = std::min(research_started, FromProto(e.occurred_at()));
+        }
+      }
+      const v1::RegisterEntry entry = Fold(std::move(events));
+      if (IsTerminal(entry.state())) return absl::OkStatus();
+      const absl::Time due = FromProto(r.due_at());
+      std::vector<v1::LifecycleEvent> out;
+      // A unit investigating jointly has given its interim answer; the 12-month flag takes over.
+      const bool awaiting_feedback = entry.state() != v1::REFERRAL_STATE_JOINT_INVESTIGATION;
+      if (awaiting_feedback && now >= due && entry.reminders() == 0) {
+        out.push_back(NewEvent(v1::EVENT_TYPE_REMINDER_SENT, id, "UKFIU", r.organisation(),
+                               ServiceActor(), now));
+        out.back().set_sequence(1);
+        response.set_reminders_sent(response.reminders_sent() + 1);
+      } else if (awaiting_feedback && entry.reminders() > 0 && !entry.escalated() &&
+                 now >= due + absl::Hours(24) * fc.grace_days()) {
+        out.push_back(NewEvent(v1::EVENT_TYPE_ESCALATED, id, "UKFIU", r.organisation(),
+                               ServiceActor(), now));
+        out.back().set_sequence(1);
+        const v1::Organisation* org = reference_.FindOrganisation(r.organisation());
+        out.back().set_addressee(
+            absl::StrCat("Chief Officer, ", org ? org->name() : r.organisation()));
+        response.set_escalations(response.escalations() + 1);
+      }
+      const bool investigating = entry.state() == v1::REFERRAL_STATE_UNDER_RESEARCH ||
+                                 entry.state() == v1::REFERRAL_STATE_HANDED_OVER ||
+                                 entry.state() == v1::REFERRAL_STATE_JOINT_INVESTIGATION;
+      if (investigating && research_started != absl::InfiniteFuture()) {
+        const int flags = entry.open_investigation_flags();
+        const absl::Time next = research_started + kMonth * fc.open_flag_months() +
+                                kMonth * fc.open_flag_repeat_months() * flags;
+        if (now >= next) {
+          out.push_back(NewEvent(v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG, id, "UKFIU",
+                                 r.organisation(), ServiceActor(), now));
+          out.back().set_sequence(flags + 1);
+          response.set_open_investigation_flags(response.open_investigation_flags() + 1);
+        }
+      }
+      for (const auto& e : out) RETURN_IF_ERROR(Emit(txn, e, {r.organisation(), "NCA"}, now));
+      if (!out.empty()) RETURN_IF_ERROR(Refresh(txn, id, now).status());
+      return absl::OkStatus();
+    }));
+  }
+  return response;
+}
+
+absl::Status Desk::Receive(Txn& txn, const Identity& peer, const v1::Envelope& env) {
+  const v1::LifecycleEvent& ev = env.event();
+  if (env.has_package()) return FieldError("package", "ukfiu takes events only");
+  bool allowed = false;
+  switch (ev.type()) {
+    case v1::EVENT_TYPE_RECEIVED:
+    case v1::EVENT_TYPE_ACKNOWLEDGED:
+    case v1::EVENT_TYPE_RESEARCH_STARTED:
+    case v1::EVENT_TYPE_DECLINED_BY_FORCE:
+    case v1::EVENT_TYPE_CLOSED_BY_FORCE:
+    case v1::EVENT_TYPE_HANDED_OVER:
+      allowed = peer.kind == "force" && peer.org == ev.organisation();
+      break;
+    case v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED:
+    case v1::EVENT_TYPE_ASSISTANCE_DECLINED:
+    case v1::EVENT_TYPE_OUTCOME_RECORDED:
+      allowed = peer.kind == "racu" && peer.org == ev.unit();
+      break;
+    default:
+      break;
+  }
+  if (!allowed) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(peer.uri, " may not report ", EventName(ev.type()), " for ",
+                     ev.organisation()));
+  }
+  ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, ev.referral_id()));
+  if (r.organisation() != ev.organisation()) {
+    return absl::PermissionDeniedError("the event names another organisation than the referral");
+  }
+  ASSIGN_OR_RETURN(bool is_new, AppendEvent(txn, ev));
+  if (!is_new) return absl::OkStatus();
+  return Refresh(txn, ev.referral_id(), clock_.Now()).status();
+}
+
+}  // namespace sarloop::ukfiu

@@ -1,0 +1,187 @@
+// sarloop-ukfiu: the UK Financial Intelligence Unit's service. SAR intake and referral decisions;
+// runs the feedback clock on a timer.
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "common/delivery_service.h"
+#include "common/identity.h"
+#include "common/rpc.h"
+#include "common/server.h"
+#include "sarloop/v1/ukfiu.grpc.pb.h"
+#include "services/ukfiu/desk.h"
+
+namespace sarloop::ukfiu {
+namespace {
+
+const std::initializer_list<std::string> kCallers = {"spiffe://sarloop/ukfiu/*"};
+
+class UkfiuService final : public v1::Ukfiu::CallbackService {
+ public:
+  UkfiuService(std::shared_ptr<Desk> desk, DeliveryWorker& outbox, std::vector<std::string> dests)
+      : desk_(std::move(desk)), outbox_(outbox), destinations_(std::move(dests)) {}
+
+  grpc::ServerUnaryReactor* SubmitSar(grpc::CallbackServerContext* ctx,
+                                      const v1::SubmitSarRequest* req,
+                                      v1::SubmitSarResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, "Ukfiu.SubmitSar", kCallers));
+      ASSIGN_OR_RETURN(*resp, desk_->SubmitSar(Scope("SubmitSar", id), *req));
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* GetSar(grpc::CallbackServerContext* ctx, const v1::GetSarRequest* req,
+                                   v1::GetSarResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Ukfiu.GetSar", kCallers).status());
+      ASSIGN_OR_RETURN(*resp, desk_->GetSar(req->sar_id()));
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* ReferSar(grpc::CallbackServerContext* ctx,
+                                     const v1::ReferSarRequest* req,
+                                     v1::ReferSarResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, "Ukfiu.ReferSar", kCallers));
+      ASSIGN_OR_RETURN(*resp, desk_->Refer(ActorOf(*ctx, id), Scope("ReferSar", id), *req));
+      Wake();
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* WithdrawReferral(grpc::CallbackServerContext* ctx,
+                                             const v1::WithdrawReferralRequest* req,
+                                             v1::WithdrawReferralResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, "Ukfiu.WithdrawReferral", kCallers));
+      ASSIGN_OR_RETURN(*resp,
+                       desk_->Withdraw(ActorOf(*ctx, id), Scope("WithdrawReferral", id), *req));
+      Wake();
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* RedirectReferral(grpc::CallbackServerContext* ctx,
+                                             const v1::RedirectReferralRequest* req,
+                                             v1::RedirectReferralResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, "Ukfiu.RedirectReferral", kCallers));
+      ASSIGN_OR_RETURN(*resp,
+                       desk_->Redirect(ActorOf(*ctx, id), Scope("RedirectReferral", id), *req));
+      Wake();
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* GetReferral(grpc::CallbackServerContext* ctx,
+                                        const v1::GetReferralRequest* req,
+                                        v1::GetReferralResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Ukfiu.GetReferral", kCallers).status());
+      ASSIGN_OR_RETURN(*resp, desk_->GetReferral(req->referral_id()));
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* ListReferrals(grpc::CallbackServerContext* ctx,
+                                          const v1::ListReferralsRequest* req,
+                                          v1::ListReferralsResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Ukfiu.ListReferrals", kCallers).status());
+      ASSIGN_OR_RETURN(*resp, desk_->List(*req));
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* RunFeedbackClock(grpc::CallbackServerContext* ctx,
+                                             const v1::RunFeedbackClockRequest*,
+                                             v1::RunFeedbackClockResponse* resp) override {
+    return Finish(ctx, [&]() -> absl::Status {
+      RETURN_IF_ERROR(Authorize(*ctx, "Ukfiu.RunFeedbackClock", kCallers).status());
+      ASSIGN_OR_RETURN(*resp, desk_->RunClock());
+      Wake();
+      return absl::OkStatus();
+    }());
+  }
+
+ private:
+  static std::string Scope(const char* method, const Identity& id) {
+    return absl::StrCat("Ukfiu.", method, "/", id.uri);
+  }
+  void Wake() {
+    for (const auto& d : destinations_) outbox_.Notify(d);
+  }
+
+  const std::shared_ptr<Desk> desk_;
+  DeliveryWorker& outbox_;
+  const std::vector<std::string> destinations_;
+};
+
+absl::StatusOr<std::string> ReadKey(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("subject_key_file: cannot read ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (ss.str().size() < 32) {
+    return absl::InvalidArgumentError("subject_key_file: the key must be at least 32 bytes");
+  }
+  return ss.str();
+}
+
+absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
+  const v1::ServiceConfig& config = ctx.config;
+  if (!FindPeer(config, "NCA")) return absl::InvalidArgumentError("peers: no address for NCA");
+  DeskOptions options;
+  ASSIGN_OR_RETURN(options.subject_key, ReadKey(config.subject_key_file()));
+  options.feedback = config.feedback();
+  std::vector<std::string> destinations;
+  for (const v1::Peer& p : config.peers()) {
+    destinations.push_back(p.code());
+    if (p.code() != "NCA") {
+      if (!ctx.reference.FindOrganisation(p.code())) {
+        return absl::InvalidArgumentError(absl::StrCat("peers: unknown organisation ", p.code()));
+      }
+      options.reachable.push_back(p.code());
+    }
+  }
+  auto desk = std::make_shared<Desk>(ctx.db, ctx.clock, ctx.reference, std::move(options));
+  DeliveryWorker& outbox = ctx.outbox;
+  ServiceParts parts;
+  parts.services.push_back(std::make_shared<UkfiuService>(desk, outbox, destinations));
+  parts.services.push_back(std::make_shared<DeliveryService>(
+      ctx.db, ctx.clock,
+      std::vector<std::string>{"spiffe://sarloop/force/*", "spiffe://sarloop/racu/*"},
+      [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
+        return desk->Receive(txn, peer, env);
+      },
+      nullptr));
+  parts.ops_callers = {"spiffe://sarloop/ukfiu/*"};
+  parts.period = absl::Seconds(config.feedback().scan_interval_seconds());
+  parts.periodic = [desk, &outbox, destinations] {
+    absl::StatusOr<v1::RunFeedbackClockResponse> r = desk->RunClock();
+    if (!r.ok()) {
+      spdlog::warn("feedback clock: {}", r.status().ToString());
+      return;
+    }
+    if (r->reminders_sent() + r->escalations() + r->open_investigation_flags() > 0) {
+      spdlog::info("feedback clock: {} reminders, {} escalations, {} open-investigation flags",
+                   r->reminders_sent(), r->escalations(), r->open_investigation_flags());
+      for (const auto& d : destinations) outbox.Notify(d);
+    }
+  };
+  return parts;
+}
+
+}  // namespace
+}  // namespace sarloop::ukfiu
+
+int main(int argc, char** argv) {
+  return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_UKFIU,
+                             sarloop::ukfiu::DeskMigrations(), sarloop::ukfiu::Build);
+}
