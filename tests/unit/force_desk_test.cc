@@ -1,0 +1,150 @@
+#include "services/force/desk.h"
+
+#include "common/event_log.h"
+#include "common/ids.h"
+#include "common/messaging.h"
+#include "common/status.h"
+#include "tests/testutil/testutil.h"
+
+namespace sarloop::force {
+namespace {
+
+using ::sarloop::testing::IsOk;
+using ::sarloop::testing::SampleOutcome;
+using ::sarloop::testing::SampleSar;
+using ::sarloop::testing::SampleThr;
+using ::sarloop::testing::StatusIs;
+using ::sarloop::testing::TempDir;
+using ::testing::HasSubstr;
+
+const Identity kUkfiu{"spiffe://sarloop/ukfiu", "ukfiu", "UKFIU", ""};
+const Identity kErsou{"spiffe://sarloop/racu/ERSOU", "racu", "ERSOU", ""};
+
+class ForceDeskTest : public ::testing::Test {
+ protected:
+  void Make(const std::string& unit) {
+    std::vector<Migration> migrations{kMessagingMigration};
+    for (const auto& m : DeskMigrations()) migrations.push_back(m);
+    auto db = Database::Open(dir_.File(absl::StrCat("force", unit, ".db")), migrations);
+    ASSERT_THAT(db, IsOk());
+    db_ = std::move(*db);
+    desk_ = std::make_unique<Desk>(*db_, clock_, DeskOptions{"NFK", unit});
+    actor_.set_identity("spiffe://sarloop/force/NFK/psd");
+  }
+  void SetUp() override { Make("ERSOU"); }
+
+  absl::Status Deliver(const Identity& peer, const v1::Envelope& env) {
+    return db_->Transact([&](Txn& t) { return desk_->Receive(t, peer, env); });
+  }
+
+  v1::Envelope Dispatch(const std::string& org) {
+    v1::Envelope env;
+    *env.mutable_event() = NewEvent(v1::EVENT_TYPE_DISPATCHED, referral_id_, "UKFIU", org,
+                                    v1::Actor(), clock_.Now());
+    env.set_message_id(env.event().event_id());
+    *env.mutable_event()->mutable_thr() = SampleThr();
+    env.mutable_package()->set_referral_id(referral_id_);
+    *env.mutable_package()->mutable_sar() = SampleSar();
+    return env;
+  }
+
+  absl::StatusOr<v1::ForceStepResponse> Step(v1::EventType type) {
+    v1::ForceStepRequest req;
+    req.set_request_id(NewId("req-"));
+    req.set_referral_id(referral_id_);
+    if (type == v1::EVENT_TYPE_ACKNOWLEDGED) return desk_->Acknowledge(actor_, "t", req);
+    return desk_->StartResearch(actor_, "t", req);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Database> db_;
+  ManualClock clock_{absl::FromUnixSeconds(1700000000)};
+  std::unique_ptr<Desk> desk_;
+  v1::Actor actor_;
+  const std::string referral_id_ = "REF-00000000000000aa";
+};
+
+TEST_F(ForceDeskTest, ReceivingARefferalRecordsReceiptAndReportsIt) {
+  ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto got, desk_->Get(referral_id_));
+  EXPECT_EQ(got.referral().state(), v1::REFERRAL_STATE_RECEIVED);
+  EXPECT_EQ(got.referral().package().sar().subjects(0).full_name(), "Jane Example");
+  ASSERT_OK_AND_ASSIGN(auto backlog, ReadBacklog(*db_));
+  ASSERT_EQ(backlog.size(), 2u);  // RECEIVED to NCA and UKFIU
+}
+
+TEST_F(ForceDeskTest, AReferralForAnotherForceIsRefused) {
+  EXPECT_THAT(Deliver(kUkfiu, Dispatch("SFK")),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("addressed to SFK")));
+  EXPECT_THAT(desk_->Get(referral_id_), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+TEST_F(ForceDeskTest, OnlyUkfiuDispatches) {
+  EXPECT_THAT(Deliver(kErsou, Dispatch("NFK")),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+}
+
+TEST_F(ForceDeskTest, IllegalStepChangesNothing) {
+  ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
+  v1::CloseReferralRequest close;
+  close.set_request_id("c1");
+  close.set_referral_id(referral_id_);
+  *close.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
+  EXPECT_THAT(desk_->Close(actor_, "t", close),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("state RECEIVED")));
+  ASSERT_OK_AND_ASSIGN(auto got, desk_->Get(referral_id_));
+  EXPECT_EQ(got.referral().state(), v1::REFERRAL_STATE_RECEIVED);
+  EXPECT_EQ(got.events_size(), 2);  // DISPATCHED, RECEIVED
+}
+
+TEST_F(ForceDeskTest, HandoverCarriesThePackageToTheUnitOnly) {
+  ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
+  ASSERT_THAT(Step(v1::EVENT_TYPE_ACKNOWLEDGED), IsOk());
+  ASSERT_THAT(Step(v1::EVENT_TYPE_RESEARCH_STARTED), IsOk());
+  v1::HandOverRequest h;
+  h.set_request_id("h1");
+  h.set_referral_id(referral_id_);
+  h.set_notes("Research shows undeclared association.");
+  ASSERT_OK_AND_ASSIGN(auto resp, desk_->HandOver(actor_, "t", h));
+  EXPECT_EQ(resp.referral().state(), v1::REFERRAL_STATE_HANDED_OVER);
+  int with_package = 0;
+  ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT destination, envelope FROM outbox"));
+    for (const Row& r : rows) {
+      v1::Envelope env;
+      env.ParseFromString(r.Text(1));
+      if (env.has_package()) {
+        ++with_package;
+        EXPECT_EQ(r.Text(0), "ERSOU");
+        EXPECT_EQ(env.package().handover_notes(), h.notes());
+      }
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(with_package, 1);
+  // The unit declines: the referral is back with the force, which may close it itself.
+  v1::Envelope declined;
+  *declined.mutable_event() = NewEvent(v1::EVENT_TYPE_ASSISTANCE_DECLINED, referral_id_, "ERSOU",
+                                       "NFK", v1::Actor(), clock_.Now());
+  declined.set_message_id(declined.event().event_id());
+  ASSERT_THAT(Deliver(kErsou, declined), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto got, desk_->Get(referral_id_));
+  EXPECT_EQ(got.referral().state(), v1::REFERRAL_STATE_UNDER_RESEARCH);
+}
+
+TEST_F(ForceDeskTest, AForceWithoutAUnitClosesItself) {
+  Make("");
+  ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
+  ASSERT_THAT(Step(v1::EVENT_TYPE_ACKNOWLEDGED), IsOk());
+  ASSERT_THAT(Step(v1::EVENT_TYPE_RESEARCH_STARTED), IsOk());
+  v1::HandOverRequest h;
+  h.set_request_id("h1");
+  h.set_referral_id(referral_id_);
+  h.set_notes("n");
+  EXPECT_THAT(desk_->HandOver(actor_, "t", h),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no investigating unit")));
+}
+
+}  // namespace
+}  // namespace sarloop::force

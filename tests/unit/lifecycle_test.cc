@@ -1,0 +1,162 @@
+#include "common/lifecycle.h"
+
+#include <random>
+
+#include "common/ids.h"
+#include "tests/testutil/testutil.h"
+
+namespace sarloop {
+namespace {
+
+using ::sarloop::testing::IsOk;
+using ::sarloop::testing::StatusIs;
+using ::testing::HasSubstr;
+
+TEST(ReferralStateMachine, FollowsTheHandoverPath) {
+  v1::ReferralState s = v1::REFERRAL_STATE_UNSPECIFIED;
+  for (v1::EventType t :
+       {v1::EVENT_TYPE_DISPATCHED, v1::EVENT_TYPE_RECEIVED, v1::EVENT_TYPE_ACKNOWLEDGED,
+        v1::EVENT_TYPE_RESEARCH_STARTED, v1::EVENT_TYPE_HANDED_OVER,
+        v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, v1::EVENT_TYPE_OUTCOME_RECORDED}) {
+    auto next = NextState(s, t);
+    ASSERT_THAT(next, IsOk()) << EventName(t);
+    s = *next;
+  }
+  EXPECT_EQ(s, v1::REFERRAL_STATE_OUTCOME_RECORDED);
+  EXPECT_TRUE(IsTerminal(s));
+  EXPECT_TRUE(IsFeedback(s));
+}
+
+TEST(ReferralStateMachine, RejectsOutcomeBeforeHandover) {
+  EXPECT_THAT(NextState(v1::REFERRAL_STATE_UNDER_RESEARCH, v1::EVENT_TYPE_OUTCOME_RECORDED),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("OUTCOME_RECORDED is not allowed in state UNDER_RESEARCH")));
+}
+
+TEST(ReferralStateMachine, DeclinedAssistanceReturnsToTheForce) {
+  auto s = NextState(v1::REFERRAL_STATE_HANDED_OVER, v1::EVENT_TYPE_ASSISTANCE_DECLINED);
+  ASSERT_THAT(s, IsOk());
+  EXPECT_EQ(*s, v1::REFERRAL_STATE_UNDER_RESEARCH);
+  // ...from where the force may hand over again or close itself.
+  EXPECT_THAT(NextState(*s, v1::EVENT_TYPE_HANDED_OVER), IsOk());
+  EXPECT_THAT(NextState(*s, v1::EVENT_TYPE_CLOSED_BY_FORCE), IsOk());
+}
+
+TEST(ReferralStateMachine, NothingFollowsAnEnd) {
+  for (v1::ReferralState end :
+       {v1::REFERRAL_STATE_DECLINED_BY_FORCE, v1::REFERRAL_STATE_CLOSED_BY_FORCE,
+        v1::REFERRAL_STATE_OUTCOME_RECORDED, v1::REFERRAL_STATE_WITHDRAWN,
+        v1::REFERRAL_STATE_REDIRECTED}) {
+    for (int t = 1; t <= 16; ++t) {
+      EXPECT_FALSE(NextState(end, static_cast<v1::EventType>(t)).ok())
+          << StateName(end) << " then " << EventName(static_cast<v1::EventType>(t));
+    }
+  }
+}
+
+TEST(ReferralStateMachine, SideEventsKeepTheState) {
+  auto s = NextState(v1::REFERRAL_STATE_ACKNOWLEDGED, v1::EVENT_TYPE_REMINDER_SENT);
+  ASSERT_THAT(s, IsOk());
+  EXPECT_EQ(*s, v1::REFERRAL_STATE_ACKNOWLEDGED);
+}
+
+TEST(ReferralStateMachine, WithdrawalFromAnyOpenState) {
+  for (v1::ReferralState open :
+       {v1::REFERRAL_STATE_DISPATCHED, v1::REFERRAL_STATE_RECEIVED,
+        v1::REFERRAL_STATE_UNDER_RESEARCH, v1::REFERRAL_STATE_JOINT_INVESTIGATION}) {
+    auto s = NextState(open, v1::EVENT_TYPE_WITHDRAWN);
+    ASSERT_THAT(s, IsOk());
+    EXPECT_EQ(*s, v1::REFERRAL_STATE_WITHDRAWN);
+  }
+}
+
+// A realistic referral history: dispatch, handover, a declined request for assistance, a second
+// handover, a reminder, an escalation, then the unit's outcome.
+std::vector<v1::LifecycleEvent> History() {
+  std::vector<v1::LifecycleEvent> events;
+  int64_t t = 1700000000;
+  auto add = [&](v1::EventType type, const std::string& producer) -> v1::LifecycleEvent& {
+    v1::LifecycleEvent e;
+    e.set_event_id(NewId("EV-", 32));
+    e.set_referral_id("REF-0123456789abcdef");
+    e.set_type(type);
+    e.set_producer(producer);
+    e.set_organisation("NFK");
+    *e.mutable_occurred_at() = ToProto(absl::FromUnixSeconds(t += 3600));
+    events.push_back(e);
+    return events.back();
+  };
+  add(v1::EVENT_TYPE_DISPATCHED, "UKFIU").add_subject_refs("abc");
+  add(v1::EVENT_TYPE_RECEIVED, "NFK");
+  add(v1::EVENT_TYPE_ACKNOWLEDGED, "NFK");
+  add(v1::EVENT_TYPE_RESEARCH_STARTED, "NFK");
+  add(v1::EVENT_TYPE_HANDED_OVER, "NFK").set_unit("ERSOU");
+  add(v1::EVENT_TYPE_ASSISTANCE_DECLINED, "ERSOU").set_reason("capacity");
+  add(v1::EVENT_TYPE_REMINDER_SENT, "UKFIU");
+  add(v1::EVENT_TYPE_HANDED_OVER, "NFK").set_unit("ERSOU");
+  add(v1::EVENT_TYPE_ESCALATED, "UKFIU");
+  add(v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, "ERSOU");
+  *add(v1::EVENT_TYPE_OUTCOME_RECORDED, "ERSOU").mutable_outcome() =
+      testing::SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CHARGED);
+  return events;
+}
+
+TEST(RegisterFold, InOrderHistoryEndsWithTheOutcome) {
+  v1::RegisterEntry e = Fold(History());
+  EXPECT_EQ(e.state(), v1::REFERRAL_STATE_OUTCOME_RECORDED);
+  EXPECT_EQ(e.outcome().type(), v1::OUTCOME_TYPE_CRIMINAL_CHARGED);
+  EXPECT_EQ(e.assistance_declines(), 1);
+  EXPECT_EQ(e.reminders(), 1);
+  EXPECT_TRUE(e.escalated());
+  EXPECT_EQ(e.unit(), "ERSOU");
+  EXPECT_EQ(e.event_count(), 11);
+  EXPECT_TRUE(e.has_feedback_at());
+}
+
+// The property DESIGN §3 promises: any order and any duplication of the same events converge.
+TEST(RegisterFold, ConvergesForAnyOrderAndDuplication) {
+  const std::vector<v1::LifecycleEvent> events = History();
+  const std::string expected = Fold(events).SerializeAsString();
+  std::mt19937 rng(20240430);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::vector<v1::LifecycleEvent> delivered = events;
+    std::uniform_int_distribution<size_t> pick(0, events.size() - 1);
+    const int dups = std::uniform_int_distribution<int>(0, 10)(rng);
+    for (int d = 0; d < dups; ++d) delivered.push_back(events[pick(rng)]);
+    std::shuffle(delivered.begin(), delivered.end(), rng);
+    ASSERT_EQ(Fold(delivered).SerializeAsString(), expected) << "trial " << trial;
+  }
+}
+
+// Every prefix of an arrival order is a state the register can show on the way; once the last
+// event arrives it must match, and no prefix may ever show a state the full set does not explain.
+TEST(RegisterFold, PartialArrivalNeverInventsAnOutcome) {
+  std::vector<v1::LifecycleEvent> events = History();
+  events.pop_back();  // the outcome has not arrived
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::shuffle(events.begin(), events.end(), rng);
+    v1::RegisterEntry e = Fold(events);
+    EXPECT_FALSE(e.has_outcome());
+    EXPECT_FALSE(IsTerminal(e.state()));
+  }
+}
+
+TEST(RegisterFold, FirstEndWins) {
+  std::vector<v1::LifecycleEvent> events = History();
+  events.resize(4);  // up to UNDER_RESEARCH
+  v1::LifecycleEvent withdrawn = events[0];
+  withdrawn.set_event_id("EV-withdrawn");
+  withdrawn.set_type(v1::EVENT_TYPE_WITHDRAWN);
+  *withdrawn.mutable_occurred_at() = ToProto(absl::FromUnixSeconds(1800000000));
+  v1::LifecycleEvent closed = events[0];
+  closed.set_event_id("EV-closed");
+  closed.set_type(v1::EVENT_TYPE_CLOSED_BY_FORCE);
+  *closed.mutable_occurred_at() = ToProto(absl::FromUnixSeconds(1800000100));
+  events.push_back(closed);
+  events.push_back(withdrawn);
+  EXPECT_EQ(Fold(events).state(), v1::REFERRAL_STATE_WITHDRAWN);
+}
+
+}  // namespace
+}  // namespace sarloop

@@ -1,0 +1,242 @@
+#include "common/messaging.h"
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <mutex>
+#include <thread>
+
+#include "common/event_log.h"
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/status.h"
+#include "tests/testutil/testutil.h"
+
+namespace sarloop {
+namespace {
+
+using ::sarloop::testing::IsOk;
+using ::sarloop::testing::TempDir;
+
+
+v1::Envelope MakeEnvelope(const std::string& referral, int n) {
+  v1::Envelope env;
+  env.set_message_id(absl::StrCat("m-", referral, "-", n));
+  env.mutable_event()->set_event_id(env.message_id());
+  env.mutable_event()->set_referral_id(referral);
+  return env;
+}
+
+// A receiver that fails on cue and records what it took, in order.
+class FlakyTransport : public Transport {
+ public:
+  absl::StatusOr<v1::DeliverResponse> Deliver(const std::string& destination,
+                                              const v1::DeliverRequest& request) override {
+    std::lock_guard lock(mu_);
+    ++calls_;
+    if (fail_next_ > 0) {
+      --fail_next_;
+      return absl::UnavailableError("peer down");
+    }
+    v1::DeliverResponse response;
+    for (int i = 0; i < request.envelopes_size(); ++i) {
+      const auto& env = request.envelopes(i);
+      // Take at most `take_per_call_` per call, to exercise partial answers.
+      if (take_per_call_ > 0 && i >= take_per_call_) break;
+      auto* r = response.add_results();
+      r->set_message_id(env.message_id());
+      if (env.message_id() == reject_) {
+        r->set_status(v1::DELIVERY_STATUS_REJECTED);
+        r->set_detail("not ours");
+        continue;
+      }
+      const bool dup = !seen_.insert(env.message_id()).second;
+      r->set_status(dup ? v1::DELIVERY_STATUS_DUPLICATE : v1::DELIVERY_STATUS_ACCEPTED);
+      if (!dup) taken_.push_back(env.message_id());
+    }
+    return response;
+  }
+
+  std::mutex mu_;
+  int fail_next_ = 0;
+  int take_per_call_ = 0;
+  int calls_ = 0;
+  std::string reject_;
+  std::set<std::string> seen_;
+  std::vector<std::string> taken_;
+};
+
+// Polls `done` for up to 10 s.
+bool Eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+class OutboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto db = Database::Open(dir_.File("o.db"), std::vector<Migration>{kMessagingMigration});
+    ASSERT_THAT(db, IsOk());
+    db_ = std::move(*db);
+  }
+  void EnqueueAll(int referrals, int per_referral) {
+    // Interleaved across referrals, as concurrent work produces them.
+    for (int n = 0; n < per_referral; ++n) {
+      for (int r = 0; r < referrals; ++r) {
+        ASSERT_THAT(db_->Transact([&](Txn& t) {
+          return Enqueue(t, "PEER", MakeEnvelope(absl::StrCat("R", r), n), absl::Now());
+        }),
+                    IsOk());
+      }
+    }
+  }
+  int64_t Pending() {
+    auto backlog = ReadBacklog(*db_);
+    return backlog.ok() && !backlog->empty() ? (*backlog)[0].pending : -1;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Database> db_;
+  ManualClock clock_{absl::FromUnixSeconds(1700000000)};
+};
+
+TEST_F(OutboxTest, DeliversEverythingOnceInOrderThroughFailures) {
+  EnqueueAll(7, 30);
+  FlakyTransport transport;
+  transport.fail_next_ = 3;
+  transport.take_per_call_ = 17;
+  DeliveryOptions options;
+  options.initial_backoff = absl::Milliseconds(1);
+  options.max_backoff = absl::Milliseconds(5);
+  options.batch_size = 50;
+  options.poll_interval = absl::Milliseconds(10);
+  auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+  worker->Start({"PEER"});
+  ASSERT_TRUE(Eventually([&] { return Pending() == 0; })) << "pending " << Pending();
+  worker->Stop();
+  std::lock_guard lock(transport.mu_);
+  ASSERT_EQ(transport.taken_.size(), 7u * 30u);
+  // Per referral, messages arrived in the order they were enqueued.
+  std::map<std::string, int> last;
+  for (const std::string& id : transport.taken_) {
+    const std::string referral = id.substr(2, id.rfind('-') - 2);
+    const int n = std::stoi(id.substr(id.rfind('-') + 1));
+    auto it = last.find(referral);
+    EXPECT_EQ(n, it == last.end() ? 0 : it->second + 1) << id;
+    last[referral] = n;
+  }
+  EXPECT_GE(transport.calls_, 3 + (7 * 30) / 17);
+}
+
+TEST_F(OutboxTest, BacklogShowsWhatWaitsAndWhy) {
+  EnqueueAll(1, 3);
+  FlakyTransport transport;
+  transport.fail_next_ = 1000000;
+  DeliveryOptions options;
+  options.initial_backoff = absl::Milliseconds(1);
+  options.max_backoff = absl::Milliseconds(2);
+  auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+  worker->Start({"PEER"});
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(transport.mu_);
+    return transport.calls_ >= 5;
+  }));
+  worker->Stop();
+  ASSERT_OK_AND_ASSIGN(auto backlog, ReadBacklog(*db_));
+  ASSERT_EQ(backlog.size(), 1u);
+  EXPECT_EQ(backlog[0].pending, 3);
+  EXPECT_NE(backlog[0].last_error.find("peer down"), std::string::npos);
+  EXPECT_NE(backlog[0].oldest_pending, absl::InfinitePast());
+}
+
+TEST_F(OutboxTest, RejectedMessagesAreParkedNotRetried) {
+  EnqueueAll(1, 3);
+  FlakyTransport transport;
+  transport.reject_ = "m-R0-1";
+  DeliveryOptions options;
+  options.poll_interval = absl::Milliseconds(5);
+  auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+  worker->Start({"PEER"});
+  ASSERT_TRUE(Eventually([&] { return Pending() == 0; }));
+  worker->Stop();
+  ASSERT_OK_AND_ASSIGN(auto backlog, ReadBacklog(*db_));
+  EXPECT_EQ(backlog[0].rejected, 1);
+  EXPECT_EQ(backlog[0].delivered, 2);
+}
+
+TEST_F(OutboxTest, EnqueueingTheSameMessageTwiceKeepsOne) {
+  ASSERT_THAT(db_->Transact([&](Txn& t) -> absl::Status {
+    RETURN_IF_ERROR(Enqueue(t, "PEER", MakeEnvelope("R", 0), absl::Now()));
+    return Enqueue(t, "PEER", MakeEnvelope("R", 0), absl::Now());
+  }),
+              IsOk());
+  EXPECT_EQ(Pending(), 1);
+}
+
+TEST_F(OutboxTest, ReceiverAppliesEachMessageOnce) {
+  int applied = 0;
+  v1::DeliverRequest request;
+  for (int i = 0; i < 5; ++i) *request.add_envelopes() = MakeEnvelope("R", i);
+  *request.add_envelopes() = MakeEnvelope("R", 2);  // duplicate inside the batch
+  auto apply = [&](Txn&, const v1::Envelope&) {
+    ++applied;
+    return absl::OkStatus();
+  };
+  ASSERT_OK_AND_ASSIGN(auto first, ReceiveBatch(*db_, clock_, request, apply));
+  ASSERT_EQ(first.results_size(), 6);
+  EXPECT_EQ(first.results(5).status(), v1::DELIVERY_STATUS_DUPLICATE);
+  ASSERT_OK_AND_ASSIGN(auto again, ReceiveBatch(*db_, clock_, request, apply));
+  for (const auto& r : again.results()) EXPECT_EQ(r.status(), v1::DELIVERY_STATUS_DUPLICATE);
+  EXPECT_EQ(applied, 5);
+}
+
+TEST_F(OutboxTest, ReceiverStopsAtATransientFailureAndKeepsNothingOfIt) {
+  v1::DeliverRequest request;
+  for (int i = 0; i < 4; ++i) *request.add_envelopes() = MakeEnvelope("R", i);
+  auto apply = [&](Txn& t, const v1::Envelope& env) -> absl::Status {
+    RETURN_IF_ERROR(t.Exec("CREATE TABLE IF NOT EXISTS effects (id TEXT)"));
+    RETURN_IF_ERROR(t.Exec("INSERT INTO effects VALUES (?)", {env.message_id()}));
+    if (env.message_id() == "m-R-2") return absl::UnavailableError("disk hiccup");
+    if (env.message_id() == "m-R-1") return absl::FailedPreconditionError("not ours");
+    return absl::OkStatus();
+  };
+  ASSERT_OK_AND_ASSIGN(auto response, ReceiveBatch(*db_, clock_, request, apply));
+  ASSERT_EQ(response.results_size(), 2);
+  EXPECT_EQ(response.results(0).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  EXPECT_EQ(response.results(1).status(), v1::DELIVERY_STATUS_REJECTED);
+  std::vector<std::string> effects;
+  ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT id FROM effects"));
+    for (const auto& r : rows) effects.push_back(r.Text(0));
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(effects, std::vector<std::string>{"m-R-0"});
+}
+
+TEST_F(OutboxTest, RepeatedRequestIdReturnsTheFirstAnswer) {
+  int runs = 0;
+  auto run = [&](const std::string& id) {
+    v1::Envelope response;
+    absl::Status s = RunIdempotent(
+        *db_, "scope", id, &response,
+        [&](Txn&) {
+          ++runs;
+          response.set_message_id(absl::StrCat("answer-", runs));
+          return absl::OkStatus();
+        },
+        absl::Now());
+    EXPECT_THAT(s, IsOk());
+    return response.message_id();
+  };
+  EXPECT_EQ(run("req-1"), "answer-1");
+  EXPECT_EQ(run("req-1"), "answer-1");
+  EXPECT_EQ(run("req-2"), "answer-2");
+  EXPECT_EQ(runs, 2);
+}
+
+}  // namespace
+}  // namespace sarloop

@@ -1,0 +1,209 @@
+#include "services/ukfiu/desk.h"
+
+#include "common/event_log.h"
+#include "common/ids.h"
+#include "common/messaging.h"
+#include "common/status.h"
+#include "tests/testutil/testutil.h"
+
+namespace sarloop::ukfiu {
+namespace {
+
+using ::sarloop::testing::IsOk;
+using ::sarloop::testing::SampleSar;
+using ::sarloop::testing::SampleThr;
+using ::sarloop::testing::StatusIs;
+using ::sarloop::testing::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class UkfiuDeskTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::vector<Migration> migrations{kMessagingMigration};
+    for (const auto& m : DeskMigrations()) migrations.push_back(m);
+    auto db = Database::Open(dir_.File("ukfiu.db"), migrations);
+    ASSERT_THAT(db, IsOk());
+    db_ = std::move(*db);
+    DeskOptions options;
+    options.subject_key = std::string(32, 'k');
+    options.feedback.set_due_days(90);
+    options.feedback.set_grace_days(28);
+    options.feedback.set_open_flag_months(12);
+    options.feedback.set_open_flag_repeat_months(6);
+    options.reachable = {"NFK", "SFK"};
+    desk_ = std::make_unique<Desk>(*db_, clock_, ReferenceData::BuiltIn(), options);
+    actor_.set_identity("spiffe://sarloop/ukfiu/intake");
+    actor_.set_user("analyst1");
+  }
+
+  std::string Submit(const std::string& name = "Jane Example") {
+    v1::SubmitSarRequest req;
+    req.set_request_id(NewId("req-"));
+    *req.mutable_sar() = SampleSar(name);
+    auto resp = desk_->SubmitSar("t", req);
+    EXPECT_THAT(resp, IsOk());
+    return resp.ok() ? resp->sar().sar_id() : "";
+  }
+
+  absl::StatusOr<v1::ReferSarResponse> Refer(const std::string& sar_id, const std::string& org,
+                                             const std::string& request_id = "") {
+    v1::ReferSarRequest req;
+    req.set_request_id(request_id.empty() ? NewId("req-") : request_id);
+    req.set_sar_id(sar_id);
+    req.set_organisation(org);
+    *req.mutable_thr() = SampleThr();
+    return desk_->Refer(actor_, "t", req);
+  }
+
+  // (destination, event type, carries package) of every outbox row, in order.
+  std::vector<std::tuple<std::string, v1::EventType, bool>> Outbox() {
+    std::vector<std::tuple<std::string, v1::EventType, bool>> out;
+    EXPECT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+      ASSIGN_OR_RETURN(auto rows, t.Query("SELECT destination, envelope FROM outbox ORDER BY seq"));
+      for (const Row& r : rows) {
+        v1::Envelope env;
+        env.ParseFromString(r.Text(1));
+        out.emplace_back(r.Text(0), env.event().type(), env.has_package());
+      }
+      return absl::OkStatus();
+    }),
+                IsOk());
+    return out;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Database> db_;
+  ManualClock clock_{absl::FromUnixSeconds(1700000000)};
+  std::unique_ptr<Desk> desk_;
+  v1::Actor actor_;
+};
+
+TEST_F(UkfiuDeskTest, ReferralGoesToTheForceWithItsPackageAndToTheNcaWithout) {
+  const std::string sar = Submit();
+  ASSERT_OK_AND_ASSIGN(auto resp, Refer(sar, "NFK"));
+  EXPECT_EQ(resp.referral().state(), v1::REFERRAL_STATE_DISPATCHED);
+  EXPECT_EQ(FromProto(resp.referral().due_at()) - FromProto(resp.referral().dispatched_at()),
+            absl::Hours(24 * 90));
+  EXPECT_THAT(Outbox(), ElementsAre(std::make_tuple("NFK", v1::EVENT_TYPE_DISPATCHED, true),
+                                    std::make_tuple("NCA", v1::EVENT_TYPE_DISPATCHED, false)));
+}
+
+TEST_F(UkfiuDeskTest, SubjectReferencesArePseudonymousAndStable) {
+  v1::Subject a;
+  a.set_full_name("Jane  EXAMPLE");
+  a.set_date_of_birth("1985-04-12");
+  v1::Subject b;
+  b.set_full_name("jane example");
+  b.set_date_of_birth("1985-04-12");
+  EXPECT_EQ(SubjectRef("key-1", a), SubjectRef("key-1", b));
+  EXPECT_NE(SubjectRef("key-1", a), SubjectRef("key-2", a));
+  EXPECT_EQ(SubjectRef("key-1", a).find("jane"), std::string::npos);
+  EXPECT_EQ(SubjectRef("key-1", a).size(), 64u);
+}
+
+TEST_F(UkfiuDeskTest, RefusesAReferralWithoutRationale) {
+  const std::string sar = Submit();
+  v1::ReferSarRequest req;
+  req.set_request_id("r1");
+  req.set_sar_id(sar);
+  req.set_organisation("NFK");
+  *req.mutable_thr() = SampleThr();
+  req.mutable_thr()->clear_rationale();
+  EXPECT_THAT(desk_->Refer(actor_, "t", req),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("thr.rationale")));
+  EXPECT_TRUE(Outbox().empty());
+}
+
+TEST_F(UkfiuDeskTest, UnknownAndUnreachableOrganisationsAreDifferentErrors) {
+  const std::string sar = Submit();
+  EXPECT_THAT(Refer(sar, "XYZ"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("organisation")));
+  EXPECT_THAT(Refer(sar, "MPS"), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                          HasSubstr("no sarloop endpoint")));
+  EXPECT_THAT(Refer("SAR-0000000000000000", "NFK"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("sar_id")));
+}
+
+TEST_F(UkfiuDeskTest, RepeatedRequestReturnsTheSameReferral) {
+  const std::string sar = Submit();
+  ASSERT_OK_AND_ASSIGN(auto first, Refer(sar, "NFK", "same"));
+  ASSERT_OK_AND_ASSIGN(auto again, Refer(sar, "NFK", "same"));
+  EXPECT_EQ(first.referral().referral_id(), again.referral().referral_id());
+  EXPECT_EQ(Outbox().size(), 2u);
+  // A different request for the same SAR and force while it is open is refused.
+  EXPECT_THAT(Refer(sar, "NFK"), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                          HasSubstr("already referred")));
+}
+
+TEST_F(UkfiuDeskTest, FlagsDeconflictionWhenASubjectIsOpenElsewhere) {
+  ASSERT_THAT(Refer(Submit("John Smith"), "NFK"), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto second, Refer(Submit("john  smith"), "SFK"));
+  EXPECT_THAT(second.referral().deconfliction_with(), ElementsAre("NFK"));
+  auto out = Outbox();
+  EXPECT_EQ(std::get<1>(out.back()), v1::EVENT_TYPE_DECONFLICTION_FLAG);
+  ASSERT_OK_AND_ASSIGN(auto unrelated, Refer(Submit("Someone Else"), "SFK"));
+  EXPECT_TRUE(unrelated.referral().deconfliction_with().empty());
+}
+
+TEST_F(UkfiuDeskTest, FeedbackClockRemindsThenEscalatesOnce) {
+  ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));
+  ASSERT_OK_AND_ASSIGN(auto early, desk_->RunClock());
+  EXPECT_EQ(early.reminders_sent(), 0);
+  clock_.Advance(absl::Hours(24 * 91));
+  ASSERT_OK_AND_ASSIGN(auto due, desk_->RunClock());
+  EXPECT_EQ(due.reminders_sent(), 1);
+  ASSERT_OK_AND_ASSIGN(auto again, desk_->RunClock());
+  EXPECT_EQ(again.reminders_sent() + again.escalations(), 0);
+  clock_.Advance(absl::Hours(24 * 28));
+  ASSERT_OK_AND_ASSIGN(auto late, desk_->RunClock());
+  EXPECT_EQ(late.escalations(), 1);
+  ASSERT_OK_AND_ASSIGN(auto view, desk_->GetReferral(ref.referral().referral_id()));
+  EXPECT_EQ(view.referral().reminders(), 1);
+  EXPECT_TRUE(view.referral().escalated());
+  EXPECT_EQ(view.events().rbegin()->type(), v1::EVENT_TYPE_ESCALATED);
+  EXPECT_THAT(view.events().rbegin()->addressee(), HasSubstr("Norfolk Constabulary"));
+}
+
+TEST_F(UkfiuDeskTest, WithdrawnReferralCannotBeWithdrawnAgain) {
+  ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));
+  v1::WithdrawReferralRequest req;
+  req.set_request_id("w1");
+  req.set_referral_id(ref.referral().referral_id());
+  req.set_reason("duplicate SAR");
+  ASSERT_OK_AND_ASSIGN(auto w, desk_->Withdraw(actor_, "t", req));
+  EXPECT_EQ(w.referral().state(), v1::REFERRAL_STATE_WITHDRAWN);
+  req.set_request_id("w2");
+  EXPECT_THAT(desk_->Withdraw(actor_, "t", req),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("WITHDRAWN")));
+}
+
+TEST_F(UkfiuDeskTest, RedirectLinksTheNewReferral) {
+  ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));
+  v1::RedirectReferralRequest req;
+  req.set_request_id("r1");
+  req.set_referral_id(ref.referral().referral_id());
+  req.set_organisation("SFK");
+  *req.mutable_thr() = SampleThr();
+  req.set_reason("subject transferred to Suffolk");
+  ASSERT_OK_AND_ASSIGN(auto r, desk_->Redirect(actor_, "t", req));
+  EXPECT_EQ(r.redirected().state(), v1::REFERRAL_STATE_REDIRECTED);
+  EXPECT_EQ(r.redirected().linked_referral_id(), r.referral().referral_id());
+  EXPECT_EQ(r.referral().linked_referral_id(), ref.referral().referral_id());
+  EXPECT_EQ(r.referral().organisation(), "SFK");
+  EXPECT_TRUE(r.referral().deconfliction_with().empty());
+}
+
+TEST_F(UkfiuDeskTest, OnlyTheAddressedForceMayReportOnAReferral) {
+  ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));
+  v1::Envelope env;
+  env.set_message_id("m1");
+  *env.mutable_event() = NewEvent(v1::EVENT_TYPE_RECEIVED, ref.referral().referral_id(), "SFK",
+                                  "SFK", actor_, clock_.Now());
+  Identity sfk{"spiffe://sarloop/force/SFK", "force", "SFK", ""};
+  absl::Status s = db_->Transact([&](Txn& t) { return desk_->Receive(t, sfk, env); });
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+}
+
+}  // namespace
+}  // namespace sarloop::ukfiu

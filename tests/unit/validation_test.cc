@@ -1,0 +1,94 @@
+#include "common/validation.h"
+
+#include "common/status.h"
+#include "tests/testutil/testutil.h"
+
+namespace sarloop {
+namespace {
+
+using ::sarloop::testing::IsOk;
+using ::sarloop::testing::SampleOutcome;
+using ::sarloop::testing::SampleSar;
+using ::sarloop::testing::SampleThr;
+using ::sarloop::testing::StatusIs;
+using ::testing::HasSubstr;
+
+TEST(Validation, ThrNeedsEveryScoreAndARationale) {
+  EXPECT_THAT(CheckThr("thr", SampleThr()), IsOk());
+  v1::ThrAssessment thr = SampleThr();
+  thr.set_risk(v1::THR_LEVEL_UNSPECIFIED);
+  absl::Status s = CheckThr("thr", thr);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("thr.risk")));
+  EXPECT_EQ(FieldOf(s), "thr.risk");
+  thr = SampleThr();
+  thr.set_rationale("   ");
+  EXPECT_THAT(CheckThr("thr", thr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("thr.rationale")));
+}
+
+TEST(Validation, OversizedTextIsRefusedWithItsField) {
+  v1::Sar sar = SampleSar();
+  sar.set_narrative(std::string(20001, 'x'));
+  EXPECT_THAT(CheckSar("sar", sar),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sar.narrative")));
+  sar = SampleSar();
+  sar.mutable_subjects(0)->set_full_name(std::string(201, 'x'));
+  EXPECT_THAT(CheckSar("sar", sar), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("sar.subjects[0].full_name")));
+}
+
+TEST(Validation, SarNeedsSubjectsAndValidDates) {
+  EXPECT_THAT(CheckSar("sar", SampleSar()), IsOk());
+  v1::Sar sar = SampleSar();
+  sar.clear_subjects();
+  EXPECT_THAT(CheckSar("sar", sar),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sar.subjects")));
+  sar = SampleSar();
+  sar.mutable_subjects(0)->set_date_of_birth("12/04/1985");
+  EXPECT_THAT(CheckSar("sar", sar), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("sar.subjects[0].date_of_birth")));
+}
+
+TEST(Validation, MisconductResultOnlyWithMeetingsAndHearings) {
+  EXPECT_THAT(CheckOutcome("outcome", SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_HEARING)), IsOk());
+  v1::Outcome o = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_MEETING);
+  o.set_misconduct_result(v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE);
+  EXPECT_THAT(CheckOutcome("outcome", o), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                   HasSubstr("outcome.misconduct_result")));
+  o = SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
+  o.set_misconduct_result(v1::MISCONDUCT_RESULT_WRITTEN_WARNING);
+  EXPECT_THAT(CheckOutcome("outcome", o), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                   HasSubstr("outcome.misconduct_result")));
+  o = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_MEETING);
+  o.clear_misconduct_result();
+  EXPECT_FALSE(CheckOutcome("outcome", o).ok());
+}
+
+TEST(Validation, OutcomeCannotCloseBeforeItOpened) {
+  v1::Outcome o = SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
+  std::swap(*o.mutable_opened_at(), *o.mutable_closed_at());
+  EXPECT_THAT(CheckOutcome("outcome", o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome.closed_at")));
+}
+
+TEST(Validation, ReferralIdsHaveOneShape) {
+  EXPECT_THAT(CheckReferralId("referral_id", "REF-0123456789abcdef"), IsOk());
+  EXPECT_FALSE(CheckReferralId("referral_id", "REF-0123").ok());
+  EXPECT_FALSE(CheckReferralId("referral_id", "REF-0123456789abcdeg").ok());
+  EXPECT_FALSE(CheckReferralId("referral_id", "").ok());
+}
+
+TEST(Validation, PagesDecodeAndRefuseForgedTokens) {
+  auto page = CheckPage(0, "");
+  ASSERT_THAT(page, IsOk());
+  EXPECT_EQ(page->limit, 100);
+  EXPECT_EQ(NextPageToken(*page, 100), "100");
+  EXPECT_EQ(NextPageToken(*page, 99), "");
+  EXPECT_THAT(CheckPage(1001, ""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_size")));
+  EXPECT_THAT(CheckPage(10, "abc"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")));
+}
+
+}  // namespace
+}  // namespace sarloop
