@@ -1,0 +1,401 @@
+// Multi-process tests: the real binaries over mTLS on loopback, driven through their gRPC APIs.
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/lifecycle.h"
+#include "sarloop/v1/delivery.grpc.pb.h"
+#include "sarloop/v1/force.grpc.pb.h"
+#include "sarloop/v1/nca.grpc.pb.h"
+#include "sarloop/v1/racu.grpc.pb.h"
+#include "sarloop/v1/ukfiu.grpc.pb.h"
+#include "tests/testutil/chain.h"
+
+namespace sarloop {
+namespace {
+
+using ::sarloop::testing::Context;
+using ::sarloop::testing::LocalChain;
+using ::sarloop::testing::SampleOutcome;
+using ::sarloop::testing::SampleSar;
+using ::sarloop::testing::SampleThr;
+using ::sarloop::testing::WaitFor;
+using ::testing::HasSubstr;
+
+#define ASSERT_RPC_OK(expr)                                                     \
+  do {                                                                         \
+    grpc::Status s_ = (expr);                                                  \
+    ASSERT_TRUE(s_.ok()) << s_.error_code() << ": " << s_.error_message();     \
+  } while (0)
+
+class ChainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto chain = LocalChain::Up();
+    ASSERT_TRUE(chain.ok()) << chain.status();
+    chain_ = std::move(*chain);
+    ukfiu_ = v1::Ukfiu::NewStub(chain_->Channel("ukfiu", "ukfiu-intake"));
+    nca_ = v1::Nca::NewStub(chain_->Channel("nca", "analyst-alice"));
+    for (const char* code : {"NFK", "SFK", "MPS", "BF"}) {
+      forces_[code] = v1::Force::NewStub(
+          chain_->Channel(absl::StrCat("force-", code), absl::StrCat("force-", code, "-psd")));
+    }
+    ersou_ = v1::Racu::NewStub(chain_->Channel("racu-ERSOU", "racu-ERSOU-cases"));
+  }
+
+  // Submits a SAR about `name` and refers it to `org`; returns the referral id.
+  std::string Refer(const std::string& org, const std::string& name = "Jane Example") {
+    v1::SubmitSarRequest submit;
+    submit.set_request_id(NewId("req-"));
+    *submit.mutable_sar() = SampleSar(name);
+    v1::SubmitSarResponse sar;
+    grpc::Status s = ukfiu_->SubmitSar(Context().get(), submit, &sar);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    v1::ReferSarRequest refer;
+    refer.set_request_id(NewId("req-"));
+    refer.set_sar_id(sar.sar().sar_id());
+    refer.set_organisation(org);
+    *refer.mutable_thr() = SampleThr();
+    v1::ReferSarResponse referral;
+    s = ukfiu_->ReferSar(Context().get(), refer, &referral);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return referral.referral().referral_id();
+  }
+
+  // Waits until the force holds the referral in `state`.
+  bool ForceHas(const std::string& org, const std::string& id, v1::ReferralState state) {
+    return WaitFor([&] {
+      v1::GetForceReferralRequest req;
+      req.set_referral_id(id);
+      v1::GetForceReferralResponse resp;
+      return forces_[org]->GetReferral(Context().get(), req, &resp).ok() &&
+             resp.referral().state() == state;
+    });
+  }
+
+  grpc::Status ForceStep(const std::string& org, const std::string& id, v1::EventType step) {
+    v1::ForceStepRequest req;
+    req.set_request_id(NewId("req-"));
+    req.set_referral_id(id);
+    v1::ForceStepResponse resp;
+    auto& f = forces_[org];
+    switch (step) {
+      case v1::EVENT_TYPE_ACKNOWLEDGED:
+        return f->Acknowledge(Context().get(), req, &resp);
+      default:
+        return f->StartResearch(Context().get(), req, &resp);
+    }
+  }
+
+  // Takes a received referral to UNDER_RESEARCH at `org`.
+  void Research(const std::string& org, const std::string& id) {
+    ASSERT_TRUE(ForceHas(org, id, v1::REFERRAL_STATE_RECEIVED)) << org << " never received " << id;
+    ASSERT_RPC_OK(ForceStep(org, id, v1::EVENT_TYPE_ACKNOWLEDGED));
+    ASSERT_RPC_OK(ForceStep(org, id, v1::EVENT_TYPE_RESEARCH_STARTED));
+  }
+
+  v1::GetSummaryResponse Summary() {
+    v1::GetSummaryResponse resp;
+    grpc::Status s = nca_->GetSummary(Context().get(), v1::GetSummaryRequest(), &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
+
+  std::unique_ptr<LocalChain> chain_;
+  std::unique_ptr<v1::Ukfiu::Stub> ukfiu_;
+  std::unique_ptr<v1::Nca::Stub> nca_;
+  std::map<std::string, std::unique_ptr<v1::Force::Stub>> forces_;
+  std::unique_ptr<v1::Racu::Stub> ersou_;
+};
+
+// Every outcome type by both routes (a force closing itself, a unit after a joint
+// investigation), plus a force decline and a declined request for assistance: each reaches the
+// NCA register exactly once.
+TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
+  std::vector<std::pair<std::string, v1::OutcomeType>> closed_by_mps, by_ersou;
+  for (int t = 1; t <= 13; ++t) {
+    const auto type = static_cast<v1::OutcomeType>(t);
+    // Distinct subjects, so no deconfliction flags join the timelines.
+    closed_by_mps.emplace_back(Refer("MPS", absl::StrCat("Met Subject ", t)), type);
+    by_ersou.emplace_back(Refer("NFK", absl::StrCat("Norfolk Subject ", t)), type);
+  }
+  const std::string declined = Refer("SFK", "Suffolk Subject");
+  const std::string assistance_declined = Refer("NFK", "Declined Assistance Subject");
+
+  for (auto& [id, type] : closed_by_mps) {
+    Research("MPS", id);
+    v1::CloseReferralRequest close;
+    close.set_request_id(NewId("req-"));
+    close.set_referral_id(id);
+    *close.mutable_outcome() = SampleOutcome(type);
+    v1::ForceStepResponse resp;
+    ASSERT_RPC_OK(forces_["MPS"]->Close(Context().get(), close, &resp));
+  }
+  auto hand_over = [&](const std::string& id) {
+    v1::HandOverRequest h;
+    h.set_request_id(NewId("req-"));
+    h.set_referral_id(id);
+    h.set_notes("research found undeclared associations");
+    v1::ForceStepResponse resp;
+    return forces_["NFK"]->HandOver(Context().get(), h, &resp);
+  };
+  for (auto& [id, type] : by_ersou) {
+    Research("NFK", id);
+    ASSERT_RPC_OK(hand_over(id));
+  }
+  Research("NFK", assistance_declined);
+  ASSERT_RPC_OK(hand_over(assistance_declined));
+  Research("SFK", declined);
+  v1::DeclineReferralRequest decline;
+  decline.set_request_id(NewId("req-"));
+  decline.set_referral_id(declined);
+  decline.set_reason("subject left the force in 2019");
+  v1::ForceStepResponse decline_resp;
+  ASSERT_RPC_OK(forces_["SFK"]->Decline(Context().get(), decline, &decline_resp));
+
+  auto unit_has = [&](const std::string& id) {
+    return WaitFor([&] {
+      v1::GetHandoverRequest req;
+      req.set_referral_id(id);
+      v1::GetHandoverResponse resp;
+      return ersou_->GetHandover(Context().get(), req, &resp).ok();
+    });
+  };
+  for (auto& [id, type] : by_ersou) {
+    ASSERT_TRUE(unit_has(id));
+    v1::AcceptHandoverRequest accept;
+    accept.set_request_id(NewId("req-"));
+    accept.set_referral_id(id);
+    v1::UnitStepResponse resp;
+    ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &resp));
+    v1::RecordOutcomeRequest outcome;
+    outcome.set_request_id(NewId("req-"));
+    outcome.set_referral_id(id);
+    *outcome.mutable_outcome() = SampleOutcome(type);
+    ASSERT_RPC_OK(ersou_->RecordOutcome(Context().get(), outcome, &resp));
+  }
+  ASSERT_TRUE(unit_has(assistance_declined));
+  v1::DeclineAssistanceRequest no;
+  no.set_request_id(NewId("req-"));
+  no.set_referral_id(assistance_declined);
+  no.set_reason("no capacity this quarter");
+  v1::UnitStepResponse no_resp;
+  ASSERT_RPC_OK(ersou_->DeclineAssistance(Context().get(), no, &no_resp));
+  // Back with the force, which closes it itself.
+  ASSERT_TRUE(ForceHas("NFK", assistance_declined, v1::REFERRAL_STATE_UNDER_RESEARCH));
+  v1::CloseReferralRequest close;
+  close.set_request_id(NewId("req-"));
+  close.set_referral_id(assistance_declined);
+  *close.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_REFLECTIVE_PRACTICE);
+  v1::ForceStepResponse close_resp;
+  ASSERT_RPC_OK(forces_["NFK"]->Close(Context().get(), close, &close_resp));
+
+  // The register converges: 28 referrals, all with feedback.
+  ASSERT_TRUE(WaitFor([&] { return Summary().total().feedback_received() == 28; }))
+      << Summary().DebugString();
+  const v1::GetSummaryResponse summary = Summary();
+  EXPECT_EQ(summary.total().referred(), 28);
+  EXPECT_EQ(summary.total().declined_by_force(), 1);
+  EXPECT_EQ(summary.total().assistance_declined(), 1);
+  EXPECT_EQ(summary.total().open(), 0);
+  std::map<v1::OutcomeType, int> outcomes;
+  for (const auto& oc : summary.total().outcomes()) outcomes[oc.type()] = oc.count();
+  for (int t = 1; t <= 13; ++t) {
+    const auto type = static_cast<v1::OutcomeType>(t);
+    EXPECT_EQ(outcomes[type], type == v1::OUTCOME_TYPE_REFLECTIVE_PRACTICE ? 3 : 2)
+        << OutcomeName(type);
+  }
+  // Exactly once: each timeline holds each step once, and nothing arrives later.
+  auto timeline = [&](const std::string& id) {
+    v1::GetTimelineRequest req;
+    req.set_referral_id(id);
+    v1::GetTimelineResponse resp;
+    EXPECT_TRUE(nca_->GetTimeline(Context().get(), req, &resp).ok());
+    std::vector<v1::EventType> types;
+    for (const auto& e : resp.events()) types.push_back(e.type());
+    return types;
+  };
+  using E = v1::EventType;
+  WaitFor([&] { return timeline(by_ersou[0].first).size() == 7; }, absl::Seconds(5));
+  EXPECT_EQ(timeline(by_ersou[0].first),
+            (std::vector<E>{v1::EVENT_TYPE_DISPATCHED, v1::EVENT_TYPE_RECEIVED,
+                            v1::EVENT_TYPE_ACKNOWLEDGED, v1::EVENT_TYPE_RESEARCH_STARTED,
+                            v1::EVENT_TYPE_HANDED_OVER, v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED,
+                            v1::EVENT_TYPE_OUTCOME_RECORDED}));
+  EXPECT_EQ(timeline(assistance_declined),
+            (std::vector<E>{v1::EVENT_TYPE_DISPATCHED, v1::EVENT_TYPE_RECEIVED,
+                            v1::EVENT_TYPE_ACKNOWLEDGED, v1::EVENT_TYPE_RESEARCH_STARTED,
+                            v1::EVENT_TYPE_HANDED_OVER, v1::EVENT_TYPE_ASSISTANCE_DECLINED,
+                            v1::EVENT_TYPE_CLOSED_BY_FORCE}));
+  int events = 0;
+  v1::ListRegisterRequest list;
+  list.set_page_size(1000);
+  v1::ListRegisterResponse entries;
+  ASSERT_RPC_OK(nca_->ListRegister(Context().get(), list, &entries));
+  ASSERT_EQ(entries.entries_size(), 28);
+  for (const auto& e : entries.entries()) events += e.event_count();
+  // 13 x 5 (MPS closes: dispatched, received, acknowledged, research, closed) + 13 x 7 (unit
+  // outcome) + 5 (decline) + 7 (assistance declined, then closed).
+  EXPECT_EQ(events, 13 * 5 + 13 * 7 + 5 + 7);
+}
+
+TEST_F(ChainTest, DeliveryCompletesAfterTheForceRestarts) {
+  ASSERT_TRUE(chain_->Stop("force-NFK").ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back(Refer("NFK", absl::StrCat("Person ", i)));
+  // Accepted and waiting in ukfiu's outbox while the force is down.
+  auto ops = v1::Ops::NewStub(chain_->Channel("ukfiu", "ukfiu-intake"));
+  v1::GetBacklogResponse backlog;
+  ASSERT_RPC_OK(ops->GetBacklog(Context().get(), v1::GetBacklogRequest(), &backlog));
+  int64_t pending_nfk = -1;
+  for (const auto& d : backlog.destinations()) {
+    if (d.destination() == "NFK") pending_nfk = d.pending();
+  }
+  EXPECT_EQ(pending_nfk, 20);
+
+  ASSERT_TRUE(chain_->Start("force-NFK").ok());
+  for (const std::string& id : ids) {
+    EXPECT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_RECEIVED)) << id;
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    v1::ListRegisterRequest req;
+    req.set_state(v1::REFERRAL_STATE_RECEIVED);
+    v1::ListRegisterResponse resp;
+    return nca_->ListRegister(Context().get(), req, &resp).ok() && resp.entries_size() == 20;
+  }));
+}
+
+TEST_F(ChainTest, AForceCannotReachAnotherForcesReferrals) {
+  const std::string sfk_referral = Refer("SFK");
+  ASSERT_TRUE(ForceHas("SFK", sfk_referral, v1::REFERRAL_STATE_RECEIVED));
+  // NFK's system calling Suffolk's service is refused outright...
+  auto nfk_at_sfk = v1::Force::NewStub(chain_->Channel("force-SFK", "force-NFK-psd"));
+  v1::GetForceReferralRequest get;
+  get.set_referral_id(sfk_referral);
+  v1::GetForceReferralResponse resp;
+  grpc::Status s = nfk_at_sfk->GetReferral(Context().get(), get, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  ForceStep("NFK", sfk_referral, v1::EVENT_TYPE_ACKNOWLEDGED);
+  v1::ListInboxResponse inbox;
+  s = nfk_at_sfk->ListInbox(Context().get(), v1::ListInboxRequest(), &inbox);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // ...and its own service has no such referral.
+  s = forces_["NFK"]->GetReferral(Context().get(), get, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  // A force is not an analyst, nor UKFIU, nor a peer service.
+  auto nfk_at_nca = v1::Nca::NewStub(chain_->Channel("nca", "force-NFK-psd"));
+  v1::GetSummaryResponse summary;
+  EXPECT_EQ(nfk_at_nca->GetSummary(Context().get(), v1::GetSummaryRequest(), &summary).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  auto nfk_at_ukfiu = v1::Ukfiu::NewStub(chain_->Channel("ukfiu", "force-NFK-psd"));
+  v1::SubmitSarRequest submit;
+  submit.set_request_id("x");
+  *submit.mutable_sar() = SampleSar();
+  v1::SubmitSarResponse submitted;
+  EXPECT_EQ(nfk_at_ukfiu->SubmitSar(Context().get(), submit, &submitted).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  auto psd_delivering = v1::Delivery::NewStub(chain_->Channel("nca", "force-NFK-psd"));
+  v1::DeliverRequest deliver;
+  deliver.add_envelopes()->set_message_id("forged");
+  v1::DeliverResponse delivered;
+  EXPECT_EQ(psd_delivering->Deliver(Context().get(), deliver, &delivered).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(ChainTest, BadInputIsRefusedNamingTheFieldOrState) {
+  v1::SubmitSarRequest submit;
+  submit.set_request_id(NewId("req-"));
+  *submit.mutable_sar() = SampleSar();
+  submit.mutable_sar()->set_narrative(std::string(20001, 'n'));
+  v1::SubmitSarResponse sar;
+  grpc::Status s = ukfiu_->SubmitSar(Context().get(), submit, &sar);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("sar.narrative"));
+  submit.mutable_sar()->mutable_subjects(0)->clear_full_name();
+  submit.mutable_sar()->set_narrative("ok");
+  s = ukfiu_->SubmitSar(Context().get(), submit, &sar);
+  EXPECT_THAT(s.error_message(), HasSubstr("sar.subjects[0].full_name"));
+
+  *submit.mutable_sar() = SampleSar();
+  ASSERT_RPC_OK(ukfiu_->SubmitSar(Context().get(), submit, &sar));
+  v1::ReferSarRequest refer;
+  refer.set_request_id(NewId("req-"));
+  refer.set_sar_id(sar.sar().sar_id());
+  refer.set_organisation("XYZ");
+  *refer.mutable_thr() = SampleThr();
+  v1::ReferSarResponse referral;
+  s = ukfiu_->ReferSar(Context().get(), refer, &referral);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("organisation"));
+  refer.set_organisation("NFK");
+  refer.mutable_thr()->clear_rationale();
+  s = ukfiu_->ReferSar(Context().get(), refer, &referral);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("thr.rationale"));
+  refer.clear_request_id();
+  *refer.mutable_thr() = SampleThr();
+  s = ukfiu_->ReferSar(Context().get(), refer, &referral);
+  EXPECT_THAT(s.error_message(), HasSubstr("request_id"));
+
+  // A repeated request_id returns the first answer and refers once.
+  refer.set_request_id("same-request");
+  ASSERT_RPC_OK(ukfiu_->ReferSar(Context().get(), refer, &referral));
+  v1::ReferSarResponse again;
+  ASSERT_RPC_OK(ukfiu_->ReferSar(Context().get(), refer, &again));
+  EXPECT_EQ(again.referral().referral_id(), referral.referral().referral_id());
+
+  const std::string id = referral.referral().referral_id();
+  ASSERT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_RECEIVED));
+  v1::CloseReferralRequest close;
+  close.set_request_id(NewId("req-"));
+  close.set_referral_id(id);
+  *close.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
+  v1::ForceStepResponse closed;
+  s = forces_["NFK"]->Close(Context().get(), close, &closed);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("RECEIVED"));
+  close.set_referral_id("not-a-referral");
+  s = forces_["NFK"]->Close(Context().get(), close, &closed);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("referral_id"));
+  // Nothing was changed by the refused step.
+  ASSERT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_RECEIVED));
+}
+
+TEST_F(ChainTest, SilenceIsRemindedThenEscalated) {
+  const std::string silent_a = Refer("NFK", "Silent A");
+  const std::string silent_b = Refer("BF", "Silent B");
+  const std::string answered = Refer("MPS", "Answered C");
+  Research("MPS", answered);
+  v1::DeclineReferralRequest decline;
+  decline.set_request_id(NewId("req-"));
+  decline.set_referral_id(answered);
+  decline.set_reason("not our personnel");
+  v1::ForceStepResponse resp;
+  ASSERT_RPC_OK(forces_["MPS"]->Decline(Context().get(), decline, &resp));
+  ASSERT_TRUE(WaitFor([&] { return Summary().total().feedback_received() == 1; }));
+
+  chain_->SetClockOffset(absl::Hours(24 * 91));
+  v1::RunFeedbackClockResponse clock;
+  ASSERT_TRUE(WaitFor([&] {
+    return ukfiu_->RunFeedbackClock(Context().get(), v1::RunFeedbackClockRequest(), &clock).ok() &&
+           Summary().total().reminded() == 2;
+  }));
+  v1::ListOverdueResponse overdue;
+  ASSERT_RPC_OK(nca_->ListOverdue(Context().get(), v1::ListOverdueRequest(), &overdue));
+  std::set<std::string> overdue_ids;
+  for (const auto& e : overdue.entries()) overdue_ids.insert(e.referral_id());
+  EXPECT_EQ(overdue_ids, (std::set<std::string>{silent_a, silent_b}));
+  EXPECT_EQ(Summary().total().escalated(), 0);
+
+  chain_->SetClockOffset(absl::Hours(24 * 120));
+  ASSERT_TRUE(WaitFor([&] {
+    ukfiu_->RunFeedbackClock(Context().get(), v1::RunFeedbackClockRequest(), &clock);
+    return Summary().total().escalated() == 2;
+  }));
+  EXPECT_EQ(Summary().total().overdue(), 2);
+  EXPECT_EQ(Summary().total().reminded(), 2);
+}
+
+}  // namespace
+}  // namespace sarloop

@@ -1,0 +1,127 @@
+#include "tests/testutil/chain.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/tls.h"
+
+namespace sarloop::testing {
+namespace {
+
+const std::map<std::string, int> kOffsets = {
+    {"ukfiu", 1},      {"nca", 2},       {"force-NFK", 11},  {"force-SFK", 12},
+    {"force-MPS", 13}, {"force-BF", 14}, {"racu-ERSOU", 21}, {"racu-NCAACU", 22}};
+
+bool PortFree(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A base port whose chain ports are all free now. Tests run in parallel, so start at random.
+int PickBasePort() {
+  std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int base = 20000 + 100 * std::uniform_int_distribution<int>(0, 399)(rng);
+    bool free = true;
+    for (const auto& [name, offset] : kOffsets) free = free && PortFree(base + offset);
+    if (free) return base;
+  }
+  return 0;
+}
+
+}  // namespace
+
+absl::Status LocalChain::Launcher(const std::string& args) const {
+  const std::string cmd =
+      absl::StrCat("SARLOOP_BUILD=", SARLOOP_BINARY_DIR, " SARLOOP_BASE_PORT=", base_port_, " ",
+                   SARLOOP_SOURCE_DIR, "/deploy/local/sarloop-local ", args, " >>", dir_,
+                   "/launcher.log 2>&1");
+  const int rc = std::system(cmd.c_str());
+  if (rc != 0) {
+    std::ifstream log(dir_ + "/launcher.log");
+    std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    return absl::InternalError(absl::StrCat("sarloop-local ", args, " failed:\n", text));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<LocalChain>> LocalChain::Up() {
+  auto temp = std::make_unique<TempDir>();
+  const int base = PickBasePort();
+  if (base == 0) return absl::UnavailableError("no free port range for a chain");
+  std::unique_ptr<LocalChain> chain(new LocalChain(temp->path().string(), base));
+  chain->temp_ = std::move(temp);
+  absl::Status up = chain->Launcher(absl::StrCat("up ", chain->dir_));
+  if (!up.ok()) return up;
+  return chain;
+}
+
+LocalChain::~LocalChain() { (void)Launcher(absl::StrCat("down ", dir_)); }
+
+absl::Status LocalChain::Stop(const std::string& instance) {
+  return Launcher(absl::StrCat("stop ", instance, " ", dir_));
+}
+
+absl::Status LocalChain::Start(const std::string& instance) {
+  return Launcher(absl::StrCat("start ", instance, " ", dir_));
+}
+
+int LocalChain::Port(const std::string& instance) const {
+  return base_port_ + kOffsets.at(instance);
+}
+
+std::shared_ptr<grpc::Channel> LocalChain::Channel(const std::string& instance,
+                                                   const std::string& identity) const {
+  v1::TlsConfig tls;
+  const std::string pki = absl::StrCat(dir_, "/pki/", identity);
+  tls.set_cert_file(pki + "/cert.pem");
+  tls.set_key_file(pki + "/key.pem");
+  tls.set_ca_file(pki + "/ca.pem");
+  auto creds = MakeChannelCredentials(tls);
+  if (!creds.ok()) std::abort();
+  return grpc::CreateChannel(absl::StrCat("localhost:", Port(instance)), *creds);
+}
+
+void LocalChain::SetClockOffset(absl::Duration offset) const {
+  const std::string path = dir_ + "/clock-offset";
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << absl::ToInt64Seconds(offset) << "\n";
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+std::unique_ptr<grpc::ClientContext> Context(const std::string& user) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx->AddMetadata("x-sarloop-user", user);
+  return ctx;
+}
+
+bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time end = absl::Now() + timeout;
+  while (absl::Now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+}  // namespace sarloop::testing

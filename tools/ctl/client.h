@@ -1,0 +1,78 @@
+// How sarloopctl reaches a service: the global options, one mutual-TLS channel opened on first
+// use, and unary calls that each carry a deadline and the acting user's metadata.
+#ifndef SARLOOP_TOOLS_CTL_CLIENT_H_
+#define SARLOOP_TOOLS_CTL_CLIENT_H_
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/status.h"
+#include "tools/ctl/args.h"
+
+namespace sarloop::ctl {
+
+// The metadata key naming the person acting through the calling system (common/identity.h).
+inline constexpr char kUserMetadata[] = "x-sarloop-user";
+
+struct GlobalOptions {
+  // host:port of the service; empty when neither --target nor SARLOOP_TARGET is set.
+  std::string target;
+  // Directory with cert.pem, key.pem and ca.pem; empty when neither --identity nor
+  // SARLOOP_IDENTITY is set.
+  std::string identity_dir;
+  // Sent as x-sarloop-user on every call.
+  std::string user;
+  // Print the response as JSON instead of tables.
+  bool json = false;
+  // Deadline of each call, counted from its start.
+  absl::Duration timeout = absl::Seconds(10);
+  // Idempotency key for a mutating call: --request-id, or a fresh random one.
+  std::string request_id;
+};
+
+// The global options from `args`, falling back to SARLOOP_TARGET, SARLOOP_IDENTITY and USER.
+// Usage error for a malformed --timeout, --user or --request-id. A missing target or identity
+// is reported only when a call needs them, so argument mistakes are found first.
+absl::StatusOr<GlobalOptions> ReadGlobalOptions(const Args& args);
+
+// Not thread-safe: sarloopctl makes its calls one after another.
+class Session {
+ public:
+  explicit Session(GlobalOptions options) : options_(std::move(options)) {}
+
+  const GlobalOptions& options() const { return options_; }
+
+  // The channel, opened on the first call. Usage error when the target or identity is missing,
+  // or a file of the identity directory cannot be read.
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel();
+
+  // Sets the deadline and the user metadata on a fresh context.
+  void Prepare(grpc::ClientContext* context) const;
+
+  // One unary call through a generated stub, e.g. Call(&v1::Force::Stub::Acknowledge, req, &resp).
+  // Returns the status the server (or gRPC, e.g. DEADLINE_EXCEEDED) gave, or a usage error from
+  // Channel().
+  template <typename Stub, typename Request, typename Response>
+  absl::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                    const Request& request, Response* response) {
+    ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, Channel());
+    Stub stub(channel);
+    grpc::ClientContext context;
+    Prepare(&context);
+    return FromGrpcStatus((stub.*method)(&context, request, response));
+  }
+
+ private:
+  GlobalOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+}  // namespace sarloop::ctl
+
+#endif  // SARLOOP_TOOLS_CTL_CLIENT_H_

@@ -1,0 +1,251 @@
+// force and racu: the organisations that act on a referral (proto/sarloop/v1/force.proto and
+// racu.proto). Both record outcomes, so they share the outcome options.
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "sarloop/v1/force.grpc.pb.h"
+#include "sarloop/v1/racu.grpc.pb.h"
+#include "tools/ctl/commands.h"
+#include "tools/ctl/views.h"
+
+namespace sarloop::ctl {
+namespace {
+
+using v1::Force;
+using v1::Racu;
+
+// A referral and the events this service knows for it: what `show` prints for either service.
+template <typename Response>
+absl::Status EmitReferralWithEvents(const Session& session, const Response& response) {
+  return Emit(session, response, [&](std::ostream& out) {
+    PrintReferral(response.referral(), out);
+    out << '\n';
+    PrintEvents(response.events(), out);
+  });
+}
+
+// The referral after a step.
+template <typename Response>
+absl::Status EmitStep(const Session& session, const Response& response) {
+  return Emit(session, response,
+              [&](std::ostream& out) { PrintReferral(response.referral(), out); });
+}
+
+template <typename Response>
+absl::Status EmitInbox(const Session& session, const Response& response, bool show_organisation) {
+  return Emit(session, response, [&](std::ostream& out) {
+    PrintInbox(response.referrals(), show_organisation, out);
+    PrintNextPage(response.next_page_token(), out);
+  });
+}
+
+absl::Status ForceInbox(const Input& in, Session& session) {
+  v1::ListInboxRequest request;
+  ASSIGN_OR_RETURN(v1::ReferralState state, ReadState(in.args));
+  ASSIGN_OR_RETURN(Paging paging, ReadPaging(in.args));
+  request.set_state(state);
+  v1::ListInboxResponse response;
+  RETURN_IF_ERROR(ListPages(session, &Force::Stub::ListInbox, request, paging, &response));
+  return EmitInbox(session, response, /*show_organisation=*/false);
+}
+
+absl::Status ForceShow(const Input& in, Session& session) {
+  v1::GetForceReferralRequest request;
+  request.set_referral_id(in.operands[0]);
+  v1::GetForceReferralResponse response;
+  RETURN_IF_ERROR(session.Call(&Force::Stub::GetReferral, request, &response));
+  return EmitReferralWithEvents(session, response);
+}
+
+v1::ForceStepRequest StepRequest(const Input& in, const Session& session) {
+  v1::ForceStepRequest request;
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  return request;
+}
+
+absl::Status ForceAcknowledge(const Input& in, Session& session) {
+  v1::ForceStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Force::Stub::Acknowledge, StepRequest(in, session), &response));
+  return EmitStep(session, response);
+}
+
+absl::Status ForceResearch(const Input& in, Session& session) {
+  v1::ForceStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Force::Stub::StartResearch, StepRequest(in, session), &response));
+  return EmitStep(session, response);
+}
+
+absl::Status ForceDecline(const Input& in, Session& session) {
+  v1::DeclineReferralRequest request;
+  ASSIGN_OR_RETURN(std::string reason, in.args.Require("reason"));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  request.set_reason(reason);
+  v1::ForceStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Force::Stub::Decline, request, &response));
+  return EmitStep(session, response);
+}
+
+absl::Status ForceClose(const Input& in, Session& session) {
+  v1::CloseReferralRequest request;
+  ASSIGN_OR_RETURN(*request.mutable_outcome(), ReadOutcome(in.args));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  v1::ForceStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Force::Stub::Close, request, &response));
+  return EmitStep(session, response);
+}
+
+absl::Status ForceHandOver(const Input& in, Session& session) {
+  v1::HandOverRequest request;
+  ASSIGN_OR_RETURN(std::string notes, in.args.Require("notes"));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  request.set_notes(notes);
+  v1::ForceStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Force::Stub::HandOver, request, &response));
+  return EmitStep(session, response);
+}
+
+absl::Status RacuInbox(const Input& in, Session& session) {
+  v1::ListHandoversRequest request;
+  ASSIGN_OR_RETURN(v1::ReferralState state, ReadState(in.args));
+  ASSIGN_OR_RETURN(Paging paging, ReadPaging(in.args));
+  request.set_state(state);
+  v1::ListHandoversResponse response;
+  RETURN_IF_ERROR(ListPages(session, &Racu::Stub::ListHandovers, request, paging, &response));
+  return EmitInbox(session, response, /*show_organisation=*/true);
+}
+
+absl::Status RacuShow(const Input& in, Session& session) {
+  v1::GetHandoverRequest request;
+  request.set_referral_id(in.operands[0]);
+  v1::GetHandoverResponse response;
+  RETURN_IF_ERROR(session.Call(&Racu::Stub::GetHandover, request, &response));
+  return EmitReferralWithEvents(session, response);
+}
+
+absl::Status RacuAccept(const Input& in, Session& session) {
+  v1::AcceptHandoverRequest request;
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  v1::UnitStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Racu::Stub::Accept, request, &response));
+  return EmitStep(session, response);
+}
+
+absl::Status RacuDecline(const Input& in, Session& session) {
+  v1::DeclineAssistanceRequest request;
+  ASSIGN_OR_RETURN(std::string reason, in.args.Require("reason"));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  request.set_reason(reason);
+  v1::UnitStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Racu::Stub::DeclineAssistance, request, &response));
+  return EmitStep(session, response);
+}
+
+absl::Status RacuOutcome(const Input& in, Session& session) {
+  v1::RecordOutcomeRequest request;
+  ASSIGN_OR_RETURN(*request.mutable_outcome(), ReadOutcome(in.args));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  v1::UnitStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Racu::Stub::RecordOutcome, request, &response));
+  return EmitStep(session, response);
+}
+
+}  // namespace
+
+std::vector<Command> ForceCommands() {
+  return {
+      {.group = "force",
+       .verb = "inbox",
+       .synopsis = absl::StrCat("[--state STATE] ", kPagingSynopsis),
+       .summary = "list the referrals addressed to this force, oldest first",
+       .options = Concat({"state"}, kPagingOptions),
+       .run = ForceInbox},
+      {.group = "force",
+       .verb = "show",
+       .operands = {"REF_ID"},
+       .summary = "show a referral with its package and events",
+       .run = ForceShow},
+      {.group = "force",
+       .verb = "ack",
+       .operands = {"REF_ID"},
+       .summary = "acknowledge a received referral (RECEIVED -> ACKNOWLEDGED)",
+       .mutating = true,
+       .run = ForceAcknowledge},
+      {.group = "force",
+       .verb = "research",
+       .operands = {"REF_ID"},
+       .summary = "start research (ACKNOWLEDGED -> UNDER_RESEARCH)",
+       .mutating = true,
+       .run = ForceResearch},
+      {.group = "force",
+       .verb = "decline",
+       .operands = {"REF_ID"},
+       .synopsis = "--reason TEXT",
+       .summary = "decline to act (UNDER_RESEARCH -> DECLINED_BY_FORCE)",
+       .options = {"reason"},
+       .mutating = true,
+       .run = ForceDecline},
+      {.group = "force",
+       .verb = "close",
+       .operands = {"REF_ID"},
+       .synopsis = kOutcomeSynopsis,
+       .summary = "close with the force's own outcome (UNDER_RESEARCH -> CLOSED_BY_FORCE)",
+       .options = kOutcomeOptions,
+       .mutating = true,
+       .run = ForceClose},
+      {.group = "force",
+       .verb = "handover",
+       .operands = {"REF_ID"},
+       .synopsis = "--notes TEXT",
+       .summary = "hand over to the force's unit (UNDER_RESEARCH -> HANDED_OVER)",
+       .options = {"notes"},
+       .mutating = true,
+       .run = ForceHandOver},
+  };
+}
+
+std::vector<Command> RacuCommands() {
+  return {
+      {.group = "racu",
+       .verb = "inbox",
+       .synopsis = absl::StrCat("[--state STATE] ", kPagingSynopsis),
+       .summary = "list the handovers to this unit, oldest first",
+       .options = Concat({"state"}, kPagingOptions),
+       .run = RacuInbox},
+      {.group = "racu",
+       .verb = "show",
+       .operands = {"REF_ID"},
+       .summary = "show a handover with its package and events",
+       .run = RacuShow},
+      {.group = "racu",
+       .verb = "accept",
+       .operands = {"REF_ID"},
+       .summary = "open a joint investigation (HANDED_OVER -> JOINT_INVESTIGATION)",
+       .mutating = true,
+       .run = RacuAccept},
+      {.group = "racu",
+       .verb = "decline",
+       .operands = {"REF_ID"},
+       .synopsis = "--reason TEXT",
+       .summary = "decline to assist; the referral returns to the force",
+       .options = {"reason"},
+       .mutating = true,
+       .run = RacuDecline},
+      {.group = "racu",
+       .verb = "outcome",
+       .operands = {"REF_ID"},
+       .synopsis = kOutcomeSynopsis,
+       .summary = "record the joint investigation's outcome (-> OUTCOME_RECORDED)",
+       .options = kOutcomeOptions,
+       .mutating = true,
+       .run = RacuOutcome},
+  };
+}
+
+}  // namespace sarloop::ctl

@@ -1,0 +1,239 @@
+// ukfiu: SAR intake and referral decisions (proto/sarloop/v1/ukfiu.proto).
+#include <google/protobuf/util/json_util.h>
+
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "sarloop/v1/ukfiu.grpc.pb.h"
+#include "tools/ctl/commands.h"
+#include "tools/ctl/values.h"
+#include "tools/ctl/views.h"
+
+namespace sarloop::ctl {
+namespace {
+
+using v1::Ukfiu;
+
+// The options that describe a SAR on the command line; --from-json replaces them all.
+const std::vector<std::string> kSarOptions = {"sector", "narrative", "reporter-ref", "amount-pence",
+                                              "subject"};
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  if (path == "-") {
+    return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return UsageError(absl::StrCat("--from-json: cannot read '", path, "'"));
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A Sar in proto JSON (camelCase or the proto field names), from FILE or stdin for "-".
+absl::StatusOr<v1::Sar> SarFromJson(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string json, ReadFile(path));
+  v1::Sar sar;
+  auto status = google::protobuf::util::JsonStringToMessage(json, &sar);
+  if (!status.ok()) {
+    return UsageError(absl::StrCat("--from-json: '", path, "' is not a Sar: ", status.ToString()));
+  }
+  return sar;
+}
+
+absl::StatusOr<v1::Sar> SarFromOptions(const Args& args) {
+  v1::Sar sar;
+  ASSIGN_OR_RETURN(std::string sector, args.Require("sector"));
+  ASSIGN_OR_RETURN(std::string narrative, args.Require("narrative"));
+  sar.set_reporter_sector(sector);
+  sar.set_narrative(narrative);
+  sar.set_reporter_reference(args.Get("reporter-ref").value_or(""));
+  if (std::optional<std::string> amount = args.Get("amount-pence")) {
+    ASSIGN_OR_RETURN(int64_t pence,
+                     ParseInteger("amount-pence", *amount, 0, std::numeric_limits<int64_t>::max()));
+    sar.set_amount_pence(pence);
+  }
+  const std::vector<std::string> subjects = args.GetAll("subject");
+  if (subjects.empty()) return UsageError("missing --subject (at least one)");
+  for (const std::string& text : subjects) {
+    ASSIGN_OR_RETURN(*sar.add_subjects(), ParseSubject(text));
+  }
+  return sar;
+}
+
+absl::StatusOr<v1::Sar> ReadSar(const Args& args) {
+  std::optional<std::string> path = args.Get("from-json");
+  if (!path) return SarFromOptions(args);
+  for (const std::string& option : kSarOptions) {
+    if (args.Has(option)) {
+      return UsageError(absl::StrCat("--from-json and --", option, " cannot be combined"));
+    }
+  }
+  return SarFromJson(*path);
+}
+
+absl::Status Submit(const Input& in, Session& session) {
+  v1::SubmitSarRequest request;
+  ASSIGN_OR_RETURN(*request.mutable_sar(), ReadSar(in.args));
+  request.set_request_id(session.options().request_id);
+  v1::SubmitSarResponse response;
+  RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::SubmitSar, request, &response));
+  return Emit(session, response, [&](std::ostream& out) { PrintSar(response.sar(), out); });
+}
+
+absl::Status ShowSar(const Input& in, Session& session) {
+  v1::GetSarRequest request;
+  request.set_sar_id(in.operands[0]);
+  v1::GetSarResponse response;
+  RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::GetSar, request, &response));
+  return Emit(session, response, [&](std::ostream& out) {
+    PrintSar(response.sar(), out);
+    out << "\nreferrals\n";
+    PrintReferralList(response.referrals(), out);
+  });
+}
+
+absl::Status Refer(const Input& in, Session& session) {
+  v1::ReferSarRequest request;
+  ASSIGN_OR_RETURN(std::string org, in.args.Require("org"));
+  ASSIGN_OR_RETURN(*request.mutable_thr(), ReadThr(in.args));
+  if (std::optional<std::string> days = in.args.Get("due-days")) {
+    ASSIGN_OR_RETURN(int64_t due_days,
+                     ParseInteger("due-days", *days, 1, std::numeric_limits<int32_t>::max()));
+    request.set_due_in_days(static_cast<int32_t>(due_days));
+  }
+  request.set_request_id(session.options().request_id);
+  request.set_sar_id(in.operands[0]);
+  request.set_organisation(OrgCode(org));
+  v1::ReferSarResponse response;
+  RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::ReferSar, request, &response));
+  return Emit(session, response,
+              [&](std::ostream& out) { PrintReferral(response.referral(), out); });
+}
+
+absl::Status Withdraw(const Input& in, Session& session) {
+  v1::WithdrawReferralRequest request;
+  ASSIGN_OR_RETURN(std::string reason, in.args.Require("reason"));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  request.set_reason(reason);
+  v1::WithdrawReferralResponse response;
+  RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::WithdrawReferral, request, &response));
+  return Emit(session, response,
+              [&](std::ostream& out) { PrintReferral(response.referral(), out); });
+}
+
+absl::Status Redirect(const Input& in, Session& session) {
+  v1::RedirectReferralRequest request;
+  ASSIGN_OR_RETURN(std::string org, in.args.Require("org"));
+  ASSIGN_OR_RETURN(*request.mutable_thr(), ReadThr(in.args));
+  ASSIGN_OR_RETURN(std::string reason, in.args.Require("reason"));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  request.set_organisation(OrgCode(org));
+  request.set_reason(reason);
+  v1::RedirectReferralResponse response;
+  RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::RedirectReferral, request, &response));
+  return Emit(session, response, [&](std::ostream& out) {
+    out << "redirected\n";
+    PrintReferral(response.redirected(), out);
+    out << "\nnew referral\n";
+    PrintReferral(response.referral(), out);
+  });
+}
+
+absl::Status ShowReferral(const Input& in, Session& session) {
+  v1::GetReferralRequest request;
+  request.set_referral_id(in.operands[0]);
+  v1::GetReferralResponse response;
+  RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::GetReferral, request, &response));
+  return Emit(session, response, [&](std::ostream& out) {
+    PrintReferral(response.referral(), out);
+    out << '\n';
+    PrintEvents(response.events(), out);
+  });
+}
+
+absl::Status ListReferrals(const Input& in, Session& session) {
+  v1::ListReferralsRequest request;
+  ASSIGN_OR_RETURN(v1::ReferralState state, ReadState(in.args));
+  ASSIGN_OR_RETURN(Paging paging, ReadPaging(in.args));
+  request.set_state(state);
+  request.set_organisation(OrgCode(in.args.Get("org").value_or("")));
+  v1::ListReferralsResponse response;
+  RETURN_IF_ERROR(ListPages(session, &Ukfiu::Stub::ListReferrals, request, paging, &response));
+  return Emit(session, response, [&](std::ostream& out) {
+    PrintReferralList(response.referrals(), out);
+    PrintNextPage(response.next_page_token(), out);
+  });
+}
+
+absl::Status RunClock(const Input& in, Session& session) {
+  v1::RunFeedbackClockResponse response;
+  RETURN_IF_ERROR(
+      session.Call(&Ukfiu::Stub::RunFeedbackClock, v1::RunFeedbackClockRequest(), &response));
+  return Emit(session, response, [&](std::ostream& out) { PrintClockRun(response, out); });
+}
+
+}  // namespace
+
+std::vector<Command> UkfiuCommands() {
+  return {
+      {.group = "ukfiu",
+       .verb = "submit",
+       .synopsis = "--sector S --narrative TEXT --subject SUBJECT... [--reporter-ref R] "
+                   "[--amount-pence N] | --from-json FILE",
+       .summary = "store a SAR; SUBJECT is \"Full Name|YYYY-MM-DD|ROLE|EMPLOYER|address\" (only "
+                  "the name is required); FILE is a Sar in JSON, - for stdin",
+       .options = {"sector", "narrative", "reporter-ref", "amount-pence", "from-json"},
+       .repeatable = {"subject"},
+       .mutating = true,
+       .run = Submit},
+      {.group = "ukfiu",
+       .verb = "sar",
+       .operands = {"SAR_ID"},
+       .summary = "show a SAR and the referrals made from it",
+       .run = ShowSar},
+      {.group = "ukfiu",
+       .verb = "refer",
+       .operands = {"SAR_ID"},
+       .synopsis = absl::StrCat("--org CODE ", kThrSynopsis, " [--due-days N]"),
+       .summary = "refer a SAR to an organisation with a THR assessment",
+       .options = Concat({"org", "due-days"}, kThrOptions),
+       .mutating = true,
+       .run = Refer},
+      {.group = "ukfiu",
+       .verb = "withdraw",
+       .operands = {"REF_ID"},
+       .synopsis = "--reason TEXT",
+       .summary = "withdraw an open referral",
+       .options = {"reason"},
+       .mutating = true,
+       .run = Withdraw},
+      {.group = "ukfiu",
+       .verb = "redirect",
+       .operands = {"REF_ID"},
+       .synopsis = absl::StrCat("--org CODE ", kThrSynopsis, " --reason TEXT"),
+       .summary = "redirect an open referral to another organisation (a new, linked referral)",
+       .options = Concat({"org", "reason"}, kThrOptions),
+       .mutating = true,
+       .run = Redirect},
+      {.group = "ukfiu",
+       .verb = "referral",
+       .operands = {"REF_ID"},
+       .summary = "show a referral and every event UKFIU knows for it",
+       .run = ShowReferral},
+      {.group = "ukfiu",
+       .verb = "referrals",
+       .synopsis = absl::StrCat("[--org CODE] [--state STATE] ", kPagingSynopsis),
+       .summary = "list referrals, newest first",
+       .options = Concat({"org", "state"}, kPagingOptions),
+       .run = ListReferrals},
+      {.group = "ukfiu",
+       .verb = "clock",
+       .summary = "run the feedback clock now: reminders, escalations, open-investigation flags",
+       .run = RunClock},
+  };
+}
+
+}  // namespace sarloop::ctl

@@ -1,0 +1,285 @@
+#include "tools/ctl/views.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "common/lifecycle.h"
+#include "tools/ctl/table.h"
+#include "tools/ctl/values.h"
+
+namespace sarloop::ctl {
+namespace {
+
+std::string Count(int64_t n) { return absl::StrCat(n); }
+
+std::string YesNo(bool value) { return value ? "yes" : "no"; }
+
+std::string Joined(const Repeated<std::string>& values) { return absl::StrJoin(values, ","); }
+
+std::string State(v1::ReferralState state) {
+  return state == v1::REFERRAL_STATE_UNSPECIFIED ? "-" : std::string(StateName(state));
+}
+
+// "123456 pence (£1234.56)": the proto holds pence, people read pounds.
+std::string Pence(int64_t pence) {
+  const char* sign = pence < 0 ? "-" : "";
+  const uint64_t magnitude = pence < 0 ? -static_cast<uint64_t>(pence) : pence;
+  return absl::StrFormat("%d pence (%s£%d.%02d)", pence, sign, magnitude / 100, magnitude % 100);
+}
+
+std::string ThrLine(const v1::ThrAssessment& thr) {
+  if (thr.threat() == 0 && thr.risk() == 0 && thr.harm() == 0) return "";
+  return absl::StrCat("threat ", EnumLabel(thr.threat()), ", risk ", EnumLabel(thr.risk()),
+                      ", harm ", EnumLabel(thr.harm()));
+}
+
+std::string OutcomeLine(const v1::Outcome& outcome) {
+  if (outcome.type() == v1::OUTCOME_TYPE_UNSPECIFIED) return "";
+  std::string line(OutcomeName(outcome.type()));
+  if (outcome.misconduct_result() != v1::MISCONDUCT_RESULT_UNSPECIFIED) {
+    absl::StrAppend(&line, " (", EnumLabel(outcome.misconduct_result()), ")");
+  }
+  return line;
+}
+
+void AddThr(KeyValues& kv, const v1::ThrAssessment& thr) {
+  kv.AddIfSet("thr", ThrLine(thr));
+  kv.AddIfSet("rationale", thr.rationale());
+}
+
+void AddOutcome(KeyValues& kv, const v1::Outcome& outcome) {
+  if (outcome.type() == v1::OUTCOME_TYPE_UNSPECIFIED) return;
+  kv.Add("outcome", OutcomeLine(outcome));
+  kv.Add("category", EnumLabel(outcome.category()));
+  kv.Add("subject role", EnumLabel(outcome.subject_role()));
+  kv.AddIfSet("investigated by", outcome.investigating_org());
+  kv.Add("opened", FormatDate(outcome.opened_at()));
+  kv.Add("closed", FormatDate(outcome.closed_at()));
+  kv.AddIfSet("learning summary", outcome.learning_summary());
+}
+
+void AddSarFields(KeyValues& kv, const v1::Sar& sar) {
+  kv.Add("sar", sar.sar_id());
+  kv.Add("sector", sar.reporter_sector());
+  kv.AddIfSet("reporter ref", sar.reporter_reference());
+  kv.Add("submitted", FormatTime(sar.submitted_at()));
+  if (sar.amount_pence() != 0) kv.Add("amount", Pence(sar.amount_pence()));
+  kv.Add("narrative", sar.narrative());
+}
+
+void PrintSubjects(const Repeated<v1::Subject>& subjects, std::ostream& out) {
+  Table table({"NAME", "BORN", "ROLE", "EMPLOYER", "SUBJECT_REF", "ADDRESS"});
+  for (const v1::Subject& s : subjects) {
+    table.AddRow({s.full_name(), s.date_of_birth(), EnumLabel(s.role()), s.employer_code(),
+                  s.subject_ref(), s.address()});
+  }
+  table.Print(out);
+}
+
+std::string ActorText(const v1::Actor& actor) {
+  if (actor.user().empty()) return actor.identity();
+  if (actor.identity().empty()) return actor.user();
+  return absl::StrCat(actor.user(), " (", actor.identity(), ")");
+}
+
+// The payload fields an event carries, whichever its type: each type sets only its own.
+std::string EventDetail(const v1::LifecycleEvent& e) {
+  std::vector<std::string> parts;
+  if (e.has_due_at()) parts.push_back(absl::StrCat("due ", FormatDate(e.due_at())));
+  if (e.has_thr()) parts.push_back(ThrLine(e.thr()));
+  if (!e.unit().empty()) parts.push_back(absl::StrCat("unit ", e.unit()));
+  if (!e.linked_referral_id().empty()) {
+    parts.push_back(absl::StrCat("linked ", e.linked_referral_id()));
+  }
+  if (e.has_outcome()) parts.push_back(absl::StrCat("outcome ", OutcomeLine(e.outcome())));
+  if (e.sequence() != 0) parts.push_back(absl::StrCat("#", e.sequence()));
+  if (!e.addressee().empty()) parts.push_back(absl::StrCat("to ", e.addressee()));
+  if (!e.other_organisations().empty()) {
+    parts.push_back(absl::StrCat("also ", Joined(e.other_organisations())));
+  }
+  if (e.subject_refs_size() > 0) {
+    parts.push_back(
+        absl::StrCat(e.subject_refs_size(), e.subject_refs_size() == 1 ? " subject" : " subjects"));
+  }
+  if (!e.reason().empty()) parts.push_back(absl::StrCat("reason: ", e.reason()));
+  parts.erase(std::remove(parts.begin(), parts.end(), ""), parts.end());
+  return absl::StrJoin(parts, "; ");
+}
+
+std::vector<std::string> SummaryRow(const v1::OrganisationSummary& s, std::string name) {
+  return {std::move(name),
+          Count(s.referred()),
+          Count(s.feedback_received()),
+          Count(s.declined_by_force()),
+          Count(s.open()),
+          Count(s.handed_over()),
+          Count(s.assistance_declined()),
+          Count(s.overdue()),
+          Count(s.escalated()),
+          Count(s.withdrawn()),
+          Count(s.redirected())};
+}
+
+void AddOutcomeRows(Table& table, const v1::OrganisationSummary& s, const std::string& name) {
+  for (const v1::OutcomeCount& c : s.outcomes()) {
+    table.AddRow({name, std::string(OutcomeName(c.type())), Count(c.count())});
+  }
+}
+
+}  // namespace
+
+void PrintSar(const v1::Sar& sar, std::ostream& out) {
+  KeyValues kv;
+  AddSarFields(kv, sar);
+  kv.Print(out);
+  out << '\n';
+  PrintSubjects(sar.subjects(), out);
+}
+
+void PrintReferral(const v1::Referral& r, std::ostream& out) {
+  KeyValues kv;
+  kv.Add("referral", r.referral_id());
+  kv.Add("sar", r.sar_id());
+  kv.Add("organisation", r.organisation());
+  kv.Add("state", State(r.state()));
+  kv.Add("dispatched", FormatTime(r.dispatched_at()));
+  kv.Add("due", FormatDate(r.due_at()));
+  kv.Add("updated", FormatTime(r.updated_at()));
+  AddThr(kv, r.thr());
+  kv.AddIfSet("linked referral", r.linked_referral_id());
+  kv.AddIfSet("unit", r.unit());
+  kv.AddIfSet("reason", r.reason());
+  kv.Add("reminders", Count(r.reminders()));
+  kv.Add("escalated", YesNo(r.escalated()));
+  kv.AddIfSet("deconfliction", Joined(r.deconfliction_with()));
+  AddOutcome(kv, r.outcome());
+  kv.Print(out);
+  if (!r.has_package()) return;
+
+  const v1::ReferralPackage& package = r.package();
+  out << '\n';
+  out << "package\n";
+  KeyValues pkg;
+  AddSarFields(pkg, package.sar());
+  pkg.AddIfSet("handover notes", package.handover_notes());
+  pkg.AddIfSet("deconfliction", Joined(package.deconfliction_with()));
+  pkg.Print(out);
+  out << '\n';
+  PrintSubjects(package.sar().subjects(), out);
+}
+
+void PrintEvents(const Repeated<v1::LifecycleEvent>& events, std::ostream& out) {
+  Table table({"TIME", "TYPE", "PRODUCER", "ACTOR", "DETAIL"});
+  for (const v1::LifecycleEvent& e : events) {
+    table.AddRow({FormatTime(e.occurred_at()), std::string(EventName(e.type())), e.producer(),
+                  ActorText(e.actor()), EventDetail(e)});
+  }
+  table.Print(out);
+}
+
+void PrintInbox(const Repeated<v1::Referral>& referrals, bool show_organisation,
+                std::ostream& out) {
+  std::vector<std::string> headers = {"REFERRAL", "STATE", "SAR", "DUE", "UPDATED", "REMINDERS"};
+  if (show_organisation) headers.insert(headers.begin() + 1, "FORCE");
+  Table table(headers);
+  for (const v1::Referral& r : referrals) {
+    std::vector<std::string> row = {
+        r.referral_id(),        State(r.state()),           r.sar_id(),
+        FormatDate(r.due_at()), FormatTime(r.updated_at()), Count(r.reminders())};
+    if (show_organisation) row.insert(row.begin() + 1, r.organisation());
+    table.AddRow(std::move(row));
+  }
+  table.Print(out);
+}
+
+void PrintReferralList(const Repeated<v1::Referral>& referrals, std::ostream& out) {
+  Table table({"REFERRAL", "ORG", "STATE", "SAR", "DISPATCHED", "DUE", "REMINDERS", "ESCALATED"});
+  for (const v1::Referral& r : referrals) {
+    table.AddRow({r.referral_id(), r.organisation(), State(r.state()), r.sar_id(),
+                  FormatDate(r.dispatched_at()), FormatDate(r.due_at()), Count(r.reminders()),
+                  YesNo(r.escalated())});
+  }
+  table.Print(out);
+}
+
+void PrintRegisterEntry(const v1::RegisterEntry& e, std::ostream& out) {
+  KeyValues kv;
+  kv.Add("referral", e.referral_id());
+  kv.Add("organisation", e.organisation());
+  kv.Add("state", State(e.state()));
+  kv.Add("dispatched", FormatTime(e.dispatched_at()));
+  kv.Add("due", FormatDate(e.due_at()));
+  kv.Add("feedback", FormatTime(e.feedback_at()));
+  AddThr(kv, e.thr());
+  kv.AddIfSet("unit", e.unit());
+  kv.AddIfSet("linked referral", e.linked_referral_id());
+  kv.AddIfSet("reason", e.reason());
+  kv.Add("reminders", Count(e.reminders()));
+  kv.Add("escalated", YesNo(e.escalated()));
+  kv.Add("assistance declines", Count(e.assistance_declines()));
+  kv.Add("open flags", Count(e.open_investigation_flags()));
+  kv.AddIfSet("subject refs", Joined(e.subject_refs()));
+  kv.AddIfSet("deconfliction", Joined(e.deconfliction_with()));
+  kv.Add("events", Count(e.event_count()));
+  AddOutcome(kv, e.outcome());
+  kv.Print(out);
+}
+
+void PrintRegisterList(const Repeated<v1::RegisterEntry>& entries, std::ostream& out) {
+  Table table({"REFERRAL", "ORG", "STATE", "DISPATCHED", "DUE", "FEEDBACK", "UNIT", "REMINDERS",
+               "ESCALATED"});
+  for (const v1::RegisterEntry& e : entries) {
+    table.AddRow({e.referral_id(), e.organisation(), State(e.state()),
+                  FormatDate(e.dispatched_at()), FormatDate(e.due_at()),
+                  FormatDate(e.feedback_at()), e.unit(), Count(e.reminders()),
+                  YesNo(e.escalated())});
+  }
+  table.Print(out);
+}
+
+void PrintSummary(const v1::GetSummaryResponse& summary, std::ostream& out) {
+  out << "as of " << FormatTime(summary.as_of()) << "\n\n";
+  Table counts({"ORG", "REFERRED", "FEEDBACK", "DECLINED", "OPEN", "HANDED_OVER", "ASSIST_DECLINED",
+                "OVERDUE", "ESCALATED", "WITHDRAWN", "REDIRECTED"});
+  for (const v1::OrganisationSummary& s : summary.organisations()) {
+    counts.AddRow(SummaryRow(s, s.organisation()));
+  }
+  counts.AddRow(SummaryRow(summary.total(), "TOTAL"));
+  counts.Print(out);
+
+  out << '\n';
+  out << "outcomes by type\n";
+  Table outcomes({"ORG", "OUTCOME", "COUNT"});
+  for (const v1::OrganisationSummary& s : summary.organisations()) {
+    AddOutcomeRows(outcomes, s, s.organisation());
+  }
+  AddOutcomeRows(outcomes, summary.total(), "TOTAL");
+  outcomes.Print(out);
+}
+
+void PrintBacklog(const v1::GetBacklogResponse& backlog, std::ostream& out) {
+  Table table({"DESTINATION", "PENDING", "REJECTED", "DELIVERED", "OLDEST_PENDING", "LAST_ERROR"});
+  for (const v1::DestinationBacklog& d : backlog.destinations()) {
+    const int64_t age = d.oldest_pending_age_seconds();
+    table.AddRow({d.destination(), Count(d.pending()), Count(d.rejected()), Count(d.delivered()),
+                  age == 0 ? "-" : absl::FormatDuration(absl::Seconds(age)), d.last_error()});
+  }
+  table.Print(out);
+}
+
+void PrintClockRun(const v1::RunFeedbackClockResponse& run, std::ostream& out) {
+  KeyValues kv;
+  kv.Add("as of", FormatTime(run.as_of()));
+  kv.Add("reminders sent", Count(run.reminders_sent()));
+  kv.Add("escalations", Count(run.escalations()));
+  kv.Add("open investigation flags", Count(run.open_investigation_flags()));
+  kv.Print(out);
+}
+
+}  // namespace sarloop::ctl

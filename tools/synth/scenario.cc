@@ -1,0 +1,653 @@
+#include "tools/synth/scenario.h"
+
+#include <algorithm>
+#include <array>
+#include <random>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+
+namespace sarloop::synth {
+namespace {
+
+constexpr const char* kFirstNames[] = {
+    "James",     "Oliver", "Harry",   "George",  "Jack",    "Thomas", "Daniel", "Mohammed",
+    "Samuel",    "Joseph", "Ryan",    "Lewis",   "Connor",  "Adam",   "Liam",   "Mark",
+    "Amelia",    "Olivia", "Emily",   "Jessica", "Sophie",  "Chloe",  "Hannah", "Grace",
+    "Charlotte", "Lucy",   "Megan",   "Laura",   "Rebecca", "Aisha",  "Priya",  "Zoe",
+    "Karen",     "Paul",   "Stephen", "Claire",  "Nicola",  "Gareth", "Dean",   "Kelly"};
+constexpr const char* kLastNames[] = {
+    "Smith",   "Jones",   "Williams", "Taylor",   "Brown",    "Davies",   "Evans",  "Wilson",
+    "Thomas",  "Johnson", "Roberts",  "Robinson", "Thompson", "Wright",   "Walker", "White",
+    "Edwards", "Hughes",  "Green",    "Hall",     "Lewis",    "Harris",   "Clarke", "Patel",
+    "Jackson", "Wood",    "Turner",   "Martin",   "Cooper",   "Hill",     "Ward",   "Morris",
+    "Moore",   "Clark",   "Lee",      "King",     "Baker",    "Harrison", "Morgan", "Khan"};
+constexpr const char* kMiddleInitials = "ABCDEFGHJKLMNPRSTW";
+constexpr const char* kStreets[] = {"High Street",   "Church Lane", "Station Road", "Mill Lane",
+                                    "Victoria Road", "The Green",   "Park Avenue",  "Queens Road",
+                                    "Manor Close",   "Orchard Way", "London Road",  "Kings Drive"};
+constexpr const char* kSectors[] = {"bank",
+                                    "bank",
+                                    "bank",
+                                    "building society",
+                                    "money service business",
+                                    "credit card issuer",
+                                    "accountant",
+                                    "solicitor",
+                                    "estate agent",
+                                    "gambling operator",
+                                    "high value dealer"};
+constexpr const char* kSectorPrefix[] = {"BNK", "BNK", "BNK", "BSC", "MSB", "CCI",
+                                         "ACC", "SOL", "EST", "GMB", "HVD"};
+
+// Towns near each organisation's area, for addresses.
+std::vector<const char*> TownsOf(const std::string& org) {
+  if (org == "NFK") return {"Norwich", "King's Lynn", "Great Yarmouth", "Thetford", "Cromer"};
+  if (org == "SFK") return {"Ipswich", "Bury St Edmunds", "Lowestoft", "Felixstowe", "Sudbury"};
+  if (org == "MPS") return {"London SE15", "London E17", "London N7", "London SW2", "Croydon"};
+  if (org == "BF") return {"Dover", "Hounslow", "Folkestone", "Harwich", "Crawley"};
+  return {"Chelmsford",      "Colchester", "Peterborough", "Luton",     "Cambridge",
+          "Southend-on-Sea", "Watford",    "Basildon",     "Stevenage", "Ely"};
+}
+
+// {amount}, {name} and {months} are filled in.
+constexpr const char* kPatterns[] = {
+    "Regular cash deposits totalling {amount} into the personal account of {name} over {months} "
+    "months, inconsistent with the declared salary.",
+    "Incoming transfers of {amount} to {name} from an account linked to a person under "
+    "investigation for drug supply, over {months} months.",
+    "Gambling spend of {amount} by {name} funded by unexplained third-party credits over {months} "
+    "months.",
+    "Payments of {amount} from {name} to a company whose director is a known associate of an "
+    "organised crime group, over {months} months.",
+    "Structured cash deposits ({amount} in total, each below reporting thresholds) by {name} over "
+    "{months} months, followed by purchase of a high-value vehicle.",
+    "Account held by {name} received {amount} from multiple unrelated individuals over {months} "
+    "months; the customer could not explain the source.",
+    "Loan applications by {name} over {months} months misstated income; {amount} of undisclosed "
+    "credits identified.",
+};
+
+constexpr const char* kDeclineReasons[] = {
+    "Research found no link between the subject and the force's workforce.",
+    "Activity explained by a documented inheritance; no corruption indicators.",
+    "Matter already known and managed under an existing business interest declaration.",
+    "Insufficient information to identify the subject on force systems.",
+    "Subject left the force before the reported activity; passed to the NCA for intelligence.",
+};
+constexpr const char* kAssistanceReasons[] = {
+    "Unit capacity is committed to higher-threat operations; the force can investigate locally.",
+    "Threshold for regional investigation not met; no organised crime nexus identified.",
+    "No covert tactics required; recommend force professional standards investigation.",
+};
+constexpr const char* kWithdrawReasons[] = {
+    "Reporter retracted the SAR after confirming a data-entry error.",
+    "Duplicate of an earlier referral for the same activity.",
+    "Further analysis shows the subject is not law-enforcement personnel.",
+};
+constexpr const char* kRedirectReasons[] = {
+    "Subject transferred to another force before the reported activity.",
+    "Employer confirmed by vetting records as another organisation.",
+};
+constexpr const char* kLearning[] = {
+    "Business interest not declared; declaration process reinforced.",
+    "Financial vulnerability not identified at re-vetting; welfare support offered.",
+    "Associations with criminals not reported; supervisors briefed on reporting duty.",
+    "Misuse of systems detected through audit; access controls reviewed.",
+    "Gambling-related debt identified; referral to occupational health.",
+    "",
+};
+
+// Random helpers over mt19937_64 so the scenario is the same on every standard library.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : gen_(seed) {}
+  // 0 <= result < n.
+  int Below(int n) { return static_cast<int>(gen_() % static_cast<uint64_t>(n)); }
+  int Between(int lo, int hi) { return lo + Below(hi - lo + 1); }
+  // True with probability percent/100.
+  bool Percent(int percent) { return Below(100) < percent; }
+  // An index chosen with the given weights.
+  template <size_t N>
+  int Weighted(const std::array<int, N>& weights) {
+    int total = 0;
+    for (int w : weights) total += w;
+    int r = Below(total);
+    for (size_t i = 0; i < N; ++i) {
+      if (r < weights[i]) return static_cast<int>(i);
+      r -= weights[i];
+    }
+    return static_cast<int>(N - 1);
+  }
+  template <typename T, size_t N>
+  const T& Pick(const T (&items)[N]) {
+    return items[Below(static_cast<int>(N))];
+  }
+  template <typename T>
+  T Pick(const std::vector<T>& items) {
+    return items[Below(static_cast<int>(items.size()))];
+  }
+
+ private:
+  std::mt19937_64 gen_;
+};
+
+std::string Pounds(int64_t pence) {
+  const int64_t pounds = pence / 100;
+  std::string digits = absl::StrCat(pounds), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return absl::StrCat("GBP ", out);
+}
+
+absl::string_view RoleText(v1::SubjectRole role) {
+  switch (role) {
+    case v1::SUBJECT_ROLE_OFFICER:
+      return "police officer";
+    case v1::SUBJECT_ROLE_STAFF:
+      return "member of police staff";
+    case v1::SUBJECT_ROLE_SPECIAL_CONSTABLE:
+      return "special constable";
+    case v1::SUBJECT_ROLE_PCSO:
+      return "PCSO";
+    case v1::SUBJECT_ROLE_VOLUNTEER:
+      return "police volunteer";
+    case v1::SUBJECT_ROLE_CONTRACTOR:
+      return "contractor";
+    case v1::SUBJECT_ROLE_FAMILY_OR_ASSOCIATE:
+      return "family member or associate";
+    case v1::SUBJECT_ROLE_OTHER_LAW_ENFORCEMENT:
+      return "law-enforcement officer";
+    default:
+      return "person";
+  }
+}
+
+class Builder {
+ public:
+  Builder(uint64_t seed, int sar_count) : rng_(seed), sar_count_(sar_count) {
+    scenario_.seed = seed;
+  }
+
+  Scenario Build() {
+    const int personnel_pool = std::max(3, sar_count_ / 40);
+    const int associate_pool = std::max(3, sar_count_ / 50);
+    for (int i = 0; i < personnel_pool; ++i) {
+      recurring_personnel_.push_back(NewPersonnel(kForces[rng_.Weighted(kOrgWeights)]));
+    }
+    for (int i = 0; i < associate_pool; ++i) recurring_associates_.push_back(NewAssociate(""));
+    for (int i = 0; i < sar_count_; ++i) {
+      if (rng_.Percent(30)) {
+        PersonnelSar();
+      } else {
+        OrdinarySar();
+      }
+    }
+    AssignPaths();
+    return std::move(scenario_);
+  }
+
+ private:
+  // NFK, SFK, MPS, BF.
+  static constexpr std::array<int, 4> kOrgWeights = {25, 20, 35, 20};
+
+  int AddPerson(Person p) {
+    // Keep (name, date of birth) unique so equal subject references mean the same person.
+    std::string key;
+    for (;;) {
+      key = absl::StrCat(absl::AsciiStrToLower(p.full_name), "|", p.date_of_birth);
+      if (keys_.insert(key).second) break;
+      p.date_of_birth = RandomDob();
+    }
+    scenario_.persons.push_back(std::move(p));
+    return static_cast<int>(scenario_.persons.size()) - 1;
+  }
+
+  std::string RandomDob() {
+    return absl::StrFormat("%04d-%02d-%02d", rng_.Between(1962, 2003), rng_.Between(1, 12),
+                           rng_.Between(1, 28));
+  }
+
+  std::string RandomName() {
+    std::string name = rng_.Pick(kFirstNames);
+    if (rng_.Percent(40)) {
+      absl::StrAppend(&name, " ", std::string(1, kMiddleInitials[rng_.Below(18)]));
+    }
+    absl::StrAppend(&name, " ", rng_.Pick(kLastNames));
+    return name;
+  }
+
+  std::string RandomAddress(const std::string& org) {
+    return absl::StrCat(rng_.Between(1, 220), " ", rng_.Pick(kStreets), ", ",
+                        rng_.Pick(TownsOf(org)));
+  }
+
+  int NewPersonnel(const std::string& org) {
+    Person p;
+    p.full_name = RandomName();
+    p.date_of_birth = RandomDob();
+    p.address = RandomAddress(org);
+    p.employer = org;
+    if (org == "BF") {
+      static constexpr std::array<int, 3> kBf = {70, 20, 10};
+      constexpr v1::SubjectRole kRoles[] = {v1::SUBJECT_ROLE_OTHER_LAW_ENFORCEMENT,
+                                            v1::SUBJECT_ROLE_STAFF, v1::SUBJECT_ROLE_CONTRACTOR};
+      p.role = kRoles[rng_.Weighted(kBf)];
+    } else {
+      static constexpr std::array<int, 6> kPolice = {55, 25, 5, 8, 2, 5};
+      constexpr v1::SubjectRole kRoles[] = {
+          v1::SUBJECT_ROLE_OFFICER, v1::SUBJECT_ROLE_STAFF,     v1::SUBJECT_ROLE_SPECIAL_CONSTABLE,
+          v1::SUBJECT_ROLE_PCSO,    v1::SUBJECT_ROLE_VOLUNTEER, v1::SUBJECT_ROLE_CONTRACTOR};
+      p.role = kRoles[rng_.Weighted(kPolice)];
+    }
+    return AddPerson(std::move(p));
+  }
+
+  int NewAssociate(const std::string& org) {
+    Person p;
+    p.full_name = RandomName();
+    p.date_of_birth = RandomDob();
+    p.address = RandomAddress(org);
+    p.role = v1::SUBJECT_ROLE_FAMILY_OR_ASSOCIATE;
+    return AddPerson(std::move(p));
+  }
+
+  int NewMemberOfPublic() {
+    Person p;
+    p.full_name = RandomName();
+    p.date_of_birth = RandomDob();
+    if (rng_.Percent(70)) p.address = RandomAddress("");
+    return AddPerson(std::move(p));
+  }
+
+  v1::Subject SubjectOf(int person) const {
+    const Person& p = scenario_.persons[person];
+    v1::Subject s;
+    s.set_full_name(p.full_name);
+    s.set_date_of_birth(p.date_of_birth);
+    s.set_address(p.address);
+    s.set_role(p.role);
+    s.set_employer_code(p.employer);
+    return s;
+  }
+
+  // Fills the report around its subjects; the narrative is about the first one.
+  int AddSar(std::vector<int> persons) {
+    SarPlan plan;
+    const int sector = rng_.Below(static_cast<int>(std::size(kSectors)));
+    plan.sar.set_reporter_sector(kSectors[sector]);
+    plan.sar.set_reporter_reference(absl::StrFormat("%s-%d-%06d", kSectorPrefix[sector],
+                                                    2023 + rng_.Below(2), rng_.Below(1000000)));
+    const int64_t pence = int64_t{100} * rng_.Between(800, 250000);
+    plan.sar.set_amount_pence(pence);
+    const Person& main = scenario_.persons[persons[0]];
+    const int months = rng_.Between(2, 30);
+    std::string text =
+        absl::StrReplaceAll(rng_.Pick(kPatterns), {{"{amount}", Pounds(pence)},
+                                                   {"{name}", main.full_name},
+                                                   {"{months}", absl::StrCat(months)}});
+    if (!main.employer.empty()) {
+      absl::StrAppend(&text, " Open-source and customer records indicate the subject is a ",
+                      RoleText(main.role), ".");
+    }
+    for (size_t i = 1; i < persons.size(); ++i) {
+      const Person& other = scenario_.persons[persons[i]];
+      absl::StrAppend(&text, " Linked party: ", other.full_name, " (",
+                      other.employer.empty()
+                          ? std::string(RoleText(other.role))
+                          : absl::StrCat(RoleText(other.role), ", ", other.employer),
+                      ").");
+    }
+    plan.sar.set_narrative(text);
+    for (int p : persons) *plan.sar.add_subjects() = SubjectOf(p);
+    plan.persons = std::move(persons);
+    scenario_.sars.push_back(std::move(plan));
+    return static_cast<int>(scenario_.sars.size()) - 1;
+  }
+
+  v1::ThrAssessment Thr(int sar) {
+    const SarPlan& plan = scenario_.sars[sar];
+    const Person& main = scenario_.persons[plan.persons[0]];
+    static constexpr std::array<int, 3> kLevels = {30, 45, 25};
+    v1::ThrAssessment thr;
+    thr.set_threat(static_cast<v1::ThrLevel>(1 + rng_.Weighted(kLevels)));
+    thr.set_risk(static_cast<v1::ThrLevel>(1 + rng_.Weighted(kLevels)));
+    thr.set_harm(static_cast<v1::ThrLevel>(1 + rng_.Weighted(kLevels)));
+    thr.set_rationale(absl::StrCat(
+        "Subject assessed as a serving ", RoleText(main.role), "; financial activity of ",
+        Pounds(plan.sar.amount_pence()), " suggests ",
+        rng_.Percent(50) ? "vulnerability to corruption through debt"
+                         : "possible receipt of corrupt payments",
+        ". Threat ", v1::ThrLevel_Name(thr.threat()).substr(10), ", risk ",
+        v1::ThrLevel_Name(thr.risk()).substr(10), ", harm ",
+        v1::ThrLevel_Name(thr.harm()).substr(10), ". Refer to the employing organisation."));
+    return thr;
+  }
+
+  void AddReferral(int sar, const std::string& org) {
+    ReferralPlan r;
+    r.sar = sar;
+    r.organisation = org;
+    r.thr = Thr(sar);
+    scenario_.referrals.push_back(std::move(r));
+  }
+
+  void PersonnelSar() {
+    std::vector<int> persons;
+    if (rng_.Percent(10)) {
+      persons.push_back(rng_.Pick(recurring_personnel_));
+    } else {
+      persons.push_back(NewPersonnel(kForces[rng_.Weighted(kOrgWeights)]));
+    }
+    const std::string org = scenario_.persons[persons[0]].employer;
+    std::string second_org;
+    if (rng_.Percent(4)) {
+      // A second member of personnel, of another organisation: referred to both.
+      std::string other;
+      do other = kForces[rng_.Weighted(kOrgWeights)];
+      while (other == org);
+      persons.push_back(NewPersonnel(other));
+      second_org = other;
+    }
+    if (rng_.Percent(35)) {
+      if (rng_.Percent(25)) {
+        const int a = rng_.Pick(recurring_associates_);
+        if (std::find(persons.begin(), persons.end(), a) == persons.end()) persons.push_back(a);
+      } else {
+        persons.push_back(NewAssociate(org));
+      }
+    }
+    if (rng_.Percent(15)) persons.push_back(NewMemberOfPublic());
+    const int sar = AddSar(std::move(persons));
+    AddReferral(sar, org);
+    if (!second_org.empty()) AddReferral(sar, second_org);
+  }
+
+  void OrdinarySar() {
+    std::vector<int> persons;
+    persons.push_back(NewMemberOfPublic());
+    const int extra = rng_.Weighted(std::array<int, 3>{65, 28, 7});
+    for (int i = 0; i < extra; ++i) persons.push_back(NewMemberOfPublic());
+    // A non-police SAR that happens to name a recurring associate (the indirect link UKFIU may
+    // not spot); not referred.
+    if (rng_.Percent(3)) {
+      const int a = rng_.Pick(recurring_associates_);
+      if (std::find(persons.begin(), persons.end(), a) == persons.end()) persons.push_back(a);
+    }
+    AddSar(std::move(persons));
+  }
+
+  Path ChoosePath(const std::string& org, bool allow_ukfiu_action) {
+    // silent, stalled, late close, decline, close, unit outcome, unit open, unit declined then
+    // close, unit declined then decline, withdrawn, redirected.
+    std::array<int, kPathCount> w = {6, 4, 4, 14, 22, 30, 4, 5, 3, 4, 4};
+    if (UnitOf(org).empty()) w = {6, 4, 4, 18, 60, 0, 0, 0, 0, 4, 4};
+    if (!allow_ukfiu_action) w[9] = w[10] = 0;
+    return static_cast<Path>(rng_.Weighted(w));
+  }
+
+  v1::Outcome ForceOutcome(const ReferralPlan& r) {
+    // The force itself closes: mostly lower-level outcomes; MPS investigates everything itself.
+    using T = v1::OutcomeType;
+    static constexpr T kTypes[] = {v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER,
+                                   v1::OUTCOME_TYPE_REFLECTIVE_PRACTICE,
+                                   v1::OUTCOME_TYPE_MISCONDUCT_MEETING,
+                                   v1::OUTCOME_TYPE_MISCONDUCT_HEARING,
+                                   v1::OUTCOME_TYPE_DISMISSED,
+                                   v1::OUTCOME_TYPE_DISMISSED_AFTER_RESIGNATION,
+                                   v1::OUTCOME_TYPE_VETTING_CLEARANCE_WITHDRAWN,
+                                   v1::OUTCOME_TYPE_CRIMINAL_NO_FURTHER_ACTION,
+                                   v1::OUTCOME_TYPE_CRIMINAL_CHARGED,
+                                   v1::OUTCOME_TYPE_CRIMINAL_CONVICTED,
+                                   v1::OUTCOME_TYPE_CRIMINAL_ACQUITTED,
+                                   v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL,
+                                   v1::OUTCOME_TYPE_INTELLIGENCE_ONLY};
+    std::array<int, 13> w = {20, 15, 12, 4, 2, 2, 8, 2, 1, 1, 0, 8, 25};
+    if (UnitOf(r.organisation).empty()) w = {18, 14, 12, 8, 4, 3, 7, 5, 4, 3, 2, 6, 14};
+    return OutcomeOf(r, kTypes[rng_.Weighted(w)]);
+  }
+
+  v1::Outcome OutcomeOf(const ReferralPlan& r, v1::OutcomeType type) {
+    v1::Outcome o;
+    o.set_type(type);
+    if (type == v1::OUTCOME_TYPE_MISCONDUCT_MEETING) {
+      o.set_misconduct_result(static_cast<v1::MisconductResult>(rng_.Between(1, 4)));
+    } else if (type == v1::OUTCOME_TYPE_MISCONDUCT_HEARING) {
+      o.set_misconduct_result(static_cast<v1::MisconductResult>(rng_.Between(1, 6)));
+    }
+    o.set_category(static_cast<v1::CorruptionCategory>(rng_.Between(1, 12)));
+    const Person& main = scenario_.persons[scenario_.sars[r.sar].persons[0]];
+    // The subject of a referral to a second organisation is that organisation's member.
+    v1::SubjectRole role = main.role;
+    for (int p : scenario_.sars[r.sar].persons) {
+      if (scenario_.persons[p].employer == r.organisation) role = scenario_.persons[p].role;
+    }
+    o.set_subject_role(role);
+    o.set_learning_summary(rng_.Pick(kLearning));
+    return o;
+  }
+
+  // Fills path-specific details for referral i.
+  void Detail(int i) {
+    ReferralPlan& r = scenario_.referrals[i];
+    switch (r.path) {
+      case Path::kDecline:
+      case Path::kUnitDeclinedThenDecline:
+        r.reason = rng_.Pick(kDeclineReasons);
+        break;
+      case Path::kWithdrawn:
+        r.reason = rng_.Pick(kWithdrawReasons);
+        r.acknowledged_before_withdrawal = rng_.Percent(50);
+        break;
+      case Path::kRedirected:
+        r.reason = rng_.Pick(kRedirectReasons);
+        break;
+      default:
+        break;
+    }
+    if (HandedOver(r.path)) {
+      r.handover_notes =
+          absl::StrCat("Vetting file reviewed; subject's financial disclosures do not account for ",
+                       Pounds(scenario_.sars[r.sar].sar.amount_pence()),
+                       ". Covert financial investigation and lifestyle analysis required.");
+    }
+    if (AssistanceDeclined(r.path)) r.assistance_reason = rng_.Pick(kAssistanceReasons);
+    if (r.path == Path::kUnitOutcome) {
+      // Every outcome type appears among unit outcomes before any repeats.
+      const int k = unit_outcomes_++;
+      const auto type = k < 13 ? static_cast<v1::OutcomeType>(1 + k)
+                               : static_cast<v1::OutcomeType>(rng_.Between(1, 13));
+      r.outcome = OutcomeOf(scenario_.referrals[i], type);
+    } else if (HasOutcome(r.path)) {
+      r.outcome = ForceOutcome(r);
+    }
+  }
+
+  void AssignPaths() {
+    const int direct = static_cast<int>(scenario_.referrals.size());
+    for (int i = 0; i < direct; ++i) {
+      scenario_.referrals[i].path = ChoosePath(scenario_.referrals[i].organisation, true);
+      Detail(i);
+      if (scenario_.referrals[i].path != Path::kRedirected) continue;
+      // The new organisation must not already have a referral from the same SAR.
+      std::set<std::string> taken;
+      for (const ReferralPlan& other : scenario_.referrals) {
+        if (other.sar == scenario_.referrals[i].sar) taken.insert(other.organisation);
+      }
+      std::vector<std::string> options;
+      for (const char* f : kForces) {
+        if (!taken.count(f)) options.push_back(f);
+      }
+      ReferralPlan next;
+      next.sar = scenario_.referrals[i].sar;
+      next.organisation = rng_.Pick(options);
+      next.thr = Thr(next.sar);
+      next.redirected_from = i;
+      next.path = ChoosePath(next.organisation, false);
+      scenario_.referrals.push_back(std::move(next));
+      const int j = static_cast<int>(scenario_.referrals.size()) - 1;
+      scenario_.referrals[i].redirect_to = j;
+      Detail(j);
+    }
+  }
+
+  Rng rng_;
+  const int sar_count_;
+  Scenario scenario_;
+  std::set<std::string> keys_;
+  std::vector<int> recurring_personnel_;
+  std::vector<int> recurring_associates_;
+  int unit_outcomes_ = 0;
+};
+
+}  // namespace
+
+std::string UnitOf(const std::string& force) {
+  if (force == "NFK" || force == "SFK") return "ERSOU";
+  if (force == "BF") return "NCAACU";
+  return "";
+}
+
+absl::string_view PathName(Path path) {
+  switch (path) {
+    case Path::kSilent:
+      return "silent";
+    case Path::kStalled:
+      return "acknowledged-then-silent";
+    case Path::kLateClose:
+      return "closed-after-reminder";
+    case Path::kDecline:
+      return "declined-by-force";
+    case Path::kClose:
+      return "closed-by-force";
+    case Path::kUnitOutcome:
+      return "unit-outcome";
+    case Path::kUnitOpen:
+      return "unit-investigation-open";
+    case Path::kUnitDeclinedThenClose:
+      return "unit-declined-force-closed";
+    case Path::kUnitDeclinedThenDecline:
+      return "unit-declined-force-declined";
+    case Path::kWithdrawn:
+      return "withdrawn";
+    case Path::kRedirected:
+      return "redirected";
+  }
+  return "?";
+}
+
+v1::ReferralState StateBeforeClock(Path path) {
+  return path == Path::kLateClose ? v1::REFERRAL_STATE_UNDER_RESEARCH : FinalState(path);
+}
+
+v1::ReferralState FinalState(Path path) {
+  switch (path) {
+    case Path::kSilent:
+      return v1::REFERRAL_STATE_RECEIVED;
+    case Path::kStalled:
+      return v1::REFERRAL_STATE_ACKNOWLEDGED;
+    case Path::kLateClose:
+    case Path::kClose:
+    case Path::kUnitDeclinedThenClose:
+      return v1::REFERRAL_STATE_CLOSED_BY_FORCE;
+    case Path::kDecline:
+    case Path::kUnitDeclinedThenDecline:
+      return v1::REFERRAL_STATE_DECLINED_BY_FORCE;
+    case Path::kUnitOutcome:
+      return v1::REFERRAL_STATE_OUTCOME_RECORDED;
+    case Path::kUnitOpen:
+      return v1::REFERRAL_STATE_JOINT_INVESTIGATION;
+    case Path::kWithdrawn:
+      return v1::REFERRAL_STATE_WITHDRAWN;
+    case Path::kRedirected:
+      return v1::REFERRAL_STATE_REDIRECTED;
+  }
+  return v1::REFERRAL_STATE_UNSPECIFIED;
+}
+
+bool HandedOver(Path p) {
+  return p == Path::kUnitOutcome || p == Path::kUnitOpen || AssistanceDeclined(p);
+}
+bool AssistanceDeclined(Path p) {
+  return p == Path::kUnitDeclinedThenClose || p == Path::kUnitDeclinedThenDecline;
+}
+bool Reminded(Path p) { return Escalated(p) || p == Path::kLateClose; }
+bool Escalated(Path p) { return p == Path::kSilent || p == Path::kStalled; }
+bool OpenAtEnd(Path p) { return p == Path::kSilent || p == Path::kStalled || p == Path::kUnitOpen; }
+bool HasOutcome(Path p) {
+  return p == Path::kLateClose || p == Path::kClose || p == Path::kUnitOutcome ||
+         p == Path::kUnitDeclinedThenClose;
+}
+bool DeclinedByForce(Path p) { return p == Path::kDecline || p == Path::kUnitDeclinedThenDecline; }
+
+Scenario MakeScenario(uint64_t seed, int sar_count) { return Builder(seed, sar_count).Build(); }
+
+std::map<std::string, OrgTally> Tally(const Scenario& scenario) {
+  std::map<std::string, OrgTally> out;
+  for (const ReferralPlan& r : scenario.referrals) {
+    OrgTally& t = out[r.organisation];
+    ++t.referred;
+    if (HasOutcome(r.path) || DeclinedByForce(r.path)) ++t.feedback_received;
+    if (DeclinedByForce(r.path)) ++t.declined_by_force;
+    if (r.path == Path::kWithdrawn) ++t.withdrawn;
+    if (r.path == Path::kRedirected) ++t.redirected;
+    if (OpenAtEnd(r.path)) {
+      ++t.open;
+      ++t.overdue;
+    }
+    if (Escalated(r.path)) ++t.escalated;
+    if (HandedOver(r.path)) ++t.handed_over;
+    if (AssistanceDeclined(r.path)) ++t.assistance_declined;
+    if (Reminded(r.path)) ++t.reminded;
+    if (HasOutcome(r.path)) ++t.outcomes[r.outcome.type()];
+  }
+  return out;
+}
+
+namespace {
+bool SharePerson(const Scenario& s, int a, int b) {
+  const auto& pa = s.sars[s.referrals[a].sar].persons;
+  const auto& pb = s.sars[s.referrals[b].sar].persons;
+  for (int x : pa) {
+    if (std::find(pb.begin(), pb.end(), x) != pb.end()) return true;
+  }
+  return false;
+}
+bool SameLineage(const Scenario& s, int a, int b) {
+  return s.referrals[a].redirect_to == b || s.referrals[b].redirect_to == a;
+}
+}  // namespace
+
+std::vector<std::set<std::string>> DeconflictionAllowed(const Scenario& s) {
+  const int n = static_cast<int>(s.referrals.size());
+  std::vector<std::set<std::string>> out(n);
+  for (int a = 0; a < n; ++a) {
+    for (int b = 0; b < n; ++b) {
+      if (a == b || s.referrals[a].organisation == s.referrals[b].organisation) continue;
+      if (SameLineage(s, a, b) || !SharePerson(s, a, b)) continue;
+      out[a].insert(s.referrals[b].organisation);
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<int, int>> DeconflictionPairs(const Scenario& s) {
+  std::vector<std::pair<int, int>> out;
+  const int n = static_cast<int>(s.referrals.size());
+  for (int a = 0; a < n; ++a) {
+    if (s.referrals[a].redirected_from >= 0) continue;
+    for (int b = a + 1; b < n; ++b) {
+      if (s.referrals[b].redirected_from >= 0) continue;
+      if (s.referrals[a].organisation == s.referrals[b].organisation) continue;
+      if (SharePerson(s, a, b)) out.emplace_back(a, b);
+    }
+  }
+  return out;
+}
+
+}  // namespace sarloop::synth
