@@ -3,7 +3,14 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+
 #include <fstream>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -21,9 +28,37 @@ absl::Status CheckReadable(absl::string_view field, const std::string& path) {
   return absl::OkStatus();
 }
 
+// gRPC 1.51 has no public setting for the minimum TLS version (it arrived in 1.60) and pins
+// OpenSSL's minimum to 1.2 itself. TLS 1.3 only is had another way: the TLS 1.2 cipher list (which
+// does not govern TLS 1.3's suites) is limited to one RSA-authenticated suite, and every sarloop
+// certificate has an EC key (CheckEcKey), so no TLS 1.2 handshake can find a usable suite.
+// Must run before gRPC first reads GRPC_SSL_CIPHER_SUITES, i.e. before any credentials exist.
+void RestrictToTls13() {
+  static std::once_flag once;
+  std::call_once(once, [] { ::setenv("GRPC_SSL_CIPHER_SUITES", "ECDHE-RSA-AES256-GCM-SHA384", 1); });
+}
+
+// The certificate's key must be EC for RestrictToTls13 to hold.
+absl::Status CheckEcKey(const std::string& cert_file) {
+  FILE* f = ::fopen(cert_file.c_str(), "r");
+  if (f == nullptr) return FieldError("tls.cert_file", absl::StrCat("cannot read '", cert_file, "'"));
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  ::fclose(f);
+  if (cert == nullptr) return FieldError("tls.cert_file", "is not a PEM certificate");
+  EVP_PKEY* key = X509_get0_pubkey(cert);
+  const bool ec = key != nullptr && EVP_PKEY_base_id(key) == EVP_PKEY_EC;
+  X509_free(cert);
+  if (!ec) {
+    return FieldError("tls.cert_file", "must hold an EC (P-256) key; sarloop speaks TLS 1.3 only");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<grpc::experimental::CertificateProviderInterface>> Provider(
     const v1::TlsConfig& tls) {
+  RestrictToTls13();
   RETURN_IF_ERROR(CheckReadable("tls.cert_file", tls.cert_file()));
+  RETURN_IF_ERROR(CheckEcKey(tls.cert_file()));
   RETURN_IF_ERROR(CheckReadable("tls.key_file", tls.key_file()));
   RETURN_IF_ERROR(CheckReadable("tls.ca_file", tls.ca_file()));
   return std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(

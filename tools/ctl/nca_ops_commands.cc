@@ -16,10 +16,12 @@ namespace {
 using v1::Nca;
 
 // --as-of sets the request's as_of; absent leaves it unset, which the server reads as now.
-absl::Status ReadAsOf(const Args& args, google::protobuf::Timestamp* as_of) {
+// (mutable_as_of() would mark the field present, so it is only called when the flag is given.)
+template <typename Request>
+absl::Status ReadAsOf(const Args& args, Request& request) {
   std::optional<std::string> text = args.Get("as-of");
   if (!text) return absl::OkStatus();
-  ASSIGN_OR_RETURN(*as_of, ParseTimestamp("as-of", *text));
+  ASSIGN_OR_RETURN(*request.mutable_as_of(), ParseTimestamp("as-of", *text));
   return absl::OkStatus();
 }
 
@@ -51,7 +53,7 @@ absl::Status ListRegister(const Input& in, Session& session) {
 
 absl::Status ListOverdue(const Input& in, Session& session) {
   v1::ListOverdueRequest request;
-  RETURN_IF_ERROR(ReadAsOf(in.args, request.mutable_as_of()));
+  RETURN_IF_ERROR(ReadAsOf(in.args, request));
   ASSIGN_OR_RETURN(Paging paging, ReadPaging(in.args));
   request.set_organisation(OrgCode(in.args.Get("org").value_or("")));
   v1::ListOverdueResponse response;
@@ -64,7 +66,7 @@ absl::Status ListOverdue(const Input& in, Session& session) {
 
 absl::Status Summary(const Input& in, Session& session) {
   v1::GetSummaryRequest request;
-  RETURN_IF_ERROR(ReadAsOf(in.args, request.mutable_as_of()));
+  RETURN_IF_ERROR(ReadAsOf(in.args, request));
   v1::GetSummaryResponse response;
   RETURN_IF_ERROR(session.Call(&Nca::Stub::GetSummary, request, &response));
   return Emit(session, response, [&](std::ostream& out) { PrintSummary(response, out); });

@@ -678,7 +678,7 @@ class Driver {
       for (const std::string& m : mismatches) std::cout << "  " << m << "\n";
     }
     std::cout << "seed " << s_.seed << " (rerun with --seed " << s_.seed << ")\n";
-    WriteJson(*final_summary, mismatches, flagged, total);
+    WriteJson(*final_summary, Expected(*baseline), mismatches, flagged, total);
     return mismatches.empty() ? 0 : 1;
   }
 
@@ -1184,19 +1184,24 @@ class Driver {
     return out;
   }
 
-  void WriteJson(const v1::GetSummaryResponse& summary, const std::vector<std::string>& mismatches,
-                 int flagged, double total) {
+  void WriteJson(const v1::GetSummaryResponse& summary,
+                 const std::map<std::string, Counts>& expected,
+                 const std::vector<std::string>& mismatches, int flagged, double total) {
     if (flags_.json_summary.empty()) return;
     std::vector<std::string> phases, orgs, mism;
     for (const auto& [name, secs] : timings_) {
       phases.push_back(absl::StrFormat("{\"phase\":%s,\"seconds\":%.3f}", JsonString(name), secs));
     }
-    const auto expected = Tally(s_);
+    // Per organisation: what the NCA counts, what this run did, and what was expected (this run
+    // plus whatever the register held before it).
+    const auto this_run = Tally(s_);
     for (const v1::OrganisationSummary& o : summary.organisations()) {
+      const auto r = this_run.find(o.organisation());
       const auto e = expected.find(o.organisation());
       orgs.push_back(absl::StrCat(
           "{\"organisation\":", JsonString(o.organisation()), ",\"nca\":", JsonCounts(CountsOf(o)),
-          ",\"scenario\":", JsonCounts(e == expected.end() ? Counts() : CountsOf(e->second)), "}"));
+          ",\"this_run\":", JsonCounts(r == this_run.end() ? Counts() : CountsOf(r->second)),
+          ",\"expected\":", JsonCounts(e == expected.end() ? Counts() : e->second), "}"));
     }
     for (const std::string& m : mismatches) mism.push_back(JsonString(m));
     int subjects = 0;

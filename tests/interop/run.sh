@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Interop and transport checks against a real chain: a foreign (Python) gRPC client, and TLS
+# versions with openssl s_client (TLS 1.3 accepted, TLS 1.2 refused). Run by ctest.
+# Usage: tests/interop/run.sh BUILD_DIR
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export SARLOOP_BUILD=${1:?usage: run.sh BUILD_DIR}
+DIR=$(mktemp -d /tmp/sarloop-interop-XXXXXX)
+# A base port unlikely to collide with the integration tests' random ranges (20000-59900).
+export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((61000 + RANDOM % 40 * 100))}
+cleanup() { "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+"$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null
+
+failed=0
+/usr/bin/python3 "$REPO/tests/interop/foreign_client.py" "$DIR/pki" "$SARLOOP_BASE_PORT" || failed=1
+
+P=$DIR/pki
+handshake() {
+  echo | timeout 10 openssl s_client "-$1" -connect "127.0.0.1:$((SARLOOP_BASE_PORT + 11))" \
+    -cert "$P/force-NFK-psd/cert.pem" -key "$P/force-NFK-psd/key.pem" -CAfile "$P/ca/ca.pem" \
+    2>&1 | grep -E '^New, ' || true
+}
+v13=$(handshake tls1_3)
+v12=$(handshake tls1_2)
+if [[ $v13 == *TLSv1.3* ]]; then echo "ok   TLS 1.3 handshake: $v13"; else echo "FAIL TLS 1.3 handshake: '$v13'"; failed=1; fi
+if [[ $v12 == *"(NONE)"* ]]; then echo "ok   TLS 1.2 refused: $v12"; else echo "FAIL TLS 1.2 accepted: '$v12'"; failed=1; fi
+exit $failed
