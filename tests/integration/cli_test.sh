@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# sarloopctl against a real chain: a referral's whole life through the CLI, tables and --json,
+# and the CLI's errors (exit 1 with the server's code and field, exit 2 for usage).
+# Usage: cli_test.sh BUILD_DIR. Prints 'N passed, N failed'.
+set -uo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export SARLOOP_BUILD=${1:?usage: cli_test.sh BUILD_DIR}
+CTL=$SARLOOP_BUILD/tools/sarloopctl
+DIR=$(mktemp -d /tmp/sarloop-cli-XXXXXX)
+export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((60000 + RANDOM % 10 * 100))}
+B=$SARLOOP_BASE_PORT
+cleanup() { "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+"$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null || { echo "chain did not start"; exit 1; }
+
+pass=0 fail=0
+ok() { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+# expect NAME EXIT_CODE PATTERN -- command...: runs it, checks the exit code and that stdout+stderr
+# match PATTERN (grep -E).
+expect() {
+  local name=$1 code=$2 pattern=$3
+  shift 4
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [[ $rc -eq $code ]] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else
+    bad "$name (exit $rc, wanted $code; output: $(head -c 400 <<<"$out"))"
+  fi
+}
+as() { "$CTL" --timeout 10 --user cli-test --identity "$DIR/pki/$1" --target "localhost:$((B + $2))" "${@:3}"; }
+json() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+sar=$(as ukfiu-intake 1 --json ukfiu submit --sector bank --narrative "cash deposits" \
+  --subject "Alex Cli|1980-02-03|officer|NFK" | json 'd["sar"]["sarId"]')
+[[ $sar == SAR-* ]] && ok "submit returns a SAR id" || bad "submit returned '$sar'"
+expect "refer without rationale names the field" 1 "INVALID_ARGUMENT.*thr.rationale" -- \
+  as ukfiu-intake 1 ukfiu refer "$sar" --org NFK --threat high --risk low --harm low --rationale "  "
+expect "unknown enum value lists the allowed ones" 2 "high" -- \
+  as ukfiu-intake 1 ukfiu refer "$sar" --org NFK --threat severe --risk low --harm low --rationale r
+expect "missing command is a usage error" 2 "usage|Usage" -- as ukfiu-intake 1 ukfiu
+ref=$(as ukfiu-intake 1 --json ukfiu refer "$sar" --org NFK --threat high --risk medium \
+  --harm low --rationale "PNC access and undeclared debts" | json 'd["referral"]["referralId"]')
+[[ $ref == REF-* ]] && ok "refer returns a referral id" || bad "refer returned '$ref'"
+
+for _ in $(seq 100); do as force-NFK-psd 11 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
+expect "force inbox table shows the referral as RECEIVED" 0 "$ref +RECEIVED" -- as force-NFK-psd 11 force inbox
+expect "another force's system is refused" 1 "PERMISSION_DENIED" -- as force-SFK-psd 11 force inbox
+expect "closing before research names the state" 1 "FAILED_PRECONDITION.*RECEIVED" -- \
+  as force-NFK-psd 11 force close "$ref" --outcome no_case_to_answer --category other \
+  --role officer --opened 2026-01-01 --closed 2026-02-01
+expect "acknowledge" 0 "ACKNOWLEDGED" -- as force-NFK-psd 11 force ack "$ref"
+expect "research" 0 "UNDER_RESEARCH" -- as force-NFK-psd 11 force research "$ref"
+expect "hand over" 0 "HANDED_OVER" -- as force-NFK-psd 11 force handover "$ref" --notes "notes"
+for _ in $(seq 100); do as racu-ERSOU-cases 21 racu inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
+expect "unit accepts" 0 "JOINT_INVESTIGATION" -- as racu-ERSOU-cases 21 racu accept "$ref"
+expect "unit records the outcome" 0 "OUTCOME_RECORDED" -- as racu-ERSOU-cases 21 racu outcome "$ref" \
+  --outcome misconduct_hearing --result final_written_warning --category theft_and_fraud \
+  --role officer --opened 2026-01-01 --closed 2026-06-01 --summary "debts not declared"
+for _ in $(seq 100); do
+  as analyst-alice 2 --json nca timeline "$ref" 2>/dev/null | grep -q OUTCOME_RECORDED && break
+  sleep 0.1
+done
+expect "NCA timeline ends with the outcome" 0 "OUTCOME_RECORDED +ERSOU" -- as analyst-alice 2 nca timeline "$ref"
+expect "NCA summary counts it for NFK" 0 "NFK +1 +1" -- as analyst-alice 2 nca summary
+expect "NCA summary in JSON" 0 '"feedbackReceived": ?1' -- as analyst-alice 2 --json nca summary
+expect "NCA never shows the narrative" 1 "" -- bash -c "'$CTL' --identity '$DIR/pki/analyst-alice' \
+  --target localhost:$((B + 2)) --json nca timeline $ref | grep -q 'cash deposits'"
+expect "ukfiu backlog is drained" 0 "NCA +0" -- as ukfiu-intake 1 ops backlog
+expect "health" 0 "SERVING" -- as analyst-alice 2 health
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
