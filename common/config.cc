@@ -31,8 +31,7 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (c.kind() == v1::SERVICE_KIND_UNSPECIFIED) c.set_kind(kind);
   if (c.kind() != kind) {
     return FieldError("kind", absl::StrCat("is ", v1::ServiceKind_Name(c.kind()),
-                                           " but this binary serves ",
-                                           v1::ServiceKind_Name(kind)));
+                                           " but this binary serves ", v1::ServiceKind_Name(kind)));
   }
   if (kind == v1::SERVICE_KIND_UKFIU && c.code().empty()) c.set_code("UKFIU");
   if (kind == v1::SERVICE_KIND_NCA && c.code().empty()) c.set_code("NCA");

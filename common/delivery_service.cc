@@ -51,8 +51,8 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(
     RETURN_IF_ERROR(CheckText("message_id", env.message_id(), 100, true));
     RETURN_IF_ERROR(CheckEvent(env.event()));
     if (env.event().producer() != peer.org) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "event produced by ", env.event().producer(), " delivered by ", peer.uri));
+      return absl::PermissionDeniedError(
+          absl::StrCat("event produced by ", env.event().producer(), " delivered by ", peer.uri));
     }
     RETURN_IF_ERROR(apply_(txn, peer, env));
     accepted_any = true;

@@ -39,10 +39,9 @@ absl::StatusOr<bool> AppendEvent(Txn& txn, const v1::LifecycleEvent& event) {
   return txn.Changes() > 0;
 }
 
-absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn,
-                                                         const std::string& referral_id) {
-  ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT event FROM events WHERE referral_id = ?",
-                                        {referral_id}));
+absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn, const std::string& referral_id) {
+  ASSIGN_OR_RETURN(auto rows,
+                   txn.Query("SELECT event FROM events WHERE referral_id = ?", {referral_id}));
   std::vector<v1::LifecycleEvent> events(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     if (!events[i].ParseFromString(rows[i].Text(0))) {

@@ -26,7 +26,8 @@ bool ValidSegment(absl::string_view s) {
 
 absl::StatusOr<Identity> ParseIdentity(absl::string_view uri) {
   if (uri.substr(0, kPrefix.size()) != kPrefix) {
-    return absl::InvalidArgumentError(absl::StrCat("identity '", uri, "' is not spiffe://sarloop/"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("identity '", uri, "' is not spiffe://sarloop/"));
   }
   std::vector<absl::string_view> parts = absl::StrSplit(uri.substr(kPrefix.size()), '/');
   for (absl::string_view p : parts) {

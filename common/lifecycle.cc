@@ -16,19 +16,32 @@ namespace {
 // The state each state-changing event leads to.
 ReferralState TargetOf(EventType type) {
   switch (type) {
-    case v1::EVENT_TYPE_DISPATCHED: return v1::REFERRAL_STATE_DISPATCHED;
-    case v1::EVENT_TYPE_RECEIVED: return v1::REFERRAL_STATE_RECEIVED;
-    case v1::EVENT_TYPE_ACKNOWLEDGED: return v1::REFERRAL_STATE_ACKNOWLEDGED;
-    case v1::EVENT_TYPE_RESEARCH_STARTED: return v1::REFERRAL_STATE_UNDER_RESEARCH;
-    case v1::EVENT_TYPE_DECLINED_BY_FORCE: return v1::REFERRAL_STATE_DECLINED_BY_FORCE;
-    case v1::EVENT_TYPE_CLOSED_BY_FORCE: return v1::REFERRAL_STATE_CLOSED_BY_FORCE;
-    case v1::EVENT_TYPE_HANDED_OVER: return v1::REFERRAL_STATE_HANDED_OVER;
-    case v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED: return v1::REFERRAL_STATE_JOINT_INVESTIGATION;
-    case v1::EVENT_TYPE_ASSISTANCE_DECLINED: return v1::REFERRAL_STATE_UNDER_RESEARCH;
-    case v1::EVENT_TYPE_OUTCOME_RECORDED: return v1::REFERRAL_STATE_OUTCOME_RECORDED;
-    case v1::EVENT_TYPE_WITHDRAWN: return v1::REFERRAL_STATE_WITHDRAWN;
-    case v1::EVENT_TYPE_REDIRECTED: return v1::REFERRAL_STATE_REDIRECTED;
-    default: return v1::REFERRAL_STATE_UNSPECIFIED;
+    case v1::EVENT_TYPE_DISPATCHED:
+      return v1::REFERRAL_STATE_DISPATCHED;
+    case v1::EVENT_TYPE_RECEIVED:
+      return v1::REFERRAL_STATE_RECEIVED;
+    case v1::EVENT_TYPE_ACKNOWLEDGED:
+      return v1::REFERRAL_STATE_ACKNOWLEDGED;
+    case v1::EVENT_TYPE_RESEARCH_STARTED:
+      return v1::REFERRAL_STATE_UNDER_RESEARCH;
+    case v1::EVENT_TYPE_DECLINED_BY_FORCE:
+      return v1::REFERRAL_STATE_DECLINED_BY_FORCE;
+    case v1::EVENT_TYPE_CLOSED_BY_FORCE:
+      return v1::REFERRAL_STATE_CLOSED_BY_FORCE;
+    case v1::EVENT_TYPE_HANDED_OVER:
+      return v1::REFERRAL_STATE_HANDED_OVER;
+    case v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED:
+      return v1::REFERRAL_STATE_JOINT_INVESTIGATION;
+    case v1::EVENT_TYPE_ASSISTANCE_DECLINED:
+      return v1::REFERRAL_STATE_UNDER_RESEARCH;
+    case v1::EVENT_TYPE_OUTCOME_RECORDED:
+      return v1::REFERRAL_STATE_OUTCOME_RECORDED;
+    case v1::EVENT_TYPE_WITHDRAWN:
+      return v1::REFERRAL_STATE_WITHDRAWN;
+    case v1::EVENT_TYPE_REDIRECTED:
+      return v1::REFERRAL_STATE_REDIRECTED;
+    default:
+      return v1::REFERRAL_STATE_UNSPECIFIED;
   }
 }
 
@@ -70,8 +83,8 @@ bool ChangesState(EventType type) { return TargetOf(type) != v1::REFERRAL_STATE_
 
 absl::StatusOr<ReferralState> NextState(ReferralState from, EventType type) {
   if (!Allowed(from, type)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        EventName(type), " is not allowed in state ", StateName(from)));
+    return absl::FailedPreconditionError(
+        absl::StrCat(EventName(type), " is not allowed in state ", StateName(from)));
   }
   return ChangesState(type) ? TargetOf(type) : from;
 }
@@ -113,9 +126,10 @@ bool EventBefore(const v1::LifecycleEvent& a, const v1::LifecycleEvent& b) {
 
 v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
   std::sort(events.begin(), events.end(), EventBefore);
-  events.erase(std::unique(events.begin(), events.end(),
-                           [](const auto& a, const auto& b) { return a.event_id() == b.event_id(); }),
-               events.end());
+  events.erase(
+      std::unique(events.begin(), events.end(),
+                  [](const auto& a, const auto& b) { return a.event_id() == b.event_id(); }),
+      events.end());
   v1::RegisterEntry e;
   ReferralState state = v1::REFERRAL_STATE_UNSPECIFIED;
   std::set<std::string> deconfliction;

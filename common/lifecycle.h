@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "sarloop/v1/nca.pb.h"
 #include "sarloop/v1/types.pb.h"
 

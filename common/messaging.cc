@@ -20,9 +20,8 @@
 
 namespace sarloop {
 
-const Migration kMessagingMigration = {
-    "outbox, inbox deduplication and request idempotency",
-    R"sql(
+const Migration kMessagingMigration = {"outbox, inbox deduplication and request idempotency",
+                                       R"sql(
 CREATE TABLE outbox (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   destination TEXT NOT NULL,
@@ -70,11 +69,10 @@ absl::Status Enqueue(Txn& txn, const std::string& destination, const v1::Envelop
 absl::StatusOr<std::vector<Backlog>> ReadBacklog(Database& db) {
   std::vector<Backlog> out;
   RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows,
-                     txn.Query("SELECT destination, "
-                               "SUM(status = 0), SUM(status = 2), SUM(status = 1), "
-                               "MIN(CASE WHEN status = 0 THEN created_at END) "
-                               "FROM outbox GROUP BY destination ORDER BY destination"));
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT destination, "
+                                          "SUM(status = 0), SUM(status = 2), SUM(status = 1), "
+                                          "MIN(CASE WHEN status = 0 THEN created_at END) "
+                                          "FROM outbox GROUP BY destination ORDER BY destination"));
     for (const Row& r : rows) {
       Backlog b;
       b.destination = r.Text(0);
@@ -95,7 +93,8 @@ absl::StatusOr<std::vector<Backlog>> ReadBacklog(Database& db) {
 
 DeliveryOptions DeliveryOptionsFrom(const v1::DeliveryConfig& config) {
   DeliveryOptions o;
-  if (config.initial_backoff_ms() > 0) o.initial_backoff = absl::Milliseconds(config.initial_backoff_ms());
+  if (config.initial_backoff_ms() > 0)
+    o.initial_backoff = absl::Milliseconds(config.initial_backoff_ms());
   if (config.max_backoff_ms() > 0) o.max_backoff = absl::Milliseconds(config.max_backoff_ms());
   if (config.batch_size() > 0) o.batch_size = config.batch_size();
   return o;
@@ -108,8 +107,8 @@ namespace {
 
 class GrpcTransport : public Transport {
  public:
-  GrpcTransport(const std::vector<v1::Peer>& peers,
-                std::shared_ptr<grpc::ChannelCredentials> creds, absl::Duration deadline)
+  GrpcTransport(const std::vector<v1::Peer>& peers, std::shared_ptr<grpc::ChannelCredentials> creds,
+                absl::Duration deadline)
       : deadline_(deadline) {
     for (const v1::Peer& p : peers) {
       grpc::ChannelArguments args;
@@ -117,8 +116,7 @@ class GrpcTransport : public Transport {
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-      stubs_[p.code()] =
-          v1::Delivery::NewStub(grpc::CreateCustomChannel(p.address(), creds, args));
+      stubs_[p.code()] = v1::Delivery::NewStub(grpc::CreateCustomChannel(p.address(), creds, args));
     }
   }
 
@@ -234,9 +232,10 @@ class AsioDeliveryWorker : public DeliveryWorker {
     std::vector<int64_t> seqs;
     v1::DeliverRequest request;
     RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-      ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT seq, envelope FROM outbox WHERE destination = ? "
-                                            "AND status = 0 ORDER BY seq LIMIT ?",
-                                            {l.destination, int64_t{options_.batch_size}}));
+      ASSIGN_OR_RETURN(auto rows,
+                       txn.Query("SELECT seq, envelope FROM outbox WHERE destination = ? "
+                                 "AND status = 0 ORDER BY seq LIMIT ?",
+                                 {l.destination, int64_t{options_.batch_size}}));
       for (const Row& r : rows) {
         seqs.push_back(r.Int(0));
         if (!request.add_envelopes()->ParseFromString(r.Text(1))) {
@@ -305,8 +304,8 @@ std::unique_ptr<Transport> NewGrpcTransport(const std::vector<v1::Peer>& peers,
   return std::make_unique<GrpcTransport>(peers, std::move(creds), deadline);
 }
 
-std::unique_ptr<DeliveryWorker> NewDeliveryWorker(Database& db, Transport& transport,
-                                                  Clock& clock, DeliveryOptions options) {
+std::unique_ptr<DeliveryWorker> NewDeliveryWorker(Database& db, Transport& transport, Clock& clock,
+                                                  DeliveryOptions options) {
   return std::make_unique<AsioDeliveryWorker>(db, transport, clock, options);
 }
 

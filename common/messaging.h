@@ -90,8 +90,8 @@ class DeliveryWorker {
   virtual void Stop() = 0;
 };
 
-std::unique_ptr<DeliveryWorker> NewDeliveryWorker(Database& db, Transport& transport,
-                                                  Clock& clock, DeliveryOptions options);
+std::unique_ptr<DeliveryWorker> NewDeliveryWorker(Database& db, Transport& transport, Clock& clock,
+                                                  DeliveryOptions options);
 
 // How a receiver applies one envelope inside the batch's transaction. Return:
 //  OK                                  -> ACCEPTED

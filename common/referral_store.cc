@@ -22,8 +22,8 @@ CREATE INDEX referrals_by_sar ON referrals (sar_id);
 )sql"};
 
 absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id) {
-  ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT referral FROM referrals WHERE referral_id = ?",
-                                        {referral_id}));
+  ASSIGN_OR_RETURN(
+      auto rows, txn.Query("SELECT referral FROM referrals WHERE referral_id = ?", {referral_id}));
   if (rows.empty()) return absl::NotFoundError("referral_id: no such referral");
   v1::Referral r;
   if (!r.ParseFromString(rows[0].Text(0))) {
@@ -33,8 +33,8 @@ absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_
 }
 
 absl::StatusOr<bool> HasReferral(Txn& txn, const std::string& referral_id) {
-  ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT 1 FROM referrals WHERE referral_id = ?",
-                                        {referral_id}));
+  ASSIGN_OR_RETURN(auto rows,
+                   txn.Query("SELECT 1 FROM referrals WHERE referral_id = ?", {referral_id}));
   return !rows.empty();
 }
 
@@ -47,19 +47,19 @@ absl::Status SaveReferral(Txn& txn, v1::Referral& r, absl::Time now) {
       "organisation = excluded.organisation, updated_at = excluded.updated_at, "
       "referral = excluded.referral",
       {r.referral_id(), r.sar_id(), r.organisation(), int64_t{r.state()},
-       r.has_due_at() ? ToMicros(FromProto(r.due_at())) : int64_t{0}, ToMicros(now),
-       ToMicros(now), Blob{r.SerializeAsString()}});
+       r.has_due_at() ? ToMicros(FromProto(r.due_at())) : int64_t{0}, ToMicros(now), ToMicros(now),
+       Blob{r.SerializeAsString()}});
 }
 
 absl::StatusOr<std::vector<v1::Referral>> ListReferrals(Txn& txn, v1::ReferralState state,
                                                         const std::string& organisation,
                                                         const Page& page) {
-  ASSIGN_OR_RETURN(auto rows,
-                   txn.Query("SELECT referral FROM referrals WHERE (? = 0 OR state = ?) AND "
-                             "(? = '' OR organisation = ?) ORDER BY created_at, referral_id "
-                             "LIMIT ? OFFSET ?",
-                             {int64_t{state}, int64_t{state}, organisation, organisation,
-                              page.limit, page.offset}));
+  ASSIGN_OR_RETURN(
+      auto rows, txn.Query("SELECT referral FROM referrals WHERE (? = 0 OR state = ?) AND "
+                           "(? = '' OR organisation = ?) ORDER BY created_at, referral_id "
+                           "LIMIT ? OFFSET ?",
+                           {int64_t{state}, int64_t{state}, organisation, organisation, page.limit,
+                            page.offset}));
   std::vector<v1::Referral> out(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     if (!out[i].ParseFromString(rows[i].Text(0))) {

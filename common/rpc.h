@@ -3,8 +3,8 @@
 #ifndef SARLOOP_COMMON_RPC_H_
 #define SARLOOP_COMMON_RPC_H_
 
-#include <grpcpp/support/server_callback.h>
 #include <grpcpp/server_context.h>
+#include <grpcpp/support/server_callback.h>
 
 #include "common/status.h"
 

@@ -8,22 +8,22 @@
 
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 #define SARLOOP_CONCAT_INNER_(a, b) a##b
 #define SARLOOP_CONCAT_(a, b) SARLOOP_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                                            \
-  do {                                                                   \
-    ::absl::Status sarloop_status_ = (expr);                             \
-    if (!sarloop_status_.ok()) return sarloop_status_;                   \
+#define RETURN_IF_ERROR(expr)                          \
+  do {                                                 \
+    ::absl::Status sarloop_status_ = (expr);           \
+    if (!sarloop_status_.ok()) return sarloop_status_; \
   } while (0)
 
-#define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
-  auto tmp = (expr);                           \
+#define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)   \
+  auto tmp = (expr);                             \
   if (!tmp.ok()) return std::move(tmp).status(); \
   lhs = std::move(tmp).value()
 

@@ -96,9 +96,9 @@ class SqliteDatabase : public Database {
     ASSIGN_OR_RETURN(auto version_rows, txn.Query("PRAGMA user_version", {}));
     const int64_t version = version_rows.empty() ? 0 : version_rows[0].Int(0);
     if (version > static_cast<int64_t>(migrations.size())) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("database schema version ", version, " is newer than this binary (",
-                       migrations.size(), "); refusing to start"));
+      return absl::FailedPreconditionError(absl::StrCat("database schema version ", version,
+                                                        " is newer than this binary (",
+                                                        migrations.size(), "); refusing to start"));
     }
     for (size_t i = version; i < migrations.size(); ++i) {
       RETURN_IF_ERROR(RunLocked("BEGIN IMMEDIATE", [&](Txn& t) -> absl::Status {
@@ -207,9 +207,9 @@ absl::StatusOr<std::vector<Row>> SqliteTxn::Query(absl::string_view sql,
           values.emplace_back(static_cast<int64_t>(sqlite3_column_int64(stmt, c)));
           break;
         case SQLITE_TEXT:
-          values.emplace_back(std::string(
-              reinterpret_cast<const char*>(sqlite3_column_text(stmt, c)),
-              sqlite3_column_bytes(stmt, c)));
+          values.emplace_back(
+              std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, c)),
+                          sqlite3_column_bytes(stmt, c)));
           break;
         case SQLITE_BLOB: {
           const void* p = sqlite3_column_blob(stmt, c);
@@ -241,9 +241,9 @@ int64_t SqliteTxn::Changes() { return sqlite3_changes64(db_->raw()); }
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                          std::span<const Migration> migrations) {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
     sqlite3_close_v2(raw);

@@ -18,9 +18,9 @@
 #include <variant>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace sarloop {
 
@@ -75,7 +75,7 @@ class Database {
   // Errors: UNAVAILABLE when the file cannot be opened or the pragmas do not take;
   // FAILED_PRECONDITION when the database is newer than this binary (more migrations applied).
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path,
-                                                         std::span<const Migration> migrations);
+                                                        std::span<const Migration> migrations);
 
   // Runs `fn` in a write transaction (BEGIN IMMEDIATE). If `fn` fails, rolls back and returns its
   // error. Otherwise commits and returns the commit's status: UNAVAILABLE when the commit failed

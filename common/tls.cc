@@ -2,7 +2,6 @@
 
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
-
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -35,13 +34,15 @@ absl::Status CheckReadable(absl::string_view field, const std::string& path) {
 // Must run before gRPC first reads GRPC_SSL_CIPHER_SUITES, i.e. before any credentials exist.
 void RestrictToTls13() {
   static std::once_flag once;
-  std::call_once(once, [] { ::setenv("GRPC_SSL_CIPHER_SUITES", "ECDHE-RSA-AES256-GCM-SHA384", 1); });
+  std::call_once(once,
+                 [] { ::setenv("GRPC_SSL_CIPHER_SUITES", "ECDHE-RSA-AES256-GCM-SHA384", 1); });
 }
 
 // The certificate's key must be EC for RestrictToTls13 to hold.
 absl::Status CheckEcKey(const std::string& cert_file) {
   FILE* f = ::fopen(cert_file.c_str(), "r");
-  if (f == nullptr) return FieldError("tls.cert_file", absl::StrCat("cannot read '", cert_file, "'"));
+  if (f == nullptr)
+    return FieldError("tls.cert_file", absl::StrCat("cannot read '", cert_file, "'"));
   X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
   ::fclose(f);
   if (cert == nullptr) return FieldError("tls.cert_file", "is not a PEM certificate");

@@ -14,8 +14,8 @@ absl::Status CheckText(absl::string_view field, const std::string& value, size_t
     return FieldError(field, "is required");
   }
   if (value.size() > max_chars) {
-    return FieldError(field, absl::StrCat("is ", value.size(), " bytes; at most ", max_chars,
-                                          " allowed"));
+    return FieldError(field,
+                      absl::StrCat("is ", value.size(), " bytes; at most ", max_chars, " allowed"));
   }
   return absl::OkStatus();
 }

@@ -64,8 +64,8 @@ absl::StatusOr<v1::GetForceReferralResponse> Desk::Get(const std::string& referr
 
 absl::StatusOr<v1::ForceStepResponse> Desk::Step(const v1::Actor& actor, const std::string& scope,
                                                  const std::string& request_id,
-                                                 const std::string& referral_id,
-                                                 v1::EventType type, const Fill& fill) {
+                                                 const std::string& referral_id, v1::EventType type,
+                                                 const Fill& fill) {
   RETURN_IF_ERROR(CheckRequestId(request_id));
   RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
   v1::ForceStepResponse response;
@@ -116,8 +116,7 @@ absl::StatusOr<v1::ForceStepResponse> Desk::Decline(const v1::Actor& actor,
                                                     const v1::DeclineReferralRequest& request) {
   RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
   return Step(actor, scope, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_DECLINED_BY_FORCE,
-              [&](v1::LifecycleEvent& e, v1::Referral& r) {
+              v1::EVENT_TYPE_DECLINED_BY_FORCE, [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 e.set_reason(request.reason());
                 r.set_reason(request.reason());
                 return absl::OkStatus();
@@ -128,8 +127,7 @@ absl::StatusOr<v1::ForceStepResponse> Desk::Close(const v1::Actor& actor, const 
                                                   const v1::CloseReferralRequest& request) {
   RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome()));
   return Step(actor, scope, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_CLOSED_BY_FORCE,
-              [&](v1::LifecycleEvent& e, v1::Referral& r) {
+              v1::EVENT_TYPE_CLOSED_BY_FORCE, [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 *e.mutable_outcome() = request.outcome();
                 e.mutable_outcome()->set_investigating_org(options_.code);
                 *r.mutable_outcome() = e.outcome();
@@ -145,8 +143,7 @@ absl::StatusOr<v1::ForceStepResponse> Desk::HandOver(const v1::Actor& actor,
     return absl::FailedPreconditionError(absl::StrCat(
         "force ", options_.code, " has no investigating unit configured; close the referral"));
   }
-  return Step(actor, scope, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_HANDED_OVER,
+  return Step(actor, scope, request.request_id(), request.referral_id(), v1::EVENT_TYPE_HANDED_OVER,
               [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 e.set_unit(options_.unit);
                 r.set_unit(options_.unit);

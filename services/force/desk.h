@@ -39,7 +39,8 @@ class Desk {
   // The steps. `actor` is who acts; `scope` keys request_id idempotency (method and caller).
   // INVALID_ARGUMENT names the field; NOT_FOUND for an unknown referral; FAILED_PRECONDITION
   // names the current state when the step is not allowed from it.
-  absl::StatusOr<v1::ForceStepResponse> Acknowledge(const v1::Actor& actor, const std::string& scope,
+  absl::StatusOr<v1::ForceStepResponse> Acknowledge(const v1::Actor& actor,
+                                                    const std::string& scope,
                                                     const v1::ForceStepRequest& request);
   absl::StatusOr<v1::ForceStepResponse> StartResearch(const v1::Actor& actor,
                                                       const std::string& scope,

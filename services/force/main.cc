@@ -47,8 +47,9 @@ class ForceService final : public v1::Force::CallbackService {
   grpc::ServerUnaryReactor* Acknowledge(grpc::CallbackServerContext* ctx,
                                         const v1::ForceStepRequest* req,
                                         v1::ForceStepResponse* resp) override {
-    return Run(ctx, "Force.Acknowledge", resp,
-               [&](const v1::Actor& a, const std::string& s) { return desk_->Acknowledge(a, s, *req); });
+    return Run(ctx, "Force.Acknowledge", resp, [&](const v1::Actor& a, const std::string& s) {
+      return desk_->Acknowledge(a, s, *req);
+    });
   }
   grpc::ServerUnaryReactor* StartResearch(grpc::CallbackServerContext* ctx,
                                           const v1::ForceStepRequest* req,
@@ -60,8 +61,9 @@ class ForceService final : public v1::Force::CallbackService {
   grpc::ServerUnaryReactor* Decline(grpc::CallbackServerContext* ctx,
                                     const v1::DeclineReferralRequest* req,
                                     v1::ForceStepResponse* resp) override {
-    return Run(ctx, "Force.Decline", resp,
-               [&](const v1::Actor& a, const std::string& s) { return desk_->Decline(a, s, *req); });
+    return Run(ctx, "Force.Decline", resp, [&](const v1::Actor& a, const std::string& s) {
+      return desk_->Decline(a, s, *req);
+    });
   }
   grpc::ServerUnaryReactor* Close(grpc::CallbackServerContext* ctx,
                                   const v1::CloseReferralRequest* req,
@@ -72,8 +74,9 @@ class ForceService final : public v1::Force::CallbackService {
   grpc::ServerUnaryReactor* HandOver(grpc::CallbackServerContext* ctx,
                                      const v1::HandOverRequest* req,
                                      v1::ForceStepResponse* resp) override {
-    return Run(ctx, "Force.HandOver", resp,
-               [&](const v1::Actor& a, const std::string& s) { return desk_->HandOver(a, s, *req); });
+    return Run(ctx, "Force.HandOver", resp, [&](const v1::Actor& a, const std::string& s) {
+      return desk_->HandOver(a, s, *req);
+    });
   }
 
  private:
@@ -101,8 +104,8 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
     return absl::InvalidArgumentError(
         absl::StrCat("code: '", config.code(), "' is not an organisation in the reference data"));
   }
-  auto desk = std::make_shared<Desk>(ctx.db, ctx.clock,
-                                     DeskOptions{config.code(), config.handover_unit()});
+  auto desk =
+      std::make_shared<Desk>(ctx.db, ctx.clock, DeskOptions{config.code(), config.handover_unit()});
   std::vector<std::string> destinations = desk->Destinations();
   for (const std::string& d : destinations) {
     if (!FindPeer(config, d)) {
@@ -115,7 +118,8 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   }
   DeliveryWorker& outbox = ctx.outbox;
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<ForceService>(desk, outbox, destinations, config.code()));
+  parts.services.push_back(
+      std::make_shared<ForceService>(desk, outbox, destinations, config.code()));
   parts.services.push_back(std::make_shared<DeliveryService>(
       ctx.db, ctx.clock, senders,
       [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {

@@ -7,8 +7,8 @@
 #include "common/ids.h"
 #include "common/rpc.h"
 #include "common/server.h"
-#include "services/nca/register.h"
 #include "sarloop/v1/nca.grpc.pb.h"
+#include "services/nca/register.h"
 
 namespace sarloop::nca {
 namespace {
@@ -17,7 +17,8 @@ const std::initializer_list<std::string> kAnalysts = {"spiffe://sarloop/analyst/
 
 class NcaService final : public v1::Nca::CallbackService {
  public:
-  NcaService(std::shared_ptr<Register> reg, Clock& clock) : register_(std::move(reg)), clock_(clock) {}
+  NcaService(std::shared_ptr<Register> reg, Clock& clock)
+      : register_(std::move(reg)), clock_(clock) {}
 
   grpc::ServerUnaryReactor* GetTimeline(grpc::CallbackServerContext* ctx,
                                         const v1::GetTimelineRequest* req,
@@ -54,8 +55,8 @@ class NcaService final : public v1::Nca::CallbackService {
                                        v1::GetSummaryResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
       RETURN_IF_ERROR(Authorize(*ctx, "Nca.GetSummary", kAnalysts).status());
-      ASSIGN_OR_RETURN(*resp,
-                       register_->Summary(req->has_as_of() ? FromProto(req->as_of()) : clock_.Now()));
+      ASSIGN_OR_RETURN(
+          *resp, register_->Summary(req->has_as_of() ? FromProto(req->as_of()) : clock_.Now()));
       return absl::OkStatus();
     }());
   }

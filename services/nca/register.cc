@@ -11,9 +11,7 @@
 namespace sarloop::nca {
 namespace {
 
-const Migration kMigrations[] = {
-    kEventLogMigration,
-    {"register entries", R"sql(
+const Migration kMigrations[] = {kEventLogMigration, {"register entries", R"sql(
 CREATE TABLE entries (
   referral_id TEXT PRIMARY KEY,
   organisation TEXT NOT NULL,
@@ -60,17 +58,17 @@ absl::Status Register::Apply(Txn& txn, const v1::LifecycleEvent& event) {
       "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
       {e.referral_id(), e.organisation(), int64_t{e.state()},
        e.has_dispatched_at() ? ToMicros(FromProto(e.dispatched_at())) : int64_t{0},
-       e.has_due_at() ? ToMicros(FromProto(e.due_at())) : int64_t{0},
-       int64_t{e.outcome().type()}, int64_t{!e.unit().empty()}, int64_t{e.assistance_declines()},
-       int64_t{e.reminders()}, int64_t{e.escalated()}, Blob{e.SerializeAsString()}});
+       e.has_due_at() ? ToMicros(FromProto(e.due_at())) : int64_t{0}, int64_t{e.outcome().type()},
+       int64_t{!e.unit().empty()}, int64_t{e.assistance_declines()}, int64_t{e.reminders()},
+       int64_t{e.escalated()}, Blob{e.SerializeAsString()}});
 }
 
 absl::StatusOr<v1::GetTimelineResponse> Register::Timeline(const std::string& referral_id) {
   RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
   v1::GetTimelineResponse response;
   RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT entry FROM entries WHERE referral_id = ?",
-                                          {referral_id}));
+    ASSIGN_OR_RETURN(auto rows,
+                     txn.Query("SELECT entry FROM entries WHERE referral_id = ?", {referral_id}));
     if (rows.empty()) return absl::NotFoundError("referral_id: no such referral in the register");
     ASSIGN_OR_RETURN(auto entries, ParseEntries(rows));
     *response.mutable_entry() = entries[0];
@@ -109,12 +107,11 @@ absl::StatusOr<v1::ListOverdueResponse> Register::Overdue(const v1::ListOverdueR
   RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
     ASSIGN_OR_RETURN(
         auto rows,
-        txn.Query(std::string("SELECT entry FROM entries WHERE due_at > 0 AND due_at < ? AND ") +
-                      kOpen +
-                      " AND (? = '' OR organisation = ?) ORDER BY due_at, referral_id "
-                      "LIMIT ? OFFSET ?",
-                  {as_of, request.organisation(), request.organisation(), page.limit,
-                   page.offset}));
+        txn.Query(
+            std::string("SELECT entry FROM entries WHERE due_at > 0 AND due_at < ? AND ") + kOpen +
+                " AND (? = '' OR organisation = ?) ORDER BY due_at, referral_id "
+                "LIMIT ? OFFSET ?",
+            {as_of, request.organisation(), request.organisation(), page.limit, page.offset}));
     ASSIGN_OR_RETURN(auto entries, ParseEntries(rows));
     for (auto& e : entries) *response.add_entries() = std::move(e);
     response.set_next_page_token(NextPageToken(page, entries.size()));
@@ -128,16 +125,15 @@ absl::StatusOr<v1::GetSummaryResponse> Register::Summary(absl::Time as_of) {
   *response.mutable_as_of() = ToProto(as_of);
   RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
     ASSIGN_OR_RETURN(
-        auto rows,
-        txn.Query(std::string("SELECT organisation, COUNT(*), SUM(state IN (5, 6, 9)), "
-                              "SUM(state = 5), SUM(state = 10), SUM(state = 11), SUM(") +
-                      kOpen +
-                      "), SUM(handed_over), SUM(assistance_declines > 0), "
-                      "SUM(due_at > 0 AND due_at < ? AND " +
-                      kOpen +
-                      "), SUM(escalated), SUM(reminders > 0) "
-                      "FROM entries GROUP BY organisation ORDER BY organisation",
-                  {ToMicros(as_of)}));
+        auto rows, txn.Query(std::string("SELECT organisation, COUNT(*), SUM(state IN (5, 6, 9)), "
+                                         "SUM(state = 5), SUM(state = 10), SUM(state = 11), SUM(") +
+                                 kOpen +
+                                 "), SUM(handed_over), SUM(assistance_declines > 0), "
+                                 "SUM(due_at > 0 AND due_at < ? AND " +
+                                 kOpen +
+                                 "), SUM(escalated), SUM(reminders > 0) "
+                                 "FROM entries GROUP BY organisation ORDER BY organisation",
+                             {ToMicros(as_of)}));
     std::map<std::string, v1::OrganisationSummary*> by_org;
     v1::OrganisationSummary* total = response.mutable_total();
     total->set_organisation("ALL");

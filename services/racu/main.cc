@@ -81,16 +81,18 @@ class RacuService final : public v1::Racu::CallbackService {
 
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   const v1::ServiceConfig& config = ctx.config;
-  UnitOptions options{config.code(), {config.served_forces().begin(), config.served_forces().end()}};
+  UnitOptions options{config.code(),
+                      {config.served_forces().begin(), config.served_forces().end()}};
   for (const std::string& f : options.served_forces) {
     if (!ctx.reference.FindOrganisation(f)) {
       return absl::InvalidArgumentError(absl::StrCat("served_forces: unknown organisation ", f));
     }
   }
   auto unit = std::make_shared<Unit>(ctx.db, ctx.clock, options);
-  std::vector<std::string> senders;
+  std::vector<std::string> senders = {"spiffe://sarloop/ukfiu"};
   for (const std::string& d : unit->Destinations()) {
-    if (!FindPeer(config, d)) return absl::InvalidArgumentError(absl::StrCat("peers: no address for ", d));
+    if (!FindPeer(config, d))
+      return absl::InvalidArgumentError(absl::StrCat("peers: no address for ", d));
   }
   for (const std::string& f : options.served_forces) {
     senders.push_back(absl::StrCat("spiffe://sarloop/force/", f));

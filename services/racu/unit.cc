@@ -52,8 +52,8 @@ absl::StatusOr<v1::GetHandoverResponse> Unit::Get(const std::string& referral_id
 
 absl::StatusOr<v1::UnitStepResponse> Unit::Step(const v1::Actor& actor, const std::string& scope,
                                                 const std::string& request_id,
-                                                const std::string& referral_id,
-                                                v1::EventType type, const Fill& fill) {
+                                                const std::string& referral_id, v1::EventType type,
+                                                const Fill& fill) {
   RETURN_IF_ERROR(CheckRequestId(request_id));
   RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
   v1::UnitStepResponse response;
@@ -64,8 +64,8 @@ absl::StatusOr<v1::UnitStepResponse> Unit::Step(const v1::Actor& actor, const st
         ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, referral_id));
         ASSIGN_OR_RETURN(v1::ReferralState next, NextState(r.state(), type));
         // The event is about the force's referral: addressed to the force, produced by the unit.
-        v1::LifecycleEvent event = NewEvent(type, referral_id, options_.code, r.organisation(),
-                                            actor, now);
+        v1::LifecycleEvent event =
+            NewEvent(type, referral_id, options_.code, r.organisation(), actor, now);
         event.set_unit(options_.code);
         fill(event, r);
         r.set_state(next);
@@ -86,12 +86,10 @@ absl::StatusOr<v1::UnitStepResponse> Unit::Accept(const v1::Actor& actor, const 
 }
 
 absl::StatusOr<v1::UnitStepResponse> Unit::DeclineAssistance(
-    const v1::Actor& actor, const std::string& scope,
-    const v1::DeclineAssistanceRequest& request) {
+    const v1::Actor& actor, const std::string& scope, const v1::DeclineAssistanceRequest& request) {
   RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
   return Step(actor, scope, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_ASSISTANCE_DECLINED,
-              [&](v1::LifecycleEvent& e, v1::Referral& r) {
+              v1::EVENT_TYPE_ASSISTANCE_DECLINED, [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 e.set_reason(request.reason());
                 r.set_reason(request.reason());
               });
@@ -102,8 +100,7 @@ absl::StatusOr<v1::UnitStepResponse> Unit::RecordOutcome(const v1::Actor& actor,
                                                          const v1::RecordOutcomeRequest& request) {
   RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome()));
   return Step(actor, scope, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_OUTCOME_RECORDED,
-              [&](v1::LifecycleEvent& e, v1::Referral& r) {
+              v1::EVENT_TYPE_OUTCOME_RECORDED, [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 *e.mutable_outcome() = request.outcome();
                 e.mutable_outcome()->set_investigating_org(options_.code);
                 *r.mutable_outcome() = e.outcome();
@@ -112,11 +109,14 @@ absl::StatusOr<v1::UnitStepResponse> Unit::RecordOutcome(const v1::Actor& actor,
 
 absl::Status Unit::Receive(Txn& txn, const Identity& peer, const v1::Envelope& env) {
   const v1::LifecycleEvent& ev = env.event();
+  if (peer.kind == "ukfiu" &&
+      (ev.type() == v1::EVENT_TYPE_WITHDRAWN || ev.type() == v1::EVENT_TYPE_REDIRECTED)) {
+    return ReceiveEnding(txn, env);
+  }
   if (ev.type() != v1::EVENT_TYPE_HANDED_OVER || peer.kind != "force" ||
       !options_.served_forces.count(peer.org)) {
-    return absl::PermissionDeniedError(absl::StrCat(peer.uri, " may not send ",
-                                                    EventName(ev.type()), " to unit ",
-                                                    options_.code));
+    return absl::PermissionDeniedError(
+        absl::StrCat(peer.uri, " may not send ", EventName(ev.type()), " to unit ", options_.code));
   }
   if (ev.unit() != options_.code) {
     return absl::FailedPreconditionError(
@@ -145,6 +145,23 @@ absl::Status Unit::Receive(Txn& txn, const Identity& peer, const v1::Envelope& e
   *r.mutable_thr() = env.package().thr();
   *r.mutable_package() = env.package();
   r.mutable_deconfliction_with()->CopyFrom(env.package().deconfliction_with());
+  return SaveReferral(txn, r, clock_.Now());
+}
+
+absl::Status Unit::ReceiveEnding(Txn& txn, const v1::Envelope& env) {
+  const v1::LifecycleEvent& ev = env.event();
+  if (env.has_package()) return FieldError("package", "is only accepted with HANDED_OVER");
+  auto held = LoadReferral(txn, ev.referral_id());
+  // UKFIU tells the unit its mirror last saw; a unit that never held it has nothing to end.
+  if (absl::IsNotFound(held.status())) return absl::OkStatus();
+  if (!held.ok()) return held.status();
+  v1::Referral r = *held;
+  ASSIGN_OR_RETURN(bool is_new, AppendEvent(txn, ev));
+  if (!is_new) return absl::OkStatus();
+  absl::StatusOr<v1::ReferralState> next = NextState(r.state(), ev.type());
+  if (!next.ok()) return absl::OkStatus();  // it had already ended here
+  r.set_state(*next);
+  r.set_reason(ev.reason());
   return SaveReferral(txn, r, clock_.Now());
 }
 

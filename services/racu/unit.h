@@ -39,12 +39,14 @@ class Unit {
   absl::StatusOr<v1::UnitStepResponse> Accept(const v1::Actor& actor, const std::string& scope,
                                               const v1::AcceptHandoverRequest& request);
   absl::StatusOr<v1::UnitStepResponse> DeclineAssistance(
-      const v1::Actor& actor, const std::string& scope, const v1::DeclineAssistanceRequest& request);
+      const v1::Actor& actor, const std::string& scope,
+      const v1::DeclineAssistanceRequest& request);
   absl::StatusOr<v1::UnitStepResponse> RecordOutcome(const v1::Actor& actor,
                                                      const std::string& scope,
                                                      const v1::RecordOutcomeRequest& request);
 
-  // Applies one envelope from a served force (HANDED_OVER with its package).
+  // Applies one envelope from a served force (HANDED_OVER with its package), or from ukfiu
+  // (WITHDRAWN or REDIRECTED of a referral this unit holds).
   absl::Status Receive(Txn& txn, const Identity& peer, const v1::Envelope& envelope);
 
   // Every destination this unit sends to: UKFIU, NCA and the served forces.
@@ -56,6 +58,8 @@ class Unit {
                                             const std::string& request_id,
                                             const std::string& referral_id, v1::EventType type,
                                             const Fill& fill);
+
+  absl::Status ReceiveEnding(Txn& txn, const v1::Envelope& envelope);
 
   Database& db_;
   Clock& clock_;

@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -21,8 +22,8 @@
 namespace sarloop::ukfiu {
 namespace {
 
-const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration,
-                                 {"SARs and their subjects", R"sql(
+const Migration kMigrations[] = {
+    kEventLogMigration, kReferralStoreMigration, {"SARs and their subjects", R"sql(
 CREATE TABLE sars (
   sar_id TEXT PRIMARY KEY,
   submitted_at INTEGER NOT NULL,
@@ -52,7 +53,8 @@ absl::StatusOr<v1::Sar> LoadSar(Txn& txn, const std::string& sar_id) {
   ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT sar FROM sars WHERE sar_id = ?", {sar_id}));
   if (rows.empty()) return absl::NotFoundError("sar_id: no such SAR");
   v1::Sar sar;
-  if (!sar.ParseFromString(rows[0].Text(0))) return absl::DataLossError("stored SAR does not parse");
+  if (!sar.ParseFromString(rows[0].Text(0)))
+    return absl::DataLossError("stored SAR does not parse");
   return sar;
 }
 
@@ -105,6 +107,15 @@ absl::Status Desk::CheckOrganisation(const std::string& field, const std::string
   return absl::OkStatus();
 }
 
+std::vector<std::string> Desk::EndingDestinations(const v1::Referral& referral) const {
+  std::vector<std::string> d = {referral.organisation(), "NCA"};
+  if (!referral.unit().empty() && std::find(options_.units.begin(), options_.units.end(),
+                                            referral.unit()) != options_.units.end()) {
+    d.push_back(referral.unit());
+  }
+  return d;
+}
+
 absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const std::string& scope,
                                                       const v1::SubmitSarRequest& request) {
   RETURN_IF_ERROR(CheckRequestId(request.request_id()));
@@ -127,9 +138,9 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const std::string& scope,
         if (!sar.has_submitted_at()) *sar.mutable_submitted_at() = ToProto(now);
         for (v1::Subject& s : *sar.mutable_subjects()) {
           s.set_subject_ref(SubjectRef(options_.subject_key, s));
-          RETURN_IF_ERROR(txn.Exec(
-              "INSERT OR IGNORE INTO sar_subjects (subject_ref, sar_id) VALUES (?, ?)",
-              {s.subject_ref(), sar.sar_id()}));
+          RETURN_IF_ERROR(
+              txn.Exec("INSERT OR IGNORE INTO sar_subjects (subject_ref, sar_id) VALUES (?, ?)",
+                       {s.subject_ref(), sar.sar_id()}));
         }
         RETURN_IF_ERROR(txn.Exec("INSERT INTO sars (sar_id, submitted_at, sar) VALUES (?, ?, ?)",
                                  {sar.sar_id(), ToMicros(now), Blob{sar.SerializeAsString()}}));
@@ -167,20 +178,23 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const 
                                                      kEnded),
                                         {sar.sar_id(), org}));
   if (!open.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "organisation: ", sar.sar_id(), " is already referred to ", org, " (", open[0].Text(0),
-        ") and that referral is open"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("organisation: ", sar.sar_id(), " is already referred to ", org, " (",
+                     open[0].Text(0), ") and that referral is open"));
   }
   // Deconfliction: another organisation already holds an open referral about a subject of this
   // SAR (by pseudonymous reference).
   ASSIGN_OR_RETURN(auto others,
-                   txn.Query(absl::StrCat("SELECT DISTINCT r.organisation FROM sar_subjects a "
+                   txn.Query(absl::StrCat("SELECT DISTINCT r.referral_id, r.organisation "
+                                          "FROM sar_subjects a "
                                           "JOIN sar_subjects b ON a.subject_ref = b.subject_ref "
                                           "JOIN referrals r ON r.sar_id = b.sar_id "
                                           "WHERE a.sar_id = ? AND r.organisation != ? AND "
                                           "r.state NOT IN ",
-                                          kEnded, " ORDER BY 1"),
+                                          kEnded, " ORDER BY 2, 1"),
                              {sar.sar_id(), org}));
+  std::set<std::string> other_orgs;
+  for (const Row& o : others) other_orgs.insert(o.Text(1));
   const absl::Time due =
       now + absl::Hours(24) * (due_in_days > 0 ? due_in_days : options_.feedback.due_days());
   v1::Referral r;
@@ -192,7 +206,7 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const 
   *r.mutable_due_at() = ToProto(due);
   *r.mutable_thr() = thr;
   r.set_linked_referral_id(linked);
-  for (const Row& o : others) r.add_deconfliction_with(o.Text(0));
+  for (const std::string& o : other_orgs) r.add_deconfliction_with(o);
 
   v1::ReferralPackage package;
   package.set_referral_id(r.referral_id());
@@ -214,6 +228,15 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const 
         NewEvent(v1::EVENT_TYPE_DECONFLICTION_FLAG, r.referral_id(), "UKFIU", org, actor, now);
     flag.mutable_other_organisations()->CopyFrom(r.deconfliction_with());
     RETURN_IF_ERROR(Emit(txn, flag, {org, "NCA"}, now));
+    // Both sides must know: each organisation already holding an open referral about the
+    // subject is told, on its own referral, that this organisation now has one too.
+    for (const Row& o : others) {
+      v1::LifecycleEvent back =
+          NewEvent(v1::EVENT_TYPE_DECONFLICTION_FLAG, o.Text(0), "UKFIU", o.Text(1), actor, now);
+      back.add_other_organisations(org);
+      RETURN_IF_ERROR(Emit(txn, back, {o.Text(1), "NCA"}, now));
+      RETURN_IF_ERROR(Refresh(txn, o.Text(0), now).status());
+    }
   }
   return Refresh(txn, r.referral_id(), now);
 }
@@ -257,7 +280,7 @@ absl::StatusOr<v1::WithdrawReferralResponse> Desk::Withdraw(
         v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_WITHDRAWN, r.referral_id(), "UKFIU",
                                         r.organisation(), actor, now);
         e.set_reason(request.reason());
-        RETURN_IF_ERROR(Emit(txn, e, {r.organisation(), "NCA"}, now));
+        RETURN_IF_ERROR(Emit(txn, e, EndingDestinations(r), now));
         ASSIGN_OR_RETURN(*response.mutable_referral(), Refresh(txn, r.referral_id(), now));
         return absl::OkStatus();
       },
@@ -297,7 +320,7 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
         e.set_linked_referral_id(fresh.referral_id());
         RETURN_IF_ERROR(txn.Exec("UPDATE events SET event = ? WHERE event_id = ?",
                                  {Blob{e.SerializeAsString()}, e.event_id()}));
-        RETURN_IF_ERROR(Emit(txn, e, {old.organisation(), "NCA"}, now));
+        RETURN_IF_ERROR(Emit(txn, e, EndingDestinations(old), now));
         ASSIGN_OR_RETURN(*response.mutable_redirected(), Refresh(txn, old.referral_id(), now));
         *response.mutable_referral() = std::move(fresh);
         return absl::OkStatus();
@@ -370,8 +393,8 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
         response.set_reminders_sent(response.reminders_sent() + 1);
       } else if (awaiting_feedback && entry.reminders() > 0 && !entry.escalated() &&
                  now >= due + absl::Hours(24) * fc.grace_days()) {
-        out.push_back(NewEvent(v1::EVENT_TYPE_ESCALATED, id, "UKFIU", r.organisation(),
-                               ServiceActor(), now));
+        out.push_back(
+            NewEvent(v1::EVENT_TYPE_ESCALATED, id, "UKFIU", r.organisation(), ServiceActor(), now));
         out.back().set_sequence(1);
         const v1::Organisation* org = reference_.FindOrganisation(r.organisation());
         out.back().set_addressee(
@@ -422,9 +445,8 @@ absl::Status Desk::Receive(Txn& txn, const Identity& peer, const v1::Envelope& e
       break;
   }
   if (!allowed) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(peer.uri, " may not report ", EventName(ev.type()), " for ",
-                     ev.organisation()));
+    return absl::PermissionDeniedError(absl::StrCat(
+        peer.uri, " may not report ", EventName(ev.type()), " for ", ev.organisation()));
   }
   ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, ev.referral_id()));
   if (r.organisation() != ev.organisation()) {

@@ -27,6 +27,9 @@ struct DeskOptions {
   v1::FeedbackClockConfig feedback;
   // Organisations with a sarloop endpoint (configured peers).
   std::vector<std::string> reachable;
+  // Investigating units with an endpoint: told when a referral they hold is withdrawn or
+  // redirected.
+  std::vector<std::string> units;
 };
 
 // Pseudonymous reference for a subject: hex HMAC-SHA256 over the normalised name (lower case,
@@ -64,6 +67,8 @@ class Desk {
                                         const std::string& linked, const v1::Actor& actor,
                                         absl::Time now);
   absl::Status CheckOrganisation(const std::string& field, const std::string& code) const;
+  // The force and the NCA, plus the unit holding the referral, if any and reachable.
+  std::vector<std::string> EndingDestinations(const v1::Referral& referral) const;
 
   Database& db_;
   Clock& clock_;

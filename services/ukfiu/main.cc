@@ -143,11 +143,12 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   std::vector<std::string> destinations;
   for (const v1::Peer& p : config.peers()) {
     destinations.push_back(p.code());
-    if (p.code() != "NCA") {
-      if (!ctx.reference.FindOrganisation(p.code())) {
-        return absl::InvalidArgumentError(absl::StrCat("peers: unknown organisation ", p.code()));
-      }
+    if (p.code() == "NCA") continue;
+    // A peer that is not an organisation in the reference data is an investigating unit.
+    if (ctx.reference.FindOrganisation(p.code())) {
       options.reachable.push_back(p.code());
+    } else {
+      options.units.push_back(p.code());
     }
   }
   auto desk = std::make_shared<Desk>(ctx.db, ctx.clock, ctx.reference, std::move(options));

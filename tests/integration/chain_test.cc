@@ -1,4 +1,6 @@
 // Multi-process tests: the real binaries over mTLS on loopback, driven through their gRPC APIs.
+#include "tests/testutil/chain.h"
+
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -9,7 +11,6 @@
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "sarloop/v1/racu.grpc.pb.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
-#include "tests/testutil/chain.h"
 
 namespace sarloop {
 namespace {
@@ -22,10 +23,10 @@ using ::sarloop::testing::SampleThr;
 using ::sarloop::testing::WaitFor;
 using ::testing::HasSubstr;
 
-#define ASSERT_RPC_OK(expr)                                                     \
-  do {                                                                         \
-    grpc::Status s_ = (expr);                                                  \
-    ASSERT_TRUE(s_.ok()) << s_.error_code() << ": " << s_.error_message();     \
+#define ASSERT_RPC_OK(expr)                                                \
+  do {                                                                     \
+    grpc::Status s_ = (expr);                                              \
+    ASSERT_TRUE(s_.ok()) << s_.error_code() << ": " << s_.error_message(); \
   } while (0)
 
 class ChainTest : public ::testing::Test {
@@ -395,6 +396,75 @@ TEST_F(ChainTest, SilenceIsRemindedThenEscalated) {
   }));
   EXPECT_EQ(Summary().total().overdue(), 2);
   EXPECT_EQ(Summary().total().reminded(), 2);
+}
+
+TEST_F(ChainTest, WithdrawalAndRedirectionReachEveryHolder) {
+  const std::string investigated = Refer("NFK", "Joint Subject");
+  const std::string moved = Refer("NFK", "Moved Subject");
+  Research("NFK", investigated);
+  v1::HandOverRequest h;
+  h.set_request_id(NewId("req-"));
+  h.set_referral_id(investigated);
+  h.set_notes("notes");
+  v1::ForceStepResponse step;
+  ASSERT_RPC_OK(forces_["NFK"]->HandOver(Context().get(), h, &step));
+  v1::GetHandoverRequest get;
+  get.set_referral_id(investigated);
+  v1::GetHandoverResponse held;
+  ASSERT_TRUE(WaitFor([&] { return ersou_->GetHandover(Context().get(), get, &held).ok(); }));
+  v1::AcceptHandoverRequest accept;
+  accept.set_request_id(NewId("req-"));
+  accept.set_referral_id(investigated);
+  v1::UnitStepResponse accepted;
+  ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &accepted));
+  // UKFIU's mirror learns of the joint investigation, then withdraws.
+  v1::GetReferralRequest mirror_req;
+  mirror_req.set_referral_id(investigated);
+  v1::GetReferralResponse mirror;
+  ASSERT_TRUE(WaitFor([&] {
+    return ukfiu_->GetReferral(Context().get(), mirror_req, &mirror).ok() &&
+           mirror.referral().state() == v1::REFERRAL_STATE_JOINT_INVESTIGATION;
+  }));
+  v1::WithdrawReferralRequest withdraw;
+  withdraw.set_request_id(NewId("req-"));
+  withdraw.set_referral_id(investigated);
+  withdraw.set_reason("the reporter retracted the SAR");
+  v1::WithdrawReferralResponse withdrawn;
+  ASSERT_RPC_OK(ukfiu_->WithdrawReferral(Context().get(), withdraw, &withdrawn));
+  EXPECT_TRUE(ForceHas("NFK", investigated, v1::REFERRAL_STATE_WITHDRAWN));
+  EXPECT_TRUE(WaitFor([&] {
+    return ersou_->GetHandover(Context().get(), get, &held).ok() &&
+           held.referral().state() == v1::REFERRAL_STATE_WITHDRAWN;
+  }));
+  // The unit can no longer record an outcome on it.
+  v1::RecordOutcomeRequest outcome;
+  outcome.set_request_id(NewId("req-"));
+  outcome.set_referral_id(investigated);
+  *outcome.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CHARGED);
+  EXPECT_EQ(ersou_->RecordOutcome(Context().get(), outcome, &accepted).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  v1::RedirectReferralRequest redirect;
+  redirect.set_request_id(NewId("req-"));
+  redirect.set_referral_id(moved);
+  redirect.set_organisation("SFK");
+  *redirect.mutable_thr() = SampleThr();
+  redirect.set_reason("subject transferred to Suffolk");
+  v1::RedirectReferralResponse redirected;
+  ASSERT_RPC_OK(ukfiu_->RedirectReferral(Context().get(), redirect, &redirected));
+  const std::string fresh = redirected.referral().referral_id();
+  EXPECT_TRUE(ForceHas("NFK", moved, v1::REFERRAL_STATE_REDIRECTED));
+  EXPECT_TRUE(ForceHas("SFK", fresh, v1::REFERRAL_STATE_RECEIVED));
+  ASSERT_TRUE(WaitFor([&] {
+    const auto summary = Summary();
+    return summary.total().withdrawn() == 1 && summary.total().redirected() == 1 &&
+           summary.total().referred() == 3;
+  })) << Summary().DebugString();
+  v1::GetTimelineRequest t;
+  t.set_referral_id(fresh);
+  v1::GetTimelineResponse timeline;
+  ASSERT_RPC_OK(nca_->GetTimeline(Context().get(), t, &timeline));
+  EXPECT_EQ(timeline.entry().linked_referral_id(), moved);
 }
 
 }  // namespace

@@ -48,10 +48,9 @@ int PickBasePort() {
 }  // namespace
 
 absl::Status LocalChain::Launcher(const std::string& args) const {
-  const std::string cmd =
-      absl::StrCat("SARLOOP_BUILD=", SARLOOP_BINARY_DIR, " SARLOOP_BASE_PORT=", base_port_, " ",
-                   SARLOOP_SOURCE_DIR, "/deploy/local/sarloop-local ", args, " >>", dir_,
-                   "/launcher.log 2>&1");
+  const std::string cmd = absl::StrCat(
+      "SARLOOP_BUILD=", SARLOOP_BINARY_DIR, " SARLOOP_BASE_PORT=", base_port_, " ",
+      SARLOOP_SOURCE_DIR, "/deploy/local/sarloop-local ", args, " >>", dir_, "/launcher.log 2>&1");
   const int rc = std::system(cmd.c_str());
   if (rc != 0) {
     std::ifstream log(dir_ + "/launcher.log");

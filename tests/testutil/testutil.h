@@ -40,10 +40,10 @@ MATCHER_P2(StatusIs, code, message_matcher, "") {
          ::testing::ExplainMatchResult(message_matcher, std::string(s.message()), result_listener);
 }
 
-#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                    \
-  auto SARLOOP_CONCAT_(statusor_, __LINE__) = (expr);                      \
-  ASSERT_TRUE(SARLOOP_CONCAT_(statusor_, __LINE__).ok())                   \
-      << SARLOOP_CONCAT_(statusor_, __LINE__).status().ToString();         \
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)                            \
+  auto SARLOOP_CONCAT_(statusor_, __LINE__) = (expr);              \
+  ASSERT_TRUE(SARLOOP_CONCAT_(statusor_, __LINE__).ok())           \
+      << SARLOOP_CONCAT_(statusor_, __LINE__).status().ToString(); \
   lhs = std::move(SARLOOP_CONCAT_(statusor_, __LINE__)).value()
 
 // A fresh directory removed when the object goes away.

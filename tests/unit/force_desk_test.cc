@@ -1,9 +1,8 @@
-#include "services/force/desk.h"
-
 #include "common/event_log.h"
 #include "common/ids.h"
 #include "common/messaging.h"
 #include "common/status.h"
+#include "services/force/desk.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop::force {
@@ -39,8 +38,8 @@ class ForceDeskTest : public ::testing::Test {
 
   v1::Envelope Dispatch(const std::string& org) {
     v1::Envelope env;
-    *env.mutable_event() = NewEvent(v1::EVENT_TYPE_DISPATCHED, referral_id_, "UKFIU", org,
-                                    v1::Actor(), clock_.Now());
+    *env.mutable_event() =
+        NewEvent(v1::EVENT_TYPE_DISPATCHED, referral_id_, "UKFIU", org, v1::Actor(), clock_.Now());
     env.set_message_id(env.event().event_id());
     *env.mutable_event()->mutable_thr() = SampleThr();
     env.mutable_package()->set_referral_id(referral_id_);

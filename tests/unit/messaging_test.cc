@@ -2,12 +2,12 @@
 
 #include <atomic>
 #include <map>
-#include <set>
 #include <mutex>
+#include <set>
 #include <thread>
 
-#include "common/event_log.h"
 #include "absl/strings/str_cat.h"
+#include "common/event_log.h"
 #include "common/ids.h"
 #include "common/status.h"
 #include "tests/testutil/testutil.h"
@@ -17,7 +17,6 @@ namespace {
 
 using ::sarloop::testing::IsOk;
 using ::sarloop::testing::TempDir;
-
 
 v1::Envelope MakeEnvelope(const std::string& referral, int n) {
   v1::Envelope env;

@@ -53,10 +53,9 @@ TEST(Storage, MigrationsApplyOnceAndInOrder) {
   TempDir dir;
   {
     ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
-    ASSERT_THAT(db->Transact([](Txn& t) {
-      return t.Exec("INSERT INTO items (name) VALUES ('first')");
-    }),
-                IsOk());
+    ASSERT_THAT(
+        db->Transact([](Txn& t) { return t.Exec("INSERT INTO items (name) VALUES ('first')"); }),
+        IsOk());
   }
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV2));
   ASSERT_THAT(db->Transact([](Txn& t) {
@@ -84,8 +83,9 @@ TEST(Storage, BlobsRoundTrip) {
   const Migration m[] = {{"blobs", "CREATE TABLE b (v BLOB);"}};
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), m));
   const std::string bytes("a\0b\xff", 4);
-  ASSERT_THAT(db->Transact([&](Txn& t) { return t.Exec("INSERT INTO b VALUES (?)", {Blob{bytes}}); }),
-              IsOk());
+  ASSERT_THAT(
+      db->Transact([&](Txn& t) { return t.Exec("INSERT INTO b VALUES (?)", {Blob{bytes}}); }),
+      IsOk());
   std::string got;
   ASSERT_THAT(db->Read([&](Txn& t) -> absl::Status {
     auto rows = t.Query("SELECT v FROM b");

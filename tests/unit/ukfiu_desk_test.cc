@@ -1,9 +1,11 @@
-#include "services/ukfiu/desk.h"
+#include <set>
 
+#include "absl/strings/str_cat.h"
 #include "common/event_log.h"
 #include "common/ids.h"
 #include "common/messaging.h"
 #include "common/status.h"
+#include "services/ukfiu/desk.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop::ukfiu {
@@ -32,6 +34,7 @@ class UkfiuDeskTest : public ::testing::Test {
     options.feedback.set_open_flag_months(12);
     options.feedback.set_open_flag_repeat_months(6);
     options.reachable = {"NFK", "SFK"};
+    options.units = {"ERSOU"};
     desk_ = std::make_unique<Desk>(*db_, clock_, ReferenceData::BuiltIn(), options);
     actor_.set_identity("spiffe://sarloop/ukfiu/intake");
     actor_.set_user("analyst1");
@@ -119,8 +122,8 @@ TEST_F(UkfiuDeskTest, UnknownAndUnreachableOrganisationsAreDifferentErrors) {
   const std::string sar = Submit();
   EXPECT_THAT(Refer(sar, "XYZ"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("organisation")));
-  EXPECT_THAT(Refer(sar, "MPS"), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                          HasSubstr("no sarloop endpoint")));
+  EXPECT_THAT(Refer(sar, "MPS"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no sarloop endpoint")));
   EXPECT_THAT(Refer("SAR-0000000000000000", "NFK"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("sar_id")));
 }
@@ -132,8 +135,8 @@ TEST_F(UkfiuDeskTest, RepeatedRequestReturnsTheSameReferral) {
   EXPECT_EQ(first.referral().referral_id(), again.referral().referral_id());
   EXPECT_EQ(Outbox().size(), 2u);
   // A different request for the same SAR and force while it is open is refused.
-  EXPECT_THAT(Refer(sar, "NFK"), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                          HasSubstr("already referred")));
+  EXPECT_THAT(Refer(sar, "NFK"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already referred")));
 }
 
 TEST_F(UkfiuDeskTest, FlagsDeconflictionWhenASubjectIsOpenElsewhere) {
@@ -142,6 +145,12 @@ TEST_F(UkfiuDeskTest, FlagsDeconflictionWhenASubjectIsOpenElsewhere) {
   EXPECT_THAT(second.referral().deconfliction_with(), ElementsAre("NFK"));
   auto out = Outbox();
   EXPECT_EQ(std::get<1>(out.back()), v1::EVENT_TYPE_DECONFLICTION_FLAG);
+  // Norfolk, which referred first, is told on its own referral that Suffolk now has one.
+  int to_nfk = 0;
+  for (const auto& [dest, type, package] : out) {
+    if (dest == "NFK" && type == v1::EVENT_TYPE_DECONFLICTION_FLAG) ++to_nfk;
+  }
+  EXPECT_EQ(to_nfk, 1);
   ASSERT_OK_AND_ASSIGN(auto unrelated, Refer(Submit("Someone Else"), "SFK"));
   EXPECT_TRUE(unrelated.referral().deconfliction_with().empty());
 }
@@ -176,6 +185,34 @@ TEST_F(UkfiuDeskTest, WithdrawnReferralCannotBeWithdrawnAgain) {
   req.set_request_id("w2");
   EXPECT_THAT(desk_->Withdraw(actor_, "t", req),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("WITHDRAWN")));
+}
+
+TEST_F(UkfiuDeskTest, WithdrawalReachesTheUnitHoldingTheReferral) {
+  ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));
+  const std::string id = ref.referral().referral_id();
+  Identity nfk{"spiffe://sarloop/force/NFK", "force", "NFK", ""};
+  int n = 0;
+  for (v1::EventType t : {v1::EVENT_TYPE_RECEIVED, v1::EVENT_TYPE_ACKNOWLEDGED,
+                          v1::EVENT_TYPE_RESEARCH_STARTED, v1::EVENT_TYPE_HANDED_OVER}) {
+    clock_.Advance(absl::Minutes(1));
+    v1::Envelope env;
+    *env.mutable_event() = NewEvent(t, id, "NFK", "NFK", actor_, clock_.Now());
+    if (t == v1::EVENT_TYPE_HANDED_OVER) env.mutable_event()->set_unit("ERSOU");
+    env.set_message_id(absl::StrCat("m", n++));
+    ASSERT_THAT(db_->Transact([&](Txn& txn) { return desk_->Receive(txn, nfk, env); }), IsOk());
+  }
+  v1::WithdrawReferralRequest req;
+  req.set_request_id("w1");
+  req.set_referral_id(id);
+  req.set_reason("the reporter withdrew the SAR");
+  ASSERT_OK_AND_ASSIGN(auto w, desk_->Withdraw(actor_, "t", req));
+  EXPECT_EQ(w.referral().state(), v1::REFERRAL_STATE_WITHDRAWN);
+  auto out = Outbox();
+  std::set<std::string> told;
+  for (const auto& [dest, type, package] : out) {
+    if (type == v1::EVENT_TYPE_WITHDRAWN) told.insert(dest);
+  }
+  EXPECT_EQ(told, (std::set<std::string>{"NFK", "NCA", "ERSOU"}));
 }
 
 TEST_F(UkfiuDeskTest, RedirectLinksTheNewReferral) {

@@ -33,8 +33,8 @@ TEST(Validation, OversizedTextIsRefusedWithItsField) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sar.narrative")));
   sar = SampleSar();
   sar.mutable_subjects(0)->set_full_name(std::string(201, 'x'));
-  EXPECT_THAT(CheckSar("sar", sar), StatusIs(absl::StatusCode::kInvalidArgument,
-                                             HasSubstr("sar.subjects[0].full_name")));
+  EXPECT_THAT(CheckSar("sar", sar),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sar.subjects[0].full_name")));
 }
 
 TEST(Validation, SarNeedsSubjectsAndValidDates) {
@@ -53,12 +53,12 @@ TEST(Validation, MisconductResultOnlyWithMeetingsAndHearings) {
   EXPECT_THAT(CheckOutcome("outcome", SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_HEARING)), IsOk());
   v1::Outcome o = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_MEETING);
   o.set_misconduct_result(v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE);
-  EXPECT_THAT(CheckOutcome("outcome", o), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                   HasSubstr("outcome.misconduct_result")));
+  EXPECT_THAT(CheckOutcome("outcome", o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome.misconduct_result")));
   o = SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
   o.set_misconduct_result(v1::MISCONDUCT_RESULT_WRITTEN_WARNING);
-  EXPECT_THAT(CheckOutcome("outcome", o), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                   HasSubstr("outcome.misconduct_result")));
+  EXPECT_THAT(CheckOutcome("outcome", o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome.misconduct_result")));
   o = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_MEETING);
   o.clear_misconduct_result();
   EXPECT_FALSE(CheckOutcome("outcome", o).ok());
