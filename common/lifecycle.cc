@@ -45,6 +45,8 @@ ReferralState TargetOf(EventType type) {
   }
 }
 
+bool ChangesStateImpl(EventType type) { return TargetOf(type) != v1::REFERRAL_STATE_UNSPECIFIED; }
+
 // The states each state-changing event may leave.
 bool Allowed(ReferralState from, EventType type) {
   switch (type) {
@@ -77,9 +79,42 @@ bool Allowed(ReferralState from, EventType type) {
   }
 }
 
+// How far along the lifecycle a state is; every end is furthest.
+int StateRank(ReferralState s) {
+  switch (s) {
+    case v1::REFERRAL_STATE_UNSPECIFIED:
+      return 0;
+    case v1::REFERRAL_STATE_DISPATCHED:
+      return 1;
+    case v1::REFERRAL_STATE_RECEIVED:
+      return 2;
+    case v1::REFERRAL_STATE_ACKNOWLEDGED:
+      return 3;
+    case v1::REFERRAL_STATE_UNDER_RESEARCH:
+      return 4;
+    case v1::REFERRAL_STATE_HANDED_OVER:
+      return 5;
+    case v1::REFERRAL_STATE_JOINT_INVESTIGATION:
+      return 6;
+    default:
+      return 7;
+  }
+}
+
+// Where an event sits in a referral's life, to order events stamped with the same instant (e.g.
+// a dispatch and its deconfliction flag, or steps taken within one clock tick).
+int EventRank(EventType t) {
+  switch (t) {
+    case v1::EVENT_TYPE_ASSISTANCE_DECLINED:
+      return 6;  // after the handover it answers
+    default:
+      return ChangesStateImpl(t) ? StateRank(TargetOf(t)) : 9;
+  }
+}
+
 }  // namespace
 
-bool ChangesState(EventType type) { return TargetOf(type) != v1::REFERRAL_STATE_UNSPECIFIED; }
+bool ChangesState(EventType type) { return ChangesStateImpl(type); }
 
 absl::StatusOr<ReferralState> NextState(ReferralState from, EventType type) {
   if (!Allowed(from, type)) {
@@ -121,6 +156,7 @@ bool EventBefore(const v1::LifecycleEvent& a, const v1::LifecycleEvent& b) {
   const auto ta = std::make_pair(a.occurred_at().seconds(), a.occurred_at().nanos());
   const auto tb = std::make_pair(b.occurred_at().seconds(), b.occurred_at().nanos());
   if (ta != tb) return ta < tb;
+  if (EventRank(a.type()) != EventRank(b.type())) return EventRank(a.type()) < EventRank(b.type());
   return a.event_id() < b.event_id();
 }
 
@@ -169,7 +205,15 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
         break;
     }
     if (!ChangesState(ev.type()) || IsTerminal(state)) continue;
-    state = TargetOf(ev.type());
+    // A step that follows from the state applies; so does one further along (the steps between
+    // have not arrived). One behind is stale (another producer's clock ran behind) and is kept
+    // in the timeline only.
+    const ReferralState target = TargetOf(ev.type());
+    if (!Allowed(state, ev.type()) && (ev.type() == v1::EVENT_TYPE_ASSISTANCE_DECLINED ||
+                                       StateRank(target) <= StateRank(state))) {
+      continue;
+    }
+    state = target;
     if (!ev.unit().empty()) e.set_unit(ev.unit());
     if (!ev.reason().empty()) e.set_reason(ev.reason());
     if (ev.has_outcome()) *e.mutable_outcome() = ev.outcome();

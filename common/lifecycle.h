@@ -32,15 +32,17 @@ absl::string_view StateName(v1::ReferralState state);
 absl::string_view EventName(v1::EventType type);
 absl::string_view OutcomeName(v1::OutcomeType type);
 
-// The register's order of events: occurred_at, then event_id. A total order on any set of
-// distinct events, so folding in this order gives one answer whatever order events arrived in.
+// The register's order of events: occurred_at, then the event's place in the lifecycle, then
+// event_id. A total order on any set of distinct events, so folding in this order gives one answer
+// whatever order events arrived in.
 bool EventBefore(const v1::LifecycleEvent& a, const v1::LifecycleEvent& b);
 
 // Folds every event known for one referral into its register entry. Events are deduplicated by
 // event_id and sorted with EventBefore first, so the result depends only on the set of events.
-// A state event that does not follow from the state reached so far still applies when the
-// referral has not yet ended (an intermediate event may not have arrived yet); the first terminal
-// state in order is final. Counters count distinct side events.
+// A state event that does not follow from the state reached so far still applies when it moves
+// the referral further along (an intermediate event may not have arrived yet) and is ignored when
+// it would move it back (a producer's clock ran behind); the first end in order is final.
+// Counters count distinct side events.
 v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events);
 
 }  // namespace sarloop

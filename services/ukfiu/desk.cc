@@ -375,24 +375,28 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
       ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, id));
       ASSIGN_OR_RETURN(auto events, EventsOf(txn, id));
       absl::Time research_started = absl::InfiniteFuture();
+      absl::Time reminded_at = absl::InfiniteFuture();
       for (const auto& e : events) {
         if (e.type() == v1::EVENT_TYPE_RESEARCH_STARTED) {
           research_started = std::min(research_started, FromProto(e.occurred_at()));
+        }
+        if (e.type() == v1::EVENT_TYPE_REMINDER_SENT) {
+          reminded_at = std::min(reminded_at, FromProto(e.occurred_at()));
         }
       }
       const v1::RegisterEntry entry = Fold(std::move(events));
       if (IsTerminal(entry.state())) return absl::OkStatus();
       const absl::Time due = FromProto(r.due_at());
       std::vector<v1::LifecycleEvent> out;
-      // A unit investigating jointly has given its interim answer; the 12-month flag takes over.
-      const bool awaiting_feedback = entry.state() != v1::REFERRAL_STATE_JOINT_INVESTIGATION;
-      if (awaiting_feedback && now >= due && entry.reminders() == 0) {
+      // Only a decline or an outcome is feedback (DESIGN §3): an open joint investigation past
+      // its due date is reminded and escalated like any other silence.
+      if (now >= due && entry.reminders() == 0) {
         out.push_back(NewEvent(v1::EVENT_TYPE_REMINDER_SENT, id, "UKFIU", r.organisation(),
                                ServiceActor(), now));
         out.back().set_sequence(1);
         response.set_reminders_sent(response.reminders_sent() + 1);
-      } else if (awaiting_feedback && entry.reminders() > 0 && !entry.escalated() &&
-                 now >= due + absl::Hours(24) * fc.grace_days()) {
+      } else if (entry.reminders() > 0 && !entry.escalated() &&
+                 now >= reminded_at + absl::Hours(24) * fc.grace_days()) {
         out.push_back(
             NewEvent(v1::EVENT_TYPE_ESCALATED, id, "UKFIU", r.organisation(), ServiceActor(), now));
         out.back().set_sequence(1);

@@ -142,6 +142,28 @@ TEST(RegisterFold, PartialArrivalNeverInventsAnOutcome) {
   }
 }
 
+// Producers' clocks differ: the force's receipt may carry an earlier time than UKFIU's dispatch.
+// The register must not move backwards to DISPATCHED.
+TEST(RegisterFold, AStepStampedEarlierByASlowClockDoesNotMoveBack) {
+  std::vector<v1::LifecycleEvent> events = History();
+  events.resize(3);  // DISPATCHED, RECEIVED, ACKNOWLEDGED
+  *events[0].mutable_occurred_at() = ToProto(absl::FromUnixSeconds(1900000000));
+  v1::RegisterEntry e = Fold(events);
+  EXPECT_EQ(e.state(), v1::REFERRAL_STATE_ACKNOWLEDGED);
+  EXPECT_TRUE(e.has_due_at() || e.has_dispatched_at());
+}
+
+// Steps within one clock tick still fold in lifecycle order.
+TEST(RegisterFold, SameInstantStepsFoldInLifecycleOrder) {
+  std::vector<v1::LifecycleEvent> events = History();
+  for (auto& e : events) *e.mutable_occurred_at() = ToProto(absl::FromUnixSeconds(1700000000));
+  events.resize(5);  // ... HANDED_OVER
+  for (int trial = 0; trial < 50; ++trial) {
+    for (auto& e : events) e.set_event_id(NewId("EV-", 32));
+    EXPECT_EQ(Fold(events).state(), v1::REFERRAL_STATE_HANDED_OVER);
+  }
+}
+
 TEST(RegisterFold, FirstEndWins) {
   std::vector<v1::LifecycleEvent> events = History();
   events.resize(4);  // up to UNDER_RESEARCH

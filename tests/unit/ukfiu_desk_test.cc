@@ -215,6 +215,34 @@ TEST_F(UkfiuDeskTest, WithdrawalReachesTheUnitHoldingTheReferral) {
   EXPECT_EQ(told, (std::set<std::string>{"NFK", "NCA", "ERSOU"}));
 }
 
+TEST_F(UkfiuDeskTest, OpenInvestigationIsFlaggedAtTwelveMonthsThenEverySix) {
+  ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));
+  const std::string id = ref.referral().referral_id();
+  Identity nfk{"spiffe://sarloop/force/NFK", "force", "NFK", ""};
+  int n = 0;
+  for (v1::EventType t :
+       {v1::EVENT_TYPE_RECEIVED, v1::EVENT_TYPE_ACKNOWLEDGED, v1::EVENT_TYPE_RESEARCH_STARTED}) {
+    v1::Envelope env;
+    *env.mutable_event() = NewEvent(t, id, "NFK", "NFK", actor_, clock_.Now());
+    env.set_message_id(absl::StrCat("m", n++));
+    ASSERT_THAT(db_->Transact([&](Txn& txn) { return desk_->Receive(txn, nfk, env); }), IsOk());
+  }
+  auto flags_after = [&](absl::Duration d) {
+    clock_.Advance(d);
+    auto r = desk_->RunClock();
+    EXPECT_THAT(r, IsOk());
+    return r.ok() ? r->open_investigation_flags() : -1;
+  };
+  EXPECT_EQ(flags_after(absl::Hours(24 * 360)), 0);  // under 12 months
+  EXPECT_EQ(flags_after(absl::Hours(24 * 6)), 1);    // 366 days
+  EXPECT_EQ(flags_after(absl::Hours(24 * 30)), 0);
+  EXPECT_EQ(flags_after(absl::Hours(24 * 160)), 1);  // 18 months
+  ASSERT_OK_AND_ASSIGN(auto view, desk_->GetReferral(id));
+  int flags = 0;
+  for (const auto& e : view.events()) flags += e.type() == v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG;
+  EXPECT_EQ(flags, 2);
+}
+
 TEST_F(UkfiuDeskTest, RedirectLinksTheNewReferral) {
   ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));
   v1::RedirectReferralRequest req;

@@ -577,7 +577,7 @@ bool AssistanceDeclined(Path p) {
   return p == Path::kUnitDeclinedThenClose || p == Path::kUnitDeclinedThenDecline;
 }
 bool Reminded(Path p) { return Escalated(p) || p == Path::kLateClose; }
-bool Escalated(Path p) { return p == Path::kSilent || p == Path::kStalled; }
+bool Escalated(Path p) { return p == Path::kSilent || p == Path::kStalled || p == Path::kUnitOpen; }
 bool OpenAtEnd(Path p) { return p == Path::kSilent || p == Path::kStalled || p == Path::kUnitOpen; }
 bool HasOutcome(Path p) {
   return p == Path::kLateClose || p == Path::kClose || p == Path::kUnitOutcome ||

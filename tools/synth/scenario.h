@@ -38,9 +38,9 @@ enum class Path {
   kClose,
   // Handed to the unit, which accepts and records an outcome.
   kUnitOutcome,
-  // Handed to the unit, which accepts; the joint investigation is still open at the end. The
-  // register counts it open and overdue, but an open joint investigation is ukfiu's interim
-  // answer: no reminder, no escalation (the 12-month open-investigation flag takes over).
+  // Handed to the unit, which accepts; the joint investigation is still open at the end. No
+  // outcome is no feedback: overdue, reminded at the due date and escalated after the grace
+  // period, like silence.
   kUnitOpen,
   // The unit declines assistance; back with the force, which closes it with an outcome.
   kUnitDeclinedThenClose,
