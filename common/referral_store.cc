@@ -1,5 +1,6 @@
 #include "common/referral_store.h"
 
+#include "common/event_log.h"
 #include "common/ids.h"
 #include "common/status.h"
 
@@ -68,6 +69,34 @@ absl::StatusOr<std::vector<v1::Referral>> ListReferrals(Txn& txn, v1::ReferralSt
     out[i].clear_package();
   }
   return out;
+}
+
+absl::Status ReadReferralPage(Database& db, v1::ReferralState state,
+                              const std::string& organisation, int32_t page_size,
+                              const std::string& page_token,
+                              google::protobuf::RepeatedPtrField<v1::Referral>* referrals,
+                              std::string* next_page_token) {
+  ASSIGN_OR_RETURN(Page page, CheckPage(page_size, page_token));
+  if (!v1::ReferralState_IsValid(state)) return FieldError("state", "is not a state");
+  RETURN_IF_ERROR(CheckText("organisation", organisation, 20, false));
+  return db.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto list, ListReferrals(txn, state, organisation, page));
+    for (auto& r : list) *referrals->Add() = std::move(r);
+    *next_page_token = NextPageToken(page, list.size());
+    return absl::OkStatus();
+  });
+}
+
+absl::Status ReadReferralWithEvents(
+    Database& db, const std::string& referral_id, v1::Referral* referral,
+    google::protobuf::RepeatedPtrField<v1::LifecycleEvent>* events) {
+  RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
+  return db.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(*referral, LoadReferral(txn, referral_id));
+    ASSIGN_OR_RETURN(auto list, EventsOf(txn, referral_id));
+    for (auto& e : list) *events->Add() = std::move(e);
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace sarloop

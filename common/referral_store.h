@@ -31,6 +31,21 @@ absl::StatusOr<std::vector<v1::Referral>> ListReferrals(Txn& txn, v1::ReferralSt
                                                         const std::string& organisation,
                                                         const Page& page);
 
+// The read side of the inbox RPCs, written once for ukfiu, force and unit: a page of referrals
+// (validating `state`, `page_size` and `page_token`; INVALID_ARGUMENT naming the field) with the
+// token for the next page, in a read transaction of its own.
+absl::Status ReadReferralPage(Database& db, v1::ReferralState state,
+                              const std::string& organisation, int32_t page_size,
+                              const std::string& page_token,
+                              google::protobuf::RepeatedPtrField<v1::Referral>* referrals,
+                              std::string* next_page_token);
+
+// One referral, with its package, and every event this service knows for it, in order.
+// INVALID_ARGUMENT for a malformed id, NOT_FOUND for an unknown one.
+absl::Status ReadReferralWithEvents(Database& db, const std::string& referral_id,
+                                    v1::Referral* referral,
+                                    google::protobuf::RepeatedPtrField<v1::LifecycleEvent>* events);
+
 }  // namespace sarloop
 
 #endif  // SARLOOP_COMMON_REFERRAL_STORE_H_

@@ -26,27 +26,17 @@ std::vector<std::string> Unit::Destinations() const {
 }
 
 absl::StatusOr<v1::ListHandoversResponse> Unit::Inbox(const v1::ListHandoversRequest& request) {
-  ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));
-  if (!v1::ReferralState_IsValid(request.state())) return FieldError("state", "is not a state");
   v1::ListHandoversResponse response;
-  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto referrals, ListReferrals(txn, request.state(), "", page));
-    for (auto& r : referrals) *response.add_referrals() = std::move(r);
-    response.set_next_page_token(NextPageToken(page, response.referrals_size()));
-    return absl::OkStatus();
-  }));
+  RETURN_IF_ERROR(ReadReferralPage(db_, request.state(), "", request.page_size(),
+                                   request.page_token(), response.mutable_referrals(),
+                                   response.mutable_next_page_token()));
   return response;
 }
 
 absl::StatusOr<v1::GetHandoverResponse> Unit::Get(const std::string& referral_id) {
-  RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
   v1::GetHandoverResponse response;
-  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(*response.mutable_referral(), LoadReferral(txn, referral_id));
-    ASSIGN_OR_RETURN(auto events, EventsOf(txn, referral_id));
-    for (auto& e : events) *response.add_events() = std::move(e);
-    return absl::OkStatus();
-  }));
+  RETURN_IF_ERROR(ReadReferralWithEvents(db_, referral_id, response.mutable_referral(),
+                                         response.mutable_events()));
   return response;
 }
 

@@ -330,29 +330,17 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
 }
 
 absl::StatusOr<v1::GetReferralResponse> Desk::GetReferral(const std::string& referral_id) {
-  RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
   v1::GetReferralResponse response;
-  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(*response.mutable_referral(), LoadReferral(txn, referral_id));
-    ASSIGN_OR_RETURN(auto events, EventsOf(txn, referral_id));
-    for (auto& e : events) *response.add_events() = std::move(e);
-    return absl::OkStatus();
-  }));
+  RETURN_IF_ERROR(ReadReferralWithEvents(db_, referral_id, response.mutable_referral(),
+                                         response.mutable_events()));
   return response;
 }
 
 absl::StatusOr<v1::ListReferralsResponse> Desk::List(const v1::ListReferralsRequest& request) {
-  ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));
-  if (!v1::ReferralState_IsValid(request.state())) return FieldError("state", "is not a state");
-  RETURN_IF_ERROR(CheckText("organisation", request.organisation(), 20, false));
   v1::ListReferralsResponse response;
-  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto referrals,
-                     ListReferrals(txn, request.state(), request.organisation(), page));
-    for (auto& r : referrals) *response.add_referrals() = std::move(r);
-    response.set_next_page_token(NextPageToken(page, response.referrals_size()));
-    return absl::OkStatus();
-  }));
+  RETURN_IF_ERROR(ReadReferralPage(
+      db_, request.state(), request.organisation(), request.page_size(), request.page_token(),
+      response.mutable_referrals(), response.mutable_next_page_token()));
   return response;
 }
 
