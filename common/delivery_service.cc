@@ -19,23 +19,19 @@ absl::Status CheckEvent(const v1::LifecycleEvent& e) {
   return absl::OkStatus();
 }
 
-DeliveryService::DeliveryService(Database& db, Clock& clock, std::vector<std::string> allowed,
-                                 ApplyFromPeer apply, std::function<void()> after_commit)
-    : db_(db),
-      clock_(clock),
-      allowed_peers_(std::move(allowed)),
-      apply_(std::move(apply)),
-      after_commit_(std::move(after_commit)) {}
+DeliveryService::DeliveryService(Database& db, Clock& clock, ApplyFromPeer apply,
+                                 std::function<void()> after_commit)
+    : db_(db), clock_(clock), apply_(std::move(apply)), after_commit_(std::move(after_commit)) {}
 
 grpc::ServerUnaryReactor* DeliveryService::Deliver(grpc::CallbackServerContext* ctx,
                                                    const v1::DeliverRequest* request,
                                                    v1::DeliverResponse* response) {
   return Finish(ctx, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(Identity peer, PeerIdentity(*ctx));
-    bool allowed = false;
-    for (const std::string& p : allowed_peers_) allowed = allowed || MatchesPattern(p, peer.uri);
-    if (!allowed) {
-      return absl::PermissionDeniedError(absl::StrCat(peer.uri, " may not call Delivery.Deliver"));
+    // The gate admitted only identities the policy allows to deliver here; a client system
+    // below an organisation is never a delivering service.
+    if (!peer.IsService()) {
+      return absl::PermissionDeniedError(absl::StrCat(peer.uri, " is not a sarloop service"));
     }
     ASSIGN_OR_RETURN(*response, DeliverFrom(peer, *request));
     return absl::OkStatus();

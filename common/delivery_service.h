@@ -1,6 +1,7 @@
-// The receiving end of service-to-service delivery, shared by all four services: authenticates the
-// peer against the expected organisations, checks each envelope's shape and that its event was
-// produced by the calling organisation, then applies it exactly once (ReceiveBatch).
+// The receiving end of service-to-service delivery, shared by all four services. Which peers may
+// call it is the authorisation policy's business (common/authz.h); here each envelope's shape is
+// checked, and that its event was produced by the calling organisation, then it is applied exactly
+// once (ReceiveBatch).
 #ifndef SARLOOP_COMMON_DELIVERY_SERVICE_H_
 #define SARLOOP_COMMON_DELIVERY_SERVICE_H_
 
@@ -21,11 +22,10 @@ using ApplyFromPeer = std::function<absl::Status(Txn&, const Identity& peer, con
 
 class DeliveryService final : public v1::Delivery::CallbackService {
  public:
-  // `allowed_peers`: identity patterns of the services that may deliver here.
   // `after_commit`: runs after a batch committed with at least one accepted envelope (e.g. to
   // wake the outbox worker for what the effects enqueued).
-  DeliveryService(Database& db, Clock& clock, std::vector<std::string> allowed_peers,
-                  ApplyFromPeer apply, std::function<void()> after_commit);
+  DeliveryService(Database& db, Clock& clock, ApplyFromPeer apply,
+                  std::function<void()> after_commit);
 
   grpc::ServerUnaryReactor* Deliver(grpc::CallbackServerContext* ctx,
                                     const v1::DeliverRequest* request,
@@ -38,7 +38,6 @@ class DeliveryService final : public v1::Delivery::CallbackService {
  private:
   Database& db_;
   Clock& clock_;
-  const std::vector<std::string> allowed_peers_;
   const ApplyFromPeer apply_;
   const std::function<void()> after_commit_;
 };

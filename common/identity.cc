@@ -93,18 +93,4 @@ bool MatchesPattern(absl::string_view pattern, absl::string_view uri) {
   return p.size() == u.size();
 }
 
-absl::StatusOr<Identity> Authorize(const grpc::ServerContextBase& ctx, absl::string_view method,
-                                   std::initializer_list<std::string> allowed) {
-  absl::StatusOr<Identity> id = PeerIdentity(ctx);
-  if (!id.ok()) {
-    spdlog::warn("refused {}: {}", std::string(method), std::string(id.status().message()));
-    return id.status();
-  }
-  for (const std::string& pattern : allowed) {
-    if (MatchesPattern(pattern, id->uri)) return id;
-  }
-  spdlog::warn("refused {} to {}", std::string(method), id->uri);
-  return absl::PermissionDeniedError(absl::StrCat(id->uri, " may not call ", method));
-}
-
 }  // namespace sarloop

@@ -1,5 +1,5 @@
 // Who is calling: the peer certificate's single URI SAN, parsed into sarloop's identity scheme
-// (DESIGN §5), and the authorisation gate every RPC passes.
+// (DESIGN §5). What each identity may call is the policy's (common/authz.h).
 //
 //   spiffe://sarloop/ukfiu[/<system>]        kind "ukfiu",   org "UKFIU"
 //   spiffe://sarloop/nca[/<system>]          kind "nca",     org "NCA"
@@ -11,7 +11,6 @@
 
 #include <grpcpp/server_context.h>
 
-#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -47,11 +46,6 @@ v1::Actor ActorOf(const grpc::ServerContextBase& ctx, const Identity& id);
 // Matches `uri` against a pattern where `*` stands for exactly one path segment and a trailing
 // `/**` for any number of further segments (including none).
 bool MatchesPattern(absl::string_view pattern, absl::string_view uri);
-
-// The gate: the caller is authenticated and its identity matches one of `allowed`. Refusals are
-// PERMISSION_DENIED naming the method and caller but nothing about the resource. Logged.
-absl::StatusOr<Identity> Authorize(const grpc::ServerContextBase& ctx, absl::string_view method,
-                                   std::initializer_list<std::string> allowed);
 
 }  // namespace sarloop
 

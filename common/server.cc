@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/authz.h"
 #include "common/config.h"
 #include "common/identity.h"
 #include "common/ids.h"
@@ -40,19 +41,12 @@ void SetUpLogging(const v1::ServiceConfig& config) {
 
 class OpsService final : public v1::Ops::CallbackService {
  public:
-  OpsService(Database& db, Clock& clock, std::vector<std::string> callers)
-      : db_(db), clock_(clock), callers_(std::move(callers)) {}
+  OpsService(Database& db, Clock& clock) : db_(db), clock_(clock) {}
 
   grpc::ServerUnaryReactor* GetBacklog(grpc::CallbackServerContext* ctx,
                                        const v1::GetBacklogRequest*,
                                        v1::GetBacklogResponse* response) override {
     return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
-      bool allowed = false;
-      for (const std::string& p : callers_) allowed = allowed || MatchesPattern(p, id.uri);
-      if (!allowed) {
-        return absl::PermissionDeniedError(absl::StrCat(id.uri, " may not call Ops.GetBacklog"));
-      }
       ASSIGN_OR_RETURN(auto backlog, ReadBacklog(db_));
       const absl::Time now = clock_.Now();
       for (const Backlog& b : backlog) {
@@ -73,7 +67,6 @@ class OpsService final : public v1::Ops::CallbackService {
  private:
   Database& db_;
   Clock& clock_;
-  const std::vector<std::string> callers_;
 };
 
 absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> migrations,
@@ -95,6 +88,14 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
   }
 
   ASSIGN_OR_RETURN(auto server_creds, MakeServerCredentials(config.tls()));
+  PolicyScope scope{config.kind(),
+                    config.code(),
+                    config.handover_unit(),
+                    {config.served_forces().begin(), config.served_forces().end()}};
+  ASSIGN_OR_RETURN(std::shared_ptr<AuthzGate> gate,
+                   AuthzGate::Create(config.authz_policy_file(), scope, nullptr));
+  // Every call on this server passes the gate before any handler runs.
+  server_creds->SetAuthMetadataProcessor(gate);
   ASSIGN_OR_RETURN(auto channel_creds, MakeChannelCredentials(config.tls()));
   std::vector<v1::Peer> peers(config.peers().begin(), config.peers().end());
   std::unique_ptr<Transport> transport =
@@ -104,7 +105,7 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
 
   ServiceContext context{config, *db, *clock, *worker, *reference};
   ASSIGN_OR_RETURN(ServiceParts parts, build(context));
-  OpsService ops(*db, *clock, parts.ops_callers);
+  OpsService ops(*db, *clock);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -34,8 +34,6 @@ struct ServiceContext {
 // What a service contributes to the process.
 struct ServiceParts {
   std::vector<std::shared_ptr<grpc::Service>> services;
-  // Identity patterns (see MatchesPattern) allowed to read this instance's outbox backlog.
-  std::vector<std::string> ops_callers;
   // Called every `period` on a background thread, if set.
   std::function<void()> periodic;
   absl::Duration period = absl::ZeroDuration();

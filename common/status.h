@@ -40,10 +40,14 @@ absl::Status FieldError(absl::string_view field, absl::string_view description);
 // The field path of a FieldError, or empty.
 std::string FieldOf(const absl::Status& status);
 
-// The single conversion from an internal status to the status a client sees.
+// The single conversion from an internal status to the status a client sees. A FieldError keeps
+// its message and also carries, as error_details (the grpc-status-details-bin trailer), a
+// serialized google.rpc.Status{code, message, details: [Any(google.rpc.BadRequest{field_violations:
+// [{field, description}]})]}, the googleapis error model generic gRPC clients understand.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-// The reverse, for clients of other sarloop services.
+// The reverse, for clients of other sarloop services. A BadRequest in error_details becomes the
+// field payload again, so FieldOf names the field of a peer's INVALID_ARGUMENT.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace sarloop

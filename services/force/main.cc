@@ -16,19 +16,14 @@ namespace {
 
 class ForceService final : public v1::Force::CallbackService {
  public:
-  ForceService(std::shared_ptr<Desk> desk, DeliveryWorker& outbox, std::vector<std::string> dests,
-               const std::string& code)
-      : desk_(std::move(desk)),
-        outbox_(outbox),
-        destinations_(std::move(dests)),
-        // Only this force's own client systems; never another force's.
-        callers_(absl::StrCat("spiffe://sarloop/force/", code, "/*")) {}
+  ForceService(std::shared_ptr<Desk> desk, DeliveryWorker& outbox, std::vector<std::string> dests)
+      : desk_(std::move(desk)), outbox_(outbox), destinations_(std::move(dests)) {}
 
   grpc::ServerUnaryReactor* ListInbox(grpc::CallbackServerContext* ctx,
                                       const v1::ListInboxRequest* req,
                                       v1::ListInboxResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Force.ListInbox", {callers_}).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(*resp, desk_->Inbox(*req));
       return absl::OkStatus();
     }());
@@ -38,7 +33,7 @@ class ForceService final : public v1::Force::CallbackService {
                                         const v1::GetForceReferralRequest* req,
                                         v1::GetForceReferralResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Force.GetReferral", {callers_}).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(*resp, desk_->Get(req->referral_id()));
       return absl::OkStatus();
     }());
@@ -85,7 +80,7 @@ class ForceService final : public v1::Force::CallbackService {
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
                                 v1::ForceStepResponse* resp, F step) {
     return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, method, {callers_}));
+      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
       ASSIGN_OR_RETURN(*resp, step(ActorOf(*ctx, id), absl::StrCat(method, "/", id.uri)));
       for (const auto& d : destinations_) outbox_.Notify(d);
       return absl::OkStatus();
@@ -95,7 +90,6 @@ class ForceService final : public v1::Force::CallbackService {
   const std::shared_ptr<Desk> desk_;
   DeliveryWorker& outbox_;
   const std::vector<std::string> destinations_;
-  const std::string callers_;
 };
 
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
@@ -112,23 +106,17 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
       return absl::InvalidArgumentError(absl::StrCat("peers: no address for ", d));
     }
   }
-  std::vector<std::string> senders = {"spiffe://sarloop/ukfiu"};
-  if (!config.handover_unit().empty()) {
-    senders.push_back(absl::StrCat("spiffe://sarloop/racu/", config.handover_unit()));
-  }
   DeliveryWorker& outbox = ctx.outbox;
   ServiceParts parts;
-  parts.services.push_back(
-      std::make_shared<ForceService>(desk, outbox, destinations, config.code()));
+  parts.services.push_back(std::make_shared<ForceService>(desk, outbox, destinations));
   parts.services.push_back(std::make_shared<DeliveryService>(
-      ctx.db, ctx.clock, senders,
+      ctx.db, ctx.clock,
       [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return desk->Receive(txn, peer, env);
       },
       [&outbox, destinations] {
         for (const auto& d : destinations) outbox.Notify(d);
       }));
-  parts.ops_callers = {absl::StrCat("spiffe://sarloop/force/", config.code(), "/*")};
   return parts;
 }
 

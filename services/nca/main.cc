@@ -13,8 +13,6 @@
 namespace sarloop::nca {
 namespace {
 
-const std::initializer_list<std::string> kAnalysts = {"spiffe://sarloop/analyst/*"};
-
 class NcaService final : public v1::Nca::CallbackService {
  public:
   NcaService(std::shared_ptr<Register> reg, Clock& clock)
@@ -24,7 +22,7 @@ class NcaService final : public v1::Nca::CallbackService {
                                         const v1::GetTimelineRequest* req,
                                         v1::GetTimelineResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Nca.GetTimeline", kAnalysts).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(*resp, register_->Timeline(req->referral_id()));
       return absl::OkStatus();
     }());
@@ -34,7 +32,7 @@ class NcaService final : public v1::Nca::CallbackService {
                                          const v1::ListRegisterRequest* req,
                                          v1::ListRegisterResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Nca.ListRegister", kAnalysts).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(*resp, register_->List(*req));
       return absl::OkStatus();
     }());
@@ -44,7 +42,7 @@ class NcaService final : public v1::Nca::CallbackService {
                                         const v1::ListOverdueRequest* req,
                                         v1::ListOverdueResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Nca.ListOverdue", kAnalysts).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(*resp, register_->Overdue(*req, clock_.Now()));
       return absl::OkStatus();
     }());
@@ -54,7 +52,7 @@ class NcaService final : public v1::Nca::CallbackService {
                                        const v1::GetSummaryRequest* req,
                                        v1::GetSummaryResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Nca.GetSummary", kAnalysts).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(
           *resp, register_->Summary(req->has_as_of() ? FromProto(req->as_of()) : clock_.Now()));
       return absl::OkStatus();
@@ -72,8 +70,6 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   parts.services.push_back(std::make_shared<NcaService>(reg, ctx.clock));
   parts.services.push_back(std::make_shared<DeliveryService>(
       ctx.db, ctx.clock,
-      std::vector<std::string>{"spiffe://sarloop/ukfiu", "spiffe://sarloop/force/*",
-                               "spiffe://sarloop/racu/*"},
       [reg](Txn& txn, const Identity&, const v1::Envelope& env) -> absl::Status {
         // The register must never hold what identifies a person (DESIGN §4).
         if (env.has_package()) {
@@ -82,7 +78,6 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
         return reg->Apply(txn, env.event());
       },
       nullptr));
-  parts.ops_callers = {"spiffe://sarloop/analyst/*", "spiffe://sarloop/nca/*"};
   return parts;
 }
 

@@ -16,16 +16,14 @@ namespace {
 
 class RacuService final : public v1::Racu::CallbackService {
  public:
-  RacuService(std::shared_ptr<Unit> unit, DeliveryWorker& outbox, const std::string& code)
-      : unit_(std::move(unit)),
-        outbox_(outbox),
-        callers_(absl::StrCat("spiffe://sarloop/racu/", code, "/*")) {}
+  RacuService(std::shared_ptr<Unit> unit, DeliveryWorker& outbox)
+      : unit_(std::move(unit)), outbox_(outbox) {}
 
   grpc::ServerUnaryReactor* ListHandovers(grpc::CallbackServerContext* ctx,
                                           const v1::ListHandoversRequest* req,
                                           v1::ListHandoversResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Racu.ListHandovers", {callers_}).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(*resp, unit_->Inbox(*req));
       return absl::OkStatus();
     }());
@@ -35,7 +33,7 @@ class RacuService final : public v1::Racu::CallbackService {
                                         const v1::GetHandoverRequest* req,
                                         v1::GetHandoverResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Racu.GetHandover", {callers_}).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(*resp, unit_->Get(req->referral_id()));
       return absl::OkStatus();
     }());
@@ -67,7 +65,7 @@ class RacuService final : public v1::Racu::CallbackService {
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
                                 v1::UnitStepResponse* resp, F step) {
     return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, method, {callers_}));
+      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
       ASSIGN_OR_RETURN(*resp, step(ActorOf(*ctx, id), absl::StrCat(method, "/", id.uri)));
       for (const auto& d : unit_->Destinations()) outbox_.Notify(d);
       return absl::OkStatus();
@@ -76,7 +74,6 @@ class RacuService final : public v1::Racu::CallbackService {
 
   const std::shared_ptr<Unit> unit_;
   DeliveryWorker& outbox_;
-  const std::string callers_;
 };
 
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
@@ -89,24 +86,19 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
     }
   }
   auto unit = std::make_shared<Unit>(ctx.db, ctx.clock, options);
-  std::vector<std::string> senders = {"spiffe://sarloop/ukfiu"};
   for (const std::string& d : unit->Destinations()) {
     if (!FindPeer(config, d))
       return absl::InvalidArgumentError(absl::StrCat("peers: no address for ", d));
   }
-  for (const std::string& f : options.served_forces) {
-    senders.push_back(absl::StrCat("spiffe://sarloop/force/", f));
-  }
   DeliveryWorker& outbox = ctx.outbox;
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<RacuService>(unit, outbox, config.code()));
+  parts.services.push_back(std::make_shared<RacuService>(unit, outbox));
   parts.services.push_back(std::make_shared<DeliveryService>(
-      ctx.db, ctx.clock, senders,
+      ctx.db, ctx.clock,
       [unit](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return unit->Receive(txn, peer, env);
       },
       nullptr));
-  parts.ops_callers = {absl::StrCat("spiffe://sarloop/racu/", config.code(), "/*")};
   return parts;
 }
 

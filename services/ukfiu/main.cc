@@ -18,8 +18,6 @@
 namespace sarloop::ukfiu {
 namespace {
 
-const std::initializer_list<std::string> kCallers = {"spiffe://sarloop/ukfiu/*"};
-
 class UkfiuService final : public v1::Ukfiu::CallbackService {
  public:
   UkfiuService(std::shared_ptr<Desk> desk, DeliveryWorker& outbox, std::vector<std::string> dests)
@@ -29,7 +27,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                       const v1::SubmitSarRequest* req,
                                       v1::SubmitSarResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, "Ukfiu.SubmitSar", kCallers));
+      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
       ASSIGN_OR_RETURN(*resp, desk_->SubmitSar(Scope("SubmitSar", id), *req));
       return absl::OkStatus();
     }());
@@ -38,7 +36,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   grpc::ServerUnaryReactor* GetSar(grpc::CallbackServerContext* ctx, const v1::GetSarRequest* req,
                                    v1::GetSarResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Ukfiu.GetSar", kCallers).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(*resp, desk_->GetSar(req->sar_id()));
       return absl::OkStatus();
     }());
@@ -48,7 +46,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                      const v1::ReferSarRequest* req,
                                      v1::ReferSarResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, "Ukfiu.ReferSar", kCallers));
+      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
       ASSIGN_OR_RETURN(*resp, desk_->Refer(ActorOf(*ctx, id), Scope("ReferSar", id), *req));
       Wake();
       return absl::OkStatus();
@@ -59,7 +57,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                              const v1::WithdrawReferralRequest* req,
                                              v1::WithdrawReferralResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, "Ukfiu.WithdrawReferral", kCallers));
+      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
       ASSIGN_OR_RETURN(*resp,
                        desk_->Withdraw(ActorOf(*ctx, id), Scope("WithdrawReferral", id), *req));
       Wake();
@@ -71,7 +69,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                              const v1::RedirectReferralRequest* req,
                                              v1::RedirectReferralResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, Authorize(*ctx, "Ukfiu.RedirectReferral", kCallers));
+      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
       ASSIGN_OR_RETURN(*resp,
                        desk_->Redirect(ActorOf(*ctx, id), Scope("RedirectReferral", id), *req));
       Wake();
@@ -83,7 +81,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                         const v1::GetReferralRequest* req,
                                         v1::GetReferralResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Ukfiu.GetReferral", kCallers).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(*resp, desk_->GetReferral(req->referral_id()));
       return absl::OkStatus();
     }());
@@ -93,7 +91,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                           const v1::ListReferralsRequest* req,
                                           v1::ListReferralsResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Ukfiu.ListReferrals", kCallers).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(*resp, desk_->List(*req));
       return absl::OkStatus();
     }());
@@ -103,7 +101,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                              const v1::RunFeedbackClockRequest*,
                                              v1::RunFeedbackClockResponse* resp) override {
     return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(Authorize(*ctx, "Ukfiu.RunFeedbackClock", kCallers).status());
+      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
       ASSIGN_OR_RETURN(*resp, desk_->RunClock());
       Wake();
       return absl::OkStatus();
@@ -157,12 +155,10 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   parts.services.push_back(std::make_shared<UkfiuService>(desk, outbox, destinations));
   parts.services.push_back(std::make_shared<DeliveryService>(
       ctx.db, ctx.clock,
-      std::vector<std::string>{"spiffe://sarloop/force/*", "spiffe://sarloop/racu/*"},
       [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return desk->Receive(txn, peer, env);
       },
       nullptr));
-  parts.ops_callers = {"spiffe://sarloop/ukfiu/*"};
   parts.period = absl::Seconds(config.feedback().scan_interval_seconds());
   parts.periodic = [desk, &outbox, destinations] {
     absl::StatusOr<v1::RunFeedbackClockResponse> r = desk->RunClock();

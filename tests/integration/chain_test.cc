@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/lifecycle.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/force.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
@@ -333,6 +335,18 @@ TEST_F(ChainTest, BadInputIsRefusedNamingTheFieldOrState) {
   s = ukfiu_->ReferSar(Context().get(), refer, &referral);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("thr.rationale"));
+  // The field also arrives structurally: a google.rpc.Status with a BadRequest, sent by the
+  // server in the grpc-status-details-bin trailer.
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(s.error_details())) << "no google.rpc.Status details";
+  EXPECT_EQ(details.code(), static_cast<int32_t>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(details.message(), s.error_message());
+  ASSERT_EQ(details.details_size(), 1);
+  google::rpc::BadRequest bad_request;
+  ASSERT_TRUE(details.details(0).UnpackTo(&bad_request)) << details.details(0).type_url();
+  ASSERT_EQ(bad_request.field_violations_size(), 1);
+  EXPECT_EQ(bad_request.field_violations(0).field(), "thr.rationale");
+  EXPECT_FALSE(bad_request.field_violations(0).description().empty());
   refer.clear_request_id();
   *refer.mutable_thr() = SampleThr();
   s = ukfiu_->ReferSar(Context().get(), refer, &referral);

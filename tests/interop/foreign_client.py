@@ -2,8 +2,9 @@
 """A foreign gRPC client (Debian's python3-grpcio, no generated code) against a running chain.
 
 Checks what generic gRPC tooling relies on: grpc.health.v1 over mTLS, server reflection listing
-the sarloop services, and that a plaintext connection and a connection without a client
-certificate are both refused. Usage: foreign_client.py PKI_DIR BASE_PORT
+the sarloop services, that a plaintext connection and a connection without a client
+certificate are both refused, and that an invalid field arrives as a google.rpc.BadRequest in the
+grpc-status-details-bin trailer. Usage: foreign_client.py PKI_DIR BASE_PORT
 """
 import sys
 
@@ -13,6 +14,7 @@ PKI, BASE = sys.argv[1], int(sys.argv[2])
 INSTANCES = {"ukfiu": (1, "sarloop.v1.Ukfiu"), "nca": (2, "sarloop.v1.Nca"),
              "force-NFK": (11, "sarloop.v1.Force"), "racu-ERSOU": (21, "sarloop.v1.Racu")}
 failures = []
+passed = 0
 
 
 def read(path):
@@ -28,9 +30,41 @@ def creds(identity):
 
 
 def check(name, ok, detail=""):
+    global passed
     print(f"{'ok  ' if ok else 'FAIL'} {name} {detail}")
-    if not ok:
+    if ok:
+        passed += 1
+    else:
         failures.append(name)
+
+
+def fields(buf):
+    """The length-delimited fields of a protobuf message as {number: [bytes, ...]}; enough to walk
+    google.rpc.Status -> Any -> BadRequest -> FieldViolation without generated code."""
+    out, i = {}, 0
+
+    def varint():
+        nonlocal i
+        value = shift = 0
+        while True:
+            b = buf[i]
+            i += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return value
+
+    while i < len(buf):
+        key = varint()
+        if key & 7 == 0:
+            varint()
+        elif key & 7 == 2:
+            n = varint()
+            out.setdefault(key >> 3, []).append(buf[i:i + n])
+            i += n
+        else:
+            raise ValueError(f"unexpected wire type {key & 7}")
+    return out
 
 
 identity = "analyst-alice"
@@ -72,5 +106,26 @@ for instance, (offset, service) in INSTANCES.items():
             check(f"{instance} refuses a caller without certificate",
                   e.code() == grpc.StatusCode.UNAVAILABLE, str(e.code()))
 
-print(f"{len(INSTANCES) * 4 - len(failures)} passed, {len(failures)} failed")
+# An invalid field arrives structurally: google.rpc.Status{details: [Any(BadRequest)]} in the
+# grpc-status-details-bin trailer. SubmitSarRequest{request_id: "r"} (0a 01 72) lacks the SAR.
+with grpc.secure_channel(f"localhost:{BASE + 1}", creds("ukfiu-intake")) as channel:
+    try:
+        channel.unary_unary("/sarloop.v1.Ukfiu/SubmitSar")(b"\x0a\x01r", timeout=10)
+        check("ukfiu refuses a SAR-less SubmitSar", False, "call succeeded")
+    except grpc.RpcError as e:
+        trailer = dict(e.trailing_metadata() or ()).get("grpc-status-details-bin", b"")
+        violations = []
+        try:
+            for any_ in fields(trailer).get(3, []):
+                any_fields = fields(any_)
+                if any_fields.get(1) == [b"type.googleapis.com/google.rpc.BadRequest"]:
+                    for violation in fields(any_fields[2][0]).get(1, []):
+                        violations.append(fields(violation)[1][0].decode())
+        except (ValueError, IndexError, KeyError) as err:
+            violations.append(f"undecodable: {err}")
+        check("ukfiu names the invalid field in grpc-status-details-bin",
+              e.code() == grpc.StatusCode.INVALID_ARGUMENT and violations == ["sar"],
+              f"{e.code()} {violations}")
+
+print(f"{passed} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
