@@ -19,27 +19,33 @@ absl::Status CheckEvent(const v1::LifecycleEvent& e) {
   return absl::OkStatus();
 }
 
-DeliveryService::DeliveryService(Database& db, Clock& clock, ApplyFromPeer apply,
+DeliveryService::DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFromPeer apply,
                                  std::function<void()> after_commit)
-    : db_(db), clock_(clock), apply_(std::move(apply)), after_commit_(std::move(after_commit)) {}
+    : edge_(edge),
+      db_(db),
+      clock_(clock),
+      apply_(std::move(apply)),
+      after_commit_(std::move(after_commit)) {}
 
 grpc::ServerUnaryReactor* DeliveryService::Deliver(grpc::CallbackServerContext* ctx,
                                                    const v1::DeliverRequest* request,
                                                    v1::DeliverResponse* response) {
-  return Finish(ctx, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(Identity peer, PeerIdentity(*ctx));
-    // The gate admitted only identities the policy allows to deliver here; a client system
-    // below an organisation is never a delivering service.
-    if (!peer.IsService()) {
-      return absl::PermissionDeniedError(absl::StrCat(peer.uri, " is not a sarloop service"));
-    }
-    ASSIGN_OR_RETURN(*response, DeliverFrom(peer, *request));
-    return absl::OkStatus();
-  }());
+  return Serve(ctx, edge_, "/sarloop.v1.Delivery/Deliver", "",
+               [&](const Call& call) -> absl::Status {
+                 // The gate admitted only identities the policy allows to deliver here; a client
+                 // system below an organisation is never a delivering service.
+                 if (!call.identity.IsService()) {
+                   return absl::PermissionDeniedError(
+                       absl::StrCat(call.identity.uri, " is not a sarloop service"));
+                 }
+                 ASSIGN_OR_RETURN(*response, DeliverFrom(call.identity, *request, call.audit));
+                 return absl::OkStatus();
+               });
 }
 
-absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(
-    const Identity& peer, const v1::DeliverRequest& request) {
+absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity& peer,
+                                                                 const v1::DeliverRequest& request,
+                                                                 AuditRecorder* audit) {
   if (request.envelopes_size() == 0) return FieldError("envelopes", "at least one is required");
   if (request.envelopes_size() > 500) return FieldError("envelopes", "at most 500 per call");
   bool accepted_any = false;
@@ -54,7 +60,7 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(
     accepted_any = true;
     return absl::OkStatus();
   };
-  ASSIGN_OR_RETURN(v1::DeliverResponse response, ReceiveBatch(db_, clock_, request, apply));
+  ASSIGN_OR_RETURN(v1::DeliverResponse response, ReceiveBatch(db_, clock_, request, apply, audit));
   if (accepted_any && after_commit_) after_commit_();
   return response;
 }

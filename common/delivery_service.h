@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/identity.h"
 #include "common/messaging.h"
+#include "common/rpc.h"
 #include "common/storage.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 
@@ -24,7 +25,7 @@ class DeliveryService final : public v1::Delivery::CallbackService {
  public:
   // `after_commit`: runs after a batch committed with at least one accepted envelope (e.g. to
   // wake the outbox worker for what the effects enqueued).
-  DeliveryService(Database& db, Clock& clock, ApplyFromPeer apply,
+  DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFromPeer apply,
                   std::function<void()> after_commit);
 
   grpc::ServerUnaryReactor* Deliver(grpc::CallbackServerContext* ctx,
@@ -32,10 +33,13 @@ class DeliveryService final : public v1::Delivery::CallbackService {
                                     v1::DeliverResponse* response) override;
 
   // The same without gRPC, for unit tests.
+  // `audit`, when given, records the call in the batch's transaction.
   absl::StatusOr<v1::DeliverResponse> DeliverFrom(const Identity& peer,
-                                                  const v1::DeliverRequest& request);
+                                                  const v1::DeliverRequest& request,
+                                                  AuditRecorder* audit = nullptr);
 
  private:
+  const Edge edge_;
   Database& db_;
   Clock& clock_;
   const ApplyFromPeer apply_;

@@ -328,7 +328,7 @@ bool IsPermanent(const absl::Status& s) {
 
 absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
                                                  const v1::DeliverRequest& request,
-                                                 const ApplyEnvelope& apply) {
+                                                 const ApplyEnvelope& apply, AuditRecorder* audit) {
   v1::DeliverResponse response;
   const absl::Time now = clock.Now();
   RETURN_IF_ERROR(db.Transact([&](Txn& txn) -> absl::Status {
@@ -368,14 +368,15 @@ absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
           "INSERT INTO inbox_seen (message_id, received_at, status, detail) VALUES (?, ?, ?, ?)",
           {env.message_id(), ToMicros(now), int64_t{result->status()}, result->detail()}));
     }
-    return absl::OkStatus();
+    return audit ? audit->RecordInTransaction(txn) : absl::OkStatus();
   }));
   return response;
 }
 
 absl::Status RunIdempotent(Database& db, const std::string& scope, const std::string& request_id,
                            google::protobuf::Message* response,
-                           const std::function<absl::Status(Txn&)>& fn, absl::Time now) {
+                           const std::function<absl::Status(Txn&)>& fn, absl::Time now,
+                           AuditRecorder* audit) {
   return db.Transact([&](Txn& txn) -> absl::Status {
     ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT response FROM idempotency WHERE scope = ? AND "
                                           "request_id = ?",
@@ -387,6 +388,7 @@ absl::Status RunIdempotent(Database& db, const std::string& scope, const std::st
       return absl::OkStatus();
     }
     RETURN_IF_ERROR(fn(txn));
+    if (audit != nullptr) RETURN_IF_ERROR(audit->RecordInTransaction(txn));
     return txn.Exec(
         "INSERT INTO idempotency (scope, request_id, response, created_at) VALUES (?, ?, ?, ?)",
         {scope, request_id, Blob{response->SerializeAsString()}, ToMicros(now)});

@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/audit.h"
 #include "common/clock.h"
 #include "common/storage.h"
 #include "sarloop/v1/config.pb.h"
@@ -103,16 +104,20 @@ using ApplyEnvelope = std::function<absl::Status(Txn&, const v1::Envelope&)>;
 // Receives a batch: for each envelope in order, skips it as DUPLICATE if its message_id was seen,
 // otherwise applies it and records the message_id in the same transaction. The whole batch commits
 // once. `after_commit` runs only if the commit succeeded (e.g. to notify the delivery worker).
+// When `audit` is given, the call is recorded in the batch's transaction.
 absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
                                                  const v1::DeliverRequest& request,
-                                                 const ApplyEnvelope& apply);
+                                                 const ApplyEnvelope& apply,
+                                                 AuditRecorder* audit = nullptr);
 
 // Runs `fn` once per (scope, request_id): the first time in a write transaction, storing the
 // serialised `response` with the effect; a repeat parses the stored response into `response` and
 // does nothing else. `scope` separates RPC methods and callers.
+// When `audit` is given, the call is recorded in the same transaction as its effect.
 absl::Status RunIdempotent(Database& db, const std::string& scope, const std::string& request_id,
                            google::protobuf::Message* response,
-                           const std::function<absl::Status(Txn&)>& fn, absl::Time now);
+                           const std::function<absl::Status(Txn&)>& fn, absl::Time now,
+                           AuditRecorder* audit = nullptr);
 
 }  // namespace sarloop
 

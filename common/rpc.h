@@ -1,11 +1,19 @@
-// The RPC edge: handlers are thin; they call logic that returns absl::Status and finish the call
-// through here, the one place an internal status becomes a grpc::Status.
+// The RPC edge. Every sarloop method goes through Serve: it identifies the caller, runs the
+// handler's body (thin: it calls logic that returns absl::Status), records the call in the audit
+// log, and finishes it through the one place an internal status becomes a grpc::Status.
 #ifndef SARLOOP_COMMON_RPC_H_
 #define SARLOOP_COMMON_RPC_H_
 
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/server_callback.h>
 
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/audit.h"
+#include "common/call.h"
+#include "common/clock.h"
+#include "common/identity.h"
 #include "common/status.h"
 
 namespace sarloop {
@@ -15,6 +23,37 @@ inline grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
+}
+
+// Where calls are recorded: the service's database (null disables auditing, for unit tests).
+struct Edge {
+  Database* audit_db = nullptr;
+  Clock* clock = nullptr;
+};
+
+// `body(const Call&)` returns absl::Status. `referral_id` is what the call concerns, if anything.
+template <typename Body>
+grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& edge,
+                                const char* method, const std::string& referral_id, Body&& body) {
+  absl::StatusOr<Identity> id = PeerIdentity(*ctx);
+  AuditEntry entry;
+  entry.at = edge.clock->Now();
+  entry.method = method;
+  entry.referral_id = referral_id.substr(0, 64);
+  absl::Status status = id.status();
+  Call call;
+  if (id.ok()) {
+    call.identity = *id;
+    call.actor = ActorOf(*ctx, *id);
+    call.scope = absl::StrCat(method, "/", id->uri);
+    entry.identity = id->uri;
+    entry.user = call.actor.user();
+  }
+  AuditRecorder audit(edge.audit_db, entry);
+  call.audit = &audit;
+  if (id.ok()) status = body(static_cast<const Call&>(call));
+  audit.Finish(status);
+  return Finish(ctx, status);
 }
 
 }  // namespace sarloop

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/audit.h"
 #include "common/authz.h"
 #include "common/config.h"
 #include "common/identity.h"
@@ -41,12 +42,12 @@ void SetUpLogging(const v1::ServiceConfig& config) {
 
 class OpsService final : public v1::Ops::CallbackService {
  public:
-  OpsService(Database& db, Clock& clock) : db_(db), clock_(clock) {}
+  OpsService(Edge edge, Database& db, Clock& clock) : edge_(edge), db_(db), clock_(clock) {}
 
   grpc::ServerUnaryReactor* GetBacklog(grpc::CallbackServerContext* ctx,
                                        const v1::GetBacklogRequest*,
                                        v1::GetBacklogResponse* response) override {
-    return Finish(ctx, [&]() -> absl::Status {
+    return Serve(ctx, edge_, "/sarloop.v1.Ops/GetBacklog", "", [&](const Call&) -> absl::Status {
       ASSIGN_OR_RETURN(auto backlog, ReadBacklog(db_));
       const absl::Time now = clock_.Now();
       for (const Backlog& b : backlog) {
@@ -61,10 +62,11 @@ class OpsService final : public v1::Ops::CallbackService {
         d->set_last_error(b.last_error);
       }
       return absl::OkStatus();
-    }());
+    });
   }
 
  private:
+  const Edge edge_;
   Database& db_;
   Clock& clock_;
 };
@@ -76,6 +78,7 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
                                      : NewOffsetFileClock(config.dev_clock_offset_file());
   std::vector<Migration> all{kMessagingMigration};
   all.insert(all.end(), migrations.begin(), migrations.end());
+  all.push_back(kAuditMigration);
   ASSIGN_OR_RETURN(std::unique_ptr<Database> db, Database::Open(config.database(), all));
   ASSIGN_OR_RETURN(int64_t sync, db->SynchronousMode());
   spdlog::info("database {} open (WAL, synchronous={})", config.database(), sync);
@@ -92,8 +95,19 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
                     config.code(),
                     config.handover_unit(),
                     {config.served_forces().begin(), config.served_forces().end()}};
+  Database* audit_db = db.get();
+  Clock* audit_clock = clock.get();
+  // Refusals never reach a handler: the gate records them in the audit log itself.
+  RefusalSink audit_refusal = [audit_db, audit_clock](const std::string& identity,
+                                                      const std::string& method,
+                                                      const grpc::Status& refusal) {
+    AuditRecorder recorder(audit_db,
+                           AuditEntry{audit_clock->Now(), identity, "", method, "", 0, ""});
+    recorder.Finish(
+        absl::Status(static_cast<absl::StatusCode>(refusal.error_code()), refusal.error_message()));
+  };
   ASSIGN_OR_RETURN(std::shared_ptr<AuthzGate> gate,
-                   AuthzGate::Create(config.authz_policy_file(), scope, nullptr));
+                   AuthzGate::Create(config.authz_policy_file(), scope, audit_refusal));
   // Every call on this server passes the gate before any handler runs.
   server_creds->SetAuthMetadataProcessor(gate);
   ASSIGN_OR_RETURN(auto channel_creds, MakeChannelCredentials(config.tls()));
@@ -103,9 +117,12 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
   std::unique_ptr<DeliveryWorker> worker =
       NewDeliveryWorker(*db, *transport, *clock, DeliveryOptionsFrom(config.delivery()));
 
-  ServiceContext context{config, *db, *clock, *worker, *reference};
+  ASSIGN_OR_RETURN(std::unique_ptr<AuditCheckpointer> checkpointer,
+                   AuditCheckpointer::Create(*db, config.audit_key_file(),
+                                             config.database() + ".audit-checkpoints"));
+  ServiceContext context{config, *db, *clock, *worker, *reference, Edge{db.get(), clock.get()}};
   ASSIGN_OR_RETURN(ServiceParts parts, build(context));
-  OpsService ops(*db, *clock);
+  OpsService ops(context.edge, *db, *clock);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -114,6 +131,10 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
   builder.AddListeningPort(config.listen(), server_creds, &port);
   // Hostile input: no message above 4 MiB (a batch of 500 envelopes stays well below).
   builder.SetMaxReceiveMessageSize(4 * 1024 * 1024);
+  // TLS checks a certificate only at the handshake: connections are recycled every ten minutes
+  // so a revoked or rotated certificate stops being honoured within that time.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 10 * 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
   for (auto& s : parts.services) builder.RegisterService(s.get());
   builder.RegisterService(&ops);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -144,9 +165,22 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
     };
     arm();
   }
+  // Signed audit checkpoints every two seconds while the log grows, and one at the end.
+  boost::asio::steady_timer checkpoint_timer(io);
+  std::function<void()> arm_checkpoint = [&] {
+    checkpoint_timer.expires_after(std::chrono::seconds(2));
+    checkpoint_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      absl::Status s = checkpointer->Checkpoint();
+      if (!s.ok()) spdlog::error("audit checkpoint: {}", s.ToString());
+      arm_checkpoint();
+    });
+  };
+  arm_checkpoint();
   signals.async_wait([&](const boost::system::error_code&, int signo) {
     spdlog::info("signal {}: stopping", signo);
     timer.cancel();
+    checkpoint_timer.cancel();
     io.stop();
   });
   io.run();
@@ -157,6 +191,9 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   worker->Stop();
   server->Wait();
+  if (absl::Status s = checkpointer->Checkpoint(); !s.ok()) {
+    spdlog::error("final audit checkpoint: {}", s.ToString());
+  }
   spdlog::info("stopped cleanly");
   return absl::OkStatus();
 }

@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/messaging.h"
 #include "common/reference.h"
+#include "common/rpc.h"
 #include "common/storage.h"
 #include "sarloop/v1/config.pb.h"
 
@@ -29,6 +30,8 @@ struct ServiceContext {
   Clock& clock;
   DeliveryWorker& outbox;
   const ReferenceData& reference;
+  // Where the RPC edge records calls (this service's audit log).
+  Edge edge;
 };
 
 // What a service contributes to the process.

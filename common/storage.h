@@ -77,6 +77,10 @@ class Database {
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path,
                                                         std::span<const Migration> migrations);
 
+  // Opens an existing database read-only (for offline tools such as audit verification); no
+  // migrations run. Write transactions on it fail.
+  static absl::StatusOr<std::unique_ptr<Database>> OpenReadOnly(const std::string& path);
+
   // Runs `fn` in a write transaction (BEGIN IMMEDIATE). If `fn` fails, rolls back and returns its
   // error. Otherwise commits and returns the commit's status: UNAVAILABLE when the commit failed
   // (disk full, I/O error), in which case nothing of `fn` is kept.

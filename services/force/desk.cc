@@ -52,8 +52,7 @@ absl::StatusOr<v1::GetForceReferralResponse> Desk::Get(const std::string& referr
   return response;
 }
 
-absl::StatusOr<v1::ForceStepResponse> Desk::Step(const v1::Actor& actor, const std::string& scope,
-                                                 const std::string& request_id,
+absl::StatusOr<v1::ForceStepResponse> Desk::Step(const Call& call, const std::string& request_id,
                                                  const std::string& referral_id, v1::EventType type,
                                                  const Fill& fill) {
   RETURN_IF_ERROR(CheckRequestId(request_id));
@@ -61,12 +60,12 @@ absl::StatusOr<v1::ForceStepResponse> Desk::Step(const v1::Actor& actor, const s
   v1::ForceStepResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, scope, request_id, &response,
+      db_, call.scope, request_id, &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Referral referral, LoadReferral(txn, referral_id));
         ASSIGN_OR_RETURN(v1::ReferralState next, NextState(referral.state(), type));
         v1::LifecycleEvent event =
-            NewEvent(type, referral_id, options_.code, options_.code, actor, now);
+            NewEvent(type, referral_id, options_.code, options_.code, call.actor, now);
         RETURN_IF_ERROR(fill(event, referral));
         referral.set_state(next);
         RETURN_IF_ERROR(SaveReferral(txn, referral, now));
@@ -81,43 +80,38 @@ absl::StatusOr<v1::ForceStepResponse> Desk::Step(const v1::Actor& actor, const s
         response.mutable_referral()->clear_package();
         return absl::OkStatus();
       },
-      now));
+      now, call.audit));
   return response;
 }
 
-absl::StatusOr<v1::ForceStepResponse> Desk::Acknowledge(const v1::Actor& actor,
-                                                        const std::string& scope,
+absl::StatusOr<v1::ForceStepResponse> Desk::Acknowledge(const Call& call,
                                                         const v1::ForceStepRequest& request) {
-  return Step(actor, scope, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_ACKNOWLEDGED,
+  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_ACKNOWLEDGED,
               [](v1::LifecycleEvent&, v1::Referral&) { return absl::OkStatus(); });
 }
 
-absl::StatusOr<v1::ForceStepResponse> Desk::StartResearch(const v1::Actor& actor,
-                                                          const std::string& scope,
+absl::StatusOr<v1::ForceStepResponse> Desk::StartResearch(const Call& call,
                                                           const v1::ForceStepRequest& request) {
-  return Step(actor, scope, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_RESEARCH_STARTED,
+  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_RESEARCH_STARTED,
               [](v1::LifecycleEvent&, v1::Referral&) { return absl::OkStatus(); });
 }
 
-absl::StatusOr<v1::ForceStepResponse> Desk::Decline(const v1::Actor& actor,
-                                                    const std::string& scope,
+absl::StatusOr<v1::ForceStepResponse> Desk::Decline(const Call& call,
                                                     const v1::DeclineReferralRequest& request) {
   RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
-  return Step(actor, scope, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_DECLINED_BY_FORCE, [&](v1::LifecycleEvent& e, v1::Referral& r) {
+  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_DECLINED_BY_FORCE,
+              [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 e.set_reason(request.reason());
                 r.set_reason(request.reason());
                 return absl::OkStatus();
               });
 }
 
-absl::StatusOr<v1::ForceStepResponse> Desk::Close(const v1::Actor& actor, const std::string& scope,
+absl::StatusOr<v1::ForceStepResponse> Desk::Close(const Call& call,
                                                   const v1::CloseReferralRequest& request) {
   RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome()));
-  return Step(actor, scope, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_CLOSED_BY_FORCE, [&](v1::LifecycleEvent& e, v1::Referral& r) {
+  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_CLOSED_BY_FORCE,
+              [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 *e.mutable_outcome() = request.outcome();
                 e.mutable_outcome()->set_investigating_org(options_.code);
                 *r.mutable_outcome() = e.outcome();
@@ -125,15 +119,14 @@ absl::StatusOr<v1::ForceStepResponse> Desk::Close(const v1::Actor& actor, const 
               });
 }
 
-absl::StatusOr<v1::ForceStepResponse> Desk::HandOver(const v1::Actor& actor,
-                                                     const std::string& scope,
+absl::StatusOr<v1::ForceStepResponse> Desk::HandOver(const Call& call,
                                                      const v1::HandOverRequest& request) {
   RETURN_IF_ERROR(CheckText("notes", request.notes(), 20000, true));
   if (options_.unit.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "force ", options_.code, " has no investigating unit configured; close the referral"));
   }
-  return Step(actor, scope, request.request_id(), request.referral_id(), v1::EVENT_TYPE_HANDED_OVER,
+  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_HANDED_OVER,
               [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 e.set_unit(options_.unit);
                 r.set_unit(options_.unit);

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/call.h"
 #include "common/clock.h"
 #include "common/identity.h"
 #include "common/storage.h"
@@ -36,20 +37,18 @@ class Desk {
   absl::StatusOr<v1::ListInboxResponse> Inbox(const v1::ListInboxRequest& request);
   absl::StatusOr<v1::GetForceReferralResponse> Get(const std::string& referral_id);
 
-  // The steps. `actor` is who acts; `scope` keys request_id idempotency (method and caller).
+  // The steps. `call.actor` is who acts; `scope` keys request_id idempotency (method and caller).
   // INVALID_ARGUMENT names the field; NOT_FOUND for an unknown referral; FAILED_PRECONDITION
   // names the current state when the step is not allowed from it.
-  absl::StatusOr<v1::ForceStepResponse> Acknowledge(const v1::Actor& actor,
-                                                    const std::string& scope,
+  absl::StatusOr<v1::ForceStepResponse> Acknowledge(const Call& call,
                                                     const v1::ForceStepRequest& request);
-  absl::StatusOr<v1::ForceStepResponse> StartResearch(const v1::Actor& actor,
-                                                      const std::string& scope,
+  absl::StatusOr<v1::ForceStepResponse> StartResearch(const Call& call,
                                                       const v1::ForceStepRequest& request);
-  absl::StatusOr<v1::ForceStepResponse> Decline(const v1::Actor& actor, const std::string& scope,
+  absl::StatusOr<v1::ForceStepResponse> Decline(const Call& call,
                                                 const v1::DeclineReferralRequest& request);
-  absl::StatusOr<v1::ForceStepResponse> Close(const v1::Actor& actor, const std::string& scope,
+  absl::StatusOr<v1::ForceStepResponse> Close(const Call& call,
                                               const v1::CloseReferralRequest& request);
-  absl::StatusOr<v1::ForceStepResponse> HandOver(const v1::Actor& actor, const std::string& scope,
+  absl::StatusOr<v1::ForceStepResponse> HandOver(const Call& call,
                                                  const v1::HandOverRequest& request);
 
   // Applies one envelope from ukfiu or this force's unit, inside the delivery transaction.
@@ -60,8 +59,7 @@ class Desk {
 
  private:
   using Fill = std::function<absl::Status(v1::LifecycleEvent&, v1::Referral&)>;
-  absl::StatusOr<v1::ForceStepResponse> Step(const v1::Actor& actor, const std::string& scope,
-                                             const std::string& request_id,
+  absl::StatusOr<v1::ForceStepResponse> Step(const Call& call, const std::string& request_id,
                                              const std::string& referral_id, v1::EventType type,
                                              const Fill& fill);
   absl::Status ReceiveDispatch(Txn& txn, const v1::Envelope& envelope);

@@ -16,77 +16,74 @@ namespace {
 
 class ForceService final : public v1::Force::CallbackService {
  public:
-  ForceService(std::shared_ptr<Desk> desk, DeliveryWorker& outbox, std::vector<std::string> dests)
-      : desk_(std::move(desk)), outbox_(outbox), destinations_(std::move(dests)) {}
+  ForceService(Edge edge, std::shared_ptr<Desk> desk, DeliveryWorker& outbox,
+               std::vector<std::string> dests)
+      : edge_(edge), desk_(std::move(desk)), outbox_(outbox), destinations_(std::move(dests)) {}
 
   grpc::ServerUnaryReactor* ListInbox(grpc::CallbackServerContext* ctx,
                                       const v1::ListInboxRequest* req,
                                       v1::ListInboxResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
+    return Serve(ctx, edge_, "/sarloop.v1.Force/ListInbox", "", [&](const Call&) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, desk_->Inbox(*req));
       return absl::OkStatus();
-    }());
+    });
   }
 
   grpc::ServerUnaryReactor* GetReferral(grpc::CallbackServerContext* ctx,
                                         const v1::GetForceReferralRequest* req,
                                         v1::GetForceReferralResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
-      ASSIGN_OR_RETURN(*resp, desk_->Get(req->referral_id()));
-      return absl::OkStatus();
-    }());
+    return Serve(ctx, edge_, "/sarloop.v1.Force/GetReferral", req->referral_id(),
+                 [&](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->Get(req->referral_id()));
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* Acknowledge(grpc::CallbackServerContext* ctx,
                                         const v1::ForceStepRequest* req,
                                         v1::ForceStepResponse* resp) override {
-    return Run(ctx, "Force.Acknowledge", resp, [&](const v1::Actor& a, const std::string& s) {
-      return desk_->Acknowledge(a, s, *req);
-    });
+    return Run(ctx, "/sarloop.v1.Force/Acknowledge", req->referral_id(), resp,
+               [&](const Call& c) { return desk_->Acknowledge(c, *req); });
   }
   grpc::ServerUnaryReactor* StartResearch(grpc::CallbackServerContext* ctx,
                                           const v1::ForceStepRequest* req,
                                           v1::ForceStepResponse* resp) override {
-    return Run(ctx, "Force.StartResearch", resp, [&](const v1::Actor& a, const std::string& s) {
-      return desk_->StartResearch(a, s, *req);
-    });
+    return Run(ctx, "/sarloop.v1.Force/StartResearch", req->referral_id(), resp,
+               [&](const Call& c) { return desk_->StartResearch(c, *req); });
   }
   grpc::ServerUnaryReactor* Decline(grpc::CallbackServerContext* ctx,
                                     const v1::DeclineReferralRequest* req,
                                     v1::ForceStepResponse* resp) override {
-    return Run(ctx, "Force.Decline", resp, [&](const v1::Actor& a, const std::string& s) {
-      return desk_->Decline(a, s, *req);
-    });
+    return Run(ctx, "/sarloop.v1.Force/Decline", req->referral_id(), resp,
+               [&](const Call& c) { return desk_->Decline(c, *req); });
   }
   grpc::ServerUnaryReactor* Close(grpc::CallbackServerContext* ctx,
                                   const v1::CloseReferralRequest* req,
                                   v1::ForceStepResponse* resp) override {
-    return Run(ctx, "Force.Close", resp,
-               [&](const v1::Actor& a, const std::string& s) { return desk_->Close(a, s, *req); });
+    return Run(ctx, "/sarloop.v1.Force/Close", req->referral_id(), resp,
+               [&](const Call& c) { return desk_->Close(c, *req); });
   }
   grpc::ServerUnaryReactor* HandOver(grpc::CallbackServerContext* ctx,
                                      const v1::HandOverRequest* req,
                                      v1::ForceStepResponse* resp) override {
-    return Run(ctx, "Force.HandOver", resp, [&](const v1::Actor& a, const std::string& s) {
-      return desk_->HandOver(a, s, *req);
-    });
+    return Run(ctx, "/sarloop.v1.Force/HandOver", req->referral_id(), resp,
+               [&](const Call& c) { return desk_->HandOver(c, *req); });
   }
 
  private:
-  // Authorises, runs one step, and wakes the outbox for what it enqueued.
+  // Runs one step, and wakes the outbox for what it enqueued.
   template <typename F>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
-                                v1::ForceStepResponse* resp, F step) {
-    return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
-      ASSIGN_OR_RETURN(*resp, step(ActorOf(*ctx, id), absl::StrCat(method, "/", id.uri)));
+                                const std::string& referral_id, v1::ForceStepResponse* resp,
+                                F step) {
+    return Serve(ctx, edge_, method, referral_id, [&](const Call& call) -> absl::Status {
+      ASSIGN_OR_RETURN(*resp, step(call));
       for (const auto& d : destinations_) outbox_.Notify(d);
       return absl::OkStatus();
-    }());
+    });
   }
 
+  const Edge edge_;
   const std::shared_ptr<Desk> desk_;
   DeliveryWorker& outbox_;
   const std::vector<std::string> destinations_;
@@ -108,9 +105,9 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   }
   DeliveryWorker& outbox = ctx.outbox;
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<ForceService>(desk, outbox, destinations));
+  parts.services.push_back(std::make_shared<ForceService>(ctx.edge, desk, outbox, destinations));
   parts.services.push_back(std::make_shared<DeliveryService>(
-      ctx.db, ctx.clock,
+      ctx.edge, ctx.db, ctx.clock,
       [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return desk->Receive(txn, peer, env);
       },

@@ -15,51 +15,49 @@ namespace {
 
 class NcaService final : public v1::Nca::CallbackService {
  public:
-  NcaService(std::shared_ptr<Register> reg, Clock& clock)
-      : register_(std::move(reg)), clock_(clock) {}
+  NcaService(Edge edge, std::shared_ptr<Register> reg, Clock& clock)
+      : edge_(edge), register_(std::move(reg)), clock_(clock) {}
 
   grpc::ServerUnaryReactor* GetTimeline(grpc::CallbackServerContext* ctx,
                                         const v1::GetTimelineRequest* req,
                                         v1::GetTimelineResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
-      ASSIGN_OR_RETURN(*resp, register_->Timeline(req->referral_id()));
-      return absl::OkStatus();
-    }());
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/GetTimeline", req->referral_id(),
+                 [&](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, register_->Timeline(req->referral_id()));
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* ListRegister(grpc::CallbackServerContext* ctx,
                                          const v1::ListRegisterRequest* req,
                                          v1::ListRegisterResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/ListRegister", "", [&](const Call&) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, register_->List(*req));
       return absl::OkStatus();
-    }());
+    });
   }
 
   grpc::ServerUnaryReactor* ListOverdue(grpc::CallbackServerContext* ctx,
                                         const v1::ListOverdueRequest* req,
                                         v1::ListOverdueResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/ListOverdue", "", [&](const Call&) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, register_->Overdue(*req, clock_.Now()));
       return absl::OkStatus();
-    }());
+    });
   }
 
   grpc::ServerUnaryReactor* GetSummary(grpc::CallbackServerContext* ctx,
                                        const v1::GetSummaryRequest* req,
                                        v1::GetSummaryResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/GetSummary", "", [&](const Call&) -> absl::Status {
       ASSIGN_OR_RETURN(
           *resp, register_->Summary(req->has_as_of() ? FromProto(req->as_of()) : clock_.Now()));
       return absl::OkStatus();
-    }());
+    });
   }
 
  private:
+  const Edge edge_;
   const std::shared_ptr<Register> register_;
   Clock& clock_;
 };
@@ -67,9 +65,9 @@ class NcaService final : public v1::Nca::CallbackService {
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   auto reg = std::make_shared<Register>(ctx.db);
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<NcaService>(reg, ctx.clock));
+  parts.services.push_back(std::make_shared<NcaService>(ctx.edge, reg, ctx.clock));
   parts.services.push_back(std::make_shared<DeliveryService>(
-      ctx.db, ctx.clock,
+      ctx.edge, ctx.db, ctx.clock,
       [reg](Txn& txn, const Identity&, const v1::Envelope& env) -> absl::Status {
         // The register must never hold what identifies a person (DESIGN §4).
         if (env.has_package()) {

@@ -16,62 +16,61 @@ namespace {
 
 class RacuService final : public v1::Racu::CallbackService {
  public:
-  RacuService(std::shared_ptr<Unit> unit, DeliveryWorker& outbox)
-      : unit_(std::move(unit)), outbox_(outbox) {}
+  RacuService(Edge edge, std::shared_ptr<Unit> unit, DeliveryWorker& outbox)
+      : edge_(edge), unit_(std::move(unit)), outbox_(outbox) {}
 
   grpc::ServerUnaryReactor* ListHandovers(grpc::CallbackServerContext* ctx,
                                           const v1::ListHandoversRequest* req,
                                           v1::ListHandoversResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
-      ASSIGN_OR_RETURN(*resp, unit_->Inbox(*req));
-      return absl::OkStatus();
-    }());
+    return Serve(ctx, edge_, "/sarloop.v1.Racu/ListHandovers", "",
+                 [&](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, unit_->Inbox(*req));
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* GetHandover(grpc::CallbackServerContext* ctx,
                                         const v1::GetHandoverRequest* req,
                                         v1::GetHandoverResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
-      ASSIGN_OR_RETURN(*resp, unit_->Get(req->referral_id()));
-      return absl::OkStatus();
-    }());
+    return Serve(ctx, edge_, "/sarloop.v1.Racu/GetHandover", req->referral_id(),
+                 [&](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, unit_->Get(req->referral_id()));
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* Accept(grpc::CallbackServerContext* ctx,
                                    const v1::AcceptHandoverRequest* req,
                                    v1::UnitStepResponse* resp) override {
-    return Run(ctx, "Racu.Accept", resp,
-               [&](const v1::Actor& a, const std::string& s) { return unit_->Accept(a, s, *req); });
+    return Run(ctx, "/sarloop.v1.Racu/Accept", req->referral_id(), resp,
+               [&](const Call& c) { return unit_->Accept(c, *req); });
   }
   grpc::ServerUnaryReactor* DeclineAssistance(grpc::CallbackServerContext* ctx,
                                               const v1::DeclineAssistanceRequest* req,
                                               v1::UnitStepResponse* resp) override {
-    return Run(ctx, "Racu.DeclineAssistance", resp, [&](const v1::Actor& a, const std::string& s) {
-      return unit_->DeclineAssistance(a, s, *req);
-    });
+    return Run(ctx, "/sarloop.v1.Racu/DeclineAssistance", req->referral_id(), resp,
+               [&](const Call& c) { return unit_->DeclineAssistance(c, *req); });
   }
   grpc::ServerUnaryReactor* RecordOutcome(grpc::CallbackServerContext* ctx,
                                           const v1::RecordOutcomeRequest* req,
                                           v1::UnitStepResponse* resp) override {
-    return Run(ctx, "Racu.RecordOutcome", resp, [&](const v1::Actor& a, const std::string& s) {
-      return unit_->RecordOutcome(a, s, *req);
-    });
+    return Run(ctx, "/sarloop.v1.Racu/RecordOutcome", req->referral_id(), resp,
+               [&](const Call& c) { return unit_->RecordOutcome(c, *req); });
   }
 
  private:
   template <typename F>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
-                                v1::UnitStepResponse* resp, F step) {
-    return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
-      ASSIGN_OR_RETURN(*resp, step(ActorOf(*ctx, id), absl::StrCat(method, "/", id.uri)));
+                                const std::string& referral_id, v1::UnitStepResponse* resp,
+                                F step) {
+    return Serve(ctx, edge_, method, referral_id, [&](const Call& call) -> absl::Status {
+      ASSIGN_OR_RETURN(*resp, step(call));
       for (const auto& d : unit_->Destinations()) outbox_.Notify(d);
       return absl::OkStatus();
-    }());
+    });
   }
 
+  const Edge edge_;
   const std::shared_ptr<Unit> unit_;
   DeliveryWorker& outbox_;
 };
@@ -92,9 +91,9 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   }
   DeliveryWorker& outbox = ctx.outbox;
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<RacuService>(unit, outbox));
+  parts.services.push_back(std::make_shared<RacuService>(ctx.edge, unit, outbox));
   parts.services.push_back(std::make_shared<DeliveryService>(
-      ctx.db, ctx.clock,
+      ctx.edge, ctx.db, ctx.clock,
       [unit](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return unit->Receive(txn, peer, env);
       },

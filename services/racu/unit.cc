@@ -40,8 +40,7 @@ absl::StatusOr<v1::GetHandoverResponse> Unit::Get(const std::string& referral_id
   return response;
 }
 
-absl::StatusOr<v1::UnitStepResponse> Unit::Step(const v1::Actor& actor, const std::string& scope,
-                                                const std::string& request_id,
+absl::StatusOr<v1::UnitStepResponse> Unit::Step(const Call& call, const std::string& request_id,
                                                 const std::string& referral_id, v1::EventType type,
                                                 const Fill& fill) {
   RETURN_IF_ERROR(CheckRequestId(request_id));
@@ -49,13 +48,13 @@ absl::StatusOr<v1::UnitStepResponse> Unit::Step(const v1::Actor& actor, const st
   v1::UnitStepResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, scope, request_id, &response,
+      db_, call.scope, request_id, &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, referral_id));
         ASSIGN_OR_RETURN(v1::ReferralState next, NextState(r.state(), type));
         // The event is about the force's referral: addressed to the force, produced by the unit.
         v1::LifecycleEvent event =
-            NewEvent(type, referral_id, options_.code, r.organisation(), actor, now);
+            NewEvent(type, referral_id, options_.code, r.organisation(), call.actor, now);
         event.set_unit(options_.code);
         fill(event, r);
         r.set_state(next);
@@ -65,32 +64,31 @@ absl::StatusOr<v1::UnitStepResponse> Unit::Step(const v1::Actor& actor, const st
         response.mutable_referral()->clear_package();
         return absl::OkStatus();
       },
-      now));
+      now, call.audit));
   return response;
 }
 
-absl::StatusOr<v1::UnitStepResponse> Unit::Accept(const v1::Actor& actor, const std::string& scope,
+absl::StatusOr<v1::UnitStepResponse> Unit::Accept(const Call& call,
                                                   const v1::AcceptHandoverRequest& request) {
-  return Step(actor, scope, request.request_id(), request.referral_id(),
+  return Step(call, request.request_id(), request.referral_id(),
               v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, [](auto&, auto&) {});
 }
 
 absl::StatusOr<v1::UnitStepResponse> Unit::DeclineAssistance(
-    const v1::Actor& actor, const std::string& scope, const v1::DeclineAssistanceRequest& request) {
+    const Call& call, const v1::DeclineAssistanceRequest& request) {
   RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
-  return Step(actor, scope, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_ASSISTANCE_DECLINED, [&](v1::LifecycleEvent& e, v1::Referral& r) {
+  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_ASSISTANCE_DECLINED,
+              [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 e.set_reason(request.reason());
                 r.set_reason(request.reason());
               });
 }
 
-absl::StatusOr<v1::UnitStepResponse> Unit::RecordOutcome(const v1::Actor& actor,
-                                                         const std::string& scope,
+absl::StatusOr<v1::UnitStepResponse> Unit::RecordOutcome(const Call& call,
                                                          const v1::RecordOutcomeRequest& request) {
   RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome()));
-  return Step(actor, scope, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_OUTCOME_RECORDED, [&](v1::LifecycleEvent& e, v1::Referral& r) {
+  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_OUTCOME_RECORDED,
+              [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 *e.mutable_outcome() = request.outcome();
                 e.mutable_outcome()->set_investigating_org(options_.code);
                 *r.mutable_outcome() = e.outcome();

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/call.h"
 #include "common/clock.h"
 #include "common/identity.h"
 #include "common/storage.h"
@@ -36,13 +37,11 @@ class Unit {
   absl::StatusOr<v1::GetHandoverResponse> Get(const std::string& referral_id);
 
   // NOT_FOUND for an unknown handover; FAILED_PRECONDITION naming the state for a wrong one.
-  absl::StatusOr<v1::UnitStepResponse> Accept(const v1::Actor& actor, const std::string& scope,
+  absl::StatusOr<v1::UnitStepResponse> Accept(const Call& call,
                                               const v1::AcceptHandoverRequest& request);
   absl::StatusOr<v1::UnitStepResponse> DeclineAssistance(
-      const v1::Actor& actor, const std::string& scope,
-      const v1::DeclineAssistanceRequest& request);
-  absl::StatusOr<v1::UnitStepResponse> RecordOutcome(const v1::Actor& actor,
-                                                     const std::string& scope,
+      const Call& call, const v1::DeclineAssistanceRequest& request);
+  absl::StatusOr<v1::UnitStepResponse> RecordOutcome(const Call& call,
                                                      const v1::RecordOutcomeRequest& request);
 
   // Applies one envelope from a served force (HANDED_OVER with its package), or from ukfiu
@@ -54,8 +53,7 @@ class Unit {
 
  private:
   using Fill = std::function<void(v1::LifecycleEvent&, v1::Referral&)>;
-  absl::StatusOr<v1::UnitStepResponse> Step(const v1::Actor& actor, const std::string& scope,
-                                            const std::string& request_id,
+  absl::StatusOr<v1::UnitStepResponse> Step(const Call& call, const std::string& request_id,
                                             const std::string& referral_id, v1::EventType type,
                                             const Fill& fill);
 

@@ -116,7 +116,7 @@ std::vector<std::string> Desk::EndingDestinations(const v1::Referral& referral) 
   return d;
 }
 
-absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const std::string& scope,
+absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
                                                       const v1::SubmitSarRequest& request) {
   RETURN_IF_ERROR(CheckRequestId(request.request_id()));
   if (!request.has_sar()) return FieldError("sar", "is required");
@@ -131,7 +131,7 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const std::string& scope,
   v1::SubmitSarResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, scope, request.request_id(), &response,
+      db_, call.scope, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         v1::Sar sar = request.sar();
         sar.set_sar_id(NewId("SAR-"));
@@ -147,7 +147,7 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const std::string& scope,
         *response.mutable_sar() = std::move(sar);
         return absl::OkStatus();
       },
-      now));
+      now, call.audit));
   return response;
 }
 
@@ -241,7 +241,7 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const 
   return Refresh(txn, r.referral_id(), now);
 }
 
-absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const v1::Actor& actor, const std::string& scope,
+absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
                                                  const v1::ReferSarRequest& request) {
   RETURN_IF_ERROR(CheckRequestId(request.request_id()));
   RETURN_IF_ERROR(CheckText("sar_id", request.sar_id(), 40, true));
@@ -253,43 +253,43 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const v1::Actor& actor, const s
   v1::ReferSarResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, scope, request.request_id(), &response,
+      db_, call.scope, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, request.sar_id()));
         ASSIGN_OR_RETURN(*response.mutable_referral(),
                          Dispatch(txn, sar, request.organisation(), request.thr(),
-                                  request.due_in_days(), "", actor, now));
+                                  request.due_in_days(), "", call.actor, now));
         return absl::OkStatus();
       },
-      now));
+      now, call.audit));
   return response;
 }
 
 absl::StatusOr<v1::WithdrawReferralResponse> Desk::Withdraw(
-    const v1::Actor& actor, const std::string& scope, const v1::WithdrawReferralRequest& request) {
+    const Call& call, const v1::WithdrawReferralRequest& request) {
   RETURN_IF_ERROR(CheckRequestId(request.request_id()));
   RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
   RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
   v1::WithdrawReferralResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, scope, request.request_id(), &response,
+      db_, call.scope, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, request.referral_id()));
         RETURN_IF_ERROR(NextState(r.state(), v1::EVENT_TYPE_WITHDRAWN).status());
         v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_WITHDRAWN, r.referral_id(), "UKFIU",
-                                        r.organisation(), actor, now);
+                                        r.organisation(), call.actor, now);
         e.set_reason(request.reason());
         RETURN_IF_ERROR(Emit(txn, e, EndingDestinations(r), now));
         ASSIGN_OR_RETURN(*response.mutable_referral(), Refresh(txn, r.referral_id(), now));
         return absl::OkStatus();
       },
-      now));
+      now, call.audit));
   return response;
 }
 
 absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
-    const v1::Actor& actor, const std::string& scope, const v1::RedirectReferralRequest& request) {
+    const Call& call, const v1::RedirectReferralRequest& request) {
   RETURN_IF_ERROR(CheckRequestId(request.request_id()));
   RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
   RETURN_IF_ERROR(CheckOrganisation("organisation", request.organisation()));
@@ -298,7 +298,7 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
   v1::RedirectReferralResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, scope, request.request_id(), &response,
+      db_, call.scope, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Referral old, LoadReferral(txn, request.referral_id()));
         if (old.organisation() == request.organisation()) {
@@ -308,13 +308,13 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
         ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, old.sar_id()));
         // The old referral ends first, so the new one is not flagged against it.
         v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_REDIRECTED, old.referral_id(), "UKFIU",
-                                        old.organisation(), actor, now);
+                                        old.organisation(), call.actor, now);
         e.set_reason(request.reason());
         RETURN_IF_ERROR(AppendEvent(txn, e).status());
         ASSIGN_OR_RETURN(old, Refresh(txn, old.referral_id(), now));
         ASSIGN_OR_RETURN(v1::Referral fresh,
                          Dispatch(txn, sar, request.organisation(), request.thr(), 0,
-                                  old.referral_id(), actor, now));
+                                  old.referral_id(), call.actor, now));
         // Now the new id is known: the REDIRECTED event names it. The event was only recorded
         // locally so far, so it can still be completed before anything is sent.
         e.set_linked_referral_id(fresh.referral_id());
@@ -325,7 +325,7 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
         *response.mutable_referral() = std::move(fresh);
         return absl::OkStatus();
       },
-      now));
+      now, call.audit));
   return response;
 }
 

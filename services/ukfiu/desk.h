@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/call.h"
 #include "common/clock.h"
 #include "common/identity.h"
 #include "common/reference.h"
@@ -41,16 +42,13 @@ class Desk {
   Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptions options);
 
   // `scope` keys request_id idempotency (method and caller).
-  absl::StatusOr<v1::SubmitSarResponse> SubmitSar(const std::string& scope,
+  absl::StatusOr<v1::SubmitSarResponse> SubmitSar(const Call& call,
                                                   const v1::SubmitSarRequest& request);
   absl::StatusOr<v1::GetSarResponse> GetSar(const std::string& sar_id);
-  absl::StatusOr<v1::ReferSarResponse> Refer(const v1::Actor& actor, const std::string& scope,
-                                             const v1::ReferSarRequest& request);
-  absl::StatusOr<v1::WithdrawReferralResponse> Withdraw(const v1::Actor& actor,
-                                                        const std::string& scope,
+  absl::StatusOr<v1::ReferSarResponse> Refer(const Call& call, const v1::ReferSarRequest& request);
+  absl::StatusOr<v1::WithdrawReferralResponse> Withdraw(const Call& call,
                                                         const v1::WithdrawReferralRequest& request);
-  absl::StatusOr<v1::RedirectReferralResponse> Redirect(const v1::Actor& actor,
-                                                        const std::string& scope,
+  absl::StatusOr<v1::RedirectReferralResponse> Redirect(const Call& call,
                                                         const v1::RedirectReferralRequest& request);
   absl::StatusOr<v1::GetReferralResponse> GetReferral(const std::string& referral_id);
   absl::StatusOr<v1::ListReferralsResponse> List(const v1::ListReferralsRequest& request);

@@ -20,102 +20,98 @@ namespace {
 
 class UkfiuService final : public v1::Ukfiu::CallbackService {
  public:
-  UkfiuService(std::shared_ptr<Desk> desk, DeliveryWorker& outbox, std::vector<std::string> dests)
-      : desk_(std::move(desk)), outbox_(outbox), destinations_(std::move(dests)) {}
+  UkfiuService(Edge edge, std::shared_ptr<Desk> desk, DeliveryWorker& outbox,
+               std::vector<std::string> dests)
+      : edge_(edge), desk_(std::move(desk)), outbox_(outbox), destinations_(std::move(dests)) {}
 
   grpc::ServerUnaryReactor* SubmitSar(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitSarRequest* req,
                                       v1::SubmitSarResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
-      ASSIGN_OR_RETURN(*resp, desk_->SubmitSar(Scope("SubmitSar", id), *req));
-      return absl::OkStatus();
-    }());
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/SubmitSar", "",
+                 [&](const Call& call) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->SubmitSar(call, *req));
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* GetSar(grpc::CallbackServerContext* ctx, const v1::GetSarRequest* req,
                                    v1::GetSarResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/GetSar", "", [&](const Call&) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, desk_->GetSar(req->sar_id()));
       return absl::OkStatus();
-    }());
+    });
   }
 
   grpc::ServerUnaryReactor* ReferSar(grpc::CallbackServerContext* ctx,
                                      const v1::ReferSarRequest* req,
                                      v1::ReferSarResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
-      ASSIGN_OR_RETURN(*resp, desk_->Refer(ActorOf(*ctx, id), Scope("ReferSar", id), *req));
-      Wake();
-      return absl::OkStatus();
-    }());
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/ReferSar", "",
+                 [&](const Call& call) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->Refer(call, *req));
+                   Wake();
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* WithdrawReferral(grpc::CallbackServerContext* ctx,
                                              const v1::WithdrawReferralRequest* req,
                                              v1::WithdrawReferralResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
-      ASSIGN_OR_RETURN(*resp,
-                       desk_->Withdraw(ActorOf(*ctx, id), Scope("WithdrawReferral", id), *req));
-      Wake();
-      return absl::OkStatus();
-    }());
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/WithdrawReferral", req->referral_id(),
+                 [&](const Call& call) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->Withdraw(call, *req));
+                   Wake();
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* RedirectReferral(grpc::CallbackServerContext* ctx,
                                              const v1::RedirectReferralRequest* req,
                                              v1::RedirectReferralResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(Identity id, PeerIdentity(*ctx));
-      ASSIGN_OR_RETURN(*resp,
-                       desk_->Redirect(ActorOf(*ctx, id), Scope("RedirectReferral", id), *req));
-      Wake();
-      return absl::OkStatus();
-    }());
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/RedirectReferral", req->referral_id(),
+                 [&](const Call& call) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->Redirect(call, *req));
+                   Wake();
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* GetReferral(grpc::CallbackServerContext* ctx,
                                         const v1::GetReferralRequest* req,
                                         v1::GetReferralResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
-      ASSIGN_OR_RETURN(*resp, desk_->GetReferral(req->referral_id()));
-      return absl::OkStatus();
-    }());
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/GetReferral", req->referral_id(),
+                 [&](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->GetReferral(req->referral_id()));
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* ListReferrals(grpc::CallbackServerContext* ctx,
                                           const v1::ListReferralsRequest* req,
                                           v1::ListReferralsResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
-      ASSIGN_OR_RETURN(*resp, desk_->List(*req));
-      return absl::OkStatus();
-    }());
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/ListReferrals", "",
+                 [&](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->List(*req));
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* RunFeedbackClock(grpc::CallbackServerContext* ctx,
                                              const v1::RunFeedbackClockRequest*,
                                              v1::RunFeedbackClockResponse* resp) override {
-    return Finish(ctx, [&]() -> absl::Status {
-      RETURN_IF_ERROR(PeerIdentity(*ctx).status());
-      ASSIGN_OR_RETURN(*resp, desk_->RunClock());
-      Wake();
-      return absl::OkStatus();
-    }());
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/RunFeedbackClock", "",
+                 [&](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->RunClock());
+                   Wake();
+                   return absl::OkStatus();
+                 });
   }
 
  private:
-  static std::string Scope(const char* method, const Identity& id) {
-    return absl::StrCat("Ukfiu.", method, "/", id.uri);
-  }
   void Wake() {
     for (const auto& d : destinations_) outbox_.Notify(d);
   }
 
+  const Edge edge_;
   const std::shared_ptr<Desk> desk_;
   DeliveryWorker& outbox_;
   const std::vector<std::string> destinations_;
@@ -152,9 +148,9 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   auto desk = std::make_shared<Desk>(ctx.db, ctx.clock, ctx.reference, std::move(options));
   DeliveryWorker& outbox = ctx.outbox;
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<UkfiuService>(desk, outbox, destinations));
+  parts.services.push_back(std::make_shared<UkfiuService>(ctx.edge, desk, outbox, destinations));
   parts.services.push_back(std::make_shared<DeliveryService>(
-      ctx.db, ctx.clock,
+      ctx.edge, ctx.db, ctx.clock,
       [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return desk->Receive(txn, peer, env);
       },

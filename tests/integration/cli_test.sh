@@ -69,5 +69,24 @@ expect "NCA never shows the narrative" 1 "" -- bash -c "'$CTL' --identity '$DIR/
 expect "ukfiu backlog is drained" 0 "NCA +0" -- as ukfiu-intake 1 ops backlog
 expect "health" 0 "SERVING" -- as analyst-alice 2 health
 
+# The audit log: every service's chain verifies; refusals are in it; tampering is named.
+sleep 2.5  # one checkpoint period, so the head is signed
+for db in "$DIR"/data/*.db; do
+  expect "audit log of $(basename "$db" .db) verifies" 0 "audit log verifies: [0-9]+ entries" -- \
+    "$CTL" audit verify --database "$db"
+done
+refused=$(sqlite3 "$DIR/data/force-NFK.db" \
+  "SELECT COUNT(*) FROM audit WHERE code = 7 AND identity = 'spiffe://sarloop/force/SFK/psd'")
+[[ $refused -ge 1 ]] && ok "the refused call is audited" || bad "refusal not in the audit log"
+acked=$(sqlite3 "$DIR/data/force-NFK.db" "SELECT COUNT(*) FROM audit WHERE code = 0 AND \
+  method = '/sarloop.v1.Force/Acknowledge' AND referral_id = '$ref' AND user = 'cli-test'")
+[[ $acked -eq 1 ]] && ok "the acknowledgement is audited once with its user" || bad "ack audited $acked times"
+"$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null
+cp "$DIR/data/force-NFK.db" "$DIR/tampered.db"
+cp "$DIR/data/force-NFK.db.audit-checkpoints" "$DIR/tampered.db.audit-checkpoints"
+sqlite3 "$DIR/tampered.db" "UPDATE audit SET user = 'nobody' WHERE seq = 3"
+expect "a changed audit entry is named" 1 "first bad entry 3" -- \
+  "$CTL" audit verify --database "$DIR/tampered.db" --key "$DIR/data/force-NFK.db.audit-key.pub"
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

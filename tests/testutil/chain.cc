@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <random>
@@ -85,16 +86,53 @@ int LocalChain::Port(const std::string& instance) const {
   return base_port_ + kOffsets.at(instance);
 }
 
-std::shared_ptr<grpc::Channel> LocalChain::Channel(const std::string& instance,
-                                                   const std::string& identity) const {
+v1::TlsConfig LocalChain::Tls(const std::string& identity) const {
   v1::TlsConfig tls;
   const std::string pki = absl::StrCat(dir_, "/pki/", identity);
   tls.set_cert_file(pki + "/cert.pem");
   tls.set_key_file(pki + "/key.pem");
   tls.set_ca_file(pki + "/ca.pem");
-  auto creds = MakeChannelCredentials(tls);
+  return tls;
+}
+
+std::shared_ptr<grpc::Channel> LocalChain::Channel(const std::string& instance,
+                                                   const std::string& identity) const {
+  auto creds = MakeChannelCredentials(Tls(identity));
   if (!creds.ok()) std::abort();
-  return grpc::CreateChannel(absl::StrCat("localhost:", Port(instance)), *creds);
+  return grpc::CreateChannel(Target(instance), *creds);
+}
+
+std::shared_ptr<grpc::Channel> LocalChain::Channel(const std::string& instance,
+                                                   const v1::TlsConfig& tls,
+                                                   const grpc::ChannelArguments& args) const {
+  auto creds = MakeChannelCredentials(tls);
+  if (!creds.ok()) {
+    std::fprintf(stderr, "bad client TLS files: %s\n", creds.status().ToString().c_str());
+    std::abort();
+  }
+  return grpc::CreateCustomChannel(Target(instance), *creds, args);
+}
+
+std::string LocalChain::Target(const std::string& instance) const {
+  return absl::StrCat("localhost:", Port(instance));
+}
+
+absl::Status LocalChain::Pki(const std::string& args) const {
+  const std::string cmd =
+      absl::StrCat(SARLOOP_SOURCE_DIR, "/tools/pki/sarloop-pki ", args, " 2>&1");
+  FILE* out = ::popen(cmd.c_str(), "r");
+  if (out == nullptr) return absl::InternalError(absl::StrCat("cannot run ", cmd));
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), out)) > 0) text.append(buf, n);
+  const int rc = ::pclose(out);
+  if (rc != 0) return absl::InternalError(absl::StrCat("sarloop-pki ", args, " failed:\n", text));
+  return absl::OkStatus();
+}
+
+std::string LocalChain::LogFile(const std::string& instance) const {
+  return absl::StrCat(dir_, "/logs/", instance, ".log");
 }
 
 void LocalChain::SetClockOffset(absl::Duration offset) const {

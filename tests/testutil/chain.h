@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "sarloop/v1/config.pb.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop::testing {
@@ -30,10 +31,32 @@ class LocalChain {
   std::shared_ptr<grpc::Channel> Channel(const std::string& instance,
                                          const std::string& identity) const;
 
+  // A channel to `instance` with explicit client TLS files and channel arguments, for callers
+  // that are not a plain dev identity (a certificate from another CA, a target name override).
+  // Each call makes a new channel, hence new connections and handshakes.
+  std::shared_ptr<grpc::Channel> Channel(const std::string& instance, const v1::TlsConfig& tls,
+                                         const grpc::ChannelArguments& args) const;
+
+  // The TLS files of the dev PKI identity `identity` (DIR/pki/<identity>/{cert,key,ca}.pem).
+  v1::TlsConfig Tls(const std::string& identity) const;
+
+  // Runs tools/pki/sarloop-pki with `args` (passed through the shell, so DIR is explicit, e.g.
+  // Pki(absl::StrCat("revoke ", chain->pki_dir(), " force-NFK-psd"))). INTERNAL with the
+  // script's output when it fails.
+  absl::Status Pki(const std::string& args) const;
+
+  // "localhost:<port>" of `instance`, the address every service and client uses.
+  std::string Target(const std::string& instance) const;
+
+  // The log file of `instance` (stdout and stderr of the service, gRPC's own lines included).
+  std::string LogFile(const std::string& instance) const;
+
   // Moves every service's clock: the offset from real time.
   void SetClockOffset(absl::Duration offset) const;
 
   const std::string& dir() const { return dir_; }
+  // The dev PKI (sarloop-pki dev) the chain was started with.
+  std::string pki_dir() const { return dir_ + "/pki"; }
 
  private:
   LocalChain(std::string dir, int base_port) : dir_(std::move(dir)), base_port_(base_port) {}

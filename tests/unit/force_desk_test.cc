@@ -29,6 +29,8 @@ class ForceDeskTest : public ::testing::Test {
     db_ = std::move(*db);
     desk_ = std::make_unique<Desk>(*db_, clock_, DeskOptions{"NFK", unit});
     actor_.set_identity("spiffe://sarloop/force/NFK/psd");
+    call_.actor = actor_;
+    call_.scope = "t";
   }
   void SetUp() override { Make("ERSOU"); }
 
@@ -51,8 +53,8 @@ class ForceDeskTest : public ::testing::Test {
     v1::ForceStepRequest req;
     req.set_request_id(NewId("req-"));
     req.set_referral_id(referral_id_);
-    if (type == v1::EVENT_TYPE_ACKNOWLEDGED) return desk_->Acknowledge(actor_, "t", req);
-    return desk_->StartResearch(actor_, "t", req);
+    if (type == v1::EVENT_TYPE_ACKNOWLEDGED) return desk_->Acknowledge(call_, req);
+    return desk_->StartResearch(call_, req);
   }
 
   TempDir dir_;
@@ -60,6 +62,7 @@ class ForceDeskTest : public ::testing::Test {
   ManualClock clock_{absl::FromUnixSeconds(1700000000)};
   std::unique_ptr<Desk> desk_;
   v1::Actor actor_;
+  Call call_;
   const std::string referral_id_ = "REF-00000000000000aa";
 };
 
@@ -89,7 +92,7 @@ TEST_F(ForceDeskTest, IllegalStepChangesNothing) {
   close.set_request_id("c1");
   close.set_referral_id(referral_id_);
   *close.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
-  EXPECT_THAT(desk_->Close(actor_, "t", close),
+  EXPECT_THAT(desk_->Close(call_, close),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("state RECEIVED")));
   ASSERT_OK_AND_ASSIGN(auto got, desk_->Get(referral_id_));
   EXPECT_EQ(got.referral().state(), v1::REFERRAL_STATE_RECEIVED);
@@ -104,7 +107,7 @@ TEST_F(ForceDeskTest, HandoverCarriesThePackageToTheUnitOnly) {
   h.set_request_id("h1");
   h.set_referral_id(referral_id_);
   h.set_notes("Research shows undeclared association.");
-  ASSERT_OK_AND_ASSIGN(auto resp, desk_->HandOver(actor_, "t", h));
+  ASSERT_OK_AND_ASSIGN(auto resp, desk_->HandOver(call_, h));
   EXPECT_EQ(resp.referral().state(), v1::REFERRAL_STATE_HANDED_OVER);
   int with_package = 0;
   ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
@@ -141,7 +144,7 @@ TEST_F(ForceDeskTest, AForceWithoutAUnitClosesItself) {
   h.set_request_id("h1");
   h.set_referral_id(referral_id_);
   h.set_notes("n");
-  EXPECT_THAT(desk_->HandOver(actor_, "t", h),
+  EXPECT_THAT(desk_->HandOver(call_, h),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no investigating unit")));
 }
 

@@ -38,13 +38,15 @@ class UkfiuDeskTest : public ::testing::Test {
     desk_ = std::make_unique<Desk>(*db_, clock_, ReferenceData::BuiltIn(), options);
     actor_.set_identity("spiffe://sarloop/ukfiu/intake");
     actor_.set_user("analyst1");
+    call_.actor = actor_;
+    call_.scope = "t";
   }
 
   std::string Submit(const std::string& name = "Jane Example") {
     v1::SubmitSarRequest req;
     req.set_request_id(NewId("req-"));
     *req.mutable_sar() = SampleSar(name);
-    auto resp = desk_->SubmitSar("t", req);
+    auto resp = desk_->SubmitSar(call_, req);
     EXPECT_THAT(resp, IsOk());
     return resp.ok() ? resp->sar().sar_id() : "";
   }
@@ -56,7 +58,7 @@ class UkfiuDeskTest : public ::testing::Test {
     req.set_sar_id(sar_id);
     req.set_organisation(org);
     *req.mutable_thr() = SampleThr();
-    return desk_->Refer(actor_, "t", req);
+    return desk_->Refer(call_, req);
   }
 
   // (destination, event type, carries package) of every outbox row, in order.
@@ -80,6 +82,7 @@ class UkfiuDeskTest : public ::testing::Test {
   ManualClock clock_{absl::FromUnixSeconds(1700000000)};
   std::unique_ptr<Desk> desk_;
   v1::Actor actor_;
+  Call call_;
 };
 
 TEST_F(UkfiuDeskTest, ReferralGoesToTheForceWithItsPackageAndToTheNcaWithout) {
@@ -113,7 +116,7 @@ TEST_F(UkfiuDeskTest, RefusesAReferralWithoutRationale) {
   req.set_organisation("NFK");
   *req.mutable_thr() = SampleThr();
   req.mutable_thr()->clear_rationale();
-  EXPECT_THAT(desk_->Refer(actor_, "t", req),
+  EXPECT_THAT(desk_->Refer(call_, req),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("thr.rationale")));
   EXPECT_TRUE(Outbox().empty());
 }
@@ -180,10 +183,10 @@ TEST_F(UkfiuDeskTest, WithdrawnReferralCannotBeWithdrawnAgain) {
   req.set_request_id("w1");
   req.set_referral_id(ref.referral().referral_id());
   req.set_reason("duplicate SAR");
-  ASSERT_OK_AND_ASSIGN(auto w, desk_->Withdraw(actor_, "t", req));
+  ASSERT_OK_AND_ASSIGN(auto w, desk_->Withdraw(call_, req));
   EXPECT_EQ(w.referral().state(), v1::REFERRAL_STATE_WITHDRAWN);
   req.set_request_id("w2");
-  EXPECT_THAT(desk_->Withdraw(actor_, "t", req),
+  EXPECT_THAT(desk_->Withdraw(call_, req),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("WITHDRAWN")));
 }
 
@@ -205,7 +208,7 @@ TEST_F(UkfiuDeskTest, WithdrawalReachesTheUnitHoldingTheReferral) {
   req.set_request_id("w1");
   req.set_referral_id(id);
   req.set_reason("the reporter withdrew the SAR");
-  ASSERT_OK_AND_ASSIGN(auto w, desk_->Withdraw(actor_, "t", req));
+  ASSERT_OK_AND_ASSIGN(auto w, desk_->Withdraw(call_, req));
   EXPECT_EQ(w.referral().state(), v1::REFERRAL_STATE_WITHDRAWN);
   auto out = Outbox();
   std::set<std::string> told;
@@ -251,7 +254,7 @@ TEST_F(UkfiuDeskTest, RedirectLinksTheNewReferral) {
   req.set_organisation("SFK");
   *req.mutable_thr() = SampleThr();
   req.set_reason("subject transferred to Suffolk");
-  ASSERT_OK_AND_ASSIGN(auto r, desk_->Redirect(actor_, "t", req));
+  ASSERT_OK_AND_ASSIGN(auto r, desk_->Redirect(call_, req));
   EXPECT_EQ(r.redirected().state(), v1::REFERRAL_STATE_REDIRECTED);
   EXPECT_EQ(r.redirected().linked_referral_id(), r.referral().referral_id());
   EXPECT_EQ(r.referral().linked_referral_id(), ref.referral().referral_id());

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "common/audit.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "tools/ctl/commands.h"
@@ -88,6 +89,24 @@ absl::Status Health(const Input& in, Session& session) {
   return absl::OkStatus();
 }
 
+// Offline: reads the service's database and checkpoint file directly (no server call), so an
+// auditor can check a copy. Exit 1 naming the first bad entry when the chain does not verify.
+absl::Status AuditVerify(const Input& in, Session& session) {
+  const std::string database = in.args.Get("database").value_or("");
+  if (database.empty()) return absl::InvalidArgumentError("--database: required");
+  const std::string checkpoints =
+      in.args.Get("checkpoints").value_or(database + ".audit-checkpoints");
+  const std::string key = in.args.Get("key").value_or(database + ".audit-key.pub");
+  ASSIGN_OR_RETURN(AuditReport report, VerifyAudit(database, checkpoints, key));
+  if (report.first_bad != 0) {
+    return absl::DataLossError(absl::StrCat("audit log does not verify: first bad entry ",
+                                            report.first_bad, ": ", report.problem));
+  }
+  std::cout << "audit log verifies: " << report.entries << " entries, " << report.checkpoints
+            << " signed checkpoints\n";
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::vector<Command> NcaCommands() {
@@ -124,6 +143,12 @@ std::vector<Command> OpsCommands() {
        .verb = "backlog",
        .summary = "the outbox backlog of this service per destination",
        .run = Backlog},
+      {.group = "audit",
+       .verb = "verify",
+       .synopsis = "--database FILE [--checkpoints FILE] [--key PUBKEY]",
+       .summary = "verify a service's audit chain and signed checkpoints (offline, read-only)",
+       .options = {"database", "checkpoints", "key"},
+       .run = AuditVerify},
       {.group = "health",
        .summary = "grpc.health.v1 check of the server; exit 1 unless SERVING",
        .run = Health},

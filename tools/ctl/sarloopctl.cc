@@ -43,6 +43,7 @@ constexpr Group kGroups[] = {
     {"racu", "racu: the investigating unit's handovers"},
     {"nca", "nca: the national register (NCA analysts)"},
     {"ops", "ops: the service's own outbox"},
+    {"audit", "audit: verify a service's tamper-evident audit log (offline)"},
     {"health", "health: whether the service is up"},
 };
 
