@@ -69,6 +69,15 @@ expect "NCA never shows the narrative" 1 "" -- bash -c "'$CTL' --identity '$DIR/
 expect "ukfiu backlog is drained" 0 "NCA +0" -- as ukfiu-intake 1 ops backlog
 expect "health" 0 "SERVING" -- as analyst-alice 2 health
 
+if grep -rq "Alex Cli" "$DIR"/logs/; then bad "a subject's name appears in the logs"
+else ok "no subject name in any service log"; fi
+if grep -aq "Alex Cli" "$DIR"/data/nca.db*; then bad "a subject's name reached the NCA database"
+else ok "no subject name in the NCA database"; fi
+# The scan's positive control: the force that holds the referral package does have the name (not
+# yet encrypted at rest), so the check above can fail.
+grep -aq "Alex Cli" "$DIR"/data/force-NFK.db* && ok "the scan finds the name where it is held" ||
+  bad "the scan cannot see a name the force holds"
+
 # The audit log: every service's chain verifies; refusals are in it; tampering is named.
 sleep 2.5  # one checkpoint period, so the head is signed
 for db in "$DIR"/data/*.db; do
