@@ -41,12 +41,6 @@ using ::sarloop::testing::SampleThr;
 using ::sarloop::testing::WaitFor;
 using ::testing::HasSubstr;
 
-#define ASSERT_RPC_OK(expr)                                                \
-  do {                                                                     \
-    grpc::Status s_ = (expr);                                              \
-    ASSERT_TRUE(s_.ok()) << s_.error_code() << ": " << s_.error_message(); \
-  } while (0)
-
 // OpenSSL's X509_V_ERR_* codes, as gRPC 1.51 logs them ("Certificate verify failed with code N";
 // its verify callback is installed when crl_dir is set, which sarloop-local's configs do).
 constexpr int kCertNotYetValid = 9;  // X509_V_ERR_CERT_NOT_YET_VALID

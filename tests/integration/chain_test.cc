@@ -25,12 +25,6 @@ using ::sarloop::testing::SampleThr;
 using ::sarloop::testing::WaitFor;
 using ::testing::HasSubstr;
 
-#define ASSERT_RPC_OK(expr)                                                \
-  do {                                                                     \
-    grpc::Status s_ = (expr);                                              \
-    ASSERT_TRUE(s_.ok()) << s_.error_code() << ": " << s_.error_message(); \
-  } while (0)
-
 class ChainTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -13,6 +13,13 @@
 #include "sarloop/v1/config.pb.h"
 #include "tests/testutil/testutil.h"
 
+// ASSERT_RPC_OK(stub->Method(...)): fails the test with the status code and message.
+#define ASSERT_RPC_OK(expr)                                                \
+  do {                                                                     \
+    grpc::Status s_ = (expr);                                              \
+    ASSERT_TRUE(s_.ok()) << s_.error_code() << ": " << s_.error_message(); \
+  } while (0)
+
 namespace sarloop::testing {
 
 class LocalChain {
