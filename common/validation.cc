@@ -127,7 +127,10 @@ absl::StatusOr<Page> CheckPage(int32_t page_size, const std::string& page_token)
   if (page_size < 0 || page_size > 1000) return FieldError("page_size", "must be 0 to 1000");
   Page page{page_size == 0 ? 100 : page_size, 0};
   if (!page_token.empty()) {
-    if (!absl::SimpleAtoi(page_token, &page.offset) || page.offset < 0) {
+    // Tokens are offsets this service issued; anything past a trillion rows is forged (and would
+    // overflow offset + limit).
+    if (!absl::SimpleAtoi(page_token, &page.offset) || page.offset < 0 ||
+        page.offset > 1'000'000'000'000) {
       return FieldError("page_token", "is not a token this service issued");
     }
   }

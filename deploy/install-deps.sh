@@ -13,6 +13,7 @@ PACKAGES=(
   libboost-dev libspdlog-dev libabsl-dev libsqlite3-dev sqlite3 libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-protobuf clang-format
+  clang libclang-rt-14-dev
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
