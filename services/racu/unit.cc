@@ -129,6 +129,7 @@ absl::Status Unit::Receive(Txn& txn, const Identity& peer, const v1::Envelope& e
   r.set_organisation(ev.organisation());
   r.set_state(v1::REFERRAL_STATE_HANDED_OVER);
   r.set_unit(options_.code);
+  *r.mutable_dispatched_at() = env.package().dispatched_at();
   *r.mutable_due_at() = env.package().due_at();
   *r.mutable_thr() = env.package().thr();
   *r.mutable_package() = env.package();

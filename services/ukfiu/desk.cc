@@ -213,6 +213,7 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const 
   *package.mutable_sar() = sar;
   *package.mutable_thr() = thr;
   *package.mutable_due_at() = r.due_at();
+  *package.mutable_dispatched_at() = r.dispatched_at();
   package.mutable_deconfliction_with()->CopyFrom(r.deconfliction_with());
 
   v1::LifecycleEvent dispatched =

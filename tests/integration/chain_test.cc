@@ -420,6 +420,8 @@ TEST_F(ChainTest, WithdrawalAndRedirectionReachEveryHolder) {
   get.set_referral_id(investigated);
   v1::GetHandoverResponse held;
   ASSERT_TRUE(WaitFor([&] { return ersou_->GetHandover(Context().get(), get, &held).ok(); }));
+  EXPECT_TRUE(held.referral().has_dispatched_at());
+  EXPECT_EQ(held.referral().package().handover_notes(), "notes");
   v1::AcceptHandoverRequest accept;
   accept.set_request_id(NewId("req-"));
   accept.set_referral_id(investigated);
