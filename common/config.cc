@@ -46,6 +46,10 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
       return FieldError(absl::StrCat("peers[", i, "]"), "needs code and address");
     }
   }
+  if (c.data_key_files().empty()) {
+    return FieldError("data_key_files",
+                      "is required: at least one file of 32 random bytes (sarloopctl keys new)");
+  }
   if (kind == v1::SERVICE_KIND_UKFIU && c.subject_key_file().empty()) {
     return FieldError("subject_key_file", "is required for ukfiu");
   }
@@ -98,14 +102,25 @@ absl::StatusOr<v1::ServiceConfig> LoadConfig(const std::vector<std::string>& arg
     }
   }
   if (path.empty()) return absl::InvalidArgumentError("--config=FILE is required");
+  ASSIGN_OR_RETURN(config, ReadConfigText(path));
+  config.MergeFrom(overrides);
+  if (log_json) config.set_log_json(true);
+  RETURN_IF_ERROR(FinishConfig(config, expected_kind));
+  return config;
+}
+
+absl::StatusOr<v1::ServiceConfig> ReadConfigText(const std::string& path) {
   std::ifstream in(path);
   if (!in) return absl::InvalidArgumentError(absl::StrCat("--config: cannot read '", path, "'"));
   std::stringstream ss;
   ss << in.rdbuf();
-  ASSIGN_OR_RETURN(config, ParseConfig(ss.str(), absl::EndsWith(path, ".json")));
-  config.MergeFrom(overrides);
-  if (log_json) config.set_log_json(true);
-  RETURN_IF_ERROR(FinishConfig(config, expected_kind));
+  return ParseConfig(ss.str(), absl::EndsWith(path, ".json"));
+}
+
+absl::StatusOr<v1::ServiceConfig> ReadConfigFile(const std::string& path) {
+  ASSIGN_OR_RETURN(v1::ServiceConfig config, ReadConfigText(path));
+  if (config.kind() == v1::SERVICE_KIND_UNSPECIFIED) return FieldError("kind", "is required");
+  RETURN_IF_ERROR(FinishConfig(config, config.kind()));
   return config;
 }
 

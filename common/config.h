@@ -21,6 +21,13 @@ absl::StatusOr<v1::ServiceConfig> LoadConfig(const std::vector<std::string>& arg
 // Parses a config file's contents (`json` selects the format).
 absl::StatusOr<v1::ServiceConfig> ParseConfig(const std::string& text, bool json);
 
+// Reads a config file without flags, for tools that act on a service's files (its kind is taken
+// from the file, which must name it). Defaults filled and checked as for the service.
+absl::StatusOr<v1::ServiceConfig> ReadConfigFile(const std::string& path);
+
+// The parsed file at `path`, before defaults and checks.
+absl::StatusOr<v1::ServiceConfig> ReadConfigText(const std::string& path);
+
 // Fills defaults and checks required fields for `kind`.
 absl::Status FinishConfig(v1::ServiceConfig& config, v1::ServiceKind kind);
 

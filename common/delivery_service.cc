@@ -16,8 +16,42 @@ absl::Status CheckEvent(const v1::LifecycleEvent& e) {
   RETURN_IF_ERROR(CheckText("event.producer", e.producer(), 20, true));
   RETURN_IF_ERROR(CheckText("event.organisation", e.organisation(), 20, true));
   if (!e.has_occurred_at()) return FieldError("event.occurred_at", "is required");
+  // Bounds on everything else a peer can send, so no envelope is larger than its purpose needs.
+  RETURN_IF_ERROR(CheckText("event.actor.identity", e.actor().identity(), 200, false));
+  RETURN_IF_ERROR(CheckText("event.actor.user", e.actor().user(), 200, false));
+  RETURN_IF_ERROR(CheckText("event.thr.rationale", e.thr().rationale(), 2000, false));
+  RETURN_IF_ERROR(CheckTextList("event.subject_refs", e.subject_refs(), 20, 100));
+  RETURN_IF_ERROR(CheckText("event.linked_referral_id", e.linked_referral_id(), 20, false));
+  RETURN_IF_ERROR(CheckText("event.reason", e.reason(), 2000, false));
+  RETURN_IF_ERROR(
+      CheckText("event.outcome.learning_summary", e.outcome().learning_summary(), 1000, false));
+  RETURN_IF_ERROR(
+      CheckText("event.outcome.investigating_org", e.outcome().investigating_org(), 20, false));
+  RETURN_IF_ERROR(CheckText("event.unit", e.unit(), 20, false));
+  RETURN_IF_ERROR(CheckTextList("event.other_organisations", e.other_organisations(), 100, 20));
+  RETURN_IF_ERROR(CheckText("event.addressee", e.addressee(), 200, false));
   return absl::OkStatus();
 }
+
+namespace {
+absl::Status CheckPackage(const v1::ReferralPackage& p) {
+  RETURN_IF_ERROR(CheckReferralId("package.referral_id", p.referral_id()));
+  RETURN_IF_ERROR(CheckSar("package.sar", p.sar()));
+  RETURN_IF_ERROR(CheckText("package.handover_notes", p.handover_notes(), 20000, false));
+  return CheckTextList("package.deconfliction_with", p.deconfliction_with(), 100, 20);
+}
+}  // namespace
+
+namespace {
+absl::Status RequireService(const Identity& id) {
+  // The gate admitted only identities the policy allows to deliver here; a client system below an
+  // organisation is never a delivering service.
+  if (!id.IsService()) {
+    return absl::PermissionDeniedError(absl::StrCat(id.uri, " is not a sarloop service"));
+  }
+  return absl::OkStatus();
+}
+}  // namespace
 
 DeliveryService::DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFromPeer apply,
                                  std::function<void()> after_commit)
@@ -32,12 +66,7 @@ grpc::ServerUnaryReactor* DeliveryService::Deliver(grpc::CallbackServerContext* 
                                                    v1::DeliverResponse* response) {
   return Serve(ctx, edge_, "/sarloop.v1.Delivery/Deliver", "",
                [&](const Call& call) -> absl::Status {
-                 // The gate admitted only identities the policy allows to deliver here; a client
-                 // system below an organisation is never a delivering service.
-                 if (!call.identity.IsService()) {
-                   return absl::PermissionDeniedError(
-                       absl::StrCat(call.identity.uri, " is not a sarloop service"));
-                 }
+                 RETURN_IF_ERROR(RequireService(call.identity));
                  ASSIGN_OR_RETURN(*response, DeliverFrom(call.identity, *request, call.audit));
                  return absl::OkStatus();
                });
@@ -52,6 +81,7 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
   auto apply = [&](Txn& txn, const v1::Envelope& env) -> absl::Status {
     RETURN_IF_ERROR(CheckText("message_id", env.message_id(), 100, true));
     RETURN_IF_ERROR(CheckEvent(env.event()));
+    if (env.has_package()) RETURN_IF_ERROR(CheckPackage(env.package()));
     if (env.event().producer() != peer.org) {
       return absl::PermissionDeniedError(
           absl::StrCat("event produced by ", env.event().producer(), " delivered by ", peer.uri));
@@ -63,6 +93,38 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
   ASSIGN_OR_RETURN(v1::DeliverResponse response, ReceiveBatch(db_, clock_, request, apply, audit));
   if (accepted_any && after_commit_) after_commit_();
   return response;
+}
+
+RegisterFeedService::RegisterFeedService(Edge edge, Database& db, Clock& clock, ApplyEvent apply)
+    : edge_(edge),
+      delivery_(
+          edge, db, clock,
+          [apply = std::move(apply)](Txn& txn, const Identity&, const v1::Envelope& env) {
+            return apply(txn, env.event());
+          },
+          nullptr) {}
+
+grpc::ServerUnaryReactor* RegisterFeedService::ReportEvents(grpc::CallbackServerContext* ctx,
+                                                            const v1::ReportEventsRequest* request,
+                                                            v1::DeliverResponse* response) {
+  return Serve(ctx, edge_, "/sarloop.v1.RegisterFeed/ReportEvents", "",
+               [&](const Call& call) -> absl::Status {
+                 RETURN_IF_ERROR(RequireService(call.identity));
+                 ASSIGN_OR_RETURN(*response, ReportFrom(call.identity, *request, call.audit));
+                 return absl::OkStatus();
+               });
+}
+
+absl::StatusOr<v1::DeliverResponse> RegisterFeedService::ReportFrom(
+    const Identity& peer, const v1::ReportEventsRequest& request, AuditRecorder* audit) {
+  // The batch machinery is Delivery's; an Envelope made from an EventEnvelope has no package.
+  v1::DeliverRequest batch;
+  for (const v1::EventEnvelope& e : request.envelopes()) {
+    v1::Envelope* env = batch.add_envelopes();
+    env->set_message_id(e.message_id());
+    *env->mutable_event() = e.event();
+  }
+  return delivery_.DeliverFrom(peer, batch, audit);
 }
 
 }  // namespace sarloop

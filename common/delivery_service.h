@@ -46,6 +46,27 @@ class DeliveryService final : public v1::Delivery::CallbackService {
   const std::function<void()> after_commit_;
 };
 
+// The NCA register's receiving end: RegisterFeed.ReportEvents, with DeliveryService's checks and
+// exactly-once application, for events only.
+class RegisterFeedService final : public v1::RegisterFeed::CallbackService {
+ public:
+  using ApplyEvent = std::function<absl::Status(Txn&, const v1::LifecycleEvent&)>;
+  RegisterFeedService(Edge edge, Database& db, Clock& clock, ApplyEvent apply);
+
+  grpc::ServerUnaryReactor* ReportEvents(grpc::CallbackServerContext* ctx,
+                                         const v1::ReportEventsRequest* request,
+                                         v1::DeliverResponse* response) override;
+
+  // The same without gRPC, for unit tests and fuzzing.
+  absl::StatusOr<v1::DeliverResponse> ReportFrom(const Identity& peer,
+                                                 const v1::ReportEventsRequest& request,
+                                                 AuditRecorder* audit = nullptr);
+
+ private:
+  const Edge edge_;
+  DeliveryService delivery_;
+};
+
 // Checks the fields every event needs: ids, type, producer, organisation and occurred_at.
 absl::Status CheckEvent(const v1::LifecycleEvent& event);
 

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/ids.h"
+#include "common/sealed.h"
 #include "common/status.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 
@@ -55,15 +56,44 @@ namespace {
 constexpr int64_t kPending = 0;
 constexpr int64_t kDelivered = 1;
 constexpr int64_t kRejected = 2;
+
+// Envelopes and stored responses carry referral packages: sealed (see common/sealed.h).
+constexpr absl::string_view kOutboxColumn = "outbox.envelope";
+constexpr absl::string_view kIdempotencyColumn = "idempotency.response";
+
+std::string OutboxRowKey(absl::string_view destination, absl::string_view message_id) {
+  return absl::StrCat(destination, "/", message_id);
+}
 }  // namespace
 
 absl::Status Enqueue(Txn& txn, const std::string& destination, const v1::Envelope& envelope,
                      absl::Time now) {
+  if (destination == kRegisterCode && envelope.has_package()) {
+    return absl::InternalError(
+        absl::StrCat("refusing to send a referral package to the NCA register (",
+                     envelope.event().referral_id(), ")"));
+  }
+  ASSIGN_OR_RETURN(
+      Blob sealed,
+      SealProto(txn, kOutboxColumn, OutboxRowKey(destination, envelope.message_id()), envelope));
   return txn.Exec(
       "INSERT OR IGNORE INTO outbox (destination, message_id, referral_id, envelope, created_at) "
       "VALUES (?, ?, ?, ?, ?)",
-      {destination, envelope.message_id(), envelope.event().referral_id(),
-       Blob{envelope.SerializeAsString()}, ToMicros(now)});
+      {destination, envelope.message_id(), envelope.event().referral_id(), std::move(sealed),
+       ToMicros(now)});
+}
+
+absl::StatusOr<std::vector<OutboxEntry>> ReadOutbox(Txn& txn) {
+  ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT destination, message_id, envelope, status FROM "
+                                        "outbox ORDER BY seq"));
+  std::vector<OutboxEntry> out(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    out[i].destination = rows[i].Text(0);
+    out[i].status = static_cast<int>(rows[i].Int(3));
+    RETURN_IF_ERROR(UnsealProto(txn, kOutboxColumn, OutboxRowKey(rows[i].Text(0), rows[i].Text(1)),
+                                rows[i].Text(2), &out[i].envelope));
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<Backlog>> ReadBacklog(Database& db) {
@@ -116,21 +146,38 @@ class GrpcTransport : public Transport {
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-      stubs_[p.code()] = v1::Delivery::NewStub(grpc::CreateCustomChannel(p.address(), creds, args));
+      auto channel = grpc::CreateCustomChannel(p.address(), creds, args);
+      if (p.code() == kRegisterCode) {
+        register_ = v1::RegisterFeed::NewStub(channel);
+      } else {
+        stubs_[p.code()] = v1::Delivery::NewStub(channel);
+      }
     }
   }
 
   absl::StatusOr<v1::DeliverResponse> Deliver(const std::string& destination,
                                               const v1::DeliverRequest& request) override {
-    auto it = stubs_.find(destination);
-    if (it == stubs_.end()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("no peer address configured for ", destination));
-    }
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
     v1::DeliverResponse response;
-    grpc::Status status = it->second->Deliver(&ctx, request, &response);
+    grpc::Status status;
+    if (destination == kRegisterCode && register_) {
+      // Only the event crosses to the register: the envelope type there has nowhere to put more.
+      v1::ReportEventsRequest report;
+      for (const v1::Envelope& e : request.envelopes()) {
+        v1::EventEnvelope* out = report.add_envelopes();
+        out->set_message_id(e.message_id());
+        *out->mutable_event() = e.event();
+      }
+      status = register_->ReportEvents(&ctx, report, &response);
+    } else {
+      auto it = stubs_.find(destination);
+      if (it == stubs_.end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("no peer address configured for ", destination));
+      }
+      status = it->second->Deliver(&ctx, request, &response);
+    }
     if (!status.ok()) return FromGrpcStatus(status);
     return response;
   }
@@ -138,6 +185,7 @@ class GrpcTransport : public Transport {
  private:
   const absl::Duration deadline_;
   std::map<std::string, std::unique_ptr<v1::Delivery::Stub>> stubs_;
+  std::unique_ptr<v1::RegisterFeed::Stub> register_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -232,15 +280,13 @@ class AsioDeliveryWorker : public DeliveryWorker {
     std::vector<int64_t> seqs;
     v1::DeliverRequest request;
     RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-      ASSIGN_OR_RETURN(auto rows,
-                       txn.Query("SELECT seq, envelope FROM outbox WHERE destination = ? "
-                                 "AND status = 0 ORDER BY seq LIMIT ?",
-                                 {l.destination, int64_t{options_.batch_size}}));
+      ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT seq, envelope, message_id FROM outbox WHERE "
+                                            "destination = ? AND status = 0 ORDER BY seq LIMIT ?",
+                                            {l.destination, int64_t{options_.batch_size}}));
       for (const Row& r : rows) {
         seqs.push_back(r.Int(0));
-        if (!request.add_envelopes()->ParseFromString(r.Text(1))) {
-          return absl::DataLossError(absl::StrCat("outbox row ", r.Int(0), " does not parse"));
-        }
+        RETURN_IF_ERROR(UnsealProto(txn, kOutboxColumn, OutboxRowKey(l.destination, r.Text(2)),
+                                    r.Text(1), request.add_envelopes()));
       }
       return absl::OkStatus();
     }));
@@ -381,17 +427,16 @@ absl::Status RunIdempotent(Database& db, const std::string& scope, const std::st
     ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT response FROM idempotency WHERE scope = ? AND "
                                           "request_id = ?",
                                           {scope, request_id}));
+    const std::string row_key = absl::StrCat(scope, "/", request_id);
     if (!rows.empty()) {
-      if (!response->ParseFromString(rows[0].Text(0))) {
-        return absl::DataLossError("stored response does not parse");
-      }
-      return absl::OkStatus();
+      return UnsealProto(txn, kIdempotencyColumn, row_key, rows[0].Text(0), response);
     }
     RETURN_IF_ERROR(fn(txn));
     if (audit != nullptr) RETURN_IF_ERROR(audit->RecordInTransaction(txn));
+    ASSIGN_OR_RETURN(Blob sealed, SealProto(txn, kIdempotencyColumn, row_key, *response));
     return txn.Exec(
         "INSERT INTO idempotency (scope, request_id, response, created_at) VALUES (?, ?, ?, ?)",
-        {scope, request_id, Blob{response->SerializeAsString()}, ToMicros(now)});
+        {scope, request_id, std::move(sealed), ToMicros(now)});
   });
 }
 

@@ -30,15 +30,31 @@
 
 namespace sarloop {
 
+// The organisation code of the NCA register. Envelopes to it travel as RegisterFeed.ReportEvents,
+// whose type has no room for a referral package.
+inline constexpr char kRegisterCode[] = "NCA";
+
 // Tables for the outbox, the receiver's deduplication record and request idempotency. Every
 // service lists it among its migrations.
 extern const Migration kMessagingMigration;
 
 // Adds `envelope` to the outbox for `destination` (a peer code). Must run inside the transaction
 // that makes the change the envelope reports. ALREADY_EXISTS-free: enqueuing the same message_id
-// for the same destination twice keeps the first.
+// for the same destination twice keeps the first. INTERNAL, failing the transaction, for an
+// envelope with a package addressed to the register: that would be a leak, never a choice.
 absl::Status Enqueue(Txn& txn, const std::string& destination, const v1::Envelope& envelope,
                      absl::Time now);
+
+// One outbox row.
+struct OutboxEntry {
+  std::string destination;
+  v1::Envelope envelope;
+  // 0 pending, 1 delivered, 2 rejected.
+  int status = 0;
+};
+
+// Every outbox row, oldest first, opened (for inspection and tests; the worker reads its own).
+absl::StatusOr<std::vector<OutboxEntry>> ReadOutbox(Txn& txn);
 
 // What is waiting for one destination.
 struct Backlog {

@@ -2,6 +2,7 @@
 
 #include "common/event_log.h"
 #include "common/ids.h"
+#include "common/sealed.h"
 #include "common/status.h"
 
 namespace sarloop {
@@ -22,14 +23,17 @@ CREATE INDEX referrals_by_org ON referrals (organisation, state);
 CREATE INDEX referrals_by_sar ON referrals (sar_id);
 )sql"};
 
+namespace {
+// The referral with its package: sealed (see common/sealed.h).
+constexpr absl::string_view kColumn = "referrals.referral";
+}  // namespace
+
 absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id) {
   ASSIGN_OR_RETURN(
       auto rows, txn.Query("SELECT referral FROM referrals WHERE referral_id = ?", {referral_id}));
   if (rows.empty()) return absl::NotFoundError("referral_id: no such referral");
   v1::Referral r;
-  if (!r.ParseFromString(rows[0].Text(0))) {
-    return absl::DataLossError("stored referral does not parse");
-  }
+  RETURN_IF_ERROR(UnsealProto(txn, kColumn, referral_id, rows[0].Text(0), &r));
   return r;
 }
 
@@ -41,6 +45,7 @@ absl::StatusOr<bool> HasReferral(Txn& txn, const std::string& referral_id) {
 
 absl::Status SaveReferral(Txn& txn, v1::Referral& r, absl::Time now) {
   *r.mutable_updated_at() = ToProto(now);
+  ASSIGN_OR_RETURN(Blob sealed, SealProto(txn, kColumn, r.referral_id(), r));
   return txn.Exec(
       "INSERT INTO referrals (referral_id, sar_id, organisation, state, due_at, created_at, "
       "updated_at, referral) VALUES (?,?,?,?,?,?,?,?) "
@@ -49,23 +54,22 @@ absl::Status SaveReferral(Txn& txn, v1::Referral& r, absl::Time now) {
       "referral = excluded.referral",
       {r.referral_id(), r.sar_id(), r.organisation(), int64_t{r.state()},
        r.has_due_at() ? ToMicros(FromProto(r.due_at())) : int64_t{0}, ToMicros(now), ToMicros(now),
-       Blob{r.SerializeAsString()}});
+       std::move(sealed)});
 }
 
 absl::StatusOr<std::vector<v1::Referral>> ListReferrals(Txn& txn, v1::ReferralState state,
                                                         const std::string& organisation,
                                                         const Page& page) {
   ASSIGN_OR_RETURN(
-      auto rows, txn.Query("SELECT referral FROM referrals WHERE (? = 0 OR state = ?) AND "
-                           "(? = '' OR organisation = ?) ORDER BY created_at, referral_id "
-                           "LIMIT ? OFFSET ?",
-                           {int64_t{state}, int64_t{state}, organisation, organisation, page.limit,
-                            page.offset}));
+      auto rows,
+      txn.Query(
+          "SELECT referral_id, referral FROM referrals WHERE (? = 0 OR state = ?) AND "
+          "(? = '' OR organisation = ?) ORDER BY created_at, referral_id "
+          "LIMIT ? OFFSET ?",
+          {int64_t{state}, int64_t{state}, organisation, organisation, page.limit, page.offset}));
   std::vector<v1::Referral> out(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
-    if (!out[i].ParseFromString(rows[i].Text(0))) {
-      return absl::DataLossError("stored referral does not parse");
-    }
+    RETURN_IF_ERROR(UnsealProto(txn, kColumn, rows[i].Text(0), rows[i].Text(1), &out[i]));
     out[i].clear_package();
   }
   return out;

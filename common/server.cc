@@ -17,6 +17,7 @@
 #include "common/audit.h"
 #include "common/authz.h"
 #include "common/config.h"
+#include "common/crypto.h"
 #include "common/identity.h"
 #include "common/ids.h"
 #include "common/rpc.h"
@@ -79,9 +80,13 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
   std::vector<Migration> all{kMessagingMigration};
   all.insert(all.end(), migrations.begin(), migrations.end());
   all.push_back(kAuditMigration);
-  ASSIGN_OR_RETURN(std::unique_ptr<Database> db, Database::Open(config.database(), all));
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<const Keyring> keys,
+      Keyring::FromFiles({config.data_key_files().begin(), config.data_key_files().end()}));
+  ASSIGN_OR_RETURN(std::unique_ptr<Database> db, Database::Open(config.database(), all, keys));
   ASSIGN_OR_RETURN(int64_t sync, db->SynchronousMode());
-  spdlog::info("database {} open (WAL, synchronous={})", config.database(), sync);
+  spdlog::info("database {} open (WAL, synchronous={}, sealing with data key {} of {})",
+               config.database(), sync, keys->current_key_id(), keys->key_ids().size());
 
   const ReferenceData* reference = &ReferenceData::BuiltIn();
   std::optional<ReferenceData> loaded;

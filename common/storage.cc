@@ -4,9 +4,11 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status.h"
 
 namespace sarloop {
@@ -48,6 +50,10 @@ class SqliteTxn : public Txn {
   absl::StatusOr<std::vector<Row>> Query(absl::string_view sql,
                                          std::vector<SqlValue> params) override;
   int64_t Changes() override;
+  absl::StatusOr<Blob> Seal(absl::string_view column, absl::string_view row_key,
+                            absl::string_view plaintext) override;
+  absl::StatusOr<std::string> Unseal(absl::string_view column, absl::string_view row_key,
+                                     absl::string_view stored) override;
 
  private:
   SqliteDatabase* db_;
@@ -55,7 +61,8 @@ class SqliteTxn : public Txn {
 
 class SqliteDatabase : public Database {
  public:
-  explicit SqliteDatabase(sqlite3* db) : db_(db) {}
+  SqliteDatabase(sqlite3* db, std::shared_ptr<const Keyring> keys)
+      : db_(db), keys_(std::move(keys)) {}
   ~SqliteDatabase() override {
     for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
     sqlite3_close_v2(db_);
@@ -79,7 +86,8 @@ class SqliteDatabase : public Database {
     return rows[0].Int(0);
   }
 
-  absl::Status Init(std::span<const Migration> migrations) {
+  // Without `migrations` (nullopt), the schema is left as it is.
+  absl::Status Init(std::optional<std::span<const Migration>> migrations) {
     std::lock_guard lock(mu_);
     SqliteTxn txn(this);
     RETURN_IF_ERROR(txn.Exec("PRAGMA busy_timeout = 5000", {}));
@@ -93,16 +101,17 @@ class SqliteDatabase : public Database {
       return absl::UnavailableError("SQLite did not take synchronous=FULL");
     }
     RETURN_IF_ERROR(txn.Exec("PRAGMA foreign_keys = ON", {}));
+    if (!migrations) return absl::OkStatus();
     ASSIGN_OR_RETURN(auto version_rows, txn.Query("PRAGMA user_version", {}));
     const int64_t version = version_rows.empty() ? 0 : version_rows[0].Int(0);
-    if (version > static_cast<int64_t>(migrations.size())) {
-      return absl::FailedPreconditionError(absl::StrCat("database schema version ", version,
-                                                        " is newer than this binary (",
-                                                        migrations.size(), "); refusing to start"));
+    if (version > static_cast<int64_t>(migrations->size())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("database schema version ", version, " is newer than this binary (",
+                       migrations->size(), "); refusing to start"));
     }
-    for (size_t i = version; i < migrations.size(); ++i) {
+    for (size_t i = version; i < migrations->size(); ++i) {
       RETURN_IF_ERROR(RunLocked("BEGIN IMMEDIATE", [&](Txn& t) -> absl::Status {
-        RETURN_IF_ERROR(ExecScript(migrations[i].sql, migrations[i].description));
+        RETURN_IF_ERROR(ExecScript((*migrations)[i].sql, (*migrations)[i].description));
         return t.Exec(absl::StrCat("PRAGMA user_version = ", i + 1), {});
       }));
     }
@@ -125,6 +134,7 @@ class SqliteDatabase : public Database {
   }
 
   sqlite3* raw() { return db_; }
+  const Keyring* keys() const { return keys_.get(); }
 
  private:
   absl::Status ExecScript(absl::string_view sql, absl::string_view what) {
@@ -160,6 +170,7 @@ class SqliteDatabase : public Database {
 
   std::mutex mu_;
   sqlite3* const db_;
+  const std::shared_ptr<const Keyring> keys_;
   std::map<std::string, sqlite3_stmt*, std::less<>> statements_ ABSL_GUARDED_BY(mu_);
   friend class SqliteTxn;
 };
@@ -236,36 +247,77 @@ absl::Status SqliteTxn::Exec(absl::string_view sql, std::vector<SqlValue> params
 
 int64_t SqliteTxn::Changes() { return sqlite3_changes64(db_->raw()); }
 
+std::string CellAad(absl::string_view column, absl::string_view row_key) {
+  return absl::StrCat(column, absl::string_view("\0", 1), row_key);
+}
+
+absl::StatusOr<Blob> SqliteTxn::Seal(absl::string_view column, absl::string_view row_key,
+                                     absl::string_view plaintext) {
+  if (db_->keys() == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(column, ": the database was opened without data keys"));
+  }
+  ASSIGN_OR_RETURN(std::string sealed, db_->keys()->Seal(plaintext, CellAad(column, row_key)));
+  return Blob{std::move(sealed)};
+}
+
+absl::StatusOr<std::string> SqliteTxn::Unseal(absl::string_view column, absl::string_view row_key,
+                                              absl::string_view stored) {
+  if (db_->keys() == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(column, ": the database was opened without data keys"));
+  }
+  absl::StatusOr<std::string> plain = db_->keys()->Open(stored, CellAad(column, row_key));
+  if (!plain.ok()) {
+    return absl::Status(plain.status().code(),
+                        absl::StrCat(column, " of ", row_key, ": ", plain.status().message()));
+  }
+  return plain;
+}
+
+}  // namespace
+
+namespace {
+// sqlite3_open_v2 with sarloop's settings. NOT_FOUND when the file must exist and does not.
+absl::StatusOr<sqlite3*> OpenConnection(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg =
+        absl::StrCat("open ", path, ": ", raw ? sqlite3_errmsg(raw) : "out of memory");
+    sqlite3_close_v2(raw);
+    if ((rc & 0xff) == SQLITE_CANTOPEN && !(flags & SQLITE_OPEN_CREATE)) {
+      return absl::NotFoundError(msg);
+    }
+    return absl::UnavailableError(msg);
+  }
+  sqlite3_extended_result_codes(raw, 1);
+  return raw;
+}
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
-                                                         std::span<const Migration> migrations) {
-  sqlite3* raw = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
-    sqlite3_close_v2(raw);
-    return absl::UnavailableError(absl::StrCat("open ", path, ": ", msg));
-  }
-  sqlite3_extended_result_codes(raw, 1);
-  auto db = std::make_unique<SqliteDatabase>(raw);
+                                                         std::span<const Migration> migrations,
+                                                         std::shared_ptr<const Keyring> keys) {
+  ASSIGN_OR_RETURN(sqlite3 * raw, OpenConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+  auto db = std::make_unique<SqliteDatabase>(raw, std::move(keys));
   RETURN_IF_ERROR(db->Init(migrations));
   return db;
 }
 
-absl::StatusOr<std::unique_ptr<Database>> Database::OpenReadOnly(const std::string& path) {
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
-    sqlite3_close_v2(raw);
-    return absl::UnavailableError(absl::StrCat("open ", path, ": ", msg));
-  }
-  sqlite3_extended_result_codes(raw, 1);
+absl::StatusOr<std::unique_ptr<Database>> Database::OpenExisting(
+    const std::string& path, std::shared_ptr<const Keyring> keys) {
+  ASSIGN_OR_RETURN(sqlite3 * raw, OpenConnection(path, SQLITE_OPEN_READWRITE));
+  auto db = std::make_unique<SqliteDatabase>(raw, std::move(keys));
+  RETURN_IF_ERROR(db->Init(std::nullopt));
+  return db;
+}
+
+absl::StatusOr<std::unique_ptr<Database>> Database::OpenReadOnly(
+    const std::string& path, std::shared_ptr<const Keyring> keys) {
+  ASSIGN_OR_RETURN(sqlite3 * raw, OpenConnection(path, SQLITE_OPEN_READONLY));
   sqlite3_busy_timeout(raw, 5000);
-  return std::unique_ptr<Database>(new SqliteDatabase(raw));
+  return std::unique_ptr<Database>(new SqliteDatabase(raw, std::move(keys)));
 }
 
 }  // namespace sarloop

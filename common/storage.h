@@ -24,6 +24,8 @@
 
 namespace sarloop {
 
+class Keyring;
+
 // Binary data for a BLOB column (serialised protobufs).
 struct Blob {
   std::string bytes;
@@ -65,6 +67,16 @@ class Txn {
                                                  std::vector<SqlValue> params = {}) = 0;
   // Rows changed by the last Exec.
   virtual int64_t Changes() = 0;
+
+  // Sealed cells (DESIGN §5): `plaintext` encrypted with the database's keyring for the cell
+  // named by `column` ("table.column") and `row_key`, so it opens only there.
+  // FAILED_PRECONDITION when the database was opened without keys.
+  virtual absl::StatusOr<Blob> Seal(absl::string_view column, absl::string_view row_key,
+                                    absl::string_view plaintext) = 0;
+  // The inverse of Seal for the same cell. DATA_LOSS when the stored value was altered or moved;
+  // FAILED_PRECONDITION when its key is not configured.
+  virtual absl::StatusOr<std::string> Unseal(absl::string_view column, absl::string_view row_key,
+                                             absl::string_view stored) = 0;
 };
 
 class Database {
@@ -74,12 +86,21 @@ class Database {
   // Opens or creates the database at `path` and applies pending `migrations`.
   // Errors: UNAVAILABLE when the file cannot be opened or the pragmas do not take;
   // FAILED_PRECONDITION when the database is newer than this binary (more migrations applied).
-  static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path,
-                                                        std::span<const Migration> migrations);
+  // `keys` seal and open sensitive cells (Txn::Seal); without them those calls fail.
+  static absl::StatusOr<std::unique_ptr<Database>> Open(
+      const std::string& path, std::span<const Migration> migrations,
+      std::shared_ptr<const Keyring> keys = nullptr);
+
+  // Opens an existing database for maintenance (e.g. resealing after key rotation) by a tool that
+  // does not know the service's schema: read-write, same pragmas, no migrations. NOT_FOUND when
+  // the file does not exist.
+  static absl::StatusOr<std::unique_ptr<Database>> OpenExisting(
+      const std::string& path, std::shared_ptr<const Keyring> keys);
 
   // Opens an existing database read-only (for offline tools such as audit verification); no
   // migrations run. Write transactions on it fail.
-  static absl::StatusOr<std::unique_ptr<Database>> OpenReadOnly(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<Database>> OpenReadOnly(
+      const std::string& path, std::shared_ptr<const Keyring> keys = nullptr);
 
   // Runs `fn` in a write transaction (BEGIN IMMEDIATE). If `fn` fails, rolls back and returns its
   // error. Otherwise commits and returns the commit's status: UNAVAILABLE when the commit failed

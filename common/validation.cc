@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/status.h"
 
@@ -18,6 +19,45 @@ absl::Status CheckText(absl::string_view field, const std::string& value, size_t
                       absl::StrCat("is ", value.size(), " bytes; at most ", max_chars, " allowed"));
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+bool IsWordChar(char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); }
+
+// Whether `word` (lower case) occurs in `text` (lower case) with no letter or digit either side.
+bool HasWord(absl::string_view text, absl::string_view word) {
+  for (size_t at = text.find(word); at != absl::string_view::npos; at = text.find(word, at + 1)) {
+    const bool start = at == 0 || !IsWordChar(text[at - 1]);
+    const size_t end = at + word.size();
+    if (start && (end == text.size() || !IsWordChar(text[end]))) return true;
+  }
+  return false;
+}
+
+absl::Status CheckFreeText(absl::string_view field, const std::string& value, const v1::Sar& sar) {
+  if (value.empty()) return absl::OkStatus();
+  const std::string text = absl::AsciiStrToLower(value);
+  for (const v1::Subject& s : sar.subjects()) {
+    // Parts shorter than three letters ("Al", "Ng") are too common in ordinary words to refuse.
+    for (absl::string_view part :
+         absl::StrSplit(s.full_name(), absl::ByAnyChar(" -'\t,."), absl::SkipEmpty())) {
+      if (part.size() >= 3 && HasWord(text, absl::AsciiStrToLower(part))) {
+        return FieldError(field, "must not name a subject of the SAR: it is sent to the NCA");
+      }
+    }
+    if (!s.date_of_birth().empty() && HasWord(text, s.date_of_birth())) {
+      return FieldError(field, "must not give a subject's date of birth: it is sent to the NCA");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckNoSubjectData(const v1::LifecycleEvent& event, const v1::Sar& sar) {
+  RETURN_IF_ERROR(CheckFreeText("reason", event.reason(), sar));
+  return CheckFreeText("outcome.learning_summary", event.outcome().learning_summary(), sar);
 }
 
 absl::Status CheckRequestId(const std::string& request_id) {
@@ -106,6 +146,19 @@ absl::Status CheckSar(absl::string_view field, const v1::Sar& sar) {
     if (!v1::SubjectRole_IsValid(s.role())) {
       return FieldError(absl::StrCat(p, ".role"), "is not a known role");
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTextList(absl::string_view field,
+                           const google::protobuf::RepeatedPtrField<std::string>& values,
+                           int max_count, size_t max_chars) {
+  if (values.size() > max_count) {
+    return FieldError(
+        field, absl::StrCat("has ", values.size(), " entries; at most ", max_count, " allowed"));
+  }
+  for (int i = 0; i < values.size(); ++i) {
+    RETURN_IF_ERROR(CheckText(absl::StrCat(field, "[", i, "]"), values[i], max_chars, true));
   }
   return absl::OkStatus();
 }

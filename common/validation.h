@@ -34,6 +34,17 @@ absl::Status CheckSar(absl::string_view field, const v1::Sar& sar);
 // A referral id as issued by ukfiu ("REF-" + 16 hex digits).
 absl::Status CheckReferralId(absl::string_view field, const std::string& id);
 
+// Every element of `values` is non-empty text of at most `max_chars`, and there are at most
+// `max_count` of them. INVALID_ARGUMENT naming the field (and index).
+absl::Status CheckTextList(absl::string_view field,
+                           const google::protobuf::RepeatedPtrField<std::string>& values,
+                           int max_count, size_t max_chars);
+
+// Data minimisation: the free text an event carries to ukfiu and the NCA (a decline reason, an
+// outcome's learning summary) must not name a subject of `sar` or give a date of birth. Names are
+// matched as whole words, ignoring case; INVALID_ARGUMENT naming the field, not the name.
+absl::Status CheckNoSubjectData(const v1::LifecycleEvent& event, const v1::Sar& sar);
+
 // Decodes page_size (0 -> 100, 1..1000) and page_token (an opaque offset) into limit and offset.
 struct Page {
   int64_t limit;

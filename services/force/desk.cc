@@ -67,6 +67,7 @@ absl::StatusOr<v1::ForceStepResponse> Desk::Step(const Call& call, const std::st
         v1::LifecycleEvent event =
             NewEvent(type, referral_id, options_.code, options_.code, call.actor, now);
         RETURN_IF_ERROR(fill(event, referral));
+        RETURN_IF_ERROR(CheckNoSubjectData(event, referral.package().sar()));
         referral.set_state(next);
         RETURN_IF_ERROR(SaveReferral(txn, referral, now));
         std::vector<std::string> destinations = kReportTo;

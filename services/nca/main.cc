@@ -66,16 +66,9 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   auto reg = std::make_shared<Register>(ctx.db);
   ServiceParts parts;
   parts.services.push_back(std::make_shared<NcaService>(ctx.edge, reg, ctx.clock));
-  parts.services.push_back(std::make_shared<DeliveryService>(
+  parts.services.push_back(std::make_shared<RegisterFeedService>(
       ctx.edge, ctx.db, ctx.clock,
-      [reg](Txn& txn, const Identity&, const v1::Envelope& env) -> absl::Status {
-        // The register must never hold what identifies a person (DESIGN §4).
-        if (env.has_package()) {
-          return absl::InvalidArgumentError("the NCA register does not accept referral packages");
-        }
-        return reg->Apply(txn, env.event());
-      },
-      nullptr));
+      [reg](Txn& txn, const v1::LifecycleEvent& event) { return reg->Apply(txn, event); }));
   return parts;
 }
 

@@ -57,6 +57,7 @@ absl::StatusOr<v1::UnitStepResponse> Unit::Step(const Call& call, const std::str
             NewEvent(type, referral_id, options_.code, r.organisation(), call.actor, now);
         event.set_unit(options_.code);
         fill(event, r);
+        RETURN_IF_ERROR(CheckNoSubjectData(event, r.package().sar()));
         r.set_state(next);
         RETURN_IF_ERROR(SaveReferral(txn, r, now));
         RETURN_IF_ERROR(Emit(txn, event, {"UKFIU", "NCA", r.organisation()}, now));

@@ -16,6 +16,7 @@
 #include "common/lifecycle.h"
 #include "common/messaging.h"
 #include "common/referral_store.h"
+#include "common/sealed.h"
 #include "common/status.h"
 #include "common/validation.h"
 
@@ -42,6 +43,9 @@ constexpr char kEnded[] = "(5, 6, 9, 10, 11)";
 
 const absl::Duration kMonth = absl::Hours(24) * 365.25 / 12;
 
+// The SAR, with subjects and narrative: sealed (see common/sealed.h).
+constexpr absl::string_view kSarColumn = "sars.sar";
+
 v1::Actor ServiceActor() {
   v1::Actor a;
   a.set_identity("spiffe://sarloop/ukfiu");
@@ -53,8 +57,7 @@ absl::StatusOr<v1::Sar> LoadSar(Txn& txn, const std::string& sar_id) {
   ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT sar FROM sars WHERE sar_id = ?", {sar_id}));
   if (rows.empty()) return absl::NotFoundError("sar_id: no such SAR");
   v1::Sar sar;
-  if (!sar.ParseFromString(rows[0].Text(0)))
-    return absl::DataLossError("stored SAR does not parse");
+  RETURN_IF_ERROR(UnsealProto(txn, kSarColumn, sar_id, rows[0].Text(0), &sar));
   return sar;
 }
 
@@ -142,8 +145,9 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
               txn.Exec("INSERT OR IGNORE INTO sar_subjects (subject_ref, sar_id) VALUES (?, ?)",
                        {s.subject_ref(), sar.sar_id()}));
         }
+        ASSIGN_OR_RETURN(Blob sealed, SealProto(txn, kSarColumn, sar.sar_id(), sar));
         RETURN_IF_ERROR(txn.Exec("INSERT INTO sars (sar_id, submitted_at, sar) VALUES (?, ?, ?)",
-                                 {sar.sar_id(), ToMicros(now), Blob{sar.SerializeAsString()}}));
+                                 {sar.sar_id(), ToMicros(now), std::move(sealed)}));
         *response.mutable_sar() = std::move(sar);
         return absl::OkStatus();
       },

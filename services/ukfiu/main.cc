@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
+#include "common/crypto.h"
 #include "common/delivery_service.h"
 #include "common/identity.h"
 #include "common/rpc.h"
@@ -118,14 +119,11 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
 };
 
 absl::StatusOr<std::string> ReadKey(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("subject_key_file: cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (ss.str().size() < 32) {
-    return absl::InvalidArgumentError("subject_key_file: the key must be at least 32 bytes");
+  absl::StatusOr<std::string> key = ReadKeyFile(path, 32, 1024);
+  if (!key.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("subject_key_file: ", key.status().message()));
   }
-  return ss.str();
+  return key;
 }
 
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {

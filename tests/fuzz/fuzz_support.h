@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/crypto.h"
 #include "common/storage.h"
 
 namespace sarloop::fuzz {
@@ -73,7 +74,9 @@ class ScratchDir {
   ScratchDb Fresh(const std::string& name, std::span<const Migration> migrations) {
     const std::string file = (path_ / name).string();
     ScratchDb::Remove(file);
-    auto db = Database::Open(file, migrations);
+    // Scratch databases seal with a fixed key, like the services do with theirs.
+    static const auto keys = Keyring::FromKeys({std::string(Keyring::kKeySize, 'f')}).value();
+    auto db = Database::Open(file, migrations, keys);
     if (!db.ok()) Fail(absl::StrCat("opening a scratch database: ", db.status().ToString()));
     return ScratchDb(std::move(*db), file);
   }

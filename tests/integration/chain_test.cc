@@ -146,7 +146,7 @@ TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
   v1::DeclineReferralRequest decline;
   decline.set_request_id(NewId("req-"));
   decline.set_referral_id(declined);
-  decline.set_reason("subject left the force in 2019");
+  decline.set_reason("the officer left the force in 2019");
   v1::ForceStepResponse decline_resp;
   ASSERT_RPC_OK(forces_["SFK"]->Decline(Context().get(), decline, &decline_resp));
 

@@ -31,7 +31,11 @@ expect() {
 as() { "$CTL" --timeout 10 --user cli-test --identity "$DIR/pki/$1" --target "localhost:$((B + $2))" "${@:3}"; }
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
-sar=$(as ukfiu-intake 1 --json ukfiu submit --sector bank --narrative "cash deposits" \
+# Sentinels: a subject's name and date of birth, the narrative, the handover notes. None may appear
+# in any log, nor in clear in any database file or WAL (sealed at rest; never sent to the NCA).
+SENTINELS=("Alex Cli" "1980-02-03" "Narrative-Sentinel-7Q" "Notes-Sentinel-8R")
+sar=$(as ukfiu-intake 1 --json ukfiu submit --sector bank \
+  --narrative "Narrative-Sentinel-7Q cash deposits" \
   --subject "Alex Cli|1980-02-03|officer|NFK" | json 'd["sar"]["sarId"]')
 [[ $sar == SAR-* ]] && ok "submit returns a SAR id" || bad "submit returned '$sar'"
 expect "refer without rationale names the field" 1 "INVALID_ARGUMENT.*thr.rationale" -- \
@@ -51,7 +55,8 @@ expect "closing before research names the state" 1 "FAILED_PRECONDITION.*RECEIVE
   --role officer --opened 2026-01-01 --closed 2026-02-01
 expect "acknowledge" 0 "ACKNOWLEDGED" -- as force-NFK-psd 11 force ack "$ref"
 expect "research" 0 "UNDER_RESEARCH" -- as force-NFK-psd 11 force research "$ref"
-expect "hand over" 0 "HANDED_OVER" -- as force-NFK-psd 11 force handover "$ref" --notes "notes"
+expect "hand over" 0 "HANDED_OVER" -- as force-NFK-psd 11 force handover "$ref" \
+  --notes "Notes-Sentinel-8R"
 for _ in $(seq 100); do as racu-ERSOU-cases 21 racu inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
 expect "unit accepts" 0 "JOINT_INVESTIGATION" -- as racu-ERSOU-cases 21 racu accept "$ref"
 expect "unit records the outcome" 0 "OUTCOME_RECORDED" -- as racu-ERSOU-cases 21 racu outcome "$ref" \
@@ -69,14 +74,45 @@ expect "NCA never shows the narrative" 1 "" -- bash -c "'$CTL' --identity '$DIR/
 expect "ukfiu backlog is drained" 0 "NCA +0" -- as ukfiu-intake 1 ops backlog
 expect "health" 0 "SERVING" -- as analyst-alice 2 health
 
-if grep -rq "Alex Cli" "$DIR"/logs/; then bad "a subject's name appears in the logs"
-else ok "no subject name in any service log"; fi
-if grep -aq "Alex Cli" "$DIR"/data/nca.db*; then bad "a subject's name reached the NCA database"
-else ok "no subject name in the NCA database"; fi
-# The scan's positive control: the force that holds the referral package does have the name (not
-# yet encrypted at rest), so the check above can fail.
-grep -aq "Alex Cli" "$DIR"/data/force-NFK.db* && ok "the scan finds the name where it is held" ||
-  bad "the scan cannot see a name the force holds"
+# scan_files: every database file, WAL and shared-memory file of every service, and the logs.
+scan() {
+  local sentinel found=0
+  for sentinel in "${SENTINELS[@]}"; do
+    if grep -rlaF -- "$sentinel" "$DIR"/logs/ "$DIR"/data/ 2>/dev/null; then found=1; fi
+  done
+  return $found
+}
+ls "$DIR"/data/*.db-wal >/dev/null 2>&1 && ok "the scan covers live WAL files" ||
+  bad "no WAL files to scan"
+scan && ok "no sentinel in any log, database or WAL while running" ||
+  bad "a sentinel is in clear on disk (files above)"
+# The scan's positive control: what is not sealed (the user in the audit log) is found, so the
+# scan reads what the services wrote.
+grep -qaF "cli-test" "$DIR"/data/force-NFK.db* && ok "the scan finds unsealed text where it is held" ||
+  bad "the scan cannot see text the force holds"
+expect "the force's system still reads the subject (sealed, not lost)" 0 "Alex Cli" -- \
+  as force-NFK-psd 11 --json force show "$ref"
+
+# Key rotation: a new key first, reseal, drop the old key, and the force still reads its referral.
+"$REPO/deploy/local/sarloop-local" stop force-NFK "$DIR" >/dev/null
+conf="$DIR/config/force-NFK.textproto"
+old_key="$DIR/pki/keys/force-NFK-data-1.key"
+new_key="$DIR/pki/keys/force-NFK-data-2.key"
+expect "keys new writes a key" 0 "wrote .*data-2.key" -- "$CTL" keys new --out "$new_key"
+expect "keys new refuses to overwrite" 2 "already exists" -- "$CTL" keys new --out "$new_key"
+sed -i "s|^data_key_files: .*|data_key_files: \"$new_key\"\ndata_key_files: \"$old_key\"|" "$conf"
+expect "reencrypt dry run counts what would move" 0 "dry run: [1-9][0-9]* cell" -- \
+  "$CTL" keys reencrypt --config "$conf" --dry-run
+expect "reencrypt moves every cell to the new key" 0 "resealed [1-9][0-9]* cell" -- \
+  "$CTL" keys reencrypt --config "$conf"
+expect "reencrypt again has nothing to do" 0 "resealed 0 cell" -- \
+  "$CTL" keys reencrypt --config "$conf"
+sed -i "\|^data_key_files: \"$old_key\"|d" "$conf"
+"$REPO/deploy/local/sarloop-local" start force-NFK "$DIR" >/dev/null
+expect "with only the new key the force reads its referral" 0 "Alex Cli" -- \
+  as force-NFK-psd 11 --json force show "$ref"
+expect "a world-readable key is refused" 2 "chmod 600" -- bash -c "chmod 644 '$new_key' && \
+  '$CTL' keys reencrypt --config '$conf'; rc=\$?; chmod 600 '$new_key'; exit \$rc"
 
 # The audit log: every service's chain verifies; refusals are in it; tampering is named.
 sleep 2.5  # one checkpoint period, so the head is signed
@@ -96,6 +132,9 @@ cp "$DIR/data/force-NFK.db.audit-checkpoints" "$DIR/tampered.db.audit-checkpoint
 sqlite3 "$DIR/tampered.db" "UPDATE audit SET user = 'nobody' WHERE seq = 3"
 expect "a changed audit entry is named" 1 "first bad entry 3" -- \
   "$CTL" audit verify --database "$DIR/tampered.db" --key "$DIR/data/force-NFK.db.audit-key.pub"
+
+scan && ok "no sentinel in any log, database or WAL after shutdown" ||
+  bad "a sentinel is in clear on disk after shutdown (files above)"
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -18,6 +18,12 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+std::shared_ptr<const Keyring> TestKeys() {
+  static const std::shared_ptr<const Keyring> keys =
+      Keyring::FromKeys({std::string(Keyring::kKeySize, 'k')}).value();
+  return keys;
+}
+
 v1::ThrAssessment SampleThr() {
   v1::ThrAssessment thr;
   thr.set_threat(v1::THR_LEVEL_HIGH);

@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/crypto.h"
 #include "common/status.h"
 #include "sarloop/v1/types.pb.h"
 
@@ -57,6 +59,9 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// A keyring with one fixed key, for databases in tests.
+std::shared_ptr<const Keyring> TestKeys();
 
 // Valid samples that tests change one field of.
 v1::ThrAssessment SampleThr();

@@ -53,7 +53,7 @@ bool Expected(const PolicyScope& scope, const Identity& id, const std::string& s
       return false;
     case v1::SERVICE_KIND_NCA:
       if (service == "sarloop.v1.Nca" || service == "sarloop.v1.Ops") return id.kind == "analyst";
-      if (service == "sarloop.v1.Delivery") {
+      if (service == "sarloop.v1.RegisterFeed") {
         return id.IsService() && (id.kind == "ukfiu" || id.kind == "force" || id.kind == "racu");
       }
       return false;

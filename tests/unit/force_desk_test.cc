@@ -14,6 +14,7 @@ using ::sarloop::testing::SampleSar;
 using ::sarloop::testing::SampleThr;
 using ::sarloop::testing::StatusIs;
 using ::sarloop::testing::TempDir;
+using ::sarloop::testing::TestKeys;
 using ::testing::HasSubstr;
 
 const Identity kUkfiu{"spiffe://sarloop/ukfiu", "ukfiu", "UKFIU", ""};
@@ -24,7 +25,7 @@ class ForceDeskTest : public ::testing::Test {
   void Make(const std::string& unit) {
     std::vector<Migration> migrations{kMessagingMigration};
     for (const auto& m : DeskMigrations()) migrations.push_back(m);
-    auto db = Database::Open(dir_.File(absl::StrCat("force", unit, ".db")), migrations);
+    auto db = Database::Open(dir_.File(absl::StrCat("force", unit, ".db")), migrations, TestKeys());
     ASSERT_THAT(db, IsOk());
     db_ = std::move(*db);
     desk_ = std::make_unique<Desk>(*db_, clock_, DeskOptions{"NFK", unit});
@@ -99,6 +100,24 @@ TEST_F(ForceDeskTest, IllegalStepChangesNothing) {
   EXPECT_EQ(got.events_size(), 2);  // DISPATCHED, RECEIVED
 }
 
+TEST_F(ForceDeskTest, ADeclineReasonNamingTheSubjectIsRefusedAndChangesNothing) {
+  ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
+  ASSERT_THAT(Step(v1::EVENT_TYPE_ACKNOWLEDGED), IsOk());
+  ASSERT_THAT(Step(v1::EVENT_TYPE_RESEARCH_STARTED), IsOk());
+  v1::DeclineReferralRequest decline;
+  decline.set_request_id("d1");
+  decline.set_referral_id(referral_id_);
+  // SampleSar's subject is "Jane Example"; the reason travels to ukfiu and the NCA.
+  decline.set_reason("Jane left the force last year");
+  EXPECT_THAT(desk_->Decline(call_, decline),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reason")));
+  ASSERT_OK_AND_ASSIGN(auto got, desk_->Get(referral_id_));
+  EXPECT_EQ(got.referral().state(), v1::REFERRAL_STATE_UNDER_RESEARCH);
+  decline.set_request_id("d2");
+  decline.set_reason("The officer left the force last year");
+  EXPECT_THAT(desk_->Decline(call_, decline), IsOk());
+}
+
 TEST_F(ForceDeskTest, HandoverCarriesThePackageToTheUnitOnly) {
   ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
   ASSERT_THAT(Step(v1::EVENT_TYPE_ACKNOWLEDGED), IsOk());
@@ -111,13 +130,12 @@ TEST_F(ForceDeskTest, HandoverCarriesThePackageToTheUnitOnly) {
   EXPECT_EQ(resp.referral().state(), v1::REFERRAL_STATE_HANDED_OVER);
   int with_package = 0;
   ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT destination, envelope FROM outbox"));
-    for (const Row& r : rows) {
-      v1::Envelope env;
-      env.ParseFromString(r.Text(1));
+    ASSIGN_OR_RETURN(auto rows, ReadOutbox(t));
+    for (const OutboxEntry& r : rows) {
+      const v1::Envelope& env = r.envelope;
       if (env.has_package()) {
         ++with_package;
-        EXPECT_EQ(r.Text(0), "ERSOU");
+        EXPECT_EQ(r.destination, "ERSOU");
         EXPECT_EQ(env.package().handover_notes(), h.notes());
       }
     }

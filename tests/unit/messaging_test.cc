@@ -16,7 +16,10 @@ namespace sarloop {
 namespace {
 
 using ::sarloop::testing::IsOk;
+using ::sarloop::testing::StatusIs;
 using ::sarloop::testing::TempDir;
+using ::sarloop::testing::TestKeys;
+using ::testing::HasSubstr;
 
 v1::Envelope MakeEnvelope(const std::string& referral, int n) {
   v1::Envelope env;
@@ -77,7 +80,8 @@ bool Eventually(const std::function<bool()>& done) {
 class OutboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto db = Database::Open(dir_.File("o.db"), std::vector<Migration>{kMessagingMigration});
+    auto db =
+        Database::Open(dir_.File("o.db"), std::vector<Migration>{kMessagingMigration}, TestKeys());
     ASSERT_THAT(db, IsOk());
     db_ = std::move(*db);
   }
@@ -164,6 +168,15 @@ TEST_F(OutboxTest, RejectedMessagesAreParkedNotRetried) {
   ASSERT_OK_AND_ASSIGN(auto backlog, ReadBacklog(*db_));
   EXPECT_EQ(backlog[0].rejected, 1);
   EXPECT_EQ(backlog[0].delivered, 2);
+}
+
+TEST_F(OutboxTest, APackageNeverEntersTheRegistersOutbox) {
+  v1::Envelope env = MakeEnvelope("R1", 0);
+  env.mutable_package()->set_referral_id("R1");
+  EXPECT_THAT(db_->Transact([&](Txn& t) { return Enqueue(t, kRegisterCode, env, absl::Now()); }),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("NCA register")));
+  EXPECT_EQ(Pending(), -1);  // the transaction failed: nothing is waiting anywhere
+  EXPECT_THAT(db_->Transact([&](Txn& t) { return Enqueue(t, "NFK", env, absl::Now()); }), IsOk());
 }
 
 TEST_F(OutboxTest, EnqueueingTheSameMessageTwiceKeepsOne) {

@@ -16,6 +16,7 @@ using ::sarloop::testing::SampleSar;
 using ::sarloop::testing::SampleThr;
 using ::sarloop::testing::StatusIs;
 using ::sarloop::testing::TempDir;
+using ::sarloop::testing::TestKeys;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -24,7 +25,7 @@ class UkfiuDeskTest : public ::testing::Test {
   void SetUp() override {
     std::vector<Migration> migrations{kMessagingMigration};
     for (const auto& m : DeskMigrations()) migrations.push_back(m);
-    auto db = Database::Open(dir_.File("ukfiu.db"), migrations);
+    auto db = Database::Open(dir_.File("ukfiu.db"), migrations, TestKeys());
     ASSERT_THAT(db, IsOk());
     db_ = std::move(*db);
     DeskOptions options;
@@ -65,11 +66,9 @@ class UkfiuDeskTest : public ::testing::Test {
   std::vector<std::tuple<std::string, v1::EventType, bool>> Outbox() {
     std::vector<std::tuple<std::string, v1::EventType, bool>> out;
     EXPECT_THAT(db_->Read([&](Txn& t) -> absl::Status {
-      ASSIGN_OR_RETURN(auto rows, t.Query("SELECT destination, envelope FROM outbox ORDER BY seq"));
-      for (const Row& r : rows) {
-        v1::Envelope env;
-        env.ParseFromString(r.Text(1));
-        out.emplace_back(r.Text(0), env.event().type(), env.has_package());
+      ASSIGN_OR_RETURN(auto rows, ReadOutbox(t));
+      for (const OutboxEntry& r : rows) {
+        out.emplace_back(r.destination, r.envelope.event().type(), r.envelope.has_package());
       }
       return absl::OkStatus();
     }),

@@ -90,5 +90,40 @@ TEST(Validation, PagesDecodeAndRefuseForgedTokens) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")));
 }
 
+TEST(Validation, RepeatedFieldsAreBoundedAndNameTheEntry) {
+  google::protobuf::RepeatedPtrField<std::string> refs;
+  for (int i = 0; i < 20; ++i) *refs.Add() = "ref";
+  EXPECT_THAT(CheckTextList("event.subject_refs", refs, 20, 100), IsOk());
+  *refs.Add() = "ref";
+  EXPECT_THAT(CheckTextList("event.subject_refs", refs, 20, 100),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 20")));
+  refs.RemoveLast();
+  refs[3] = std::string(101, 'x');
+  EXPECT_THAT(CheckTextList("event.subject_refs", refs, 20, 100),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("event.subject_refs[3]")));
+}
+
+TEST(Validation, FreeTextForTheNcaNamesNoSubject) {
+  v1::Sar sar = SampleSar("Alexandra O'Brien-Smith");
+  sar.mutable_subjects(0)->set_date_of_birth("1984-02-29");
+  v1::LifecycleEvent e;
+  e.set_reason("Insufficient grounds; no link to force systems found.");
+  EXPECT_THAT(CheckNoSubjectData(e, sar), IsOk());
+  for (const char* leak : {"Spoke to alexandra about it", "O'BRIEN account closed",
+                           "smith, see notes", "born 1984-02-29"}) {
+    e.set_reason(leak);
+    EXPECT_THAT(CheckNoSubjectData(e, sar),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reason")))
+        << leak;
+  }
+  // Whole words only: "Smithfield" is not "Smith".
+  e.set_reason("Met at Smithfield market");
+  EXPECT_THAT(CheckNoSubjectData(e, sar), IsOk());
+  e.clear_reason();
+  e.mutable_outcome()->set_learning_summary("Brien was warned");
+  EXPECT_THAT(CheckNoSubjectData(e, sar),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome.learning_summary")));
+}
+
 }  // namespace
 }  // namespace sarloop

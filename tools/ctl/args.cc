@@ -28,7 +28,7 @@ bool IsUsageError(const absl::Status& status) {
 }
 
 bool IsFlagOption(absl::string_view name) {
-  return name == "json" || name == "all" || name == "help";
+  return name == "json" || name == "all" || name == "help" || name == "dry-run";
 }
 
 absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv) {

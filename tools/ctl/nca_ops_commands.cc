@@ -1,9 +1,15 @@
-// nca, ops and health: looking at the register and at a service rather than acting on a
-// referral (proto/sarloop/v1/nca.proto, delivery.proto's Ops, grpc.health.v1).
+// nca, ops, audit, keys and health: looking at the register and at a service rather than acting
+// on a referral (proto/sarloop/v1/nca.proto, delivery.proto's Ops, grpc.health.v1), and the
+// offline tools an operator runs on a service's own files.
+#include <google/protobuf/struct.pb.h>
+
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "common/audit.h"
+#include "common/config.h"
+#include "common/crypto.h"
+#include "common/sealed.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "tools/ctl/commands.h"
@@ -107,6 +113,63 @@ absl::Status AuditVerify(const Input& in, Session& session) {
   return absl::OkStatus();
 }
 
+// Offline: writes a new data key (32 random bytes, mode 0600) for data_key_files.
+absl::Status KeysNew(const Input& in, Session& session) {
+  const std::string out = in.args.Get("out").value_or("");
+  if (out.empty()) return UsageError("--out: required");
+  if (absl::Status written = WriteNewKeyFile(out, Keyring::kKeySize); !written.ok()) {
+    return UsageError(written.message());
+  }
+  ASSIGN_OR_RETURN(auto ring, Keyring::FromFiles({out}));
+  std::cout << "wrote " << out << " (data key " << ring->current_key_id() << ")\n";
+  return absl::OkStatus();
+}
+
+// Reseals every cell of the service's database under the first of its data keys.
+absl::Status Reencrypt(const v1::ServiceConfig& config, std::shared_ptr<const Keyring> keys,
+                       bool dry_run, Session& session) {
+  ASSIGN_OR_RETURN(auto db, Database::OpenExisting(config.database(), keys));
+  ASSIGN_OR_RETURN(ResealReport report, Reseal(*db, keys->current_key_id(), dry_run));
+  int64_t stale = 0;
+  google::protobuf::Struct out;
+  auto& fields = *out.mutable_fields();
+  fields["database"].set_string_value(config.database());
+  fields["current_key_id"].set_string_value(keys->current_key_id());
+  auto& by_key = *fields["cells_by_key_before"].mutable_struct_value()->mutable_fields();
+  for (const auto& [id, n] : report.before) {
+    by_key[id].set_number_value(static_cast<double>(n));
+    if (id != keys->current_key_id()) stale += n;
+  }
+  fields["resealed"].set_number_value(static_cast<double>(report.resealed));
+  fields["dry_run"].set_bool_value(dry_run);
+  return Emit(session, out, [&](std::ostream& o) {
+    o << config.database() << ": sealing key " << keys->current_key_id() << '\n';
+    for (const auto& [id, n] : report.before) {
+      o << "  " << n << " cell(s) were sealed with " << id
+        << (id == keys->current_key_id() ? " (current)" : "") << '\n';
+    }
+    if (dry_run) {
+      o << "  dry run: " << stale << " cell(s) would be resealed\n";
+    } else {
+      o << "  resealed " << report.resealed << " cell(s)\n";
+    }
+  });
+}
+
+// Against the service's own files: reseals every cell under the first of data_key_files. Safe
+// while the service runs (short transactions) and to repeat after an interruption.
+absl::Status KeysReencrypt(const Input& in, Session& session) {
+  const std::string path = in.args.Get("config").value_or("");
+  if (path.empty()) return UsageError("--config: required");
+  // The config and key files are the operator's own: a problem with them is a usage error.
+  absl::StatusOr<v1::ServiceConfig> config = ReadConfigFile(path);
+  if (!config.ok()) return UsageError(config.status().message());
+  absl::StatusOr<std::shared_ptr<const Keyring>> keys =
+      Keyring::FromFiles({config->data_key_files().begin(), config->data_key_files().end()});
+  if (!keys.ok()) return UsageError(keys.status().message());
+  return Reencrypt(*config, *keys, in.args.Has("dry-run"), session);
+}
+
 }  // namespace
 
 std::vector<Command> NcaCommands() {
@@ -149,6 +212,18 @@ std::vector<Command> OpsCommands() {
        .summary = "verify a service's audit chain and signed checkpoints (offline, read-only)",
        .options = {"database", "checkpoints", "key"},
        .run = AuditVerify},
+      {.group = "keys",
+       .verb = "new",
+       .synopsis = "--out FILE",
+       .summary = "write a new data key (32 random bytes, mode 0600) for data_key_files",
+       .options = {"out"},
+       .run = KeysNew},
+      {.group = "keys",
+       .verb = "reencrypt",
+       .synopsis = "--config SERVICE_CONFIG [--dry-run]",
+       .summary = "reseal a service's stored cells under its first data key (after rotation)",
+       .options = {"config", "dry-run"},
+       .run = KeysReencrypt},
       {.group = "health",
        .summary = "grpc.health.v1 check of the server; exit 1 unless SERVING",
        .run = Health},

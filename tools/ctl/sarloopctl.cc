@@ -44,6 +44,7 @@ constexpr Group kGroups[] = {
     {"nca", "nca: the national register (NCA analysts)"},
     {"ops", "ops: the service's own outbox"},
     {"audit", "audit: verify a service's tamper-evident audit log (offline)"},
+    {"keys", "keys: data keys for encryption at rest (offline, on the service's files)"},
     {"health", "health: whether the service is up"},
 };
 

@@ -1,0 +1,227 @@
+#include "common/crypto.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace sarloop {
+namespace {
+
+constexpr absl::string_view kMagic = "SLK1";
+constexpr size_t kIdBytes = 8;
+constexpr size_t kIvBytes = 12;
+constexpr size_t kTagBytes = 16;
+constexpr size_t kHeader = 4 + kIdBytes + kIvBytes;
+
+struct CtxDeleter {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CtxDeleter>;
+
+const unsigned char* U(absl::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+// A key's id is a digest of the key under a fixed label, so it says nothing about the key.
+std::string KeyId(absl::string_view key) {
+  const std::string input = absl::StrCat("sarloop data key id\n", key);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha256(), nullptr);
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), kIdBytes));
+}
+
+// The header is authenticated along with the caller's associated data: a value cannot be
+// re-labelled with another key id or moved to another cell.
+std::string FullAad(absl::string_view header, absl::string_view aad) {
+  return absl::StrCat(header, aad);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadKeyFile(const std::string& path, size_t min_size, size_t max_size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("key file ", path, ": ", std::strerror(errno)));
+  }
+  struct stat st {};
+  std::string out;
+  absl::Status status;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    status = absl::InvalidArgumentError(absl::StrCat("key file ", path, ": not a regular file"));
+  } else if ((st.st_mode & 077) != 0) {
+    status = absl::InvalidArgumentError(
+        absl::StrCat("key file ", path, ": readable by group or others (mode ",
+                     absl::StrFormat("%03o", st.st_mode & 0777), "); chmod 600 it"));
+  } else if (static_cast<size_t>(st.st_size) < min_size ||
+             static_cast<size_t>(st.st_size) > max_size) {
+    status = absl::InvalidArgumentError(
+        min_size == max_size ? absl::StrCat("key file ", path, ": must hold exactly ", min_size,
+                                            " bytes, holds ", st.st_size)
+                             : absl::StrCat("key file ", path, ": must hold ", min_size, " to ",
+                                            max_size, " bytes, holds ", st.st_size));
+  } else {
+    out.resize(st.st_size);
+    size_t got = 0;
+    while (got < out.size()) {
+      const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+      if (n <= 0) {
+        status = absl::InvalidArgumentError(absl::StrCat("key file ", path, ": short read"));
+        break;
+      }
+      got += static_cast<size_t>(n);
+    }
+  }
+  ::close(fd);
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status WriteNewKeyFile(const std::string& path, size_t size) {
+  std::string key(size, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(size)) != 1) {
+    return absl::InternalError("RAND_bytes failed");
+  }
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == EEXIST) return absl::AlreadyExistsError(absl::StrCat(path, ": already exists"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", std::strerror(err)));
+  }
+  const bool written =
+      ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  OPENSSL_cleanse(key.data(), key.size());
+  if (!written) {
+    ::unlink(path.c_str());
+    return absl::UnavailableError(absl::StrCat(path, ": write failed"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const Keyring>> Keyring::FromKeys(std::vector<std::string> keys) {
+  if (keys.empty()) return absl::InvalidArgumentError("data keys: at least one key is needed");
+  std::vector<Key> ring;
+  for (std::string& k : keys) {
+    if (k.size() != kKeySize) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data keys: a key must be ", kKeySize, " bytes, not ", k.size()));
+    }
+    Key key{KeyId(k), std::move(k)};
+    for (const Key& other : ring) {
+      if (other.id == key.id) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("data keys: key ", key.id, " is listed twice"));
+      }
+    }
+    ring.push_back(std::move(key));
+  }
+  return std::shared_ptr<const Keyring>(new Keyring(std::move(ring)));
+}
+
+absl::StatusOr<std::shared_ptr<const Keyring>> Keyring::FromFiles(
+    const std::vector<std::string>& paths) {
+  std::vector<std::string> keys;
+  for (const std::string& path : paths) {
+    absl::StatusOr<std::string> key = ReadKeyFile(path, kKeySize, kKeySize);
+    if (!key.ok())
+      return absl::InvalidArgumentError(absl::StrCat("data_key_files: ", key.status().message()));
+    keys.push_back(*std::move(key));
+  }
+  return FromKeys(std::move(keys));
+}
+
+std::vector<std::string> Keyring::key_ids() const {
+  std::vector<std::string> ids;
+  for (const Key& k : keys_) ids.push_back(k.id);
+  return ids;
+}
+
+const Keyring::Key* Keyring::Find(absl::string_view id) const {
+  for (const Key& k : keys_) {
+    if (k.id == id) return &k;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::string> Keyring::KeyIdOf(absl::string_view sealed) {
+  if (sealed.size() < kHeader + kTagBytes || !absl::StartsWith(sealed, kMagic)) {
+    return absl::DataLossError("not a sealed value");
+  }
+  return absl::BytesToHexString(sealed.substr(kMagic.size(), kIdBytes));
+}
+
+absl::StatusOr<std::string> Keyring::Seal(absl::string_view plaintext,
+                                          absl::string_view aad) const {
+  const Key& key = keys_.front();
+  std::string out;
+  out.reserve(kHeader + plaintext.size() + kTagBytes);
+  out.append(kMagic.data(), kMagic.size());
+  out.append(absl::HexStringToBytes(key.id));
+  out.resize(kHeader);
+  unsigned char* iv = reinterpret_cast<unsigned char*>(out.data()) + kMagic.size() + kIdBytes;
+  if (RAND_bytes(iv, kIvBytes) != 1) return absl::InternalError("RAND_bytes failed");
+  const std::string full_aad = FullAad(absl::string_view(out).substr(0, kHeader), aad);
+
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  out.resize(kHeader + plaintext.size() + kTagBytes);
+  unsigned char* ct = reinterpret_cast<unsigned char*>(out.data()) + kHeader;
+  iv = reinterpret_cast<unsigned char*>(out.data()) + kMagic.size() + kIdBytes;
+  int total = 0;
+  const bool ok =
+      ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U(key.bytes), iv) == 1 &&
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, U(full_aad), static_cast<int>(full_aad.size())) ==
+          1 &&
+      EVP_EncryptUpdate(ctx.get(), ct, &len, U(plaintext), static_cast<int>(plaintext.size())) ==
+          1 &&
+      (total = len, EVP_EncryptFinal_ex(ctx.get(), ct + total, &len) == 1) &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, ct + total + len) == 1;
+  if (!ok) return absl::InternalError("AES-256-GCM encryption failed");
+  return out;
+}
+
+absl::StatusOr<std::string> Keyring::Open(absl::string_view sealed, absl::string_view aad) const {
+  absl::StatusOr<std::string> id = KeyIdOf(sealed);
+  if (!id.ok()) return id.status();
+  const Key* key = Find(*id);
+  if (key == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("value sealed with data key ", *id,
+                                                      ", which is not among the configured keys (",
+                                                      absl::StrJoin(key_ids(), ", "), ")"));
+  }
+  const std::string full_aad = FullAad(sealed.substr(0, kHeader), aad);
+  const unsigned char* iv = U(sealed) + kMagic.size() + kIdBytes;
+  const size_t ct_size = sealed.size() - kHeader - kTagBytes;
+  std::string tag(sealed.substr(sealed.size() - kTagBytes));
+  std::string out(ct_size, '\0');
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  const bool ok =
+      ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U(key->bytes), iv) == 1 &&
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, U(full_aad), static_cast<int>(full_aad.size())) ==
+          1 &&
+      EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len,
+                        U(sealed) + kHeader, static_cast<int>(ct_size)) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) == 1 &&
+      EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &len) == 1;
+  if (!ok) {
+    OPENSSL_cleanse(out.data(), out.size());
+    return absl::DataLossError(
+        "sealed value failed authentication (altered, or moved from another row)");
+  }
+  return out;
+}
+
+}  // namespace sarloop

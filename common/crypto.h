@@ -1,0 +1,64 @@
+// Confidentiality at rest (DESIGN §5): AES-256-GCM over values a service stores, with keys read
+// from files.
+//
+// A sealed value is self-describing: "SLK1", the key id (8 bytes), a random 96-bit IV, the
+// ciphertext and the 16-byte tag. The key id is derived from the key itself, so renaming a key
+// file never orphans the rows it sealed. Callers pass associated data naming where the value
+// lives (table, column, row), so a value copied to another row or column does not open.
+#ifndef SARLOOP_COMMON_CRYPTO_H_
+#define SARLOOP_COMMON_CRYPTO_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace sarloop {
+
+// Reads a secret key file: exactly `size` bytes, a regular file that neither group nor others may
+// read. INVALID_ARGUMENT naming the file otherwise.
+absl::StatusOr<std::string> ReadKeyFile(const std::string& path, size_t min_size, size_t max_size);
+
+// Writes `size` random bytes to a new file with mode 0600; ALREADY_EXISTS if it exists.
+absl::Status WriteNewKeyFile(const std::string& path, size_t size);
+
+class Keyring {
+ public:
+  static constexpr size_t kKeySize = 32;
+
+  // The first key seals; every key opens. INVALID_ARGUMENT when empty or a key is not 32 bytes.
+  static absl::StatusOr<std::shared_ptr<const Keyring>> FromKeys(std::vector<std::string> keys);
+  // Keys from files (see ReadKeyFile), the first sealing.
+  static absl::StatusOr<std::shared_ptr<const Keyring>> FromFiles(
+      const std::vector<std::string>& paths);
+
+  // Encrypts `plaintext` with the current key under a fresh random IV.
+  absl::StatusOr<std::string> Seal(absl::string_view plaintext, absl::string_view aad) const;
+  // Decrypts. DATA_LOSS when the value is not sealed, was altered, or `aad` differs;
+  // FAILED_PRECONDITION naming the key id when no key on the ring has that id.
+  absl::StatusOr<std::string> Open(absl::string_view sealed, absl::string_view aad) const;
+
+  // The key id (16 hex digits) a sealed value names; DATA_LOSS when it is not a sealed value.
+  static absl::StatusOr<std::string> KeyIdOf(absl::string_view sealed);
+  // The key id of the sealing key.
+  const std::string& current_key_id() const { return keys_.front().id; }
+  // Every key id on the ring, the sealing key first.
+  std::vector<std::string> key_ids() const;
+
+  struct Key {
+    std::string id;  // 16 hex digits
+    std::string bytes;
+  };
+
+ private:
+  explicit Keyring(std::vector<Key> keys) : keys_(std::move(keys)) {}
+  const Key* Find(absl::string_view id) const;
+
+  std::vector<Key> keys_;
+};
+
+}  // namespace sarloop
+
+#endif  // SARLOOP_COMMON_CRYPTO_H_

@@ -1,0 +1,224 @@
+#include "common/crypto.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "common/messaging.h"
+#include "common/referral_store.h"
+#include "common/sealed.h"
+#include "tests/testutil/testutil.h"
+
+namespace sarloop {
+namespace {
+
+using ::sarloop::testing::IsOk;
+using ::sarloop::testing::SampleSar;
+using ::sarloop::testing::StatusIs;
+using ::sarloop::testing::TempDir;
+using ::testing::_;
+using ::testing::HasSubstr;
+
+std::shared_ptr<const Keyring> Ring(std::vector<char> fills) {
+  std::vector<std::string> keys;
+  for (char c : fills) keys.emplace_back(Keyring::kKeySize, c);
+  return Keyring::FromKeys(std::move(keys)).value();
+}
+
+TEST(Keyring, SealsWithAFreshIvAndOpensOnlyWhereSealed) {
+  auto ring = Ring({'a'});
+  ASSERT_OK_AND_ASSIGN(std::string one, ring->Seal("Jane Example", "sars.sar/SAR-1"));
+  ASSERT_OK_AND_ASSIGN(std::string two, ring->Seal("Jane Example", "sars.sar/SAR-1"));
+  EXPECT_NE(one, two);  // random IV: equal plaintexts do not show as equal cells
+  EXPECT_EQ(one.find("Jane"), std::string::npos);
+  EXPECT_THAT(ring->Open(one, "sars.sar/SAR-1"), IsOk());
+  EXPECT_EQ(ring->Open(one, "sars.sar/SAR-1").value(), "Jane Example");
+  EXPECT_THAT(Keyring::KeyIdOf(one), IsOk());
+  EXPECT_EQ(Keyring::KeyIdOf(one).value(), ring->current_key_id());
+  EXPECT_EQ(ring->current_key_id().size(), 16u);
+  // Another row or column: the associated data differs.
+  EXPECT_THAT(ring->Open(one, "sars.sar/SAR-2"), StatusIs(absl::StatusCode::kDataLoss, _));
+  EXPECT_THAT(ring->Open(one, "referrals.referral/SAR-1"),
+              StatusIs(absl::StatusCode::kDataLoss, _));
+}
+
+TEST(Keyring, EveryFlippedByteIsDetected) {
+  auto ring = Ring({'a'});
+  ASSERT_OK_AND_ASSIGN(std::string sealed, ring->Seal("narrative of suspicion", "c/r"));
+  for (size_t i = 0; i < sealed.size(); ++i) {
+    std::string bad = sealed;
+    bad[i] ^= 0x01;
+    EXPECT_FALSE(ring->Open(bad, "c/r").ok()) << "byte " << i;
+  }
+  EXPECT_THAT(ring->Open(sealed.substr(0, sealed.size() - 1), "c/r"),
+              StatusIs(absl::StatusCode::kDataLoss, _));
+  EXPECT_THAT(ring->Open("plain text", "c/r"), StatusIs(absl::StatusCode::kDataLoss, _));
+}
+
+TEST(Keyring, RotationOpensOldValuesAndSealsWithTheNewKey) {
+  auto old_ring = Ring({'a'});
+  ASSERT_OK_AND_ASSIGN(std::string old_value, old_ring->Seal("v", "x"));
+  auto rotated = Ring({'b', 'a'});
+  EXPECT_NE(rotated->current_key_id(), old_ring->current_key_id());
+  EXPECT_EQ(rotated->Open(old_value, "x").value(), "v");
+  ASSERT_OK_AND_ASSIGN(std::string new_value, rotated->Seal("v", "x"));
+  EXPECT_EQ(Keyring::KeyIdOf(new_value).value(), rotated->current_key_id());
+  // With the old key dropped, its values no longer open, and the error names the key.
+  auto new_only = Ring({'b'});
+  EXPECT_THAT(new_only->Open(old_value, "x"), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                       HasSubstr(old_ring->current_key_id())));
+}
+
+TEST(Keyring, RefusesBadKeys) {
+  EXPECT_THAT(Keyring::FromKeys({}), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(Keyring::FromKeys({std::string(16, 'a')}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("32 bytes")));
+  EXPECT_THAT(Keyring::FromKeys({std::string(32, 'a'), std::string(32, 'a')}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("twice")));
+}
+
+TEST(KeyFiles, ANewKeyIsPrivateAndReadBack) {
+  TempDir dir;
+  const std::string path = dir.File("k.key");
+  ASSERT_THAT(WriteNewKeyFile(path, 32), IsOk());
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_THAT(WriteNewKeyFile(path, 32), StatusIs(absl::StatusCode::kAlreadyExists, _));
+  EXPECT_THAT(Keyring::FromFiles({path}), IsOk());
+}
+
+TEST(KeyFiles, RefusesMissingShortAndWorldReadableFiles) {
+  TempDir dir;
+  EXPECT_THAT(Keyring::FromFiles({dir.File("missing.key")}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("missing.key")));
+  const std::string shared = dir.File("shared.key");
+  ASSERT_THAT(WriteNewKeyFile(shared, 32), IsOk());
+  ::chmod(shared.c_str(), 0644);
+  EXPECT_THAT(Keyring::FromFiles({shared}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("chmod 600")));
+  const std::string short_key = dir.File("short.key");
+  ASSERT_THAT(WriteNewKeyFile(short_key, 16), IsOk());
+  EXPECT_THAT(Keyring::FromFiles({short_key}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exactly 32 bytes")));
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+v1::Referral SampleReferral(int i, const std::string& name) {
+  v1::Referral r;
+  r.set_referral_id(absl::StrCat("REF-", absl::Hex(i, absl::kZeroPad16)));
+  r.set_sar_id("SAR-0000000000000001");
+  r.set_organisation("NFK");
+  r.set_state(v1::REFERRAL_STATE_RECEIVED);
+  *r.mutable_package()->mutable_sar() = SampleSar(name);
+  return r;
+}
+
+const Migration kSchema[] = {kMessagingMigration, kReferralStoreMigration};
+
+TEST(SealedCells, NoPlaintextReachesTheDatabaseOrItsWal) {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(path, kSchema, Ring({'a'})));
+  ASSERT_THAT(db->Transact([&](Txn& txn) -> absl::Status {
+    v1::Referral r = SampleReferral(1, "Zebedee Sentinelname");
+    RETURN_IF_ERROR(SaveReferral(txn, r, absl::Now()));
+    v1::Envelope env;
+    env.set_message_id("EV-1");
+    env.mutable_event()->set_referral_id(r.referral_id());
+    *env.mutable_package() = r.package();
+    return Enqueue(txn, "NFK", env, absl::Now());
+  }),
+              IsOk());
+  // The WAL holds the commit (no checkpoint has run yet): scan it and the main file.
+  const std::string wal = Slurp(path + "-wal");
+  ASSERT_FALSE(wal.empty());
+  EXPECT_EQ(wal.find("Sentinelname"), std::string::npos);
+  EXPECT_EQ(Slurp(path).find("Sentinelname"), std::string::npos);
+  // Positive control: the value is there, and opens with the key.
+  ASSERT_THAT(db->Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, SampleReferral(1, "").referral_id()));
+    EXPECT_EQ(r.package().sar().subjects(0).full_name(), "Zebedee Sentinelname");
+    return absl::OkStatus();
+  }),
+              IsOk());
+}
+
+TEST(SealedCells, ACellCopiedToAnotherRowDoesNotOpen) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("s.db"), kSchema, Ring({'a'})));
+  const std::string a = SampleReferral(1, "").referral_id();
+  const std::string b = SampleReferral(2, "").referral_id();
+  ASSERT_THAT(db->Transact([&](Txn& txn) -> absl::Status {
+    v1::Referral r1 = SampleReferral(1, "First Person");
+    v1::Referral r2 = SampleReferral(2, "Second Person");
+    RETURN_IF_ERROR(SaveReferral(txn, r1, absl::Now()));
+    RETURN_IF_ERROR(SaveReferral(txn, r2, absl::Now()));
+    // An attacker with write access swaps row b's cell for row a's.
+    return txn.Exec(
+        "UPDATE referrals SET referral = (SELECT referral FROM referrals WHERE referral_id = ?) "
+        "WHERE referral_id = ?",
+        {a, b});
+  }),
+              IsOk());
+  EXPECT_THAT(db->Read([&](Txn& txn) { return LoadReferral(txn, b).status(); }),
+              StatusIs(absl::StatusCode::kDataLoss, _));
+  EXPECT_THAT(db->Read([&](Txn& txn) { return LoadReferral(txn, a).status(); }), IsOk());
+}
+
+TEST(SealedCells, WithoutKeysSealingFails) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("s.db"), kSchema));
+  EXPECT_THAT(db->Transact([&](Txn& txn) -> absl::Status {
+    v1::Referral r = SampleReferral(1, "A Person");
+    return SaveReferral(txn, r, absl::Now());
+  }),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("without data keys")));
+}
+
+TEST(Reseal, MovesEveryCellToTheNewKeyAndThenTheOldKeyCanGo) {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  auto old_ring = Ring({'a'});
+  constexpr int kRows = 450;  // more than two batches
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, Database::Open(path, kSchema, old_ring));
+    ASSERT_THAT(db->Transact([&](Txn& txn) -> absl::Status {
+      for (int i = 0; i < kRows; ++i) {
+        v1::Referral r = SampleReferral(i, absl::StrCat("Person ", i));
+        RETURN_IF_ERROR(SaveReferral(txn, r, absl::Now()));
+      }
+      return absl::OkStatus();
+    }),
+                IsOk());
+  }
+  auto rotated = Ring({'b', 'a'});
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(path, kSchema, rotated));
+  ASSERT_OK_AND_ASSIGN(ResealReport dry, Reseal(*db, rotated->current_key_id(), true));
+  EXPECT_EQ(dry.resealed, 0);
+  EXPECT_EQ(dry.before[old_ring->current_key_id()], kRows);
+  ASSERT_OK_AND_ASSIGN(ResealReport done, Reseal(*db, rotated->current_key_id(), false));
+  EXPECT_EQ(done.resealed, kRows);
+  ASSERT_OK_AND_ASSIGN(ResealReport again, Reseal(*db, rotated->current_key_id(), false));
+  EXPECT_EQ(again.resealed, 0);
+  EXPECT_EQ(again.before[rotated->current_key_id()], kRows);
+  db.reset();
+
+  ASSERT_OK_AND_ASSIGN(auto reopened, Database::Open(path, kSchema, Ring({'b'})));
+  ASSERT_THAT(reopened->Read([&](Txn& txn) -> absl::Status {
+    for (int i = 0; i < kRows; ++i) {
+      ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, SampleReferral(i, "").referral_id()));
+      EXPECT_EQ(r.package().sar().subjects(0).full_name(), absl::StrCat("Person ", i));
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+}
+
+}  // namespace
+}  // namespace sarloop
