@@ -56,6 +56,7 @@ absl::Status CheckFreeText(absl::string_view field, const std::string& value, co
 }  // namespace
 
 absl::Status CheckNoSubjectData(const v1::LifecycleEvent& event, const v1::Sar& sar) {
+  RETURN_IF_ERROR(CheckFreeText("thr.rationale", event.thr().rationale(), sar));
   RETURN_IF_ERROR(CheckFreeText("reason", event.reason(), sar));
   return CheckFreeText("outcome.learning_summary", event.outcome().learning_summary(), sar);
 }

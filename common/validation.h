@@ -40,8 +40,8 @@ absl::Status CheckTextList(absl::string_view field,
                            const google::protobuf::RepeatedPtrField<std::string>& values,
                            int max_count, size_t max_chars);
 
-// Data minimisation: the free text an event carries to ukfiu and the NCA (a decline reason, an
-// outcome's learning summary) must not name a subject of `sar` or give a date of birth. Names are
+// Data minimisation: the free text an event carries to ukfiu and the NCA (a THR rationale, a
+// decline, withdrawal or redirection reason, an outcome's learning summary) must not name a subject of `sar` or give a date of birth. Names are
 // matched as whole words, ignoring case; INVALID_ARGUMENT naming the field, not the name.
 absl::Status CheckNoSubjectData(const v1::LifecycleEvent& event, const v1::Sar& sar);
 

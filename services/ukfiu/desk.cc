@@ -186,6 +186,10 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const 
         absl::StrCat("organisation: ", sar.sar_id(), " is already referred to ", org, " (",
                      open[0].Text(0), ") and that referral is open"));
   }
+  // The THR assessment travels to the NCA with the DISPATCHED event.
+  v1::LifecycleEvent thr_only;
+  *thr_only.mutable_thr() = thr;
+  RETURN_IF_ERROR(CheckNoSubjectData(thr_only, sar));
   // Deconfliction: another organisation already holds an open referral about a subject of this
   // SAR (by pseudonymous reference).
   ASSIGN_OR_RETURN(auto others,
@@ -285,6 +289,8 @@ absl::StatusOr<v1::WithdrawReferralResponse> Desk::Withdraw(
         v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_WITHDRAWN, r.referral_id(), "UKFIU",
                                         r.organisation(), call.actor, now);
         e.set_reason(request.reason());
+        ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, r.sar_id()));
+        RETURN_IF_ERROR(CheckNoSubjectData(e, sar));
         RETURN_IF_ERROR(Emit(txn, e, EndingDestinations(r), now));
         ASSIGN_OR_RETURN(*response.mutable_referral(), Refresh(txn, r.referral_id(), now));
         return absl::OkStatus();
@@ -315,6 +321,7 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
         v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_REDIRECTED, old.referral_id(), "UKFIU",
                                         old.organisation(), call.actor, now);
         e.set_reason(request.reason());
+        RETURN_IF_ERROR(CheckNoSubjectData(e, sar));
         RETURN_IF_ERROR(AppendEvent(txn, e).status());
         ASSIGN_OR_RETURN(old, Refresh(txn, old.referral_id(), now));
         ASSIGN_OR_RETURN(v1::Referral fresh,

@@ -94,6 +94,26 @@ TEST_F(UkfiuDeskTest, ReferralGoesToTheForceWithItsPackageAndToTheNcaWithout) {
                                     std::make_tuple("NCA", v1::EVENT_TYPE_DISPATCHED, false)));
 }
 
+TEST_F(UkfiuDeskTest, TextBoundForTheNcaMayNotNameTheSubject) {
+  const std::string sar = Submit("Morwenna Trelawney");
+  v1::ReferSarRequest req;
+  req.set_request_id("r1");
+  req.set_sar_id(sar);
+  req.set_organisation("NFK");
+  *req.mutable_thr() = SampleThr();
+  req.mutable_thr()->set_rationale("Trelawney has PNC access and debts");
+  EXPECT_THAT(desk_->Refer(call_, req),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("thr.rationale")));
+  EXPECT_THAT(Outbox(), ElementsAre());  // nothing was dispatched
+  ASSERT_OK_AND_ASSIGN(auto referred, Refer(sar, "NFK"));
+  v1::WithdrawReferralRequest withdraw;
+  withdraw.set_request_id("w1");
+  withdraw.set_referral_id(referred.referral().referral_id());
+  withdraw.set_reason("reporter says morwenna repaid");
+  EXPECT_THAT(desk_->Withdraw(call_, withdraw),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reason")));
+}
+
 TEST_F(UkfiuDeskTest, SubjectReferencesArePseudonymousAndStable) {
   v1::Subject a;
   a.set_full_name("Jane  EXAMPLE");
