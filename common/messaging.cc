@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -14,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/fault.h"
 #include "common/ids.h"
 #include "common/sealed.h"
 #include "common/status.h"
@@ -246,6 +248,8 @@ class AsioDeliveryWorker : public DeliveryWorker {
     bool in_backoff = false;
     std::mt19937_64 rng;
     std::thread thread;
+    // Test builds only (fault::DuplicatePercent): batches already delivered, to replay.
+    std::deque<v1::DeliverRequest> sent;
   };
 
   void Schedule(Loop& l, absl::Duration delay) {
@@ -297,6 +301,9 @@ class AsioDeliveryWorker : public DeliveryWorker {
       RecordError(seqs.front(), response.status());
       return response.status();
     }
+    // Delivered, not yet marked: after a crash here the batch is sent again.
+    fault::CrashPoint("outbox.after_send");
+    if (fault::DuplicatePercent() > 0) Duplicate(l, request);
     const int answered = std::min(response->results_size(), static_cast<int>(seqs.size()));
     const absl::Time now = clock_.Now();
     RETURN_IF_ERROR(db_.Transact([&](Txn& txn) -> absl::Status {
@@ -324,6 +331,22 @@ class AsioDeliveryWorker : public DeliveryWorker {
       return partial;
     }
     return static_cast<int>(seqs.size()) == options_.batch_size;
+  }
+
+  // The fault suite's duplicates on the wire: this batch again, and an old one replayed, as a
+  // network or a confused sender might. Receivers must take each message once.
+  void Duplicate(Loop& l, const v1::DeliverRequest& request) {
+    std::uniform_int_distribution<int> percent(0, 99);
+    if (percent(l.rng) >= fault::DuplicatePercent()) return;
+    spdlog::info("fault injection: sending a batch of {} to {} again, and replaying an older one",
+                 request.envelopes_size(), l.destination);
+    (void)transport_.Deliver(l.destination, request);
+    if (!l.sent.empty()) {
+      std::uniform_int_distribution<size_t> pick(0, l.sent.size() - 1);
+      (void)transport_.Deliver(l.destination, l.sent[pick(l.rng)]);
+    }
+    l.sent.push_back(request);
+    if (l.sent.size() > 16) l.sent.pop_front();
   }
 
   void RecordError(int64_t seq, const absl::Status& error) {
@@ -384,6 +407,7 @@ absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
                                             {env.message_id()}));
       v1::EnvelopeResult* result = response.add_results();
       result->set_message_id(env.message_id());
+      fault::CrashPoint("receive.after_dedup");
       if (!seen.empty()) {
         // A replay of a rejected message is rejected again, with the same reason.
         if (seen[0].Int(0) == v1::DELIVERY_STATUS_REJECTED) {
@@ -413,6 +437,7 @@ absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
       RETURN_IF_ERROR(txn.Exec(
           "INSERT INTO inbox_seen (message_id, received_at, status, detail) VALUES (?, ?, ?, ?)",
           {env.message_id(), ToMicros(now), int64_t{result->status()}, result->detail()}));
+      if (response.results_size() < request.envelopes_size()) fault::CrashPoint("receive.mid_batch");
     }
     return audit ? audit->RecordInTransaction(txn) : absl::OkStatus();
   }));

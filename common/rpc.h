@@ -13,6 +13,7 @@
 #include "common/audit.h"
 #include "common/call.h"
 #include "common/clock.h"
+#include "common/fault.h"
 #include "common/identity.h"
 #include "common/status.h"
 
@@ -53,6 +54,8 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& ed
   call.audit = &audit;
   if (id.ok()) status = body(static_cast<const Call&>(call));
   audit.Finish(status);
+  // The effect is committed; the caller has not heard. Its retry (same request_id) must find it.
+  fault::CrashPoint("rpc.before_reply");
   return Finish(ctx, status);
 }
 

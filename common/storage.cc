@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/fault.h"
 #include "common/status.h"
 
 namespace sarloop {
@@ -95,9 +96,11 @@ class SqliteDatabase : public Database {
     if (mode.empty() || mode[0].Text(0) != "wal") {
       return absl::UnavailableError("SQLite did not enter WAL mode");
     }
-    RETURN_IF_ERROR(txn.Exec("PRAGMA synchronous = FULL", {}));
+    // The fault suite's unsafe mode proves its power-loss test fails without FULL.
+    const bool unsafe = fault::Unsafe("sync_normal");
+    RETURN_IF_ERROR(txn.Exec(unsafe ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", {}));
     ASSIGN_OR_RETURN(auto sync, txn.Query("PRAGMA synchronous", {}));
-    if (sync.empty() || sync[0].Int(0) != 2) {
+    if (sync.empty() || sync[0].Int(0) != (unsafe ? 1 : 2)) {
       return absl::UnavailableError("SQLite did not take synchronous=FULL");
     }
     RETURN_IF_ERROR(txn.Exec("PRAGMA foreign_keys = ON", {}));
@@ -150,6 +153,8 @@ class SqliteDatabase : public Database {
 
   absl::Status RunLocked(const char* begin, const std::function<absl::Status(Txn&)>& fn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // The fault suite's unsafe "ack_before_commit" left the previous transaction open.
+    if (!sqlite3_get_autocommit(db_)) RETURN_IF_ERROR(Commit());
     int rc = sqlite3_exec(db_, begin, nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) return SqliteError(db_, rc, begin);
     SqliteTxn txn(this);
@@ -158,7 +163,19 @@ class SqliteDatabase : public Database {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       return status;
     }
-    rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+    fault::CrashPoint("storage.before_commit");
+    // Unsafe mode (test builds only): report success now and commit at the next transaction, the
+    // bug the power-loss test must catch.
+    if (fault::Unsafe("ack_before_commit") && std::string_view(begin) == "BEGIN IMMEDIATE") {
+      return absl::OkStatus();
+    }
+    RETURN_IF_ERROR(Commit());
+    fault::CrashPoint("storage.after_commit");
+    return absl::OkStatus();
+  }
+
+  absl::Status Commit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) {
       absl::Status err = SqliteError(db_, rc, "COMMIT");
       // A failed COMMIT may leave the transaction open; make sure nothing of it survives.

@@ -47,7 +47,9 @@ namespace sarloop::synth {
 namespace {
 
 constexpr auto kCallDeadline = std::chrono::seconds(10);
-constexpr int kMaxAttempts = 8;
+// Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, ...) are retried with the same request for
+// this long; --patience raises it for runs where services are killed and restarted.
+absl::Duration patience = absl::Seconds(15);
 constexpr int64_t kDay = 24 * 3600;
 
 struct Flags {
@@ -59,6 +61,7 @@ struct Flags {
   bool seed_given = false;
   int threads = 8;
   int timeout_seconds = 60;
+  int patience_seconds = 15;
   std::string json_summary;
   bool dry_run = false;
 };
@@ -67,7 +70,9 @@ struct Flags {
   std::cerr << "sarloop-synth: " << error << "\n"
             << "usage: sarloop-synth --pki DIR [--base-port N] [--clock-file FILE] [--sars N]\n"
                "                     [--seed N] [--threads N] [--timeout SECONDS]\n"
-               "                     [--json-summary FILE] [--dry-run]\n"
+               "                     [--patience SECONDS] [--json-summary FILE] [--dry-run]\n"
+               "--patience: how long a call is retried while its service is unreachable "
+               "(default 15).\n"
                "--dry-run prints the scenario and the counts it expects without calling the "
                "chain.\n";
   std::exit(2);
@@ -108,6 +113,8 @@ Flags ParseFlags(int argc, char** argv) {
       number(&f.threads);
     } else if (arg == "--timeout") {
       number(&f.timeout_seconds);
+    } else if (arg == "--patience") {
+      number(&f.patience_seconds);
     } else if (arg == "--json-summary") {
       f.json_summary = value;
     } else {
@@ -125,6 +132,7 @@ Flags ParseFlags(int argc, char** argv) {
   }
   if (f.base_port < 1 || f.base_port > 65500) Usage("--base-port out of range");
   if (f.timeout_seconds < 1) Usage("--timeout must be positive");
+  if (f.patience_seconds < 1) Usage("--patience must be positive");
   if (f.clock_file.empty()) {
     f.clock_file =
         (std::filesystem::path(f.pki).lexically_normal().parent_path() / "clock-offset").string();
@@ -208,13 +216,14 @@ bool Transient(grpc::StatusCode code) {
 grpc::Status Call(const std::string& user,
                   const std::function<grpc::Status(grpc::ClientContext*)>& call) {
   auto backoff = std::chrono::milliseconds(50);
-  for (int attempt = 1;; ++attempt) {
+  const absl::Time give_up = absl::Now() + patience;
+  for (;;) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
     ctx.set_wait_for_ready(true);
     ctx.AddMetadata("x-sarloop-user", user);
     grpc::Status status = call(&ctx);
-    if (status.ok() || !Transient(status.error_code()) || attempt >= kMaxAttempts) return status;
+    if (status.ok() || !Transient(status.error_code()) || absl::Now() >= give_up) return status;
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
   }
@@ -651,6 +660,10 @@ class Driver {
     std::optional<v1::GetSummaryResponse> final_summary;
     std::vector<std::string> mismatches;
     Phase("NCA summary matches", [&] { final_summary = AwaitSummary(*baseline, mismatches); });
+    Phase("every referral once, as planned", [&] {
+      std::vector<std::string> wrong = CheckEntries(*baseline);
+      mismatches.insert(mismatches.end(), wrong.begin(), wrong.end());
+    });
     std::vector<std::string> deconfliction;
     int flagged = 0;
     Phase("deconfliction check",
@@ -1149,6 +1162,43 @@ class Driver {
     return last;
   }
 
+  // Referral by referral: each of this run's referrals is in the register once, in the state its
+  // path ends in, with the outcome it was given; and the register holds nothing else this run
+  // made (a duplicated referral would be an extra entry).
+  std::vector<std::string> CheckEntries(const v1::GetSummaryResponse& baseline) {
+    std::vector<std::string> out;
+    const auto reg = NcaRegister(chain_);
+    std::set<std::string> seen;
+    for (size_t i = 0; i < s_.referrals.size(); ++i) {
+      const ReferralPlan& r = s_.referrals[i];
+      auto it = reg.find(ids_[i]);
+      if (it == reg.end()) {
+        out.push_back(absl::StrCat(ids_[i], " (", r.organisation, ") is not in the register"));
+        continue;
+      }
+      if (!seen.insert(ids_[i]).second) {
+        out.push_back(absl::StrCat(ids_[i], " was acknowledged twice"));
+      }
+      const v1::RegisterEntry& e = it->second;
+      if (e.state() != FinalState(r.path)) {
+        out.push_back(absl::StrCat(ids_[i], " (", r.organisation, ", ", PathName(r.path),
+                                   ") is ", v1::ReferralState_Name(e.state()), ", expected ",
+                                   v1::ReferralState_Name(FinalState(r.path))));
+      }
+      if (HasOutcome(r.path) && e.outcome().type() != r.outcome.type()) {
+        out.push_back(absl::StrCat(ids_[i], " has outcome ", v1::OutcomeType_Name(e.outcome().type()),
+                                   ", expected ", v1::OutcomeType_Name(r.outcome.type())));
+      }
+    }
+    const int64_t expected_total =
+        baseline.total().referred() + static_cast<int64_t>(s_.referrals.size());
+    if (static_cast<int64_t>(reg.size()) != expected_total) {
+      out.push_back(absl::StrCat("the register holds ", reg.size(), " entries, expected ",
+                                 expected_total));
+    }
+    return out;
+  }
+
   // Every pair of this run's referrals to different organisations that share a subject has at
   // least one side flagged, and (on a register that was empty before the run, where no earlier
   // referral can be involved) no referral is flagged with an organisation it shares no subject
@@ -1237,6 +1287,7 @@ class Driver {
 int main(int argc, char** argv) {
   namespace synth = sarloop::synth;
   const synth::Flags flags = synth::ParseFlags(argc, argv);
+  synth::patience = absl::Seconds(flags.patience_seconds);
   // Request ids are unique per run (a rerun against the same chain is a new scenario); the
   // scenario itself follows from the seed alone.
   std::mt19937_64 run_rng(std::random_device{}());

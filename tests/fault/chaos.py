@@ -1,0 +1,264 @@
+#!/usr/bin/python3
+"""The fault suite's harness: a load driver and a chaos driver against the real chain.
+
+Starts the whole chain on loopback (deploy/local/sarloop-local, mTLS) from the services' test
+builds, drives a synthetic scenario through every hop and every decision path (sarloop-synth,
+which retries a failed call with the same request_id), and meanwhile breaks things:
+
+  --mode kill          SIGKILLs a random service at random moments and restarts it;
+  --mode crash-points  lets the services kill themselves at the named crash points (fault
+                       injector, tests/fault/fault_injector.cc) and restarts them.
+
+Delivered batches are also sent twice, with an old batch replayed (--duplicate-percent). At the
+end it checks: the register equals the scenario referral by referral, exactly once (sarloop-synth's
+own check); no outbox holds a pending message; every service's audit chain verifies. Every run
+prints its seed; the same seed replays the same scenario and the same kill schedule.
+
+  tests/fault/chaos.py BUILD_DIR                        # CI size: >= 10,000 referrals, >= 100 kills
+  tests/fault/chaos.py BUILD_DIR --soak                 # soak: >= 100,000 referrals, >= 1,000 kills
+  tests/fault/chaos.py BUILD_DIR --mode crash-points    # every crash point, many times
+"""
+
+import argparse
+import collections
+import os
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LOCAL = os.path.join(REPO, "deploy", "local", "sarloop-local")
+SERVICES = ["ukfiu", "nca", "force-NFK", "force-SFK", "force-MPS", "force-BF",
+            "racu-ERSOU", "racu-NCAACU"]
+# Crash points and their chance per thousand of killing the process when reached. The frequent
+# points (every transaction, every reply) get small chances, the rare ones larger, so that each
+# fires many times in a CI-size run.
+CRASH_POINTS = {
+    "rpc.before_reply": 6,
+    "storage.before_commit": 2,
+    "storage.after_commit": 2,
+    "outbox.after_send": 40,
+    "receive.after_dedup": 8,
+    "receive.mid_batch": 15,
+}
+
+
+class Checks:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, what):
+        if ok:
+            self.passed += 1
+            print(f"ok   {what}", flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL {what}", flush=True)
+
+
+def pid_of(chain, name):
+    try:
+        with open(os.path.join(chain, "run", f"{name}.pid")) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid):
+    """Whether pid is a live process (not gone, not a zombie awaiting its reaper)."""
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def service_alive(chain, name):
+    return alive(pid_of(chain, name))
+
+
+def start(chain, name, env):
+    for attempt in range(20):
+        r = subprocess.run([LOCAL, "start", name, chain], env=env, capture_output=True, text=True)
+        if r.returncode == 0:
+            return True
+        time.sleep(0.2)
+    print(f"could not restart {name}:\n{r.stdout}{r.stderr}", flush=True)
+    return False
+
+
+def pending_and_rejected(chain):
+    pending = rejected = 0
+    for db in sorted(os.listdir(os.path.join(chain, "data"))):
+        if not db.endswith(".db"):
+            continue
+        con = sqlite3.connect(f"file:{os.path.join(chain, 'data', db)}?mode=ro", uri=True,
+                              timeout=10)
+        try:
+            p, r = con.execute("SELECT COALESCE(SUM(status = 0), 0), COALESCE(SUM(status = 2), 0) "
+                               "FROM outbox").fetchone()
+        finally:
+            con.close()
+        pending += p
+        rejected += r
+    return pending, rejected
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("build", help="the build tree (holds tests/fault/sarloop-*-faults)")
+    ap.add_argument("--mode", choices=["kill", "crash-points"], default="kill")
+    ap.add_argument("--sars", type=int, help="SARs to submit (about 30%% become referrals)")
+    ap.add_argument("--min-referrals", type=int)
+    ap.add_argument("--min-kills", type=int)
+    ap.add_argument("--soak", action="store_true", help="10 times the CI size")
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--duplicate-percent", type=int, default=15)
+    ap.add_argument("--mean-interval", type=float, default=0.8,
+                    help="mean seconds between kills (--mode kill)")
+    ap.add_argument("--base-port", type=int, default=7700)
+    ap.add_argument("--settle-timeout", type=int, default=900,
+                    help="seconds sarloop-synth waits for the chain to settle after each phase")
+    ap.add_argument("--keep", action="store_true", help="keep the chain directory")
+    ap.add_argument("--unsafe", default="",
+                    help="unsafe modes for the services (sync_normal, ack_before_commit): the "
+                         "run must then fail, which shows the checks have teeth")
+    a = ap.parse_args()
+
+    scale = 10 if a.soak else 1
+    if a.mode == "kill":
+        sars = a.sars or 34000 * scale
+        min_referrals = a.min_referrals if a.min_referrals is not None else 10000 * scale
+        min_kills = a.min_kills if a.min_kills is not None else 100 * scale
+    else:
+        sars = a.sars or 6000 * scale
+        min_referrals = a.min_referrals if a.min_referrals is not None else 1500 * scale
+        min_kills = a.min_kills if a.min_kills is not None else 3 * scale  # per crash point
+    seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1, 2**31)
+    rng = random.Random(seed)
+    build = os.path.abspath(a.build)
+    print(f"chaos: mode {a.mode}, seed {seed}, {sars} SARs, duplicates {a.duplicate_percent}% "
+          f"(rerun: {sys.argv[0]} {a.build} --mode {a.mode} --seed {seed}"
+          f"{' --soak' if a.soak else ''})", flush=True)
+
+    chain = tempfile.mkdtemp(prefix="sarloop-chaos-")
+    env = dict(os.environ, SARLOOP_BUILD=build, SARLOOP_BASE_PORT=str(a.base_port),
+               SARLOOP_FAULTS="1", SARLOOP_DUPLICATE_PERCENT=str(a.duplicate_percent),
+               SARLOOP_CRASH_SEED=str(seed))
+    if a.unsafe:
+        env["SARLOOP_UNSAFE"] = a.unsafe
+    if a.mode == "crash-points":
+        env["SARLOOP_CRASH_POINTS"] = ",".join(f"{p}:{c}" for p, c in CRASH_POINTS.items())
+    checks = Checks()
+    t0 = time.time()
+    try:
+        r = subprocess.run([LOCAL, "up", chain], env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            print(r.stdout, r.stderr)
+            checks.check(False, "the chain starts")
+            return checks
+        synth_log = open(os.path.join(chain, "synth.log"), "w")
+        synth = subprocess.Popen(
+            [os.path.join(build, "tools", "synth", "sarloop-synth"), "--pki",
+             os.path.join(chain, "pki"), "--sars", str(sars), "--seed", str(seed),
+             "--patience", "300", "--timeout", str(a.settle_timeout), "--threads", "8"],
+            stdout=synth_log, stderr=subprocess.STDOUT, env=env)
+        kills = restarts = 0
+        next_kill = time.time() + rng.expovariate(1 / a.mean_interval)
+        while synth.poll() is None:
+            for name in SERVICES:
+                if not service_alive(chain, name):
+                    restarts += 1
+                    start(chain, name, env)
+            if a.mode == "kill" and time.time() >= next_kill:
+                name = rng.choice(SERVICES)
+                pid = pid_of(chain, name)
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+                    while alive(pid):
+                        time.sleep(0.01)
+                    kills += 1
+                    time.sleep(rng.uniform(0, 0.3))
+                    start(chain, name, env)
+                next_kill = time.time() + rng.expovariate(1 / a.mean_interval)
+            time.sleep(0.05)
+        synth_log.close()
+        with open(os.path.join(chain, "synth.log")) as f:
+            synth_out = f.read()
+        print("--- sarloop-synth (tail) ---\n" + "\n".join(synth_out.splitlines()[-12:]), flush=True)
+        m = re.search(r"SARs \(\d+ subjects\), (\d+) referrals", synth_out)
+        referrals = int(m.group(1)) if m else 0
+        if a.unsafe:
+            # The services were told to break the durability contract: the run must notice.
+            checks.check(synth.returncode != 0,
+                         f"with {a.unsafe} an acknowledged step is lost and the checks say so "
+                         f"(sarloop-synth exit {synth.returncode})")
+            return checks
+        checks.check(synth.returncode == 0,
+                     "the register equals the scenario, every referral exactly once "
+                     f"(sarloop-synth exit {synth.returncode})")
+        checks.check(referrals >= min_referrals, f"{referrals} referrals (at least {min_referrals})")
+
+        for name in SERVICES:
+            if not service_alive(chain, name):
+                start(chain, name, env)
+        deadline = time.time() + 120
+        while True:
+            pending, rejected = pending_and_rejected(chain)
+            if pending == 0 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        checks.check(pending == 0, f"no outbox holds a pending message ({pending} pending, "
+                                   f"{rejected} refused permanently by their receivers)")
+        subprocess.run([LOCAL, "down", chain], env=env, capture_output=True)
+
+        crashes = collections.Counter()
+        resent = 0
+        for log in os.listdir(os.path.join(chain, "logs")):
+            with open(os.path.join(chain, "logs", log), errors="replace") as f:
+                text = f.read()
+            for point in re.findall(r"fault injector: crash at (\S+)", text):
+                crashes[point] += 1
+            resent += len(re.findall(r"fault injection: sending a batch", text))
+        checks.check(a.duplicate_percent == 0 or resent > 0,
+                     f"{resent} delivered batches sent twice, each with an older one replayed")
+        if a.mode == "kill":
+            checks.check(kills >= min_kills, f"{kills} SIGKILLs survived (at least {min_kills})")
+        else:
+            for point in CRASH_POINTS:
+                checks.check(crashes[point] >= min_kills,
+                             f"crash point {point}: {crashes[point]} crashes survived "
+                             f"(at least {min_kills})")
+        ctl = os.path.join(build, "tools", "sarloopctl")
+        for db in sorted(os.listdir(os.path.join(chain, "data"))):
+            if db.endswith(".db"):
+                r = subprocess.run([ctl, "audit", "verify", "--database",
+                                    os.path.join(chain, "data", db)], capture_output=True, text=True)
+                checks.check(r.returncode == 0,
+                             f"audit chain of {db[:-3]} verifies: {(r.stdout + r.stderr).strip()}")
+        print(f"chaos: {kills} kills, {sum(crashes.values())} crash-point crashes, {restarts} "
+              f"restarts of crashed services, {referrals} referrals, {time.time() - t0:.0f} s, "
+              f"seed {seed}", flush=True)
+    finally:
+        subprocess.run([LOCAL, "down", chain], env=env, capture_output=True)
+        if a.keep or checks.failed:
+            print(f"chain kept in {chain}")
+        else:
+            shutil.rmtree(chain, ignore_errors=True)
+    return checks
+
+
+if __name__ == "__main__":
+    result = main()
+    print(f"{result.passed} passed, {result.failed} failed")
+    sys.exit(0 if result.failed == 0 else 1)

@@ -1,0 +1,111 @@
+// The fault injector of the services' test builds (sarloop-<kind>-faults), driven by environment
+// variables so the fault harness (tests/fault/chaos.py) can aim it:
+//
+//   SARLOOP_CRASH_POINTS      comma-separated crash points, each optionally with its own chance
+//                             ("rpc.before_reply:2,receive.mid_batch:50"), or "all"
+//   SARLOOP_CRASH_PERMILLE    chance per thousand that reaching a point kills the process, for
+//                             points listed without their own
+//   SARLOOP_CRASH_SEED        seed for those draws (default: random; logged at start)
+//   SARLOOP_CRASH_GRACE_MS    no crash in the first N ms after start (default 1500), so a restarted
+//                             service gets up before it can fall again
+//   SARLOOP_UNSAFE            comma-separated unsafe modes (sync_normal, ack_before_commit)
+//   SARLOOP_DUPLICATE_PERCENT percent of delivered batches sent twice (plus an old one replayed)
+//
+// A crash is SIGKILL raised by the process itself: no destructor, no flush, no atexit handler
+// runs, exactly as when an operator or the OOM killer sends kill -9.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "common/fault.h"
+
+namespace sarloop::fault {
+namespace {
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+int EnvInt(const char* name, int fallback) {
+  int v = 0;
+  return absl::SimpleAtoi(Env(name), &v) ? v : fallback;
+}
+
+class EnvInjector : public Injector {
+ public:
+  EnvInjector()
+      : start_(std::chrono::steady_clock::now()),
+        permille_(EnvInt("SARLOOP_CRASH_PERMILLE", 0)),
+        grace_(std::chrono::milliseconds(EnvInt("SARLOOP_CRASH_GRACE_MS", 1500))),
+        duplicate_percent_(EnvInt("SARLOOP_DUPLICATE_PERCENT", 0)) {
+    for (absl::string_view p : absl::StrSplit(Env("SARLOOP_CRASH_POINTS"), ',', absl::SkipEmpty())) {
+      std::pair<std::string, std::string> kv = absl::StrSplit(p, absl::MaxSplits(':', 1));
+      int chance = permille_;
+      if (!kv.second.empty() && !absl::SimpleAtoi(kv.second, &chance)) chance = permille_;
+      points_[kv.first] = chance;
+    }
+    for (absl::string_view m : absl::StrSplit(Env("SARLOOP_UNSAFE"), ',', absl::SkipEmpty())) {
+      unsafe_.insert(std::string(m));
+    }
+    uint64_t seed = 0;
+    if (!absl::SimpleAtoi(Env("SARLOOP_CRASH_SEED"), &seed)) seed = std::random_device{}();
+    seed ^= static_cast<uint64_t>(::getpid()) << 32;  // each restart draws differently
+    rng_.seed(seed);
+    std::fprintf(stderr,
+                 "fault injector: crash points [%s] at %d/1000 (seed %llu), unsafe [%s], "
+                 "duplicates %d%%\n",
+                 Env("SARLOOP_CRASH_POINTS").c_str(), permille_,
+                 static_cast<unsigned long long>(seed), Env("SARLOOP_UNSAFE").c_str(),
+                 duplicate_percent_);
+  }
+
+  void Reached(const char* point) override {
+    auto it = points_.find(point);
+    if (it == points_.end()) it = points_.find("all");
+    if (it == points_.end() || it->second <= 0) return;
+    if (std::chrono::steady_clock::now() - start_ < grace_) return;
+    {
+      std::lock_guard lock(mu_);
+      if (std::uniform_int_distribution<int>(0, 999)(rng_) >= it->second) return;
+    }
+    // One unbuffered write, so the harness can count crashes per point from the log.
+    char line[160];
+    const int n = std::snprintf(line, sizeof line, "fault injector: crash at %s\n", point);
+    (void)!::write(STDERR_FILENO, line, n);
+    ::raise(SIGKILL);
+  }
+
+  bool Unsafe(const char* mode) override { return unsafe_.count(mode) > 0; }
+  int DuplicatePercent() override { return duplicate_percent_; }
+
+ private:
+  const std::chrono::steady_clock::time_point start_;
+  const int permille_;
+  const std::chrono::milliseconds grace_;
+  const int duplicate_percent_;
+  std::map<std::string, int> points_;  // point (or "all") -> chance per thousand
+  std::set<std::string> unsafe_;
+  std::mutex mu_;
+  std::mt19937_64 rng_;
+};
+
+// Installed before main runs: this object file is linked only into the test builds.
+const bool installed = [] {
+  static EnvInjector injector;
+  Install(&injector);
+  return true;
+}();
+
+}  // namespace
+}  // namespace sarloop::fault
