@@ -437,7 +437,8 @@ absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
       RETURN_IF_ERROR(txn.Exec(
           "INSERT INTO inbox_seen (message_id, received_at, status, detail) VALUES (?, ?, ?, ?)",
           {env.message_id(), ToMicros(now), int64_t{result->status()}, result->detail()}));
-      if (response.results_size() < request.envelopes_size()) fault::CrashPoint("receive.mid_batch");
+      if (response.results_size() < request.envelopes_size())
+        fault::CrashPoint("receive.mid_batch");
     }
     return audit ? audit->RecordInTransaction(txn) : absl::OkStatus();
   }));

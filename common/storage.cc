@@ -98,7 +98,8 @@ class SqliteDatabase : public Database {
     }
     // The fault suite's unsafe mode proves its power-loss test fails without FULL.
     const bool unsafe = fault::Unsafe("sync_normal");
-    RETURN_IF_ERROR(txn.Exec(unsafe ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", {}));
+    RETURN_IF_ERROR(
+        txn.Exec(unsafe ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", {}));
     ASSIGN_OR_RETURN(auto sync, txn.Query("PRAGMA synchronous", {}));
     if (sync.empty() || sync[0].Int(0) != (unsafe ? 1 : 2)) {
       return absl::UnavailableError("SQLite did not take synchronous=FULL");

@@ -49,7 +49,8 @@ class EnvInjector : public Injector {
         permille_(EnvInt("SARLOOP_CRASH_PERMILLE", 0)),
         grace_(std::chrono::milliseconds(EnvInt("SARLOOP_CRASH_GRACE_MS", 1500))),
         duplicate_percent_(EnvInt("SARLOOP_DUPLICATE_PERCENT", 0)) {
-    for (absl::string_view p : absl::StrSplit(Env("SARLOOP_CRASH_POINTS"), ',', absl::SkipEmpty())) {
+    for (absl::string_view p :
+         absl::StrSplit(Env("SARLOOP_CRASH_POINTS"), ',', absl::SkipEmpty())) {
       std::pair<std::string, std::string> kv = absl::StrSplit(p, absl::MaxSplits(':', 1));
       int chance = permille_;
       if (!kv.second.empty() && !absl::SimpleAtoi(kv.second, &chance)) chance = permille_;
