@@ -7,9 +7,11 @@
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/server_callback.h>
 
+#include <atomic>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/admission.h"
 #include "common/audit.h"
 #include "common/call.h"
 #include "common/clock.h"
@@ -26,16 +28,25 @@ inline grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
-// Where calls are recorded: the service's database (null disables auditing, for unit tests).
+// What every call passes: the bound on calls in flight (null: none, for unit tests), and where
+// calls are recorded, the service's database (null disables auditing, for unit tests).
 struct Edge {
   Database* audit_db = nullptr;
   Clock* clock = nullptr;
+  Admission* admission = nullptr;
 };
 
 // `body(const Call&)` returns absl::Status. `referral_id` is what the call concerns, if anything.
 template <typename Body>
 grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& edge,
                                 const char* method, const std::string& referral_id, Body&& body) {
+  // Overload: refused before any work, and not audited (the audit write would be the very load
+  // being shed); Admission counts the refusals.
+  if (edge.admission != nullptr && edge.admission->Shed(ctx)) {
+    return Finish(ctx, RetryLater(absl::StatusCode::kResourceExhausted,
+                                  "server busy: too many calls in progress; retry later",
+                                  absl::Milliseconds(250)));
+  }
   absl::StatusOr<Identity> id = PeerIdentity(*ctx);
   AuditEntry entry;
   entry.at = edge.clock->Now();

@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -40,6 +41,9 @@ void SetUpLogging(const v1::ServiceConfig& config) {
   logger->set_level(spdlog::level::from_str(config.log_level()));
   spdlog::set_default_logger(logger);
 }
+
+// The health service name under which the outbox reports stuck messages.
+constexpr char kOutboxHealth[] = "sarloop.outbox";
 
 class OpsService final : public v1::Ops::CallbackService {
  public:
@@ -125,7 +129,9 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
   ASSIGN_OR_RETURN(std::unique_ptr<AuditCheckpointer> checkpointer,
                    AuditCheckpointer::Create(*db, config.audit_key_file(),
                                              config.database() + ".audit-checkpoints"));
-  ServiceContext context{config, *db, *clock, *worker, *reference, Edge{db.get(), clock.get()}};
+  Admission admission(config.max_inflight_calls());
+  ServiceContext context{config,  *db,        *clock,
+                         *worker, *reference, Edge{db.get(), clock.get(), &admission}};
   ASSIGN_OR_RETURN(ServiceParts parts, build(context));
   OpsService ops(context.edge, *db, *clock);
 
@@ -140,6 +146,15 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
   // so a revoked or rotated certificate stops being honoured within that time.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 10 * 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
+  // Overload: bounded memory for calls and connections, and bounded streams per connection;
+  // Admission (in Serve) bounds the calls being handled.
+  grpc::ResourceQuota quota("sarloop");
+  quota.Resize(static_cast<size_t>(config.grpc_memory_mib()) * 1024 * 1024);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 100);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
+  counters.push_back(admission.InterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(counters));
   for (auto& s : parts.services) builder.RegisterService(s.get());
   builder.RegisterService(&ops);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -182,15 +197,49 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
     });
   };
   arm_checkpoint();
+  // Health, every second: NOT_SERVING while storage refuses writes (until a probe write succeeds
+  // again); the "sarloop.outbox" service NOT_SERVING while a message has waited longer than
+  // delivery.stuck_after_seconds.
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  boost::asio::steady_timer health_timer(io);
+  bool draining = false;
+  std::function<void()> arm_health = [&] {
+    health_timer.expires_after(std::chrono::seconds(1));
+    health_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec || draining) return;
+      const bool was_failing = db->WritesFailing();
+      const bool storage_ok = db->Probe().ok();
+      if (was_failing && storage_ok) spdlog::info("storage: writes succeed again");
+      health->SetServingStatus(storage_ok);
+      absl::StatusOr<std::vector<Backlog>> backlog = ReadBacklog(*db);
+      bool stuck = false;
+      if (backlog.ok()) {
+        const absl::Time limit =
+            clock->Now() - absl::Seconds(config.delivery().stuck_after_seconds());
+        for (const Backlog& b : *backlog) stuck |= b.pending > 0 && b.oldest_pending < limit;
+      }
+      health->SetServingStatus(kOutboxHealth, !stuck);
+      arm_health();
+    });
+  };
+  health->SetServingStatus(kOutboxHealth, true);
+  arm_health();
+  boost::asio::steady_timer drain_timer(io);
   signals.async_wait([&](const boost::system::error_code&, int signo) {
-    spdlog::info("signal {}: stopping", signo);
+    // Draining: still serving, but saying NOT_SERVING so balancers and peers go elsewhere.
+    spdlog::info("signal {}: draining for {} ms, then stopping", signo, config.shutdown_drain_ms());
+    draining = true;
+    health->SetServingStatus(false);
     timer.cancel();
-    checkpoint_timer.cancel();
-    io.stop();
+    health_timer.cancel();
+    drain_timer.expires_after(std::chrono::milliseconds(config.shutdown_drain_ms()));
+    drain_timer.async_wait([&](const boost::system::error_code&) {
+      checkpoint_timer.cancel();
+      io.stop();
+    });
   });
   io.run();
 
-  server->GetHealthCheckService()->SetServingStatus(false);
   // In-flight calls get a few seconds to finish; then they are cancelled (nothing is half-done:
   // each call's effect is one transaction).
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

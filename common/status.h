@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 #define SARLOOP_CONCAT_INNER_(a, b) a##b
 #define SARLOOP_CONCAT_(a, b) SARLOOP_CONCAT_INNER_(a, b)
@@ -36,6 +37,14 @@ namespace sarloop {
 // INVALID_ARGUMENT naming the offending field, e.g. FieldError("sar.narrative", "is required").
 // The field path is kept as a payload so the RPC edge can report it structurally.
 absl::Status FieldError(absl::string_view field, absl::string_view description);
+
+// A transient refusal (UNAVAILABLE, RESOURCE_EXHAUSTED) that tells the client when to retry: the
+// client sees a google.rpc.RetryInfo with `retry_after`.
+absl::Status RetryLater(absl::StatusCode code, absl::string_view message,
+                        absl::Duration retry_after);
+
+// The retry hint of a RetryLater status, or zero.
+absl::Duration RetryAfterOf(const absl::Status& status);
 
 // The field path of a FieldError, or empty.
 std::string FieldOf(const absl::Status& status);

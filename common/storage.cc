@@ -1,7 +1,10 @@
 #include "common/storage.h"
 
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <atomic>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -70,8 +73,30 @@ class SqliteDatabase : public Database {
   }
 
   absl::Status Transact(const std::function<absl::Status(Txn&)>& fn) override {
+    if (writes_failing_.load()) {
+      return RetryLater(
+          absl::StatusCode::kUnavailable,
+          absl::StrCat("storage cannot take writes (", FailureReason(), "); retry later"),
+          absl::Seconds(1));
+    }
     std::lock_guard lock(mu_);
     return RunLocked("BEGIN IMMEDIATE", fn);
+  }
+
+  bool WritesFailing() override { return writes_failing_.load(); }
+
+  absl::Status Probe() override {
+    if (!writes_failing_.load()) return absl::OkStatus();
+    std::lock_guard lock(mu_);
+    absl::Status s = RunLocked("BEGIN IMMEDIATE", [](Txn& txn) -> absl::Status {
+      RETURN_IF_ERROR(
+          txn.Exec("CREATE TABLE IF NOT EXISTS storage_probe "
+                   "(id INTEGER PRIMARY KEY, at INTEGER NOT NULL)"));
+      return txn.Exec("INSERT OR REPLACE INTO storage_probe (id, at) VALUES (1, ?)",
+                      {static_cast<int64_t>(::time(nullptr))});
+    });
+    if (s.ok()) writes_failing_.store(false);
+    return s;
   }
 
   absl::Status Read(const std::function<absl::Status(Txn&)>& fn) override {
@@ -161,6 +186,7 @@ class SqliteDatabase : public Database {
     SqliteTxn txn(this);
     absl::Status status = fn(txn);
     if (!status.ok()) {
+      NoteFailure();
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       return status;
     }
@@ -178,6 +204,7 @@ class SqliteDatabase : public Database {
   absl::Status Commit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) {
+      NoteFailure();
       absl::Status err = SqliteError(db_, rc, "COMMIT");
       // A failed COMMIT may leave the transaction open; make sure nothing of it survives.
       if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -186,6 +213,28 @@ class SqliteDatabase : public Database {
     return absl::OkStatus();
   }
 
+  // Disk full or an I/O error in the statement that just failed: stop taking writes.
+  void NoteFailure() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const int primary = sqlite3_errcode(db_) & 0xff;
+    if (primary != SQLITE_FULL && primary != SQLITE_IOERR) return;
+    {
+      std::lock_guard reason_lock(reason_mu_);
+      failure_ = sqlite3_errmsg(db_);
+    }
+    if (!writes_failing_.exchange(true)) {
+      spdlog::error("storage: a write failed ({}); refusing writes until one succeeds again",
+                    sqlite3_errmsg(db_));
+    }
+  }
+
+  std::string FailureReason() {
+    std::lock_guard reason_lock(reason_mu_);
+    return failure_;
+  }
+
+  std::atomic<bool> writes_failing_{false};
+  std::mutex reason_mu_;
+  std::string failure_;
   std::mutex mu_;
   sqlite3* const db_;
   const std::shared_ptr<const Keyring> keys_;

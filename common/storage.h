@@ -112,6 +112,13 @@ class Database {
 
   // The synchronous pragma as SQLite reports it (2 = FULL). For start-up checks and tests.
   virtual absl::StatusOr<int64_t> SynchronousMode() = 0;
+
+  // Storage health (DESIGN §6). Once a write fails for lack of space or an I/O error, every
+  // Transact is refused at once with UNAVAILABLE (and a retry delay) while Read still works, until
+  // Probe() manages to commit a write again. The service reports NOT_SERVING meanwhile.
+  virtual bool WritesFailing() = 0;
+  // Tries a small write; on success writes are taken again. OK when writes were not failing.
+  virtual absl::Status Probe() = 0;
 };
 
 }  // namespace sarloop

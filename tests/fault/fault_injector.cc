@@ -10,6 +10,8 @@
 //                             service gets up before it can fall again
 //   SARLOOP_UNSAFE            comma-separated unsafe modes (sync_normal, ack_before_commit)
 //   SARLOOP_DUPLICATE_PERCENT percent of delivered batches sent twice (plus an old one replayed)
+//   SARLOOP_DISK_FULL_FILE    while this file exists, every database write fails with SQLITE_FULL
+//                             (through the power-loss VFS, tests/fault/power_vfs.h)
 //
 // A crash is SIGKILL raised by the process itself: no destructor, no flush, no atexit handler
 // runs, exactly as when an operator or the OOM killer sends kill -9.
@@ -28,6 +30,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "common/fault.h"
+#include "tests/fault/power_vfs.h"
 
 namespace sarloop::fault {
 namespace {
@@ -101,10 +104,19 @@ class EnvInjector : public Injector {
   std::mt19937_64 rng_;
 };
 
+bool DiskFullFileExists() {
+  static const std::string path = Env("SARLOOP_DISK_FULL_FILE");
+  return ::access(path.c_str(), F_OK) == 0;
+}
+
 // Installed before main runs: this object file is linked only into the test builds.
 const bool installed = [] {
   static EnvInjector injector;
   Install(&injector);
+  if (!Env("SARLOOP_DISK_FULL_FILE").empty()) {
+    testing::PowerVfs::Install();
+    testing::PowerVfs::FailWritesWhile(DiskFullFileExists);
+  }
   return true;
 }();
 

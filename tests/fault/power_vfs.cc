@@ -30,6 +30,7 @@ std::map<std::string, FileState> files;  // by path
 std::atomic<bool> power_off{false};
 std::atomic<int64_t> countdown{-1};
 std::atomic<int64_t> operations{0};
+std::atomic<bool (*)()> disk_full{nullptr};
 sqlite3_vfs* base = nullptr;
 sqlite3_vfs vfs;
 sqlite3_io_methods methods;
@@ -87,14 +88,21 @@ int Read(sqlite3_file* f, void* buf, int n, sqlite3_int64 off) {
   return Real(f)->pMethods->xRead(Real(f), buf, n, off);
 }
 
+bool DiskFull() {
+  bool (*full)() = disk_full.load();
+  return full != nullptr && full();
+}
+
 int Write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 off) {
   if (!Powered()) return SQLITE_IOERR_WRITE;
+  if (DiskFull()) return SQLITE_FULL;
   Remember(reinterpret_cast<PowerFile*>(f), off, n);
   return Real(f)->pMethods->xWrite(Real(f), buf, n, off);
 }
 
 int Truncate(sqlite3_file* f, sqlite3_int64 size) {
   if (!Powered()) return SQLITE_IOERR_TRUNCATE;
+  if (DiskFull()) return SQLITE_FULL;
   auto* pf = reinterpret_cast<PowerFile*>(f);
   Remember(pf, size, SizeOf(pf->real) - size);
   return pf->real->pMethods->xTruncate(pf->real, size);
@@ -232,6 +240,7 @@ void PowerVfs::CutAfter(int64_t writes) { countdown.store(writes); }
 void PowerVfs::CutPower() { power_off.store(true); }
 bool PowerVfs::PowerIsOff() { return power_off.load(); }
 int64_t PowerVfs::Operations() { return operations.load(); }
+void PowerVfs::FailWritesWhile(bool (*full)()) { disk_full.store(full); }
 
 void PowerVfs::Restore() {
   std::lock_guard lock(mu);

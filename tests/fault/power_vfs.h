@@ -26,6 +26,9 @@ class PowerVfs {
   static void Restore();
   // Write, sync and truncate calls seen since the last Restore.
   static int64_t Operations();
+  // Disk full: while `full()` holds, writes and truncations fail with SQLITE_FULL (the power stays
+  // on). For the services' test builds (fault_injector.cc).
+  static void FailWritesWhile(bool (*full)());
 };
 
 }  // namespace sarloop::testing

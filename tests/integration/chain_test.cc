@@ -459,7 +459,7 @@ TEST_F(ChainTest, WithdrawalAndRedirectionReachEveryHolder) {
   redirect.set_referral_id(moved);
   redirect.set_organisation("SFK");
   *redirect.mutable_thr() = SampleThr();
-  redirect.set_reason("subject transferred to Suffolk");
+  redirect.set_reason("transferred to Suffolk in 2025");
   v1::RedirectReferralResponse redirected;
   ASSERT_RPC_OK(ukfiu_->RedirectReferral(Context().get(), redirect, &redirected));
   const std::string fresh = redirected.referral().referral_id();

@@ -29,7 +29,7 @@ v1::ThrAssessment SampleThr() {
   thr.set_threat(v1::THR_LEVEL_HIGH);
   thr.set_risk(v1::THR_LEVEL_MEDIUM);
   thr.set_harm(v1::THR_LEVEL_LOW);
-  thr.set_rationale("Cash deposits inconsistent with salary; subject has PNC access.");
+  thr.set_rationale("Cash deposits inconsistent with salary; the officer has PNC access.");
   return thr;
 }
 
