@@ -63,8 +63,14 @@ constexpr int64_t kRejected = 2;
 constexpr absl::string_view kOutboxColumn = "outbox.envelope";
 constexpr absl::string_view kIdempotencyColumn = "idempotency.response";
 
+// The row a sealed cell is bound to. The first part is length-prefixed, so no two rows share a
+// key whatever their parts contain (common/sealed.cc builds the same key in SQL).
+std::string RowKey(absl::string_view first, absl::string_view second) {
+  return absl::StrCat(first.size(), ":", first, "/", second);
+}
+
 std::string OutboxRowKey(absl::string_view destination, absl::string_view message_id) {
-  return absl::StrCat(destination, "/", message_id);
+  return RowKey(destination, message_id);
 }
 }  // namespace
 
@@ -96,6 +102,19 @@ absl::StatusOr<std::vector<OutboxEntry>> ReadOutbox(Txn& txn) {
                                 rows[i].Text(2), &out[i].envelope));
   }
   return out;
+}
+
+absl::StatusOr<absl::Time> OldestPending(Database& db, const std::string& destination) {
+  absl::Time oldest = absl::InfiniteFuture();
+  RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
+    // One index lookup (outbox_by_status): the first pending message is the oldest.
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT created_at FROM outbox WHERE destination = ? "
+                                          "AND status = 0 ORDER BY seq LIMIT 1",
+                                          {destination}));
+    if (!rows.empty()) oldest = FromMicros(rows[0].Int(0));
+    return absl::OkStatus();
+  }));
+  return oldest;
 }
 
 absl::StatusOr<std::vector<Backlog>> ReadBacklog(Database& db) {
@@ -453,7 +472,7 @@ absl::Status RunIdempotent(Database& db, const std::string& scope, const std::st
     ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT response FROM idempotency WHERE scope = ? AND "
                                           "request_id = ?",
                                           {scope, request_id}));
-    const std::string row_key = absl::StrCat(scope, "/", request_id);
+    const std::string row_key = RowKey(scope, request_id);
     if (!rows.empty()) {
       return UnsealProto(txn, kIdempotencyColumn, row_key, rows[0].Text(0), response);
     }

@@ -67,7 +67,11 @@ struct Backlog {
   std::string last_error;
 };
 
-// The backlog of every destination that has ever had a message.
+// When the oldest message still waiting for `destination` was enqueued; InfiniteFuture when none.
+// Cheap (one index lookup), for the health check.
+absl::StatusOr<absl::Time> OldestPending(Database& db, const std::string& destination);
+
+// The backlog of every destination that has ever had a message (reads the whole outbox).
 absl::StatusOr<std::vector<Backlog>> ReadBacklog(Database& db);
 
 // Sends a batch to a destination. The seam tests replace to fail on cue.

@@ -12,8 +12,11 @@ std::span<const SealedColumn> SealedColumns() {
   static constexpr SealedColumn kColumns[] = {
       {"sars", "sars.sar", "sar_id"},
       {"referrals", "referrals.referral", "referral_id"},
-      {"outbox", "outbox.envelope", "destination || '/' || message_id"},
-      {"idempotency", "idempotency.response", "scope || '/' || request_id"},
+      // As RowKey in messaging.cc: the first part length-prefixed (in bytes).
+      {"outbox", "outbox.envelope",
+       "length(CAST(destination AS BLOB)) || ':' || destination || '/' || message_id"},
+      {"idempotency", "idempotency.response",
+       "length(CAST(scope AS BLOB)) || ':' || scope || '/' || request_id"},
   };
   return kColumns;
 }

@@ -210,13 +210,13 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
       const bool was_failing = db->WritesFailing();
       const bool storage_ok = db->Probe().ok();
       if (was_failing && storage_ok) spdlog::info("storage: writes succeed again");
-      health->SetServingStatus(storage_ok);
-      absl::StatusOr<std::vector<Backlog>> backlog = ReadBacklog(*db);
+      health->SetServingStatus("", storage_ok);
+      const absl::Time limit =
+          clock->Now() - absl::Seconds(config.delivery().stuck_after_seconds());
       bool stuck = false;
-      if (backlog.ok()) {
-        const absl::Time limit =
-            clock->Now() - absl::Seconds(config.delivery().stuck_after_seconds());
-        for (const Backlog& b : *backlog) stuck |= b.pending > 0 && b.oldest_pending < limit;
+      for (const std::string& d : destinations) {
+        absl::StatusOr<absl::Time> oldest = OldestPending(*db, d);
+        stuck |= oldest.ok() && *oldest < limit;
       }
       health->SetServingStatus(kOutboxHealth, !stuck);
       arm_health();

@@ -179,14 +179,21 @@ class SqliteDatabase : public Database {
 
   absl::Status RunLocked(const char* begin, const std::function<absl::Status(Txn&)>& fn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    // The fault suite's unsafe "ack_before_commit" left the previous transaction open.
-    if (!sqlite3_get_autocommit(db_)) RETURN_IF_ERROR(Commit());
+    if (!sqlite3_get_autocommit(db_)) {
+      // Only the fault suite's unsafe "ack_before_commit" leaves a transaction open on purpose.
+      // Anything else left open (a failed ROLLBACK) was never reported as done: discard it.
+      if (fault::Unsafe("ack_before_commit")) {
+        RETURN_IF_ERROR(Commit());
+      } else {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      }
+    }
     int rc = sqlite3_exec(db_, begin, nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) return SqliteError(db_, rc, begin);
     SqliteTxn txn(this);
     absl::Status status = fn(txn);
     if (!status.ok()) {
-      NoteFailure();
+      if (std::string_view(begin) == "BEGIN IMMEDIATE") NoteFailure();
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       return status;
     }
