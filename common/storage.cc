@@ -95,8 +95,15 @@ class SqliteDatabase : public Database {
       return txn.Exec("INSERT OR REPLACE INTO storage_probe (id, at) VALUES (1, ?)",
                       {static_cast<int64_t>(::time(nullptr))});
     });
-    if (s.ok()) writes_failing_.store(false);
-    return s;
+    // A disk with a little space back can take one small write and fail the next real one:
+    // writes are taken again only after three probes in a row succeed.
+    probes_ok_ = s.ok() ? probes_ok_ + 1 : 0;
+    if (probes_ok_ < 3) {
+      return s.ok() ? absl::UnavailableError("storage recovering: probe writes succeed") : s;
+    }
+    probes_ok_ = 0;
+    writes_failing_.store(false);
+    return absl::OkStatus();
   }
 
   absl::Status Read(const std::function<absl::Status(Txn&)>& fn) override {
@@ -240,6 +247,7 @@ class SqliteDatabase : public Database {
   }
 
   std::atomic<bool> writes_failing_{false};
+  int probes_ok_ ABSL_GUARDED_BY(mu_) = 0;
   std::mutex reason_mu_;
   std::string failure_;
   std::mutex mu_;

@@ -117,7 +117,8 @@ class Database {
   // Transact is refused at once with UNAVAILABLE (and a retry delay) while Read still works, until
   // Probe() manages to commit a write again. The service reports NOT_SERVING meanwhile.
   virtual bool WritesFailing() = 0;
-  // Tries a small write; on success writes are taken again. OK when writes were not failing.
+  // Tries a small write; after three successes in a row writes are taken again. OK when writes
+  // are being taken.
   virtual absl::Status Probe() = 0;
 };
 

@@ -1,6 +1,7 @@
 #include "common/validation.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -23,31 +24,54 @@ absl::Status CheckText(absl::string_view field, const std::string& value, size_t
 
 namespace {
 
-bool IsWordChar(char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); }
-
-// Whether `word` (lower case) occurs in `text` (lower case) with no letter or digit either side.
-bool HasWord(absl::string_view text, absl::string_view word) {
-  for (size_t at = text.find(word); at != absl::string_view::npos; at = text.find(word, at + 1)) {
-    const bool start = at == 0 || !IsWordChar(text[at - 1]);
-    const size_t end = at + word.size();
-    if (start && (end == text.size() || !IsWordChar(text[end]))) return true;
+// Text reduced to the words a name check compares: ASCII letters and Latin-1 capitals ("É",
+// "Ë") lower-cased, every other ASCII character a space, other UTF-8 kept as it is. Each word
+// ends up between single spaces, so a whole-word match is a substring match of " word ".
+std::string Words(absl::string_view in) {
+  std::string out = " ";
+  for (size_t i = 0; i < in.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(in[i]);
+    if (c < 0x80) {
+      if (absl::ascii_isalnum(c)) {
+        out.push_back(absl::ascii_tolower(c));
+      } else if (out.back() != ' ') {
+        out.push_back(' ');
+      }
+    } else if (c == 0xC3 && i + 1 < in.size()) {
+      unsigned char next = static_cast<unsigned char>(in[++i]);
+      // U+00C0..U+00DE (except U+00D7, the multiplication sign) lower-case by adding 0x20.
+      if (next >= 0x80 && next <= 0x9E && next != 0x97) next += 0x20;
+      out.push_back(static_cast<char>(c));
+      out.push_back(static_cast<char>(next));
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
   }
-  return false;
+  if (out.back() != ' ') out.push_back(' ');
+  return out;
+}
+
+// The forms a date of birth (YYYY-MM-DD) is commonly written in, as Words() renders them.
+std::vector<std::string> DateForms(const std::string& iso) {
+  if (iso.size() != 10) return {};
+  const std::string y = iso.substr(0, 4), m = iso.substr(5, 2), d = iso.substr(8, 2);
+  return {absl::StrCat(" ", y, " ", m, " ", d, " "), absl::StrCat(" ", d, " ", m, " ", y, " ")};
 }
 
 absl::Status CheckFreeText(absl::string_view field, const std::string& value, const v1::Sar& sar) {
   if (value.empty()) return absl::OkStatus();
-  const std::string text = absl::AsciiStrToLower(value);
+  const std::string text = Words(value);
   for (const v1::Subject& s : sar.subjects()) {
     // Parts shorter than three letters ("Al", "Ng") are too common in ordinary words to refuse.
-    for (absl::string_view part :
-         absl::StrSplit(s.full_name(), absl::ByAnyChar(" -'\t,."), absl::SkipEmpty())) {
-      if (part.size() >= 3 && HasWord(text, absl::AsciiStrToLower(part))) {
+    for (absl::string_view part : absl::StrSplit(Words(s.full_name()), ' ', absl::SkipEmpty())) {
+      if (part.size() >= 3 && absl::StrContains(text, absl::StrCat(" ", part, " "))) {
         return FieldError(field, "must not name a subject of the SAR: it is sent to the NCA");
       }
     }
-    if (!s.date_of_birth().empty() && HasWord(text, s.date_of_birth())) {
-      return FieldError(field, "must not give a subject's date of birth: it is sent to the NCA");
+    for (const std::string& form : DateForms(s.date_of_birth())) {
+      if (absl::StrContains(text, form)) {
+        return FieldError(field, "must not give a subject's date of birth: it is sent to the NCA");
+      }
     }
   }
   return absl::OkStatus();

@@ -11,6 +11,7 @@ using ::sarloop::testing::SampleOutcome;
 using ::sarloop::testing::SampleSar;
 using ::sarloop::testing::SampleThr;
 using ::sarloop::testing::StatusIs;
+using ::testing::_;
 using ::testing::HasSubstr;
 
 TEST(Validation, ThrNeedsEveryScoreAndARationale) {
@@ -114,6 +115,14 @@ TEST(Validation, FreeTextForTheNcaNamesNoSubject) {
     e.set_reason(leak);
     EXPECT_THAT(CheckNoSubjectData(e, sar),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reason")))
+        << leak;
+  }
+  // Other spellings of the same: non-ASCII capitals, brackets, day-first dates.
+  v1::Sar zoe = SampleSar("Zoë Ångström");
+  zoe.mutable_subjects(0)->set_date_of_birth("1990-07-14");
+  for (const char* leak : {"ZOË was interviewed", "(ångström) resigned", "dob 14/07/1990"}) {
+    e.set_reason(leak);
+    EXPECT_THAT(CheckNoSubjectData(e, zoe), StatusIs(absl::StatusCode::kInvalidArgument, _))
         << leak;
   }
   // Whole words only: "Smithfield" is not "Smith".
