@@ -41,8 +41,9 @@ absl::Status CheckTextList(absl::string_view field,
                            int max_count, size_t max_chars);
 
 // Data minimisation: the free text an event carries to ukfiu and the NCA (a THR rationale, a
-// decline, withdrawal or redirection reason, an outcome's learning summary) must not name a subject of `sar` or give a date of birth. Names are
-// matched as whole words, ignoring case; INVALID_ARGUMENT naming the field, not the name.
+// decline, withdrawal or redirection reason, an outcome's learning summary) must not name a subject
+// of `sar` or give a date of birth. Names are matched as whole words, ignoring case;
+// INVALID_ARGUMENT naming the field, not the name.
 absl::Status CheckNoSubjectData(const v1::LifecycleEvent& event, const v1::Sar& sar);
 
 // Decodes page_size (0 -> 100, 1..1000) and page_token (an opaque offset) into limit and offset.

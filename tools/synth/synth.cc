@@ -1181,20 +1181,21 @@ class Driver {
       }
       const v1::RegisterEntry& e = it->second;
       if (e.state() != FinalState(r.path)) {
-        out.push_back(absl::StrCat(ids_[i], " (", r.organisation, ", ", PathName(r.path),
-                                   ") is ", v1::ReferralState_Name(e.state()), ", expected ",
+        out.push_back(absl::StrCat(ids_[i], " (", r.organisation, ", ", PathName(r.path), ") is ",
+                                   v1::ReferralState_Name(e.state()), ", expected ",
                                    v1::ReferralState_Name(FinalState(r.path))));
       }
       if (HasOutcome(r.path) && e.outcome().type() != r.outcome.type()) {
-        out.push_back(absl::StrCat(ids_[i], " has outcome ", v1::OutcomeType_Name(e.outcome().type()),
-                                   ", expected ", v1::OutcomeType_Name(r.outcome.type())));
+        out.push_back(absl::StrCat(ids_[i], " has outcome ",
+                                   v1::OutcomeType_Name(e.outcome().type()), ", expected ",
+                                   v1::OutcomeType_Name(r.outcome.type())));
       }
     }
     const int64_t expected_total =
         baseline.total().referred() + static_cast<int64_t>(s_.referrals.size());
     if (static_cast<int64_t>(reg.size()) != expected_total) {
-      out.push_back(absl::StrCat("the register holds ", reg.size(), " entries, expected ",
-                                 expected_total));
+      out.push_back(
+          absl::StrCat("the register holds ", reg.size(), " entries, expected ", expected_total));
     }
     return out;
   }
