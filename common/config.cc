@@ -71,6 +71,13 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (c.max_inflight_calls() <= 0) c.set_max_inflight_calls(64);
   if (c.grpc_memory_mib() <= 0) c.set_grpc_memory_mib(256);
   if (c.audit_key_file().empty()) c.set_audit_key_file(c.database() + ".audit-key");
+  if (c.publication_min_count() < 0 || c.publication_min_count() > 1000) {
+    return FieldError("publication_min_count", "must be 0 (default 5) to 1000");
+  }
+  if (c.publication_min_count() == 0) c.set_publication_min_count(5);
+  if (!c.dashboard_listen().empty() && kind != v1::SERVICE_KIND_NCA) {
+    return FieldError("dashboard_listen", "is for nca only");
+  }
   return absl::OkStatus();
 }
 

@@ -21,6 +21,17 @@ absl::Status CheckEvent(const v1::LifecycleEvent& e) {
   RETURN_IF_ERROR(CheckText("event.actor.user", e.actor().user(), 200, false));
   RETURN_IF_ERROR(CheckText("event.thr.rationale", e.thr().rationale(), 2000, false));
   RETURN_IF_ERROR(CheckTextList("event.subject_refs", e.subject_refs(), 20, 100));
+  if (e.subject_roles_size() > e.subject_refs_size()) {
+    return FieldError("event.subject_roles", "has more entries than event.subject_refs");
+  }
+  for (int i = 0; i < e.subject_roles_size(); ++i) {
+    if (!v1::SubjectRole_IsValid(e.subject_roles(i))) {
+      return FieldError(absl::StrCat("event.subject_roles[", i, "]"), "is not a subject role");
+    }
+  }
+  if (!v1::ReferralRoute_IsValid(e.route())) {
+    return FieldError("event.route", "is not a referral route");
+  }
   RETURN_IF_ERROR(CheckText("event.linked_referral_id", e.linked_referral_id(), 20, false));
   RETURN_IF_ERROR(CheckText("event.reason", e.reason(), 2000, false));
   RETURN_IF_ERROR(

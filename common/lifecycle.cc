@@ -181,6 +181,8 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
         *e.mutable_due_at() = ev.due_at();
         *e.mutable_thr() = ev.thr();
         e.mutable_subject_refs()->CopyFrom(ev.subject_refs());
+        e.mutable_subject_roles()->CopyFrom(ev.subject_roles());
+        e.set_route(ev.route());
         if (!ev.linked_referral_id().empty()) e.set_linked_referral_id(ev.linked_referral_id());
         break;
       case v1::EVENT_TYPE_REDIRECTED:
@@ -220,6 +222,7 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
     if (IsFeedback(state)) *e.mutable_feedback_at() = ev.occurred_at();
   }
   e.set_state(state);
+  if (e.route() == v1::REFERRAL_ROUTE_UNSPECIFIED) e.set_route(v1::REFERRAL_ROUTE_DIRECT);
   for (const std::string& org : deconfliction) e.add_deconfliction_with(org);
   e.set_event_count(static_cast<int32_t>(events.size()));
   return e;

@@ -40,6 +40,9 @@ struct ServiceParts {
   // Called every `period` on a background thread, if set.
   std::function<void()> periodic;
   absl::Duration period = absl::ZeroDuration();
+  // What else serves while the service runs (the NCA dashboard's HTTPS server); released after the
+  // gRPC server has stopped.
+  std::vector<std::shared_ptr<void>> resources;
 };
 
 using ServiceBuilder = std::function<absl::StatusOr<ServiceParts>(ServiceContext&)>;

@@ -5,6 +5,7 @@
 # them, says that root is needed, and exits 1. Exit 0 when everything is present afterwards.
 #
 #   deploy/install-deps.sh          (or: sudo deploy/install-deps.sh)
+#   deploy/install-deps.sh --tests  also what the test suite needs (Chromium for the browser tests)
 set -euo pipefail
 
 PACKAGES=(
@@ -15,6 +16,8 @@ PACKAGES=(
   python3-grpcio python3-protobuf clang-format
   clang libclang-rt-14-dev
 )
+# The browser tests drive Debian's Chromium through ChromeDriver (W3C WebDriver over HTTP).
+[[ ${1:-} != --tests ]] || PACKAGES+=(chromium chromium-driver)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "install-deps.sh: dpkg-query not found; this script supports Debian (bookworm) and" \

@@ -18,7 +18,7 @@ FUZZ_BUILD=${SARLOOP_FUZZ_BUILD:-$REPO/build-fuzz}
 JOBS=${SARLOOP_TEST_JOBS:-2}
 
 if [[ ${SARLOOP_SKIP_INSTALL:-0} != 1 ]]; then
-  "$REPO/deploy/install-deps.sh"
+  "$REPO/deploy/install-deps.sh" --tests
 fi
 
 launcher=()

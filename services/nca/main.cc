@@ -1,6 +1,7 @@
 // sarloop-nca: the NCA aggregator. Receives every lifecycle event into the national register and
 // answers NCA analysts' queries.
 #include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
 
 #include "common/delivery_service.h"
 #include "common/identity.h"
@@ -8,6 +9,7 @@
 #include "common/rpc.h"
 #include "common/server.h"
 #include "sarloop/v1/nca.grpc.pb.h"
+#include "services/nca/dashboard.h"
 #include "services/nca/register.h"
 
 namespace sarloop::nca {
@@ -15,8 +17,13 @@ namespace {
 
 class NcaService final : public v1::Nca::CallbackService {
  public:
-  NcaService(Edge edge, std::shared_ptr<Register> reg, Clock& clock)
-      : edge_(edge), register_(std::move(reg)), clock_(clock) {}
+  NcaService(Edge edge, std::shared_ptr<Register> reg, Clock& clock, int min_count,
+             std::shared_ptr<Dashboard> dashboard)
+      : edge_(edge),
+        register_(std::move(reg)),
+        clock_(clock),
+        min_count_(min_count),
+        dashboard_(std::move(dashboard)) {}
 
   grpc::ServerUnaryReactor* GetTimeline(grpc::CallbackServerContext* ctx,
                                         const v1::GetTimelineRequest* req,
@@ -56,16 +63,61 @@ class NcaService final : public v1::Nca::CallbackService {
     });
   }
 
+  grpc::ServerUnaryReactor* GetAggregates(grpc::CallbackServerContext* ctx,
+                                          const v1::GetAggregatesRequest* req,
+                                          v1::GetAggregatesResponse* resp) override {
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/GetAggregates", "", [&](const Call&) -> absl::Status {
+      ASSIGN_OR_RETURN(*resp, register_->Aggregates(*req, clock_.Now(), min_count_));
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::ServerUnaryReactor* CreateDashboardSession(
+      grpc::CallbackServerContext* ctx, const v1::CreateDashboardSessionRequest* req,
+      v1::CreateDashboardSessionResponse* resp) override {
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/CreateDashboardSession", "",
+                 [&](const Call& call) -> absl::Status {
+                   if (dashboard_ == nullptr) {
+                     return absl::FailedPreconditionError(
+                         "the dashboard is not configured (dashboard_listen)");
+                   }
+                   if (call.identity.kind != "analyst") {
+                     return absl::PermissionDeniedError("only analysts may use the dashboard");
+                   }
+                   resp->set_login_url(dashboard_->LoginUrl(call.identity.system));
+                   resp->set_session_seconds(Dashboard::kSessionSeconds);
+                   return absl::OkStatus();
+                 });
+  }
+
  private:
   const Edge edge_;
   const std::shared_ptr<Register> register_;
   Clock& clock_;
+  const int min_count_;
+  const std::shared_ptr<Dashboard> dashboard_;
 };
 
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
-  auto reg = std::make_shared<Register>(ctx.db);
+  auto reg = std::make_shared<Register>(ctx.db, ctx.reference);
+  RETURN_IF_ERROR(reg->CatchUp());
+  const int min_count = ctx.config.publication_min_count();
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<NcaService>(ctx.edge, reg, ctx.clock));
+  std::shared_ptr<Dashboard> dashboard;
+  if (!ctx.config.dashboard_listen().empty()) {
+    dashboard = std::make_shared<Dashboard>(*reg, ctx.clock, ctx.edge.audit_db, ctx.reference,
+                                            ctx.config.dashboard_listen());
+    ASSIGN_OR_RETURN(std::shared_ptr<HttpsServer> https,
+                     HttpsServer::Start(ctx.config.dashboard_listen(), ctx.config.tls(),
+                                        [dashboard](const HttpRequest& request) {
+                                          return dashboard->Handle(request);
+                                        }));
+    spdlog::info("dashboard on https://{}", ctx.config.dashboard_listen());
+    parts.resources.push_back(https);
+    parts.resources.push_back(dashboard);
+  }
+  parts.services.push_back(
+      std::make_shared<NcaService>(ctx.edge, reg, ctx.clock, min_count, dashboard));
   parts.services.push_back(std::make_shared<RegisterFeedService>(
       ctx.edge, ctx.db, ctx.clock,
       [reg](Txn& txn, const v1::LifecycleEvent& event) { return reg->Apply(txn, event); }));

@@ -1,5 +1,6 @@
 #include "services/nca/register.h"
 
+#include <limits>
 #include <map>
 
 #include "common/event_log.h"
@@ -27,6 +28,12 @@ CREATE TABLE entries (
 );
 CREATE INDEX entries_by_org ON entries (organisation, state);
 CREATE INDEX entries_by_due ON entries (due_at);
+)sql"},
+                                   // Every change to an entry takes the next seq, so the aggregate
+                                   // index can catch up by reading only what changed.
+                                   {"register entry change sequence", R"sql(
+ALTER TABLE entries ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX entries_by_seq ON entries (seq);
 )sql"}};
 
 // A referral is overdue when its due date has passed and it has neither feedback nor has ended
@@ -54,8 +61,8 @@ absl::Status Register::Apply(Txn& txn, const v1::LifecycleEvent& event) {
   const v1::RegisterEntry e = Fold(std::move(events));
   return txn.Exec(
       "INSERT OR REPLACE INTO entries (referral_id, organisation, state, dispatched_at, due_at, "
-      "outcome_type, handed_over, assistance_declines, reminders, escalated, entry) "
-      "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+      "outcome_type, handed_over, assistance_declines, reminders, escalated, entry, seq) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX(seq), 0) + 1 FROM entries))",
       {e.referral_id(), e.organisation(), int64_t{e.state()},
        e.has_dispatched_at() ? ToMicros(FromProto(e.dispatched_at())) : int64_t{0},
        e.has_due_at() ? ToMicros(FromProto(e.due_at())) : int64_t{0}, int64_t{e.outcome().type()},
@@ -82,15 +89,27 @@ absl::StatusOr<v1::GetTimelineResponse> Register::Timeline(const std::string& re
 absl::StatusOr<v1::ListRegisterResponse> Register::List(const v1::ListRegisterRequest& request) {
   ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));
   RETURN_IF_ERROR(CheckText("organisation", request.organisation(), 20, false));
+  const int year = request.financial_year();
+  if (year != 0 && (year < 1990 || year > 2200)) {
+    return FieldError("financial_year", "must be a starting year from 1990 to 2200");
+  }
+  // [from, to) in micros; the whole range when no year is asked for.
+  auto april = [](int y) {
+    return ToMicros(absl::FromCivil(absl::CivilDay(y, 4, 1), absl::UTCTimeZone()));
+  };
+  const int64_t from = year == 0 ? std::numeric_limits<int64_t>::min() : april(year);
+  const int64_t to = year == 0 ? std::numeric_limits<int64_t>::max() : april(year + 1);
   v1::ListRegisterResponse response;
   RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
     ASSIGN_OR_RETURN(
         auto rows,
         txn.Query("SELECT entry FROM entries WHERE (? = '' OR organisation = ?) "
-                  "AND (? = 0 OR state = ?) ORDER BY dispatched_at DESC, referral_id "
-                  "LIMIT ? OFFSET ?",
+                  "AND (? = 0 OR state = ?) AND dispatched_at >= ? AND dispatched_at < ? "
+                  "AND (? = 0 OR assistance_declines > 0) "
+                  "ORDER BY dispatched_at DESC, referral_id LIMIT ? OFFSET ?",
                   {request.organisation(), request.organisation(), int64_t{request.state()},
-                   int64_t{request.state()}, page.limit, page.offset}));
+                   int64_t{request.state()}, from, to, int64_t{request.assistance_declined()},
+                   page.limit, page.offset}));
     ASSIGN_OR_RETURN(auto entries, ParseEntries(rows));
     for (auto& e : entries) *response.add_entries() = std::move(e);
     response.set_next_page_token(NextPageToken(page, entries.size()));
@@ -185,6 +204,41 @@ absl::StatusOr<v1::GetSummaryResponse> Register::Summary(absl::Time as_of) {
     return absl::OkStatus();
   }));
   return response;
+}
+
+absl::Status Register::CatchUp() {
+  std::unique_lock lock(index_mu_);
+  // In pages, so a first catch-up over millions of entries does not hold them all at once.
+  for (;;) {
+    size_t read = 0;
+    RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+      ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT entry, seq FROM entries WHERE seq > ? "
+                                            "ORDER BY seq LIMIT 20000",
+                                            {indexed_seq_}));
+      v1::RegisterEntry entry;
+      for (const Row& r : rows) {
+        if (!entry.ParseFromString(r.Text(0))) {
+          return absl::DataLossError("stored register entry does not parse");
+        }
+        index_->Upsert(entry);
+        indexed_seq_ = r.Int(1);
+      }
+      read = rows.size();
+      return absl::OkStatus();
+    }));
+    if (read < 20000) return absl::OkStatus();
+  }
+}
+
+absl::StatusOr<v1::GetAggregatesResponse> Register::Aggregates(
+    const v1::GetAggregatesRequest& request, absl::Time now, int min_count) {
+  if (request.min_count() < 0 || request.min_count() > 1000) {
+    return FieldError("min_count", "must be 0 (the configured minimum) to 1000");
+  }
+  RETURN_IF_ERROR(CatchUp());
+  std::shared_lock lock(index_mu_);
+  return index_->Query(request, request.has_as_of() ? FromProto(request.as_of()) : now,
+                       std::max(min_count, request.min_count()));
 }
 
 }  // namespace sarloop::nca

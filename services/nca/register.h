@@ -6,13 +6,17 @@
 #ifndef SARLOOP_SERVICES_NCA_REGISTER_H_
 #define SARLOOP_SERVICES_NCA_REGISTER_H_
 
+#include <memory>
+#include <shared_mutex>
 #include <span>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/reference.h"
 #include "common/storage.h"
 #include "sarloop/v1/nca.pb.h"
+#include "services/nca/aggregates.h"
 
 namespace sarloop::nca {
 
@@ -21,7 +25,8 @@ std::span<const Migration> RegisterMigrations();
 
 class Register {
  public:
-  explicit Register(Database& db) : db_(db) {}
+  Register(Database& db, const ReferenceData& reference)
+      : db_(db), index_(std::make_unique<AggregateIndex>(reference)) {}
 
   // Records `event` and refreshes its referral's entry. A repeat of a known event_id changes
   // nothing. Must run inside the delivery transaction.
@@ -33,9 +38,20 @@ class Register {
   absl::StatusOr<v1::ListOverdueResponse> Overdue(const v1::ListOverdueRequest& request,
                                                   absl::Time now);
   absl::StatusOr<v1::GetSummaryResponse> Summary(absl::Time as_of);
+  // Brings the aggregate index up to date with the entries committed since the last call, then
+  // queries it. `min_count` is the configured publication threshold (the request may raise it).
+  // Reads the entries changed since the last catch-up into the aggregate index. Called at start
+  // (so the first query is not the one that loads millions of entries) and before each query.
+  absl::Status CatchUp();
+  absl::StatusOr<v1::GetAggregatesResponse> Aggregates(const v1::GetAggregatesRequest& request,
+                                                       absl::Time now, int min_count);
 
  private:
   Database& db_;
+  std::shared_mutex index_mu_;
+  // Entries with seq up to this are in index_.
+  int64_t indexed_seq_ = -1;
+  std::unique_ptr<AggregateIndex> index_;
 };
 
 }  // namespace sarloop::nca

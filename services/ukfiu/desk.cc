@@ -174,8 +174,8 @@ absl::StatusOr<v1::GetSarResponse> Desk::GetSar(const std::string& sar_id) {
 
 absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const std::string& org,
                                             const v1::ThrAssessment& thr, int due_in_days,
-                                            const std::string& linked, const v1::Actor& actor,
-                                            absl::Time now) {
+                                            v1::ReferralRoute route, const std::string& linked,
+                                            const v1::Actor& actor, absl::Time now) {
   ASSIGN_OR_RETURN(auto open, txn.Query(absl::StrCat("SELECT referral_id FROM referrals WHERE "
                                                      "sar_id = ? AND organisation = ? AND state "
                                                      "NOT IN ",
@@ -214,6 +214,7 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const 
   *r.mutable_due_at() = ToProto(due);
   *r.mutable_thr() = thr;
   r.set_linked_referral_id(linked);
+  r.set_route(route == v1::REFERRAL_ROUTE_UNSPECIFIED ? v1::REFERRAL_ROUTE_DIRECT : route);
   for (const std::string& o : other_orgs) r.add_deconfliction_with(o);
 
   v1::ReferralPackage package;
@@ -229,7 +230,11 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const 
   *dispatched.mutable_thr() = thr;
   *dispatched.mutable_due_at() = r.due_at();
   dispatched.set_linked_referral_id(linked);
-  for (const v1::Subject& s : sar.subjects()) dispatched.add_subject_refs(s.subject_ref());
+  dispatched.set_route(r.route());
+  for (const v1::Subject& s : sar.subjects()) {
+    dispatched.add_subject_refs(s.subject_ref());
+    dispatched.add_subject_roles(s.role());
+  }
   RETURN_IF_ERROR(SaveReferral(txn, r, now));
   RETURN_IF_ERROR(Emit(txn, dispatched, {org, "NCA"}, now, &package, org));
   if (!others.empty()) {
@@ -259,6 +264,9 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
   if (request.due_in_days() < 0 || request.due_in_days() > 730) {
     return FieldError("due_in_days", "must be 0 (default) to 730");
   }
+  if (!v1::ReferralRoute_IsValid(request.route())) {
+    return FieldError("route", "must be DIRECT or INDIRECT");
+  }
   v1::ReferSarResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
@@ -267,7 +275,7 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
         ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, request.sar_id()));
         ASSIGN_OR_RETURN(*response.mutable_referral(),
                          Dispatch(txn, sar, request.organisation(), request.thr(),
-                                  request.due_in_days(), "", call.actor, now));
+                                  request.due_in_days(), request.route(), "", call.actor, now));
         return absl::OkStatus();
       },
       now, call.audit));
@@ -326,7 +334,7 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
         ASSIGN_OR_RETURN(old, Refresh(txn, old.referral_id(), now));
         ASSIGN_OR_RETURN(v1::Referral fresh,
                          Dispatch(txn, sar, request.organisation(), request.thr(), 0,
-                                  old.referral_id(), call.actor, now));
+                                  old.route(), old.referral_id(), call.actor, now));
         // Now the new id is known: the REDIRECTED event names it. The event was only recorded
         // locally so far, so it can still be completed before anything is sent.
         e.set_linked_referral_id(fresh.referral_id());

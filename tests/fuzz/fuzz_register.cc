@@ -90,7 +90,7 @@ Answers ApplyAll(const std::string& name, const std::vector<const v1::LifecycleE
                  const std::set<std::string>& referral_ids) {
   static const std::vector<Migration> migrations = NcaMigrations();
   fuzz::ScratchDb db = fuzz::ScratchDir::Get().Fresh(name, migrations);
-  nca::Register reg(*db);
+  nca::Register reg(*db, ReferenceData::BuiltIn());
   for (const v1::LifecycleEvent* e : order) {
     // An error here would stop the sender's batch at this event forever (ReceiveBatch treats it
     // as transient or refuses it), so a checked event must always apply.

@@ -28,7 +28,8 @@ bool IsUsageError(const absl::Status& status) {
 }
 
 bool IsFlagOption(absl::string_view name) {
-  return name == "json" || name == "all" || name == "help" || name == "dry-run";
+  return name == "json" || name == "all" || name == "help" || name == "dry-run" ||
+         name == "publication";
 }
 
 absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv) {

@@ -63,6 +63,7 @@ std::vector<Command> UkfiuCommands();
 std::vector<Command> ForceCommands();
 std::vector<Command> RacuCommands();
 std::vector<Command> NcaCommands();
+std::vector<Command> ReportCommands();
 std::vector<Command> OpsCommands();
 
 // `a` followed by `b`: a command's own options plus a shared set such as kThrOptions.

@@ -42,6 +42,7 @@ constexpr Group kGroups[] = {
     {"force", "force: the Professional Standards Department's referral inbox"},
     {"racu", "racu: the investigating unit's handovers"},
     {"nca", "nca: the national register (NCA analysts)"},
+    {"report", "report: the STA summary report (NCA analysts; files, from the nca service)"},
     {"ops", "ops: the service's own outbox"},
     {"audit", "audit: verify a service's tamper-evident audit log (offline)"},
     {"keys", "keys: data keys for encryption at rest (offline, on the service's files)"},

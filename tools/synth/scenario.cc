@@ -435,6 +435,7 @@ class Builder {
   // Fills path-specific details for referral i.
   void Detail(int i) {
     ReferralPlan& r = scenario_.referrals[i];
+    r.indirect = rng_.Percent(10);
     switch (r.path) {
       case Path::kDecline:
       case Path::kUnitDeclinedThenDecline:

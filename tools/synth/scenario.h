@@ -109,6 +109,8 @@ struct ReferralPlan {
   // kRedirected: index of the new referral; the new referral: index of the one it replaces.
   int redirect_to = -1;
   int redirected_from = -1;
+  // Referred because a link to personnel was found other than in the SAR itself (about 1 in 10).
+  bool indirect = false;
 };
 
 struct Scenario {

@@ -748,6 +748,7 @@ class Driver {
       req.set_sar_id(sar_ids_[r.sar]);
       req.set_organisation(r.organisation);
       *req.mutable_thr() = r.thr;
+      req.set_route(r.indirect ? v1::REFERRAL_ROUTE_INDIRECT : v1::REFERRAL_ROUTE_DIRECT);
       v1::ReferSarResponse resp;
       Do(absl::StrCat("Ukfiu.ReferSar ", sar_ids_[r.sar], " -> ", r.organisation),
          chain_.ukfiu_user(),

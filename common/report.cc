@@ -1,0 +1,487 @@
+#include "common/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "common/ids.h"
+
+namespace sarloop::report {
+namespace {
+
+constexpr const char* kColours[] = {"#1d70b8", "#f47738", "#00703c", "#912b88", "#6f72af"};
+
+std::string Fixed(double v, int places) { return absl::StrFormat("%.*f", places, v); }
+
+std::string Date(const google::protobuf::Timestamp& t) {
+  return absl::FormatTime("%Y-%m-%d", absl::FromUnixSeconds(t.seconds()), absl::UTCTimeZone());
+}
+
+
+std::optional<int64_t> Opt(bool has, int64_t v) { return has ? std::optional(v) : std::nullopt; }
+std::optional<double> OptD(bool has, double v) { return has ? std::optional(v) : std::nullopt; }
+
+#define SARLOOP_M(m, f) Opt((m).has_##f(), (m).f())
+
+std::optional<double> AsDouble(std::optional<int64_t> v) {
+  return v ? std::optional<double>(static_cast<double>(*v)) : std::nullopt;
+}
+
+// The row of measures shared by the organisation and region tables.
+std::vector<Cell> MeasureRow(const std::string& key, const v1::Measures& m) {
+  return {Text(key),
+          Count(SARLOOP_M(m, referred)),
+          Count(SARLOOP_M(m, feedback_received)),
+          Rate(OptD(m.has_response_rate(), m.response_rate())),
+          Count(SARLOOP_M(m, declined_by_force)),
+          Count(SARLOOP_M(m, closed_with_outcome)),
+          Count(SARLOOP_M(m, assistance_declined)),
+          Count(SARLOOP_M(m, overdue)),
+          Count(SARLOOP_M(m, escalated)),
+          Days(OptD(m.days_to_feedback().has_median(), m.days_to_feedback().median())),
+          Days(OptD(m.days_to_outcome().has_median(), m.days_to_outcome().median()))};
+}
+const std::vector<std::string> kMeasureColumns = {
+    "Referred",           "Feedback",  "Response rate",
+    "Declined by force",  "Outcomes",  "Assistance declined",
+    "Overdue",            "Escalated", "Median days to feedback",
+    "Median days to outcome"};
+
+std::string Csv(absl::string_view s) {
+  if (s.find_first_of(",\"\n\r") == absl::string_view::npos) return std::string(s);
+  return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\"");
+}
+
+std::string MdEscape(absl::string_view s) {
+  return absl::StrReplaceAll(s, {{"|", "\\|"}, {"\n", " "}, {"\r", " "}});
+}
+
+}  // namespace
+
+std::string EnumText(const std::string& name, absl::string_view prefix) {
+  std::string s = name.substr(std::min(name.size(), prefix.size()));
+  for (char& c : s) c = c == '_' ? ' ' : static_cast<char>(std::tolower(c));
+  if (!s.empty()) s[0] = static_cast<char>(std::toupper(s[0]));
+  return s;
+}
+
+Table MeasureTable(std::string id, std::string title, std::string key_column,
+                   const v1::GetAggregatesResponse& r) {
+  Table t{std::move(id), std::move(title), "", {std::move(key_column)}, {}};
+  t.columns.insert(t.columns.end(), kMeasureColumns.begin(), kMeasureColumns.end());
+  for (const auto& g : r.groups()) t.rows.push_back(MeasureRow(g.key(0), g.measures()));
+  t.rows.push_back(MeasureRow("All", r.total()));
+  return t;
+}
+
+Chart RateChart(std::string title, const v1::GetAggregatesResponse& r) {
+  Chart c{std::move(title), {}, {{"Response rate", {}}}, true};
+  for (const auto& g : r.groups()) {
+    c.labels.push_back(g.key(0));
+    c.series[0].second.push_back(
+        OptD(g.measures().has_response_rate(), g.measures().response_rate()));
+  }
+  return c;
+}
+
+const char kStyle[] = R"css(
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;color:#0b0c0c;
+margin:0;background:#f3f2f1}
+header{background:#0b0c0c;color:#fff;padding:10px 24px}header a{color:#fff;margin-right:18px}
+main{max-width:1180px;margin:0 auto;padding:16px 24px;background:#fff}
+h1{font-size:26px;margin:8px 0}h2{font-size:20px;margin:28px 0 8px;border-top:1px solid #b1b4b6;
+padding-top:14px}
+table{border-collapse:collapse;margin:8px 0 16px;font-size:14px}
+th,td{border-bottom:1px solid #d8d8d8;padding:4px 10px;text-align:left;vertical-align:top}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+tr:last-child td{font-weight:600}table.plain tr:last-child td{font-weight:normal}
+.note{color:#505a5f;font-size:13px}.charts{display:flex;flex-wrap:wrap;gap:16px}
+svg{background:#fff;border:1px solid #e5e5e5}form.filters{margin:8px 0}
+form.filters label{margin-right:12px}.tiles{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}
+.tile{border-left:5px solid #1d70b8;padding:6px 12px;background:#f8f8f8;min-width:130px}
+.tile b{display:block;font-size:24px}
+)css";
+
+Cell Text(std::string text, std::string link) {
+  Cell c{text, text, std::move(link)};
+  return c;
+}
+
+Cell Count(std::optional<int64_t> v) {
+  if (!v) return {"[c]", "suppressed", "", true};
+  return {absl::StrCat(*v), absl::StrCat(*v), "", true};
+}
+
+Cell Rate(std::optional<double> v) {
+  if (!v) return {"–", "", "", true};
+  return {absl::StrCat(Fixed(*v * 100, 1), "%"), Fixed(*v, 6), "", true};
+}
+
+Cell Days(std::optional<double> v) {
+  if (!v) return {"–", "", "", true};
+  return {Fixed(*v, 1), Fixed(*v, 1), "", true};
+}
+
+std::string HtmlEscape(absl::string_view s) {
+  return absl::StrReplaceAll(
+      s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}, {"'", "&#39;"}});
+}
+
+std::string SvgChart(const Chart& c) {
+  const int label_w = 200, bar_w = 400, bar_h = 13, gap = 7, value_w = 70;
+  const int n_series = static_cast<int>(c.series.size());
+  const int row_h = n_series * bar_h + gap;
+  const int top = 44;
+  const int height = top + static_cast<int>(c.labels.size()) * row_h + 10;
+  const int width = label_w + bar_w + value_w;
+  double max = c.percent ? 1.0 : 0.0;
+  for (const auto& [name, values] : c.series) {
+    for (const auto& v : values) {
+      if (v) max = std::max(max, *v);
+    }
+  }
+  if (max <= 0) max = 1;
+  std::string out = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"%d\" height=\"%d\" "
+      "viewBox=\"0 0 %d %d\" font-family=\"system-ui,Arial,sans-serif\" font-size=\"12\">"
+      "<title>%s</title><text x=\"8\" y=\"18\" font-size=\"14\" font-weight=\"600\">%s</text>",
+      width, height, width, height, HtmlEscape(c.title), HtmlEscape(c.title));
+  int legend_x = 8;
+  for (int s = 0; s < n_series; ++s) {
+    absl::StrAppendFormat(&out,
+                          "<rect x=\"%d\" y=\"27\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+                          "<text x=\"%d\" y=\"36\">%s</text>",
+                          legend_x, kColours[s % 5], legend_x + 14,
+                          HtmlEscape(c.series[s].first));
+    legend_x += 24 + 7 * static_cast<int>(c.series[s].first.size());
+  }
+  for (size_t i = 0; i < c.labels.size(); ++i) {
+    const int y = top + static_cast<int>(i) * row_h;
+    absl::StrAppendFormat(&out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>",
+                          label_w - 6, y + (n_series * bar_h) / 2 + 4,
+                          HtmlEscape(c.labels[i].substr(0, 32)));
+    for (int s = 0; s < n_series; ++s) {
+      const auto& v = i < c.series[s].second.size() ? c.series[s].second[i] : std::nullopt;
+      const int by = y + s * bar_h;
+      const std::string label =
+          !v ? "[c]"
+             : (c.percent ? absl::StrCat(Fixed(*v * 100, 1), "%")
+                          : (*v == std::floor(*v) ? Fixed(*v, 0) : Fixed(*v, 1)));
+      const int w = v ? static_cast<int>(std::lround(*v / max * bar_w)) : 0;
+      absl::StrAppendFormat(&out,
+                            "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>"
+                            "<text x=\"%d\" y=\"%d\" fill=\"#0b0c0c\">%s</text>",
+                            label_w, by + 1, w, bar_h - 2, kColours[s % 5], label_w + w + 4,
+                            by + bar_h - 2, label);
+    }
+  }
+  out += "</svg>";
+  return out;
+}
+
+std::string HtmlTable(const Table& t) {
+  std::string out = absl::StrCat("<table id=\"", HtmlEscape(t.id), "\"><thead><tr>");
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    const bool numeric = !t.rows.empty() && i < t.rows[0].size() && t.rows[0][i].numeric;
+    absl::StrAppend(&out, numeric ? "<th class=\"n\">" : "<th>", HtmlEscape(t.columns[i]),
+                    "</th>");
+  }
+  out += "</tr></thead><tbody>";
+  for (const auto& row : t.rows) {
+    out += "<tr>";
+    for (size_t i = 0; i < row.size(); ++i) {
+      const Cell& c = row[i];
+      const std::string body = c.link.empty()
+                                   ? HtmlEscape(c.text)
+                                   : absl::StrCat("<a href=\"", HtmlEscape(c.link), "\">",
+                                                  HtmlEscape(c.text), "</a>");
+      absl::StrAppend(&out, c.numeric ? "<td class=\"n\"" : "<td", " data-col=\"",
+                      HtmlEscape(i < t.columns.size() ? t.columns[i] : ""), "\" data-value=\"",
+                      HtmlEscape(c.csv), "\">", body, "</td>");
+    }
+    out += "</tr>";
+  }
+  out += "</tbody></table>";
+  return out;
+}
+
+std::string MarkdownTable(const Table& t) {
+  std::string out = absl::StrCat("| ", absl::StrJoin(t.columns, " | ", [](std::string* o, auto& s) {
+                                   o->append(MdEscape(s));
+                                 }),
+                                 " |\n|");
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    const bool numeric = !t.rows.empty() && i < t.rows[0].size() && t.rows[0][i].numeric;
+    out += numeric ? " ---: |" : " --- |";
+  }
+  out += "\n";
+  for (const auto& row : t.rows) {
+    out += "|";
+    for (const Cell& c : row) absl::StrAppend(&out, " ", MdEscape(c.text), " |");
+    out += "\n";
+  }
+  return out;
+}
+
+std::string CsvRows(const Table& t) {
+  std::string out;
+  for (const auto& row : t.rows) {
+    if (row.empty()) continue;
+    for (size_t i = 1; i < row.size() && i < t.columns.size(); ++i) {
+      absl::StrAppend(&out, Csv(t.id), ",", Csv(row[0].csv), ",", Csv(t.columns[i]), ",",
+                      Csv(row[i].csv), "\n");
+    }
+  }
+  return out;
+}
+
+StaReport BuildSta(const StaInputs& in) {
+  const std::string fy = absl::StrFormat("%04d-%02d", in.year, (in.year + 1) % 100);
+  const std::string prev = absl::StrFormat("%04d-%02d", in.year - 1, in.year % 100);
+  StaReport report;
+  std::vector<std::pair<Table, std::vector<Chart>>> sections;
+
+  // Headline: this year beside the one before.
+  {
+    const v1::Measures& a = in.this_year.total();
+    const v1::Measures& b = in.previous_year.total();
+    Table t{"headline", "The year at a glance", "", {"Measure", fy, prev}, {}};
+    auto count_row = [&](const char* label, const char* key, auto get) {
+      t.rows.push_back({Text(label), Count(get(a)), Count(get(b))});
+      t.rows.back()[0].csv = key;
+    };
+    count_row("Referred", "referred", [](auto& m) { return SARLOOP_M(m, referred); });
+    count_row("Feedback received", "feedback_received",
+              [](auto& m) { return SARLOOP_M(m, feedback_received); });
+    t.rows.push_back({Text("Response rate"), Rate(OptD(a.has_response_rate(), a.response_rate())),
+                      Rate(OptD(b.has_response_rate(), b.response_rate()))});
+    t.rows.back()[0].csv = "response_rate";
+    count_row("Declined by the force", "declined_by_force",
+              [](auto& m) { return SARLOOP_M(m, declined_by_force); });
+    count_row("Closed with an outcome", "closed_with_outcome",
+              [](auto& m) { return SARLOOP_M(m, closed_with_outcome); });
+    count_row("Assistance declined by a unit", "assistance_declined",
+              [](auto& m) { return SARLOOP_M(m, assistance_declined); });
+    count_row("Withdrawn", "withdrawn", [](auto& m) { return SARLOOP_M(m, withdrawn); });
+    count_row("Redirected", "redirected", [](auto& m) { return SARLOOP_M(m, redirected); });
+    count_row("Still open", "open", [](auto& m) { return SARLOOP_M(m, open); });
+    count_row("Overdue", "overdue", [](auto& m) { return SARLOOP_M(m, overdue); });
+    count_row("Escalated", "escalated", [](auto& m) { return SARLOOP_M(m, escalated); });
+    count_row("Open over 12 months", "open_over_12_months",
+              [](auto& m) { return SARLOOP_M(m, open_over_12_months); });
+    count_row("Repeat subjects", "repeat_subjects",
+              [](auto& m) { return SARLOOP_M(m, repeat_subjects); });
+    auto days_row = [&](const char* label, const char* key, auto get) {
+      t.rows.push_back({Text(label), Days(get(a)), Days(get(b))});
+      t.rows.back()[0].csv = key;
+    };
+    days_row("Median days to feedback", "days_to_feedback_median", [](auto& m) {
+      return OptD(m.days_to_feedback().has_median(), m.days_to_feedback().median());
+    });
+    days_row("Median days to outcome", "days_to_outcome_median", [](auto& m) {
+      return OptD(m.days_to_outcome().has_median(), m.days_to_outcome().median());
+    });
+    days_row("90th percentile days to outcome", "days_to_outcome_p90", [](auto& m) {
+      return OptD(m.days_to_outcome().has_p90(), m.days_to_outcome().p90());
+    });
+    sections.push_back({std::move(t), {}});
+  }
+
+  {
+    Table t = MeasureTable("by_organisation", "Response by force and agency", "Organisation",
+                           in.by_organisation);
+    sections.push_back({std::move(t), {RateChart("Response rate by organisation",
+                                                 in.by_organisation)}});
+    Table r = MeasureTable("by_region", "Response by region", "Region", in.by_region);
+    sections.push_back({std::move(r), {RateChart("Response rate by region", in.by_region)}});
+  }
+
+  // Outcomes by corruption category, one column per outcome type seen in the year.
+  {
+    std::vector<v1::OutcomeType> types;
+    for (const auto& o : in.by_category.total().outcomes()) types.push_back(o.type());
+    Table t{"outcomes_by_category", "Outcomes by corruption category", "", {"Category", "Outcomes"},
+            {}};
+    for (auto type : types) t.columns.push_back(EnumText(v1::OutcomeType_Name(type), "OUTCOME_TYPE_"));
+    Chart chart{"Outcomes by corruption category", {}, {{"Outcomes", {}}}, false};
+    auto row_of = [&](const std::string& key, const v1::Measures& m) {
+      std::vector<Cell> row = {Text(key), Count(SARLOOP_M(m, closed_with_outcome))};
+      for (auto type : types) {
+        std::optional<int64_t> v = 0;
+        for (const auto& o : m.outcomes()) {
+          if (o.type() == type) v = Opt(o.has_count(), o.count());
+        }
+        row.push_back(Count(v));
+      }
+      return row;
+    };
+    for (const auto& g : in.by_category.groups()) {
+      t.rows.push_back(row_of(g.key(0), g.measures()));
+      chart.labels.push_back(EnumText(g.key(0), ""));
+      chart.series[0].second.push_back(AsDouble(SARLOOP_M(g.measures(), closed_with_outcome)));
+    }
+    t.rows.push_back(row_of("All", in.by_category.total()));
+    t.note = "Category and outcome as the force or unit recorded them.";
+    sections.push_back({std::move(t), {chart}});
+  }
+
+  // Time to outcome by quarter of dispatch, and the trend against the year before.
+  {
+    Table t{"time_to_outcome",
+            "Time to outcome",
+            "Days from dispatch, by the quarter the referral was dispatched in.",
+            {"Quarter", "Outcomes", "Median days to outcome", "90th percentile days to outcome",
+             "Median days to feedback"},
+            {}};
+    Chart chart{"Days to outcome by quarter of dispatch", {}, {{"Median", {}}, {"90th percentile", {}}},
+                false};
+    Table trend{"trend", absl::StrCat("Trend: ", fy, " against ", prev), "",
+                {"Quarter", "Referred", "Feedback", "Response rate"}, {}};
+    Chart referred{"Referrals per quarter", {"Q1", "Q2", "Q3", "Q4"}, {{prev, {}}, {fy, {}}}, false};
+    Chart rate{"Response rate per quarter", {"Q1", "Q2", "Q3", "Q4"}, {{prev, {}}, {fy, {}}}, true};
+    std::map<std::string, const v1::Measures*> by_key;
+    for (const auto& g : in.by_quarter.groups()) by_key[g.key(0)] = &g.measures();
+    const v1::Measures empty = [] {
+      v1::Measures m;
+      m.set_referred(0);
+      m.set_feedback_received(0);
+      m.set_closed_with_outcome(0);
+      return m;
+    }();
+    for (int y = 0; y < 2; ++y) {
+      const std::string& year = y == 0 ? prev : fy;
+      for (int q = 1; q <= 4; ++q) {
+        const std::string key = absl::StrCat(year, " Q", q);
+        auto it = by_key.find(key);
+        const v1::Measures& m = it == by_key.end() ? empty : *it->second;
+        trend.rows.push_back({Text(key), Count(SARLOOP_M(m, referred)),
+                              Count(SARLOOP_M(m, feedback_received)),
+                              Rate(OptD(m.has_response_rate(), m.response_rate()))});
+        referred.series[y].second.push_back(AsDouble(SARLOOP_M(m, referred)));
+        rate.series[y].second.push_back(OptD(m.has_response_rate(), m.response_rate()));
+        if (y == 1) {
+          const auto& d = m.days_to_outcome();
+          t.rows.push_back({Text(key), Count(SARLOOP_M(m, closed_with_outcome)),
+                            Days(OptD(d.has_median(), d.median())),
+                            Days(OptD(d.has_p90(), d.p90())),
+                            Days(OptD(m.days_to_feedback().has_median(),
+                                      m.days_to_feedback().median()))});
+          chart.labels.push_back(key);
+          chart.series[0].second.push_back(OptD(d.has_median(), d.median()));
+          chart.series[1].second.push_back(OptD(d.has_p90(), d.p90()));
+        }
+      }
+    }
+    sections.push_back({std::move(t), {chart}});
+    sections.push_back({std::move(trend), {referred, rate}});
+  }
+
+  // Who is overdue or escalated.
+  {
+    Table t{"overdue_escalated",
+            "Overdue and escalated organisations",
+            absl::StrCat("As at ", absl::FormatTime("%Y-%m-%d", in.as_of, absl::UTCTimeZone()),
+                         ", for referrals dispatched in ", fy, "."),
+            {"Organisation", "Overdue", "Escalated", "Open over 12 months"},
+            {}};
+    Chart chart{"Overdue and escalated referrals", {}, {{"Overdue", {}}, {"Escalated", {}}}, false};
+    for (const auto& g : in.by_organisation.groups()) {
+      const auto& m = g.measures();
+      auto flagged = [](bool has, int64_t v) { return !has || v > 0; };
+      if (!flagged(m.has_overdue(), m.overdue()) && !flagged(m.has_escalated(), m.escalated()) &&
+          !flagged(m.has_open_over_12_months(), m.open_over_12_months())) {
+        continue;
+      }
+      t.rows.push_back({Text(g.key(0)), Count(SARLOOP_M(m, overdue)),
+                        Count(SARLOOP_M(m, escalated)), Count(SARLOOP_M(m, open_over_12_months))});
+      chart.labels.push_back(g.key(0));
+      chart.series[0].second.push_back(AsDouble(SARLOOP_M(m, overdue)));
+      chart.series[1].second.push_back(AsDouble(SARLOOP_M(m, escalated)));
+    }
+    const auto& m = in.by_organisation.total();
+    t.rows.push_back({Text("All"), Count(SARLOOP_M(m, overdue)), Count(SARLOOP_M(m, escalated)),
+                      Count(SARLOOP_M(m, open_over_12_months))});
+    std::vector<Chart> charts;
+    if (!chart.labels.empty()) charts.push_back(chart);
+    sections.push_back({std::move(t), charts});
+  }
+
+  // Declined requests register.
+  {
+    Table t{"declined_register",
+            "Declined requests register",
+            in.publication ? "Left out in publication mode: it lists single referrals."
+                           : "Referrals of the year a force declined or a unit declined to "
+                             "assist with, and the reason last given.",
+            {"Referral", "Organisation", "Dispatched", "Declined by force", "Unit declines",
+             "Unit", "Reason"},
+            {}};
+    for (const auto& e : in.declined) {
+      const bool by_force = e.state() == v1::REFERRAL_STATE_DECLINED_BY_FORCE;
+      t.rows.push_back({Text(e.referral_id()), Text(e.organisation()), Text(Date(e.dispatched_at())),
+                        Text(by_force ? absl::StrCat("yes, ", Date(e.feedback_at())) : "no"),
+                        Count(e.assistance_declines()), Text(e.unit()), Text(e.reason())});
+      t.rows.back()[3].csv = by_force ? Date(e.feedback_at()) : "";
+    }
+    sections.push_back({std::move(t), {}});
+  }
+
+  // Render.
+  const std::string as_of = absl::FormatTime("%Y-%m-%d %H:%M UTC", in.as_of, absl::UTCTimeZone());
+  const std::string mode =
+      in.publication ? absl::StrCat("Publication mode: counts from 1 to ", in.min_count - 1,
+                                    " and any count they could be worked out from are shown as "
+                                    "[c].")
+                     : "Not for publication: small counts are shown.";
+  std::string& html = report.html;
+  html = absl::StrCat(
+      "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+      "<title>STA summary ", fy, ": law-enforcement SAR referrals</title><style>", kStyle,
+      "</style></head><body><main><h1>SAR referrals about law-enforcement personnel: ", fy,
+      "</h1><p class=\"note\">Summary of outcomes for the strategic threat assessment (HMICFRS "
+      "2024, recommendation 4). Referrals dispatched from 1 April ",
+      in.year, " to 31 March ", in.year + 1, " (UTC). Generated from the NCA register as at ",
+      as_of, ". ", HtmlEscape(mode), "</p>");
+  std::string& md = report.markdown;
+  md = absl::StrCat("# SAR referrals about law-enforcement personnel: ", fy, "\n\n",
+                    "Summary of outcomes for the strategic threat assessment. Referrals "
+                    "dispatched from 1 April ",
+                    in.year, " to 31 March ", in.year + 1, " (UTC). As at ", as_of, ". ", mode,
+                    "\n");
+  report.csv = kCsvHeader;
+  absl::StrAppend(&report.csv, "meta,report,as_of,", absl::FormatTime(absl::RFC3339_sec, in.as_of,
+                                                                      absl::UTCTimeZone()),
+                  "\nmeta,report,financial_year,", in.year, "\nmeta,report,publication,",
+                  in.publication ? "true" : "false", "\n");
+  for (auto& [table, charts] : sections) {
+    absl::StrAppend(&html, "<section><h2>", HtmlEscape(table.title), "</h2>");
+    if (!table.note.empty()) absl::StrAppend(&html, "<p class=\"note\">", HtmlEscape(table.note), "</p>");
+    if (!charts.empty()) {
+      html += "<div class=\"charts\">";
+      for (const Chart& c : charts) html += SvgChart(c);
+      html += "</div>";
+    }
+    if (table.id == "declined_register") {
+      // Every row is a referral, so there is no total row to embolden.
+      html += HtmlTable(table).insert(6, " class=\"plain\"");
+    } else {
+      html += HtmlTable(table);
+    }
+    html += "</section>";
+    absl::StrAppend(&md, "\n## ", table.title, "\n\n");
+    if (!table.note.empty()) absl::StrAppend(&md, table.note, "\n\n");
+    md += MarkdownTable(table);
+    report.csv += CsvRows(table);
+    report.tables.push_back(std::move(table));
+  }
+  html += "</main></body></html>\n";
+  return report;
+}
+
+}  // namespace sarloop::report

@@ -1,0 +1,91 @@
+// Aggregates over the national register: counts, rates and day statistics grouped by any
+// combination of dimensions, and the publication mode that suppresses small counts.
+//
+// Why an in-memory index: an analyst's question touches every referral in a period (10 years of
+// history is a million referrals at 100 times today's volume), and a GROUP BY over that many rows
+// in SQLite takes hundreds of milliseconds. The index keeps one compact Fact per referral, built
+// from the register's entries (the source of truth) and brought up to date before each query from
+// the entries changed since (see Register::Aggregates). Pure: no I/O, no clock.
+#ifndef SARLOOP_SERVICES_NCA_AGGREGATES_H_
+#define SARLOOP_SERVICES_NCA_AGGREGATES_H_
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/reference.h"
+#include "sarloop/v1/nca.pb.h"
+
+namespace sarloop::nca {
+
+// The financial year (by its starting year: 2025 for 2025-26) and quarter (0 for April-June) of
+// a time, by its UTC date.
+int FinancialYear(absl::Time t);
+int FinancialQuarter(absl::Time t);
+std::string FinancialYearName(int year);  // "2025-26"
+
+class AggregateIndex {
+ public:
+  explicit AggregateIndex(const ReferenceData& reference) : reference_(reference) {}
+
+  // Adds the referral or replaces what was known of it.
+  void Upsert(const v1::RegisterEntry& entry);
+  size_t size() const { return facts_.size(); }
+
+  // Groups and measures the referrals that pass the request's filter. `min_count` is the
+  // publication threshold (used only when request.publication()). INVALID_ARGUMENT names the field
+  // for an unknown code, a repeated or unknown dimension or an oversized list.
+  absl::StatusOr<v1::GetAggregatesResponse> Query(const v1::GetAggregatesRequest& request,
+                                                  absl::Time as_of, int min_count) const;
+
+ private:
+  struct Fact {
+    uint16_t org = 0;  // index into orgs_
+    uint8_t state = 0;
+    uint8_t outcome = 0;
+    uint8_t category = 0;
+    uint8_t role = 0;
+    uint8_t route = 0;
+    bool handed_over = false;
+    bool assistance_declined = false;
+    bool escalated = false;
+    int16_t fy = 0;
+    uint8_t quarter = 0;
+    int64_t dispatched_s = 0;  // 0 until the DISPATCHED event arrives
+    int64_t due_s = 0;
+    int64_t feedback_s = 0;  // 0 without feedback
+    std::vector<uint32_t> subjects;
+  };
+  struct Org {
+    std::string code;
+    std::string region;
+    v1::OrganisationKind kind;
+  };
+  uint16_t OrgIndex(const std::string& code);
+  uint32_t SubjectIndex(const std::string& ref);
+
+  const ReferenceData& reference_;
+  std::vector<Fact> facts_;
+  std::unordered_map<std::string, uint32_t> by_referral_;
+  std::vector<Org> orgs_;
+  std::unordered_map<std::string, uint16_t> org_index_;
+  std::vector<std::string> regions_;  // region index -> code
+  std::unordered_map<std::string, uint32_t> subject_index_;
+  // Referrals naming each subject.
+  std::vector<int32_t> subject_referrals_;
+};
+
+// Publication mode on a computed response: counts from 1 to min_count - 1 are suppressed
+// (primary), then further cells until no suppressed count can be worked out from a published total
+// and the other published parts (secondary). The relations kept safe: within each group
+// referred = feedback + withdrawn + redirected + open, feedback = declined + closed with outcome,
+// closed with outcome = the sum of outcomes by type; and across groups, the total of every count
+// is the sum of the groups'. Rates and day statistics that depend on a suppressed count go too.
+void Suppress(v1::GetAggregatesResponse& response, int min_count);
+
+}  // namespace sarloop::nca
+
+#endif  // SARLOOP_SERVICES_NCA_AGGREGATES_H_

@@ -1,0 +1,322 @@
+#include "services/nca/aggregates.h"
+
+#include <map>
+#include <random>
+
+#include "common/ids.h"
+#include "common/status.h"
+#include "tests/testutil/testutil.h"
+
+namespace sarloop::nca {
+namespace {
+
+using ::sarloop::testing::IsOk;
+using ::sarloop::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+const absl::Time kStart = absl::FromCivil(absl::CivilDay(2025, 4, 1), absl::UTCTimeZone());
+
+struct Spec {
+  std::string org = "NFK";
+  int dispatched_day = 0;  // days after 1 April 2025
+  v1::ReferralState state = v1::REFERRAL_STATE_DISPATCHED;
+  int feedback_day = -1;
+  v1::OutcomeType outcome = v1::OUTCOME_TYPE_UNSPECIFIED;
+  v1::CorruptionCategory category = v1::CORRUPTION_CATEGORY_UNSPECIFIED;
+  std::vector<std::string> subjects;
+  v1::SubjectRole role = v1::SUBJECT_ROLE_OFFICER;
+  bool escalated = false;
+};
+
+v1::RegisterEntry Entry(const Spec& s) {
+  static int n = 0;
+  v1::RegisterEntry e;
+  e.set_referral_id(absl::StrCat("REF-", 1000000 + ++n));
+  e.set_organisation(s.org);
+  e.set_state(s.state);
+  *e.mutable_dispatched_at() = ToProto(kStart + absl::Hours(24 * s.dispatched_day));
+  *e.mutable_due_at() = ToProto(kStart + absl::Hours(24 * (s.dispatched_day + 90)));
+  if (s.feedback_day >= 0) {
+    *e.mutable_feedback_at() = ToProto(kStart + absl::Hours(24 * s.feedback_day + 1));
+  }
+  if (s.outcome != v1::OUTCOME_TYPE_UNSPECIFIED) {
+    e.mutable_outcome()->set_type(s.outcome);
+    e.mutable_outcome()->set_category(s.category);
+  }
+  for (const auto& ref : s.subjects) {
+    e.add_subject_refs(ref);
+    e.add_subject_roles(s.role);
+  }
+  e.set_route(v1::REFERRAL_ROUTE_DIRECT);
+  e.set_escalated(s.escalated);
+  return e;
+}
+
+v1::GetAggregatesRequest By(std::initializer_list<v1::Dimension> dims) {
+  v1::GetAggregatesRequest r;
+  for (auto d : dims) r.add_group_by(d);
+  return r;
+}
+
+TEST(FinancialYear, StartsOnTheFirstOfApril) {
+  auto day = [](int y, int m, int d) {
+    return absl::FromCivil(absl::CivilDay(y, m, d), absl::UTCTimeZone());
+  };
+  EXPECT_EQ(FinancialYear(day(2025, 3, 31)), 2024);
+  EXPECT_EQ(FinancialQuarter(day(2025, 3, 31)), 3);
+  EXPECT_EQ(FinancialYear(day(2025, 4, 1)), 2025);
+  EXPECT_EQ(FinancialQuarter(day(2025, 4, 1)), 0);
+  EXPECT_EQ(FinancialQuarter(day(2025, 7, 1)), 1);
+  EXPECT_EQ(FinancialQuarter(day(2025, 12, 31)), 2);
+  EXPECT_EQ(FinancialYearName(2025), "2025-26");
+  EXPECT_EQ(FinancialYearName(1999), "1999-00");
+}
+
+TEST(AggregateIndex, CountsRatesAndDaysByOrganisation) {
+  AggregateIndex index(ReferenceData::BuiltIn());
+  // NFK: feedback after 10, 20, 30 and 40 days (two declines, two outcomes), one open and overdue,
+  // one withdrawn. SFK: one outcome after 5 days, sharing a subject with NFK.
+  index.Upsert(Entry({.state = v1::REFERRAL_STATE_DECLINED_BY_FORCE, .feedback_day = 10}));
+  index.Upsert(Entry({.state = v1::REFERRAL_STATE_DECLINED_BY_FORCE, .feedback_day = 20}));
+  index.Upsert(Entry({.state = v1::REFERRAL_STATE_OUTCOME_RECORDED,
+                      .feedback_day = 30,
+                      .outcome = v1::OUTCOME_TYPE_DISMISSED,
+                      .category = v1::CORRUPTION_CATEGORY_SEXUAL_MISCONDUCT,
+                      .subjects = {"s1"}}));
+  index.Upsert(Entry({.state = v1::REFERRAL_STATE_CLOSED_BY_FORCE,
+                      .feedback_day = 40,
+                      .outcome = v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER,
+                      .category = v1::CORRUPTION_CATEGORY_SEXUAL_MISCONDUCT}));
+  index.Upsert(Entry({.state = v1::REFERRAL_STATE_ACKNOWLEDGED, .escalated = true}));
+  index.Upsert(Entry({.state = v1::REFERRAL_STATE_WITHDRAWN}));
+  index.Upsert(Entry({.org = "SFK",
+                      .state = v1::REFERRAL_STATE_OUTCOME_RECORDED,
+                      .feedback_day = 5,
+                      .outcome = v1::OUTCOME_TYPE_DISMISSED,
+                      .category = v1::CORRUPTION_CATEGORY_THEFT_AND_FRAUD,
+                      .subjects = {"s1", "s2"}}));
+
+  auto r = index.Query(By({v1::DIMENSION_ORGANISATION}), kStart + absl::Hours(24 * 200), 5);
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->groups_size(), 2);
+  const v1::AggregateGroup& nfk = r->groups(0);
+  EXPECT_THAT(nfk.key(), ElementsAre("NFK"));
+  const v1::Measures& m = nfk.measures();
+  EXPECT_EQ(m.referred(), 6);
+  EXPECT_EQ(m.feedback_received(), 4);
+  EXPECT_EQ(m.declined_by_force(), 2);
+  EXPECT_EQ(m.closed_with_outcome(), 2);
+  EXPECT_EQ(m.withdrawn(), 1);
+  EXPECT_EQ(m.open(), 1);
+  EXPECT_EQ(m.overdue(), 1);
+  EXPECT_EQ(m.escalated(), 1);
+  EXPECT_EQ(m.repeat_subjects(), 1);
+  EXPECT_DOUBLE_EQ(m.response_rate(), 4.0 / 5.0);
+  EXPECT_EQ(m.days_to_feedback().n(), 4);
+  EXPECT_DOUBLE_EQ(m.days_to_feedback().median(), 25);
+  EXPECT_DOUBLE_EQ(m.days_to_feedback().p90(), 40);
+  EXPECT_DOUBLE_EQ(m.days_to_outcome().median(), 35);
+  ASSERT_EQ(m.outcomes_size(), 2);
+  EXPECT_EQ(m.outcomes(0).type(), v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
+  EXPECT_EQ(r->total().referred(), 7);
+  EXPECT_EQ(r->total().repeat_subjects(), 1);
+  EXPECT_FALSE(r->publication());
+
+  // Replacing an entry changes the answer, and repeat subjects follow.
+  v1::RegisterEntry later = Entry({.org = "SFK",
+                                   .state = v1::REFERRAL_STATE_OUTCOME_RECORDED,
+                                   .feedback_day = 5,
+                                   .outcome = v1::OUTCOME_TYPE_DISMISSED,
+                                   .subjects = {"s2"}});
+  index.Upsert(later);
+  later.clear_subject_refs();
+  index.Upsert(later);
+  auto again = index.Query(By({}), kStart + absl::Hours(24 * 200), 5);
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->total().referred(), 8);
+  EXPECT_EQ(again->total().repeat_subjects(), 1);
+}
+
+TEST(AggregateIndex, FiltersAndGroupsByEveryDimension) {
+  AggregateIndex index(ReferenceData::BuiltIn());
+  index.Upsert(Entry({.org = "NFK", .dispatched_day = 10}));
+  index.Upsert(Entry({.org = "MPS", .dispatched_day = 100}));
+  index.Upsert(Entry({.org = "NFK", .dispatched_day = 400}));
+  v1::GetAggregatesRequest req = By({v1::DIMENSION_REGION, v1::DIMENSION_FINANCIAL_QUARTER});
+  auto r = index.Query(req, kStart, 5);
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->groups_size(), 3);
+  EXPECT_THAT(r->groups(0).key(), ElementsAre("EASTERN", "2025-26 Q1"));
+  EXPECT_THAT(r->groups(1).key(), ElementsAre("EASTERN", "2026-27 Q1"));
+  EXPECT_THAT(r->groups(2).key(), ElementsAre("LONDON", "2025-26 Q2"));
+
+  req.mutable_filter()->add_financial_years(2025);
+  req.mutable_filter()->add_regions("EASTERN");
+  r = index.Query(req, kStart, 5);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->total().referred(), 1);
+
+  for (int d = 1; d <= 10; ++d) {
+    auto all = index.Query(By({static_cast<v1::Dimension>(d)}), kStart, 5);
+    ASSERT_THAT(all, IsOk()) << d;
+    int64_t sum = 0;
+    for (const auto& g : all->groups()) sum += g.measures().referred();
+    EXPECT_EQ(sum, 3) << v1::Dimension_Name(d);
+  }
+}
+
+TEST(AggregateIndex, RefusesBadRequestsNamingTheField) {
+  AggregateIndex index(ReferenceData::BuiltIn());
+  auto field = [&](const v1::GetAggregatesRequest& req) {
+    return FieldOf(index.Query(req, kStart, 5).status());
+  };
+  EXPECT_EQ(field(By({v1::DIMENSION_REGION, v1::DIMENSION_REGION})), "group_by[1]");
+  EXPECT_EQ(field(By({v1::DIMENSION_UNSPECIFIED})), "group_by[0]");
+  EXPECT_EQ(field(By({v1::DIMENSION_REGION, v1::DIMENSION_STATE, v1::DIMENSION_ROUTE,
+                      v1::DIMENSION_CATEGORY, v1::DIMENSION_ORGANISATION})),
+            "group_by");
+  v1::GetAggregatesRequest req;
+  req.mutable_filter()->add_organisations("NOPE");
+  EXPECT_EQ(field(req), "filter.organisations[0]");
+  req.Clear();
+  req.mutable_filter()->add_regions("ATLANTIS");
+  EXPECT_EQ(field(req), "filter.regions[0]");
+  req.Clear();
+  req.mutable_filter()->add_financial_years(25);
+  EXPECT_EQ(field(req), "filter.financial_years[0]");
+  req.Clear();
+  req.mutable_filter()->add_states(static_cast<v1::ReferralState>(99));
+  EXPECT_EQ(field(req), "filter.states[0]");
+  // A known organisation with no referrals is simply empty.
+  req.Clear();
+  req.mutable_filter()->add_organisations("DUR");
+  auto empty = index.Query(req, kStart, 5);
+  ASSERT_THAT(empty, IsOk());
+  EXPECT_EQ(empty->total().referred(), 0);
+}
+
+TEST(Suppression, HidesSmallCountsAndWhatWouldRevealThem) {
+  AggregateIndex index(ReferenceData::BuiltIn());
+  // NFK 10 declines; SFK 2 declines; MPS 8 declines. Grouped by organisation with a total of 20,
+  // SFK's 2 is hidden, and the next smallest (MPS's 8) too, or 20 - 10 - 8 would give it away.
+  for (int i = 0; i < 10; ++i) {
+    index.Upsert(Entry({.org = "NFK", .state = v1::REFERRAL_STATE_DECLINED_BY_FORCE,
+                        .feedback_day = 3}));
+  }
+  for (int i = 0; i < 2; ++i) {
+    index.Upsert(Entry({.org = "SFK", .state = v1::REFERRAL_STATE_DECLINED_BY_FORCE,
+                        .feedback_day = 3}));
+  }
+  for (int i = 0; i < 8; ++i) {
+    index.Upsert(Entry({.org = "MPS", .state = v1::REFERRAL_STATE_DECLINED_BY_FORCE,
+                        .feedback_day = 3}));
+  }
+  v1::GetAggregatesRequest req = By({v1::DIMENSION_ORGANISATION});
+  req.set_publication(true);
+  auto r = index.Query(req, kStart, 5);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_TRUE(r->publication());
+  EXPECT_EQ(r->min_count(), 5);
+  ASSERT_EQ(r->groups_size(), 3);
+  const auto& mps = r->groups(0).measures();
+  const auto& nfk = r->groups(1).measures();
+  const auto& sfk = r->groups(2).measures();
+  EXPECT_FALSE(sfk.has_referred());
+  EXPECT_FALSE(sfk.has_response_rate());
+  EXPECT_FALSE(sfk.days_to_feedback().has_median());
+  EXPECT_THAT(sfk.suppressed(), ::testing::Contains("referred"));
+  EXPECT_FALSE(mps.has_referred());
+  EXPECT_EQ(nfk.referred(), 10);
+  EXPECT_EQ(r->total().referred(), 20);
+  EXPECT_DOUBLE_EQ(nfk.days_to_feedback().median(), 3);
+  // Zeros are published.
+  EXPECT_TRUE(sfk.has_withdrawn());
+  EXPECT_EQ(sfk.withdrawn(), 0);
+}
+
+// Whatever the data, no published relation leaves exactly one unknown, and every published
+// number equals the unsuppressed one.
+TEST(Suppression, NoSuppressedCountCanBeWorkedOut) {
+  std::mt19937_64 rng(42);
+  const char* orgs[] = {"NFK", "SFK", "MPS", "BF", "ESX", "DUR"};
+  const v1::ReferralState states[] = {
+      v1::REFERRAL_STATE_DISPATCHED, v1::REFERRAL_STATE_DECLINED_BY_FORCE,
+      v1::REFERRAL_STATE_CLOSED_BY_FORCE, v1::REFERRAL_STATE_OUTCOME_RECORDED,
+      v1::REFERRAL_STATE_WITHDRAWN, v1::REFERRAL_STATE_REDIRECTED};
+  for (int trial = 0; trial < 200; ++trial) {
+    AggregateIndex index(ReferenceData::BuiltIn());
+    const int n = 1 + static_cast<int>(rng() % 60);
+    for (int i = 0; i < n; ++i) {
+      Spec s;
+      s.org = orgs[rng() % 6];
+      s.state = states[rng() % 6];
+      s.dispatched_day = static_cast<int>(rng() % 700);
+      if (s.state == v1::REFERRAL_STATE_DECLINED_BY_FORCE ||
+          s.state == v1::REFERRAL_STATE_CLOSED_BY_FORCE ||
+          s.state == v1::REFERRAL_STATE_OUTCOME_RECORDED) {
+        s.feedback_day = s.dispatched_day + static_cast<int>(rng() % 300);
+      }
+      if (s.state == v1::REFERRAL_STATE_CLOSED_BY_FORCE ||
+          s.state == v1::REFERRAL_STATE_OUTCOME_RECORDED) {
+        s.outcome = static_cast<v1::OutcomeType>(1 + rng() % 4);
+      }
+      index.Upsert(Entry(s));
+    }
+    v1::GetAggregatesRequest req = By({rng() % 2 ? v1::DIMENSION_ORGANISATION
+                                                 : v1::DIMENSION_FINANCIAL_QUARTER});
+    const absl::Time as_of = kStart + absl::Hours(24 * 800);
+    auto plain = index.Query(req, as_of, 5);
+    req.set_publication(true);
+    auto pub = index.Query(req, as_of, 5);
+    ASSERT_THAT(plain, IsOk());
+    ASSERT_THAT(pub, IsOk());
+    ASSERT_EQ(plain->groups_size(), pub->groups_size());
+
+    std::vector<std::pair<const v1::Measures*, const v1::Measures*>> pairs;
+    for (int g = 0; g < pub->groups_size(); ++g) {
+      pairs.emplace_back(&plain->groups(g).measures(), &pub->groups(g).measures());
+    }
+    pairs.emplace_back(&plain->total(), &pub->total());
+    auto outcome_of = [](const v1::Measures& m, v1::OutcomeType t) -> std::optional<int64_t> {
+      for (const auto& o : m.outcomes()) {
+        if (o.type() == t) return o.has_count() ? std::optional(o.count()) : std::nullopt;
+      }
+      return 0;
+    };
+    auto unknowns = [](std::initializer_list<bool> known) {
+      int u = 0;
+      for (bool k : known) u += !k;
+      return u;
+    };
+    for (const auto& [full, shown] : pairs) {
+      if (shown->has_referred()) {
+        EXPECT_EQ(shown->referred(), full->referred());
+        EXPECT_TRUE(shown->referred() == 0 || shown->referred() >= 5);
+      }
+      if (shown->has_response_rate()) EXPECT_EQ(shown->response_rate(), full->response_rate());
+      EXPECT_NE(unknowns({shown->has_referred(), shown->has_feedback_received(),
+                          shown->has_withdrawn(), shown->has_redirected(), shown->has_open()}),
+                1);
+      EXPECT_NE(unknowns({shown->has_feedback_received(), shown->has_declined_by_force(),
+                          shown->has_closed_with_outcome()}),
+                1);
+      std::vector<bool> line = {shown->has_closed_with_outcome()};
+      for (int t = 1; t <= 4; ++t) {
+        line.push_back(outcome_of(*shown, static_cast<v1::OutcomeType>(t)).has_value());
+      }
+      EXPECT_NE(std::count(line.begin(), line.end(), false), 1);
+    }
+    for (const char* field : {"referred", "open", "withdrawn", "overdue"}) {
+      const auto* f = v1::Measures::descriptor()->FindFieldByName(field);
+      int u = 0;
+      for (const auto& [full, shown] : pairs) {
+        u += !shown->GetReflection()->HasField(*shown, f);
+      }
+      EXPECT_NE(u, 1) << field << " trial " << trial;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sarloop::nca
