@@ -5,12 +5,12 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <optional>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -33,8 +33,8 @@ std::string PeerUri(SSL* ssl) {
   if (SSL_get_verify_result(ssl) != X509_V_OK) return "";
   X509* cert = SSL_get0_peer_certificate(ssl);
   if (cert == nullptr) return "";
-  auto* names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (names == nullptr) return "";
   std::vector<std::string> uris;
   for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
@@ -85,7 +85,8 @@ class Session : public std::enable_shared_from_this<Session> {
     const size_t q = target.find('?');
     in.path = PercentDecode(target.substr(0, q));
     if (q != std::string::npos) in.query = ParseQuery(std::string_view(target).substr(q + 1));
-    if (auto it = req.find(http::field::cookie); it != req.end()) in.cookie = std::string(it->value());
+    if (auto it = req.find(http::field::cookie); it != req.end())
+      in.cookie = std::string(it->value());
     in.peer_uri = PeerUri(stream_.native_handle());
     HttpResponse out;
     try {
@@ -159,8 +160,8 @@ HttpsServer::~HttpsServer() {
 int HttpsServer::port() const { return impl_->acceptor.local_endpoint().port(); }
 
 absl::StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(const std::string& listen,
-                                                               const v1::TlsConfig& tls,
-                                                               HttpHandler handler) {
+                                                                const v1::TlsConfig& tls,
+                                                                HttpHandler handler) {
   auto impl = std::make_unique<Impl>();
   impl->handler = std::move(handler);
   SSL_CTX* ctx = impl->tls.native_handle();
@@ -201,7 +202,8 @@ absl::StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(const std::strin
   if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(endpoint, ec);
   if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot listen on ", listen, ": ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen, ": ", ec.message()));
   impl->Accept();
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->io.run(); });
@@ -233,8 +235,8 @@ std::string PercentDecode(std::string_view text) {
 
 std::map<std::string, std::string> ParseQuery(std::string_view query) {
   std::map<std::string, std::string> out;
-  for (absl::string_view part : absl::StrSplit(absl::string_view(query.data(), query.size()), '&',
-                                               absl::SkipEmpty())) {
+  for (absl::string_view part :
+       absl::StrSplit(absl::string_view(query.data(), query.size()), '&', absl::SkipEmpty())) {
     const size_t eq = part.find('=');
     const std::string_view p(part.data(), part.size());
     std::string name = PercentDecode(p.substr(0, eq));

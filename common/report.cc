@@ -22,7 +22,6 @@ std::string Date(const google::protobuf::Timestamp& t) {
   return absl::FormatTime("%Y-%m-%d", absl::FromUnixSeconds(t.seconds()), absl::UTCTimeZone());
 }
 
-
 std::optional<int64_t> Opt(bool has, int64_t v) { return has ? std::optional(v) : std::nullopt; }
 std::optional<double> OptD(bool has, double v) { return has ? std::optional(v) : std::nullopt; }
 
@@ -46,11 +45,16 @@ std::vector<Cell> MeasureRow(const std::string& key, const v1::Measures& m) {
           Days(OptD(m.days_to_feedback().has_median(), m.days_to_feedback().median())),
           Days(OptD(m.days_to_outcome().has_median(), m.days_to_outcome().median()))};
 }
-const std::vector<std::string> kMeasureColumns = {
-    "Referred",           "Feedback",  "Response rate",
-    "Declined by force",  "Outcomes",  "Assistance declined",
-    "Overdue",            "Escalated", "Median days to feedback",
-    "Median days to outcome"};
+const std::vector<std::string> kMeasureColumns = {"Referred",
+                                                  "Feedback",
+                                                  "Response rate",
+                                                  "Declined by force",
+                                                  "Outcomes",
+                                                  "Assistance declined",
+                                                  "Overdue",
+                                                  "Escalated",
+                                                  "Median days to feedback",
+                                                  "Median days to outcome"};
 
 std::string Csv(absl::string_view s) {
   if (s.find_first_of(",\"\n\r") == absl::string_view::npos) return std::string(s);
@@ -99,7 +103,7 @@ padding-top:14px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:14px}
 th,td{border-bottom:1px solid #d8d8d8;padding:4px 10px;text-align:left;vertical-align:top}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-tr:last-child td{font-weight:600}table.plain tr:last-child td{font-weight:normal}
+tr.total td{font-weight:600}.wide{overflow-x:auto;max-width:100%}
 .note{color:#505a5f;font-size:13px}.charts{display:flex;flex-wrap:wrap;gap:16px}
 svg{background:#fff;border:1px solid #e5e5e5}form.filters{margin:8px 0}
 form.filters label{margin-right:12px}.tiles{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}
@@ -156,8 +160,7 @@ std::string SvgChart(const Chart& c) {
     absl::StrAppendFormat(&out,
                           "<rect x=\"%d\" y=\"27\" width=\"10\" height=\"10\" fill=\"%s\"/>"
                           "<text x=\"%d\" y=\"36\">%s</text>",
-                          legend_x, kColours[s % 5], legend_x + 14,
-                          HtmlEscape(c.series[s].first));
+                          legend_x, kColours[s % 5], legend_x + 14, HtmlEscape(c.series[s].first));
     legend_x += 24 + 7 * static_cast<int>(c.series[s].first.size());
   }
   for (size_t i = 0; i < c.labels.size(); ++i) {
@@ -169,7 +172,7 @@ std::string SvgChart(const Chart& c) {
       const auto& v = i < c.series[s].second.size() ? c.series[s].second[i] : std::nullopt;
       const int by = y + s * bar_h;
       const std::string label =
-          !v ? "[c]"
+          !v ? "–"
              : (c.percent ? absl::StrCat(Fixed(*v * 100, 1), "%")
                           : (*v == std::floor(*v) ? Fixed(*v, 0) : Fixed(*v, 1)));
       const int w = v ? static_cast<int>(std::lround(*v / max * bar_w)) : 0;
@@ -185,36 +188,35 @@ std::string SvgChart(const Chart& c) {
 }
 
 std::string HtmlTable(const Table& t) {
-  std::string out = absl::StrCat("<table id=\"", HtmlEscape(t.id), "\"><thead><tr>");
+  std::string out =
+      absl::StrCat("<div class=\"wide\"><table id=\"", HtmlEscape(t.id), "\"><thead><tr>");
   for (size_t i = 0; i < t.columns.size(); ++i) {
     const bool numeric = !t.rows.empty() && i < t.rows[0].size() && t.rows[0][i].numeric;
-    absl::StrAppend(&out, numeric ? "<th class=\"n\">" : "<th>", HtmlEscape(t.columns[i]),
-                    "</th>");
+    absl::StrAppend(&out, numeric ? "<th class=\"n\">" : "<th>", HtmlEscape(t.columns[i]), "</th>");
   }
   out += "</tr></thead><tbody>";
   for (const auto& row : t.rows) {
-    out += "<tr>";
+    out += !row.empty() && row[0].text == "All" ? "<tr class=\"total\">" : "<tr>";
     for (size_t i = 0; i < row.size(); ++i) {
       const Cell& c = row[i];
-      const std::string body = c.link.empty()
-                                   ? HtmlEscape(c.text)
-                                   : absl::StrCat("<a href=\"", HtmlEscape(c.link), "\">",
-                                                  HtmlEscape(c.text), "</a>");
+      const std::string body = c.link.empty() ? HtmlEscape(c.text)
+                                              : absl::StrCat("<a href=\"", HtmlEscape(c.link),
+                                                             "\">", HtmlEscape(c.text), "</a>");
       absl::StrAppend(&out, c.numeric ? "<td class=\"n\"" : "<td", " data-col=\"",
                       HtmlEscape(i < t.columns.size() ? t.columns[i] : ""), "\" data-value=\"",
                       HtmlEscape(c.csv), "\">", body, "</td>");
     }
     out += "</tr>";
   }
-  out += "</tbody></table>";
+  out += "</tbody></table></div>";
   return out;
 }
 
 std::string MarkdownTable(const Table& t) {
-  std::string out = absl::StrCat("| ", absl::StrJoin(t.columns, " | ", [](std::string* o, auto& s) {
-                                   o->append(MdEscape(s));
-                                 }),
-                                 " |\n|");
+  std::string out = absl::StrCat(
+      "| ",
+      absl::StrJoin(t.columns, " | ", [](std::string* o, auto& s) { o->append(MdEscape(s)); }),
+      " |\n|");
   for (size_t i = 0; i < t.columns.size(); ++i) {
     const bool numeric = !t.rows.empty() && i < t.rows[0].size() && t.rows[0][i].numeric;
     out += numeric ? " ---: |" : " --- |";
@@ -295,8 +297,8 @@ StaReport BuildSta(const StaInputs& in) {
   {
     Table t = MeasureTable("by_organisation", "Response by force and agency", "Organisation",
                            in.by_organisation);
-    sections.push_back({std::move(t), {RateChart("Response rate by organisation",
-                                                 in.by_organisation)}});
+    sections.push_back(
+        {std::move(t), {RateChart("Response rate by organisation", in.by_organisation)}});
     Table r = MeasureTable("by_region", "Response by region", "Region", in.by_region);
     sections.push_back({std::move(r), {RateChart("Response rate by region", in.by_region)}});
   }
@@ -305,12 +307,18 @@ StaReport BuildSta(const StaInputs& in) {
   {
     std::vector<v1::OutcomeType> types;
     for (const auto& o : in.by_category.total().outcomes()) types.push_back(o.type());
-    Table t{"outcomes_by_category", "Outcomes by corruption category", "", {"Category", "Outcomes"},
+    Table t{"outcomes_by_category",
+            "Outcomes by corruption category",
+            "",
+            {"Category", "Outcomes"},
             {}};
-    for (auto type : types) t.columns.push_back(EnumText(v1::OutcomeType_Name(type), "OUTCOME_TYPE_"));
+    for (auto type : types)
+      t.columns.push_back(EnumText(v1::OutcomeType_Name(type), "OUTCOME_TYPE_"));
     Chart chart{"Outcomes by corruption category", {}, {{"Outcomes", {}}}, false};
     auto row_of = [&](const std::string& key, const v1::Measures& m) {
-      std::vector<Cell> row = {Text(key), Count(SARLOOP_M(m, closed_with_outcome))};
+      Cell name = Text(key == "All" ? key : EnumText(key, ""));
+      name.csv = key;
+      std::vector<Cell> row = {name, Count(SARLOOP_M(m, closed_with_outcome))};
       for (auto type : types) {
         std::optional<int64_t> v = 0;
         for (const auto& o : m.outcomes()) {
@@ -338,11 +346,17 @@ StaReport BuildSta(const StaInputs& in) {
             {"Quarter", "Outcomes", "Median days to outcome", "90th percentile days to outcome",
              "Median days to feedback"},
             {}};
-    Chart chart{"Days to outcome by quarter of dispatch", {}, {{"Median", {}}, {"90th percentile", {}}},
+    Chart chart{"Days to outcome by quarter of dispatch",
+                {},
+                {{"Median", {}}, {"90th percentile", {}}},
                 false};
-    Table trend{"trend", absl::StrCat("Trend: ", fy, " against ", prev), "",
-                {"Quarter", "Referred", "Feedback", "Response rate"}, {}};
-    Chart referred{"Referrals per quarter", {"Q1", "Q2", "Q3", "Q4"}, {{prev, {}}, {fy, {}}}, false};
+    Table trend{"trend",
+                absl::StrCat("Trend: ", fy, " against ", prev),
+                "",
+                {"Quarter", "Referred", "Feedback", "Response rate"},
+                {}};
+    Chart referred{
+        "Referrals per quarter", {"Q1", "Q2", "Q3", "Q4"}, {{prev, {}}, {fy, {}}}, false};
     Chart rate{"Response rate per quarter", {"Q1", "Q2", "Q3", "Q4"}, {{prev, {}}, {fy, {}}}, true};
     std::map<std::string, const v1::Measures*> by_key;
     for (const auto& g : in.by_quarter.groups()) by_key[g.key(0)] = &g.measures();
@@ -366,11 +380,10 @@ StaReport BuildSta(const StaInputs& in) {
         rate.series[y].second.push_back(OptD(m.has_response_rate(), m.response_rate()));
         if (y == 1) {
           const auto& d = m.days_to_outcome();
-          t.rows.push_back({Text(key), Count(SARLOOP_M(m, closed_with_outcome)),
-                            Days(OptD(d.has_median(), d.median())),
-                            Days(OptD(d.has_p90(), d.p90())),
-                            Days(OptD(m.days_to_feedback().has_median(),
-                                      m.days_to_feedback().median()))});
+          t.rows.push_back(
+              {Text(key), Count(SARLOOP_M(m, closed_with_outcome)),
+               Days(OptD(d.has_median(), d.median())), Days(OptD(d.has_p90(), d.p90())),
+               Days(OptD(m.days_to_feedback().has_median(), m.days_to_feedback().median()))});
           chart.labels.push_back(key);
           chart.series[0].second.push_back(OptD(d.has_median(), d.median()));
           chart.series[1].second.push_back(OptD(d.has_p90(), d.p90()));
@@ -418,12 +431,13 @@ StaReport BuildSta(const StaInputs& in) {
             in.publication ? "Left out in publication mode: it lists single referrals."
                            : "Referrals of the year a force declined or a unit declined to "
                              "assist with, and the reason last given.",
-            {"Referral", "Organisation", "Dispatched", "Declined by force", "Unit declines",
-             "Unit", "Reason"},
+            {"Referral", "Organisation", "Dispatched", "Declined by force", "Unit declines", "Unit",
+             "Reason"},
             {}};
     for (const auto& e : in.declined) {
       const bool by_force = e.state() == v1::REFERRAL_STATE_DECLINED_BY_FORCE;
-      t.rows.push_back({Text(e.referral_id()), Text(e.organisation()), Text(Date(e.dispatched_at())),
+      t.rows.push_back({Text(e.referral_id()), Text(e.organisation()),
+                        Text(Date(e.dispatched_at())),
                         Text(by_force ? absl::StrCat("yes, ", Date(e.feedback_at())) : "no"),
                         Count(e.assistance_declines()), Text(e.unit()), Text(e.reason())});
       t.rows.back()[3].csv = by_force ? Date(e.feedback_at()) : "";
@@ -442,7 +456,8 @@ StaReport BuildSta(const StaInputs& in) {
   html = absl::StrCat(
       "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-      "<title>STA summary ", fy, ": law-enforcement SAR referrals</title><style>", kStyle,
+      "<title>STA summary ",
+      fy, ": law-enforcement SAR referrals</title><style>", kStyle,
       "</style></head><body><main><h1>SAR referrals about law-enforcement personnel: ", fy,
       "</h1><p class=\"note\">Summary of outcomes for the strategic threat assessment (HMICFRS "
       "2024, recommendation 4). Referrals dispatched from 1 April ",
@@ -455,24 +470,20 @@ StaReport BuildSta(const StaInputs& in) {
                     in.year, " to 31 March ", in.year + 1, " (UTC). As at ", as_of, ". ", mode,
                     "\n");
   report.csv = kCsvHeader;
-  absl::StrAppend(&report.csv, "meta,report,as_of,", absl::FormatTime(absl::RFC3339_sec, in.as_of,
-                                                                      absl::UTCTimeZone()),
+  absl::StrAppend(&report.csv, "meta,report,as_of,",
+                  absl::FormatTime(absl::RFC3339_sec, in.as_of, absl::UTCTimeZone()),
                   "\nmeta,report,financial_year,", in.year, "\nmeta,report,publication,",
                   in.publication ? "true" : "false", "\n");
   for (auto& [table, charts] : sections) {
     absl::StrAppend(&html, "<section><h2>", HtmlEscape(table.title), "</h2>");
-    if (!table.note.empty()) absl::StrAppend(&html, "<p class=\"note\">", HtmlEscape(table.note), "</p>");
+    if (!table.note.empty())
+      absl::StrAppend(&html, "<p class=\"note\">", HtmlEscape(table.note), "</p>");
     if (!charts.empty()) {
       html += "<div class=\"charts\">";
       for (const Chart& c : charts) html += SvgChart(c);
       html += "</div>";
     }
-    if (table.id == "declined_register") {
-      // Every row is a referral, so there is no total row to embolden.
-      html += HtmlTable(table).insert(6, " class=\"plain\"");
-    } else {
-      html += HtmlTable(table);
-    }
+    html += HtmlTable(table);
     html += "</section>";
     absl::StrAppend(&md, "\n## ", table.title, "\n\n");
     if (!table.note.empty()) absl::StrAppend(&md, table.note, "\n\n");

@@ -75,12 +75,12 @@ struct StaInputs {
   absl::Time as_of;
   bool publication = false;
   int min_count = 0;
-  v1::GetAggregatesResponse this_year;       // no grouping, filter: the year
-  v1::GetAggregatesResponse previous_year;   // no grouping, filter: the year before
-  v1::GetAggregatesResponse by_organisation; // group ORGANISATION, the year
-  v1::GetAggregatesResponse by_region;       // group REGION, the year
-  v1::GetAggregatesResponse by_category;     // group CATEGORY, the year, closed with outcome
-  v1::GetAggregatesResponse by_quarter;      // group FINANCIAL_QUARTER, the year and the one before
+  v1::GetAggregatesResponse this_year;        // no grouping, filter: the year
+  v1::GetAggregatesResponse previous_year;    // no grouping, filter: the year before
+  v1::GetAggregatesResponse by_organisation;  // group ORGANISATION, the year
+  v1::GetAggregatesResponse by_region;        // group REGION, the year
+  v1::GetAggregatesResponse by_category;      // group CATEGORY, the year, closed with outcome
+  v1::GetAggregatesResponse by_quarter;  // group FINANCIAL_QUARTER, the year and the one before
   // Referrals of the year declined by the force, or whose unit declined to assist. Empty in
   // publication mode (it lists single referrals).
   std::vector<v1::RegisterEntry> declined;

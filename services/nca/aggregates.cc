@@ -35,10 +35,18 @@ enum Count {
   kOpenOver12Months,
   kCountMeasures
 };
-constexpr std::array<const char*, kCountMeasures> kCountNames = {
-    "referred",  "feedback_received", "declined_by_force", "closed_with_outcome",
-    "withdrawn", "redirected",        "open",              "handed_over",
-    "assistance_declined", "overdue", "escalated",         "open_over_12_months"};
+constexpr std::array<const char*, kCountMeasures> kCountNames = {"referred",
+                                                                 "feedback_received",
+                                                                 "declined_by_force",
+                                                                 "closed_with_outcome",
+                                                                 "withdrawn",
+                                                                 "redirected",
+                                                                 "open",
+                                                                 "handed_over",
+                                                                 "assistance_declined",
+                                                                 "overdue",
+                                                                 "escalated",
+                                                                 "open_over_12_months"};
 
 bool HasOutcome(int state) {
   return state == v1::REFERRAL_STATE_CLOSED_BY_FORCE ||
@@ -79,9 +87,8 @@ void FillMeasures(Acc& acc, v1::Measures* m) {
     r->SetInt64(m, d->FindFieldByName(kCountNames[i]), acc.counts[i]);
   }
   std::sort(acc.repeat_subjects.begin(), acc.repeat_subjects.end());
-  m->set_repeat_subjects(
-      std::unique(acc.repeat_subjects.begin(), acc.repeat_subjects.end()) -
-      acc.repeat_subjects.begin());
+  m->set_repeat_subjects(std::unique(acc.repeat_subjects.begin(), acc.repeat_subjects.end()) -
+                         acc.repeat_subjects.begin());
   const int64_t asked = acc.counts[kReferred] - acc.counts[kWithdrawn] - acc.counts[kRedirected];
   if (asked > 0) m->set_response_rate(static_cast<double>(acc.counts[kFeedback]) / asked);
   for (int t = 0; t < static_cast<int>(acc.outcomes.size()); ++t) {
@@ -260,15 +267,13 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
   }
   RETURN_IF_ERROR(AllowEnum(filter.organisation_kinds(), "filter.organisation_kinds",
                             v1::OrganisationKind_IsValid, kinds));
-  RETURN_IF_ERROR(
-      AllowEnum(filter.categories(), "filter.categories", v1::CorruptionCategory_IsValid,
-                categories));
+  RETURN_IF_ERROR(AllowEnum(filter.categories(), "filter.categories",
+                            v1::CorruptionCategory_IsValid, categories));
   RETURN_IF_ERROR(
       AllowEnum(filter.subject_roles(), "filter.subject_roles", v1::SubjectRole_IsValid, roles));
   RETURN_IF_ERROR(
       AllowEnum(filter.outcome_types(), "filter.outcome_types", v1::OutcomeType_IsValid, outcomes));
-  RETURN_IF_ERROR(
-      AllowEnum(filter.routes(), "filter.routes", v1::ReferralRoute_IsValid, routes));
+  RETURN_IF_ERROR(AllowEnum(filter.routes(), "filter.routes", v1::ReferralRoute_IsValid, routes));
   RETURN_IF_ERROR(AllowEnum(filter.states(), "filter.states", v1::ReferralState_IsValid, states));
 
   // Per-organisation facts that several dimensions and filters need.
@@ -357,7 +362,8 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
     a.counts[kAssistanceDeclined] += f.assistance_declined;
     a.counts[kOverdue] += open && f.due_s > 0 && f.due_s < now_s;
     a.counts[kEscalated] += f.escalated;
-    a.counts[kOpenOver12Months] += open && f.dispatched_s > 0 && f.dispatched_s < now_s - 365 * kDay;
+    a.counts[kOpenOver12Months] +=
+        open && f.dispatched_s > 0 && f.dispatched_s < now_s - 365 * kDay;
     if (outcome) a.outcomes[f.outcome % a.outcomes.size()]++;
     if (f.feedback_s > 0 && f.dispatched_s > 0 && f.feedback_s >= f.dispatched_s) {
       const auto days = static_cast<int32_t>((f.feedback_s - f.dispatched_s) / kDay);
@@ -438,9 +444,9 @@ Cell MeasureCell(v1::Measures& m, const char* name) {
 std::vector<Cell> OutcomeCells(v1::Measures& m) {
   std::vector<Cell> cells;
   for (auto& tally : *m.mutable_outcomes()) {
-    cells.push_back({&tally, v1::OutcomeTally::descriptor()->FindFieldByName("count"), &m,
-                     absl::StrCat("outcomes.", Strip(v1::OutcomeType_Name(tally.type()),
-                                                     "OUTCOME_TYPE_"))});
+    cells.push_back(
+        {&tally, v1::OutcomeTally::descriptor()->FindFieldByName("count"), &m,
+         absl::StrCat("outcomes.", Strip(v1::OutcomeType_Name(tally.type()), "OUTCOME_TYPE_"))});
   }
   return cells;
 }
@@ -479,8 +485,9 @@ void Suppress(v1::GetAggregatesResponse& response, int min_count) {
     lines.push_back({MeasureCell(*m, "referred"),
                      {MeasureCell(*m, "feedback_received"), MeasureCell(*m, "withdrawn"),
                       MeasureCell(*m, "redirected"), MeasureCell(*m, "open")}});
-    lines.push_back({MeasureCell(*m, "feedback_received"),
-                     {MeasureCell(*m, "declined_by_force"), MeasureCell(*m, "closed_with_outcome")}});
+    lines.push_back(
+        {MeasureCell(*m, "feedback_received"),
+         {MeasureCell(*m, "declined_by_force"), MeasureCell(*m, "closed_with_outcome")}});
     lines.push_back({MeasureCell(*m, "closed_with_outcome"), OutcomeCells(*m)});
   }
   v1::Measures& total = *response.mutable_total();

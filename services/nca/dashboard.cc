@@ -151,9 +151,13 @@ HttpResponse Dashboard::Page(int status, const std::string& title, const std::st
 
 HttpResponse Dashboard::Handle(const HttpRequest& request) {
   const int64_t now = absl::ToUnixSeconds(clock_.Now());
-  AuditEntry entry{clock_.Now(), "", "", absl::StrCat("HTTPS ", request.method, " ",
-                                                      request.path.substr(0, 100)),
-                   "", 0, ""};
+  AuditEntry entry{clock_.Now(),
+                   "",
+                   "",
+                   absl::StrCat("HTTPS ", request.method, " ", request.path.substr(0, 100)),
+                   "",
+                   0,
+                   ""};
   if (request.method != "GET") {
     AuditRecorder(audit_db_, entry).Finish(absl::InvalidArgumentError("method not allowed"));
     HttpResponse r = Page(405, "Method not allowed", "<p>The dashboard only reads.</p>", false);
@@ -184,9 +188,9 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
     r.status = 303;
     r.headers.emplace_back("Location", "/");
     r.headers.emplace_back(
-        "Set-Cookie", absl::StrCat(kCookie, "=", Sign("session", ticket->user, now + kSessionSeconds),
-                                   "; Path=/; Max-Age=", kSessionSeconds,
-                                   "; Secure; HttpOnly; SameSite=Strict"));
+        "Set-Cookie",
+        absl::StrCat(kCookie, "=", Sign("session", ticket->user, now + kSessionSeconds),
+                     "; Path=/; Max-Age=", kSessionSeconds, "; Secure; HttpOnly; SameSite=Strict"));
     Harden(r);
     return r;
   }
@@ -224,9 +228,10 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
       spent_[session->nonce] = session->expires;
     }
     response = Page(200, "Signed out", "<p>You are signed out.</p>", false);
-    response.headers.emplace_back("Set-Cookie", absl::StrCat(kCookie, "=; Path=/; Max-Age=0; "
-                                                                      "Secure; HttpOnly; "
-                                                                      "SameSite=Strict"));
+    response.headers.emplace_back("Set-Cookie", absl::StrCat(kCookie,
+                                                             "=; Path=/; Max-Age=0; "
+                                                             "Secure; HttpOnly; "
+                                                             "SameSite=Strict"));
   } else if (request.path == "/") {
     response = Overview(request);
   } else if (request.path == "/overdue") {
@@ -238,9 +243,9 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
     response = Page(404, "Not found", "<p>No such page.</p>", true);
   }
   if (response.status >= 400) {
-    status = absl::Status(response.status == 404 ? absl::StatusCode::kNotFound
-                                                 : absl::StatusCode::kInvalidArgument,
-                          absl::StrCat("HTTP ", response.status));
+    status = absl::Status(
+        response.status == 404 ? absl::StatusCode::kNotFound : absl::StatusCode::kInvalidArgument,
+        absl::StrCat("HTTP ", response.status));
   }
   AuditRecorder(audit_db_, entry).Finish(status);
   return response;
@@ -277,13 +282,14 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
   for (const auto* r : {&years, &orgs, &categories}) {
     if (!r->ok()) {
       return Page(r->status().code() == absl::StatusCode::kInvalidArgument ? 400 : 503,
-                  "Cannot show this", absl::StrCat("<p>", HtmlEscape(r->status().message()), "</p>"),
-                  true);
+                  "Cannot show this",
+                  absl::StrCat("<p>", HtmlEscape(r->status().message()), "</p>"), true);
     }
   }
 
-  std::string body = "<form class=\"filters\" method=\"get\" action=\"/\"><label>Financial year "
-                     "<select name=\"year\" id=\"year\"><option value=\"\">All years</option>";
+  std::string body =
+      "<form class=\"filters\" method=\"get\" action=\"/\"><label>Financial year "
+      "<select name=\"year\" id=\"year\"><option value=\"\">All years</option>";
   for (const auto& g : years->groups()) {
     const std::string y = g.key(0).substr(0, 4);
     if (g.key(0) == "UNKNOWN") continue;
@@ -291,8 +297,9 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
                     y == absl::StrCat(year) ? " selected" : "", ">", HtmlEscape(g.key(0)),
                     "</option>");
   }
-  body += "</select></label><label>Region <select name=\"region\" id=\"region\">"
-          "<option value=\"\">All regions</option>";
+  body +=
+      "</select></label><label>Region <select name=\"region\" id=\"region\">"
+      "<option value=\"\">All regions</option>";
   for (const Region& r : reference_.regions()) {
     absl::StrAppend(&body, "<option value=\"", HtmlEscape(r.code), "\"",
                     r.code == region ? " selected" : "", ">", HtmlEscape(r.name), "</option>");
@@ -303,9 +310,7 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
                   ". Overdue and escalated as at ", DateTime(ToProto(now)), " UTC.</p>");
 
   const v1::Measures& t = orgs->total();
-  auto opt = [](bool has, auto v) {
-    return has ? std::optional<decltype(v)>(v) : std::nullopt;
-  };
+  auto opt = [](bool has, auto v) { return has ? std::optional<decltype(v)>(v) : std::nullopt; };
   body += "<div class=\"tiles\">";
   body += Tile("referred", "Referred", report::Count(opt(t.has_referred(), t.referred())));
   body += Tile("feedback_received", "Feedback received",
@@ -365,18 +370,20 @@ HttpResponse Dashboard::OverdueList(const HttpRequest& request) {
     list.set_page_token(page->next_page_token());
   }
   int escalated = 0;
-  report::Table t{"overdue", "Overdue", "",
+  report::Table t{"overdue",
+                  "Overdue",
+                  "",
                   {"Referral", "Organisation", "State", "Dispatched", "Due", "Days overdue",
                    "Reminders", "Escalated"},
                   {}};
   for (const auto& e : entries) {
     escalated += e.escalated();
     const int64_t days = (absl::ToUnixSeconds(now) - e.due_at().seconds()) / 86400;
-    t.rows.push_back({report::Text(e.referral_id(), absl::StrCat("/referral/", e.referral_id())),
-                      report::Text(e.organisation()), report::Text(std::string(StateName(e.state()))),
-                      report::Text(Date(e.dispatched_at())), report::Text(Date(e.due_at())),
-                      report::Count(days), report::Count(e.reminders()),
-                      report::Text(e.escalated() ? "escalated" : "")});
+    t.rows.push_back(
+        {report::Text(e.referral_id(), absl::StrCat("/referral/", e.referral_id())),
+         report::Text(e.organisation()), report::Text(std::string(StateName(e.state()))),
+         report::Text(Date(e.dispatched_at())), report::Text(Date(e.due_at())), report::Count(days),
+         report::Count(e.reminders()), report::Text(e.escalated() ? "escalated" : "")});
   }
   std::string body = absl::StrCat(
       "<p class=\"note\">Referrals past their due date with no feedback, most overdue first, as "
@@ -388,7 +395,7 @@ HttpResponse Dashboard::OverdueList(const HttpRequest& request) {
   if (entries.empty()) {
     body += "<p>Nothing is overdue.</p>";
   } else {
-    body += report::HtmlTable(t).insert(6, " class=\"plain\"");
+    body += report::HtmlTable(t);
   }
   return Page(200, "Overdue and escalated referrals", body, true);
 }
@@ -417,13 +424,13 @@ HttpResponse Dashboard::Timeline(const std::string& referral_id) {
   fact("Escalated", e.escalated() ? "yes" : "no");
   if (e.has_outcome()) {
     fact("Outcome", std::string(OutcomeName(e.outcome().type())));
-    fact("Category",
-         report::EnumText(v1::CorruptionCategory_Name(e.outcome().category()), "CORRUPTION_CATEGORY_"));
+    fact("Category", report::EnumText(v1::CorruptionCategory_Name(e.outcome().category()),
+                                      "CORRUPTION_CATEGORY_"));
   }
   if (!e.linked_referral_id().empty()) fact("Linked referral", e.linked_referral_id());
   if (!e.reason().empty()) fact("Reason", e.reason());
-  report::Table events{"events", "Events", "", {"Time (UTC)", "Event", "Producer", "Actor", "Detail"},
-                       {}};
+  report::Table events{
+      "events", "Events", "", {"Time (UTC)", "Event", "Producer", "Actor", "Detail"}, {}};
   for (const auto& ev : timeline->events()) {
     std::vector<std::string> detail;
     if (!ev.unit().empty()) detail.push_back(absl::StrCat("unit ", ev.unit()));
@@ -433,15 +440,14 @@ HttpResponse Dashboard::Timeline(const std::string& referral_id) {
       detail.push_back(absl::StrCat("linked ", ev.linked_referral_id()));
     }
     if (ev.sequence() != 0) detail.push_back(absl::StrCat("#", ev.sequence()));
-    events.rows.push_back({report::Text(DateTime(ev.occurred_at())),
-                           report::Text(std::string(EventName(ev.type()))),
-                           report::Text(ev.producer()),
-                           report::Text(ev.actor().user().empty() ? ev.actor().identity()
-                                                                  : ev.actor().user()),
-                           report::Text(absl::StrJoin(detail, "; "))});
+    events.rows.push_back(
+        {report::Text(DateTime(ev.occurred_at())), report::Text(std::string(EventName(ev.type()))),
+         report::Text(ev.producer()),
+         report::Text(ev.actor().user().empty() ? ev.actor().identity() : ev.actor().user()),
+         report::Text(absl::StrJoin(detail, "; "))});
   }
-  std::string body = report::HtmlTable(facts).insert(6, " class=\"plain\"");
-  absl::StrAppend(&body, "<h2>Timeline</h2>", report::HtmlTable(events).insert(6, " class=\"plain\""));
+  std::string body = report::HtmlTable(facts);
+  absl::StrAppend(&body, "<h2>Timeline</h2>", report::HtmlTable(events));
   return Page(200, absl::StrCat("Referral ", e.referral_id()), body, true);
 }
 

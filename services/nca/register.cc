@@ -12,7 +12,8 @@
 namespace sarloop::nca {
 namespace {
 
-const Migration kMigrations[] = {kEventLogMigration, {"register entries", R"sql(
+const Migration kMigrations[] = {kEventLogMigration,
+                                 {"register entries", R"sql(
 CREATE TABLE entries (
   referral_id TEXT PRIMARY KEY,
   organisation TEXT NOT NULL,
@@ -29,9 +30,9 @@ CREATE TABLE entries (
 CREATE INDEX entries_by_org ON entries (organisation, state);
 CREATE INDEX entries_by_due ON entries (due_at);
 )sql"},
-                                   // Every change to an entry takes the next seq, so the aggregate
-                                   // index can catch up by reading only what changed.
-                                   {"register entry change sequence", R"sql(
+                                 // Every change to an entry takes the next seq, so the aggregate
+                                 // index can catch up by reading only what changed.
+                                 {"register entry change sequence", R"sql(
 ALTER TABLE entries ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX entries_by_seq ON entries (seq);
 )sql"}};

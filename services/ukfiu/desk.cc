@@ -333,8 +333,8 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
         RETURN_IF_ERROR(AppendEvent(txn, e).status());
         ASSIGN_OR_RETURN(old, Refresh(txn, old.referral_id(), now));
         ASSIGN_OR_RETURN(v1::Referral fresh,
-                         Dispatch(txn, sar, request.organisation(), request.thr(), 0,
-                                  old.route(), old.referral_id(), call.actor, now));
+                         Dispatch(txn, sar, request.organisation(), request.thr(), 0, old.route(),
+                                  old.referral_id(), call.actor, now));
         // Now the new id is known: the REDIRECTED event names it. The event was only recorded
         // locally so far, so it can still be completed before anything is sent.
         e.set_linked_referral_id(fresh.referral_id());

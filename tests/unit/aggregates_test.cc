@@ -201,16 +201,16 @@ TEST(Suppression, HidesSmallCountsAndWhatWouldRevealThem) {
   // NFK 10 declines; SFK 2 declines; MPS 8 declines. Grouped by organisation with a total of 20,
   // SFK's 2 is hidden, and the next smallest (MPS's 8) too, or 20 - 10 - 8 would give it away.
   for (int i = 0; i < 10; ++i) {
-    index.Upsert(Entry({.org = "NFK", .state = v1::REFERRAL_STATE_DECLINED_BY_FORCE,
-                        .feedback_day = 3}));
+    index.Upsert(
+        Entry({.org = "NFK", .state = v1::REFERRAL_STATE_DECLINED_BY_FORCE, .feedback_day = 3}));
   }
   for (int i = 0; i < 2; ++i) {
-    index.Upsert(Entry({.org = "SFK", .state = v1::REFERRAL_STATE_DECLINED_BY_FORCE,
-                        .feedback_day = 3}));
+    index.Upsert(
+        Entry({.org = "SFK", .state = v1::REFERRAL_STATE_DECLINED_BY_FORCE, .feedback_day = 3}));
   }
   for (int i = 0; i < 8; ++i) {
-    index.Upsert(Entry({.org = "MPS", .state = v1::REFERRAL_STATE_DECLINED_BY_FORCE,
-                        .feedback_day = 3}));
+    index.Upsert(
+        Entry({.org = "MPS", .state = v1::REFERRAL_STATE_DECLINED_BY_FORCE, .feedback_day = 3}));
   }
   v1::GetAggregatesRequest req = By({v1::DIMENSION_ORGANISATION});
   req.set_publication(true);
@@ -241,9 +241,9 @@ TEST(Suppression, NoSuppressedCountCanBeWorkedOut) {
   std::mt19937_64 rng(42);
   const char* orgs[] = {"NFK", "SFK", "MPS", "BF", "ESX", "DUR"};
   const v1::ReferralState states[] = {
-      v1::REFERRAL_STATE_DISPATCHED, v1::REFERRAL_STATE_DECLINED_BY_FORCE,
+      v1::REFERRAL_STATE_DISPATCHED,      v1::REFERRAL_STATE_DECLINED_BY_FORCE,
       v1::REFERRAL_STATE_CLOSED_BY_FORCE, v1::REFERRAL_STATE_OUTCOME_RECORDED,
-      v1::REFERRAL_STATE_WITHDRAWN, v1::REFERRAL_STATE_REDIRECTED};
+      v1::REFERRAL_STATE_WITHDRAWN,       v1::REFERRAL_STATE_REDIRECTED};
   for (int trial = 0; trial < 200; ++trial) {
     AggregateIndex index(ReferenceData::BuiltIn());
     const int n = 1 + static_cast<int>(rng() % 60);
@@ -263,8 +263,8 @@ TEST(Suppression, NoSuppressedCountCanBeWorkedOut) {
       }
       index.Upsert(Entry(s));
     }
-    v1::GetAggregatesRequest req = By({rng() % 2 ? v1::DIMENSION_ORGANISATION
-                                                 : v1::DIMENSION_FINANCIAL_QUARTER});
+    v1::GetAggregatesRequest req =
+        By({rng() % 2 ? v1::DIMENSION_ORGANISATION : v1::DIMENSION_FINANCIAL_QUARTER});
     const absl::Time as_of = kStart + absl::Hours(24 * 800);
     auto plain = index.Query(req, as_of, 5);
     req.set_publication(true);

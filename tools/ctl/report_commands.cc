@@ -67,17 +67,19 @@ absl::Status Aggregates(const Input& in, Session& session) {
   return Emit(session, response, [&](std::ostream& out) {
     std::vector<std::string> headers;
     for (int d : response.group_by()) headers.push_back(EnumLabel(static_cast<v1::Dimension>(d)));
-    for (const char* h : {"REFERRED", "FEEDBACK", "RATE", "DECLINED", "OUTCOMES", "OPEN",
-                          "OVERDUE", "ESCALATED", "MEDIAN DAYS TO FEEDBACK"}) {
+    for (const char* h : {"REFERRED", "FEEDBACK", "RATE", "DECLINED", "OUTCOMES", "OPEN", "OVERDUE",
+                          "ESCALATED", "MEDIAN DAYS TO FEEDBACK"}) {
       headers.push_back(h);
     }
     Table table(headers);
     auto add = [&](std::vector<std::string> row, const v1::Measures& m) {
-      auto count = [](bool has, int64_t v) { return Show(report::Count(has ? std::optional(v) : std::nullopt)); };
+      auto count = [](bool has, int64_t v) {
+        return Show(report::Count(has ? std::optional(v) : std::nullopt));
+      };
       row.push_back(count(m.has_referred(), m.referred()));
       row.push_back(count(m.has_feedback_received(), m.feedback_received()));
-      row.push_back(Show(report::Rate(m.has_response_rate() ? std::optional(m.response_rate())
-                                                           : std::nullopt)));
+      row.push_back(Show(
+          report::Rate(m.has_response_rate() ? std::optional(m.response_rate()) : std::nullopt)));
       row.push_back(count(m.has_declined_by_force(), m.declined_by_force()));
       row.push_back(count(m.has_closed_with_outcome(), m.closed_with_outcome()));
       row.push_back(count(m.has_open(), m.open()));
@@ -100,9 +102,9 @@ absl::Status Aggregates(const Input& in, Session& session) {
   });
 }
 
-absl::StatusOr<v1::GetAggregatesResponse> Ask(Session& session, const v1::GetAggregatesRequest& base,
-                                              std::vector<v1::Dimension> by,
-                                              std::vector<int> years,
+absl::StatusOr<v1::GetAggregatesResponse> Ask(Session& session,
+                                              const v1::GetAggregatesRequest& base,
+                                              std::vector<v1::Dimension> by, std::vector<int> years,
                                               std::vector<v1::ReferralState> states = {}) {
   v1::GetAggregatesRequest request = base;
   for (auto d : by) request.add_group_by(d);
@@ -129,7 +131,8 @@ absl::Status StaReport(const Input& in, Session& session) {
   const std::filesystem::path dir = in.args.Get("out").value_or(".");
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return UsageError(absl::StrCat("--out: cannot create ", dir.string(), ": ", ec.message()));
+  if (ec)
+    return UsageError(absl::StrCat("--out: cannot create ", dir.string(), ": ", ec.message()));
 
   v1::GetAggregatesRequest base;
   base.set_publication(in.args.Has("publication"));
@@ -204,10 +207,9 @@ absl::Status DashboardLogin(const Input& in, Session& session) {
   });
 }
 
-const std::vector<std::string> kAggregateOptions = {"by",    "org",   "region", "year",
-                                                    "kind",  "category", "role", "outcome",
-                                                    "route", "state", "as-of",  "publication",
-                                                    "min-count"};
+const std::vector<std::string> kAggregateOptions = {
+    "by",      "org",   "region", "year",  "kind",        "category", "role",
+    "outcome", "route", "state",  "as-of", "publication", "min-count"};
 
 }  // namespace
 

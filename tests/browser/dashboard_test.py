@@ -1,0 +1,227 @@
+#!/usr/bin/python3
+"""The NCA dashboard in a real browser: Debian's Chromium, driven through ChromeDriver's W3C
+WebDriver HTTP API (standard library only), against a running chain with seeded data.
+
+Checks: no page serves data without an analyst credential; a one-time sign-in link works once;
+the numbers on the overview (tiles and the per-organisation table) equal the gRPC API's, before and
+after choosing a year and a region in the page's filters; a click from the overdue list reaches a
+referral's timeline with every event the API has; signing out ends the session. Screenshots go to
+OUT_DIR.
+
+Usage: dashboard_test.py CHAIN_DIR CHROMEDRIVER_PORT OUT_DIR. Prints 'N passed, N failed'.
+"""
+import base64
+import hashlib
+import json
+import os
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+CHAIN, DRIVER_PORT, OUT = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+PKI = f"{CHAIN}/pki"
+BASE = int(open(f"{CHAIN}/base-port").read())
+DASH = f"https://127.0.0.1:{BASE + 3}"
+CTL = os.path.join(os.environ["SARLOOP_BUILD"], "tools/sarloopctl")
+passed, failed = 0, 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ' ' + str(detail)[:600]}")
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+
+
+def ctl(identity, *args):
+    out = subprocess.run([CTL, "--timeout", "30", "--identity", f"{PKI}/{identity}", "--target",
+                          f"localhost:{BASE + 2}", "--json", *args],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def http_status(path, identity=None):
+    ctx = ssl.create_default_context(cafile=f"{PKI}/ca/ca.pem")
+    if identity:
+        ctx.load_cert_chain(f"{PKI}/{identity}/cert.pem", f"{PKI}/{identity}/key.pem")
+    try:
+        with urllib.request.urlopen(DASH + path, context=ctx, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+# --- no data without a credential ---------------------------------------------------------------
+for path in ("/", "/overdue", "/referral/REF-0000000000000001", "/?year=2026"):
+    code, body = http_status(path)
+    check(f"GET {path} without a credential is refused (401, no data)",
+          code == 401 and "data-measure" not in body and "<table" not in body, code)
+code, body = http_status("/", "force-NFK-psd")
+check("a force's client certificate is refused (401)", code == 401, code)
+code, body = http_status("/", "analyst-alice")
+check("an analyst's client certificate is let in (200)", code == 200 and "data-measure" in body,
+      code)
+
+
+# --- WebDriver ----------------------------------------------------------------------------------
+def wd(method, path, body=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{DRIVER_PORT}{path}", method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())["value"]
+
+
+# The browser trusts the dashboard's own key and nothing else it cannot verify: the SPKI pin of
+# the nca certificate (the dev CA is not in the browser's store).
+spki = subprocess.run(
+    f"openssl x509 -in {PKI}/nca/cert.pem -pubkey -noout | openssl pkey -pubin -outform der",
+    shell=True, check=True, capture_output=True).stdout
+pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+session = wd("POST", "/session", {"capabilities": {"alwaysMatch": {
+    "browserName": "chrome",
+    "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": [
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--window-size=1366,900", f"--ignore-certificate-errors-spki-list={pin}",
+        f"--user-data-dir={OUT}/chromium-profile"]}}}})
+sid = session["sessionId"]
+S = f"/session/{sid}"
+
+
+def go(url):
+    wd("POST", f"{S}/url", {"url": url})
+
+
+def js(script, *args):
+    return wd("POST", f"{S}/execute/sync", {"script": script, "args": list(args)})
+
+
+def click(css):
+    el = wd("POST", f"{S}/element", {"using": "css selector", "value": css})
+    wd("POST", f"{S}/element/{list(el.values())[0]}/click", {})
+
+
+def screenshot(name):
+    png = base64.b64decode(wd("GET", f"{S}/screenshot"))
+    with open(f"{OUT}/{name}", "wb") as f:
+        f.write(png)
+    return len(png)
+
+
+TILES = "return [...document.querySelectorAll('.tile')].map(t => [t.dataset.measure, t.dataset.value])"
+ROWS = ("return [...document.querySelectorAll('#by_organisation tbody tr')].map(tr => "
+        "[...tr.children].map(td => [td.dataset.col, td.dataset.value]))")
+
+
+def fmt_count(m, name):
+    return str(int(m.get(name, 0)))
+
+
+def fmt_rate(m):
+    return f"{m['responseRate']:.6f}" if "responseRate" in m else ""
+
+
+def fmt_days(d):
+    return f"{d['median']:.1f}" if "median" in d else ""
+
+
+def compare_overview(label, filters):
+    api = ctl("analyst-alice", "nca", "aggregates", "--by", "organisation", *filters)
+    t = api["total"]
+    tiles = dict(js(TILES))
+    want_tiles = {"referred": fmt_count(t, "referred"),
+                  "feedback_received": fmt_count(t, "feedbackReceived"),
+                  "response_rate": fmt_rate(t), "overdue": fmt_count(t, "overdue"),
+                  "escalated": fmt_count(t, "escalated"),
+                  "days_to_outcome_median": fmt_days(t.get("daysToOutcome", {}))}
+    check(f"{label}: the tiles equal the API's totals ({want_tiles['referred']} referred)",
+          tiles == want_tiles, f"page {tiles} api {want_tiles}")
+    page_rows = {r[0][1]: dict(r[1:]) for r in js(ROWS)}
+    want_rows = {}
+    for g in api.get("groups", []) + [{"key": ["All"], "measures": t}]:
+        m = g["measures"]
+        want_rows[g["key"][0]] = {
+            "Referred": fmt_count(m, "referred"), "Feedback": fmt_count(m, "feedbackReceived"),
+            "Response rate": fmt_rate(m),
+            "Declined by force": fmt_count(m, "declinedByForce"),
+            "Outcomes": fmt_count(m, "closedWithOutcome"),
+            "Assistance declined": fmt_count(m, "assistanceDeclined"),
+            "Overdue": fmt_count(m, "overdue"), "Escalated": fmt_count(m, "escalated"),
+            "Median days to feedback": fmt_days(m.get("daysToFeedback", {})),
+            "Median days to outcome": fmt_days(m.get("daysToOutcome", {}))}
+    check(f"{label}: every cell of the organisation table equals the API's "
+          f"({len(want_rows)} rows)", page_rows == want_rows,
+          f"page {page_rows} api {want_rows}")
+    return api
+
+
+try:
+    go(DASH + "/")
+    title = wd("GET", f"{S}/title")
+    check("the browser without a session sees the sign-in page only",
+          title.startswith("Sign in") and not js(TILES), title)
+
+    login = ctl("analyst-alice", "nca", "dashboard-login")["loginUrl"]
+    go(login)
+    title = wd("GET", f"{S}/title")
+    url = wd("GET", f"{S}/url")
+    check("a sign-in link opens the overview", title.startswith("Referral feedback overview") and
+          url.rstrip("/") == DASH, f"{title} at {url}")
+    code, _ = http_status(login[len(DASH):])
+    check("the sign-in link works only once", code == 401, code)
+
+    api = compare_overview("overview, all years", [])
+    check("the overview has charts", js("return document.querySelectorAll('svg').length") >= 2)
+    size = screenshot("dashboard-overview.png")
+    check(f"screenshot of the overview saved ({size} bytes)", size > 10000, size)
+    overflow = js("return document.documentElement.scrollWidth > window.innerWidth")
+    check("the overview fits a 1366-pixel laptop screen (no sideways scrolling)", not overflow)
+
+    # The filters: a year from the page's own list, and the region of the first organisation.
+    years = js("return [...document.querySelectorAll('#year option')].map(o => o.value)"
+               ".filter(v => v)")
+    region = "EASTERN"
+    check("the year filter lists the register's years", len(years) >= 1, years)
+    click(f"#year option[value='{years[-1]}']")
+    click(f"#region option[value='{region}']")
+    click("form.filters button[type=submit]")
+    url = wd("GET", f"{S}/url")
+    check("choosing a year and a region reloads with both", f"year={years[-1]}" in url and
+          f"region={region}" in url, url)
+    filtered = compare_overview(f"year {years[-1]}, region {region}",
+                                ["--year", years[-1], "--region", region])
+    check("the region filter narrows the table",
+          0 < int(filtered["total"].get("referred", 0)) < int(api["total"]["referred"]),
+          filtered["total"])
+
+    # Overdue list, then a click through to a referral's timeline.
+    click("header a[href='/overdue']")
+    shown = js("return document.querySelector(\".tile[data-measure='overdue']\").dataset.value")
+    overdue_api = ctl("analyst-alice", "nca", "overdue", "--all")
+    check("the overdue list counts what the API lists",
+          shown == str(len(overdue_api.get("entries", []))), f"{shown} vs "
+          f"{len(overdue_api.get('entries', []))}")
+    first = js("return document.querySelector('#overdue tbody a').textContent")
+    click("#overdue tbody a")
+    title = wd("GET", f"{S}/title")
+    timeline = ctl("analyst-alice", "nca", "timeline", first)
+    rows = js("return document.querySelectorAll('#events tbody tr').length")
+    check(f"a click reaches the timeline of {first}, with every event the API has ({rows})",
+          first in title and rows == len(timeline["events"]), f"{title}: {rows} rows vs "
+          f"{len(timeline['events'])}")
+    size = screenshot("dashboard-timeline.png")
+    check(f"screenshot of the timeline saved ({size} bytes)", size > 5000, size)
+
+    click("header a[href='/logout']")
+    go(DASH + "/")
+    check("after signing out the overview asks to sign in again",
+          wd("GET", f"{S}/title").startswith("Sign in"))
+finally:
+    wd("DELETE", S)
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)

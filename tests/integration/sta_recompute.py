@@ -1,0 +1,274 @@
+#!/usr/bin/python3
+"""Recomputes every number of an STA summary CSV from the register's raw events.
+
+Reads the whole register over mTLS (ListRegister, then GetTimeline for each referral), derives each
+referral's facts from its events alone (not from the register's own entry), computes every table
+of the report with its own code, and compares cell by cell: values, and the set of rows.
+
+Usage: sta_recompute.py PKI_DIR NCA_TARGET STUBS_DIR REFERENCE_DIR REPORT.csv
+Stubs: protoc --python_out=STUBS_DIR for proto/ (message classes only; calls go through the
+generic channel API, so no grpc plugin is needed).
+"""
+import collections
+import csv
+import datetime
+import sys
+
+import grpc
+
+PKI, TARGET, STUBS, REFERENCE, REPORT = sys.argv[1:6]
+sys.path.insert(0, STUBS)
+from sarloop.v1 import nca_pb2, types_pb2  # noqa: E402
+
+DAY = 86400
+ET = types_pb2.EventType
+FEEDBACK_ENDS = {ET.Value("EVENT_TYPE_DECLINED_BY_FORCE"), ET.Value("EVENT_TYPE_CLOSED_BY_FORCE"),
+                 ET.Value("EVENT_TYPE_OUTCOME_RECORDED")}
+ENDS = FEEDBACK_ENDS | {ET.Value("EVENT_TYPE_WITHDRAWN"), ET.Value("EVENT_TYPE_REDIRECTED")}
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+creds = grpc.ssl_channel_credentials(read(f"{PKI}/ca/ca.pem"), read(f"{PKI}/analyst-alice/key.pem"),
+                                     read(f"{PKI}/analyst-alice/cert.pem"))
+channel = grpc.secure_channel(TARGET, creds)
+
+
+def call(method, request, response_type):
+    stub = channel.unary_unary(f"/sarloop.v1.Nca/{method}",
+                               request_serializer=lambda m: m.SerializeToString(),
+                               response_deserializer=response_type.FromString)
+    return stub(request, timeout=30)
+
+
+def fy_of(seconds):
+    d = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    year = d.year if d.month >= 4 else d.year - 1
+    quarter = ((d.month + 8) % 12) // 3 + 1
+    return year, quarter
+
+
+def fy_name(year):
+    return f"{year:04d}-{(year + 1) % 100:02d}"
+
+
+def date(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
+# --- the register, from raw events ------------------------------------------------------------
+regions = {}
+with open(f"{REFERENCE}/organisations.csv") as f:
+    for row in csv.DictReader(f):
+        regions[row["code"]] = row["region"] or "NATIONAL"
+
+ids, token = [], ""
+while True:
+    page = call("ListRegister", nca_pb2.ListRegisterRequest(page_size=1000, page_token=token),
+                nca_pb2.ListRegisterResponse)
+    ids += [e.referral_id for e in page.entries]
+    token = page.next_page_token
+    if not token:
+        break
+
+facts = []
+for rid in ids:
+    events = list(call("GetTimeline", nca_pb2.GetTimelineRequest(referral_id=rid),
+                       nca_pb2.GetTimelineResponse).events)
+    t = lambda e: (e.occurred_at.seconds, e.occurred_at.nanos)  # noqa: E731
+    events.sort(key=t)
+    disp = [e for e in events if e.type == ET.Value("EVENT_TYPE_DISPATCHED")]
+    assert len(disp) == 1, f"{rid}: {len(disp)} DISPATCHED events"
+    d = disp[0]
+    ends = [e for e in events if e.type in ENDS]
+    end = ends[0] if ends else None  # the first end is final
+    end_time = t(end) if end else None
+    before_end = [e for e in events if end_time is None or t(e) < end_time]
+    facts.append({
+        "id": rid,
+        "org": d.organisation,
+        "region": regions.get(d.organisation, "UNKNOWN"),
+        "dispatched": d.occurred_at.seconds,
+        "fy": fy_of(d.occurred_at.seconds),
+        "due": d.due_at.seconds,
+        "subjects": set(d.subject_refs),
+        "end": end.type if end else None,
+        "feedback": end.occurred_at.seconds if end and end.type in FEEDBACK_ENDS else None,
+        "outcome": end.outcome if end and end.type != ET.Value("EVENT_TYPE_DECLINED_BY_FORCE")
+        and end.type in FEEDBACK_ENDS else None,
+        "unit": next((e.unit for e in reversed(events) if e.unit), ""),
+        "assistance_declines": sum(e.type == ET.Value("EVENT_TYPE_ASSISTANCE_DECLINED")
+                                   for e in events),
+        "escalated": any(e.type == ET.Value("EVENT_TYPE_ESCALATED") for e in before_end),
+        "reason": next((e.reason for e in reversed(events) if e.reason and e.type in (
+            ET.Value("EVENT_TYPE_DECLINED_BY_FORCE"), ET.Value("EVENT_TYPE_ASSISTANCE_DECLINED"),
+            ET.Value("EVENT_TYPE_WITHDRAWN"), ET.Value("EVENT_TYPE_REDIRECTED"))
+            and (end_time is None or t(e) <= end_time)), ""),
+    })
+subject_count = collections.Counter(s for f in facts for s in f["subjects"])
+
+# --- the report's expectations -----------------------------------------------------------------
+rows = list(csv.reader(open(REPORT)))
+assert rows[0] == ["table", "key", "column", "value"], rows[0]
+meta = {r[2]: r[3] for r in rows[1:] if r[0] == "meta"}
+YEAR = int(meta["financial_year"])
+AS_OF = int(datetime.datetime.fromisoformat(meta["as_of"]).timestamp())
+assert meta["publication"] == "false", "recompute the unsuppressed report"
+
+
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return None if n == 0 else (v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2)
+
+
+def p90(v):
+    v = sorted(v)
+    return None if not v else v[(9 * len(v) + 9) // 10 - 1]
+
+
+def measures(fs):
+    m = {}
+    is_open = lambda f: f["end"] is None  # noqa: E731
+    m["referred"] = len(fs)
+    m["feedback_received"] = sum(f["feedback"] is not None for f in fs)
+    m["declined_by_force"] = sum(f["end"] == ET.Value("EVENT_TYPE_DECLINED_BY_FORCE") for f in fs)
+    m["closed_with_outcome"] = sum(f["outcome"] is not None for f in fs)
+    m["withdrawn"] = sum(f["end"] == ET.Value("EVENT_TYPE_WITHDRAWN") for f in fs)
+    m["redirected"] = sum(f["end"] == ET.Value("EVENT_TYPE_REDIRECTED") for f in fs)
+    m["open"] = sum(is_open(f) for f in fs)
+    m["assistance_declined"] = sum(f["assistance_declines"] > 0 for f in fs)
+    m["overdue"] = sum(is_open(f) and 0 < f["due"] < AS_OF for f in fs)
+    m["escalated"] = sum(f["escalated"] for f in fs)
+    m["open_over_12_months"] = sum(is_open(f) and f["dispatched"] < AS_OF - 365 * DAY for f in fs)
+    m["repeat_subjects"] = len({s for f in fs for s in f["subjects"] if subject_count[s] >= 2})
+    asked = m["referred"] - m["withdrawn"] - m["redirected"]
+    m["response_rate"] = m["feedback_received"] / asked if asked else None
+    fb = [(f["feedback"] - f["dispatched"]) // DAY for f in fs if f["feedback"] is not None]
+    out = [(f["feedback"] - f["dispatched"]) // DAY for f in fs if f["outcome"] is not None]
+    m["days_to_feedback_median"] = median(fb)
+    m["days_to_outcome_median"] = median(out)
+    m["days_to_outcome_p90"] = p90(out)
+    m["outcomes_n"] = len(out)
+    return m
+
+
+def fmt(v, kind):
+    if v is None:
+        return ""
+    return {"count": lambda: str(v), "rate": lambda: f"{v:.6f}", "days": lambda: f"{v:.1f}"}[kind]()
+
+
+KIND = {"response_rate": "rate", "Response rate": "rate"}
+for k in ("days_to_feedback_median", "days_to_outcome_median", "days_to_outcome_p90",
+          "Median days to feedback", "Median days to outcome", "Median days to outcome",
+          "90th percentile days to outcome"):
+    KIND[k] = "days"
+
+expected = {}
+
+
+def put(table, key, column, value, kind=None):
+    expected[(table, key, column)] = fmt(value, kind or KIND.get(column, "count"))
+
+
+this_year = [f for f in facts if f["fy"][0] == YEAR]
+prev_year = [f for f in facts if f["fy"][0] == YEAR - 1]
+for label, fs in ((fy_name(YEAR), this_year), (fy_name(YEAR - 1), prev_year)):
+    m = measures(fs)
+    for key in ("referred", "feedback_received", "response_rate", "declined_by_force",
+                "closed_with_outcome", "assistance_declined", "withdrawn", "redirected", "open",
+                "overdue", "escalated", "open_over_12_months", "repeat_subjects",
+                "days_to_feedback_median", "days_to_outcome_median", "days_to_outcome_p90"):
+        put("headline", key, label, m[key], KIND.get(key, "count"))
+
+COLUMNS = [("Referred", "referred"), ("Feedback", "feedback_received"),
+           ("Response rate", "response_rate"), ("Declined by force", "declined_by_force"),
+           ("Outcomes", "closed_with_outcome"), ("Assistance declined", "assistance_declined"),
+           ("Overdue", "overdue"), ("Escalated", "escalated"),
+           ("Median days to feedback", "days_to_feedback_median"),
+           ("Median days to outcome", "days_to_outcome_median")]
+for table, field in (("by_organisation", "org"), ("by_region", "region")):
+    groups = collections.defaultdict(list)
+    for f in this_year:
+        groups[f[field]].append(f)
+    for key, fs in list(groups.items()) + [("All", this_year)]:
+        m = measures(fs)
+        for column, name in COLUMNS:
+            put(table, key, column, m[name])
+    if table == "by_organisation":
+        for key, fs in groups.items():
+            m = measures(fs)
+            if m["overdue"] or m["escalated"] or m["open_over_12_months"]:
+                put("overdue_escalated", key, "Overdue", m["overdue"])
+                put("overdue_escalated", key, "Escalated", m["escalated"])
+                put("overdue_escalated", key, "Open over 12 months", m["open_over_12_months"])
+        m = measures(this_year)
+        put("overdue_escalated", "All", "Overdue", m["overdue"])
+        put("overdue_escalated", "All", "Escalated", m["escalated"])
+        put("overdue_escalated", "All", "Open over 12 months", m["open_over_12_months"])
+
+# Outcomes by category: one column per outcome type seen in the year.
+with_outcome = [f for f in this_year if f["outcome"] is not None]
+types = sorted({f["outcome"].type for f in with_outcome})
+type_column = {t: types_pb2.OutcomeType.Name(t)[len("OUTCOME_TYPE_"):].replace("_", " ")
+               .lower().capitalize() for t in types}
+by_cat = collections.defaultdict(list)
+for f in with_outcome:
+    by_cat[types_pb2.CorruptionCategory.Name(f["outcome"].category)[len("CORRUPTION_CATEGORY_"):]] \
+        .append(f)
+for key, fs in list(by_cat.items()) + [("All", with_outcome)]:
+    put("outcomes_by_category", key, "Outcomes", len(fs))
+    for t in types:
+        put("outcomes_by_category", key, type_column[t], sum(f["outcome"].type == t for f in fs))
+
+for y in (YEAR - 1, YEAR):
+    for q in range(1, 5):
+        key = f"{fy_name(y)} Q{q}"
+        fs = [f for f in facts if f["fy"] == (y, q)]
+        m = measures(fs)
+        put("trend", key, "Referred", m["referred"])
+        put("trend", key, "Feedback", m["feedback_received"])
+        put("trend", key, "Response rate", m["response_rate"])
+        if y == YEAR:
+            put("time_to_outcome", key, "Outcomes", m["closed_with_outcome"])
+            put("time_to_outcome", key, "Median days to outcome", m["days_to_outcome_median"])
+            put("time_to_outcome", key, "90th percentile days to outcome", m["days_to_outcome_p90"])
+            put("time_to_outcome", key, "Median days to feedback", m["days_to_feedback_median"])
+
+for f in this_year:
+    by_force = f["end"] == ET.Value("EVENT_TYPE_DECLINED_BY_FORCE")
+    if not by_force and f["assistance_declines"] == 0:
+        continue
+    t = "declined_register"
+    expected[(t, f["id"], "Organisation")] = f["org"]
+    expected[(t, f["id"], "Dispatched")] = date(f["dispatched"])
+    expected[(t, f["id"], "Declined by force")] = date(f["feedback"]) if by_force else ""
+    expected[(t, f["id"], "Unit declines")] = str(f["assistance_declines"])
+    expected[(t, f["id"], "Unit")] = f["unit"]
+    expected[(t, f["id"], "Reason")] = f["reason"]
+
+# --- compare -----------------------------------------------------------------------------------
+got = {(r[0], r[1], r[2]): r[3] for r in rows[1:] if r[0] != "meta"}
+problems = []
+for k in sorted(set(expected) | set(got)):
+    if k not in got:
+        problems.append(f"missing from the report: {k} (expected {expected[k]!r})")
+    elif k not in expected:
+        problems.append(f"not expected: {k} = {got[k]!r}")
+    elif got[k] != expected[k]:
+        problems.append(f"{k}: report {got[k]!r}, recomputed {expected[k]!r}")
+tables = collections.Counter(k[0] for k in expected)
+print(f"recomputed {len(expected)} cells of {len(tables)} tables from the events of "
+      f"{len(facts)} referrals ({len(this_year)} in {fy_name(YEAR)}, {len(prev_year)} in "
+      f"{fy_name(YEAR - 1)}): {len(problems)} differences")
+for p in problems[:40]:
+    print("  " + p)
+for t in ("headline", "by_organisation", "declined_register", "trend"):
+    if tables[t] == 0:
+        problems.append(f"table {t} is empty")
+        print(f"  table {t} is empty")
+sys.exit(1 if problems else 0)
