@@ -76,14 +76,11 @@ class OpsService final : public v1::Ops::CallbackService {
   Clock& clock_;
 };
 
-absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> migrations,
+absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& all,
                  const ServiceBuilder& build) {
   std::unique_ptr<Clock> clock = config.dev_clock_offset_file().empty()
                                      ? NewSystemClock()
                                      : NewOffsetFileClock(config.dev_clock_offset_file());
-  std::vector<Migration> all{kMessagingMigration};
-  all.insert(all.end(), migrations.begin(), migrations.end());
-  all.push_back(kAuditMigration);
   ASSIGN_OR_RETURN(
       std::shared_ptr<const Keyring> keys,
       Keyring::FromFiles({config.data_key_files().begin(), config.data_key_files().end()}));
@@ -254,8 +251,17 @@ absl::Status Run(const v1::ServiceConfig& config, std::span<const Migration> mig
 
 }  // namespace
 
+std::vector<Migration> ServiceMigrations(std::span<const Migration> migrations,
+                                         std::span<const Migration> after_audit) {
+  std::vector<Migration> all{kMessagingMigration};
+  all.insert(all.end(), migrations.begin(), migrations.end());
+  all.push_back(kAuditMigration);
+  all.insert(all.end(), after_audit.begin(), after_audit.end());
+  return all;
+}
+
 int RunService(int argc, char** argv, v1::ServiceKind kind, std::span<const Migration> migrations,
-               const ServiceBuilder& build) {
+               const ServiceBuilder& build, std::span<const Migration> after_audit) {
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::StatusOr<v1::ServiceConfig> config = LoadConfig(args, kind);
   if (!config.ok()) {
@@ -263,7 +269,7 @@ int RunService(int argc, char** argv, v1::ServiceKind kind, std::span<const Migr
     return 2;
   }
   SetUpLogging(*config);
-  absl::Status status = Run(*config, migrations, build);
+  absl::Status status = Run(*config, ServiceMigrations(migrations, after_audit), build);
   if (!status.ok()) {
     spdlog::critical("cannot run: {}", status.ToString());
     return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;

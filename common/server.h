@@ -47,10 +47,17 @@ struct ServiceParts {
 
 using ServiceBuilder = std::function<absl::StatusOr<ServiceParts>(ServiceContext&)>;
 
+// A service database's whole schema history, in the order released databases applied it: the
+// common messaging tables, the service's own `migrations`, the audit log, then the service's
+// migrations written after the audit log existed (`after_audit`). The order is positional
+// (PRAGMA user_version), so a new migration only ever goes at the end of `after_audit`.
+std::vector<Migration> ServiceMigrations(std::span<const Migration> migrations,
+                                         std::span<const Migration> after_audit = {});
+
 // Runs the process until SIGTERM/SIGINT. Returns the exit code: 0 after a clean stop, 2 for a
 // configuration error, 1 for any other failure to start.
 int RunService(int argc, char** argv, v1::ServiceKind kind, std::span<const Migration> migrations,
-               const ServiceBuilder& build);
+               const ServiceBuilder& build, std::span<const Migration> after_audit = {});
 
 }  // namespace sarloop
 

@@ -128,6 +128,9 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
 }  // namespace sarloop::nca
 
 int main(int argc, char** argv) {
-  return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_NCA,
-                             sarloop::nca::RegisterMigrations(), sarloop::nca::Build);
+  return sarloop::RunService(
+      argc, argv, sarloop::v1::SERVICE_KIND_NCA,
+      sarloop::nca::RegisterMigrations().first(sarloop::nca::kRegisterMigrationsBeforeAudit),
+      sarloop::nca::Build,
+      sarloop::nca::RegisterMigrations().subspan(sarloop::nca::kRegisterMigrationsBeforeAudit));
 }

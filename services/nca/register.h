@@ -20,8 +20,11 @@
 
 namespace sarloop::nca {
 
-// The register's schema, after the common messaging and event-log migrations.
+// The register's schema (event log, entries, then the entries' change sequence). Released
+// databases applied the first kRegisterMigrationsBeforeAudit before the audit log's migration
+// and the rest after it (see ServiceMigrations).
 std::span<const Migration> RegisterMigrations();
+inline constexpr size_t kRegisterMigrationsBeforeAudit = 2;
 
 class Register {
  public:

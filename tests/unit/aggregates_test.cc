@@ -3,8 +3,13 @@
 #include <map>
 #include <random>
 
+#include "common/audit.h"
+#include "common/event_log.h"
 #include "common/ids.h"
+#include "common/messaging.h"
+#include "common/server.h"
 #include "common/status.h"
+#include "services/nca/register.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop::nca {
@@ -316,6 +321,46 @@ TEST(Suppression, NoSuppressedCountCanBeWorkedOut) {
       EXPECT_NE(u, 1) << field << " trial " << trial;
     }
   }
+}
+
+// A register created before the change sequence existed (messaging, event log, entries, audit)
+// upgrades in place: the new migration goes after the audit log's, and old entries are indexed.
+TEST(RegisterSchema, UpgradesADatabaseFromBeforeTheChangeSequence) {
+  testing::TempDir dir;
+  const std::string path = dir.File("nca.db");
+  {
+    std::vector<Migration> released = {kMessagingMigration, RegisterMigrations()[0],
+                                       RegisterMigrations()[1], kAuditMigration};
+    auto db = Database::Open(path, released, testing::TestKeys());
+    ASSERT_THAT(db, IsOk());
+    v1::RegisterEntry e = Entry({.org = "NFK"});
+    ASSERT_THAT((*db)->Transact([&](Txn& txn) {
+      return txn.Exec(
+          "INSERT INTO entries (referral_id, organisation, state, dispatched_at, due_at, "
+          "outcome_type, handed_over, assistance_declines, reminders, escalated, entry) "
+          "VALUES (?, 'NFK', 1, 0, 0, 0, 0, 0, 0, 0, ?)",
+          {e.referral_id(), Blob{e.SerializeAsString()}});
+    }),
+                IsOk());
+  }
+  auto db = Database::Open(
+      path,
+      ServiceMigrations(RegisterMigrations().first(kRegisterMigrationsBeforeAudit),
+                        RegisterMigrations().subspan(kRegisterMigrationsBeforeAudit)),
+      testing::TestKeys());
+  ASSERT_THAT(db, IsOk());
+  Register reg(**db, ReferenceData::BuiltIn());
+  v1::LifecycleEvent ev;
+  ev.set_event_id("EV-1");
+  ev.set_referral_id("REF-2000000000000001");
+  ev.set_type(v1::EVENT_TYPE_DISPATCHED);
+  ev.set_organisation("SFK");
+  *ev.mutable_occurred_at() = ToProto(kStart);
+  ASSERT_THAT((*db)->Transact([&](Txn& txn) { return reg.Apply(txn, ev); }), IsOk());
+  auto r = reg.Aggregates(By({v1::DIMENSION_ORGANISATION}), kStart, 5);
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->groups_size(), 2);
+  EXPECT_EQ(r->total().referred(), 2);
 }
 
 }  // namespace
