@@ -8,9 +8,12 @@
 #      sarloopctl and sarloop-synth;
 #   3. starts every organisation's service with deploy/local/sarloop-local in a work directory
 #      (default /tmp/sarloop-quickstart, wiped first);
-#   4. runs sarloop-synth (1,000 SARs through the whole chain, clock moved by months) and prints
-#      the NCA's summary and the scenario check;
-#   5. leaves the chain running and prints how to inspect and stop it.
+#   4. runs sarloop-synth twice (1,000 SARs in all through the whole chain): the chain's clock
+#      starts on the last 1 March at least 250 days ago and each run moves it about four months,
+#      so the referrals span two financial years and end near today; prints the scenario checks;
+#   5. writes the STA summary report for the later financial year (HTML with charts, Markdown,
+#      CSV) and prints where it is and the NCA dashboard's address;
+#   6. leaves the chain running and prints how to inspect and stop it.
 #
 # Environment: SARLOOP_QUICKSTART_DIR (work directory), SARLOOP_BUILD (build directory, default
 # <repo>/build), SARLOOP_BASE_PORT (default 7400), SARLOOP_QUICKSTART_SARS (default 1000),
@@ -64,15 +67,27 @@ fi
 mkdir -p -- "$DIR"
 touch "$DIR/$MARKER"
 DIR=$(cd "$DIR" && pwd)
+# The chain's clock starts on a 1 March far enough back that two scenario runs (each moves it
+# about four months) end near today, with referrals in two financial years.
+now=$(date -u +%s)
+year=$(date -u +%Y)
+(($(date -u -d "$year-03-01T00:00:00Z" +%s) + 250 * 86400 <= now)) || year=$((year - 1))
+echo $(($(date -u -d "$year-03-01T00:00:00Z" +%s) - now)) >"$DIR/clock-offset"
 "$LOCAL" up "$DIR"
 
 step "Synthetic scenario: $SARS SARs through UKFIU, the forces, their units and the NCA"
-synth=("$BUILD/tools/synth/sarloop-synth" --pki "$DIR/pki" --sars "$SARS"
-  --json-summary "$DIR/synth-summary.json")
-[[ -z ${SARLOOP_QUICKSTART_SEED:-} ]] || synth+=(--seed "$SARLOOP_QUICKSTART_SEED")
 synth_rc=0
-"${synth[@]}" | tee "$DIR/synth.log" || synth_rc=$?
+for run in 1 2; do
+  synth=("$BUILD/tools/synth/sarloop-synth" --pki "$DIR/pki" --sars $((SARS / 2))
+    --json-summary "$DIR/synth-summary-$run.json")
+  [[ -z ${SARLOOP_QUICKSTART_SEED:-} ]] || synth+=(--seed $((SARLOOP_QUICKSTART_SEED + run)))
+  "${synth[@]}" | tee "$DIR/synth-$run.log" || synth_rc=$?
+done
 
+step "STA summary report for $year-$(printf %02d $(((year + 1) % 100)))"
+# shellcheck disable=SC1091
+source "$DIR/env.sh"
+sarloopctl_as NCA report sta --year "$year" --out "$DIR/reports"
 base=$(<"$DIR/base-port")
 cat <<EOF
 
@@ -81,6 +96,8 @@ cat <<EOF
 Inspect it:
   source $DIR/env.sh
   sarloopctl_as NCA nca summary                  # the register per organisation
+  sarloopctl_as NCA nca aggregates --by region --by financial-year
+  sarloopctl_as NCA report sta --year $year --out $DIR/reports
   sarloopctl_as NCA nca overdue                  # referrals past their due date
   sarloopctl_as NCA nca list --org NFK           # the register entries for Norfolk
   sarloopctl_as NCA nca timeline REF_ID          # one referral's events in order
@@ -91,7 +108,16 @@ Inspect it:
   \$SARLOOP_CTL help                              # every command
   $LOCAL status $DIR
 
-  Logs: $DIR/logs/   scenario summary: $DIR/synth-summary.json
+  Logs: $DIR/logs/   scenario summaries: $DIR/synth-summary-{1,2}.json
+
+The STA summary report: $DIR/reports/sta-$year.html (also .md and .csv)
+
+The NCA dashboard: $SARLOOP_DASHBOARD
+  It serves nothing without an analyst credential. Get a one-time sign-in link (valid for a
+  minute) with the analyst's certificate, then open it in a browser on this machine:
+    sarloopctl_as NCA nca dashboard-login
+  The chain's certificates come from its own CA ($DIR/pki/ca/ca.pem); a browser that does not
+  trust it will warn once.
   Service clocks run $(( $(<"$DIR/clock-offset") / 86400 )) days ahead (the offset in $DIR/clock-offset).
 
 Stop it:
@@ -100,6 +126,6 @@ EOF
 
 if ((synth_rc != 0)); then
   echo
-  echo "quickstart.sh: the synthetic scenario did not check out (exit $synth_rc); see $DIR/synth.log" >&2
+  echo "quickstart.sh: a synthetic scenario did not check out (exit $synth_rc); see $DIR/synth-*.log" >&2
   exit "$synth_rc"
 fi

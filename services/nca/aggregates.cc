@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -33,6 +35,7 @@ enum Count {
   kOverdue,
   kEscalated,
   kOpenOver12Months,
+  kReminded,
   kCountMeasures
 };
 constexpr std::array<const char*, kCountMeasures> kCountNames = {"referred",
@@ -46,7 +49,8 @@ constexpr std::array<const char*, kCountMeasures> kCountNames = {"referred",
                                                                  "assistance_declined",
                                                                  "overdue",
                                                                  "escalated",
-                                                                 "open_over_12_months"};
+                                                                 "open_over_12_months",
+                                                                 "reminded"};
 
 bool HasOutcome(int state) {
   return state == v1::REFERRAL_STATE_CLOSED_BY_FORCE ||
@@ -61,23 +65,71 @@ std::string Strip(const std::string& name, absl::string_view prefix) {
   return name.substr(std::min(name.size(), prefix.size()));
 }
 
+// Whole days, counted: exact medians and percentiles without sorting a million values. Days
+// from kHistogramDays on (a century and more: bad clocks) are kept apart, exactly.
+constexpr int32_t kHistogramDays = 40000;
+struct DayCounts {
+  std::vector<int32_t> histogram;
+  std::vector<int32_t> beyond;
+  int64_t n = 0;
+
+  void Add(int32_t day) {
+    ++n;
+    if (day >= kHistogramDays) {
+      beyond.push_back(day);
+      return;
+    }
+    if (static_cast<size_t>(day) >= histogram.size()) histogram.resize(day + 1, 0);
+    ++histogram[day];
+  }
+  // The k-th smallest (0-based); `beyond` must be sorted.
+  int32_t Kth(int64_t k) const {
+    for (size_t d = 0; d < histogram.size(); ++d) {
+      if (k < histogram[d]) return static_cast<int32_t>(d);
+      k -= histogram[d];
+    }
+    return beyond[k];
+  }
+};
+
+struct Acc;
+void Merge(const Acc& from, Acc& into);
+
 struct Acc {
   std::array<int64_t, kCountMeasures> counts{};
   std::array<int64_t, 32> outcomes{};
-  std::vector<int32_t> feedback_days;
-  std::vector<int32_t> outcome_days;
+  DayCounts feedback_days;
+  DayCounts outcome_days;
   std::vector<uint32_t> repeat_subjects;
+  int64_t distinct_repeat_subjects = 0;
 };
 
+void MergeDays(const DayCounts& from, DayCounts& into) {
+  if (into.histogram.size() < from.histogram.size()) into.histogram.resize(from.histogram.size());
+  for (size_t d = 0; d < from.histogram.size(); ++d) into.histogram[d] += from.histogram[d];
+  into.beyond.insert(into.beyond.end(), from.beyond.begin(), from.beyond.end());
+  into.n += from.n;
+}
+
+// Everything but the distinct count, which is taken after merging.
+void Merge(const Acc& from, Acc& into) {
+  for (size_t i = 0; i < from.counts.size(); ++i) into.counts[i] += from.counts[i];
+  for (size_t i = 0; i < from.outcomes.size(); ++i) into.outcomes[i] += from.outcomes[i];
+  MergeDays(from.feedback_days, into.feedback_days);
+  MergeDays(from.outcome_days, into.outcome_days);
+  into.repeat_subjects.insert(into.repeat_subjects.end(), from.repeat_subjects.begin(),
+                              from.repeat_subjects.end());
+}
+
 // Median: the mean of the two middle values when n is even. p90: nearest rank.
-void FillDays(std::vector<int32_t>& days, v1::DayStats* out) {
-  const int64_t n = static_cast<int64_t>(days.size());
+void FillDays(DayCounts& days, v1::DayStats* out) {
+  const int64_t n = days.n;
   out->set_n(n);
   if (n == 0) return;
-  std::sort(days.begin(), days.end());
-  out->set_median(n % 2 == 1 ? days[n / 2] : (days[n / 2 - 1] + days[n / 2]) / 2.0);
+  std::sort(days.beyond.begin(), days.beyond.end());
+  out->set_median(n % 2 == 1 ? days.Kth(n / 2) : (days.Kth(n / 2 - 1) + days.Kth(n / 2)) / 2.0);
   const int64_t rank = (9 * n + 9) / 10;  // ceil(0.9 n)
-  out->set_p90(days[rank - 1]);
+  out->set_p90(days.Kth(rank - 1));
 }
 
 void FillMeasures(Acc& acc, v1::Measures* m) {
@@ -86,9 +138,7 @@ void FillMeasures(Acc& acc, v1::Measures* m) {
   for (int i = 0; i < kCountMeasures; ++i) {
     r->SetInt64(m, d->FindFieldByName(kCountNames[i]), acc.counts[i]);
   }
-  std::sort(acc.repeat_subjects.begin(), acc.repeat_subjects.end());
-  m->set_repeat_subjects(std::unique(acc.repeat_subjects.begin(), acc.repeat_subjects.end()) -
-                         acc.repeat_subjects.begin());
+  m->set_repeat_subjects(acc.distinct_repeat_subjects);
   const int64_t asked = acc.counts[kReferred] - acc.counts[kWithdrawn] - acc.counts[kRedirected];
   if (asked > 0) m->set_response_rate(static_cast<double>(acc.counts[kFeedback]) / asked);
   for (int t = 0; t < static_cast<int>(acc.outcomes.size()); ++t) {
@@ -170,45 +220,74 @@ uint32_t AggregateIndex::SubjectIndex(const std::string& ref) {
 }
 
 void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
+  // Values this build does not know count as UNSPECIFIED, so every dimension stays small.
+  auto known = [](int v, bool (*valid)(int)) { return static_cast<uint8_t>(valid(v) ? v : 0); };
   Fact f;
   f.org = OrgIndex(e.organisation());
-  f.state = static_cast<uint8_t>(e.state());
-  f.route = static_cast<uint8_t>(e.route());
+  f.state = known(e.state(), v1::ReferralState_IsValid);
+  f.route = known(e.route(), v1::ReferralRoute_IsValid);
   f.handed_over = !e.unit().empty();
   f.assistance_declined = e.assistance_declines() > 0;
   f.escalated = e.escalated();
+  f.reminded = e.reminders() > 0;
   if (e.has_dispatched_at()) {
     const absl::Time t = FromProto(e.dispatched_at());
     f.dispatched_s = absl::ToUnixSeconds(t);
-    f.fy = static_cast<int16_t>(FinancialYear(t));
+    f.fy = static_cast<int16_t>(std::clamp(FinancialYear(t), 1900, 9999));
     f.quarter = static_cast<uint8_t>(FinancialQuarter(t));
+    min_fy_ = min_fy_ == 0 ? f.fy : std::min<int>(min_fy_, f.fy);
+    max_fy_ = std::max<int>(max_fy_, f.fy);
   }
   if (e.has_due_at()) f.due_s = e.due_at().seconds();
   if (e.has_feedback_at()) f.feedback_s = e.feedback_at().seconds();
   for (int role : e.subject_roles()) {
     if (role != v1::SUBJECT_ROLE_UNSPECIFIED) {
-      f.role = static_cast<uint8_t>(role);
+      f.role = known(role, v1::SubjectRole_IsValid);
       break;
     }
   }
   if (HasOutcome(f.state)) {
-    f.outcome = static_cast<uint8_t>(e.outcome().type());
-    f.category = static_cast<uint8_t>(e.outcome().category());
+    f.outcome = known(e.outcome().type(), v1::OutcomeType_IsValid);
+    f.category = known(e.outcome().category(), v1::CorruptionCategory_IsValid);
     if (e.outcome().subject_role() != v1::SUBJECT_ROLE_UNSPECIFIED) {
-      f.role = static_cast<uint8_t>(e.outcome().subject_role());
+      f.role = known(e.outcome().subject_role(), v1::SubjectRole_IsValid);
     }
   }
   std::set<std::string> refs(e.subject_refs().begin(), e.subject_refs().end());
-  for (const std::string& ref : refs) f.subjects.push_back(SubjectIndex(ref));
-
-  auto [it, added] = by_referral_.emplace(e.referral_id(), static_cast<uint32_t>(facts_.size()));
-  if (added) {
-    facts_.push_back(std::move(f));
-  } else {
-    for (uint32_t s : facts_[it->second].subjects) --subject_referrals_[s];
-    facts_[it->second] = std::move(f);
+  f.subjects_at = static_cast<uint32_t>(subject_pool_.size());
+  f.subject_count = static_cast<uint32_t>(refs.size());
+  for (const std::string& ref : refs) {
+    const uint32_t s = SubjectIndex(ref);
+    subject_pool_.push_back(s);
+    ++subject_referrals_[s];
   }
-  for (uint32_t s : facts_[it->second].subjects) ++subject_referrals_[s];
+  live_subjects_ += refs.size();
+
+  auto it = by_referral_.find(e.referral_id());
+  if (it == by_referral_.end()) {
+    by_referral_.emplace(e.referral_id(), static_cast<uint32_t>(facts_.size()));
+    facts_.push_back(f);
+  } else {
+    Fact& old = facts_[it->second];
+    for (uint32_t i = 0; i < old.subject_count; ++i) {
+      --subject_referrals_[subject_pool_[old.subjects_at + i]];
+    }
+    live_subjects_ -= old.subject_count;
+    old = f;
+  }
+  if (subject_pool_.size() > 2 * live_subjects_ + 4096) CompactSubjects();
+}
+
+void AggregateIndex::CompactSubjects() {
+  std::vector<uint32_t> pool;
+  pool.reserve(live_subjects_);
+  for (Fact& f : facts_) {
+    const uint32_t at = static_cast<uint32_t>(pool.size());
+    pool.insert(pool.end(), subject_pool_.begin() + f.subjects_at,
+                subject_pool_.begin() + f.subjects_at + f.subject_count);
+    f.subjects_at = at;
+  }
+  subject_pool_ = std::move(pool);
 }
 
 absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
@@ -229,7 +308,7 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
     dims.push_back(d);
   }
   const v1::AggregateFilter& filter = request.filter();
-  Allow orgs, regions, kinds, years, categories, roles, outcomes, routes, states;
+  Allow orgs, regions, kinds, years_allowed, categories, roles, outcomes, routes, states;
   if (filter.organisations_size() > kMaxFilterValues) {
     return FieldError("filter.organisations", "at most 100 values");
   }
@@ -263,7 +342,7 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
       return FieldError(absl::StrCat("filter.financial_years[", i, "]"),
                         "must be a starting year from 1990 to 2200");
     }
-    years.Add(static_cast<size_t>(y));
+    years_allowed.Add(static_cast<size_t>(y));
   }
   RETURN_IF_ERROR(AllowEnum(filter.organisation_kinds(), "filter.organisation_kinds",
                             v1::OrganisationKind_IsValid, kinds));
@@ -344,10 +423,6 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
   };
 
   const int64_t now_s = absl::ToUnixSeconds(as_of);
-  Acc total;
-  std::vector<Acc> groups;
-  std::vector<uint64_t> group_keys;
-  std::unordered_map<uint64_t, uint32_t> slot_of;
   auto add = [&](Acc& a, const Fact& f) {
     const bool open = IsOpen(f.state);
     const bool outcome = HasOutcome(f.state);
@@ -362,36 +437,151 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
     a.counts[kAssistanceDeclined] += f.assistance_declined;
     a.counts[kOverdue] += open && f.due_s > 0 && f.due_s < now_s;
     a.counts[kEscalated] += f.escalated;
+    a.counts[kReminded] += f.reminded;
     a.counts[kOpenOver12Months] +=
         open && f.dispatched_s > 0 && f.dispatched_s < now_s - 365 * kDay;
     if (outcome) a.outcomes[f.outcome % a.outcomes.size()]++;
     if (f.feedback_s > 0 && f.dispatched_s > 0 && f.feedback_s >= f.dispatched_s) {
-      const auto days = static_cast<int32_t>((f.feedback_s - f.dispatched_s) / kDay);
-      a.feedback_days.push_back(days);
-      if (outcome) a.outcome_days.push_back(days);
+      const auto days = static_cast<int32_t>(
+          std::min<int64_t>((f.feedback_s - f.dispatched_s) / kDay, INT32_MAX));
+      a.feedback_days.Add(days);
+      if (outcome) a.outcome_days.Add(days);
     }
-    for (uint32_t s : f.subjects) {
+    for (uint32_t i = 0; i < f.subject_count; ++i) {
+      const uint32_t s = subject_pool_[f.subjects_at + i];
       if (subject_referrals_[s] >= 2) a.repeat_subjects.push_back(s);
     }
   };
 
-  for (const Fact& f : facts_) {
-    if (!org_passes[f.org] || !years.Passes(static_cast<size_t>(f.fy)) ||
-        !categories.Passes(f.category) || !roles.Passes(f.role) || !outcomes.Passes(f.outcome) ||
-        !routes.Passes(f.route) || !states.Passes(f.state)) {
-      continue;
+  // A group's slot: by a dense mixed-radix index when the dimensions' sizes allow (no hashing per
+  // referral), else by a hash of the packed key.
+  const int years = max_fy_ >= min_fy_ && min_fy_ > 0 ? max_fy_ - min_fy_ + 1 : 1;
+  auto dense_size = [&](v1::Dimension d) -> uint64_t {
+    switch (d) {
+      case v1::DIMENSION_ORGANISATION:
+        return std::max<size_t>(orgs_.size(), 1);
+      case v1::DIMENSION_REGION:
+        return std::max<size_t>(region_names.size(), 1);
+      case v1::DIMENSION_ORGANISATION_KIND:
+        return v1::OrganisationKind_MAX + 1;
+      case v1::DIMENSION_FINANCIAL_YEAR:
+        return static_cast<uint64_t>(years) + 1;
+      case v1::DIMENSION_FINANCIAL_QUARTER:
+        return static_cast<uint64_t>(years) * 4 + 1;
+      case v1::DIMENSION_CATEGORY:
+        return v1::CorruptionCategory_MAX + 1;
+      case v1::DIMENSION_SUBJECT_ROLE:
+        return v1::SubjectRole_MAX + 1;
+      case v1::DIMENSION_OUTCOME_TYPE:
+        return v1::OutcomeType_MAX + 1;
+      case v1::DIMENSION_ROUTE:
+        return v1::ReferralRoute_MAX + 1;
+      case v1::DIMENSION_STATE:
+        return v1::ReferralState_MAX + 1;
+      default:
+        return 1;
     }
-    add(total, f);
-    if (dims.empty()) continue;
-    uint64_t key = 0;
-    for (v1::Dimension d : dims) key = (key << 16) | (value_of(d, f) & 0xffff);
-    auto [it, added] = slot_of.emplace(key, static_cast<uint32_t>(groups.size()));
-    if (added) {
-      groups.emplace_back();
-      group_keys.push_back(key);
+  };
+  auto dense_value = [&](v1::Dimension d, const Fact& f) -> uint64_t {
+    switch (d) {
+      case v1::DIMENSION_FINANCIAL_YEAR:
+        return f.fy == 0 ? 0 : static_cast<uint64_t>(f.fy - min_fy_) + 1;
+      case v1::DIMENSION_FINANCIAL_QUARTER:
+        return f.fy == 0 ? 0 : static_cast<uint64_t>(f.fy - min_fy_) * 4 + f.quarter + 1;
+      default:
+        return value_of(d, f);
     }
-    add(groups[it->second], f);
+  };
+  uint64_t dense_cells = 1;
+  for (v1::Dimension d : dims)
+    dense_cells = std::min<uint64_t>(dense_cells * dense_size(d), 1 << 23);
+  const bool dense = dense_cells <= (1 << 22);
+  // One part of the scan: its own groups, so two threads share nothing while they run.
+  struct Part {
+    Acc total;
+    std::vector<Acc> groups;
+    std::vector<uint64_t> keys;
+  };
+  auto scan = [&](size_t begin, size_t end, Part& part) {
+    std::vector<int32_t> dense_slot(dense && !dims.empty() ? dense_cells : 0, -1);
+    std::unordered_map<uint64_t, int32_t> hashed_slot;
+    for (size_t i = begin; i < end; ++i) {
+      const Fact& f = facts_[i];
+      if (!org_passes[f.org] || !years_allowed.Passes(static_cast<size_t>(f.fy)) ||
+          !categories.Passes(f.category) || !roles.Passes(f.role) || !outcomes.Passes(f.outcome) ||
+          !routes.Passes(f.route) || !states.Passes(f.state)) {
+        continue;
+      }
+      // Grouped, each referral is added to its group only; the total is the groups' sum.
+      if (dims.empty()) {
+        add(part.total, f);
+        continue;
+      }
+      int32_t* slot = nullptr;
+      if (dense) {
+        uint64_t index = 0;
+        for (v1::Dimension d : dims) index = index * dense_size(d) + dense_value(d, f);
+        slot = &dense_slot[index];
+      } else {
+        uint64_t key = 0;
+        for (v1::Dimension d : dims) key = (key << 16) | (value_of(d, f) & 0xffff);
+        slot = &hashed_slot.try_emplace(key, -1).first->second;
+      }
+      if (*slot < 0) {
+        *slot = static_cast<int32_t>(part.groups.size());
+        part.groups.emplace_back();
+        uint64_t key = 0;
+        for (v1::Dimension d : dims) key = (key << 16) | (value_of(d, f) & 0xffff);
+        part.keys.push_back(key);
+      }
+      add(part.groups[*slot], f);
+    }
+  };
+  // Two halves on two threads when the register is big enough for it to pay.
+  Part first, second;
+  const size_t n = facts_.size();
+  if (n >= 50000) {
+    std::thread other([&] { scan(n / 2, n, second); });
+    scan(0, n / 2, first);
+    other.join();
+  } else {
+    scan(0, n, first);
   }
+  Acc& total = first.total;
+  Merge(second.total, total);
+  std::vector<Acc>& groups = first.groups;
+  std::vector<uint64_t>& group_keys = first.keys;
+  {
+    std::unordered_map<uint64_t, size_t> index;
+    for (size_t g = 0; g < group_keys.size(); ++g) index.emplace(group_keys[g], g);
+    for (size_t g = 0; g < second.groups.size(); ++g) {
+      auto [it, added] = index.emplace(second.keys[g], groups.size());
+      if (added) {
+        groups.push_back(std::move(second.groups[g]));
+        group_keys.push_back(second.keys[g]);
+      } else {
+        Merge(second.groups[g], groups[it->second]);
+      }
+    }
+  }
+
+  // Distinct repeat subjects per group, with one bitmap reused group after group.
+  std::vector<uint64_t> seen(subject_referrals_.size() / 64 + 1, 0);
+  auto distinct = [&seen](Acc& a) {
+    int64_t n = 0;
+    for (uint32_t s : a.repeat_subjects) {
+      uint64_t& word = seen[s / 64];
+      const uint64_t bit = uint64_t{1} << (s % 64);
+      n += (word & bit) == 0;
+      word |= bit;
+    }
+    for (uint32_t s : a.repeat_subjects) seen[s / 64] = 0;
+    a.distinct_repeat_subjects = n;
+    a.repeat_subjects = {};
+  };
+  for (const Acc& g : groups) Merge(g, total);
+  distinct(total);
+  for (Acc& g : groups) distinct(g);
 
   v1::GetAggregatesResponse response;
   *response.mutable_as_of() = ToProto(as_of);
@@ -422,31 +612,69 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
 
 namespace {
 
+// Whether a count is published, and its value: read once from the message, then kept here, so
+// the secondary-suppression rounds do not go through reflection for every look.
+struct CellState {
+  bool known;
+  int64_t value;
+};
+
+class CellStates {
+ public:
+  CellState* Get(Message* msg, const FieldDescriptor* field) {
+    auto [it, added] = states_.try_emplace({msg, field});
+    if (added) {
+      const auto* r = msg->GetReflection();
+      it->second = {r->HasField(*msg, field), r->GetInt64(*msg, field)};
+    }
+    return &it->second;
+  }
+
+ private:
+  std::map<std::pair<const Message*, const FieldDescriptor*>, CellState> states_;
+};
+
 // One published-or-suppressed count: an optional int64 field of a Measures or an OutcomeTally.
 struct Cell {
   Message* msg;
   const FieldDescriptor* field;
   v1::Measures* owner;
-  std::string name;
+  // The Measures field's name; null for an outcome tally (named when hidden).
+  const char* name;
+  CellState* state;
 
-  bool known() const { return msg->GetReflection()->HasField(*msg, field); }
-  int64_t value() const { return msg->GetReflection()->GetInt64(*msg, field); }
+  bool known() const { return state->known; }
+  int64_t value() const { return state->value; }
   void Hide() const {
+    if (!state->known) return;
     msg->GetReflection()->ClearField(msg, field);
-    owner->add_suppressed(name);
+    if (name != nullptr) {
+      owner->add_suppressed(name);
+    } else {
+      owner->add_suppressed(absl::StrCat(
+          "outcomes.", Strip(v1::OutcomeType_Name(static_cast<v1::OutcomeTally*>(msg)->type()),
+                             "OUTCOME_TYPE_")));
+    }
+    state->known = false;
   }
 };
 
-Cell MeasureCell(v1::Measures& m, const char* name) {
-  return {&m, v1::Measures::descriptor()->FindFieldByName(name), &m, name};
+Cell MeasureCell(CellStates& states, v1::Measures& m, const char* name) {
+  static const auto* fields = [] {
+    auto* map = new std::map<std::string, const FieldDescriptor*>();
+    const auto* d = v1::Measures::descriptor();
+    for (int i = 0; i < d->field_count(); ++i) (*map)[d->field(i)->name()] = d->field(i);
+    return map;
+  }();
+  const FieldDescriptor* field = fields->at(name);
+  return {&m, field, &m, name, states.Get(&m, field)};
 }
 
-std::vector<Cell> OutcomeCells(v1::Measures& m) {
+std::vector<Cell> OutcomeCells(CellStates& states, v1::Measures& m) {
+  static const FieldDescriptor* count = v1::OutcomeTally::descriptor()->FindFieldByName("count");
   std::vector<Cell> cells;
   for (auto& tally : *m.mutable_outcomes()) {
-    cells.push_back(
-        {&tally, v1::OutcomeTally::descriptor()->FindFieldByName("count"), &m,
-         absl::StrCat("outcomes.", Strip(v1::OutcomeType_Name(tally.type()), "OUTCOME_TYPE_"))});
+    cells.push_back({&tally, count, &m, nullptr, states.Get(&tally, count)});
   }
   return cells;
 }
@@ -466,15 +694,16 @@ void HideDays(v1::Measures& m, v1::DayStats* days, const char* name) {
 }  // namespace
 
 void Suppress(v1::GetAggregatesResponse& response, int min_count) {
+  CellStates states;
   std::vector<v1::Measures*> all;
   for (auto& g : *response.mutable_groups()) all.push_back(g.mutable_measures());
   all.push_back(response.mutable_total());
 
   // Primary: every small count.
   for (v1::Measures* m : all) {
-    std::vector<Cell> cells = OutcomeCells(*m);
-    for (const char* name : kCountNames) cells.push_back(MeasureCell(*m, name));
-    cells.push_back(MeasureCell(*m, "repeat_subjects"));
+    std::vector<Cell> cells = OutcomeCells(states, *m);
+    for (const char* name : kCountNames) cells.push_back(MeasureCell(states, *m, name));
+    cells.push_back(MeasureCell(states, *m, "repeat_subjects"));
     for (const Cell& c : cells) {
       if (c.known() && c.value() > 0 && c.value() < min_count) c.Hide();
     }
@@ -482,33 +711,35 @@ void Suppress(v1::GetAggregatesResponse& response, int min_count) {
 
   std::vector<Line> lines;
   for (v1::Measures* m : all) {
-    lines.push_back({MeasureCell(*m, "referred"),
-                     {MeasureCell(*m, "feedback_received"), MeasureCell(*m, "withdrawn"),
-                      MeasureCell(*m, "redirected"), MeasureCell(*m, "open")}});
     lines.push_back(
-        {MeasureCell(*m, "feedback_received"),
-         {MeasureCell(*m, "declined_by_force"), MeasureCell(*m, "closed_with_outcome")}});
-    lines.push_back({MeasureCell(*m, "closed_with_outcome"), OutcomeCells(*m)});
+        {MeasureCell(states, *m, "referred"),
+         {MeasureCell(states, *m, "feedback_received"), MeasureCell(states, *m, "withdrawn"),
+          MeasureCell(states, *m, "redirected"), MeasureCell(states, *m, "open")}});
+    lines.push_back({MeasureCell(states, *m, "feedback_received"),
+                     {MeasureCell(states, *m, "declined_by_force"),
+                      MeasureCell(states, *m, "closed_with_outcome")}});
+    lines.push_back({MeasureCell(states, *m, "closed_with_outcome"), OutcomeCells(states, *m)});
   }
   v1::Measures& total = *response.mutable_total();
   if (response.groups_size() > 0) {
     for (const char* name : kCountNames) {
-      Line line{MeasureCell(total, name), {}};
+      Line line{MeasureCell(states, total, name), {}};
       for (auto& g : *response.mutable_groups()) {
-        line.parts.push_back(MeasureCell(*g.mutable_measures(), name));
+        line.parts.push_back(MeasureCell(states, *g.mutable_measures(), name));
       }
       lines.push_back(std::move(line));
     }
-    for (const Cell& t : OutcomeCells(total)) {
-      Line line{t, {}};
-      const auto type = static_cast<v1::OutcomeTally*>(t.msg)->type();
-      for (auto& g : *response.mutable_groups()) {
-        for (const Cell& c : OutcomeCells(*g.mutable_measures())) {
-          if (static_cast<v1::OutcomeTally*>(c.msg)->type() == type) line.parts.push_back(c);
-        }
-      }
-      lines.push_back(std::move(line));
+    std::map<int, Line> by_type;
+    for (const Cell& t : OutcomeCells(states, total)) {
+      by_type.emplace(static_cast<v1::OutcomeTally*>(t.msg)->type(), Line{t, {}});
     }
+    for (auto& g : *response.mutable_groups()) {
+      for (const Cell& c : OutcomeCells(states, *g.mutable_measures())) {
+        auto it = by_type.find(static_cast<v1::OutcomeTally*>(c.msg)->type());
+        if (it != by_type.end()) it->second.parts.push_back(c);
+      }
+    }
+    for (auto& [type, line] : by_type) lines.push_back(std::move(line));
   }
 
   // Secondary: while some line has exactly one unknown, hide one more of its cells (the smallest

@@ -52,12 +52,15 @@ class AggregateIndex {
     bool handed_over = false;
     bool assistance_declined = false;
     bool escalated = false;
+    bool reminded = false;
     int16_t fy = 0;
     uint8_t quarter = 0;
     int64_t dispatched_s = 0;  // 0 until the DISPATCHED event arrives
     int64_t due_s = 0;
     int64_t feedback_s = 0;  // 0 without feedback
-    std::vector<uint32_t> subjects;
+    // The referral's distinct subjects: subject_pool_[subjects_at, subjects_at + subject_count).
+    uint32_t subjects_at = 0;
+    uint32_t subject_count = 0;
   };
   struct Org {
     std::string code;
@@ -67,8 +70,16 @@ class AggregateIndex {
   uint16_t OrgIndex(const std::string& code);
   uint32_t SubjectIndex(const std::string& ref);
 
+  void CompactSubjects();
+
   const ReferenceData& reference_;
   std::vector<Fact> facts_;
+  // Subjects of every fact, side by side in fact order, so a scan reads them sequentially. A
+  // replaced fact's old run stays as garbage until CompactSubjects.
+  std::vector<uint32_t> subject_pool_;
+  size_t live_subjects_ = 0;
+  int min_fy_ = 0;
+  int max_fy_ = 0;
   std::unordered_map<std::string, uint32_t> by_referral_;
   std::vector<Org> orgs_;
   std::unordered_map<std::string, uint16_t> org_index_;

@@ -3,6 +3,7 @@
 #include <limits>
 #include <map>
 
+#include "absl/strings/str_cat.h"
 #include "common/event_log.h"
 #include "common/ids.h"
 #include "common/lifecycle.h"
@@ -35,11 +36,23 @@ CREATE INDEX entries_by_due ON entries (due_at);
                                  {"register entry change sequence", R"sql(
 ALTER TABLE entries ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX entries_by_seq ON entries (seq);
+)sql"},
+                                 // The lists page in dispatch order, and the overdue list reads
+                                 // only open referrals, so neither scans the whole register.
+                                 {"register list indexes", R"sql(
+CREATE INDEX entries_by_org_dispatched ON entries (organisation, dispatched_at, referral_id);
+CREATE INDEX entries_by_dispatched ON entries (dispatched_at, referral_id);
+CREATE INDEX entries_open_by_due ON entries (due_at, referral_id)
+  WHERE (state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8);
+CREATE INDEX entries_open_by_org_due ON entries (organisation, due_at, referral_id)
+  WHERE (state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8);
 )sql"}};
 
 // A referral is overdue when its due date has passed and it has neither feedback nor has ended
-// by withdrawal or redirection. States 5, 6, 9, 10, 11: see ReferralState.
-constexpr char kOpen[] = "state NOT IN (0, 5, 6, 9, 10, 11)";
+// by withdrawal or redirection: states 1-4, 7 and 8 (see ReferralState). Written as in the partial
+// indexes' WHERE, so the planner can use them; ranges, not NOT IN, because SQLite evaluates an
+// IN list through a temporary b-tree, which on every insert into a partial index is slow.
+constexpr char kOpen[] = "(state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8)";
 
 absl::StatusOr<std::vector<v1::RegisterEntry>> ParseEntries(const std::vector<Row>& rows) {
   std::vector<v1::RegisterEntry> out(rows.size());
@@ -60,15 +73,18 @@ absl::Status Register::Apply(Txn& txn, const v1::LifecycleEvent& event) {
   if (!is_new) return absl::OkStatus();
   ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
   const v1::RegisterEntry e = Fold(std::move(events));
+  // Read apart from the insert: a subquery on the table being inserted into would make SQLite
+  // copy its result through a temporary table on every event.
+  ASSIGN_OR_RETURN(auto next, txn.Query("SELECT COALESCE(MAX(seq), 0) + 1 FROM entries"));
   return txn.Exec(
       "INSERT OR REPLACE INTO entries (referral_id, organisation, state, dispatched_at, due_at, "
       "outcome_type, handed_over, assistance_declines, reminders, escalated, entry, seq) "
-      "VALUES (?,?,?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX(seq), 0) + 1 FROM entries))",
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
       {e.referral_id(), e.organisation(), int64_t{e.state()},
        e.has_dispatched_at() ? ToMicros(FromProto(e.dispatched_at())) : int64_t{0},
        e.has_due_at() ? ToMicros(FromProto(e.due_at())) : int64_t{0}, int64_t{e.outcome().type()},
        int64_t{!e.unit().empty()}, int64_t{e.assistance_declines()}, int64_t{e.reminders()},
-       int64_t{e.escalated()}, Blob{e.SerializeAsString()}});
+       int64_t{e.escalated()}, Blob{e.SerializeAsString()}, next[0].Int(0)});
 }
 
 absl::StatusOr<v1::GetTimelineResponse> Register::Timeline(const std::string& referral_id) {
@@ -100,17 +116,27 @@ absl::StatusOr<v1::ListRegisterResponse> Register::List(const v1::ListRegisterRe
   };
   const int64_t from = year == 0 ? std::numeric_limits<int64_t>::min() : april(year);
   const int64_t to = year == 0 ? std::numeric_limits<int64_t>::max() : april(year + 1);
+  // Only the conditions asked for, so SQLite can walk an index in dispatch order and stop at
+  // the page's end.
+  std::string where = "dispatched_at >= ? AND dispatched_at < ?";
+  std::vector<SqlValue> params = {from, to};
+  if (!request.organisation().empty()) {
+    where += " AND organisation = ?";
+    params.push_back(request.organisation());
+  }
+  if (request.state() != v1::REFERRAL_STATE_UNSPECIFIED) {
+    where += " AND state = ?";
+    params.push_back(int64_t{request.state()});
+  }
+  if (request.assistance_declined()) where += " AND assistance_declines > 0";
+  params.push_back(page.limit);
+  params.push_back(page.offset);
   v1::ListRegisterResponse response;
   RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(
-        auto rows,
-        txn.Query("SELECT entry FROM entries WHERE (? = '' OR organisation = ?) "
-                  "AND (? = 0 OR state = ?) AND dispatched_at >= ? AND dispatched_at < ? "
-                  "AND (? = 0 OR assistance_declines > 0) "
-                  "ORDER BY dispatched_at DESC, referral_id LIMIT ? OFFSET ?",
-                  {request.organisation(), request.organisation(), int64_t{request.state()},
-                   int64_t{request.state()}, from, to, int64_t{request.assistance_declined()},
-                   page.limit, page.offset}));
+    ASSIGN_OR_RETURN(auto rows, txn.Query(absl::StrCat("SELECT entry FROM entries WHERE ", where,
+                                                       " ORDER BY dispatched_at DESC, "
+                                                       "referral_id DESC LIMIT ? OFFSET ?"),
+                                          std::move(params)));
     ASSIGN_OR_RETURN(auto entries, ParseEntries(rows));
     for (auto& e : entries) *response.add_entries() = std::move(e);
     response.set_next_page_token(NextPageToken(page, entries.size()));
@@ -123,15 +149,19 @@ absl::StatusOr<v1::ListOverdueResponse> Register::Overdue(const v1::ListOverdueR
                                                           absl::Time now) {
   ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));
   const int64_t as_of = ToMicros(request.has_as_of() ? FromProto(request.as_of()) : now);
+  std::string sql =
+      absl::StrCat("SELECT entry FROM entries WHERE due_at > 0 AND due_at < ? AND ", kOpen);
+  std::vector<SqlValue> params = {as_of};
+  if (!request.organisation().empty()) {
+    sql += " AND organisation = ?";
+    params.push_back(request.organisation());
+  }
+  sql += " ORDER BY due_at, referral_id LIMIT ? OFFSET ?";
+  params.push_back(page.limit);
+  params.push_back(page.offset);
   v1::ListOverdueResponse response;
   RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(
-        auto rows,
-        txn.Query(
-            std::string("SELECT entry FROM entries WHERE due_at > 0 AND due_at < ? AND ") + kOpen +
-                " AND (? = '' OR organisation = ?) ORDER BY due_at, referral_id "
-                "LIMIT ? OFFSET ?",
-            {as_of, request.organisation(), request.organisation(), page.limit, page.offset}));
+    ASSIGN_OR_RETURN(auto rows, txn.Query(sql, std::move(params)));
     ASSIGN_OR_RETURN(auto entries, ParseEntries(rows));
     for (auto& e : entries) *response.add_entries() = std::move(e);
     response.set_next_page_token(NextPageToken(page, entries.size()));
@@ -141,69 +171,38 @@ absl::StatusOr<v1::ListOverdueResponse> Register::Overdue(const v1::ListOverdueR
 }
 
 absl::StatusOr<v1::GetSummaryResponse> Register::Summary(absl::Time as_of) {
+  // The per-organisation summary is one aggregate query (organisation), read off the index.
+  v1::GetAggregatesRequest request;
+  request.add_group_by(v1::DIMENSION_ORGANISATION);
+  *request.mutable_as_of() = ToProto(as_of);
+  ASSIGN_OR_RETURN(v1::GetAggregatesResponse aggregates, Aggregates(request, as_of, 1));
   v1::GetSummaryResponse response;
   *response.mutable_as_of() = ToProto(as_of);
-  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(
-        auto rows, txn.Query(std::string("SELECT organisation, COUNT(*), SUM(state IN (5, 6, 9)), "
-                                         "SUM(state = 5), SUM(state = 10), SUM(state = 11), SUM(") +
-                                 kOpen +
-                                 "), SUM(handed_over), SUM(assistance_declines > 0), "
-                                 "SUM(due_at > 0 AND due_at < ? AND " +
-                                 kOpen +
-                                 "), SUM(escalated), SUM(reminders > 0) "
-                                 "FROM entries GROUP BY organisation ORDER BY organisation",
-                             {ToMicros(as_of)}));
-    std::map<std::string, v1::OrganisationSummary*> by_org;
-    v1::OrganisationSummary* total = response.mutable_total();
-    total->set_organisation("ALL");
-    for (const Row& r : rows) {
-      v1::OrganisationSummary* s = response.add_organisations();
-      s->set_organisation(r.Text(0));
-      s->set_referred(r.Int(1));
-      s->set_feedback_received(r.Int(2));
-      s->set_declined_by_force(r.Int(3));
-      s->set_withdrawn(r.Int(4));
-      s->set_redirected(r.Int(5));
-      s->set_open(r.Int(6));
-      s->set_handed_over(r.Int(7));
-      s->set_assistance_declined(r.Int(8));
-      s->set_overdue(r.Int(9));
-      s->set_escalated(r.Int(10));
-      s->set_reminded(r.Int(11));
-      by_org[s->organisation()] = s;
-      total->set_referred(total->referred() + s->referred());
-      total->set_feedback_received(total->feedback_received() + s->feedback_received());
-      total->set_declined_by_force(total->declined_by_force() + s->declined_by_force());
-      total->set_withdrawn(total->withdrawn() + s->withdrawn());
-      total->set_redirected(total->redirected() + s->redirected());
-      total->set_open(total->open() + s->open());
-      total->set_handed_over(total->handed_over() + s->handed_over());
-      total->set_assistance_declined(total->assistance_declined() + s->assistance_declined());
-      total->set_overdue(total->overdue() + s->overdue());
-      total->set_escalated(total->escalated() + s->escalated());
-      total->set_reminded(total->reminded() + s->reminded());
+  auto fill = [](const std::string& org, const v1::Measures& m, v1::OrganisationSummary* s) {
+    auto n = [](int64_t v) { return static_cast<int32_t>(v); };
+    s->set_organisation(org);
+    s->set_referred(n(m.referred()));
+    s->set_feedback_received(n(m.feedback_received()));
+    s->set_declined_by_force(n(m.declined_by_force()));
+    s->set_withdrawn(n(m.withdrawn()));
+    s->set_redirected(n(m.redirected()));
+    s->set_open(n(m.open()));
+    s->set_handed_over(n(m.handed_over()));
+    s->set_assistance_declined(n(m.assistance_declined()));
+    s->set_overdue(n(m.overdue()));
+    s->set_escalated(n(m.escalated()));
+    s->set_reminded(n(m.reminded()));
+    for (const v1::OutcomeTally& t : m.outcomes()) {
+      if (t.type() == v1::OUTCOME_TYPE_UNSPECIFIED) continue;
+      auto* oc = s->add_outcomes();
+      oc->set_type(t.type());
+      oc->set_count(n(t.count()));
     }
-    ASSIGN_OR_RETURN(auto outcomes,
-                     txn.Query("SELECT organisation, outcome_type, COUNT(*) FROM entries "
-                               "WHERE outcome_type != 0 AND state IN (6, 9) "
-                               "GROUP BY organisation, outcome_type ORDER BY 1, 2"));
-    std::map<int64_t, int64_t> totals;
-    for (const Row& r : outcomes) {
-      auto it = by_org.find(r.Text(0));
-      if (it == by_org.end()) continue;
-      auto* oc = it->second->add_outcomes();
-      oc->set_type(static_cast<v1::OutcomeType>(r.Int(1)));
-      oc->set_count(r.Int(2));
-      totals[r.Int(1)] += r.Int(2);
-    }
-    for (const auto& [type, count] : totals) {
-      auto* oc = total->add_outcomes();
-      oc->set_type(static_cast<v1::OutcomeType>(type));
-      oc->set_count(count);
-    }
-    return absl::OkStatus();
-  }));
+  };
+  for (const v1::AggregateGroup& g : aggregates.groups()) {
+    fill(g.key(0), g.measures(), response.add_organisations());
+  }
+  fill("ALL", aggregates.total(), response.mutable_total());
   return response;
 }
 

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <random>
+#include <set>
 
 #include "common/audit.h"
 #include "common/event_log.h"
@@ -320,6 +321,66 @@ TEST(Suppression, NoSuppressedCountCanBeWorkedOut) {
       }
       EXPECT_NE(u, 1) << field << " trial " << trial;
     }
+  }
+}
+
+// A register big enough to be scanned in two halves on two threads gives what a naive count gives.
+TEST(AggregateIndex, TheTwoHalfScanMatchesANaiveCount) {
+  AggregateIndex index(ReferenceData::BuiltIn());
+  std::mt19937_64 rng(7);
+  const char* orgs[] = {"NFK", "SFK", "MPS", "BF", "ESX", "DUR", "CLE"};
+  const v1::ReferralState states[] = {
+      v1::REFERRAL_STATE_DISPATCHED, v1::REFERRAL_STATE_DECLINED_BY_FORCE,
+      v1::REFERRAL_STATE_OUTCOME_RECORDED, v1::REFERRAL_STATE_WITHDRAWN};
+  std::map<std::pair<std::string, int>, int64_t> referred;
+  std::map<std::string, std::vector<int>> feedback_days;
+  std::map<std::string, int> subject_uses;
+  std::vector<std::pair<std::string, std::string>> org_subject;
+  for (int i = 0; i < 60000; ++i) {
+    Spec s;
+    s.org = orgs[rng() % 7];
+    s.state = states[rng() % 4];
+    s.dispatched_day = static_cast<int>(rng() % 900);
+    if (s.state == v1::REFERRAL_STATE_DECLINED_BY_FORCE ||
+        s.state == v1::REFERRAL_STATE_OUTCOME_RECORDED) {
+      s.feedback_day = s.dispatched_day + static_cast<int>(rng() % 400);
+      feedback_days[s.org].push_back(s.feedback_day - s.dispatched_day);
+    }
+    if (s.state == v1::REFERRAL_STATE_OUTCOME_RECORDED) s.outcome = v1::OUTCOME_TYPE_DISMISSED;
+    const std::string subject = absl::StrCat("p", rng() % 50000);
+    s.subjects = {subject};
+    ++subject_uses[subject];
+    org_subject.emplace_back(s.org, subject);
+    referred[{s.org, FinancialYear(kStart + absl::Hours(24 * s.dispatched_day))}]++;
+    index.Upsert(Entry(s));
+  }
+  auto r = index.Query(By({v1::DIMENSION_ORGANISATION, v1::DIMENSION_FINANCIAL_YEAR}), kStart, 5);
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->groups_size(), static_cast<int>(referred.size()));
+  int64_t sum = 0;
+  for (const auto& g : r->groups()) {
+    const int year = std::stoi(g.key(1).substr(0, 4));
+    EXPECT_EQ(g.measures().referred(), (referred[{g.key(0), year}])) << g.key(0) << " " << year;
+    sum += g.measures().referred();
+  }
+  EXPECT_EQ(sum, 60000);
+  EXPECT_EQ(r->total().referred(), 60000);
+
+  auto by_org = index.Query(By({v1::DIMENSION_ORGANISATION}), kStart, 5);
+  ASSERT_THAT(by_org, IsOk());
+  for (const auto& g : by_org->groups()) {
+    std::vector<int> days = feedback_days[g.key(0)];
+    std::sort(days.begin(), days.end());
+    const size_t n = days.size();
+    const double median = n % 2 ? days[n / 2] : (days[n / 2 - 1] + days[n / 2]) / 2.0;
+    EXPECT_EQ(g.measures().days_to_feedback().n(), static_cast<int64_t>(n));
+    EXPECT_DOUBLE_EQ(g.measures().days_to_feedback().median(), median) << g.key(0);
+    EXPECT_DOUBLE_EQ(g.measures().days_to_feedback().p90(), days[(9 * n + 9) / 10 - 1]);
+    std::set<std::string> repeat;
+    for (const auto& [org, subject] : org_subject) {
+      if (org == g.key(0) && subject_uses[subject] >= 2) repeat.insert(subject);
+    }
+    EXPECT_EQ(g.measures().repeat_subjects(), static_cast<int64_t>(repeat.size())) << g.key(0);
   }
 }
 

@@ -1,0 +1,378 @@
+// sarloop-query-bench: the analysts' queries over a large national register.
+//
+// Builds a register of N synthetic referrals (default 1,000,000) over 10 financial years and every
+// organisation of the reference data, written through the register's own write path
+// (Register::Apply, one event at a time, in transactions of 2,000 referrals, in dispatch order as
+// a register fills over the years; each referral's later events come with it), then times each
+// query shape as the nca service runs it (Register methods: the service adds only the RPC edge).
+// For scale it also times one plain SQL GROUP BY over the same entries, the approach the
+// in-memory aggregate index replaces, so the speed-up is a ratio measured in the same run.
+//
+//   sarloop-query-bench [--referrals N] [--reps R] [--db FILE] [--json FILE] [--seed S]
+//                       [--only SHAPE_SUBSTRING]
+//
+// --db keeps the register (and reuses it when it exists with the same size).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/event_log.h"
+#include "common/ids.h"
+#include "common/reference.h"
+#include "common/status.h"
+#include "common/storage.h"
+#include "services/nca/register.h"
+
+namespace sarloop::bench {
+namespace {
+
+struct Flags {
+  int64_t referrals = 1'000'000;
+  int reps = 100;
+  std::string db;
+  std::string json;
+  uint64_t seed = 1;
+  // Only the query shapes whose name contains this.
+  std::string only;
+};
+
+std::string Hex(uint64_t v) { return absl::StrFormat("%016x", v); }
+
+v1::LifecycleEvent Event(v1::EventType type, const std::string& id, const std::string& org,
+                         const std::string& producer, absl::Time at, uint64_t n) {
+  v1::LifecycleEvent e;
+  e.set_event_id(absl::StrCat("EV-", Hex(n), Hex(type)));
+  e.set_referral_id(id);
+  e.set_type(type);
+  e.set_producer(producer);
+  e.set_organisation(org);
+  e.mutable_actor()->set_identity(absl::StrCat("spiffe://sarloop/", producer));
+  *e.mutable_occurred_at() = ToProto(at);
+  return e;
+}
+
+// One referral's events: dispatched, received, then an end (or still open, more likely the
+// younger it is), reminders and escalation for the silent ones.
+std::vector<v1::LifecycleEvent> Referral(std::mt19937_64& rng, uint64_t n, int64_t total,
+                                         absl::Time end, const std::vector<std::string>& orgs,
+                                         const std::vector<std::string>& units) {
+  auto uniform = [&](int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
+  };
+  const std::string id = absl::StrCat("REF-", Hex(n));
+  // Bigger forces get more: the first organisations twice as often.
+  const size_t org_index =
+      static_cast<size_t>(uniform(0, static_cast<int64_t>(orgs.size()) * 2 - 1)) % orgs.size();
+  const std::string& org = orgs[org_index];
+  // Referrals are written in dispatch order, as a register fills over the years.
+  const int64_t age_days = 3650 - static_cast<int64_t>(n) * 3650 / std::max<int64_t>(total, 1);
+  const absl::Time dispatched = end - absl::Hours(24 * age_days) - absl::Seconds(uniform(0, 86399));
+  std::vector<v1::LifecycleEvent> out;
+  v1::LifecycleEvent d = Event(v1::EVENT_TYPE_DISPATCHED, id, org, "UKFIU", dispatched, n);
+  *d.mutable_due_at() = ToProto(dispatched + absl::Hours(24 * 90));
+  d.set_route(uniform(0, 9) == 0 ? v1::REFERRAL_ROUTE_INDIRECT : v1::REFERRAL_ROUTE_DIRECT);
+  const int subjects = static_cast<int>(uniform(1, 2));
+  for (int s = 0; s < subjects; ++s) {
+    // A pool smaller than the referrals, so some subjects recur.
+    d.add_subject_refs(Hex(rng() % 900'000));
+    d.add_subject_roles(static_cast<v1::SubjectRole>(uniform(1, 8)));
+  }
+  d.mutable_thr()->set_threat(v1::THR_LEVEL_MEDIUM);
+  out.push_back(d);
+  out.push_back(Event(v1::EVENT_TYPE_RECEIVED, id, org, org, dispatched + absl::Minutes(1), n));
+  const int64_t delay = std::min<int64_t>(age_days, uniform(3, 40) * uniform(1, 12));
+  const absl::Time at = dispatched + absl::Hours(24 * delay);
+  const bool still_open = delay >= age_days || uniform(0, 99) < 4;
+  const int pick = static_cast<int>(uniform(0, 99));
+  if (still_open) {
+    if (age_days > 90) {
+      out.push_back(Event(v1::EVENT_TYPE_REMINDER_SENT, id, org, "UKFIU",
+                          dispatched + absl::Hours(24 * 90), n));
+    }
+    if (age_days > 118) {
+      out.push_back(
+          Event(v1::EVENT_TYPE_ESCALATED, id, org, "UKFIU", dispatched + absl::Hours(24 * 118), n));
+    }
+  } else if (pick < 15) {
+    v1::LifecycleEvent e = Event(v1::EVENT_TYPE_DECLINED_BY_FORCE, id, org, org, at, n);
+    e.set_reason("Not a member of this force's staff.");
+    out.push_back(e);
+  } else if (pick < 20) {
+    out.push_back(Event(v1::EVENT_TYPE_WITHDRAWN, id, org, "UKFIU", at, n));
+    out.back().set_reason("Duplicate of an earlier referral.");
+  } else {
+    v1::Outcome o;
+    o.set_type(static_cast<v1::OutcomeType>(uniform(1, 13)));
+    o.set_category(static_cast<v1::CorruptionCategory>(uniform(1, 12)));
+    o.set_subject_role(d.subject_roles(0));
+    if (pick < 60) {
+      v1::LifecycleEvent e = Event(v1::EVENT_TYPE_CLOSED_BY_FORCE, id, org, org, at, n);
+      *e.mutable_outcome() = o;
+      out.push_back(e);
+    } else {
+      const std::string& unit = units[org_index % units.size()];
+      v1::LifecycleEvent h =
+          Event(v1::EVENT_TYPE_HANDED_OVER, id, org, org, dispatched + absl::Hours(24), n);
+      h.set_unit(unit);
+      out.push_back(h);
+      v1::LifecycleEvent e = Event(v1::EVENT_TYPE_OUTCOME_RECORDED, id, org, unit, at, n);
+      e.set_unit(unit);
+      *e.mutable_outcome() = o;
+      out.push_back(e);
+    }
+  }
+  return out;
+}
+
+absl::Status Build(Database& db, nca::Register& reg, const Flags& flags, absl::Time end) {
+  std::vector<std::string> orgs;
+  for (const auto& o : ReferenceData::BuiltIn().organisations()) orgs.push_back(o.code());
+  const std::vector<std::string> units = {"ERSOU", "NERSOU", "YHROCU", "NWROCU", "ROCUWM",
+                                          "EMSOU", "SEROCU", "SWROCU", "TARIAN", "NCAACU"};
+  std::mt19937_64 rng(flags.seed);
+  const auto start = std::chrono::steady_clock::now();
+  int64_t events = 0;
+  for (int64_t done = 0; done < flags.referrals;) {
+    const int64_t batch = std::min<int64_t>(2000, flags.referrals - done);
+    RETURN_IF_ERROR(db.Transact([&](Txn& txn) -> absl::Status {
+      for (int64_t i = 0; i < batch; ++i) {
+        for (const auto& e :
+             Referral(rng, static_cast<uint64_t>(done + i), flags.referrals, end, orgs, units)) {
+          RETURN_IF_ERROR(reg.Apply(txn, e));
+          ++events;
+        }
+      }
+      return absl::OkStatus();
+    }));
+    done += batch;
+    if (done % 100000 == 0 || done == flags.referrals) {
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::cerr << absl::StrFormat("  %d referrals, %d events written (%.0f s)\n", done, events, s);
+    }
+  }
+  return absl::OkStatus();
+}
+
+struct Shape {
+  std::string name;
+  std::function<absl::Status()> run;
+  // Repetitions when fewer than --reps (the slow baseline).
+  int max_reps = 1 << 30;
+};
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
+  return v[std::max<size_t>(rank, 1) - 1];
+}
+
+int64_t PeakRssKib() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+int Main(int argc, char** argv) {
+  Flags flags;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "sarloop-query-bench: " << a << " needs a value\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--referrals") {
+      flags.referrals = std::stoll(next());
+    } else if (a == "--reps") {
+      flags.reps = std::stoi(next());
+    } else if (a == "--db") {
+      flags.db = next();
+    } else if (a == "--json") {
+      flags.json = next();
+    } else if (a == "--seed") {
+      flags.seed = std::stoull(next());
+    } else if (a == "--only") {
+      flags.only = next();
+    } else {
+      std::cerr << "usage: sarloop-query-bench [--referrals N] [--reps R] [--db FILE] "
+                   "[--json FILE] [--seed S] [--only SHAPE_SUBSTRING]\n";
+      return 2;
+    }
+  }
+  if (flags.referrals < 1 || flags.reps < 1) {
+    std::cerr << "sarloop-query-bench: --referrals and --reps must be positive\n";
+    return 2;
+  }
+  const bool temporary = flags.db.empty();
+  if (temporary) {
+    flags.db = (std::filesystem::temp_directory_path() /
+                absl::StrCat("sarloop-query-bench-", getpid(), ".db"))
+                   .string();
+  }
+  // Fixed "now", so a kept register answers the same on every run.
+  const absl::Time now =
+      absl::FromCivil(absl::CivilSecond(2026, 11, 1, 12, 0, 0), absl::UTCTimeZone());
+  auto db = Database::Open(flags.db, nca::RegisterMigrations());
+  if (!db.ok()) {
+    std::cerr << "sarloop-query-bench: " << db.status() << "\n";
+    return 1;
+  }
+  nca::Register reg(**db, ReferenceData::BuiltIn());
+  int64_t existing = 0;
+  absl::Status counted = (*db)->Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT COUNT(*) FROM entries"));
+    existing = rows[0].Int(0);
+    return absl::OkStatus();
+  });
+  if (!counted.ok() || (existing != 0 && existing != flags.referrals)) {
+    std::cerr << "sarloop-query-bench: " << flags.db << " holds " << existing << " referrals, not "
+              << flags.referrals << "\n";
+    return 1;
+  }
+  double build_s = 0;
+  if (existing == 0) {
+    std::cerr << "building a register of " << flags.referrals << " referrals in " << flags.db
+              << "\n";
+    const auto t0 = std::chrono::steady_clock::now();
+    if (absl::Status s = Build(**db, reg, flags, now); !s.ok()) {
+      std::cerr << "sarloop-query-bench: " << s << "\n";
+      return 1;
+    }
+    build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  if (absl::Status s = reg.CatchUp(); !s.ok()) {
+    std::cerr << "sarloop-query-bench: " << s << "\n";
+    return 1;
+  }
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  const int year = nca::FinancialYear(now) - 1;
+  auto aggregates = [&](std::vector<v1::Dimension> by, auto filter, bool publication = false) {
+    return [&reg, now, by, filter, publication]() -> absl::Status {
+      v1::GetAggregatesRequest r;
+      for (auto d : by) r.add_group_by(d);
+      filter(*r.mutable_filter());
+      r.set_publication(publication);
+      absl::StatusOr<v1::GetAggregatesResponse> resp = reg.Aggregates(r, now, 5);
+      return resp.status();
+    };
+  };
+  auto none = [](v1::AggregateFilter&) {};
+  auto one_year = [year](v1::AggregateFilter& f) { f.add_financial_years(year); };
+  std::mt19937_64 rng(flags.seed + 1);
+  std::vector<Shape> shapes = {
+      {"aggregates: total, 10 years", aggregates({}, none)},
+      {"aggregates: by organisation, one year", aggregates({v1::DIMENSION_ORGANISATION}, one_year)},
+      {"aggregates: by region x financial year",
+       aggregates({v1::DIMENSION_REGION, v1::DIMENSION_FINANCIAL_YEAR}, none)},
+      {"aggregates: by category x outcome, one year, closed",
+       aggregates({v1::DIMENSION_CATEGORY, v1::DIMENSION_OUTCOME_TYPE},
+                  [year](v1::AggregateFilter& f) {
+                    f.add_financial_years(year);
+                    f.add_states(v1::REFERRAL_STATE_CLOSED_BY_FORCE);
+                    f.add_states(v1::REFERRAL_STATE_OUTCOME_RECORDED);
+                  })},
+      {"aggregates: by quarter, one region",
+       aggregates({v1::DIMENSION_FINANCIAL_QUARTER},
+                  [](v1::AggregateFilter& f) { f.add_regions("EASTERN"); })},
+      {"aggregates: by organisation x state, 10 years",
+       aggregates({v1::DIMENSION_ORGANISATION, v1::DIMENSION_STATE}, none)},
+      {"aggregates: by role x route x kind x year",
+       aggregates({v1::DIMENSION_SUBJECT_ROLE, v1::DIMENSION_ROUTE, v1::DIMENSION_ORGANISATION_KIND,
+                   v1::DIMENSION_FINANCIAL_YEAR},
+                  none)},
+      {"aggregates: publication, by organisation x category",
+       aggregates({v1::DIMENSION_ORGANISATION, v1::DIMENSION_CATEGORY}, none, true)},
+      {"summary (per organisation, SQL)", [&]() { return reg.Summary(now).status(); }},
+      {"overdue: first page of 100",
+       [&]() {
+         v1::ListOverdueRequest r;
+         return reg.Overdue(r, now).status();
+       }},
+      {"register: one organisation, first page",
+       [&]() {
+         v1::ListRegisterRequest r;
+         r.set_organisation("NFK");
+         return reg.List(r).status();
+       }},
+      {"timeline: one referral",
+       [&]() {
+         return reg
+             .Timeline(absl::StrCat("REF-", Hex(rng() % static_cast<uint64_t>(flags.referrals))))
+             .status();
+       }},
+      {"baseline: SQL GROUP BY organisation, 10 years (not served)",
+       [&]() {
+         return (*db)->Read([&](Txn& txn) -> absl::Status {
+           return txn
+               .Query(
+                   "SELECT organisation, COUNT(*), SUM(state IN (5, 6, 9)), SUM(state = 5), "
+                   "SUM(escalated), SUM(handed_over) FROM entries GROUP BY organisation")
+               .status();
+         });
+       },
+       10},
+  };
+
+  std::printf("register: %lld referrals over 10 financial years, %zu organisations\n",
+              static_cast<long long>(flags.referrals),
+              ReferenceData::BuiltIn().organisations().size());
+  if (build_s > 0) std::printf("built in %.0f s through Register::Apply\n", build_s);
+  std::printf("aggregate index loaded in %.1f s; peak RSS %lld MiB\n\n", load_s,
+              static_cast<long long>(PeakRssKib() / 1024));
+  std::printf("%-60s %9s %9s %9s\n", "query shape", "p50 ms", "p99 ms", "max ms");
+  std::string json =
+      absl::StrCat("{\"referrals\":", flags.referrals, ",\"reps\":", flags.reps,
+                   ",\"index_load_s\":", absl::StrFormat("%.2f", load_s), ",\"shapes\":[");
+  bool all_ok = true;
+  for (size_t s = 0; s < shapes.size(); ++s) {
+    std::vector<double> ms;
+    if (shapes[s].name.find(flags.only) == std::string::npos) continue;
+    const int reps = std::min(flags.reps, shapes[s].max_reps);
+    for (int i = 0; i < reps + 3; ++i) {
+      const auto a = std::chrono::steady_clock::now();
+      absl::Status st = shapes[s].run();
+      const auto b = std::chrono::steady_clock::now();
+      if (!st.ok()) {
+        std::cerr << shapes[s].name << ": " << st << "\n";
+        all_ok = false;
+        break;
+      }
+      if (i >= 3) ms.push_back(std::chrono::duration<double, std::milli>(b - a).count());
+    }
+    if (ms.empty()) continue;
+    const double p50 = Percentile(ms, 0.5), p99 = Percentile(ms, 0.99),
+                 max = *std::max_element(ms.begin(), ms.end());
+    std::printf("%-60s %9.2f %9.2f %9.2f\n", shapes[s].name.c_str(), p50, p99, max);
+    std::fflush(stdout);
+    absl::StrAppend(&json, s ? "," : "", "{\"shape\":\"", shapes[s].name,
+                    "\",\"p50_ms\":", absl::StrFormat("%.3f", p50),
+                    ",\"p99_ms\":", absl::StrFormat("%.3f", p99), "}");
+  }
+  json += "]}\n";
+  if (!flags.json.empty()) std::ofstream(flags.json) << json;
+  std::printf("\npeak RSS %lld MiB\n", static_cast<long long>(PeakRssKib() / 1024));
+  db->reset();
+  if (temporary) {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(flags.db + suffix);
+  }
+  return all_ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace sarloop::bench
+
+int main(int argc, char** argv) { return sarloop::bench::Main(argc, argv); }
