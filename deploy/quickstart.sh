@@ -118,7 +118,7 @@ The NCA dashboard: $SARLOOP_DASHBOARD
     sarloopctl_as NCA nca dashboard-login
   The chain's certificates come from its own CA ($DIR/pki/ca/ca.pem); a browser that does not
   trust it will warn once.
-  Service clocks run $(( $(<"$DIR/clock-offset") / 86400 )) days ahead (the offset in $DIR/clock-offset).
+  Service clocks are $(( $(<"$DIR/clock-offset") / 86400 )) days off the system clock (the offset in seconds is in $DIR/clock-offset).
 
 Stop it:
   $LOCAL down $DIR

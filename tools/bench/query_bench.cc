@@ -296,7 +296,7 @@ int Main(int argc, char** argv) {
                   none)},
       {"aggregates: publication, by organisation x category",
        aggregates({v1::DIMENSION_ORGANISATION, v1::DIMENSION_CATEGORY}, none, true)},
-      {"summary (per organisation, SQL)", [&]() { return reg.Summary(now).status(); }},
+      {"summary (per organisation)", [&]() { return reg.Summary(now).status(); }},
       {"overdue: first page of 100",
        [&]() {
          v1::ListOverdueRequest r;
