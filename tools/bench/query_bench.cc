@@ -294,6 +294,8 @@ int Main(int argc, char** argv) {
        aggregates({v1::DIMENSION_SUBJECT_ROLE, v1::DIMENSION_ROUTE, v1::DIMENSION_ORGANISATION_KIND,
                    v1::DIMENSION_FINANCIAL_YEAR},
                   none)},
+      {"aggregates: by organisation x category, 10 years",
+       aggregates({v1::DIMENSION_ORGANISATION, v1::DIMENSION_CATEGORY}, none)},
       {"aggregates: publication, by organisation x category",
        aggregates({v1::DIMENSION_ORGANISATION, v1::DIMENSION_CATEGORY}, none, true)},
       {"summary (per organisation)", [&]() { return reg.Summary(now).status(); }},
