@@ -31,6 +31,19 @@ absl::StatusOr<int> ReadYear(absl::string_view option, const std::string& text) 
   return static_cast<int>(year);
 }
 
+// --as-of, --publication and --min-count, shared by `nca aggregates` and `report sta`.
+absl::Status ReadMode(const Args& args, v1::GetAggregatesRequest& request) {
+  if (auto as_of = args.Get("as-of")) {
+    ASSIGN_OR_RETURN(*request.mutable_as_of(), ParseTimestamp("as-of", *as_of));
+  }
+  request.set_publication(args.Has("publication"));
+  if (auto n = args.Get("min-count")) {
+    ASSIGN_OR_RETURN(int64_t min, ParseInteger("min-count", *n, 1, 1000));
+    request.set_min_count(static_cast<int>(min));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::GetAggregatesRequest> ReadAggregatesRequest(const Args& args) {
   v1::GetAggregatesRequest request;
   RETURN_IF_ERROR(ReadEnums<v1::Dimension>(args, "by", request.mutable_group_by()));
@@ -47,14 +60,7 @@ absl::StatusOr<v1::GetAggregatesRequest> ReadAggregatesRequest(const Args& args)
   RETURN_IF_ERROR(ReadEnums<v1::OutcomeType>(args, "outcome", f.mutable_outcome_types()));
   RETURN_IF_ERROR(ReadEnums<v1::ReferralRoute>(args, "route", f.mutable_routes()));
   RETURN_IF_ERROR(ReadEnums<v1::ReferralState>(args, "state", f.mutable_states()));
-  if (auto as_of = args.Get("as-of")) {
-    ASSIGN_OR_RETURN(*request.mutable_as_of(), ParseTimestamp("as-of", *as_of));
-  }
-  request.set_publication(args.Has("publication"));
-  if (auto n = args.Get("min-count")) {
-    ASSIGN_OR_RETURN(int64_t min, ParseInteger("min-count", *n, 1, 1000));
-    request.set_min_count(static_cast<int>(min));
-  }
+  RETURN_IF_ERROR(ReadMode(args, request));
   return request;
 }
 
@@ -135,14 +141,7 @@ absl::Status StaReport(const Input& in, Session& session) {
     return UsageError(absl::StrCat("--out: cannot create ", dir.string(), ": ", ec.message()));
 
   v1::GetAggregatesRequest base;
-  base.set_publication(in.args.Has("publication"));
-  if (auto n = in.args.Get("min-count")) {
-    ASSIGN_OR_RETURN(int64_t min, ParseInteger("min-count", *n, 1, 1000));
-    base.set_min_count(static_cast<int>(min));
-  }
-  if (auto as_of = in.args.Get("as-of")) {
-    ASSIGN_OR_RETURN(*base.mutable_as_of(), ParseTimestamp("as-of", *as_of));
-  }
+  RETURN_IF_ERROR(ReadMode(in.args, base));
   report::StaInputs inputs;
   inputs.year = year;
   inputs.publication = base.publication();
