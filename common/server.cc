@@ -245,7 +245,8 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   if (absl::Status s = checkpointer->Checkpoint(); !s.ok()) {
     spdlog::error("final audit checkpoint: {}", s.ToString());
   }
-  spdlog::info("stopped cleanly");
+  const CommitStats stats = db->Stats();
+  spdlog::info("stopped cleanly; {} transactions in {} commits", stats.transactions, stats.commits);
   return absl::OkStatus();
 }
 

@@ -26,6 +26,13 @@ namespace sarloop {
 
 class Keyring;
 
+// Group commit's effect: how many transactions committed and how many Transact functions they
+// carried (their ratio is the messages per commit).
+struct CommitStats {
+  int64_t commits = 0;
+  int64_t transactions = 0;
+};
+
 // Binary data for a BLOB column (serialised protobufs).
 struct Blob {
   std::string bytes;
@@ -104,8 +111,12 @@ class Database {
 
   // Runs `fn` in a write transaction (BEGIN IMMEDIATE). If `fn` fails, rolls back and returns its
   // error. Otherwise commits and returns the commit's status: UNAVAILABLE when the commit failed
-  // (disk full, I/O error), in which case nothing of `fn` is kept.
+  // (disk full, I/O error), in which case nothing of `fn` is kept. Concurrent calls may share one
+  // SQLite transaction and one commit (group commit), each `fn` in its own savepoint: one that
+  // fails is rolled back alone, and none is answered OK before the shared COMMIT has returned.
   virtual absl::Status Transact(const std::function<absl::Status(Txn&)>& fn) = 0;
+  // Commits and the Transact functions they carried, since the database was opened.
+  virtual CommitStats Stats() = 0;
 
   // Runs `fn` in a read transaction. Writes inside `fn` are an error.
   virtual absl::Status Read(const std::function<absl::Status(Txn&)>& fn) = 0;

@@ -1,5 +1,9 @@
 #include "common/storage.h"
 
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {
@@ -47,6 +51,54 @@ TEST(Storage, FailedTransactionKeepsNothing) {
   }),
               IsOk());
   EXPECT_EQ(count, 0);
+}
+
+// Group commit: many threads' transactions share commits; one that fails is rolled back alone,
+// and every one that succeeded is there afterwards.
+TEST(Storage, ConcurrentTransactionsShareCommitsAndFailAlone) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
+  constexpr int kThreads = 8, kEach = 100;
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const bool fail = i % 10 == 3;
+        absl::Status s = db->Transact([&](Txn& txn) -> absl::Status {
+          absl::Status ins = txn.Exec("INSERT INTO items (name) VALUES (?)",
+                                      {absl::StrCat(fail ? "gone-" : "kept-", t, "-", i)});
+          if (!ins.ok()) return ins;
+          return fail ? absl::AbortedError("changed my mind") : absl::OkStatus();
+        });
+        if (fail) {
+          EXPECT_THAT(s, StatusIs(absl::StatusCode::kAborted, HasSubstr("changed my mind")));
+          ++failed;
+        } else {
+          EXPECT_THAT(s, IsOk());
+          ++ok;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  int64_t kept = 0, gone = 0;
+  ASSERT_THAT(db->Read([&](Txn& txn) -> absl::Status {
+    auto k = txn.Query("SELECT COUNT(*) FROM items WHERE name LIKE 'kept-%'");
+    auto g = txn.Query("SELECT COUNT(*) FROM items WHERE name LIKE 'gone-%'");
+    if (!k.ok()) return k.status();
+    if (!g.ok()) return g.status();
+    kept = (*k)[0].Int(0);
+    gone = (*g)[0].Int(0);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(kept, ok.load());
+  EXPECT_EQ(gone, 0);
+  const CommitStats stats = db->Stats();
+  EXPECT_EQ(stats.transactions, ok.load());
+  EXPECT_GT(stats.commits, 0);
+  EXPECT_LE(stats.commits, stats.transactions);
 }
 
 TEST(Storage, MigrationsApplyOnceAndInOrder) {
