@@ -68,7 +68,8 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (d->stuck_after_seconds() <= 0) d->set_stuck_after_seconds(3600);
   if (c.log_level().empty()) c.set_log_level("info");
   if (c.shutdown_drain_ms() <= 0) c.set_shutdown_drain_ms(1000);
-  if (c.max_inflight_calls() <= 0) c.set_max_inflight_calls(64);
+  if (c.max_inflight_calls() <= 0) c.set_max_inflight_calls(128);
+  if (c.max_inflight_calls() > 4096) return FieldError("max_inflight_calls", "at most 4096");
   if (c.grpc_memory_mib() <= 0) c.set_grpc_memory_mib(256);
   if (c.audit_key_file().empty()) c.set_audit_key_file(c.database() + ".audit-key");
   if (c.publication_min_count() < 0 || c.publication_min_count() > 1000) {

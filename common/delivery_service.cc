@@ -76,7 +76,7 @@ grpc::ServerUnaryReactor* DeliveryService::Deliver(grpc::CallbackServerContext* 
                                                    const v1::DeliverRequest* request,
                                                    v1::DeliverResponse* response) {
   return Serve(ctx, edge_, "/sarloop.v1.Delivery/Deliver", "",
-               [&](const Call& call) -> absl::Status {
+               [=, this](const Call& call) -> absl::Status {
                  RETURN_IF_ERROR(RequireService(call.identity));
                  ASSIGN_OR_RETURN(*response, DeliverFrom(call.identity, *request, call.audit));
                  return absl::OkStatus();
@@ -119,7 +119,7 @@ grpc::ServerUnaryReactor* RegisterFeedService::ReportEvents(grpc::CallbackServer
                                                             const v1::ReportEventsRequest* request,
                                                             v1::DeliverResponse* response) {
   return Serve(ctx, edge_, "/sarloop.v1.RegisterFeed/ReportEvents", "",
-               [&](const Call& call) -> absl::Status {
+               [=, this](const Call& call) -> absl::Status {
                  RETURN_IF_ERROR(RequireService(call.identity));
                  ASSIGN_OR_RETURN(*response, ReportFrom(call.identity, *request, call.audit));
                  return absl::OkStatus();

@@ -15,6 +15,7 @@
 #include "common/audit.h"
 #include "common/call.h"
 #include "common/clock.h"
+#include "common/executor.h"
 #include "common/fault.h"
 #include "common/identity.h"
 #include "common/status.h"
@@ -28,18 +29,22 @@ inline grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
-// What every call passes: the bound on calls in flight (null: none, for unit tests), and where
-// calls are recorded, the service's database (null disables auditing, for unit tests).
+// What every call passes: the bound on calls in flight (null: none, for unit tests), where calls
+// are recorded, the service's database (null disables auditing, for unit tests), and where bodies
+// run (null: on gRPC's thread, for unit tests).
 struct Edge {
   Database* audit_db = nullptr;
   Clock* clock = nullptr;
   Admission* admission = nullptr;
+  Executor* executor = nullptr;
 };
 
 // `body(const Call&)` returns absl::Status. `referral_id` is what the call concerns, if anything.
+// The body runs later on `edge.executor`, so it must own or point at what it uses: it may capture
+// the request, response and service pointers by value, never the handler's locals by reference.
 template <typename Body>
 grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& edge,
-                                const char* method, const std::string& referral_id, Body&& body) {
+                                const char* method, const std::string& referral_id, Body body) {
   // Overload: refused before any work, and not audited (the audit write would be the very load
   // being shed); Admission counts the refusals.
   if (edge.admission != nullptr && edge.admission->Shed(ctx)) {
@@ -47,27 +52,37 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& ed
                                   "server busy: too many calls in progress; retry later",
                                   absl::Milliseconds(250)));
   }
-  absl::StatusOr<Identity> id = PeerIdentity(*ctx);
-  AuditEntry entry;
-  entry.at = edge.clock->Now();
-  entry.method = method;
-  entry.referral_id = referral_id.substr(0, 64);
-  absl::Status status = id.status();
-  Call call;
-  if (id.ok()) {
-    call.identity = *id;
-    call.actor = ActorOf(*ctx, *id);
-    call.scope = absl::StrCat(method, "/", id->uri);
-    entry.identity = id->uri;
-    entry.user = call.actor.user();
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto run = [ctx, reactor, edge, method, referral_id = referral_id.substr(0, 64),
+              body = std::move(body)]() {
+    absl::StatusOr<Identity> id = PeerIdentity(*ctx);
+    AuditEntry entry;
+    entry.at = edge.clock->Now();
+    entry.method = method;
+    entry.referral_id = referral_id;
+    absl::Status status = id.status();
+    Call call;
+    if (id.ok()) {
+      call.identity = *id;
+      call.actor = ActorOf(*ctx, *id);
+      call.scope = absl::StrCat(method, "/", id->uri);
+      entry.identity = id->uri;
+      entry.user = call.actor.user();
+    }
+    AuditRecorder audit(edge.audit_db, entry);
+    call.audit = &audit;
+    if (id.ok()) status = body(static_cast<const Call&>(call));
+    audit.Finish(status);
+    // The effect is committed; the caller has not heard. Its retry (same request_id) must find it.
+    fault::CrashPoint("rpc.before_reply");
+    reactor->Finish(ToGrpcStatus(status));
+  };
+  if (edge.executor != nullptr) {
+    edge.executor->Post(std::move(run));
+  } else {
+    run();
   }
-  AuditRecorder audit(edge.audit_db, entry);
-  call.audit = &audit;
-  if (id.ok()) status = body(static_cast<const Call&>(call));
-  audit.Finish(status);
-  // The effect is committed; the caller has not heard. Its retry (same request_id) must find it.
-  fault::CrashPoint("rpc.before_reply");
-  return Finish(ctx, status);
+  return reactor;
 }
 
 }  // namespace sarloop

@@ -52,22 +52,26 @@ class OpsService final : public v1::Ops::CallbackService {
   grpc::ServerUnaryReactor* GetBacklog(grpc::CallbackServerContext* ctx,
                                        const v1::GetBacklogRequest*,
                                        v1::GetBacklogResponse* response) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ops/GetBacklog", "", [&](const Call&) -> absl::Status {
-      ASSIGN_OR_RETURN(auto backlog, ReadBacklog(db_));
-      const absl::Time now = clock_.Now();
-      for (const Backlog& b : backlog) {
-        auto* d = response->add_destinations();
-        d->set_destination(b.destination);
-        d->set_pending(b.pending);
-        d->set_rejected(b.rejected);
-        d->set_delivered(b.delivered);
-        if (b.pending > 0) {
-          d->set_oldest_pending_age_seconds(absl::ToInt64Seconds(now - b.oldest_pending));
-        }
-        d->set_last_error(b.last_error);
-      }
-      return absl::OkStatus();
-    });
+    return Serve(
+        ctx, edge_, "/sarloop.v1.Ops/GetBacklog", "", [=, this](const Call&) -> absl::Status {
+          ASSIGN_OR_RETURN(auto backlog, ReadBacklog(db_));
+          const absl::Time now = clock_.Now();
+          for (const Backlog& b : backlog) {
+            auto* d = response->add_destinations();
+            d->set_destination(b.destination);
+            d->set_pending(b.pending);
+            d->set_rejected(b.rejected);
+            d->set_delivered(b.delivered);
+            if (b.pending > 0) {
+              d->set_oldest_pending_age_seconds(absl::ToInt64Seconds(now - b.oldest_pending));
+            }
+            d->set_last_error(b.last_error);
+          }
+          const CommitStats stats = db_.Stats();
+          response->mutable_storage()->set_commits(stats.commits);
+          response->mutable_storage()->set_transactions(stats.transactions);
+          return absl::OkStatus();
+        });
   }
 
  private:
@@ -127,8 +131,19 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
                    AuditCheckpointer::Create(*db, config.audit_key_file(),
                                              config.database() + ".audit-checkpoints"));
   Admission admission(config.max_inflight_calls());
-  ServiceContext context{config,  *db,        *clock,
-                         *worker, *reference, Edge{db.get(), clock.get(), &admission}};
+  // A thread for every call admitted, so that calls waiting on a commit never hold up gRPC.
+  std::unique_ptr<Executor> bodies = NewThreadPool(config.max_inflight_calls());
+  if (config.serial_commits()) {
+    spdlog::warn("serial_commits: group commit is off (for measurement only)");
+    db->SetMaxBatch(1);
+  }
+  ServiceContext context{
+      config,
+      *db,
+      *clock,
+      *worker,
+      *reference,
+      Edge{db.get(), clock.get(), &admission, config.serial_commits() ? nullptr : bodies.get()}};
   ASSIGN_OR_RETURN(ServiceParts parts, build(context));
   OpsService ops(context.edge, *db, *clock);
 
@@ -242,6 +257,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   worker->Stop();
   server->Wait();
+  bodies->Join();
   if (absl::Status s = checkpointer->Checkpoint(); !s.ok()) {
     spdlog::error("final audit checkpoint: {}", s.ToString());
   }

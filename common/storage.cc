@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <ctime>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -73,10 +74,11 @@ class SqliteDatabase : public Database {
     sqlite3_close_v2(db_);
   }
 
-  // Group commit: concurrent callers share one SQLite transaction and one fsync. The first caller
-  // to find no batch running leads: it takes every waiting function, runs each in its own
-  // SAVEPOINT (one that fails is rolled back alone and gets its own error), commits once, and only
-  // then are any of them answered. A failed COMMIT fails every function of the batch.
+  // Group commit, as LevelDB's write queue: callers queue up; the one at the front leads. It takes
+  // every function queued at that moment, runs each in its own SAVEPOINT (one that fails is rolled
+  // back alone and gets its own error), commits once, and only then answers them; a failed COMMIT
+  // fails all of them. Those that queued meanwhile form the next batch, so the batch grows with
+  // the load while one fsync is in progress, and a lone caller pays nothing extra.
   absl::Status Transact(const std::function<absl::Status(Txn&)>& fn) override {
     if (writes_failing_.load()) {
       return RetryLater(
@@ -84,27 +86,35 @@ class SqliteDatabase : public Database {
           absl::StrCat("storage cannot take writes (", FailureReason(), "); retry later"),
           absl::Seconds(1));
     }
-    Pending mine{&fn};
+    Writer mine;
+    mine.fn = &fn;
     std::unique_lock queue_lock(queue_mu_);
-    queue_.push_back(&mine);
-    while (!mine.done) {
-      if (!leading_) {
-        leading_ = true;
-        std::vector<Pending*> batch;
-        batch.swap(queue_);
-        queue_lock.unlock();
-        {
-          std::lock_guard lock(mu_);
-          RunBatch(batch);
-        }
-        queue_lock.lock();
-        leading_ = false;
-        queue_cv_.notify_all();
-      } else {
-        queue_cv_.wait(queue_lock);
-      }
+    writers_.push_back(&mine);
+    while (!mine.done && &mine != writers_.front()) mine.cv.wait(queue_lock);
+    if (mine.done) return mine.status;
+    const size_t n = std::min(writers_.size(), max_batch_);
+    std::vector<Writer*> batch(writers_.begin(), writers_.begin() + static_cast<ptrdiff_t>(n));
+    queue_lock.unlock();
+    bool committed;
+    {
+      std::lock_guard lock(mu_);
+      committed = RunBatch(batch);
     }
+    queue_lock.lock();
+    stats_.commits += committed ? 1 : 0;
+    for (Writer* w : batch) {
+      writers_.pop_front();
+      if (committed && w->status.ok()) ++stats_.transactions;
+      w->done = true;
+      if (w != &mine) w->cv.notify_one();
+    }
+    if (!writers_.empty()) writers_.front()->cv.notify_one();
     return mine.status;
+  }
+
+  void SetMaxBatch(int n) override {
+    std::lock_guard lock(queue_mu_);
+    max_batch_ = static_cast<size_t>(std::max(n, 1));
   }
 
   // Transactions committed and functions they carried, for the messages-per-commit figure.
@@ -218,21 +228,26 @@ class SqliteDatabase : public Database {
     return absl::OkStatus();
   }
 
-  struct Pending {
-    const std::function<absl::Status(Txn&)>* fn;
+  struct Writer {
+    const std::function<absl::Status(Txn&)>* fn = nullptr;
     absl::Status status;
     bool done = false;
+    std::condition_variable cv;
   };
+  // Enough to carry every call a service admits at once (max_inflight_calls) in one commit.
+  static constexpr size_t kMaxBatch = 512;
 
-  void RunBatch(const std::vector<Pending*>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // Runs `batch` as one transaction and sets each writer's status: OK only if the COMMIT
+  // succeeded. Returns whether something was committed.
+  bool RunBatch(const std::vector<Writer*>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (batch.size() == 1) {
+      batch[0]->status = RunLocked("BEGIN IMMEDIATE", *batch[0]->fn);
+      return batch[0]->status.ok();
+    }
     std::vector<absl::Status> results(batch.size());
-    absl::Status all = RunLocked("BEGIN IMMEDIATE", [&](Txn& txn) -> absl::Status {
+    const absl::Status all = RunLocked("BEGIN IMMEDIATE", [&](Txn& txn) -> absl::Status {
       bool any_ok = false;
       for (size_t i = 0; i < batch.size(); ++i) {
-        if (batch.size() == 1) {
-          results[i] = (*batch[i]->fn)(txn);
-          return results[i];
-        }
         RETURN_IF_ERROR(txn.Exec("SAVEPOINT grp"));
         results[i] = (*batch[i]->fn)(txn);
         if (!results[i].ok()) {
@@ -242,17 +257,15 @@ class SqliteDatabase : public Database {
         RETURN_IF_ERROR(txn.Exec("RELEASE grp"));
         any_ok |= results[i].ok();
       }
-      // Nothing to commit when every function failed: roll back like a single failure.
+      // Nothing to commit when every function failed: roll back as for a single failure.
       return any_ok ? absl::OkStatus() : results[0];
     });
-    std::lock_guard queue_lock(queue_mu_);
-    stats_.commits += all.ok() ? 1 : 0;
     for (size_t i = 0; i < batch.size(); ++i) {
-      // A function that succeeded is answered with the batch's fate: OK only after COMMIT.
+      // A failed function keeps its own error (if it ran); one that succeeded shares the batch's
+      // fate.
       batch[i]->status = results[i].ok() ? all : results[i];
-      if (all.ok() && results[i].ok()) ++stats_.transactions;
-      batch[i]->done = true;
     }
+    return all.ok();
   }
 
   absl::Status RunLocked(const char* begin, const std::function<absl::Status(Txn&)>& fn)
@@ -318,9 +331,8 @@ class SqliteDatabase : public Database {
   }
 
   std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::vector<Pending*> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool leading_ ABSL_GUARDED_BY(queue_mu_) = false;
+  std::deque<Writer*> writers_ ABSL_GUARDED_BY(queue_mu_);
+  size_t max_batch_ ABSL_GUARDED_BY(queue_mu_) = kMaxBatch;
   CommitStats stats_ ABSL_GUARDED_BY(queue_mu_);
   std::atomic<bool> writes_failing_{false};
   int probes_ok_ ABSL_GUARDED_BY(mu_) = 0;

@@ -4,8 +4,9 @@
 // back, failing if SQLite did not take them. Transact() returns OK only after COMMIT has returned,
 // i.e. after the WAL has been synced; a service acknowledges a request only after that.
 //
-// Thread-safety: a Database may be used from any thread. Transactions are serialised (SQLite
-// allows one writer); reads share the same connection and are serialised too.
+// Thread-safety: a Database may be used from any thread. SQLite allows one writer: concurrent
+// Transact calls queue, and the one at the front commits everyone queued behind it in one
+// transaction (group commit). Reads share the same connection and wait for a batch to finish.
 #ifndef SARLOOP_COMMON_STORAGE_H_
 #define SARLOOP_COMMON_STORAGE_H_
 
@@ -117,6 +118,8 @@ class Database {
   virtual absl::Status Transact(const std::function<absl::Status(Txn&)>& fn) = 0;
   // Commits and the Transact functions they carried, since the database was opened.
   virtual CommitStats Stats() = 0;
+  // At most `n` (>= 1) Transact functions per commit; 1 turns group commit off. For measuring it.
+  virtual void SetMaxBatch(int n) = 0;
 
   // Runs `fn` in a read transaction. Writes inside `fn` are an error.
   virtual absl::Status Read(const std::function<absl::Status(Txn&)>& fn) = 0;

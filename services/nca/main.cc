@@ -29,7 +29,7 @@ class NcaService final : public v1::Nca::CallbackService {
                                         const v1::GetTimelineRequest* req,
                                         v1::GetTimelineResponse* resp) override {
     return Serve(ctx, edge_, "/sarloop.v1.Nca/GetTimeline", req->referral_id(),
-                 [&](const Call&) -> absl::Status {
+                 [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, register_->Timeline(req->referral_id()));
                    return absl::OkStatus();
                  });
@@ -38,45 +38,49 @@ class NcaService final : public v1::Nca::CallbackService {
   grpc::ServerUnaryReactor* ListRegister(grpc::CallbackServerContext* ctx,
                                          const v1::ListRegisterRequest* req,
                                          v1::ListRegisterResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Nca/ListRegister", "", [&](const Call&) -> absl::Status {
-      ASSIGN_OR_RETURN(*resp, register_->List(*req));
-      return absl::OkStatus();
-    });
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/ListRegister", "",
+                 [=, this](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, register_->List(*req));
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* ListOverdue(grpc::CallbackServerContext* ctx,
                                         const v1::ListOverdueRequest* req,
                                         v1::ListOverdueResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Nca/ListOverdue", "", [&](const Call&) -> absl::Status {
-      ASSIGN_OR_RETURN(*resp, register_->Overdue(*req, clock_.Now()));
-      return absl::OkStatus();
-    });
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/ListOverdue", "",
+                 [=, this](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, register_->Overdue(*req, clock_.Now()));
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* GetSummary(grpc::CallbackServerContext* ctx,
                                        const v1::GetSummaryRequest* req,
                                        v1::GetSummaryResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Nca/GetSummary", "", [&](const Call&) -> absl::Status {
-      ASSIGN_OR_RETURN(
-          *resp, register_->Summary(req->has_as_of() ? FromProto(req->as_of()) : clock_.Now()));
-      return absl::OkStatus();
-    });
+    return Serve(
+        ctx, edge_, "/sarloop.v1.Nca/GetSummary", "", [=, this](const Call&) -> absl::Status {
+          ASSIGN_OR_RETURN(
+              *resp, register_->Summary(req->has_as_of() ? FromProto(req->as_of()) : clock_.Now()));
+          return absl::OkStatus();
+        });
   }
 
   grpc::ServerUnaryReactor* GetAggregates(grpc::CallbackServerContext* ctx,
                                           const v1::GetAggregatesRequest* req,
                                           v1::GetAggregatesResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Nca/GetAggregates", "", [&](const Call&) -> absl::Status {
-      ASSIGN_OR_RETURN(*resp, register_->Aggregates(*req, clock_.Now(), min_count_));
-      return absl::OkStatus();
-    });
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/GetAggregates", "",
+                 [=, this](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, register_->Aggregates(*req, clock_.Now(), min_count_));
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* CreateDashboardSession(
       grpc::CallbackServerContext* ctx, const v1::CreateDashboardSessionRequest* req,
       v1::CreateDashboardSessionResponse* resp) override {
     return Serve(ctx, edge_, "/sarloop.v1.Nca/CreateDashboardSession", "",
-                 [&](const Call& call) -> absl::Status {
+                 [=, this](const Call& call) -> absl::Status {
                    if (dashboard_ == nullptr) {
                      return absl::FailedPreconditionError(
                          "the dashboard is not configured (dashboard_listen)");

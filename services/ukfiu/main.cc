@@ -29,7 +29,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                       const v1::SubmitSarRequest* req,
                                       v1::SubmitSarResponse* resp) override {
     return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/SubmitSar", "",
-                 [&](const Call& call) -> absl::Status {
+                 [=, this](const Call& call) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->SubmitSar(call, *req));
                    return absl::OkStatus();
                  });
@@ -37,17 +37,18 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
 
   grpc::ServerUnaryReactor* GetSar(grpc::CallbackServerContext* ctx, const v1::GetSarRequest* req,
                                    v1::GetSarResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/GetSar", "", [&](const Call&) -> absl::Status {
-      ASSIGN_OR_RETURN(*resp, desk_->GetSar(req->sar_id()));
-      return absl::OkStatus();
-    });
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/GetSar", "",
+                 [=, this](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->GetSar(req->sar_id()));
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::ServerUnaryReactor* ReferSar(grpc::CallbackServerContext* ctx,
                                      const v1::ReferSarRequest* req,
                                      v1::ReferSarResponse* resp) override {
     return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/ReferSar", "",
-                 [&](const Call& call) -> absl::Status {
+                 [=, this](const Call& call) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->Refer(call, *req));
                    Wake();
                    return absl::OkStatus();
@@ -58,7 +59,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                              const v1::WithdrawReferralRequest* req,
                                              v1::WithdrawReferralResponse* resp) override {
     return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/WithdrawReferral", req->referral_id(),
-                 [&](const Call& call) -> absl::Status {
+                 [=, this](const Call& call) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->Withdraw(call, *req));
                    Wake();
                    return absl::OkStatus();
@@ -69,7 +70,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                              const v1::RedirectReferralRequest* req,
                                              v1::RedirectReferralResponse* resp) override {
     return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/RedirectReferral", req->referral_id(),
-                 [&](const Call& call) -> absl::Status {
+                 [=, this](const Call& call) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->Redirect(call, *req));
                    Wake();
                    return absl::OkStatus();
@@ -80,7 +81,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                         const v1::GetReferralRequest* req,
                                         v1::GetReferralResponse* resp) override {
     return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/GetReferral", req->referral_id(),
-                 [&](const Call&) -> absl::Status {
+                 [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->GetReferral(req->referral_id()));
                    return absl::OkStatus();
                  });
@@ -90,7 +91,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                           const v1::ListReferralsRequest* req,
                                           v1::ListReferralsResponse* resp) override {
     return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/ListReferrals", "",
-                 [&](const Call&) -> absl::Status {
+                 [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->List(*req));
                    return absl::OkStatus();
                  });
@@ -100,7 +101,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                              const v1::RunFeedbackClockRequest*,
                                              v1::RunFeedbackClockResponse* resp) override {
     return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/RunFeedbackClock", "",
-                 [&](const Call&) -> absl::Status {
+                 [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->RunClock());
                    Wake();
                    return absl::OkStatus();

@@ -209,11 +209,14 @@ def main():
                      f"(sarloop-synth exit {synth.returncode})")
         checks.check(referrals >= min_referrals, f"{referrals} referrals (at least {min_referrals})")
 
-        for name in SERVICES:
-            if not service_alive(chain, name):
-                start(chain, name, env)
+        # The crash points stay armed while the outboxes drain: a service that crashes now must be
+        # restarted too, or its outbox would wait for it forever.
         deadline = time.time() + 120
         while True:
+            for name in SERVICES:
+                if not service_alive(chain, name):
+                    restarts += 1
+                    start(chain, name, env)
             pending, rejected = pending_and_rejected(chain)
             if pending == 0 or time.time() > deadline:
                 break

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A tiny run of sarloop-bench against a real chain, so the benchmark keeps working. It checks that
-# both phases completed calls and wrote their figures; it asserts nothing about speed.
+# every phase (echo, one durable hop, the whole chain at its peak and at half of it) completed
+# calls or lifecycles and wrote its figures; it asserts nothing about speed.
 # Usage: bench_smoke.sh BUILD_DIR. Prints 'N passed, N failed'.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -14,17 +15,22 @@ trap cleanup EXIT
 "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 pass=0 fail=0
 if "$SARLOOP_BUILD/tools/bench/sarloop-bench" --chain "$DIR" --seconds 1 --concurrency 8 \
-  --json "$DIR/bench.json"; then
-  echo "ok   sarloop-bench ran both phases without errors"; pass=$((pass + 1))
+  --lifecycles 4 --json "$DIR/bench.json"; then
+  echo "ok   sarloop-bench ran every phase without errors"; pass=$((pass + 1))
 else
   echo "FAIL sarloop-bench exited non-zero"; fail=$((fail + 1))
 fi
 if /usr/bin/python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["baseline"]["rps"] > 0 and d["durable_hop"]["rps"] > 0, d
-assert 0 < d["durable_hop"]["ratio_to_baseline"], d
-assert d["durable_hop"]["ukfiu_peak_rss_mib"] > 0, d
+for phase in ("baseline", "durable_hop", "chain_peak", "chain_half_load"):
+    assert d[phase]["per_s"] > 0 and d[phase]["p99_ms"] >= d[phase]["p50_ms"] > 0, (phase, d)
+for phase in ("durable_hop", "chain_peak", "chain_half_load"):
+    p = d[phase]
+    assert 0 < p["ratio_to_baseline"] and p["cpu_ms_per_op"] > 0, (phase, d)
+    assert p["commits"] > 0 and p["messages_per_commit"] >= 1, (phase, d)
+    assert abs(p["messages_per_commit"] - p["transactions"] / p["commits"]) < 0.01, (phase, d)
+assert len(d["peak_rss_mib"]) == 8 and all(v > 0 for v in d["peak_rss_mib"].values()), d
 ' "$DIR/bench.json"; then
   echo "ok   the JSON has every figure"; pass=$((pass + 1))
 else

@@ -1,37 +1,54 @@
 // sarloop-bench: the chain measured against raw gRPC on the same machine, in one run.
 //
-//   sarloop-bench --chain DIR [--seconds S] [--concurrency C] [--json FILE]
+//   sarloop-bench --chain DIR [--seconds S] [--concurrency C] [--lifecycles L] [--rate R]
+//                 [--json FILE]
 //
-// DIR is a running local chain (deploy/local/sarloop-local up DIR). Phases, each for S seconds
-// with the same number of calls in flight (C, default 64) over one mTLS channel from this process:
+// DIR is a running local chain (deploy/local/sarloop-local up DIR). Phases, each for S seconds,
+// over mTLS from this process:
 //   1. baseline: a unary echo of ~1 KiB, served in this process by the same gRPC build with the
-//      same TLS set-up as the services (common/tls), doing nothing else;
+//      same TLS set-up as the services (common/tls), doing nothing else; C calls in flight;
 //   2. one durable hop: Ukfiu.SubmitSar with a ~1 KiB SAR, i.e. validate, seal, persist
-//      (synchronous=FULL), audit and reply after commit.
-// Reported: requests/s, p50 and p99 latency, the ratio to the baseline, ukfiu's CPU seconds per
-// request and its peak RSS (from /proc), as a table and as JSON. Calls the service sheds with
-// RESOURCE_EXHAUSTED (past its max_inflight_calls) are counted apart and are not failures. The
-// whole chain's lifecycle figures and messages per commit are not measured yet.
+//      (synchronous=FULL), audit and reply after commit; C calls in flight;
+//   3. the whole chain at its peak: L referral lifecycles at once, each SAR -> referral -> force
+//      (acknowledge, research, hand over) -> unit (accept, record an outcome) -> the outcome in
+//      the NCA register, each step waiting (by polling, 1 ms growing to 8 ms) until the previous
+//      one has been delivered;
+//   4. the whole chain at half that rate (or R per second), lifecycles started on a fixed
+//      schedule: end-to-end latency from the scheduled start to the outcome's arrival in the
+//      register.
+// Reported: requests (or lifecycles) per second, p50 and p99 latency, ratios to the baseline,
+// messages per commit (from each service's Ops.GetBacklog storage counters), CPU seconds per
+// request or lifecycle summed over the services (from /proc), and each service's peak RSS; as a
+// table and as JSON. Calls a service sheds with RESOURCE_EXHAUSTED are counted apart and retried.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/ids.h"
+#include "common/status.h"
 #include "common/tls.h"
 #include "echo.grpc.pb.h"  // generated from tools/bench/echo.proto
+#include "sarloop/v1/delivery.grpc.pb.h"
+#include "sarloop/v1/force.grpc.pb.h"
+#include "sarloop/v1/nca.grpc.pb.h"
+#include "sarloop/v1/racu.grpc.pb.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
+#include "tools/synth/scenario.h"
 
 namespace sarloop::bench {
 namespace {
@@ -42,6 +59,9 @@ struct Flags {
   std::string chain;
   double seconds = 5;
   int concurrency = 64;
+  int lifecycles = 64;
+  // Lifecycles per second for phase 4; 0: half the peak.
+  double rate = 0;
   std::string json;
 };
 
@@ -155,6 +175,370 @@ v1::TlsConfig Identity(const std::string& pki, const std::string& name) {
   return tls;
 }
 
+// ------------------------------------------------------------------------------------------------
+// The whole chain.
+
+// A service of the local chain, and the client identity (its own organisation's) that may read
+// its Ops.GetBacklog.
+struct Service {
+  std::string name;  // run/<name>.pid
+  std::string identity;
+  std::string user;
+  int port_offset = 0;
+  int pid = 0;
+  std::unique_ptr<v1::Ops::Stub> ops;
+};
+
+std::vector<Service> ChainServices() {
+  std::vector<Service> out;
+  auto add = [&](std::string name, std::string identity, std::string user, int offset) {
+    Service s;
+    s.name = std::move(name);
+    s.identity = std::move(identity);
+    s.user = std::move(user);
+    s.port_offset = offset;
+    out.push_back(std::move(s));
+  };
+  add("ukfiu", "ukfiu-intake", "ukfiu.analyst.bench", 1);
+  add("nca", "analyst-alice", "alice", 2);
+  add("force-NFK", "force-NFK-psd", "psd.spoc.nfk", 11);
+  add("force-SFK", "force-SFK-psd", "psd.spoc.sfk", 12);
+  add("force-MPS", "force-MPS-psd", "psd.spoc.mps", 13);
+  add("force-BF", "force-BF-psd", "psd.spoc.bf", 14);
+  add("racu-ERSOU", "racu-ERSOU-cases", "ersou.dci.bench", 21);
+  add("racu-NCAACU", "racu-NCAACU-cases", "ncaacu.investigator.bench", 22);
+  return out;
+}
+
+std::shared_ptr<grpc::Channel> ChannelTo(const std::string& pki, const std::string& identity,
+                                         int port) {
+  auto creds = MakeChannelCredentials(Identity(pki, identity));
+  if (!creds.ok()) {
+    std::cerr << "sarloop-bench: identity " << identity << ": " << creds.status() << "\n";
+    std::exit(1);
+  }
+  return grpc::CreateChannel(absl::StrCat("localhost:", port), *creds);
+}
+
+// Every service's CPU time, peak RSS and storage counters at one moment.
+struct Snapshot {
+  std::map<std::string, ProcStats> proc;
+  std::map<std::string, v1::StorageStats> storage;
+};
+
+Snapshot Take(std::vector<Service>& services) {
+  Snapshot snap;
+  for (Service& s : services) {
+    snap.proc[s.name] = ReadProc(s.pid);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.AddMetadata("x-sarloop-user", s.user);
+    v1::GetBacklogResponse backlog;
+    grpc::Status st = s.ops->GetBacklog(&ctx, v1::GetBacklogRequest(), &backlog);
+    if (!st.ok()) {
+      std::cerr << "sarloop-bench: " << s.name << " Ops.GetBacklog: " << st.error_message() << "\n";
+      std::exit(1);
+    }
+    snap.storage[s.name] = backlog.storage();
+  }
+  return snap;
+}
+
+// What changed between two snapshots, over the given services (all when empty).
+struct Delta {
+  double cpu_s = 0;
+  int64_t commits = 0;
+  int64_t transactions = 0;
+  double per_commit() const {
+    return commits > 0 ? static_cast<double>(transactions) / static_cast<double>(commits) : 0;
+  }
+};
+
+Delta Between(const Snapshot& a, const Snapshot& b, const std::vector<std::string>& only) {
+  Delta d;
+  for (const auto& [name, proc] : b.proc) {
+    if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end()) continue;
+    d.cpu_s += proc.cpu_s - a.proc.at(name).cpu_s;
+    d.commits += b.storage.at(name).commits() - a.storage.at(name).commits();
+    d.transactions += b.storage.at(name).transactions() - a.storage.at(name).transactions();
+  }
+  return d;
+}
+
+// One referral's way through the chain, from templates taken from the synthetic scenario: SARs
+// whose referral goes to a force with a unit, which hands it over, and whose unit records an
+// outcome.
+struct Template {
+  v1::Sar sar;
+  std::string organisation;
+  std::string unit;
+  v1::ThrAssessment thr;
+  std::string notes;
+  v1::Outcome outcome;
+};
+
+std::vector<Template> MakeTemplates() {
+  const synth::Scenario scenario = synth::MakeScenario(20261127, 600);
+  std::vector<Template> out;
+  for (const synth::ReferralPlan& r : scenario.referrals) {
+    if (r.redirected_from >= 0 || synth::UnitOf(r.organisation).empty()) continue;
+    Template t;
+    t.sar = scenario.sars[r.sar].sar;
+    t.organisation = r.organisation;
+    t.unit = synth::UnitOf(r.organisation);
+    t.thr = r.thr;
+    t.notes = r.handover_notes.empty() ? "Research complete; joint investigation proposed."
+                                       : r.handover_notes;
+    t.outcome = r.outcome;
+    if (t.outcome.type() == v1::OUTCOME_TYPE_UNSPECIFIED) continue;
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+class ChainDriver {
+ public:
+  ChainDriver(const std::string& pki, int base, std::string run)
+      : run_(std::move(run)), templates_(MakeTemplates()) {
+    ukfiu_ = v1::Ukfiu::NewStub(ChannelTo(pki, "ukfiu-intake", base + 1));
+    nca_ = v1::Nca::NewStub(ChannelTo(pki, "analyst-alice", base + 2));
+    const std::map<std::string, int> forces = {{"NFK", 11}, {"SFK", 12}, {"BF", 14}};
+    for (const auto& [code, offset] : forces) {
+      forces_[code] =
+          v1::Force::NewStub(ChannelTo(pki, absl::StrCat("force-", code, "-psd"), base + offset));
+    }
+    units_["ERSOU"] = v1::Racu::NewStub(ChannelTo(pki, "racu-ERSOU-cases", base + 21));
+    units_["NCAACU"] = v1::Racu::NewStub(ChannelTo(pki, "racu-NCAACU-cases", base + 22));
+  }
+
+  bool ready() const { return !templates_.empty(); }
+  int64_t retries() const { return retries_.load(); }
+  // Calls made to see whether a step has been delivered.
+  int64_t polls() const { return polls_.load(); }
+
+  // Runs lifecycle `i` to the outcome's arrival in the NCA register.
+  absl::Status Lifecycle(int64_t i) {
+    const Template& t = templates_[static_cast<size_t>(i) % templates_.size()];
+    const std::string tag = absl::StrCat(run_, "-", i);
+    const std::string force_user = absl::StrCat("psd.spoc.", absl::AsciiStrToLower(t.organisation));
+    const std::string unit_user = absl::StrCat(absl::AsciiStrToLower(t.unit), ".dci.bench");
+    v1::Force::Stub& force = *forces_.at(t.organisation);
+    v1::Racu::Stub& unit = *units_.at(t.unit);
+
+    v1::SubmitSarRequest submit;
+    submit.set_request_id(absl::StrCat("bench-sar-", tag));
+    *submit.mutable_sar() = t.sar;
+    submit.mutable_sar()->set_reporter_reference(absl::StrCat("BENCH-", tag));
+    *submit.mutable_sar()->mutable_submitted_at() = ToProto(absl::Now() - absl::Minutes(1));
+    v1::SubmitSarResponse sar;
+    RETURN_IF_ERROR(Invoke("Ukfiu.SubmitSar", "ukfiu.analyst.bench",
+                           [&](auto* ctx) { return ukfiu_->SubmitSar(ctx, submit, &sar); }));
+    v1::ReferSarRequest refer;
+    refer.set_request_id(absl::StrCat("bench-refer-", tag));
+    refer.set_sar_id(sar.sar().sar_id());
+    refer.set_organisation(t.organisation);
+    *refer.mutable_thr() = t.thr;
+    refer.set_route(v1::REFERRAL_ROUTE_DIRECT);
+    v1::ReferSarResponse referral;
+    RETURN_IF_ERROR(Invoke("Ukfiu.ReferSar", "ukfiu.analyst.bench",
+                           [&](auto* ctx) { return ukfiu_->ReferSar(ctx, refer, &referral); }));
+    const std::string& id = referral.referral().referral_id();
+
+    v1::GetForceReferralRequest get;
+    get.set_referral_id(id);
+    v1::GetForceReferralResponse got;
+    RETURN_IF_ERROR(Await("the force", [&] {
+      return Invoke("Force.GetReferral", force_user,
+                    [&](auto* ctx) { return force.GetReferral(ctx, get, &got); });
+    }));
+    v1::ForceStepRequest step;
+    step.set_referral_id(id);
+    v1::ForceStepResponse stepped;
+    step.set_request_id(absl::StrCat("bench-ack-", tag));
+    RETURN_IF_ERROR(Invoke("Force.Acknowledge", force_user,
+                           [&](auto* ctx) { return force.Acknowledge(ctx, step, &stepped); }));
+    step.set_request_id(absl::StrCat("bench-research-", tag));
+    const absl::Time opened = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+    RETURN_IF_ERROR(Invoke("Force.StartResearch", force_user,
+                           [&](auto* ctx) { return force.StartResearch(ctx, step, &stepped); }));
+    v1::HandOverRequest handover;
+    handover.set_request_id(absl::StrCat("bench-handover-", tag));
+    handover.set_referral_id(id);
+    handover.set_notes(t.notes);
+    RETURN_IF_ERROR(Invoke("Force.HandOver", force_user,
+                           [&](auto* ctx) { return force.HandOver(ctx, handover, &stepped); }));
+
+    v1::GetHandoverRequest get_handover;
+    get_handover.set_referral_id(id);
+    v1::GetHandoverResponse got_handover;
+    RETURN_IF_ERROR(Await("the unit", [&] {
+      return Invoke("Racu.GetHandover", unit_user,
+                    [&](auto* ctx) { return unit.GetHandover(ctx, get_handover, &got_handover); });
+    }));
+    v1::AcceptHandoverRequest accept;
+    accept.set_request_id(absl::StrCat("bench-accept-", tag));
+    accept.set_referral_id(id);
+    v1::UnitStepResponse unit_stepped;
+    RETURN_IF_ERROR(Invoke("Racu.Accept", unit_user,
+                           [&](auto* ctx) { return unit.Accept(ctx, accept, &unit_stepped); }));
+    v1::RecordOutcomeRequest outcome;
+    outcome.set_request_id(absl::StrCat("bench-outcome-", tag));
+    outcome.set_referral_id(id);
+    *outcome.mutable_outcome() = t.outcome;
+    const absl::Time closed = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+    *outcome.mutable_outcome()->mutable_opened_at() = ToProto(opened);
+    *outcome.mutable_outcome()->mutable_closed_at() = ToProto(closed);
+    RETURN_IF_ERROR(Invoke("Racu.RecordOutcome", unit_user, [&](auto* ctx) {
+      return unit.RecordOutcome(ctx, outcome, &unit_stepped);
+    }));
+
+    v1::GetTimelineRequest timeline;
+    timeline.set_referral_id(id);
+    return Await("the NCA register", [&]() -> absl::Status {
+      v1::GetTimelineResponse entry;
+      RETURN_IF_ERROR(Invoke("Nca.GetTimeline", "alice",
+                             [&](auto* ctx) { return nca_->GetTimeline(ctx, timeline, &entry); }));
+      if (entry.entry().state() != v1::REFERRAL_STATE_OUTCOME_RECORDED) {
+        return absl::NotFoundError("outcome not yet in the register");
+      }
+      return absl::OkStatus();
+    });
+  }
+
+ private:
+  // One call with the user's metadata; calls shed (RESOURCE_EXHAUSTED) or refused while a
+  // service restarts (UNAVAILABLE) are retried with the same request_id.
+  template <typename Fn>
+  absl::Status Invoke(const char* what, const std::string& user, Fn fn) {
+    auto pause = std::chrono::milliseconds(2);
+    for (int attempt = 0;; ++attempt) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      ctx.AddMetadata("x-sarloop-user", user);
+      const grpc::Status st = fn(&ctx);
+      if (st.ok()) return absl::OkStatus();
+      const bool again = st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                         st.error_code() == grpc::StatusCode::UNAVAILABLE;
+      if (!again || attempt >= 200) {
+        return absl::Status(static_cast<absl::StatusCode>(st.error_code()),
+                            absl::StrCat(what, ": ", st.error_message()));
+      }
+      ++retries_;
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(50));
+    }
+  }
+
+  // Polls `fn` while it answers NOT_FOUND (not delivered yet), for up to 60 s.
+  template <typename Fn>
+  absl::Status Await(const char* where, Fn fn) {
+    const auto give_up = Clock::now() + std::chrono::seconds(60);
+    auto pause = std::chrono::microseconds(1000);
+    for (;;) {
+      ++polls_;
+      absl::Status s = fn();
+      if (!absl::IsNotFound(s)) return s;
+      if (Clock::now() > give_up) {
+        return absl::DeadlineExceededError(absl::StrCat("not delivered to ", where, " in 60 s"));
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(8000));
+    }
+  }
+
+  const std::string run_;
+  const std::vector<Template> templates_;
+  std::unique_ptr<v1::Ukfiu::Stub> ukfiu_;
+  std::unique_ptr<v1::Nca::Stub> nca_;
+  std::map<std::string, std::unique_ptr<v1::Force::Stub>> forces_;
+  std::map<std::string, std::unique_ptr<v1::Racu::Stub>> units_;
+  std::atomic<int64_t> retries_{0};
+  std::atomic<int64_t> polls_{0};
+};
+
+// Latencies (ms) to p50/p99 into `r`.
+void Percentiles(std::vector<double>& latencies, Result& r) {
+  r.calls = static_cast<int64_t>(latencies.size());
+  if (latencies.empty()) return;
+  std::sort(latencies.begin(), latencies.end());
+  auto at = [&](double p) {
+    const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(latencies.size())));
+    return latencies[std::max<size_t>(rank, 1) - 1];
+  };
+  r.p50_ms = at(0.5);
+  r.p99_ms = at(0.99);
+}
+
+// Peak: `concurrency` lifecycles at once for `seconds`, each thread starting the next as soon as
+// its last one is in the register.
+Result ChainPeak(ChainDriver& driver, int concurrency, double seconds, std::atomic<int64_t>& n) {
+  Result r;
+  r.name = "whole chain, peak (lifecycles)";
+  std::mutex mu;
+  std::vector<double> latencies;
+  const auto begin = Clock::now();
+  const auto end = begin + std::chrono::duration<double>(seconds);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < concurrency; ++t) {
+    threads.emplace_back([&] {
+      while (Clock::now() < end) {
+        const auto t0 = Clock::now();
+        absl::Status s = driver.Lifecycle(n++);
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        std::lock_guard lock(mu);
+        if (s.ok()) {
+          latencies.push_back(ms);
+        } else {
+          ++r.errors;
+          if (r.first_error.empty()) r.first_error = s.ToString();
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  r.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  Percentiles(latencies, r);
+  return r;
+}
+
+// Open loop: a lifecycle starts every 1/rate s, on its own thread from a pool, whether or not
+// earlier ones have finished; latency counts from the scheduled start, so a stall is not hidden.
+Result ChainAtRate(ChainDriver& driver, double rate, double seconds, std::atomic<int64_t>& n) {
+  Result r;
+  r.name = absl::StrFormat("whole chain at %.0f/s (lifecycles)", rate);
+  std::mutex mu;
+  std::vector<double> latencies;
+  const auto begin = Clock::now();
+  const int64_t total = std::max<int64_t>(1, static_cast<int64_t>(rate * seconds));
+  std::atomic<int64_t> next{0};
+  std::vector<std::thread> threads;
+  const int pool = static_cast<int>(std::min<int64_t>(total, 256));
+  for (int t = 0; t < pool; ++t) {
+    threads.emplace_back([&] {
+      for (int64_t k = next++; k < total; k = next++) {
+        const auto scheduled =
+            begin + std::chrono::duration_cast<Clock::duration>(
+                        std::chrono::duration<double>(static_cast<double>(k) / rate));
+        std::this_thread::sleep_until(scheduled);
+        absl::Status s = driver.Lifecycle(n++);
+        const double ms =
+            std::chrono::duration<double, std::milli>(Clock::now() - scheduled).count();
+        std::lock_guard lock(mu);
+        if (s.ok()) {
+          latencies.push_back(ms);
+        } else {
+          ++r.errors;
+          if (r.first_error.empty()) r.first_error = s.ToString();
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  r.seconds = seconds;
+  Percentiles(latencies, r);
+  return r;
+}
+
 int Main(int argc, char** argv) {
   Flags flags;
   for (int i = 1; i < argc; ++i) {
@@ -174,24 +558,34 @@ int Main(int argc, char** argv) {
       flags.concurrency = std::stoi(next());
     } else if (a == "--json") {
       flags.json = next();
+    } else if (a == "--lifecycles") {
+      flags.lifecycles = std::stoi(next());
+    } else if (a == "--rate") {
+      flags.rate = std::stod(next());
     } else {
       std::cerr << "usage: sarloop-bench --chain DIR [--seconds S] [--concurrency C] "
-                   "[--json FILE]\n";
+                   "[--lifecycles L] [--rate R] [--json FILE]\n";
       return 2;
     }
   }
-  if (flags.chain.empty() || flags.seconds <= 0 || flags.concurrency < 1) {
-    std::cerr << "sarloop-bench: --chain DIR is required; --seconds and --concurrency must be "
-                 "positive\n";
+  if (flags.chain.empty() || flags.seconds <= 0 || flags.concurrency < 1 || flags.lifecycles < 1 ||
+      flags.rate < 0) {
+    std::cerr << "sarloop-bench: --chain DIR is required; --seconds, --concurrency, --lifecycles "
+                 "must be positive and --rate not negative\n";
     return 2;
   }
   const std::string pki = flags.chain + "/pki";
-  int base = 0, ukfiu_pid = 0;
+  int base = 0;
   std::ifstream(flags.chain + "/base-port") >> base;
-  std::ifstream(flags.chain + "/run/ukfiu.pid") >> ukfiu_pid;
-  if (base == 0 || ukfiu_pid == 0) {
-    std::cerr << "sarloop-bench: " << flags.chain << " is not a running local chain\n";
-    return 2;
+  std::vector<Service> services = ChainServices();
+  for (Service& svc : services) {
+    std::ifstream(absl::StrCat(flags.chain, "/run/", svc.name, ".pid")) >> svc.pid;
+    if (base == 0 || svc.pid == 0) {
+      std::cerr << "sarloop-bench: " << flags.chain << " is not a running local chain (no "
+                << svc.name << ")\n";
+      return 2;
+    }
+    svc.ops = v1::Ops::NewStub(ChannelTo(pki, svc.identity, base + svc.port_offset));
   }
   auto client_creds = MakeChannelCredentials(Identity(pki, "ukfiu-intake"));
   auto server_creds = MakeServerCredentials(Identity(pki, "ukfiu"));
@@ -265,44 +659,99 @@ int Main(int argc, char** argv) {
       delete c;
     });
   };
-  const ProcStats before = ReadProc(ukfiu_pid);
+  const Snapshot before_hop = Take(services);
   Result hop =
       Drive("one durable hop: Ukfiu.SubmitSar", flags.concurrency, flags.seconds, submit_call);
-  const ProcStats after = ReadProc(ukfiu_pid);
+  const Snapshot after_hop = Take(services);
   server->Shutdown();
+  const Delta hop_delta = Between(before_hop, after_hop, {"ukfiu"});
 
-  const double ratio = baseline.rps() > 0 ? hop.rps() / baseline.rps() : 0;
-  const double cpu_per_request =
-      hop.calls > 0 ? (after.cpu_s - before.cpu_s) / static_cast<double>(hop.calls) : 0;
+  // 3. and 4. The whole chain: at its peak, then at half the peak rate.
+  ChainDriver driver(pki, base, run);
+  if (!driver.ready()) {
+    std::cerr << "sarloop-bench: the scenario gave no lifecycle templates\n";
+    return 1;
+  }
+  std::atomic<int64_t> lifecycle{0};
+  ChainPeak(driver, flags.lifecycles, std::min(2.0, flags.seconds), lifecycle);  // warm-up
+  const int64_t polls_before_peak = driver.polls();
+  const Snapshot before_peak = Take(services);
+  Result peak = ChainPeak(driver, flags.lifecycles, flags.seconds, lifecycle);
+  const Snapshot after_peak = Take(services);
+  const Delta peak_delta = Between(before_peak, after_peak, {});
+  const int64_t polls_before_half = driver.polls();
+  const double half_rate = flags.rate > 0 ? flags.rate : std::max(1.0, peak.rps() / 2);
+  const Snapshot before_half = Take(services);
+  Result half = ChainAtRate(driver, half_rate, flags.seconds, lifecycle);
+  const Snapshot after_half = Take(services);
+  const Delta half_delta = Between(before_half, after_half, {});
+  const int64_t polls_after_half = driver.polls();
+
+  auto per = [](double total, int64_t n) { return n > 0 ? total / static_cast<double>(n) : 0; };
   std::printf(
-      "sarloop-bench: %d calls in flight, %.0f s per phase, ~1 KiB messages, mTLS on "
-      "loopback\n\n",
-      flags.concurrency, flags.seconds);
-  std::printf("%-40s %10s %9s %9s %8s %7s %7s\n", "phase", "requests/s", "p50 ms", "p99 ms",
-              "ratio", "shed", "errors");
-  for (const Result* r : {&baseline, &hop}) {
-    std::printf("%-40s %10.0f %9.2f %9.2f %8.3f %7lld %7lld\n", r->name.c_str(), r->rps(),
-                r->p50_ms, r->p99_ms, baseline.rps() > 0 ? r->rps() / baseline.rps() : 0,
-                static_cast<long long>(r->shed), static_cast<long long>(r->errors));
+      "sarloop-bench: %d calls in flight (echo, hop), %d lifecycles at once (chain peak), %.0f s "
+      "per phase, ~1 KiB messages, mTLS on loopback\n\n",
+      flags.concurrency, flags.lifecycles, flags.seconds);
+  std::printf("%-40s %10s %9s %9s %8s %9s %9s %6s\n", "phase", "per s", "p50 ms", "p99 ms", "ratio",
+              "msg/commit", "CPU ms/op", "errors");
+  struct Line {
+    const Result* r;
+    const Delta* d;
+  };
+  for (const Line& l : {Line{&baseline, nullptr}, Line{&hop, &hop_delta}, Line{&peak, &peak_delta},
+                        Line{&half, &half_delta}}) {
+    std::printf("%-40s %10.1f %9.2f %9.2f %8.4f %9s %9s %6lld\n", l.r->name.c_str(), l.r->rps(),
+                l.r->p50_ms, l.r->p99_ms, baseline.rps() > 0 ? l.r->rps() / baseline.rps() : 0,
+                l.d ? absl::StrFormat("%.1f", l.d->per_commit()).c_str() : "-",
+                l.d ? absl::StrFormat("%.2f", 1000 * per(l.d->cpu_s, l.r->calls)).c_str() : "-",
+                static_cast<long long>(l.r->errors));
   }
-  std::printf("\nukfiu: %.3f ms CPU per request, peak RSS %lld MiB\n", cpu_per_request * 1000,
-              static_cast<long long>(after.peak_rss_kib / 1024));
-  if (!hop.first_error.empty() || !baseline.first_error.empty()) {
-    std::printf("first error: %s%s\n", baseline.first_error.c_str(), hop.first_error.c_str());
+  std::printf(
+      "\nCPU ms/op: the services' CPU (all of them for the chain, ukfiu for the hop) per "
+      "request or lifecycle.\n");
+  std::printf(
+      "each lifecycle: 7 steps and 3 waits for a delivery, polled: %.1f polls at the peak, %.1f at "
+      "half of it\n",
+      per(static_cast<double>(polls_before_half - polls_before_peak), peak.calls),
+      per(static_cast<double>(polls_after_half - polls_before_half), half.calls));
+  std::printf("shed and retried: %lld SubmitSar calls (hop), %lld calls (chain)\n",
+              static_cast<long long>(hop.shed), static_cast<long long>(driver.retries()));
+  std::printf("peak RSS (MiB):");
+  std::string rss_json;
+  for (const Service& svc : services) {
+    const int64_t mib = after_half.proc.at(svc.name).peak_rss_kib / 1024;
+    std::printf(" %s %lld", svc.name.c_str(), static_cast<long long>(mib));
+    absl::StrAppend(&rss_json, rss_json.empty() ? "" : ",", "\"", svc.name, "\":", mib);
   }
-  std::string json = absl::StrFormat(
-      "{\"concurrency\":%d,\"seconds\":%g,\"baseline\":{\"rps\":%.1f,\"p50_ms\":%.3f,"
-      "\"p99_ms\":%.3f,\"errors\":%d},\"durable_hop\":{\"rps\":%.1f,\"p50_ms\":%.3f,"
-      "\"p99_ms\":%.3f,\"errors\":%d,\"shed\":%d,\"ratio_to_baseline\":%.4f,\"ukfiu_cpu_ms_per_"
-      "request\":"
-      "%.4f,\"ukfiu_peak_rss_mib\":%d}}\n",
-      flags.concurrency, flags.seconds, baseline.rps(), baseline.p50_ms, baseline.p99_ms,
-      baseline.errors, hop.rps(), hop.p50_ms, hop.p99_ms, hop.errors, hop.shed, ratio,
-      cpu_per_request * 1000, after.peak_rss_kib / 1024);
+  std::printf("\n");
+  for (const Result* r : {&baseline, &hop, &peak, &half}) {
+    if (!r->first_error.empty())
+      std::printf("first error (%s): %s\n", r->name.c_str(), r->first_error.c_str());
+  }
+  auto phase_json = [&](const Result& r, const Delta* d) {
+    std::string out = absl::StrFormat(
+        "{\"per_s\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"errors\":%d,\"ratio_to_baseline\":%.5f",
+        r.rps(), r.p50_ms, r.p99_ms, r.errors, baseline.rps() > 0 ? r.rps() / baseline.rps() : 0);
+    if (d != nullptr) {
+      absl::StrAppend(&out, absl::StrFormat(",\"messages_per_commit\":%.2f,\"commits\":%d,"
+                                            "\"transactions\":%d,\"cpu_ms_per_op\":%.4f",
+                                            d->per_commit(), d->commits, d->transactions,
+                                            1000 * per(d->cpu_s, r.calls)));
+    }
+    return out + "}";
+  };
+  const std::string json = absl::StrCat(
+      "{\"concurrency\":", flags.concurrency, ",\"lifecycles_at_once\":", flags.lifecycles,
+      ",\"seconds\":", flags.seconds, ",\"baseline\":", phase_json(baseline, nullptr),
+      ",\"durable_hop\":", phase_json(hop, &hop_delta), ",\"durable_hop_shed\":", hop.shed,
+      ",\"chain_peak\":", phase_json(peak, &peak_delta),
+      ",\"chain_half_load\":", phase_json(half, &half_delta), ",\"half_load_rate\":", half_rate,
+      ",\"chain_retries\":", driver.retries(), ",\"peak_rss_mib\":{", rss_json, "}}\n");
   if (!flags.json.empty()) std::ofstream(flags.json) << json;
-  return hop.errors == 0 && baseline.errors == 0 && hop.calls > 0 ? 0 : 1;
+  const bool ok = baseline.errors == 0 && hop.errors == 0 && peak.errors == 0 && half.errors == 0 &&
+                  hop.calls > 0 && peak.calls > 0;
+  return ok ? 0 : 1;
 }
-
 }  // namespace
 }  // namespace sarloop::bench
 

@@ -271,6 +271,13 @@ void PrintBacklog(const v1::GetBacklogResponse& backlog, std::ostream& out) {
                   age == 0 ? "-" : absl::FormatDuration(absl::Seconds(age)), d.last_error()});
   }
   table.Print(out);
+  const v1::StorageStats& s = backlog.storage();
+  if (s.commits() > 0) {
+    out << "\nstorage since start: " << s.transactions() << " write transactions in " << s.commits()
+        << " commits ("
+        << absl::StrFormat("%.1f", static_cast<double>(s.transactions()) / s.commits())
+        << " per commit)\n";
+  }
 }
 
 void PrintClockRun(const v1::RunFeedbackClockResponse& run, std::ostream& out) {
