@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Interop and transport checks against a real chain: a foreign (Python) gRPC client, and TLS
-# versions with openssl s_client (TLS 1.3 accepted, TLS 1.2 refused). Run by ctest.
+# Interop and transport checks against a real chain: a generic (Python, no sarloop types) gRPC
+# client, a Python client of a force's and a unit's whole workflow, and TLS versions with openssl
+# s_client (TLS 1.3 accepted, TLS 1.2 refused). Run by ctest.
 # Usage: tests/interop/run.sh BUILD_DIR
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -14,6 +15,9 @@ trap cleanup EXIT
 
 failed=0
 /usr/bin/python3 "$REPO/tests/interop/foreign_client.py" "$DIR/pki" "$SARLOOP_BASE_PORT" || failed=1
+# A force's and a unit's whole workflow through stubs protoc generates for Python.
+/usr/bin/python3 "$REPO/tests/interop/workflow_client.py" "$REPO" "$DIR/pki" "$SARLOOP_BASE_PORT" ||
+  failed=1
 
 P=$DIR/pki
 handshake() {
