@@ -48,7 +48,7 @@ absl::StatusOr<Identity> ParseIdentity(absl::string_view uri) {
     if (parts.size() == 3) id.system = std::string(parts[2]);
     return id;
   }
-  if (id.kind == "analyst" && parts.size() == 2) {
+  if ((id.kind == "analyst" || id.kind == "monitor") && parts.size() == 2) {
     id.system = std::string(parts[1]);
     return id;
   }

@@ -293,6 +293,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
     const absl::Duration delay = l.backoff * jitter(l.rng);
     l.backoff = std::min(l.backoff * 2, options_.max_backoff);
     l.in_backoff = true;
+    if (options_.on_failure) options_.on_failure(l.destination);
     spdlog::warn("delivery to {} failed ({}); retrying in {}", l.destination,
                  more.status().ToString(), absl::FormatDuration(delay));
     Schedule(l, delay);

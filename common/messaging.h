@@ -94,6 +94,8 @@ struct DeliveryOptions {
   int batch_size = 200;
   // How often to look for work when nobody calls Notify (e.g. after a restart).
   absl::Duration poll_interval = absl::Seconds(2);
+  // Told of each failed attempt (for the delivery-failures metric), if set.
+  std::function<void(const std::string& destination)> on_failure;
 };
 
 DeliveryOptions DeliveryOptionsFrom(const v1::DeliveryConfig& config);

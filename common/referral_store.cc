@@ -1,7 +1,9 @@
 #include "common/referral_store.h"
 
+#include "absl/strings/strip.h"
 #include "common/event_log.h"
 #include "common/ids.h"
+#include "common/lifecycle.h"
 #include "common/sealed.h"
 #include "common/status.h"
 
@@ -101,6 +103,30 @@ absl::Status ReadReferralWithEvents(
     for (auto& e : list) *events->Add() = std::move(e);
     return absl::OkStatus();
   });
+}
+
+absl::Status WriteReferralGauges(Database& db, absl::Time now, MetricsText& out) {
+  std::vector<Row> rows;
+  RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(rows, txn.Query("SELECT state, COUNT(*), SUM(due_at < ?) FROM referrals "
+                                     "GROUP BY state",
+                                     {ToMicros(now)}));
+    return absl::OkStatus();
+  }));
+  out.Family("sarloop_referrals", "gauge", "Referrals this service holds, by state.");
+  int64_t overdue = 0;
+  for (const Row& r : rows) {
+    const auto state = static_cast<v1::ReferralState>(r.Int(0));
+    // The same label values as the NCA register's (its aggregate keys): "CLOSED_BY_FORCE".
+    out.Sample("sarloop_referrals",
+               Label("state", absl::StripPrefix(v1::ReferralState_Name(state), "REFERRAL_STATE_")),
+               static_cast<double>(r.Int(1)));
+    if (!IsTerminal(state)) overdue += r.Int(2);
+  }
+  out.Family("sarloop_referrals_overdue", "gauge",
+             "Referrals not ended whose feedback due date has passed.");
+  out.Sample("sarloop_referrals_overdue", "", static_cast<double>(overdue));
+  return absl::OkStatus();
 }
 
 }  // namespace sarloop

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/metrics.h"
 #include "common/storage.h"
 #include "common/validation.h"
 #include "sarloop/v1/types.pb.h"
@@ -45,6 +46,10 @@ absl::Status ReadReferralPage(Database& db, v1::ReferralState state,
 absl::Status ReadReferralWithEvents(Database& db, const std::string& referral_id,
                                     v1::Referral* referral,
                                     google::protobuf::RepeatedPtrField<v1::LifecycleEvent>* events);
+
+// The metrics gauges of a `referrals` table: sarloop_referrals{state} and
+// sarloop_referrals_overdue (not ended and past the due date at `now`).
+absl::Status WriteReferralGauges(Database& db, absl::Time now, MetricsText& out);
 
 }  // namespace sarloop
 

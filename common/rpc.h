@@ -18,6 +18,7 @@
 #include "common/executor.h"
 #include "common/fault.h"
 #include "common/identity.h"
+#include "common/metrics.h"
 #include "common/status.h"
 
 namespace sarloop {
@@ -37,6 +38,8 @@ struct Edge {
   Clock* clock = nullptr;
   Admission* admission = nullptr;
   Executor* executor = nullptr;
+  // Where calls are counted and timed (null: nowhere, for unit tests).
+  Metrics* metrics = nullptr;
 };
 
 // `body(const Call&)` returns absl::Status. `referral_id` is what the call concerns, if anything.
@@ -47,13 +50,17 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& ed
                                 const char* method, const std::string& referral_id, Body body) {
   // Overload: refused before any work, and not audited (the audit write would be the very load
   // being shed); Admission counts the refusals.
+  const absl::Time arrived = absl::Now();
   if (edge.admission != nullptr && edge.admission->Shed(ctx)) {
+    if (edge.metrics != nullptr) {
+      edge.metrics->ObserveRpc(method, absl::StatusCode::kResourceExhausted, absl::ZeroDuration());
+    }
     return Finish(ctx, RetryLater(absl::StatusCode::kResourceExhausted,
                                   "server busy: too many calls in progress; retry later",
                                   absl::Milliseconds(250)));
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto run = [ctx, reactor, edge, method, referral_id = referral_id.substr(0, 64),
+  auto run = [ctx, reactor, edge, method, arrived, referral_id = referral_id.substr(0, 64),
               body = std::move(body)]() {
     absl::StatusOr<Identity> id = PeerIdentity(*ctx);
     AuditEntry entry;
@@ -76,6 +83,8 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& ed
     // The effect is committed; the caller has not heard. Its retry (same request_id) must find it.
     fault::CrashPoint("rpc.before_reply");
     reactor->Finish(ToGrpcStatus(status));
+    if (edge.metrics != nullptr)
+      edge.metrics->ObserveRpc(method, status.code(), absl::Now() - arrived);
   };
   if (edge.executor != nullptr) {
     edge.executor->Post(std::move(run));

@@ -19,6 +19,7 @@
 #include "common/authz.h"
 #include "common/config.h"
 #include "common/crypto.h"
+#include "common/https_server.h"
 #include "common/identity.h"
 #include "common/ids.h"
 #include "common/rpc.h"
@@ -80,8 +81,68 @@ class OpsService final : public v1::Ops::CallbackService {
   Clock& clock_;
 };
 
+// GET /metrics for a monitoring identity: what Metrics recorded, the outbox per destination, calls
+// refused by admission, and the service's own gauges.
+HttpResponse ServeMetrics(const HttpRequest& request, const Metrics& metrics, Database& db,
+                          Clock& clock, const Admission& admission,
+                          const std::function<absl::Status(MetricsText&)>& service_gauges) {
+  HttpResponse response;
+  response.content_type = "text/plain; charset=utf-8";
+  absl::StatusOr<Identity> id = ParseIdentity(request.peer_uri);
+  if (request.peer_uri.empty() || !id.ok()) {
+    response.status = 401;
+    response.body = "a client certificate with a monitoring identity is required\n";
+    return response;
+  }
+  if (id->kind != "monitor") {
+    response.status = 403;
+    response.body = absl::StrCat(request.peer_uri, " is not a monitoring identity\n");
+    return response;
+  }
+  if (request.method != "GET" || request.path != "/metrics") {
+    response.status = request.method != "GET" ? 405 : 404;
+    response.body = "GET /metrics\n";
+    return response;
+  }
+  MetricsText out;
+  metrics.Write(out);
+  out.Family("sarloop_calls_shed_total", "counter",
+             "Calls refused at once past max_inflight_calls (RESOURCE_EXHAUSTED).");
+  out.Sample("sarloop_calls_shed_total", "", static_cast<double>(admission.refused()));
+  absl::StatusOr<std::vector<Backlog>> backlog = ReadBacklog(db);
+  if (backlog.ok()) {
+    const absl::Time now = clock.Now();
+    out.Family("sarloop_outbox_pending", "gauge", "Messages waiting to be delivered.");
+    for (const Backlog& b : *backlog) {
+      out.Sample("sarloop_outbox_pending", Label("destination", b.destination),
+                 static_cast<double>(b.pending));
+    }
+    out.Family("sarloop_outbox_oldest_pending_age_seconds", "gauge",
+               "Age of the oldest message waiting for a destination; 0 when none waits.");
+    for (const Backlog& b : *backlog) {
+      out.Sample("sarloop_outbox_oldest_pending_age_seconds", Label("destination", b.destination),
+                 b.pending > 0 ? absl::ToDoubleSeconds(now - b.oldest_pending) : 0);
+    }
+    out.Family("sarloop_outbox_rejected", "gauge",
+               "Messages refused permanently by their receiver (kept for inspection).");
+    for (const Backlog& b : *backlog) {
+      out.Sample("sarloop_outbox_rejected", Label("destination", b.destination),
+                 static_cast<double>(b.rejected));
+    }
+  }
+  absl::Status gauges = service_gauges ? service_gauges(out) : absl::OkStatus();
+  out.Family("sarloop_metrics_scrape_errors", "gauge",
+             "1 when a gauge above could not be read from storage this time.");
+  out.Sample("sarloop_metrics_scrape_errors", "", backlog.ok() && gauges.ok() ? 0 : 1);
+  response.body = out.text();
+  response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  return response;
+}
+
 absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& all,
                  const ServiceBuilder& build) {
+  // Before the database: its commit observer records here until the very end.
+  Metrics metrics;
   std::unique_ptr<Clock> clock = config.dev_clock_offset_file().empty()
                                      ? NewSystemClock()
                                      : NewOffsetFileClock(config.dev_clock_offset_file());
@@ -89,6 +150,9 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
       std::shared_ptr<const Keyring> keys,
       Keyring::FromFiles({config.data_key_files().begin(), config.data_key_files().end()}));
   ASSIGN_OR_RETURN(std::unique_ptr<Database> db, Database::Open(config.database(), all, keys));
+  db->SetCommitObserver([&metrics](int64_t transactions, absl::Duration took) {
+    metrics.ObserveCommit(transactions, took);
+  });
   ASSIGN_OR_RETURN(int64_t sync, db->SynchronousMode());
   spdlog::info("database {} open (WAL, synchronous={}, sealing with data key {} of {})",
                config.database(), sync, keys->current_key_id(), keys->key_ids().size());
@@ -124,8 +188,11 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   std::vector<v1::Peer> peers(config.peers().begin(), config.peers().end());
   std::unique_ptr<Transport> transport =
       NewGrpcTransport(peers, channel_creds, absl::Milliseconds(config.delivery().deadline_ms()));
-  std::unique_ptr<DeliveryWorker> worker =
-      NewDeliveryWorker(*db, *transport, *clock, DeliveryOptionsFrom(config.delivery()));
+  DeliveryOptions delivery = DeliveryOptionsFrom(config.delivery());
+  delivery.on_failure = [&metrics](const std::string& destination) {
+    metrics.ObserveDeliveryFailure(destination);
+  };
+  std::unique_ptr<DeliveryWorker> worker = NewDeliveryWorker(*db, *transport, *clock, delivery);
 
   ASSIGN_OR_RETURN(std::unique_ptr<AuditCheckpointer> checkpointer,
                    AuditCheckpointer::Create(*db, config.audit_key_file(),
@@ -137,13 +204,13 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
     spdlog::warn("serial_commits: group commit is off (for measurement only)");
     db->SetMaxBatch(1);
   }
-  ServiceContext context{
-      config,
-      *db,
-      *clock,
-      *worker,
-      *reference,
-      Edge{db.get(), clock.get(), &admission, config.serial_commits() ? nullptr : bodies.get()}};
+  ServiceContext context{config,
+                         *db,
+                         *clock,
+                         *worker,
+                         *reference,
+                         Edge{db.get(), clock.get(), &admission,
+                              config.serial_commits() ? nullptr : bodies.get(), &metrics}};
   ASSIGN_OR_RETURN(ServiceParts parts, build(context));
   OpsService ops(context.edge, *db, *clock);
 
@@ -174,6 +241,16 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
   }
   server->GetHealthCheckService()->SetServingStatus(true);
+  std::unique_ptr<HttpsServer> metrics_server;
+  if (!config.metrics_listen().empty()) {
+    ASSIGN_OR_RETURN(
+        metrics_server,
+        HttpsServer::Start(config.metrics_listen(), config.tls(), [&](const HttpRequest& request) {
+          return ServeMetrics(request, metrics, *db, *clock, admission, parts.metrics);
+        }));
+    spdlog::info("metrics on https://{}/metrics (monitoring identities only)",
+                 config.metrics_listen());
+  }
 
   std::vector<std::string> destinations;
   for (const v1::Peer& p : peers) destinations.push_back(p.code());
@@ -254,6 +331,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
 
   // In-flight calls get a few seconds to finish; then they are cancelled (nothing is half-done:
   // each call's effect is one transaction).
+  metrics_server.reset();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   worker->Stop();
   server->Wait();

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/messaging.h"
+#include "common/metrics.h"
 #include "common/reference.h"
 #include "common/rpc.h"
 #include "common/storage.h"
@@ -43,6 +44,9 @@ struct ServiceParts {
   // What else serves while the service runs (the NCA dashboard's HTTPS server); released after the
   // gRPC server has stopped.
   std::vector<std::shared_ptr<void>> resources;
+  // The service's own gauges for the metrics endpoint (referrals by state, overdue), read at each
+  // scrape, if set.
+  std::function<absl::Status(MetricsText&)> metrics;
 };
 
 using ServiceBuilder = std::function<absl::StatusOr<ServiceParts>(ServiceContext&)>;

@@ -96,9 +96,15 @@ class SqliteDatabase : public Database {
     std::vector<Writer*> batch(writers_.begin(), writers_.begin() + static_cast<ptrdiff_t>(n));
     queue_lock.unlock();
     bool committed;
+    const absl::Time began = absl::Now();
     {
       std::lock_guard lock(mu_);
       committed = RunBatch(batch);
+    }
+    if (committed && commit_observer_) {
+      int64_t ok = 0;
+      for (const Writer* w : batch) ok += w->status.ok() ? 1 : 0;
+      commit_observer_(ok, absl::Now() - began);
     }
     queue_lock.lock();
     stats_.commits += committed ? 1 : 0;
@@ -110,6 +116,10 @@ class SqliteDatabase : public Database {
     }
     if (!writers_.empty()) writers_.front()->cv.notify_one();
     return mine.status;
+  }
+
+  void SetCommitObserver(std::function<void(int64_t, absl::Duration)> observer) override {
+    commit_observer_ = std::move(observer);
   }
 
   void SetMaxBatch(int n) override {
@@ -333,6 +343,7 @@ class SqliteDatabase : public Database {
   std::mutex queue_mu_;
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(queue_mu_);
   size_t max_batch_ ABSL_GUARDED_BY(queue_mu_) = kMaxBatch;
+  std::function<void(int64_t, absl::Duration)> commit_observer_;
   CommitStats stats_ ABSL_GUARDED_BY(queue_mu_);
   std::atomic<bool> writes_failing_{false};
   int probes_ok_ ABSL_GUARDED_BY(mu_) = 0;

@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace sarloop {
 
@@ -120,6 +121,9 @@ class Database {
   virtual CommitStats Stats() = 0;
   // At most `n` (>= 1) Transact functions per commit; 1 turns group commit off. For measuring it.
   virtual void SetMaxBatch(int n) = 0;
+  // Told after every commit how many Transact functions it carried and how long the batch took
+  // (for metrics). Set before the database is shared between threads.
+  virtual void SetCommitObserver(std::function<void(int64_t, absl::Duration)> observer) = 0;
 
   // Runs `fn` in a read transaction. Writes inside `fn` are an error.
   virtual absl::Status Read(const std::function<absl::Status(Txn&)>& fn) = 0;

@@ -6,6 +6,7 @@
 #include "common/config.h"
 #include "common/delivery_service.h"
 #include "common/identity.h"
+#include "common/referral_store.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "sarloop/v1/force.grpc.pb.h"
@@ -115,6 +116,9 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
       [&outbox, destinations] {
         for (const auto& d : destinations) outbox.Notify(d);
       }));
+  parts.metrics = [&db = ctx.db, &clock = ctx.clock](MetricsText& out) {
+    return WriteReferralGauges(db, clock.Now(), out);
+  };
   return parts;
 }
 

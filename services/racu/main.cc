@@ -6,6 +6,7 @@
 #include "common/config.h"
 #include "common/delivery_service.h"
 #include "common/identity.h"
+#include "common/referral_store.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "sarloop/v1/racu.grpc.pb.h"
@@ -98,6 +99,9 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
         return unit->Receive(txn, peer, env);
       },
       nullptr));
+  parts.metrics = [&db = ctx.db, &clock = ctx.clock](MetricsText& out) {
+    return WriteReferralGauges(db, clock.Now(), out);
+  };
   return parts;
 }
 

@@ -11,6 +11,7 @@
 #include "common/crypto.h"
 #include "common/delivery_service.h"
 #include "common/identity.h"
+#include "common/referral_store.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
@@ -166,6 +167,9 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
                    r->reminders_sent(), r->escalations(), r->open_investigation_flags());
       for (const auto& d : destinations) outbox.Notify(d);
     }
+  };
+  parts.metrics = [&db = ctx.db, &clock = ctx.clock](MetricsText& out) {
+    return WriteReferralGauges(db, clock.Now(), out);
   };
   return parts;
 }

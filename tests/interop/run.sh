@@ -18,6 +18,8 @@ failed=0
 # A force's and a unit's whole workflow through stubs protoc generates for Python.
 /usr/bin/python3 "$REPO/tests/interop/workflow_client.py" "$REPO" "$DIR/pki" "$SARLOOP_BASE_PORT" ||
   failed=1
+# Every service's Prometheus endpoint, scraped with the monitoring identity after that workflow.
+/usr/bin/python3 "$REPO/tests/interop/metrics_check.py" "$DIR/pki" "$SARLOOP_BASE_PORT" || failed=1
 
 P=$DIR/pki
 handshake() {
