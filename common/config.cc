@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
@@ -21,8 +22,22 @@ absl::StatusOr<v1::ServiceConfig> ParseConfig(const std::string& text, bool json
     if (!status.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("config: ", status.message().as_string()));
     }
-  } else if (!google::protobuf::TextFormat::ParseFromString(text, &config)) {
-    return absl::InvalidArgumentError("config: not a valid text proto ServiceConfig");
+  } else {
+    // The parser's own words (line, column, the unknown field's name) go into the error, not
+    // to libprotobuf's log.
+    class Collector : public google::protobuf::io::ErrorCollector {
+     public:
+      void AddError(int line, int column, const std::string& message) override {
+        if (first.empty()) first = absl::StrCat("line ", line + 1, ":", column + 1, ": ", message);
+      }
+      std::string first;
+    } errors;
+    google::protobuf::TextFormat::Parser parser;
+    parser.RecordErrorsTo(&errors);
+    if (!parser.ParseFromString(text, &config)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config: not a valid text proto ServiceConfig: ", errors.first));
+    }
   }
   return config;
 }
@@ -106,10 +121,11 @@ absl::StatusOr<v1::ServiceConfig> LoadConfig(const std::vector<std::string>& arg
     } else if (arg == "--log_json") {
       log_json = true;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag '", arg,
-                                                     "' (flags: --config=FILE --listen=HOST:PORT "
-                                                     "--database=FILE --log_level=LEVEL --log_json "
-                                                     "--dev_clock_offset_file=FILE)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag '", arg,
+                       "' (flags: --config=FILE --listen=HOST:PORT "
+                       "--database=FILE --log_level=LEVEL --log_json "
+                       "--dev_clock_offset_file=FILE --check-config)"));
     }
   }
   if (path.empty()) return absl::InvalidArgumentError("--config=FILE is required");

@@ -6,12 +6,16 @@
 #include <grpcpp/resource_quota.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <filesystem>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -80,6 +84,85 @@ class OpsService final : public v1::Ops::CallbackService {
   Database& db_;
   Clock& clock_;
 };
+
+// What --check-config checks beyond the configuration's own fields: everything the process would
+// read at start (reference data, certificates, keys, the policy) and the organisation codes it
+// names, without opening the database or listening. Returns a summary for the operator.
+absl::StatusOr<std::string> CheckConfig(const v1::ServiceConfig& config) {
+  ReferenceData loaded;
+  const ReferenceData* reference = &ReferenceData::BuiltIn();
+  if (!config.reference_dir().empty()) {
+    absl::StatusOr<ReferenceData> r = ReferenceData::Load(config.reference_dir());
+    if (!r.ok()) return FieldError("reference_dir", r.status().message());
+    loaded = *std::move(r);
+    reference = &loaded;
+  }
+  std::set<std::string> units;
+  for (const Region& region : reference->regions()) units.insert(region.rocu);
+  if (config.kind() == v1::SERVICE_KIND_FORCE && !reference->FindOrganisation(config.code())) {
+    return FieldError("code", absl::StrCat("unknown organisation '", config.code(),
+                                           "' (not in the reference data)"));
+  }
+  for (int i = 0; i < config.served_forces_size(); ++i) {
+    if (!reference->FindOrganisation(config.served_forces(i))) {
+      return FieldError(absl::StrCat("served_forces[", i, "]"),
+                        absl::StrCat("unknown organisation '", config.served_forces(i), "'"));
+    }
+  }
+  std::string summary =
+      absl::StrCat("  kind ", v1::ServiceKind_Name(config.kind()), ", code ", config.code(),
+                   ", listening on ", config.listen(), "\n  database ", config.database(), "\n");
+  for (int i = 0; i < config.peers_size(); ++i) {
+    const std::string& code = config.peers(i).code();
+    std::string what = "unit";
+    if (code == "UKFIU" || code == "NCA") {
+      what = "national";
+    } else if (reference->FindOrganisation(code)) {
+      what = "organisation";
+    } else if (units.count(code) > 0) {
+      what = "regional unit";
+    } else if (code != config.handover_unit() && code != config.code()) {
+      what = "unit not in the reference data: check the code";
+    }
+    absl::StrAppend(&summary, "  peer ", code, " (", what, ") at ", config.peers(i).address(),
+                    "\n");
+  }
+  // These two name the field and the file themselves.
+  if (absl::Status s = MakeServerCredentials(config.tls()).status(); !s.ok()) return s;
+  if (absl::Status s =
+          Keyring::FromFiles({config.data_key_files().begin(), config.data_key_files().end()})
+              .status();
+      !s.ok()) {
+    return s;
+  }
+  if (!config.subject_key_file().empty()) {
+    if (absl::Status s = ReadKeyFile(config.subject_key_file(), 32, 1024).status(); !s.ok()) {
+      return FieldError("subject_key_file", s.message());
+    }
+  }
+  PolicyScope scope{config.kind(),
+                    config.code(),
+                    config.handover_unit(),
+                    {config.served_forces().begin(), config.served_forces().end()}};
+  if (absl::Status s =
+          AuthzGate::Create(config.authz_policy_file(), scope,
+                            [](const std::string&, const std::string&, const grpc::Status&) {})
+              .status();
+      !s.ok()) {
+    return FieldError("authz_policy_file", s.message());
+  }
+  const std::filesystem::path dir = std::filesystem::path(config.database()).parent_path().empty()
+                                        ? std::filesystem::path(".")
+                                        : std::filesystem::path(config.database()).parent_path();
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return FieldError("database", absl::StrCat("directory '", dir.string(),
+                                               "' does not exist or is not writable"));
+  }
+  absl::StrAppend(&summary, "  certificates, data keys",
+                  config.subject_key_file().empty() ? "" : ", subject key",
+                  " and the authorisation policy load\n");
+  return summary;
+}
 
 // GET /metrics for a monitoring identity: what Metrics recorded, the outbox per destination, calls
 // refused by admission, and the service's own gauges.
@@ -358,10 +441,22 @@ std::vector<Migration> ServiceMigrations(std::span<const Migration> migrations,
 int RunService(int argc, char** argv, v1::ServiceKind kind, std::span<const Migration> migrations,
                const ServiceBuilder& build, std::span<const Migration> after_audit) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  const auto check = std::find(args.begin(), args.end(), "--check-config");
+  const bool check_only = check != args.end();
+  if (check_only) args.erase(check);
   absl::StatusOr<v1::ServiceConfig> config = LoadConfig(args, kind);
   if (!config.ok()) {
     std::cerr << argv[0] << ": " << config.status().message() << "\n";
     return 2;
+  }
+  if (check_only) {
+    absl::StatusOr<std::string> summary = CheckConfig(*config);
+    if (!summary.ok()) {
+      std::cerr << argv[0] << ": " << summary.status().message() << "\n";
+      return 2;
+    }
+    std::cout << argv[0] << ": configuration OK\n" << *summary;
+    return 0;
   }
   SetUpLogging(*config);
   absl::Status status = Run(*config, ServiceMigrations(migrations, after_audit), build);

@@ -20,7 +20,7 @@ import sys
 import grpc
 
 PKI, BASE = sys.argv[1], int(sys.argv[2])
-# Each service's gRPC port offset; its metrics endpoint is at that port + 50 (sarloop-local).
+# Each service's gRPC port offset; its metrics endpoint is at that port + 24 (sarloop-local).
 SERVICES = {"ukfiu": 1, "nca": 2, "force-NFK": 11, "force-SFK": 12, "force-MPS": 13,
             "force-BF": 14, "racu-ERSOU": 21, "racu-NCAACU": 22}
 failures = []
@@ -41,7 +41,7 @@ def scrape(offset, identity):
     ctx.check_hostname = False  # the services' certificates name SPIFFE URIs, not hosts
     if identity:
         ctx.load_cert_chain(f"{PKI}/{identity}/cert.pem", f"{PKI}/{identity}/key.pem")
-    conn = http.client.HTTPSConnection("127.0.0.1", BASE + offset + 50, context=ctx, timeout=10)
+    conn = http.client.HTTPSConnection("127.0.0.1", BASE + offset + 24, context=ctx, timeout=10)
     conn.request("GET", "/metrics")
     response = conn.getresponse()
     return response.status, response.getheader("Content-Type", ""), response.read().decode()

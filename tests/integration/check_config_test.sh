@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# `sarloop-<kind> --check-config`: every configuration sarloop-local writes (one per role) passes,
+# text proto and JSON alike; each kind of mistake an operator makes is refused with exit 2 and a
+# message naming the field and what is wrong. Nothing is started.
+# Usage: check_config_test.sh BUILD_DIR. Prints 'N passed, N failed'.
+set -uo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export SARLOOP_BUILD=${1:?usage: check_config_test.sh BUILD_DIR}
+DIR=$(mktemp -d /tmp/sarloop-checkconfig-XXXXXX)
+export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((65000 + RANDOM % 5 * 100 + 50))}
+cleanup() { "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+# `up` writes the PKI and every configuration; the services themselves are not needed.
+"$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null && "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null ||
+  { echo "0 passed, 1 failed"; exit 1; }
+pass=0 fail=0
+ok() { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+
+binary() { echo "$SARLOOP_BUILD/services/$1/sarloop-$1"; }
+kind_of() { sed -n 's/^kind: SERVICE_KIND_\(.*\)$/\1/p' "$1" | tr 'A-Z' 'a-z'; }
+
+for cfg in "$DIR"/config/*.textproto; do
+  name=$(basename "$cfg" .textproto)
+  kind=$(kind_of "$cfg")
+  if out=$("$(binary "$kind")" --config="$cfg" --check-config 2>&1) && [[ $out == *"configuration OK"* ]]; then
+    ok "$name: configuration OK"
+  else
+    bad "$name: $out"
+  fi
+done
+
+# The same configuration as JSON (protobuf's JSON mapping).
+cat >"$DIR/ukfiu.json" <<EOF
+{
+  "kind": "SERVICE_KIND_UKFIU",
+  "listen": "127.0.0.1:1",
+  "database": "$DIR/data/ukfiu-json.db",
+  "tls": {"certFile": "$DIR/pki/ukfiu/cert.pem", "keyFile": "$DIR/pki/ukfiu/key.pem",
+          "caFile": "$DIR/pki/ukfiu/ca.pem"},
+  "dataKeyFiles": ["$DIR/pki/keys/ukfiu-data-1.key"],
+  "subjectKeyFile": "$DIR/pki/keys/subject-hmac.key",
+  "peers": [{"code": "NCA", "address": "localhost:2"}, {"code": "NFK", "address": "localhost:3"}]
+}
+EOF
+if out=$("$(binary ukfiu)" --config="$DIR/ukfiu.json" --check-config 2>&1); then
+  ok "ukfiu: a JSON configuration is checked the same way"
+else
+  bad "ukfiu JSON: $out"
+fi
+
+# expect NAME KIND CONFIG_TEXT WANT...: refused with exit 2, the message containing every WANT.
+expect() {
+  local name=$1 kind=$2 text=$3 out rc
+  shift 3
+  printf '%s\n' "$text" >"$DIR/broken.textproto"
+  out=$("$(binary "$kind")" --config="$DIR/broken.textproto" --check-config 2>&1)
+  rc=$?
+  local missing=""
+  for want in "$@"; do [[ $out == *"$want"* ]] || missing+=" '$want'"; done
+  if [[ $rc == 2 && -z $missing ]]; then ok "$name: refused: $out"; else bad "$name: exit $rc, lacks$missing: $out"; fi
+}
+force=$(cat "$DIR/config/force-NFK.textproto")
+expect "unknown field" force "$force
+colour: \"blue\"" colour
+expect "missing certificate" force "${force//cert.pem/gone.pem}" tls gone.pem
+expect "unknown organisation" force "${force//code: \"NFK\"/code: \"XYZ\"}" code "unknown organisation 'XYZ'"
+expect "missing data key" force "${force//data-1.key/data-9.key}" data_key_files data-9.key
+expect "database directory absent" force "${force//\/data\//\/no-such-dir\/}" database no-such-dir
+expect "a required field" force "$(grep -v '^listen' <<<"$force")" listen "is required"
+racu=$(cat "$DIR/config/racu-ERSOU.textproto")
+expect "a served force unknown" racu "$racu
+served_forces: \"QQQ\"" "served_forces[" "unknown organisation 'QQQ'"
+expect "a wrong kind for the binary" racu "$force" kind SERVICE_KIND_FORCE
+expect "an unreadable policy" force "$force
+authz_policy_file: \"$DIR/no-policy.textproto\"" authz_policy_file
+echo "$pass passed, $fail failed"
+((fail == 0))
