@@ -75,7 +75,7 @@ DeliveryService::DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFro
 grpc::ServerUnaryReactor* DeliveryService::Deliver(grpc::CallbackServerContext* ctx,
                                                    const v1::DeliverRequest* request,
                                                    v1::DeliverResponse* response) {
-  return Serve(ctx, edge_, "/sarloop.v1.Delivery/Deliver", "",
+  return Serve(ctx, edge_, "/sarloop.v1.Delivery/Deliver", *request,
                [=, this](const Call& call) -> absl::Status {
                  RETURN_IF_ERROR(RequireService(call.identity));
                  ASSIGN_OR_RETURN(*response, DeliverFrom(call.identity, *request, call.audit));
@@ -118,7 +118,7 @@ RegisterFeedService::RegisterFeedService(Edge edge, Database& db, Clock& clock, 
 grpc::ServerUnaryReactor* RegisterFeedService::ReportEvents(grpc::CallbackServerContext* ctx,
                                                             const v1::ReportEventsRequest* request,
                                                             v1::DeliverResponse* response) {
-  return Serve(ctx, edge_, "/sarloop.v1.RegisterFeed/ReportEvents", "",
+  return Serve(ctx, edge_, "/sarloop.v1.RegisterFeed/ReportEvents", *request,
                [=, this](const Call& call) -> absl::Status {
                  RETURN_IF_ERROR(RequireService(call.identity));
                  ASSIGN_OR_RETURN(*response, ReportFrom(call.identity, *request, call.audit));

@@ -4,8 +4,10 @@
 #ifndef SARLOOP_COMMON_RPC_H_
 #define SARLOOP_COMMON_RPC_H_
 
+#include <google/protobuf/message.h>
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/server_callback.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <string>
@@ -42,12 +44,17 @@ struct Edge {
   Metrics* metrics = nullptr;
 };
 
-// `body(const Call&)` returns absl::Status. `referral_id` is what the call concerns, if anything.
-// The body runs later on `edge.executor`, so it must own or point at what it uses: it may capture
-// the request, response and service pointers by value, never the handler's locals by reference.
+// A string field of `request` by name (request_id, referral_id), or "" when it has none.
+std::string StringField(const google::protobuf::Message& request, const char* name);
+
+// `body(const Call&)` returns absl::Status. The request's referral_id and request_id, if it has
+// them, go into the audit entry and the call's log line. The body runs later on `edge.executor`,
+// so it must own or point at what it uses: it may capture the request, response and service
+// pointers by value, never the handler's locals by reference.
 template <typename Body>
 grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& edge,
-                                const char* method, const std::string& referral_id, Body body) {
+                                const char* method, const google::protobuf::Message& request,
+                                Body body) {
   // Overload: refused before any work, and not audited (the audit write would be the very load
   // being shed); Admission counts the refusals.
   const absl::Time arrived = absl::Now();
@@ -60,7 +67,9 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& ed
                                   absl::Milliseconds(250)));
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto run = [ctx, reactor, edge, method, arrived, referral_id = referral_id.substr(0, 64),
+  auto run = [ctx, reactor, edge, method, arrived,
+              referral_id = StringField(request, "referral_id").substr(0, 64),
+              request_id = StringField(request, "request_id").substr(0, 64),
               body = std::move(body)]() {
     absl::StatusOr<Identity> id = PeerIdentity(*ctx);
     AuditEntry entry;
@@ -83,6 +92,12 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& ed
     // The effect is committed; the caller has not heard. Its retry (same request_id) must find it.
     fault::CrashPoint("rpc.before_reply");
     reactor->Finish(ToGrpcStatus(status));
+    // Ids, codes and the field at fault only: request contents never reach a log, as they may
+    // name people (tests/integration/log_privacy_test.sh plants names and scans every log).
+    spdlog::log(status.ok() ? spdlog::level::debug : spdlog::level::info,
+                "call {} {} referral={} request={} caller={}{}{}", method,
+                absl::StatusCodeToString(status.code()), referral_id, request_id, entry.identity,
+                FieldOf(status).empty() ? "" : " field=", FieldOf(status));
     if (edge.metrics != nullptr)
       edge.metrics->ObserveRpc(method, status.code(), absl::Now() - arrived);
   };

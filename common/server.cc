@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/audit.h"
 #include "common/authz.h"
 #include "common/config.h"
@@ -34,12 +36,37 @@
 namespace sarloop {
 namespace {
 
+// %j: the message as the inside of a JSON string, so every JSON line parses whatever the message
+// holds (quotes from a status, a backslash in a path, a control character).
+class JsonEscapedMessage : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      const unsigned char u = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\') {
+        dest.push_back('\\');
+        dest.push_back(c);
+      } else if (u < 0x20) {
+        const std::string escaped = absl::StrFormat("\\u%04x", u);
+        dest.append(escaped.data(), escaped.data() + escaped.size());
+      } else {
+        dest.push_back(c);
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonEscapedMessage>();
+  }
+};
+
 void SetUpLogging(const v1::ServiceConfig& config) {
   auto logger = spdlog::stderr_logger_mt(absl::StrCat("sarloop-", config.code()));
   if (config.log_json()) {
-    logger->set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","service":"%n","msg":"%v"})",
-        spdlog::pattern_time_type::utc);
+    auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+    formatter->add_flag<JsonEscapedMessage>('j').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","service":"%n","msg":"%j"})");
+    logger->set_formatter(std::move(formatter));
   } else {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %n %^%l%$ %v");
   }
@@ -55,10 +82,10 @@ class OpsService final : public v1::Ops::CallbackService {
   OpsService(Edge edge, Database& db, Clock& clock) : edge_(edge), db_(db), clock_(clock) {}
 
   grpc::ServerUnaryReactor* GetBacklog(grpc::CallbackServerContext* ctx,
-                                       const v1::GetBacklogRequest*,
+                                       const v1::GetBacklogRequest* req,
                                        v1::GetBacklogResponse* response) override {
     return Serve(
-        ctx, edge_, "/sarloop.v1.Ops/GetBacklog", "", [=, this](const Call&) -> absl::Status {
+        ctx, edge_, "/sarloop.v1.Ops/GetBacklog", *req, [=, this](const Call&) -> absl::Status {
           ASSIGN_OR_RETURN(auto backlog, ReadBacklog(db_));
           const absl::Time now = clock_.Now();
           for (const Backlog& b : backlog) {

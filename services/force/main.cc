@@ -24,7 +24,7 @@ class ForceService final : public v1::Force::CallbackService {
   grpc::ServerUnaryReactor* ListInbox(grpc::CallbackServerContext* ctx,
                                       const v1::ListInboxRequest* req,
                                       v1::ListInboxResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Force/ListInbox", "",
+    return Serve(ctx, edge_, "/sarloop.v1.Force/ListInbox", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->Inbox(*req));
                    return absl::OkStatus();
@@ -34,7 +34,7 @@ class ForceService final : public v1::Force::CallbackService {
   grpc::ServerUnaryReactor* GetReferral(grpc::CallbackServerContext* ctx,
                                         const v1::GetForceReferralRequest* req,
                                         v1::GetForceReferralResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Force/GetReferral", req->referral_id(),
+    return Serve(ctx, edge_, "/sarloop.v1.Force/GetReferral", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->Get(req->referral_id()));
                    return absl::OkStatus();
@@ -44,31 +44,31 @@ class ForceService final : public v1::Force::CallbackService {
   grpc::ServerUnaryReactor* Acknowledge(grpc::CallbackServerContext* ctx,
                                         const v1::ForceStepRequest* req,
                                         v1::ForceStepResponse* resp) override {
-    return Run(ctx, "/sarloop.v1.Force/Acknowledge", req->referral_id(), resp,
+    return Run(ctx, "/sarloop.v1.Force/Acknowledge", *req, resp,
                [this, req](const Call& c) { return desk_->Acknowledge(c, *req); });
   }
   grpc::ServerUnaryReactor* StartResearch(grpc::CallbackServerContext* ctx,
                                           const v1::ForceStepRequest* req,
                                           v1::ForceStepResponse* resp) override {
-    return Run(ctx, "/sarloop.v1.Force/StartResearch", req->referral_id(), resp,
+    return Run(ctx, "/sarloop.v1.Force/StartResearch", *req, resp,
                [this, req](const Call& c) { return desk_->StartResearch(c, *req); });
   }
   grpc::ServerUnaryReactor* Decline(grpc::CallbackServerContext* ctx,
                                     const v1::DeclineReferralRequest* req,
                                     v1::ForceStepResponse* resp) override {
-    return Run(ctx, "/sarloop.v1.Force/Decline", req->referral_id(), resp,
+    return Run(ctx, "/sarloop.v1.Force/Decline", *req, resp,
                [this, req](const Call& c) { return desk_->Decline(c, *req); });
   }
   grpc::ServerUnaryReactor* Close(grpc::CallbackServerContext* ctx,
                                   const v1::CloseReferralRequest* req,
                                   v1::ForceStepResponse* resp) override {
-    return Run(ctx, "/sarloop.v1.Force/Close", req->referral_id(), resp,
+    return Run(ctx, "/sarloop.v1.Force/Close", *req, resp,
                [this, req](const Call& c) { return desk_->Close(c, *req); });
   }
   grpc::ServerUnaryReactor* HandOver(grpc::CallbackServerContext* ctx,
                                      const v1::HandOverRequest* req,
                                      v1::ForceStepResponse* resp) override {
-    return Run(ctx, "/sarloop.v1.Force/HandOver", req->referral_id(), resp,
+    return Run(ctx, "/sarloop.v1.Force/HandOver", *req, resp,
                [this, req](const Call& c) { return desk_->HandOver(c, *req); });
   }
 
@@ -76,9 +76,9 @@ class ForceService final : public v1::Force::CallbackService {
   // Runs one step, and wakes the outbox for what it enqueued.
   template <typename F>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
-                                const std::string& referral_id, v1::ForceStepResponse* resp,
-                                F step) {
-    return Serve(ctx, edge_, method, referral_id, [=, this](const Call& call) -> absl::Status {
+                                const google::protobuf::Message& request,
+                                v1::ForceStepResponse* resp, F step) {
+    return Serve(ctx, edge_, method, request, [=, this](const Call& call) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, step(call));
       for (const auto& d : destinations_) outbox_.Notify(d);
       return absl::OkStatus();

@@ -28,7 +28,7 @@ class NcaService final : public v1::Nca::CallbackService {
   grpc::ServerUnaryReactor* GetTimeline(grpc::CallbackServerContext* ctx,
                                         const v1::GetTimelineRequest* req,
                                         v1::GetTimelineResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Nca/GetTimeline", req->referral_id(),
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/GetTimeline", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, register_->Timeline(req->referral_id()));
                    return absl::OkStatus();
@@ -38,7 +38,7 @@ class NcaService final : public v1::Nca::CallbackService {
   grpc::ServerUnaryReactor* ListRegister(grpc::CallbackServerContext* ctx,
                                          const v1::ListRegisterRequest* req,
                                          v1::ListRegisterResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Nca/ListRegister", "",
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/ListRegister", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, register_->List(*req));
                    return absl::OkStatus();
@@ -48,7 +48,7 @@ class NcaService final : public v1::Nca::CallbackService {
   grpc::ServerUnaryReactor* ListOverdue(grpc::CallbackServerContext* ctx,
                                         const v1::ListOverdueRequest* req,
                                         v1::ListOverdueResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Nca/ListOverdue", "",
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/ListOverdue", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, register_->Overdue(*req, clock_.Now()));
                    return absl::OkStatus();
@@ -59,7 +59,7 @@ class NcaService final : public v1::Nca::CallbackService {
                                        const v1::GetSummaryRequest* req,
                                        v1::GetSummaryResponse* resp) override {
     return Serve(
-        ctx, edge_, "/sarloop.v1.Nca/GetSummary", "", [=, this](const Call&) -> absl::Status {
+        ctx, edge_, "/sarloop.v1.Nca/GetSummary", *req, [=, this](const Call&) -> absl::Status {
           ASSIGN_OR_RETURN(
               *resp, register_->Summary(req->has_as_of() ? FromProto(req->as_of()) : clock_.Now()));
           return absl::OkStatus();
@@ -69,7 +69,7 @@ class NcaService final : public v1::Nca::CallbackService {
   grpc::ServerUnaryReactor* GetAggregates(grpc::CallbackServerContext* ctx,
                                           const v1::GetAggregatesRequest* req,
                                           v1::GetAggregatesResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Nca/GetAggregates", "",
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/GetAggregates", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, register_->Aggregates(*req, clock_.Now(), min_count_));
                    return absl::OkStatus();
@@ -79,7 +79,7 @@ class NcaService final : public v1::Nca::CallbackService {
   grpc::ServerUnaryReactor* CreateDashboardSession(
       grpc::CallbackServerContext* ctx, const v1::CreateDashboardSessionRequest* req,
       v1::CreateDashboardSessionResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Nca/CreateDashboardSession", "",
+    return Serve(ctx, edge_, "/sarloop.v1.Nca/CreateDashboardSession", *req,
                  [=, this](const Call& call) -> absl::Status {
                    if (dashboard_ == nullptr) {
                      return absl::FailedPreconditionError(

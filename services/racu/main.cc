@@ -23,7 +23,7 @@ class RacuService final : public v1::Racu::CallbackService {
   grpc::ServerUnaryReactor* ListHandovers(grpc::CallbackServerContext* ctx,
                                           const v1::ListHandoversRequest* req,
                                           v1::ListHandoversResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Racu/ListHandovers", "",
+    return Serve(ctx, edge_, "/sarloop.v1.Racu/ListHandovers", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, unit_->Inbox(*req));
                    return absl::OkStatus();
@@ -33,7 +33,7 @@ class RacuService final : public v1::Racu::CallbackService {
   grpc::ServerUnaryReactor* GetHandover(grpc::CallbackServerContext* ctx,
                                         const v1::GetHandoverRequest* req,
                                         v1::GetHandoverResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Racu/GetHandover", req->referral_id(),
+    return Serve(ctx, edge_, "/sarloop.v1.Racu/GetHandover", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, unit_->Get(req->referral_id()));
                    return absl::OkStatus();
@@ -43,28 +43,28 @@ class RacuService final : public v1::Racu::CallbackService {
   grpc::ServerUnaryReactor* Accept(grpc::CallbackServerContext* ctx,
                                    const v1::AcceptHandoverRequest* req,
                                    v1::UnitStepResponse* resp) override {
-    return Run(ctx, "/sarloop.v1.Racu/Accept", req->referral_id(), resp,
+    return Run(ctx, "/sarloop.v1.Racu/Accept", *req, resp,
                [this, req](const Call& c) { return unit_->Accept(c, *req); });
   }
   grpc::ServerUnaryReactor* DeclineAssistance(grpc::CallbackServerContext* ctx,
                                               const v1::DeclineAssistanceRequest* req,
                                               v1::UnitStepResponse* resp) override {
-    return Run(ctx, "/sarloop.v1.Racu/DeclineAssistance", req->referral_id(), resp,
+    return Run(ctx, "/sarloop.v1.Racu/DeclineAssistance", *req, resp,
                [this, req](const Call& c) { return unit_->DeclineAssistance(c, *req); });
   }
   grpc::ServerUnaryReactor* RecordOutcome(grpc::CallbackServerContext* ctx,
                                           const v1::RecordOutcomeRequest* req,
                                           v1::UnitStepResponse* resp) override {
-    return Run(ctx, "/sarloop.v1.Racu/RecordOutcome", req->referral_id(), resp,
+    return Run(ctx, "/sarloop.v1.Racu/RecordOutcome", *req, resp,
                [this, req](const Call& c) { return unit_->RecordOutcome(c, *req); });
   }
 
  private:
   template <typename F>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
-                                const std::string& referral_id, v1::UnitStepResponse* resp,
-                                F step) {
-    return Serve(ctx, edge_, method, referral_id, [=, this](const Call& call) -> absl::Status {
+                                const google::protobuf::Message& request,
+                                v1::UnitStepResponse* resp, F step) {
+    return Serve(ctx, edge_, method, request, [=, this](const Call& call) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, step(call));
       for (const auto& d : unit_->Destinations()) outbox_.Notify(d);
       return absl::OkStatus();

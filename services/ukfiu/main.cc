@@ -29,7 +29,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   grpc::ServerUnaryReactor* SubmitSar(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitSarRequest* req,
                                       v1::SubmitSarResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/SubmitSar", "",
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/SubmitSar", *req,
                  [=, this](const Call& call) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->SubmitSar(call, *req));
                    return absl::OkStatus();
@@ -38,7 +38,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
 
   grpc::ServerUnaryReactor* GetSar(grpc::CallbackServerContext* ctx, const v1::GetSarRequest* req,
                                    v1::GetSarResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/GetSar", "",
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/GetSar", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->GetSar(req->sar_id()));
                    return absl::OkStatus();
@@ -48,7 +48,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   grpc::ServerUnaryReactor* ReferSar(grpc::CallbackServerContext* ctx,
                                      const v1::ReferSarRequest* req,
                                      v1::ReferSarResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/ReferSar", "",
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/ReferSar", *req,
                  [=, this](const Call& call) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->Refer(call, *req));
                    Wake();
@@ -59,7 +59,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   grpc::ServerUnaryReactor* WithdrawReferral(grpc::CallbackServerContext* ctx,
                                              const v1::WithdrawReferralRequest* req,
                                              v1::WithdrawReferralResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/WithdrawReferral", req->referral_id(),
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/WithdrawReferral", *req,
                  [=, this](const Call& call) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->Withdraw(call, *req));
                    Wake();
@@ -70,7 +70,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   grpc::ServerUnaryReactor* RedirectReferral(grpc::CallbackServerContext* ctx,
                                              const v1::RedirectReferralRequest* req,
                                              v1::RedirectReferralResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/RedirectReferral", req->referral_id(),
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/RedirectReferral", *req,
                  [=, this](const Call& call) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->Redirect(call, *req));
                    Wake();
@@ -81,7 +81,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   grpc::ServerUnaryReactor* GetReferral(grpc::CallbackServerContext* ctx,
                                         const v1::GetReferralRequest* req,
                                         v1::GetReferralResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/GetReferral", req->referral_id(),
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/GetReferral", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->GetReferral(req->referral_id()));
                    return absl::OkStatus();
@@ -91,7 +91,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   grpc::ServerUnaryReactor* ListReferrals(grpc::CallbackServerContext* ctx,
                                           const v1::ListReferralsRequest* req,
                                           v1::ListReferralsResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/ListReferrals", "",
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/ListReferrals", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->List(*req));
                    return absl::OkStatus();
@@ -99,9 +99,9 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   }
 
   grpc::ServerUnaryReactor* RunFeedbackClock(grpc::CallbackServerContext* ctx,
-                                             const v1::RunFeedbackClockRequest*,
+                                             const v1::RunFeedbackClockRequest* req,
                                              v1::RunFeedbackClockResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/RunFeedbackClock", "",
+    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/RunFeedbackClock", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->RunClock());
                    Wake();

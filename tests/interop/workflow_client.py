@@ -17,6 +17,10 @@ that does not fit the state is FAILED_PRECONDITION; an expired deadline is DEADL
 another force's client certificate cannot read NFK's referral; a unit's certificate cannot call
 the force API.
 
+With SARLOOP_SENTINEL set, that word goes into the subjects' names and addresses, the narratives
+and the force's notes, so a test can scan the services' logs for it. (Not into outcome summaries:
+those go to the NCA, and a service refuses one that names a subject of the SAR.)
+
 Usage: workflow_client.py REPO PKI_DIR BASE_PORT. Prints 'N passed, N failed'.
 """
 import atexit
@@ -129,6 +133,8 @@ def ts(dt):
 
 
 run = uuid.uuid4().hex[:8]
+SENTINEL = os.environ.get("SARLOOP_SENTINEL", "")
+TAG = f" {SENTINEL}" if SENTINEL else ""
 now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 ukfiu_ch, nfk_ch = channel("ukfiu-intake", 1), channel("force-NFK-psd", 11)
 ersou_ch, nca_ch = channel("racu-ERSOU-cases", 21), channel("analyst-alice", 2)
@@ -145,10 +151,10 @@ referrals = []
 for i, name in enumerate(["Perdita Quillfeather", "Osric Lanyard"]):
     sar = types_pb2.Sar(
         reporter_reference=f"INTEROP-{run}-{i}", reporter_sector="bank",
-        narrative="Cash deposits inconsistent with declared income; account holder is a serving "
+        narrative=f"Cash deposits{TAG} inconsistent with declared income; account holder is a serving "
                   "officer according to the customer record.",
         amount_pence=1250000,
-        subjects=[types_pb2.Subject(full_name=f"{name} {run}", date_of_birth="1984-03-0" + str(i + 1),
+        subjects=[types_pb2.Subject(full_name=f"{name}{TAG} {run}", address=f"1{TAG} Road, Norwich NR1 1AA", date_of_birth="1984-03-0" + str(i + 1),
                                     role=types_pb2.SUBJECT_ROLE_OFFICER, employer_code="NFK")])
     sar.submitted_at.CopyFrom(ts(now - datetime.timedelta(minutes=5)))
     submitted = ukfiu.SubmitSar(ukfiu_pb2.SubmitSarRequest(request_id=f"interop-{run}-sar-{i}",
@@ -195,7 +201,7 @@ check("NFK: one ACKNOWLEDGED event despite the retry", len(acks) == 1, f"({len(a
 
 try:
     nfk.HandOver(force_pb2.HandOverRequest(request_id=f"interop-{run}-early", referral_id=handed,
-                                           notes="too early"), metadata=NFK_USER, timeout=10)
+                                           notes=f"too early{TAG}"), metadata=NFK_USER, timeout=10)
     check("NFK: handing over before research is refused", False, "accepted")
 except grpc.RpcError as e:
     check("NFK: handing over before research is refused FAILED_PRECONDITION",
@@ -238,7 +244,7 @@ nfk.StartResearch(force_pb2.ForceStepRequest(request_id=f"interop-{run}-research
                                              referral_id=handed), metadata=NFK_USER, timeout=10)
 over = nfk.HandOver(force_pb2.HandOverRequest(
     request_id=f"interop-{run}-handover", referral_id=handed,
-    notes="Research complete: financial profile supports a joint investigation."),
+    notes=f"Research complete{TAG}: financial profile supports a joint investigation."),
     metadata=NFK_USER, timeout=10)
 check("NFK: researched and handed over to ERSOU",
       over.referral.state == types_pb2.REFERRAL_STATE_HANDED_OVER and over.referral.unit == "ERSOU",
