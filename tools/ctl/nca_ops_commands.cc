@@ -2,11 +2,16 @@
 // on a referral (proto/sarloop/v1/nca.proto, delivery.proto's Ops, grpc.health.v1), and the
 // offline tools an operator runs on a service's own files.
 #include <google/protobuf/struct.pb.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "common/audit.h"
+#include "common/backup.h"
 #include "common/config.h"
 #include "common/crypto.h"
 #include "common/sealed.h"
@@ -170,6 +175,83 @@ absl::Status KeysReencrypt(const Input& in, Session& session) {
   return Reencrypt(*config, *keys, in.args.Has("dry-run"), session);
 }
 
+// Whether something accepts TCP connections at `listen` (host:port), i.e. the service runs.
+bool Listening(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = listen.substr(0, colon);
+  if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), listen.substr(colon + 1).c_str(), &hints, &found) != 0) {
+    return false;
+  }
+  bool up = false;
+  for (addrinfo* a = found; a != nullptr && !up; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    up = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    ::close(fd);
+  }
+  freeaddrinfo(found);
+  return up;
+}
+
+absl::StatusOr<v1::ServiceConfig> ConfigArg(const Input& in) {
+  const std::string path = in.args.Get("config").value_or("");
+  if (path.empty()) return UsageError("--config: required");
+  absl::StatusOr<v1::ServiceConfig> config = ReadConfigFile(path);
+  if (!config.ok()) return UsageError(config.status().message());
+  return config;
+}
+
+// Online: the service keeps running. The signed audit checkpoints are copied first, so they never
+// vouch for entries the database copy lacks.
+absl::Status DbBackup(const Input& in, Session& session) {
+  ASSIGN_OR_RETURN(v1::ServiceConfig config, ConfigArg(in));
+  const std::string out = in.args.Get("out").value_or("");
+  if (out.empty()) return UsageError("--out: required");
+  const std::string checkpoints = config.database() + ".audit-checkpoints";
+  std::error_code ec;
+  if (std::filesystem::exists(checkpoints)) {
+    std::filesystem::copy_file(checkpoints, out + ".audit-checkpoints", ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("copy ", checkpoints, ": ", ec.message()));
+  }
+  RETURN_IF_ERROR(BackupDatabase(config.database(), out));
+  ASSIGN_OR_RETURN(DatabaseFileInfo info, CheckDatabaseFile(out));
+  std::cout << "backed up " << config.database() << " to " << out << " (" << info.pages
+            << " pages, schema version " << info.schema_version << ", " << info.audit_entries
+            << " audit entries) and its signed audit checkpoints to " << out
+            << ".audit-checkpoints\n";
+  return absl::OkStatus();
+}
+
+// Offline: refuses while the service still listens.
+absl::Status DbRestore(const Input& in, Session& session) {
+  ASSIGN_OR_RETURN(v1::ServiceConfig config, ConfigArg(in));
+  const std::string from = in.args.Get("from").value_or("");
+  if (from.empty()) return UsageError("--from: required");
+  if (Listening(config.listen())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the service still listens on ", config.listen(), ": stop it before restoring"));
+  }
+  ASSIGN_OR_RETURN(DatabaseFileInfo info, CheckDatabaseFile(from));
+  RETURN_IF_ERROR(RestoreDatabase(from, config.database()));
+  std::error_code ec;
+  if (std::filesystem::exists(from + ".audit-checkpoints")) {
+    std::filesystem::copy_file(from + ".audit-checkpoints",
+                               config.database() + ".audit-checkpoints",
+                               std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("restore checkpoints: ", ec.message()));
+  }
+  std::cout << "restored " << config.database() << " from " << from << " (schema version "
+            << info.schema_version << ", " << info.audit_entries
+            << " audit entries); start the service. Messages its peers delivered after the "
+               "backup was taken are not in it.\n";
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::vector<Command> NcaCommands() {
@@ -224,6 +306,19 @@ std::vector<Command> OpsCommands() {
        .summary = "reseal a service's stored cells under its first data key (after rotation)",
        .options = {"config", "dry-run"},
        .run = KeysReencrypt},
+      {.group = "db",
+       .verb = "backup",
+       .synopsis = "--config SERVICE_CONFIG --out FILE",
+       .summary = "copy a service's database while it runs (SQLite online backup), with its "
+                  "audit checkpoints",
+       .options = {"config", "out"},
+       .run = DbBackup},
+      {.group = "db",
+       .verb = "restore",
+       .synopsis = "--config SERVICE_CONFIG --from FILE",
+       .summary = "put a checked backup in place of a stopped service's database",
+       .options = {"config", "from"},
+       .run = DbRestore},
       {.group = "health",
        .summary = "grpc.health.v1 check of the server; exit 1 unless SERVING",
        .run = Health},
