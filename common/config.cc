@@ -85,6 +85,12 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (c.shutdown_drain_ms() <= 0) c.set_shutdown_drain_ms(1000);
   if (c.max_inflight_calls() <= 0) c.set_max_inflight_calls(128);
   if (c.max_inflight_calls() > 4096) return FieldError("max_inflight_calls", "at most 4096");
+  if (c.retention_years() < 0 || c.retention_years() > 100) {
+    return FieldError("retention_years", "must be 0 (keep everything) to 100");
+  }
+  if (c.retention_years() > 0 && kind == v1::SERVICE_KIND_NCA) {
+    return FieldError("retention_years", "is not for nca (the register keeps no SAR content)");
+  }
   if (c.grpc_memory_mib() <= 0) c.set_grpc_memory_mib(256);
   if (c.audit_key_file().empty()) c.set_audit_key_file(c.database() + ".audit-key");
   if (c.publication_min_count() < 0 || c.publication_min_count() > 1000) {

@@ -28,6 +28,7 @@
 #include "common/https_server.h"
 #include "common/identity.h"
 #include "common/ids.h"
+#include "common/retention.h"
 #include "common/rpc.h"
 #include "common/status.h"
 #include "common/tls.h"
@@ -423,6 +424,23 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   };
   health->SetServingStatus(kOutboxHealth, true);
   arm_health();
+  // Retention: an hour after start and every hour after that.
+  boost::asio::steady_timer retention_timer(io);
+  std::function<void()> arm_retention = [&] {
+    retention_timer.expires_after(std::chrono::hours(1));
+    retention_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      absl::StatusOr<PurgeReport> purged =
+          PurgeEnded(*db, clock->Now(), config.retention_years(), "sarloop/retention");
+      if (!purged.ok()) {
+        spdlog::error("retention: {}", purged.status().ToString());
+      } else if (purged->referrals + purged->sars + purged->outbox + purged->replies > 0) {
+        spdlog::info("retention: {}", purged->Summary());
+      }
+      arm_retention();
+    });
+  };
+  if (config.retention_years() > 0) arm_retention();
   boost::asio::steady_timer drain_timer(io);
   signals.async_wait([&](const boost::system::error_code&, int signo) {
     // Draining: still serving, but saying NOT_SERVING so balancers and peers go elsewhere.
@@ -431,6 +449,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
     health->SetServingStatus(false);
     timer.cancel();
     health_timer.cancel();
+    retention_timer.cancel();
     drain_timer.expires_after(std::chrono::milliseconds(config.shutdown_drain_ms()));
     drain_timer.async_wait([&](const boost::system::error_code&) {
       checkpoint_timer.cancel();

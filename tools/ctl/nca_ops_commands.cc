@@ -9,11 +9,14 @@
 #include <filesystem>
 #include <iostream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/audit.h"
 #include "common/backup.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/crypto.h"
+#include "common/retention.h"
 #include "common/sealed.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
@@ -252,6 +255,33 @@ absl::Status DbRestore(const Input& in, Session& session) {
   return absl::OkStatus();
 }
 
+// On the service's host, while it runs: the retention purge the service runs hourly, now. Uses
+// the service's retention_years (or --years) and its clock: the system's, moved by the
+// configuration's dev_clock_offset_file or --clock-offset-file (development chains only).
+absl::Status DbPurge(const Input& in, Session& session) {
+  ASSIGN_OR_RETURN(v1::ServiceConfig config, ConfigArg(in));
+  int years = config.retention_years();
+  if (std::optional<std::string> y = in.args.Get("years")) {
+    if (!absl::SimpleAtoi(*y, &years) || years < 1) {
+      return UsageError("--years: a whole number of years, at least 1");
+    }
+  }
+  if (years < 1) {
+    return UsageError("the configuration sets no retention_years; give --years to purge anyway");
+  }
+  if (config.kind() == v1::SERVICE_KIND_NCA) {
+    return UsageError("the NCA register is not purged (it keeps no SAR content)");
+  }
+  const std::string offset_file =
+      in.args.Get("clock-offset-file").value_or(config.dev_clock_offset_file());
+  std::unique_ptr<Clock> clock =
+      offset_file.empty() ? NewSystemClock() : NewOffsetFileClock(offset_file);
+  ASSIGN_OR_RETURN(auto db, Database::OpenExisting(config.database(), nullptr));
+  ASSIGN_OR_RETURN(PurgeReport report, PurgeEnded(*db, clock->Now(), years, "sarloopctl/db-purge"));
+  std::cout << config.database() << ": " << report.Summary() << "\n";
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::vector<Command> NcaCommands() {
@@ -319,6 +349,12 @@ std::vector<Command> OpsCommands() {
        .summary = "put a checked backup in place of a stopped service's database",
        .options = {"config", "from"},
        .run = DbRestore},
+      {.group = "db",
+       .verb = "purge",
+       .synopsis = "--config SERVICE_CONFIG [--years N] [--clock-offset-file FILE]",
+       .summary = "delete referrals that ended over retention_years (or N) years ago, now",
+       .options = {"config", "years", "clock-offset-file"},
+       .run = DbPurge},
       {.group = "health",
        .summary = "grpc.health.v1 check of the server; exit 1 unless SERVING",
        .run = Health},

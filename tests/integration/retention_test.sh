@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The retention policy on a real chain (retention_years: 6): two referrals that ended and one still
+# open; the chain's clock moves 7 years on; `sarloopctl db purge` (what each service runs hourly)
+# deletes the ended ones at NFK and at UKFIU (with their SARs) and keeps the open one; the purge is
+# an entry in each audit chain, which still verifies.
+# Usage: retention_test.sh BUILD_DIR. Prints 'N passed, N failed'.
+set -uo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export SARLOOP_BUILD=${1:?usage: retention_test.sh BUILD_DIR}
+DIR=$(mktemp -d /tmp/sarloop-retention-XXXXXX)
+# 10000-14972: clear of every other test's ports.
+export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((10000 + RANDOM % 50 * 100))}
+LOCAL=$REPO/deploy/local/sarloop-local
+cleanup() { "$LOCAL" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+SARLOOP_RETENTION_YEARS=6 "$LOCAL" up "$DIR" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+source "$DIR/env.sh"
+CTL=$SARLOOP_CTL
+pass=0 fail=0
+ok() { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+
+/usr/bin/python3 "$REPO/tests/interop/workflow_client.py" "$REPO" "$DIR/pki" "$SARLOOP_BASE_PORT" \
+  >"$DIR/workflow.out" 2>&1 || bad "workflow: $(tail -3 "$DIR/workflow.out")"
+mapfile -t ended < <(grep -o 'REF-[0-9a-f]*' "$DIR/workflow.out" | head -2)
+json() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+sar=$(sarloopctl_as UKFIU --json ukfiu submit --sector bank --narrative "cash deposits" \
+  --subject "Rowan Stillwater|1979-05-06|officer|NFK" | json 'd["sar"]["sarId"]')
+open=$(sarloopctl_as UKFIU --json ukfiu refer "$sar" --org NFK --threat high --risk medium \
+  --harm low --rationale "Unexplained deposits" | json 'd["referral"]["referralId"]')
+for _ in $(seq 100); do sarloopctl_as NFK force show "$open" >/dev/null 2>&1 && break; sleep 0.1; done
+((${#ended[@]} == 2)) && [[ $open == REF-* ]] && ok "two ended referrals (${ended[*]}) and an open one ($open)" ||
+  bad "setup: ended '${ended[*]}', open '$open'"
+sleep 3  # delivery of the last events, and a signed audit checkpoint
+
+if out=$("$CTL" db purge --config "$DIR/config/force-NFK.textproto" --clock-offset-file "$DIR/clock-offset" 2>&1) && [[ $out == *" 0 referrals"* ]]; then
+  ok "nothing is purged before its time: $out"
+else
+  bad "early purge: $out"
+fi
+# Seven years on (the chain's clock file, as sarloop-synth moves it).
+echo $((7 * 366 * 86400)) >"$DIR/clock-offset.tmp" && mv "$DIR/clock-offset.tmp" "$DIR/clock-offset"
+if out=$("$CTL" db purge --config "$DIR/config/force-NFK.textproto" --clock-offset-file "$DIR/clock-offset" 2>&1) && [[ $out == *": 2 referrals"* ]]; then
+  ok "NFK purges the two ended referrals: $out"
+else
+  bad "NFK purge: $out"
+fi
+if out=$("$CTL" db purge --config "$DIR/config/ukfiu.textproto" --clock-offset-file "$DIR/clock-offset" 2>&1) && [[ $out == *": 2 referrals"*"2 SARs"* ]]; then
+  ok "UKFIU purges them and their SARs: $out"
+else
+  bad "UKFIU purge: $out"
+fi
+gone=0
+for ref in "${ended[@]}"; do
+  out=$(sarloopctl_as NFK force show "$ref" 2>&1)
+  [[ $out == *NOT_FOUND* ]] && gone=$((gone + 1))
+done
+((gone == 2)) && ok "NFK no longer has the ended referrals" || bad "$gone of 2 ended referrals gone at NFK"
+sarloopctl_as NFK force show "$open" >/dev/null 2>&1 && ok "the open referral stays" || bad "the open referral was purged"
+sarloopctl_as UKFIU ukfiu sar "$sar" >/dev/null 2>&1 && ok "its SAR stays at UKFIU" || bad "the open referral's SAR was purged"
+entry=$(sqlite3 "file:$DIR/data/force-NFK.db?mode=ro" "SELECT identity || ' ' || detail FROM audit WHERE method = 'retention.purge' ORDER BY seq DESC LIMIT 1")
+[[ $entry == "sarloopctl/db-purge ended before"*"2 referrals"* ]] && ok "the purge is in NFK's audit log: $entry" || bad "audit entry: '$entry'"
+if out=$("$CTL" audit verify --database "$DIR/data/force-NFK.db" 2>&1); then
+  ok "NFK's audit chain verifies after the purge: $out"
+else
+  bad "audit verify: $out"
+fi
+if out=$("$CTL" db purge --config "$DIR/config/nca.textproto" --years 6 2>&1); then
+  bad "the NCA register was purged"
+else
+  ok "the NCA register is not purged: $out"
+fi
+echo "$pass passed, $fail failed"
+((fail == 0))
