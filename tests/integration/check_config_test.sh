@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `sarloop-<kind> --check-config`: every configuration sarloop-local writes (one per role) passes,
-# text proto and JSON alike; each kind of mistake an operator makes is refused with exit 2 and a
+# `sarloop-<kind> --check-config`: every configuration sarloop-local writes (one per instance) and
+# every example in deploy/config/ (one per role) passes, text proto and JSON alike; each kind of mistake an operator makes is refused with exit 2 and a
 # message naming the field and what is wrong. Nothing is started.
 # Usage: check_config_test.sh BUILD_DIR. Prints 'N passed, N failed'.
 set -uo pipefail
@@ -27,6 +27,23 @@ for cfg in "$DIR"/config/*.textproto; do
     ok "$name: configuration OK"
   else
     bad "$name: $out"
+  fi
+done
+
+# The example configuration for each role in deploy/config/, its /etc/sarloop and /var/lib/sarloop
+# paths moved into a sandbox holding the dev PKI's files for that role.
+for pair in ukfiu:ukfiu nca:nca force:force-NFK racu:racu-ERSOU; do
+  kind=${pair%%:*} name=${pair#*:} ex=$DIR/examples/${pair%%:*}
+  mkdir -p "$ex/etc/tls" "$ex/etc/keys" "$ex/var/$kind"
+  cp "$DIR/pki/$name"/{cert,key,ca}.pem "$ex/etc/tls/" && cp -r "$DIR/pki/crl" "$ex/etc/tls/crl"
+  cp "$DIR/pki/keys/$name-data-1.key" "$ex/etc/keys/data-1.key"
+  cp "$DIR/pki/keys/subject-hmac.key" "$ex/etc/keys/subject-hmac.key"
+  sed -e "s|/etc/sarloop/|$ex/etc/|g" -e "s|/var/lib/sarloop/|$ex/var/|g" \
+    "$REPO/deploy/config/$kind.textproto" >"$ex/config.textproto"
+  if out=$("$(binary "$kind")" --config="$ex/config.textproto" --check-config 2>&1); then
+    ok "deploy/config/$kind.textproto: configuration OK"
+  else
+    bad "deploy/config/$kind.textproto: $out"
   fi
 done
 
