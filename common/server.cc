@@ -495,12 +495,14 @@ int RunService(int argc, char** argv, v1::ServiceKind kind, std::span<const Migr
     std::cerr << argv[0] << ": " << config.status().message() << "\n";
     return 2;
   }
+  // The same checks at every start, so a mistake stops the service at once with the field named
+  // (exit 2: systemd does not restart it) rather than surfacing later.
+  absl::StatusOr<std::string> summary = CheckConfig(*config);
+  if (!summary.ok()) {
+    std::cerr << argv[0] << ": " << summary.status().message() << "\n";
+    return 2;
+  }
   if (check_only) {
-    absl::StatusOr<std::string> summary = CheckConfig(*config);
-    if (!summary.ok()) {
-      std::cerr << argv[0] << ": " << summary.status().message() << "\n";
-      return 2;
-    }
     std::cout << argv[0] << ": configuration OK\n" << *summary;
     return 0;
   }

@@ -91,5 +91,11 @@ served_forces: \"QQQ\"" "served_forces[" "unknown organisation 'QQQ'"
 expect "a wrong kind for the binary" racu "$force" kind SERVICE_KIND_FORCE
 expect "an unreadable policy" force "$force
 authz_policy_file: \"$DIR/no-policy.textproto\"" authz_policy_file
+# Starting (not only --check-config) refuses the same mistakes, before listening.
+printf '%s\n' "${force//code: \"NFK\"/code: \"XYZ\"}" >"$DIR/broken.textproto"
+out=$(timeout 20 "$(binary force)" --config="$DIR/broken.textproto" 2>&1)
+rc=$?
+[[ $rc == 2 && $out == *"unknown organisation 'XYZ'"* ]] && ok "a service started with a bad configuration exits 2 naming the field: $out" ||
+  bad "start with an unknown organisation: exit $rc: $out"
 echo "$pass passed, $fail failed"
 ((fail == 0))
