@@ -10,11 +10,11 @@ import sys
 
 import grpc
 
+from checks import check, finish
+
 PKI, BASE = sys.argv[1], int(sys.argv[2])
 INSTANCES = {"ukfiu": (1, "sarloop.v1.Ukfiu"), "nca": (2, "sarloop.v1.Nca"),
              "force-NFK": (11, "sarloop.v1.Force"), "racu-ERSOU": (21, "sarloop.v1.Racu")}
-failures = []
-passed = 0
 
 
 def read(path):
@@ -28,14 +28,6 @@ def creds(identity):
         private_key=read(f"{PKI}/{identity}/key.pem"),
         certificate_chain=read(f"{PKI}/{identity}/cert.pem"))
 
-
-def check(name, ok, detail=""):
-    global passed
-    print(f"{'ok  ' if ok else 'FAIL'} {name} {detail}")
-    if ok:
-        passed += 1
-    else:
-        failures.append(name)
 
 
 def fields(buf):
@@ -127,5 +119,4 @@ with grpc.secure_channel(f"localhost:{BASE + 1}", creds("ukfiu-intake")) as chan
               e.code() == grpc.StatusCode.INVALID_ARGUMENT and violations == ["sar"],
               f"{e.code()} {violations}")
 
-print(f"{passed} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish()

@@ -19,21 +19,13 @@ import sys
 
 import grpc
 
+from checks import check, finish
+
 PKI, BASE = sys.argv[1], int(sys.argv[2])
 # Each service's gRPC port offset; its metrics endpoint is at that port + 24 (sarloop-local).
 SERVICES = {"ukfiu": 1, "nca": 2, "force-NFK": 11, "force-SFK": 12, "force-MPS": 13,
             "force-BF": 14, "racu-ERSOU": 21, "racu-NCAACU": 22}
-failures = []
-passed = 0
 
-
-def check(name, ok, detail=""):
-    global passed
-    print(f"{'ok  ' if ok else 'FAIL'} {name} {detail}")
-    if ok:
-        passed += 1
-    else:
-        failures.append(name)
 
 
 def scrape(offset, identity):
@@ -172,5 +164,4 @@ with grpc.secure_channel(f"localhost:{BASE + 11}", creds) as channel:
         check("the monitoring identity cannot call the force API",
               e.code() == grpc.StatusCode.PERMISSION_DENIED, str(e.code()))
 
-print(f"{passed} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish()

@@ -36,18 +36,10 @@ import uuid
 
 import grpc
 
+from checks import check, finish
+
 REPO, PKI, BASE = sys.argv[1], sys.argv[2], int(sys.argv[3])
-failures = []
-passed = 0
 
-
-def check(name, ok, detail=""):
-    global passed
-    print(f"{'ok  ' if ok else 'FAIL'} {name} {detail}")
-    if ok:
-        passed += 1
-    else:
-        failures.append(name)
 
 
 # --- Stubs: generated from proto/ with protoc and Debian's grpc_python_plugin. -----------------
@@ -319,5 +311,4 @@ entry = until("the force's outcome in the NCA register", lambda: (
 check("NCA: the force's outcome is in the register",
       entry.outcome.type == types_pb2.OUTCOME_TYPE_REFLECTIVE_PRACTICE)
 
-print(f"{passed} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish()

@@ -469,13 +469,38 @@ void Percentiles(std::vector<double>& latencies, Result& r) {
   r.p99_ms = at(0.99);
 }
 
+// Lifecycles finished on many threads: the latencies of those that reached the register and the
+// errors of those that did not.
+class Outcomes {
+ public:
+  void Record(const absl::Status& status, Clock::time_point since) {
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+    std::lock_guard lock(mu_);
+    if (status.ok()) {
+      latencies_.push_back(ms);
+    } else {
+      ++result_.errors;
+      if (result_.first_error.empty()) result_.first_error = status.ToString();
+    }
+  }
+  Result Finish(std::string name, double seconds) {
+    std::lock_guard lock(mu_);
+    result_.name = std::move(name);
+    result_.seconds = seconds;
+    Percentiles(latencies_, result_);
+    return result_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<double> latencies_;
+  Result result_;
+};
+
 // Peak: `concurrency` lifecycles at once for `seconds`, each thread starting the next as soon as
 // its last one is in the register.
 Result ChainPeak(ChainDriver& driver, int concurrency, double seconds, std::atomic<int64_t>& n) {
-  Result r;
-  r.name = "whole chain, peak (lifecycles)";
-  std::mutex mu;
-  std::vector<double> latencies;
+  Outcomes outcomes;
   const auto begin = Clock::now();
   const auto end = begin + std::chrono::duration<double>(seconds);
   std::vector<std::thread> threads;
@@ -483,31 +508,19 @@ Result ChainPeak(ChainDriver& driver, int concurrency, double seconds, std::atom
     threads.emplace_back([&] {
       while (Clock::now() < end) {
         const auto t0 = Clock::now();
-        absl::Status s = driver.Lifecycle(n++);
-        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-        std::lock_guard lock(mu);
-        if (s.ok()) {
-          latencies.push_back(ms);
-        } else {
-          ++r.errors;
-          if (r.first_error.empty()) r.first_error = s.ToString();
-        }
+        outcomes.Record(driver.Lifecycle(n++), t0);
       }
     });
   }
   for (std::thread& t : threads) t.join();
-  r.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-  Percentiles(latencies, r);
-  return r;
+  return outcomes.Finish("whole chain, peak (lifecycles)",
+                         std::chrono::duration<double>(Clock::now() - begin).count());
 }
 
 // Open loop: a lifecycle starts every 1/rate s, on its own thread from a pool, whether or not
 // earlier ones have finished; latency counts from the scheduled start, so a stall is not hidden.
 Result ChainAtRate(ChainDriver& driver, double rate, double seconds, std::atomic<int64_t>& n) {
-  Result r;
-  r.name = absl::StrFormat("whole chain at %.0f/s (lifecycles)", rate);
-  std::mutex mu;
-  std::vector<double> latencies;
+  Outcomes outcomes;
   const auto begin = Clock::now();
   const int64_t total = std::max<int64_t>(1, static_cast<int64_t>(rate * seconds));
   std::atomic<int64_t> next{0};
@@ -520,23 +533,12 @@ Result ChainAtRate(ChainDriver& driver, double rate, double seconds, std::atomic
             begin + std::chrono::duration_cast<Clock::duration>(
                         std::chrono::duration<double>(static_cast<double>(k) / rate));
         std::this_thread::sleep_until(scheduled);
-        absl::Status s = driver.Lifecycle(n++);
-        const double ms =
-            std::chrono::duration<double, std::milli>(Clock::now() - scheduled).count();
-        std::lock_guard lock(mu);
-        if (s.ok()) {
-          latencies.push_back(ms);
-        } else {
-          ++r.errors;
-          if (r.first_error.empty()) r.first_error = s.ToString();
-        }
+        outcomes.Record(driver.Lifecycle(n++), scheduled);
       }
     });
   }
   for (std::thread& t : threads) t.join();
-  r.seconds = seconds;
-  Percentiles(latencies, r);
-  return r;
+  return outcomes.Finish(absl::StrFormat("whole chain at %.0f/s (lifecycles)", rate), seconds);
 }
 
 int Main(int argc, char** argv) {
