@@ -20,6 +20,9 @@ absl::StatusOr<v1::ReferralState> NextState(v1::ReferralState from, v1::EventTyp
 
 // DECLINED_BY_FORCE, CLOSED_BY_FORCE, OUTCOME_RECORDED, WITHDRAWN, REDIRECTED.
 bool IsTerminal(v1::ReferralState state);
+// The same states as an SQL list, for `state IN ...` over a state column (lifecycle_test keeps the
+// two equal).
+inline constexpr char kTerminalStatesSql[] = "(5, 6, 9, 10, 11)";
 
 // A decline or an outcome: what Recommendation 4 asks forces to send back.
 bool IsFeedback(v1::ReferralState state);

@@ -3,14 +3,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/audit.h"
 #include "common/ids.h"
+#include "common/lifecycle.h"
 #include "common/status.h"
 
 namespace sarloop {
 namespace {
 
-// Referral states that have ended (see ReferralState): declined, closed by the force, outcome
-// recorded, withdrawn, redirected.
-constexpr char kEnded[] = "(5, 6, 9, 10, 11)";
+constexpr const char* kEnded = kTerminalStatesSql;
 
 absl::StatusOr<bool> HasTable(Txn& txn, const char* table) {
   ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "

@@ -94,10 +94,11 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& ed
     reactor->Finish(ToGrpcStatus(status));
     // Ids, codes and the field at fault only: request contents never reach a log, as they may
     // name people (tests/integration/log_privacy_test.sh plants names and scans every log).
+    const std::string field = FieldOf(status);
     spdlog::log(status.ok() ? spdlog::level::debug : spdlog::level::info,
                 "call {} {} referral={} request={} caller={}{}{}", method,
                 absl::StatusCodeToString(status.code()), referral_id, request_id, entry.identity,
-                FieldOf(status).empty() ? "" : " field=", FieldOf(status));
+                field.empty() ? "" : " field=", field);
     if (edge.metrics != nullptr)
       edge.metrics->ObserveRpc(method, status.code(), absl::Now() - arrived);
   };

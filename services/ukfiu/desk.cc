@@ -39,7 +39,7 @@ CREATE INDEX sar_subjects_by_sar ON sar_subjects (sar_id);
 )sql"}};
 
 // Referral states that have ended (see ReferralState).
-constexpr char kEnded[] = "(5, 6, 9, 10, 11)";
+constexpr const char* kEnded = kTerminalStatesSql;
 
 const absl::Duration kMonth = absl::Hours(24) * 365.25 / 12;
 

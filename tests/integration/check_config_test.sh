@@ -89,6 +89,12 @@ racu=$(cat "$DIR/config/racu-ERSOU.textproto")
 expect "a served force unknown" racu "$racu
 served_forces: \"QQQ\"" "served_forces[" "unknown organisation 'QQQ'"
 expect "a wrong kind for the binary" racu "$force" kind SERVICE_KIND_FORCE
+expect "retention out of range" force "$force
+retention_years: 101" retention_years "0 (keep everything) to 100"
+expect "retention on the NCA" nca "$(cat "$DIR/config/nca.textproto")
+retention_years: 6" retention_years "not for nca"
+expect "too many calls in flight" force "$force
+max_inflight_calls: 5000" max_inflight_calls "at most 4096"
 expect "an unreadable policy" force "$force
 authz_policy_file: \"$DIR/no-policy.textproto\"" authz_policy_file
 # Starting (not only --check-config) refuses the same mistakes, before listening.

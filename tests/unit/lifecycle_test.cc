@@ -27,6 +27,17 @@ TEST(ReferralStateMachine, FollowsTheHandoverPath) {
   EXPECT_TRUE(IsFeedback(s));
 }
 
+// SQL queries use kTerminalStatesSql where code uses IsTerminal: the two must name the same states.
+TEST(ReferralStateMachine, TerminalStatesSqlMatchesIsTerminal) {
+  std::string expected;
+  for (int s = v1::ReferralState_MIN; s <= v1::ReferralState_MAX; ++s) {
+    if (!v1::ReferralState_IsValid(s) || !IsTerminal(static_cast<v1::ReferralState>(s))) continue;
+    expected += expected.empty() ? "(" : ", ";
+    expected += std::to_string(s);
+  }
+  EXPECT_EQ(std::string(kTerminalStatesSql), expected + ")");
+}
+
 TEST(ReferralStateMachine, RejectsOutcomeBeforeHandover) {
   EXPECT_THAT(NextState(v1::REFERRAL_STATE_UNDER_RESEARCH, v1::EVENT_TYPE_OUTCOME_RECORDED),
               StatusIs(absl::StatusCode::kFailedPrecondition,

@@ -88,6 +88,19 @@ struct Result {
   double rps() const { return seconds > 0 ? calls / seconds : 0; }
 };
 
+// Latencies (ms) to p50/p99 into `r`.
+void Percentiles(std::vector<double>& latencies, Result& r) {
+  r.calls = static_cast<int64_t>(latencies.size());
+  if (latencies.empty()) return;
+  std::sort(latencies.begin(), latencies.end());
+  auto at = [&](double p) {
+    const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(latencies.size())));
+    return latencies[std::max<size_t>(rank, 1) - 1];
+  };
+  r.p50_ms = at(0.5);
+  r.p99_ms = at(0.99);
+}
+
 // Keeps `concurrency` calls in flight for `seconds`: each completion records its latency and
 // starts the next call. `start(done)` issues one call and runs done(status) when it completes.
 Result Drive(const std::string& name, int concurrency, double seconds,
@@ -125,16 +138,7 @@ Result Drive(const std::string& name, int concurrency, double seconds,
   std::unique_lock lock(mu);
   cv.wait(lock, [&] { return active == 0; });
   r.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-  r.calls = static_cast<int64_t>(latencies.size());
-  if (!latencies.empty()) {
-    std::sort(latencies.begin(), latencies.end());
-    auto at = [&](double p) {
-      const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(latencies.size())));
-      return latencies[std::max<size_t>(rank, 1) - 1];
-    };
-    r.p50_ms = at(0.5);
-    r.p99_ms = at(0.99);
-  }
+  Percentiles(latencies, r);
   return r;
 }
 
@@ -455,19 +459,6 @@ class ChainDriver {
   std::atomic<int64_t> retries_{0};
   std::atomic<int64_t> polls_{0};
 };
-
-// Latencies (ms) to p50/p99 into `r`.
-void Percentiles(std::vector<double>& latencies, Result& r) {
-  r.calls = static_cast<int64_t>(latencies.size());
-  if (latencies.empty()) return;
-  std::sort(latencies.begin(), latencies.end());
-  auto at = [&](double p) {
-    const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(latencies.size())));
-    return latencies[std::max<size_t>(rank, 1) - 1];
-  };
-  r.p50_ms = at(0.5);
-  r.p99_ms = at(0.99);
-}
 
 // Lifecycles finished on many threads: the latencies of those that reached the register and the
 // errors of those that did not.
