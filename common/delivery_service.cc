@@ -75,12 +75,12 @@ DeliveryService::DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFro
 grpc::ServerUnaryReactor* DeliveryService::Deliver(grpc::CallbackServerContext* ctx,
                                                    const v1::DeliverRequest* request,
                                                    v1::DeliverResponse* response) {
-  return Serve(ctx, edge_, "/sarloop.v1.Delivery/Deliver", *request,
-               [=, this](const Call& call) -> absl::Status {
-                 RETURN_IF_ERROR(RequireService(call.identity));
-                 ASSIGN_OR_RETURN(*response, DeliverFrom(call.identity, *request, call.audit));
-                 return absl::OkStatus();
-               });
+  return ServeWrite(ctx, edge_, "/sarloop.v1.Delivery/Deliver", *request,
+                    [=, this](const Call& call) -> absl::Status {
+                      RETURN_IF_ERROR(RequireService(call.identity));
+                      ASSIGN_OR_RETURN(*response, DeliverFrom(call.identity, *request, call.audit));
+                      return absl::OkStatus();
+                    });
 }
 
 absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity& peer,
@@ -102,7 +102,7 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
     return absl::OkStatus();
   };
   ASSIGN_OR_RETURN(v1::DeliverResponse response, ReceiveBatch(db_, clock_, request, apply, audit));
-  if (accepted_any && after_commit_) after_commit_();
+  if (accepted_any && after_commit_) db_.AfterCommit(after_commit_);
   return response;
 }
 
@@ -118,12 +118,12 @@ RegisterFeedService::RegisterFeedService(Edge edge, Database& db, Clock& clock, 
 grpc::ServerUnaryReactor* RegisterFeedService::ReportEvents(grpc::CallbackServerContext* ctx,
                                                             const v1::ReportEventsRequest* request,
                                                             v1::DeliverResponse* response) {
-  return Serve(ctx, edge_, "/sarloop.v1.RegisterFeed/ReportEvents", *request,
-               [=, this](const Call& call) -> absl::Status {
-                 RETURN_IF_ERROR(RequireService(call.identity));
-                 ASSIGN_OR_RETURN(*response, ReportFrom(call.identity, *request, call.audit));
-                 return absl::OkStatus();
-               });
+  return ServeWrite(ctx, edge_, "/sarloop.v1.RegisterFeed/ReportEvents", *request,
+                    [=, this](const Call& call) -> absl::Status {
+                      RETURN_IF_ERROR(RequireService(call.identity));
+                      ASSIGN_OR_RETURN(*response, ReportFrom(call.identity, *request, call.audit));
+                      return absl::OkStatus();
+                    });
 }
 
 absl::StatusOr<v1::DeliverResponse> RegisterFeedService::ReportFrom(

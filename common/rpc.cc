@@ -13,4 +13,18 @@ std::string StringField(const google::protobuf::Message& request, const char* na
   return request.GetReflection()->GetString(request, field);
 }
 
+namespace internal {
+
+bool Shed(grpc::CallbackServerContext* ctx, const Edge& edge, const char* method) {
+  if (edge.admission == nullptr || !edge.admission->Shed(ctx)) return false;
+  if (edge.metrics != nullptr) {
+    edge.metrics->ObserveRpc(method, absl::StatusCode::kResourceExhausted, absl::ZeroDuration());
+  }
+  ctx->DefaultReactor()->Finish(ToGrpcStatus(
+      RetryLater(absl::StatusCode::kResourceExhausted,
+                 "server busy: too many calls in progress; retry later", absl::Milliseconds(250))));
+  return true;
+}
+
+}  // namespace internal
 }  // namespace sarloop

@@ -9,7 +9,7 @@
 #include <grpcpp/support/server_callback.h>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
+#include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -22,15 +22,9 @@
 #include "common/identity.h"
 #include "common/metrics.h"
 #include "common/status.h"
+#include "common/storage.h"
 
 namespace sarloop {
-
-inline grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
-                                        const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
 
 // What every call passes: the bound on calls in flight (null: none, for unit tests), where calls
 // are recorded, the service's database (null disables auditing, for unit tests), and where bodies
@@ -42,10 +36,90 @@ struct Edge {
   Executor* executor = nullptr;
   // Where calls are counted and timed (null: nowhere, for unit tests).
   Metrics* metrics = nullptr;
+  // Where ServeWrite's bodies run: as write jobs on this database's writer thread, answered from
+  // its commit (null: as Serve runs them).
+  Database* writer = nullptr;
 };
 
 // A string field of `request` by name (request_id, referral_id), or "" when it has none.
 std::string StringField(const google::protobuf::Message& request, const char* name);
+
+namespace internal {
+
+// Refuses the call when the server is full; true when it did.
+bool Shed(grpc::CallbackServerContext* ctx, const Edge& edge, const char* method);
+
+// One call from its arrival to its reply, shared by Serve and ServeWrite.
+template <typename Body>
+class CallRun {
+ public:
+  CallRun(grpc::CallbackServerContext* ctx, const Edge& edge, const char* method,
+          const google::protobuf::Message& request, Body body)
+      : ctx_(ctx),
+        reactor_(ctx->DefaultReactor()),
+        edge_(edge),
+        method_(method),
+        arrived_(absl::Now()),
+        referral_id_(StringField(request, "referral_id").substr(0, 64)),
+        request_id_(StringField(request, "request_id").substr(0, 64)),
+        body_(std::move(body)) {}
+
+  grpc::ServerUnaryReactor* reactor() const { return reactor_; }
+
+  // Identifies the caller, runs the body and records the call in the audit log.
+  absl::Status Run() {
+    absl::StatusOr<Identity> id = PeerIdentity(*ctx_);
+    AuditEntry entry;
+    entry.at = edge_.clock->Now();
+    entry.method = method_;
+    entry.referral_id = referral_id_;
+    absl::Status status = id.status();
+    Call call;
+    if (id.ok()) {
+      call.identity = *id;
+      call.actor = ActorOf(*ctx_, *id);
+      call.scope = absl::StrCat(method_, "/", id->uri);
+      entry.identity = id->uri;
+      entry.user = call.actor.user();
+    }
+    AuditRecorder audit(edge_.audit_db, entry);
+    call.audit = &audit;
+    if (id.ok()) status = body_(static_cast<const Call&>(call));
+    audit.Finish(status);
+    caller_ = entry.identity;
+    return status;
+  }
+
+  // Answers the caller, once its effect is committed.
+  void Reply(const absl::Status& status) {
+    // The effect is committed; the caller has not heard. Its retry (same request_id) must find it.
+    fault::CrashPoint("rpc.before_reply");
+    reactor_->Finish(ToGrpcStatus(status));
+    // Ids, codes and the field at fault only: request contents never reach a log, as they may
+    // name people (tests/integration/log_privacy_test.sh plants names and scans every log).
+    const std::string field = FieldOf(status);
+    spdlog::log(status.ok() ? spdlog::level::debug : spdlog::level::info,
+                "call {} {} referral={} request={} caller={}{}{}", method_,
+                absl::StatusCodeToString(status.code()), referral_id_, request_id_, caller_,
+                field.empty() ? "" : " field=", field);
+    if (edge_.metrics != nullptr) {
+      edge_.metrics->ObserveRpc(method_, status.code(), absl::Now() - arrived_);
+    }
+  }
+
+ private:
+  grpc::CallbackServerContext* const ctx_;
+  grpc::ServerUnaryReactor* const reactor_;
+  const Edge edge_;
+  const char* const method_;
+  const absl::Time arrived_;
+  const std::string referral_id_;
+  const std::string request_id_;
+  Body body_;
+  std::string caller_;
+};
+
+}  // namespace internal
 
 // `body(const Call&)` returns absl::Status. The request's referral_id and request_id, if it has
 // them, go into the audit entry and the call's log line. The body runs later on `edge.executor`,
@@ -57,57 +131,34 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& ed
                                 Body body) {
   // Overload: refused before any work, and not audited (the audit write would be the very load
   // being shed); Admission counts the refusals.
-  const absl::Time arrived = absl::Now();
-  if (edge.admission != nullptr && edge.admission->Shed(ctx)) {
-    if (edge.metrics != nullptr) {
-      edge.metrics->ObserveRpc(method, absl::StatusCode::kResourceExhausted, absl::ZeroDuration());
-    }
-    return Finish(ctx, RetryLater(absl::StatusCode::kResourceExhausted,
-                                  "server busy: too many calls in progress; retry later",
-                                  absl::Milliseconds(250)));
-  }
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto run = [ctx, reactor, edge, method, arrived,
-              referral_id = StringField(request, "referral_id").substr(0, 64),
-              request_id = StringField(request, "request_id").substr(0, 64),
-              body = std::move(body)]() {
-    absl::StatusOr<Identity> id = PeerIdentity(*ctx);
-    AuditEntry entry;
-    entry.at = edge.clock->Now();
-    entry.method = method;
-    entry.referral_id = referral_id;
-    absl::Status status = id.status();
-    Call call;
-    if (id.ok()) {
-      call.identity = *id;
-      call.actor = ActorOf(*ctx, *id);
-      call.scope = absl::StrCat(method, "/", id->uri);
-      entry.identity = id->uri;
-      entry.user = call.actor.user();
-    }
-    AuditRecorder audit(edge.audit_db, entry);
-    call.audit = &audit;
-    if (id.ok()) status = body(static_cast<const Call&>(call));
-    audit.Finish(status);
-    // The effect is committed; the caller has not heard. Its retry (same request_id) must find it.
-    fault::CrashPoint("rpc.before_reply");
-    reactor->Finish(ToGrpcStatus(status));
-    // Ids, codes and the field at fault only: request contents never reach a log, as they may
-    // name people (tests/integration/log_privacy_test.sh plants names and scans every log).
-    const std::string field = FieldOf(status);
-    spdlog::log(status.ok() ? spdlog::level::debug : spdlog::level::info,
-                "call {} {} referral={} request={} caller={}{}{}", method,
-                absl::StatusCodeToString(status.code()), referral_id, request_id, entry.identity,
-                field.empty() ? "" : " field=", field);
-    if (edge.metrics != nullptr)
-      edge.metrics->ObserveRpc(method, status.code(), absl::Now() - arrived);
-  };
+  if (internal::Shed(ctx, edge, method)) return ctx->DefaultReactor();
+  auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body));
   if (edge.executor != nullptr) {
-    edge.executor->Post(std::move(run));
+    edge.executor->Post([run] { run->Reply(run->Run()); });
   } else {
-    run();
+    run->Reply(run->Run());
   }
-  return reactor;
+  return run->reactor();
+}
+
+// Serve for calls that change state (they carry a request_id, or deliver messages). The body runs
+// as a write job on `edge.writer` (Database::Submit): it shares a transaction and one COMMIT with
+// the calls that arrived meanwhile, and its reply goes out from the writer thread once that
+// COMMIT has returned, never before. A body that succeeded is answered with the commit's error if
+// the commit fails. It must not block on anything but the database. Without `edge.writer`, as
+// Serve.
+template <typename Body>
+grpc::ServerUnaryReactor* ServeWrite(grpc::CallbackServerContext* ctx, const Edge& edge,
+                                     const char* method, const google::protobuf::Message& request,
+                                     Body body) {
+  if (edge.writer == nullptr) return Serve(ctx, edge, method, request, std::move(body));
+  if (internal::Shed(ctx, edge, method)) return ctx->DefaultReactor();
+  auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body));
+  edge.writer->Submit([run]() -> Database::Completion {
+    absl::Status status = run->Run();
+    return [run, status](const absl::Status& commit) { run->Reply(status.ok() ? commit : status); };
+  });
+  return run->reactor();
 }
 
 }  // namespace sarloop

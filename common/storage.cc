@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -70,6 +71,12 @@ class SqliteDatabase : public Database {
   SqliteDatabase(sqlite3* db, std::shared_ptr<const Keyring> keys)
       : db_(db), keys_(std::move(keys)) {}
   ~SqliteDatabase() override {
+    {
+      std::lock_guard lock(jobs_mu_);
+      stopping_ = true;
+    }
+    jobs_cv_.notify_one();
+    if (writer_.joinable()) writer_.join();
     for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
     sqlite3_close_v2(db_);
   }
@@ -80,11 +87,10 @@ class SqliteDatabase : public Database {
   // fails all of them. Those that queued meanwhile form the next batch, so the batch grows with
   // the load while one fsync is in progress, and a lone caller pays nothing extra.
   absl::Status Transact(const std::function<absl::Status(Txn&)>& fn) override {
-    if (writes_failing_.load()) {
-      return RetryLater(
-          absl::StatusCode::kUnavailable,
-          absl::StrCat("storage cannot take writes (", FailureReason(), "); retry later"),
-          absl::Seconds(1));
+    if (tl_batch.db == this) return TransactInBatch(fn);
+    if (writes_failing_.load()) return WritesRefused();
+    if (writer_started_.load() && std::this_thread::get_id() != writer_id_) {
+      return TransactOnWriter(fn);
     }
     Writer mine;
     mine.fn = &fn;
@@ -92,7 +98,7 @@ class SqliteDatabase : public Database {
     writers_.push_back(&mine);
     while (!mine.done && &mine != writers_.front()) mine.cv.wait(queue_lock);
     if (mine.done) return mine.status;
-    const size_t n = std::min(writers_.size(), max_batch_);
+    const size_t n = std::min(writers_.size(), max_batch_.load());
     std::vector<Writer*> batch(writers_.begin(), writers_.begin() + static_cast<ptrdiff_t>(n));
     queue_lock.unlock();
     bool committed;
@@ -122,10 +128,7 @@ class SqliteDatabase : public Database {
     commit_observer_ = std::move(observer);
   }
 
-  void SetMaxBatch(int n) override {
-    std::lock_guard lock(queue_mu_);
-    max_batch_ = static_cast<size_t>(std::max(n, 1));
-  }
+  void SetMaxBatch(int n) override { max_batch_.store(static_cast<size_t>(std::max(n, 1))); }
 
   // Transactions committed and functions they carried, for the messages-per-commit figure.
   CommitStats Stats() override {
@@ -157,8 +160,34 @@ class SqliteDatabase : public Database {
   }
 
   absl::Status Read(const std::function<absl::Status(Txn&)>& fn) override {
+    if (tl_batch.db == this) {
+      // Inside a write job: the writer thread holds the connection, in the batch's transaction.
+      SqliteTxn txn(this);
+      return fn(txn);
+    }
     std::lock_guard lock(mu_);
     return RunLocked("BEGIN DEFERRED", fn);
+  }
+
+  void Submit(std::function<Completion()> job) override {
+    {
+      std::lock_guard lock(jobs_mu_);
+      if (!writer_.joinable()) {
+        writer_ = std::thread([this] { WriterLoop(); });
+        writer_id_ = writer_.get_id();
+        writer_started_.store(true);
+      }
+      jobs_.push_back(std::move(job));
+    }
+    jobs_cv_.notify_one();
+  }
+
+  void AfterCommit(std::function<void()> fn) override {
+    if (tl_batch.db == this) {
+      tl_batch.batch->after_commit.push_back(std::move(fn));
+    } else {
+      fn();
+    }
   }
 
   absl::StatusOr<int64_t> SynchronousMode() override {
@@ -238,6 +267,153 @@ class SqliteDatabase : public Database {
     return absl::OkStatus();
   }
 
+  // The batch the writer thread is running, seen by the jobs it runs (thread-local, so a job's
+  // Transact and Read know they are inside it).
+  struct Batch {
+    // Set when the batch itself failed (BEGIN, or a savepoint statement): nothing in it commits.
+    absl::Status error;
+    int64_t transactions = 0;
+    std::vector<std::function<void()>> after_commit;
+  };
+  struct BatchContext {
+    SqliteDatabase* db = nullptr;
+    Batch* batch = nullptr;
+  };
+  static thread_local BatchContext tl_batch;
+
+  absl::Status WritesRefused() {
+    return RetryLater(
+        absl::StatusCode::kUnavailable,
+        absl::StrCat("storage cannot take writes (", FailureReason(), "); retry later"),
+        absl::Seconds(1));
+  }
+
+  // A Transact call from inside a write job: its own savepoint in the batch's transaction.
+  absl::Status TransactInBatch(const std::function<absl::Status(Txn&)>& fn)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    Batch& b = *tl_batch.batch;
+    if (!b.error.ok()) return b.error;
+    if (writes_failing_.load()) return WritesRefused();
+    SqliteTxn txn(this);
+    if (absl::Status s = txn.Exec("SAVEPOINT grp", {}); !s.ok()) {
+      b.error = s;
+      return s;
+    }
+    absl::Status status = fn(txn);
+    if (!status.ok()) {
+      NoteFailure();
+      absl::Status undo = txn.Exec("ROLLBACK TO grp", {});
+      if (undo.ok()) undo = txn.Exec("RELEASE grp", {});
+      if (!undo.ok()) b.error = undo;
+      return status;
+    }
+    if (absl::Status s = txn.Exec("RELEASE grp", {}); !s.ok()) {
+      b.error = s;
+      return s;
+    }
+    ++b.transactions;
+    return absl::OkStatus();
+  }
+
+  // A Transact call from another thread once the writer runs: a job of its own, waited for, so
+  // that it shares the writer's commits instead of taking turns with them.
+  absl::Status TransactOnWriter(const std::function<absl::Status(Txn&)>& fn) {
+    struct Wait {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      absl::Status status;
+    } wait;
+    Submit([&]() -> Completion {
+      absl::Status status = Transact(fn);
+      return [&wait, status](const absl::Status& commit) {
+        std::lock_guard lock(wait.mu);
+        wait.status = status.ok() ? commit : status;
+        wait.done = true;
+        wait.cv.notify_one();
+      };
+    });
+    std::unique_lock lock(wait.mu);
+    wait.cv.wait(lock, [&] { return wait.done; });
+    return wait.status;
+  }
+
+  void WriterLoop() {
+    std::unique_lock lock(jobs_mu_);
+    for (;;) {
+      jobs_cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, and every job submitted has run
+      const size_t n = std::min(jobs_.size(), max_batch_.load());
+      std::vector<std::function<Completion()>> batch(std::make_move_iterator(jobs_.begin()),
+                                                     std::make_move_iterator(jobs_.begin() + n));
+      jobs_.erase(jobs_.begin(), jobs_.begin() + static_cast<ptrdiff_t>(n));
+      lock.unlock();
+      RunJobs(batch);
+      lock.lock();
+    }
+  }
+
+  // One batch of jobs: one transaction, one COMMIT, then every job's completion.
+  void RunJobs(std::vector<std::function<Completion()>>& jobs) {
+    std::vector<Completion> completions;
+    completions.reserve(jobs.size());
+    Batch batch;
+    absl::Status commit;
+    const absl::Time began = absl::Now();
+    bool acked_early = false;
+    {
+      std::lock_guard lock(mu_);
+      batch.error = Begin();
+      tl_batch = BatchContext{this, &batch};
+      for (auto& job : jobs) completions.push_back(job());
+      tl_batch = BatchContext{};
+      commit = batch.error;
+      if (commit.ok()) {
+        fault::CrashPoint("storage.before_commit");
+        if (fault::Unsafe("ack_before_commit")) {
+          // Unsafe mode (test builds only): answer now, commit with the next transaction.
+          acked_early = true;
+          for (Completion& c : completions) c(absl::OkStatus());
+        } else {
+          commit = Commit();
+          if (commit.ok()) fault::CrashPoint("storage.after_commit");
+        }
+      } else if (!sqlite3_get_autocommit(db_)) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      }
+    }
+    const bool committed = commit.ok() && batch.transactions > 0;
+    if (committed && commit_observer_) commit_observer_(batch.transactions, absl::Now() - began);
+    {
+      std::lock_guard queue_lock(queue_mu_);
+      stats_.commits += committed ? 1 : 0;
+      stats_.transactions += committed ? batch.transactions : 0;
+    }
+    if (commit.ok()) {
+      for (auto& fn : batch.after_commit) fn();
+    }
+    if (!acked_early) {
+      for (Completion& c : completions) c(commit);
+    }
+  }
+
+  // BEGIN IMMEDIATE, after settling whatever an earlier transaction left open.
+  absl::Status Begin() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!sqlite3_get_autocommit(db_)) {
+      if (fault::Unsafe("ack_before_commit")) {
+        RETURN_IF_ERROR(Commit());
+      } else {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      }
+    }
+    const int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      NoteFailure();
+      return SqliteError(db_, rc, "BEGIN IMMEDIATE");
+    }
+    return absl::OkStatus();
+  }
+
   struct Writer {
     const std::function<absl::Status(Txn&)>* fn = nullptr;
     absl::Status status;
@@ -258,7 +434,7 @@ class SqliteDatabase : public Database {
     const absl::Status all = RunLocked("BEGIN IMMEDIATE", [&](Txn& txn) -> absl::Status {
       bool any_ok = false;
       for (size_t i = 0; i < batch.size(); ++i) {
-        RETURN_IF_ERROR(txn.Exec("SAVEPOINT grp"));
+        RETURN_IF_ERROR(txn.Exec("SAVEPOINT grp", {}));
         results[i] = (*batch[i]->fn)(txn);
         if (!results[i].ok()) {
           NoteFailure();
@@ -342,7 +518,15 @@ class SqliteDatabase : public Database {
 
   std::mutex queue_mu_;
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(queue_mu_);
-  size_t max_batch_ ABSL_GUARDED_BY(queue_mu_) = kMaxBatch;
+  std::atomic<size_t> max_batch_{kMaxBatch};
+  // The writer thread and its queue of jobs.
+  std::mutex jobs_mu_;
+  std::condition_variable jobs_cv_;
+  std::deque<std::function<Completion()>> jobs_ ABSL_GUARDED_BY(jobs_mu_);
+  bool stopping_ ABSL_GUARDED_BY(jobs_mu_) = false;
+  std::thread writer_;
+  std::thread::id writer_id_;
+  std::atomic<bool> writer_started_{false};
   std::function<void(int64_t, absl::Duration)> commit_observer_;
   CommitStats stats_ ABSL_GUARDED_BY(queue_mu_);
   std::atomic<bool> writes_failing_{false};
@@ -355,6 +539,8 @@ class SqliteDatabase : public Database {
   std::map<std::string, sqlite3_stmt*, std::less<>> statements_ ABSL_GUARDED_BY(mu_);
   friend class SqliteTxn;
 };
+
+thread_local SqliteDatabase::BatchContext SqliteDatabase::tl_batch;
 
 absl::Status BindAll(sqlite3* db, sqlite3_stmt* stmt, const std::vector<SqlValue>& params) {
   for (size_t i = 0; i < params.size(); ++i) {

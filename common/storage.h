@@ -5,8 +5,10 @@
 // i.e. after the WAL has been synced; a service acknowledges a request only after that.
 //
 // Thread-safety: a Database may be used from any thread. SQLite allows one writer: concurrent
-// Transact calls queue, and the one at the front commits everyone queued behind it in one
-// transaction (group commit). Reads share the same connection and wait for a batch to finish.
+// writes share one transaction and one commit (group commit). Before Submit is first called, the
+// Transact call at the front of the queue commits everyone queued behind it; after, a writer
+// thread runs the batches, and write jobs (Submit) run on it and answer from its commit. Reads
+// share the same connection and wait for a batch to finish.
 #ifndef SARLOOP_COMMON_STORAGE_H_
 #define SARLOOP_COMMON_STORAGE_H_
 
@@ -124,6 +126,22 @@ class Database {
   // Told after every commit how many Transact functions it carried and how long the batch took
   // (for metrics). Set before the database is shared between threads.
   virtual void SetCommitObserver(std::function<void(int64_t, absl::Duration)> observer) = 0;
+
+  // What a write job does once its batch has ended, told the COMMIT's status: only on OK may its
+  // caller hear that the job took effect.
+  using Completion = std::function<void(const absl::Status& commit)>;
+  // Runs `job` later on the database's writer thread (started by the first Submit), inside the
+  // transaction of a batch shared with the jobs and Transact calls queued at that moment: it
+  // saves each caller a thread of its own and a wake-up after the commit. Transact calls the job
+  // makes run at once in their own savepoints and return their function's status, whose effect
+  // still waits for the batch's COMMIT; Read calls see the batch so far. A job must not block on
+  // anything but this database. The job returns its Completion, called on the writer thread after
+  // the batch ends.
+  virtual void Submit(std::function<Completion()> job) = 0;
+  // Runs `fn` once what this thread has written is committed: at once outside a write job, after
+  // the batch's COMMIT inside one, never if that fails. For in-memory effects (caches, indexes)
+  // that must not see what may yet be rolled back. Not from inside a Transact function.
+  virtual void AfterCommit(std::function<void()> fn) = 0;
 
   // Runs `fn` in a read transaction. Writes inside `fn` are an error.
   virtual absl::Status Read(const std::function<absl::Status(Txn&)>& fn) = 0;

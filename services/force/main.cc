@@ -78,7 +78,7 @@ class ForceService final : public v1::Force::CallbackService {
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
                                 const google::protobuf::Message& request,
                                 v1::ForceStepResponse* resp, F step) {
-    return Serve(ctx, edge_, method, request, [=, this](const Call& call) -> absl::Status {
+    return ServeWrite(ctx, edge_, method, request, [=, this](const Call& call) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, step(call));
       for (const auto& d : destinations_) outbox_.Notify(d);
       return absl::OkStatus();

@@ -64,7 +64,7 @@ class RacuService final : public v1::Racu::CallbackService {
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
                                 const google::protobuf::Message& request,
                                 v1::UnitStepResponse* resp, F step) {
-    return Serve(ctx, edge_, method, request, [=, this](const Call& call) -> absl::Status {
+    return ServeWrite(ctx, edge_, method, request, [=, this](const Call& call) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, step(call));
       for (const auto& d : unit_->Destinations()) outbox_.Notify(d);
       return absl::OkStatus();

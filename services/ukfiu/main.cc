@@ -29,11 +29,11 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   grpc::ServerUnaryReactor* SubmitSar(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitSarRequest* req,
                                       v1::SubmitSarResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/SubmitSar", *req,
-                 [=, this](const Call& call) -> absl::Status {
-                   ASSIGN_OR_RETURN(*resp, desk_->SubmitSar(call, *req));
-                   return absl::OkStatus();
-                 });
+    return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/SubmitSar", *req,
+                      [=, this](const Call& call) -> absl::Status {
+                        ASSIGN_OR_RETURN(*resp, desk_->SubmitSar(call, *req));
+                        return absl::OkStatus();
+                      });
   }
 
   grpc::ServerUnaryReactor* GetSar(grpc::CallbackServerContext* ctx, const v1::GetSarRequest* req,
@@ -48,34 +48,34 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   grpc::ServerUnaryReactor* ReferSar(grpc::CallbackServerContext* ctx,
                                      const v1::ReferSarRequest* req,
                                      v1::ReferSarResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/ReferSar", *req,
-                 [=, this](const Call& call) -> absl::Status {
-                   ASSIGN_OR_RETURN(*resp, desk_->Refer(call, *req));
-                   Wake();
-                   return absl::OkStatus();
-                 });
+    return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/ReferSar", *req,
+                      [=, this](const Call& call) -> absl::Status {
+                        ASSIGN_OR_RETURN(*resp, desk_->Refer(call, *req));
+                        Wake();
+                        return absl::OkStatus();
+                      });
   }
 
   grpc::ServerUnaryReactor* WithdrawReferral(grpc::CallbackServerContext* ctx,
                                              const v1::WithdrawReferralRequest* req,
                                              v1::WithdrawReferralResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/WithdrawReferral", *req,
-                 [=, this](const Call& call) -> absl::Status {
-                   ASSIGN_OR_RETURN(*resp, desk_->Withdraw(call, *req));
-                   Wake();
-                   return absl::OkStatus();
-                 });
+    return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/WithdrawReferral", *req,
+                      [=, this](const Call& call) -> absl::Status {
+                        ASSIGN_OR_RETURN(*resp, desk_->Withdraw(call, *req));
+                        Wake();
+                        return absl::OkStatus();
+                      });
   }
 
   grpc::ServerUnaryReactor* RedirectReferral(grpc::CallbackServerContext* ctx,
                                              const v1::RedirectReferralRequest* req,
                                              v1::RedirectReferralResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/RedirectReferral", *req,
-                 [=, this](const Call& call) -> absl::Status {
-                   ASSIGN_OR_RETURN(*resp, desk_->Redirect(call, *req));
-                   Wake();
-                   return absl::OkStatus();
-                 });
+    return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/RedirectReferral", *req,
+                      [=, this](const Call& call) -> absl::Status {
+                        ASSIGN_OR_RETURN(*resp, desk_->Redirect(call, *req));
+                        Wake();
+                        return absl::OkStatus();
+                      });
   }
 
   grpc::ServerUnaryReactor* GetReferral(grpc::CallbackServerContext* ctx,
@@ -101,12 +101,12 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   grpc::ServerUnaryReactor* RunFeedbackClock(grpc::CallbackServerContext* ctx,
                                              const v1::RunFeedbackClockRequest* req,
                                              v1::RunFeedbackClockResponse* resp) override {
-    return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/RunFeedbackClock", *req,
-                 [=, this](const Call&) -> absl::Status {
-                   ASSIGN_OR_RETURN(*resp, desk_->RunClock());
-                   Wake();
-                   return absl::OkStatus();
-                 });
+    return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/RunFeedbackClock", *req,
+                      [=, this](const Call&) -> absl::Status {
+                        ASSIGN_OR_RETURN(*resp, desk_->RunClock());
+                        Wake();
+                        return absl::OkStatus();
+                      });
   }
 
  private:
