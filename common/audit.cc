@@ -34,6 +34,19 @@ CREATE TABLE audit (
   detail TEXT NOT NULL,
   hash BLOB NOT NULL
 );
+)sql",
+                                   R"sql(
+CREATE TABLE audit (
+  seq BIGINT PRIMARY KEY,
+  at BIGINT NOT NULL,
+  identity TEXT NOT NULL,
+  "user" TEXT NOT NULL,
+  method TEXT NOT NULL,
+  referral_id TEXT NOT NULL,
+  code BIGINT NOT NULL,
+  detail TEXT NOT NULL,
+  hash BYTEA NOT NULL
+);
 )sql"};
 
 namespace {
@@ -126,11 +139,13 @@ absl::StatusOr<Pkey> LoadOrMakeKey(const std::string& path) {
 }  // namespace
 
 absl::Status AppendAudit(Txn& txn, const AuditEntry& entry) {
+  // One chain per database: processes sharing it (PostgreSQL replicas) append one at a time.
+  RETURN_IF_ERROR(txn.Serialize("sarloop.audit"));
   ASSIGN_OR_RETURN(auto head, txn.Query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"));
   const int64_t seq = head.empty() ? 1 : head[0].Int(0) + 1;
   const std::string prev = head.empty() ? std::string(kHashSize, '\0') : head[0].Text(1);
   return txn.Exec(
-      "INSERT INTO audit (seq, at, identity, user, method, referral_id, code, detail, hash) "
+      "INSERT INTO audit (seq, at, identity, \"user\", method, referral_id, code, detail, hash) "
       "VALUES (?,?,?,?,?,?,?,?,?)",
       {seq, ToMicros(entry.at), entry.identity, entry.user, entry.method, entry.referral_id,
        int64_t{entry.code}, entry.detail, Blob{EntryHash(prev, seq, entry)}});
@@ -212,7 +227,7 @@ absl::StatusOr<AuditReport> VerifyAudit(const std::string& database,
   AuditReport report;
   std::map<int64_t, std::string> hashes;
   RETURN_IF_ERROR(db->Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT seq, at, identity, user, method, referral_id, "
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT seq, at, identity, \"user\", method, referral_id, "
                                           "code, detail, hash FROM audit ORDER BY seq"));
     std::string prev(kHashSize, '\0');
     int64_t expected = 1;

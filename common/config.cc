@@ -53,6 +53,9 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (c.code().empty()) return FieldError("code", "is required");
   if (c.listen().empty()) return FieldError("listen", "is required");
   if (c.database().empty()) return FieldError("database", "is required");
+  if (!c.postgres().empty() && kind != v1::SERVICE_KIND_NCA) {
+    return FieldError("postgres", "only the NCA's register runs on PostgreSQL");
+  }
   if (c.tls().cert_file().empty()) return FieldError("tls.cert_file", "is required");
   if (c.tls().key_file().empty()) return FieldError("tls.key_file", "is required");
   if (c.tls().ca_file().empty()) return FieldError("tls.ca_file", "is required");

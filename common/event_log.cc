@@ -15,6 +15,15 @@ CREATE TABLE events (
   event BLOB NOT NULL
 );
 CREATE INDEX events_by_referral ON events (referral_id, occurred_at, event_id);
+)sql",
+                                      R"sql(
+CREATE TABLE events (
+  event_id TEXT PRIMARY KEY,
+  referral_id TEXT NOT NULL,
+  occurred_at BIGINT NOT NULL,
+  event BYTEA NOT NULL
+);
+CREATE INDEX events_by_referral ON events (referral_id, occurred_at, event_id);
 )sql"};
 
 v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
@@ -33,7 +42,8 @@ v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
 
 absl::StatusOr<bool> AppendEvent(Txn& txn, const v1::LifecycleEvent& event) {
   RETURN_IF_ERROR(txn.Exec(
-      "INSERT OR IGNORE INTO events (event_id, referral_id, occurred_at, event) VALUES (?,?,?,?)",
+      "INSERT INTO events (event_id, referral_id, occurred_at, event) VALUES (?,?,?,?) "
+      "ON CONFLICT DO NOTHING",
       {event.event_id(), event.referral_id(), ToMicros(FromProto(event.occurred_at())),
        Blob{event.SerializeAsString()}}));
   return txn.Changes() > 0;

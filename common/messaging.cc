@@ -52,6 +52,35 @@ CREATE TABLE idempotency (
   created_at INTEGER NOT NULL,
   PRIMARY KEY (scope, request_id)
 );
+)sql",
+                                       R"sql(
+CREATE TABLE outbox (
+  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  destination TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  referral_id TEXT NOT NULL,
+  envelope BYTEA NOT NULL,
+  created_at BIGINT NOT NULL,
+  attempts BIGINT NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  status BIGINT NOT NULL DEFAULT 0,
+  done_at BIGINT,
+  UNIQUE (destination, message_id)
+);
+CREATE INDEX outbox_by_status ON outbox (destination, status, seq);
+CREATE TABLE inbox_seen (
+  message_id TEXT PRIMARY KEY,
+  received_at BIGINT NOT NULL,
+  status BIGINT NOT NULL,
+  detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE idempotency (
+  scope TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  response BYTEA NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (scope, request_id)
+);
 )sql"};
 
 namespace {
@@ -85,8 +114,8 @@ absl::Status Enqueue(Txn& txn, const std::string& destination, const v1::Envelop
       Blob sealed,
       SealProto(txn, kOutboxColumn, OutboxRowKey(destination, envelope.message_id()), envelope));
   return txn.Exec(
-      "INSERT OR IGNORE INTO outbox (destination, message_id, referral_id, envelope, created_at) "
-      "VALUES (?, ?, ?, ?, ?)",
+      "INSERT INTO outbox (destination, message_id, referral_id, envelope, created_at) "
+      "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
       {destination, envelope.message_id(), envelope.event().referral_id(), std::move(sealed),
        ToMicros(now)});
 }

@@ -15,15 +15,17 @@ std::string StringField(const google::protobuf::Message& request, const char* na
 
 namespace internal {
 
-bool Shed(grpc::CallbackServerContext* ctx, const Edge& edge, const char* method) {
-  if (edge.admission == nullptr || !edge.admission->Shed(ctx)) return false;
+grpc::ServerUnaryReactor* Shed(grpc::CallbackServerContext* ctx, const Edge& edge,
+                               const char* method) {
+  if (edge.admission == nullptr || !edge.admission->Shed(ctx)) return nullptr;
   if (edge.metrics != nullptr) {
     edge.metrics->ObserveRpc(method, absl::StatusCode::kResourceExhausted, absl::ZeroDuration());
   }
-  ctx->DefaultReactor()->Finish(ToGrpcStatus(
-      RetryLater(absl::StatusCode::kResourceExhausted,
-                 "server busy: too many calls in progress; retry later", absl::Milliseconds(250))));
-  return true;
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(RetryLater(absl::StatusCode::kResourceExhausted,
+                                          "server busy: too many calls in progress; retry later",
+                                          absl::Milliseconds(250))));
+  return reactor;
 }
 
 }  // namespace internal

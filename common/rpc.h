@@ -46,8 +46,10 @@ std::string StringField(const google::protobuf::Message& request, const char* na
 
 namespace internal {
 
-// Refuses the call when the server is full; true when it did.
-bool Shed(grpc::CallbackServerContext* ctx, const Edge& edge, const char* method);
+// When the server is full, refuses the call and returns its reactor; otherwise null. (The
+// context's DefaultReactor may be asked for only once: each call makes a new one.)
+grpc::ServerUnaryReactor* Shed(grpc::CallbackServerContext* ctx, const Edge& edge,
+                               const char* method);
 
 // One call from its arrival to its reply, shared by Serve and ServeWrite.
 template <typename Body>
@@ -131,7 +133,7 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& ed
                                 Body body) {
   // Overload: refused before any work, and not audited (the audit write would be the very load
   // being shed); Admission counts the refusals.
-  if (internal::Shed(ctx, edge, method)) return ctx->DefaultReactor();
+  if (grpc::ServerUnaryReactor* refused = internal::Shed(ctx, edge, method)) return refused;
   auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body));
   if (edge.executor != nullptr) {
     edge.executor->Post([run] { run->Reply(run->Run()); });
@@ -152,7 +154,7 @@ grpc::ServerUnaryReactor* ServeWrite(grpc::CallbackServerContext* ctx, const Edg
                                      const char* method, const google::protobuf::Message& request,
                                      Body body) {
   if (edge.writer == nullptr) return Serve(ctx, edge, method, request, std::move(body));
-  if (internal::Shed(ctx, edge, method)) return ctx->DefaultReactor();
+  if (grpc::ServerUnaryReactor* refused = internal::Shed(ctx, edge, method)) return refused;
   auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body));
   edge.writer->Submit([run]() -> Database::Completion {
     absl::Status status = run->Run();

@@ -141,7 +141,8 @@ absl::StatusOr<std::string> CheckConfig(const v1::ServiceConfig& config) {
   }
   std::string summary =
       absl::StrCat("  kind ", v1::ServiceKind_Name(config.kind()), ", code ", config.code(),
-                   ", listening on ", config.listen(), "\n  database ", config.database(), "\n");
+                   ", listening on ", config.listen(), "\n  database ",
+                   config.postgres().empty() ? config.database() : "on PostgreSQL", "\n");
   for (int i = 0; i < config.peers_size(); ++i) {
     const std::string& code = config.peers(i).code();
     std::string what = "unit";
@@ -262,13 +263,17 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   ASSIGN_OR_RETURN(
       std::shared_ptr<const Keyring> keys,
       Keyring::FromFiles({config.data_key_files().begin(), config.data_key_files().end()}));
-  ASSIGN_OR_RETURN(std::unique_ptr<Database> db, Database::Open(config.database(), all, keys));
+  ASSIGN_OR_RETURN(std::unique_ptr<Database> db,
+                   config.postgres().empty()
+                       ? Database::Open(config.database(), all, keys)
+                       : Database::OpenPostgres(config.postgres(), all, keys));
   db->SetCommitObserver([&metrics](int64_t transactions, absl::Duration took) {
     metrics.ObserveCommit(transactions, took);
   });
   ASSIGN_OR_RETURN(int64_t sync, db->SynchronousMode());
-  spdlog::info("database {} open (WAL, synchronous={}, sealing with data key {} of {})",
-               config.database(), sync, keys->current_key_id(), keys->key_ids().size());
+  spdlog::info("database {} open (synchronous={}, sealing with data key {} of {})",
+               config.postgres().empty() ? config.database() : "on PostgreSQL", sync,
+               keys->current_key_id(), keys->key_ids().size());
 
   const ReferenceData* reference = &ReferenceData::BuiltIn();
   std::optional<ReferenceData> loaded;

@@ -1,15 +1,14 @@
+// Group commit over any engine (storage_engine.h): the write queue, write jobs on the writer
+// thread, savepoints, storage health, migrations. The engines hold only what differs.
 #include "common/storage.h"
 
 #include <spdlog/spdlog.h>
-#include <sqlite3.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <ctime>
 #include <deque>
-#include <map>
 #include <mutex>
-#include <optional>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -17,6 +16,7 @@
 #include "common/crypto.h"
 #include "common/fault.h"
 #include "common/status.h"
+#include "common/storage_engine.h"
 
 namespace sarloop {
 
@@ -34,58 +34,64 @@ const std::string& Row::Text(int i) const {
   return kEmpty;
 }
 
-namespace {
+namespace storage_internal {
 
-// Disk full and I/O errors are conditions a service waits out (UNAVAILABLE); anything else is a
-// programming or data error (INTERNAL).
-absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
-  const std::string msg = absl::StrCat(what, ": ", sqlite3_errmsg(db), " (", rc, ")");
-  const int primary = rc & 0xff;
-  if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_BUSY ||
-      primary == SQLITE_LOCKED || primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY) {
-    return absl::UnavailableError(msg);
+namespace {
+std::string CellAad(absl::string_view column, absl::string_view row_key) {
+  return absl::StrCat(column, absl::string_view("\0", 1), row_key);
+}
+}  // namespace
+
+absl::StatusOr<Blob> SealingTxn::Seal(absl::string_view column, absl::string_view row_key,
+                                      absl::string_view plaintext) {
+  if (keys_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(column, ": the database was opened without data keys"));
   }
-  return absl::InternalError(msg);
+  ASSIGN_OR_RETURN(std::string sealed, keys_->Seal(plaintext, CellAad(column, row_key)));
+  return Blob{std::move(sealed)};
 }
 
-class SqliteDatabase;
+absl::StatusOr<std::string> SealingTxn::Unseal(absl::string_view column, absl::string_view row_key,
+                                               absl::string_view stored) {
+  if (keys_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(column, ": the database was opened without data keys"));
+  }
+  absl::StatusOr<std::string> plain = keys_->Open(stored, CellAad(column, row_key));
+  if (!plain.ok()) {
+    return absl::Status(plain.status().code(),
+                        absl::StrCat(column, " of ", row_key, ": ", plain.status().message()));
+  }
+  return plain;
+}
 
-class SqliteTxn : public Txn {
+namespace {
+
+class GroupCommitDatabase : public Database {
  public:
-  explicit SqliteTxn(SqliteDatabase* db) : db_(db) {}
-  absl::Status Exec(absl::string_view sql, std::vector<SqlValue> params) override;
-  absl::StatusOr<std::vector<Row>> Query(absl::string_view sql,
-                                         std::vector<SqlValue> params) override;
-  int64_t Changes() override;
-  absl::StatusOr<Blob> Seal(absl::string_view column, absl::string_view row_key,
-                            absl::string_view plaintext) override;
-  absl::StatusOr<std::string> Unseal(absl::string_view column, absl::string_view row_key,
-                                     absl::string_view stored) override;
+  explicit GroupCommitDatabase(Engine engine)
+      : conn_(std::move(engine.writer)),
+        readers_(std::move(engine.readers)),
+        keys_(std::move(engine.keys)) {
+    for (auto& r : readers_) free_readers_.push_back(r.get());
+  }
 
- private:
-  SqliteDatabase* db_;
-};
-
-class SqliteDatabase : public Database {
- public:
-  SqliteDatabase(sqlite3* db, std::shared_ptr<const Keyring> keys)
-      : db_(db), keys_(std::move(keys)) {}
-  ~SqliteDatabase() override {
+  ~GroupCommitDatabase() override {
     {
       std::lock_guard lock(jobs_mu_);
       stopping_ = true;
     }
     jobs_cv_.notify_one();
     if (writer_.joinable()) writer_.join();
-    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
-    sqlite3_close_v2(db_);
   }
 
   // Group commit, as LevelDB's write queue: callers queue up; the one at the front leads. It takes
   // every function queued at that moment, runs each in its own SAVEPOINT (one that fails is rolled
   // back alone and gets its own error), commits once, and only then answers them; a failed COMMIT
   // fails all of them. Those that queued meanwhile form the next batch, so the batch grows with
-  // the load while one fsync is in progress, and a lone caller pays nothing extra.
+  // the load while one fsync is in progress, and a lone caller pays nothing extra. Once the writer
+  // thread runs (Submit), calls from other threads become jobs of their own on it instead.
   absl::Status Transact(const std::function<absl::Status(Txn&)>& fn) override {
     if (tl_batch.db == this) return TransactInBatch(fn);
     if (writes_failing_.load()) return WritesRefused();
@@ -130,7 +136,6 @@ class SqliteDatabase : public Database {
 
   void SetMaxBatch(int n) override { max_batch_.store(static_cast<size_t>(std::max(n, 1))); }
 
-  // Transactions committed and functions they carried, for the messages-per-commit figure.
   CommitStats Stats() override {
     std::lock_guard lock(queue_mu_);
     return stats_;
@@ -141,12 +146,14 @@ class SqliteDatabase : public Database {
   absl::Status Probe() override {
     if (!writes_failing_.load()) return absl::OkStatus();
     std::lock_guard lock(mu_);
-    absl::Status s = RunLocked("BEGIN IMMEDIATE", [](Txn& txn) -> absl::Status {
+    absl::Status s = RunLocked(true, [](Txn& txn) -> absl::Status {
       RETURN_IF_ERROR(
           txn.Exec("CREATE TABLE IF NOT EXISTS storage_probe "
-                   "(id INTEGER PRIMARY KEY, at INTEGER NOT NULL)"));
-      return txn.Exec("INSERT OR REPLACE INTO storage_probe (id, at) VALUES (1, ?)",
-                      {static_cast<int64_t>(::time(nullptr))});
+                   "(id INTEGER PRIMARY KEY, at BIGINT NOT NULL)"));
+      return txn.Exec(
+          "INSERT INTO storage_probe (id, at) VALUES (1, ?) "
+          "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+          {static_cast<int64_t>(::time(nullptr))});
     });
     // A disk with a little space back can take one small write and fail the next real one:
     // writes are taken again only after three probes in a row succeed.
@@ -162,11 +169,18 @@ class SqliteDatabase : public Database {
   absl::Status Read(const std::function<absl::Status(Txn&)>& fn) override {
     if (tl_batch.db == this) {
       // Inside a write job: the writer thread holds the connection, in the batch's transaction.
-      SqliteTxn txn(this);
-      return fn(txn);
+      return fn(conn_->txn());
     }
-    std::lock_guard lock(mu_);
-    return RunLocked("BEGIN DEFERRED", fn);
+    if (readers_.empty()) {
+      std::lock_guard lock(mu_);
+      return RunLocked(false, fn);
+    }
+    Connection* reader = TakeReader();
+    absl::Status status = reader->Begin(false);
+    if (status.ok()) status = fn(reader->txn());
+    if (reader->InTransaction()) reader->Rollback();
+    GiveBackReader(reader);
+    return status;
   }
 
   void Submit(std::function<Completion()> job) override {
@@ -192,81 +206,40 @@ class SqliteDatabase : public Database {
 
   absl::StatusOr<int64_t> SynchronousMode() override {
     std::lock_guard lock(mu_);
-    SqliteTxn txn(this);
-    ASSIGN_OR_RETURN(auto rows, txn.Query("PRAGMA synchronous", {}));
-    if (rows.empty()) return absl::InternalError("PRAGMA synchronous returned nothing");
-    return rows[0].Int(0);
+    return conn_->SynchronousMode();
   }
 
-  // Without `migrations` (nullopt), the schema is left as it is.
-  absl::Status Init(std::optional<std::span<const Migration>> migrations) {
+  // Applies the migrations not yet applied, each in its own transaction. The version is read
+  // again inside each, so processes sharing a database (PostgreSQL replicas) that start together
+  // apply every step once.
+  absl::Status Migrate(std::span<const Migration> migrations) {
     std::lock_guard lock(mu_);
-    SqliteTxn txn(this);
-    RETURN_IF_ERROR(txn.Exec("PRAGMA busy_timeout = 5000", {}));
-    ASSIGN_OR_RETURN(auto mode, txn.Query("PRAGMA journal_mode = WAL", {}));
-    if (mode.empty() || mode[0].Text(0) != "wal") {
-      return absl::UnavailableError("SQLite did not enter WAL mode");
-    }
-    // The fault suite's unsafe mode proves its power-loss test fails without FULL.
-    const bool unsafe = fault::Unsafe("sync_normal");
-    RETURN_IF_ERROR(
-        txn.Exec(unsafe ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", {}));
-    ASSIGN_OR_RETURN(auto sync, txn.Query("PRAGMA synchronous", {}));
-    if (sync.empty() || sync[0].Int(0) != (unsafe ? 1 : 2)) {
-      return absl::UnavailableError("SQLite did not take synchronous=FULL");
-    }
-    RETURN_IF_ERROR(txn.Exec("PRAGMA foreign_keys = ON", {}));
-    // Up to 64 MiB of page cache (SQLite's default is 2 MiB): a register of a million referrals
-    // has indexes far bigger than that, and every insert into them would otherwise be a read
-    // from disk. Memory is taken only as pages are used.
-    RETURN_IF_ERROR(txn.Exec("PRAGMA cache_size = -65536", {}));
-    if (!migrations) return absl::OkStatus();
-    ASSIGN_OR_RETURN(auto version_rows, txn.Query("PRAGMA user_version", {}));
-    const int64_t version = version_rows.empty() ? 0 : version_rows[0].Int(0);
-    if (version > static_cast<int64_t>(migrations->size())) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("database schema version ", version, " is newer than this binary (",
-                       migrations->size(), "); refusing to start"));
-    }
-    for (size_t i = version; i < migrations->size(); ++i) {
-      RETURN_IF_ERROR(RunLocked("BEGIN IMMEDIATE", [&](Txn& t) -> absl::Status {
-        RETURN_IF_ERROR(ExecScript((*migrations)[i].sql, (*migrations)[i].description));
-        return t.Exec(absl::StrCat("PRAGMA user_version = ", i + 1), {});
+    for (size_t i = 0;; ++i) {
+      bool done = false;
+      RETURN_IF_ERROR(RunLocked(true, [&](Txn&) -> absl::Status {
+        ASSIGN_OR_RETURN(const int64_t version, conn_->SchemaVersion());
+        if (version > static_cast<int64_t>(migrations.size())) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("database schema version ", version, " is newer than this binary (",
+                           migrations.size(), "); refusing to start"));
+        }
+        if (version == static_cast<int64_t>(migrations.size())) {
+          done = true;
+          return absl::OkStatus();
+        }
+        const Migration& m = migrations[version];
+        absl::Status s = conn_->ExecScript(m);
+        if (!s.ok()) {
+          return absl::Status(s.code(),
+                              absl::StrCat("migration '", m.description, "': ", s.message()));
+        }
+        return conn_->SetSchemaVersion(version + 1);
       }));
+      if (done) return absl::OkStatus();
     }
-    return absl::OkStatus();
   }
-
-  // Finds or prepares a cached statement.
-  absl::StatusOr<sqlite3_stmt*> Prepare(absl::string_view sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    auto it = statements_.find(std::string(sql));
-    if (it != statements_.end()) {
-      sqlite3_reset(it->second);
-      sqlite3_clear_bindings(it->second);
-      return it->second;
-    }
-    sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
-    if (rc != SQLITE_OK) return SqliteError(db_, rc, absl::StrCat("prepare ", sql));
-    statements_.emplace(std::string(sql), stmt);
-    return stmt;
-  }
-
-  sqlite3* raw() { return db_; }
-  const Keyring* keys() const { return keys_.get(); }
 
  private:
-  absl::Status ExecScript(absl::string_view sql, absl::string_view what) {
-    char* err = nullptr;
-    int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err);
-    if (rc != SQLITE_OK) {
-      std::string msg = err ? err : "";
-      sqlite3_free(err);
-      return absl::InternalError(absl::StrCat("migration '", what, "': ", msg));
-    }
-    return absl::OkStatus();
-  }
-
   // The batch the writer thread is running, seen by the jobs it runs (thread-local, so a job's
   // Transact and Read know they are inside it).
   struct Batch {
@@ -276,10 +249,19 @@ class SqliteDatabase : public Database {
     std::vector<std::function<void()>> after_commit;
   };
   struct BatchContext {
-    SqliteDatabase* db = nullptr;
+    GroupCommitDatabase* db = nullptr;
     Batch* batch = nullptr;
   };
   static thread_local BatchContext tl_batch;
+
+  struct Writer {
+    const std::function<absl::Status(Txn&)>* fn = nullptr;
+    absl::Status status;
+    bool done = false;
+    std::condition_variable cv;
+  };
+  // Enough to carry every call a service admits at once (max_inflight_calls) in one commit.
+  static constexpr size_t kMaxBatch = 512;
 
   absl::Status WritesRefused() {
     return RetryLater(
@@ -288,31 +270,39 @@ class SqliteDatabase : public Database {
         absl::Seconds(1));
   }
 
+  // Runs `fn` in its own savepoint of the open transaction; a failure rolls back `fn` alone.
+  // Returns `fn`'s status; `batch_error` is set when the savepoint statements themselves failed.
+  absl::Status InSavepoint(const std::function<absl::Status(Txn&)>& fn, absl::Status& batch_error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Txn& txn = conn_->txn();
+    if (absl::Status s = txn.Exec("SAVEPOINT grp"); !s.ok()) {
+      batch_error = s;
+      return s;
+    }
+    absl::Status status = fn(txn);
+    if (!status.ok()) {
+      NoteFailure();
+      absl::Status undo = txn.Exec("ROLLBACK TO SAVEPOINT grp");
+      if (undo.ok()) undo = txn.Exec("RELEASE SAVEPOINT grp");
+      if (!undo.ok()) batch_error = undo;
+      return status;
+    }
+    if (absl::Status s = txn.Exec("RELEASE SAVEPOINT grp"); !s.ok()) {
+      batch_error = s;
+      return s;
+    }
+    return absl::OkStatus();
+  }
+
   // A Transact call from inside a write job: its own savepoint in the batch's transaction.
   absl::Status TransactInBatch(const std::function<absl::Status(Txn&)>& fn)
       ABSL_NO_THREAD_SAFETY_ANALYSIS {
     Batch& b = *tl_batch.batch;
     if (!b.error.ok()) return b.error;
     if (writes_failing_.load()) return WritesRefused();
-    SqliteTxn txn(this);
-    if (absl::Status s = txn.Exec("SAVEPOINT grp", {}); !s.ok()) {
-      b.error = s;
-      return s;
-    }
-    absl::Status status = fn(txn);
-    if (!status.ok()) {
-      NoteFailure();
-      absl::Status undo = txn.Exec("ROLLBACK TO grp", {});
-      if (undo.ok()) undo = txn.Exec("RELEASE grp", {});
-      if (!undo.ok()) b.error = undo;
-      return status;
-    }
-    if (absl::Status s = txn.Exec("RELEASE grp", {}); !s.ok()) {
-      b.error = s;
-      return s;
-    }
-    ++b.transactions;
-    return absl::OkStatus();
+    absl::Status status = InSavepoint(fn, b.error);
+    if (status.ok()) ++b.transactions;
+    return status;
   }
 
   // A Transact call from another thread once the writer runs: a job of its own, waited for, so
@@ -363,7 +353,7 @@ class SqliteDatabase : public Database {
     bool acked_early = false;
     {
       std::lock_guard lock(mu_);
-      batch.error = Begin();
+      batch.error = BeginWrite();
       tl_batch = BatchContext{this, &batch};
       for (auto& job : jobs) completions.push_back(job());
       tl_batch = BatchContext{};
@@ -378,8 +368,8 @@ class SqliteDatabase : public Database {
           commit = Commit();
           if (commit.ok()) fault::CrashPoint("storage.after_commit");
         }
-      } else if (!sqlite3_get_autocommit(db_)) {
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      } else if (conn_->InTransaction()) {
+        conn_->Rollback();
       }
     }
     const bool committed = commit.ok() && batch.transactions > 0;
@@ -397,50 +387,36 @@ class SqliteDatabase : public Database {
     }
   }
 
-  // BEGIN IMMEDIATE, after settling whatever an earlier transaction left open.
-  absl::Status Begin() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!sqlite3_get_autocommit(db_)) {
+  // Starts a write transaction, after settling whatever an earlier one left open.
+  absl::Status BeginWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (conn_->InTransaction()) {
+      // Only the fault suite's unsafe "ack_before_commit" leaves a transaction open on purpose.
+      // Anything else left open (a failed ROLLBACK) was never reported as done: discard it.
       if (fault::Unsafe("ack_before_commit")) {
         RETURN_IF_ERROR(Commit());
       } else {
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        conn_->Rollback();
       }
     }
-    const int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) {
-      NoteFailure();
-      return SqliteError(db_, rc, "BEGIN IMMEDIATE");
-    }
-    return absl::OkStatus();
+    absl::Status s = conn_->Begin(true);
+    if (!s.ok()) NoteFailure();
+    return s;
   }
-
-  struct Writer {
-    const std::function<absl::Status(Txn&)>* fn = nullptr;
-    absl::Status status;
-    bool done = false;
-    std::condition_variable cv;
-  };
-  // Enough to carry every call a service admits at once (max_inflight_calls) in one commit.
-  static constexpr size_t kMaxBatch = 512;
 
   // Runs `batch` as one transaction and sets each writer's status: OK only if the COMMIT
   // succeeded. Returns whether something was committed.
   bool RunBatch(const std::vector<Writer*>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (batch.size() == 1) {
-      batch[0]->status = RunLocked("BEGIN IMMEDIATE", *batch[0]->fn);
+      batch[0]->status = RunLocked(true, *batch[0]->fn);
       return batch[0]->status.ok();
     }
     std::vector<absl::Status> results(batch.size());
-    const absl::Status all = RunLocked("BEGIN IMMEDIATE", [&](Txn& txn) -> absl::Status {
+    const absl::Status all = RunLocked(true, [&](Txn&) -> absl::Status {
       bool any_ok = false;
+      absl::Status batch_error;
       for (size_t i = 0; i < batch.size(); ++i) {
-        RETURN_IF_ERROR(txn.Exec("SAVEPOINT grp", {}));
-        results[i] = (*batch[i]->fn)(txn);
-        if (!results[i].ok()) {
-          NoteFailure();
-          RETURN_IF_ERROR(txn.Exec("ROLLBACK TO grp"));
-        }
-        RETURN_IF_ERROR(txn.Exec("RELEASE grp"));
+        results[i] = InSavepoint(*batch[i]->fn, batch_error);
+        RETURN_IF_ERROR(batch_error);
         any_ok |= results[i].ok();
       }
       // Nothing to commit when every function failed: roll back as for a single failure.
@@ -454,60 +430,56 @@ class SqliteDatabase : public Database {
     return all.ok();
   }
 
-  absl::Status RunLocked(const char* begin, const std::function<absl::Status(Txn&)>& fn)
+  absl::Status RunLocked(bool write, const std::function<absl::Status(Txn&)>& fn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!sqlite3_get_autocommit(db_)) {
-      // Only the fault suite's unsafe "ack_before_commit" leaves a transaction open on purpose.
-      // Anything else left open (a failed ROLLBACK) was never reported as done: discard it.
-      if (fault::Unsafe("ack_before_commit")) {
-        RETURN_IF_ERROR(Commit());
-      } else {
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (write) {
+      RETURN_IF_ERROR(BeginWrite());
+    } else {
+      if (conn_->InTransaction()) {
+        if (fault::Unsafe("ack_before_commit")) {
+          RETURN_IF_ERROR(Commit());
+        } else {
+          conn_->Rollback();
+        }
       }
+      RETURN_IF_ERROR(conn_->Begin(false));
     }
-    int rc = sqlite3_exec(db_, begin, nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) return SqliteError(db_, rc, begin);
-    SqliteTxn txn(this);
-    absl::Status status = fn(txn);
+    absl::Status status = fn(conn_->txn());
     if (!status.ok()) {
-      if (std::string_view(begin) == "BEGIN IMMEDIATE") NoteFailure();
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      if (write) NoteFailure();
+      conn_->Rollback();
       return status;
+    }
+    if (!write) {
+      conn_->Rollback();
+      return absl::OkStatus();
     }
     fault::CrashPoint("storage.before_commit");
     // Unsafe mode (test builds only): report success now and commit at the next transaction, the
     // bug the power-loss test must catch.
-    if (fault::Unsafe("ack_before_commit") && std::string_view(begin) == "BEGIN IMMEDIATE") {
-      return absl::OkStatus();
-    }
+    if (fault::Unsafe("ack_before_commit")) return absl::OkStatus();
     RETURN_IF_ERROR(Commit());
     fault::CrashPoint("storage.after_commit");
     return absl::OkStatus();
   }
 
   absl::Status Commit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) {
-      NoteFailure();
-      absl::Status err = SqliteError(db_, rc, "COMMIT");
-      // A failed COMMIT may leave the transaction open; make sure nothing of it survives.
-      if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return err;
-    }
-    return absl::OkStatus();
+    absl::Status s = conn_->Commit();
+    if (!s.ok()) NoteFailure();
+    return s;
   }
 
   // Disk full or an I/O error in the statement that just failed: stop taking writes.
   void NoteFailure() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const int primary = sqlite3_errcode(db_) & 0xff;
-    if (primary != SQLITE_FULL && primary != SQLITE_IOERR) return;
+    std::optional<std::string> reason = conn_->StorageFailure();
+    if (!reason) return;
     {
       std::lock_guard reason_lock(reason_mu_);
-      failure_ = sqlite3_errmsg(db_);
+      failure_ = *reason;
     }
     if (!writes_failing_.exchange(true)) {
       spdlog::error("storage: a write failed ({}); refusing writes until one succeeds again",
-                    sqlite3_errmsg(db_));
+                    *reason);
     }
   }
 
@@ -516,9 +488,27 @@ class SqliteDatabase : public Database {
     return failure_;
   }
 
+  Connection* TakeReader() {
+    std::unique_lock lock(readers_mu_);
+    readers_cv_.wait(lock, [&] { return !free_readers_.empty(); });
+    Connection* c = free_readers_.back();
+    free_readers_.pop_back();
+    return c;
+  }
+
+  void GiveBackReader(Connection* c) {
+    {
+      std::lock_guard lock(readers_mu_);
+      free_readers_.push_back(c);
+    }
+    readers_cv_.notify_one();
+  }
+
   std::mutex queue_mu_;
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(queue_mu_);
   std::atomic<size_t> max_batch_{kMaxBatch};
+  std::function<void(int64_t, absl::Duration)> commit_observer_;
+  CommitStats stats_ ABSL_GUARDED_BY(queue_mu_);
   // The writer thread and its queue of jobs.
   std::mutex jobs_mu_;
   std::condition_variable jobs_cv_;
@@ -527,164 +517,29 @@ class SqliteDatabase : public Database {
   std::thread writer_;
   std::thread::id writer_id_;
   std::atomic<bool> writer_started_{false};
-  std::function<void(int64_t, absl::Duration)> commit_observer_;
-  CommitStats stats_ ABSL_GUARDED_BY(queue_mu_);
   std::atomic<bool> writes_failing_{false};
   int probes_ok_ ABSL_GUARDED_BY(mu_) = 0;
   std::mutex reason_mu_;
   std::string failure_;
   std::mutex mu_;
-  sqlite3* const db_;
+  const std::unique_ptr<Connection> conn_ ABSL_PT_GUARDED_BY(mu_);
+  const std::vector<std::unique_ptr<Connection>> readers_;
+  std::mutex readers_mu_;
+  std::condition_variable readers_cv_;
+  std::vector<Connection*> free_readers_ ABSL_GUARDED_BY(readers_mu_);
   const std::shared_ptr<const Keyring> keys_;
-  std::map<std::string, sqlite3_stmt*, std::less<>> statements_ ABSL_GUARDED_BY(mu_);
-  friend class SqliteTxn;
 };
 
-thread_local SqliteDatabase::BatchContext SqliteDatabase::tl_batch;
-
-absl::Status BindAll(sqlite3* db, sqlite3_stmt* stmt, const std::vector<SqlValue>& params) {
-  for (size_t i = 0; i < params.size(); ++i) {
-    const int idx = static_cast<int>(i) + 1;
-    int rc = SQLITE_OK;
-    const SqlValue& v = params[i];
-    if (std::holds_alternative<std::monostate>(v)) {
-      rc = sqlite3_bind_null(stmt, idx);
-    } else if (auto* n = std::get_if<int64_t>(&v)) {
-      rc = sqlite3_bind_int64(stmt, idx, *n);
-    } else if (auto* s = std::get_if<std::string>(&v)) {
-      rc = sqlite3_bind_text(stmt, idx, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
-    } else if (auto* b = std::get_if<Blob>(&v)) {
-      rc = sqlite3_bind_blob(stmt, idx, b->bytes.data(), static_cast<int>(b->bytes.size()),
-                             SQLITE_TRANSIENT);
-    }
-    if (rc != SQLITE_OK) return SqliteError(db, rc, "bind");
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<Row>> SqliteTxn::Query(absl::string_view sql,
-                                                  std::vector<SqlValue> params) {
-  sqlite3* db = db_->raw();
-  ASSIGN_OR_RETURN(sqlite3_stmt * stmt, db_->Prepare(sql));
-  RETURN_IF_ERROR(BindAll(db, stmt, params));
-  std::vector<Row> rows;
-  while (true) {
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) {
-      absl::Status err = SqliteError(db, rc, sql);
-      sqlite3_reset(stmt);
-      return err;
-    }
-    const int n = sqlite3_column_count(stmt);
-    std::vector<SqlValue> values;
-    values.reserve(n);
-    for (int c = 0; c < n; ++c) {
-      switch (sqlite3_column_type(stmt, c)) {
-        case SQLITE_INTEGER:
-          values.emplace_back(static_cast<int64_t>(sqlite3_column_int64(stmt, c)));
-          break;
-        case SQLITE_TEXT:
-          values.emplace_back(
-              std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, c)),
-                          sqlite3_column_bytes(stmt, c)));
-          break;
-        case SQLITE_BLOB: {
-          const void* p = sqlite3_column_blob(stmt, c);
-          values.emplace_back(
-              Blob{std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt, c))});
-          break;
-        }
-        case SQLITE_FLOAT:
-          values.emplace_back(static_cast<int64_t>(sqlite3_column_double(stmt, c)));
-          break;
-        default:
-          values.emplace_back(std::monostate{});
-      }
-    }
-    rows.emplace_back(std::move(values));
-  }
-  sqlite3_reset(stmt);
-  return rows;
-}
-
-absl::Status SqliteTxn::Exec(absl::string_view sql, std::vector<SqlValue> params) {
-  return Query(sql, std::move(params)).status();
-}
-
-int64_t SqliteTxn::Changes() { return sqlite3_changes64(db_->raw()); }
-
-std::string CellAad(absl::string_view column, absl::string_view row_key) {
-  return absl::StrCat(column, absl::string_view("\0", 1), row_key);
-}
-
-absl::StatusOr<Blob> SqliteTxn::Seal(absl::string_view column, absl::string_view row_key,
-                                     absl::string_view plaintext) {
-  if (db_->keys() == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(column, ": the database was opened without data keys"));
-  }
-  ASSIGN_OR_RETURN(std::string sealed, db_->keys()->Seal(plaintext, CellAad(column, row_key)));
-  return Blob{std::move(sealed)};
-}
-
-absl::StatusOr<std::string> SqliteTxn::Unseal(absl::string_view column, absl::string_view row_key,
-                                              absl::string_view stored) {
-  if (db_->keys() == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(column, ": the database was opened without data keys"));
-  }
-  absl::StatusOr<std::string> plain = db_->keys()->Open(stored, CellAad(column, row_key));
-  if (!plain.ok()) {
-    return absl::Status(plain.status().code(),
-                        absl::StrCat(column, " of ", row_key, ": ", plain.status().message()));
-  }
-  return plain;
-}
+thread_local GroupCommitDatabase::BatchContext GroupCommitDatabase::tl_batch;
 
 }  // namespace
 
-namespace {
-// sqlite3_open_v2 with sarloop's settings. NOT_FOUND when the file must exist and does not.
-absl::StatusOr<sqlite3*> OpenConnection(const std::string& path, int flags) {
-  sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg =
-        absl::StrCat("open ", path, ": ", raw ? sqlite3_errmsg(raw) : "out of memory");
-    sqlite3_close_v2(raw);
-    if ((rc & 0xff) == SQLITE_CANTOPEN && !(flags & SQLITE_OPEN_CREATE)) {
-      return absl::NotFoundError(msg);
-    }
-    return absl::UnavailableError(msg);
-  }
-  sqlite3_extended_result_codes(raw, 1);
-  return raw;
-}
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
-                                                         std::span<const Migration> migrations,
-                                                         std::shared_ptr<const Keyring> keys) {
-  ASSIGN_OR_RETURN(sqlite3 * raw, OpenConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
-  auto db = std::make_unique<SqliteDatabase>(raw, std::move(keys));
-  RETURN_IF_ERROR(db->Init(migrations));
+absl::StatusOr<std::unique_ptr<Database>> NewGroupCommitDatabase(
+    Engine engine, std::optional<std::span<const Migration>> migrations) {
+  auto db = std::make_unique<GroupCommitDatabase>(std::move(engine));
+  if (migrations) RETURN_IF_ERROR(db->Migrate(*migrations));
   return db;
 }
 
-absl::StatusOr<std::unique_ptr<Database>> Database::OpenExisting(
-    const std::string& path, std::shared_ptr<const Keyring> keys) {
-  ASSIGN_OR_RETURN(sqlite3 * raw, OpenConnection(path, SQLITE_OPEN_READWRITE));
-  auto db = std::make_unique<SqliteDatabase>(raw, std::move(keys));
-  RETURN_IF_ERROR(db->Init(std::nullopt));
-  return db;
-}
-
-absl::StatusOr<std::unique_ptr<Database>> Database::OpenReadOnly(
-    const std::string& path, std::shared_ptr<const Keyring> keys) {
-  ASSIGN_OR_RETURN(sqlite3 * raw, OpenConnection(path, SQLITE_OPEN_READONLY));
-  sqlite3_busy_timeout(raw, 5000);
-  return std::unique_ptr<Database>(new SqliteDatabase(raw, std::move(keys)));
-}
-
+}  // namespace storage_internal
 }  // namespace sarloop

@@ -65,6 +65,9 @@ class Row {
 struct Migration {
   absl::string_view description;
   absl::string_view sql;
+  // The same step in PostgreSQL's dialect (BIGINT, BYTEA, identity columns), for the schemas that
+  // may live there (the NCA's); empty where a schema is SQLite's only.
+  absl::string_view postgres_sql = {};
 };
 
 // The statements of one transaction. Only valid inside Database::Transact/Read.
@@ -78,6 +81,10 @@ class Txn {
                                                  std::vector<SqlValue> params = {}) = 0;
   // Rows changed by the last Exec.
   virtual int64_t Changes() = 0;
+  // Makes the rest of this transaction exclusive with every other transaction that serialises on
+  // `what`, in any process sharing the database, until it ends: for orders that must be global,
+  // such as a hash chain's next link. A no-op where the engine has one writer (SQLite).
+  virtual absl::Status Serialize(absl::string_view what) { return absl::OkStatus(); }
 
   // Sealed cells (DESIGN §5): `plaintext` encrypted with the database's keyring for the cell
   // named by `column` ("table.column") and `row_key`, so it opens only there.
@@ -101,6 +108,15 @@ class Database {
   static absl::StatusOr<std::unique_ptr<Database>> Open(
       const std::string& path, std::span<const Migration> migrations,
       std::shared_ptr<const Keyring> keys = nullptr);
+
+  // Opens a PostgreSQL database (libpq `conninfo`, e.g. "host=/run/postgresql dbname=nca") and
+  // applies pending migrations in their PostgreSQL form, with `readers` extra connections so reads
+  // run beside the writer. Several processes may share it (replicas). Commits are as durable as
+  // the server's synchronous_commit; SynchronousMode reports 2 only when it is on and fsync too.
+  // Errors: UNAVAILABLE when the server cannot be reached.
+  static absl::StatusOr<std::unique_ptr<Database>> OpenPostgres(
+      const std::string& conninfo, std::span<const Migration> migrations,
+      std::shared_ptr<const Keyring> keys = nullptr, int readers = 2);
 
   // Opens an existing database for maintenance (e.g. resealing after key rotation) by a tool that
   // does not know the service's schema: read-write, same pragmas, no migrations. NOT_FOUND when

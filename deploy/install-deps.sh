@@ -5,19 +5,21 @@
 # them, says that root is needed, and exits 1. Exit 0 when everything is present afterwards.
 #
 #   deploy/install-deps.sh          (or: sudo deploy/install-deps.sh)
-#   deploy/install-deps.sh --tests  also what the test suite needs (Chromium for the browser tests)
+#   deploy/install-deps.sh --tests  also what the test suite needs (Chromium for the browser tests,
+#                                   a PostgreSQL server for the NCA register's second engine)
 set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libboost-dev libspdlog-dev libabsl-dev libsqlite3-dev sqlite3 libssl-dev openssl
+  libboost-dev libspdlog-dev libabsl-dev libsqlite3-dev sqlite3 libssl-dev openssl libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-protobuf clang-format
   clang libclang-rt-14-dev
 )
-# The browser tests drive Debian's Chromium through ChromeDriver (W3C WebDriver over HTTP).
-[[ ${1:-} != --tests ]] || PACKAGES+=(chromium chromium-driver)
+# The browser tests drive Debian's Chromium through ChromeDriver (W3C WebDriver over HTTP); the
+# PostgreSQL tests start a throwaway PostgreSQL 15 server (initdb, pg_ctl).
+[[ ${1:-} != --tests ]] || PACKAGES+=(chromium chromium-driver postgresql-15)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "install-deps.sh: dpkg-query not found; this script supports Debian (bookworm) and" \

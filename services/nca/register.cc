@@ -30,16 +30,46 @@ CREATE TABLE entries (
 );
 CREATE INDEX entries_by_org ON entries (organisation, state);
 CREATE INDEX entries_by_due ON entries (due_at);
+)sql",
+                                  R"sql(
+CREATE TABLE entries (
+  referral_id TEXT PRIMARY KEY,
+  organisation TEXT NOT NULL,
+  state BIGINT NOT NULL,
+  dispatched_at BIGINT NOT NULL,
+  due_at BIGINT NOT NULL,
+  outcome_type BIGINT NOT NULL,
+  handed_over BIGINT NOT NULL,
+  assistance_declines BIGINT NOT NULL,
+  reminders BIGINT NOT NULL,
+  escalated BIGINT NOT NULL,
+  entry BYTEA NOT NULL
+);
+CREATE INDEX entries_by_org ON entries (organisation, state);
+CREATE INDEX entries_by_due ON entries (due_at);
 )sql"},
                                  // Every change to an entry takes the next seq, so the aggregate
                                  // index can catch up by reading only what changed.
                                  {"register entry change sequence", R"sql(
 ALTER TABLE entries ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX entries_by_seq ON entries (seq);
+)sql",
+                                  R"sql(
+ALTER TABLE entries ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX entries_by_seq ON entries (seq);
 )sql"},
                                  // The lists page in dispatch order, and the overdue list reads
                                  // only open referrals, so neither scans the whole register.
                                  {"register list indexes", R"sql(
+CREATE INDEX entries_by_org_dispatched ON entries (organisation, dispatched_at, referral_id);
+CREATE INDEX entries_by_dispatched ON entries (dispatched_at, referral_id);
+CREATE INDEX entries_open_by_due ON entries (due_at, referral_id)
+  WHERE (state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8);
+CREATE INDEX entries_open_by_org_due ON entries (organisation, due_at, referral_id)
+  WHERE (state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8);
+)sql",
+                                  // The same in both dialects.
+                                  R"sql(
 CREATE INDEX entries_by_org_dispatched ON entries (organisation, dispatched_at, referral_id);
 CREATE INDEX entries_by_dispatched ON entries (dispatched_at, referral_id);
 CREATE INDEX entries_open_by_due ON entries (due_at, referral_id)
@@ -74,12 +104,20 @@ absl::Status Register::Apply(Txn& txn, const v1::LifecycleEvent& event) {
   ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
   const v1::RegisterEntry e = Fold(std::move(events));
   // Read apart from the insert: a subquery on the table being inserted into would make SQLite
-  // copy its result through a temporary table on every event.
+  // copy its result through a temporary table on every event. Replicas sharing the register
+  // (PostgreSQL) take seq one at a time, until commit, so seq order is commit order and a
+  // catch-up that has read up to some seq never misses a lower one committed later.
+  RETURN_IF_ERROR(txn.Serialize("sarloop.register"));
   ASSIGN_OR_RETURN(auto next, txn.Query("SELECT COALESCE(MAX(seq), 0) + 1 FROM entries"));
   return txn.Exec(
-      "INSERT OR REPLACE INTO entries (referral_id, organisation, state, dispatched_at, due_at, "
+      "INSERT INTO entries (referral_id, organisation, state, dispatched_at, due_at, "
       "outcome_type, handed_over, assistance_declines, reminders, escalated, entry, seq) "
-      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (referral_id) DO UPDATE SET "
+      "organisation = excluded.organisation, state = excluded.state, "
+      "dispatched_at = excluded.dispatched_at, due_at = excluded.due_at, "
+      "outcome_type = excluded.outcome_type, handed_over = excluded.handed_over, "
+      "assistance_declines = excluded.assistance_declines, reminders = excluded.reminders, "
+      "escalated = excluded.escalated, entry = excluded.entry, seq = excluded.seq",
       {e.referral_id(), e.organisation(), int64_t{e.state()},
        e.has_dispatched_at() ? ToMicros(FromProto(e.dispatched_at())) : int64_t{0},
        e.has_due_at() ? ToMicros(FromProto(e.due_at())) : int64_t{0}, int64_t{e.outcome().type()},

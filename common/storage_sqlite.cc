@@ -1,0 +1,276 @@
+// The SQLite engine: one connection per service database, in WAL mode with synchronous=FULL.
+// Reads share the writer's connection (group commit serialises them with the batches).
+#include <sqlite3.h>
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/fault.h"
+#include "common/status.h"
+#include "common/storage.h"
+#include "common/storage_engine.h"
+
+namespace sarloop {
+namespace {
+
+using storage_internal::Connection;
+using storage_internal::Engine;
+using storage_internal::SealingTxn;
+
+// Disk full and I/O errors are conditions a service waits out (UNAVAILABLE); anything else is a
+// programming or data error (INTERNAL).
+absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
+  const std::string msg = absl::StrCat(what, ": ", sqlite3_errmsg(db), " (", rc, ")");
+  const int primary = rc & 0xff;
+  if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_BUSY ||
+      primary == SQLITE_LOCKED || primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY) {
+    return absl::UnavailableError(msg);
+  }
+  return absl::InternalError(msg);
+}
+
+absl::Status BindAll(sqlite3* db, sqlite3_stmt* stmt, const std::vector<SqlValue>& params) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    const int idx = static_cast<int>(i) + 1;
+    int rc = SQLITE_OK;
+    const SqlValue& v = params[i];
+    if (std::holds_alternative<std::monostate>(v)) {
+      rc = sqlite3_bind_null(stmt, idx);
+    } else if (auto* n = std::get_if<int64_t>(&v)) {
+      rc = sqlite3_bind_int64(stmt, idx, *n);
+    } else if (auto* s = std::get_if<std::string>(&v)) {
+      rc = sqlite3_bind_text(stmt, idx, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
+    } else if (auto* b = std::get_if<Blob>(&v)) {
+      rc = sqlite3_bind_blob(stmt, idx, b->bytes.data(), static_cast<int>(b->bytes.size()),
+                             SQLITE_TRANSIENT);
+    }
+    if (rc != SQLITE_OK) return SqliteError(db, rc, "bind");
+  }
+  return absl::OkStatus();
+}
+
+class SqliteTxn : public SealingTxn {
+ public:
+  SqliteTxn(sqlite3* db, const Keyring* keys) : SealingTxn(keys), db_(db) {}
+  ~SqliteTxn() override {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  }
+
+  absl::Status Exec(absl::string_view sql, std::vector<SqlValue> params) override {
+    return Query(sql, std::move(params)).status();
+  }
+
+  absl::StatusOr<std::vector<Row>> Query(absl::string_view sql,
+                                         std::vector<SqlValue> params) override {
+    ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(sql));
+    RETURN_IF_ERROR(BindAll(db_, stmt, params));
+    std::vector<Row> rows;
+    while (true) {
+      int rc = sqlite3_step(stmt);
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) {
+        absl::Status err = SqliteError(db_, rc, sql);
+        sqlite3_reset(stmt);
+        return err;
+      }
+      const int n = sqlite3_column_count(stmt);
+      std::vector<SqlValue> values;
+      values.reserve(n);
+      for (int c = 0; c < n; ++c) {
+        switch (sqlite3_column_type(stmt, c)) {
+          case SQLITE_INTEGER:
+            values.emplace_back(static_cast<int64_t>(sqlite3_column_int64(stmt, c)));
+            break;
+          case SQLITE_TEXT:
+            values.emplace_back(
+                std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, c)),
+                            sqlite3_column_bytes(stmt, c)));
+            break;
+          case SQLITE_BLOB: {
+            const void* p = sqlite3_column_blob(stmt, c);
+            values.emplace_back(
+                Blob{std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt, c))});
+            break;
+          }
+          case SQLITE_FLOAT:
+            values.emplace_back(static_cast<int64_t>(sqlite3_column_double(stmt, c)));
+            break;
+          default:
+            values.emplace_back(std::monostate{});
+        }
+      }
+      rows.emplace_back(std::move(values));
+    }
+    sqlite3_reset(stmt);
+    return rows;
+  }
+
+  int64_t Changes() override { return sqlite3_changes64(db_); }
+
+ private:
+  // Finds or prepares a cached statement.
+  absl::StatusOr<sqlite3_stmt*> Prepare(absl::string_view sql) {
+    auto it = statements_.find(sql);
+    if (it != statements_.end()) {
+      sqlite3_reset(it->second);
+      sqlite3_clear_bindings(it->second);
+      return it->second;
+    }
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db_, rc, absl::StrCat("prepare ", sql));
+    statements_.emplace(std::string(sql), stmt);
+    return stmt;
+  }
+
+  sqlite3* const db_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> statements_;
+};
+
+class SqliteConnection : public Connection {
+ public:
+  SqliteConnection(sqlite3* db, const Keyring* keys)
+      : db_(db), txn_(std::make_unique<SqliteTxn>(db, keys)) {}
+  ~SqliteConnection() override {
+    txn_.reset();  // its statements are finalised before the connection closes
+    sqlite3_close_v2(db_);
+  }
+
+  Txn& txn() override { return *txn_; }
+
+  absl::Status Begin(bool write) override {
+    const char* sql = write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED";
+    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db_, rc, sql);
+    return absl::OkStatus();
+  }
+
+  absl::Status Commit() override {
+    const int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      absl::Status err = SqliteError(db_, rc, "COMMIT");
+      // A failed COMMIT may leave the transaction open; make sure nothing of it survives.
+      Rollback();
+      return err;
+    }
+    return absl::OkStatus();
+  }
+
+  void Rollback() override {
+    if (InTransaction()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
+  bool InTransaction() override { return !sqlite3_get_autocommit(db_); }
+
+  std::optional<std::string> StorageFailure() override {
+    const int primary = sqlite3_errcode(db_) & 0xff;
+    if (primary != SQLITE_FULL && primary != SQLITE_IOERR) return std::nullopt;
+    return std::string(sqlite3_errmsg(db_));
+  }
+
+  absl::StatusOr<int64_t> SchemaVersion() override {
+    ASSIGN_OR_RETURN(auto rows, txn_->Query("PRAGMA user_version", {}));
+    return rows.empty() ? 0 : rows[0].Int(0);
+  }
+
+  absl::Status SetSchemaVersion(int64_t version) override {
+    return txn_->Exec(absl::StrCat("PRAGMA user_version = ", version), {});
+  }
+
+  absl::Status ExecScript(const Migration& migration) override {
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db_, std::string(migration.sql).c_str(), nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      std::string msg = err ? err : "";
+      sqlite3_free(err);
+      return absl::InternalError(msg);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<int64_t> SynchronousMode() override {
+    ASSIGN_OR_RETURN(auto rows, txn_->Query("PRAGMA synchronous", {}));
+    if (rows.empty()) return absl::InternalError("PRAGMA synchronous returned nothing");
+    return rows[0].Int(0);
+  }
+
+  // sarloop's settings, checked: WAL and synchronous=FULL, or the database is refused.
+  absl::Status Configure() {
+    RETURN_IF_ERROR(txn_->Exec("PRAGMA busy_timeout = 5000", {}));
+    ASSIGN_OR_RETURN(auto mode, txn_->Query("PRAGMA journal_mode = WAL", {}));
+    if (mode.empty() || mode[0].Text(0) != "wal") {
+      return absl::UnavailableError("SQLite did not enter WAL mode");
+    }
+    // The fault suite's unsafe mode proves its power-loss test fails without FULL.
+    const bool unsafe = fault::Unsafe("sync_normal");
+    RETURN_IF_ERROR(
+        txn_->Exec(unsafe ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", {}));
+    ASSIGN_OR_RETURN(int64_t sync, SynchronousMode());
+    if (sync != (unsafe ? 1 : 2)) {
+      return absl::UnavailableError("SQLite did not take synchronous=FULL");
+    }
+    RETURN_IF_ERROR(txn_->Exec("PRAGMA foreign_keys = ON", {}));
+    // Up to 64 MiB of page cache (SQLite's default is 2 MiB): a register of a million referrals
+    // has indexes far bigger than that, and every insert into them would otherwise be a read
+    // from disk. Memory is taken only as pages are used.
+    return txn_->Exec("PRAGMA cache_size = -65536", {});
+  }
+
+ private:
+  sqlite3* const db_;
+  std::unique_ptr<SqliteTxn> txn_;
+};
+
+// sqlite3_open_v2 with sarloop's settings. NOT_FOUND when the file must exist and does not.
+absl::StatusOr<sqlite3*> OpenConnection(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg =
+        absl::StrCat("open ", path, ": ", raw ? sqlite3_errmsg(raw) : "out of memory");
+    sqlite3_close_v2(raw);
+    if ((rc & 0xff) == SQLITE_CANTOPEN && !(flags & SQLITE_OPEN_CREATE)) {
+      return absl::NotFoundError(msg);
+    }
+    return absl::UnavailableError(msg);
+  }
+  sqlite3_extended_result_codes(raw, 1);
+  return raw;
+}
+
+absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
+    const std::string& path, int flags, bool configure,
+    std::optional<std::span<const Migration>> migrations, std::shared_ptr<const Keyring> keys) {
+  ASSIGN_OR_RETURN(sqlite3 * raw, OpenConnection(path, flags));
+  auto conn = std::make_unique<SqliteConnection>(raw, keys.get());
+  if (configure) {
+    RETURN_IF_ERROR(conn->Configure());
+  } else {
+    sqlite3_busy_timeout(raw, 5000);
+  }
+  Engine engine;
+  engine.writer = std::move(conn);
+  engine.keys = std::move(keys);
+  return storage_internal::NewGroupCommitDatabase(std::move(engine), migrations);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
+                                                         std::span<const Migration> migrations,
+                                                         std::shared_ptr<const Keyring> keys) {
+  return OpenSqlite(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, true, migrations,
+                    std::move(keys));
+}
+
+absl::StatusOr<std::unique_ptr<Database>> Database::OpenExisting(
+    const std::string& path, std::shared_ptr<const Keyring> keys) {
+  return OpenSqlite(path, SQLITE_OPEN_READWRITE, true, std::nullopt, std::move(keys));
+}
+
+absl::StatusOr<std::unique_ptr<Database>> Database::OpenReadOnly(
+    const std::string& path, std::shared_ptr<const Keyring> keys) {
+  return OpenSqlite(path, SQLITE_OPEN_READONLY, false, std::nullopt, std::move(keys));
+}
+
+}  // namespace sarloop
