@@ -222,8 +222,14 @@ absl::Status AuditCheckpointer::Checkpoint() {
 absl::StatusOr<AuditReport> VerifyAudit(const std::string& database,
                                         const std::string& checkpoint_file,
                                         const std::string& public_key_file) {
-  ASSIGN_OR_RETURN(Pkey key, ReadKey(public_key_file, false));
   ASSIGN_OR_RETURN(auto db, Database::OpenReadOnly(database));
+  return VerifyAudit(*db, checkpoint_file, public_key_file);
+}
+
+absl::StatusOr<AuditReport> VerifyAudit(Database& database, const std::string& checkpoint_file,
+                                        const std::string& public_key_file) {
+  ASSIGN_OR_RETURN(Pkey key, ReadKey(public_key_file, false));
+  Database* db = &database;
   AuditReport report;
   std::map<int64_t, std::string> hashes;
   RETURN_IF_ERROR(db->Read([&](Txn& txn) -> absl::Status {

@@ -84,6 +84,9 @@ struct AuditReport {
 absl::StatusOr<AuditReport> VerifyAudit(const std::string& database,
                                         const std::string& checkpoint_file,
                                         const std::string& public_key_file);
+// The same over an open database (the NCA register's on PostgreSQL).
+absl::StatusOr<AuditReport> VerifyAudit(Database& database, const std::string& checkpoint_file,
+                                        const std::string& public_key_file);
 
 }  // namespace sarloop
 

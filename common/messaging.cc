@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/fault.h"
@@ -150,7 +151,9 @@ absl::StatusOr<std::vector<Backlog>> ReadBacklog(Database& db) {
   std::vector<Backlog> out;
   RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
     ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT destination, "
-                                          "SUM(status = 0), SUM(status = 2), SUM(status = 1), "
+                                          "SUM(CASE WHEN status = 0 THEN 1 ELSE 0 END), "
+                                          "SUM(CASE WHEN status = 2 THEN 1 ELSE 0 END), "
+                                          "SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END), "
                                           "MIN(CASE WHEN status = 0 THEN created_at END) "
                                           "FROM outbox GROUP BY destination ORDER BY destination"));
     for (const Row& r : rows) {
@@ -185,6 +188,18 @@ DeliveryOptions DeliveryOptionsFrom(const v1::DeliveryConfig& config) {
 
 namespace {
 
+// "ipv4:10.0.0.1:7402,10.0.0.2:7402" -> "10.0.0.1"; "" for anything but a list of addresses.
+std::string FirstHostOfList(absl::string_view address) {
+  for (absl::string_view scheme : {"ipv4:", "ipv6:"}) {
+    if (!absl::StartsWith(address, scheme) || !absl::StrContains(address, ',')) continue;
+    absl::string_view first = address.substr(scheme.size());
+    first = first.substr(0, first.find(','));
+    if (absl::StartsWith(first, "[")) return std::string(first.substr(1, first.find(']') - 1));
+    return std::string(first.substr(0, first.rfind(':')));
+  }
+  return "";
+}
+
 class GrpcTransport : public Transport {
  public:
   GrpcTransport(const std::vector<v1::Peer>& peers, std::shared_ptr<grpc::ChannelCredentials> creds,
@@ -196,6 +211,15 @@ class GrpcTransport : public Transport {
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+      // A peer may be several replicas (an address list such as "ipv4:10.0.0.1:7402,10.0.0.2:7402",
+      // or a DNS name with several addresses): calls spread over those that answer, and one that
+      // goes away costs only the calls in flight to it, which the outbox sends again.
+      args.SetLoadBalancingPolicyName("round_robin");
+      // TLS checks each replica's certificate against one name; for an address list that is
+      // the first address's host (the name gRPC would otherwise check is the whole list).
+      if (const std::string host = FirstHostOfList(p.address()); !host.empty()) {
+        args.SetSslTargetNameOverride(host);
+      }
       auto channel = grpc::CreateCustomChannel(p.address(), creds, args);
       if (p.code() == kRegisterCode) {
         register_ = v1::RegisterFeed::NewStub(channel);

@@ -117,6 +117,9 @@ class Database {
   static absl::StatusOr<std::unique_ptr<Database>> OpenPostgres(
       const std::string& conninfo, std::span<const Migration> migrations,
       std::shared_ptr<const Keyring> keys = nullptr, int readers = 2);
+  // The same without migrations, for tools (audit verification) that do not know the schema.
+  static absl::StatusOr<std::unique_ptr<Database>> OpenPostgresExisting(
+      const std::string& conninfo, std::shared_ptr<const Keyring> keys = nullptr);
 
   // Opens an existing database for maintenance (e.g. resealing after key rotation) by a tool that
   // does not know the service's schema: read-write, same pragmas, no migrations. NOT_FOUND when

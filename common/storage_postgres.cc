@@ -306,8 +306,9 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Connect(const std::string& conninf
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Database>> Database::OpenPostgres(
-    const std::string& conninfo, std::span<const Migration> migrations,
+namespace {
+absl::StatusOr<std::unique_ptr<Database>> OpenPg(
+    const std::string& conninfo, std::optional<std::span<const Migration>> migrations,
     std::shared_ptr<const Keyring> keys, int readers) {
   Engine engine;
   ASSIGN_OR_RETURN(engine.writer, Connect(conninfo, keys.get()));
@@ -317,6 +318,18 @@ absl::StatusOr<std::unique_ptr<Database>> Database::OpenPostgres(
   }
   engine.keys = std::move(keys);
   return storage_internal::NewGroupCommitDatabase(std::move(engine), migrations);
+}
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Database>> Database::OpenPostgres(
+    const std::string& conninfo, std::span<const Migration> migrations,
+    std::shared_ptr<const Keyring> keys, int readers) {
+  return OpenPg(conninfo, migrations, std::move(keys), readers);
+}
+
+absl::StatusOr<std::unique_ptr<Database>> Database::OpenPostgresExisting(
+    const std::string& conninfo, std::shared_ptr<const Keyring> keys) {
+  return OpenPg(conninfo, std::nullopt, std::move(keys), 0);
 }
 
 }  // namespace sarloop

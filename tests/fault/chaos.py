@@ -9,6 +9,12 @@ which retries a failed call with the same request_id), and meanwhile breaks thin
   --mode crash-points  lets the services kill themselves at the named crash points (fault
                        injector, tests/fault/fault_injector.cc) and restarts them.
 
+With --nca-postgres the NCA register lives on PostgreSQL (the server tests/pg/with_postgres.sh
+starts, found in SARLOOP_TEST_POSTGRES) and two nca replicas share it, every sender reaching
+both through one address list; --kill-only nca,nca-2 then kills one replica at a time under load.
+The checks add: the register holds each event delivered to the NCA exactly once, both replicas
+answer the analysts alike, and the shared audit chain verifies against each replica's checkpoints.
+
 Delivered batches are also sent twice, with an old batch replayed (--duplicate-percent). At the
 end it checks: the register equals the scenario referral by referral, exactly once (sarloop-synth's
 own check); no outbox holds a pending message; every service's audit chain verifies. Every run
@@ -114,6 +120,43 @@ def pending_and_rejected(chain):
     return pending, rejected
 
 
+def psql(postgres, sql):
+    r = subprocess.run(["psql", postgres, "-tAc", sql], capture_output=True, text=True, check=True)
+    return r.stdout.strip()
+
+
+def check_replicas(chain, build, env, postgres, checks):
+    """The register on PostgreSQL: every event delivered to the NCA applied once; both replicas
+    give the analysts the same answers."""
+    delivered = 0
+    for db in sorted(os.listdir(os.path.join(chain, "data"))):
+        if db.endswith(".db"):
+            con = sqlite3.connect(f"file:{os.path.join(chain, 'data', db)}?mode=ro", uri=True,
+                                  timeout=10)
+            try:
+                delivered += con.execute("SELECT COUNT(*) FROM outbox WHERE destination = 'NCA' "
+                                         "AND status = 1").fetchone()[0]
+            finally:
+                con.close()
+    events = int(psql(postgres, "SELECT COUNT(*) FROM events"))
+    entries = int(psql(postgres, "SELECT COUNT(*) FROM entries"))
+    seen = int(psql(postgres, "SELECT COUNT(*) FROM inbox_seen"))
+    checks.check(events == delivered and seen == delivered,
+                 f"the register holds each of the {delivered} events delivered to the NCA once "
+                 f"({events} events, {seen} message ids seen, {entries} referrals)")
+    ctl = os.path.join(build, "tools", "sarloopctl")
+    answers = []
+    for name, offset in (("nca", 2), ("nca-2", 4)):
+        r = subprocess.run([ctl, "nca", "summary",
+                            f"--target=localhost:{int(env['SARLOOP_BASE_PORT']) + offset}",
+                            f"--identity={os.path.join(chain, 'pki', 'analyst-alice')}",
+                            "--as-of", "2030-01-01"],
+                           capture_output=True, text=True)
+        answers.append(r.stdout if r.returncode == 0 else f"exit {r.returncode}: {r.stderr}")
+    checks.check(answers[0] == answers[1] and f"{entries}" in answers[0],
+                 f"both replicas answer the summary alike, counting all {entries} referrals")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("build", help="the build tree (holds tests/fault/sarloop-*-faults)")
@@ -132,6 +175,10 @@ def main():
     ap.add_argument("--settle-timeout", type=int, default=900,
                     help="seconds sarloop-synth waits for the chain to settle after each phase")
     ap.add_argument("--keep", action="store_true", help="keep the chain directory")
+    ap.add_argument("--nca-postgres", action="store_true",
+                    help="the register on PostgreSQL ($SARLOOP_TEST_POSTGRES) with two nca replicas")
+    ap.add_argument("--kill-only", default="",
+                    help="comma-separated services to kill (default: any)")
     ap.add_argument("--unsafe", default="",
                     help="unsafe modes for the services (sync_normal, ack_before_commit): the "
                          "run must then fail, which shows the checks have teeth")
@@ -157,6 +204,20 @@ def main():
     env = dict(os.environ, SARLOOP_BUILD=build, SARLOOP_BASE_PORT=str(a.base_port),
                SARLOOP_FAULTS="1", SARLOOP_DUPLICATE_PERCENT=str(a.duplicate_percent),
                SARLOOP_CRASH_SEED=str(seed))
+    services = list(SERVICES)
+    postgres = None
+    if a.nca_postgres:
+        admin = os.environ.get("SARLOOP_TEST_POSTGRES")
+        if not admin:
+            print("chaos: --nca-postgres needs SARLOOP_TEST_POSTGRES (run under "
+                  "tests/pg/with_postgres.sh)", flush=True)
+            sys.exit(2)
+        name = f"sarloop_chaos_{seed}"
+        subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
+        postgres = f"{admin} dbname={name}"
+        env.update(SARLOOP_NCA_POSTGRES=postgres, SARLOOP_NCA_REPLICAS="2")
+        services.append("nca-2")
+    victims = a.kill_only.split(",") if a.kill_only else services
     if a.unsafe:
         env["SARLOOP_UNSAFE"] = a.unsafe
     if a.mode == "crash-points":
@@ -178,12 +239,12 @@ def main():
         kills = restarts = 0
         next_kill = time.time() + rng.expovariate(1 / a.mean_interval)
         while synth.poll() is None:
-            for name in SERVICES:
+            for name in services:
                 if not service_alive(chain, name):
                     restarts += 1
                     start(chain, name, env)
             if a.mode == "kill" and time.time() >= next_kill:
-                name = rng.choice(SERVICES)
+                name = rng.choice(victims)
                 pid = pid_of(chain, name)
                 if alive(pid):
                     os.kill(pid, signal.SIGKILL)
@@ -215,7 +276,7 @@ def main():
         # restarted too, or its outbox would wait for it forever.
         deadline = time.time() + 120
         while True:
-            for name in SERVICES:
+            for name in services:
                 if not service_alive(chain, name):
                     restarts += 1
                     start(chain, name, env)
@@ -225,6 +286,8 @@ def main():
             time.sleep(0.5)
         checks.check(pending == 0, f"no outbox holds a pending message ({pending} pending, "
                                    f"{rejected} refused permanently by their receivers)")
+        if postgres:
+            check_replicas(chain, build, env, postgres, checks)
         subprocess.run([LOCAL, "down", chain], env=env, capture_output=True)
 
         crashes = collections.Counter()
@@ -251,6 +314,14 @@ def main():
                                     os.path.join(chain, "data", db)], capture_output=True, text=True)
                 checks.check(r.returncode == 0,
                              f"audit chain of {db[:-3]} verifies: {(r.stdout + r.stderr).strip()}")
+        if postgres:
+            for name in ("nca", "nca-2"):
+                r = subprocess.run([ctl, "audit", "verify", "--postgres", postgres, "--database",
+                                    os.path.join(chain, "data", f"{name}.db")],
+                                   capture_output=True, text=True)
+                checks.check(r.returncode == 0,
+                             f"the register's audit chain (PostgreSQL) verifies against {name}'s "
+                             f"checkpoints: {(r.stdout + r.stderr).strip()}")
         print(f"chaos: {kills} kills, {sum(crashes.values())} crash-point crashes, {restarts} "
               f"restarts of crashed services, {referrals} referrals, {time.time() - t0:.0f} s, "
               f"seed {seed}", flush=True)

@@ -105,13 +105,22 @@ absl::Status Health(const Input& in, Session& session) {
 
 // Offline: reads the service's database and checkpoint file directly (no server call), so an
 // auditor can check a copy. Exit 1 naming the first bad entry when the chain does not verify.
+// With --postgres the entries come from the NCA register's PostgreSQL database, and --database
+// names only where that instance keeps its checkpoints and key.
 absl::Status AuditVerify(const Input& in, Session& session) {
   const std::string database = in.args.Get("database").value_or("");
   if (database.empty()) return absl::InvalidArgumentError("--database: required");
+  const std::string postgres = in.args.Get("postgres").value_or("");
   const std::string checkpoints =
       in.args.Get("checkpoints").value_or(database + ".audit-checkpoints");
   const std::string key = in.args.Get("key").value_or(database + ".audit-key.pub");
-  ASSIGN_OR_RETURN(AuditReport report, VerifyAudit(database, checkpoints, key));
+  AuditReport report;
+  if (postgres.empty()) {
+    ASSIGN_OR_RETURN(report, VerifyAudit(database, checkpoints, key));
+  } else {
+    ASSIGN_OR_RETURN(std::unique_ptr<Database> db, Database::OpenPostgresExisting(postgres));
+    ASSIGN_OR_RETURN(report, VerifyAudit(*db, checkpoints, key));
+  }
   if (report.first_bad != 0) {
     return absl::DataLossError(absl::StrCat("audit log does not verify: first bad entry ",
                                             report.first_bad, ": ", report.problem));
@@ -320,9 +329,9 @@ std::vector<Command> OpsCommands() {
        .run = Backlog},
       {.group = "audit",
        .verb = "verify",
-       .synopsis = "--database FILE [--checkpoints FILE] [--key PUBKEY]",
+       .synopsis = "--database FILE [--postgres CONNINFO] [--checkpoints FILE] [--key PUBKEY]",
        .summary = "verify a service's audit chain and signed checkpoints (offline, read-only)",
-       .options = {"database", "checkpoints", "key"},
+       .options = {"database", "postgres", "checkpoints", "key"},
        .run = AuditVerify},
       {.group = "keys",
        .verb = "new",
