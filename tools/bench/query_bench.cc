@@ -8,10 +8,12 @@
 // For scale it also times one plain SQL GROUP BY over the same entries, the approach the
 // in-memory aggregate index replaces, so the speed-up is a ratio measured in the same run.
 //
-//   sarloop-query-bench [--referrals N] [--reps R] [--db FILE] [--json FILE] [--seed S]
-//                       [--only SHAPE_SUBSTRING]
+//   sarloop-query-bench [--referrals N] [--reps R] [--db FILE | --postgres CONNINFO]
+//                       [--json FILE] [--seed S] [--only SHAPE_SUBSTRING]
 //
-// --db keeps the register (and reuses it when it exists with the same size).
+// --db keeps the register (and reuses it when it exists with the same size); --postgres builds
+// and queries it on PostgreSQL instead (an empty database, or one this bench filled before).
+// tools/bench/register_engines_compare.sh runs both engines in one script.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -38,6 +40,7 @@ struct Flags {
   int64_t referrals = 1'000'000;
   int reps = 100;
   std::string db;
+  std::string postgres;
   std::string json;
   uint64_t seed = 1;
   // Only the query shapes whose name contains this.
@@ -196,6 +199,8 @@ int Main(int argc, char** argv) {
       flags.referrals = std::stoll(next());
     } else if (a == "--reps") {
       flags.reps = std::stoi(next());
+    } else if (a == "--postgres") {
+      flags.postgres = next();
     } else if (a == "--db") {
       flags.db = next();
     } else if (a == "--json") {
@@ -205,8 +210,9 @@ int Main(int argc, char** argv) {
     } else if (a == "--only") {
       flags.only = next();
     } else {
-      std::cerr << "usage: sarloop-query-bench [--referrals N] [--reps R] [--db FILE] "
-                   "[--json FILE] [--seed S] [--only SHAPE_SUBSTRING]\n";
+      std::cerr << "usage: sarloop-query-bench [--referrals N] [--reps R] "
+                   "[--db FILE | --postgres CONNINFO] [--json FILE] [--seed S] "
+                   "[--only SHAPE_SUBSTRING]\n";
       return 2;
     }
   }
@@ -214,7 +220,7 @@ int Main(int argc, char** argv) {
     std::cerr << "sarloop-query-bench: --referrals and --reps must be positive\n";
     return 2;
   }
-  const bool temporary = flags.db.empty();
+  const bool temporary = flags.db.empty() && flags.postgres.empty();
   if (temporary) {
     flags.db = (std::filesystem::temp_directory_path() /
                 absl::StrCat("sarloop-query-bench-", getpid(), ".db"))
@@ -223,7 +229,10 @@ int Main(int argc, char** argv) {
   // Fixed "now", so a kept register answers the same on every run.
   const absl::Time now =
       absl::FromCivil(absl::CivilSecond(2026, 11, 1, 12, 0, 0), absl::UTCTimeZone());
-  auto db = Database::Open(flags.db, nca::RegisterMigrations());
+  auto db = flags.postgres.empty()
+                ? Database::Open(flags.db, nca::RegisterMigrations())
+                : Database::OpenPostgres(flags.postgres, nca::RegisterMigrations());
+  if (!flags.postgres.empty()) flags.db = "PostgreSQL";
   if (!db.ok()) {
     std::cerr << "sarloop-query-bench: " << db.status() << "\n";
     return 1;
@@ -321,7 +330,9 @@ int Main(int argc, char** argv) {
          return (*db)->Read([&](Txn& txn) -> absl::Status {
            return txn
                .Query(
-                   "SELECT organisation, COUNT(*), SUM(state IN (5, 6, 9)), SUM(state = 5), "
+                   "SELECT organisation, COUNT(*), "
+                   "SUM(CASE WHEN state IN (5, 6, 9) THEN 1 ELSE 0 END), "
+                   "SUM(CASE WHEN state = 5 THEN 1 ELSE 0 END), "
                    "SUM(escalated), SUM(handed_over) FROM entries GROUP BY organisation")
                .status();
          });

@@ -215,6 +215,12 @@ absl::StatusOr<v1::ServiceConfig> ConfigArg(const Input& in) {
   if (path.empty()) return UsageError("--config: required");
   absl::StatusOr<v1::ServiceConfig> config = ReadConfigFile(path);
   if (!config.ok()) return UsageError(config.status().message());
+  // The db commands work on a service's SQLite file; PostgreSQL has its own tools.
+  if (!config->postgres().empty()) {
+    return absl::FailedPreconditionError(
+        "this service's register is on PostgreSQL (postgres in its config): back it up, restore "
+        "and replicate it with PostgreSQL's tools (pg_basebackup, pg_dump, streaming replicas)");
+  }
   return config;
 }
 
