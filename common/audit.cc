@@ -140,7 +140,7 @@ absl::StatusOr<Pkey> LoadOrMakeKey(const std::string& path) {
 
 absl::Status AppendAudit(Txn& txn, const AuditEntry& entry) {
   // One chain per database: processes sharing it (PostgreSQL replicas) append one at a time.
-  RETURN_IF_ERROR(txn.Serialize("sarloop.audit"));
+  RETURN_IF_ERROR(txn.Serialize(kGlobalOrder));
   ASSIGN_OR_RETURN(auto head, txn.Query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"));
   const int64_t seq = head.empty() ? 1 : head[0].Int(0) + 1;
   const std::string prev = head.empty() ? std::string(kHashSize, '\0') : head[0].Text(1);
@@ -233,8 +233,9 @@ absl::StatusOr<AuditReport> VerifyAudit(Database& database, const std::string& c
   AuditReport report;
   std::map<int64_t, std::string> hashes;
   RETURN_IF_ERROR(db->Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT seq, at, identity, \"user\", method, referral_id, "
-                                          "code, detail, hash FROM audit ORDER BY seq"));
+    ASSIGN_OR_RETURN(auto rows,
+                     txn.Query("SELECT seq, at, identity, \"user\", method, referral_id, "
+                               "code, detail, hash FROM audit ORDER BY seq"));
     std::string prev(kHashSize, '\0');
     int64_t expected = 1;
     for (const Row& r : rows) {

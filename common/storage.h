@@ -83,7 +83,8 @@ class Txn {
   virtual int64_t Changes() = 0;
   // Makes the rest of this transaction exclusive with every other transaction that serialises on
   // `what`, in any process sharing the database, until it ends: for orders that must be global,
-  // such as a hash chain's next link. A no-op where the engine has one writer (SQLite).
+  // such as a hash chain's next link. Taking it again in the same transaction is free. A no-op
+  // where the engine has one writer (SQLite).
   virtual absl::Status Serialize(absl::string_view what) { return absl::OkStatus(); }
 
   // Sealed cells (DESIGN §5): `plaintext` encrypted with the database's keyring for the cell
@@ -96,6 +97,11 @@ class Txn {
   virtual absl::StatusOr<std::string> Unseal(absl::string_view column, absl::string_view row_key,
                                              absl::string_view stored) = 0;
 };
+
+// The one name a service's global orders (the audit chain's next link, the NCA register's
+// change sequence) serialise on. One name, not one per order: a batch holds what it takes until
+// its COMMIT, so two names taken in different orders by two replicas' batches would deadlock.
+inline constexpr absl::string_view kGlobalOrder = "sarloop.global-order";
 
 class Database {
  public:

@@ -8,6 +8,8 @@
 
 #include <cstdlib>
 #include <map>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -116,7 +118,15 @@ class PgTxn : public SealingTxn {
                      : PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()), nullptr,
                                     values.data(), lengths.data(), formats.data(), 0));
     const ExecStatusType st = PQresultStatus(res.get());
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return PgError(conn_, res.get(), sql);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+      const char* state = PQresultErrorField(res.get(), PG_DIAG_SQLSTATE);
+      // Insufficient resources (53: disk full, out of memory) and system errors (58: I/O): the
+      // storage cannot take writes, as SQLite's SQLITE_FULL and SQLITE_IOERR.
+      if (state != nullptr && (absl::StartsWith(state, "53") || absl::StartsWith(state, "58"))) {
+        storage_failure_ = PQresultErrorMessage(res.get());
+      }
+      return PgError(conn_, res.get(), sql);
+    }
     const char* tuples = PQcmdTuples(res.get());
     changes_ = (tuples && *tuples) ? std::atoll(tuples) : 0;
     std::vector<Row> rows;
@@ -178,6 +188,11 @@ class PgTxn : public SealingTxn {
   // A new connection (after a reset) has none of the statements prepared on the old one.
   void ForgetPrepared() { prepared_.clear(); }
 
+  // The message of the last statement that failed for lack of storage, once.
+  std::optional<std::string> TakeStorageFailure() {
+    return std::exchange(storage_failure_, std::nullopt);
+  }
+
  private:
   // The server-side prepared statement for `sql`, prepared on first use: the server then parses
   // and plans each statement once per connection rather than on every call, which halves the
@@ -208,6 +223,7 @@ class PgTxn : public SealingTxn {
 
   PGconn* const conn_;
   int64_t changes_ = 0;
+  std::optional<std::string> storage_failure_;
   std::map<std::string, std::string, std::less<>> numbered_;
   std::map<std::string, std::string, std::less<>> prepared_;
 };
@@ -269,6 +285,7 @@ class PgConnection : public Connection {
 
   std::optional<std::string> StorageFailure() override {
     if (PQstatus(conn_) == CONNECTION_BAD) return std::string(PQerrorMessage(conn_));
+    if (std::optional<std::string> f = txn_->TakeStorageFailure()) return f;
     return std::exchange(last_failure_, std::nullopt);
   }
 
@@ -346,7 +363,18 @@ absl::StatusOr<std::unique_ptr<Database>> OpenPg(
     engine.readers.push_back(std::move(r));
   }
   engine.keys = std::move(keys);
-  return storage_internal::NewGroupCommitDatabase(std::move(engine), migrations);
+  ASSIGN_OR_RETURN(std::unique_ptr<Database> db,
+                   storage_internal::NewGroupCommitDatabase(std::move(engine), migrations));
+  // As SQLite refuses to run without synchronous=FULL: a server (or a role, or the connection
+  // string) that acknowledges commits before the WAL is flushed would let a reply outlive its
+  // effect.
+  ASSIGN_OR_RETURN(const int64_t sync, db->SynchronousMode());
+  if (sync != 2) {
+    return absl::FailedPreconditionError(
+        "PostgreSQL does not make commits durable here (synchronous_commit is off or fsync is "
+        "off): refusing to acknowledge anything on it");
+  }
+  return db;
 }
 }  // namespace
 

@@ -99,15 +99,18 @@ absl::StatusOr<std::vector<v1::RegisterEntry>> ParseEntries(const std::vector<Ro
 std::span<const Migration> RegisterMigrations() { return kMigrations; }
 
 absl::Status Register::Apply(Txn& txn, const v1::LifecycleEvent& event) {
+  // Replicas sharing the register (PostgreSQL) apply events one transaction at a time, until
+  // commit. Taken before the event is stored and the referral's events read back: otherwise two
+  // replicas applying two events of one referral at once would each fold without the other's,
+  // and the entry would miss one. It also makes seq order commit order, so a catch-up that has
+  // read up to some seq never misses a lower one committed later.
+  RETURN_IF_ERROR(txn.Serialize(kGlobalOrder));
   ASSIGN_OR_RETURN(bool is_new, AppendEvent(txn, event));
   if (!is_new) return absl::OkStatus();
   ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
   const v1::RegisterEntry e = Fold(std::move(events));
   // Read apart from the insert: a subquery on the table being inserted into would make SQLite
-  // copy its result through a temporary table on every event. Replicas sharing the register
-  // (PostgreSQL) take seq one at a time, until commit, so seq order is commit order and a
-  // catch-up that has read up to some seq never misses a lower one committed later.
-  RETURN_IF_ERROR(txn.Serialize("sarloop.register"));
+  // copy its result through a temporary table on every event.
   ASSIGN_OR_RETURN(auto next, txn.Query("SELECT COALESCE(MAX(seq), 0) + 1 FROM entries"));
   return txn.Exec(
       "INSERT INTO entries (referral_id, organisation, state, dispatched_at, due_at, "

@@ -11,9 +11,13 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/event_log.h"
 #include "common/ids.h"
+#include "common/lifecycle.h"
+#include "common/reference.h"
 #include "common/status.h"
 #include "common/storage.h"
+#include "services/nca/register.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {
@@ -300,6 +304,63 @@ TEST_P(StorageEngines, SerializedAppendsFromReplicasKeepOneChain) {
   EXPECT_EQ(Count(*db_, "SELECT COUNT(*) FROM chain"), 4 * kEach);
   EXPECT_EQ(Count(*db_, "SELECT MAX(seq) FROM chain"), 4 * kEach);
   EXPECT_EQ(Count(*db_, "SELECT COUNT(*) FROM chain WHERE prev != seq - 1"), 0);
+}
+
+// Two replicas apply the events of the same referrals at the same moment, each event in its own
+// transaction, as deliveries arriving at either replica do. Every referral's stored entry must be
+// the fold of all its events: a replica must not fold without an event the other has stored but
+// not yet committed.
+TEST_P(StorageEngines, RegisterReplicasFoldEveryEvent) {
+  // A store of its own: the fixture's holds another schema.
+  std::unique_ptr<Store> store = Store::Make(GetParam());
+  ASSERT_OK_AND_ASSIGN(auto a, store->Open(nca::RegisterMigrations()));
+  ASSERT_OK_AND_ASSIGN(auto b, store->Open(nca::RegisterMigrations()));
+  nca::Register reg_a(*a, ReferenceData::BuiltIn());
+  nca::Register reg_b(*b, ReferenceData::BuiltIn());
+  constexpr int kReferrals = 60;
+  const v1::EventType kTypes[] = {v1::EVENT_TYPE_DISPATCHED,    v1::EVENT_TYPE_RECEIVED,
+                                  v1::EVENT_TYPE_ACKNOWLEDGED,  v1::EVENT_TYPE_RESEARCH_STARTED,
+                                  v1::EVENT_TYPE_REMINDER_SENT, v1::EVENT_TYPE_CLOSED_BY_FORCE};
+  const absl::Time t0 = absl::FromUnixSeconds(1'750'000'000);
+  std::vector<std::vector<v1::LifecycleEvent>> events(kReferrals);
+  for (int r = 0; r < kReferrals; ++r) {
+    for (int i = 0; i < 6; ++i) {
+      events[r].push_back(NewEvent(kTypes[i], absl::StrCat("REF-", 1000 + r),
+                                   i == 0 ? "UKFIU" : "NFK", "NFK", v1::Actor(),
+                                   t0 + absl::Minutes(r * 10 + i)));
+    }
+  }
+  auto apply = [&](Database& db, nca::Register& reg, int parity) {
+    for (int r = 0; r < kReferrals; ++r) {
+      for (int i = parity; i < 6; i += 2) {
+        for (int attempt = 0;; ++attempt) {
+          absl::Status s = db.Transact([&](Txn& t) { return reg.Apply(t, events[r][i]); });
+          if (s.ok()) break;
+          ASSERT_THAT(s, StatusIs(absl::StatusCode::kAborted, ::testing::_));
+          ASSERT_LT(attempt, 20);
+        }
+      }
+    }
+  };
+  std::thread ta(apply, std::ref(*a), std::ref(reg_a), 0);
+  std::thread tb(apply, std::ref(*b), std::ref(reg_b), 1);
+  ta.join();
+  tb.join();
+  int stale = 0;
+  ASSERT_THAT(a->Read([&](Txn& t) -> absl::Status {
+    for (int r = 0; r < kReferrals; ++r) {
+      const std::string id = absl::StrCat("REF-", 1000 + r);
+      ASSIGN_OR_RETURN(auto rows, t.Query("SELECT entry FROM entries WHERE referral_id = ?", {id}));
+      ASSIGN_OR_RETURN(auto all, EventsOf(t, id));
+      EXPECT_EQ(all.size(), 6u) << id;
+      v1::RegisterEntry stored;
+      EXPECT_TRUE(!rows.empty() && stored.ParseFromString(rows[0].Text(0))) << id;
+      stale += stored.SerializeAsString() != Fold(std::move(all)).SerializeAsString() ? 1 : 0;
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(stale, 0) << "entries folded without one of their events";
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, StorageEngines, ::testing::Values("sqlite", "postgres"),
