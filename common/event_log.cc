@@ -41,11 +41,11 @@ v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
 }
 
 absl::StatusOr<bool> AppendEvent(Txn& txn, const v1::LifecycleEvent& event) {
-  RETURN_IF_ERROR(txn.Exec(
-      "INSERT INTO events (event_id, referral_id, occurred_at, event) VALUES (?,?,?,?) "
-      "ON CONFLICT DO NOTHING",
-      {event.event_id(), event.referral_id(), ToMicros(FromProto(event.occurred_at())),
-       Blob{event.SerializeAsString()}}));
+  RETURN_IF_ERROR(
+      txn.Exec("INSERT INTO events (event_id, referral_id, occurred_at, event) VALUES (?,?,?,?) "
+               "ON CONFLICT DO NOTHING",
+               {event.event_id(), event.referral_id(), ToMicros(FromProto(event.occurred_at())),
+                Blob{event.SerializeAsString()}}));
   return txn.Changes() > 0;
 }
 
