@@ -50,6 +50,20 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   }
   if (kind == v1::SERVICE_KIND_UKFIU && c.code().empty()) c.set_code("UKFIU");
   if (kind == v1::SERVICE_KIND_NCA && c.code().empty()) c.set_code("NCA");
+  if (kind == v1::SERVICE_KIND_LINKAGE && c.code().empty()) c.set_code("LINKAGE");
+  if (kind != v1::SERVICE_KIND_LINKAGE && c.linkage_threshold_milli() != 0) {
+    return FieldError("linkage_threshold_milli", "is for the linkage service only");
+  }
+  if (kind != v1::SERVICE_KIND_LINKAGE && c.linkage_subjects_per_minute() != 0) {
+    return FieldError("linkage_subjects_per_minute", "is for the linkage service only");
+  }
+  if (c.linkage_threshold_milli() != 0 &&
+      (c.linkage_threshold_milli() < 500 || c.linkage_threshold_milli() > 990)) {
+    return FieldError("linkage_threshold_milli", "must be between 500 and 990");
+  }
+  if (c.linkage_subjects_per_minute() < 0) {
+    return FieldError("linkage_subjects_per_minute", "must not be negative");
+  }
   if (c.code().empty()) return FieldError("code", "is required");
   if (c.listen().empty()) return FieldError("listen", "is required");
   if (c.database().empty()) return FieldError("database", "is required");

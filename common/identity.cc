@@ -38,8 +38,8 @@ absl::StatusOr<Identity> ParseIdentity(absl::string_view uri) {
   Identity id;
   id.uri = std::string(uri);
   id.kind = std::string(parts[0]);
-  if ((id.kind == "ukfiu" || id.kind == "nca") && parts.size() <= 2) {
-    id.org = id.kind == "ukfiu" ? "UKFIU" : "NCA";
+  if ((id.kind == "ukfiu" || id.kind == "nca" || id.kind == "linkage") && parts.size() <= 2) {
+    id.org = id.kind == "ukfiu" ? "UKFIU" : id.kind == "nca" ? "NCA" : "LINKAGE";
     if (parts.size() == 2) id.system = std::string(parts[1]);
     return id;
   }

@@ -3,6 +3,7 @@
 //
 //   spiffe://sarloop/ukfiu[/<system>]        kind "ukfiu",   org "UKFIU"
 //   spiffe://sarloop/nca[/<system>]          kind "nca",     org "NCA"
+//   spiffe://sarloop/linkage[/<system>]      kind "linkage", org "LINKAGE"
 //   spiffe://sarloop/force/<CODE>[/<system>] kind "force",   org CODE
 //   spiffe://sarloop/racu/<CODE>[/<system>]  kind "racu",    org CODE
 //   spiffe://sarloop/analyst/<user>          kind "analyst", org "" (user in `system`)

@@ -158,6 +158,36 @@ absl::StatusOr<Date> ParseDate(absl::string_view s) {
   return d;
 }
 
+// A UK postcode at the end of a free-text address ("..., Norwich NR3 1AB" or "...NR31AB"): moves
+// it to `postcode`, so addresses written either way encode alike.
+bool IsInward(absl::string_view t) {
+  return t.size() == 3 && absl::ascii_isdigit(static_cast<unsigned char>(t[0])) &&
+         absl::ascii_isalpha(static_cast<unsigned char>(t[1])) &&
+         absl::ascii_isalpha(static_cast<unsigned char>(t[2]));
+}
+bool IsOutward(absl::string_view t) {
+  if (t.size() < 2 || t.size() > 4 || !absl::ascii_isalpha(static_cast<unsigned char>(t[0]))) {
+    return false;
+  }
+  return std::any_of(t.begin(), t.end(),
+                     [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); });
+}
+void ExtractPostcode(std::string* address, std::string* postcode) {
+  std::vector<std::string> tokens = Tokens(NormaliseAddress(*address));
+  if (tokens.size() >= 2 && IsInward(tokens.back()) && IsOutward(tokens[tokens.size() - 2])) {
+    *postcode = absl::StrCat(tokens[tokens.size() - 2], tokens.back());
+    tokens.resize(tokens.size() - 2);
+  } else if (!tokens.empty() && tokens.back().size() >= 5 && tokens.back().size() <= 7 &&
+             IsInward(absl::string_view(tokens.back()).substr(tokens.back().size() - 3)) &&
+             IsOutward(absl::string_view(tokens.back()).substr(0, tokens.back().size() - 3))) {
+    *postcode = tokens.back();
+    tokens.pop_back();
+  } else {
+    return;
+  }
+  *address = absl::StrJoin(tokens, " ");
+}
+
 // A person as tokens per field, plus the salt and a canonical form for the BLIP stream.
 struct Tokenised {
   std::vector<std::string> tokens[kFieldCount];
@@ -191,7 +221,9 @@ absl::StatusOr<Tokenised> Tokenise(const PersonFields& p) {
     dob_canonical = p.date_of_birth;
   }
 
-  const std::string address = NormaliseAddress(p.address);
+  std::string address_text = p.address, postcode_text = p.postcode;
+  if (postcode_text.empty()) ExtractPostcode(&address_text, &postcode_text);
+  const std::string address = NormaliseAddress(address_text);
   bool number_seen = false;
   for (const std::string& token : Tokens(address)) {
     if (absl::ascii_isdigit(static_cast<unsigned char>(token[0]))) {
@@ -205,7 +237,7 @@ absl::StatusOr<Tokenised> Tokenise(const PersonFields& p) {
     }
     AddBigrams(token, "", &t.tokens[2]);
   }
-  const std::string postcode = NormalisePostcode(p.postcode);
+  const std::string postcode = NormalisePostcode(postcode_text);
   if (postcode.size() >= 5 && postcode.size() <= 7) {
     const std::string outward = postcode.substr(0, postcode.size() - 3);
     t.tokens[2].push_back(absl::StrCat("PC:", postcode));

@@ -70,7 +70,8 @@ struct PersonFields {
   std::string surname;
   std::string date_of_birth;  // YYYY-MM-DD, or empty
   std::string address;        // street line and town, free text
-  std::string postcode;       // UK postcode, any spacing
+  // UK postcode, any spacing; when empty, a postcode ending `address` is taken from there.
+  std::string postcode;
 };
 
 struct Hardening {

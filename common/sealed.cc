@@ -17,6 +17,9 @@ std::span<const SealedColumn> SealedColumns() {
        "length(CAST(destination AS BLOB)) || ':' || destination || '/' || message_id"},
       {"idempotency", "idempotency.response",
        "length(CAST(scope AS BLOB)) || ':' || scope || '/' || request_id"},
+      // The linkage service's encodings (keyed, but still about people). Ids hold no '/'.
+      {"linkage_records", "linkage_records.encoding", "upload_id || '/' || record_id"},
+      {"linkage_subjects", "linkage_subjects.encoding", "sar_id || '/' || subject_ref"},
   };
   return kColumns;
 }

@@ -1,5 +1,8 @@
 #include "common/validation.h"
 
+#include <algorithm>
+#include <set>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -184,6 +187,34 @@ absl::Status CheckTextList(absl::string_view field,
   }
   for (int i = 0; i < values.size(); ++i) {
     RETURN_IF_ERROR(CheckText(absl::StrCat(field, "[", i, "]"), values[i], max_chars, true));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckIndirectLink(absl::string_view field, const v1::IndirectLink& link) {
+  const std::string& id = link.hit_id();
+  if (id.size() != 20 || !absl::StartsWith(id, "HIT-") ||
+      !std::all_of(id.begin() + 4, id.end(), [](char c) { return absl::ascii_isxdigit(c); })) {
+    return FieldError(absl::StrCat(field, ".hit_id"), "must be HIT- and 16 hex digits");
+  }
+  const std::string& rec = link.record_id();
+  if (rec.empty() || rec.size() > 64 || !std::all_of(rec.begin(), rec.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+               c == '-';
+      })) {
+    return FieldError(absl::StrCat(field, ".record_id"),
+                      "must be 1 to 64 letters, digits, '.', '_' or '-'");
+  }
+  if (link.score_milli() < 1 || link.score_milli() > 1000) {
+    return FieldError(absl::StrCat(field, ".score_milli"), "must be 1 to 1000");
+  }
+  std::set<std::string> seen;
+  for (int i = 0; i < link.matched_fields_size(); ++i) {
+    const std::string& f = link.matched_fields(i);
+    if ((f != "name" && f != "date_of_birth" && f != "address") || !seen.insert(f).second) {
+      return FieldError(absl::StrCat(field, ".matched_fields[", i, "]"),
+                        "must be one of name, date_of_birth, address, each once");
+    }
   }
   return absl::OkStatus();
 }

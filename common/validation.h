@@ -31,6 +31,10 @@ absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& outcome);
 // Sector and narrative present, 1 to 20 subjects each with a name, dates as YYYY-MM-DD.
 absl::Status CheckSar(absl::string_view field, const v1::Sar& sar);
 
+// A linkage hit as an INDIRECT referral carries it: hit_id "HIT-" + 16 hex digits, record_id 1 to
+// 64 of [A-Za-z0-9._-], score 1 to 1000, matched fields from name, date_of_birth, address.
+absl::Status CheckIndirectLink(absl::string_view field, const v1::IndirectLink& link);
+
 // A referral id as issued by ukfiu ("REF-" + 16 hex digits).
 absl::Status CheckReferralId(absl::string_view field, const std::string& id);
 

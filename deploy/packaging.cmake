@@ -1,9 +1,10 @@
 # Installation and the Debian package (CPack): `cpack -G DEB` in the build directory writes
-# sarloop_<version>_<arch>.deb. It installs the four services, sarloopctl and the dev PKI tool under
+# sarloop_<version>_<arch>.deb. It installs the five services, sarloopctl and the dev PKI tool under
 # /usr/bin, the systemd unit, the default authorisation policy, and creates the `sarloop` system
 # user; removing it stops the units it started and `purge` removes the user. Dependencies are
 # worked out by dpkg-shlibdeps from the binaries.
-install(TARGETS sarloop-ukfiu sarloop-force sarloop-racu sarloop-nca sarloopctl RUNTIME DESTINATION bin)
+install(TARGETS sarloop-ukfiu sarloop-force sarloop-racu sarloop-nca sarloop-linkage sarloopctl
+        RUNTIME DESTINATION bin)
 install(PROGRAMS ${PROJECT_SOURCE_DIR}/tools/pki/sarloop-pki DESTINATION bin)
 install(FILES ${PROJECT_SOURCE_DIR}/deploy/policy/sarloop-policy.textproto
         DESTINATION share/sarloop)

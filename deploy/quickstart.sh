@@ -47,7 +47,7 @@ if command -v ccache >/dev/null 2>&1; then
 fi
 "${configure[@]}"
 build=(cmake --build "$BUILD" --target sarloop-ukfiu sarloop-force sarloop-racu sarloop-nca
-  sarloopctl sarloop-synth)
+  sarloop-linkage sarloopctl sarloop-synth)
 [[ -z ${SARLOOP_JOBS:-} ]] || build+=(--parallel "$SARLOOP_JOBS")
 "${build[@]}"
 

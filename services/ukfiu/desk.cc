@@ -175,7 +175,8 @@ absl::StatusOr<v1::GetSarResponse> Desk::GetSar(const std::string& sar_id) {
 absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const std::string& org,
                                             const v1::ThrAssessment& thr, int due_in_days,
                                             v1::ReferralRoute route, const std::string& linked,
-                                            const v1::Actor& actor, absl::Time now) {
+                                            const v1::Actor& actor, absl::Time now,
+                                            const v1::IndirectLink* link) {
   ASSIGN_OR_RETURN(auto open, txn.Query(absl::StrCat("SELECT referral_id FROM referrals WHERE "
                                                      "sar_id = ? AND organisation = ? AND state "
                                                      "NOT IN ",
@@ -224,6 +225,7 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const 
   *package.mutable_due_at() = r.due_at();
   *package.mutable_dispatched_at() = r.dispatched_at();
   package.mutable_deconfliction_with()->CopyFrom(r.deconfliction_with());
+  if (link != nullptr) *package.mutable_indirect_link() = *link;
 
   v1::LifecycleEvent dispatched =
       NewEvent(v1::EVENT_TYPE_DISPATCHED, r.referral_id(), "UKFIU", org, actor, now);
@@ -267,6 +269,16 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
   if (!v1::ReferralRoute_IsValid(request.route())) {
     return FieldError("route", "must be DIRECT or INDIRECT");
   }
+  v1::ReferralRoute route = request.route();
+  const v1::IndirectLink* link = nullptr;
+  if (request.has_indirect_link()) {
+    RETURN_IF_ERROR(CheckIndirectLink("indirect_link", request.indirect_link()));
+    if (route == v1::REFERRAL_ROUTE_DIRECT) {
+      return FieldError("route", "must be INDIRECT (or unset) with an indirect_link");
+    }
+    route = v1::REFERRAL_ROUTE_INDIRECT;
+    link = &request.indirect_link();
+  }
   v1::ReferSarResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
@@ -275,7 +287,7 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
         ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, request.sar_id()));
         ASSIGN_OR_RETURN(*response.mutable_referral(),
                          Dispatch(txn, sar, request.organisation(), request.thr(),
-                                  request.due_in_days(), request.route(), "", call.actor, now));
+                                  request.due_in_days(), route, "", call.actor, now, link));
         return absl::OkStatus();
       },
       now, call.audit));

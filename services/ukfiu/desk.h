@@ -63,7 +63,8 @@ class Desk {
   absl::StatusOr<v1::Referral> Dispatch(Txn& txn, const v1::Sar& sar, const std::string& org,
                                         const v1::ThrAssessment& thr, int due_in_days,
                                         v1::ReferralRoute route, const std::string& linked,
-                                        const v1::Actor& actor, absl::Time now);
+                                        const v1::Actor& actor, absl::Time now,
+                                        const v1::IndirectLink* link = nullptr);
   absl::Status CheckOrganisation(const std::string& field, const std::string& code) const;
   // The force and the NCA, plus the unit holding the referral, if any and reachable.
   std::vector<std::string> EndingDestinations(const v1::Referral& referral) const;

@@ -32,7 +32,7 @@ done
 
 # The example configuration for each role in deploy/config/, its /etc/sarloop and /var/lib/sarloop
 # paths moved into a sandbox holding the dev PKI's files for that role.
-for pair in ukfiu:ukfiu nca:nca force:force-NFK racu:racu-ERSOU; do
+for pair in ukfiu:ukfiu nca:nca force:force-NFK racu:racu-ERSOU linkage:linkage; do
   kind=${pair%%:*} name=${pair#*:} ex=$DIR/examples/${pair%%:*}
   mkdir -p "$ex/etc/tls" "$ex/etc/keys" "$ex/var/$kind"
   cp "$DIR/pki/$name"/{cert,key,ca}.pem "$ex/etc/tls/" && cp -r "$DIR/pki/crl" "$ex/etc/tls/crl"

@@ -32,6 +32,7 @@ if [[ -n ${deb:-} ]]; then ok "cpack built $(basename "$deb")"; else bad "cpack:
 contents=$(dpkg-deb -c "$deb")
 missing=""
 for f in usr/bin/sarloop-ukfiu usr/bin/sarloop-force usr/bin/sarloop-racu usr/bin/sarloop-nca \
+  usr/bin/sarloop-linkage \
   usr/bin/sarloopctl usr/bin/sarloop-pki usr/lib/systemd/system/sarloop@.service \
   usr/share/sarloop/sarloop-policy.textproto; do
   grep -q "\./$f\$" <<<"$contents" || missing+=" $f"

@@ -62,6 +62,16 @@ TEST(LinkageEncoder, NormalisationAndOrderDoNotMatter) {
   EXPECT_EQ(Dice(*e.Encode(Alice()), *e.Encode(swapped), Field::kDateOfBirth), 1.0);
 }
 
+TEST(LinkageEncoder, APostcodeInTheAddressCountsAsThePostcode) {
+  Encoder e = Make();
+  PersonFields in_address = Alice();
+  in_address.address = "12 Church Road, Norwich NR3 1AB";
+  in_address.postcode.clear();
+  EXPECT_EQ(*e.Encode(in_address), *e.Encode(Alice()));
+  in_address.address = "12 Church Road, Norwich, nr31ab";
+  EXPECT_EQ(*e.Encode(in_address), *e.Encode(Alice()));
+}
+
 TEST(LinkageEncoder, SimilarPeopleScoreHighStrangersLow) {
   Encoder e = Make();
   PersonFields typo = Alice();

@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/status.h"
+#include "sarloop/v1/linkage.pb.h"
 #include "sarloop/v1/types.pb.h"
 #include "tools/ctl/args.h"
 #include "tools/ctl/client.h"
@@ -65,6 +66,11 @@ std::vector<Command> RacuCommands();
 std::vector<Command> NcaCommands();
 std::vector<Command> ReportCommands();
 std::vector<Command> OpsCommands();
+std::vector<Command> LinkageCommands();
+// A linkage hit, from the linkage service (--linkage-target, else SARLOOP_LINKAGE_TARGET), with
+// the session's identity: what `ukfiu refer --hit` copies into an INDIRECT referral.
+absl::StatusOr<v1::LinkageHit> FetchLinkageHit(const Input& in, const Session& session,
+                                               const std::string& hit_id);
 
 // `a` followed by `b`: a command's own options plus a shared set such as kThrOptions.
 std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b);

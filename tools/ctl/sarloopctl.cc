@@ -44,6 +44,7 @@ constexpr Group kGroups[] = {
     {"nca", "nca: the national register (NCA analysts)"},
     {"report", "report: the STA summary report (NCA analysts; files, from the nca service)"},
     {"ops", "ops: the service's own outbox"},
+    {"linkage", "linkage: screening SAR subjects against force personnel for indirect links"},
     {"audit", "audit: verify a service's tamper-evident audit log (offline)"},
     {"keys", "keys: data keys for encryption at rest (offline, on the service's files)"},
     {"db", "db: back up a service's database while it runs, and restore it (on its host)"},

@@ -105,6 +105,20 @@ absl::Status Refer(const Input& in, Session& session) {
   request.set_request_id(session.options().request_id);
   request.set_sar_id(in.operands[0]);
   request.set_organisation(OrgCode(org));
+  if (std::optional<std::string> hit_id = in.args.Get("hit")) {
+    // An INDIRECT referral from a linkage hit: the hit must be in this organisation's index.
+    ASSIGN_OR_RETURN(v1::LinkageHit hit, FetchLinkageHit(in, session, *hit_id));
+    if (hit.organisation() != request.organisation() || hit.sar_id() != request.sar_id()) {
+      return UsageError(absl::StrCat("--hit ", *hit_id, " is for ", hit.sar_id(), " in ",
+                                     hit.organisation(), "'s index"));
+    }
+    v1::IndirectLink* link = request.mutable_indirect_link();
+    link->set_hit_id(hit.hit_id());
+    link->set_record_id(hit.record_id());
+    link->set_score_milli(hit.score_milli());
+    link->mutable_matched_fields()->CopyFrom(hit.matched_fields());
+    request.set_route(v1::REFERRAL_ROUTE_INDIRECT);
+  }
   v1::ReferSarResponse response;
   RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::ReferSar, request, &response));
   return Emit(session, response,
@@ -197,9 +211,11 @@ std::vector<Command> UkfiuCommands() {
       {.group = "ukfiu",
        .verb = "refer",
        .operands = {"SAR_ID"},
-       .synopsis = absl::StrCat("--org CODE ", kThrSynopsis, " [--due-days N]"),
-       .summary = "refer a SAR to an organisation with a THR assessment",
-       .options = Concat({"org", "due-days"}, kThrOptions),
+       .synopsis = absl::StrCat("--org CODE ", kThrSynopsis,
+                                " [--due-days N] [--hit HIT_ID [--linkage-target HOST:PORT]]"),
+       .summary = "refer a SAR to an organisation with a THR assessment (--hit: an indirect "
+                  "link the linkage screen found)",
+       .options = Concat({"org", "due-days", "hit", "linkage-target"}, kThrOptions),
        .mutating = true,
        .run = Refer},
       {.group = "ukfiu",

@@ -152,6 +152,9 @@ void PrintReferral(const v1::Referral& r, std::ostream& out) {
   kv.Add("due", FormatDate(r.due_at()));
   kv.Add("updated", FormatTime(r.updated_at()));
   AddThr(kv, r.thr());
+  if (r.route() != v1::REFERRAL_ROUTE_UNSPECIFIED) {
+    kv.Add("route", r.route() == v1::REFERRAL_ROUTE_INDIRECT ? "indirect" : "direct");
+  }
   kv.AddIfSet("linked referral", r.linked_referral_id());
   kv.AddIfSet("unit", r.unit());
   kv.AddIfSet("reason", r.reason());
@@ -169,6 +172,13 @@ void PrintReferral(const v1::Referral& r, std::ostream& out) {
   AddSarFields(pkg, package.sar());
   pkg.AddIfSet("handover notes", package.handover_notes());
   pkg.AddIfSet("deconfliction", Joined(package.deconfliction_with()));
+  if (package.has_indirect_link()) {
+    const v1::IndirectLink& link = package.indirect_link();
+    pkg.Add("indirect link",
+            absl::StrCat(link.hit_id(), ": your index record ", link.record_id(), ", score ",
+                         absl::StrFormat("%.3f", link.score_milli() / 1000.0), ", matched ",
+                         Joined(link.matched_fields())));
+  }
   pkg.Print(out);
   out << '\n';
   PrintSubjects(package.sar().subjects(), out);

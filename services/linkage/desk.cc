@@ -1,0 +1,596 @@
+#include "services/linkage/desk.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/ids.h"
+#include "common/messaging.h"
+#include "common/status.h"
+#include "common/validation.h"
+
+namespace sarloop::linkage {
+namespace {
+
+constexpr Migration kMigrations[] = {
+    {"linkage: indexes, uploads, stored subjects, hits",
+     R"sql(
+CREATE TABLE linkage_uploads (
+  upload_id TEXT PRIMARY KEY,
+  org TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  records INTEGER NOT NULL DEFAULT 0,
+  committed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE linkage_records (
+  upload_id TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  encoding BLOB NOT NULL,
+  PRIMARY KEY (upload_id, record_id)
+);
+CREATE TABLE linkage_index (
+  org TEXT PRIMARY KEY,
+  version INTEGER NOT NULL,
+  upload_id TEXT NOT NULL,
+  records INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE linkage_subjects (
+  sar_id TEXT NOT NULL,
+  subject_ref TEXT NOT NULL,
+  encoding BLOB NOT NULL,
+  stored_at INTEGER NOT NULL,
+  PRIMARY KEY (sar_id, subject_ref)
+);
+CREATE TABLE linkage_hits (
+  hit_id TEXT PRIMARY KEY,
+  sar_id TEXT NOT NULL,
+  subject_ref TEXT NOT NULL,
+  org TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  score_milli INTEGER NOT NULL,
+  fields TEXT NOT NULL,
+  index_version INTEGER NOT NULL,
+  found_at INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  feedback_reason TEXT NOT NULL DEFAULT '',
+  feedback_at INTEGER,
+  UNIQUE (sar_id, subject_ref, org, record_id)
+);
+CREATE INDEX linkage_hits_found ON linkage_hits (found_at);
+)sql"},
+};
+
+constexpr char kRecordsColumn[] = "linkage_records.encoding";
+constexpr char kSubjectsColumn[] = "linkage_subjects.encoding";
+constexpr int kMaxRecordsPerCall = 5000;
+constexpr int kMaxSubjectsPerCall = 100;
+// Up to this many stored subjects, re-screening is exact; beyond it, LSH-blocked (BulkScreen),
+// which sarloop-linkage-eval measures at >= 99.5% of the pairs above the threshold.
+constexpr size_t kExactRescreenLimit = 20000;
+
+std::string RowKey(absl::string_view a, absl::string_view b) { return absl::StrCat(a, "/", b); }
+
+// 1 to 64 of [A-Za-z0-9._-]: safe inside a sealed cell's row key and in logs.
+absl::Status CheckRef(absl::string_view field, const std::string& value) {
+  if (value.empty() || value.size() > 64) {
+    return FieldError(field, "must be 1 to 64 characters");
+  }
+  for (char c : value) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
+      return FieldError(field, "may hold only letters, digits, '.', '_' and '-'");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPrefixedId(absl::string_view field, const std::string& value,
+                             absl::string_view prefix) {
+  RETURN_IF_ERROR(CheckRef(field, value));
+  if (!absl::StartsWith(value, prefix)) {
+    return FieldError(field, absl::StrCat("must start with ", prefix));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Filter> ParseEncoding(absl::string_view field, const std::string& bytes) {
+  absl::StatusOr<Filter> f = FromBytes(bytes);
+  if (!f.ok()) return FieldError(field, absl::StrCat("must be ", kFilterBytes, " bytes"));
+  return f;
+}
+
+absl::Status RequireKind(const Call& call, absl::string_view kind, absl::string_view what) {
+  if (call.identity.kind != kind) {
+    return absl::PermissionDeniedError(absl::StrCat(what, " is for ", kind, " identities"));
+  }
+  return absl::OkStatus();
+}
+
+v1::LinkageHit HitFromRow(const Row& row) {
+  // hit_id, sar_id, subject_ref, org, record_id, score_milli, fields, index_version, found_at,
+  // status, feedback_reason, feedback_at
+  v1::LinkageHit h;
+  h.set_hit_id(row.Text(0));
+  h.set_sar_id(row.Text(1));
+  h.set_subject_ref(row.Text(2));
+  h.set_organisation(row.Text(3));
+  h.set_record_id(row.Text(4));
+  h.set_score_milli(static_cast<int32_t>(row.Int(5)));
+  for (absl::string_view f : absl::StrSplit(row.Text(6), ',', absl::SkipEmpty())) {
+    h.add_matched_fields(std::string(f));
+  }
+  h.set_index_version(row.Int(7));
+  *h.mutable_found_at() = ToProto(FromMicros(row.Int(8)));
+  h.set_status(static_cast<v1::LinkStatus>(row.Int(9)));
+  h.set_feedback_reason(row.Text(10));
+  if (!row.IsNull(11)) *h.mutable_feedback_at() = ToProto(FromMicros(row.Int(11)));
+  return h;
+}
+
+constexpr char kHitColumns[] =
+    "hit_id, sar_id, subject_ref, org, record_id, score_milli, fields, index_version, found_at, "
+    "status, feedback_reason, feedback_at";
+
+absl::StatusOr<v1::LinkageHit> LoadHit(Txn& txn, const std::string& hit_id) {
+  ASSIGN_OR_RETURN(
+      std::vector<Row> rows,
+      txn.Query(absl::StrCat("SELECT ", kHitColumns, " FROM linkage_hits WHERE hit_id = ?"),
+                {hit_id}));
+  if (rows.empty()) return absl::NotFoundError(absl::StrCat("hit ", hit_id, " not found"));
+  return HitFromRow(rows[0]);
+}
+
+}  // namespace
+
+std::span<const Migration> LinkageMigrations() { return kMigrations; }
+
+LinkageDesk::LinkageDesk(Database& db, Clock& clock, LinkageOptions options)
+    : db_(db), clock_(clock), options_(options) {}
+
+absl::StatusOr<std::unique_ptr<LinkageDesk>> LinkageDesk::Load(Database& db, Clock& clock,
+                                                               LinkageOptions options) {
+  std::unique_ptr<LinkageDesk> desk(new LinkageDesk(db, clock, options));
+  RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<Row> indexes,
+                     txn.Query("SELECT org, version, upload_id FROM linkage_index"));
+    for (const Row& ix : indexes) {
+      ASSIGN_OR_RETURN(std::vector<Row> rows,
+                       txn.Query("SELECT record_id, encoding FROM linkage_records "
+                                 "WHERE upload_id = ? ORDER BY record_id",
+                                 {ix.Text(2)}));
+      auto force = std::make_shared<ForceIndex>();
+      force->version = ix.Int(1);
+      std::vector<Filter> filters;
+      for (const Row& r : rows) {
+        ASSIGN_OR_RETURN(std::string bytes,
+                         txn.Unseal(kRecordsColumn, RowKey(ix.Text(2), r.Text(0)), r.Text(1)));
+        ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
+        force->record_ids.push_back(r.Text(0));
+        filters.push_back(f);
+      }
+      force->index = ScreeningIndex::Build(filters);
+      desk->indexes_[ix.Text(0)] = std::move(force);
+    }
+    ASSIGN_OR_RETURN(std::vector<Row> subjects,
+                     txn.Query("SELECT sar_id, subject_ref, encoding FROM linkage_subjects"));
+    for (const Row& s : subjects) {
+      ASSIGN_OR_RETURN(std::string bytes,
+                       txn.Unseal(kSubjectsColumn, RowKey(s.Text(0), s.Text(1)), s.Text(2)));
+      ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
+      desk->subjects_.push_back({s.Text(0), s.Text(1), f});
+    }
+    return absl::OkStatus();
+  }));
+  return desk;
+}
+
+absl::Status LinkageDesk::CheckRate(const Call& call, int subjects) {
+  const double per_second = options_.subjects_per_minute / 60.0;
+  const double capacity = options_.subjects_per_minute;
+  const absl::Time now = clock_.Now();
+  std::lock_guard lock(rate_mu_);
+  auto [it, inserted] = buckets_.try_emplace(call.identity.uri, now, capacity);
+  auto& [last, tokens] = it->second;
+  tokens = std::min(capacity, tokens + absl::ToDoubleSeconds(now - last) * per_second);
+  last = now;
+  if (tokens < subjects) {
+    return RetryLater(absl::StatusCode::kResourceExhausted,
+                      absl::StrCat("screening is limited to ", options_.subjects_per_minute,
+                                   " subjects a minute per caller"),
+                      absl::Seconds((subjects - tokens) / per_second));
+  }
+  tokens -= subjects;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> LinkageDesk::StoreHits(Txn& txn, const std::string& org,
+                                               const ForceIndex& index,
+                                               const std::vector<const StoredSubject*>& subjects,
+                                               const std::vector<Hit>& hits, absl::Time now) {
+  int64_t added = 0;
+  for (const Hit& h : hits) {
+    const StoredSubject& s = *subjects[h.query];
+    const Query q = Query::From(s.filter);
+    uint32_t r[kFieldCount];
+    index.index.RecordPopcounts(h.record, r);
+    const double score = HitScore(h, q, r);
+    std::vector<std::string> fields;
+    for (int f = 0; f < kFieldCount; ++f) {
+      const uint32_t sum = q.popcount[f] + r[f];
+      if (sum > 0 && 2.0 * h.and_count[f] / sum >= 0.8) {
+        fields.emplace_back(FieldName(static_cast<Field>(f)));
+      }
+    }
+    const int64_t milli = std::max<int64_t>(options_.threshold_milli,
+                                            static_cast<int64_t>(std::floor(score * 1000 + 1e-9)));
+    RETURN_IF_ERROR(txn.Exec(
+        "INSERT INTO linkage_hits (hit_id, sar_id, subject_ref, org, record_id, score_milli, "
+        "fields, index_version, found_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (sar_id, subject_ref, org, record_id) DO NOTHING",
+        {NewId("HIT-"), s.sar_id, s.subject_ref, org, index.record_ids[h.record], milli,
+         absl::StrJoin(fields, ","), index.version, ToMicros(now), int64_t{v1::LINK_STATUS_OPEN}}));
+    added += txn.Changes();
+  }
+  return added;
+}
+
+absl::StatusOr<v1::BeginIndexUploadResponse> LinkageDesk::BeginUpload(
+    const Call& call, const v1::BeginIndexUploadRequest& r) {
+  RETURN_IF_ERROR(RequireKind(call, "force", "uploading an index"));
+  RETURN_IF_ERROR(CheckRequestId(r.request_id()));
+  v1::BeginIndexUploadResponse response;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, call.scope, r.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        response.set_upload_id(NewId("UPL-"));
+        return txn.Exec("INSERT INTO linkage_uploads (upload_id, org, started_at) VALUES (?, ?, ?)",
+                        {response.upload_id(), call.identity.org, ToMicros(now)});
+      },
+      now, call.audit));
+  return response;
+}
+
+absl::StatusOr<v1::UploadIndexRecordsResponse> LinkageDesk::UploadRecords(
+    const Call& call, const v1::UploadIndexRecordsRequest& r) {
+  RETURN_IF_ERROR(RequireKind(call, "force", "uploading an index"));
+  RETURN_IF_ERROR(CheckRequestId(r.request_id()));
+  RETURN_IF_ERROR(CheckPrefixedId("upload_id", r.upload_id(), "UPL-"));
+  if (r.records_size() < 1 || r.records_size() > kMaxRecordsPerCall) {
+    return FieldError("records", absl::StrCat("must hold 1 to ", kMaxRecordsPerCall, " records"));
+  }
+  for (int i = 0; i < r.records_size(); ++i) {
+    RETURN_IF_ERROR(CheckRef(absl::StrCat("records[", i, "].record_id"), r.records(i).record_id()));
+    RETURN_IF_ERROR(
+        ParseEncoding(absl::StrCat("records[", i, "].encoding"), r.records(i).encoding()).status());
+  }
+  v1::UploadIndexRecordsResponse response;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, call.scope, r.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(std::vector<Row> up,
+                         txn.Query("SELECT org, committed, records FROM linkage_uploads "
+                                   "WHERE upload_id = ?",
+                                   {r.upload_id()}));
+        if (up.empty() || up[0].Text(0) != call.identity.org) {
+          return absl::NotFoundError(absl::StrCat("upload ", r.upload_id(), " not found"));
+        }
+        if (up[0].Int(1) != 0) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("upload ", r.upload_id(), " is already committed"));
+        }
+        for (int i = 0; i < r.records_size(); ++i) {
+          const auto& rec = r.records(i);
+          ASSIGN_OR_RETURN(
+              Blob sealed,
+              txn.Seal(kRecordsColumn, RowKey(r.upload_id(), rec.record_id()), rec.encoding()));
+          RETURN_IF_ERROR(txn.Exec(
+              "INSERT INTO linkage_records (upload_id, record_id, encoding) VALUES (?, ?, ?) "
+              "ON CONFLICT (upload_id, record_id) DO NOTHING",
+              {r.upload_id(), rec.record_id(), std::move(sealed)}));
+          if (txn.Changes() == 0) {
+            return FieldError(absl::StrCat("records[", i, "].record_id"),
+                              "is already in the upload");
+          }
+        }
+        const int64_t total = up[0].Int(2) + r.records_size();
+        RETURN_IF_ERROR(txn.Exec("UPDATE linkage_uploads SET records = ? WHERE upload_id = ?",
+                                 {total, r.upload_id()}));
+        response.set_records(total);
+        return absl::OkStatus();
+      },
+      now, call.audit));
+  return response;
+}
+
+absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
+    const Call& call, const v1::CommitIndexUploadRequest& r) {
+  RETURN_IF_ERROR(RequireKind(call, "force", "uploading an index"));
+  RETURN_IF_ERROR(CheckRequestId(r.request_id()));
+  RETURN_IF_ERROR(CheckPrefixedId("upload_id", r.upload_id(), "UPL-"));
+  if (r.expected_records() < 0) return FieldError("expected_records", "must not be negative");
+  const std::string& org = call.identity.org;
+  v1::CommitIndexUploadResponse response;
+  std::shared_ptr<ForceIndex> built;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, call.scope, r.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(std::vector<Row> up,
+                         txn.Query("SELECT org, committed, records FROM linkage_uploads "
+                                   "WHERE upload_id = ?",
+                                   {r.upload_id()}));
+        if (up.empty() || up[0].Text(0) != org) {
+          return absl::NotFoundError(absl::StrCat("upload ", r.upload_id(), " not found"));
+        }
+        if (up[0].Int(1) != 0) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("upload ", r.upload_id(), " is already committed"));
+        }
+        if (up[0].Int(2) != r.expected_records()) {
+          return absl::FailedPreconditionError(absl::StrCat("upload ", r.upload_id(), " holds ",
+                                                            up[0].Int(2), " records, not the ",
+                                                            r.expected_records(), " expected"));
+        }
+        ASSIGN_OR_RETURN(
+            std::vector<Row> old,
+            txn.Query("SELECT version, upload_id FROM linkage_index WHERE org = ?", {org}));
+        auto force = std::make_shared<ForceIndex>();
+        force->version = old.empty() ? 1 : old[0].Int(0) + 1;
+        ASSIGN_OR_RETURN(std::vector<Row> rows,
+                         txn.Query("SELECT record_id, encoding FROM linkage_records "
+                                   "WHERE upload_id = ? ORDER BY record_id",
+                                   {r.upload_id()}));
+        std::vector<Filter> filters;
+        for (const Row& row : rows) {
+          ASSIGN_OR_RETURN(
+              std::string bytes,
+              txn.Unseal(kRecordsColumn, RowKey(r.upload_id(), row.Text(0)), row.Text(1)));
+          ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
+          force->record_ids.push_back(row.Text(0));
+          filters.push_back(f);
+        }
+        force->index = ScreeningIndex::Build(filters);
+
+        // Every stored subject against the new index.
+        std::vector<const StoredSubject*> subjects;
+        std::vector<Hit> hits;
+        {
+          std::shared_lock lock(mu_);
+          for (const StoredSubject& s : subjects_) subjects.push_back(&s);
+          if (subjects.size() <= kExactRescreenLimit) {
+            for (uint32_t i = 0; i < subjects.size(); ++i) {
+              force->index.Screen(Query::From(subjects[i]->filter), i, options_.threshold_milli,
+                                  BestKernel(), &hits);
+            }
+          } else {
+            std::vector<Filter> queries;
+            for (const StoredSubject* s : subjects) queries.push_back(s->filter);
+            hits = BulkScreen(queries, filters, options_.threshold_milli, BlockingParams{},
+                              options_.rescreen_threads, BestKernel(), nullptr);
+          }
+          ASSIGN_OR_RETURN(int64_t added, StoreHits(txn, org, *force, subjects, hits, now));
+          response.set_new_hits(added);
+        }
+        response.set_subjects_rescreened(static_cast<int64_t>(subjects.size()));
+        if (!old.empty()) {
+          RETURN_IF_ERROR(
+              txn.Exec("DELETE FROM linkage_records WHERE upload_id = ?", {old[0].Text(1)}));
+          RETURN_IF_ERROR(
+              txn.Exec("DELETE FROM linkage_uploads WHERE upload_id = ?", {old[0].Text(1)}));
+        }
+        RETURN_IF_ERROR(txn.Exec(
+            "INSERT INTO linkage_index (org, version, upload_id, records, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org) DO UPDATE SET version = excluded.version, "
+            "upload_id = excluded.upload_id, records = excluded.records, "
+            "updated_at = excluded.updated_at",
+            {org, force->version, r.upload_id(), static_cast<int64_t>(filters.size()),
+             ToMicros(now)}));
+        RETURN_IF_ERROR(txn.Exec("UPDATE linkage_uploads SET committed = 1 WHERE upload_id = ?",
+                                 {r.upload_id()}));
+        response.set_index_version(force->version);
+        response.set_records(static_cast<int64_t>(filters.size()));
+        built = std::move(force);
+        return absl::OkStatus();
+      },
+      now, call.audit));
+  if (built) {
+    db_.AfterCommit([this, org, built] {
+      std::unique_lock lock(mu_);
+      indexes_[org] = built;
+    });
+  }
+  return response;
+}
+
+absl::StatusOr<v1::ScreenSubjectsResponse> LinkageDesk::Screen(const Call& call,
+                                                               const v1::ScreenSubjectsRequest& r) {
+  RETURN_IF_ERROR(RequireKind(call, "ukfiu", "screening"));
+  RETURN_IF_ERROR(CheckRequestId(r.request_id()));
+  RETURN_IF_ERROR(CheckPrefixedId("sar_id", r.sar_id(), "SAR-"));
+  if (r.subjects_size() < 1 || r.subjects_size() > kMaxSubjectsPerCall) {
+    return FieldError("subjects",
+                      absl::StrCat("must hold 1 to ", kMaxSubjectsPerCall, " subjects"));
+  }
+  std::vector<StoredSubject> incoming;
+  for (int i = 0; i < r.subjects_size(); ++i) {
+    const auto& s = r.subjects(i);
+    RETURN_IF_ERROR(CheckRef(absl::StrCat("subjects[", i, "].subject_ref"), s.subject_ref()));
+    ASSIGN_OR_RETURN(Filter f,
+                     ParseEncoding(absl::StrCat("subjects[", i, "].encoding"), s.encoding()));
+    incoming.push_back({r.sar_id(), s.subject_ref(), f});
+  }
+  RETURN_IF_ERROR(CheckRate(call, r.subjects_size()));
+  v1::ScreenSubjectsResponse response;
+  std::vector<StoredSubject> stored;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, call.scope, r.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        std::vector<const StoredSubject*> subjects;
+        for (const StoredSubject& s : incoming) {
+          ASSIGN_OR_RETURN(Blob sealed, txn.Seal(kSubjectsColumn, RowKey(s.sar_id, s.subject_ref),
+                                                 ToBytes(s.filter)));
+          RETURN_IF_ERROR(
+              txn.Exec("INSERT INTO linkage_subjects (sar_id, subject_ref, encoding, stored_at) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT (sar_id, subject_ref) DO NOTHING",
+                       {s.sar_id, s.subject_ref, std::move(sealed), ToMicros(now)}));
+          if (txn.Changes() > 0) stored.push_back(s);
+          subjects.push_back(&s);
+        }
+        Indexes indexes;
+        {
+          std::shared_lock lock(mu_);
+          indexes = indexes_;
+        }
+        for (const auto& [org, force] : indexes) {
+          std::vector<Hit> hits;
+          for (uint32_t i = 0; i < subjects.size(); ++i) {
+            force->index.Screen(Query::From(subjects[i]->filter), i, options_.threshold_milli,
+                                BestKernel(), &hits);
+          }
+          RETURN_IF_ERROR(StoreHits(txn, org, *force, subjects, hits, now).status());
+        }
+        for (const StoredSubject& s : incoming) {
+          ASSIGN_OR_RETURN(
+              std::vector<Row> rows,
+              txn.Query(absl::StrCat("SELECT ", kHitColumns,
+                                     " FROM linkage_hits WHERE sar_id = ? AND "
+                                     "subject_ref = ? ORDER BY score_milli DESC, hit_id"),
+                        {s.sar_id, s.subject_ref}));
+          for (const Row& row : rows) *response.add_hits() = HitFromRow(row);
+        }
+        return absl::OkStatus();
+      },
+      now, call.audit));
+  if (!stored.empty()) {
+    db_.AfterCommit([this, stored = std::move(stored)] {
+      std::unique_lock lock(mu_);
+      subjects_.insert(subjects_.end(), stored.begin(), stored.end());
+    });
+  }
+  return response;
+}
+
+absl::StatusOr<v1::ListHitsResponse> LinkageDesk::ListHits(const v1::ListHitsRequest& r) {
+  ASSIGN_OR_RETURN(Page page, CheckPage(r.page_size(), r.page_token()));
+  if (!r.organisation().empty()) RETURN_IF_ERROR(CheckRef("organisation", r.organisation()));
+  if (!r.sar_id().empty()) RETURN_IF_ERROR(CheckPrefixedId("sar_id", r.sar_id(), "SAR-"));
+  const int64_t status = r.status();
+  v1::ListHitsResponse response;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<Row> rows,
+                     txn.Query(absl::StrCat("SELECT ", kHitColumns,
+                                            " FROM linkage_hits WHERE (? = '' OR org = ?) AND "
+                                            "(? = 0 OR status = ?) AND (? = '' OR sar_id = ?) "
+                                            "ORDER BY found_at DESC, hit_id LIMIT ? OFFSET ?"),
+                               {r.organisation(), r.organisation(), status, status, r.sar_id(),
+                                r.sar_id(), page.limit, page.offset}));
+    for (const Row& row : rows) *response.add_hits() = HitFromRow(row);
+    return absl::OkStatus();
+  }));
+  response.set_next_page_token(NextPageToken(page, response.hits_size()));
+  return response;
+}
+
+absl::StatusOr<v1::GetHitResponse> LinkageDesk::GetHit(const Call& call,
+                                                       const v1::GetHitRequest& r) {
+  RETURN_IF_ERROR(CheckPrefixedId("hit_id", r.hit_id(), "HIT-"));
+  v1::GetHitResponse response;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(*response.mutable_hit(), LoadHit(txn, r.hit_id()));
+    return absl::OkStatus();
+  }));
+  if (call.identity.kind == "force" && response.hit().organisation() != call.identity.org) {
+    return absl::NotFoundError(absl::StrCat("hit ", r.hit_id(), " not found"));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::RecordLinkFeedbackResponse> LinkageDesk::RecordFeedback(
+    const Call& call, const v1::RecordLinkFeedbackRequest& r) {
+  RETURN_IF_ERROR(RequireKind(call, "force", "feedback on a hit"));
+  RETURN_IF_ERROR(CheckRequestId(r.request_id()));
+  RETURN_IF_ERROR(CheckPrefixedId("hit_id", r.hit_id(), "HIT-"));
+  RETURN_IF_ERROR(CheckText("reason", r.reason(), 2000, /*required=*/true));
+  const v1::LinkStatus verdict =
+      r.confirmed() ? v1::LINK_STATUS_CONFIRMED : v1::LINK_STATUS_REJECTED;
+  v1::RecordLinkFeedbackResponse response;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, call.scope, r.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(v1::LinkageHit hit, LoadHit(txn, r.hit_id()));
+        if (hit.organisation() != call.identity.org) {
+          return absl::NotFoundError(absl::StrCat("hit ", r.hit_id(), " not found"));
+        }
+        if (hit.status() != v1::LINK_STATUS_OPEN) {
+          if (hit.status() != verdict) {
+            return absl::FailedPreconditionError(absl::StrCat("hit ", r.hit_id(), " is already ",
+                                                              v1::LinkStatus_Name(hit.status())));
+          }
+          *response.mutable_hit() = hit;
+          return absl::OkStatus();
+        }
+        RETURN_IF_ERROR(
+            txn.Exec("UPDATE linkage_hits SET status = ?, feedback_reason = ?, feedback_at = ? "
+                     "WHERE hit_id = ?",
+                     {int64_t{verdict}, r.reason(), ToMicros(now), r.hit_id()}));
+        ASSIGN_OR_RETURN(*response.mutable_hit(), LoadHit(txn, r.hit_id()));
+        return absl::OkStatus();
+      },
+      now, call.audit));
+  return response;
+}
+
+absl::StatusOr<v1::GetLinkageStatsResponse> LinkageDesk::Stats() {
+  v1::GetLinkageStatsResponse response;
+  response.set_threshold_milli(static_cast<int32_t>(options_.threshold_milli));
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    std::map<std::string, v1::OrganisationLinkStats> by_org;
+    ASSIGN_OR_RETURN(std::vector<Row> indexes,
+                     txn.Query("SELECT org, version, records, updated_at FROM linkage_index"));
+    for (const Row& row : indexes) {
+      auto& s = by_org[row.Text(0)];
+      s.set_organisation(row.Text(0));
+      s.set_index_version(row.Int(1));
+      s.set_index_records(row.Int(2));
+      *s.mutable_index_updated_at() = ToProto(FromMicros(row.Int(3)));
+    }
+    ASSIGN_OR_RETURN(
+        std::vector<Row> hits,
+        txn.Query("SELECT org, status, COUNT(*) FROM linkage_hits GROUP BY org, status"));
+    for (const Row& row : hits) {
+      auto& s = by_org[row.Text(0)];
+      s.set_organisation(row.Text(0));
+      s.set_hits(s.hits() + row.Int(2));
+      switch (row.Int(1)) {
+        case v1::LINK_STATUS_OPEN:
+          s.set_open(row.Int(2));
+          break;
+        case v1::LINK_STATUS_CONFIRMED:
+          s.set_confirmed(row.Int(2));
+          break;
+        case v1::LINK_STATUS_REJECTED:
+          s.set_rejected(row.Int(2));
+          break;
+      }
+    }
+    for (auto& [org, s] : by_org) {
+      const int64_t decided = s.confirmed() + s.rejected();
+      s.set_precision(decided ? static_cast<double>(s.confirmed()) / decided : 0);
+      *response.add_organisations() = s;
+    }
+    ASSIGN_OR_RETURN(std::vector<Row> count, txn.Query("SELECT COUNT(*) FROM linkage_subjects"));
+    response.set_subjects_stored(count[0].Int(0));
+    return absl::OkStatus();
+  }));
+  return response;
+}
+
+}  // namespace sarloop::linkage

@@ -1,0 +1,105 @@
+// The linkage service's logic (issue 9): force indexes of encoded personnel, stored SAR subject
+// encodings, screening and hits, and the forces' verdicts on them. The gRPC classes in main.cc
+// only identify the caller and call these.
+//
+// What is kept where:
+//  - SQLite (sealed cells): each force's current index and any upload in progress, every SAR
+//    subject screened, every hit and its verdict. An accepted upload or screen is committed
+//    before it is answered.
+//  - memory: a ScreeningIndex per force and the stored subjects, rebuilt from SQLite at start and
+//    changed only after the commit that changes them (Database::AfterCommit).
+//
+// Hits only: no method returns an encoding or a score below the threshold.
+//
+// Thread-safety: every method may be called from any thread; writes are meant to run as write
+// jobs (rpc.h ServeWrite), reads anywhere.
+#ifndef SARLOOP_SERVICES_LINKAGE_DESK_H_
+#define SARLOOP_SERVICES_LINKAGE_DESK_H_
+
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/call.h"
+#include "common/clock.h"
+#include "common/storage.h"
+#include "sarloop/v1/linkage.pb.h"
+#include "services/linkage/matcher.h"
+
+namespace sarloop::linkage {
+
+std::span<const Migration> LinkageMigrations();
+
+struct LinkageOptions {
+  // Hits are pairs whose match rule score reaches this (thousandths). 850 is the operating point
+  // sarloop-linkage-eval chose on the synthetic population (best F1).
+  uint32_t threshold_milli = 850;
+  // Subjects one caller may screen per minute; past it RESOURCE_EXHAUSTED with a retry delay.
+  int subjects_per_minute = 6000;
+  // Threads for re-screening stored subjects when an index changes.
+  int rescreen_threads = 2;
+};
+
+class LinkageDesk {
+ public:
+  // Loads every index and stored subject. Errors from storage; DATA_LOSS when a sealed cell does
+  // not open.
+  static absl::StatusOr<std::unique_ptr<LinkageDesk>> Load(Database& db, Clock& clock,
+                                                           LinkageOptions options);
+
+  // Forces (the caller's organisation is the force; PERMISSION_DENIED for anyone else).
+  absl::StatusOr<v1::BeginIndexUploadResponse> BeginUpload(const Call& call,
+                                                           const v1::BeginIndexUploadRequest& r);
+  absl::StatusOr<v1::UploadIndexRecordsResponse> UploadRecords(
+      const Call& call, const v1::UploadIndexRecordsRequest& r);
+  absl::StatusOr<v1::CommitIndexUploadResponse> CommitUpload(const Call& call,
+                                                             const v1::CommitIndexUploadRequest& r);
+  absl::StatusOr<v1::RecordLinkFeedbackResponse> RecordFeedback(
+      const Call& call, const v1::RecordLinkFeedbackRequest& r);
+
+  // UKFIU.
+  absl::StatusOr<v1::ScreenSubjectsResponse> Screen(const Call& call,
+                                                    const v1::ScreenSubjectsRequest& r);
+  absl::StatusOr<v1::ListHitsResponse> ListHits(const v1::ListHitsRequest& r);
+  // A force may read only hits in its own index (NOT_FOUND otherwise).
+  absl::StatusOr<v1::GetHitResponse> GetHit(const Call& call, const v1::GetHitRequest& r);
+  absl::StatusOr<v1::GetLinkageStatsResponse> Stats();
+
+ private:
+  struct ForceIndex {
+    int64_t version = 0;
+    std::vector<std::string> record_ids;
+    ScreeningIndex index;
+  };
+  struct StoredSubject {
+    std::string sar_id, subject_ref;
+    Filter filter;
+  };
+  using Indexes = std::map<std::string, std::shared_ptr<const ForceIndex>>;
+
+  LinkageDesk(Database& db, Clock& clock, LinkageOptions options);
+  absl::Status CheckRate(const Call& call, int subjects);
+  // Inserts the hits (ignoring ones already known) in `txn`; returns how many were new.
+  absl::StatusOr<int64_t> StoreHits(Txn& txn, const std::string& org, const ForceIndex& index,
+                                    const std::vector<const StoredSubject*>& subjects,
+                                    const std::vector<Hit>& hits, absl::Time now);
+
+  Database& db_;
+  Clock& clock_;
+  const LinkageOptions options_;
+
+  std::shared_mutex mu_;  // guards indexes_ and subjects_ (memory mirrors of committed state)
+  Indexes indexes_;
+  std::vector<StoredSubject> subjects_;
+
+  std::mutex rate_mu_;
+  std::map<std::string, std::pair<absl::Time, double>> buckets_;  // caller -> (last, tokens)
+};
+
+}  // namespace sarloop::linkage
+
+#endif  // SARLOOP_SERVICES_LINKAGE_DESK_H_

@@ -1,0 +1,111 @@
+// sarloop-linkage: screening SAR subjects against force personnel indexes for indirect links
+// (issue 9). Run by the NCA's co-ordination function; holds encodings, never the key.
+#include <grpcpp/grpcpp.h>
+
+#include "common/rpc.h"
+#include "common/server.h"
+#include "sarloop/v1/linkage.grpc.pb.h"
+#include "services/linkage/desk.h"
+
+namespace sarloop::linkage {
+namespace {
+
+class LinkageService final : public v1::Linkage::CallbackService {
+ public:
+  LinkageService(Edge edge, std::shared_ptr<LinkageDesk> desk)
+      : edge_(edge), desk_(std::move(desk)) {}
+
+  grpc::ServerUnaryReactor* BeginIndexUpload(grpc::CallbackServerContext* ctx,
+                                             const v1::BeginIndexUploadRequest* req,
+                                             v1::BeginIndexUploadResponse* resp) override {
+    return Write(ctx, "/sarloop.v1.Linkage/BeginIndexUpload", *req, resp,
+                 [this, req](const Call& c) { return desk_->BeginUpload(c, *req); });
+  }
+  grpc::ServerUnaryReactor* UploadIndexRecords(grpc::CallbackServerContext* ctx,
+                                               const v1::UploadIndexRecordsRequest* req,
+                                               v1::UploadIndexRecordsResponse* resp) override {
+    return Write(ctx, "/sarloop.v1.Linkage/UploadIndexRecords", *req, resp,
+                 [this, req](const Call& c) { return desk_->UploadRecords(c, *req); });
+  }
+  grpc::ServerUnaryReactor* CommitIndexUpload(grpc::CallbackServerContext* ctx,
+                                              const v1::CommitIndexUploadRequest* req,
+                                              v1::CommitIndexUploadResponse* resp) override {
+    return Write(ctx, "/sarloop.v1.Linkage/CommitIndexUpload", *req, resp,
+                 [this, req](const Call& c) { return desk_->CommitUpload(c, *req); });
+  }
+  grpc::ServerUnaryReactor* ScreenSubjects(grpc::CallbackServerContext* ctx,
+                                           const v1::ScreenSubjectsRequest* req,
+                                           v1::ScreenSubjectsResponse* resp) override {
+    return Write(ctx, "/sarloop.v1.Linkage/ScreenSubjects", *req, resp,
+                 [this, req](const Call& c) { return desk_->Screen(c, *req); });
+  }
+  grpc::ServerUnaryReactor* RecordLinkFeedback(grpc::CallbackServerContext* ctx,
+                                               const v1::RecordLinkFeedbackRequest* req,
+                                               v1::RecordLinkFeedbackResponse* resp) override {
+    return Write(ctx, "/sarloop.v1.Linkage/RecordLinkFeedback", *req, resp,
+                 [this, req](const Call& c) { return desk_->RecordFeedback(c, *req); });
+  }
+  grpc::ServerUnaryReactor* ListHits(grpc::CallbackServerContext* ctx,
+                                     const v1::ListHitsRequest* req,
+                                     v1::ListHitsResponse* resp) override {
+    return Serve(ctx, edge_, "/sarloop.v1.Linkage/ListHits", *req,
+                 [=, this](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->ListHits(*req));
+                   return absl::OkStatus();
+                 });
+  }
+  grpc::ServerUnaryReactor* GetHit(grpc::CallbackServerContext* ctx, const v1::GetHitRequest* req,
+                                   v1::GetHitResponse* resp) override {
+    return Serve(ctx, edge_, "/sarloop.v1.Linkage/GetHit", *req,
+                 [=, this](const Call& c) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->GetHit(c, *req));
+                   return absl::OkStatus();
+                 });
+  }
+  grpc::ServerUnaryReactor* GetLinkageStats(grpc::CallbackServerContext* ctx,
+                                            const v1::GetLinkageStatsRequest* req,
+                                            v1::GetLinkageStatsResponse* resp) override {
+    return Serve(ctx, edge_, "/sarloop.v1.Linkage/GetLinkageStats", *req,
+                 [=, this](const Call&) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, desk_->Stats());
+                   return absl::OkStatus();
+                 });
+  }
+
+ private:
+  template <typename Response, typename F>
+  grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, const char* method,
+                                  const google::protobuf::Message& request, Response* resp,
+                                  F step) {
+    return ServeWrite(ctx, edge_, method, request, [=](const Call& call) -> absl::Status {
+      ASSIGN_OR_RETURN(*resp, step(call));
+      return absl::OkStatus();
+    });
+  }
+
+  const Edge edge_;
+  const std::shared_ptr<LinkageDesk> desk_;
+};
+
+absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
+  LinkageOptions options;
+  if (ctx.config.linkage_threshold_milli() > 0) {
+    options.threshold_milli = static_cast<uint32_t>(ctx.config.linkage_threshold_milli());
+  }
+  if (ctx.config.linkage_subjects_per_minute() > 0) {
+    options.subjects_per_minute = ctx.config.linkage_subjects_per_minute();
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<LinkageDesk> desk,
+                   LinkageDesk::Load(ctx.db, ctx.clock, options));
+  ServiceParts parts;
+  parts.services.push_back(std::make_shared<LinkageService>(ctx.edge, std::move(desk)));
+  return parts;
+}
+
+}  // namespace
+}  // namespace sarloop::linkage
+
+int main(int argc, char** argv) {
+  return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_LINKAGE,
+                             sarloop::linkage::LinkageMigrations(), sarloop::linkage::Build);
+}

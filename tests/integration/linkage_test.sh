@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The indirect-links screen through the real interfaces (issue 9): sarloopctl over mTLS against a
+# local chain with the linkage service. A force uploads its encoded personnel index; UKFIU screens
+# synthetic SAR subjects and a real SAR; a hit becomes an INDIRECT referral whose package names
+# the force's own index record; the force confirms or rejects; the counts reach the statistics;
+# a restart keeps everything; a second force's upload re-screens stored subjects; bad input and
+# the wrong identity are refused. Nothing the service returns carries an encoding.
+# Usage: linkage_test.sh BUILD_DIR. Prints 'N passed, N failed'.
+set -uo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export SARLOOP_BUILD=${1:?usage: linkage_test.sh BUILD_DIR}
+CTL=$SARLOOP_BUILD/tools/sarloopctl
+SYNTH=$SARLOOP_BUILD/tools/synth/sarloop-synth-persons
+DIR=$(mktemp -d /tmp/sarloop-linkage-XXXXXX)
+export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((15100 + RANDOM % 8 * 50))}
+B=$SARLOOP_BASE_PORT
+LOCAL=$REPO/deploy/local/sarloop-local
+cleanup() { "$LOCAL" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+"$LOCAL" up "$DIR" >/dev/null || { echo "chain did not start"; exit 1; }
+KEY=$DIR/pki/keys/linkage.key
+LINKAGE=localhost:$((B + 6))
+
+pass=0 fail=0
+ok() { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+expect() {
+  local name=$1 code=$2 pattern=$3
+  shift 4
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [[ $rc -eq $code ]] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else
+    bad "$name (exit $rc, wanted $code; output: $(head -c 400 <<<"$out"))"
+  fi
+}
+# as IDENTITY PORT_OFFSET ARGS: sarloopctl as that client system, at that service.
+as() { "$CTL" --timeout 30 --user linkage-test --identity "$DIR/pki/$1" --target "localhost:$((B + $2))" "${@:3}"; }
+# lk IDENTITY ARGS: sarloopctl linkage commands as that system (screening from a SAR also reads
+# ukfiu, the target; the linkage service is SARLOOP_LINKAGE_TARGET).
+lk() { SARLOOP_LINKAGE_TARGET=$LINKAGE as "$1" 1 "${@:2}"; }
+
+json() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# Synthetic people: NFK's personnel, and SAR subjects of whom 10% are NFK people with errors.
+"$SYNTH" --out "$DIR" --index 2000 --subjects 300 --same-person-rate 0.1 --seed 11 >/dev/null
+check "the generator wrote personnel, subjects and truth" \
+  '[[ $(wc -l <"$DIR/personnel.csv") -eq 2001 && $(wc -l <"$DIR/subjects.csv") -eq 301 ]]'
+
+expect "a force uploads its encoded index" 0 "index version: +1" -- \
+  lk force-NFK-psd linkage upload --csv "$DIR/personnel.csv" --key "$KEY"
+printf 'id,name\nP1,x\n' >"$DIR/bad.csv"
+expect "a CSV with the wrong header is refused before anything is sent" 2 "line 1: the header" -- \
+  lk force-NFK-psd linkage upload --csv "$DIR/bad.csv" --key "$KEY"
+cp "$KEY" "$DIR/open.key" && chmod 0644 "$DIR/open.key"
+expect "a key file others may read is refused" 2 "open.key" -- \
+  lk force-NFK-psd linkage upload --csv "$DIR/personnel.csv" --key "$DIR/open.key"
+expect "UKFIU may not upload an index" 1 "PERMISSION_DENIED" -- \
+  lk ukfiu-intake linkage upload --csv "$DIR/personnel.csv" --key "$KEY"
+
+# Screening the synthetic subjects: hits only, at or above the threshold, mostly true.
+lk ukfiu-intake --json linkage screen SAR-00000000000000a1 --csv "$DIR/subjects.csv" --key "$KEY" \
+  >"$DIR/screen.json"
+check "screening answers" '[[ -s $DIR/screen.json ]]'
+check "no response carries an encoding" '! grep -qi "encoding" "$DIR/screen.json"'
+/usr/bin/python3 - "$DIR/screen.json" "$DIR/truth.csv" >"$DIR/accuracy.txt" <<'PYEOF'
+import csv, json, sys
+hits = json.load(open(sys.argv[1])).get("hits", [])
+truth = {r["subject_ref"]: r for r in csv.DictReader(open(sys.argv[2]))}
+linked = {s for s, r in truth.items() if r["relation"] == "same_person"}
+true_hits = {h["subjectRef"] for h in hits if truth[h["subjectRef"]]["record_id"] == h["recordId"]
+             and truth[h["subjectRef"]]["relation"] == "same_person"}
+low = [h for h in hits if h["scoreMilli"] < 850]
+print(len(hits), len(true_hits), len(linked), len(low))
+PYEOF
+read -r nhits ntrue nlinked nlow <"$DIR/accuracy.txt"
+echo "     screened 300 subjects: $nhits hits, $ntrue true, $nlinked linked in truth"
+check "every hit is at or above the threshold" '[[ $nlow -eq 0 ]]'
+check "at least 90% of hits are true links" '(( nhits > 0 && ntrue * 10 >= nhits * 9 ))'
+check "at least 80% of linked subjects are found" '(( ntrue * 10 >= nlinked * 8 ))'
+
+# A SAR naming an NFK employee (with a misspelt surname) without saying so: an indirect link.
+row=$(sed -n 2p "$DIR/personnel.csv")
+record=$(cut -d, -f1 <<<"$row")
+person=$(/usr/bin/python3 -c "
+import csv,sys
+r=next(csv.DictReader(open('$DIR/personnel.csv')))
+print(f\"{r['given_names']} {r['surname'][:-1]}x|{r['date_of_birth']}|||{r['address']} {r['postcode']}\")")
+sar=$(as ukfiu-intake 1 --json ukfiu submit --sector banking --narrative "Cash deposits" \
+  --subject "$person" | json 'd["sar"]["sarId"]')
+hit=$(lk ukfiu-intake --json linkage screen "$sar" --key "$KEY" | json 'd["hits"][0]["hitId"]')
+check "the SAR's subject is found in NFK's index" '[[ $hit == HIT-* ]]'
+expect "the hit names NFK's record" 0 "index record: +$record" -- lk ukfiu-intake linkage show "$hit"
+expect "a force may not list hits" 1 "PERMISSION_DENIED" -- lk force-NFK-psd linkage hits
+expect "another force cannot see NFK's hit" 1 "NOT_FOUND" -- lk force-SFK-psd linkage show "$hit"
+ref=$(lk ukfiu-intake --json ukfiu refer "$sar" --org NFK \
+  --threat medium --risk medium --harm high --rationale "Screening found a link to NFK personnel" \
+  --hit "$hit" | json 'd["referral"]["referralId"]')
+check "the hit becomes a referral" '[[ $ref == REF-* ]]'
+expect "ukfiu records the route as indirect" 0 "route: +indirect" -- as ukfiu-intake 1 ukfiu referral "$ref"
+for _ in $(seq 100); do as force-NFK-psd 11 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
+expect "the force's package names its own index record" 0 "indirect link: +$hit: your index record $record" -- \
+  as force-NFK-psd 11 force show "$ref"
+expect "a verdict needs a reason" 2 "reason" -- lk force-NFK-psd linkage confirm "$hit"
+expect "SFK cannot give a verdict on NFK's hit" 1 "NOT_FOUND" -- \
+  lk force-SFK-psd linkage confirm "$hit" --reason "not ours"
+expect "NFK confirms the link" 0 "confirmed" -- \
+  lk force-NFK-psd linkage confirm "$hit" --reason "HR record $record is the subject"
+expect "a contrary verdict is refused" 1 "FAILED_PRECONDITION.*CONFIRMED" -- \
+  lk force-NFK-psd linkage reject "$hit" --reason "changed mind"
+# A false link: a hit from the synthetic screen that the truth says is someone else, or failing
+# that any other open hit, is rejected.
+other=$(lk ukfiu-intake --json linkage hits --org NFK --status open | json 'd["hits"][0]["hitId"]')
+expect "NFK rejects another hit" 0 "rejected" -- \
+  lk force-NFK-psd linkage reject "$other" --reason "record is a different person"
+expect "the statistics count the verdicts (analyst)" 0 "NFK +v1 +2000 .* 1 +1 +0\.500" -- \
+  lk analyst-alice linkage stats
+expect "analysts may not read hits" 1 "PERMISSION_DENIED" -- \
+  lk analyst-alice linkage hits
+
+# A restart keeps the index, the subjects and the hits.
+"$LOCAL" stop linkage "$DIR" >/dev/null && "$LOCAL" start linkage "$DIR" >/dev/null
+expect "after a restart the statistics are the same" 0 "NFK +v1 +2000 .* 1 +1 +0\.500" -- \
+  lk analyst-alice linkage stats
+expect "after a restart the SAR still screens to the same hit" 0 "$hit" -- \
+  lk ukfiu-intake linkage screen "$sar" --key "$KEY"
+
+# SFK's first upload (the same people, say) re-screens every stored subject.
+out=$(lk force-SFK-psd linkage upload --csv "$DIR/personnel.csv" --key "$KEY" 2>&1)
+rescreened=$(sed -n 's/^subjects re-screened: *//p' <<<"$out")
+new=$(sed -n 's/^new hits: *//p' <<<"$out")
+check "a new index re-screens the stored subjects ($rescreened) and finds hits ($new)" \
+  '[[ ${rescreened:-0} -eq 301 && ${new:-0} -gt 0 ]]'
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]

@@ -1,0 +1,313 @@
+// The linkage service's logic without a network: uploads, screening, re-screening, verdicts,
+// the hits-only contract, restarts and the rate limit.
+#include <google/protobuf/descriptor.h>
+
+#include <set>
+
+#include "absl/strings/match.h"
+#include "common/ids.h"
+#include "common/linkage_encoding.h"
+#include "common/messaging.h"
+#include "gtest/gtest.h"
+#include "sarloop/v1/linkage.grpc.pb.h"
+#include "services/linkage/desk.h"
+#include "tests/testutil/testutil.h"
+
+namespace sarloop::linkage {
+namespace {
+
+using ::sarloop::testing::IsOk;
+using ::sarloop::testing::StatusIs;
+using ::sarloop::testing::TempDir;
+using ::sarloop::testing::TestKeys;
+using ::testing::_;
+using ::testing::HasSubstr;
+
+const std::string kKey(kKeyBytes, 'L');
+
+Call CallAs(const std::string& uri, const std::string& kind, const std::string& org) {
+  Call c;
+  c.identity = Identity{uri, kind, org, "psd"};
+  c.actor.set_identity(uri);
+  c.scope = uri;
+  return c;
+}
+
+class LinkageDeskTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+
+  void Open(LinkageOptions options = {}) {
+    desk_.reset();
+    db_.reset();
+    std::vector<Migration> migrations{kMessagingMigration};
+    for (const auto& m : LinkageMigrations()) migrations.push_back(m);
+    auto db = Database::Open(dir_.File("linkage.db"), migrations, TestKeys());
+    ASSERT_THAT(db, IsOk());
+    db_ = std::move(*db);
+    auto desk = LinkageDesk::Load(*db_, clock_, options);
+    ASSERT_THAT(desk, IsOk());
+    desk_ = std::move(*desk);
+  }
+
+  std::string Encode(const PersonFields& p) { return ToBytes(*encoder_.Encode(p)); }
+
+  // Uploads `people` (record ids P1, P2, ...) as `force`'s index in two parts.
+  absl::StatusOr<v1::CommitIndexUploadResponse> Upload(const Call& force,
+                                                       const std::vector<PersonFields>& people) {
+    v1::BeginIndexUploadRequest begin;
+    begin.set_request_id(NewId("r-"));
+    ASSIGN_OR_RETURN(auto started, desk_->BeginUpload(force, begin));
+    for (size_t first = 0; first < people.size(); first += 2) {
+      v1::UploadIndexRecordsRequest part;
+      part.set_request_id(NewId("r-"));
+      part.set_upload_id(started.upload_id());
+      for (size_t i = first; i < std::min(people.size(), first + 2); ++i) {
+        auto* rec = part.add_records();
+        rec->set_record_id(absl::StrCat("P", i + 1));
+        rec->set_encoding(Encode(people[i]));
+      }
+      RETURN_IF_ERROR(desk_->UploadRecords(force, part).status());
+    }
+    v1::CommitIndexUploadRequest commit;
+    commit.set_request_id(NewId("r-"));
+    commit.set_upload_id(started.upload_id());
+    commit.set_expected_records(static_cast<int64_t>(people.size()));
+    return desk_->CommitUpload(force, commit);
+  }
+
+  absl::StatusOr<v1::ScreenSubjectsResponse> Screen(const std::string& sar_id,
+                                                    const std::vector<PersonFields>& subjects) {
+    v1::ScreenSubjectsRequest req;
+    req.set_request_id(NewId("r-"));
+    req.set_sar_id(sar_id);
+    for (size_t i = 0; i < subjects.size(); ++i) {
+      auto* s = req.add_subjects();
+      s->set_subject_ref(absl::StrCat("SUBJ-", i + 1));
+      s->set_encoding(Encode(subjects[i]));
+    }
+    return desk_->Screen(ukfiu_, req);
+  }
+
+  static std::vector<PersonFields> Personnel() {
+    return {{"Alice Mary", "O'Brien", "1984-03-12", "12 Church Road, Norwich", "NR3 1AB"},
+            {"Robert", "Smith", "1961-07-30", "4 Mill Lane, Leeds", "LS6 2QT"},
+            {"Priya", "Shah", "1990-11-02", "7 Station Road, Ipswich", "IP4 2BX"}};
+  }
+  // Alice, as a SAR would name her: a typo, the address abbreviated.
+  static PersonFields AliceInASar() {
+    return {"Alice", "OBrian", "1984-03-12", "12 Church Rd Norwich", "NR31AB"};
+  }
+  static PersonFields Stranger() {
+    return {"Gareth", "Hollbridge", "1977-05-19", "30 Orchard Court, Exeter", "EX8 2GQ"};
+  }
+
+  TempDir dir_;
+  ManualClock clock_{absl::FromUnixSeconds(1790000000)};
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<LinkageDesk> desk_;
+  Encoder encoder_ = *Encoder::Create(kKey);
+  const Call nfk_ = CallAs("spiffe://sarloop/force/NFK/psd", "force", "NFK");
+  const Call sfk_ = CallAs("spiffe://sarloop/force/SFK/psd", "force", "SFK");
+  const Call ukfiu_ = CallAs("spiffe://sarloop/ukfiu/intake", "ukfiu", "UKFIU");
+};
+
+TEST_F(LinkageDeskTest, ScreeningFindsThePersonAndOnlyThePerson) {
+  ASSERT_OK_AND_ASSIGN(auto committed, Upload(nfk_, Personnel()));
+  EXPECT_EQ(committed.index_version(), 1);
+  EXPECT_EQ(committed.records(), 3);
+
+  ASSERT_OK_AND_ASSIGN(auto screened, Screen("SAR-0000000000000001", {AliceInASar(), Stranger()}));
+  ASSERT_EQ(screened.hits_size(), 1);
+  const v1::LinkageHit& hit = screened.hits(0);
+  EXPECT_EQ(hit.subject_ref(), "SUBJ-1");
+  EXPECT_EQ(hit.organisation(), "NFK");
+  EXPECT_EQ(hit.record_id(), "P1");
+  EXPECT_GE(hit.score_milli(), 850);
+  EXPECT_EQ(hit.status(), v1::LINK_STATUS_OPEN);
+  EXPECT_THAT(std::set<std::string>(hit.matched_fields().begin(), hit.matched_fields().end()),
+              ::testing::Contains("date_of_birth"));
+  EXPECT_TRUE(absl::StartsWith(hit.hit_id(), "HIT-"));
+}
+
+TEST_F(LinkageDeskTest, NoResponseCarriesAnEncoding) {
+  // The hits-only contract, by construction: no message any Linkage RPC returns has a bytes
+  // field anywhere inside it, so no encoding (nor any table of them) can leave the service.
+  const auto* service = v1::Linkage::service_full_name();
+  const auto* desc = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
+  ASSERT_NE(desc, nullptr);
+  ASSERT_EQ(desc->method_count(), 8);
+  std::set<const google::protobuf::Descriptor*> seen;
+  std::function<void(const google::protobuf::Descriptor*)> walk =
+      [&](const google::protobuf::Descriptor* m) {
+        if (!seen.insert(m).second) return;
+        for (int i = 0; i < m->field_count(); ++i) {
+          const auto* f = m->field(i);
+          EXPECT_NE(f->type(), google::protobuf::FieldDescriptor::TYPE_BYTES)
+              << m->full_name() << "." << f->name();
+          if (f->message_type() != nullptr) walk(f->message_type());
+        }
+      };
+  for (int i = 0; i < desc->method_count(); ++i) walk(desc->method(i)->output_type());
+  EXPECT_GT(seen.size(), 8u);
+}
+
+TEST_F(LinkageDeskTest, HitsAreNeverBelowTheThreshold) {
+  // Many near and far subjects: whatever comes back is at or above the threshold.
+  ASSERT_THAT(Upload(nfk_, Personnel()).status(), IsOk());
+  std::vector<PersonFields> subjects;
+  for (const auto& p : Personnel()) {
+    PersonFields moved = p;
+    moved.address = "99 Elsewhere Street, Hull";
+    moved.postcode = "HU1 1AA";
+    PersonFields other_year = p;
+    other_year.date_of_birth = "2001-01-01";
+    subjects.insert(subjects.end(), {p, moved, other_year});
+  }
+  ASSERT_OK_AND_ASSIGN(auto screened, Screen("SAR-0000000000000002", subjects));
+  EXPECT_GE(screened.hits_size(), 3);  // at least the exact copies
+  for (const auto& h : screened.hits()) EXPECT_GE(h.score_milli(), 850) << h.subject_ref();
+}
+
+TEST_F(LinkageDeskTest, ANewIndexRescreensStoredSubjects) {
+  ASSERT_OK_AND_ASSIGN(auto before, Screen("SAR-0000000000000003", {AliceInASar()}));
+  EXPECT_EQ(before.hits_size(), 0);  // no index yet
+  ASSERT_OK_AND_ASSIGN(auto committed, Upload(sfk_, Personnel()));
+  EXPECT_EQ(committed.subjects_rescreened(), 1);
+  EXPECT_EQ(committed.new_hits(), 1);
+  v1::ListHitsRequest list;
+  list.set_organisation("SFK");
+  ASSERT_OK_AND_ASSIGN(auto hits, desk_->ListHits(list));
+  ASSERT_EQ(hits.hits_size(), 1);
+  EXPECT_EQ(hits.hits(0).sar_id(), "SAR-0000000000000003");
+  EXPECT_EQ(hits.hits(0).index_version(), 1);
+
+  // A second upload replaces the first: version 2, the old hit stays, no duplicate.
+  ASSERT_OK_AND_ASSIGN(auto again, Upload(sfk_, Personnel()));
+  EXPECT_EQ(again.index_version(), 2);
+  EXPECT_EQ(again.new_hits(), 0);
+}
+
+TEST_F(LinkageDeskTest, UploadsAreTheForcesOwnAndChecked) {
+  v1::BeginIndexUploadRequest begin;
+  begin.set_request_id("b1");
+  EXPECT_THAT(desk_->BeginUpload(ukfiu_, begin).status(),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("force")));
+  ASSERT_OK_AND_ASSIGN(auto started, desk_->BeginUpload(nfk_, begin));
+  // The same request_id answers the same upload.
+  ASSERT_OK_AND_ASSIGN(auto repeat, desk_->BeginUpload(nfk_, begin));
+  EXPECT_EQ(repeat.upload_id(), started.upload_id());
+
+  v1::UploadIndexRecordsRequest part;
+  part.set_request_id("u1");
+  part.set_upload_id(started.upload_id());
+  auto* rec = part.add_records();
+  rec->set_record_id("P1");
+  rec->set_encoding("short");
+  EXPECT_THAT(desk_->UploadRecords(nfk_, part).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("records[0].encoding")));
+  rec->set_encoding(Encode(Personnel()[0]));
+  rec->set_record_id("P/1");
+  EXPECT_THAT(desk_->UploadRecords(nfk_, part).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("records[0].record_id")));
+  rec->set_record_id("P1");
+  EXPECT_THAT(desk_->UploadRecords(sfk_, part).status(),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr(started.upload_id())));
+  ASSERT_THAT(desk_->UploadRecords(nfk_, part).status(), IsOk());
+  part.set_request_id("u2");
+  EXPECT_THAT(desk_->UploadRecords(nfk_, part).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("already in the upload")));
+
+  v1::CommitIndexUploadRequest commit;
+  commit.set_request_id("c1");
+  commit.set_upload_id(started.upload_id());
+  commit.set_expected_records(2);
+  EXPECT_THAT(desk_->CommitUpload(nfk_, commit).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("holds 1 records")));
+  commit.set_request_id("c2");
+  commit.set_expected_records(1);
+  ASSERT_THAT(desk_->CommitUpload(nfk_, commit).status(), IsOk());
+  part.set_request_id("u3");
+  EXPECT_THAT(desk_->UploadRecords(nfk_, part).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("committed")));
+}
+
+TEST_F(LinkageDeskTest, VerdictsAreTheIndexOwnersAndCountTowardsPrecision) {
+  ASSERT_THAT(Upload(nfk_, Personnel()).status(), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto screened, Screen("SAR-0000000000000004", {AliceInASar()}));
+  ASSERT_EQ(screened.hits_size(), 1);
+  const std::string hit_id = screened.hits(0).hit_id();
+
+  v1::RecordLinkFeedbackRequest fb;
+  fb.set_request_id("f1");
+  fb.set_hit_id(hit_id);
+  fb.set_confirmed(true);
+  EXPECT_THAT(desk_->RecordFeedback(nfk_, fb).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reason")));
+  fb.set_reason("HR record P1 is the same person: confirmed by the SPOC");
+  EXPECT_THAT(desk_->RecordFeedback(sfk_, fb).status(), StatusIs(absl::StatusCode::kNotFound, _));
+  EXPECT_THAT(desk_->RecordFeedback(ukfiu_, fb).status(),
+              StatusIs(absl::StatusCode::kPermissionDenied, _));
+  ASSERT_OK_AND_ASSIGN(auto done, desk_->RecordFeedback(nfk_, fb));
+  EXPECT_EQ(done.hit().status(), v1::LINK_STATUS_CONFIRMED);
+  EXPECT_TRUE(done.hit().has_feedback_at());
+  fb.set_request_id("f2");
+  fb.set_confirmed(false);
+  EXPECT_THAT(desk_->RecordFeedback(nfk_, fb).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CONFIRMED")));
+
+  v1::GetHitRequest get;
+  get.set_hit_id(hit_id);
+  EXPECT_THAT(desk_->GetHit(sfk_, get).status(), StatusIs(absl::StatusCode::kNotFound, _));
+  ASSERT_THAT(desk_->GetHit(nfk_, get).status(), IsOk());
+
+  ASSERT_OK_AND_ASSIGN(auto stats, desk_->Stats());
+  ASSERT_EQ(stats.organisations_size(), 1);
+  EXPECT_EQ(stats.organisations(0).organisation(), "NFK");
+  EXPECT_EQ(stats.organisations(0).index_records(), 3);
+  EXPECT_EQ(stats.organisations(0).confirmed(), 1);
+  EXPECT_DOUBLE_EQ(stats.organisations(0).precision(), 1.0);
+  EXPECT_EQ(stats.subjects_stored(), 1);
+  EXPECT_EQ(stats.threshold_milli(), 850);
+}
+
+TEST_F(LinkageDeskTest, ARestartKeepsIndexesAndSubjects) {
+  ASSERT_THAT(Upload(nfk_, Personnel()).status(), IsOk());
+  ASSERT_THAT(Screen("SAR-0000000000000005", {Stranger()}).status(), IsOk());
+  Open();
+  // The index came back: a new SAR finds Alice.
+  ASSERT_OK_AND_ASSIGN(auto screened, Screen("SAR-0000000000000006", {AliceInASar()}));
+  EXPECT_EQ(screened.hits_size(), 1);
+  // The stored subjects came back: SFK's new index re-screens both.
+  ASSERT_OK_AND_ASSIGN(auto committed, Upload(sfk_, Personnel()));
+  EXPECT_EQ(committed.subjects_rescreened(), 2);
+}
+
+TEST_F(LinkageDeskTest, ScreeningIsRateLimitedPerCaller) {
+  LinkageOptions options;
+  options.subjects_per_minute = 3;
+  Open(options);
+  ASSERT_THAT(Screen("SAR-0000000000000007", {Stranger(), Stranger()}).status(), IsOk());
+  const absl::Status refused = Screen("SAR-0000000000000008", {Stranger(), Stranger()}).status();
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("a minute")));
+  EXPECT_GT(RetryAfterOf(refused), absl::ZeroDuration());
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_THAT(Screen("SAR-0000000000000008", {Stranger(), Stranger()}).status(), IsOk());
+}
+
+TEST_F(LinkageDeskTest, ScreeningChecksItsInput) {
+  v1::ScreenSubjectsRequest req;
+  req.set_request_id("s1");
+  req.set_sar_id("SAR-0000000000000009");
+  EXPECT_THAT(desk_->Screen(ukfiu_, req).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subjects")));
+  auto* s = req.add_subjects();
+  s->set_subject_ref("SUBJ-1");
+  s->set_encoding(std::string(127, 'x'));
+  EXPECT_THAT(desk_->Screen(ukfiu_, req).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subjects[0].encoding")));
+  EXPECT_THAT(desk_->Screen(nfk_, req).status(), StatusIs(absl::StatusCode::kPermissionDenied, _));
+}
+
+}  // namespace
+}  // namespace sarloop::linkage
