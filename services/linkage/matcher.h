@@ -55,7 +55,9 @@ class ScreeningIndex {
 };
 
 struct BlockingParams {
-  int tables = 30;
+  // 48 x 12 keeps 99.8% of the true pairs above 0.85 on the synthetic population
+  // (sarloop-linkage-eval); 30 x 12 kept 99.2%.
+  int tables = 48;
   int bits_per_key = 12;
   uint64_t seed = 0x5a4c00b10c;
 };

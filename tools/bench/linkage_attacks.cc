@@ -75,6 +75,7 @@ AttackResult FrequencyAttack(const std::vector<Filter>& filters,
   const auto names = Ranked(public_names);
   AttackResult r;
   r.records = filters.size();
+  for (const auto* g : ranked) r.shared_fields += g->size() > 1 ? g->size() : 0;
   for (size_t i = 0; i < ranked.size() && i < names.size(); ++i) {
     for (uint32_t member : *ranked[i]) {
       ++r.guesses;

@@ -32,7 +32,10 @@ struct AttackResult {
   size_t records = 0;
   size_t reidentified = 0;  // guesses that are right (1-1 for pattern mining)
   size_t guesses = 0;       // records the attack made a guess for
-  size_t patterns = 0;      // pattern mining: bigram patterns found
+  // Frequency attack: records whose name field is bit-for-bit the same as another record's, the
+  // precondition of any frequency attack on the field.
+  size_t shared_fields = 0;
+  size_t patterns = 0;  // pattern mining: bigram patterns found
   // ... where at least 90% of the filters showing the pattern truly contain its bigram.
   size_t patterns_right = 0;
   double rate() const { return records ? static_cast<double>(reidentified) / records : 0; }
