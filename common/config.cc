@@ -61,6 +61,9 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
       (c.linkage_threshold_milli() < 500 || c.linkage_threshold_milli() > 990)) {
     return FieldError("linkage_threshold_milli", "must be between 500 and 990");
   }
+  if (kind != v1::SERVICE_KIND_UKFIU && !c.linkage_key_file().empty()) {
+    return FieldError("linkage_key_file", "is for ukfiu only");
+  }
   if (c.linkage_subjects_per_minute() < 0) {
     return FieldError("linkage_subjects_per_minute", "must not be negative");
   }

@@ -65,12 +65,13 @@ absl::Status RequireService(const Identity& id) {
 }  // namespace
 
 DeliveryService::DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFromPeer apply,
-                                 std::function<void()> after_commit)
+                                 std::function<void()> after_commit, bool accepts_screens)
     : edge_(edge),
       db_(db),
       clock_(clock),
       apply_(std::move(apply)),
-      after_commit_(std::move(after_commit)) {}
+      after_commit_(std::move(after_commit)),
+      accepts_screens_(accepts_screens) {}
 
 grpc::ServerUnaryReactor* DeliveryService::Deliver(grpc::CallbackServerContext* ctx,
                                                    const v1::DeliverRequest* request,
@@ -91,6 +92,15 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
   bool accepted_any = false;
   auto apply = [&](Txn& txn, const v1::Envelope& env) -> absl::Status {
     RETURN_IF_ERROR(CheckText("message_id", env.message_id(), 100, true));
+    if (env.has_screen()) {
+      if (!accepts_screens_) return FieldError("screen", "this service takes no screening");
+      if (env.has_event() || env.has_package()) {
+        return FieldError("screen", "travels without an event or a package");
+      }
+      RETURN_IF_ERROR(apply_(txn, peer, env));
+      accepted_any = true;
+      return absl::OkStatus();
+    }
     RETURN_IF_ERROR(CheckEvent(env.event()));
     if (env.has_package()) RETURN_IF_ERROR(CheckPackage(env.package()));
     if (env.event().producer() != peer.org) {

@@ -25,8 +25,10 @@ class DeliveryService final : public v1::Delivery::CallbackService {
  public:
   // `after_commit`: runs after a batch committed with at least one accepted envelope (e.g. to
   // wake the outbox worker for what the effects enqueued).
+  // `accepts_screens`: whether envelopes carrying a screening request (and no event) are passed
+  // to `apply` (the linkage service); elsewhere they are INVALID_ARGUMENT.
   DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFromPeer apply,
-                  std::function<void()> after_commit);
+                  std::function<void()> after_commit, bool accepts_screens = false);
 
   grpc::ServerUnaryReactor* Deliver(grpc::CallbackServerContext* ctx,
                                     const v1::DeliverRequest* request,
@@ -44,6 +46,7 @@ class DeliveryService final : public v1::Delivery::CallbackService {
   Clock& clock_;
   const ApplyFromPeer apply_;
   const std::function<void()> after_commit_;
+  const bool accepts_screens_;
 };
 
 // The NCA register's receiving end: RegisterFeed.ReportEvents, with DeliveryService's checks and

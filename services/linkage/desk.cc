@@ -12,6 +12,7 @@
 #include "common/messaging.h"
 #include "common/status.h"
 #include "common/validation.h"
+#include "spdlog/spdlog.h"
 
 namespace sarloop::linkage {
 namespace {
@@ -175,16 +176,9 @@ absl::StatusOr<std::unique_ptr<LinkageDesk>> LinkageDesk::Load(Database& db, Clo
       force->index = ScreeningIndex::Build(filters);
       desk->indexes_[ix.Text(0)] = std::move(force);
     }
-    ASSIGN_OR_RETURN(std::vector<Row> subjects,
-                     txn.Query("SELECT sar_id, subject_ref, encoding FROM linkage_subjects"));
-    for (const Row& s : subjects) {
-      ASSIGN_OR_RETURN(std::string bytes,
-                       txn.Unseal(kSubjectsColumn, RowKey(s.Text(0), s.Text(1)), s.Text(2)));
-      ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
-      desk->subjects_.push_back({s.Text(0), s.Text(1), f});
-    }
     return absl::OkStatus();
   }));
+  desk->RefreshSubjects();
   return desk;
 }
 
@@ -408,73 +402,105 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
   return response;
 }
 
-absl::StatusOr<v1::ScreenSubjectsResponse> LinkageDesk::Screen(const Call& call,
-                                                               const v1::ScreenSubjectsRequest& r) {
-  RETURN_IF_ERROR(RequireKind(call, "ukfiu", "screening"));
-  RETURN_IF_ERROR(CheckRequestId(r.request_id()));
-  RETURN_IF_ERROR(CheckPrefixedId("sar_id", r.sar_id(), "SAR-"));
+absl::StatusOr<std::vector<LinkageDesk::StoredSubject>> LinkageDesk::CheckScreen(
+    absl::string_view prefix, const v1::ScreenSubjectsRequest& r) {
+  RETURN_IF_ERROR(CheckPrefixedId(absl::StrCat(prefix, "sar_id"), r.sar_id(), "SAR-"));
   if (r.subjects_size() < 1 || r.subjects_size() > kMaxSubjectsPerCall) {
-    return FieldError("subjects",
+    return FieldError(absl::StrCat(prefix, "subjects"),
                       absl::StrCat("must hold 1 to ", kMaxSubjectsPerCall, " subjects"));
   }
   std::vector<StoredSubject> incoming;
   for (int i = 0; i < r.subjects_size(); ++i) {
     const auto& s = r.subjects(i);
-    RETURN_IF_ERROR(CheckRef(absl::StrCat("subjects[", i, "].subject_ref"), s.subject_ref()));
-    ASSIGN_OR_RETURN(Filter f,
-                     ParseEncoding(absl::StrCat("subjects[", i, "].encoding"), s.encoding()));
+    RETURN_IF_ERROR(
+        CheckRef(absl::StrCat(prefix, "subjects[", i, "].subject_ref"), s.subject_ref()));
+    ASSIGN_OR_RETURN(
+        Filter f, ParseEncoding(absl::StrCat(prefix, "subjects[", i, "].encoding"), s.encoding()));
     incoming.push_back({r.sar_id(), s.subject_ref(), f});
   }
+  return incoming;
+}
+
+absl::Status LinkageDesk::ScreenInTxn(Txn& txn, const std::vector<StoredSubject>& incoming,
+                                      absl::Time now, v1::ScreenSubjectsResponse* response) {
+  std::vector<const StoredSubject*> subjects;
+  for (const StoredSubject& s : incoming) {
+    ASSIGN_OR_RETURN(Blob sealed,
+                     txn.Seal(kSubjectsColumn, RowKey(s.sar_id, s.subject_ref), ToBytes(s.filter)));
+    RETURN_IF_ERROR(
+        txn.Exec("INSERT INTO linkage_subjects (sar_id, subject_ref, encoding, stored_at) "
+                 "VALUES (?, ?, ?, ?) ON CONFLICT (sar_id, subject_ref) DO NOTHING",
+                 {s.sar_id, s.subject_ref, std::move(sealed), ToMicros(now)}));
+    subjects.push_back(&s);
+  }
+  Indexes indexes;
+  {
+    std::shared_lock lock(mu_);
+    indexes = indexes_;
+  }
+  for (const auto& [org, force] : indexes) {
+    std::vector<Hit> hits;
+    for (uint32_t i = 0; i < subjects.size(); ++i) {
+      force->index.Screen(Query::From(subjects[i]->filter), i, options_.threshold_milli,
+                          BestKernel(), &hits);
+    }
+    RETURN_IF_ERROR(StoreHits(txn, org, *force, subjects, hits, now).status());
+  }
+  if (response == nullptr) return absl::OkStatus();
+  for (const StoredSubject& s : incoming) {
+    ASSIGN_OR_RETURN(
+        std::vector<Row> rows,
+        txn.Query(absl::StrCat("SELECT ", kHitColumns,
+                               " FROM linkage_hits WHERE sar_id = ? AND subject_ref = ? "
+                               "ORDER BY score_milli DESC, hit_id"),
+                  {s.sar_id, s.subject_ref}));
+    for (const Row& row : rows) *response->add_hits() = HitFromRow(row);
+  }
+  return absl::OkStatus();
+}
+
+void LinkageDesk::RefreshSubjects() {
+  std::unique_lock lock(mu_);
+  const absl::Status status = db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<Row> rows,
+                     txn.Query("SELECT rowid, sar_id, subject_ref, encoding FROM linkage_subjects "
+                               "WHERE rowid > ? ORDER BY rowid",
+                               {last_subject_rowid_}));
+    for (const Row& r : rows) {
+      ASSIGN_OR_RETURN(std::string bytes,
+                       txn.Unseal(kSubjectsColumn, RowKey(r.Text(1), r.Text(2)), r.Text(3)));
+      ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
+      subjects_.push_back({r.Text(1), r.Text(2), f});
+      last_subject_rowid_ = r.Int(0);
+    }
+    return absl::OkStatus();
+  });
+  // The subjects stay stored; the next refresh (or a restart) picks them up.
+  if (!status.ok()) spdlog::warn("linkage: reading stored subjects: {}", status.ToString());
+}
+
+absl::StatusOr<v1::ScreenSubjectsResponse> LinkageDesk::Screen(const Call& call,
+                                                               const v1::ScreenSubjectsRequest& r) {
+  RETURN_IF_ERROR(RequireKind(call, "ukfiu", "screening"));
+  RETURN_IF_ERROR(CheckRequestId(r.request_id()));
+  ASSIGN_OR_RETURN(std::vector<StoredSubject> incoming, CheckScreen("", r));
   RETURN_IF_ERROR(CheckRate(call, r.subjects_size()));
   v1::ScreenSubjectsResponse response;
-  std::vector<StoredSubject> stored;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
       db_, call.scope, r.request_id(), &response,
-      [&](Txn& txn) -> absl::Status {
-        std::vector<const StoredSubject*> subjects;
-        for (const StoredSubject& s : incoming) {
-          ASSIGN_OR_RETURN(Blob sealed, txn.Seal(kSubjectsColumn, RowKey(s.sar_id, s.subject_ref),
-                                                 ToBytes(s.filter)));
-          RETURN_IF_ERROR(
-              txn.Exec("INSERT INTO linkage_subjects (sar_id, subject_ref, encoding, stored_at) "
-                       "VALUES (?, ?, ?, ?) ON CONFLICT (sar_id, subject_ref) DO NOTHING",
-                       {s.sar_id, s.subject_ref, std::move(sealed), ToMicros(now)}));
-          if (txn.Changes() > 0) stored.push_back(s);
-          subjects.push_back(&s);
-        }
-        Indexes indexes;
-        {
-          std::shared_lock lock(mu_);
-          indexes = indexes_;
-        }
-        for (const auto& [org, force] : indexes) {
-          std::vector<Hit> hits;
-          for (uint32_t i = 0; i < subjects.size(); ++i) {
-            force->index.Screen(Query::From(subjects[i]->filter), i, options_.threshold_milli,
-                                BestKernel(), &hits);
-          }
-          RETURN_IF_ERROR(StoreHits(txn, org, *force, subjects, hits, now).status());
-        }
-        for (const StoredSubject& s : incoming) {
-          ASSIGN_OR_RETURN(
-              std::vector<Row> rows,
-              txn.Query(absl::StrCat("SELECT ", kHitColumns,
-                                     " FROM linkage_hits WHERE sar_id = ? AND "
-                                     "subject_ref = ? ORDER BY score_milli DESC, hit_id"),
-                        {s.sar_id, s.subject_ref}));
-          for (const Row& row : rows) *response.add_hits() = HitFromRow(row);
-        }
-        return absl::OkStatus();
-      },
-      now, call.audit));
-  if (!stored.empty()) {
-    db_.AfterCommit([this, stored = std::move(stored)] {
-      std::unique_lock lock(mu_);
-      subjects_.insert(subjects_.end(), stored.begin(), stored.end());
-    });
-  }
+      [&](Txn& txn) { return ScreenInTxn(txn, incoming, now, &response); }, now, call.audit));
+  db_.AfterCommit([this] { RefreshSubjects(); });
   return response;
+}
+
+absl::Status LinkageDesk::Receive(Txn& txn, const Identity& peer, const v1::Envelope& envelope) {
+  if (peer.kind != "ukfiu" || !peer.IsService()) {
+    return absl::PermissionDeniedError("screening requests come from the ukfiu service only");
+  }
+  if (!envelope.has_screen()) return FieldError("screen", "is required");
+  ASSIGN_OR_RETURN(std::vector<StoredSubject> incoming, CheckScreen("screen.", envelope.screen()));
+  return ScreenInTxn(txn, incoming, clock_.Now(), nullptr);
 }
 
 absl::StatusOr<v1::ListHitsResponse> LinkageDesk::ListHits(const v1::ListHitsRequest& r) {

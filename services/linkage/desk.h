@@ -26,7 +26,9 @@
 #include "absl/status/statusor.h"
 #include "common/call.h"
 #include "common/clock.h"
+#include "common/identity.h"
 #include "common/storage.h"
+#include "sarloop/v1/delivery.pb.h"
 #include "sarloop/v1/linkage.pb.h"
 #include "services/linkage/matcher.h"
 
@@ -69,6 +71,13 @@ class LinkageDesk {
   absl::StatusOr<v1::GetHitResponse> GetHit(const Call& call, const v1::GetHitRequest& r);
   absl::StatusOr<v1::GetLinkageStatsResponse> Stats();
 
+  // The ukfiu service's screening request for a new SAR (Envelope.screen), delivered through its
+  // outbox: applied in the delivery's transaction (common/delivery_service.h). Call
+  // RefreshSubjects once that has committed.
+  absl::Status Receive(Txn& txn, const Identity& peer, const v1::Envelope& envelope);
+  // Brings the in-memory stored subjects up to what is committed.
+  void RefreshSubjects();
+
  private:
   struct ForceIndex {
     int64_t version = 0;
@@ -83,6 +92,12 @@ class LinkageDesk {
 
   LinkageDesk(Database& db, Clock& clock, LinkageOptions options);
   absl::Status CheckRate(const Call& call, int subjects);
+  static absl::StatusOr<std::vector<StoredSubject>> CheckScreen(absl::string_view prefix,
+                                                                const v1::ScreenSubjectsRequest& r);
+  // Stores the subjects (keeping earlier copies) and their hits in every current index; fills
+  // `response` with every hit for them when given.
+  absl::Status ScreenInTxn(Txn& txn, const std::vector<StoredSubject>& incoming, absl::Time now,
+                           v1::ScreenSubjectsResponse* response);
   // Inserts the hits (ignoring ones already known) in `txn`; returns how many were new.
   absl::StatusOr<int64_t> StoreHits(Txn& txn, const std::string& org, const ForceIndex& index,
                                     const std::vector<const StoredSubject*>& subjects,
@@ -95,6 +110,7 @@ class LinkageDesk {
   std::shared_mutex mu_;  // guards indexes_ and subjects_ (memory mirrors of committed state)
   Indexes indexes_;
   std::vector<StoredSubject> subjects_;
+  int64_t last_subject_rowid_ = 0;  // the last linkage_subjects row in subjects_
 
   std::mutex rate_mu_;
   std::map<std::string, std::pair<absl::Time, double>> buckets_;  // caller -> (last, tokens)

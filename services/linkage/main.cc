@@ -2,6 +2,7 @@
 // (issue 9). Run by the NCA's co-ordination function; holds encodings, never the key.
 #include <grpcpp/grpcpp.h>
 
+#include "common/delivery_service.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "sarloop/v1/linkage.grpc.pb.h"
@@ -97,8 +98,16 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   }
   ASSIGN_OR_RETURN(std::unique_ptr<LinkageDesk> desk,
                    LinkageDesk::Load(ctx.db, ctx.clock, options));
+  std::shared_ptr<LinkageDesk> shared = std::move(desk);
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<LinkageService>(ctx.edge, std::move(desk)));
+  parts.services.push_back(std::make_shared<LinkageService>(ctx.edge, shared));
+  // New SARs' subjects, from the ukfiu service's outbox.
+  parts.services.push_back(std::make_shared<DeliveryService>(
+      ctx.edge, ctx.db, ctx.clock,
+      [shared](Txn& txn, const Identity& peer, const v1::Envelope& env) {
+        return shared->Receive(txn, peer, env);
+      },
+      [shared] { shared->RefreshSubjects(); }, /*accepts_screens=*/true));
   return parts;
 }
 

@@ -95,7 +95,13 @@ std::string SubjectRef(const std::string& key, const v1::Subject& subject) {
 }
 
 Desk::Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptions options)
-    : db_(db), clock_(clock), reference_(reference), options_(std::move(options)) {}
+    : db_(db), clock_(clock), reference_(reference), options_(std::move(options)) {
+  if (!options_.linkage_key.empty()) {
+    // The key's size is checked where it is read (main.cc).
+    absl::StatusOr<linkage::Encoder> e = linkage::Encoder::Create(options_.linkage_key);
+    if (e.ok()) encoder_.emplace(std::move(*e));
+  }
+}
 
 absl::Status Desk::CheckOrganisation(const std::string& field, const std::string& code) const {
   RETURN_IF_ERROR(CheckText(field, code, 20, true));
@@ -148,6 +154,26 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
         ASSIGN_OR_RETURN(Blob sealed, SealProto(txn, kSarColumn, sar.sar_id(), sar));
         RETURN_IF_ERROR(txn.Exec("INSERT INTO sars (sar_id, submitted_at, sar) VALUES (?, ?, ?)",
                                  {sar.sar_id(), ToMicros(now), std::move(sealed)}));
+        if (encoder_) {
+          // Screened on arrival: the encoded subjects leave with the SAR's commit, through the
+          // outbox, so a SAR is never stored without its screening request.
+          v1::Envelope envelope;
+          envelope.set_message_id(absl::StrCat("SCREEN-", sar.sar_id()));
+          v1::ScreenSubjectsRequest* screen = envelope.mutable_screen();
+          screen->set_sar_id(sar.sar_id());
+          std::lock_guard lock(encoder_mu_);
+          for (const v1::Subject& s : sar.subjects()) {
+            linkage::PersonFields p;
+            p.given_names = s.full_name();  // name tokens are sorted: no need to split
+            p.date_of_birth = s.date_of_birth();
+            p.address = s.address();
+            ASSIGN_OR_RETURN(linkage::Filter f, encoder_->Encode(p));
+            v1::EncodedSubject* e = screen->add_subjects();
+            e->set_subject_ref(s.subject_ref());
+            e->set_encoding(linkage::ToBytes(f));
+          }
+          RETURN_IF_ERROR(Enqueue(txn, kLinkageCode, envelope, now));
+        }
         *response.mutable_sar() = std::move(sar);
         return absl::OkStatus();
       },

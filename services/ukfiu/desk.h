@@ -5,6 +5,8 @@
 #ifndef SARLOOP_SERVICES_UKFIU_DESK_H_
 #define SARLOOP_SERVICES_UKFIU_DESK_H_
 
+#include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -12,6 +14,7 @@
 #include "common/call.h"
 #include "common/clock.h"
 #include "common/identity.h"
+#include "common/linkage_encoding.h"
 #include "common/reference.h"
 #include "common/storage.h"
 #include "sarloop/v1/config.pb.h"
@@ -31,7 +34,13 @@ struct DeskOptions {
   // Investigating units with an endpoint: told when a referral they hold is withdrawn or
   // redirected.
   std::vector<std::string> units;
+  // The linkage key (32 bytes): when set, each SAR's subjects are encoded on arrival and sent to
+  // the peer "LINKAGE" for screening, in SubmitSar's transaction.
+  std::string linkage_key;
 };
+
+// The peer code of the linkage service.
+inline constexpr char kLinkageCode[] = "LINKAGE";
 
 // Pseudonymous reference for a subject: hex HMAC-SHA256 over the normalised name (lower case,
 // single spaces) and date of birth. Stable for the same person and key.
@@ -73,6 +82,9 @@ class Desk {
   Clock& clock_;
   const ReferenceData& reference_;
   const DeskOptions options_;
+  // One encoder (it caches token positions); SubmitSar bodies may run on several threads.
+  std::mutex encoder_mu_;
+  std::optional<linkage::Encoder> encoder_;
 };
 
 }  // namespace sarloop::ukfiu

@@ -135,9 +135,20 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   ASSIGN_OR_RETURN(options.subject_key, ReadKey(config.subject_key_file()));
   options.feedback = config.feedback();
   std::vector<std::string> destinations;
+  if (!config.linkage_key_file().empty()) {
+    if (!FindPeer(config, kLinkageCode)) {
+      return absl::InvalidArgumentError("peers: linkage_key_file needs a peer LINKAGE");
+    }
+    absl::StatusOr<std::string> key =
+        ReadKeyFile(config.linkage_key_file(), linkage::kKeyBytes, linkage::kKeyBytes);
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("linkage_key_file: ", key.status().message()));
+    }
+    options.linkage_key = *key;
+  }
   for (const v1::Peer& p : config.peers()) {
     destinations.push_back(p.code());
-    if (p.code() == "NCA") continue;
+    if (p.code() == "NCA" || p.code() == kLinkageCode) continue;
     // A peer that is not an organisation in the reference data is an investigating unit.
     if (ctx.reference.FindOrganisation(p.code())) {
       options.reachable.push_back(p.code());

@@ -295,6 +295,29 @@ TEST_F(LinkageDeskTest, ScreeningIsRateLimitedPerCaller) {
   EXPECT_THAT(Screen("SAR-0000000000000008", {Stranger(), Stranger()}).status(), IsOk());
 }
 
+TEST_F(LinkageDeskTest, ScreeningRequestsFromUkfiusOutboxAreApplied) {
+  ASSERT_THAT(Upload(nfk_, Personnel()).status(), IsOk());
+  v1::Envelope env;
+  env.set_message_id("SCREEN-SAR-00000000000000b1");
+  env.mutable_screen()->set_sar_id("SAR-00000000000000b1");
+  auto* s = env.mutable_screen()->add_subjects();
+  s->set_subject_ref("SUBJ-9");
+  s->set_encoding(Encode(AliceInASar()));
+  const Identity ukfiu_service{"spiffe://sarloop/ukfiu", "ukfiu", "UKFIU", ""};
+  EXPECT_THAT(db_->Transact([&](Txn& t) { return desk_->Receive(t, nfk_.identity, env); }),
+              StatusIs(absl::StatusCode::kPermissionDenied, _));
+  ASSERT_THAT(db_->Transact([&](Txn& t) { return desk_->Receive(t, ukfiu_service, env); }), IsOk());
+  desk_->RefreshSubjects();
+  v1::ListHitsRequest list;
+  list.set_sar_id("SAR-00000000000000b1");
+  ASSERT_OK_AND_ASSIGN(auto hits, desk_->ListHits(list));
+  ASSERT_EQ(hits.hits_size(), 1);
+  EXPECT_EQ(hits.hits(0).record_id(), "P1");
+  // The stored subject is in memory: SFK's upload re-screens it.
+  ASSERT_OK_AND_ASSIGN(auto committed, Upload(sfk_, Personnel()));
+  EXPECT_EQ(committed.subjects_rescreened(), 1);
+}
+
 TEST_F(LinkageDeskTest, ScreeningChecksItsInput) {
   v1::ScreenSubjectsRequest req;
   req.set_request_id("s1");
