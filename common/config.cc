@@ -58,8 +58,8 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
     return FieldError("linkage_subjects_per_minute", "is for the linkage service only");
   }
   if (c.linkage_threshold_milli() != 0 &&
-      (c.linkage_threshold_milli() < 500 || c.linkage_threshold_milli() > 990)) {
-    return FieldError("linkage_threshold_milli", "must be between 500 and 990");
+      (c.linkage_threshold_milli() < 500 || c.linkage_threshold_milli() > 950)) {
+    return FieldError("linkage_threshold_milli", "must be between 500 and 950");
   }
   if (kind != v1::SERVICE_KIND_UKFIU && !c.linkage_key_file().empty()) {
     return FieldError("linkage_key_file", "is for ukfiu only");

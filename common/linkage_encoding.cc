@@ -337,7 +337,9 @@ absl::StatusOr<Filter> Encoder::Encode(const PersonFields& person) {
     const double log_q = std::log1p(-p);
     for (int64_t bit = -1;;) {
       const double u = (static_cast<double>(rng() >> 11) + 1.0) * 0x1.0p-53;
-      bit += 1 + static_cast<int64_t>(std::floor(std::log(u) / log_q));
+      const double gap = std::floor(std::log(u) / log_q);
+      if (gap >= kFilterBits) break;  // before the cast: tiny probabilities give huge gaps
+      bit += 1 + static_cast<int64_t>(gap);
       if (bit >= kFilterBits) break;
       filter.w[bit / 64] ^= uint64_t{1} << (bit % 64);
     }

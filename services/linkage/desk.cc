@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -164,6 +165,7 @@ absl::StatusOr<std::unique_ptr<LinkageDesk>> LinkageDesk::Load(Database& db, Clo
                                  "WHERE upload_id = ? ORDER BY record_id",
                                  {ix.Text(2)}));
       auto force = std::make_shared<ForceIndex>();
+      force->upload_id = ix.Text(2);
       force->version = ix.Int(1);
       std::vector<Filter> filters;
       for (const Row& r : rows) {
@@ -199,6 +201,61 @@ absl::Status LinkageDesk::CheckRate(const Call& call, int subjects) {
   }
   tokens -= subjects;
   return absl::OkStatus();
+}
+
+void LinkageDesk::Refund(const Call& call, int subjects) {
+  std::lock_guard lock(rate_mu_);
+  auto it = buckets_.find(call.identity.uri);
+  if (it != buckets_.end()) {
+    it->second.second =
+        std::min<double>(options_.subjects_per_minute, it->second.second + subjects);
+  }
+}
+
+absl::StatusOr<LinkageDesk::Indexes> LinkageDesk::IndexesIn(Txn& txn) {
+  Indexes committed;
+  {
+    std::shared_lock lock(mu_);
+    committed = indexes_;
+  }
+  ASSIGN_OR_RETURN(std::vector<Row> rows, txn.Query("SELECT org, upload_id FROM linkage_index"));
+  Indexes out;
+  for (const Row& row : rows) {
+    auto it = committed.find(row.Text(0));
+    if (it != committed.end() && it->second->upload_id == row.Text(1)) {
+      out[row.Text(0)] = it->second;
+      continue;
+    }
+    std::lock_guard lock(pending_mu_);
+    auto p = pending_.find(row.Text(1));
+    if (p == pending_.end()) {
+      return absl::InternalError(absl::StrCat("index ", row.Text(1), " of ", row.Text(0),
+                                              " is neither loaded nor pending"));
+    }
+    out[row.Text(0)] = p->second;
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<LinkageDesk::StoredSubject>> LinkageDesk::SubjectsIn(Txn& txn) {
+  std::vector<StoredSubject> out;
+  int64_t last = 0;
+  {
+    std::shared_lock lock(mu_);
+    out = subjects_;
+    last = last_subject_rowid_;
+  }
+  ASSIGN_OR_RETURN(std::vector<Row> rows,
+                   txn.Query("SELECT sar_id, subject_ref, encoding FROM linkage_subjects "
+                             "WHERE rowid > ? ORDER BY rowid",
+                             {last}));
+  for (const Row& r : rows) {
+    ASSIGN_OR_RETURN(std::string bytes,
+                     txn.Unseal(kSubjectsColumn, RowKey(r.Text(0), r.Text(1)), r.Text(2)));
+    ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
+    out.push_back({r.Text(0), r.Text(1), f});
+  }
+  return out;
 }
 
 absl::StatusOr<int64_t> LinkageDesk::StoreHits(Txn& txn, const std::string& org,
@@ -335,6 +392,7 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
             std::vector<Row> old,
             txn.Query("SELECT version, upload_id FROM linkage_index WHERE org = ?", {org}));
         auto force = std::make_shared<ForceIndex>();
+        force->upload_id = r.upload_id();
         force->version = old.empty() ? 1 : old[0].Int(0) + 1;
         ASSIGN_OR_RETURN(std::vector<Row> rows,
                          txn.Query("SELECT record_id, encoding FROM linkage_records "
@@ -351,26 +409,25 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
         }
         force->index = ScreeningIndex::Build(filters);
 
-        // Every stored subject against the new index.
+        // Every stored subject against the new index, including those stored earlier in this
+        // batch (not in memory until it commits).
+        ASSIGN_OR_RETURN(std::vector<StoredSubject> stored, SubjectsIn(txn));
         std::vector<const StoredSubject*> subjects;
+        for (const StoredSubject& s : stored) subjects.push_back(&s);
         std::vector<Hit> hits;
-        {
-          std::shared_lock lock(mu_);
-          for (const StoredSubject& s : subjects_) subjects.push_back(&s);
-          if (subjects.size() <= kExactRescreenLimit) {
-            for (uint32_t i = 0; i < subjects.size(); ++i) {
-              force->index.Screen(Query::From(subjects[i]->filter), i, options_.threshold_milli,
-                                  BestKernel(), &hits);
-            }
-          } else {
-            std::vector<Filter> queries;
-            for (const StoredSubject* s : subjects) queries.push_back(s->filter);
-            hits = BulkScreen(queries, filters, options_.threshold_milli, BlockingParams{},
-                              options_.rescreen_threads, BestKernel(), nullptr);
+        if (subjects.size() <= kExactRescreenLimit) {
+          for (uint32_t i = 0; i < subjects.size(); ++i) {
+            force->index.Screen(Query::From(subjects[i]->filter), i, options_.threshold_milli,
+                                BestKernel(), &hits);
           }
-          ASSIGN_OR_RETURN(int64_t added, StoreHits(txn, org, *force, subjects, hits, now));
-          response.set_new_hits(added);
+        } else {
+          std::vector<Filter> queries;
+          for (const StoredSubject* s : subjects) queries.push_back(s->filter);
+          hits = BulkScreen(queries, filters, options_.threshold_milli, BlockingParams{},
+                            options_.rescreen_threads, BestKernel(), nullptr);
         }
+        ASSIGN_OR_RETURN(int64_t added, StoreHits(txn, org, *force, subjects, hits, now));
+        response.set_new_hits(added);
         response.set_subjects_rescreened(static_cast<int64_t>(subjects.size()));
         if (!old.empty()) {
           RETURN_IF_ERROR(
@@ -389,14 +446,22 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
                                  {r.upload_id()}));
         response.set_index_version(force->version);
         response.set_records(static_cast<int64_t>(filters.size()));
+        {
+          std::lock_guard lock(pending_mu_);
+          pending_[force->upload_id] = force;
+        }
         built = std::move(force);
         return absl::OkStatus();
       },
       now, call.audit));
   if (built) {
     db_.AfterCommit([this, org, built] {
-      std::unique_lock lock(mu_);
-      indexes_[org] = built;
+      {
+        std::unique_lock lock(mu_);
+        indexes_[org] = built;
+      }
+      std::lock_guard lock(pending_mu_);
+      pending_.erase(built->upload_id);
     });
   }
   return response;
@@ -410,10 +475,15 @@ absl::StatusOr<std::vector<LinkageDesk::StoredSubject>> LinkageDesk::CheckScreen
                       absl::StrCat("must hold 1 to ", kMaxSubjectsPerCall, " subjects"));
   }
   std::vector<StoredSubject> incoming;
+  std::set<std::string> refs;
   for (int i = 0; i < r.subjects_size(); ++i) {
     const auto& s = r.subjects(i);
     RETURN_IF_ERROR(
         CheckRef(absl::StrCat(prefix, "subjects[", i, "].subject_ref"), s.subject_ref()));
+    if (!refs.insert(s.subject_ref()).second) {
+      return FieldError(absl::StrCat(prefix, "subjects[", i, "].subject_ref"),
+                        "appears twice in the request");
+    }
     ASSIGN_OR_RETURN(
         Filter f, ParseEncoding(absl::StrCat(prefix, "subjects[", i, "].encoding"), s.encoding()));
     incoming.push_back({r.sar_id(), s.subject_ref(), f});
@@ -433,11 +503,7 @@ absl::Status LinkageDesk::ScreenInTxn(Txn& txn, const std::vector<StoredSubject>
                  {s.sar_id, s.subject_ref, std::move(sealed), ToMicros(now)}));
     subjects.push_back(&s);
   }
-  Indexes indexes;
-  {
-    std::shared_lock lock(mu_);
-    indexes = indexes_;
-  }
+  ASSIGN_OR_RETURN(Indexes indexes, IndexesIn(txn));
   for (const auto& [org, force] : indexes) {
     std::vector<Hit> hits;
     for (uint32_t i = 0; i < subjects.size(); ++i) {
@@ -487,9 +553,17 @@ absl::StatusOr<v1::ScreenSubjectsResponse> LinkageDesk::Screen(const Call& call,
   RETURN_IF_ERROR(CheckRate(call, r.subjects_size()));
   v1::ScreenSubjectsResponse response;
   const absl::Time now = clock_.Now();
-  RETURN_IF_ERROR(RunIdempotent(
+  bool ran = false;
+  const absl::Status status = RunIdempotent(
       db_, call.scope, r.request_id(), &response,
-      [&](Txn& txn) { return ScreenInTxn(txn, incoming, now, &response); }, now, call.audit));
+      [&](Txn& txn) {
+        ran = true;
+        return ScreenInTxn(txn, incoming, now, &response);
+      },
+      now, call.audit);
+  // A repeat, or a screen that changed nothing, costs no rate.
+  if (!ran || !status.ok()) Refund(call, r.subjects_size());
+  RETURN_IF_ERROR(status);
   db_.AfterCommit([this] { RefreshSubjects(); });
   return response;
 }

@@ -18,6 +18,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -80,6 +81,7 @@ class LinkageDesk {
 
  private:
   struct ForceIndex {
+    std::string upload_id;
     int64_t version = 0;
     std::vector<std::string> record_ids;
     ScreeningIndex index;
@@ -92,6 +94,12 @@ class LinkageDesk {
 
   LinkageDesk(Database& db, Clock& clock, LinkageOptions options);
   absl::Status CheckRate(const Call& call, int subjects);
+  void Refund(const Call& call, int subjects);
+  // The indexes as the transaction sees them: the committed ones, or one committed earlier in the
+  // same batch (pending_).
+  absl::StatusOr<Indexes> IndexesIn(Txn& txn);
+  // The stored subjects as the transaction sees them (those of earlier jobs in the batch too).
+  absl::StatusOr<std::vector<StoredSubject>> SubjectsIn(Txn& txn);
   static absl::StatusOr<std::vector<StoredSubject>> CheckScreen(absl::string_view prefix,
                                                                 const v1::ScreenSubjectsRequest& r);
   // Stores the subjects (keeping earlier copies) and their hits in every current index; fills
@@ -111,6 +119,11 @@ class LinkageDesk {
   Indexes indexes_;
   std::vector<StoredSubject> subjects_;
   int64_t last_subject_rowid_ = 0;  // the last linkage_subjects row in subjects_
+  // Indexes built by CommitUpload, by upload id, until their batch has committed: a screen later
+  // in the same batch must use them (memory changes only after the COMMIT). Keyed by upload id so
+  // that one whose batch rolled back is never used.
+  std::mutex pending_mu_;
+  std::map<std::string, std::shared_ptr<const ForceIndex>> pending_;
 
   std::mutex rate_mu_;
   std::map<std::string, std::pair<absl::Time, double>> buckets_;  // caller -> (last, tokens)

@@ -19,6 +19,7 @@
 #include "common/sealed.h"
 #include "common/status.h"
 #include "common/validation.h"
+#include "spdlog/spdlog.h"
 
 namespace sarloop::ukfiu {
 namespace {
@@ -162,17 +163,27 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
           v1::ScreenSubjectsRequest* screen = envelope.mutable_screen();
           screen->set_sar_id(sar.sar_id());
           std::lock_guard lock(encoder_mu_);
-          for (const v1::Subject& s : sar.subjects()) {
+          for (int i = 0; i < sar.subjects_size(); ++i) {
+            const v1::Subject& s = sar.subjects(i);
             linkage::PersonFields p;
             p.given_names = s.full_name();  // name tokens are sorted: no need to split
             p.date_of_birth = s.date_of_birth();
             p.address = s.address();
-            ASSIGN_OR_RETURN(linkage::Filter f, encoder_->Encode(p));
+            absl::StatusOr<linkage::Filter> f = encoder_->Encode(p);
+            if (!f.ok()) {
+              // A subject the encoder cannot use (no letters in the name, a date outside its
+              // range) is not screened; the SAR itself is still taken.
+              spdlog::info("sar {}: subject {} not screened: {}", sar.sar_id(), i,
+                           FieldOf(f.status()).empty() ? "no usable fields" : FieldOf(f.status()));
+              continue;
+            }
             v1::EncodedSubject* e = screen->add_subjects();
             e->set_subject_ref(s.subject_ref());
-            e->set_encoding(linkage::ToBytes(f));
+            e->set_encoding(linkage::ToBytes(*f));
           }
-          RETURN_IF_ERROR(Enqueue(txn, kLinkageCode, envelope, now));
+          if (screen->subjects_size() > 0) {
+            RETURN_IF_ERROR(Enqueue(txn, kLinkageCode, envelope, now));
+          }
         }
         *response.mutable_sar() = std::move(sar);
         return absl::OkStatus();

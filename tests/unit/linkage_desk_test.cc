@@ -2,6 +2,7 @@
 // the hits-only contract, restarts and the rate limit.
 #include <google/protobuf/descriptor.h>
 
+#include <future>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -318,6 +319,50 @@ TEST_F(LinkageDeskTest, ScreeningRequestsFromUkfiusOutboxAreApplied) {
   EXPECT_EQ(committed.subjects_rescreened(), 1);
 }
 
+// A screen and an index commit in one group-commit batch: memory changes only after the COMMIT,
+// so each must see the other's effect through the transaction, in either order.
+TEST_F(LinkageDeskTest, AScreenAndACommitInOneBatchSeeEachOther) {
+  for (bool screen_first : {true, false}) {
+    SCOPED_TRACE(screen_first ? "screen first" : "commit first");
+    Open();
+    const Call& force = screen_first ? nfk_ : sfk_;
+    v1::BeginIndexUploadRequest begin;
+    begin.set_request_id(NewId("r-"));
+    ASSERT_OK_AND_ASSIGN(auto started, desk_->BeginUpload(force, begin));
+    v1::UploadIndexRecordsRequest part;
+    part.set_request_id(NewId("r-"));
+    part.set_upload_id(started.upload_id());
+    auto* rec = part.add_records();
+    rec->set_record_id("P1");
+    rec->set_encoding(Encode(Personnel()[0]));
+    ASSERT_THAT(desk_->UploadRecords(force, part).status(), IsOk());
+    v1::CommitIndexUploadRequest commit;
+    commit.set_request_id(NewId("r-"));
+    commit.set_upload_id(started.upload_id());
+    commit.set_expected_records(1);
+    const std::string sar = screen_first ? "SAR-00000000000000c1" : "SAR-00000000000000c2";
+
+    std::promise<absl::Status> done;
+    db_->Submit([&]() -> Database::Completion {
+      absl::Status s;
+      if (screen_first) {
+        s = Screen(sar, {AliceInASar()}).status();
+        if (s.ok()) s = desk_->CommitUpload(force, commit).status();
+      } else {
+        s = desk_->CommitUpload(force, commit).status();
+        if (s.ok()) s = Screen(sar, {AliceInASar()}).status();
+      }
+      return [&done, s](const absl::Status& committed) { done.set_value(s.ok() ? committed : s); };
+    });
+    ASSERT_THAT(done.get_future().get(), IsOk());
+    v1::ListHitsRequest list;
+    list.set_sar_id(sar);
+    list.set_organisation(force.identity.org);  // the database keeps the first round's index
+    ASSERT_OK_AND_ASSIGN(auto hits, desk_->ListHits(list));
+    EXPECT_EQ(hits.hits_size(), 1);
+  }
+}
+
 TEST_F(LinkageDeskTest, ScreeningChecksItsInput) {
   v1::ScreenSubjectsRequest req;
   req.set_request_id("s1");
@@ -330,6 +375,10 @@ TEST_F(LinkageDeskTest, ScreeningChecksItsInput) {
   EXPECT_THAT(desk_->Screen(ukfiu_, req).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subjects[0].encoding")));
   EXPECT_THAT(desk_->Screen(nfk_, req).status(), StatusIs(absl::StatusCode::kPermissionDenied, _));
+  s->set_encoding(Encode(Stranger()));
+  *req.add_subjects() = *s;
+  EXPECT_THAT(desk_->Screen(ukfiu_, req).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subjects[1].subject_ref")));
 }
 
 }  // namespace
