@@ -1,5 +1,6 @@
 #include "common/server.h"
 
+#include <grpc/support/log.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -75,6 +76,15 @@ void SetUpLogging(const v1::ServiceConfig& config) {
   }
   logger->set_level(spdlog::level::from_str(config.log_level()));
   spdlog::set_default_logger(logger);
+  // gRPC's own messages (a peer's TLS handshake timing out, say) go through the same logger, so
+  // every line has the service's format (JSON with log_json) rather than gRPC's raw stderr lines.
+  gpr_set_log_function([](gpr_log_func_args* args) {
+    const spdlog::level::level_enum level =
+        args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::warn
+        : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::info
+                                                  : spdlog::level::debug;
+    spdlog::log(level, "grpc {}:{}: {}", args->file, args->line, args->message);
+  });
 }
 
 // The health service name under which the outbox reports stuck messages.

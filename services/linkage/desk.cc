@@ -237,6 +237,22 @@ absl::StatusOr<LinkageDesk::Indexes> LinkageDesk::IndexesIn(Txn& txn) {
   return out;
 }
 
+absl::Status LinkageDesk::ReadStoredSubjects(Txn& txn, int64_t after,
+                                             std::vector<StoredSubject>* out, int64_t* last) {
+  ASSIGN_OR_RETURN(std::vector<Row> rows,
+                   txn.Query("SELECT rowid, sar_id, subject_ref, encoding FROM linkage_subjects "
+                             "WHERE rowid > ? ORDER BY rowid",
+                             {after}));
+  for (const Row& r : rows) {
+    ASSIGN_OR_RETURN(std::string bytes,
+                     txn.Unseal(kSubjectsColumn, RowKey(r.Text(1), r.Text(2)), r.Text(3)));
+    ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
+    out->push_back({r.Text(1), r.Text(2), f});
+    *last = r.Int(0);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<LinkageDesk::StoredSubject>> LinkageDesk::SubjectsIn(Txn& txn) {
   std::vector<StoredSubject> out;
   int64_t last = 0;
@@ -245,16 +261,7 @@ absl::StatusOr<std::vector<LinkageDesk::StoredSubject>> LinkageDesk::SubjectsIn(
     out = subjects_;
     last = last_subject_rowid_;
   }
-  ASSIGN_OR_RETURN(std::vector<Row> rows,
-                   txn.Query("SELECT sar_id, subject_ref, encoding FROM linkage_subjects "
-                             "WHERE rowid > ? ORDER BY rowid",
-                             {last}));
-  for (const Row& r : rows) {
-    ASSIGN_OR_RETURN(std::string bytes,
-                     txn.Unseal(kSubjectsColumn, RowKey(r.Text(0), r.Text(1)), r.Text(2)));
-    ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
-    out.push_back({r.Text(0), r.Text(1), f});
-  }
+  RETURN_IF_ERROR(ReadStoredSubjects(txn, last, &out, &last));
   return out;
 }
 
@@ -527,19 +534,8 @@ absl::Status LinkageDesk::ScreenInTxn(Txn& txn, const std::vector<StoredSubject>
 
 void LinkageDesk::RefreshSubjects() {
   std::unique_lock lock(mu_);
-  const absl::Status status = db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(std::vector<Row> rows,
-                     txn.Query("SELECT rowid, sar_id, subject_ref, encoding FROM linkage_subjects "
-                               "WHERE rowid > ? ORDER BY rowid",
-                               {last_subject_rowid_}));
-    for (const Row& r : rows) {
-      ASSIGN_OR_RETURN(std::string bytes,
-                       txn.Unseal(kSubjectsColumn, RowKey(r.Text(1), r.Text(2)), r.Text(3)));
-      ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
-      subjects_.push_back({r.Text(1), r.Text(2), f});
-      last_subject_rowid_ = r.Int(0);
-    }
-    return absl::OkStatus();
+  const absl::Status status = db_.Read([&](Txn& txn) {
+    return ReadStoredSubjects(txn, last_subject_rowid_, &subjects_, &last_subject_rowid_);
   });
   // The subjects stay stored; the next refresh (or a restart) picks them up.
   if (!status.ok()) spdlog::warn("linkage: reading stored subjects: {}", status.ToString());

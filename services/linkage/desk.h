@@ -98,6 +98,9 @@ class LinkageDesk {
   // The indexes as the transaction sees them: the committed ones, or one committed earlier in the
   // same batch (pending_).
   absl::StatusOr<Indexes> IndexesIn(Txn& txn);
+  // Appends the stored subjects after row `after`; `last` becomes the last row read.
+  static absl::Status ReadStoredSubjects(Txn& txn, int64_t after, std::vector<StoredSubject>* out,
+                                         int64_t* last);
   // The stored subjects as the transaction sees them (those of earlier jobs in the batch too).
   absl::StatusOr<std::vector<StoredSubject>> SubjectsIn(Txn& txn);
   static absl::StatusOr<std::vector<StoredSubject>> CheckScreen(absl::string_view prefix,

@@ -51,23 +51,28 @@ absl::StatusOr<std::string> ReadText(const std::string& option, const std::strin
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+absl::StatusOr<linkage::Encoder> EncoderFromKey(const Args& args) {
+  ASSIGN_OR_RETURN(std::string key_path, args.Require("key"));
+  absl::StatusOr<std::string> key = ReadKeyFile(key_path, linkage::kKeyBytes, linkage::kKeyBytes);
+  if (!key.ok()) return UsageError(absl::StrCat("--key: ", key.status().message()));
+  absl::StatusOr<linkage::Encoder> encoder = linkage::Encoder::Create(*key);
+  if (!encoder.ok()) return UsageError(absl::StrCat("--key: ", encoder.status().message()));
+  return encoder;
+}
+
 // Reads --csv with `id_column` and encodes every row with --key. Usage error naming the line and
 // field for a bad row: nothing is sent unless every row encodes.
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> EncodeCsv(
     const Args& args, absl::string_view id_column) {
   ASSIGN_OR_RETURN(std::string csv_path, args.Require("csv"));
-  ASSIGN_OR_RETURN(std::string key_path, args.Require("key"));
-  absl::StatusOr<std::string> key = ReadKeyFile(key_path, linkage::kKeyBytes, linkage::kKeyBytes);
-  if (!key.ok()) return UsageError(absl::StrCat("--key: ", key.status().message()));
+  ASSIGN_OR_RETURN(linkage::Encoder encoder, EncoderFromKey(args));
   ASSIGN_OR_RETURN(std::string text, ReadText("csv", csv_path));
   absl::StatusOr<std::vector<linkage::PersonRow>> rows = linkage::ParsePeopleCsv(text, id_column);
   if (!rows.ok())
     return UsageError(absl::StrCat("--csv ", csv_path, ": ", rows.status().message()));
-  absl::StatusOr<linkage::Encoder> encoder = linkage::Encoder::Create(*key);
-  if (!encoder.ok()) return UsageError(absl::StrCat("--key: ", encoder.status().message()));
   std::vector<std::pair<std::string, std::string>> out;
   for (size_t i = 0; i < rows->size(); ++i) {
-    absl::StatusOr<linkage::Filter> f = encoder->Encode((*rows)[i].fields);
+    absl::StatusOr<linkage::Filter> f = encoder.Encode((*rows)[i].fields);
     if (!f.ok()) {
       return UsageError(
           absl::StrCat("--csv ", csv_path, ": line ", i + 2, ": ", f.status().message()));
@@ -140,15 +145,6 @@ absl::Status Upload(const Input& in, Session& session) {
     kv.Add("new hits", absl::StrCat(response.new_hits()));
     kv.Print(out);
   });
-}
-
-absl::StatusOr<linkage::Encoder> EncoderFromKey(const Args& args) {
-  ASSIGN_OR_RETURN(std::string key_path, args.Require("key"));
-  absl::StatusOr<std::string> key = ReadKeyFile(key_path, linkage::kKeyBytes, linkage::kKeyBytes);
-  if (!key.ok()) return UsageError(absl::StrCat("--key: ", key.status().message()));
-  absl::StatusOr<linkage::Encoder> encoder = linkage::Encoder::Create(*key);
-  if (!encoder.ok()) return UsageError(absl::StrCat("--key: ", encoder.status().message()));
-  return encoder;
 }
 
 // The SAR's subjects as ukfiu holds them (the session's target is ukfiu), encoded.
