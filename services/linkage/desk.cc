@@ -137,6 +137,24 @@ constexpr char kHitColumns[] =
     "hit_id, sar_id, subject_ref, org, record_id, score_milli, fields, index_version, found_at, "
     "status, feedback_reason, feedback_at";
 
+// The records so far in an upload still open for `org`. NOT_FOUND for an unknown upload or
+// another force's; FAILED_PRECONDITION once committed.
+absl::StatusOr<int64_t> OpenUploadRecords(Txn& txn, const std::string& upload_id,
+                                          const std::string& org) {
+  ASSIGN_OR_RETURN(std::vector<Row> up,
+                   txn.Query("SELECT org, committed, records FROM linkage_uploads "
+                             "WHERE upload_id = ?",
+                             {upload_id}));
+  if (up.empty() || up[0].Text(0) != org) {
+    return absl::NotFoundError(absl::StrCat("upload ", upload_id, " not found"));
+  }
+  if (up[0].Int(1) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("upload ", upload_id, " is already committed"));
+  }
+  return up[0].Int(2);
+}
+
 absl::StatusOr<v1::LinkageHit> LoadHit(Txn& txn, const std::string& hit_id) {
   ASSIGN_OR_RETURN(
       std::vector<Row> rows,
@@ -331,17 +349,8 @@ absl::StatusOr<v1::UploadIndexRecordsResponse> LinkageDesk::UploadRecords(
   RETURN_IF_ERROR(RunIdempotent(
       db_, call.scope, r.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
-        ASSIGN_OR_RETURN(std::vector<Row> up,
-                         txn.Query("SELECT org, committed, records FROM linkage_uploads "
-                                   "WHERE upload_id = ?",
-                                   {r.upload_id()}));
-        if (up.empty() || up[0].Text(0) != call.identity.org) {
-          return absl::NotFoundError(absl::StrCat("upload ", r.upload_id(), " not found"));
-        }
-        if (up[0].Int(1) != 0) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("upload ", r.upload_id(), " is already committed"));
-        }
+        ASSIGN_OR_RETURN(const int64_t held,
+                         OpenUploadRecords(txn, r.upload_id(), call.identity.org));
         for (int i = 0; i < r.records_size(); ++i) {
           const auto& rec = r.records(i);
           ASSIGN_OR_RETURN(
@@ -356,7 +365,7 @@ absl::StatusOr<v1::UploadIndexRecordsResponse> LinkageDesk::UploadRecords(
                               "is already in the upload");
           }
         }
-        const int64_t total = up[0].Int(2) + r.records_size();
+        const int64_t total = held + r.records_size();
         RETURN_IF_ERROR(txn.Exec("UPDATE linkage_uploads SET records = ? WHERE upload_id = ?",
                                  {total, r.upload_id()}));
         response.set_records(total);
@@ -379,20 +388,11 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
   RETURN_IF_ERROR(RunIdempotent(
       db_, call.scope, r.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
-        ASSIGN_OR_RETURN(std::vector<Row> up,
-                         txn.Query("SELECT org, committed, records FROM linkage_uploads "
-                                   "WHERE upload_id = ?",
-                                   {r.upload_id()}));
-        if (up.empty() || up[0].Text(0) != org) {
-          return absl::NotFoundError(absl::StrCat("upload ", r.upload_id(), " not found"));
-        }
-        if (up[0].Int(1) != 0) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("upload ", r.upload_id(), " is already committed"));
-        }
-        if (up[0].Int(2) != r.expected_records()) {
+        ASSIGN_OR_RETURN(const int64_t held,
+                         OpenUploadRecords(txn, r.upload_id(), call.identity.org));
+        if (held != r.expected_records()) {
           return absl::FailedPreconditionError(absl::StrCat("upload ", r.upload_id(), " holds ",
-                                                            up[0].Int(2), " records, not the ",
+                                                            held, " records, not the ",
                                                             r.expected_records(), " expected"));
         }
         ASSIGN_OR_RETURN(
