@@ -112,6 +112,10 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
     return FieldError("retention_years", "is not for nca (the register keeps no SAR content)");
   }
   if (c.grpc_memory_mib() <= 0) c.set_grpc_memory_mib(256);
+  if (c.connection_max_age_seconds() < 0 || c.connection_max_age_seconds() > 86400) {
+    return FieldError("connection_max_age_seconds", "must be 0 (default 600) to 86400");
+  }
+  if (c.connection_max_age_seconds() == 0) c.set_connection_max_age_seconds(600);
   if (c.audit_key_file().empty()) c.set_audit_key_file(c.database() + ".audit-key");
   if (c.publication_min_count() < 0 || c.publication_min_count() > 1000) {
     return FieldError("publication_min_count", "must be 0 (default 5) to 1000");

@@ -350,10 +350,16 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   builder.AddListeningPort(config.listen(), server_creds, &port);
   // Hostile input: no message above 4 MiB (a batch of 500 envelopes stays well below).
   builder.SetMaxReceiveMessageSize(4 * 1024 * 1024);
-  // TLS checks a certificate only at the handshake: connections are recycled every ten minutes
-  // so a revoked or rotated certificate stops being honoured within that time.
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 10 * 60 * 1000);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
+  // TLS checks a certificate only at the handshake: connections are recycled after
+  // connection_max_age_seconds so a revoked or rotated certificate stops being honoured.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                             config.connection_max_age_seconds() * 1000);
+  // Calls in flight get a grace as long as the age, at most 30 s, to finish.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             std::min(config.connection_max_age_seconds(), 30) * 1000);
+  // A port another process holds is an error, not a share: gRPC's default SO_REUSEPORT would let
+  // a second service (or a second chain) bind the same port and take half of its connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Overload: bounded memory for calls and connections, and bounded streams per connection;
   // Admission (in Serve) bounds the calls being handled.
   grpc::ResourceQuota quota("sarloop");

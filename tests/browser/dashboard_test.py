@@ -105,6 +105,27 @@ def click(css):
     wd("POST", f"{S}/element/{list(el.values())[0]}/click", {})
 
 
+def wait_until(fn, timeout=30):
+    """Polls fn until it returns something true or the deadline passes; returns its last value.
+    A click that navigates returns before the new page is there: each step waits for the page
+    state it checks, not for a fixed time."""
+    import time
+    deadline = time.time() + timeout
+    while True:
+        try:
+            value = fn()
+        except urllib.error.URLError:
+            value = None
+        if value or time.time() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def url_with(*parts):
+    url = wd("GET", f"{S}/url")
+    return url if all(p in url for p in parts) else None
+
+
 def screenshot(name):
     png = base64.b64decode(wd("GET", f"{S}/screenshot"))
     with open(f"{OUT}/{name}", "wb") as f:
@@ -189,9 +210,11 @@ try:
     click(f"#year option[value='{years[-1]}']")
     click(f"#region option[value='{region}']")
     click("form.filters button[type=submit]")
-    url = wd("GET", f"{S}/url")
-    check("choosing a year and a region reloads with both", f"year={years[-1]}" in url and
-          f"region={region}" in url, url)
+    url = wait_until(lambda: url_with(f"year={years[-1]}", f"region={region}"))
+    check("choosing a year and a region reloads with both", url is not None,
+          f"expected a URL with year={years[-1]} and region={region}, saw "
+          f"{wd('GET', f'{S}/url')}")
+    wait_until(lambda: js("return document.readyState") == "complete")
     filtered = compare_overview(f"year {years[-1]}, region {region}",
                                 ["--year", years[-1], "--region", region])
     check("the region filter narrows the table",
@@ -200,6 +223,9 @@ try:
 
     # Overdue list, then a click through to a referral's timeline.
     click("header a[href='/overdue']")
+    wait_until(lambda: url_with("/overdue") and
+               js("return document.readyState") == "complete" and
+               js("return !!document.querySelector(\".tile[data-measure='overdue']\")"))
     shown = js("return document.querySelector(\".tile[data-measure='overdue']\").dataset.value")
     overdue_api = ctl("analyst-alice", "nca", "overdue", "--all")
     check("the overdue list counts what the API lists",
@@ -207,7 +233,9 @@ try:
           f"{len(overdue_api.get('entries', []))}")
     first = js("return document.querySelector('#overdue tbody a').textContent")
     click("#overdue tbody a")
-    title = wd("GET", f"{S}/title")
+    title = wait_until(lambda: (lambda t: t if first in t else None)(wd("GET", f"{S}/title")))
+    title = title or wd("GET", f"{S}/title")
+    wait_until(lambda: js("return document.readyState") == "complete")
     timeline = ctl("analyst-alice", "nca", "timeline", first)
     rows = js("return document.querySelectorAll('#events tbody tr').length")
     check(f"a click reaches the timeline of {first}, with every event the API has ({rows})",
@@ -217,6 +245,8 @@ try:
     check(f"screenshot of the timeline saved ({size} bytes)", size > 5000, size)
 
     click("header a[href='/logout']")
+    wait_until(lambda: url_with("/logout") is None and
+               js("return document.readyState") == "complete")
     go(DASH + "/")
     check("after signing out the overview asks to sign in again",
           wd("GET", f"{S}/title").startswith("Sign in"))

@@ -12,7 +12,9 @@ done
 OUT=$SARLOOP_BUILD/tests/browser
 mkdir -p "$OUT"
 DIR=$(mktemp -d /tmp/sarloop-browser-XXXXXX)
-export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((61000 + RANDOM % 40 * 100 + 50))}
+# A free block of ports that sarloop-local picks (and moves from, should another process take one
+# of them first); read back from DIR/base-port once the chain is up.
+export SARLOOP_BASE_PORT=auto
 driver_pid=
 cleanup() {
   [[ -z $driver_pid ]] || kill "$driver_pid" 2>/dev/null || true
@@ -21,14 +23,28 @@ cleanup() {
 }
 trap cleanup EXIT
 "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null
+export SARLOOP_BASE_PORT=$(<"$DIR/base-port")
 "$SARLOOP_BUILD/tools/synth/sarloop-synth" --pki "$DIR/pki" --sars 300 --seed 7 >"$DIR/synth.log" 2>&1 ||
   { tail -20 "$DIR/synth.log"; echo "0 passed, 1 failed"; exit 1; }
 
-port=$((SARLOOP_BASE_PORT + 90))
-/usr/bin/chromedriver --port="$port" --log-path="$DIR/chromedriver.log" >/dev/null 2>&1 &
-driver_pid=$!
-for _ in $(seq 50); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
+# ChromeDriver on a port the kernel hands out (bound, read back, released); should another process
+# take it before ChromeDriver binds, the next attempt takes another.
+free_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port=
+for attempt in 1 2 3 4 5; do
+  candidate=$(free_port)
+  /usr/bin/chromedriver --port="$candidate" --log-path="$DIR/chromedriver.log" >/dev/null 2>&1 &
+  driver_pid=$!
+  for _ in $(seq 100); do
+    kill -0 "$driver_pid" 2>/dev/null || break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then port=$candidate; break; fi
+    sleep 0.1
+  done
+  [[ -z $port ]] || break
+  kill "$driver_pid" 2>/dev/null || true
+  driver_pid=
 done
+[[ -n $port ]] || { echo "FAIL chromedriver did not start: $(tail -3 "$DIR/chromedriver.log")"; echo "0 passed, 1 failed"; exit 1; }
 /usr/bin/python3 "$REPO/tests/browser/dashboard_test.py" "$DIR" "$port" "$OUT"

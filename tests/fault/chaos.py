@@ -17,8 +17,17 @@ answer the analysts alike, and the shared audit chain verifies against each repl
 
 Delivered batches are also sent twice, with an old batch replayed (--duplicate-percent). At the
 end it checks: the register equals the scenario referral by referral, exactly once (sarloop-synth's
-own check); no outbox holds a pending message; every service's audit chain verifies. Every run
-prints its seed; the same seed replays the same scenario and the same kill schedule.
+own check); no outbox holds a pending message and none was refused permanently; every receiver
+applied each message delivered to it once (its inbox_seen rows equal the senders' delivered
+outbox rows); every service's audit chain verifies. Every run prints its seed; the same seed
+replays the same scenario and the same kill schedule.
+
+Coverage is reached by construction, not by chance: the run goes on in rounds (a further
+scenario on the same chain, seed + round) until it has made --min-kills kills, or until every
+crash point has fired --min-kills times, and --min-referrals referrals. In crash-points mode the
+harness steers the injector through a control file (SARLOOP_CRASH_CONTROL): a point that has
+fired often enough is disarmed, and a point still short in a later round gets a higher chance.
+A run that cannot get there within --coverage-timeout seconds fails, naming what fell short.
 
   tests/fault/chaos.py BUILD_DIR                        # CI size: >= 10,000 referrals, >= 100 kills
   tests/fault/chaos.py BUILD_DIR --soak                 # soak: >= 100,000 referrals, >= 1,000 kills
@@ -120,6 +129,73 @@ def pending_and_rejected(chain):
     return pending, rejected
 
 
+def read_db(path, sql):
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+# The data file of each organisation code's service in the chain (sarloop-local's names).
+def code_of(db_name):
+    name = db_name[:-3]
+    if name.startswith("nca"):
+        return "NCA"  # nca, and the replicas nca-2, nca-3
+    return name.split("-", 1)[1] if "-" in name else name.upper()
+
+
+def check_applied_once(chain, checks, skip=()):
+    """Every message a sender marked delivered to a receiver is in that receiver's inbox_seen once,
+    and the receiver holds nothing it was not sent: a message applied twice, or applied without
+    its sender knowing, shows as a difference."""
+    data = os.path.join(chain, "data")
+    dbs = [d for d in sorted(os.listdir(data)) if d.endswith(".db")]
+    delivered = collections.Counter()
+    for db in dbs:
+        for dest, n in read_db(os.path.join(data, db),
+                               "SELECT destination, COUNT(*) FROM outbox WHERE status = 1 "
+                               "GROUP BY destination"):
+            delivered[dest] += n
+    for db in dbs:
+        code = code_of(db)
+        if code in skip:
+            continue
+        seen = read_db(os.path.join(data, db), "SELECT COUNT(*) FROM inbox_seen")[0][0]
+        checks.check(seen == delivered[code],
+                     f"{code} applied each of the {delivered[code]} messages delivered to it once "
+                     f"(expected {delivered[code]} in inbox_seen, saw {seen})")
+
+
+class CrashTally:
+    """Counts the injector's crashes per point by reading only what each log gained."""
+
+    def __init__(self, chain):
+        self.logs = os.path.join(chain, "logs")
+        self.offsets = {}
+        self.counts = collections.Counter()
+
+    def update(self):
+        for log in os.listdir(self.logs):
+            path = os.path.join(self.logs, log)
+            with open(path, "rb") as f:
+                f.seek(self.offsets.get(log, 0))
+                data = f.read()
+            # Count whole lines only; a partial last line is read again next time.
+            end = data.rfind(b"\n") + 1
+            self.offsets[log] = self.offsets.get(log, 0) + end
+            for point in re.findall(rb"fault injector: crash at (\S+)", data[:end]):
+                self.counts[point.decode()] += 1
+        return self.counts
+
+
+def write_control(path, chances):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(",".join(f"{p}:{c}" for p, c in chances.items()) + "\n")
+    os.replace(tmp, path)
+
+
 def psql(postgres, sql):
     r = subprocess.run(["psql", postgres, "-tAc", sql], capture_output=True, text=True, check=True)
     return r.stdout.strip()
@@ -171,7 +247,10 @@ def main():
     # its 100 kills in that time.
     ap.add_argument("--mean-interval", type=float, default=0.5,
                     help="mean seconds between kills (--mode kill)")
-    ap.add_argument("--base-port", type=int, default=7700)
+    ap.add_argument("--base-port", default="auto",
+                    help="the chain's base port (default: a free block, see sarloop-local)")
+    ap.add_argument("--coverage-timeout", type=int, default=900,
+                    help="seconds of rounds to reach the kills or crashes asked for")
     ap.add_argument("--settle-timeout", type=int, default=900,
                     help="seconds sarloop-synth waits for the chain to settle after each phase")
     ap.add_argument("--keep", action="store_true", help="keep the chain directory")
@@ -220,8 +299,11 @@ def main():
     victims = a.kill_only.split(",") if a.kill_only else services
     if a.unsafe:
         env["SARLOOP_UNSAFE"] = a.unsafe
+    control = os.path.join(chain, "crash-control")
     if a.mode == "crash-points":
         env["SARLOOP_CRASH_POINTS"] = ",".join(f"{p}:{c}" for p, c in CRASH_POINTS.items())
+        env["SARLOOP_CRASH_CONTROL"] = control
+        write_control(control, CRASH_POINTS)
     checks = Checks()
     t0 = time.time()
     try:
@@ -230,47 +312,97 @@ def main():
             print(r.stdout, r.stderr)
             checks.check(False, "the chain starts")
             return checks
-        synth_log = open(os.path.join(chain, "synth.log"), "w")
-        synth = subprocess.Popen(
-            [os.path.join(build, "tools", "synth", "sarloop-synth"), "--pki",
-             os.path.join(chain, "pki"), "--sars", str(sars), "--seed", str(seed),
-             "--patience", "300", "--timeout", str(a.settle_timeout), "--threads", "8"],
-            stdout=synth_log, stderr=subprocess.STDOUT, env=env)
-        kills = restarts = 0
+        with open(os.path.join(chain, "base-port")) as f:
+            env["SARLOOP_BASE_PORT"] = f.read().strip()
+        kills = restarts = referrals = 0
+        tally = CrashTally(chain)
+        chances = dict(CRASH_POINTS)
+
+        def short_points():
+            counts = tally.update()
+            return [p for p in CRASH_POINTS if counts[p] < min_kills]
+
+        def covered():
+            if a.mode == "kill":
+                return kills >= min_kills
+            return not short_points()
+
         next_kill = time.time() + rng.expovariate(1 / a.mean_interval)
-        while synth.poll() is None:
-            for name in services:
-                if not service_alive(chain, name):
-                    restarts += 1
-                    start(chain, name, env)
-            if a.mode == "kill" and time.time() >= next_kill:
-                name = rng.choice(victims)
-                pid = pid_of(chain, name)
-                if alive(pid):
-                    os.kill(pid, signal.SIGKILL)
-                    while alive(pid):
-                        time.sleep(0.01)
-                    kills += 1
-                    time.sleep(rng.uniform(0, 0.3))
-                    start(chain, name, env)
-                next_kill = time.time() + rng.expovariate(1 / a.mean_interval)
-            time.sleep(0.05)
-        synth_log.close()
-        with open(os.path.join(chain, "synth.log")) as f:
-            synth_out = f.read()
-        print("--- sarloop-synth (tail) ---\n" + "\n".join(synth_out.splitlines()[-12:]), flush=True)
-        m = re.search(r"SARs \(\d+ subjects\), (\d+) referrals", synth_out)
-        referrals = int(m.group(1)) if m else 0
+        coverage_deadline = time.time() + a.coverage_timeout
+        synth_ok = True
+        rounds = 0
+        for round_no in range(1000):
+            if round_no > 0:
+                if covered() and referrals >= min_referrals:
+                    break
+                if time.time() > coverage_deadline:
+                    break
+                if a.mode == "crash-points":
+                    # A point still short fires more readily in the next round.
+                    for p in short_points():
+                        chances[p] = min(chances[p] * 2, 300)
+                    write_control(control, {p: (c if p in short_points() else 0)
+                                            for p, c in chances.items()})
+            round_sars = sars if round_no == 0 else max(sars // 3, 500)
+            synth_log = open(os.path.join(chain, f"synth-{round_no}.log"), "w")
+            synth = subprocess.Popen(
+                [os.path.join(build, "tools", "synth", "sarloop-synth"), "--pki",
+                 os.path.join(chain, "pki"), "--sars", str(round_sars), "--seed",
+                 str(seed + round_no), "--patience", "300", "--timeout", str(a.settle_timeout),
+                 "--threads", "8"],
+                stdout=synth_log, stderr=subprocess.STDOUT, env=env)
+            last_tally = 0
+            while synth.poll() is None:
+                for name in services:
+                    if not service_alive(chain, name):
+                        restarts += 1
+                        start(chain, name, env)
+                if a.mode == "kill" and time.time() >= next_kill:
+                    name = rng.choice(victims)
+                    pid = pid_of(chain, name)
+                    if alive(pid):
+                        os.kill(pid, signal.SIGKILL)
+                        while alive(pid):
+                            time.sleep(0.01)
+                        kills += 1
+                        time.sleep(rng.uniform(0, 0.3))
+                        start(chain, name, env)
+                    next_kill = time.time() + rng.expovariate(1 / a.mean_interval)
+                if a.mode == "crash-points" and time.time() - last_tally >= 1:
+                    # A point that has fired often enough is disarmed, so the others get the
+                    # run's remaining time.
+                    last_tally = time.time()
+                    short = short_points()
+                    armed = {p: (c if p in short else 0) for p, c in chances.items()}
+                    write_control(control, armed)
+                time.sleep(0.05)
+            synth_log.close()
+            with open(os.path.join(chain, f"synth-{round_no}.log")) as f:
+                synth_out = f.read()
+            print(f"--- sarloop-synth round {round_no} (seed {seed + round_no}, tail) ---\n" +
+                  "\n".join(synth_out.splitlines()[-12:]), flush=True)
+            m = re.search(r"SARs \(\d+ subjects\), (\d+) referrals", synth_out)
+            referrals += int(m.group(1)) if m else 0
+            rounds += 1
+            if synth.returncode != 0:
+                synth_ok = False
+                break
+            if a.unsafe:
+                break
+        if a.mode == "crash-points":
+            write_control(control, {p: 0 for p in CRASH_POINTS})
         if a.unsafe:
             # The services were told to break the durability contract: the run must notice.
-            checks.check(synth.returncode != 0,
+            checks.check(not synth_ok,
                          f"with {a.unsafe} an acknowledged step is lost and the checks say so "
                          f"(sarloop-synth exit {synth.returncode})")
             return checks
-        checks.check(synth.returncode == 0,
-                     "the register equals the scenario, every referral exactly once "
-                     f"(sarloop-synth exit {synth.returncode})")
-        checks.check(referrals >= min_referrals, f"{referrals} referrals (at least {min_referrals})")
+        checks.check(synth_ok,
+                     f"the register equals the scenario, every referral exactly once, in each of "
+                     f"{rounds} round(s) (sarloop-synth exit "
+                     f"{synth.returncode})")
+        checks.check(referrals >= min_referrals,
+                     f"{referrals} referrals (at least {min_referrals})")
 
         # The crash points stay armed while the outboxes drain: a service that crashes now must be
         # restarted too, or its outbox would wait for it forever.
@@ -284,29 +416,32 @@ def main():
             if pending == 0 or time.time() > deadline:
                 break
             time.sleep(0.5)
-        checks.check(pending == 0, f"no outbox holds a pending message ({pending} pending, "
-                                   f"{rejected} refused permanently by their receivers)")
+        checks.check(pending == 0, f"no outbox holds a pending message (expected 0, saw {pending})")
+        checks.check(rejected == 0, f"no message was refused permanently by its receiver "
+                                    f"(expected 0, saw {rejected})")
+        # The register on PostgreSQL keeps its inbox_seen there (check_replicas counts it).
+        check_applied_once(chain, checks, skip=("NCA",) if postgres else ())
         if postgres:
             check_replicas(chain, build, env, postgres, checks)
         subprocess.run([LOCAL, "down", chain], env=env, capture_output=True)
 
-        crashes = collections.Counter()
+        crashes = tally.update()
         resent = 0
         for log in os.listdir(os.path.join(chain, "logs")):
             with open(os.path.join(chain, "logs", log), errors="replace") as f:
-                text = f.read()
-            for point in re.findall(r"fault injector: crash at (\S+)", text):
-                crashes[point] += 1
-            resent += len(re.findall(r"fault injection: sending a batch", text))
+                resent += len(re.findall(r"fault injection: sending a batch", f.read()))
         checks.check(a.duplicate_percent == 0 or resent > 0,
                      f"{resent} delivered batches sent twice, each with an older one replayed")
         if a.mode == "kill":
-            checks.check(kills >= min_kills, f"{kills} SIGKILLs survived (at least {min_kills})")
+            checks.check(kills >= min_kills,
+                         f"{kills} SIGKILLs survived (at least {min_kills}; "
+                         f"{rounds} round(s), coverage timeout {a.coverage_timeout} s)")
         else:
             for point in CRASH_POINTS:
                 checks.check(crashes[point] >= min_kills,
                              f"crash point {point}: {crashes[point]} crashes survived "
-                             f"(at least {min_kills})")
+                             f"(at least {min_kills}; chance reached {chances[point]}/1000 in "
+                             f"{rounds} round(s), coverage timeout {a.coverage_timeout} s)")
         ctl = os.path.join(build, "tools", "sarloopctl")
         for db in sorted(os.listdir(os.path.join(chain, "data"))):
             if db.endswith(".db"):

@@ -5,6 +5,10 @@
 //                             ("rpc.before_reply:2,receive.mid_batch:50"), or "all"
 //   SARLOOP_CRASH_PERMILLE    chance per thousand that reaching a point kills the process, for
 //                             points listed without their own
+//   SARLOOP_CRASH_CONTROL     a file holding the same list as SARLOOP_CRASH_POINTS, read again
+//                             whenever it changes (checked every 100 ms), so the harness can
+//                             raise a point's chance until it has fired often enough and then
+//                             disarm it; it replaces SARLOOP_CRASH_POINTS while it exists
 //   SARLOOP_CRASH_SEED        seed for those draws (default: random; logged at start)
 //   SARLOOP_CRASH_GRACE_MS    no crash in the first N ms after start (default 1500), so a restarted
 //                             service gets up before it can fall again
@@ -16,17 +20,21 @@
 // A crash is SIGKILL raised by the process itself: no destructor, no flush, no atexit handler
 // runs, exactly as when an operator or the OOM killer sends kill -9.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <mutex>
 #include <random>
 #include <set>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "common/fault.h"
@@ -51,14 +59,10 @@ class EnvInjector : public Injector {
       : start_(std::chrono::steady_clock::now()),
         permille_(EnvInt("SARLOOP_CRASH_PERMILLE", 0)),
         grace_(std::chrono::milliseconds(EnvInt("SARLOOP_CRASH_GRACE_MS", 1500))),
-        duplicate_percent_(EnvInt("SARLOOP_DUPLICATE_PERCENT", 0)) {
-    for (absl::string_view p :
-         absl::StrSplit(Env("SARLOOP_CRASH_POINTS"), ',', absl::SkipEmpty())) {
-      std::pair<std::string, std::string> kv = absl::StrSplit(p, absl::MaxSplits(':', 1));
-      int chance = permille_;
-      if (!kv.second.empty() && !absl::SimpleAtoi(kv.second, &chance)) chance = permille_;
-      points_[kv.first] = chance;
-    }
+        duplicate_percent_(EnvInt("SARLOOP_DUPLICATE_PERCENT", 0)),
+        control_(Env("SARLOOP_CRASH_CONTROL")) {
+    points_ = Parse(Env("SARLOOP_CRASH_POINTS"));
+    ReadControl();
     for (absl::string_view m : absl::StrSplit(Env("SARLOOP_UNSAFE"), ',', absl::SkipEmpty())) {
       unsafe_.insert(std::string(m));
     }
@@ -75,12 +79,17 @@ class EnvInjector : public Injector {
   }
 
   void Reached(const char* point) override {
-    auto it = points_.find(point);
-    if (it == points_.end()) it = points_.find("all");
-    if (it == points_.end() || it->second <= 0) return;
-    if (std::chrono::steady_clock::now() - start_ < grace_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - start_ < grace_) return;
     {
       std::lock_guard lock(mu_);
+      if (!control_.empty() && now - last_check_ >= std::chrono::milliseconds(100)) {
+        last_check_ = now;
+        ReadControl();
+      }
+      auto it = points_.find(point);
+      if (it == points_.end()) it = points_.find("all");
+      if (it == points_.end() || it->second <= 0) return;
       if (std::uniform_int_distribution<int>(0, 999)(rng_) >= it->second) return;
     }
     // One unbuffered write, so the harness can count crashes per point from the log.
@@ -91,6 +100,35 @@ class EnvInjector : public Injector {
   }
 
   bool Unsafe(const char* mode) override { return unsafe_.count(mode) > 0; }
+
+ private:
+  std::map<std::string, int> Parse(absl::string_view list) const {
+    std::map<std::string, int> points;
+    for (absl::string_view p : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+      std::pair<std::string, std::string> kv = absl::StrSplit(p, absl::MaxSplits(':', 1));
+      int chance = permille_;
+      if (!kv.second.empty() && !absl::SimpleAtoi(kv.second, &chance)) chance = permille_;
+      points[std::string(absl::StripAsciiWhitespace(kv.first))] = chance;
+    }
+    return points;
+  }
+
+  // Takes the control file's list when it changed since the last read.
+  void ReadControl() {
+    struct stat st;
+    if (control_.empty() || ::stat(control_.c_str(), &st) != 0) return;
+    const int64_t stamp = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+    if (stamp == control_stamp_ && st.st_size == control_size_) return;
+    std::ifstream in(control_);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return;
+    control_stamp_ = stamp;
+    control_size_ = st.st_size;
+    points_ = Parse(text.str());
+  }
+
+ public:
   int DuplicatePercent() override { return duplicate_percent_; }
 
  private:
@@ -98,7 +136,11 @@ class EnvInjector : public Injector {
   const int permille_;
   const std::chrono::milliseconds grace_;
   const int duplicate_percent_;
-  std::map<std::string, int> points_;  // point (or "all") -> chance per thousand
+  const std::string control_;
+  std::map<std::string, int> points_;  // point (or "all") -> chance per thousand; under mu_
+  std::chrono::steady_clock::time_point last_check_;
+  int64_t control_stamp_ = -1;
+  off_t control_size_ = -1;
   std::set<std::string> unsafe_;
   std::mutex mu_;
   std::mt19937_64 rng_;

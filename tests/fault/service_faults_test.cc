@@ -162,6 +162,8 @@ TEST_F(ServiceFaultsTest, DiskFullRefusesWritesKeepsReadsAndRecoversByItself) {
 
 TEST_F(ServiceFaultsTest, SigtermDrainsThenStopsAndLosesNothing) {
   std::atomic<bool> stop{false};
+  std::atomic<bool> saw_not_serving{false};
+  std::atomic<int> accepted_while_draining{0};
   std::mutex mu;
   std::vector<std::string> acked;
   std::vector<std::thread> load;
@@ -169,15 +171,18 @@ TEST_F(ServiceFaultsTest, SigtermDrainsThenStopsAndLosesNothing) {
     load.emplace_back([&, t] {
       auto stub = v1::Ukfiu::NewStub(chain_->Channel("ukfiu", "ukfiu-intake"));
       for (int i = 0; !stop; ++i) {
+        // Sent after health said NOT_SERVING: only a draining service (not one already gone, nor
+        // the stop script's own delay before the signal) can accept it.
+        const bool draining = saw_not_serving;
         v1::SubmitSarResponse resp;
         if (Submit(absl::StrCat("load-", t, "-", i), &resp, stub.get()).ok()) {
+          if (draining) ++accepted_while_draining;
           std::lock_guard lock(mu);
           acked.push_back(resp.sar().sar_id());
         }
       }
     });
   }
-  std::atomic<bool> saw_not_serving{false};
   std::thread watcher([&] {
     while (!stop) {
       if (Health(channel_) == kNotServing) saw_not_serving = true;
@@ -201,6 +206,8 @@ TEST_F(ServiceFaultsTest, SigtermDrainsThenStopsAndLosesNothing) {
   ASSERT_THAT(chain_->Start("ukfiu"), testing::IsOk());
   std::lock_guard lock(mu);
   EXPECT_GT(acked.size(), acked_before_term) << "calls were taken while draining";
+  EXPECT_GT(accepted_while_draining.load(), 0)
+      << "no call sent after health turned NOT_SERVING was accepted: the service did not drain";
   for (const std::string& id : acked) EXPECT_TRUE(HasSar(id)) << id;
 }
 

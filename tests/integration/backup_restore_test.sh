@@ -11,16 +11,19 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export SARLOOP_BUILD=${1:?usage: backup_restore_test.sh BUILD_DIR}
 DIR=$(mktemp -d /tmp/sarloop-backup-XXXXXX)
-# 15050-19022: clear of every other test's ports (log_privacy takes 15000 + k*100).
-export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((15050 + RANDOM % 40 * 100))}
+# A free block of ports that sarloop-local picks (and moves from, should another process take one
+# of them first); read back from DIR/base-port once the chain is up.
+export SARLOOP_BASE_PORT=auto
 LOCAL=$REPO/deploy/local/sarloop-local
 cleanup() { "$LOCAL" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 "$LOCAL" up "$DIR" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+export SARLOOP_BASE_PORT=$(<"$DIR/base-port")
 source "$DIR/env.sh"
 CTL=$SARLOOP_CTL
 NFK_CONFIG=$DIR/config/force-NFK.textproto
 NFK_DB=$DIR/data/force-NFK.db
+source "$REPO/tests/integration/lib.sh"
 pass=0 fail=0
 ok() { echo "ok   $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1"; fail=$((fail + 1)); }
@@ -31,9 +34,9 @@ workflow() {
 # Referral ids from a workflow run's first line ("ok   UKFIU: ... REF-a REF-b").
 referrals_of() { grep -o 'REF-[0-9a-f]*' "$DIR/workflow-$1.out" | head -2; }
 
-workflow before && ok "the workflow made referrals at NFK" || bad "workflow: $(tail -3 "$DIR/workflow-before.out")"
+workflow before && ok "the workflow made referrals at NFK" || bad "workflow: $(failures_of "$DIR/workflow-before.out")"
 # A running service signs an audit checkpoint within 2 s of its log growing; the backup takes it.
-sleep 3
+wait_checkpointed 30 "$NFK_DB" || bad "NFK signed no checkpoint of its audit head"
 workflow during &
 during=$!
 if out=$("$CTL" db backup --config "$NFK_CONFIG" --out "$DIR/nfk.backup" 2>&1); then
@@ -41,7 +44,7 @@ if out=$("$CTL" db backup --config "$NFK_CONFIG" --out "$DIR/nfk.backup" 2>&1); 
 else
   bad "backup: $out"
 fi
-wait $during || bad "the workflow running during the backup failed: $(tail -3 "$DIR/workflow-during.out")"
+wait $during || bad "the workflow running during the backup failed: $(failures_of "$DIR/workflow-during.out")"
 if out=$("$CTL" db backup --config "$NFK_CONFIG" --out "$DIR/nfk.backup" 2>&1); then
   bad "a second backup overwrote the first"
 else
@@ -80,6 +83,6 @@ for ref in $(referrals_of before); do
   sarloopctl_as NFK force show "$ref" >/dev/null 2>&1 && found=$((found + 1))
 done
 ((found == 2)) && ok "NFK has the referrals made before the backup ($found of 2)" || bad "NFK has $found of 2 referrals"
-workflow after && ok "NFK takes new referrals after the restore" || bad "workflow after restore: $(tail -3 "$DIR/workflow-after.out")"
+workflow after && ok "NFK takes new referrals after the restore" || bad "workflow after restore: $(failures_of "$DIR/workflow-after.out")"
 echo "$pass passed, $fail failed"
 ((fail == 0))

@@ -7,12 +7,13 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export SARLOOP_BUILD=${1:?usage: bench_smoke.sh BUILD_DIR}
 DIR=$(mktemp -d /tmp/sarloop-bench-XXXXXX)
-# 65000-65492: clear of the other scripts' ranges (cli and sta 60000-60972, interop and browser
-# 61000-64990, the gtest chains 20000-59900).
-export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((65000 + RANDOM % 5 * 100))}
+# A free block of ports that sarloop-local picks (and moves from, should another process take one
+# of them first); read back from DIR/base-port once the chain is up.
+export SARLOOP_BASE_PORT=auto
 cleanup() { "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+export SARLOOP_BASE_PORT=$(<"$DIR/base-port")
 pass=0 fail=0
 if "$SARLOOP_BUILD/tools/bench/sarloop-bench" --chain "$DIR" --seconds 1 --concurrency 8 \
   --lifecycles 4 --json "$DIR/bench.json"; then

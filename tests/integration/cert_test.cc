@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/authz.h"
 #include "common/ids.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/force.grpc.pb.h"
@@ -519,6 +520,111 @@ TEST_F(CertTest, RotationWithoutRestartOrAFailedCall) {
     v1::GetForceReferralResponse resp;
     return sfk->GetReferral(Context().get(), req, &resp).ok();
   })) << "ukfiu's delivery to force-SFK did not arrive";
+}
+
+// Appends `line` to `instance`'s configuration and restarts it, so it runs with that setting.
+void Reconfigure(LocalChain& chain, const std::string& instance, const std::string& line) {
+  ASSERT_TRUE(chain.Stop(instance).ok());
+  {
+    std::ofstream conf(absl::StrCat(chain.dir(), "/config/", instance, ".textproto"),
+                       std::ios::app);
+    conf << line << "\n";
+  }
+  absl::Status started = chain.Start(instance);
+  ASSERT_TRUE(started.ok()) << started;
+}
+
+// Replaces `path` in one step, as an operator's editor or configuration tool does.
+void WriteAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << text;
+  std::filesystem::rename(tmp, path);
+}
+
+// TLS checks a certificate only at its handshake, so a connection opened before a revocation
+// would be honoured for as long as it lasts: the server recycles connections after
+// connection_max_age_seconds (plus a grace as long), and the revoked certificate's next
+// handshake is refused. Here the age is 2 s; with the default ten minutes the same channel
+// would keep working for the whole test, which is what the final check would catch.
+TEST_F(CertTest, ARevokedCertificateStopsWorkingWhenItsConnectionIsRecycled) {
+  Reconfigure(*chain_, "force-NFK", "connection_max_age_seconds: 2");
+  Issue("recycled-psd", kNfkPsd);
+  std::shared_ptr<grpc::Channel> channel = Fresh("force-NFK", "recycled-psd");
+  ASSERT_RPC_OK(ListInbox(channel));
+  ASSERT_TRUE(chain_->Pki(absl::StrCat("revoke ", chain_->pki_dir(), " recycled-psd")).ok());
+  LogMark mark(*chain_, "force-NFK");
+  const absl::Time revoked = absl::Now();
+  grpc::Status last;
+  const bool refused = WaitFor(
+      [&] {
+        last = ListInbox(channel);
+        return last.error_code() == grpc::StatusCode::UNAVAILABLE;
+      },
+      absl::Seconds(60));
+  std::cout << "the revoked certificate's channel was refused "
+            << absl::ToDoubleSeconds(absl::Now() - revoked) << " s after the revocation: "
+            << StatusText(last) << std::endl;
+  EXPECT_TRUE(refused) << "the connection opened before the revocation still works: "
+                       << StatusText(last);
+  EXPECT_TRUE(mark.Logged(VerifyFailure(kCertRevoked))) << mark.Since();
+  // Recycling ends connections, not service: a valid certificate's channel goes on working.
+  std::shared_ptr<grpc::Channel> valid = Fresh("force-NFK", "force-NFK-psd");
+  ASSERT_RPC_OK(ListInbox(valid));
+  absl::SleepFor(absl::Seconds(5));  // past one age and grace: the connection was recycled
+  EXPECT_RPC_OK(ListInbox(valid));
+}
+
+// The policy file is read again within a second of a change: a rule taken out refuses its callers
+// from then on, put back it admits them again, and a file that does not parse leaves the policy
+// in force as it was. No restart in between.
+TEST_F(CertTest, AnEditedPolicyTakesHoldWithoutARestart) {
+  const std::string policy = chain_->dir() + "/policy.textproto";
+  WriteAtomically(policy, Policy::BuiltInText());
+  Reconfigure(*chain_, "nca", absl::StrCat("authz_policy_file: \"", policy, "\""));
+  auto summary = [&] {
+    v1::GetSummaryResponse resp;
+    return v1::Nca::NewStub(chain_->Channel("nca", "analyst-alice"))
+        ->GetSummary(Context("alice").get(), v1::GetSummaryRequest(), &resp);
+  };
+  ASSERT_RPC_OK(summary());
+
+  // Without the analysts' rule.
+  const std::string full = Policy::BuiltInText();
+  const size_t rule = full.find("description: \"NCA analysts query the register\"");
+  ASSERT_NE(rule, std::string::npos);
+  const size_t begin = full.rfind("rules {", rule);
+  const size_t end = full.find("}\n", rule) + 2;
+  const std::string without = full.substr(0, begin) + full.substr(end);
+  const absl::Time edited = absl::Now();
+  WriteAtomically(policy, without);
+  grpc::Status s;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        s = summary();
+        return s.error_code() == grpc::StatusCode::PERMISSION_DENIED;
+      },
+      absl::Seconds(10)))
+      << "the analysts' rule was taken out but the call still gets " << StatusText(s);
+  std::cout << "a rule taken out took hold " << absl::ToDoubleSeconds(absl::Now() - edited)
+            << " s after the edit" << std::endl;
+
+  // A file that does not parse: the policy in force stays (still refusing), and it is logged.
+  LogMark mark(*chain_, "nca");
+  WriteAtomically(policy, "rules { this is not a policy");
+  // The file is looked at again as calls come in, at most once a second.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        EXPECT_EQ(summary().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+        return absl::StrContains(mark.Since(), "not reloaded, keeping the previous one");
+      },
+      absl::Seconds(10)))
+      << "a policy that does not parse was not reported in the log:\n"
+      << mark.Since();
+
+  // The rule put back.
+  WriteAtomically(policy, full);
+  EXPECT_TRUE(WaitFor([&] { return summary().ok(); }, absl::Seconds(10)))
+      << "the analysts' rule was put back but the call is still refused";
 }
 
 }  // namespace

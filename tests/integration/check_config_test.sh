@@ -7,7 +7,9 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export SARLOOP_BUILD=${1:?usage: check_config_test.sh BUILD_DIR}
 DIR=$(mktemp -d /tmp/sarloop-checkconfig-XXXXXX)
-export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((65000 + RANDOM % 5 * 100 + 50))}
+# A free block of ports that sarloop-local picks (and moves from, should another process take one
+# of them first); read back from DIR/base-port once the chain is up.
+export SARLOOP_BASE_PORT=auto
 cleanup() { "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 # `up` writes the PKI and every configuration; the services themselves are not needed.

@@ -10,8 +10,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=$(cd "${1:?usage: deb_test.sh BUILD_DIR}" && pwd)
 export SARLOOP_BUILD=$BUILD
 DIR=$(mktemp -d /tmp/sarloop-deb-XXXXXX)
-# 10050-14972: clear of every other test's ports (retention takes 10000 + k*100).
-export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((10050 + RANDOM % 50 * 100))}
+# A free block of ports that sarloop-local picks (and moves from, should another process take one
+# of them first); read back from DIR/base-port once the chain is up.
+export SARLOOP_BASE_PORT=auto
 installed=0 pid=0
 cleanup() {
   ((pid > 0)) && kill -KILL "$pid" 2>/dev/null
@@ -57,6 +58,7 @@ grep -q '^ExecStart=/usr/bin/sarloop-%i ' /usr/lib/systemd/system/sarloop@.servi
 
 # A configuration and PKI from the local launcher; the installed binary serves it.
 "$REPO/deploy/local/sarloop-local" up "$DIR/chain" >/dev/null && "$REPO/deploy/local/sarloop-local" down "$DIR/chain" >/dev/null
+export SARLOOP_BASE_PORT=$(<"$DIR/chain/base-port")
 cfg=$DIR/chain/config/ukfiu.textproto
 if out=$(/usr/bin/sarloop-ukfiu --config="$cfg" --check-config 2>&1); then
   ok "the installed sarloop-ukfiu checks its configuration"
@@ -71,7 +73,9 @@ for _ in $(seq 100); do
     --identity "$DIR/chain/pki/ukfiu-intake" --timeout 2 health 2>&1) && break
   sleep 0.1
 done
-[[ $health == *SERVING* ]] && ok "it starts and the installed sarloopctl sees it SERVING" || bad "health: $health"
+# Exactly SERVING: a glob would also take NOT_SERVING.
+[[ $health == "status: SERVING" ]] && ok "it starts and the installed sarloopctl sees it SERVING" ||
+  bad "health: expected 'status: SERVING', saw '$health'"
 kill -TERM "$pid"
 wait "$pid"
 rc=$?

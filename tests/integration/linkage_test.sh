@@ -12,12 +12,15 @@ export SARLOOP_BUILD=${1:?usage: linkage_test.sh BUILD_DIR}
 CTL=$SARLOOP_BUILD/tools/sarloopctl
 SYNTH=$SARLOOP_BUILD/tools/synth/sarloop-synth-persons
 DIR=$(mktemp -d /tmp/sarloop-linkage-XXXXXX)
-export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((15100 + RANDOM % 8 * 50))}
-B=$SARLOOP_BASE_PORT
+# A free block of ports that sarloop-local picks (and moves from, should another process take one
+# of them first); read back from DIR/base-port once the chain is up.
+export SARLOOP_BASE_PORT=auto
 LOCAL=$REPO/deploy/local/sarloop-local
 cleanup() { "$LOCAL" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 "$LOCAL" up "$DIR" >/dev/null || { echo "chain did not start"; exit 1; }
+export SARLOOP_BASE_PORT=$(<"$DIR/base-port")
+B=$SARLOOP_BASE_PORT
 KEY=$DIR/pki/keys/linkage.key
 LINKAGE=localhost:$((B + 6))
 
@@ -29,6 +32,8 @@ expect() {
   local name=$1 code=$2 pattern=$3
   shift 4
   local out rc
+  # An empty pattern matches anything: it means a value the check depends on is missing.
+  [[ -n $pattern ]] || { bad "$name (nothing to look for: a value it depends on is empty)"; return; }
   out=$("$@" 2>&1)
   rc=$?
   if [[ $rc -eq $code ]] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else
@@ -120,6 +125,7 @@ expect "a contrary verdict is refused" 1 "FAILED_PRECONDITION.*CONFIRMED" -- \
 # A false link: a hit from the synthetic screen that the truth says is someone else, or failing
 # that any other open hit, is rejected.
 other=$(lk ukfiu-intake --json linkage hits --org NFK --status open | json 'd["hits"][0]["hitId"]')
+check "another open hit to reject ($other)" '[[ $other == HIT-* && $other != "$hit" ]]'
 expect "NFK rejects another hit" 0 "rejected" -- \
   lk force-NFK-psd linkage reject "$other" --reason "record is a different person"
 expect "the statistics count the verdicts (analyst)" 0 "NFK +v1 +2000 .* 1 +1 +0\.500" -- \

@@ -9,12 +9,14 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export SARLOOP_BUILD=${1:?usage: log_privacy_test.sh BUILD_DIR}
 DIR=$(mktemp -d /tmp/sarloop-logs-XXXXXX)
-# 15000-18972: clear of every other test's ports (the gtest chains 20000-59900, the scripts 60000+).
-export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((15000 + RANDOM % 40 * 100))}
+# A free block of ports that sarloop-local picks (and moves from, should another process take one
+# of them first); read back from DIR/base-port once the chain is up.
+export SARLOOP_BASE_PORT=auto
 cleanup() { "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 SARLOOP_LOG_LEVEL=debug SARLOOP_LOG_JSON=1 "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null ||
   { echo "0 passed, 1 failed"; exit 1; }
+export SARLOOP_BASE_PORT=$(<"$DIR/base-port")
 SENTINEL="Quagmirewort$RANDOM"
 pass=0 fail=0
 if SARLOOP_SENTINEL=$SENTINEL /usr/bin/python3 "$REPO/tests/interop/workflow_client.py" "$REPO" \
@@ -58,7 +60,9 @@ EOF
 else
   fail=$((fail + 1))
 fi
-sleep 1
+# Every delivery made (and logged) before the stop.
+source "$REPO/tests/integration/lib.sh"
+wait_drained 60 "$DIR"/data/*.db || fail=$((fail + 1))
 "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null
 /usr/bin/python3 - "$DIR/logs" "$SENTINEL" "$pass" "$fail" <<'EOF'
 import json, os, re, sys

@@ -8,20 +8,23 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export SARLOOP_BUILD=${1:?usage: retention_test.sh BUILD_DIR}
 DIR=$(mktemp -d /tmp/sarloop-retention-XXXXXX)
-# 10000-14972: clear of every other test's ports.
-export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((10000 + RANDOM % 50 * 100))}
+# A free block of ports that sarloop-local picks (and moves from, should another process take one
+# of them first); read back from DIR/base-port once the chain is up.
+export SARLOOP_BASE_PORT=auto
 LOCAL=$REPO/deploy/local/sarloop-local
 cleanup() { "$LOCAL" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 SARLOOP_RETENTION_YEARS=6 "$LOCAL" up "$DIR" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+export SARLOOP_BASE_PORT=$(<"$DIR/base-port")
 source "$DIR/env.sh"
 CTL=$SARLOOP_CTL
+source "$REPO/tests/integration/lib.sh"
 pass=0 fail=0
 ok() { echo "ok   $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 
 /usr/bin/python3 "$REPO/tests/interop/workflow_client.py" "$REPO" "$DIR/pki" "$SARLOOP_BASE_PORT" \
-  >"$DIR/workflow.out" 2>&1 || bad "workflow: $(tail -3 "$DIR/workflow.out")"
+  >"$DIR/workflow.out" 2>&1 || bad "workflow: $(failures_of "$DIR/workflow.out")"
 mapfile -t ended < <(grep -o 'REF-[0-9a-f]*' "$DIR/workflow.out" | head -2)
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 sar=$(sarloopctl_as UKFIU --json ukfiu submit --sector bank --narrative "cash deposits" \
@@ -31,7 +34,9 @@ open=$(sarloopctl_as UKFIU --json ukfiu refer "$sar" --org NFK --threat high --r
 for _ in $(seq 100); do sarloopctl_as NFK force show "$open" >/dev/null 2>&1 && break; sleep 0.1; done
 ((${#ended[@]} == 2)) && [[ $open == REF-* ]] && ok "two ended referrals (${ended[*]}) and an open one ($open)" ||
   bad "setup: ended '${ended[*]}', open '$open'"
-sleep 3  # delivery of the last events, and a signed audit checkpoint
+# The last events delivered everywhere, then every audit head signed.
+wait_drained 60 "$DIR"/data/*.db || bad "outboxes did not drain"
+wait_checkpointed 30 "$DIR"/data/*.db || bad "audit checkpoints did not cover the logs' heads"
 
 if out=$("$CTL" db purge --config "$DIR/config/force-NFK.textproto" --clock-offset-file "$DIR/clock-offset" 2>&1) && [[ $out == *" 0 referrals"* ]]; then
   ok "nothing is purged before its time: $out"

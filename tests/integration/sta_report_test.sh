@@ -8,8 +8,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export SARLOOP_BUILD=${1:?usage: sta_report_test.sh BUILD_DIR}
 CTL=$SARLOOP_BUILD/tools/sarloopctl
 DIR=$(mktemp -d /tmp/sarloop-sta-XXXXXX)
-export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((60000 + RANDOM % 10 * 100 + 50))}
-B=$SARLOOP_BASE_PORT
+# A free block of ports that sarloop-local picks (and moves from, should another process take one
+# of them first); read back from DIR/base-port once the chain is up.
+export SARLOOP_BASE_PORT=auto
 cleanup() { "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 
@@ -23,6 +24,8 @@ finish() { echo "$pass passed, $fail failed"; ((fail == 0)); exit $?; }
 year=$(($(date -u +%Y) + 1))
 echo $(($(date -u -d "$year-03-01T00:00:00Z" +%s) - $(date -u +%s))) >"$DIR/clock-offset"
 "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null || { echo "chain did not start"; exit 1; }
+export SARLOOP_BASE_PORT=$(<"$DIR/base-port")
+B=$SARLOOP_BASE_PORT
 for run in 1 2; do
   if "$SARLOOP_BUILD/tools/synth/sarloop-synth" --pki "$DIR/pki" --sars 250 --seed $((40 + run)) \
     >"$DIR/synth-$run.log" 2>&1; then

@@ -7,11 +7,13 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export SARLOOP_BUILD=${1:?usage: run.sh BUILD_DIR}
 DIR=$(mktemp -d /tmp/sarloop-interop-XXXXXX)
-# A base port unlikely to collide with the integration tests' random ranges (20000-59900).
-export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-$((61000 + RANDOM % 40 * 100))}
+# A free block of ports that sarloop-local picks (and moves from, should another process take one
+# of them first); read back from DIR/base-port once the chain is up.
+export SARLOOP_BASE_PORT=auto
 cleanup() { "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null
+export SARLOOP_BASE_PORT=$(<"$DIR/base-port")
 
 failed=0
 /usr/bin/python3 "$REPO/tests/interop/foreign_client.py" "$DIR/pki" "$SARLOOP_BASE_PORT" || failed=1

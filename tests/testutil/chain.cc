@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
-#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -20,37 +19,14 @@ namespace {
 
 const std::map<std::string, int> kOffsets = {
     {"ukfiu", 1},      {"nca", 2},       {"force-NFK", 11},  {"force-SFK", 12},
-    {"force-MPS", 13}, {"force-BF", 14}, {"racu-ERSOU", 21}, {"racu-NCAACU", 22}};
-
-bool PortFree(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
-}
-
-// A base port whose chain ports are all free now. Tests run in parallel, so start at random.
-int PickBasePort() {
-  std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
-  for (int attempt = 0; attempt < 200; ++attempt) {
-    const int base = 20000 + 100 * std::uniform_int_distribution<int>(0, 399)(rng);
-    bool free = true;
-    for (const auto& [name, offset] : kOffsets) free = free && PortFree(base + offset);
-    if (free) return base;
-  }
-  return 0;
-}
+    {"force-MPS", 13}, {"force-BF", 14}, {"racu-ERSOU", 21}, {"racu-NCAACU", 22}, {"linkage", 6}};
 
 }  // namespace
 
 absl::Status LocalChain::Launcher(const std::string& args) const {
   const std::string cmd = absl::StrCat(
-      "SARLOOP_BUILD=", SARLOOP_BINARY_DIR, " SARLOOP_BASE_PORT=", base_port_, " ",
+      "SARLOOP_BUILD=", SARLOOP_BINARY_DIR, " SARLOOP_BASE_PORT=",
+      base_port_ == 0 ? std::string("auto") : std::to_string(base_port_), " ",
       SARLOOP_SOURCE_DIR, "/deploy/local/sarloop-local ", args, " >>", dir_, "/launcher.log 2>&1");
   const int rc = std::system(cmd.c_str());
   if (rc != 0) {
@@ -63,12 +39,18 @@ absl::Status LocalChain::Launcher(const std::string& args) const {
 
 absl::StatusOr<std::unique_ptr<LocalChain>> LocalChain::Up() {
   auto temp = std::make_unique<TempDir>();
-  const int base = PickBasePort();
-  if (base == 0) return absl::UnavailableError("no free port range for a chain");
-  std::unique_ptr<LocalChain> chain(new LocalChain(temp->path().string(), base));
+  // Base 0: sarloop-local takes a free block of ports (and another, should a process take one of
+  // them first); the block it took is read back once the chain is up.
+  std::unique_ptr<LocalChain> chain(new LocalChain(temp->path().string(), 0));
   chain->temp_ = std::move(temp);
   absl::Status up = chain->Launcher(absl::StrCat("up ", chain->dir_));
   if (!up.ok()) return up;
+  std::ifstream in(chain->dir_ + "/base-port");
+  int base = 0;
+  if (!(in >> base) || base <= 0) {
+    return absl::InternalError(absl::StrCat("sarloop-local up wrote no base port in ", chain->dir_));
+  }
+  chain->base_port_ = base;
   return chain;
 }
 

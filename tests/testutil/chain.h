@@ -19,6 +19,11 @@
     grpc::Status s_ = (expr);                                              \
     ASSERT_TRUE(s_.ok()) << s_.error_code() << ": " << s_.error_message(); \
   } while (0)
+#define EXPECT_RPC_OK(expr)                                                \
+  do {                                                                     \
+    grpc::Status s_ = (expr);                                              \
+    EXPECT_TRUE(s_.ok()) << s_.error_code() << ": " << s_.error_message(); \
+  } while (0)
 
 namespace sarloop::testing {
 

@@ -6,6 +6,7 @@
 #include "common/identity.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/force.grpc.pb.h"
+#include "sarloop/v1/linkage.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "sarloop/v1/racu.grpc.pb.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
@@ -20,7 +21,8 @@ using ::testing::HasSubstr;
 
 // What the issue and DESIGN §5 ask, stated independently of the policy file: the policy must
 // agree with this for every identity kind and every RPC of every service.
-bool Expected(const PolicyScope& scope, const Identity& id, const std::string& service) {
+bool Expected(const PolicyScope& scope, const Identity& id, const std::string& service,
+              const std::string& method) {
   const bool client = !id.IsService() && id.kind != "analyst";
   auto own_client = [&](const char* kind) {
     return id.kind == kind && client && (id.kind == std::string("ukfiu") || id.org == scope.code);
@@ -51,6 +53,24 @@ bool Expected(const PolicyScope& scope, const Identity& id, const std::string& s
                                                  id.org) != scope.served.end()));
       }
       return false;
+    case v1::SERVICE_KIND_LINKAGE: {
+      // Forces' systems upload and judge (the service checks the hit is their own); UKFIU's
+      // screen and read; analysts read the statistics only; ukfiu's outbox delivers screens.
+      // No Ops: the linkage service has no operator API.
+      const bool force_client = id.kind == "force" && client;
+      const bool ukfiu_client = id.kind == "ukfiu" && client;
+      if (service == "sarloop.v1.Delivery") return id.IsService() && id.kind == "ukfiu";
+      if (service != "sarloop.v1.Linkage") return false;
+      if (method == "BeginIndexUpload" || method == "UploadIndexRecords" ||
+          method == "CommitIndexUpload" || method == "RecordLinkFeedback") {
+        return force_client;
+      }
+      if (method == "GetHit") return force_client || ukfiu_client;
+      if (method == "ScreenSubjects" || method == "ListHits") return ukfiu_client;
+      if (method == "GetLinkageStats") return ukfiu_client || id.kind == "analyst";
+      ADD_FAILURE() << "no expectation for " << service << "/" << method;
+      return false;
+    }
     case v1::SERVICE_KIND_NCA:
       if (service == "sarloop.v1.Nca" || service == "sarloop.v1.Ops") return id.kind == "analyst";
       if (service == "sarloop.v1.RegisterFeed") {
@@ -70,7 +90,7 @@ std::vector<std::pair<std::string, std::string>> AllMethods() {
   for (const google::protobuf::FileDescriptor* fd :
        {v1::SubmitSarRequest::descriptor()->file(), v1::ListInboxRequest::descriptor()->file(),
         v1::ListHandoversRequest::descriptor()->file(), v1::GetSummaryRequest::descriptor()->file(),
-        v1::DeliverRequest::descriptor()->file()}) {
+        v1::DeliverRequest::descriptor()->file(), v1::ScreenSubjectsRequest::descriptor()->file()}) {
     for (int s = 0; s < fd->service_count(); ++s) {
       for (int m = 0; m < fd->service(s)->method_count(); ++m) {
         out.emplace_back(fd->service(s)->full_name(), fd->service(s)->method(m)->name());
@@ -100,6 +120,9 @@ const char* kIdentities[] = {
     "spiffe://sarloop/racu/NCAACU",
     "spiffe://sarloop/racu/NCAACU/cases",
     "spiffe://sarloop/analyst/alice",
+    "spiffe://sarloop/linkage",
+    "spiffe://sarloop/linkage/ops",
+    "spiffe://sarloop/monitor/prometheus",
 };
 
 TEST(AuthzPolicy, BuiltInPolicyMatchesTheIdentityByRpcMatrix) {
@@ -111,6 +134,7 @@ TEST(AuthzPolicy, BuiltInPolicyMatchesTheIdentityByRpcMatrix) {
       {v1::SERVICE_KIND_FORCE, "BF", "NCAACU", {}},
       {v1::SERVICE_KIND_RACU, "ERSOU", "", {"NFK", "SFK"}},
       {v1::SERVICE_KIND_RACU, "NCAACU", "", {"BF"}},
+      {v1::SERVICE_KIND_LINKAGE, "LINKAGE", "", {}},
   };
   const auto methods = AllMethods();
   ASSERT_GE(methods.size(), 25u);
@@ -120,7 +144,7 @@ TEST(AuthzPolicy, BuiltInPolicyMatchesTheIdentityByRpcMatrix) {
     for (const char* uri : kIdentities) {
       ASSERT_OK_AND_ASSIGN(Identity id, ParseIdentity(uri));
       for (const auto& [service, method] : methods) {
-        const bool want = Expected(scope, id, service);
+        const bool want = Expected(scope, id, service, method);
         const std::string full = absl::StrCat("/", service, "/", method);
         EXPECT_EQ(policy.Allows(uri, full), want)
             << uri << " -> " << full << " on " << v1::ServiceKind_Name(scope.kind) << " "

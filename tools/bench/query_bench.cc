@@ -9,8 +9,10 @@
 // in-memory aggregate index replaces, so the speed-up is a ratio measured in the same run.
 //
 //   sarloop-query-bench [--referrals N] [--reps R] [--db FILE | --postgres CONNINFO]
-//                       [--json FILE] [--seed S] [--only SHAPE_SUBSTRING]
+//                       [--json FILE] [--seed S] [--only SHAPE_SUBSTRING] [--answers FILE]
 //
+// --answers writes each shape's first answer as text: the same register on SQLite and PostgreSQL
+// must give the same answers (register_engines_compare.sh compares them).
 // --db keeps the register (and reuses it when it exists with the same size); --postgres builds
 // and queries it on PostgreSQL instead (an empty database, or one this bench filled before).
 // tools/bench/register_engines_compare.sh runs both engines in one script.
@@ -45,7 +47,16 @@ struct Flags {
   uint64_t seed = 1;
   // Only the query shapes whose name contains this.
   std::string only;
+  // Where to write each shape's first answer, as text (the engines must agree).
+  std::string answers;
 };
+
+// A response in text form, or its error.
+template <typename M>
+absl::StatusOr<std::string> Text(const absl::StatusOr<M>& response) {
+  if (!response.ok()) return response.status();
+  return response->DebugString();
+}
 
 std::string Hex(uint64_t v) { return absl::StrFormat("%016x", v); }
 
@@ -167,7 +178,8 @@ absl::Status Build(Database& db, nca::Register& reg, const Flags& flags, absl::T
 
 struct Shape {
   std::string name;
-  std::function<absl::Status()> run;
+  // Runs the query once; its answer in text form (compared across engines with --answers).
+  std::function<absl::StatusOr<std::string>()> run;
   // Repetitions when fewer than --reps (the slow baseline).
   int max_reps = 1 << 30;
 };
@@ -209,10 +221,12 @@ int Main(int argc, char** argv) {
       flags.seed = std::stoull(next());
     } else if (a == "--only") {
       flags.only = next();
+    } else if (a == "--answers") {
+      flags.answers = next();
     } else {
       std::cerr << "usage: sarloop-query-bench [--referrals N] [--reps R] "
                    "[--db FILE | --postgres CONNINFO] [--json FILE] [--seed S] "
-                   "[--only SHAPE_SUBSTRING]\n";
+                   "[--only SHAPE_SUBSTRING] [--answers FILE]\n";
       return 2;
     }
   }
@@ -270,13 +284,12 @@ int Main(int argc, char** argv) {
 
   const int year = nca::FinancialYear(now) - 1;
   auto aggregates = [&](std::vector<v1::Dimension> by, auto filter, bool publication = false) {
-    return [&reg, now, by, filter, publication]() -> absl::Status {
+    return [&reg, now, by, filter, publication]() -> absl::StatusOr<std::string> {
       v1::GetAggregatesRequest r;
       for (auto d : by) r.add_group_by(d);
       filter(*r.mutable_filter());
       r.set_publication(publication);
-      absl::StatusOr<v1::GetAggregatesResponse> resp = reg.Aggregates(r, now, 5);
-      return resp.status();
+      return Text(reg.Aggregates(r, now, 5));
     };
   };
   auto none = [](v1::AggregateFilter&) {};
@@ -307,35 +320,42 @@ int Main(int argc, char** argv) {
        aggregates({v1::DIMENSION_ORGANISATION, v1::DIMENSION_CATEGORY}, none)},
       {"aggregates: publication, by organisation x category",
        aggregates({v1::DIMENSION_ORGANISATION, v1::DIMENSION_CATEGORY}, none, true)},
-      {"summary (per organisation)", [&]() { return reg.Summary(now).status(); }},
+      {"summary (per organisation)", [&]() { return Text(reg.Summary(now)); }},
       {"overdue: first page of 100",
        [&]() {
          v1::ListOverdueRequest r;
-         return reg.Overdue(r, now).status();
+         return Text(reg.Overdue(r, now));
        }},
       {"register: one organisation, first page",
        [&]() {
          v1::ListRegisterRequest r;
          r.set_organisation("NFK");
-         return reg.List(r).status();
+         return Text(reg.List(r));
        }},
       {"timeline: one referral",
        [&]() {
-         return reg
-             .Timeline(absl::StrCat("REF-", Hex(rng() % static_cast<uint64_t>(flags.referrals))))
-             .status();
+         return Text(reg.Timeline(
+             absl::StrCat("REF-", Hex(rng() % static_cast<uint64_t>(flags.referrals)))));
        }},
       {"baseline: SQL GROUP BY organisation, 10 years (not served)",
-       [&]() {
-         return (*db)->Read([&](Txn& txn) -> absl::Status {
-           return txn
-               .Query(
-                   "SELECT organisation, COUNT(*), "
-                   "SUM(CASE WHEN state IN (5, 6, 9) THEN 1 ELSE 0 END), "
-                   "SUM(CASE WHEN state = 5 THEN 1 ELSE 0 END), "
-                   "SUM(escalated), SUM(handed_over) FROM entries GROUP BY organisation")
-               .status();
-         });
+       [&]() -> absl::StatusOr<std::string> {
+         std::string out;
+         RETURN_IF_ERROR((*db)->Read([&](Txn& txn) -> absl::Status {
+           ASSIGN_OR_RETURN(
+               auto rows,
+               txn.Query("SELECT organisation, COUNT(*), "
+                         "SUM(CASE WHEN state IN (5, 6, 9) THEN 1 ELSE 0 END), "
+                         "SUM(CASE WHEN state = 5 THEN 1 ELSE 0 END), "
+                         "SUM(escalated), SUM(handed_over) FROM entries GROUP BY organisation "
+                         "ORDER BY organisation"));
+           for (const Row& row : rows) {
+             absl::StrAppend(&out, row.Text(0));
+             for (int c = 1; c < 6; ++c) absl::StrAppend(&out, " ", row.Int(c));
+             out += "\n";
+           }
+           return absl::OkStatus();
+         }));
+         return out;
        },
        10},
   };
@@ -351,19 +371,21 @@ int Main(int argc, char** argv) {
       absl::StrCat("{\"referrals\":", flags.referrals, ",\"reps\":", flags.reps,
                    ",\"index_load_s\":", absl::StrFormat("%.2f", load_s), ",\"shapes\":[");
   bool all_ok = true;
+  std::string answers;
   for (size_t s = 0; s < shapes.size(); ++s) {
     std::vector<double> ms;
     if (shapes[s].name.find(flags.only) == std::string::npos) continue;
     const int reps = std::min(flags.reps, shapes[s].max_reps);
     for (int i = 0; i < reps + 3; ++i) {
       const auto a = std::chrono::steady_clock::now();
-      absl::Status st = shapes[s].run();
+      absl::StatusOr<std::string> answer = shapes[s].run();
       const auto b = std::chrono::steady_clock::now();
-      if (!st.ok()) {
-        std::cerr << shapes[s].name << ": " << st << "\n";
+      if (!answer.ok()) {
+        std::cerr << shapes[s].name << ": " << answer.status() << "\n";
         all_ok = false;
         break;
       }
+      if (i == 0) absl::StrAppend(&answers, "=== ", shapes[s].name, "\n", *answer, "\n");
       if (i >= 3) ms.push_back(std::chrono::duration<double, std::milli>(b - a).count());
     }
     if (ms.empty()) continue;
@@ -377,6 +399,7 @@ int Main(int argc, char** argv) {
   }
   json += "]}\n";
   if (!flags.json.empty()) std::ofstream(flags.json) << json;
+  if (!flags.answers.empty()) std::ofstream(flags.answers) << answers;
   std::printf("\npeak RSS %lld MiB\n", static_cast<long long>(PeakRssKib() / 1024));
   db->reset();
   if (temporary) {
