@@ -160,6 +160,16 @@ absl::Status AuditRecorder::RecordInTransaction(Txn& txn) {
   return absl::OkStatus();
 }
 
+absl::Status AuditRecorder::RecordRefusal(Txn& txn, const std::string& referral_id,
+                                          const absl::Status& refusal) {
+  if (db_ == nullptr) return absl::OkStatus();
+  AuditEntry e = entry_;
+  e.referral_id = referral_id;
+  e.code = static_cast<int>(refusal.code());
+  e.detail = std::string(refusal.message()).substr(0, 300);
+  return AppendAudit(txn, e);
+}
+
 void AuditRecorder::Finish(const absl::Status& status) {
   if (db_ == nullptr || (status.ok() && recorded_ok_)) return;
   AuditEntry e = entry_;

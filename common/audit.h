@@ -44,6 +44,10 @@ class AuditRecorder {
   absl::Status RecordInTransaction(Txn& txn);
   // Records the call's result unless it was already recorded as OK in its transaction.
   void Finish(const absl::Status& status);
+  // Appends, in `txn`, an entry for one part of the call that was refused (an envelope of a
+  // delivery batch): the call's identity and method, `referral_id`, the refusal's code and
+  // message.
+  absl::Status RecordRefusal(Txn& txn, const std::string& referral_id, const absl::Status& refusal);
 
  private:
   Database* db_;

@@ -181,6 +181,12 @@ absl::StatusOr<v1::ServiceConfig> ReadConfigFile(const std::string& path) {
   return config;
 }
 
+std::vector<std::string> PeerCodes(const v1::ServiceConfig& config) {
+  std::vector<std::string> codes;
+  for (const v1::Peer& p : config.peers()) codes.push_back(p.code());
+  return codes;
+}
+
 const v1::Peer* FindPeer(const v1::ServiceConfig& config, const std::string& code) {
   for (const v1::Peer& p : config.peers()) {
     if (p.code() == code) return &p;

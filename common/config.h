@@ -34,6 +34,9 @@ absl::Status FinishConfig(v1::ServiceConfig& config, v1::ServiceKind kind);
 // The peer address for `code`, or nullptr.
 const v1::Peer* FindPeer(const v1::ServiceConfig& config, const std::string& code);
 
+// The code of every configured peer (where the service can send).
+std::vector<std::string> PeerCodes(const v1::ServiceConfig& config);
+
 }  // namespace sarloop
 
 #endif  // SARLOOP_COMMON_CONFIG_H_

@@ -65,12 +65,11 @@ absl::Status RequireService(const Identity& id) {
 }  // namespace
 
 DeliveryService::DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFromPeer apply,
-                                 std::function<void()> after_commit, bool accepts_screens)
+                                 bool accepts_screens)
     : edge_(edge),
       db_(db),
       clock_(clock),
       apply_(std::move(apply)),
-      after_commit_(std::move(after_commit)),
       accepts_screens_(accepts_screens) {}
 
 grpc::ServerUnaryReactor* DeliveryService::Deliver(grpc::CallbackServerContext* ctx,
@@ -89,7 +88,6 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
                                                                  AuditRecorder* audit) {
   if (request.envelopes_size() == 0) return FieldError("envelopes", "at least one is required");
   if (request.envelopes_size() > 500) return FieldError("envelopes", "at most 500 per call");
-  bool accepted_any = false;
   auto apply = [&](Txn& txn, const v1::Envelope& env) -> absl::Status {
     RETURN_IF_ERROR(CheckText("message_id", env.message_id(), 100, true));
     if (env.has_screen()) {
@@ -97,9 +95,7 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
       if (env.has_event() || env.has_package()) {
         return FieldError("screen", "travels without an event or a package");
       }
-      RETURN_IF_ERROR(apply_(txn, peer, env));
-      accepted_any = true;
-      return absl::OkStatus();
+      return apply_(txn, peer, env);
     }
     RETURN_IF_ERROR(CheckEvent(env.event()));
     if (env.has_package()) RETURN_IF_ERROR(CheckPackage(env.package()));
@@ -107,23 +103,18 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
       return absl::PermissionDeniedError(
           absl::StrCat("event produced by ", env.event().producer(), " delivered by ", peer.uri));
     }
-    RETURN_IF_ERROR(apply_(txn, peer, env));
-    accepted_any = true;
-    return absl::OkStatus();
+    return apply_(txn, peer, env);
   };
-  ASSIGN_OR_RETURN(v1::DeliverResponse response, ReceiveBatch(db_, clock_, request, apply, audit));
-  if (accepted_any && after_commit_) db_.AfterCommit(after_commit_);
-  return response;
+  return ReceiveBatch(db_, clock_, request, apply, audit);
 }
 
 RegisterFeedService::RegisterFeedService(Edge edge, Database& db, Clock& clock, ApplyEvent apply)
     : edge_(edge),
       delivery_(
           edge, db, clock,
-          [apply = std::move(apply)](Txn& txn, const Identity&, const v1::Envelope& env) {
-            return apply(txn, env.event());
-          },
-          nullptr) {}
+          [apply = std::move(apply)](Txn& txn, const Identity& peer, const v1::Envelope& env) {
+            return apply(txn, peer, env.event());
+          }) {}
 
 grpc::ServerUnaryReactor* RegisterFeedService::ReportEvents(grpc::CallbackServerContext* ctx,
                                                             const v1::ReportEventsRequest* request,

@@ -1,7 +1,8 @@
-// The receiving end of service-to-service delivery, shared by all four services. Which peers may
-// call it is the authorisation policy's business (common/authz.h); here each envelope's shape is
+// The receiving end of service-to-service delivery, shared by every service. Which peers may call
+// it is the authorisation policy's business (common/authz.h); here each envelope's shape is
 // checked, and that its event was produced by the calling organisation, then it is applied exactly
-// once (ReceiveBatch).
+// once (ReceiveBatch). Whether the producer has the event's role for that referral is the
+// referral layer's (common/referral/mirror.h), which `apply` calls.
 #ifndef SARLOOP_COMMON_DELIVERY_SERVICE_H_
 #define SARLOOP_COMMON_DELIVERY_SERVICE_H_
 
@@ -23,12 +24,11 @@ using ApplyFromPeer = std::function<absl::Status(Txn&, const Identity& peer, con
 
 class DeliveryService final : public v1::Delivery::CallbackService {
  public:
-  // `after_commit`: runs after a batch committed with at least one accepted envelope (e.g. to
-  // wake the outbox worker for what the effects enqueued).
   // `accepts_screens`: whether envelopes carrying a screening request (and no event) are passed
-  // to `apply` (the linkage service); elsewhere they are INVALID_ARGUMENT.
+  // to `apply` (the linkage service); elsewhere they are INVALID_ARGUMENT. What `apply` sends
+  // through an Outbox wakes the delivery worker by itself once the batch commits.
   DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFromPeer apply,
-                  std::function<void()> after_commit, bool accepts_screens = false);
+                  bool accepts_screens = false);
 
   grpc::ServerUnaryReactor* Deliver(grpc::CallbackServerContext* ctx,
                                     const v1::DeliverRequest* request,
@@ -45,7 +45,6 @@ class DeliveryService final : public v1::Delivery::CallbackService {
   Database& db_;
   Clock& clock_;
   const ApplyFromPeer apply_;
-  const std::function<void()> after_commit_;
   const bool accepts_screens_;
 };
 
@@ -53,7 +52,9 @@ class DeliveryService final : public v1::Delivery::CallbackService {
 // exactly-once application, for events only.
 class RegisterFeedService final : public v1::RegisterFeed::CallbackService {
  public:
-  using ApplyEvent = std::function<absl::Status(Txn&, const v1::LifecycleEvent&)>;
+  // Applies one checked event from `peer` (see ApplyEnvelope for what the status means).
+  using ApplyEvent =
+      std::function<absl::Status(Txn&, const Identity& peer, const v1::LifecycleEvent&)>;
   RegisterFeedService(Edge edge, Database& db, Clock& clock, ApplyEvent apply);
 
   grpc::ServerUnaryReactor* ReportEvents(grpc::CallbackServerContext* ctx,

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -119,6 +120,26 @@ absl::Status Enqueue(Txn& txn, const std::string& destination, const v1::Envelop
       "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
       {destination, envelope.message_id(), envelope.event().referral_id(), std::move(sealed),
        ToMicros(now)});
+}
+
+Outbox::Outbox(Database& db, DeliveryWorker* worker, std::vector<std::string> peers)
+    : db_(db), worker_(worker), peers_(std::move(peers)) {}
+
+bool Outbox::Reaches(const std::string& destination) const {
+  return peers_.empty() || std::find(peers_.begin(), peers_.end(), destination) != peers_.end();
+}
+
+absl::Status Outbox::Send(Txn& txn, const std::string& destination, const v1::Envelope& envelope,
+                          absl::Time now) {
+  if (!Reaches(destination)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no peer is configured for ", destination, ": nothing can be sent there"));
+  }
+  RETURN_IF_ERROR(Enqueue(txn, destination, envelope, now));
+  if (worker_ != nullptr) {
+    db_.AfterCommit([worker = worker_, destination] { worker->Notify(destination); });
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<OutboxEntry>> ReadOutbox(Txn& txn) {
@@ -503,6 +524,8 @@ absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
         }
         result->set_status(v1::DELIVERY_STATUS_REJECTED);
         result->set_detail(std::string(applied.message()));
+        // Each refused envelope is an audit entry of its own, beside the call's.
+        if (audit) RETURN_IF_ERROR(audit->RecordRefusal(txn, env.event().referral_id(), applied));
       } else {
         RETURN_IF_ERROR(txn.Exec("RELEASE envelope"));
         result->set_status(v1::DELIVERY_STATUS_ACCEPTED);

@@ -116,6 +116,28 @@ class DeliveryWorker {
 std::unique_ptr<DeliveryWorker> NewDeliveryWorker(Database& db, Transport& transport, Clock& clock,
                                                   DeliveryOptions options);
 
+// The sending side a service's logic holds: envelopes go into the outbox in the caller's
+// transaction, and the delivery worker is woken for each destination once that transaction has
+// committed (Database::AfterCommit), so no handler has to remember a wake-up. Only destinations
+// the service has a peer for are sent to; `Reaches` says which. Thread-safe.
+class Outbox {
+ public:
+  // `worker` may be null (unit tests: nothing is delivered, the outbox rows are read back);
+  // `peers` empty means every destination is reachable.
+  Outbox(Database& db, DeliveryWorker* worker, std::vector<std::string> peers = {});
+
+  // Enqueue (above) for `destination`, then the wake-up after the commit. FAILED_PRECONDITION
+  // naming the destination when the service has no peer for it.
+  absl::Status Send(Txn& txn, const std::string& destination, const v1::Envelope& envelope,
+                    absl::Time now);
+  bool Reaches(const std::string& destination) const;
+
+ private:
+  Database& db_;
+  DeliveryWorker* const worker_;
+  const std::vector<std::string> peers_;
+};
+
 // How a receiver applies one envelope inside the batch's transaction. Return:
 //  OK                                  -> ACCEPTED
 //  INVALID_ARGUMENT, FAILED_PRECONDITION,

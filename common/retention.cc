@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/audit.h"
 #include "common/ids.h"
-#include "common/lifecycle.h"
+#include "common/referral/lifecycle.h"
 #include "common/status.h"
 
 namespace sarloop {

@@ -118,6 +118,12 @@ class GroupCommitDatabase : public Database {
       for (const Writer* w : batch) ok += w->status.ok() ? 1 : 0;
       commit_observer_(ok, absl::Now() - began);
     }
+    // What the committed functions asked to run once they were durable (AfterCommit).
+    for (Writer* w : batch) {
+      if (w->status.ok()) {
+        for (auto& fn : w->after_commit) fn();
+      }
+    }
     queue_lock.lock();
     stats_.commits += committed ? 1 : 0;
     for (Writer* w : batch) {
@@ -199,6 +205,8 @@ class GroupCommitDatabase : public Database {
   void AfterCommit(std::function<void()> fn) override {
     if (tl_batch.db == this) {
       tl_batch.batch->after_commit.push_back(std::move(fn));
+    } else if (tl_writer.db == this) {
+      tl_writer.hooks->push_back(std::move(fn));
     } else {
       fn();
     }
@@ -259,7 +267,24 @@ class GroupCommitDatabase : public Database {
     absl::Status status;
     bool done = false;
     std::condition_variable cv;
+    // AfterCommit calls made while `fn` ran: run once the batch has committed, if `fn` succeeded.
+    std::vector<std::function<void()>> after_commit;
   };
+  // The writer whose function the group-commit leader is running on this thread.
+  struct WriterContext {
+    GroupCommitDatabase* db = nullptr;
+    std::vector<std::function<void()>>* hooks = nullptr;
+  };
+  static thread_local WriterContext tl_writer;
+
+  // Runs `w`'s function with AfterCommit calls collected for it.
+  absl::Status RunWriter(Writer& w, const std::function<absl::Status(Txn&)>& run) {
+    tl_writer = WriterContext{this, &w.after_commit};
+    absl::Status s = run(conn_->txn());
+    tl_writer = WriterContext{};
+    if (!s.ok()) w.after_commit.clear();
+    return s;
+  }
   // Enough to carry every call a service admits at once (max_inflight_calls) in one commit.
   static constexpr size_t kMaxBatch = 512;
 
@@ -407,15 +432,18 @@ class GroupCommitDatabase : public Database {
   // succeeded. Returns whether something was committed.
   bool RunBatch(const std::vector<Writer*>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (batch.size() == 1) {
-      batch[0]->status = RunLocked(true, *batch[0]->fn);
-      return batch[0]->status.ok();
+      Writer& w = *batch[0];
+      w.status = RunLocked(true, [&](Txn&) { return RunWriter(w, *w.fn); });
+      if (!w.status.ok()) w.after_commit.clear();
+      return w.status.ok();
     }
     std::vector<absl::Status> results(batch.size());
     const absl::Status all = RunLocked(true, [&](Txn&) -> absl::Status {
       bool any_ok = false;
       absl::Status batch_error;
       for (size_t i = 0; i < batch.size(); ++i) {
-        results[i] = InSavepoint(*batch[i]->fn, batch_error);
+        Writer& w = *batch[i];
+        results[i] = InSavepoint([&](Txn&) { return RunWriter(w, *w.fn); }, batch_error);
         RETURN_IF_ERROR(batch_error);
         any_ok |= results[i].ok();
       }
@@ -531,6 +559,7 @@ class GroupCommitDatabase : public Database {
 };
 
 thread_local GroupCommitDatabase::BatchContext GroupCommitDatabase::tl_batch;
+thread_local GroupCommitDatabase::WriterContext GroupCommitDatabase::tl_writer;
 
 }  // namespace
 

@@ -163,9 +163,10 @@ class Database {
   // anything but this database. The job returns its Completion, called on the writer thread after
   // the batch ends.
   virtual void Submit(std::function<Completion()> job) = 0;
-  // Runs `fn` once what this thread has written is committed: at once outside a write job, after
-  // the batch's COMMIT inside one, never if that fails. For in-memory effects (caches, indexes)
-  // that must not see what may yet be rolled back. Not from inside a Transact function.
+  // Runs `fn` once what this thread is writing is committed: called inside a write job or a
+  // Transact function, after the COMMIT that carries it (never if that fails, or if the function
+  // fails); called outside both, at once. For effects outside the database (caches, indexes,
+  // waking the delivery worker) that must not see what may yet be rolled back.
   virtual void AfterCommit(std::function<void()> fn) = 0;
 
   // Runs `fn` in a read transaction. Writes inside `fn` are an error.

@@ -1,27 +1,35 @@
-// The force's Single Point of Contact desk: its inbox of referrals and the steps DESIGN §3 allows
-// a force (acknowledge, research, decline, close, hand over), plus what it takes in from ukfiu and
-// from its unit. Pure logic over a Database; force_service is the gRPC layer.
+// The force's Single Point of Contact desk: its inbox of referrals and the steps the rules table
+// gives the organisation a referral is addressed to (acknowledge, research, decline, close, hand
+// over), plus what it takes in from ukfiu and from its unit, all through the referral layer
+// (common/referral: one Step, one Mirror). Logic over a Database and a Clock; main.cc is the gRPC
+// layer.
 //
 // Every referral in this service is addressed to this force: a DISPATCHED envelope naming another
-// organisation is rejected, so no other force's referral is ever stored here.
+// organisation is refused, so no other force's referral is ever stored here.
 #ifndef SARLOOP_SERVICES_FORCE_DESK_H_
 #define SARLOOP_SERVICES_FORCE_DESK_H_
 
 #include <functional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/call.h"
 #include "common/clock.h"
 #include "common/identity.h"
+#include "common/messaging.h"
+#include "common/referral/mirror.h"
+#include "common/referral/step.h"
 #include "common/storage.h"
 #include "sarloop/v1/delivery.pb.h"
 #include "sarloop/v1/force.pb.h"
 
 namespace sarloop::force {
 
+// The desk's schema: before the audit log, and after it (ServiceMigrations).
 std::span<const Migration> DeskMigrations();
+std::span<const Migration> DeskMigrationsAfterAudit();
 
 struct DeskOptions {
   // This force's code, e.g. "NFK".
@@ -32,14 +40,17 @@ struct DeskOptions {
 
 class Desk {
  public:
-  Desk(Database& db, Clock& clock, DeskOptions options);
+  // `worker` (may be null in tests) is woken for what a committed step sends; `peers` are the
+  // destinations the service has a peer for (empty: any).
+  Desk(Database& db, Clock& clock, DeskOptions options, DeliveryWorker* worker = nullptr,
+       std::vector<std::string> peers = {});
 
   absl::StatusOr<v1::ListInboxResponse> Inbox(const v1::ListInboxRequest& request);
   absl::StatusOr<v1::GetForceReferralResponse> Get(const std::string& referral_id);
 
-  // The steps. `call.actor` is who acts; `scope` keys request_id idempotency (method and caller).
-  // INVALID_ARGUMENT names the field; NOT_FOUND for an unknown referral; FAILED_PRECONDITION
-  // names the current state when the step is not allowed from it.
+  // The steps. `call.actor` is who acts; `call.scope` keys request_id idempotency (method and
+  // caller). INVALID_ARGUMENT names the field; NOT_FOUND for an unknown referral;
+  // FAILED_PRECONDITION names the current state when the step is not allowed from it.
   absl::StatusOr<v1::ForceStepResponse> Acknowledge(const Call& call,
                                                     const v1::ForceStepRequest& request);
   absl::StatusOr<v1::ForceStepResponse> StartResearch(const Call& call,
@@ -51,22 +62,23 @@ class Desk {
   absl::StatusOr<v1::ForceStepResponse> HandOver(const Call& call,
                                                  const v1::HandOverRequest& request);
 
-  // Applies one envelope from ukfiu or this force's unit, inside the delivery transaction.
+  // Applies one envelope from ukfiu or this force's unit, inside the delivery transaction, as
+  // the rules table allows (referral::Mirror::Receive); a new referral is recorded as RECEIVED.
   absl::Status Receive(Txn& txn, const Identity& peer, const v1::Envelope& envelope);
 
-  // Destinations this service sends to (for the delivery worker).
+  // The destinations a force needs a peer for: UKFIU, the NCA, and its unit when it has one.
   std::vector<std::string> Destinations() const;
 
  private:
-  using Fill = std::function<absl::Status(v1::LifecycleEvent&, v1::Referral&)>;
   absl::StatusOr<v1::ForceStepResponse> Step(const Call& call, const std::string& request_id,
                                              const std::string& referral_id, v1::EventType type,
-                                             const Fill& fill);
-  absl::Status ReceiveDispatch(Txn& txn, const v1::Envelope& envelope);
+                                             const referral::Fill& fill);
 
   Database& db_;
   Clock& clock_;
   const DeskOptions options_;
+  Outbox outbox_;
+  referral::Mirror mirror_;
 };
 
 }  // namespace sarloop::force

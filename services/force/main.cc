@@ -6,7 +6,7 @@
 #include "common/config.h"
 #include "common/delivery_service.h"
 #include "common/identity.h"
-#include "common/referral_store.h"
+#include "common/referral/referral_store.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "sarloop/v1/force.grpc.pb.h"
@@ -17,9 +17,7 @@ namespace {
 
 class ForceService final : public v1::Force::CallbackService {
  public:
-  ForceService(Edge edge, std::shared_ptr<Desk> desk, DeliveryWorker& outbox,
-               std::vector<std::string> dests)
-      : edge_(edge), desk_(std::move(desk)), outbox_(outbox), destinations_(std::move(dests)) {}
+  ForceService(Edge edge, std::shared_ptr<Desk> desk) : edge_(edge), desk_(std::move(desk)) {}
 
   grpc::ServerUnaryReactor* ListInbox(grpc::CallbackServerContext* ctx,
                                       const v1::ListInboxRequest* req,
@@ -73,22 +71,19 @@ class ForceService final : public v1::Force::CallbackService {
   }
 
  private:
-  // Runs one step, and wakes the outbox for what it enqueued.
+  // Runs one step (what it sends wakes the outbox once committed).
   template <typename F>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
                                 const google::protobuf::Message& request,
                                 v1::ForceStepResponse* resp, F step) {
     return ServeWrite(ctx, edge_, method, request, [=, this](const Call& call) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, step(call));
-      for (const auto& d : destinations_) outbox_.Notify(d);
       return absl::OkStatus();
     });
   }
 
   const Edge edge_;
   const std::shared_ptr<Desk> desk_;
-  DeliveryWorker& outbox_;
-  const std::vector<std::string> destinations_;
 };
 
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
@@ -98,23 +93,18 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
         absl::StrCat("code: '", config.code(), "' is not an organisation in the reference data"));
   }
   auto desk =
-      std::make_shared<Desk>(ctx.db, ctx.clock, DeskOptions{config.code(), config.handover_unit()});
-  std::vector<std::string> destinations = desk->Destinations();
-  for (const std::string& d : destinations) {
+      std::make_shared<Desk>(ctx.db, ctx.clock, DeskOptions{config.code(), config.handover_unit()},
+                             &ctx.outbox, PeerCodes(config));
+  for (const std::string& d : desk->Destinations()) {
     if (!FindPeer(config, d)) {
       return absl::InvalidArgumentError(absl::StrCat("peers: no address for ", d));
     }
   }
-  DeliveryWorker& outbox = ctx.outbox;
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<ForceService>(ctx.edge, desk, outbox, destinations));
+  parts.services.push_back(std::make_shared<ForceService>(ctx.edge, desk));
   parts.services.push_back(std::make_shared<DeliveryService>(
-      ctx.edge, ctx.db, ctx.clock,
-      [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
+      ctx.edge, ctx.db, ctx.clock, [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return desk->Receive(txn, peer, env);
-      },
-      [&outbox, destinations] {
-        for (const auto& d : destinations) outbox.Notify(d);
       }));
   parts.metrics = [&db = ctx.db, &clock = ctx.clock](MetricsText& out) {
     return WriteReferralGauges(db, clock.Now(), out);
@@ -127,5 +117,6 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
 
 int main(int argc, char** argv) {
   return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_FORCE,
-                             sarloop::force::DeskMigrations(), sarloop::force::Build);
+                             sarloop::force::DeskMigrations(), sarloop::force::Build,
+                             sarloop::force::DeskMigrationsAfterAudit());
 }

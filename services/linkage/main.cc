@@ -104,10 +104,13 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   // New SARs' subjects, from the ukfiu service's outbox.
   parts.services.push_back(std::make_shared<DeliveryService>(
       ctx.edge, ctx.db, ctx.clock,
-      [shared](Txn& txn, const Identity& peer, const v1::Envelope& env) {
-        return shared->Receive(txn, peer, env);
+      [shared, &db = ctx.db](Txn& txn, const Identity& peer, const v1::Envelope& env) {
+        RETURN_IF_ERROR(shared->Receive(txn, peer, env));
+        // The in-memory subjects follow what the batch committed.
+        db.AfterCommit([shared] { shared->RefreshSubjects(); });
+        return absl::OkStatus();
       },
-      [shared] { shared->RefreshSubjects(); }, /*accepts_screens=*/true));
+      /*accepts_screens=*/true));
   return parts;
 }
 

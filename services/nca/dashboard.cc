@@ -11,7 +11,7 @@
 #include "common/audit.h"
 #include "common/identity.h"
 #include "common/ids.h"
-#include "common/lifecycle.h"
+#include "common/referral/lifecycle.h"
 #include "common/report.h"
 #include "common/status.h"
 

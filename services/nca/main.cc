@@ -103,7 +103,7 @@ class NcaService final : public v1::Nca::CallbackService {
 };
 
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
-  auto reg = std::make_shared<Register>(ctx.db, ctx.reference);
+  auto reg = std::make_shared<Register>(ctx.db, ctx.reference, ctx.clock);
   RETURN_IF_ERROR(reg->CatchUp());
   const int min_count = ctx.config.publication_min_count();
   ServiceParts parts;
@@ -124,7 +124,9 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
       std::make_shared<NcaService>(ctx.edge, reg, ctx.clock, min_count, dashboard));
   parts.services.push_back(std::make_shared<RegisterFeedService>(
       ctx.edge, ctx.db, ctx.clock,
-      [reg](Txn& txn, const v1::LifecycleEvent& event) { return reg->Apply(txn, event); }));
+      [reg](Txn& txn, const Identity& peer, const v1::LifecycleEvent& event) {
+        return reg->Receive(txn, peer, event);
+      }));
   // From the aggregate index, not SQL: a GROUP BY over a million entries takes seconds.
   parts.metrics = [reg, &clock = ctx.clock](MetricsText& out) -> absl::Status {
     v1::GetAggregatesRequest request;

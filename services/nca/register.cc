@@ -4,9 +4,10 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "common/event_log.h"
 #include "common/ids.h"
-#include "common/lifecycle.h"
+#include "common/referral/event_log.h"
+#include "common/referral/lifecycle.h"
+#include "common/referral/rules.h"
 #include "common/status.h"
 #include "common/validation.h"
 
@@ -76,7 +77,8 @@ CREATE INDEX entries_open_by_due ON entries (due_at, referral_id)
   WHERE (state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8);
 CREATE INDEX entries_open_by_org_due ON entries (organisation, due_at, referral_id)
   WHERE (state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8);
-)sql"}};
+)sql"},
+                                 kHeldEventsMigration};
 
 // A referral is overdue when its due date has passed and it has neither feedback nor has ended
 // by withdrawal or redirection: states 1-4, 7 and 8 (see ReferralState). Written as in the partial
@@ -98,17 +100,39 @@ absl::StatusOr<std::vector<v1::RegisterEntry>> ParseEntries(const std::vector<Ro
 
 std::span<const Migration> RegisterMigrations() { return kMigrations; }
 
-absl::Status Register::Apply(Txn& txn, const v1::LifecycleEvent& event) {
+Register::Register(Database& db, const ReferenceData& reference, Clock& clock)
+    : db_(db),
+      outbox_(db, nullptr),
+      mirror_(
+          referral::Receiver{kRegisterCode, false, true}, outbox_,
+          [this](Txn& txn, const v1::RegisterEntry& folded, const referral::Change&) {
+            return SaveEntry(txn, folded);
+          },
+          clock),
+      index_(std::make_unique<AggregateIndex>(reference)) {}
+
+absl::Status Register::Receive(Txn& txn, const Identity& peer, const v1::LifecycleEvent& event) {
   // Replicas sharing the register (PostgreSQL) apply events one transaction at a time, until
   // commit. Taken before the event is stored and the referral's events read back: otherwise two
   // replicas applying two events of one referral at once would each fold without the other's,
   // and the entry would miss one. It also makes seq order commit order, so a catch-up that has
   // read up to some seq never misses a lower one committed later.
   RETURN_IF_ERROR(txn.Serialize(kGlobalOrder));
+  v1::Envelope envelope;
+  envelope.set_message_id(event.event_id());
+  *envelope.mutable_event() = event;
+  return mirror_.Receive(txn, peer, envelope).status();
+}
+
+absl::Status Register::ApplyTrusted(Txn& txn, const v1::LifecycleEvent& event) {
+  RETURN_IF_ERROR(txn.Serialize(kGlobalOrder));
   ASSIGN_OR_RETURN(bool is_new, AppendEvent(txn, event));
   if (!is_new) return absl::OkStatus();
   ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
-  const v1::RegisterEntry e = Fold(std::move(events));
+  return SaveEntry(txn, Fold(std::move(events)));
+}
+
+absl::Status Register::SaveEntry(Txn& txn, const v1::RegisterEntry& e) {
   // Read apart from the insert: a subquery on the table being inserted into would make SQLite
   // copy its result through a temporary table on every event.
   ASSIGN_OR_RETURN(auto next, txn.Query("SELECT COALESCE(MAX(seq), 0) + 1 FROM entries"));

@@ -1,8 +1,11 @@
 // The national register: every referral's events, folded into one entry per referral, and the
-// analyst queries over it. Pure logic over a Database; the gRPC layer is nca_service.
+// analyst queries over it. Logic over a Database; main.cc is the gRPC layer.
 //
-// Convergence: the entry is recomputed from the full set of the referral's events each time a new
-// event arrives (Fold), so any order and any duplication of the same events gives the same entry.
+// Convergence: the entry is the register's copy in the referral layer's Mirror
+// (common/referral/mirror.h), recomputed from the full set of the referral's events each time a
+// new event arrives (Fold), so any order and any duplication of the same events gives the same
+// entry. Every delivered event is judged against the rules table first: an event whose producer
+// does not have its role for that referral is refused and changes nothing.
 #ifndef SARLOOP_SERVICES_NCA_REGISTER_H_
 #define SARLOOP_SERVICES_NCA_REGISTER_H_
 
@@ -13,7 +16,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/identity.h"
+#include "common/messaging.h"
 #include "common/reference.h"
+#include "common/referral/mirror.h"
 #include "common/storage.h"
 #include "sarloop/v1/nca.pb.h"
 #include "services/nca/aggregates.h"
@@ -28,12 +35,18 @@ inline constexpr size_t kRegisterMigrationsBeforeAudit = 2;
 
 class Register {
  public:
-  Register(Database& db, const ReferenceData& reference)
-      : db_(db), index_(std::make_unique<AggregateIndex>(reference)) {}
+  Register(Database& db, const ReferenceData& reference, Clock& clock);
 
-  // Records `event` and refreshes its referral's entry. A repeat of a known event_id changes
-  // nothing. Must run inside the delivery transaction.
-  absl::Status Apply(Txn& txn, const v1::LifecycleEvent& event);
+  // One event delivered by `peer`, inside the delivery transaction: judged against the rules
+  // table with what the register knows of the referral, then applied (the entry refreshed), held
+  // until the referral's DISPATCHED (or the handover that makes `peer` its unit) arrives, or
+  // refused: PERMISSION_DENIED when `peer` does not have the event's role for this referral,
+  // FAILED_PRECONDITION for a second DISPATCHED. A repeat of a known event_id changes nothing.
+  absl::Status Receive(Txn& txn, const Identity& peer, const v1::LifecycleEvent& event);
+
+  // Records `event` as given, without judging who produced it: for tools that build a register
+  // from events they made themselves (the query benchmark). Never on a delivery path.
+  absl::Status ApplyTrusted(Txn& txn, const v1::LifecycleEvent& event);
 
   // NOT_FOUND when the register has no event for the referral.
   absl::StatusOr<v1::GetTimelineResponse> Timeline(const std::string& referral_id);
@@ -50,7 +63,12 @@ class Register {
                                                        absl::Time now, int min_count);
 
  private:
+  // The register's copy of a referral: its row in `entries`.
+  absl::Status SaveEntry(Txn& txn, const v1::RegisterEntry& entry);
+
   Database& db_;
+  Outbox outbox_;  // the register sends nothing; the Mirror asks for one
+  referral::Mirror mirror_;
   std::shared_mutex index_mu_;
   // Entries with seq up to this are in index_.
   int64_t indexed_seq_ = -1;

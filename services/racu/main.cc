@@ -6,7 +6,7 @@
 #include "common/config.h"
 #include "common/delivery_service.h"
 #include "common/identity.h"
-#include "common/referral_store.h"
+#include "common/referral/referral_store.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "sarloop/v1/racu.grpc.pb.h"
@@ -17,8 +17,7 @@ namespace {
 
 class RacuService final : public v1::Racu::CallbackService {
  public:
-  RacuService(Edge edge, std::shared_ptr<Unit> unit, DeliveryWorker& outbox)
-      : edge_(edge), unit_(std::move(unit)), outbox_(outbox) {}
+  RacuService(Edge edge, std::shared_ptr<Unit> unit) : edge_(edge), unit_(std::move(unit)) {}
 
   grpc::ServerUnaryReactor* ListHandovers(grpc::CallbackServerContext* ctx,
                                           const v1::ListHandoversRequest* req,
@@ -66,14 +65,12 @@ class RacuService final : public v1::Racu::CallbackService {
                                 v1::UnitStepResponse* resp, F step) {
     return ServeWrite(ctx, edge_, method, request, [=, this](const Call& call) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, step(call));
-      for (const auto& d : unit_->Destinations()) outbox_.Notify(d);
       return absl::OkStatus();
     });
   }
 
   const Edge edge_;
   const std::shared_ptr<Unit> unit_;
-  DeliveryWorker& outbox_;
 };
 
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
@@ -85,20 +82,17 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
       return absl::InvalidArgumentError(absl::StrCat("served_forces: unknown organisation ", f));
     }
   }
-  auto unit = std::make_shared<Unit>(ctx.db, ctx.clock, options);
+  auto unit = std::make_shared<Unit>(ctx.db, ctx.clock, options, &ctx.outbox, PeerCodes(config));
   for (const std::string& d : unit->Destinations()) {
     if (!FindPeer(config, d))
       return absl::InvalidArgumentError(absl::StrCat("peers: no address for ", d));
   }
-  DeliveryWorker& outbox = ctx.outbox;
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<RacuService>(ctx.edge, unit, outbox));
+  parts.services.push_back(std::make_shared<RacuService>(ctx.edge, unit));
   parts.services.push_back(std::make_shared<DeliveryService>(
-      ctx.edge, ctx.db, ctx.clock,
-      [unit](Txn& txn, const Identity& peer, const v1::Envelope& env) {
+      ctx.edge, ctx.db, ctx.clock, [unit](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return unit->Receive(txn, peer, env);
-      },
-      nullptr));
+      }));
   parts.metrics = [&db = ctx.db, &clock = ctx.clock](MetricsText& out) {
     return WriteReferralGauges(db, clock.Now(), out);
   };
@@ -110,5 +104,6 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
 
 int main(int argc, char** argv) {
   return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_RACU,
-                             sarloop::racu::UnitMigrations(), sarloop::racu::Build);
+                             sarloop::racu::UnitMigrations(), sarloop::racu::Build,
+                             sarloop::racu::UnitMigrationsAfterAudit());
 }

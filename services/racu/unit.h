@@ -14,13 +14,18 @@
 #include "common/call.h"
 #include "common/clock.h"
 #include "common/identity.h"
+#include "common/messaging.h"
+#include "common/referral/mirror.h"
+#include "common/referral/step.h"
 #include "common/storage.h"
 #include "sarloop/v1/delivery.pb.h"
 #include "sarloop/v1/racu.pb.h"
 
 namespace sarloop::racu {
 
+// The unit's schema: before the audit log, and after it (ServiceMigrations).
 std::span<const Migration> UnitMigrations();
+std::span<const Migration> UnitMigrationsAfterAudit();
 
 struct UnitOptions {
   // This unit's code, e.g. "ERSOU".
@@ -31,7 +36,10 @@ struct UnitOptions {
 
 class Unit {
  public:
-  Unit(Database& db, Clock& clock, UnitOptions options);
+  // `worker` (may be null in tests) is woken for what a committed step sends; `peers` are the
+  // destinations the service has a peer for (empty: any).
+  Unit(Database& db, Clock& clock, UnitOptions options, DeliveryWorker* worker = nullptr,
+       std::vector<std::string> peers = {});
 
   absl::StatusOr<v1::ListHandoversResponse> Inbox(const v1::ListHandoversRequest& request);
   absl::StatusOr<v1::GetHandoverResponse> Get(const std::string& referral_id);
@@ -44,24 +52,24 @@ class Unit {
   absl::StatusOr<v1::UnitStepResponse> RecordOutcome(const Call& call,
                                                      const v1::RecordOutcomeRequest& request);
 
-  // Applies one envelope from a served force (HANDED_OVER with its package), or from ukfiu
-  // (WITHDRAWN or REDIRECTED of a referral this unit holds).
+  // Applies one envelope, as the rules table allows (referral::Mirror::Receive): a handover from
+  // a served force (with its package), that force's later decision on a referral this unit
+  // declined, or UKFIU's withdrawal or redirection (held until the handover it follows arrives).
   absl::Status Receive(Txn& txn, const Identity& peer, const v1::Envelope& envelope);
 
   // Every destination this unit sends to: UKFIU, NCA and the served forces.
   std::vector<std::string> Destinations() const;
 
  private:
-  using Fill = std::function<void(v1::LifecycleEvent&, v1::Referral&)>;
   absl::StatusOr<v1::UnitStepResponse> Step(const Call& call, const std::string& request_id,
                                             const std::string& referral_id, v1::EventType type,
-                                            const Fill& fill);
-
-  absl::Status ReceiveEnding(Txn& txn, const v1::Envelope& envelope);
+                                            const referral::Fill& fill);
 
   Database& db_;
   Clock& clock_;
   const UnitOptions options_;
+  Outbox outbox_;
+  referral::Mirror mirror_;
 };
 
 }  // namespace sarloop::racu

@@ -11,11 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/event_log.h"
 #include "common/ids.h"
-#include "common/lifecycle.h"
 #include "common/messaging.h"
-#include "common/referral_store.h"
+#include "common/referral/event_log.h"
+#include "common/referral/lifecycle.h"
+#include "common/referral/referral_store.h"
+#include "common/referral/rules.h"
 #include "common/sealed.h"
 #include "common/status.h"
 #include "common/validation.h"
@@ -38,6 +39,7 @@ CREATE TABLE sar_subjects (
 );
 CREATE INDEX sar_subjects_by_sar ON sar_subjects (sar_id);
 )sql"}};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration};
 
 // Referral states that have ended (see ReferralState).
 constexpr const char* kEnded = kTerminalStatesSql;
@@ -62,27 +64,10 @@ absl::StatusOr<v1::Sar> LoadSar(Txn& txn, const std::string& sar_id) {
   return sar;
 }
 
-// Brings ukfiu's copy of a referral in line with every event it knows (the same fold as the NCA
-// register, so both agree whatever order events arrived in).
-absl::StatusOr<v1::Referral> Refresh(Txn& txn, const std::string& referral_id, absl::Time now) {
-  ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, referral_id));
-  ASSIGN_OR_RETURN(auto events, EventsOf(txn, referral_id));
-  const v1::RegisterEntry e = Fold(std::move(events));
-  r.set_state(e.state());
-  r.set_reminders(e.reminders());
-  r.set_escalated(e.escalated());
-  r.set_unit(e.unit());
-  r.set_reason(e.reason());
-  if (e.has_outcome()) *r.mutable_outcome() = e.outcome();
-  if (!e.linked_referral_id().empty()) r.set_linked_referral_id(e.linked_referral_id());
-  r.mutable_deconfliction_with()->CopyFrom(e.deconfliction_with());
-  RETURN_IF_ERROR(SaveReferral(txn, r, now));
-  return r;
-}
-
 }  // namespace
 
 std::span<const Migration> DeskMigrations() { return kMigrations; }
+std::span<const Migration> DeskMigrationsAfterAudit() { return kMigrationsAfterAudit; }
 
 std::string SubjectRef(const std::string& key, const v1::Subject& subject) {
   std::vector<std::string> words =
@@ -95,8 +80,15 @@ std::string SubjectRef(const std::string& key, const v1::Subject& subject) {
   return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(mac), len));
 }
 
-Desk::Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptions options)
-    : db_(db), clock_(clock), reference_(reference), options_(std::move(options)) {
+Desk::Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptions options,
+           DeliveryWorker* worker, std::vector<std::string> peers)
+    : db_(db),
+      clock_(clock),
+      reference_(reference),
+      options_(std::move(options)),
+      outbox_(db, worker, std::move(peers)),
+      mirror_(referral::Receiver{referral::kUkfiuCode, false, false}, outbox_,
+              ReferralStoreSaver(clock), clock) {
   if (!options_.linkage_key.empty()) {
     // The key's size is checked where it is read (main.cc).
     absl::StatusOr<linkage::Encoder> e = linkage::Encoder::Create(options_.linkage_key);
@@ -115,15 +107,6 @@ absl::Status Desk::CheckOrganisation(const std::string& field, const std::string
         absl::StrCat(field, ": organisation ", code, " has no sarloop endpoint configured"));
   }
   return absl::OkStatus();
-}
-
-std::vector<std::string> Desk::EndingDestinations(const v1::Referral& referral) const {
-  std::vector<std::string> d = {referral.organisation(), "NCA"};
-  if (!referral.unit().empty() && std::find(options_.units.begin(), options_.units.end(),
-                                            referral.unit()) != options_.units.end()) {
-    d.push_back(referral.unit());
-  }
-  return d;
 }
 
 absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
@@ -182,7 +165,7 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
             e->set_encoding(linkage::ToBytes(*f));
           }
           if (screen->subjects_size() > 0) {
-            RETURN_IF_ERROR(Enqueue(txn, kLinkageCode, envelope, now));
+            RETURN_IF_ERROR(outbox_.Send(txn, kLinkageCode, envelope, now));
           }
         }
         *response.mutable_sar() = std::move(sar);
@@ -209,11 +192,10 @@ absl::StatusOr<v1::GetSarResponse> Desk::GetSar(const std::string& sar_id) {
   return response;
 }
 
-absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const std::string& org,
-                                            const v1::ThrAssessment& thr, int due_in_days,
-                                            v1::ReferralRoute route, const std::string& linked,
-                                            const v1::Actor& actor, absl::Time now,
-                                            const v1::IndirectLink* link) {
+absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, const v1::Actor& actor,
+                                            absl::Time now) {
+  const v1::Sar& sar = *d.sar;
+  const std::string& org = d.organisation;
   ASSIGN_OR_RETURN(auto open, txn.Query(absl::StrCat("SELECT referral_id FROM referrals WHERE "
                                                      "sar_id = ? AND organisation = ? AND state "
                                                      "NOT IN ",
@@ -226,7 +208,7 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const 
   }
   // The THR assessment travels to the NCA with the DISPATCHED event.
   v1::LifecycleEvent thr_only;
-  *thr_only.mutable_thr() = thr;
+  *thr_only.mutable_thr() = d.thr;
   RETURN_IF_ERROR(CheckNoSubjectData(thr_only, sar));
   // Deconfliction: another organisation already holds an open referral about a subject of this
   // SAR (by pseudonymous reference).
@@ -242,56 +224,56 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const v1::Sar& sar, const 
   std::set<std::string> other_orgs;
   for (const Row& o : others) other_orgs.insert(o.Text(1));
   const absl::Time due =
-      now + absl::Hours(24) * (due_in_days > 0 ? due_in_days : options_.feedback.due_days());
+      now + absl::Hours(24) * (d.due_in_days > 0 ? d.due_in_days : options_.feedback.due_days());
   v1::Referral r;
-  r.set_referral_id(NewId("REF-"));
+  r.set_referral_id(d.referral_id.empty() ? NewId("REF-") : d.referral_id);
   r.set_sar_id(sar.sar_id());
   r.set_organisation(org);
   r.set_state(v1::REFERRAL_STATE_DISPATCHED);
   *r.mutable_dispatched_at() = ToProto(now);
   *r.mutable_due_at() = ToProto(due);
-  *r.mutable_thr() = thr;
-  r.set_linked_referral_id(linked);
-  r.set_route(route == v1::REFERRAL_ROUTE_UNSPECIFIED ? v1::REFERRAL_ROUTE_DIRECT : route);
+  *r.mutable_thr() = d.thr;
+  r.set_linked_referral_id(d.linked);
+  r.set_route(d.route == v1::REFERRAL_ROUTE_UNSPECIFIED ? v1::REFERRAL_ROUTE_DIRECT : d.route);
   for (const std::string& o : other_orgs) r.add_deconfliction_with(o);
 
   v1::ReferralPackage package;
   package.set_referral_id(r.referral_id());
   *package.mutable_sar() = sar;
-  *package.mutable_thr() = thr;
+  *package.mutable_thr() = d.thr;
   *package.mutable_due_at() = r.due_at();
   *package.mutable_dispatched_at() = r.dispatched_at();
   package.mutable_deconfliction_with()->CopyFrom(r.deconfliction_with());
-  if (link != nullptr) *package.mutable_indirect_link() = *link;
+  if (d.link != nullptr) *package.mutable_indirect_link() = *d.link;
 
   v1::LifecycleEvent dispatched =
-      NewEvent(v1::EVENT_TYPE_DISPATCHED, r.referral_id(), "UKFIU", org, actor, now);
-  *dispatched.mutable_thr() = thr;
+      NewEvent(v1::EVENT_TYPE_DISPATCHED, r.referral_id(), referral::kUkfiuCode, org, actor, now);
+  *dispatched.mutable_thr() = d.thr;
   *dispatched.mutable_due_at() = r.due_at();
-  dispatched.set_linked_referral_id(linked);
+  dispatched.set_linked_referral_id(d.linked);
   dispatched.set_route(r.route());
   for (const v1::Subject& s : sar.subjects()) {
     dispatched.add_subject_refs(s.subject_ref());
     dispatched.add_subject_roles(s.role());
   }
+  // The copy exists before its first event is folded into it.
   RETURN_IF_ERROR(SaveReferral(txn, r, now));
-  RETURN_IF_ERROR(Emit(txn, dispatched, {org, "NCA"}, now, &package, org));
+  RETURN_IF_ERROR(mirror_.Produce(txn, dispatched, &package).status());
   if (!others.empty()) {
-    v1::LifecycleEvent flag =
-        NewEvent(v1::EVENT_TYPE_DECONFLICTION_FLAG, r.referral_id(), "UKFIU", org, actor, now);
+    v1::LifecycleEvent flag = NewEvent(v1::EVENT_TYPE_DECONFLICTION_FLAG, r.referral_id(),
+                                       referral::kUkfiuCode, org, actor, now);
     flag.mutable_other_organisations()->CopyFrom(r.deconfliction_with());
-    RETURN_IF_ERROR(Emit(txn, flag, {org, "NCA"}, now));
+    RETURN_IF_ERROR(mirror_.Produce(txn, flag).status());
     // Both sides must know: each organisation already holding an open referral about the
     // subject is told, on its own referral, that this organisation now has one too.
     for (const Row& o : others) {
-      v1::LifecycleEvent back =
-          NewEvent(v1::EVENT_TYPE_DECONFLICTION_FLAG, o.Text(0), "UKFIU", o.Text(1), actor, now);
+      v1::LifecycleEvent back = NewEvent(v1::EVENT_TYPE_DECONFLICTION_FLAG, o.Text(0),
+                                         referral::kUkfiuCode, o.Text(1), actor, now);
       back.add_other_organisations(org);
-      RETURN_IF_ERROR(Emit(txn, back, {o.Text(1), "NCA"}, now));
-      RETURN_IF_ERROR(Refresh(txn, o.Text(0), now).status());
+      RETURN_IF_ERROR(mirror_.Produce(txn, back).status());
     }
   }
-  return Refresh(txn, r.referral_id(), now);
+  return LoadReferral(txn, r.referral_id());
 }
 
 absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
@@ -322,9 +304,14 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
       db_, call.scope, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, request.sar_id()));
-        ASSIGN_OR_RETURN(*response.mutable_referral(),
-                         Dispatch(txn, sar, request.organisation(), request.thr(),
-                                  request.due_in_days(), route, "", call.actor, now, link));
+        Dispatching d;
+        d.sar = &sar;
+        d.organisation = request.organisation();
+        d.thr = request.thr();
+        d.due_in_days = request.due_in_days();
+        d.route = route;
+        d.link = link;
+        ASSIGN_OR_RETURN(*response.mutable_referral(), Dispatch(txn, d, call.actor, now));
         return absl::OkStatus();
       },
       now, call.audit));
@@ -343,13 +330,13 @@ absl::StatusOr<v1::WithdrawReferralResponse> Desk::Withdraw(
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, request.referral_id()));
         RETURN_IF_ERROR(NextState(r.state(), v1::EVENT_TYPE_WITHDRAWN).status());
-        v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_WITHDRAWN, r.referral_id(), "UKFIU",
-                                        r.organisation(), call.actor, now);
+        v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_WITHDRAWN, r.referral_id(),
+                                        referral::kUkfiuCode, r.organisation(), call.actor, now);
         e.set_reason(request.reason());
         ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, r.sar_id()));
         RETURN_IF_ERROR(CheckNoSubjectData(e, sar));
-        RETURN_IF_ERROR(Emit(txn, e, EndingDestinations(r), now));
-        ASSIGN_OR_RETURN(*response.mutable_referral(), Refresh(txn, r.referral_id(), now));
+        RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
+        ASSIGN_OR_RETURN(*response.mutable_referral(), LoadReferral(txn, r.referral_id()));
         return absl::OkStatus();
       },
       now, call.audit));
@@ -374,24 +361,23 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
         }
         RETURN_IF_ERROR(NextState(old.state(), v1::EVENT_TYPE_REDIRECTED).status());
         ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, old.sar_id()));
-        // The old referral ends first, so the new one is not flagged against it.
-        v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_REDIRECTED, old.referral_id(), "UKFIU",
-                                        old.organisation(), call.actor, now);
+        // The old referral ends first, so the new one is not flagged against it; the new one's
+        // id is chosen first, so the REDIRECTED event names it.
+        Dispatching d;
+        d.sar = &sar;
+        d.organisation = request.organisation();
+        d.thr = request.thr();
+        d.route = old.route();
+        d.linked = old.referral_id();
+        d.referral_id = NewId("REF-");
+        v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_REDIRECTED, old.referral_id(),
+                                        referral::kUkfiuCode, old.organisation(), call.actor, now);
         e.set_reason(request.reason());
+        e.set_linked_referral_id(d.referral_id);
         RETURN_IF_ERROR(CheckNoSubjectData(e, sar));
-        RETURN_IF_ERROR(AppendEvent(txn, e).status());
-        ASSIGN_OR_RETURN(old, Refresh(txn, old.referral_id(), now));
-        ASSIGN_OR_RETURN(v1::Referral fresh,
-                         Dispatch(txn, sar, request.organisation(), request.thr(), 0, old.route(),
-                                  old.referral_id(), call.actor, now));
-        // Now the new id is known: the REDIRECTED event names it. The event was only recorded
-        // locally so far, so it can still be completed before anything is sent.
-        e.set_linked_referral_id(fresh.referral_id());
-        RETURN_IF_ERROR(txn.Exec("UPDATE events SET event = ? WHERE event_id = ?",
-                                 {Blob{e.SerializeAsString()}, e.event_id()}));
-        RETURN_IF_ERROR(Emit(txn, e, EndingDestinations(old), now));
-        ASSIGN_OR_RETURN(*response.mutable_redirected(), Refresh(txn, old.referral_id(), now));
-        *response.mutable_referral() = std::move(fresh);
+        RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
+        ASSIGN_OR_RETURN(*response.mutable_referral(), Dispatch(txn, d, call.actor, now));
+        ASSIGN_OR_RETURN(*response.mutable_redirected(), LoadReferral(txn, old.referral_id()));
         return absl::OkStatus();
       },
       now, call.audit));
@@ -448,14 +434,14 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
       // Only a decline or an outcome is feedback (DESIGN §3): an open joint investigation past
       // its due date is reminded and escalated like any other silence.
       if (now >= due && entry.reminders() == 0) {
-        out.push_back(NewEvent(v1::EVENT_TYPE_REMINDER_SENT, id, "UKFIU", r.organisation(),
-                               ServiceActor(), now));
+        out.push_back(NewEvent(v1::EVENT_TYPE_REMINDER_SENT, id, referral::kUkfiuCode,
+                               r.organisation(), ServiceActor(), now));
         out.back().set_sequence(1);
         response.set_reminders_sent(response.reminders_sent() + 1);
       } else if (entry.reminders() > 0 && !entry.escalated() &&
                  now >= reminded_at + absl::Hours(24) * fc.grace_days()) {
-        out.push_back(
-            NewEvent(v1::EVENT_TYPE_ESCALATED, id, "UKFIU", r.organisation(), ServiceActor(), now));
+        out.push_back(NewEvent(v1::EVENT_TYPE_ESCALATED, id, referral::kUkfiuCode, r.organisation(),
+                               ServiceActor(), now));
         out.back().set_sequence(1);
         const v1::Organisation* org = reference_.FindOrganisation(r.organisation());
         out.back().set_addressee(
@@ -470,14 +456,13 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
         const absl::Time next = research_started + kMonth * fc.open_flag_months() +
                                 kMonth * fc.open_flag_repeat_months() * flags;
         if (now >= next) {
-          out.push_back(NewEvent(v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG, id, "UKFIU",
+          out.push_back(NewEvent(v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG, id, referral::kUkfiuCode,
                                  r.organisation(), ServiceActor(), now));
           out.back().set_sequence(flags + 1);
           response.set_open_investigation_flags(response.open_investigation_flags() + 1);
         }
       }
-      for (const auto& e : out) RETURN_IF_ERROR(Emit(txn, e, {r.organisation(), "NCA"}, now));
-      if (!out.empty()) RETURN_IF_ERROR(Refresh(txn, id, now).status());
+      for (const auto& e : out) RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
       return absl::OkStatus();
     }));
   }
@@ -485,37 +470,7 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
 }
 
 absl::Status Desk::Receive(Txn& txn, const Identity& peer, const v1::Envelope& env) {
-  const v1::LifecycleEvent& ev = env.event();
-  if (env.has_package()) return FieldError("package", "ukfiu takes events only");
-  bool allowed = false;
-  switch (ev.type()) {
-    case v1::EVENT_TYPE_RECEIVED:
-    case v1::EVENT_TYPE_ACKNOWLEDGED:
-    case v1::EVENT_TYPE_RESEARCH_STARTED:
-    case v1::EVENT_TYPE_DECLINED_BY_FORCE:
-    case v1::EVENT_TYPE_CLOSED_BY_FORCE:
-    case v1::EVENT_TYPE_HANDED_OVER:
-      allowed = peer.kind == "force" && peer.org == ev.organisation();
-      break;
-    case v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED:
-    case v1::EVENT_TYPE_ASSISTANCE_DECLINED:
-    case v1::EVENT_TYPE_OUTCOME_RECORDED:
-      allowed = peer.kind == "racu" && peer.org == ev.unit();
-      break;
-    default:
-      break;
-  }
-  if (!allowed) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        peer.uri, " may not report ", EventName(ev.type()), " for ", ev.organisation()));
-  }
-  ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, ev.referral_id()));
-  if (r.organisation() != ev.organisation()) {
-    return absl::PermissionDeniedError("the event names another organisation than the referral");
-  }
-  ASSIGN_OR_RETURN(bool is_new, AppendEvent(txn, ev));
-  if (!is_new) return absl::OkStatus();
-  return Refresh(txn, ev.referral_id(), clock_.Now()).status();
+  return mirror_.Receive(txn, peer, env).status();
 }
 
 }  // namespace sarloop::ukfiu

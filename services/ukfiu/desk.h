@@ -15,7 +15,9 @@
 #include "common/clock.h"
 #include "common/identity.h"
 #include "common/linkage_encoding.h"
+#include "common/messaging.h"
 #include "common/reference.h"
+#include "common/referral/mirror.h"
 #include "common/storage.h"
 #include "sarloop/v1/config.pb.h"
 #include "sarloop/v1/delivery.pb.h"
@@ -23,17 +25,16 @@
 
 namespace sarloop::ukfiu {
 
+// The desk's schema: before the audit log, and after it (ServiceMigrations).
 std::span<const Migration> DeskMigrations();
+std::span<const Migration> DeskMigrationsAfterAudit();
 
 struct DeskOptions {
   // Key for pseudonymous subject references (HMAC-SHA256); at least 32 bytes.
   std::string subject_key;
   v1::FeedbackClockConfig feedback;
-  // Organisations with a sarloop endpoint (configured peers).
+  // Organisations with a sarloop endpoint (configured peers), the ones a SAR may be referred to.
   std::vector<std::string> reachable;
-  // Investigating units with an endpoint: told when a referral they hold is withdrawn or
-  // redirected.
-  std::vector<std::string> units;
   // The linkage key (32 bytes): when set, each SAR's subjects are encoded on arrival and sent to
   // the peer "LINKAGE" for screening, in SubmitSar's transaction.
   std::string linkage_key;
@@ -48,9 +49,15 @@ std::string SubjectRef(const std::string& key, const v1::Subject& subject);
 
 class Desk {
  public:
-  Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptions options);
+  // `worker` (may be null in tests) is woken for what a committed call sends; `peers` are the
+  // destinations the service has a peer for (empty: any), units among them.
+  Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptions options,
+       DeliveryWorker* worker = nullptr, std::vector<std::string> peers = {});
 
-  // `scope` keys request_id idempotency (method and caller).
+  // `call.scope` keys request_id idempotency (method and caller). INVALID_ARGUMENT names the
+  // field; NOT_FOUND for an unknown SAR or referral; FAILED_PRECONDITION for an organisation
+  // without an endpoint, a SAR already referred there and open, or a referral whose state does
+  // not allow the step (naming it).
   absl::StatusOr<v1::SubmitSarResponse> SubmitSar(const Call& call,
                                                   const v1::SubmitSarRequest& request);
   absl::StatusOr<v1::GetSarResponse> GetSar(const std::string& sar_id);
@@ -65,23 +72,33 @@ class Desk {
   // Sends every reminder, escalation and open-investigation flag due at the clock's now.
   absl::StatusOr<v1::RunFeedbackClockResponse> RunClock();
 
-  // Applies one event reported by a force or unit.
+  // Applies one event reported by a force or unit, as the rules table allows
+  // (referral::Mirror::Receive).
   absl::Status Receive(Txn& txn, const Identity& peer, const v1::Envelope& envelope);
 
  private:
-  absl::StatusOr<v1::Referral> Dispatch(Txn& txn, const v1::Sar& sar, const std::string& org,
-                                        const v1::ThrAssessment& thr, int due_in_days,
-                                        v1::ReferralRoute route, const std::string& linked,
-                                        const v1::Actor& actor, absl::Time now,
-                                        const v1::IndirectLink* link = nullptr);
+  // A new referral of `sar` to `organisation`.
+  struct Dispatching {
+    const v1::Sar* sar = nullptr;
+    std::string organisation;
+    v1::ThrAssessment thr;
+    int due_in_days = 0;  // 0: the configured default
+    v1::ReferralRoute route = v1::REFERRAL_ROUTE_DIRECT;
+    // The referral it replaces (a redirection), and the id to give it; empty: a fresh one.
+    std::string linked;
+    std::string referral_id;
+    const v1::IndirectLink* link = nullptr;
+  };
+  absl::StatusOr<v1::Referral> Dispatch(Txn& txn, const Dispatching& d, const v1::Actor& actor,
+                                        absl::Time now);
   absl::Status CheckOrganisation(const std::string& field, const std::string& code) const;
-  // The force and the NCA, plus the unit holding the referral, if any and reachable.
-  std::vector<std::string> EndingDestinations(const v1::Referral& referral) const;
 
   Database& db_;
   Clock& clock_;
   const ReferenceData& reference_;
   const DeskOptions options_;
+  Outbox outbox_;
+  referral::Mirror mirror_;
   // One encoder (it caches token positions); SubmitSar bodies may run on several threads.
   std::mutex encoder_mu_;
   std::optional<linkage::Encoder> encoder_;

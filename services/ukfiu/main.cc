@@ -11,7 +11,7 @@
 #include "common/crypto.h"
 #include "common/delivery_service.h"
 #include "common/identity.h"
-#include "common/referral_store.h"
+#include "common/referral/referral_store.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
@@ -22,9 +22,7 @@ namespace {
 
 class UkfiuService final : public v1::Ukfiu::CallbackService {
  public:
-  UkfiuService(Edge edge, std::shared_ptr<Desk> desk, DeliveryWorker& outbox,
-               std::vector<std::string> dests)
-      : edge_(edge), desk_(std::move(desk)), outbox_(outbox), destinations_(std::move(dests)) {}
+  UkfiuService(Edge edge, std::shared_ptr<Desk> desk) : edge_(edge), desk_(std::move(desk)) {}
 
   grpc::ServerUnaryReactor* SubmitSar(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitSarRequest* req,
@@ -51,7 +49,6 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
     return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/ReferSar", *req,
                       [=, this](const Call& call) -> absl::Status {
                         ASSIGN_OR_RETURN(*resp, desk_->Refer(call, *req));
-                        Wake();
                         return absl::OkStatus();
                       });
   }
@@ -62,7 +59,6 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
     return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/WithdrawReferral", *req,
                       [=, this](const Call& call) -> absl::Status {
                         ASSIGN_OR_RETURN(*resp, desk_->Withdraw(call, *req));
-                        Wake();
                         return absl::OkStatus();
                       });
   }
@@ -73,7 +69,6 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
     return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/RedirectReferral", *req,
                       [=, this](const Call& call) -> absl::Status {
                         ASSIGN_OR_RETURN(*resp, desk_->Redirect(call, *req));
-                        Wake();
                         return absl::OkStatus();
                       });
   }
@@ -104,20 +99,13 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
     return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/RunFeedbackClock", *req,
                       [=, this](const Call&) -> absl::Status {
                         ASSIGN_OR_RETURN(*resp, desk_->RunClock());
-                        Wake();
                         return absl::OkStatus();
                       });
   }
 
  private:
-  void Wake() {
-    for (const auto& d : destinations_) outbox_.Notify(d);
-  }
-
   const Edge edge_;
   const std::shared_ptr<Desk> desk_;
-  DeliveryWorker& outbox_;
-  const std::vector<std::string> destinations_;
 };
 
 absl::StatusOr<std::string> ReadKey(const std::string& path) {
@@ -134,7 +122,6 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   DeskOptions options;
   ASSIGN_OR_RETURN(options.subject_key, ReadKey(config.subject_key_file()));
   options.feedback = config.feedback();
-  std::vector<std::string> destinations;
   if (!config.linkage_key_file().empty()) {
     if (!FindPeer(config, kLinkageCode)) {
       return absl::InvalidArgumentError("peers: linkage_key_file needs a peer LINKAGE");
@@ -147,27 +134,20 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
     options.linkage_key = *key;
   }
   for (const v1::Peer& p : config.peers()) {
-    destinations.push_back(p.code());
-    if (p.code() == "NCA" || p.code() == kLinkageCode) continue;
+    if (p.code() == kRegisterCode || p.code() == kLinkageCode) continue;
     // A peer that is not an organisation in the reference data is an investigating unit.
-    if (ctx.reference.FindOrganisation(p.code())) {
-      options.reachable.push_back(p.code());
-    } else {
-      options.units.push_back(p.code());
-    }
+    if (ctx.reference.FindOrganisation(p.code())) options.reachable.push_back(p.code());
   }
-  auto desk = std::make_shared<Desk>(ctx.db, ctx.clock, ctx.reference, std::move(options));
-  DeliveryWorker& outbox = ctx.outbox;
+  auto desk = std::make_shared<Desk>(ctx.db, ctx.clock, ctx.reference, std::move(options),
+                                     &ctx.outbox, PeerCodes(config));
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<UkfiuService>(ctx.edge, desk, outbox, destinations));
+  parts.services.push_back(std::make_shared<UkfiuService>(ctx.edge, desk));
   parts.services.push_back(std::make_shared<DeliveryService>(
-      ctx.edge, ctx.db, ctx.clock,
-      [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
+      ctx.edge, ctx.db, ctx.clock, [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return desk->Receive(txn, peer, env);
-      },
-      nullptr));
+      }));
   parts.period = absl::Seconds(config.feedback().scan_interval_seconds());
-  parts.periodic = [desk, &outbox, destinations] {
+  parts.periodic = [desk] {
     absl::StatusOr<v1::RunFeedbackClockResponse> r = desk->RunClock();
     if (!r.ok()) {
       spdlog::warn("feedback clock: {}", r.status().ToString());
@@ -176,7 +156,6 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
     if (r->reminders_sent() + r->escalations() + r->open_investigation_flags() > 0) {
       spdlog::info("feedback clock: {} reminders, {} escalations, {} open-investigation flags",
                    r->reminders_sent(), r->escalations(), r->open_investigation_flags());
-      for (const auto& d : destinations) outbox.Notify(d);
     }
   };
   parts.metrics = [&db = ctx.db, &clock = ctx.clock](MetricsText& out) {
@@ -190,5 +169,6 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
 
 int main(int argc, char** argv) {
   return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_UKFIU,
-                             sarloop::ukfiu::DeskMigrations(), sarloop::ukfiu::Build);
+                             sarloop::ukfiu::DeskMigrations(), sarloop::ukfiu::Build,
+                             sarloop::ukfiu::DeskMigrationsAfterAudit());
 }

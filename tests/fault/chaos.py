@@ -217,6 +217,9 @@ def check_replicas(chain, build, env, postgres, checks):
     events = int(psql(postgres, "SELECT COUNT(*) FROM events"))
     entries = int(psql(postgres, "SELECT COUNT(*) FROM entries"))
     seen = int(psql(postgres, "SELECT COUNT(*) FROM inbox_seen"))
+    held = int(psql(postgres, "SELECT COUNT(*) FROM held_events"))
+    checks.check(held == 0, f"the register judged every event it kept aside "
+                            f"(expected 0 still held, saw {held})")
     checks.check(events == delivered and seen == delivered,
                  f"the register holds each of the {delivered} events delivered to the NCA once "
                  f"({events} events, {seen} message ids seen, {entries} referrals)")
@@ -426,10 +429,26 @@ def main():
         subprocess.run([LOCAL, "down", chain], env=env, capture_output=True)
 
         crashes = tally.update()
-        resent = 0
+        resent = repeated = 0
         for log in os.listdir(os.path.join(chain, "logs")):
             with open(os.path.join(chain, "logs", log), errors="replace") as f:
-                resent += len(re.findall(r"fault injection: sending a batch", f.read()))
+                text = f.read()
+            resent += len(re.findall(r"fault injection: sending a batch", text))
+            # The referral layer logs an event that arrives again in a new message: receivers
+            # deduplicate by message, so that only happens when a message was applied twice.
+            repeated += len(re.findall(r"arrived again in a new message", text))
+        checks.check(repeated == 0, f"no event was delivered again in a new message "
+                                    f"(expected 0, saw {repeated})")
+        held = 0
+        for db in sorted(os.listdir(os.path.join(chain, "data"))):
+            if db.endswith(".db") and not (postgres and db.startswith("nca")):
+                held += read_db(os.path.join(chain, "data", db),
+                                "SELECT COUNT(*) FROM held_events")[0][0] \
+                    if read_db(os.path.join(chain, "data", db),
+                               "SELECT COUNT(*) FROM sqlite_master WHERE name = 'held_events'")[0][0] \
+                    else 0
+        checks.check(held == 0, f"every event kept aside until its referral was known was judged "
+                                f"(expected 0 still held, saw {held})")
         checks.check(a.duplicate_percent == 0 or resent > 0,
                      f"{resent} delivered batches sent twice, each with an older one replayed")
         if a.mode == "kill":

@@ -12,7 +12,8 @@
 #include "common/fault.h"
 #include "common/messaging.h"
 #include "common/reference.h"
-#include "common/referral_store.h"
+#include "common/referral/referral_store.h"
+#include "common/server.h"
 #include "services/ukfiu/desk.h"
 #include "tests/fault/power_vfs.h"
 #include "tests/testutil/testutil.h"
@@ -51,9 +52,7 @@ struct Acked {
 };
 
 std::vector<Migration> Schema() {
-  std::vector<Migration> m{kMessagingMigration};
-  for (const Migration& x : ukfiu::DeskMigrations()) m.push_back(x);
-  return m;
+  return ServiceMigrations(ukfiu::DeskMigrations(), ukfiu::DeskMigrationsAfterAudit());
 }
 
 // Runs the desk until the power goes (or `ops` operations are done), recording what it

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/delivery_service.h"
 #include "common/messaging.h"
+#include "common/server.h"
 #include "common/status.h"
 #include "services/force/desk.h"
 #include "tests/fuzz/fuzz_support.h"
@@ -29,10 +30,8 @@ const Identity kUkfiu{"spiffe://sarloop/ukfiu", "ukfiu", "UKFIU", ""};
 const Identity kErsou{"spiffe://sarloop/racu/ERSOU", "racu", "ERSOU", ""};
 
 std::vector<Migration> ForceMigrations() {
-  // As the force service opens its database (RunService puts messaging first).
-  std::vector<Migration> all{kMessagingMigration};
-  for (const Migration& m : force::DeskMigrations()) all.push_back(m);
-  return all;
+  // As the force service opens its database.
+  return ServiceMigrations(force::DeskMigrations(), force::DeskMigrationsAfterAudit());
 }
 
 // What the force holds: its inbox (every referral with its package) and its outbox backlog.
@@ -90,12 +89,10 @@ void Run(const v1::DeliverRequest& request) {
   ManualClock clock(absl::FromUnixSeconds(1700000000));
   force::Desk desk(*db, clock, force::DeskOptions{"NFK", "ERSOU"});
   // DeliverFrom is the service past the authorisation gate, so the edge (gate and audit) is unset.
-  DeliveryService service(
-      Edge{}, *db, clock,
-      [&desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
-        return desk.Receive(txn, peer, env);
-      },
-      nullptr);
+  DeliveryService service(Edge{}, *db, clock,
+                          [&desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
+                            return desk.Receive(txn, peer, env);
+                          });
 
   if (request.envelopes_size() == 0 || request.envelopes_size() > 500) {
     absl::StatusOr<v1::DeliverResponse> refused = service.DeliverFrom(kUkfiu, request);

@@ -58,7 +58,11 @@ else
 fi
 cp "$DIR/nfk.backup" "$DIR/damaged.backup"
 size=$(stat -c %s "$DIR/damaged.backup")
-printf 'garbage!garbage!garbage!garbage!' | dd of="$DIR/damaged.backup" bs=1 seek=$((size / 2)) conv=notrunc status=none
+# Garbage over the first page's b-tree (the schema, past the 100-byte file header) and over the
+# middle of the file: whichever pages are in use, the copy is damaged where it is read.
+for at in 100 $((size / 2)); do
+  printf 'garbage!garbage!garbage!garbage!' | dd of="$DIR/damaged.backup" bs=1 seek="$at" conv=notrunc status=none
+done
 "$LOCAL" stop force-NFK "$DIR" >/dev/null
 if out=$("$CTL" db restore --config "$NFK_CONFIG" --from "$DIR/damaged.backup" 2>&1); then
   bad "a damaged backup was restored"

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
-#include "common/lifecycle.h"
+#include "common/referral/lifecycle.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "sarloop/v1/delivery.grpc.pb.h"

@@ -17,13 +17,14 @@ trap cleanup EXIT
 SARLOOP_LOG_LEVEL=debug SARLOOP_LOG_JSON=1 "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null ||
   { echo "0 passed, 1 failed"; exit 1; }
 export SARLOOP_BASE_PORT=$(<"$DIR/base-port")
+source "$REPO/tests/integration/lib.sh"
 SENTINEL="Quagmirewort$RANDOM"
 pass=0 fail=0
 if SARLOOP_SENTINEL=$SENTINEL /usr/bin/python3 "$REPO/tests/interop/workflow_client.py" "$REPO" \
   "$DIR/pki" "$SARLOOP_BASE_PORT" >"$DIR/workflow.out" 2>&1; then
   echo "ok   the workflow ran with '$SENTINEL' in every name and free text"; pass=$((pass + 1))
 else
-  echo "FAIL the workflow: $(tail -5 "$DIR/workflow.out")"; fail=$((fail + 1))
+  echo "FAIL the workflow: $(failures_of "$DIR/workflow.out")"; fail=$((fail + 1))
 fi
 # Refused requests carrying the sentinel: an unknown employer code and an oversized name.
 if /usr/bin/python3 - "$DIR/pki" "$SARLOOP_BASE_PORT" "$SENTINEL" <<'EOF'; then
@@ -61,7 +62,6 @@ else
   fail=$((fail + 1))
 fi
 # Every delivery made (and logged) before the stop.
-source "$REPO/tests/integration/lib.sh"
 wait_drained 60 "$DIR"/data/*.db || fail=$((fail + 1))
 "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null
 /usr/bin/python3 - "$DIR/logs" "$SENTINEL" "$pass" "$fail" <<'EOF'

@@ -5,9 +5,11 @@
 #include <set>
 
 #include "common/audit.h"
-#include "common/event_log.h"
+#include "common/clock.h"
 #include "common/ids.h"
 #include "common/messaging.h"
+#include "common/referral/event_log.h"
+#include "common/referral/rules.h"
 #include "common/server.h"
 #include "common/status.h"
 #include "services/nca/register.h"
@@ -410,14 +412,18 @@ TEST(RegisterSchema, UpgradesADatabaseFromBeforeTheChangeSequence) {
                         RegisterMigrations().subspan(kRegisterMigrationsBeforeAudit)),
       testing::TestKeys());
   ASSERT_THAT(db, IsOk());
-  Register reg(**db, ReferenceData::BuiltIn());
+  ManualClock clock(kStart);
+  Register reg(**db, ReferenceData::BuiltIn(), clock);
   v1::LifecycleEvent ev;
   ev.set_event_id("EV-1");
   ev.set_referral_id("REF-2000000000000001");
   ev.set_type(v1::EVENT_TYPE_DISPATCHED);
+  ev.set_producer("UKFIU");
   ev.set_organisation("SFK");
   *ev.mutable_occurred_at() = ToProto(kStart);
-  ASSERT_THAT((*db)->Transact([&](Txn& txn) { return reg.Apply(txn, ev); }), IsOk());
+  ASSERT_THAT((*db)->Transact(
+                  [&](Txn& txn) { return reg.Receive(txn, referral::ProducerIdentity(ev), ev); }),
+              IsOk());
   auto r = reg.Aggregates(By({v1::DIMENSION_ORGANISATION}), kStart, 5);
   ASSERT_THAT(r, IsOk());
   ASSERT_EQ(r->groups_size(), 2);

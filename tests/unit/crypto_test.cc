@@ -6,7 +6,7 @@
 #include <iterator>
 
 #include "common/messaging.h"
-#include "common/referral_store.h"
+#include "common/referral/referral_store.h"
 #include "common/sealed.h"
 #include "tests/testutil/testutil.h"
 

@@ -1,6 +1,7 @@
-#include "common/event_log.h"
 #include "common/ids.h"
 #include "common/messaging.h"
+#include "common/referral/event_log.h"
+#include "common/server.h"
 #include "common/status.h"
 #include "services/force/desk.h"
 #include "tests/testutil/testutil.h"
@@ -23,9 +24,9 @@ const Identity kErsou{"spiffe://sarloop/racu/ERSOU", "racu", "ERSOU", ""};
 class ForceDeskTest : public ::testing::Test {
  protected:
   void Make(const std::string& unit) {
-    std::vector<Migration> migrations{kMessagingMigration};
-    for (const auto& m : DeskMigrations()) migrations.push_back(m);
-    auto db = Database::Open(dir_.File(absl::StrCat("force", unit, ".db")), migrations, TestKeys());
+    auto db =
+        Database::Open(dir_.File(absl::StrCat("force", unit, ".db")),
+                       ServiceMigrations(DeskMigrations(), DeskMigrationsAfterAudit()), TestKeys());
     ASSERT_THAT(db, IsOk());
     db_ = std::move(*db);
     desk_ = std::make_unique<Desk>(*db_, clock_, DeskOptions{"NFK", unit});
@@ -78,7 +79,7 @@ TEST_F(ForceDeskTest, ReceivingARefferalRecordsReceiptAndReportsIt) {
 
 TEST_F(ForceDeskTest, AReferralForAnotherForceIsRefused) {
   EXPECT_THAT(Deliver(kUkfiu, Dispatch("SFK")),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("addressed to SFK")));
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("addressed to SFK")));
   EXPECT_THAT(desk_->Get(referral_id_), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
 }
 
@@ -147,6 +148,7 @@ TEST_F(ForceDeskTest, HandoverCarriesThePackageToTheUnitOnly) {
   v1::Envelope declined;
   *declined.mutable_event() = NewEvent(v1::EVENT_TYPE_ASSISTANCE_DECLINED, referral_id_, "ERSOU",
                                        "NFK", v1::Actor(), clock_.Now());
+  declined.mutable_event()->set_unit("ERSOU");
   declined.set_message_id(declined.event().event_id());
   ASSERT_THAT(Deliver(kErsou, declined), IsOk());
   ASSERT_OK_AND_ASSIGN(auto got, desk_->Get(referral_id_));

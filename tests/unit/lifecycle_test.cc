@@ -1,4 +1,4 @@
-#include "common/lifecycle.h"
+#include "common/referral/lifecycle.h"
 
 #include <random>
 

@@ -7,8 +7,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/event_log.h"
 #include "common/ids.h"
+#include "common/referral/event_log.h"
 #include "common/status.h"
 #include "tests/testutil/testutil.h"
 
@@ -105,6 +105,41 @@ class OutboxTest : public ::testing::Test {
   std::unique_ptr<Database> db_;
   ManualClock clock_{absl::FromUnixSeconds(1700000000)};
 };
+
+// Records the wake-ups it is given.
+class RecordingWorker : public DeliveryWorker {
+ public:
+  void Start(const std::vector<std::string>&) override {}
+  void Notify(const std::string& destination) override { woken.push_back(destination); }
+  void Stop() override {}
+  std::vector<std::string> woken;
+};
+
+// What a service sends wakes the worker by itself, once the transaction that enqueued it has
+// committed: never before (the worker would find nothing and sleep until its poll), never when it
+// rolls back, never for a destination without a peer.
+TEST_F(OutboxTest, SendWakesTheWorkerOnlyAfterTheCommit) {
+  RecordingWorker worker;
+  Outbox outbox(*db_, &worker, {"NFK", "NCA"});
+  ASSERT_THAT(db_->Transact([&](Txn& t) -> absl::Status {
+    RETURN_IF_ERROR(outbox.Send(t, "NFK", MakeEnvelope("R1", 0), absl::Now()));
+    EXPECT_TRUE(worker.woken.empty()) << "woken before the commit";
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(worker.woken, std::vector<std::string>{"NFK"});
+  EXPECT_THAT(db_->Transact([&](Txn& t) -> absl::Status {
+    RETURN_IF_ERROR(outbox.Send(t, "NCA", MakeEnvelope("R2", 0), absl::Now()));
+    return absl::AbortedError("rolled back");
+  }),
+              StatusIs(absl::StatusCode::kAborted, ::testing::_));
+  EXPECT_EQ(worker.woken, std::vector<std::string>{"NFK"}) << "woken for a rolled-back send";
+  EXPECT_THAT(db_->Transact([&](Txn& t) {
+    return outbox.Send(t, "SFK", MakeEnvelope("R3", 0), absl::Now());
+  }),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("SFK")));
+  EXPECT_EQ(Pending(), 1);
+}
 
 TEST_F(OutboxTest, DeliversEverythingOnceInOrderThroughFailures) {
   EnqueueAll(7, 30);

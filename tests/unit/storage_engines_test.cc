@@ -11,10 +11,12 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/event_log.h"
+#include "common/clock.h"
 #include "common/ids.h"
-#include "common/lifecycle.h"
 #include "common/reference.h"
+#include "common/referral/event_log.h"
+#include "common/referral/lifecycle.h"
+#include "common/referral/rules.h"
 #include "common/status.h"
 #include "common/storage.h"
 #include "services/nca/register.h"
@@ -315,8 +317,9 @@ TEST_P(StorageEngines, RegisterReplicasFoldEveryEvent) {
   std::unique_ptr<Store> store = Store::Make(GetParam());
   ASSERT_OK_AND_ASSIGN(auto a, store->Open(nca::RegisterMigrations()));
   ASSERT_OK_AND_ASSIGN(auto b, store->Open(nca::RegisterMigrations()));
-  nca::Register reg_a(*a, ReferenceData::BuiltIn());
-  nca::Register reg_b(*b, ReferenceData::BuiltIn());
+  ManualClock clock(absl::FromUnixSeconds(1'750'000'000));
+  nca::Register reg_a(*a, ReferenceData::BuiltIn(), clock);
+  nca::Register reg_b(*b, ReferenceData::BuiltIn(), clock);
   constexpr int kReferrals = 60;
   const v1::EventType kTypes[] = {v1::EVENT_TYPE_DISPATCHED,    v1::EVENT_TYPE_RECEIVED,
                                   v1::EVENT_TYPE_ACKNOWLEDGED,  v1::EVENT_TYPE_RESEARCH_STARTED,
@@ -326,7 +329,7 @@ TEST_P(StorageEngines, RegisterReplicasFoldEveryEvent) {
   for (int r = 0; r < kReferrals; ++r) {
     for (int i = 0; i < 6; ++i) {
       events[r].push_back(NewEvent(kTypes[i], absl::StrCat("REF-", 1000 + r),
-                                   i == 0 ? "UKFIU" : "NFK", "NFK", v1::Actor(),
+                                   i == 0 || i == 4 ? "UKFIU" : "NFK", "NFK", v1::Actor(),
                                    t0 + absl::Minutes(r * 10 + i)));
     }
   }
@@ -334,7 +337,9 @@ TEST_P(StorageEngines, RegisterReplicasFoldEveryEvent) {
     for (int r = 0; r < kReferrals; ++r) {
       for (int i = parity; i < 6; i += 2) {
         for (int attempt = 0;; ++attempt) {
-          absl::Status s = db.Transact([&](Txn& t) { return reg.Apply(t, events[r][i]); });
+          absl::Status s = db.Transact([&](Txn& t) {
+            return reg.Receive(t, referral::ProducerIdentity(events[r][i]), events[r][i]);
+          });
           if (s.ok()) break;
           ASSERT_THAT(s, StatusIs(absl::StatusCode::kAborted, ::testing::_));
           ASSERT_LT(attempt, 20);

@@ -1,9 +1,10 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "common/event_log.h"
 #include "common/ids.h"
 #include "common/messaging.h"
+#include "common/referral/event_log.h"
+#include "common/server.h"
 #include "common/status.h"
 #include "services/ukfiu/desk.h"
 #include "tests/testutil/testutil.h"
@@ -23,9 +24,9 @@ using ::testing::HasSubstr;
 class UkfiuDeskTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::vector<Migration> migrations{kMessagingMigration};
-    for (const auto& m : DeskMigrations()) migrations.push_back(m);
-    auto db = Database::Open(dir_.File("ukfiu.db"), migrations, TestKeys());
+    auto db =
+        Database::Open(dir_.File("ukfiu.db"),
+                       ServiceMigrations(DeskMigrations(), DeskMigrationsAfterAudit()), TestKeys());
     ASSERT_THAT(db, IsOk());
     db_ = std::move(*db);
     DeskOptions options;
@@ -35,7 +36,6 @@ class UkfiuDeskTest : public ::testing::Test {
     options.feedback.set_open_flag_months(12);
     options.feedback.set_open_flag_repeat_months(6);
     options.reachable = {"NFK", "SFK"};
-    options.units = {"ERSOU"};
     desk_ = std::make_unique<Desk>(*db_, clock_, ReferenceData::BuiltIn(), options);
     actor_.set_identity("spiffe://sarloop/ukfiu/intake");
     actor_.set_user("analyst1");

@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
-#include "common/lifecycle.h"
+#include "common/referral/lifecycle.h"
 #include "tools/ctl/table.h"
 #include "tools/ctl/values.h"
 

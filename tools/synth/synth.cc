@@ -35,7 +35,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/ids.h"
-#include "common/lifecycle.h"
+#include "common/referral/lifecycle.h"
 #include "common/tls.h"
 #include "sarloop/v1/force.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"

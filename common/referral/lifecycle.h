@@ -1,7 +1,8 @@
-// The referral lifecycle of DESIGN §3 as pure functions: which event may follow which state, and
-// how a set of events folds into one register entry. No I/O; unit tests reach all of it directly.
-#ifndef SARLOOP_COMMON_LIFECYCLE_H_
-#define SARLOOP_COMMON_LIFECYCLE_H_
+// The referral lifecycle of DESIGN §3 as pure functions over the rules table (rules.h): which
+// event may follow which state, and how a set of events folds into one referral (the register
+// entry every service's copy is made from). No I/O; unit tests reach all of it directly.
+#ifndef SARLOOP_COMMON_REFERRAL_LIFECYCLE_H_
+#define SARLOOP_COMMON_REFERRAL_LIFECYCLE_H_
 
 #include <string_view>
 #include <vector>
@@ -50,4 +51,4 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events);
 
 }  // namespace sarloop
 
-#endif  // SARLOOP_COMMON_LIFECYCLE_H_
+#endif  // SARLOOP_COMMON_REFERRAL_LIFECYCLE_H_

@@ -1,9 +1,10 @@
-#include "common/event_log.h"
+#include "common/referral/event_log.h"
 
 #include "common/ids.h"
-#include "common/lifecycle.h"
 #include "common/messaging.h"
+#include "common/referral/lifecycle.h"
 #include "common/status.h"
+#include "spdlog/spdlog.h"
 
 namespace sarloop {
 
@@ -24,6 +25,27 @@ CREATE TABLE events (
   event BYTEA NOT NULL
 );
 CREATE INDEX events_by_referral ON events (referral_id, occurred_at, event_id);
+)sql"};
+
+const Migration kHeldEventsMigration = {"delivered events held until they can be judged", R"sql(
+CREATE TABLE held_events (
+  event_id TEXT PRIMARY KEY,
+  referral_id TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  event BLOB NOT NULL
+);
+CREATE INDEX held_events_by_referral ON held_events (referral_id);
+)sql",
+                                        R"sql(
+CREATE TABLE held_events (
+  event_id TEXT PRIMARY KEY,
+  referral_id TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  received_at BIGINT NOT NULL,
+  event BYTEA NOT NULL
+);
+CREATE INDEX held_events_by_referral ON held_events (referral_id);
 )sql"};
 
 v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
@@ -62,16 +84,23 @@ absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn, const std::st
   return events;
 }
 
-absl::Status Emit(Txn& txn, const v1::LifecycleEvent& event,
-                  const std::vector<std::string>& destinations, absl::Time now,
-                  const v1::ReferralPackage* package, const std::string& package_destination) {
+absl::Status Emit(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event,
+                  const referral::Parties& known, absl::Time now,
+                  const v1::ReferralPackage* package) {
   RETURN_IF_ERROR(AppendEvent(txn, event).status());
-  for (const std::string& dest : destinations) {
+  for (const std::string& dest : referral::Destinations(event, known, event.producer())) {
+    if (!outbox.Reaches(dest)) {
+      spdlog::warn("{} of {} not sent to {}: no peer is configured for it",
+                   std::string(EventName(event.type())), event.referral_id(), dest);
+      continue;
+    }
     v1::Envelope env;
     env.set_message_id(event.event_id());
     *env.mutable_event() = event;
-    if (package != nullptr && dest == package_destination) *env.mutable_package() = *package;
-    RETURN_IF_ERROR(Enqueue(txn, dest, env, now));
+    if (package != nullptr && referral::CarriesPackageTo(event, dest)) {
+      *env.mutable_package() = *package;
+    }
+    RETURN_IF_ERROR(outbox.Send(txn, dest, env, now));
   }
   return absl::OkStatus();
 }

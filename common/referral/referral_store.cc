@@ -1,9 +1,11 @@
-#include "common/referral_store.h"
+#include "common/referral/referral_store.h"
+
+#include <set>
 
 #include "absl/strings/strip.h"
-#include "common/event_log.h"
 #include "common/ids.h"
-#include "common/lifecycle.h"
+#include "common/referral/event_log.h"
+#include "common/referral/lifecycle.h"
 #include "common/sealed.h"
 #include "common/status.h"
 
@@ -37,6 +39,61 @@ absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_
   v1::Referral r;
   RETURN_IF_ERROR(UnsealProto(txn, kColumn, referral_id, rows[0].Text(0), &r));
   return r;
+}
+
+referral::SaveCopy ReferralStoreSaver(Clock& clock) {
+  return [&clock](Txn& txn, const v1::RegisterEntry& folded,
+                  const referral::Change& change) -> absl::Status {
+    v1::Referral r;
+    std::vector<std::string> from_package;
+    if (change.copy != nullptr) {
+      r = *change.copy;
+    } else if (change.delivered != nullptr && change.delivered->has_package()) {
+      absl::StatusOr<v1::Referral> existing = LoadReferral(txn, folded.referral_id());
+      if (existing.ok()) {
+        r = *std::move(existing);
+      } else if (!absl::IsNotFound(existing.status())) {
+        return existing.status();
+      }
+      const v1::LifecycleEvent& ev = *change.event;
+      const v1::ReferralPackage& p = change.delivered->package();
+      r.set_referral_id(ev.referral_id());
+      r.set_sar_id(p.sar().sar_id());
+      r.set_organisation(ev.organisation());
+      *r.mutable_dispatched_at() = p.has_dispatched_at() ? p.dispatched_at() : ev.occurred_at();
+      *r.mutable_due_at() = p.has_due_at() ? p.due_at() : ev.due_at();
+      *r.mutable_thr() = p.thr();
+      if (ev.type() == v1::EVENT_TYPE_DISPATCHED) {
+        r.set_linked_referral_id(ev.linked_referral_id());
+        r.set_route(ev.route());
+      }
+      *r.mutable_package() = p;
+    } else {
+      ASSIGN_OR_RETURN(r, LoadReferral(txn, folded.referral_id()));
+    }
+    r.set_state(folded.state());
+    r.set_reminders(folded.reminders());
+    r.set_escalated(folded.escalated());
+    r.set_unit(folded.unit());
+    r.set_reason(folded.reason());
+    // The outcome is the fold's: none when the referral ended before an outcome counted.
+    if (folded.has_outcome()) {
+      *r.mutable_outcome() = folded.outcome();
+    } else {
+      r.clear_outcome();
+    }
+    if (!folded.linked_referral_id().empty()) r.set_linked_referral_id(folded.linked_referral_id());
+    // The organisations it shares a subject with: those the package named when it came, and
+    // those later flags named.
+    std::set<std::string> with(r.package().deconfliction_with().begin(),
+                               r.package().deconfliction_with().end());
+    with.insert(folded.deconfliction_with().begin(), folded.deconfliction_with().end());
+    r.clear_deconfliction_with();
+    for (const std::string& org : with) r.add_deconfliction_with(org);
+    RETURN_IF_ERROR(SaveReferral(txn, r, clock.Now()));
+    if (change.copy != nullptr) *change.copy = r;
+    return absl::OkStatus();
+  };
 }
 
 absl::StatusOr<bool> HasReferral(Txn& txn, const std::string& referral_id) {

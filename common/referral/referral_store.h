@@ -1,14 +1,16 @@
 // The `referrals` table that ukfiu, force and racu each keep: one v1::Referral per row, with the
 // columns their queries filter on. Used inside the caller's transaction.
-#ifndef SARLOOP_COMMON_REFERRAL_STORE_H_
-#define SARLOOP_COMMON_REFERRAL_STORE_H_
+#ifndef SARLOOP_COMMON_REFERRAL_REFERRAL_STORE_H_
+#define SARLOOP_COMMON_REFERRAL_REFERRAL_STORE_H_
 
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/metrics.h"
+#include "common/referral/mirror.h"
 #include "common/storage.h"
 #include "common/validation.h"
 #include "sarloop/v1/types.pb.h"
@@ -25,6 +27,11 @@ absl::StatusOr<bool> HasReferral(Txn& txn, const std::string& referral_id);
 
 // Inserts or replaces; sets updated_at to `now` (created_at is kept from the first save).
 absl::Status SaveReferral(Txn& txn, v1::Referral& referral, absl::Time now);
+
+// The Mirror's SaveCopy for a `referrals` table: the copy takes the fold's state, counters, unit,
+// reason, outcome and links. A delivered package (DISPATCHED at the addressee, HANDED_OVER at the
+// unit) creates the copy or renews its package; otherwise the copy must exist (NOT_FOUND).
+referral::SaveCopy ReferralStoreSaver(Clock& clock);
 
 // A page of referrals, oldest first, optionally only one state and one organisation; packages
 // are stripped (callers fetch one referral for its package).
@@ -53,4 +60,4 @@ absl::Status WriteReferralGauges(Database& db, absl::Time now, MetricsText& out)
 
 }  // namespace sarloop
 
-#endif  // SARLOOP_COMMON_REFERRAL_STORE_H_
+#endif  // SARLOOP_COMMON_REFERRAL_REFERRAL_STORE_H_

@@ -1,10 +1,11 @@
-#include "common/lifecycle.h"
+#include "common/referral/lifecycle.h"
 
 #include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
+#include "common/referral/rules.h"
 
 namespace sarloop {
 
@@ -13,103 +14,45 @@ using v1::ReferralState;
 
 namespace {
 
-// The state each state-changing event leads to.
+// The state each state-changing event leads to (UNSPECIFIED for a side event), from the table.
 ReferralState TargetOf(EventType type) {
-  switch (type) {
-    case v1::EVENT_TYPE_DISPATCHED:
-      return v1::REFERRAL_STATE_DISPATCHED;
-    case v1::EVENT_TYPE_RECEIVED:
-      return v1::REFERRAL_STATE_RECEIVED;
-    case v1::EVENT_TYPE_ACKNOWLEDGED:
-      return v1::REFERRAL_STATE_ACKNOWLEDGED;
-    case v1::EVENT_TYPE_RESEARCH_STARTED:
-      return v1::REFERRAL_STATE_UNDER_RESEARCH;
-    case v1::EVENT_TYPE_DECLINED_BY_FORCE:
-      return v1::REFERRAL_STATE_DECLINED_BY_FORCE;
-    case v1::EVENT_TYPE_CLOSED_BY_FORCE:
-      return v1::REFERRAL_STATE_CLOSED_BY_FORCE;
-    case v1::EVENT_TYPE_HANDED_OVER:
-      return v1::REFERRAL_STATE_HANDED_OVER;
-    case v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED:
-      return v1::REFERRAL_STATE_JOINT_INVESTIGATION;
-    case v1::EVENT_TYPE_ASSISTANCE_DECLINED:
-      return v1::REFERRAL_STATE_UNDER_RESEARCH;
-    case v1::EVENT_TYPE_OUTCOME_RECORDED:
-      return v1::REFERRAL_STATE_OUTCOME_RECORDED;
-    case v1::EVENT_TYPE_WITHDRAWN:
-      return v1::REFERRAL_STATE_WITHDRAWN;
-    case v1::EVENT_TYPE_REDIRECTED:
-      return v1::REFERRAL_STATE_REDIRECTED;
-    default:
-      return v1::REFERRAL_STATE_UNSPECIFIED;
-  }
+  const referral::EventRule* rule = referral::RuleFor(type);
+  return rule == nullptr ? v1::REFERRAL_STATE_UNSPECIFIED : rule->target;
 }
 
 bool ChangesStateImpl(EventType type) { return TargetOf(type) != v1::REFERRAL_STATE_UNSPECIFIED; }
 
-// The states each state-changing event may leave.
+// Whether the table lets `type` follow `from`.
 bool Allowed(ReferralState from, EventType type) {
-  switch (type) {
-    case v1::EVENT_TYPE_DISPATCHED:
+  const referral::EventRule* rule = referral::RuleFor(type);
+  if (rule == nullptr) return false;
+  switch (rule->from_kind) {
+    case referral::From::kNothing:
       return from == v1::REFERRAL_STATE_UNSPECIFIED;
-    case v1::EVENT_TYPE_RECEIVED:
-      return from == v1::REFERRAL_STATE_DISPATCHED;
-    case v1::EVENT_TYPE_ACKNOWLEDGED:
-      return from == v1::REFERRAL_STATE_RECEIVED;
-    case v1::EVENT_TYPE_RESEARCH_STARTED:
-      return from == v1::REFERRAL_STATE_ACKNOWLEDGED;
-    case v1::EVENT_TYPE_DECLINED_BY_FORCE:
-    case v1::EVENT_TYPE_CLOSED_BY_FORCE:
-    case v1::EVENT_TYPE_HANDED_OVER:
-      return from == v1::REFERRAL_STATE_UNDER_RESEARCH;
-    case v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED:
-    case v1::EVENT_TYPE_ASSISTANCE_DECLINED:
-      return from == v1::REFERRAL_STATE_HANDED_OVER;
-    case v1::EVENT_TYPE_OUTCOME_RECORDED:
-      return from == v1::REFERRAL_STATE_JOINT_INVESTIGATION;
-    case v1::EVENT_TYPE_WITHDRAWN:
-    case v1::EVENT_TYPE_REDIRECTED:
-    case v1::EVENT_TYPE_REMINDER_SENT:
-    case v1::EVENT_TYPE_ESCALATED:
-    case v1::EVENT_TYPE_DECONFLICTION_FLAG:
-    case v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG:
+    case referral::From::kAnyOpen:
       return from != v1::REFERRAL_STATE_UNSPECIFIED && !IsTerminal(from);
-    default:
-      return false;
+    case referral::From::kListed:
+      return std::find(rule->from.begin(), rule->from.end(), from) != rule->from.end();
   }
+  return false;
 }
 
-// How far along the lifecycle a state is; every end is furthest.
+// How far along the lifecycle a state is: the lowest rank of the events leading to it (every
+// end is furthest); 0 before anything.
 int StateRank(ReferralState s) {
-  switch (s) {
-    case v1::REFERRAL_STATE_UNSPECIFIED:
-      return 0;
-    case v1::REFERRAL_STATE_DISPATCHED:
-      return 1;
-    case v1::REFERRAL_STATE_RECEIVED:
-      return 2;
-    case v1::REFERRAL_STATE_ACKNOWLEDGED:
-      return 3;
-    case v1::REFERRAL_STATE_UNDER_RESEARCH:
-      return 4;
-    case v1::REFERRAL_STATE_HANDED_OVER:
-      return 5;
-    case v1::REFERRAL_STATE_JOINT_INVESTIGATION:
-      return 6;
-    default:
-      return 7;
+  if (s == v1::REFERRAL_STATE_UNSPECIFIED) return 0;
+  int rank = 1 << 20;
+  for (const referral::EventRule& r : referral::AllRules()) {
+    if (r.target == s) rank = std::min(rank, r.rank);
   }
+  return rank;
 }
 
 // Where an event sits in a referral's life, to order events stamped with the same instant (e.g.
 // a dispatch and its deconfliction flag, or steps taken within one clock tick).
 int EventRank(EventType t) {
-  switch (t) {
-    case v1::EVENT_TYPE_ASSISTANCE_DECLINED:
-      return 6;  // after the handover it answers
-    default:
-      return ChangesStateImpl(t) ? StateRank(TargetOf(t)) : 9;
-  }
+  const referral::EventRule* rule = referral::RuleFor(t);
+  return rule == nullptr ? 1 << 20 : rule->rank;
 }
 
 }  // namespace
@@ -211,8 +154,9 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
     // have not arrived). One behind is stale (another producer's clock ran behind) and is kept
     // in the timeline only.
     const ReferralState target = TargetOf(ev.type());
-    if (!Allowed(state, ev.type()) && (ev.type() == v1::EVENT_TYPE_ASSISTANCE_DECLINED ||
-                                       StateRank(target) <= StateRank(state))) {
+    // (A declined assistance answers the handover just before it: it never skips ahead.)
+    if (!Allowed(state, ev.type()) &&
+        (EventRank(ev.type()) > StateRank(target) || StateRank(target) <= StateRank(state))) {
       continue;
     }
     state = target;

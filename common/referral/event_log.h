@@ -1,0 +1,45 @@
+// Each service's own record of lifecycle events (the `events` table), the events it keeps aside
+// until they can be judged (`held_events`, see Mirror), and the one way a service emits an event:
+// record it and send it where the rules table says, in the caller's transaction.
+#ifndef SARLOOP_COMMON_REFERRAL_EVENT_LOG_H_
+#define SARLOOP_COMMON_REFERRAL_EVENT_LOG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/messaging.h"
+#include "common/referral/rules.h"
+#include "common/storage.h"
+#include "sarloop/v1/types.pb.h"
+
+namespace sarloop {
+
+extern const Migration kEventLogMigration;
+// Delivered events kept aside until their referral's parties are known here (Mirror). A service
+// lists it among the migrations it applies after the audit log.
+extern const Migration kHeldEventsMigration;
+
+// A new event with a fresh event_id and the common fields set.
+v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
+                            const std::string& producer, const std::string& organisation,
+                            const v1::Actor& actor, absl::Time now);
+
+// Stores `event` unless an event with its id is stored; returns whether it was new.
+absl::StatusOr<bool> AppendEvent(Txn& txn, const v1::LifecycleEvent& event);
+
+// Every stored event of a referral, in EventBefore order.
+absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn, const std::string& referral_id);
+
+// Records `event` and sends it through `outbox` where the rules table says for a referral whose
+// parties are `known` (referral::Destinations), with `package` in the envelope to the party the
+// table gives it to. A destination the service has no peer for is skipped and logged (ukfiu
+// reaches only the units it is configured with).
+absl::Status Emit(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event,
+                  const referral::Parties& known, absl::Time now,
+                  const v1::ReferralPackage* package = nullptr);
+
+}  // namespace sarloop
+
+#endif  // SARLOOP_COMMON_REFERRAL_EVENT_LOG_H_

@@ -1,0 +1,166 @@
+#include "common/referral/mirror.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/audit.h"
+#include "common/ids.h"
+#include "common/referral/event_log.h"
+#include "common/referral/lifecycle.h"
+#include "common/status.h"
+#include "spdlog/spdlog.h"
+
+namespace sarloop::referral {
+namespace {
+
+bool Grew(const Parties& before, const Parties& after) {
+  return before.addressee != after.addressee || before.units != after.units;
+}
+
+// Whether this receiver is the party the rules give `event`'s package to.
+bool TakesPackage(const Receiver& self, const v1::LifecycleEvent& event) {
+  const EventRule* rule = RuleFor(event.type());
+  if (rule == nullptr || self.is_register) return false;
+  if (rule->package_to & kToUnits) return self.is_unit && event.unit() == self.code;
+  if (rule->package_to & kToAddressee) {
+    return !self.is_unit && self.code != kUkfiuCode && event.organisation() == self.code;
+  }
+  return false;
+}
+
+}  // namespace
+
+Mirror::Mirror(Receiver self, Outbox& outbox, SaveCopy save, Clock& clock)
+    : self_(std::move(self)), outbox_(outbox), save_(std::move(save)), clock_(clock) {}
+
+absl::StatusOr<Parties> Mirror::PartiesFor(Txn& txn, const std::string& referral_id) {
+  ASSIGN_OR_RETURN(auto events, EventsOf(txn, referral_id));
+  return PartiesOf(events);
+}
+
+absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
+                                        const v1::Envelope& envelope) {
+  const v1::LifecycleEvent& event = envelope.event();
+  if (RuleFor(event.type()) == nullptr) {
+    return FieldError("event.type", "is not an event type the rules know");
+  }
+  ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
+  ASSIGN_OR_RETURN(auto held,
+                   txn.Query("SELECT 1 FROM held_events WHERE event_id = ?", {event.event_id()}));
+  const bool known = std::any_of(events.begin(), events.end(),
+                                 [&](const auto& e) { return e.event_id() == event.event_id(); });
+  if (known || !held.empty()) {
+    // Receivers deduplicate by message, and a message carries one event: the same event in a
+    // new message means a message was applied twice somewhere. Never applied twice here.
+    repeats_.fetch_add(1);
+    spdlog::warn("event {} ({} of {}) arrived again in a new message; it is applied once",
+                 event.event_id(), std::string(EventName(event.type())), event.referral_id());
+    return Receipt::kRepeated;
+  }
+  const Parties parties = PartiesOf(events);
+  ASSIGN_OR_RETURN(Verdict verdict, Judge(self_, parties, event, peer));
+  if (TakesPackage(self_, event)) {
+    if (!envelope.has_package()) {
+      return FieldError("package", absl::StrCat("is required with ", EventName(event.type())));
+    }
+    if (envelope.package().referral_id() != event.referral_id()) {
+      return FieldError("package.referral_id", "is not the event's referral");
+    }
+  } else if (envelope.has_package()) {
+    return FieldError(
+        "package", absl::StrCat("is not sent to ", self_.code, " with ", EventName(event.type())));
+  }
+  if (verdict == Verdict::kHold) {
+    RETURN_IF_ERROR(
+        txn.Exec("INSERT INTO held_events (event_id, referral_id, peer, received_at, event) "
+                 "VALUES (?, ?, ?, ?, ?)",
+                 {event.event_id(), event.referral_id(), peer.uri, ToMicros(clock_.Now()),
+                  Blob{event.SerializeAsString()}}));
+    spdlog::info("{} of {} from {} held until its referral's parties are known here",
+                 std::string(EventName(event.type())), event.referral_id(), peer.org);
+    return Receipt::kHeld;
+  }
+  RETURN_IF_ERROR(
+      Apply(txn, event, Change{&event, &envelope, nullptr}, parties, "", false).status());
+  return Receipt::kApplied;
+}
+
+absl::StatusOr<v1::RegisterEntry> Mirror::Produce(Txn& txn, const v1::LifecycleEvent& event,
+                                                  const v1::ReferralPackage* package,
+                                                  v1::Referral* copy) {
+  ASSIGN_OR_RETURN(Parties before, PartiesFor(txn, event.referral_id()));
+  ASSIGN_OR_RETURN(v1::RegisterEntry folded, Apply(txn, event, Change{nullptr, nullptr, copy},
+                                                   before, event.event_id(), false));
+  ASSIGN_OR_RETURN(Parties after, PartiesFor(txn, event.referral_id()));
+  RETURN_IF_ERROR(Emit(txn, outbox_, event, after, clock_.Now(), package));
+  return folded;
+}
+
+absl::StatusOr<v1::RegisterEntry> Mirror::Apply(Txn& txn, const v1::LifecycleEvent& event,
+                                                const Change& change, const Parties& before,
+                                                const std::string& produced, bool judging_held) {
+  RETURN_IF_ERROR(AppendEvent(txn, event).status());
+  ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
+  const Parties after = PartiesOf(events);
+  const v1::RegisterEntry folded = Fold(events);
+  RETURN_IF_ERROR(save_(txn, folded, change));
+  if (!Grew(before, after)) return folded;
+  // A unit learnt of now gets what this service sent to units before it knew of this one (the
+  // register sends nothing: an organisation whose code is the register's, NCA, is not it).
+  for (const std::string& unit : self_.is_register ? std::set<std::string>{} : after.units) {
+    if (before.units.count(unit) || !outbox_.Reaches(unit) || unit == self_.code) continue;
+    for (const v1::LifecycleEvent& mine : events) {
+      const EventRule* rule = RuleFor(mine.type());
+      if (mine.event_id() == produced || mine.producer() != self_.code || rule == nullptr ||
+          !(rule->to & kToUnits)) {
+        continue;
+      }
+      v1::Envelope env;
+      env.set_message_id(mine.event_id());
+      *env.mutable_event() = mine;
+      RETURN_IF_ERROR(outbox_.Send(txn, unit, env, clock_.Now()));
+    }
+  }
+  if (!judging_held) RETURN_IF_ERROR(JudgeHeld(txn, event.referral_id()));
+  return folded;
+}
+
+absl::Status Mirror::JudgeHeld(Txn& txn, const std::string& referral_id) {
+  for (bool moved = true; moved;) {
+    moved = false;
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT event_id, peer, event FROM held_events "
+                                          "WHERE referral_id = ? ORDER BY received_at, event_id",
+                                          {referral_id}));
+    for (const Row& row : rows) {
+      v1::LifecycleEvent event;
+      if (!event.ParseFromString(row.Text(2))) {
+        return absl::DataLossError("a held event does not parse");
+      }
+      ASSIGN_OR_RETURN(Identity peer, ParseIdentity(row.Text(1)));
+      ASSIGN_OR_RETURN(Parties parties, PartiesFor(txn, referral_id));
+      absl::StatusOr<Verdict> verdict = Judge(self_, parties, event, peer);
+      if (verdict.ok() && *verdict == Verdict::kHold) continue;
+      RETURN_IF_ERROR(txn.Exec("DELETE FROM held_events WHERE event_id = ?", {row.Text(0)}));
+      moved = true;
+      if (verdict.ok()) {
+        RETURN_IF_ERROR(
+            Apply(txn, event, Change{&event, nullptr, nullptr}, parties, "", true).status());
+        continue;
+      }
+      // Accepted in transit, refused now that the referral is known: recorded, never applied.
+      spdlog::warn("held {} of {} from {} refused: {}", std::string(EventName(event.type())),
+                   referral_id, peer.uri, verdict.status().ToString());
+      AuditEntry entry{clock_.Now(),
+                       peer.uri,
+                       "",
+                       "sarloop.referral/JudgeHeldEvent",
+                       referral_id,
+                       static_cast<int>(verdict.status().code()),
+                       std::string(verdict.status().message()).substr(0, 300)};
+      RETURN_IF_ERROR(AppendAudit(txn, entry));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace sarloop::referral

@@ -1,0 +1,46 @@
+#include "common/referral/step.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/messaging.h"
+#include "common/referral/event_log.h"
+#include "common/referral/lifecycle.h"
+#include "common/referral/referral_store.h"
+#include "common/status.h"
+#include "common/validation.h"
+
+namespace sarloop::referral {
+
+absl::Status TakeStep(const Stepper& stepper, const Call& call, const std::string& request_id,
+                      const std::string& referral_id, v1::EventType type, const Fill& fill,
+                      google::protobuf::Message* response, v1::Referral* referral) {
+  RETURN_IF_ERROR(CheckRequestId(request_id));
+  RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
+  const EventRule* rule = RuleFor(type);
+  const Receiver& self = stepper.mirror.self();
+  const bool unit_step = rule != nullptr && rule->producer == Producer::kUnit;
+  if (rule == nullptr || rule->producer == Producer::kUkfiu || unit_step != self.is_unit) {
+    return absl::InternalError(absl::StrCat(EventName(type), " is not a step for ", self.code));
+  }
+  const absl::Time now = stepper.clock.Now();
+  return RunIdempotent(
+      stepper.db, call.scope, request_id, response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(v1::Referral copy, LoadReferral(txn, referral_id));
+        RETURN_IF_ERROR(NextState(copy.state(), type).status());
+        // Addressed to the force whichever of the two produces it; a unit's carries the unit.
+        v1::LifecycleEvent event =
+            NewEvent(type, referral_id, self.code, copy.organisation(), call.actor, now);
+        if (unit_step) event.set_unit(self.code);
+        RETURN_IF_ERROR(fill(event, copy));
+        RETURN_IF_ERROR(CheckNoSubjectData(event, copy.package().sar()));
+        RETURN_IF_ERROR(
+            stepper.mirror.Produce(txn, event, rule->package_to ? &copy.package() : nullptr, &copy)
+                .status());
+        *referral = copy;
+        referral->clear_package();
+        return absl::OkStatus();
+      },
+      now, call.audit);
+}
+
+}  // namespace sarloop::referral

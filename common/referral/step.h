@@ -1,0 +1,54 @@
+// The one Step: how a service that holds a referral (the force it is addressed to, the unit it
+// was handed to) takes one of the steps the rules table lets its role take. Load the copy, check
+// the transition, make the event, let the caller complete it, check data minimisation, record it
+// through the Mirror (fold, save) and send it where the table says; answered once per request_id.
+#ifndef SARLOOP_COMMON_REFERRAL_STEP_H_
+#define SARLOOP_COMMON_REFERRAL_STEP_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/call.h"
+#include "common/clock.h"
+#include "common/referral/mirror.h"
+#include "common/storage.h"
+#include "google/protobuf/message.h"
+#include "sarloop/v1/types.pb.h"
+
+namespace sarloop::referral {
+
+// Completes the new event and the copy (a reason, an outcome, a handover's unit and notes).
+// INVALID_ARGUMENT naming the field stops the step.
+using Fill = std::function<absl::Status(v1::LifecycleEvent& event, v1::Referral& copy)>;
+
+struct Stepper {
+  Database& db;
+  Clock& clock;
+  Mirror& mirror;
+};
+
+// Takes step `type` on `referral_id` for `call`, idempotently by (call.scope, request_id), and
+// writes the answer into `response` with the referral (its package left out) in `referral`.
+// INVALID_ARGUMENT names the field (request_id, referral_id, or what `fill` or the data
+// minimisation check refuse); NOT_FOUND for a referral this service does not hold;
+// FAILED_PRECONDITION naming the current state when the table does not allow the step from it.
+absl::Status TakeStep(const Stepper& stepper, const Call& call, const std::string& request_id,
+                      const std::string& referral_id, v1::EventType type, const Fill& fill,
+                      google::protobuf::Message* response, v1::Referral* referral);
+
+// The same, for a response message with a `referral` field.
+template <typename Response>
+absl::StatusOr<Response> Step(const Stepper& stepper, const Call& call,
+                              const std::string& request_id, const std::string& referral_id,
+                              v1::EventType type, const Fill& fill) {
+  Response response;
+  absl::Status s = TakeStep(stepper, call, request_id, referral_id, type, fill, &response,
+                            response.mutable_referral());
+  if (!s.ok()) return s;
+  return response;
+}
+
+}  // namespace sarloop::referral
+
+#endif  // SARLOOP_COMMON_REFERRAL_STEP_H_

@@ -1,0 +1,448 @@
+// The referral layer (common/referral/): the rules table, the judge every receiver uses, and the
+// property that makes the copies agree: four services (ukfiu, the force, its unit, the NCA
+// register), each with its own database and the real Mirror, exchange a referral's events through
+// their outboxes in random order, with duplicates and crossing decisions (a withdrawal against an
+// outcome, a redirection against a handover, a declined assistance against a withdrawal), and
+// every copy that holds the referral must end in the same state with the same outcome.
+#include <iostream>
+#include <map>
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/messaging.h"
+#include "common/referral/event_log.h"
+#include "common/referral/lifecycle.h"
+#include "common/referral/mirror.h"
+#include "common/referral/referral_store.h"
+#include "common/referral/rules.h"
+#include "common/referral/step.h"
+#include "common/server.h"
+#include "sarloop/v1/force.pb.h"
+#include "services/nca/register.h"
+#include "tests/testutil/testutil.h"
+
+namespace sarloop::referral {
+namespace {
+
+using ::sarloop::testing::IsOk;
+using ::sarloop::testing::StatusIs;
+using ::testing::HasSubstr;
+
+const Identity kUkfiu{"spiffe://sarloop/ukfiu", "ukfiu", "UKFIU", ""};
+const Identity kNfk{"spiffe://sarloop/force/NFK", "force", "NFK", ""};
+const Identity kSfk{"spiffe://sarloop/force/SFK", "force", "SFK", ""};
+const Identity kErsou{"spiffe://sarloop/racu/ERSOU", "racu", "ERSOU", ""};
+const Identity kOther{"spiffe://sarloop/racu/NCAACU", "racu", "NCAACU", ""};
+
+v1::LifecycleEvent Ev(v1::EventType type, const std::string& producer,
+                      const std::string& unit = "") {
+  v1::LifecycleEvent e = NewEvent(type, "REF-0000000000000001", producer, "NFK", v1::Actor(),
+                                  absl::FromUnixSeconds(1));
+  e.set_unit(unit);
+  return e;
+}
+
+TEST(RulesTable, EveryEventTypeHasOneRow) {
+  std::set<int> seen;
+  for (const EventRule& r : AllRules()) {
+    EXPECT_TRUE(seen.insert(r.type).second) << v1::EventType_Name(r.type);
+    EXPECT_NE(r.to & kToRegister, 0) << "the register takes every event";
+  }
+  for (int t = v1::EventType_MIN; t <= v1::EventType_MAX; ++t) {
+    if (!v1::EventType_IsValid(t) || t == v1::EVENT_TYPE_UNSPECIFIED) continue;
+    EXPECT_NE(RuleFor(static_cast<v1::EventType>(t)), nullptr) << t;
+  }
+  EXPECT_EQ(RuleFor(v1::EVENT_TYPE_UNSPECIFIED), nullptr);
+}
+
+TEST(RulesTable, DestinationsFollowTheTable) {
+  Parties p{"NFK", {"ERSOU"}};
+  EXPECT_EQ(Destinations(Ev(v1::EVENT_TYPE_WITHDRAWN, "UKFIU"), p, "UKFIU"),
+            (std::vector<std::string>{"NFK", "ERSOU", "NCA"}));
+  EXPECT_EQ(Destinations(Ev(v1::EVENT_TYPE_ACKNOWLEDGED, "NFK"), p, "NFK"),
+            (std::vector<std::string>{"UKFIU", "NCA"}));
+  EXPECT_EQ(Destinations(Ev(v1::EVENT_TYPE_OUTCOME_RECORDED, "ERSOU", "ERSOU"), p, "ERSOU"),
+            (std::vector<std::string>{"NFK", "UKFIU", "NCA"}));
+  v1::LifecycleEvent handed = Ev(v1::EVENT_TYPE_HANDED_OVER, "NFK", "ERSOU");
+  EXPECT_TRUE(CarriesPackageTo(handed, "ERSOU"));
+  EXPECT_FALSE(CarriesPackageTo(handed, "NCA"));
+  EXPECT_TRUE(CarriesPackageTo(Ev(v1::EVENT_TYPE_DISPATCHED, "UKFIU"), "NFK"));
+}
+
+TEST(Judge, RefusesAProducerWithoutTheRole) {
+  const Receiver reg{"NCA", false, true};
+  const Parties known{"NFK", {"ERSOU"}};
+  EXPECT_THAT(Judge(reg, known, Ev(v1::EVENT_TYPE_WITHDRAWN, "NFK"), kNfk),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("only UKFIU")));
+  v1::LifecycleEvent sfk = Ev(v1::EVENT_TYPE_DECLINED_BY_FORCE, "SFK");
+  sfk.set_organisation("SFK");
+  EXPECT_THAT(Judge(reg, known, sfk, kSfk),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("addressed to NFK")));
+  EXPECT_THAT(Judge(reg, known, Ev(v1::EVENT_TYPE_OUTCOME_RECORDED, "NFK"), kNfk),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(Judge(reg, known, Ev(v1::EVENT_TYPE_CLOSED_BY_FORCE, "ERSOU", "ERSOU"), kErsou),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(Judge(reg, Parties{}, Ev(v1::EVENT_TYPE_DISPATCHED, "NFK"), kNfk),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  // The certificate decides, not what the event says of itself.
+  EXPECT_THAT(Judge(reg, known, Ev(v1::EVENT_TYPE_WITHDRAWN, "UKFIU"), kNfk),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+}
+
+TEST(Judge, HoldsWhatMayStillBeInFlightAndNothingElse) {
+  const Receiver reg{"NCA", false, true};
+  // The register may hear from the force before UKFIU's dispatch arrives...
+  EXPECT_THAT(Judge(reg, Parties{}, Ev(v1::EVENT_TYPE_RECEIVED, "NFK"), kNfk), IsOk());
+  EXPECT_EQ(*Judge(reg, Parties{}, Ev(v1::EVENT_TYPE_RECEIVED, "NFK"), kNfk), Verdict::kHold);
+  // ...and from a unit before the force's handover.
+  EXPECT_EQ(*Judge(reg, Parties{"NFK", {}},
+                   Ev(v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, "ERSOU", "ERSOU"), kErsou),
+            Verdict::kHold);
+  // The force made every handover itself: a unit it never handed to is refused there at once.
+  const Receiver force{"NFK", false, false};
+  EXPECT_THAT(Judge(force, Parties{"NFK", {}},
+                    Ev(v1::EVENT_TYPE_ASSISTANCE_DECLINED, "ERSOU", "ERSOU"), kErsou),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("never handed to ERSOU")));
+  EXPECT_THAT(Judge(force, Parties{"NFK", {"ERSOU"}},
+                    Ev(v1::EVENT_TYPE_OUTCOME_RECORDED, "NCAACU", "NCAACU"), kOther),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  // ukfiu made every referral: an unknown one is not found.
+  const Receiver ukfiu{"UKFIU", false, false};
+  EXPECT_THAT(Judge(ukfiu, Parties{}, Ev(v1::EVENT_TYPE_RECEIVED, "NFK"), kNfk),
+              StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  // An event not sent to this receiver is refused.
+  const Receiver unit{"ERSOU", true, false};
+  EXPECT_THAT(Judge(unit, Parties{"NFK", {"ERSOU"}}, Ev(v1::EVENT_TYPE_ACKNOWLEDGED, "NFK"), kNfk),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("not sent to ERSOU")));
+}
+
+// ------------------------------------------------------------------ four copies, one fold --
+
+// One service of the simulated chain: its database, outbox and mirror.
+struct Node {
+  std::string code;
+  Identity identity;
+  std::unique_ptr<Database> db;
+  std::unique_ptr<Outbox> outbox;
+  std::unique_ptr<Mirror> mirror;
+  std::unique_ptr<nca::Register> reg;  // the register's own Mirror, for the NCA
+};
+
+class Chain {
+ public:
+  Chain(const std::string& dir, ManualClock& clock) : clock_(clock) {
+    const std::vector<Migration> schema =
+        ServiceMigrations(std::vector<Migration>{kEventLogMigration, kReferralStoreMigration},
+                          std::vector<Migration>{kHeldEventsMigration});
+    auto add = [&](const std::string& code, Identity id, bool unit) {
+      Node& n = nodes_[code];
+      n.code = code;
+      n.identity = std::move(id);
+      n.db = *Database::Open(absl::StrCat(dir, "/", code, ".db"), schema, testing::TestKeys());
+      n.outbox = std::make_unique<Outbox>(*n.db, nullptr);
+      n.mirror = std::make_unique<Mirror>(Receiver{code, unit, false}, *n.outbox,
+                                          ReferralStoreSaver(clock_), clock_);
+    };
+    add("UKFIU", kUkfiu, false);
+    add("NFK", kNfk, false);
+    add("ERSOU", kErsou, true);
+    Node& nca = nodes_["NCA"];
+    nca.code = "NCA";
+    nca.db = *Database::Open(
+        absl::StrCat(dir, "/nca.db"),
+        ServiceMigrations(nca::RegisterMigrations().first(nca::kRegisterMigrationsBeforeAudit),
+                          nca::RegisterMigrations().subspan(nca::kRegisterMigrationsBeforeAudit)),
+        testing::TestKeys());
+    nca.reg = std::make_unique<nca::Register>(*nca.db, ReferenceData::BuiltIn(), clock_);
+  }
+
+  Node& operator[](const std::string& code) { return nodes_.at(code); }
+
+  // The next message of every channel (sender, destination) that has one: the outbox delivers a
+  // destination's messages in order, so only a channel's oldest can arrive next.
+  struct Pending {
+    std::string from;
+    OutboxEntry entry;
+  };
+  std::vector<Pending> Waiting() {
+    std::vector<Pending> out;
+    for (auto& [code, n] : nodes_) {
+      if (!n.outbox) continue;
+      EXPECT_THAT(n.db->Read([&](Txn& t) -> absl::Status {
+        ASSIGN_OR_RETURN(auto rows, ReadOutbox(t));
+        std::set<std::string> channels;
+        for (auto& r : rows) {
+          if (r.status == 0 && channels.insert(r.destination).second) {
+            out.push_back({code, std::move(r)});
+          }
+        }
+        return absl::OkStatus();
+      }),
+                  IsOk());
+    }
+    return out;
+  }
+
+  // Delivers one message as the receiving service does (ReceiveBatch deduplicates); marks it
+  // delivered at the sender unless `again` (it will be delivered again later).
+  void Deliver(const Pending& p, bool again) {
+    Node& to = nodes_.at(p.entry.destination);
+    const Identity& peer = nodes_.at(p.from).identity;
+    v1::DeliverRequest req;
+    *req.add_envelopes() = p.entry.envelope;
+    auto response = ReceiveBatch(*to.db, clock_, req, [&](Txn& txn, const v1::Envelope& env) {
+      if (to.reg) return to.reg->Receive(txn, peer, env.event());
+      ASSIGN_OR_RETURN(Receipt r, to.mirror->Receive(txn, peer, env));
+      // The force records receipt of a new referral, as its desk does.
+      if (r == Receipt::kApplied && to.code == "NFK" &&
+          env.event().type() == v1::EVENT_TYPE_DISPATCHED) {
+        v1::LifecycleEvent received = NewEvent(v1::EVENT_TYPE_RECEIVED, env.event().referral_id(),
+                                               "NFK", "NFK", v1::Actor(), clock_.Now());
+        return to.mirror->Produce(txn, received).status();
+      }
+      return absl::OkStatus();
+    });
+    // A failure must not leave the message pending, or the caller's loop would deliver it forever.
+    bool rejected = !response.ok() || response->results_size() != 1 ||
+                    response->results(0).status() == v1::DELIVERY_STATUS_REJECTED;
+    if (rejected) {
+      failures.push_back(absl::StrCat(EventName(p.entry.envelope.event().type()), " from ", p.from,
+                                      " to ", p.entry.destination, " refused: ",
+                                      response.ok() && response->results_size() == 1
+                                          ? response->results(0).detail()
+                                          : response.status().ToString()));
+    }
+    if (again && !rejected) return;
+    Node& from = nodes_.at(p.from);
+    ASSERT_THAT(from.db->Transact([&](Txn& t) {
+      return t.Exec("UPDATE outbox SET status = 1 WHERE destination = ? AND message_id = ?",
+                    {p.entry.destination, p.entry.envelope.message_id()});
+    }),
+                IsOk());
+  }
+
+  // The copy's state at `code`, or UNSPECIFIED when it holds none.
+  std::pair<v1::ReferralState, v1::OutcomeType> CopyAt(const std::string& code,
+                                                       const std::string& id) {
+    Node& n = nodes_.at(code);
+    std::pair<v1::ReferralState, v1::OutcomeType> out{v1::REFERRAL_STATE_UNSPECIFIED,
+                                                      v1::OUTCOME_TYPE_UNSPECIFIED};
+    if (n.reg) {
+      auto t = n.reg->Timeline(id);
+      if (t.ok()) out = {t->entry().state(), t->entry().outcome().type()};
+      return out;
+    }
+    EXPECT_THAT(n.db->Read([&](Txn& t) -> absl::Status {
+      auto r = LoadReferral(t, id);
+      if (r.ok()) out = {r->state(), r->outcome().type()};
+      return absl::OkStatus();
+    }),
+                IsOk());
+    return out;
+  }
+
+  // Deliveries a legitimate exchange should never see refused.
+  std::vector<std::string> failures;
+
+  int64_t Held() {
+    int64_t held = 0;
+    for (auto& [code, n] : nodes_) {
+      EXPECT_THAT(n.db->Read([&](Txn& t) -> absl::Status {
+        ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM held_events"));
+        held += rows[0].Int(0);
+        return absl::OkStatus();
+      }),
+                  IsOk());
+    }
+    return held;
+  }
+
+ private:
+  ManualClock& clock_;
+  std::map<std::string, Node> nodes_;
+};
+
+// What kinds of crossing a life produced, from the register's timeline.
+struct Crossings {
+  int two_ends = 0;              // two ending events about one referral
+  int withdrawn_vs_outcome = 0;  // ukfiu's end against the unit's outcome
+  int redirected_vs_handover = 0;
+  int declined_vs_withdrawn = 0;  // a declined assistance against ukfiu's end
+};
+
+// One random life of one referral; returns a description of the copies when they disagree.
+std::string OneLife(uint64_t seed, const std::string& dir, Crossings& seen) {
+  std::mt19937_64 rng(seed);
+  auto chance = [&](int percent) { return static_cast<int>(rng() % 100) < percent; };
+  ManualClock clock(absl::FromUnixSeconds(1'750'000'000));
+  Chain chain(dir, clock);
+  const std::string id = NewId("REF-");
+  Call call;
+  call.scope = "test";
+  auto tick = [&] { clock.Advance(absl::Seconds(static_cast<int>(rng() % 3))); };
+
+  // UKFIU dispatches, as its desk does: the copy first, then the event with the package.
+  EXPECT_THAT(chain["UKFIU"].db->Transact([&](Txn& txn) -> absl::Status {
+    v1::Referral r;
+    r.set_referral_id(id);
+    r.set_sar_id("SAR-1");
+    r.set_organisation("NFK");
+    r.set_state(v1::REFERRAL_STATE_DISPATCHED);
+    RETURN_IF_ERROR(SaveReferral(txn, r, clock.Now()));
+    v1::LifecycleEvent d =
+        NewEvent(v1::EVENT_TYPE_DISPATCHED, id, "UKFIU", "NFK", v1::Actor(), clock.Now());
+    v1::ReferralPackage package;
+    package.set_referral_id(id);
+    *package.mutable_sar() = testing::SampleSar();
+    return chain["UKFIU"].mirror->Produce(txn, d, &package).status();
+  }),
+              IsOk());
+
+  bool ukfiu_acted = false;
+  for (int step = 0; step < 60; ++step) {
+    tick();
+    const int pick = static_cast<int>(rng() % 100);
+    if (pick < 55) {
+      auto waiting = chain.Waiting();
+      if (waiting.empty()) continue;
+      const auto& p = waiting[rng() % waiting.size()];
+      chain.Deliver(p, chance(15));
+      continue;
+    }
+    const std::string actor = pick < 75 ? "NFK" : pick < 92 ? "ERSOU" : "UKFIU";
+    const v1::ReferralState s = chain.CopyAt(actor, id).first;
+    if (s == v1::REFERRAL_STATE_UNSPECIFIED || IsTerminal(s)) continue;
+    v1::EventType type = v1::EVENT_TYPE_UNSPECIFIED;
+    if (actor == "UKFIU") {
+      if (ukfiu_acted || !chance(40)) continue;
+      ukfiu_acted = true;
+      v1::LifecycleEvent e =
+          NewEvent(chance(50) ? v1::EVENT_TYPE_WITHDRAWN : v1::EVENT_TYPE_REDIRECTED, id, "UKFIU",
+                   "NFK", v1::Actor(), clock.Now());
+      e.set_reason("test");
+      EXPECT_THAT(chain["UKFIU"].db->Transact(
+                      [&](Txn& txn) { return chain["UKFIU"].mirror->Produce(txn, e).status(); }),
+                  IsOk());
+      continue;
+    }
+    if (actor == "NFK") {
+      switch (s) {
+        case v1::REFERRAL_STATE_RECEIVED:
+          type = v1::EVENT_TYPE_ACKNOWLEDGED;
+          break;
+        case v1::REFERRAL_STATE_ACKNOWLEDGED:
+          type = v1::EVENT_TYPE_RESEARCH_STARTED;
+          break;
+        case v1::REFERRAL_STATE_UNDER_RESEARCH: {
+          const int r = static_cast<int>(rng() % 10);
+          type = r < 6   ? v1::EVENT_TYPE_HANDED_OVER
+                 : r < 8 ? v1::EVENT_TYPE_CLOSED_BY_FORCE
+                         : v1::EVENT_TYPE_DECLINED_BY_FORCE;
+          break;
+        }
+        default:
+          continue;
+      }
+    } else {
+      switch (s) {
+        case v1::REFERRAL_STATE_HANDED_OVER:
+          type = chance(60) ? v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED
+                            : v1::EVENT_TYPE_ASSISTANCE_DECLINED;
+          break;
+        case v1::REFERRAL_STATE_JOINT_INVESTIGATION:
+          type = v1::EVENT_TYPE_OUTCOME_RECORDED;
+          break;
+        default:
+          continue;
+      }
+    }
+    Node& n = chain[actor];
+    Stepper stepper{*n.db, clock, *n.mirror};
+    v1::ForceStepResponse response;
+    v1::Referral referral;
+    EXPECT_THAT(TakeStep(
+                    stepper, call, NewId("req-"), id, type,
+                    [&](v1::LifecycleEvent& e, v1::Referral&) {
+                      if (type == v1::EVENT_TYPE_HANDED_OVER) e.set_unit("ERSOU");
+                      if (type == v1::EVENT_TYPE_DECLINED_BY_FORCE ||
+                          type == v1::EVENT_TYPE_ASSISTANCE_DECLINED) {
+                        e.set_reason("not for us");
+                      }
+                      if (type == v1::EVENT_TYPE_CLOSED_BY_FORCE ||
+                          type == v1::EVENT_TYPE_OUTCOME_RECORDED) {
+                        *e.mutable_outcome() =
+                            testing::SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
+                      }
+                      return absl::OkStatus();
+                    },
+                    &response, &referral),
+                IsOk())
+        << actor << " " << EventName(type);
+  }
+  // Everything still in flight arrives, in random order.
+  int rounds = 0;
+  for (auto waiting = chain.Waiting(); !waiting.empty() && ++rounds < 1000;
+       waiting = chain.Waiting()) {
+    chain.Deliver(waiting[rng() % waiting.size()], chance(10));
+  }
+  if (rounds >= 1000) return "messages kept coming";
+  const auto at_nca = chain.CopyAt("NCA", id);
+  if (auto t = chain["NCA"].reg->Timeline(id); t.ok()) {
+    std::multiset<int> types;
+    int ends = 0;
+    for (const auto& e : t->events()) {
+      types.insert(e.type());
+      const EventRule* rule = RuleFor(e.type());
+      ends += rule != nullptr && IsTerminal(rule->target) ? 1 : 0;
+    }
+    const bool ukfiu_end =
+        types.count(v1::EVENT_TYPE_WITHDRAWN) || types.count(v1::EVENT_TYPE_REDIRECTED);
+    seen.two_ends += ends >= 2;
+    seen.withdrawn_vs_outcome += ukfiu_end && types.count(v1::EVENT_TYPE_OUTCOME_RECORDED);
+    seen.redirected_vs_handover +=
+        types.count(v1::EVENT_TYPE_REDIRECTED) && types.count(v1::EVENT_TYPE_HANDED_OVER);
+    seen.declined_vs_withdrawn += ukfiu_end && types.count(v1::EVENT_TYPE_ASSISTANCE_DECLINED);
+  }
+  std::string diff;
+  for (const std::string& code : {"UKFIU", "NFK", "ERSOU"}) {
+    const auto copy = chain.CopyAt(code, id);
+    if (code == "ERSOU" && copy.first == v1::REFERRAL_STATE_UNSPECIFIED) continue;  // never held
+    if (copy != at_nca) {
+      diff += absl::StrCat(code, " has ", StateName(copy.first), "/", OutcomeName(copy.second),
+                           ", the register ", StateName(at_nca.first), "/",
+                           OutcomeName(at_nca.second), "; ");
+    }
+  }
+  if (chain.Held() != 0) diff += absl::StrCat(chain.Held(), " event(s) still held; ");
+  for (const std::string& f : chain.failures) diff += f + "; ";
+  for (const std::string& code : {"UKFIU", "NFK", "ERSOU"}) {
+    if (chain[code].mirror->repeats() != 0) diff += code + " applied an event twice; ";
+  }
+  return diff;
+}
+
+TEST(ReferralCopies, AgreeForAnyInterleavingOfCrossingEvents) {
+  int disagreements = 0;
+  Crossings seen;
+  for (uint64_t seed = 1; seed <= 150; ++seed) {
+    testing::TempDir dir;
+    const std::string diff = OneLife(seed, dir.path().string(), seen);
+    EXPECT_EQ(diff, "") << "seed " << seed;
+    disagreements += diff.empty() ? 0 : 1;
+    if (disagreements > 3) break;  // enough to read
+  }
+  // The fixed seeds must have made every kind of crossing the property is about.
+  std::cout << "crossings: " << seen.two_ends << " with two ends, " << seen.withdrawn_vs_outcome
+            << " withdrawal or redirection against an outcome, " << seen.redirected_vs_handover
+            << " redirection against a handover, " << seen.declined_vs_withdrawn
+            << " declined assistance against a withdrawal or redirection\n";
+  EXPECT_GT(seen.two_ends, 0);
+  EXPECT_GT(seen.withdrawn_vs_outcome, 0);
+  EXPECT_GT(seen.redirected_vs_handover, 0);
+  EXPECT_GT(seen.declined_vs_withdrawn, 0);
+}
+
+}  // namespace
+}  // namespace sarloop::referral
