@@ -8,51 +8,94 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/status.h"
 
 namespace sarloop {
 namespace {
-constexpr absl::string_view kPrefix = "spiffe://sarloop/";
 
-bool ValidSegment(absl::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) {
-      return false;
-    }
-  }
-  return true;
+constexpr absl::string_view kScheme = "spiffe://";
+constexpr size_t kMaxId = 2048;
+constexpr size_t kMaxSegment = 255;
+
+bool PathChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
 }
+bool DomainChar(char c) {
+  return absl::ascii_islower(static_cast<unsigned char>(c)) ||
+         absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+}
+
+// At most 100 bytes of `uri`, for a message.
+std::string Shown(absl::string_view uri) {
+  return uri.size() <= 100 ? std::string(uri) : absl::StrCat(uri.substr(0, 100), "...");
+}
+
 }  // namespace
 
-absl::StatusOr<Identity> ParseIdentity(absl::string_view uri) {
-  if (uri.substr(0, kPrefix.size()) != kPrefix) {
+absl::StatusOr<SpiffeId> ParseSpiffeId(absl::string_view uri) {
+  auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(
-        absl::StrCat("identity '", uri, "' is not spiffe://sarloop/"));
+        absl::StrCat("'", Shown(uri), "' is not a SPIFFE ID in canonical form: ", why));
+  };
+  if (uri.size() > kMaxId) return bad("longer than 2048 bytes");
+  if (uri.substr(0, kScheme.size()) != kScheme) return bad("the scheme must be spiffe://");
+  absl::string_view rest = uri.substr(kScheme.size());
+  const size_t slash = rest.find('/');
+  SpiffeId id;
+  id.trust_domain = std::string(rest.substr(0, slash));
+  if (id.trust_domain.empty()) return bad("no trust domain");
+  for (char c : id.trust_domain) {
+    if (!DomainChar(c)) {
+      return bad("the trust domain may hold lower-case letters, digits, '.', '-' and '_' only");
+    }
   }
-  std::vector<absl::string_view> parts = absl::StrSplit(uri.substr(kPrefix.size()), '/');
-  for (absl::string_view p : parts) {
-    if (!ValidSegment(p)) {
-      return absl::InvalidArgumentError(absl::StrCat("identity '", uri, "' has a bad segment"));
+  if (slash == absl::string_view::npos) return bad("no path");
+  for (absl::string_view seg : absl::StrSplit(rest.substr(slash + 1), '/')) {
+    if (seg.empty()) return bad("an empty path segment (or a trailing slash)");
+    if (seg == "." || seg == "..") return bad("a '.' or '..' path segment");
+    if (seg.size() > kMaxSegment) return bad("a path segment longer than 255 bytes");
+    for (char c : seg) {
+      if (!PathChar(c)) {
+        return bad("path segments may hold letters, digits, '.', '-' and '_' only");
+      }
+    }
+    id.path.emplace_back(seg);
+  }
+  return id;
+}
+
+absl::StatusOr<Identity> ParseIdentity(absl::string_view uri) {
+  ASSIGN_OR_RETURN(SpiffeId spiffe, ParseSpiffeId(uri));
+  if (spiffe.trust_domain != "sarloop") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("identity '", Shown(uri), "' is not in trust domain sarloop"));
+  }
+  const std::vector<std::string>& parts = spiffe.path;
+  for (const std::string& p : parts) {
+    if (p.size() > 64) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("identity '", Shown(uri), "' has a segment longer than 64 bytes"));
     }
   }
   Identity id;
   id.uri = std::string(uri);
-  id.kind = std::string(parts[0]);
+  id.kind = parts[0];
   if ((id.kind == "ukfiu" || id.kind == "nca" || id.kind == "linkage") && parts.size() <= 2) {
     id.org = id.kind == "ukfiu" ? "UKFIU" : id.kind == "nca" ? "NCA" : "LINKAGE";
-    if (parts.size() == 2) id.system = std::string(parts[1]);
+    if (parts.size() == 2) id.system = parts[1];
     return id;
   }
   if ((id.kind == "force" || id.kind == "racu") && parts.size() >= 2 && parts.size() <= 3) {
-    id.org = std::string(parts[1]);
-    if (parts.size() == 3) id.system = std::string(parts[2]);
+    id.org = parts[1];
+    if (parts.size() == 3) id.system = parts[2];
     return id;
   }
   if ((id.kind == "analyst" || id.kind == "monitor") && parts.size() == 2) {
-    id.system = std::string(parts[1]);
+    id.system = parts[1];
     return id;
   }
-  return absl::InvalidArgumentError(absl::StrCat("identity '", uri, "' is not a sarloop role"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("identity '", Shown(uri), "' is not a sarloop role"));
 }
 
 absl::StatusOr<Identity> PeerIdentity(const grpc::ServerContextBase& ctx) {

@@ -7,6 +7,10 @@
 //   spiffe://sarloop/force/<CODE>[/<system>] kind "force",   org CODE
 //   spiffe://sarloop/racu/<CODE>[/<system>]  kind "racu",    org CODE
 //   spiffe://sarloop/analyst/<user>          kind "analyst", org "" (user in `system`)
+//   spiffe://sarloop/monitor/<name>          kind "monitor", org "" (name in `system`)
+//
+// Only a SPIFFE ID in canonical form is an identity (ParseSpiffeId): a certificate naming
+// spiffe://sarloop/ukfiu/.. is no one, not UKFIU.
 #ifndef SARLOOP_COMMON_IDENTITY_H_
 #define SARLOOP_COMMON_IDENTITY_H_
 
@@ -14,6 +18,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -33,7 +38,23 @@ struct Identity {
   bool IsService() const { return kind != "analyst" && system.empty(); }
 };
 
-// Parses a sarloop identity URI. INVALID_ARGUMENT when it is not one.
+// A SPIFFE ID split into its parts.
+struct SpiffeId {
+  std::string trust_domain;
+  std::vector<std::string> path;  // the segments, at least one
+};
+
+// The one parser of SPIFFE IDs (the servers, and sarloop-pki through `sarloopctl identity
+// check`): canonical form only, as the SPIFFE ID specification defines it. "spiffe://", a trust
+// domain of lower-case letters, digits, '.', '-' and '_', then one or more "/segment"s of letters,
+// digits, '.', '-' and '_'; no empty segment (so no "//" and no trailing slash), no "." or ".."
+// segment, no percent-encoding, query, fragment, port or user info; at most 2048 bytes, a segment
+// at most 255. INVALID_ARGUMENT saying which rule the text breaks (never echoing more of it than
+// 100 bytes).
+absl::StatusOr<SpiffeId> ParseSpiffeId(absl::string_view uri);
+
+// Parses a sarloop identity URI: a canonical SPIFFE ID in trust domain "sarloop" naming a role
+// above. INVALID_ARGUMENT when it is not one.
 absl::StatusOr<Identity> ParseIdentity(absl::string_view uri);
 
 // The authenticated caller of a server call. UNAUTHENTICATED when the connection is not mTLS or

@@ -522,6 +522,53 @@ TEST_F(CertTest, RotationWithoutRestartOrAFailedCall) {
   })) << "ukfiu's delivery to force-SFK did not arrive";
 }
 
+// A certificate the chain's own CA signed, carrying exactly the one URI SAN `uri` as given (made
+// with the openssl CLI, not sarloop-pki, which refuses to issue anything but canonical IDs).
+v1::TlsConfig SignedFor(const LocalChain& chain, const std::string& name, const std::string& uri) {
+  const std::string dir = absl::StrCat(chain.dir(), "/forged-", name);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/ext.cnf") << "subjectAltName=URI:" << uri
+                                  << "\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n";
+  const std::string ca = chain.pki_dir() + "/ca";
+  const std::string cmd = absl::StrCat(
+      "cd '", dir, "' && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes ",
+      "-keyout key.pem -subj /CN=forged -out req.csr 2>/dev/null && openssl x509 -req -in req.csr ",
+      "-CA '", ca, "/ca.pem' -CAkey '", ca, "/ca.key' -set_serial 0x", NewId("", 16),
+      " -days 1 -extfile ext.cnf -out cert.pem 2>/dev/null");
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  v1::TlsConfig tls;
+  tls.set_cert_file(dir + "/cert.pem");
+  tls.set_key_file(dir + "/key.pem");
+  tls.set_ca_file(ca + "/ca.pem");
+  return tls;
+}
+
+// Only a SPIFFE ID in canonical form is an identity: a certificate the CA signed for
+// spiffe://sarloop/ukfiu/.. (or any other spelling the SPIFFE spec does not allow) is refused as
+// no identity at all, never taken for UKFIU's intake. The same procedure with a canonical ID is
+// let in, so the refusals are the IDs', not the certificates'.
+TEST_F(CertTest, ANonCanonicalSpiffeIdIsNoIdentity) {
+  auto list = [&](const v1::TlsConfig& tls) {
+    v1::ListReferralsResponse resp;
+    return v1::Ukfiu::NewStub(chain_->Channel("ukfiu", tls, grpc::ChannelArguments()))
+        ->ListReferrals(Context().get(), v1::ListReferralsRequest(), &resp);
+  };
+  ASSERT_RPC_OK(list(SignedFor(*chain_, "canonical", "spiffe://sarloop/ukfiu/intake")));
+  const char* forged[] = {
+      "spiffe://sarloop/ukfiu/..",       "spiffe://sarloop/ukfiu/.",
+      "spiffe://sarloop/ukfiu/",         "spiffe://sarloop//ukfiu",
+      "spiffe://sarloop/ukfiu/%2e%2e",   "spiffe://sarloop/force/../ukfiu",
+      "spiffe://sarloop/ukfiu/intake/",  "spiffe://SARLOOP/ukfiu/intake",
+      "spiffe://sarloop/ukfiu/./intake", "spiffe://sarloop/ukfiu/in%74ake",
+  };
+  int n = 0;
+  for (const char* uri : forged) {
+    grpc::Status s = Shown(uri, list(SignedFor(*chain_, absl::StrCat("f", n++), uri)));
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << uri << ": " << StatusText(s);
+    EXPECT_THAT(s.error_message(), HasSubstr("canonical")) << uri;
+  }
+}
+
 // Appends `line` to `instance`'s configuration and restarts it, so it runs with that setting.
 void Reconfigure(LocalChain& chain, const std::string& instance, const std::string& line) {
   ASSERT_TRUE(chain.Stop(instance).ok());
@@ -562,8 +609,8 @@ TEST_F(CertTest, ARevokedCertificateStopsWorkingWhenItsConnectionIsRecycled) {
       },
       absl::Seconds(60));
   std::cout << "the revoked certificate's channel was refused "
-            << absl::ToDoubleSeconds(absl::Now() - revoked) << " s after the revocation: "
-            << StatusText(last) << std::endl;
+            << absl::ToDoubleSeconds(absl::Now() - revoked)
+            << " s after the revocation: " << StatusText(last) << std::endl;
   EXPECT_TRUE(refused) << "the connection opened before the revocation still works: "
                        << StatusText(last);
   EXPECT_TRUE(mark.Logged(VerifyFailure(kCertRevoked))) << mark.Since();

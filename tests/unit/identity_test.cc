@@ -35,6 +35,51 @@ TEST(Identity, RefusesWhatIsNotARole) {
   EXPECT_FALSE(ParseIdentity("spiffe://sarloop/analyst").ok());
 }
 
+// Every way a URI can fail the SPIFFE ID spec's canonical form, each refused naming its rule:
+// a certificate saying spiffe://sarloop/ukfiu/.. must not be taken for UKFIU's.
+TEST(SpiffeId, RefusesEverythingNotCanonical) {
+  const std::pair<std::string, std::string> bad[] = {
+      {"spiffe://sarloop/ukfiu/..", "'.' or '..'"},
+      {"spiffe://sarloop/ukfiu/.", "'.' or '..'"},
+      {"spiffe://sarloop/../ukfiu", "'.' or '..'"},
+      {"spiffe://sarloop/force/NFK/./psd", "'.' or '..'"},
+      {"spiffe://sarloop/ukfiu/", "empty path segment"},
+      {"spiffe://sarloop//ukfiu", "empty path segment"},
+      {"spiffe://sarloop/force//NFK", "empty path segment"},
+      {"spiffe://sarloop/", "empty path segment"},
+      {"spiffe://sarloop", "no path"},
+      {"spiffe:///ukfiu", "no trust domain"},
+      {"spiffe://SARLOOP/ukfiu", "trust domain"},
+      {"spiffe://sarloop:443/ukfiu", "trust domain"},
+      {"spiffe://user@sarloop/ukfiu", "trust domain"},
+      {"spiffe://sarloop/uk%66iu", "letters, digits"},
+      {"spiffe://sarloop/ukfiu?x=1", "letters, digits"},
+      {"spiffe://sarloop/ukfiu#frag", "letters, digits"},
+      {"spiffe://sarloop/uk fiu", "letters, digits"},
+      {std::string("spiffe://sarloop/ukfiu\0x", 24), "letters, digits"},
+      {"spiffe://sarloop/ukfiu\n", "letters, digits"},
+      {"spiffe://sarloop/\xc3\xa9", "letters, digits"},
+      {"SPIFFE://sarloop/ukfiu", "scheme"},
+      {"https://sarloop/ukfiu", "scheme"},
+      {"spiffe://sarloop/" + std::string(256, 'a'), "longer than 255"},
+      {"spiffe://sarloop/" + std::string(2040, 'a'), "longer than 2048"},
+  };
+  for (const auto& [uri, rule] : bad) {
+    absl::StatusOr<SpiffeId> id = ParseSpiffeId(uri);
+    EXPECT_THAT(id,
+                testing::StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr(rule)))
+        << uri.substr(0, 60);
+    EXPECT_FALSE(ParseIdentity(uri).ok()) << uri.substr(0, 60);
+  }
+  ASSERT_THAT(ParseSpiffeId("spiffe://sarloop/force/NFK/psd.v2-x_1"), IsOk());
+  EXPECT_EQ(ParseSpiffeId("spiffe://sarloop/force/NFK/psd.v2-x_1")->path.size(), 3u);
+  // Dots inside a segment are fine; a segment made only of dots beyond ".." is a name too.
+  EXPECT_THAT(ParseIdentity("spiffe://sarloop/force/NFK/case.system"), IsOk());
+  // A longer message is cut in what the error repeats of it.
+  EXPECT_LT(ParseSpiffeId("spiffe://sarloop/" + std::string(3000, 'a')).status().message().size(),
+            300u);
+}
+
 TEST(IdentityPattern, StarIsOneSegment) {
   EXPECT_TRUE(MatchesPattern("spiffe://sarloop/force/NFK/*", "spiffe://sarloop/force/NFK/psd"));
   EXPECT_FALSE(MatchesPattern("spiffe://sarloop/force/NFK/*", "spiffe://sarloop/force/NFK"));

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/crypto.h"
+#include "common/identity.h"
 #include "common/retention.h"
 #include "common/sealed.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
@@ -327,8 +328,32 @@ std::vector<Command> NcaCommands() {
   };
 }
 
+// Offline: the services' own parser (ParseSpiffeId, ParseIdentity) on one SPIFFE ID, so that
+// sarloop-pki issues only what a service would accept as the same identity. Exit 2 naming the
+// rule it breaks.
+absl::Status IdentityCheck(const Input& in, Session&) {
+  const std::string& uri = in.operands[0];
+  absl::StatusOr<SpiffeId> spiffe = ParseSpiffeId(uri);
+  if (!spiffe.ok()) return UsageError(spiffe.status().message());
+  absl::StatusOr<Identity> id = ParseIdentity(uri);
+  if (id.ok()) {
+    std::cout << "sarloop identity: kind " << id->kind << ", organisation "
+              << (id->org.empty() ? "-" : id->org) << ", system "
+              << (id->system.empty() ? "- (the service itself)" : id->system) << "\n";
+  } else {
+    std::cout << "canonical SPIFFE ID, not a sarloop role: " << id.status().message() << "\n";
+  }
+  return absl::OkStatus();
+}
+
 std::vector<Command> OpsCommands() {
   return {
+      {.group = "identity",
+       .verb = "check",
+       .operands = {"SPIFFE_ID"},
+       .summary = "whether a SPIFFE ID is in canonical form, and the sarloop role it names "
+                  "(offline; exit 2 naming the rule it breaks)",
+       .run = IdentityCheck},
       {.group = "ops",
        .verb = "backlog",
        .summary = "the outbox backlog of this service per destination",

@@ -46,6 +46,7 @@ constexpr Group kGroups[] = {
     {"ops", "ops: the service's own outbox"},
     {"linkage", "linkage: screening SAR subjects against force personnel for indirect links"},
     {"audit", "audit: verify a service's tamper-evident audit log (offline)"},
+    {"identity", "identity: check a SPIFFE ID as the services parse it (offline)"},
     {"keys", "keys: data keys for encryption at rest (offline, on the service's files)"},
     {"db", "db: back up a service's database while it runs, and restore it (on its host)"},
     {"health", "health: whether the service is up"},
