@@ -1,6 +1,9 @@
 #include "common/messaging.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <grpcpp/grpcpp.h>
+#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -14,6 +17,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -83,6 +87,13 @@ CREATE TABLE idempotency (
   created_at BIGINT NOT NULL,
   PRIMARY KEY (scope, request_id)
 );
+)sql"};
+
+const Migration kRequestDigestMigration = {"the digest of each idempotent request", R"sql(
+ALTER TABLE idempotency ADD COLUMN request_digest TEXT NOT NULL DEFAULT '';
+)sql",
+                                           R"sql(
+ALTER TABLE idempotency ADD COLUMN request_digest TEXT NOT NULL DEFAULT '';
 )sql"};
 
 namespace {
@@ -541,24 +552,50 @@ absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
   return response;
 }
 
-absl::Status RunIdempotent(Database& db, const std::string& scope, const std::string& request_id,
+namespace {
+// SHA-256 of the request's deterministic serialisation, hex.
+std::string RequestDigest(const google::protobuf::Message& request) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream out(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    request.SerializeToCodedStream(&coded);
+  }
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), sizeof digest));
+}
+}  // namespace
+
+absl::Status RunIdempotent(Database& db, const std::string& scope,
+                           const google::protobuf::Message& request, const std::string& request_id,
                            google::protobuf::Message* response,
                            const std::function<absl::Status(Txn&)>& fn, absl::Time now,
                            AuditRecorder* audit) {
+  const std::string digest = RequestDigest(request);
   return db.Transact([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT response FROM idempotency WHERE scope = ? AND "
-                                          "request_id = ?",
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT response, request_digest FROM idempotency "
+                                          "WHERE scope = ? AND request_id = ?",
                                           {scope, request_id}));
     const std::string row_key = RowKey(scope, request_id);
     if (!rows.empty()) {
+      // An answer stored before digests were kept (empty) is taken as the same request.
+      if (!rows[0].Text(1).empty() && rows[0].Text(1) != digest) {
+        return FieldError("request_id",
+                          "was used before for a different request (another referral, reason or "
+                          "body); that earlier request's answer stands, and this one was not "
+                          "carried out: send it with a new request_id");
+      }
       return UnsealProto(txn, kIdempotencyColumn, row_key, rows[0].Text(0), response);
     }
     RETURN_IF_ERROR(fn(txn));
     if (audit != nullptr) RETURN_IF_ERROR(audit->RecordInTransaction(txn));
     ASSIGN_OR_RETURN(Blob sealed, SealProto(txn, kIdempotencyColumn, row_key, *response));
     return txn.Exec(
-        "INSERT INTO idempotency (scope, request_id, response, created_at) VALUES (?, ?, ?, ?)",
-        {scope, request_id, std::move(sealed), ToMicros(now)});
+        "INSERT INTO idempotency (scope, request_id, response, created_at, request_digest) "
+        "VALUES (?, ?, ?, ?, ?)",
+        {scope, request_id, std::move(sealed), ToMicros(now), digest});
   });
 }
 

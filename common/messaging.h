@@ -37,6 +37,9 @@ inline constexpr char kRegisterCode[] = "NCA";
 // Tables for the outbox, the receiver's deduplication record and request idempotency. Every
 // service lists it among its migrations.
 extern const Migration kMessagingMigration;
+// The digest of the request each stored answer was given for (RunIdempotent). Every service lists
+// it among the migrations it applies after the audit log.
+extern const Migration kRequestDigestMigration;
 
 // Adds `envelope` to the outbox for `destination` (a peer code). Must run inside the transaction
 // that makes the change the envelope reports. ALREADY_EXISTS-free: enqueuing the same message_id
@@ -155,10 +158,14 @@ absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
                                                  AuditRecorder* audit = nullptr);
 
 // Runs `fn` once per (scope, request_id): the first time in a write transaction, storing the
-// serialised `response` with the effect; a repeat parses the stored response into `response` and
-// does nothing else. `scope` separates RPC methods and callers.
-// When `audit` is given, the call is recorded in the same transaction as its effect.
-absl::Status RunIdempotent(Database& db, const std::string& scope, const std::string& request_id,
+// serialised `response` with the effect and a digest of `request`; a repeat of the same request
+// parses the stored response into `response` and does nothing else. A request_id used before for
+// a different request (another referral, reason or body) is INVALID_ARGUMENT naming request_id,
+// and nothing happens: the caller must not believe the second action took place. `scope`
+// separates RPC methods and callers. When `audit` is given, the call is recorded in the same
+// transaction as its effect.
+absl::Status RunIdempotent(Database& db, const std::string& scope,
+                           const google::protobuf::Message& request, const std::string& request_id,
                            google::protobuf::Message* response,
                            const std::function<absl::Status(Txn&)>& fn, absl::Time now,
                            AuditRecorder* audit = nullptr);

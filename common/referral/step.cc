@@ -10,7 +10,8 @@
 
 namespace sarloop::referral {
 
-absl::Status TakeStep(const Stepper& stepper, const Call& call, const std::string& request_id,
+absl::Status TakeStep(const Stepper& stepper, const Call& call,
+                      const google::protobuf::Message& request, const std::string& request_id,
                       const std::string& referral_id, v1::EventType type, const Fill& fill,
                       google::protobuf::Message* response, v1::Referral* referral) {
   RETURN_IF_ERROR(CheckRequestId(request_id));
@@ -23,7 +24,7 @@ absl::Status TakeStep(const Stepper& stepper, const Call& call, const std::strin
   }
   const absl::Time now = stepper.clock.Now();
   return RunIdempotent(
-      stepper.db, call.scope, request_id, response,
+      stepper.db, call.scope, request, request_id, response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Referral copy, LoadReferral(txn, referral_id));
         RETURN_IF_ERROR(NextState(copy.state(), type).status());

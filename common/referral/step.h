@@ -28,22 +28,25 @@ struct Stepper {
   Mirror& mirror;
 };
 
-// Takes step `type` on `referral_id` for `call`, idempotently by (call.scope, request_id), and
+// Takes step `type` on `referral_id` for `call`, idempotently by (call.scope, request_id) for
+// `request` (the RPC's request: a request_id used for another request is refused), and
 // writes the answer into `response` with the referral (its package left out) in `referral`.
 // INVALID_ARGUMENT names the field (request_id, referral_id, or what `fill` or the data
 // minimisation check refuse); NOT_FOUND for a referral this service does not hold;
 // FAILED_PRECONDITION naming the current state when the table does not allow the step from it.
-absl::Status TakeStep(const Stepper& stepper, const Call& call, const std::string& request_id,
+absl::Status TakeStep(const Stepper& stepper, const Call& call,
+                      const google::protobuf::Message& request, const std::string& request_id,
                       const std::string& referral_id, v1::EventType type, const Fill& fill,
                       google::protobuf::Message* response, v1::Referral* referral);
 
 // The same, for a response message with a `referral` field.
 template <typename Response>
 absl::StatusOr<Response> Step(const Stepper& stepper, const Call& call,
+                              const google::protobuf::Message& request,
                               const std::string& request_id, const std::string& referral_id,
                               v1::EventType type, const Fill& fill) {
   Response response;
-  absl::Status s = TakeStep(stepper, call, request_id, referral_id, type, fill, &response,
+  absl::Status s = TakeStep(stepper, call, request, request_id, referral_id, type, fill, &response,
                             response.mutable_referral());
   if (!s.ok()) return s;
   return response;

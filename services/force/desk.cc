@@ -14,7 +14,7 @@ namespace sarloop::force {
 namespace {
 
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration};
 
 // The actor of what the service does by itself (e.g. recording receipt).
 v1::Actor ServiceActor(const std::string& code) {
@@ -59,30 +59,34 @@ absl::StatusOr<v1::GetForceReferralResponse> Desk::Get(const std::string& referr
   return response;
 }
 
-absl::StatusOr<v1::ForceStepResponse> Desk::Step(const Call& call, const std::string& request_id,
+absl::StatusOr<v1::ForceStepResponse> Desk::Step(const Call& call,
+                                                 const google::protobuf::Message& request,
+                                                 const std::string& request_id,
                                                  const std::string& referral_id, v1::EventType type,
                                                  const referral::Fill& fill) {
-  return referral::Step<v1::ForceStepResponse>({db_, clock_, mirror_}, call, request_id,
+  return referral::Step<v1::ForceStepResponse>({db_, clock_, mirror_}, call, request, request_id,
                                                referral_id, type, fill);
 }
 
 absl::StatusOr<v1::ForceStepResponse> Desk::Acknowledge(const Call& call,
                                                         const v1::ForceStepRequest& request) {
-  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_ACKNOWLEDGED,
+  return Step(call, request, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_ACKNOWLEDGED,
               [](v1::LifecycleEvent&, v1::Referral&) { return absl::OkStatus(); });
 }
 
 absl::StatusOr<v1::ForceStepResponse> Desk::StartResearch(const Call& call,
                                                           const v1::ForceStepRequest& request) {
-  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_RESEARCH_STARTED,
+  return Step(call, request, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_RESEARCH_STARTED,
               [](v1::LifecycleEvent&, v1::Referral&) { return absl::OkStatus(); });
 }
 
 absl::StatusOr<v1::ForceStepResponse> Desk::Decline(const Call& call,
                                                     const v1::DeclineReferralRequest& request) {
   RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
-  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_DECLINED_BY_FORCE,
-              [&](v1::LifecycleEvent& e, v1::Referral&) {
+  return Step(call, request, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_DECLINED_BY_FORCE, [&](v1::LifecycleEvent& e, v1::Referral&) {
                 e.set_reason(request.reason());
                 return absl::OkStatus();
               });
@@ -91,8 +95,8 @@ absl::StatusOr<v1::ForceStepResponse> Desk::Decline(const Call& call,
 absl::StatusOr<v1::ForceStepResponse> Desk::Close(const Call& call,
                                                   const v1::CloseReferralRequest& request) {
   RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome()));
-  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_CLOSED_BY_FORCE,
-              [&](v1::LifecycleEvent& e, v1::Referral&) {
+  return Step(call, request, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_CLOSED_BY_FORCE, [&](v1::LifecycleEvent& e, v1::Referral&) {
                 *e.mutable_outcome() = request.outcome();
                 e.mutable_outcome()->set_investigating_org(options_.code);
                 return absl::OkStatus();
@@ -106,8 +110,8 @@ absl::StatusOr<v1::ForceStepResponse> Desk::HandOver(const Call& call,
     return absl::FailedPreconditionError(absl::StrCat(
         "force ", options_.code, " has no investigating unit configured; close the referral"));
   }
-  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_HANDED_OVER,
-              [&](v1::LifecycleEvent& e, v1::Referral& r) {
+  return Step(call, request, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_HANDED_OVER, [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 e.set_unit(options_.unit);
                 r.mutable_package()->set_handover_notes(request.notes());
                 return absl::OkStatus();

@@ -70,7 +70,9 @@ class Desk {
   std::vector<std::string> Destinations() const;
 
  private:
-  absl::StatusOr<v1::ForceStepResponse> Step(const Call& call, const std::string& request_id,
+  absl::StatusOr<v1::ForceStepResponse> Step(const Call& call,
+                                             const google::protobuf::Message& request,
+                                             const std::string& request_id,
                                              const std::string& referral_id, v1::EventType type,
                                              const referral::Fill& fill);
 

@@ -168,6 +168,12 @@ absl::StatusOr<v1::LinkageHit> LoadHit(Txn& txn, const std::string& hit_id) {
 
 std::span<const Migration> LinkageMigrations() { return kMigrations; }
 
+namespace {
+const Migration kMigrationsAfterAudit[] = {kRequestDigestMigration};
+}  // namespace
+
+std::span<const Migration> LinkageMigrationsAfterAudit() { return kMigrationsAfterAudit; }
+
 LinkageDesk::LinkageDesk(Database& db, Clock& clock, LinkageOptions options)
     : db_(db), clock_(clock), options_(options) {}
 
@@ -321,7 +327,7 @@ absl::StatusOr<v1::BeginIndexUploadResponse> LinkageDesk::BeginUpload(
   v1::BeginIndexUploadResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, call.scope, r.request_id(), &response,
+      db_, call.scope, r, r.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         response.set_upload_id(NewId("UPL-"));
         return txn.Exec("INSERT INTO linkage_uploads (upload_id, org, started_at) VALUES (?, ?, ?)",
@@ -347,7 +353,7 @@ absl::StatusOr<v1::UploadIndexRecordsResponse> LinkageDesk::UploadRecords(
   v1::UploadIndexRecordsResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, call.scope, r.request_id(), &response,
+      db_, call.scope, r, r.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(const int64_t held,
                          OpenUploadRecords(txn, r.upload_id(), call.identity.org));
@@ -386,7 +392,7 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
   std::shared_ptr<ForceIndex> built;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, call.scope, r.request_id(), &response,
+      db_, call.scope, r, r.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(const int64_t held,
                          OpenUploadRecords(txn, r.upload_id(), call.identity.org));
@@ -551,7 +557,7 @@ absl::StatusOr<v1::ScreenSubjectsResponse> LinkageDesk::Screen(const Call& call,
   const absl::Time now = clock_.Now();
   bool ran = false;
   const absl::Status status = RunIdempotent(
-      db_, call.scope, r.request_id(), &response,
+      db_, call.scope, r, r.request_id(), &response,
       [&](Txn& txn) {
         ran = true;
         return ScreenInTxn(txn, incoming, now, &response);
@@ -619,7 +625,7 @@ absl::StatusOr<v1::RecordLinkFeedbackResponse> LinkageDesk::RecordFeedback(
   v1::RecordLinkFeedbackResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, call.scope, r.request_id(), &response,
+      db_, call.scope, r, r.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::LinkageHit hit, LoadHit(txn, r.hit_id()));
         if (hit.organisation() != call.identity.org) {

@@ -35,7 +35,9 @@
 
 namespace sarloop::linkage {
 
+// The service's schema: before the audit log, and after it (ServiceMigrations).
 std::span<const Migration> LinkageMigrations();
+std::span<const Migration> LinkageMigrationsAfterAudit();
 
 struct LinkageOptions {
   // Hits are pairs whose match rule score reaches this (thousandths). 850 is the operating point

@@ -119,5 +119,6 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
 
 int main(int argc, char** argv) {
   return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_LINKAGE,
-                             sarloop::linkage::LinkageMigrations(), sarloop::linkage::Build);
+                             sarloop::linkage::LinkageMigrations(), sarloop::linkage::Build,
+                             sarloop::linkage::LinkageMigrationsAfterAudit());
 }

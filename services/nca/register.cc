@@ -8,6 +8,7 @@
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/rules.h"
+#include "common/server.h"
 #include "common/status.h"
 #include "common/validation.h"
 
@@ -78,7 +79,8 @@ CREATE INDEX entries_open_by_due ON entries (due_at, referral_id)
 CREATE INDEX entries_open_by_org_due ON entries (organisation, due_at, referral_id)
   WHERE (state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8);
 )sql"},
-                                 kHeldEventsMigration};
+                                 kHeldEventsMigration,
+                                 kRequestDigestMigration};
 
 // A referral is overdue when its due date has passed and it has neither feedback nor has ended
 // by withdrawal or redirection: states 1-4, 7 and 8 (see ReferralState). Written as in the partial
@@ -99,6 +101,11 @@ absl::StatusOr<std::vector<v1::RegisterEntry>> ParseEntries(const std::vector<Ro
 }  // namespace
 
 std::span<const Migration> RegisterMigrations() { return kMigrations; }
+
+std::vector<Migration> RegisterSchema() {
+  return ServiceMigrations(RegisterMigrations().first(kRegisterMigrationsBeforeAudit),
+                           RegisterMigrations().subspan(kRegisterMigrationsBeforeAudit));
+}
 
 Register::Register(Database& db, const ReferenceData& reference, Clock& clock)
     : db_(db),

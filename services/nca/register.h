@@ -13,6 +13,7 @@
 #include <shared_mutex>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -32,6 +33,10 @@ namespace sarloop::nca {
 // and the rest after it (see ServiceMigrations).
 std::span<const Migration> RegisterMigrations();
 inline constexpr size_t kRegisterMigrationsBeforeAudit = 2;
+
+// The nca service's whole schema, as it opens its database (ServiceMigrations: the messaging
+// tables, the register, the audit log, the rest), for tools and tests that open a register.
+std::vector<Migration> RegisterSchema();
 
 class Register {
  public:

@@ -13,7 +13,7 @@
 namespace sarloop::racu {
 namespace {
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration};
 }  // namespace
 
 std::span<const Migration> UnitMigrations() { return kMigrations; }
@@ -49,16 +49,18 @@ absl::StatusOr<v1::GetHandoverResponse> Unit::Get(const std::string& referral_id
   return response;
 }
 
-absl::StatusOr<v1::UnitStepResponse> Unit::Step(const Call& call, const std::string& request_id,
+absl::StatusOr<v1::UnitStepResponse> Unit::Step(const Call& call,
+                                                const google::protobuf::Message& request,
+                                                const std::string& request_id,
                                                 const std::string& referral_id, v1::EventType type,
                                                 const referral::Fill& fill) {
-  return referral::Step<v1::UnitStepResponse>({db_, clock_, mirror_}, call, request_id, referral_id,
-                                              type, fill);
+  return referral::Step<v1::UnitStepResponse>({db_, clock_, mirror_}, call, request, request_id,
+                                              referral_id, type, fill);
 }
 
 absl::StatusOr<v1::UnitStepResponse> Unit::Accept(const Call& call,
                                                   const v1::AcceptHandoverRequest& request) {
-  return Step(call, request.request_id(), request.referral_id(),
+  return Step(call, request, request.request_id(), request.referral_id(),
               v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED,
               [](v1::LifecycleEvent&, v1::Referral&) { return absl::OkStatus(); });
 }
@@ -66,8 +68,8 @@ absl::StatusOr<v1::UnitStepResponse> Unit::Accept(const Call& call,
 absl::StatusOr<v1::UnitStepResponse> Unit::DeclineAssistance(
     const Call& call, const v1::DeclineAssistanceRequest& request) {
   RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
-  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_ASSISTANCE_DECLINED,
-              [&](v1::LifecycleEvent& e, v1::Referral&) {
+  return Step(call, request, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_ASSISTANCE_DECLINED, [&](v1::LifecycleEvent& e, v1::Referral&) {
                 e.set_reason(request.reason());
                 return absl::OkStatus();
               });
@@ -76,8 +78,8 @@ absl::StatusOr<v1::UnitStepResponse> Unit::DeclineAssistance(
 absl::StatusOr<v1::UnitStepResponse> Unit::RecordOutcome(const Call& call,
                                                          const v1::RecordOutcomeRequest& request) {
   RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome()));
-  return Step(call, request.request_id(), request.referral_id(), v1::EVENT_TYPE_OUTCOME_RECORDED,
-              [&](v1::LifecycleEvent& e, v1::Referral&) {
+  return Step(call, request, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_OUTCOME_RECORDED, [&](v1::LifecycleEvent& e, v1::Referral&) {
                 *e.mutable_outcome() = request.outcome();
                 e.mutable_outcome()->set_investigating_org(options_.code);
                 return absl::OkStatus();

@@ -39,7 +39,7 @@ CREATE TABLE sar_subjects (
 );
 CREATE INDEX sar_subjects_by_sar ON sar_subjects (sar_id);
 )sql"}};
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration};
 
 // Referral states that have ended (see ReferralState).
 constexpr const char* kEnded = kTerminalStatesSql;
@@ -124,7 +124,7 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
   v1::SubmitSarResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, call.scope, request.request_id(), &response,
+      db_, call.scope, request, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         v1::Sar sar = request.sar();
         sar.set_sar_id(NewId("SAR-"));
@@ -301,7 +301,7 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
   v1::ReferSarResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, call.scope, request.request_id(), &response,
+      db_, call.scope, request, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, request.sar_id()));
         Dispatching d;
@@ -326,7 +326,7 @@ absl::StatusOr<v1::WithdrawReferralResponse> Desk::Withdraw(
   v1::WithdrawReferralResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, call.scope, request.request_id(), &response,
+      db_, call.scope, request, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, request.referral_id()));
         RETURN_IF_ERROR(NextState(r.state(), v1::EVENT_TYPE_WITHDRAWN).status());
@@ -353,7 +353,7 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
   v1::RedirectReferralResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, call.scope, request.request_id(), &response,
+      db_, call.scope, request, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Referral old, LoadReferral(txn, request.referral_id()));
         if (old.organisation() == request.organisation()) {

@@ -49,6 +49,18 @@ expect "refer without rationale names the field" 1 "INVALID_ARGUMENT.*thr.ration
 expect "unknown enum value lists the allowed ones" 2 "high" -- \
   as ukfiu-intake 1 ukfiu refer "$sar" --org NFK --threat severe --risk low --harm low --rationale r
 expect "missing command is a usage error" 2 "usage|Usage" -- as ukfiu-intake 1 ukfiu
+# A request_id is one request: the same again gets the first answer, another body is refused.
+rid="cli-reuse-$RANDOM"
+first=$(as ukfiu-intake 1 --json --request-id "$rid" ukfiu submit --sector bank --narrative "first" \
+  --subject "Sam Reuse|1970-01-02|officer|NFK" 2>&1 | json 'd["sar"]["sarId"]')
+again=$(as ukfiu-intake 1 --json --request-id "$rid" ukfiu submit --sector bank --narrative "first" \
+  --subject "Sam Reuse|1970-01-02|officer|NFK" 2>&1 | json 'd["sar"]["sarId"]')
+[[ $first == SAR-* && $again == "$first" ]] && ok "a repeated request gets the first answer ($first)" ||
+  bad "repeat with the same request_id: '$first' then '$again'"
+expect "a request_id reused for another request is refused, naming it" 1 \
+  "INVALID_ARGUMENT.*request_id.*different request" -- \
+  as ukfiu-intake 1 --request-id "$rid" ukfiu submit --sector bank --narrative "second" \
+  --subject "Sam Reuse|1970-01-02|officer|NFK"
 ref=$(as ukfiu-intake 1 --json ukfiu refer "$sar" --org NFK --threat high --risk medium \
   --harm low --rationale "PNC access and undeclared debts" | json 'd["referral"]["referralId"]')
 [[ $ref == REF-* ]] && ok "refer returns a referral id" || bad "refer returned '$ref'"

@@ -9,6 +9,7 @@
 #include "common/ids.h"
 #include "common/linkage_encoding.h"
 #include "common/messaging.h"
+#include "common/server.h"
 #include "gtest/gtest.h"
 #include "sarloop/v1/linkage.grpc.pb.h"
 #include "services/linkage/desk.h"
@@ -41,9 +42,9 @@ class LinkageDeskTest : public ::testing::Test {
   void Open(LinkageOptions options = {}) {
     desk_.reset();
     db_.reset();
-    std::vector<Migration> migrations{kMessagingMigration};
-    for (const auto& m : LinkageMigrations()) migrations.push_back(m);
-    auto db = Database::Open(dir_.File("linkage.db"), migrations, TestKeys());
+    auto db = Database::Open(dir_.File("linkage.db"),
+                             ServiceMigrations(LinkageMigrations(), LinkageMigrationsAfterAudit()),
+                             TestKeys());
     ASSERT_THAT(db, IsOk());
     db_ = std::move(*db);
     auto desk = LinkageDesk::Load(*db_, clock_, options);

@@ -80,8 +80,9 @@ bool Eventually(const std::function<bool()>& done) {
 class OutboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto db =
-        Database::Open(dir_.File("o.db"), std::vector<Migration>{kMessagingMigration}, TestKeys());
+    auto db = Database::Open(dir_.File("o.db"),
+                             std::vector<Migration>{kMessagingMigration, kRequestDigestMigration},
+                             TestKeys());
     ASSERT_THAT(db, IsOk());
     db_ = std::move(*db);
   }
@@ -266,10 +267,12 @@ TEST_F(OutboxTest, ReceiverStopsAtATransientFailureAndKeepsNothingOfIt) {
 
 TEST_F(OutboxTest, RepeatedRequestIdReturnsTheFirstAnswer) {
   int runs = 0;
+  v1::Envelope request;
+  request.set_message_id("the request");
   auto run = [&](const std::string& id) {
     v1::Envelope response;
     absl::Status s = RunIdempotent(
-        *db_, "scope", id, &response,
+        *db_, "scope", request, id, &response,
         [&](Txn&) {
           ++runs;
           response.set_message_id(absl::StrCat("answer-", runs));
@@ -283,6 +286,31 @@ TEST_F(OutboxTest, RepeatedRequestIdReturnsTheFirstAnswer) {
   EXPECT_EQ(run("req-1"), "answer-1");
   EXPECT_EQ(run("req-2"), "answer-2");
   EXPECT_EQ(runs, 2);
+}
+
+// The same request_id with another request is refused, naming request_id, and changes nothing:
+// the caller must not believe the second action happened. The same request again still gets the
+// first answer.
+TEST_F(OutboxTest, ARequestIdUsedForAnotherRequestIsRefused) {
+  int runs = 0;
+  auto run = [&](const std::string& body) {
+    v1::Envelope request, response;
+    request.set_message_id(body);
+    return RunIdempotent(
+        *db_, "scope", request, "req-1", &response,
+        [&](Txn&) {
+          ++runs;
+          return absl::OkStatus();
+        },
+        absl::Now());
+  };
+  EXPECT_THAT(run("withdraw REF-1"), IsOk());
+  absl::Status other = run("withdraw REF-2");
+  EXPECT_THAT(other, StatusIs(absl::StatusCode::kInvalidArgument,
+                              HasSubstr("was used before for a different request")));
+  EXPECT_EQ(FieldOf(other), "request_id");
+  EXPECT_THAT(run("withdraw REF-1"), IsOk());
+  EXPECT_EQ(runs, 1);
 }
 
 }  // namespace

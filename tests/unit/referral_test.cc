@@ -135,7 +135,7 @@ class Chain {
   Chain(const std::string& dir, ManualClock& clock) : clock_(clock) {
     const std::vector<Migration> schema =
         ServiceMigrations(std::vector<Migration>{kEventLogMigration, kReferralStoreMigration},
-                          std::vector<Migration>{kHeldEventsMigration});
+                          std::vector<Migration>{kHeldEventsMigration, kRequestDigestMigration});
     auto add = [&](const std::string& code, Identity id, bool unit) {
       Node& n = nodes_[code];
       n.code = code;
@@ -150,11 +150,8 @@ class Chain {
     add("ERSOU", kErsou, true);
     Node& nca = nodes_["NCA"];
     nca.code = "NCA";
-    nca.db = *Database::Open(
-        absl::StrCat(dir, "/nca.db"),
-        ServiceMigrations(nca::RegisterMigrations().first(nca::kRegisterMigrationsBeforeAudit),
-                          nca::RegisterMigrations().subspan(nca::kRegisterMigrationsBeforeAudit)),
-        testing::TestKeys());
+    nca.db =
+        *Database::Open(absl::StrCat(dir, "/nca.db"), nca::RegisterSchema(), testing::TestKeys());
     nca.reg = std::make_unique<nca::Register>(*nca.db, ReferenceData::BuiltIn(), clock_);
   }
 
@@ -362,8 +359,11 @@ std::string OneLife(uint64_t seed, const std::string& dir, Crossings& seen) {
     Stepper stepper{*n.db, clock, *n.mirror};
     v1::ForceStepResponse response;
     v1::Referral referral;
+    v1::ForceStepRequest request;
+    request.set_request_id(NewId("req-"));
+    request.set_referral_id(id);
     EXPECT_THAT(TakeStep(
-                    stepper, call, NewId("req-"), id, type,
+                    stepper, call, request, request.request_id(), id, type,
                     [&](v1::LifecycleEvent& e, v1::Referral&) {
                       if (type == v1::EVENT_TYPE_HANDED_OVER) e.set_unit("ERSOU");
                       if (type == v1::EVENT_TYPE_DECLINED_BY_FORCE ||

@@ -315,8 +315,8 @@ TEST_P(StorageEngines, SerializedAppendsFromReplicasKeepOneChain) {
 TEST_P(StorageEngines, RegisterReplicasFoldEveryEvent) {
   // A store of its own: the fixture's holds another schema.
   std::unique_ptr<Store> store = Store::Make(GetParam());
-  ASSERT_OK_AND_ASSIGN(auto a, store->Open(nca::RegisterMigrations()));
-  ASSERT_OK_AND_ASSIGN(auto b, store->Open(nca::RegisterMigrations()));
+  ASSERT_OK_AND_ASSIGN(auto a, store->Open(nca::RegisterSchema()));
+  ASSERT_OK_AND_ASSIGN(auto b, store->Open(nca::RegisterSchema()));
   ManualClock clock(absl::FromUnixSeconds(1'750'000'000));
   nca::Register reg_a(*a, ReferenceData::BuiltIn(), clock);
   nca::Register reg_b(*b, ReferenceData::BuiltIn(), clock);

@@ -247,9 +247,8 @@ int Main(int argc, char** argv) {
   // Fixed "now", so a kept register answers the same on every run.
   const absl::Time now =
       absl::FromCivil(absl::CivilSecond(2026, 11, 1, 12, 0, 0), absl::UTCTimeZone());
-  auto db = flags.postgres.empty()
-                ? Database::Open(flags.db, nca::RegisterMigrations())
-                : Database::OpenPostgres(flags.postgres, nca::RegisterMigrations());
+  auto db = flags.postgres.empty() ? Database::Open(flags.db, nca::RegisterSchema())
+                                   : Database::OpenPostgres(flags.postgres, nca::RegisterSchema());
   if (!flags.postgres.empty()) flags.db = "PostgreSQL";
   if (!db.ok()) {
     std::cerr << "sarloop-query-bench: " << db.status() << "\n";
