@@ -28,10 +28,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/ascii.h"

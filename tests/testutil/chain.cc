@@ -18,16 +18,17 @@ namespace sarloop::testing {
 namespace {
 
 const std::map<std::string, int> kOffsets = {
-    {"ukfiu", 1},      {"nca", 2},       {"force-NFK", 11},  {"force-SFK", 12},
-    {"force-MPS", 13}, {"force-BF", 14}, {"racu-ERSOU", 21}, {"racu-NCAACU", 22}, {"linkage", 6}};
+    {"ukfiu", 1},     {"nca", 2},         {"force-NFK", 11},   {"force-SFK", 12}, {"force-MPS", 13},
+    {"force-BF", 14}, {"racu-ERSOU", 21}, {"racu-NCAACU", 22}, {"linkage", 6}};
 
 }  // namespace
 
 absl::Status LocalChain::Launcher(const std::string& args) const {
   const std::string cmd = absl::StrCat(
-      "SARLOOP_BUILD=", SARLOOP_BINARY_DIR, " SARLOOP_BASE_PORT=",
-      base_port_ == 0 ? std::string("auto") : std::to_string(base_port_), " ",
-      SARLOOP_SOURCE_DIR, "/deploy/local/sarloop-local ", args, " >>", dir_, "/launcher.log 2>&1");
+      "SARLOOP_BUILD=", SARLOOP_BINARY_DIR,
+      " SARLOOP_BASE_PORT=", base_port_ == 0 ? std::string("auto") : std::to_string(base_port_),
+      " ", SARLOOP_SOURCE_DIR, "/deploy/local/sarloop-local ", args, " >>", dir_,
+      "/launcher.log 2>&1");
   const int rc = std::system(cmd.c_str());
   if (rc != 0) {
     std::ifstream log(dir_ + "/launcher.log");
@@ -48,7 +49,8 @@ absl::StatusOr<std::unique_ptr<LocalChain>> LocalChain::Up() {
   std::ifstream in(chain->dir_ + "/base-port");
   int base = 0;
   if (!(in >> base) || base <= 0) {
-    return absl::InternalError(absl::StrCat("sarloop-local up wrote no base port in ", chain->dir_));
+    return absl::InternalError(
+        absl::StrCat("sarloop-local up wrote no base port in ", chain->dir_));
   }
   chain->base_port_ = base;
   return chain;
