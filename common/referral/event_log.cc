@@ -84,10 +84,9 @@ absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn, const std::st
   return events;
 }
 
-absl::Status Emit(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event,
-                  const referral::Parties& known, absl::Time now,
-                  const v1::ReferralPackage* package) {
-  RETURN_IF_ERROR(AppendEvent(txn, event).status());
+absl::Status SendEvent(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event,
+                       const referral::Parties& known, absl::Time now,
+                       const v1::ReferralPackage* package) {
   for (const std::string& dest : referral::Destinations(event, known, event.producer())) {
     if (!outbox.Reaches(dest)) {
       spdlog::warn("{} of {} not sent to {}: no peer is configured for it",

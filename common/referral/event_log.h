@@ -1,6 +1,7 @@
 // Each service's own record of lifecycle events (the `events` table), the events it keeps aside
-// until they can be judged (`held_events`, see Mirror), and the one way a service emits an event:
-// record it and send it where the rules table says, in the caller's transaction.
+// until they can be judged (`held_events`, see Mirror), and how a recorded event is sent where the
+// rules table says (SendEvent), in the caller's transaction. Services emit through
+// Mirror::Produce, which records, folds and sends.
 #ifndef SARLOOP_COMMON_REFERRAL_EVENT_LOG_H_
 #define SARLOOP_COMMON_REFERRAL_EVENT_LOG_H_
 
@@ -32,13 +33,13 @@ absl::StatusOr<bool> AppendEvent(Txn& txn, const v1::LifecycleEvent& event);
 // Every stored event of a referral, in EventBefore order.
 absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn, const std::string& referral_id);
 
-// Records `event` and sends it through `outbox` where the rules table says for a referral whose
-// parties are `known` (referral::Destinations), with `package` in the envelope to the party the
-// table gives it to. A destination the service has no peer for is skipped and logged (ukfiu
-// reaches only the units it is configured with).
-absl::Status Emit(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event,
-                  const referral::Parties& known, absl::Time now,
-                  const v1::ReferralPackage* package = nullptr);
+// Sends `event`, already recorded (AppendEvent), through `outbox` where the rules table says for
+// a referral whose parties are `known` (referral::Destinations), with `package` in the envelope
+// to the party the table gives it to. A destination the service has no peer for is skipped and
+// logged (ukfiu reaches only the units it is configured with).
+absl::Status SendEvent(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event,
+                       const referral::Parties& known, absl::Time now,
+                       const v1::ReferralPackage* package = nullptr);
 
 }  // namespace sarloop
 

@@ -33,11 +33,6 @@ bool TakesPackage(const Receiver& self, const v1::LifecycleEvent& event) {
 Mirror::Mirror(Receiver self, Outbox& outbox, SaveCopy save, Clock& clock)
     : self_(std::move(self)), outbox_(outbox), save_(std::move(save)), clock_(clock) {}
 
-absl::StatusOr<Parties> Mirror::PartiesFor(Txn& txn, const std::string& referral_id) {
-  ASSIGN_OR_RETURN(auto events, EventsOf(txn, referral_id));
-  return PartiesOf(events);
-}
-
 absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
                                         const v1::Envelope& envelope) {
   const v1::LifecycleEvent& event = envelope.event();
@@ -81,30 +76,33 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
     return Receipt::kHeld;
   }
   RETURN_IF_ERROR(
-      Apply(txn, event, Change{&event, &envelope, nullptr}, parties, "", false).status());
+      Apply(txn, event, Change{&event, &envelope, nullptr}, std::move(events), "", false).status());
   return Receipt::kApplied;
 }
 
 absl::StatusOr<v1::RegisterEntry> Mirror::Produce(Txn& txn, const v1::LifecycleEvent& event,
                                                   const v1::ReferralPackage* package,
                                                   v1::Referral* copy) {
-  ASSIGN_OR_RETURN(Parties before, PartiesFor(txn, event.referral_id()));
-  ASSIGN_OR_RETURN(v1::RegisterEntry folded, Apply(txn, event, Change{nullptr, nullptr, copy},
-                                                   before, event.event_id(), false));
-  ASSIGN_OR_RETURN(Parties after, PartiesFor(txn, event.referral_id()));
-  RETURN_IF_ERROR(Emit(txn, outbox_, event, after, clock_.Now(), package));
-  return folded;
+  ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
+  ASSIGN_OR_RETURN(Applied applied, Apply(txn, event, Change{nullptr, nullptr, copy},
+                                          std::move(events), event.event_id(), false));
+  RETURN_IF_ERROR(SendEvent(txn, outbox_, event, applied.parties, clock_.Now(), package));
+  return std::move(applied.folded);
 }
 
-absl::StatusOr<v1::RegisterEntry> Mirror::Apply(Txn& txn, const v1::LifecycleEvent& event,
-                                                const Change& change, const Parties& before,
-                                                const std::string& produced, bool judging_held) {
-  RETURN_IF_ERROR(AppendEvent(txn, event).status());
-  ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
-  const Parties after = PartiesOf(events);
-  const v1::RegisterEntry folded = Fold(events);
-  RETURN_IF_ERROR(save_(txn, folded, change));
-  if (!Grew(before, after)) return folded;
+absl::StatusOr<Mirror::Applied> Mirror::Apply(Txn& txn, const v1::LifecycleEvent& event,
+                                              const Change& change,
+                                              std::vector<v1::LifecycleEvent> events,
+                                              const std::string& produced, bool judging_held) {
+  const Parties before = PartiesOf(events);
+  ASSIGN_OR_RETURN(const bool is_new, AppendEvent(txn, event));
+  if (is_new) {
+    events.insert(std::upper_bound(events.begin(), events.end(), event, EventBefore), event);
+  }
+  Applied applied{Fold(events), PartiesOf(events)};
+  RETURN_IF_ERROR(save_(txn, applied.folded, change));
+  const Parties& after = applied.parties;
+  if (!Grew(before, after)) return applied;
   // A unit learnt of now gets what this service sent to units before it knew of this one (the
   // register sends nothing: an organisation whose code is the register's, NCA, is not it).
   for (const std::string& unit : self_.is_register ? std::set<std::string>{} : after.units) {
@@ -122,7 +120,7 @@ absl::StatusOr<v1::RegisterEntry> Mirror::Apply(Txn& txn, const v1::LifecycleEve
     }
   }
   if (!judging_held) RETURN_IF_ERROR(JudgeHeld(txn, event.referral_id()));
-  return folded;
+  return applied;
 }
 
 absl::Status Mirror::JudgeHeld(Txn& txn, const std::string& referral_id) {
@@ -137,14 +135,15 @@ absl::Status Mirror::JudgeHeld(Txn& txn, const std::string& referral_id) {
         return absl::DataLossError("a held event does not parse");
       }
       ASSIGN_OR_RETURN(Identity peer, ParseIdentity(row.Text(1)));
-      ASSIGN_OR_RETURN(Parties parties, PartiesFor(txn, referral_id));
-      absl::StatusOr<Verdict> verdict = Judge(self_, parties, event, peer);
+      ASSIGN_OR_RETURN(auto events, EventsOf(txn, referral_id));
+      absl::StatusOr<Verdict> verdict = Judge(self_, PartiesOf(events), event, peer);
       if (verdict.ok() && *verdict == Verdict::kHold) continue;
       RETURN_IF_ERROR(txn.Exec("DELETE FROM held_events WHERE event_id = ?", {row.Text(0)}));
       moved = true;
       if (verdict.ok()) {
         RETURN_IF_ERROR(
-            Apply(txn, event, Change{&event, nullptr, nullptr}, parties, "", true).status());
+            Apply(txn, event, Change{&event, nullptr, nullptr}, std::move(events), "", true)
+                .status());
         continue;
       }
       // Accepted in transit, refused now that the referral is known: recorded, never applied.

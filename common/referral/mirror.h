@@ -20,6 +20,7 @@
 #include <atomic>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -76,20 +77,22 @@ class Mirror {
                                             const v1::ReferralPackage* package = nullptr,
                                             v1::Referral* copy = nullptr);
 
-  // The parties of a referral as this service knows them.
-  absl::StatusOr<Parties> PartiesFor(Txn& txn, const std::string& referral_id);
-
   // Delivered events that were already held or applied here when a new message brought them
   // again: with receivers deduplicating by message, always 0 unless a message was applied twice.
   int64_t repeats() const { return repeats_.load(); }
 
  private:
-  // Stores `event`, saves the new fold and, when the parties grew, forwards this service's
-  // earlier events to new units (all but `produced`, which its Emit sends) and judges the held
-  // events again (unless `judging_held`, whose loop does that).
-  absl::StatusOr<v1::RegisterEntry> Apply(Txn& txn, const v1::LifecycleEvent& event,
-                                          const Change& change, const Parties& before,
-                                          const std::string& produced, bool judging_held);
+  struct Applied {
+    v1::RegisterEntry folded;
+    Parties parties;  // after the event
+  };
+  // Stores `event` beside `events` (the referral's events as read before it, in EventBefore
+  // order; read once per event, not again here), saves the new fold and, when the parties grew,
+  // forwards this service's earlier events to new units (all but `produced`, which Produce sends)
+  // and judges the held events again (unless `judging_held`, whose loop does that).
+  absl::StatusOr<Applied> Apply(Txn& txn, const v1::LifecycleEvent& event, const Change& change,
+                                std::vector<v1::LifecycleEvent> events, const std::string& produced,
+                                bool judging_held);
   // Judges the referral's held events again until none moves.
   absl::Status JudgeHeld(Txn& txn, const std::string& referral_id);
 

@@ -243,6 +243,8 @@ int Main(int argc, char** argv) {
     flags.db = (std::filesystem::temp_directory_path() /
                 absl::StrCat("sarloop-query-bench-", getpid(), ".db"))
                    .string();
+    // A run that failed part-way leaves its file; a later run with the same pid starts afresh.
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(flags.db + suffix);
   }
   // Fixed "now", so a kept register answers the same on every run.
   const absl::Time now =

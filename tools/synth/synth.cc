@@ -849,11 +849,14 @@ class Driver {
 
   void Close(int i) {
     const std::string& org = s_.referrals[i].organisation;
+    // Dated once, outside the retries: a retry must send the same request (the services refuse
+    // a request_id reused for a different one, and a clock second may pass between attempts).
+    const v1::Outcome outcome = Dated(i);
     Step(org, "Close", i, [&](auto& stub, auto* ctx, const auto& rid, auto* resp) {
       v1::CloseReferralRequest req;
       req.set_request_id(rid);
       req.set_referral_id(ids_[i]);
-      *req.mutable_outcome() = Dated(i);
+      *req.mutable_outcome() = outcome;
       return stub.Close(ctx, req, resp);
     });
   }
