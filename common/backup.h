@@ -22,7 +22,8 @@ struct DatabaseFileInfo {
   int64_t audit_entries = 0;
 };
 
-// Copies the database at `from` to `to`, which must not exist yet, and syncs it to disk.
+// Copies the database at `from` to `to`, which must not exist yet, readable by its owner only
+// (0600), and syncs it to disk.
 // NOT_FOUND when `from` does not exist; ALREADY_EXISTS when `to` does.
 absl::Status BackupDatabase(const std::string& from, const std::string& to);
 
@@ -31,9 +32,20 @@ absl::Status BackupDatabase(const std::string& from, const std::string& to);
 absl::StatusOr<DatabaseFileInfo> CheckDatabaseFile(const std::string& file);
 
 // Puts a checked copy of `backup` in place of `database` (whose service must be stopped): the copy
-// is written next to it and synced, the old write-ahead log and shared-memory files are removed
-// (they belong to the database being replaced), and the copy is renamed over it.
+// is written next to it with the owner and mode of the file it replaces (or of its directory's
+// owner, 0600, if there is none: a restore run as root must leave a file the service can write)
+// and synced, the old write-ahead log and shared-memory files are removed (they belong to the
+// database being replaced), and the copy is renamed over it.
 absl::Status RestoreDatabase(const std::string& backup, const std::string& database);
+
+// Copies a file that goes with a backup (the audit checkpoints) to `to`, which must not exist,
+// readable by its owner only.
+absl::Status CopyFilePrivately(const std::string& from, const std::string& to);
+
+// Restores a file that goes with `database` (its audit checkpoints) from `from` to `to`, with the
+// owner and mode `database` has.
+absl::Status RestoreFileBeside(const std::string& from, const std::string& to,
+                               const std::string& database);
 
 }  // namespace sarloop
 

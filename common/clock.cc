@@ -1,5 +1,6 @@
 #include "common/clock.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -28,7 +29,12 @@ class OffsetFileClock : public Clock {
         size_ = st.st_size;
         std::ifstream in(path_);
         long long seconds = 0;
-        if (in >> seconds) offset_ = absl::Seconds(seconds);
+        if (in >> seconds && absl::Seconds(seconds) != offset_) {
+          offset_ = absl::Seconds(seconds);
+          // Loud on every change: a moved clock moves deadlines, escalations and purges.
+          spdlog::warn("DEVELOPMENT CLOCK: {} moves this service's clock by {} s (now {})", path_,
+                       seconds, absl::FormatTime(absl::Now() + offset_, absl::UTCTimeZone()));
+        }
       }
     } else {
       offset_ = absl::ZeroDuration();

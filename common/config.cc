@@ -6,9 +6,12 @@
 
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
@@ -42,6 +45,68 @@ absl::StatusOr<v1::ServiceConfig> ParseConfig(const std::string& text, bool json
   return config;
 }
 
+namespace {
+
+// "host:port" or "[v6-address]:port", with a port of 1 to 65535.
+absl::Status CheckAddress(absl::string_view field, const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return FieldError(field, absl::StrCat("'", address, "' is not host:port"));
+  }
+  const std::string host = address.substr(0, colon);
+  if (host.front() == '[' && host.back() != ']') {
+    return FieldError(field, absl::StrCat("'", address, "' is not [address]:port"));
+  }
+  int port = 0;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 1 || port > 65535) {
+    return FieldError(field,
+                      absl::StrCat("'", address.substr(colon + 1), "' is not a port (1 to 65535)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckRequiredPeers(const v1::ServiceConfig& c) {
+  std::set<std::string> peers;
+  for (const v1::Peer& p : c.peers()) {
+    if (!peers.insert(p.code()).second) {
+      return FieldError("peers", absl::StrCat("names ", p.code(), " twice"));
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> needed;  // code, why
+  switch (c.kind()) {
+    case v1::SERVICE_KIND_FORCE:
+      needed = {{"UKFIU", "a force reports every step to UKFIU"},
+                {"NCA", "a force reports every step to the NCA register"}};
+      if (!c.handover_unit().empty()) {
+        needed.emplace_back(c.handover_unit(), "handover_unit names it");
+      }
+      break;
+    case v1::SERVICE_KIND_RACU:
+      needed = {{"UKFIU", "a unit reports every step to UKFIU"},
+                {"NCA", "a unit reports every step to the NCA register"}};
+      for (const std::string& force : c.served_forces()) {
+        needed.emplace_back(force, "served_forces names it (the unit answers to it)");
+      }
+      break;
+    case v1::SERVICE_KIND_UKFIU:
+      needed = {{"NCA", "UKFIU reports every referral to the NCA register"}};
+      if (!c.linkage_key_file().empty()) {
+        needed.emplace_back("LINKAGE", "linkage_key_file is set (new SARs are screened)");
+      }
+      break;
+    default:
+      break;
+  }
+  for (const auto& [code, why] : needed) {
+    if (peers.count(code) == 0) {
+      return FieldError("peers", absl::StrCat("has no entry for ", code, ": ", why));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (c.kind() == v1::SERVICE_KIND_UNSPECIFIED) c.set_kind(kind);
   if (c.kind() != kind) {
@@ -73,13 +138,25 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (!c.postgres().empty() && kind != v1::SERVICE_KIND_NCA) {
     return FieldError("postgres", "only the NCA's register runs on PostgreSQL");
   }
+  if (!c.dev_clock_offset_file().empty() && !c.development_mode()) {
+    return FieldError("dev_clock_offset_file",
+                      "moves the service's clock and is honoured only on a development chain "
+                      "(development_mode: true); leave it empty in production");
+  }
   if (c.tls().cert_file().empty()) return FieldError("tls.cert_file", "is required");
   if (c.tls().key_file().empty()) return FieldError("tls.key_file", "is required");
   if (c.tls().ca_file().empty()) return FieldError("tls.ca_file", "is required");
+  RETURN_IF_ERROR(CheckAddress("listen", c.listen()));
+  if (!c.metrics_listen().empty())
+    RETURN_IF_ERROR(CheckAddress("metrics_listen", c.metrics_listen()));
+  if (!c.dashboard_listen().empty()) {
+    RETURN_IF_ERROR(CheckAddress("dashboard_listen", c.dashboard_listen()));
+  }
   for (int i = 0; i < c.peers_size(); ++i) {
     if (c.peers(i).code().empty() || c.peers(i).address().empty()) {
       return FieldError(absl::StrCat("peers[", i, "]"), "needs code and address");
     }
+    RETURN_IF_ERROR(CheckAddress(absl::StrCat("peers[", i, "].address"), c.peers(i).address()));
   }
   if (c.data_key_files().empty()) {
     return FieldError("data_key_files",
@@ -97,6 +174,12 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   auto* d = c.mutable_delivery();
   if (d->initial_backoff_ms() <= 0) d->set_initial_backoff_ms(200);
   if (d->max_backoff_ms() <= 0) d->set_max_backoff_ms(60000);
+  if (d->initial_backoff_ms() > d->max_backoff_ms()) {
+    return FieldError(
+        "delivery.initial_backoff_ms",
+        absl::StrCat("is ", d->initial_backoff_ms(), ", more than delivery.max_backoff_ms (",
+                     d->max_backoff_ms(), ")"));
+  }
   if (d->batch_size() <= 0) d->set_batch_size(200);
   if (d->batch_size() > 500) return FieldError("delivery.batch_size", "at most 500");
   if (d->deadline_ms() <= 0) d->set_deadline_ms(10000);

@@ -31,6 +31,11 @@ absl::StatusOr<v1::ServiceConfig> ReadConfigText(const std::string& path);
 // Fills defaults and checks required fields for `kind`.
 absl::Status FinishConfig(v1::ServiceConfig& config, v1::ServiceKind kind);
 
+// The peers a service cannot work without, by kind: a force's UKFIU and NCA and its handover
+// unit, a unit's UKFIU, NCA and every force it serves, UKFIU's NCA (and the linkage service when it
+// screens). INVALID_ARGUMENT naming `peers` and what is missing, or a code listed twice.
+absl::Status CheckRequiredPeers(const v1::ServiceConfig& config);
+
 // The peer address for `code`, or nullptr.
 const v1::Peer* FindPeer(const v1::ServiceConfig& config, const std::string& code);
 

@@ -47,7 +47,7 @@ absl::Status CheckEvent(const v1::LifecycleEvent& e) {
 namespace {
 absl::Status CheckPackage(const v1::ReferralPackage& p) {
   RETURN_IF_ERROR(CheckReferralId("package.referral_id", p.referral_id()));
-  RETURN_IF_ERROR(CheckSar("package.sar", p.sar()));
+  RETURN_IF_ERROR(CheckSar("package.sar", p.sar(), absl::InfiniteFuture()));
   RETURN_IF_ERROR(CheckText("package.handover_notes", p.handover_notes(), 20000, false));
   return CheckTextList("package.deconfliction_with", p.deconfliction_with(), 100, 20);
 }
@@ -75,12 +75,14 @@ DeliveryService::DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFro
 grpc::ServerUnaryReactor* DeliveryService::Deliver(grpc::CallbackServerContext* ctx,
                                                    const v1::DeliverRequest* request,
                                                    v1::DeliverResponse* response) {
-  return ServeWrite(ctx, edge_, "/sarloop.v1.Delivery/Deliver", *request,
-                    [=, this](const Call& call) -> absl::Status {
-                      RETURN_IF_ERROR(RequireService(call.identity));
-                      ASSIGN_OR_RETURN(*response, DeliverFrom(call.identity, *request, call.audit));
-                      return absl::OkStatus();
-                    });
+  return ServeWrite(
+      ctx, edge_, "/sarloop.v1.Delivery/Deliver", *request,
+      [=, this](const Call& call) -> absl::Status {
+        RETURN_IF_ERROR(RequireService(call.identity));
+        ASSIGN_OR_RETURN(*response, DeliverFrom(call.identity, *request, call.audit));
+        return absl::OkStatus();
+      },
+      RequestChecks::kByBody);
 }
 
 absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity& peer,
@@ -90,6 +92,7 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
   if (request.envelopes_size() > 500) return FieldError("envelopes", "at most 500 per call");
   auto apply = [&](Txn& txn, const v1::Envelope& env) -> absl::Status {
     RETURN_IF_ERROR(CheckText("message_id", env.message_id(), 100, true));
+    RETURN_IF_ERROR(CheckRequestText(env));
     if (env.has_screen()) {
       if (!accepts_screens_) return FieldError("screen", "this service takes no screening");
       if (env.has_event() || env.has_package()) {
@@ -119,12 +122,14 @@ RegisterFeedService::RegisterFeedService(Edge edge, Database& db, Clock& clock, 
 grpc::ServerUnaryReactor* RegisterFeedService::ReportEvents(grpc::CallbackServerContext* ctx,
                                                             const v1::ReportEventsRequest* request,
                                                             v1::DeliverResponse* response) {
-  return ServeWrite(ctx, edge_, "/sarloop.v1.RegisterFeed/ReportEvents", *request,
-                    [=, this](const Call& call) -> absl::Status {
-                      RETURN_IF_ERROR(RequireService(call.identity));
-                      ASSIGN_OR_RETURN(*response, ReportFrom(call.identity, *request, call.audit));
-                      return absl::OkStatus();
-                    });
+  return ServeWrite(
+      ctx, edge_, "/sarloop.v1.RegisterFeed/ReportEvents", *request,
+      [=, this](const Call& call) -> absl::Status {
+        RETURN_IF_ERROR(RequireService(call.identity));
+        ASSIGN_OR_RETURN(*response, ReportFrom(call.identity, *request, call.audit));
+        return absl::OkStatus();
+      },
+      RequestChecks::kByBody);
 }
 
 absl::StatusOr<v1::DeliverResponse> RegisterFeedService::ReportFrom(

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/tls.h"
 
 namespace sarloop {
 namespace {
@@ -32,20 +33,7 @@ constexpr auto kTimeout = std::chrono::seconds(10);
 std::string PeerUri(SSL* ssl) {
   if (SSL_get_verify_result(ssl) != X509_V_OK) return "";
   X509* cert = SSL_get0_peer_certificate(ssl);
-  if (cert == nullptr) return "";
-  auto* names =
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-  if (names == nullptr) return "";
-  std::vector<std::string> uris;
-  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
-    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
-    if (n->type != GEN_URI) continue;
-    const ASN1_IA5STRING* s = n->d.uniformResourceIdentifier;
-    uris.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                      static_cast<size_t>(ASN1_STRING_length(s)));
-  }
-  GENERAL_NAMES_free(names);
-  return uris.size() == 1 ? uris[0] : "";
+  return cert == nullptr ? "" : CertificateUri(cert);
 }
 
 class Session : public std::enable_shared_from_this<Session> {

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/csv.h"
 
 namespace sarloop::linkage {
 namespace {
@@ -68,16 +69,7 @@ absl::StatusOr<std::vector<std::vector<std::string>>> Records(absl::string_view 
   return out;
 }
 
-std::string Quote(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
-}
+std::string Quote(const std::string& s) { return CsvCell(s); }
 
 }  // namespace
 
@@ -94,6 +86,7 @@ absl::StatusOr<std::vector<PersonRow>> ParsePeopleCsv(absl::string_view text,
   std::vector<PersonRow> rows;
   for (size_t r = 1; r < records->size(); ++r) {
     std::vector<std::string>& f = (*records)[r];
+    for (std::string& field : f) field = CsvValue(std::move(field));
     if (f.size() != kColumns) {
       return absl::InvalidArgumentError(
           absl::StrCat("line ", lines[r], ": ", f.size(), " fields, expected ", kColumns));

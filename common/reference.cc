@@ -115,4 +115,12 @@ const Region* ReferenceData::FindRegion(const std::string& code) const {
   return it == region_index_.end() ? nullptr : &regions_[it->second];
 }
 
+bool ReferenceData::IsUnit(const std::string& code) const {
+  if (code == "NCAACU") return true;
+  for (const Region& r : regions_) {
+    if (!r.rocu.empty() && r.rocu == code) return true;
+  }
+  return false;
+}
+
 }  // namespace sarloop

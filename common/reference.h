@@ -34,6 +34,9 @@ class ReferenceData {
   const Region* FindRegion(const std::string& code) const;
   const std::vector<v1::Organisation>& organisations() const { return organisations_; }
   const std::vector<Region>& regions() const { return regions_; }
+  // Whether `code` is an anti-corruption unit a force can hand a referral over to: a region's
+  // ROCU, or the NCA's own Anti-Corruption Unit (NCAACU), which serves the national agencies.
+  bool IsUnit(const std::string& code) const;
 
  private:
   std::vector<v1::Organisation> organisations_;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "common/csv.h"
 #include "common/ids.h"
 
 namespace sarloop::report {
@@ -56,13 +57,38 @@ const std::vector<std::string> kMeasureColumns = {"Referred",
                                                   "Median days to feedback",
                                                   "Median days to outcome"};
 
-std::string Csv(absl::string_view s) {
-  if (s.find_first_of(",\"\n\r") == absl::string_view::npos) return std::string(s);
-  return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\"");
-}
+std::string Csv(absl::string_view s) { return CsvCell(s); }
 
+// Text a Markdown renderer shows as written: no live link, image, HTML or emphasis can be made
+// from a value (a decline reason "[x](http://...)" or "<img src=...>"), and no table is broken.
 std::string MdEscape(absl::string_view s) {
-  return absl::StrReplaceAll(s, {{"|", "\\|"}, {"\n", " "}, {"\r", " "}});
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '\n':
+      case '\r':
+      case '\t':
+        out.push_back(' ');
+        break;
+      case '\\':
+      case '`':
+      case '*':
+      case '_':
+      case '[':
+      case ']':
+      case '<':
+      case '>':
+      case '|':
+      case '!':
+      case '~':
+      case '#':
+        out.push_back('\\');
+        [[fallthrough]];
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "common/fault.h"
 #include "common/identity.h"
 #include "common/metrics.h"
+#include "common/request_checks.h"
 #include "common/status.h"
 #include "common/storage.h"
 
@@ -44,6 +45,15 @@ struct Edge {
 // A string field of `request` by name (request_id, referral_id), or "" when it has none.
 std::string StringField(const google::protobuf::Message& request, const char* name);
 
+// Where a request's text and times are checked (common/request_checks.h).
+enum class RequestChecks {
+  // At the edge, before the body: a refusal refuses the call.
+  kAtEdge,
+  // By the body, item by item: for batches of peers' messages, where one bad envelope is refused
+  // on its own and must not hold up the rest behind it.
+  kByBody,
+};
+
 namespace internal {
 
 // When the server is full, refuses the call and returns its reactor; otherwise null. (The
@@ -56,14 +66,20 @@ template <typename Body>
 class CallRun {
  public:
   CallRun(grpc::CallbackServerContext* ctx, const Edge& edge, const char* method,
-          const google::protobuf::Message& request, Body body)
+          const google::protobuf::Message& request, Body body, RequestChecks checks)
       : ctx_(ctx),
         reactor_(ctx->DefaultReactor()),
         edge_(edge),
         method_(method),
         arrived_(absl::Now()),
-        referral_id_(StringField(request, "referral_id").substr(0, 64)),
-        request_id_(StringField(request, "request_id").substr(0, 64)),
+        // gRPC made the request for this call alone and hands it on as const by convention; the
+        // edge rewrites its text to NFC before anything reads it.
+        checked_(checks == RequestChecks::kAtEdge
+                     ? CleanRequest(const_cast<google::protobuf::Message&>(request))
+                     : absl::OkStatus()),
+        // Refused text may hold line breaks that would forge log lines: such ids are not logged.
+        referral_id_(checked_.ok() ? StringField(request, "referral_id").substr(0, 64) : ""),
+        request_id_(checked_.ok() ? StringField(request, "request_id").substr(0, 64) : ""),
         body_(std::move(body)) {}
 
   grpc::ServerUnaryReactor* reactor() const { return reactor_; }
@@ -86,7 +102,8 @@ class CallRun {
     }
     AuditRecorder audit(edge_.audit_db, entry);
     call.audit = &audit;
-    if (id.ok()) status = body_(static_cast<const Call&>(call));
+    if (id.ok()) status = checked_;
+    if (status.ok()) status = body_(static_cast<const Call&>(call));
     audit.Finish(status);
     caller_ = entry.identity;
     return status;
@@ -115,6 +132,7 @@ class CallRun {
   const Edge edge_;
   const char* const method_;
   const absl::Time arrived_;
+  const absl::Status checked_;
   const std::string referral_id_;
   const std::string request_id_;
   Body body_;
@@ -130,11 +148,12 @@ class CallRun {
 template <typename Body>
 grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& edge,
                                 const char* method, const google::protobuf::Message& request,
-                                Body body) {
+                                Body body, RequestChecks checks = RequestChecks::kAtEdge) {
   // Overload: refused before any work, and not audited (the audit write would be the very load
   // being shed); Admission counts the refusals.
   if (grpc::ServerUnaryReactor* refused = internal::Shed(ctx, edge, method)) return refused;
-  auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body));
+  auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body),
+                                                       checks);
   if (edge.executor != nullptr) {
     edge.executor->Post([run] { run->Reply(run->Run()); });
   } else {
@@ -152,10 +171,11 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& ed
 template <typename Body>
 grpc::ServerUnaryReactor* ServeWrite(grpc::CallbackServerContext* ctx, const Edge& edge,
                                      const char* method, const google::protobuf::Message& request,
-                                     Body body) {
-  if (edge.writer == nullptr) return Serve(ctx, edge, method, request, std::move(body));
+                                     Body body, RequestChecks checks = RequestChecks::kAtEdge) {
+  if (edge.writer == nullptr) return Serve(ctx, edge, method, request, std::move(body), checks);
   if (grpc::ServerUnaryReactor* refused = internal::Shed(ctx, edge, method)) return refused;
-  auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body));
+  auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body),
+                                                       checks);
   edge.writer->Submit([run]() -> Database::Completion {
     absl::Status status = run->Run();
     return [run, status](const absl::Status& commit) { run->Reply(status.ok() ? commit : status); };

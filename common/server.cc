@@ -21,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -31,6 +32,7 @@
 #include "common/https_server.h"
 #include "common/identity.h"
 #include "common/ids.h"
+#include "common/request_checks.h"
 #include "common/retention.h"
 #include "common/rpc.h"
 #include "common/status.h"
@@ -168,8 +170,25 @@ absl::StatusOr<std::string> CheckConfig(const v1::ServiceConfig& config) {
     absl::StrAppend(&summary, "  peer ", code, " (", what, ") at ", config.peers(i).address(),
                     "\n");
   }
+  RETURN_IF_ERROR(CheckRequiredPeers(config));
+  if (!config.handover_unit().empty() && !reference->IsUnit(config.handover_unit())) {
+    return FieldError("handover_unit",
+                      absl::StrCat("unknown unit '", config.handover_unit(),
+                                   "' (not a regional or national unit in the reference data)"));
+  }
   // These two name the field and the file themselves.
   if (absl::Status s = MakeServerCredentials(config.tls()).status(); !s.ok()) return s;
+  // The certificate must be this service's own: another organisation's would have its peers
+  // refuse every delivery, and this service answer as someone else.
+  ASSIGN_OR_RETURN(const std::string uri, CertificateFileUri(config.tls().cert_file()));
+  absl::StatusOr<Identity> own = ParseIdentity(uri);
+  if (!own.ok()) return FieldError("tls.cert_file", own.status().message());
+  std::string kind = absl::AsciiStrToLower(v1::ServiceKind_Name(config.kind()).substr(13));
+  if (!own->IsService() || own->kind != kind || own->org != config.code()) {
+    return FieldError("tls.cert_file",
+                      absl::StrCat("is the certificate of ", uri, ", not of this service (", kind,
+                                   " ", config.code(), ")"));
+  }
   if (absl::Status s =
           Keyring::FromFiles({config.data_key_files().begin(), config.data_key_files().end()})
               .status();
@@ -267,6 +286,10 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
                  const ServiceBuilder& build) {
   // Before the database: its commit observer records here until the very end.
   Metrics metrics;
+  if (!config.dev_clock_offset_file().empty()) {
+    spdlog::warn("DEVELOPMENT MODE: the clock follows {}; not for production",
+                 config.dev_clock_offset_file());
+  }
   std::unique_ptr<Clock> clock = config.dev_clock_offset_file().empty()
                                      ? NewSystemClock()
                                      : NewOffsetFileClock(config.dev_clock_offset_file());
@@ -368,6 +391,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 100);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
   counters.push_back(admission.InterceptorFactory());
+  counters.push_back(UnparseableRequestInterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(counters));
   for (auto& s : parts.services) builder.RegisterService(s.get());
   builder.RegisterService(&ops);

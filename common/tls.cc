@@ -5,11 +5,13 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <fstream>
 #include <mutex>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -89,6 +91,39 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
   options.set_verify_server_certs(true);
   if (!tls.crl_dir().empty()) options.set_crl_directory(tls.crl_dir());
   return grpc::experimental::TlsCredentials(options);
+}
+
+std::string CertificateUri(X509* cert) {
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (names == nullptr) return "";
+  std::vector<std::string> uris;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    if (n->type != GEN_URI) continue;
+    const ASN1_IA5STRING* s = n->d.uniformResourceIdentifier;
+    uris.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                      static_cast<size_t>(ASN1_STRING_length(s)));
+  }
+  GENERAL_NAMES_free(names);
+  return uris.size() == 1 ? uris[0] : "";
+}
+
+absl::StatusOr<std::string> CertificateFileUri(const std::string& path) {
+  FILE* f = fopen(path.c_str(), "r");
+  if (f == nullptr) return FieldError("tls.cert_file", absl::StrCat("cannot read '", path, "'"));
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  fclose(f);
+  if (cert == nullptr) {
+    return FieldError("tls.cert_file", absl::StrCat("'", path, "' holds no PEM certificate"));
+  }
+  std::string uri = CertificateUri(cert);
+  X509_free(cert);
+  if (uri.empty()) {
+    return FieldError("tls.cert_file",
+                      absl::StrCat("'", path, "' has no single URI SAN (a sarloop identity)"));
+  }
+  return uri;
 }
 
 }  // namespace sarloop

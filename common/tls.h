@@ -5,8 +5,10 @@
 
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
+#include <openssl/x509.h>
 
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "sarloop/v1/config.pb.h"
@@ -22,6 +24,14 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 // and the target host name.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const v1::TlsConfig& tls);
+
+// The single URI SAN of `cert` (a sarloop identity is exactly one); empty when it has none or
+// several.
+std::string CertificateUri(X509* cert);
+
+// The single URI SAN of the first certificate in the PEM file at `path`. INVALID_ARGUMENT naming
+// tls.cert_file when it cannot be read or has no single URI SAN.
+absl::StatusOr<std::string> CertificateFileUri(const std::string& path);
 
 }  // namespace sarloop
 

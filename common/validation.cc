@@ -109,7 +109,24 @@ absl::Status CheckThr(absl::string_view field, const v1::ThrAssessment& thr) {
   return CheckText(absl::StrCat(field, ".rationale"), thr.rationale(), 4000, true);
 }
 
-absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& o) {
+namespace {
+absl::Time TimeOf(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+absl::Status NotAfter(absl::string_view field, const google::protobuf::Timestamp& t,
+                      absl::Time now) {
+  if (now != absl::InfiniteFuture() && TimeOf(t) > now + kClockSkew) {
+    return FieldError(field, absl::StrCat("is in the future (after ",
+                                          absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", now + kClockSkew,
+                                                           absl::UTCTimeZone()),
+                                          ")"));
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& o, absl::Time now) {
   const auto f = [&](absl::string_view sub) { return absl::StrCat(field, ".", sub); };
   if (o.type() == v1::OUTCOME_TYPE_UNSPECIFIED || !v1::OutcomeType_IsValid(o.type())) {
     return FieldError(f("type"), "is required");
@@ -138,26 +155,38 @@ absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& o) {
   }
   if (!o.has_opened_at()) return FieldError(f("opened_at"), "is required");
   if (!o.has_closed_at()) return FieldError(f("closed_at"), "is required");
-  if (o.closed_at().seconds() < o.opened_at().seconds()) {
+  RETURN_IF_ERROR(NotAfter(f("opened_at"), o.opened_at(), now));
+  RETURN_IF_ERROR(NotAfter(f("closed_at"), o.closed_at(), now));
+  if (TimeOf(o.closed_at()) < TimeOf(o.opened_at())) {
     return FieldError(f("closed_at"), "is before opened_at");
   }
   return CheckText(f("learning_summary"), o.learning_summary(), 1000, false);
 }
 
 namespace {
-absl::Status CheckDate(absl::string_view field, const std::string& date) {
+// A date of birth: a real date (no 31 April), from 1900-01-01 to the date of `now`.
+absl::Status CheckBirthDate(absl::string_view field, const std::string& date, absl::Time now) {
   if (date.empty()) return absl::OkStatus();
   absl::Time t;
   std::string err;
-  if (date.size() != 10 || !absl::ParseTime("%Y-%m-%d", date, &t, &err)) {
+  if (date.size() != 10 || date[4] != '-' || date[7] != '-' ||
+      !absl::ParseTime("%Y-%m-%d", date, absl::UTCTimeZone(), &t, &err) ||
+      absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone()) != date) {
     return FieldError(field, "must be a date YYYY-MM-DD");
+  }
+  if (t < absl::FromCivil(absl::CivilDay(1900, 1, 1), absl::UTCTimeZone())) {
+    return FieldError(field, "is before 1900-01-01");
+  }
+  if (now != absl::InfiniteFuture() && t > now + kClockSkew) {
+    return FieldError(field, "is in the future");
   }
   return absl::OkStatus();
 }
 }  // namespace
 
-absl::Status CheckSar(absl::string_view field, const v1::Sar& sar) {
+absl::Status CheckSar(absl::string_view field, const v1::Sar& sar, absl::Time now) {
   const auto f = [&](absl::string_view sub) { return absl::StrCat(field, ".", sub); };
+  if (sar.has_submitted_at()) RETURN_IF_ERROR(NotAfter(f("submitted_at"), sar.submitted_at(), now));
   RETURN_IF_ERROR(CheckText(f("reporter_reference"), sar.reporter_reference(), 100, false));
   RETURN_IF_ERROR(CheckText(f("reporter_sector"), sar.reporter_sector(), 100, true));
   RETURN_IF_ERROR(CheckText(f("narrative"), sar.narrative(), 20000, true));
@@ -168,7 +197,7 @@ absl::Status CheckSar(absl::string_view field, const v1::Sar& sar) {
     const v1::Subject& s = sar.subjects(i);
     const std::string p = absl::StrCat(field, ".subjects[", i, "]");
     RETURN_IF_ERROR(CheckText(absl::StrCat(p, ".full_name"), s.full_name(), 200, true));
-    RETURN_IF_ERROR(CheckDate(absl::StrCat(p, ".date_of_birth"), s.date_of_birth()));
+    RETURN_IF_ERROR(CheckBirthDate(absl::StrCat(p, ".date_of_birth"), s.date_of_birth(), now));
     RETURN_IF_ERROR(CheckText(absl::StrCat(p, ".address"), s.address(), 500, false));
     RETURN_IF_ERROR(CheckText(absl::StrCat(p, ".employer_code"), s.employer_code(), 10, false));
     if (!v1::SubjectRole_IsValid(s.role())) {

@@ -9,9 +9,15 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "sarloop/v1/types.pb.h"
 
 namespace sarloop {
+
+// How far ahead of this service's clock a client's clock may run: a time a client gives (a SAR's
+// submitted_at, an outcome's dates) may be at most this far past "now". Every timestamp is also
+// bounded to 2000-2099 at the RPC edge (common/request_checks.h).
+inline constexpr absl::Duration kClockSkew = absl::Minutes(5);
 
 // Non-empty (when `required`), at most `max_chars` bytes, valid UTF-8 guaranteed by protobuf.
 absl::Status CheckText(absl::string_view field, const std::string& value, size_t max_chars,
@@ -25,11 +31,14 @@ absl::Status CheckThr(absl::string_view field, const v1::ThrAssessment& thr);
 
 // Type, category and role set; misconduct_result set exactly for meetings and hearings (and no
 // reduction in rank or dismissal from a meeting); opened_at and closed_at set, closed not before
-// opened; learning summary at most 1,000 characters.
-absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& outcome);
+// opened, neither after `now` plus kClockSkew; learning summary at most 1,000 characters.
+absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& outcome, absl::Time now);
 
-// Sector and narrative present, 1 to 20 subjects each with a name, dates as YYYY-MM-DD.
-absl::Status CheckSar(absl::string_view field, const v1::Sar& sar);
+// Sector and narrative present, 1 to 20 subjects each with a name, dates of birth real dates
+// YYYY-MM-DD from 1900-01-01 to `now`'s date, submitted_at not after `now` plus kClockSkew.
+// (A peer's package passes absl::InfiniteFuture(): the peer's clock may be ahead of ours, and the
+// peer checked against its own.)
+absl::Status CheckSar(absl::string_view field, const v1::Sar& sar, absl::Time now);
 
 // A linkage hit as an INDIRECT referral carries it: hit_id "HIT-" + 16 hex digits, record_id 1 to
 // 64 of [A-Za-z0-9._-], score 1 to 1000, matched fields from name, date_of_birth, address.

@@ -94,7 +94,7 @@ absl::StatusOr<v1::ForceStepResponse> Desk::Decline(const Call& call,
 
 absl::StatusOr<v1::ForceStepResponse> Desk::Close(const Call& call,
                                                   const v1::CloseReferralRequest& request) {
-  RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome()));
+  RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome(), clock_.Now()));
   return Step(call, request, request.request_id(), request.referral_id(),
               v1::EVENT_TYPE_CLOSED_BY_FORCE, [&](v1::LifecycleEvent& e, v1::Referral&) {
                 *e.mutable_outcome() = request.outcome();

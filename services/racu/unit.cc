@@ -77,7 +77,7 @@ absl::StatusOr<v1::UnitStepResponse> Unit::DeclineAssistance(
 
 absl::StatusOr<v1::UnitStepResponse> Unit::RecordOutcome(const Call& call,
                                                          const v1::RecordOutcomeRequest& request) {
-  RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome()));
+  RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome(), clock_.Now()));
   return Step(call, request, request.request_id(), request.referral_id(),
               v1::EVENT_TYPE_OUTCOME_RECORDED, [&](v1::LifecycleEvent& e, v1::Referral&) {
                 *e.mutable_outcome() = request.outcome();

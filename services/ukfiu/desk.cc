@@ -113,7 +113,7 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
                                                       const v1::SubmitSarRequest& request) {
   RETURN_IF_ERROR(CheckRequestId(request.request_id()));
   if (!request.has_sar()) return FieldError("sar", "is required");
-  RETURN_IF_ERROR(CheckSar("sar", request.sar()));
+  RETURN_IF_ERROR(CheckSar("sar", request.sar(), clock_.Now()));
   for (int i = 0; i < request.sar().subjects_size(); ++i) {
     const std::string& employer = request.sar().subjects(i).employer_code();
     if (!employer.empty() && !reference_.FindOrganisation(employer)) {

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "common/delivery_service.h"
+#include "common/request_checks.h"
 #include "common/status.h"
 #include "common/validation.h"
 #include "sarloop/v1/delivery.pb.h"
@@ -39,9 +40,16 @@ void ExpectOkOrFieldError(absl::string_view what, const absl::Status& status) {
 
 // What ukfiu, a force, a unit and the register check of their requests.
 void CheckRequests(const std::string& bytes) {
+  // What the RPC edge does to every request first.
+  if (v1::SubmitSarRequest r; r.ParseFromString(bytes)) {
+    ExpectOkOrFieldError("SubmitSar (edge)", CleanRequest(r));
+  }
+  if (v1::DeliverRequest r; r.ParseFromString(bytes)) {
+    ExpectOkOrFieldError("Deliver (edge)", CleanRequest(r));
+  }
   if (v1::SubmitSarRequest r; r.ParseFromString(bytes)) {
     ExpectOkOrFieldError("SubmitSar.request_id", CheckRequestId(r.request_id()));
-    ExpectOkOrFieldError("SubmitSar.sar", CheckSar("sar", r.sar()));
+    ExpectOkOrFieldError("SubmitSar.sar", CheckSar("sar", r.sar(), absl::Now()));
   }
   if (v1::ReferSarRequest r; r.ParseFromString(bytes)) {
     ExpectOkOrFieldError("ReferSar.request_id", CheckRequestId(r.request_id()));
@@ -56,13 +64,15 @@ void CheckRequests(const std::string& bytes) {
     ExpectOkOrFieldError("CloseReferral.request_id", CheckRequestId(r.request_id()));
     ExpectOkOrFieldError("CloseReferral.referral_id",
                          CheckReferralId("referral_id", r.referral_id()));
-    ExpectOkOrFieldError("CloseReferral.outcome", CheckOutcome("outcome", r.outcome()));
+    ExpectOkOrFieldError("CloseReferral.outcome",
+                         CheckOutcome("outcome", r.outcome(), absl::Now()));
   }
   if (v1::RecordOutcomeRequest r; r.ParseFromString(bytes)) {
     ExpectOkOrFieldError("RecordOutcome.request_id", CheckRequestId(r.request_id()));
     ExpectOkOrFieldError("RecordOutcome.referral_id",
                          CheckReferralId("referral_id", r.referral_id()));
-    ExpectOkOrFieldError("RecordOutcome.outcome", CheckOutcome("outcome", r.outcome()));
+    ExpectOkOrFieldError("RecordOutcome.outcome",
+                         CheckOutcome("outcome", r.outcome(), absl::Now()));
   }
   if (v1::GetTimelineRequest r; r.ParseFromString(bytes)) {
     ExpectOkOrFieldError("GetTimeline.referral_id",

@@ -45,6 +45,9 @@ else
   bad "backup: $out"
 fi
 wait $during || bad "the workflow running during the backup failed: $(failures_of "$DIR/workflow-during.out")"
+modes=$(stat -c '%a' "$DIR/nfk.backup" "$DIR/nfk.backup.audit-checkpoints" | tr '\n' ' ')
+[[ $modes == "600 600 " ]] && ok "the backup and its checkpoints are readable by their owner only (600)" ||
+  bad "backup file modes: $modes"
 if out=$("$CTL" db backup --config "$NFK_CONFIG" --out "$DIR/nfk.backup" 2>&1); then
   bad "a second backup overwrote the first"
 else
@@ -71,10 +74,23 @@ else
 fi
 
 rm -f "$NFK_DB" "$NFK_DB-wal" "$NFK_DB-shm" "$NFK_DB.audit-checkpoints"
+# As root, the restore must leave files the service's user can write: here the data directory
+# belongs to 'nobody' for the restore, so the restored files must too.
+data_owner=$(stat -c '%U' "$(dirname "$NFK_DB")")
+[[ $EUID == 0 ]] && chown nobody "$(dirname "$NFK_DB")"
 if out=$("$CTL" db restore --config "$NFK_CONFIG" --from "$DIR/nfk.backup" 2>&1); then
   ok "restored: $out"
 else
   bad "restore: $out"
+fi
+if [[ $EUID == 0 ]]; then
+  owners=$(stat -c '%U %a' "$NFK_DB" "$NFK_DB.audit-checkpoints" | tr '\n' ' ')
+  [[ $owners == "nobody 600 nobody 600 " ]] &&
+    ok "a restore run as root leaves the service's owner and mode on the files ($owners)" ||
+    bad "restored files' owner and mode: $owners"
+  chown "$data_owner" "$(dirname "$NFK_DB")"
+else
+  echo "(not root: the restore's owner check needs root to give files away)"
 fi
 if out=$("$CTL" audit verify --database "$NFK_DB" 2>&1); then
   ok "the restored audit chain verifies against the restored checkpoints: $out"

@@ -99,6 +99,44 @@ expect "too many calls in flight" force "$force
 max_inflight_calls: 5000" max_inflight_calls "at most 4096"
 expect "an unreadable policy" force "$force
 authz_policy_file: \"$DIR/no-policy.textproto\"" authz_policy_file
+# Configurations that parse and cannot work.
+expect "a force with no NCA peer" force "$(grep -v 'code: "NCA"' <<<"$force")" peers NCA register
+expect "a force with no UKFIU peer" force "$(grep -v 'code: "UKFIU"' <<<"$force")" peers UKFIU
+expect "a handover unit with no peer entry" force "$(grep -v 'code: "ERSOU"' <<<"$force")" \
+  peers ERSOU handover_unit
+expect "an unknown handover unit" force "${force//\"ERSOU\"/\"QQQ\"}" handover_unit "unknown unit 'QQQ'"
+expect "a unit with no peer for a force it serves" racu "$(grep -v 'code: "SFK"' <<<"$racu")" \
+  peers SFK served_forces
+expect "another organisation's certificate" force "${force//pki\/force-NFK\//pki/force-SFK/}" \
+  tls.cert_file "spiffe://sarloop/force/SFK" "force NFK"
+expect "a client system's certificate" force "${force//pki\/force-NFK\//pki/force-NFK-psd/}" \
+  tls.cert_file "spiffe://sarloop/force/NFK/psd"
+expect "port 99999" force "$(sed 's/^listen: .*/listen: "127.0.0.1:99999"/' <<<"$force")" listen 99999 "1 to 65535"
+expect "a listen address without a port" force "$(sed 's/^listen: .*/listen: "localhost"/' <<<"$force")" \
+  listen "host:port"
+expect "a peer on port 0" force "$(sed 's/\(code: "NCA" address: "[^:]*:\)[0-9]*/\10/' <<<"$force")" \
+  "peers[" ".address" "1 to 65535"
+expect "initial backoff above the maximum" force \
+  "$(sed 's/^delivery {.*/delivery { initial_backoff_ms: 90000 max_backoff_ms: 1000 }/' <<<"$force")" \
+  delivery.initial_backoff_ms max_backoff_ms
+expect "a peer named twice" force "$force
+peers { code: \"NCA\" address: \"localhost:1\" }" peers "NCA twice"
+# The development clock: refused without development_mode, in the file or as a flag, and by
+# `sarloopctl db purge`.
+expect "a clock offset file outside development mode" force \
+  "$(grep -v '^development_mode' <<<"$force")
+dev_clock_offset_file: \"$DIR/clock-offset\"" dev_clock_offset_file development_mode
+printf '%s\n' "$(grep -v '^development_mode' <<<"$force")" >"$DIR/prod.textproto"
+out=$("$(binary force)" --config="$DIR/prod.textproto" --dev_clock_offset_file="$DIR/clock-offset" \
+  --check-config 2>&1)
+rc=$?
+[[ $rc == 2 && $out == *dev_clock_offset_file* ]] && ok "the clock offset flag on a production configuration: exit 2" ||
+  bad "clock offset flag on a production configuration: exit $rc: $out"
+out=$("$SARLOOP_BUILD/tools/sarloopctl" db purge --config "$DIR/prod.textproto" --years 1 \
+  --clock-offset-file "$DIR/clock-offset" 2>&1)
+rc=$?
+[[ $rc == 2 && $out == *"development chains only"* ]] && ok "db purge refuses a moved clock outside development mode" ||
+  bad "db purge with a moved clock on a production configuration: exit $rc: $out"
 # Starting (not only --check-config) refuses the same mistakes, before listening.
 printf '%s\n' "${force//code: \"NFK\"/code: \"XYZ\"}" >"$DIR/broken.textproto"
 out=$(timeout 20 "$(binary force)" --config="$DIR/broken.textproto" 2>&1)

@@ -55,6 +55,10 @@ if out=$("$CTL" db purge --config "$DIR/config/ukfiu.textproto" --clock-offset-f
 else
   bad "UKFIU purge: $out"
 fi
+# The services follow the moved clock, and say so loudly.
+for _ in $(seq 50); do grep -q "DEVELOPMENT CLOCK.*$((7 * 366 * 86400)) s" "$DIR/logs/force-NFK.log" && break; sleep 0.1; done
+grep -q "DEVELOPMENT MODE" "$DIR/logs/force-NFK.log" && grep -q "DEVELOPMENT CLOCK.*$((7 * 366 * 86400)) s" "$DIR/logs/force-NFK.log" &&
+  ok "NFK's log says its clock is moved, and by how much" || bad "NFK's log does not warn of the moved clock"
 gone=0
 for ref in "${ended[@]}"; do
   out=$(sarloopctl_as NFK force show "$ref" 2>&1)

@@ -111,7 +111,13 @@ for rid in ids:
 subject_count = collections.Counter(s for f in facts for s in f["subjects"])
 
 # --- the report's expectations -----------------------------------------------------------------
-rows = list(csv.reader(open(REPORT)))
+# The report writes a text cell that a spreadsheet would run as a formula with a leading apostrophe
+# (common/csv.h); the value is the cell without it.
+def value(cell):
+    return cell[1:] if len(cell) > 1 and cell[0] == "'" and cell[1] in "=+-@\t\r" else cell
+
+
+rows = [[value(c) for c in r] for r in csv.reader(open(REPORT, newline=""))]
 assert rows[0] == ["table", "key", "column", "value"], rows[0]
 meta = {r[2]: r[3] for r in rows[1:] if r[0] == "meta"}
 YEAR = int(meta["financial_year"])

@@ -35,7 +35,26 @@ for run in 1 2; do
     finish
   fi
 done
-as() { "$CTL" --timeout 30 --identity "$DIR/pki/$1" --target "localhost:$((B + 2))" "${@:2}"; }
+as() { "$CTL" --timeout 30 --user sta-test --identity "$DIR/pki/$1" --target "localhost:$((B + 2))" "${@:2}"; }
+at() { "$CTL" --timeout 30 --user sta-test --identity "$DIR/pki/$1" --target "localhost:$((B + $2))" "${@:3}"; }
+
+# A decline whose reason attacks the report's reader: a spreadsheet formula, a Markdown link and
+# HTML. It must reach the report as text.
+EVIL='=HYPERLINK("http://evil.example/x","click") [here](http://evil.example) <img src=x>'
+sar=$(at ukfiu-intake 1 --json ukfiu submit --sector bank --narrative "formula test" \
+  --subject "Quentin Hartley|1980-01-01|officer|SFK" |
+  /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sar"]["sarId"])')
+ref=$(at ukfiu-intake 1 --json ukfiu refer "$sar" --org SFK --threat low --risk low --harm low \
+  --rationale "formula test" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["referral"]["referralId"])')
+for _ in $(seq 100); do at force-SFK-psd 12 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
+if at force-SFK-psd 12 force ack "$ref" >/dev/null && at force-SFK-psd 12 force research "$ref" >/dev/null &&
+  at force-SFK-psd 12 force decline "$ref" --reason "$EVIL" >/dev/null; then
+  ok "a referral declined with a formula as its reason ($ref)"
+else
+  bad "could not decline $ref with a formula reason"
+fi
+source "$REPO/tests/integration/lib.sh"
+wait_drained 60 "$DIR"/data/force-SFK.db || bad "the decline did not reach the NCA"
 
 # The report for the second year (the first is its "previous year").
 if out=$(as analyst-alice report sta --year "$year" --out "$DIR/report" 2>&1); then
@@ -58,6 +77,26 @@ for id in headline by_organisation by_region outcomes_by_category time_to_outcom
     grep -q "^## " "$DIR/report/sta-$year.md" && ok "table $id in HTML and CSV" ||
     bad "table $id missing"
 done
+
+# The formula is text in every format: an apostrophe before it in the CSV, escaped in Markdown,
+# escaped in HTML. No CSV cell starts with a formula character unless it is a number.
+csv=$DIR/report/sta-$year.csv
+if grep -qF "'=HYPERLINK(" "$csv"; then ok "the CSV holds the formula reason as text ('=HYPERLINK)"
+else bad "the formula reason is not in the CSV as text: $(grep -F HYPERLINK "$csv" | head -2)"; fi
+live=$(/usr/bin/python3 -c '
+import csv, re, sys
+for row in csv.reader(open(sys.argv[1], newline="")):
+    for cell in row:
+        if cell[:1] in ("=", "+", "-", "@", "\t", "\r") and not re.fullmatch(r"[-+]?[0-9.]+", cell):
+            print(repr(cell)); break
+' "$csv" | head -3)
+[[ -z $live ]] && ok "no CSV cell would run as a formula" || bad "CSV cells a spreadsheet would run: $live"
+md=$DIR/report/sta-$year.md
+if grep -qF '\[here\](http://evil.example)' "$md" && grep -qF '\<img src=x\>' "$md"; then
+  ok "Markdown shows the link and the tag as text"
+else bad "Markdown: $(grep -F evil.example "$md" | head -2)"; fi
+grep -qF '<img src=x>' "$html" && bad "the HTML holds the reason's tag unescaped" ||
+  ok "the HTML escapes the reason's tag"
 
 # Every number, recomputed from the events.
 mkdir -p "$DIR/stubs"

@@ -41,8 +41,8 @@ v1::Outcome SampleOutcome(v1::OutcomeType type) {
   }
   o.set_category(v1::CORRUPTION_CATEGORY_THEFT_AND_FRAUD);
   o.set_subject_role(v1::SUBJECT_ROLE_OFFICER);
-  *o.mutable_opened_at() = ToProto(absl::FromUnixSeconds(1700000000));
-  *o.mutable_closed_at() = ToProto(absl::FromUnixSeconds(1710000000));
+  *o.mutable_opened_at() = ToProto(absl::FromUnixSeconds(1690000000));
+  *o.mutable_closed_at() = ToProto(absl::FromUnixSeconds(1699000000));
   o.set_learning_summary("Financial vulnerability not declared at vetting renewal.");
   return o;
 }

@@ -14,6 +14,9 @@ using ::sarloop::testing::StatusIs;
 using ::testing::_;
 using ::testing::HasSubstr;
 
+// 2026-12-03: after the sample outcome's dates (2023-07, 2023-11).
+const absl::Time kNow = absl::FromUnixSeconds(1796300000);
+
 TEST(Validation, ThrNeedsEveryScoreAndARationale) {
   EXPECT_THAT(CheckThr("thr", SampleThr()), IsOk());
   v1::ThrAssessment thr = SampleThr();
@@ -30,46 +33,86 @@ TEST(Validation, ThrNeedsEveryScoreAndARationale) {
 TEST(Validation, OversizedTextIsRefusedWithItsField) {
   v1::Sar sar = SampleSar();
   sar.set_narrative(std::string(20001, 'x'));
-  EXPECT_THAT(CheckSar("sar", sar),
+  EXPECT_THAT(CheckSar("sar", sar, kNow),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sar.narrative")));
   sar = SampleSar();
   sar.mutable_subjects(0)->set_full_name(std::string(201, 'x'));
-  EXPECT_THAT(CheckSar("sar", sar),
+  EXPECT_THAT(CheckSar("sar", sar, kNow),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sar.subjects[0].full_name")));
 }
 
 TEST(Validation, SarNeedsSubjectsAndValidDates) {
-  EXPECT_THAT(CheckSar("sar", SampleSar()), IsOk());
+  EXPECT_THAT(CheckSar("sar", SampleSar(), kNow), IsOk());
   v1::Sar sar = SampleSar();
   sar.clear_subjects();
-  EXPECT_THAT(CheckSar("sar", sar),
+  EXPECT_THAT(CheckSar("sar", sar, kNow),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sar.subjects")));
   sar = SampleSar();
   sar.mutable_subjects(0)->set_date_of_birth("12/04/1985");
-  EXPECT_THAT(CheckSar("sar", sar), StatusIs(absl::StatusCode::kInvalidArgument,
-                                             HasSubstr("sar.subjects[0].date_of_birth")));
+  EXPECT_THAT(CheckSar("sar", sar, kNow), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                   HasSubstr("sar.subjects[0].date_of_birth")));
 }
 
 TEST(Validation, MisconductResultOnlyWithMeetingsAndHearings) {
-  EXPECT_THAT(CheckOutcome("outcome", SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_HEARING)), IsOk());
+  EXPECT_THAT(CheckOutcome("outcome", SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_HEARING), kNow),
+              IsOk());
   v1::Outcome o = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_MEETING);
   o.set_misconduct_result(v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE);
-  EXPECT_THAT(CheckOutcome("outcome", o),
+  EXPECT_THAT(CheckOutcome("outcome", o, kNow),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome.misconduct_result")));
   o = SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
   o.set_misconduct_result(v1::MISCONDUCT_RESULT_WRITTEN_WARNING);
-  EXPECT_THAT(CheckOutcome("outcome", o),
+  EXPECT_THAT(CheckOutcome("outcome", o, kNow),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome.misconduct_result")));
   o = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_MEETING);
   o.clear_misconduct_result();
-  EXPECT_FALSE(CheckOutcome("outcome", o).ok());
+  EXPECT_FALSE(CheckOutcome("outcome", o, kNow).ok());
 }
 
 TEST(Validation, OutcomeCannotCloseBeforeItOpened) {
   v1::Outcome o = SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
   std::swap(*o.mutable_opened_at(), *o.mutable_closed_at());
-  EXPECT_THAT(CheckOutcome("outcome", o),
+  EXPECT_THAT(CheckOutcome("outcome", o, kNow),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome.closed_at")));
+}
+
+TEST(Validation, TimesThatCannotBeAreRefusedWithTheirField) {
+  struct Case {
+    const char* dob;
+    const char* why;
+  };
+  for (const Case& c : {Case{"0000-01-01", "YYYY-MM-DD"}, Case{"1899-12-31", "before 1900"},
+                        Case{"9999-12-31", "in the future"}, Case{"2026-12-04", "in the future"},
+                        Case{"1985-02-30", "YYYY-MM-DD"}, Case{"1985-4-12", "YYYY-MM-DD"},
+                        Case{"1985-04-12T00", "YYYY-MM-DD"}, Case{"+985-04-12", "YYYY-MM-DD"}}) {
+    v1::Sar sar = SampleSar();
+    sar.mutable_subjects(0)->set_date_of_birth(c.dob);
+    absl::Status s = CheckSar("sar", sar, kNow);
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.why))) << c.dob;
+    EXPECT_EQ(FieldOf(s), "sar.subjects[0].date_of_birth") << c.dob;
+  }
+  v1::Sar sar = SampleSar();
+  sar.mutable_subjects(0)->set_date_of_birth("2026-12-03");  // born today: a real date
+  EXPECT_THAT(CheckSar("sar", sar, kNow), IsOk());
+  sar.mutable_submitted_at()->set_seconds(absl::ToUnixSeconds(kNow + absl::Minutes(6)));
+  EXPECT_EQ(FieldOf(CheckSar("sar", sar, kNow)), "sar.submitted_at");
+  sar.mutable_submitted_at()->set_seconds(absl::ToUnixSeconds(kNow + absl::Minutes(4)));
+  EXPECT_THAT(CheckSar("sar", sar, kNow), IsOk()) << "within the stated clock skew";
+  // A peer's package is not held to our clock.
+  sar.mutable_submitted_at()->set_seconds(absl::ToUnixSeconds(kNow + absl::Hours(1)));
+  EXPECT_THAT(CheckSar("sar", sar, absl::InfiniteFuture()), IsOk());
+
+  v1::Outcome o = SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
+  o.mutable_closed_at()->set_seconds(absl::ToUnixSeconds(kNow + absl::Hours(1)));
+  EXPECT_EQ(FieldOf(CheckOutcome("outcome", o, kNow)), "outcome.closed_at");
+  o = SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
+  o.mutable_opened_at()->set_seconds(absl::ToUnixSeconds(kNow + absl::Hours(1)));
+  EXPECT_EQ(FieldOf(CheckOutcome("outcome", o, kNow)), "outcome.opened_at");
+  // Closed a nanosecond before it opened: refused, not rounded away.
+  o = SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
+  *o.mutable_closed_at() = o.opened_at();
+  o.mutable_opened_at()->set_nanos(1);
+  EXPECT_EQ(FieldOf(CheckOutcome("outcome", o, kNow)), "outcome.closed_at");
 }
 
 TEST(Validation, ReferralIdsHaveOneShape) {

@@ -232,10 +232,8 @@ absl::Status DbBackup(const Input& in, Session& session) {
   const std::string out = in.args.Get("out").value_or("");
   if (out.empty()) return UsageError("--out: required");
   const std::string checkpoints = config.database() + ".audit-checkpoints";
-  std::error_code ec;
   if (std::filesystem::exists(checkpoints)) {
-    std::filesystem::copy_file(checkpoints, out + ".audit-checkpoints", ec);
-    if (ec) return absl::UnavailableError(absl::StrCat("copy ", checkpoints, ": ", ec.message()));
+    RETURN_IF_ERROR(CopyFilePrivately(checkpoints, out + ".audit-checkpoints"));
   }
   RETURN_IF_ERROR(BackupDatabase(config.database(), out));
   ASSIGN_OR_RETURN(DatabaseFileInfo info, CheckDatabaseFile(out));
@@ -257,12 +255,9 @@ absl::Status DbRestore(const Input& in, Session& session) {
   }
   ASSIGN_OR_RETURN(DatabaseFileInfo info, CheckDatabaseFile(from));
   RETURN_IF_ERROR(RestoreDatabase(from, config.database()));
-  std::error_code ec;
   if (std::filesystem::exists(from + ".audit-checkpoints")) {
-    std::filesystem::copy_file(from + ".audit-checkpoints",
-                               config.database() + ".audit-checkpoints",
-                               std::filesystem::copy_options::overwrite_existing, ec);
-    if (ec) return absl::UnavailableError(absl::StrCat("restore checkpoints: ", ec.message()));
+    RETURN_IF_ERROR(RestoreFileBeside(from + ".audit-checkpoints",
+                                      config.database() + ".audit-checkpoints", config.database()));
   }
   std::cout << "restored " << config.database() << " from " << from << " (schema version "
             << info.schema_version << ", " << info.audit_entries
@@ -290,6 +285,15 @@ absl::Status DbPurge(const Input& in, Session& session) {
   }
   const std::string offset_file =
       in.args.Get("clock-offset-file").value_or(config.dev_clock_offset_file());
+  // A moved clock purges early: only on a development chain.
+  if (!offset_file.empty() && !config.development_mode()) {
+    return UsageError(
+        "--clock-offset-file: a moved clock is for development chains only (development_mode: "
+        "true in the service's configuration)");
+  }
+  if (!offset_file.empty()) {
+    std::cerr << "DEVELOPMENT MODE: the purge's clock follows " << offset_file << "\n";
+  }
   std::unique_ptr<Clock> clock =
       offset_file.empty() ? NewSystemClock() : NewOffsetFileClock(offset_file);
   ASSIGN_OR_RETURN(auto db, Database::OpenExisting(config.database(), nullptr));

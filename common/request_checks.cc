@@ -1,0 +1,233 @@
+#include "common/request_checks.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/stubs/logging.h>
+#include <spdlog/spdlog.h>
+#include <unicode/normalizer2.h>
+#include <unicode/unistr.h>
+#include <unicode/utf8.h>
+
+#include <algorithm>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status.h"
+#include "sarloop/v1/options.pb.h"
+
+namespace sarloop {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+// 2000-01-01 and 2100-01-01 UTC.
+constexpr int64_t kEarliestSeconds = 946684800;
+constexpr int64_t kLatestSeconds = 4102444800;
+
+bool LineBreakOrTab(UChar32 c) { return c == '\n' || c == '\r' || c == '\t'; }
+
+// A code point no field may hold, whatever it is for.
+bool Forbidden(UChar32 c) {
+  return c < 0x20 || (c >= 0x7F && c <= 0x9F) ||  // C0, DEL, C1
+         c == 0x2028 || c == 0x2029 ||            // line and paragraph separators
+         (c >= 0x202A && c <= 0x202E) ||          // bidi embeddings and overrides
+         (c >= 0x2066 && c <= 0x2069);            // bidi isolates
+}
+
+// Checks `value` and, when `rewrite`, replaces it with its NFC form. Returns whether it changed.
+absl::StatusOr<bool> CheckString(const std::string& path, bool multiline, std::string& value,
+                                 bool rewrite) {
+  bool ascii = true;
+  const int32_t length = static_cast<int32_t>(value.size());
+  for (int32_t i = 0; i < length;) {
+    UChar32 c;
+    U8_NEXT(value.data(), i, length, c);
+    if (c < 0) return FieldError(path, "is not valid UTF-8");
+    if (c >= 0x80) ascii = false;
+    if (Forbidden(c) && !(multiline && LineBreakOrTab(c))) {
+      return FieldError(
+          path,
+          absl::StrFormat("contains the control character U+%04X%s", c,
+                          LineBreakOrTab(c) ? " (line breaks and tabs are for free text)" : ""));
+    }
+  }
+  if (ascii || !rewrite) return false;  // ASCII is its own NFC form.
+  UErrorCode err = U_ZERO_ERROR;
+  const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(err);
+  if (U_FAILURE(err)) return absl::InternalError("ICU has no NFC normaliser");
+  const icu::UnicodeString text = icu::UnicodeString::fromUTF8(value);
+  if (nfc->isNormalized(text, err) || U_FAILURE(err)) return false;
+  const icu::UnicodeString normal = nfc->normalize(text, err);
+  if (U_FAILURE(err)) return FieldError(path, "cannot be put in Unicode normal form");
+  value.clear();
+  normal.toUTF8String(value);
+  return true;
+}
+
+absl::Status CheckTimestamp(const std::string& path, const Message& ts) {
+  const Descriptor* d = ts.GetDescriptor();
+  const Reflection* r = ts.GetReflection();
+  const int64_t seconds = r->GetInt64(ts, d->FindFieldByNumber(1));
+  const int32_t nanos = r->GetInt32(ts, d->FindFieldByNumber(2));
+  if (nanos < 0 || nanos > 999'999'999) {
+    return FieldError(absl::StrCat(path, ".nanos"), "must be 0 to 999,999,999");
+  }
+  if (seconds < kEarliestSeconds || seconds >= kLatestSeconds) {
+    return FieldError(path, "must be a time from 2000-01-01 to 2099-12-31 (UTC)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Walk(Message& m, const std::string& prefix, bool rewrite) {
+  const Descriptor* d = m.GetDescriptor();
+  if (d->full_name() == "google.protobuf.Timestamp") return CheckTimestamp(prefix, m);
+  const Reflection* r = m.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  r->ListFields(m, &fields);
+  for (const FieldDescriptor* f : fields) {
+    const std::string name = prefix.empty() ? f->name() : absl::StrCat(prefix, ".", f->name());
+    const bool text = f->type() == FieldDescriptor::TYPE_STRING;
+    const bool message = f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
+    if (!text && !message) continue;
+    const bool multiline = f->options().GetExtension(v1::multiline);
+    if (f->is_repeated()) {
+      for (int i = 0; i < r->FieldSize(m, f); ++i) {
+        const std::string path = absl::StrCat(name, "[", i, "]");
+        if (message) {
+          RETURN_IF_ERROR(Walk(*r->MutableRepeatedMessage(&m, f, i), path, rewrite));
+          continue;
+        }
+        std::string value = r->GetRepeatedString(m, f, i);
+        ASSIGN_OR_RETURN(bool changed, CheckString(path, multiline, value, rewrite));
+        if (changed) r->SetRepeatedString(&m, f, i, std::move(value));
+      }
+    } else if (message) {
+      RETURN_IF_ERROR(Walk(*r->MutableMessage(&m, f), name, rewrite));
+    } else {
+      std::string value = r->GetString(m, f);
+      ASSIGN_OR_RETURN(bool changed, CheckString(name, multiline, value, rewrite));
+      if (changed) r->SetString(&m, f, std::move(value));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// --- Requests gRPC could not parse. ----------------------------------------------------------
+
+// Protobuf names the string field that was not UTF-8 only in a log line, written on the thread
+// that parses; gRPC parses a request and then runs its interceptors on that same thread.
+thread_local std::string t_not_utf8_field;
+
+google::protobuf::LogHandler* g_protobuf_default_log = nullptr;
+
+void ProtobufLog(google::protobuf::LogLevel level, const char* filename, int line,
+                 const std::string& message) {
+  constexpr std::string_view kPrefix = "String field '";
+  if (message.rfind(kPrefix, 0) == 0 && message.find("invalid UTF-8") != std::string::npos) {
+    const size_t end = message.find('\'', kPrefix.size());
+    if (end != std::string::npos) {
+      t_not_utf8_field = message.substr(kPrefix.size(), end - kPrefix.size());
+      return;  // the call's own log line says it
+    }
+  }
+  if (g_protobuf_default_log != nullptr) g_protobuf_default_log(level, filename, line, message);
+}
+
+// The path from `type` to the field whose full name is `field` ("sar.subjects.full_name"), or ""
+// if the request does not contain it. Breadth first: the shortest path.
+std::string PathTo(const Descriptor* type, const std::string& field) {
+  std::deque<std::pair<const Descriptor*, std::string>> queue{{type, ""}};
+  std::set<const Descriptor*> seen{type};
+  while (!queue.empty()) {
+    auto [d, prefix] = queue.front();
+    queue.pop_front();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const FieldDescriptor* f = d->field(i);
+      const std::string path = prefix.empty() ? f->name() : absl::StrCat(prefix, ".", f->name());
+      if (f->full_name() == field) return path;
+      if (f->message_type() != nullptr && seen.insert(f->message_type()).second) {
+        queue.emplace_back(f->message_type(), path);
+      }
+    }
+  }
+  return "";
+}
+
+class UnparseableRequest : public grpc::experimental::Interceptor {
+ public:
+  explicit UnparseableRequest(grpc::experimental::ServerRpcInfo* info) : method_(info->method()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
+      std::string field = std::move(t_not_utf8_field);
+      t_not_utf8_field.clear();
+      if (methods->GetRecvMessage() == nullptr) Refuse(field);
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) &&
+        refusal_.has_value()) {
+      methods->ModifySendStatus(*refusal_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Refuse(const std::string& field) {
+    // "/sarloop.v1.Force/Close" -> "sarloop.v1.Force.Close".
+    std::string name = method_.substr(1);
+    std::replace(name.begin(), name.end(), '/', '.');
+    const google::protobuf::MethodDescriptor* method =
+        google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(name);
+    const std::string type = method != nullptr ? method->input_type()->full_name() : "request";
+    const std::string path =
+        method != nullptr && !field.empty() ? PathTo(method->input_type(), field) : "";
+    absl::Status status =
+        !path.empty() ? FieldError(path, "is not valid UTF-8")
+                      : absl::InvalidArgumentError(absl::StrCat(
+                            "the request is not a well-formed ", type,
+                            " message (malformed protobuf, or a string field that is not UTF-8)"));
+    spdlog::info("call {} {} unparseable request{}{}", method_,
+                 absl::StatusCodeToString(status.code()), path.empty() ? "" : " field=", path);
+    refusal_ = ToGrpcStatus(status);
+  }
+
+  const std::string method_;
+  std::optional<grpc::Status> refusal_;
+};
+
+class UnparseableRequestFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    if (std::string_view(info->method()).rfind("/sarloop.v1.", 0) != 0) return nullptr;
+    return new UnparseableRequest(info);
+  }
+};
+
+}  // namespace
+
+absl::Status CleanRequest(google::protobuf::Message& request) {
+  return Walk(request, "", /*rewrite=*/true);
+}
+
+absl::Status CheckRequestText(const google::protobuf::Message& request) {
+  // Walk takes a mutable message only to rewrite it; with rewrite off it changes nothing.
+  return Walk(const_cast<google::protobuf::Message&>(request), "", /*rewrite=*/false);
+}
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+UnparseableRequestInterceptorFactory() {
+  static std::once_flag once;
+  std::call_once(once,
+                 [] { g_protobuf_default_log = google::protobuf::SetLogHandler(ProtobufLog); });
+  return std::make_unique<UnparseableRequestFactory>();
+}
+
+}  // namespace sarloop
