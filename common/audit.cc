@@ -170,14 +170,15 @@ absl::Status AuditRecorder::RecordRefusal(Txn& txn, const std::string& referral_
   return AppendAudit(txn, e);
 }
 
-void AuditRecorder::Finish(const absl::Status& status) {
-  if (db_ == nullptr || (status.ok() && recorded_ok_)) return;
+absl::Status AuditRecorder::Finish(const absl::Status& status) {
+  if (db_ == nullptr || (status.ok() && recorded_ok_)) return absl::OkStatus();
   AuditEntry e = entry_;
   e.code = static_cast<int>(status.code());
   if (!status.ok()) e.detail = std::string(status.message()).substr(0, 300);
   absl::Status s = db_->Transact([&](Txn& txn) { return AppendAudit(txn, e); });
-  // The call's own result stands; a failure to audit it is loud in the log and in health.
+  // Loud in the log and in health; the caller refuses a call it could not record.
   if (!s.ok()) spdlog::error("audit append failed for {}: {}", e.method, s.ToString());
+  return s;
 }
 
 struct AuditCheckpointer::Impl {
@@ -317,6 +318,14 @@ absl::StatusOr<AuditReport> VerifyAudit(Database& database, const std::string& c
       report.problem = absl::StrCat("entry ", seq, " differs from its signed checkpoint");
       return report;
     }
+  }
+  // An emptied file vouches for nothing: a log with entries and no checkpoint could have had its
+  // tail cut and the lines that covered it removed.
+  if (report.checkpoints == 0 && report.entries > 0) {
+    report.first_bad = 1;
+    report.problem =
+        absl::StrCat("the checkpoint file ", checkpoint_file, " holds no checkpoint for ",
+                     report.entries, " entries: the log cannot be checked for a cut tail");
   }
   return report;
 }

@@ -42,8 +42,9 @@ class AuditRecorder {
   // Appends the entry with code OK in `txn`. A call whose transaction then fails is recorded
   // again, with its error, by Finish (the first append was rolled back with the transaction).
   absl::Status RecordInTransaction(Txn& txn);
-  // Records the call's result unless it was already recorded as OK in its transaction.
-  void Finish(const absl::Status& status);
+  // Records the call's result unless it was already recorded as OK in its transaction. Returns
+  // whether the entry is durable; a caller answers a call only when it is.
+  absl::Status Finish(const absl::Status& status);
   // Appends, in `txn`, an entry for one part of the call that was refused (an envelope of a
   // delivery batch): the call's identity and method, `referral_id`, the refusal's code and
   // message.

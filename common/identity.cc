@@ -3,6 +3,7 @@
 #include <grpcpp/security/auth_context.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -113,14 +114,32 @@ absl::StatusOr<Identity> PeerIdentity(const grpc::ServerContextBase& ctx) {
   return id;
 }
 
-v1::Actor ActorOf(const grpc::ServerContextBase& ctx, const Identity& id) {
+absl::StatusOr<v1::Actor> ActingPerson(const grpc::ServerContextBase& ctx, const Identity& id) {
   v1::Actor actor;
   actor.set_identity(id.uri);
   const auto& md = ctx.client_metadata();
   auto it = md.find("x-sarloop-user");
-  if (it != md.end()) {
-    actor.set_user(std::string(it->second.data(), std::min<size_t>(it->second.size(), 100)));
+  const absl::string_view user = it == md.end()
+                                     ? absl::string_view()
+                                     : absl::string_view(it->second.data(), it->second.size());
+  if (absl::StripAsciiWhitespace(user).empty()) {
+    if (id.kind == "analyst") {
+      actor.set_user(id.system);
+      return actor;
+    }
+    if (id.ActsForPeople()) {
+      return FieldError("x-sarloop-user",
+                        "is required: a client system names the person it acts for (sarloopctl "
+                        "--user NAME)");
+    }
+    return actor;
   }
+  if (user.size() > 100 || !std::all_of(user.begin(), user.end(), [](char c) {
+        return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+      })) {
+    return FieldError("x-sarloop-user", "must be 1 to 100 printable characters");
+  }
+  actor.set_user(std::string(user));
   return actor;
 }
 

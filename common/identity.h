@@ -36,6 +36,9 @@ struct Identity {
 
   // An organisation's service itself (what delivery RPCs accept), not one of its client systems.
   bool IsService() const { return kind != "analyst" && system.empty(); }
+  // A client system below an organisation ("psd", "intake"): it acts for people, and each call
+  // must name the person (x-sarloop-user). An analyst's certificate names the analyst.
+  bool ActsForPeople() const { return !system.empty() && kind != "analyst" && kind != "monitor"; }
 };
 
 // A SPIFFE ID split into its parts.
@@ -61,9 +64,11 @@ absl::StatusOr<Identity> ParseIdentity(absl::string_view uri);
 // the certificate has no URI SAN, more than one, or one outside the scheme.
 absl::StatusOr<Identity> PeerIdentity(const grpc::ServerContextBase& ctx);
 
-// The actor recorded on events: the identity and the user the caller names in the
-// `x-sarloop-user` metadata (at most 100 characters; longer values are cut).
-v1::Actor ActorOf(const grpc::ServerContextBase& ctx, const Identity& id);
+// The person a call acts for, as the audit log and events record it. A client system that acts for
+// people (Identity::ActsForPeople) must name one in x-sarloop-user: 1 to 100 printable characters;
+// INVALID_ARGUMENT naming x-sarloop-user otherwise. An analyst is the person their certificate
+// names unless x-sarloop-user says more.
+absl::StatusOr<v1::Actor> ActingPerson(const grpc::ServerContextBase& ctx, const Identity& id);
 
 // Matches `uri` against a pattern where `*` stands for exactly one path segment and a trailing
 // `/**` for any number of further segments (including none).

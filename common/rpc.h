@@ -95,16 +95,28 @@ class CallRun {
     Call call;
     if (id.ok()) {
       call.identity = *id;
-      call.actor = ActorOf(*ctx_, *id);
       call.scope = absl::StrCat(method_, "/", id->uri);
       entry.identity = id->uri;
-      entry.user = call.actor.user();
+      absl::StatusOr<v1::Actor> actor = ActingPerson(*ctx_, *id);
+      if (actor.ok()) {
+        call.actor = *std::move(actor);
+        entry.user = call.actor.user();
+        status = checked_;
+      } else {
+        status = actor.status();
+      }
     }
     AuditRecorder audit(edge_.audit_db, entry);
     call.audit = &audit;
-    if (id.ok()) status = checked_;
     if (status.ok()) status = body_(static_cast<const Call&>(call));
-    audit.Finish(status);
+    // Nothing is answered that the audit log does not hold: a call whose entry cannot be made
+    // durable (a full disk) is refused, even a read, so no personal data leaves untraced.
+    absl::Status audited = audit.Finish(status);
+    if (status.ok() && !audited.ok()) {
+      status = RetryLater(absl::StatusCode::kUnavailable,
+                          "the call cannot be recorded in the audit log now; retry later",
+                          absl::Seconds(5));
+    }
     caller_ = entry.identity;
     return status;
   }

@@ -328,7 +328,8 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
                                                       const grpc::Status& refusal) {
     AuditRecorder recorder(audit_db,
                            AuditEntry{audit_clock->Now(), identity, "", method, "", 0, ""});
-    recorder.Finish(
+    // The refusal stands either way; Finish logs an entry it could not make durable.
+    (void)recorder.Finish(
         absl::Status(static_cast<absl::StatusCode>(refusal.error_code()), refusal.error_message()));
   };
   ASSIGN_OR_RETURN(std::shared_ptr<AuthzGate> gate,

@@ -1,7 +1,13 @@
 #include "common/validation.h"
 
+#include <unicode/normalizer2.h>
+#include <unicode/uchar.h>
+#include <unicode/unistr.h>
+
 #include <algorithm>
+#include <regex>
 #include <set>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -27,53 +33,157 @@ absl::Status CheckText(absl::string_view field, const std::string& value, size_t
 
 namespace {
 
-// Text reduced to the words a name check compares: ASCII letters and Latin-1 capitals ("É",
-// "Ë") lower-cased, every other ASCII character a space, other UTF-8 kept as it is. Each word
-// ends up between single spaces, so a whole-word match is a substring match of " word ".
-std::string Words(absl::string_view in) {
-  std::string out = " ";
-  for (size_t i = 0; i < in.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(in[i]);
-    if (c < 0x80) {
-      if (absl::ascii_isalnum(c)) {
-        out.push_back(absl::ascii_tolower(c));
-      } else if (out.back() != ' ') {
-        out.push_back(' ');
-      }
-    } else if (c == 0xC3 && i + 1 < in.size()) {
-      unsigned char next = static_cast<unsigned char>(in[++i]);
-      // U+00C0..U+00DE (except U+00D7, the multiplication sign) lower-case by adding 0x20.
-      if (next >= 0x80 && next <= 0x9E && next != 0x97) next += 0x20;
-      out.push_back(static_cast<char>(c));
-      out.push_back(static_cast<char>(next));
+// Text as the name check compares it: NFKC with Unicode case folding (so "ß" is "ss", "Ｊａｎｅ"
+// is "jane", and invisible format characters such as a zero-width space are gone), accents
+// removed ("Zoë" is "zoe"), then split into runs of letters and digits. Everything else
+// (spaces, punctuation, symbols) separates.
+std::vector<std::string> Tokens(absl::string_view text) {
+  UErrorCode err = U_ZERO_ERROR;
+  const icu::Normalizer2* fold = icu::Normalizer2::getNFKCCasefoldInstance(err);
+  const icu::Normalizer2* nfd = icu::Normalizer2::getNFDInstance(err);
+  std::vector<std::string> tokens;
+  if (U_FAILURE(err)) return tokens;
+  icu::UnicodeString u = fold->normalize(
+      icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), text.size())), err);
+  u = nfd->normalize(u, err);
+  if (U_FAILURE(err)) return tokens;
+  std::string current;
+  auto end_token = [&] {
+    if (!current.empty()) tokens.push_back(std::move(current));
+    current.clear();
+  };
+  for (int32_t i = 0; i < u.length();) {
+    const UChar32 c = u.char32At(i);
+    i += U16_LENGTH(c);
+    if (u_charType(c) == U_NON_SPACING_MARK) continue;
+    if (u_isalnum(c)) {
+      icu::UnicodeString one(c);
+      one.toUTF8String(current);
     } else {
-      out.push_back(static_cast<char>(c));
+      end_token();
     }
   }
-  if (out.back() != ' ') out.push_back(' ');
+  end_token();
+  return tokens;
+}
+
+size_t CodePoints(absl::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// How a free text reads to the check: its words; its words with runs of single letters joined
+// ("J a n e" is "jane"); and all of it run together ("Jane.Example" is "janeexample").
+struct Reading {
+  std::set<std::string> words;
+  std::string joined;
+};
+
+Reading Read(absl::string_view text) {
+  Reading r;
+  const std::vector<std::string> tokens = Tokens(text);
+  std::string run;
+  for (const std::string& t : tokens) {
+    r.words.insert(t);
+    r.joined += t;
+    if (CodePoints(t) == 1) {
+      run += t;
+      continue;
+    }
+    if (CodePoints(run) > 1) r.words.insert(run);
+    run.clear();
+  }
+  if (CodePoints(run) > 1) r.words.insert(run);
+  return r;
+}
+
+std::string Joined(const std::vector<std::string>& tokens, size_t from = 0, size_t to = -1) {
+  std::string out;
+  for (size_t i = from; i < std::min(to, tokens.size()); ++i) out += tokens[i];
   return out;
 }
 
-// The forms a date of birth (YYYY-MM-DD) is commonly written in, as Words() renders them.
-std::vector<std::string> DateForms(const std::string& iso) {
-  if (iso.size() != 10) return {};
-  const std::string y = iso.substr(0, 4), m = iso.substr(5, 2), d = iso.substr(8, 2);
-  return {absl::StrCat(" ", y, " ", m, " ", d, " "), absl::StrCat(" ", d, " ", m, " ", y, " ")};
+// A UK postcode in `tokens` (outward code, inward code; written together or apart), run
+// together: "nr12ab".
+std::string Postcode(const std::vector<std::string>& tokens) {
+  static const std::regex kPostcode("[a-z]{1,2}[0-9][a-z0-9]?[0-9][a-z]{2}");
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    for (size_t n = 1; n <= 2 && i + n <= tokens.size(); ++n) {
+      const std::string candidate = Joined(tokens, i, i + n);
+      if (std::regex_match(candidate, kPostcode)) return candidate;
+    }
+  }
+  return "";
+}
+
+const char* const kMonths[] = {"january",   "february", "march",    "april",
+                               "may",       "june",     "july",     "august",
+                               "september", "october",  "november", "december"};
+
+// What of the subject `s` must not appear in a text for the NCA, as a Reading would hold it. Each
+// entry is a whole word (`word`) or a run of text (`run`).
+struct Needles {
+  std::vector<std::string> words;
+  std::vector<std::string> runs;
+};
+
+Needles NeedlesOf(const v1::Subject& s) {
+  Needles n;
+  const std::vector<std::string> name = Tokens(s.full_name());
+  // Parts shorter than three letters ("Al", "Ng") are too common in ordinary words to refuse.
+  for (const std::string& part : name) {
+    if (CodePoints(part) >= 3) n.words.push_back(part);
+  }
+  // The name run together, in its order and surname first ("JaneExample", "ExampleJane"); a short
+  // one ("Al Len") would also be found across the words of ordinary text ("call enforcement").
+  if (name.size() >= 2 && CodePoints(Joined(name)) >= 8) {
+    n.runs.push_back(Joined(name));
+    n.runs.push_back(name.back() + Joined(name, 0, name.size() - 1));
+  }
+  // The address: its postcode, and each line with a house or flat number (or the first line,
+  // usually a house name or the street), run together.
+  const std::string postcode = Postcode(Tokens(s.address()));
+  if (!postcode.empty()) n.runs.push_back(postcode);
+  std::vector<std::string> lines = absl::StrSplit(s.address(), absl::ByAnyChar(",\n;"));
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::vector<std::string> line = Tokens(lines[i]);
+    const std::string run = Joined(line);
+    const bool numbered =
+        std::any_of(run.begin(), run.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (run == postcode || CodePoints(run) < 6) continue;
+    if (numbered || i == 0) n.runs.push_back(run);
+  }
+  // A date of birth as digits, day-first or year-first, or with the month's name.
+  const std::string& dob = s.date_of_birth();
+  if (dob.size() == 10) {
+    const std::string y = dob.substr(0, 4), m = dob.substr(5, 2), d = dob.substr(8, 2);
+    int month = 0, day = 0;
+    n.runs.push_back(y + m + d);
+    n.runs.push_back(d + m + y);
+    if (absl::SimpleAtoi(m, &month) && absl::SimpleAtoi(d, &day) && month >= 1 && month <= 12) {
+      n.runs.push_back(absl::StrCat(day, kMonths[month - 1], y));
+      n.runs.push_back(absl::StrCat(kMonths[month - 1], day, y));
+    }
+  }
+  return n;
 }
 
 absl::Status CheckFreeText(absl::string_view field, const std::string& value, const v1::Sar& sar) {
   if (value.empty()) return absl::OkStatus();
-  const std::string text = Words(value);
+  const Reading text = Read(value);
   for (const v1::Subject& s : sar.subjects()) {
-    // Parts shorter than three letters ("Al", "Ng") are too common in ordinary words to refuse.
-    for (absl::string_view part : absl::StrSplit(Words(s.full_name()), ' ', absl::SkipEmpty())) {
-      if (part.size() >= 3 && absl::StrContains(text, absl::StrCat(" ", part, " "))) {
+    const Needles needles = NeedlesOf(s);
+    for (const std::string& w : needles.words) {
+      if (text.words.count(w) > 0) {
         return FieldError(field, "must not name a subject of the SAR: it is sent to the NCA");
       }
     }
-    for (const std::string& form : DateForms(s.date_of_birth())) {
-      if (absl::StrContains(text, form)) {
-        return FieldError(field, "must not give a subject's date of birth: it is sent to the NCA");
+    for (const std::string& r : needles.runs) {
+      if (absl::StrContains(text.joined, r)) {
+        return FieldError(field,
+                          "must not name a subject of the SAR or give their address or date of "
+                          "birth: it is sent to the NCA");
       }
     }
   }

@@ -55,8 +55,11 @@ absl::Status CheckTextList(absl::string_view field,
 
 // Data minimisation: the free text an event carries to ukfiu and the NCA (a THR rationale, a
 // decline, withdrawal or redirection reason, an outcome's learning summary) must not name a subject
-// of `sar` or give a date of birth. Names are matched as whole words, ignoring case;
-// INVALID_ARGUMENT naming the field, not the name.
+// of `sar`, or give their address, postcode or date of birth. Text is compared after Unicode
+// compatibility normalisation and case folding with accents removed; name parts as whole words,
+// also when spelt out letter by letter ("J a n e"); the whole name, the address lines that carry
+// a number, the postcode and the date of birth also when run together ("JaneExample", "NR12AB",
+// "12041985"). INVALID_ARGUMENT naming the field, not the name.
 absl::Status CheckNoSubjectData(const v1::LifecycleEvent& event, const v1::Sar& sar);
 
 // Decodes page_size (0 -> 100, 1..1000) and page_token (an opaque offset) into limit and offset.

@@ -159,7 +159,7 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
                    0,
                    ""};
   if (request.method != "GET") {
-    AuditRecorder(audit_db_, entry).Finish(absl::InvalidArgumentError("method not allowed"));
+    (void)AuditRecorder(audit_db_, entry).Finish(absl::InvalidArgumentError("method not allowed"));
     HttpResponse r = Page(405, "Method not allowed", "<p>The dashboard only reads.</p>", false);
     r.headers.emplace_back("Allow", "GET");
     return r;
@@ -170,7 +170,7 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
     std::optional<Token> ticket =
         it == request.query.end() ? std::nullopt : Verify(it->second, "login");
     if (!ticket) {
-      AuditRecorder(audit_db_, entry).Finish(absl::UnauthenticatedError("bad sign-in link"));
+      (void)AuditRecorder(audit_db_, entry).Finish(absl::UnauthenticatedError("bad sign-in link"));
       return Page(401, "Sign-in link not valid",
                   "<p>This sign-in link is not valid: it has been used, it has expired (links "
                   "last a minute) or it was altered. Get a new one with <code>sarloopctl nca "
@@ -183,7 +183,11 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
     }
     entry.identity = absl::StrCat("spiffe://sarloop/analyst/", ticket->user);
     entry.user = ticket->user;
-    AuditRecorder(audit_db_, entry).Finish(absl::OkStatus());
+    if (!AuditRecorder(audit_db_, entry).Finish(absl::OkStatus()).ok()) {
+      return Page(503, "Try again shortly",
+                  "<p>The sign-in cannot be recorded in the audit log just now; try again.</p>",
+                  true);
+    }
     HttpResponse r;
     r.status = 303;
     r.headers.emplace_back("Location", "/");
@@ -211,7 +215,8 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
     }
   }
   if (user.empty()) {
-    AuditRecorder(audit_db_, entry).Finish(absl::UnauthenticatedError("no analyst credential"));
+    (void)AuditRecorder(audit_db_, entry)
+        .Finish(absl::UnauthenticatedError("no analyst credential"));
     return Page(401, "Sign in",
                 "<p>The NCA register is for NCA analysts. Open the dashboard with an analyst "
                 "client certificate, or get a one-time sign-in link with your certificate:</p>"
@@ -247,7 +252,12 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
         response.status == 404 ? absl::StatusCode::kNotFound : absl::StatusCode::kInvalidArgument,
         absl::StrCat("HTTP ", response.status));
   }
-  AuditRecorder(audit_db_, entry).Finish(status);
+  // As for every RPC: nothing is shown that the audit log does not hold.
+  if (!AuditRecorder(audit_db_, entry).Finish(status).ok() && status.ok()) {
+    return Page(503, "Try again shortly",
+                "<p>This view cannot be recorded in the audit log just now; try again shortly.</p>",
+                true);
+  }
   return response;
 }
 

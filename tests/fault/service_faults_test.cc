@@ -149,7 +149,17 @@ TEST_F(ServiceFaultsTest, DiskFullRefusesWritesKeepsReadsAndRecoversByItself) {
   ASSERT_EQ(details.details_size(), 1);
   EXPECT_TRUE(details.details(0).UnpackTo(&retry));
   EXPECT_GT(retry.retry_delay().seconds() + retry.retry_delay().nanos(), 0);
-  EXPECT_TRUE(HasSar(before.sar().sar_id())) << "reads must go on while writes cannot";
+  // A read of personal data is answered only once its audit entry is durable: refused too, with a
+  // hint, and never answered untraced.
+  {
+    v1::GetSarRequest req;
+    req.set_sar_id(before.sar().sar_id());
+    v1::GetSarResponse resp;
+    grpc::Status read = ukfiu_->GetSar(Context().get(), req, &resp);
+    EXPECT_EQ(read.error_code(), grpc::StatusCode::UNAVAILABLE) << read.error_message();
+    EXPECT_EQ(resp.sar().subjects_size(), 0) << "no personal data in a refused read";
+    EXPECT_THAT(read.error_message(), ::testing::HasSubstr("audit"));
+  }
 
   std::filesystem::remove(disk_full_);
   EXPECT_TRUE(WaitFor([&] { return Health(channel_) == kServing; }, absl::Seconds(10)));
@@ -158,6 +168,7 @@ TEST_F(ServiceFaultsTest, DiskFullRefusesWritesKeepsReadsAndRecoversByItself) {
   ASSERT_RPC_OK(Submit("during-0", &again));
   EXPECT_EQ(after.sar().sar_id(), again.sar().sar_id());
   EXPECT_TRUE(HasSar(after.sar().sar_id()));
+  EXPECT_TRUE(HasSar(before.sar().sar_id())) << "reads come back with the disk";
 }
 
 TEST_F(ServiceFaultsTest, SigtermDrainsThenStopsAndLosesNothing) {
@@ -234,6 +245,7 @@ TEST_F(ServiceFaultsTest, AFloodIsRefusedWithARetryHintInBoundedMemory) {
     for (int i = 0; i < kPerChannel; ++i) {
       auto r = std::make_unique<Result>();
       r->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      r->ctx.AddMetadata("x-sarloop-user", "flood-test");
       r->req.set_request_id(absl::StrCat("flood-", c, "-", i));
       *r->req.mutable_sar() = SampleSar("Fflur Floodgate");
       Result* raw = r.get();

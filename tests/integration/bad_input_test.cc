@@ -359,5 +359,26 @@ TEST_F(BadInputTest, TimesThatCannotBeAreRefusedWithTheirField) {
   EXPECT_RPC_OK(ukfiu_->SubmitSar(Context().get(), r, &resp));
 }
 
+TEST_F(BadInputTest, AClientSystemMustNameThePersonItActsFor) {
+  // No x-sarloop-user, an empty one, one of spaces, one too long: refused before anything is done.
+  for (const std::string& user : {std::string("-"), std::string(""), std::string("   "),
+                                  std::string(101, 'u')}) {
+    grpc::ClientContext ctx;
+    if (user != "-") ctx.AddMetadata("x-sarloop-user", user);
+    v1::SubmitSarResponse resp;
+    ExpectRefused(ukfiu_->SubmitSar(&ctx, Submit(), &resp), "x-sarloop-user",
+                  absl::StrCat("user '", user.substr(0, 10), "'"));
+    grpc::ClientContext read;
+    if (user != "-") read.AddMetadata("x-sarloop-user", user);
+    v1::ListInboxResponse inbox;
+    ExpectRefused(force_->ListInbox(&read, v1::ListInboxRequest(), &inbox), "x-sarloop-user",
+                  "a read of the inbox");
+  }
+  // An analyst's certificate names the analyst.
+  grpc::ClientContext analyst;
+  v1::GetSummaryResponse summary;
+  EXPECT_RPC_OK(nca_->GetSummary(&analyst, v1::GetSummaryRequest(), &summary));
+}
+
 }  // namespace
 }  // namespace sarloop

@@ -68,6 +68,14 @@ ref=$(as ukfiu-intake 1 --json ukfiu refer "$sar" --org NFK --threat high --risk
 for _ in $(seq 100); do as force-NFK-psd 11 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
 expect "force inbox table shows the referral as RECEIVED" 0 "$ref +RECEIVED" -- as force-NFK-psd 11 force inbox
 expect "another force's system is refused" 1 "PERMISSION_DENIED" -- as force-SFK-psd 11 force inbox
+# A client system acts for a person, whom sarloopctl must name: --user or SARLOOP_USER, never a
+# silent default.
+expect "a client system without --user is refused before any call" 2 "--user.*SARLOOP_USER" -- \
+  env -u SARLOOP_USER -u USER "$CTL" --identity "$DIR/pki/force-NFK-psd" --target "localhost:$((B + 11))" force inbox
+expect "SARLOOP_USER names the person" 0 "$ref" -- \
+  env SARLOOP_USER=env-named "$CTL" --identity "$DIR/pki/force-NFK-psd" --target "localhost:$((B + 11))" force inbox
+expect "an analyst's certificate names the analyst" 0 "NFK" -- \
+  env -u SARLOOP_USER "$CTL" --identity "$DIR/pki/analyst-alice" --target "localhost:$((B + 2))" nca summary
 expect "closing before research names the state" 1 "FAILED_PRECONDITION.*RECEIVED" -- \
   as force-NFK-psd 11 force close "$ref" --outcome no_case_to_answer --category other \
   --role officer --opened 2026-01-01 --closed 2026-02-01
@@ -85,6 +93,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 expect "NCA timeline ends with the outcome" 0 "OUTCOME_RECORDED +ERSOU" -- as analyst-alice 2 nca timeline "$ref"
+expect "the NCA timeline names the person behind each step" 0 '"user": ?"cli-test"' -- \
+  as analyst-alice 2 --json nca timeline "$ref"
 expect "NCA summary counts it for NFK" 0 "NFK +1 +1" -- as analyst-alice 2 nca summary
 expect "NCA summary in JSON" 0 '"feedbackReceived": ?1' -- as analyst-alice 2 --json nca summary
 # The call must succeed and show the referral (the positive control) for the absence to mean

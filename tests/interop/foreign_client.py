@@ -102,7 +102,9 @@ for instance, (offset, service) in INSTANCES.items():
 # grpc-status-details-bin trailer. SubmitSarRequest{request_id: "r"} (0a 01 72) lacks the SAR.
 with grpc.secure_channel(f"localhost:{BASE + 1}", creds("ukfiu-intake")) as channel:
     try:
-        channel.unary_unary("/sarloop.v1.Ukfiu/SubmitSar")(b"\x0a\x01r", timeout=10)
+        # A client system names the person it acts for on every call.
+        channel.unary_unary("/sarloop.v1.Ukfiu/SubmitSar")(
+            b"\x0a\x01r", timeout=10, metadata=(("x-sarloop-user", "foreign-client"),))
         check("ukfiu refuses a SAR-less SubmitSar", False, "call succeeded")
     except grpc.RpcError as e:
         trailer = dict(e.trailing_metadata() or ()).get("grpc-status-details-bin", b"")

@@ -1,5 +1,6 @@
 #include "common/audit.h"
 
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -108,6 +109,18 @@ TEST_F(AuditTest, ARewrittenChainDoesNotMatchTheCheckpoint) {
   AuditReport r = Verify();
   EXPECT_EQ(r.first_bad, 10);
   EXPECT_THAT(r.problem, HasSubstr("signed checkpoint"));
+}
+
+TEST_F(AuditTest, AnEmptiedOrMissingCheckpointFileIsAFailure) {
+  Make(5);
+  { std::ofstream truncate(checkpoints(), std::ios::trunc); }
+  AuditReport r = Verify();
+  EXPECT_EQ(r.first_bad, 1);
+  EXPECT_THAT(r.problem, HasSubstr("holds no checkpoint"));
+  std::filesystem::remove(checkpoints());
+  r = Verify();
+  EXPECT_EQ(r.first_bad, 1);
+  EXPECT_THAT(r.problem, HasSubstr("no signed checkpoint file"));
 }
 
 TEST_F(AuditTest, AForgedCheckpointIsRefused) {

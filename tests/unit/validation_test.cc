@@ -171,6 +171,36 @@ TEST(Validation, FreeTextForTheNcaNamesNoSubject) {
   // Whole words only: "Smithfield" is not "Smith".
   e.set_reason("Met at Smithfield market");
   EXPECT_THAT(CheckNoSubjectData(e, sar), IsOk());
+  // Spelt out, run together, in another script's compatibility forms, with invisible characters,
+  // or by address and postcode.
+  v1::Sar jane = SampleSar("Jane Example");
+  jane.mutable_subjects(0)->set_address("Flat 3, 27 Acacia Avenue\nNorwich NR2 4QT");
+  for (const char* leak :
+       {"J a n e was seen", "E.x.a.m.p.l.e resigned", "see JaneExample on the board", "ExampleJane",
+        "jane_example@mail", "\xef\xbc\xaa\xef\xbc\xa1\xef\xbc\xae\xef\xbc\xa5 was seen",
+        "Ja\xe2\x80\x8bne was seen", "EXAMPLE\xc2\xadJANE", "lives at 27 Acacia Avenue",
+        "27acaciaavenue", "postcode NR2 4QT", "nr24qt", "born 12 April 1985", "dob 12041985"}) {
+    e.set_reason(leak);
+    EXPECT_THAT(CheckNoSubjectData(e, jane), StatusIs(absl::StatusCode::kInvalidArgument, _))
+        << leak;
+  }
+  // A real case fold: the German sharp s is "ss", the Greek final sigma is sigma.
+  v1::Sar strauss = SampleSar("Johann Strauss");
+  e.set_reason("Herr STRAUß was interviewed");
+  EXPECT_THAT(CheckNoSubjectData(e, strauss), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  v1::Sar greek = SampleSar("Νικόλαος Παπαδόπουλος");
+  e.set_reason("ΠΑΠΑΔΟΠΟΥΛΟΣ resigned");
+  EXPECT_THAT(CheckNoSubjectData(e, greek), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  // What is not theirs stays allowed: the town alone, ordinary words that contain the name's
+  // letters, a short name's letters across words.
+  for (const char* fine : {"Activity in Norwich branches", "an instance of structuring",
+                           "the flat was searched", "Research found no link"}) {
+    e.set_reason(fine);
+    EXPECT_THAT(CheckNoSubjectData(e, jane), IsOk()) << fine;
+  }
+  v1::Sar short_name = SampleSar("Al Len");
+  e.set_reason("We call enforcement colleagues");
+  EXPECT_THAT(CheckNoSubjectData(e, short_name), IsOk());
   e.clear_reason();
   e.mutable_outcome()->set_learning_summary("Brien was warned");
   EXPECT_THAT(CheckNoSubjectData(e, sar),

@@ -9,6 +9,7 @@
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
+#include "common/identity.h"
 #include "common/ids.h"
 #include "common/tls.h"
 #include "sarloop/v1/config.pb.h"
@@ -87,9 +88,10 @@ absl::StatusOr<GlobalOptions> ReadGlobalOptions(const Args& args) {
   GlobalOptions options;
   options.target = args.Get("target").value_or(FromEnv("SARLOOP_TARGET"));
   options.identity_dir = args.Get("identity").value_or(FromEnv("SARLOOP_IDENTITY"));
-  std::string default_user = FromEnv("USER");
-  options.user = args.Get("user").value_or(default_user.empty() ? "unknown" : default_user);
-  RETURN_IF_ERROR(CheckText("user", options.user, kMaxUserLength));
+  // The person acting, named explicitly: a login name ($USER) is often a shared or service
+  // account, and an empty one left audit entries naming nobody. Checked when a call is made.
+  options.user = args.Get("user").value_or(FromEnv("SARLOOP_USER"));
+  if (!options.user.empty()) RETURN_IF_ERROR(CheckText("user", options.user, kMaxUserLength));
   options.json = args.Has("json");
   if (std::optional<std::string> timeout = args.Get("timeout")) {
     ASSIGN_OR_RETURN(options.timeout, ParseSeconds("timeout", *timeout));
@@ -105,6 +107,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Session::Channel() {
     return UsageError("no target: give --target HOST:PORT or set SARLOOP_TARGET");
   }
   ASSIGN_OR_RETURN(v1::TlsConfig tls, IdentityFiles(options_.identity_dir));
+  // A client system acts for a person, whom every call must name (RequirePerson); an analyst's
+  // or a service's certificate names who acts.
+  if (absl::StatusOr<std::string> uri = CertificateFileUri(tls.cert_file()); uri.ok()) {
+    absl::StatusOr<Identity> id = ParseIdentity(*uri);
+    if (id.ok() && id->ActsForPeople()) acts_for_people_ = *uri;
+  }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       MakeChannelCredentials(tls);
   if (!credentials.ok()) {
@@ -114,9 +122,15 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Session::Channel() {
   return channel_;
 }
 
+absl::Status Session::RequirePerson() {
+  if (acts_for_people_.empty() || !options_.user.empty()) return absl::OkStatus();
+  return UsageError(absl::StrCat("--user: name the person acting for ", acts_for_people_,
+                                 " (or set SARLOOP_USER); it goes into every audit entry"));
+}
+
 void Session::Prepare(grpc::ClientContext* context) const {
   context->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
-  context->AddMetadata(kUserMetadata, options_.user);
+  if (!options_.user.empty()) context->AddMetadata(kUserMetadata, options_.user);
 }
 
 }  // namespace sarloop::ctl

@@ -55,6 +55,11 @@ class Session {
   // Sets the deadline and the user metadata on a fresh context.
   void Prepare(grpc::ClientContext* context) const;
 
+  // Usage error when the identity is a client system acting for people and no --user (or
+  // SARLOOP_USER) names the person: the services refuse such calls, and every audit entry must
+  // name someone. (A health check names no one.)
+  absl::Status RequirePerson();
+
   // One unary call through a generated stub, e.g. Call(&v1::Force::Stub::Acknowledge, req, &resp).
   // Returns the status the server (or gRPC, e.g. DEADLINE_EXCEEDED) gave, or a usage error from
   // Channel().
@@ -62,6 +67,7 @@ class Session {
   absl::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                     const Request& request, Response* response) {
     ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, Channel());
+    RETURN_IF_ERROR(RequirePerson());
     Stub stub(channel);
     grpc::ClientContext context;
     Prepare(&context);
@@ -71,6 +77,8 @@ class Session {
  private:
   GlobalOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
+  // The identity's URI when it is a client system acting for people (set by Channel()).
+  std::string acts_for_people_;
 };
 
 }  // namespace sarloop::ctl
