@@ -108,9 +108,27 @@ absl::Status WriteFileSynced(const std::string& path, const std::string& data, i
   return ok ? absl::OkStatus() : absl::UnavailableError(absl::StrCat("cannot write ", path));
 }
 
+std::string PublicPem(EVP_PKEY* key) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PUBKEY(bio, key);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio, &data);
+  std::string out(data, n);
+  BIO_free(bio);
+  return out;
+}
+
 absl::StatusOr<Pkey> LoadOrMakeKey(const std::string& path) {
   auto key = ReadKey(path, true);
-  if (key.ok() || !absl::IsNotFound(key.status())) return key;
+  if (key.ok()) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      spdlog::warn("the audit signing key {} is readable by others (mode {:o}); make it 0600", path,
+                   st.st_mode & 0777);
+    }
+    return key;
+  }
+  if (!absl::IsNotFound(key.status())) return key;
   EVP_PKEY* raw = nullptr;
   EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr);
   const bool made = ctx && EVP_PKEY_keygen_init(ctx) == 1 && EVP_PKEY_keygen(ctx, &raw) == 1;
@@ -185,17 +203,52 @@ struct AuditCheckpointer::Impl {
   Database& db;
   Pkey key;
   std::string file;
-  std::mutex mu;
+  std::string public_pem;
+  mutable std::mutex mu;
   int64_t last_seq = -1;
+  SignedHead last;
 };
+
+absl::Status VerifyHeadSignature(const std::string& public_key_pem, const SignedHead& head) {
+  BIO* bio = BIO_new_mem_buf(public_key_pem.data(), static_cast<int>(public_key_pem.size()));
+  EVP_PKEY* raw = bio ? PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr) : nullptr;
+  BIO_free(bio);
+  Pkey key(raw);
+  if (raw == nullptr || EVP_PKEY_base_id(raw) != EVP_PKEY_ED25519) {
+    return FieldError("public_key", "is not an Ed25519 public key in PEM");
+  }
+  const std::string msg = CheckpointMessage(head.seq, head.hash);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  const bool valid =
+      ctx && EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, raw) == 1 &&
+      EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(head.signature.data()),
+                       head.signature.size(), reinterpret_cast<const unsigned char*>(msg.data()),
+                       msg.size()) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!valid) return FieldError("signature", "does not verify for this head and key");
+  return absl::OkStatus();
+}
 
 AuditCheckpointer::AuditCheckpointer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AuditCheckpointer::~AuditCheckpointer() = default;
 
 absl::StatusOr<std::unique_ptr<AuditCheckpointer>> AuditCheckpointer::Create(
-    Database& db, std::string key_file, std::string checkpoint_file) {
-  ASSIGN_OR_RETURN(Pkey key, LoadOrMakeKey(key_file));
-  auto impl = std::unique_ptr<Impl>(new Impl{db, std::move(key), std::move(checkpoint_file)});
+    Database& db, std::string key_file, std::string checkpoint_file,
+    const std::string& public_copy) {
+  absl::StatusOr<Pkey> loaded = LoadOrMakeKey(key_file);
+  if (!loaded.ok()) {
+    return FieldError("audit_key_file",
+                      absl::StrCat(loaded.status().message(),
+                                   " (provision it: openssl genpkey -algorithm ed25519 -out ",
+                                   key_file, ", readable by the service only)"));
+  }
+  Pkey key = *std::move(loaded);
+  std::string public_pem = PublicPem(key.get());
+  if (!public_copy.empty()) {
+    RETURN_IF_ERROR(WriteFileSynced(public_copy, public_pem, O_CREAT | O_TRUNC, 0644));
+  }
+  auto impl = std::unique_ptr<Impl>(
+      new Impl{db, std::move(key), std::move(checkpoint_file), std::move(public_pem)});
   return std::unique_ptr<AuditCheckpointer>(new AuditCheckpointer(std::move(impl)));
 }
 
@@ -227,18 +280,28 @@ absl::Status AuditCheckpointer::Checkpoint() {
       absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(sig), sig_len)), "\n");
   RETURN_IF_ERROR(WriteFileSynced(impl_->file, line, O_CREAT | O_APPEND, 0644));
   impl_->last_seq = seq;
+  impl_->last = SignedHead{seq, hash, std::string(reinterpret_cast<char*>(sig), sig_len)};
   return absl::OkStatus();
 }
 
+SignedHead AuditCheckpointer::LastHead() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->last;
+}
+
+const std::string& AuditCheckpointer::PublicKeyPem() const { return impl_->public_pem; }
+
 absl::StatusOr<AuditReport> VerifyAudit(const std::string& database,
                                         const std::string& checkpoint_file,
-                                        const std::string& public_key_file) {
+                                        const std::string& public_key_file,
+                                        const SignedHead* witnessed) {
   ASSIGN_OR_RETURN(auto db, Database::OpenReadOnly(database));
-  return VerifyAudit(*db, checkpoint_file, public_key_file);
+  return VerifyAudit(*db, checkpoint_file, public_key_file, witnessed);
 }
 
 absl::StatusOr<AuditReport> VerifyAudit(Database& database, const std::string& checkpoint_file,
-                                        const std::string& public_key_file) {
+                                        const std::string& public_key_file,
+                                        const SignedHead* witnessed) {
   ASSIGN_OR_RETURN(Pkey key, ReadKey(public_key_file, false));
   Database* db = &database;
   AuditReport report;
@@ -271,6 +334,26 @@ absl::StatusOr<AuditReport> VerifyAudit(Database& database, const std::string& c
     return absl::OkStatus();
   }));
   if (report.first_bad != 0) return report;
+
+  // What another organisation saw comes first: it holds whatever this disk was made to say.
+  if (witnessed != nullptr && witnessed->seq > 0) {
+    report.witnessed_seq = witnessed->seq;
+    auto it = hashes.find(witnessed->seq);
+    if (it == hashes.end()) {
+      report.first_bad = report.entries + 1;
+      report.problem = absl::StrCat("the witness holds the head at entry ", witnessed->seq,
+                                    " but the log ends at entry ", report.entries,
+                                    ": it was rolled back or cut");
+      return report;
+    }
+    if (it->second != witnessed->hash) {
+      report.first_bad = witnessed->seq;
+      report.problem = absl::StrCat("entry ", witnessed->seq,
+                                    " differs from the head the witness holds: the log was "
+                                    "rewritten");
+      return report;
+    }
+  }
 
   std::ifstream in(checkpoint_file);
   if (!in) {

@@ -56,17 +56,34 @@ class AuditRecorder {
   bool recorded_ok_ = false;
 };
 
+// A signed head of the chain: what a checkpoint line holds.
+struct SignedHead {
+  int64_t seq = 0;
+  std::string hash;       // 32 bytes
+  std::string signature;  // 64 bytes, Ed25519 over the checkpoint message
+};
+
+// OK when `head` is signed by the Ed25519 public key `public_key_pem`; INVALID_ARGUMENT naming
+// public_key for a key that does not parse, naming signature for a bad signature.
+absl::Status VerifyHeadSignature(const std::string& public_key_pem, const SignedHead& head);
+
 // Signs the chain's head into the checkpoint file (one line per checkpoint: seq, hash, signature,
 // all hex), fsynced. The key is an Ed25519 private key in PEM; when the file does not exist a new
 // key is made (0600) and its public half written beside it as KEY.pub.
 class AuditCheckpointer {
  public:
-  static absl::StatusOr<std::unique_ptr<AuditCheckpointer>> Create(Database& db,
-                                                                   std::string key_file,
-                                                                   std::string checkpoint_file);
+  // `public_copy`, when not empty, is where the public half is also written (beside the
+  // database, where `sarloopctl audit verify` looks for it by default).
+  static absl::StatusOr<std::unique_ptr<AuditCheckpointer>> Create(
+      Database& db, std::string key_file, std::string checkpoint_file,
+      const std::string& public_copy = "");
   ~AuditCheckpointer();
   // Writes a checkpoint if the head moved since the last one.
   absl::Status Checkpoint();
+  // The last head signed (seq 0 before the first).
+  SignedHead LastHead() const;
+  // The public half of the signing key, PEM.
+  const std::string& PublicKeyPem() const;
 
  private:
   struct Impl;
@@ -81,17 +98,24 @@ struct AuditReport {
   // tail, the first missing one).
   int64_t first_bad = 0;
   std::string problem;
+  // The witnessed head checked against, when one was given (0 otherwise).
+  int64_t witnessed_seq = 0;
 };
 
 // Verifies a service's audit log offline: the database (opened read-only), its checkpoint file
 // and the public key (PEM). An error status only for what stops verification (unreadable files);
-// a broken chain is a report with first_bad set.
+// a broken chain is a report with first_bad set. With `witnessed` (the head another
+// organisation's witness holds, common/witness.h), the log must hold that entry unchanged: a log
+// that was rolled back or cut below it, or rewritten at it, fails even when its own checkpoint file
+// was rewritten to match.
 absl::StatusOr<AuditReport> VerifyAudit(const std::string& database,
                                         const std::string& checkpoint_file,
-                                        const std::string& public_key_file);
+                                        const std::string& public_key_file,
+                                        const SignedHead* witnessed = nullptr);
 // The same over an open database (the NCA register's on PostgreSQL).
 absl::StatusOr<AuditReport> VerifyAudit(Database& database, const std::string& checkpoint_file,
-                                        const std::string& public_key_file);
+                                        const std::string& public_key_file,
+                                        const SignedHead* witnessed = nullptr);
 
 }  // namespace sarloop
 

@@ -4,6 +4,7 @@
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <set>
@@ -199,7 +200,17 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
     return FieldError("connection_max_age_seconds", "must be 0 (default 600) to 86400");
   }
   if (c.connection_max_age_seconds() == 0) c.set_connection_max_age_seconds(600);
-  if (c.audit_key_file().empty()) c.set_audit_key_file(c.database() + ".audit-key");
+  if (c.audit_key_file().empty()) {
+    // Apart from the data: beside the service's TLS key. A key at the old default is still used
+    // (the service warns that it sits with the data).
+    const std::string legacy = c.database() + ".audit-key";
+    std::error_code ec;
+    c.set_audit_key_file(
+        std::filesystem::exists(legacy, ec)
+            ? legacy
+            : (std::filesystem::path(c.tls().key_file()).parent_path() / "audit-signing.key")
+                  .string());
+  }
   if (c.publication_min_count() < 0 || c.publication_min_count() > 1000) {
     return FieldError("publication_min_count", "must be 0 (default 5) to 1000");
   }

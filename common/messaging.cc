@@ -232,27 +232,36 @@ std::string FirstHostOfList(absl::string_view address) {
   return "";
 }
 
+}  // namespace
+
+std::shared_ptr<grpc::Channel> PeerChannel(const v1::Peer& p,
+                                           std::shared_ptr<grpc::ChannelCredentials> creds) {
+  grpc::ChannelArguments args;
+  // Reconnect quickly after a peer restarts; the outbox has its own backoff.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  // A peer may be several replicas (an address list such as "ipv4:10.0.0.1:7402,10.0.0.2:7402",
+  // or a DNS name with several addresses): calls spread over those that answer, and one that
+  // goes away costs only the calls in flight to it, which the outbox sends again.
+  args.SetLoadBalancingPolicyName("round_robin");
+  // TLS checks each replica's certificate against one name; for an address list that is
+  // the first address's host (the name gRPC would otherwise check is the whole list).
+  if (const std::string host = FirstHostOfList(p.address()); !host.empty()) {
+    args.SetSslTargetNameOverride(host);
+  }
+  return grpc::CreateCustomChannel(p.address(), std::move(creds), args);
+}
+
+namespace {
+
 class GrpcTransport : public Transport {
  public:
   GrpcTransport(const std::vector<v1::Peer>& peers, std::shared_ptr<grpc::ChannelCredentials> creds,
                 absl::Duration deadline)
       : deadline_(deadline) {
     for (const v1::Peer& p : peers) {
-      grpc::ChannelArguments args;
-      // Reconnect quickly after a peer restarts; the outbox has its own backoff.
-      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-      args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-      args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-      // A peer may be several replicas (an address list such as "ipv4:10.0.0.1:7402,10.0.0.2:7402",
-      // or a DNS name with several addresses): calls spread over those that answer, and one that
-      // goes away costs only the calls in flight to it, which the outbox sends again.
-      args.SetLoadBalancingPolicyName("round_robin");
-      // TLS checks each replica's certificate against one name; for an address list that is
-      // the first address's host (the name gRPC would otherwise check is the whole list).
-      if (const std::string host = FirstHostOfList(p.address()); !host.empty()) {
-        args.SetSslTargetNameOverride(host);
-      }
-      auto channel = grpc::CreateCustomChannel(p.address(), creds, args);
+      auto channel = PeerChannel(p, creds);
       if (p.code() == kRegisterCode) {
         register_ = v1::RegisterFeed::NewStub(channel);
       } else {

@@ -87,6 +87,11 @@ class Transport {
 };
 
 // gRPC transport over mTLS to `peers` (code -> host:port). Every call has `deadline`.
+// A channel to `peer` with the service's credentials: quick reconnects, calls spread over the
+// replicas an address list names, TLS checked against the first one's host.
+std::shared_ptr<grpc::Channel> PeerChannel(const v1::Peer& peer,
+                                           std::shared_ptr<grpc::ChannelCredentials> creds);
+
 std::unique_ptr<Transport> NewGrpcTransport(const std::vector<v1::Peer>& peers,
                                             std::shared_ptr<grpc::ChannelCredentials> creds,
                                             absl::Duration deadline);

@@ -37,6 +37,7 @@
 #include "common/rpc.h"
 #include "common/status.h"
 #include "common/tls.h"
+#include "common/witness.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 
 namespace sarloop {
@@ -348,7 +349,16 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
 
   ASSIGN_OR_RETURN(std::unique_ptr<AuditCheckpointer> checkpointer,
                    AuditCheckpointer::Create(*db, config.audit_key_file(),
-                                             config.database() + ".audit-checkpoints"));
+                                             config.database() + ".audit-checkpoints",
+                                             config.database() + ".audit-key.pub"));
+  // Whoever holds a copy of the data directory must not hold what signs its log.
+  if (std::filesystem::path(config.audit_key_file()).parent_path() ==
+      std::filesystem::path(config.database()).parent_path()) {
+    spdlog::warn(
+        "the audit signing key {} sits in the data directory: a copy of it could re-sign "
+        "a rewritten log; move it apart (audit_key_file)",
+        config.audit_key_file());
+  }
   Admission admission(config.max_inflight_calls());
   // A thread for every call admitted, so that calls waiting on a commit never hold up gRPC.
   std::unique_ptr<Executor> bodies = NewThreadPool(config.max_inflight_calls());
@@ -366,6 +376,30 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
            &metrics, config.serial_commits() ? nullptr : db.get()}};
   ASSIGN_OR_RETURN(ServiceParts parts, build(context));
   OpsService ops(context.edge, *db, *clock);
+  // The NCA witnesses every service's audit heads, UKFIU the NCA's.
+  std::unique_ptr<WitnessService> witness_service;
+  if (config.kind() == v1::SERVICE_KIND_NCA || config.kind() == v1::SERVICE_KIND_UKFIU) {
+    witness_service = std::make_unique<WitnessService>(context.edge, *db, *clock);
+  }
+  std::unique_ptr<WitnessReporter> witness_reporter;
+  const std::string witness = WitnessOf(config.kind());
+  if (const v1::Peer* peer = FindPeer(config, witness)) {
+    ASSIGN_OR_RETURN(const std::string own_uri, CertificateFileUri(config.tls().cert_file()));
+    witness_reporter = std::make_unique<WitnessReporter>(
+        PeerChannel(*peer, channel_creds), witness, own_uri,
+        [&db](int64_t seq) -> absl::StatusOr<std::string> {
+          std::string hash;
+          RETURN_IF_ERROR(db->Read([&](Txn& txn) -> absl::Status {
+            ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT hash FROM audit WHERE seq = ?", {seq}));
+            if (rows.empty()) return absl::NotFoundError("no such entry");
+            hash = rows[0].Text(0);
+            return absl::OkStatus();
+          }));
+          return hash;
+        });
+  } else {
+    spdlog::warn("audit heads are not witnessed: no peer {} in the configuration", witness);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -396,6 +430,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   builder.experimental().SetInterceptorCreators(std::move(counters));
   for (auto& s : parts.services) builder.RegisterService(s.get());
   builder.RegisterService(&ops);
+  if (witness_service) builder.RegisterService(witness_service.get());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
@@ -442,6 +477,9 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
       if (ec) return;
       absl::Status s = checkpointer->Checkpoint();
       if (!s.ok()) spdlog::error("audit checkpoint: {}", s.ToString());
+      if (witness_reporter) {
+        witness_reporter->Report(checkpointer->LastHead(), checkpointer->PublicKeyPem());
+      }
       arm_checkpoint();
     });
   };

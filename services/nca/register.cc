@@ -11,6 +11,7 @@
 #include "common/server.h"
 #include "common/status.h"
 #include "common/validation.h"
+#include "common/witness.h"
 
 namespace sarloop::nca {
 namespace {
@@ -80,7 +81,8 @@ CREATE INDEX entries_open_by_org_due ON entries (organisation, due_at, referral_
   WHERE (state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8);
 )sql"},
                                  kHeldEventsMigration,
-                                 kRequestDigestMigration};
+                                 kRequestDigestMigration,
+                                 kWitnessMigration};
 
 // A referral is overdue when its due date has passed and it has neither feedback nor has ended
 // by withdrawal or redirection: states 1-4, 7 and 8 (see ReferralState). Written as in the partial

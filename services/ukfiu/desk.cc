@@ -20,6 +20,7 @@
 #include "common/sealed.h"
 #include "common/status.h"
 #include "common/validation.h"
+#include "common/witness.h"
 #include "spdlog/spdlog.h"
 
 namespace sarloop::ukfiu {
@@ -39,7 +40,8 @@ CREATE TABLE sar_subjects (
 );
 CREATE INDEX sar_subjects_by_sar ON sar_subjects (sar_id);
 )sql"}};
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
+                                           kWitnessMigration};
 
 // Referral states that have ended (see ReferralState).
 constexpr const char* kEnded = kTerminalStatesSql;

@@ -45,6 +45,22 @@ else
   bad "backup: $out"
 fi
 wait $during || bad "the workflow running during the backup failed: $(failures_of "$DIR/workflow-during.out")"
+# The NCA witnesses NFK's signed audit head; wait until it holds one past what the backup holds, so
+# the restore below is a rollback the witness can see.
+backup_entries=$(sqlite3 "file:$DIR/nfk.backup?mode=ro" "SELECT COUNT(*) FROM audit")
+witness() {
+  "$CTL" --identity "$DIR/pki/force-NFK" --target "localhost:$((SARLOOP_BASE_PORT + 2))" \
+    audit verify --database "$NFK_DB" --witness 2>&1
+}
+witnessed=0
+for _ in $(seq 150); do
+  out=$(witness) && witnessed=$(grep -o 'witnessed at entry [0-9]*' <<<"$out" | grep -o '[0-9]*$')
+  ((${witnessed:-0} > backup_entries)) && break
+  sleep 0.2
+done
+((${witnessed:-0} > backup_entries)) &&
+  ok "the NCA witnesses NFK's audit head (entry $witnessed; the backup holds $backup_entries)" ||
+  bad "the witnessed head of NFK: ${witnessed:-none} (backup holds $backup_entries): $out"
 modes=$(stat -c '%a' "$DIR/nfk.backup" "$DIR/nfk.backup.audit-checkpoints" | tr '\n' ' ')
 [[ $modes == "600 600 " ]] && ok "the backup and its checkpoints are readable by their owner only (600)" ||
   bad "backup file modes: $modes"
@@ -97,6 +113,16 @@ if out=$("$CTL" audit verify --database "$NFK_DB" 2>&1); then
 else
   bad "audit verify after restore: $out"
 fi
+# A restore is a rollback: the disk cannot tell, the witness can.
+out=$(witness)
+rc=$?
+[[ $rc != 0 && $out == *"rolled back or cut"* ]] &&
+  ok "against the NCA's witnessed head the restored log is a rollback: $out" ||
+  bad "verify --witness after the restore: exit $rc: $out"
+# An analyst can check any service against what the NCA witnessed.
+out=$("$CTL" --identity "$DIR/pki/analyst-alice" --target "localhost:$((SARLOOP_BASE_PORT + 2))" \
+  audit verify --database "$NFK_DB" --witness --service spiffe://sarloop/force/NFK 2>&1)
+[[ $? != 0 && $out == *"rolled back"* ]] && ok "an analyst sees the same" || bad "analyst verify --witness: $out"
 "$LOCAL" start force-NFK "$DIR" >/dev/null || bad "NFK did not start on the restored database"
 found=0
 for ref in $(referrals_of before); do
@@ -104,5 +130,11 @@ for ref in $(referrals_of before); do
 done
 ((found == 2)) && ok "NFK has the referrals made before the backup ($found of 2)" || bad "NFK has $found of 2 referrals"
 workflow after && ok "NFK takes new referrals after the restore" || bad "workflow after restore: $(failures_of "$DIR/workflow-after.out")"
+for _ in $(seq 100); do grep -q "audit witness NCA refuses" "$DIR/logs/force-NFK.log" && break; sleep 0.1; done
+grep -q "audit witness NCA refuses" "$DIR/logs/force-NFK.log" &&
+  ok "the witness refuses the restored NFK's heads, and NFK's log says so" ||
+  bad "NFK's log does not show the witness refusing its rolled-back head"
+grep -q "audit witness: .*force/NFK" "$DIR/logs/nca.log" && ok "the NCA's log names the rollback" ||
+  bad "the NCA's log does not name NFK's rollback"
 echo "$pass passed, $fail failed"
 ((fail == 0))

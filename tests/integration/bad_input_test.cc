@@ -361,8 +361,8 @@ TEST_F(BadInputTest, TimesThatCannotBeAreRefusedWithTheirField) {
 
 TEST_F(BadInputTest, AClientSystemMustNameThePersonItActsFor) {
   // No x-sarloop-user, an empty one, one of spaces, one too long: refused before anything is done.
-  for (const std::string& user : {std::string("-"), std::string(""), std::string("   "),
-                                  std::string(101, 'u')}) {
+  for (const std::string& user :
+       {std::string("-"), std::string(""), std::string("   "), std::string(101, 'u')}) {
     grpc::ClientContext ctx;
     if (user != "-") ctx.AddMetadata("x-sarloop-user", user);
     v1::SubmitSarResponse resp;

@@ -107,6 +107,26 @@ else
 fi
 expect "ukfiu backlog is drained" 0 "NCA +0" -- as ukfiu-intake 1 ops backlog
 expect "health" 0 "SERVING" -- as analyst-alice 2 health
+# The signing key lives apart from the data (beside the TLS key, 0600); only its public half is
+# beside the database.
+key=$DIR/pki/force-NFK/audit-signing.key
+[[ -s $key && $(stat -c %a "$key") == 600 && ! -e $DIR/data/force-NFK.db.audit-key &&
+  -s $DIR/data/force-NFK.db.audit-key.pub ]] &&
+  ok "the audit signing key is apart from the data directory, 0600" ||
+  bad "audit key: $(ls -l "$key" "$DIR"/data/force-NFK.db.audit-key* 2>&1)"
+# Every service's audit head is witnessed by another organisation: NFK's, ukfiu's and the unit's
+# by the NCA, the NCA's by UKFIU; each database holds the head its witness holds.
+for pair in force-NFK:11:2 ukfiu:1:2 racu-ERSOU:21:2 nca:2:1; do
+  IFS=: read -r svc _ wport <<<"$pair"
+  out=""
+  for _ in $(seq 300); do
+    out=$("$CTL" --identity "$DIR/pki/$svc" --target "localhost:$((B + wport))" \
+      audit verify --database "$DIR/data/$svc.db" --witness 2>&1) && [[ $out == *"witnessed at entry"* ]] && break
+    sleep 0.1
+  done
+  [[ $out == *"witnessed at entry"* ]] && ok "$svc's log holds the head its witness holds: $out" ||
+    bad "$svc against its witness: $out"
+done
 
 # scan_files: every database file, WAL and shared-memory file of every service, and the logs.
 scan() {

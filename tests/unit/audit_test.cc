@@ -4,15 +4,21 @@
 #include <fstream>
 #include <random>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/identity.h"
 #include "common/status.h"
+#include "common/witness.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {
 namespace {
 
 using ::sarloop::testing::IsOk;
+using ::sarloop::testing::StatusIs;
 using ::sarloop::testing::TempDir;
+using ::testing::_;
 using ::testing::HasSubstr;
 
 class AuditTest : public ::testing::Test {
@@ -132,6 +138,138 @@ TEST_F(AuditTest, AForgedCheckpointIsRefused) {
   AuditReport r = Verify();
   EXPECT_NE(r.first_bad, 0);
   EXPECT_THAT(r.problem, HasSubstr("bad signature"));
+}
+
+// --- The witness (common/witness.h): what another organisation holds of this log. -------------
+
+class WitnessTest : public AuditTest {
+ protected:
+  void SetUp() override {
+    auto db = Database::Open(dir_.File("witness.db"), std::vector<Migration>{kWitnessMigration});
+    ASSERT_THAT(db, IsOk());
+    witness_db_ = std::move(*db);
+    witness_ = std::make_unique<Witness>(*witness_db_, clock_);
+  }
+  static Call CallAs(const std::string& uri) {
+    Call call;
+    call.identity = *ParseIdentity(uri);
+    return call;
+  }
+  // The head the service's checkpointer signs now.
+  SignedHead Head() {
+    auto cp = AuditCheckpointer::Create(*db_, key(), checkpoints());
+    EXPECT_THAT(cp, IsOk());
+    EXPECT_THAT((*cp)->Checkpoint(), IsOk());
+    pem_ = (*cp)->PublicKeyPem();
+    return (*cp)->LastHead();
+  }
+  v1::RecordAuditHeadRequest Request(const SignedHead& h, int64_t prev_seq = 0) {
+    v1::RecordAuditHeadRequest r;
+    r.set_seq(h.seq);
+    r.set_hash(h.hash);
+    r.set_signature(h.signature);
+    r.set_public_key(pem_);
+    if (prev_seq > 0) {
+      r.set_prev_seq(prev_seq);
+      db_->Read([&](Txn& txn) -> absl::Status {
+           auto rows = txn.Query("SELECT hash FROM audit WHERE seq = ?", {prev_seq});
+           if (rows.ok() && !rows->empty()) r.set_prev_hash((*rows)[0].Text(0));
+           return absl::OkStatus();
+         })
+          .IgnoreError();
+    }
+    return r;
+  }
+  void Append(int n, const std::string& user = "x") {
+    for (int i = 0; i < n; ++i) {
+      AuditEntry e{absl::FromUnixSeconds(1700001000 + i),
+                   "spiffe://sarloop/force/NFK/psd",
+                   user,
+                   "/sarloop.v1.Force/ListInbox",
+                   "",
+                   0,
+                   ""};
+      ASSERT_THAT(db_->Transact([&](Txn& t) { return AppendAudit(t, e); }), IsOk());
+    }
+  }
+
+  ManualClock clock_{absl::FromUnixSeconds(1700000000)};
+  std::unique_ptr<Database> witness_db_;
+  std::unique_ptr<Witness> witness_;
+  std::string pem_;
+  const Call nfk_ = CallAs("spiffe://sarloop/force/NFK");
+};
+
+TEST_F(WitnessTest, TakesAHeadThatContinuesAndRefusesOneThatGoesBack) {
+  Make(5);
+  const SignedHead first = Head();
+  ASSERT_THAT(witness_->Record(nfk_, Request(first)), IsOk());
+  Append(3);
+  const SignedHead second = Head();
+  ASSERT_EQ(second.seq, 8);
+  // Past the witnessed head only with proof that the log still holds it.
+  EXPECT_THAT(witness_->Record(nfk_, Request(second)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("does not continue")));
+  ASSERT_THAT(witness_->Record(nfk_, Request(second, 5)), IsOk());
+  auto held = witness_->Get(nfk_, "spiffe://sarloop/force/NFK");
+  ASSERT_THAT(held, IsOk());
+  EXPECT_EQ(held->head().seq(), 8);
+  // The same head again is fine; an older one is a rollback.
+  EXPECT_THAT(witness_->Record(nfk_, Request(second, 5)), IsOk());
+  EXPECT_THAT(witness_->Record(nfk_, Request(first)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("went back")));
+}
+
+TEST_F(WitnessTest, RefusesForgedSignaturesOtherKeysAndOtherCallers) {
+  Make(5);
+  const SignedHead head = Head();
+  SignedHead forged = head;
+  forged.signature[0] ^= 1;
+  EXPECT_EQ(FieldOf(witness_->Record(nfk_, Request(forged)).status()), "signature");
+  ASSERT_THAT(witness_->Record(nfk_, Request(head)), IsOk());
+  // A log re-signed with a new key (the old key lost, or never had): refused.
+  std::filesystem::remove(key());
+  std::filesystem::remove(key() + ".pub");
+  Append(1);
+  const SignedHead resigned = Head();
+  EXPECT_THAT(witness_->Record(nfk_, Request(resigned, 5)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("audit key")));
+  // Only a service reports its own head; a service reads only its own.
+  EXPECT_THAT(witness_->Record(CallAs("spiffe://sarloop/force/NFK/psd"), Request(head)),
+              StatusIs(absl::StatusCode::kPermissionDenied, _));
+  EXPECT_THAT(witness_->Get(CallAs("spiffe://sarloop/force/SFK"), "spiffe://sarloop/force/NFK"),
+              StatusIs(absl::StatusCode::kPermissionDenied, _));
+  EXPECT_THAT(witness_->Get(CallAs("spiffe://sarloop/analyst/alice"), "spiffe://sarloop/force/NFK"),
+              IsOk());
+  EXPECT_THAT(witness_->Get(nfk_, "spiffe://sarloop/force/SFK").status(),
+              StatusIs(absl::StatusCode::kPermissionDenied, _));
+}
+
+TEST_F(WitnessTest, VerifyCatchesARollbackItsOwnDiskHides) {
+  Make(5);
+  const SignedHead first = Head();
+  Append(3);
+  const SignedHead second = Head();
+  // The attacker cuts entries 6-8 and the checkpoint lines that covered them: the disk alone
+  // verifies clean.
+  Tamper("DELETE FROM audit WHERE seq > 5");
+  {
+    std::ofstream rewrite(checkpoints(), std::ios::trunc);
+    rewrite << first.seq << " " << absl::BytesToHexString(first.hash) << " "
+            << absl::BytesToHexString(first.signature) << "\n";
+  }
+  EXPECT_EQ(Verify().first_bad, 0);
+  // Against the witnessed head it does not.
+  auto report = VerifyAudit(db_path_, checkpoints(), key() + ".pub", &second);
+  ASSERT_THAT(report, IsOk());
+  EXPECT_EQ(report->first_bad, 6);
+  EXPECT_THAT(report->problem, HasSubstr("rolled back or cut"));
+  // A log rewritten at the witnessed entry is caught too.
+  Append(3, "someone else");
+  report = VerifyAudit(db_path_, checkpoints(), key() + ".pub", &second);
+  ASSERT_THAT(report, IsOk());
+  EXPECT_EQ(report->first_bad, 8);
+  EXPECT_THAT(report->problem, HasSubstr("rewritten"));
 }
 
 }  // namespace

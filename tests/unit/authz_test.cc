@@ -10,6 +10,7 @@
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "sarloop/v1/racu.grpc.pb.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
+#include "sarloop/v1/witness.grpc.pb.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {
@@ -29,6 +30,16 @@ bool Expected(const PolicyScope& scope, const Identity& id, const std::string& s
   };
   if (service == "grpc.health.v1.Health" || service == "grpc.reflection.v1alpha.ServerReflection") {
     return true;
+  }
+  // Audit heads: the NCA witnesses every other service, UKFIU the NCA; analysts read heads at the
+  // NCA. (Which head a caller may read is the service's check: its own.)
+  if (service == "sarloop.v1.AuditWitness") {
+    if (scope.kind == v1::SERVICE_KIND_NCA) {
+      if (method == "GetAuditHead" && id.kind == "analyst") return true;
+      return id.IsService() && id.kind != "nca";
+    }
+    if (scope.kind == v1::SERVICE_KIND_UKFIU) return id.IsService() && id.kind == "nca";
+    return false;
   }
   switch (scope.kind) {
     case v1::SERVICE_KIND_UKFIU:
@@ -91,7 +102,8 @@ std::vector<std::pair<std::string, std::string>> AllMethods() {
        {v1::SubmitSarRequest::descriptor()->file(), v1::ListInboxRequest::descriptor()->file(),
         v1::ListHandoversRequest::descriptor()->file(), v1::GetSummaryRequest::descriptor()->file(),
         v1::DeliverRequest::descriptor()->file(),
-        v1::ScreenSubjectsRequest::descriptor()->file()}) {
+        v1::ScreenSubjectsRequest::descriptor()->file(),
+        v1::RecordAuditHeadRequest::descriptor()->file()}) {
     for (int s = 0; s < fd->service_count(); ++s) {
       for (int m = 0; m < fd->service(s)->method_count(); ++m) {
         out.emplace_back(fd->service(s)->full_name(), fd->service(s)->method(m)->name());

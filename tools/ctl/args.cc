@@ -29,7 +29,7 @@ bool IsUsageError(const absl::Status& status) {
 
 bool IsFlagOption(absl::string_view name) {
   return name == "json" || name == "all" || name == "help" || name == "dry-run" ||
-         name == "publication";
+         name == "publication" || name == "witness";
 }
 
 absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv) {

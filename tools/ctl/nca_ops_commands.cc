@@ -19,8 +19,10 @@
 #include "common/identity.h"
 #include "common/retention.h"
 #include "common/sealed.h"
+#include "common/tls.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
+#include "sarloop/v1/witness.grpc.pb.h"
 #include "tools/ctl/commands.h"
 #include "tools/ctl/health.h"
 #include "tools/ctl/values.h"
@@ -115,19 +117,48 @@ absl::Status AuditVerify(const Input& in, Session& session) {
   const std::string checkpoints =
       in.args.Get("checkpoints").value_or(database + ".audit-checkpoints");
   const std::string key = in.args.Get("key").value_or(database + ".audit-key.pub");
+  // --witness: what another organisation's witness (at --target) holds for --service, by default
+  // the service whose certificate is --identity.
+  std::optional<SignedHead> witnessed;
+  if (in.args.Has("witness")) {
+    std::string service = in.args.Get("service").value_or("");
+    if (service.empty()) {
+      absl::StatusOr<std::string> own =
+          CertificateFileUri(absl::StrCat(session.options().identity_dir, "/cert.pem"));
+      if (!own.ok()) return UsageError("--service: give the service's identity (spiffe://...)");
+      service = *own;
+    }
+    v1::GetAuditHeadRequest request;
+    request.set_service(service);
+    v1::GetAuditHeadResponse response;
+    RETURN_IF_ERROR(session.Call(&v1::AuditWitness::Stub::GetAuditHead, request, &response));
+    witnessed =
+        SignedHead{response.head().seq(), response.head().hash(), response.head().signature()};
+    // The witness checked the signature when it took the head; check it again here, under the
+    // key the witness pinned, so a witness's answer is not taken on trust either.
+    if (absl::Status s = VerifyHeadSignature(response.head().public_key(), *witnessed); !s.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("the witnessed head of ", service, " does not verify: ", s.message()));
+    }
+  }
+  const SignedHead* against = witnessed ? &*witnessed : nullptr;
   AuditReport report;
   if (postgres.empty()) {
-    ASSIGN_OR_RETURN(report, VerifyAudit(database, checkpoints, key));
+    ASSIGN_OR_RETURN(report, VerifyAudit(database, checkpoints, key, against));
   } else {
     ASSIGN_OR_RETURN(std::unique_ptr<Database> db, Database::OpenPostgresExisting(postgres));
-    ASSIGN_OR_RETURN(report, VerifyAudit(*db, checkpoints, key));
+    ASSIGN_OR_RETURN(report, VerifyAudit(*db, checkpoints, key, against));
   }
   if (report.first_bad != 0) {
     return absl::DataLossError(absl::StrCat("audit log does not verify: first bad entry ",
                                             report.first_bad, ": ", report.problem));
   }
   std::cout << "audit log verifies: " << report.entries << " entries, " << report.checkpoints
-            << " signed checkpoints\n";
+            << " signed checkpoints";
+  if (report.witnessed_seq > 0) {
+    std::cout << ", holds the head witnessed at entry " << report.witnessed_seq;
+  }
+  std::cout << "\n";
   return absl::OkStatus();
 }
 
@@ -364,9 +395,11 @@ std::vector<Command> OpsCommands() {
        .run = Backlog},
       {.group = "audit",
        .verb = "verify",
-       .synopsis = "--database FILE [--postgres CONNINFO] [--checkpoints FILE] [--key PUBKEY]",
-       .summary = "verify a service's audit chain and signed checkpoints (offline, read-only)",
-       .options = {"database", "postgres", "checkpoints", "key"},
+       .synopsis = "--database FILE [--postgres CONNINFO] [--checkpoints FILE] [--key PUBKEY] "
+                   "[--witness [--service URI]]",
+       .summary = "verify a service's audit chain and signed checkpoints (read-only); with "
+                  "--witness, also against the head the witness at --target holds",
+       .options = {"database", "postgres", "checkpoints", "key", "witness", "service"},
        .run = AuditVerify},
       {.group = "keys",
        .verb = "new",

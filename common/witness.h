@@ -1,0 +1,95 @@
+// The audit witness: signed audit heads held on another organisation's node (proto
+// sarloop/v1/witness.proto). The NCA witnesses every service; UKFIU witnesses the NCA. A service
+// that rolls its database back, or has its log rewritten and re-signed, is caught by what the
+// witness holds: the witness refuses a head that goes back, and `sarloopctl audit verify
+// --witness` refuses a database that lacks the witnessed head.
+#ifndef SARLOOP_COMMON_WITNESS_H_
+#define SARLOOP_COMMON_WITNESS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/audit.h"
+#include "common/call.h"
+#include "common/clock.h"
+#include "common/rpc.h"
+#include "common/storage.h"
+#include "sarloop/v1/config.pb.h"
+#include "sarloop/v1/witness.grpc.pb.h"
+
+namespace sarloop {
+
+extern const Migration kWitnessMigration;
+
+// The code of the peer that witnesses a service of `kind`: "UKFIU" for the NCA, "NCA" for the rest.
+std::string WitnessOf(v1::ServiceKind kind);
+
+// The witness's logic, reachable without a network.
+class Witness {
+ public:
+  Witness(Database& db, Clock& clock) : db_(db), clock_(clock) {}
+
+  // Takes `request` as the head of the service `call.identity` names (a service identity only).
+  absl::StatusOr<v1::RecordAuditHeadResponse> Record(const Call& call,
+                                                     const v1::RecordAuditHeadRequest& request);
+  // The head witnessed for `service` (an identity URI): for that service itself, or an analyst.
+  // NOT_FOUND when it never reported.
+  absl::StatusOr<v1::GetAuditHeadResponse> Get(const Call& call, const std::string& service);
+
+ private:
+  Database& db_;
+  Clock& clock_;
+};
+
+// The RPC edge of Witness.
+class WitnessService final : public v1::AuditWitness::CallbackService {
+ public:
+  WitnessService(Edge edge, Database& db, Clock& clock) : edge_(edge), witness_(db, clock) {}
+
+  grpc::ServerUnaryReactor* RecordAuditHead(grpc::CallbackServerContext* ctx,
+                                            const v1::RecordAuditHeadRequest* request,
+                                            v1::RecordAuditHeadResponse* response) override;
+  grpc::ServerUnaryReactor* GetAuditHead(grpc::CallbackServerContext* ctx,
+                                         const v1::GetAuditHeadRequest* request,
+                                         v1::GetAuditHeadResponse* response) override;
+
+ private:
+  const Edge edge_;
+  Witness witness_;
+};
+
+// Sends a service's signed heads to its witness, one call at a time and never blocking the
+// caller: a head that cannot be sent now is superseded by the next (the witness needs only the
+// latest). It first asks the witness which head it holds, then sends each new head with the hash
+// its own log has at that entry (`hash_at`), so the witness can tell a continuation from a log
+// rolled back and grown again. A refusal is logged as an error every time.
+class WitnessReporter {
+ public:
+  // The hash of entry `seq` of the service's own audit log; NOT_FOUND when it has none.
+  using HashAt = std::function<absl::StatusOr<std::string>(int64_t seq)>;
+  WitnessReporter(std::shared_ptr<grpc::Channel> channel, std::string witness_code,
+                  std::string own_identity, HashAt hash_at);
+  ~WitnessReporter();
+  void Report(const SignedHead& head, const std::string& public_key_pem);
+
+ private:
+  struct Pending;
+  void Finished();
+
+  std::unique_ptr<v1::AuditWitness::Stub> stub_;
+  const std::string witness_code_;
+  const std::string own_identity_;
+  const HashAt hash_at_;
+  std::atomic<bool> in_flight_{false};
+  // What the witness holds; -1 until it has said (written only by the call in flight).
+  int64_t witnessed_seq_ = -1;
+};
+
+}  // namespace sarloop
+
+#endif  // SARLOOP_COMMON_WITNESS_H_
