@@ -236,6 +236,54 @@ absl::Status NotAfter(absl::string_view field, const google::protobuf::Timestamp
 }
 }  // namespace
 
+absl::Status CheckOutcomeFitsRole(absl::string_view field, v1::OutcomeType type,
+                                  v1::SubjectRole role) {
+  const bool conduct_regulations =
+      type == v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER || type == v1::OUTCOME_TYPE_REFLECTIVE_PRACTICE ||
+      type == v1::OUTCOME_TYPE_MISCONDUCT_MEETING || type == v1::OUTCOME_TYPE_MISCONDUCT_HEARING;
+  const bool dismissal =
+      type == v1::OUTCOME_TYPE_DISMISSED || type == v1::OUTCOME_TYPE_DISMISSED_AFTER_RESIGNATION;
+  const bool officer =
+      role == v1::SUBJECT_ROLE_OFFICER || role == v1::SUBJECT_ROLE_SPECIAL_CONSTABLE;
+  const bool employee = officer || role == v1::SUBJECT_ROLE_STAFF || role == v1::SUBJECT_ROLE_PCSO;
+  const char* route = nullptr;
+  switch (role) {
+    case v1::SUBJECT_ROLE_STAFF:
+    case v1::SUBJECT_ROLE_PCSO:
+      route = "police staff and PCSOs answer to the force's staff misconduct procedure";
+      break;
+    case v1::SUBJECT_ROLE_VOLUNTEER:
+    case v1::SUBJECT_ROLE_CONTRACTOR:
+      route =
+          "a volunteer's or contractor's route is the end of the role or contract, or "
+          "vetting withdrawn";
+      break;
+    case v1::SUBJECT_ROLE_FAMILY_OR_ASSOCIATE:
+      route =
+          "a family member or associate is not personnel: a criminal outcome, intelligence "
+          "only, or the linked officer's vetting";
+      break;
+    case v1::SUBJECT_ROLE_OTHER_LAW_ENFORCEMENT:
+      route = "another body's personnel answer to that body: not our personnel";
+      break;
+    default:
+      break;
+  }
+  if (conduct_regulations && !officer && route != nullptr) {
+    return FieldError(field, absl::StrCat(v1::OutcomeType_Name(type),
+                                          " is under the Police (Conduct) Regulations 2020, for "
+                                          "officers and special constables only; ",
+                                          route));
+  }
+  if (dismissal && !employee && route != nullptr) {
+    return FieldError(field, absl::StrCat(v1::OutcomeType_Name(type),
+                                          " is for officers, special constables, police staff "
+                                          "and PCSOs; ",
+                                          route));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& o, absl::Time now) {
   const auto f = [&](absl::string_view sub) { return absl::StrCat(field, ".", sub); };
   if (o.type() == v1::OUTCOME_TYPE_UNSPECIFIED || !v1::OutcomeType_IsValid(o.type())) {
@@ -263,6 +311,7 @@ absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& o, absl::T
       !v1::SubjectRole_IsValid(o.subject_role())) {
     return FieldError(f("subject_role"), "is required");
   }
+  RETURN_IF_ERROR(CheckOutcomeFitsRole(f("type"), o.type(), o.subject_role()));
   if (!o.has_opened_at()) return FieldError(f("opened_at"), "is required");
   if (!o.has_closed_at()) return FieldError(f("closed_at"), "is required");
   RETURN_IF_ERROR(NotAfter(f("opened_at"), o.opened_at(), now));

@@ -380,5 +380,35 @@ TEST_F(BadInputTest, AClientSystemMustNameThePersonItActsFor) {
   EXPECT_RPC_OK(nca_->GetSummary(&analyst, v1::GetSummaryRequest(), &summary));
 }
 
+TEST_F(BadInputTest, AnOutcomeMustFitThePerson) {
+  // The Conduct Regulations' outcomes for someone they do not cover, and dismissal for someone who
+  // is not employed: refused at the force and at the unit, naming outcome.type.
+  const std::pair<v1::OutcomeType, v1::SubjectRole> kMisfits[] = {
+      {v1::OUTCOME_TYPE_MISCONDUCT_HEARING, v1::SUBJECT_ROLE_CONTRACTOR},
+      {v1::OUTCOME_TYPE_REFLECTIVE_PRACTICE, v1::SUBJECT_ROLE_STAFF},
+      {v1::OUTCOME_TYPE_MISCONDUCT_MEETING, v1::SUBJECT_ROLE_VOLUNTEER},
+      {v1::OUTCOME_TYPE_DISMISSED, v1::SUBJECT_ROLE_FAMILY_OR_ASSOCIATE},
+      {v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER, v1::SUBJECT_ROLE_OTHER_LAW_ENFORCEMENT}};
+  for (const auto& [type, role] : kMisfits) {
+    v1::Outcome o = SampleOutcome(type);
+    o.set_subject_role(role);
+    const std::string what =
+        absl::StrCat(v1::OutcomeType_Name(type), " for ", v1::SubjectRole_Name(role));
+    v1::CloseReferralRequest close;
+    close.set_request_id(NewId("req-"));
+    close.set_referral_id("REF-0000000000000000");
+    *close.mutable_outcome() = o;
+    v1::ForceStepResponse fresp;
+    ExpectRefused(force_->Close(Context().get(), close, &fresp), "outcome.type", "force: " + what);
+    v1::RecordOutcomeRequest record;
+    record.set_request_id(NewId("req-"));
+    record.set_referral_id("REF-0000000000000000");
+    *record.mutable_outcome() = o;
+    v1::UnitStepResponse uresp;
+    ExpectRefused(unit_->RecordOutcome(Context().get(), record, &uresp), "outcome.type",
+                  "unit: " + what);
+  }
+}
+
 }  // namespace
 }  // namespace sarloop

@@ -101,8 +101,7 @@ std::vector<std::pair<std::string, std::string>> AllMethods() {
   for (const google::protobuf::FileDescriptor* fd :
        {v1::SubmitSarRequest::descriptor()->file(), v1::ListInboxRequest::descriptor()->file(),
         v1::ListHandoversRequest::descriptor()->file(), v1::GetSummaryRequest::descriptor()->file(),
-        v1::DeliverRequest::descriptor()->file(),
-        v1::ScreenSubjectsRequest::descriptor()->file(),
+        v1::DeliverRequest::descriptor()->file(), v1::ScreenSubjectsRequest::descriptor()->file(),
         v1::RecordAuditHeadRequest::descriptor()->file()}) {
     for (int s = 0; s < fd->service_count(); ++s) {
       for (int m = 0; m < fd->service(s)->method_count(); ++m) {

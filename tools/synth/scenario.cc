@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "common/validation.h"
 
 namespace sarloop::synth {
 namespace {
@@ -428,6 +429,27 @@ class Builder {
       if (scenario_.persons[p].employer == r.organisation) role = scenario_.persons[p].role;
     }
     o.set_subject_role(role);
+    // The outcome must fit the person: the Conduct Regulations' outcomes are for officers and
+    // specials, dismissal for employees (validation refuses the rest). Another route instead.
+    if (!CheckOutcomeFitsRole("type", type, role).ok()) {
+      const bool heavy = type == v1::OUTCOME_TYPE_MISCONDUCT_HEARING ||
+                         type == v1::OUTCOME_TYPE_MISCONDUCT_MEETING ||
+                         type == v1::OUTCOME_TYPE_DISMISSED ||
+                         type == v1::OUTCOME_TYPE_DISMISSED_AFTER_RESIGNATION;
+      switch (role) {
+        case v1::SUBJECT_ROLE_FAMILY_OR_ASSOCIATE:
+          type = v1::OUTCOME_TYPE_INTELLIGENCE_ONLY;
+          break;
+        case v1::SUBJECT_ROLE_OTHER_LAW_ENFORCEMENT:
+          type = v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL;
+          break;
+        default:  // staff, PCSOs, volunteers, contractors
+          type = heavy ? v1::OUTCOME_TYPE_VETTING_CLEARANCE_WITHDRAWN
+                       : v1::OUTCOME_TYPE_INTELLIGENCE_ONLY;
+      }
+      o.set_type(type);
+      o.clear_misconduct_result();
+    }
     o.set_learning_summary(rng_.Pick(kLearning));
     return o;
   }
