@@ -30,8 +30,9 @@ absl::Status CleanRequest(google::protobuf::Message& request);
 absl::Status CheckRequestText(const google::protobuf::Message& request);
 
 // For ServerBuilder::experimental().SetInterceptorCreators. gRPC answers a request it cannot
-// parse (malformed protobuf, or a string field that is not UTF-8) with UNIMPLEMENTED and no
-// message; this answers INVALID_ARGUMENT instead, naming the string field when protobuf named it.
+// parse (malformed protobuf, or a string field that is not UTF-8) with
+// grpc::StatusCode::UNIMPLEMENTED and no message; this answers INVALID_ARGUMENT instead, naming the
+// string field when protobuf named it.
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
 UnparseableRequestInterceptorFactory();
 

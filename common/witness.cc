@@ -192,11 +192,21 @@ WitnessReporter::WitnessReporter(std::shared_ptr<grpc::Channel> channel, std::st
       hash_at_(std::move(hash_at)) {}
 
 WitnessReporter::~WitnessReporter() {
-  // A call still in flight ends by its deadline at the latest; its callback must not outlive this.
+  // The call in flight is cancelled, and its callback must run before this goes.
+  {
+    std::lock_guard lock(mu_);
+    if (active_ != nullptr) active_->TryCancel();
+  }
   while (in_flight_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
-void WitnessReporter::Finished() { in_flight_.store(false); }
+void WitnessReporter::Finished() {
+  {
+    std::lock_guard lock(mu_);
+    active_ = nullptr;
+  }
+  in_flight_.store(false);
+}
 
 void WitnessReporter::Report(const SignedHead& head, const std::string& public_key_pem) {
   if (head.seq == 0) return;
@@ -204,6 +214,10 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
   if (!in_flight_.compare_exchange_strong(idle, true)) return;  // the next head supersedes it
   auto p = std::make_shared<Pending>();
   p->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  {
+    std::lock_guard lock(mu_);
+    active_ = &p->ctx;
+  }
   if (witnessed_seq_ < 0) {
     // Which head does the witness hold? The head itself goes with the next report.
     p->get.set_service(own_identity_);

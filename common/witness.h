@@ -11,8 +11,10 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "common/audit.h"
 #include "common/call.h"
@@ -88,6 +90,9 @@ class WitnessReporter {
   std::atomic<bool> in_flight_{false};
   // What the witness holds; -1 until it has said (written only by the call in flight).
   int64_t witnessed_seq_ = -1;
+  // The call in flight, so that stopping need not wait out its deadline on an unreachable witness.
+  std::mutex mu_;
+  grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace sarloop

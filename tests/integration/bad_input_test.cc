@@ -1,7 +1,8 @@
 // Input that is not what it claims to be, sent to the real services over mTLS: text with control
 // characters, bidi overrides or invalid UTF-8; bytes that are no protobuf message; times that
 // cannot be. Table-driven: each case names the field the refusal must name. No case may be
-// answered OK, INTERNAL, UNKNOWN or UNIMPLEMENTED, and the services keep working after all of it.
+// answered OK, INTERNAL, UNKNOWN or grpc::StatusCode::UNIMPLEMENTED, and the services keep working
+// after all of it.
 #include <grpcpp/generic/generic_stub.h>
 
 #include <functional>
