@@ -35,6 +35,10 @@ std::string WitnessOf(v1::ServiceKind kind) {
 
 namespace {
 
+// The head a witness holds for one service; HeadOf reads its row.
+constexpr char kSelectHead[] =
+    "SELECT seq, hash, signature, public_key, witnessed_at FROM witnessed_heads WHERE service = ?";
+
 v1::AuditHead HeadOf(const Row& r, const std::string& service) {
   v1::AuditHead head;
   head.set_service(service);
@@ -66,9 +70,7 @@ absl::StatusOr<v1::RecordAuditHeadResponse> Witness::Record(
   const std::string& service = call.identity.uri;
   v1::RecordAuditHeadResponse response;
   RETURN_IF_ERROR(db_.Transact([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT seq, hash, signature, public_key, witnessed_at "
-                                          "FROM witnessed_heads WHERE service = ?",
-                                          {service}));
+    ASSIGN_OR_RETURN(auto rows, txn.Query(kSelectHead, {service}));
     // The first report pins the key; every later head must be signed with it.
     const std::string key = rows.empty() ? request.public_key() : rows[0].Text(3);
     if (key != request.public_key()) {
@@ -135,9 +137,7 @@ absl::StatusOr<v1::GetAuditHeadResponse> Witness::Get(const Call& call,
   v1::GetAuditHeadResponse response;
   bool found = false;
   RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT seq, hash, signature, public_key, witnessed_at "
-                                          "FROM witnessed_heads WHERE service = ?",
-                                          {service}));
+    ASSIGN_OR_RETURN(auto rows, txn.Query(kSelectHead, {service}));
     if (rows.empty()) return absl::OkStatus();
     found = true;
     *response.mutable_head() = HeadOf(rows[0], service);

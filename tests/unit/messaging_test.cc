@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/delivery_service.h"
 #include "common/ids.h"
 #include "common/referral/event_log.h"
 #include "common/status.h"
@@ -239,6 +240,38 @@ TEST_F(OutboxTest, ReceiverAppliesEachMessageOnce) {
   ASSERT_OK_AND_ASSIGN(auto again, ReceiveBatch(*db_, clock_, request, apply));
   for (const auto& r : again.results()) EXPECT_EQ(r.status(), v1::DELIVERY_STATUS_DUPLICATE);
   EXPECT_EQ(applied, 5);
+}
+
+TEST_F(OutboxTest, APeersEnvelopeWithControlCharactersIsRejectedAloneNamingTheField) {
+  // A batch from a peer is checked envelope by envelope (common/request_checks.h): the bad one is
+  // rejected and the rest behind it still taken, so one envelope cannot hold up an outbox.
+  int applied = 0;
+  DeliveryService service(Edge{}, *db_, clock_, [&](Txn&, const Identity&, const v1::Envelope&) {
+    ++applied;
+    return absl::OkStatus();
+  });
+  v1::DeliverRequest request;
+  for (int i = 0; i < 3; ++i) {
+    v1::Envelope* env = request.add_envelopes();
+    env->set_message_id(absl::StrCat("EVT-", i));
+    v1::LifecycleEvent* e = env->mutable_event();
+    e->set_event_id(env->message_id());
+    e->set_referral_id("REF-0123456789abcdef");
+    e->set_type(v1::EVENT_TYPE_DECLINED_BY_FORCE);
+    e->set_producer("NFK");
+    e->set_organisation("NFK");
+    *e->mutable_occurred_at() = ToProto(clock_.Now());
+    e->set_reason(i == 1 ? "declined\x1b[2J" : "declined\nafter research");
+  }
+  const Identity peer{"spiffe://sarloop/force/NFK", "force", "NFK", ""};
+  ASSERT_OK_AND_ASSIGN(v1::DeliverResponse response, service.DeliverFrom(peer, request, nullptr));
+  ASSERT_EQ(response.results_size(), 3);
+  EXPECT_EQ(response.results(0).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  EXPECT_EQ(response.results(1).status(), v1::DELIVERY_STATUS_REJECTED);
+  EXPECT_THAT(response.results(1).detail(), HasSubstr("event.reason"));
+  EXPECT_THAT(response.results(1).detail(), HasSubstr("U+001B"));
+  EXPECT_EQ(response.results(2).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  EXPECT_EQ(applied, 2);
 }
 
 TEST_F(OutboxTest, ReceiverStopsAtATransientFailureAndKeepsNothingOfIt) {
