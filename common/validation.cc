@@ -223,9 +223,10 @@ namespace {
 absl::Time TimeOf(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
+}  // namespace
 
-absl::Status NotAfter(absl::string_view field, const google::protobuf::Timestamp& t,
-                      absl::Time now) {
+absl::Status CheckNotInFuture(absl::string_view field, const google::protobuf::Timestamp& t,
+                              absl::Time now) {
   if (now != absl::InfiniteFuture() && TimeOf(t) > now + kClockSkew) {
     return FieldError(field, absl::StrCat("is in the future (after ",
                                           absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", now + kClockSkew,
@@ -233,93 +234,6 @@ absl::Status NotAfter(absl::string_view field, const google::protobuf::Timestamp
                                           ")"));
   }
   return absl::OkStatus();
-}
-}  // namespace
-
-absl::Status CheckOutcomeFitsRole(absl::string_view field, v1::OutcomeType type,
-                                  v1::SubjectRole role) {
-  const bool conduct_regulations =
-      type == v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER || type == v1::OUTCOME_TYPE_REFLECTIVE_PRACTICE ||
-      type == v1::OUTCOME_TYPE_MISCONDUCT_MEETING || type == v1::OUTCOME_TYPE_MISCONDUCT_HEARING;
-  const bool dismissal =
-      type == v1::OUTCOME_TYPE_DISMISSED || type == v1::OUTCOME_TYPE_DISMISSED_AFTER_RESIGNATION;
-  const bool officer =
-      role == v1::SUBJECT_ROLE_OFFICER || role == v1::SUBJECT_ROLE_SPECIAL_CONSTABLE;
-  const bool employee = officer || role == v1::SUBJECT_ROLE_STAFF || role == v1::SUBJECT_ROLE_PCSO;
-  const char* route = nullptr;
-  switch (role) {
-    case v1::SUBJECT_ROLE_STAFF:
-    case v1::SUBJECT_ROLE_PCSO:
-      route = "police staff and PCSOs answer to the force's staff misconduct procedure";
-      break;
-    case v1::SUBJECT_ROLE_VOLUNTEER:
-    case v1::SUBJECT_ROLE_CONTRACTOR:
-      route =
-          "a volunteer's or contractor's route is the end of the role or contract, or "
-          "vetting withdrawn";
-      break;
-    case v1::SUBJECT_ROLE_FAMILY_OR_ASSOCIATE:
-      route =
-          "a family member or associate is not personnel: a criminal outcome, intelligence "
-          "only, or the linked officer's vetting";
-      break;
-    case v1::SUBJECT_ROLE_OTHER_LAW_ENFORCEMENT:
-      route = "another body's personnel answer to that body: not our personnel";
-      break;
-    default:
-      break;
-  }
-  if (conduct_regulations && !officer && route != nullptr) {
-    return FieldError(field, absl::StrCat(v1::OutcomeType_Name(type),
-                                          " is under the Police (Conduct) Regulations 2020, for "
-                                          "officers and special constables only; ",
-                                          route));
-  }
-  if (dismissal && !employee && route != nullptr) {
-    return FieldError(field, absl::StrCat(v1::OutcomeType_Name(type),
-                                          " is for officers, special constables, police staff "
-                                          "and PCSOs; ",
-                                          route));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& o, absl::Time now) {
-  const auto f = [&](absl::string_view sub) { return absl::StrCat(field, ".", sub); };
-  if (o.type() == v1::OUTCOME_TYPE_UNSPECIFIED || !v1::OutcomeType_IsValid(o.type())) {
-    return FieldError(f("type"), "is required");
-  }
-  const bool meeting = o.type() == v1::OUTCOME_TYPE_MISCONDUCT_MEETING;
-  const bool hearing = o.type() == v1::OUTCOME_TYPE_MISCONDUCT_HEARING;
-  if (meeting || hearing) {
-    if (o.misconduct_result() == v1::MISCONDUCT_RESULT_UNSPECIFIED ||
-        !v1::MisconductResult_IsValid(o.misconduct_result())) {
-      return FieldError(f("misconduct_result"), "is required for a misconduct meeting or hearing");
-    }
-    if (meeting && (o.misconduct_result() == v1::MISCONDUCT_RESULT_REDUCTION_IN_RANK ||
-                    o.misconduct_result() == v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE)) {
-      return FieldError(f("misconduct_result"), "is only available to a misconduct hearing");
-    }
-  } else if (o.misconduct_result() != v1::MISCONDUCT_RESULT_UNSPECIFIED) {
-    return FieldError(f("misconduct_result"), "applies only to a misconduct meeting or hearing");
-  }
-  if (o.category() == v1::CORRUPTION_CATEGORY_UNSPECIFIED ||
-      !v1::CorruptionCategory_IsValid(o.category())) {
-    return FieldError(f("category"), "is required");
-  }
-  if (o.subject_role() == v1::SUBJECT_ROLE_UNSPECIFIED ||
-      !v1::SubjectRole_IsValid(o.subject_role())) {
-    return FieldError(f("subject_role"), "is required");
-  }
-  RETURN_IF_ERROR(CheckOutcomeFitsRole(f("type"), o.type(), o.subject_role()));
-  if (!o.has_opened_at()) return FieldError(f("opened_at"), "is required");
-  if (!o.has_closed_at()) return FieldError(f("closed_at"), "is required");
-  RETURN_IF_ERROR(NotAfter(f("opened_at"), o.opened_at(), now));
-  RETURN_IF_ERROR(NotAfter(f("closed_at"), o.closed_at(), now));
-  if (TimeOf(o.closed_at()) < TimeOf(o.opened_at())) {
-    return FieldError(f("closed_at"), "is before opened_at");
-  }
-  return CheckText(f("learning_summary"), o.learning_summary(), 1000, false);
 }
 
 namespace {
@@ -345,7 +259,8 @@ absl::Status CheckBirthDate(absl::string_view field, const std::string& date, ab
 
 absl::Status CheckSar(absl::string_view field, const v1::Sar& sar, absl::Time now) {
   const auto f = [&](absl::string_view sub) { return absl::StrCat(field, ".", sub); };
-  if (sar.has_submitted_at()) RETURN_IF_ERROR(NotAfter(f("submitted_at"), sar.submitted_at(), now));
+  if (sar.has_submitted_at())
+    RETURN_IF_ERROR(CheckNotInFuture(f("submitted_at"), sar.submitted_at(), now));
   RETURN_IF_ERROR(CheckText(f("reporter_reference"), sar.reporter_reference(), 100, false));
   RETURN_IF_ERROR(CheckText(f("reporter_sector"), sar.reporter_sector(), 100, true));
   RETURN_IF_ERROR(CheckText(f("narrative"), sar.narrative(), 20000, true));

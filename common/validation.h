@@ -29,21 +29,10 @@ absl::Status CheckRequestId(const std::string& request_id);
 // All three scores set and a rationale of 1 to 4,000 characters.
 absl::Status CheckThr(absl::string_view field, const v1::ThrAssessment& thr);
 
-// Type, category and role set; the type open to a person of that role (OutcomeFitsRole);
-// misconduct_result set exactly for meetings and hearings (and no reduction in rank or dismissal
-// from a meeting); opened_at and closed_at set, closed not before
-// opened, neither after `now` plus kClockSkew; learning summary at most 1,000 characters.
-absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& outcome, absl::Time now);
-
-// Whether an outcome of `type` can befall a subject of `role`. The Police (Conduct) Regulations
-// 2020 (no case to answer, reflective practice, misconduct meetings and hearings) cover police
-// officers and special constables only; police staff and PCSOs answer to their force's staff
-// procedures, contractors and volunteers end by contract or vetting, a family member or associate
-// is not personnel at all, and another body's personnel answer to that body. Dismissal (and
-// dismissal after resignation, the barred list) reaches officers, specials, staff and PCSOs.
-// INVALID_ARGUMENT naming `field` and the role's own route otherwise.
-absl::Status CheckOutcomeFitsRole(absl::string_view field, v1::OutcomeType type,
-                                  v1::SubjectRole role);
+// A time a client gives is not after `now` plus kClockSkew (never, for absl::InfiniteFuture()).
+// INVALID_ARGUMENT naming `field`.
+absl::Status CheckNotInFuture(absl::string_view field, const google::protobuf::Timestamp& t,
+                              absl::Time now);
 
 // Sector and narrative present, 1 to 20 subjects each with a name, dates of birth real dates
 // YYYY-MM-DD from 1900-01-01 to `now`'s date, submitted_at not after `now` plus kClockSkew.

@@ -3,6 +3,7 @@
 #include "common/ids.h"
 #include "common/messaging.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/outcomes.h"
 #include "common/status.h"
 #include "spdlog/spdlog.h"
 
@@ -79,6 +80,8 @@ absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn, const std::st
     if (!events[i].ParseFromString(rows[i].Text(0))) {
       return absl::DataLossError("stored event does not parse");
     }
+    // Events are immutable: one stored before outcome tracks is read in today's vocabulary.
+    if (events[i].has_outcome()) UpgradeOutcome(*events[i].mutable_outcome());
   }
   std::sort(events.begin(), events.end(), EventBefore);
   return events;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
+#include "common/referral/outcomes.h"
 #include "common/referral/rules.h"
 
 namespace sarloop {
@@ -146,6 +147,9 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
       case v1::EVENT_TYPE_DECONFLICTION_FLAG:
         deconfliction.insert(ev.other_organisations().begin(), ev.other_organisations().end());
         break;
+      case v1::EVENT_TYPE_OUTCOME_UPDATED:
+        if (!IsTerminal(state) && ev.has_outcome()) SetTrack(*e.mutable_tracks(), ev.outcome());
+        break;
       default:
         break;
     }
@@ -162,7 +166,11 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
     state = target;
     if (!ev.unit().empty()) e.set_unit(ev.unit());
     if (!ev.reason().empty()) e.set_reason(ev.reason());
-    if (ev.has_outcome()) *e.mutable_outcome() = ev.outcome();
+    if (ev.has_outcome()) {
+      *e.mutable_outcome() = ev.outcome();
+      UpgradeOutcome(*e.mutable_outcome());
+      SetTrack(*e.mutable_tracks(), e.outcome());
+    }
     if (IsFeedback(state)) *e.mutable_feedback_at() = ev.occurred_at();
   }
   e.set_state(state);

@@ -6,6 +6,7 @@
 #include "common/ids.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/outcomes.h"
 #include "common/sealed.h"
 #include "common/status.h"
 
@@ -38,6 +39,8 @@ absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_
   if (rows.empty()) return absl::NotFoundError("referral_id: no such referral");
   v1::Referral r;
   RETURN_IF_ERROR(UnsealProto(txn, kColumn, referral_id, rows[0].Text(0), &r));
+  UpgradeStoredOutcomes(*r.mutable_outcome(), *r.mutable_tracks());
+  if (r.outcome().type() == v1::OUTCOME_TYPE_UNSPECIFIED) r.clear_outcome();
   return r;
 }
 
@@ -82,6 +85,7 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
     } else {
       r.clear_outcome();
     }
+    *r.mutable_tracks() = folded.tracks();
     if (!folded.linked_referral_id().empty()) r.set_linked_referral_id(folded.linked_referral_id());
     // The organisations it shares a subject with: those the package named when it came, and
     // those later flags named.

@@ -103,6 +103,16 @@ const std::vector<EventRule>& Table() {
        kUnitStep,
        0,
        7},
+      // A track's new status goes wherever the referral's work is: UKFIU, the force, its units
+      // and the register. Before an ending stamped with the same instant (rank 6).
+      {v1::EVENT_TYPE_OUTCOME_UPDATED,
+       Producer::kHolder,
+       From::kAnyOpen,
+       {},
+       v1::REFERRAL_STATE_UNSPECIFIED,
+       kUnitStep | kToUnits,
+       0,
+       6},
       {v1::EVENT_TYPE_WITHDRAWN,
        Producer::kUkfiu,
        From::kAnyOpen,
@@ -163,6 +173,8 @@ absl::string_view RoleName(Producer p) {
       return "the organisation the referral is addressed to";
     case Producer::kUnit:
       return "a unit the referral was handed to";
+    case Producer::kHolder:
+      return "the organisation the referral is addressed to or a unit it was handed to";
   }
   return "";
 }
@@ -208,8 +220,13 @@ absl::StatusOr<Verdict> Judge(const Receiver& receiver, const Parties& known,
     return absl::PermissionDeniedError(
         absl::StrCat(type, " from ", peer.uri, " for ", event.referral_id(), " refused: ", why));
   };
-  // The producer's role, as far as the event and the caller's certificate show it.
-  switch (rule->producer) {
+  // The producer's role, as far as the event and the caller's certificate show it. The holder's
+  // role is the addressee's for a force and a unit's for a unit.
+  Producer producer = rule->producer;
+  if (producer == Producer::kHolder) {
+    producer = peer.kind == "racu" ? Producer::kUnit : Producer::kAddressee;
+  }
+  switch (producer) {
     case Producer::kUkfiu:
       if (peer.kind != "ukfiu" || event.producer() != kUkfiuCode) {
         return denied(absl::StrCat("only ", RoleName(rule->producer), " produces it"));
@@ -226,6 +243,8 @@ absl::StatusOr<Verdict> Judge(const Receiver& receiver, const Parties& known,
       if (peer.kind != "racu" || event.producer() != peer.org || event.unit() != peer.org) {
         return denied(absl::StrCat("only ", RoleName(rule->producer), " produces it"));
       }
+      break;
+    case Producer::kHolder:
       break;
   }
 
@@ -270,7 +289,7 @@ absl::StatusOr<Verdict> Judge(const Receiver& receiver, const Parties& known,
       event.unit() != receiver.code) {
     return denied(absl::StrCat("the handover is to ", event.unit(), ", not ", receiver.code));
   }
-  if (rule->producer == Producer::kUnit && !known.units.count(peer.org)) {
+  if (producer == Producer::kUnit && !known.units.count(peer.org)) {
     // The addressee made every handover itself; elsewhere the handover may still be on its way.
     if (is_addressee) return denied(absl::StrCat("it was never handed to ", peer.org));
     return Verdict::kHold;

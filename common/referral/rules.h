@@ -26,6 +26,7 @@ enum class Producer {
   kUkfiu,      // UKFIU (the producer code "UKFIU", the ukfiu service)
   kAddressee,  // the organisation the referral is addressed to (its force service)
   kUnit,       // a unit the referral was handed to (its racu service)
+  kHolder,     // either of the last two: whoever holds the referral's work
 };
 
 // The parties an event is sent to (the register takes every event as well). Bit flags.

@@ -1,9 +1,12 @@
 #include "common/referral/step.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/outcomes.h"
 #include "common/referral/referral_store.h"
 #include "common/status.h"
 #include "common/validation.h"
@@ -18,7 +21,8 @@ absl::Status TakeStep(const Stepper& stepper, const Call& call,
   RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
   const EventRule* rule = RuleFor(type);
   const Receiver& self = stepper.mirror.self();
-  const bool unit_step = rule != nullptr && rule->producer == Producer::kUnit;
+  const bool unit_step = rule != nullptr && (rule->producer == Producer::kUnit ||
+                                             (rule->producer == Producer::kHolder && self.is_unit));
   if (rule == nullptr || rule->producer == Producer::kUkfiu || unit_step != self.is_unit) {
     return absl::InternalError(absl::StrCat(EventName(type), " is not a step for ", self.code));
   }
@@ -42,6 +46,25 @@ absl::Status TakeStep(const Stepper& stepper, const Call& call,
         return absl::OkStatus();
       },
       now, call.audit);
+}
+
+Fill OutcomeFill(const v1::Outcome& outcome, const std::string& investigating_org, bool finishes,
+                 std::vector<v1::ReferralState> holding) {
+  return [outcome, investigating_org, finishes, holding = std::move(holding)](
+             v1::LifecycleEvent& event, v1::Referral& copy) -> absl::Status {
+    if (finishes) {
+      RETURN_IF_ERROR(CheckCanFinish(copy.tracks(), outcome));
+    } else if (std::find(holding.begin(), holding.end(), copy.state()) == holding.end()) {
+      return absl::FailedPreconditionError(absl::StrCat("an outcome is not updated here in state ",
+                                                        StateName(copy.state()), " (",
+                                                        copy.referral_id(), ")"));
+    }
+    v1::Outcome* o = event.mutable_outcome();
+    *o = outcome;
+    UpgradeOutcome(*o);
+    o->set_investigating_org(investigating_org);
+    return absl::OkStatus();
+  };
 }
 
 }  // namespace sarloop::referral

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/call.h"
@@ -38,6 +39,14 @@ absl::Status TakeStep(const Stepper& stepper, const Call& call,
                       const google::protobuf::Message& request, const std::string& request_id,
                       const std::string& referral_id, v1::EventType type, const Fill& fill,
                       google::protobuf::Message* response, v1::Referral* referral);
+
+// The Fill of a step that records an outcome on its track (Close, RecordOutcome, UpdateOutcome):
+// the outcome read as today's vocabulary with its track set and `investigating_org` as the
+// organisation that investigated. A step that `finishes` the referral must leave no track open
+// (CheckCanFinish); an update is taken only while the copy is in one of `holding` (the states in
+// which the producer holds the work), FAILED_PRECONDITION naming the state otherwise.
+Fill OutcomeFill(const v1::Outcome& outcome, const std::string& investigating_org, bool finishes,
+                 std::vector<v1::ReferralState> holding = {});
 
 // The same, for a response message with a `referral` field.
 template <typename Response>

@@ -5,6 +5,7 @@
 #include "common/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/outcomes.h"
 #include "common/referral/referral_store.h"
 #include "common/referral/rules.h"
 #include "common/status.h"
@@ -96,11 +97,19 @@ absl::StatusOr<v1::ForceStepResponse> Desk::Close(const Call& call,
                                                   const v1::CloseReferralRequest& request) {
   RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome(), clock_.Now()));
   return Step(call, request, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_CLOSED_BY_FORCE, [&](v1::LifecycleEvent& e, v1::Referral&) {
-                *e.mutable_outcome() = request.outcome();
-                e.mutable_outcome()->set_investigating_org(options_.code);
-                return absl::OkStatus();
-              });
+              v1::EVENT_TYPE_CLOSED_BY_FORCE,
+              referral::OutcomeFill(request.outcome(), options_.code, /*finishes=*/true));
+}
+
+absl::StatusOr<v1::ForceStepResponse> Desk::UpdateOutcome(const Call& call,
+                                                          const v1::UpdateOutcomeRequest& request) {
+  RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome(), clock_.Now()));
+  // The force keeps its own tracks (conduct, vetting) while its unit holds the criminal one.
+  return Step(
+      call, request, request.request_id(), request.referral_id(), v1::EVENT_TYPE_OUTCOME_UPDATED,
+      referral::OutcomeFill(request.outcome(), options_.code, /*finishes=*/false,
+                            {v1::REFERRAL_STATE_UNDER_RESEARCH, v1::REFERRAL_STATE_HANDED_OVER,
+                             v1::REFERRAL_STATE_JOINT_INVESTIGATION}));
 }
 
 absl::StatusOr<v1::ForceStepResponse> Desk::HandOver(const Call& call,

@@ -63,6 +63,12 @@ class ForceService final : public v1::Force::CallbackService {
     return Run(ctx, "/sarloop.v1.Force/Close", *req, resp,
                [this, req](const Call& c) { return desk_->Close(c, *req); });
   }
+  grpc::ServerUnaryReactor* UpdateOutcome(grpc::CallbackServerContext* ctx,
+                                          const v1::UpdateOutcomeRequest* req,
+                                          v1::ForceStepResponse* resp) override {
+    return Run(ctx, "/sarloop.v1.Force/UpdateOutcome", *req, resp,
+               [this, req](const Call& c) { return desk_->UpdateOutcome(c, *req); });
+  }
   grpc::ServerUnaryReactor* HandOver(grpc::CallbackServerContext* ctx,
                                      const v1::HandOverRequest* req,
                                      v1::ForceStepResponse* resp) override {

@@ -12,6 +12,7 @@
 #include "common/identity.h"
 #include "common/ids.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/outcomes.h"
 #include "common/report.h"
 #include "common/status.h"
 
@@ -419,7 +420,7 @@ HttpResponse Dashboard::Timeline(const std::string& referral_id) {
   }
   const v1::RegisterEntry& e = timeline->entry();
   report::Table facts{"entry", "Referral", "", {"Field", "Value"}, {}};
-  auto fact = [&](const char* name, std::string value) {
+  auto fact = [&](const std::string& name, std::string value) {
     facts.rows.push_back({report::Text(name), report::Text(std::move(value))});
   };
   fact("Referral", e.referral_id());
@@ -432,6 +433,14 @@ HttpResponse Dashboard::Timeline(const std::string& referral_id) {
   fact("Unit", e.unit());
   fact("Reminders", absl::StrCat(e.reminders()));
   fact("Escalated", e.escalated() ? "yes" : "no");
+  for (const v1::Outcome& t : e.tracks()) {
+    fact(absl::StrCat("Track: ",
+                      report::EnumText(v1::OutcomeTrack_Name(t.track()), "OUTCOME_TRACK_")),
+         absl::StrCat(
+             report::EnumText(v1::OutcomeType_Name(t.type()), "OUTCOME_TYPE_"),
+             IsOpenOutcome(t.type()) ? " (open)" : "",
+             t.investigating_org().empty() ? "" : absl::StrCat(", ", t.investigating_org())));
+  }
   if (e.has_outcome()) {
     fact("Outcome", std::string(OutcomeName(e.outcome().type())));
     fact("Category", report::EnumText(v1::CorruptionCategory_Name(e.outcome().category()),

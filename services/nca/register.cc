@@ -7,6 +7,7 @@
 #include "common/ids.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/outcomes.h"
 #include "common/referral/rules.h"
 #include "common/server.h"
 #include "common/status.h"
@@ -82,7 +83,12 @@ CREATE INDEX entries_open_by_org_due ON entries (organisation, due_at, referral_
 )sql"},
                                  kHeldEventsMigration,
                                  kRequestDigestMigration,
-                                 kWitnessMigration};
+                                 kWitnessMigration,
+                                 // DISMISSED (5) is read as a misconduct hearing (4) that
+                                 // dismissed; the outcome column the aggregates read follows.
+                                 {"outcome tracks: DISMISSED read as a hearing",
+                                  "UPDATE entries SET outcome_type = 4 WHERE outcome_type = 5;",
+                                  "UPDATE entries SET outcome_type = 4 WHERE outcome_type = 5;"}};
 
 // A referral is overdue when its due date has passed and it has neither feedback nor has ended
 // by withdrawal or redirection: states 1-4, 7 and 8 (see ReferralState). Written as in the partial
@@ -90,13 +96,19 @@ CREATE INDEX entries_open_by_org_due ON entries (organisation, due_at, referral_
 // IN list through a temporary b-tree, which on every insert into a partial index is slow.
 constexpr char kOpen[] = "(state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8)";
 
+// A stored entry, read in today's outcome vocabulary (entries stored before tracks included).
+absl::Status ParseEntry(const std::string& stored, v1::RegisterEntry& entry) {
+  if (!entry.ParseFromString(stored)) {
+    return absl::DataLossError("stored register entry does not parse");
+  }
+  UpgradeStoredOutcomes(*entry.mutable_outcome(), *entry.mutable_tracks());
+  if (entry.outcome().type() == v1::OUTCOME_TYPE_UNSPECIFIED) entry.clear_outcome();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<v1::RegisterEntry>> ParseEntries(const std::vector<Row>& rows) {
   std::vector<v1::RegisterEntry> out(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (!out[i].ParseFromString(rows[i].Text(0))) {
-      return absl::DataLossError("stored register entry does not parse");
-    }
-  }
+  for (size_t i = 0; i < rows.size(); ++i) RETURN_IF_ERROR(ParseEntry(rows[i].Text(0), out[i]));
   return out;
 }
 
@@ -291,9 +303,7 @@ absl::Status Register::CatchUp() {
                                             {indexed_seq_}));
       v1::RegisterEntry entry;
       for (const Row& r : rows) {
-        if (!entry.ParseFromString(r.Text(0))) {
-          return absl::DataLossError("stored register entry does not parse");
-        }
+        RETURN_IF_ERROR(ParseEntry(r.Text(0), entry));
         index_->Upsert(entry);
         indexed_seq_ = r.Int(1);
       }

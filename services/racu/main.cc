@@ -57,6 +57,12 @@ class RacuService final : public v1::Racu::CallbackService {
     return Run(ctx, "/sarloop.v1.Racu/RecordOutcome", *req, resp,
                [this, req](const Call& c) { return unit_->RecordOutcome(c, *req); });
   }
+  grpc::ServerUnaryReactor* UpdateOutcome(grpc::CallbackServerContext* ctx,
+                                          const v1::UpdateUnitOutcomeRequest* req,
+                                          v1::UnitStepResponse* resp) override {
+    return Run(ctx, "/sarloop.v1.Racu/UpdateOutcome", *req, resp,
+               [this, req](const Call& c) { return unit_->UpdateOutcome(c, *req); });
+  }
 
  private:
   template <typename F>

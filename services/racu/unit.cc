@@ -5,6 +5,7 @@
 #include "common/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/outcomes.h"
 #include "common/referral/referral_store.h"
 #include "common/referral/rules.h"
 #include "common/status.h"
@@ -79,11 +80,17 @@ absl::StatusOr<v1::UnitStepResponse> Unit::RecordOutcome(const Call& call,
                                                          const v1::RecordOutcomeRequest& request) {
   RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome(), clock_.Now()));
   return Step(call, request, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_OUTCOME_RECORDED, [&](v1::LifecycleEvent& e, v1::Referral&) {
-                *e.mutable_outcome() = request.outcome();
-                e.mutable_outcome()->set_investigating_org(options_.code);
-                return absl::OkStatus();
-              });
+              v1::EVENT_TYPE_OUTCOME_RECORDED,
+              referral::OutcomeFill(request.outcome(), options_.code, /*finishes=*/true));
+}
+
+absl::StatusOr<v1::UnitStepResponse> Unit::UpdateOutcome(
+    const Call& call, const v1::UpdateUnitOutcomeRequest& request) {
+  RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome(), clock_.Now()));
+  return Step(call, request, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_OUTCOME_UPDATED,
+              referral::OutcomeFill(request.outcome(), options_.code, /*finishes=*/false,
+                                    {v1::REFERRAL_STATE_JOINT_INVESTIGATION}));
 }
 
 absl::Status Unit::Receive(Txn& txn, const Identity& peer, const v1::Envelope& env) {

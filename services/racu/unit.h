@@ -51,6 +51,8 @@ class Unit {
       const Call& call, const v1::DeclineAssistanceRequest& request);
   absl::StatusOr<v1::UnitStepResponse> RecordOutcome(const Call& call,
                                                      const v1::RecordOutcomeRequest& request);
+  absl::StatusOr<v1::UnitStepResponse> UpdateOutcome(const Call& call,
+                                                     const v1::UpdateUnitOutcomeRequest& request);
 
   // Applies one envelope, as the rules table allows (referral::Mirror::Receive): a handover from
   // a served force (with its package), that force's later decision on a referral this unit

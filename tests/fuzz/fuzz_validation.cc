@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "common/delivery_service.h"
+#include "common/referral/outcomes.h"
 #include "common/request_checks.h"
 #include "common/status.h"
 #include "common/validation.h"

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/outcomes.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
@@ -105,13 +106,25 @@ class ChainTest : public ::testing::Test {
   std::unique_ptr<v1::Racu::Stub> ersou_;
 };
 
+// Every outcome a referral can end with: final, and not DISMISSED (read from old data only).
+std::vector<v1::OutcomeType> FinalOutcomes() {
+  std::vector<v1::OutcomeType> out;
+  for (int t = v1::OutcomeType_MIN + 1; t <= v1::OutcomeType_MAX; ++t) {
+    const auto type = static_cast<v1::OutcomeType>(t);
+    if (v1::OutcomeType_IsValid(t) && type != v1::OUTCOME_TYPE_DISMISSED && !IsOpenOutcome(type)) {
+      out.push_back(type);
+    }
+  }
+  return out;
+}
+
 // Every outcome type by both routes (a force closing itself, a unit after a joint
 // investigation), plus a force decline and a declined request for assistance: each reaches the
 // NCA register exactly once.
 TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
   std::vector<std::pair<std::string, v1::OutcomeType>> closed_by_mps, by_ersou;
-  for (int t = 1; t <= 13; ++t) {
-    const auto type = static_cast<v1::OutcomeType>(t);
+  for (const v1::OutcomeType type : FinalOutcomes()) {
+    const int t = type;
     // Distinct subjects, so no deconfliction flags join the timelines.
     closed_by_mps.emplace_back(Refer("MPS", absl::StrCat("Met Subject ", t)), type);
     by_ersou.emplace_back(Refer("NFK", absl::StrCat("Norfolk Subject ", t)), type);
@@ -187,18 +200,18 @@ TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
   v1::ForceStepResponse close_resp;
   ASSERT_RPC_OK(forces_["NFK"]->Close(Context().get(), close, &close_resp));
 
-  // The register converges: 28 referrals, all with feedback.
-  ASSERT_TRUE(WaitFor([&] { return Summary().total().feedback_received() == 28; }))
+  // The register converges: every referral has feedback.
+  const int referrals = 2 * static_cast<int>(FinalOutcomes().size()) + 2;
+  ASSERT_TRUE(WaitFor([&] { return Summary().total().feedback_received() == referrals; }))
       << Summary().DebugString();
   const v1::GetSummaryResponse summary = Summary();
-  EXPECT_EQ(summary.total().referred(), 28);
+  EXPECT_EQ(summary.total().referred(), referrals);
   EXPECT_EQ(summary.total().declined_by_force(), 1);
   EXPECT_EQ(summary.total().assistance_declined(), 1);
   EXPECT_EQ(summary.total().open(), 0);
   std::map<v1::OutcomeType, int> outcomes;
   for (const auto& oc : summary.total().outcomes()) outcomes[oc.type()] = oc.count();
-  for (int t = 1; t <= 13; ++t) {
-    const auto type = static_cast<v1::OutcomeType>(t);
+  for (const v1::OutcomeType type : FinalOutcomes()) {
     EXPECT_EQ(outcomes[type], type == v1::OUTCOME_TYPE_REFLECTIVE_PRACTICE ? 3 : 2)
         << OutcomeName(type);
   }
@@ -229,11 +242,12 @@ TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
   list.set_page_size(1000);
   v1::ListRegisterResponse entries;
   ASSERT_RPC_OK(nca_->ListRegister(Context().get(), list, &entries));
-  ASSERT_EQ(entries.entries_size(), 28);
+  ASSERT_EQ(entries.entries_size(), referrals);
   for (const auto& e : entries.entries()) events += e.event_count();
-  // 13 x 5 (MPS closes: dispatched, received, acknowledged, research, closed) + 13 x 7 (unit
+  // n x 5 (MPS closes: dispatched, received, acknowledged, research, closed) + n x 7 (unit
   // outcome) + 5 (decline) + 7 (assistance declined, then closed).
-  EXPECT_EQ(events, 13 * 5 + 13 * 7 + 5 + 7);
+  const int n = static_cast<int>(FinalOutcomes().size());
+  EXPECT_EQ(events, n * 5 + n * 7 + 5 + 7);
 }
 
 TEST_F(ChainTest, DeliveryCompletesAfterTheForceRestarts) {
@@ -404,6 +418,111 @@ TEST_F(ChainTest, SilenceIsRemindedThenEscalated) {
   }));
   EXPECT_EQ(Summary().total().overdue(), 2);
   EXPECT_EQ(Summary().total().reminded(), 2);
+}
+
+// Outcomes as tracks (issue 20, item 1): the unit's criminal track and the force's own conduct and
+// listing tracks run side by side; the referral finishes only when every track is final, and the
+// register shows each track's latest.
+TEST_F(ChainTest, OutcomesAreTracksAndTheReferralFinishesWhenEveryTrackIsFinal) {
+  const std::string id = Refer("NFK", "Tracked Subject");
+  Research("NFK", id);
+  v1::HandOverRequest h;
+  h.set_request_id(NewId("req-"));
+  h.set_referral_id(id);
+  h.set_notes("lifestyle inconsistent with salary");
+  v1::ForceStepResponse force_step;
+  ASSERT_RPC_OK(forces_["NFK"]->HandOver(Context().get(), h, &force_step));
+  v1::GetHandoverRequest get;
+  get.set_referral_id(id);
+  v1::GetHandoverResponse held;
+  ASSERT_TRUE(WaitFor([&] { return ersou_->GetHandover(Context().get(), get, &held).ok(); }));
+  v1::UnitStepResponse unit_step;
+  auto unit_update = [&](v1::OutcomeType type) {
+    v1::UpdateUnitOutcomeRequest u;
+    u.set_request_id(NewId("req-"));
+    u.set_referral_id(id);
+    *u.mutable_outcome() = SampleOutcome(type);
+    return ersou_->UpdateOutcome(Context().get(), u, &unit_step);
+  };
+  auto force_update = [&](v1::OutcomeType type) {
+    v1::UpdateOutcomeRequest u;
+    u.set_request_id(NewId("req-"));
+    u.set_referral_id(id);
+    *u.mutable_outcome() = SampleOutcome(type);
+    return forces_["NFK"]->UpdateOutcome(Context().get(), u, &force_step);
+  };
+  auto record = [&](v1::OutcomeType type) {
+    v1::RecordOutcomeRequest r;
+    r.set_request_id(NewId("req-"));
+    r.set_referral_id(id);
+    *r.mutable_outcome() = SampleOutcome(type);
+    return ersou_->RecordOutcome(Context().get(), r, &unit_step);
+  };
+  // Not the unit's to update before it accepts.
+  EXPECT_EQ(unit_update(v1::OUTCOME_TYPE_CRIMINAL_CHARGED).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  v1::AcceptHandoverRequest accept;
+  accept.set_request_id(NewId("req-"));
+  accept.set_referral_id(id);
+  ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &unit_step));
+
+  ASSERT_RPC_OK(unit_update(v1::OUTCOME_TYPE_CRIMINAL_CHARGED));
+  EXPECT_EQ(unit_step.referral().state(), v1::REFERRAL_STATE_JOINT_INVESTIGATION);
+  // The force adds its conduct track while the unit holds the criminal one.
+  ASSERT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_JOINT_INVESTIGATION));
+  ASSERT_RPC_OK(force_update(v1::OUTCOME_TYPE_CASE_TO_ANSWER));
+  ASSERT_EQ(force_step.referral().tracks_size(), 2) << force_step.referral().DebugString();
+  // A charge is not an end, and the open conduct track holds the ending back.
+  grpc::Status s = record(v1::OUTCOME_TYPE_CRIMINAL_CHARGED);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  ASSERT_TRUE(WaitFor([&] {
+    v1::GetHandoverResponse r;
+    return ersou_->GetHandover(Context().get(), get, &r).ok() && r.referral().tracks_size() == 2;
+  }));
+  ASSERT_RPC_OK(unit_update(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED));
+  s = record(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("CONDUCT"));
+  // Gross misconduct at a hearing: dismissal without notice, then the barred list.
+  v1::UpdateOutcomeRequest hearing;
+  hearing.set_request_id(NewId("req-"));
+  hearing.set_referral_id(id);
+  *hearing.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_HEARING);
+  hearing.mutable_outcome()->set_finding(v1::CONDUCT_FINDING_GROSS_MISCONDUCT);
+  hearing.mutable_outcome()->set_misconduct_result(v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE);
+  ASSERT_RPC_OK(forces_["NFK"]->UpdateOutcome(Context().get(), hearing, &force_step));
+  ASSERT_RPC_OK(force_update(v1::OUTCOME_TYPE_BARRED_LIST_ENTRY));
+  ASSERT_TRUE(WaitFor([&] {
+    v1::GetHandoverResponse r;
+    return ersou_->GetHandover(Context().get(), get, &r).ok() && r.referral().tracks_size() == 3 &&
+           r.referral().tracks(1).type() == v1::OUTCOME_TYPE_MISCONDUCT_HEARING;
+  }));
+  ASSERT_RPC_OK(record(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED));
+  EXPECT_EQ(unit_step.referral().state(), v1::REFERRAL_STATE_OUTCOME_RECORDED);
+
+  // The register: the final state and the latest of every track, in track order.
+  v1::GetTimelineRequest tl;
+  tl.set_referral_id(id);
+  v1::GetTimelineResponse timeline;
+  ASSERT_TRUE(WaitFor([&] {
+    return nca_->GetTimeline(Context().get(), tl, &timeline).ok() &&
+           timeline.entry().state() == v1::REFERRAL_STATE_OUTCOME_RECORDED;
+  }));
+  std::vector<v1::OutcomeType> tracks;
+  for (const auto& t : timeline.entry().tracks()) tracks.push_back(t.type());
+  EXPECT_EQ(tracks, (std::vector<v1::OutcomeType>{v1::OUTCOME_TYPE_CRIMINAL_CONVICTED,
+                                                  v1::OUTCOME_TYPE_MISCONDUCT_HEARING,
+                                                  v1::OUTCOME_TYPE_BARRED_LIST_ENTRY}));
+  EXPECT_EQ(timeline.entry().tracks(0).investigating_org(), "ERSOU");
+  EXPECT_EQ(timeline.entry().tracks(1).investigating_org(), "NFK");
+  EXPECT_EQ(timeline.entry().tracks(1).finding(), v1::CONDUCT_FINDING_GROSS_MISCONDUCT);
+  int updates = 0;
+  for (const auto& e : timeline.events()) updates += e.type() == v1::EVENT_TYPE_OUTCOME_UPDATED;
+  EXPECT_EQ(updates, 5);
+  // Finished: nothing more is added.
+  ASSERT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_OUTCOME_RECORDED));
+  EXPECT_EQ(force_update(v1::OUTCOME_TYPE_ADVISORY_LIST_ENTRY).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_F(ChainTest, WithdrawalAndRedirectionReachEveryHolder) {

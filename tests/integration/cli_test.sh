@@ -85,8 +85,19 @@ expect "hand over" 0 "HANDED_OVER" -- as force-NFK-psd 11 force handover "$ref" 
   --notes "Notes-Sentinel-8R"
 for _ in $(seq 100); do as racu-ERSOU-cases 21 racu inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
 expect "unit accepts" 0 "JOINT_INVESTIGATION" -- as racu-ERSOU-cases 21 racu accept "$ref"
+expect "unit records a charge: an open track" 0 "track CRIMINAL.*CRIMINAL_CHARGED, open" -- \
+  as racu-ERSOU-cases 21 racu update-outcome "$ref" --outcome criminal_charged \
+  --category theft_and_fraud --role officer --opened 2026-01-01
+expect "a hearing cannot finish it while the charge stands" 1 "FAILED_PRECONDITION.*CRIMINAL" -- \
+  as racu-ERSOU-cases 21 racu outcome "$ref" --outcome misconduct_hearing --finding misconduct \
+  --result final_written_warning --category theft_and_fraud --role officer --opened 2026-01-01 \
+  --closed 2026-06-01
+expect "an action reg 42 does not allow names the field" 1 "outcome.misconduct_result" -- \
+  as racu-ERSOU-cases 21 racu update-outcome "$ref" --outcome misconduct_meeting \
+  --finding misconduct --result dismissal_without_notice --category theft_and_fraud --role officer \
+  --opened 2026-01-01 --closed 2026-06-01
 expect "unit records the outcome" 0 "OUTCOME_RECORDED" -- as racu-ERSOU-cases 21 racu outcome "$ref" \
-  --outcome misconduct_hearing --result final_written_warning --category theft_and_fraud \
+  --outcome criminal_convicted --category theft_and_fraud \
   --role officer --opened 2026-01-01 --closed 2026-06-01 --summary "debts not declared"
 for _ in $(seq 100); do
   as analyst-alice 2 --json nca timeline "$ref" 2>/dev/null | grep -q OUTCOME_RECORDED && break

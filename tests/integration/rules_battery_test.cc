@@ -67,6 +67,8 @@ bool HasRole(const EventRule& rule, const Sender& sender) {
       return sender.code == "NFK";
     case Producer::kUnit:
       return sender.code == "ERSOU";
+    case Producer::kHolder:
+      return sender.code == "NFK" || sender.code == "ERSOU";
   }
   return false;
 }
@@ -171,6 +173,9 @@ class RulesBatteryTest : public ::testing::Test {
     if (type == v1::EVENT_TYPE_CLOSED_BY_FORCE || type == v1::EVENT_TYPE_OUTCOME_RECORDED) {
       *e.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
     }
+    if (type == v1::EVENT_TYPE_OUTCOME_UPDATED) {
+      *e.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CHARGED);
+    }
     if (type == v1::EVENT_TYPE_DECLINED_BY_FORCE || type == v1::EVENT_TYPE_ASSISTANCE_DECLINED ||
         type == v1::EVENT_TYPE_WITHDRAWN || type == v1::EVENT_TYPE_REDIRECTED) {
       e.set_reason("battery");
@@ -241,8 +246,9 @@ TEST_F(RulesBatteryTest, EveryForbiddenEventIsRefusedAndEveryAllowedOneAccepted)
           // A unit's step from a unit the register or ukfiu has not seen the referral handed
           // to may be ahead of that handover: it is kept aside, not applied. The force, which
           // made every handover itself, refuses it outright.
-          const bool may_hold = rule.producer == Producer::kUnit && sender.unit &&
-                                (target.instance == "nca" || target.instance == "ukfiu");
+          const bool may_hold =
+              (rule.producer == Producer::kUnit || rule.producer == Producer::kHolder) &&
+              sender.unit && (target.instance == "nca" || target.instance == "ukfiu");
           std::string detail;
           const bool took = Deliver(sender, target, Make(rule.type, sender, held), &detail);
           EXPECT_TRUE(!took || may_hold) << what << " about a referral it holds was accepted";
@@ -284,7 +290,7 @@ TEST_F(RulesBatteryTest, EveryForbiddenEventIsRefusedAndEveryAllowedOneAccepted)
     if (!fresh.count(rule->type)) fresh[rule->type] = HandedOverReferral();
     const Sender* sender = nullptr;
     for (const Sender& s : kSenders) {
-      if (HasRole(*rule, s)) sender = &s;
+      if (HasRole(*rule, s) && s.instance != target->instance) sender = &s;
     }
     ASSERT_NE(sender, nullptr);
     v1::LifecycleEvent e = Make(rule->type, *sender, fresh[rule->type]);

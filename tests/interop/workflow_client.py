@@ -279,13 +279,40 @@ check("ERSOU: the handover arrived with its HANDED_OVER event",
       f"({len(got.events)} events)")
 ersou.Accept(racu_pb2.AcceptHandoverRequest(request_id=f"interop-{run}-accept",
                                             referral_id=handed), metadata=ERSOU_USER, timeout=10)
-unit_outcome = types_pb2.Outcome(type=types_pb2.OUTCOME_TYPE_MISCONDUCT_HEARING,
-                                 misconduct_result=types_pb2.MISCONDUCT_RESULT_FINAL_WRITTEN_WARNING,
-                                 category=types_pb2.CORRUPTION_CATEGORY_INFILTRATION,
-                                 subject_role=types_pb2.SUBJECT_ROLE_OFFICER,
-                                 learning_summary="Vetting aftercare missed a change in finances.")
-unit_outcome.opened_at.CopyFrom(ts(now))
-unit_outcome.closed_at.CopyFrom(ts(now))
+# Outcomes as tracks: the subject is charged (open), a hearing cannot finish the referral while the
+# charge stands, the conviction closes the criminal track, then the hearing finishes it.
+def outcome(type_, **kw):
+    o = types_pb2.Outcome(type=type_, category=types_pb2.CORRUPTION_CATEGORY_INFILTRATION,
+                          subject_role=types_pb2.SUBJECT_ROLE_OFFICER,
+                          learning_summary="Vetting aftercare missed a change in finances.", **kw)
+    o.opened_at.CopyFrom(ts(now))
+    if type_ != types_pb2.OUTCOME_TYPE_CRIMINAL_CHARGED:
+        o.closed_at.CopyFrom(ts(now))
+    return o
+
+
+updated = ersou.UpdateOutcome(racu_pb2.UpdateUnitOutcomeRequest(
+    request_id=f"interop-{run}-charged", referral_id=handed,
+    outcome=outcome(types_pb2.OUTCOME_TYPE_CRIMINAL_CHARGED)), metadata=ERSOU_USER, timeout=10)
+check("ERSOU: the charge is an open track; the investigation stays open",
+      updated.referral.state == types_pb2.REFERRAL_STATE_JOINT_INVESTIGATION
+      and [t.track for t in updated.referral.tracks] == [types_pb2.OUTCOME_TRACK_CRIMINAL],
+      types_pb2.ReferralState.Name(updated.referral.state))
+unit_outcome = outcome(types_pb2.OUTCOME_TYPE_MISCONDUCT_HEARING,
+                       finding=types_pb2.CONDUCT_FINDING_GROSS_MISCONDUCT,
+                       misconduct_result=types_pb2.MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE)
+try:
+    ersou.RecordOutcome(racu_pb2.RecordOutcomeRequest(
+        request_id=f"interop-{run}-too-soon", referral_id=handed, outcome=unit_outcome),
+        metadata=ERSOU_USER, timeout=10)
+    check("ERSOU: cannot finish while the criminal track is open", False, "it finished")
+except grpc.RpcError as e:
+    check("ERSOU: cannot finish while the criminal track is open",
+          e.code() == grpc.StatusCode.FAILED_PRECONDITION and "CRIMINAL" in e.details(),
+          f"{e.code()} {e.details()}")
+ersou.UpdateOutcome(racu_pb2.UpdateUnitOutcomeRequest(
+    request_id=f"interop-{run}-convicted", referral_id=handed,
+    outcome=outcome(types_pb2.OUTCOME_TYPE_CRIMINAL_CONVICTED)), metadata=ERSOU_USER, timeout=10)
 recorded = ersou.RecordOutcome(racu_pb2.RecordOutcomeRequest(
     request_id=f"interop-{run}-outcome", referral_id=handed, outcome=unit_outcome),
     metadata=ERSOU_USER, timeout=10)
@@ -307,8 +334,11 @@ def register_state(referral_id):
 entry = until("the unit's outcome in the NCA register", lambda: (
     lambda e: e if e and e.state == types_pb2.REFERRAL_STATE_OUTCOME_RECORDED else None)(
         register_state(handed)))
-check("NCA: the unit's outcome is in the register",
-      entry.outcome.type == types_pb2.OUTCOME_TYPE_MISCONDUCT_HEARING and entry.unit == "ERSOU")
+check("NCA: the unit's outcome is in the register, with both tracks",
+      entry.outcome.type == types_pb2.OUTCOME_TYPE_MISCONDUCT_HEARING and entry.unit == "ERSOU"
+      and [t.type for t in entry.tracks] == [types_pb2.OUTCOME_TYPE_CRIMINAL_CONVICTED,
+                                             types_pb2.OUTCOME_TYPE_MISCONDUCT_HEARING],
+      str([types_pb2.OutcomeType.Name(t.type) for t in entry.tracks]))
 entry = until("the force's outcome in the NCA register", lambda: (
     lambda e: e if e and e.state == types_pb2.REFERRAL_STATE_CLOSED_BY_FORCE else None)(
         register_state(closed)))

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <deque>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -13,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/tls.h"
+#include "gtest/gtest.h"
 
 namespace sarloop::testing {
 namespace {
@@ -56,7 +59,24 @@ absl::StatusOr<std::unique_ptr<LocalChain>> LocalChain::Up() {
   return chain;
 }
 
-LocalChain::~LocalChain() { (void)Launcher(absl::StrCat("down ", dir_)); }
+LocalChain::~LocalChain() {
+  // A failure seen on a CI machine is diagnosed from what the services said, and their logs go
+  // with the temporary directory: the tail of each is printed first.
+  if (::testing::Test::HasFailure()) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/logs", ec)) {
+      std::ifstream in(entry.path());
+      std::deque<std::string> tail;
+      for (std::string line; std::getline(in, line);) {
+        tail.push_back(std::move(line));
+        if (tail.size() > 25) tail.pop_front();
+      }
+      std::fprintf(stderr, "--- last lines of %s ---\n", entry.path().filename().c_str());
+      for (const auto& line : tail) std::fprintf(stderr, "%s\n", line.c_str());
+    }
+  }
+  (void)Launcher(absl::StrCat("down ", dir_));
+}
 
 absl::Status LocalChain::Stop(const std::string& instance) {
   return Launcher(absl::StrCat("stop ", instance, " ", dir_));

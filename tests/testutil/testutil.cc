@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "common/ids.h"
+#include "common/referral/outcomes.h"
 
 namespace sarloop::testing {
 
@@ -37,12 +38,22 @@ v1::Outcome SampleOutcome(v1::OutcomeType type) {
   v1::Outcome o;
   o.set_type(type);
   if (type == v1::OUTCOME_TYPE_MISCONDUCT_MEETING || type == v1::OUTCOME_TYPE_MISCONDUCT_HEARING) {
+    o.set_finding(v1::CONDUCT_FINDING_MISCONDUCT);
     o.set_misconduct_result(v1::MISCONDUCT_RESULT_FINAL_WRITTEN_WARNING);
   }
+  if (type == v1::OUTCOME_TYPE_ACCELERATED_HEARING) {
+    o.set_finding(v1::CONDUCT_FINDING_GROSS_MISCONDUCT);
+    o.set_misconduct_result(v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE);
+  }
+  if (type == v1::OUTCOME_TYPE_CASE_TO_ANSWER) o.set_finding(v1::CONDUCT_FINDING_GROSS_MISCONDUCT);
   o.set_category(v1::CORRUPTION_CATEGORY_THEFT_AND_FRAUD);
-  o.set_subject_role(v1::SUBJECT_ROLE_OFFICER);
+  // A person the outcome can befall.
+  o.set_subject_role(type == v1::OUTCOME_TYPE_STAFF_MISCONDUCT_PROCEDURE ? v1::SUBJECT_ROLE_STAFF
+                     : type == v1::OUTCOME_TYPE_CONTRACT_ENDED ? v1::SUBJECT_ROLE_CONTRACTOR
+                                                               : v1::SUBJECT_ROLE_OFFICER);
   *o.mutable_opened_at() = ToProto(absl::FromUnixSeconds(1690000000));
-  *o.mutable_closed_at() = ToProto(absl::FromUnixSeconds(1699000000));
+  // An open outcome (charged, a case to answer) has not closed.
+  if (!IsOpenOutcome(type)) *o.mutable_closed_at() = ToProto(absl::FromUnixSeconds(1699000000));
   o.set_learning_summary("Financial vulnerability not declared at vetting renewal.");
   return o;
 }

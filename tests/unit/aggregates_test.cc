@@ -89,7 +89,7 @@ TEST(AggregateIndex, CountsRatesAndDaysByOrganisation) {
   index.Upsert(Entry({.state = v1::REFERRAL_STATE_DECLINED_BY_FORCE, .feedback_day = 20}));
   index.Upsert(Entry({.state = v1::REFERRAL_STATE_OUTCOME_RECORDED,
                       .feedback_day = 30,
-                      .outcome = v1::OUTCOME_TYPE_DISMISSED,
+                      .outcome = v1::OUTCOME_TYPE_MISCONDUCT_HEARING,
                       .category = v1::CORRUPTION_CATEGORY_SEXUAL_MISCONDUCT,
                       .subjects = {"s1"}}));
   index.Upsert(Entry({.state = v1::REFERRAL_STATE_CLOSED_BY_FORCE,
@@ -101,7 +101,7 @@ TEST(AggregateIndex, CountsRatesAndDaysByOrganisation) {
   index.Upsert(Entry({.org = "SFK",
                       .state = v1::REFERRAL_STATE_OUTCOME_RECORDED,
                       .feedback_day = 5,
-                      .outcome = v1::OUTCOME_TYPE_DISMISSED,
+                      .outcome = v1::OUTCOME_TYPE_MISCONDUCT_HEARING,
                       .category = v1::CORRUPTION_CATEGORY_THEFT_AND_FRAUD,
                       .subjects = {"s1", "s2"}}));
 
@@ -135,7 +135,7 @@ TEST(AggregateIndex, CountsRatesAndDaysByOrganisation) {
   v1::RegisterEntry later = Entry({.org = "SFK",
                                    .state = v1::REFERRAL_STATE_OUTCOME_RECORDED,
                                    .feedback_day = 5,
-                                   .outcome = v1::OUTCOME_TYPE_DISMISSED,
+                                   .outcome = v1::OUTCOME_TYPE_MISCONDUCT_HEARING,
                                    .subjects = {"s2"}});
   index.Upsert(later);
   later.clear_subject_refs();
@@ -348,7 +348,8 @@ TEST(AggregateIndex, TheTwoHalfScanMatchesANaiveCount) {
       s.feedback_day = s.dispatched_day + static_cast<int>(rng() % 400);
       feedback_days[s.org].push_back(s.feedback_day - s.dispatched_day);
     }
-    if (s.state == v1::REFERRAL_STATE_OUTCOME_RECORDED) s.outcome = v1::OUTCOME_TYPE_DISMISSED;
+    if (s.state == v1::REFERRAL_STATE_OUTCOME_RECORDED)
+      s.outcome = v1::OUTCOME_TYPE_MISCONDUCT_HEARING;
     const std::string subject = absl::StrCat("p", rng() % 50000);
     s.subjects = {subject};
     ++subject_uses[subject];

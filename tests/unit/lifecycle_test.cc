@@ -107,20 +107,35 @@ std::vector<v1::LifecycleEvent> History() {
   add(v1::EVENT_TYPE_HANDED_OVER, "NFK").set_unit("ERSOU");
   add(v1::EVENT_TYPE_ESCALATED, "UKFIU");
   add(v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, "ERSOU");
-  *add(v1::EVENT_TYPE_OUTCOME_RECORDED, "ERSOU").mutable_outcome() =
+  // Charged, then a case to answer beside it; convicted, then the hearing; the unit finishes.
+  *add(v1::EVENT_TYPE_OUTCOME_UPDATED, "ERSOU").mutable_outcome() =
       testing::SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CHARGED);
+  *add(v1::EVENT_TYPE_OUTCOME_UPDATED, "NFK").mutable_outcome() =
+      testing::SampleOutcome(v1::OUTCOME_TYPE_CASE_TO_ANSWER);
+  *add(v1::EVENT_TYPE_OUTCOME_UPDATED, "ERSOU").mutable_outcome() =
+      testing::SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
+  *add(v1::EVENT_TYPE_OUTCOME_UPDATED, "NFK").mutable_outcome() =
+      testing::SampleOutcome(v1::OUTCOME_TYPE_ACCELERATED_HEARING);
+  *add(v1::EVENT_TYPE_OUTCOME_RECORDED, "ERSOU").mutable_outcome() =
+      testing::SampleOutcome(v1::OUTCOME_TYPE_BARRED_LIST_ENTRY);
   return events;
 }
 
 TEST(RegisterFold, InOrderHistoryEndsWithTheOutcome) {
   v1::RegisterEntry e = Fold(History());
   EXPECT_EQ(e.state(), v1::REFERRAL_STATE_OUTCOME_RECORDED);
-  EXPECT_EQ(e.outcome().type(), v1::OUTCOME_TYPE_CRIMINAL_CHARGED);
+  EXPECT_EQ(e.outcome().type(), v1::OUTCOME_TYPE_BARRED_LIST_ENTRY);
+  // The latest on each track, in track order.
+  ASSERT_EQ(e.tracks_size(), 3);
+  EXPECT_EQ(e.tracks(0).type(), v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
+  EXPECT_EQ(e.tracks(0).track(), v1::OUTCOME_TRACK_CRIMINAL);
+  EXPECT_EQ(e.tracks(1).type(), v1::OUTCOME_TYPE_ACCELERATED_HEARING);
+  EXPECT_EQ(e.tracks(2).type(), v1::OUTCOME_TYPE_BARRED_LIST_ENTRY);
   EXPECT_EQ(e.assistance_declines(), 1);
   EXPECT_EQ(e.reminders(), 1);
   EXPECT_TRUE(e.escalated());
   EXPECT_EQ(e.unit(), "ERSOU");
-  EXPECT_EQ(e.event_count(), 11);
+  EXPECT_EQ(e.event_count(), 15);
   EXPECT_TRUE(e.has_feedback_at());
 }
 
@@ -150,6 +165,10 @@ TEST(RegisterFold, PartialArrivalNeverInventsAnOutcome) {
     v1::RegisterEntry e = Fold(events);
     EXPECT_FALSE(e.has_outcome());
     EXPECT_FALSE(IsTerminal(e.state()));
+    // The updates are tracks on the way, whatever order they came in: the latest on each.
+    ASSERT_EQ(e.tracks_size(), 2);
+    EXPECT_EQ(e.tracks(0).type(), v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
+    EXPECT_EQ(e.tracks(1).type(), v1::OUTCOME_TYPE_ACCELERATED_HEARING);
   }
 }
 

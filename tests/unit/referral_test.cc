@@ -15,6 +15,7 @@
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/mirror.h"
+#include "common/referral/outcomes.h"
 #include "common/referral/referral_store.h"
 #include "common/referral/rules.h"
 #include "common/referral/step.h"
@@ -221,19 +222,25 @@ class Chain {
   }
 
   // The copy's state at `code`, or UNSPECIFIED when it holds none.
-  std::pair<v1::ReferralState, v1::OutcomeType> CopyAt(const std::string& code,
-                                                       const std::string& id) {
+  // A copy's state, and its outcome with every track ("CRIMINAL_CONVICTED [CRIMINAL_CONVICTED
+  // CASE_TO_ANSWER]").
+  std::pair<v1::ReferralState, std::string> CopyAt(const std::string& code, const std::string& id) {
     Node& n = nodes_.at(code);
-    std::pair<v1::ReferralState, v1::OutcomeType> out{v1::REFERRAL_STATE_UNSPECIFIED,
-                                                      v1::OUTCOME_TYPE_UNSPECIFIED};
+    std::pair<v1::ReferralState, std::string> out{v1::REFERRAL_STATE_UNSPECIFIED, ""};
+    auto outcomes = [](const v1::Outcome& ending, const OutcomeTracks& tracks) {
+      std::string s(OutcomeName(ending.type()));
+      s += " [";
+      for (const v1::Outcome& t : tracks) absl::StrAppend(&s, OutcomeName(t.type()), " ");
+      return s + "]";
+    };
     if (n.reg) {
       auto t = n.reg->Timeline(id);
-      if (t.ok()) out = {t->entry().state(), t->entry().outcome().type()};
+      if (t.ok()) out = {t->entry().state(), outcomes(t->entry().outcome(), t->entry().tracks())};
       return out;
     }
     EXPECT_THAT(n.db->Read([&](Txn& t) -> absl::Status {
       auto r = LoadReferral(t, id);
-      if (r.ok()) out = {r->state(), r->outcome().type()};
+      if (r.ok()) out = {r->state(), outcomes(r->outcome(), r->tracks())};
       return absl::OkStatus();
     }),
                 IsOk());
@@ -267,6 +274,7 @@ struct Crossings {
   int withdrawn_vs_outcome = 0;  // ukfiu's end against the unit's outcome
   int redirected_vs_handover = 0;
   int declined_vs_withdrawn = 0;  // a declined assistance against ukfiu's end
+  int updates_vs_end = 0;         // outcome updates on a referral that ended
 };
 
 // One random life of one referral; returns a description of the copies when they disagree.
@@ -333,12 +341,19 @@ std::string OneLife(uint64_t seed, const std::string& dir, Crossings& seen) {
           type = v1::EVENT_TYPE_RESEARCH_STARTED;
           break;
         case v1::REFERRAL_STATE_UNDER_RESEARCH: {
-          const int r = static_cast<int>(rng() % 10);
-          type = r < 6   ? v1::EVENT_TYPE_HANDED_OVER
-                 : r < 8 ? v1::EVENT_TYPE_CLOSED_BY_FORCE
-                         : v1::EVENT_TYPE_DECLINED_BY_FORCE;
+          const int r = static_cast<int>(rng() % 12);
+          type = r < 6    ? v1::EVENT_TYPE_HANDED_OVER
+                 : r < 8  ? v1::EVENT_TYPE_CLOSED_BY_FORCE
+                 : r < 10 ? v1::EVENT_TYPE_DECLINED_BY_FORCE
+                          : v1::EVENT_TYPE_OUTCOME_UPDATED;
           break;
         }
+        case v1::REFERRAL_STATE_HANDED_OVER:
+        case v1::REFERRAL_STATE_JOINT_INVESTIGATION:
+          // The force's own track beside the unit's work, crossing the unit's steps.
+          if (!chance(30)) continue;
+          type = v1::EVENT_TYPE_OUTCOME_UPDATED;
+          break;
         default:
           continue;
       }
@@ -349,7 +364,7 @@ std::string OneLife(uint64_t seed, const std::string& dir, Crossings& seen) {
                             : v1::EVENT_TYPE_ASSISTANCE_DECLINED;
           break;
         case v1::REFERRAL_STATE_JOINT_INVESTIGATION:
-          type = v1::EVENT_TYPE_OUTCOME_RECORDED;
+          type = chance(40) ? v1::EVENT_TYPE_OUTCOME_UPDATED : v1::EVENT_TYPE_OUTCOME_RECORDED;
           break;
         default:
           continue;
@@ -374,6 +389,14 @@ std::string OneLife(uint64_t seed, const std::string& dir, Crossings& seen) {
                           type == v1::EVENT_TYPE_OUTCOME_RECORDED) {
                         *e.mutable_outcome() =
                             testing::SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
+                      }
+                      if (type == v1::EVENT_TYPE_OUTCOME_UPDATED) {
+                        // A unit's criminal track, a force's conduct track.
+                        *e.mutable_outcome() = testing::SampleOutcome(
+                            actor == "ERSOU" ? (chance(50) ? v1::OUTCOME_TYPE_CRIMINAL_CHARGED
+                                                           : v1::OUTCOME_TYPE_CRIMINAL_CONVICTED)
+                                             : (chance(50) ? v1::OUTCOME_TYPE_CASE_TO_ANSWER
+                                                           : v1::OUTCOME_TYPE_MISCONDUCT_HEARING));
                       }
                       return absl::OkStatus();
                     },
@@ -404,15 +427,15 @@ std::string OneLife(uint64_t seed, const std::string& dir, Crossings& seen) {
     seen.redirected_vs_handover +=
         types.count(v1::EVENT_TYPE_REDIRECTED) && types.count(v1::EVENT_TYPE_HANDED_OVER);
     seen.declined_vs_withdrawn += ukfiu_end && types.count(v1::EVENT_TYPE_ASSISTANCE_DECLINED);
+    seen.updates_vs_end += types.count(v1::EVENT_TYPE_OUTCOME_UPDATED) > 0 && ends > 0;
   }
   std::string diff;
   for (const std::string& code : {"UKFIU", "NFK", "ERSOU"}) {
     const auto copy = chain.CopyAt(code, id);
     if (code == "ERSOU" && copy.first == v1::REFERRAL_STATE_UNSPECIFIED) continue;  // never held
     if (copy != at_nca) {
-      diff += absl::StrCat(code, " has ", StateName(copy.first), "/", OutcomeName(copy.second),
-                           ", the register ", StateName(at_nca.first), "/",
-                           OutcomeName(at_nca.second), "; ");
+      diff += absl::StrCat(code, " has ", StateName(copy.first), "/", copy.second,
+                           ", the register ", StateName(at_nca.first), "/", at_nca.second, "; ");
     }
   }
   if (chain.Held() != 0) diff += absl::StrCat(chain.Held(), " event(s) still held; ");
@@ -437,11 +460,13 @@ TEST(ReferralCopies, AgreeForAnyInterleavingOfCrossingEvents) {
   std::cout << "crossings: " << seen.two_ends << " with two ends, " << seen.withdrawn_vs_outcome
             << " withdrawal or redirection against an outcome, " << seen.redirected_vs_handover
             << " redirection against a handover, " << seen.declined_vs_withdrawn
-            << " declined assistance against a withdrawal or redirection\n";
+            << " declined assistance against a withdrawal or redirection, " << seen.updates_vs_end
+            << " with outcome updates and an end\n";
   EXPECT_GT(seen.two_ends, 0);
   EXPECT_GT(seen.withdrawn_vs_outcome, 0);
   EXPECT_GT(seen.redirected_vs_handover, 0);
   EXPECT_GT(seen.declined_vs_withdrawn, 0);
+  EXPECT_GT(seen.updates_vs_end, 0);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "common/validation.h"
 
+#include "common/referral/outcomes.h"
 #include "common/status.h"
 #include "tests/testutil/testutil.h"
 
@@ -53,22 +54,6 @@ TEST(Validation, SarNeedsSubjectsAndValidDates) {
                                                    HasSubstr("sar.subjects[0].date_of_birth")));
 }
 
-TEST(Validation, MisconductResultOnlyWithMeetingsAndHearings) {
-  EXPECT_THAT(CheckOutcome("outcome", SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_HEARING), kNow),
-              IsOk());
-  v1::Outcome o = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_MEETING);
-  o.set_misconduct_result(v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE);
-  EXPECT_THAT(CheckOutcome("outcome", o, kNow),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome.misconduct_result")));
-  o = SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
-  o.set_misconduct_result(v1::MISCONDUCT_RESULT_WRITTEN_WARNING);
-  EXPECT_THAT(CheckOutcome("outcome", o, kNow),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome.misconduct_result")));
-  o = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_MEETING);
-  o.clear_misconduct_result();
-  EXPECT_FALSE(CheckOutcome("outcome", o, kNow).ok());
-}
-
 TEST(Validation, OutcomeCannotCloseBeforeItOpened) {
   v1::Outcome o = SampleOutcome(v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER);
   std::swap(*o.mutable_opened_at(), *o.mutable_closed_at());
@@ -113,56 +98,6 @@ TEST(Validation, TimesThatCannotBeAreRefusedWithTheirField) {
   *o.mutable_closed_at() = o.opened_at();
   o.mutable_opened_at()->set_nanos(1);
   EXPECT_EQ(FieldOf(CheckOutcome("outcome", o, kNow)), "outcome.closed_at");
-}
-
-TEST(Validation, TheOutcomeFitsThePerson) {
-  using R = v1::SubjectRole;
-  using T = v1::OutcomeType;
-  // Which role may meet which outcome: officers and specials everything; staff and PCSOs all but
-  // the Conduct Regulations; volunteers, contractors, family and other bodies' personnel neither
-  // those nor dismissal.
-  const T kConduct[] = {v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER, v1::OUTCOME_TYPE_REFLECTIVE_PRACTICE,
-                        v1::OUTCOME_TYPE_MISCONDUCT_MEETING, v1::OUTCOME_TYPE_MISCONDUCT_HEARING};
-  const T kDismissal[] = {v1::OUTCOME_TYPE_DISMISSED, v1::OUTCOME_TYPE_DISMISSED_AFTER_RESIGNATION};
-  const T kAnyone[] = {v1::OUTCOME_TYPE_VETTING_CLEARANCE_WITHDRAWN,
-                       v1::OUTCOME_TYPE_CRIMINAL_NO_FURTHER_ACTION,
-                       v1::OUTCOME_TYPE_CRIMINAL_CHARGED,
-                       v1::OUTCOME_TYPE_CRIMINAL_CONVICTED,
-                       v1::OUTCOME_TYPE_CRIMINAL_ACQUITTED,
-                       v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL,
-                       v1::OUTCOME_TYPE_INTELLIGENCE_ONLY};
-  struct Row {
-    R role;
-    bool conduct;
-    bool dismissal;
-  };
-  int cells = 0;
-  for (const Row& row :
-       {Row{v1::SUBJECT_ROLE_OFFICER, true, true},
-        Row{v1::SUBJECT_ROLE_SPECIAL_CONSTABLE, true, true},
-        Row{v1::SUBJECT_ROLE_STAFF, false, true}, Row{v1::SUBJECT_ROLE_PCSO, false, true},
-        Row{v1::SUBJECT_ROLE_VOLUNTEER, false, false},
-        Row{v1::SUBJECT_ROLE_CONTRACTOR, false, false},
-        Row{v1::SUBJECT_ROLE_FAMILY_OR_ASSOCIATE, false, false},
-        Row{v1::SUBJECT_ROLE_OTHER_LAW_ENFORCEMENT, false, false}}) {
-    auto expect = [&](T type, bool allowed) {
-      const absl::Status s = CheckOutcomeFitsRole("outcome.type", type, row.role);
-      EXPECT_EQ(s.ok(), allowed) << v1::SubjectRole_Name(row.role) << " x "
-                                 << v1::OutcomeType_Name(type) << ": " << s;
-      if (!allowed) EXPECT_EQ(FieldOf(s), "outcome.type");
-      ++cells;
-    };
-    for (T t : kConduct) expect(t, row.conduct);
-    for (T t : kDismissal) expect(t, row.dismissal);
-    for (T t : kAnyone) expect(t, true);
-  }
-  EXPECT_EQ(cells, 8 * 13);
-  // Through CheckOutcome, as the force and the unit call it.
-  v1::Outcome o = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_HEARING);
-  o.set_subject_role(v1::SUBJECT_ROLE_CONTRACTOR);
-  absl::Status s = CheckOutcome("outcome", o, kNow);
-  EXPECT_EQ(FieldOf(s), "outcome.type");
-  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("contract")));
 }
 
 TEST(Validation, ReferralIdsHaveOneShape) {

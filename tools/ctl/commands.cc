@@ -75,17 +75,27 @@ absl::StatusOr<v1::Outcome> ReadOutcome(const Args& args) {
                      ParseEnum<v1::MisconductResult>("result", *result));
     outcome.set_misconduct_result(misconduct);
   }
-  ASSIGN_OR_RETURN(std::string category, args.Require("category"));
-  ASSIGN_OR_RETURN(v1::CorruptionCategory corruption,
-                   ParseEnum<v1::CorruptionCategory>("category", category));
-  outcome.set_category(corruption);
-  ASSIGN_OR_RETURN(std::string role, args.Require("role"));
-  ASSIGN_OR_RETURN(v1::SubjectRole subject_role, ParseEnum<v1::SubjectRole>("role", role));
-  outcome.set_subject_role(subject_role);
+  if (std::optional<std::string> finding = args.Get("finding")) {
+    ASSIGN_OR_RETURN(v1::ConductFinding f, ParseEnum<v1::ConductFinding>("finding", *finding));
+    outcome.set_finding(f);
+  }
+  // Not our personnel and intelligence only may leave category and role unset; the service says
+  // which outcome needs them.
+  if (std::optional<std::string> category = args.Get("category")) {
+    ASSIGN_OR_RETURN(v1::CorruptionCategory corruption,
+                     ParseEnum<v1::CorruptionCategory>("category", *category));
+    outcome.set_category(corruption);
+  }
+  if (std::optional<std::string> role = args.Get("role")) {
+    ASSIGN_OR_RETURN(v1::SubjectRole subject_role, ParseEnum<v1::SubjectRole>("role", *role));
+    outcome.set_subject_role(subject_role);
+  }
   ASSIGN_OR_RETURN(std::string opened, args.Require("opened"));
   ASSIGN_OR_RETURN(*outcome.mutable_opened_at(), ParseTimestamp("opened", opened));
-  ASSIGN_OR_RETURN(std::string closed, args.Require("closed"));
-  ASSIGN_OR_RETURN(*outcome.mutable_closed_at(), ParseTimestamp("closed", closed));
+  // An open outcome (charged, a case to answer) has not closed.
+  if (std::optional<std::string> closed = args.Get("closed")) {
+    ASSIGN_OR_RETURN(*outcome.mutable_closed_at(), ParseTimestamp("closed", *closed));
+  }
   outcome.set_learning_summary(args.Get("summary").value_or(""));
   return outcome;
 }

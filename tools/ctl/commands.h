@@ -88,13 +88,15 @@ inline const std::vector<std::string> kThrOptions = {"threat", "risk", "harm", "
 inline constexpr char kThrSynopsis[] = "--threat LEVEL --risk LEVEL --harm LEVEL --rationale TEXT";
 absl::StatusOr<v1::ThrAssessment> ReadThr(const Args& args);
 
-// --outcome, --category, --role, --opened and --closed are required; --result (for misconduct
-// meetings and hearings) and --summary optional. investigating_org is left to the server.
-inline const std::vector<std::string> kOutcomeOptions = {"outcome", "result", "category", "role",
-                                                         "opened",  "closed", "summary"};
+// --outcome and --opened are required; --finding and --result (meetings and hearings; the
+// severity of a case to answer), --category and --role (optional only when there were no
+// proceedings), --closed (a final outcome) and --summary as the outcome needs them: the service
+// names what is missing. investigating_org is left to the server.
+inline const std::vector<std::string> kOutcomeOptions = {"outcome", "finding", "result", "category",
+                                                         "role",    "opened",  "closed", "summary"};
 inline constexpr char kOutcomeSynopsis[] =
-    "--outcome TYPE [--result RESULT] --category CATEGORY --role ROLE --opened DATE "
-    "--closed DATE [--summary TEXT]";
+    "--outcome TYPE [--finding FINDING] [--result RESULT] [--category CATEGORY] [--role ROLE] "
+    "--opened DATE [--closed DATE] [--summary TEXT]";
 absl::StatusOr<v1::Outcome> ReadOutcome(const Args& args);
 
 // --page-size (1 to 1000; the server's default when absent), --page-token, --all.

@@ -97,6 +97,16 @@ absl::Status ForceClose(const Input& in, Session& session) {
   return EmitStep(session, response);
 }
 
+absl::Status ForceUpdateOutcome(const Input& in, Session& session) {
+  v1::UpdateOutcomeRequest request;
+  ASSIGN_OR_RETURN(*request.mutable_outcome(), ReadOutcome(in.args));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  v1::ForceStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Force::Stub::UpdateOutcome, request, &response));
+  return EmitStep(session, response);
+}
+
 absl::Status ForceHandOver(const Input& in, Session& session) {
   v1::HandOverRequest request;
   ASSIGN_OR_RETURN(std::string notes, in.args.Require("notes"));
@@ -156,6 +166,16 @@ absl::Status RacuOutcome(const Input& in, Session& session) {
   return EmitStep(session, response);
 }
 
+absl::Status RacuUpdateOutcome(const Input& in, Session& session) {
+  v1::UpdateUnitOutcomeRequest request;
+  ASSIGN_OR_RETURN(*request.mutable_outcome(), ReadOutcome(in.args));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  v1::UnitStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Racu::Stub::UpdateOutcome, request, &response));
+  return EmitStep(session, response);
+}
+
 }  // namespace
 
 std::vector<Command> ForceCommands() {
@@ -195,10 +215,19 @@ std::vector<Command> ForceCommands() {
        .verb = "close",
        .operands = {"REF_ID"},
        .synopsis = kOutcomeSynopsis,
-       .summary = "close with the force's own outcome (UNDER_RESEARCH -> CLOSED_BY_FORCE)",
+       .summary = "close with the force's own final outcome (UNDER_RESEARCH -> CLOSED_BY_FORCE)",
        .options = kOutcomeOptions,
        .mutating = true,
        .run = ForceClose},
+      {.group = "force",
+       .verb = "update-outcome",
+       .operands = {"REF_ID"},
+       .synopsis = kOutcomeSynopsis,
+       .summary = "record or amend one outcome track (charged, a case to answer, a hearing) while "
+                  "the referral is open",
+       .options = kOutcomeOptions,
+       .mutating = true,
+       .run = ForceUpdateOutcome},
       {.group = "force",
        .verb = "handover",
        .operands = {"REF_ID"},
@@ -241,10 +270,19 @@ std::vector<Command> RacuCommands() {
        .verb = "outcome",
        .operands = {"REF_ID"},
        .synopsis = kOutcomeSynopsis,
-       .summary = "record the joint investigation's outcome (-> OUTCOME_RECORDED)",
+       .summary = "record the joint investigation's final outcome (-> OUTCOME_RECORDED)",
        .options = kOutcomeOptions,
        .mutating = true,
        .run = RacuOutcome},
+      {.group = "racu",
+       .verb = "update-outcome",
+       .operands = {"REF_ID"},
+       .synopsis = kOutcomeSynopsis,
+       .summary = "record or amend one outcome track (charged, then convicted) during the joint "
+                  "investigation",
+       .options = kOutcomeOptions,
+       .mutating = true,
+       .run = RacuUpdateOutcome},
   };
 }
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/outcomes.h"
 #include "tools/ctl/table.h"
 #include "tools/ctl/values.h"
 
@@ -42,8 +43,12 @@ std::string ThrLine(const v1::ThrAssessment& thr) {
 std::string OutcomeLine(const v1::Outcome& outcome) {
   if (outcome.type() == v1::OUTCOME_TYPE_UNSPECIFIED) return "";
   std::string line(OutcomeName(outcome.type()));
-  if (outcome.misconduct_result() != v1::MISCONDUCT_RESULT_UNSPECIFIED) {
-    absl::StrAppend(&line, " (", EnumLabel(outcome.misconduct_result()), ")");
+  if (outcome.finding() != v1::CONDUCT_FINDING_UNSPECIFIED) {
+    absl::StrAppend(&line, " (", EnumLabel(outcome.finding()));
+    if (outcome.misconduct_result() != v1::MISCONDUCT_RESULT_UNSPECIFIED) {
+      absl::StrAppend(&line, ": ", EnumLabel(outcome.misconduct_result()));
+    }
+    absl::StrAppend(&line, ")");
   }
   return line;
 }
@@ -62,6 +67,15 @@ void AddOutcome(KeyValues& kv, const v1::Outcome& outcome) {
   kv.Add("opened", FormatDate(outcome.opened_at()));
   kv.Add("closed", FormatDate(outcome.closed_at()));
   kv.AddIfSet("learning summary", outcome.learning_summary());
+}
+
+// One line per track: "criminal: CRIMINAL_CONVICTED (final)".
+void AddTracks(KeyValues& kv, const Repeated<v1::Outcome>& tracks) {
+  for (const v1::Outcome& t : tracks) {
+    kv.Add(absl::StrCat("track ", EnumLabel(t.track())),
+           absl::StrCat(OutcomeLine(t), IsOpenOutcome(t.type()) ? ", open" : ", final", " (",
+                        t.investigating_org(), ")"));
+  }
 }
 
 void AddSarFields(KeyValues& kv, const v1::Sar& sar) {
@@ -161,6 +175,7 @@ void PrintReferral(const v1::Referral& r, std::ostream& out) {
   kv.Add("reminders", Count(r.reminders()));
   kv.Add("escalated", YesNo(r.escalated()));
   kv.AddIfSet("deconfliction", Joined(r.deconfliction_with()));
+  AddTracks(kv, r.tracks());
   AddOutcome(kv, r.outcome());
   kv.Print(out);
   if (!r.has_package()) return;
@@ -237,6 +252,7 @@ void PrintRegisterEntry(const v1::RegisterEntry& e, std::ostream& out) {
   kv.AddIfSet("subject refs", Joined(e.subject_refs()));
   kv.AddIfSet("deconfliction", Joined(e.deconfliction_with()));
   kv.Add("events", Count(e.event_count()));
+  AddTracks(kv, e.tracks());
   AddOutcome(kv, e.outcome());
   kv.Print(out);
 }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "common/referral/outcomes.h"
 #include "common/validation.h"
 
 namespace sarloop::synth {
@@ -392,14 +393,29 @@ class Builder {
     return static_cast<Path>(rng_.Weighted(w));
   }
 
-  v1::Outcome ForceOutcome(const ReferralPlan& r) {
+  // Every outcome a referral can end with (not DISMISSED, read from old data only), in enum
+  // order; an open one (charged, a case to answer) stands for its track's interim status.
+  static const std::vector<v1::OutcomeType>& EveryOutcome() {
+    static const auto* every = [] {
+      auto* v = new std::vector<v1::OutcomeType>;
+      for (int t = v1::OutcomeType_MIN + 1; t <= v1::OutcomeType_MAX; ++t) {
+        if (v1::OutcomeType_IsValid(t) && t != v1::OUTCOME_TYPE_DISMISSED) {
+          v->push_back(static_cast<v1::OutcomeType>(t));
+        }
+      }
+      return v;
+    }();
+    return *every;
+  }
+
+  v1::Outcome ForceOutcome(ReferralPlan& r) {
     // The force itself closes: mostly lower-level outcomes; MPS investigates everything itself.
     using T = v1::OutcomeType;
     static constexpr T kTypes[] = {v1::OUTCOME_TYPE_NO_CASE_TO_ANSWER,
                                    v1::OUTCOME_TYPE_REFLECTIVE_PRACTICE,
                                    v1::OUTCOME_TYPE_MISCONDUCT_MEETING,
                                    v1::OUTCOME_TYPE_MISCONDUCT_HEARING,
-                                   v1::OUTCOME_TYPE_DISMISSED,
+                                   v1::OUTCOME_TYPE_ACCELERATED_HEARING,
                                    v1::OUTCOME_TYPE_DISMISSED_AFTER_RESIGNATION,
                                    v1::OUTCOME_TYPE_VETTING_CLEARANCE_WITHDRAWN,
                                    v1::OUTCOME_TYPE_CRIMINAL_NO_FURTHER_ACTION,
@@ -413,29 +429,20 @@ class Builder {
     return OutcomeOf(r, kTypes[rng_.Weighted(w)]);
   }
 
-  v1::Outcome OutcomeOf(const ReferralPlan& r, v1::OutcomeType type) {
-    v1::Outcome o;
-    o.set_type(type);
-    if (type == v1::OUTCOME_TYPE_MISCONDUCT_MEETING) {
-      o.set_misconduct_result(static_cast<v1::MisconductResult>(rng_.Between(1, 4)));
-    } else if (type == v1::OUTCOME_TYPE_MISCONDUCT_HEARING) {
-      o.set_misconduct_result(static_cast<v1::MisconductResult>(rng_.Between(1, 6)));
-    }
-    o.set_category(static_cast<v1::CorruptionCategory>(rng_.Between(1, 12)));
+  // The outcome `type` for referral r's subject, fitted to the person (another route when the
+  // type is not open to their role). An open type becomes an interim status (r.interim) followed
+  // by a final outcome on the same track.
+  v1::Outcome OutcomeOf(ReferralPlan& r, v1::OutcomeType type) {
     const Person& main = scenario_.persons[scenario_.sars[r.sar].persons[0]];
     // The subject of a referral to a second organisation is that organisation's member.
     v1::SubjectRole role = main.role;
     for (int p : scenario_.sars[r.sar].persons) {
       if (scenario_.persons[p].employer == r.organisation) role = scenario_.persons[p].role;
     }
-    o.set_subject_role(role);
-    // The outcome must fit the person: the Conduct Regulations' outcomes are for officers and
-    // specials, dismissal for employees (validation refuses the rest). Another route instead.
     if (!CheckOutcomeFitsRole("type", type, role).ok()) {
-      const bool heavy = type == v1::OUTCOME_TYPE_MISCONDUCT_HEARING ||
-                         type == v1::OUTCOME_TYPE_MISCONDUCT_MEETING ||
-                         type == v1::OUTCOME_TYPE_DISMISSED ||
-                         type == v1::OUTCOME_TYPE_DISMISSED_AFTER_RESIGNATION;
+      const v1::OutcomeTrack track = TrackOf(type);
+      const bool heavy = track == v1::OUTCOME_TRACK_CONDUCT || track == v1::OUTCOME_TRACK_LISTING ||
+                         type == v1::OUTCOME_TYPE_DISMISSED_AFTER_VETTING_WITHDRAWAL;
       switch (role) {
         case v1::SUBJECT_ROLE_FAMILY_OR_ASSOCIATE:
           type = v1::OUTCOME_TYPE_INTELLIGENCE_ONLY;
@@ -443,13 +450,71 @@ class Builder {
         case v1::SUBJECT_ROLE_OTHER_LAW_ENFORCEMENT:
           type = v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL;
           break;
-        default:  // staff, PCSOs, volunteers, contractors
-          type = heavy ? v1::OUTCOME_TYPE_VETTING_CLEARANCE_WITHDRAWN
-                       : v1::OUTCOME_TYPE_INTELLIGENCE_ONLY;
+        case v1::SUBJECT_ROLE_STAFF:
+        case v1::SUBJECT_ROLE_PCSO:
+          type = heavy ? v1::OUTCOME_TYPE_STAFF_MISCONDUCT_PROCEDURE
+                       : v1::OUTCOME_TYPE_VETTING_CLEARANCE_WITHDRAWN;
+          break;
+        default:  // volunteers, contractors
+          type = heavy ? v1::OUTCOME_TYPE_CONTRACT_ENDED
+                       : v1::OUTCOME_TYPE_VETTING_CLEARANCE_WITHDRAWN;
       }
-      o.set_type(type);
-      o.clear_misconduct_result();
     }
+    if (IsOpenOutcome(type)) {
+      r.interim = Plain(type, role);
+      type = type == v1::OUTCOME_TYPE_CRIMINAL_CHARGED
+                 ? (rng_.Between(0, 3) == 0 ? v1::OUTCOME_TYPE_CRIMINAL_ACQUITTED
+                                            : v1::OUTCOME_TYPE_CRIMINAL_CONVICTED)
+                 : (rng_.Between(0, 2) == 0 ? v1::OUTCOME_TYPE_MISCONDUCT_MEETING
+                                            : v1::OUTCOME_TYPE_MISCONDUCT_HEARING);
+    }
+    v1::Outcome o = Plain(type, role);
+    // The NCA learns the same category on every track of one referral.
+    if (r.interim.type() != v1::OUTCOME_TYPE_UNSPECIFIED) r.interim.set_category(o.category());
+    return o;
+  }
+
+  // One outcome of `type` for a subject of `role`, with a finding and action reg 42 allows.
+  v1::Outcome Plain(v1::OutcomeType type, v1::SubjectRole role) {
+    using M = v1::MisconductResult;
+    v1::Outcome o;
+    o.set_type(type);
+    switch (type) {
+      case v1::OUTCOME_TYPE_MISCONDUCT_MEETING:
+        if (rng_.Between(0, 4) == 0) {
+          o.set_finding(v1::CONDUCT_FINDING_NONE);
+          o.set_misconduct_result(v1::MISCONDUCT_RESULT_REFLECTIVE_PRACTICE_REVIEW);
+        } else {
+          o.set_finding(v1::CONDUCT_FINDING_MISCONDUCT);
+          o.set_misconduct_result(rng_.Pick(std::vector<M>{
+              v1::MISCONDUCT_RESULT_WRITTEN_WARNING, v1::MISCONDUCT_RESULT_WRITTEN_WARNING,
+              v1::MISCONDUCT_RESULT_FINAL_WRITTEN_WARNING}));
+        }
+        break;
+      case v1::OUTCOME_TYPE_MISCONDUCT_HEARING:
+      case v1::OUTCOME_TYPE_ACCELERATED_HEARING:
+        if (type == v1::OUTCOME_TYPE_MISCONDUCT_HEARING && rng_.Between(0, 4) == 0) {
+          o.set_finding(v1::CONDUCT_FINDING_MISCONDUCT);
+          o.set_misconduct_result(rng_.Pick(std::vector<M>{
+              v1::MISCONDUCT_RESULT_WRITTEN_WARNING, v1::MISCONDUCT_RESULT_FINAL_WRITTEN_WARNING}));
+        } else {
+          o.set_finding(v1::CONDUCT_FINDING_GROSS_MISCONDUCT);
+          o.set_misconduct_result(
+              rng_.Pick(std::vector<M>{v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE,
+                                       v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE,
+                                       v1::MISCONDUCT_RESULT_FINAL_WRITTEN_WARNING,
+                                       v1::MISCONDUCT_RESULT_REDUCTION_IN_RANK}));
+        }
+        break;
+      case v1::OUTCOME_TYPE_CASE_TO_ANSWER:
+        o.set_finding(rng_.Between(0, 1) ? v1::CONDUCT_FINDING_GROSS_MISCONDUCT
+                                         : v1::CONDUCT_FINDING_MISCONDUCT);
+        break;
+      default:
+        break;
+    }
+    o.set_category(static_cast<v1::CorruptionCategory>(rng_.Between(1, 12)));
+    o.set_subject_role(role);
     o.set_learning_summary(rng_.Pick(kLearning));
     return o;
   }
@@ -483,8 +548,8 @@ class Builder {
     if (r.path == Path::kUnitOutcome) {
       // Every outcome type appears among unit outcomes before any repeats.
       const int k = unit_outcomes_++;
-      const auto type = k < 13 ? static_cast<v1::OutcomeType>(1 + k)
-                               : static_cast<v1::OutcomeType>(rng_.Between(1, 13));
+      const std::vector<v1::OutcomeType>& every = EveryOutcome();
+      const v1::OutcomeType type = k < static_cast<int>(every.size()) ? every[k] : rng_.Pick(every);
       r.outcome = OutcomeOf(scenario_.referrals[i], type);
     } else if (HasOutcome(r.path)) {
       r.outcome = ForceOutcome(r);

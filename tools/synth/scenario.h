@@ -104,6 +104,9 @@ struct ReferralPlan {
   std::string handover_notes;
   // Paths with an outcome: what is recorded (opened_at/closed_at are set when it is recorded).
   v1::Outcome outcome;
+  // An open outcome on the same track recorded first (charged before the verdict, a case to
+  // answer before the hearing), when set: an OUTCOME_UPDATED before the ending.
+  v1::Outcome interim;
   // kWithdrawn: the force acknowledges it before UKFIU withdraws it.
   bool acknowledged_before_withdrawal = false;
   // kRedirected: index of the new referral; the new referral: index of the one it replaces.

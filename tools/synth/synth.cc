@@ -478,7 +478,7 @@ Counts CountsOf(const v1::OrganisationSummary& s) {
               {"reminded", s.reminded()},
               {"overdue", s.overdue()},
               {"escalated", s.escalated()}};
-  for (int t = 1; t <= 13; ++t) c[OutcomeKey(static_cast<v1::OutcomeType>(t))] = 0;
+  for (int t = 1; t <= v1::OutcomeType_MAX; ++t) c[OutcomeKey(static_cast<v1::OutcomeType>(t))] = 0;
   for (const v1::OutcomeCount& o : s.outcomes()) c[OutcomeKey(o.type())] += o.count();
   return c;
 }
@@ -495,7 +495,8 @@ Counts CountsOf(const OrgTally& t) {
               {"reminded", t.reminded},
               {"overdue", t.overdue},
               {"escalated", t.escalated}};
-  for (int t2 = 1; t2 <= 13; ++t2) c[OutcomeKey(static_cast<v1::OutcomeType>(t2))] = 0;
+  for (int t2 = 1; t2 <= v1::OutcomeType_MAX; ++t2)
+    c[OutcomeKey(static_cast<v1::OutcomeType>(t2))] = 0;
   for (const auto& [type, n] : t.outcomes) c[OutcomeKey(type)] += n;
   return c;
 }
@@ -563,7 +564,7 @@ void PrintSummary(const v1::GetSummaryResponse& summary) {
   }
   absl::StrAppend(&head, absl::StrFormat(" %6s", "TOTAL"));
   std::cout << head << "\n";
-  for (int t = 1; t <= 13; ++t) {
+  for (int t = 1; t <= v1::OutcomeType_MAX; ++t) {
     const std::string key = OutcomeKey(static_cast<v1::OutcomeType>(t));
     std::string l = absl::StrFormat("%-28s", OutcomeName(static_cast<v1::OutcomeType>(t)));
     for (const v1::OrganisationSummary& s : summary.organisations()) {
@@ -847,8 +848,27 @@ class Driver {
     return o;
   }
 
+  // The open status recorded before the ending (charged; a case to answer), dated as opened
+  // when the research or investigation opened; unset when the plan has none.
+  std::optional<v1::Outcome> Interim(int i) {
+    v1::Outcome o = s_.referrals[i].interim;
+    if (o.type() == v1::OUTCOME_TYPE_UNSPECIFIED) return std::nullopt;
+    const absl::Time now = absl::FromUnixSeconds(absl::ToUnixSeconds(clock_.Now()));
+    *o.mutable_opened_at() = ToProto(std::min(opened_at_[i], now));
+    return o;
+  }
+
   void Close(int i) {
     const std::string& org = s_.referrals[i].organisation;
+    if (const std::optional<v1::Outcome> interim = Interim(i)) {
+      Step(org, "UpdateOutcome", i, [&](auto& stub, auto* ctx, const auto& rid, auto* resp) {
+        v1::UpdateOutcomeRequest req;
+        req.set_request_id(rid);
+        req.set_referral_id(ids_[i]);
+        *req.mutable_outcome() = *interim;
+        return stub.UpdateOutcome(ctx, req, resp);
+      });
+    }
     // Dated once, outside the retries: a retry must send the same request (the services refuse
     // a request_id reused for a different one, and a clock second may pass between attempts).
     const v1::Outcome outcome = Dated(i);
@@ -983,6 +1003,14 @@ class Driver {
       Do(absl::StrCat("Racu(", unit, ").Accept ", ids_[i]), user,
          [&](grpc::ClientContext* ctx) { return stub.Accept(ctx, accept, &resp); });
       if (r.path != Path::kUnitOutcome) return;
+      if (const std::optional<v1::Outcome> interim = Interim(i)) {
+        v1::UpdateUnitOutcomeRequest update;
+        update.set_request_id(chain_.RequestId("update-outcome", i));
+        update.set_referral_id(ids_[i]);
+        *update.mutable_outcome() = *interim;
+        Do(absl::StrCat("Racu(", unit, ").UpdateOutcome ", ids_[i]), user,
+           [&](grpc::ClientContext* ctx) { return stub.UpdateOutcome(ctx, update, &resp); });
+      }
       v1::RecordOutcomeRequest req;
       req.set_request_id(chain_.RequestId("record-outcome", i));
       req.set_referral_id(ids_[i]);
