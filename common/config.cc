@@ -167,10 +167,10 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
     return FieldError("subject_key_file", "is required for ukfiu");
   }
   auto* f = c.mutable_feedback();
-  if (f->due_days() <= 0) f->set_due_days(90);
+  if (f->due_days() <= 0) f->set_due_days(28);
   if (f->grace_days() <= 0) f->set_grace_days(28);
-  if (f->open_flag_months() <= 0) f->set_open_flag_months(12);
-  if (f->open_flag_repeat_months() <= 0) f->set_open_flag_repeat_months(6);
+  if (f->ack_days() <= 0) f->set_ack_days(5);
+  if (f->reminder_repeat_days() <= 0) f->set_reminder_repeat_days(14);
   if (f->scan_interval_seconds() <= 0) f->set_scan_interval_seconds(60);
   auto* d = c.mutable_delivery();
   if (d->initial_backoff_ms() <= 0) d->set_initial_backoff_ms(200);

@@ -39,6 +39,10 @@ absl::Status CheckEvent(const v1::LifecycleEvent& e) {
   RETURN_IF_ERROR(
       CheckText("event.outcome.investigating_org", e.outcome().investigating_org(), 20, false));
   RETURN_IF_ERROR(CheckText("event.unit", e.unit(), 20, false));
+  if (!v1::Priority_IsValid(e.priority())) return FieldError("event.priority", "is not a priority");
+  if (!v1::ProgressStatus_IsValid(e.progress())) {
+    return FieldError("event.progress", "is not a progress status");
+  }
   RETURN_IF_ERROR(CheckTextList("event.other_organisations", e.other_organisations(), 100, 20));
   RETURN_IF_ERROR(CheckText("event.addressee", e.addressee(), 200, false));
   return absl::OkStatus();

@@ -194,7 +194,8 @@ absl::Status CheckFreeText(absl::string_view field, const std::string& value, co
 
 absl::Status CheckNoSubjectData(const v1::LifecycleEvent& event, const v1::Sar& sar) {
   RETURN_IF_ERROR(CheckFreeText("thr.rationale", event.thr().rationale(), sar));
-  RETURN_IF_ERROR(CheckFreeText("reason", event.reason(), sar));
+  RETURN_IF_ERROR(CheckFreeText(event.type() == v1::EVENT_TYPE_PROGRESS_UPDATED ? "note" : "reason",
+                                event.reason(), sar));
   return CheckFreeText("outcome.learning_summary", event.outcome().learning_summary(), sar);
 }
 

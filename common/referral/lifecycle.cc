@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
+#include "common/referral/clocks.h"
 #include "common/referral/outcomes.h"
 #include "common/referral/rules.h"
 
@@ -80,6 +81,10 @@ bool IsFeedback(ReferralState s) {
 }
 
 namespace {
+bool EarlierThan(const google::protobuf::Timestamp& a, const google::protobuf::Timestamp& b) {
+  return std::make_pair(a.seconds(), a.nanos()) < std::make_pair(b.seconds(), b.nanos());
+}
+
 // Strips the enum's prefix: REFERRAL_STATE_UNDER_RESEARCH -> UNDER_RESEARCH.
 absl::string_view Strip(const std::string& full, absl::string_view prefix) {
   absl::string_view v(full);
@@ -113,16 +118,57 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
   v1::RegisterEntry e;
   ReferralState state = v1::REFERRAL_STATE_UNSPECIFIED;
   std::set<std::string> deconfliction;
+  // The clocks' inputs (clocks.h), from the events in order.
+  auto contact = [&](const v1::LifecycleEvent& ev) {
+    if (!e.has_last_contact_at() || EarlierThan(e.last_contact_at(), ev.occurred_at())) {
+      *e.mutable_last_contact_at() = ev.occurred_at();
+    }
+  };
+  // A decision acknowledges too (its own acknowledgement may come later, or never).
+  auto decided = [&](const v1::LifecycleEvent& ev) {
+    if (!e.has_acknowledged_at()) *e.mutable_acknowledged_at() = ev.occurred_at();
+    if (!e.has_decided_at()) *e.mutable_decided_at() = ev.occurred_at();
+    contact(ev);
+  };
   for (const v1::LifecycleEvent& ev : events) {
     if (e.referral_id().empty()) e.set_referral_id(ev.referral_id());
     if (e.organisation().empty() && !ev.organisation().empty()) {
       e.set_organisation(ev.organisation());
+    }
+    if (ev.priority() != v1::PRIORITY_UNSPECIFIED && v1::Priority_IsValid(ev.priority()) &&
+        !IsTerminal(state)) {
+      e.set_priority(ev.priority());
+    }
+    switch (ev.type()) {
+      case v1::EVENT_TYPE_RECEIVED:
+        if (!e.has_received_at()) *e.mutable_received_at() = ev.occurred_at();
+        break;
+      case v1::EVENT_TYPE_ACKNOWLEDGED:
+      case v1::EVENT_TYPE_RESEARCH_STARTED:
+        // A step beyond acknowledgement acknowledges too (its own event may come later).
+        if (!e.has_acknowledged_at()) *e.mutable_acknowledged_at() = ev.occurred_at();
+        break;
+      case v1::EVENT_TYPE_DECLINED_BY_FORCE:
+      case v1::EVENT_TYPE_CLOSED_BY_FORCE:
+      case v1::EVENT_TYPE_HANDED_OVER:
+      case v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED:
+        decided(ev);
+        break;
+      case v1::EVENT_TYPE_PROGRESS_UPDATED:
+        e.set_progress_updates(e.progress_updates() + 1);
+        // Any progress but a regulation 19 note says an investigation is open: a decision.
+        if (ev.progress() != v1::PROGRESS_STATUS_REG19_NOT_REPORTED_PREJUDICE) decided(ev);
+        break;
+      default:
+        break;
     }
     switch (ev.type()) {
       case v1::EVENT_TYPE_DISPATCHED:
         e.set_organisation(ev.organisation());
         *e.mutable_dispatched_at() = ev.occurred_at();
         *e.mutable_due_at() = ev.due_at();
+        if (ev.has_ack_due_at()) *e.mutable_ack_due_at() = ev.ack_due_at();
+        if (!e.has_decided_at()) *e.mutable_decision_due_at() = ev.due_at();
         *e.mutable_thr() = ev.thr();
         e.mutable_subject_refs()->CopyFrom(ev.subject_refs());
         e.mutable_subject_roles()->CopyFrom(ev.subject_roles());
@@ -138,9 +184,18 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
       case v1::EVENT_TYPE_ESCALATED:
         if (!IsTerminal(state)) e.set_escalated(true);
         break;
-      case v1::EVENT_TYPE_ASSISTANCE_DECLINED:
+      case v1::EVENT_TYPE_ASSISTANCE_DECLINED: {
         e.set_assistance_declines(e.assistance_declines() + 1);
+        // Back with the force, which owes a new decision in the time it had for the first.
+        absl::Duration span = absl::Hours(24 * 28);
+        if (e.has_dispatched_at() && e.has_due_at()) {
+          span = FromProto(e.due_at()) - FromProto(e.dispatched_at());
+        }
+        e.clear_decided_at();
+        *e.mutable_decision_due_at() = ToProto(FromProto(ev.occurred_at()) + span);
+        contact(ev);
         break;
+      }
       case v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG:
         if (!IsTerminal(state)) e.set_open_investigation_flags(e.open_investigation_flags() + 1);
         break;
@@ -148,7 +203,10 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
         deconfliction.insert(ev.other_organisations().begin(), ev.other_organisations().end());
         break;
       case v1::EVENT_TYPE_OUTCOME_UPDATED:
-        if (!IsTerminal(state) && ev.has_outcome()) SetTrack(*e.mutable_tracks(), ev.outcome());
+        if (!IsTerminal(state) && ev.has_outcome()) {
+          SetTrack(*e.mutable_tracks(), ev.outcome());
+          decided(ev);
+        }
         break;
       default:
         break;
@@ -175,6 +233,9 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
   }
   e.set_state(state);
   if (e.route() == v1::REFERRAL_ROUTE_UNSPECIFIED) e.set_route(v1::REFERRAL_ROUTE_DIRECT);
+  const Due due = NextDue(e);
+  e.set_clock_stage(due.stage);
+  if (due.stage != v1::CLOCK_STAGE_NONE) *e.mutable_next_due_at() = ToProto(due.at);
   for (const std::string& org : deconfliction) e.add_deconfliction_with(org);
   e.set_event_count(static_cast<int32_t>(events.size()));
   return e;

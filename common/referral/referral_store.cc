@@ -86,6 +86,13 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
       r.clear_outcome();
     }
     *r.mutable_tracks() = folded.tracks();
+    r.set_clock_stage(folded.clock_stage());
+    if (folded.has_next_due_at()) {
+      *r.mutable_next_due_at() = folded.next_due_at();
+    } else {
+      r.clear_next_due_at();
+    }
+    r.set_priority(folded.priority());
     if (!folded.linked_referral_id().empty()) r.set_linked_referral_id(folded.linked_referral_id());
     // The organisations it shares a subject with: those the package named when it came, and
     // those later flags named.

@@ -48,16 +48,40 @@ absl::Status TakeStep(const Stepper& stepper, const Call& call,
       now, call.audit);
 }
 
+namespace {
+absl::Status CheckHolding(const std::vector<v1::ReferralState>& holding, const v1::Referral& copy,
+                          absl::string_view what) {
+  if (std::find(holding.begin(), holding.end(), copy.state()) != holding.end()) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      what, " is not taken in state ", StateName(copy.state()), " (", copy.referral_id(), ")"));
+}
+}  // namespace
+
+Fill ProgressFill(v1::ProgressStatus status, const std::string& note,
+                  std::vector<v1::ReferralState> holding) {
+  return [status, note, holding = std::move(holding)](v1::LifecycleEvent& event,
+                                                      v1::Referral& copy) -> absl::Status {
+    if (status == v1::PROGRESS_STATUS_UNSPECIFIED || !v1::ProgressStatus_IsValid(status)) {
+      return FieldError("status", "is required");
+    }
+    RETURN_IF_ERROR(CheckText("note", note, 500, false));
+    RETURN_IF_ERROR(CheckHolding(holding, copy, "a progress update"));
+    event.set_progress(status);
+    event.set_reason(note);
+    return absl::OkStatus();
+  };
+}
+
 Fill OutcomeFill(const v1::Outcome& outcome, const std::string& investigating_org, bool finishes,
                  std::vector<v1::ReferralState> holding) {
   return [outcome, investigating_org, finishes, holding = std::move(holding)](
              v1::LifecycleEvent& event, v1::Referral& copy) -> absl::Status {
     if (finishes) {
       RETURN_IF_ERROR(CheckCanFinish(copy.tracks(), outcome));
-    } else if (std::find(holding.begin(), holding.end(), copy.state()) == holding.end()) {
-      return absl::FailedPreconditionError(absl::StrCat("an outcome is not updated here in state ",
-                                                        StateName(copy.state()), " (",
-                                                        copy.referral_id(), ")"));
+    } else {
+      RETURN_IF_ERROR(CheckHolding(holding, copy, "an outcome update"));
     }
     v1::Outcome* o = event.mutable_outcome();
     *o = outcome;

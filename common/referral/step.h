@@ -48,6 +48,11 @@ absl::Status TakeStep(const Stepper& stepper, const Call& call,
 Fill OutcomeFill(const v1::Outcome& outcome, const std::string& investigating_org, bool finishes,
                  std::vector<v1::ReferralState> holding = {});
 
+// The Fill of a progress update (ReportProgress): `status` (required) and a short `note` (at most
+// 500 characters) on the event, taken only while the copy is in one of `holding`.
+Fill ProgressFill(v1::ProgressStatus status, const std::string& note,
+                  std::vector<v1::ReferralState> holding);
+
 // The same, for a response message with a `referral` field.
 template <typename Response>
 absl::StatusOr<Response> Step(const Stepper& stepper, const Call& call,

@@ -122,9 +122,22 @@ absl::StatusOr<v1::ForceStepResponse> Desk::HandOver(const Call& call,
   return Step(call, request, request.request_id(), request.referral_id(),
               v1::EVENT_TYPE_HANDED_OVER, [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 e.set_unit(options_.unit);
+                if (!v1::Priority_IsValid(request.priority())) {
+                  return FieldError("priority", "is not a priority");
+                }
+                e.set_priority(request.priority());
                 r.mutable_package()->set_handover_notes(request.notes());
                 return absl::OkStatus();
               });
+}
+
+absl::StatusOr<v1::ForceStepResponse> Desk::ReportProgress(
+    const Call& call, const v1::ReportProgressRequest& request) {
+  return Step(
+      call, request, request.request_id(), request.referral_id(), v1::EVENT_TYPE_PROGRESS_UPDATED,
+      referral::ProgressFill(request.status(), request.note(),
+                             {v1::REFERRAL_STATE_UNDER_RESEARCH, v1::REFERRAL_STATE_HANDED_OVER,
+                              v1::REFERRAL_STATE_JOINT_INVESTIGATION}));
 }
 
 absl::Status Desk::Receive(Txn& txn, const Identity& peer, const v1::Envelope& env) {

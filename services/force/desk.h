@@ -63,6 +63,8 @@ class Desk {
                                                  const v1::HandOverRequest& request);
   absl::StatusOr<v1::ForceStepResponse> UpdateOutcome(const Call& call,
                                                       const v1::UpdateOutcomeRequest& request);
+  absl::StatusOr<v1::ForceStepResponse> ReportProgress(const Call& call,
+                                                       const v1::ReportProgressRequest& request);
 
   // Applies one envelope from ukfiu or this force's unit, inside the delivery transaction, as
   // the rules table allows (referral::Mirror::Receive); a new referral is recorded as RECEIVED.

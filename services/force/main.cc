@@ -69,6 +69,12 @@ class ForceService final : public v1::Force::CallbackService {
     return Run(ctx, "/sarloop.v1.Force/UpdateOutcome", *req, resp,
                [this, req](const Call& c) { return desk_->UpdateOutcome(c, *req); });
   }
+  grpc::ServerUnaryReactor* ReportProgress(grpc::CallbackServerContext* ctx,
+                                           const v1::ReportProgressRequest* req,
+                                           v1::ForceStepResponse* resp) override {
+    return Run(ctx, "/sarloop.v1.Force/ReportProgress", *req, resp,
+               [this, req](const Call& c) { return desk_->ReportProgress(c, *req); });
+  }
   grpc::ServerUnaryReactor* HandOver(grpc::CallbackServerContext* ctx,
                                      const v1::HandOverRequest* req,
                                      v1::ForceStepResponse* resp) override {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/ids.h"
+#include "common/referral/clocks.h"
 #include "common/status.h"
 
 namespace sarloop::nca {
@@ -238,7 +239,15 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
     min_fy_ = min_fy_ == 0 ? f.fy : std::min<int>(min_fy_, f.fy);
     max_fy_ = std::max<int>(max_fy_, f.fy);
   }
-  if (e.has_due_at()) f.due_s = e.due_at().seconds();
+  // Overdue against the running clock (clocks.h); entries folded before staged clocks keep the
+  // dispatch's due date.
+  if (e.has_next_due_at()) {
+    f.due_s = e.next_due_at().seconds();
+  } else if (e.has_due_at() && !e.has_received_at()) {
+    f.due_s = e.due_at().seconds();
+  }
+  // Regulation 19's first report: 12 months after receipt (clocks.h), one definition.
+  if (e.has_dispatched_at()) f.reg19_s = absl::ToUnixSeconds(Reg19DueAt(e, 1));
   if (e.has_feedback_at()) f.feedback_s = e.feedback_at().seconds();
   for (int role : e.subject_roles()) {
     if (role != v1::SUBJECT_ROLE_UNSPECIFIED) {
@@ -438,8 +447,7 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
     a.counts[kOverdue] += open && f.due_s > 0 && f.due_s < now_s;
     a.counts[kEscalated] += f.escalated;
     a.counts[kReminded] += f.reminded;
-    a.counts[kOpenOver12Months] +=
-        open && f.dispatched_s > 0 && f.dispatched_s < now_s - 365 * kDay;
+    a.counts[kOpenOver12Months] += open && f.reg19_s > 0 && f.reg19_s <= now_s;
     if (outcome) a.outcomes[f.outcome % a.outcomes.size()]++;
     if (f.feedback_s > 0 && f.dispatched_s > 0 && f.feedback_s >= f.dispatched_s) {
       const auto days = static_cast<int32_t>(

@@ -56,8 +56,9 @@ class AggregateIndex {
     int16_t fy = 0;
     uint8_t quarter = 0;
     int64_t dispatched_s = 0;  // 0 until the DISPATCHED event arrives
-    int64_t due_s = 0;
-    int64_t feedback_s = 0;  // 0 without feedback
+    int64_t due_s = 0;         // the running clock's due time (clocks.h); 0 when nothing is due
+    int64_t reg19_s = 0;       // when regulation 19's first report falls due (clocks.h)
+    int64_t feedback_s = 0;    // 0 without feedback
     // The referral's distinct subjects: subject_pool_[subjects_at, subjects_at + subject_count).
     uint32_t subjects_at = 0;
     uint32_t subject_count = 0;

@@ -96,6 +96,14 @@ CREATE INDEX entries_open_by_org_due ON entries (organisation, due_at, referral_
 // IN list through a temporary b-tree, which on every insert into a partial index is slow.
 constexpr char kOpen[] = "(state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8)";
 
+// The due time the overdue list orders and filters by: the running clock's (clocks.h), or, for an
+// entry folded before staged clocks, the dispatch's due date; 0 once nothing is due.
+int64_t NextDueMicros(const v1::RegisterEntry& e) {
+  if (e.has_next_due_at()) return ToMicros(FromProto(e.next_due_at()));
+  if (e.clock_stage() == v1::CLOCK_STAGE_NONE && e.has_received_at()) return 0;
+  return e.has_due_at() ? ToMicros(FromProto(e.due_at())) : int64_t{0};
+}
+
 // A stored entry, read in today's outcome vocabulary (entries stored before tracks included).
 absl::Status ParseEntry(const std::string& stored, v1::RegisterEntry& entry) {
   if (!entry.ParseFromString(stored)) {
@@ -168,9 +176,9 @@ absl::Status Register::SaveEntry(Txn& txn, const v1::RegisterEntry& e) {
       "escalated = excluded.escalated, entry = excluded.entry, seq = excluded.seq",
       {e.referral_id(), e.organisation(), int64_t{e.state()},
        e.has_dispatched_at() ? ToMicros(FromProto(e.dispatched_at())) : int64_t{0},
-       e.has_due_at() ? ToMicros(FromProto(e.due_at())) : int64_t{0}, int64_t{e.outcome().type()},
-       int64_t{!e.unit().empty()}, int64_t{e.assistance_declines()}, int64_t{e.reminders()},
-       int64_t{e.escalated()}, Blob{e.SerializeAsString()}, next[0].Int(0)});
+       NextDueMicros(e), int64_t{e.outcome().type()}, int64_t{!e.unit().empty()},
+       int64_t{e.assistance_declines()}, int64_t{e.reminders()}, int64_t{e.escalated()},
+       Blob{e.SerializeAsString()}, next[0].Int(0)});
 }
 
 absl::StatusOr<v1::GetTimelineResponse> Register::Timeline(const std::string& referral_id) {

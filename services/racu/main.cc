@@ -57,6 +57,12 @@ class RacuService final : public v1::Racu::CallbackService {
     return Run(ctx, "/sarloop.v1.Racu/RecordOutcome", *req, resp,
                [this, req](const Call& c) { return unit_->RecordOutcome(c, *req); });
   }
+  grpc::ServerUnaryReactor* ReportProgress(grpc::CallbackServerContext* ctx,
+                                           const v1::ReportUnitProgressRequest* req,
+                                           v1::UnitStepResponse* resp) override {
+    return Run(ctx, "/sarloop.v1.Racu/ReportProgress", *req, resp,
+               [this, req](const Call& c) { return unit_->ReportProgress(c, *req); });
+  }
   grpc::ServerUnaryReactor* UpdateOutcome(grpc::CallbackServerContext* ctx,
                                           const v1::UpdateUnitOutcomeRequest* req,
                                           v1::UnitStepResponse* resp) override {

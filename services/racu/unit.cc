@@ -62,8 +62,13 @@ absl::StatusOr<v1::UnitStepResponse> Unit::Step(const Call& call,
 absl::StatusOr<v1::UnitStepResponse> Unit::Accept(const Call& call,
                                                   const v1::AcceptHandoverRequest& request) {
   return Step(call, request, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED,
-              [](v1::LifecycleEvent&, v1::Referral&) { return absl::OkStatus(); });
+              v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, [&](v1::LifecycleEvent& e, v1::Referral&) {
+                if (!v1::Priority_IsValid(request.priority())) {
+                  return FieldError("priority", "is not a priority");
+                }
+                e.set_priority(request.priority());
+                return absl::OkStatus();
+              });
 }
 
 absl::StatusOr<v1::UnitStepResponse> Unit::DeclineAssistance(
@@ -91,6 +96,14 @@ absl::StatusOr<v1::UnitStepResponse> Unit::UpdateOutcome(
               v1::EVENT_TYPE_OUTCOME_UPDATED,
               referral::OutcomeFill(request.outcome(), options_.code, /*finishes=*/false,
                                     {v1::REFERRAL_STATE_JOINT_INVESTIGATION}));
+}
+
+absl::StatusOr<v1::UnitStepResponse> Unit::ReportProgress(
+    const Call& call, const v1::ReportUnitProgressRequest& request) {
+  return Step(call, request, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_PROGRESS_UPDATED,
+              referral::ProgressFill(request.status(), request.note(),
+                                     {v1::REFERRAL_STATE_JOINT_INVESTIGATION}));
 }
 
 absl::Status Unit::Receive(Txn& txn, const Identity& peer, const v1::Envelope& env) {

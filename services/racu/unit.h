@@ -53,6 +53,8 @@ class Unit {
                                                      const v1::RecordOutcomeRequest& request);
   absl::StatusOr<v1::UnitStepResponse> UpdateOutcome(const Call& call,
                                                      const v1::UpdateUnitOutcomeRequest& request);
+  absl::StatusOr<v1::UnitStepResponse> ReportProgress(const Call& call,
+                                                      const v1::ReportUnitProgressRequest& request);
 
   // Applies one envelope, as the rules table allows (referral::Mirror::Receive): a handover from
   // a served force (with its package), that force's later decision on a referral this unit

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "common/ids.h"
 #include "common/messaging.h"
+#include "common/referral/clocks.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/referral_store.h"
@@ -88,6 +89,8 @@ Desk::Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptio
       clock_(clock),
       reference_(reference),
       options_(std::move(options)),
+      chase_{absl::Hours(24) * options_.feedback.reminder_repeat_days(),
+             absl::Hours(24) * options_.feedback.grace_days(), 3},
       outbox_(db, worker, std::move(peers)),
       mirror_(referral::Receiver{referral::kUkfiuCode, false, false}, outbox_,
               ReferralStoreSaver(clock), clock) {
@@ -252,6 +255,8 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
       NewEvent(v1::EVENT_TYPE_DISPATCHED, r.referral_id(), referral::kUkfiuCode, org, actor, now);
   *dispatched.mutable_thr() = d.thr;
   *dispatched.mutable_due_at() = r.due_at();
+  *dispatched.mutable_ack_due_at() =
+      ToProto(std::min(due, now + absl::Hours(24) * options_.feedback.ack_days()));
   dispatched.set_linked_referral_id(d.linked);
   dispatched.set_route(r.route());
   for (const v1::Subject& s : sar.subjects()) {
@@ -401,9 +406,40 @@ absl::StatusOr<v1::ListReferralsResponse> Desk::List(const v1::ListReferralsRequ
   return response;
 }
 
+namespace {
+int CountOf(const std::vector<v1::LifecycleEvent>& events, v1::EventType type) {
+  return static_cast<int>(
+      std::count_if(events.begin(), events.end(), [&](const auto& e) { return e.type() == type; }));
+}
+
+// The status of the latest progress update, in the events' order.
+v1::ProgressStatus LastProgress(const std::vector<v1::LifecycleEvent>& events) {
+  v1::ProgressStatus last = v1::PROGRESS_STATUS_UNSPECIFIED;
+  for (const auto& e : events) {
+    if (e.type() == v1::EVENT_TYPE_PROGRESS_UPDATED) last = e.progress();
+  }
+  return last;
+}
+}  // namespace
+
+std::string Desk::LadderAddressee(const std::string& org_code, int rung) const {
+  const v1::Organisation* org = reference_.FindOrganisation(org_code);
+  const std::string name = org ? org->name() : org_code;
+  const bool police = org == nullptr || org->kind() != v1::ORGANISATION_KIND_LAW_ENFORCEMENT_AGENCY;
+  switch (rung) {
+    case 1:
+      return absl::StrCat("Head of Professional Standards, ", name);
+    case 2:
+      return absl::StrCat(police ? "Deputy Chief Constable, " : "Deputy head of agency, ", name);
+    default:
+      return police ? absl::StrCat("Police and Crime Commissioner (local policing body), ", name)
+                    : absl::StrCat("Oversight body (police and crime commissioner's equivalent), ",
+                                   name);
+  }
+}
+
 absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
   const absl::Time now = clock_.Now();
-  const v1::FeedbackClockConfig& fc = options_.feedback;
   v1::RunFeedbackClockResponse response;
   *response.mutable_as_of() = ToProto(now);
   std::vector<std::string> candidates;
@@ -419,50 +455,38 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
     RETURN_IF_ERROR(db_.Transact([&](Txn& txn) -> absl::Status {
       ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, id));
       ASSIGN_OR_RETURN(auto events, EventsOf(txn, id));
-      absl::Time research_started = absl::InfiniteFuture();
-      absl::Time reminded_at = absl::InfiniteFuture();
-      for (const auto& e : events) {
-        if (e.type() == v1::EVENT_TYPE_RESEARCH_STARTED) {
-          research_started = std::min(research_started, FromProto(e.occurred_at()));
-        }
-        if (e.type() == v1::EVENT_TYPE_REMINDER_SENT) {
-          reminded_at = std::min(reminded_at, FromProto(e.occurred_at()));
-        }
-      }
-      const v1::RegisterEntry entry = Fold(std::move(events));
+      const v1::RegisterEntry entry = Fold(events);
       if (IsTerminal(entry.state())) return absl::OkStatus();
-      const absl::Time due = FromProto(r.due_at());
       std::vector<v1::LifecycleEvent> out;
-      // Only a decline or an outcome is feedback (DESIGN §3): an open joint investigation past
-      // its due date is reminded and escalated like any other silence.
-      if (now >= due && entry.reminders() == 0) {
+      // The staged clock (clocks.h): silence past the running stage's due time is reminded, then
+      // climbs the ladder; an investigation that reports progress on time is never chased.
+      const Chase chase = ChaseNow(entry, events, now, chase_);
+      if (chase.reminder > 0) {
         out.push_back(NewEvent(v1::EVENT_TYPE_REMINDER_SENT, id, referral::kUkfiuCode,
                                r.organisation(), ServiceActor(), now));
-        out.back().set_sequence(1);
+        out.back().set_sequence(chase.reminder);
         response.set_reminders_sent(response.reminders_sent() + 1);
-      } else if (entry.reminders() > 0 && !entry.escalated() &&
-                 now >= reminded_at + absl::Hours(24) * fc.grace_days()) {
+      }
+      if (chase.rung > 0) {
         out.push_back(NewEvent(v1::EVENT_TYPE_ESCALATED, id, referral::kUkfiuCode, r.organisation(),
                                ServiceActor(), now));
-        out.back().set_sequence(1);
-        const v1::Organisation* org = reference_.FindOrganisation(r.organisation());
-        out.back().set_addressee(
-            absl::StrCat("Chief Officer, ", org ? org->name() : r.organisation()));
+        out.back().set_sequence(chase.rung);
+        out.back().set_addressee(LadderAddressee(r.organisation(), chase.rung));
         response.set_escalations(response.escalations() + 1);
       }
-      const bool investigating = entry.state() == v1::REFERRAL_STATE_UNDER_RESEARCH ||
-                                 entry.state() == v1::REFERRAL_STATE_HANDED_OVER ||
-                                 entry.state() == v1::REFERRAL_STATE_JOINT_INVESTIGATION;
-      if (investigating && research_started != absl::InfiniteFuture()) {
-        const int flags = entry.open_investigation_flags();
-        const absl::Time next = research_started + kMonth * fc.open_flag_months() +
-                                kMonth * fc.open_flag_repeat_months() * flags;
-        if (now >= next) {
-          out.push_back(NewEvent(v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG, id, referral::kUkfiuCode,
-                                 r.organisation(), ServiceActor(), now));
-          out.back().set_sequence(flags + 1);
-          response.set_open_investigation_flags(response.open_investigation_flags() + 1);
+      // Regulation 19: open 12 months after receipt, then every 6; reported to the police and
+      // crime commissioner unless the force recorded that this would prejudice the investigation.
+      const int flags = CountOf(events, v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG);
+      if (now >= Reg19DueAt(entry, flags + 1)) {
+        out.push_back(NewEvent(v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG, id, referral::kUkfiuCode,
+                               r.organisation(), ServiceActor(), now));
+        out.back().set_sequence(flags + 1);
+        if (LastProgress(events) == v1::PROGRESS_STATUS_REG19_NOT_REPORTED_PREJUDICE) {
+          out.back().set_reason("not reported: would prejudice the investigation");
+        } else {
+          out.back().set_addressee(LadderAddressee(r.organisation(), 3));
         }
+        response.set_open_investigation_flags(response.open_investigation_flags() + 1);
       }
       for (const auto& e : out) RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
       return absl::OkStatus();

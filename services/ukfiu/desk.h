@@ -17,6 +17,7 @@
 #include "common/linkage_encoding.h"
 #include "common/messaging.h"
 #include "common/reference.h"
+#include "common/referral/clocks.h"
 #include "common/referral/mirror.h"
 #include "common/storage.h"
 #include "sarloop/v1/config.pb.h"
@@ -92,11 +93,14 @@ class Desk {
   absl::StatusOr<v1::Referral> Dispatch(Txn& txn, const Dispatching& d, const v1::Actor& actor,
                                         absl::Time now);
   absl::Status CheckOrganisation(const std::string& field, const std::string& code) const;
+  // Who rung `rung` of the escalation ladder is for `org_code`.
+  std::string LadderAddressee(const std::string& org_code, int rung) const;
 
   Database& db_;
   Clock& clock_;
   const ReferenceData& reference_;
   const DeskOptions options_;
+  const ChasePolicy chase_;
   Outbox outbox_;
   referral::Mirror mirror_;
   // One encoder (it caches token positions); SubmitSar bodies may run on several threads.

@@ -398,7 +398,8 @@ TEST_F(ChainTest, SilenceIsRemindedThenEscalated) {
   ASSERT_RPC_OK(forces_["MPS"]->Decline(Context().get(), decline, &resp));
   ASSERT_TRUE(WaitFor([&] { return Summary().total().feedback_received() == 1; }));
 
-  chain_->SetClockOffset(absl::Hours(24 * 91));
+  // Acknowledgement was due after 5 days; the ladder's first rung is 28 days later.
+  chain_->SetClockOffset(absl::Hours(24 * 20));
   v1::RunFeedbackClockResponse clock;
   ASSERT_TRUE(WaitFor([&] {
     return ukfiu_->RunFeedbackClock(Context().get(), v1::RunFeedbackClockRequest(), &clock).ok() &&
@@ -411,7 +412,7 @@ TEST_F(ChainTest, SilenceIsRemindedThenEscalated) {
   EXPECT_EQ(overdue_ids, (std::set<std::string>{silent_a, silent_b}));
   EXPECT_EQ(Summary().total().escalated(), 0);
 
-  chain_->SetClockOffset(absl::Hours(24 * 120));
+  chain_->SetClockOffset(absl::Hours(24 * 40));
   ASSERT_TRUE(WaitFor([&] {
     ukfiu_->RunFeedbackClock(Context().get(), v1::RunFeedbackClockRequest(), &clock);
     return Summary().total().escalated() == 2;
@@ -523,6 +524,150 @@ TEST_F(ChainTest, OutcomesAreTracksAndTheReferralFinishesWhenEveryTrackIsFinal) 
   ASSERT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_OUTCOME_RECORDED));
   EXPECT_EQ(force_update(v1::OUTCOME_TYPE_ADVISORY_LIST_ENTRY).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// Issue 20's walk: one referral through charge, conviction, a gross misconduct hearing ending in
+// dismissal and a barred list entry, over 20 months of moved clock with progress reported on time:
+// never reminded or escalated, reported under regulation 19 at 12 and 18 months, all three tracks
+// in the register. Beside it a silent referral climbs the ladder to the PCC.
+TEST_F(ChainTest, ATwentyMonthInvestigationReportingOnTimeIsNeverChased) {
+  const std::string id = Refer("NFK", "Long Case Subject");
+  const std::string silent = Refer("NFK", "Silent Case Subject");
+  Research("NFK", id);
+  v1::HandOverRequest h;
+  h.set_request_id(NewId("req-"));
+  h.set_referral_id(id);
+  h.set_notes("covert financial investigation needed");
+  h.set_priority(v1::PRIORITY_P2);
+  v1::ForceStepResponse force_step;
+  ASSERT_RPC_OK(forces_["NFK"]->HandOver(Context().get(), h, &force_step));
+  EXPECT_EQ(force_step.referral().clock_stage(), v1::CLOCK_STAGE_PROGRESS);
+  v1::GetHandoverRequest get;
+  get.set_referral_id(id);
+  v1::GetHandoverResponse held;
+  ASSERT_TRUE(WaitFor([&] { return ersou_->GetHandover(Context().get(), get, &held).ok(); }));
+  v1::UnitStepResponse unit_step;
+  v1::AcceptHandoverRequest accept;
+  accept.set_request_id(NewId("req-"));
+  accept.set_referral_id(id);
+  accept.set_priority(v1::PRIORITY_P2);
+  ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &unit_step));
+
+  // What UKFIU holds of a referral: its events' types.
+  auto ukfiu_events = [&](const std::string& ref) {
+    v1::GetReferralRequest req;
+    req.set_referral_id(ref);
+    v1::GetReferralResponse resp;
+    std::multiset<v1::EventType> types;
+    if (ukfiu_->GetReferral(Context().get(), req, &resp).ok()) {
+      for (const auto& e : resp.events()) types.insert(e.type());
+    }
+    return types;
+  };
+  auto outcome = [&](v1::OutcomeType type) {
+    v1::Outcome o = SampleOutcome(type);
+    if (type == v1::OUTCOME_TYPE_MISCONDUCT_HEARING) {
+      o.set_finding(v1::CONDUCT_FINDING_GROSS_MISCONDUCT);
+      o.set_misconduct_result(v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE);
+    }
+    return o;
+  };
+  int contacts = 0;  // progress and outcome updates UKFIU must have before the clock moves
+  const absl::Time start = absl::Now();
+  for (int step = 1; step <= 11; ++step) {
+    // 55 days a step: inside P2's 60-day progress interval. UKFIU's clock runs at every step (its
+    // own runs, every second, may miss a step the test takes faster).
+    const absl::Duration offset = absl::Hours(24 * 55 * step);
+    chain_->SetClockOffset(offset);
+    v1::RunFeedbackClockResponse run;
+    ASSERT_TRUE(WaitFor([&] {
+      return ukfiu_->RunFeedbackClock(Context().get(), v1::RunFeedbackClockRequest(), &run).ok() &&
+             FromProto(run.as_of()) >= start + offset;
+    })) << "step "
+        << step;
+    if (step == 11) break;
+    v1::ReportUnitProgressRequest progress;
+    progress.set_request_id(NewId("req-"));
+    progress.set_referral_id(id);
+    progress.set_status(step < 5 ? v1::PROGRESS_STATUS_AWAITING_CHARGING_DECISION
+                                 : v1::PROGRESS_STATUS_AWAITING_CONDUCT_PROCEEDINGS);
+    ASSERT_RPC_OK(ersou_->ReportProgress(Context().get(), progress, &unit_step));
+    ++contacts;
+    v1::UpdateUnitOutcomeRequest unit_update;
+    unit_update.set_request_id(NewId("req-"));
+    unit_update.set_referral_id(id);
+    v1::UpdateOutcomeRequest force_update;
+    force_update.set_request_id(NewId("req-"));
+    force_update.set_referral_id(id);
+    if (step == 2 || step == 5) {
+      *unit_update.mutable_outcome() = outcome(step == 2 ? v1::OUTCOME_TYPE_CRIMINAL_CHARGED
+                                                         : v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
+      ASSERT_RPC_OK(ersou_->UpdateOutcome(Context().get(), unit_update, &unit_step));
+      ++contacts;
+    }
+    if (step == 6 || step == 8 || step == 10) {
+      ASSERT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_JOINT_INVESTIGATION));
+      *force_update.mutable_outcome() = outcome(step == 6   ? v1::OUTCOME_TYPE_CASE_TO_ANSWER
+                                                : step == 8 ? v1::OUTCOME_TYPE_MISCONDUCT_HEARING
+                                                            : v1::OUTCOME_TYPE_BARRED_LIST_ENTRY);
+      ASSERT_RPC_OK(forces_["NFK"]->UpdateOutcome(Context().get(), force_update, &force_step));
+      ++contacts;
+    }
+    ASSERT_TRUE(WaitFor([&] {
+      const auto types = ukfiu_events(id);
+      return static_cast<int>(types.count(v1::EVENT_TYPE_PROGRESS_UPDATED) +
+                              types.count(v1::EVENT_TYPE_OUTCOME_UPDATED)) == contacts;
+    })) << "step "
+        << step;
+  }
+  // The unit's conduct tracks are the force's: the unit finishes once it has them all.
+  ASSERT_TRUE(WaitFor([&] {
+    v1::GetHandoverResponse r;
+    return ersou_->GetHandover(Context().get(), get, &r).ok() && r.referral().tracks_size() == 3 &&
+           r.referral().tracks(2).type() == v1::OUTCOME_TYPE_BARRED_LIST_ENTRY;
+  }));
+  v1::RecordOutcomeRequest record;
+  record.set_request_id(NewId("req-"));
+  record.set_referral_id(id);
+  *record.mutable_outcome() = outcome(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
+  ASSERT_RPC_OK(ersou_->RecordOutcome(Context().get(), record, &unit_step));
+
+  v1::GetTimelineRequest tl;
+  tl.set_referral_id(id);
+  v1::GetTimelineResponse timeline;
+  ASSERT_TRUE(WaitFor([&] {
+    return nca_->GetTimeline(Context().get(), tl, &timeline).ok() &&
+           timeline.entry().state() == v1::REFERRAL_STATE_OUTCOME_RECORDED;
+  }));
+  const v1::RegisterEntry& e = timeline.entry();
+  EXPECT_EQ(e.reminders(), 0);
+  EXPECT_FALSE(e.escalated());
+  EXPECT_EQ(e.open_investigation_flags(), 2) << "regulation 19: 12 and 18 months after receipt";
+  ASSERT_EQ(e.tracks_size(), 3);
+  EXPECT_EQ(e.tracks(0).type(), v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
+  EXPECT_EQ(e.tracks(1).type(), v1::OUTCOME_TYPE_MISCONDUCT_HEARING);
+  EXPECT_EQ(e.tracks(2).type(), v1::OUTCOME_TYPE_BARRED_LIST_ENTRY);
+  for (const auto& ev : timeline.events()) {
+    if (ev.type() == v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG) {
+      EXPECT_THAT(ev.addressee(), ::testing::HasSubstr("Police and Crime Commissioner"));
+    }
+  }
+
+  // The silent one climbed the ladder, one rung per grace period, to the PCC.
+  tl.set_referral_id(silent);
+  std::vector<std::string> ladder;
+  ASSERT_TRUE(WaitFor([&] {
+    ladder.clear();
+    if (!nca_->GetTimeline(Context().get(), tl, &timeline).ok()) return false;
+    for (const auto& ev : timeline.events()) {
+      if (ev.type() == v1::EVENT_TYPE_ESCALATED) ladder.push_back(ev.addressee());
+    }
+    return ladder.size() == 3;
+  }));
+  EXPECT_THAT(ladder[0], ::testing::HasSubstr("Head of Professional Standards"));
+  EXPECT_THAT(ladder[1], ::testing::HasSubstr("Deputy Chief Constable"));
+  EXPECT_THAT(ladder[2], ::testing::HasSubstr("Police and Crime Commissioner"));
+  EXPECT_GE(timeline.entry().reminders(), 2) << "reminders repeat while the silence lasts";
 }
 
 TEST_F(ChainTest, WithdrawalAndRedirectionReachEveryHolder) {

@@ -74,6 +74,58 @@ while True:
     if not token:
         break
 
+# The staged clocks as the README states them ("Staged clocks"), worked out here from the events
+# on their own: acknowledgement due at the dispatch's ack_due_at; the first decision (a decline,
+# close, handover, joint investigation, or a progress or outcome update) due at due_at, or, after
+# a unit declined to assist, as long after that as the first was after dispatch; then a contact at
+# the interval the priority sets.
+INTERVAL_DAYS = {1: 30, 2: 60, 3: 90, 4: 180}
+DECISIONS = {ET.Value(n) for n in ("EVENT_TYPE_DECLINED_BY_FORCE", "EVENT_TYPE_CLOSED_BY_FORCE",
+                                   "EVENT_TYPE_HANDED_OVER",
+                                   "EVENT_TYPE_JOINT_INVESTIGATION_OPENED",
+                                   "EVENT_TYPE_OUTCOME_UPDATED")}
+REG19_NOTE = types_pb2.ProgressStatus.Value("PROGRESS_STATUS_REG19_NOT_REPORTED_PREJUDICE")
+
+
+def next_due(d, events):
+    acked = decided = last = None
+    decision_due = d.due_at.seconds
+    priority = 0
+    for e in events:
+        s = e.occurred_at.seconds
+        if e.priority:
+            priority = e.priority
+        decision = e.type in DECISIONS or (e.type == ET.Value("EVENT_TYPE_PROGRESS_UPDATED")
+                                           and e.progress != REG19_NOTE)
+        if e.type in (ET.Value("EVENT_TYPE_ACKNOWLEDGED"), ET.Value("EVENT_TYPE_RESEARCH_STARTED")):
+            acked = acked or s
+        if decision:
+            acked, decided = acked or s, decided or s
+            last = max(last or s, s)
+        if e.type == ET.Value("EVENT_TYPE_ASSISTANCE_DECLINED"):
+            decided = None
+            decision_due = s + (d.due_at.seconds - d.occurred_at.seconds)
+            last = max(last or s, s)
+    if acked is None:
+        return d.ack_due_at.seconds or d.due_at.seconds
+    if decided is None:
+        return decision_due
+    return max(decided, last) + INTERVAL_DAYS.get(priority, 90) * DAY
+
+
+# Regulation 19: 12 calendar months after the force received the referral (the dispatch without a
+# receipt).
+def reg19_due(d, events):
+    received = [e.occurred_at.seconds for e in events if e.type == ET.Value("EVENT_TYPE_RECEIVED")]
+    start = datetime.datetime.fromtimestamp(min(received) if received else d.occurred_at.seconds,
+                                            datetime.timezone.utc)
+    try:
+        due = start.replace(year=start.year + 1)
+    except ValueError:  # 29 February: the next day, as the services count
+        due = start.replace(year=start.year + 1, month=3, day=1)
+    return int(due.timestamp())
+
+
 facts = []
 for rid in ids:
     events = list(call("GetTimeline", nca_pb2.GetTimelineRequest(referral_id=rid),
@@ -93,7 +145,8 @@ for rid in ids:
         "region": regions.get(d.organisation, "UNKNOWN"),
         "dispatched": d.occurred_at.seconds,
         "fy": fy_of(d.occurred_at.seconds),
-        "due": d.due_at.seconds,
+        "due": next_due(d, before_end),
+        "reg19": reg19_due(d, events),
         "subjects": set(d.subject_refs),
         "end": end.type if end else None,
         "feedback": end.occurred_at.seconds if end and end.type in FEEDBACK_ENDS else None,
@@ -149,7 +202,7 @@ def measures(fs):
     m["assistance_declined"] = sum(f["assistance_declines"] > 0 for f in fs)
     m["overdue"] = sum(is_open(f) and 0 < f["due"] < AS_OF for f in fs)
     m["escalated"] = sum(f["escalated"] for f in fs)
-    m["open_over_12_months"] = sum(is_open(f) and f["dispatched"] < AS_OF - 365 * DAY for f in fs)
+    m["open_over_12_months"] = sum(is_open(f) and f["reg19"] <= AS_OF for f in fs)
     m["repeat_subjects"] = len({s for f in fs for s in f["subjects"] if subject_count[s] >= 2})
     asked = m["referred"] - m["withdrawn"] - m["redirected"]
     m["response_rate"] = m["feedback_received"] / asked if asked else None

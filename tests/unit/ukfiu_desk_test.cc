@@ -31,10 +31,10 @@ class UkfiuDeskTest : public ::testing::Test {
     db_ = std::move(*db);
     DeskOptions options;
     options.subject_key = std::string(32, 'k');
-    options.feedback.set_due_days(90);
+    options.feedback.set_due_days(28);
     options.feedback.set_grace_days(28);
-    options.feedback.set_open_flag_months(12);
-    options.feedback.set_open_flag_repeat_months(6);
+    options.feedback.set_ack_days(5);
+    options.feedback.set_reminder_repeat_days(14);
     options.reachable = {"NFK", "SFK"};
     desk_ = std::make_unique<Desk>(*db_, clock_, ReferenceData::BuiltIn(), options);
     actor_.set_identity("spiffe://sarloop/ukfiu/intake");
@@ -89,7 +89,7 @@ TEST_F(UkfiuDeskTest, ReferralGoesToTheForceWithItsPackageAndToTheNcaWithout) {
   ASSERT_OK_AND_ASSIGN(auto resp, Refer(sar, "NFK"));
   EXPECT_EQ(resp.referral().state(), v1::REFERRAL_STATE_DISPATCHED);
   EXPECT_EQ(FromProto(resp.referral().due_at()) - FromProto(resp.referral().dispatched_at()),
-            absl::Hours(24 * 90));
+            absl::Hours(24 * 28));
   EXPECT_THAT(Outbox(), ElementsAre(std::make_tuple("NFK", v1::EVENT_TYPE_DISPATCHED, true),
                                     std::make_tuple("NCA", v1::EVENT_TYPE_DISPATCHED, false)));
 }
@@ -177,23 +177,81 @@ TEST_F(UkfiuDeskTest, FlagsDeconflictionWhenASubjectIsOpenElsewhere) {
   EXPECT_TRUE(unrelated.referral().deconfliction_with().empty());
 }
 
-TEST_F(UkfiuDeskTest, FeedbackClockRemindsThenEscalatesOnce) {
+// Silence at the first stage (acknowledgement, due in 5 days): reminded, reminded again, then the
+// ladder to real people, one rung per grace period, and no further.
+TEST_F(UkfiuDeskTest, SilenceIsRemindedThenClimbsTheLadder) {
   ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));
   ASSERT_OK_AND_ASSIGN(auto early, desk_->RunClock());
   EXPECT_EQ(early.reminders_sent(), 0);
-  clock_.Advance(absl::Hours(24 * 91));
+  clock_.Advance(absl::Hours(24 * 5));
   ASSERT_OK_AND_ASSIGN(auto due, desk_->RunClock());
   EXPECT_EQ(due.reminders_sent(), 1);
   ASSERT_OK_AND_ASSIGN(auto again, desk_->RunClock());
   EXPECT_EQ(again.reminders_sent() + again.escalations(), 0);
-  clock_.Advance(absl::Hours(24 * 28));
-  ASSERT_OK_AND_ASSIGN(auto late, desk_->RunClock());
-  EXPECT_EQ(late.escalations(), 1);
+  clock_.Advance(absl::Hours(24 * 14));
+  ASSERT_OK_AND_ASSIGN(auto repeat, desk_->RunClock());
+  EXPECT_EQ(repeat.reminders_sent(), 1) << "a reminder repeats every 14 days";
+  EXPECT_EQ(repeat.escalations(), 0);
+  std::vector<std::string> addressees;
+  for (int rung = 1; rung <= 4; ++rung) {
+    clock_.Advance(absl::Hours(24 * 28));
+    ASSERT_OK_AND_ASSIGN(auto run, desk_->RunClock());
+    EXPECT_EQ(run.escalations(), rung <= 3 ? 1 : 0) << "rung " << rung;
+  }
   ASSERT_OK_AND_ASSIGN(auto view, desk_->GetReferral(ref.referral().referral_id()));
-  EXPECT_EQ(view.referral().reminders(), 1);
+  for (const auto& e : view.events()) {
+    if (e.type() == v1::EVENT_TYPE_ESCALATED) addressees.push_back(e.addressee());
+  }
+  ASSERT_EQ(addressees.size(), 3u);
+  EXPECT_THAT(addressees[0], HasSubstr("Head of Professional Standards, Norfolk Constabulary"));
+  EXPECT_THAT(addressees[1], HasSubstr("Deputy Chief Constable, Norfolk Constabulary"));
+  EXPECT_THAT(addressees[2], HasSubstr("Police and Crime Commissioner"));
   EXPECT_TRUE(view.referral().escalated());
-  EXPECT_EQ(view.events().rbegin()->type(), v1::EVENT_TYPE_ESCALATED);
-  EXPECT_THAT(view.events().rbegin()->addressee(), HasSubstr("Norfolk Constabulary"));
+}
+
+// An investigation that reports progress on time is never chased, over 20 months; when it falls
+// silent, the progress clock its priority sets reminds it.
+TEST_F(UkfiuDeskTest, AnInvestigationThatUpdatesOnTimeIsNotOverdue) {
+  ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));
+  const std::string id = ref.referral().referral_id();
+  Identity nfk{"spiffe://sarloop/force/NFK", "force", "NFK", ""};
+  Identity ersou{"spiffe://sarloop/racu/ERSOU", "racu", "ERSOU", ""};
+  int n = 0;
+  auto deliver = [&](const Identity& from, v1::LifecycleEvent e) {
+    v1::Envelope env;
+    *env.mutable_event() = std::move(e);
+    env.set_message_id(absl::StrCat("m", n++));
+    return db_->Transact([&](Txn& txn) { return desk_->Receive(txn, from, env); });
+  };
+  for (v1::EventType t :
+       {v1::EVENT_TYPE_RECEIVED, v1::EVENT_TYPE_ACKNOWLEDGED, v1::EVENT_TYPE_RESEARCH_STARTED}) {
+    ASSERT_THAT(deliver(nfk, NewEvent(t, id, "NFK", "NFK", actor_, clock_.Now())), IsOk());
+  }
+  clock_.Advance(absl::Hours(24 * 20));
+  v1::LifecycleEvent handed =
+      NewEvent(v1::EVENT_TYPE_HANDED_OVER, id, "NFK", "NFK", actor_, clock_.Now());
+  handed.set_unit("ERSOU");
+  handed.set_priority(v1::PRIORITY_P2);
+  ASSERT_THAT(deliver(nfk, handed), IsOk());
+  v1::LifecycleEvent opened =
+      NewEvent(v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, id, "ERSOU", "NFK", actor_, clock_.Now());
+  opened.set_unit("ERSOU");
+  ASSERT_THAT(deliver(ersou, opened), IsOk());
+  int chased = 0;
+  for (int month = 0; month < 11; ++month) {  // 11 x 55 days: about 20 months
+    clock_.Advance(absl::Hours(24 * 55));
+    v1::LifecycleEvent progress =
+        NewEvent(v1::EVENT_TYPE_PROGRESS_UPDATED, id, "ERSOU", "NFK", actor_, clock_.Now());
+    progress.set_unit("ERSOU");
+    progress.set_progress(v1::PROGRESS_STATUS_AWAITING_TRIAL);
+    ASSERT_THAT(deliver(ersou, progress), IsOk());
+    ASSERT_OK_AND_ASSIGN(auto run, desk_->RunClock());
+    chased += run.reminders_sent() + run.escalations();
+  }
+  EXPECT_EQ(chased, 0);
+  clock_.Advance(absl::Hours(24 * 61));
+  ASSERT_OK_AND_ASSIGN(auto silent, desk_->RunClock());
+  EXPECT_EQ(silent.reminders_sent(), 1) << "P2: a progress update was due after 60 days";
 }
 
 TEST_F(UkfiuDeskTest, WithdrawnReferralCannotBeWithdrawnAgain) {
@@ -258,11 +316,24 @@ TEST_F(UkfiuDeskTest, OpenInvestigationIsFlaggedAtTwelveMonthsThenEverySix) {
   EXPECT_EQ(flags_after(absl::Hours(24 * 360)), 0);  // under 12 months
   EXPECT_EQ(flags_after(absl::Hours(24 * 6)), 1);    // 366 days
   EXPECT_EQ(flags_after(absl::Hours(24 * 30)), 0);
+  // The force records that a report would prejudice the investigation: the next flag says so,
+  // and is addressed to nobody.
+  v1::Envelope env;
+  *env.mutable_event() =
+      NewEvent(v1::EVENT_TYPE_PROGRESS_UPDATED, id, "NFK", "NFK", actor_, clock_.Now());
+  env.mutable_event()->set_progress(v1::PROGRESS_STATUS_REG19_NOT_REPORTED_PREJUDICE);
+  env.set_message_id("m-reg19");
+  ASSERT_THAT(db_->Transact([&](Txn& txn) { return desk_->Receive(txn, nfk, env); }), IsOk());
   EXPECT_EQ(flags_after(absl::Hours(24 * 160)), 1);  // 18 months
   ASSERT_OK_AND_ASSIGN(auto view, desk_->GetReferral(id));
-  int flags = 0;
-  for (const auto& e : view.events()) flags += e.type() == v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG;
-  EXPECT_EQ(flags, 2);
+  std::vector<v1::LifecycleEvent> flags;
+  for (const auto& e : view.events()) {
+    if (e.type() == v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG) flags.push_back(e);
+  }
+  ASSERT_EQ(flags.size(), 2u);
+  EXPECT_THAT(flags[0].addressee(), HasSubstr("Police and Crime Commissioner"));
+  EXPECT_EQ(flags[1].addressee(), "");
+  EXPECT_THAT(flags[1].reason(), HasSubstr("would prejudice the investigation"));
 }
 
 TEST_F(UkfiuDeskTest, RedirectLinksTheNewReferral) {

@@ -100,6 +100,12 @@ absl::StatusOr<v1::Outcome> ReadOutcome(const Args& args) {
   return outcome;
 }
 
+absl::StatusOr<v1::Priority> ReadPriority(const Args& args) {
+  std::optional<std::string> p = args.Get("priority");
+  if (!p) return v1::PRIORITY_UNSPECIFIED;
+  return ParseEnum<v1::Priority>("priority", *p);
+}
+
 absl::StatusOr<Paging> ReadPaging(const Args& args) {
   Paging paging;
   if (std::optional<std::string> size = args.Get("page-size")) {

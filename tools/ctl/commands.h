@@ -99,6 +99,9 @@ inline constexpr char kOutcomeSynopsis[] =
     "--opened DATE [--closed DATE] [--summary TEXT]";
 absl::StatusOr<v1::Outcome> ReadOutcome(const Args& args);
 
+// --priority P1..P4 (or PRIORITY_P1); UNSPECIFIED when absent.
+absl::StatusOr<v1::Priority> ReadPriority(const Args& args);
+
 // --page-size (1 to 1000; the server's default when absent), --page-token, --all.
 struct Paging {
   int32_t page_size = 0;

@@ -6,6 +6,7 @@
 #include "sarloop/v1/force.grpc.pb.h"
 #include "sarloop/v1/racu.grpc.pb.h"
 #include "tools/ctl/commands.h"
+#include "tools/ctl/values.h"
 #include "tools/ctl/views.h"
 
 namespace sarloop::ctl {
@@ -107,12 +108,34 @@ absl::Status ForceUpdateOutcome(const Input& in, Session& session) {
   return EmitStep(session, response);
 }
 
+// --status (required) and --note.
+template <typename Request>
+absl::Status ReadProgress(const Input& in, Request& request) {
+  ASSIGN_OR_RETURN(std::string status, in.args.Require("status"));
+  ASSIGN_OR_RETURN(v1::ProgressStatus s, ParseEnum<v1::ProgressStatus>("status", status));
+  request.set_status(s);
+  request.set_note(in.args.Get("note").value_or(""));
+  return absl::OkStatus();
+}
+
+absl::Status ForceProgress(const Input& in, Session& session) {
+  v1::ReportProgressRequest request;
+  RETURN_IF_ERROR(ReadProgress(in, request));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  v1::ForceStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Force::Stub::ReportProgress, request, &response));
+  return EmitStep(session, response);
+}
+
 absl::Status ForceHandOver(const Input& in, Session& session) {
   v1::HandOverRequest request;
   ASSIGN_OR_RETURN(std::string notes, in.args.Require("notes"));
   request.set_request_id(session.options().request_id);
   request.set_referral_id(in.operands[0]);
   request.set_notes(notes);
+  ASSIGN_OR_RETURN(v1::Priority priority, ReadPriority(in.args));
+  request.set_priority(priority);
   v1::ForceStepResponse response;
   RETURN_IF_ERROR(session.Call(&Force::Stub::HandOver, request, &response));
   return EmitStep(session, response);
@@ -140,6 +163,8 @@ absl::Status RacuAccept(const Input& in, Session& session) {
   v1::AcceptHandoverRequest request;
   request.set_request_id(session.options().request_id);
   request.set_referral_id(in.operands[0]);
+  ASSIGN_OR_RETURN(v1::Priority priority, ReadPriority(in.args));
+  request.set_priority(priority);
   v1::UnitStepResponse response;
   RETURN_IF_ERROR(session.Call(&Racu::Stub::Accept, request, &response));
   return EmitStep(session, response);
@@ -163,6 +188,16 @@ absl::Status RacuOutcome(const Input& in, Session& session) {
   request.set_referral_id(in.operands[0]);
   v1::UnitStepResponse response;
   RETURN_IF_ERROR(session.Call(&Racu::Stub::RecordOutcome, request, &response));
+  return EmitStep(session, response);
+}
+
+absl::Status RacuProgress(const Input& in, Session& session) {
+  v1::ReportUnitProgressRequest request;
+  RETURN_IF_ERROR(ReadProgress(in, request));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  v1::UnitStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Racu::Stub::ReportProgress, request, &response));
   return EmitStep(session, response);
 }
 
@@ -231,11 +266,20 @@ std::vector<Command> ForceCommands() {
       {.group = "force",
        .verb = "handover",
        .operands = {"REF_ID"},
-       .synopsis = "--notes TEXT",
-       .summary = "hand over to the force's unit (UNDER_RESEARCH -> HANDED_OVER)",
-       .options = {"notes"},
+       .synopsis = "--notes TEXT [--priority P1|P2|P3|P4]",
+       .summary = "hand over to the force's unit (UNDER_RESEARCH -> HANDED_OVER); the priority "
+                  "sets how often progress is due",
+       .options = {"notes", "priority"},
        .mutating = true,
        .run = ForceHandOver},
+      {.group = "force",
+       .verb = "progress",
+       .operands = {"REF_ID"},
+       .synopsis = "--status STATUS [--note TEXT]",
+       .summary = "report where an open investigation stands (restarts its progress clock)",
+       .options = {"status", "note"},
+       .mutating = true,
+       .run = ForceProgress},
   };
 }
 
@@ -255,9 +299,19 @@ std::vector<Command> RacuCommands() {
       {.group = "racu",
        .verb = "accept",
        .operands = {"REF_ID"},
+       .synopsis = "[--priority P1|P2|P3|P4]",
        .summary = "open a joint investigation (HANDED_OVER -> JOINT_INVESTIGATION)",
+       .options = {"priority"},
        .mutating = true,
        .run = RacuAccept},
+      {.group = "racu",
+       .verb = "progress",
+       .operands = {"REF_ID"},
+       .synopsis = "--status STATUS [--note TEXT]",
+       .summary = "report where the joint investigation stands (restarts its progress clock)",
+       .options = {"status", "note"},
+       .mutating = true,
+       .run = RacuProgress},
       {.group = "racu",
        .verb = "decline",
        .operands = {"REF_ID"},

@@ -175,6 +175,11 @@ void PrintReferral(const v1::Referral& r, std::ostream& out) {
   kv.Add("reminders", Count(r.reminders()));
   kv.Add("escalated", YesNo(r.escalated()));
   kv.AddIfSet("deconfliction", Joined(r.deconfliction_with()));
+  if (r.clock_stage() != v1::CLOCK_STAGE_NONE) {
+    kv.Add("next due",
+           absl::StrCat(EnumLabel(r.clock_stage()), " by ", FormatDate(r.next_due_at())));
+  }
+  if (r.priority() != v1::PRIORITY_UNSPECIFIED) kv.Add("priority", EnumLabel(r.priority()));
   AddTracks(kv, r.tracks());
   AddOutcome(kv, r.outcome());
   kv.Print(out);
@@ -252,6 +257,12 @@ void PrintRegisterEntry(const v1::RegisterEntry& e, std::ostream& out) {
   kv.AddIfSet("subject refs", Joined(e.subject_refs()));
   kv.AddIfSet("deconfliction", Joined(e.deconfliction_with()));
   kv.Add("events", Count(e.event_count()));
+  if (e.clock_stage() != v1::CLOCK_STAGE_NONE) {
+    kv.Add("next due",
+           absl::StrCat(EnumLabel(e.clock_stage()), " by ", FormatDate(e.next_due_at())));
+  }
+  if (e.priority() != v1::PRIORITY_UNSPECIFIED) kv.Add("priority", EnumLabel(e.priority()));
+  kv.Add("progress updates", Count(e.progress_updates()));
   AddTracks(kv, e.tracks());
   AddOutcome(kv, e.outcome());
   kv.Print(out);

@@ -665,8 +665,9 @@ bool AssistanceDeclined(Path p) {
   return p == Path::kUnitDeclinedThenClose || p == Path::kUnitDeclinedThenDecline;
 }
 bool Reminded(Path p) { return Escalated(p) || p == Path::kLateClose; }
-bool Escalated(Path p) { return p == Path::kSilent || p == Path::kStalled || p == Path::kUnitOpen; }
+bool Escalated(Path p) { return p == Path::kSilent || p == Path::kStalled; }
 bool OpenAtEnd(Path p) { return p == Path::kSilent || p == Path::kStalled || p == Path::kUnitOpen; }
+bool OverdueAtEnd(Path p) { return p == Path::kSilent || p == Path::kStalled; }
 bool HasOutcome(Path p) {
   return p == Path::kLateClose || p == Path::kClose || p == Path::kUnitOutcome ||
          p == Path::kUnitDeclinedThenClose;
@@ -684,10 +685,8 @@ std::map<std::string, OrgTally> Tally(const Scenario& scenario) {
     if (DeclinedByForce(r.path)) ++t.declined_by_force;
     if (r.path == Path::kWithdrawn) ++t.withdrawn;
     if (r.path == Path::kRedirected) ++t.redirected;
-    if (OpenAtEnd(r.path)) {
-      ++t.open;
-      ++t.overdue;
-    }
+    if (OpenAtEnd(r.path)) ++t.open;
+    if (OverdueAtEnd(r.path)) ++t.overdue;
     if (Escalated(r.path)) ++t.escalated;
     if (HandedOver(r.path)) ++t.handed_over;
     if (AssistanceDeclined(r.path)) ++t.assistance_declined;

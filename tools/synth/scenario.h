@@ -26,9 +26,10 @@ std::string UnitOf(const std::string& force);
 
 // What happens to one referral after UKFIU dispatches it.
 enum class Path {
-  // The force never answers: reminded at the due date, escalated after the grace period.
+  // The force never answers: reminded once acknowledgement is due, escalated to its head of
+  // professional standards after the grace period.
   kSilent,
-  // Acknowledged, then nothing: reminded and escalated like silence.
+  // Acknowledged, then nothing: reminded once the first decision is due, then escalated.
   kStalled,
   // Researched but closed only after the reminder: reminded, not escalated.
   kLateClose,
@@ -38,9 +39,8 @@ enum class Path {
   kClose,
   // Handed to the unit, which accepts and records an outcome.
   kUnitOutcome,
-  // Handed to the unit, which accepts; the joint investigation is still open at the end. No
-  // outcome is no feedback: overdue, reminded at the due date and escalated after the grace
-  // period, like silence.
+  // Handed to the unit, which accepts; the joint investigation is still open at the end and
+  // reports progress on time: neither reminded nor escalated, not overdue.
   kUnitOpen,
   // The unit declines assistance; back with the force, which closes it with an outcome.
   kUnitDeclinedThenClose,
@@ -67,8 +67,11 @@ bool AssistanceDeclined(Path path);
 bool Reminded(Path path);
 // Escalated after the grace period: still no answer at all.
 bool Escalated(Path path);
-// Open at the end of the scenario, and so overdue (its due date has passed).
+// Open at the end of the scenario.
 bool OpenAtEnd(Path path);
+// Open and overdue at the end: silent past its stage's due time (an open joint investigation
+// reports progress, so it is not).
+bool OverdueAtEnd(Path path);
 // Whether an outcome is recorded (by the force or the unit) and whether the force declines.
 bool HasOutcome(Path path);
 bool DeclinedByForce(Path path);

@@ -642,6 +642,7 @@ class Driver {
     const absl::Time start = absl::Now();
     PrintPlan(s_, flags_);
     std::optional<v1::GetSummaryResponse> baseline;
+    Phase("earlier runs' investigations report", [&] { EarlierProgress(); });
     Phase("baseline", [&] {
       baseline = NcaSummary(chain_);
       failures.ExitIfAny("baseline");
@@ -655,9 +656,9 @@ class Driver {
     Phase("unit decisions", [&] { UnitSteps(); });
     Phase("returned to forces", [&] { ReturnedSteps(); });
     Phase("register settles", [&] { AwaitSettled(); });
-    Phase("clock +95 days: reminders", [&] { Reminders(); });
-    Phase("late feedback", [&] { LateFeedback(); });
-    Phase("clock +125 days: escalations", [&] { Escalations(); });
+    Phase("clock +30 days: reminders", [&] { Reminders(); });
+    Phase("late feedback and progress", [&] { LateFeedback(); });
+    Phase("clock +58 days: escalations", [&] { Escalations(); });
     std::optional<v1::GetSummaryResponse> final_summary;
     std::vector<std::string> mismatches;
     Phase("NCA summary matches", [&] { final_summary = AwaitSummary(*baseline, mismatches); });
@@ -1020,6 +1021,59 @@ class Driver {
     });
   }
 
+  // Joint investigations an earlier run left open on this chain report too: every open
+  // investigation does, and one that fell silent would be chased like any other. UKFIU and the
+  // register must have the update before the clock moves on.
+  void EarlierProgress() {
+    const std::set<std::string> mine(ids_.begin(), ids_.end());
+    std::vector<std::string> earlier;
+    for (const char* unit : {"ERSOU", "NCAACU"}) {
+      for (const auto& [id, r] : UnitInbox(chain_, unit)) {
+        if (r.state() != v1::REFERRAL_STATE_JOINT_INVESTIGATION || mine.count(id)) continue;
+        earlier.push_back(id);
+        v1::ReportUnitProgressRequest req;
+        req.set_request_id(absl::StrCat(chain_.RequestId("earlier-progress", 0), "-", id));
+        req.set_referral_id(id);
+        req.set_status(v1::PROGRESS_STATUS_AWAITING_TRIAL);
+        v1::UnitStepResponse resp;
+        Do(absl::StrCat("Racu(", unit, ").ReportProgress ", id), chain_.unit_user(unit),
+           [&](grpc::ClientContext* ctx) {
+             return chain_.unit(unit).ReportProgress(ctx, req, &resp);
+           });
+      }
+    }
+    // Past this run's last jump (+58 days): an open investigation here is P2 to P4 (60 days on).
+    const absl::Time later = clock_.Now() + absl::Seconds(59 * kDay);
+    std::vector<std::string> missing;
+    const bool ok = WaitUntil(timeout_, [&] {
+      missing.clear();
+      const auto uk = UkfiuReferrals(chain_);
+      const auto reg = NcaRegister(chain_);
+      for (const std::string& id : earlier) {
+        auto u = uk.find(id);
+        auto n = reg.find(id);
+        if (u == uk.end() || FromProto(u->second.next_due_at()) < later || n == reg.end() ||
+            FromProto(n->second.next_due_at()) < later) {
+          missing.push_back(absl::StrCat(id, " progress not yet at ukfiu and the register"));
+        }
+      }
+      return missing.empty();
+    });
+    if (!ok) TimedOut("earlier runs' progress to reach ukfiu and the register", missing);
+  }
+
+  void UnitProgress(int i) {
+    const std::string unit = UnitOf(s_.referrals[i].organisation);
+    v1::ReportUnitProgressRequest req;
+    req.set_request_id(chain_.RequestId("progress", i));
+    req.set_referral_id(ids_[i]);
+    req.set_status(v1::PROGRESS_STATUS_AWAITING_CHARGING_DECISION);
+    req.set_note("Financial analysis complete; file with the CPS for a charging decision.");
+    v1::UnitStepResponse resp;
+    Do(absl::StrCat("Racu(", unit, ").ReportProgress ", ids_[i]), chain_.unit_user(unit),
+       [&](grpc::ClientContext* ctx) { return chain_.unit(unit).ReportProgress(ctx, req, &resp); });
+  }
+
   // Referrals whose unit declined assistance come back to the force (UNDER_RESEARCH), which then
   // closes or declines them.
   void ReturnedSteps() {
@@ -1110,8 +1164,10 @@ class Driver {
               << " escalation(s)]" << std::flush;
   }
 
+  // Acknowledgement was due at 5 days and the first decision at 28: silence is reminded, an open
+  // joint investigation (progress due after 90 days) is not.
   void Reminders() {
-    clock_.Set(95 * kDay);
+    clock_.Set(30 * kDay);
     RunFeedbackClock();
     std::vector<std::string> missing;
     const bool ok = WaitUntil(timeout_, [&] {
@@ -1134,11 +1190,15 @@ class Driver {
   // Forces that researched but had not answered respond after the reminder, before the grace
   // period ends; ukfiu must know before the clock moves again.
   void LateFeedback() {
-    std::vector<int> late;
+    std::vector<int> late, open;
     for (size_t i = 0; i < s_.referrals.size(); ++i) {
       if (s_.referrals[i].path == Path::kLateClose) late.push_back(static_cast<int>(i));
+      if (s_.referrals[i].path == Path::kUnitOpen) open.push_back(static_cast<int>(i));
     }
     ParallelFor(static_cast<int>(late.size()), flags_.threads, [&](int k) { Close(late[k]); });
+    // Open joint investigations report where they stand, which restarts their progress clock.
+    ParallelFor(static_cast<int>(open.size()), flags_.threads,
+                [&](int k) { UnitProgress(open[k]); });
     failures.ExitIfAny("late feedback");
     std::vector<std::string> missing;
     const bool ok = WaitUntil(timeout_, [&] {
@@ -1155,8 +1215,11 @@ class Driver {
     if (!ok) TimedOut("late closures to reach ukfiu", missing);
   }
 
+  // Silence 28 days past its due time reaches the first rung of the ladder (acknowledgement due
+  // at 5 days: rung 1 at 33; the first decision at 28: rung 1 at 56). A joint investigation that
+  // reported at 30 days is due again at 60 at the earliest (P1): not yet.
   void Escalations() {
-    clock_.Set(125 * kDay);
+    clock_.Set(58 * kDay);
     RunFeedbackClock();
   }
 
