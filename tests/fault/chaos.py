@@ -98,8 +98,20 @@ def alive(pid):
     return state not in ("Z", "X")
 
 
+def ours(pid, chain):
+    """Whether pid is a process of this chain: its command line names the chain's directory. A
+    service that died leaves its pid file behind, and on a busy machine the pid may already belong
+    to another process (another chain's service, another test): never signal that one."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return os.path.abspath(chain).encode() in f.read()
+    except OSError:
+        return False
+
+
 def service_alive(chain, name):
-    return alive(pid_of(chain, name))
+    pid = pid_of(chain, name)
+    return alive(pid) and ours(pid, chain)
 
 
 def start(chain, name, env):
@@ -363,7 +375,7 @@ def main():
                 if a.mode == "kill" and time.time() >= next_kill:
                     name = rng.choice(victims)
                     pid = pid_of(chain, name)
-                    if alive(pid):
+                    if alive(pid) and ours(pid, chain):
                         os.kill(pid, signal.SIGKILL)
                         while alive(pid):
                             time.sleep(0.01)
