@@ -1,6 +1,7 @@
 #include "common/referral/mirror.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/audit.h"
@@ -83,10 +84,16 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
 absl::StatusOr<v1::RegisterEntry> Mirror::Produce(Txn& txn, const v1::LifecycleEvent& event,
                                                   const v1::ReferralPackage* package,
                                                   v1::Referral* copy) {
+  // The package is copied first: a caller may pass its own copy's package, and saving the copy
+  // (Apply) replaces that copy's sub-messages, which would leave `package` dangling. (Reading it
+  // afterwards made a force grow without bound or crash at a handover.)
+  std::optional<v1::ReferralPackage> sent;
+  if (package != nullptr) sent = *package;
   ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
   ASSIGN_OR_RETURN(Applied applied, Apply(txn, event, Change{nullptr, nullptr, copy},
                                           std::move(events), event.event_id(), false));
-  RETURN_IF_ERROR(SendEvent(txn, outbox_, event, applied.parties, clock_.Now(), package));
+  RETURN_IF_ERROR(
+      SendEvent(txn, outbox_, event, applied.parties, clock_.Now(), sent ? &*sent : nullptr));
   return std::move(applied.folded);
 }
 
