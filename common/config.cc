@@ -14,6 +14,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/identity.h"
 #include "common/status.h"
 
 namespace sarloop {
@@ -171,6 +173,22 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (f->grace_days() <= 0) f->set_grace_days(28);
   if (f->ack_days() <= 0) f->set_ack_days(5);
   if (f->reminder_repeat_days() <= 0) f->set_reminder_repeat_days(14);
+  if (f->escalation_ladder().empty()) {
+    for (const char* office : {"head-of-psd", "dcc", "pcc"}) {
+      f->add_escalation_ladder(absl::StrCat("spiffe://sarloop/oversight/{org}/", office));
+    }
+  }
+  if (f->escalation_ladder_size() != 3) {
+    return FieldError("feedback.escalation_ladder", "must have exactly three rungs");
+  }
+  for (int i = 0; i < f->escalation_ladder_size(); ++i) {
+    const std::string example = absl::StrReplaceAll(f->escalation_ladder(i), {{"{org}", "NFK"}});
+    absl::StatusOr<Identity> id = ParseIdentity(example);
+    if (!id.ok() || id->kind != "oversight") {
+      return FieldError(absl::StrCat("feedback.escalation_ladder[", i, "]"),
+                        "must be spiffe://sarloop/oversight/{org}/<office>");
+    }
+  }
   if (f->scan_interval_seconds() <= 0) f->set_scan_interval_seconds(60);
   auto* d = c.mutable_delivery();
   if (d->initial_backoff_ms() <= 0) d->set_initial_backoff_ms(200);

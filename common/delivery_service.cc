@@ -45,6 +45,7 @@ absl::Status CheckEvent(const v1::LifecycleEvent& e) {
   }
   RETURN_IF_ERROR(CheckTextList("event.other_organisations", e.other_organisations(), 100, 20));
   RETURN_IF_ERROR(CheckText("event.addressee", e.addressee(), 200, false));
+  RETURN_IF_ERROR(CheckText("event.addressee_identity", e.addressee_identity(), 300, false));
   return absl::OkStatus();
 }
 

@@ -91,6 +91,13 @@ absl::StatusOr<Identity> ParseIdentity(absl::string_view uri) {
     if (parts.size() == 3) id.system = parts[2];
     return id;
   }
+  // The people a force's silence escalates to (the head of professional standards, the deputy
+  // chief constable, the police and crime commissioner): oversight/<ORG>/<office>.
+  if (id.kind == "oversight" && parts.size() == 3) {
+    id.org = parts[1];
+    id.system = parts[2];
+    return id;
+  }
   if ((id.kind == "analyst" || id.kind == "monitor") && parts.size() == 2) {
     id.system = parts[1];
     return id;
@@ -123,7 +130,7 @@ absl::StatusOr<v1::Actor> ActingPerson(const grpc::ServerContextBase& ctx, const
                                      ? absl::string_view()
                                      : absl::string_view(it->second.data(), it->second.size());
   if (absl::StripAsciiWhitespace(user).empty()) {
-    if (id.kind == "analyst") {
+    if (id.kind == "analyst" || id.kind == "oversight") {
       actor.set_user(id.system);
       return actor;
     }

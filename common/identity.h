@@ -38,7 +38,9 @@ struct Identity {
   bool IsService() const { return kind != "analyst" && system.empty(); }
   // A client system below an organisation ("psd", "intake"): it acts for people, and each call
   // must name the person (x-sarloop-user). An analyst's certificate names the analyst.
-  bool ActsForPeople() const { return !system.empty() && kind != "analyst" && kind != "monitor"; }
+  bool ActsForPeople() const {
+    return !system.empty() && kind != "analyst" && kind != "monitor" && kind != "oversight";
+  }
 };
 
 // A SPIFFE ID split into its parts.

@@ -81,6 +81,11 @@ bool IsFeedback(ReferralState s) {
 }
 
 namespace {
+// An outcome without a type is no outcome (as a stored entry reads back).
+bool HasOutcome(const v1::LifecycleEvent& ev) {
+  return ev.has_outcome() && ev.outcome().type() != v1::OUTCOME_TYPE_UNSPECIFIED;
+}
+
 bool EarlierThan(const google::protobuf::Timestamp& a, const google::protobuf::Timestamp& b) {
   return std::make_pair(a.seconds(), a.nanos()) < std::make_pair(b.seconds(), b.nanos());
 }
@@ -153,6 +158,7 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
       case v1::EVENT_TYPE_HANDED_OVER:
       case v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED:
         decided(ev);
+        if (ev.has_thr() && !IsTerminal(state)) *e.mutable_decision_thr() = ev.thr();
         break;
       case v1::EVENT_TYPE_PROGRESS_UPDATED:
         e.set_progress_updates(e.progress_updates() + 1);
@@ -193,6 +199,7 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
         }
         e.clear_decided_at();
         *e.mutable_decision_due_at() = ToProto(FromProto(ev.occurred_at()) + span);
+        if (ev.has_thr()) *e.mutable_decision_thr() = ev.thr();
         contact(ev);
         break;
       }
@@ -203,7 +210,7 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
         deconfliction.insert(ev.other_organisations().begin(), ev.other_organisations().end());
         break;
       case v1::EVENT_TYPE_OUTCOME_UPDATED:
-        if (!IsTerminal(state) && ev.has_outcome()) {
+        if (!IsTerminal(state) && HasOutcome(ev)) {
           SetTrack(*e.mutable_tracks(), ev.outcome());
           decided(ev);
         }
@@ -224,7 +231,7 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
     state = target;
     if (!ev.unit().empty()) e.set_unit(ev.unit());
     if (!ev.reason().empty()) e.set_reason(ev.reason());
-    if (ev.has_outcome()) {
+    if (HasOutcome(ev)) {
       *e.mutable_outcome() = ev.outcome();
       UpgradeOutcome(*e.mutable_outcome());
       SetTrack(*e.mutable_tracks(), e.outcome());

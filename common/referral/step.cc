@@ -59,6 +59,14 @@ absl::Status CheckHolding(const std::vector<v1::ReferralState>& holding, const v
 }
 }  // namespace
 
+absl::Status CheckDecision(const v1::ThrAssessment& thr, v1::Priority priority) {
+  RETURN_IF_ERROR(CheckThr("thr", thr));
+  if (priority == v1::PRIORITY_UNSPECIFIED || !v1::Priority_IsValid(priority)) {
+    return FieldError("priority", "is required: P1 to P4");
+  }
+  return absl::OkStatus();
+}
+
 Fill ProgressFill(v1::ProgressStatus status, const std::string& note,
                   std::vector<v1::ReferralState> holding) {
   return [status, note, holding = std::move(holding)](v1::LifecycleEvent& event,

@@ -48,6 +48,11 @@ absl::Status TakeStep(const Stepper& stepper, const Call& call,
 Fill OutcomeFill(const v1::Outcome& outcome, const std::string& investigating_org, bool finishes,
                  std::vector<v1::ReferralState> holding = {});
 
+// A decision that hands over, adopts or declines an investigation carries a THR assessment (all
+// three scores and a rationale) and a priority, P1 to P4. INVALID_ARGUMENT naming "thr..." or
+// "priority".
+absl::Status CheckDecision(const v1::ThrAssessment& thr, v1::Priority priority);
+
 // The Fill of a progress update (ReportProgress): `status` (required) and a short `note` (at most
 // 500 characters) on the event, taken only while the copy is in one of `holding`.
 Fill ProgressFill(v1::ProgressStatus status, const std::string& note,

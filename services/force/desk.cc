@@ -115,6 +115,7 @@ absl::StatusOr<v1::ForceStepResponse> Desk::UpdateOutcome(const Call& call,
 absl::StatusOr<v1::ForceStepResponse> Desk::HandOver(const Call& call,
                                                      const v1::HandOverRequest& request) {
   RETURN_IF_ERROR(CheckText("notes", request.notes(), 20000, true));
+  RETURN_IF_ERROR(referral::CheckDecision(request.thr(), request.priority()));
   if (options_.unit.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "force ", options_.code, " has no investigating unit configured; close the referral"));
@@ -122,10 +123,8 @@ absl::StatusOr<v1::ForceStepResponse> Desk::HandOver(const Call& call,
   return Step(call, request, request.request_id(), request.referral_id(),
               v1::EVENT_TYPE_HANDED_OVER, [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 e.set_unit(options_.unit);
-                if (!v1::Priority_IsValid(request.priority())) {
-                  return FieldError("priority", "is not a priority");
-                }
                 e.set_priority(request.priority());
+                *e.mutable_thr() = request.thr();
                 r.mutable_package()->set_handover_notes(request.notes());
                 return absl::OkStatus();
               });

@@ -214,6 +214,13 @@ uint16_t AggregateIndex::OrgIndex(const std::string& code) {
   return index;
 }
 
+uint16_t AggregateIndex::UnitIndex(const std::string& code) {
+  if (code.empty()) return 0;
+  auto [it, added] = unit_index_.emplace(code, static_cast<uint16_t>(units_.size()));
+  if (added) units_.push_back(code);
+  return it->second;
+}
+
 uint32_t AggregateIndex::SubjectIndex(const std::string& ref) {
   auto [it, added] = subject_index_.emplace(ref, static_cast<uint32_t>(subject_referrals_.size()));
   if (added) subject_referrals_.push_back(0);
@@ -262,6 +269,16 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
       f.role = known(e.outcome().subject_role(), v1::SubjectRole_IsValid);
     }
   }
+  for (const v1::Outcome& t : e.tracks()) {
+    if (t.track() < v1::OUTCOME_TRACK_CRIMINAL || t.track() > v1::OUTCOME_TRACK_STAFF) continue;
+    f.track[t.track() - 1] = known(t.type(), v1::OutcomeType_IsValid);
+    if (t.track() == v1::OUTCOME_TRACK_CONDUCT) {
+      f.finding = known(t.finding(), v1::ConductFinding_IsValid);
+      f.action = known(t.misconduct_result(), v1::MisconductResult_IsValid);
+    }
+  }
+  f.priority = known(e.priority(), v1::Priority_IsValid);
+  f.unit = UnitIndex(e.unit());
   std::set<std::string> refs(e.subject_refs().begin(), e.subject_refs().end());
   f.subjects_at = static_cast<uint32_t>(subject_pool_.size());
   f.subject_count = static_cast<uint32_t>(refs.size());
@@ -399,6 +416,20 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
         return f.route;
       case v1::DIMENSION_STATE:
         return f.state;
+      case v1::DIMENSION_CRIMINAL_TRACK:
+      case v1::DIMENSION_CONDUCT_TRACK:
+      case v1::DIMENSION_VETTING_TRACK:
+      case v1::DIMENSION_LISTING_TRACK:
+      case v1::DIMENSION_STAFF_TRACK:
+        return f.track[d - v1::DIMENSION_CRIMINAL_TRACK];
+      case v1::DIMENSION_CONDUCT_FINDING:
+        return f.finding;
+      case v1::DIMENSION_CONDUCT_ACTION:
+        return f.action;
+      case v1::DIMENSION_PRIORITY:
+        return f.priority;
+      case v1::DIMENSION_UNIT:
+        return f.unit;
       default:
         return 0;
     }
@@ -426,6 +457,22 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
         return Strip(v1::ReferralRoute_Name(static_cast<int>(v)), "REFERRAL_ROUTE_");
       case v1::DIMENSION_STATE:
         return Strip(v1::ReferralState_Name(static_cast<int>(v)), "REFERRAL_STATE_");
+      case v1::DIMENSION_CRIMINAL_TRACK:
+      case v1::DIMENSION_CONDUCT_TRACK:
+      case v1::DIMENSION_VETTING_TRACK:
+      case v1::DIMENSION_LISTING_TRACK:
+      case v1::DIMENSION_STAFF_TRACK:
+        return v == 0 ? "NONE" : Strip(v1::OutcomeType_Name(static_cast<int>(v)), "OUTCOME_TYPE_");
+      case v1::DIMENSION_CONDUCT_FINDING:
+        return v == 0 ? "NONE"
+                      : Strip(v1::ConductFinding_Name(static_cast<int>(v)), "CONDUCT_FINDING_");
+      case v1::DIMENSION_CONDUCT_ACTION:
+        return v == 0 ? "NONE"
+                      : Strip(v1::MisconductResult_Name(static_cast<int>(v)), "MISCONDUCT_RESULT_");
+      case v1::DIMENSION_PRIORITY:
+        return v == 0 ? "NONE" : Strip(v1::Priority_Name(static_cast<int>(v)), "PRIORITY_");
+      case v1::DIMENSION_UNIT:
+        return v == 0 || v >= units_.size() ? "NONE" : units_[v];
       default:
         return "";
     }
@@ -486,6 +533,20 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
         return v1::ReferralRoute_MAX + 1;
       case v1::DIMENSION_STATE:
         return v1::ReferralState_MAX + 1;
+      case v1::DIMENSION_CRIMINAL_TRACK:
+      case v1::DIMENSION_CONDUCT_TRACK:
+      case v1::DIMENSION_VETTING_TRACK:
+      case v1::DIMENSION_LISTING_TRACK:
+      case v1::DIMENSION_STAFF_TRACK:
+        return v1::OutcomeType_MAX + 1;
+      case v1::DIMENSION_CONDUCT_FINDING:
+        return v1::ConductFinding_MAX + 1;
+      case v1::DIMENSION_CONDUCT_ACTION:
+        return v1::MisconductResult_MAX + 1;
+      case v1::DIMENSION_PRIORITY:
+        return v1::Priority_MAX + 1;
+      case v1::DIMENSION_UNIT:
+        return std::max<size_t>(units_.size(), 1);
       default:
         return 1;
     }

@@ -59,6 +59,13 @@ class AggregateIndex {
     int64_t due_s = 0;         // the running clock's due time (clocks.h); 0 when nothing is due
     int64_t reg19_s = 0;       // when regulation 19's first report falls due (clocks.h)
     int64_t feedback_s = 0;    // 0 without feedback
+    // The latest outcome type on each track (OutcomeTrack 1-5 at [track - 1]), 0 for none; the
+    // conduct track's finding and action; the priority; the unit (index into units_, 0 none).
+    uint8_t track[5] = {0, 0, 0, 0, 0};
+    uint8_t finding = 0;
+    uint8_t action = 0;
+    uint8_t priority = 0;
+    uint16_t unit = 0;
     // The referral's distinct subjects: subject_pool_[subjects_at, subjects_at + subject_count).
     uint32_t subjects_at = 0;
     uint32_t subject_count = 0;
@@ -70,6 +77,7 @@ class AggregateIndex {
   };
   uint16_t OrgIndex(const std::string& code);
   uint32_t SubjectIndex(const std::string& ref);
+  uint16_t UnitIndex(const std::string& code);
 
   void CompactSubjects();
 
@@ -84,7 +92,9 @@ class AggregateIndex {
   std::unordered_map<std::string, uint32_t> by_referral_;
   std::vector<Org> orgs_;
   std::unordered_map<std::string, uint16_t> org_index_;
-  std::vector<std::string> regions_;  // region index -> code
+  std::vector<std::string> regions_;    // region index -> code
+  std::vector<std::string> units_{""};  // unit index -> code; 0 is none
+  std::unordered_map<std::string, uint16_t> unit_index_;
   std::unordered_map<std::string, uint32_t> subject_index_;
   // Referrals naming each subject.
   std::vector<int32_t> subject_referrals_;

@@ -15,6 +15,46 @@
 namespace sarloop::nca {
 namespace {
 
+// The oversight office-holders' view: only what is addressed to them and their own force.
+class OversightService final : public v1::Oversight::CallbackService {
+ public:
+  OversightService(Edge edge, std::shared_ptr<Register> reg, Clock& clock)
+      : edge_(edge), register_(std::move(reg)), clock_(clock) {}
+
+  grpc::ServerUnaryReactor* ListEscalations(grpc::CallbackServerContext* ctx,
+                                            const v1::ListEscalationsRequest* req,
+                                            v1::ListEscalationsResponse* resp) override {
+    return Serve(ctx, edge_, "/sarloop.v1.Oversight/ListEscalations", *req,
+                 [=, this](const Call& call) -> absl::Status {
+                   ASSIGN_OR_RETURN(*resp, register_->EscalationsFor(call.identity.uri,
+                                                                     call.identity.org, *req));
+                   return absl::OkStatus();
+                 });
+  }
+
+  grpc::ServerUnaryReactor* ListOverdue(grpc::CallbackServerContext* ctx,
+                                        const v1::ListOverdueRequest* req,
+                                        v1::ListOverdueResponse* resp) override {
+    return Serve(
+        ctx, edge_, "/sarloop.v1.Oversight/ListOverdue", *req,
+        [=, this](const Call& call) -> absl::Status {
+          if (!req->organisation().empty() && req->organisation() != call.identity.org) {
+            return absl::PermissionDeniedError(absl::StrCat(
+                "organisation: ", call.identity.uri, " oversees ", call.identity.org, " only"));
+          }
+          v1::ListOverdueRequest own = *req;
+          own.set_organisation(call.identity.org);
+          ASSIGN_OR_RETURN(*resp, register_->Overdue(own, clock_.Now()));
+          return absl::OkStatus();
+        });
+  }
+
+ private:
+  const Edge edge_;
+  const std::shared_ptr<Register> register_;
+  Clock& clock_;
+};
+
 class NcaService final : public v1::Nca::CallbackService {
  public:
   NcaService(Edge edge, std::shared_ptr<Register> reg, Clock& clock, int min_count,
@@ -122,6 +162,7 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   }
   parts.services.push_back(
       std::make_shared<NcaService>(ctx.edge, reg, ctx.clock, min_count, dashboard));
+  parts.services.push_back(std::make_shared<OversightService>(ctx.edge, reg, ctx.clock));
   parts.services.push_back(std::make_shared<RegisterFeedService>(
       ctx.edge, ctx.db, ctx.clock,
       [reg](Txn& txn, const Identity& peer, const v1::LifecycleEvent& event) {

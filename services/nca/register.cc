@@ -239,6 +239,40 @@ absl::StatusOr<v1::ListRegisterResponse> Register::List(const v1::ListRegisterRe
   return response;
 }
 
+absl::StatusOr<v1::ListEscalationsResponse> Register::EscalationsFor(
+    const std::string& identity, const std::string& organisation,
+    const v1::ListEscalationsRequest& request) {
+  ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));
+  v1::ListEscalationsResponse response;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows,
+                     txn.Query("SELECT e.event, n.entry FROM events e JOIN entries n "
+                               "ON n.referral_id = e.referral_id WHERE n.organisation = ? "
+                               "ORDER BY e.occurred_at, e.event_id",
+                               {organisation}));
+    int64_t matched = 0;
+    for (const Row& row : rows) {
+      v1::LifecycleEvent event;
+      if (!event.ParseFromString(row.Text(0))) {
+        return absl::DataLossError("stored event does not parse");
+      }
+      if ((event.type() != v1::EVENT_TYPE_ESCALATED &&
+           event.type() != v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG) ||
+          event.addressee_identity() != identity) {
+        continue;
+      }
+      if (matched++ < page.offset) continue;
+      if (response.notices_size() >= page.limit) break;
+      v1::EscalationNotice* notice = response.add_notices();
+      *notice->mutable_event() = std::move(event);
+      RETURN_IF_ERROR(ParseEntry(row.Text(1), *notice->mutable_entry()));
+    }
+    return absl::OkStatus();
+  }));
+  response.set_next_page_token(NextPageToken(page, response.notices_size()));
+  return response;
+}
+
 absl::StatusOr<v1::ListOverdueResponse> Register::Overdue(const v1::ListOverdueRequest& request,
                                                           absl::Time now) {
   ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));

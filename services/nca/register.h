@@ -59,6 +59,11 @@ class Register {
   absl::StatusOr<v1::ListOverdueResponse> Overdue(const v1::ListOverdueRequest& request,
                                                   absl::Time now);
   absl::StatusOr<v1::GetSummaryResponse> Summary(absl::Time as_of);
+  // The escalations and regulation 19 reports addressed to `identity` about referrals to
+  // `organisation`, oldest first, paged.
+  absl::StatusOr<v1::ListEscalationsResponse> EscalationsFor(
+      const std::string& identity, const std::string& organisation,
+      const v1::ListEscalationsRequest& request);
   // Brings the aggregate index up to date with the entries committed since the last call, then
   // queries it. `min_count` is the configured publication threshold (the request may raise it).
   // Reads the entries changed since the last catch-up into the aggregate index. Called at start

@@ -61,12 +61,11 @@ absl::StatusOr<v1::UnitStepResponse> Unit::Step(const Call& call,
 
 absl::StatusOr<v1::UnitStepResponse> Unit::Accept(const Call& call,
                                                   const v1::AcceptHandoverRequest& request) {
+  RETURN_IF_ERROR(referral::CheckDecision(request.thr(), request.priority()));
   return Step(call, request, request.request_id(), request.referral_id(),
               v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, [&](v1::LifecycleEvent& e, v1::Referral&) {
-                if (!v1::Priority_IsValid(request.priority())) {
-                  return FieldError("priority", "is not a priority");
-                }
                 e.set_priority(request.priority());
+                *e.mutable_thr() = request.thr();
                 return absl::OkStatus();
               });
 }
@@ -74,9 +73,12 @@ absl::StatusOr<v1::UnitStepResponse> Unit::Accept(const Call& call,
 absl::StatusOr<v1::UnitStepResponse> Unit::DeclineAssistance(
     const Call& call, const v1::DeclineAssistanceRequest& request) {
   RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
+  RETURN_IF_ERROR(referral::CheckDecision(request.thr(), request.priority()));
   return Step(call, request, request.request_id(), request.referral_id(),
               v1::EVENT_TYPE_ASSISTANCE_DECLINED, [&](v1::LifecycleEvent& e, v1::Referral&) {
                 e.set_reason(request.reason());
+                e.set_priority(request.priority());
+                *e.mutable_thr() = request.thr();
                 return absl::OkStatus();
               });
 }

@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/ids.h"
 #include "common/messaging.h"
@@ -438,6 +439,12 @@ std::string Desk::LadderAddressee(const std::string& org_code, int rung) const {
   }
 }
 
+std::string Desk::LadderIdentity(const std::string& org_code, int rung) const {
+  const auto& ladder = options_.feedback.escalation_ladder();
+  if (ladder.empty()) return "";
+  return absl::StrReplaceAll(ladder[std::clamp(rung, 1, ladder.size()) - 1], {{"{org}", org_code}});
+}
+
 absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
   const absl::Time now = clock_.Now();
   v1::RunFeedbackClockResponse response;
@@ -472,6 +479,7 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
                                ServiceActor(), now));
         out.back().set_sequence(chase.rung);
         out.back().set_addressee(LadderAddressee(r.organisation(), chase.rung));
+        out.back().set_addressee_identity(LadderIdentity(r.organisation(), chase.rung));
         response.set_escalations(response.escalations() + 1);
       }
       // Regulation 19: open 12 months after receipt, then every 6; reported to the police and
@@ -485,6 +493,7 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
           out.back().set_reason("not reported: would prejudice the investigation");
         } else {
           out.back().set_addressee(LadderAddressee(r.organisation(), 3));
+          out.back().set_addressee_identity(LadderIdentity(r.organisation(), 3));
         }
         response.set_open_investigation_flags(response.open_investigation_flags() + 1);
       }

@@ -95,6 +95,8 @@ class Desk {
   absl::Status CheckOrganisation(const std::string& field, const std::string& code) const;
   // Who rung `rung` of the escalation ladder is for `org_code`.
   std::string LadderAddressee(const std::string& org_code, int rung) const;
+  // The identity rung `rung` is addressed to (feedback.escalation_ladder).
+  std::string LadderIdentity(const std::string& org_code, int rung) const;
 
   Database& db_;
   Clock& clock_;

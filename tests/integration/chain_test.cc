@@ -146,6 +146,8 @@ TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
     h.set_request_id(NewId("req-"));
     h.set_referral_id(id);
     h.set_notes("research found undeclared associations");
+    *h.mutable_thr() = SampleThr();
+    h.set_priority(v1::PRIORITY_P3);
     v1::ForceStepResponse resp;
     return forces_["NFK"]->HandOver(Context().get(), h, &resp);
   };
@@ -176,6 +178,8 @@ TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
     v1::AcceptHandoverRequest accept;
     accept.set_request_id(NewId("req-"));
     accept.set_referral_id(id);
+    accept.set_priority(v1::PRIORITY_P3);
+    *accept.mutable_thr() = SampleThr();
     v1::UnitStepResponse resp;
     ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &resp));
     v1::RecordOutcomeRequest outcome;
@@ -189,6 +193,8 @@ TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
   no.set_request_id(NewId("req-"));
   no.set_referral_id(assistance_declined);
   no.set_reason("no capacity this quarter");
+  no.set_priority(v1::PRIORITY_P4);
+  *no.mutable_thr() = SampleThr();
   v1::UnitStepResponse no_resp;
   ASSERT_RPC_OK(ersou_->DeclineAssistance(Context().get(), no, &no_resp));
   // Back with the force, which closes it itself.
@@ -431,6 +437,8 @@ TEST_F(ChainTest, OutcomesAreTracksAndTheReferralFinishesWhenEveryTrackIsFinal) 
   h.set_request_id(NewId("req-"));
   h.set_referral_id(id);
   h.set_notes("lifestyle inconsistent with salary");
+  *h.mutable_thr() = SampleThr();
+  h.set_priority(v1::PRIORITY_P3);
   v1::ForceStepResponse force_step;
   ASSERT_RPC_OK(forces_["NFK"]->HandOver(Context().get(), h, &force_step));
   v1::GetHandoverRequest get;
@@ -465,6 +473,8 @@ TEST_F(ChainTest, OutcomesAreTracksAndTheReferralFinishesWhenEveryTrackIsFinal) 
   v1::AcceptHandoverRequest accept;
   accept.set_request_id(NewId("req-"));
   accept.set_referral_id(id);
+  accept.set_priority(v1::PRIORITY_P3);
+  *accept.mutable_thr() = SampleThr();
   ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &unit_step));
 
   ASSERT_RPC_OK(unit_update(v1::OUTCOME_TYPE_CRIMINAL_CHARGED));
@@ -539,6 +549,7 @@ TEST_F(ChainTest, ATwentyMonthInvestigationReportingOnTimeIsNeverChased) {
   h.set_referral_id(id);
   h.set_notes("covert financial investigation needed");
   h.set_priority(v1::PRIORITY_P2);
+  *h.mutable_thr() = SampleThr();
   v1::ForceStepResponse force_step;
   ASSERT_RPC_OK(forces_["NFK"]->HandOver(Context().get(), h, &force_step));
   EXPECT_EQ(force_step.referral().clock_stage(), v1::CLOCK_STAGE_PROGRESS);
@@ -551,6 +562,7 @@ TEST_F(ChainTest, ATwentyMonthInvestigationReportingOnTimeIsNeverChased) {
   accept.set_request_id(NewId("req-"));
   accept.set_referral_id(id);
   accept.set_priority(v1::PRIORITY_P2);
+  *accept.mutable_thr() = SampleThr();
   ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &unit_step));
 
   // What UKFIU holds of a referral: its events' types.
@@ -668,6 +680,46 @@ TEST_F(ChainTest, ATwentyMonthInvestigationReportingOnTimeIsNeverChased) {
   EXPECT_THAT(ladder[1], ::testing::HasSubstr("Deputy Chief Constable"));
   EXPECT_THAT(ladder[2], ::testing::HasSubstr("Police and Crime Commissioner"));
   EXPECT_GE(timeline.entry().reminders(), 2) << "reminders repeat while the silence lasts";
+
+  // The police and crime commissioner, whom the last rung names, reads what is addressed to them
+  // and their force's overdue list, and nothing else.
+  auto pcc = v1::Oversight::NewStub(chain_->Channel("nca", "oversight-NFK-pcc"));
+  v1::ListEscalationsResponse notices;
+  ASSERT_RPC_OK(pcc->ListEscalations(Context().get(), v1::ListEscalationsRequest(), &notices));
+  int rung3 = 0, reg19 = 0;
+  for (const auto& n : notices.notices()) {
+    EXPECT_EQ(n.event().addressee_identity(), "spiffe://sarloop/oversight/NFK/pcc");
+    if (n.event().type() == v1::EVENT_TYPE_ESCALATED) {
+      EXPECT_EQ(n.event().referral_id(), silent);
+      EXPECT_EQ(n.event().sequence(), 3);
+      EXPECT_EQ(n.entry().state(), v1::REFERRAL_STATE_RECEIVED) << "still silent";
+      ++rung3;
+    } else {
+      EXPECT_EQ(n.event().type(), v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG);
+      ++reg19;
+    }
+  }
+  EXPECT_EQ(rung3, 1);
+  EXPECT_EQ(reg19, 4) << "both referrals, at 12 and 18 months after receipt";
+  v1::ListOverdueResponse overdue;
+  ASSERT_RPC_OK(pcc->ListOverdue(Context().get(), v1::ListOverdueRequest(), &overdue));
+  std::set<std::string> overdue_ids;
+  for (const auto& o : overdue.entries()) overdue_ids.insert(o.referral_id());
+  EXPECT_EQ(overdue_ids, std::set<std::string>{silent});
+  v1::ListOverdueRequest other;
+  other.set_organisation("SFK");
+  EXPECT_EQ(pcc->ListOverdue(Context().get(), other, &overdue).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::GetSummaryResponse summary;
+  EXPECT_EQ(v1::Nca::NewStub(chain_->Channel("nca", "oversight-NFK-pcc"))
+                ->GetSummary(Context().get(), v1::GetSummaryRequest(), &summary)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // The head of professional standards has the first rung only.
+  auto head = v1::Oversight::NewStub(chain_->Channel("nca", "oversight-NFK-head-of-psd"));
+  ASSERT_RPC_OK(head->ListEscalations(Context().get(), v1::ListEscalationsRequest(), &notices));
+  ASSERT_EQ(notices.notices_size(), 1);
+  EXPECT_EQ(notices.notices(0).event().sequence(), 1);
 }
 
 TEST_F(ChainTest, WithdrawalAndRedirectionReachEveryHolder) {
@@ -678,6 +730,8 @@ TEST_F(ChainTest, WithdrawalAndRedirectionReachEveryHolder) {
   h.set_request_id(NewId("req-"));
   h.set_referral_id(investigated);
   h.set_notes("notes");
+  *h.mutable_thr() = SampleThr();
+  h.set_priority(v1::PRIORITY_P3);
   v1::ForceStepResponse step;
   ASSERT_RPC_OK(forces_["NFK"]->HandOver(Context().get(), h, &step));
   v1::GetHandoverRequest get;
@@ -689,6 +743,8 @@ TEST_F(ChainTest, WithdrawalAndRedirectionReachEveryHolder) {
   v1::AcceptHandoverRequest accept;
   accept.set_request_id(NewId("req-"));
   accept.set_referral_id(investigated);
+  accept.set_priority(v1::PRIORITY_P3);
+  *accept.mutable_thr() = SampleThr();
   v1::UnitStepResponse accepted;
   ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &accepted));
   // UKFIU's mirror learns of the joint investigation, then withdraws.

@@ -81,10 +81,15 @@ expect "closing before research names the state" 1 "FAILED_PRECONDITION.*RECEIVE
   --role officer --opened 2026-01-01 --closed 2026-02-01
 expect "acknowledge" 0 "ACKNOWLEDGED" -- as force-NFK-psd 11 force ack "$ref"
 expect "research" 0 "UNDER_RESEARCH" -- as force-NFK-psd 11 force research "$ref"
+expect "a handover without a priority names the field" 1 "priority" -- \
+  as force-NFK-psd 11 force handover "$ref" --notes "Notes-Sentinel-8R" --threat high --risk low \
+  --harm medium --rationale "covert tactics needed"
 expect "hand over" 0 "HANDED_OVER" -- as force-NFK-psd 11 force handover "$ref" \
-  --notes "Notes-Sentinel-8R"
+  --notes "Notes-Sentinel-8R" --priority p2 --threat high --risk low --harm medium \
+  --rationale "covert tactics needed"
 for _ in $(seq 100); do as racu-ERSOU-cases 21 racu inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
-expect "unit accepts" 0 "JOINT_INVESTIGATION" -- as racu-ERSOU-cases 21 racu accept "$ref"
+expect "unit accepts" 0 "JOINT_INVESTIGATION" -- as racu-ERSOU-cases 21 racu accept "$ref" \
+  --priority p2 --threat high --risk medium --harm medium --rationale "adopted: P2 joint case"
 expect "unit records a charge: an open track" 0 "track CRIMINAL.*CRIMINAL_CHARGED, open" -- \
   as racu-ERSOU-cases 21 racu update-outcome "$ref" --outcome criminal_charged \
   --category theft_and_fraud --role officer --opened 2026-01-01

@@ -116,6 +116,8 @@ class RulesBatteryTest : public ::testing::Test {
     h.set_referral_id(id);
     h.set_request_id(NewId("hand-"));
     h.set_notes("for the unit");
+    *h.mutable_thr() = SampleThr();
+    h.set_priority(v1::PRIORITY_P3);
     EXPECT_TRUE(step(&v1::Force::Stub::HandOver, h));
     // Everyone has heard of the handover: the unit, ukfiu and the register.
     EXPECT_TRUE(WaitFor([&] {

@@ -151,21 +151,21 @@ for i, name in enumerate(["Perdita Quillfeather", "Osric Lanyard"]):
     sar.submitted_at.CopyFrom(ts(now - datetime.timedelta(minutes=5)))
     submitted = ukfiu.SubmitSar(ukfiu_pb2.SubmitSarRequest(request_id=f"interop-{run}-sar-{i}",
                                                            sar=sar),
-                                metadata=UKFIU_USER, timeout=10)
+                                metadata=UKFIU_USER, timeout=30)
     thr = types_pb2.ThrAssessment(threat=types_pb2.THR_LEVEL_MEDIUM, risk=types_pb2.THR_LEVEL_HIGH,
                                   harm=types_pb2.THR_LEVEL_MEDIUM,
                                   rationale="Possible vulnerability to corruption; refer to the "
                                             "employing force.")
     referred = ukfiu.ReferSar(ukfiu_pb2.ReferSarRequest(
         request_id=f"interop-{run}-refer-{i}", sar_id=submitted.sar.sar_id, organisation="NFK",
-        thr=thr), metadata=UKFIU_USER, timeout=10)
+        thr=thr), metadata=UKFIU_USER, timeout=30)
     referrals.append(referred.referral.referral_id)
 check("UKFIU: two SARs submitted and referred to NFK", len(referrals) == 2, " ".join(referrals))
 handed, closed = referrals
 
 # --- NFK: the inbox, page by page, until both have arrived. ---------------------------------------
 def inbox_has_both():
-    items, pages = all_pages(lambda r: nfk.ListInbox(r, metadata=NFK_USER, timeout=10),
+    items, pages = all_pages(lambda r: nfk.ListInbox(r, metadata=NFK_USER, timeout=30),
                              force_pb2.ListInboxRequest(state=types_pb2.REFERRAL_STATE_RECEIVED,
                                                         page_size=1))
     ids = {r.referral_id for r in items}
@@ -176,24 +176,28 @@ ids, pages = until("both referrals in NFK's inbox", inbox_has_both)
 check("NFK: both referrals in the inbox, read one page of 1 at a time", pages >= 2,
       f"({len(ids)} received, {pages} pages)")
 got = nfk.GetReferral(force_pb2.GetForceReferralRequest(referral_id=handed), metadata=NFK_USER,
-                      timeout=10)
+                      timeout=30)
 check("NFK: the referral carries UKFIU's THR assessment",
       got.referral.thr.risk == types_pb2.THR_LEVEL_HIGH and len(got.events) >= 1,
       f"({len(got.events)} events)")
 
 ack = force_pb2.ForceStepRequest(request_id=f"interop-{run}-ack", referral_id=handed)
-first = nfk.Acknowledge(ack, metadata=NFK_USER, timeout=10)
-again = nfk.Acknowledge(ack, metadata=NFK_USER, timeout=10)
+first = nfk.Acknowledge(ack, metadata=NFK_USER, timeout=30)
+again = nfk.Acknowledge(ack, metadata=NFK_USER, timeout=30)
 check("NFK: Acknowledge retried with the same request_id has one effect and the same answer",
       first == again and first.referral.state == types_pb2.REFERRAL_STATE_ACKNOWLEDGED)
 timeline = nfk.GetReferral(force_pb2.GetForceReferralRequest(referral_id=handed),
-                           metadata=NFK_USER, timeout=10)
+                           metadata=NFK_USER, timeout=30)
 acks = [e for e in timeline.events if e.type == types_pb2.EVENT_TYPE_ACKNOWLEDGED]
 check("NFK: one ACKNOWLEDGED event despite the retry", len(acks) == 1, f"({len(acks)})")
 
 try:
-    nfk.HandOver(force_pb2.HandOverRequest(request_id=f"interop-{run}-early", referral_id=handed,
-                                           notes=f"too early{TAG}"), metadata=NFK_USER, timeout=10)
+    nfk.HandOver(force_pb2.HandOverRequest(
+        request_id=f"interop-{run}-early", referral_id=handed, notes=f"too early{TAG}",
+        priority=types_pb2.PRIORITY_P2, thr=types_pb2.ThrAssessment(
+            threat=types_pb2.THR_LEVEL_HIGH, risk=types_pb2.THR_LEVEL_LOW,
+            harm=types_pb2.THR_LEVEL_LOW, rationale="too early")),
+        metadata=NFK_USER, timeout=30)
     check("NFK: handing over before research is refused", False, "accepted")
 except grpc.RpcError as e:
     check("NFK: handing over before research is refused FAILED_PRECONDITION",
@@ -201,7 +205,7 @@ except grpc.RpcError as e:
 
 try:
     nfk.Acknowledge(force_pb2.ForceStepRequest(request_id=f"interop-{run}-bad"),
-                    metadata=NFK_USER, timeout=10)
+                    metadata=NFK_USER, timeout=30)
     check("NFK: a missing referral_id is refused", False, "accepted")
 except grpc.RpcError as e:
     check("NFK: a missing referral_id is INVALID_ARGUMENT naming the field",
@@ -222,7 +226,7 @@ except grpc.RpcError as e:
 try:
     force_grpc.ForceStub(channel("force-SFK-psd", 11)).GetReferral(
         force_pb2.GetForceReferralRequest(referral_id=handed), metadata=meta("psd.spoc.sfk"),
-        timeout=10)
+        timeout=30)
     check("another force's certificate cannot read NFK's referral", False, "it could")
 except grpc.RpcError as e:
     check("another force's certificate cannot read NFK's referral",
@@ -230,26 +234,40 @@ except grpc.RpcError as e:
 
 try:
     force_grpc.ForceStub(channel("racu-ERSOU-cases", 11)).ListInbox(
-        force_pb2.ListInboxRequest(), metadata=ERSOU_USER, timeout=10)
+        force_pb2.ListInboxRequest(), metadata=ERSOU_USER, timeout=30)
     check("a unit's certificate cannot call the force API", False, "it could")
 except grpc.RpcError as e:
     check("a unit's certificate cannot call the force API",
           e.code() == grpc.StatusCode.PERMISSION_DENIED, str(e.code()))
 
 nfk.StartResearch(force_pb2.ForceStepRequest(request_id=f"interop-{run}-research",
-                                             referral_id=handed), metadata=NFK_USER, timeout=10)
+                                             referral_id=handed), metadata=NFK_USER, timeout=30)
+decision_thr = types_pb2.ThrAssessment(
+    threat=types_pb2.THR_LEVEL_HIGH, risk=types_pb2.THR_LEVEL_MEDIUM, harm=types_pb2.THR_LEVEL_HIGH,
+    rationale="Access to intelligence systems; covert tactics needed.")
+try:
+    nfk.HandOver(force_pb2.HandOverRequest(
+        request_id=f"interop-{run}-no-thr", referral_id=handed, notes="research complete",
+        priority=types_pb2.PRIORITY_P2), metadata=NFK_USER, timeout=30)
+    check("NFK: a handover without THR is refused", False, "accepted")
+except grpc.RpcError as e:
+    check("NFK: a handover without THR is refused naming thr",
+          e.code() == grpc.StatusCode.INVALID_ARGUMENT
+          and any(f.startswith("thr.") for f in field_violations(e)),
+          f"{e.code()} {e.details()}")
 over = nfk.HandOver(force_pb2.HandOverRequest(
     request_id=f"interop-{run}-handover", referral_id=handed,
-    notes=f"Research complete{TAG}: financial profile supports a joint investigation."),
-    metadata=NFK_USER, timeout=10)
+    notes=f"Research complete{TAG}: financial profile supports a joint investigation.",
+    priority=types_pb2.PRIORITY_P2, thr=decision_thr),
+    metadata=NFK_USER, timeout=30)
 check("NFK: researched and handed over to ERSOU",
       over.referral.state == types_pb2.REFERRAL_STATE_HANDED_OVER and over.referral.unit == "ERSOU",
       types_pb2.ReferralState.Name(over.referral.state))
 
 nfk.Acknowledge(force_pb2.ForceStepRequest(request_id=f"interop-{run}-ack2", referral_id=closed),
-                metadata=NFK_USER, timeout=10)
+                metadata=NFK_USER, timeout=30)
 nfk.StartResearch(force_pb2.ForceStepRequest(request_id=f"interop-{run}-research2",
-                                             referral_id=closed), metadata=NFK_USER, timeout=10)
+                                             referral_id=closed), metadata=NFK_USER, timeout=30)
 force_outcome = types_pb2.Outcome(type=types_pb2.OUTCOME_TYPE_REFLECTIVE_PRACTICE,
                                   category=types_pb2.CORRUPTION_CATEGORY_DISCLOSURE_OF_INFORMATION,
                                   subject_role=types_pb2.SUBJECT_ROLE_OFFICER,
@@ -258,14 +276,14 @@ force_outcome.opened_at.CopyFrom(ts(now))
 force_outcome.closed_at.CopyFrom(ts(now))
 done = nfk.Close(force_pb2.CloseReferralRequest(request_id=f"interop-{run}-close",
                                                 referral_id=closed, outcome=force_outcome),
-                 metadata=NFK_USER, timeout=10)
+                 metadata=NFK_USER, timeout=30)
 check("NFK: the second referral closed with an outcome",
       done.referral.state == types_pb2.REFERRAL_STATE_CLOSED_BY_FORCE,
       types_pb2.ReferralState.Name(done.referral.state))
 
 # --- ERSOU: the handover arrives; accept, then record the outcome. ---------------------------------
 def handover_arrived():
-    items, pages = all_pages(lambda r: ersou.ListHandovers(r, metadata=ERSOU_USER, timeout=10),
+    items, pages = all_pages(lambda r: ersou.ListHandovers(r, metadata=ERSOU_USER, timeout=30),
                              racu_pb2.ListHandoversRequest(
                                  state=types_pb2.REFERRAL_STATE_HANDED_OVER, page_size=50))
     return any(r.referral_id == handed for r in items)
@@ -273,12 +291,13 @@ def handover_arrived():
 
 until("the handover at ERSOU", handover_arrived)
 got = ersou.GetHandover(racu_pb2.GetHandoverRequest(referral_id=handed), metadata=ERSOU_USER,
-                        timeout=10)
+                        timeout=30)
 check("ERSOU: the handover arrived with its HANDED_OVER event",
       any(e.type == types_pb2.EVENT_TYPE_HANDED_OVER for e in got.events),
       f"({len(got.events)} events)")
 ersou.Accept(racu_pb2.AcceptHandoverRequest(request_id=f"interop-{run}-accept",
-                                            referral_id=handed), metadata=ERSOU_USER, timeout=10)
+                                            referral_id=handed, priority=types_pb2.PRIORITY_P2,
+                                            thr=decision_thr), metadata=ERSOU_USER, timeout=30)
 # Outcomes as tracks: the subject is charged (open), a hearing cannot finish the referral while the
 # charge stands, the conviction closes the criminal track, then the hearing finishes it.
 def outcome(type_, **kw):
@@ -293,7 +312,7 @@ def outcome(type_, **kw):
 
 updated = ersou.UpdateOutcome(racu_pb2.UpdateUnitOutcomeRequest(
     request_id=f"interop-{run}-charged", referral_id=handed,
-    outcome=outcome(types_pb2.OUTCOME_TYPE_CRIMINAL_CHARGED)), metadata=ERSOU_USER, timeout=10)
+    outcome=outcome(types_pb2.OUTCOME_TYPE_CRIMINAL_CHARGED)), metadata=ERSOU_USER, timeout=30)
 check("ERSOU: the charge is an open track; the investigation stays open",
       updated.referral.state == types_pb2.REFERRAL_STATE_JOINT_INVESTIGATION
       and [t.track for t in updated.referral.tracks] == [types_pb2.OUTCOME_TRACK_CRIMINAL],
@@ -304,7 +323,7 @@ unit_outcome = outcome(types_pb2.OUTCOME_TYPE_MISCONDUCT_HEARING,
 try:
     ersou.RecordOutcome(racu_pb2.RecordOutcomeRequest(
         request_id=f"interop-{run}-too-soon", referral_id=handed, outcome=unit_outcome),
-        metadata=ERSOU_USER, timeout=10)
+        metadata=ERSOU_USER, timeout=30)
     check("ERSOU: cannot finish while the criminal track is open", False, "it finished")
 except grpc.RpcError as e:
     check("ERSOU: cannot finish while the criminal track is open",
@@ -312,10 +331,10 @@ except grpc.RpcError as e:
           f"{e.code()} {e.details()}")
 ersou.UpdateOutcome(racu_pb2.UpdateUnitOutcomeRequest(
     request_id=f"interop-{run}-convicted", referral_id=handed,
-    outcome=outcome(types_pb2.OUTCOME_TYPE_CRIMINAL_CONVICTED)), metadata=ERSOU_USER, timeout=10)
+    outcome=outcome(types_pb2.OUTCOME_TYPE_CRIMINAL_CONVICTED)), metadata=ERSOU_USER, timeout=30)
 recorded = ersou.RecordOutcome(racu_pb2.RecordOutcomeRequest(
     request_id=f"interop-{run}-outcome", referral_id=handed, outcome=unit_outcome),
-    metadata=ERSOU_USER, timeout=10)
+    metadata=ERSOU_USER, timeout=30)
 check("ERSOU: accepted and recorded the joint investigation's outcome",
       recorded.referral.state == types_pb2.REFERRAL_STATE_OUTCOME_RECORDED,
       types_pb2.ReferralState.Name(recorded.referral.state))
@@ -324,7 +343,7 @@ check("ERSOU: accepted and recorded the joint investigation's outcome",
 def register_state(referral_id):
     try:
         return nca.GetTimeline(nca_pb2.GetTimelineRequest(referral_id=referral_id),
-                               metadata=NCA_USER, timeout=10).entry
+                               metadata=NCA_USER, timeout=30).entry
     except grpc.RpcError as e:
         if e.code() == grpc.StatusCode.NOT_FOUND:
             return None

@@ -151,7 +151,7 @@ void LocalChain::SetClockOffset(absl::Duration offset) const {
 
 std::unique_ptr<grpc::ClientContext> Context(const std::string& user) {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   ctx->AddMetadata("x-sarloop-user", user);
   return ctx;
 }

@@ -80,7 +80,8 @@ class LocalChain {
   int base_port_;
 };
 
-// A client context with a 10 s deadline and the acting user named in metadata.
+// A client context with a 30 s deadline (long enough for a loaded shared machine, short enough to
+// end a hang) and the acting user named in metadata.
 std::unique_ptr<grpc::ClientContext> Context(const std::string& user = "test-user");
 
 // Polls `done` every 50 ms until it holds or `timeout` passes.

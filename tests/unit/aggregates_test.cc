@@ -4,11 +4,13 @@
 #include <random>
 #include <set>
 
+#include "absl/strings/str_join.h"
 #include "common/audit.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/messaging.h"
 #include "common/referral/event_log.h"
+#include "common/referral/outcomes.h"
 #include "common/referral/rules.h"
 #include "common/server.h"
 #include "common/status.h"
@@ -65,6 +67,71 @@ v1::GetAggregatesRequest By(std::initializer_list<v1::Dimension> dims) {
   v1::GetAggregatesRequest r;
   for (auto d : dims) r.add_group_by(d);
   return r;
+}
+
+// Outcomes by track, the conduct finding and action, priority and unit (issue 20, item 7): "how
+// many referrals about officers ended in dismissal, by region?"
+TEST(AggregateIndex, GroupsByTrackFindingActionPriorityAndUnit) {
+  AggregateIndex index(ReferenceData::BuiltIn());
+  auto tracked = [](const std::string& org, v1::Priority p, const std::string& unit,
+                    std::vector<v1::Outcome> tracks) {
+    v1::RegisterEntry e = Entry({.org = org,
+                                 .state = v1::REFERRAL_STATE_OUTCOME_RECORDED,
+                                 .feedback_day = 200,
+                                 .subjects = {}});
+    e.set_priority(p);
+    e.set_unit(unit);
+    for (auto& t : tracks) {
+      t.set_track(TrackOf(t.type()));
+      *e.add_tracks() = t;
+    }
+    return e;
+  };
+  auto outcome = [](v1::OutcomeType type,
+                    v1::ConductFinding finding = v1::CONDUCT_FINDING_UNSPECIFIED,
+                    v1::MisconductResult action = v1::MISCONDUCT_RESULT_UNSPECIFIED) {
+    v1::Outcome o;
+    o.set_type(type);
+    o.set_finding(finding);
+    o.set_misconduct_result(action);
+    return o;
+  };
+  const auto dismissed =
+      outcome(v1::OUTCOME_TYPE_MISCONDUCT_HEARING, v1::CONDUCT_FINDING_GROSS_MISCONDUCT,
+              v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE);
+  const auto warned = outcome(v1::OUTCOME_TYPE_MISCONDUCT_MEETING, v1::CONDUCT_FINDING_MISCONDUCT,
+                              v1::MISCONDUCT_RESULT_WRITTEN_WARNING);
+  index.Upsert(tracked("NFK", v1::PRIORITY_P2, "ERSOU",
+                       {outcome(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED), dismissed}));
+  index.Upsert(tracked("SFK", v1::PRIORITY_P2, "ERSOU", {dismissed}));
+  v1::RegisterEntry mps =
+      tracked("MPS", v1::PRIORITY_P1, "", {outcome(v1::OUTCOME_TYPE_CRIMINAL_CHARGED)});
+  index.Upsert(mps);
+  index.Upsert(tracked("NFK", v1::PRIORITY_UNSPECIFIED, "", {warned}));
+  auto groups = [&](std::initializer_list<v1::Dimension> dims) {
+    auto r = index.Query(By(dims), kStart + absl::Hours(24 * 300), 0);
+    EXPECT_THAT(r, IsOk());
+    std::map<std::string, int64_t> out;
+    for (const auto& g : r->groups()) out[absl::StrJoin(g.key(), "/")] = g.measures().referred();
+    return out;
+  };
+  EXPECT_EQ(groups({v1::DIMENSION_REGION, v1::DIMENSION_CONDUCT_ACTION}),
+            (std::map<std::string, int64_t>{{"EASTERN/DISMISSAL_WITHOUT_NOTICE", 2},
+                                            {"EASTERN/WRITTEN_WARNING", 1},
+                                            {"LONDON/NONE", 1}}));
+  EXPECT_EQ(groups({v1::DIMENSION_CRIMINAL_TRACK}),
+            (std::map<std::string, int64_t>{
+                {"CRIMINAL_CHARGED", 1}, {"CRIMINAL_CONVICTED", 1}, {"NONE", 2}}));
+  EXPECT_EQ(
+      groups({v1::DIMENSION_CONDUCT_FINDING}),
+      (std::map<std::string, int64_t>{{"GROSS_MISCONDUCT", 2}, {"MISCONDUCT", 1}, {"NONE", 1}}));
+  EXPECT_EQ(groups({v1::DIMENSION_PRIORITY, v1::DIMENSION_UNIT}),
+            (std::map<std::string, int64_t>{{"P2/ERSOU", 2}, {"P1/NONE", 1}, {"NONE/NONE", 1}}));
+  // A track's update moves its referral between groups.
+  mps.mutable_tracks(0)->set_type(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
+  index.Upsert(mps);
+  EXPECT_EQ(groups({v1::DIMENSION_CRIMINAL_TRACK}),
+            (std::map<std::string, int64_t>{{"CRIMINAL_CONVICTED", 2}, {"NONE", 2}}));
 }
 
 TEST(FinancialYear, StartsOnTheFirstOfApril) {

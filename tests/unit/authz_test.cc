@@ -84,6 +84,7 @@ bool Expected(const PolicyScope& scope, const Identity& id, const std::string& s
     }
     case v1::SERVICE_KIND_NCA:
       if (service == "sarloop.v1.Nca" || service == "sarloop.v1.Ops") return id.kind == "analyst";
+      if (service == "sarloop.v1.Oversight") return id.kind == "oversight";
       if (service == "sarloop.v1.RegisterFeed") {
         return id.IsService() && (id.kind == "ukfiu" || id.kind == "force" || id.kind == "racu");
       }
@@ -132,6 +133,8 @@ const char* kIdentities[] = {
     "spiffe://sarloop/racu/NCAACU",
     "spiffe://sarloop/racu/NCAACU/cases",
     "spiffe://sarloop/analyst/alice",
+    "spiffe://sarloop/oversight/NFK/pcc",
+    "spiffe://sarloop/oversight/SFK/dcc",
     "spiffe://sarloop/linkage",
     "spiffe://sarloop/linkage/ops",
     "spiffe://sarloop/monitor/prometheus",

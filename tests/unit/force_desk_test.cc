@@ -127,6 +127,8 @@ TEST_F(ForceDeskTest, HandoverCarriesThePackageToTheUnitOnly) {
   h.set_request_id("h1");
   h.set_referral_id(referral_id_);
   h.set_notes("Research shows undeclared association.");
+  *h.mutable_thr() = SampleThr();
+  h.set_priority(v1::PRIORITY_P3);
   ASSERT_OK_AND_ASSIGN(auto resp, desk_->HandOver(call_, h));
   EXPECT_EQ(resp.referral().state(), v1::REFERRAL_STATE_HANDED_OVER);
   int with_package = 0;
@@ -164,6 +166,8 @@ TEST_F(ForceDeskTest, AForceWithoutAUnitClosesItself) {
   h.set_request_id("h1");
   h.set_referral_id(referral_id_);
   h.set_notes("n");
+  *h.mutable_thr() = SampleThr();
+  h.set_priority(v1::PRIORITY_P3);
   EXPECT_THAT(desk_->HandOver(call_, h),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no investigating unit")));
 }

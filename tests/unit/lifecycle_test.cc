@@ -194,6 +194,19 @@ TEST(RegisterFold, SameInstantStepsFoldInLifecycleOrder) {
   }
 }
 
+// A peer's outcome without a type is no outcome, as the stored entry reads back (found by
+// fuzz_register: the stored entry differed from the fold of its events).
+TEST(RegisterFold, AnOutcomeWithoutATypeIsNone) {
+  std::vector<v1::LifecycleEvent> events = History();
+  events.back().mutable_outcome()->clear_type();
+  events[events.size() - 2].mutable_outcome()->clear_type();  // the last update too
+  v1::RegisterEntry e = Fold(events);
+  EXPECT_EQ(e.state(), v1::REFERRAL_STATE_OUTCOME_RECORDED);
+  EXPECT_FALSE(e.has_outcome());
+  for (const auto& t : e.tracks()) EXPECT_NE(t.type(), v1::OUTCOME_TYPE_UNSPECIFIED);
+  EXPECT_EQ(e.tracks_size(), 2);
+}
+
 TEST(RegisterFold, FirstEndWins) {
   std::vector<v1::LifecycleEvent> events = History();
   events.resize(4);  // up to UNDER_RESEARCH

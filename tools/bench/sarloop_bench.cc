@@ -369,6 +369,8 @@ class ChainDriver {
     handover.set_request_id(absl::StrCat("bench-handover-", tag));
     handover.set_referral_id(id);
     handover.set_notes(t.notes);
+    handover.set_priority(v1::PRIORITY_P3);
+    *handover.mutable_thr() = t.thr;
     RETURN_IF_ERROR(Invoke("Force.HandOver", force_user,
                            [&](auto* ctx) { return force.HandOver(ctx, handover, &stepped); }));
 
@@ -382,6 +384,8 @@ class ChainDriver {
     v1::AcceptHandoverRequest accept;
     accept.set_request_id(absl::StrCat("bench-accept-", tag));
     accept.set_referral_id(id);
+    accept.set_priority(v1::PRIORITY_P3);
+    *accept.mutable_thr() = t.thr;
     v1::UnitStepResponse unit_stepped;
     RETURN_IF_ERROR(Invoke("Racu.Accept", unit_user,
                            [&](auto* ctx) { return unit.Accept(ctx, accept, &unit_stepped); }));

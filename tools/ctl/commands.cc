@@ -12,8 +12,8 @@ namespace sarloop::ctl {
 const std::vector<Command>& AllCommands() {
   static const std::vector<Command>* commands = [] {
     auto* all = new std::vector<Command>();
-    for (auto group : {UkfiuCommands, ForceCommands, RacuCommands, NcaCommands, ReportCommands,
-                       OpsCommands, LinkageCommands}) {
+    for (auto group : {UkfiuCommands, ForceCommands, RacuCommands, NcaCommands, OversightCommands,
+                       ReportCommands, OpsCommands, LinkageCommands}) {
       std::vector<Command> commands = group();
       all->insert(all->end(), commands.begin(), commands.end());
     }

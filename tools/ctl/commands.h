@@ -64,6 +64,7 @@ std::vector<Command> UkfiuCommands();
 std::vector<Command> ForceCommands();
 std::vector<Command> RacuCommands();
 std::vector<Command> NcaCommands();
+std::vector<Command> OversightCommands();
 std::vector<Command> ReportCommands();
 std::vector<Command> OpsCommands();
 std::vector<Command> LinkageCommands();

@@ -136,6 +136,7 @@ absl::Status ForceHandOver(const Input& in, Session& session) {
   request.set_notes(notes);
   ASSIGN_OR_RETURN(v1::Priority priority, ReadPriority(in.args));
   request.set_priority(priority);
+  ASSIGN_OR_RETURN(*request.mutable_thr(), ReadThr(in.args));
   v1::ForceStepResponse response;
   RETURN_IF_ERROR(session.Call(&Force::Stub::HandOver, request, &response));
   return EmitStep(session, response);
@@ -165,6 +166,7 @@ absl::Status RacuAccept(const Input& in, Session& session) {
   request.set_referral_id(in.operands[0]);
   ASSIGN_OR_RETURN(v1::Priority priority, ReadPriority(in.args));
   request.set_priority(priority);
+  ASSIGN_OR_RETURN(*request.mutable_thr(), ReadThr(in.args));
   v1::UnitStepResponse response;
   RETURN_IF_ERROR(session.Call(&Racu::Stub::Accept, request, &response));
   return EmitStep(session, response);
@@ -176,6 +178,9 @@ absl::Status RacuDecline(const Input& in, Session& session) {
   request.set_request_id(session.options().request_id);
   request.set_referral_id(in.operands[0]);
   request.set_reason(reason);
+  ASSIGN_OR_RETURN(v1::Priority priority, ReadPriority(in.args));
+  request.set_priority(priority);
+  ASSIGN_OR_RETURN(*request.mutable_thr(), ReadThr(in.args));
   v1::UnitStepResponse response;
   RETURN_IF_ERROR(session.Call(&Racu::Stub::DeclineAssistance, request, &response));
   return EmitStep(session, response);
@@ -266,10 +271,10 @@ std::vector<Command> ForceCommands() {
       {.group = "force",
        .verb = "handover",
        .operands = {"REF_ID"},
-       .synopsis = "--notes TEXT [--priority P1|P2|P3|P4]",
+       .synopsis = absl::StrCat("--notes TEXT --priority P1|P2|P3|P4 ", kThrSynopsis),
        .summary = "hand over to the force's unit (UNDER_RESEARCH -> HANDED_OVER); the priority "
                   "sets how often progress is due",
-       .options = {"notes", "priority"},
+       .options = Concat({"notes", "priority"}, kThrOptions),
        .mutating = true,
        .run = ForceHandOver},
       {.group = "force",
@@ -299,9 +304,10 @@ std::vector<Command> RacuCommands() {
       {.group = "racu",
        .verb = "accept",
        .operands = {"REF_ID"},
-       .synopsis = "[--priority P1|P2|P3|P4]",
-       .summary = "open a joint investigation (HANDED_OVER -> JOINT_INVESTIGATION)",
-       .options = {"priority"},
+       .synopsis = absl::StrCat("--priority P1|P2|P3|P4 ", kThrSynopsis),
+       .summary = "adopt: open a joint investigation (HANDED_OVER -> JOINT_INVESTIGATION); the "
+                  "rationale is the adoption rationale",
+       .options = Concat({"priority"}, kThrOptions),
        .mutating = true,
        .run = RacuAccept},
       {.group = "racu",
@@ -315,9 +321,9 @@ std::vector<Command> RacuCommands() {
       {.group = "racu",
        .verb = "decline",
        .operands = {"REF_ID"},
-       .synopsis = "--reason TEXT",
+       .synopsis = absl::StrCat("--reason TEXT --priority P1|P2|P3|P4 ", kThrSynopsis),
        .summary = "decline to assist; the referral returns to the force",
-       .options = {"reason"},
+       .options = Concat({"reason", "priority"}, kThrOptions),
        .mutating = true,
        .run = RacuDecline},
       {.group = "racu",

@@ -82,6 +82,31 @@ absl::Status ListOverdue(const Input& in, Session& session) {
   });
 }
 
+absl::Status OversightOverdue(const Input& in, Session& session) {
+  v1::ListOverdueRequest request;
+  RETURN_IF_ERROR(ReadAsOf(in.args, request));
+  ASSIGN_OR_RETURN(Paging paging, ReadPaging(in.args));
+  v1::ListOverdueResponse response;
+  RETURN_IF_ERROR(
+      ListPages(session, &v1::Oversight::Stub::ListOverdue, request, paging, &response));
+  return Emit(session, response, [&](std::ostream& out) {
+    PrintRegisterList(response.entries(), out);
+    PrintNextPage(response.next_page_token(), out);
+  });
+}
+
+absl::Status OversightEscalations(const Input& in, Session& session) {
+  v1::ListEscalationsRequest request;
+  ASSIGN_OR_RETURN(Paging paging, ReadPaging(in.args));
+  v1::ListEscalationsResponse response;
+  RETURN_IF_ERROR(
+      ListPages(session, &v1::Oversight::Stub::ListEscalations, request, paging, &response));
+  return Emit(session, response, [&](std::ostream& out) {
+    PrintEscalations(response.notices(), out);
+    PrintNextPage(response.next_page_token(), out);
+  });
+}
+
 absl::Status Summary(const Input& in, Session& session) {
   v1::GetSummaryRequest request;
   RETURN_IF_ERROR(ReadAsOf(in.args, request));
@@ -379,6 +404,24 @@ absl::Status IdentityCheck(const Input& in, Session&) {
     std::cout << "canonical SPIFFE ID, not a sarloop role: " << id.status().message() << "\n";
   }
   return absl::OkStatus();
+}
+
+std::vector<Command> OversightCommands() {
+  return {
+      {.group = "oversight",
+       .verb = "escalations",
+       .synopsis = kPagingSynopsis,
+       .summary = "what the feedback clock escalated to you (and regulation 19 reports), oldest "
+                  "first, with each referral as it stands now",
+       .options = kPagingOptions,
+       .run = OversightEscalations},
+      {.group = "oversight",
+       .verb = "overdue",
+       .synopsis = absl::StrCat("[--as-of DATE] ", kPagingSynopsis),
+       .summary = "your organisation's overdue referrals, most overdue first",
+       .options = Concat({"as-of"}, kPagingOptions),
+       .run = OversightOverdue},
+  };
 }
 
 std::vector<Command> OpsCommands() {

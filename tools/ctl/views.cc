@@ -268,6 +268,20 @@ void PrintRegisterEntry(const v1::RegisterEntry& e, std::ostream& out) {
   kv.Print(out);
 }
 
+void PrintEscalations(const Repeated<v1::EscalationNotice>& notices, std::ostream& out) {
+  Table table({"WHEN", "REFERRAL", "ORG", "WHAT", "STATE NOW", "NEXT DUE"});
+  for (const v1::EscalationNotice& n : notices) {
+    const v1::LifecycleEvent& e = n.event();
+    const std::string what = e.type() == v1::EVENT_TYPE_ESCALATED
+                                 ? absl::StrCat("escalation, rung ", e.sequence())
+                                 : absl::StrCat("regulation 19 report ", e.sequence());
+    table.AddRow({FormatDate(e.occurred_at()), e.referral_id(), e.organisation(), what,
+                  std::string(StateName(n.entry().state())),
+                  n.entry().has_next_due_at() ? FormatDate(n.entry().next_due_at()) : "-"});
+  }
+  table.Print(out);
+}
+
 void PrintRegisterList(const Repeated<v1::RegisterEntry>& entries, std::ostream& out) {
   Table table({"REFERRAL", "ORG", "STATE", "DISPATCHED", "DUE", "FEEDBACK", "UNIT", "REMINDERS",
                "ESCALATED"});

@@ -38,6 +38,10 @@ void PrintReferralList(const Repeated<v1::Referral>& referrals, std::ostream& ou
 void PrintRegisterEntry(const v1::RegisterEntry& entry, std::ostream& out);
 
 // Register entries: REFERRAL ORG STATE DISPATCHED DUE FEEDBACK UNIT REMINDERS ESCALATED.
+// One line per escalation or regulation 19 report: when, the referral, the rung or report, and
+// where the referral stands now.
+void PrintEscalations(const google::protobuf::RepeatedPtrField<v1::EscalationNotice>& notices,
+                      std::ostream& out);
 void PrintRegisterList(const Repeated<v1::RegisterEntry>& entries, std::ostream& out);
 
 // Per organisation REFERRED FEEDBACK DECLINED OPEN HANDED_OVER ASSIST_DECLINED OVERDUE ESCALATED

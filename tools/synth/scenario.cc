@@ -545,6 +545,17 @@ class Builder {
                        ". Covert financial investigation and lifestyle analysis required.");
     }
     if (AssistanceDeclined(r.path)) r.assistance_reason = rng_.Pick(kAssistanceReasons);
+    if (HandedOver(r.path)) {
+      const int highs =
+          (r.thr.threat() == v1::THR_LEVEL_HIGH) + (r.thr.harm() == v1::THR_LEVEL_HIGH);
+      r.priority = highs == 2                ? v1::PRIORITY_P1
+                   : highs == 1              ? v1::PRIORITY_P2
+                   : rng_.Between(0, 3) == 0 ? v1::PRIORITY_P4
+                                             : v1::PRIORITY_P3;
+      // A case still open at the end reports at 30 days and must not be due again before the
+      // scenario's last clock jump (58 days): at most P2's 60-day interval.
+      if (r.path == Path::kUnitOpen && r.priority == v1::PRIORITY_P1) r.priority = v1::PRIORITY_P2;
+    }
     if (r.path == Path::kUnitOutcome) {
       // Every outcome type appears among unit outcomes before any repeats.
       const int k = unit_outcomes_++;

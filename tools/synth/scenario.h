@@ -103,8 +103,10 @@ struct ReferralPlan {
   std::string reason;
   // kUnitDeclined*: the unit's reason for declining assistance.
   std::string assistance_reason;
-  // Unit paths: the force's research notes for the unit.
+  // Unit paths: the force's research notes for the unit, and the priority the force and the unit
+  // give the case (P1-P4, from the THR: high harm or threat is P1 or P2).
   std::string handover_notes;
+  v1::Priority priority = v1::PRIORITY_P3;
   // Paths with an outcome: what is recorded (opened_at/closed_at are set when it is recorded).
   v1::Outcome outcome;
   // An open outcome on the same track recorded first (charged before the verdict, a case to

@@ -900,6 +900,8 @@ class Driver {
       req.set_request_id(rid);
       req.set_referral_id(ids_[i]);
       req.set_notes(s_.referrals[i].handover_notes);
+      req.set_priority(s_.referrals[i].priority);
+      *req.mutable_thr() = DecisionThr(i, "Research supports a joint investigation: ");
       return stub.HandOver(ctx, req, resp);
     });
   }
@@ -993,6 +995,8 @@ class Driver {
         req.set_request_id(chain_.RequestId("decline-assistance", i));
         req.set_referral_id(ids_[i]);
         req.set_reason(r.assistance_reason);
+        req.set_priority(r.priority);
+        *req.mutable_thr() = DecisionThr(i, "Assessed for adoption and declined: ");
         Do(absl::StrCat("Racu(", unit, ").DeclineAssistance ", ids_[i]), user,
            [&](grpc::ClientContext* ctx) { return stub.DeclineAssistance(ctx, req, &resp); });
         return;
@@ -1000,6 +1004,8 @@ class Driver {
       v1::AcceptHandoverRequest accept;
       accept.set_request_id(chain_.RequestId("accept", i));
       accept.set_referral_id(ids_[i]);
+      accept.set_priority(r.priority);
+      *accept.mutable_thr() = DecisionThr(i, "Adopted: ");
       opened_at_[i] = absl::FromUnixSeconds(absl::ToUnixSeconds(clock_.Now()));
       Do(absl::StrCat("Racu(", unit, ").Accept ", ids_[i]), user,
          [&](grpc::ClientContext* ctx) { return stub.Accept(ctx, accept, &resp); });
@@ -1060,6 +1066,13 @@ class Driver {
       return missing.empty();
     });
     if (!ok) TimedOut("earlier runs' progress to reach ukfiu and the register", missing);
+  }
+
+  // A handover's or a unit's THR: UKFIU's scores, with the decision's own rationale.
+  v1::ThrAssessment DecisionThr(int i, absl::string_view why) {
+    v1::ThrAssessment thr = s_.referrals[i].thr;
+    thr.set_rationale(absl::StrCat(why, thr.rationale()));
+    return thr;
   }
 
   void UnitProgress(int i) {
