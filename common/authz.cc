@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "common/config.h"
 #include "common/identity.h"
 #include "common/status.h"
 
@@ -28,13 +29,14 @@ bool MethodMatches(const std::string& pattern, const std::string& method) {
   return pattern == method;
 }
 
-// Expands {code}, {unit} and {served}; returns nothing when the rule names a {unit} the
-// instance does not have.
+// Expands {code}, {unit} (to each of a force's units) and {served}; returns nothing when the
+// rule names a {unit} and the instance has none.
 std::vector<std::string> Expand(const std::string& pattern, const PolicyScope& scope) {
   std::string p = absl::StrReplaceAll(pattern, {{"{code}", scope.code}});
   if (absl::StrContains(p, "{unit}")) {
-    if (scope.unit.empty()) return {};
-    p = absl::StrReplaceAll(p, {{"{unit}", scope.unit}});
+    std::vector<std::string> out;
+    for (const std::string& u : scope.units) out.push_back(absl::StrReplaceAll(p, {{"{unit}", u}}));
+    return out;
   }
   if (absl::StrContains(p, "{served}")) {
     std::vector<std::string> out;
@@ -52,6 +54,13 @@ int64_t FileStamp(const std::string& path) {
 }
 
 }  // namespace
+
+PolicyScope ScopeOf(const v1::ServiceConfig& config) {
+  return {config.kind(),
+          config.code(),
+          HandoverUnits(config),
+          {config.served_forces().begin(), config.served_forces().end()}};
+}
 
 const std::string& Policy::BuiltInText() {
   static const std::string* text = new std::string(internal::kPolicyText);

@@ -28,11 +28,14 @@ namespace sarloop {
 struct PolicyScope {
   v1::ServiceKind kind = v1::SERVICE_KIND_UNSPECIFIED;
   std::string code;
-  // A force's handover unit, or empty.
-  std::string unit;
+  // The units a force may hand over to (none: it closes referrals itself).
+  std::vector<std::string> units;
   // A unit's served forces.
   std::vector<std::string> served;
 };
+
+// The scope a service's configuration gives it.
+PolicyScope ScopeOf(const v1::ServiceConfig& config);
 
 // A policy compiled for one instance: placeholders expanded, other kinds' rules dropped.
 class Policy {

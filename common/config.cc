@@ -4,6 +4,7 @@
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -70,6 +71,16 @@ absl::Status CheckAddress(absl::string_view field, const std::string& address) {
 
 }  // namespace
 
+std::vector<std::string> HandoverUnits(const v1::ServiceConfig& c) {
+  std::vector<std::string> units;
+  if (c.handover_unit().empty()) return units;
+  units.push_back(c.handover_unit());
+  for (const std::string& u : c.other_handover_units()) {
+    if (std::find(units.begin(), units.end(), u) == units.end()) units.push_back(u);
+  }
+  return units;
+}
+
 absl::Status CheckRequiredPeers(const v1::ServiceConfig& c) {
   std::set<std::string> peers;
   for (const v1::Peer& p : c.peers()) {
@@ -84,6 +95,9 @@ absl::Status CheckRequiredPeers(const v1::ServiceConfig& c) {
                 {"NCA", "a force reports every step to the NCA register"}};
       if (!c.handover_unit().empty()) {
         needed.emplace_back(c.handover_unit(), "handover_unit names it");
+      }
+      for (const std::string& unit : c.other_handover_units()) {
+        needed.emplace_back(unit, "other_handover_units names it");
       }
       break;
     case v1::SERVICE_KIND_RACU:

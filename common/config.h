@@ -36,6 +36,9 @@ absl::Status FinishConfig(v1::ServiceConfig& config, v1::ServiceKind kind);
 // screens). INVALID_ARGUMENT naming `peers` and what is missing, or a code listed twice.
 absl::Status CheckRequiredPeers(const v1::ServiceConfig& config);
 
+// A force's units, its default (handover_unit) first; none when it has no handover_unit.
+std::vector<std::string> HandoverUnits(const v1::ServiceConfig& config);
+
 // The peer address for `code`, or nullptr.
 const v1::Peer* FindPeer(const v1::ServiceConfig& config, const std::string& code);
 

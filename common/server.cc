@@ -21,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -165,7 +166,8 @@ absl::StatusOr<std::string> CheckConfig(const v1::ServiceConfig& config) {
       what = "organisation";
     } else if (units.count(code) > 0) {
       what = "regional unit";
-    } else if (code != config.handover_unit() && code != config.code()) {
+    } else if (code != config.handover_unit() && code != config.code() &&
+               !absl::c_linear_search(config.other_handover_units(), code)) {
       what = "unit not in the reference data: check the code";
     }
     absl::StrAppend(&summary, "  peer ", code, " (", what, ") at ", config.peers(i).address(),
@@ -176,6 +178,28 @@ absl::StatusOr<std::string> CheckConfig(const v1::ServiceConfig& config) {
     return FieldError("handover_unit",
                       absl::StrCat("unknown unit '", config.handover_unit(),
                                    "' (not a regional or national unit in the reference data)"));
+  }
+  for (int i = 0; i < config.other_handover_units_size(); ++i) {
+    if (!reference->IsUnit(config.other_handover_units(i))) {
+      return FieldError(absl::StrCat("other_handover_units[", i, "]"),
+                        absl::StrCat("unknown unit '", config.other_handover_units(i),
+                                     "' (not a regional or national unit in the reference data)"));
+    }
+  }
+  if (!config.other_handover_units().empty() && config.handover_unit().empty()) {
+    return FieldError("other_handover_units", "needs handover_unit (the default unit) as well");
+  }
+  if (config.hand_over_on_receipt() && config.handover_unit().empty()) {
+    return FieldError("hand_over_on_receipt", "needs handover_unit (the unit that takes them)");
+  }
+  if (!config.decline_reviewer().empty()) {
+    absl::StatusOr<Identity> reviewer = ParseIdentity(config.decline_reviewer());
+    if (!reviewer.ok() || reviewer->kind != "oversight") {
+      return FieldError("decline_reviewer",
+                        absl::StrCat("'", config.decline_reviewer(),
+                                     "' is not an oversight identity "
+                                     "(spiffe://sarloop/oversight/<ORG>/<office>)"));
+    }
   }
   // These two name the field and the file themselves.
   if (absl::Status s = MakeServerCredentials(config.tls()).status(); !s.ok()) return s;
@@ -201,10 +225,7 @@ absl::StatusOr<std::string> CheckConfig(const v1::ServiceConfig& config) {
       return FieldError("subject_key_file", s.message());
     }
   }
-  PolicyScope scope{config.kind(),
-                    config.code(),
-                    config.handover_unit(),
-                    {config.served_forces().begin(), config.served_forces().end()}};
+  const PolicyScope scope = ScopeOf(config);
   if (absl::Status s =
           AuthzGate::Create(config.authz_policy_file(), scope,
                             [](const std::string&, const std::string&, const grpc::Status&) {})
@@ -317,10 +338,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   }
 
   ASSIGN_OR_RETURN(auto server_creds, MakeServerCredentials(config.tls()));
-  PolicyScope scope{config.kind(),
-                    config.code(),
-                    config.handover_unit(),
-                    {config.served_forces().begin(), config.served_forces().end()}};
+  const PolicyScope scope = ScopeOf(config);
   Database* audit_db = db.get();
   Clock* audit_clock = clock.get();
   // Refusals never reach a handler: the gate records them in the audit log itself.

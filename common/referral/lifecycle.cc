@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/referral/clocks.h"
@@ -152,6 +153,12 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
       case v1::EVENT_TYPE_RESEARCH_STARTED:
         // A step beyond acknowledgement acknowledges too (its own event may come later).
         if (!e.has_acknowledged_at()) *e.mutable_acknowledged_at() = ev.occurred_at();
+        for (int c : ev.categories()) {
+          if (v1::CorruptionCategory_IsValid(c) && c != v1::CORRUPTION_CATEGORY_UNSPECIFIED &&
+              !absl::c_linear_search(e.research_categories(), c)) {
+            e.add_research_categories(static_cast<v1::CorruptionCategory>(c));
+          }
+        }
         break;
       case v1::EVENT_TYPE_DECLINED_BY_FORCE:
       case v1::EVENT_TYPE_CLOSED_BY_FORCE:
@@ -159,6 +166,7 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
       case v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED:
         decided(ev);
         if (ev.has_thr() && !IsTerminal(state)) *e.mutable_decision_thr() = ev.thr();
+        if (ev.on_receipt()) e.set_handed_over_on_receipt(true);
         break;
       case v1::EVENT_TYPE_PROGRESS_UPDATED:
         e.set_progress_updates(e.progress_updates() + 1);

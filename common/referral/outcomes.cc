@@ -147,6 +147,23 @@ void UpgradeOutcome(v1::Outcome& o) {
   if (o.type() != v1::OUTCOME_TYPE_UNSPECIFIED) o.set_track(TrackOf(o.type()));
 }
 
+absl::Status CheckCategories(absl::string_view field,
+                             const google::protobuf::RepeatedField<int>& categories) {
+  for (int i = 0; i < categories.size(); ++i) {
+    const std::string name = absl::StrCat(field, "[", i, "]");
+    if (categories[i] == v1::CORRUPTION_CATEGORY_UNSPECIFIED ||
+        !v1::CorruptionCategory_IsValid(categories[i])) {
+      return FieldError(name, "is not a corruption category");
+    }
+    if (std::find(categories.begin(), categories.begin() + i, categories[i]) !=
+        categories.begin() + i) {
+      return FieldError(
+          name, absl::StrCat(v1::CorruptionCategory_Name(categories[i]), " is given twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckOutcomeFitsRole(absl::string_view field, T type, v1::SubjectRole role) {
   const v1::OutcomeTrack track = TrackOf(type);
   const bool officer =

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "google/protobuf/repeated_field.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "sarloop/v1/types.pb.h"
 
@@ -49,6 +50,11 @@ absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& outcome, a
 // answer to that body. Dismissal after resignation and the barred and advisory lists reach
 // officers, specials, staff and PCSOs. INVALID_ARGUMENT naming `field` and the role's own route
 // otherwise.
+// Corruption categories recorded at research: each a known category other than UNSPECIFIED, and
+// each once. None is fine. INVALID_ARGUMENT naming "field[i]".
+absl::Status CheckCategories(absl::string_view field,
+                             const google::protobuf::RepeatedField<int>& categories);
+
 absl::Status CheckOutcomeFitsRole(absl::string_view field, v1::OutcomeType type,
                                   v1::SubjectRole role);
 

@@ -93,6 +93,7 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
       r.clear_next_due_at();
     }
     r.set_priority(folded.priority());
+    r.set_handed_over_on_receipt(folded.handed_over_on_receipt());
     if (!folded.linked_referral_id().empty()) r.set_linked_referral_id(folded.linked_referral_id());
     // The organisations it shares a subject with: those the package named when it came, and
     // those later flags named.

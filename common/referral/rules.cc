@@ -70,10 +70,12 @@ const std::vector<EventRule>& Table() {
        kForce | kToUnits,
        0,
        7},
+      // From receipt too: an organisation with no anti-corruption department of its own hands
+      // every case over as it arrives (the force desk's own handover follows research).
       {v1::EVENT_TYPE_HANDED_OVER,
        Producer::kAddressee,
        From::kListed,
-       {v1::REFERRAL_STATE_UNDER_RESEARCH},
+       {v1::REFERRAL_STATE_RECEIVED, v1::REFERRAL_STATE_UNDER_RESEARCH},
        v1::REFERRAL_STATE_HANDED_OVER,
        kForce | kToUnits,
        kToUnits,

@@ -1,6 +1,9 @@
 #include "services/force/desk.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/ids.h"
 #include "common/messaging.h"
 #include "common/referral/event_log.h"
@@ -41,7 +44,7 @@ Desk::Desk(Database& db, Clock& clock, DeskOptions options, DeliveryWorker* work
 
 std::vector<std::string> Desk::Destinations() const {
   std::vector<std::string> d = {referral::kUkfiuCode, kRegisterCode};
-  if (!options_.unit.empty()) d.push_back(options_.unit);
+  d.insert(d.end(), options_.units.begin(), options_.units.end());
   return d;
 }
 
@@ -71,6 +74,9 @@ absl::StatusOr<v1::ForceStepResponse> Desk::Step(const Call& call,
 
 absl::StatusOr<v1::ForceStepResponse> Desk::Acknowledge(const Call& call,
                                                         const v1::ForceStepRequest& request) {
+  if (!request.categories().empty()) {
+    return FieldError("categories", "are recorded with StartResearch, not Acknowledge");
+  }
   return Step(call, request, request.request_id(), request.referral_id(),
               v1::EVENT_TYPE_ACKNOWLEDGED,
               [](v1::LifecycleEvent&, v1::Referral&) { return absl::OkStatus(); });
@@ -78,9 +84,12 @@ absl::StatusOr<v1::ForceStepResponse> Desk::Acknowledge(const Call& call,
 
 absl::StatusOr<v1::ForceStepResponse> Desk::StartResearch(const Call& call,
                                                           const v1::ForceStepRequest& request) {
+  RETURN_IF_ERROR(CheckCategories("categories", request.categories()));
   return Step(call, request, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_RESEARCH_STARTED,
-              [](v1::LifecycleEvent&, v1::Referral&) { return absl::OkStatus(); });
+              v1::EVENT_TYPE_RESEARCH_STARTED, [&](v1::LifecycleEvent& e, v1::Referral&) {
+                e.mutable_categories()->CopyFrom(request.categories());
+                return absl::OkStatus();
+              });
 }
 
 absl::StatusOr<v1::ForceStepResponse> Desk::Decline(const Call& call,
@@ -116,13 +125,25 @@ absl::StatusOr<v1::ForceStepResponse> Desk::HandOver(const Call& call,
                                                      const v1::HandOverRequest& request) {
   RETURN_IF_ERROR(CheckText("notes", request.notes(), 20000, true));
   RETURN_IF_ERROR(referral::CheckDecision(request.thr(), request.priority()));
-  if (options_.unit.empty()) {
+  if (options_.units.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "force ", options_.code, " has no investigating unit configured; close the referral"));
   }
+  const std::string unit = request.unit().empty() ? options_.units.front() : request.unit();
+  if (std::find(options_.units.begin(), options_.units.end(), unit) == options_.units.end()) {
+    return FieldError("unit",
+                      absl::StrCat("force ", options_.code, " does not hand over to '", unit,
+                                   "'; it may choose ", absl::StrJoin(options_.units, ", ")));
+  }
   return Step(call, request, request.request_id(), request.referral_id(),
               v1::EVENT_TYPE_HANDED_OVER, [&](v1::LifecycleEvent& e, v1::Referral& r) {
-                e.set_unit(options_.unit);
+                // A force's own handover follows its research (only a force without an
+                // anti-corruption department hands over on receipt, by itself).
+                if (r.state() != v1::REFERRAL_STATE_UNDER_RESEARCH) {
+                  return absl::FailedPreconditionError(absl::StrCat(
+                      "a handover follows research; the referral is ", StateName(r.state())));
+                }
+                e.set_unit(unit);
                 e.set_priority(request.priority());
                 *e.mutable_thr() = request.thr();
                 r.mutable_package()->set_handover_notes(request.notes());
@@ -145,10 +166,25 @@ absl::Status Desk::Receive(Txn& txn, const Identity& peer, const v1::Envelope& e
     return absl::OkStatus();
   }
   // A new referral: the service records that it has it.
+  const absl::Time now = clock_.Now();
   v1::LifecycleEvent received =
       NewEvent(v1::EVENT_TYPE_RECEIVED, env.event().referral_id(), options_.code, options_.code,
-               ServiceActor(options_.code), clock_.Now());
-  return mirror_.Produce(txn, received).status();
+               ServiceActor(options_.code), now);
+  ASSIGN_OR_RETURN(const v1::RegisterEntry folded, mirror_.Produce(txn, received));
+  // Not when UKFIU withdrew or redirected it before it arrived: the package stays here.
+  if (!options_.hand_over_on_receipt || folded.state() != v1::REFERRAL_STATE_RECEIVED) {
+    return absl::OkStatus();
+  }
+  // No anti-corruption department here: the unit researches and assesses it from the start.
+  v1::LifecycleEvent handed =
+      NewEvent(v1::EVENT_TYPE_HANDED_OVER, env.event().referral_id(), options_.code, options_.code,
+               ServiceActor(options_.code), now);
+  handed.set_unit(options_.units.front());
+  handed.set_on_receipt(true);
+  handed.set_reason(absl::StrCat(options_.code, " has no anti-corruption department of its own: ",
+                                 options_.units.front(), " handles its referrals from the start"));
+  ASSIGN_OR_RETURN(v1::Referral copy, LoadReferral(txn, handed.referral_id()));
+  return mirror_.Produce(txn, handed, &copy.package(), &copy).status();
 }
 
 }  // namespace sarloop::force

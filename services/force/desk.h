@@ -34,8 +34,12 @@ std::span<const Migration> DeskMigrationsAfterAudit();
 struct DeskOptions {
   // This force's code, e.g. "NFK".
   std::string code;
-  // The unit it hands over to; empty when the force closes referrals itself.
-  std::string unit;
+  // The units it may hand over to, the default (used when a handover names none) first; empty
+  // when the force closes referrals itself.
+  std::vector<std::string> units;
+  // Every referral is handed to units[0] as it arrives (no anti-corruption department of its
+  // own: ServiceConfig.hand_over_on_receipt).
+  bool hand_over_on_receipt = false;
 };
 
 class Desk {

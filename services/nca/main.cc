@@ -26,8 +26,7 @@ class OversightService final : public v1::Oversight::CallbackService {
                                             v1::ListEscalationsResponse* resp) override {
     return Serve(ctx, edge_, "/sarloop.v1.Oversight/ListEscalations", *req,
                  [=, this](const Call& call) -> absl::Status {
-                   ASSIGN_OR_RETURN(*resp, register_->EscalationsFor(call.identity.uri,
-                                                                     call.identity.org, *req));
+                   ASSIGN_OR_RETURN(*resp, register_->EscalationsFor(call.identity.uri, *req));
                    return absl::OkStatus();
                  });
   }

@@ -88,7 +88,40 @@ CREATE INDEX entries_open_by_org_due ON entries (organisation, due_at, referral_
                                  // dismissed; the outcome column the aggregates read follows.
                                  {"outcome tracks: DISMISSED read as a hearing",
                                   "UPDATE entries SET outcome_type = 4 WHERE outcome_type = 5;",
-                                  "UPDATE entries SET outcome_type = 4 WHERE outcome_type = 5;"}};
+                                  "UPDATE entries SET outcome_type = 4 WHERE outcome_type = 5;"},
+                                 // Events addressed to a person (LifecycleEvent.
+                                 // addressee_identity), by addressee; the events stored before
+                                 // it are indexed once, at the first catch-up (pending row).
+                                 {"notices by addressee", R"sql(
+CREATE TABLE notices (
+  event_id TEXT PRIMARY KEY,
+  addressee TEXT NOT NULL,
+  occurred_at INTEGER NOT NULL
+);
+CREATE INDEX notices_by_addressee ON notices (addressee, occurred_at, event_id);
+CREATE TABLE notices_backfill (pending INTEGER NOT NULL);
+INSERT INTO notices_backfill VALUES (1);
+)sql",
+                                  R"sql(
+CREATE TABLE notices (
+  event_id TEXT PRIMARY KEY,
+  addressee TEXT NOT NULL,
+  occurred_at BIGINT NOT NULL
+);
+CREATE INDEX notices_by_addressee ON notices (addressee, occurred_at, event_id);
+CREATE TABLE notices_backfill (pending INTEGER NOT NULL);
+INSERT INTO notices_backfill VALUES (1);
+)sql"}};
+
+// Indexes an event addressed to a person (an escalation, a regulation 19 report, a declined
+// assistance for review) under that person.
+absl::Status SaveNotice(Txn& txn, const v1::LifecycleEvent& event) {
+  if (event.addressee_identity().empty()) return absl::OkStatus();
+  return txn.Exec(
+      "INSERT INTO notices (event_id, addressee, occurred_at) VALUES (?,?,?) "
+      "ON CONFLICT (event_id) DO NOTHING",
+      {event.event_id(), event.addressee_identity(), ToMicros(FromProto(event.occurred_at()))});
+}
 
 // A referral is overdue when its due date has passed and it has neither feedback nor has ended
 // by withdrawal or redirection: states 1-4, 7 and 8 (see ReferralState). Written as in the partial
@@ -134,7 +167,8 @@ Register::Register(Database& db, const ReferenceData& reference, Clock& clock)
       outbox_(db, nullptr),
       mirror_(
           referral::Receiver{kRegisterCode, false, true}, outbox_,
-          [this](Txn& txn, const v1::RegisterEntry& folded, const referral::Change&) {
+          [this](Txn& txn, const v1::RegisterEntry& folded, const referral::Change& change) {
+            if (change.event != nullptr) RETURN_IF_ERROR(SaveNotice(txn, *change.event));
             return SaveEntry(txn, folded);
           },
           clock),
@@ -157,6 +191,7 @@ absl::Status Register::ApplyTrusted(Txn& txn, const v1::LifecycleEvent& event) {
   RETURN_IF_ERROR(txn.Serialize(kGlobalOrder));
   ASSIGN_OR_RETURN(bool is_new, AppendEvent(txn, event));
   if (!is_new) return absl::OkStatus();
+  RETURN_IF_ERROR(SaveNotice(txn, event));
   ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
   return SaveEntry(txn, Fold(std::move(events)));
 }
@@ -240,37 +275,44 @@ absl::StatusOr<v1::ListRegisterResponse> Register::List(const v1::ListRegisterRe
 }
 
 absl::StatusOr<v1::ListEscalationsResponse> Register::EscalationsFor(
-    const std::string& identity, const std::string& organisation,
-    const v1::ListEscalationsRequest& request) {
+    const std::string& identity, const v1::ListEscalationsRequest& request) {
   ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));
   v1::ListEscalationsResponse response;
   RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
     ASSIGN_OR_RETURN(auto rows,
-                     txn.Query("SELECT e.event, n.entry FROM events e JOIN entries n "
-                               "ON n.referral_id = e.referral_id WHERE n.organisation = ? "
-                               "ORDER BY e.occurred_at, e.event_id",
-                               {organisation}));
-    int64_t matched = 0;
+                     txn.Query("SELECT e.event, n.entry FROM notices o "
+                               "JOIN events e ON e.event_id = o.event_id "
+                               "JOIN entries n ON n.referral_id = e.referral_id "
+                               "WHERE o.addressee = ? ORDER BY o.occurred_at, o.event_id "
+                               "LIMIT ? OFFSET ?",
+                               {identity, page.limit, page.offset}));
     for (const Row& row : rows) {
-      v1::LifecycleEvent event;
-      if (!event.ParseFromString(row.Text(0))) {
+      v1::EscalationNotice* notice = response.add_notices();
+      if (!notice->mutable_event()->ParseFromString(row.Text(0))) {
         return absl::DataLossError("stored event does not parse");
       }
-      if ((event.type() != v1::EVENT_TYPE_ESCALATED &&
-           event.type() != v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG) ||
-          event.addressee_identity() != identity) {
-        continue;
-      }
-      if (matched++ < page.offset) continue;
-      if (response.notices_size() >= page.limit) break;
-      v1::EscalationNotice* notice = response.add_notices();
-      *notice->mutable_event() = std::move(event);
       RETURN_IF_ERROR(ParseEntry(row.Text(1), *notice->mutable_entry()));
     }
     return absl::OkStatus();
   }));
   response.set_next_page_token(NextPageToken(page, response.notices_size()));
   return response;
+}
+
+absl::Status Register::IndexEarlierNotices() {
+  return db_.Transact([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto pending, txn.Query("SELECT pending FROM notices_backfill"));
+    if (pending.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT event FROM events"));
+    v1::LifecycleEvent event;
+    for (const Row& row : rows) {
+      if (!event.ParseFromString(row.Text(0))) {
+        return absl::DataLossError("stored event does not parse");
+      }
+      RETURN_IF_ERROR(SaveNotice(txn, event));
+    }
+    return txn.Exec("DELETE FROM notices_backfill");
+  });
 }
 
 absl::StatusOr<v1::ListOverdueResponse> Register::Overdue(const v1::ListOverdueRequest& request,
@@ -336,6 +378,10 @@ absl::StatusOr<v1::GetSummaryResponse> Register::Summary(absl::Time as_of) {
 
 absl::Status Register::CatchUp() {
   std::unique_lock lock(index_mu_);
+  if (!notices_indexed_) {
+    RETURN_IF_ERROR(IndexEarlierNotices());
+    notices_indexed_ = true;
+  }
   // In pages, so a first catch-up over millions of entries does not hold them all at once.
   for (;;) {
     size_t read = 0;

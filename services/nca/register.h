@@ -59,11 +59,10 @@ class Register {
   absl::StatusOr<v1::ListOverdueResponse> Overdue(const v1::ListOverdueRequest& request,
                                                   absl::Time now);
   absl::StatusOr<v1::GetSummaryResponse> Summary(absl::Time as_of);
-  // The escalations and regulation 19 reports addressed to `identity` about referrals to
-  // `organisation`, oldest first, paged.
+  // What is addressed to `identity` (escalations, regulation 19 reports, declines of assistance
+  // for review), oldest first, paged.
   absl::StatusOr<v1::ListEscalationsResponse> EscalationsFor(
-      const std::string& identity, const std::string& organisation,
-      const v1::ListEscalationsRequest& request);
+      const std::string& identity, const v1::ListEscalationsRequest& request);
   // Brings the aggregate index up to date with the entries committed since the last call, then
   // queries it. `min_count` is the configured publication threshold (the request may raise it).
   // Reads the entries changed since the last catch-up into the aggregate index. Called at start
@@ -75,6 +74,8 @@ class Register {
  private:
   // The register's copy of a referral: its row in `entries`.
   absl::Status SaveEntry(Txn& txn, const v1::RegisterEntry& entry);
+  // Indexes the addressed events stored before the notices table existed, once.
+  absl::Status IndexEarlierNotices();
 
   Database& db_;
   Outbox outbox_;  // the register sends nothing; the Mirror asks for one
@@ -82,6 +83,7 @@ class Register {
   std::shared_mutex index_mu_;
   // Entries with seq up to this are in index_.
   int64_t indexed_seq_ = -1;
+  bool notices_indexed_ = false;  // guarded by index_mu_
   std::unique_ptr<AggregateIndex> index_;
 };
 

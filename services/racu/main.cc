@@ -89,6 +89,7 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   const v1::ServiceConfig& config = ctx.config;
   UnitOptions options{config.code(),
                       {config.served_forces().begin(), config.served_forces().end()}};
+  if (!config.decline_reviewer().empty()) options.decline_reviewer = config.decline_reviewer();
   for (const std::string& f : options.served_forces) {
     if (!ctx.reference.FindOrganisation(f)) {
       return absl::InvalidArgumentError(absl::StrCat("served_forces: unknown organisation ", f));

@@ -75,10 +75,12 @@ absl::StatusOr<v1::UnitStepResponse> Unit::DeclineAssistance(
   RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
   RETURN_IF_ERROR(referral::CheckDecision(request.thr(), request.priority()));
   return Step(call, request, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_ASSISTANCE_DECLINED, [&](v1::LifecycleEvent& e, v1::Referral&) {
+              v1::EVENT_TYPE_ASSISTANCE_DECLINED, [&](v1::LifecycleEvent& e, v1::Referral& r) {
                 e.set_reason(request.reason());
                 e.set_priority(request.priority());
                 *e.mutable_thr() = request.thr();
+                // Its organisation has nobody to look at it again: a senior manager reviews it.
+                if (r.handed_over_on_receipt()) e.set_addressee_identity(options_.decline_reviewer);
                 return absl::OkStatus();
               });
 }

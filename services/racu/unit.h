@@ -32,6 +32,8 @@ struct UnitOptions {
   std::string code;
   // The forces it takes handovers from.
   std::set<std::string> served_forces;
+  // Who a decline of a referral handed over on receipt is addressed to (ServiceConfig).
+  std::string decline_reviewer = "spiffe://sarloop/oversight/NCA/senior-manager";
 };
 
 class Unit {

@@ -393,7 +393,7 @@ TEST_F(ChainTest, BadInputIsRefusedNamingTheFieldOrState) {
 
 TEST_F(ChainTest, SilenceIsRemindedThenEscalated) {
   const std::string silent_a = Refer("NFK", "Silent A");
-  const std::string silent_b = Refer("BF", "Silent B");
+  const std::string silent_b = Refer("SFK", "Silent B");
   const std::string answered = Refer("MPS", "Answered C");
   Research("MPS", answered);
   v1::DeclineReferralRequest decline;
@@ -720,6 +720,126 @@ TEST_F(ChainTest, ATwentyMonthInvestigationReportingOnTimeIsNeverChased) {
   ASSERT_RPC_OK(head->ListEscalations(Context().get(), v1::ListEscalationsRequest(), &notices));
   ASSERT_EQ(notices.notices_size(), 1);
   EXPECT_EQ(notices.notices(0).event().sequence(), 1);
+}
+
+// Who investigates (issue 20, item 6). Norfolk chooses the NCA's ACU for one referral and its
+// regional unit for another, and keeps its own conduct track while the ACU holds the criminal
+// one. Border Force has no anti-corruption department: its referral reaches the ACU on receipt,
+// and the ACU's decline needs a THR and is addressed to an NCA senior manager, who reads it.
+TEST_F(ChainTest, TheUnitIsChosenPerReferralAndBorderForceGoesToTheAcuFromTheStart) {
+  auto acu = v1::Racu::NewStub(chain_->Channel("racu-NCAACU", "racu-NCAACU-cases"));
+  auto unit_has = [&](v1::Racu::Stub& unit, const std::string& id, v1::ReferralState state) {
+    return WaitFor([&] {
+      v1::GetHandoverRequest req;
+      req.set_referral_id(id);
+      v1::GetHandoverResponse resp;
+      return unit.GetHandover(Context().get(), req, &resp).ok() && resp.referral().state() == state;
+    });
+  };
+  const std::string to_acu = Refer("NFK", "Dana Quill");
+  const std::string to_ersou = Refer("NFK", "Evan Thorne");
+  Research("NFK", to_acu);
+  Research("NFK", to_ersou);
+  v1::HandOverRequest h;
+  h.set_request_id(NewId("req-"));
+  h.set_referral_id(to_acu);
+  h.set_notes("Links to an organised crime group under NCA investigation.");
+  h.set_priority(v1::PRIORITY_P1);
+  *h.mutable_thr() = SampleThr();
+  h.set_unit("SEROCU");
+  v1::ForceStepResponse stepped;
+  grpc::Status s = forces_["NFK"]->HandOver(Context().get(), h, &stepped);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), ::testing::AllOf(HasSubstr("unit"), HasSubstr("SEROCU")));
+  h.set_unit("NCAACU");
+  ASSERT_RPC_OK(forces_["NFK"]->HandOver(Context().get(), h, &stepped));
+  // The other goes to the default unit.
+  h.set_request_id(NewId("req-"));
+  h.set_referral_id(to_ersou);
+  h.clear_unit();
+  ASSERT_RPC_OK(forces_["NFK"]->HandOver(Context().get(), h, &stepped));
+  ASSERT_TRUE(unit_has(*acu, to_acu, v1::REFERRAL_STATE_HANDED_OVER));
+  ASSERT_TRUE(unit_has(*ersou_, to_ersou, v1::REFERRAL_STATE_HANDED_OVER));
+  v1::GetHandoverRequest get;
+  get.set_referral_id(to_ersou);
+  v1::GetHandoverResponse elsewhere;
+  EXPECT_EQ(acu->GetHandover(Context().get(), get, &elsewhere).error_code(),
+            grpc::StatusCode::NOT_FOUND)
+      << "the ACU holds only what was handed to it";
+
+  // A joint investigation: the ACU holds the criminal track, Norfolk adds its conduct track.
+  v1::AcceptHandoverRequest accept;
+  accept.set_request_id(NewId("req-"));
+  accept.set_referral_id(to_acu);
+  accept.set_priority(v1::PRIORITY_P1);
+  *accept.mutable_thr() = SampleThr();
+  v1::UnitStepResponse unit_stepped;
+  ASSERT_RPC_OK(acu->Accept(Context().get(), accept, &unit_stepped));
+  ASSERT_TRUE(ForceHas("NFK", to_acu, v1::REFERRAL_STATE_JOINT_INVESTIGATION));
+  v1::UpdateUnitOutcomeRequest charged;
+  charged.set_request_id(NewId("req-"));
+  charged.set_referral_id(to_acu);
+  *charged.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CHARGED);
+  ASSERT_RPC_OK(acu->UpdateOutcome(Context().get(), charged, &unit_stepped));
+  v1::UpdateOutcomeRequest conduct;
+  conduct.set_request_id(NewId("req-"));
+  conduct.set_referral_id(to_acu);
+  *conduct.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_CASE_TO_ANSWER);
+  ASSERT_RPC_OK(forces_["NFK"]->UpdateOutcome(Context().get(), conduct, &stepped));
+  v1::GetTimelineRequest timeline_req;
+  timeline_req.set_referral_id(to_acu);
+  v1::GetTimelineResponse timeline;
+  ASSERT_TRUE(WaitFor([&] {
+    return nca_->GetTimeline(Context().get(), timeline_req, &timeline).ok() &&
+           timeline.entry().tracks_size() == 2;
+  }));
+  EXPECT_EQ(timeline.entry().unit(), "NCAACU");
+  EXPECT_EQ(timeline.entry().state(), v1::REFERRAL_STATE_JOINT_INVESTIGATION);
+
+  // Border Force: at the ACU on receipt, with the package, and nothing for BF's desk to decide.
+  const std::string bf = Refer("BF", "Bryn Holt");
+  ASSERT_TRUE(unit_has(*acu, bf, v1::REFERRAL_STATE_HANDED_OVER));
+  get.set_referral_id(bf);
+  v1::GetHandoverResponse at_acu;
+  ASSERT_RPC_OK(acu->GetHandover(Context().get(), get, &at_acu));
+  EXPECT_TRUE(at_acu.referral().handed_over_on_receipt());
+  EXPECT_EQ(at_acu.referral().package().sar().subjects(0).full_name(), "Bryn Holt");
+  ASSERT_TRUE(ForceHas("BF", bf, v1::REFERRAL_STATE_HANDED_OVER));
+  EXPECT_EQ(ForceStep("BF", bf, v1::EVENT_TYPE_ACKNOWLEDGED).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  v1::DeclineAssistanceRequest decline;
+  decline.set_request_id(NewId("req-"));
+  decline.set_referral_id(bf);
+  decline.set_reason("Below the ACU's adoption threshold; no criminality indicated.");
+  s = acu->DeclineAssistance(Context().get(), decline, &unit_stepped);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("thr"));
+  decline.set_request_id(NewId("req-"));
+  decline.set_priority(v1::PRIORITY_P4);
+  *decline.mutable_thr() = SampleThr();
+  ASSERT_RPC_OK(acu->DeclineAssistance(Context().get(), decline, &unit_stepped));
+
+  auto senior = v1::Oversight::NewStub(chain_->Channel("nca", "oversight-NCA-senior-manager"));
+  v1::ListEscalationsResponse notices;
+  ASSERT_TRUE(WaitFor([&] {
+    return senior->ListEscalations(Context().get(), v1::ListEscalationsRequest(), &notices).ok() &&
+           notices.notices_size() == 1;
+  }));
+  EXPECT_EQ(notices.notices(0).event().type(), v1::EVENT_TYPE_ASSISTANCE_DECLINED);
+  EXPECT_EQ(notices.notices(0).event().referral_id(), bf);
+  EXPECT_TRUE(notices.notices(0).event().has_thr());
+  EXPECT_TRUE(notices.notices(0).entry().handed_over_on_receipt());
+  EXPECT_EQ(notices.notices(0).entry().organisation(), "BF");
+  // Norfolk's regional unit declining is Norfolk's to act on: nobody else is addressed.
+  decline.set_request_id(NewId("req-"));
+  decline.set_referral_id(to_ersou);
+  ASSERT_RPC_OK(ersou_->DeclineAssistance(Context().get(), decline, &unit_stepped));
+  ASSERT_TRUE(ForceHas("NFK", to_ersou, v1::REFERRAL_STATE_UNDER_RESEARCH));
+  ASSERT_RPC_OK(senior->ListEscalations(Context().get(), v1::ListEscalationsRequest(), &notices));
+  EXPECT_EQ(notices.notices_size(), 1);
+  auto pcc = v1::Oversight::NewStub(chain_->Channel("nca", "oversight-NFK-pcc"));
+  ASSERT_RPC_OK(pcc->ListEscalations(Context().get(), v1::ListEscalationsRequest(), &notices));
+  EXPECT_EQ(notices.notices_size(), 0);
 }
 
 TEST_F(ChainTest, WithdrawalAndRedirectionReachEveryHolder) {

@@ -105,6 +105,15 @@ expect "a force with no UKFIU peer" force "$(grep -v 'code: "UKFIU"' <<<"$force"
 expect "a handover unit with no peer entry" force "$(grep -v 'code: "ERSOU"' <<<"$force")" \
   peers ERSOU handover_unit
 expect "an unknown handover unit" force "${force//\"ERSOU\"/\"QQQ\"}" handover_unit "unknown unit 'QQQ'"
+expect "a further unit with no peer entry" force "$force
+other_handover_units: \"EMSOU\"" peers EMSOU other_handover_units
+expect "an unknown further unit" force "$force
+other_handover_units: \"QQQ\"
+peers { code: \"QQQ\" address: \"127.0.0.1:1\" }" "other_handover_units[" "unknown unit 'QQQ'"
+expect "handing over on receipt with no unit" force "$(grep -v -e '^handover_unit' -e '^other_handover_units' <<<"$force")
+hand_over_on_receipt: true" hand_over_on_receipt handover_unit
+expect "a decline reviewer that is not an oversight identity" racu "$racu
+decline_reviewer: \"spiffe://sarloop/force/NFK/psd\"" decline_reviewer "not an oversight identity"
 expect "a unit with no peer for a force it serves" racu "$(grep -v 'code: "SFK"' <<<"$racu")" \
   peers SFK served_forces
 expect "another organisation's certificate" force "${force//pki\/force-NFK\//pki/force-SFK/}" \

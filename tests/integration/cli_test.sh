@@ -80,7 +80,17 @@ expect "closing before research names the state" 1 "FAILED_PRECONDITION.*RECEIVE
   as force-NFK-psd 11 force close "$ref" --outcome no_case_to_answer --category other \
   --role officer --opened 2026-01-01 --closed 2026-02-01
 expect "acknowledge" 0 "ACKNOWLEDGED" -- as force-NFK-psd 11 force ack "$ref"
-expect "research" 0 "UNDER_RESEARCH" -- as force-NFK-psd 11 force research "$ref"
+expect "a category that does not exist is refused by name" 2 "category" -- \
+  as force-NFK-psd 11 force research "$ref" --category bribery_of_ducks
+expect "research, with what it concerns" 0 "UNDER_RESEARCH" -- as force-NFK-psd 11 force research \
+  "$ref" --category theft_and_fraud --category inappropriate_association
+for _ in $(seq 100); do
+  as analyst-alice 2 nca timeline "$ref" 2>/dev/null | grep -q "categories at research" && break
+  sleep 0.1
+done
+expect "the register has the categories recorded at research" 0 \
+  "categories at research.*THEFT_AND_FRAUD, INAPPROPRIATE_ASSOCIATION" -- \
+  as analyst-alice 2 nca timeline "$ref"
 expect "a handover without a priority names the field" 1 "priority" -- \
   as force-NFK-psd 11 force handover "$ref" --notes "Notes-Sentinel-8R" --threat high --risk low \
   --harm medium --rationale "covert tactics needed"

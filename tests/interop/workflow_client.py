@@ -240,8 +240,9 @@ except grpc.RpcError as e:
     check("a unit's certificate cannot call the force API",
           e.code() == grpc.StatusCode.PERMISSION_DENIED, str(e.code()))
 
-nfk.StartResearch(force_pb2.ForceStepRequest(request_id=f"interop-{run}-research",
-                                             referral_id=handed), metadata=NFK_USER, timeout=30)
+nfk.StartResearch(force_pb2.ForceStepRequest(
+    request_id=f"interop-{run}-research", referral_id=handed,
+    categories=[types_pb2.CORRUPTION_CATEGORY_THEFT_AND_FRAUD]), metadata=NFK_USER, timeout=30)
 decision_thr = types_pb2.ThrAssessment(
     threat=types_pb2.THR_LEVEL_HIGH, risk=types_pb2.THR_LEVEL_MEDIUM, harm=types_pb2.THR_LEVEL_HIGH,
     rationale="Access to intelligence systems; covert tactics needed.")
@@ -255,8 +256,18 @@ except grpc.RpcError as e:
           e.code() == grpc.StatusCode.INVALID_ARGUMENT
           and any(f.startswith("thr.") for f in field_violations(e)),
           f"{e.code()} {e.details()}")
+try:
+    nfk.HandOver(force_pb2.HandOverRequest(
+        request_id=f"interop-{run}-wrong-unit", referral_id=handed, notes="research complete",
+        priority=types_pb2.PRIORITY_P2, thr=decision_thr, unit="SEROCU"),
+        metadata=NFK_USER, timeout=30)
+    check("NFK: a unit it is not configured for is refused", False, "accepted")
+except grpc.RpcError as e:
+    check("NFK: a unit it is not configured for is refused naming unit",
+          e.code() == grpc.StatusCode.INVALID_ARGUMENT and "unit" in field_violations(e),
+          f"{e.code()} {e.details()}")
 over = nfk.HandOver(force_pb2.HandOverRequest(
-    request_id=f"interop-{run}-handover", referral_id=handed,
+    request_id=f"interop-{run}-handover", referral_id=handed, unit="ERSOU",
     notes=f"Research complete{TAG}: financial profile supports a joint investigation.",
     priority=types_pb2.PRIORITY_P2, thr=decision_thr),
     metadata=NFK_USER, timeout=30)

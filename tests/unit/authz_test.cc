@@ -51,8 +51,10 @@ bool Expected(const PolicyScope& scope, const Identity& id, const std::string& s
     case v1::SERVICE_KIND_FORCE:
       if (service == "sarloop.v1.Force" || service == "sarloop.v1.Ops") return own_client("force");
       if (service == "sarloop.v1.Delivery") {
-        return id.IsService() && (id.kind == "ukfiu" || (id.kind == "racu" && !scope.unit.empty() &&
-                                                         id.org == scope.unit));
+        return id.IsService() &&
+               (id.kind == "ukfiu" ||
+                (id.kind == "racu" &&
+                 std::find(scope.units.begin(), scope.units.end(), id.org) != scope.units.end()));
       }
       return false;
     case v1::SERVICE_KIND_RACU:
@@ -135,6 +137,7 @@ const char* kIdentities[] = {
     "spiffe://sarloop/analyst/alice",
     "spiffe://sarloop/oversight/NFK/pcc",
     "spiffe://sarloop/oversight/SFK/dcc",
+    "spiffe://sarloop/oversight/NCA/senior-manager",
     "spiffe://sarloop/linkage",
     "spiffe://sarloop/linkage/ops",
     "spiffe://sarloop/monitor/prometheus",
@@ -142,14 +145,15 @@ const char* kIdentities[] = {
 
 TEST(AuthzPolicy, BuiltInPolicyMatchesTheIdentityByRpcMatrix) {
   const std::vector<PolicyScope> scopes = {
-      {v1::SERVICE_KIND_UKFIU, "UKFIU", "", {}},
-      {v1::SERVICE_KIND_NCA, "NCA", "", {}},
-      {v1::SERVICE_KIND_FORCE, "NFK", "ERSOU", {}},
-      {v1::SERVICE_KIND_FORCE, "MPS", "", {}},
-      {v1::SERVICE_KIND_FORCE, "BF", "NCAACU", {}},
-      {v1::SERVICE_KIND_RACU, "ERSOU", "", {"NFK", "SFK"}},
-      {v1::SERVICE_KIND_RACU, "NCAACU", "", {"BF"}},
-      {v1::SERVICE_KIND_LINKAGE, "LINKAGE", "", {}},
+      {v1::SERVICE_KIND_UKFIU, "UKFIU", {}, {}},
+      {v1::SERVICE_KIND_NCA, "NCA", {}, {}},
+      {v1::SERVICE_KIND_FORCE, "NFK", {"ERSOU", "NCAACU"}, {}},
+      {v1::SERVICE_KIND_FORCE, "SFK", {"ERSOU"}, {}},
+      {v1::SERVICE_KIND_FORCE, "MPS", {}, {}},
+      {v1::SERVICE_KIND_FORCE, "BF", {"NCAACU"}, {}},
+      {v1::SERVICE_KIND_RACU, "ERSOU", {}, {"NFK", "SFK"}},
+      {v1::SERVICE_KIND_RACU, "NCAACU", {}, {"BF", "NFK"}},
+      {v1::SERVICE_KIND_LINKAGE, "LINKAGE", {}, {}},
   };
   const auto methods = AllMethods();
   ASSERT_GE(methods.size(), 25u);
@@ -178,7 +182,7 @@ TEST(AuthzPolicy, BuiltInPolicyMatchesTheIdentityByRpcMatrix) {
 
 TEST(AuthzPolicy, UnknownMethodsAndIdentitiesAreRefused) {
   ASSERT_OK_AND_ASSIGN(Policy policy,
-                       Policy::Parse(Policy::BuiltInText(), {v1::SERVICE_KIND_NCA, "NCA", "", {}}));
+                       Policy::Parse(Policy::BuiltInText(), {v1::SERVICE_KIND_NCA, "NCA", {}, {}}));
   EXPECT_FALSE(policy.Allows("spiffe://sarloop/analyst/alice", "/sarloop.v1.Nca2/GetSummary"));
   EXPECT_FALSE(policy.Allows("spiffe://sarloop/analyst/alice", ""));
   EXPECT_FALSE(policy.Allows("spiffe://other/analyst/alice", "/sarloop.v1.Nca/GetSummary"));
@@ -186,7 +190,7 @@ TEST(AuthzPolicy, UnknownMethodsAndIdentitiesAreRefused) {
 }
 
 TEST(AuthzPolicy, MalformedRulesAreRefusedNamingTheRule) {
-  PolicyScope scope{v1::SERVICE_KIND_NCA, "NCA", "", {}};
+  PolicyScope scope{v1::SERVICE_KIND_NCA, "NCA", {}, {}};
   EXPECT_THAT(
       Policy::Parse("rules { methods: \"Nca/*\" identities: \"spiffe://sarloop/**\" }", scope),
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("rules[0].methods")));

@@ -1,6 +1,10 @@
+#include <set>
+
+#include "absl/strings/str_join.h"
 #include "common/ids.h"
 #include "common/messaging.h"
 #include "common/referral/event_log.h"
+#include "common/referral/lifecycle.h"
 #include "common/server.h"
 #include "common/status.h"
 #include "services/force/desk.h"
@@ -16,6 +20,7 @@ using ::sarloop::testing::SampleThr;
 using ::sarloop::testing::StatusIs;
 using ::sarloop::testing::TempDir;
 using ::sarloop::testing::TestKeys;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 const Identity kUkfiu{"spiffe://sarloop/ukfiu", "ukfiu", "UKFIU", ""};
@@ -23,18 +28,18 @@ const Identity kErsou{"spiffe://sarloop/racu/ERSOU", "racu", "ERSOU", ""};
 
 class ForceDeskTest : public ::testing::Test {
  protected:
-  void Make(const std::string& unit) {
-    auto db =
-        Database::Open(dir_.File(absl::StrCat("force", unit, ".db")),
-                       ServiceMigrations(DeskMigrations(), DeskMigrationsAfterAudit()), TestKeys());
+  void Make(const std::vector<std::string>& units, bool on_receipt = false) {
+    auto db = Database::Open(
+        dir_.File(absl::StrCat("force", absl::StrJoin(units, "-"), on_receipt ? "-r" : "", ".db")),
+        ServiceMigrations(DeskMigrations(), DeskMigrationsAfterAudit()), TestKeys());
     ASSERT_THAT(db, IsOk());
     db_ = std::move(*db);
-    desk_ = std::make_unique<Desk>(*db_, clock_, DeskOptions{"NFK", unit});
+    desk_ = std::make_unique<Desk>(*db_, clock_, DeskOptions{"NFK", units, on_receipt});
     actor_.set_identity("spiffe://sarloop/force/NFK/psd");
     call_.actor = actor_;
     call_.scope = "t";
   }
-  void SetUp() override { Make("ERSOU"); }
+  void SetUp() override { Make({"ERSOU"}); }
 
   absl::Status Deliver(const Identity& peer, const v1::Envelope& env) {
     return db_->Transact([&](Txn& t) { return desk_->Receive(t, peer, env); });
@@ -158,7 +163,7 @@ TEST_F(ForceDeskTest, HandoverCarriesThePackageToTheUnitOnly) {
 }
 
 TEST_F(ForceDeskTest, AForceWithoutAUnitClosesItself) {
-  Make("");
+  Make({});
   ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
   ASSERT_THAT(Step(v1::EVENT_TYPE_ACKNOWLEDGED), IsOk());
   ASSERT_THAT(Step(v1::EVENT_TYPE_RESEARCH_STARTED), IsOk());
@@ -170,6 +175,115 @@ TEST_F(ForceDeskTest, AForceWithoutAUnitClosesItself) {
   h.set_priority(v1::PRIORITY_P3);
   EXPECT_THAT(desk_->HandOver(call_, h),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no investigating unit")));
+}
+
+// Who investigates is chosen per referral among the units the force is configured for; the
+// package goes to the one chosen.
+TEST_F(ForceDeskTest, TheUnitIsChosenPerReferralAmongTheConfiguredOnes) {
+  Make({"ERSOU", "NCAACU"});
+  ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
+  v1::HandOverRequest h;
+  h.set_request_id("h1");
+  h.set_referral_id(referral_id_);
+  h.set_notes("Organised crime links: the NCA ACU should lead.");
+  *h.mutable_thr() = SampleThr();
+  h.set_priority(v1::PRIORITY_P1);
+  h.set_unit("EMSOU");
+  EXPECT_THAT(desk_->HandOver(call_, h),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("unit"), HasSubstr("EMSOU"), HasSubstr("ERSOU, NCAACU"))));
+  // The force's own handover follows its research.
+  h.set_request_id("h2");
+  h.set_unit("NCAACU");
+  EXPECT_THAT(desk_->HandOver(call_, h),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("RECEIVED")));
+  ASSERT_THAT(Step(v1::EVENT_TYPE_ACKNOWLEDGED), IsOk());
+  ASSERT_THAT(Step(v1::EVENT_TYPE_RESEARCH_STARTED), IsOk());
+  h.set_request_id("h3");
+  ASSERT_OK_AND_ASSIGN(auto resp, desk_->HandOver(call_, h));
+  EXPECT_EQ(resp.referral().state(), v1::REFERRAL_STATE_HANDED_OVER);
+  EXPECT_EQ(resp.referral().unit(), "NCAACU");
+  std::set<std::string> package_to;
+  ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, ReadOutbox(t));
+    for (const OutboxEntry& r : rows) {
+      if (r.envelope.has_package()) package_to.insert(r.destination);
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(package_to, (std::set<std::string>{"NCAACU"}));
+}
+
+// An organisation with no anti-corruption department hands each referral to its unit as it
+// arrives, package and all; its own desk then has nothing to decide.
+TEST_F(ForceDeskTest, AnOrganisationWithoutAnAcuHandsOverOnReceipt) {
+  Make({"NCAACU"}, /*on_receipt=*/true);
+  const v1::Envelope dispatched = Dispatch("NFK");
+  ASSERT_THAT(Deliver(kUkfiu, dispatched), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto got, desk_->Get(referral_id_));
+  EXPECT_EQ(got.referral().state(), v1::REFERRAL_STATE_HANDED_OVER);
+  EXPECT_EQ(got.referral().unit(), "NCAACU");
+  EXPECT_TRUE(got.referral().handed_over_on_receipt());
+  ASSERT_GE(got.events_size(), 3);
+  EXPECT_EQ(got.events(got.events_size() - 1).type(), v1::EVENT_TYPE_HANDED_OVER);
+  EXPECT_TRUE(got.events(got.events_size() - 1).on_receipt());
+  int with_package = 0;
+  ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, ReadOutbox(t));
+    for (const OutboxEntry& r : rows) {
+      if (!r.envelope.has_package()) continue;
+      ++with_package;
+      EXPECT_EQ(r.destination, "NCAACU");
+      EXPECT_EQ(r.envelope.package().sar().reporter_reference(), SampleSar().reporter_reference());
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(with_package, 1);
+  EXPECT_THAT(Step(v1::EVENT_TYPE_ACKNOWLEDGED),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("HANDED_OVER")));
+  // The same delivery again changes nothing: one handover.
+  ASSERT_THAT(Deliver(kUkfiu, dispatched), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto again, desk_->Get(referral_id_));
+  EXPECT_EQ(again.events_size(), got.events_size());
+}
+
+// The corruption categories can be recorded when research starts (issue 20, item 2); they
+// travel on the event to the register's entry.
+TEST_F(ForceDeskTest, ResearchRecordsItsCorruptionCategories) {
+  ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
+  v1::ForceStepRequest req;
+  req.set_request_id("a1");
+  req.set_referral_id(referral_id_);
+  req.add_categories(v1::CORRUPTION_CATEGORY_THEFT_AND_FRAUD);
+  EXPECT_THAT(desk_->Acknowledge(call_, req),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("categories")));
+  req.clear_categories();
+  ASSERT_THAT(desk_->Acknowledge(call_, req), IsOk());
+  req.set_request_id("r1");
+  req.add_categories(v1::CORRUPTION_CATEGORY_THEFT_AND_FRAUD);
+  req.add_categories(v1::CORRUPTION_CATEGORY_THEFT_AND_FRAUD);
+  EXPECT_THAT(desk_->StartResearch(call_, req),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("categories[1]")));
+  req.set_request_id("r2");
+  req.set_categories(1, static_cast<v1::CorruptionCategory>(999));
+  EXPECT_THAT(desk_->StartResearch(call_, req),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("categories[1]")));
+  req.set_request_id("r3");
+  req.set_categories(1, v1::CORRUPTION_CATEGORY_UNSPECIFIED);
+  EXPECT_THAT(desk_->StartResearch(call_, req),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("categories[1]")));
+  req.set_request_id("r4");
+  req.set_categories(1, v1::CORRUPTION_CATEGORY_INAPPROPRIATE_ASSOCIATION);
+  ASSERT_THAT(desk_->StartResearch(call_, req), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto got, desk_->Get(referral_id_));
+  const v1::LifecycleEvent& research = got.events(got.events_size() - 1);
+  ASSERT_EQ(research.type(), v1::EVENT_TYPE_RESEARCH_STARTED);
+  ASSERT_EQ(research.categories_size(), 2);
+  const v1::RegisterEntry folded = Fold({got.events().begin(), got.events().end()});
+  EXPECT_EQ(folded.research_categories_size(), 2);
+  EXPECT_EQ(folded.research_categories(1), v1::CORRUPTION_CATEGORY_INAPPROPRIATE_ASSOCIATION);
 }
 
 }  // namespace

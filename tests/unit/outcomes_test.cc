@@ -2,9 +2,11 @@
 // here rather than derived from the code under test.
 #include "common/referral/outcomes.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/reference.h"
@@ -292,7 +294,12 @@ TEST(Outcomes, AnOldRegisterUpgradesByMigration) {
   std::vector<Migration> schema = nca::RegisterSchema();
   const std::string id = "REF-00000000000000aa";
   {
-    std::vector<Migration> before(schema.begin(), schema.end() - 1);
+    // Everything before the outcome-tracks migration.
+    auto tracks = std::find_if(schema.begin(), schema.end(), [](const Migration& m) {
+      return absl::StartsWith(m.description, "outcome tracks");
+    });
+    ASSERT_NE(tracks, schema.end());
+    std::vector<Migration> before(schema.begin(), tracks);
     auto db = Database::Open(path, before, testing::TestKeys());
     ASSERT_TRUE(db.ok()) << db.status();
     v1::LifecycleEvent dispatched;

@@ -285,7 +285,11 @@ std::vector<Template> MakeTemplates() {
   const synth::Scenario scenario = synth::MakeScenario(20261127, 600);
   std::vector<Template> out;
   for (const synth::ReferralPlan& r : scenario.referrals) {
-    if (r.redirected_from >= 0 || synth::UnitOf(r.organisation).empty()) continue;
+    // Every lifecycle is the same seven client steps: not a force that hands over on receipt.
+    if (r.redirected_from >= 0 || synth::UnitOf(r.organisation).empty() ||
+        synth::HandsOverOnReceipt(r.organisation)) {
+      continue;
+    }
     Template t;
     t.sar = scenario.sars[r.sar].sar;
     t.organisation = r.organisation;

@@ -72,8 +72,14 @@ absl::Status ForceAcknowledge(const Input& in, Session& session) {
 }
 
 absl::Status ForceResearch(const Input& in, Session& session) {
+  v1::ForceStepRequest request = StepRequest(in, session);
+  for (const std::string& text : in.args.GetAll("category")) {
+    ASSIGN_OR_RETURN(v1::CorruptionCategory category,
+                     ParseEnum<v1::CorruptionCategory>("category", text));
+    request.add_categories(category);
+  }
   v1::ForceStepResponse response;
-  RETURN_IF_ERROR(session.Call(&Force::Stub::StartResearch, StepRequest(in, session), &response));
+  RETURN_IF_ERROR(session.Call(&Force::Stub::StartResearch, request, &response));
   return EmitStep(session, response);
 }
 
@@ -137,6 +143,7 @@ absl::Status ForceHandOver(const Input& in, Session& session) {
   ASSIGN_OR_RETURN(v1::Priority priority, ReadPriority(in.args));
   request.set_priority(priority);
   ASSIGN_OR_RETURN(*request.mutable_thr(), ReadThr(in.args));
+  request.set_unit(in.args.Get("unit").value_or(""));
   v1::ForceStepResponse response;
   RETURN_IF_ERROR(session.Call(&Force::Stub::HandOver, request, &response));
   return EmitStep(session, response);
@@ -240,7 +247,11 @@ std::vector<Command> ForceCommands() {
       {.group = "force",
        .verb = "research",
        .operands = {"REF_ID"},
-       .summary = "start research (ACKNOWLEDGED -> UNDER_RESEARCH)",
+       .synopsis = "[--category C]...",
+       .summary = "start research (ACKNOWLEDGED -> UNDER_RESEARCH), with the corruption categories "
+                  "it concerns so far (e.g. --category THEFT_AND_FRAUD)",
+       .options = {"category"},
+       .repeatable = {"category"},
        .mutating = true,
        .run = ForceResearch},
       {.group = "force",
@@ -271,10 +282,12 @@ std::vector<Command> ForceCommands() {
       {.group = "force",
        .verb = "handover",
        .operands = {"REF_ID"},
-       .synopsis = absl::StrCat("--notes TEXT --priority P1|P2|P3|P4 ", kThrSynopsis),
-       .summary = "hand over to the force's unit (UNDER_RESEARCH -> HANDED_OVER); the priority "
-                  "sets how often progress is due",
-       .options = Concat({"notes", "priority"}, kThrOptions),
+       .synopsis =
+           absl::StrCat("--notes TEXT --priority P1|P2|P3|P4 ", kThrSynopsis, " [--unit CODE]"),
+       .summary = "hand over to a unit (UNDER_RESEARCH -> HANDED_OVER): the force's default "
+                  "unit, or --unit, another it is configured for (its ROCU, the NCA's ACU); the "
+                  "priority sets how often progress is due",
+       .options = Concat({"notes", "priority", "unit"}, kThrOptions),
        .mutating = true,
        .run = ForceHandOver},
       {.group = "force",

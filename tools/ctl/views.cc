@@ -170,7 +170,7 @@ void PrintReferral(const v1::Referral& r, std::ostream& out) {
     kv.Add("route", r.route() == v1::REFERRAL_ROUTE_INDIRECT ? "indirect" : "direct");
   }
   kv.AddIfSet("linked referral", r.linked_referral_id());
-  kv.AddIfSet("unit", r.unit());
+  kv.AddIfSet("unit", r.unit() + (r.handed_over_on_receipt() ? " (from receipt)" : ""));
   kv.AddIfSet("reason", r.reason());
   kv.Add("reminders", Count(r.reminders()));
   kv.Add("escalated", YesNo(r.escalated()));
@@ -247,7 +247,14 @@ void PrintRegisterEntry(const v1::RegisterEntry& e, std::ostream& out) {
   kv.Add("due", FormatDate(e.due_at()));
   kv.Add("feedback", FormatTime(e.feedback_at()));
   AddThr(kv, e.thr());
-  kv.AddIfSet("unit", e.unit());
+  kv.AddIfSet("unit", e.unit() + (e.handed_over_on_receipt() ? " (from receipt)" : ""));
+  {
+    std::vector<std::string> categories;
+    for (int c : e.research_categories()) {
+      categories.push_back(EnumLabel(static_cast<v1::CorruptionCategory>(c)));
+    }
+    kv.AddIfSet("categories at research", absl::StrJoin(categories, ", "));
+  }
   kv.AddIfSet("linked referral", e.linked_referral_id());
   kv.AddIfSet("reason", e.reason());
   kv.Add("reminders", Count(e.reminders()));

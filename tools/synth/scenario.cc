@@ -389,6 +389,9 @@ class Builder {
     // close, unit declined then decline, withdrawn, redirected.
     std::array<int, kPathCount> w = {6, 4, 4, 14, 22, 30, 4, 5, 3, 4, 4};
     if (UnitOf(org).empty()) w = {6, 4, 4, 18, 60, 0, 0, 0, 0, 4, 4};
+    // Handed to the unit as it arrives: the force's own paths do not occur.
+    // Not redirected: UKFIU's redirect would race the handover on receipt.
+    if (HandsOverOnReceipt(org)) w = {0, 0, 0, 0, 0, 30, 4, 5, 3, 4, 0};
     if (!allow_ukfiu_action) w[9] = w[10] = 0;
     return static_cast<Path>(rng_.Weighted(w));
   }
@@ -530,7 +533,7 @@ class Builder {
         break;
       case Path::kWithdrawn:
         r.reason = rng_.Pick(kWithdrawReasons);
-        r.acknowledged_before_withdrawal = rng_.Percent(50);
+        r.acknowledged_before_withdrawal = !HandsOverOnReceipt(r.organisation) && rng_.Percent(50);
         break;
       case Path::kRedirected:
         r.reason = rng_.Pick(kRedirectReasons);
@@ -546,6 +549,8 @@ class Builder {
     }
     if (AssistanceDeclined(r.path)) r.assistance_reason = rng_.Pick(kAssistanceReasons);
     if (HandedOver(r.path)) {
+      r.unit = UnitOf(r.organisation);
+      if (r.organisation == "NFK" && rng_.Percent(20)) r.unit = "NCAACU";
       const int highs =
           (r.thr.threat() == v1::THR_LEVEL_HIGH) + (r.thr.harm() == v1::THR_LEVEL_HIGH);
       r.priority = highs == 2                ? v1::PRIORITY_P1
@@ -611,6 +616,8 @@ std::string UnitOf(const std::string& force) {
   if (force == "BF") return "NCAACU";
   return "";
 }
+
+bool HandsOverOnReceipt(const std::string& force) { return force == "BF"; }
 
 absl::string_view PathName(Path path) {
   switch (path) {
@@ -699,7 +706,8 @@ std::map<std::string, OrgTally> Tally(const Scenario& scenario) {
     if (OpenAtEnd(r.path)) ++t.open;
     if (OverdueAtEnd(r.path)) ++t.overdue;
     if (Escalated(r.path)) ++t.escalated;
-    if (HandedOver(r.path)) ++t.handed_over;
+    // A force that hands over on receipt has done so whatever UKFIU did afterwards.
+    if (HandedOver(r.path) || HandsOverOnReceipt(r.organisation)) ++t.handed_over;
     if (AssistanceDeclined(r.path)) ++t.assistance_declined;
     if (Reminded(r.path)) ++t.reminded;
     if (HasOutcome(r.path)) ++t.outcomes[r.outcome.type()];

@@ -21,8 +21,12 @@ namespace sarloop::synth {
 // The organisations of the local chain that receive referrals, and their units.
 inline constexpr const char* kForces[] = {"NFK", "SFK", "MPS", "BF"};
 
-// The unit `force` hands over to in the local chain ("ERSOU", "NCAACU"), or "" (MPS).
+// The unit `force` hands over to by default in the local chain ("ERSOU", "NCAACU"), or "" (MPS).
 std::string UnitOf(const std::string& force);
+
+// Whether the local chain configures `force` to hand every referral to its unit on receipt
+// (Border Force: no anti-corruption department of its own).
+bool HandsOverOnReceipt(const std::string& force);
 
 // What happens to one referral after UKFIU dispatches it.
 enum class Path {
@@ -107,6 +111,8 @@ struct ReferralPlan {
   // give the case (P1-P4, from the THR: high harm or threat is P1 or P2).
   std::string handover_notes;
   v1::Priority priority = v1::PRIORITY_P3;
+  // Unit paths: the unit it goes to, chosen per referral (Norfolk sends some to the NCA's ACU).
+  std::string unit;
   // Paths with an outcome: what is recorded (opened_at/closed_at are set when it is recorded).
   v1::Outcome outcome;
   // An open outcome on the same track recorded first (charged before the verdict, a case to

@@ -795,11 +795,15 @@ class Driver {
           if (r.organisation != f) continue;
           auto it = inbox.find(ids_[i]);
           const bool acts = r.path != Path::kRedirected;
+          // A force that hands over on receipt has passed it to its unit already.
+          const v1::ReferralState want =
+              HandsOverOnReceipt(f) ? v1::REFERRAL_STATE_HANDED_OVER : v1::REFERRAL_STATE_RECEIVED;
           if (it == inbox.end()) {
             missing.push_back(absl::StrCat(ids_[i], " not yet in the ", f, " inbox"));
-          } else if (acts && it->second.state() != v1::REFERRAL_STATE_RECEIVED) {
+          } else if (acts && it->second.state() != want) {
             missing.push_back(absl::StrCat(ids_[i], " at ", f, " is ",
-                                           StateName(it->second.state()), ", expected RECEIVED"));
+                                           StateName(it->second.state()), ", expected ",
+                                           StateName(want)));
           }
         }
       }
@@ -835,6 +839,9 @@ class Driver {
       v1::ForceStepRequest req;
       req.set_request_id(rid);
       req.set_referral_id(ids_[i]);
+      // What the research concerns, where the plan knows it already.
+      const v1::CorruptionCategory category = s_.referrals[i].outcome.category();
+      if (category != v1::CORRUPTION_CATEGORY_UNSPECIFIED) req.add_categories(category);
       return stub.StartResearch(ctx, req, resp);
     });
   }
@@ -901,6 +908,7 @@ class Driver {
       req.set_referral_id(ids_[i]);
       req.set_notes(s_.referrals[i].handover_notes);
       req.set_priority(s_.referrals[i].priority);
+      req.set_unit(s_.referrals[i].unit);
       *req.mutable_thr() = DecisionThr(i, "Research supports a joint investigation: ");
       return stub.HandOver(ctx, req, resp);
     });
@@ -933,6 +941,11 @@ class Driver {
         default:
           break;
       }
+      // Border Force's service handed it to the NCA's ACU as it arrived: nothing for it to do.
+      if (HandsOverOnReceipt(r.organisation)) {
+        opened_at_[i] = absl::FromUnixSeconds(absl::ToUnixSeconds(clock_.Now()));
+        return;
+      }
       Acknowledge(i);
       StartResearch(i);
       switch (r.path) {
@@ -962,7 +975,7 @@ class Driver {
         const auto inbox = UnitInbox(chain_, unit);
         for (size_t i = 0; i < s_.referrals.size(); ++i) {
           const ReferralPlan& r = s_.referrals[i];
-          if (!HandedOver(r.path) || UnitOf(r.organisation) != unit) continue;
+          if (!HandedOver(r.path) || r.unit != unit) continue;
           auto it = inbox.find(ids_[i]);
           if (it == inbox.end()) {
             missing.push_back(absl::StrCat(ids_[i], " (", r.organisation, ") not yet at ", unit));
@@ -986,7 +999,7 @@ class Driver {
     ParallelFor(static_cast<int>(handed.size()), flags_.threads, [&](int k) {
       const int i = handed[k];
       const ReferralPlan& r = s_.referrals[i];
-      const std::string unit = UnitOf(r.organisation);
+      const std::string unit = r.unit;
       auto& stub = chain_.unit(unit);
       const std::string& user = chain_.unit_user(unit);
       v1::UnitStepResponse resp;
@@ -1076,7 +1089,7 @@ class Driver {
   }
 
   void UnitProgress(int i) {
-    const std::string unit = UnitOf(s_.referrals[i].organisation);
+    const std::string unit = s_.referrals[i].unit;
     v1::ReportUnitProgressRequest req;
     req.set_request_id(chain_.RequestId("progress", i));
     req.set_referral_id(ids_[i]);
@@ -1146,7 +1159,7 @@ class Driver {
         } else if (e.assistance_declines() != (AssistanceDeclined(r.path) ? 1 : 0)) {
           missing.push_back(absl::StrCat(ids_[i], " register shows ", e.assistance_declines(),
                                          " unit decline(s)"));
-        } else if (HandedOver(r.path) && e.unit() != UnitOf(r.organisation)) {
+        } else if (HandedOver(r.path) && e.unit() != r.unit) {
           missing.push_back(absl::StrCat(ids_[i], " register unit '", e.unit(), "'"));
         } else if (HasOutcome(r.path) && r.path != Path::kLateClose &&
                    e.outcome().type() != r.outcome.type()) {
