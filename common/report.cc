@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -362,6 +363,48 @@ StaReport BuildSta(const StaInputs& in) {
     t.rows.push_back(row_of("All", in.by_category.total()));
     t.note = "Category and outcome as the force or unit recorded them.";
     sections.push_back({std::move(t), {chart}});
+  }
+
+  // Outcomes by track: each referral's latest outcome on each track it has (a conviction and a
+  // dismissal are two rows of one referral).
+  if (!in.by_track.empty()) {
+    static constexpr const char* kTracks[] = {"Criminal", "Conduct", "Vetting", "Listing", "Staff"};
+    Table t{"outcomes_by_track",
+            "Outcomes by track",
+            "Each referral's latest outcome on each track: charged and a case to answer are still "
+            "open. A referral can be counted on several tracks.",
+            {"Track", "Outcome", "Referrals"},
+            {}};
+    Chart chart{"Referrals by outcome, per track", {}, {{"Referrals", {}}}, false};
+    for (size_t k = 0; k < in.by_track.size() && k < std::size(kTracks); ++k) {
+      for (const auto& g : in.by_track[k].groups()) {
+        if (g.key(0) == "NONE") continue;
+        Cell track = Text(kTracks[k]);
+        track.csv = absl::StrCat(absl::AsciiStrToUpper(kTracks[k]), ":", g.key(0));
+        t.rows.push_back(
+            {track, Text(EnumText(g.key(0), "")), Count(SARLOOP_M(g.measures(), referred))});
+        chart.labels.push_back(absl::StrCat(kTracks[k], ": ", EnumText(g.key(0), "")));
+        chart.series[0].second.push_back(AsDouble(SARLOOP_M(g.measures(), referred)));
+      }
+    }
+    std::vector<Chart> charts;
+    if (!chart.labels.empty()) charts.push_back(chart);
+    sections.push_back({std::move(t), charts});
+  }
+
+  // Who investigates, and at what priority.
+  {
+    Table u = MeasureTable("by_unit", "Referrals by investigating unit", "Unit", in.by_unit);
+    u.note = "The unit a force handed the referral to (NONE: the force kept it).";
+    Table p = MeasureTable("by_priority", "Referrals by priority", "Priority", in.by_priority);
+    p.note = "The priority the force or unit last gave (NONE: never handed over or adopted).";
+    Chart units{"Referrals by investigating unit", {}, {{"Referred", {}}}, false};
+    for (const auto& g : in.by_unit.groups()) {
+      units.labels.push_back(g.key(0));
+      units.series[0].second.push_back(AsDouble(SARLOOP_M(g.measures(), referred)));
+    }
+    sections.push_back({std::move(u), {units}});
+    sections.push_back({std::move(p), {RateChart("Response rate by priority", in.by_priority)}});
   }
 
   // Time to outcome by quarter of dispatch, and the trend against the year before.

@@ -287,10 +287,29 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
   *by_category.mutable_filter() = filter;
   by_category.mutable_filter()->add_states(v1::REFERRAL_STATE_CLOSED_BY_FORCE);
   by_category.mutable_filter()->add_states(v1::REFERRAL_STATE_OUTCOME_RECORDED);
+  auto grouped = [&](v1::Dimension d) {
+    v1::GetAggregatesRequest r;
+    r.add_group_by(d);
+    *r.mutable_filter() = filter;
+    return register_.Aggregates(r, now, 0);
+  };
   auto years = register_.Aggregates(years_request, now, 0);
   auto orgs = register_.Aggregates(by_org, now, 0);
   auto categories = register_.Aggregates(by_category, now, 0);
-  for (const auto* r : {&years, &orgs, &categories}) {
+  auto units = grouped(v1::DIMENSION_UNIT);
+  auto priorities = grouped(v1::DIMENSION_PRIORITY);
+  static constexpr std::pair<v1::Dimension, const char*> kTracks[] = {
+      {v1::DIMENSION_CRIMINAL_TRACK, "Criminal"},
+      {v1::DIMENSION_CONDUCT_TRACK, "Conduct"},
+      {v1::DIMENSION_VETTING_TRACK, "Vetting"},
+      {v1::DIMENSION_LISTING_TRACK, "Listing"},
+      {v1::DIMENSION_STAFF_TRACK, "Staff"}};
+  std::vector<absl::StatusOr<v1::GetAggregatesResponse>> tracks;
+  for (const auto& [d, name] : kTracks) tracks.push_back(grouped(d));
+  std::vector<const absl::StatusOr<v1::GetAggregatesResponse>*> all = {&years, &orgs, &categories,
+                                                                       &units, &priorities};
+  for (const auto& t : tracks) all.push_back(&t);
+  for (const auto* r : all) {
     if (!r->ok()) {
       return Page(r->status().code() == absl::StatusCode::kInvalidArgument ? 400 : 503,
                   "Cannot show this",
@@ -340,6 +359,24 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
     outcomes.series[0].second.push_back(static_cast<double>(g.measures().closed_with_outcome()));
   }
   body += report::SvgChart(outcomes);
+  // Each referral's latest outcome on each track (charged and a case to answer are still open).
+  report::Chart by_track{"Referrals by outcome, per track", {}, {{"Referrals", {}}}, false};
+  for (size_t k = 0; k < tracks.size(); ++k) {
+    for (const auto& g : tracks[k]->groups()) {
+      if (g.key(0) == "NONE") continue;
+      by_track.labels.push_back(
+          absl::StrCat(kTracks[k].second, ": ", report::EnumText(g.key(0), "")));
+      by_track.series[0].second.push_back(static_cast<double>(g.measures().referred()));
+    }
+  }
+  if (!by_track.labels.empty()) body += report::SvgChart(by_track);
+  report::Chart by_unit{"Referrals by investigating unit", {}, {{"Referred", {}}}, false};
+  for (const auto& g : units->groups()) {
+    by_unit.labels.push_back(g.key(0) == "NONE" ? "None (kept by the force)" : g.key(0));
+    by_unit.series[0].second.push_back(static_cast<double>(g.measures().referred()));
+  }
+  body += report::SvgChart(by_unit);
+  body += report::SvgChart(report::RateChart("Response rate by priority", *priorities));
   body += "</div><h2>By organisation</h2>";
   report::Table table =
       report::MeasureTable("by_organisation", "By organisation", "Organisation", *orgs);

@@ -126,6 +126,36 @@ def reg19_due(d, events):
     return int(due.timestamp())
 
 
+# The track an outcome type is on, written out from the proto's comments (not from the code).
+def track_of(outcome_type):
+    name = types_pb2.OutcomeType.Name(outcome_type)[len("OUTCOME_TYPE_"):]
+    if name.startswith("CRIMINAL_"):
+        return "CRIMINAL"
+    if name.startswith("VETTING_") or name == "DISMISSED_AFTER_VETTING_WITHDRAWAL":
+        return "VETTING"
+    if name in ("BARRED_LIST_ENTRY", "ADVISORY_LIST_ENTRY"):
+        return "LISTING"
+    if name in ("STAFF_MISCONDUCT_PROCEDURE", "CONTRACT_ENDED"):
+        return "STAFF"
+    if name in ("NOT_OUR_PERSONNEL", "INTELLIGENCE_ONLY"):
+        return None
+    return "CONDUCT"
+
+
+# Each track's latest outcome: the updates up to the end (one at the end's instant comes first),
+# then the end's own outcome.
+def tracks_of(events, end, end_time, t):
+    tracks = {}
+    for e in events:
+        if e.type == ET.Value("EVENT_TYPE_OUTCOME_UPDATED") and e.outcome.type and (
+                end_time is None or t(e) <= end_time):
+            tracks[track_of(e.outcome.type)] = e.outcome.type
+    if end is not None and end.outcome.type:
+        tracks[track_of(end.outcome.type)] = end.outcome.type
+    tracks.pop(None, None)
+    return tracks
+
+
 facts = []
 for rid in ids:
     events = list(call("GetTimeline", nca_pb2.GetTimelineRequest(referral_id=rid),
@@ -153,6 +183,9 @@ for rid in ids:
         "outcome": end.outcome if end and end.type != ET.Value("EVENT_TYPE_DECLINED_BY_FORCE")
         and end.type in FEEDBACK_ENDS else None,
         "unit": next((e.unit for e in reversed(events) if e.unit), ""),
+        "tracks": tracks_of(events, end, end_time, t),
+        "priority": next((e.priority for e in reversed(events)
+                          if e.priority and (end_time is None or t(e) <= end_time)), 0),
         "assistance_declines": sum(e.type == ET.Value("EVENT_TYPE_ASSISTANCE_DECLINED")
                                    for e in events),
         "escalated": any(e.type == ET.Value("EVENT_TYPE_ESCALATED") for e in before_end),
@@ -284,6 +317,29 @@ for key, fs in list(by_cat.items()) + [("All", with_outcome)]:
     for t in types:
         put("outcomes_by_category", key, type_column[t], sum(f["outcome"].type == t for f in fs))
 
+def enum_text(name):
+    return name.replace("_", " ").lower().capitalize()
+
+
+track_counts = collections.Counter()
+for f in this_year:
+    for track, outcome_type in f["tracks"].items():
+        track_counts[(track, types_pb2.OutcomeType.Name(outcome_type)[len("OUTCOME_TYPE_"):])] += 1
+for (track, name), n in track_counts.items():
+    expected[("outcomes_by_track", f"{track}:{name}", "Outcome")] = enum_text(name)
+    put("outcomes_by_track", f"{track}:{name}", "Referrals", n)
+
+PRIORITY = {0: "NONE", 1: "P1", 2: "P2", 3: "P3", 4: "P4"}
+for table, key_of in (("by_unit", lambda f: f["unit"] or "NONE"),
+                      ("by_priority", lambda f: PRIORITY[f["priority"]])):
+    groups = collections.defaultdict(list)
+    for f in this_year:
+        groups[key_of(f)].append(f)
+    for key, fs in list(groups.items()) + [("All", this_year)]:
+        m = measures(fs)
+        for column, name in COLUMNS:
+            put(table, key, column, m[name])
+
 for y in (YEAR - 1, YEAR):
     for q in range(1, 5):
         key = f"{fy_name(y)} Q{q}"
@@ -326,7 +382,8 @@ print(f"recomputed {len(expected)} cells of {len(tables)} tables from the events
       f"{fy_name(YEAR - 1)}): {len(problems)} differences")
 for p in problems[:40]:
     print("  " + p)
-for t in ("headline", "by_organisation", "declined_register", "trend"):
+for t in ("headline", "by_organisation", "declined_register", "trend", "outcomes_by_track",
+          "by_unit", "by_priority"):
     if tables[t] == 0:
         problems.append(f"table {t} is empty")
         print(f"  table {t} is empty")

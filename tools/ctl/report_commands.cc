@@ -159,6 +159,13 @@ absl::Status StaReport(const Input& in, Session& session) {
                        {v1::REFERRAL_STATE_CLOSED_BY_FORCE, v1::REFERRAL_STATE_OUTCOME_RECORDED}));
   ASSIGN_OR_RETURN(inputs.by_quarter,
                    Ask(session, base, {v1::DIMENSION_FINANCIAL_QUARTER}, {year - 1, year}));
+  for (v1::Dimension track :
+       {v1::DIMENSION_CRIMINAL_TRACK, v1::DIMENSION_CONDUCT_TRACK, v1::DIMENSION_VETTING_TRACK,
+        v1::DIMENSION_LISTING_TRACK, v1::DIMENSION_STAFF_TRACK}) {
+    ASSIGN_OR_RETURN(inputs.by_track.emplace_back(), Ask(session, base, {track}, {year}));
+  }
+  ASSIGN_OR_RETURN(inputs.by_unit, Ask(session, base, {v1::DIMENSION_UNIT}, {year}));
+  ASSIGN_OR_RETURN(inputs.by_priority, Ask(session, base, {v1::DIMENSION_PRIORITY}, {year}));
   if (!inputs.publication) {
     std::map<std::string, v1::RegisterEntry> declined;
     for (bool assistance : {false, true}) {
