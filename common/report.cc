@@ -407,6 +407,31 @@ StaReport BuildSta(const StaInputs& in) {
     sections.push_back({std::move(p), {RateChart("Response rate by priority", in.by_priority)}});
   }
 
+  // Why forces declined.
+  {
+    Table t{"declines_by_reason",
+            "Declines by reason",
+            "The code the force gave when it declined (the free text is in the declined requests "
+            "register).",
+            {"Reason", "Declines"},
+            {}};
+    Chart chart{"Declines by reason", {}, {{"Declines", {}}}, false};
+    for (const auto& g : in.by_decline_reason.groups()) {
+      if (g.key(0) == "NONE") continue;
+      Cell reason = Text(EnumText(g.key(0), ""));
+      reason.csv = g.key(0);
+      t.rows.push_back({reason, Count(SARLOOP_M(g.measures(), declined_by_force))});
+      chart.labels.push_back(EnumText(g.key(0), ""));
+      chart.series[0].second.push_back(AsDouble(SARLOOP_M(g.measures(), declined_by_force)));
+    }
+    Cell all = Text("All");
+    all.csv = "All";
+    t.rows.push_back({all, Count(SARLOOP_M(in.by_decline_reason.total(), declined_by_force))});
+    std::vector<Chart> charts;
+    if (!chart.labels.empty()) charts.push_back(chart);
+    sections.push_back({std::move(t), charts});
+  }
+
   // Time to outcome by quarter of dispatch, and the trend against the year before.
   {
     Table t{"time_to_outcome",

@@ -83,8 +83,9 @@ struct StaInputs {
   v1::GetAggregatesResponse by_quarter;  // group FINANCIAL_QUARTER, the year and the one before
   // Group by each track dimension (CRIMINAL_TRACK .. STAFF_TRACK, in that order), the year.
   std::vector<v1::GetAggregatesResponse> by_track;
-  v1::GetAggregatesResponse by_unit;      // group UNIT, the year
-  v1::GetAggregatesResponse by_priority;  // group PRIORITY, the year
+  v1::GetAggregatesResponse by_unit;            // group UNIT, the year
+  v1::GetAggregatesResponse by_priority;        // group PRIORITY, the year
+  v1::GetAggregatesResponse by_decline_reason;  // group DECLINE_REASON, the year, declined
   // Referrals of the year declined by the force, or whose unit declined to assist. Empty in
   // publication mode (it lists single referrals).
   std::vector<v1::RegisterEntry> declined;

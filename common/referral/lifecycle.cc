@@ -167,6 +167,10 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
         decided(ev);
         if (ev.has_thr() && !IsTerminal(state)) *e.mutable_decision_thr() = ev.thr();
         if (ev.on_receipt()) e.set_handed_over_on_receipt(true);
+        if (ev.type() == v1::EVENT_TYPE_DECLINED_BY_FORCE && !IsTerminal(state)) {
+          e.set_decline_reason(ev.decline_reason());
+          e.set_named_organisation(ev.named_organisation());
+        }
         break;
       case v1::EVENT_TYPE_PROGRESS_UPDATED:
         e.set_progress_updates(e.progress_updates() + 1);

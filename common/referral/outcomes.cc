@@ -249,6 +249,11 @@ absl::Status CheckOutcome(absl::string_view field, const v1::Outcome& o, absl::T
                       "ACCELERATED_HEARING) with finding GROSS_MISCONDUCT and "
                       "DISMISSAL_WITHOUT_NOTICE");
   }
+  if (o.type() == v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL) {
+    return FieldError(f("type"),
+                      "NOT_OUR_PERSONNEL is read from old data only: decline the referral with "
+                      "reason_code NOT_OUR_EMPLOYEE (or EMPLOYEE_OF_ANOTHER_ORGANISATION)");
+  }
   const v1::OutcomeTrack track = TrackOf(o.type());
   if (o.track() != v1::OUTCOME_TRACK_UNSPECIFIED && o.track() != track) {
     return FieldError(f("track"), absl::StrCat("is ", TrackName(track), " for ", Name(o.type())));

@@ -94,6 +94,8 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
     }
     r.set_priority(folded.priority());
     r.set_handed_over_on_receipt(folded.handed_over_on_receipt());
+    r.set_decline_reason(folded.decline_reason());
+    r.set_named_organisation(folded.named_organisation());
     if (!folded.linked_referral_id().empty()) r.set_linked_referral_id(folded.linked_referral_id());
     // The organisations it shares a subject with: those the package named when it came, and
     // those later flags named.

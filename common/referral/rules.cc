@@ -54,10 +54,12 @@ const std::vector<EventRule>& Table() {
        4},
       // A force's ending goes to every unit it handed the referral to before (one that declined
       // assistance keeps a copy), so that copy ends too.
+      // "Not ours" from receipt; other reasons after research (the force desk checks which).
       {v1::EVENT_TYPE_DECLINED_BY_FORCE,
        Producer::kAddressee,
        From::kListed,
-       {v1::REFERRAL_STATE_UNDER_RESEARCH},
+       {v1::REFERRAL_STATE_RECEIVED, v1::REFERRAL_STATE_ACKNOWLEDGED,
+        v1::REFERRAL_STATE_UNDER_RESEARCH},
        v1::REFERRAL_STATE_DECLINED_BY_FORCE,
        kForce | kToUnits,
        0,

@@ -94,10 +94,40 @@ absl::StatusOr<v1::ForceStepResponse> Desk::StartResearch(const Call& call,
 
 absl::StatusOr<v1::ForceStepResponse> Desk::Decline(const Call& call,
                                                     const v1::DeclineReferralRequest& request) {
-  RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
+  const v1::DeclineReason code = request.reason_code();
+  if (code == v1::DECLINE_REASON_UNSPECIFIED || !v1::DeclineReason_IsValid(code)) {
+    return FieldError("reason_code", "is required: why the force declines, as a code");
+  }
+  RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, code == v1::DECLINE_REASON_OTHER));
+  const bool names_employer = code == v1::DECLINE_REASON_EMPLOYEE_OF_ANOTHER_ORGANISATION;
+  if (names_employer) {
+    const ReferenceData& reference =
+        options_.reference ? *options_.reference : ReferenceData::BuiltIn();
+    if (request.named_organisation().empty()) {
+      return FieldError("named_organisation", "is required: the organisation that employs them");
+    }
+    if (request.named_organisation() == options_.code ||
+        !reference.FindOrganisation(request.named_organisation())) {
+      return FieldError("named_organisation",
+                        absl::StrCat("'", request.named_organisation(),
+                                     "' is not another organisation in the reference data"));
+    }
+  } else if (!request.named_organisation().empty()) {
+    return FieldError("named_organisation", "is only for EMPLOYEE_OF_ANOTHER_ORGANISATION");
+  }
+  // "Not ours" needs no research; every other reason comes from it.
+  const bool not_ours = code == v1::DECLINE_REASON_NOT_OUR_EMPLOYEE || names_employer;
   return Step(call, request, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_DECLINED_BY_FORCE, [&](v1::LifecycleEvent& e, v1::Referral&) {
+              v1::EVENT_TYPE_DECLINED_BY_FORCE, [&](v1::LifecycleEvent& e, v1::Referral& r) {
+                if (!not_ours && r.state() != v1::REFERRAL_STATE_UNDER_RESEARCH) {
+                  return absl::FailedPreconditionError(absl::StrCat(
+                      "only 'not our employee' or 'employee of another organisation' may be "
+                      "given before research; the referral is ",
+                      StateName(r.state())));
+                }
                 e.set_reason(request.reason());
+                e.set_decline_reason(code);
+                e.set_named_organisation(request.named_organisation());
                 return absl::OkStatus();
               });
 }

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/identity.h"
 #include "common/messaging.h"
+#include "common/reference.h"
 #include "common/referral/mirror.h"
 #include "common/referral/step.h"
 #include "common/storage.h"
@@ -40,6 +41,8 @@ struct DeskOptions {
   // Every referral is handed to units[0] as it arrives (no anti-corruption department of its
   // own: ServiceConfig.hand_over_on_receipt).
   bool hand_over_on_receipt = false;
+  // The organisations a decline may name as the employer; null: the copy built into the binary.
+  const ReferenceData* reference = nullptr;
 };
 
 class Desk {

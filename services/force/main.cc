@@ -104,10 +104,10 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
     return absl::InvalidArgumentError(
         absl::StrCat("code: '", config.code(), "' is not an organisation in the reference data"));
   }
-  auto desk = std::make_shared<Desk>(
-      ctx.db, ctx.clock,
-      DeskOptions{config.code(), HandoverUnits(config), config.hand_over_on_receipt()}, &ctx.outbox,
-      PeerCodes(config));
+  auto desk = std::make_shared<Desk>(ctx.db, ctx.clock,
+                                     DeskOptions{config.code(), HandoverUnits(config),
+                                                 config.hand_over_on_receipt(), &ctx.reference},
+                                     &ctx.outbox, PeerCodes(config));
   for (const std::string& d : desk->Destinations()) {
     if (!FindPeer(config, d)) {
       return absl::InvalidArgumentError(absl::StrCat("peers: no address for ", d));

@@ -279,6 +279,9 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
   }
   f.priority = known(e.priority(), v1::Priority_IsValid);
   f.unit = UnitIndex(e.unit());
+  f.decline_reason = e.state() == v1::REFERRAL_STATE_DECLINED_BY_FORCE
+                         ? known(e.decline_reason(), v1::DeclineReason_IsValid)
+                         : 0;
   std::set<std::string> refs(e.subject_refs().begin(), e.subject_refs().end());
   f.subjects_at = static_cast<uint32_t>(subject_pool_.size());
   f.subject_count = static_cast<uint32_t>(refs.size());
@@ -430,6 +433,8 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
         return f.priority;
       case v1::DIMENSION_UNIT:
         return f.unit;
+      case v1::DIMENSION_DECLINE_REASON:
+        return f.decline_reason;
       default:
         return 0;
     }
@@ -473,6 +478,9 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
         return v == 0 ? "NONE" : Strip(v1::Priority_Name(static_cast<int>(v)), "PRIORITY_");
       case v1::DIMENSION_UNIT:
         return v == 0 || v >= units_.size() ? "NONE" : units_[v];
+      case v1::DIMENSION_DECLINE_REASON:
+        return v == 0 ? "NONE"
+                      : Strip(v1::DeclineReason_Name(static_cast<int>(v)), "DECLINE_REASON_");
       default:
         return "";
     }
@@ -547,6 +555,8 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
         return v1::Priority_MAX + 1;
       case v1::DIMENSION_UNIT:
         return std::max<size_t>(units_.size(), 1);
+      case v1::DIMENSION_DECLINE_REASON:
+        return v1::DeclineReason_MAX + 1;
       default:
         return 1;
     }

@@ -65,6 +65,7 @@ class AggregateIndex {
     uint8_t finding = 0;
     uint8_t action = 0;
     uint8_t priority = 0;
+    uint8_t decline_reason = 0;  // DeclineReason, 0 when the force did not decline
     uint16_t unit = 0;
     // The referral's distinct subjects: subject_pool_[subjects_at, subjects_at + subject_count).
     uint32_t subjects_at = 0;

@@ -355,35 +355,56 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
     const Call& call, const v1::RedirectReferralRequest& request) {
   RETURN_IF_ERROR(CheckRequestId(request.request_id()));
   RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
-  RETURN_IF_ERROR(CheckOrganisation("organisation", request.organisation()));
-  RETURN_IF_ERROR(CheckThr("thr", request.thr()));
-  RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
+  // After a decline naming the employer, the organisation, THR and reason may be left to it.
+  if (!request.organisation().empty()) {
+    RETURN_IF_ERROR(CheckOrganisation("organisation", request.organisation()));
+  }
+  if (request.has_thr()) RETURN_IF_ERROR(CheckThr("thr", request.thr()));
+  RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, false));
   v1::RedirectReferralResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
       db_, call.scope, request, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Referral old, LoadReferral(txn, request.referral_id()));
-        if (old.organisation() == request.organisation()) {
+        // The force declined it as another organisation's employee: that decline was its
+        // feedback and stays; the named employer gets a new, linked referral.
+        const bool named = old.state() == v1::REFERRAL_STATE_DECLINED_BY_FORCE &&
+                           !old.named_organisation().empty();
+        const std::string organisation = request.organisation().empty() && named
+                                             ? old.named_organisation()
+                                             : request.organisation();
+        RETURN_IF_ERROR(CheckOrganisation("organisation", organisation));
+        if (old.organisation() == organisation) {
           return FieldError("organisation", "is the organisation the referral is addressed to");
         }
-        RETURN_IF_ERROR(NextState(old.state(), v1::EVENT_TYPE_REDIRECTED).status());
+        const v1::ThrAssessment thr = request.has_thr() || !named ? request.thr() : old.thr();
+        RETURN_IF_ERROR(CheckThr("thr", thr));
+        const std::string reason =
+            !request.reason().empty() || !named
+                ? request.reason()
+                : absl::StrCat(old.organisation(), " named ", organisation, " as the employer");
+        RETURN_IF_ERROR(CheckText("reason", reason, 2000, true));
+        if (!named) RETURN_IF_ERROR(NextState(old.state(), v1::EVENT_TYPE_REDIRECTED).status());
         ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, old.sar_id()));
         // The old referral ends first, so the new one is not flagged against it; the new one's
         // id is chosen first, so the REDIRECTED event names it.
         Dispatching d;
         d.sar = &sar;
-        d.organisation = request.organisation();
-        d.thr = request.thr();
+        d.organisation = organisation;
+        d.thr = thr;
         d.route = old.route();
         d.linked = old.referral_id();
         d.referral_id = NewId("REF-");
-        v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_REDIRECTED, old.referral_id(),
-                                        referral::kUkfiuCode, old.organisation(), call.actor, now);
-        e.set_reason(request.reason());
-        e.set_linked_referral_id(d.referral_id);
-        RETURN_IF_ERROR(CheckNoSubjectData(e, sar));
-        RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
+        if (!named) {
+          v1::LifecycleEvent e =
+              NewEvent(v1::EVENT_TYPE_REDIRECTED, old.referral_id(), referral::kUkfiuCode,
+                       old.organisation(), call.actor, now);
+          e.set_reason(reason);
+          e.set_linked_referral_id(d.referral_id);
+          RETURN_IF_ERROR(CheckNoSubjectData(e, sar));
+          RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
+        }
         ASSIGN_OR_RETURN(*response.mutable_referral(), Dispatch(txn, d, call.actor, now));
         ASSIGN_OR_RETURN(*response.mutable_redirected(), LoadReferral(txn, old.referral_id()));
         return absl::OkStatus();

@@ -165,6 +165,7 @@ TEST_F(BadInputTest, ControlCharactersAreRefusedInEveryKindOfField) {
          v1::DeclineReferralRequest r;
          r.set_request_id(NewId("req-"));
          r.set_referral_id("REF-0000000000000000");
+         r.set_reason_code(v1::DECLINE_REASON_OTHER);  // the free text is required then
          r.set_reason(v);
          v1::ForceStepResponse resp;
          return force_->Decline(Context().get(), r, &resp);

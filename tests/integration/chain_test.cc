@@ -106,12 +106,14 @@ class ChainTest : public ::testing::Test {
   std::unique_ptr<v1::Racu::Stub> ersou_;
 };
 
-// Every outcome a referral can end with: final, and not DISMISSED (read from old data only).
+// Every outcome a referral can end with: final, and not DISMISSED or NOT_OUR_PERSONNEL (read from
+// old data only).
 std::vector<v1::OutcomeType> FinalOutcomes() {
   std::vector<v1::OutcomeType> out;
   for (int t = v1::OutcomeType_MIN + 1; t <= v1::OutcomeType_MAX; ++t) {
     const auto type = static_cast<v1::OutcomeType>(t);
-    if (v1::OutcomeType_IsValid(t) && type != v1::OUTCOME_TYPE_DISMISSED && !IsOpenOutcome(type)) {
+    if (v1::OutcomeType_IsValid(t) && type != v1::OUTCOME_TYPE_DISMISSED &&
+        type != v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL && !IsOpenOutcome(type)) {
       out.push_back(type);
     }
   }
@@ -162,6 +164,7 @@ TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
   decline.set_request_id(NewId("req-"));
   decline.set_referral_id(declined);
   decline.set_reason("the officer left the force in 2019");
+  decline.set_reason_code(v1::DECLINE_REASON_FORMER_EMPLOYEE);
   v1::ForceStepResponse decline_resp;
   ASSERT_RPC_OK(forces_["SFK"]->Decline(Context().get(), decline, &decline_resp));
 
@@ -395,11 +398,12 @@ TEST_F(ChainTest, SilenceIsRemindedThenEscalated) {
   const std::string silent_a = Refer("NFK", "Silent A");
   const std::string silent_b = Refer("SFK", "Silent B");
   const std::string answered = Refer("MPS", "Answered C");
-  Research("MPS", answered);
+  // "Not ours" needs no acknowledgement or research first.
+  ASSERT_TRUE(ForceHas("MPS", answered, v1::REFERRAL_STATE_RECEIVED));
   v1::DeclineReferralRequest decline;
   decline.set_request_id(NewId("req-"));
   decline.set_referral_id(answered);
-  decline.set_reason("not our personnel");
+  decline.set_reason_code(v1::DECLINE_REASON_NOT_OUR_EMPLOYEE);
   v1::ForceStepResponse resp;
   ASSERT_RPC_OK(forces_["MPS"]->Decline(Context().get(), decline, &resp));
   ASSERT_TRUE(WaitFor([&] { return Summary().total().feedback_received() == 1; }));
@@ -840,6 +844,86 @@ TEST_F(ChainTest, TheUnitIsChosenPerReferralAndBorderForceGoesToTheAcuFromTheSta
   auto pcc = v1::Oversight::NewStub(chain_->Channel("nca", "oversight-NFK-pcc"));
   ASSERT_RPC_OK(pcc->ListEscalations(Context().get(), v1::ListEscalationsRequest(), &notices));
   EXPECT_EQ(notices.notices_size(), 0);
+}
+
+// Structured replies (issue 21, item 1): a force that finds the subject is another
+// organisation's employee says so from RECEIVED, naming it; UKFIU redirects in one step, the new
+// referral linked to the declined one; the employer closes it; the register counts the decline
+// by its code.
+TEST_F(ChainTest, AForceNamesTheEmployerAndUkfiuRedirectsInOneStep) {
+  const std::string id = Refer("NFK", "Morgan Vale");
+  ASSERT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_RECEIVED));
+  v1::DeclineReferralRequest decline;
+  decline.set_request_id(NewId("req-"));
+  decline.set_referral_id(id);
+  decline.set_reason_code(v1::DECLINE_REASON_ACTIVITY_EXPLAINED);
+  v1::ForceStepResponse stepped;
+  grpc::Status s = forces_["NFK"]->Decline(Context().get(), decline, &stepped);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << "needs research first";
+  decline.set_reason_code(v1::DECLINE_REASON_EMPLOYEE_OF_ANOTHER_ORGANISATION);
+  s = forces_["NFK"]->Decline(Context().get(), decline, &stepped);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("named_organisation"));
+  decline.set_named_organisation("QQQ");
+  EXPECT_EQ(forces_["NFK"]->Decline(Context().get(), decline, &stepped).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  decline.set_request_id(NewId("req-"));
+  decline.set_named_organisation("SFK");
+  decline.set_reason("HR records show a secondment from Suffolk");
+  ASSERT_RPC_OK(forces_["NFK"]->Decline(Context().get(), decline, &stepped));
+  EXPECT_EQ(stepped.referral().state(), v1::REFERRAL_STATE_DECLINED_BY_FORCE);
+
+  // UKFIU: one step, nothing to fill in.
+  v1::GetReferralRequest get;
+  get.set_referral_id(id);
+  v1::GetReferralResponse at_ukfiu;
+  ASSERT_TRUE(WaitFor([&] {
+    return ukfiu_->GetReferral(Context().get(), get, &at_ukfiu).ok() &&
+           at_ukfiu.referral().named_organisation() == "SFK";
+  }));
+  v1::RedirectReferralRequest redirect;
+  redirect.set_request_id(NewId("req-"));
+  redirect.set_referral_id(id);
+  v1::RedirectReferralResponse redirected;
+  ASSERT_RPC_OK(ukfiu_->RedirectReferral(Context().get(), redirect, &redirected));
+  EXPECT_EQ(redirected.referral().organisation(), "SFK");
+  EXPECT_EQ(redirected.referral().linked_referral_id(), id);
+  EXPECT_EQ(redirected.redirected().state(), v1::REFERRAL_STATE_DECLINED_BY_FORCE)
+      << "the decline was the force's feedback and stays";
+  const std::string moved = redirected.referral().referral_id();
+  Research("SFK", moved);
+  v1::CloseReferralRequest close;
+  close.set_request_id(NewId("req-"));
+  close.set_referral_id(moved);
+  *close.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL);
+  s = forces_["SFK"]->Close(Context().get(), close, &stepped);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << "one way to say not ours";
+  EXPECT_THAT(s.error_message(), HasSubstr("NOT_OUR_EMPLOYEE"));
+  *close.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_REFLECTIVE_PRACTICE);
+  ASSERT_RPC_OK(forces_["SFK"]->Close(Context().get(), close, &stepped));
+
+  v1::GetAggregatesRequest by_reason;
+  by_reason.add_group_by(v1::DIMENSION_DECLINE_REASON);
+  v1::GetAggregatesResponse reasons;
+  ASSERT_TRUE(WaitFor([&] {
+    if (!nca_->GetAggregates(Context().get(), by_reason, &reasons).ok()) return false;
+    for (const auto& g : reasons.groups()) {
+      if (g.key(0) == "EMPLOYEE_OF_ANOTHER_ORGANISATION") return g.measures().referred() == 1;
+    }
+    return false;
+  }));
+  v1::GetTimelineRequest timeline_req;
+  timeline_req.set_referral_id(id);
+  v1::GetTimelineResponse timeline;
+  ASSERT_RPC_OK(nca_->GetTimeline(Context().get(), timeline_req, &timeline));
+  EXPECT_EQ(timeline.entry().decline_reason(), v1::DECLINE_REASON_EMPLOYEE_OF_ANOTHER_ORGANISATION);
+  EXPECT_EQ(timeline.entry().named_organisation(), "SFK");
+  timeline_req.set_referral_id(moved);
+  ASSERT_TRUE(WaitFor([&] {
+    return nca_->GetTimeline(Context().get(), timeline_req, &timeline).ok() &&
+           timeline.entry().state() == v1::REFERRAL_STATE_CLOSED_BY_FORCE;
+  }));
+  EXPECT_EQ(timeline.entry().linked_referral_id(), id);
 }
 
 TEST_F(ChainTest, WithdrawalAndRedirectionReachEveryHolder) {

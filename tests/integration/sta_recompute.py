@@ -184,6 +184,8 @@ for rid in ids:
         and end.type in FEEDBACK_ENDS else None,
         "unit": next((e.unit for e in reversed(events) if e.unit), ""),
         "tracks": tracks_of(events, end, end_time, t),
+        "decline_reason": end.decline_reason if end is not None
+        and end.type == ET.Value("EVENT_TYPE_DECLINED_BY_FORCE") else 0,
         "priority": next((e.priority for e in reversed(events)
                           if e.priority and (end_time is None or t(e) <= end_time)), 0),
         "assistance_declines": sum(e.type == ET.Value("EVENT_TYPE_ASSISTANCE_DECLINED")
@@ -328,6 +330,13 @@ for f in this_year:
 for (track, name), n in track_counts.items():
     expected[("outcomes_by_track", f"{track}:{name}", "Outcome")] = enum_text(name)
     put("outcomes_by_track", f"{track}:{name}", "Referrals", n)
+
+declined = [f for f in this_year if f["end"] == ET.Value("EVENT_TYPE_DECLINED_BY_FORCE")]
+for code, n in collections.Counter(f["decline_reason"] for f in declined).items():
+    name = types_pb2.DeclineReason.Name(code)[len("DECLINE_REASON_"):] if code else "NONE"
+    if name != "NONE":
+        put("declines_by_reason", name, "Declines", n)
+put("declines_by_reason", "All", "Declines", len(declined))
 
 PRIORITY = {0: "NONE", 1: "P1", 2: "P2", 3: "P3", 4: "P4"}
 for table, key_of in (("by_unit", lambda f: f["unit"] or "NONE"),

@@ -48,7 +48,7 @@ ref=$(at ukfiu-intake 1 --json ukfiu refer "$sar" --org SFK --threat low --risk 
   --rationale "formula test" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["referral"]["referralId"])')
 for _ in $(seq 100); do at force-SFK-psd 12 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
 if at force-SFK-psd 12 force ack "$ref" >/dev/null && at force-SFK-psd 12 force research "$ref" >/dev/null &&
-  at force-SFK-psd 12 force decline "$ref" --reason "$EVIL" >/dev/null; then
+  at force-SFK-psd 12 force decline "$ref" --code other --reason "$EVIL" >/dev/null; then
   ok "a referral declined with a formula as its reason ($ref)"
 else
   bad "could not decline $ref with a formula reason"

@@ -113,6 +113,7 @@ TEST_F(ForceDeskTest, ADeclineReasonNamingTheSubjectIsRefusedAndChangesNothing) 
   v1::DeclineReferralRequest decline;
   decline.set_request_id("d1");
   decline.set_referral_id(referral_id_);
+  decline.set_reason_code(v1::DECLINE_REASON_FORMER_EMPLOYEE);
   // SampleSar's subject is "Jane Example"; the reason travels to ukfiu and the NCA.
   decline.set_reason("Jane left the force last year");
   EXPECT_THAT(desk_->Decline(call_, decline),

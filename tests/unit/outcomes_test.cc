@@ -27,11 +27,15 @@ using R = v1::SubjectRole;
 
 const absl::Time kNow = absl::FromUnixSeconds(1796300000);  // 2026-12-03
 
-// Every outcome a force or unit may give (DISMISSED is read from old data only).
+// Every outcome a force or unit may give (DISMISSED and NOT_OUR_PERSONNEL are read from old data
+// only).
 std::vector<T> GivenTypes() {
   std::vector<T> out;
   for (int t = v1::OutcomeType_MIN + 1; t <= v1::OutcomeType_MAX; ++t) {
-    if (v1::OutcomeType_IsValid(t) && t != v1::OUTCOME_TYPE_DISMISSED) out.push_back(T(t));
+    if (v1::OutcomeType_IsValid(t) && t != v1::OUTCOME_TYPE_DISMISSED &&
+        t != v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL) {
+      out.push_back(T(t));
+    }
   }
   return out;
 }
@@ -60,7 +64,9 @@ TEST(Outcomes, EveryTypeHasATrackAndTheOpenOnesAreNamed) {
       {v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL, v1::OUTCOME_TRACK_NONE},
       {v1::OUTCOME_TYPE_INTELLIGENCE_ONLY, v1::OUTCOME_TRACK_NONE},
   };
-  ASSERT_EQ(kTrack.size(), GivenTypes().size()) << "a new outcome type needs a row here";
+  // NOT_OUR_PERSONNEL is read from old data only, on the NONE track.
+  ASSERT_EQ(kTrack.size(), GivenTypes().size() + 1) << "a new outcome type needs a row here";
+  EXPECT_EQ(TrackOf(v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL), v1::OUTCOME_TRACK_NONE);
   for (T t : GivenTypes()) {
     EXPECT_EQ(TrackOf(t), kTrack.at(t)) << v1::OutcomeType_Name(t);
     const bool open =
@@ -94,7 +100,6 @@ TEST(Outcomes, TheOutcomeFitsThePerson) {
       {v1::OUTCOME_TYPE_ADVISORY_LIST_ENTRY, "osSP"},
       {v1::OUTCOME_TYPE_STAFF_MISCONDUCT_PROCEDURE, "SP"},
       {v1::OUTCOME_TYPE_CONTRACT_ENDED, "vc"},
-      {v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL, "osSPvcfx"},
       {v1::OUTCOME_TYPE_INTELLIGENCE_ONLY, "osSPvcfx"},
   };
   const std::map<char, R> kRole = {{'o', v1::SUBJECT_ROLE_OFFICER},
@@ -119,7 +124,7 @@ TEST(Outcomes, TheOutcomeFitsThePerson) {
       ++cells;
     }
   }
-  EXPECT_EQ(cells, 21 * 8);
+  EXPECT_EQ(cells, 20 * 8);
   // The refusal says where that person's case goes instead.
   v1::Outcome o = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_HEARING);
   o.set_subject_role(v1::SUBJECT_ROLE_CONTRACTOR);
@@ -204,12 +209,14 @@ TEST(Outcomes, OpenOutcomesHaveNotClosedAndFinalOnesHave) {
 }
 
 TEST(Outcomes, NoProceedingsNeedNoCategoryOrRole) {
-  for (T t : {v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL, v1::OUTCOME_TYPE_INTELLIGENCE_ONLY}) {
-    v1::Outcome o = SampleOutcome(t);
-    o.clear_category();
-    o.clear_subject_role();
-    EXPECT_THAT(CheckOutcome("outcome", o, kNow), IsOk()) << v1::OutcomeType_Name(t);
-  }
+  v1::Outcome none = SampleOutcome(v1::OUTCOME_TYPE_INTELLIGENCE_ONLY);
+  none.clear_category();
+  none.clear_subject_role();
+  EXPECT_THAT(CheckOutcome("outcome", none, kNow), IsOk());
+  // "Not ours" is a decline, not an outcome: one way to say it.
+  none.set_type(v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL);
+  EXPECT_THAT(CheckOutcome("outcome", none, kNow),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NOT_OUR_EMPLOYEE")));
   v1::Outcome o = SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CONVICTED);
   o.clear_category();
   EXPECT_EQ(FieldOf(CheckOutcome("outcome", o, kNow)), "outcome.category");

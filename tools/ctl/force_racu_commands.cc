@@ -85,10 +85,13 @@ absl::Status ForceResearch(const Input& in, Session& session) {
 
 absl::Status ForceDecline(const Input& in, Session& session) {
   v1::DeclineReferralRequest request;
-  ASSIGN_OR_RETURN(std::string reason, in.args.Require("reason"));
+  ASSIGN_OR_RETURN(std::string code, in.args.Require("code"));
+  ASSIGN_OR_RETURN(v1::DeclineReason reason_code, ParseEnum<v1::DeclineReason>("code", code));
   request.set_request_id(session.options().request_id);
   request.set_referral_id(in.operands[0]);
-  request.set_reason(reason);
+  request.set_reason_code(reason_code);
+  request.set_reason(in.args.Get("reason").value_or(""));
+  if (auto employer = in.args.Get("employer")) request.set_named_organisation(OrgCode(*employer));
   v1::ForceStepResponse response;
   RETURN_IF_ERROR(session.Call(&Force::Stub::Decline, request, &response));
   return EmitStep(session, response);
@@ -257,9 +260,12 @@ std::vector<Command> ForceCommands() {
       {.group = "force",
        .verb = "decline",
        .operands = {"REF_ID"},
-       .synopsis = "--reason TEXT",
-       .summary = "decline to act (UNDER_RESEARCH -> DECLINED_BY_FORCE)",
-       .options = {"reason"},
+       .synopsis = "--code CODE [--reason TEXT] [--employer ORG]",
+       .summary = "decline to act (-> DECLINED_BY_FORCE). --code: not_our_employee or "
+                  "employee_of_another_organisation (with --employer, the employer's code; both "
+                  "from RECEIVED on), or after research former_employee, insufficient_identifiers, "
+                  "activity_explained, already_known_and_managed, other (--reason required)",
+       .options = {"code", "reason", "employer"},
        .mutating = true,
        .run = ForceDecline},
       {.group = "force",

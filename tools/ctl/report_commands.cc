@@ -166,6 +166,8 @@ absl::Status StaReport(const Input& in, Session& session) {
   }
   ASSIGN_OR_RETURN(inputs.by_unit, Ask(session, base, {v1::DIMENSION_UNIT}, {year}));
   ASSIGN_OR_RETURN(inputs.by_priority, Ask(session, base, {v1::DIMENSION_PRIORITY}, {year}));
+  ASSIGN_OR_RETURN(inputs.by_decline_reason, Ask(session, base, {v1::DIMENSION_DECLINE_REASON},
+                                                 {year}, {v1::REFERRAL_STATE_DECLINED_BY_FORCE}));
   if (!inputs.publication) {
     std::map<std::string, v1::RegisterEntry> declined;
     for (bool assistance : {false, true}) {

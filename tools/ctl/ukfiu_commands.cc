@@ -139,13 +139,16 @@ absl::Status Withdraw(const Input& in, Session& session) {
 
 absl::Status Redirect(const Input& in, Session& session) {
   v1::RedirectReferralRequest request;
-  ASSIGN_OR_RETURN(std::string org, in.args.Require("org"));
-  ASSIGN_OR_RETURN(*request.mutable_thr(), ReadThr(in.args));
-  ASSIGN_OR_RETURN(std::string reason, in.args.Require("reason"));
+  // After a decline naming the employer the service fills in what is left out.
+  const bool thr_given = in.args.Has("threat") || in.args.Has("risk") || in.args.Has("harm") ||
+                         in.args.Has("rationale");
+  if (thr_given) {
+    ASSIGN_OR_RETURN(*request.mutable_thr(), ReadThr(in.args));
+  }
   request.set_request_id(session.options().request_id);
   request.set_referral_id(in.operands[0]);
-  request.set_organisation(OrgCode(org));
-  request.set_reason(reason);
+  request.set_organisation(OrgCode(in.args.Get("org").value_or("")));
+  request.set_reason(in.args.Get("reason").value_or(""));
   v1::RedirectReferralResponse response;
   RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::RedirectReferral, request, &response));
   return Emit(session, response, [&](std::ostream& out) {
@@ -229,8 +232,9 @@ std::vector<Command> UkfiuCommands() {
       {.group = "ukfiu",
        .verb = "redirect",
        .operands = {"REF_ID"},
-       .synopsis = absl::StrCat("--org CODE ", kThrSynopsis, " --reason TEXT"),
-       .summary = "redirect an open referral to another organisation (a new, linked referral)",
+       .synopsis = absl::StrCat("[--org CODE ", kThrSynopsis, " --reason TEXT]"),
+       .summary = "redirect an open referral to another organisation (a new, linked referral); "
+                  "after a decline naming the employer, with no options, to that employer",
        .options = Concat({"org", "reason"}, kThrOptions),
        .mutating = true,
        .run = Redirect},

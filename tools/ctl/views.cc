@@ -171,6 +171,10 @@ void PrintReferral(const v1::Referral& r, std::ostream& out) {
   }
   kv.AddIfSet("linked referral", r.linked_referral_id());
   kv.AddIfSet("unit", r.unit() + (r.handed_over_on_receipt() ? " (from receipt)" : ""));
+  if (r.decline_reason() != v1::DECLINE_REASON_UNSPECIFIED) {
+    kv.Add("declined as", EnumLabel(r.decline_reason()));
+  }
+  kv.AddIfSet("named employer", r.named_organisation());
   kv.AddIfSet("reason", r.reason());
   kv.Add("reminders", Count(r.reminders()));
   kv.Add("escalated", YesNo(r.escalated()));
@@ -256,6 +260,10 @@ void PrintRegisterEntry(const v1::RegisterEntry& e, std::ostream& out) {
     kv.AddIfSet("categories at research", absl::StrJoin(categories, ", "));
   }
   kv.AddIfSet("linked referral", e.linked_referral_id());
+  if (e.decline_reason() != v1::DECLINE_REASON_UNSPECIFIED) {
+    kv.Add("declined as", EnumLabel(e.decline_reason()));
+  }
+  kv.AddIfSet("named employer", e.named_organisation());
   kv.AddIfSet("reason", e.reason());
   kv.Add("reminders", Count(e.reminders()));
   kv.Add("escalated", YesNo(e.escalated()));

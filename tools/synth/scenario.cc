@@ -73,12 +73,23 @@ constexpr const char* kPatterns[] = {
     "credits identified.",
 };
 
-constexpr const char* kDeclineReasons[] = {
-    "Research found no link between the subject and the force's workforce.",
-    "Activity explained by a documented inheritance; no corruption indicators.",
-    "Matter already known and managed under an existing business interest declaration.",
-    "Insufficient information to identify the subject on force systems.",
-    "Subject left the force before the reported activity; passed to the NCA for intelligence.",
+struct DeclineText {
+  v1::DeclineReason code;
+  const char* text;
+};
+constexpr DeclineText kDeclineReasons[] = {
+    {v1::DECLINE_REASON_NOT_OUR_EMPLOYEE,
+     "Research found no link between the subject and the force's workforce."},
+    {v1::DECLINE_REASON_ACTIVITY_EXPLAINED,
+     "Activity explained by a documented inheritance; no corruption indicators."},
+    {v1::DECLINE_REASON_ALREADY_KNOWN_AND_MANAGED,
+     "Matter already known and managed under an existing business interest declaration."},
+    {v1::DECLINE_REASON_INSUFFICIENT_IDENTIFIERS,
+     "Insufficient information to identify the subject on force systems."},
+    {v1::DECLINE_REASON_FORMER_EMPLOYEE,
+     "Subject left the force before the reported activity; passed to the NCA for intelligence."},
+    {v1::DECLINE_REASON_EMPLOYEE_OF_ANOTHER_ORGANISATION,
+     "HR records show the subject is seconded from another organisation."},
 };
 constexpr const char* kAssistanceReasons[] = {
     "Unit capacity is committed to higher-threat operations; the force can investigate locally.",
@@ -402,7 +413,8 @@ class Builder {
     static const auto* every = [] {
       auto* v = new std::vector<v1::OutcomeType>;
       for (int t = v1::OutcomeType_MIN + 1; t <= v1::OutcomeType_MAX; ++t) {
-        if (v1::OutcomeType_IsValid(t) && t != v1::OUTCOME_TYPE_DISMISSED) {
+        if (v1::OutcomeType_IsValid(t) && t != v1::OUTCOME_TYPE_DISMISSED &&
+            t != v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL) {
           v->push_back(static_cast<v1::OutcomeType>(t));
         }
       }
@@ -425,10 +437,9 @@ class Builder {
                                    v1::OUTCOME_TYPE_CRIMINAL_CHARGED,
                                    v1::OUTCOME_TYPE_CRIMINAL_CONVICTED,
                                    v1::OUTCOME_TYPE_CRIMINAL_ACQUITTED,
-                                   v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL,
                                    v1::OUTCOME_TYPE_INTELLIGENCE_ONLY};
-    std::array<int, 13> w = {20, 15, 12, 4, 2, 2, 8, 2, 1, 1, 0, 8, 25};
-    if (UnitOf(r.organisation).empty()) w = {18, 14, 12, 8, 4, 3, 7, 5, 4, 3, 2, 6, 14};
+    std::array<int, 12> w = {20, 15, 12, 4, 2, 2, 8, 2, 1, 1, 0, 25};
+    if (UnitOf(r.organisation).empty()) w = {18, 14, 12, 8, 4, 3, 7, 5, 4, 3, 2, 14};
     return OutcomeOf(r, kTypes[rng_.Weighted(w)]);
   }
 
@@ -451,7 +462,7 @@ class Builder {
           type = v1::OUTCOME_TYPE_INTELLIGENCE_ONLY;
           break;
         case v1::SUBJECT_ROLE_OTHER_LAW_ENFORCEMENT:
-          type = v1::OUTCOME_TYPE_NOT_OUR_PERSONNEL;
+          type = v1::OUTCOME_TYPE_INTELLIGENCE_ONLY;
           break;
         case v1::SUBJECT_ROLE_STAFF:
         case v1::SUBJECT_ROLE_PCSO:
@@ -528,9 +539,17 @@ class Builder {
     r.indirect = rng_.Percent(10);
     switch (r.path) {
       case Path::kDecline:
-      case Path::kUnitDeclinedThenDecline:
-        r.reason = rng_.Pick(kDeclineReasons);
+      case Path::kUnitDeclinedThenDecline: {
+        const DeclineText& d = rng_.Pick(kDeclineReasons);
+        r.reason = d.text;
+        r.decline_code = d.code;
+        if (d.code == v1::DECLINE_REASON_EMPLOYEE_OF_ANOTHER_ORGANISATION) {
+          // The employer: another organisation of the local chain.
+          do r.named_employer = rng_.Pick(kForces);
+          while (r.named_employer == r.organisation);
+        }
         break;
+      }
       case Path::kWithdrawn:
         r.reason = rng_.Pick(kWithdrawReasons);
         r.acknowledged_before_withdrawal = !HandsOverOnReceipt(r.organisation) && rng_.Percent(50);

@@ -105,6 +105,10 @@ struct ReferralPlan {
   v1::ThrAssessment thr;
   // kDecline / kUnitDeclinedThenDecline: the force's reason; kWithdrawn / kRedirected: UKFIU's.
   std::string reason;
+  // kDecline / kUnitDeclinedThenDecline: the force's coded reason, and the employer it names
+  // (EMPLOYEE_OF_ANOTHER_ORGANISATION).
+  v1::DeclineReason decline_code = v1::DECLINE_REASON_UNSPECIFIED;
+  std::string named_employer;
   // kUnitDeclined*: the unit's reason for declining assistance.
   std::string assistance_reason;
   // Unit paths: the force's research notes for the unit, and the priority the force and the unit

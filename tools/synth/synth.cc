@@ -896,6 +896,8 @@ class Driver {
       req.set_request_id(rid);
       req.set_referral_id(ids_[i]);
       req.set_reason(s_.referrals[i].reason);
+      req.set_reason_code(s_.referrals[i].decline_code);
+      req.set_named_organisation(s_.referrals[i].named_employer);
       return stub.Decline(ctx, req, resp);
     });
   }
