@@ -92,6 +92,35 @@ class ChainTest : public ::testing::Test {
     ASSERT_RPC_OK(ForceStep(org, id, v1::EVENT_TYPE_RESEARCH_STARTED));
   }
 
+  // NFK hands `id` (under research) to its default unit.
+  grpc::Status HandOver(const std::string& id, v1::Priority priority, const std::string& notes,
+                        v1::ForceStepResponse* resp) {
+    v1::HandOverRequest h;
+    h.set_request_id(NewId("req-"));
+    h.set_referral_id(id);
+    h.set_notes(notes);
+    h.set_priority(priority);
+    *h.mutable_thr() = SampleThr();
+    return forces_["NFK"]->HandOver(Context().get(), h, resp);
+  }
+
+  // Waits until ERSOU holds `id`, into `held`.
+  bool ErsouHolds(const std::string& id, v1::GetHandoverResponse* held) {
+    v1::GetHandoverRequest get;
+    get.set_referral_id(id);
+    return WaitFor([&] { return ersou_->GetHandover(Context().get(), get, held).ok(); });
+  }
+
+  // ERSOU adopts `id` at `priority`.
+  grpc::Status Accept(const std::string& id, v1::Priority priority, v1::UnitStepResponse* resp) {
+    v1::AcceptHandoverRequest accept;
+    accept.set_request_id(NewId("req-"));
+    accept.set_referral_id(id);
+    accept.set_priority(priority);
+    *accept.mutable_thr() = SampleThr();
+    return ersou_->Accept(Context().get(), accept, resp);
+  }
+
   v1::GetSummaryResponse Summary() {
     v1::GetSummaryResponse resp;
     grpc::Status s = nca_->GetSummary(Context().get(), v1::GetSummaryRequest(), &resp);
@@ -144,14 +173,8 @@ TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
     ASSERT_RPC_OK(forces_["MPS"]->Close(Context().get(), close, &resp));
   }
   auto hand_over = [&](const std::string& id) {
-    v1::HandOverRequest h;
-    h.set_request_id(NewId("req-"));
-    h.set_referral_id(id);
-    h.set_notes("research found undeclared associations");
-    *h.mutable_thr() = SampleThr();
-    h.set_priority(v1::PRIORITY_P3);
     v1::ForceStepResponse resp;
-    return forces_["NFK"]->HandOver(Context().get(), h, &resp);
+    return HandOver(id, v1::PRIORITY_P3, "research found undeclared associations", &resp);
   };
   for (auto& [id, type] : by_ersou) {
     Research("NFK", id);
@@ -178,13 +201,8 @@ TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
   };
   for (auto& [id, type] : by_ersou) {
     ASSERT_TRUE(unit_has(id));
-    v1::AcceptHandoverRequest accept;
-    accept.set_request_id(NewId("req-"));
-    accept.set_referral_id(id);
-    accept.set_priority(v1::PRIORITY_P3);
-    *accept.mutable_thr() = SampleThr();
     v1::UnitStepResponse resp;
-    ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &resp));
+    ASSERT_RPC_OK(Accept(id, v1::PRIORITY_P3, &resp));
     v1::RecordOutcomeRequest outcome;
     outcome.set_request_id(NewId("req-"));
     outcome.set_referral_id(id);
@@ -437,18 +455,12 @@ TEST_F(ChainTest, SilenceIsRemindedThenEscalated) {
 TEST_F(ChainTest, OutcomesAreTracksAndTheReferralFinishesWhenEveryTrackIsFinal) {
   const std::string id = Refer("NFK", "Tracked Subject");
   Research("NFK", id);
-  v1::HandOverRequest h;
-  h.set_request_id(NewId("req-"));
-  h.set_referral_id(id);
-  h.set_notes("lifestyle inconsistent with salary");
-  *h.mutable_thr() = SampleThr();
-  h.set_priority(v1::PRIORITY_P3);
   v1::ForceStepResponse force_step;
-  ASSERT_RPC_OK(forces_["NFK"]->HandOver(Context().get(), h, &force_step));
+  ASSERT_RPC_OK(HandOver(id, v1::PRIORITY_P3, "lifestyle inconsistent with salary", &force_step));
+  v1::GetHandoverResponse held;
+  ASSERT_TRUE(ErsouHolds(id, &held));
   v1::GetHandoverRequest get;
   get.set_referral_id(id);
-  v1::GetHandoverResponse held;
-  ASSERT_TRUE(WaitFor([&] { return ersou_->GetHandover(Context().get(), get, &held).ok(); }));
   v1::UnitStepResponse unit_step;
   auto unit_update = [&](v1::OutcomeType type) {
     v1::UpdateUnitOutcomeRequest u;
@@ -474,12 +486,7 @@ TEST_F(ChainTest, OutcomesAreTracksAndTheReferralFinishesWhenEveryTrackIsFinal) 
   // Not the unit's to update before it accepts.
   EXPECT_EQ(unit_update(v1::OUTCOME_TYPE_CRIMINAL_CHARGED).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
-  v1::AcceptHandoverRequest accept;
-  accept.set_request_id(NewId("req-"));
-  accept.set_referral_id(id);
-  accept.set_priority(v1::PRIORITY_P3);
-  *accept.mutable_thr() = SampleThr();
-  ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &unit_step));
+  ASSERT_RPC_OK(Accept(id, v1::PRIORITY_P3, &unit_step));
 
   ASSERT_RPC_OK(unit_update(v1::OUTCOME_TYPE_CRIMINAL_CHARGED));
   EXPECT_EQ(unit_step.referral().state(), v1::REFERRAL_STATE_JOINT_INVESTIGATION);
@@ -548,26 +555,16 @@ TEST_F(ChainTest, ATwentyMonthInvestigationReportingOnTimeIsNeverChased) {
   const std::string id = Refer("NFK", "Long Case Subject");
   const std::string silent = Refer("NFK", "Silent Case Subject");
   Research("NFK", id);
-  v1::HandOverRequest h;
-  h.set_request_id(NewId("req-"));
-  h.set_referral_id(id);
-  h.set_notes("covert financial investigation needed");
-  h.set_priority(v1::PRIORITY_P2);
-  *h.mutable_thr() = SampleThr();
   v1::ForceStepResponse force_step;
-  ASSERT_RPC_OK(forces_["NFK"]->HandOver(Context().get(), h, &force_step));
+  ASSERT_RPC_OK(
+      HandOver(id, v1::PRIORITY_P2, "covert financial investigation needed", &force_step));
   EXPECT_EQ(force_step.referral().clock_stage(), v1::CLOCK_STAGE_PROGRESS);
+  v1::GetHandoverResponse held;
+  ASSERT_TRUE(ErsouHolds(id, &held));
   v1::GetHandoverRequest get;
   get.set_referral_id(id);
-  v1::GetHandoverResponse held;
-  ASSERT_TRUE(WaitFor([&] { return ersou_->GetHandover(Context().get(), get, &held).ok(); }));
   v1::UnitStepResponse unit_step;
-  v1::AcceptHandoverRequest accept;
-  accept.set_request_id(NewId("req-"));
-  accept.set_referral_id(id);
-  accept.set_priority(v1::PRIORITY_P2);
-  *accept.mutable_thr() = SampleThr();
-  ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &unit_step));
+  ASSERT_RPC_OK(Accept(id, v1::PRIORITY_P2, &unit_step));
 
   // What UKFIU holds of a referral: its events' types.
   auto ukfiu_events = [&](const std::string& ref) {
@@ -930,27 +927,16 @@ TEST_F(ChainTest, WithdrawalAndRedirectionReachEveryHolder) {
   const std::string investigated = Refer("NFK", "Joint Subject");
   const std::string moved = Refer("NFK", "Moved Subject");
   Research("NFK", investigated);
-  v1::HandOverRequest h;
-  h.set_request_id(NewId("req-"));
-  h.set_referral_id(investigated);
-  h.set_notes("notes");
-  *h.mutable_thr() = SampleThr();
-  h.set_priority(v1::PRIORITY_P3);
   v1::ForceStepResponse step;
-  ASSERT_RPC_OK(forces_["NFK"]->HandOver(Context().get(), h, &step));
+  ASSERT_RPC_OK(HandOver(investigated, v1::PRIORITY_P3, "notes", &step));
+  v1::GetHandoverResponse held;
+  ASSERT_TRUE(ErsouHolds(investigated, &held));
   v1::GetHandoverRequest get;
   get.set_referral_id(investigated);
-  v1::GetHandoverResponse held;
-  ASSERT_TRUE(WaitFor([&] { return ersou_->GetHandover(Context().get(), get, &held).ok(); }));
   EXPECT_TRUE(held.referral().has_dispatched_at());
   EXPECT_EQ(held.referral().package().handover_notes(), "notes");
-  v1::AcceptHandoverRequest accept;
-  accept.set_request_id(NewId("req-"));
-  accept.set_referral_id(investigated);
-  accept.set_priority(v1::PRIORITY_P3);
-  *accept.mutable_thr() = SampleThr();
   v1::UnitStepResponse accepted;
-  ASSERT_RPC_OK(ersou_->Accept(Context().get(), accept, &accepted));
+  ASSERT_RPC_OK(Accept(investigated, v1::PRIORITY_P3, &accepted));
   // UKFIU's mirror learns of the joint investigation, then withdraws.
   v1::GetReferralRequest mirror_req;
   mirror_req.set_referral_id(investigated);
