@@ -87,7 +87,7 @@ void Run(const v1::DeliverRequest& request) {
   static const std::vector<Migration> migrations = ForceMigrations();
   fuzz::ScratchDb db = fuzz::ScratchDir::Get().Fresh("force.db", migrations);
   ManualClock clock(absl::FromUnixSeconds(1700000000));
-  force::Desk desk(*db, clock, force::DeskOptions{"NFK", "ERSOU"});
+  force::Desk desk(*db, clock, force::DeskOptions{"NFK", {"ERSOU"}});
   // DeliverFrom is the service past the authorisation gate, so the edge (gate and audit) is unset.
   DeliveryService service(Edge{}, *db, clock,
                           [&desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
