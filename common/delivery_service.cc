@@ -46,6 +46,14 @@ absl::Status CheckEvent(const v1::LifecycleEvent& e) {
   RETURN_IF_ERROR(CheckTextList("event.other_organisations", e.other_organisations(), 100, 20));
   RETURN_IF_ERROR(CheckText("event.addressee", e.addressee(), 200, false));
   RETURN_IF_ERROR(CheckText("event.addressee_identity", e.addressee_identity(), 300, false));
+  RETURN_IF_ERROR(CheckText("event.thread_id", e.thread_id(), 20, false));
+  RETURN_IF_ERROR(CheckText("event.thread_with", e.thread_with(), 20, false));
+  RETURN_IF_ERROR(CheckTextList("event.glossary_codes", e.glossary_codes(), 20, 20));
+  RETURN_IF_ERROR(CheckText("event.received_by", e.received_by(), 200, false));
+  if (!v1::IopcMode_IsValid(e.iopc_mode())) return FieldError("event.iopc_mode", "is not a mode");
+  if (e.attachment_count() < 0 || e.attachment_count() > 20) {
+    return FieldError("event.attachment_count", "is 0 to 20");
+  }
   return absl::OkStatus();
 }
 
@@ -100,7 +108,7 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
     RETURN_IF_ERROR(CheckRequestText(env));
     if (env.has_screen()) {
       if (!accepts_screens_) return FieldError("screen", "this service takes no screening");
-      if (env.has_event() || env.has_package()) {
+      if (env.has_event() || env.has_package() || env.has_thread_message()) {
         return FieldError("screen", "travels without an event or a package");
       }
       return apply_(txn, peer, env);

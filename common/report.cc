@@ -305,6 +305,15 @@ StaReport BuildSta(const StaInputs& in) {
               [](auto& m) { return SARLOOP_M(m, open_over_12_months); });
     count_row("Repeat subjects", "repeat_subjects",
               [](auto& m) { return SARLOOP_M(m, repeat_subjects); });
+    count_row("Requests for information", "information_requests",
+              [](auto& m) { return SARLOOP_M(m, information_requests); });
+    count_row("Requests answered", "information_answered",
+              [](auto& m) { return SARLOOP_M(m, information_answered); });
+    count_row("From DAML requests", "daml", [](auto& m) { return SARLOOP_M(m, daml); });
+    count_row("Referred to the IOPC", "referred_to_iopc",
+              [](auto& m) { return SARLOOP_M(m, referred_to_iopc); });
+    count_row("Recorded on behalf of organisations not on sarloop", "recorded_on_behalf",
+              [](auto& m) { return SARLOOP_M(m, recorded_on_behalf); });
     auto days_row = [&](const char* label, const char* key, auto get) {
       t.rows.push_back({Text(label), Days(get(a)), Days(get(b))});
       t.rows.back()[0].csv = key;
@@ -318,6 +327,9 @@ StaReport BuildSta(const StaInputs& in) {
     days_row("90th percentile days to outcome", "days_to_outcome_p90", [](auto& m) {
       return OptD(m.days_to_outcome().has_p90(), m.days_to_outcome().p90());
     });
+    days_row("Median days to answer a request", "days_to_answer_median", [](auto& m) {
+      return OptD(m.days_to_answer().has_median(), m.days_to_answer().median());
+    });
     sections.push_back({std::move(t), {}});
   }
 
@@ -326,6 +338,26 @@ StaReport BuildSta(const StaInputs& in) {
                            in.by_organisation);
     sections.push_back(
         {std::move(t), {RateChart("Response rate by organisation", in.by_organisation)}});
+    // Coverage: which organisations answer through sarloop, and which UKFIU records for.
+    Table c{
+        "coverage",
+        "Coverage",
+        "Referrals to each organisation, and those UKFIU recorded on its behalf because it does "
+        "not run sarloop.",
+        {"Organisation", "Referred", "Recorded on behalf", "On sarloop"},
+        {}};
+    for (const auto& g : in.by_organisation.groups()) {
+      const v1::Measures& m = g.measures();
+      // Unknown when a count is suppressed (publication mode).
+      const bool known = m.has_recorded_on_behalf() && m.has_referred();
+      const bool on = m.recorded_on_behalf() < m.referred();
+      c.rows.push_back({Text(g.key(0)), Count(SARLOOP_M(m, referred)),
+                        Count(SARLOOP_M(m, recorded_on_behalf)),
+                        Text(!known ? ""
+                             : on   ? "yes"
+                                    : "no: recorded by UKFIU")});
+    }
+    sections.push_back({std::move(c), {}});
     Table r = MeasureTable("by_region", "Response by region", "Region", in.by_region);
     sections.push_back({std::move(r), {RateChart("Response rate by region", in.by_region)}});
   }

@@ -12,6 +12,7 @@ std::span<const SealedColumn> SealedColumns() {
   static constexpr SealedColumn kColumns[] = {
       {"sars", "sars.sar", "sar_id"},
       {"referrals", "referrals.referral", "referral_id"},
+      {"thread_messages", "thread_messages.message", "thread_id || '/' || answer"},
       // As RowKey in messaging.cc: the first part length-prefixed (in bytes).
       {"outbox", "outbox.envelope",
        "length(CAST(destination AS BLOB)) || ':' || destination || '/' || message_id"},

@@ -196,6 +196,7 @@ absl::Status CheckNoSubjectData(const v1::LifecycleEvent& event, const v1::Sar& 
   RETURN_IF_ERROR(CheckFreeText("thr.rationale", event.thr().rationale(), sar));
   RETURN_IF_ERROR(CheckFreeText(event.type() == v1::EVENT_TYPE_PROGRESS_UPDATED ? "note" : "reason",
                                 event.reason(), sar));
+  RETURN_IF_ERROR(CheckFreeText("received_by", event.received_by(), sar));
   return CheckFreeText("outcome.learning_summary", event.outcome().learning_summary(), sar);
 }
 
@@ -277,6 +278,22 @@ absl::Status CheckSar(absl::string_view field, const v1::Sar& sar, absl::Time no
     RETURN_IF_ERROR(CheckText(absl::StrCat(p, ".employer_code"), s.employer_code(), 10, false));
     if (!v1::SubjectRole_IsValid(s.role())) {
       return FieldError(absl::StrCat(p, ".role"), "is not a known role");
+    }
+  }
+  if (sar.glossary_codes_size() > 20) return FieldError(f("glossary_codes"), "at most 20 allowed");
+  for (int i = 0; i < sar.glossary_codes_size(); ++i) {
+    const std::string& code = sar.glossary_codes(i);
+    const std::string p = absl::StrCat(field, ".glossary_codes[", i, "]");
+    const bool shaped = code.size() >= 5 && code.size() <= 10 && absl::StartsWith(code, "XX") &&
+                        absl::EndsWith(code, "XX") &&
+                        std::all_of(code.begin() + 2, code.end() - 2, [](char c) {
+                          return absl::ascii_isupper(c) || absl::ascii_isdigit(c);
+                        });
+    if (!shaped) {
+      return FieldError(p, "is not a glossary code (XX, 1 to 6 capital letters or digits, XX)");
+    }
+    for (int j = 0; j < i; ++j) {
+      if (sar.glossary_codes(j) == code) return FieldError(p, "is given twice");
     }
   }
   return absl::OkStatus();

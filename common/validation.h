@@ -34,7 +34,8 @@ absl::Status CheckThr(absl::string_view field, const v1::ThrAssessment& thr);
 absl::Status CheckNotInFuture(absl::string_view field, const google::protobuf::Timestamp& t,
                               absl::Time now);
 
-// Sector and narrative present, 1 to 20 subjects each with a name, dates of birth real dates
+// Sector and narrative present, 1 to 20 subjects each with a name, up to 20 distinct glossary
+// codes shaped XX..XX, dates of birth real dates
 // YYYY-MM-DD from 1900-01-01 to `now`'s date, submitted_at not after `now` plus kClockSkew.
 // (A peer's package passes absl::InfiniteFuture(): the peer's clock may be ahead of ours, and the
 // peer checked against its own.)

@@ -37,6 +37,8 @@ Due NextDue(const v1::RegisterEntry& e) {
     return {v1::CLOCK_STAGE_ACKNOWLEDGEMENT, At(e.has_ack_due_at() ? e.ack_due_at() : e.due_at())};
   }
   if (!e.has_decided_at()) {
+    // Paused while the force waits for UKFIU's answer: nothing is due until it comes.
+    if (e.has_decision_paused_since()) return {v1::CLOCK_STAGE_DECISION, absl::InfiniteFuture()};
     return {v1::CLOCK_STAGE_DECISION,
             At(e.has_decision_due_at() ? e.decision_due_at() : e.due_at())};
   }

@@ -26,7 +26,9 @@ namespace sarloop {
 absl::Duration ProgressInterval(v1::Priority priority);
 
 // What is due next for the referral `entry` folds (its clock fields set by Fold): the stage and
-// its due time. CLOCK_STAGE_NONE and absl::InfiniteFuture() once it has ended.
+// its due time. CLOCK_STAGE_NONE and absl::InfiniteFuture() once it has ended; the decision stage
+// with absl::InfiniteFuture() while it is paused (the force's request for information to UKFIU
+// is open: Fold adds the wait to the due time when the answer comes).
 struct Due {
   v1::ClockStage stage = v1::CLOCK_STAGE_NONE;
   absl::Time at = absl::InfiniteFuture();

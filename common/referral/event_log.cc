@@ -89,7 +89,7 @@ absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn, const std::st
 
 absl::Status SendEvent(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event,
                        const referral::Parties& known, absl::Time now,
-                       const v1::ReferralPackage* package) {
+                       const v1::ReferralPackage* package, const v1::ThreadMessage* message) {
   for (const std::string& dest : referral::Destinations(event, known, event.producer())) {
     if (!outbox.Reaches(dest)) {
       spdlog::warn("{} of {} not sent to {}: no peer is configured for it",
@@ -102,6 +102,7 @@ absl::Status SendEvent(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event
     if (package != nullptr && referral::CarriesPackageTo(event, dest)) {
       *env.mutable_package() = *package;
     }
+    if (message != nullptr && dest == event.thread_with()) *env.mutable_thread_message() = *message;
     RETURN_IF_ERROR(outbox.Send(txn, dest, env, now));
   }
   return absl::OkStatus();

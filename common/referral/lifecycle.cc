@@ -1,6 +1,7 @@
 #include "common/referral/lifecycle.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "absl/algorithm/container.h"
@@ -130,11 +131,53 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
       *e.mutable_last_contact_at() = ev.occurred_at();
     }
   };
-  // A decision acknowledges too (its own acknowledgement may come later, or never).
+  // Requests for information (threads): the first answer from the party asked, by thread, so an
+  // answer stamped before its request by a clock running behind still closes it.
+  std::map<std::string, absl::Time> answers;
+  for (const v1::LifecycleEvent& ev : events) {
+    if (ev.type() != v1::EVENT_TYPE_INFORMATION_PROVIDED || ev.thread_id().empty()) continue;
+    for (const v1::LifecycleEvent& ask : events) {
+      if (ask.type() == v1::EVENT_TYPE_INFORMATION_REQUESTED && ask.thread_id() == ev.thread_id() &&
+          ask.thread_with() == ev.producer() && ask.producer() == ev.thread_with() &&
+          !answers.count(ev.thread_id())) {
+        answers[ev.thread_id()] = FromProto(ev.occurred_at());
+      }
+    }
+  }
+  struct Ask {
+    absl::Time at;
+    bool pauses;  // the force's request to UKFIU before its first decision
+  };
+  std::map<std::string, Ask> open_asks;
+  std::set<std::string> asked;
+  int pausing = 0;
+  auto resume = [&](absl::Time at) {
+    if (e.has_decision_paused_since() && e.has_decision_due_at()) {
+      const absl::Duration waited = at - FromProto(e.decision_paused_since());
+      if (waited > absl::ZeroDuration()) {
+        *e.mutable_decision_due_at() = ToProto(FromProto(e.decision_due_at()) + waited);
+      }
+    }
+    e.clear_decision_paused_since();
+  };
+  // A decision acknowledges too (its own acknowledgement may come later, or never), and ends a
+  // pause of the decision clock (what it waited for no longer holds it).
   auto decided = [&](const v1::LifecycleEvent& ev) {
     if (!e.has_acknowledged_at()) *e.mutable_acknowledged_at() = ev.occurred_at();
     if (!e.has_decided_at()) *e.mutable_decided_at() = ev.occurred_at();
     contact(ev);
+    e.clear_decision_paused_since();
+    pausing = 0;
+    for (auto& [id, ask] : open_asks) ask.pauses = false;
+  };
+  auto answer = [&](const std::string& thread_id, absl::Time at) {
+    auto it = open_asks.find(thread_id);
+    if (it == open_asks.end()) return;
+    e.set_information_answered(e.information_answered() + 1);
+    e.set_information_reply_seconds(e.information_reply_seconds() +
+                                    std::max<int64_t>(0, absl::ToInt64Seconds(at - it->second.at)));
+    if (it->second.pauses && --pausing == 0) resume(std::max(at, it->second.at));
+    open_asks.erase(it);
   };
   for (const v1::LifecycleEvent& ev : events) {
     if (e.referral_id().empty()) e.set_referral_id(ev.referral_id());
@@ -172,6 +215,31 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
           e.set_named_organisation(ev.named_organisation());
         }
         break;
+      case v1::EVENT_TYPE_INFORMATION_REQUESTED: {
+        if (IsTerminal(state) || ev.thread_id().empty() || !asked.insert(ev.thread_id()).second) {
+          break;
+        }
+        e.set_information_requests(e.information_requests() + 1);
+        const absl::Time at = FromProto(ev.occurred_at());
+        const bool from_force = ev.producer() == ev.organisation() && ev.unit().empty();
+        // Asking UKFIU about it shows the force has it: an acknowledgement.
+        if (from_force && !e.has_acknowledged_at()) *e.mutable_acknowledged_at() = ev.occurred_at();
+        const bool pauses =
+            from_force && ev.thread_with() == referral::kUkfiuCode && !e.has_decided_at();
+        open_asks[ev.thread_id()] = Ask{at, pauses};
+        if (pauses && pausing++ == 0) *e.mutable_decision_paused_since() = ev.occurred_at();
+        auto early = answers.find(ev.thread_id());
+        if (early != answers.end() && early->second <= at) answer(ev.thread_id(), at);
+        break;
+      }
+      case v1::EVENT_TYPE_INFORMATION_PROVIDED: {
+        auto it = answers.find(ev.thread_id());
+        if (!IsTerminal(state) && it != answers.end() &&
+            it->second == FromProto(ev.occurred_at())) {
+          answer(ev.thread_id(), it->second);
+        }
+        break;
+      }
       case v1::EVENT_TYPE_PROGRESS_UPDATED:
         e.set_progress_updates(e.progress_updates() + 1);
         // Any progress but a regulation 19 note says an investigation is open: a decision.
@@ -192,6 +260,17 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
         e.mutable_subject_roles()->CopyFrom(ev.subject_roles());
         e.set_route(ev.route());
         if (!ev.linked_referral_id().empty()) e.set_linked_referral_id(ev.linked_referral_id());
+        e.set_daml(ev.daml());
+        e.mutable_glossary_codes()->CopyFrom(ev.glossary_codes());
+        e.set_recorded_on_behalf(ev.recorded_on_behalf());
+        break;
+      case v1::EVENT_TYPE_REFERRED_TO_IOPC:
+        if (IsTerminal(state)) break;
+        e.set_referred_to_iopc(true);
+        // The IOPC's decision stands once made (a later referral record without one keeps it).
+        if (ev.iopc_mode() != v1::IOPC_MODE_UNSPECIFIED && v1::IopcMode_IsValid(ev.iopc_mode())) {
+          e.set_iopc_mode(ev.iopc_mode());
+        }
         break;
       case v1::EVENT_TYPE_REDIRECTED:
         e.set_linked_referral_id(ev.linked_referral_id());
@@ -251,10 +330,18 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
     if (IsFeedback(state)) *e.mutable_feedback_at() = ev.occurred_at();
   }
   e.set_state(state);
+  if (IsTerminal(state)) {
+    e.clear_decision_paused_since();
+  } else {
+    e.set_information_open(static_cast<int32_t>(open_asks.size()));
+  }
   if (e.route() == v1::REFERRAL_ROUTE_UNSPECIFIED) e.set_route(v1::REFERRAL_ROUTE_DIRECT);
   const Due due = NextDue(e);
   e.set_clock_stage(due.stage);
-  if (due.stage != v1::CLOCK_STAGE_NONE) *e.mutable_next_due_at() = ToProto(due.at);
+  // A paused clock has no due time.
+  if (due.stage != v1::CLOCK_STAGE_NONE && due.at != absl::InfiniteFuture()) {
+    *e.mutable_next_due_at() = ToProto(due.at);
+  }
   for (const std::string& org : deconfliction) e.add_deconfliction_with(org);
   e.set_event_count(static_cast<int32_t>(events.size()));
   return e;

@@ -8,6 +8,7 @@
 #include "common/ids.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/threads.h"
 #include "common/status.h"
 #include "spdlog/spdlog.h"
 
@@ -66,6 +67,13 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
     return FieldError(
         "package", absl::StrCat("is not sent to ", self_.code, " with ", EventName(event.type())));
   }
+  // A thread's text comes to the party the thread is with, and to nobody else.
+  if (IsThreadEvent(event.type()) && !self_.is_register && event.thread_with() == self_.code) {
+    RETURN_IF_ERROR(ReceiveThreadMessage(txn, self_, envelope));
+  } else if (envelope.has_thread_message()) {
+    return FieldError("thread_message", absl::StrCat("is not sent to ", self_.code, " with ",
+                                                     EventName(event.type())));
+  }
   if (verdict == Verdict::kHold) {
     RETURN_IF_ERROR(
         txn.Exec("INSERT INTO held_events (event_id, referral_id, peer, received_at, event) "
@@ -83,7 +91,8 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
 
 absl::StatusOr<v1::RegisterEntry> Mirror::Produce(Txn& txn, const v1::LifecycleEvent& event,
                                                   const v1::ReferralPackage* package,
-                                                  v1::Referral* copy) {
+                                                  v1::Referral* copy,
+                                                  const v1::ThreadMessage* message) {
   // The package is copied first: a caller may pass its own copy's package, and saving the copy
   // (Apply) replaces that copy's sub-messages, which would leave `package` dangling. (Reading it
   // afterwards made a force grow without bound or crash at a handover.)
@@ -92,8 +101,8 @@ absl::StatusOr<v1::RegisterEntry> Mirror::Produce(Txn& txn, const v1::LifecycleE
   ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
   ASSIGN_OR_RETURN(Applied applied, Apply(txn, event, Change{nullptr, nullptr, copy},
                                           std::move(events), event.event_id(), false));
-  RETURN_IF_ERROR(
-      SendEvent(txn, outbox_, event, applied.parties, clock_.Now(), sent ? &*sent : nullptr));
+  RETURN_IF_ERROR(SendEvent(txn, outbox_, event, applied.parties, clock_.Now(),
+                            sent ? &*sent : nullptr, message));
   return std::move(applied.folded);
 }
 

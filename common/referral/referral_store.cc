@@ -96,6 +96,12 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
     r.set_handed_over_on_receipt(folded.handed_over_on_receipt());
     r.set_decline_reason(folded.decline_reason());
     r.set_named_organisation(folded.named_organisation());
+    r.set_requests_open(folded.information_open());
+    r.set_decision_clock_paused(folded.has_decision_paused_since());
+    r.set_daml(folded.daml());
+    r.set_recorded_on_behalf(folded.recorded_on_behalf());
+    r.set_referred_to_iopc(folded.referred_to_iopc());
+    r.set_iopc_mode(folded.iopc_mode());
     if (!folded.linked_referral_id().empty()) r.set_linked_referral_id(folded.linked_referral_id());
     // The organisations it shares a subject with: those the package named when it came, and
     // those later flags named.

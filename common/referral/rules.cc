@@ -142,6 +142,33 @@ const std::vector<EventRule>& Table() {
        kEnding,
        0,
        7},
+      // The IOPC's part: where the work is, as a progress update goes.
+      {v1::EVENT_TYPE_REFERRED_TO_IOPC,
+       Producer::kAddressee,
+       From::kAnyOpen,
+       {},
+       v1::REFERRAL_STATE_UNSPECIFIED,
+       kUnitStep | kToUnits,
+       0,
+       6},
+      // A thread's messages go to its other party only (with the text) and to the register
+      // (counts and times).
+      {v1::EVENT_TYPE_INFORMATION_REQUESTED,
+       Producer::kParty,
+       From::kAnyOpen,
+       {},
+       v1::REFERRAL_STATE_UNSPECIFIED,
+       kToThreadPeer | kToRegister,
+       0,
+       8},
+      {v1::EVENT_TYPE_INFORMATION_PROVIDED,
+       Producer::kParty,
+       From::kAnyOpen,
+       {},
+       v1::REFERRAL_STATE_UNSPECIFIED,
+       kToThreadPeer | kToRegister,
+       0,
+       8},
       {v1::EVENT_TYPE_REMINDER_SENT,
        Producer::kUkfiu,
        From::kAnyOpen,
@@ -188,6 +215,8 @@ absl::string_view RoleName(Producer p) {
       return "a unit the referral was handed to";
     case Producer::kHolder:
       return "the organisation the referral is addressed to or a unit it was handed to";
+    case Producer::kParty:
+      return "UKFIU, the organisation the referral is addressed to or a unit it was handed to";
   }
   return "";
 }
@@ -239,6 +268,11 @@ absl::StatusOr<Verdict> Judge(const Receiver& receiver, const Parties& known,
   if (producer == Producer::kHolder) {
     producer = peer.kind == "racu" ? Producer::kUnit : Producer::kAddressee;
   }
+  if (producer == Producer::kParty) {
+    producer = peer.kind == "ukfiu"  ? Producer::kUkfiu
+               : peer.kind == "racu" ? Producer::kUnit
+                                     : Producer::kAddressee;
+  }
   switch (producer) {
     case Producer::kUkfiu:
       if (peer.kind != "ukfiu" || event.producer() != kUkfiuCode) {
@@ -246,6 +280,11 @@ absl::StatusOr<Verdict> Judge(const Receiver& receiver, const Parties& known,
       }
       break;
     case Producer::kAddressee:
+      // UKFIU records the steps of an organisation not running sarloop on its behalf.
+      if (peer.kind == "ukfiu" && event.producer() == kUkfiuCode && event.recorded_on_behalf() &&
+          rule->producer == Producer::kAddressee) {
+        break;
+      }
       if (peer.kind != "force" || event.producer() != peer.org ||
           event.organisation() != peer.org) {
         return denied(
@@ -258,7 +297,8 @@ absl::StatusOr<Verdict> Judge(const Receiver& receiver, const Parties& known,
       }
       break;
     case Producer::kHolder:
-      break;
+    case Producer::kParty:
+      break;  // resolved to one of the above
   }
 
   // Is this receiver a party the event is sent to?
@@ -266,7 +306,10 @@ absl::StatusOr<Verdict> Judge(const Receiver& receiver, const Parties& known,
   const bool is_addressee = !receiver.is_register && !receiver.is_unit && !is_ukfiu;
   if (!receiver.is_register) {
     uint8_t party = is_ukfiu ? kToUkfiu : receiver.is_unit ? kToUnits : kToAddressee;
-    if ((rule->to & party) == 0) return denied(absl::StrCat("it is not sent to ", receiver.code));
+    const bool thread_peer = (rule->to & kToThreadPeer) && event.thread_with() == receiver.code;
+    if ((rule->to & party) == 0 && !thread_peer) {
+      return denied(absl::StrCat("it is not sent to ", receiver.code));
+    }
   }
   if (is_addressee && event.organisation() != receiver.code) {
     return denied(absl::StrCat("the referral is addressed to ", event.organisation(), ", not ",
@@ -297,6 +340,23 @@ absl::StatusOr<Verdict> Judge(const Receiver& receiver, const Parties& known,
   }
   if (event.organisation() != known.addressee) {
     return denied(absl::StrCat("the referral is addressed to ", known.addressee));
+  }
+  if (rule->producer == Producer::kParty) {
+    // The pairs that talk: UKFIU and the addressee; the addressee and a unit it handed to.
+    const bool with_unit = known.units.count(event.thread_with()) > 0;
+    const bool paired = producer == Producer::kUkfiu ? event.thread_with() == known.addressee
+                        : producer == Producer::kUnit
+                            ? event.thread_with() == known.addressee
+                            : event.thread_with() == kUkfiuCode || with_unit;
+    if (!paired) {
+      // A unit or the register may not have seen the handover to the unit named yet.
+      if (producer == Producer::kAddressee && !is_ukfiu && !is_addressee &&
+          !event.thread_with().empty()) {
+        return Verdict::kHold;
+      }
+      return denied(absl::StrCat("a thread with ", event.thread_with(), " is not one ", peer.org,
+                                 " takes part in for this referral"));
+    }
   }
   if (event.type() == v1::EVENT_TYPE_HANDED_OVER && receiver.is_unit &&
       event.unit() != receiver.code) {
@@ -338,6 +398,7 @@ std::vector<std::string> Destinations(const v1::LifecycleEvent& event, const Par
     for (const std::string& u : known.units) add(u);
     if (event.type() == v1::EVENT_TYPE_HANDED_OVER) add(event.unit());
   }
+  if (rule->to & kToThreadPeer) add(event.thread_with());
   if (rule->to & kToRegister) add(kRegisterCode);
   return out;
 }

@@ -27,6 +27,8 @@ enum class Producer {
   kAddressee,  // the organisation the referral is addressed to (its force service)
   kUnit,       // a unit the referral was handed to (its racu service)
   kHolder,     // either of the last two: whoever holds the referral's work
+  kParty,      // any of the three, in a thread with a party it deals with (UKFIU and the
+               // addressee, or the addressee and a unit): LifecycleEvent.thread_with
 };
 
 // The parties an event is sent to (the register takes every event as well). Bit flags.
@@ -35,6 +37,7 @@ enum Party : uint8_t {
   kToAddressee = 2,
   kToUnits = 4,  // every unit the referral has been handed to, as far as the producer knows
   kToRegister = 8,
+  kToThreadPeer = 16,  // the other party of the event's thread (LifecycleEvent.thread_with)
 };
 
 // Which states an event may follow.

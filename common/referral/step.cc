@@ -67,6 +67,53 @@ absl::Status CheckDecision(const v1::ThrAssessment& thr, v1::Priority priority) 
   return absl::OkStatus();
 }
 
+absl::Status CheckDecline(v1::DeclineReason code, const std::string& reason,
+                          const std::string& named_organisation, const std::string& addressee,
+                          const ReferenceData& reference) {
+  if (code == v1::DECLINE_REASON_UNSPECIFIED || !v1::DeclineReason_IsValid(code)) {
+    return FieldError("reason_code", "is required: why the force declines, as a code");
+  }
+  if (code == v1::DECLINE_REASON_FORMER_EMPLOYEE) {
+    return FieldError("reason_code",
+                      "FORMER_EMPLOYEE is no reason to decline: a former employee's referral stays "
+                      "with the force that employed them (close it with a barred or advisory list "
+                      "outcome, or as intelligence only)");
+  }
+  RETURN_IF_ERROR(CheckText("reason", reason, 2000, code == v1::DECLINE_REASON_OTHER));
+  if (code == v1::DECLINE_REASON_EMPLOYEE_OF_ANOTHER_ORGANISATION) {
+    if (named_organisation.empty()) {
+      return FieldError("named_organisation", "is required: the organisation that employs them");
+    }
+    if (named_organisation == addressee || !reference.FindOrganisation(named_organisation)) {
+      return FieldError("named_organisation",
+                        absl::StrCat("'", named_organisation,
+                                     "' is not another organisation in the reference data"));
+    }
+  } else if (!named_organisation.empty()) {
+    return FieldError("named_organisation", "is only for EMPLOYEE_OF_ANOTHER_ORGANISATION");
+  }
+  return absl::OkStatus();
+}
+
+Fill DeclineFill(v1::DeclineReason code, const std::string& reason,
+                 const std::string& named_organisation) {
+  return [=](v1::LifecycleEvent& e, v1::Referral& r) -> absl::Status {
+    // "Not ours" needs no research; every other reason comes from it.
+    const bool not_ours = code == v1::DECLINE_REASON_NOT_OUR_EMPLOYEE ||
+                          code == v1::DECLINE_REASON_EMPLOYEE_OF_ANOTHER_ORGANISATION;
+    if (!not_ours && r.state() != v1::REFERRAL_STATE_UNDER_RESEARCH) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("only 'not our employee' or 'employee of another organisation' may be "
+                       "given before research; the referral is ",
+                       StateName(r.state())));
+    }
+    e.set_reason(reason);
+    e.set_decline_reason(code);
+    e.set_named_organisation(named_organisation);
+    return absl::OkStatus();
+  };
+}
+
 Fill ProgressFill(v1::ProgressStatus status, const std::string& note,
                   std::vector<v1::ReferralState> holding) {
   return [status, note, holding = std::move(holding)](v1::LifecycleEvent& event,

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "common/call.h"
 #include "common/clock.h"
+#include "common/reference.h"
 #include "common/referral/mirror.h"
 #include "common/storage.h"
 #include "google/protobuf/message.h"
@@ -57,6 +58,22 @@ absl::Status CheckDecision(const v1::ThrAssessment& thr, v1::Priority priority);
 // 500 characters) on the event, taken only while the copy is in one of `holding`.
 Fill ProgressFill(v1::ProgressStatus status, const std::string& note,
                   std::vector<v1::ReferralState> holding);
+
+// A decline as a force gives it (or UKFIU records it on an off-system organisation's behalf):
+// `code` required; free text required with OTHER; `named_organisation` with
+// EMPLOYEE_OF_ANOTHER_ORGANISATION only, another organisation of `reference` than `addressee`.
+// FORMER_EMPLOYEE is refused: a former employee's referral stays with the force that employed
+// them (close it with a listing outcome, or as intelligence only). INVALID_ARGUMENT naming the
+// field.
+absl::Status CheckDecline(v1::DeclineReason code, const std::string& reason,
+                          const std::string& named_organisation, const std::string& addressee,
+                          const ReferenceData& reference);
+
+// Its Fill: "not ours" (NOT_OUR_EMPLOYEE, EMPLOYEE_OF_ANOTHER_ORGANISATION) from RECEIVED,
+// ACKNOWLEDGED or UNDER_RESEARCH, every other reason after research (FAILED_PRECONDITION naming
+// the state).
+Fill DeclineFill(v1::DeclineReason code, const std::string& reason,
+                 const std::string& named_organisation);
 
 // The same, for a response message with a `referral` field.
 template <typename Response>

@@ -18,7 +18,8 @@ namespace sarloop::force {
 namespace {
 
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
+                                           referral::kThreadsMigration};
 
 // The actor of what the service does by itself (e.g. recording receipt).
 v1::Actor ServiceActor(const std::string& code) {
@@ -40,7 +41,8 @@ Desk::Desk(Database& db, Clock& clock, DeskOptions options, DeliveryWorker* work
       options_(std::move(options)),
       outbox_(db, worker, std::move(peers)),
       mirror_(referral::Receiver{options_.code, false, false}, outbox_, ReferralStoreSaver(clock),
-              clock) {}
+              clock),
+      threads_(db, clock, mirror_) {}
 
 std::vector<std::string> Desk::Destinations() const {
   std::vector<std::string> d = {referral::kUkfiuCode, kRegisterCode};
@@ -94,61 +96,63 @@ absl::StatusOr<v1::ForceStepResponse> Desk::StartResearch(const Call& call,
 
 absl::StatusOr<v1::ForceStepResponse> Desk::Decline(const Call& call,
                                                     const v1::DeclineReferralRequest& request) {
-  const v1::DeclineReason code = request.reason_code();
-  if (code == v1::DECLINE_REASON_UNSPECIFIED || !v1::DeclineReason_IsValid(code)) {
-    return FieldError("reason_code", "is required: why the force declines, as a code");
-  }
-  RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, code == v1::DECLINE_REASON_OTHER));
-  const bool names_employer = code == v1::DECLINE_REASON_EMPLOYEE_OF_ANOTHER_ORGANISATION;
-  if (names_employer) {
-    const ReferenceData& reference =
-        options_.reference ? *options_.reference : ReferenceData::BuiltIn();
-    if (request.named_organisation().empty()) {
-      return FieldError("named_organisation", "is required: the organisation that employs them");
-    }
-    if (request.named_organisation() == options_.code ||
-        !reference.FindOrganisation(request.named_organisation())) {
-      return FieldError("named_organisation",
-                        absl::StrCat("'", request.named_organisation(),
-                                     "' is not another organisation in the reference data"));
-    }
-  } else if (!request.named_organisation().empty()) {
-    return FieldError("named_organisation", "is only for EMPLOYEE_OF_ANOTHER_ORGANISATION");
-  }
-  // "Not ours" needs no research; every other reason comes from it.
-  const bool not_ours = code == v1::DECLINE_REASON_NOT_OUR_EMPLOYEE || names_employer;
-  return Step(call, request, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_DECLINED_BY_FORCE, [&](v1::LifecycleEvent& e, v1::Referral& r) {
-                if (!not_ours && r.state() != v1::REFERRAL_STATE_UNDER_RESEARCH) {
-                  return absl::FailedPreconditionError(absl::StrCat(
-                      "only 'not our employee' or 'employee of another organisation' may be "
-                      "given before research; the referral is ",
-                      StateName(r.state())));
-                }
-                e.set_reason(request.reason());
-                e.set_decline_reason(code);
-                e.set_named_organisation(request.named_organisation());
-                return absl::OkStatus();
-              });
+  RETURN_IF_ERROR(referral::CheckDecline(
+      request.reason_code(), request.reason(), request.named_organisation(), options_.code,
+      options_.reference ? *options_.reference : ReferenceData::BuiltIn()));
+  return Step(
+      call, request, request.request_id(), request.referral_id(), v1::EVENT_TYPE_DECLINED_BY_FORCE,
+      referral::DeclineFill(request.reason_code(), request.reason(), request.named_organisation()));
 }
 
 absl::StatusOr<v1::ForceStepResponse> Desk::Close(const Call& call,
                                                   const v1::CloseReferralRequest& request) {
   RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome(), clock_.Now()));
   return Step(call, request, request.request_id(), request.referral_id(),
-              v1::EVENT_TYPE_CLOSED_BY_FORCE,
-              referral::OutcomeFill(request.outcome(), options_.code, /*finishes=*/true));
+              v1::EVENT_TYPE_CLOSED_BY_FORCE, OutcomeStep(request.outcome(), /*finishes=*/true));
+}
+
+referral::Fill Desk::OutcomeStep(const v1::Outcome& outcome, bool finishes,
+                                 std::vector<v1::ReferralState> holding) const {
+  return [=, code = options_.code](v1::LifecycleEvent& e, v1::Referral& r) {
+    // The IOPC investigates independently: it is the investigating body.
+    const std::string by = r.iopc_mode() == v1::IOPC_MODE_INDEPENDENT ? "IOPC" : code;
+    return referral::OutcomeFill(outcome, by, finishes, holding)(e, r);
+  };
+}
+
+absl::StatusOr<v1::ForceStepResponse> Desk::ReferToIopc(const Call& call,
+                                                        const v1::ReferToIopcRequest& request) {
+  if (!v1::IopcMode_IsValid(request.mode())) return FieldError("mode", "is not an IOPC mode");
+  const v1::IopcMode mode = request.mode();
+  return Step(call, request, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_REFERRED_TO_IOPC, [mode](v1::LifecycleEvent& e, v1::Referral& r) {
+                if (r.state() == v1::REFERRAL_STATE_RECEIVED) {
+                  return absl::FailedPreconditionError(
+                      "acknowledge the referral before recording a referral to the IOPC");
+                }
+                if (mode == v1::IOPC_MODE_UNSPECIFIED && r.referred_to_iopc()) {
+                  return absl::FailedPreconditionError(
+                      absl::StrCat(r.referral_id(), " is referred to the IOPC already"));
+                }
+                if (mode != v1::IOPC_MODE_UNSPECIFIED && !r.referred_to_iopc()) {
+                  return absl::FailedPreconditionError(
+                      "the IOPC decides a mode for a matter referred to it: record the referral "
+                      "first (mode unset)");
+                }
+                e.set_iopc_mode(mode);
+                return absl::OkStatus();
+              });
 }
 
 absl::StatusOr<v1::ForceStepResponse> Desk::UpdateOutcome(const Call& call,
                                                           const v1::UpdateOutcomeRequest& request) {
   RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome(), clock_.Now()));
   // The force keeps its own tracks (conduct, vetting) while its unit holds the criminal one.
-  return Step(
-      call, request, request.request_id(), request.referral_id(), v1::EVENT_TYPE_OUTCOME_UPDATED,
-      referral::OutcomeFill(request.outcome(), options_.code, /*finishes=*/false,
-                            {v1::REFERRAL_STATE_UNDER_RESEARCH, v1::REFERRAL_STATE_HANDED_OVER,
-                             v1::REFERRAL_STATE_JOINT_INVESTIGATION}));
+  return Step(call, request, request.request_id(), request.referral_id(),
+              v1::EVENT_TYPE_OUTCOME_UPDATED,
+              OutcomeStep(request.outcome(), /*finishes=*/false,
+                          {v1::REFERRAL_STATE_UNDER_RESEARCH, v1::REFERRAL_STATE_HANDED_OVER,
+                           v1::REFERRAL_STATE_JOINT_INVESTIGATION}));
 }
 
 absl::StatusOr<v1::ForceStepResponse> Desk::HandOver(const Call& call,

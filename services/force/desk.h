@@ -22,6 +22,7 @@
 #include "common/reference.h"
 #include "common/referral/mirror.h"
 #include "common/referral/step.h"
+#include "common/referral/threads.h"
 #include "common/storage.h"
 #include "sarloop/v1/delivery.pb.h"
 #include "sarloop/v1/force.pb.h"
@@ -72,6 +73,8 @@ class Desk {
                                                       const v1::UpdateOutcomeRequest& request);
   absl::StatusOr<v1::ForceStepResponse> ReportProgress(const Call& call,
                                                        const v1::ReportProgressRequest& request);
+  absl::StatusOr<v1::ForceStepResponse> ReferToIopc(const Call& call,
+                                                    const v1::ReferToIopcRequest& request);
 
   // Applies one envelope from ukfiu or this force's unit, inside the delivery transaction, as
   // the rules table allows (referral::Mirror::Receive); a new referral is recorded as RECEIVED.
@@ -80,6 +83,9 @@ class Desk {
   // The destinations a force needs a peer for: UKFIU, the NCA, and its unit when it has one.
   std::vector<std::string> Destinations() const;
 
+  // Requests for information with UKFIU and the units (threads.h).
+  referral::Threads& threads() { return threads_; }
+
  private:
   absl::StatusOr<v1::ForceStepResponse> Step(const Call& call,
                                              const google::protobuf::Message& request,
@@ -87,11 +93,17 @@ class Desk {
                                              const std::string& referral_id, v1::EventType type,
                                              const referral::Fill& fill);
 
+  // An outcome step's Fill: the investigating body is this force, or the IOPC when it
+  // investigates independently.
+  referral::Fill OutcomeStep(const v1::Outcome& outcome, bool finishes,
+                             std::vector<v1::ReferralState> holding = {}) const;
+
   Database& db_;
   Clock& clock_;
   const DeskOptions options_;
   Outbox outbox_;
   referral::Mirror mirror_;
+  referral::Threads threads_;
 };
 
 }  // namespace sarloop::force

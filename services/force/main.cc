@@ -7,6 +7,7 @@
 #include "common/delivery_service.h"
 #include "common/identity.h"
 #include "common/referral/referral_store.h"
+#include "common/referral/threads_rpc.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "sarloop/v1/force.grpc.pb.h"
@@ -75,11 +76,36 @@ class ForceService final : public v1::Force::CallbackService {
     return Run(ctx, "/sarloop.v1.Force/ReportProgress", *req, resp,
                [this, req](const Call& c) { return desk_->ReportProgress(c, *req); });
   }
+  grpc::ServerUnaryReactor* ReferToIopc(grpc::CallbackServerContext* ctx,
+                                        const v1::ReferToIopcRequest* req,
+                                        v1::ForceStepResponse* resp) override {
+    return Run(ctx, "/sarloop.v1.Force/ReferToIopc", *req, resp,
+               [this, req](const Call& c) { return desk_->ReferToIopc(c, *req); });
+  }
   grpc::ServerUnaryReactor* HandOver(grpc::CallbackServerContext* ctx,
                                      const v1::HandOverRequest* req,
                                      v1::ForceStepResponse* resp) override {
     return Run(ctx, "/sarloop.v1.Force/HandOver", *req, resp,
                [this, req](const Call& c) { return desk_->HandOver(c, *req); });
+  }
+
+  grpc::ServerUnaryReactor* RequestInformation(grpc::CallbackServerContext* ctx,
+                                               const v1::RequestInformationRequest* req,
+                                               v1::InformationThreadResponse* resp) override {
+    return referral::ServeAsk(ctx, edge_, "/sarloop.v1.Force/RequestInformation", &desk_->threads(),
+                              req, resp);
+  }
+  grpc::ServerUnaryReactor* AnswerInformation(grpc::CallbackServerContext* ctx,
+                                              const v1::AnswerInformationRequest* req,
+                                              v1::InformationThreadResponse* resp) override {
+    return referral::ServeAnswer(ctx, edge_, "/sarloop.v1.Force/AnswerInformation",
+                                 &desk_->threads(), req, resp);
+  }
+  grpc::ServerUnaryReactor* ListThreads(grpc::CallbackServerContext* ctx,
+                                        const v1::ListThreadsRequest* req,
+                                        v1::ListThreadsResponse* resp) override {
+    return referral::ServeListThreads(ctx, edge_, "/sarloop.v1.Force/ListThreads",
+                                      &desk_->threads(), req, resp);
   }
 
  private:

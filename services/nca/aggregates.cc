@@ -37,6 +37,11 @@ enum Count {
   kEscalated,
   kOpenOver12Months,
   kReminded,
+  kInformationRequests,
+  kInformationAnswered,
+  kDaml,
+  kRecordedOnBehalf,
+  kReferredToIopc,
   kCountMeasures
 };
 constexpr std::array<const char*, kCountMeasures> kCountNames = {"referred",
@@ -51,7 +56,12 @@ constexpr std::array<const char*, kCountMeasures> kCountNames = {"referred",
                                                                  "overdue",
                                                                  "escalated",
                                                                  "open_over_12_months",
-                                                                 "reminded"};
+                                                                 "reminded",
+                                                                 "information_requests",
+                                                                 "information_answered",
+                                                                 "daml",
+                                                                 "recorded_on_behalf",
+                                                                 "referred_to_iopc"};
 
 bool HasOutcome(int state) {
   return state == v1::REFERRAL_STATE_CLOSED_BY_FORCE ||
@@ -101,6 +111,7 @@ struct Acc {
   std::array<int64_t, 32> outcomes{};
   DayCounts feedback_days;
   DayCounts outcome_days;
+  DayCounts answer_days;
   std::vector<uint32_t> repeat_subjects;
   int64_t distinct_repeat_subjects = 0;
 };
@@ -118,6 +129,7 @@ void Merge(const Acc& from, Acc& into) {
   for (size_t i = 0; i < from.outcomes.size(); ++i) into.outcomes[i] += from.outcomes[i];
   MergeDays(from.feedback_days, into.feedback_days);
   MergeDays(from.outcome_days, into.outcome_days);
+  MergeDays(from.answer_days, into.answer_days);
   into.repeat_subjects.insert(into.repeat_subjects.end(), from.repeat_subjects.begin(),
                               from.repeat_subjects.end());
 }
@@ -150,6 +162,7 @@ void FillMeasures(Acc& acc, v1::Measures* m) {
   }
   FillDays(acc.feedback_days, m->mutable_days_to_feedback());
   FillDays(acc.outcome_days, m->mutable_days_to_outcome());
+  FillDays(acc.answer_days, m->mutable_days_to_answer());
 }
 
 // An allow-list per dimension value; empty means everything passes.
@@ -238,6 +251,15 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
   f.assistance_declined = e.assistance_declines() > 0;
   f.escalated = e.escalated();
   f.reminded = e.reminders() > 0;
+  f.daml = e.daml();
+  f.recorded_on_behalf = e.recorded_on_behalf();
+  f.referred_to_iopc = e.referred_to_iopc();
+  f.information_requests = static_cast<uint16_t>(std::clamp(e.information_requests(), 0, 65535));
+  f.information_answered = static_cast<uint16_t>(std::clamp(e.information_answered(), 0, 65535));
+  if (e.information_answered() > 0) {
+    f.answer_days = static_cast<int32_t>(std::clamp<int64_t>(
+        e.information_reply_seconds() / e.information_answered() / 86400, 0, INT32_MAX));
+  }
   if (e.has_dispatched_at()) {
     const absl::Time t = FromProto(e.dispatched_at());
     f.dispatched_s = absl::ToUnixSeconds(t);
@@ -250,7 +272,7 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
   // dispatch's due date.
   if (e.has_next_due_at()) {
     f.due_s = e.next_due_at().seconds();
-  } else if (e.has_due_at() && !e.has_received_at()) {
+  } else if (e.has_due_at() && !e.has_received_at() && !e.has_decision_paused_since()) {
     f.due_s = e.due_at().seconds();
   }
   // Regulation 19's first report: 12 months after receipt (clocks.h), one definition.
@@ -502,6 +524,12 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
     a.counts[kOverdue] += open && f.due_s > 0 && f.due_s < now_s;
     a.counts[kEscalated] += f.escalated;
     a.counts[kReminded] += f.reminded;
+    a.counts[kInformationRequests] += f.information_requests;
+    a.counts[kInformationAnswered] += f.information_answered;
+    a.counts[kDaml] += f.daml;
+    a.counts[kRecordedOnBehalf] += f.recorded_on_behalf;
+    a.counts[kReferredToIopc] += f.referred_to_iopc;
+    if (f.information_answered > 0) a.answer_days.Add(f.answer_days);
     a.counts[kOpenOver12Months] += open && f.reg19_s > 0 && f.reg19_s <= now_s;
     if (outcome) a.outcomes[f.outcome % a.outcomes.size()]++;
     if (f.feedback_s > 0 && f.dispatched_s > 0 && f.feedback_s >= f.dispatched_s) {
@@ -862,6 +890,10 @@ void Suppress(v1::GetAggregatesResponse& response, int min_count) {
     const int64_t no = m->days_to_outcome().n();
     if (!m->has_closed_with_outcome() || (no > 0 && no < k)) {
       HideDays(*m, m->mutable_days_to_outcome(), "days_to_outcome");
+    }
+    const int64_t na = m->days_to_answer().n();
+    if (!m->has_information_answered() || (na > 0 && na < k)) {
+      HideDays(*m, m->mutable_days_to_answer(), "days_to_answer");
     }
   }
 }

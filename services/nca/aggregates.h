@@ -53,6 +53,14 @@ class AggregateIndex {
     bool assistance_declined = false;
     bool escalated = false;
     bool reminded = false;
+    bool daml = false;
+    bool recorded_on_behalf = false;
+    bool referred_to_iopc = false;
+    // Requests for information on it (either way) and those answered, and the mean whole days
+    // an answer took.
+    uint16_t information_requests = 0;
+    uint16_t information_answered = 0;
+    int32_t answer_days = 0;
     int16_t fy = 0;
     uint8_t quarter = 0;
     int64_t dispatched_s = 0;  // 0 until the DISPATCHED event arrives

@@ -351,6 +351,15 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
   body += Tile("escalated", "Escalated", report::Count(opt(t.has_escalated(), t.escalated())));
   body += Tile("days_to_outcome_median", "Median days to outcome",
                report::Days(opt(t.days_to_outcome().has_median(), t.days_to_outcome().median())));
+  body += Tile("information_requests", "Requests for information",
+               report::Count(opt(t.has_information_requests(), t.information_requests())));
+  body += Tile("days_to_answer_median", "Median days to answer a request",
+               report::Days(opt(t.days_to_answer().has_median(), t.days_to_answer().median())));
+  body += Tile("daml", "From DAML requests", report::Count(opt(t.has_daml(), t.daml())));
+  body += Tile("referred_to_iopc", "Referred to the IOPC",
+               report::Count(opt(t.has_referred_to_iopc(), t.referred_to_iopc())));
+  body += Tile("recorded_on_behalf", "Recorded on behalf (not on sarloop)",
+               report::Count(opt(t.has_recorded_on_behalf(), t.recorded_on_behalf())));
   body += "</div><div class=\"charts\">";
   body += report::SvgChart(report::RateChart("Response rate by organisation", *orgs));
   report::Chart outcomes{"Outcomes by corruption category", {}, {{"Outcomes", {}}}, false};

@@ -133,6 +133,7 @@ constexpr char kOpen[] = "(state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8)";
 // entry folded before staged clocks, the dispatch's due date; 0 once nothing is due.
 int64_t NextDueMicros(const v1::RegisterEntry& e) {
   if (e.has_next_due_at()) return ToMicros(FromProto(e.next_due_at()));
+  if (e.has_decision_paused_since()) return 0;  // paused: nothing is due
   if (e.clock_stage() == v1::CLOCK_STAGE_NONE && e.has_received_at()) return 0;
   return e.has_due_at() ? ToMicros(FromProto(e.due_at())) : int64_t{0};
 }

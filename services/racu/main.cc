@@ -7,6 +7,7 @@
 #include "common/delivery_service.h"
 #include "common/identity.h"
 #include "common/referral/referral_store.h"
+#include "common/referral/threads_rpc.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "sarloop/v1/racu.grpc.pb.h"
@@ -68,6 +69,25 @@ class RacuService final : public v1::Racu::CallbackService {
                                           v1::UnitStepResponse* resp) override {
     return Run(ctx, "/sarloop.v1.Racu/UpdateOutcome", *req, resp,
                [this, req](const Call& c) { return unit_->UpdateOutcome(c, *req); });
+  }
+
+  grpc::ServerUnaryReactor* RequestInformation(grpc::CallbackServerContext* ctx,
+                                               const v1::RequestInformationRequest* req,
+                                               v1::InformationThreadResponse* resp) override {
+    return referral::ServeAsk(ctx, edge_, "/sarloop.v1.Racu/RequestInformation", &unit_->threads(),
+                              req, resp);
+  }
+  grpc::ServerUnaryReactor* AnswerInformation(grpc::CallbackServerContext* ctx,
+                                              const v1::AnswerInformationRequest* req,
+                                              v1::InformationThreadResponse* resp) override {
+    return referral::ServeAnswer(ctx, edge_, "/sarloop.v1.Racu/AnswerInformation",
+                                 &unit_->threads(), req, resp);
+  }
+  grpc::ServerUnaryReactor* ListThreads(grpc::CallbackServerContext* ctx,
+                                        const v1::ListThreadsRequest* req,
+                                        v1::ListThreadsResponse* resp) override {
+    return referral::ServeListThreads(ctx, edge_, "/sarloop.v1.Racu/ListThreads", &unit_->threads(),
+                                      req, resp);
   }
 
  private:

@@ -14,7 +14,8 @@
 namespace sarloop::racu {
 namespace {
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
+                                           referral::kThreadsMigration};
 }  // namespace
 
 std::span<const Migration> UnitMigrations() { return kMigrations; }
@@ -27,7 +28,8 @@ Unit::Unit(Database& db, Clock& clock, UnitOptions options, DeliveryWorker* work
       options_(std::move(options)),
       outbox_(db, worker, std::move(peers)),
       mirror_(referral::Receiver{options_.code, true, false}, outbox_, ReferralStoreSaver(clock),
-              clock) {}
+              clock),
+      threads_(db, clock, mirror_) {}
 
 std::vector<std::string> Unit::Destinations() const {
   std::vector<std::string> d = {referral::kUkfiuCode, kRegisterCode};

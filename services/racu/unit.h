@@ -17,6 +17,7 @@
 #include "common/messaging.h"
 #include "common/referral/mirror.h"
 #include "common/referral/step.h"
+#include "common/referral/threads.h"
 #include "common/storage.h"
 #include "sarloop/v1/delivery.pb.h"
 #include "sarloop/v1/racu.pb.h"
@@ -66,6 +67,9 @@ class Unit {
   // Every destination this unit sends to: UKFIU, NCA and the served forces.
   std::vector<std::string> Destinations() const;
 
+  // Requests for information with the forces it serves (threads.h).
+  referral::Threads& threads() { return threads_; }
+
  private:
   absl::StatusOr<v1::UnitStepResponse> Step(const Call& call,
                                             const google::protobuf::Message& request,
@@ -78,6 +82,7 @@ class Unit {
   const UnitOptions options_;
   Outbox outbox_;
   referral::Mirror mirror_;
+  referral::Threads threads_;
 };
 
 }  // namespace sarloop::racu

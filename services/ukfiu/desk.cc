@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -14,11 +15,14 @@
 #include "absl/strings/str_split.h"
 #include "common/ids.h"
 #include "common/messaging.h"
+#include "common/referral/calendar.h"
 #include "common/referral/clocks.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/outcomes.h"
 #include "common/referral/referral_store.h"
 #include "common/referral/rules.h"
+#include "common/referral/step.h"
 #include "common/sealed.h"
 #include "common/status.h"
 #include "common/validation.h"
@@ -43,7 +47,7 @@ CREATE TABLE sar_subjects (
 CREATE INDEX sar_subjects_by_sar ON sar_subjects (sar_id);
 )sql"}};
 const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
-                                           kWitnessMigration};
+                                           kWitnessMigration, referral::kThreadsMigration};
 
 // Referral states that have ended (see ReferralState).
 constexpr const char* kEnded = kTerminalStatesSql;
@@ -94,7 +98,8 @@ Desk::Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptio
              absl::Hours(24) * options_.feedback.grace_days(), 3},
       outbox_(db, worker, std::move(peers)),
       mirror_(referral::Receiver{referral::kUkfiuCode, false, false}, outbox_,
-              ReferralStoreSaver(clock), clock) {
+              ReferralStoreSaver(clock), clock),
+      threads_(db, clock, mirror_) {
   if (!options_.linkage_key.empty()) {
     // The key's size is checked where it is read (main.cc).
     absl::StatusOr<linkage::Encoder> e = linkage::Encoder::Create(options_.linkage_key);
@@ -102,15 +107,28 @@ Desk::Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptio
   }
 }
 
-absl::Status Desk::CheckOrganisation(const std::string& field, const std::string& code) const {
+absl::Status Desk::CheckOrganisation(const std::string& field, const std::string& code,
+                                     bool off_system) const {
   RETURN_IF_ERROR(CheckText(field, code, 20, true));
   if (!reference_.FindOrganisation(code)) {
     return FieldError(field, absl::StrCat("unknown organisation code '", code, "'"));
   }
-  if (std::find(options_.reachable.begin(), options_.reachable.end(), code) ==
-      options_.reachable.end()) {
+  if (code == kRegisterCode) {
+    return FieldError(field,
+                      "NCA is the national register: refer the NCA's own personnel to its "
+                      "professional standards unit, NCAPSU");
+  }
+  const bool reachable = std::find(options_.reachable.begin(), options_.reachable.end(), code) !=
+                         options_.reachable.end();
+  if (off_system && reachable) {
+    return FieldError("off_system",
+                      absl::StrCat(code, " runs sarloop: refer to it there, not on its behalf"));
+  }
+  if (!off_system && !reachable) {
     return absl::FailedPreconditionError(
-        absl::StrCat(field, ": organisation ", code, " has no sarloop endpoint configured"));
+        absl::StrCat(field, ": organisation ", code,
+                     " has no sarloop endpoint configured (off_system records the referral and "
+                     "its replies on its behalf)"));
   }
   return absl::OkStatus();
 }
@@ -135,6 +153,10 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
         v1::Sar sar = request.sar();
         sar.set_sar_id(NewId("SAR-"));
         if (!sar.has_submitted_at()) *sar.mutable_submitted_at() = ToProto(now);
+        // One way to say DAML: the flag and the glossary code go together.
+        const bool daml_code = absl::c_linear_search(sar.glossary_codes(), kDamlGlossaryCode);
+        if (daml_code) sar.set_daml(true);
+        if (sar.daml() && !daml_code) sar.add_glossary_codes(kDamlGlossaryCode);
         for (v1::Subject& s : *sar.mutable_subjects()) {
           s.set_subject_ref(SubjectRef(options_.subject_key, s));
           RETURN_IF_ERROR(
@@ -229,8 +251,13 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
                              {sar.sar_id(), org}));
   std::set<std::string> other_orgs;
   for (const Row& o : others) other_orgs.insert(o.Text(1));
-  const absl::Time due =
+  absl::Time due =
       now + absl::Hours(24) * (d.due_in_days > 0 ? d.due_in_days : options_.feedback.due_days());
+  // A DAML request: the force's view is needed before the statutory notice period ends.
+  if (sar.daml()) {
+    due =
+        std::min(due, EndOfWorkingDaysAfter(FromProto(sar.submitted_at()), kDamlNoticeWorkingDays));
+  }
   v1::Referral r;
   r.set_referral_id(d.referral_id.empty() ? NewId("REF-") : d.referral_id);
   r.set_sar_id(sar.sar_id());
@@ -251,6 +278,11 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
   *package.mutable_dispatched_at() = r.dispatched_at();
   package.mutable_deconfliction_with()->CopyFrom(r.deconfliction_with());
   if (d.link != nullptr) *package.mutable_indirect_link() = *d.link;
+  // A redirect: the new organisation sees what happened before (events carry nothing personal).
+  if (!d.linked.empty()) {
+    ASSIGN_OR_RETURN(auto history, EventsOf(txn, d.linked));
+    for (auto& e : history) *package.add_history() = std::move(e);
+  }
 
   v1::LifecycleEvent dispatched =
       NewEvent(v1::EVENT_TYPE_DISPATCHED, r.referral_id(), referral::kUkfiuCode, org, actor, now);
@@ -260,6 +292,9 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
       ToProto(std::min(due, now + absl::Hours(24) * options_.feedback.ack_days()));
   dispatched.set_linked_referral_id(d.linked);
   dispatched.set_route(r.route());
+  dispatched.set_daml(sar.daml());
+  dispatched.mutable_glossary_codes()->CopyFrom(sar.glossary_codes());
+  dispatched.set_recorded_on_behalf(d.off_system);
   for (const v1::Subject& s : sar.subjects()) {
     dispatched.add_subject_refs(s.subject_ref());
     dispatched.add_subject_roles(s.role());
@@ -288,7 +323,7 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
                                                  const v1::ReferSarRequest& request) {
   RETURN_IF_ERROR(CheckRequestId(request.request_id()));
   RETURN_IF_ERROR(CheckText("sar_id", request.sar_id(), 40, true));
-  RETURN_IF_ERROR(CheckOrganisation("organisation", request.organisation()));
+  RETURN_IF_ERROR(CheckOrganisation("organisation", request.organisation(), request.off_system()));
   RETURN_IF_ERROR(CheckThr("thr", request.thr()));
   if (request.due_in_days() < 0 || request.due_in_days() > 730) {
     return FieldError("due_in_days", "must be 0 (default) to 730");
@@ -319,6 +354,7 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
         d.due_in_days = request.due_in_days();
         d.route = route;
         d.link = link;
+        d.off_system = request.off_system();
         ASSIGN_OR_RETURN(*response.mutable_referral(), Dispatch(txn, d, call.actor, now));
         return absl::OkStatus();
       },
@@ -357,7 +393,8 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
   RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
   // After a decline naming the employer, the organisation, THR and reason may be left to it.
   if (!request.organisation().empty()) {
-    RETURN_IF_ERROR(CheckOrganisation("organisation", request.organisation()));
+    RETURN_IF_ERROR(
+        CheckOrganisation("organisation", request.organisation(), request.off_system()));
   }
   if (request.has_thr()) RETURN_IF_ERROR(CheckThr("thr", request.thr()));
   RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, false));
@@ -374,7 +411,7 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
         const std::string organisation = request.organisation().empty() && named
                                              ? old.named_organisation()
                                              : request.organisation();
-        RETURN_IF_ERROR(CheckOrganisation("organisation", organisation));
+        RETURN_IF_ERROR(CheckOrganisation("organisation", organisation, request.off_system()));
         if (old.organisation() == organisation) {
           return FieldError("organisation", "is the organisation the referral is addressed to");
         }
@@ -396,6 +433,7 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
         d.route = old.route();
         d.linked = old.referral_id();
         d.referral_id = NewId("REF-");
+        d.off_system = request.off_system();
         if (!named) {
           v1::LifecycleEvent e =
               NewEvent(v1::EVENT_TYPE_REDIRECTED, old.referral_id(), referral::kUkfiuCode,
@@ -407,6 +445,66 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
         }
         ASSIGN_OR_RETURN(*response.mutable_referral(), Dispatch(txn, d, call.actor, now));
         ASSIGN_OR_RETURN(*response.mutable_redirected(), LoadReferral(txn, old.referral_id()));
+        return absl::OkStatus();
+      },
+      now, call.audit));
+  return response;
+}
+
+absl::StatusOr<v1::RecordOnBehalfResponse> Desk::RecordOnBehalf(
+    const Call& call, const v1::RecordOnBehalfRequest& request) {
+  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
+  RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
+  RETURN_IF_ERROR(CheckText("received_by", request.received_by(), 200, true));
+  const v1::EventType step = request.step();
+  const bool declines = step == v1::EVENT_TYPE_DECLINED_BY_FORCE;
+  const bool closes = step == v1::EVENT_TYPE_CLOSED_BY_FORCE;
+  if (step != v1::EVENT_TYPE_RECEIVED && step != v1::EVENT_TYPE_ACKNOWLEDGED &&
+      step != v1::EVENT_TYPE_RESEARCH_STARTED && !declines && !closes) {
+    return FieldError("step",
+                      "is RECEIVED, ACKNOWLEDGED, RESEARCH_STARTED, DECLINED_BY_FORCE or "
+                      "CLOSED_BY_FORCE");
+  }
+  if (!declines && (request.reason_code() != v1::DECLINE_REASON_UNSPECIFIED ||
+                    !request.named_organisation().empty() || !request.reason().empty())) {
+    return FieldError("reason_code", "and the reason go with DECLINED_BY_FORCE only");
+  }
+  if (closes) {
+    RETURN_IF_ERROR(CheckOutcome("outcome", request.outcome(), clock_.Now()));
+  } else if (request.has_outcome()) {
+    return FieldError("outcome", "goes with CLOSED_BY_FORCE only");
+  }
+  v1::RecordOnBehalfResponse response;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, call.scope, request, request.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, request.referral_id()));
+        if (!r.recorded_on_behalf()) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("referral_id: ", r.referral_id(), " is addressed to ", r.organisation(),
+                           ", which runs sarloop and records its own steps"));
+        }
+        RETURN_IF_ERROR(NextState(r.state(), step).status());
+        v1::LifecycleEvent e = NewEvent(step, r.referral_id(), referral::kUkfiuCode,
+                                        r.organisation(), call.actor, now);
+        e.set_recorded_on_behalf(true);
+        e.set_received_by(request.received_by());
+        if (declines) {
+          RETURN_IF_ERROR(referral::CheckDecline(request.reason_code(), request.reason(),
+                                                 request.named_organisation(), r.organisation(),
+                                                 reference_));
+          RETURN_IF_ERROR(referral::DeclineFill(request.reason_code(), request.reason(),
+                                                request.named_organisation())(e, r));
+        }
+        if (closes) {
+          RETURN_IF_ERROR(
+              referral::OutcomeFill(request.outcome(), r.organisation(), /*finishes=*/true)(e, r));
+        }
+        ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, r.sar_id()));
+        RETURN_IF_ERROR(CheckNoSubjectData(e, sar));
+        RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
+        ASSIGN_OR_RETURN(*response.mutable_referral(), LoadReferral(txn, r.referral_id()));
         return absl::OkStatus();
       },
       now, call.audit));

@@ -19,6 +19,7 @@
 #include "common/reference.h"
 #include "common/referral/clocks.h"
 #include "common/referral/mirror.h"
+#include "common/referral/threads.h"
 #include "common/storage.h"
 #include "sarloop/v1/config.pb.h"
 #include "sarloop/v1/delivery.pb.h"
@@ -40,6 +41,9 @@ struct DeskOptions {
   // the peer "LINKAGE" for screening, in SubmitSar's transaction.
   std::string linkage_key;
 };
+
+// The glossary code that marks a DAML request (Sar.daml).
+inline constexpr char kDamlGlossaryCode[] = "XXS99XX";
 
 // The peer code of the linkage service.
 inline constexpr char kLinkageCode[] = "LINKAGE";
@@ -73,9 +77,18 @@ class Desk {
   // Sends every reminder, escalation and open-investigation flag due at the clock's now.
   absl::StatusOr<v1::RunFeedbackClockResponse> RunClock();
 
+  // Records a reply of an organisation not running sarloop on its behalf. INVALID_ARGUMENT
+  // naming the field; NOT_FOUND for an unknown referral; FAILED_PRECONDITION for a referral to
+  // an organisation on sarloop, or a step its state does not allow (naming it).
+  absl::StatusOr<v1::RecordOnBehalfResponse> RecordOnBehalf(
+      const Call& call, const v1::RecordOnBehalfRequest& request);
+
   // Applies one event reported by a force or unit, as the rules table allows
   // (referral::Mirror::Receive).
   absl::Status Receive(Txn& txn, const Identity& peer, const v1::Envelope& envelope);
+
+  // Requests for information with the forces (threads.h).
+  referral::Threads& threads() { return threads_; }
 
  private:
   // A new referral of `sar` to `organisation`.
@@ -89,10 +102,15 @@ class Desk {
     std::string linked;
     std::string referral_id;
     const v1::IndirectLink* link = nullptr;
+    // The organisation does not run sarloop: recorded on its behalf.
+    bool off_system = false;
   };
   absl::StatusOr<v1::Referral> Dispatch(Txn& txn, const Dispatching& d, const v1::Actor& actor,
                                         absl::Time now);
-  absl::Status CheckOrganisation(const std::string& field, const std::string& code) const;
+  // A known organisation that runs sarloop, or, `off_system`, one that does not (UKFIU then
+  // records its replies on its behalf).
+  absl::Status CheckOrganisation(const std::string& field, const std::string& code,
+                                 bool off_system = false) const;
   // Who rung `rung` of the escalation ladder is for `org_code`.
   std::string LadderAddressee(const std::string& org_code, int rung) const;
   // The identity rung `rung` is addressed to (feedback.escalation_ladder).
@@ -105,6 +123,7 @@ class Desk {
   const ChasePolicy chase_;
   Outbox outbox_;
   referral::Mirror mirror_;
+  referral::Threads threads_;
   // One encoder (it caches token positions); SubmitSar bodies may run on several threads.
   std::mutex encoder_mu_;
   std::optional<linkage::Encoder> encoder_;

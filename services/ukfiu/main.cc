@@ -12,6 +12,7 @@
 #include "common/delivery_service.h"
 #include "common/identity.h"
 #include "common/referral/referral_store.h"
+#include "common/referral/threads_rpc.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
@@ -101,6 +102,35 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                         ASSIGN_OR_RETURN(*resp, desk_->RunClock());
                         return absl::OkStatus();
                       });
+  }
+
+  grpc::ServerUnaryReactor* RecordOnBehalf(grpc::CallbackServerContext* ctx,
+                                           const v1::RecordOnBehalfRequest* req,
+                                           v1::RecordOnBehalfResponse* resp) override {
+    return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/RecordOnBehalf", *req,
+                      [=, this](const Call& call) -> absl::Status {
+                        ASSIGN_OR_RETURN(*resp, desk_->RecordOnBehalf(call, *req));
+                        return absl::OkStatus();
+                      });
+  }
+
+  grpc::ServerUnaryReactor* RequestInformation(grpc::CallbackServerContext* ctx,
+                                               const v1::RequestInformationRequest* req,
+                                               v1::InformationThreadResponse* resp) override {
+    return referral::ServeAsk(ctx, edge_, "/sarloop.v1.Ukfiu/RequestInformation", &desk_->threads(),
+                              req, resp);
+  }
+  grpc::ServerUnaryReactor* AnswerInformation(grpc::CallbackServerContext* ctx,
+                                              const v1::AnswerInformationRequest* req,
+                                              v1::InformationThreadResponse* resp) override {
+    return referral::ServeAnswer(ctx, edge_, "/sarloop.v1.Ukfiu/AnswerInformation",
+                                 &desk_->threads(), req, resp);
+  }
+  grpc::ServerUnaryReactor* ListThreads(grpc::CallbackServerContext* ctx,
+                                        const v1::ListThreadsRequest* req,
+                                        v1::ListThreadsResponse* resp) override {
+    return referral::ServeListThreads(ctx, edge_, "/sarloop.v1.Ukfiu/ListThreads",
+                                      &desk_->threads(), req, resp);
   }
 
  private:

@@ -158,7 +158,12 @@ def compare_overview(label, filters):
                   "feedback_received": fmt_count(t, "feedbackReceived"),
                   "response_rate": fmt_rate(t), "overdue": fmt_count(t, "overdue"),
                   "escalated": fmt_count(t, "escalated"),
-                  "days_to_outcome_median": fmt_days(t.get("daysToOutcome", {}))}
+                  "days_to_outcome_median": fmt_days(t.get("daysToOutcome", {})),
+                  "information_requests": fmt_count(t, "informationRequests"),
+                  "days_to_answer_median": fmt_days(t.get("daysToAnswer", {})),
+                  "daml": fmt_count(t, "daml"),
+                  "referred_to_iopc": fmt_count(t, "referredToIopc"),
+                  "recorded_on_behalf": fmt_count(t, "recordedOnBehalf")}
     check(f"{label}: the tiles equal the API's totals ({want_tiles['referred']} referred)",
           tiles == want_tiles, f"page {tiles} api {want_tiles}")
     page_rows = {r[0][1]: dict(r[1:]) for r in js(ROWS)}

@@ -186,8 +186,8 @@ TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
   v1::DeclineReferralRequest decline;
   decline.set_request_id(NewId("req-"));
   decline.set_referral_id(declined);
-  decline.set_reason("the officer left the force in 2019");
-  decline.set_reason_code(v1::DECLINE_REASON_FORMER_EMPLOYEE);
+  decline.set_reason("a documented second job explains the payments");
+  decline.set_reason_code(v1::DECLINE_REASON_ACTIVITY_EXPLAINED);
   v1::ForceStepResponse decline_resp;
   ASSERT_RPC_OK(forces_["SFK"]->Decline(Context().get(), decline, &decline_resp));
 
@@ -847,6 +847,225 @@ TEST_F(ChainTest, TheUnitIsChosenPerReferralAndBorderForceGoesToTheAcuFromTheSta
 // organisation's employee says so from RECEIVED, naming it; UKFIU redirects in one step, the new
 // referral linked to the declined one; the employer closes it; the register counts the decline
 // by its code.
+// Requests for information: the force asks UKFIU for the account details (its decision clock
+// pauses), UKFIU answers, the force replies "employee of SFK" straight from receipt, UKFIU
+// redirects in one step and SFK closes it. Then a unit and the force talk over a handover. The
+// text reaches only the party asked; the NCA counts threads and never sees their words.
+TEST_F(ChainTest, AForceAsksUkfiuThenNamesTheEmployerAndTheTextNeverReachesTheNca) {
+  const std::string id = Refer("NFK", "Morgan Vale");
+  ASSERT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_RECEIVED));
+  v1::RequestInformationRequest ask;
+  ask.set_request_id(NewId("req-"));
+  ask.set_referral_id(id);
+  ask.set_to("ERSOU");
+  ask.set_question("Please send the account statements behind this report.");
+  v1::InformationThreadResponse asked;
+  grpc::Status s = forces_["NFK"]->RequestInformation(Context().get(), ask, &asked);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << "not handed to ERSOU";
+  EXPECT_THAT(s.error_message(), HasSubstr("to"));
+  ask.clear_to();
+  ask.add_attachments("goAML DOC-000123");
+  ASSERT_RPC_OK(forces_["NFK"]->RequestInformation(Context().get(), ask, &asked));
+  const v1::InformationThread& thread = asked.thread();
+  EXPECT_THAT(thread.thread_id(), ::testing::StartsWith("RFI-"));
+  EXPECT_EQ(thread.asked_by(), "NFK");
+  EXPECT_EQ(thread.asked_of(), "UKFIU");
+  EXPECT_TRUE(thread.open());
+  // The same request_id again is the same request: one thread.
+  v1::InformationThreadResponse again;
+  ASSERT_RPC_OK(forces_["NFK"]->RequestInformation(Context().get(), ask, &again));
+  EXPECT_EQ(again.thread().thread_id(), thread.thread_id());
+
+  // UKFIU sees what waits for its answer, with the text, and answers.
+  v1::ListThreadsRequest awaiting;
+  awaiting.set_awaiting_our_answer(true);
+  v1::ListThreadsResponse waiting;
+  ASSERT_TRUE(WaitFor([&] {
+    return ukfiu_->ListThreads(Context().get(), awaiting, &waiting).ok() &&
+           waiting.threads_size() == 1;
+  }));
+  EXPECT_EQ(waiting.threads(0).question().text(), ask.question());
+  EXPECT_EQ(waiting.threads(0).question().attachments(0), "goAML DOC-000123");
+  EXPECT_EQ(waiting.threads(0).question().actor().user(), "test-user");
+  v1::GetReferralRequest get;
+  get.set_referral_id(id);
+  v1::GetReferralResponse at_ukfiu;
+  ASSERT_RPC_OK(ukfiu_->GetReferral(Context().get(), get, &at_ukfiu));
+  EXPECT_TRUE(at_ukfiu.referral().decision_clock_paused());
+  EXPECT_EQ(at_ukfiu.referral().requests_open(), 1);
+  v1::AnswerInformationRequest answer;
+  answer.set_request_id(NewId("req-"));
+  answer.set_thread_id(thread.thread_id());
+  answer.set_answer("Salary credits come from Suffolk Constabulary every month.");
+  v1::InformationThreadResponse answered;
+  s = forces_["NFK"]->AnswerInformation(Context().get(), answer, &answered);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << "NFK was not asked";
+  ASSERT_RPC_OK(ukfiu_->AnswerInformation(Context().get(), answer, &answered));
+  EXPECT_FALSE(answered.thread().open());
+  answer.set_request_id(NewId("req-"));
+  s = ukfiu_->AnswerInformation(Context().get(), answer, &answered);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << "answered already";
+
+  // The force reads the answer; its clock runs again.
+  v1::ListThreadsRequest of_referral;
+  of_referral.set_referral_id(id);
+  v1::ListThreadsResponse at_nfk;
+  ASSERT_TRUE(WaitFor([&] {
+    return forces_["NFK"]->ListThreads(Context().get(), of_referral, &at_nfk).ok() &&
+           at_nfk.threads_size() == 1 && at_nfk.threads(0).has_answer();
+  }));
+  EXPECT_EQ(at_nfk.threads(0).answer().text(), answer.answer());
+  v1::GetForceReferralRequest get_nfk;
+  get_nfk.set_referral_id(id);
+  v1::GetForceReferralResponse nfk_copy;
+  ASSERT_RPC_OK(forces_["NFK"]->GetReferral(Context().get(), get_nfk, &nfk_copy));
+  EXPECT_FALSE(nfk_copy.referral().decision_clock_paused());
+  EXPECT_EQ(nfk_copy.referral().state(), v1::REFERRAL_STATE_RECEIVED) << "asking changes no state";
+
+  // Not ours: straight from receipt, naming the employer; UKFIU redirects in one step.
+  v1::DeclineReferralRequest decline;
+  decline.set_request_id(NewId("req-"));
+  decline.set_referral_id(id);
+  decline.set_reason_code(v1::DECLINE_REASON_EMPLOYEE_OF_ANOTHER_ORGANISATION);
+  decline.set_named_organisation("SFK");
+  v1::ForceStepResponse stepped;
+  ASSERT_RPC_OK(forces_["NFK"]->Decline(Context().get(), decline, &stepped));
+  ASSERT_TRUE(WaitFor([&] {
+    return ukfiu_->GetReferral(Context().get(), get, &at_ukfiu).ok() &&
+           at_ukfiu.referral().named_organisation() == "SFK";
+  }));
+  v1::RedirectReferralRequest redirect;
+  redirect.set_request_id(NewId("req-"));
+  redirect.set_referral_id(id);
+  v1::RedirectReferralResponse redirected;
+  ASSERT_RPC_OK(ukfiu_->RedirectReferral(Context().get(), redirect, &redirected));
+  const std::string moved = redirected.referral().referral_id();
+  EXPECT_EQ(redirected.referral().organisation(), "SFK");
+  Research("SFK", moved);
+  v1::CloseReferralRequest close;
+  close.set_request_id(NewId("req-"));
+  close.set_referral_id(moved);
+  *close.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_REFLECTIVE_PRACTICE);
+  ASSERT_RPC_OK(forces_["SFK"]->Close(Context().get(), close, &stepped));
+
+  // A unit and the force: ERSOU asks NFK about a handover, NFK answers; UKFIU is not a party.
+  const std::string handed = Refer("NFK");
+  Research("NFK", handed);
+  v1::ForceStepResponse handed_over;
+  ASSERT_RPC_OK(HandOver(handed, v1::PRIORITY_P2, "notes", &handed_over));
+  v1::GetHandoverResponse held;
+  ASSERT_TRUE(ErsouHolds(handed, &held));
+  v1::RequestInformationRequest unit_ask;
+  unit_ask.set_request_id(NewId("req-"));
+  unit_ask.set_referral_id(handed);
+  unit_ask.set_question("Which systems did the officer have access to?");
+  unit_ask.set_reply_due_days(5);
+  v1::InformationThreadResponse unit_thread;
+  ASSERT_RPC_OK(ersou_->RequestInformation(Context().get(), unit_ask, &unit_thread));
+  EXPECT_EQ(unit_thread.thread().asked_of(), "NFK");
+  v1::ListThreadsResponse nfk_waiting;
+  ASSERT_TRUE(WaitFor([&] {
+    return forces_["NFK"]->ListThreads(Context().get(), awaiting, &nfk_waiting).ok() &&
+           nfk_waiting.threads_size() == 1;
+  }));
+  v1::AnswerInformationRequest nfk_answer;
+  nfk_answer.set_request_id(NewId("req-"));
+  nfk_answer.set_thread_id(unit_thread.thread().thread_id());
+  nfk_answer.set_answer("Custody and intelligence systems.");
+  ASSERT_RPC_OK(forces_["NFK"]->AnswerInformation(Context().get(), nfk_answer, &answered));
+  v1::ListThreadsRequest of_handed;
+  of_handed.set_referral_id(handed);
+  v1::ListThreadsResponse at_ersou;
+  ASSERT_TRUE(WaitFor([&] {
+    return ersou_->ListThreads(Context().get(), of_handed, &at_ersou).ok() &&
+           at_ersou.threads_size() == 1 && at_ersou.threads(0).has_answer();
+  }));
+  v1::ListThreadsResponse at_ukfiu_threads;
+  ASSERT_RPC_OK(ukfiu_->ListThreads(Context().get(), of_handed, &at_ukfiu_threads));
+  EXPECT_EQ(at_ukfiu_threads.threads_size(), 0) << "UKFIU is not a party to that thread";
+
+  // The NCA: counts and times, no words.
+  for (const std::string& ref : {id, handed}) {
+    v1::GetTimelineRequest timeline_req;
+    timeline_req.set_referral_id(ref);
+    v1::GetTimelineResponse timeline;
+    ASSERT_TRUE(WaitFor([&] {
+      return nca_->GetTimeline(Context().get(), timeline_req, &timeline).ok() &&
+             timeline.entry().information_answered() == 1;
+    })) << ref;
+    EXPECT_EQ(timeline.entry().information_requests(), 1);
+    const std::string everything = timeline.SerializeAsString();
+    for (const std::string& words : {ask.question(), answer.answer(), unit_ask.question(),
+                                     nfk_answer.answer(), std::string("goAML DOC-000123")}) {
+      EXPECT_EQ(everything.find(words), std::string::npos) << words;
+    }
+  }
+}
+
+// Coverage: Cleveland does not run sarloop. UKFIU refers to it off-system and records its replies
+// on its behalf; the register marks and counts them, and the clock chases the silence as for any.
+TEST_F(ChainTest, AnOffSystemReferralIsRecordedOnBehalfAndCountedInTheRegister) {
+  v1::SubmitSarRequest submit;
+  submit.set_request_id(NewId("req-"));
+  *submit.mutable_sar() = SampleSar("Cora Offsystem");
+  v1::SubmitSarResponse sar;
+  ASSERT_RPC_OK(ukfiu_->SubmitSar(Context().get(), submit, &sar));
+  v1::ReferSarRequest refer;
+  refer.set_request_id(NewId("req-"));
+  refer.set_sar_id(sar.sar().sar_id());
+  refer.set_organisation("CLE");
+  *refer.mutable_thr() = SampleThr();
+  v1::ReferSarResponse referred;
+  grpc::Status s = ukfiu_->ReferSar(Context().get(), refer, &referred);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("off_system"));
+  refer.set_off_system(true);
+  ASSERT_RPC_OK(ukfiu_->ReferSar(Context().get(), refer, &referred));
+  const std::string id = referred.referral().referral_id();
+  for (v1::EventType step :
+       {v1::EVENT_TYPE_RECEIVED, v1::EVENT_TYPE_ACKNOWLEDGED, v1::EVENT_TYPE_DECLINED_BY_FORCE}) {
+    v1::RecordOnBehalfRequest on_behalf;
+    on_behalf.set_request_id(NewId("req-"));
+    on_behalf.set_referral_id(id);
+    on_behalf.set_step(step);
+    on_behalf.set_received_by("secure email from Cleveland PSD");
+    if (step == v1::EVENT_TYPE_DECLINED_BY_FORCE) {
+      on_behalf.set_reason_code(v1::DECLINE_REASON_NOT_OUR_EMPLOYEE);
+    }
+    v1::RecordOnBehalfResponse recorded;
+    ASSERT_RPC_OK(ukfiu_->RecordOnBehalf(Context().get(), on_behalf, &recorded));
+  }
+  v1::GetTimelineRequest timeline_req;
+  timeline_req.set_referral_id(id);
+  v1::GetTimelineResponse timeline;
+  ASSERT_TRUE(WaitFor([&] {
+    return nca_->GetTimeline(Context().get(), timeline_req, &timeline).ok() &&
+           timeline.entry().state() == v1::REFERRAL_STATE_DECLINED_BY_FORCE;
+  }));
+  EXPECT_TRUE(timeline.entry().recorded_on_behalf());
+  EXPECT_EQ(timeline.entry().decline_reason(), v1::DECLINE_REASON_NOT_OUR_EMPLOYEE);
+  ASSERT_EQ(timeline.events_size(), 4);
+  for (const auto& e : timeline.events()) {
+    EXPECT_TRUE(e.recorded_on_behalf());
+    EXPECT_EQ(e.actor().user(), "test-user") << "audited as the UKFIU analyst who recorded it";
+  }
+  EXPECT_EQ(timeline.events(3).received_by(), "secure email from Cleveland PSD");
+  v1::GetAggregatesRequest by_org;
+  by_org.add_group_by(v1::DIMENSION_ORGANISATION);
+  v1::GetAggregatesResponse orgs;
+  ASSERT_RPC_OK(nca_->GetAggregates(Context().get(), by_org, &orgs));
+  bool counted = false;
+  for (const auto& g : orgs.groups()) {
+    if (g.key(0) != "CLE") continue;
+    counted = true;
+    EXPECT_EQ(g.measures().referred(), 1);
+    EXPECT_EQ(g.measures().recorded_on_behalf(), 1);
+    EXPECT_EQ(g.measures().declined_by_force(), 1);
+  }
+  EXPECT_TRUE(counted);
+  EXPECT_EQ(orgs.total().recorded_on_behalf(), 1);
+}
+
 TEST_F(ChainTest, AForceNamesTheEmployerAndUkfiuRedirectsInOneStep) {
   const std::string id = Refer("NFK", "Morgan Vale");
   ASSERT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_RECEIVED));

@@ -91,6 +91,24 @@ done
 expect "the register has the categories recorded at research" 0 \
   "categories at research.*THEFT_AND_FRAUD, INAPPROPRIATE_ASSOCIATION" -- \
   as analyst-alice 2 nca timeline "$ref"
+# A request for information: NFK asks UKFIU, UKFIU answers; the words never reach the NCA.
+expect "a force may not ask a unit it never handed to" 1 "INVALID_ARGUMENT.*to" -- \
+  as force-NFK-psd 11 force ask "$ref" --to ERSOU --question "Which accounts?"
+rfi=$(as force-NFK-psd 11 --json force ask "$ref" --question "Question-Sentinel-4Q: statements?" \
+  --attachment "goAML DOC-1" --due-days 5 | json 'd["thread"]["threadId"]')
+[[ $rfi == RFI-* ]] && ok "ask returns a thread reference" || bad "ask returned '$rfi'"
+for _ in $(seq 100); do as ukfiu-intake 1 ukfiu threads --awaiting 2>/dev/null | grep -q "$rfi" && break; sleep 0.1; done
+expect "UKFIU sees what waits for its answer" 0 "$rfi +$ref +NFK +UKFIU .* open" -- \
+  as ukfiu-intake 1 ukfiu threads --awaiting
+expect "the force cannot answer its own question" 1 "NOT_FOUND.*thread_id" -- \
+  as force-NFK-psd 11 force answer "$rfi" --answer "mine"
+expect "UKFIU answers" 0 "status: +answered" -- \
+  as ukfiu-intake 1 ukfiu answer "$rfi" --answer "Answer-Sentinel-7A: attached" --attachment "goAML DOC-2"
+expect "answering twice is refused" 1 "FAILED_PRECONDITION.*answered already" -- \
+  as ukfiu-intake 1 ukfiu answer "$rfi" --answer "again"
+for _ in $(seq 100); do as force-NFK-psd 11 force threads --referral "$ref" 2>/dev/null | grep -q answered && break; sleep 0.1; done
+expect "the force reads the answer" 0 "Answer-Sentinel-7A" -- \
+  as force-NFK-psd 11 --json force threads --referral "$ref"
 expect "a handover without a priority names the field" 1 "priority" -- \
   as force-NFK-psd 11 force handover "$ref" --notes "Notes-Sentinel-8R" --threat high --risk low \
   --harm medium --rationale "covert tactics needed"
@@ -128,6 +146,9 @@ expect "NCA summary in JSON" 0 '"feedbackReceived": ?1' -- as analyst-alice 2 --
 if timeline=$(as analyst-alice 2 --json nca timeline "$ref" 2>&1) && [[ $timeline == *"$ref"* ]]; then
   [[ $timeline != *"cash deposits"* ]] && ok "NCA never shows the narrative" ||
     bad "NCA timeline shows the narrative: $(head -c 300 <<<"$timeline")"
+  [[ $timeline == *INFORMATION_PROVIDED* && $timeline != *Sentinel-4Q* && $timeline != *Sentinel-7A* &&
+     $timeline != *"DOC-1"* ]] && ok "NCA has the thread's events, never its words" ||
+    bad "NCA timeline and the thread: $(head -c 300 <<<"$timeline")"
 else
   bad "NCA timeline of $ref failed or did not name it: $(head -c 300 <<<"$timeline")"
 fi

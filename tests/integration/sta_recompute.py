@@ -85,14 +85,60 @@ DECISIONS = {ET.Value(n) for n in ("EVENT_TYPE_DECLINED_BY_FORCE", "EVENT_TYPE_C
                                    "EVENT_TYPE_JOINT_INVESTIGATION_OPENED",
                                    "EVENT_TYPE_OUTCOME_UPDATED")}
 REG19_NOTE = types_pb2.ProgressStatus.Value("PROGRESS_STATUS_REG19_NOT_REPORTED_PREJUDICE")
+RFI_Q = ET.Value("EVENT_TYPE_INFORMATION_REQUESTED")
+RFI_A = ET.Value("EVENT_TYPE_INFORMATION_PROVIDED")
+
+
+def nanos(e):
+    return e.occurred_at.seconds * 10**9 + e.occurred_at.nanos
+
+
+# Requests for information (README, "Requests for information"): an answer counts when it comes
+# from the party asked, to the party that asked; the first such answer of a thread, in time order.
+def answers_of(events):
+    asks = {e.thread_id: e for e in events if e.type == RFI_Q}
+    out = {}
+    for e in events:
+        q = asks.get(e.thread_id)
+        if e.type == RFI_A and q is not None and q.thread_with == e.producer \
+                and q.producer == e.thread_with and e.thread_id not in out:
+            out[e.thread_id] = nanos(e)
+    return out
 
 
 def next_due(d, events):
     acked = decided = last = None
     decision_due = d.due_at.seconds
     priority = 0
+    # The force's open requests to UKFIU before its first decision pause that clock; the wait is
+    # added when the last is answered.
+    answers = answers_of(events)
+    asked, pausing, paused_since = set(), set(), None
+
+    def answered(thread, at):
+        nonlocal paused_since, decision_due
+        if thread in pausing:
+            pausing.discard(thread)
+            if not pausing and paused_since is not None:
+                decision_due += max(0, at // 10**9 - paused_since)
+                paused_since = None
+
     for e in events:
         s = e.occurred_at.seconds
+        if e.type == RFI_Q and e.thread_id and e.thread_id not in asked:
+            asked.add(e.thread_id)
+            from_force = e.producer == e.organisation and not e.unit
+            if from_force:
+                acked = acked or s
+            if from_force and e.thread_with == "UKFIU" and decided is None:
+                if not pausing:
+                    paused_since = s
+                pausing.add(e.thread_id)
+            a = answers.get(e.thread_id)
+            if a is not None and a <= nanos(e):
+                answered(e.thread_id, nanos(e))
+        if e.type == RFI_A and answers.get(e.thread_id) == nanos(e):
+            answered(e.thread_id, nanos(e))
         if e.priority:
             priority = e.priority
         decision = e.type in DECISIONS or (e.type == ET.Value("EVENT_TYPE_PROGRESS_UPDATED")
@@ -102,6 +148,8 @@ def next_due(d, events):
         if decision:
             acked, decided = acked or s, decided or s
             last = max(last or s, s)
+            pausing.clear()
+            paused_since = None
         if e.type == ET.Value("EVENT_TYPE_ASSISTANCE_DECLINED"):
             decided = None
             decision_due = s + (d.due_at.seconds - d.occurred_at.seconds)
@@ -109,7 +157,7 @@ def next_due(d, events):
     if acked is None:
         return d.ack_due_at.seconds or d.due_at.seconds
     if decided is None:
-        return decision_due
+        return 0 if paused_since is not None else decision_due
     return max(decided, last) + INTERVAL_DAYS.get(priority, 90) * DAY
 
 
@@ -156,6 +204,25 @@ def tracks_of(events, end, end_time, t):
     return tracks
 
 
+# Requests asked and answered before the referral ended, and the whole days answers took on
+# average: counts and times are all the register has of a thread.
+def information(events, end_time):
+    answers = answers_of(events)
+    asks, seen = [], set()
+    for e in events:
+        if e.type == RFI_Q and e.thread_id and e.thread_id not in seen:
+            seen.add(e.thread_id)
+            if end_time is None or nanos(e) < end_time:
+                asks.append(e)
+    waits = []
+    for q in asks:
+        a = answers.get(q.thread_id)
+        if a is not None and (end_time is None or max(a, nanos(q)) < end_time):
+            waits.append(max(0, a - nanos(q)) // 10**9)
+    days = sum(waits) // len(waits) // DAY if waits else None
+    return len(asks), len(waits), days
+
+
 facts = []
 for rid in ids:
     events = list(call("GetTimeline", nca_pb2.GetTimelineRequest(referral_id=rid),
@@ -169,6 +236,8 @@ for rid in ids:
     end = ends[0] if ends else None  # the first end is final
     end_time = t(end) if end else None
     before_end = [e for e in events if end_time is None or t(e) < end_time]
+    requests, answered, answer_days = information(
+        events, None if end is None else nanos(end))
     facts.append({
         "id": rid,
         "org": d.organisation,
@@ -191,6 +260,12 @@ for rid in ids:
         "assistance_declines": sum(e.type == ET.Value("EVENT_TYPE_ASSISTANCE_DECLINED")
                                    for e in events),
         "escalated": any(e.type == ET.Value("EVENT_TYPE_ESCALATED") for e in before_end),
+        "daml": d.daml,
+        "on_behalf": d.recorded_on_behalf,
+        "iopc": any(e.type == ET.Value("EVENT_TYPE_REFERRED_TO_IOPC") for e in before_end),
+        "information_requests": requests,
+        "information_answered": answered,
+        "answer_days": answer_days,
         "reason": next((e.reason for e in reversed(events) if e.reason and e.type in (
             ET.Value("EVENT_TYPE_DECLINED_BY_FORCE"), ET.Value("EVENT_TYPE_ASSISTANCE_DECLINED"),
             ET.Value("EVENT_TYPE_WITHDRAWN"), ET.Value("EVENT_TYPE_REDIRECTED"))
@@ -247,6 +322,13 @@ def measures(fs):
     m["days_to_outcome_median"] = median(out)
     m["days_to_outcome_p90"] = p90(out)
     m["outcomes_n"] = len(out)
+    m["daml"] = sum(f["daml"] for f in fs)
+    m["recorded_on_behalf"] = sum(f["on_behalf"] for f in fs)
+    m["referred_to_iopc"] = sum(f["iopc"] for f in fs)
+    m["information_requests"] = sum(f["information_requests"] for f in fs)
+    m["information_answered"] = sum(f["information_answered"] for f in fs)
+    m["days_to_answer_median"] = median([f["answer_days"] for f in fs
+                                         if f["answer_days"] is not None])
     return m
 
 
@@ -258,6 +340,7 @@ def fmt(v, kind):
 
 KIND = {"response_rate": "rate", "Response rate": "rate"}
 for k in ("days_to_feedback_median", "days_to_outcome_median", "days_to_outcome_p90",
+          "days_to_answer_median",
           "Median days to feedback", "Median days to outcome", "Median days to outcome",
           "90th percentile days to outcome"):
     KIND[k] = "days"
@@ -276,7 +359,9 @@ for label, fs in ((fy_name(YEAR), this_year), (fy_name(YEAR - 1), prev_year)):
     for key in ("referred", "feedback_received", "response_rate", "declined_by_force",
                 "closed_with_outcome", "assistance_declined", "withdrawn", "redirected", "open",
                 "overdue", "escalated", "open_over_12_months", "repeat_subjects",
-                "days_to_feedback_median", "days_to_outcome_median", "days_to_outcome_p90"):
+                "information_requests", "information_answered", "daml", "referred_to_iopc",
+                "recorded_on_behalf", "days_to_feedback_median", "days_to_outcome_median", "days_to_outcome_p90",
+                "days_to_answer_median"):
         put("headline", key, label, m[key], KIND.get(key, "count"))
 
 COLUMNS = [("Referred", "referred"), ("Feedback", "feedback_received"),
@@ -375,6 +460,17 @@ for f in this_year:
     expected[(t, f["id"], "Unit")] = f["unit"]
     expected[(t, f["id"], "Reason")] = f["reason"]
 
+# Coverage: this year's referrals by organisation, and those UKFIU recorded on its behalf.
+by_org = collections.defaultdict(list)
+for f in this_year:
+    by_org[f["org"]].append(f)
+for org, fs in by_org.items():
+    behalf = sum(f["on_behalf"] for f in fs)
+    put("coverage", org, "Referred", len(fs))
+    put("coverage", org, "Recorded on behalf", behalf)
+    expected[("coverage", org, "On sarloop")] = "yes" if behalf < len(fs) else \
+        "no: recorded by UKFIU"
+
 # --- compare -----------------------------------------------------------------------------------
 got = {(r[0], r[1], r[2]): r[3] for r in rows[1:] if r[0] != "meta"}
 problems = []
@@ -392,7 +488,7 @@ print(f"recomputed {len(expected)} cells of {len(tables)} tables from the events
 for p in problems[:40]:
     print("  " + p)
 for t in ("headline", "by_organisation", "declined_register", "trend", "outcomes_by_track",
-          "by_unit", "by_priority"):
+          "by_unit", "by_priority", "coverage"):
     if tables[t] == 0:
         problems.append(f"table {t} is empty")
         print(f"  table {t} is empty")

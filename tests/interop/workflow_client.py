@@ -279,6 +279,43 @@ nfk.Acknowledge(force_pb2.ForceStepRequest(request_id=f"interop-{run}-ack2", ref
                 metadata=NFK_USER, timeout=30)
 nfk.StartResearch(force_pb2.ForceStepRequest(request_id=f"interop-{run}-research2",
                                              referral_id=closed), metadata=NFK_USER, timeout=30)
+
+# --- A request for information: NFK asks UKFIU before deciding, UKFIU answers. --------------------
+asked = nfk.RequestInformation(types_pb2.RequestInformationRequest(
+    request_id=f"interop-{run}-ask", referral_id=closed,
+    question=f"Please send the account statements{TAG} behind this report.",
+    attachments=["goAML DOC-interop"], reply_due_days=5), metadata=NFK_USER, timeout=30)
+thread_id = asked.thread.thread_id
+check("NFK: a question to UKFIU has its own reference and is open",
+      thread_id.startswith("RFI-") and asked.thread.open and asked.thread.asked_of == "UKFIU",
+      thread_id)
+
+
+def ukfiu_waits():
+    waiting = ukfiu.ListThreads(types_pb2.ListThreadsRequest(awaiting_our_answer=True,
+                                                             referral_id=closed),
+                                metadata=UKFIU_USER, timeout=30)
+    return next((t for t in waiting.threads if t.thread_id == thread_id), None)
+
+
+waiting = until("NFK's question at UKFIU", ukfiu_waits)
+paused = ukfiu.GetReferral(ukfiu_pb2.GetReferralRequest(referral_id=closed), metadata=UKFIU_USER,
+                           timeout=30).referral
+check("UKFIU: the question's text arrived, and the force's decision clock is paused",
+      waiting.question.text.startswith("Please send") and paused.decision_clock_paused)
+ukfiu.AnswerInformation(types_pb2.AnswerInformationRequest(
+    request_id=f"interop-{run}-answer", thread_id=thread_id,
+    answer=f"Statements attached{TAG} to the goAML record."), metadata=UKFIU_USER, timeout=30)
+
+
+def nfk_has_answer():
+    threads = nfk.ListThreads(types_pb2.ListThreadsRequest(referral_id=closed), metadata=NFK_USER,
+                              timeout=30).threads
+    return threads[0] if threads and threads[0].HasField("answer") else None
+
+
+answered = until("UKFIU's answer at NFK", nfk_has_answer)
+check("NFK: UKFIU's answer arrived", answered.answer.text.startswith("Statements attached"))
 force_outcome = types_pb2.Outcome(type=types_pb2.OUTCOME_TYPE_REFLECTIVE_PRACTICE,
                                   category=types_pb2.CORRUPTION_CATEGORY_DISCLOSURE_OF_INFORMATION,
                                   subject_role=types_pb2.SUBJECT_ROLE_OFFICER,
@@ -374,5 +411,11 @@ entry = until("the force's outcome in the NCA register", lambda: (
         register_state(closed)))
 check("NCA: the force's outcome is in the register",
       entry.outcome.type == types_pb2.OUTCOME_TYPE_REFLECTIVE_PRACTICE)
+timeline = nca.GetTimeline(nca_pb2.GetTimelineRequest(referral_id=closed), metadata=NCA_USER,
+                           timeout=30)
+check("NCA: the request is counted, its words are not there",
+      timeline.entry.information_requests == 1 and timeline.entry.information_answered == 1
+      and b"account statements" not in timeline.SerializeToString()
+      and b"Statements attached" not in timeline.SerializeToString())
 
 finish()

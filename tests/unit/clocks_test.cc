@@ -64,6 +64,91 @@ TEST(Clocks, EachStageHasItsOwnDueTime) {
   EXPECT_FALSE(IsOverdue(h.Fold(), kStart + 1000 * kDay));
 }
 
+// A thread's message: `thread` asked of or answered to `with`.
+v1::LifecycleEvent& Thread(History& h, v1::EventType type, const std::string& producer,
+                           const std::string& with, const std::string& thread, double days) {
+  v1::LifecycleEvent& e = h.Add(type, producer, days);
+  e.set_thread_id(thread);
+  e.set_thread_with(with);
+  if (producer == "ERSOU") e.set_unit("ERSOU");
+  return e;
+}
+
+TEST(Clocks, TheForcesOpenRequestToUkfiuPausesTheDecisionClock) {
+  History h;
+  h.Add(v1::EVENT_TYPE_RECEIVED, "NFK", 0);
+  h.Add(v1::EVENT_TYPE_ACKNOWLEDGED, "NFK", 1);
+  h.Add(v1::EVENT_TYPE_RESEARCH_STARTED, "NFK", 2);
+  Thread(h, v1::EVENT_TYPE_INFORMATION_REQUESTED, "NFK", "UKFIU", "RFI-1", 10);
+  v1::RegisterEntry e = h.Fold();
+  EXPECT_EQ(e.clock_stage(), v1::CLOCK_STAGE_DECISION);
+  EXPECT_FALSE(e.has_next_due_at()) << "paused: nothing is due";
+  EXPECT_EQ(FromProto(e.decision_paused_since()), kStart + 10 * kDay);
+  EXPECT_FALSE(IsOverdue(e, kStart + 200 * kDay));
+  EXPECT_EQ(ChaseNow(e, h.events(), kStart + 200 * kDay, ChasePolicy()).reminder, 0);
+  EXPECT_EQ(e.information_open(), 1);
+  // A second request overlaps the first: the clock stays paused until both are answered.
+  Thread(h, v1::EVENT_TYPE_INFORMATION_REQUESTED, "NFK", "UKFIU", "RFI-2", 15);
+  Thread(h, v1::EVENT_TYPE_INFORMATION_PROVIDED, "UKFIU", "NFK", "RFI-1", 20);
+  EXPECT_FALSE(h.Fold().has_next_due_at());
+  Thread(h, v1::EVENT_TYPE_INFORMATION_PROVIDED, "UKFIU", "NFK", "RFI-2", 25);
+  e = h.Fold();
+  EXPECT_FALSE(e.has_decision_paused_since());
+  EXPECT_EQ(FromProto(e.next_due_at()), kStart + 43 * kDay) << "28 days plus the 15 waited";
+  EXPECT_FALSE(IsOverdue(e, kStart + 42 * kDay));
+  EXPECT_TRUE(IsOverdue(e, kStart + 43 * kDay));
+  EXPECT_EQ(e.information_requests(), 2);
+  EXPECT_EQ(e.information_answered(), 2);
+  EXPECT_EQ(e.information_open(), 0);
+  EXPECT_EQ(e.information_reply_seconds(), absl::ToInt64Seconds(20 * kDay));
+}
+
+TEST(Clocks, OnlyTheForcesRequestBeforeItsDecisionPauses) {
+  History h;
+  h.Add(v1::EVENT_TYPE_RECEIVED, "NFK", 0);
+  // UKFIU's own question to the force leaves the force's clock running.
+  Thread(h, v1::EVENT_TYPE_INFORMATION_REQUESTED, "UKFIU", "NFK", "RFI-1", 1);
+  v1::RegisterEntry e = h.Fold();
+  EXPECT_EQ(e.clock_stage(), v1::CLOCK_STAGE_ACKNOWLEDGEMENT);
+  EXPECT_EQ(FromProto(e.next_due_at()), kStart + 5 * kDay);
+  // The force's question acknowledges, and pauses the decision clock; its handover decides.
+  Thread(h, v1::EVENT_TYPE_INFORMATION_REQUESTED, "NFK", "UKFIU", "RFI-2", 3);
+  e = h.Fold();
+  EXPECT_TRUE(e.has_acknowledged_at());
+  EXPECT_TRUE(e.has_decision_paused_since());
+  h.Add(v1::EVENT_TYPE_RESEARCH_STARTED, "NFK", 4);
+  h.Add(v1::EVENT_TYPE_HANDED_OVER, "NFK", 6).set_unit("ERSOU");
+  e = h.Fold();
+  EXPECT_EQ(e.clock_stage(), v1::CLOCK_STAGE_PROGRESS);
+  EXPECT_FALSE(e.has_decision_paused_since());
+  // After the decision, a request (to the unit, or to UKFIU) pauses nothing.
+  Thread(h, v1::EVENT_TYPE_INFORMATION_REQUESTED, "NFK", "UKFIU", "RFI-3", 10);
+  Thread(h, v1::EVENT_TYPE_INFORMATION_REQUESTED, "ERSOU", "NFK", "RFI-4", 11);
+  e = h.Fold();
+  EXPECT_FALSE(e.has_decision_paused_since());
+  EXPECT_EQ(FromProto(e.next_due_at()), kStart + 96 * kDay);
+  EXPECT_EQ(e.information_requests(), 4);
+  EXPECT_EQ(e.information_open(), 4);
+}
+
+TEST(Clocks, AnAnswerCountsOnlyFromThePartyAskedAndAClockBehindCostsNothing) {
+  History h;
+  h.Add(v1::EVENT_TYPE_RECEIVED, "NFK", 0);
+  h.Add(v1::EVENT_TYPE_ACKNOWLEDGED, "NFK", 1);
+  Thread(h, v1::EVENT_TYPE_INFORMATION_REQUESTED, "NFK", "UKFIU", "RFI-1", 10);
+  // From a party that was not asked: no answer.
+  Thread(h, v1::EVENT_TYPE_INFORMATION_PROVIDED, "ERSOU", "NFK", "RFI-1", 12);
+  EXPECT_TRUE(h.Fold().has_decision_paused_since());
+  // UKFIU's answer stamped before the question by a clock running behind: the clock resumes with
+  // nothing added.
+  Thread(h, v1::EVENT_TYPE_INFORMATION_PROVIDED, "UKFIU", "NFK", "RFI-1", 9.5);
+  const v1::RegisterEntry e = h.Fold();
+  EXPECT_FALSE(e.has_decision_paused_since());
+  EXPECT_EQ(FromProto(e.next_due_at()), kStart + 28 * kDay);
+  EXPECT_EQ(e.information_answered(), 1);
+  EXPECT_EQ(e.information_reply_seconds(), 0);
+}
+
 TEST(Clocks, PriorityToInterval) {
   EXPECT_EQ(ProgressInterval(v1::PRIORITY_P1), 30 * kDay);
   EXPECT_EQ(ProgressInterval(v1::PRIORITY_P2), 60 * kDay);

@@ -114,14 +114,19 @@ TEST_F(ForceDeskTest, ADeclineReasonNamingTheSubjectIsRefusedAndChangesNothing) 
   decline.set_request_id("d1");
   decline.set_referral_id(referral_id_);
   decline.set_reason_code(v1::DECLINE_REASON_FORMER_EMPLOYEE);
+  decline.set_reason("The officer left the force last year");
+  EXPECT_THAT(desk_->Decline(call_, decline),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stays with the force")))
+      << "a former employee's referral stays with the force that employed them";
+  decline.set_reason_code(v1::DECLINE_REASON_ACTIVITY_EXPLAINED);
   // SampleSar's subject is "Jane Example"; the reason travels to ukfiu and the NCA.
-  decline.set_reason("Jane left the force last year");
+  decline.set_reason("Jane declared an inheritance last year");
   EXPECT_THAT(desk_->Decline(call_, decline),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reason")));
   ASSERT_OK_AND_ASSIGN(auto got, desk_->Get(referral_id_));
   EXPECT_EQ(got.referral().state(), v1::REFERRAL_STATE_UNDER_RESEARCH);
   decline.set_request_id("d2");
-  decline.set_reason("The officer left the force last year");
+  decline.set_reason("The officer declared an inheritance last year");
   EXPECT_THAT(desk_->Decline(call_, decline), IsOk());
 }
 
@@ -252,6 +257,45 @@ TEST_F(ForceDeskTest, AnOrganisationWithoutAnAcuHandsOverOnReceipt) {
 
 // The corruption categories can be recorded when research starts (issue 20, item 2); they
 // travel on the event to the register's entry.
+// The IOPC: a referral recorded, then the mode it decided; investigating independently, the IOPC is
+// the investigating body on the outcomes that follow.
+TEST_F(ForceDeskTest, AReferralToTheIopcAndItsModeAreRecorded) {
+  ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
+  v1::ReferToIopcRequest iopc;
+  iopc.set_request_id("i0");
+  iopc.set_referral_id(referral_id_);
+  EXPECT_THAT(desk_->ReferToIopc(call_, iopc),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("acknowledge")));
+  ASSERT_THAT(Step(v1::EVENT_TYPE_ACKNOWLEDGED), IsOk());
+  ASSERT_THAT(Step(v1::EVENT_TYPE_RESEARCH_STARTED), IsOk());
+  iopc.set_request_id("i1");
+  iopc.set_mode(v1::IOPC_MODE_INDEPENDENT);
+  EXPECT_THAT(desk_->ReferToIopc(call_, iopc),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("referral first")));
+  iopc.set_request_id("i2");
+  iopc.clear_mode();
+  ASSERT_OK_AND_ASSIGN(auto referred, desk_->ReferToIopc(call_, iopc));
+  EXPECT_TRUE(referred.referral().referred_to_iopc());
+  EXPECT_EQ(referred.referral().state(), v1::REFERRAL_STATE_UNDER_RESEARCH);
+  iopc.set_request_id("i3");
+  EXPECT_THAT(desk_->ReferToIopc(call_, iopc),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already")));
+  iopc.set_request_id("i4");
+  iopc.set_mode(v1::IOPC_MODE_INDEPENDENT);
+  ASSERT_OK_AND_ASSIGN(auto decided, desk_->ReferToIopc(call_, iopc));
+  EXPECT_EQ(decided.referral().iopc_mode(), v1::IOPC_MODE_INDEPENDENT);
+  v1::CloseReferralRequest close;
+  close.set_request_id("c1");
+  close.set_referral_id(referral_id_);
+  *close.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_MISCONDUCT_HEARING);
+  ASSERT_OK_AND_ASSIGN(auto closed, desk_->Close(call_, close));
+  EXPECT_EQ(closed.referral().outcome().investigating_org(), "IOPC");
+  ASSERT_OK_AND_ASSIGN(auto got, desk_->Get(referral_id_));
+  int iopc_events = 0;
+  for (const auto& e : got.events()) iopc_events += e.type() == v1::EVENT_TYPE_REFERRED_TO_IOPC;
+  EXPECT_EQ(iopc_events, 2);
+}
+
 TEST_F(ForceDeskTest, ResearchRecordsItsCorruptionCategories) {
   ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
   v1::ForceStepRequest req;

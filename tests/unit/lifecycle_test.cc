@@ -58,7 +58,7 @@ TEST(ReferralStateMachine, NothingFollowsAnEnd) {
        {v1::REFERRAL_STATE_DECLINED_BY_FORCE, v1::REFERRAL_STATE_CLOSED_BY_FORCE,
         v1::REFERRAL_STATE_OUTCOME_RECORDED, v1::REFERRAL_STATE_WITHDRAWN,
         v1::REFERRAL_STATE_REDIRECTED}) {
-    for (int t = 1; t <= 16; ++t) {
+    for (int t = 1; t <= v1::EventType_MAX; ++t) {
       EXPECT_FALSE(NextState(end, static_cast<v1::EventType>(t)).ok())
           << StateName(end) << " then " << EventName(static_cast<v1::EventType>(t));
     }
@@ -97,16 +97,38 @@ std::vector<v1::LifecycleEvent> History() {
     events.push_back(e);
     return events.back();
   };
-  add(v1::EVENT_TYPE_DISPATCHED, "UKFIU").add_subject_refs("abc");
+  {
+    v1::LifecycleEvent& d = add(v1::EVENT_TYPE_DISPATCHED, "UKFIU");
+    d.add_subject_refs("abc");
+    d.set_daml(true);
+    d.add_glossary_codes("XXS99XX");
+  }
   add(v1::EVENT_TYPE_RECEIVED, "NFK");
   add(v1::EVENT_TYPE_ACKNOWLEDGED, "NFK");
   add(v1::EVENT_TYPE_RESEARCH_STARTED, "NFK");
+  // Threads: the force asks UKFIU (answered), UKFIU asks the force (answered later), and the unit
+  // asks the force (never answered).
+  auto thread = [&](v1::EventType type, const std::string& producer, const std::string& with,
+                    const std::string& id) {
+    v1::LifecycleEvent& e = add(type, producer);
+    e.set_thread_id(id);
+    e.set_thread_with(with);
+    if (producer == "ERSOU") e.set_unit("ERSOU");
+  };
+  thread(v1::EVENT_TYPE_INFORMATION_REQUESTED, "NFK", "UKFIU", "RFI-0000000000000001");
+  thread(v1::EVENT_TYPE_INFORMATION_REQUESTED, "UKFIU", "NFK", "RFI-0000000000000002");
+  thread(v1::EVENT_TYPE_INFORMATION_PROVIDED, "UKFIU", "NFK", "RFI-0000000000000001");
   add(v1::EVENT_TYPE_HANDED_OVER, "NFK").set_unit("ERSOU");
+  thread(v1::EVENT_TYPE_INFORMATION_PROVIDED, "NFK", "UKFIU", "RFI-0000000000000002");
   add(v1::EVENT_TYPE_ASSISTANCE_DECLINED, "ERSOU").set_reason("capacity");
   add(v1::EVENT_TYPE_REMINDER_SENT, "UKFIU");
   add(v1::EVENT_TYPE_HANDED_OVER, "NFK").set_unit("ERSOU");
   add(v1::EVENT_TYPE_ESCALATED, "UKFIU");
   add(v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, "ERSOU");
+  // Referred to the IOPC, which decides the force investigates under its direction.
+  add(v1::EVENT_TYPE_REFERRED_TO_IOPC, "NFK");
+  add(v1::EVENT_TYPE_REFERRED_TO_IOPC, "NFK").set_iopc_mode(v1::IOPC_MODE_DIRECTED);
+  thread(v1::EVENT_TYPE_INFORMATION_REQUESTED, "ERSOU", "NFK", "RFI-0000000000000003");
   // Charged, then a case to answer beside it; convicted, then the hearing; the unit finishes.
   *add(v1::EVENT_TYPE_OUTCOME_UPDATED, "ERSOU").mutable_outcome() =
       testing::SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CHARGED);
@@ -135,7 +157,14 @@ TEST(RegisterFold, InOrderHistoryEndsWithTheOutcome) {
   EXPECT_EQ(e.reminders(), 1);
   EXPECT_TRUE(e.escalated());
   EXPECT_EQ(e.unit(), "ERSOU");
-  EXPECT_EQ(e.event_count(), 15);
+  EXPECT_EQ(e.event_count(), 22);
+  EXPECT_TRUE(e.daml());
+  EXPECT_TRUE(e.referred_to_iopc());
+  EXPECT_EQ(e.iopc_mode(), v1::IOPC_MODE_DIRECTED);
+  EXPECT_EQ(e.information_requests(), 3);
+  EXPECT_EQ(e.information_answered(), 2);
+  EXPECT_EQ(e.information_open(), 0) << "ended: nothing can be answered now";
+  EXPECT_EQ(e.information_reply_seconds(), 2 * 3600 + 3 * 3600);
   EXPECT_TRUE(e.has_feedback_at());
 }
 
@@ -187,7 +216,7 @@ TEST(RegisterFold, AStepStampedEarlierByASlowClockDoesNotMoveBack) {
 TEST(RegisterFold, SameInstantStepsFoldInLifecycleOrder) {
   std::vector<v1::LifecycleEvent> events = History();
   for (auto& e : events) *e.mutable_occurred_at() = ToProto(absl::FromUnixSeconds(1700000000));
-  events.resize(5);  // ... HANDED_OVER
+  events.resize(8);  // ... HANDED_OVER (three thread messages on the way)
   for (int trial = 0; trial < 50; ++trial) {
     for (auto& e : events) e.set_event_id(NewId("EV-", 32));
     EXPECT_EQ(Fold(events).state(), v1::REFERRAL_STATE_HANDED_OVER);

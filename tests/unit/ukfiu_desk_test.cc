@@ -4,6 +4,7 @@
 #include "common/ids.h"
 #include "common/messaging.h"
 #include "common/referral/event_log.h"
+#include "common/referral/lifecycle.h"
 #include "common/server.h"
 #include "common/status.h"
 #include "services/ukfiu/desk.h"
@@ -361,6 +362,141 @@ TEST_F(UkfiuDeskTest, OnlyTheAddressedForceMayReportOnAReferral) {
   Identity sfk{"spiffe://sarloop/force/SFK", "force", "SFK", ""};
   absl::Status s = db_->Transact([&](Txn& t) { return desk_->Receive(t, sfk, env); });
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+}
+
+// A DAML request: the flag and the glossary code go together, and the referral's first decision
+// is due when the 7-working-day notice period ends (here sooner than 28 days).
+TEST_F(UkfiuDeskTest, ADamlRequestsReferralIsDueWithinTheNoticePeriod) {
+  v1::SubmitSarRequest req;
+  req.set_request_id("daml-1");
+  *req.mutable_sar() = SampleSar("Jane Example");
+  req.mutable_sar()->add_glossary_codes("XXS99XX");
+  req.mutable_sar()->add_glossary_codes("XXPCPXX");
+  ASSERT_OK_AND_ASSIGN(auto sar, desk_->SubmitSar(call_, req));
+  EXPECT_TRUE(sar.sar().daml()) << "XXS99XX marks a DAML request";
+  ASSERT_OK_AND_ASSIGN(auto ref, Refer(sar.sar().sar_id(), "NFK"));
+  // Tuesday 14 November 2023: 7 working days end with Thursday 23 November.
+  EXPECT_EQ(FromProto(ref.referral().due_at()),
+            absl::FromCivil(absl::CivilDay(2023, 11, 24), absl::UTCTimeZone()));
+  EXPECT_TRUE(ref.referral().daml());
+  ASSERT_OK_AND_ASSIGN(auto got, desk_->GetReferral(ref.referral().referral_id()));
+  ASSERT_GE(got.events_size(), 1);
+  EXPECT_TRUE(got.events(0).daml());
+  EXPECT_THAT(got.events(0).glossary_codes(), ElementsAre("XXS99XX", "XXPCPXX"));
+
+  // The flag alone adds the code.
+  req.set_request_id("daml-2");
+  req.mutable_sar()->clear_glossary_codes();
+  req.mutable_sar()->set_daml(true);
+  ASSERT_OK_AND_ASSIGN(auto flagged, desk_->SubmitSar(call_, req));
+  EXPECT_THAT(flagged.sar().glossary_codes(), ElementsAre("XXS99XX"));
+
+  // Codes have one shape, each once.
+  for (const char* bad : {"S99", "XXs99XX", "XXXX", "XX1234567XX"}) {
+    req.set_request_id(absl::StrCat("daml-bad-", bad));
+    req.mutable_sar()->clear_glossary_codes();
+    req.mutable_sar()->add_glossary_codes(bad);
+    EXPECT_THAT(desk_->SubmitSar(call_, req),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sar.glossary_codes[0]")))
+        << bad;
+  }
+  req.mutable_sar()->clear_glossary_codes();
+  req.mutable_sar()->add_glossary_codes("XXD9XX");
+  req.mutable_sar()->add_glossary_codes("XXD9XX");
+  EXPECT_THAT(desk_->SubmitSar(call_, req),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sar.glossary_codes[1]")));
+}
+
+// Coverage: an organisation not on sarloop can be referred to; UKFIU records its replies on its
+// behalf, and the NCA's own personnel go to NCAPSU.
+TEST_F(UkfiuDeskTest, AnOffSystemOrganisationsRepliesAreRecordedOnItsBehalf) {
+  const std::string sar = Submit();
+  EXPECT_THAT(Refer(sar, "CLE"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("off_system")));
+  EXPECT_THAT(Refer(sar, "NCA"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NCAPSU")));
+  v1::ReferSarRequest req;
+  req.set_request_id("off-1");
+  req.set_sar_id(sar);
+  req.set_organisation("NFK");
+  *req.mutable_thr() = SampleThr();
+  req.set_off_system(true);
+  EXPECT_THAT(desk_->Refer(call_, req),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("off_system")))
+      << "NFK runs sarloop";
+  req.set_request_id("off-2");
+  req.set_organisation("CLE");
+  ASSERT_OK_AND_ASSIGN(auto ref, desk_->Refer(call_, req));
+  EXPECT_TRUE(ref.referral().recorded_on_behalf());
+  const std::string id = ref.referral().referral_id();
+
+  v1::RecordOnBehalfRequest step;
+  step.set_request_id("ob-1");
+  step.set_referral_id(id);
+  step.set_step(v1::EVENT_TYPE_RECEIVED);
+  EXPECT_THAT(desk_->RecordOnBehalf(call_, step),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("received_by")));
+  step.set_received_by("secure email from Cleveland PSD");
+  ASSERT_THAT(desk_->RecordOnBehalf(call_, step), IsOk());
+  step.set_request_id("ob-2");
+  step.set_step(v1::EVENT_TYPE_CLOSED_BY_FORCE);
+  EXPECT_THAT(desk_->RecordOnBehalf(call_, step),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome")));
+  step.set_request_id("ob-3");
+  step.set_step(v1::EVENT_TYPE_DECLINED_BY_FORCE);
+  step.set_reason_code(v1::DECLINE_REASON_EMPLOYEE_OF_ANOTHER_ORGANISATION);
+  step.set_named_organisation("DUR");
+  ASSERT_OK_AND_ASSIGN(auto declined, desk_->RecordOnBehalf(call_, step));
+  EXPECT_EQ(declined.referral().state(), v1::REFERRAL_STATE_DECLINED_BY_FORCE);
+  EXPECT_EQ(declined.referral().named_organisation(), "DUR");
+  ASSERT_OK_AND_ASSIGN(auto got, desk_->GetReferral(id));
+  for (const auto& e : got.events()) {
+    EXPECT_TRUE(e.recorded_on_behalf()) << EventName(e.type());
+    EXPECT_EQ(e.producer(), "UKFIU");
+  }
+
+  // Not for an organisation that runs sarloop.
+  ASSERT_OK_AND_ASSIGN(auto on_system, Refer(Submit("Sam Other"), "NFK"));
+  step.set_request_id("ob-4");
+  step.set_referral_id(on_system.referral().referral_id());
+  step.set_step(v1::EVENT_TYPE_RECEIVED);
+  step.clear_reason_code();
+  step.clear_named_organisation();
+  EXPECT_THAT(desk_->RecordOnBehalf(call_, step),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("runs sarloop")));
+
+  // The NCA's own personnel: its professional standards unit, off-system here.
+  req.set_request_id("off-3");
+  req.set_sar_id(Submit("Nia Agency"));
+  req.set_organisation("NCAPSU");
+  EXPECT_THAT(desk_->Refer(call_, req), IsOk());
+}
+
+// A redirect's new package carries what happened before.
+TEST_F(UkfiuDeskTest, ARedirectedReferralCarriesItsHistory) {
+  ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));
+  v1::RedirectReferralRequest req;
+  req.set_request_id("r1");
+  req.set_referral_id(ref.referral().referral_id());
+  req.set_organisation("SFK");
+  *req.mutable_thr() = SampleThr();
+  req.set_reason("transferred to Suffolk");
+  ASSERT_OK_AND_ASSIGN(auto r, desk_->Redirect(call_, req));
+  bool found = false;
+  ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, ReadOutbox(t));
+    for (const OutboxEntry& row : rows) {
+      if (row.destination != "SFK" || !row.envelope.has_package()) continue;
+      found = true;
+      const auto& history = row.envelope.package().history();
+      EXPECT_GE(history.size(), 2);
+      EXPECT_EQ(history[0].referral_id(), ref.referral().referral_id());
+      EXPECT_EQ(history[0].type(), v1::EVENT_TYPE_DISPATCHED);
+      EXPECT_EQ(history[history.size() - 1].type(), v1::EVENT_TYPE_REDIRECTED);
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_TRUE(found);
 }
 
 }  // namespace

@@ -29,7 +29,8 @@ bool IsUsageError(const absl::Status& status) {
 
 bool IsFlagOption(absl::string_view name) {
   return name == "json" || name == "all" || name == "help" || name == "dry-run" ||
-         name == "publication" || name == "witness";
+         name == "publication" || name == "witness" || name == "awaiting" || name == "daml" ||
+         name == "off-system";
 }
 
 absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv) {

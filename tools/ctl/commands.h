@@ -68,6 +68,8 @@ std::vector<Command> OversightCommands();
 std::vector<Command> ReportCommands();
 std::vector<Command> OpsCommands();
 std::vector<Command> LinkageCommands();
+// ask, answer and threads for the group "ukfiu", "force" or "racu".
+std::vector<Command> ThreadCommands(const std::string& group);
 // A linkage hit, from the linkage service (--linkage-target, else SARLOOP_LINKAGE_TARGET), with
 // the session's identity: what `ukfiu refer --hit` copies into an INDIRECT referral.
 absl::StatusOr<v1::LinkageHit> FetchLinkageHit(const Input& in, const Session& session,

@@ -97,6 +97,19 @@ absl::Status ForceDecline(const Input& in, Session& session) {
   return EmitStep(session, response);
 }
 
+absl::Status ForceIopc(const Input& in, Session& session) {
+  v1::ReferToIopcRequest request;
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  if (auto mode = in.args.Get("mode")) {
+    ASSIGN_OR_RETURN(v1::IopcMode m, ParseEnum<v1::IopcMode>("mode", *mode));
+    request.set_mode(m);
+  }
+  v1::ForceStepResponse response;
+  RETURN_IF_ERROR(session.Call(&Force::Stub::ReferToIopc, request, &response));
+  return EmitStep(session, response);
+}
+
 absl::Status ForceClose(const Input& in, Session& session) {
   v1::CloseReferralRequest request;
   ASSIGN_OR_RETURN(*request.mutable_outcome(), ReadOutcome(in.args));
@@ -229,7 +242,7 @@ absl::Status RacuUpdateOutcome(const Input& in, Session& session) {
 }  // namespace
 
 std::vector<Command> ForceCommands() {
-  return {
+  std::vector<Command> commands = {
       {.group = "force",
        .verb = "inbox",
        .synopsis = absl::StrCat("[--state STATE] ", kPagingSynopsis),
@@ -263,8 +276,9 @@ std::vector<Command> ForceCommands() {
        .synopsis = "--code CODE [--reason TEXT] [--employer ORG]",
        .summary = "decline to act (-> DECLINED_BY_FORCE). --code: not_our_employee or "
                   "employee_of_another_organisation (with --employer, the employer's code; both "
-                  "from RECEIVED on), or after research former_employee, insufficient_identifiers, "
-                  "activity_explained, already_known_and_managed, other (--reason required)",
+                  "from RECEIVED on), or after research insufficient_identifiers, "
+                  "activity_explained, already_known_and_managed, other (--reason required); a "
+                  "former employee's referral stays with the force (close it instead)",
        .options = {"code", "reason", "employer"},
        .mutating = true,
        .run = ForceDecline},
@@ -297,6 +311,15 @@ std::vector<Command> ForceCommands() {
        .mutating = true,
        .run = ForceHandOver},
       {.group = "force",
+       .verb = "iopc",
+       .operands = {"REF_ID"},
+       .synopsis = "[--mode local|directed|independent]",
+       .summary = "record a referral to the IOPC (no --mode), then the mode the IOPC decided "
+                  "(independent: later outcomes name the IOPC as the investigating body)",
+       .options = {"mode"},
+       .mutating = true,
+       .run = ForceIopc},
+      {.group = "force",
        .verb = "progress",
        .operands = {"REF_ID"},
        .synopsis = "--status STATUS [--note TEXT]",
@@ -305,10 +328,13 @@ std::vector<Command> ForceCommands() {
        .mutating = true,
        .run = ForceProgress},
   };
+  std::vector<Command> threads = ThreadCommands("force");
+  commands.insert(commands.end(), threads.begin(), threads.end());
+  return commands;
 }
 
 std::vector<Command> RacuCommands() {
-  return {
+  std::vector<Command> commands = {
       {.group = "racu",
        .verb = "inbox",
        .synopsis = absl::StrCat("[--state STATE] ", kPagingSynopsis),
@@ -363,6 +389,9 @@ std::vector<Command> RacuCommands() {
        .mutating = true,
        .run = RacuUpdateOutcome},
   };
+  std::vector<Command> threads = ThreadCommands("racu");
+  commands.insert(commands.end(), threads.begin(), threads.end());
+  return commands;
 }
 
 }  // namespace sarloop::ctl

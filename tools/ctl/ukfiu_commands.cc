@@ -18,8 +18,8 @@ namespace {
 using v1::Ukfiu;
 
 // The options that describe a SAR on the command line; --from-json replaces them all.
-const std::vector<std::string> kSarOptions = {"sector", "narrative", "reporter-ref", "amount-pence",
-                                              "subject"};
+const std::vector<std::string> kSarOptions = {
+    "sector", "narrative", "reporter-ref", "amount-pence", "subject", "daml", "glossary-code"};
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   if (path == "-") {
@@ -53,6 +53,8 @@ absl::StatusOr<v1::Sar> SarFromOptions(const Args& args) {
                      ParseInteger("amount-pence", *amount, 0, std::numeric_limits<int64_t>::max()));
     sar.set_amount_pence(pence);
   }
+  sar.set_daml(args.Has("daml"));
+  for (const std::string& code : args.GetAll("glossary-code")) sar.add_glossary_codes(code);
   const std::vector<std::string> subjects = args.GetAll("subject");
   if (subjects.empty()) return UsageError("missing --subject (at least one)");
   for (const std::string& text : subjects) {
@@ -105,6 +107,7 @@ absl::Status Refer(const Input& in, Session& session) {
   request.set_request_id(session.options().request_id);
   request.set_sar_id(in.operands[0]);
   request.set_organisation(OrgCode(org));
+  request.set_off_system(in.args.Has("off-system"));
   if (std::optional<std::string> hit_id = in.args.Get("hit")) {
     // An INDIRECT referral from a linkage hit: the hit must be in this organisation's index.
     ASSIGN_OR_RETURN(v1::LinkageHit hit, FetchLinkageHit(in, session, *hit_id));
@@ -149,6 +152,7 @@ absl::Status Redirect(const Input& in, Session& session) {
   request.set_referral_id(in.operands[0]);
   request.set_organisation(OrgCode(in.args.Get("org").value_or("")));
   request.set_reason(in.args.Get("reason").value_or(""));
+  request.set_off_system(in.args.Has("off-system"));
   v1::RedirectReferralResponse response;
   RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::RedirectReferral, request, &response));
   return Emit(session, response, [&](std::ostream& out) {
@@ -185,6 +189,30 @@ absl::Status ListReferrals(const Input& in, Session& session) {
   });
 }
 
+absl::Status RecordOnBehalf(const Input& in, Session& session) {
+  v1::RecordOnBehalfRequest request;
+  ASSIGN_OR_RETURN(std::string step, in.args.Require("step"));
+  ASSIGN_OR_RETURN(v1::EventType type, ParseEnum<v1::EventType>("step", step));
+  ASSIGN_OR_RETURN(std::string received_by, in.args.Require("received-by"));
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  request.set_step(type);
+  request.set_received_by(received_by);
+  if (auto code = in.args.Get("code")) {
+    ASSIGN_OR_RETURN(v1::DeclineReason reason, ParseEnum<v1::DeclineReason>("code", *code));
+    request.set_reason_code(reason);
+  }
+  request.set_reason(in.args.Get("reason").value_or(""));
+  if (auto employer = in.args.Get("employer")) request.set_named_organisation(OrgCode(*employer));
+  if (in.args.Has("outcome")) {
+    ASSIGN_OR_RETURN(*request.mutable_outcome(), ReadOutcome(in.args));
+  }
+  v1::RecordOnBehalfResponse response;
+  RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::RecordOnBehalf, request, &response));
+  return Emit(session, response,
+              [&](std::ostream& out) { PrintReferral(response.referral(), out); });
+}
+
 absl::Status RunClock(const Input& in, Session& session) {
   v1::RunFeedbackClockResponse response;
   RETURN_IF_ERROR(
@@ -195,15 +223,17 @@ absl::Status RunClock(const Input& in, Session& session) {
 }  // namespace
 
 std::vector<Command> UkfiuCommands() {
-  return {
+  std::vector<Command> commands = {
       {.group = "ukfiu",
        .verb = "submit",
        .synopsis = "--sector S --narrative TEXT --subject SUBJECT... [--reporter-ref R] "
-                   "[--amount-pence N] | --from-json FILE",
+                   "[--amount-pence N] [--daml] [--glossary-code XX..XX]... | --from-json FILE",
        .summary = "store a SAR; SUBJECT is \"Full Name|YYYY-MM-DD|ROLE|EMPLOYER|address\" (only "
-                  "the name is required); FILE is a Sar in JSON, - for stdin",
-       .options = {"sector", "narrative", "reporter-ref", "amount-pence", "from-json"},
-       .repeatable = {"subject"},
+                  "the name is required); --daml: a defence against money laundering request "
+                  "(its referrals' first decision is due within the 7-working-day notice "
+                  "period); FILE is a Sar in JSON, - for stdin",
+       .options = {"sector", "narrative", "reporter-ref", "amount-pence", "from-json", "daml"},
+       .repeatable = {"subject", "glossary-code"},
        .mutating = true,
        .run = Submit},
       {.group = "ukfiu",
@@ -215,10 +245,12 @@ std::vector<Command> UkfiuCommands() {
        .verb = "refer",
        .operands = {"SAR_ID"},
        .synopsis = absl::StrCat("--org CODE ", kThrSynopsis,
-                                " [--due-days N] [--hit HIT_ID [--linkage-target HOST:PORT]]"),
+                                " [--due-days N] [--hit HIT_ID [--linkage-target HOST:PORT]] "
+                                "[--off-system]"),
        .summary = "refer a SAR to an organisation with a THR assessment (--hit: an indirect "
-                  "link the linkage screen found)",
-       .options = Concat({"org", "due-days", "hit", "linkage-target"}, kThrOptions),
+                  "link the linkage screen found; --off-system: the organisation does not run "
+                  "sarloop, and UKFIU records its replies with record-on-behalf)",
+       .options = Concat({"org", "due-days", "hit", "linkage-target", "off-system"}, kThrOptions),
        .mutating = true,
        .run = Refer},
       {.group = "ukfiu",
@@ -232,10 +264,10 @@ std::vector<Command> UkfiuCommands() {
       {.group = "ukfiu",
        .verb = "redirect",
        .operands = {"REF_ID"},
-       .synopsis = absl::StrCat("[--org CODE ", kThrSynopsis, " --reason TEXT]"),
+       .synopsis = absl::StrCat("[--org CODE ", kThrSynopsis, " --reason TEXT] [--off-system]"),
        .summary = "redirect an open referral to another organisation (a new, linked referral); "
                   "after a decline naming the employer, with no options, to that employer",
-       .options = Concat({"org", "reason"}, kThrOptions),
+       .options = Concat({"org", "reason", "off-system"}, kThrOptions),
        .mutating = true,
        .run = Redirect},
       {.group = "ukfiu",
@@ -250,10 +282,25 @@ std::vector<Command> UkfiuCommands() {
        .options = Concat({"org", "state"}, kPagingOptions),
        .run = ListReferrals},
       {.group = "ukfiu",
+       .verb = "record-on-behalf",
+       .operands = {"REF_ID"},
+       .synopsis = absl::StrCat("--step received|acknowledged|research_started|declined_by_force|"
+                                "closed_by_force --received-by TEXT [--code C [--employer CODE] "
+                                "[--reason TEXT]] [",
+                                kOutcomeSynopsis, "]"),
+       .summary = "record the reply an organisation not on sarloop gave by other means, on its "
+                  "behalf (audited; marked in the register)",
+       .options = Concat({"step", "received-by", "code", "employer", "reason"}, kOutcomeOptions),
+       .mutating = true,
+       .run = RecordOnBehalf},
+      {.group = "ukfiu",
        .verb = "clock",
        .summary = "run the feedback clock now: reminders, escalations, open-investigation flags",
        .run = RunClock},
   };
+  std::vector<Command> threads = ThreadCommands("ukfiu");
+  commands.insert(commands.end(), threads.begin(), threads.end());
+  return commands;
 }
 
 }  // namespace sarloop::ctl

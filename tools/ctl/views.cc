@@ -84,6 +84,8 @@ void AddSarFields(KeyValues& kv, const v1::Sar& sar) {
   kv.AddIfSet("reporter ref", sar.reporter_reference());
   kv.Add("submitted", FormatTime(sar.submitted_at()));
   if (sar.amount_pence() != 0) kv.Add("amount", Pence(sar.amount_pence()));
+  if (sar.daml()) kv.Add("DAML request", "yes: 7-working-day notice period");
+  kv.AddIfSet("glossary codes", Joined(sar.glossary_codes()));
   kv.Add("narrative", sar.narrative());
 }
 
@@ -184,6 +186,14 @@ void PrintReferral(const v1::Referral& r, std::ostream& out) {
            absl::StrCat(EnumLabel(r.clock_stage()), " by ", FormatDate(r.next_due_at())));
   }
   if (r.priority() != v1::PRIORITY_UNSPECIFIED) kv.Add("priority", EnumLabel(r.priority()));
+  if (r.daml()) kv.Add("DAML", "yes: the first decision is due within the notice period");
+  if (r.recorded_on_behalf()) kv.Add("off-system", "yes: UKFIU records its replies on its behalf");
+  if (r.referred_to_iopc()) {
+    kv.Add("IOPC", r.iopc_mode() == v1::IOPC_MODE_UNSPECIFIED ? "referred, mode not yet decided"
+                                                              : EnumLabel(r.iopc_mode()));
+  }
+  if (r.requests_open() > 0) kv.Add("requests open", Count(r.requests_open()));
+  if (r.decision_clock_paused()) kv.Add("decision clock", "paused: waiting for UKFIU's answer");
   AddTracks(kv, r.tracks());
   AddOutcome(kv, r.outcome());
   kv.Print(out);
@@ -278,6 +288,21 @@ void PrintRegisterEntry(const v1::RegisterEntry& e, std::ostream& out) {
   }
   if (e.priority() != v1::PRIORITY_UNSPECIFIED) kv.Add("priority", EnumLabel(e.priority()));
   kv.Add("progress updates", Count(e.progress_updates()));
+  if (e.information_requests() > 0) {
+    kv.Add("requests for information",
+           absl::StrCat(e.information_requests(), " asked, ", e.information_answered(),
+                        " answered, ", e.information_open(), " open"));
+  }
+  if (e.has_decision_paused_since()) {
+    kv.Add("decision clock", absl::StrCat("paused since ", FormatTime(e.decision_paused_since())));
+  }
+  if (e.daml()) kv.Add("DAML", "yes");
+  kv.AddIfSet("glossary codes", Joined(e.glossary_codes()));
+  if (e.recorded_on_behalf()) kv.Add("recorded on behalf", "yes (not on sarloop)");
+  if (e.referred_to_iopc()) {
+    kv.Add("IOPC", e.iopc_mode() == v1::IOPC_MODE_UNSPECIFIED ? "referred, mode not yet decided"
+                                                              : EnumLabel(e.iopc_mode()));
+  }
   AddTracks(kv, e.tracks());
   AddOutcome(kv, e.outcome());
   kv.Print(out);

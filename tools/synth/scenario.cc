@@ -73,6 +73,22 @@ constexpr const char* kPatterns[] = {
     "credits identified.",
 };
 
+// What a force asks UKFIU during research, and the answer (invented; no person is named).
+struct QuestionText {
+  const char* question;
+  const char* answer;
+};
+constexpr QuestionText kQuestions[] = {
+    {"Please send the account statements for the last 12 months behind this report.",
+     "Statements attached to the goAML record; credits are monthly salary and two cash deposits."},
+    {"Does UKFIU hold any linked SARs on the same account or counterparties?",
+     "Two linked SARs from 2024 on the same counterparty; references attached."},
+    {"Can the reporter confirm the date of birth held for the account holder?",
+     "The reporter confirms the date of birth as held in the SAR."},
+    {"Is the money service business able to provide the full transaction list?",
+     "Full transaction list received from the reporter and attached."},
+};
+
 struct DeclineText {
   v1::DeclineReason code;
   const char* text;
@@ -86,8 +102,8 @@ constexpr DeclineText kDeclineReasons[] = {
      "Matter already known and managed under an existing business interest declaration."},
     {v1::DECLINE_REASON_INSUFFICIENT_IDENTIFIERS,
      "Insufficient information to identify the subject on force systems."},
-    {v1::DECLINE_REASON_FORMER_EMPLOYEE,
-     "Subject left the force before the reported activity; passed to the NCA for intelligence."},
+    {v1::DECLINE_REASON_ALREADY_KNOWN_AND_MANAGED,
+     "Known to the counter-corruption unit and managed under an intelligence development plan."},
     {v1::DECLINE_REASON_EMPLOYEE_OF_ANOTHER_ORGANISATION,
      "HR records show the subject is seconded from another organisation."},
 };
@@ -567,6 +583,15 @@ class Builder {
                        ". Covert financial investigation and lifestyle analysis required.");
     }
     if (AssistanceDeclined(r.path)) r.assistance_reason = rng_.Pick(kAssistanceReasons);
+    // Every third referral a force researches and decides itself starts with a question to UKFIU
+    // (by index, so the rest of the scenario draws the same numbers as before).
+    const bool decided_by_force = r.path == Path::kDecline || r.path == Path::kClose ||
+                                  (HandedOver(r.path) && !HandsOverOnReceipt(r.organisation));
+    if (decided_by_force && i % 3 == 0) {
+      const QuestionText& q = kQuestions[(i / 3) % std::size(kQuestions)];
+      r.question = q.question;
+      r.answer = q.answer;
+    }
     if (HandedOver(r.path)) {
       r.unit = UnitOf(r.organisation);
       if (r.organisation == "NFK" && rng_.Percent(20)) r.unit = "NCAACU";

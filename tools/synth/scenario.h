@@ -129,6 +129,10 @@ struct ReferralPlan {
   int redirected_from = -1;
   // Referred because a link to personnel was found other than in the SAR itself (about 1 in 10).
   bool indirect = false;
+  // The force asks UKFIU a question during research and decides once it has the answer (about
+  // one in three referrals a force decides itself): the question and UKFIU's answer.
+  std::string question;
+  std::string answer;
 };
 
 struct Scenario {

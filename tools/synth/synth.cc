@@ -652,6 +652,8 @@ class Driver {
     Phase("redirect", [&] { Redirect(); });
     Phase("delivery to forces", [&] { AwaitForceInboxes(); });
     Phase("force decisions", [&] { ForceSteps(); });
+    Phase("UKFIU answers the forces' questions", [&] { AnswerQuestions(); });
+    Phase("force decisions after answers", [&] { DecisionsAfterAnswers(); });
     Phase("delivery to units", [&] { AwaitUnitInboxes(); });
     Phase("unit decisions", [&] { UnitSteps(); });
     Phase("returned to forces", [&] { ReturnedSteps(); });
@@ -950,6 +952,84 @@ class Driver {
       }
       Acknowledge(i);
       StartResearch(i);
+      // A question to UKFIU first: the decision waits for the answer ("force decisions after
+      // answers").
+      if (!r.question.empty()) {
+        Ask(i);
+        return;
+      }
+      Decide(i);
+    });
+  }
+
+  void Ask(int i) {
+    const ReferralPlan& r = s_.referrals[i];
+    v1::RequestInformationRequest req;
+    req.set_request_id(chain_.RequestId("ask", i));
+    req.set_referral_id(ids_[i]);
+    req.set_question(r.question);
+    req.add_attachments(absl::StrCat("goAML ", sar_ids_[r.sar]));
+    v1::InformationThreadResponse resp;
+    Do(absl::StrCat("Force(", r.organisation, ").RequestInformation ", ids_[i]),
+       chain_.force_user(r.organisation), [&](grpc::ClientContext* ctx) {
+         return chain_.force(r.organisation).RequestInformation(ctx, req, &resp);
+       });
+    std::lock_guard<std::mutex> lock(threads_mu_);
+    threads_[i] = resp.thread().thread_id();
+  }
+
+  // UKFIU answers every question the forces asked, once each has reached it.
+  void AnswerQuestions() {
+    std::vector<std::string> missing;
+    std::map<std::string, v1::InformationThread> waiting;
+    const bool ok = WaitUntil(timeout_, [&] {
+      missing.clear();
+      waiting.clear();
+      v1::ListThreadsRequest req;
+      req.set_awaiting_our_answer(true);
+      req.set_page_size(1000);
+      while (true) {
+        v1::ListThreadsResponse resp;
+        grpc::Status s = Call(chain_.ukfiu_user(), [&](grpc::ClientContext* ctx) {
+          return chain_.ukfiu().ListThreads(ctx, req, &resp);
+        });
+        if (!s.ok()) return false;
+        for (const auto& t : resp.threads()) waiting[t.thread_id()] = t;
+        if (resp.next_page_token().empty()) break;
+        req.set_page_token(resp.next_page_token());
+      }
+      for (const auto& [i, thread] : threads_) {
+        if (!waiting.count(thread)) missing.push_back(absl::StrCat(thread, " not yet at UKFIU"));
+      }
+      return missing.empty();
+    });
+    if (!ok) TimedOut("questions to reach UKFIU", missing);
+    std::vector<std::pair<int, std::string>> asked(threads_.begin(), threads_.end());
+    ParallelFor(static_cast<int>(asked.size()), flags_.threads, [&](int k) {
+      const auto& [i, thread] = asked[k];
+      v1::AnswerInformationRequest req;
+      req.set_request_id(chain_.RequestId("answer", i));
+      req.set_thread_id(thread);
+      req.set_answer(s_.referrals[i].answer);
+      v1::InformationThreadResponse resp;
+      Do(absl::StrCat("Ukfiu.AnswerInformation ", thread), chain_.ukfiu_user(),
+         [&](grpc::ClientContext* ctx) {
+           return chain_.ukfiu().AnswerInformation(ctx, req, &resp);
+         });
+    });
+  }
+
+  // The forces that asked decide now.
+  void DecisionsAfterAnswers() {
+    std::vector<int> asked;
+    for (const auto& [i, thread] : threads_) asked.push_back(i);
+    ParallelFor(static_cast<int>(asked.size()), flags_.threads, [&](int k) { Decide(asked[k]); });
+  }
+
+  // The force's decision after research.
+  void Decide(int i) {
+    const ReferralPlan& r = s_.referrals[i];
+    {
       switch (r.path) {
         case Path::kDecline:
           Decline(i);
@@ -966,7 +1046,7 @@ class Driver {
         default:  // kLateClose: closed after the reminder.
           break;
       }
-    });
+    }
   }
 
   void AwaitUnitInboxes() {
@@ -1400,8 +1480,10 @@ class Driver {
   OffsetClock clock_;
   const absl::Duration timeout_;
   std::vector<std::string> sar_ids_;
-  std::vector<std::string> ids_;       // referral ids, by plan index
-  std::vector<absl::Time> opened_at_;  // research or joint investigation start, by plan index
+  std::vector<std::string> ids_;        // referral ids, by plan index
+  std::vector<absl::Time> opened_at_;   // research or joint investigation start, by plan index
+  std::map<int, std::string> threads_;  // the question each asking referral put to UKFIU
+  std::mutex threads_mu_;
   std::vector<std::pair<std::string, double>> timings_;
 };
 

@@ -1,0 +1,324 @@
+#include "common/referral/threads.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/ids.h"
+#include "common/messaging.h"
+#include "common/referral/event_log.h"
+#include "common/referral/lifecycle.h"
+#include "common/referral/referral_store.h"
+#include "common/sealed.h"
+#include "common/status.h"
+#include "common/validation.h"
+
+namespace sarloop::referral {
+
+// One row per message: the request (answer = 0) and its answer (answer = 1). The text is sealed;
+// the columns are what lists filter and order on.
+const Migration kThreadsMigration = {"requests for information (threads)", R"sql(
+CREATE TABLE thread_messages (
+  thread_id TEXT NOT NULL,
+  answer INTEGER NOT NULL,
+  referral_id TEXT NOT NULL,
+  asked_by TEXT NOT NULL,
+  asked_of TEXT NOT NULL,
+  reply_due_at INTEGER NOT NULL,
+  sent_at INTEGER NOT NULL,
+  message BLOB NOT NULL,
+  PRIMARY KEY (thread_id, answer)
+);
+CREATE INDEX thread_messages_by_referral ON thread_messages (referral_id);
+CREATE INDEX thread_messages_by_due ON thread_messages (answer, reply_due_at, thread_id);
+)sql"};
+
+namespace {
+
+constexpr absl::string_view kColumn = "thread_messages.message";
+constexpr size_t kMaxText = 4000;
+constexpr int kMaxAttachments = 20;
+constexpr int kDefaultReplyDays = 10;
+constexpr int kMaxReplyDays = 90;
+
+std::string RowKey(const std::string& thread_id, int answer) {
+  return absl::StrCat(thread_id, "/", answer);
+}
+
+absl::Status CheckThreadId(absl::string_view field, const std::string& id) {
+  if (id.empty()) return FieldError(field, "is required");
+  bool ok = id.size() == 20 && id.rfind("RFI-", 0) == 0;
+  for (size_t i = 4; ok && i < id.size(); ++i) {
+    ok = absl::ascii_isxdigit(static_cast<unsigned char>(id[i]));
+  }
+  return ok ? absl::OkStatus()
+            : FieldError(field, "is not a thread reference (RFI- and 16 hex digits)");
+}
+
+absl::Status CheckMessageText(absl::string_view prefix, absl::string_view text_field,
+                              const std::string& text,
+                              const google::protobuf::RepeatedPtrField<std::string>& attachments,
+                              absl::string_view attachments_field) {
+  RETURN_IF_ERROR(CheckText(absl::StrCat(prefix, text_field), text, kMaxText, true));
+  return CheckTextList(absl::StrCat(prefix, attachments_field), attachments, kMaxAttachments, 200);
+}
+
+absl::Status Store(Txn& txn, const v1::ThreadMessage& m, int answer, const std::string& asked_by,
+                   const std::string& asked_of, absl::Time reply_due) {
+  ASSIGN_OR_RETURN(Blob sealed, SealProto(txn, kColumn, RowKey(m.thread_id(), answer), m));
+  return txn.Exec(
+      "INSERT INTO thread_messages (thread_id, answer, referral_id, asked_by, asked_of, "
+      "reply_due_at, sent_at, message) VALUES (?,?,?,?,?,?,?,?)",
+      {m.thread_id(), int64_t{answer}, m.referral_id(), asked_by, asked_of, ToMicros(reply_due),
+       ToMicros(FromProto(m.sent_at())), std::move(sealed)});
+}
+
+// The request `thread_id` as stored here: who asked whom, when the answer is due, and whether it
+// is answered.
+struct Question {
+  std::string referral_id;
+  std::string asked_by;
+  std::string asked_of;
+  absl::Time reply_due;
+  bool answered = false;
+};
+
+absl::StatusOr<std::optional<Question>> FindQuestion(Txn& txn, const std::string& thread_id) {
+  ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT referral_id, asked_by, asked_of, reply_due_at, "
+                                        "(SELECT COUNT(*) FROM thread_messages a WHERE "
+                                        "a.thread_id = q.thread_id AND a.answer = 1) "
+                                        "FROM thread_messages q WHERE thread_id = ? AND answer = 0",
+                                        {thread_id}));
+  if (rows.empty()) return std::optional<Question>();
+  return Question{rows[0].Text(0), rows[0].Text(1), rows[0].Text(2), FromMicros(rows[0].Int(3)),
+                  rows[0].Int(4) > 0};
+}
+
+absl::StatusOr<v1::ThreadMessage> LoadMessage(Txn& txn, const std::string& thread_id, int answer) {
+  ASSIGN_OR_RETURN(
+      auto rows, txn.Query("SELECT message FROM thread_messages WHERE thread_id = ? AND answer = ?",
+                           {thread_id, int64_t{answer}}));
+  v1::ThreadMessage m;
+  if (rows.empty()) return m;
+  RETURN_IF_ERROR(UnsealProto(txn, kColumn, RowKey(thread_id, answer), rows[0].Text(0), &m));
+  return m;
+}
+
+// The thread as the API shows it, at `now`.
+absl::StatusOr<v1::InformationThread> LoadThread(Txn& txn, const std::string& thread_id,
+                                                 absl::Time now) {
+  ASSIGN_OR_RETURN(auto question, FindQuestion(txn, thread_id));
+  if (!question) return absl::NotFoundError(absl::StrCat("thread_id: no such thread ", thread_id));
+  v1::InformationThread t;
+  t.set_thread_id(thread_id);
+  t.set_referral_id(question->referral_id);
+  t.set_asked_by(question->asked_by);
+  t.set_asked_of(question->asked_of);
+  *t.mutable_reply_due_at() = ToProto(question->reply_due);
+  ASSIGN_OR_RETURN(*t.mutable_question(), LoadMessage(txn, thread_id, 0));
+  if (question->answered) {
+    ASSIGN_OR_RETURN(*t.mutable_answer(), LoadMessage(txn, thread_id, 1));
+  }
+  ASSIGN_OR_RETURN(v1::Referral referral, LoadReferral(txn, question->referral_id));
+  t.set_open(!question->answered && !IsTerminal(referral.state()));
+  t.set_overdue(t.open() && now >= question->reply_due);
+  return t;
+}
+
+// The role this service plays for a referral, and whom it may ask.
+std::vector<std::string> Askable(const Receiver& self, const v1::Referral& copy,
+                                 const Parties& parties) {
+  if (self.is_unit || self.code == kUkfiuCode) return {copy.organisation()};
+  std::vector<std::string> out = {kUkfiuCode};
+  out.insert(out.end(), parties.units.begin(), parties.units.end());
+  return out;
+}
+
+}  // namespace
+
+bool IsThreadEvent(v1::EventType type) {
+  return type == v1::EVENT_TYPE_INFORMATION_REQUESTED ||
+         type == v1::EVENT_TYPE_INFORMATION_PROVIDED;
+}
+
+absl::Status ReceiveThreadMessage(Txn& txn, const Receiver& self, const v1::Envelope& envelope) {
+  const v1::LifecycleEvent& event = envelope.event();
+  if (!envelope.has_thread_message()) {
+    return FieldError("thread_message", absl::StrCat("is required with ", EventName(event.type())));
+  }
+  v1::ThreadMessage m = envelope.thread_message();
+  RETURN_IF_ERROR(CheckThreadId("event.thread_id", event.thread_id()));
+  if (m.event_id() != event.event_id() || m.thread_id() != event.thread_id() ||
+      m.referral_id() != event.referral_id() || m.from() != event.producer() ||
+      m.to() != self.code) {
+    return FieldError("thread_message", "is not the message of the event it travels with");
+  }
+  RETURN_IF_ERROR(
+      CheckMessageText("thread_message.", "text", m.text(), m.attachments(), "attachments"));
+  *m.mutable_sent_at() = event.occurred_at();
+  *m.mutable_actor() = event.actor();
+  ASSIGN_OR_RETURN(auto question, FindQuestion(txn, event.thread_id()));
+  if (event.type() == v1::EVENT_TYPE_INFORMATION_REQUESTED) {
+    if (question) return FieldError("event.thread_id", "names a thread that exists already");
+    return Store(txn, m, 0, event.producer(), self.code, FromProto(event.reply_due_at()));
+  }
+  if (!question || question->asked_by != self.code || question->asked_of != event.producer() ||
+      question->referral_id != event.referral_id()) {
+    return absl::FailedPreconditionError(absl::StrCat("thread_id: ", event.thread_id(),
+                                                      " is no request ", self.code, " asked of ",
+                                                      event.producer()));
+  }
+  if (question->answered) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("thread_id: ", event.thread_id(), " was answered already"));
+  }
+  return Store(txn, m, 1, question->asked_by, question->asked_of, question->reply_due);
+}
+
+Threads::Threads(Database& db, Clock& clock, Mirror& mirror)
+    : db_(db), clock_(clock), mirror_(mirror) {}
+
+absl::StatusOr<v1::InformationThreadResponse> Threads::Ask(
+    const Call& call, const v1::RequestInformationRequest& request) {
+  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
+  RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
+  RETURN_IF_ERROR(CheckText("to", request.to(), 20, false));
+  RETURN_IF_ERROR(
+      CheckMessageText("", "question", request.question(), request.attachments(), "attachments"));
+  if (request.reply_due_days() < 0 || request.reply_due_days() > kMaxReplyDays) {
+    return FieldError("reply_due_days", absl::StrCat("is 1 to ", kMaxReplyDays, " (0 means ",
+                                                     kDefaultReplyDays, ")"));
+  }
+  const Receiver& self = mirror_.self();
+  const absl::Time now = clock_.Now();
+  v1::InformationThreadResponse response;
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, call.scope, request, request.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(v1::Referral copy, LoadReferral(txn, request.referral_id()));
+        ASSIGN_OR_RETURN(auto events, EventsOf(txn, request.referral_id()));
+        const std::vector<std::string> askable = Askable(self, copy, PartiesOf(events));
+        const std::string to = request.to().empty() ? askable.front() : request.to();
+        if (std::find(askable.begin(), askable.end(), to) == askable.end()) {
+          return FieldError("to", absl::StrCat("may be ", absl::StrJoin(askable, " or "),
+                                               " for this referral, not ", to));
+        }
+        RETURN_IF_ERROR(NextState(copy.state(), v1::EVENT_TYPE_INFORMATION_REQUESTED).status());
+        const std::string producer = self.code;
+        v1::LifecycleEvent event =
+            NewEvent(v1::EVENT_TYPE_INFORMATION_REQUESTED, request.referral_id(), producer,
+                     copy.organisation(), call.actor, now);
+        if (self.is_unit) event.set_unit(self.code);
+        event.set_thread_id(NewId("RFI-", 16));
+        event.set_thread_with(to);
+        event.set_attachment_count(request.attachments_size());
+        const int days =
+            request.reply_due_days() == 0 ? kDefaultReplyDays : request.reply_due_days();
+        const absl::Time due = now + absl::Hours(24 * days);
+        *event.mutable_reply_due_at() = ToProto(due);
+        v1::ThreadMessage m;
+        m.set_event_id(event.event_id());
+        m.set_thread_id(event.thread_id());
+        m.set_referral_id(event.referral_id());
+        m.set_from(self.code);
+        m.set_to(to);
+        *m.mutable_actor() = call.actor;
+        *m.mutable_sent_at() = event.occurred_at();
+        m.set_text(request.question());
+        *m.mutable_attachments() = request.attachments();
+        RETURN_IF_ERROR(Store(txn, m, 0, self.code, to, due));
+        RETURN_IF_ERROR(mirror_.Produce(txn, event, nullptr, nullptr, &m).status());
+        ASSIGN_OR_RETURN(*response.mutable_thread(), LoadThread(txn, event.thread_id(), now));
+        return absl::OkStatus();
+      },
+      now, call.audit));
+  return response;
+}
+
+absl::StatusOr<v1::InformationThreadResponse> Threads::Answer(
+    const Call& call, const v1::AnswerInformationRequest& request) {
+  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
+  RETURN_IF_ERROR(CheckThreadId("thread_id", request.thread_id()));
+  RETURN_IF_ERROR(
+      CheckMessageText("", "answer", request.answer(), request.attachments(), "attachments"));
+  const Receiver& self = mirror_.self();
+  const absl::Time now = clock_.Now();
+  v1::InformationThreadResponse response;
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, call.scope, request, request.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(auto question, FindQuestion(txn, request.thread_id()));
+        if (!question || question->asked_of != self.code) {
+          return absl::NotFoundError(absl::StrCat("thread_id: no request was asked of ", self.code,
+                                                  " under ", request.thread_id()));
+        }
+        if (question->answered) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("thread_id: ", request.thread_id(), " was answered already"));
+        }
+        ASSIGN_OR_RETURN(v1::Referral copy, LoadReferral(txn, question->referral_id));
+        RETURN_IF_ERROR(NextState(copy.state(), v1::EVENT_TYPE_INFORMATION_PROVIDED).status());
+        v1::LifecycleEvent event =
+            NewEvent(v1::EVENT_TYPE_INFORMATION_PROVIDED, question->referral_id, self.code,
+                     copy.organisation(), call.actor, now);
+        if (self.is_unit) event.set_unit(self.code);
+        event.set_thread_id(request.thread_id());
+        event.set_thread_with(question->asked_by);
+        event.set_attachment_count(request.attachments_size());
+        v1::ThreadMessage m;
+        m.set_event_id(event.event_id());
+        m.set_thread_id(request.thread_id());
+        m.set_referral_id(question->referral_id);
+        m.set_from(self.code);
+        m.set_to(question->asked_by);
+        *m.mutable_actor() = call.actor;
+        *m.mutable_sent_at() = event.occurred_at();
+        m.set_text(request.answer());
+        *m.mutable_attachments() = request.attachments();
+        RETURN_IF_ERROR(
+            Store(txn, m, 1, question->asked_by, question->asked_of, question->reply_due));
+        RETURN_IF_ERROR(mirror_.Produce(txn, event, nullptr, nullptr, &m).status());
+        ASSIGN_OR_RETURN(*response.mutable_thread(), LoadThread(txn, request.thread_id(), now));
+        return absl::OkStatus();
+      },
+      now, call.audit));
+  return response;
+}
+
+absl::StatusOr<v1::ListThreadsResponse> Threads::List(const v1::ListThreadsRequest& request) {
+  if (!request.referral_id().empty()) {
+    RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
+  }
+  ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));
+  const absl::Time now = clock_.Now();
+  const std::string& self = mirror_.self().code;
+  v1::ListThreadsResponse response;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    std::string sql =
+        "SELECT q.thread_id FROM thread_messages q WHERE q.answer = 0 "
+        "AND (? = '' OR q.referral_id = ?)";
+    if (request.awaiting_our_answer()) {
+      sql +=
+          " AND q.asked_of = ? AND NOT EXISTS (SELECT 1 FROM thread_messages a "
+          "WHERE a.thread_id = q.thread_id AND a.answer = 1)";
+    } else {
+      sql += " AND ? <> ''";
+    }
+    sql += " ORDER BY q.reply_due_at, q.thread_id LIMIT ? OFFSET ?";
+    ASSIGN_OR_RETURN(auto rows, txn.Query(sql, {request.referral_id(), request.referral_id(), self,
+                                                page.limit, page.offset}));
+    for (const Row& row : rows) {
+      ASSIGN_OR_RETURN(v1::InformationThread t, LoadThread(txn, row.Text(0), now));
+      // Awaiting an answer means one can still be given: not on a referral that has ended.
+      if (request.awaiting_our_answer() && !t.open()) continue;
+      *response.add_threads() = std::move(t);
+    }
+    response.set_next_page_token(NextPageToken(page, rows.size()));
+    return absl::OkStatus();
+  }));
+  return response;
+}
+
+}  // namespace sarloop::referral
