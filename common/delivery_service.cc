@@ -49,6 +49,8 @@ absl::Status CheckEvent(const v1::LifecycleEvent& e) {
   RETURN_IF_ERROR(CheckText("event.thread_id", e.thread_id(), 20, false));
   RETURN_IF_ERROR(CheckText("event.thread_with", e.thread_with(), 20, false));
   RETURN_IF_ERROR(CheckTextList("event.glossary_codes", e.glossary_codes(), 20, 20));
+  RETURN_IF_ERROR(CheckText("event.case_id", e.case_id(), 30, false));
+  RETURN_IF_ERROR(CheckText("event.lead_organisation", e.lead_organisation(), 20, false));
   RETURN_IF_ERROR(CheckText("event.received_by", e.received_by(), 200, false));
   if (!v1::IopcMode_IsValid(e.iopc_mode())) return FieldError("event.iopc_mode", "is not a mode");
   if (e.attachment_count() < 0 || e.attachment_count() > 20) {
@@ -108,13 +110,17 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
     RETURN_IF_ERROR(CheckRequestText(env));
     if (env.has_screen()) {
       if (!accepts_screens_) return FieldError("screen", "this service takes no screening");
-      if (env.has_event() || env.has_package() || env.has_thread_message()) {
+      if (env.has_event() || env.has_package() || env.has_thread_message() ||
+          env.has_supplementary_sar()) {
         return FieldError("screen", "travels without an event or a package");
       }
       return apply_(txn, peer, env);
     }
     RETURN_IF_ERROR(CheckEvent(env.event()));
     if (env.has_package()) RETURN_IF_ERROR(CheckPackage(env.package()));
+    if (env.has_supplementary_sar()) {
+      RETURN_IF_ERROR(CheckSar("supplementary_sar", env.supplementary_sar(), absl::InfiniteFuture()));
+    }
     if (env.event().producer() != peer.org) {
       return absl::PermissionDeniedError(
           absl::StrCat("event produced by ", env.event().producer(), " delivered by ", peer.uri));

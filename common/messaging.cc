@@ -118,7 +118,8 @@ std::string OutboxRowKey(absl::string_view destination, absl::string_view messag
 
 absl::Status Enqueue(Txn& txn, const std::string& destination, const v1::Envelope& envelope,
                      absl::Time now) {
-  if (destination == kRegisterCode && (envelope.has_package() || envelope.has_thread_message())) {
+  if (destination == kRegisterCode && (envelope.has_package() || envelope.has_thread_message() ||
+                                       envelope.has_supplementary_sar())) {
     return absl::InternalError(
         absl::StrCat("refusing to send a referral package to the NCA register (",
                      envelope.event().referral_id(), ")"));

@@ -285,6 +285,10 @@ StaReport BuildSta(const StaInputs& in) {
       t.rows.back()[0].csv = key;
     };
     count_row("Referred", "referred", [](auto& m) { return SARLOOP_M(m, referred); });
+    count_row("Cases (a joint referral is one)", "cases",
+              [](auto& m) { return SARLOOP_M(m, cases); });
+    count_row("Distinct subjects", "distinct_subjects",
+              [](auto& m) { return SARLOOP_M(m, distinct_subjects); });
     count_row("Feedback received", "feedback_received",
               [](auto& m) { return SARLOOP_M(m, feedback_received); });
     t.rows.push_back({Text("Response rate"), Rate(OptD(a.has_response_rate(), a.response_rate())),
@@ -344,7 +348,8 @@ StaReport BuildSta(const StaInputs& in) {
         "Coverage",
         "Referrals to each organisation, and those UKFIU recorded on its behalf because it does "
         "not run sarloop.",
-        {"Organisation", "Referred", "Recorded on behalf", "On sarloop"},
+        {"Organisation", "Referred", "Cases", "Distinct subjects", "Recorded on behalf",
+         "On sarloop"},
         {}};
     for (const auto& g : in.by_organisation.groups()) {
       const v1::Measures& m = g.measures();
@@ -352,6 +357,7 @@ StaReport BuildSta(const StaInputs& in) {
       const bool known = m.has_recorded_on_behalf() && m.has_referred();
       const bool on = m.recorded_on_behalf() < m.referred();
       c.rows.push_back({Text(g.key(0)), Count(SARLOOP_M(m, referred)),
+                        Count(SARLOOP_M(m, cases)), Count(SARLOOP_M(m, distinct_subjects)),
                         Count(SARLOOP_M(m, recorded_on_behalf)),
                         Text(!known ? ""
                              : on   ? "yes"

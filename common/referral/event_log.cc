@@ -89,7 +89,8 @@ absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn, const std::st
 
 absl::Status SendEvent(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event,
                        const referral::Parties& known, absl::Time now,
-                       const v1::ReferralPackage* package, const v1::ThreadMessage* message) {
+                       const v1::ReferralPackage* package, const v1::ThreadMessage* message,
+                       const v1::Sar* supplementary) {
   for (const std::string& dest : referral::Destinations(event, known, event.producer())) {
     if (!outbox.Reaches(dest)) {
       spdlog::warn("{} of {} not sent to {}: no peer is configured for it",
@@ -103,6 +104,9 @@ absl::Status SendEvent(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event
       *env.mutable_package() = *package;
     }
     if (message != nullptr && dest == event.thread_with()) *env.mutable_thread_message() = *message;
+    if (supplementary != nullptr && dest != kRegisterCode && dest != referral::kUkfiuCode) {
+      *env.mutable_supplementary_sar() = *supplementary;
+    }
     RETURN_IF_ERROR(outbox.Send(txn, dest, env, now));
   }
   return absl::OkStatus();

@@ -37,11 +37,13 @@ absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn, const std::st
 // a referral whose parties are `known` (referral::Destinations), with `package` in the envelope
 // to the party the table gives it to. A destination the service has no peer for is skipped and
 // logged (ukfiu reaches only the units it is configured with).
-// A thread's `message` goes in the envelope to the party the thread is with.
+// A thread's `message` goes in the envelope to the party the thread is with; an attached SAR
+// (`supplementary`) to every destination but UKFIU and the register.
 absl::Status SendEvent(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event,
                        const referral::Parties& known, absl::Time now,
                        const v1::ReferralPackage* package = nullptr,
-                       const v1::ThreadMessage* message = nullptr);
+                       const v1::ThreadMessage* message = nullptr,
+                       const v1::Sar* supplementary = nullptr);
 
 }  // namespace sarloop
 

@@ -149,6 +149,7 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
     bool pauses;  // the force's request to UKFIU before its first decision
   };
   std::map<std::string, Ask> open_asks;
+  std::vector<std::pair<std::string, int>> attached;  // subjects of attached SARs, in order
   std::set<std::string> asked;
   int pausing = 0;
   auto resume = [&](absl::Time at) {
@@ -263,6 +264,17 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
         e.set_daml(ev.daml());
         e.mutable_glossary_codes()->CopyFrom(ev.glossary_codes());
         e.set_recorded_on_behalf(ev.recorded_on_behalf());
+        e.set_case_id(ev.case_id());
+        e.set_lead_organisation(ev.lead_organisation());
+        break;
+      case v1::EVENT_TYPE_SAR_ATTACHED:
+        if (IsTerminal(state)) break;
+        e.set_supplementary_sars(e.supplementary_sars() + 1);
+        for (int i = 0; i < ev.subject_refs_size(); ++i) {
+          attached.emplace_back(ev.subject_refs(i), i < ev.subject_roles_size()
+                                                        ? ev.subject_roles(i)
+                                                        : v1::SUBJECT_ROLE_UNSPECIFIED);
+        }
         break;
       case v1::EVENT_TYPE_REFERRED_TO_IOPC:
         if (IsTerminal(state)) break;
@@ -330,6 +342,16 @@ v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
     if (IsFeedback(state)) *e.mutable_feedback_at() = ev.occurred_at();
   }
   e.set_state(state);
+  // The subjects of attached SARs follow the dispatched SAR's, each once.
+  for (const auto& [ref, role] : attached) {
+    if (absl::c_linear_search(e.subject_refs(), ref)) continue;
+    while (e.subject_roles_size() < e.subject_refs_size()) {
+      e.add_subject_roles(v1::SUBJECT_ROLE_UNSPECIFIED);
+    }
+    e.add_subject_refs(ref);
+    e.add_subject_roles(v1::SubjectRole_IsValid(role) ? static_cast<v1::SubjectRole>(role)
+                                                      : v1::SUBJECT_ROLE_UNSPECIFIED);
+  }
   if (IsTerminal(state)) {
     e.clear_decision_paused_since();
   } else {

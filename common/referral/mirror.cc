@@ -74,6 +74,22 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
     return FieldError("thread_message", absl::StrCat("is not sent to ", self_.code, " with ",
                                                      EventName(event.type())));
   }
+  // A further SAR comes to whoever works the referral, with the SAR itself.
+  const bool works_it = !self_.is_register && self_.code != kUkfiuCode;
+  if (event.type() == v1::EVENT_TYPE_SAR_ATTACHED && works_it) {
+    if (!envelope.has_supplementary_sar() || envelope.supplementary_sar().sar_id().empty()) {
+      return FieldError("supplementary_sar", "is required with SAR_ATTACHED");
+    }
+    // Not held: a held event keeps no SAR. The handover this unit waits for is on its way from
+    // the force; until it is here the envelope is answered as not yet taken and sent again.
+    if (verdict == Verdict::kHold) {
+      return absl::UnavailableError(absl::StrCat("SAR_ATTACHED for ", event.referral_id(),
+                                                 " waits for its handover to reach ", self_.code));
+    }
+  } else if (envelope.has_supplementary_sar()) {
+    return FieldError("supplementary_sar", absl::StrCat("is not sent to ", self_.code, " with ",
+                                                        EventName(event.type())));
+  }
   if (verdict == Verdict::kHold) {
     RETURN_IF_ERROR(
         txn.Exec("INSERT INTO held_events (event_id, referral_id, peer, received_at, event) "
@@ -92,7 +108,8 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
 absl::StatusOr<v1::RegisterEntry> Mirror::Produce(Txn& txn, const v1::LifecycleEvent& event,
                                                   const v1::ReferralPackage* package,
                                                   v1::Referral* copy,
-                                                  const v1::ThreadMessage* message) {
+                                                  const v1::ThreadMessage* message,
+                                                  const v1::Sar* supplementary) {
   // The package is copied first: a caller may pass its own copy's package, and saving the copy
   // (Apply) replaces that copy's sub-messages, which would leave `package` dangling. (Reading it
   // afterwards made a force grow without bound or crash at a handover.)
@@ -102,7 +119,7 @@ absl::StatusOr<v1::RegisterEntry> Mirror::Produce(Txn& txn, const v1::LifecycleE
   ASSIGN_OR_RETURN(Applied applied, Apply(txn, event, Change{nullptr, nullptr, copy},
                                           std::move(events), event.event_id(), false));
   RETURN_IF_ERROR(SendEvent(txn, outbox_, event, applied.parties, clock_.Now(),
-                            sent ? &*sent : nullptr, message));
+                            sent ? &*sent : nullptr, message, supplementary));
   return std::move(applied.folded);
 }
 

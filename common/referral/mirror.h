@@ -72,12 +72,14 @@ class Mirror {
 
   // This service's own new event, its transition already checked against the copy (NextState):
   // stored, folded into the copy (saved with `copy` when given), and sent where the table says,
-  // with `package` to the party the table gives it to and a thread's `message` to the party the
-  // thread is with (threads.h). Returns the fold.
+  // with `package` to the party the table gives it to, a thread's `message` to the party the
+  // thread is with (threads.h) and an attached SAR (`supplementary`) to the addressee and its
+  // units. Returns the fold.
   absl::StatusOr<v1::RegisterEntry> Produce(Txn& txn, const v1::LifecycleEvent& event,
                                             const v1::ReferralPackage* package = nullptr,
                                             v1::Referral* copy = nullptr,
-                                            const v1::ThreadMessage* message = nullptr);
+                                            const v1::ThreadMessage* message = nullptr,
+                                            const v1::Sar* supplementary = nullptr);
 
   // Delivered events that were already held or applied here when a new message brought them
   // again: with receivers deduplicating by message, always 0 unless a message was applied twice.

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/strip.h"
 #include "common/ids.h"
 #include "common/referral/event_log.h"
@@ -71,6 +72,10 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
         r.set_route(ev.route());
       }
       *r.mutable_package() = p;
+      r.set_case_id(p.case_id());
+      r.set_lead_organisation(p.lead_organisation());
+      r.clear_supplementary_sar_ids();
+      for (const v1::Sar& s : p.supplementary_sars()) r.add_supplementary_sar_ids(s.sar_id());
     } else {
       ASSIGN_OR_RETURN(r, LoadReferral(txn, folded.referral_id()));
     }
@@ -101,6 +106,19 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
     r.set_daml(folded.daml());
     r.set_recorded_on_behalf(folded.recorded_on_behalf());
     r.set_referred_to_iopc(folded.referred_to_iopc());
+    // A unit never sees DISPATCHED: its copy has the case from the package.
+    if (!folded.case_id().empty()) {
+      r.set_case_id(folded.case_id());
+      r.set_lead_organisation(folded.lead_organisation());
+    }
+    // A further SAR, delivered beside its event: the package grows.
+    if (change.delivered != nullptr && change.delivered->has_supplementary_sar()) {
+      const v1::Sar& sar = change.delivered->supplementary_sar();
+      if (!absl::c_linear_search(r.supplementary_sar_ids(), sar.sar_id())) {
+        r.add_supplementary_sar_ids(sar.sar_id());
+        *r.mutable_package()->add_supplementary_sars() = sar;
+      }
+    }
     r.set_iopc_mode(folded.iopc_mode());
     if (!folded.linked_referral_id().empty()) r.set_linked_referral_id(folded.linked_referral_id());
     // The organisations it shares a subject with: those the package named when it came, and

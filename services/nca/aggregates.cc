@@ -114,6 +114,13 @@ struct Acc {
   DayCounts answer_days;
   std::vector<uint32_t> repeat_subjects;
   int64_t distinct_repeat_subjects = 0;
+  // With count_distinct: referrals that are cases of their own, the joint cases met, and every
+  // subject met; then their distinct counts.
+  int64_t solo_cases = 0;
+  std::vector<uint32_t> joint_cases;
+  std::vector<uint32_t> subjects;
+  int64_t cases = -1;  // -1: not counted
+  int64_t distinct_subjects = 0;
 };
 
 void MergeDays(const DayCounts& from, DayCounts& into) {
@@ -132,6 +139,10 @@ void Merge(const Acc& from, Acc& into) {
   MergeDays(from.answer_days, into.answer_days);
   into.repeat_subjects.insert(into.repeat_subjects.end(), from.repeat_subjects.begin(),
                               from.repeat_subjects.end());
+  into.solo_cases += from.solo_cases;
+  into.joint_cases.insert(into.joint_cases.end(), from.joint_cases.begin(),
+                          from.joint_cases.end());
+  into.subjects.insert(into.subjects.end(), from.subjects.begin(), from.subjects.end());
 }
 
 // Median: the mean of the two middle values when n is even. p90: nearest rank.
@@ -152,6 +163,10 @@ void FillMeasures(Acc& acc, v1::Measures* m) {
     r->SetInt64(m, d->FindFieldByName(kCountNames[i]), acc.counts[i]);
   }
   m->set_repeat_subjects(acc.distinct_repeat_subjects);
+  if (acc.cases >= 0) {
+    m->set_cases(acc.cases);
+    m->set_distinct_subjects(acc.distinct_subjects);
+  }
   const int64_t asked = acc.counts[kReferred] - acc.counts[kWithdrawn] - acc.counts[kRedirected];
   if (asked > 0) m->set_response_rate(static_cast<double>(acc.counts[kFeedback]) / asked);
   for (int t = 0; t < static_cast<int>(acc.outcomes.size()); ++t) {
@@ -254,6 +269,10 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
   f.daml = e.daml();
   f.recorded_on_behalf = e.recorded_on_behalf();
   f.referred_to_iopc = e.referred_to_iopc();
+  if (!e.case_id().empty()) {
+    f.case_index = case_index_.emplace(e.case_id(), static_cast<uint32_t>(case_index_.size()) + 1)
+                       .first->second;
+  }
   f.information_requests = static_cast<uint16_t>(std::clamp(e.information_requests(), 0, 65535));
   f.information_answered = static_cast<uint16_t>(std::clamp(e.information_answered(), 0, 65535));
   if (e.information_answered() > 0) {
@@ -509,6 +528,7 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
   };
 
   const int64_t now_s = absl::ToUnixSeconds(as_of);
+  const bool count_distinct = request.count_distinct();
   auto add = [&](Acc& a, const Fact& f) {
     const bool open = IsOpen(f.state);
     const bool outcome = HasOutcome(f.state);
@@ -541,6 +561,14 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
     for (uint32_t i = 0; i < f.subject_count; ++i) {
       const uint32_t s = subject_pool_[f.subjects_at + i];
       if (subject_referrals_[s] >= 2) a.repeat_subjects.push_back(s);
+      if (count_distinct) a.subjects.push_back(s);
+    }
+    if (count_distinct) {
+      if (f.case_index == 0) {
+        ++a.solo_cases;
+      } else {
+        a.joint_cases.push_back(f.case_index);
+      }
     }
   };
 
@@ -686,9 +714,32 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
     a.distinct_repeat_subjects = n;
     a.repeat_subjects = {};
   };
+  // Cases and distinct subjects the same way, when asked for.
+  auto count_in = [](std::vector<uint64_t>& bits, std::vector<uint32_t>& ids) {
+    int64_t n = 0;
+    for (uint32_t s : ids) {
+      uint64_t& word = bits[s / 64];
+      const uint64_t bit = uint64_t{1} << (s % 64);
+      n += (word & bit) == 0;
+      word |= bit;
+    }
+    for (uint32_t s : ids) bits[s / 64] = 0;
+    ids = {};
+    return n;
+  };
+  std::vector<uint64_t> case_bits(count_distinct ? case_index_.size() / 64 + 2 : 0, 0);
+  auto distinct_cases = [&](Acc& a) {
+    if (!count_distinct) return;
+    a.cases = a.solo_cases + count_in(case_bits, a.joint_cases);
+    a.distinct_subjects = count_in(seen, a.subjects);
+  };
   for (const Acc& g : groups) Merge(g, total);
   distinct(total);
-  for (Acc& g : groups) distinct(g);
+  distinct_cases(total);
+  for (Acc& g : groups) {
+    distinct(g);
+    distinct_cases(g);
+  }
 
   v1::GetAggregatesResponse response;
   *response.mutable_as_of() = ToProto(as_of);
@@ -811,6 +862,8 @@ void Suppress(v1::GetAggregatesResponse& response, int min_count) {
     std::vector<Cell> cells = OutcomeCells(states, *m);
     for (const char* name : kCountNames) cells.push_back(MeasureCell(states, *m, name));
     cells.push_back(MeasureCell(states, *m, "repeat_subjects"));
+    cells.push_back(MeasureCell(states, *m, "cases"));
+    cells.push_back(MeasureCell(states, *m, "distinct_subjects"));
     for (const Cell& c : cells) {
       if (c.known() && c.value() > 0 && c.value() < min_count) c.Hide();
     }

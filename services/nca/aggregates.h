@@ -56,6 +56,7 @@ class AggregateIndex {
     bool daml = false;
     bool recorded_on_behalf = false;
     bool referred_to_iopc = false;
+    uint32_t case_index = 0;  // 0: a case of its own; else a joint case (case_index_)
     // Requests for information on it (either way) and those answered, and the mean whole days
     // an answer took.
     uint16_t information_requests = 0;
@@ -105,6 +106,8 @@ class AggregateIndex {
   std::vector<std::string> units_{""};  // unit index -> code; 0 is none
   std::unordered_map<std::string, uint16_t> unit_index_;
   std::unordered_map<std::string, uint32_t> subject_index_;
+  // Joint referrals' cases: case id -> index from 1 (Fact.case_index; 0 is a case of its own).
+  std::unordered_map<std::string, uint32_t> case_index_;
   // Referrals naming each subject.
   std::vector<int32_t> subject_referrals_;
 };

@@ -250,7 +250,12 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
                                           kEnded, " ORDER BY 2, 1"),
                              {sar.sar_id(), org}));
   std::set<std::string> other_orgs;
-  for (const Row& o : others) other_orgs.insert(o.Text(1));
+  bool deconflicts = false;
+  for (const Row& o : others) {
+    if (d.same_case.count(o.Text(0))) continue;  // the joint case's own referrals
+    other_orgs.insert(o.Text(1));
+    deconflicts = true;
+  }
   absl::Time due =
       now + absl::Hours(24) * (d.due_in_days > 0 ? d.due_in_days : options_.feedback.due_days());
   // A DAML request: the force's view is needed before the statutory notice period ends.
@@ -278,6 +283,11 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
   *package.mutable_dispatched_at() = r.dispatched_at();
   package.mutable_deconfliction_with()->CopyFrom(r.deconfliction_with());
   if (d.link != nullptr) *package.mutable_indirect_link() = *d.link;
+  package.set_case_id(d.case_id);
+  package.set_lead_organisation(d.lead);
+  for (const std::string& o : d.joint_with) {
+    if (o != org) package.add_joint_with(o);
+  }
   // A redirect: the new organisation sees what happened before (events carry nothing personal).
   if (!d.linked.empty()) {
     ASSIGN_OR_RETURN(auto history, EventsOf(txn, d.linked));
@@ -295,6 +305,8 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
   dispatched.set_daml(sar.daml());
   dispatched.mutable_glossary_codes()->CopyFrom(sar.glossary_codes());
   dispatched.set_recorded_on_behalf(d.off_system);
+  dispatched.set_case_id(d.case_id);
+  dispatched.set_lead_organisation(d.lead);
   for (const v1::Subject& s : sar.subjects()) {
     dispatched.add_subject_refs(s.subject_ref());
     dispatched.add_subject_roles(s.role());
@@ -302,7 +314,7 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
   // The copy exists before its first event is folded into it.
   RETURN_IF_ERROR(SaveReferral(txn, r, now));
   RETURN_IF_ERROR(mirror_.Produce(txn, dispatched, &package).status());
-  if (!others.empty()) {
+  if (deconflicts) {
     v1::LifecycleEvent flag = NewEvent(v1::EVENT_TYPE_DECONFLICTION_FLAG, r.referral_id(),
                                        referral::kUkfiuCode, org, actor, now);
     flag.mutable_other_organisations()->CopyFrom(r.deconfliction_with());
@@ -310,6 +322,7 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
     // Both sides must know: each organisation already holding an open referral about the
     // subject is told, on its own referral, that this organisation now has one too.
     for (const Row& o : others) {
+      if (d.same_case.count(o.Text(0))) continue;
       v1::LifecycleEvent back = NewEvent(v1::EVENT_TYPE_DECONFLICTION_FLAG, o.Text(0),
                                          referral::kUkfiuCode, o.Text(1), actor, now);
       back.add_other_organisations(org);
@@ -330,6 +343,20 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
   }
   if (!v1::ReferralRoute_IsValid(request.route())) {
     return FieldError("route", "must be DIRECT or INDIRECT");
+  }
+  std::set<std::string> joint = {request.organisation()};
+  for (int i = 0; i < request.joint_with_size(); ++i) {
+    const std::string field = absl::StrCat("joint_with[", i, "]");
+    RETURN_IF_ERROR(CheckOrganisation(field, request.joint_with(i)));
+    if (!joint.insert(request.joint_with(i)).second) {
+      return FieldError(field, "names an organisation already in the referral");
+    }
+  }
+  if (!request.lead_organisation().empty() && !joint.count(request.lead_organisation())) {
+    return FieldError("lead_organisation", "is the organisation or one of joint_with");
+  }
+  if (!request.lead_organisation().empty() && request.joint_with().empty()) {
+    return FieldError("lead_organisation", "goes with joint_with");
   }
   v1::ReferralRoute route = request.route();
   const v1::IndirectLink* link = nullptr;
@@ -355,7 +382,24 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
         d.route = route;
         d.link = link;
         d.off_system = request.off_system();
+        if (!request.joint_with().empty()) {
+          // One case, a referral per organisation, the lead named on each.
+          d.case_id = NewId("CASE-");
+          d.lead = request.lead_organisation().empty() ? request.organisation()
+                                                       : request.lead_organisation();
+          d.joint_with.push_back(request.organisation());
+          d.joint_with.insert(d.joint_with.end(), request.joint_with().begin(),
+                              request.joint_with().end());
+        }
         ASSIGN_OR_RETURN(*response.mutable_referral(), Dispatch(txn, d, call.actor, now));
+        d.same_case.insert(response.referral().referral_id());
+        for (const std::string& other : request.joint_with()) {
+          d.organisation = other;
+          d.off_system = false;
+          ASSIGN_OR_RETURN(v1::Referral made, Dispatch(txn, d, call.actor, now));
+          d.same_case.insert(made.referral_id());
+          *response.add_joint() = std::move(made);
+        }
         return absl::OkStatus();
       },
       now, call.audit));
@@ -505,6 +549,42 @@ absl::StatusOr<v1::RecordOnBehalfResponse> Desk::RecordOnBehalf(
         RETURN_IF_ERROR(CheckNoSubjectData(e, sar));
         RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
         ASSIGN_OR_RETURN(*response.mutable_referral(), LoadReferral(txn, r.referral_id()));
+        return absl::OkStatus();
+      },
+      now, call.audit));
+  return response;
+}
+
+absl::StatusOr<v1::AttachSarResponse> Desk::AttachSar(const Call& call,
+                                                      const v1::AttachSarRequest& request) {
+  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
+  RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
+  RETURN_IF_ERROR(CheckText("sar_id", request.sar_id(), 40, true));
+  v1::AttachSarResponse response;
+  const absl::Time now = clock_.Now();
+  RETURN_IF_ERROR(RunIdempotent(
+      db_, call.scope, request, request.request_id(), &response,
+      [&](Txn& txn) -> absl::Status {
+        ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, request.referral_id()));
+        RETURN_IF_ERROR(NextState(r.state(), v1::EVENT_TYPE_SAR_ATTACHED).status());
+        if (r.sar_id() == request.sar_id() ||
+            absl::c_linear_search(r.supplementary_sar_ids(), request.sar_id())) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "sar_id: ", request.sar_id(), " is already part of ", r.referral_id()));
+        }
+        ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, request.sar_id()));
+        v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_SAR_ATTACHED, r.referral_id(),
+                                        referral::kUkfiuCode, r.organisation(), call.actor, now);
+        for (const v1::Subject& s : sar.subjects()) {
+          e.add_subject_refs(s.subject_ref());
+          e.add_subject_roles(s.role());
+        }
+        RETURN_IF_ERROR(mirror_.Produce(txn, e, nullptr, nullptr, nullptr, &sar).status());
+        // UKFIU's copy keeps which SARs it holds (its package is the dispatch's).
+        ASSIGN_OR_RETURN(r, LoadReferral(txn, r.referral_id()));
+        r.add_supplementary_sar_ids(sar.sar_id());
+        RETURN_IF_ERROR(SaveReferral(txn, r, now));
+        *response.mutable_referral() = std::move(r);
         return absl::OkStatus();
       },
       now, call.audit));

@@ -7,6 +7,7 @@
 
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 
@@ -83,6 +84,12 @@ class Desk {
   absl::StatusOr<v1::RecordOnBehalfResponse> RecordOnBehalf(
       const Call& call, const v1::RecordOnBehalfRequest& request);
 
+  // Attaches a further SAR to an open referral. INVALID_ARGUMENT naming the field; NOT_FOUND for
+  // an unknown referral or SAR; FAILED_PRECONDITION for a referral that has ended, or a SAR that
+  // is its own or attached already.
+  absl::StatusOr<v1::AttachSarResponse> AttachSar(const Call& call,
+                                                  const v1::AttachSarRequest& request);
+
   // Applies one event reported by a force or unit, as the rules table allows
   // (referral::Mirror::Receive).
   absl::Status Receive(Txn& txn, const Identity& peer, const v1::Envelope& envelope);
@@ -104,6 +111,12 @@ class Desk {
     const v1::IndirectLink* link = nullptr;
     // The organisation does not run sarloop: recorded on its behalf.
     bool off_system = false;
+    // A joint referral: its case, lead organisation and the other organisations in it; the
+    // case's referrals made before this one are no deconfliction for it.
+    std::string case_id;
+    std::string lead;
+    std::vector<std::string> joint_with;
+    std::set<std::string> same_case;
   };
   absl::StatusOr<v1::Referral> Dispatch(Txn& txn, const Dispatching& d, const v1::Actor& actor,
                                         absl::Time now);

@@ -114,6 +114,16 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                       });
   }
 
+  grpc::ServerUnaryReactor* AttachSar(grpc::CallbackServerContext* ctx,
+                                      const v1::AttachSarRequest* req,
+                                      v1::AttachSarResponse* resp) override {
+    return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/AttachSar", *req,
+                      [=, this](const Call& call) -> absl::Status {
+                        ASSIGN_OR_RETURN(*resp, desk_->AttachSar(call, *req));
+                        return absl::OkStatus();
+                      });
+  }
+
   grpc::ServerUnaryReactor* RequestInformation(grpc::CallbackServerContext* ctx,
                                                const v1::RequestInformationRequest* req,
                                                v1::InformationThreadResponse* resp) override {

@@ -1066,6 +1066,78 @@ TEST_F(ChainTest, AnOffSystemReferralIsRecordedOnBehalfAndCountedInTheRegister) 
   EXPECT_EQ(orgs.total().recorded_on_behalf(), 1);
 }
 
+// Linked cases: a SAR about people in two forces is one joint case with a lead; a further SAR
+// joins NFK's referral after the handover and reaches the force and its unit; the register counts
+// two referrals, one case and both SARs' subjects.
+TEST_F(ChainTest, AJointCaseAndAFurtherSarAreCountedAsOneCase) {
+  v1::SubmitSarRequest submit;
+  submit.set_request_id(NewId("req-"));
+  *submit.mutable_sar() = SampleSar("Pat Joint");
+  v1::SubmitSarResponse sar;
+  ASSERT_RPC_OK(ukfiu_->SubmitSar(Context().get(), submit, &sar));
+  v1::ReferSarRequest refer;
+  refer.set_request_id(NewId("req-"));
+  refer.set_sar_id(sar.sar().sar_id());
+  refer.set_organisation("NFK");
+  refer.add_joint_with("SFK");
+  *refer.mutable_thr() = SampleThr();
+  v1::ReferSarResponse referred;
+  ASSERT_RPC_OK(ukfiu_->ReferSar(Context().get(), refer, &referred));
+  ASSERT_EQ(referred.joint_size(), 1);
+  const std::string id = referred.referral().referral_id();
+  Research("NFK", id);
+  v1::ForceStepResponse handed;
+  ASSERT_RPC_OK(HandOver(id, v1::PRIORITY_P2, "joint case notes", &handed));
+  v1::GetHandoverResponse held;
+  ASSERT_TRUE(ErsouHolds(id, &held));
+  EXPECT_EQ(held.referral().case_id(), referred.referral().case_id());
+
+  submit.set_request_id(NewId("req-"));
+  *submit.mutable_sar() = SampleSar("Kit Further");
+  v1::SubmitSarResponse further;
+  ASSERT_RPC_OK(ukfiu_->SubmitSar(Context().get(), submit, &further));
+  v1::AttachSarRequest attach;
+  attach.set_request_id(NewId("req-"));
+  attach.set_referral_id(id);
+  attach.set_sar_id(further.sar().sar_id());
+  v1::AttachSarResponse attached;
+  ASSERT_RPC_OK(ukfiu_->AttachSar(Context().get(), attach, &attached));
+  v1::GetForceReferralRequest get;
+  get.set_referral_id(id);
+  v1::GetForceReferralResponse at_nfk;
+  ASSERT_TRUE(WaitFor([&] {
+    return forces_["NFK"]->GetReferral(Context().get(), get, &at_nfk).ok() &&
+           at_nfk.referral().package().supplementary_sars_size() == 1;
+  }));
+  EXPECT_EQ(at_nfk.referral().package().supplementary_sars(0).subjects(0).full_name(),
+            "Kit Further");
+  ASSERT_TRUE(WaitFor([&] {
+    v1::GetHandoverRequest req;
+    req.set_referral_id(id);
+    return ersou_->GetHandover(Context().get(), req, &held).ok() &&
+           held.referral().package().supplementary_sars_size() == 1;
+  })) << "the unit holding it receives the further SAR too";
+
+  v1::GetTimelineRequest timeline_req;
+  timeline_req.set_referral_id(id);
+  v1::GetTimelineResponse timeline;
+  ASSERT_TRUE(WaitFor([&] {
+    return nca_->GetTimeline(Context().get(), timeline_req, &timeline).ok() &&
+           timeline.entry().supplementary_sars() == 1;
+  }));
+  EXPECT_EQ(timeline.entry().subject_refs_size(), 2);
+  EXPECT_EQ(timeline.SerializeAsString().find("Kit Further"), std::string::npos);
+  v1::GetAggregatesRequest by_org;
+  by_org.add_group_by(v1::DIMENSION_ORGANISATION);
+  by_org.set_count_distinct(true);
+  v1::GetAggregatesResponse orgs;
+  ASSERT_TRUE(WaitFor([&] {
+    return nca_->GetAggregates(Context().get(), by_org, &orgs).ok() &&
+           orgs.total().referred() == 2 && orgs.total().distinct_subjects() == 2;
+  }));
+  EXPECT_EQ(orgs.total().cases(), 1) << "the joint referral's two referrals are one case";
+}
+
 TEST_F(ChainTest, AForceNamesTheEmployerAndUkfiuRedirectsInOneStep) {
   const std::string id = Refer("NFK", "Morgan Vale");
   ASSERT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_RECEIVED));

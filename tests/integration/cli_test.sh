@@ -109,6 +109,30 @@ expect "answering twice is refused" 1 "FAILED_PRECONDITION.*answered already" --
 for _ in $(seq 100); do as force-NFK-psd 11 force threads --referral "$ref" 2>/dev/null | grep -q answered && break; sleep 0.1; done
 expect "the force reads the answer" 0 "Answer-Sentinel-7A" -- \
   as force-NFK-psd 11 --json force threads --referral "$ref"
+# The IOPC: the referral, then the mode it decides.
+expect "a mode before any referral to the IOPC is refused" 1 "FAILED_PRECONDITION.*referral first" -- \
+  as force-NFK-psd 11 force iopc "$ref" --mode independent
+expect "referred to the IOPC" 0 "IOPC: +referred, mode not yet decided" -- as force-NFK-psd 11 force iopc "$ref"
+expect "the IOPC's mode" 0 "IOPC: +DIRECTED" -- as force-NFK-psd 11 force iopc "$ref" --mode directed
+# A further SAR joins the open referral; a DAML SAR carries its code.
+sar2=$(as ukfiu-intake 1 --json ukfiu submit --sector bank --narrative "Further cash deposits" \
+  --daml --subject "Alex Cli|1980-02-03|officer|NFK" | json 'd["sar"]["sarId"]')
+expect "a DAML SAR carries its glossary code" 0 "glossary codes: +XXS99XX" -- as ukfiu-intake 1 ukfiu sar "$sar2"
+expect "a glossary code of the wrong shape is refused by name" 1 "sar.glossary_codes\[0\]" -- \
+  as ukfiu-intake 1 ukfiu submit --sector bank --narrative x --glossary-code S99 --subject "A B"
+expect "a further SAR attached" 0 "further SARs: +$sar2" -- as ukfiu-intake 1 ukfiu attach "$ref" "$sar2"
+for _ in $(seq 100); do as force-NFK-psd 11 force show "$ref" 2>/dev/null | grep -q "further SAR" && break; sleep 0.1; done
+expect "the force has the further SAR in its package" 0 "Further cash deposits" -- \
+  as force-NFK-psd 11 force show "$ref"
+# An organisation not on sarloop: recorded on its behalf.
+expect "an organisation without an endpoint needs --off-system" 1 "FAILED_PRECONDITION.*off_system" -- \
+  as ukfiu-intake 1 ukfiu refer "$sar2" --org CLE --threat low --risk low --harm low --rationale r
+off=$(as ukfiu-intake 1 --json ukfiu refer "$sar2" --org CLE --off-system --threat low --risk low \
+  --harm low --rationale "refer to Cleveland by secure email" | json 'd["referral"]["referralId"]')
+expect "its reply recorded on its behalf" 0 "off-system: +yes" -- as ukfiu-intake 1 ukfiu \
+  record-on-behalf "$off" --step received --received-by "secure email from Cleveland PSD"
+expect "a hand-over step is not for record-on-behalf" 1 "INVALID_ARGUMENT.*step" -- as ukfiu-intake 1 \
+  ukfiu record-on-behalf "$off" --step handed_over --received-by "email"
 expect "a handover without a priority names the field" 1 "priority" -- \
   as force-NFK-psd 11 force handover "$ref" --notes "Notes-Sentinel-8R" --threat high --risk low \
   --harm medium --rationale "covert tactics needed"

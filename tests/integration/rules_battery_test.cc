@@ -69,8 +69,23 @@ bool HasRole(const EventRule& rule, const Sender& sender) {
       return sender.code == "ERSOU";
     case Producer::kHolder:
       return sender.code == "NFK" || sender.code == "ERSOU";
+    case Producer::kParty:
+      return sender.code == "UKFIU" || sender.code == "NFK" || sender.code == "ERSOU";
   }
   return false;
+}
+
+// The organisation code of a target instance.
+std::string CodeOf(const Target& target) {
+  return target.instance == "nca"         ? "NCA"
+         : target.instance == "ukfiu"     ? "UKFIU"
+         : target.instance == "force-NFK" ? "NFK"
+                                          : "ERSOU";
+}
+
+bool IsThread(v1::EventType type) {
+  return type == v1::EVENT_TYPE_INFORMATION_REQUESTED ||
+         type == v1::EVENT_TYPE_INFORMATION_PROVIDED;
 }
 
 class RulesBatteryTest : public ::testing::Test {
@@ -178,6 +193,11 @@ class RulesBatteryTest : public ::testing::Test {
     if (type == v1::EVENT_TYPE_OUTCOME_UPDATED) {
       *e.mutable_outcome() = SampleOutcome(v1::OUTCOME_TYPE_CRIMINAL_CHARGED);
     }
+    // A thread's natural other party: UKFIU and the force talk, and the force and its unit.
+    if (IsThread(type)) {
+      e.set_thread_id(NewId("RFI-"));
+      e.set_thread_with(sender.code == "NFK" || sender.code == "SFK" ? "UKFIU" : "NFK");
+    }
     if (type == v1::EVENT_TYPE_DECLINED_BY_FORCE || type == v1::EVENT_TYPE_ASSISTANCE_DECLINED ||
         type == v1::EVENT_TYPE_WITHDRAWN || type == v1::EVENT_TYPE_REDIRECTED) {
       e.set_reason("battery");
@@ -211,10 +231,30 @@ class RulesBatteryTest : public ::testing::Test {
         env->mutable_package()->set_referral_id(event.referral_id());
         *env->mutable_package()->mutable_sar() = SampleSar();
       }
+      // What travels beside the event: a thread's text to its other party, a further SAR to
+      // whoever works the referral.
+      if (IsThread(event.type()) && event.thread_with() == CodeOf(target)) {
+        v1::ThreadMessage* m = env->mutable_thread_message();
+        m->set_event_id(event.event_id());
+        m->set_thread_id(event.thread_id());
+        m->set_referral_id(event.referral_id());
+        m->set_from(event.producer());
+        m->set_to(event.thread_with());
+        m->set_text("battery question");
+      }
+      if (event.type() == v1::EVENT_TYPE_SAR_ATTACHED && target.instance != "ukfiu") {
+        *env->mutable_supplementary_sar() = SampleSar("Further Battery");
+        env->mutable_supplementary_sar()->set_sar_id(NewId("SAR-"));
+      }
       s = v1::Delivery::NewStub(channel)->Deliver(Context().get(), req, &response);
     }
     if (!s.ok()) {
       *detail = absl::StrCat("call refused: ", s.error_code(), " ", s.error_message());
+      return false;
+    }
+    // No result: not taken now, to be sent again (a further SAR waiting for its handover).
+    if (response.results_size() == 0) {
+      *detail = "not taken yet";
       return false;
     }
     *detail = response.results(0).detail();
@@ -239,7 +279,10 @@ TEST_F(RulesBatteryTest, EveryForbiddenEventIsRefusedAndEveryAllowedOneAccepted)
     for (const Sender& sender : kSenders) {
       for (const Target& target : kTargets) {
         if (target.instance == sender.instance) continue;
-        const bool to_target = target.party == 0 || (rule.to & target.party);
+        const bool to_thread_peer =
+            (rule.to & referral::kToThreadPeer) &&
+            Make(rule.type, sender, held).thread_with() == CodeOf(target);
+        const bool to_target = target.party == 0 || (rule.to & target.party) || to_thread_peer;
         const bool allowed_here = HasRole(rule, sender) && to_target;
         const std::string what =
             absl::StrCat(EventName(rule.type), " from ", sender.code, " to ", target.instance);
@@ -249,7 +292,8 @@ TEST_F(RulesBatteryTest, EveryForbiddenEventIsRefusedAndEveryAllowedOneAccepted)
           // to may be ahead of that handover: it is kept aside, not applied. The force, which
           // made every handover itself, refuses it outright.
           const bool may_hold =
-              (rule.producer == Producer::kUnit || rule.producer == Producer::kHolder) &&
+              (rule.producer == Producer::kUnit || rule.producer == Producer::kHolder ||
+               rule.producer == Producer::kParty) &&
               sender.unit && (target.instance == "nca" || target.instance == "ukfiu");
           std::string detail;
           const bool took = Deliver(sender, target, Make(rule.type, sender, held), &detail);
@@ -296,6 +340,36 @@ TEST_F(RulesBatteryTest, EveryForbiddenEventIsRefusedAndEveryAllowedOneAccepted)
     }
     ASSERT_NE(sender, nullptr);
     v1::LifecycleEvent e = Make(rule->type, *sender, fresh[rule->type]);
+    if (rule->type == v1::EVENT_TYPE_INFORMATION_REQUESTED && target->party != 0) {
+      // The party the question is for: this target.
+      for (const Sender& s : kSenders) {
+        if (Make(rule->type, s, "").thread_with() == CodeOf(*target) && HasRole(*rule, s) &&
+            s.instance != target->instance) {
+          sender = &s;
+        }
+      }
+      e = Make(rule->type, *sender, fresh[rule->type]);
+    }
+    if (rule->type == v1::EVENT_TYPE_INFORMATION_PROVIDED && target->party != 0) {
+      // An answer comes to the party that asked: the target asks first, through its own API.
+      v1::RequestInformationRequest ask;
+      ask.set_request_id(NewId("ask-"));
+      ask.set_referral_id(fresh[rule->type]);
+      ask.set_question("battery: which accounts?");
+      v1::InformationThreadResponse asked;
+      grpc::Status s = target->instance == "ukfiu"
+                           ? ukfiu_->RequestInformation(Context().get(), ask, &asked)
+                       : target->instance == "force-NFK"
+                           ? nfk_->RequestInformation(Context().get(), ask, &asked)
+                           : ersou_->RequestInformation(Context().get(), ask, &asked);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+      for (const Sender& candidate : kSenders) {
+        if (candidate.code == asked.thread().asked_of()) sender = &candidate;
+      }
+      e = Make(rule->type, *sender, fresh[rule->type]);
+      e.set_thread_id(asked.thread().thread_id());
+      e.set_thread_with(CodeOf(*target));
+    }
     std::string detail;
     EXPECT_TRUE(Deliver(*sender, *target, e, &detail))
         << EventName(rule->type) << " from " << sender->code << " to " << target->instance

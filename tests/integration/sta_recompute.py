@@ -246,7 +246,9 @@ for rid in ids:
         "fy": fy_of(d.occurred_at.seconds),
         "due": next_due(d, before_end),
         "reg19": reg19_due(d, events),
-        "subjects": set(d.subject_refs),
+        "subjects": set(d.subject_refs) | {s for e in events if e.type == ET.Value(
+            "EVENT_TYPE_SAR_ATTACHED") and (end_time is None or t(e) < end_time)
+            for s in e.subject_refs},
         "end": end.type if end else None,
         "feedback": end.occurred_at.seconds if end and end.type in FEEDBACK_ENDS else None,
         "outcome": end.outcome if end and end.type != ET.Value("EVENT_TYPE_DECLINED_BY_FORCE")
@@ -260,6 +262,7 @@ for rid in ids:
         "assistance_declines": sum(e.type == ET.Value("EVENT_TYPE_ASSISTANCE_DECLINED")
                                    for e in events),
         "escalated": any(e.type == ET.Value("EVENT_TYPE_ESCALATED") for e in before_end),
+        "case": d.case_id or rid,
         "daml": d.daml,
         "on_behalf": d.recorded_on_behalf,
         "iopc": any(e.type == ET.Value("EVENT_TYPE_REFERRED_TO_IOPC") for e in before_end),
@@ -322,6 +325,8 @@ def measures(fs):
     m["days_to_outcome_median"] = median(out)
     m["days_to_outcome_p90"] = p90(out)
     m["outcomes_n"] = len(out)
+    m["cases"] = len({f["case"] for f in fs})
+    m["distinct_subjects"] = len({s for f in fs for s in f["subjects"]})
     m["daml"] = sum(f["daml"] for f in fs)
     m["recorded_on_behalf"] = sum(f["on_behalf"] for f in fs)
     m["referred_to_iopc"] = sum(f["iopc"] for f in fs)
@@ -356,7 +361,7 @@ this_year = [f for f in facts if f["fy"][0] == YEAR]
 prev_year = [f for f in facts if f["fy"][0] == YEAR - 1]
 for label, fs in ((fy_name(YEAR), this_year), (fy_name(YEAR - 1), prev_year)):
     m = measures(fs)
-    for key in ("referred", "feedback_received", "response_rate", "declined_by_force",
+    for key in ("referred", "cases", "distinct_subjects", "feedback_received", "response_rate", "declined_by_force",
                 "closed_with_outcome", "assistance_declined", "withdrawn", "redirected", "open",
                 "overdue", "escalated", "open_over_12_months", "repeat_subjects",
                 "information_requests", "information_answered", "daml", "referred_to_iopc",
@@ -467,6 +472,9 @@ for f in this_year:
 for org, fs in by_org.items():
     behalf = sum(f["on_behalf"] for f in fs)
     put("coverage", org, "Referred", len(fs))
+    m = measures(fs)
+    put("coverage", org, "Cases", m["cases"])
+    put("coverage", org, "Distinct subjects", m["distinct_subjects"])
     put("coverage", org, "Recorded on behalf", behalf)
     expected[("coverage", org, "On sarloop")] = "yes" if behalf < len(fs) else \
         "no: recorded by UKFIU"

@@ -122,6 +122,7 @@ std::vector<v1::LifecycleEvent> History() {
   thread(v1::EVENT_TYPE_INFORMATION_PROVIDED, "NFK", "UKFIU", "RFI-0000000000000002");
   add(v1::EVENT_TYPE_ASSISTANCE_DECLINED, "ERSOU").set_reason("capacity");
   add(v1::EVENT_TYPE_REMINDER_SENT, "UKFIU");
+  add(v1::EVENT_TYPE_SAR_ATTACHED, "UKFIU").add_subject_refs("def");
   add(v1::EVENT_TYPE_HANDED_OVER, "NFK").set_unit("ERSOU");
   add(v1::EVENT_TYPE_ESCALATED, "UKFIU");
   add(v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, "ERSOU");
@@ -157,7 +158,9 @@ TEST(RegisterFold, InOrderHistoryEndsWithTheOutcome) {
   EXPECT_EQ(e.reminders(), 1);
   EXPECT_TRUE(e.escalated());
   EXPECT_EQ(e.unit(), "ERSOU");
-  EXPECT_EQ(e.event_count(), 22);
+  EXPECT_EQ(e.event_count(), 23);
+  EXPECT_EQ(e.supplementary_sars(), 1);
+  EXPECT_THAT(e.subject_refs(), ::testing::ElementsAre("abc", "def"));
   EXPECT_TRUE(e.daml());
   EXPECT_TRUE(e.referred_to_iopc());
   EXPECT_EQ(e.iopc_mode(), v1::IOPC_MODE_DIRECTED);

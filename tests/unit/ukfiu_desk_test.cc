@@ -471,6 +471,79 @@ TEST_F(UkfiuDeskTest, AnOffSystemOrganisationsRepliesAreRecordedOnItsBehalf) {
   EXPECT_THAT(desk_->Refer(call_, req), IsOk());
 }
 
+// A SAR about people in two organisations: one case, a referral each, one lead; the two are no
+// deconfliction for each other.
+TEST_F(UkfiuDeskTest, AJointReferralIsOneCaseWithALead) {
+  const std::string sar = Submit();
+  v1::ReferSarRequest req;
+  req.set_request_id("j1");
+  req.set_sar_id(sar);
+  req.set_organisation("NFK");
+  *req.mutable_thr() = SampleThr();
+  req.add_joint_with("NFK");
+  EXPECT_THAT(desk_->Refer(call_, req),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("joint_with[0]")));
+  req.clear_joint_with();
+  req.add_joint_with("SFK");
+  req.set_lead_organisation("MPS");
+  EXPECT_THAT(desk_->Refer(call_, req),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lead_organisation")));
+  req.set_lead_organisation("SFK");
+  ASSERT_OK_AND_ASSIGN(auto made, desk_->Refer(call_, req));
+  ASSERT_EQ(made.joint_size(), 1);
+  EXPECT_EQ(made.joint(0).organisation(), "SFK");
+  EXPECT_THAT(made.referral().case_id(), ::testing::StartsWith("CASE-"));
+  EXPECT_EQ(made.referral().case_id(), made.joint(0).case_id());
+  EXPECT_EQ(made.referral().lead_organisation(), "SFK");
+  EXPECT_TRUE(made.referral().deconfliction_with().empty());
+  EXPECT_TRUE(made.joint(0).deconfliction_with().empty());
+  int flags = 0;
+  for (const auto& [dest, type, package] : Outbox()) {
+    flags += type == v1::EVENT_TYPE_DECONFLICTION_FLAG;
+  }
+  EXPECT_EQ(flags, 0);
+}
+
+// A further SAR joins the open referral: to the force with the SAR, to the NCA without it, and
+// the clock is not restarted.
+TEST_F(UkfiuDeskTest, AFurtherSarIsAttachedWithoutRestartingTheClock) {
+  ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));
+  const std::string further = Submit("Kit Further");
+  clock_.Advance(absl::Hours(24 * 3));
+  v1::AttachSarRequest attach;
+  attach.set_request_id("a1");
+  attach.set_referral_id(ref.referral().referral_id());
+  attach.set_sar_id(ref.referral().sar_id());
+  EXPECT_THAT(desk_->AttachSar(call_, attach),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already part")));
+  attach.set_request_id("a2");
+  attach.set_sar_id(further);
+  ASSERT_OK_AND_ASSIGN(auto attached, desk_->AttachSar(call_, attach));
+  EXPECT_THAT(attached.referral().supplementary_sar_ids(), ElementsAre(further));
+  EXPECT_EQ(attached.referral().due_at().seconds(), ref.referral().due_at().seconds());
+  attach.set_request_id("a3");
+  EXPECT_THAT(desk_->AttachSar(call_, attach),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already part")));
+  bool to_force = false, to_nca = false;
+  ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, ReadOutbox(t));
+    for (const OutboxEntry& row : rows) {
+      if (row.envelope.event().type() != v1::EVENT_TYPE_SAR_ATTACHED) continue;
+      if (row.destination == "NFK") {
+        to_force = row.envelope.supplementary_sar().sar_id() == further;
+      }
+      if (row.destination == "NCA") {
+        to_nca = !row.envelope.has_supplementary_sar() &&
+                 row.envelope.event().subject_refs_size() == 1;
+      }
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_TRUE(to_force);
+  EXPECT_TRUE(to_nca);
+}
+
 // A redirect's new package carries what happened before.
 TEST_F(UkfiuDeskTest, ARedirectedReferralCarriesItsHistory) {
   ASSERT_OK_AND_ASSIGN(auto ref, Refer(Submit(), "NFK"));

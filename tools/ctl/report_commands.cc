@@ -145,6 +145,8 @@ absl::Status StaReport(const Input& in, Session& session) {
   report::StaInputs inputs;
   inputs.year = year;
   inputs.publication = base.publication();
+  // Cases and distinct subjects for the headline and the organisations' table.
+  base.set_count_distinct(true);
   ASSIGN_OR_RETURN(inputs.this_year, Ask(session, base, {}, {year}));
   // One as_of for every part, so the report is a consistent picture.
   *base.mutable_as_of() = inputs.this_year.as_of();
@@ -153,6 +155,7 @@ absl::Status StaReport(const Input& in, Session& session) {
   ASSIGN_OR_RETURN(inputs.previous_year, Ask(session, base, {}, {year - 1}));
   ASSIGN_OR_RETURN(inputs.by_organisation,
                    Ask(session, base, {v1::DIMENSION_ORGANISATION}, {year}));
+  base.set_count_distinct(false);
   ASSIGN_OR_RETURN(inputs.by_region, Ask(session, base, {v1::DIMENSION_REGION}, {year}));
   ASSIGN_OR_RETURN(inputs.by_category,
                    Ask(session, base, {v1::DIMENSION_CATEGORY}, {year},

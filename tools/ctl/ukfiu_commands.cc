@@ -108,6 +108,10 @@ absl::Status Refer(const Input& in, Session& session) {
   request.set_sar_id(in.operands[0]);
   request.set_organisation(OrgCode(org));
   request.set_off_system(in.args.Has("off-system"));
+  for (const std::string& other : in.args.GetAll("joint-with")) {
+    request.add_joint_with(OrgCode(other));
+  }
+  if (auto lead = in.args.Get("lead")) request.set_lead_organisation(OrgCode(*lead));
   if (std::optional<std::string> hit_id = in.args.Get("hit")) {
     // An INDIRECT referral from a linkage hit: the hit must be in this organisation's index.
     ASSIGN_OR_RETURN(v1::LinkageHit hit, FetchLinkageHit(in, session, *hit_id));
@@ -124,8 +128,13 @@ absl::Status Refer(const Input& in, Session& session) {
   }
   v1::ReferSarResponse response;
   RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::ReferSar, request, &response));
-  return Emit(session, response,
-              [&](std::ostream& out) { PrintReferral(response.referral(), out); });
+  return Emit(session, response, [&](std::ostream& out) {
+    PrintReferral(response.referral(), out);
+    for (const v1::Referral& r : response.joint()) {
+      out << "\njoint referral\n";
+      PrintReferral(r, out);
+    }
+  });
 }
 
 absl::Status Withdraw(const Input& in, Session& session) {
@@ -213,6 +222,17 @@ absl::Status RecordOnBehalf(const Input& in, Session& session) {
               [&](std::ostream& out) { PrintReferral(response.referral(), out); });
 }
 
+absl::Status Attach(const Input& in, Session& session) {
+  v1::AttachSarRequest request;
+  request.set_request_id(session.options().request_id);
+  request.set_referral_id(in.operands[0]);
+  request.set_sar_id(in.operands[1]);
+  v1::AttachSarResponse response;
+  RETURN_IF_ERROR(session.Call(&Ukfiu::Stub::AttachSar, request, &response));
+  return Emit(session, response,
+              [&](std::ostream& out) { PrintReferral(response.referral(), out); });
+}
+
 absl::Status RunClock(const Input& in, Session& session) {
   v1::RunFeedbackClockResponse response;
   RETURN_IF_ERROR(
@@ -246,11 +266,15 @@ std::vector<Command> UkfiuCommands() {
        .operands = {"SAR_ID"},
        .synopsis = absl::StrCat("--org CODE ", kThrSynopsis,
                                 " [--due-days N] [--hit HIT_ID [--linkage-target HOST:PORT]] "
-                                "[--off-system]"),
+                                "[--off-system] [--joint-with CODE... [--lead CODE]]"),
        .summary = "refer a SAR to an organisation with a THR assessment (--hit: an indirect "
                   "link the linkage screen found; --off-system: the organisation does not run "
-                  "sarloop, and UKFIU records its replies with record-on-behalf)",
-       .options = Concat({"org", "due-days", "hit", "linkage-target", "off-system"}, kThrOptions),
+                  "sarloop, and UKFIU records its replies with record-on-behalf; --joint-with: "
+                  "people in other organisations too, one case with a referral each, led by "
+                  "--org or --lead)",
+       .options = Concat({"org", "due-days", "hit", "linkage-target", "off-system", "lead"},
+                         kThrOptions),
+       .repeatable = {"joint-with"},
        .mutating = true,
        .run = Refer},
       {.group = "ukfiu",
@@ -281,6 +305,13 @@ std::vector<Command> UkfiuCommands() {
        .summary = "list referrals, newest first",
        .options = Concat({"org", "state"}, kPagingOptions),
        .run = ListReferrals},
+      {.group = "ukfiu",
+       .verb = "attach",
+       .operands = {"REF_ID", "SAR_ID"},
+       .summary = "attach a further SAR to an open referral (the force and its units receive it; "
+                  "the clock does not restart)",
+       .mutating = true,
+       .run = Attach},
       {.group = "ukfiu",
        .verb = "record-on-behalf",
        .operands = {"REF_ID"},

@@ -193,6 +193,10 @@ void PrintReferral(const v1::Referral& r, std::ostream& out) {
                                                               : EnumLabel(r.iopc_mode()));
   }
   if (r.requests_open() > 0) kv.Add("requests open", Count(r.requests_open()));
+  if (!r.case_id().empty()) {
+    kv.Add("joint case", absl::StrCat(r.case_id(), ", led by ", r.lead_organisation()));
+  }
+  kv.AddIfSet("further SARs", Joined(r.supplementary_sar_ids()));
   if (r.decision_clock_paused()) kv.Add("decision clock", "paused: waiting for UKFIU's answer");
   AddTracks(kv, r.tracks());
   AddOutcome(kv, r.outcome());
@@ -216,6 +220,14 @@ void PrintReferral(const v1::Referral& r, std::ostream& out) {
   pkg.Print(out);
   out << '\n';
   PrintSubjects(package.sar().subjects(), out);
+  for (const v1::Sar& further : package.supplementary_sars()) {
+    out << "\nfurther SAR\n";
+    KeyValues more;
+    AddSarFields(more, further);
+    more.Print(out);
+    out << '\n';
+    PrintSubjects(further.subjects(), out);
+  }
 }
 
 void PrintEvents(const Repeated<v1::LifecycleEvent>& events, std::ostream& out) {
@@ -297,6 +309,10 @@ void PrintRegisterEntry(const v1::RegisterEntry& e, std::ostream& out) {
     kv.Add("decision clock", absl::StrCat("paused since ", FormatTime(e.decision_paused_since())));
   }
   if (e.daml()) kv.Add("DAML", "yes");
+  if (!e.case_id().empty()) {
+    kv.Add("joint case", absl::StrCat(e.case_id(), ", led by ", e.lead_organisation()));
+  }
+  if (e.supplementary_sars() > 0) kv.Add("further SARs", Count(e.supplementary_sars()));
   kv.AddIfSet("glossary codes", Joined(e.glossary_codes()));
   if (e.recorded_on_behalf()) kv.Add("recorded on behalf", "yes (not on sarloop)");
   if (e.referred_to_iopc()) {
