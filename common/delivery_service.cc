@@ -119,7 +119,8 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
     RETURN_IF_ERROR(CheckEvent(env.event()));
     if (env.has_package()) RETURN_IF_ERROR(CheckPackage(env.package()));
     if (env.has_supplementary_sar()) {
-      RETURN_IF_ERROR(CheckSar("supplementary_sar", env.supplementary_sar(), absl::InfiniteFuture()));
+      RETURN_IF_ERROR(
+          CheckSar("supplementary_sar", env.supplementary_sar(), absl::InfiniteFuture()));
     }
     if (env.event().producer() != peer.org) {
       return absl::PermissionDeniedError(

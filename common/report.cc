@@ -356,8 +356,8 @@ StaReport BuildSta(const StaInputs& in) {
       // Unknown when a count is suppressed (publication mode).
       const bool known = m.has_recorded_on_behalf() && m.has_referred();
       const bool on = m.recorded_on_behalf() < m.referred();
-      c.rows.push_back({Text(g.key(0)), Count(SARLOOP_M(m, referred)),
-                        Count(SARLOOP_M(m, cases)), Count(SARLOOP_M(m, distinct_subjects)),
+      c.rows.push_back({Text(g.key(0)), Count(SARLOOP_M(m, referred)), Count(SARLOOP_M(m, cases)),
+                        Count(SARLOOP_M(m, distinct_subjects)),
                         Count(SARLOOP_M(m, recorded_on_behalf)),
                         Text(!known ? ""
                              : on   ? "yes"

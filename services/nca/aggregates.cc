@@ -140,8 +140,7 @@ void Merge(const Acc& from, Acc& into) {
   into.repeat_subjects.insert(into.repeat_subjects.end(), from.repeat_subjects.begin(),
                               from.repeat_subjects.end());
   into.solo_cases += from.solo_cases;
-  into.joint_cases.insert(into.joint_cases.end(), from.joint_cases.begin(),
-                          from.joint_cases.end());
+  into.joint_cases.insert(into.joint_cases.end(), from.joint_cases.begin(), from.joint_cases.end());
   into.subjects.insert(into.subjects.end(), from.subjects.begin(), from.subjects.end());
 }
 

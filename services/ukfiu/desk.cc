@@ -569,8 +569,8 @@ absl::StatusOr<v1::AttachSarResponse> Desk::AttachSar(const Call& call,
         RETURN_IF_ERROR(NextState(r.state(), v1::EVENT_TYPE_SAR_ATTACHED).status());
         if (r.sar_id() == request.sar_id() ||
             absl::c_linear_search(r.supplementary_sar_ids(), request.sar_id())) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "sar_id: ", request.sar_id(), " is already part of ", r.referral_id()));
+          return absl::FailedPreconditionError(
+              absl::StrCat("sar_id: ", request.sar_id(), " is already part of ", r.referral_id()));
         }
         ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, request.sar_id()));
         v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_SAR_ATTACHED, r.referral_id(),

@@ -279,9 +279,8 @@ TEST_F(RulesBatteryTest, EveryForbiddenEventIsRefusedAndEveryAllowedOneAccepted)
     for (const Sender& sender : kSenders) {
       for (const Target& target : kTargets) {
         if (target.instance == sender.instance) continue;
-        const bool to_thread_peer =
-            (rule.to & referral::kToThreadPeer) &&
-            Make(rule.type, sender, held).thread_with() == CodeOf(target);
+        const bool to_thread_peer = (rule.to & referral::kToThreadPeer) &&
+                                    Make(rule.type, sender, held).thread_with() == CodeOf(target);
         const bool to_target = target.party == 0 || (rule.to & target.party) || to_thread_peer;
         const bool allowed_here = HasRole(rule, sender) && to_target;
         const std::string what =

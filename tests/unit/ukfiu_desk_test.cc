@@ -533,8 +533,8 @@ TEST_F(UkfiuDeskTest, AFurtherSarIsAttachedWithoutRestartingTheClock) {
         to_force = row.envelope.supplementary_sar().sar_id() == further;
       }
       if (row.destination == "NCA") {
-        to_nca = !row.envelope.has_supplementary_sar() &&
-                 row.envelope.event().subject_refs_size() == 1;
+        to_nca =
+            !row.envelope.has_supplementary_sar() && row.envelope.event().subject_refs_size() == 1;
       }
     }
     return absl::OkStatus();

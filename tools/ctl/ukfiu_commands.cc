@@ -272,8 +272,8 @@ std::vector<Command> UkfiuCommands() {
                   "sarloop, and UKFIU records its replies with record-on-behalf; --joint-with: "
                   "people in other organisations too, one case with a referral each, led by "
                   "--org or --lead)",
-       .options = Concat({"org", "due-days", "hit", "linkage-target", "off-system", "lead"},
-                         kThrOptions),
+       .options =
+           Concat({"org", "due-days", "hit", "linkage-target", "off-system", "lead"}, kThrOptions),
        .repeatable = {"joint-with"},
        .mutating = true,
        .run = Refer},
