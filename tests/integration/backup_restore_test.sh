@@ -130,7 +130,13 @@ for ref in $(referrals_of before); do
 done
 ((found == 2)) && ok "NFK has the referrals made before the backup ($found of 2)" || bad "NFK has $found of 2 referrals"
 workflow after && ok "NFK takes new referrals after the restore" || bad "workflow after restore: $(failures_of "$DIR/workflow-after.out")"
-for _ in $(seq 100); do grep -q "audit witness NCA refuses" "$DIR/logs/force-NFK.log" && break; sleep 0.1; done
+# The report goes out within seconds of the log growing; a loaded machine may take longer, so wait
+# for both logs (up to two minutes) rather than a fixed few seconds.
+for _ in $(seq 1200); do
+  grep -q "audit witness NCA refuses" "$DIR/logs/force-NFK.log" &&
+    grep -q "audit witness: .*force/NFK" "$DIR/logs/nca.log" && break
+  sleep 0.1
+done
 grep -q "audit witness NCA refuses" "$DIR/logs/force-NFK.log" &&
   ok "the witness refuses the restored NFK's heads, and NFK's log says so" ||
   bad "NFK's log does not show the witness refusing its rolled-back head"

@@ -333,6 +333,12 @@ class Builder {
                       ").");
     }
     plan.sar.set_narrative(text);
+    // One report in twelve asks for consent to proceed (a DAML request), by index so the rest of
+    // the scenario draws the same numbers.
+    if (scenario_.sars.size() % 12 == 5) {
+      plan.sar.set_daml(true);
+      plan.sar.add_glossary_codes("XXS99XX");
+    }
     for (int p : persons) *plan.sar.add_subjects() = SubjectOf(p);
     plan.persons = std::move(persons);
     scenario_.sars.push_back(std::move(plan));
@@ -587,6 +593,10 @@ class Builder {
     // (by index, so the rest of the scenario draws the same numbers as before).
     const bool decided_by_force = r.path == Path::kDecline || r.path == Path::kClose ||
                                   (HandedOver(r.path) && !HandsOverOnReceipt(r.organisation));
+    // One in five of the cases a force closes or a unit concludes is referred to the IOPC, which
+    // decides the force investigates under its direction.
+    r.iopc = (r.path == Path::kClose || r.path == Path::kUnitOutcome) &&
+             !HandsOverOnReceipt(r.organisation) && i % 5 == 2;
     if (decided_by_force && i % 3 == 0) {
       const QuestionText& q = kQuestions[(i / 3) % std::size(kQuestions)];
       r.question = q.question;

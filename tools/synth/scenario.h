@@ -133,6 +133,8 @@ struct ReferralPlan {
   // one in three referrals a force decides itself): the question and UKFIU's answer.
   std::string question;
   std::string answer;
+  // The force refers the matter to the IOPC during research; the IOPC directs the investigation.
+  bool iopc = false;
 };
 
 struct Scenario {

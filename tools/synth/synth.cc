@@ -952,6 +952,7 @@ class Driver {
       }
       Acknowledge(i);
       StartResearch(i);
+      if (r.iopc) ReferToIopc(i);
       // A question to UKFIU first: the decision waits for the answer ("force decisions after
       // answers").
       if (!r.question.empty()) {
@@ -960,6 +961,21 @@ class Driver {
       }
       Decide(i);
     });
+  }
+
+  // The referral to the IOPC, then the mode it decided.
+  void ReferToIopc(int i) {
+    const std::string& org = s_.referrals[i].organisation;
+    for (v1::IopcMode mode : {v1::IOPC_MODE_UNSPECIFIED, v1::IOPC_MODE_DIRECTED}) {
+      Step(org, mode == v1::IOPC_MODE_UNSPECIFIED ? "ReferToIopc" : "IopcMode", i,
+           [&](auto& stub, auto* ctx, const auto& rid, auto* resp) {
+             v1::ReferToIopcRequest req;
+             req.set_request_id(rid);
+             req.set_referral_id(ids_[i]);
+             req.set_mode(mode);
+             return stub.ReferToIopc(ctx, req, resp);
+           });
+    }
   }
 
   void Ask(int i) {
