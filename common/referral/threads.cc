@@ -136,6 +136,37 @@ std::vector<std::string> Askable(const Receiver& self, const v1::Referral& copy,
   return out;
 }
 
+// Makes, stores and sends one message of thread `q.thread_id`: the event that carries it, and its
+// text beside the event to the other party. The question when `answer` is 0, else the answer.
+absl::Status SendMessage(Txn& txn, Mirror& mirror, const Call& call, absl::Time now,
+                         const v1::Referral& copy, const Question& q, int answer,
+                         const std::string& thread_id, const std::string& text,
+                         const google::protobuf::RepeatedPtrField<std::string>& attachments) {
+  const Receiver& self = mirror.self();
+  const v1::EventType type =
+      answer ? v1::EVENT_TYPE_INFORMATION_PROVIDED : v1::EVENT_TYPE_INFORMATION_REQUESTED;
+  const std::string& to = answer ? q.asked_by : q.asked_of;
+  v1::LifecycleEvent event =
+      NewEvent(type, copy.referral_id(), self.code, copy.organisation(), call.actor, now);
+  if (self.is_unit) event.set_unit(self.code);
+  event.set_thread_id(thread_id);
+  event.set_thread_with(to);
+  event.set_attachment_count(attachments.size());
+  if (!answer) *event.mutable_reply_due_at() = ToProto(q.reply_due);
+  v1::ThreadMessage m;
+  m.set_event_id(event.event_id());
+  m.set_thread_id(thread_id);
+  m.set_referral_id(copy.referral_id());
+  m.set_from(self.code);
+  m.set_to(to);
+  *m.mutable_actor() = call.actor;
+  *m.mutable_sent_at() = event.occurred_at();
+  m.set_text(text);
+  *m.mutable_attachments() = attachments;
+  RETURN_IF_ERROR(Store(txn, m, answer, q.asked_by, q.asked_of, q.reply_due));
+  return mirror.Produce(txn, event, nullptr, nullptr, &m).status();
+}
+
 }  // namespace
 
 bool IsThreadEvent(v1::EventType type) {
@@ -206,31 +237,13 @@ absl::StatusOr<v1::InformationThreadResponse> Threads::Ask(
                                                " for this referral, not ", to));
         }
         RETURN_IF_ERROR(NextState(copy.state(), v1::EVENT_TYPE_INFORMATION_REQUESTED).status());
-        const std::string producer = self.code;
-        v1::LifecycleEvent event =
-            NewEvent(v1::EVENT_TYPE_INFORMATION_REQUESTED, request.referral_id(), producer,
-                     copy.organisation(), call.actor, now);
-        if (self.is_unit) event.set_unit(self.code);
-        event.set_thread_id(NewId("RFI-", 16));
-        event.set_thread_with(to);
-        event.set_attachment_count(request.attachments_size());
         const int days =
             request.reply_due_days() == 0 ? kDefaultReplyDays : request.reply_due_days();
-        const absl::Time due = now + absl::Hours(24 * days);
-        *event.mutable_reply_due_at() = ToProto(due);
-        v1::ThreadMessage m;
-        m.set_event_id(event.event_id());
-        m.set_thread_id(event.thread_id());
-        m.set_referral_id(event.referral_id());
-        m.set_from(self.code);
-        m.set_to(to);
-        *m.mutable_actor() = call.actor;
-        *m.mutable_sent_at() = event.occurred_at();
-        m.set_text(request.question());
-        *m.mutable_attachments() = request.attachments();
-        RETURN_IF_ERROR(Store(txn, m, 0, self.code, to, due));
-        RETURN_IF_ERROR(mirror_.Produce(txn, event, nullptr, nullptr, &m).status());
-        ASSIGN_OR_RETURN(*response.mutable_thread(), LoadThread(txn, event.thread_id(), now));
+        const Question q{copy.referral_id(), self.code, to, now + absl::Hours(24 * days), false};
+        const std::string thread_id = NewId("RFI-", 16);
+        RETURN_IF_ERROR(SendMessage(txn, mirror_, call, now, copy, q, 0, thread_id,
+                                    request.question(), request.attachments()));
+        ASSIGN_OR_RETURN(*response.mutable_thread(), LoadThread(txn, thread_id, now));
         return absl::OkStatus();
       },
       now, call.audit));
@@ -260,26 +273,8 @@ absl::StatusOr<v1::InformationThreadResponse> Threads::Answer(
         }
         ASSIGN_OR_RETURN(v1::Referral copy, LoadReferral(txn, question->referral_id));
         RETURN_IF_ERROR(NextState(copy.state(), v1::EVENT_TYPE_INFORMATION_PROVIDED).status());
-        v1::LifecycleEvent event =
-            NewEvent(v1::EVENT_TYPE_INFORMATION_PROVIDED, question->referral_id, self.code,
-                     copy.organisation(), call.actor, now);
-        if (self.is_unit) event.set_unit(self.code);
-        event.set_thread_id(request.thread_id());
-        event.set_thread_with(question->asked_by);
-        event.set_attachment_count(request.attachments_size());
-        v1::ThreadMessage m;
-        m.set_event_id(event.event_id());
-        m.set_thread_id(request.thread_id());
-        m.set_referral_id(question->referral_id);
-        m.set_from(self.code);
-        m.set_to(question->asked_by);
-        *m.mutable_actor() = call.actor;
-        *m.mutable_sent_at() = event.occurred_at();
-        m.set_text(request.answer());
-        *m.mutable_attachments() = request.attachments();
-        RETURN_IF_ERROR(
-            Store(txn, m, 1, question->asked_by, question->asked_of, question->reply_due));
-        RETURN_IF_ERROR(mirror_.Produce(txn, event, nullptr, nullptr, &m).status());
+        RETURN_IF_ERROR(SendMessage(txn, mirror_, call, now, copy, *question, 1,
+                                    request.thread_id(), request.answer(), request.attachments()));
         ASSIGN_OR_RETURN(*response.mutable_thread(), LoadThread(txn, request.thread_id(), now));
         return absl::OkStatus();
       },

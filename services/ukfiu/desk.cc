@@ -406,29 +406,46 @@ absl::StatusOr<v1::ReferSarResponse> Desk::Refer(const Call& call,
   return response;
 }
 
-absl::StatusOr<v1::WithdrawReferralResponse> Desk::Withdraw(
-    const Call& call, const v1::WithdrawReferralRequest& request) {
-  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
-  RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
-  RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
-  v1::WithdrawReferralResponse response;
+template <typename Response>
+absl::StatusOr<Response> Desk::Step(const Call& call, const google::protobuf::Message& request,
+                                    const std::string& request_id, const std::string& referral_id,
+                                    v1::EventType type, const StepFill& fill) {
+  RETURN_IF_ERROR(CheckRequestId(request_id));
+  RETURN_IF_ERROR(CheckReferralId("referral_id", referral_id));
+  Response response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
-      db_, call.scope, request, request.request_id(), &response,
+      db_, call.scope, request, request_id, &response,
       [&](Txn& txn) -> absl::Status {
-        ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, request.referral_id()));
-        RETURN_IF_ERROR(NextState(r.state(), v1::EVENT_TYPE_WITHDRAWN).status());
-        v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_WITHDRAWN, r.referral_id(),
-                                        referral::kUkfiuCode, r.organisation(), call.actor, now);
-        e.set_reason(request.reason());
+        ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, referral_id));
+        v1::LifecycleEvent e = NewEvent(type, r.referral_id(), referral::kUkfiuCode,
+                                        r.organisation(), call.actor, now);
+        std::optional<v1::Sar> beside;
+        // What the step itself refuses first (a referral on sarloop recorded on its behalf, a SAR
+        // attached twice), then what the state allows.
+        RETURN_IF_ERROR(fill(txn, r, e, beside));
+        RETURN_IF_ERROR(NextState(r.state(), type).status());
         ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, r.sar_id()));
         RETURN_IF_ERROR(CheckNoSubjectData(e, sar));
-        RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
+        RETURN_IF_ERROR(
+            mirror_.Produce(txn, e, nullptr, nullptr, nullptr, beside ? &*beside : nullptr)
+                .status());
         ASSIGN_OR_RETURN(*response.mutable_referral(), LoadReferral(txn, r.referral_id()));
         return absl::OkStatus();
       },
       now, call.audit));
   return response;
+}
+
+absl::StatusOr<v1::WithdrawReferralResponse> Desk::Withdraw(
+    const Call& call, const v1::WithdrawReferralRequest& request) {
+  RETURN_IF_ERROR(CheckText("reason", request.reason(), 2000, true));
+  return Step<v1::WithdrawReferralResponse>(
+      call, request, request.request_id(), request.referral_id(), v1::EVENT_TYPE_WITHDRAWN,
+      [&](Txn&, v1::Referral&, v1::LifecycleEvent& e, std::optional<v1::Sar>&) {
+        e.set_reason(request.reason());
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
@@ -497,8 +514,6 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
 
 absl::StatusOr<v1::RecordOnBehalfResponse> Desk::RecordOnBehalf(
     const Call& call, const v1::RecordOnBehalfRequest& request) {
-  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
-  RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
   RETURN_IF_ERROR(CheckText("received_by", request.received_by(), 200, true));
   const v1::EventType step = request.step();
   const bool declines = step == v1::EVENT_TYPE_DECLINED_BY_FORCE;
@@ -518,77 +533,53 @@ absl::StatusOr<v1::RecordOnBehalfResponse> Desk::RecordOnBehalf(
   } else if (request.has_outcome()) {
     return FieldError("outcome", "goes with CLOSED_BY_FORCE only");
   }
-  v1::RecordOnBehalfResponse response;
-  const absl::Time now = clock_.Now();
-  RETURN_IF_ERROR(RunIdempotent(
-      db_, call.scope, request, request.request_id(), &response,
-      [&](Txn& txn) -> absl::Status {
-        ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, request.referral_id()));
+  return Step<v1::RecordOnBehalfResponse>(
+      call, request, request.request_id(), request.referral_id(), step,
+      [&](Txn&, v1::Referral& r, v1::LifecycleEvent& e, std::optional<v1::Sar>&) -> absl::Status {
         if (!r.recorded_on_behalf()) {
           return absl::FailedPreconditionError(
               absl::StrCat("referral_id: ", r.referral_id(), " is addressed to ", r.organisation(),
                            ", which runs sarloop and records its own steps"));
         }
-        RETURN_IF_ERROR(NextState(r.state(), step).status());
-        v1::LifecycleEvent e = NewEvent(step, r.referral_id(), referral::kUkfiuCode,
-                                        r.organisation(), call.actor, now);
         e.set_recorded_on_behalf(true);
         e.set_received_by(request.received_by());
         if (declines) {
           RETURN_IF_ERROR(referral::CheckDecline(request.reason_code(), request.reason(),
                                                  request.named_organisation(), r.organisation(),
                                                  reference_));
-          RETURN_IF_ERROR(referral::DeclineFill(request.reason_code(), request.reason(),
-                                                request.named_organisation())(e, r));
+          return referral::DeclineFill(request.reason_code(), request.reason(),
+                                       request.named_organisation())(e, r);
         }
         if (closes) {
-          RETURN_IF_ERROR(
-              referral::OutcomeFill(request.outcome(), r.organisation(), /*finishes=*/true)(e, r));
+          return referral::OutcomeFill(request.outcome(), r.organisation(), /*finishes=*/true)(e,
+                                                                                               r);
         }
-        ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, r.sar_id()));
-        RETURN_IF_ERROR(CheckNoSubjectData(e, sar));
-        RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
-        ASSIGN_OR_RETURN(*response.mutable_referral(), LoadReferral(txn, r.referral_id()));
         return absl::OkStatus();
-      },
-      now, call.audit));
-  return response;
+      });
 }
 
 absl::StatusOr<v1::AttachSarResponse> Desk::AttachSar(const Call& call,
                                                       const v1::AttachSarRequest& request) {
-  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
-  RETURN_IF_ERROR(CheckReferralId("referral_id", request.referral_id()));
   RETURN_IF_ERROR(CheckText("sar_id", request.sar_id(), 40, true));
-  v1::AttachSarResponse response;
   const absl::Time now = clock_.Now();
-  RETURN_IF_ERROR(RunIdempotent(
-      db_, call.scope, request, request.request_id(), &response,
-      [&](Txn& txn) -> absl::Status {
-        ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, request.referral_id()));
-        RETURN_IF_ERROR(NextState(r.state(), v1::EVENT_TYPE_SAR_ATTACHED).status());
+  return Step<v1::AttachSarResponse>(
+      call, request, request.request_id(), request.referral_id(), v1::EVENT_TYPE_SAR_ATTACHED,
+      [&](Txn& txn, v1::Referral& r, v1::LifecycleEvent& e,
+          std::optional<v1::Sar>& beside) -> absl::Status {
         if (r.sar_id() == request.sar_id() ||
             absl::c_linear_search(r.supplementary_sar_ids(), request.sar_id())) {
           return absl::FailedPreconditionError(
               absl::StrCat("sar_id: ", request.sar_id(), " is already part of ", r.referral_id()));
         }
-        ASSIGN_OR_RETURN(v1::Sar sar, LoadSar(txn, request.sar_id()));
-        v1::LifecycleEvent e = NewEvent(v1::EVENT_TYPE_SAR_ATTACHED, r.referral_id(),
-                                        referral::kUkfiuCode, r.organisation(), call.actor, now);
-        for (const v1::Subject& s : sar.subjects()) {
+        ASSIGN_OR_RETURN(beside, LoadSar(txn, request.sar_id()));
+        for (const v1::Subject& s : beside->subjects()) {
           e.add_subject_refs(s.subject_ref());
           e.add_subject_roles(s.role());
         }
-        RETURN_IF_ERROR(mirror_.Produce(txn, e, nullptr, nullptr, nullptr, &sar).status());
         // UKFIU's copy keeps which SARs it holds (its package is the dispatch's).
-        ASSIGN_OR_RETURN(r, LoadReferral(txn, r.referral_id()));
-        r.add_supplementary_sar_ids(sar.sar_id());
-        RETURN_IF_ERROR(SaveReferral(txn, r, now));
-        *response.mutable_referral() = std::move(r);
-        return absl::OkStatus();
-      },
-      now, call.audit));
-  return response;
+        r.add_supplementary_sar_ids(beside->sar_id());
+        return SaveReferral(txn, r, now);
+      });
 }
 
 absl::StatusOr<v1::GetReferralResponse> Desk::GetReferral(const std::string& referral_id) {

@@ -5,6 +5,7 @@
 #ifndef SARLOOP_SERVICES_UKFIU_DESK_H_
 #define SARLOOP_SERVICES_UKFIU_DESK_H_
 
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -122,6 +123,18 @@ class Desk {
                                         absl::Time now);
   // A known organisation that runs sarloop, or, `off_system`, one that does not (UKFIU then
   // records its replies on its behalf).
+  // What a UKFIU step adds to its event (and, in `beside`, a SAR that travels with it to the
+  // force and its units), given the copy; an error stops the step.
+  using StepFill = std::function<absl::Status(Txn& txn, v1::Referral& copy, v1::LifecycleEvent& e,
+                                              std::optional<v1::Sar>& beside)>;
+  // One UKFIU step on a referral it made, written once for Withdraw, RecordOnBehalf and
+  // AttachSar: request_id and referral_id checked, then in one idempotent transaction the copy
+  // loaded, the event made and filled, the transition checked, the free text checked against the
+  // SAR's subjects, the event recorded and sent, and the copy answered.
+  template <typename Response>
+  absl::StatusOr<Response> Step(const Call& call, const google::protobuf::Message& request,
+                                const std::string& request_id, const std::string& referral_id,
+                                v1::EventType type, const StepFill& fill);
   absl::Status CheckOrganisation(const std::string& field, const std::string& code,
                                  bool off_system = false) const;
   // Who rung `rung` of the escalation ladder is for `org_code`.

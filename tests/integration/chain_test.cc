@@ -41,21 +41,32 @@ class ChainTest : public ::testing::Test {
     ersou_ = v1::Racu::NewStub(chain_->Channel("racu-ERSOU", "racu-ERSOU-cases"));
   }
 
-  // Submits a SAR about `name` and refers it to `org`; returns the referral id.
-  std::string Refer(const std::string& org, const std::string& name = "Jane Example") {
+  // Submits a SAR about `name`; returns its id.
+  std::string SubmitSar(const std::string& name) {
     v1::SubmitSarRequest submit;
     submit.set_request_id(NewId("req-"));
     *submit.mutable_sar() = SampleSar(name);
     v1::SubmitSarResponse sar;
     grpc::Status s = ukfiu_->SubmitSar(Context().get(), submit, &sar);
     EXPECT_TRUE(s.ok()) << s.error_message();
+    return sar.sar().sar_id();
+  }
+
+  // A referral of SAR `sar_id` to `org` with a sample THR, to complete and send.
+  static v1::ReferSarRequest ReferRequest(const std::string& sar_id, const std::string& org) {
     v1::ReferSarRequest refer;
     refer.set_request_id(NewId("req-"));
-    refer.set_sar_id(sar.sar().sar_id());
+    refer.set_sar_id(sar_id);
     refer.set_organisation(org);
     *refer.mutable_thr() = SampleThr();
+    return refer;
+  }
+
+  // Submits a SAR about `name` and refers it to `org`; returns the referral id.
+  std::string Refer(const std::string& org, const std::string& name = "Jane Example") {
+    v1::ReferSarRequest refer = ReferRequest(SubmitSar(name), org);
     v1::ReferSarResponse referral;
-    s = ukfiu_->ReferSar(Context().get(), refer, &referral);
+    grpc::Status s = ukfiu_->ReferSar(Context().get(), refer, &referral);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return referral.referral().referral_id();
   }
@@ -1005,16 +1016,7 @@ TEST_F(ChainTest, AForceAsksUkfiuThenNamesTheEmployerAndTheTextNeverReachesTheNc
 // Coverage: Cleveland does not run sarloop. UKFIU refers to it off-system and records its replies
 // on its behalf; the register marks and counts them, and the clock chases the silence as for any.
 TEST_F(ChainTest, AnOffSystemReferralIsRecordedOnBehalfAndCountedInTheRegister) {
-  v1::SubmitSarRequest submit;
-  submit.set_request_id(NewId("req-"));
-  *submit.mutable_sar() = SampleSar("Cora Offsystem");
-  v1::SubmitSarResponse sar;
-  ASSERT_RPC_OK(ukfiu_->SubmitSar(Context().get(), submit, &sar));
-  v1::ReferSarRequest refer;
-  refer.set_request_id(NewId("req-"));
-  refer.set_sar_id(sar.sar().sar_id());
-  refer.set_organisation("CLE");
-  *refer.mutable_thr() = SampleThr();
+  v1::ReferSarRequest refer = ReferRequest(SubmitSar("Cora Offsystem"), "CLE");
   v1::ReferSarResponse referred;
   grpc::Status s = ukfiu_->ReferSar(Context().get(), refer, &referred);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -1070,17 +1072,8 @@ TEST_F(ChainTest, AnOffSystemReferralIsRecordedOnBehalfAndCountedInTheRegister) 
 // joins NFK's referral after the handover and reaches the force and its unit; the register counts
 // two referrals, one case and both SARs' subjects.
 TEST_F(ChainTest, AJointCaseAndAFurtherSarAreCountedAsOneCase) {
-  v1::SubmitSarRequest submit;
-  submit.set_request_id(NewId("req-"));
-  *submit.mutable_sar() = SampleSar("Pat Joint");
-  v1::SubmitSarResponse sar;
-  ASSERT_RPC_OK(ukfiu_->SubmitSar(Context().get(), submit, &sar));
-  v1::ReferSarRequest refer;
-  refer.set_request_id(NewId("req-"));
-  refer.set_sar_id(sar.sar().sar_id());
-  refer.set_organisation("NFK");
+  v1::ReferSarRequest refer = ReferRequest(SubmitSar("Pat Joint"), "NFK");
   refer.add_joint_with("SFK");
-  *refer.mutable_thr() = SampleThr();
   v1::ReferSarResponse referred;
   ASSERT_RPC_OK(ukfiu_->ReferSar(Context().get(), refer, &referred));
   ASSERT_EQ(referred.joint_size(), 1);
@@ -1092,14 +1085,10 @@ TEST_F(ChainTest, AJointCaseAndAFurtherSarAreCountedAsOneCase) {
   ASSERT_TRUE(ErsouHolds(id, &held));
   EXPECT_EQ(held.referral().case_id(), referred.referral().case_id());
 
-  submit.set_request_id(NewId("req-"));
-  *submit.mutable_sar() = SampleSar("Kit Further");
-  v1::SubmitSarResponse further;
-  ASSERT_RPC_OK(ukfiu_->SubmitSar(Context().get(), submit, &further));
   v1::AttachSarRequest attach;
   attach.set_request_id(NewId("req-"));
   attach.set_referral_id(id);
-  attach.set_sar_id(further.sar().sar_id());
+  attach.set_sar_id(SubmitSar("Kit Further"));
   v1::AttachSarResponse attached;
   ASSERT_RPC_OK(ukfiu_->AttachSar(Context().get(), attach, &attached));
   v1::GetForceReferralRequest get;
