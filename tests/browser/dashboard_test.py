@@ -17,6 +17,7 @@ import os
 import ssl
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -93,7 +94,18 @@ S = f"/session/{sid}"
 
 
 def go(url):
-    wd("POST", f"{S}/url", {"url": url})
+    # A loaded machine can make the driver give up waiting for the renderer (HTTP 500, "timeout:
+    # Timed out receiving message from renderer"); the page itself is fine. Try again, and say so.
+    for attempt in range(3):
+        try:
+            wd("POST", f"{S}/url", {"url": url})
+            return
+        except urllib.error.HTTPError as e:
+            if e.code != 500 or attempt == 2:
+                raise
+            print(f"note: the driver did not load {url} (attempt {attempt + 1}): "
+                  f"{e.read()[:200]!r}; trying again", flush=True)
+            time.sleep(2)
 
 
 def js(script, *args):
