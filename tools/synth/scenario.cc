@@ -11,26 +11,11 @@
 #include "absl/strings/str_replace.h"
 #include "common/referral/outcomes.h"
 #include "common/validation.h"
+#include "tools/synth/invented.h"
 
 namespace sarloop::synth {
 namespace {
 
-constexpr const char* kFirstNames[] = {
-    "James",     "Oliver", "Harry",   "George",  "Jack",    "Thomas", "Daniel", "Mohammed",
-    "Samuel",    "Joseph", "Ryan",    "Lewis",   "Connor",  "Adam",   "Liam",   "Mark",
-    "Amelia",    "Olivia", "Emily",   "Jessica", "Sophie",  "Chloe",  "Hannah", "Grace",
-    "Charlotte", "Lucy",   "Megan",   "Laura",   "Rebecca", "Aisha",  "Priya",  "Zoe",
-    "Karen",     "Paul",   "Stephen", "Claire",  "Nicola",  "Gareth", "Dean",   "Kelly"};
-constexpr const char* kLastNames[] = {
-    "Smith",   "Jones",   "Williams", "Taylor",   "Brown",    "Davies",   "Evans",  "Wilson",
-    "Thomas",  "Johnson", "Roberts",  "Robinson", "Thompson", "Wright",   "Walker", "White",
-    "Edwards", "Hughes",  "Green",    "Hall",     "Lewis",    "Harris",   "Clarke", "Patel",
-    "Jackson", "Wood",    "Turner",   "Martin",   "Cooper",   "Hill",     "Ward",   "Morris",
-    "Moore",   "Clark",   "Lee",      "King",     "Baker",    "Harrison", "Morgan", "Khan"};
-constexpr const char* kMiddleInitials = "ABCDEFGHJKLMNPRSTW";
-constexpr const char* kStreets[] = {"High Street",   "Church Lane", "Station Road", "Mill Lane",
-                                    "Victoria Road", "The Green",   "Park Avenue",  "Queens Road",
-                                    "Manor Close",   "Orchard Way", "London Road",  "Kings Drive"};
 constexpr const char* kSectors[] = {"bank",
                                     "bank",
                                     "bank",
@@ -44,16 +29,6 @@ constexpr const char* kSectors[] = {"bank",
                                     "high value dealer"};
 constexpr const char* kSectorPrefix[] = {"BNK", "BNK", "BNK", "BSC", "MSB", "CCI",
                                          "ACC", "SOL", "EST", "GMB", "HVD"};
-
-// Towns near each organisation's area, for addresses.
-std::vector<const char*> TownsOf(const std::string& org) {
-  if (org == "NFK") return {"Norwich", "King's Lynn", "Great Yarmouth", "Thetford", "Cromer"};
-  if (org == "SFK") return {"Ipswich", "Bury St Edmunds", "Lowestoft", "Felixstowe", "Sudbury"};
-  if (org == "MPS") return {"London SE15", "London E17", "London N7", "London SW2", "Croydon"};
-  if (org == "BF") return {"Dover", "Hounslow", "Folkestone", "Harwich", "Crawley"};
-  return {"Chelmsford",      "Colchester", "Peterborough", "Luton",     "Cambridge",
-          "Southend-on-Sea", "Watford",    "Basildon",     "Stevenage", "Ely"};
-}
 
 // {amount}, {name} and {months} are filled in.
 constexpr const char* kPatterns[] = {
@@ -121,81 +96,6 @@ constexpr const char* kRedirectReasons[] = {
     "Subject transferred to another force before the reported activity.",
     "Employer confirmed by vetting records as another organisation.",
 };
-constexpr const char* kLearning[] = {
-    "Business interest not declared; declaration process reinforced.",
-    "Financial vulnerability not identified at re-vetting; welfare support offered.",
-    "Associations with criminals not reported; supervisors briefed on reporting duty.",
-    "Misuse of systems detected through audit; access controls reviewed.",
-    "Gambling-related debt identified; referral to occupational health.",
-    "",
-};
-
-// Random helpers over mt19937_64 so the scenario is the same on every standard library.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : gen_(seed) {}
-  // 0 <= result < n.
-  int Below(int n) { return static_cast<int>(gen_() % static_cast<uint64_t>(n)); }
-  int Between(int lo, int hi) { return lo + Below(hi - lo + 1); }
-  // True with probability percent/100.
-  bool Percent(int percent) { return Below(100) < percent; }
-  // An index chosen with the given weights.
-  template <size_t N>
-  int Weighted(const std::array<int, N>& weights) {
-    int total = 0;
-    for (int w : weights) total += w;
-    int r = Below(total);
-    for (size_t i = 0; i < N; ++i) {
-      if (r < weights[i]) return static_cast<int>(i);
-      r -= weights[i];
-    }
-    return static_cast<int>(N - 1);
-  }
-  template <typename T, size_t N>
-  const T& Pick(const T (&items)[N]) {
-    return items[Below(static_cast<int>(N))];
-  }
-  template <typename T>
-  T Pick(const std::vector<T>& items) {
-    return items[Below(static_cast<int>(items.size()))];
-  }
-
- private:
-  std::mt19937_64 gen_;
-};
-
-std::string Pounds(int64_t pence) {
-  const int64_t pounds = pence / 100;
-  std::string digits = absl::StrCat(pounds), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return absl::StrCat("GBP ", out);
-}
-
-absl::string_view RoleText(v1::SubjectRole role) {
-  switch (role) {
-    case v1::SUBJECT_ROLE_OFFICER:
-      return "police officer";
-    case v1::SUBJECT_ROLE_STAFF:
-      return "member of police staff";
-    case v1::SUBJECT_ROLE_SPECIAL_CONSTABLE:
-      return "special constable";
-    case v1::SUBJECT_ROLE_PCSO:
-      return "PCSO";
-    case v1::SUBJECT_ROLE_VOLUNTEER:
-      return "police volunteer";
-    case v1::SUBJECT_ROLE_CONTRACTOR:
-      return "contractor";
-    case v1::SUBJECT_ROLE_FAMILY_OR_ASSOCIATE:
-      return "family member or associate";
-    case v1::SUBJECT_ROLE_OTHER_LAW_ENFORCEMENT:
-      return "law-enforcement officer";
-    default:
-      return "person";
-  }
-}
 
 class Builder {
  public:
@@ -237,24 +137,9 @@ class Builder {
     return static_cast<int>(scenario_.persons.size()) - 1;
   }
 
-  std::string RandomDob() {
-    return absl::StrFormat("%04d-%02d-%02d", rng_.Between(1962, 2003), rng_.Between(1, 12),
-                           rng_.Between(1, 28));
-  }
-
-  std::string RandomName() {
-    std::string name = rng_.Pick(kFirstNames);
-    if (rng_.Percent(40)) {
-      absl::StrAppend(&name, " ", std::string(1, kMiddleInitials[rng_.Below(18)]));
-    }
-    absl::StrAppend(&name, " ", rng_.Pick(kLastNames));
-    return name;
-  }
-
-  std::string RandomAddress(const std::string& org) {
-    return absl::StrCat(rng_.Between(1, 220), " ", rng_.Pick(kStreets), ", ",
-                        rng_.Pick(TownsOf(org)));
-  }
+  std::string RandomDob() { return InventDob(rng_); }
+  std::string RandomName() { return InventName(rng_); }
+  std::string RandomAddress(const std::string& org) { return InventAddress(rng_, org); }
 
   int NewPersonnel(const std::string& org) {
     Person p;
@@ -475,27 +360,7 @@ class Builder {
     for (int p : scenario_.sars[r.sar].persons) {
       if (scenario_.persons[p].employer == r.organisation) role = scenario_.persons[p].role;
     }
-    if (!CheckOutcomeFitsRole("type", type, role).ok()) {
-      const v1::OutcomeTrack track = TrackOf(type);
-      const bool heavy = track == v1::OUTCOME_TRACK_CONDUCT || track == v1::OUTCOME_TRACK_LISTING ||
-                         type == v1::OUTCOME_TYPE_DISMISSED_AFTER_VETTING_WITHDRAWAL;
-      switch (role) {
-        case v1::SUBJECT_ROLE_FAMILY_OR_ASSOCIATE:
-          type = v1::OUTCOME_TYPE_INTELLIGENCE_ONLY;
-          break;
-        case v1::SUBJECT_ROLE_OTHER_LAW_ENFORCEMENT:
-          type = v1::OUTCOME_TYPE_INTELLIGENCE_ONLY;
-          break;
-        case v1::SUBJECT_ROLE_STAFF:
-        case v1::SUBJECT_ROLE_PCSO:
-          type = heavy ? v1::OUTCOME_TYPE_STAFF_MISCONDUCT_PROCEDURE
-                       : v1::OUTCOME_TYPE_VETTING_CLEARANCE_WITHDRAWN;
-          break;
-        default:  // volunteers, contractors
-          type = heavy ? v1::OUTCOME_TYPE_CONTRACT_ENDED
-                       : v1::OUTCOME_TYPE_VETTING_CLEARANCE_WITHDRAWN;
-      }
-    }
+    type = FitOutcomeToRole(type, role);
     if (IsOpenOutcome(type)) {
       r.interim = Plain(type, role);
       type = type == v1::OUTCOME_TYPE_CRIMINAL_CHARGED
@@ -510,49 +375,9 @@ class Builder {
     return o;
   }
 
-  // One outcome of `type` for a subject of `role`, with a finding and action reg 42 allows.
+  // One outcome of `type` for a subject of `role`, in any category.
   v1::Outcome Plain(v1::OutcomeType type, v1::SubjectRole role) {
-    using M = v1::MisconductResult;
-    v1::Outcome o;
-    o.set_type(type);
-    switch (type) {
-      case v1::OUTCOME_TYPE_MISCONDUCT_MEETING:
-        if (rng_.Between(0, 4) == 0) {
-          o.set_finding(v1::CONDUCT_FINDING_NONE);
-          o.set_misconduct_result(v1::MISCONDUCT_RESULT_REFLECTIVE_PRACTICE_REVIEW);
-        } else {
-          o.set_finding(v1::CONDUCT_FINDING_MISCONDUCT);
-          o.set_misconduct_result(rng_.Pick(std::vector<M>{
-              v1::MISCONDUCT_RESULT_WRITTEN_WARNING, v1::MISCONDUCT_RESULT_WRITTEN_WARNING,
-              v1::MISCONDUCT_RESULT_FINAL_WRITTEN_WARNING}));
-        }
-        break;
-      case v1::OUTCOME_TYPE_MISCONDUCT_HEARING:
-      case v1::OUTCOME_TYPE_ACCELERATED_HEARING:
-        if (type == v1::OUTCOME_TYPE_MISCONDUCT_HEARING && rng_.Between(0, 4) == 0) {
-          o.set_finding(v1::CONDUCT_FINDING_MISCONDUCT);
-          o.set_misconduct_result(rng_.Pick(std::vector<M>{
-              v1::MISCONDUCT_RESULT_WRITTEN_WARNING, v1::MISCONDUCT_RESULT_FINAL_WRITTEN_WARNING}));
-        } else {
-          o.set_finding(v1::CONDUCT_FINDING_GROSS_MISCONDUCT);
-          o.set_misconduct_result(
-              rng_.Pick(std::vector<M>{v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE,
-                                       v1::MISCONDUCT_RESULT_DISMISSAL_WITHOUT_NOTICE,
-                                       v1::MISCONDUCT_RESULT_FINAL_WRITTEN_WARNING,
-                                       v1::MISCONDUCT_RESULT_REDUCTION_IN_RANK}));
-        }
-        break;
-      case v1::OUTCOME_TYPE_CASE_TO_ANSWER:
-        o.set_finding(rng_.Between(0, 1) ? v1::CONDUCT_FINDING_GROSS_MISCONDUCT
-                                         : v1::CONDUCT_FINDING_MISCONDUCT);
-        break;
-      default:
-        break;
-    }
-    o.set_category(static_cast<v1::CorruptionCategory>(rng_.Between(1, 12)));
-    o.set_subject_role(role);
-    o.set_learning_summary(rng_.Pick(kLearning));
-    return o;
+    return PlainOutcome(rng_, type, role, static_cast<v1::CorruptionCategory>(rng_.Between(1, 12)));
   }
 
   // Fills path-specific details for referral i.

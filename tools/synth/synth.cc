@@ -41,15 +41,12 @@
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "sarloop/v1/racu.grpc.pb.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
+#include "tools/synth/chain_client.h"
 #include "tools/synth/scenario.h"
 
 namespace sarloop::synth {
 namespace {
 
-constexpr auto kCallDeadline = std::chrono::seconds(10);
-// Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, ...) are retried with the same request for
-// this long; --patience raises it for runs where services are killed and restarted.
-absl::Duration patience = absl::Seconds(15);
 constexpr int64_t kDay = 24 * 3600;
 
 struct Flags {
@@ -171,32 +168,6 @@ class Failures {
 
 Failures failures;
 
-absl::string_view CodeName(grpc::StatusCode code) {
-  static constexpr const char* kNames[] = {"OK",
-                                           "CANCELLED",
-                                           "UNKNOWN",
-                                           "INVALID_ARGUMENT",
-                                           "DEADLINE_EXCEEDED",
-                                           "NOT_FOUND",
-                                           "ALREADY_EXISTS",
-                                           "PERMISSION_DENIED",
-                                           "RESOURCE_EXHAUSTED",
-                                           "FAILED_PRECONDITION",
-                                           "ABORTED",
-                                           "OUT_OF_RANGE",
-                                           "UNIMPLEMENTED",
-                                           "INTERNAL",
-                                           "UNAVAILABLE",
-                                           "DATA_LOSS",
-                                           "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN_CODE";
-}
-
-std::string Describe(const grpc::Status& s) {
-  return absl::StrCat(CodeName(s.error_code()), ": ", s.error_message());
-}
-
 // ----------------------------------------------------------------- calls --
 
 // One organisation's endpoint as one of its client systems sees it.
@@ -205,42 +176,6 @@ struct Endpoint {
   std::string user;  // x-sarloop-user
   std::string target;
 };
-
-bool Transient(grpc::StatusCode code) {
-  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::ABORTED;
-}
-
-// Runs `call` with a fresh context (deadline, user metadata, wait for the connection) and retries
-// transient failures with the same request, so a retried mutation takes effect once.
-grpc::Status Call(const std::string& user,
-                  const std::function<grpc::Status(grpc::ClientContext*)>& call) {
-  auto backoff = std::chrono::milliseconds(50);
-  const absl::Time give_up = absl::Now() + patience;
-  for (;;) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
-    ctx.set_wait_for_ready(true);
-    ctx.AddMetadata("x-sarloop-user", user);
-    grpc::Status status = call(&ctx);
-    if (status.ok() || !Transient(status.error_code()) || absl::Now() >= give_up) return status;
-    std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
-  }
-}
-
-// Runs fn(i) for i in [0, n) on `threads` threads.
-void ParallelFor(int n, int threads, const std::function<void(int)>& fn) {
-  std::atomic<int> next{0};
-  std::vector<std::thread> pool;
-  const int count = std::max(1, std::min(threads, n));
-  for (int t = 0; t < count; ++t) {
-    pool.emplace_back([&] {
-      for (int i = next++; i < n; i = next++) fn(i);
-    });
-  }
-  for (std::thread& t : pool) t.join();
-}
 
 // Polls `done` until it returns true or `timeout` passes; sleeps 20 ms growing to 250 ms.
 // Returns whether it became true. A failed poll (a call error) ends the run.
@@ -327,47 +262,6 @@ class Chain {
   std::unique_ptr<v1::Nca::Stub> nca_stub_;
   std::map<std::string, std::unique_ptr<v1::Force::Stub>> force_stubs_;
   std::map<std::string, std::unique_ptr<v1::Racu::Stub>> unit_stubs_;
-};
-
-// ------------------------------------------------------------------ clock --
-
-// The clock offset file every service of the chain reads (seconds added to the system clock).
-class OffsetClock {
- public:
-  explicit OffsetClock(std::string path) : path_(std::move(path)) {
-    std::ifstream in(path_);
-    long long seconds = 0;
-    if (in >> seconds) base_ = seconds;
-    current_ = base_;
-  }
-  int64_t base() const { return base_; }
-  int64_t current() const { return current_; }
-  // The chain's time now.
-  absl::Time Now() const { return absl::Now() + absl::Seconds(current_); }
-  // Sets the offset to base + `seconds` (write then rename, so readers never see half a file).
-  void Set(int64_t seconds) {
-    current_ = base_ + seconds;
-    const std::string tmp = path_ + ".synth.tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << current_ << "\n";
-      if (!out) {
-        std::cerr << "sarloop-synth: cannot write " << tmp << "\n";
-        std::exit(1);
-      }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path_, ec);
-    if (ec) {
-      std::cerr << "sarloop-synth: cannot replace " << path_ << ": " << ec.message() << "\n";
-      std::exit(1);
-    }
-  }
-
- private:
-  const std::string path_;
-  int64_t base_ = 0;
-  int64_t current_ = 0;
 };
 
 // --------------------------------------------------------------- listings --
@@ -1509,7 +1403,7 @@ class Driver {
 int main(int argc, char** argv) {
   namespace synth = sarloop::synth;
   const synth::Flags flags = synth::ParseFlags(argc, argv);
-  synth::patience = absl::Seconds(flags.patience_seconds);
+  sarloop::synth::SetCallPatience(absl::Seconds(flags.patience_seconds));
   // Request ids are unique per run (a rerun against the same chain is a new scenario); the
   // scenario itself follows from the seed alone.
   std::mt19937_64 run_rng(std::random_device{}());

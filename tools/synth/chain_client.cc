@@ -1,0 +1,163 @@
+#include "tools/synth/chain_client.h"
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/tls.h"
+
+namespace sarloop::synth {
+namespace {
+
+absl::Duration call_patience = absl::Seconds(15);
+constexpr auto kCallDeadline = std::chrono::seconds(10);
+
+absl::string_view CodeName(grpc::StatusCode code) {
+  static constexpr const char* kNames[] = {"OK",
+                                           "CANCELLED",
+                                           "UNKNOWN",
+                                           "INVALID_ARGUMENT",
+                                           "DEADLINE_EXCEEDED",
+                                           "NOT_FOUND",
+                                           "ALREADY_EXISTS",
+                                           "PERMISSION_DENIED",
+                                           "RESOURCE_EXHAUSTED",
+                                           "FAILED_PRECONDITION",
+                                           "ABORTED",
+                                           "OUT_OF_RANGE",
+                                           "UNIMPLEMENTED",
+                                           "INTERNAL",
+                                           "UNAVAILABLE",
+                                           "DATA_LOSS",
+                                           "UNAUTHENTICATED"};
+  const int i = static_cast<int>(code);
+  return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN_CODE";
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, Instance>> ReadTopology(const std::string& chain_dir) {
+  const std::string path = chain_dir + "/topology";
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(
+        "cannot read ", path, " (sarloop-local up writes it; restart the chain with 'up')"));
+  }
+  std::map<std::string, Instance> out;
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    Instance i;
+    if (f.size() != 7 || !absl::SimpleAtoi(f[3], &i.port)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, " line ", n, ": expected 'name kind code port identity unit receipt'"));
+    }
+    i.name = f[0];
+    i.kind = f[1];
+    i.code = f[2];
+    i.identity = f[4];
+    i.unit = f[5] == "-" ? "" : f[5];
+    i.hands_over_on_receipt = f[6] == "1";
+    out[i.name] = std::move(i);
+  }
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& identity_dir,
+                                                           int port) {
+  v1::TlsConfig tls;
+  tls.set_cert_file(identity_dir + "/cert.pem");
+  tls.set_key_file(identity_dir + "/key.pem");
+  tls.set_ca_file(identity_dir + "/ca.pem");
+  auto creds = MakeChannelCredentials(tls);
+  if (!creds.ok()) return creds.status();
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(absl::StrCat("localhost:", port), *creds, args);
+}
+
+std::string Describe(const grpc::Status& s) {
+  return absl::StrCat(CodeName(s.error_code()), ": ", s.error_message());
+}
+
+bool Transient(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::ABORTED;
+}
+
+void SetCallPatience(absl::Duration patience) { call_patience = patience; }
+
+grpc::Status Call(const std::string& user,
+                  const std::function<grpc::Status(grpc::ClientContext*)>& call,
+                  grpc::StatusCode also_retry) {
+  auto backoff = std::chrono::milliseconds(50);
+  const absl::Time give_up = absl::Now() + call_patience;
+  for (;;) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+    ctx.set_wait_for_ready(true);
+    ctx.AddMetadata("x-sarloop-user", user);
+    grpc::Status status = call(&ctx);
+    const bool retry = Transient(status.error_code()) ||
+                       (also_retry != grpc::StatusCode::OK && status.error_code() == also_retry);
+    if (status.ok() || !retry || absl::Now() >= give_up) return status;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+void ParallelFor(int n, int threads, const std::function<void(int)>& fn) {
+  std::atomic<int> next{0};
+  std::vector<std::thread> pool;
+  const int count = std::max(1, std::min(threads, n));
+  for (int t = 0; t < count; ++t) {
+    pool.emplace_back([&] {
+      for (int i = next++; i < n; i = next++) fn(i);
+    });
+  }
+  for (std::thread& t : pool) t.join();
+}
+
+OffsetClock::OffsetClock(std::string path) : path_(std::move(path)) {
+  std::ifstream in(path_);
+  long long seconds = 0;
+  if (in >> seconds) base_ = seconds;
+  current_ = base_;
+}
+
+absl::Time OffsetClock::Now() const { return absl::Now() + absl::Seconds(current_); }
+
+void OffsetClock::Set(int64_t seconds) {
+  current_ = base_ + seconds;
+  const std::string tmp = path_ + ".synth.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << current_ << "\n";
+    if (!out) {
+      std::cerr << "cannot write " << tmp << "\n";
+      std::exit(1);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path_, ec);
+  if (ec) {
+    std::cerr << "cannot replace " << path_ << ": " << ec.message() << "\n";
+    std::exit(1);
+  }
+}
+
+void OffsetClock::SetNow(absl::Time t) { Set(absl::ToInt64Seconds(t - absl::Now()) - base_); }
+
+}  // namespace sarloop::synth
