@@ -648,6 +648,19 @@ int main(int argc, char** argv) {
   sarloop::synth::SetCallPatience(absl::Seconds(flags.patience_seconds));
   Chain chain(flags.chain);
   chain.Connect();
+  // The register must hold nothing yet: the check is referral by referral.
+  if (!flags.dry_run) {
+    sarloop::v1::ListRegisterRequest req;
+    req.set_page_size(1);
+    sarloop::v1::ListRegisterResponse resp;
+    grpc::Status s = sarloop::synth::Call(kNcaUser, [&](grpc::ClientContext* ctx) {
+      return chain.nca().ListRegister(ctx, req, &resp);
+    });
+    if (!s.ok()) Chain::Die(absl::StrCat("Nca.ListRegister: ", sarloop::synth::Describe(s)));
+    if (resp.entries_size() > 0) {
+      Chain::Die("the register already holds referrals: the exercise needs a fresh chain");
+    }
+  }
   Options o;
   o.seed = flags.seed;
   o.referrals_per_year = flags.per_year;
@@ -675,19 +688,6 @@ int main(int argc, char** argv) {
   Exercise ex = MakeExercise(o);
   PrintPlan(ex, o);
   if (flags.dry_run) return 0;
-  // The register must hold nothing yet: the check is referral by referral.
-  {
-    sarloop::v1::ListRegisterRequest req;
-    req.set_page_size(1);
-    sarloop::v1::ListRegisterResponse resp;
-    grpc::Status s = sarloop::synth::Call(kNcaUser, [&](grpc::ClientContext* ctx) {
-      return chain.nca().ListRegister(ctx, req, &resp);
-    });
-    if (!s.ok()) Chain::Die(absl::StrCat("Nca.ListRegister: ", sarloop::synth::Describe(s)));
-    if (resp.entries_size() > 0) {
-      Chain::Die("the register already holds referrals: the exercise needs a fresh chain");
-    }
-  }
   Driver driver(flags, chain, std::move(ex), sarloop::NewId("", 8));
   return driver.Run();
 }
