@@ -5,25 +5,29 @@
 #   1. deploy/install-deps.sh: installs missing Debian packages (as root; otherwise it names
 #      them and stops);
 #   2. configures CMake + Ninja in build/ (ccache when present) and builds the four services,
-#      sarloopctl and sarloop-synth;
-#   3. starts every organisation's service with deploy/local/sarloop-local in a work directory
-#      (default /tmp/sarloop-quickstart, wiped first);
-#   4. runs sarloop-synth twice (1,000 SARs in all through the whole chain): the chain's clock
-#      starts on the last 1 March at least 250 days ago and each run moves it about four months,
-#      so the referrals span two financial years and end near today; prints the scenario checks;
-#   5. writes the STA summary report for the later financial year (HTML with charts, Markdown,
-#      CSV) and prints where it is and the NCA dashboard's address;
+#      sarloopctl and sarloop-exercise;
+#   3. starts the whole federation with deploy/local/sarloop-local's national mode in a work
+#      directory (default /tmp/sarloop-quickstart, wiped first): one node per organisation of the
+#      reference data and per unit, UKFIU, the NCA register and the linkage service (about 65
+#      processes, about 30 MB resident each), with the chain's clock on the 1 April that opens the
+#      last full financial year;
+#   4. runs sarloop-exercise: referrals (800 a year nationally by default) from that day to today,
+#      the clock moving day by day and each step of each case on its own day, drawn from the
+#      distributions it prints; checks the NCA register against the plan referral by referral;
+#   5. writes the STA summary report for the last full financial year (HTML with charts,
+#      Markdown, CSV), prints its headline timeliness and where it is, and the dashboard's address;
 #   6. leaves the chain running and prints how to inspect and stop it.
 #
 # Environment: SARLOOP_QUICKSTART_DIR (work directory), SARLOOP_BUILD (build directory, default
-# <repo>/build), SARLOOP_BASE_PORT (default 7400), SARLOOP_QUICKSTART_SARS (default 1000),
-# SARLOOP_QUICKSTART_SEED (default random), SARLOOP_JOBS (parallel compile jobs).
+# <repo>/build), SARLOOP_BASE_PORT (default 7400; the national chain takes 200 ports from it),
+# SARLOOP_QUICKSTART_PER_YEAR (default 800), SARLOOP_QUICKSTART_SEED (default random),
+# SARLOOP_JOBS (parallel compile jobs).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIR=${SARLOOP_QUICKSTART_DIR:-/tmp/sarloop-quickstart}
 BUILD=${SARLOOP_BUILD:-$REPO/build}
-SARS=${SARLOOP_QUICKSTART_SARS:-1000}
+PER_YEAR=${SARLOOP_QUICKSTART_PER_YEAR:-800}
 LOCAL=$REPO/deploy/local/sarloop-local
 MARKER=.sarloop-quickstart
 export SARLOOP_BUILD=$BUILD
@@ -47,7 +51,7 @@ if command -v ccache >/dev/null 2>&1; then
 fi
 "${configure[@]}"
 build=(cmake --build "$BUILD" --target sarloop-ukfiu sarloop-force sarloop-racu sarloop-nca
-  sarloop-linkage sarloopctl sarloop-synth)
+  sarloop-linkage sarloopctl sarloop-exercise)
 [[ -z ${SARLOOP_JOBS:-} ]] || build+=(--parallel "$SARLOOP_JOBS")
 "${build[@]}"
 
@@ -67,27 +71,35 @@ fi
 mkdir -p -- "$DIR"
 touch "$DIR/$MARKER"
 DIR=$(cd "$DIR" && pwd)
-# The chain's clock starts on a 1 March far enough back that two scenario runs (each moves it
-# about four months) end near today, with referrals in two financial years.
-now=$(date -u +%s)
+# The chain's clock starts on the 1 April that opens the last full financial year: at least a
+# year of traffic, ending today.
 year=$(date -u +%Y)
-(($(date -u -d "$year-03-01T00:00:00Z" +%s) + 250 * 86400 <= now)) || year=$((year - 1))
-echo $(($(date -u -d "$year-03-01T00:00:00Z" +%s) - now)) >"$DIR/clock-offset"
-"$LOCAL" up "$DIR"
+(($(date -u +%m) >= 4)) || year=$((year - 1))
+year=$((year - 1))
+SARLOOP_NATIONAL=1 SARLOOP_CLOCK_START=$year-04-01 "$LOCAL" up "$DIR" >"$DIR/up.log" 2>&1 || {
+  tail -n 20 "$DIR/up.log" >&2
+  die "the chain did not start (log: $DIR/up.log)"
+}
+tail -n 1 "$DIR/up.log"
+rss=0
+for f in "$DIR"/run/*.pid; do rss=$((rss + $(ps -o rss= -p "$(<"$f")"))); done
+echo "$(ls "$DIR"/run/*.pid | wc -l) nodes, $((rss / 1024)) MB resident in all"
 
-step "Synthetic scenario: $SARS SARs through UKFIU, the forces, their units and the NCA"
+step "National exercise: $PER_YEAR referrals a year from $year-04-01 to today"
+exercise=("$BUILD/tools/synth/sarloop-exercise" --chain "$DIR" --per-year "$PER_YEAR"
+  --json-summary "$DIR/exercise-summary.json")
+[[ -z ${SARLOOP_QUICKSTART_SEED:-} ]] || exercise+=(--seed "$SARLOOP_QUICKSTART_SEED")
 synth_rc=0
-for run in 1 2; do
-  synth=("$BUILD/tools/synth/sarloop-synth" --pki "$DIR/pki" --sars $((SARS / 2))
-    --json-summary "$DIR/synth-summary-$run.json")
-  [[ -z ${SARLOOP_QUICKSTART_SEED:-} ]] || synth+=(--seed $((SARLOOP_QUICKSTART_SEED + run)))
-  "${synth[@]}" | tee "$DIR/synth-$run.log" || synth_rc=$?
-done
+"${exercise[@]}" | tee "$DIR/exercise.log" | grep -v '^\[' || synth_rc=$?
 
 step "STA summary report for $year-$(printf %02d $(((year + 1) % 100)))"
 # shellcheck disable=SC1091
 source "$DIR/env.sh"
 sarloopctl_as NCA report sta --year "$year" --out "$DIR/reports"
+echo
+echo "Headline figures of $year-$(printf %02d $(((year + 1) % 100))) (from the report):"
+grep -E '^\| (Referred|Feedback received|Response rate|Median days to feedback|Median days to outcome|90th percentile days to outcome|Overdue|Escalated|Open over 12 months) ' \
+  "$DIR/reports/sta-$year.md" | head -12 || true
 base=$(<"$DIR/base-port")
 cat <<EOF
 
@@ -108,7 +120,7 @@ Inspect it:
   \$SARLOOP_CTL help                              # every command
   $LOCAL status $DIR
 
-  Logs: $DIR/logs/   scenario summaries: $DIR/synth-summary-{1,2}.json
+  Logs: $DIR/logs/   the exercise: $DIR/exercise.log and $DIR/exercise-summary.json
 
 The STA summary report: $DIR/reports/sta-$year.html (also .md and .csv)
 
@@ -126,6 +138,6 @@ EOF
 
 if ((synth_rc != 0)); then
   echo
-  echo "quickstart.sh: a synthetic scenario did not check out (exit $synth_rc); see $DIR/synth-*.log" >&2
+  echo "quickstart.sh: the exercise did not check out (exit $synth_rc); see $DIR/exercise.log" >&2
   exit "$synth_rc"
 fi
