@@ -4,14 +4,18 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "common/csv.h"
 #include "common/ids.h"
+#include "common/reference.h"
+#include "common/workforce.h"
 
 namespace sarloop::report {
 namespace {
@@ -136,6 +140,7 @@ svg{background:#fff;border:1px solid #e5e5e5}form.filters{margin:8px 0}
 form.filters label{margin-right:12px}.tiles{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}
 .tile{border-left:5px solid #1d70b8;padding:6px 12px;background:#f8f8f8;min-width:130px}
 .tile b{display:block;font-size:24px}
+.marking{font-weight:700;text-align:center;letter-spacing:.05em;margin:4px 0}
 )css";
 
 Cell Text(std::string text, std::string link) {
@@ -158,12 +163,166 @@ Cell Days(std::optional<double> v) {
   return {Fixed(*v, 1), Fixed(*v, 1), "", true};
 }
 
+Cell PerThousand(std::optional<double> v) {
+  if (!v) return {"–", "", "", true};
+  return {Fixed(*v, 2), Fixed(*v, 2), "", true};
+}
+
 std::string HtmlEscape(absl::string_view s) {
   return absl::StrReplaceAll(
       s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}, {"'", "&#39;"}});
 }
 
-std::string SvgChart(const Chart& c) {
+namespace {
+
+std::string SvgOpen(const Chart& c, int width, int height) {
+  return absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"%d\" height=\"%d\" "
+      "viewBox=\"0 0 %d %d\" font-family=\"system-ui,Arial,sans-serif\" font-size=\"12\">"
+      "<title>%s</title><text x=\"8\" y=\"18\" font-size=\"14\" font-weight=\"600\">%s</text>",
+      width, height, width, height, HtmlEscape(c.title), HtmlEscape(c.title));
+}
+
+std::string ValueText(const Chart& c, std::optional<double> v) {
+  if (!v) return "–";
+  if (c.percent) return absl::StrCat(Fixed(*v * 100, 1), "%");
+  return *v == std::floor(*v) ? Fixed(*v, 0) : Fixed(*v, 1);
+}
+
+std::string Legend(const Chart& c, int y) {
+  std::string out;
+  int x = 8;
+  for (size_t s = 0; s < c.series.size(); ++s) {
+    absl::StrAppendFormat(&out,
+                          "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+                          "<text x=\"%d\" y=\"%d\">%s</text>",
+                          x, y, kColours[s % 5], x + 14, y + 9, HtmlEscape(c.series[s].first));
+    x += 24 + 7 * static_cast<int>(c.series[s].first.size());
+  }
+  return out;
+}
+
+// Time: one line per series, a point per label with its value in a tooltip.
+std::string SvgLines(const Chart& c) {
+  const int left = 56, right = 16, top = 48, plot_h = 170, bottom = 46;
+  const int n = static_cast<int>(c.labels.size());
+  // At least 360 wide (room for the title and legend), at most 90 between points.
+  const int step =
+      n > 1 ? std::max(40, std::min(360 / (n - 1) > 90 ? 360 / (n - 1) : 90, 560 / (n - 1))) : 60;
+  const int plot_w = n > 1 ? step * (n - 1) : 0;
+  const int width = std::max(440, left + plot_w + right + 40), height = top + plot_h + bottom;
+  double max = c.percent ? 1.0 : 0.0;
+  for (const auto& [name, values] : c.series) {
+    for (const auto& v : values) {
+      if (v) max = std::max(max, *v);
+    }
+  }
+  if (max <= 0) max = 1;
+  std::string out = SvgOpen(c, width, height) + Legend(c, 27);
+  const int y0 = top + plot_h;
+  absl::StrAppendFormat(&out,
+                        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#b1b4b6\"/>"
+                        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#b1b4b6\"/>"
+                        "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>"
+                        "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">0</text>",
+                        left, top, left, y0, left, y0, left + plot_w + 20, y0, left - 4, top + 4,
+                        ValueText(c, max), left - 4, y0 + 4);
+  auto x_of = [&](int i) { return left + 10 + i * step; };
+  auto y_of = [&](double v) { return y0 - static_cast<int>(std::lround(v / max * plot_h)); };
+  for (int i = 0; i < n; ++i) {
+    absl::StrAppendFormat(&out,
+                          "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" "
+                          "font-size=\"10\">%s</text>",
+                          x_of(i), y0 + 16 + (n > 8 ? (i % 2) * 12 : 0),
+                          HtmlEscape(c.labels[i].substr(0, 14)));
+  }
+  for (size_t s = 0; s < c.series.size(); ++s) {
+    const auto& values = c.series[s].second;
+    std::string points;
+    auto flush = [&] {
+      if (points.empty()) return;
+      absl::StrAppendFormat(&out,
+                            "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+                            "points=\"%s\"/>",
+                            kColours[s % 5], points);
+      points.clear();
+    };
+    for (int i = 0; i < n && i < static_cast<int>(values.size()); ++i) {
+      if (!values[i]) {
+        flush();
+        continue;
+      }
+      absl::StrAppendFormat(&points, "%s%d,%d", points.empty() ? "" : " ", x_of(i),
+                            y_of(*values[i]));
+    }
+    flush();
+    for (int i = 0; i < n && i < static_cast<int>(values.size()); ++i) {
+      if (!values[i]) continue;
+      absl::StrAppendFormat(&out,
+                            "<circle cx=\"%d\" cy=\"%d\" r=\"3\" fill=\"%s\">"
+                            "<title>%s, %s: %s</title></circle>",
+                            x_of(i), y_of(*values[i]), kColours[s % 5],
+                            HtmlEscape(c.series[s].first), HtmlEscape(c.labels[i]),
+                            ValueText(c, values[i]));
+    }
+  }
+  out += "</svg>";
+  return out;
+}
+
+// Durations: per label, a box from the 25th to the 75th percentile, the median across it and a
+// whisker to the 90th.
+std::string SvgBox(const Chart& c) {
+  const int label_w = 150, plot_w = 380, value_w = 250, row_h = 26, top = 40;
+  const int height = top + static_cast<int>(c.labels.size()) * row_h + 24;
+  const int width = label_w + plot_w + value_w;
+  auto at = [&](size_t s, size_t i) -> std::optional<double> {
+    return s < c.series.size() && i < c.series[s].second.size() ? c.series[s].second[i]
+                                                                : std::nullopt;
+  };
+  double max = 0;
+  for (size_t i = 0; i < c.labels.size(); ++i) {
+    for (size_t s = 0; s < 4; ++s) {
+      if (auto v = at(s, i)) max = std::max(max, *v);
+    }
+  }
+  if (max <= 0) max = 1;
+  auto x_of = [&](double v) { return label_w + static_cast<int>(std::lround(v / max * plot_w)); };
+  std::string out = SvgOpen(c, width, height);
+  const int axis_y = top + static_cast<int>(c.labels.size()) * row_h;
+  absl::StrAppendFormat(&out,
+                        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#b1b4b6\"/>"
+                        "<text x=\"%d\" y=\"%d\">0</text><text x=\"%d\" y=\"%d\" "
+                        "text-anchor=\"end\">%s days</text>",
+                        label_w, axis_y, label_w + plot_w, axis_y, label_w, axis_y + 14,
+                        label_w + plot_w, axis_y + 14, Fixed(max, 0));
+  for (size_t i = 0; i < c.labels.size(); ++i) {
+    const int y = top + static_cast<int>(i) * row_h;
+    absl::StrAppendFormat(&out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>",
+                          label_w - 6, y + 15, HtmlEscape(c.labels[i].substr(0, 24)));
+    const auto p25 = at(0, i), med = at(1, i), p75 = at(2, i), p90 = at(3, i);
+    if (!p25 || !med || !p75 || !p90) {
+      absl::StrAppendFormat(&out, "<text x=\"%d\" y=\"%d\">–</text>", label_w + 4, y + 15);
+      continue;
+    }
+    absl::StrAppendFormat(
+        &out,
+        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#505a5f\"/>"
+        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#505a5f\"/>"
+        "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"16\" fill=\"%s\" fill-opacity=\"0.35\" "
+        "stroke=\"%s\"/>"
+        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#0b0c0c\" stroke-width=\"2\"/>"
+        "<text x=\"%d\" y=\"%d\">median %s (%s–%s), p90 %s</text>",
+        x_of(*p75), y + 11, x_of(*p90), y + 11, x_of(*p90), y + 6, x_of(*p90), y + 16, x_of(*p25),
+        y + 3, std::max(1, x_of(*p75) - x_of(*p25)), kColours[0], kColours[0], x_of(*med), y + 3,
+        x_of(*med), y + 19, label_w + plot_w + 8, y + 15, ValueText(c, med), ValueText(c, p25),
+        ValueText(c, p75), ValueText(c, p90));
+  }
+  out += "</svg>";
+  return out;
+}
+
+std::string SvgBars(const Chart& c) {
   const int label_w = 200, bar_w = 400, bar_h = 13, gap = 7, value_w = 70;
   const int n_series = static_cast<int>(c.series.size());
   const int row_h = n_series * bar_h + gap;
@@ -212,6 +371,20 @@ std::string SvgChart(const Chart& c) {
   }
   out += "</svg>";
   return out;
+}
+
+}  // namespace
+
+std::string SvgChart(const Chart& c) {
+  switch (c.kind) {
+    case Chart::Kind::kLines:
+      return SvgLines(c);
+    case Chart::Kind::kBox:
+      return SvgBox(c);
+    case Chart::Kind::kBars:
+      break;
+  }
+  return SvgBars(c);
 }
 
 std::string HtmlTable(const Table& t) {
@@ -294,6 +467,14 @@ StaReport BuildSta(const StaInputs& in) {
     t.rows.push_back({Text("Response rate"), Rate(OptD(a.has_response_rate(), a.response_rate())),
                       Rate(OptD(b.has_response_rate(), b.response_rate()))});
     t.rows.back()[0].csv = "response_rate";
+    count_row("Past their first decision's due date", "past_due",
+              [](auto& m) { return SARLOOP_M(m, past_due); });
+    count_row("Of those, with a first decision", "past_due_answered",
+              [](auto& m) { return SARLOOP_M(m, past_due_answered); });
+    t.rows.push_back({Text("Response rate, referrals past their due date"),
+                      Rate(OptD(a.has_response_rate_due(), a.response_rate_due())),
+                      Rate(OptD(b.has_response_rate_due(), b.response_rate_due()))});
+    t.rows.back()[0].csv = "response_rate_due";
     count_row("Declined by the force", "declined_by_force",
               [](auto& m) { return SARLOOP_M(m, declined_by_force); });
     count_row("Closed with an outcome", "closed_with_outcome",
@@ -322,6 +503,12 @@ StaReport BuildSta(const StaInputs& in) {
       t.rows.push_back({Text(label), Days(get(a)), Days(get(b))});
       t.rows.back()[0].csv = key;
     };
+    days_row("Median days to acknowledge", "days_to_acknowledge_median", [](auto& m) {
+      return OptD(m.days_to_acknowledge().has_median(), m.days_to_acknowledge().median());
+    });
+    days_row("Median days to a first decision", "days_to_decision_median", [](auto& m) {
+      return OptD(m.days_to_decision().has_median(), m.days_to_decision().median());
+    });
     days_row("Median days to feedback", "days_to_feedback_median", [](auto& m) {
       return OptD(m.days_to_feedback().has_median(), m.days_to_feedback().median());
     });
@@ -337,6 +524,40 @@ StaReport BuildSta(const StaInputs& in) {
     sections.push_back({std::move(t), {}});
   }
 
+  // Timeliness as distributions: how long each milestone took, not only its median.
+  {
+    Table t{"timeliness",
+            "Timeliness",
+            "Whole days from dispatch to each milestone, over the year's referrals that reached "
+            "it: the middle half lies between the 25th and 75th percentiles.",
+            {"Milestone", "Referrals", "25th percentile", "Median", "75th percentile",
+             "90th percentile"},
+            {}};
+    Chart box{"Days from dispatch to each milestone",
+              {},
+              {{"25th percentile", {}}, {"Median", {}}, {"75th percentile", {}}, {"90th", {}}},
+              false,
+              Chart::Kind::kBox};
+    const v1::Measures& m = in.this_year.total();
+    for (const auto& [label, key, d] :
+         {std::tuple{"Acknowledgement", "acknowledge", &m.days_to_acknowledge()},
+          std::tuple{"First decision", "decision", &m.days_to_decision()},
+          std::tuple{"Feedback", "feedback", &m.days_to_feedback()},
+          std::tuple{"Outcome", "outcome", &m.days_to_outcome()}}) {
+      Cell name = Text(label);
+      name.csv = key;
+      t.rows.push_back({name, Count(Opt(d->has_n(), d->n())), Days(OptD(d->has_p25(), d->p25())),
+                        Days(OptD(d->has_median(), d->median())),
+                        Days(OptD(d->has_p75(), d->p75())), Days(OptD(d->has_p90(), d->p90()))});
+      box.labels.push_back(label);
+      box.series[0].second.push_back(OptD(d->has_p25(), d->p25()));
+      box.series[1].second.push_back(OptD(d->has_median(), d->median()));
+      box.series[2].second.push_back(OptD(d->has_p75(), d->p75()));
+      box.series[3].second.push_back(OptD(d->has_p90(), d->p90()));
+    }
+    sections.push_back({std::move(t), {box}});
+  }
+
   {
     Table t = MeasureTable("by_organisation", "Response by force and agency", "Organisation",
                            in.by_organisation);
@@ -346,22 +567,54 @@ StaReport BuildSta(const StaInputs& in) {
     Table c{
         "coverage",
         "Coverage",
-        "Referrals to each organisation, and those UKFIU recorded on its behalf because it does "
-        "not run sarloop.",
+        "Every organisation that takes referrals, with or without any this year: referrals, those "
+        "UKFIU recorded on its behalf because it does not run sarloop, and referrals per 1,000 "
+        "police officers (FTE at 31 March 2024, Home Office police workforce statistics, where a "
+        "published figure is held: common/reference/workforce.csv names each source; '–' where "
+        "none is).",
         {"Organisation", "Referred", "Cases", "Distinct subjects", "Recorded on behalf",
-         "On sarloop"},
+         "On sarloop", "Officers (FTE)", "Referred per 1,000 officers"},
         {}};
-    for (const auto& g : in.by_organisation.groups()) {
-      const v1::Measures& m = g.measures();
+    std::map<std::string, const v1::Measures*> by_org;
+    for (const auto& g : in.by_organisation.groups()) by_org[g.key(0)] = &g.measures();
+    std::vector<std::string> codes;
+    for (const v1::Organisation& o : ReferenceData::BuiltIn().organisations()) {
+      // The NCA holds the register; referrals go to its ACU or professional standards.
+      if (o.code() != "NCA") codes.push_back(o.code());
+    }
+    for (const auto& [code, m] : by_org) {
+      if (std::find(codes.begin(), codes.end(), code) == codes.end()) codes.push_back(code);
+    }
+    const v1::Measures none = [] {
+      v1::Measures m;
+      m.set_referred(0);
+      m.set_cases(0);
+      m.set_distinct_subjects(0);
+      m.set_recorded_on_behalf(0);
+      return m;
+    }();
+    const auto& workforce = PublishedWorkforce();
+    for (const std::string& code : codes) {
+      auto it = by_org.find(code);
+      const v1::Measures& m = it == by_org.end() ? none : *it->second;
       // Unknown when a count is suppressed (publication mode).
       const bool known = m.has_recorded_on_behalf() && m.has_referred();
       const bool on = m.recorded_on_behalf() < m.referred();
-      c.rows.push_back({Text(g.key(0)), Count(SARLOOP_M(m, referred)), Count(SARLOOP_M(m, cases)),
-                        Count(SARLOOP_M(m, distinct_subjects)),
-                        Count(SARLOOP_M(m, recorded_on_behalf)),
-                        Text(!known ? ""
-                             : on   ? "yes"
-                                    : "no: recorded by UKFIU")});
+      auto w = workforce.find(code);
+      std::optional<double> fte, rate;
+      if (w != workforce.end()) {
+        fte = w->second.officers_fte;
+        if (m.has_referred()) rate = m.referred() * 1000.0 / w->second.officers_fte;
+      }
+      c.rows.push_back(
+          {Text(code), Count(SARLOOP_M(m, referred)), Count(SARLOOP_M(m, cases)),
+           Count(SARLOOP_M(m, distinct_subjects)), Count(SARLOOP_M(m, recorded_on_behalf)),
+           Text(!known              ? ""
+                : m.referred() == 0 ? "no referrals"
+                : on                ? "yes"
+                                    : "no: recorded by UKFIU"),
+           fte ? Count(static_cast<int64_t>(std::lround(*fte))) : Text("–"), PerThousand(rate)});
+      if (!fte) c.rows.back()[6] = Cell{"–", "", "", true};
     }
     sections.push_back({std::move(c), {}});
     Table r = MeasureTable("by_region", "Response by region", "Region", in.by_region);
@@ -481,15 +734,23 @@ StaReport BuildSta(const StaInputs& in) {
     Chart chart{"Days to outcome by quarter of dispatch",
                 {},
                 {{"Median", {}}, {"90th percentile", {}}},
-                false};
+                false,
+                Chart::Kind::kLines};
     Table trend{"trend",
                 absl::StrCat("Trend: ", fy, " against ", prev),
                 "",
                 {"Quarter", "Referred", "Feedback", "Response rate"},
                 {}};
-    Chart referred{
-        "Referrals per quarter", {"Q1", "Q2", "Q3", "Q4"}, {{prev, {}}, {fy, {}}}, false};
-    Chart rate{"Response rate per quarter", {"Q1", "Q2", "Q3", "Q4"}, {{prev, {}}, {fy, {}}}, true};
+    Chart referred{"Referrals per quarter",
+                   {"Q1", "Q2", "Q3", "Q4"},
+                   {{prev, {}}, {fy, {}}},
+                   false,
+                   Chart::Kind::kLines};
+    Chart rate{"Response rate per quarter",
+               {"Q1", "Q2", "Q3", "Q4"},
+               {{prev, {}}, {fy, {}}},
+               true,
+               Chart::Kind::kLines};
     std::map<std::string, const v1::Measures*> by_key;
     for (const auto& g : in.by_quarter.groups()) by_key[g.key(0)] = &g.measures();
     const v1::Measures empty = [] {
@@ -526,6 +787,47 @@ StaReport BuildSta(const StaInputs& in) {
     sections.push_back({std::move(trend), {referred, rate}});
   }
 
+  // The trend over every year held, up to this one.
+  {
+    Table t{"trend_years",
+            "Trend: every financial year held",
+            "Each year's referrals as they stand now: a recent year's cases are younger, so fewer "
+            "have ended.",
+            {"Financial year", "Referred", "Feedback", "Response rate",
+             "Response rate, past due date", "Median days to feedback", "Median days to outcome"},
+            {}};
+    Chart volume{"Referrals per financial year",
+                 {},
+                 {{"Referred", {}}, {"Feedback", {}}},
+                 false,
+                 Chart::Kind::kLines};
+    Chart rates{"Response rates per financial year",
+                {},
+                {{"Response rate", {}}, {"Past due date", {}}},
+                true,
+                Chart::Kind::kLines};
+    for (const auto& g : in.by_year.groups()) {
+      int y = 0;
+      if (!absl::SimpleAtoi(g.key(0).substr(0, 4), &y) || y > in.year) continue;
+      const v1::Measures& m = g.measures();
+      t.rows.push_back(
+          {Text(g.key(0)), Count(SARLOOP_M(m, referred)), Count(SARLOOP_M(m, feedback_received)),
+           Rate(OptD(m.has_response_rate(), m.response_rate())),
+           Rate(OptD(m.has_response_rate_due(), m.response_rate_due())),
+           Days(OptD(m.days_to_feedback().has_median(), m.days_to_feedback().median())),
+           Days(OptD(m.days_to_outcome().has_median(), m.days_to_outcome().median()))});
+      volume.labels.push_back(g.key(0));
+      volume.series[0].second.push_back(AsDouble(SARLOOP_M(m, referred)));
+      volume.series[1].second.push_back(AsDouble(SARLOOP_M(m, feedback_received)));
+      rates.labels.push_back(g.key(0));
+      rates.series[0].second.push_back(OptD(m.has_response_rate(), m.response_rate()));
+      rates.series[1].second.push_back(OptD(m.has_response_rate_due(), m.response_rate_due()));
+    }
+    std::vector<Chart> charts;
+    if (!t.rows.empty()) charts = {volume, rates};
+    sections.push_back({std::move(t), charts});
+  }
+
   // Who is overdue or escalated.
   {
     Table t{"overdue_escalated",
@@ -556,6 +858,69 @@ StaReport BuildSta(const StaInputs& in) {
     sections.push_back({std::move(t), charts});
   }
 
+  // Non-responders: organisations holding referrals past their due date with no first decision,
+  // the longest silence first.
+  {
+    Table t{"non_responders",
+            "Non-responders",
+            absl::StrCat("As at ", absl::FormatTime("%Y-%m-%d", in.as_of, absl::UTCTimeZone()),
+                         ", referrals dispatched in ", fy,
+                         " that are past the first decision's due date and still have none, and "
+                         "the days since the oldest of them was dispatched."),
+            {"Organisation", "Past due, no decision", "Past due", "Response rate, past due date",
+             "Oldest unanswered (days)"},
+            {}};
+    std::vector<std::pair<int64_t, std::vector<Cell>>> rows;
+    Chart chart{"Days since the oldest unanswered referral", {}, {{"Days", {}}}, false};
+    for (const auto& g : in.by_organisation.groups()) {
+      const v1::Measures& m = g.measures();
+      if (!m.has_past_due() || !m.has_past_due_answered()) {
+        if (!m.has_oldest_unanswered_days() || m.oldest_unanswered_days() == 0) continue;
+      } else if (m.past_due() == m.past_due_answered()) {
+        continue;
+      }
+      const std::optional<int64_t> silent =
+          m.has_past_due() && m.has_past_due_answered()
+              ? std::optional<int64_t>(m.past_due() - m.past_due_answered())
+              : std::nullopt;
+      rows.push_back({m.oldest_unanswered_days(),
+                      {Text(g.key(0)), Count(silent), Count(SARLOOP_M(m, past_due)),
+                       Rate(OptD(m.has_response_rate_due(), m.response_rate_due())),
+                       Count(SARLOOP_M(m, oldest_unanswered_days))}});
+    }
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (auto& [age, row] : rows) {
+      chart.labels.push_back(row[0].text);
+      chart.series[0].second.push_back(static_cast<double>(age));
+      t.rows.push_back(std::move(row));
+    }
+    std::vector<Chart> charts;
+    if (!chart.labels.empty() && !in.publication) charts.push_back(chart);
+    sections.push_back({std::move(t), charts});
+  }
+
+  // Regulation 19: investigations open 12 months after receipt are reported to the local policing
+  // body; the list by organisation.
+  {
+    Table t{"regulation_19",
+            "Open over 12 months (regulation 19)",
+            absl::StrCat("Referrals dispatched in ", fy,
+                         " still open 12 months after the force received them, as at ",
+                         absl::FormatTime("%Y-%m-%d", in.as_of, absl::UTCTimeZone()),
+                         ": the Police (Conduct) Regulations 2020, regulation 19, require a report "
+                         "to the local policing body, then every 6 months."),
+            {"Organisation", "Open over 12 months", "Oldest open (days)"},
+            {}};
+    for (const auto& g : in.by_organisation.groups()) {
+      const v1::Measures& m = g.measures();
+      if (m.has_open_over_12_months() && m.open_over_12_months() == 0) continue;
+      t.rows.push_back({Text(g.key(0)), Count(SARLOOP_M(m, open_over_12_months)),
+                        Count(SARLOOP_M(m, oldest_open_days))});
+    }
+    sections.push_back({std::move(t), {}});
+  }
+
   // Declined requests register.
   {
     Table t{"declined_register",
@@ -577,7 +942,27 @@ StaReport BuildSta(const StaInputs& in) {
     sections.push_back({std::move(t), {}});
   }
 
-  // Render.
+  // Render, marked for handling, with what the figures cover.
+  constexpr char kMarking[] = "OFFICIAL-SENSITIVE";
+  int on_system = 0, with_referrals = 0, organisations = 0;
+  for (const v1::Organisation& o : ReferenceData::BuiltIn().organisations()) {
+    if (o.code() != "NCA") ++organisations;
+  }
+  for (const auto& g : in.by_organisation.groups()) {
+    const v1::Measures& m = g.measures();
+    ++with_referrals;
+    if (m.has_referred() && m.has_recorded_on_behalf() && m.recorded_on_behalf() < m.referred()) {
+      ++on_system;
+    }
+  }
+  const std::string caveat = absl::StrCat(
+      "Coverage: ", with_referrals, " of ", organisations,
+      " organisations that take referrals had referrals this year, ", on_system,
+      " of them answering through sarloop; the others' figures are what UKFIU recorded on their "
+      "behalf. Counts are of referrals made through UKFIU's referral process only, not all "
+      "corruption intelligence; outcomes of recent referrals are still to come. Rates per 1,000 "
+      "officers use published figures for ",
+      PublishedWorkforce().size(), " organisations.");
   const std::string as_of = absl::FormatTime("%Y-%m-%d %H:%M UTC", in.as_of, absl::UTCTimeZone());
   const std::string mode =
       in.publication ? absl::StrCat("Publication mode: counts from 1 to ", in.min_count - 1,
@@ -590,22 +975,26 @@ StaReport BuildSta(const StaInputs& in) {
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<title>STA summary ",
       fy, ": law-enforcement SAR referrals</title><style>", kStyle,
-      "</style></head><body><main><h1>SAR referrals about law-enforcement personnel: ", fy,
+      "</style></head><body><main><p class=\"marking\">", kMarking,
+      "</p>"
+      "<h1>SAR referrals about law-enforcement personnel: ",
+      fy,
       "</h1><p class=\"note\">Summary of outcomes for the strategic threat assessment (HMICFRS "
       "2024, recommendation 4). Referrals dispatched from 1 April ",
       in.year, " to 31 March ", in.year + 1, " (UTC). Generated from the NCA register as at ",
-      as_of, ". ", HtmlEscape(mode), "</p>");
+      as_of, ". ", HtmlEscape(mode), "</p><p class=\"note\">", HtmlEscape(caveat), "</p>");
   std::string& md = report.markdown;
-  md = absl::StrCat("# SAR referrals about law-enforcement personnel: ", fy, "\n\n",
+  md = absl::StrCat("**", kMarking, "**\n\n# SAR referrals about law-enforcement personnel: ", fy,
+                    "\n\n",
                     "Summary of outcomes for the strategic threat assessment. Referrals "
                     "dispatched from 1 April ",
                     in.year, " to 31 March ", in.year + 1, " (UTC). As at ", as_of, ". ", mode,
-                    "\n");
+                    "\n\n", caveat, "\n");
   report.csv = kCsvHeader;
   absl::StrAppend(&report.csv, "meta,report,as_of,",
                   absl::FormatTime(absl::RFC3339_sec, in.as_of, absl::UTCTimeZone()),
                   "\nmeta,report,financial_year,", in.year, "\nmeta,report,publication,",
-                  in.publication ? "true" : "false", "\n");
+                  in.publication ? "true" : "false", "\nmeta,report,handling,", kMarking, "\n");
   for (auto& [table, charts] : sections) {
     absl::StrAppend(&html, "<section><h2>", HtmlEscape(table.title), "</h2>");
     if (!table.note.empty())
@@ -623,7 +1012,8 @@ StaReport BuildSta(const StaInputs& in) {
     report.csv += CsvRows(table);
     report.tables.push_back(std::move(table));
   }
-  html += "</main></body></html>\n";
+  absl::StrAppend(&html, "<p class=\"marking\">", kMarking, "</p></main></body></html>\n");
+  absl::StrAppend(&md, "\n**", kMarking, "**\n");
   return report;
 }
 

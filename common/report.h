@@ -31,6 +31,8 @@ Cell Text(std::string text, std::string link = "");
 Cell Count(std::optional<int64_t> value);
 Cell Rate(std::optional<double> value);
 Cell Days(std::optional<double> value);
+// A rate per 1,000 (two decimals); "–" when unknown.
+Cell PerThousand(std::optional<double> value);
 
 struct Table {
   // Stable identifier: the CSV's first column and the HTML element id.
@@ -41,13 +43,19 @@ struct Table {
   std::vector<std::vector<Cell>> rows;
 };
 
-// A horizontal bar chart: one bar per label per series.
+// A chart of the kind its figure wants:
+//   kBars: horizontal bars, one per label per series (categories, organisations);
+//   kLines: one line per series over the labels in order (time: quarters, years);
+//   kBox: one box plot per label, series in this order: 25th percentile, median, 75th percentile,
+//         90th percentile (durations: the box is the middle half, the whisker reaches p90).
 struct Chart {
+  enum class Kind { kBars, kLines, kBox };
   std::string title;
   std::vector<std::string> labels;
   std::vector<std::pair<std::string, std::vector<std::optional<double>>>> series;
   // Values are fractions shown as percentages (the axis ends at 100%).
   bool percent = false;
+  Kind kind = Kind::kBars;
 };
 
 std::string HtmlEscape(absl::string_view text);
@@ -86,6 +94,7 @@ struct StaInputs {
   v1::GetAggregatesResponse by_unit;            // group UNIT, the year
   v1::GetAggregatesResponse by_priority;        // group PRIORITY, the year
   v1::GetAggregatesResponse by_decline_reason;  // group DECLINE_REASON, the year, declined
+  v1::GetAggregatesResponse by_year;            // group FINANCIAL_YEAR, every year held
   // Referrals of the year declined by the force, or whose unit declined to assist. Empty in
   // publication mode (it lists single referrals).
   std::vector<v1::RegisterEntry> declined;

@@ -42,6 +42,8 @@ enum Count {
   kDaml,
   kRecordedOnBehalf,
   kReferredToIopc,
+  kPastDue,
+  kPastDueAnswered,
   kCountMeasures
 };
 constexpr std::array<const char*, kCountMeasures> kCountNames = {"referred",
@@ -61,7 +63,9 @@ constexpr std::array<const char*, kCountMeasures> kCountNames = {"referred",
                                                                  "information_answered",
                                                                  "daml",
                                                                  "recorded_on_behalf",
-                                                                 "referred_to_iopc"};
+                                                                 "referred_to_iopc",
+                                                                 "past_due",
+                                                                 "past_due_answered"};
 
 bool HasOutcome(int state) {
   return state == v1::REFERRAL_STATE_CLOSED_BY_FORCE ||
@@ -112,6 +116,10 @@ struct Acc {
   DayCounts feedback_days;
   DayCounts outcome_days;
   DayCounts answer_days;
+  DayCounts acknowledge_days;
+  DayCounts decision_days;
+  int64_t oldest_open_s = 0;        // earliest dispatch of an open referral; 0 none
+  int64_t oldest_unanswered_s = 0;  // of an open one past due without a first decision
   std::vector<uint32_t> repeat_subjects;
   int64_t distinct_repeat_subjects = 0;
   // With count_distinct: referrals that are cases of their own, the joint cases met, and every
@@ -137,6 +145,11 @@ void Merge(const Acc& from, Acc& into) {
   MergeDays(from.feedback_days, into.feedback_days);
   MergeDays(from.outcome_days, into.outcome_days);
   MergeDays(from.answer_days, into.answer_days);
+  MergeDays(from.acknowledge_days, into.acknowledge_days);
+  MergeDays(from.decision_days, into.decision_days);
+  auto earliest = [](int64_t a, int64_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); };
+  into.oldest_open_s = earliest(into.oldest_open_s, from.oldest_open_s);
+  into.oldest_unanswered_s = earliest(into.oldest_unanswered_s, from.oldest_unanswered_s);
   into.repeat_subjects.insert(into.repeat_subjects.end(), from.repeat_subjects.begin(),
                               from.repeat_subjects.end());
   into.solo_cases += from.solo_cases;
@@ -153,9 +166,11 @@ void FillDays(DayCounts& days, v1::DayStats* out) {
   out->set_median(n % 2 == 1 ? days.Kth(n / 2) : (days.Kth(n / 2 - 1) + days.Kth(n / 2)) / 2.0);
   const int64_t rank = (9 * n + 9) / 10;  // ceil(0.9 n)
   out->set_p90(days.Kth(rank - 1));
+  out->set_p25(days.Kth((n + 3) / 4 - 1));      // ceil(0.25 n)
+  out->set_p75(days.Kth((3 * n + 3) / 4 - 1));  // ceil(0.75 n)
 }
 
-void FillMeasures(Acc& acc, v1::Measures* m) {
+void FillMeasures(Acc& acc, v1::Measures* m, int64_t now_s) {
   const auto* d = v1::Measures::descriptor();
   const auto* r = v1::Measures::GetReflection();
   for (int i = 0; i < kCountMeasures; ++i) {
@@ -177,6 +192,17 @@ void FillMeasures(Acc& acc, v1::Measures* m) {
   FillDays(acc.feedback_days, m->mutable_days_to_feedback());
   FillDays(acc.outcome_days, m->mutable_days_to_outcome());
   FillDays(acc.answer_days, m->mutable_days_to_answer());
+  FillDays(acc.acknowledge_days, m->mutable_days_to_acknowledge());
+  FillDays(acc.decision_days, m->mutable_days_to_decision());
+  if (acc.counts[kPastDue] > 0) {
+    m->set_response_rate_due(static_cast<double>(acc.counts[kPastDueAnswered]) /
+                             acc.counts[kPastDue]);
+  }
+  auto age = [&](int64_t since) {
+    return since == 0 ? 0 : std::max<int64_t>(0, (now_s - since) / kDay);
+  };
+  m->set_oldest_open_days(age(acc.oldest_open_s));
+  m->set_oldest_unanswered_days(age(acc.oldest_unanswered_s));
 }
 
 // An allow-list per dimension value; empty means everything passes.
@@ -296,6 +322,9 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
   // Regulation 19's first report: 12 months after receipt (clocks.h), one definition.
   if (e.has_dispatched_at()) f.reg19_s = absl::ToUnixSeconds(Reg19DueAt(e, 1));
   if (e.has_feedback_at()) f.feedback_s = e.feedback_at().seconds();
+  if (e.has_acknowledged_at()) f.acknowledged_s = e.acknowledged_at().seconds();
+  if (e.has_decided_at()) f.decided_s = e.decided_at().seconds();
+  if (e.has_due_at()) f.decision_due_s = e.due_at().seconds();
   for (int role : e.subject_roles()) {
     if (role != v1::SUBJECT_ROLE_UNSPECIFIED) {
       f.role = known(role, v1::SubjectRole_IsValid);
@@ -551,6 +580,27 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
     if (f.information_answered > 0) a.answer_days.Add(f.answer_days);
     a.counts[kOpenOver12Months] += open && f.reg19_s > 0 && f.reg19_s <= now_s;
     if (outcome) a.outcomes[f.outcome % a.outcomes.size()]++;
+    auto days_since_dispatch = [&](int64_t t) {
+      return static_cast<int32_t>(std::min<int64_t>((t - f.dispatched_s) / kDay, INT32_MAX));
+    };
+    if (f.dispatched_s > 0) {
+      if (f.acknowledged_s >= f.dispatched_s)
+        a.acknowledge_days.Add(days_since_dispatch(f.acknowledged_s));
+      if (f.decided_s >= f.dispatched_s) a.decision_days.Add(days_since_dispatch(f.decided_s));
+      const bool asked =
+          f.state != v1::REFERRAL_STATE_WITHDRAWN && f.state != v1::REFERRAL_STATE_REDIRECTED;
+      if (asked && f.decision_due_s > 0 && f.decision_due_s <= now_s) {
+        a.counts[kPastDue]++;
+        a.counts[kPastDueAnswered] += f.decided_s > 0;
+        if (open && f.decided_s == 0 &&
+            (a.oldest_unanswered_s == 0 || f.dispatched_s < a.oldest_unanswered_s)) {
+          a.oldest_unanswered_s = f.dispatched_s;
+        }
+      }
+      if (open && (a.oldest_open_s == 0 || f.dispatched_s < a.oldest_open_s)) {
+        a.oldest_open_s = f.dispatched_s;
+      }
+    }
     if (f.feedback_s > 0 && f.dispatched_s > 0 && f.feedback_s >= f.dispatched_s) {
       const auto days = static_cast<int32_t>(
           std::min<int64_t>((f.feedback_s - f.dispatched_s) / kDay, INT32_MAX));
@@ -756,9 +806,9 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
   for (auto& [names, g] : order) {
     v1::AggregateGroup* group = response.add_groups();
     for (auto& n : names) group->add_key(std::move(n));
-    FillMeasures(groups[g], group->mutable_measures());
+    FillMeasures(groups[g], group->mutable_measures(), now_s);
   }
-  FillMeasures(total, response.mutable_total());
+  FillMeasures(total, response.mutable_total(), now_s);
   if (request.publication()) {
     response.set_publication(true);
     response.set_min_count(min_count);
@@ -946,6 +996,22 @@ void Suppress(v1::GetAggregatesResponse& response, int min_count) {
     const int64_t na = m->days_to_answer().n();
     if (!m->has_information_answered() || (na > 0 && na < k)) {
       HideDays(*m, m->mutable_days_to_answer(), "days_to_answer");
+    }
+    for (auto [days, name] : {std::pair{m->mutable_days_to_acknowledge(), "days_to_acknowledge"},
+                              std::pair{m->mutable_days_to_decision(), "days_to_decision"}}) {
+      if (days->n() > 0 && days->n() < k) HideDays(*m, days, name);
+    }
+    if (m->has_response_rate_due() && (!m->has_past_due() || !m->has_past_due_answered())) {
+      m->clear_response_rate_due();
+      m->add_suppressed("response_rate_due");
+    }
+    // The age of one referral points at that referral.
+    for (const char* name : {"oldest_open_days", "oldest_unanswered_days"}) {
+      const auto* field = v1::Measures::descriptor()->FindFieldByName(name);
+      if (m->GetReflection()->HasField(*m, field)) {
+        m->GetReflection()->ClearField(m, field);
+        m->add_suppressed(name);
+      }
     }
   }
 }

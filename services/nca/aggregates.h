@@ -64,10 +64,13 @@ class AggregateIndex {
     int32_t answer_days = 0;
     int16_t fy = 0;
     uint8_t quarter = 0;
-    int64_t dispatched_s = 0;  // 0 until the DISPATCHED event arrives
-    int64_t due_s = 0;         // the running clock's due time (clocks.h); 0 when nothing is due
-    int64_t reg19_s = 0;       // when regulation 19's first report falls due (clocks.h)
-    int64_t feedback_s = 0;    // 0 without feedback
+    int64_t dispatched_s = 0;    // 0 until the DISPATCHED event arrives
+    int64_t due_s = 0;           // the running clock's due time (clocks.h); 0 when nothing is due
+    int64_t reg19_s = 0;         // when regulation 19's first report falls due (clocks.h)
+    int64_t feedback_s = 0;      // 0 without feedback
+    int64_t acknowledged_s = 0;  // 0 until acknowledged (any later step acknowledges too)
+    int64_t decided_s = 0;       // 0 until the first decision
+    int64_t decision_due_s = 0;  // when the first decision was due (RegisterEntry.due_at)
     // The latest outcome type on each track (OutcomeTrack 1-5 at [track - 1]), 0 for none; the
     // conduct track's finding and action; the priority; the unit (index into units_, 0 none).
     uint8_t track[5] = {0, 0, 0, 0, 0};

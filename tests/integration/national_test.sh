@@ -82,6 +82,25 @@ awk -v a="$fb" -v b="$out" 'BEGIN { exit !(a + 0 > 1 && b + 0 > a + 0) }' &&
   ok "STA $year: median days to feedback $fb, to outcome $out" ||
   bad "STA $year timeliness: feedback '$fb', outcome '$out'"
 
+# Every figure of the report recomputed from the register's raw events, on data where time passed
+# inside the cases (distributions, the due-based rate, non-responders, regulation 19, every row).
+mkdir -p "$DIR/stubs"
+protoc -I "$REPO/proto" -I /usr/include --python_out="$DIR/stubs" "$REPO"/proto/sarloop/v1/*.proto
+if /usr/bin/python3 "$REPO/tests/integration/sta_recompute.py" "$DIR/pki" "$SARLOOP_NCA_TARGET" \
+  "$DIR/stubs" "$REPO/common/reference" "$DIR/reports/sta-$year.csv" >"$DIR/recompute.log" 2>&1; then
+  ok "$(head -n 1 "$DIR/recompute.log")"
+else
+  bad "recompute: $(head -n 12 "$DIR/recompute.log" | tr '\n' ' ')"
+fi
+rows=$(grep -c '^coverage,[A-Z]*,Referred,' "$DIR/reports/sta-$year.csv")
+((rows == orgs)) && ok "the coverage table has every organisation as a row ($rows)" ||
+  bad "coverage rows: $rows, organisations: $orgs"
+grep -q '^| Timeliness\|^## Timeliness' "$DIR/reports/sta-$year.md" &&
+  grep -q 'OFFICIAL-SENSITIVE' "$DIR/reports/sta-$year.md" &&
+  grep -q '<polyline' "$DIR/reports/sta-$year.html" && grep -q 'fill-opacity' "$DIR/reports/sta-$year.html" &&
+  ok "the report is marked OFFICIAL-SENSITIVE and draws lines for time and box plots for durations" ||
+  bad "marking, line or box charts missing"
+
 # The check is referral by referral, so a second run on the same register is refused.
 "$EXERCISE" --chain "$DIR" --per-year 10 >"$DIR/again.out" 2>&1
 rc=$?

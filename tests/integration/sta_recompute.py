@@ -161,6 +161,28 @@ def next_due(d, events):
     return max(decided, last) + INTERVAL_DAYS.get(priority, 90) * DAY
 
 
+# When the force first acknowledged, and the first decision that stands (a unit's decline to
+# assist puts the referral back with the force, which owes a new one), by the same rules as the
+# running clock above.
+def ack_and_decision(events):
+    acked = decided = None
+    asked = set()
+    for e in events:
+        s = e.occurred_at.seconds
+        if e.type == RFI_Q and e.thread_id and e.thread_id not in asked:
+            asked.add(e.thread_id)
+            if e.producer == e.organisation and not e.unit:
+                acked = acked or s
+        if e.type in (ET.Value("EVENT_TYPE_ACKNOWLEDGED"), ET.Value("EVENT_TYPE_RESEARCH_STARTED")):
+            acked = acked or s
+        if e.type in DECISIONS or (e.type == ET.Value("EVENT_TYPE_PROGRESS_UPDATED")
+                                   and e.progress != REG19_NOTE):
+            acked, decided = acked or s, decided or s
+        if e.type == ET.Value("EVENT_TYPE_ASSISTANCE_DECLINED"):
+            decided = None
+    return acked, decided
+
+
 # Regulation 19: 12 calendar months after the force received the referral (the dispatch without a
 # receipt).
 def reg19_due(d, events):
@@ -238,11 +260,15 @@ for rid in ids:
     before_end = [e for e in events if end_time is None or t(e) < end_time]
     requests, answered, answer_days = information(
         events, None if end is None else nanos(end))
+    acked, decided = ack_and_decision(before_end + ([end] if end else []))
     facts.append({
         "id": rid,
         "org": d.organisation,
         "region": regions.get(d.organisation, "UNKNOWN"),
         "dispatched": d.occurred_at.seconds,
+        "acked": acked,
+        "decided": decided,
+        "due_at": d.due_at.seconds,
         "fy": fy_of(d.occurred_at.seconds),
         "due": next_due(d, before_end),
         "reg19": reg19_due(d, events),
@@ -302,6 +328,16 @@ def p90(v):
     return None if not v else v[(9 * len(v) + 9) // 10 - 1]
 
 
+def p25(v):
+    v = sorted(v)
+    return None if not v else v[(len(v) + 3) // 4 - 1]
+
+
+def p75(v):
+    v = sorted(v)
+    return None if not v else v[(3 * len(v) + 3) // 4 - 1]
+
+
 def measures(fs):
     m = {}
     is_open = lambda f: f["end"] is None  # noqa: E731
@@ -334,6 +370,26 @@ def measures(fs):
     m["information_answered"] = sum(f["information_answered"] for f in fs)
     m["days_to_answer_median"] = median([f["answer_days"] for f in fs
                                          if f["answer_days"] is not None])
+    ack = [(f["acked"] - f["dispatched"]) // DAY for f in fs if f["acked"] is not None
+           and f["acked"] >= f["dispatched"]]
+    dec = [(f["decided"] - f["dispatched"]) // DAY for f in fs if f["decided"] is not None
+           and f["decided"] >= f["dispatched"]]
+    for name, v in (("acknowledge", ack), ("decision", dec), ("feedback", fb), ("outcome", out)):
+        m[f"{name}_n"] = len(v)
+        m[f"{name}_p25"], m[f"{name}_median"], m[f"{name}_p75"], m[f"{name}_p90"] = \
+            p25(v), median(v), p75(v), p90(v)
+    m["days_to_acknowledge_median"] = median(ack)
+    m["days_to_decision_median"] = median(dec)
+    past = [f for f in fs if f["end"] not in (ET.Value("EVENT_TYPE_WITHDRAWN"),
+                                              ET.Value("EVENT_TYPE_REDIRECTED"))
+            and 0 < f["due_at"] <= AS_OF]
+    m["past_due"] = len(past)
+    m["past_due_answered"] = sum(f["decided"] is not None for f in past)
+    m["response_rate_due"] = m["past_due_answered"] / len(past) if past else None
+    open_ = [f["dispatched"] for f in fs if is_open(f)]
+    silent = [f["dispatched"] for f in past if is_open(f) and f["decided"] is None]
+    m["oldest_open_days"] = max(0, (AS_OF - min(open_)) // DAY) if open_ else 0
+    m["oldest_unanswered_days"] = max(0, (AS_OF - min(silent)) // DAY) if silent else 0
     return m
 
 
@@ -343,9 +399,11 @@ def fmt(v, kind):
     return {"count": lambda: str(v), "rate": lambda: f"{v:.6f}", "days": lambda: f"{v:.1f}"}[kind]()
 
 
-KIND = {"response_rate": "rate", "Response rate": "rate"}
+KIND = {"response_rate": "rate", "Response rate": "rate", "response_rate_due": "rate",
+        "Response rate, past due date": "rate"}
 for k in ("days_to_feedback_median", "days_to_outcome_median", "days_to_outcome_p90",
-          "days_to_answer_median",
+          "days_to_answer_median", "days_to_acknowledge_median", "days_to_decision_median",
+          "25th percentile", "Median", "75th percentile", "90th percentile",
           "Median days to feedback", "Median days to outcome", "Median days to outcome",
           "90th percentile days to outcome"):
     KIND[k] = "days"
@@ -366,7 +424,8 @@ for label, fs in ((fy_name(YEAR), this_year), (fy_name(YEAR - 1), prev_year)):
                 "overdue", "escalated", "open_over_12_months", "repeat_subjects",
                 "information_requests", "information_answered", "daml", "referred_to_iopc",
                 "recorded_on_behalf", "days_to_feedback_median", "days_to_outcome_median", "days_to_outcome_p90",
-                "days_to_answer_median"):
+                "days_to_answer_median", "past_due", "past_due_answered", "response_rate_due",
+                "days_to_acknowledge_median", "days_to_decision_median"):
         put("headline", key, label, m[key], KIND.get(key, "count"))
 
 COLUMNS = [("Referred", "referred"), ("Feedback", "feedback_received"),
@@ -465,19 +524,67 @@ for f in this_year:
     expected[(t, f["id"], "Unit")] = f["unit"]
     expected[(t, f["id"], "Reason")] = f["reason"]
 
-# Coverage: this year's referrals by organisation, and those UKFIU recorded on its behalf.
+# Coverage: every organisation that takes referrals (all but the NCA's register), this year's
+# referrals, those UKFIU recorded on its behalf, and referrals per 1,000 officers where a published
+# figure is held.
+workforce = {}
+with open(f"{REFERENCE}/workforce.csv") as f:
+    for row in csv.DictReader(line for line in f if not line.startswith("#")):
+        workforce[row["code"]] = float(row["officers_fte"])
 by_org = collections.defaultdict(list)
 for f in this_year:
     by_org[f["org"]].append(f)
-for org, fs in by_org.items():
+codes = [c for c in regions if c != "NCA"] + [c for c in by_org if c not in regions]
+for org in codes:
+    fs = by_org.get(org, [])
     behalf = sum(f["on_behalf"] for f in fs)
     put("coverage", org, "Referred", len(fs))
     m = measures(fs)
     put("coverage", org, "Cases", m["cases"])
     put("coverage", org, "Distinct subjects", m["distinct_subjects"])
     put("coverage", org, "Recorded on behalf", behalf)
-    expected[("coverage", org, "On sarloop")] = "yes" if behalf < len(fs) else \
-        "no: recorded by UKFIU"
+    expected[("coverage", org, "On sarloop")] = "no referrals" if not fs else \
+        "yes" if behalf < len(fs) else "no: recorded by UKFIU"
+    fte = workforce.get(org)
+    expected[("coverage", org, "Officers (FTE)")] = str(round(fte)) if fte else ""
+    expected[("coverage", org, "Referred per 1,000 officers")] = \
+        f"{len(fs) * 1000 / fte:.2f}" if fte else ""
+
+# Timeliness: the year's distributions.
+m = measures(this_year)
+for key in ("acknowledge", "decision", "feedback", "outcome"):
+    put("timeliness", key, "Referrals", m[f"{key}_n"])
+    put("timeliness", key, "25th percentile", m[f"{key}_p25"])
+    put("timeliness", key, "Median", m[f"{key}_median"])
+    put("timeliness", key, "75th percentile", m[f"{key}_p75"])
+    put("timeliness", key, "90th percentile", m[f"{key}_p90"])
+
+# Non-responders and regulation 19, by organisation.
+for org, fs in by_org.items():
+    m = measures(fs)
+    if m["past_due"] > m["past_due_answered"]:
+        put("non_responders", org, "Past due, no decision", m["past_due"] - m["past_due_answered"])
+        put("non_responders", org, "Past due", m["past_due"])
+        put("non_responders", org, "Response rate, past due date", m["response_rate_due"])
+        put("non_responders", org, "Oldest unanswered (days)", m["oldest_unanswered_days"])
+    if m["open_over_12_months"] > 0:
+        put("regulation_19", org, "Open over 12 months", m["open_over_12_months"])
+        put("regulation_19", org, "Oldest open (days)", m["oldest_open_days"])
+
+# The trend over every year held, up to the report's.
+by_fy = collections.defaultdict(list)
+for f in facts:
+    if f["fy"][0] <= YEAR:
+        by_fy[f["fy"][0]].append(f)
+for y, fs in by_fy.items():
+    m = measures(fs)
+    key = fy_name(y)
+    put("trend_years", key, "Referred", m["referred"])
+    put("trend_years", key, "Feedback", m["feedback_received"])
+    put("trend_years", key, "Response rate", m["response_rate"])
+    put("trend_years", key, "Response rate, past due date", m["response_rate_due"])
+    put("trend_years", key, "Median days to feedback", m["days_to_feedback_median"])
+    put("trend_years", key, "Median days to outcome", m["days_to_outcome_median"])
 
 # --- compare -----------------------------------------------------------------------------------
 got = {(r[0], r[1], r[2]): r[3] for r in rows[1:] if r[0] != "meta"}
@@ -496,7 +603,7 @@ print(f"recomputed {len(expected)} cells of {len(tables)} tables from the events
 for p in problems[:40]:
     print("  " + p)
 for t in ("headline", "by_organisation", "declined_register", "trend", "outcomes_by_track",
-          "by_unit", "by_priority", "coverage"):
+          "by_unit", "by_priority", "coverage", "timeliness", "trend_years"):
     if tables[t] == 0:
         problems.append(f"table {t} is empty")
         print(f"  table {t} is empty")

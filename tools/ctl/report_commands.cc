@@ -171,6 +171,7 @@ absl::Status StaReport(const Input& in, Session& session) {
   ASSIGN_OR_RETURN(inputs.by_priority, Ask(session, base, {v1::DIMENSION_PRIORITY}, {year}));
   ASSIGN_OR_RETURN(inputs.by_decline_reason, Ask(session, base, {v1::DIMENSION_DECLINE_REASON},
                                                  {year}, {v1::REFERRAL_STATE_DECLINED_BY_FORCE}));
+  ASSIGN_OR_RETURN(inputs.by_year, Ask(session, base, {v1::DIMENSION_FINANCIAL_YEAR}, {}));
   if (!inputs.publication) {
     std::map<std::string, v1::RegisterEntry> declined;
     for (bool assistance : {false, true}) {
