@@ -137,7 +137,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.total td{font-weight:600}.wide{overflow-x:auto;max-width:100%}
 .note{color:#505a5f;font-size:13px}.charts{display:flex;flex-wrap:wrap;gap:16px}
 svg{background:#fff;border:1px solid #e5e5e5}form.filters{margin:8px 0}
-form.filters label{margin-right:12px}.tiles{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}
+form.filters label{margin-right:12px;display:inline-block;white-space:nowrap;margin-bottom:4px}.tiles{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}
 .tile{border-left:5px solid #1d70b8;padding:6px 12px;background:#f8f8f8;min-width:130px}
 .tile b{display:block;font-size:24px}
 .marking{font-weight:700;text-align:center;letter-spacing:.05em;margin:4px 0}
@@ -351,6 +351,8 @@ std::string SvgBars(const Chart& c) {
   }
   for (size_t i = 0; i < c.labels.size(); ++i) {
     const int y = top + static_cast<int>(i) * row_h;
+    const bool link = i < c.links.size() && !c.links[i].empty();
+    if (link) absl::StrAppend(&out, "<a href=\"", HtmlEscape(c.links[i]), "\">");
     absl::StrAppendFormat(&out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>",
                           label_w - 6, y + (n_series * bar_h) / 2 + 4,
                           HtmlEscape(c.labels[i].substr(0, 32)));
@@ -368,6 +370,7 @@ std::string SvgBars(const Chart& c) {
                             label_w, by + 1, w, bar_h - 2, kColours[s % 5], label_w + w + 4,
                             by + bar_h - 2, label);
     }
+    if (link) out += "</a>";
   }
   out += "</svg>";
   return out;
@@ -392,7 +395,13 @@ std::string HtmlTable(const Table& t) {
       absl::StrCat("<div class=\"wide\"><table id=\"", HtmlEscape(t.id), "\"><thead><tr>");
   for (size_t i = 0; i < t.columns.size(); ++i) {
     const bool numeric = !t.rows.empty() && i < t.rows[0].size() && t.rows[0][i].numeric;
-    absl::StrAppend(&out, numeric ? "<th class=\"n\">" : "<th>", HtmlEscape(t.columns[i]), "</th>");
+    const std::string name = HtmlEscape(t.columns[i]);
+    absl::StrAppend(
+        &out, numeric ? "<th class=\"n\">" : "<th>",
+        i < t.column_links.size() && !t.column_links[i].empty()
+            ? absl::StrCat("<a href=\"", HtmlEscape(t.column_links[i]), "\">", name, "</a>")
+            : name,
+        "</th>");
   }
   out += "</tr></thead><tbody>";
   for (const auto& row : t.rows) {
@@ -428,6 +437,40 @@ std::string MarkdownTable(const Table& t) {
     out += "\n";
   }
   return out;
+}
+
+std::string CsvWide(const Table& t) {
+  std::string out;
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    absl::StrAppend(&out, i ? "," : "", Csv(t.columns[i]));
+  }
+  out += "\n";
+  for (const auto& row : t.rows) {
+    for (size_t i = 0; i < row.size() && i < t.columns.size(); ++i) {
+      absl::StrAppend(&out, i ? "," : "", Csv(row[i].csv));
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+bool SortRows(Table& t, const std::string& column, bool descending) {
+  auto col = std::find(t.columns.begin(), t.columns.end(), column);
+  if (col == t.columns.end()) return false;
+  const size_t c = col - t.columns.begin();
+  auto all = std::stable_partition(t.rows.begin(), t.rows.end(), [](const auto& row) {
+    return row.empty() || row[0].text != "All";
+  });
+  std::stable_sort(t.rows.begin(), all, [&](const auto& a, const auto& b) {
+    const std::string& x = c < a.size() ? a[c].csv : "";
+    const std::string& y = c < b.size() ? b[c].csv : "";
+    double dx = 0, dy = 0;
+    const bool nx = absl::SimpleAtod(x, &dx), ny = absl::SimpleAtod(y, &dy);
+    if (nx != ny) return nx;  // numbers first, unknown ("", "suppressed") last
+    if (nx) return descending ? dx > dy : dx < dy;
+    return descending ? x > y : x < y;
+  });
+  return true;
 }
 
 std::string CsvRows(const Table& t) {

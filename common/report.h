@@ -41,6 +41,8 @@ struct Table {
   std::string note;
   std::vector<std::string> columns;
   std::vector<std::vector<Cell>> rows;
+  // For the dashboard: a link per column header (sorting), or none.
+  std::vector<std::string> column_links = {};
 };
 
 // A chart of the kind its figure wants:
@@ -56,6 +58,8 @@ struct Chart {
   // Values are fractions shown as percentages (the axis ends at 100%).
   bool percent = false;
   Kind kind = Kind::kBars;
+  // For the dashboard (bars): a link per label, to drill down, or none.
+  std::vector<std::string> links = {};
 };
 
 std::string HtmlEscape(absl::string_view text);
@@ -65,6 +69,12 @@ std::string MarkdownTable(const Table& table);
 // Long form, one line per cell: table,key,column,value (RFC 4180 quoting).
 std::string CsvRows(const Table& table);
 inline constexpr char kCsvHeader[] = "table,key,column,value\n";
+// Wide form, as the table reads: a header of its columns, then a line per row (RFC 4180 quoting;
+// a cell a spreadsheet would run as a formula is written as text).
+std::string CsvWide(const Table& table);
+// Sorts the rows by `column`'s values (numbers as numbers, unknown last), keeping an "All" row
+// last. False when the table has no such column.
+bool SortRows(Table& table, const std::string& column, bool descending);
 
 // The organisation and region tables: one row per group of a one-dimension answer, then "All".
 Table MeasureTable(std::string id, std::string title, std::string key_column,

@@ -4,9 +4,11 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/audit.h"
 #include "common/identity.h"
@@ -64,6 +66,147 @@ std::string Tile(const char* measure, const std::string& label, const report::Ce
   return absl::StrCat("<div class=\"tile\" data-measure=\"", measure, "\" data-value=\"",
                       HtmlEscape(value.csv), "\"><b>", HtmlEscape(value.text), "</b>",
                       HtmlEscape(label), "</div>");
+}
+
+std::string UrlEncode(absl::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ',') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppendFormat(&out, "%%%02X", c);
+    }
+  }
+  return out;
+}
+
+// The enum filters the overview offers, each an AggregateFilter field: the query parameter,
+// its label, the filter field and the enum's name prefix.
+struct EnumFilter {
+  const char* param;
+  const char* label;
+  const char* field;
+  const char* prefix;
+};
+constexpr EnumFilter kEnumFilters[] = {
+    {"kind", "Kind", "organisation_kinds", "ORGANISATION_KIND_"},
+    {"category", "Category", "categories", "CORRUPTION_CATEGORY_"},
+    {"role", "Subject role", "subject_roles", "SUBJECT_ROLE_"},
+    {"outcome", "Outcome", "outcome_types", "OUTCOME_TYPE_"},
+    {"route", "Route", "routes", "REFERRAL_ROUTE_"},
+    {"state", "State", "states", "REFERRAL_STATE_"},
+};
+
+// What the table can be grouped by: the parameter value, the dimension, its column heading.
+struct GroupBy {
+  const char* param;
+  v1::Dimension dimension;
+  const char* label;
+};
+constexpr GroupBy kGroupBys[] = {
+    {"organisation", v1::DIMENSION_ORGANISATION, "Organisation"},
+    {"region", v1::DIMENSION_REGION, "Region"},
+    {"kind", v1::DIMENSION_ORGANISATION_KIND, "Kind"},
+    {"year", v1::DIMENSION_FINANCIAL_YEAR, "Financial year"},
+    {"quarter", v1::DIMENSION_FINANCIAL_QUARTER, "Quarter"},
+    {"category", v1::DIMENSION_CATEGORY, "Category"},
+    {"role", v1::DIMENSION_SUBJECT_ROLE, "Subject role"},
+    {"outcome", v1::DIMENSION_OUTCOME_TYPE, "Outcome"},
+    {"route", v1::DIMENSION_ROUTE, "Route"},
+    {"state", v1::DIMENSION_STATE, "State"},
+    {"priority", v1::DIMENSION_PRIORITY, "Priority"},
+    {"unit", v1::DIMENSION_UNIT, "Unit"},
+    {"decline_reason", v1::DIMENSION_DECLINE_REASON, "Decline reason"},
+};
+
+// The overview as the query asks for it: the filter, the grouping, the sort, and the parameters
+// as understood (for links that keep them).
+struct View {
+  v1::AggregateFilter filter;
+  const GroupBy* by = &kGroupBys[0];
+  std::string sort;
+  bool descending = true;
+  int year = 0;
+  std::map<std::string, std::string> params;
+
+  // This view's query string with `changes` applied (an empty value drops the parameter).
+  std::string Query(const std::map<std::string, std::string>& changes = {}) const {
+    std::map<std::string, std::string> p = params;
+    for (const auto& [k, v] : changes) p[k] = v;
+    std::string out;
+    for (const auto& [k, v] : p) {
+      if (v.empty()) continue;
+      absl::StrAppend(&out, out.empty() ? "?" : "&", k, "=", UrlEncode(v));
+    }
+    return out;
+  }
+};
+
+// INVALID_ARGUMENT naming the parameter for a value the register cannot have.
+absl::StatusOr<View> ParseView(const HttpRequest& request, const ReferenceData& reference) {
+  View v;
+  auto get = [&](const char* name) -> std::string {
+    auto it = request.query.find(name);
+    return it == request.query.end() ? "" : it->second;
+  };
+  auto bad = [](absl::string_view param, absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(param, ": ", why));
+  };
+  if (const std::string y = get("year"); !y.empty()) {
+    if (!absl::SimpleAtoi(y, &v.year) || v.year < 1990 || v.year > 2200) {
+      return bad("year", "must be a financial year such as 2025");
+    }
+    v.filter.add_financial_years(v.year);
+    v.params["year"] = y;
+  }
+  if (const std::string r = get("region"); !r.empty()) {
+    for (absl::string_view code : absl::StrSplit(r, ',')) {
+      if (reference.FindRegion(std::string(code)) == nullptr) {
+        return bad("region", absl::StrCat("unknown region '", code, "'"));
+      }
+      v.filter.add_regions(std::string(code));
+    }
+    v.params["region"] = r;
+  }
+  if (const std::string o = get("org"); !o.empty()) {
+    for (absl::string_view code : absl::StrSplit(o, ',')) {
+      if (reference.FindOrganisation(std::string(code)) == nullptr) {
+        return bad("org", absl::StrCat("unknown organisation '", code, "'"));
+      }
+      v.filter.add_organisations(std::string(code));
+    }
+    v.params["org"] = o;
+  }
+  const auto* reflection = v.filter.GetReflection();
+  for (const EnumFilter& f : kEnumFilters) {
+    const std::string value = get(f.param);
+    if (value.empty()) continue;
+    const auto* field = v1::AggregateFilter::descriptor()->FindFieldByName(f.field);
+    for (absl::string_view name : absl::StrSplit(value, ',')) {
+      const auto* e = field->enum_type()->FindValueByName(absl::StrCat(f.prefix, name));
+      if (e == nullptr || e->number() == 0) {
+        return bad(f.param, absl::StrCat("unknown value '", name, "'"));
+      }
+      reflection->AddEnumValue(&v.filter, field, e->number());
+    }
+    v.params[f.param] = value;
+  }
+  if (const std::string by = get("by"); !by.empty()) {
+    v.by = nullptr;
+    for (const GroupBy& g : kGroupBys) {
+      if (by == g.param) v.by = &g;
+    }
+    if (v.by == nullptr) return bad("by", absl::StrCat("cannot group by '", by, "'"));
+    v.params["by"] = by;
+  }
+  v.sort = get("sort");
+  if (!v.sort.empty()) v.params["sort"] = v.sort;
+  if (const std::string dir = get("dir"); !dir.empty()) {
+    if (dir != "asc" && dir != "desc") return bad("dir", "must be asc or desc");
+    v.descending = dir == "desc";
+    v.params["dir"] = dir;
+  }
+  return v;
 }
 
 // Security headers for every page: nothing but this origin's own pages and inline styles.
@@ -240,8 +383,12 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
                                                              "SameSite=Strict"));
   } else if (request.path == "/") {
     response = Overview(request);
+  } else if (request.path == "/overview.csv") {
+    response = OverviewCsv(request);
   } else if (request.path == "/overdue") {
     response = OverdueList(request);
+  } else if (request.path == "/overdue.csv") {
+    response = OverdueList(request, /*csv=*/true);
   } else if (absl::StartsWith(request.path, "/referral/")) {
     entry.referral_id = request.path.substr(10, 40);
     response = Timeline(entry.referral_id);
@@ -262,20 +409,61 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
   return response;
 }
 
-HttpResponse Dashboard::Overview(const HttpRequest& request) {
-  v1::AggregateFilter filter;
-  int year = 0;
-  if (auto it = request.query.find("year"); it != request.query.end() && !it->second.empty()) {
-    if (!absl::SimpleAtoi(it->second, &year) || year < 1990 || year > 2200) {
-      return Page(400, "Bad request", "<p>year: must be a financial year such as 2025.</p>", true);
+namespace {
+
+// The overview's main table: the view's filter, grouped as asked, sorted as asked, each heading a
+// link that sorts by it (again: the other way).
+absl::StatusOr<report::Table> MainTable(Register& reg, const View& v, absl::Time now) {
+  v1::GetAggregatesRequest request;
+  request.add_group_by(v.by->dimension);
+  *request.mutable_filter() = v.filter;
+  ASSIGN_OR_RETURN(v1::GetAggregatesResponse response, reg.Aggregates(request, now, 0));
+  report::Table t = report::MeasureTable(absl::StrCat("by_", v.by->param),
+                                         absl::StrCat("By ", absl::AsciiStrToLower(v.by->label)),
+                                         v.by->label, response);
+  for (auto& row : t.rows) {
+    if (row[0].text == "All") continue;
+    if (v.by->dimension == v1::DIMENSION_ORGANISATION) {
+      row[0].link = absl::StrCat("/overdue?org=", UrlEncode(row[0].text));
+    } else if (v.by->dimension == v1::DIMENSION_REGION) {
+      row[0].link = absl::StrCat("/", v.Query({{"region", row[0].text}, {"by", "organisation"}}));
     }
-    filter.add_financial_years(year);
   }
-  std::string region;
-  if (auto it = request.query.find("region"); it != request.query.end() && !it->second.empty()) {
-    region = it->second;
-    filter.add_regions(region);
+  if (!v.sort.empty() && !report::SortRows(t, v.sort, v.descending)) {
+    return absl::InvalidArgumentError(absl::StrCat("sort: the table has no column '", v.sort, "'"));
   }
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    const bool again = v.sort == t.columns[i];
+    // Numbers sort largest first; the names column alphabetically.
+    const bool first_desc = i > 0;
+    const bool desc = again ? !v.descending : first_desc;
+    t.column_links.push_back(
+        absl::StrCat("/", v.Query({{"sort", t.columns[i]}, {"dir", desc ? "desc" : "asc"}})));
+  }
+  return t;
+}
+
+HttpResponse Csv(const std::string& name, const std::string& body) {
+  HttpResponse r;
+  r.content_type = "text/csv; charset=utf-8";
+  r.body = body;
+  r.headers.emplace_back("Content-Disposition",
+                         absl::StrCat("attachment; filename=\"sarloop-", name, ".csv\""));
+  Harden(r);
+  return r;
+}
+
+}  // namespace
+
+HttpResponse Dashboard::Overview(const HttpRequest& request) {
+  absl::StatusOr<View> parsed = ParseView(request, reference_);
+  if (!parsed.ok()) {
+    return Page(400, "Bad request",
+                absl::StrCat("<p>", HtmlEscape(parsed.status().message()), "</p>"), true);
+  }
+  const View& view = *parsed;
+  const v1::AggregateFilter& filter = view.filter;
+  const int year = view.year;
   const absl::Time now = clock_.Now();
   v1::GetAggregatesRequest years_request;
   years_request.add_group_by(v1::DIMENSION_FINANCIAL_YEAR);
@@ -285,8 +473,10 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
   v1::GetAggregatesRequest by_category;
   by_category.add_group_by(v1::DIMENSION_CATEGORY);
   *by_category.mutable_filter() = filter;
-  by_category.mutable_filter()->add_states(v1::REFERRAL_STATE_CLOSED_BY_FORCE);
-  by_category.mutable_filter()->add_states(v1::REFERRAL_STATE_OUTCOME_RECORDED);
+  if (filter.states().empty()) {
+    by_category.mutable_filter()->add_states(v1::REFERRAL_STATE_CLOSED_BY_FORCE);
+    by_category.mutable_filter()->add_states(v1::REFERRAL_STATE_OUTCOME_RECORDED);
+  }
   auto grouped = [&](v1::Dimension d) {
     v1::GetAggregatesRequest r;
     r.add_group_by(d);
@@ -298,6 +488,7 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
   auto categories = register_.Aggregates(by_category, now, 0);
   auto units = grouped(v1::DIMENSION_UNIT);
   auto priorities = grouped(v1::DIMENSION_PRIORITY);
+  auto main_table = MainTable(register_, view, now);
   static constexpr std::pair<v1::Dimension, const char*> kTracks[] = {
       {v1::DIMENSION_CRIMINAL_TRACK, "Criminal"},
       {v1::DIMENSION_CONDUCT_TRACK, "Conduct"},
@@ -306,38 +497,81 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
       {v1::DIMENSION_STAFF_TRACK, "Staff"}};
   std::vector<absl::StatusOr<v1::GetAggregatesResponse>> tracks;
   for (const auto& [d, name] : kTracks) tracks.push_back(grouped(d));
-  std::vector<const absl::StatusOr<v1::GetAggregatesResponse>*> all = {&years, &orgs, &categories,
-                                                                       &units, &priorities};
-  for (const auto& t : tracks) all.push_back(&t);
-  for (const auto* r : all) {
-    if (!r->ok()) {
-      return Page(r->status().code() == absl::StatusCode::kInvalidArgument ? 400 : 503,
-                  "Cannot show this",
-                  absl::StrCat("<p>", HtmlEscape(r->status().message()), "</p>"), true);
+  std::vector<const absl::Status*> statuses = {&years.status(),      &orgs.status(),
+                                               &categories.status(), &units.status(),
+                                               &priorities.status(), &main_table.status()};
+  for (const auto& t : tracks) statuses.push_back(&t.status());
+  for (const absl::Status* st : statuses) {
+    if (!st->ok()) {
+      return Page(st->code() == absl::StatusCode::kInvalidArgument ? 400 : 503, "Cannot show this",
+                  absl::StrCat("<p>", HtmlEscape(st->message()), "</p>"), true);
     }
   }
 
+  // The filters: one per dimension of the register, and what the table is grouped by.
+  auto option = [](std::string* out, const std::string& value, const std::string& label,
+                   bool selected) {
+    absl::StrAppend(out, "<option value=\"", HtmlEscape(value), "\"", selected ? " selected" : "",
+                    ">", HtmlEscape(label), "</option>");
+  };
+  auto param = [&](const char* name) {
+    auto it = view.params.find(name);
+    return it == view.params.end() ? std::string() : it->second;
+  };
   std::string body =
       "<form class=\"filters\" method=\"get\" action=\"/\"><label>Financial year "
       "<select name=\"year\" id=\"year\"><option value=\"\">All years</option>";
   for (const auto& g : years->groups()) {
     const std::string y = g.key(0).substr(0, 4);
     if (g.key(0) == "UNKNOWN") continue;
-    absl::StrAppend(&body, "<option value=\"", HtmlEscape(y), "\"",
-                    y == absl::StrCat(year) ? " selected" : "", ">", HtmlEscape(g.key(0)),
-                    "</option>");
+    option(&body, y, g.key(0), y == absl::StrCat(year));
   }
   body +=
       "</select></label><label>Region <select name=\"region\" id=\"region\">"
       "<option value=\"\">All regions</option>";
   for (const Region& r : reference_.regions()) {
-    absl::StrAppend(&body, "<option value=\"", HtmlEscape(r.code), "\"",
-                    r.code == region ? " selected" : "", ">", HtmlEscape(r.name), "</option>");
+    option(&body, r.code, r.name, r.code == param("region"));
   }
+  body +=
+      "</select></label><label>Organisation <select name=\"org\" id=\"org\">"
+      "<option value=\"\">All</option>";
+  for (const v1::Organisation& o : reference_.organisations()) {
+    if (o.code() != "NCA") option(&body, o.code(), o.code(), o.code() == param("org"));
+  }
+  body += "</select></label>";
+  for (const EnumFilter& f : kEnumFilters) {
+    absl::StrAppend(&body, "<label>", f.label, " <select name=\"", f.param, "\" id=\"", f.param,
+                    "\"><option value=\"\">All</option>");
+    const auto* type = v1::AggregateFilter::descriptor()->FindFieldByName(f.field)->enum_type();
+    if (std::string(f.param) == "outcome") {
+      // What "dismissed" means across the routes to it.
+      option(&body, "DISMISSED,DISMISSED_AFTER_RESIGNATION,DISMISSED_AFTER_VETTING_WITHDRAWAL",
+             "Dismissal (any route)",
+             param("outcome") ==
+                 "DISMISSED,DISMISSED_AFTER_RESIGNATION,DISMISSED_AFTER_VETTING_WITHDRAWAL");
+    }
+    for (int k = 0; k < type->value_count(); ++k) {
+      const auto* e = type->value(k);
+      if (e->number() == 0) continue;
+      const std::string name = e->name().substr(std::string(f.prefix).size());
+      option(&body, name, report::EnumText(name, ""), name == param(f.param));
+    }
+    body += "</select></label>";
+  }
+  body += "<label>Group by <select name=\"by\" id=\"by\">";
+  for (const GroupBy& g : kGroupBys) option(&body, g.param, g.label, &g == view.by);
   body += "</select></label> <button type=\"submit\">Show</button></form>";
-  absl::StrAppend(&body, "<p class=\"note\">", year == 0 ? "All years" : FinancialYearName(year),
-                  region.empty() ? ", all regions" : absl::StrCat(", ", HtmlEscape(region)),
-                  ". Overdue and escalated as at ", DateTime(ToProto(now)), " UTC.</p>");
+  std::string described = year == 0 ? "All years" : FinancialYearName(year);
+  for (const auto& [k, v] : view.params) {
+    if (k != "year" && k != "sort" && k != "dir" && k != "by") {
+      absl::StrAppend(&described, ", ", k, " ", v);
+    }
+  }
+  absl::StrAppend(&body, "<p class=\"note\">", HtmlEscape(described),
+                  ". Overdue and escalated as at ", DateTime(ToProto(now)),
+                  " UTC. <a id=\"export\" "
+                  "href=\"/overview.csv",
+                  HtmlEscape(view.Query()), "\">Download this view's table as CSV</a></p>");
 
   const v1::Measures& t = orgs->total();
   auto opt = [](bool has, auto v) { return has ? std::optional<decltype(v)>(v) : std::nullopt; };
@@ -361,11 +595,17 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
   body += Tile("recorded_on_behalf", "Recorded on behalf (not on sarloop)",
                report::Count(opt(t.has_recorded_on_behalf(), t.recorded_on_behalf())));
   body += "</div><div class=\"charts\">";
-  body += report::SvgChart(report::RateChart("Response rate by organisation", *orgs));
+  // Every bar opens what it counts.
+  report::Chart rate = report::RateChart("Response rate by organisation", *orgs);
+  for (const std::string& org : rate.labels) {
+    rate.links.push_back(absl::StrCat("/overdue?org=", UrlEncode(org)));
+  }
+  body += report::SvgChart(rate);
   report::Chart outcomes{"Outcomes by corruption category", {}, {{"Outcomes", {}}}, false};
   for (const auto& g : categories->groups()) {
     outcomes.labels.push_back(report::EnumText(g.key(0), ""));
     outcomes.series[0].second.push_back(static_cast<double>(g.measures().closed_with_outcome()));
+    outcomes.links.push_back(absl::StrCat("/", view.Query({{"category", g.key(0)}})));
   }
   body += report::SvgChart(outcomes);
   // Each referral's latest outcome on each track (charged and a case to answer are still open).
@@ -376,6 +616,7 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
       by_track.labels.push_back(
           absl::StrCat(kTracks[k].second, ": ", report::EnumText(g.key(0), "")));
       by_track.series[0].second.push_back(static_cast<double>(g.measures().referred()));
+      by_track.links.push_back(absl::StrCat("/", view.Query({{"outcome", g.key(0)}})));
     }
   }
   if (!by_track.labels.empty()) body += report::SvgChart(by_track);
@@ -383,21 +624,40 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
   for (const auto& g : units->groups()) {
     by_unit.labels.push_back(g.key(0) == "NONE" ? "None (kept by the force)" : g.key(0));
     by_unit.series[0].second.push_back(static_cast<double>(g.measures().referred()));
+    by_unit.links.push_back(absl::StrCat("/", view.Query({{"by", "unit"}})));
   }
   body += report::SvgChart(by_unit);
-  body += report::SvgChart(report::RateChart("Response rate by priority", *priorities));
-  body += "</div><h2>By organisation</h2>";
-  report::Table table =
-      report::MeasureTable("by_organisation", "By organisation", "Organisation", *orgs);
-  for (auto& row : table.rows) {
-    if (row[0].text != "All") row[0].link = absl::StrCat("/overdue?org=", row[0].text);
+  report::Chart by_priority = report::RateChart("Response rate by priority", *priorities);
+  for (size_t k = 0; k < by_priority.labels.size(); ++k) {
+    by_priority.links.push_back(absl::StrCat("/", view.Query({{"by", "priority"}})));
   }
-  body += report::HtmlTable(table);
-  body += "<p class=\"note\">An organisation's name opens its overdue referrals.</p>";
+  body += report::SvgChart(by_priority);
+  absl::StrAppend(&body, "</div><h2>", HtmlEscape(main_table->title), "</h2>",
+                  report::HtmlTable(*main_table),
+                  "<p class=\"note\">A heading sorts the table by it (again: the other way). ",
+                  view.by->dimension == v1::DIMENSION_ORGANISATION
+                      ? "An organisation's name opens its overdue referrals."
+                      : "",
+                  "</p>");
   return Page(200, "Referral feedback overview", body, true);
 }
 
-HttpResponse Dashboard::OverdueList(const HttpRequest& request) {
+HttpResponse Dashboard::OverviewCsv(const HttpRequest& request) {
+  absl::StatusOr<View> view = ParseView(request, reference_);
+  if (!view.ok()) {
+    return Page(400, "Bad request",
+                absl::StrCat("<p>", HtmlEscape(view.status().message()), "</p>"), true);
+  }
+  absl::StatusOr<report::Table> t = MainTable(register_, *view, clock_.Now());
+  if (!t.ok()) {
+    return Page(t.status().code() == absl::StatusCode::kInvalidArgument ? 400 : 503,
+                "Cannot export this", absl::StrCat("<p>", HtmlEscape(t.status().message()), "</p>"),
+                true);
+  }
+  return Csv(absl::StrCat("by-", view->by->param), report::CsvWide(*t));
+}
+
+HttpResponse Dashboard::OverdueList(const HttpRequest& request, bool csv) {
   v1::ListOverdueRequest list;
   list.set_page_size(1000);
   std::string org, region;
@@ -442,12 +702,15 @@ HttpResponse Dashboard::OverdueList(const HttpRequest& request) {
          report::Text(Date(e.dispatched_at())), report::Text(Date(e.due_at())), report::Count(days),
          report::Count(e.reminders()), report::Text(e.escalated() ? "escalated" : "")});
   }
+  if (csv) return Csv("overdue", report::CsvWide(t));
   std::string body = absl::StrCat(
       "<p class=\"note\">Referrals past their due date with no feedback, most overdue first, as "
       "at ",
       DateTime(ToProto(now)), " UTC", org.empty() ? "" : absl::StrCat(", ", HtmlEscape(org)),
-      region.empty() ? "" : absl::StrCat(", ", HtmlEscape(region)), ".</p>",
-      "<div class=\"tiles\">", Tile("overdue", "Overdue", report::Count(entries.size())),
+      region.empty() ? "" : absl::StrCat(", ", HtmlEscape(region)), ". <a id=\"export\" href=\"",
+      HtmlEscape(absl::StrCat("/overdue.csv?org=", UrlEncode(org), "&region=", UrlEncode(region))),
+      "\">Download as CSV</a></p>", "<div class=\"tiles\">",
+      Tile("overdue", "Overdue", report::Count(entries.size())),
       Tile("escalated", "Of which escalated", report::Count(escalated)), "</div>");
   if (entries.empty()) {
     body += "<p>Nothing is overdue.</p>";
@@ -477,6 +740,18 @@ HttpResponse Dashboard::Timeline(const std::string& referral_id) {
   fact("Due", Date(e.due_at()));
   fact("Feedback", Date(e.feedback_at()));
   fact("Unit", e.unit());
+  auto thr = [](const v1::ThrAssessment& a) {
+    auto level = [](v1::ThrLevel l) {
+      return report::EnumText(v1::ThrLevel_Name(l), "THR_LEVEL_");
+    };
+    return absl::StrCat("threat ", level(a.threat()), ", harm ", level(a.harm()), ", risk ",
+                        level(a.risk()), a.rationale().empty() ? "" : ": ", a.rationale());
+  };
+  fact("THR at referral", thr(e.thr()));
+  if (e.has_decision_thr()) fact("THR at the last decision", thr(e.decision_thr()));
+  fact("Priority", e.priority() == v1::PRIORITY_UNSPECIFIED
+                       ? ""
+                       : report::EnumText(v1::Priority_Name(e.priority()), "PRIORITY_"));
   fact("Reminders", absl::StrCat(e.reminders()));
   fact("Escalated", e.escalated() ? "yes" : "no");
   for (const v1::Outcome& t : e.tracks()) {
@@ -495,7 +770,8 @@ HttpResponse Dashboard::Timeline(const std::string& referral_id) {
   if (!e.linked_referral_id().empty()) fact("Linked referral", e.linked_referral_id());
   if (!e.reason().empty()) fact("Reason", e.reason());
   report::Table events{
-      "events", "Events", "", {"Time (UTC)", "Event", "Producer", "Actor", "Detail"}, {}};
+      "events", "Events", "", {"Time (UTC)", "Day", "Event", "Producer", "Actor", "Detail"}, {}};
+  const int64_t dispatched = e.dispatched_at().seconds();
   for (const auto& ev : timeline->events()) {
     std::vector<std::string> detail;
     if (!ev.unit().empty()) detail.push_back(absl::StrCat("unit ", ev.unit()));
@@ -505,9 +781,17 @@ HttpResponse Dashboard::Timeline(const std::string& referral_id) {
       detail.push_back(absl::StrCat("linked ", ev.linked_referral_id()));
     }
     if (ev.sequence() != 0) detail.push_back(absl::StrCat("#", ev.sequence()));
+    if (ev.has_thr() && ev.type() != v1::EVENT_TYPE_DISPATCHED) {
+      detail.push_back(absl::StrCat("THR ", thr(ev.thr())));
+    }
+    // Whole days since dispatch: how long the case has run at each step.
+    const std::optional<int64_t> day =
+        dispatched > 0 ? std::optional<int64_t>((ev.occurred_at().seconds() - dispatched) / 86400)
+                       : std::nullopt;
     events.rows.push_back(
-        {report::Text(DateTime(ev.occurred_at())), report::Text(std::string(EventName(ev.type()))),
-         report::Text(ev.producer()),
+        {report::Text(DateTime(ev.occurred_at())),
+         report::Cell{day ? absl::StrCat(*day) : "", day ? absl::StrCat(*day) : "", "", true},
+         report::Text(std::string(EventName(ev.type()))), report::Text(ev.producer()),
          report::Text(ev.actor().user().empty() ? ev.actor().identity() : ev.actor().user()),
          report::Text(absl::StrJoin(detail, "; "))});
   }

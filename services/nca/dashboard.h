@@ -49,7 +49,9 @@ class Dashboard {
   std::optional<Token> Verify(const std::string& text, const std::string& kind);
 
   HttpResponse Overview(const HttpRequest& request);
-  HttpResponse OverdueList(const HttpRequest& request);
+  // The overview's table (as filtered, grouped and sorted) as CSV.
+  HttpResponse OverviewCsv(const HttpRequest& request);
+  HttpResponse OverdueList(const HttpRequest& request, bool csv = false);
   HttpResponse Timeline(const std::string& referral_id);
   HttpResponse Page(int status, const std::string& title, const std::string& body, bool nav);
 

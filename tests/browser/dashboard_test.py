@@ -4,9 +4,12 @@ WebDriver HTTP API (standard library only), against a running chain with seeded 
 
 Checks: no page serves data without an analyst credential; a one-time sign-in link works once;
 the numbers on the overview (tiles and the per-organisation table) equal the gRPC API's, before and
-after choosing a year and a region in the page's filters; a click from the overdue list reaches a
-referral's timeline with every event the API has; signing out ends the session. Screenshots go to
-OUT_DIR.
+after choosing a year and a region in the page's filters; two analyst questions answered through
+the page ("which forces are slowest to give feedback this year?": the year, then a sorting
+heading; "how many SARs about officers led to dismissal, by region?": role, outcome and grouping)
+and compared with the API; the view's CSV equals its table; a chart's bar drills down; a bad filter
+value is refused; a click from the overdue list reaches a referral's timeline with every event
+the API has, its elapsed days and THR; signing out ends the session. Screenshots go to OUT_DIR.
 
 Usage: dashboard_test.py CHAIN_DIR CHROMEDRIVER_PORT OUT_DIR. Prints 'N passed, N failed'.
 """
@@ -238,6 +241,86 @@ try:
           0 < int(filtered["total"].get("referred", 0)) < int(api["total"]["referred"]),
           filtered["total"])
 
+    # Analyst question 1: which forces are slowest to give feedback this year? The year in the
+    # filter, then the heading "Median days to feedback" (largest first).
+    go(DASH + "/")
+    wait_until(lambda: js("return document.readyState") == "complete")
+    click(f"#year option[value='{years[-1]}']")
+    click("form.filters button[type=submit]")
+    wait_until(lambda: url_with(f"year={years[-1]}") and
+               js("return document.readyState") == "complete")
+    js("[...document.querySelectorAll('#by_organisation th a')].find(a => a.textContent == "
+       "'Median days to feedback').click()")
+    wait_until(lambda: url_with("sort=Median") and js("return document.readyState") == "complete")
+    page = [dict(r) for r in js(ROWS)]
+    shown = [(r["Organisation"], r["Median days to feedback"]) for r in page
+             if r["Organisation"] != "All"]
+    api = ctl("analyst-alice", "nca", "aggregates", "--by", "organisation", "--year", years[-1])
+    medians = {g["key"][0]: g["measures"].get("daysToFeedback", {}).get("median")
+               for g in api.get("groups", [])}
+    slowest = max(v for v in medians.values() if v is not None)
+    values = [float(v) for _, v in shown if v]
+    check(f"question 1, slowest to give feedback in {years[-1]}: the sorted table opens with "
+          f"{shown[0][0]} ({shown[0][1]} days), the API's slowest ({slowest:.1f})",
+          shown and float(shown[0][1]) == slowest and values == sorted(values, reverse=True),
+          f"page {shown} api {medians}")
+    size = screenshot("dashboard-slowest-feedback.png")
+    check(f"screenshot of the sorted table saved ({size} bytes)", size > 10000, size)
+    # The same view as CSV: what the table shows, in its order, as a spreadsheet reads it.
+    href = js("return document.querySelector('#export').getAttribute('href')")
+    code, text = http_status(href, "analyst-alice")
+    lines = [ln.split(",") for ln in text.strip().splitlines()]
+    check("the view downloads as CSV with the table's rows in the table's order",
+          code == 200 and lines[0][0] == "Organisation" and
+          [ln[0] for ln in lines[1:]] == [r["Organisation"] for r in page] and
+          [ln[lines[0].index("Median days to feedback")] for ln in lines[1:]] ==
+          [r["Median days to feedback"] for r in page], f"{code} {text[:300]}")
+
+    # Analyst question 2: how many SARs about officers led to dismissal, by region?
+    go(DASH + "/")
+    wait_until(lambda: js("return document.readyState") == "complete")
+    click("#role option[value='OFFICER']")
+    click("#outcome option[value='DISMISSED,DISMISSED_AFTER_RESIGNATION,"
+          "DISMISSED_AFTER_VETTING_WITHDRAWAL']")
+    click("#by option[value='region']")
+    click("form.filters button[type=submit]")
+    wait_until(lambda: url_with("by=region", "role=OFFICER") and
+               js("return document.readyState") == "complete")
+    regions = {r[0][1]: dict(r[1:])["Referred"] for r in js(
+        "return [...document.querySelectorAll('#by_region tbody tr')].map(tr => "
+        "[...tr.children].map(td => [td.dataset.col, td.dataset.value]))")}
+    api = ctl("analyst-alice", "nca", "aggregates", "--by", "region", "--role", "officer",
+              "--outcome", "dismissed", "--outcome", "dismissed_after_resignation",
+              "--outcome", "dismissed_after_vetting_withdrawal")
+    want = {g["key"][0]: fmt_count(g["measures"], "referred") for g in api.get("groups", [])}
+    want["All"] = fmt_count(api["total"], "referred")
+    check(f"question 2, officers dismissed by region: {regions} equals the API's",
+          regions == want, f"page {regions} api {want}")
+    size = screenshot("dashboard-officers-dismissed-by-region.png")
+    check(f"screenshot of dismissals by region saved ({size} bytes)", size > 10000, size)
+
+    # Drill down from a chart: a category's bar opens the overview filtered to that category.
+    go(DASH + "/")
+    wait_until(lambda: js("return document.readyState") == "complete")
+    target = js("const a = [...document.querySelectorAll('svg a')].find(a => "
+                "a.getAttribute('href').includes('category=')); return a && "
+                "a.getAttribute('href')")
+    click("svg a[href*='category=']")
+    category = target.split("category=")[1].split("&")[0] if target else ""
+    wait_until(lambda: url_with(f"category={category}") and
+               js("return document.readyState") == "complete")
+    tiles = dict(js(TILES))
+    api = ctl("analyst-alice", "nca", "aggregates", "--category", category.lower())
+    check(f"a chart's bar drills down to its category ({category}: {tiles.get('referred')} "
+          "referred, as the API counts)",
+          bool(category) and tiles.get("referred") == fmt_count(api["total"], "referred"),
+          f"{target}: page {tiles.get('referred')} api {api['total']}")
+
+    # A bad filter value is refused, naming the parameter.
+    code, body = http_status("/?role=GENERAL", "analyst-alice")
+    check("an unknown filter value is refused naming it (400, role)",
+          code == 400 and "role: unknown value" in body, f"{code} {body[:200]}")
+
     # Overdue list, then a click through to a referral's timeline.
     click("header a[href='/overdue']")
     wait_until(lambda: url_with("/overdue") and
@@ -258,6 +341,14 @@ try:
     check(f"a click reaches the timeline of {first}, with every event the API has ({rows})",
           first in title and rows == len(timeline["events"]), f"{title}: {rows} rows vs "
           f"{len(timeline['events'])}")
+    days = js("return [...document.querySelectorAll('#events tbody td[data-col=Day]')]"
+              ".map(td => Number(td.dataset.value))")
+    thr = js("return [...document.querySelectorAll('#entry tbody tr')].map(tr => "
+             "tr.children[0].textContent + ': ' + tr.children[1].textContent)"
+             ".find(t => t.startsWith('THR at referral'))")
+    check(f"the timeline shows elapsed days (0 to {max(days) if days else '?'}) and the THR "
+          f"({thr})", days and days[0] == 0 and days == sorted(days) and thr and "threat" in thr,
+          f"{days} {thr}")
     size = screenshot("dashboard-timeline.png")
     check(f"screenshot of the timeline saved ({size} bytes)", size > 5000, size)
 
