@@ -664,18 +664,16 @@ StaReport BuildSta(const StaInputs& in) {
     sections.push_back({std::move(r), {RateChart("Response rate by region", in.by_region)}});
   }
 
-  // Outcomes by corruption category, one column per outcome type seen in the year.
-  {
+  // Outcomes by corruption category and by the subject's role, one column per outcome type seen
+  // in the year; then role against category.
+  auto outcome_table = [&](std::string id, std::string title, std::string key_column,
+                           const v1::GetAggregatesResponse& r, const std::string& note) {
     std::vector<v1::OutcomeType> types;
-    for (const auto& o : in.by_category.total().outcomes()) types.push_back(o.type());
-    Table t{"outcomes_by_category",
-            "Outcomes by corruption category",
-            "",
-            {"Category", "Outcomes"},
-            {}};
+    for (const auto& o : r.total().outcomes()) types.push_back(o.type());
+    Table t{std::move(id), title, note, {std::move(key_column), "Outcomes"}, {}};
     for (auto type : types)
       t.columns.push_back(EnumText(v1::OutcomeType_Name(type), "OUTCOME_TYPE_"));
-    Chart chart{"Outcomes by corruption category", {}, {{"Outcomes", {}}}, false};
+    Chart chart{title, {}, {{"Outcomes", {}}}, false};
     auto row_of = [&](const std::string& key, const v1::Measures& m) {
       Cell name = Text(key == "All" ? key : EnumText(key, ""));
       name.csv = key;
@@ -689,14 +687,105 @@ StaReport BuildSta(const StaInputs& in) {
       }
       return row;
     };
-    for (const auto& g : in.by_category.groups()) {
+    for (const auto& g : r.groups()) {
       t.rows.push_back(row_of(g.key(0), g.measures()));
       chart.labels.push_back(EnumText(g.key(0), ""));
       chart.series[0].second.push_back(AsDouble(SARLOOP_M(g.measures(), closed_with_outcome)));
     }
-    t.rows.push_back(row_of("All", in.by_category.total()));
-    t.note = "Category and outcome as the force or unit recorded them.";
+    t.rows.push_back(row_of("All", r.total()));
     sections.push_back({std::move(t), {chart}});
+  };
+  outcome_table("outcomes_by_category", "Outcomes by corruption category", "Category",
+                in.by_category, "Category and outcome as the force or unit recorded them.");
+  outcome_table("outcomes_by_role", "Outcomes by subject role", "Role", in.by_role,
+                "The role of the referral's first subject with a known role (officer, staff, "
+                "special constable and so on; an associate is a family member or associate "
+                "referred by an indirect link).");
+  {
+    Table t{"role_by_category",
+            "Outcomes by role and category",
+            "Referrals closed with an outcome, by the subject's role and the category recorded.",
+            {"Role", "Category", "Outcomes"},
+            {}};
+    std::vector<std::string> categories;
+    std::map<std::string, std::map<std::string, std::optional<double>>> cells;
+    for (const auto& g : in.by_role_category.groups()) {
+      Cell role = Text(EnumText(g.key(0), ""));
+      role.csv = absl::StrCat(g.key(0), ":", g.key(1));
+      t.rows.push_back({role, Text(EnumText(g.key(1), "")),
+                        Count(SARLOOP_M(g.measures(), closed_with_outcome))});
+      if (std::find(categories.begin(), categories.end(), g.key(1)) == categories.end()) {
+        categories.push_back(g.key(1));
+      }
+      cells[g.key(0)][g.key(1)] = AsDouble(SARLOOP_M(g.measures(), closed_with_outcome));
+    }
+    // One group of bars per role, a bar per category: the mix of each role's outcomes.
+    Chart mix{"Outcomes by role, by category", {}, {}, false};
+    for (const std::string& c : categories) mix.series.push_back({EnumText(c, ""), {}});
+    for (const auto& [role, by_category] : cells) {
+      mix.labels.push_back(EnumText(role, ""));
+      for (size_t k = 0; k < categories.size(); ++k) {
+        auto it = by_category.find(categories[k]);
+        mix.series[k].second.push_back(it == by_category.end() ? 0.0 : it->second);
+      }
+    }
+    std::vector<Chart> charts;
+    if (!mix.labels.empty() && categories.size() <= 5) charts.push_back(mix);
+    sections.push_back({std::move(t), charts});
+  }
+
+  // The indirect route's yield: referrals made because of a link found other than in the SAR,
+  // against direct ones.
+  {
+    Table t{"route_yield",
+            "Direct and indirect referrals",
+            "Indirect: referred because a link to the organisation's personnel was found other "
+            "than in the SAR itself (a family member or associate; the linkage screen).",
+            {"Route", "Referred", "Feedback", "Response rate", "Declined by force", "Outcomes"},
+            {}};
+    for (const auto& g : in.by_route.groups()) {
+      const v1::Measures& m = g.measures();
+      Cell route = Text(EnumText(g.key(0), ""));
+      route.csv = g.key(0);
+      t.rows.push_back(
+          {route, Count(SARLOOP_M(m, referred)), Count(SARLOOP_M(m, feedback_received)),
+           Rate(OptD(m.has_response_rate(), m.response_rate())),
+           Count(SARLOOP_M(m, declined_by_force)), Count(SARLOOP_M(m, closed_with_outcome))});
+    }
+    sections.push_back({std::move(t), {}});
+  }
+
+  // Unit demand: what each unit was handed, what it declined, what is still open and for how
+  // long.
+  {
+    Table t{
+        "unit_demand",
+        "Unit demand",
+        absl::StrCat("Referrals dispatched in ", fy,
+                     " handed to each unit: those it declined to assist with at least once, "
+                     "those still open (and the days since the oldest was dispatched), and "
+                     "those ended with an outcome."),
+        {"Unit", "Handed over", "Assistance declined", "Open", "Oldest open (days)", "Outcomes"},
+        {}};
+    Chart chart{"Handovers per unit",
+                {},
+                {{"Handed over", {}}, {"Assistance declined", {}}, {"Open", {}}},
+                false};
+    for (const auto& g : in.by_unit.groups()) {
+      if (g.key(0) == "NONE") continue;
+      const v1::Measures& m = g.measures();
+      t.rows.push_back({Text(g.key(0)), Count(SARLOOP_M(m, referred)),
+                        Count(SARLOOP_M(m, assistance_declined)), Count(SARLOOP_M(m, open)),
+                        Count(SARLOOP_M(m, oldest_open_days)),
+                        Count(SARLOOP_M(m, closed_with_outcome))});
+      chart.labels.push_back(g.key(0));
+      chart.series[0].second.push_back(AsDouble(SARLOOP_M(m, referred)));
+      chart.series[1].second.push_back(AsDouble(SARLOOP_M(m, assistance_declined)));
+      chart.series[2].second.push_back(AsDouble(SARLOOP_M(m, open)));
+    }
+    std::vector<Chart> charts;
+    if (!chart.labels.empty()) charts.push_back(chart);
+    sections.push_back({std::move(t), charts});
   }
 
   // Outcomes by track: each referral's latest outcome on each track it has (a conviction and a

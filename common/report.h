@@ -105,6 +105,9 @@ struct StaInputs {
   v1::GetAggregatesResponse by_priority;        // group PRIORITY, the year
   v1::GetAggregatesResponse by_decline_reason;  // group DECLINE_REASON, the year, declined
   v1::GetAggregatesResponse by_year;            // group FINANCIAL_YEAR, every year held
+  v1::GetAggregatesResponse by_role;            // group SUBJECT_ROLE, the year, closed with outcome
+  v1::GetAggregatesResponse by_role_category;   // group SUBJECT_ROLE, CATEGORY, ditto
+  v1::GetAggregatesResponse by_route;           // group ROUTE, the year
   // Referrals of the year declined by the force, or whose unit declined to assist. Empty in
   // publication mode (it lists single referrals).
   std::vector<v1::RegisterEntry> declined;

@@ -245,6 +245,21 @@ def information(events, end_time):
     return len(asks), len(waits), days
 
 
+# The referral's role as the register groups it: the first known role of its subjects, the
+# dispatched SAR's first, then those of SARs attached before it ended (each subject once).
+def role_of(d, events):
+    refs = list(d.subject_refs)
+    roles = list(d.subject_roles) + [0] * (len(refs) - len(d.subject_roles))
+    for e in events:
+        if e.type != ET.Value("EVENT_TYPE_SAR_ATTACHED"):
+            continue
+        for i, ref in enumerate(e.subject_refs):
+            if ref not in refs:
+                refs.append(ref)
+                roles.append(e.subject_roles[i] if i < len(e.subject_roles) else 0)
+    return next((r for r in roles if r), 0)
+
+
 facts = []
 for rid in ids:
     events = list(call("GetTimeline", nca_pb2.GetTimelineRequest(referral_id=rid),
@@ -289,6 +304,11 @@ for rid in ids:
                                    for e in events),
         "escalated": any(e.type == ET.Value("EVENT_TYPE_ESCALATED") for e in before_end),
         "case": d.case_id or rid,
+        # The outcome names the subject it concerns; else the referral's first known role.
+        "role": end.outcome.subject_role if end and end.type in FEEDBACK_ENDS and end.type !=
+        ET.Value("EVENT_TYPE_DECLINED_BY_FORCE") and end.outcome.subject_role
+        else role_of(d, before_end),
+        "route": d.route or types_pb2.ReferralRoute.Value("REFERRAL_ROUTE_DIRECT"),
         "daml": d.daml,
         "on_behalf": d.recorded_on_behalf,
         "iopc": any(e.type == ET.Value("EVENT_TYPE_REFERRED_TO_IOPC") for e in before_end),
@@ -468,6 +488,55 @@ for key, fs in list(by_cat.items()) + [("All", with_outcome)]:
     for t in types:
         put("outcomes_by_category", key, type_column[t], sum(f["outcome"].type == t for f in fs))
 
+def outcome_table(table, key_of):
+    types = sorted({f["outcome"].type for f in with_outcome})
+    column = {t: types_pb2.OutcomeType.Name(t)[len("OUTCOME_TYPE_"):].replace("_", " ")
+              .lower().capitalize() for t in types}
+    groups = collections.defaultdict(list)
+    for f in with_outcome:
+        groups[key_of(f)].append(f)
+    for key, fs in list(groups.items()) + [("All", with_outcome)]:
+        put(table, key, "Outcomes", len(fs))
+        for t in types:
+            put(table, key, column[t], sum(f["outcome"].type == t for f in fs))
+
+
+ROLE = lambda f: types_pb2.SubjectRole.Name(f["role"])[len("SUBJECT_ROLE_"):]  # noqa: E731
+CATEGORY = lambda f: types_pb2.CorruptionCategory.Name(  # noqa: E731
+    f["outcome"].category)[len("CORRUPTION_CATEGORY_"):]
+outcome_table("outcomes_by_role", ROLE)
+for (role, category), n in collections.Counter(
+        (ROLE(f), CATEGORY(f)) for f in with_outcome).items():
+    expected[("role_by_category", f"{role}:{category}", "Category")] = \
+        category.replace("_", " ").lower().capitalize()
+    put("role_by_category", f"{role}:{category}", "Outcomes", n)
+
+# Direct and indirect referrals.
+by_route = collections.defaultdict(list)
+for f in this_year:
+    by_route[types_pb2.ReferralRoute.Name(f["route"])[len("REFERRAL_ROUTE_"):]].append(f)
+for route, fs in by_route.items():
+    m = measures(fs)
+    put("route_yield", route, "Referred", m["referred"])
+    put("route_yield", route, "Feedback", m["feedback_received"])
+    put("route_yield", route, "Response rate", m["response_rate"])
+    put("route_yield", route, "Declined by force", m["declined_by_force"])
+    put("route_yield", route, "Outcomes", m["closed_with_outcome"])
+
+# Unit demand: the year's referrals handed to each unit.
+by_unit = collections.defaultdict(list)
+for f in this_year:
+    if f["unit"]:
+        by_unit[f["unit"]].append(f)
+for unit, fs in by_unit.items():
+    m = measures(fs)
+    put("unit_demand", unit, "Handed over", m["referred"])
+    put("unit_demand", unit, "Assistance declined", m["assistance_declined"])
+    put("unit_demand", unit, "Open", m["open"])
+    put("unit_demand", unit, "Oldest open (days)", m["oldest_open_days"])
+    put("unit_demand", unit, "Outcomes", m["closed_with_outcome"])
+
+
 def enum_text(name):
     return name.replace("_", " ").lower().capitalize()
 
@@ -603,7 +672,8 @@ print(f"recomputed {len(expected)} cells of {len(tables)} tables from the events
 for p in problems[:40]:
     print("  " + p)
 for t in ("headline", "by_organisation", "declined_register", "trend", "outcomes_by_track",
-          "by_unit", "by_priority", "coverage", "timeliness", "trend_years"):
+          "by_unit", "by_priority", "coverage", "timeliness", "trend_years", "outcomes_by_role",
+          "route_yield"):
     if tables[t] == 0:
         problems.append(f"table {t} is empty")
         print(f"  table {t} is empty")

@@ -172,6 +172,14 @@ absl::Status StaReport(const Input& in, Session& session) {
   ASSIGN_OR_RETURN(inputs.by_decline_reason, Ask(session, base, {v1::DIMENSION_DECLINE_REASON},
                                                  {year}, {v1::REFERRAL_STATE_DECLINED_BY_FORCE}));
   ASSIGN_OR_RETURN(inputs.by_year, Ask(session, base, {v1::DIMENSION_FINANCIAL_YEAR}, {}));
+  const std::vector<v1::ReferralState> closed = {v1::REFERRAL_STATE_CLOSED_BY_FORCE,
+                                                 v1::REFERRAL_STATE_OUTCOME_RECORDED};
+  ASSIGN_OR_RETURN(inputs.by_role,
+                   Ask(session, base, {v1::DIMENSION_SUBJECT_ROLE}, {year}, closed));
+  ASSIGN_OR_RETURN(
+      inputs.by_role_category,
+      Ask(session, base, {v1::DIMENSION_SUBJECT_ROLE, v1::DIMENSION_CATEGORY}, {year}, closed));
+  ASSIGN_OR_RETURN(inputs.by_route, Ask(session, base, {v1::DIMENSION_ROUTE}, {year}));
   if (!inputs.publication) {
     std::map<std::string, v1::RegisterEntry> declined;
     for (bool assistance : {false, true}) {
