@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -148,7 +150,20 @@ absl::StatusOr<Pkey> LoadOrMakeKey(const std::string& path) {
     BIO_free(bio);
     return out;
   };
-  RETURN_IF_ERROR(WriteFileSynced(path, pem(true), O_CREAT | O_EXCL, 0600));
+  // Replicas sharing a key (one organisation, several processes) may start at once: the key is
+  // written whole under a name of this process's own, then linked into place, which only one
+  // process can do; the others read the winner's key.
+  const std::string tmp = absl::StrCat(path, ".new.", ::getpid(), ".", NewId("", 8));
+  ::unlink(tmp.c_str());
+  RETURN_IF_ERROR(WriteFileSynced(tmp, pem(true), O_CREAT | O_EXCL, 0600));
+  const int linked = ::link(tmp.c_str(), path.c_str());
+  const int link_errno = errno;
+  ::unlink(tmp.c_str());
+  if (linked != 0) {
+    if (link_errno == EEXIST) return ReadKey(path, true);
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", path, ": ", std::strerror(link_errno)));
+  }
   RETURN_IF_ERROR(WriteFileSynced(path + ".pub", pem(false), O_CREAT | O_TRUNC, 0644));
   spdlog::info("made audit signing key {} (public half {}.pub)", path, path);
   return made_key;

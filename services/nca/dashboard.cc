@@ -4,6 +4,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <tuple>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -13,10 +15,12 @@
 #include "common/audit.h"
 #include "common/identity.h"
 #include "common/ids.h"
+#include "common/referral/clocks.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
 #include "common/report.h"
 #include "common/status.h"
+#include "services/nca/aggregates.h"
 
 namespace sarloop::nca {
 namespace {
@@ -209,6 +213,57 @@ absl::StatusOr<View> ParseView(const HttpRequest& request, const ReferenceData& 
   return v;
 }
 
+// Who a session or certificate is for. Analysts see everything; a force's Professional Standards
+// systems see their own organisation's view (its referrals, what is due, its timeliness against
+// the national figure); its police and crime commissioner a read-only view of the figures.
+struct Viewer {
+  enum class Kind { kNone, kAnalyst, kForce, kPcc };
+  Kind kind = Kind::kNone;
+  std::string org;
+  std::string name;  // the analyst, or the force's client system
+  // As the token carries it: "alice", "force:NFK:psd", "pcc:NFK" (SPIFFE segments hold no ':').
+  std::string Token() const {
+    switch (kind) {
+      case Kind::kForce:
+        return absl::StrCat("force:", org, ":", name);
+      case Kind::kPcc:
+        return absl::StrCat("pcc:", org);
+      default:
+        return name;
+    }
+  }
+  std::string Identity() const {
+    switch (kind) {
+      case Kind::kForce:
+        return absl::StrCat("spiffe://sarloop/force/", org, "/", name);
+      case Kind::kPcc:
+        return absl::StrCat("spiffe://sarloop/oversight/", org, "/pcc");
+      default:
+        return absl::StrCat("spiffe://sarloop/analyst/", name);
+    }
+  }
+};
+
+Viewer ViewerOfToken(const std::string& token) {
+  Viewer v;
+  std::vector<std::string> parts = absl::StrSplit(token, ':');
+  if (parts.size() == 3 && parts[0] == "force") {
+    v = {Viewer::Kind::kForce, parts[1], parts[2]};
+  } else if (parts.size() == 2 && parts[0] == "pcc") {
+    v = {Viewer::Kind::kPcc, parts[1], "pcc"};
+  } else if (parts.size() == 1 && !token.empty()) {
+    v = {Viewer::Kind::kAnalyst, "", token};
+  }
+  return v;
+}
+
+Viewer ViewerOfIdentity(const Identity& id) {
+  if (id.kind == "analyst" && !id.system.empty()) return {Viewer::Kind::kAnalyst, "", id.system};
+  if (id.kind == "force" && !id.system.empty()) return {Viewer::Kind::kForce, id.org, id.system};
+  if (id.kind == "oversight" && id.system == "pcc") return {Viewer::Kind::kPcc, id.org, "pcc"};
+  return {};
+}
+
 // Security headers for every page: nothing but this origin's own pages and inline styles.
 void Harden(HttpResponse& r) {
   r.headers.emplace_back("Content-Security-Policy",
@@ -276,6 +331,19 @@ std::string Dashboard::LoginUrl(const std::string& user) {
   return absl::StrCat("https://", address_, "/login?ticket=", Sign("login", user, expires));
 }
 
+absl::StatusOr<std::string> Dashboard::LoginUrlFor(const Identity& identity) {
+  const Viewer v = ViewerOfIdentity(identity);
+  if (v.kind == Viewer::Kind::kNone) {
+    return absl::PermissionDeniedError(
+        "the dashboard is for NCA analysts, a force's professional standards systems (their "
+        "own organisation) and its police and crime commissioner");
+  }
+  if (v.kind != Viewer::Kind::kAnalyst && reference_.FindOrganisation(v.org) == nullptr) {
+    return absl::PermissionDeniedError(absl::StrCat("unknown organisation ", v.org));
+  }
+  return LoginUrl(v.Token());
+}
+
 HttpResponse Dashboard::Page(int status, const std::string& title, const std::string& body,
                              bool nav) {
   HttpResponse r;
@@ -325,7 +393,7 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
       std::lock_guard lock(mu_);
       spent_[ticket->nonce] = ticket->expires;
     }
-    entry.identity = absl::StrCat("spiffe://sarloop/analyst/", ticket->user);
+    entry.identity = ViewerOfToken(ticket->user).Identity();
     entry.user = ticket->user;
     if (!AuditRecorder(audit_db_, entry).Finish(absl::OkStatus()).ok()) {
       return Page(503, "Try again shortly",
@@ -343,21 +411,23 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
     return r;
   }
 
-  // Who is asking: an analyst certificate, else a session cookie.
-  std::string user;
+  // Who is asking: an analyst certificate, else a session cookie. A force's or a police and crime
+  // commissioner's view needs a session (their certificates are their systems', not a browser's).
+  Viewer viewer;
   std::optional<Token> session;
   if (!request.peer_uri.empty()) {
     absl::StatusOr<Identity> id = ParseIdentity(request.peer_uri);
-    if (id.ok() && id->kind == "analyst") user = id->system;
+    if (id.ok() && id->kind == "analyst") viewer = ViewerOfIdentity(*id);
     entry.identity = request.peer_uri;
   }
-  if (user.empty()) {
+  if (viewer.kind == Viewer::Kind::kNone) {
     session = Verify(CookieValue(request.cookie, kCookie), "session");
     if (session) {
-      user = session->user;
-      entry.identity = absl::StrCat("spiffe://sarloop/analyst/", user);
+      viewer = ViewerOfToken(session->user);
+      entry.identity = viewer.Identity();
     }
   }
+  const std::string user = viewer.kind == Viewer::Kind::kNone ? "" : viewer.Token();
   if (user.empty()) {
     (void)AuditRecorder(audit_db_, entry)
         .Finish(absl::UnauthenticatedError("no analyst credential"));
@@ -381,6 +451,20 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
                                                              "=; Path=/; Max-Age=0; "
                                                              "Secure; HttpOnly; "
                                                              "SameSite=Strict"));
+  } else if (viewer.kind == Viewer::Kind::kForce || viewer.kind == Viewer::Kind::kPcc) {
+    // Their own organisation's view and, for the force, its own referrals: nothing else.
+    const bool force = viewer.kind == Viewer::Kind::kForce;
+    if (request.path == "/") {
+      response = OrganisationView(viewer.org, force);
+    } else if (force && absl::StartsWith(request.path, "/referral/")) {
+      entry.referral_id = request.path.substr(10, 40);
+      response = Timeline(entry.referral_id, viewer.org);
+    } else {
+      response = Page(403, "Not for this view",
+                      absl::StrCat("<p>This page is for NCA analysts. <a href=\"/\">Back to ",
+                                   HtmlEscape(viewer.org), "'s view</a>.</p>"),
+                      false);
+    }
   } else if (request.path == "/") {
     response = Overview(request);
   } else if (request.path == "/overview.csv") {
@@ -396,9 +480,10 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
     response = Page(404, "Not found", "<p>No such page.</p>", true);
   }
   if (response.status >= 400) {
-    status = absl::Status(
-        response.status == 404 ? absl::StatusCode::kNotFound : absl::StatusCode::kInvalidArgument,
-        absl::StrCat("HTTP ", response.status));
+    status = absl::Status(response.status == 404   ? absl::StatusCode::kNotFound
+                          : response.status == 403 ? absl::StatusCode::kPermissionDenied
+                                                   : absl::StatusCode::kInvalidArgument,
+                          absl::StrCat("HTTP ", response.status));
   }
   // As for every RPC: nothing is shown that the audit log does not hold.
   if (!AuditRecorder(audit_db_, entry).Finish(status).ok() && status.ok()) {
@@ -720,8 +805,12 @@ HttpResponse Dashboard::OverdueList(const HttpRequest& request, bool csv) {
   return Page(200, "Overdue and escalated referrals", body, true);
 }
 
-HttpResponse Dashboard::Timeline(const std::string& referral_id) {
+HttpResponse Dashboard::Timeline(const std::string& referral_id, const std::string& only_org) {
   auto timeline = register_.Timeline(referral_id);
+  // Another organisation's referral does not exist for this viewer.
+  if (timeline.ok() && !only_org.empty() && timeline->entry().organisation() != only_org) {
+    timeline = absl::NotFoundError(absl::StrCat("no referral ", referral_id));
+  }
   if (!timeline.ok()) {
     const bool missing = timeline.status().code() == absl::StatusCode::kNotFound;
     return Page(missing ? 404 : 400, missing ? "No such referral" : "Bad request",
@@ -798,6 +887,124 @@ HttpResponse Dashboard::Timeline(const std::string& referral_id) {
   std::string body = report::HtmlTable(facts);
   absl::StrAppend(&body, "<h2>Timeline</h2>", report::HtmlTable(events));
   return Page(200, absl::StrCat("Referral ", e.referral_id()), body, true);
+}
+
+HttpResponse Dashboard::OrganisationView(const std::string& org, bool referrals) {
+  const absl::Time now = clock_.Now();
+  const int year = FinancialYear(now);
+  auto totals = [&](const std::string& only) {
+    v1::GetAggregatesRequest r;
+    r.mutable_filter()->add_financial_years(year);
+    if (!only.empty()) r.mutable_filter()->add_organisations(only);
+    return register_.Aggregates(r, now, 0);
+  };
+  auto mine = totals(org);
+  auto national = totals("");
+  for (const auto* r : {&mine, &national}) {
+    if (!r->ok()) {
+      return Page(503, "Cannot show this",
+                  absl::StrCat("<p>", HtmlEscape(r->status().message()), "</p>"), false);
+    }
+  }
+  const v1::Measures& m = mine->total();
+  const v1::Measures& n = national->total();
+  auto opt = [](bool has, auto v) { return has ? std::optional<decltype(v)>(v) : std::nullopt; };
+  std::string body = absl::StrCat(
+      "<p class=\"note\">", HtmlEscape(org), "'s referrals dispatched in ", FinancialYearName(year),
+      ", as at ", DateTime(ToProto(now)), " UTC",
+      referrals ? "" : ". A read-only view of the figures for the police and crime commissioner",
+      ". <a href=\"/logout\">Sign out</a></p><div class=\"tiles\">");
+  body += Tile("referred", "Referred", report::Count(opt(m.has_referred(), m.referred())));
+  body += Tile("feedback_received", "Feedback given",
+               report::Count(opt(m.has_feedback_received(), m.feedback_received())));
+  body += Tile("response_rate_due", "Response rate, past due date",
+               report::Rate(opt(m.has_response_rate_due(), m.response_rate_due())));
+  body += Tile("overdue", "Overdue now", report::Count(opt(m.has_overdue(), m.overdue())));
+  body += Tile("escalated", "Escalated", report::Count(opt(m.has_escalated(), m.escalated())));
+  body += Tile("open_over_12_months", "Open over 12 months (regulation 19)",
+               report::Count(opt(m.has_open_over_12_months(), m.open_over_12_months())));
+  body += "</div>";
+  // Timeliness beside the national figure.
+  report::Table t{"against_national",
+                  absl::StrCat(org, " against the national figure"),
+                  "",
+                  {"Measure", org, "National"},
+                  {}};
+  auto rate_row = [&](const char* key, const char* label, auto get) {
+    t.rows.push_back({report::Text(label), report::Rate(get(m)), report::Rate(get(n))});
+    t.rows.back()[0].csv = key;
+  };
+  auto days_row = [&](const char* key, const char* label, auto get) {
+    t.rows.push_back({report::Text(label), report::Days(get(m)), report::Days(get(n))});
+    t.rows.back()[0].csv = key;
+  };
+  rate_row("response_rate", "Response rate",
+           [&](const v1::Measures& x) { return opt(x.has_response_rate(), x.response_rate()); });
+  rate_row("response_rate_due", "Response rate, past due date", [&](const v1::Measures& x) {
+    return opt(x.has_response_rate_due(), x.response_rate_due());
+  });
+  for (const auto& [key, label, stats] :
+       {std::tuple{"acknowledge", "Median days to acknowledge", &v1::Measures::days_to_acknowledge},
+        std::tuple{"decision", "Median days to a first decision", &v1::Measures::days_to_decision},
+        std::tuple{"feedback", "Median days to feedback", &v1::Measures::days_to_feedback},
+        std::tuple{"outcome", "Median days to outcome", &v1::Measures::days_to_outcome}}) {
+    days_row(key, label, [&, stats = stats](const v1::Measures& x) {
+      const v1::DayStats& d = (x.*stats)();
+      return opt(d.has_median(), d.median());
+    });
+  }
+  absl::StrAppend(&body, "<h2>", HtmlEscape(t.title), "</h2>", report::HtmlTable(t));
+  if (!referrals) {
+    return Page(200, absl::StrCat(org, ": referral feedback (police and crime commissioner)"), body,
+                false);
+  }
+
+  // The force's open referrals, what each waits for and by when: overdue first, then due soonest.
+  v1::ListRegisterRequest list;
+  list.set_organisation(org);
+  list.set_page_size(1000);
+  std::vector<v1::RegisterEntry> open;
+  for (;;) {
+    auto page = register_.List(list);
+    if (!page.ok()) {
+      return Page(503, "Cannot show this",
+                  absl::StrCat("<p>", HtmlEscape(page.status().message()), "</p>"), false);
+    }
+    for (const auto& e : page->entries()) {
+      if (NextDue(e).stage != v1::CLOCK_STAGE_NONE) open.push_back(e);
+    }
+    if (page->next_page_token().empty() || open.size() >= 5000) break;
+    list.set_page_token(page->next_page_token());
+  }
+  std::stable_sort(open.begin(), open.end(),
+                   [](const auto& a, const auto& b) { return NextDue(a).at < NextDue(b).at; });
+  report::Table due{"open_referrals",
+                    "Open referrals",
+                    "",
+                    {"Referral", "State", "Dispatched", "Waiting for", "Due", "Days left"},
+                    {}};
+  int overdue = 0, soon = 0;
+  for (const auto& e : open) {
+    const Due d = NextDue(e);
+    const bool paused = d.at == absl::InfiniteFuture();
+    const int64_t left = paused ? 0 : absl::ToInt64Hours(d.at - now) / 24;
+    if (!paused && d.at < now) ++overdue;
+    if (!paused && d.at >= now && d.at < now + absl::Hours(24 * 14)) ++soon;
+    due.rows.push_back(
+        {report::Text(e.referral_id(), absl::StrCat("/referral/", e.referral_id())),
+         report::Text(std::string(StateName(e.state()))), report::Text(Date(e.dispatched_at())),
+         report::Text(report::EnumText(v1::ClockStage_Name(d.stage), "CLOCK_STAGE_")),
+         report::Text(paused ? "paused (awaiting UKFIU)" : Date(ToProto(d.at))),
+         paused ? report::Cell{"", "", "", true} : report::Count(left)});
+  }
+  absl::StrAppend(&body, "<h2>Open referrals</h2><div class=\"tiles\">",
+                  Tile("open", "Open", report::Count(static_cast<int64_t>(open.size()))),
+                  Tile("due_soon", "Due within 14 days", report::Count(soon)),
+                  Tile("past_due", "Past due", report::Count(overdue)), "</div>",
+                  open.empty() ? "<p>Nothing is open.</p>" : report::HtmlTable(due),
+                  "<p class=\"note\">A referral opens its timeline. Negative days are overdue."
+                  "</p>");
+  return Page(200, absl::StrCat(org, ": referral feedback"), body, false);
 }
 
 }  // namespace sarloop::nca

@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "common/https_server.h"
+#include "common/identity.h"
 #include "common/reference.h"
 #include "common/storage.h"
 #include "services/nca/register.h"
@@ -35,6 +36,10 @@ class Dashboard {
 
   // A one-time sign-in link for analyst `user`.
   std::string LoginUrl(const std::string& user);
+  // A one-time sign-in link for the caller of Nca.CreateDashboardSession: an analyst (everything),
+  // a force's client system (its own organisation's view) or an oversight identity ending "pcc"
+  // (the police and crime commissioner's read-only view). PERMISSION_DENIED for anyone else.
+  absl::StatusOr<std::string> LoginUrlFor(const Identity& identity);
 
   HttpResponse Handle(const HttpRequest& request);
 
@@ -52,7 +57,11 @@ class Dashboard {
   // The overview's table (as filtered, grouped and sorted) as CSV.
   HttpResponse OverviewCsv(const HttpRequest& request);
   HttpResponse OverdueList(const HttpRequest& request, bool csv = false);
-  HttpResponse Timeline(const std::string& referral_id);
+  // One referral's timeline; with `only_org`, NOT_FOUND for another organisation's.
+  HttpResponse Timeline(const std::string& referral_id, const std::string& only_org = "");
+  // An organisation's own view: its figures beside the national ones for this financial year
+  // and, for the force itself (`referrals`), its open referrals by what is due next.
+  HttpResponse OrganisationView(const std::string& org, bool referrals);
   HttpResponse Page(int status, const std::string& title, const std::string& body, bool nav);
 
   Register& register_;

@@ -124,10 +124,8 @@ class NcaService final : public v1::Nca::CallbackService {
                      return absl::FailedPreconditionError(
                          "the dashboard is not configured (dashboard_listen)");
                    }
-                   if (call.identity.kind != "analyst") {
-                     return absl::PermissionDeniedError("only analysts may use the dashboard");
-                   }
-                   resp->set_login_url(dashboard_->LoginUrl(call.identity.system));
+                   ASSIGN_OR_RETURN(std::string url, dashboard_->LoginUrlFor(call.identity));
+                   resp->set_login_url(std::move(url));
                    resp->set_session_seconds(Dashboard::kSessionSeconds);
                    return absl::OkStatus();
                  });

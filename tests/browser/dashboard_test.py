@@ -358,6 +358,75 @@ try:
     go(DASH + "/")
     check("after signing out the overview asks to sign in again",
           wd("GET", f"{S}/title").startswith("Sign in"))
+
+    # A force's own view, under the force's identity: its figures beside the national ones, its
+    # open referrals by what is due, nothing of other organisations.
+    year_now = years[-1]
+    def login_as(identity):
+        out = subprocess.run([CTL, "--timeout", "30", "--identity", f"{PKI}/{identity}",
+                              "--user", "browser.test", "--target", f"localhost:{BASE + 2}",
+                              "--json", "nca", "dashboard-login"],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)["loginUrl"]
+    go(login_as("force-NFK-psd"))
+    wait_until(lambda: js("return document.readyState") == "complete")
+    title = wd("GET", f"{S}/title")
+    tiles = dict(js(TILES))
+    api = ctl("analyst-alice", "nca", "aggregates", "--org", "NFK", "--year", year_now)
+    nat = ctl("analyst-alice", "nca", "aggregates", "--year", year_now)
+    check(f"NFK's sign-in opens NFK's own view ({title})",
+          title.startswith("NFK: referral feedback") and
+          tiles.get("referred") == fmt_count(api["total"], "referred") and
+          tiles.get("overdue") == fmt_count(api["total"], "overdue"),
+          f"{title} {tiles} {api['total']}")
+    against = {r[0][1]: dict(r[1:]) for r in js(
+        "return [...document.querySelectorAll('#against_national tbody tr')].map(tr => "
+        "[...tr.children].map(td => [td.dataset.col, td.dataset.value]))")}
+    check("NFK's timeliness stands beside the national figure, as the API computes both",
+          against.get("feedback", {}).get("NFK") == fmt_days(api["total"].get("daysToFeedback", {}))
+          and against.get("feedback", {}).get("National") ==
+          fmt_days(nat["total"].get("daysToFeedback", {})), against)
+    listed = js("return [...document.querySelectorAll('#open_referrals tbody tr td:first-child')]"
+                ".map(td => td.textContent)")
+    everything = ctl("analyst-alice", "nca", "list", "--org", "NFK", "--all")
+    ended = {"REFERRAL_STATE_" + x for x in ("DECLINED_BY_FORCE", "CLOSED_BY_FORCE",
+                                             "OUTCOME_RECORDED", "WITHDRAWN", "REDIRECTED")}
+    want_open = {e["referralId"] for e in everything.get("entries", [])
+                 if e.get("state") not in ended}
+    check(f"NFK's open referrals are listed, and only NFK's ({len(listed)})",
+          set(listed) == want_open, f"page {sorted(listed)[:5]} api {sorted(want_open)[:5]}")
+    size = screenshot("dashboard-force-NFK.png")
+    check(f"screenshot of NFK's view saved ({size} bytes)", size > 10000, size)
+    other = next((e["referralId"] for e in ctl("analyst-alice", "nca", "list", "--org", "MPS",
+                                                "--all").get("entries", [])), None)
+    go(f"{DASH}/referral/{other}")
+    wait_until(lambda: js("return document.readyState") == "complete")
+    check("another organisation's referral does not exist for NFK",
+          wd("GET", f"{S}/title").startswith("No such referral"), wd("GET", f"{S}/title"))
+    go(f"{DASH}/overdue")
+    wait_until(lambda: js("return document.readyState") == "complete")
+    check("the analysts' pages are not NFK's",
+          wd("GET", f"{S}/title").startswith("Not for this view"), wd("GET", f"{S}/title"))
+
+    # The police and crime commissioner's read-only view: the figures, no referral.
+    go(login_as("oversight-NFK-pcc"))
+    wait_until(lambda: js("return document.readyState") == "complete")
+    title = wd("GET", f"{S}/title")
+    tiles = dict(js(TILES))
+    check(f"NFK's police and crime commissioner sees the figures only ({title})",
+          "police and crime commissioner" in title and
+          tiles.get("referred") == fmt_count(api["total"], "referred") and
+          not js("return document.querySelectorAll('a[href^=\"/referral/\"]').length"),
+          f"{title} {tiles}")
+    size = screenshot("dashboard-pcc-NFK.png")
+    check(f"screenshot of the commissioner's view saved ({size} bytes)", size > 5000, size)
+    some = next(iter(want_open), None)
+    go(f"{DASH}/referral/{some}")
+    wait_until(lambda: js("return document.readyState") == "complete")
+    check("the commissioner cannot open a referral",
+          wd("GET", f"{S}/title").startswith("Not for this view"), wd("GET", f"{S}/title"))
+    code, body = http_status("/", "oversight-NFK-dcc")
+    check("a certificate alone opens no organisation view (401)", code == 401, code)
 finally:
     wd("DELETE", S)
 

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -59,6 +60,47 @@ class AuditTest : public ::testing::Test {
   std::string db_path_;
   std::unique_ptr<Database> db_;
 };
+
+// Replicas of one organisation share its signing key and may start together: whichever makes
+// the key first, every one of them ends up signing with that same key.
+TEST_F(AuditTest, ReplicasStartingAtOnceShareOneNewKey) {
+  const std::string shared = dir_.File("shared-audit.key");
+  constexpr int kReplicas = 8;
+  std::vector<std::unique_ptr<Database>> dbs;
+  for (int i = 0; i < kReplicas; ++i) {
+    auto db = Database::Open(dir_.File(absl::StrCat("replica", i, ".db")),
+                             std::vector<Migration>{kAuditMigration});
+    ASSERT_THAT(db, IsOk());
+    AuditEntry e{absl::FromUnixSeconds(1700000000), "spiffe://sarloop/nca", "", "/x", "", 0, ""};
+    ASSERT_THAT((*db)->Transact([&](Txn& t) { return AppendAudit(t, e); }), IsOk());
+    dbs.push_back(std::move(*db));
+  }
+  std::vector<absl::Status> results(kReplicas);
+  std::vector<std::unique_ptr<AuditCheckpointer>> checkpointers(kReplicas);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kReplicas; ++i) {
+    threads.emplace_back([&, i] {
+      auto cp = AuditCheckpointer::Create(*dbs[i], shared,
+                                          dir_.File(absl::StrCat("replica", i, ".checkpoints")));
+      results[i] = cp.status();
+      if (cp.ok()) checkpointers[i] = std::move(*cp);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kReplicas; ++i) {
+    ASSERT_THAT(results[i], IsOk()) << "replica " << i;
+    ASSERT_THAT(checkpointers[i]->Checkpoint(), IsOk());
+    auto report =
+        VerifyAudit(dir_.File(absl::StrCat("replica", i, ".db")),
+                    dir_.File(absl::StrCat("replica", i, ".checkpoints")), shared + ".pub");
+    ASSERT_THAT(report, IsOk()) << "replica " << i << " signed with another key";
+  }
+  // No half-made key is left behind.
+  for (const auto& f :
+       std::filesystem::directory_iterator(std::filesystem::path(shared).parent_path())) {
+    EXPECT_EQ(f.path().string().find(".new."), std::string::npos) << f.path();
+  }
+}
 
 TEST_F(AuditTest, AnUntouchedLogVerifies) {
   Make(50);

@@ -85,6 +85,12 @@ bool Expected(const PolicyScope& scope, const Identity& id, const std::string& s
       return false;
     }
     case v1::SERVICE_KIND_NCA:
+      // A force's client systems and its police and crime commissioner sign in to their own
+      // organisation's dashboard view.
+      if (service == "sarloop.v1.Nca" && method == "CreateDashboardSession") {
+        return id.kind == "analyst" || (id.kind == "force" && client) ||
+               (id.kind == "oversight" && id.system == "pcc");
+      }
       if (service == "sarloop.v1.Nca" || service == "sarloop.v1.Ops") return id.kind == "analyst";
       if (service == "sarloop.v1.Oversight") return id.kind == "oversight";
       if (service == "sarloop.v1.RegisterFeed") {
