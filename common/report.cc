@@ -734,6 +734,46 @@ StaReport BuildSta(const StaInputs& in) {
     sections.push_back({std::move(t), charts});
   }
 
+  // Was the THR predictive? Each level of UKFIU's assessment at referral (its highest of threat,
+  // risk and harm) against what came of the referrals.
+  {
+    Table t{"thr_outcomes",
+            "THR at referral against outcome",
+            "UKFIU's threat, risk and harm assessment when it referred, as its highest level, "
+            "against what came of the referrals: a predictive THR sends more of its high-level "
+            "referrals to investigation and to the heavier outcomes.",
+            {"THR", "Referred", "Declined by force", "Handed over", "Outcomes",
+             "Dismissal or conviction"},
+            {}};
+    Chart chart{"Outcomes by THR at referral",
+                {},
+                {{"Referred", {}}, {"Outcomes", {}}, {"Dismissal or conviction", {}}},
+                false};
+    static constexpr v1::OutcomeType kHeavy[] = {
+        v1::OUTCOME_TYPE_DISMISSED, v1::OUTCOME_TYPE_DISMISSED_AFTER_RESIGNATION,
+        v1::OUTCOME_TYPE_DISMISSED_AFTER_VETTING_WITHDRAWAL, v1::OUTCOME_TYPE_CRIMINAL_CONVICTED};
+    for (const auto& g : in.by_thr.groups()) {
+      const v1::Measures& m = g.measures();
+      std::optional<int64_t> heavy = 0;
+      for (const auto& o : m.outcomes()) {
+        if (std::find(std::begin(kHeavy), std::end(kHeavy), o.type()) == std::end(kHeavy)) continue;
+        heavy = heavy && o.has_count() ? std::optional<int64_t>(*heavy + o.count()) : std::nullopt;
+      }
+      Cell level = Text(EnumText(g.key(0), ""));
+      level.csv = g.key(0);
+      t.rows.push_back({level, Count(SARLOOP_M(m, referred)),
+                        Count(SARLOOP_M(m, declined_by_force)), Count(SARLOOP_M(m, handed_over)),
+                        Count(SARLOOP_M(m, closed_with_outcome)), Count(heavy)});
+      chart.labels.push_back(EnumText(g.key(0), ""));
+      chart.series[0].second.push_back(AsDouble(SARLOOP_M(m, referred)));
+      chart.series[1].second.push_back(AsDouble(SARLOOP_M(m, closed_with_outcome)));
+      chart.series[2].second.push_back(AsDouble(heavy));
+    }
+    std::vector<Chart> charts;
+    if (!chart.labels.empty()) charts.push_back(chart);
+    sections.push_back({std::move(t), charts});
+  }
+
   // The indirect route's yield: referrals made because of a link found other than in the SAR,
   // against direct ones.
   {

@@ -108,6 +108,7 @@ struct StaInputs {
   v1::GetAggregatesResponse by_role;            // group SUBJECT_ROLE, the year, closed with outcome
   v1::GetAggregatesResponse by_role_category;   // group SUBJECT_ROLE, CATEGORY, ditto
   v1::GetAggregatesResponse by_route;           // group ROUTE, the year
+  v1::GetAggregatesResponse by_thr;             // group THR, the year
   // Referrals of the year declined by the force, or whose unit declined to assist. Empty in
   // publication mode (it lists single referrals).
   std::vector<v1::RegisterEntry> declined;

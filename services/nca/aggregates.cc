@@ -322,6 +322,9 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
   // Regulation 19's first report: 12 months after receipt (clocks.h), one definition.
   if (e.has_dispatched_at()) f.reg19_s = absl::ToUnixSeconds(Reg19DueAt(e, 1));
   if (e.has_feedback_at()) f.feedback_s = e.feedback_at().seconds();
+  f.thr = std::max({known(e.thr().threat(), v1::ThrLevel_IsValid),
+                    known(e.thr().risk(), v1::ThrLevel_IsValid),
+                    known(e.thr().harm(), v1::ThrLevel_IsValid)});
   if (e.has_acknowledged_at()) f.acknowledged_s = e.acknowledged_at().seconds();
   if (e.has_decided_at()) f.decided_s = e.decided_at().seconds();
   if (e.has_due_at()) f.decision_due_s = e.due_at().seconds();
@@ -504,6 +507,8 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
         return f.unit;
       case v1::DIMENSION_DECLINE_REASON:
         return f.decline_reason;
+      case v1::DIMENSION_THR:
+        return f.thr;
       default:
         return 0;
     }
@@ -550,6 +555,8 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
       case v1::DIMENSION_DECLINE_REASON:
         return v == 0 ? "NONE"
                       : Strip(v1::DeclineReason_Name(static_cast<int>(v)), "DECLINE_REASON_");
+      case v1::DIMENSION_THR:
+        return v == 0 ? "NONE" : Strip(v1::ThrLevel_Name(static_cast<int>(v)), "THR_LEVEL_");
       default:
         return "";
     }
@@ -662,6 +669,8 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
         return std::max<size_t>(units_.size(), 1);
       case v1::DIMENSION_DECLINE_REASON:
         return v1::DeclineReason_MAX + 1;
+      case v1::DIMENSION_THR:
+        return v1::ThrLevel_MAX + 1;
       default:
         return 1;
     }

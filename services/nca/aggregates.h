@@ -78,6 +78,7 @@ class AggregateIndex {
     uint8_t action = 0;
     uint8_t priority = 0;
     uint8_t decline_reason = 0;  // DeclineReason, 0 when the force did not decline
+    uint8_t thr = 0;             // the highest ThrLevel of UKFIU's THR at referral, 0 none
     uint16_t unit = 0;
     // The referral's distinct subjects: subject_pool_[subjects_at, subjects_at + subject_count).
     uint32_t subjects_at = 0;

@@ -121,6 +121,7 @@ constexpr GroupBy kGroupBys[] = {
     {"priority", v1::DIMENSION_PRIORITY, "Priority"},
     {"unit", v1::DIMENSION_UNIT, "Unit"},
     {"decline_reason", v1::DIMENSION_DECLINE_REASON, "Decline reason"},
+    {"thr", v1::DIMENSION_THR, "THR at referral"},
 };
 
 // The overview as the query asks for it: the filter, the grouping, the sort, and the parameters

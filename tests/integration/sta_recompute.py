@@ -304,6 +304,8 @@ for rid in ids:
                                    for e in events),
         "escalated": any(e.type == ET.Value("EVENT_TYPE_ESCALATED") for e in before_end),
         "case": d.case_id or rid,
+        "thr": max(d.thr.threat, d.thr.risk, d.thr.harm),
+        "handed_over": bool(next((e.unit for e in reversed(events) if e.unit), "")),
         # The outcome names the subject it concerns; else the referral's first known role.
         "role": end.outcome.subject_role if end and end.type in FEEDBACK_ENDS and end.type !=
         ET.Value("EVENT_TYPE_DECLINED_BY_FORCE") and end.outcome.subject_role
@@ -511,6 +513,22 @@ for (role, category), n in collections.Counter(
         category.replace("_", " ").lower().capitalize()
     put("role_by_category", f"{role}:{category}", "Outcomes", n)
 
+# UKFIU's THR at referral (its highest level) against what came of the referrals.
+HEAVY = {types_pb2.OutcomeType.Value(f"OUTCOME_TYPE_{n}") for n in (
+    "DISMISSED", "DISMISSED_AFTER_RESIGNATION", "DISMISSED_AFTER_VETTING_WITHDRAWAL",
+    "CRIMINAL_CONVICTED")}
+by_thr = collections.defaultdict(list)
+for f in this_year:
+    by_thr[types_pb2.ThrLevel.Name(f["thr"])[len("THR_LEVEL_"):] if f["thr"] else "NONE"].append(f)
+for level, fs in by_thr.items():
+    m = measures(fs)
+    put("thr_outcomes", level, "Referred", m["referred"])
+    put("thr_outcomes", level, "Declined by force", m["declined_by_force"])
+    put("thr_outcomes", level, "Handed over", sum(f["handed_over"] for f in fs))
+    put("thr_outcomes", level, "Outcomes", m["closed_with_outcome"])
+    put("thr_outcomes", level, "Dismissal or conviction",
+        sum(f["outcome"] is not None and f["outcome"].type in HEAVY for f in fs))
+
 # Direct and indirect referrals.
 by_route = collections.defaultdict(list)
 for f in this_year:
@@ -673,7 +691,7 @@ for p in problems[:40]:
     print("  " + p)
 for t in ("headline", "by_organisation", "declined_register", "trend", "outcomes_by_track",
           "by_unit", "by_priority", "coverage", "timeliness", "trend_years", "outcomes_by_role",
-          "route_yield"):
+          "route_yield", "thr_outcomes"):
     if tables[t] == 0:
         problems.append(f"table {t} is empty")
         print(f"  table {t} is empty")

@@ -168,6 +168,30 @@ TEST(ExerciseModelTest, VolumeFollowsWorkforceAndGrowsAndOrganisationsImprove) {
   }
 }
 
+// UKFIU's THR is somewhat predictive in the model: high-threat or high-harm referrals are
+// investigated more often than all-low ones, so the STA's THR-against-outcome table has a signal.
+TEST(ExerciseModelTest, AHighThrIsInvestigatedMoreOftenThanALowOne) {
+  const Exercise ex = MakeExercise(ThreeYears(19));
+  int high = 0, high_investigated = 0, low = 0, low_investigated = 0;
+  for (const Referral& r : ex.referrals) {
+    if (r.decision == Decision::kUnanswered || r.on_receipt) continue;
+    const bool investigated = r.decision == Decision::kLocalInvestigation ||
+                              r.decision == Decision::kHandover || r.decision == Decision::kIopc;
+    if (r.thr.threat() == v1::THR_LEVEL_HIGH || r.thr.harm() == v1::THR_LEVEL_HIGH) {
+      ++high;
+      high_investigated += investigated;
+    } else if (r.thr.threat() == v1::THR_LEVEL_LOW && r.thr.harm() == v1::THR_LEVEL_LOW &&
+               r.thr.risk() == v1::THR_LEVEL_LOW) {
+      ++low;
+      low_investigated += investigated;
+    }
+  }
+  ASSERT_GT(high, 100);
+  ASSERT_GT(low, 50);
+  EXPECT_GT(static_cast<double>(high_investigated) / high,
+            static_cast<double>(low_investigated) / low + 0.05);
+}
+
 TEST(ExerciseModelTest, FinancialYearsStartOnTheFirstOfApril) {
   EXPECT_EQ(FinancialYearStart(Date(2025, 3, 31)), Date(2024, 4, 1));
   EXPECT_EQ(FinancialYearStart(Date(2025, 4, 1)), Date(2025, 4, 1));

@@ -180,6 +180,7 @@ absl::Status StaReport(const Input& in, Session& session) {
       inputs.by_role_category,
       Ask(session, base, {v1::DIMENSION_SUBJECT_ROLE, v1::DIMENSION_CATEGORY}, {year}, closed));
   ASSIGN_OR_RETURN(inputs.by_route, Ask(session, base, {v1::DIMENSION_ROUTE}, {year}));
+  ASSIGN_OR_RETURN(inputs.by_thr, Ask(session, base, {v1::DIMENSION_THR}, {year}));
   if (!inputs.publication) {
     std::map<std::string, v1::RegisterEntry> declined;
     for (bool assistance : {false, true}) {

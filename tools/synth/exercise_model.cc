@@ -66,6 +66,9 @@ struct Model {
   Days iopc_referral = {20, 50};
   Days withdrawal = {20, 60};          // UKFIU's timing; not scaled by behaviour
   Days sar_before_referral = {5, 20};  // the SAR's submission before UKFIU refers it
+  // Points of the decision shares a high THR (threat or harm HIGH) moves from not ours and
+  // declined to local investigation and handover, and an all-low THR moves back.
+  int thr_shift = 4;
   // A unit declines to assist this share of handovers (percent).
   int unit_declines = 20;
   // Subjects (percent): officer, staff, special constable, PCSO, volunteer, contractor, family
@@ -300,7 +303,7 @@ class Builder {
     }
   }
 
-  Decision PickDecision(const OrgSpec& org, Behaviour b) {
+  Decision PickDecision(const OrgSpec& org, Behaviour b, const v1::ThrAssessment& thr) {
     if (b == Behaviour::kNearSilent && rng_.Percent(kModel.never_answered)) {
       return Decision::kUnanswered;
     }
@@ -314,6 +317,21 @@ class Builder {
     } else if (org.unit == "ERSOU") {
       w[2] -= kModel.ersou_extra_handover;
       w[4] += kModel.ersou_extra_handover;
+    }
+    // UKFIU's THR is taken to be somewhat predictive: a high threat or harm moves points from
+    // the declines to investigation, an all-low one the other way.
+    const bool high = thr.threat() == v1::THR_LEVEL_HIGH || thr.harm() == v1::THR_LEVEL_HIGH;
+    const bool low = thr.threat() == v1::THR_LEVEL_LOW && thr.harm() == v1::THR_LEVEL_LOW &&
+                     thr.risk() == v1::THR_LEVEL_LOW;
+    if (high || low) {
+      const int investigate = w[4] > 0 ? 4 : 3;
+      const int from[2] = {high ? 0 : 3, high ? 1 : investigate};
+      const int to[2] = {high ? 3 : 0, high ? investigate : 1};
+      for (int k = 0; k < 2; ++k) {
+        const int moved = std::min(kModel.thr_shift, w[from[k]]);
+        w[from[k]] -= moved;
+        w[to[k]] += moved;
+      }
     }
     constexpr Decision kOrder[] = {Decision::kNotOurs,          Decision::kDeclined,
                                    Decision::kIntelligenceOnly, Decision::kLocalInvestigation,
@@ -428,13 +446,13 @@ class Builder {
     r.year = year;
     r.behaviour = ex_.behaviour[org.code][year];
     const int bi = Index(r.behaviour);
-    r.decision = PickDecision(org, r.behaviour);
     std::array<int, std::size(kTypologies)> tw{};
     for (size_t i = 0; i < tw.size(); ++i) tw[i] = kTypologies[i].weight;
     const Typology& typ = kTypologies[rng_.Weighted(tw)];
     const v1::SubjectRole role = MakeSar(r, typ, dispatch);
     const auto category = static_cast<v1::CorruptionCategory>(1 + rng_.Weighted(typ.categories));
     r.thr = Thr(r, typ);
+    r.decision = PickDecision(org, r.behaviour, r.thr);
     const double m = kModel.decision_factor[bi];
     Add(r, dispatch, Act::kRefer);
     if (org.hands_over_on_receipt) {
@@ -742,6 +760,10 @@ std::string DescribeModel() {
                         days(m.report_open), days(m.local_outcome));
   absl::StrAppendFormat(&out, "    handover %s; unit decides %s later; joint outcome %s later\n",
                         days(m.handover), days(m.unit_decision), days(m.joint_outcome));
+  absl::StrAppendFormat(&out,
+                        "  a high THR moves %d points of the shares from declines to "
+                        "investigation, an all-low THR back\n",
+                        m.thr_shift);
   absl::StrAppendFormat(&out,
                         "  units decline %d%% of handovers; subjects: %d%% officers, "
                         "%d%% staff, %d%% associates (indirect route)\n",
