@@ -118,6 +118,28 @@ grpc::Status Call(const std::string& user,
   }
 }
 
+void ParseCommandLine(int argc, char** argv, const std::vector<std::string>& switches,
+                      const std::function<void(const std::string&)>& usage,
+                      const std::function<void(const std::string&, const std::string&)>& on_flag) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i], value;
+    if (arg == "-h" || arg == "--help") usage("");
+    if (std::find(switches.begin(), switches.end(), arg) != switches.end()) {
+      on_flag(arg, "");
+      continue;
+    }
+    const size_t eq = arg.find('=');
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    } else {
+      if (i + 1 >= argc) usage(absl::StrCat(arg, " needs a value"));
+      value = argv[++i];
+    }
+    on_flag(arg, value);
+  }
+}
+
 void ParallelFor(int n, int threads, const std::function<void(int)>& fn) {
   std::atomic<int> next{0};
   std::vector<std::thread> pool;

@@ -11,8 +11,10 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -53,6 +55,18 @@ grpc::Status Call(const std::string& user,
                   const std::function<grpc::Status(grpc::ClientContext*)>& call,
                   grpc::StatusCode also_retry = grpc::StatusCode::OK);
 
+// A tool's command line: each "--name value" or "--name=value" goes to on_flag(name, value), and
+// each switch named in `switches` to on_flag(name, ""). "-h", "--help" and a flag missing its
+// value go to `usage` with the reason (it does not return).
+void ParseCommandLine(int argc, char** argv, const std::vector<std::string>& switches,
+                      const std::function<void(const std::string&)>& usage,
+                      const std::function<void(const std::string&, const std::string&)>& on_flag);
+
+// Reads `value` of `flag` into *out, or calls `usage` naming both.
+template <typename T>
+void ReadNumber(const std::string& flag, const std::string& value, T* out,
+                const std::function<void(const std::string&)>& usage);
+
 // Runs fn(i) for i in [0, n) on `threads` threads.
 void ParallelFor(int n, int threads, const std::function<void(int)>& fn);
 
@@ -75,6 +89,12 @@ class OffsetClock {
   int64_t base_ = 0;
   int64_t current_ = 0;
 };
+
+template <typename T>
+void ReadNumber(const std::string& flag, const std::string& value, T* out,
+                const std::function<void(const std::string&)>& usage) {
+  if (!absl::SimpleAtoi(value, out)) usage(flag + ": not a number: " + value);
+}
 
 }  // namespace sarloop::synth
 

@@ -63,25 +63,14 @@ struct Flags {
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i], value;
-    if (arg == "-h" || arg == "--help") Usage("plays the national exercise through a chain");
+  const std::function<void(const std::string&)> usage = [](const std::string& error) {
+    Usage(error.empty() ? "plays the national exercise through a chain" : error);
+  };
+  auto on_flag = [&](const std::string& arg, const std::string& value) {
+    auto number = [&](auto* out) { ReadNumber(arg, value, out, usage); };
     if (arg == "--dry-run") {
       f.dry_run = true;
-      continue;
-    }
-    const size_t eq = arg.find('=');
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    } else {
-      if (i + 1 >= argc) Usage(absl::StrCat(arg, " needs a value"));
-      value = argv[++i];
-    }
-    auto number = [&](auto* out) {
-      if (!absl::SimpleAtoi(value, out)) Usage(absl::StrCat(arg, ": not a number: ", value));
-    };
-    if (arg == "--chain") {
+    } else if (arg == "--chain") {
       f.chain = value;
     } else if (arg == "--per-year") {
       number(&f.per_year);
@@ -97,7 +86,8 @@ Flags ParseFlags(int argc, char** argv) {
     } else {
       Usage(absl::StrCat("unknown flag ", arg));
     }
-  }
+  };
+  ParseCommandLine(argc, argv, {"--dry-run"}, usage, on_flag);
   if (f.chain.empty()) Usage("--chain DIR is required (the DIR of sarloop-local up)");
   if (f.per_year < 1 || f.per_year > 100000) Usage("--per-year must be 1 to 100000");
   if (f.threads < 1 || f.threads > 64) Usage("--threads must be 1 to 64");

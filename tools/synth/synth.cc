@@ -77,25 +77,14 @@ struct Flags {
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i], value;
-    if (arg == "-h" || arg == "--help") Usage("drives a synthetic scenario through a local chain");
+  const std::function<void(const std::string&)> usage = [](const std::string& error) {
+    Usage(error.empty() ? "drives a synthetic scenario through a local chain" : error);
+  };
+  auto on_flag = [&](const std::string& arg, const std::string& value) {
+    auto number = [&](auto* out) { ReadNumber(arg, value, out, usage); };
     if (arg == "--dry-run") {
       f.dry_run = true;
-      continue;
-    }
-    const size_t eq = arg.find('=');
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    } else {
-      if (i + 1 >= argc) Usage(absl::StrCat(arg, " needs a value"));
-      value = argv[++i];
-    }
-    auto number = [&](auto* out) {
-      if (!absl::SimpleAtoi(value, out)) Usage(absl::StrCat(arg, ": not a number: ", value));
-    };
-    if (arg == "--pki") {
+    } else if (arg == "--pki") {
       f.pki = value;
     } else if (arg == "--base-port") {
       number(&f.base_port);
@@ -117,7 +106,8 @@ Flags ParseFlags(int argc, char** argv) {
     } else {
       Usage(absl::StrCat("unknown flag ", arg));
     }
-  }
+  };
+  ParseCommandLine(argc, argv, {"--dry-run"}, usage, on_flag);
   if (f.pki.empty()) Usage("--pki DIR is required (the DIR/pki of sarloop-local up)");
   if (f.sars < 1 || f.sars > 1000000) Usage("--sars must be 1 to 1000000");
   if (f.threads < 1 || f.threads > 64) Usage("--threads must be 1 to 64");
