@@ -410,6 +410,7 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
   }
   const v1::AggregateFilter& filter = request.filter();
   Allow orgs, regions, kinds, years_allowed, categories, roles, outcomes, routes, states;
+  Allow priorities, units, decline_reasons, thr_levels;
   if (filter.organisations_size() > kMaxFilterValues) {
     return FieldError("filter.organisations", "at most 100 values");
   }
@@ -455,6 +456,24 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
       AllowEnum(filter.outcome_types(), "filter.outcome_types", v1::OutcomeType_IsValid, outcomes));
   RETURN_IF_ERROR(AllowEnum(filter.routes(), "filter.routes", v1::ReferralRoute_IsValid, routes));
   RETURN_IF_ERROR(AllowEnum(filter.states(), "filter.states", v1::ReferralState_IsValid, states));
+  RETURN_IF_ERROR(
+      AllowEnum(filter.priorities(), "filter.priorities", v1::Priority_IsValid, priorities));
+  RETURN_IF_ERROR(AllowEnum(filter.decline_reasons(), "filter.decline_reasons",
+                            v1::DeclineReason_IsValid, decline_reasons));
+  RETURN_IF_ERROR(
+      AllowEnum(filter.thr_levels(), "filter.thr_levels", v1::ThrLevel_IsValid, thr_levels));
+  if (filter.units_size() > kMaxFilterValues)
+    return FieldError("filter.units", "at most 100 values");
+  for (int i = 0; i < filter.units_size(); ++i) {
+    const std::string& code = filter.units(i);
+    if (!reference_.IsUnit(code)) {
+      return FieldError(absl::StrCat("filter.units[", i, "]"),
+                        absl::StrCat("unknown unit \"", code.substr(0, 20), "\""));
+    }
+    auto it = unit_index_.find(code);
+    // A unit no referral was handed to matches nothing (index 0 is "none", never listed here).
+    units.Add(it == unit_index_.end() ? units_.size() : it->second);
+  }
 
   // Per-organisation facts that several dimensions and filters need.
   std::vector<uint16_t> org_region(orgs_.size());
@@ -702,7 +721,9 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
       const Fact& f = facts_[i];
       if (!org_passes[f.org] || !years_allowed.Passes(static_cast<size_t>(f.fy)) ||
           !categories.Passes(f.category) || !roles.Passes(f.role) || !outcomes.Passes(f.outcome) ||
-          !routes.Passes(f.route) || !states.Passes(f.state)) {
+          !routes.Passes(f.route) || !states.Passes(f.state) || !priorities.Passes(f.priority) ||
+          !units.Passes(f.unit) || !decline_reasons.Passes(f.decline_reason) ||
+          !thr_levels.Passes(f.thr)) {
         continue;
       }
       // Grouped, each referral is added to its group only; the total is the groups' sum.

@@ -99,6 +99,9 @@ constexpr EnumFilter kEnumFilters[] = {
     {"outcome", "Outcome", "outcome_types", "OUTCOME_TYPE_"},
     {"route", "Route", "routes", "REFERRAL_ROUTE_"},
     {"state", "State", "states", "REFERRAL_STATE_"},
+    {"priority", "Priority", "priorities", "PRIORITY_"},
+    {"decline_reason", "Decline reason", "decline_reasons", "DECLINE_REASON_"},
+    {"thr", "THR", "thr_levels", "THR_LEVEL_"},
 };
 
 // What the table can be grouped by: the parameter value, the dimension, its column heading.
@@ -172,6 +175,15 @@ absl::StatusOr<View> ParseView(const HttpRequest& request, const ReferenceData& 
       v.filter.add_regions(std::string(code));
     }
     v.params["region"] = r;
+  }
+  if (const std::string u = get("unit"); !u.empty()) {
+    for (absl::string_view code : absl::StrSplit(u, ',')) {
+      if (!reference.IsUnit(std::string(code))) {
+        return bad("unit", absl::StrCat("unknown unit '", code, "'"));
+      }
+      v.filter.add_units(std::string(code));
+    }
+    v.params["unit"] = u;
   }
   if (const std::string o = get("org"); !o.empty()) {
     for (absl::string_view code : absl::StrSplit(o, ',')) {
@@ -624,6 +636,13 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
   for (const v1::Organisation& o : reference_.organisations()) {
     if (o.code() != "NCA") option(&body, o.code(), o.code(), o.code() == param("org"));
   }
+  body +=
+      "</select></label><label>Unit <select name=\"unit\" id=\"unit\">"
+      "<option value=\"\">All</option>";
+  for (const Region& r : reference_.regions()) {
+    if (!r.rocu.empty()) option(&body, r.rocu, r.rocu, r.rocu == param("unit"));
+  }
+  option(&body, "NCAACU", "NCAACU", param("unit") == "NCAACU");
   body += "</select></label>";
   for (const EnumFilter& f : kEnumFilters) {
     absl::StrAppend(&body, "<label>", f.label, " <select name=\"", f.param, "\" id=\"", f.param,
@@ -710,12 +729,14 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
   for (const auto& g : units->groups()) {
     by_unit.labels.push_back(g.key(0) == "NONE" ? "None (kept by the force)" : g.key(0));
     by_unit.series[0].second.push_back(static_cast<double>(g.measures().referred()));
-    by_unit.links.push_back(absl::StrCat("/", view.Query({{"by", "unit"}})));
+    by_unit.links.push_back(
+        g.key(0) == "NONE" ? "" : absl::StrCat("/", view.Query({{"unit", g.key(0)}})));
   }
   body += report::SvgChart(by_unit);
   report::Chart by_priority = report::RateChart("Response rate by priority", *priorities);
-  for (size_t k = 0; k < by_priority.labels.size(); ++k) {
-    by_priority.links.push_back(absl::StrCat("/", view.Query({{"by", "priority"}})));
+  for (const std::string& p : by_priority.labels) {
+    by_priority.links.push_back(p == "NONE" ? ""
+                                            : absl::StrCat("/", view.Query({{"priority", p}})));
   }
   body += report::SvgChart(by_priority);
   absl::StrAppend(&body, "</div><h2>", HtmlEscape(main_table->title), "</h2>",

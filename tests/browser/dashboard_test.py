@@ -316,6 +316,23 @@ try:
           bool(category) and tiles.get("referred") == fmt_count(api["total"], "referred"),
           f"{target}: page {tiles.get('referred')} api {api['total']}")
 
+    # The unit chart drills down too: a unit's bar filters by the unit that took the handover.
+    go(DASH + "/")
+    wait_until(lambda: js("return document.readyState") == "complete")
+    target = js("const a = [...document.querySelectorAll('svg a')].find(a => "
+                "a.getAttribute('href').includes('unit=')); return a && a.getAttribute('href')")
+    unit = target.split("unit=")[1].split("&")[0] if target else ""
+    if unit:
+        click(f"svg a[href*='unit={unit}']")
+        wait_until(lambda: url_with(f"unit={unit}") and
+                   js("return document.readyState") == "complete")
+    tiles = dict(js(TILES))
+    api = ctl("analyst-alice", "nca", "aggregates", "--unit", unit) if unit else {"total": {}}
+    check(f"a unit's bar drills down to that unit ({unit}: {tiles.get('referred')} referred, "
+          "as the API counts)",
+          bool(unit) and tiles.get("referred") == fmt_count(api["total"], "referred"),
+          f"{target}: page {tiles.get('referred')} api {api['total']}")
+
     # A bad filter value is refused, naming the parameter.
     code, body = http_status("/?role=GENERAL", "analyst-alice")
     check("an unknown filter value is refused naming it (400, role)",

@@ -134,6 +134,59 @@ TEST(AggregateIndex, GroupsByTrackFindingActionPriorityAndUnit) {
             (std::map<std::string, int64_t>{{"CRIMINAL_CONVICTED", 2}, {"NONE", 2}}));
 }
 
+// Priority, unit, decline reason and THR filter as they group: a filtered total equals the
+// matching group, and an unknown unit is refused naming the field.
+TEST(AggregateIndex, FiltersByPriorityUnitDeclineReasonAndThr) {
+  AggregateIndex index(ReferenceData::BuiltIn());
+  auto entry = [](v1::Priority p, const std::string& unit, v1::DeclineReason reason,
+                  v1::ThrLevel harm) {
+    v1::RegisterEntry e = Entry({.state = reason == v1::DECLINE_REASON_UNSPECIFIED
+                                              ? v1::REFERRAL_STATE_HANDED_OVER
+                                              : v1::REFERRAL_STATE_DECLINED_BY_FORCE});
+    e.set_priority(p);
+    e.set_unit(unit);
+    e.set_decline_reason(reason);
+    e.mutable_thr()->set_threat(v1::THR_LEVEL_LOW);
+    e.mutable_thr()->set_risk(v1::THR_LEVEL_LOW);
+    e.mutable_thr()->set_harm(harm);
+    return e;
+  };
+  index.Upsert(entry(v1::PRIORITY_P1, "ERSOU", v1::DECLINE_REASON_UNSPECIFIED, v1::THR_LEVEL_HIGH));
+  index.Upsert(entry(v1::PRIORITY_P3, "ERSOU", v1::DECLINE_REASON_UNSPECIFIED, v1::THR_LEVEL_LOW));
+  index.Upsert(
+      entry(v1::PRIORITY_P3, "NCAACU", v1::DECLINE_REASON_UNSPECIFIED, v1::THR_LEVEL_MEDIUM));
+  index.Upsert(entry(v1::PRIORITY_UNSPECIFIED, "", v1::DECLINE_REASON_ACTIVITY_EXPLAINED,
+                     v1::THR_LEVEL_LOW));
+  const absl::Time now = kStart + absl::Hours(24 * 30);
+  auto referred = [&](const std::function<void(v1::AggregateFilter&)>& set) {
+    v1::GetAggregatesRequest r;
+    set(*r.mutable_filter());
+    auto got = index.Query(r, now, 0);
+    EXPECT_THAT(got, IsOk());
+    return got.ok() ? got->total().referred() : -1;
+  };
+  EXPECT_EQ(referred([](auto& f) { f.add_priorities(v1::PRIORITY_P3); }), 2);
+  EXPECT_EQ(referred([](auto& f) { f.add_units("ERSOU"); }), 2);
+  EXPECT_EQ(referred([](auto& f) { f.add_units("SEROCU"); }), 0);  // a unit with nothing handed
+  EXPECT_EQ(referred([](auto& f) { f.add_decline_reasons(v1::DECLINE_REASON_ACTIVITY_EXPLAINED); }),
+            1);
+  EXPECT_EQ(referred([](auto& f) { f.add_thr_levels(v1::THR_LEVEL_HIGH); }), 1);
+  EXPECT_EQ(referred([](auto& f) {
+              f.add_thr_levels(v1::THR_LEVEL_LOW);
+              f.add_units("ERSOU");
+            }),
+            1);
+  auto by_thr = index.Query(By({v1::DIMENSION_THR}), now, 0);
+  ASSERT_THAT(by_thr, IsOk());
+  std::map<std::string, int64_t> groups;
+  for (const auto& g : by_thr->groups()) groups[g.key(0)] = g.measures().referred();
+  EXPECT_EQ(groups, (std::map<std::string, int64_t>{{"HIGH", 1}, {"LOW", 2}, {"MEDIUM", 1}}));
+  v1::GetAggregatesRequest bad;
+  bad.mutable_filter()->add_units("NFK");
+  EXPECT_THAT(index.Query(bad, now, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("filter.units[0]")));
+}
+
 TEST(FinancialYear, StartsOnTheFirstOfApril) {
   auto day = [](int y, int m, int d) {
     return absl::FromCivil(absl::CivilDay(y, m, d), absl::UTCTimeZone());

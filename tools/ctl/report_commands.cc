@@ -60,6 +60,11 @@ absl::StatusOr<v1::GetAggregatesRequest> ReadAggregatesRequest(const Args& args)
   RETURN_IF_ERROR(ReadEnums<v1::OutcomeType>(args, "outcome", f.mutable_outcome_types()));
   RETURN_IF_ERROR(ReadEnums<v1::ReferralRoute>(args, "route", f.mutable_routes()));
   RETURN_IF_ERROR(ReadEnums<v1::ReferralState>(args, "state", f.mutable_states()));
+  RETURN_IF_ERROR(ReadEnums<v1::Priority>(args, "priority", f.mutable_priorities()));
+  for (const std::string& unit : args.GetAll("unit")) f.add_units(OrgCode(unit));
+  RETURN_IF_ERROR(
+      ReadEnums<v1::DeclineReason>(args, "decline-reason", f.mutable_decline_reasons()));
+  RETURN_IF_ERROR(ReadEnums<v1::ThrLevel>(args, "thr", f.mutable_thr_levels()));
   RETURN_IF_ERROR(ReadMode(args, request));
   return request;
 }
@@ -229,8 +234,9 @@ absl::Status DashboardLogin(const Input& in, Session& session) {
 }
 
 const std::vector<std::string> kAggregateOptions = {
-    "by",      "org",   "region", "year",  "kind",        "category", "role",
-    "outcome", "route", "state",  "as-of", "publication", "min-count"};
+    "by",      "org",         "region",   "year",     "kind", "category",       "role",
+    "outcome", "route",       "state",    "priority", "unit", "decline-reason", "thr",
+    "as-of",   "publication", "min-count"};
 
 }  // namespace
 
@@ -240,13 +246,15 @@ std::vector<Command> ReportCommands() {
        .verb = "aggregates",
        .synopsis = "[--by DIMENSION]... [--org CODE]... [--region CODE]... [--year YYYY]... "
                    "[--kind K]... [--category C]... [--role R]... [--outcome O]... [--route R]... "
-                   "[--state S]... [--as-of DATE] [--publication [--min-count N]]",
+                   "[--state S]... [--priority P]... [--unit CODE]... [--decline-reason R]... "
+                   "[--thr LEVEL]... [--as-of DATE] [--publication [--min-count N]]",
        .summary = "counts, rates and days grouped by up to 4 dimensions (organisation, region, "
                   "organisation-kind, financial-year, financial-quarter, category, subject-role, "
-                  "outcome-type, route, state)",
+                  "outcome-type, route, state, the tracks, conduct finding and action, priority, "
+                  "unit, decline-reason, thr)",
        .options = kAggregateOptions,
        .repeatable = {"by", "org", "region", "year", "kind", "category", "role", "outcome", "route",
-                      "state"},
+                      "state", "priority", "unit", "decline-reason", "thr"},
        .run = Aggregates},
       {.group = "nca",
        .verb = "dashboard-login",
