@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/admission.h"
 #include "common/audit.h"
 #include "common/call.h"
@@ -20,6 +21,7 @@
 #include "common/executor.h"
 #include "common/fault.h"
 #include "common/identity.h"
+#include "common/log_fields.h"
 #include "common/metrics.h"
 #include "common/request_checks.h"
 #include "common/status.h"
@@ -129,13 +131,20 @@ class CallRun {
     // Ids, codes and the field at fault only: request contents never reach a log, as they may
     // name people (tests/integration/log_privacy_test.sh plants names and scans every log).
     const std::string field = FieldOf(status);
+    const absl::Duration latency = absl::Now() - arrived_;
+    const std::string code = absl::StatusCodeToString(status.code());
+    ScopedLogFields fields(
+        {{"method", method_},
+         {"code", code},
+         {"caller", caller_},
+         {"referral_id", referral_id_},
+         {"request_id", request_id_},
+         {"field", field},
+         {"latency_ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency)), true}});
     spdlog::log(status.ok() ? spdlog::level::debug : spdlog::level::info,
-                "call {} {} referral={} request={} caller={}{}{}", method_,
-                absl::StatusCodeToString(status.code()), referral_id_, request_id_, caller_,
-                field.empty() ? "" : " field=", field);
-    if (edge_.metrics != nullptr) {
-      edge_.metrics->ObserveRpc(method_, status.code(), absl::Now() - arrived_);
-    }
+                "call {} {} referral={} request={} caller={}{}{}", method_, code, referral_id_,
+                request_id_, caller_, field.empty() ? "" : " field=", field);
+    if (edge_.metrics != nullptr) edge_.metrics->ObserveRpc(method_, status.code(), latency);
   }
 
  private:

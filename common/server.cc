@@ -1,7 +1,6 @@
 #include "common/server.h"
 
 #include <grpc/support/log.h>
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
@@ -33,6 +32,8 @@
 #include "common/https_server.h"
 #include "common/identity.h"
 #include "common/ids.h"
+#include "common/log_fields.h"
+#include "common/reflection.h"
 #include "common/request_checks.h"
 #include "common/retention.h"
 #include "common/rpc.h"
@@ -50,21 +51,26 @@ class JsonEscapedMessage : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
-      const unsigned char u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        dest.push_back('\\');
-        dest.push_back(c);
-      } else if (u < 0x20) {
-        const std::string escaped = absl::StrFormat("\\u%04x", u);
-        dest.append(escaped.data(), escaped.data() + escaped.size());
-      } else {
-        dest.push_back(c);
-      }
-    }
+    std::string out;
+    AppendJsonEscaped(std::string_view(msg.payload.data(), msg.payload.size()), out);
+    dest.append(out.data(), out.data() + out.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonEscapedMessage>();
+  }
+};
+
+// %k: the line's structured fields (common/log_fields.h) as more members of the JSON object.
+class JsonLogFields : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg&, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    std::string out;
+    AppendLogFieldsJson(out);
+    dest.append(out.data(), out.data() + out.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonLogFields>();
   }
 };
 
@@ -72,11 +78,13 @@ void SetUpLogging(const v1::ServiceConfig& config) {
   auto logger = spdlog::stderr_logger_mt(absl::StrCat("sarloop-", config.code()));
   if (config.log_json()) {
     auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
-    formatter->add_flag<JsonEscapedMessage>('j').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","service":"%n","msg":"%j"})");
+    formatter->add_flag<JsonEscapedMessage>('j');
+    formatter->add_flag<JsonLogFields>('k').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","service":"%n","msg":"%j"%k})");
     logger->set_formatter(std::move(formatter));
   } else {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %n %^%l%$ %v");
+    // UTC, and marked so: logs from machines in different zones line up.
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %n %^%l%$ %v", spdlog::pattern_time_type::utc);
   }
   logger->set_level(spdlog::level::from_str(config.log_level()));
   spdlog::set_default_logger(logger);
@@ -420,8 +428,8 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   }
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  const std::shared_ptr<Reflection> reflection = Reflection::Install(builder);
   int port = 0;
   builder.AddListeningPort(config.listen(), server_creds, &port);
   // Hostile input: no message above 4 MiB (a batch of 500 envelopes stays well below).
@@ -453,6 +461,9 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   if (!server || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
   }
+  // Health answers for the server as a whole ("") and for each service by name, as generic
+  // tools ask (grpc_health_probe -service sarloop.v1.Force).
+  const std::vector<std::string> service_names = reflection->ServiceNames();
   server->GetHealthCheckService()->SetServingStatus(true);
   std::unique_ptr<HttpsServer> metrics_server;
   if (!config.metrics_listen().empty()) {
@@ -516,6 +527,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
       const bool storage_ok = db->Probe().ok();
       if (was_failing && storage_ok) spdlog::info("storage: writes succeed again");
       health->SetServingStatus("", storage_ok);
+      for (const std::string& name : service_names) health->SetServingStatus(name, storage_ok);
       const absl::Time limit =
           clock->Now() - absl::Seconds(config.delivery().stuck_after_seconds());
       bool stuck = false;
@@ -602,6 +614,22 @@ void TuneProcess() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }
 }  // namespace
+
+std::string ServiceUsage(std::string_view program, std::string_view what) {
+  return absl::StrCat(
+      "usage: ", absl::string_view(program.data(), program.size()), " --config=FILE [flag]...\n\n",
+      absl::string_view(what.data(), what.size()),
+      "\n\nflags (each overrides the configuration file's field of the same name):\n"
+      "  --config=FILE                the service configuration (text proto, or .json)\n"
+      "  --listen=HOST:PORT           the mTLS gRPC listener\n"
+      "  --database=FILE              the SQLite database file\n"
+      "  --log_level=LEVEL            trace, debug, info, warn, error or critical\n"
+      "  --log_json                   one JSON object per log line\n"
+      "  --dev_clock_offset_file=FILE a development clock offset (never in production)\n"
+      "  --check-config               check the configuration, print a summary and exit\n"
+      "  --version                    the version and git revision\n"
+      "  --help, -h                   this text\n");
+}
 
 int RunService(int argc, char** argv, v1::ServiceKind kind, std::span<const Migration> migrations,
                const ServiceBuilder& build, std::span<const Migration> after_audit) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -57,6 +58,9 @@ using ServiceBuilder = std::function<absl::StatusOr<ServiceParts>(ServiceContext
 // (PRAGMA user_version), so a new migration only ever goes at the end of `after_audit`.
 std::vector<Migration> ServiceMigrations(std::span<const Migration> migrations,
                                          std::span<const Migration> after_audit = {});
+
+// What a service prints for --help: `what` it is, then the flags every service takes.
+std::string ServiceUsage(std::string_view program, std::string_view what);
 
 // Runs the process until SIGTERM/SIGINT. Returns the exit code: 0 after a clean stop, 2 for a
 // configuration error, 1 for any other failure to start.

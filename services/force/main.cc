@@ -10,6 +10,7 @@
 #include "common/referral/threads_rpc.h"
 #include "common/rpc.h"
 #include "common/server.h"
+#include "common/version/version.h"
 #include "sarloop/v1/force.grpc.pb.h"
 #include "services/force/desk.h"
 
@@ -155,6 +156,14 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
 }  // namespace sarloop::force
 
 int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(
+          argc, argv, "sarloop-force",
+          sarloop::ServiceUsage(
+              "sarloop-force",
+              "A force's or agency's node: its Professional Standards inbox of UKFIU referrals, "
+              "its decisions, handovers to its unit and feedback to UKFIU and the NCA."))) {
+    return 0;
+  }
   return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_FORCE,
                              sarloop::force::DeskMigrations(), sarloop::force::Build,
                              sarloop::force::DeskMigrationsAfterAudit());

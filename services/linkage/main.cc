@@ -5,6 +5,7 @@
 #include "common/delivery_service.h"
 #include "common/rpc.h"
 #include "common/server.h"
+#include "common/version/version.h"
 #include "sarloop/v1/linkage.grpc.pb.h"
 #include "services/linkage/desk.h"
 
@@ -118,6 +119,14 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
 }  // namespace sarloop::linkage
 
 int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(
+          argc, argv, "sarloop-linkage",
+          sarloop::ServiceUsage(
+              "sarloop-linkage",
+              "The linkage service: screens referral subjects against the Bloom-filter encoded "
+              "workforce indices the forces upload, for indirect links."))) {
+    return 0;
+  }
   return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_LINKAGE,
                              sarloop::linkage::LinkageMigrations(), sarloop::linkage::Build,
                              sarloop::linkage::LinkageMigrationsAfterAudit());

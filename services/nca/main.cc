@@ -8,6 +8,7 @@
 #include "common/ids.h"
 #include "common/rpc.h"
 #include "common/server.h"
+#include "common/version/version.h"
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "services/nca/dashboard.h"
 #include "services/nca/register.h"
@@ -187,6 +188,14 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
 }  // namespace sarloop::nca
 
 int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(
+          argc, argv, "sarloop-nca",
+          sarloop::ServiceUsage(
+              "sarloop-nca",
+              "The NCA register: every referral's events from the chain, aggregates, the overdue "
+              "list, the STA report and the analysts' dashboard."))) {
+    return 0;
+  }
   return sarloop::RunService(
       argc, argv, sarloop::v1::SERVICE_KIND_NCA,
       sarloop::nca::RegisterMigrations().first(sarloop::nca::kRegisterMigrationsBeforeAudit),

@@ -10,6 +10,7 @@
 #include "common/referral/threads_rpc.h"
 #include "common/rpc.h"
 #include "common/server.h"
+#include "common/version/version.h"
 #include "sarloop/v1/racu.grpc.pb.h"
 #include "services/racu/unit.h"
 
@@ -136,6 +137,13 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
 }  // namespace sarloop::racu
 
 int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(
+          argc, argv, "sarloop-racu",
+          sarloop::ServiceUsage("sarloop-racu",
+                                "A regional anti-corruption unit's node: handovers from the forces "
+                                "it serves, joint investigations and their outcomes."))) {
+    return 0;
+  }
   return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_RACU,
                              sarloop::racu::UnitMigrations(), sarloop::racu::Build,
                              sarloop::racu::UnitMigrationsAfterAudit());

@@ -15,6 +15,7 @@
 #include "common/referral/threads_rpc.h"
 #include "common/rpc.h"
 #include "common/server.h"
+#include "common/version/version.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
 #include "services/ukfiu/desk.h"
 
@@ -208,6 +209,13 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
 }  // namespace sarloop::ukfiu
 
 int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(
+          argc, argv, "sarloop-ukfiu",
+          sarloop::ServiceUsage("sarloop-ukfiu",
+                                "UKFIU's node: SAR intake, referrals to forces and agencies, "
+                                "reminders, escalation and the conversation with them."))) {
+    return 0;
+  }
   return sarloop::RunService(argc, argv, sarloop::v1::SERVICE_KIND_UKFIU,
                              sarloop::ukfiu::DeskMigrations(), sarloop::ukfiu::Build,
                              sarloop::ukfiu::DeskMigrationsAfterAudit());

@@ -72,7 +72,7 @@ def check(name, ok, detail=""):
     global passed, failed
     print(f"{'ok  ' if ok else 'FAIL'} {name} {detail}")
     passed, failed = passed + ok, failed + (not ok)
-lines, bad_json, leaks, calls = 0, [], [], []
+lines, bad_json, leaks, calls, records = 0, [], [], [], []
 for name in sorted(os.listdir(logs)):
     with open(os.path.join(logs, name), errors="replace") as f:
         for n, line in enumerate(f, 1):
@@ -93,6 +93,7 @@ for name in sorted(os.listdir(logs)):
                 continue
             if record["msg"].startswith("call "):
                 calls.append(record["msg"])
+                records.append(record)
 check("every log line is a JSON object with time, level, service and msg",
       not bad_json and lines > 0, f"({lines} lines){' ' + bad_json[0] if bad_json else ''}")
 check("no log contains the sentinel", not leaks, leaks[0] if leaks else f"({lines} lines scanned)")
@@ -104,6 +105,16 @@ check("each step on a referral logs its referral and request id",
 refused = [c for c in calls if "INVALID_ARGUMENT" in c and "SubmitSar" in c]
 check("a refused call logs the field at fault, not the value",
       any(" field=" in c for c in refused), refused[0] if refused else "(none)")
+keyed = [r for r in records if isinstance(r.get("method"), str) and isinstance(r.get("code"), str)
+         and isinstance(r.get("latency_ms"), (int, float)) and r["msg"].startswith(
+             f"call {r['method']} {r['code']} ")]
+with_caller = [r for r in records if r.get("caller", "").startswith("spiffe://sarloop/")]
+with_referral = [r for r in records if r.get("referral_id", "").startswith("REF-")]
+check("every call's line has method, code and latency_ms as their own JSON keys, and caller and "
+      "referral_id where known",
+      bool(records) and len(keyed) == len(records) and bool(with_caller) and bool(with_referral),
+      f"({len(records)} calls, {len(keyed)} keyed, {len(with_caller)} with caller, "
+      f"{len(with_referral)} with referral_id; e.g. {records[0] if records else None})")
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 EOF

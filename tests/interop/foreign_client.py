@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """A foreign gRPC client (Debian's python3-grpcio, no generated code) against a running chain.
 
-Checks what generic gRPC tooling relies on: grpc.health.v1 over mTLS, server reflection listing
-the sarloop services, that a plaintext connection and a connection without a client
-certificate are both refused, and that an invalid field arrives as a google.rpc.BadRequest in the
+Checks what generic gRPC tooling relies on: grpc.health.v1 over mTLS, overall and by service name;
+server reflection, v1 (what grpcurl asks first) and v1alpha, through which alone a client lists
+every service and describes every method as grpcurl would; that a plaintext connection and a
+connection without a client certificate are both refused, and that an invalid field arrives as a google.rpc.BadRequest in the
 grpc-status-details-bin trailer. Usage: foreign_client.py PKI_DIR BASE_PORT
 """
 import sys
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
 
 from checks import check, finish
 
@@ -59,6 +61,54 @@ def fields(buf):
     return out
 
 
+def string_field(number, text):
+    data = text.encode()
+    assert len(data) < 128
+    return bytes([number << 3 | 2, len(data)]) + data
+
+
+def reflect(channel, version, requests):
+    """Each request's reply through one ServerReflectionInfo stream, as fields."""
+    call = channel.stream_stream(f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo")
+    return [fields(reply) for reply in call(iter(requests), timeout=20)]
+
+
+def describe_all(channel, version):
+    """grpcurl's `list` then `describe` of every method, through reflection alone: the service
+    names, then for each the file that declares it (with its imports) into a fresh descriptor
+    pool, then each method's request and response types resolved there. Returns
+    ({service: [method, ...]}, errors)."""
+    listing = reflect(channel, version, [string_field(7, "")])[0]
+    names = [fields(s)[1][0].decode() for s in fields(listing[6][0]).get(1, [])]
+    replies = reflect(channel, version, [string_field(4, n) for n in names])
+    pool, added, described, errors = descriptor_pool.DescriptorPool(), set(), {}, []
+    for name, reply in zip(names, replies):
+        if 7 in reply:
+            errors.append(f"{name}: {reply[7]}")
+            continue
+        protos = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                  for b in fields(reply[4][0]).get(1, [])]
+        pending = [p for p in protos if p.name not in added]
+        while pending:  # imports first, as a descriptor pool requires
+            ready = [p for p in pending if all(d in added for d in p.dependency)]
+            if not ready:
+                errors.append(f"{name}: imports missing from the reply")
+                break
+            for p in ready:
+                pool.Add(p)
+                added.add(p.name)
+            pending = [p for p in pending if p.name not in added]
+        try:
+            service = pool.FindServiceByName(name)
+            described[name] = [f"{m.name}({m.input_type.full_name}) "
+                               f"returns ({m.output_type.full_name}) "
+                               f"[{len(m.input_type.fields)} request fields]"
+                               for m in service.methods]
+        except KeyError as e:
+            errors.append(f"{name}: {e}")
+    return described, errors
+
+
 identity = "analyst-alice"
 for instance, (offset, service) in INSTANCES.items():
     target = f"localhost:{BASE + offset}"
@@ -70,14 +120,34 @@ for instance, (offset, service) in INSTANCES.items():
             check(f"{instance} health", reply == b"\x08\x01", repr(reply))
         except grpc.RpcError as e:
             check(f"{instance} health", False, str(e.code()))
-        # ServerReflectionRequest{list_services: ""} is field 7, empty string: 3a 00.
-        reflection = channel.stream_stream(
-            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+        # Health by service name: HealthCheckRequest{service: name} is field 1.
+        for name in (service, "sarloop.v1.Ops"):
+            try:
+                reply = health(string_field(1, name), timeout=10)
+                check(f"{instance} health of {name}", reply == b"\x08\x01", repr(reply))
+            except grpc.RpcError as e:
+                check(f"{instance} health of {name}", False, str(e.code()))
         try:
-            replies = b"".join(reflection(iter([b"\x3a\x00"]), timeout=10))
-            check(f"{instance} reflection lists {service}", service.encode() in replies)
+            reply = health(string_field(1, "sarloop.v1.NoSuchService"), timeout=10)
+            check(f"{instance} health of an unknown service is NOT_FOUND", False, repr(reply))
         except grpc.RpcError as e:
-            check(f"{instance} reflection", False, str(e.code()))
+            check(f"{instance} health of an unknown service is NOT_FOUND",
+                  e.code() == grpc.StatusCode.NOT_FOUND, str(e.code()))
+        for version in ("v1", "v1alpha"):
+            try:
+                described, errors = describe_all(channel, version)
+                methods = sum(len(m) for m in described.values())
+                check(f"{instance} reflection {version} lists and describes every service "
+                      f"({len(described)} services, {methods} methods)",
+                      service in described and "sarloop.v1.Ops" in described and
+                      f"grpc.reflection.{version}.ServerReflection" in described and
+                      all(described.values()) and not errors,
+                      f"{sorted(described)} {errors}")
+                if version == "v1" and instance == "force-NFK":
+                    for line in described[service]:
+                        print(f"     {service}.{line}")
+            except grpc.RpcError as e:
+                check(f"{instance} reflection {version}", False, str(e.code()))
 
     # No plaintext listener exists.
     with grpc.insecure_channel(target) as channel:

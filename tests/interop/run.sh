@@ -39,4 +39,11 @@ for log in "$DIR"/logs/{ukfiu,nca,force-*,racu-*}.log; do
   if grep -q "stopped cleanly" "$log"; then echo "ok   $(basename "$log" .log) stopped cleanly on SIGTERM"
   else echo "FAIL $(basename "$log" .log) did not stop cleanly"; failed=1; fi
 done
+# Text logs (the default) mark their times as UTC.
+first=$(grep -m1 -E '^[0-9]{4}-' "$DIR/logs/ukfiu.log" || true)
+if [[ $first =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\  ]]; then
+  echo "ok   text log times are marked UTC: ${first:0:40}"
+else
+  echo "FAIL text log times are not marked UTC: '${first:0:60}'"; failed=1
+fi
 exit $failed

@@ -28,7 +28,8 @@ bool Expected(const PolicyScope& scope, const Identity& id, const std::string& s
   auto own_client = [&](const char* kind) {
     return id.kind == kind && client && (id.kind == std::string("ukfiu") || id.org == scope.code);
   };
-  if (service == "grpc.health.v1.Health" || service == "grpc.reflection.v1alpha.ServerReflection") {
+  if (service == "grpc.health.v1.Health" || service == "grpc.reflection.v1.ServerReflection" ||
+      service == "grpc.reflection.v1alpha.ServerReflection") {
     return true;
   }
   // Audit heads: the NCA witnesses every other service, UKFIU the NCA; analysts read heads at the
@@ -120,6 +121,7 @@ std::vector<std::pair<std::string, std::string>> AllMethods() {
   }
   out.emplace_back("grpc.health.v1.Health", "Check");
   out.emplace_back("grpc.health.v1.Health", "Watch");
+  out.emplace_back("grpc.reflection.v1.ServerReflection", "ServerReflectionInfo");
   out.emplace_back("grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo");
   return out;
 }

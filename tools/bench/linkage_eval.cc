@@ -22,7 +22,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <iostream>
 #include <map>
+#include <stdexcept>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -31,6 +33,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/linkage_encoding.h"
+#include "common/version/version.h"
 #include "services/linkage/kernel.h"
 #include "services/linkage/matcher.h"
 #include "tools/bench/linkage_attacks.h"
@@ -583,4 +586,20 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace sarloop::bench
 
-int main(int argc, char** argv) { return sarloop::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(
+          argc, argv, "sarloop-linkage-eval",
+          "usage: sarloop-linkage-eval [--index N] [--subjects M] [--threads T] [--seed S]\n"
+          "       [--bulk-threshold X] [--tables L] [--bits B] [--kernel-queries Q]\n"
+          "       [--screen-queries Q] [--attack-records N] [--no-attacks]\n\nThe indirect-links "
+          "screen measured in one run: kernels, screening, accuracy and attacks.\n")) {
+    return 0;
+  }
+  try {
+    return sarloop::bench::Main(argc, argv);
+  } catch (const std::logic_error& e) {  // std::stoi and friends on a flag's value
+    std::cerr << "sarloop-linkage-eval: a flag's value is not a number in range (" << e.what()
+              << ")\n";
+    return 2;
+  }
+}

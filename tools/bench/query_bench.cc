@@ -26,6 +26,7 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <stdexcept>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -37,6 +38,7 @@
 #include "common/referral/rules.h"
 #include "common/status.h"
 #include "common/storage.h"
+#include "common/version/version.h"
 #include "services/nca/register.h"
 
 namespace sarloop::bench {
@@ -417,4 +419,20 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace sarloop::bench
 
-int main(int argc, char** argv) { return sarloop::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(
+          argc, argv, "sarloop-query-bench",
+          "usage: sarloop-query-bench [--referrals N] [--reps R] [--db FILE | --postgres CONNINFO] "
+          "[--json FILE] [--seed S] [--only SHAPE_SUBSTRING] [--answers FILE]\n\nThe analysts' "
+          "aggregate shapes timed over a generated register of N referrals, on SQLite or "
+          "PostgreSQL.\n")) {
+    return 0;
+  }
+  try {
+    return sarloop::bench::Main(argc, argv);
+  } catch (const std::logic_error& e) {  // std::stoi and friends on a flag's value
+    std::cerr << "sarloop-query-bench: a flag's value is not a number in range (" << e.what()
+              << ")\n";
+    return 2;
+  }
+}

@@ -34,6 +34,7 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -42,6 +43,7 @@
 #include "common/ids.h"
 #include "common/status.h"
 #include "common/tls.h"
+#include "common/version/version.h"
 #include "echo.grpc.pb.h"  // generated from tools/bench/echo.proto
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/force.grpc.pb.h"
@@ -756,4 +758,19 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace sarloop::bench
 
-int main(int argc, char** argv) { return sarloop::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(
+          argc, argv, "sarloop-bench",
+          "usage: sarloop-bench --chain DIR [--seconds S] [--concurrency C] [--lifecycles L] "
+          "[--rate R] [--json FILE]\n\nThe chain's throughput, latency and CPU against a raw mTLS "
+          "echo "
+          "baseline in the same run, on a running local chain (deploy/local).\n")) {
+    return 0;
+  }
+  try {
+    return sarloop::bench::Main(argc, argv);
+  } catch (const std::logic_error& e) {  // std::stoi and friends on a flag's value
+    std::cerr << "sarloop-bench: a flag's value is not a number in range (" << e.what() << ")\n";
+    return 2;
+  }
+}

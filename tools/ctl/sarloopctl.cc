@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/version/version.h"
 #include "sarloop/v1/types.pb.h"
 #include "tools/ctl/args.h"
 #include "tools/ctl/client.h"
@@ -109,7 +110,8 @@ void PrintGlobalOptions(std::ostream& out) {
          "  --timeout SECONDS    deadline of each call (default 10)\n"
          "  --request-id ID      idempotency key of a command that changes something "
          "(default: random)\n"
-         "  --help, -h           this text; `sarloopctl help GROUP` for one group\n";
+         "  --help, -h           this text; `sarloopctl help GROUP` for one group\n"
+         "  --version            the version and git revision\n";
 }
 
 void PrintValues(std::ostream& out) {
@@ -261,6 +263,7 @@ int Run(const std::vector<std::string>& argv) {
 }  // namespace sarloop::ctl
 
 int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(argc, argv, "sarloopctl", "")) return 0;
   sarloop::ctl::QuietGrpcLogs();
   return sarloop::ctl::Run(std::vector<std::string>(argv + 1, argv + argc));
 }

@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "common/ids.h"
 #include "common/referral/lifecycle.h"
+#include "common/version/version.h"
 #include "common/workforce.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/force.grpc.pb.h"
@@ -51,20 +52,23 @@ struct Flags {
   bool dry_run = false;
 };
 
+// An empty `error` is a request for help: the usage on stdout, exit 0.
 [[noreturn]] void Usage(const std::string& error) {
-  std::cerr << "sarloop-exercise: " << error << "\n"
-            << "usage: sarloop-exercise --chain DIR [--per-year N] [--seed N] [--threads N]\n"
-               "                        [--patience SECONDS] [--json-summary FILE] [--dry-run]\n"
-               "Plays referrals from the chain's clock (DIR/clock-offset) to the present, moving\n"
-               "the clock day by day; --per-year is the national volume in the first year.\n"
-               "--dry-run prints the plan without calling the chain.\n";
-  std::exit(2);
+  std::ostream& out = error.empty() ? std::cout : std::cerr;
+  out << "sarloop-exercise: "
+      << (error.empty() ? "plays the national exercise through a chain" : error) << "\n"
+      << "usage: sarloop-exercise --chain DIR [--per-year N] [--seed N] [--threads N]\n"
+         "                        [--patience SECONDS] [--json-summary FILE] [--dry-run]\n"
+         "Plays referrals from the chain's clock (DIR/clock-offset) to the present, moving\n"
+         "the clock day by day; --per-year is the national volume in the first year.\n"
+         "--dry-run prints the plan without calling the chain.\n";
+  std::exit(error.empty() ? 0 : 2);
 }
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
   const std::function<void(const std::string&)> usage = [](const std::string& error) {
-    Usage(error.empty() ? "plays the national exercise through a chain" : error);
+    Usage(error);
   };
   auto on_flag = [&](const std::string& arg, const std::string& value) {
     auto number = [&](auto* out) { ReadNumber(arg, value, out, usage); };
@@ -633,6 +637,7 @@ void PrintPlan(const Exercise& ex, const Options& o) {
 }  // namespace sarloop::synth::exercise
 
 int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(argc, argv, "sarloop-exercise", "")) return 0;
   using namespace sarloop::synth::exercise;  // NOLINT
   const Flags flags = ParseFlags(argc, argv);
   sarloop::synth::SetCallPatience(absl::Seconds(flags.patience_seconds));

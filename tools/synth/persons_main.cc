@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/linkage_csv.h"
+#include "common/version/version.h"
 #include "tools/synth/persons.h"
 
 namespace {
@@ -46,6 +47,13 @@ bool Write(const std::string& path, const std::string& text) {
 
 int main(int argc, char** argv) {
   using namespace sarloop;
+  if (PrintVersionOrHelp(argc, argv, "sarloop-synth-persons",
+                         "usage: sarloop-synth-persons --out DIR [--index N] [--subjects M] "
+                         "[--same-person-rate R] [--seed S]\n\nWrites a personnel index and SAR "
+                         "subjects with the stated error model (CSV) and the truth of which "
+                         "pairs are one person.\n")) {
+    return 0;
+  }
   synth::PopulationParams params;
   params.index_size = 1000;
   params.subjects = 2000;

@@ -37,6 +37,7 @@
 #include "common/ids.h"
 #include "common/referral/lifecycle.h"
 #include "common/tls.h"
+#include "common/version/version.h"
 #include "sarloop/v1/force.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "sarloop/v1/racu.grpc.pb.h"
@@ -63,22 +64,25 @@ struct Flags {
   bool dry_run = false;
 };
 
+// An empty `error` is a request for help: the usage on stdout, exit 0.
 [[noreturn]] void Usage(const std::string& error) {
-  std::cerr << "sarloop-synth: " << error << "\n"
-            << "usage: sarloop-synth --pki DIR [--base-port N] [--clock-file FILE] [--sars N]\n"
-               "                     [--seed N] [--threads N] [--timeout SECONDS]\n"
-               "                     [--patience SECONDS] [--json-summary FILE] [--dry-run]\n"
-               "--patience: how long a call is retried while its service is unreachable "
-               "(default 15).\n"
-               "--dry-run prints the scenario and the counts it expects without calling the "
-               "chain.\n";
-  std::exit(2);
+  std::ostream& out = error.empty() ? std::cout : std::cerr;
+  out << "sarloop-synth: "
+      << (error.empty() ? "drives a synthetic scenario through a local chain" : error) << "\n"
+      << "usage: sarloop-synth --pki DIR [--base-port N] [--clock-file FILE] [--sars N]\n"
+         "                     [--seed N] [--threads N] [--timeout SECONDS]\n"
+         "                     [--patience SECONDS] [--json-summary FILE] [--dry-run]\n"
+         "--patience: how long a call is retried while its service is unreachable "
+         "(default 15).\n"
+         "--dry-run prints the scenario and the counts it expects without calling the "
+         "chain.\n";
+  std::exit(error.empty() ? 0 : 2);
 }
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
   const std::function<void(const std::string&)> usage = [](const std::string& error) {
-    Usage(error.empty() ? "drives a synthetic scenario through a local chain" : error);
+    Usage(error);
   };
   auto on_flag = [&](const std::string& arg, const std::string& value) {
     auto number = [&](auto* out) { ReadNumber(arg, value, out, usage); };
@@ -1391,6 +1395,7 @@ class Driver {
 }  // namespace sarloop::synth
 
 int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(argc, argv, "sarloop-synth", "")) return 0;
   namespace synth = sarloop::synth;
   const synth::Flags flags = synth::ParseFlags(argc, argv);
   sarloop::synth::SetCallPatience(absl::Seconds(flags.patience_seconds));
