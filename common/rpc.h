@@ -130,20 +130,24 @@ class CallRun {
     reactor_->Finish(ToGrpcStatus(status));
     // Ids, codes and the field at fault only: request contents never reach a log, as they may
     // name people (tests/integration/log_privacy_test.sh plants names and scans every log).
-    const std::string field = FieldOf(status);
     const absl::Duration latency = absl::Now() - arrived_;
-    const std::string code = absl::StatusCodeToString(status.code());
-    ScopedLogFields fields(
-        {{"method", method_},
-         {"code", code},
-         {"caller", caller_},
-         {"referral_id", referral_id_},
-         {"request_id", request_id_},
-         {"field", field},
-         {"latency_ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency)), true}});
-    spdlog::log(status.ok() ? spdlog::level::debug : spdlog::level::info,
-                "call {} {} referral={} request={} caller={}{}{}", method_, code, referral_id_,
-                request_id_, caller_, field.empty() ? "" : " field=", field);
+    const spdlog::level::level_enum level =
+        status.ok() ? spdlog::level::debug : spdlog::level::info;
+    // Successful calls log at debug, off by default: their fields are not built per call then.
+    if (spdlog::should_log(level)) {
+      const std::string field = FieldOf(status);
+      const std::string code = absl::StatusCodeToString(status.code());
+      ScopedLogFields fields(
+          {{"method", method_},
+           {"code", code},
+           {"caller", caller_},
+           {"referral_id", referral_id_},
+           {"request_id", request_id_},
+           {"field", field},
+           {"latency_ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency)), true}});
+      spdlog::log(level, "call {} {} referral={} request={} caller={}{}{}", method_, code,
+                  referral_id_, request_id_, caller_, field.empty() ? "" : " field=", field);
+    }
     if (edge_.metrics != nullptr) edge_.metrics->ObserveRpc(method_, status.code(), latency);
   }
 

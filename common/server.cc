@@ -463,7 +463,12 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   }
   // Health answers for the server as a whole ("") and for each service by name, as generic
   // tools ask (grpc_health_probe -service sarloop.v1.Force).
+  // Each name is set now, not first at the storage probe a second later: until a name is set,
+  // health answers NOT_FOUND for it.
   const std::vector<std::string> service_names = reflection->ServiceNames();
+  for (const std::string& name : service_names) {
+    server->GetHealthCheckService()->SetServingStatus(name, true);
+  }
   server->GetHealthCheckService()->SetServingStatus(true);
   std::unique_ptr<HttpsServer> metrics_server;
   if (!config.metrics_listen().empty()) {
