@@ -43,6 +43,11 @@ absl::StatusOr<PurgeReport> PurgeEnded(Database& db, absl::Time now, int years,
     if (referrals) {
       const std::string ended = absl::StrCat("SELECT referral_id FROM referrals WHERE state IN ",
                                              kEnded, " AND updated_at < ?");
+      ASSIGN_OR_RETURN(bool feed, HasTable(txn, "feed"));
+      if (feed) {
+        RETURN_IF_ERROR(txn.Exec(
+            absl::StrCat("DELETE FROM feed WHERE referral_id IN (", ended, ")"), {cutoff}));
+      }
       if (events) {
         RETURN_IF_ERROR(txn.Exec(
             absl::StrCat("DELETE FROM events WHERE referral_id IN (", ended, ")"), {cutoff}));

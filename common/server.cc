@@ -39,6 +39,7 @@
 #include "common/rpc.h"
 #include "common/status.h"
 #include "common/tls.h"
+#include "common/watch.h"
 #include "common/witness.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 
@@ -257,7 +258,7 @@ absl::StatusOr<std::string> CheckConfig(const v1::ServiceConfig& config) {
 // GET /metrics for a monitoring identity: what Metrics recorded, the outbox per destination, calls
 // refused by admission, and the service's own gauges.
 HttpResponse ServeMetrics(const HttpRequest& request, const Metrics& metrics, Database& db,
-                          Clock& clock, const Admission& admission,
+                          Clock& clock, const Admission& admission, const WatchHub& watch,
                           const std::function<absl::Status(MetricsText&)>& service_gauges) {
   HttpResponse response;
   response.content_type = "text/plain; charset=utf-8";
@@ -282,6 +283,7 @@ HttpResponse ServeMetrics(const HttpRequest& request, const Metrics& metrics, Da
   out.Family("sarloop_calls_shed_total", "counter",
              "Calls refused at once past max_inflight_calls (RESOURCE_EXHAUSTED).");
   out.Sample("sarloop_calls_shed_total", "", static_cast<double>(admission.refused()));
+  watch.WriteMetrics(out);
   absl::StatusOr<std::vector<Backlog>> backlog = ReadBacklog(db);
   if (backlog.ok()) {
     const absl::Time now = clock.Now();
@@ -330,9 +332,6 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
                    config.postgres().empty()
                        ? Database::Open(config.database(), all, keys)
                        : Database::OpenPostgres(config.postgres(), all, keys));
-  db->SetCommitObserver([&metrics](int64_t transactions, absl::Duration took) {
-    metrics.ObserveCommit(transactions, took);
-  });
   ASSIGN_OR_RETURN(int64_t sync, db->SynchronousMode());
   spdlog::info("database {} open (synchronous={}, sealing with data key {} of {})",
                config.postgres().empty() ? config.database() : "on PostgreSQL", sync,
@@ -392,6 +391,12 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
     spdlog::warn("serial_commits: group commit is off (for measurement only)");
     db->SetMaxBatch(1);
   }
+  // Watch streams read on the call threads; a commit that stored an event wakes them.
+  WatchHub watch(bodies.get());
+  db->SetCommitObserver([&metrics, &watch](int64_t transactions, absl::Duration took) {
+    metrics.ObserveCommit(transactions, took);
+    watch.OnCommit();
+  });
   ServiceContext context{
       config,
       *db,
@@ -399,7 +404,8 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
       *worker,
       *reference,
       Edge{db.get(), clock.get(), &admission, config.serial_commits() ? nullptr : bodies.get(),
-           &metrics, config.serial_commits() ? nullptr : db.get()}};
+           &metrics, config.serial_commits() ? nullptr : db.get()},
+      watch};
   ASSIGN_OR_RETURN(ServiceParts parts, build(context));
   OpsService ops(context.edge, *db, *clock);
   // The NCA witnesses every service's audit heads, UKFIU the NCA's.
@@ -475,7 +481,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
     ASSIGN_OR_RETURN(
         metrics_server,
         HttpsServer::Start(config.metrics_listen(), config.tls(), [&](const HttpRequest& request) {
-          return ServeMetrics(request, metrics, *db, *clock, admission, parts.metrics);
+          return ServeMetrics(request, metrics, *db, *clock, admission, watch, parts.metrics);
         }));
     spdlog::info("metrics on https://{}/metrics (monitoring identities only)",
                  config.metrics_listen());
@@ -583,6 +589,8 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   // In-flight calls get a few seconds to finish; then they are cancelled (nothing is half-done:
   // each call's effect is one transaction).
   metrics_server.reset();
+  // Watches would hold the shutdown for its whole grace: they end now, and resume elsewhere.
+  watch.Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   worker->Stop();
   server->Wait();

@@ -21,6 +21,7 @@
 #include "common/reference.h"
 #include "common/rpc.h"
 #include "common/storage.h"
+#include "common/watch.h"
 #include "sarloop/v1/config.pb.h"
 
 namespace sarloop {
@@ -34,6 +35,8 @@ struct ServiceContext {
   const ReferenceData& reference;
   // Where the RPC edge records calls (this service's audit log).
   Edge edge;
+  // The service's watch streams (common/watch.h).
+  WatchHub& watch;
 };
 
 // What a service contributes to the process.

@@ -5,6 +5,7 @@
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
 #include "common/status.h"
+#include "common/watch.h"
 #include "spdlog/spdlog.h"
 
 namespace sarloop {
@@ -49,6 +50,55 @@ CREATE TABLE held_events (
 CREATE INDEX held_events_by_referral ON held_events (referral_id);
 )sql"};
 
+const Migration kFeedMigration = {"the change feed watch streams read, and the token secret",
+                                  R"sql(
+CREATE TABLE feed (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL,
+  referral_id TEXT NOT NULL,
+  recorded_at INTEGER NOT NULL
+);
+CREATE INDEX feed_by_referral ON feed (referral_id);
+INSERT INTO feed (event_id, referral_id, recorded_at)
+  SELECT event_id, referral_id, occurred_at FROM events ORDER BY occurred_at, event_id;
+CREATE TABLE token_secret (id INTEGER PRIMARY KEY CHECK (id = 1), secret BLOB NOT NULL);
+)sql",
+                                  R"sql(
+CREATE TABLE feed (
+  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  event_id TEXT NOT NULL,
+  referral_id TEXT NOT NULL,
+  recorded_at BIGINT NOT NULL
+);
+CREATE INDEX feed_by_referral ON feed (referral_id);
+INSERT INTO feed (event_id, referral_id, recorded_at)
+  SELECT event_id, referral_id, occurred_at FROM events ORDER BY occurred_at, event_id;
+CREATE TABLE token_secret (id INTEGER PRIMARY KEY CHECK (id = 1), secret BYTEA NOT NULL);
+)sql"};
+
+absl::StatusOr<std::vector<FeedItem>> ReadFeed(Txn& txn, int64_t after, int limit) {
+  // Joined, not copied: the event is stored once. An event purged by retention leaves no row.
+  ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT f.seq, f.recorded_at, e.event FROM feed f "
+                                        "JOIN events e ON e.event_id = f.event_id "
+                                        "WHERE f.seq > ? ORDER BY f.seq LIMIT ?",
+                                        {after, int64_t{limit}}));
+  std::vector<FeedItem> items(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    items[i].seq = rows[i].Int(0);
+    items[i].recorded_at = FromMicros(rows[i].Int(1));
+    if (!items[i].event.ParseFromString(rows[i].Text(2))) {
+      return absl::DataLossError("stored event does not parse");
+    }
+    if (items[i].event.has_outcome()) UpgradeOutcome(*items[i].event.mutable_outcome());
+  }
+  return items;
+}
+
+absl::StatusOr<int64_t> FeedHead(Txn& txn) {
+  ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT COALESCE(MAX(seq), 0) FROM feed"));
+  return rows.empty() ? int64_t{0} : rows[0].Int(0);
+}
+
 v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
                             const std::string& producer, const std::string& organisation,
                             const v1::Actor& actor, absl::Time now) {
@@ -69,7 +119,13 @@ absl::StatusOr<bool> AppendEvent(Txn& txn, const v1::LifecycleEvent& event) {
                "ON CONFLICT DO NOTHING",
                {event.event_id(), event.referral_id(), ToMicros(FromProto(event.occurred_at())),
                 Blob{event.SerializeAsString()}}));
-  return txn.Changes() > 0;
+  if (txn.Changes() == 0) return false;
+  // Wall-clock time, not the chain's (a development clock may be offset): a watcher measures
+  // how soon it heard against it.
+  RETURN_IF_ERROR(txn.Exec("INSERT INTO feed (event_id, referral_id, recorded_at) VALUES (?,?,?)",
+                           {event.event_id(), event.referral_id(), ToMicros(absl::Now())}));
+  NoteFeedAppend();
+  return true;
 }
 
 absl::StatusOr<std::vector<v1::LifecycleEvent>> EventsOf(Txn& txn, const std::string& referral_id) {

@@ -22,12 +22,32 @@ extern const Migration kEventLogMigration;
 // lists it among the migrations it applies after the audit log.
 extern const Migration kHeldEventsMigration;
 
+// The change feed watch streams read (common/watch.h): every event this service stores, in the
+// order it stored them (seq), with when it stored it; and the secret that signs the cursors and
+// page tokens it issues (common/token.h). After the audit log, in every service that stores events.
+extern const Migration kFeedMigration;
+
+// One stored event with its place in the feed.
+struct FeedItem {
+  int64_t seq = 0;
+  absl::Time recorded_at;
+  v1::LifecycleEvent event;
+};
+
+// At most `limit` events stored after `after`, in feed order (seq order is commit order: every
+// service's writes are serialised, the register's replicas on kGlobalOrder).
+absl::StatusOr<std::vector<FeedItem>> ReadFeed(Txn& txn, int64_t after, int limit);
+
+// The last seq in the feed (0 when it is empty).
+absl::StatusOr<int64_t> FeedHead(Txn& txn);
+
 // A new event with a fresh event_id and the common fields set.
 v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
                             const std::string& producer, const std::string& organisation,
                             const v1::Actor& actor, absl::Time now);
 
-// Stores `event` unless an event with its id is stored; returns whether it was new.
+// Stores `event` unless an event with its id is stored, with its place in the feed; returns
+// whether it was new.
 absl::StatusOr<bool> AppendEvent(Txn& txn, const v1::LifecycleEvent& event);
 
 // Every stored event of a referral, in EventBefore order.

@@ -19,7 +19,7 @@ namespace {
 
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
 const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
-                                           referral::kThreadsMigration};
+                                           referral::kThreadsMigration, kFeedMigration};
 
 // The actor of what the service does by itself (e.g. recording receipt).
 v1::Actor ServiceActor(const std::string& code) {

@@ -8,6 +8,7 @@
 #include "common/identity.h"
 #include "common/referral/referral_store.h"
 #include "common/referral/threads_rpc.h"
+#include "common/referral/watch_rpc.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "common/version/version.h"
@@ -19,7 +20,9 @@ namespace {
 
 class ForceService final : public v1::Force::CallbackService {
  public:
-  ForceService(Edge edge, std::shared_ptr<Desk> desk) : edge_(edge), desk_(std::move(desk)) {}
+  ForceService(Edge edge, std::shared_ptr<Desk> desk,
+               std::shared_ptr<referral::ReferralWatch> watch)
+      : watch_(std::move(watch)), edge_(edge), desk_(std::move(desk)) {}
 
   grpc::ServerUnaryReactor* ListInbox(grpc::CallbackServerContext* ctx,
                                       const v1::ListInboxRequest* req,
@@ -109,6 +112,11 @@ class ForceService final : public v1::Force::CallbackService {
                                       &desk_->threads(), req, resp);
   }
 
+  grpc::ServerWriteReactor<v1::WatchEvent>* WatchInbox(grpc::CallbackServerContext* ctx,
+                                                       const v1::WatchRequest* req) override {
+    return watch_->Serve(ctx, "/sarloop.v1.Force/WatchInbox", *req);
+  }
+
  private:
   // Runs one step (what it sends wakes the outbox once committed).
   template <typename F>
@@ -121,6 +129,7 @@ class ForceService final : public v1::Force::CallbackService {
     });
   }
 
+  const std::shared_ptr<referral::ReferralWatch> watch_;
   const Edge edge_;
   const std::shared_ptr<Desk> desk_;
 };
@@ -141,7 +150,8 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
     }
   }
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<ForceService>(ctx.edge, desk));
+  ASSIGN_OR_RETURN(auto watch, referral::ReferralWatch::Create(ctx));
+  parts.services.push_back(std::make_shared<ForceService>(ctx.edge, desk, watch));
   parts.services.push_back(std::make_shared<DeliveryService>(
       ctx.edge, ctx.db, ctx.clock, [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return desk->Receive(txn, peer, env);

@@ -58,8 +58,11 @@ class OversightService final : public v1::Oversight::CallbackService {
 class NcaService final : public v1::Nca::CallbackService {
  public:
   NcaService(Edge edge, std::shared_ptr<Register> reg, Clock& clock, int min_count,
-             std::shared_ptr<Dashboard> dashboard)
-      : edge_(edge),
+             std::shared_ptr<Dashboard> dashboard, WatchHub& hub,
+             std::shared_ptr<const TokenSigner> signer)
+      : hub_(hub),
+        signer_(std::move(signer)),
+        edge_(edge),
         register_(std::move(reg)),
         clock_(clock),
         min_count_(min_count),
@@ -132,7 +135,20 @@ class NcaService final : public v1::Nca::CallbackService {
                  });
   }
 
+  grpc::ServerWriteReactor<v1::RegisterChange>* WatchRegister(
+      grpc::CallbackServerContext* ctx, const v1::WatchRequest* req) override {
+    std::shared_ptr<Register> reg = register_;
+    return ServeWatch<v1::RegisterChange>(
+        ctx, edge_.audit_db, edge_.clock, hub_, *signer_, "/sarloop.v1.Nca/WatchRegister", *req,
+        [reg] { return reg->FeedHead(); },
+        [reg](int64_t after, int limit, std::vector<std::pair<int64_t, v1::RegisterChange>>& out) {
+          return reg->Changes(after, limit, out);
+        });
+  }
+
  private:
+  WatchHub& hub_;
+  const std::shared_ptr<const TokenSigner> signer_;
   const Edge edge_;
   const std::shared_ptr<Register> register_;
   Clock& clock_;
@@ -143,6 +159,7 @@ class NcaService final : public v1::Nca::CallbackService {
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   auto reg = std::make_shared<Register>(ctx.db, ctx.reference, ctx.clock);
   RETURN_IF_ERROR(reg->CatchUp());
+  ASSIGN_OR_RETURN(std::shared_ptr<const TokenSigner> signer, TokenSigner::ForDatabase(ctx.db));
   const int min_count = ctx.config.publication_min_count();
   ServiceParts parts;
   std::shared_ptr<Dashboard> dashboard;
@@ -158,8 +175,8 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
     parts.resources.push_back(https);
     parts.resources.push_back(dashboard);
   }
-  parts.services.push_back(
-      std::make_shared<NcaService>(ctx.edge, reg, ctx.clock, min_count, dashboard));
+  parts.services.push_back(std::make_shared<NcaService>(ctx.edge, reg, ctx.clock, min_count,
+                                                        dashboard, ctx.watch, std::move(signer)));
   parts.services.push_back(std::make_shared<OversightService>(ctx.edge, reg, ctx.clock));
   parts.services.push_back(std::make_shared<RegisterFeedService>(
       ctx.edge, ctx.db, ctx.clock,

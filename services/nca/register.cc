@@ -111,7 +111,8 @@ CREATE TABLE notices (
 CREATE INDEX notices_by_addressee ON notices (addressee, occurred_at, event_id);
 CREATE TABLE notices_backfill (pending INTEGER NOT NULL);
 INSERT INTO notices_backfill VALUES (1);
-)sql"}};
+)sql"},
+                                 kFeedMigration};
 
 // Indexes an event addressed to a person (an escalation, a regulation 19 report, a declined
 // assistance for review) under that person.
@@ -215,6 +216,33 @@ absl::Status Register::SaveEntry(Txn& txn, const v1::RegisterEntry& e) {
        NextDueMicros(e), int64_t{e.outcome().type()}, int64_t{!e.unit().empty()},
        int64_t{e.assistance_declines()}, int64_t{e.reminders()}, int64_t{e.escalated()},
        Blob{e.SerializeAsString()}, next[0].Int(0)});
+}
+
+absl::Status Register::Changes(int64_t after, int limit,
+                               std::vector<std::pair<int64_t, v1::RegisterChange>>& out) {
+  return db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<FeedItem> items, ReadFeed(txn, after, limit));
+    out.reserve(items.size());
+    for (FeedItem& item : items) {
+      v1::RegisterChange change;
+      *change.mutable_recorded_at() = ToProto(item.recorded_at);
+      ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT entry FROM entries WHERE referral_id = ?",
+                                            {item.event.referral_id()}));
+      if (!rows.empty()) RETURN_IF_ERROR(ParseEntry(rows[0].Text(0), *change.mutable_entry()));
+      *change.mutable_event() = std::move(item.event);
+      out.emplace_back(item.seq, std::move(change));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<int64_t> Register::FeedHead() {
+  int64_t head = 0;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(head, sarloop::FeedHead(txn));
+    return absl::OkStatus();
+  }));
+  return head;
 }
 
 absl::StatusOr<v1::GetTimelineResponse> Register::Timeline(const std::string& referral_id) {

@@ -13,6 +13,7 @@
 #include <shared_mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -52,6 +53,12 @@ class Register {
   // Records `event` as given, without judging who produced it: for tools that build a register
   // from events they made themselves (the query benchmark). Never on a delivery path.
   absl::Status ApplyTrusted(Txn& txn, const v1::LifecycleEvent& event);
+
+  // Nca.WatchRegister's messages: at most `limit` after feed position `after`, each event with
+  // its referral's entry as it stands; and the feed's last position.
+  absl::Status Changes(int64_t after, int limit,
+                       std::vector<std::pair<int64_t, v1::RegisterChange>>& out);
+  absl::StatusOr<int64_t> FeedHead();
 
   // NOT_FOUND when the register has no event for the referral.
   absl::StatusOr<v1::GetTimelineResponse> Timeline(const std::string& referral_id);

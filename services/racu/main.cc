@@ -8,6 +8,7 @@
 #include "common/identity.h"
 #include "common/referral/referral_store.h"
 #include "common/referral/threads_rpc.h"
+#include "common/referral/watch_rpc.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "common/version/version.h"
@@ -19,7 +20,8 @@ namespace {
 
 class RacuService final : public v1::Racu::CallbackService {
  public:
-  RacuService(Edge edge, std::shared_ptr<Unit> unit) : edge_(edge), unit_(std::move(unit)) {}
+  RacuService(Edge edge, std::shared_ptr<Unit> unit, std::shared_ptr<referral::ReferralWatch> watch)
+      : watch_(std::move(watch)), edge_(edge), unit_(std::move(unit)) {}
 
   grpc::ServerUnaryReactor* ListHandovers(grpc::CallbackServerContext* ctx,
                                           const v1::ListHandoversRequest* req,
@@ -91,6 +93,11 @@ class RacuService final : public v1::Racu::CallbackService {
                                       req, resp);
   }
 
+  grpc::ServerWriteReactor<v1::WatchEvent>* WatchHandovers(grpc::CallbackServerContext* ctx,
+                                                           const v1::WatchRequest* req) override {
+    return watch_->Serve(ctx, "/sarloop.v1.Racu/WatchHandovers", *req);
+  }
+
  private:
   template <typename F>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
@@ -102,6 +109,7 @@ class RacuService final : public v1::Racu::CallbackService {
     });
   }
 
+  const std::shared_ptr<referral::ReferralWatch> watch_;
   const Edge edge_;
   const std::shared_ptr<Unit> unit_;
 };
@@ -122,7 +130,8 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
       return absl::InvalidArgumentError(absl::StrCat("peers: no address for ", d));
   }
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<RacuService>(ctx.edge, unit));
+  ASSIGN_OR_RETURN(auto watch, referral::ReferralWatch::Create(ctx));
+  parts.services.push_back(std::make_shared<RacuService>(ctx.edge, unit, watch));
   parts.services.push_back(std::make_shared<DeliveryService>(
       ctx.edge, ctx.db, ctx.clock, [unit](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return unit->Receive(txn, peer, env);

@@ -15,7 +15,7 @@ namespace sarloop::racu {
 namespace {
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
 const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
-                                           referral::kThreadsMigration};
+                                           referral::kThreadsMigration, kFeedMigration};
 }  // namespace
 
 std::span<const Migration> UnitMigrations() { return kMigrations; }

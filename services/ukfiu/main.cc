@@ -13,6 +13,7 @@
 #include "common/identity.h"
 #include "common/referral/referral_store.h"
 #include "common/referral/threads_rpc.h"
+#include "common/referral/watch_rpc.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "common/version/version.h"
@@ -24,7 +25,9 @@ namespace {
 
 class UkfiuService final : public v1::Ukfiu::CallbackService {
  public:
-  UkfiuService(Edge edge, std::shared_ptr<Desk> desk) : edge_(edge), desk_(std::move(desk)) {}
+  UkfiuService(Edge edge, std::shared_ptr<Desk> desk,
+               std::shared_ptr<referral::ReferralWatch> watch)
+      : watch_(std::move(watch)), edge_(edge), desk_(std::move(desk)) {}
 
   grpc::ServerUnaryReactor* SubmitSar(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitSarRequest* req,
@@ -144,7 +147,13 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                                       &desk_->threads(), req, resp);
   }
 
+  grpc::ServerWriteReactor<v1::WatchEvent>* WatchReferrals(grpc::CallbackServerContext* ctx,
+                                                           const v1::WatchRequest* req) override {
+    return watch_->Serve(ctx, "/sarloop.v1.Ukfiu/WatchReferrals", *req);
+  }
+
  private:
+  const std::shared_ptr<referral::ReferralWatch> watch_;
   const Edge edge_;
   const std::shared_ptr<Desk> desk_;
 };
@@ -182,7 +191,8 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   auto desk = std::make_shared<Desk>(ctx.db, ctx.clock, ctx.reference, std::move(options),
                                      &ctx.outbox, PeerCodes(config));
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<UkfiuService>(ctx.edge, desk));
+  ASSIGN_OR_RETURN(auto watch, referral::ReferralWatch::Create(ctx));
+  parts.services.push_back(std::make_shared<UkfiuService>(ctx.edge, desk, watch));
   parts.services.push_back(std::make_shared<DeliveryService>(
       ctx.edge, ctx.db, ctx.clock, [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return desk->Receive(txn, peer, env);

@@ -6,10 +6,12 @@ grpc_python_plugin from proto/ (the README's integrator's guide shows the same c
 running local chain over mTLS, each organisation with its own client certificate:
 
   UKFIU     submits two SARs about NFK personnel and refers both to NFK;
-  NFK       pages through its inbox until both have arrived, reads one, acknowledges (twice with
-            the same request_id: one effect, the same answer), starts research, hands one over to
-            ERSOU and closes the other with an outcome;
-  ERSOU     pages through its handovers, accepts, records the joint investigation's outcome;
+  NFK       watches its inbox (WatchInbox: pushed as committed, no polling) until both have
+            arrived, pages through it, reads one, acknowledges (twice with the same request_id:
+            one effect, the same answer), starts research, hands one over to ERSOU and closes the
+            other with an outcome;
+  ERSOU     watches its handovers (WatchHandovers) until it arrives, accepts, records the joint
+            investigation's outcome;
   NCA       sees both outcomes in the register.
 
 Also: a missing field comes back INVALID_ARGUMENT with a google.rpc.BadRequest naming it; a step
@@ -23,19 +25,16 @@ those go to the NCA, and a service refuses one that names a subject of the SAR.)
 
 Usage: workflow_client.py REPO PKI_DIR BASE_PORT. Prints 'N passed, N failed'.
 """
-import atexit
 import datetime
 import importlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
 import grpc
 
+import stubs
 from checks import check, finish
 
 REPO, PKI, BASE = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -43,41 +42,18 @@ REPO, PKI, BASE = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 
 # --- Stubs: generated from proto/ with protoc and Debian's grpc_python_plugin. -----------------
-STUBS = tempfile.mkdtemp(prefix="sarloop-pystubs-")
-atexit.register(shutil.rmtree, STUBS, ignore_errors=True)
-protos = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(REPO, "proto")) for f in fs
-          if f.endswith(".proto")]
-subprocess.run(["protoc", f"-I{REPO}/proto", "-I/usr/include", f"--python_out={STUBS}",
-                f"--grpc_python_out={STUBS}", "--plugin=protoc-gen-grpc_python="
-                "/usr/bin/grpc_python_plugin"] + protos, check=True)
-sys.path.insert(0, STUBS)
-types_pb2 = importlib.import_module("sarloop.v1.types_pb2")
-ukfiu_pb2 = importlib.import_module("sarloop.v1.ukfiu_pb2")
-ukfiu_grpc = importlib.import_module("sarloop.v1.ukfiu_pb2_grpc")
-force_pb2 = importlib.import_module("sarloop.v1.force_pb2")
-force_grpc = importlib.import_module("sarloop.v1.force_pb2_grpc")
-racu_pb2 = importlib.import_module("sarloop.v1.racu_pb2")
-racu_grpc = importlib.import_module("sarloop.v1.racu_pb2_grpc")
-nca_pb2 = importlib.import_module("sarloop.v1.nca_pb2")
-nca_grpc = importlib.import_module("sarloop.v1.nca_pb2_grpc")
-status_pb2 = importlib.import_module("google.rpc.status_pb2")
-error_details_pb2 = importlib.import_module("google.rpc.error_details_pb2")
+S = stubs.load(REPO)
+types_pb2, ukfiu_pb2, ukfiu_grpc = S.types_pb2, S.ukfiu_pb2, S.ukfiu_grpc
+force_pb2, force_grpc, racu_pb2, racu_grpc = S.force_pb2, S.force_grpc, S.racu_pb2, S.racu_grpc
+nca_pb2, nca_grpc = S.nca_pb2, S.nca_grpc
+status_pb2, error_details_pb2 = S.status_pb2, S.error_details_pb2
 
 
 def channel(identity, offset):
-    """An mTLS channel as `identity` (a directory of the PKI: key.pem, cert.pem, ca.pem)."""
-    def read(name):
-        with open(os.path.join(PKI, identity, name), "rb") as f:
-            return f.read()
-    creds = grpc.ssl_channel_credentials(root_certificates=read("ca.pem"),
-                                         private_key=read("key.pem"),
-                                         certificate_chain=read("cert.pem"))
-    return grpc.secure_channel(f"localhost:{BASE + offset}", creds)
+    return stubs.channel(PKI, identity, BASE + offset)
 
 
-def meta(user):
-    """Every call names the person acting (x-sarloop-user), for the audit log."""
-    return (("x-sarloop-user", user),)
+meta = stubs.meta
 
 
 def field_violations(err):
@@ -104,6 +80,23 @@ def until(what, fn, timeout=60):
         time.sleep(pause)
         pause = min(pause * 2, 1.0)
     raise TimeoutError(f"{what}: not within {timeout} s")
+
+
+def watch_until(stream, done, what):
+    """Reads a watch stream (opened with a deadline) until done(events so far) is true; returns
+    those events, without heartbeats. The stream is cancelled after."""
+    events = []
+    try:
+        for message in stream:
+            if not message.heartbeat:
+                events.append(message)
+            if done(events):
+                return events
+    except grpc.RpcError as err:
+        raise TimeoutError(f"{what}: the watch ended with {err.code()} before it was seen")
+    finally:
+        stream.cancel()
+    raise TimeoutError(f"{what}: the watch ended before it was seen")
 
 
 def all_pages(list_call, request, field="referrals"):
@@ -138,6 +131,14 @@ nca = nca_grpc.NcaStub(nca_ch)
 UKFIU_USER, NFK_USER = meta("ukfiu.analyst.interop"), meta("psd.spoc.nfk")
 ERSOU_USER, NCA_USER = meta("ersou.dci.interop"), meta("alice")
 
+# NFK's case system watches its inbox from now: the first message is a heartbeat with the cursor
+# the stream starts from, so nothing referred after it can be missed.
+nfk_watch = nfk.WatchInbox(types_pb2.WatchRequest(heartbeat_seconds=1), metadata=NFK_USER,
+                           timeout=60)
+first = next(nfk_watch)
+check("NFK: WatchInbox opens with a heartbeat carrying its cursor",
+      first.heartbeat and len(first.cursor) > 10)
+
 # --- UKFIU: two SARs, each referred to NFK. -------------------------------------------------------
 referrals = []
 for i, name in enumerate(["Perdita Quillfeather", "Osric Lanyard"]):
@@ -163,18 +164,24 @@ for i, name in enumerate(["Perdita Quillfeather", "Osric Lanyard"]):
 check("UKFIU: two SARs submitted and referred to NFK", len(referrals) == 2, " ".join(referrals))
 handed, closed = referrals
 
-# --- NFK: the inbox, page by page, until both have arrived. ---------------------------------------
-def inbox_has_both():
-    items, pages = all_pages(lambda r: nfk.ListInbox(r, metadata=NFK_USER, timeout=30),
-                             force_pb2.ListInboxRequest(state=types_pb2.REFERRAL_STATE_RECEIVED,
-                                                        page_size=1))
-    ids = {r.referral_id for r in items}
-    return (ids, pages) if set(referrals) <= ids else None
+# --- NFK: the watch pushes both referrals; then the inbox, page by page. ---------------------------
+def both_dispatched(events):
+    return set(referrals) <= {m.event.referral_id for m in events
+                              if m.event.type == types_pb2.EVENT_TYPE_DISPATCHED}
 
 
-ids, pages = until("both referrals in NFK's inbox", inbox_has_both)
-check("NFK: both referrals in the inbox, read one page of 1 at a time", pages >= 2,
-      f"({len(ids)} received, {pages} pages)")
+pushed = watch_until(nfk_watch, both_dispatched, "both referrals pushed to NFK")
+check("NFK: WatchInbox pushed each referral once, with the referral as it stands (RECEIVED)",
+      sorted(m.event.referral_id for m in pushed
+             if m.event.type == types_pb2.EVENT_TYPE_DISPATCHED) == sorted(referrals) and
+      all(m.referral.state == types_pb2.REFERRAL_STATE_RECEIVED and not m.referral.HasField(
+          "package") for m in pushed), f"({len(pushed)} events)")
+items, pages = all_pages(lambda r: nfk.ListInbox(r, metadata=NFK_USER, timeout=30),
+                         force_pb2.ListInboxRequest(state=types_pb2.REFERRAL_STATE_RECEIVED,
+                                                    page_size=1))
+ids = {r.referral_id for r in items}
+check("NFK: both referrals in the inbox, read one page of 1 at a time",
+      set(referrals) <= ids and pages >= 2, f"({len(ids)} received, {pages} pages)")
 got = nfk.GetReferral(force_pb2.GetForceReferralRequest(referral_id=handed), metadata=NFK_USER,
                       timeout=30)
 check("NFK: the referral carries UKFIU's THR assessment",
@@ -266,6 +273,11 @@ except grpc.RpcError as e:
     check("NFK: a unit it is not configured for is refused naming unit",
           e.code() == grpc.StatusCode.INVALID_ARGUMENT and "unit" in field_violations(e),
           f"{e.code()} {e.details()}")
+# ERSOU's case system watches before the handover is made (from now: its first message, a
+# heartbeat, is read so the stream is open before anything is handed over).
+ersou_watch = ersou.WatchHandovers(types_pb2.WatchRequest(heartbeat_seconds=1),
+                                   metadata=ERSOU_USER, timeout=60)
+next(ersou_watch)
 over = nfk.HandOver(force_pb2.HandOverRequest(
     request_id=f"interop-{run}-handover", referral_id=handed, unit="ERSOU",
     notes=f"Research complete{TAG}: financial profile supports a joint investigation.",
@@ -330,14 +342,15 @@ check("NFK: the second referral closed with an outcome",
       types_pb2.ReferralState.Name(done.referral.state))
 
 # --- ERSOU: the handover arrives; accept, then record the outcome. ---------------------------------
-def handover_arrived():
-    items, pages = all_pages(lambda r: ersou.ListHandovers(r, metadata=ERSOU_USER, timeout=30),
-                             racu_pb2.ListHandoversRequest(
-                                 state=types_pb2.REFERRAL_STATE_HANDED_OVER, page_size=50))
-    return any(r.referral_id == handed for r in items)
+def handover_arrived(events):
+    return any(m.event.referral_id == handed and m.event.type == types_pb2.EVENT_TYPE_HANDED_OVER
+               for m in events)
 
 
-until("the handover at ERSOU", handover_arrived)
+pushed = watch_until(ersou_watch, handover_arrived, "the handover pushed to ERSOU")
+check("ERSOU: WatchHandovers pushed the handover, the referral HANDED_OVER",
+      any(m.referral.state == types_pb2.REFERRAL_STATE_HANDED_OVER for m in pushed
+          if m.event.referral_id == handed))
 got = ersou.GetHandover(racu_pb2.GetHandoverRequest(referral_id=handed), metadata=ERSOU_USER,
                         timeout=30)
 check("ERSOU: the handover arrived with its HANDED_OVER event",
@@ -411,6 +424,22 @@ entry = until("the force's outcome in the NCA register", lambda: (
         register_state(closed)))
 check("NCA: the force's outcome is in the register",
       entry.outcome.type == types_pb2.OUTCOME_TYPE_REFLECTIVE_PRACTICE)
+# The register's own feed, from the beginning: every event of both referrals, each with the
+# referral's entry as it stands (with replicas on PostgreSQL, whichever replica applied it).
+held = {r: {e.event_id for e in nca.GetTimeline(nca_pb2.GetTimelineRequest(referral_id=r),
+                                                metadata=NCA_USER, timeout=30).events}
+        for r in (handed, closed)}
+register_watch = nca.WatchRegister(types_pb2.WatchRequest(
+    start=types_pb2.WATCH_START_BEGINNING, heartbeat_seconds=1), metadata=NCA_USER, timeout=60)
+changes = watch_until(register_watch, lambda cs: all(
+    ids <= {c.event.event_id for c in cs} for ids in held.values()),
+    "both referrals' events in the register's watch")
+mine = [c for c in changes if c.event.referral_id in held]
+check("NCA: WatchRegister sends every event of the register once, with its referral's entry",
+      len(mine) == sum(map(len, held.values())) and
+      all(c.entry.referral_id == c.event.referral_id for c in mine) and
+      len({c.event.event_id for c in changes}) == len(changes),
+      f"({len(mine)} events of these two, {len(changes)} in all)")
 timeline = nca.GetTimeline(nca_pb2.GetTimelineRequest(referral_id=closed), metadata=NCA_USER,
                            timeout=30)
 check("NCA: the request is counted, its words are not there",

@@ -30,7 +30,7 @@ bool IsUsageError(const absl::Status& status) {
 bool IsFlagOption(absl::string_view name) {
   return name == "json" || name == "all" || name == "help" || name == "dry-run" ||
          name == "publication" || name == "witness" || name == "awaiting" || name == "daml" ||
-         name == "off-system";
+         name == "off-system" || name == "from-start";
 }
 
 absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv) {

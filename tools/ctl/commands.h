@@ -70,6 +70,8 @@ std::vector<Command> OpsCommands();
 std::vector<Command> LinkageCommands();
 // ask, answer and threads for the group "ukfiu", "force" or "racu".
 std::vector<Command> ThreadCommands(const std::string& group);
+// watch for the group "force", "racu", "ukfiu" or "nca".
+std::vector<Command> WatchCommands(const std::string& group);
 // A linkage hit, from the linkage service (--linkage-target, else SARLOOP_LINKAGE_TARGET), with
 // the session's identity: what `ukfiu refer --hit` copies into an INDIRECT referral.
 absl::StatusOr<v1::LinkageHit> FetchLinkageHit(const Input& in, const Session& session,

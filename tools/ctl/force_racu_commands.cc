@@ -330,6 +330,8 @@ std::vector<Command> ForceCommands() {
   };
   std::vector<Command> threads = ThreadCommands("force");
   commands.insert(commands.end(), threads.begin(), threads.end());
+  std::vector<Command> watch = WatchCommands("force");
+  commands.insert(commands.end(), watch.begin(), watch.end());
   return commands;
 }
 
@@ -391,6 +393,8 @@ std::vector<Command> RacuCommands() {
   };
   std::vector<Command> threads = ThreadCommands("racu");
   commands.insert(commands.end(), threads.begin(), threads.end());
+  std::vector<Command> watch = WatchCommands("racu");
+  commands.insert(commands.end(), watch.begin(), watch.end());
   return commands;
 }
 

@@ -361,7 +361,7 @@ absl::Status DbPurge(const Input& in, Session& session) {
 }  // namespace
 
 std::vector<Command> NcaCommands() {
-  return {
+  std::vector<Command> commands = {
       {.group = "nca",
        .verb = "timeline",
        .operands = {"REF_ID"},
@@ -386,6 +386,9 @@ std::vector<Command> NcaCommands() {
        .options = {"as-of"},
        .run = Summary},
   };
+  std::vector<Command> watch = WatchCommands("nca");
+  commands.insert(commands.end(), watch.begin(), watch.end());
+  return commands;
 }
 
 // Offline: the services' own parser (ParseSpiffeId, ParseIdentity) on one SPIFFE ID, so that

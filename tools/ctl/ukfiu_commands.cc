@@ -331,6 +331,8 @@ std::vector<Command> UkfiuCommands() {
   };
   std::vector<Command> threads = ThreadCommands("ukfiu");
   commands.insert(commands.end(), threads.begin(), threads.end());
+  std::vector<Command> watch = WatchCommands("ukfiu");
+  commands.insert(commands.end(), watch.begin(), watch.end());
   return commands;
 }
 
