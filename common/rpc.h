@@ -127,7 +127,7 @@ class CallRun {
   void Reply(const absl::Status& status) {
     // The effect is committed; the caller has not heard. Its retry (same request_id) must find it.
     fault::CrashPoint("rpc.before_reply");
-    reactor_->Finish(ToGrpcStatus(status));
+    reactor_->Finish(ToGrpcStatus(status, referral_id_));
     // Ids, codes and the field at fault only: request contents never reach a log, as they may
     // name people (tests/integration/log_privacy_test.sh plants names and scans every log).
     const absl::Duration latency = absl::Now() - arrived_;

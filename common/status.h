@@ -6,7 +6,10 @@
 
 #include <grpcpp/support/status.h>
 
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -49,15 +52,58 @@ absl::Duration RetryAfterOf(const absl::Status& status);
 // The field path of a FieldError, or empty.
 std::string FieldOf(const absl::Status& status);
 
-// The single conversion from an internal status to the status a client sees. A FieldError keeps
+// The domain of every google.rpc.ErrorInfo sarloop sends.
+inline constexpr char kErrorDomain[] = "sarloop.v1";
+
+// Collects the field errors of one request, so its caller hears of every bad field at once.
+class Violations {
+ public:
+  // Keeps `status` when it is an error; one that already lists several fields adds each.
+  void Add(const absl::Status& status);
+  bool ok() const { return first_.ok(); }
+  // OK; the one error as it was; or INVALID_ARGUMENT naming every field (in order), its message
+  // each "field: description" joined by "; ". An error that names no field is returned alone.
+  absl::Status status() const;
+
+ private:
+  absl::Status first_;
+  // Field and description of each violation; empty when the first error named no field.
+  std::vector<std::pair<std::string, std::string>> fields_;
+  bool fieldless_ = false;
+};
+
+// FAILED_PRECONDITION because a referral is in `state` (e.g. "RECEIVED"): the client gets a
+// google.rpc.PreconditionFailure (type "STATE", the referral as subject) and ErrorInfo reason
+// WRONG_STATE with the state in its metadata.
+absl::Status WrongState(absl::string_view state, absl::string_view message);
+// NOT_FOUND for the resource of `type` ("referral", "sar", "thread") named `name`: the client
+// gets a google.rpc.ResourceInfo.
+absl::Status ResourceNotFound(absl::string_view type, absl::string_view name,
+                              absl::string_view message);
+// Sets the ErrorInfo reason of an error, where the code and details do not say it.
+absl::Status WithReason(absl::Status status, absl::string_view reason);
+
+// The ErrorInfo reason of an error: the one set by WithReason, else INVALID_FIELD (a field
+// error), WRONG_STATE (WrongState), OVERLOADED (RESOURCE_EXHAUSTED), else the code's name
+// (NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE, FAILED_PRECONDITION, ...). The API reference lists
+// them.
+std::string ReasonOf(const absl::Status& status);
+
+// The single conversion from an internal status to the status a client sees. Every error keeps
 // its message and also carries, as error_details (the grpc-status-details-bin trailer), a
-// serialized google.rpc.Status{code, message, details: [Any(google.rpc.BadRequest{field_violations:
-// [{field, description}]})]}, the googleapis error model generic gRPC clients understand.
-grpc::Status ToGrpcStatus(const absl::Status& status);
+// serialized google.rpc.Status{code, message, details}, the googleapis error model generic gRPC
+// clients understand: an ErrorInfo {reason, domain, metadata} always; a BadRequest with every
+// field violation; a PreconditionFailure naming the state; a ResourceInfo for what was not found;
+// a RetryInfo with the delay to wait. `referral_id`, the call's, is the subject of a state error,
+// the resource of a referral not found and in the ErrorInfo's metadata.
+grpc::Status ToGrpcStatus(const absl::Status& status, absl::string_view referral_id = "");
 
 // The reverse, for clients of other sarloop services. A BadRequest in error_details becomes the
-// field payload again, so FieldOf names the field of a peer's INVALID_ARGUMENT.
+// field payload again, so FieldOf names the field of a peer's INVALID_ARGUMENT; the details as
+// sent are kept (DetailsOf).
 absl::Status FromGrpcStatus(const grpc::Status& status);
+// The serialized google.rpc.Status a peer sent with `status` (FromGrpcStatus), or empty.
+std::string DetailsOf(const absl::Status& status);
 
 }  // namespace sarloop
 

@@ -205,20 +205,22 @@ absl::Status CheckRequestId(const std::string& request_id) {
 }
 
 absl::Status CheckThr(absl::string_view field, const v1::ThrAssessment& thr) {
+  Violations v;
   if (thr.threat() == v1::THR_LEVEL_UNSPECIFIED) {
-    return FieldError(absl::StrCat(field, ".threat"), "is required");
+    v.Add(FieldError(absl::StrCat(field, ".threat"), "is required"));
   }
   if (thr.risk() == v1::THR_LEVEL_UNSPECIFIED) {
-    return FieldError(absl::StrCat(field, ".risk"), "is required");
+    v.Add(FieldError(absl::StrCat(field, ".risk"), "is required"));
   }
   if (thr.harm() == v1::THR_LEVEL_UNSPECIFIED) {
-    return FieldError(absl::StrCat(field, ".harm"), "is required");
+    v.Add(FieldError(absl::StrCat(field, ".harm"), "is required"));
   }
   if (!v1::ThrLevel_IsValid(thr.threat()) || !v1::ThrLevel_IsValid(thr.risk()) ||
       !v1::ThrLevel_IsValid(thr.harm())) {
-    return FieldError(field, "has an unknown level");
+    v.Add(FieldError(field, "has an unknown level"));
   }
-  return CheckText(absl::StrCat(field, ".rationale"), thr.rationale(), 4000, true);
+  v.Add(CheckText(absl::StrCat(field, ".rationale"), thr.rationale(), 4000, true));
+  return v.status();
 }
 
 namespace {
@@ -261,26 +263,33 @@ absl::Status CheckBirthDate(absl::string_view field, const std::string& date, ab
 
 absl::Status CheckSar(absl::string_view field, const v1::Sar& sar, absl::Time now) {
   const auto f = [&](absl::string_view sub) { return absl::StrCat(field, ".", sub); };
-  if (sar.has_submitted_at())
-    RETURN_IF_ERROR(CheckNotInFuture(f("submitted_at"), sar.submitted_at(), now));
-  RETURN_IF_ERROR(CheckText(f("reporter_reference"), sar.reporter_reference(), 100, false));
-  RETURN_IF_ERROR(CheckText(f("reporter_sector"), sar.reporter_sector(), 100, true));
-  RETURN_IF_ERROR(CheckText(f("narrative"), sar.narrative(), 20000, true));
-  if (sar.amount_pence() < 0) return FieldError(f("amount_pence"), "must not be negative");
-  if (sar.subjects_size() == 0) return FieldError(f("subjects"), "at least one is required");
-  if (sar.subjects_size() > 20) return FieldError(f("subjects"), "at most 20 allowed");
+  // Every bad field, not only the first.
+  Violations v;
+  if (sar.has_submitted_at()) v.Add(CheckNotInFuture(f("submitted_at"), sar.submitted_at(), now));
+  v.Add(CheckText(f("reporter_reference"), sar.reporter_reference(), 100, false));
+  v.Add(CheckText(f("reporter_sector"), sar.reporter_sector(), 100, true));
+  v.Add(CheckText(f("narrative"), sar.narrative(), 20000, true));
+  if (sar.amount_pence() < 0) v.Add(FieldError(f("amount_pence"), "must not be negative"));
+  if (sar.subjects_size() == 0) v.Add(FieldError(f("subjects"), "at least one is required"));
+  if (sar.subjects_size() > 20) {
+    v.Add(FieldError(f("subjects"), "at most 20 allowed"));
+    return v.status();
+  }
   for (int i = 0; i < sar.subjects_size(); ++i) {
     const v1::Subject& s = sar.subjects(i);
     const std::string p = absl::StrCat(field, ".subjects[", i, "]");
-    RETURN_IF_ERROR(CheckText(absl::StrCat(p, ".full_name"), s.full_name(), 200, true));
-    RETURN_IF_ERROR(CheckBirthDate(absl::StrCat(p, ".date_of_birth"), s.date_of_birth(), now));
-    RETURN_IF_ERROR(CheckText(absl::StrCat(p, ".address"), s.address(), 500, false));
-    RETURN_IF_ERROR(CheckText(absl::StrCat(p, ".employer_code"), s.employer_code(), 10, false));
+    v.Add(CheckText(absl::StrCat(p, ".full_name"), s.full_name(), 200, true));
+    v.Add(CheckBirthDate(absl::StrCat(p, ".date_of_birth"), s.date_of_birth(), now));
+    v.Add(CheckText(absl::StrCat(p, ".address"), s.address(), 500, false));
+    v.Add(CheckText(absl::StrCat(p, ".employer_code"), s.employer_code(), 10, false));
     if (!v1::SubjectRole_IsValid(s.role())) {
-      return FieldError(absl::StrCat(p, ".role"), "is not a known role");
+      v.Add(FieldError(absl::StrCat(p, ".role"), "is not a known role"));
     }
   }
-  if (sar.glossary_codes_size() > 20) return FieldError(f("glossary_codes"), "at most 20 allowed");
+  if (sar.glossary_codes_size() > 20) {
+    v.Add(FieldError(f("glossary_codes"), "at most 20 allowed"));
+    return v.status();
+  }
   for (int i = 0; i < sar.glossary_codes_size(); ++i) {
     const std::string& code = sar.glossary_codes(i);
     const std::string p = absl::StrCat(field, ".glossary_codes[", i, "]");
@@ -290,13 +299,17 @@ absl::Status CheckSar(absl::string_view field, const v1::Sar& sar, absl::Time no
                           return absl::ascii_isupper(c) || absl::ascii_isdigit(c);
                         });
     if (!shaped) {
-      return FieldError(p, "is not a glossary code (XX, 1 to 6 capital letters or digits, XX)");
+      v.Add(FieldError(p, "is not a glossary code (XX, 1 to 6 capital letters or digits, XX)"));
+      continue;
     }
     for (int j = 0; j < i; ++j) {
-      if (sar.glossary_codes(j) == code) return FieldError(p, "is given twice");
+      if (sar.glossary_codes(j) == code) {
+        v.Add(FieldError(p, "is given twice"));
+        break;
+      }
     }
   }
-  return absl::OkStatus();
+  return v.status();
 }
 
 absl::Status CheckTextList(absl::string_view field,

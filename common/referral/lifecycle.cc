@@ -10,6 +10,7 @@
 #include "common/referral/clocks.h"
 #include "common/referral/outcomes.h"
 #include "common/referral/rules.h"
+#include "common/status.h"
 
 namespace sarloop {
 
@@ -65,8 +66,8 @@ bool ChangesState(EventType type) { return ChangesStateImpl(type); }
 
 absl::StatusOr<ReferralState> NextState(ReferralState from, EventType type) {
   if (!Allowed(from, type)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(EventName(type), " is not allowed in state ", StateName(from)));
+    return WrongState(StateName(from),
+                      absl::StrCat(EventName(type), " is not allowed in state ", StateName(from)));
   }
   return ChangesState(type) ? TargetOf(type) : from;
 }

@@ -3,6 +3,9 @@
 #include <set>
 
 #include "absl/algorithm/container.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "common/ids.h"
 #include "common/referral/event_log.h"
@@ -10,6 +13,7 @@
 #include "common/referral/outcomes.h"
 #include "common/sealed.h"
 #include "common/status.h"
+#include "common/token.h"
 
 namespace sarloop {
 
@@ -37,7 +41,9 @@ constexpr absl::string_view kColumn = "referrals.referral";
 absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id) {
   ASSIGN_OR_RETURN(
       auto rows, txn.Query("SELECT referral FROM referrals WHERE referral_id = ?", {referral_id}));
-  if (rows.empty()) return absl::NotFoundError("referral_id: no such referral");
+  if (rows.empty()) {
+    return ResourceNotFound("referral", referral_id, "referral_id: no such referral");
+  }
   v1::Referral r;
   RETURN_IF_ERROR(UnsealProto(txn, kColumn, referral_id, rows[0].Text(0), &r));
   UpgradeStoredOutcomes(*r.mutable_outcome(), *r.mutable_tracks());
@@ -154,36 +160,147 @@ absl::Status SaveReferral(Txn& txn, v1::Referral& r, absl::Time now) {
        std::move(sealed)});
 }
 
-absl::StatusOr<std::vector<v1::Referral>> ListReferrals(Txn& txn, v1::ReferralState state,
-                                                        const std::string& organisation,
-                                                        const Page& page) {
-  ASSIGN_OR_RETURN(
-      auto rows,
-      txn.Query(
-          "SELECT referral_id, referral FROM referrals WHERE (? = 0 OR state = ?) AND "
-          "(? = '' OR organisation = ?) ORDER BY created_at, referral_id "
-          "LIMIT ? OFFSET ?",
-          {int64_t{state}, int64_t{state}, organisation, organisation, page.limit, page.offset}));
-  std::vector<v1::Referral> out(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    RETURN_IF_ERROR(UnsealProto(txn, kColumn, rows[i].Text(0), rows[i].Text(1), &out[i]));
-    out[i].clear_package();
-  }
-  return out;
+bool IsOverdue(const v1::Referral& r, absl::Time now) {
+  if (IsTerminal(r.state()) || r.decision_clock_paused()) return false;
+  if (r.has_next_due_at()) return FromProto(r.next_due_at()) < now;
+  return r.has_due_at() && FromProto(r.due_at()) < now;
 }
 
-absl::Status ReadReferralPage(Database& db, v1::ReferralState state,
-                              const std::string& organisation, int32_t page_size,
-                              const std::string& page_token,
+namespace {
+
+constexpr absl::string_view kPageKind = "referral-page";
+// Rows a call examines at most: a sparse filter over a long list answers with a short page and a
+// token rather than reading the whole table in one call.
+constexpr int kMaxExamined = 5000;
+
+// The query a token is bound to, canonically.
+std::string QueryKey(const ReferralListQuery& q) {
+  std::set<int> states(q.states.begin(), q.states.end());
+  return absl::StrCat("states=", absl::StrJoin(states, ","), ";org=", q.organisation,
+                      ";overdue=", q.overdue, ";escalated=", q.escalated,
+                      ";order=", q.newest_first ? "desc" : "asc");
+}
+
+}  // namespace
+
+absl::StatusOr<ReferralListQuery> StatesQuery(v1::ReferralState state,
+                                              const google::protobuf::RepeatedField<int>& states,
+                                              bool needs_action,
+                                              const std::vector<v1::ReferralState>& action_states) {
+  ReferralListQuery query;
+  if (!v1::ReferralState_IsValid(state)) return FieldError("state", "is not a state");
+  if (state != v1::REFERRAL_STATE_UNSPECIFIED) query.states.push_back(state);
+  for (int i = 0; i < states.size(); ++i) {
+    if (!v1::ReferralState_IsValid(states[i]) || states[i] == v1::REFERRAL_STATE_UNSPECIFIED) {
+      return FieldError(absl::StrCat("states[", i, "]"), "is not a state");
+    }
+    query.states.push_back(static_cast<v1::ReferralState>(states[i]));
+  }
+  if (needs_action) {
+    if (query.states.empty()) {
+      query.states = action_states;
+    } else {
+      std::vector<v1::ReferralState> both;
+      for (v1::ReferralState s : query.states) {
+        if (absl::c_linear_search(action_states, s)) both.push_back(s);
+      }
+      query.empty = both.empty();
+      query.states = std::move(both);
+    }
+  }
+  return query;
+}
+
+absl::Status ReadReferralPage(Database& db, const ReferralListQuery& query, absl::Time now,
+                              int32_t page_size, const std::string& page_token,
                               google::protobuf::RepeatedPtrField<v1::Referral>* referrals,
                               std::string* next_page_token) {
-  ASSIGN_OR_RETURN(Page page, CheckPage(page_size, page_token));
-  if (!v1::ReferralState_IsValid(state)) return FieldError("state", "is not a state");
-  RETURN_IF_ERROR(CheckText("organisation", organisation, 20, false));
+  if (page_size < 0 || page_size > 1000) return FieldError("page_size", "must be 0 to 1000");
+  const int limit = page_size == 0 ? 100 : page_size;
+  for (v1::ReferralState state : query.states) {
+    if (!v1::ReferralState_IsValid(state) || state == v1::REFERRAL_STATE_UNSPECIFIED) {
+      return FieldError("states", "is not a state");
+    }
+  }
+  RETURN_IF_ERROR(CheckText("organisation", query.organisation, 20, false));
+  if (query.empty) {
+    next_page_token->clear();
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<const TokenSigner> signer, TokenSigner::ForDatabase(db));
+  const std::string key = QueryKey(query);
+  // The cursor: the (created_at, referral_id) of the last referral examined.
+  bool resume = false;
+  int64_t after_created = 0;
+  std::string after_id;
+  if (!page_token.empty()) {
+    ASSIGN_OR_RETURN(std::string payload, signer->Open("page_token", kPageKind, key, page_token));
+    const size_t colon = payload.find(':');
+    if (colon == std::string::npos || !absl::SimpleAtoi(payload.substr(0, colon), &after_created)) {
+      return FieldError("page_token", "is not a token this service issued");
+    }
+    after_id = payload.substr(colon + 1);
+    resume = true;
+  }
+  std::string sql = "SELECT referral_id, referral, created_at FROM referrals WHERE 1 = 1";
+  std::vector<SqlValue> params;
+  if (!query.states.empty()) {
+    absl::StrAppend(&sql, " AND state IN (");
+    for (size_t i = 0; i < query.states.size(); ++i) {
+      absl::StrAppend(&sql, i == 0 ? "?" : ",?");
+      params.push_back(int64_t{query.states[i]});
+    }
+    absl::StrAppend(&sql, ")");
+  }
+  if (!query.organisation.empty()) {
+    absl::StrAppend(&sql, " AND organisation = ?");
+    params.push_back(query.organisation);
+  }
+  const char* cmp = query.newest_first ? "<" : ">";
+  const char* dir = query.newest_first ? "DESC" : "ASC";
+  const size_t fixed = params.size();
+  const std::string after_clause =
+      absl::StrCat(" AND (created_at ", cmp, " ? OR (created_at = ? AND referral_id ", cmp, " ?))");
+  const std::string order =
+      absl::StrCat(" ORDER BY created_at ", dir, ", referral_id ", dir, " LIMIT ?");
   return db.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto list, ListReferrals(txn, state, organisation, page));
-    for (auto& r : list) *referrals->Add() = std::move(r);
-    *next_page_token = NextPageToken(page, list.size());
+    int examined = 0;
+    bool more = true;
+    // Read in chunks until the page is full, the list ends, or the examination budget is spent.
+    while (referrals->size() < limit && more && examined < kMaxExamined) {
+      std::vector<SqlValue> p(params.begin(), params.begin() + fixed);
+      std::string chunk_sql = sql;
+      if (resume) {
+        absl::StrAppend(&chunk_sql, after_clause);
+        p.push_back(after_created);
+        p.push_back(after_created);
+        p.push_back(after_id);
+      }
+      const int64_t chunk = std::max(limit * 2, 64);
+      absl::StrAppend(&chunk_sql, order);
+      p.push_back(chunk);
+      ASSIGN_OR_RETURN(auto rows, txn.Query(chunk_sql, std::move(p)));
+      more = static_cast<int64_t>(rows.size()) == chunk;
+      size_t i = 0;
+      for (; i < rows.size() && referrals->size() < limit; ++i) {
+        ++examined;
+        after_created = rows[i].Int(2);
+        after_id = rows[i].Text(0);
+        resume = true;
+        v1::Referral r;
+        RETURN_IF_ERROR(UnsealProto(txn, kColumn, rows[i].Text(0), rows[i].Text(1), &r));
+        r.clear_package();
+        r.set_overdue(IsOverdue(r, now));
+        if ((query.overdue && !r.overdue()) || (query.escalated && !r.escalated())) continue;
+        *referrals->Add() = std::move(r);
+      }
+      // Rows of this chunk left unexamined mean there is more after the cursor.
+      if (i < rows.size()) more = true;
+    }
+    next_page_token->clear();
+    if (more && resume) {
+      *next_page_token = signer->Sign(kPageKind, key, absl::StrCat(after_created, ":", after_id));
+    }
     return absl::OkStatus();
   });
 }

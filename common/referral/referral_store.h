@@ -33,18 +33,43 @@ absl::Status SaveReferral(Txn& txn, v1::Referral& referral, absl::Time now);
 // unit) creates the copy or renews its package; otherwise the copy must exist (NOT_FOUND).
 referral::SaveCopy ReferralStoreSaver(Clock& clock);
 
-// A page of referrals, oldest first, optionally only one state and one organisation; packages
-// are stripped (callers fetch one referral for its package).
-absl::StatusOr<std::vector<v1::Referral>> ListReferrals(Txn& txn, v1::ReferralState state,
-                                                        const std::string& organisation,
-                                                        const Page& page);
+// What a list of referrals shows (Force.ListInbox, Racu.ListHandovers, Ukfiu.ListReferrals).
+struct ReferralListQuery {
+  // Any of these states; empty: every state.
+  std::vector<v1::ReferralState> states;
+  // Only this organisation's; empty: every organisation's.
+  std::string organisation;
+  // Only referrals whose running clock is past its due time (Referral.overdue), and only
+  // escalated ones.
+  bool overdue = false;
+  bool escalated = false;
+  // Newest first (by when this service first stored them); otherwise oldest first.
+  bool newest_first = false;
+  // The filters exclude everything (a needs-action filter with none of its states listed).
+  bool empty = false;
+};
 
-// The read side of the inbox RPCs, written once for ukfiu, force and unit: a page of referrals
-// (validating `state`, `page_size` and `page_token`; INVALID_ARGUMENT naming the field) with the
-// token for the next page, in a read transaction of its own.
-absl::Status ReadReferralPage(Database& db, v1::ReferralState state,
-                              const std::string& organisation, int32_t page_size,
-                              const std::string& page_token,
+// A list request's states: `state` (when set) and `states`, narrowed to `action_states` when
+// `needs_action`. INVALID_ARGUMENT naming state or states for a value that is not a state.
+absl::StatusOr<ReferralListQuery> StatesQuery(v1::ReferralState state,
+                                              const google::protobuf::RepeatedField<int>& states,
+                                              bool needs_action,
+                                              const std::vector<v1::ReferralState>& action_states);
+
+// Whether `referral`'s running clock (next_due_at, else the feedback due date) has passed at
+// `now`: never for one that has ended or whose first-decision clock is paused.
+bool IsOverdue(const v1::Referral& referral, absl::Time now);
+
+// The read side of the inbox RPCs, written once for ukfiu, force and unit: a page of `query` as
+// of `now`, packages stripped and Referral.overdue set, with the token for the next page, in a
+// read transaction of its own. The token is a cursor (the last referral the page examined),
+// signed and bound to the query (common/token.h): the page after it is right however the list
+// changed in between (nothing skipped, nothing repeated; new referrals come in order), and a
+// token forged or issued for another query is INVALID_ARGUMENT naming page_token. A page may hold
+// fewer than page_size referrals when the filters are sparse: go on while next_page_token is set.
+// INVALID_ARGUMENT naming states, organisation or page_size.
+absl::Status ReadReferralPage(Database& db, const ReferralListQuery& query, absl::Time now,
+                              int32_t page_size, const std::string& page_token,
                               google::protobuf::RepeatedPtrField<v1::Referral>* referrals,
                               std::string* next_page_token);
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/messaging.h"
+#include "common/status.h"
 
 namespace sarloop::referral {
 namespace {
@@ -342,7 +343,8 @@ absl::StatusOr<Verdict> Judge(const Receiver& receiver, const Parties& known,
     // ukfiu made every referral, and an addressee hears of one first from its DISPATCHED (the
     // same path as anything else ukfiu sends it): an unknown referral there is not theirs.
     if (is_ukfiu || is_addressee) {
-      return absl::NotFoundError(
+      return ResourceNotFound(
+          "referral", event.referral_id(),
           absl::StrCat("referral_id: no such referral (", event.referral_id(), ")"));
     }
     return Verdict::kHold;

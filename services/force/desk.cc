@@ -52,7 +52,13 @@ std::vector<std::string> Desk::Destinations() const {
 
 absl::StatusOr<v1::ListInboxResponse> Desk::Inbox(const v1::ListInboxRequest& request) {
   v1::ListInboxResponse response;
-  RETURN_IF_ERROR(ReadReferralPage(db_, request.state(), "", request.page_size(),
+  ASSIGN_OR_RETURN(ReferralListQuery query,
+                   StatesQuery(request.state(), request.states(), request.needs_action(),
+                               {v1::REFERRAL_STATE_RECEIVED, v1::REFERRAL_STATE_ACKNOWLEDGED,
+                                v1::REFERRAL_STATE_UNDER_RESEARCH}));
+  query.overdue = request.overdue();
+  query.escalated = request.escalated();
+  RETURN_IF_ERROR(ReadReferralPage(db_, query, clock_.Now(), request.page_size(),
                                    request.page_token(), response.mutable_referrals(),
                                    response.mutable_next_page_token()));
   return response;

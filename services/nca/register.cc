@@ -251,7 +251,10 @@ absl::StatusOr<v1::GetTimelineResponse> Register::Timeline(const std::string& re
   RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
     ASSIGN_OR_RETURN(auto rows,
                      txn.Query("SELECT entry FROM entries WHERE referral_id = ?", {referral_id}));
-    if (rows.empty()) return absl::NotFoundError("referral_id: no such referral in the register");
+    if (rows.empty()) {
+      return ResourceNotFound("referral", referral_id,
+                              "referral_id: no such referral in the register");
+    }
     ASSIGN_OR_RETURN(auto entries, ParseEntries(rows));
     *response.mutable_entry() = entries[0];
     ASSIGN_OR_RETURN(auto events, EventsOf(txn, referral_id));

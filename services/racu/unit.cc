@@ -39,7 +39,13 @@ std::vector<std::string> Unit::Destinations() const {
 
 absl::StatusOr<v1::ListHandoversResponse> Unit::Inbox(const v1::ListHandoversRequest& request) {
   v1::ListHandoversResponse response;
-  RETURN_IF_ERROR(ReadReferralPage(db_, request.state(), "", request.page_size(),
+  ASSIGN_OR_RETURN(
+      ReferralListQuery query,
+      StatesQuery(request.state(), request.states(), request.needs_action(),
+                  {v1::REFERRAL_STATE_HANDED_OVER, v1::REFERRAL_STATE_JOINT_INVESTIGATION}));
+  query.overdue = request.overdue();
+  query.escalated = request.escalated();
+  RETURN_IF_ERROR(ReadReferralPage(db_, query, clock_.Now(), request.page_size(),
                                    request.page_token(), response.mutable_referrals(),
                                    response.mutable_next_page_token()));
   return response;

@@ -136,16 +136,22 @@ absl::Status Desk::CheckOrganisation(const std::string& field, const std::string
 
 absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
                                                       const v1::SubmitSarRequest& request) {
-  RETURN_IF_ERROR(CheckRequestId(request.request_id()));
-  if (!request.has_sar()) return FieldError("sar", "is required");
-  RETURN_IF_ERROR(CheckSar("sar", request.sar(), clock_.Now()));
+  // Every bad field at once, so an intake system can show them all.
+  Violations violations;
+  violations.Add(CheckRequestId(request.request_id()));
+  if (!request.has_sar()) {
+    violations.Add(FieldError("sar", "is required"));
+  } else {
+    violations.Add(CheckSar("sar", request.sar(), clock_.Now()));
+  }
   for (int i = 0; i < request.sar().subjects_size(); ++i) {
     const std::string& employer = request.sar().subjects(i).employer_code();
     if (!employer.empty() && !reference_.FindOrganisation(employer)) {
-      return FieldError(absl::StrCat("sar.subjects[", i, "].employer_code"),
-                        absl::StrCat("unknown organisation code '", employer, "'"));
+      violations.Add(FieldError(absl::StrCat("sar.subjects[", i, "].employer_code"),
+                                absl::StrCat("unknown organisation code '", employer, "'")));
     }
   }
+  RETURN_IF_ERROR(violations.status());
   v1::SubmitSarResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
@@ -592,9 +598,15 @@ absl::StatusOr<v1::GetReferralResponse> Desk::GetReferral(const std::string& ref
 
 absl::StatusOr<v1::ListReferralsResponse> Desk::List(const v1::ListReferralsRequest& request) {
   v1::ListReferralsResponse response;
-  RETURN_IF_ERROR(ReadReferralPage(
-      db_, request.state(), request.organisation(), request.page_size(), request.page_token(),
-      response.mutable_referrals(), response.mutable_next_page_token()));
+  ASSIGN_OR_RETURN(ReferralListQuery query,
+                   StatesQuery(request.state(), request.states(), false, {}));
+  query.organisation = request.organisation();
+  query.overdue = request.overdue();
+  query.escalated = request.escalated();
+  query.newest_first = true;
+  RETURN_IF_ERROR(ReadReferralPage(db_, query, clock_.Now(), request.page_size(),
+                                   request.page_token(), response.mutable_referrals(),
+                                   response.mutable_next_page_token()));
   return response;
 }
 

@@ -145,9 +145,10 @@ TEST_F(ServiceFaultsTest, DiskFullRefusesWritesKeepsReadsAndRecoversByItself) {
   grpc::Status s = Submit("during-0", &refused);
   google::rpc::Status details;
   ASSERT_TRUE(details.ParseFromString(s.error_details())) << s.error_message();
+  // The ErrorInfo (reason UNAVAILABLE) every error carries, then the RetryInfo.
   google::rpc::RetryInfo retry;
-  ASSERT_EQ(details.details_size(), 1);
-  EXPECT_TRUE(details.details(0).UnpackTo(&retry));
+  ASSERT_EQ(details.details_size(), 2);
+  EXPECT_TRUE(details.details(1).UnpackTo(&retry));
   EXPECT_GT(retry.retry_delay().seconds() + retry.retry_delay().nanos(), 0);
   // A read of personal data is answered only once its audit entry is durable: refused too, with a
   // hint, and never answered untraced.
@@ -266,7 +267,7 @@ TEST_F(ServiceFaultsTest, AFloodIsRefusedWithARetryHintInBoundedMemory) {
       google::rpc::Status details;
       google::rpc::RetryInfo retry;
       with_hint += details.ParseFromString(r->status.error_details()) &&
-                   details.details_size() == 1 && details.details(0).UnpackTo(&retry);
+                   details.details_size() == 2 && details.details(1).UnpackTo(&retry);
     } else {
       ++other;
       ADD_FAILURE() << r->status.error_code() << ": " << r->status.error_message();

@@ -387,9 +387,14 @@ TEST_F(ChainTest, BadInputIsRefusedNamingTheFieldOrState) {
   ASSERT_TRUE(details.ParseFromString(s.error_details())) << "no google.rpc.Status details";
   EXPECT_EQ(details.code(), static_cast<int32_t>(grpc::StatusCode::INVALID_ARGUMENT));
   EXPECT_EQ(details.message(), s.error_message());
-  ASSERT_EQ(details.details_size(), 1);
+  // An ErrorInfo (reason INVALID_FIELD), then the BadRequest.
+  ASSERT_EQ(details.details_size(), 2);
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(details.details(0).UnpackTo(&info)) << details.details(0).type_url();
+  EXPECT_EQ(info.reason(), "INVALID_FIELD");
+  EXPECT_EQ(info.domain(), "sarloop.v1");
   google::rpc::BadRequest bad_request;
-  ASSERT_TRUE(details.details(0).UnpackTo(&bad_request)) << details.details(0).type_url();
+  ASSERT_TRUE(details.details(1).UnpackTo(&bad_request)) << details.details(1).type_url();
   ASSERT_EQ(bad_request.field_violations_size(), 1);
   EXPECT_EQ(bad_request.field_violations(0).field(), "thr.rationale");
   EXPECT_FALSE(bad_request.field_violations(0).description().empty());

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # sarloopctl against a real chain: a referral's whole life through the CLI, tables and --json,
-# and the CLI's errors (exit 1 with the server's code and field, exit 2 for usage).
+# and the CLI's errors (exit 3 refused, 4 not found, 5 unavailable, with the server's code and
+# field; 2 for usage; --json errors as JSON).
 # Usage: cli_test.sh BUILD_DIR. Prints 'N passed, N failed'.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -44,7 +45,7 @@ sar=$(as ukfiu-intake 1 --json ukfiu submit --sector bank \
   --narrative "Narrative-Sentinel-7Q cash deposits" \
   --subject "Alex Cli|1980-02-03|officer|NFK" | json 'd["sar"]["sarId"]')
 [[ $sar == SAR-* ]] && ok "submit returns a SAR id" || bad "submit returned '$sar'"
-expect "refer without rationale names the field" 1 "INVALID_ARGUMENT.*thr.rationale" -- \
+expect "refer without rationale names the field" 3 "INVALID_ARGUMENT.*thr.rationale" -- \
   as ukfiu-intake 1 ukfiu refer "$sar" --org NFK --threat high --risk low --harm low --rationale "  "
 expect "unknown enum value lists the allowed ones" 2 "high" -- \
   as ukfiu-intake 1 ukfiu refer "$sar" --org NFK --threat severe --risk low --harm low --rationale r
@@ -57,7 +58,7 @@ again=$(as ukfiu-intake 1 --json --request-id "$rid" ukfiu submit --sector bank 
   --subject "Sam Reuse|1970-01-02|officer|NFK" 2>&1 | json 'd["sar"]["sarId"]')
 [[ $first == SAR-* && $again == "$first" ]] && ok "a repeated request gets the first answer ($first)" ||
   bad "repeat with the same request_id: '$first' then '$again'"
-expect "a request_id reused for another request is refused, naming it" 1 \
+expect "a request_id reused for another request is refused, naming it" 3 \
   "INVALID_ARGUMENT.*request_id.*different request" -- \
   as ukfiu-intake 1 --request-id "$rid" ukfiu submit --sector bank --narrative "second" \
   --subject "Sam Reuse|1970-01-02|officer|NFK"
@@ -67,7 +68,7 @@ ref=$(as ukfiu-intake 1 --json ukfiu refer "$sar" --org NFK --threat high --risk
 
 for _ in $(seq 100); do as force-NFK-psd 11 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
 expect "force inbox table shows the referral as RECEIVED" 0 "$ref +RECEIVED" -- as force-NFK-psd 11 force inbox
-expect "another force's system is refused" 1 "PERMISSION_DENIED" -- as force-SFK-psd 11 force inbox
+expect "another force's system is refused" 3 "PERMISSION_DENIED" -- as force-SFK-psd 11 force inbox
 # A client system acts for a person, whom sarloopctl must name: --user or SARLOOP_USER, never a
 # silent default.
 expect "a client system without --user is refused before any call" 2 "--user.*SARLOOP_USER" -- \
@@ -76,9 +77,26 @@ expect "SARLOOP_USER names the person" 0 "$ref" -- \
   env SARLOOP_USER=env-named "$CTL" --identity "$DIR/pki/force-NFK-psd" --target "localhost:$((B + 11))" force inbox
 expect "an analyst's certificate names the analyst" 0 "NFK" -- \
   env -u SARLOOP_USER "$CTL" --identity "$DIR/pki/analyst-alice" --target "localhost:$((B + 2))" nca summary
-expect "closing before research names the state" 1 "FAILED_PRECONDITION.*RECEIVED" -- \
+expect "closing before research names the state" 3 "FAILED_PRECONDITION.*RECEIVED" -- \
   as force-NFK-psd 11 force close "$ref" --outcome no_case_to_answer --category other \
   --role officer --opened 2026-01-01 --closed 2026-02-01
+# Errors a script can switch on: --json prints the server's google.rpc.Status with its details,
+# and the exit status separates refused (3), not found (4) and unavailable (5).
+expect "--json: a wrong-state error is JSON with ErrorInfo WRONG_STATE and the state" 3 \
+  '"reason":"WRONG_STATE".*"state":"RECEIVED"' -- \
+  as force-NFK-psd 11 --json force close "$ref" --outcome no_case_to_answer --category other \
+  --role officer --opened 2026-01-01 --closed 2026-02-01
+err=$(as force-NFK-psd 11 --json force close "$ref" --outcome no_case_to_answer --category other \
+  --role officer --opened 2026-01-01 --closed 2026-02-01 2>/dev/null)
+json_ok=$(json "d['status'] == 'FAILED_PRECONDITION' and d['exit_code'] == 3 and any(x.get('violations', [{}])[0].get('type') == 'STATE' for x in d['error']['details'])" <<<"$err" 2>&1)
+[[ $json_ok == True ]] && ok "--json: the error parses, with a PreconditionFailure of type STATE" ||
+  bad "--json error: $json_ok ($err)"
+expect "not found exits 4 with a ResourceInfo naming the referral" 4 \
+  '"resourceType":"referral","resourceName":"REF-00000000000000ff"' -- \
+  as force-NFK-psd 11 --json force show REF-00000000000000ff
+expect "a service that is not there exits 5 (retry)" 5 "UNAVAILABLE" -- \
+  "$CTL" --timeout 2 --user cli-test --identity "$DIR/pki/force-NFK-psd" --target "localhost:1" \
+  force inbox
 expect "acknowledge" 0 "ACKNOWLEDGED" -- as force-NFK-psd 11 force ack "$ref"
 expect "a category that does not exist is refused by name" 2 "category" -- \
   as force-NFK-psd 11 force research "$ref" --category bribery_of_ducks
@@ -92,7 +110,7 @@ expect "the register has the categories recorded at research" 0 \
   "categories at research.*THEFT_AND_FRAUD, INAPPROPRIATE_ASSOCIATION" -- \
   as analyst-alice 2 nca timeline "$ref"
 # A request for information: NFK asks UKFIU, UKFIU answers; the words never reach the NCA.
-expect "a force may not ask a unit it never handed to" 1 "INVALID_ARGUMENT.*to" -- \
+expect "a force may not ask a unit it never handed to" 3 "INVALID_ARGUMENT.*to" -- \
   as force-NFK-psd 11 force ask "$ref" --to ERSOU --question "Which accounts?"
 rfi=$(as force-NFK-psd 11 --json force ask "$ref" --question "Question-Sentinel-4Q: statements?" \
   --attachment "goAML DOC-1" --due-days 5 | json 'd["thread"]["threadId"]')
@@ -100,17 +118,17 @@ rfi=$(as force-NFK-psd 11 --json force ask "$ref" --question "Question-Sentinel-
 for _ in $(seq 100); do as ukfiu-intake 1 ukfiu threads --awaiting 2>/dev/null | grep -q "$rfi" && break; sleep 0.1; done
 expect "UKFIU sees what waits for its answer" 0 "$rfi +$ref +NFK +UKFIU .* open" -- \
   as ukfiu-intake 1 ukfiu threads --awaiting
-expect "the force cannot answer its own question" 1 "NOT_FOUND.*thread_id" -- \
+expect "the force cannot answer its own question" 4 "NOT_FOUND.*thread_id" -- \
   as force-NFK-psd 11 force answer "$rfi" --answer "mine"
 expect "UKFIU answers" 0 "status: +answered" -- \
   as ukfiu-intake 1 ukfiu answer "$rfi" --answer "Answer-Sentinel-7A: attached" --attachment "goAML DOC-2"
-expect "answering twice is refused" 1 "FAILED_PRECONDITION.*answered already" -- \
+expect "answering twice is refused" 3 "FAILED_PRECONDITION.*answered already" -- \
   as ukfiu-intake 1 ukfiu answer "$rfi" --answer "again"
 for _ in $(seq 100); do as force-NFK-psd 11 force threads --referral "$ref" 2>/dev/null | grep -q answered && break; sleep 0.1; done
 expect "the force reads the answer" 0 "Answer-Sentinel-7A" -- \
   as force-NFK-psd 11 --json force threads --referral "$ref"
 # The IOPC: the referral, then the mode it decides.
-expect "a mode before any referral to the IOPC is refused" 1 "FAILED_PRECONDITION.*referral first" -- \
+expect "a mode before any referral to the IOPC is refused" 3 "FAILED_PRECONDITION.*referral first" -- \
   as force-NFK-psd 11 force iopc "$ref" --mode independent
 expect "referred to the IOPC" 0 "IOPC: +referred, mode not yet decided" -- as force-NFK-psd 11 force iopc "$ref"
 expect "the IOPC's mode" 0 "IOPC: +DIRECTED" -- as force-NFK-psd 11 force iopc "$ref" --mode directed
@@ -118,22 +136,22 @@ expect "the IOPC's mode" 0 "IOPC: +DIRECTED" -- as force-NFK-psd 11 force iopc "
 sar2=$(as ukfiu-intake 1 --json ukfiu submit --sector bank --narrative "Further cash deposits" \
   --daml --subject "Alex Cli|1980-02-03|officer|NFK" | json 'd["sar"]["sarId"]')
 expect "a DAML SAR carries its glossary code" 0 "glossary codes: +XXS99XX" -- as ukfiu-intake 1 ukfiu sar "$sar2"
-expect "a glossary code of the wrong shape is refused by name" 1 "sar.glossary_codes\[0\]" -- \
+expect "a glossary code of the wrong shape is refused by name" 3 "sar.glossary_codes\[0\]" -- \
   as ukfiu-intake 1 ukfiu submit --sector bank --narrative x --glossary-code S99 --subject "A B"
 expect "a further SAR attached" 0 "further SARs: +$sar2" -- as ukfiu-intake 1 ukfiu attach "$ref" "$sar2"
 for _ in $(seq 100); do as force-NFK-psd 11 force show "$ref" 2>/dev/null | grep -q "further SAR" && break; sleep 0.1; done
 expect "the force has the further SAR in its package" 0 "Further cash deposits" -- \
   as force-NFK-psd 11 force show "$ref"
 # An organisation not on sarloop: recorded on its behalf.
-expect "an organisation without an endpoint needs --off-system" 1 "FAILED_PRECONDITION.*off_system" -- \
+expect "an organisation without an endpoint needs --off-system" 3 "FAILED_PRECONDITION.*off_system" -- \
   as ukfiu-intake 1 ukfiu refer "$sar2" --org CLE --threat low --risk low --harm low --rationale r
 off=$(as ukfiu-intake 1 --json ukfiu refer "$sar2" --org CLE --off-system --threat low --risk low \
   --harm low --rationale "refer to Cleveland by secure email" | json 'd["referral"]["referralId"]')
 expect "its reply recorded on its behalf" 0 "off-system: +yes" -- as ukfiu-intake 1 ukfiu \
   record-on-behalf "$off" --step received --received-by "secure email from Cleveland PSD"
-expect "a hand-over step is not for record-on-behalf" 1 "INVALID_ARGUMENT.*step" -- as ukfiu-intake 1 \
+expect "a hand-over step is not for record-on-behalf" 3 "INVALID_ARGUMENT.*step" -- as ukfiu-intake 1 \
   ukfiu record-on-behalf "$off" --step handed_over --received-by "email"
-expect "a handover without a priority names the field" 1 "priority" -- \
+expect "a handover without a priority names the field" 3 "priority" -- \
   as force-NFK-psd 11 force handover "$ref" --notes "Notes-Sentinel-8R" --threat high --risk low \
   --harm medium --rationale "covert tactics needed"
 expect "hand over" 0 "HANDED_OVER" -- as force-NFK-psd 11 force handover "$ref" \
@@ -145,11 +163,11 @@ expect "unit accepts" 0 "JOINT_INVESTIGATION" -- as racu-ERSOU-cases 21 racu acc
 expect "unit records a charge: an open track" 0 "track CRIMINAL.*CRIMINAL_CHARGED, open" -- \
   as racu-ERSOU-cases 21 racu update-outcome "$ref" --outcome criminal_charged \
   --category theft_and_fraud --role officer --opened 2026-01-01
-expect "a hearing cannot finish it while the charge stands" 1 "FAILED_PRECONDITION.*CRIMINAL" -- \
+expect "a hearing cannot finish it while the charge stands" 3 "FAILED_PRECONDITION.*CRIMINAL" -- \
   as racu-ERSOU-cases 21 racu outcome "$ref" --outcome misconduct_hearing --finding misconduct \
   --result final_written_warning --category theft_and_fraud --role officer --opened 2026-01-01 \
   --closed 2026-06-01
-expect "an action reg 42 does not allow names the field" 1 "outcome.misconduct_result" -- \
+expect "an action reg 42 does not allow names the field" 3 "outcome.misconduct_result" -- \
   as racu-ERSOU-cases 21 racu update-outcome "$ref" --outcome misconduct_meeting \
   --finding misconduct --result dismissal_without_notice --category theft_and_fraud --role officer \
   --opened 2026-01-01 --closed 2026-06-01

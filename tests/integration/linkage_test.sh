@@ -61,7 +61,7 @@ expect "a CSV with the wrong header is refused before anything is sent" 2 "line 
 cp "$KEY" "$DIR/open.key" && chmod 0644 "$DIR/open.key"
 expect "a key file others may read is refused" 2 "open.key" -- \
   lk force-NFK-psd linkage upload --csv "$DIR/personnel.csv" --key "$DIR/open.key"
-expect "UKFIU may not upload an index" 1 "PERMISSION_DENIED" -- \
+expect "UKFIU may not upload an index" 3 "PERMISSION_DENIED" -- \
   lk ukfiu-intake linkage upload --csv "$DIR/personnel.csv" --key "$KEY"
 
 # Screening the synthetic subjects: hits only, at or above the threshold, mostly true.
@@ -105,8 +105,8 @@ check "the SAR was screened on arrival and its subject found in NFK's index" '[[
 expect "screening it again by hand finds the same hit" 0 "$hit" -- \
   lk ukfiu-intake linkage screen "$sar" --key "$KEY"
 expect "the hit names NFK's record" 0 "index record: +$record" -- lk ukfiu-intake linkage show "$hit"
-expect "a force may not list hits" 1 "PERMISSION_DENIED" -- lk force-NFK-psd linkage hits
-expect "another force cannot see NFK's hit" 1 "NOT_FOUND" -- lk force-SFK-psd linkage show "$hit"
+expect "a force may not list hits" 3 "PERMISSION_DENIED" -- lk force-NFK-psd linkage hits
+expect "another force cannot see NFK's hit" 4 "NOT_FOUND" -- lk force-SFK-psd linkage show "$hit"
 ref=$(lk ukfiu-intake --json ukfiu refer "$sar" --org NFK \
   --threat medium --risk medium --harm high --rationale "Screening found a link to NFK personnel" \
   --hit "$hit" | json 'd["referral"]["referralId"]')
@@ -116,11 +116,11 @@ for _ in $(seq 100); do as force-NFK-psd 11 force inbox 2>/dev/null | grep -q "$
 expect "the force's package names its own index record" 0 "indirect link: +$hit: your index record $record" -- \
   as force-NFK-psd 11 force show "$ref"
 expect "a verdict needs a reason" 2 "reason" -- lk force-NFK-psd linkage confirm "$hit"
-expect "SFK cannot give a verdict on NFK's hit" 1 "NOT_FOUND" -- \
+expect "SFK cannot give a verdict on NFK's hit" 4 "NOT_FOUND" -- \
   lk force-SFK-psd linkage confirm "$hit" --reason "not ours"
 expect "NFK confirms the link" 0 "confirmed" -- \
   lk force-NFK-psd linkage confirm "$hit" --reason "HR record $record is the subject"
-expect "a contrary verdict is refused" 1 "FAILED_PRECONDITION.*CONFIRMED" -- \
+expect "a contrary verdict is refused" 3 "FAILED_PRECONDITION.*CONFIRMED" -- \
   lk force-NFK-psd linkage reject "$hit" --reason "changed mind"
 # A false link: a hit from the synthetic screen that the truth says is someone else, or failing
 # that any other open hit, is rejected.
@@ -130,7 +130,7 @@ expect "NFK rejects another hit" 0 "rejected" -- \
   lk force-NFK-psd linkage reject "$other" --reason "record is a different person"
 expect "the statistics count the verdicts (analyst)" 0 "NFK +v1 +2000 .* 1 +1 +0\.500" -- \
   lk analyst-alice linkage stats
-expect "analysts may not read hits" 1 "PERMISSION_DENIED" -- \
+expect "analysts may not read hits" 3 "PERMISSION_DENIED" -- \
   lk analyst-alice linkage hits
 
 # A restart keeps the index, the subjects and the hits.

@@ -144,13 +144,13 @@ assert routes == {"DIRECT", "INDIRECT"}, routes
 ' "$json" && ok "aggregates by region and route sum to the total, both routes present" ||
   bad "aggregates by region and route: $(head -c 300 <<<"$json")"
 out=$(as analyst-alice nca aggregates --region ATLANTIS 2>&1)
-[[ $? == 1 && $out == *"filter.regions[0]"* ]] && ok "unknown region: exit 1 naming filter.regions[0]" ||
+[[ $? == 3 && $out == *"filter.regions[0]"* ]] && ok "unknown region: exit 3 naming filter.regions[0]" ||
   bad "unknown region: $out"
 out=$(as analyst-alice nca aggregates --by region --by region 2>&1)
-[[ $? == 1 && $out == *"group_by[1]"* ]] && ok "repeated dimension: exit 1 naming group_by[1]" ||
+[[ $? == 3 && $out == *"group_by[1]"* ]] && ok "repeated dimension: exit 3 naming group_by[1]" ||
   bad "repeated dimension: $out"
 out=$(as analyst-alice nca aggregates --by planet 2>&1)
 [[ $? == 2 && $out == *"--by"* ]] && ok "unknown dimension: usage error (exit 2)" || bad "unknown dimension: $out"
 out=$(as force-NFK-psd nca aggregates 2>&1)
-[[ $? == 1 && $out == *PERMISSION_DENIED* ]] && ok "a force cannot query aggregates" || bad "force: $out"
+[[ $? == 3 && $out == *PERMISSION_DENIED* ]] && ok "a force cannot query aggregates (exit 3)" || bad "force: $out"
 finish

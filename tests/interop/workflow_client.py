@@ -82,6 +82,20 @@ def until(what, fn, timeout=60):
     raise TimeoutError(f"{what}: not within {timeout} s")
 
 
+def error_details(err):
+    """The google.rpc details of an RpcError, by type name: {"ErrorInfo": msg, ...}."""
+    trailer = dict(err.trailing_metadata() or ()).get("grpc-status-details-bin")
+    out = {}
+    if trailer:
+        for detail in status_pb2.Status.FromString(trailer).details:
+            for name in ("ErrorInfo", "BadRequest", "PreconditionFailure", "ResourceInfo",
+                         "RetryInfo"):
+                message = getattr(error_details_pb2, name)()
+                if detail.Unpack(message):
+                    out[name] = message
+    return out
+
+
 def watch_until(stream, done, what):
     """Reads a watch stream (opened with a deadline) until done(events so far) is true; returns
     those events, without heartbeats. The stream is cancelled after."""
@@ -209,6 +223,45 @@ try:
 except grpc.RpcError as e:
     check("NFK: handing over before research is refused FAILED_PRECONDITION",
           e.code() == grpc.StatusCode.FAILED_PRECONDITION, f"{e.code()} {e.details()}")
+    d = error_details(e)
+    info, failure = d.get("ErrorInfo"), d.get("PreconditionFailure")
+    check("NFK: the wrong-state error carries ErrorInfo WRONG_STATE and a PreconditionFailure "
+          "naming the state and the referral",
+          info is not None and info.reason == "WRONG_STATE" and info.domain == "sarloop.v1" and
+          info.metadata["state"] == "ACKNOWLEDGED" and info.metadata["referral_id"] == handed and
+          failure is not None and failure.violations[0].type == "STATE" and
+          failure.violations[0].subject == f"referral/{handed}", str(d).replace("\n", " "))
+
+# Errors a program can switch on: every bad field of a SAR at once; ResourceInfo for not found.
+bad_sar = types_pb2.Sar(reporter_reference=f"BAD-{run}", narrative="",
+                        subjects=[types_pb2.Subject(full_name="", date_of_birth="1984-02-30",
+                                                    role=types_pb2.SUBJECT_ROLE_OFFICER)])
+bad_sar.glossary_codes.append("nope")
+try:
+    ukfiu.SubmitSar(ukfiu_pb2.SubmitSarRequest(request_id=f"interop-{run}-badsar", sar=bad_sar),
+                    metadata=UKFIU_USER, timeout=30)
+    check("UKFIU: a SAR with bad fields is refused", False, "accepted")
+except grpc.RpcError as e:
+    d = error_details(e)
+    fields = [v.field for v in d["BadRequest"].field_violations] if "BadRequest" in d else []
+    check("UKFIU: a SAR with five bad fields reports all five in one BadRequest, ErrorInfo "
+          "INVALID_FIELD",
+          e.code() == grpc.StatusCode.INVALID_ARGUMENT and fields == [
+              "sar.reporter_sector", "sar.narrative", "sar.subjects[0].full_name",
+              "sar.subjects[0].date_of_birth", "sar.glossary_codes[0]"] and
+          d["ErrorInfo"].reason == "INVALID_FIELD", f"{fields} {e.details()}")
+try:
+    nfk.GetReferral(force_pb2.GetForceReferralRequest(referral_id="REF-00000000000000ff"),
+                    metadata=NFK_USER, timeout=30)
+    check("NFK: an unknown referral is NOT_FOUND", False, "found")
+except grpc.RpcError as e:
+    d = error_details(e)
+    resource = d.get("ResourceInfo")
+    check("NFK: an unknown referral is NOT_FOUND with ResourceInfo and ErrorInfo NOT_FOUND",
+          e.code() == grpc.StatusCode.NOT_FOUND and resource is not None and
+          resource.resource_type == "referral" and
+          resource.resource_name == "REF-00000000000000ff" and
+          d["ErrorInfo"].reason == "NOT_FOUND", str(d).replace("\n", " "))
 
 try:
     nfk.Acknowledge(force_pb2.ForceStepRequest(request_id=f"interop-{run}-bad"),

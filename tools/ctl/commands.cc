@@ -49,6 +49,15 @@ absl::StatusOr<v1::ReferralState> ReadState(const Args& args) {
   return ParseEnum<v1::ReferralState>("state", *state);
 }
 
+absl::StatusOr<std::vector<v1::ReferralState>> ReadStates(const Args& args) {
+  std::vector<v1::ReferralState> states;
+  for (const std::string& text : args.GetAll("state")) {
+    ASSIGN_OR_RETURN(v1::ReferralState state, ParseEnum<v1::ReferralState>("state", text));
+    states.push_back(state);
+  }
+  return states;
+}
+
 absl::StatusOr<v1::ThrAssessment> ReadThr(const Args& args) {
   v1::ThrAssessment thr;
   ASSIGN_OR_RETURN(std::string threat, args.Require("threat"));

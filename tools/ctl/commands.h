@@ -87,6 +87,14 @@ absl::Status Emit(const Session& session, const google::protobuf::Message& respo
 
 // --state; UNSPECIFIED (no filter) when absent.
 absl::StatusOr<v1::ReferralState> ReadState(const Args& args);
+// Every --state given (the option may repeat): the states a list keeps.
+absl::StatusOr<std::vector<v1::ReferralState>> ReadStates(const Args& args);
+// The to-do filters of a list of referrals: --state (repeatable), --needs-action, --overdue,
+// --escalated.
+inline const std::vector<std::string> kTodoOptions = {"state", "needs-action", "overdue",
+                                                      "escalated"};
+inline constexpr char kTodoSynopsis[] =
+    "[--state STATE]... [--needs-action] [--overdue] [--escalated]";
 
 // --threat, --risk, --harm and --rationale, all required.
 inline const std::vector<std::string> kThrOptions = {"threat", "risk", "harm", "rationale"};

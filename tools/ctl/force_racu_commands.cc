@@ -42,9 +42,12 @@ absl::Status EmitInbox(const Session& session, const Response& response, bool sh
 
 absl::Status ForceInbox(const Input& in, Session& session) {
   v1::ListInboxRequest request;
-  ASSIGN_OR_RETURN(v1::ReferralState state, ReadState(in.args));
+  ASSIGN_OR_RETURN(std::vector<v1::ReferralState> states, ReadStates(in.args));
   ASSIGN_OR_RETURN(Paging paging, ReadPaging(in.args));
-  request.set_state(state);
+  for (v1::ReferralState state : states) request.add_states(state);
+  request.set_needs_action(in.args.Has("needs-action"));
+  request.set_overdue(in.args.Has("overdue"));
+  request.set_escalated(in.args.Has("escalated"));
   v1::ListInboxResponse response;
   RETURN_IF_ERROR(ListPages(session, &Force::Stub::ListInbox, request, paging, &response));
   return EmitInbox(session, response, /*show_organisation=*/false);
@@ -167,9 +170,12 @@ absl::Status ForceHandOver(const Input& in, Session& session) {
 
 absl::Status RacuInbox(const Input& in, Session& session) {
   v1::ListHandoversRequest request;
-  ASSIGN_OR_RETURN(v1::ReferralState state, ReadState(in.args));
+  ASSIGN_OR_RETURN(std::vector<v1::ReferralState> states, ReadStates(in.args));
   ASSIGN_OR_RETURN(Paging paging, ReadPaging(in.args));
-  request.set_state(state);
+  for (v1::ReferralState state : states) request.add_states(state);
+  request.set_needs_action(in.args.Has("needs-action"));
+  request.set_overdue(in.args.Has("overdue"));
+  request.set_escalated(in.args.Has("escalated"));
   v1::ListHandoversResponse response;
   RETURN_IF_ERROR(ListPages(session, &Racu::Stub::ListHandovers, request, paging, &response));
   return EmitInbox(session, response, /*show_organisation=*/true);
@@ -245,9 +251,12 @@ std::vector<Command> ForceCommands() {
   std::vector<Command> commands = {
       {.group = "force",
        .verb = "inbox",
-       .synopsis = absl::StrCat("[--state STATE] ", kPagingSynopsis),
-       .summary = "list the referrals addressed to this force, oldest first",
-       .options = Concat({"state"}, kPagingOptions),
+       .synopsis = absl::StrCat(kTodoSynopsis, " ", kPagingSynopsis),
+       .summary = "list the referrals addressed to this force, oldest first, as a to-do list: "
+                  "--needs-action (received, acknowledged or under research), --overdue, "
+                  "--escalated, any of several --state; DUE is the running clock's due date",
+       .options = Concat(kTodoOptions, kPagingOptions),
+       .repeatable = {"state"},
        .run = ForceInbox},
       {.group = "force",
        .verb = "show",
@@ -339,9 +348,12 @@ std::vector<Command> RacuCommands() {
   std::vector<Command> commands = {
       {.group = "racu",
        .verb = "inbox",
-       .synopsis = absl::StrCat("[--state STATE] ", kPagingSynopsis),
-       .summary = "list the handovers to this unit, oldest first",
-       .options = Concat({"state"}, kPagingOptions),
+       .synopsis = absl::StrCat(kTodoSynopsis, " ", kPagingSynopsis),
+       .summary = "list the handovers to this unit, oldest first, as a to-do list: "
+                  "--needs-action (handed over or in joint investigation), --overdue, "
+                  "--escalated, any of several --state",
+       .options = Concat(kTodoOptions, kPagingOptions),
+       .repeatable = {"state"},
        .run = RacuInbox},
       {.group = "racu",
        .verb = "show",

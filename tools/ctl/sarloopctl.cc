@@ -3,6 +3,7 @@
 //   0  done
 //   1  the call failed: "sarloopctl: <CODE>: <message>" as the server (or gRPC) reported it
 //   2  usage error: the message and the command's usage on stderr
+#include <google/protobuf/util/json_util.h>
 #include <grpc/support/log.h>
 
 #include <cstdlib>
@@ -17,7 +18,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/status.h"
 #include "common/version/version.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "sarloop/v1/types.pb.h"
 #include "tools/ctl/args.h"
 #include "tools/ctl/client.h"
@@ -145,7 +149,11 @@ void PrintHelp(absl::string_view only_group, std::ostream& out) {
   }
   out << '\n';
   PrintValues(out);
-  out << "\nexit status: 0 done, 1 the call failed (code and message on stderr), 2 usage error\n";
+  out << "\nexit status: 0 done, 2 usage error, 3 refused (invalid argument, wrong state,\n"
+         "  permission), 4 not found, 5 unavailable (retry: unavailable, busy, deadline),\n"
+         "  1 any other failure. The code and message go to stderr; with --json the error is\n"
+         "  printed on stdout as {\"error\": google.rpc.Status as JSON} with its details\n"
+         "  (ErrorInfo reason, BadRequest fields, PreconditionFailure, ResourceInfo, RetryInfo)\n";
 }
 
 // The short usage for a command line too broken to name a command: every command word.
@@ -180,7 +188,30 @@ int UsageFailure(const absl::Status& status, const Command* command, absl::strin
   return 2;
 }
 
-int CallFailure(const absl::Status& status) {
+// The exit status of a failed call: what a script needs to decide whether to retry, to fix its
+// input, or to give up.
+int ExitCodeOf(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kAborted:
+      return 3;
+    case absl::StatusCode::kNotFound:
+      return 4;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kDeadlineExceeded:
+      return 5;
+    default:
+      return 1;
+  }
+}
+
+int CallFailure(const absl::Status& status, bool json) {
   std::cerr << kProgram << ": " << absl::StatusCodeToString(status.code());
   if (!status.message().empty()) std::cerr << ": " << status.message();
   std::cerr << '\n';
@@ -188,7 +219,26 @@ int CallFailure(const absl::Status& status) {
   if (status.code() == absl::StatusCode::kUnimplemented) {
     std::cerr << kProgram << ": is --target (or SARLOOP_TARGET) the service this command is for?\n";
   }
-  return 1;
+  if (json) {
+    // The server's google.rpc.Status as sent; one made here for errors that never reached a
+    // server (no connection), with the reason a server would give.
+    google::rpc::Status details;
+    if (const std::string sent = DetailsOf(status);
+        sent.empty() || !details.ParseFromString(sent)) {
+      details.set_code(static_cast<int>(status.code()));
+      details.set_message(std::string(status.message()));
+      google::rpc::ErrorInfo info;
+      info.set_reason(ReasonOf(status));
+      info.set_domain(kErrorDomain);
+      details.add_details()->PackFrom(info);
+    }
+    std::string body;
+    if (!google::protobuf::util::MessageToJsonString(details, &body).ok()) body = "{}";
+    std::cout << "{\"error\":" << body << ",\"status\":\""
+              << absl::StatusCodeToString(status.code())
+              << "\",\"exit_code\":" << ExitCodeOf(status.code()) << "}\n";
+  }
+  return ExitCodeOf(status.code());
 }
 
 // The command the operands name: one word for health, two for the rest.
@@ -256,7 +306,8 @@ int Run(const std::vector<std::string>& argv) {
   const Input input{*args, std::vector<std::string>(operands.begin() + words, operands.end())};
   absl::Status status = command->run(input, session);
   if (status.ok()) return 0;
-  return IsUsageError(status) ? UsageFailure(status, command) : CallFailure(status);
+  return IsUsageError(status) ? UsageFailure(status, command)
+                              : CallFailure(status, session.options().json);
 }
 
 }  // namespace

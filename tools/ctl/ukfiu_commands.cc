@@ -186,9 +186,11 @@ absl::Status ShowReferral(const Input& in, Session& session) {
 
 absl::Status ListReferrals(const Input& in, Session& session) {
   v1::ListReferralsRequest request;
-  ASSIGN_OR_RETURN(v1::ReferralState state, ReadState(in.args));
+  ASSIGN_OR_RETURN(std::vector<v1::ReferralState> states, ReadStates(in.args));
   ASSIGN_OR_RETURN(Paging paging, ReadPaging(in.args));
-  request.set_state(state);
+  for (v1::ReferralState state : states) request.add_states(state);
+  request.set_overdue(in.args.Has("overdue"));
+  request.set_escalated(in.args.Has("escalated"));
   request.set_organisation(OrgCode(in.args.Get("org").value_or("")));
   v1::ListReferralsResponse response;
   RETURN_IF_ERROR(ListPages(session, &Ukfiu::Stub::ListReferrals, request, paging, &response));
@@ -301,9 +303,11 @@ std::vector<Command> UkfiuCommands() {
        .run = ShowReferral},
       {.group = "ukfiu",
        .verb = "referrals",
-       .synopsis = absl::StrCat("[--org CODE] [--state STATE] ", kPagingSynopsis),
+       .synopsis = absl::StrCat("[--org CODE] [--state STATE]... [--overdue] [--escalated] ",
+                                kPagingSynopsis),
        .summary = "list referrals, newest first",
-       .options = Concat({"org", "state"}, kPagingOptions),
+       .options = Concat({"org", "state", "overdue", "escalated"}, kPagingOptions),
+       .repeatable = {"state"},
        .run = ListReferrals},
       {.group = "ukfiu",
        .verb = "attach",

@@ -241,13 +241,17 @@ void PrintEvents(const Repeated<v1::LifecycleEvent>& events, std::ostream& out) 
 
 void PrintInbox(const Repeated<v1::Referral>& referrals, bool show_organisation,
                 std::ostream& out) {
-  std::vector<std::string> headers = {"REFERRAL", "STATE", "SAR", "DUE", "UPDATED", "REMINDERS"};
+  std::vector<std::string> headers = {"REFERRAL", "STATE",   "SAR",       "DUE",
+                                      "OVERDUE",  "UPDATED", "REMINDERS", "ESCALATED"};
   if (show_organisation) headers.insert(headers.begin() + 1, "FORCE");
   Table table(headers);
   for (const v1::Referral& r : referrals) {
+    // DUE: what the running clock waits for next (a decision, a report), else the feedback date.
     std::vector<std::string> row = {
-        r.referral_id(),        State(r.state()),           r.sar_id(),
-        FormatDate(r.due_at()), FormatTime(r.updated_at()), Count(r.reminders())};
+        r.referral_id(),      State(r.state()),
+        r.sar_id(),           FormatDate(r.has_next_due_at() ? r.next_due_at() : r.due_at()),
+        YesNo(r.overdue()),   FormatTime(r.updated_at()),
+        Count(r.reminders()), YesNo(r.escalated())};
     if (show_organisation) row.insert(row.begin() + 1, r.organisation());
     table.AddRow(std::move(row));
   }
@@ -255,11 +259,13 @@ void PrintInbox(const Repeated<v1::Referral>& referrals, bool show_organisation,
 }
 
 void PrintReferralList(const Repeated<v1::Referral>& referrals, std::ostream& out) {
-  Table table({"REFERRAL", "ORG", "STATE", "SAR", "DISPATCHED", "DUE", "REMINDERS", "ESCALATED"});
+  Table table({"REFERRAL", "ORG", "STATE", "SAR", "DISPATCHED", "DUE", "OVERDUE", "REMINDERS",
+               "ESCALATED"});
   for (const v1::Referral& r : referrals) {
     table.AddRow({r.referral_id(), r.organisation(), State(r.state()), r.sar_id(),
-                  FormatDate(r.dispatched_at()), FormatDate(r.due_at()), Count(r.reminders()),
-                  YesNo(r.escalated())});
+                  FormatDate(r.dispatched_at()),
+                  FormatDate(r.has_next_due_at() ? r.next_due_at() : r.due_at()),
+                  YesNo(r.overdue()), Count(r.reminders()), YesNo(r.escalated())});
   }
   table.Print(out);
 }
