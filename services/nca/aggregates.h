@@ -10,7 +10,10 @@
 #define SARLOOP_SERVICES_NCA_AGGREGATES_H_
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -29,11 +32,17 @@ std::string FinancialYearName(int year);  // "2025-26"
 
 class AggregateIndex {
  public:
-  explicit AggregateIndex(const ReferenceData& reference) : reference_(reference) {}
+  explicit AggregateIndex(const ReferenceData& reference);
+  ~AggregateIndex();
 
   // Adds the referral or replaces what was known of it.
   void Upsert(const v1::RegisterEntry& entry);
   size_t size() const { return facts_.size(); }
+
+  // Orders the facts by organisation and year when many have arrived since the last time: a
+  // grouped scan then meets one organisation's groups at a time, their histograms still in cache
+  // (a scan in arrival order touched every group's for each referral). Called after a catch-up.
+  void Cluster();
 
   // Groups and measures the referrals that pass the request's filter. `min_count` is the
   // publication threshold (used only when request.publication()). INVALID_ARGUMENT names the field
@@ -42,44 +51,66 @@ class AggregateIndex {
                                                   absl::Time as_of, int min_count) const;
 
  private:
+  struct ScanBuffers;
+  // One query's lease of a set of buffers from the pool.
+  class Buffers {
+   public:
+    explicit Buffers(const AggregateIndex& index);
+    ~Buffers();
+    ScanBuffers* operator->() { return buffers_.get(); }
+
+   private:
+    const AggregateIndex& index_;
+    std::unique_ptr<ScanBuffers> buffers_;
+  };
+
+  // One referral as the scan reads it, 72 bytes (112 before): a scan of a million is bound by
+  // memory, so the steps' times are kept as whole days from dispatch, worked out once here, and the
+  // instants compared with the query's clock as unsigned seconds (1970 to 2106; 0 for none).
   struct Fact {
-    uint16_t org = 0;  // index into orgs_
+    static constexpr uint32_t kNoDays = UINT32_MAX;
+    enum Flag : uint8_t {
+      kHandedOver = 1,
+      kAssistanceDeclined = 2,
+      kEscalated = 4,
+      kReminded = 8,
+      kDaml = 16,
+      kRecordedOnBehalf = 32,
+      kReferredToIopc = 64,
+      kDecided = 128,  // a first decision is recorded
+    };
+    uint16_t org = 0;   // index into orgs_
+    uint16_t unit = 0;  // index into units_, 0 none
+    int16_t fy = 0;
+    uint8_t quarter = 0;
     uint8_t state = 0;
     uint8_t outcome = 0;
     uint8_t category = 0;
     uint8_t role = 0;
     uint8_t route = 0;
-    bool handed_over = false;
-    bool assistance_declined = false;
-    bool escalated = false;
-    bool reminded = false;
-    bool daml = false;
-    bool recorded_on_behalf = false;
-    bool referred_to_iopc = false;
-    uint32_t case_index = 0;  // 0: a case of its own; else a joint case (case_index_)
-    // Requests for information on it (either way) and those answered, and the mean whole days
-    // an answer took.
-    uint16_t information_requests = 0;
-    uint16_t information_answered = 0;
-    int32_t answer_days = 0;
-    int16_t fy = 0;
-    uint8_t quarter = 0;
-    int64_t dispatched_s = 0;    // 0 until the DISPATCHED event arrives
-    int64_t due_s = 0;           // the running clock's due time (clocks.h); 0 when nothing is due
-    int64_t reg19_s = 0;         // when regulation 19's first report falls due (clocks.h)
-    int64_t feedback_s = 0;      // 0 without feedback
-    int64_t acknowledged_s = 0;  // 0 until acknowledged (any later step acknowledges too)
-    int64_t decided_s = 0;       // 0 until the first decision
-    int64_t decision_due_s = 0;  // when the first decision was due (RegisterEntry.due_at)
     // The latest outcome type on each track (OutcomeTrack 1-5 at [track - 1]), 0 for none; the
-    // conduct track's finding and action; the priority; the unit (index into units_, 0 none).
+    // conduct track's finding and action; the priority.
     uint8_t track[5] = {0, 0, 0, 0, 0};
     uint8_t finding = 0;
     uint8_t action = 0;
     uint8_t priority = 0;
     uint8_t decline_reason = 0;  // DeclineReason, 0 when the force did not decline
     uint8_t thr = 0;             // the highest ThrLevel of UKFIU's THR at referral, 0 none
-    uint16_t unit = 0;
+    uint8_t flags = 0;
+    // Requests for information on it (either way) and those answered.
+    uint16_t information_requests = 0;
+    uint16_t information_answered = 0;
+    // Whole days from dispatch to feedback, acknowledgement and first decision, and the mean an
+    // answer took; kNoDays when not (yet) known.
+    uint32_t feedback_days = kNoDays;
+    uint32_t acknowledge_days = kNoDays;
+    uint32_t decision_days = kNoDays;
+    uint32_t answer_days = kNoDays;
+    uint32_t dispatched_s = 0;
+    uint32_t due_s = 0;           // the running clock's due time (clocks.h)
+    uint32_t reg19_s = 0;         // when regulation 19's first report falls due (clocks.h)
+    uint32_t decision_due_s = 0;  // when the first decision was due (RegisterEntry.due_at)
+    uint32_t case_index = 0;      // 0: a case of its own; else a joint case (case_index_)
     // The referral's distinct subjects: subject_pool_[subjects_at, subjects_at + subject_count).
     uint32_t subjects_at = 0;
     uint32_t subject_count = 0;
@@ -92,6 +123,8 @@ class AggregateIndex {
   uint16_t OrgIndex(const std::string& code);
   uint32_t SubjectIndex(const std::string& ref);
   uint16_t UnitIndex(const std::string& code);
+  void CountSubject(uint32_t s, int delta);
+  bool IsRepeat(uint32_t s) const { return (repeat_bits_[s / 64] >> (s % 64)) & 1; }
 
   void CompactSubjects();
 
@@ -103,7 +136,11 @@ class AggregateIndex {
   size_t live_subjects_ = 0;
   int min_fy_ = 0;
   int max_fy_ = 0;
+  // Referral -> its fact's stable number; the number's place in facts_, and back.
   std::unordered_map<std::string, uint32_t> by_referral_;
+  std::vector<uint32_t> position_;
+  std::vector<uint32_t> id_of_;
+  size_t clustered_ = 0;  // facts_ up to here are in Cluster's order
   std::vector<Org> orgs_;
   std::unordered_map<std::string, uint16_t> org_index_;
   std::vector<std::string> regions_;    // region index -> code
@@ -112,8 +149,16 @@ class AggregateIndex {
   std::unordered_map<std::string, uint32_t> subject_index_;
   // Joint referrals' cases: case id -> index from 1 (Fact.case_index; 0 is a case of its own).
   std::unordered_map<std::string, uint32_t> case_index_;
-  // Referrals naming each subject.
+  // Referrals naming each subject, and a bit per subject named by two or more: a scan tests the
+  // bit, and a million subjects' bits stay in cache where their counts did not.
   std::vector<int32_t> subject_referrals_;
+  std::vector<uint64_t> repeat_bits_;
+  // The most days any referral took to feedback (also to an outcome), to an answer, to
+  // acknowledgement and to a first decision (the query's Column order): the width of a group's
+  // day histograms.
+  uint32_t max_days_[5] = {0, 0, 0, 0, 0};
+  mutable std::mutex pool_mu_;
+  mutable std::vector<std::unique_ptr<ScanBuffers>> pool_;
 };
 
 // Publication mode on a computed response: counts from 1 to min_count - 1 are suppressed

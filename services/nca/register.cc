@@ -430,8 +430,10 @@ absl::Status Register::CatchUp() {
       read = rows.size();
       return absl::OkStatus();
     }));
-    if (read < 20000) return absl::OkStatus();
+    if (read < 20000) break;
   }
+  index_->Cluster();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::GetAggregatesResponse> Register::Aggregates(

@@ -266,6 +266,128 @@ TEST(AggregateIndex, CountsRatesAndDaysByOrganisation) {
   EXPECT_EQ(again->total().repeat_subjects(), 1);
 }
 
+// The scan keeps a group's days in a histogram as wide as the longest time seen (up to 4096 days)
+// and the rest aside, in columns when the groups' histograms would not fit, and orders the facts
+// by organisation once enough have arrived (Cluster). Every path must give the exact order
+// statistics and distinct counts a plain computation gives, and the same answer before and after
+// clustering.
+TEST(AggregateIndex, DaysAndRepeatsAreExactOnEveryPathAndUnchangedByClustering) {
+  AggregateIndex index(ReferenceData::BuiltIn());
+  std::mt19937 rng(7);
+  const std::vector<std::string> orgs = {"NFK", "SFK", "MPS", "BF", "NCA"};
+  struct Known {
+    std::string id;
+    std::string org;
+    int days = 0;
+    std::string subject;
+  };
+  std::vector<Known> known;
+  // Mostly weeks, some years; BF's clock is decades out, so its quantiles lie past any histogram.
+  auto upsert = [&](Known k) {
+    const int dispatched = static_cast<int>(rng() % 600);
+    v1::RegisterEntry e = Entry({.org = k.org,
+                                 .dispatched_day = dispatched,
+                                 .state = v1::REFERRAL_STATE_DECLINED_BY_FORCE,
+                                 .feedback_day = dispatched + k.days,
+                                 .subjects = {k.subject}});
+    if (k.id.empty()) {
+      k.id = e.referral_id();
+      known.push_back(k);
+    } else {
+      e.set_referral_id(k.id);
+      for (Known& old : known) {
+        if (old.id == k.id) old = k;
+      }
+    }
+    index.Upsert(e);
+  };
+  auto random_known = [&]() {
+    Known k;
+    k.org = orgs[rng() % orgs.size()];
+    k.days = static_cast<int>(rng() % 60);
+    if (rng() % 10 == 0) k.days = 300 + static_cast<int>(rng() % 3000);
+    if (k.org == "BF" && rng() % 4 != 0) k.days = 5000 + static_cast<int>(rng() % 30000);
+    k.subject = absl::StrCat("s", rng() % 2500);
+    return k;
+  };
+  auto check_days = [&](const v1::DayStats& got, std::vector<int> want, const std::string& where) {
+    std::sort(want.begin(), want.end());
+    const int64_t n = static_cast<int64_t>(want.size());
+    ASSERT_EQ(got.n(), n) << where;
+    EXPECT_DOUBLE_EQ(got.median(), n % 2 ? want[n / 2] : (want[n / 2 - 1] + want[n / 2]) / 2.0)
+        << where;
+    EXPECT_DOUBLE_EQ(got.p25(), want[(n + 3) / 4 - 1]) << where;
+    EXPECT_DOUBLE_EQ(got.p75(), want[(3 * n + 3) / 4 - 1]) << where;
+    EXPECT_DOUBLE_EQ(got.p90(), want[(9 * n + 9) / 10 - 1]) << where;
+  };
+  // By organisation: dense histograms. By four wide dimensions: past the histograms' budget, so
+  // the days go through the columns. Without dimensions: one group.
+  const std::vector<v1::GetAggregatesRequest> requests = {
+      By({v1::DIMENSION_ORGANISATION}),
+      By({v1::DIMENSION_ORGANISATION, v1::DIMENSION_FINANCIAL_QUARTER, v1::DIMENSION_UNIT,
+          v1::DIMENSION_SUBJECT_ROLE}),
+      By({})};
+  const absl::Time now = kStart + absl::Hours(24 * 4000);
+  // Checks every request against a plain computation over `known`; returns the answers.
+  auto check = [&](const std::string& when) {
+    std::map<std::string, std::vector<int>> days_by_org;
+    std::vector<int> all_days;
+    std::map<std::string, int> uses;  // a subject is a repeat when two referrals name it
+    std::map<std::string, std::set<std::string>> subjects_by_org;
+    for (const Known& k : known) {
+      days_by_org[k.org].push_back(k.days);
+      all_days.push_back(k.days);
+      uses[k.subject]++;
+      subjects_by_org[k.org].insert(k.subject);
+    }
+    auto repeats = [&](const std::set<std::string>& subjects) {
+      int n = 0;
+      for (const std::string& subject : subjects) n += uses[subject] >= 2;
+      return n;
+    };
+    std::set<std::string> all_subjects;
+    for (const auto& [subject, n] : uses) all_subjects.insert(subject);
+    std::vector<std::string> answers;
+    for (size_t q = 0; q < requests.size(); ++q) {
+      const std::string where = absl::StrCat(when, ", request ", q);
+      auto r = index.Query(requests[q], now, 5);
+      EXPECT_THAT(r, IsOk()) << where;
+      if (!r.ok()) return answers;
+      check_days(r->total().days_to_feedback(), all_days, absl::StrCat(where, ", total"));
+      EXPECT_EQ(r->total().repeat_subjects(), repeats(all_subjects)) << where;
+      if (q == 0) {
+        EXPECT_EQ(r->groups_size(), static_cast<int>(days_by_org.size())) << where;
+        for (const v1::AggregateGroup& g : r->groups()) {
+          check_days(g.measures().days_to_feedback(), days_by_org[g.key(0)],
+                     absl::StrCat(where, ", ", g.key(0)));
+          EXPECT_EQ(g.measures().repeat_subjects(), repeats(subjects_by_org[g.key(0)]))
+              << where << ", " << g.key(0);
+        }
+      }
+      answers.push_back(r->SerializeAsString());
+    }
+    return answers;
+  };
+
+  for (int i = 0; i < 3000; ++i) upsert(random_known());
+  for (int days : {4095, 4096, 4097}) upsert({.org = "SFK", .days = days, .subject = "edge"});
+  const std::vector<std::string> before = check("in arrival order");
+  index.Cluster();
+  EXPECT_EQ(check("clustered"), before);
+  // Replaced after clustering (found through the new order), then enough new ones to cluster
+  // again.
+  for (int i = 0; i < 3000; i += 5) {
+    Known k = random_known();
+    k.id = known[i].id;
+    upsert(k);
+  }
+  check("replaced after clustering");
+  for (int i = 0; i < 1500; ++i) upsert(random_known());
+  const std::vector<std::string> grown = check("grown");
+  index.Cluster();
+  EXPECT_EQ(check("clustered again"), grown);
+}
+
 TEST(AggregateIndex, FiltersAndGroupsByEveryDimension) {
   AggregateIndex index(ReferenceData::BuiltIn());
   index.Upsert(Entry({.org = "NFK", .dispatched_day = 10}));
