@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <map>
 #include <optional>
 #include <set>
@@ -155,6 +156,14 @@ struct Acc {
   int64_t cases = -1;  // -1: not counted
   int64_t distinct_subjects = 0;
 };
+
+// The counts a referral's profile (AggregateIndex::ProfileOf) adds, `n` times.
+void AddProfile(uint64_t profile, int64_t n, Acc& a) {
+  for (uint32_t mask = static_cast<uint32_t>(profile >> 8); mask != 0; mask &= mask - 1) {
+    a.counts[std::countr_zero(mask)] += n;
+  }
+  if (const uint8_t outcome = profile & 0xff; outcome != 0) a.outcomes[outcome - 1] += n;
+}
 
 // Everything but what the columns give.
 void Merge(const Acc& from, Acc& into) {
@@ -451,6 +460,7 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
   }
   f.priority = known(e.priority(), v1::Priority_IsValid);
   f.unit = UnitIndex(e.unit());
+  f.profile = ProfileOf(f);
   f.decline_reason = e.state() == v1::REFERRAL_STATE_DECLINED_BY_FORCE
                          ? known(e.decline_reason(), v1::DeclineReason_IsValid)
                          : 0;
@@ -479,6 +489,33 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
     old = f;
   }
   if (subject_pool_.size() > 2 * live_subjects_ + 4096) CompactSubjects();
+}
+
+uint16_t AggregateIndex::ProfileOf(const Fact& f) {
+  const bool outcome = HasOutcome(f.state);
+  uint32_t mask = 0;
+  auto count = [&mask](Count c, bool on) {
+    if (on) mask |= 1u << c;
+  };
+  count(kReferred, true);
+  count(kFeedback, f.state == v1::REFERRAL_STATE_DECLINED_BY_FORCE || outcome);
+  count(kDeclined, f.state == v1::REFERRAL_STATE_DECLINED_BY_FORCE);
+  count(kClosedWithOutcome, outcome);
+  count(kWithdrawn, f.state == v1::REFERRAL_STATE_WITHDRAWN);
+  count(kRedirected, f.state == v1::REFERRAL_STATE_REDIRECTED);
+  count(kOpen, IsOpen(f.state));
+  count(kHandedOver, f.flags & Fact::kHandedOver);
+  count(kAssistanceDeclined, f.flags & Fact::kAssistanceDeclined);
+  count(kEscalated, f.flags & Fact::kEscalated);
+  count(kReminded, f.flags & Fact::kReminded);
+  count(kDaml, f.flags & Fact::kDaml);
+  count(kRecordedOnBehalf, f.flags & Fact::kRecordedOnBehalf);
+  count(kReferredToIopc, f.flags & Fact::kReferredToIopc);
+  // The outcome's slot in Acc::outcomes, plus one (0: none).
+  const uint64_t key = uint64_t{mask} << 8 | (outcome ? f.outcome % 32 + 1 : 0);
+  auto [it, added] = profile_index_.emplace(key, static_cast<uint16_t>(profiles_.size()));
+  if (added) profiles_.push_back(key);
+  return it->second;
 }
 
 void AggregateIndex::Cluster() {
@@ -711,7 +748,7 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
   constexpr uint32_t kDenseDays = 4096;
   std::array<uint32_t, kDayColumns> span{};
   std::array<uint32_t, kDayColumns> base{};
-  uint32_t row = 0;
+  uint32_t row = static_cast<uint32_t>(profiles_.size());  // a row: profiles, then days
   for (int c = 0; c < kDayColumns; ++c) {
     span[c] = std::min(max_days_[c] + 1, kDenseDays);
     base[c] = row;
@@ -740,28 +777,20 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
     };
     const bool open = IsOpen(f.state);
     const bool outcome = HasOutcome(f.state);
-    a.counts[kReferred]++;
-    a.counts[kFeedback] += f.state == v1::REFERRAL_STATE_DECLINED_BY_FORCE || outcome;
-    a.counts[kDeclined] += f.state == v1::REFERRAL_STATE_DECLINED_BY_FORCE;
-    a.counts[kClosedWithOutcome] += outcome;
-    a.counts[kWithdrawn] += f.state == v1::REFERRAL_STATE_WITHDRAWN;
-    a.counts[kRedirected] += f.state == v1::REFERRAL_STATE_REDIRECTED;
-    a.counts[kOpen] += open;
-    a.counts[kHandedOver] += (f.flags & Fact::kHandedOver) != 0;
-    a.counts[kAssistanceDeclined] += (f.flags & Fact::kAssistanceDeclined) != 0;
+    // The counts fixed by the referral's profile: one cell per profile in the group's row, added
+    // up at the finish, else the profile's counts here.
+    if (dense_days) {
+      ++part.hist->data()[slot * row + f.profile];
+    } else {
+      AddProfile(profiles_[f.profile], 1, a);
+    }
     a.counts[kOverdue] += open && f.due_s > 0 && f.due_s < now_s;
-    a.counts[kEscalated] += (f.flags & Fact::kEscalated) != 0;
-    a.counts[kReminded] += (f.flags & Fact::kReminded) != 0;
     a.counts[kInformationRequests] += f.information_requests;
     a.counts[kInformationAnswered] += f.information_answered;
-    a.counts[kDaml] += (f.flags & Fact::kDaml) != 0;
-    a.counts[kRecordedOnBehalf] += (f.flags & Fact::kRecordedOnBehalf) != 0;
-    a.counts[kReferredToIopc] += (f.flags & Fact::kReferredToIopc) != 0;
     if (f.information_answered > 0 && f.answer_days != Fact::kNoDays) {
       put(kAnswerDays, f.answer_days);
     }
     a.counts[kOpenOver12Months] += open && f.reg19_s > 0 && f.reg19_s <= now_s;
-    if (outcome) a.outcomes[f.outcome % a.outcomes.size()]++;
     if (f.acknowledge_days != Fact::kNoDays) put(kAcknowledgeDays, f.acknowledge_days);
     if (f.decision_days != Fact::kNoDays) put(kDecisionDays, f.decision_days);
     if (f.feedback_days != Fact::kNoDays) {
@@ -859,6 +888,8 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
   for (v1::Dimension d : dims)
     dense_cells = std::min<uint64_t>(dense_cells * dense_size(d), 1 << 23);
   const bool dense = dense_cells <= (1 << 22);
+  std::vector<uint64_t> dim_sizes;  // worked out once, not per referral
+  for (v1::Dimension d : dims) dim_sizes.push_back(dense_size(d));
   dense_days = dense && dense_cells * row <= (uint64_t{8} << 20);
   Buffers buffers(*this);
   auto scan = [&](size_t begin, size_t end, Part& part) {
@@ -876,7 +907,9 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
       int32_t* slot = nullptr;
       if (dense) {
         uint64_t index = 0;
-        for (v1::Dimension d : dims) index = index * dense_size(d) + dense_value(d, f);
+        for (size_t k = 0; k < dims.size(); ++k) {
+          index = index * dim_sizes[k] + dense_value(dims[k], f);
+        }
         slot = &dense_slot[index];
       } else {
         uint64_t key = 0;
@@ -926,9 +959,8 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
       }
     }
   }
-  Acc total;
-  for (const Acc& g : groups) Merge(g, total);
-  // The histograms: the second half's rows added to the first's, and the total row.
+  // The rows: the second half's added to the first's, each group's profiles counted, and the
+  // total's days.
   std::vector<uint32_t>& hist = *first.hist;
   std::vector<uint32_t> total_hist(dense_days ? row : 0, 0);
   if (dense_days) {
@@ -940,9 +972,16 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
     }
     for (size_t g = 0; g < groups.size(); ++g) {
       const uint32_t* from = hist.data() + g * row;
-      for (uint32_t i = 0; i < row; ++i) total_hist[i] += from[i];
+      for (size_t p = 0; p < profiles_.size(); ++p) {
+        if (from[p] != 0) AddProfile(profiles_[p], from[p], groups[g]);
+      }
+      for (uint32_t i = static_cast<uint32_t>(profiles_.size()); i < row; ++i) {
+        total_hist[i] += from[i];
+      }
     }
   }
+  Acc total;
+  for (const Acc& g : groups) Merge(g, total);
 
   // Each column scattered by group into one flat array (a counting sort on the group), then each
   // group's run and the whole array (the total) measured.

@@ -64,7 +64,7 @@ class AggregateIndex {
     std::unique_ptr<ScanBuffers> buffers_;
   };
 
-  // One referral as the scan reads it, 72 bytes (112 before): a scan of a million is bound by
+  // One referral as the scan reads it, 76 bytes (112 before): a scan of a million is bound by
   // memory, so the steps' times are kept as whole days from dispatch, worked out once here, and the
   // instants compared with the query's clock as unsigned seconds (1970 to 2106; 0 for none).
   struct Fact {
@@ -97,6 +97,7 @@ class AggregateIndex {
     uint8_t decline_reason = 0;  // DeclineReason, 0 when the force did not decline
     uint8_t thr = 0;             // the highest ThrLevel of UKFIU's THR at referral, 0 none
     uint8_t flags = 0;
+    uint16_t profile = 0;  // index into profiles_
     // Requests for information on it (either way) and those answered.
     uint16_t information_requests = 0;
     uint16_t information_answered = 0;
@@ -124,6 +125,7 @@ class AggregateIndex {
   uint32_t SubjectIndex(const std::string& ref);
   uint16_t UnitIndex(const std::string& code);
   void CountSubject(uint32_t s, int delta);
+  uint16_t ProfileOf(const Fact& f);
   bool IsRepeat(uint32_t s) const { return (repeat_bits_[s / 64] >> (s % 64)) & 1; }
 
   void CompactSubjects();
@@ -157,6 +159,12 @@ class AggregateIndex {
   // acknowledgement and to a first decision (the query's Column order): the width of a group's
   // day histograms.
   uint32_t max_days_[5] = {0, 0, 0, 0, 0};
+  // Profiles: the counts a referral adds whatever the query's clock (a bit per count measure) and
+  // its outcome, (bits << 8 | outcome + 1). A few thousand at most (the state fixes six bits and
+  // the outcome only two states have), so a group counts referrals per profile, one increment
+  // each, instead of fourteen counts.
+  std::vector<uint64_t> profiles_;
+  std::unordered_map<uint64_t, uint16_t> profile_index_;
   mutable std::mutex pool_mu_;
   mutable std::vector<std::unique_ptr<ScanBuffers>> pool_;
 };
