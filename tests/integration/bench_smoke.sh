@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A tiny run of sarloop-bench against a real chain, so the benchmark keeps working. It checks that
-# every phase (echo, one durable hop, the whole chain at its peak and at half of it) completed
-# calls or lifecycles and wrote its figures; it asserts nothing about speed.
+# every phase (echo, one durable hop, the whole chain at its peak, at half of it and at a light
+# load, waiting on watch streams) completed calls or lifecycles and wrote its figures, service by
+# service; it asserts nothing about speed.
 # Usage: bench_smoke.sh BUILD_DIR. Prints 'N passed, N failed'.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -16,7 +17,7 @@ trap cleanup EXIT
 export SARLOOP_BASE_PORT=$(<"$DIR/base-port")
 pass=0 fail=0
 if "$SARLOOP_BUILD/tools/bench/sarloop-bench" --chain "$DIR" --seconds 1 --concurrency 8 \
-  --lifecycles 4 --json "$DIR/bench.json"; then
+  --lifecycles 4 --low-rate 5 --json "$DIR/bench.json"; then
   echo "ok   sarloop-bench ran every phase without errors"; pass=$((pass + 1))
 else
   echo "FAIL sarloop-bench exited non-zero"; fail=$((fail + 1))
@@ -24,13 +25,17 @@ fi
 if /usr/bin/python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-for phase in ("baseline", "durable_hop", "chain_peak", "chain_half_load"):
+for phase in ("baseline", "durable_hop", "chain_peak", "chain_half_load", "chain_low_load"):
     assert d[phase]["per_s"] > 0 and d[phase]["p99_ms"] >= d[phase]["p50_ms"] > 0, (phase, d)
-for phase in ("durable_hop", "chain_peak", "chain_half_load"):
+for phase in ("durable_hop", "chain_peak", "chain_half_load", "chain_low_load"):
     p = d[phase]
     assert 0 < p["ratio_to_baseline"] and p["cpu_ms_per_op"] > 0, (phase, d)
     assert p["commits"] > 0 and p["messages_per_commit"] >= 1, (phase, d)
     assert abs(p["messages_per_commit"] - p["transactions"] / p["commits"]) < 0.01, (phase, d)
+    assert p["voluntary_switches_per_op"] > 0, (phase, d)
+    assert len(p["by_service"]) == (1 if phase == "durable_hop" else 8), (phase, d)
+    total = sum(s["cpu_ms_per_op"] for s in p["by_service"].values())
+    assert abs(total - p["cpu_ms_per_op"]) < 0.01 * p["cpu_ms_per_op"] + 0.01, (phase, d)
 assert len(d["peak_rss_mib"]) == 8 and all(v > 0 for v in d["peak_rss_mib"].values()), d
 ' "$DIR/bench.json"; then
   echo "ok   the JSON has every figure"; pass=$((pass + 1))

@@ -1,7 +1,7 @@
 // sarloop-bench: the chain measured against raw gRPC on the same machine, in one run.
 //
 //   sarloop-bench --chain DIR [--seconds S] [--concurrency C] [--lifecycles L] [--rate R]
-//                 [--json FILE]
+//                 [--low-rate R] [--json FILE]
 //
 // DIR is a running local chain (deploy/local/sarloop-local up DIR). Phases, each for S seconds,
 // over mTLS from this process:
@@ -11,15 +11,18 @@
 //      (synchronous=FULL), audit and reply after commit; C calls in flight;
 //   3. the whole chain at its peak: L referral lifecycles at once, each SAR -> referral -> force
 //      (acknowledge, research, hand over) -> unit (accept, record an outcome) -> the outcome in
-//      the NCA register, each step waiting (by polling, 1 ms growing to 8 ms) until the previous
-//      one has been delivered;
-//   4. the whole chain at half that rate (or R per second), lifecycles started on a fixed
-//      schedule: end-to-end latency from the scheduled start to the outcome's arrival in the
-//      register.
+//      the NCA register, each step waiting until the previous one has been delivered, as the
+//      force's, unit's and register's watch streams (Force.WatchInbox, Racu.WatchHandovers,
+//      Nca.WatchRegister) say: pushed, not polled;
+//   4. the whole chain at half that rate (or R per second), and 5. at a light load (--low-rate,
+//      10 per second), lifecycles started on a fixed schedule: end-to-end latency from the
+//      scheduled start to the outcome's arrival in the register.
 // Reported: requests (or lifecycles) per second, p50 and p99 latency, ratios to the baseline,
-// messages per commit (from each service's Ops.GetBacklog storage counters), CPU seconds per
-// request or lifecycle summed over the services (from /proc), and each service's peak RSS; as a
-// table and as JSON. Calls a service sheds with RESOURCE_EXHAUSTED are counted apart and retried.
+// messages per commit (from each service's Ops.GetBacklog storage counters), CPU per request or
+// lifecycle summed over the services and service by service, and thread wake-ups (voluntary
+// context switches of all a service's threads) the same way (both from /proc), and each service's
+// peak RSS; as tables and as JSON. Calls a service sheds with RESOURCE_EXHAUSTED are counted apart
+// and retried.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -28,11 +31,13 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -64,6 +69,8 @@ struct Flags {
   int lifecycles = 64;
   // Lifecycles per second for phase 4; 0: half the peak.
   double rate = 0;
+  // Lifecycles per second for phase 5, the light load.
+  double low_rate = 10;
   std::string json;
 };
 
@@ -144,13 +151,30 @@ Result Drive(const std::string& name, int concurrency, double seconds,
   return r;
 }
 
-// CPU seconds (user + system) and peak RSS (KiB) of a process, from /proc.
+// CPU seconds (user + system), peak RSS (KiB) and context switches of a process, from /proc.
 struct ProcStats {
   double cpu_s = 0;
   int64_t peak_rss_kib = 0;
+  // Summed over every thread: a voluntary switch is a thread going to sleep (to wait for work, a
+  // lock, the disk), so each is a wake-up later; involuntary ones are preemptions.
+  int64_t voluntary_switches = 0;
+  int64_t involuntary_switches = 0;
 };
 ProcStats ReadProc(int pid) {
   ProcStats out;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
+    std::ifstream status(task.path() / "status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {
+        out.voluntary_switches += std::stoll(line.substr(24));
+      } else if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
+        out.involuntary_switches += std::stoll(line.substr(27));
+      }
+    }
+  }
   std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
   std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
   const size_t close = text.rfind(')');
@@ -255,6 +279,14 @@ struct Delta {
   double cpu_s = 0;
   int64_t commits = 0;
   int64_t transactions = 0;
+  int64_t voluntary_switches = 0;
+  int64_t involuntary_switches = 0;
+  struct PerService {
+    double cpu_s = 0;
+    int64_t voluntary_switches = 0;
+    int64_t commits = 0;
+  };
+  std::map<std::string, PerService> by_service;
   double per_commit() const {
     return commits > 0 ? static_cast<double>(transactions) / static_cast<double>(commits) : 0;
   }
@@ -264,9 +296,16 @@ Delta Between(const Snapshot& a, const Snapshot& b, const std::vector<std::strin
   Delta d;
   for (const auto& [name, proc] : b.proc) {
     if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end()) continue;
-    d.cpu_s += proc.cpu_s - a.proc.at(name).cpu_s;
+    const ProcStats& was = a.proc.at(name);
+    d.cpu_s += proc.cpu_s - was.cpu_s;
     d.commits += b.storage.at(name).commits() - a.storage.at(name).commits();
     d.transactions += b.storage.at(name).transactions() - a.storage.at(name).transactions();
+    d.voluntary_switches += proc.voluntary_switches - was.voluntary_switches;
+    d.involuntary_switches += proc.involuntary_switches - was.involuntary_switches;
+    Delta::PerService& one = d.by_service[name];
+    one.cpu_s = proc.cpu_s - was.cpu_s;
+    one.voluntary_switches = proc.voluntary_switches - was.voluntary_switches;
+    one.commits = b.storage.at(name).commits() - a.storage.at(name).commits();
   }
   return d;
 }
@@ -306,6 +345,38 @@ std::vector<Template> MakeTemplates() {
   return out;
 }
 
+// What the chain's watch streams have pushed, as keys ("force REF-..."): a lifecycle waits on its
+// key alone, so an arrival wakes the one thread that wants it.
+class Arrivals {
+ public:
+  void Seen(const std::string& key) {
+    std::lock_guard lock(mu_);
+    std::shared_ptr<Slot>& slot = slots_[key];
+    if (!slot) slot = std::make_shared<Slot>();
+    slot->seen = true;
+    slot->cv.notify_one();
+  }
+  // Waits until `key` has been seen (then forgets it), for up to 60 s.
+  absl::Status Await(const std::string& key) {
+    std::unique_lock lock(mu_);
+    std::shared_ptr<Slot>& entry = slots_[key];
+    if (!entry) entry = std::make_shared<Slot>();
+    std::shared_ptr<Slot> slot = entry;
+    const bool seen = slot->cv.wait_for(lock, std::chrono::seconds(60), [&] { return slot->seen; });
+    slots_.erase(key);
+    if (!seen) return absl::DeadlineExceededError(absl::StrCat(key, " not pushed in 60 s"));
+    return absl::OkStatus();
+  }
+
+ private:
+  struct Slot {
+    bool seen = false;
+    std::condition_variable cv;
+  };
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Slot>> slots_;
+};
+
 class ChainDriver {
  public:
   ChainDriver(const std::string& pki, int base, std::string run)
@@ -320,11 +391,68 @@ class ChainDriver {
     units_["ERSOU"] = v1::Racu::NewStub(ChannelTo(pki, "racu-ERSOU-cases", base + 21));
     units_["NCAACU"] = v1::Racu::NewStub(ChannelTo(pki, "racu-NCAACU-cases", base + 22));
   }
+  ~ChainDriver() { StopWatching(); }
+
+  // Opens a watch on every force's inbox, every unit's handovers and the register, and returns
+  // once each has answered (its first message), so nothing recorded after this is missed.
+  absl::Status StartWatching() {
+    for (auto& [code, stub] : forces_) {
+      Follow<v1::WatchEvent>(
+          absl::StrCat("psd.spoc.", absl::AsciiStrToLower(code)),
+          [stub = stub.get()](grpc::ClientContext* ctx, const v1::WatchRequest& r) {
+            return stub->WatchInbox(ctx, r);
+          },
+          [this](const v1::WatchEvent& m) {
+            if (m.event().type() == v1::EVENT_TYPE_DISPATCHED) {
+              arrivals_.Seen(absl::StrCat("force ", m.event().referral_id()));
+            }
+          });
+    }
+    for (auto& [code, stub] : units_) {
+      Follow<v1::WatchEvent>(
+          absl::StrCat(absl::AsciiStrToLower(code), ".dci.bench"),
+          [stub = stub.get()](grpc::ClientContext* ctx, const v1::WatchRequest& r) {
+            return stub->WatchHandovers(ctx, r);
+          },
+          [this](const v1::WatchEvent& m) {
+            if (m.event().type() == v1::EVENT_TYPE_HANDED_OVER) {
+              arrivals_.Seen(absl::StrCat("unit ", m.event().referral_id()));
+            }
+          });
+    }
+    Follow<v1::RegisterChange>(
+        "alice",
+        [this](grpc::ClientContext* ctx, const v1::WatchRequest& r) {
+          return nca_->WatchRegister(ctx, r);
+        },
+        [this](const v1::RegisterChange& m) {
+          if (m.entry().state() == v1::REFERRAL_STATE_OUTCOME_RECORDED &&
+              m.event().type() == v1::EVENT_TYPE_OUTCOME_RECORDED) {
+            arrivals_.Seen(absl::StrCat("nca ", m.event().referral_id()));
+          }
+        });
+    std::unique_lock lock(watch_mu_);
+    if (!watch_cv_.wait_for(lock, std::chrono::seconds(30),
+                            [&] { return watches_open_ == static_cast<int>(watchers_.size()); })) {
+      return absl::DeadlineExceededError("the watch streams did not open in 30 s");
+    }
+    return absl::OkStatus();
+  }
+
+  void StopWatching() {
+    {
+      std::lock_guard lock(watch_mu_);
+      stopping_ = true;
+      for (grpc::ClientContext* ctx : live_) ctx->TryCancel();
+    }
+    for (std::thread& t : watchers_) t.join();
+    watchers_.clear();
+  }
 
   bool ready() const { return !templates_.empty(); }
   int64_t retries() const { return retries_.load(); }
-  // Calls made to see whether a step has been delivered.
-  int64_t polls() const { return polls_.load(); }
+  // Times a watch stream broke and was resumed from its cursor.
+  int64_t resumes() const { return resumes_.load(); }
 
   // Runs lifecycle `i` to the outcome's arrival in the NCA register.
   absl::Status Lifecycle(int64_t i) {
@@ -354,13 +482,7 @@ class ChainDriver {
                            [&](auto* ctx) { return ukfiu_->ReferSar(ctx, refer, &referral); }));
     const std::string& id = referral.referral().referral_id();
 
-    v1::GetForceReferralRequest get;
-    get.set_referral_id(id);
-    v1::GetForceReferralResponse got;
-    RETURN_IF_ERROR(Await("the force", [&] {
-      return Invoke("Force.GetReferral", force_user,
-                    [&](auto* ctx) { return force.GetReferral(ctx, get, &got); });
-    }));
+    RETURN_IF_ERROR(arrivals_.Await(absl::StrCat("force ", id)));
     v1::ForceStepRequest step;
     step.set_referral_id(id);
     v1::ForceStepResponse stepped;
@@ -380,13 +502,7 @@ class ChainDriver {
     RETURN_IF_ERROR(Invoke("Force.HandOver", force_user,
                            [&](auto* ctx) { return force.HandOver(ctx, handover, &stepped); }));
 
-    v1::GetHandoverRequest get_handover;
-    get_handover.set_referral_id(id);
-    v1::GetHandoverResponse got_handover;
-    RETURN_IF_ERROR(Await("the unit", [&] {
-      return Invoke("Racu.GetHandover", unit_user,
-                    [&](auto* ctx) { return unit.GetHandover(ctx, get_handover, &got_handover); });
-    }));
+    RETURN_IF_ERROR(arrivals_.Await(absl::StrCat("unit ", id)));
     v1::AcceptHandoverRequest accept;
     accept.set_request_id(absl::StrCat("bench-accept-", tag));
     accept.set_referral_id(id);
@@ -406,17 +522,7 @@ class ChainDriver {
       return unit.RecordOutcome(ctx, outcome, &unit_stepped);
     }));
 
-    v1::GetTimelineRequest timeline;
-    timeline.set_referral_id(id);
-    return Await("the NCA register", [&]() -> absl::Status {
-      v1::GetTimelineResponse entry;
-      RETURN_IF_ERROR(Invoke("Nca.GetTimeline", "alice",
-                             [&](auto* ctx) { return nca_->GetTimeline(ctx, timeline, &entry); }));
-      if (entry.entry().state() != v1::REFERRAL_STATE_OUTCOME_RECORDED) {
-        return absl::NotFoundError("outcome not yet in the register");
-      }
-      return absl::OkStatus();
-    });
+    return arrivals_.Await(absl::StrCat("nca ", id));
   }
 
  private:
@@ -443,21 +549,46 @@ class ChainDriver {
     }
   }
 
-  // Polls `fn` while it answers NOT_FOUND (not delivered yet), for up to 60 s.
-  template <typename Fn>
-  absl::Status Await(const char* where, Fn fn) {
-    const auto give_up = Clock::now() + std::chrono::seconds(60);
-    auto pause = std::chrono::microseconds(1000);
-    for (;;) {
-      ++polls_;
-      absl::Status s = fn();
-      if (!absl::IsNotFound(s)) return s;
-      if (Clock::now() > give_up) {
-        return absl::DeadlineExceededError(absl::StrCat("not delivered to ", where, " in 60 s"));
+  // Reads one watch stream on its own thread until StopWatching, resuming from the last cursor
+  // when the stream breaks (a service restarting, a flow-control stall).
+  template <typename Msg, typename Open, typename On>
+  void Follow(std::string user, Open open, On on) {
+    watchers_.emplace_back([this, user = std::move(user), open, on] {
+      std::string cursor;
+      bool counted = false;
+      for (;;) {
+        grpc::ClientContext ctx;
+        ctx.AddMetadata("x-sarloop-user", user);
+        {
+          std::lock_guard lock(watch_mu_);
+          if (stopping_) return;
+          live_.insert(&ctx);
+        }
+        v1::WatchRequest request;
+        request.set_cursor(cursor);
+        request.set_heartbeat_seconds(5);
+        auto reader = open(&ctx, request);
+        Msg m;
+        while (reader->Read(&m)) {
+          cursor = m.cursor();
+          if (!counted) {
+            std::lock_guard lock(watch_mu_);
+            ++watches_open_;
+            counted = true;
+            watch_cv_.notify_all();
+          }
+          if (!m.heartbeat()) on(m);
+        }
+        reader->Finish();
+        {
+          std::lock_guard lock(watch_mu_);
+          live_.erase(&ctx);
+          if (stopping_) return;
+        }
+        ++resumes_;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, std::chrono::microseconds(8000));
-    }
+    });
   }
 
   const std::string run_;
@@ -467,7 +598,14 @@ class ChainDriver {
   std::map<std::string, std::unique_ptr<v1::Force::Stub>> forces_;
   std::map<std::string, std::unique_ptr<v1::Racu::Stub>> units_;
   std::atomic<int64_t> retries_{0};
-  std::atomic<int64_t> polls_{0};
+  std::atomic<int64_t> resumes_{0};
+  Arrivals arrivals_;
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool stopping_ = false;
+  int watches_open_ = 0;
+  std::set<grpc::ClientContext*> live_;
+  std::vector<std::thread> watchers_;
 };
 
 // Lifecycles finished on many threads: the latencies of those that reached the register and the
@@ -565,16 +703,18 @@ int Main(int argc, char** argv) {
       flags.lifecycles = std::stoi(next());
     } else if (a == "--rate") {
       flags.rate = std::stod(next());
+    } else if (a == "--low-rate") {
+      flags.low_rate = std::stod(next());
     } else {
       std::cerr << "usage: sarloop-bench --chain DIR [--seconds S] [--concurrency C] "
-                   "[--lifecycles L] [--rate R] [--json FILE]\n";
+                   "[--lifecycles L] [--rate R] [--low-rate R] [--json FILE]\n";
       return 2;
     }
   }
   if (flags.chain.empty() || flags.seconds <= 0 || flags.concurrency < 1 || flags.lifecycles < 1 ||
-      flags.rate < 0) {
+      flags.rate < 0 || flags.low_rate <= 0) {
     std::cerr << "sarloop-bench: --chain DIR is required; --seconds, --concurrency, --lifecycles "
-                 "must be positive and --rate not negative\n";
+                 "must be positive, --rate not negative and --low-rate positive\n";
     return 2;
   }
   const std::string pki = flags.chain + "/pki";
@@ -675,48 +815,78 @@ int Main(int argc, char** argv) {
     std::cerr << "sarloop-bench: the scenario gave no lifecycle templates\n";
     return 1;
   }
+  if (absl::Status s = driver.StartWatching(); !s.ok()) {
+    std::cerr << "sarloop-bench: " << s << "\n";
+    return 1;
+  }
   std::atomic<int64_t> lifecycle{0};
   ChainPeak(driver, flags.lifecycles, std::min(2.0, flags.seconds), lifecycle);  // warm-up
-  const int64_t polls_before_peak = driver.polls();
   const Snapshot before_peak = Take(services);
   Result peak = ChainPeak(driver, flags.lifecycles, flags.seconds, lifecycle);
   const Snapshot after_peak = Take(services);
   const Delta peak_delta = Between(before_peak, after_peak, {});
-  const int64_t polls_before_half = driver.polls();
   const double half_rate = flags.rate > 0 ? flags.rate : std::max(1.0, peak.rps() / 2);
   const Snapshot before_half = Take(services);
   Result half = ChainAtRate(driver, half_rate, flags.seconds, lifecycle);
   const Snapshot after_half = Take(services);
   const Delta half_delta = Between(before_half, after_half, {});
-  const int64_t polls_after_half = driver.polls();
+  const Snapshot before_low = Take(services);
+  Result low = ChainAtRate(driver, flags.low_rate, flags.seconds, lifecycle);
+  const Snapshot after_low = Take(services);
+  const Delta low_delta = Between(before_low, after_low, {});
+  driver.StopWatching();
 
   auto per = [](double total, int64_t n) { return n > 0 ? total / static_cast<double>(n) : 0; };
   std::printf(
       "sarloop-bench: %d calls in flight (echo, hop), %d lifecycles at once (chain peak), %.0f s "
       "per phase, ~1 KiB messages, mTLS on loopback\n\n",
       flags.concurrency, flags.lifecycles, flags.seconds);
-  std::printf("%-40s %10s %9s %9s %8s %9s %9s %6s\n", "phase", "per s", "p50 ms", "p99 ms", "ratio",
-              "msg/commit", "CPU ms/op", "errors");
+  std::printf("%-40s %10s %9s %9s %8s %9s %9s %9s %6s\n", "phase", "per s", "p50 ms", "p99 ms",
+              "ratio", "msg/commit", "CPU ms/op", "wake/op", "errors");
   struct Line {
     const Result* r;
     const Delta* d;
   };
-  for (const Line& l : {Line{&baseline, nullptr}, Line{&hop, &hop_delta}, Line{&peak, &peak_delta},
-                        Line{&half, &half_delta}}) {
-    std::printf("%-40s %10.1f %9.2f %9.2f %8.4f %9s %9s %6lld\n", l.r->name.c_str(), l.r->rps(),
-                l.r->p50_ms, l.r->p99_ms, baseline.rps() > 0 ? l.r->rps() / baseline.rps() : 0,
-                l.d ? absl::StrFormat("%.1f", l.d->per_commit()).c_str() : "-",
-                l.d ? absl::StrFormat("%.2f", 1000 * per(l.d->cpu_s, l.r->calls)).c_str() : "-",
-                static_cast<long long>(l.r->errors));
+  const std::vector<Line> lines = {Line{&baseline, nullptr}, Line{&hop, &hop_delta},
+                                   Line{&peak, &peak_delta}, Line{&half, &half_delta},
+                                   Line{&low, &low_delta}};
+  for (const Line& l : lines) {
+    std::printf(
+        "%-40s %10.1f %9.2f %9.2f %8.4f %9s %9s %9s %6lld\n", l.r->name.c_str(), l.r->rps(),
+        l.r->p50_ms, l.r->p99_ms, baseline.rps() > 0 ? l.r->rps() / baseline.rps() : 0,
+        l.d ? absl::StrFormat("%.1f", l.d->per_commit()).c_str() : "-",
+        l.d ? absl::StrFormat("%.2f", 1000 * per(l.d->cpu_s, l.r->calls)).c_str() : "-",
+        l.d ? absl::StrFormat("%.1f", per(static_cast<double>(l.d->voluntary_switches), l.r->calls))
+                  .c_str()
+            : "-",
+        static_cast<long long>(l.r->errors));
   }
   std::printf(
       "\nCPU ms/op: the services' CPU (all of them for the chain, ukfiu for the hop) per "
-      "request or lifecycle.\n");
+      "request or lifecycle. wake/op: their threads' voluntary context switches (each a sleep and "
+      "a wake-up) per request or lifecycle.\n");
   std::printf(
-      "each lifecycle: 7 steps and 3 waits for a delivery, polled: %.1f polls at the peak, %.1f at "
-      "half of it\n",
-      per(static_cast<double>(polls_before_half - polls_before_peak), peak.calls),
-      per(static_cast<double>(polls_after_half - polls_before_half), half.calls));
+      "each lifecycle: 7 steps and 3 waits for a delivery, pushed by watch streams (%lld resumed)"
+      "\n",
+      static_cast<long long>(driver.resumes()));
+  std::printf("\nper lifecycle, service by service (CPU ms / wake-ups / commits):\n%-14s",
+              "service");
+  for (const Line& l : {lines[2], lines[3], lines[4]}) {
+    std::printf(" %28s", l.r->name.substr(12, 28).c_str());
+  }
+  std::printf("\n");
+  for (const Service& svc : services) {
+    std::printf("%-14s", svc.name.c_str());
+    for (const Line& l : {lines[2], lines[3], lines[4]}) {
+      const Delta::PerService& one = l.d->by_service.at(svc.name);
+      std::printf(" %28s",
+                  absl::StrFormat("%.2f / %.1f / %.2f", 1000 * per(one.cpu_s, l.r->calls),
+                                  per(static_cast<double>(one.voluntary_switches), l.r->calls),
+                                  per(static_cast<double>(one.commits), l.r->calls))
+                      .c_str());
+    }
+    std::printf("\n");
+  }
   std::printf("shed and retried: %lld SubmitSar calls (hop), %lld calls (chain)\n",
               static_cast<long long>(hop.shed), static_cast<long long>(driver.retries()));
   std::printf("peak RSS (MiB):");
@@ -727,7 +897,7 @@ int Main(int argc, char** argv) {
     absl::StrAppend(&rss_json, rss_json.empty() ? "" : ",", "\"", svc.name, "\":", mib);
   }
   std::printf("\n");
-  for (const Result* r : {&baseline, &hop, &peak, &half}) {
+  for (const Result* r : {&baseline, &hop, &peak, &half, &low}) {
     if (!r->first_error.empty())
       std::printf("first error (%s): %s\n", r->name.c_str(), r->first_error.c_str());
   }
@@ -736,10 +906,26 @@ int Main(int argc, char** argv) {
         "{\"per_s\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"errors\":%d,\"ratio_to_baseline\":%.5f",
         r.rps(), r.p50_ms, r.p99_ms, r.errors, baseline.rps() > 0 ? r.rps() / baseline.rps() : 0);
     if (d != nullptr) {
-      absl::StrAppend(&out, absl::StrFormat(",\"messages_per_commit\":%.2f,\"commits\":%d,"
-                                            "\"transactions\":%d,\"cpu_ms_per_op\":%.4f",
-                                            d->per_commit(), d->commits, d->transactions,
-                                            1000 * per(d->cpu_s, r.calls)));
+      absl::StrAppend(&out,
+                      absl::StrFormat(",\"messages_per_commit\":%.2f,\"commits\":%d,"
+                                      "\"transactions\":%d,\"cpu_ms_per_op\":%.4f,"
+                                      "\"voluntary_switches_per_op\":%.2f,"
+                                      "\"involuntary_switches_per_op\":%.2f,\"by_service\":{",
+                                      d->per_commit(), d->commits, d->transactions,
+                                      1000 * per(d->cpu_s, r.calls),
+                                      per(static_cast<double>(d->voluntary_switches), r.calls),
+                                      per(static_cast<double>(d->involuntary_switches), r.calls)));
+      bool first = true;
+      for (const auto& [name, one] : d->by_service) {
+        absl::StrAppend(&out, first ? "" : ",",
+                        absl::StrFormat("\"%s\":{\"cpu_ms_per_op\":%.4f,\"voluntary_switches_per_"
+                                        "op\":%.2f,\"commits_per_op\":%.3f}",
+                                        name, 1000 * per(one.cpu_s, r.calls),
+                                        per(static_cast<double>(one.voluntary_switches), r.calls),
+                                        per(static_cast<double>(one.commits), r.calls)));
+        first = false;
+      }
+      out += "}";
     }
     return out + "}";
   };
@@ -749,10 +935,11 @@ int Main(int argc, char** argv) {
       ",\"durable_hop\":", phase_json(hop, &hop_delta), ",\"durable_hop_shed\":", hop.shed,
       ",\"chain_peak\":", phase_json(peak, &peak_delta),
       ",\"chain_half_load\":", phase_json(half, &half_delta), ",\"half_load_rate\":", half_rate,
+      ",\"chain_low_load\":", phase_json(low, &low_delta), ",\"low_load_rate\":", flags.low_rate,
       ",\"chain_retries\":", driver.retries(), ",\"peak_rss_mib\":{", rss_json, "}}\n");
   if (!flags.json.empty()) std::ofstream(flags.json) << json;
   const bool ok = baseline.errors == 0 && hop.errors == 0 && peak.errors == 0 && half.errors == 0 &&
-                  hop.calls > 0 && peak.calls > 0;
+                  low.errors == 0 && hop.calls > 0 && peak.calls > 0;
   return ok ? 0 : 1;
 }
 }  // namespace
@@ -762,7 +949,8 @@ int main(int argc, char** argv) {
   if (sarloop::PrintVersionOrHelp(
           argc, argv, "sarloop-bench",
           "usage: sarloop-bench --chain DIR [--seconds S] [--concurrency C] [--lifecycles L] "
-          "[--rate R] [--json FILE]\n\nThe chain's throughput, latency and CPU against a raw mTLS "
+          "[--rate R] [--low-rate R] [--json FILE]\n\nThe chain's throughput, latency and CPU "
+          "against a raw mTLS "
           "echo "
           "baseline in the same run, on a running local chain (deploy/local).\n")) {
     return 0;
