@@ -4,6 +4,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <grpcpp/grpcpp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -320,6 +321,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
       Loop* l = loop.get();
       loops_[d] = std::move(loop);
       l->thread = std::thread([this, l] {
+        pthread_setname_np(pthread_self(), "sarloop-deliver");
         Schedule(*l, absl::ZeroDuration());
         l->io.run();
       });

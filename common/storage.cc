@@ -2,6 +2,7 @@
 // thread, savepoints, storage health, migrations. The engines hold only what differs.
 #include "common/storage.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -354,6 +355,8 @@ class GroupCommitDatabase : public Database {
   }
 
   void WriterLoop() {
+    // Named, so a profile tells the writer from the gRPC thread that happened to start it.
+    pthread_setname_np(pthread_self(), "sarloop-writer");
     std::unique_lock lock(jobs_mu_);
     for (;;) {
       jobs_cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
