@@ -73,8 +73,7 @@ std::string Quote(const std::string& s) { return CsvCell(s); }
 
 }  // namespace
 
-absl::StatusOr<std::vector<PersonRow>> ParsePeopleCsv(absl::string_view text,
-                                                      absl::string_view id_column) {
+absl::StatusOr<PeopleFile> ParsePeopleCsv(absl::string_view text, absl::string_view id_column) {
   std::vector<int> lines;
   absl::StatusOr<std::vector<std::vector<std::string>>> records = Records(text, &lines);
   if (!records.ok()) return records.status();
@@ -83,23 +82,24 @@ absl::StatusOr<std::vector<PersonRow>> ParsePeopleCsv(absl::string_view text,
   if (records->empty() || absl::StrJoin((*records)[0], ",") != header) {
     return absl::InvalidArgumentError(absl::StrCat("line 1: the header must be ", header));
   }
-  std::vector<PersonRow> rows;
+  PeopleFile out;
   for (size_t r = 1; r < records->size(); ++r) {
     std::vector<std::string>& f = (*records)[r];
     for (std::string& field : f) field = CsvValue(std::move(field));
     if (f.size() != kColumns) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("line ", lines[r], ": ", f.size(), " fields, expected ", kColumns));
+      out.bad.push_back({lines[r], absl::StrCat(f.size(), " fields, expected ", kColumns)});
+      continue;
     }
     if (f[0].empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("line ", lines[r], ": ", id_column, " is required"));
+      out.bad.push_back({lines[r], absl::StrCat(id_column, " is required")});
+      continue;
     }
-    rows.push_back(
+    out.lines.push_back(lines[r]);
+    out.rows.push_back(
         {std::move(f[0]),
          {std::move(f[1]), std::move(f[2]), std::move(f[3]), std::move(f[4]), std::move(f[5])}});
   }
-  return rows;
+  return out;
 }
 
 std::string PeopleCsv(const std::vector<PersonRow>& rows, absl::string_view id_column) {

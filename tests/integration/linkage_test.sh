@@ -58,6 +58,16 @@ expect "a force uploads its encoded index" 0 "index version: +1" -- \
 printf 'id,name\nP1,x\n' >"$DIR/bad.csv"
 expect "a CSV with the wrong header is refused before anything is sent" 2 "line 1: the header" -- \
   lk force-NFK-psd linkage upload --csv "$DIR/bad.csv" --key "$KEY"
+# A bad row costs only itself: the good rows go, the bad ones are named by line.
+printf 'record_id,given_names,surname,date_of_birth,address,postcode\nS1,Ann,Lee,1980-01-02,1 High St,NR1 1AA\nS2,Bob,Ray,1975-05-06,2 Low St,NR2 2BB\nS3,Cat,Fox,1984-02-30,3 Mid St,NR3 3CC\nS4,Dan\nS5,Eve,Kay,,5 Top St,NR5 5EE\n' >"$DIR/some-bad.csv"
+expect "a CSV with bad rows loads the good ones" 0 "records: +3" -- \
+  lk force-SFK-psd linkage upload --csv "$DIR/some-bad.csv" --key "$KEY"
+out=$(lk force-SFK-psd linkage upload --csv "$DIR/some-bad.csv" --key "$KEY" 2>&1 >/dev/null)
+check "and names each bad row by line on stderr" \
+  'grep -q "2 of 5 rows left out" <<<"$out" && grep -q "line 4: date_of_birth" <<<"$out" && grep -q "line 5: 2 fields, expected 6" <<<"$out"'
+printf 'record_id,given_names,surname,date_of_birth,address,postcode\nS3,Cat,Fox,1984-02-30,3 Mid St,NR3 3CC\n' >"$DIR/all-bad.csv"
+expect "a CSV with no good row is refused before anything is sent" 2 "no row could be read \\(line 2: date_of_birth" -- \
+  lk force-SFK-psd linkage upload --csv "$DIR/all-bad.csv" --key "$KEY"
 cp "$KEY" "$DIR/open.key" && chmod 0644 "$DIR/open.key"
 expect "a key file others may read is refused" 2 "open.key" -- \
   lk force-NFK-psd linkage upload --csv "$DIR/personnel.csv" --key "$DIR/open.key"

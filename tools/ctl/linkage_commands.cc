@@ -5,6 +5,7 @@
 //
 // The linkage service's address: --linkage-target, else SARLOOP_LINKAGE_TARGET (env.sh of a local
 // chain sets it, so `sarloopctl_as NFK linkage ...` talks to it as NFK's system), else --target.
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -60,24 +61,41 @@ absl::StatusOr<linkage::Encoder> EncoderFromKey(const Args& args) {
   return encoder;
 }
 
-// Reads --csv with `id_column` and encodes every row with --key. Usage error naming the line and
-// field for a bad row: nothing is sent unless every row encodes.
+// Reads --csv with `id_column` and encodes each row with --key. A row that cannot be read or
+// encoded (a date of birth that is no date, no id) is left out and named by line on stderr, and
+// the rest go; a file with a wrong header, an unterminated quote or no good row at all is a usage
+// error, and then nothing is sent.
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> EncodeCsv(
     const Args& args, absl::string_view id_column) {
   ASSIGN_OR_RETURN(std::string csv_path, args.Require("csv"));
   ASSIGN_OR_RETURN(linkage::Encoder encoder, EncoderFromKey(args));
   ASSIGN_OR_RETURN(std::string text, ReadText("csv", csv_path));
-  absl::StatusOr<std::vector<linkage::PersonRow>> rows = linkage::ParsePeopleCsv(text, id_column);
-  if (!rows.ok())
-    return UsageError(absl::StrCat("--csv ", csv_path, ": ", rows.status().message()));
+  absl::StatusOr<linkage::PeopleFile> csv = linkage::ParsePeopleCsv(text, id_column);
+  if (!csv.ok()) return UsageError(absl::StrCat("--csv ", csv_path, ": ", csv.status().message()));
+  std::vector<linkage::PeopleFile::Bad> bad = std::move(csv->bad);
   std::vector<std::pair<std::string, std::string>> out;
-  for (size_t i = 0; i < rows->size(); ++i) {
-    absl::StatusOr<linkage::Filter> f = encoder.Encode((*rows)[i].fields);
+  for (size_t i = 0; i < csv->rows.size(); ++i) {
+    absl::StatusOr<linkage::Filter> f = encoder.Encode(csv->rows[i].fields);
     if (!f.ok()) {
-      return UsageError(
-          absl::StrCat("--csv ", csv_path, ": line ", i + 2, ": ", f.status().message()));
+      bad.push_back({csv->lines[i], std::string(f.status().message())});
+      continue;
     }
-    out.emplace_back((*rows)[i].id, linkage::ToBytes(*f));
+    out.emplace_back(csv->rows[i].id, linkage::ToBytes(*f));
+  }
+  if (!bad.empty()) {
+    // In file order, at most 20 named.
+    std::sort(bad.begin(), bad.end(), [](const auto& a, const auto& b) { return a.line < b.line; });
+    std::cerr << "sarloopctl: --csv " << csv_path << ": " << bad.size() << " of "
+              << bad.size() + out.size() << " rows left out:\n";
+    for (size_t i = 0; i < std::min<size_t>(bad.size(), 20); ++i) {
+      std::cerr << "  line " << bad[i].line << ": " << bad[i].why << "\n";
+    }
+    if (bad.size() > 20) std::cerr << "  and " << bad.size() - 20 << " more\n";
+  }
+  if (out.empty()) {
+    return UsageError(absl::StrCat(
+        "--csv ", csv_path, ": no row could be read",
+        bad.empty() ? "" : absl::StrCat(" (line ", bad.front().line, ": ", bad.front().why, ")")));
   }
   return out;
 }
