@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/delivery_service.h"
+#include "common/metrics.h"
 #include "common/rpc.h"
 #include "common/server.h"
 #include "common/version/version.h"
@@ -112,6 +113,46 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
         return absl::OkStatus();
       },
       /*accepts_screens=*/true));
+  // Gauges read at each scrape from the desk's figures (the same as GetLinkageStats); how long
+  // screens take is the RPC histogram's sarloop_rpc_duration_seconds{method=".../ScreenSubjects"}.
+  parts.metrics = [shared](MetricsText& out) -> absl::Status {
+    ASSIGN_OR_RETURN(v1::GetLinkageStatsResponse stats, shared->Stats());
+    out.Family("sarloop_linkage_subjects_stored", "gauge",
+               "SAR subjects held encoded, screened again when an index changes");
+    out.Sample("sarloop_linkage_subjects_stored", "", static_cast<double>(stats.subjects_stored()));
+    out.Family("sarloop_linkage_threshold", "gauge", "The score a hit must reach, 0 to 1");
+    out.Sample("sarloop_linkage_threshold", "", stats.threshold_milli() / 1000.0);
+    out.Family("sarloop_linkage_index_records", "gauge", "Records in each force's index in use");
+    for (const v1::OrganisationLinkStats& o : stats.organisations()) {
+      out.Sample("sarloop_linkage_index_records", Label("organisation", o.organisation()),
+                 static_cast<double>(o.index_records()));
+    }
+    out.Family("sarloop_linkage_index_version", "gauge", "The version of each force's index");
+    for (const v1::OrganisationLinkStats& o : stats.organisations()) {
+      out.Sample("sarloop_linkage_index_version", Label("organisation", o.organisation()),
+                 static_cast<double>(o.index_version()));
+    }
+    out.Family("sarloop_linkage_hits", "gauge",
+               "Hits in each force's index by the force's verdict (open: none yet)");
+    for (const v1::OrganisationLinkStats& o : stats.organisations()) {
+      for (const auto& [status, n] : {std::pair<const char*, int64_t>{"open", o.open()},
+                                      {"confirmed", o.confirmed()},
+                                      {"rejected", o.rejected()}}) {
+        out.Sample(
+            "sarloop_linkage_hits",
+            absl::StrCat(Label("organisation", o.organisation()), ",", Label("verdict", status)),
+            static_cast<double>(n));
+      }
+    }
+    out.Family("sarloop_linkage_precision", "gauge",
+               "confirmed / (confirmed + rejected) per force: the screen's precision in use");
+    for (const v1::OrganisationLinkStats& o : stats.organisations()) {
+      if (o.confirmed() + o.rejected() == 0) continue;
+      out.Sample("sarloop_linkage_precision", Label("organisation", o.organisation()),
+                 o.precision());
+    }
+    return absl::OkStatus();
+  };
   return parts;
 }
 

@@ -143,6 +143,26 @@ expect "the statistics count the verdicts (analyst)" 0 "NFK +v1 +2000 .* 1 +1 +0
 expect "analysts may not read hits" 3 "PERMISSION_DENIED" -- \
   lk analyst-alice linkage hits
 
+# The service's own gauges, as a monitoring system scrapes them (the PKI's monitor identity).
+/usr/bin/python3 - "$DIR/pki" $((B + 6 + 24)) >"$DIR/linkage.metrics" <<'PYEOF'
+import http.client, ssl, sys
+ctx = ssl.create_default_context(cafile=f"{sys.argv[1]}/ca/ca.pem")
+ctx.check_hostname = False
+ctx.load_cert_chain(f"{sys.argv[1]}/monitor/cert.pem", f"{sys.argv[1]}/monitor/key.pem")
+conn = http.client.HTTPSConnection("localhost", int(sys.argv[2]), context=ctx, timeout=30)
+conn.request("GET", "/metrics")
+print(conn.getresponse().read().decode())
+PYEOF
+metric() { awk -v want="$1" '$1 == want { print $2 }' "$DIR/linkage.metrics"; }
+check "the linkage gauges: NFK's index, its verdicts, the stored subjects, the screens' latency" \
+  '[[ $(metric "sarloop_linkage_index_records{organisation=\"NFK\"}") == 2000 &&
+     $(metric "sarloop_linkage_index_version{organisation=\"NFK\"}") == 1 &&
+     $(metric "sarloop_linkage_hits{organisation=\"NFK\",verdict=\"confirmed\"}") == 1 &&
+     $(metric "sarloop_linkage_hits{organisation=\"NFK\",verdict=\"rejected\"}") == 1 &&
+     $(metric "sarloop_linkage_precision{organisation=\"NFK\"}") == 0.5 &&
+     $(metric sarloop_linkage_subjects_stored) -ge 300 &&
+     $(metric "sarloop_rpc_duration_seconds_count{method=\"/sarloop.v1.Linkage/ScreenSubjects\"}") -ge 1 ]]'
+
 # A restart keeps the index, the subjects and the hits.
 "$LOCAL" stop linkage "$DIR" >/dev/null && "$LOCAL" start linkage "$DIR" >/dev/null
 expect "after a restart the statistics are the same" 0 "NFK +v1 +2000 .* 1 +1 +0\.500" -- \
