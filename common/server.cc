@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <set>
 #include <thread>
@@ -392,10 +393,13 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
     db->SetMaxBatch(1);
   }
   // Watch streams read on the call threads; a commit that stored an event wakes them.
-  WatchHub watch(bodies.get());
-  db->SetCommitObserver([&metrics, &watch](int64_t transactions, absl::Duration took) {
+  // The commit observer shares the hub: the database keeps the observer until it is destroyed,
+  // after this function's later locals, and a commit then must not reach a destroyed hub.
+  const auto shared_watch = std::make_shared<WatchHub>(bodies.get());
+  WatchHub& watch = *shared_watch;
+  db->SetCommitObserver([&metrics, shared_watch](int64_t transactions, absl::Duration took) {
     metrics.ObserveCommit(transactions, took);
-    watch.OnCommit();
+    shared_watch->OnCommit();
   });
   ServiceContext context{
       config,
