@@ -188,12 +188,13 @@ void ExtractPostcode(std::string* address, std::string* postcode) {
   *address = absl::StrJoin(tokens, " ");
 }
 
-// A person as tokens per field, plus the salt and a canonical form for the BLIP stream.
+// A person as tokens per field, plus the salt (the decade of birth, or empty).
 struct Tokenised {
   std::vector<std::string> tokens[kFieldCount];
   std::string salt;
-  std::string canonical;
 };
+
+std::string DecadeSalt(int year) { return absl::StrCat("D:", year / 10 * 10); }
 
 absl::StatusOr<Tokenised> Tokenise(const PersonFields& p) {
   Tokenised t;
@@ -202,7 +203,6 @@ absl::StatusOr<Tokenised> Tokenise(const PersonFields& p) {
   std::sort(names.begin(), names.end());
   for (const std::string& n : names) AddBigrams(n, "", &t.tokens[0]);
 
-  std::string dob_canonical;
   if (!p.date_of_birth.empty()) {
     absl::StatusOr<Date> d = ParseDate(p.date_of_birth);
     if (!d.ok()) return d.status();
@@ -217,8 +217,7 @@ absl::StatusOr<Tokenised> Tokenise(const PersonFields& p) {
     dob.push_back(absl::StrCat("YDM:", y, "/", lo, "/", hi));
     dob.push_back(absl::StrCat("N:", d->day));
     dob.push_back(absl::StrCat("N:", d->month));
-    t.salt = y;
-    dob_canonical = p.date_of_birth;
+    t.salt = DecadeSalt(d->year);
   }
 
   std::string address_text = p.address, postcode_text = p.postcode;
@@ -251,8 +250,6 @@ absl::StatusOr<Tokenised> Tokenise(const PersonFields& p) {
         "person: at least one of given_names, surname, date_of_birth, address or postcode is "
         "required");
   }
-  t.canonical = absl::StrCat(absl::StrJoin(names, " "), "\x1f", dob_canonical, "\x1f", address,
-                             "\x1f", postcode);
   return t;
 }
 
@@ -266,6 +263,61 @@ struct Encoder::State {
   // (field, salt, token) -> the token's bit positions within its field.
   absl::flat_hash_map<std::string, std::array<uint16_t, 16>> cache;
 };
+
+namespace {
+
+// The filter for tokenised fields under `salt`. Each field's flips come from a stream seeded by a
+// keyed digest of that field's tokens and salt only, so a field that reads the same on both
+// sides encodes the same even when the others differ.
+Filter EncodeTokens(Encoder::State& state, const Tokenised& t, absl::string_view record_salt) {
+  Filter filter;
+  const bool salted = state.hardening.salt_with_birth_decade;
+  const double p = state.hardening.flip_probability;
+  for (int f = 0; f < kFieldCount; ++f) {
+    if (t.tokens[f].empty()) continue;
+    const FieldSpan span = kSpans[f];
+    const unsigned field_bits = static_cast<unsigned>(span.words) * 64;
+    // The date of birth carries its own year; salting it would add nothing.
+    const absl::string_view salt = (salted && f != 1) ? record_salt : "";
+    for (const std::string& token : t.tokens[f]) {
+      std::string cache_key = absl::StrCat(f, "\x1f", salt, "\x1f", token);
+      auto it = state.cache.find(cache_key);
+      if (it == state.cache.end()) {
+        if (state.cache.size() >= kCacheLimit) state.cache.clear();
+        const auto mac = state.field_macs[f].Mac(absl::StrCat(salt, "\x1f"), token);
+        std::array<uint16_t, 16> positions;
+        for (int i = 0; i < 16; ++i) {
+          positions[i] = static_cast<uint16_t>((mac[2 * i] << 8 | mac[2 * i + 1]) % field_bits);
+        }
+        it = state.cache.emplace(std::move(cache_key), positions).first;
+      }
+      for (int i = 0; i < kHashesPerToken[f]; ++i) {
+        const unsigned bit = it->second[i];
+        filter.w[span.first_word + bit / 64] |= uint64_t{1} << (bit % 64);
+      }
+    }
+    if (p <= 0) continue;
+    // Gaps between flipped bits are geometric; only a key holder can predict the stream.
+    const auto seed_bytes = state.flip_mac->Mac(absl::StrCat(f, "\x1f", salt, "\x1f"),
+                                                absl::StrJoin(t.tokens[f], "\x1e"));
+    std::array<uint32_t, 8> seed_words;
+    std::memcpy(seed_words.data(), seed_bytes.data(), 32);
+    std::seed_seq seq(seed_words.begin(), seed_words.end());
+    std::mt19937_64 rng(seq);
+    const double log_q = std::log1p(-p);
+    for (int64_t bit = -1;;) {
+      const double u = (static_cast<double>(rng() >> 11) + 1.0) * 0x1.0p-53;
+      const double gap = std::floor(std::log(u) / log_q);
+      if (gap >= field_bits) break;  // before the cast: tiny probabilities give huge gaps
+      bit += 1 + static_cast<int64_t>(gap);
+      if (bit >= field_bits) break;
+      filter.w[span.first_word + bit / 64] ^= uint64_t{1} << (bit % 64);
+    }
+  }
+  return filter;
+}
+
+}  // namespace
 
 absl::StatusOr<Encoder> Encoder::Create(absl::string_view key, Hardening hardening) {
   if (key.size() != kKeyBytes) {
@@ -300,51 +352,19 @@ const Hardening& Encoder::hardening() const { return state_->hardening; }
 absl::StatusOr<Filter> Encoder::Encode(const PersonFields& person) {
   absl::StatusOr<Tokenised> t = Tokenise(person);
   if (!t.ok()) return t.status();
-  Filter filter;
-  const bool salted = state_->hardening.salt_with_birth_year;
-  for (int f = 0; f < kFieldCount; ++f) {
-    const FieldSpan span = kSpans[f];
-    const unsigned field_bits = static_cast<unsigned>(span.words) * 64;
-    // The date of birth carries its own year; salting it would add nothing.
-    const absl::string_view salt = (salted && f != 1) ? absl::string_view(t->salt) : "";
-    for (const std::string& token : t->tokens[f]) {
-      std::string cache_key = absl::StrCat(f, "\x1f", salt, "\x1f", token);
-      auto it = state_->cache.find(cache_key);
-      if (it == state_->cache.end()) {
-        if (state_->cache.size() >= kCacheLimit) state_->cache.clear();
-        const auto mac = state_->field_macs[f].Mac(absl::StrCat(salt, "\x1f"), token);
-        std::array<uint16_t, 16> positions;
-        for (int i = 0; i < 16; ++i) {
-          positions[i] = static_cast<uint16_t>((mac[2 * i] << 8 | mac[2 * i + 1]) % field_bits);
-        }
-        it = state_->cache.emplace(std::move(cache_key), positions).first;
-      }
-      for (int i = 0; i < kHashesPerToken[f]; ++i) {
-        const unsigned bit = it->second[i];
-        filter.w[span.first_word + bit / 64] |= uint64_t{1} << (bit % 64);
-      }
+  return EncodeTokens(*state_, *t, t->salt);
+}
+
+absl::StatusOr<std::vector<Filter>> Encoder::EncodeForScreening(const PersonFields& person) {
+  absl::StatusOr<Tokenised> t = Tokenise(person);
+  if (!t.ok()) return t.status();
+  std::vector<Filter> out{EncodeTokens(*state_, *t, t->salt)};
+  if (t->salt.empty() && state_->hardening.salt_with_birth_decade) {
+    for (int decade : kScreenedDecades) {
+      out.push_back(EncodeTokens(*state_, *t, DecadeSalt(decade)));
     }
   }
-  const double p = state_->hardening.flip_probability;
-  if (p > 0) {
-    // Gaps between flipped bits are geometric; the stream is seeded by a keyed digest of the
-    // record, so only a key holder can predict it.
-    const auto seed_bytes = state_->flip_mac->Mac(t->canonical);
-    std::array<uint32_t, 8> seed_words;
-    std::memcpy(seed_words.data(), seed_bytes.data(), 32);
-    std::seed_seq seq(seed_words.begin(), seed_words.end());
-    std::mt19937_64 rng(seq);
-    const double log_q = std::log1p(-p);
-    for (int64_t bit = -1;;) {
-      const double u = (static_cast<double>(rng() >> 11) + 1.0) * 0x1.0p-53;
-      const double gap = std::floor(std::log(u) / log_q);
-      if (gap >= kFilterBits) break;  // before the cast: tiny probabilities give huge gaps
-      bit += 1 + static_cast<int64_t>(gap);
-      if (bit >= kFilterBits) break;
-      filter.w[bit / 64] ^= uint64_t{1} << (bit % 64);
-    }
-  }
-  return filter;
+  return out;
 }
 
 FieldSpan SpanOf(Field field) { return kSpans[static_cast<int>(field)]; }

@@ -17,13 +17,17 @@
 // Hardening, against an attacker who holds the encodings and public name statistics:
 //  - keyed random hashing: each token's bit positions come from HMAC-SHA256 under a per-field
 //    key derived from the linkage key (not double hashing, whose structure known attacks use);
-//  - salting: name and address tokens are salted with the year of birth, so the same name
-//    encodes differently for people born in different years and a bit pattern's frequency no
-//    longer follows the name's frequency. A record without a year of birth is salted with the
-//    empty string and so only links to records also without one;
-//  - BLIP: each bit is flipped with a small probability, from a stream keyed by the linkage key
-//    and the record, so identical records still encode identically but near-identical ones do
-//    not share exact field patterns.
+//  - salting: name and address tokens are salted with the decade of birth, so the same name
+//    encodes differently for people born in different decades and a bit pattern's frequency no
+//    longer follows the name's frequency. The decade, not the year: a wrong last digit of the
+//    year (the commoner year error) keeps the salt. A record without a date of birth is salted
+//    with the empty string; for screening, such a subject is also encoded under every decade a
+//    person in an index could be born in (EncodeForScreening), so a missing date of birth costs
+//    the screen more comparisons, not the link;
+//  - BLIP: each bit of a field is flipped with a small probability, from a stream keyed by the
+//    linkage key and that field's own content (and salt), so a field written identically on
+//    both sides encodes identically whatever else differs, while near-identical fields do not
+//    share exact patterns.
 // The unhardened settings (no salt, no flips) exist for the privacy evaluation's comparison.
 //
 // Thread-safety: an Encoder caches token positions and is not thread-safe; use one per thread
@@ -33,6 +37,7 @@
 
 #include <array>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +51,12 @@ inline constexpr int kFilterWords = 16;
 inline constexpr int kFilterBits = kFilterWords * 64;
 inline constexpr size_t kFilterBytes = kFilterWords * 8;
 inline constexpr size_t kKeyBytes = 32;
+// The decades of birth a subject without a date of birth is also encoded under: everyone a
+// personnel index can hold (officers, staff and declared family, born 1920 to 2019).
+inline constexpr int kScreenedDecades[] = {1920, 1930, 1940, 1950, 1960,
+                                           1970, 1980, 1990, 2000, 2010};
+// The most encodings one subject can have (EncodeForScreening).
+inline constexpr int kMaxSubjectEncodings = 1 + std::size(kScreenedDecades);
 
 // One encoded person. Plain 64-bit words; byte order on the wire is little-endian.
 struct alignas(64) Filter {
@@ -75,7 +86,7 @@ struct PersonFields {
 };
 
 struct Hardening {
-  bool salt_with_birth_year = true;
+  bool salt_with_birth_decade = true;
   // Probability that each bit is flipped (BLIP). 0 turns it off.
   double flip_probability = 0.02;
 
@@ -96,13 +107,19 @@ class Encoder {
   // field when date_of_birth is set but not a valid YYYY-MM-DD date, or when nothing is set.
   absl::StatusOr<Filter> Encode(const PersonFields& person);
 
+  // What a screen compares for a SAR subject: Encode's filter first; then, when the date of
+  // birth is unknown and salting is on, the same person under each decade in kScreenedDecades
+  // (an index record's salt is its decade of birth, which the subject's side does not know).
+  absl::StatusOr<std::vector<Filter>> EncodeForScreening(const PersonFields& person);
+
   // A fresh encoder with the same key and settings and an empty cache.
   Encoder Clone() const;
 
   const Hardening& hardening() const;
 
+  struct State;  // opaque: defined in the .cc
+
  private:
-  struct State;
   explicit Encoder(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };

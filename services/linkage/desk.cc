@@ -105,6 +105,26 @@ absl::StatusOr<Filter> ParseEncoding(absl::string_view field, const std::string&
   return f;
 }
 
+// A stored subject's cell: its encodings one after another.
+std::string FiltersToBytes(const std::vector<Filter>& filters) {
+  std::string out;
+  for (const Filter& f : filters) out += ToBytes(f);
+  return out;
+}
+
+absl::StatusOr<std::vector<Filter>> FiltersFromBytes(absl::string_view bytes) {
+  if (bytes.empty() || bytes.size() % kFilterBytes != 0) {
+    return absl::DataLossError(absl::StrCat("a stored subject's encodings are ", bytes.size(),
+                                            " bytes, not a multiple of ", kFilterBytes));
+  }
+  std::vector<Filter> out;
+  for (size_t at = 0; at < bytes.size(); at += kFilterBytes) {
+    ASSIGN_OR_RETURN(Filter f, FromBytes(bytes.substr(at, kFilterBytes)));
+    out.push_back(f);
+  }
+  return out;
+}
+
 absl::Status RequireKind(const Call& call, absl::string_view kind, absl::string_view what) {
   if (call.identity.kind != kind) {
     return absl::PermissionDeniedError(absl::StrCat(what, " is for ", kind, " identities"));
@@ -270,8 +290,8 @@ absl::Status LinkageDesk::ReadStoredSubjects(Txn& txn, int64_t after,
   for (const Row& r : rows) {
     ASSIGN_OR_RETURN(std::string bytes,
                      txn.Unseal(kSubjectsColumn, RowKey(r.Text(1), r.Text(2)), r.Text(3)));
-    ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
-    out->push_back({r.Text(1), r.Text(2), f});
+    ASSIGN_OR_RETURN(std::vector<Filter> filters, FiltersFromBytes(bytes));
+    out->push_back({r.Text(1), r.Text(2), std::move(filters)});
     *last = r.Int(0);
   }
   return absl::OkStatus();
@@ -289,32 +309,55 @@ absl::StatusOr<std::vector<LinkageDesk::StoredSubject>> LinkageDesk::SubjectsIn(
   return out;
 }
 
+LinkageDesk::Queries LinkageDesk::Flatten(const std::vector<const StoredSubject*>& subjects) {
+  Queries out;
+  for (uint32_t i = 0; i < subjects.size(); ++i) {
+    for (const Filter& f : subjects[i]->filters) {
+      out.filters.push_back(f);
+      out.subject.push_back(i);
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<int64_t> LinkageDesk::StoreHits(Txn& txn, const std::string& org,
                                                const ForceIndex& index,
                                                const std::vector<const StoredSubject*>& subjects,
-                                               const std::vector<Hit>& hits, absl::Time now) {
-  int64_t added = 0;
+                                               const Queries& queries, const std::vector<Hit>& hits,
+                                               absl::Time now) {
+  struct Best {
+    double score = -1;
+    std::vector<std::string> fields;
+  };
+  std::map<std::pair<uint32_t, uint32_t>, Best> best;  // (subject, record): in a stable order
   for (const Hit& h : hits) {
-    const StoredSubject& s = *subjects[h.query];
-    const Query q = Query::From(s.filter);
+    const Query q = Query::From(queries.filters[h.query]);
     uint32_t r[kFieldCount];
     index.index.RecordPopcounts(h.record, r);
     const double score = HitScore(h, q, r);
-    std::vector<std::string> fields;
+    Best& b = best[{queries.subject[h.query], h.record}];
+    if (score <= b.score) continue;
+    b.score = score;
+    b.fields.clear();
     for (int f = 0; f < kFieldCount; ++f) {
       const uint32_t sum = q.popcount[f] + r[f];
       if (sum > 0 && 2.0 * h.and_count[f] / sum >= 0.8) {
-        fields.emplace_back(FieldName(static_cast<Field>(f)));
+        b.fields.emplace_back(FieldName(static_cast<Field>(f)));
       }
     }
-    const int64_t milli = std::max<int64_t>(options_.threshold_milli,
-                                            static_cast<int64_t>(std::floor(score * 1000 + 1e-9)));
+  }
+  int64_t added = 0;
+  for (const auto& [pair, b] : best) {
+    const StoredSubject& s = *subjects[pair.first];
+    const int64_t milli = std::max<int64_t>(
+        options_.threshold_milli, static_cast<int64_t>(std::floor(b.score * 1000 + 1e-9)));
     RETURN_IF_ERROR(txn.Exec(
         "INSERT INTO linkage_hits (hit_id, sar_id, subject_ref, org, record_id, score_milli, "
         "fields, index_version, found_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (sar_id, subject_ref, org, record_id) DO NOTHING",
-        {NewId("HIT-"), s.sar_id, s.subject_ref, org, index.record_ids[h.record], milli,
-         absl::StrJoin(fields, ","), index.version, ToMicros(now), int64_t{v1::LINK_STATUS_OPEN}}));
+        {NewId("HIT-"), s.sar_id, s.subject_ref, org, index.record_ids[pair.second], milli,
+         absl::StrJoin(b.fields, ","), index.version, ToMicros(now),
+         int64_t{v1::LINK_STATUS_OPEN}}));
     added += txn.Changes();
   }
   return added;
@@ -427,19 +470,18 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
         ASSIGN_OR_RETURN(std::vector<StoredSubject> stored, SubjectsIn(txn));
         std::vector<const StoredSubject*> subjects;
         for (const StoredSubject& s : stored) subjects.push_back(&s);
+        const Queries queries = Flatten(subjects);
         std::vector<Hit> hits;
-        if (subjects.size() <= kExactRescreenLimit) {
-          for (uint32_t i = 0; i < subjects.size(); ++i) {
-            force->index.Screen(Query::From(subjects[i]->filter), i, options_.threshold_milli,
+        if (queries.filters.size() <= kExactRescreenLimit) {
+          for (uint32_t i = 0; i < queries.filters.size(); ++i) {
+            force->index.Screen(Query::From(queries.filters[i]), i, options_.threshold_milli,
                                 BestKernel(), &hits);
           }
         } else {
-          std::vector<Filter> queries;
-          for (const StoredSubject* s : subjects) queries.push_back(s->filter);
-          hits = BulkScreen(queries, filters, options_.threshold_milli, BlockingParams{},
+          hits = BulkScreen(queries.filters, filters, options_.threshold_milli, BlockingParams{},
                             options_.rescreen_threads, BestKernel(), nullptr);
         }
-        ASSIGN_OR_RETURN(int64_t added, StoreHits(txn, org, *force, subjects, hits, now));
+        ASSIGN_OR_RETURN(int64_t added, StoreHits(txn, org, *force, subjects, queries, hits, now));
         response.set_new_hits(added);
         response.set_subjects_rescreened(static_cast<int64_t>(subjects.size()));
         if (!old.empty()) {
@@ -497,9 +539,21 @@ absl::StatusOr<std::vector<LinkageDesk::StoredSubject>> LinkageDesk::CheckScreen
       return FieldError(absl::StrCat(prefix, "subjects[", i, "].subject_ref"),
                         "appears twice in the request");
     }
+    StoredSubject subject{r.sar_id(), s.subject_ref(), {}};
     ASSIGN_OR_RETURN(
         Filter f, ParseEncoding(absl::StrCat(prefix, "subjects[", i, "].encoding"), s.encoding()));
-    incoming.push_back({r.sar_id(), s.subject_ref(), f});
+    subject.filters.push_back(f);
+    if (s.alternative_encodings_size() >= kMaxSubjectEncodings) {
+      return FieldError(absl::StrCat(prefix, "subjects[", i, "].alternative_encodings"),
+                        absl::StrCat("must hold at most ", kMaxSubjectEncodings - 1, " encodings"));
+    }
+    for (int j = 0; j < s.alternative_encodings_size(); ++j) {
+      ASSIGN_OR_RETURN(Filter alt, ParseEncoding(absl::StrCat(prefix, "subjects[", i,
+                                                              "].alternative_encodings[", j, "]"),
+                                                 s.alternative_encodings(j)));
+      subject.filters.push_back(alt);
+    }
+    incoming.push_back(std::move(subject));
   }
   return incoming;
 }
@@ -508,8 +562,8 @@ absl::Status LinkageDesk::ScreenInTxn(Txn& txn, const std::vector<StoredSubject>
                                       absl::Time now, v1::ScreenSubjectsResponse* response) {
   std::vector<const StoredSubject*> subjects;
   for (const StoredSubject& s : incoming) {
-    ASSIGN_OR_RETURN(Blob sealed,
-                     txn.Seal(kSubjectsColumn, RowKey(s.sar_id, s.subject_ref), ToBytes(s.filter)));
+    ASSIGN_OR_RETURN(Blob sealed, txn.Seal(kSubjectsColumn, RowKey(s.sar_id, s.subject_ref),
+                                           FiltersToBytes(s.filters)));
     RETURN_IF_ERROR(
         txn.Exec("INSERT INTO linkage_subjects (sar_id, subject_ref, encoding, stored_at) "
                  "VALUES (?, ?, ?, ?) ON CONFLICT (sar_id, subject_ref) DO NOTHING",
@@ -517,13 +571,14 @@ absl::Status LinkageDesk::ScreenInTxn(Txn& txn, const std::vector<StoredSubject>
     subjects.push_back(&s);
   }
   ASSIGN_OR_RETURN(Indexes indexes, IndexesIn(txn));
+  const Queries queries = Flatten(subjects);
   for (const auto& [org, force] : indexes) {
     std::vector<Hit> hits;
-    for (uint32_t i = 0; i < subjects.size(); ++i) {
-      force->index.Screen(Query::From(subjects[i]->filter), i, options_.threshold_milli,
+    for (uint32_t i = 0; i < queries.filters.size(); ++i) {
+      force->index.Screen(Query::From(queries.filters[i]), i, options_.threshold_milli,
                           BestKernel(), &hits);
     }
-    RETURN_IF_ERROR(StoreHits(txn, org, *force, subjects, hits, now).status());
+    RETURN_IF_ERROR(StoreHits(txn, org, *force, subjects, queries, hits, now).status());
   }
   if (response == nullptr) return absl::OkStatus();
   for (const StoredSubject& s : incoming) {

@@ -90,8 +90,16 @@ class LinkageDesk {
   };
   struct StoredSubject {
     std::string sar_id, subject_ref;
-    Filter filter;
+    // The encoding, then any alternatives (EncodedSubject.alternative_encodings).
+    std::vector<Filter> filters;
   };
+  // Every encoding of the subjects screened as one list of queries; subject[i] is the position
+  // of the subject filters[i] belongs to.
+  struct Queries {
+    std::vector<Filter> filters;
+    std::vector<uint32_t> subject;
+  };
+  static Queries Flatten(const std::vector<const StoredSubject*>& subjects);
   using Indexes = std::map<std::string, std::shared_ptr<const ForceIndex>>;
 
   LinkageDesk(Database& db, Clock& clock, LinkageOptions options);
@@ -111,10 +119,13 @@ class LinkageDesk {
   // `response` with every hit for them when given.
   absl::Status ScreenInTxn(Txn& txn, const std::vector<StoredSubject>& incoming, absl::Time now,
                            v1::ScreenSubjectsResponse* response);
-  // Inserts the hits (ignoring ones already known) in `txn`; returns how many were new.
+  // Inserts the hits (ignoring ones already known) in `txn`, one per subject and record at the
+  // best score any of the subject's encodings reached; `hits` index `queries`. Returns how many
+  // were new.
   absl::StatusOr<int64_t> StoreHits(Txn& txn, const std::string& org, const ForceIndex& index,
                                     const std::vector<const StoredSubject*>& subjects,
-                                    const std::vector<Hit>& hits, absl::Time now);
+                                    const Queries& queries, const std::vector<Hit>& hits,
+                                    absl::Time now);
 
   Database& db_;
   Clock& clock_;

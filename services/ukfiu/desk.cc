@@ -187,7 +187,7 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
             p.given_names = s.full_name();  // name tokens are sorted: no need to split
             p.date_of_birth = s.date_of_birth();
             p.address = s.address();
-            absl::StatusOr<linkage::Filter> f = encoder_->Encode(p);
+            absl::StatusOr<std::vector<linkage::Filter>> f = encoder_->EncodeForScreening(p);
             if (!f.ok()) {
               // A subject the encoder cannot use (no letters in the name, a date outside its
               // range) is not screened; the SAR itself is still taken.
@@ -197,7 +197,10 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
             }
             v1::EncodedSubject* e = screen->add_subjects();
             e->set_subject_ref(s.subject_ref());
-            e->set_encoding(linkage::ToBytes(*f));
+            e->set_encoding(linkage::ToBytes(f->front()));
+            for (size_t j = 1; j < f->size(); ++j) {
+              e->add_alternative_encodings(linkage::ToBytes((*f)[j]));
+            }
           }
           if (screen->subjects_size() > 0) {
             RETURN_IF_ERROR(outbox_.Send(txn, kLinkageCode, envelope, now));

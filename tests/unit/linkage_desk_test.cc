@@ -382,5 +382,55 @@ TEST_F(LinkageDeskTest, ScreeningChecksItsInput) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subjects[1].subject_ref")));
 }
 
+// A subject without a date of birth comes with an encoding under every decade an index record
+// can have (Encoder::EncodeForScreening): the screen finds the person through the one that
+// matches, on arrival and when a later index re-screens the stored subject (all its encodings
+// kept), once per record. Without the alternatives the same subject is not found.
+TEST_F(LinkageDeskTest, ASubjectWithoutADateOfBirthIsFoundThroughItsAlternatives) {
+  // Alice's name as HR has it, her address abbreviated, no date of birth.
+  const PersonFields no_dob{"Alice Mary", "O'Brien", "", "12 Church Rd Norwich", "NR31AB"};
+  const std::vector<Filter> encodings = *encoder_.EncodeForScreening(no_dob);
+  ASSERT_EQ(encodings.size(), static_cast<size_t>(kMaxSubjectEncodings));
+  const auto request = [&](const std::string& sar, bool alternatives) {
+    v1::ScreenSubjectsRequest req;
+    req.set_request_id(NewId("r-"));
+    req.set_sar_id(sar);
+    auto* s = req.add_subjects();
+    s->set_subject_ref("SUBJ-1");
+    s->set_encoding(ToBytes(encodings[0]));
+    for (size_t i = 1; alternatives && i < encodings.size(); ++i) {
+      s->add_alternative_encodings(ToBytes(encodings[i]));
+    }
+    return req;
+  };
+  ASSERT_THAT(Upload(nfk_, Personnel()), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto without, desk_->Screen(ukfiu_, request("SAR-0000000000000010", false)));
+  EXPECT_EQ(without.hits_size(), 0);
+  ASSERT_OK_AND_ASSIGN(auto with, desk_->Screen(ukfiu_, request("SAR-0000000000000011", true)));
+  ASSERT_EQ(with.hits_size(), 1);
+  EXPECT_EQ(with.hits(0).record_id(), "P1");
+  EXPECT_GE(with.hits(0).score_milli(), 850);
+
+  // Stored with all its encodings: a restart, then another force's upload, re-screens it.
+  Open();
+  ASSERT_OK_AND_ASSIGN(auto committed, Upload(sfk_, Personnel()));
+  EXPECT_EQ(committed.new_hits(), 1);
+  v1::ListHitsRequest list;
+  list.set_sar_id("SAR-0000000000000011");
+  ASSERT_OK_AND_ASSIGN(auto hits, desk_->ListHits(list));
+  EXPECT_EQ(hits.hits_size(), 2);  // one per force, not one per encoding
+
+  v1::ScreenSubjectsRequest bad = request("SAR-0000000000000012", true);
+  bad.mutable_subjects(0)->set_alternative_encodings(1, "short");
+  EXPECT_THAT(desk_->Screen(ukfiu_, bad),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("subjects[0].alternative_encodings[1]")));
+  v1::ScreenSubjectsRequest many = request("SAR-0000000000000013", true);
+  many.mutable_subjects(0)->add_alternative_encodings(ToBytes(encodings[1]));
+  EXPECT_THAT(
+      desk_->Screen(ukfiu_, many),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subjects[0].alternative_encodings")));
+}
+
 }  // namespace
 }  // namespace sarloop::linkage

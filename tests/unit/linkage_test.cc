@@ -42,7 +42,7 @@ TEST(LinkageEncoder, KeysAreSeparate) {
     const Filter a = *Make(kKey, h).Encode(Alice());
     const Filter b = *Make(kOtherKey, h).Encode(Alice());
     // Under another key the same person is no closer than two strangers.
-    EXPECT_LT(Dice(a, b), 0.5) << h.salt_with_birth_year;
+    EXPECT_LT(Dice(a, b), 0.5) << h.salt_with_birth_decade;
     for (Field f : {Field::kName, Field::kDateOfBirth, Field::kAddress}) {
       EXPECT_LT(Dice(a, b, f), 0.6) << FieldName(f);
     }
@@ -82,13 +82,72 @@ TEST(LinkageEncoder, SimilarPeopleScoreHighStrangersLow) {
   EXPECT_LT(Dice(a, *e.Encode(stranger)), 0.4);
 }
 
-TEST(LinkageEncoder, SaltingSeparatesBirthYears) {
-  PersonFields other_year = Alice();
-  other_year.date_of_birth = "1990-03-12";
+TEST(LinkageEncoder, SaltingSeparatesBirthDecadesButNotAWrongLastDigit) {
+  PersonFields other_decade = Alice();
+  other_decade.date_of_birth = "1990-03-12";
+  PersonFields last_digit = Alice();
+  last_digit.date_of_birth = "1987-03-12";
   Encoder salted = Make(kKey, Hardening{true, 0.0});
   Encoder plain = Make(kKey, Hardening::None());
-  EXPECT_EQ(Dice(*plain.Encode(Alice()), *plain.Encode(other_year), Field::kName), 1.0);
-  EXPECT_LT(Dice(*salted.Encode(Alice()), *salted.Encode(other_year), Field::kName), 0.5);
+  EXPECT_EQ(Dice(*plain.Encode(Alice()), *plain.Encode(other_decade), Field::kName), 1.0);
+  EXPECT_LT(Dice(*salted.Encode(Alice()), *salted.Encode(other_decade), Field::kName), 0.5);
+  EXPECT_LT(Dice(*salted.Encode(Alice()), *salted.Encode(other_decade), Field::kAddress), 0.5);
+  EXPECT_EQ(Dice(*salted.Encode(Alice()), *salted.Encode(last_digit), Field::kName), 1.0);
+  EXPECT_EQ(Dice(*salted.Encode(Alice()), *salted.Encode(last_digit), Field::kAddress), 1.0);
+}
+
+// The flips come from each field's own content: a typo in the address, or no address at all,
+// leaves the name and date of birth bit for bit as the clean record's, with the shipped
+// hardening.
+TEST(LinkageEncoder, FlipsLeaveIdenticalFieldsIdentical) {
+  Encoder e = Make();
+  const Filter clean = *e.Encode(Alice());
+  PersonFields moved = Alice();
+  moved.address = "7 Elm Grove, Leeds";
+  moved.postcode = "LS6 2AB";
+  PersonFields no_address = Alice();
+  no_address.address.clear();
+  no_address.postcode.clear();
+  for (const PersonFields& p : {moved, no_address}) {
+    const Filter f = *e.Encode(p);
+    EXPECT_EQ(Dice(clean, f, Field::kName), 1.0);
+    EXPECT_EQ(Dice(clean, f, Field::kDateOfBirth), 1.0);
+    EXPECT_LT(Dice(clean, f, Field::kAddress), 0.5);
+  }
+  // ... and a flipped pattern is still there: the name field is not the unflipped one.
+  const Filter unflipped = *Make(kKey, Hardening{true, 0.0}).Encode(Alice());
+  EXPECT_LT(Dice(clean, unflipped, Field::kName), 1.0);
+  // An absent field stays empty: nothing in it to hide.
+  EXPECT_EQ(Popcount(*e.Encode(no_address), Field::kAddress), 0);
+}
+
+// A subject without a date of birth is screened under every decade an index record can have:
+// one of the encodings carries exactly the name and address bits of the same person's index
+// record, whatever its decade; a subject with one gets a single encoding, Encode's.
+TEST(LinkageEncoder, ScreeningEncodingsCoverAMissingDateOfBirth) {
+  Encoder e = Make();
+  PersonFields no_dob = Alice();
+  no_dob.date_of_birth.clear();
+  const std::vector<Filter> screened = *e.EncodeForScreening(no_dob);
+  ASSERT_EQ(screened.size(), static_cast<size_t>(kMaxSubjectEncodings));
+  EXPECT_EQ(screened[0], *e.Encode(no_dob));
+  for (const char* dob : {"1923-01-02", "1961-07-30", "1984-03-12", "2011-12-01"}) {
+    PersonFields indexed = Alice();
+    indexed.date_of_birth = dob;
+    const Filter record = *e.Encode(indexed);
+    int exact = 0;
+    for (const Filter& f : screened) {
+      exact += Dice(f, record, Field::kName) == 1.0 && Dice(f, record, Field::kAddress) == 1.0;
+    }
+    EXPECT_EQ(exact, 1) << dob;
+  }
+  const std::vector<Filter> with_dob = *e.EncodeForScreening(Alice());
+  ASSERT_EQ(with_dob.size(), 1u);
+  EXPECT_EQ(with_dob[0], *e.Encode(Alice()));
+  Encoder plain = Make(kKey, Hardening::None());
+  EXPECT_EQ(plain.EncodeForScreening(no_dob)->size(), 1u);
+  EXPECT_EQ(e.EncodeForScreening(PersonFields{}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(LinkageEncoder, FlipsAreKeyedAndBounded) {

@@ -61,26 +61,47 @@ absl::StatusOr<linkage::Encoder> EncoderFromKey(const Args& args) {
   return encoder;
 }
 
+// A person's id and encodings: one for an index record; for a subject to screen, more when its
+// date of birth is unknown (Encoder::EncodeForScreening).
+struct Encoded {
+  std::string id;
+  std::vector<std::string> encodings;
+};
+
+absl::StatusOr<Encoded> EncodePerson(linkage::Encoder& encoder, std::string id,
+                                     const linkage::PersonFields& fields, bool for_screening) {
+  Encoded out{std::move(id), {}};
+  if (for_screening) {
+    ASSIGN_OR_RETURN(std::vector<linkage::Filter> filters, encoder.EncodeForScreening(fields));
+    for (const linkage::Filter& f : filters) out.encodings.push_back(linkage::ToBytes(f));
+  } else {
+    ASSIGN_OR_RETURN(linkage::Filter f, encoder.Encode(fields));
+    out.encodings.push_back(linkage::ToBytes(f));
+  }
+  return out;
+}
+
 // Reads --csv with `id_column` and encodes each row with --key. A row that cannot be read or
 // encoded (a date of birth that is no date, no id) is left out and named by line on stderr, and
 // the rest go; a file with a wrong header, an unterminated quote or no good row at all is a usage
 // error, and then nothing is sent.
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> EncodeCsv(
-    const Args& args, absl::string_view id_column) {
+absl::StatusOr<std::vector<Encoded>> EncodeCsv(const Args& args, absl::string_view id_column,
+                                               bool for_screening) {
   ASSIGN_OR_RETURN(std::string csv_path, args.Require("csv"));
   ASSIGN_OR_RETURN(linkage::Encoder encoder, EncoderFromKey(args));
   ASSIGN_OR_RETURN(std::string text, ReadText("csv", csv_path));
   absl::StatusOr<linkage::PeopleFile> csv = linkage::ParsePeopleCsv(text, id_column);
   if (!csv.ok()) return UsageError(absl::StrCat("--csv ", csv_path, ": ", csv.status().message()));
   std::vector<linkage::PeopleFile::Bad> bad = std::move(csv->bad);
-  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<Encoded> out;
   for (size_t i = 0; i < csv->rows.size(); ++i) {
-    absl::StatusOr<linkage::Filter> f = encoder.Encode(csv->rows[i].fields);
-    if (!f.ok()) {
-      bad.push_back({csv->lines[i], std::string(f.status().message())});
+    absl::StatusOr<Encoded> e =
+        EncodePerson(encoder, csv->rows[i].id, csv->rows[i].fields, for_screening);
+    if (!e.ok()) {
+      bad.push_back({csv->lines[i], std::string(e.status().message())});
       continue;
     }
-    out.emplace_back(csv->rows[i].id, linkage::ToBytes(*f));
+    out.push_back(*std::move(e));
   }
   if (!bad.empty()) {
     // In file order, at most 20 named.
@@ -129,7 +150,8 @@ void PrintHits(const google::protobuf::RepeatedPtrField<v1::LinkageHit>& hits, s
 }
 
 absl::Status Upload(const Input& in, Session& session) {
-  ASSIGN_OR_RETURN(auto records, EncodeCsv(in.args, "record_id"));
+  ASSIGN_OR_RETURN(std::vector<Encoded> records,
+                   EncodeCsv(in.args, "record_id", /*for_screening=*/false));
   Session linkage = LinkageSession(in, session);
   const std::string base = session.options().request_id;
   v1::BeginIndexUploadRequest begin;
@@ -142,8 +164,8 @@ absl::Status Upload(const Input& in, Session& session) {
     request.set_upload_id(started.upload_id());
     for (size_t i = first; i < std::min(records.size(), first + kRecordsPerCall); ++i) {
       v1::EncodedRecord* r = request.add_records();
-      r->set_record_id(records[i].first);
-      r->set_encoding(records[i].second);
+      r->set_record_id(records[i].id);
+      r->set_encoding(records[i].encodings[0]);
     }
     v1::UploadIndexRecordsResponse response;
     RETURN_IF_ERROR(linkage.Call(&Linkage::Stub::UploadIndexRecords, request, &response));
@@ -166,14 +188,13 @@ absl::Status Upload(const Input& in, Session& session) {
 }
 
 // The SAR's subjects as ukfiu holds them (the session's target is ukfiu), encoded.
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> EncodeSarSubjects(
-    const Input& in, Session& session) {
+absl::StatusOr<std::vector<Encoded>> EncodeSarSubjects(const Input& in, Session& session) {
   ASSIGN_OR_RETURN(linkage::Encoder encoder, EncoderFromKey(in.args));
   v1::GetSarRequest request;
   request.set_sar_id(in.operands[0]);
   v1::GetSarResponse response;
   RETURN_IF_ERROR(session.Call(&v1::Ukfiu::Stub::GetSar, request, &response));
-  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<Encoded> out;
   for (const v1::Subject& s : response.sar().subjects()) {
     // Name tokens are sorted before encoding, so the full name needs no splitting; a postcode
     // at the end of the address is found there.
@@ -181,17 +202,16 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> EncodeSarSubjec
     p.given_names = s.full_name();
     p.date_of_birth = s.date_of_birth();
     p.address = s.address();
-    absl::StatusOr<linkage::Filter> f = encoder.Encode(p);
-    if (!f.ok()) return f.status();
-    out.emplace_back(s.subject_ref(), linkage::ToBytes(*f));
+    ASSIGN_OR_RETURN(Encoded e, EncodePerson(encoder, s.subject_ref(), p, true));
+    out.push_back(std::move(e));
   }
   return out;
 }
 
 absl::Status Screen(const Input& in, Session& session) {
-  std::vector<std::pair<std::string, std::string>> subjects;
+  std::vector<Encoded> subjects;
   if (in.args.Has("csv")) {
-    ASSIGN_OR_RETURN(subjects, EncodeCsv(in.args, "subject_ref"));
+    ASSIGN_OR_RETURN(subjects, EncodeCsv(in.args, "subject_ref", /*for_screening=*/true));
   } else {
     ASSIGN_OR_RETURN(subjects, EncodeSarSubjects(in, session));
   }
@@ -204,8 +224,11 @@ absl::Status Screen(const Input& in, Session& session) {
     request.set_sar_id(in.operands[0]);
     for (size_t i = first; i < std::min(subjects.size(), first + kSubjectsPerCall); ++i) {
       v1::EncodedSubject* s = request.add_subjects();
-      s->set_subject_ref(subjects[i].first);
-      s->set_encoding(subjects[i].second);
+      s->set_subject_ref(subjects[i].id);
+      s->set_encoding(subjects[i].encodings[0]);
+      for (size_t j = 1; j < subjects[i].encodings.size(); ++j) {
+        s->add_alternative_encodings(subjects[i].encodings[j]);
+      }
     }
     v1::ScreenSubjectsResponse response;
     RETURN_IF_ERROR(linkage.Call(&Linkage::Stub::ScreenSubjects, request, &response));

@@ -340,6 +340,15 @@ void ApplyErrors(Generator& g, const ErrorModel& m, Subject* s) {
     }
     note("typo");
   }
+  // No draw when off, so the default model's population stays as it was.
+  if (m.multi_field_typos > 0 && g.Chance(m.multi_field_typos)) {
+    p.given_names = Typo(g, p.given_names);
+    p.surname = Typo(g, p.surname);
+    std::vector<std::string> words = absl::StrSplit(p.address, ' ');
+    if (words.size() > 1) words[1] = Typo(g, words[1]);  // the street, after the house number
+    p.address = absl::StrJoin(words, " ");
+    note("typos in several fields");
+  }
   if (g.Chance(m.name_order_swap)) {
     std::swap(p.given_names, p.surname);
     note("name order swap");
@@ -459,10 +468,11 @@ std::string DescribeErrorModel(const ErrorModel& m) {
       "typo %.0f%%, nickname %.0f%% (when the name has one), surname change %.0f%%, name order "
       "swap %.0f%%, middle name dropped %.0f%% (when there is one), day/month swap %.0f%% (day "
       "<= 12), date of birth digit error %.0f%%, date of birth missing %.0f%%, moved %.0f%%, "
-      "address reformatted %.0f%%, address missing %.0f%%",
+      "address reformatted %.0f%%, address missing %.0f%%, typos in several fields %.0f%%",
       100 * m.typo, 100 * m.nickname, 100 * m.surname_change, 100 * m.name_order_swap,
       100 * m.middle_name_dropped, 100 * m.day_month_swap, 100 * m.dob_digit_error,
-      100 * m.dob_missing, 100 * m.moved, 100 * m.address_reformatted, 100 * m.address_missing);
+      100 * m.dob_missing, 100 * m.moved, 100 * m.address_reformatted, 100 * m.address_missing,
+      100 * m.multi_field_typos);
 }
 
 }  // namespace sarloop::synth
