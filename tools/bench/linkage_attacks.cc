@@ -1,8 +1,11 @@
 #include "tools/bench/linkage_attacks.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
+#include <cmath>
 #include <set>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -214,6 +217,213 @@ AttackResult PatternMiningAttack(const std::vector<Filter>& filters,
     r.reidentified += names[it->second.second].first == truth[i];
   }
   return r;
+}
+
+namespace {
+
+// One side of the graph attack: distinct nodes, how many records each stands for, and a
+// symmetric similarity between two nodes.
+struct Graph {
+  size_t nodes = 0;
+  std::vector<double> count;
+  std::vector<double> size;  // bigrams held (estimated from set bits on the encoded side)
+  // Edges at or above the minimum similarity, per node: (neighbour, similarity).
+  std::vector<std::vector<std::pair<uint32_t, float>>> edges;
+};
+
+// Fills g.edges over every pair, on two threads.
+template <typename Similarity>
+void Connect(Graph& g, double min_similarity, Similarity sim) {
+  g.edges.assign(g.nodes, {});
+  std::vector<std::vector<std::pair<uint32_t, float>>> half[2];
+  half[0].resize(g.nodes);
+  half[1].resize(g.nodes);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < 2; ++t) {
+    pool.emplace_back([&, t] {
+      for (uint32_t i = t; i < g.nodes; i += 2) {
+        for (uint32_t j = i + 1; j < g.nodes; ++j) {
+          const double s = sim(i, j);
+          if (s >= min_similarity) half[t][i].emplace_back(j, static_cast<float>(s));
+        }
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (int t = 0; t < 2; ++t) {
+    for (uint32_t i = 0; i < g.nodes; ++i) {
+      for (const auto& [j, s] : half[t][i]) {
+        g.edges[i].emplace_back(j, s);
+        g.edges[j].emplace_back(i, s);
+      }
+    }
+  }
+}
+
+constexpr double kDegreeAt[] = {0.6, 0.7, 0.8, 0.9};
+constexpr int kHistBins = 8;  // over [min_similarity, 1]
+
+std::vector<std::vector<double>> Features(const Graph& g, double min_similarity) {
+  std::vector<std::vector<double>> out(g.nodes);
+  for (uint32_t i = 0; i < g.nodes; ++i) {
+    std::vector<double>& f = out[i];
+    f.push_back(std::log1p(g.count[i]));
+    f.push_back(g.size[i]);
+    double max_s = 0, sum_s = 0, neighbour_degree = 0, neighbour_count = 0;
+    double hist[kHistBins] = {};
+    for (double at : kDegreeAt) {
+      size_t d = 0;
+      for (const auto& [j, s] : g.edges[i]) d += s >= at;
+      f.push_back(std::log1p(static_cast<double>(d)));
+    }
+    for (const auto& [j, s] : g.edges[i]) {
+      max_s = std::max<double>(max_s, s);
+      sum_s += s;
+      neighbour_degree += static_cast<double>(g.edges[j].size());
+      neighbour_count += g.count[j];
+      const int bin = std::min(
+          kHistBins - 1, static_cast<int>((s - min_similarity) / (1 - min_similarity) * kHistBins));
+      hist[std::max(0, bin)] += 1;
+    }
+    const double degree = static_cast<double>(g.edges[i].size());
+    f.push_back(max_s);
+    f.push_back(degree ? sum_s / degree : 0);
+    f.push_back(std::log1p(degree ? neighbour_degree / degree : 0));
+    f.push_back(std::log1p(neighbour_count));
+    for (double h : hist) f.push_back(degree ? h / degree : 0);
+  }
+  return out;
+}
+
+}  // namespace
+
+AttackResult GraphMatchingAttack(const std::vector<Filter>& filters,
+                                 const std::vector<std::string>& truth,
+                                 const std::vector<std::string>& public_names,
+                                 const GraphAttackOptions& options) {
+  const size_t n = std::min(filters.size(), options.max_records);
+  AttackResult result;
+  result.records = n;
+
+  // The encoded graph: distinct name fields.
+  absl::flat_hash_map<std::string, uint32_t> enc_id;
+  std::vector<uint32_t> node_of(n);
+  std::vector<std::array<uint64_t, 8>> fields;
+  Graph enc;
+  for (size_t i = 0; i < n; ++i) {
+    auto [it, inserted] = enc_id.try_emplace(NameField(filters[i]), enc.nodes);
+    if (inserted) {
+      std::array<uint64_t, 8> w;
+      std::copy_n(&filters[i].w[linkage::SpanOf(Field::kName).first_word], 8, w.begin());
+      fields.push_back(w);
+      enc.count.push_back(0);
+      // Bits set -> bigrams, inverting the expected fill m(1 - (1 - 1/m)^(k n)).
+      size_t bits = 0;
+      for (uint64_t x : w) bits += std::popcount(x);
+      const double fill = std::min(0.999, static_cast<double>(bits) / kNameBits);
+      enc.size.push_back(std::log1p(-fill) /
+                         (options.bits_per_bigram * std::log1p(-1.0 / kNameBits)));
+      ++enc.nodes;
+    }
+    node_of[i] = it->second;
+    enc.count[it->second] += 1;
+  }
+  std::vector<int> pop(enc.nodes);
+  for (uint32_t i = 0; i < enc.nodes; ++i) {
+    for (uint64_t x : fields[i]) pop[i] += std::popcount(x);
+  }
+  Connect(enc, options.min_similarity, [&](uint32_t a, uint32_t b) {
+    int both = 0;
+    for (int w = 0; w < 8; ++w) both += std::popcount(fields[a][w] & fields[b][w]);
+    return pop[a] + pop[b] ? 2.0 * both / (pop[a] + pop[b]) : 0.0;
+  });
+
+  // The public graph: distinct names, with the Dice their encodings would be expected to have.
+  absl::flat_hash_map<std::string, uint32_t> pub_id;
+  std::vector<std::string> pub_names;
+  std::vector<std::vector<uint16_t>> grams;
+  Graph pub;
+  for (size_t i = 0; i < std::min(public_names.size(), options.max_records); ++i) {
+    auto [it, inserted] = pub_id.try_emplace(public_names[i], pub.nodes);
+    if (inserted) {
+      pub_names.push_back(public_names[i]);
+      std::vector<uint16_t> g;
+      for (const std::string& b : Bigrams(public_names[i])) {
+        g.push_back(static_cast<uint16_t>(static_cast<unsigned char>(b[0]) << 8 |
+                                          static_cast<unsigned char>(b[1])));
+      }
+      std::sort(g.begin(), g.end());
+      pub.size.push_back(static_cast<double>(g.size()));
+      grams.push_back(std::move(g));
+      pub.count.push_back(0);
+      ++pub.nodes;
+    }
+    pub.count[it->second] += 1;
+  }
+  const double q = 1.0 - 1.0 / kNameBits, k = options.bits_per_bigram;
+  Connect(pub, options.min_similarity, [&](uint32_t a, uint32_t b) {
+    const auto& x = grams[a];
+    const auto& y = grams[b];
+    size_t c = 0;
+    for (size_t i = 0, j = 0; i < x.size() && j < y.size();) {
+      if (x[i] == y[j]) {
+        ++c, ++i, ++j;
+      } else if (x[i] < y[j]) {
+        ++i;
+      } else {
+        ++j;
+      }
+    }
+    const double na = static_cast<double>(x.size()), nb = static_cast<double>(y.size());
+    const double qa = std::pow(q, k * na), qb = std::pow(q, k * nb);
+    const double both = 1 - qa - qb + std::pow(q, k * (na + nb - static_cast<double>(c)));
+    return 2 * both / ((1 - qa) + (1 - qb));
+  });
+
+  // Features, standardised over both graphs together.
+  std::vector<std::vector<double>> fe = Features(enc, options.min_similarity);
+  std::vector<std::vector<double>> fp = Features(pub, options.min_similarity);
+  if (fe.empty() || fp.empty()) return result;
+  const size_t dims = fe[0].size();
+  for (size_t d = 0; d < dims; ++d) {
+    double sum = 0, sq = 0, m = 0;
+    for (const auto* side : {&fe, &fp}) {
+      for (const auto& f : *side) sum += f[d], sq += f[d] * f[d], m += 1;
+    }
+    const double mean = sum / m, sd = std::sqrt(std::max(1e-12, sq / m - mean * mean));
+    for (auto* side : {&fe, &fp}) {
+      for (auto& f : *side) f[d] = (f[d] - mean) / sd;
+    }
+  }
+  const auto nearest = [dims](const std::vector<double>& f,
+                              const std::vector<std::vector<double>>& side) {
+    uint32_t best = 0;
+    double best_d = 1e300;
+    for (uint32_t j = 0; j < side.size(); ++j) {
+      double d = 0;
+      for (size_t x = 0; x < dims && d < best_d; ++x)
+        d += (f[x] - side[j][x]) * (f[x] - side[j][x]);
+      if (d < best_d) best_d = d, best = j;
+    }
+    return best;
+  };
+  std::vector<uint32_t> enc_best(enc.nodes), pub_best(pub.nodes);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < 2; ++t) {
+    pool.emplace_back([&, t] {
+      for (uint32_t i = t; i < enc.nodes; i += 2) enc_best[i] = nearest(fe[i], fp);
+      for (uint32_t j = t; j < pub.nodes; j += 2) pub_best[j] = nearest(fp[j], fe);
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t e = node_of[i];
+    const uint32_t p = enc_best[e];
+    if (pub_best[p] != e) continue;  // not a mutual best match: no guess
+    ++result.guesses;
+    result.reidentified += pub_names[p] == truth[i];
+  }
+  return result;
 }
 
 }  // namespace sarloop::bench

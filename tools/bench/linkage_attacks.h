@@ -57,6 +57,26 @@ AttackResult PatternMiningAttack(const std::vector<linkage::Filter>& filters,
                                  const std::vector<std::string>& public_names,
                                  const PatternAttackOptions& options);
 
+// Graph-matching attack (after Vidanage, Christen, Ranbaduge and Schnell, CIKM 2020): a
+// similarity graph of the distinct encoded name fields (Dice) and one of the distinct public
+// names (the Dice their encodings would have, from the scheme's public parameters: bits per
+// bigram, field size), each node described by features that do not depend on which side it is
+// on (how often it occurs, how many bigrams it holds, its degree at several similarities, its
+// edges' weights and a histogram of them, its neighbours' degrees and frequencies), features
+// standardised over both graphs, then every encoded node matched to the public name nearest in
+// feature space and pairs kept that choose each other. A record is re-identified when its
+// node's match is its own name. Every pair in each graph is compared, so the attack runs on
+// a sample (`max_records` of each side).
+struct GraphAttackOptions {
+  double min_similarity = 0.6;  // edges at or above this Dice
+  size_t max_records = 20000;
+  int bits_per_bigram = 10;  // the scheme's, public
+};
+AttackResult GraphMatchingAttack(const std::vector<linkage::Filter>& filters,
+                                 const std::vector<std::string>& truth,
+                                 const std::vector<std::string>& public_names,
+                                 const GraphAttackOptions& options);
+
 // Name tokens normalised and sorted: "ALICE MARY OBRIEN".
 std::string CanonicalName(const std::string& given_names, const std::string& surname);
 
