@@ -331,7 +331,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
       Keyring::FromFiles({config.data_key_files().begin(), config.data_key_files().end()}));
   ASSIGN_OR_RETURN(std::unique_ptr<Database> db,
                    config.postgres().empty()
-                       ? Database::Open(config.database(), all, keys)
+                       ? Database::Open(config.database(), all, keys, /*readers=*/2)
                        : Database::OpenPostgres(config.postgres(), all, keys));
   ASSIGN_OR_RETURN(int64_t sync, db->SynchronousMode());
   spdlog::info("database {} open (synchronous={}, sealing with data key {} of {})",

@@ -110,10 +110,12 @@ class Database {
   // Opens or creates the database at `path` and applies pending `migrations`.
   // Errors: UNAVAILABLE when the file cannot be opened or the pragmas do not take;
   // FAILED_PRECONDITION when the database is newer than this binary (more migrations applied).
-  // `keys` seal and open sensitive cells (Txn::Seal); without them those calls fail.
+  // `keys` seal and open sensitive cells (Txn::Seal); without them those calls fail. With
+  // `readers` > 0, Read outside a write job runs on one of that many extra connections, beside
+  // the writer, instead of waiting for it (and holding it up) on the one connection.
   static absl::StatusOr<std::unique_ptr<Database>> Open(
       const std::string& path, std::span<const Migration> migrations,
-      std::shared_ptr<const Keyring> keys = nullptr);
+      std::shared_ptr<const Keyring> keys = nullptr, int readers = 0);
 
   // Opens a PostgreSQL database (libpq `conninfo`, e.g. "host=/run/postgresql dbname=nca") and
   // applies pending migrations in their PostgreSQL form, with `readers` extra connections so reads

@@ -216,6 +216,14 @@ class SqliteConnection : public Connection {
     return txn_->Exec("PRAGMA cache_size = -65536", {});
   }
 
+  // A connection that only reads, beside the writer (WAL gives each read transaction its own
+  // snapshot of what is committed).
+  absl::Status ConfigureReader() {
+    RETURN_IF_ERROR(txn_->Exec("PRAGMA busy_timeout = 5000", {}));
+    RETURN_IF_ERROR(txn_->Exec("PRAGMA query_only = ON", {}));
+    return txn_->Exec("PRAGMA cache_size = -65536", {});
+  }
+
  private:
   sqlite3* const db_;
   std::unique_ptr<SqliteTxn> txn_;
@@ -240,7 +248,8 @@ absl::StatusOr<sqlite3*> OpenConnection(const std::string& path, int flags) {
 
 absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
     const std::string& path, int flags, bool configure,
-    std::optional<std::span<const Migration>> migrations, std::shared_ptr<const Keyring> keys) {
+    std::optional<std::span<const Migration>> migrations, std::shared_ptr<const Keyring> keys,
+    int readers = 0) {
   ASSIGN_OR_RETURN(sqlite3 * raw, OpenConnection(path, flags));
   auto conn = std::make_unique<SqliteConnection>(raw, keys.get());
   if (configure) {
@@ -250,6 +259,14 @@ absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
   }
   Engine engine;
   engine.writer = std::move(conn);
+  // Opened after the writer has put the file in WAL mode; a schema the migrations change later
+  // is picked up by each statement as it is prepared.
+  for (int i = 0; i < readers; ++i) {
+    ASSIGN_OR_RETURN(sqlite3 * r, OpenConnection(path, SQLITE_OPEN_READWRITE));
+    auto reader = std::make_unique<SqliteConnection>(r, keys.get());
+    RETURN_IF_ERROR(reader->ConfigureReader());
+    engine.readers.push_back(std::move(reader));
+  }
   engine.keys = std::move(keys);
   return storage_internal::NewGroupCommitDatabase(std::move(engine), migrations);
 }
@@ -258,9 +275,10 @@ absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                          std::span<const Migration> migrations,
-                                                         std::shared_ptr<const Keyring> keys) {
+                                                         std::shared_ptr<const Keyring> keys,
+                                                         int readers) {
   return OpenSqlite(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, true, migrations,
-                    std::move(keys));
+                    std::move(keys), readers);
 }
 
 absl::StatusOr<std::unique_ptr<Database>> Database::OpenExisting(
