@@ -225,6 +225,8 @@ absl::StatusOr<std::unique_ptr<LinkageDesk>> LinkageDesk::Load(Database& db, Clo
     return absl::OkStatus();
   }));
   desk->RefreshSubjects();
+  // Records of an upload replaced just before a crash or stop.
+  RETURN_IF_ERROR(desk->PurgeReplacedUploads());
   return desk;
 }
 
@@ -282,11 +284,14 @@ absl::StatusOr<LinkageDesk::Indexes> LinkageDesk::IndexesIn(Txn& txn) {
 }
 
 absl::Status LinkageDesk::ReadStoredSubjects(Txn& txn, int64_t after,
-                                             std::vector<StoredSubject>* out, int64_t* last) {
+                                             std::vector<StoredSubject>* out, int64_t* last,
+                                             int64_t limit) {
+  constexpr char kSelect[] =
+      "SELECT rowid, sar_id, subject_ref, encoding FROM linkage_subjects WHERE rowid > ? "
+      "ORDER BY rowid";
   ASSIGN_OR_RETURN(std::vector<Row> rows,
-                   txn.Query("SELECT rowid, sar_id, subject_ref, encoding FROM linkage_subjects "
-                             "WHERE rowid > ? ORDER BY rowid",
-                             {after}));
+                   limit > 0 ? txn.Query(absl::StrCat(kSelect, " LIMIT ?"), {after, limit})
+                             : txn.Query(kSelect, {after}));
   for (const Row& r : rows) {
     ASSIGN_OR_RETURN(std::string bytes,
                      txn.Unseal(kSubjectsColumn, RowKey(r.Text(1), r.Text(2)), r.Text(3)));
@@ -424,6 +429,96 @@ absl::StatusOr<v1::UploadIndexRecordsResponse> LinkageDesk::UploadRecords(
   return response;
 }
 
+struct LinkageDesk::Prepared {
+  std::shared_ptr<ForceIndex> force;  // its version is set in the transaction
+  int64_t records = 0;
+  // The stored subjects up to row `last_subject`, and their hits against the new index.
+  std::vector<StoredSubject> subjects;
+  int64_t last_subject = 0;
+  Queries queries;
+  std::vector<Hit> hits;
+};
+
+std::vector<Hit> LinkageDesk::ScreenAll(const ForceIndex& index, const std::vector<Filter>& records,
+                                        const Queries& queries) const {
+  std::vector<Hit> hits;
+  if (queries.filters.size() <= kExactRescreenLimit) {
+    for (uint32_t i = 0; i < queries.filters.size(); ++i) {
+      index.index.Screen(Query::From(queries.filters[i]), i, options_.threshold_milli, BestKernel(),
+                         &hits);
+    }
+  } else {
+    hits = BulkScreen(queries.filters, records, options_.threshold_milli, BlockingParams{},
+                      options_.rescreen_threads, BestKernel(), nullptr);
+  }
+  return hits;
+}
+
+absl::StatusOr<std::unique_ptr<LinkageDesk::Prepared>> LinkageDesk::Prepare(
+    const std::string& org, const v1::CommitIndexUploadRequest& r) {
+  // Read in bounded chunks, each its own read transaction: with one SQLite connection a read
+  // shares the writer's lock, so one long read would hold every write back. Records added
+  // between chunks show in the count the transaction checks.
+  constexpr int64_t kChunk = 5000;
+  bool usable = false;
+  RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<Row> up,
+                     txn.Query("SELECT org, committed, records FROM linkage_uploads "
+                               "WHERE upload_id = ?",
+                               {r.upload_id()}));
+    // Anything but an open upload of this force with the records expected is for the
+    // transaction to answer (an error, or the stored answer to a repeat).
+    usable = !up.empty() && up[0].Text(0) == org && up[0].Int(1) == 0 &&
+             up[0].Int(2) == r.expected_records();
+    return absl::OkStatus();
+  }));
+  if (!usable) return nullptr;
+  auto prepared = std::make_unique<Prepared>();
+  auto force = std::make_shared<ForceIndex>();
+  force->upload_id = r.upload_id();
+  std::vector<Filter> filters;
+  for (bool more = true; more;) {
+    RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+      const std::string after = force->record_ids.empty() ? "" : force->record_ids.back();
+      ASSIGN_OR_RETURN(std::vector<Row> rows,
+                       txn.Query("SELECT record_id, encoding FROM linkage_records "
+                                 "WHERE upload_id = ? AND record_id > ? ORDER BY record_id LIMIT ?",
+                                 {r.upload_id(), after, kChunk}));
+      for (const Row& row : rows) {
+        ASSIGN_OR_RETURN(
+            std::string bytes,
+            txn.Unseal(kRecordsColumn, RowKey(r.upload_id(), row.Text(0)), row.Text(1)));
+        ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
+        force->record_ids.push_back(row.Text(0));
+        filters.push_back(f);
+      }
+      more = static_cast<int64_t>(rows.size()) == kChunk;
+      return absl::OkStatus();
+    }));
+  }
+  force->index = ScreeningIndex::Build(filters);
+  prepared->force = std::move(force);
+  prepared->records = static_cast<int64_t>(filters.size());
+  {
+    std::shared_lock lock(mu_);
+    prepared->subjects = subjects_;
+    prepared->last_subject = last_subject_rowid_;
+  }
+  for (bool more = true; more;) {
+    const size_t before = prepared->subjects.size();
+    RETURN_IF_ERROR(db_.Read([&](Txn& txn) {
+      return ReadStoredSubjects(txn, prepared->last_subject, &prepared->subjects,
+                                &prepared->last_subject, kChunk);
+    }));
+    more = static_cast<int64_t>(prepared->subjects.size() - before) == kChunk;
+  }
+  std::vector<const StoredSubject*> subjects;
+  for (const StoredSubject& s : prepared->subjects) subjects.push_back(&s);
+  prepared->queries = Flatten(subjects);
+  prepared->hits = ScreenAll(*prepared->force, filters, prepared->queries);
+  return prepared;
+}
+
 absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
     const Call& call, const v1::CommitIndexUploadRequest& r) {
   RETURN_IF_ERROR(RequireKind(call, "force", "uploading an index"));
@@ -431,6 +526,9 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
   RETURN_IF_ERROR(CheckPrefixedId("upload_id", r.upload_id(), "UPL-"));
   if (r.expected_records() < 0) return FieldError("expected_records", "must not be negative");
   const std::string& org = call.identity.org;
+  // The index is built and every stored subject compared with it here, beside the writer; the
+  // transaction below only checks nothing changed, screens subjects stored since, and writes.
+  ASSIGN_OR_RETURN(std::unique_ptr<Prepared> prepared, Prepare(org, r));
   v1::CommitIndexUploadResponse response;
   std::shared_ptr<ForceIndex> built;
   const absl::Time now = clock_.Now();
@@ -444,63 +542,49 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
                                                             held, " records, not the ",
                                                             r.expected_records(), " expected"));
         }
-        ASSIGN_OR_RETURN(
-            std::vector<Row> old,
-            txn.Query("SELECT version, upload_id FROM linkage_index WHERE org = ?", {org}));
-        auto force = std::make_shared<ForceIndex>();
-        force->upload_id = r.upload_id();
+        if (prepared == nullptr || prepared->records != held) {
+          return RetryLater(absl::StatusCode::kAborted,
+                            absl::StrCat("upload ", r.upload_id(),
+                                         " changed while it was being committed; commit again"),
+                            absl::Seconds(1));
+        }
+        ASSIGN_OR_RETURN(std::vector<Row> old,
+                         txn.Query("SELECT version FROM linkage_index WHERE org = ?", {org}));
+        std::shared_ptr<ForceIndex> force = prepared->force;
         force->version = old.empty() ? 1 : old[0].Int(0) + 1;
-        ASSIGN_OR_RETURN(std::vector<Row> rows,
-                         txn.Query("SELECT record_id, encoding FROM linkage_records "
-                                   "WHERE upload_id = ? ORDER BY record_id",
-                                   {r.upload_id()}));
-        std::vector<Filter> filters;
-        for (const Row& row : rows) {
-          ASSIGN_OR_RETURN(
-              std::string bytes,
-              txn.Unseal(kRecordsColumn, RowKey(r.upload_id(), row.Text(0)), row.Text(1)));
-          ASSIGN_OR_RETURN(Filter f, FromBytes(bytes));
-          force->record_ids.push_back(row.Text(0));
-          filters.push_back(f);
-        }
-        force->index = ScreeningIndex::Build(filters);
 
-        // Every stored subject against the new index, including those stored earlier in this
-        // batch (not in memory until it commits).
-        ASSIGN_OR_RETURN(std::vector<StoredSubject> stored, SubjectsIn(txn));
+        // Subjects stored since the index was prepared (earlier in this batch too) are few:
+        // compared here, exactly.
+        std::vector<StoredSubject> late;
+        int64_t last = prepared->last_subject;
+        RETURN_IF_ERROR(ReadStoredSubjects(txn, last, &late, &last));
+        std::vector<const StoredSubject*> late_ptrs;
+        for (const StoredSubject& s : late) late_ptrs.push_back(&s);
+        const Queries late_queries = Flatten(late_ptrs);
+        std::vector<Hit> late_hits;
+        for (uint32_t i = 0; i < late_queries.filters.size(); ++i) {
+          force->index.Screen(Query::From(late_queries.filters[i]), i, options_.threshold_milli,
+                              BestKernel(), &late_hits);
+        }
         std::vector<const StoredSubject*> subjects;
-        for (const StoredSubject& s : stored) subjects.push_back(&s);
-        const Queries queries = Flatten(subjects);
-        std::vector<Hit> hits;
-        if (queries.filters.size() <= kExactRescreenLimit) {
-          for (uint32_t i = 0; i < queries.filters.size(); ++i) {
-            force->index.Screen(Query::From(queries.filters[i]), i, options_.threshold_milli,
-                                BestKernel(), &hits);
-          }
-        } else {
-          hits = BulkScreen(queries.filters, filters, options_.threshold_milli, BlockingParams{},
-                            options_.rescreen_threads, BestKernel(), nullptr);
-        }
-        ASSIGN_OR_RETURN(int64_t added, StoreHits(txn, org, *force, subjects, queries, hits, now));
-        response.set_new_hits(added);
-        response.set_subjects_rescreened(static_cast<int64_t>(subjects.size()));
-        if (!old.empty()) {
-          RETURN_IF_ERROR(
-              txn.Exec("DELETE FROM linkage_records WHERE upload_id = ?", {old[0].Text(1)}));
-          RETURN_IF_ERROR(
-              txn.Exec("DELETE FROM linkage_uploads WHERE upload_id = ?", {old[0].Text(1)}));
-        }
+        for (const StoredSubject& s : prepared->subjects) subjects.push_back(&s);
+        ASSIGN_OR_RETURN(int64_t added, StoreHits(txn, org, *force, subjects, prepared->queries,
+                                                  prepared->hits, now));
+        ASSIGN_OR_RETURN(int64_t added_late,
+                         StoreHits(txn, org, *force, late_ptrs, late_queries, late_hits, now));
+        response.set_new_hits(added + added_late);
+        response.set_subjects_rescreened(static_cast<int64_t>(subjects.size() + late.size()));
+        // The replaced upload's records go afterwards, in batches (PurgeReplacedUploads).
         RETURN_IF_ERROR(txn.Exec(
             "INSERT INTO linkage_index (org, version, upload_id, records, updated_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org) DO UPDATE SET version = excluded.version, "
             "upload_id = excluded.upload_id, records = excluded.records, "
             "updated_at = excluded.updated_at",
-            {org, force->version, r.upload_id(), static_cast<int64_t>(filters.size()),
-             ToMicros(now)}));
+            {org, force->version, r.upload_id(), held, ToMicros(now)}));
         RETURN_IF_ERROR(txn.Exec("UPDATE linkage_uploads SET committed = 1 WHERE upload_id = ?",
                                  {r.upload_id()}));
         response.set_index_version(force->version);
-        response.set_records(static_cast<int64_t>(filters.size()));
+        response.set_records(held);
         {
           std::lock_guard lock(pending_mu_);
           pending_[force->upload_id] = force;
@@ -518,8 +602,37 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
       std::lock_guard lock(pending_mu_);
       pending_.erase(built->upload_id);
     });
+    // The upload is committed and answered from here on; a purge that fails is retried by the
+    // next commit or restart.
+    const absl::Status purged = PurgeReplacedUploads();
+    if (!purged.ok()) spdlog::warn("linkage: purging replaced uploads: {}", purged.ToString());
   }
   return response;
+}
+
+absl::Status LinkageDesk::PurgeReplacedUploads() {
+  constexpr int kBatch = 5000;
+  for (;;) {
+    int64_t deleted = 0;
+    RETURN_IF_ERROR(db_.Transact([&](Txn& txn) -> absl::Status {
+      ASSIGN_OR_RETURN(std::vector<Row> replaced,
+                       txn.Query("SELECT upload_id FROM linkage_uploads WHERE committed = 1 AND "
+                                 "upload_id NOT IN (SELECT upload_id FROM linkage_index) LIMIT 1"));
+      if (replaced.empty()) return absl::OkStatus();
+      const std::string id = replaced[0].Text(0);
+      RETURN_IF_ERROR(txn.Exec(
+          "DELETE FROM linkage_records WHERE upload_id = ? AND record_id IN (SELECT record_id "
+          "FROM linkage_records WHERE upload_id = ? LIMIT ?)",
+          {id, id, int64_t{kBatch}}));
+      deleted = txn.Changes();
+      if (deleted == 0) {
+        RETURN_IF_ERROR(txn.Exec("DELETE FROM linkage_uploads WHERE upload_id = ?", {id}));
+        deleted = txn.Changes();
+      }
+      return absl::OkStatus();
+    }));
+    if (deleted == 0) return absl::OkStatus();
+  }
 }
 
 absl::StatusOr<std::vector<LinkageDesk::StoredSubject>> LinkageDesk::CheckScreen(
@@ -559,7 +672,8 @@ absl::StatusOr<std::vector<LinkageDesk::StoredSubject>> LinkageDesk::CheckScreen
 }
 
 absl::Status LinkageDesk::ScreenInTxn(Txn& txn, const std::vector<StoredSubject>& incoming,
-                                      absl::Time now, v1::ScreenSubjectsResponse* response) {
+                                      absl::Time now, v1::ScreenSubjectsResponse* response,
+                                      const ScreenedByOrg* before) {
   std::vector<const StoredSubject*> subjects;
   for (const StoredSubject& s : incoming) {
     ASSIGN_OR_RETURN(Blob sealed, txn.Seal(kSubjectsColumn, RowKey(s.sar_id, s.subject_ref),
@@ -573,6 +687,14 @@ absl::Status LinkageDesk::ScreenInTxn(Txn& txn, const std::vector<StoredSubject>
   ASSIGN_OR_RETURN(Indexes indexes, IndexesIn(txn));
   const Queries queries = Flatten(subjects);
   for (const auto& [org, force] : indexes) {
+    if (before != nullptr) {
+      auto it = before->find(org);
+      if (it != before->end() && it->second.force == force) {
+        RETURN_IF_ERROR(
+            StoreHits(txn, org, *force, subjects, queries, it->second.hits, now).status());
+        continue;
+      }
+    }
     std::vector<Hit> hits;
     for (uint32_t i = 0; i < queries.filters.size(); ++i) {
       force->index.Screen(Query::From(queries.filters[i]), i, options_.threshold_milli,
@@ -608,6 +730,27 @@ absl::StatusOr<v1::ScreenSubjectsResponse> LinkageDesk::Screen(const Call& call,
   RETURN_IF_ERROR(CheckRequestId(r.request_id()));
   ASSIGN_OR_RETURN(std::vector<StoredSubject> incoming, CheckScreen("", r));
   RETURN_IF_ERROR(CheckRate(call, r.subjects_size()));
+  // Compared with every committed index here, beside the writer; the transaction compares again
+  // only with an index replaced meanwhile.
+  ScreenedByOrg before;
+  {
+    Indexes committed;
+    {
+      std::shared_lock lock(mu_);
+      committed = indexes_;
+    }
+    std::vector<const StoredSubject*> subjects;
+    for (const StoredSubject& s : incoming) subjects.push_back(&s);
+    const Queries queries = Flatten(subjects);
+    for (const auto& [org, force] : committed) {
+      Screened& screened = before[org];
+      screened.force = force;
+      for (uint32_t i = 0; i < queries.filters.size(); ++i) {
+        force->index.Screen(Query::From(queries.filters[i]), i, options_.threshold_milli,
+                            BestKernel(), &screened.hits);
+      }
+    }
+  }
   v1::ScreenSubjectsResponse response;
   const absl::Time now = clock_.Now();
   bool ran = false;
@@ -615,7 +758,7 @@ absl::StatusOr<v1::ScreenSubjectsResponse> LinkageDesk::Screen(const Call& call,
       db_, call.scope, r, r.request_id(), &response,
       [&](Txn& txn) {
         ran = true;
-        return ScreenInTxn(txn, incoming, now, &response);
+        return ScreenInTxn(txn, incoming, now, &response, &before);
       },
       now, call.audit);
   // A repeat, or a screen that changed nothing, costs no rate.

@@ -11,8 +11,10 @@
 //
 // Hits only: no method returns an encoding or a score below the threshold.
 //
-// Thread-safety: every method may be called from any thread; writes are meant to run as write
-// jobs (rpc.h ServeWrite), reads anywhere.
+// Thread-safety: every method may be called from any thread. Small writes are meant to run as
+// write jobs (rpc.h ServeWrite). Screen and CommitUpload do their comparing beside the writer and
+// then write in short transactions (Database::Transact), so they are meant to run on the
+// executor (rpc.h Serve): a large index's upload never holds up the node's other writes.
 #ifndef SARLOOP_SERVICES_LINKAGE_DESK_H_
 #define SARLOOP_SERVICES_LINKAGE_DESK_H_
 
@@ -100,6 +102,24 @@ class LinkageDesk {
     std::vector<uint32_t> subject;
   };
   static Queries Flatten(const std::vector<const StoredSubject*>& subjects);
+  // The hits of some subjects against one index, worked out beside the writer.
+  struct Screened {
+    std::shared_ptr<const ForceIndex> force;
+    std::vector<Hit> hits;
+  };
+  using ScreenedByOrg = std::map<std::string, Screened>;
+  // Screens `queries` against `index`: exactly up to kExactRescreenLimit encodings, beyond that
+  // with LSH blocking on options_.rescreen_threads.
+  std::vector<Hit> ScreenAll(const ForceIndex& index, const std::vector<Filter>& records,
+                             const Queries& queries) const;
+  // What CommitUpload works out beside the writer: the new index and every stored subject's
+  // hits against it (defined in the .cc).
+  struct Prepared;
+  absl::StatusOr<std::unique_ptr<Prepared>> Prepare(const std::string& org,
+                                                    const v1::CommitIndexUploadRequest& r);
+  // Deletes the records of uploads no index uses any more, a bounded batch per transaction, so
+  // that replacing a large index never holds the writer for long.
+  absl::Status PurgeReplacedUploads();
   using Indexes = std::map<std::string, std::shared_ptr<const ForceIndex>>;
 
   LinkageDesk(Database& db, Clock& clock, LinkageOptions options);
@@ -109,16 +129,20 @@ class LinkageDesk {
   // same batch (pending_).
   absl::StatusOr<Indexes> IndexesIn(Txn& txn);
   // Appends the stored subjects after row `after`; `last` becomes the last row read.
+  // At most `limit` rows (0: all).
   static absl::Status ReadStoredSubjects(Txn& txn, int64_t after, std::vector<StoredSubject>* out,
-                                         int64_t* last);
+                                         int64_t* last, int64_t limit = 0);
   // The stored subjects as the transaction sees them (those of earlier jobs in the batch too).
   absl::StatusOr<std::vector<StoredSubject>> SubjectsIn(Txn& txn);
   static absl::StatusOr<std::vector<StoredSubject>> CheckScreen(absl::string_view prefix,
                                                                 const v1::ScreenSubjectsRequest& r);
   // Stores the subjects (keeping earlier copies) and their hits in every current index; fills
   // `response` with every hit for them when given.
+  // `before`, when given, holds hits worked out beside the writer: an index the transaction sees
+  // unchanged is not screened again.
   absl::Status ScreenInTxn(Txn& txn, const std::vector<StoredSubject>& incoming, absl::Time now,
-                           v1::ScreenSubjectsResponse* response);
+                           v1::ScreenSubjectsResponse* response,
+                           const ScreenedByOrg* before = nullptr);
   // Inserts the hits (ignoring ones already known) in `txn`, one per subject and record at the
   // best score any of the subject's encodings reached; `hits` index `queries`. Returns how many
   // were new.

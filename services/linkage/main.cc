@@ -33,14 +33,14 @@ class LinkageService final : public v1::Linkage::CallbackService {
   grpc::ServerUnaryReactor* CommitIndexUpload(grpc::CallbackServerContext* ctx,
                                               const v1::CommitIndexUploadRequest* req,
                                               v1::CommitIndexUploadResponse* resp) override {
-    return Write(ctx, "/sarloop.v1.Linkage/CommitIndexUpload", *req, resp,
-                 [this, req](const Call& c) { return desk_->CommitUpload(c, *req); });
+    return Beside(ctx, "/sarloop.v1.Linkage/CommitIndexUpload", *req, resp,
+                  [this, req](const Call& c) { return desk_->CommitUpload(c, *req); });
   }
   grpc::ServerUnaryReactor* ScreenSubjects(grpc::CallbackServerContext* ctx,
                                            const v1::ScreenSubjectsRequest* req,
                                            v1::ScreenSubjectsResponse* resp) override {
-    return Write(ctx, "/sarloop.v1.Linkage/ScreenSubjects", *req, resp,
-                 [this, req](const Call& c) { return desk_->Screen(c, *req); });
+    return Beside(ctx, "/sarloop.v1.Linkage/ScreenSubjects", *req, resp,
+                  [this, req](const Call& c) { return desk_->Screen(c, *req); });
   }
   grpc::ServerUnaryReactor* RecordLinkFeedback(grpc::CallbackServerContext* ctx,
                                                const v1::RecordLinkFeedbackRequest* req,
@@ -81,6 +81,18 @@ class LinkageService final : public v1::Linkage::CallbackService {
                                   const google::protobuf::Message& request, Response* resp,
                                   F step) {
     return ServeWrite(ctx, edge_, method, request, [=](const Call& call) -> absl::Status {
+      ASSIGN_OR_RETURN(*resp, step(call));
+      return absl::OkStatus();
+    });
+  }
+
+  // Calls that compare encodings before they write: the comparing runs on the executor, beside
+  // the writer, and the desk's short transactions queue for the writer like any other.
+  template <typename Response, typename F>
+  grpc::ServerUnaryReactor* Beside(grpc::CallbackServerContext* ctx, const char* method,
+                                   const google::protobuf::Message& request, Response* resp,
+                                   F step) {
+    return Serve(ctx, edge_, method, request, [=](const Call& call) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, step(call));
       return absl::OkStatus();
     });

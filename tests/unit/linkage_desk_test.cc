@@ -432,5 +432,42 @@ TEST_F(LinkageDeskTest, ASubjectWithoutADateOfBirthIsFoundThroughItsAlternatives
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subjects[0].alternative_encodings")));
 }
 
+// Replacing an index leaves only the new upload's records: the old ones are deleted after the
+// commit in bounded transactions, and an upload replaced just before a stop is purged when the
+// desk loads again.
+TEST_F(LinkageDeskTest, ReplacedUploadsArePurgedAfterTheCommit) {
+  const auto count = [&](const std::string& sql) {
+    int64_t n = -1;
+    EXPECT_THAT(db_->Read([&](Txn& txn) -> absl::Status {
+      ASSIGN_OR_RETURN(std::vector<Row> rows, txn.Query(sql));
+      n = rows[0].Int(0);
+      return absl::OkStatus();
+    }),
+                IsOk());
+    return n;
+  };
+  ASSERT_THAT(Upload(nfk_, Personnel()), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto second, Upload(nfk_, Personnel()));
+  EXPECT_EQ(second.index_version(), 2);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM linkage_records"), 3);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM linkage_uploads"), 1);
+
+  ASSERT_THAT(db_->Transact([](Txn& txn) -> absl::Status {
+    RETURN_IF_ERROR(
+        txn.Exec("INSERT INTO linkage_uploads (upload_id, org, started_at, records, committed) "
+                 "VALUES ('UPL-left', 'NFK', 0, 1, 1)"));
+    return txn.Exec(
+        "INSERT INTO linkage_records (upload_id, record_id, encoding) VALUES ('UPL-left', 'P9', "
+        "'x')");
+  }),
+              IsOk());
+  Open();
+  EXPECT_EQ(count("SELECT COUNT(*) FROM linkage_records WHERE upload_id = 'UPL-left'"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM linkage_uploads WHERE upload_id = 'UPL-left'"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM linkage_records"), 3);  // the index in use stays
+  ASSERT_OK_AND_ASSIGN(auto screened, Screen("SAR-0000000000000020", {AliceInASar()}));
+  EXPECT_EQ(screened.hits_size(), 1);
+}
+
 }  // namespace
 }  // namespace sarloop::linkage
