@@ -76,26 +76,27 @@ class LinkageService final : public v1::Linkage::CallbackService {
   }
 
  private:
+  // Write: small changes, run as write jobs on the writer thread. Beside: calls that compare
+  // encodings before they write; the comparing runs on the executor, beside the writer, and the
+  // desk's short transactions queue for the writer like any other.
   template <typename Response, typename F>
   grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, const char* method,
                                   const google::protobuf::Message& request, Response* resp,
                                   F step) {
-    return ServeWrite(ctx, edge_, method, request, [=](const Call& call) -> absl::Status {
-      ASSIGN_OR_RETURN(*resp, step(call));
-      return absl::OkStatus();
-    });
+    return ServeWrite(ctx, edge_, method, request, Body(resp, step));
   }
-
-  // Calls that compare encodings before they write: the comparing runs on the executor, beside
-  // the writer, and the desk's short transactions queue for the writer like any other.
   template <typename Response, typename F>
   grpc::ServerUnaryReactor* Beside(grpc::CallbackServerContext* ctx, const char* method,
                                    const google::protobuf::Message& request, Response* resp,
                                    F step) {
-    return Serve(ctx, edge_, method, request, [=](const Call& call) -> absl::Status {
+    return Serve(ctx, edge_, method, request, Body(resp, step));
+  }
+  template <typename Response, typename F>
+  static auto Body(Response* resp, F step) {
+    return [=](const Call& call) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, step(call));
       return absl::OkStatus();
-    });
+    };
   }
 
   const Edge edge_;
