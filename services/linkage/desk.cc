@@ -439,14 +439,19 @@ struct LinkageDesk::Prepared {
   std::vector<Hit> hits;
 };
 
+void LinkageDesk::ScreenExactly(const ForceIndex& index, const Queries& queries,
+                                std::vector<Hit>* out) const {
+  for (uint32_t i = 0; i < queries.filters.size(); ++i) {
+    index.index.Screen(Query::From(queries.filters[i]), i, options_.threshold_milli, BestKernel(),
+                       out);
+  }
+}
+
 std::vector<Hit> LinkageDesk::ScreenAll(const ForceIndex& index, const std::vector<Filter>& records,
                                         const Queries& queries) const {
   std::vector<Hit> hits;
   if (queries.filters.size() <= kExactRescreenLimit) {
-    for (uint32_t i = 0; i < queries.filters.size(); ++i) {
-      index.index.Screen(Query::From(queries.filters[i]), i, options_.threshold_milli, BestKernel(),
-                         &hits);
-    }
+    ScreenExactly(index, queries, &hits);
   } else {
     hits = BulkScreen(queries.filters, records, options_.threshold_milli, BlockingParams{},
                       options_.rescreen_threads, BestKernel(), nullptr);
@@ -562,10 +567,7 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
         for (const StoredSubject& s : late) late_ptrs.push_back(&s);
         const Queries late_queries = Flatten(late_ptrs);
         std::vector<Hit> late_hits;
-        for (uint32_t i = 0; i < late_queries.filters.size(); ++i) {
-          force->index.Screen(Query::From(late_queries.filters[i]), i, options_.threshold_milli,
-                              BestKernel(), &late_hits);
-        }
+        ScreenExactly(*force, late_queries, &late_hits);
         std::vector<const StoredSubject*> subjects;
         for (const StoredSubject& s : prepared->subjects) subjects.push_back(&s);
         ASSIGN_OR_RETURN(int64_t added, StoreHits(txn, org, *force, subjects, prepared->queries,
@@ -696,10 +698,7 @@ absl::Status LinkageDesk::ScreenInTxn(Txn& txn, const std::vector<StoredSubject>
       }
     }
     std::vector<Hit> hits;
-    for (uint32_t i = 0; i < queries.filters.size(); ++i) {
-      force->index.Screen(Query::From(queries.filters[i]), i, options_.threshold_milli,
-                          BestKernel(), &hits);
-    }
+    ScreenExactly(*force, queries, &hits);
     RETURN_IF_ERROR(StoreHits(txn, org, *force, subjects, queries, hits, now).status());
   }
   if (response == nullptr) return absl::OkStatus();
@@ -745,10 +744,7 @@ absl::StatusOr<v1::ScreenSubjectsResponse> LinkageDesk::Screen(const Call& call,
     for (const auto& [org, force] : committed) {
       Screened& screened = before[org];
       screened.force = force;
-      for (uint32_t i = 0; i < queries.filters.size(); ++i) {
-        force->index.Screen(Query::From(queries.filters[i]), i, options_.threshold_milli,
-                            BestKernel(), &screened.hits);
-      }
+      ScreenExactly(*force, queries, &screened.hits);
     }
   }
   v1::ScreenSubjectsResponse response;

@@ -108,6 +108,8 @@ class LinkageDesk {
     std::vector<Hit> hits;
   };
   using ScreenedByOrg = std::map<std::string, Screened>;
+  // Appends every hit of `queries` in `index`, each compared with every record.
+  void ScreenExactly(const ForceIndex& index, const Queries& queries, std::vector<Hit>* out) const;
   // Screens `queries` against `index`: exactly up to kExactRescreenLimit encodings, beyond that
   // with LSH blocking on options_.rescreen_threads.
   std::vector<Hit> ScreenAll(const ForceIndex& index, const std::vector<Filter>& records,
