@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -1052,77 +1053,115 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
 
 namespace {
 
-// Whether a count is published, and its value: read once from the message, then kept here, so
-// the secondary-suppression rounds do not go through reflection for every look.
-struct CellState {
-  bool known;
-  int64_t value;
-};
+// The counts a line of the secondary suppression can name, besides the outcome tallies.
+constexpr std::array<const char*, kCountMeasures + 3> kCellNames = [] {
+  std::array<const char*, kCountMeasures + 3> names{};
+  for (size_t i = 0; i < kCountMeasures; ++i) names[i] = kCountNames[i];
+  names[kCountMeasures] = "repeat_subjects";
+  names[kCountMeasures + 1] = "cases";
+  names[kCountMeasures + 2] = "distinct_subjects";
+  return names;
+}();
 
-class CellStates {
- public:
-  CellState* Get(Message* msg, const FieldDescriptor* field) {
-    auto [it, added] = states_.try_emplace({msg, field});
-    if (added) {
-      const auto* r = msg->GetReflection();
-      it->second = {r->HasField(*msg, field), r->GetInt64(*msg, field)};
+const std::array<const FieldDescriptor*, kCellNames.size()>& CellFields() {
+  static const auto* fields = [] {
+    auto* out = new std::array<const FieldDescriptor*, kCellNames.size()>();
+    for (size_t i = 0; i < kCellNames.size(); ++i) {
+      (*out)[i] = v1::Measures::descriptor()->FindFieldByName(kCellNames[i]);
     }
-    return &it->second;
+    return out;
+  }();
+  return *fields;
+}
+
+// Every count of a response as plain values, read once through reflection: the rounds of the
+// secondary suppression look at each many times, and reflection per look cost more than the
+// query's scan. A hidden count is written back (cleared and named) once, at the end, in the
+// order the rounds hid it.
+class Cells {
+ public:
+  explicit Cells(const std::vector<v1::Measures*>& all) {
+    const auto& fields = CellFields();
+    for (size_t m = 0; m < all.size(); ++m) {
+      const auto* r = all[m]->GetReflection();
+      for (size_t i = 0; i < fields.size(); ++i) {
+        Add({all[m], all[m], fields[i], kCellNames[i]}, r->HasField(*all[m], fields[i]),
+            r->GetInt64(*all[m], fields[i]));
+      }
+    }
+    outcomes_.resize(all.size());
+    for (size_t m = 0; m < all.size(); ++m) {
+      for (auto& tally : *all[m]->mutable_outcomes()) {
+        outcomes_[m].push_back(
+            Add({&tally, all[m], nullptr, nullptr}, tally.has_count(), tally.count()));
+      }
+    }
+  }
+
+  // The count `name_index` (into kCellNames) of the m-th Measures.
+  uint32_t Named(size_t m, size_t name_index) const {
+    return static_cast<uint32_t>(m * kCellNames.size() + name_index);
+  }
+  uint32_t Named(size_t m, const char* name) const {
+    for (size_t i = 0; i < kCellNames.size(); ++i) {
+      if (std::strcmp(kCellNames[i], name) == 0) return Named(m, i);
+    }
+    std::abort();  // a name this file spells wrong
+  }
+  const std::vector<uint32_t>& Outcomes(size_t m) const { return outcomes_[m]; }
+  v1::OutcomeType OutcomeTypeOf(uint32_t cell) const {
+    return static_cast<v1::OutcomeTally*>(refs_[cell].msg)->type();
+  }
+
+  bool known(uint32_t cell) const { return known_[cell]; }
+  int64_t value(uint32_t cell) const { return value_[cell]; }
+  void Hide(uint32_t cell) {
+    if (!known_[cell]) return;
+    known_[cell] = false;
+    hidden_.push_back(cell);
+  }
+
+  void WriteBack() {
+    for (uint32_t cell : hidden_) {
+      const Ref& ref = refs_[cell];
+      if (ref.field != nullptr) {
+        ref.msg->GetReflection()->ClearField(ref.msg, ref.field);
+        ref.owner->add_suppressed(ref.name);
+      } else {
+        auto* tally = static_cast<v1::OutcomeTally*>(ref.msg);
+        tally->clear_count();
+        ref.owner->add_suppressed(
+            absl::StrCat("outcomes.", Strip(v1::OutcomeType_Name(tally->type()), "OUTCOME_TYPE_")));
+      }
+    }
+    hidden_.clear();
   }
 
  private:
-  std::map<std::pair<const Message*, const FieldDescriptor*>, CellState> states_;
-};
-
-// One published-or-suppressed count: an optional int64 field of a Measures or an OutcomeTally.
-struct Cell {
-  Message* msg;
-  const FieldDescriptor* field;
-  v1::Measures* owner;
-  // The Measures field's name; null for an outcome tally (named when hidden).
-  const char* name;
-  CellState* state;
-
-  bool known() const { return state->known; }
-  int64_t value() const { return state->value; }
-  void Hide() const {
-    if (!state->known) return;
-    msg->GetReflection()->ClearField(msg, field);
-    if (name != nullptr) {
-      owner->add_suppressed(name);
-    } else {
-      owner->add_suppressed(absl::StrCat(
-          "outcomes.", Strip(v1::OutcomeType_Name(static_cast<v1::OutcomeTally*>(msg)->type()),
-                             "OUTCOME_TYPE_")));
-    }
-    state->known = false;
+  struct Ref {
+    Message* msg;
+    v1::Measures* owner;
+    const FieldDescriptor* field;  // null for an outcome tally's count
+    const char* name;
+  };
+  uint32_t Add(Ref ref, bool known, int64_t value) {
+    refs_.push_back(ref);
+    known_.push_back(known);
+    value_.push_back(value);
+    return static_cast<uint32_t>(refs_.size() - 1);
   }
+
+  std::vector<Ref> refs_;
+  std::vector<uint8_t> known_;
+  std::vector<int64_t> value_;
+  std::vector<std::vector<uint32_t>> outcomes_;
+  std::vector<uint32_t> hidden_;
 };
-
-Cell MeasureCell(CellStates& states, v1::Measures& m, const char* name) {
-  static const auto* fields = [] {
-    auto* map = new std::map<std::string, const FieldDescriptor*>();
-    const auto* d = v1::Measures::descriptor();
-    for (int i = 0; i < d->field_count(); ++i) (*map)[d->field(i)->name()] = d->field(i);
-    return map;
-  }();
-  const FieldDescriptor* field = fields->at(name);
-  return {&m, field, &m, name, states.Get(&m, field)};
-}
-
-std::vector<Cell> OutcomeCells(CellStates& states, v1::Measures& m) {
-  static const FieldDescriptor* count = v1::OutcomeTally::descriptor()->FindFieldByName("count");
-  std::vector<Cell> cells;
-  for (auto& tally : *m.mutable_outcomes()) {
-    cells.push_back({&tally, count, &m, nullptr, states.Get(&tally, count)});
-  }
-  return cells;
-}
 
 // total = the sum of parts: solvable for any single unknown.
 struct Line {
-  Cell total;
-  std::vector<Cell> parts;
+  uint32_t total;
+  std::vector<uint32_t> parts;
 };
 
 void HideDays(v1::Measures& m, v1::DayStats* days, const char* name) {
@@ -1134,50 +1173,42 @@ void HideDays(v1::Measures& m, v1::DayStats* days, const char* name) {
 }  // namespace
 
 void Suppress(v1::GetAggregatesResponse& response, int min_count) {
-  CellStates states;
   std::vector<v1::Measures*> all;
   for (auto& g : *response.mutable_groups()) all.push_back(g.mutable_measures());
   all.push_back(response.mutable_total());
+  Cells cells(all);
 
   // Primary: every small count.
-  for (v1::Measures* m : all) {
-    std::vector<Cell> cells = OutcomeCells(states, *m);
-    for (const char* name : kCountNames) cells.push_back(MeasureCell(states, *m, name));
-    cells.push_back(MeasureCell(states, *m, "repeat_subjects"));
-    cells.push_back(MeasureCell(states, *m, "cases"));
-    cells.push_back(MeasureCell(states, *m, "distinct_subjects"));
-    for (const Cell& c : cells) {
-      if (c.known() && c.value() > 0 && c.value() < min_count) c.Hide();
-    }
+  for (size_t m = 0; m < all.size(); ++m) {
+    auto primary = [&](uint32_t c) {
+      if (cells.known(c) && cells.value(c) > 0 && cells.value(c) < min_count) cells.Hide(c);
+    };
+    for (uint32_t c : cells.Outcomes(m)) primary(c);
+    for (size_t i = 0; i < kCellNames.size(); ++i) primary(cells.Named(m, i));
   }
 
   std::vector<Line> lines;
-  for (v1::Measures* m : all) {
+  for (size_t m = 0; m < all.size(); ++m) {
+    auto named = [&](const char* name) { return cells.Named(m, name); };
     lines.push_back(
-        {MeasureCell(states, *m, "referred"),
-         {MeasureCell(states, *m, "feedback_received"), MeasureCell(states, *m, "withdrawn"),
-          MeasureCell(states, *m, "redirected"), MeasureCell(states, *m, "open")}});
-    lines.push_back({MeasureCell(states, *m, "feedback_received"),
-                     {MeasureCell(states, *m, "declined_by_force"),
-                      MeasureCell(states, *m, "closed_with_outcome")}});
-    lines.push_back({MeasureCell(states, *m, "closed_with_outcome"), OutcomeCells(states, *m)});
+        {named("referred"),
+         {named("feedback_received"), named("withdrawn"), named("redirected"), named("open")}});
+    lines.push_back(
+        {named("feedback_received"), {named("declined_by_force"), named("closed_with_outcome")}});
+    lines.push_back({named("closed_with_outcome"), cells.Outcomes(m)});
   }
-  v1::Measures& total = *response.mutable_total();
+  const size_t total = all.size() - 1;
   if (response.groups_size() > 0) {
-    for (const char* name : kCountNames) {
-      Line line{MeasureCell(states, total, name), {}};
-      for (auto& g : *response.mutable_groups()) {
-        line.parts.push_back(MeasureCell(states, *g.mutable_measures(), name));
-      }
+    for (size_t i = 0; i < kCountMeasures; ++i) {
+      Line line{cells.Named(total, i), {}};
+      for (size_t g = 0; g < total; ++g) line.parts.push_back(cells.Named(g, i));
       lines.push_back(std::move(line));
     }
     std::map<int, Line> by_type;
-    for (const Cell& t : OutcomeCells(states, total)) {
-      by_type.emplace(static_cast<v1::OutcomeTally*>(t.msg)->type(), Line{t, {}});
-    }
-    for (auto& g : *response.mutable_groups()) {
-      for (const Cell& c : OutcomeCells(states, *g.mutable_measures())) {
-        auto it = by_type.find(static_cast<v1::OutcomeTally*>(c.msg)->type());
+    for (uint32_t t : cells.Outcomes(total)) by_type.emplace(cells.OutcomeTypeOf(t), Line{t, {}});
+    for (size_t g = 0; g < total; ++g) {
+      for (uint32_t c : cells.Outcomes(g)) {
+        auto it = by_type.find(cells.OutcomeTypeOf(c));
         if (it != by_type.end()) it->second.parts.push_back(c);
       }
     }
@@ -1189,26 +1220,28 @@ void Suppress(v1::GetAggregatesResponse& response, int min_count) {
   for (bool changed = true; changed;) {
     changed = false;
     for (const Line& line : lines) {
-      int unknown = !line.total.known();
-      for (const Cell& c : line.parts) unknown += !c.known();
+      int unknown = !cells.known(line.total);
+      for (uint32_t c : line.parts) unknown += !cells.known(c);
       if (unknown != 1) continue;
-      const Cell* pick = nullptr;
-      for (const Cell& c : line.parts) {
-        if (!c.known()) continue;
-        const bool better = pick == nullptr || (c.value() > 0 && pick->value() == 0) ||
-                            ((c.value() > 0) == (pick->value() > 0) && c.value() < pick->value());
-        if (better) pick = &c;
+      int64_t pick = -1;
+      for (uint32_t c : line.parts) {
+        if (!cells.known(c)) continue;
+        const int64_t v = cells.value(c);
+        const bool better = pick < 0 || (v > 0 && cells.value(pick) == 0) ||
+                            ((v > 0) == (cells.value(pick) > 0) && v < cells.value(pick));
+        if (better) pick = c;
       }
-      if (pick != nullptr) {
-        pick->Hide();
-      } else if (line.total.known()) {
-        line.total.Hide();
+      if (pick >= 0) {
+        cells.Hide(static_cast<uint32_t>(pick));
+      } else if (cells.known(line.total)) {
+        cells.Hide(line.total);
       } else {
         continue;
       }
       changed = true;
     }
   }
+  cells.WriteBack();
 
   // What depends on a hidden count.
   const int64_t k = min_count;
