@@ -366,7 +366,15 @@ class AsioDeliveryWorker : public DeliveryWorker {
     std::thread thread;
     // Test builds only (fault::DuplicatePercent): batches already delivered, to replay.
     std::deque<v1::DeliverRequest> sent;
+    // The last outbox row answered, whose mark may still be riding to the next commit (MarkDone):
+    // the next batch starts after it. Forgotten once the loop has been idle for kRemarkAfter, so
+    // a row whose mark was lost (a failed commit) is sent again, and deduplicated by the peer.
+    int64_t answered_through = 0;
+    std::chrono::steady_clock::time_point last_answer;
   };
+  static constexpr std::chrono::seconds kRemarkAfter{10};
+  // How long a delivery's mark may wait for a commit the service makes anyway.
+  static constexpr absl::Duration kMarkWithin = absl::Milliseconds(200);
 
   void Schedule(Loop& l, absl::Duration delay) {
     l.timer.expires_after(absl::ToChronoNanoseconds(delay));
@@ -401,9 +409,10 @@ class AsioDeliveryWorker : public DeliveryWorker {
     std::vector<int64_t> seqs;
     v1::DeliverRequest request;
     RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-      ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT seq, envelope, message_id FROM outbox WHERE "
-                                            "destination = ? AND status = 0 ORDER BY seq LIMIT ?",
-                                            {l.destination, int64_t{options_.batch_size}}));
+      ASSIGN_OR_RETURN(
+          auto rows, txn.Query("SELECT seq, envelope, message_id FROM outbox WHERE "
+                               "destination = ? AND status = 0 AND seq > ? ORDER BY seq LIMIT ?",
+                               {l.destination, l.answered_through, int64_t{options_.batch_size}}));
       for (const Row& r : rows) {
         seqs.push_back(r.Int(0));
         RETURN_IF_ERROR(UnsealProto(txn, kOutboxColumn, OutboxRowKey(l.destination, r.Text(2)),
@@ -411,7 +420,13 @@ class AsioDeliveryWorker : public DeliveryWorker {
       }
       return absl::OkStatus();
     }));
-    if (seqs.empty()) return false;
+    if (seqs.empty()) {
+      if (l.answered_through > 0 &&
+          std::chrono::steady_clock::now() - l.last_answer > kRemarkAfter) {
+        l.answered_through = 0;
+      }
+      return false;
+    }
 
     absl::StatusOr<v1::DeliverResponse> response = transport_.Deliver(l.destination, request);
     if (!response.ok()) {
@@ -422,25 +437,41 @@ class AsioDeliveryWorker : public DeliveryWorker {
     fault::CrashPoint("outbox.after_send");
     if (fault::DuplicatePercent() > 0) Duplicate(l, request);
     const int answered = std::min(response->results_size(), static_cast<int>(seqs.size()));
-    const absl::Time now = clock_.Now();
-    RETURN_IF_ERROR(db_.Transact([&](Txn& txn) -> absl::Status {
-      for (int i = 0; i < answered; ++i) {
-        const v1::EnvelopeResult& r = response->results(i);
-        if (r.message_id() != request.envelopes(i).message_id()) {
-          return absl::InternalError("receiver answered out of order");
-        }
-        const bool rejected = r.status() == v1::DELIVERY_STATUS_REJECTED;
-        if (rejected) {
-          spdlog::error("{} rejected message {}: {}", l.destination, r.message_id(), r.detail());
-        }
-        RETURN_IF_ERROR(txn.Exec(
-            "UPDATE outbox SET status = ?, done_at = ?, attempts = attempts + 1, last_error = ? "
-            "WHERE seq = ?",
-            {rejected ? kRejected : kDelivered, ToMicros(now), rejected ? r.detail() : "",
-             seqs[i]}));
+    struct Mark {
+      int64_t seq;
+      bool rejected;
+      std::string detail;
+    };
+    std::vector<Mark> marks;
+    for (int i = 0; i < answered; ++i) {
+      const v1::EnvelopeResult& r = response->results(i);
+      if (r.message_id() != request.envelopes(i).message_id()) {
+        return absl::InternalError("receiver answered out of order");
       }
-      return absl::OkStatus();
-    }));
+      const bool rejected = r.status() == v1::DELIVERY_STATUS_REJECTED;
+      if (rejected) {
+        spdlog::error("{} rejected message {}: {}", l.destination, r.message_id(), r.detail());
+      }
+      marks.push_back({seqs[i], rejected, rejected ? r.detail() : ""});
+    }
+    // The peer has the messages durably: marking them done needs no commit of its own and no
+    // wait. Until the mark commits, answered_through keeps them out of the next batch; if it is
+    // lost, they go again and the peer answers DUPLICATE.
+    if (answered > 0) {
+      l.answered_through = seqs[answered - 1];
+      l.last_answer = std::chrono::steady_clock::now();
+      db_.Ride(
+          [marks = std::move(marks), now = clock_.Now()](Txn& txn) -> absl::Status {
+            for (const Mark& m : marks) {
+              RETURN_IF_ERROR(
+                  txn.Exec("UPDATE outbox SET status = ?, done_at = ?, attempts = attempts + 1, "
+                           "last_error = ? WHERE seq = ?",
+                           {m.rejected ? kRejected : kDelivered, ToMicros(now), m.detail, m.seq}));
+            }
+            return absl::OkStatus();
+          },
+          kMarkWithin);
+    }
     if (answered < static_cast<int>(seqs.size())) {
       absl::Status partial = absl::UnavailableError(
           absl::StrCat(l.destination, " took ", answered, " of ", seqs.size(), " envelopes"));

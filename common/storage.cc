@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <ctime>
 #include <deque>
@@ -193,13 +194,23 @@ class GroupCommitDatabase : public Database {
   void Submit(std::function<Completion()> job) override {
     {
       std::lock_guard lock(jobs_mu_);
-      if (!writer_.joinable()) {
-        writer_ = std::thread([this] { WriterLoop(); });
-        writer_id_ = writer_.get_id();
-        writer_started_.store(true);
-      }
+      StartWriter();
       jobs_.push_back(std::move(job));
     }
+    jobs_cv_.notify_one();
+  }
+
+  void Ride(std::function<absl::Status(Txn&)> fn, absl::Duration within) override {
+    if (max_batch_.load() <= 1) within = absl::ZeroDuration();  // every write its own commit
+    {
+      std::lock_guard lock(jobs_mu_);
+      StartWriter();
+      const auto due = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(within);
+      if (riders_.empty() || due < riders_due_) riders_due_ = due;
+      riders_.push_back(std::move(fn));
+    }
+    // The writer sleeps until a job comes or the earliest rider is due; it must hear of an
+    // earlier due time.
     jobs_cv_.notify_one();
   }
 
@@ -354,17 +365,53 @@ class GroupCommitDatabase : public Database {
     return wait.status;
   }
 
+  void StartWriter() ABSL_EXCLUSIVE_LOCKS_REQUIRED(jobs_mu_) {
+    if (writer_.joinable()) return;
+    writer_ = std::thread([this] { WriterLoop(); });
+    writer_id_ = writer_.get_id();
+    writer_started_.store(true);
+  }
+
+  // A rider as a job of the batch it rides in.
+  std::function<Completion()> RiderJob(std::function<absl::Status(Txn&)> fn) {
+    return [this, fn = std::move(fn)]() -> Completion {
+      const absl::Status status = Transact(fn);
+      return [status](const absl::Status& commit) {
+        const absl::Status& failed = status.ok() ? commit : status;
+        if (!failed.ok()) spdlog::warn("storage: a deferred write was lost: {}", failed.ToString());
+      };
+    };
+  }
+
   void WriterLoop() {
     // Named, so a profile tells the writer from the gRPC thread that happened to start it.
     pthread_setname_np(pthread_self(), "sarloop-writer");
     std::unique_lock lock(jobs_mu_);
     for (;;) {
-      jobs_cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;  // stopping, and every job submitted has run
+      // No predicate: a Ride wakes it to look at the riders' due time again.
+      if (!stopping_ && jobs_.empty()) {
+        if (riders_.empty()) {
+          jobs_cv_.wait(lock);
+        } else {
+          jobs_cv_.wait_until(lock, riders_due_);
+        }
+      }
+      const bool riders_due =
+          !riders_.empty() && (stopping_ || std::chrono::steady_clock::now() >= riders_due_);
+      if (jobs_.empty() && !riders_due) {
+        if (stopping_) return;  // every job and rider submitted has run
+        continue;               // woken early, or told of another due time
+      }
       const size_t n = std::min(jobs_.size(), max_batch_.load());
       std::vector<std::function<Completion()>> batch(std::make_move_iterator(jobs_.begin()),
                                                      std::make_move_iterator(jobs_.begin() + n));
       jobs_.erase(jobs_.begin(), jobs_.begin() + static_cast<ptrdiff_t>(n));
+      // Riders take the commit this batch makes anyway; with group commit off, one at a time.
+      const size_t riders = max_batch_.load() <= 1 && !batch.empty() ? 0
+                            : max_batch_.load() <= 1                 ? 1
+                                                                     : riders_.size();
+      for (size_t i = 0; i < riders; ++i) batch.push_back(RiderJob(std::move(riders_[i])));
+      riders_.erase(riders_.begin(), riders_.begin() + static_cast<ptrdiff_t>(riders));
       lock.unlock();
       RunJobs(batch);
       lock.lock();
@@ -544,6 +591,9 @@ class GroupCommitDatabase : public Database {
   std::mutex jobs_mu_;
   std::condition_variable jobs_cv_;
   std::deque<std::function<Completion()>> jobs_ ABSL_GUARDED_BY(jobs_mu_);
+  // Ride: functions waiting for a batch, and when the earliest of them must have one.
+  std::deque<std::function<absl::Status(Txn&)>> riders_ ABSL_GUARDED_BY(jobs_mu_);
+  std::chrono::steady_clock::time_point riders_due_ ABSL_GUARDED_BY(jobs_mu_);
   bool stopping_ ABSL_GUARDED_BY(jobs_mu_) = false;
   std::thread writer_;
   std::thread::id writer_id_;

@@ -165,6 +165,12 @@ class Database {
   // anything but this database. The job returns its Completion, called on the writer thread after
   // the batch ends.
   virtual void Submit(std::function<Completion()> job) = 0;
+  // Runs `fn` later in a write batch's transaction without waiting for it: in the next batch that
+  // commits for another reason, or in one of its own once `within` has passed (at once when
+  // group commit is off). Only for bookkeeping a crash may lose at the cost of a repeat someone
+  // else absorbs, such as marking a delivery done (the receiver deduplicates): it saves a commit,
+  // an fsync and a wait per call. `fn`'s failure, or the commit's, is logged, not returned.
+  virtual void Ride(std::function<absl::Status(Txn&)> fn, absl::Duration within) = 0;
   // Runs `fn` once what this thread is writing is committed: called inside a write job or a
   // Transact function, after the COMMIT that carries it (never if that fails, or if the function
   // fails); called outside both, at once. For effects outside the database (caches, indexes,

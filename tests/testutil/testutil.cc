@@ -1,6 +1,8 @@
 #include "tests/testutil/testutil.h"
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "common/ids.h"
 #include "common/referral/outcomes.h"
@@ -71,6 +73,14 @@ v1::Sar SampleSar(const std::string& subject_name) {
   s->set_role(v1::SUBJECT_ROLE_OFFICER);
   s->set_employer_code("NFK");
   return sar;
+}
+
+bool Eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
 }
 
 }  // namespace sarloop::testing

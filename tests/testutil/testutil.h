@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -67,6 +68,9 @@ std::shared_ptr<const Keyring> TestKeys();
 v1::ThrAssessment SampleThr();
 v1::Outcome SampleOutcome(v1::OutcomeType type);
 v1::Sar SampleSar(const std::string& subject_name = "Jane Example");
+
+// Polls `done` every 10 ms for up to 10 s; its last answer.
+bool Eventually(const std::function<bool()>& done);
 
 }  // namespace sarloop::testing
 

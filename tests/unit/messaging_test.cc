@@ -69,14 +69,7 @@ class FlakyTransport : public Transport {
   std::vector<std::string> taken_;
 };
 
-// Polls `done` for up to 10 s.
-bool Eventually(const std::function<bool()>& done) {
-  for (int i = 0; i < 1000; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
-}
+using ::sarloop::testing::Eventually;
 
 class OutboxTest : public ::testing::Test {
  protected:

@@ -244,6 +244,50 @@ TEST(Storage, WriteJobsShareACommitAndHearOnlyAfterIt) {
   EXPECT_LT(stats.commits, stats.transactions / 2);
 }
 
+// A rider (Ride) takes the next commit made for another reason, or one of its own once due; it
+// never makes a job fail, and what is still riding when the database closes is committed.
+TEST(Storage, RidersTakeTheNextCommitOrTheirOwnWhenDue) {
+  TempDir dir;
+  auto count = [](Database& db, const std::string& name) {
+    int64_t n = -1;
+    EXPECT_THAT(db.Read([&](Txn& t) -> absl::Status {
+      ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items WHERE name = ?", {name}));
+      n = rows[0].Int(0);
+      return absl::OkStatus();
+    }),
+                IsOk());
+    return n;
+  };
+  auto insert = [](const std::string& name) {
+    return [name](Txn& t) { return t.Exec("INSERT INTO items (name) VALUES (?)", {name}); };
+  };
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
+    db->Submit([]() -> Database::Completion { return [](const absl::Status&) {}; });
+    ASSERT_THAT(db->Transact(insert("first")), IsOk());  // the writer runs; this waits for it
+    const CommitStats before = db->Stats();
+    // Due in an hour: it rides with the next write, which fails alone if it fails.
+    db->Ride(insert("rider"), absl::Hours(1));
+    db->Ride([](Txn&) { return absl::AbortedError("a rider that fails"); }, absl::Hours(1));
+    ASSERT_THAT(db->Transact(insert("carrier")), IsOk());
+    EXPECT_EQ(count(*db, "rider"), 1);
+    EXPECT_EQ(count(*db, "carrier"), 1);
+    EXPECT_EQ(db->Stats().commits, before.commits + 1) << "the riders took a commit of their own";
+    // Alone, it commits once due, even when the writer was already asleep with nothing to do.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    db->Ride(insert("alone"), absl::Milliseconds(20));
+    EXPECT_TRUE(testing::Eventually([&] { return count(*db, "alone") == 1; }));
+    // Still riding when the database closes: committed on the way out.
+    db->Ride(insert("at close"), absl::Hours(1));
+  }
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
+  EXPECT_EQ(count(*db, "at close"), 1);
+  // With group commit off, a rider is a commit of its own, at once.
+  db->SetMaxBatch(1);
+  db->Ride(insert("serial"), absl::Hours(1));
+  EXPECT_TRUE(testing::Eventually([&] { return count(*db, "serial") == 1; }));
+}
+
 TEST(Storage, MigrationsApplyOnceAndInOrder) {
   TempDir dir;
   {
