@@ -366,15 +366,12 @@ class AsioDeliveryWorker : public DeliveryWorker {
     std::thread thread;
     // Test builds only (fault::DuplicatePercent): batches already delivered, to replay.
     std::deque<v1::DeliverRequest> sent;
-    // The last outbox row answered, whose mark may still be riding to the next commit (MarkDone):
-    // the next batch starts after it. Forgotten once the loop has been idle for kRemarkAfter, so
+    // The last outbox row answered, whose mark may still be riding to the next commit: the next
+    // batch starts after it. Forgotten once the loop has been idle for resend_unmarked_after, so
     // a row whose mark was lost (a failed commit) is sent again, and deduplicated by the peer.
     int64_t answered_through = 0;
-    std::chrono::steady_clock::time_point last_answer;
+    absl::Time last_answer;
   };
-  static constexpr std::chrono::seconds kRemarkAfter{10};
-  // How long a delivery's mark may wait for a commit the service makes anyway.
-  static constexpr absl::Duration kMarkWithin = absl::Milliseconds(200);
 
   void Schedule(Loop& l, absl::Duration delay) {
     l.timer.expires_after(absl::ToChronoNanoseconds(delay));
@@ -421,8 +418,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
       return absl::OkStatus();
     }));
     if (seqs.empty()) {
-      if (l.answered_through > 0 &&
-          std::chrono::steady_clock::now() - l.last_answer > kRemarkAfter) {
+      if (l.answered_through > 0 && absl::Now() - l.last_answer > options_.resend_unmarked_after) {
         l.answered_through = 0;
       }
       return false;
@@ -459,7 +455,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
     // lost, they go again and the peer answers DUPLICATE.
     if (answered > 0) {
       l.answered_through = seqs[answered - 1];
-      l.last_answer = std::chrono::steady_clock::now();
+      l.last_answer = absl::Now();
       db_.Ride(
           [marks = std::move(marks), now = clock_.Now()](Txn& txn) -> absl::Status {
             for (const Mark& m : marks) {
@@ -470,7 +466,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
             }
             return absl::OkStatus();
           },
-          kMarkWithin);
+          options_.mark_within);
     }
     if (answered < static_cast<int>(seqs.size())) {
       absl::Status partial = absl::UnavailableError(

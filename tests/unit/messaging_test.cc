@@ -164,6 +164,42 @@ TEST_F(OutboxTest, DeliversEverythingOnceInOrderThroughFailures) {
   EXPECT_GE(transport.calls_, 3 + (7 * 30) / 17);
 }
 
+// Marking a batch done rides on a later commit (Database::Ride). If that commit fails, the mark
+// is lost: the rows stay pending, are not sent again while the loop is busy, and are sent again
+// once it has been idle a while; the peer answers DUPLICATE and nothing is taken twice.
+TEST_F(OutboxTest, AMarkLostWithItsCommitIsSentAgainAndTakenOnce) {
+  EnqueueAll(1, 3);
+  // The outbox refuses updates on cue: every mark fails.
+  ASSERT_THAT(db_->Transact([](Txn& t) -> absl::Status {
+    RETURN_IF_ERROR(t.Exec("CREATE TABLE refuse_marks (on_cue INTEGER NOT NULL)"));
+    RETURN_IF_ERROR(t.Exec("INSERT INTO refuse_marks (on_cue) VALUES (1)"));
+    return t.Exec(
+        "CREATE TRIGGER refuse_mark BEFORE UPDATE OF status ON outbox "
+        "WHEN (SELECT on_cue FROM refuse_marks) = 1 BEGIN SELECT RAISE(ABORT, 'no'); END");
+  }),
+              IsOk());
+  FlakyTransport transport;
+  DeliveryOptions options;
+  options.poll_interval = absl::Milliseconds(10);
+  options.mark_within = absl::Milliseconds(5);
+  options.resend_unmarked_after = absl::Milliseconds(300);
+  auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+  worker->Start({"PEER"});
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(transport.mu_);
+    return transport.taken_.size() == 3;
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Pending(), 3) << "a mark survived a refused update";
+  ASSERT_THAT(db_->Transact([](Txn& t) { return t.Exec("UPDATE refuse_marks SET on_cue = 0"); }),
+              IsOk());
+  ASSERT_TRUE(Eventually([&] { return Pending() == 0; })) << "pending " << Pending();
+  worker->Stop();
+  std::lock_guard lock(transport.mu_);
+  EXPECT_EQ(transport.taken_.size(), 3u);
+  EXPECT_GE(transport.calls_, 2) << "the unmarked rows were never sent again";
+}
+
 TEST_F(OutboxTest, BacklogShowsWhatWaitsAndWhy) {
   EnqueueAll(1, 3);
   FlakyTransport transport;
