@@ -36,6 +36,11 @@ for phase in ("durable_hop", "chain_peak", "chain_half_load", "chain_low_load"):
     assert len(p["by_service"]) == (1 if phase == "durable_hop" else 8), (phase, d)
     total = sum(s["cpu_ms_per_op"] for s in p["by_service"].values())
     assert abs(total - p["cpu_ms_per_op"]) < 0.01 * p["cpu_ms_per_op"] + 0.01, (phase, d)
+    # By thread name over every service: the writer and the delivery loops are among them.
+    threads = p["by_thread"]
+    assert {"sarloop-writer", "sarloop-deliver"} <= threads.keys(), (phase, threads)
+    assert all(t["cpu_ms_per_op"] >= 0 and t["voluntary_switches_per_op"] >= 0
+               for t in threads.values()), (phase, threads)
 assert len(d["peak_rss_mib"]) == 8 and all(v > 0 for v in d["peak_rss_mib"].values()), d
 ' "$DIR/bench.json"; then
   echo "ok   the JSON has every figure"; pass=$((pass + 1))

@@ -43,6 +43,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/ids.h"
@@ -159,7 +160,30 @@ struct ProcStats {
   // lock, the disk), so each is a wake-up later; involuntary ones are preemptions.
   int64_t voluntary_switches = 0;
   int64_t involuntary_switches = 0;
+  // The same by thread name (the writer, the delivery loops, gRPC's pools...): CPU seconds and
+  // voluntary switches of the threads alive at the moment read.
+  std::map<std::string, std::pair<double, int64_t>> by_thread;
 };
+
+// utime + stime in seconds from a /proc stat line.
+double CpuOfStat(const std::string& text) {
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  std::vector<std::string> fields;
+  while (rest >> field) fields.push_back(field);
+  // After the command: state is field 3; utime and stime are fields 14 and 15.
+  if (fields.size() <= 12) return 0;
+  return (std::stod(fields[11]) + std::stod(fields[12])) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 ProcStats ReadProc(int pid) {
   ProcStats out;
   std::error_code ec;
@@ -167,28 +191,24 @@ ProcStats ReadProc(int pid) {
        std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
     std::ifstream status(task.path() / "status");
     std::string line;
+    int64_t voluntary = 0;
     while (std::getline(status, line)) {
       if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {
-        out.voluntary_switches += std::stoll(line.substr(24));
+        voluntary = std::stoll(line.substr(24));
+        out.voluntary_switches += voluntary;
       } else if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
         out.involuntary_switches += std::stoll(line.substr(27));
       }
     }
-  }
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const size_t close = text.rfind(')');
-  if (close != std::string::npos) {
-    std::istringstream rest(text.substr(close + 2));
-    std::string field;
-    std::vector<std::string> fields;
-    while (rest >> field) fields.push_back(field);
-    // After the command: state is field 3; utime and stime are fields 14 and 15.
-    if (fields.size() > 12) {
-      out.cpu_s = (std::stod(fields[11]) + std::stod(fields[12])) /
-                  static_cast<double>(sysconf(_SC_CLK_TCK));
+    std::string name = ReadAll(task.path() / "comm");
+    while (!name.empty() && (name.back() == '\n' || absl::ascii_isdigit(name.back()))) {
+      name.pop_back();  // one row per pool, not per numbered thread
     }
+    auto& [cpu, switches] = out.by_thread[name];
+    cpu += CpuOfStat(ReadAll(task.path() / "stat"));
+    switches += voluntary;
   }
+  out.cpu_s = CpuOfStat(ReadAll(absl::StrCat("/proc/", pid, "/stat")));
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
@@ -287,6 +307,9 @@ struct Delta {
     int64_t commits = 0;
   };
   std::map<std::string, PerService> by_service;
+  // Over every service, by thread name: CPU seconds and voluntary switches. Threads that ended
+  // between the snapshots take their counts with them, so a pool that shrank shows less.
+  std::map<std::string, std::pair<double, int64_t>> by_thread;
   double per_commit() const {
     return commits > 0 ? static_cast<double>(transactions) / static_cast<double>(commits) : 0;
   }
@@ -306,6 +329,14 @@ Delta Between(const Snapshot& a, const Snapshot& b, const std::vector<std::strin
     one.cpu_s = proc.cpu_s - was.cpu_s;
     one.voluntary_switches = proc.voluntary_switches - was.voluntary_switches;
     one.commits = b.storage.at(name).commits() - a.storage.at(name).commits();
+    for (const auto& [thread, now] : proc.by_thread) {
+      auto it = was.by_thread.find(thread);
+      const std::pair<double, int64_t> then =
+          it == was.by_thread.end() ? std::pair<double, int64_t>{0, 0} : it->second;
+      auto& [cpu, switches] = d.by_thread[thread];
+      cpu += std::max(0.0, now.first - then.first);
+      switches += std::max<int64_t>(0, now.second - then.second);
+    }
   }
   return d;
 }
@@ -887,6 +918,27 @@ int Main(int argc, char** argv) {
     }
     std::printf("\n");
   }
+  // Where the wake-ups are: by thread name over every service, the names the chain phases share.
+  std::printf("\nper lifecycle, by thread over all services (CPU ms / wake-ups):\n%-18s", "thread");
+  for (const Line& l : {lines[2], lines[3], lines[4]}) {
+    std::printf(" %24s", l.r->name.substr(12, 24).c_str());
+  }
+  std::printf("\n");
+  std::set<std::string> thread_names;
+  for (const Line& l : {lines[2], lines[3], lines[4]}) {
+    for (const auto& [name, v] : l.d->by_thread) thread_names.insert(name);
+  }
+  for (const std::string& name : thread_names) {
+    std::printf("%-18s", name.c_str());
+    for (const Line& l : {lines[2], lines[3], lines[4]}) {
+      auto it = l.d->by_thread.find(name);
+      const auto v = it == l.d->by_thread.end() ? std::pair<double, int64_t>{0, 0} : it->second;
+      std::printf(" %24s", absl::StrFormat("%.2f / %.1f", 1000 * per(v.first, l.r->calls),
+                                           per(static_cast<double>(v.second), l.r->calls))
+                               .c_str());
+    }
+    std::printf("\n");
+  }
   std::printf("shed and retried: %lld SubmitSar calls (hop), %lld calls (chain)\n",
               static_cast<long long>(hop.shed), static_cast<long long>(driver.retries()));
   std::printf("peak RSS (MiB):");
@@ -923,6 +975,16 @@ int Main(int argc, char** argv) {
                                         name, 1000 * per(one.cpu_s, r.calls),
                                         per(static_cast<double>(one.voluntary_switches), r.calls),
                                         per(static_cast<double>(one.commits), r.calls)));
+        first = false;
+      }
+      out += "},\"by_thread\":{";
+      first = true;
+      for (const auto& [name, v] : d->by_thread) {
+        absl::StrAppend(&out, first ? "" : ",",
+                        absl::StrFormat("\"%s\":{\"cpu_ms_per_op\":%.4f,"
+                                        "\"voluntary_switches_per_op\":%.2f}",
+                                        absl::CEscape(name), 1000 * per(v.first, r.calls),
+                                        per(static_cast<double>(v.second), r.calls)));
         first = false;
       }
       out += "}";
