@@ -230,31 +230,40 @@ absl::StatusOr<std::unique_ptr<LinkageDesk>> LinkageDesk::Load(Database& db, Clo
   return desk;
 }
 
-absl::Status LinkageDesk::CheckRate(const Call& call, int subjects) {
+absl::Status LinkageDesk::CheckRate(const Call& call, int encodings) {
   const double per_second = options_.subjects_per_minute / 60.0;
   const double capacity = options_.subjects_per_minute;
+  if (encodings > capacity) {
+    // Waiting would never help: the bucket holds at most a minute's worth.
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this request screens ", encodings, " encodings (a subject without a date ",
+        "of birth counts once per decade), more than the ", options_.subjects_per_minute,
+        " a minute allowed per caller: send fewer "
+        "subjects per call"));
+  }
   const absl::Time now = clock_.Now();
   std::lock_guard lock(rate_mu_);
   auto [it, inserted] = buckets_.try_emplace(call.identity.uri, now, capacity);
   auto& [last, tokens] = it->second;
   tokens = std::min(capacity, tokens + absl::ToDoubleSeconds(now - last) * per_second);
   last = now;
-  if (tokens < subjects) {
+  if (tokens < encodings) {
     return RetryLater(absl::StatusCode::kResourceExhausted,
                       absl::StrCat("screening is limited to ", options_.subjects_per_minute,
-                                   " subjects a minute per caller"),
-                      absl::Seconds((subjects - tokens) / per_second));
+                                   " encoded subjects a minute per caller (a subject without a "
+                                   "date of birth counts once per decade it is screened under)"),
+                      absl::Seconds((encodings - tokens) / per_second));
   }
-  tokens -= subjects;
+  tokens -= encodings;
   return absl::OkStatus();
 }
 
-void LinkageDesk::Refund(const Call& call, int subjects) {
+void LinkageDesk::Refund(const Call& call, int encodings) {
   std::lock_guard lock(rate_mu_);
   auto it = buckets_.find(call.identity.uri);
   if (it != buckets_.end()) {
     it->second.second =
-        std::min<double>(options_.subjects_per_minute, it->second.second + subjects);
+        std::min<double>(options_.subjects_per_minute, it->second.second + encodings);
   }
 }
 
@@ -728,7 +737,9 @@ absl::StatusOr<v1::ScreenSubjectsResponse> LinkageDesk::Screen(const Call& call,
   RETURN_IF_ERROR(RequireKind(call, "ukfiu", "screening"));
   RETURN_IF_ERROR(CheckRequestId(r.request_id()));
   ASSIGN_OR_RETURN(std::vector<StoredSubject> incoming, CheckScreen("", r));
-  RETURN_IF_ERROR(CheckRate(call, r.subjects_size()));
+  int encodings = 0;
+  for (const StoredSubject& s : incoming) encodings += static_cast<int>(s.filters.size());
+  RETURN_IF_ERROR(CheckRate(call, encodings));
   // Compared with every committed index here, beside the writer; the transaction compares again
   // only with an index replaced meanwhile.
   ScreenedByOrg before;
@@ -758,7 +769,7 @@ absl::StatusOr<v1::ScreenSubjectsResponse> LinkageDesk::Screen(const Call& call,
       },
       now, call.audit);
   // A repeat, or a screen that changed nothing, costs no rate.
-  if (!ran || !status.ok()) Refund(call, r.subjects_size());
+  if (!ran || !status.ok()) Refund(call, encodings);
   RETURN_IF_ERROR(status);
   db_.AfterCommit([this] { RefreshSubjects(); });
   return response;

@@ -45,7 +45,9 @@ struct LinkageOptions {
   // Hits are pairs whose match rule score reaches this (thousandths). 850 is the operating point
   // sarloop-linkage-eval chose on the synthetic population (best F1).
   uint32_t threshold_milli = 850;
-  // Subjects one caller may screen per minute; past it RESOURCE_EXHAUSTED with a retry delay.
+  // Encodings one caller may screen per minute; past it RESOURCE_EXHAUSTED with a retry delay. A
+  // subject counts once per encoding it brings (a subject without a date of birth, screened under
+  // every decade, counts 11): each is a comparison with every index and a guess at a match.
   int subjects_per_minute = 6000;
   // Threads for re-screening stored subjects when an index changes.
   int rescreen_threads = 2;
@@ -125,8 +127,8 @@ class LinkageDesk {
   using Indexes = std::map<std::string, std::shared_ptr<const ForceIndex>>;
 
   LinkageDesk(Database& db, Clock& clock, LinkageOptions options);
-  absl::Status CheckRate(const Call& call, int subjects);
-  void Refund(const Call& call, int subjects);
+  absl::Status CheckRate(const Call& call, int encodings);
+  void Refund(const Call& call, int encodings);
   // The indexes as the transaction sees them: the committed ones, or one committed earlier in the
   // same batch (pending_).
   absl::StatusOr<Indexes> IndexesIn(Txn& txn);

@@ -295,6 +295,36 @@ TEST_F(LinkageDeskTest, ScreeningIsRateLimitedPerCaller) {
   EXPECT_GT(RetryAfterOf(refused), absl::ZeroDuration());
   clock_.Advance(absl::Minutes(1));
   EXPECT_THAT(Screen("SAR-0000000000000008", {Stranger(), Stranger()}).status(), IsOk());
+
+  // A subject counts once per encoding: one without a date of birth brings 11, each a comparison
+  // and a guess. Past a minute's worth in one call, waiting would not help: no retry hint.
+  options.subjects_per_minute = 15;
+  Open(options);
+  const PersonFields no_dob{"Gareth", "Hollbridge", "", "30 Orchard Court, Exeter", "EX8 2GQ"};
+  const std::vector<Filter> encodings = *encoder_.EncodeForScreening(no_dob);
+  const auto request = [&](const std::string& sar, int subjects) {
+    v1::ScreenSubjectsRequest req;
+    req.set_request_id(NewId("r-"));
+    req.set_sar_id(sar);
+    for (int i = 0; i < subjects; ++i) {
+      auto* s = req.add_subjects();
+      s->set_subject_ref(absl::StrCat("SUBJ-", i + 1));
+      s->set_encoding(ToBytes(encodings[0]));
+      for (size_t j = 1; j < encodings.size(); ++j) {
+        s->add_alternative_encodings(ToBytes(encodings[j]));
+      }
+    }
+    return req;
+  };
+  EXPECT_THAT(desk_->Screen(ukfiu_, request("SAR-0000000000000009", 1)), IsOk());  // 11 of 15
+  const absl::Status second = desk_->Screen(ukfiu_, request("SAR-0000000000000010", 1)).status();
+  EXPECT_THAT(second, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("a minute")));
+  EXPECT_GT(RetryAfterOf(second), absl::ZeroDuration());
+  clock_.Advance(absl::Minutes(1));
+  const absl::Status too_big = desk_->Screen(ukfiu_, request("SAR-0000000000000011", 2)).status();
+  EXPECT_THAT(too_big, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("fewer")));
+  EXPECT_EQ(RetryAfterOf(too_big), absl::ZeroDuration());
+  EXPECT_THAT(desk_->Screen(ukfiu_, request("SAR-0000000000000011", 1)), IsOk());
 }
 
 TEST_F(LinkageDeskTest, ScreeningRequestsFromUkfiusOutboxAreApplied) {
