@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -1102,12 +1101,6 @@ class Cells {
   uint32_t Named(size_t m, size_t name_index) const {
     return static_cast<uint32_t>(m * kCellNames.size() + name_index);
   }
-  uint32_t Named(size_t m, const char* name) const {
-    for (size_t i = 0; i < kCellNames.size(); ++i) {
-      if (std::strcmp(kCellNames[i], name) == 0) return Named(m, i);
-    }
-    std::abort();  // a name this file spells wrong
-  }
   const std::vector<uint32_t>& Outcomes(size_t m) const { return outcomes_[m]; }
   v1::OutcomeType OutcomeTypeOf(uint32_t cell) const {
     return static_cast<v1::OutcomeTally*>(refs_[cell].msg)->type();
@@ -1189,13 +1182,11 @@ void Suppress(v1::GetAggregatesResponse& response, int min_count) {
 
   std::vector<Line> lines;
   for (size_t m = 0; m < all.size(); ++m) {
-    auto named = [&](const char* name) { return cells.Named(m, name); };
-    lines.push_back(
-        {named("referred"),
-         {named("feedback_received"), named("withdrawn"), named("redirected"), named("open")}});
-    lines.push_back(
-        {named("feedback_received"), {named("declined_by_force"), named("closed_with_outcome")}});
-    lines.push_back({named("closed_with_outcome"), cells.Outcomes(m)});
+    auto named = [&](Count c) { return cells.Named(m, c); };
+    lines.push_back({named(kReferred),
+                     {named(kFeedback), named(kWithdrawn), named(kRedirected), named(kOpen)}});
+    lines.push_back({named(kFeedback), {named(kDeclined), named(kClosedWithOutcome)}});
+    lines.push_back({named(kClosedWithOutcome), cells.Outcomes(m)});
   }
   const size_t total = all.size() - 1;
   if (response.groups_size() > 0) {
