@@ -26,6 +26,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -94,22 +95,37 @@ struct Result {
   double seconds = 0;
   double p50_ms = 0;
   double p99_ms = 0;
+  // Chain phases: p50/p99 of each step of a lifecycle (kLifecycleSteps), in ms.
+  std::vector<std::pair<double, double>> steps;
   std::string first_error;
   double rps() const { return seconds > 0 ? calls / seconds : 0; }
 };
+
+// The p-th quantile of sorted latencies (nearest rank); 0 when there are none.
+double Quantile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  return sorted[std::max<size_t>(rank, 1) - 1];
+}
 
 // Latencies (ms) to p50/p99 into `r`.
 void Percentiles(std::vector<double>& latencies, Result& r) {
   r.calls = static_cast<int64_t>(latencies.size());
   if (latencies.empty()) return;
   std::sort(latencies.begin(), latencies.end());
-  auto at = [&](double p) {
-    const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(latencies.size())));
-    return latencies[std::max<size_t>(rank, 1) - 1];
-  };
-  r.p50_ms = at(0.5);
-  r.p99_ms = at(0.99);
+  r.p50_ms = Quantile(latencies, 0.5);
+  r.p99_ms = Quantile(latencies, 0.99);
 }
+
+// A lifecycle's steps, in order: where its end-to-end time goes. A "pushed" step runs from the
+// call that caused the delivery returning to the watch stream pushing its arrival: the outbox
+// delivery, the receiver's commit and the push.
+constexpr const char* kLifecycleSteps[] = {
+    "Ukfiu.SubmitSar",     "Ukfiu.ReferSar",          "pushed to the force", "Force.Acknowledge",
+    "Force.StartResearch", "Force.HandOver",          "pushed to the unit",  "Racu.Accept",
+    "Racu.RecordOutcome",  "pushed from the register"};
+constexpr size_t kStepCount = std::size(kLifecycleSteps);
+using StepTimes = std::array<double, kStepCount>;
 
 // Keeps `concurrency` calls in flight for `seconds`: each completion records its latency and
 // starts the next call. `start(done)` issues one call and runs done(status) when it completes.
@@ -485,8 +501,17 @@ class ChainDriver {
   // Times a watch stream broke and was resumed from its cursor.
   int64_t resumes() const { return resumes_.load(); }
 
-  // Runs lifecycle `i` to the outcome's arrival in the NCA register.
-  absl::Status Lifecycle(int64_t i) {
+  // Runs lifecycle `i` to the outcome's arrival in the NCA register; `steps` gets each step's
+  // time (kLifecycleSteps).
+  absl::Status Lifecycle(int64_t i, StepTimes& steps) {
+    size_t at = 0;
+    auto mark = Clock::now();
+    // Ends the current step: its time since the last mark.
+    const auto done = [&] {
+      const auto now = Clock::now();
+      steps[at++] = std::chrono::duration<double, std::milli>(now - mark).count();
+      mark = now;
+    };
     const Template& t = templates_[static_cast<size_t>(i) % templates_.size()];
     const std::string tag = absl::StrCat(run_, "-", i);
     const std::string force_user = absl::StrCat("psd.spoc.", absl::AsciiStrToLower(t.organisation));
@@ -502,6 +527,7 @@ class ChainDriver {
     v1::SubmitSarResponse sar;
     RETURN_IF_ERROR(Invoke("Ukfiu.SubmitSar", "ukfiu.analyst.bench",
                            [&](auto* ctx) { return ukfiu_->SubmitSar(ctx, submit, &sar); }));
+    done();
     v1::ReferSarRequest refer;
     refer.set_request_id(absl::StrCat("bench-refer-", tag));
     refer.set_sar_id(sar.sar().sar_id());
@@ -511,19 +537,23 @@ class ChainDriver {
     v1::ReferSarResponse referral;
     RETURN_IF_ERROR(Invoke("Ukfiu.ReferSar", "ukfiu.analyst.bench",
                            [&](auto* ctx) { return ukfiu_->ReferSar(ctx, refer, &referral); }));
+    done();
     const std::string& id = referral.referral().referral_id();
 
     RETURN_IF_ERROR(arrivals_.Await(absl::StrCat("force ", id)));
+    done();
     v1::ForceStepRequest step;
     step.set_referral_id(id);
     v1::ForceStepResponse stepped;
     step.set_request_id(absl::StrCat("bench-ack-", tag));
     RETURN_IF_ERROR(Invoke("Force.Acknowledge", force_user,
                            [&](auto* ctx) { return force.Acknowledge(ctx, step, &stepped); }));
+    done();
     step.set_request_id(absl::StrCat("bench-research-", tag));
     const absl::Time opened = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
     RETURN_IF_ERROR(Invoke("Force.StartResearch", force_user,
                            [&](auto* ctx) { return force.StartResearch(ctx, step, &stepped); }));
+    done();
     v1::HandOverRequest handover;
     handover.set_request_id(absl::StrCat("bench-handover-", tag));
     handover.set_referral_id(id);
@@ -532,8 +562,10 @@ class ChainDriver {
     *handover.mutable_thr() = t.thr;
     RETURN_IF_ERROR(Invoke("Force.HandOver", force_user,
                            [&](auto* ctx) { return force.HandOver(ctx, handover, &stepped); }));
+    done();
 
     RETURN_IF_ERROR(arrivals_.Await(absl::StrCat("unit ", id)));
+    done();
     v1::AcceptHandoverRequest accept;
     accept.set_request_id(absl::StrCat("bench-accept-", tag));
     accept.set_referral_id(id);
@@ -542,6 +574,7 @@ class ChainDriver {
     v1::UnitStepResponse unit_stepped;
     RETURN_IF_ERROR(Invoke("Racu.Accept", unit_user,
                            [&](auto* ctx) { return unit.Accept(ctx, accept, &unit_stepped); }));
+    done();
     v1::RecordOutcomeRequest outcome;
     outcome.set_request_id(absl::StrCat("bench-outcome-", tag));
     outcome.set_referral_id(id);
@@ -552,8 +585,11 @@ class ChainDriver {
     RETURN_IF_ERROR(Invoke("Racu.RecordOutcome", unit_user, [&](auto* ctx) {
       return unit.RecordOutcome(ctx, outcome, &unit_stepped);
     }));
+    done();
 
-    return arrivals_.Await(absl::StrCat("nca ", id));
+    RETURN_IF_ERROR(arrivals_.Await(absl::StrCat("nca ", id)));
+    done();
+    return absl::OkStatus();
   }
 
  private:
@@ -643,11 +679,12 @@ class ChainDriver {
 // errors of those that did not.
 class Outcomes {
  public:
-  void Record(const absl::Status& status, Clock::time_point since) {
+  void Record(const absl::Status& status, Clock::time_point since, const StepTimes& steps) {
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - since).count();
     std::lock_guard lock(mu_);
     if (status.ok()) {
       latencies_.push_back(ms);
+      for (size_t k = 0; k < kStepCount; ++k) steps_[k].push_back(steps[k]);
     } else {
       ++result_.errors;
       if (result_.first_error.empty()) result_.first_error = status.ToString();
@@ -658,12 +695,17 @@ class Outcomes {
     result_.name = std::move(name);
     result_.seconds = seconds;
     Percentiles(latencies_, result_);
+    for (std::vector<double>& one : steps_) {
+      std::sort(one.begin(), one.end());
+      result_.steps.emplace_back(Quantile(one, 0.5), Quantile(one, 0.99));
+    }
     return result_;
   }
 
  private:
   std::mutex mu_;
   std::vector<double> latencies_;
+  std::array<std::vector<double>, kStepCount> steps_;
   Result result_;
 };
 
@@ -678,7 +720,9 @@ Result ChainPeak(ChainDriver& driver, int concurrency, double seconds, std::atom
     threads.emplace_back([&] {
       while (Clock::now() < end) {
         const auto t0 = Clock::now();
-        outcomes.Record(driver.Lifecycle(n++), t0);
+        StepTimes steps{};
+        const absl::Status status = driver.Lifecycle(n++, steps);
+        outcomes.Record(status, t0, steps);
       }
     });
   }
@@ -703,7 +747,9 @@ Result ChainAtRate(ChainDriver& driver, double rate, double seconds, std::atomic
             begin + std::chrono::duration_cast<Clock::duration>(
                         std::chrono::duration<double>(static_cast<double>(k) / rate));
         std::this_thread::sleep_until(scheduled);
-        outcomes.Record(driver.Lifecycle(n++), scheduled);
+        StepTimes steps{};
+        const absl::Status status = driver.Lifecycle(n++, steps);
+        outcomes.Record(status, scheduled, steps);
       }
     });
   }
@@ -939,6 +985,21 @@ int Main(int argc, char** argv) {
     }
     std::printf("\n");
   }
+  // Where the end-to-end time goes: each step's p50 and p99 (they do not add up to the
+  // lifecycle's p99, which is one lifecycle's sum).
+  std::printf("\nper lifecycle, step by step (p50 / p99 ms):\n%-26s", "step");
+  for (const Line& l : {lines[2], lines[3], lines[4]}) {
+    std::printf(" %24s", l.r->name.substr(12, 24).c_str());
+  }
+  std::printf("\n");
+  for (size_t k = 0; k < kStepCount; ++k) {
+    std::printf("%-26s", kLifecycleSteps[k]);
+    for (const Line& l : {lines[2], lines[3], lines[4]}) {
+      const auto [p50, p99] = k < l.r->steps.size() ? l.r->steps[k] : std::pair<double, double>{};
+      std::printf(" %24s", absl::StrFormat("%.2f / %.2f", p50, p99).c_str());
+    }
+    std::printf("\n");
+  }
   std::printf("shed and retried: %lld SubmitSar calls (hop), %lld calls (chain)\n",
               static_cast<long long>(hop.shed), static_cast<long long>(driver.retries()));
   std::printf("peak RSS (MiB):");
@@ -986,6 +1047,15 @@ int Main(int argc, char** argv) {
                                         absl::CEscape(name), 1000 * per(v.first, r.calls),
                                         per(static_cast<double>(v.second), r.calls)));
         first = false;
+      }
+      out += "}";
+    }
+    if (!r.steps.empty()) {
+      out += ",\"steps\":{";
+      for (size_t k = 0; k < r.steps.size() && k < kStepCount; ++k) {
+        absl::StrAppend(&out, k == 0 ? "" : ",",
+                        absl::StrFormat("\"%s\":{\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
+                                        kLifecycleSteps[k], r.steps[k].first, r.steps[k].second));
       }
       out += "}";
     }
