@@ -1,8 +1,14 @@
-// The SQLite engine: one connection per service database, in WAL mode with synchronous=FULL.
-// Reads share the writer's connection (group commit serialises them with the batches).
+// The SQLite engine: a writer connection per service database, in WAL mode with
+// synchronous=FULL, reader connections beside it, and a checkpointer that copies the WAL back into
+// the database file on its own thread.
+#include <pthread.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/fault.h"
@@ -127,12 +133,118 @@ class SqliteTxn : public SealingTxn {
   std::map<std::string, sqlite3_stmt*, std::less<>> statements_;
 };
 
+// sqlite3_open_v2 with sarloop's settings. NOT_FOUND when the file must exist and does not.
+absl::StatusOr<sqlite3*> OpenConnection(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg =
+        absl::StrCat("open ", path, ": ", raw ? sqlite3_errmsg(raw) : "out of memory");
+    sqlite3_close_v2(raw);
+    if ((rc & 0xff) == SQLITE_CANTOPEN && !(flags & SQLITE_OPEN_CREATE)) {
+      return absl::NotFoundError(msg);
+    }
+    return absl::UnavailableError(msg);
+  }
+  sqlite3_extended_result_codes(raw, 1);
+  return raw;
+}
+
+// Copies the WAL back into the database file on its own thread and connection. SQLite's own
+// auto-checkpoint runs inside the COMMIT that takes the WAL past 1,000 pages, on the writer thread:
+// that commit, and every job in its batch, waited for some hundreds of page writes and an fsync of
+// the database file. Here the writer's WAL hook only says that a checkpoint is due. A PASSIVE
+// checkpoint never blocks the writer or a reader; what it cannot copy yet (a page a reader's
+// snapshot still needs) is copied by the next one. Durability does not depend on it: a commit is
+// durable once its WAL frames are synced.
+class Checkpointer {
+ public:
+  // Every this many WAL pages after a commit: SQLite's default auto-checkpoint threshold.
+  static constexpr int kDueFrames = 1000;
+
+  static absl::StatusOr<std::unique_ptr<Checkpointer>> Start(const std::string& path,
+                                                             bool synchronous_full) {
+    ASSIGN_OR_RETURN(sqlite3 * db, OpenConnection(path, SQLITE_OPEN_READWRITE));
+    auto self = std::unique_ptr<Checkpointer>(new Checkpointer(db));
+    const char* sync =
+        synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+    if (const int rc = sqlite3_exec(db, sync, nullptr, nullptr, nullptr); rc != SQLITE_OK) {
+      return SqliteError(db, rc, sync);
+    }
+    self->thread_ = std::thread([raw = self.get()] { raw->Loop(); });
+    return self;
+  }
+
+  ~Checkpointer() {
+    Stop();
+    sqlite3_close_v2(db_);
+  }
+
+  // Joins the thread; called before the writer's connection closes (SQLite checkpoints then).
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // The writer's WAL hook: after each commit, with the WAL's size in pages.
+  static int OnCommit(void* self, sqlite3*, const char*, int frames) {
+    if (frames >= kDueFrames) static_cast<Checkpointer*>(self)->Due();
+    return SQLITE_OK;
+  }
+
+ private:
+  explicit Checkpointer(sqlite3* db) : db_(db) {}
+  void Due() {
+    {
+      std::lock_guard lock(mu_);
+      if (due_) return;
+      due_ = true;
+    }
+    cv_.notify_one();
+  }
+
+  void Loop() {
+    pthread_setname_np(pthread_self(), "sarloop-ckpt");
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return due_ || stop_; });
+      if (stop_) return;
+      due_ = false;
+      lock.unlock();
+      int wal_pages = 0, copied = 0;
+      const int rc =
+          sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied);
+      // BUSY: another connection is checkpointing; the next commit past the threshold asks again.
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        spdlog::warn("storage: checkpoint failed: {} (the WAL keeps the writes; retried when due)",
+                     sqlite3_errmsg(db_));
+      }
+      lock.lock();
+    }
+  }
+
+  sqlite3* const db_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool due_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 class SqliteConnection : public Connection {
  public:
   SqliteConnection(sqlite3* db, const Keyring* keys)
       : db_(db), txn_(std::make_unique<SqliteTxn>(db, keys)) {}
   ~SqliteConnection() override {
     txn_.reset();  // its statements are finalised before the connection closes
+    if (checkpointer_) {
+      checkpointer_->Stop();
+      sqlite3_wal_hook(db_, nullptr, nullptr);
+    }
     sqlite3_close_v2(db_);
   }
 
@@ -210,6 +322,11 @@ class SqliteConnection : public Connection {
       return absl::UnavailableError("SQLite did not take synchronous=FULL");
     }
     RETURN_IF_ERROR(txn_->Exec("PRAGMA foreign_keys = ON", {}));
+    // Checkpoints off the writer thread (Checkpointer). The hook replaces SQLite's auto-checkpoint.
+    const char* path = sqlite3_db_filename(db_, "main");
+    if (path == nullptr || *path == '\0') return absl::InternalError("the database has no file");
+    ASSIGN_OR_RETURN(checkpointer_, Checkpointer::Start(path, !unsafe));
+    sqlite3_wal_hook(db_, &Checkpointer::OnCommit, checkpointer_.get());
     // Every job in a group commit runs in its own savepoint, and SQLite keeps what a savepoint
     // may have to roll back in a sub-journal that, past 64 KiB, it spills to a new file in
     // /var/tmp: a file created, written page by page and deleted on most commits (strace of the
@@ -233,24 +350,8 @@ class SqliteConnection : public Connection {
  private:
   sqlite3* const db_;
   std::unique_ptr<SqliteTxn> txn_;
+  std::unique_ptr<Checkpointer> checkpointer_;  // the writer's; none on a reader
 };
-
-// sqlite3_open_v2 with sarloop's settings. NOT_FOUND when the file must exist and does not.
-absl::StatusOr<sqlite3*> OpenConnection(const std::string& path, int flags) {
-  sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg =
-        absl::StrCat("open ", path, ": ", raw ? sqlite3_errmsg(raw) : "out of memory");
-    sqlite3_close_v2(raw);
-    if ((rc & 0xff) == SQLITE_CANTOPEN && !(flags & SQLITE_OPEN_CREATE)) {
-      return absl::NotFoundError(msg);
-    }
-    return absl::UnavailableError(msg);
-  }
-  sqlite3_extended_result_codes(raw, 1);
-  return raw;
-}
 
 absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
     const std::string& path, int flags, bool configure,

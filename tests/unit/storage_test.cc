@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -79,6 +81,40 @@ TEST(Storage, ReadersReadBesideTheWriter) {
   // A reader never writes.
   EXPECT_FALSE(
       db->Read([](Txn& t) { return t.Exec("INSERT INTO items (name) VALUES ('x')"); }).ok());
+}
+
+// The WAL is copied back into the database file by a thread of its own (sarloop-ckpt), not by the
+// commit that takes the WAL past 1,000 pages. Without a checkpoint the database file would keep
+// its first few pages and the WAL would hold everything.
+TEST(Storage, CheckpointsRunOnTheirOwnThread) {
+  TempDir dir;
+  const std::string path = dir.File("a.db");
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(path, kV1, nullptr, /*readers=*/2));
+  const std::string blob(64 * 1024, 'x');  // 16 pages a row
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_THAT(db->Transact([&](Txn& t) {
+      return t.Exec("INSERT INTO items (name) VALUES (?)", {absl::StrCat(i, blob)});
+    }),
+                IsOk());
+  }
+  // 100 rows of 64 KiB: at least 6 MiB once they are in the database file itself.
+  EXPECT_TRUE(testing::Eventually([&] { return std::filesystem::file_size(path) > (6u << 20); }))
+      << std::filesystem::file_size(path);
+  bool named = false;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string name;
+    std::getline(std::ifstream(task.path() / "comm"), name);
+    named = named || name == "sarloop-ckpt";
+  }
+  EXPECT_TRUE(named);
+  int64_t count = -1;
+  ASSERT_THAT(db->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items"));
+    count = rows[0].Int(0);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(count, 100);
 }
 
 TEST(Storage, FailedTransactionKeepsNothing) {
