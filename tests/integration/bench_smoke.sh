@@ -41,8 +41,8 @@ for phase in ("durable_hop", "chain_peak", "chain_half_load", "chain_low_load"):
     assert {"sarloop-writer", "sarloop-deliver"} <= threads.keys(), (phase, threads)
     assert all(t["cpu_ms_per_op"] >= 0 and t["voluntary_switches_per_op"] >= 0
                for t in threads.values()), (phase, threads)
-# Every chain phase times each of a lifecycle's ten steps, in order (quantiles do not add up to
-# the lifecycle's, so the check is only that each is there and p50 <= p99).
+# Every chain phase times each of the ten steps of a lifecycle, in order (quantiles do not add up to
+# the whole lifecycle, so the check is only that each is there and p50 <= p99).
 for phase in ("chain_peak", "chain_half_load", "chain_low_load"):
     steps = d[phase]["steps"]
     assert list(steps)[0] == "Ukfiu.SubmitSar" and list(steps)[-1] == "pushed from the register", steps
