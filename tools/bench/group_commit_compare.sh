@@ -10,6 +10,11 @@
 #     both with the default settings. The benchmark itself is BUILD_DIR's in both halves.
 #
 # Prints both tables and writes before.json and after.json to the current directory.
+#
+# SARLOOP_ROUNDS=N (default 1) runs N rounds, before then after in each, and writes
+# before-K.json and after-K.json for round K. On a VM whose speed drifts from minute to minute
+# (the echo baseline has moved by half within one run) one pair is not enough to tell a change
+# from the drift; the script ends with each round's main figures and their means.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 AFTER_BUILD=${1:-$REPO/build}
@@ -25,7 +30,12 @@ export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-7950}
 DIR=$(mktemp -d /tmp/sarloop-compare-XXXXXX)
 cleanup() { "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
+ROUNDS=${SARLOOP_ROUNDS:-1}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "group_commit_compare: SARLOOP_ROUNDS must be a positive whole number" >&2; exit 2; }
+for ((round = 1; round <= ROUNDS; round++)); do
 for mode in before after; do
+  out=$mode.json
+  ((ROUNDS > 1)) && out=$mode-$round.json
   serial=0
   export SARLOOP_BUILD=$AFTER_BUILD
   if [[ -n $BEFORE_BUILD ]]; then
@@ -37,8 +47,36 @@ for mode in before after; do
   fi
   rm -rf "$DIR" && mkdir -p "$DIR"
   SARLOOP_SERIAL_COMMITS=$serial "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null
-  echo "=== $label"
-  "$BENCH" --chain "$DIR" --json "$mode.json" "$@"
+  echo "=== $label$( ((ROUNDS > 1)) && echo " (round $round of $ROUNDS)")"
+  "$BENCH" --chain "$DIR" --json "$out" "$@"
   "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null
   echo
 done
+done
+((ROUNDS > 1)) || exit 0
+/usr/bin/python3 - "$ROUNDS" <<'PY'
+import json, sys
+rounds = int(sys.argv[1])
+figures = [  # (label, phase, key)
+    ("echo per s", "baseline", "per_s"),
+    ("hop per s", "durable_hop", "per_s"),
+    ("hop CPU ms", "durable_hop", "cpu_ms_per_op"),
+    ("peak per s", "chain_peak", "per_s"),
+    ("peak CPU ms", "chain_peak", "cpu_ms_per_op"),
+    ("half p99 ms", "chain_half_load", "p99_ms"),
+    ("low p50 ms", "chain_low_load", "p50_ms"),
+    ("low p99 ms", "chain_low_load", "p99_ms"),
+    ("low CPU ms", "chain_low_load", "cpu_ms_per_op"),
+    ("low wake-ups", "chain_low_load", "voluntary_switches_per_op"),
+]
+runs = {m: [json.load(open(f"{m}-{k}.json")) for k in range(1, rounds + 1)] for m in ("before", "after")}
+print("each round, before -> after, and the means (after/before); CPU and wake-ups per request or "
+      "lifecycle; low: the chain at %g/s" % runs["after"][0]["low_load_rate"])
+print("%-14s" % "figure" + "".join("%22s" % f"round {k}" for k in range(1, rounds + 1)) + "%30s" % "mean")
+for label, phase, key in figures:
+    b = [r[phase][key] for r in runs["before"]]
+    a = [r[phase][key] for r in runs["after"]]
+    cells = "".join("%22s" % f"{x:.1f} -> {y:.1f}" for x, y in zip(b, a))
+    mb, ma = sum(b) / rounds, sum(a) / rounds
+    print("%-14s" % label + cells + "%30s" % f"{mb:.1f} -> {ma:.1f} ({ma / mb if mb else 0:.2f})")
+PY

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The before/after comparison script end to end, two rounds of one-second phases, the build
+# against itself: every round runs, every JSON is written, and the summary has every figure.
+# Asserts nothing about speed. Usage: compare_smoke.sh BUILD_DIR. Prints 'N passed, N failed'.
+set -uo pipefail
+BUILD=$(cd "$1" && pwd)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+WORK=$(mktemp -d /tmp/sarloop-compare-smoke-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+pass=0 fail=0
+if SARLOOP_ROUNDS=2 SARLOOP_BASE_PORT=auto SARLOOP_BEFORE_BUILD=$BUILD \
+  "$REPO/tools/bench/group_commit_compare.sh" "$BUILD" --seconds 1 --concurrency 4 \
+  --lifecycles 4 --low-rate 5 > out.txt 2>&1; then
+  echo "ok   two rounds ran"; pass=$((pass + 1))
+else
+  echo "FAIL the script exited non-zero:"; tail -20 out.txt; fail=$((fail + 1))
+fi
+if [[ -s before-1.json && -s after-1.json && -s before-2.json && -s after-2.json ]]; then
+  echo "ok   a JSON per round and side"; pass=$((pass + 1))
+else
+  echo "FAIL missing JSON: $(ls)"; fail=$((fail + 1))
+fi
+summary=$(sed -n '/^figure /,$p' out.txt | tail -n +2)
+rows=$(printf '%s\n' "$summary" | grep -c .)
+if [[ $rows -eq 10 ]] && ! printf '%s\n' "$summary" | grep -qE '(^| )0\.0 ->|-> 0\.0( |$)'; then
+  echo "ok   the summary has its 10 figures, none zero"; pass=$((pass + 1))
+else
+  echo "FAIL the summary ($rows rows):"; sed -n '/^each round/,$p' out.txt; fail=$((fail + 1))
+fi
+echo "$pass passed, $fail failed"
+((fail == 0))
