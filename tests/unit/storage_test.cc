@@ -37,6 +37,15 @@ TEST(Storage, OpensInWalWithFullSync) {
   }),
               IsOk());
   EXPECT_EQ(mode, "wal");
+  // The writer keeps its savepoints' sub-journals in memory, not in a temporary file per commit.
+  int64_t temp_store = -1;
+  ASSERT_THAT(db->Transact([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query("PRAGMA temp_store"));
+    temp_store = rows[0].Int(0);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(temp_store, 2);  // MEMORY
 }
 
 // With reader connections a long read runs beside the writer: a write made while a read is in
