@@ -946,60 +946,54 @@ int Main(int argc, char** argv) {
       "each lifecycle: 7 steps and 3 waits for a delivery, pushed by watch streams (%lld resumed)"
       "\n",
       static_cast<long long>(driver.resumes()));
-  std::printf("\nper lifecycle, service by service (CPU ms / wake-ups / commits):\n%-14s",
-              "service");
-  for (const Line& l : {lines[2], lines[3], lines[4]}) {
-    std::printf(" %28s", l.r->name.substr(12, 28).c_str());
-  }
-  std::printf("\n");
-  for (const Service& svc : services) {
-    std::printf("%-14s", svc.name.c_str());
-    for (const Line& l : {lines[2], lines[3], lines[4]}) {
-      const Delta::PerService& one = l.d->by_service.at(svc.name);
-      std::printf(" %28s",
-                  absl::StrFormat("%.2f / %.1f / %.2f", 1000 * per(one.cpu_s, l.r->calls),
-                                  per(static_cast<double>(one.voluntary_switches), l.r->calls),
-                                  per(static_cast<double>(one.commits), l.r->calls))
-                      .c_str());
+  // The per-lifecycle tables: a row per name, a column per chain phase (peak, half, light).
+  const Line chain[] = {lines[2], lines[3], lines[4]};
+  const auto by_phase = [&](const char* title, const char* what, int name_width, int cell_width,
+                            const std::vector<std::string>& names,
+                            const std::function<std::string(size_t row, const Line&)>& cell) {
+    std::printf("\nper lifecycle, %s:\n%-*s", title, name_width, what);
+    for (const Line& l : chain) {
+      std::printf(" %*s", cell_width, l.r->name.substr(12, cell_width).c_str());
     }
     std::printf("\n");
-  }
+    for (size_t row = 0; row < names.size(); ++row) {
+      std::printf("%-*s", name_width, names[row].c_str());
+      for (const Line& l : chain) std::printf(" %*s", cell_width, cell(row, l).c_str());
+      std::printf("\n");
+    }
+  };
+  std::vector<std::string> service_names;
+  for (const Service& svc : services) service_names.push_back(svc.name);
+  by_phase("service by service (CPU ms / wake-ups / commits)", "service", 14, 28, service_names,
+           [&](size_t row, const Line& l) {
+             const Delta::PerService& one = l.d->by_service.at(service_names[row]);
+             return absl::StrFormat("%.2f / %.1f / %.2f", 1000 * per(one.cpu_s, l.r->calls),
+                                    per(static_cast<double>(one.voluntary_switches), l.r->calls),
+                                    per(static_cast<double>(one.commits), l.r->calls));
+           });
   // Where the wake-ups are: by thread name over every service, the names the chain phases share.
-  std::printf("\nper lifecycle, by thread over all services (CPU ms / wake-ups):\n%-18s", "thread");
-  for (const Line& l : {lines[2], lines[3], lines[4]}) {
-    std::printf(" %24s", l.r->name.substr(12, 24).c_str());
+  std::set<std::string> thread_set;
+  for (const Line& l : chain) {
+    for (const auto& [name, v] : l.d->by_thread) thread_set.insert(name);
   }
-  std::printf("\n");
-  std::set<std::string> thread_names;
-  for (const Line& l : {lines[2], lines[3], lines[4]}) {
-    for (const auto& [name, v] : l.d->by_thread) thread_names.insert(name);
-  }
-  for (const std::string& name : thread_names) {
-    std::printf("%-18s", name.c_str());
-    for (const Line& l : {lines[2], lines[3], lines[4]}) {
-      auto it = l.d->by_thread.find(name);
-      const auto v = it == l.d->by_thread.end() ? std::pair<double, int64_t>{0, 0} : it->second;
-      std::printf(" %24s", absl::StrFormat("%.2f / %.1f", 1000 * per(v.first, l.r->calls),
-                                           per(static_cast<double>(v.second), l.r->calls))
-                               .c_str());
-    }
-    std::printf("\n");
-  }
+  const std::vector<std::string> thread_names(thread_set.begin(), thread_set.end());
+  by_phase(
+      "by thread over all services (CPU ms / wake-ups)", "thread", 18, 24, thread_names,
+      [&](size_t row, const Line& l) {
+        auto it = l.d->by_thread.find(thread_names[row]);
+        const auto v = it == l.d->by_thread.end() ? std::pair<double, int64_t>{0, 0} : it->second;
+        return absl::StrFormat("%.2f / %.1f", 1000 * per(v.first, l.r->calls),
+                               per(static_cast<double>(v.second), l.r->calls));
+      });
   // Where the end-to-end time goes: each step's p50 and p99 (they do not add up to the
   // lifecycle's p99, which is one lifecycle's sum).
-  std::printf("\nper lifecycle, step by step (p50 / p99 ms):\n%-26s", "step");
-  for (const Line& l : {lines[2], lines[3], lines[4]}) {
-    std::printf(" %24s", l.r->name.substr(12, 24).c_str());
-  }
-  std::printf("\n");
-  for (size_t k = 0; k < kStepCount; ++k) {
-    std::printf("%-26s", kLifecycleSteps[k]);
-    for (const Line& l : {lines[2], lines[3], lines[4]}) {
-      const auto [p50, p99] = k < l.r->steps.size() ? l.r->steps[k] : std::pair<double, double>{};
-      std::printf(" %24s", absl::StrFormat("%.2f / %.2f", p50, p99).c_str());
-    }
-    std::printf("\n");
-  }
+  by_phase("step by step (p50 / p99 ms)", "step", 26, 24,
+           std::vector<std::string>(std::begin(kLifecycleSteps), std::end(kLifecycleSteps)),
+           [&](size_t row, const Line& l) {
+             const auto [p50, p99] =
+                 row < l.r->steps.size() ? l.r->steps[row] : std::pair<double, double>{};
+             return absl::StrFormat("%.2f / %.2f", p50, p99);
+           });
   std::printf("shed and retried: %lld SubmitSar calls (hop), %lld calls (chain)\n",
               static_cast<long long>(hop.shed), static_cast<long long>(driver.retries()));
   std::printf("peak RSS (MiB):");
