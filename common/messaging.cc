@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -322,7 +323,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
       loops_[d] = std::move(loop);
       l->thread = std::thread([this, l] {
         pthread_setname_np(pthread_self(), "sarloop-deliver");
-        Schedule(*l, absl::ZeroDuration());
+        Kick(*l);
         l->io.run();
       });
     }
@@ -331,10 +332,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
   void Notify(const std::string& destination) override {
     auto it = loops_.find(destination);
     if (it == loops_.end()) return;
-    Loop* l = it->second.get();
-    boost::asio::post(l->io, [this, l] {
-      if (!l->in_backoff) Schedule(*l, absl::ZeroDuration());
-    });
+    Kick(*it->second);
   }
 
   void Stop() override {
@@ -359,7 +357,11 @@ class AsioDeliveryWorker : public DeliveryWorker {
     std::string destination;
     boost::asio::io_context io;
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
+    // A step is posted and has not started: further kicks add nothing.
+    std::atomic<bool> kicked{false};
+    // Armed for the next poll or, in backoff, for the retry; only the loop's thread touches it.
     boost::asio::steady_timer timer;
+    bool timer_armed = false;
     absl::Duration backoff;
     bool in_backoff = false;
     std::mt19937_64 rng;
@@ -373,10 +375,27 @@ class AsioDeliveryWorker : public DeliveryWorker {
     absl::Time last_answer;
   };
 
-  void Schedule(Loop& l, absl::Duration delay) {
+  // A step as soon as the loop's thread is free, from any thread. Kicks while one is posted
+  // coalesce into it. A step is posted, not put on the timer: a zero-delay timer cost two
+  // timerfd_settime calls and a second trip through epoll for every message handed over.
+  void Kick(Loop& l) {
+    if (l.kicked.exchange(true)) return;
+    boost::asio::post(l.io, [this, &l] {
+      // Cleared before the step reads the outbox: a row committed after this point kicks again.
+      l.kicked = false;
+      if (!l.in_backoff && !stopped_) Step(l);
+    });
+  }
+
+  // The timer for the next poll (kept if one is already armed: a poll only catches what no
+  // kick announced) or, with `replace`, for a retry.
+  void Arm(Loop& l, absl::Duration delay, bool replace) {
+    if (l.timer_armed && !replace) return;
+    l.timer_armed = true;
     l.timer.expires_after(absl::ToChronoNanoseconds(delay));
     l.timer.async_wait([this, &l](const boost::system::error_code& ec) {
-      if (ec || stopped_) return;
+      if (ec || stopped_) return;  // replaced by a later expires_after, or stopping
+      l.timer_armed = false;
       Step(l);
     });
   }
@@ -387,7 +406,11 @@ class AsioDeliveryWorker : public DeliveryWorker {
     if (more.ok()) {
       l.backoff = options_.initial_backoff;
       l.in_backoff = false;
-      Schedule(l, *more ? absl::ZeroDuration() : options_.poll_interval);
+      if (*more) {
+        Kick(l);
+      } else {
+        Arm(l, options_.poll_interval, /*replace=*/false);
+      }
       return;
     }
     // Full jitter over [backoff/2, backoff]: peers restarted together do not retry in lockstep.
@@ -398,7 +421,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
     if (options_.on_failure) options_.on_failure(l.destination);
     spdlog::warn("delivery to {} failed ({}); retrying in {}", l.destination,
                  more.status().ToString(), absl::FormatDuration(delay));
-    Schedule(l, delay);
+    Arm(l, delay, /*replace=*/true);
   }
 
   // Returns whether a full batch was sent (there may be more), or the error that stopped it.

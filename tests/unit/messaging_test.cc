@@ -167,6 +167,49 @@ TEST_F(OutboxTest, DeliversEverythingOnceInOrderThroughFailures) {
 // Marking a batch done rides on a later commit (Database::Ride). If that commit fails, the mark
 // is lost: the rows stay pending, are not sent again while the loop is busy, and are sent again
 // once it has been idle a while; the peer answers DUPLICATE and nothing is taken twice.
+// A kick sends at once, whatever the poll timer is armed for, and a burst of kicks sends each row
+// once.
+TEST_F(OutboxTest, AKickSendsAtOnceWhateverThePollIsArmedFor) {
+  FlakyTransport transport;
+  DeliveryOptions options;
+  options.poll_interval = absl::Hours(1);  // only a kick can send within the test
+  auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+  worker->Start({"PEER"});
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_THAT(db_->Transact([&](Txn& t) {
+      return Enqueue(t, "PEER", MakeEnvelope(absl::StrCat("K", round), 0), absl::Now());
+    }),
+                IsOk());
+    for (int i = 0; i < 1000; ++i) worker->Notify("PEER");
+    ASSERT_TRUE(Eventually([&] { return Pending() == 0; }))
+        << "round " << round << ": a kicked row waited for the poll";
+  }
+  worker->Stop();
+  std::lock_guard lock(transport.mu_);
+  EXPECT_EQ(transport.taken_.size(), 3u);
+  EXPECT_EQ(transport.calls_, 3);
+}
+
+// A failed send retries on its backoff even though the poll timer was already armed for later.
+TEST_F(OutboxTest, ARetryIsNotHeldBehindAnArmedPoll) {
+  FlakyTransport transport;
+  transport.fail_next_ = 2;
+  DeliveryOptions options;
+  options.poll_interval = absl::Hours(1);
+  options.initial_backoff = absl::Milliseconds(1);
+  options.max_backoff = absl::Milliseconds(5);
+  auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+  worker->Start({"PEER"});  // finds nothing and arms the hour's poll
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EnqueueAll(1, 2);
+  worker->Notify("PEER");
+  ASSERT_TRUE(Eventually([&] { return Pending() == 0; })) << "the retry waited for the poll";
+  worker->Stop();
+  std::lock_guard lock(transport.mu_);
+  EXPECT_EQ(transport.taken_.size(), 2u);
+  EXPECT_GE(transport.calls_, 3);
+}
+
 TEST_F(OutboxTest, AMarkLostWithItsCommitIsSentAgainAndTakenOnce) {
   EnqueueAll(1, 3);
   // The outbox refuses updates on cue: every mark fails.
