@@ -386,6 +386,21 @@ TEST(AggregateIndex, DaysAndRepeatsAreExactOnEveryPathAndUnchangedByClustering) 
   const std::vector<std::string> grown = check("grown");
   index.Cluster();
   EXPECT_EQ(check("clustered again"), grown);
+  // New referrals naming subjects already named once: the referral named first must count its
+  // subject as a repeat now, without another Cluster.
+  for (int i = 0; i < 1500; ++i) upsert(random_known());
+  check("named again after clustering");
+  // Some referrals lose their subject (a repeat may drop back to one referral), then more arrive.
+  for (int i = 0; i < 3000; i += 7) {
+    Known k = known[i];
+    k.subject = absl::StrCat("gone", i);
+    upsert(k);
+  }
+  check("subjects dropped");
+  index.Cluster();
+  check("subjects dropped, clustered");
+  for (int i = 0; i < 1000; ++i) upsert(random_known());
+  check("named again after the recount");
 }
 
 TEST(AggregateIndex, FiltersAndGroupsByEveryDimension) {
