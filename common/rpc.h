@@ -86,28 +86,43 @@ class CallRun {
 
   grpc::ServerUnaryReactor* reactor() const { return reactor_; }
 
-  // Identifies the caller, runs the body and records the call in the audit log.
-  absl::Status Run() {
+  // Identifies the caller and checks the request: no database, so it may run on any thread.
+  // With `prepare`, then runs prepare(call) when all is well so far, for the body's work that
+  // needs no database. Its refusal is the call's answer, audited as the body's would be.
+  template <typename Prepare>
+  void Identify(Prepare& prepare) {
     absl::StatusOr<Identity> id = PeerIdentity(*ctx_);
-    AuditEntry entry;
-    entry.at = edge_.clock->Now();
-    entry.method = method_;
-    entry.referral_id = referral_id_;
-    absl::Status status = id.status();
-    Call call;
+    entry_.at = edge_.clock->Now();
+    entry_.method = method_;
+    entry_.referral_id = referral_id_;
+    status_ = id.status();
     if (id.ok()) {
-      call.identity = *id;
-      call.scope = absl::StrCat(method_, "/", id->uri);
-      entry.identity = id->uri;
+      call_.identity = *id;
+      call_.scope = absl::StrCat(method_, "/", id->uri);
+      entry_.identity = id->uri;
       absl::StatusOr<v1::Actor> actor = ActingPerson(*ctx_, *id);
       if (actor.ok()) {
-        call.actor = *std::move(actor);
-        entry.user = call.actor.user();
-        status = checked_;
+        call_.actor = *std::move(actor);
+        entry_.user = call_.actor.user();
+        status_ = checked_;
       } else {
-        status = actor.status();
+        status_ = actor.status();
       }
     }
+    if (status_.ok()) status_ = prepare(static_cast<const Call&>(call_));
+    identified_ = true;
+  }
+
+  // Runs the body (identifying the caller first unless Identify did) and records the call in
+  // the audit log.
+  absl::Status Run() {
+    if (!identified_) {
+      auto nothing = [](const Call&) { return absl::OkStatus(); };
+      Identify(nothing);
+    }
+    AuditEntry& entry = entry_;
+    Call& call = call_;
+    absl::Status status = status_;
     AuditRecorder audit(edge_.audit_db, entry);
     call.audit = &audit;
     if (status.ok()) status = body_(static_cast<const Call&>(call));
@@ -162,6 +177,11 @@ class CallRun {
   const std::string request_id_;
   Body body_;
   std::string caller_;
+  // What Identify found, for Run.
+  bool identified_ = false;
+  AuditEntry entry_;
+  Call call_;
+  absl::Status status_;
 };
 
 }  // namespace internal
@@ -201,6 +221,38 @@ grpc::ServerUnaryReactor* ServeWrite(grpc::CallbackServerContext* ctx, const Edg
   if (grpc::ServerUnaryReactor* refused = internal::Shed(ctx, edge, method)) return refused;
   auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body),
                                                        checks);
+  // Who is calling is known from the connection: found here, not on the writer.
+  auto nothing = [](const Call&) { return absl::OkStatus(); };
+  run->Identify(nothing);
+  edge.writer->Submit([run]() -> Database::Completion {
+    absl::Status status = run->Run();
+    return [run, status](const absl::Status& commit) { run->Reply(status.ok() ? commit : status); };
+  });
+  return run->reactor();
+}
+
+// ServeWrite with the body's work that needs no database taken off the writer thread, which every
+// write of the service waits for: the caller is identified and `prepare(const Call&)` (returning
+// absl::Status; it may fill what the body then reads) runs on gRPC's thread, before the job is
+// submitted; the body then runs on the writer only if both passed. A refusal by either is still
+// a job: the audit entry of a refused call commits like any other. `prepare` must not touch the
+// database.
+template <typename Prepare, typename Body>
+grpc::ServerUnaryReactor* ServePreparedWrite(grpc::CallbackServerContext* ctx, const Edge& edge,
+                                             const char* method,
+                                             const google::protobuf::Message& request,
+                                             Prepare prepare, Body body) {
+  if (edge.writer == nullptr) {
+    return Serve(ctx, edge, method, request,
+                 [prepare = std::move(prepare), body = std::move(body)](const Call& call) mutable {
+                   RETURN_IF_ERROR(prepare(call));
+                   return body(call);
+                 });
+  }
+  if (grpc::ServerUnaryReactor* refused = internal::Shed(ctx, edge, method)) return refused;
+  auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body),
+                                                       RequestChecks::kAtEdge);
+  run->Identify(prepare);
   edge.writer->Submit([run]() -> Database::Completion {
     absl::Status status = run->Run();
     return [run, status](const absl::Status& commit) { run->Reply(status.ok() ? commit : status); };

@@ -136,6 +136,11 @@ absl::Status Desk::CheckOrganisation(const std::string& field, const std::string
 
 absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
                                                       const v1::SubmitSarRequest& request) {
+  ASSIGN_OR_RETURN(PreparedSar prepared, PrepareSar(request));
+  return SubmitPrepared(call, request, prepared);
+}
+
+absl::StatusOr<Desk::PreparedSar> Desk::PrepareSar(const v1::SubmitSarRequest& request) {
   // Every bad field at once, so an intake system can show them all.
   Violations violations;
   violations.Add(CheckRequestId(request.request_id()));
@@ -152,20 +157,51 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
     }
   }
   RETURN_IF_ERROR(violations.status());
+  PreparedSar prepared;
+  prepared.sar = request.sar();
+  for (v1::Subject& s : *prepared.sar.mutable_subjects()) {
+    s.set_subject_ref(SubjectRef(options_.subject_key, s));
+  }
+  if (!encoder_) return prepared;
+  std::lock_guard lock(encoder_mu_);
+  for (int i = 0; i < prepared.sar.subjects_size(); ++i) {
+    const v1::Subject& s = prepared.sar.subjects(i);
+    linkage::PersonFields p;
+    p.given_names = s.full_name();  // name tokens are sorted: no need to split
+    p.date_of_birth = s.date_of_birth();
+    p.address = s.address();
+    absl::StatusOr<std::vector<linkage::Filter>> f = encoder_->EncodeForScreening(p);
+    if (!f.ok()) {
+      // A subject the encoder cannot use (no letters in the name, a date outside its range) is
+      // not screened; the SAR itself is still taken.
+      const std::string field = FieldOf(f.status());
+      prepared.not_screened.emplace_back(i, field.empty() ? "no usable fields" : field);
+      continue;
+    }
+    v1::EncodedSubject& e = prepared.encoded.emplace_back();
+    e.set_subject_ref(s.subject_ref());
+    e.set_encoding(linkage::ToBytes(f->front()));
+    for (size_t j = 1; j < f->size(); ++j) e.add_alternative_encodings(linkage::ToBytes((*f)[j]));
+  }
+  return prepared;
+}
+
+absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitPrepared(const Call& call,
+                                                           const v1::SubmitSarRequest& request,
+                                                           const PreparedSar& prepared) {
   v1::SubmitSarResponse response;
   const absl::Time now = clock_.Now();
   RETURN_IF_ERROR(RunIdempotent(
       db_, call.scope, request, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
-        v1::Sar sar = request.sar();
+        v1::Sar sar = prepared.sar;
         sar.set_sar_id(NewId("SAR-"));
         if (!sar.has_submitted_at()) *sar.mutable_submitted_at() = ToProto(now);
         // One way to say DAML: the flag and the glossary code go together.
         const bool daml_code = absl::c_linear_search(sar.glossary_codes(), kDamlGlossaryCode);
         if (daml_code) sar.set_daml(true);
         if (sar.daml() && !daml_code) sar.add_glossary_codes(kDamlGlossaryCode);
-        for (v1::Subject& s : *sar.mutable_subjects()) {
-          s.set_subject_ref(SubjectRef(options_.subject_key, s));
+        for (const v1::Subject& s : sar.subjects()) {
           RETURN_IF_ERROR(
               txn.Exec("INSERT OR IGNORE INTO sar_subjects (subject_ref, sar_id) VALUES (?, ?)",
                        {s.subject_ref(), sar.sar_id()}));
@@ -180,28 +216,10 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitSar(const Call& call,
           envelope.set_message_id(absl::StrCat("SCREEN-", sar.sar_id()));
           v1::ScreenSubjectsRequest* screen = envelope.mutable_screen();
           screen->set_sar_id(sar.sar_id());
-          std::lock_guard lock(encoder_mu_);
-          for (int i = 0; i < sar.subjects_size(); ++i) {
-            const v1::Subject& s = sar.subjects(i);
-            linkage::PersonFields p;
-            p.given_names = s.full_name();  // name tokens are sorted: no need to split
-            p.date_of_birth = s.date_of_birth();
-            p.address = s.address();
-            absl::StatusOr<std::vector<linkage::Filter>> f = encoder_->EncodeForScreening(p);
-            if (!f.ok()) {
-              // A subject the encoder cannot use (no letters in the name, a date outside its
-              // range) is not screened; the SAR itself is still taken.
-              spdlog::info("sar {}: subject {} not screened: {}", sar.sar_id(), i,
-                           FieldOf(f.status()).empty() ? "no usable fields" : FieldOf(f.status()));
-              continue;
-            }
-            v1::EncodedSubject* e = screen->add_subjects();
-            e->set_subject_ref(s.subject_ref());
-            e->set_encoding(linkage::ToBytes(f->front()));
-            for (size_t j = 1; j < f->size(); ++j) {
-              e->add_alternative_encodings(linkage::ToBytes((*f)[j]));
-            }
+          for (const auto& [i, why] : prepared.not_screened) {
+            spdlog::info("sar {}: subject {} not screened: {}", sar.sar_id(), i, why);
           }
+          for (const v1::EncodedSubject& e : prepared.encoded) *screen->add_subjects() = e;
           if (screen->subjects_size() > 0) {
             RETURN_IF_ERROR(outbox_.Send(txn, kLinkageCode, envelope, now));
           }

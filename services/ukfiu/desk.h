@@ -67,6 +67,18 @@ class Desk {
   // not allow the step (naming it).
   absl::StatusOr<v1::SubmitSarResponse> SubmitSar(const Call& call,
                                                   const v1::SubmitSarRequest& request);
+  // SubmitSar in two parts, so the first can run off the writer thread: PrepareSar checks the
+  // request and works out what needs no database (the subjects' references and linkage
+  // encodings); SubmitPrepared stores it.
+  struct PreparedSar {
+    v1::Sar sar;  // the request's, subject references set
+    std::vector<v1::EncodedSubject> encoded;
+    std::vector<std::pair<int, std::string>> not_screened;  // subject index, why
+  };
+  absl::StatusOr<PreparedSar> PrepareSar(const v1::SubmitSarRequest& request);
+  absl::StatusOr<v1::SubmitSarResponse> SubmitPrepared(const Call& call,
+                                                       const v1::SubmitSarRequest& request,
+                                                       const PreparedSar& prepared);
   absl::StatusOr<v1::GetSarResponse> GetSar(const std::string& sar_id);
   absl::StatusOr<v1::ReferSarResponse> Refer(const Call& call, const v1::ReferSarRequest& request);
   absl::StatusOr<v1::WithdrawReferralResponse> Withdraw(const Call& call,
@@ -150,7 +162,7 @@ class Desk {
   Outbox outbox_;
   referral::Mirror mirror_;
   referral::Threads threads_;
-  // One encoder (it caches token positions); SubmitSar bodies may run on several threads.
+  // One encoder (it caches token positions); SubmitSar calls encode on gRPC's threads.
   std::mutex encoder_mu_;
   std::optional<linkage::Encoder> encoder_;
 };

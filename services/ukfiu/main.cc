@@ -32,11 +32,19 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
   grpc::ServerUnaryReactor* SubmitSar(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitSarRequest* req,
                                       v1::SubmitSarResponse* resp) override {
-    return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/SubmitSar", *req,
-                      [=, this](const Call& call) -> absl::Status {
-                        ASSIGN_OR_RETURN(*resp, desk_->SubmitSar(call, *req));
-                        return absl::OkStatus();
-                      });
+    // Checking the SAR and encoding its subjects for the linkage screen happen on gRPC's thread;
+    // only storing it waits for the writer.
+    auto prepared = std::make_shared<Desk::PreparedSar>();
+    return ServePreparedWrite(
+        ctx, edge_, "/sarloop.v1.Ukfiu/SubmitSar", *req,
+        [=, this](const Call&) -> absl::Status {
+          ASSIGN_OR_RETURN(*prepared, desk_->PrepareSar(*req));
+          return absl::OkStatus();
+        },
+        [=, this](const Call& call) -> absl::Status {
+          ASSIGN_OR_RETURN(*resp, desk_->SubmitPrepared(call, *req, *prepared));
+          return absl::OkStatus();
+        });
   }
 
   grpc::ServerUnaryReactor* GetSar(grpc::CallbackServerContext* ctx, const v1::GetSarRequest* req,

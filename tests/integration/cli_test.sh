@@ -50,6 +50,12 @@ expect "refer without rationale names the field" 3 "INVALID_ARGUMENT.*thr.ration
 expect "unknown enum value lists the allowed ones" 2 "high" -- \
   as ukfiu-intake 1 ukfiu refer "$sar" --org NFK --threat severe --risk low --harm low --rationale r
 expect "missing command is a usage error" 2 "usage|Usage" -- as ukfiu-intake 1 ukfiu
+# SubmitSar checks and encodes the SAR on gRPC's thread, before its write job: a refusal there
+# still names the field and is audited (below) like any other.
+expect "a SAR refused before its write names the field" 3 \
+  "INVALID_ARGUMENT.*sar.subjects\[0\].employer_code" -- \
+  as ukfiu-intake 1 ukfiu submit --sector bank --narrative "refused early" \
+  --subject "Jo Early|1970-01-02|officer|XYZ"
 # A request_id is one request: the same again gets the first answer, another body is refused.
 rid="cli-reuse-$RANDOM"
 first=$(as ukfiu-intake 1 --json --request-id "$rid" ukfiu submit --sector bank --narrative "first" \
@@ -266,6 +272,14 @@ done
 refused=$(sqlite3 "$DIR/data/force-NFK.db" \
   "SELECT COUNT(*) FROM audit WHERE code = 7 AND identity = 'spiffe://sarloop/force/SFK/psd'")
 [[ $refused -ge 1 ]] && ok "the refused call is audited" || bad "refusal not in the audit log"
+early=$(sqlite3 "$DIR/data/ukfiu.db" "SELECT COUNT(*) FROM audit WHERE code = 3 AND \
+  method = '/sarloop.v1.Ukfiu/SubmitSar' AND user = 'cli-test'")
+[[ $early -ge 1 ]] && ok "the SAR refused before its write is audited" ||
+  bad "the early refusal is not in ukfiu's audit log ($early)"
+submitted=$(sqlite3 "$DIR/data/ukfiu.db" "SELECT COUNT(*) FROM audit WHERE code = 0 AND \
+  method = '/sarloop.v1.Ukfiu/SubmitSar' AND identity = 'spiffe://sarloop/ukfiu/intake'")
+[[ $submitted -ge 3 ]] && ok "the SARs submitted are audited ($submitted)" ||
+  bad "SubmitSar audited $submitted times"
 acked=$(sqlite3 "$DIR/data/force-NFK.db" "SELECT COUNT(*) FROM audit WHERE code = 0 AND \
   method = '/sarloop.v1.Force/Acknowledge' AND referral_id = '$ref' AND user = 'cli-test'")
 [[ $acked -eq 1 ]] && ok "the acknowledgement is audited once with its user" || bad "ack audited $acked times"
