@@ -90,7 +90,7 @@ class CallRun {
   // With `prepare`, then runs prepare(call) when all is well so far, for the body's work that
   // needs no database. Its refusal is the call's answer, audited as the body's would be.
   template <typename Prepare>
-  void Identify(Prepare& prepare) {
+  void Identify(Prepare&& prepare) {
     absl::StatusOr<Identity> id = PeerIdentity(*ctx_);
     entry_.at = edge_.clock->Now();
     entry_.method = method_;
@@ -112,20 +112,18 @@ class CallRun {
     if (status_.ok()) status_ = prepare(static_cast<const Call&>(call_));
     identified_ = true;
   }
+  void Identify() {
+    Identify([](const Call&) { return absl::OkStatus(); });
+  }
 
   // Runs the body (identifying the caller first unless Identify did) and records the call in
   // the audit log.
   absl::Status Run() {
-    if (!identified_) {
-      auto nothing = [](const Call&) { return absl::OkStatus(); };
-      Identify(nothing);
-    }
-    AuditEntry& entry = entry_;
-    Call& call = call_;
+    if (!identified_) Identify();
     absl::Status status = status_;
-    AuditRecorder audit(edge_.audit_db, entry);
-    call.audit = &audit;
-    if (status.ok()) status = body_(static_cast<const Call&>(call));
+    AuditRecorder audit(edge_.audit_db, entry_);
+    call_.audit = &audit;
+    if (status.ok()) status = body_(static_cast<const Call&>(call_));
     // Nothing is answered that the audit log does not hold: a call whose entry cannot be made
     // durable (a full disk) is refused, even a read, so no personal data leaves untraced.
     absl::Status audited = audit.Finish(status);
@@ -134,7 +132,7 @@ class CallRun {
                           "the call cannot be recorded in the audit log now; retry later",
                           absl::Seconds(5));
     }
-    caller_ = entry.identity;
+    caller_ = entry_.identity;
     return status;
   }
 
@@ -221,9 +219,7 @@ grpc::ServerUnaryReactor* ServeWrite(grpc::CallbackServerContext* ctx, const Edg
   if (grpc::ServerUnaryReactor* refused = internal::Shed(ctx, edge, method)) return refused;
   auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body),
                                                        checks);
-  // Who is calling is known from the connection: found here, not on the writer.
-  auto nothing = [](const Call&) { return absl::OkStatus(); };
-  run->Identify(nothing);
+  run->Identify();  // who is calling is known from the connection: found here, not on the writer
   edge.writer->Submit([run]() -> Database::Completion {
     absl::Status status = run->Run();
     return [run, status](const absl::Status& commit) { run->Reply(status.ok() ? commit : status); };
