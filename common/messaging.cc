@@ -91,6 +91,36 @@ CREATE TABLE idempotency (
 );
 )sql"};
 
+// Two changes to what every commit that sends or receives a message writes, measured in the WAL
+// frames of a chain at 10 lifecycles/s (about 22 pages per commit):
+//  - the index the delivery loops read holds pending messages only: marking one delivered removes
+//    its entry instead of moving it to the delivered end, so a mark writes one index page, not
+//    two, and the index stays as small as the backlog (it was the most written B-tree in a
+//    sender's commits, 1.5 to 4 pages each);
+//  - the receiver's record of messages seen is a WITHOUT ROWID table keyed by the message id: one
+//    B-tree per message instead of a table and its key's index (0.5 to 1 page per commit).
+// PostgreSQL takes the partial index; its tables have no rowid to drop.
+const Migration kMessagingIndexesMigration = {
+    "the outbox's index holds pending messages only; the inbox record is keyed by message id",
+    R"sql(
+DROP INDEX outbox_by_status;
+CREATE INDEX outbox_pending ON outbox (destination, seq) WHERE status = 0;
+CREATE TABLE inbox_seen_by_id (
+  message_id TEXT PRIMARY KEY,
+  received_at INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  detail TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+INSERT INTO inbox_seen_by_id (message_id, received_at, status, detail)
+  SELECT message_id, received_at, status, detail FROM inbox_seen;
+DROP TABLE inbox_seen;
+ALTER TABLE inbox_seen_by_id RENAME TO inbox_seen;
+)sql",
+    R"sql(
+DROP INDEX outbox_by_status;
+CREATE INDEX outbox_pending ON outbox (destination, seq) WHERE status = 0;
+)sql"};
+
 const Migration kRequestDigestMigration = {"the digest of each idempotent request", R"sql(
 ALTER TABLE idempotency ADD COLUMN request_digest TEXT NOT NULL DEFAULT '';
 )sql",
@@ -172,7 +202,7 @@ absl::StatusOr<std::vector<OutboxEntry>> ReadOutbox(Txn& txn) {
 absl::StatusOr<absl::Time> OldestPending(Database& db, const std::string& destination) {
   absl::Time oldest = absl::InfiniteFuture();
   RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
-    // One index lookup (outbox_by_status): the first pending message is the oldest.
+    // One index lookup (outbox_pending): the first pending message is the oldest.
     ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT created_at FROM outbox WHERE destination = ? "
                                           "AND status = 0 ORDER BY seq LIMIT 1",
                                           {destination}));

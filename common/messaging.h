@@ -40,6 +40,9 @@ extern const Migration kMessagingMigration;
 // The digest of the request each stored answer was given for (RunIdempotent). Every service lists
 // it among the migrations it applies after the audit log.
 extern const Migration kRequestDigestMigration;
+// The outbox's index of pending messages only, and the inbox record keyed by message id alone
+// (fewer pages written per commit). Every service lists it after the migrations above.
+extern const Migration kMessagingIndexesMigration;
 
 // Adds `envelope` to the outbox for `destination` (a peer code). Must run inside the transaction
 // that makes the change the envelope reports. ALREADY_EXISTS-free: enqueuing the same message_id

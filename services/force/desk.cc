@@ -19,7 +19,8 @@ namespace {
 
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
 const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
-                                           referral::kThreadsMigration, kFeedMigration};
+                                           referral::kThreadsMigration, kFeedMigration,
+                                           kMessagingIndexesMigration};
 
 // The actor of what the service does by itself (e.g. recording receipt).
 v1::Actor ServiceActor(const std::string& code) {

@@ -189,7 +189,7 @@ absl::StatusOr<v1::LinkageHit> LoadHit(Txn& txn, const std::string& hit_id) {
 std::span<const Migration> LinkageMigrations() { return kMigrations; }
 
 namespace {
-const Migration kMigrationsAfterAudit[] = {kRequestDigestMigration};
+const Migration kMigrationsAfterAudit[] = {kRequestDigestMigration, kMessagingIndexesMigration};
 }  // namespace
 
 std::span<const Migration> LinkageMigrationsAfterAudit() { return kMigrationsAfterAudit; }

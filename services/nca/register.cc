@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
+#include "common/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
@@ -112,7 +113,8 @@ CREATE INDEX notices_by_addressee ON notices (addressee, occurred_at, event_id);
 CREATE TABLE notices_backfill (pending INTEGER NOT NULL);
 INSERT INTO notices_backfill VALUES (1);
 )sql"},
-                                 kFeedMigration};
+                                 kFeedMigration,
+                                 kMessagingIndexesMigration};
 
 // Indexes an event addressed to a person (an escalation, a regulation 19 report, a declined
 // assistance for review) under that person.

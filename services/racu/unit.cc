@@ -15,7 +15,8 @@ namespace sarloop::racu {
 namespace {
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
 const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
-                                           referral::kThreadsMigration, kFeedMigration};
+                                           referral::kThreadsMigration, kFeedMigration,
+                                           kMessagingIndexesMigration};
 }  // namespace
 
 std::span<const Migration> UnitMigrations() { return kMigrations; }

@@ -47,8 +47,8 @@ CREATE TABLE sar_subjects (
 CREATE INDEX sar_subjects_by_sar ON sar_subjects (sar_id);
 )sql"}};
 const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
-                                           kWitnessMigration, referral::kThreadsMigration,
-                                           kFeedMigration};
+                                           kWitnessMigration,    referral::kThreadsMigration,
+                                           kFeedMigration,       kMessagingIndexesMigration};
 
 // Referral states that have ended (see ReferralState).
 constexpr const char* kEnded = kTerminalStatesSql;

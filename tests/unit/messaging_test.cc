@@ -73,19 +73,20 @@ using ::sarloop::testing::Eventually;
 
 class OutboxTest : public ::testing::Test {
  protected:
+  static std::vector<Migration> Schema() {
+    return {kMessagingMigration, kRequestDigestMigration, kMessagingIndexesMigration};
+  }
   void SetUp() override {
-    auto db = Database::Open(dir_.File("o.db"),
-                             std::vector<Migration>{kMessagingMigration, kRequestDigestMigration},
-                             TestKeys());
+    auto db = Database::Open(dir_.File("o.db"), Schema(), TestKeys());
     ASSERT_THAT(db, IsOk());
     db_ = std::move(*db);
   }
-  void EnqueueAll(int referrals, int per_referral) {
+  void EnqueueAll(int referrals, int per_referral, const std::string& prefix = "R") {
     // Interleaved across referrals, as concurrent work produces them.
     for (int n = 0; n < per_referral; ++n) {
       for (int r = 0; r < referrals; ++r) {
         ASSERT_THAT(db_->Transact([&](Txn& t) {
-          return Enqueue(t, "PEER", MakeEnvelope(absl::StrCat("R", r), n), absl::Now());
+          return Enqueue(t, "PEER", MakeEnvelope(absl::StrCat(prefix, r), n), absl::Now());
         }),
                     IsOk());
       }
@@ -262,6 +263,74 @@ TEST_F(OutboxTest, BacklogShowsWhatWaitsAndWhy) {
   EXPECT_EQ(backlog[0].pending, 3);
   EXPECT_NE(backlog[0].last_error.find("peer down"), std::string::npos);
   EXPECT_NE(backlog[0].oldest_pending, absl::InfinitePast());
+}
+
+// A database written before kMessagingIndexesMigration: once it runs, what was delivered stays
+// delivered and what was pending is sent, once; the new index holds exactly the pending rows,
+// however many were marked since; and the receiver still knows every message it took or refused.
+TEST_F(OutboxTest, AnOutboxFromBeforeThePendingIndexCarriesOn) {
+  db_.reset();
+  const std::string path = dir_.File("old.db");
+  FlakyTransport transport;
+  DeliveryOptions options;
+  options.poll_interval = absl::Milliseconds(5);
+  options.batch_size = 4;
+  // Received before the change: one taken, one refused; the third arrives after it.
+  v1::DeliverRequest inbound;
+  for (int i = 0; i < 2; ++i) *inbound.add_envelopes() = MakeEnvelope("IN", i);
+  int applied = 0;
+  auto refuse_one = [&](Txn&, const v1::Envelope& env) -> absl::Status {
+    ++applied;
+    if (env.message_id() == "m-IN-1") return absl::InvalidArgumentError("not for us");
+    return absl::OkStatus();
+  };
+  {
+    ASSERT_OK_AND_ASSIGN(
+        db_,
+        Database::Open(path, std::vector<Migration>{kMessagingMigration, kRequestDigestMigration},
+                       TestKeys()));
+    EnqueueAll(2, 3);
+    auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+    worker->Start({"PEER"});
+    ASSERT_TRUE(Eventually([&] { return Pending() == 0; }));
+    worker->Stop();
+    EnqueueAll(3, 2, "S");  // six more, pending when the schema changes
+    ASSERT_EQ(Pending(), 6);
+    ASSERT_OK_AND_ASSIGN(auto received, ReceiveBatch(*db_, clock_, inbound, refuse_one));
+    ASSERT_EQ(received.results(1).status(), v1::DELIVERY_STATUS_REJECTED);
+    db_.reset();
+  }
+  ASSERT_OK_AND_ASSIGN(db_, Database::Open(path, Schema(), TestKeys()));
+  *inbound.add_envelopes() = MakeEnvelope("IN", 2);
+  ASSERT_OK_AND_ASSIGN(auto replayed, ReceiveBatch(*db_, clock_, inbound, refuse_one));
+  ASSERT_EQ(replayed.results_size(), 3);
+  EXPECT_EQ(replayed.results(0).status(), v1::DELIVERY_STATUS_DUPLICATE);
+  EXPECT_EQ(replayed.results(1).status(), v1::DELIVERY_STATUS_REJECTED);
+  EXPECT_EQ(replayed.results(1).detail(), "not for us");
+  EXPECT_EQ(replayed.results(2).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  EXPECT_EQ(applied, 3);
+  auto indexed = [&]() -> int64_t {
+    int64_t n = -1;
+    EXPECT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+      ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM outbox INDEXED BY outbox_pending "
+                                          "WHERE status = 0"));
+      n = rows[0].Int(0);
+      return absl::OkStatus();
+    }),
+                IsOk());
+    return n;
+  };
+  EXPECT_EQ(indexed(), 6);
+  auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+  worker->Start({"PEER"});
+  ASSERT_TRUE(Eventually([&] { return Pending() == 0; }));
+  worker->Stop();
+  EXPECT_EQ(indexed(), 0);
+  std::lock_guard lock(transport.mu_);
+  EXPECT_EQ(transport.taken_.size(), 12u);
+  EXPECT_EQ(transport.seen_.size(), 12u);
+  ASSERT_OK_AND_ASSIGN(auto backlog, ReadBacklog(*db_));
+  EXPECT_EQ(backlog[0].delivered, 12);
 }
 
 TEST_F(OutboxTest, RejectedMessagesAreParkedNotRetried) {
