@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -20,6 +21,14 @@ std::string NewId(absl::string_view prefix, int hex_digits) {
     id.push_back(kHex[(i % 2 == 0) ? (b >> 4) : (b & 0xf)]);
   }
   return id;
+}
+
+std::string NewTimeOrderedId(absl::string_view prefix, absl::Time at) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const int64_t millis = std::clamp<int64_t>(absl::ToUnixMillis(at), 0, (int64_t{1} << 48) - 1);
+  std::string id(prefix);
+  for (int shift = 44; shift >= 0; shift -= 4) id.push_back(kHex[(millis >> shift) & 0xf]);
+  return NewId(id, 20);
 }
 
 google::protobuf::Timestamp ToProto(absl::Time t) {

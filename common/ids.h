@@ -16,6 +16,14 @@ namespace sarloop {
 // `prefix` followed by `hex_digits` random hex digits from the OpenSSL CSPRNG.
 std::string NewId(absl::string_view prefix, int hex_digits = 16);
 
+// `prefix` followed by 32 hex digits: `at` in milliseconds since the Unix epoch (12 digits; 0
+// before it), then 80 random bits. Such ids sort by time, so a B-tree keyed by them (the event
+// log's key, a receiver's record of messages seen, the outbox's) takes each new one at its end: a
+// commit's inserts share the last leaf instead of each writing a leaf of its own somewhere in
+// the tree, and the pages a service writes are the few most recent, not the whole index. Unique
+// as NewId's are, by the random part.
+std::string NewTimeOrderedId(absl::string_view prefix, absl::Time at);
+
 google::protobuf::Timestamp ToProto(absl::Time t);
 absl::Time FromProto(const google::protobuf::Timestamp& ts);
 

@@ -103,7 +103,7 @@ v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
                             const std::string& producer, const std::string& organisation,
                             const v1::Actor& actor, absl::Time now) {
   v1::LifecycleEvent e;
-  e.set_event_id(NewId("EV-", 32));
+  e.set_event_id(NewTimeOrderedId("EV-", now));
   e.set_referral_id(referral_id);
   e.set_type(type);
   e.set_producer(producer);

@@ -1,8 +1,10 @@
 #include "common/referral/lifecycle.h"
 
 #include <random>
+#include <set>
 
 #include "common/ids.h"
+#include "common/referral/event_log.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {
@@ -253,6 +255,27 @@ TEST(RegisterFold, FirstEndWins) {
   events.push_back(closed);
   events.push_back(withdrawn);
   EXPECT_EQ(Fold(events).state(), v1::REFERRAL_STATE_WITHDRAWN);
+}
+
+// Event ids sort by the time they were made (the event log's key and a receiver's record of
+// messages seen then grow at their end), keep the "EV-" + 32 hex digits form, and are unique by
+// their random part however many are made in the same millisecond.
+TEST(EventIds, SortByTheirTimeAndNeverRepeat) {
+  const absl::Time t = absl::FromUnixMillis(1764892800123);  // 2025-12-05 00:00:00.123 UTC
+  const auto id_at = [](absl::Time at) {
+    return NewEvent(v1::EVENT_TYPE_DISPATCHED, "REF-1", "UKFIU", "NFK", v1::Actor(), at).event_id();
+  };
+  const std::string first = id_at(t);
+  ASSERT_EQ(first.size(), 3u + 32u);
+  EXPECT_EQ(first.substr(0, 15), "EV-019aebcef47b") << first;  // 1764892800123 in hex
+  EXPECT_EQ(first.find_first_not_of("0123456789abcdef", 3), std::string::npos) << first;
+  EXPECT_LT(first, id_at(t + absl::Milliseconds(1)));
+  EXPECT_LT(id_at(t + absl::Milliseconds(1)), id_at(t + absl::Hours(24 * 365 * 30)));
+  EXPECT_EQ(id_at(absl::FromUnixSeconds(-5)).substr(0, 15), "EV-000000000000");
+  std::set<std::string> same_instant;
+  for (int i = 0; i < 20000; ++i) same_instant.insert(id_at(t));
+  EXPECT_EQ(same_instant.size(), 20000u);
+  for (const std::string& id : same_instant) ASSERT_EQ(id.substr(0, 15), first.substr(0, 15));
 }
 
 }  // namespace
