@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/bench/wal_pages.py over a trace whose frames are known: a real database's pages, written
 # as strace prints WAL frame headers (two commits, one with a frame of a page freed since). It must
-# count the commits and frames and name each page's table or index. Prints 'N passed, N failed'.
+# count the commits and frames and name each page's table or index; and commit_page_cost.py must
+# print each of its measurements. Prints 'N passed, N failed'.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PY=/usr/bin/python3
@@ -44,5 +45,10 @@ if "$PY" "$REPO/tools/bench/wal_pages.py" --db "$WORK/t.db" --strace "$WORK/none
 else
   check "a missing trace is an error naming it" grep -q "none" "$WORK/err"
 fi
+# Its companion, the cost of a page in a commit: every measurement printed, a number each.
+cost=$("$PY" "$REPO/tools/bench/commit_page_cost.py" --dir "$WORK" --commits 5)
+echo "$cost"
+check "commit_page_cost prints eight measurements" \
+  test "$(grep -Ec '^ +(1|10|20|30) +[0-9]+\.[0-9]{3} +[0-9]+\.[0-9]{3}$' <<<"$cost")" -eq 8
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
