@@ -218,7 +218,7 @@ absl::StatusOr<absl::Time> OldestPending(Database& db, const std::string& destin
 absl::StatusOr<std::vector<Backlog>> ReadBacklog(Database& db) {
   std::vector<Backlog> out;
   RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
-    // From the indexes, never the rows (sealed envelopes, a page or more each, and kept until
+    // From the indexes, never the rows (each a sealed envelope of hundreds of bytes, kept until
     // retention): every message per destination from the key's index, the pending ones from
     // outbox_pending, the refused from outbox_rejected; delivered is the rest.
     ASSIGN_OR_RETURN(auto all, txn.Query("SELECT destination, COUNT(*) FROM outbox "
