@@ -21,6 +21,9 @@ namespace {
 using ::sarloop::testing::IsOk;
 using ::sarloop::testing::StatusIs;
 using ::sarloop::testing::TempDir;
+
+// The service's default threshold, as the desk reports it.
+constexpr int32_t kThreshold = static_cast<int32_t>(kDefaultThresholdMilli);
 using ::sarloop::testing::TestKeys;
 using ::testing::_;
 using ::testing::HasSubstr;
@@ -125,7 +128,7 @@ TEST_F(LinkageDeskTest, ScreeningFindsThePersonAndOnlyThePerson) {
   EXPECT_EQ(hit.subject_ref(), "SUBJ-1");
   EXPECT_EQ(hit.organisation(), "NFK");
   EXPECT_EQ(hit.record_id(), "P1");
-  EXPECT_GE(hit.score_milli(), 850);
+  EXPECT_GE(hit.score_milli(), kThreshold);
   EXPECT_EQ(hit.status(), v1::LINK_STATUS_OPEN);
   EXPECT_THAT(std::set<std::string>(hit.matched_fields().begin(), hit.matched_fields().end()),
               ::testing::Contains("date_of_birth"));
@@ -168,7 +171,7 @@ TEST_F(LinkageDeskTest, HitsAreNeverBelowTheThreshold) {
   }
   ASSERT_OK_AND_ASSIGN(auto screened, Screen("SAR-0000000000000002", subjects));
   EXPECT_GE(screened.hits_size(), 3);  // at least the exact copies
-  for (const auto& h : screened.hits()) EXPECT_GE(h.score_milli(), 850) << h.subject_ref();
+  for (const auto& h : screened.hits()) EXPECT_GE(h.score_milli(), kThreshold) << h.subject_ref();
 }
 
 TEST_F(LinkageDeskTest, ANewIndexRescreensStoredSubjects) {
@@ -270,7 +273,7 @@ TEST_F(LinkageDeskTest, VerdictsAreTheIndexOwnersAndCountTowardsPrecision) {
   EXPECT_EQ(stats.organisations(0).confirmed(), 1);
   EXPECT_DOUBLE_EQ(stats.organisations(0).precision(), 1.0);
   EXPECT_EQ(stats.subjects_stored(), 1);
-  EXPECT_EQ(stats.threshold_milli(), 850);
+  EXPECT_EQ(stats.threshold_milli(), kThreshold);
 }
 
 TEST_F(LinkageDeskTest, ARestartKeepsIndexesAndSubjects) {
@@ -439,7 +442,7 @@ TEST_F(LinkageDeskTest, ASubjectWithoutADateOfBirthIsFoundThroughItsAlternatives
   ASSERT_OK_AND_ASSIGN(auto with, desk_->Screen(ukfiu_, request("SAR-0000000000000011", true)));
   ASSERT_EQ(with.hits_size(), 1);
   EXPECT_EQ(with.hits(0).record_id(), "P1");
-  EXPECT_GE(with.hits(0).score_milli(), 850);
+  EXPECT_GE(with.hits(0).score_milli(), kThreshold);
 
   // Stored with all its encodings: a restart, then another force's upload, re-screens it.
   Open();
