@@ -759,28 +759,33 @@ void RuleCeilingSection(const Candidates& project, const Candidates& harsh) {
       "harsher model at the project's operating point (precision >= %.2f there): precision / "
       "recall |\n|---|---:|---:|---:|\n",
       kChoicePrecision);
-  const auto row = [&](const char* label, auto score_project, auto score_harsh) {
+  // `same_scale`: both models' pairs are scored by one function, so a threshold chosen on the
+  // project's model means the same on the harsher one.
+  const auto row = [&](const char* label, auto score_project, auto score_harsh, bool same_scale) {
     const OperatingPoint p = Operate(project, score_project, 0.95);
     const OperatingPoint h = Operate(harsh, score_harsh, 0.95);
-    const OperatingPoint chosen = Operate(project, score_project, kChoicePrecision);
-    const OperatingPoint transfer = Operate(harsh, score_harsh, 0, &chosen.threshold);
-    std::printf("| %s | %.4f | %.4f | %.4f / %.4f |\n", label, p.recall, h.recall,
-                transfer.precision, transfer.recall);
+    std::string transfer_cell = "–";
+    if (same_scale) {
+      const OperatingPoint chosen = Operate(project, score_project, kChoicePrecision);
+      const OperatingPoint transfer = Operate(harsh, score_harsh, 0, &chosen.threshold);
+      transfer_cell = absl::StrFormat("%.4f / %.4f", transfer.precision, transfer.recall);
+    }
+    std::printf("| %s | %.4f | %.4f | %s |\n", label, p.recall, h.recall, transfer_cell.c_str());
   };
   row(
       "the shipped rule", [&](size_t i) { return project.shipped[i]; },
-      [&](size_t i) { return harsh.shipped[i]; });
+      [&](size_t i) { return harsh.shipped[i]; }, true);
   FieldBinModel on_project, on_harsh;
   on_project.Fit(PatternCounts(project));
   on_harsh.Fit(PatternCounts(harsh));
   row(
       "a weight per field and Dice bin, fitted on the project's model",
       [&](size_t i) { return on_project.Score(project.pattern[i]); },
-      [&](size_t i) { return on_project.Score(harsh.pattern[i]); });
+      [&](size_t i) { return on_project.Score(harsh.pattern[i]); }, true);
   row(
       "the same fitted on each model's own candidates (a ceiling: it knows the errors)",
       [&](size_t i) { return on_project.Score(project.pattern[i]); },
-      [&](size_t i) { return on_harsh.Score(harsh.pattern[i]); });
+      [&](size_t i) { return on_harsh.Score(harsh.pattern[i]); }, false);
 }
 
 // Recall of exact screening (no blocking) for same-person subjects, per encoding.
