@@ -11,11 +11,14 @@
 //
 //   sarloop-query-bench [--referrals N] [--reps R] [--db FILE | --postgres CONNINFO]
 //                       [--json FILE] [--seed S] [--only SHAPE_SUBSTRING] [--answers FILE]
+//                       [--build-only]
 //
 // --answers writes each shape's first answer as text: the same register on SQLite and PostgreSQL
 // must give the same answers (register_engines_compare.sh compares them).
 // --db keeps the register (and reuses it when it exists with the same size); --postgres builds
 // and queries it on PostgreSQL instead (an empty database, or one this bench filled before).
+// --build-only builds the register and stops, so a script can settle the database (PostgreSQL's
+// VACUUM ANALYZE after a bulk load) before a second run times the queries.
 // tools/bench/register_engines_compare.sh runs both engines in one script.
 #include <sys/resource.h>
 
@@ -55,6 +58,7 @@ struct Flags {
   std::string only;
   // Where to write each shape's first answer, as text (the engines must agree).
   std::string answers;
+  bool build_only = false;
 };
 
 // A response as the RPC edge sends it (wire bytes), or as text for the answers file (only in the
@@ -230,10 +234,12 @@ int Main(int argc, char** argv) {
       flags.only = next();
     } else if (a == "--answers") {
       flags.answers = next();
+    } else if (a == "--build-only") {
+      flags.build_only = true;
     } else {
       std::cerr << "usage: sarloop-query-bench [--referrals N] [--reps R] "
                    "[--db FILE | --postgres CONNINFO] [--json FILE] [--seed S] "
-                   "[--only SHAPE_SUBSTRING] [--answers FILE]\n";
+                   "[--only SHAPE_SUBSTRING] [--answers FILE] [--build-only]\n";
       return 2;
     }
   }
@@ -282,6 +288,16 @@ int Main(int argc, char** argv) {
       return 1;
     }
     build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  if (flags.build_only) {
+    if (temporary) {
+      std::cerr
+          << "sarloop-query-bench: --build-only needs --db or --postgres to keep the register\n";
+      return 2;
+    }
+    std::printf("register of %lld referrals in %s: built in %.0f s (0: it was there)\n",
+                static_cast<long long>(flags.referrals), flags.db.c_str(), build_s);
+    return 0;
   }
   const auto t0 = std::chrono::steady_clock::now();
   if (absl::Status s = reg.CatchUp(); !s.ok()) {
@@ -427,7 +443,8 @@ int main(int argc, char** argv) {
   if (sarloop::PrintVersionOrHelp(
           argc, argv, "sarloop-query-bench",
           "usage: sarloop-query-bench [--referrals N] [--reps R] [--db FILE | --postgres CONNINFO] "
-          "[--json FILE] [--seed S] [--only SHAPE_SUBSTRING] [--answers FILE]\n\nThe analysts' "
+          "[--json FILE] [--seed S] [--only SHAPE_SUBSTRING] [--answers FILE] "
+          "[--build-only]\n\nThe analysts' "
           "aggregate shapes timed over a generated register of N referrals, on SQLite or "
           "PostgreSQL.\n")) {
     return 0;
