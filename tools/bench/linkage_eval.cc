@@ -609,10 +609,17 @@ Accuracy AccuracySection(const synth::Population& pop, const std::vector<Filter>
 // per field and bin (the Fellegi-Sunter form, fitted as a logistic regression by Newton's
 // method) scores a pair by its best encoding. Fitted on the model it is judged on, it is a
 // ceiling for any rule that sees only these counts.
+//
+// With `classes` > 1 the name's weight is per bin and per class of how common the index record's
+// surname is (Candidates::rarity): what a key holder could add to an encoding, and what the
+// hardening hides, measured before anyone decides to pay its price in privacy.
 class FieldBinModel {
  public:
   static constexpr int kBins = 10;  // nine by Dice, then absent
-  static constexpr int kWeights = linkage::kFieldCount * kBins + 1;
+  static constexpr int kPatterns = kBins * kBins * kBins;
+
+  explicit FieldBinModel(int classes = 1)
+      : classes_(classes), weights_(kBins * classes + 2 * kBins + 1), w_(weights_, 0.0) {}
 
   static int Bin(uint32_t c, uint32_t q, uint32_t r, int field) {
     if (q < linkage::kPresentMin[field] || r < linkage::kPresentMin[field]) return kBins - 1;
@@ -622,62 +629,89 @@ class FieldBinModel {
     while (b < 8 && dice >= kEdges[b]) ++b;
     return b;
   }
-  // `pattern`: the three bins, field 0 most significant (base kBins).
-  double Score(int pattern) const {
-    return w_[kWeights - 1] + w_[pattern / (kBins * kBins)] + w_[kBins + pattern / kBins % kBins] +
-           w_[2 * kBins + pattern % kBins];
+  // `pattern`: the three bins, field 0 most significant (base kBins); `cls` the rarity class.
+  double Score(int pattern, int cls = 0) const {
+    const std::array<int, 4> at = Weights(pattern, cls);
+    return w_[at[0]] + w_[at[1]] + w_[at[2]] + w_[at[3]];
   }
-  // `counts[pattern]` = (true, false) candidates with that pattern.
+  // `counts[pattern * classes + cls]` = (true, false) candidates with that pattern and class.
   void Fit(const std::vector<std::pair<double, double>>& counts) {
+    const int weights = weights_;
     for (int iteration = 0; iteration < 30; ++iteration) {
-      std::vector<std::vector<double>> h(kWeights, std::vector<double>(kWeights, 0));
-      std::vector<double> g(kWeights, 0);
-      for (int pattern = 0; pattern < static_cast<int>(counts.size()); ++pattern) {
-        const auto [yes, no] = counts[pattern];
+      std::vector<std::vector<double>> h(weights, std::vector<double>(weights, 0));
+      std::vector<double> g(weights, 0);
+      for (int cell = 0; cell < static_cast<int>(counts.size()); ++cell) {
+        const auto [yes, no] = counts[cell];
         if (yes + no == 0) continue;
-        const int at[4] = {pattern / (kBins * kBins), kBins + pattern / kBins % kBins,
-                           2 * kBins + pattern % kBins, kWeights - 1};
-        const double p = 1 / (1 + std::exp(-Score(pattern)));
+        const int pattern = cell / classes_, cls = cell % classes_;
+        const std::array<int, 4> at = Weights(pattern, cls);
+        const double p = 1 / (1 + std::exp(-Score(pattern, cls)));
         for (int i : at) {
           g[i] += yes - (yes + no) * p;
           for (int j : at) h[i][j] += (yes + no) * p * (1 - p);
         }
       }
-      for (int i = 0; i < kWeights; ++i) {  // a little L2, so empty bins stay at 0
+      for (int i = 0; i < weights; ++i) {  // a little L2, so empty bins stay at 0
         g[i] -= w_[i];
         h[i][i] += 1;
       }
       // Newton's step: h x = g, by Gaussian elimination with partial pivoting.
-      for (int i = 0; i < kWeights; ++i) {
+      for (int i = 0; i < weights; ++i) {
         int pivot = i;
-        for (int j = i + 1; j < kWeights; ++j) {
+        for (int j = i + 1; j < weights; ++j) {
           if (std::fabs(h[j][i]) > std::fabs(h[pivot][i])) pivot = j;
         }
         std::swap(h[i], h[pivot]);
         std::swap(g[i], g[pivot]);
-        for (int j = i + 1; j < kWeights; ++j) {
+        for (int j = i + 1; j < weights; ++j) {
           const double m = h[j][i] / h[i][i];
-          for (int k = i; k < kWeights; ++k) h[j][k] -= m * h[i][k];
+          for (int k = i; k < weights; ++k) h[j][k] -= m * h[i][k];
           g[j] -= m * g[i];
         }
       }
-      for (int i = kWeights - 1; i >= 0; --i) {
+      for (int i = weights - 1; i >= 0; --i) {
         double x = g[i];
-        for (int k = i + 1; k < kWeights; ++k) x -= h[i][k] * g[k];
+        for (int k = i + 1; k < weights; ++k) x -= h[i][k] * g[k];
         g[i] = x / h[i][i];
       }
-      for (int i = 0; i < kWeights; ++i) w_[i] += g[i];
+      for (int i = 0; i < weights; ++i) w_[i] += g[i];
     }
   }
 
  private:
-  std::array<double, kWeights> w_{};
+  // The weights a pattern and class add: the name's bin (per class), the date of birth's, the
+  // address's, and the constant.
+  std::array<int, 4> Weights(int pattern, int cls) const {
+    return {pattern / (kBins * kBins) * classes_ + cls, kBins * classes_ + pattern / kBins % kBins,
+            kBins * classes_ + kBins + pattern % kBins, weights_ - 1};
+  }
+
+  int classes_;
+  int weights_;
+  std::vector<double> w_;
 };
+
+// How common the index record's surname is among the index's records, in four classes: the
+// evidence the hardening hides. 0: 1,000 records or more (Smith, Jones), 1: 100-999, 2: 10-99,
+// 3: fewer.
+constexpr int kRarityClasses = 4;
+std::vector<uint8_t> SurnameRarity(const synth::Population& pop) {
+  absl::flat_hash_map<std::string, int> count;
+  for (const auto& p : pop.index) ++count[p.fields.surname];
+  std::vector<uint8_t> out;
+  out.reserve(pop.index.size());
+  for (const auto& p : pop.index) {
+    const int n = count[p.fields.surname];
+    out.push_back(n >= 1000 ? 0 : n >= 100 ? 1 : n >= 10 ? 2 : 3);
+  }
+  return out;
+}
 
 // One model's candidates: per hit, its pair, bins and the shipped rule's score.
 struct Candidates {
   std::vector<uint64_t> pair;
   std::vector<int> pattern;
+  std::vector<uint8_t> rarity;  // SurnameRarity of the hit's index record
   std::vector<double> shipped;
   std::vector<bool> truth;
   size_t true_pairs = 0;
@@ -687,6 +721,7 @@ Candidates CollectCandidates(const synth::Population& pop, const std::vector<Fil
                              const SubjectEncodings& subjects, const std::vector<Hit>& hits) {
   const Truth truth{pop};
   const FieldPops ipops(index, 0);
+  const std::vector<uint8_t> rarity = SurnameRarity(pop);
   Candidates out;
   for (const Hit& h : hits) {
     uint32_t r[linkage::kFieldCount];
@@ -700,6 +735,7 @@ Candidates CollectCandidates(const synth::Population& pop, const std::vector<Fil
     }
     out.pair.push_back(PairKey(subject, h.record));
     out.pattern.push_back(pattern);
+    out.rarity.push_back(rarity[h.record]);
     out.shipped.push_back(linkage::HitScore(h, q, r));
     out.truth.push_back(truth.IsPair(subject, h.record));
   }
@@ -707,11 +743,12 @@ Candidates CollectCandidates(const synth::Population& pop, const std::vector<Fil
   return out;
 }
 
-std::vector<std::pair<double, double>> PatternCounts(const Candidates& c) {
-  std::vector<std::pair<double, double>> counts(FieldBinModel::kBins * FieldBinModel::kBins *
-                                                FieldBinModel::kBins);
+// Candidates by pattern (and rarity class, with `classes` > 1): (true, false).
+std::vector<std::pair<double, double>> PatternCounts(const Candidates& c, int classes = 1) {
+  std::vector<std::pair<double, double>> counts(FieldBinModel::kPatterns * classes);
   for (size_t i = 0; i < c.pair.size(); ++i) {
-    (c.truth[i] ? counts[c.pattern[i]].first : counts[c.pattern[i]].second) += 1;
+    const int cell = c.pattern[i] * classes + (classes > 1 ? c.rarity[i] : 0);
+    (c.truth[i] ? counts[cell].first : counts[cell].second) += 1;
   }
   return counts;
 }
@@ -786,6 +823,19 @@ void RuleCeilingSection(const Candidates& project, const Candidates& harsh) {
       "the same fitted on each model's own candidates (a ceiling: it knows the errors)",
       [&](size_t i) { return on_project.Score(project.pattern[i]); },
       [&](size_t i) { return on_harsh.Score(harsh.pattern[i]); }, false);
+  // With the evidence the hardening hides: how common the index record's surname is.
+  FieldBinModel rare_project(kRarityClasses), rare_harsh(kRarityClasses);
+  rare_project.Fit(PatternCounts(project, kRarityClasses));
+  rare_harsh.Fit(PatternCounts(harsh, kRarityClasses));
+  row(
+      "the name's weight also by how common the record's surname is (4 classes), fitted on the "
+      "project's model",
+      [&](size_t i) { return rare_project.Score(project.pattern[i], project.rarity[i]); },
+      [&](size_t i) { return rare_project.Score(harsh.pattern[i], harsh.rarity[i]); }, true);
+  row(
+      "the same fitted on each model's own candidates",
+      [&](size_t i) { return rare_project.Score(project.pattern[i], project.rarity[i]); },
+      [&](size_t i) { return rare_harsh.Score(harsh.pattern[i], harsh.rarity[i]); }, false);
 }
 
 // Recall of exact screening (no blocking) for same-person subjects, per encoding.
