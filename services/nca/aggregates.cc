@@ -1001,8 +1001,10 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
   for (const Acc& g : groups) Merge(g, total);
 
   // Each column scattered by group into one flat array (a counting sort on the group), then each
-  // group's run and the whole array (the total) measured.
+  // group's run and the whole array (the total) measured. Without dimensions the only group is the
+  // total and is not answered, so it is measured once, as the total.
   const size_t group_count = groups.size();
+  const size_t measured_groups = dims.empty() ? 0 : group_count;
   std::vector<int32_t> day_scratch(kHistogramDays, 0);
   std::vector<uint64_t> subject_bits(subject_referrals_.size() / 64 + 1, 0);
   std::vector<uint64_t> case_bits(count_distinct ? case_index_.size() / 64 + 2 : 0, 0);
@@ -1032,7 +1034,7 @@ absl::StatusOr<v1::GetAggregatesResponse> AggregateIndex::Query(
         a.cases = a.solo_cases + CountDistinct(begin, end, case_bits);
       }
     };
-    for (size_t g = 0; g < group_count; ++g) {
+    for (size_t g = 0; g < measured_groups; ++g) {
       measure(groups[g], hist.data() + g * row, flat.data() + offsets[g],
               flat.data() + offsets[g + 1]);
     }
