@@ -41,5 +41,9 @@ for t in "tools/bench/sarloop-bench --chain /nonexistent --seconds abc" \
   if [[ $rc == 2 && $out == *"not a number"* ]]; then ok "${rel##*/} $args: exit 2, $out"
   else bad "${rel##*/} $args: rc $rc, $out"; fi
 done
+out=$(timeout 20 "$B/tools/bench/sarloop-query-bench" --build-only 2>&1); rc=$?
+if [[ $rc == 2 && $out == *"--build-only needs --db or --postgres"* ]]; then
+  ok "sarloop-query-bench --build-only without a register to keep: exit 2 at once"
+else bad "sarloop-query-bench --build-only: rc $rc, $out"; fi
 echo "$pass passed, $fail failed"
 [[ $fail == 0 ]]

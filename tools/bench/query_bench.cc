@@ -248,6 +248,11 @@ int Main(int argc, char** argv) {
     return 2;
   }
   const bool temporary = flags.db.empty() && flags.postgres.empty();
+  if (flags.build_only && temporary) {  // refused before building a register nobody could keep
+    std::cerr
+        << "sarloop-query-bench: --build-only needs --db or --postgres to keep the register\n";
+    return 2;
+  }
   if (temporary) {
     flags.db = (std::filesystem::temp_directory_path() /
                 absl::StrCat("sarloop-query-bench-", getpid(), ".db"))
@@ -290,11 +295,6 @@ int Main(int argc, char** argv) {
     build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   if (flags.build_only) {
-    if (temporary) {
-      std::cerr
-          << "sarloop-query-bench: --build-only needs --db or --postgres to keep the register\n";
-      return 2;
-    }
     std::printf("register of %lld referrals in %s: built in %.0f s (0: it was there)\n",
                 static_cast<long long>(flags.referrals), flags.db.c_str(), build_s);
     return 0;
