@@ -18,8 +18,9 @@ PACKAGES=(
   clang libclang-rt-14-dev
 )
 # The browser tests drive Debian's Chromium through ChromeDriver (W3C WebDriver over HTTP); the
-# PostgreSQL tests start a throwaway PostgreSQL 15 server (initdb, pg_ctl).
-[[ ${1:-} != --tests ]] || PACKAGES+=(chromium chromium-driver postgresql-15)
+# PostgreSQL tests start a throwaway PostgreSQL 15 server (initdb, pg_ctl); the benchmark's
+# wake-up attribution records the scheduler's switch events with perf.
+[[ ${1:-} != --tests ]] || PACKAGES+=(chromium chromium-driver postgresql-15 linux-perf)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "install-deps.sh: dpkg-query not found; this script supports Debian (bookworm) and" \
