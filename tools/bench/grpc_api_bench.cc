@@ -1,0 +1,398 @@
+// What one unary call costs the server at a light load, by how the server is written against gRPC.
+//
+// The services answer through gRPC's callback API and run each call's body on their writer
+// thread. At a light load most of a lifecycle's wake-ups are gRPC's own callback threads
+// (tools/bench/wakeups.py), and the question for a redesign is how much of that a different way
+// of serving would remove. This measures it without the services: an mTLS echo served by a child
+// process (this binary with --serve MODE) in three ways, one call at a time from here at R calls
+// per second, and the child's CPU (from /proc/PID/task/*/schedstat, in nanoseconds) and wake-ups
+// (voluntary context switches of all its threads) per call:
+//   callback        the callback API, the reply sent from gRPC's thread;
+//   callback+hop    the callback API, the reply sent from a thread of the server's own (the
+//                   services' shape: the body and its commit run on the writer);
+//   cq              the completion-queue (async) API, one thread of the server's own taking the
+//                   requests and sending the replies;
+//   cq+hop          the same, the reply sent from a second thread of the server's own (the shape
+//                   of a redesign whose writer still runs the bodies).
+// Each round runs every mode once, a fresh server each; the table gives each mode's mean over the
+// rounds and its ratio to the callback API's.
+//
+//   sarloop-grpc-api-bench --pki DIR [--rate R] [--seconds S] [--rounds N]
+// DIR is a local chain's pki directory (deploy/local/sarloop-local up puts it in CHAIN/pki).
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/tls.h"
+#include "echo.grpc.pb.h"  // generated from tools/bench/echo.proto
+
+extern char** environ;
+
+namespace sarloop {
+namespace {
+
+using bench::Echo;
+using bench::Payload;
+
+v1::TlsConfig Identity(const std::string& pki, const std::string& name) {
+  v1::TlsConfig tls;
+  tls.set_cert_file(absl::StrCat(pki, "/", name, "/cert.pem"));
+  tls.set_key_file(absl::StrCat(pki, "/", name, "/key.pem"));
+  tls.set_ca_file(absl::StrCat(pki, "/ca/ca.pem"));
+  return tls;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server, in the child.
+
+class CallbackEcho final : public Echo::CallbackService {
+ public:
+  // hop: nullptr answers on gRPC's thread; otherwise the reply is queued for that thread.
+  explicit CallbackEcho(std::function<void(std::function<void()>)> hop) : hop_(std::move(hop)) {}
+
+  grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* ctx, const Payload* request,
+                                 Payload* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    response->set_data(request->data());
+    if (!hop_) {
+      reactor->Finish(grpc::Status::OK);
+    } else {
+      hop_([reactor] { reactor->Finish(grpc::Status::OK); });
+    }
+    return reactor;
+  }
+
+ private:
+  std::function<void(std::function<void()>)> hop_;
+};
+
+// One thread running what is queued to it, as the services' writer runs jobs.
+class Worker {
+ public:
+  Worker() : thread_([this] { Run(); }) {}
+  ~Worker() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void Post(std::function<void()> job) {
+    {
+      std::lock_guard lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;
+      std::function<void()> job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// The completion-queue API: a call's state, advanced by each event the one thread takes.
+class CqCall {
+ public:
+  CqCall(Echo::AsyncService* service, grpc::ServerCompletionQueue* cq, Worker* hop)
+      : service_(service), cq_(cq), hop_(hop), writer_(&ctx_) {
+    service_->RequestEcho(&ctx_, &request_, &writer_, cq_, cq_, this);
+  }
+  void Proceed(bool ok) {
+    if (finished_ || !ok) {
+      delete this;
+      return;
+    }
+    new CqCall(service_, cq_, hop_);  // the next request
+    response_.set_data(request_.data());
+    finished_ = true;
+    if (hop_ == nullptr) {
+      writer_.Finish(response_, grpc::Status::OK, this);
+    } else {
+      hop_->Post([this] { writer_.Finish(response_, grpc::Status::OK, this); });
+    }
+  }
+
+ private:
+  Echo::AsyncService* service_;
+  grpc::ServerCompletionQueue* cq_;
+  Worker* hop_;
+  grpc::ServerContext ctx_;
+  Payload request_, response_;
+  grpc::ServerAsyncResponseWriter<Payload> writer_;
+  bool finished_ = false;
+};
+
+int Serve(const std::string& mode, const std::string& pki) {
+  auto creds = MakeServerCredentials(Identity(pki, "ukfiu"));
+  if (!creds.ok()) {
+    std::cerr << "sarloop-grpc-api-bench: TLS: " << creds.status() << "\n";
+    return 1;
+  }
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", *creds, &port);
+  std::unique_ptr<Worker> worker;
+  std::unique_ptr<CallbackEcho> callback;
+  Echo::AsyncService async;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq;
+  if (mode == "callback" || mode == "callback+hop") {
+    if (mode == "callback+hop") worker = std::make_unique<Worker>();
+    Worker* w = worker.get();
+    callback = std::make_unique<CallbackEcho>(
+        w ? std::function<void(std::function<void()>)>(
+                [w](std::function<void()> job) { w->Post(std::move(job)); })
+          : nullptr);
+    builder.RegisterService(callback.get());
+  } else if (mode == "cq" || mode == "cq+hop") {
+    if (mode == "cq+hop") worker = std::make_unique<Worker>();
+    builder.RegisterService(&async);
+    cq = builder.AddCompletionQueue();
+  } else {
+    std::cerr << "sarloop-grpc-api-bench: --serve takes callback, callback+hop, cq or cq+hop\n";
+    return 2;
+  }
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) return 1;
+  std::printf("%d\n", port);
+  std::fflush(stdout);
+  if (cq) {
+    std::thread([&] {
+      new CqCall(&async, cq.get(), worker.get());
+      void* tag;
+      bool ok;
+      while (cq->Next(&tag, &ok)) static_cast<CqCall*>(tag)->Proceed(ok);
+    }).detach();
+  }
+  // The parent ends the child with SIGTERM; the kernel frees what is left.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::_Exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client, in the parent.
+
+struct Usage {
+  double cpu_ns = 0;
+  double switches = 0;
+};
+
+Usage ReadUsage(pid_t pid) {
+  Usage u;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
+    double ns = 0;
+    std::ifstream(task.path() / "schedstat") >> ns;
+    u.cpu_ns += ns;
+    std::ifstream status(task.path() / "status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) u.switches += std::stod(line.substr(24));
+    }
+  }
+  return u;
+}
+
+struct Result {
+  double cpu_us_per_call = 0, wakeups_per_call = 0, p50_us = 0, p99_us = 0;
+  int64_t errors = 0;
+};
+
+// Starts this binary as the server; returns its pid and port, or pid 0.
+std::pair<pid_t, int> StartServer(const std::string& self, const std::string& mode,
+                                  const std::string& pki) {
+  int fds[2];
+  if (pipe(fds) != 0) return {0, 0};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  std::vector<std::string> args = {self, "--serve", mode, "--pki", pki};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    return {0, 0};
+  }
+  std::string line;
+  char c;
+  while (read(fds[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+  close(fds[0]);
+  int port = 0;
+  if (!absl::SimpleAtoi(line, &port) || port <= 0) {
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    return {0, 0};
+  }
+  return {pid, port};
+}
+
+Result Run(const std::string& self, const std::string& mode, const std::string& pki, double rate,
+           double seconds) {
+  Result r;
+  auto [pid, port] = StartServer(self, mode, pki);
+  if (pid == 0) {
+    std::cerr << "sarloop-grpc-api-bench: the " << mode << " server did not start\n";
+    std::exit(1);
+  }
+  auto creds = MakeChannelCredentials(Identity(pki, "ukfiu-intake"));
+  if (!creds.ok()) {
+    std::cerr << "sarloop-grpc-api-bench: TLS: " << creds.status() << "\n";
+    std::exit(1);
+  }
+  auto stub = Echo::NewStub(grpc::CreateChannel(absl::StrCat("localhost:", port), *creds));
+  Payload payload;
+  payload.set_data(std::string(1024, 'x'));
+  auto call = [&]() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    Payload out;
+    return stub->Echo(&ctx, payload, &out).ok();
+  };
+  for (int i = 0; i < 50; ++i) call();  // the connection and the handshake, not measured
+  const int calls = std::max(1, static_cast<int>(rate * seconds));
+  std::vector<double> latency_us;
+  latency_us.reserve(calls);
+  const Usage before = ReadUsage(pid);
+  const auto start = std::chrono::steady_clock::now();
+  const auto period = std::chrono::duration<double>(1.0 / rate);
+  for (int i = 0; i < calls; ++i) {
+    std::this_thread::sleep_until(
+        start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(period * i));
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!call()) ++r.errors;
+    latency_us.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const Usage after = ReadUsage(pid);
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  std::sort(latency_us.begin(), latency_us.end());
+  r.cpu_us_per_call = (after.cpu_ns - before.cpu_ns) / 1000 / calls;
+  r.wakeups_per_call = (after.switches - before.switches) / calls;
+  r.p50_us = latency_us[latency_us.size() / 2];
+  r.p99_us = latency_us[std::min(latency_us.size() - 1, latency_us.size() * 99 / 100)];
+  return r;
+}
+
+int Main(int argc, char** argv) {
+  std::string pki, serve;
+  double rate = 200, seconds = 5;
+  int rounds = 3;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (i + 1 >= argc) {
+      std::cerr << "sarloop-grpc-api-bench: " << a << " needs a value\n";
+      return 2;
+    }
+    const std::string v = argv[++i];
+    bool ok = true;
+    if (a == "--pki") {
+      pki = v;
+    } else if (a == "--serve") {
+      serve = v;
+    } else if (a == "--rate") {
+      ok = absl::SimpleAtod(v, &rate) && rate > 0;
+    } else if (a == "--seconds") {
+      ok = absl::SimpleAtod(v, &seconds) && seconds > 0;
+    } else if (a == "--rounds") {
+      ok = absl::SimpleAtoi(v, &rounds) && rounds > 0;
+    } else {
+      ok = false;
+    }
+    if (!ok) {
+      std::cerr << "usage: sarloop-grpc-api-bench --pki DIR [--rate R] [--seconds S] "
+                   "[--rounds N] (R, S and N positive; "
+                << a << " " << v << ")\n";
+      return 2;
+    }
+  }
+  if (pki.empty() || !std::filesystem::exists(pki + "/ca/ca.pem")) {
+    std::cerr << "sarloop-grpc-api-bench: --pki DIR must be a local chain's pki directory "
+                 "(with ca/ca.pem)\n";
+    return 2;
+  }
+  if (!serve.empty()) return Serve(serve, pki);
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe");
+  const std::vector<std::string> modes = {"callback", "callback+hop", "cq", "cq+hop"};
+  std::vector<Result> sum(modes.size());
+  std::printf(
+      "one call at a time, %.0f per second, %.0f s per mode, %d rounds; the server's CPU "
+      "and wake-ups per call\n\n%-6s %-14s %14s %16s %10s %10s %7s\n",
+      rate, seconds, rounds, "round", "server", "CPU us/call", "wake-ups/call", "p50 us", "p99 us",
+      "errors");
+  for (int round = 1; round <= rounds; ++round) {
+    for (size_t m = 0; m < modes.size(); ++m) {
+      const Result r = Run(self, modes[m], pki, rate, seconds);
+      std::printf("%-6d %-14s %14.1f %16.2f %10.0f %10.0f %7lld\n", round, modes[m].c_str(),
+                  r.cpu_us_per_call, r.wakeups_per_call, r.p50_us, r.p99_us,
+                  static_cast<long long>(r.errors));
+      sum[m].cpu_us_per_call += r.cpu_us_per_call / rounds;
+      sum[m].wakeups_per_call += r.wakeups_per_call / rounds;
+      sum[m].p50_us += r.p50_us / rounds;
+      sum[m].p99_us += r.p99_us / rounds;
+      sum[m].errors += r.errors;
+    }
+  }
+  std::printf("\n%-6s %-14s %14s %16s %10s %10s %7s\n", "mean", "server", "CPU us/call",
+              "wake-ups/call", "p50 us", "p99 us", "errors");
+  for (size_t m = 0; m < modes.size(); ++m) {
+    std::printf("%-6s %-14s %8.1f (%.2f) %10.2f (%.2f) %10.0f %10.0f %7lld\n", "", modes[m].c_str(),
+                sum[m].cpu_us_per_call, sum[m].cpu_us_per_call / sum[0].cpu_us_per_call,
+                sum[m].wakeups_per_call, sum[m].wakeups_per_call / sum[0].wakeups_per_call,
+                sum[m].p50_us, sum[m].p99_us, static_cast<long long>(sum[m].errors));
+  }
+  int64_t errors = 0;
+  for (const Result& r : sum) errors += r.errors;
+  return errors == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace sarloop
+
+int main(int argc, char** argv) { return sarloop::Main(argc, argv); }
