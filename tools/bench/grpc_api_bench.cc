@@ -44,6 +44,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/tls.h"
 #include "echo.grpc.pb.h"  // generated from tools/bench/echo.proto
+#include "tools/bench/chain_pki.h"
 
 extern char** environ;
 
@@ -52,14 +53,6 @@ namespace {
 
 using bench::Echo;
 using bench::Payload;
-
-v1::TlsConfig Identity(const std::string& pki, const std::string& name) {
-  v1::TlsConfig tls;
-  tls.set_cert_file(absl::StrCat(pki, "/", name, "/cert.pem"));
-  tls.set_key_file(absl::StrCat(pki, "/", name, "/key.pem"));
-  tls.set_ca_file(absl::StrCat(pki, "/ca/ca.pem"));
-  return tls;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The server, in the child.
@@ -158,7 +151,7 @@ class CqCall {
 };
 
 int Serve(const std::string& mode, const std::string& pki) {
-  auto creds = MakeServerCredentials(Identity(pki, "ukfiu"));
+  auto creds = MakeServerCredentials(PkiIdentity(pki, "ukfiu"));
   if (!creds.ok()) {
     std::cerr << "sarloop-grpc-api-bench: TLS: " << creds.status() << "\n";
     return 1;
@@ -280,7 +273,7 @@ Result Run(const std::string& self, const std::string& mode, const std::string& 
     std::cerr << "sarloop-grpc-api-bench: the " << mode << " server did not start\n";
     std::exit(1);
   }
-  auto creds = MakeChannelCredentials(Identity(pki, "ukfiu-intake"));
+  auto creds = MakeChannelCredentials(PkiIdentity(pki, "ukfiu-intake"));
   if (!creds.ok()) {
     std::cerr << "sarloop-grpc-api-bench: TLS: " << creds.status() << "\n";
     std::exit(1);

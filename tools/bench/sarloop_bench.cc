@@ -57,6 +57,7 @@
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "sarloop/v1/racu.grpc.pb.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
+#include "tools/bench/chain_pki.h"
 #include "tools/synth/scenario.h"
 
 namespace sarloop::bench {
@@ -233,14 +234,6 @@ ProcStats ReadProc(int pid) {
   return out;
 }
 
-v1::TlsConfig Identity(const std::string& pki, const std::string& name) {
-  v1::TlsConfig tls;
-  tls.set_cert_file(absl::StrCat(pki, "/", name, "/cert.pem"));
-  tls.set_key_file(absl::StrCat(pki, "/", name, "/key.pem"));
-  tls.set_ca_file(absl::StrCat(pki, "/ca/ca.pem"));
-  return tls;
-}
-
 // ------------------------------------------------------------------------------------------------
 // The whole chain.
 
@@ -278,7 +271,7 @@ std::vector<Service> ChainServices() {
 
 std::shared_ptr<grpc::Channel> ChannelTo(const std::string& pki, const std::string& identity,
                                          int port) {
-  auto creds = MakeChannelCredentials(Identity(pki, identity));
+  auto creds = MakeChannelCredentials(PkiIdentity(pki, identity));
   if (!creds.ok()) {
     std::cerr << "sarloop-bench: identity " << identity << ": " << creds.status() << "\n";
     std::exit(1);
@@ -807,8 +800,8 @@ int Main(int argc, char** argv) {
     }
     svc.ops = v1::Ops::NewStub(ChannelTo(pki, svc.identity, base + svc.port_offset));
   }
-  auto client_creds = MakeChannelCredentials(Identity(pki, "ukfiu-intake"));
-  auto server_creds = MakeServerCredentials(Identity(pki, "ukfiu"));
+  auto client_creds = MakeChannelCredentials(PkiIdentity(pki, "ukfiu-intake"));
+  auto server_creds = MakeServerCredentials(PkiIdentity(pki, "ukfiu"));
   if (!client_creds.ok() || !server_creds.ok()) {
     std::cerr << "sarloop-bench: TLS: " << client_creds.status() << " " << server_creds.status()
               << "\n";
