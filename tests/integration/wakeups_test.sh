@@ -37,6 +37,14 @@ else
   check "--script without --per is refused, naming --per" grep -q -- "--per" "$DIR/err"
 fi
 
+if "$PY" "$TOOL" --chain "$DIR" 2>"$DIR/err"; then
+  echo "FAIL a directory with no chain running exited 0"; fail=$((fail + 1))
+else
+  check "a directory with no chain running is refused, saying so" \
+    grep -q "is not a running local chain" "$DIR/err"
+fi
+rm -f "$DIR/err"
+
 export SARLOOP_BASE_PORT=auto
 if "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null; then
   live=$("$PY" "$TOOL" --chain "$DIR" --seconds 2 -- --concurrency 8 --lifecycles 4 --low-rate 5)

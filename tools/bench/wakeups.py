@@ -22,6 +22,7 @@ import collections
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -155,11 +156,19 @@ def main():
                 if f.endswith(".pid")]
     except OSError as e:
         sys.exit(f"wakeups: {args.chain} is not a running local chain: {e}")
+    if not pids or not all(os.path.isdir(f"/proc/{p}") for p in pids):
+        sys.exit(f"wakeups: {args.chain} is not a running local chain (a service is not running; "
+                 "deploy/local/sarloop-local up DIR)")
     with tempfile.TemporaryDirectory(prefix="sarloop-wakeups-") as work:
         data, js = os.path.join(work, "perf.data"), os.path.join(work, "bench.json")
         cmd = ["perf", "record", "-q", "-e", "sched:sched_switch", "-g", "-p", ",".join(pids),
                "-o", data, "--", bench, "--chain", args.chain, "--seconds", str(args.seconds),
                "--json", js] + args.bench_flags
+        if shutil.which("perf") is None:
+            sys.exit("wakeups: perf is not installed (Debian's linux-perf: "
+                     "deploy/install-deps.sh --tests installs it)")
+        if not os.access(bench, os.X_OK):
+            sys.exit(f"wakeups: {bench} is not built (or pass --bench)")
         rc = subprocess.run(cmd).returncode
         if rc != 0:
             sys.exit(f"wakeups: perf record or sarloop-bench failed (exit {rc})")
