@@ -28,20 +28,18 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/executor.h"
 #include "common/tls.h"
 #include "echo.grpc.pb.h"  // generated from tools/bench/echo.proto
 #include "tools/bench/chain_pki.h"
@@ -59,69 +57,29 @@ using bench::Payload;
 
 class CallbackEcho final : public Echo::CallbackService {
  public:
-  // hop: nullptr answers on gRPC's thread; otherwise the reply is queued for that thread.
-  explicit CallbackEcho(std::function<void(std::function<void()>)> hop) : hop_(std::move(hop)) {}
+  // hop: null answers on gRPC's thread; otherwise the reply is posted to it.
+  explicit CallbackEcho(Executor* hop) : hop_(hop) {}
 
   grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* ctx, const Payload* request,
                                  Payload* response) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     response->set_data(request->data());
-    if (!hop_) {
+    if (hop_ == nullptr) {
       reactor->Finish(grpc::Status::OK);
     } else {
-      hop_([reactor] { reactor->Finish(grpc::Status::OK); });
+      hop_->Post([reactor] { reactor->Finish(grpc::Status::OK); });
     }
     return reactor;
   }
 
  private:
-  std::function<void(std::function<void()>)> hop_;
-};
-
-// One thread running what is queued to it, as the services' writer runs jobs.
-class Worker {
- public:
-  Worker() : thread_([this] { Run(); }) {}
-  ~Worker() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-  void Post(std::function<void()> job) {
-    {
-      std::lock_guard lock(mu_);
-      jobs_.push_back(std::move(job));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void Run() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;
-      std::function<void()> job = std::move(jobs_.front());
-      jobs_.pop_front();
-      lock.unlock();
-      job();
-      lock.lock();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  bool stop_ = false;
-  std::thread thread_;
+  Executor* const hop_;
 };
 
 // The completion-queue API: a call's state, advanced by each event the one thread takes.
 class CqCall {
  public:
-  CqCall(Echo::AsyncService* service, grpc::ServerCompletionQueue* cq, Worker* hop)
+  CqCall(Echo::AsyncService* service, grpc::ServerCompletionQueue* cq, Executor* hop)
       : service_(service), cq_(cq), hop_(hop), writer_(&ctx_) {
     service_->RequestEcho(&ctx_, &request_, &writer_, cq_, cq_, this);
   }
@@ -143,7 +101,7 @@ class CqCall {
  private:
   Echo::AsyncService* service_;
   grpc::ServerCompletionQueue* cq_;
-  Worker* hop_;
+  Executor* hop_;
   grpc::ServerContext ctx_;
   Payload request_, response_;
   grpc::ServerAsyncResponseWriter<Payload> writer_;
@@ -159,20 +117,17 @@ int Serve(const std::string& mode, const std::string& pki) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", *creds, &port);
-  std::unique_ptr<Worker> worker;
+  // One thread the replies are posted to, as the services' writer answers its jobs.
+  std::unique_ptr<Executor> worker;
   std::unique_ptr<CallbackEcho> callback;
   Echo::AsyncService async;
   std::unique_ptr<grpc::ServerCompletionQueue> cq;
   if (mode == "callback" || mode == "callback+hop") {
-    if (mode == "callback+hop") worker = std::make_unique<Worker>();
-    Worker* w = worker.get();
-    callback = std::make_unique<CallbackEcho>(
-        w ? std::function<void(std::function<void()>)>(
-                [w](std::function<void()> job) { w->Post(std::move(job)); })
-          : nullptr);
+    if (mode == "callback+hop") worker = NewThreadPool(1);
+    callback = std::make_unique<CallbackEcho>(worker.get());
     builder.RegisterService(callback.get());
   } else if (mode == "cq" || mode == "cq+hop") {
-    if (mode == "cq+hop") worker = std::make_unique<Worker>();
+    if (mode == "cq+hop") worker = NewThreadPool(1);
     builder.RegisterService(&async);
     cq = builder.AddCompletionQueue();
   } else {
