@@ -87,9 +87,8 @@ DeliveryService::DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFro
       apply_(std::move(apply)),
       accepts_screens_(accepts_screens) {}
 
-grpc::ServerUnaryReactor* DeliveryService::Deliver(grpc::CallbackServerContext* ctx,
-                                                   const v1::DeliverRequest* request,
-                                                   v1::DeliverResponse* response) {
+void DeliveryService::Deliver(UnaryCall* ctx, const v1::DeliverRequest* request,
+                              v1::DeliverResponse* response) {
   return ServeWrite(
       ctx, edge_, "/sarloop.v1.Delivery/Deliver", *request,
       [=, this](const Call& call) -> absl::Status {
@@ -139,9 +138,8 @@ RegisterFeedService::RegisterFeedService(Edge edge, Database& db, Clock& clock, 
             return apply(txn, peer, env.event());
           }) {}
 
-grpc::ServerUnaryReactor* RegisterFeedService::ReportEvents(grpc::CallbackServerContext* ctx,
-                                                            const v1::ReportEventsRequest* request,
-                                                            v1::DeliverResponse* response) {
+void RegisterFeedService::ReportEvents(UnaryCall* ctx, const v1::ReportEventsRequest* request,
+                                       v1::DeliverResponse* response) {
   return ServeWrite(
       ctx, edge_, "/sarloop.v1.RegisterFeed/ReportEvents", *request,
       [=, this](const Call& call) -> absl::Status {

@@ -22,17 +22,19 @@ namespace sarloop {
 // Applies one checked envelope from `peer` (see ApplyEnvelope for what the status means).
 using ApplyFromPeer = std::function<absl::Status(Txn&, const Identity& peer, const v1::Envelope&)>;
 
-class DeliveryService final : public v1::Delivery::CallbackService {
+class DeliveryService final {
  public:
+  // Its methods, for RawService (common/serving.h).
+  void AddTo(RawService& raw) { raw.Unary("Deliver", this, &DeliveryService::Deliver); }
+  static constexpr char kServiceName[] = "sarloop.v1.Delivery";
+
   // `accepts_screens`: whether envelopes carrying a screening request (and no event) are passed
   // to `apply` (the linkage service); elsewhere they are INVALID_ARGUMENT. What `apply` sends
   // through an Outbox wakes the delivery worker by itself once the batch commits.
   DeliveryService(Edge edge, Database& db, Clock& clock, ApplyFromPeer apply,
                   bool accepts_screens = false);
 
-  grpc::ServerUnaryReactor* Deliver(grpc::CallbackServerContext* ctx,
-                                    const v1::DeliverRequest* request,
-                                    v1::DeliverResponse* response) override;
+  void Deliver(UnaryCall* ctx, const v1::DeliverRequest* request, v1::DeliverResponse* response);
 
   // The same without gRPC, for unit tests.
   // `audit`, when given, records the call in the batch's transaction.
@@ -50,16 +52,21 @@ class DeliveryService final : public v1::Delivery::CallbackService {
 
 // The NCA register's receiving end: RegisterFeed.ReportEvents, with DeliveryService's checks and
 // exactly-once application, for events only.
-class RegisterFeedService final : public v1::RegisterFeed::CallbackService {
+class RegisterFeedService final {
  public:
+  // Its methods, for RawService (common/serving.h).
+  void AddTo(RawService& raw) {
+    raw.Unary("ReportEvents", this, &RegisterFeedService::ReportEvents);
+  }
+  static constexpr char kServiceName[] = "sarloop.v1.RegisterFeed";
+
   // Applies one checked event from `peer` (see ApplyEnvelope for what the status means).
   using ApplyEvent =
       std::function<absl::Status(Txn&, const Identity& peer, const v1::LifecycleEvent&)>;
   RegisterFeedService(Edge edge, Database& db, Clock& clock, ApplyEvent apply);
 
-  grpc::ServerUnaryReactor* ReportEvents(grpc::CallbackServerContext* ctx,
-                                         const v1::ReportEventsRequest* request,
-                                         v1::DeliverResponse* response) override;
+  void ReportEvents(UnaryCall* ctx, const v1::ReportEventsRequest* request,
+                    v1::DeliverResponse* response);
 
   // The same without gRPC, for unit tests and fuzzing.
   absl::StatusOr<v1::DeliverResponse> ReportFrom(const Identity& peer,

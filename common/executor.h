@@ -1,4 +1,4 @@
-// Where RPC bodies run. gRPC's callback threads are few (about one per core) and must not block,
+// Where RPC bodies run. The serving thread (common/serving.h) takes every call and must not block,
 // yet a body waits for its commit's fsync. Bodies therefore run on a pool with a thread for every
 // call the server admits, so while one batch is being synced the next calls queue behind it and
 // share the next commit (Database::Transact's group commit).

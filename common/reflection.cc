@@ -2,17 +2,13 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/descriptor.pb.h>
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/impl/server_builder_option.h>
-#include <grpcpp/impl/server_builder_plugin.h>
-#include <grpcpp/impl/server_initializer.h>
 
-#include <mutex>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
-#include "grpc/reflection/v1/reflection.grpc.pb.h"
+#include "grpc/reflection/v1/reflection.pb.h"
+#include "grpc/reflection/v1alpha/reflection.pb.h"
 
 namespace sarloop {
 namespace {
@@ -36,93 +32,6 @@ void NotFound(rv1::ServerReflectionResponse& response, const std::string& messag
   response.mutable_error_response()->set_error_code(static_cast<int>(grpc::StatusCode::NOT_FOUND));
   response.mutable_error_response()->set_error_message(message);
 }
-
-class Service final : public rv1::ServerReflection::CallbackService {
- public:
-  void SetServiceNames(std::vector<std::string> names) {
-    std::lock_guard lock(mu_);
-    names_ = std::move(names);
-  }
-  std::vector<std::string> ServiceNames() const {
-    std::lock_guard lock(mu_);
-    return names_;
-  }
-
-  grpc::ServerBidiReactor<rv1::ServerReflectionRequest, rv1::ServerReflectionResponse>*
-  ServerReflectionInfo(grpc::CallbackServerContext*) override {
-    return new Stream(ServiceNames());
-  }
-
- private:
-  // One request at a time, answered before the next is read: a client cannot queue answers.
-  class Stream final : public grpc::ServerBidiReactor<rv1::ServerReflectionRequest,
-                                                      rv1::ServerReflectionResponse> {
-   public:
-    explicit Stream(std::vector<std::string> services) : services_(std::move(services)) {
-      StartRead(&request_);
-    }
-    void OnReadDone(bool ok) override {
-      if (!ok) {
-        Finish(grpc::Status::OK);
-        return;
-      }
-      response_ = AnswerReflection(request_, services_);
-      StartWrite(&response_);
-    }
-    void OnWriteDone(bool ok) override {
-      if (ok) {
-        StartRead(&request_);
-      } else {
-        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away"));
-      }
-    }
-    void OnDone() override { delete this; }
-
-   private:
-    const std::vector<std::string> services_;
-    rv1::ServerReflectionRequest request_;
-    rv1::ServerReflectionResponse response_;
-  };
-
-  mutable std::mutex mu_;
-  std::vector<std::string> names_;
-};
-
-class Impl final : public Reflection {
- public:
-  std::vector<std::string> ServiceNames() const override { return service->ServiceNames(); }
-  const std::shared_ptr<Service> service = std::make_shared<Service>();
-};
-
-// gRPC's way in to a server as it is built: InitServer registers the service, Finish learns the
-// names of everything registered.
-class Plugin final : public grpc::ServerBuilderPlugin {
- public:
-  explicit Plugin(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
-  std::string name() override { return "sarloop_reflection_v1"; }
-  void InitServer(grpc::ServerInitializer* si) override { si->RegisterService(impl_->service); }
-  void Finish(grpc::ServerInitializer* si) override {
-    impl_->service->SetServiceNames(*si->GetServiceList());
-  }
-  void ChangeArguments(const std::string&, void*) override {}
-  bool has_sync_methods() const override { return false; }
-  bool has_async_methods() const override { return false; }
-
- private:
-  std::shared_ptr<Impl> impl_;
-};
-
-class Option final : public grpc::ServerBuilderOption {
- public:
-  explicit Option(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
-  void UpdateArguments(grpc::ChannelArguments*) override {}
-  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
-    plugins->push_back(std::make_unique<Plugin>(impl_));
-  }
-
- private:
-  std::shared_ptr<Impl> impl_;
-};
 
 }  // namespace
 
@@ -187,14 +96,27 @@ rv1::ServerReflectionResponse AnswerReflection(const rv1::ServerReflectionReques
   return response;
 }
 
-std::shared_ptr<Reflection> Reflection::Install(grpc::ServerBuilder& builder) {
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  // gRPC serves health without its descriptors; naming one links proto/grpc/health/v1 in, so both
-  // reflection protocols can describe the health service they list.
+std::vector<std::shared_ptr<RawService>> ReflectionServices(std::vector<std::string> services) {
+  // Naming a message of each links its file in (the protos are a static library), so that
+  // reflection can describe every service it lists.
   grpc::health::v1::HealthCheckRequest::descriptor();
-  auto impl = std::make_shared<Impl>();
-  builder.SetOption(std::make_unique<Option>(impl));
-  return impl;
+  grpc::reflection::v1alpha::ServerReflectionRequest::descriptor();
+  auto names = std::make_shared<const std::vector<std::string>>(std::move(services));
+  std::vector<std::shared_ptr<RawService>> out;
+  // v1alpha's messages are v1's under another package: the same bytes.
+  for (const char* name :
+       {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}) {
+    auto raw = std::make_shared<RawService>(name);
+    // One request at a time, answered before the next is read: a client cannot queue answers.
+    raw->EachAnswered<rv1::ServerReflectionRequest, rv1::ServerReflectionResponse>(
+        "ServerReflectionInfo", [names](const rv1::ServerReflectionRequest& request,
+                                        rv1::ServerReflectionResponse* response) {
+          *response = AnswerReflection(request, *names);
+          return absl::OkStatus();
+        });
+    out.push_back(std::move(raw));
+  }
+  return out;
 }
 
 }  // namespace sarloop

@@ -1,15 +1,13 @@
 // Server reflection for generic tools: protocol v1 (grpc.reflection.v1, what grpcurl, Postman and
-// grpc_cli ask for first) beside gRPC's own v1alpha, and the names of every service the server
-// serves, which health reports one by one.
+// grpc_cli ask for first) and v1alpha (what older tools ask for), answered alike.
 #ifndef SARLOOP_COMMON_REFLECTION_H_
 #define SARLOOP_COMMON_REFLECTION_H_
-
-#include <grpcpp/server_builder.h>
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "common/serving.h"
 #include "grpc/reflection/v1/reflection.pb.h"
 
 namespace sarloop {
@@ -21,17 +19,9 @@ grpc::reflection::v1::ServerReflectionResponse AnswerReflection(
     const grpc::reflection::v1::ServerReflectionRequest& request,
     const std::vector<std::string>& services);
 
-class Reflection {
- public:
-  // Adds both reflection protocols to `builder`. Call before BuildAndStart.
-  static std::shared_ptr<Reflection> Install(grpc::ServerBuilder& builder);
-
-  // Every service the built server serves (reflection and health included), by full name. Empty
-  // until BuildAndStart has returned.
-  virtual std::vector<std::string> ServiceNames() const = 0;
-
-  virtual ~Reflection() = default;
-};
+// Both reflection protocols (grpc.reflection.v1 and v1alpha), served from the server's completion
+// queue, listing `services` (full names: every service the server serves, these included).
+std::vector<std::shared_ptr<RawService>> ReflectionServices(std::vector<std::string> services);
 
 }  // namespace sarloop
 

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/stubs/logging.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 #include <spdlog/spdlog.h>
 #include <unicode/normalizer2.h>
 #include <unicode/unistr.h>
@@ -119,10 +120,10 @@ absl::Status Walk(Message& m, const std::string& prefix, bool rewrite) {
   return absl::OkStatus();
 }
 
-// --- Requests gRPC could not parse. ----------------------------------------------------------
+// --- Requests that do not parse. ----------------------------------------------------------
 
 // Protobuf names the string field that was not UTF-8 only in a log line, written on the thread
-// that parses; gRPC parses a request and then runs its interceptors on that same thread.
+// that parses (ParseRequest's).
 thread_local std::string t_not_utf8_field;
 
 google::protobuf::LogHandler* g_protobuf_default_log = nullptr;
@@ -160,56 +161,25 @@ std::string PathTo(const Descriptor* type, const std::string& field) {
   return "";
 }
 
-class UnparseableRequest : public grpc::experimental::Interceptor {
- public:
-  explicit UnparseableRequest(grpc::experimental::ServerRpcInfo* info) : method_(info->method()) {}
-
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    using grpc::experimental::InterceptionHookPoints;
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
-      std::string field = std::move(t_not_utf8_field);
-      t_not_utf8_field.clear();
-      if (methods->GetRecvMessage() == nullptr) Refuse(field);
-    }
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) &&
-        refusal_.has_value()) {
-      methods->ModifySendStatus(*refusal_);
-    }
-    methods->Proceed();
-  }
-
- private:
-  void Refuse(const std::string& field) {
-    // "/sarloop.v1.Force/Close" -> "sarloop.v1.Force.Close".
-    std::string name = method_.substr(1);
-    std::replace(name.begin(), name.end(), '/', '.');
-    const google::protobuf::MethodDescriptor* method =
-        google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(name);
-    const std::string type = method != nullptr ? method->input_type()->full_name() : "request";
-    const std::string path =
-        method != nullptr && !field.empty() ? PathTo(method->input_type(), field) : "";
-    absl::Status status =
-        !path.empty() ? FieldError(path, "is not valid UTF-8")
-                      : absl::InvalidArgumentError(absl::StrCat(
-                            "the request is not a well-formed ", type,
-                            " message (malformed protobuf, or a string field that is not UTF-8)"));
-    spdlog::info("call {} {} unparseable request{}{}", method_,
-                 absl::StatusCodeToString(status.code()), path.empty() ? "" : " field=", path);
-    refusal_ = ToGrpcStatus(status);
-  }
-
-  const std::string method_;
-  std::optional<grpc::Status> refusal_;
-};
-
-class UnparseableRequestFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
- public:
-  grpc::experimental::Interceptor* CreateServerInterceptor(
-      grpc::experimental::ServerRpcInfo* info) override {
-    if (std::string_view(info->method()).rfind("/sarloop.v1.", 0) != 0) return nullptr;
-    return new UnparseableRequest(info);
-  }
-};
+// The refusal of a request for `method` that does not parse; `field` is the string field protobuf
+// named as not UTF-8, if any.
+absl::Status Unparseable(std::string_view method, const std::string& field) {
+  // "/sarloop.v1.Force/Close" -> "sarloop.v1.Force.Close".
+  std::string name(method.substr(1));
+  std::replace(name.begin(), name.end(), '/', '.');
+  const google::protobuf::MethodDescriptor* m =
+      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(name);
+  const std::string type = m != nullptr ? m->input_type()->full_name() : "request";
+  const std::string path = m != nullptr && !field.empty() ? PathTo(m->input_type(), field) : "";
+  absl::Status status =
+      !path.empty() ? FieldError(path, "is not valid UTF-8")
+                    : absl::InvalidArgumentError(absl::StrCat(
+                          "the request is not a well-formed ", type,
+                          " message (malformed protobuf, or a string field that is not UTF-8)"));
+  spdlog::info("call {} {} unparseable request{}{}", method,
+               absl::StatusCodeToString(status.code()), path.empty() ? "" : " field=", path);
+  return status;
+}
 
 }  // namespace
 
@@ -222,12 +192,17 @@ absl::Status CheckRequestText(const google::protobuf::Message& request) {
   return Walk(const_cast<google::protobuf::Message&>(request), "", /*rewrite=*/false);
 }
 
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-UnparseableRequestInterceptorFactory() {
+absl::Status ParseRequest(grpc::ByteBuffer& bytes, std::string_view method,
+                          google::protobuf::Message* request) {
   static std::once_flag once;
   std::call_once(once,
                  [] { g_protobuf_default_log = google::protobuf::SetLogHandler(ProtobufLog); });
-  return std::make_unique<UnparseableRequestFactory>();
+  t_not_utf8_field.clear();
+  grpc::ProtoBufferReader reader(&bytes);
+  if (request->ParseFromZeroCopyStream(&reader)) return absl::OkStatus();
+  std::string field = std::move(t_not_utf8_field);
+  t_not_utf8_field.clear();
+  return Unparseable(method, field);
 }
 
 }  // namespace sarloop

@@ -4,9 +4,10 @@
 #define SARLOOP_COMMON_REQUEST_CHECKS_H_
 
 #include <google/protobuf/message.h>
-#include <grpcpp/support/server_interceptor.h>
+#include <grpcpp/support/byte_buffer.h>
 
 #include <memory>
+#include <string_view>
 
 #include "absl/status/status.h"
 
@@ -29,12 +30,11 @@ absl::Status CleanRequest(google::protobuf::Message& request);
 // sarloop normalised text).
 absl::Status CheckRequestText(const google::protobuf::Message& request);
 
-// For ServerBuilder::experimental().SetInterceptorCreators. gRPC answers a request it cannot
-// parse (malformed protobuf, or a string field that is not UTF-8) with
-// grpc::StatusCode::UNIMPLEMENTED and no message; this answers INVALID_ARGUMENT instead, naming the
-// string field when protobuf named it.
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-UnparseableRequestInterceptorFactory();
+// A request that arrived as bytes for `method` ("/sarloop.v1.Force/Close"), parsed into `request`
+// (consuming `bytes`). INVALID_ARGUMENT when it is not a well-formed message of its type, naming
+// the string field that is not UTF-8 when protobuf names it.
+absl::Status ParseRequest(grpc::ByteBuffer& bytes, std::string_view method,
+                          google::protobuf::Message* request);
 
 }  // namespace sarloop
 

@@ -15,17 +15,15 @@ std::string StringField(const google::protobuf::Message& request, const char* na
 
 namespace internal {
 
-grpc::ServerUnaryReactor* Shed(grpc::CallbackServerContext* ctx, const Edge& edge,
-                               const char* method) {
-  if (edge.admission == nullptr || !edge.admission->Shed(ctx)) return nullptr;
+bool Shed(UnaryCall* call, const Edge& edge, const char* method) {
+  if (edge.admission == nullptr || !edge.admission->Shed(call->context())) return false;
   if (edge.metrics != nullptr) {
     edge.metrics->ObserveRpc(method, absl::StatusCode::kResourceExhausted, absl::ZeroDuration());
   }
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(RetryLater(absl::StatusCode::kResourceExhausted,
-                                          "server busy: too many calls in progress; retry later",
-                                          absl::Milliseconds(250))));
-  return reactor;
+  call->Finish(ToGrpcStatus(RetryLater(absl::StatusCode::kResourceExhausted,
+                                       "server busy: too many calls in progress; retry later",
+                                       absl::Milliseconds(250))));
+  return true;
 }
 
 }  // namespace internal

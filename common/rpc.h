@@ -6,7 +6,6 @@
 
 #include <google/protobuf/message.h>
 #include <grpcpp/server_context.h>
-#include <grpcpp/support/server_callback.h>
 #include <spdlog/spdlog.h>
 
 #include <memory>
@@ -24,6 +23,7 @@
 #include "common/log_fields.h"
 #include "common/metrics.h"
 #include "common/request_checks.h"
+#include "common/serving.h"
 #include "common/status.h"
 #include "common/storage.h"
 
@@ -31,7 +31,7 @@ namespace sarloop {
 
 // What every call passes: the bound on calls in flight (null: none, for unit tests), where calls
 // are recorded, the service's database (null disables auditing, for unit tests), and where bodies
-// run (null: on gRPC's thread, for unit tests).
+// run (null: on the serving thread, for unit tests).
 struct Edge {
   Database* audit_db = nullptr;
   Clock* clock = nullptr;
@@ -58,24 +58,22 @@ enum class RequestChecks {
 
 namespace internal {
 
-// When the server is full, refuses the call and returns its reactor; otherwise null. (The
-// context's DefaultReactor may be asked for only once: each call makes a new one.)
-grpc::ServerUnaryReactor* Shed(grpc::CallbackServerContext* ctx, const Edge& edge,
-                               const char* method);
+// When the server is full, refuses the call and returns true.
+bool Shed(UnaryCall* call, const Edge& edge, const char* method);
 
 // One call from its arrival to its reply, shared by Serve and ServeWrite.
 template <typename Body>
 class CallRun {
  public:
-  CallRun(grpc::CallbackServerContext* ctx, const Edge& edge, const char* method,
+  CallRun(UnaryCall* rpc, const Edge& edge, const char* method,
           const google::protobuf::Message& request, Body body, RequestChecks checks)
-      : ctx_(ctx),
-        reactor_(ctx->DefaultReactor()),
+      : rpc_(rpc),
+        ctx_(rpc->context()),
         edge_(edge),
         method_(method),
         arrived_(absl::Now()),
-        // gRPC made the request for this call alone and hands it on as const by convention; the
-        // edge rewrites its text to NFC before anything reads it.
+        // The request was parsed for this call alone and is handed on as const by convention;
+        // the edge rewrites its text to NFC before anything reads it.
         checked_(checks == RequestChecks::kAtEdge
                      ? CleanRequest(const_cast<google::protobuf::Message&>(request))
                      : absl::OkStatus()),
@@ -83,8 +81,6 @@ class CallRun {
         referral_id_(checked_.ok() ? StringField(request, "referral_id").substr(0, 64) : ""),
         request_id_(checked_.ok() ? StringField(request, "request_id").substr(0, 64) : ""),
         body_(std::move(body)) {}
-
-  grpc::ServerUnaryReactor* reactor() const { return reactor_; }
 
   // Identifies the caller and checks the request: no database, so it may run on any thread.
   // With `prepare`, then runs prepare(call) when all is well so far, for the body's work that
@@ -140,7 +136,7 @@ class CallRun {
   void Reply(const absl::Status& status) {
     // The effect is committed; the caller has not heard. Its retry (same request_id) must find it.
     fault::CrashPoint("rpc.before_reply");
-    reactor_->Finish(ToGrpcStatus(status, referral_id_));
+    rpc_->Finish(ToGrpcStatus(status, referral_id_));
     // Ids, codes and the field at fault only: request contents never reach a log, as they may
     // name people (tests/integration/log_privacy_test.sh plants names and scans every log).
     const absl::Duration latency = absl::Now() - arrived_;
@@ -165,8 +161,8 @@ class CallRun {
   }
 
  private:
-  grpc::CallbackServerContext* const ctx_;
-  grpc::ServerUnaryReactor* const reactor_;
+  UnaryCall* const rpc_;
+  grpc::ServerContextBase* const ctx_;
   const Edge edge_;
   const char* const method_;
   const absl::Time arrived_;
@@ -189,20 +185,19 @@ class CallRun {
 // so it must own or point at what it uses: it may capture the request, response and service
 // pointers by value, never the handler's locals by reference.
 template <typename Body>
-grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& edge,
-                                const char* method, const google::protobuf::Message& request,
-                                Body body, RequestChecks checks = RequestChecks::kAtEdge) {
+void Serve(UnaryCall* rpc, const Edge& edge, const char* method,
+           const google::protobuf::Message& request, Body body,
+           RequestChecks checks = RequestChecks::kAtEdge) {
   // Overload: refused before any work, and not audited (the audit write would be the very load
   // being shed); Admission counts the refusals.
-  if (grpc::ServerUnaryReactor* refused = internal::Shed(ctx, edge, method)) return refused;
-  auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body),
+  if (internal::Shed(rpc, edge, method)) return;
+  auto run = std::make_shared<internal::CallRun<Body>>(rpc, edge, method, request, std::move(body),
                                                        checks);
   if (edge.executor != nullptr) {
     edge.executor->Post([run] { run->Reply(run->Run()); });
   } else {
     run->Reply(run->Run());
   }
-  return run->reactor();
 }
 
 // Serve for calls that change state (they carry a request_id, or deliver messages). The body runs
@@ -212,48 +207,44 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Edge& ed
 // the commit fails. It must not block on anything but the database. Without `edge.writer`, as
 // Serve.
 template <typename Body>
-grpc::ServerUnaryReactor* ServeWrite(grpc::CallbackServerContext* ctx, const Edge& edge,
-                                     const char* method, const google::protobuf::Message& request,
-                                     Body body, RequestChecks checks = RequestChecks::kAtEdge) {
-  if (edge.writer == nullptr) return Serve(ctx, edge, method, request, std::move(body), checks);
-  if (grpc::ServerUnaryReactor* refused = internal::Shed(ctx, edge, method)) return refused;
-  auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body),
+void ServeWrite(UnaryCall* rpc, const Edge& edge, const char* method,
+                const google::protobuf::Message& request, Body body,
+                RequestChecks checks = RequestChecks::kAtEdge) {
+  if (edge.writer == nullptr) return Serve(rpc, edge, method, request, std::move(body), checks);
+  if (internal::Shed(rpc, edge, method)) return;
+  auto run = std::make_shared<internal::CallRun<Body>>(rpc, edge, method, request, std::move(body),
                                                        checks);
   run->Identify();  // who is calling is known from the connection: found here, not on the writer
   edge.writer->Submit([run]() -> Database::Completion {
     absl::Status status = run->Run();
     return [run, status](const absl::Status& commit) { run->Reply(status.ok() ? commit : status); };
   });
-  return run->reactor();
 }
 
 // ServeWrite with the body's work that needs no database taken off the writer thread, which every
 // write of the service waits for: the caller is identified and `prepare(const Call&)` (returning
-// absl::Status; it may fill what the body then reads) runs on gRPC's thread, before the job is
+// absl::Status; it may fill what the body then reads) runs on the serving thread, before the job is
 // submitted; the body then runs on the writer only if both passed. A refusal by either is still
 // a job: the audit entry of a refused call commits like any other. `prepare` must not touch the
 // database.
 template <typename Prepare, typename Body>
-grpc::ServerUnaryReactor* ServePreparedWrite(grpc::CallbackServerContext* ctx, const Edge& edge,
-                                             const char* method,
-                                             const google::protobuf::Message& request,
-                                             Prepare prepare, Body body) {
+void ServePreparedWrite(UnaryCall* rpc, const Edge& edge, const char* method,
+                        const google::protobuf::Message& request, Prepare prepare, Body body) {
   if (edge.writer == nullptr) {
-    return Serve(ctx, edge, method, request,
+    return Serve(rpc, edge, method, request,
                  [prepare = std::move(prepare), body = std::move(body)](const Call& call) mutable {
                    RETURN_IF_ERROR(prepare(call));
                    return body(call);
                  });
   }
-  if (grpc::ServerUnaryReactor* refused = internal::Shed(ctx, edge, method)) return refused;
-  auto run = std::make_shared<internal::CallRun<Body>>(ctx, edge, method, request, std::move(body),
+  if (internal::Shed(rpc, edge, method)) return;
+  auto run = std::make_shared<internal::CallRun<Body>>(rpc, edge, method, request, std::move(body),
                                                        RequestChecks::kAtEdge);
   run->Identify(prepare);
   edge.writer->Submit([run]() -> Database::Completion {
     absl::Status status = run->Run();
     return [run, status](const absl::Status& commit) { run->Reply(status.ok() ? commit : status); };
   });
-  return run->reactor();
 }
 
 }  // namespace sarloop

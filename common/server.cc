@@ -2,7 +2,6 @@
 
 #include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
 #include <malloc.h>
 #include <spdlog/pattern_formatter.h>
@@ -15,6 +14,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -23,6 +23,7 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -30,6 +31,7 @@
 #include "common/authz.h"
 #include "common/config.h"
 #include "common/crypto.h"
+#include "common/health.h"
 #include "common/https_server.h"
 #include "common/identity.h"
 #include "common/ids.h"
@@ -38,6 +40,7 @@
 #include "common/request_checks.h"
 #include "common/retention.h"
 #include "common/rpc.h"
+#include "common/serving.h"
 #include "common/status.h"
 #include "common/tls.h"
 #include "common/watch.h"
@@ -51,8 +54,7 @@ namespace {
 // holds (quotes from a status, a backslash in a path, a control character).
 class JsonEscapedMessage : public spdlog::custom_flag_formatter {
  public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&,
-              spdlog::memory_buf_t& dest) override {
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) {
     std::string out;
     AppendJsonEscaped(std::string_view(msg.payload.data(), msg.payload.size()), out);
     dest.append(out.data(), out.data() + out.size());
@@ -65,8 +67,7 @@ class JsonEscapedMessage : public spdlog::custom_flag_formatter {
 // %k: the line's structured fields (common/log_fields.h) as more members of the JSON object.
 class JsonLogFields : public spdlog::custom_flag_formatter {
  public:
-  void format(const spdlog::details::log_msg&, const std::tm&,
-              spdlog::memory_buf_t& dest) override {
+  void format(const spdlog::details::log_msg&, const std::tm&, spdlog::memory_buf_t& dest) {
     std::string out;
     AppendLogFieldsJson(out);
     dest.append(out.data(), out.data() + out.size());
@@ -104,13 +105,16 @@ void SetUpLogging(const v1::ServiceConfig& config) {
 // The health service name under which the outbox reports stuck messages.
 constexpr char kOutboxHealth[] = "sarloop.outbox";
 
-class OpsService final : public v1::Ops::CallbackService {
+class OpsService final {
  public:
+  // Its methods, for RawService (common/serving.h).
+  void AddTo(RawService& raw) { raw.Unary("GetBacklog", this, &OpsService::GetBacklog); }
+  static constexpr char kServiceName[] = "sarloop.v1.Ops";
+
   OpsService(Edge edge, Database& db, Clock& clock) : edge_(edge), db_(db), clock_(clock) {}
 
-  grpc::ServerUnaryReactor* GetBacklog(grpc::CallbackServerContext* ctx,
-                                       const v1::GetBacklogRequest* req,
-                                       v1::GetBacklogResponse* response) override {
+  void GetBacklog(UnaryCall* ctx, const v1::GetBacklogRequest* req,
+                  v1::GetBacklogResponse* response) {
     return Serve(
         ctx, edge_, "/sarloop.v1.Ops/GetBacklog", *req, [=, this](const Call&) -> absl::Status {
           ASSIGN_OR_RETURN(auto backlog, ReadBacklog(db_));
@@ -411,12 +415,23 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
            &metrics, config.serial_commits() ? nullptr : db.get()},
       watch};
   ASSIGN_OR_RETURN(ServiceParts parts, build(context));
-  OpsService ops(context.edge, *db, *clock);
+  parts.Serve(std::make_shared<OpsService>(context.edge, *db, *clock));
   // The NCA witnesses every service's audit heads, UKFIU the NCA's.
-  std::unique_ptr<WitnessService> witness_service;
   if (config.kind() == v1::SERVICE_KIND_NCA || config.kind() == v1::SERVICE_KIND_UKFIU) {
-    witness_service = std::make_unique<WitnessService>(context.edge, *db, *clock);
+    parts.Serve(std::make_shared<WitnessService>(context.edge, *db, *clock));
   }
+  Health health;
+  parts.services.push_back(health.Service());
+  // Every service, by full name: what reflection lists and health reports one by one.
+  std::vector<std::string> service_names;
+  for (const auto& s : parts.services) {
+    // A method added to a .proto and not to its service would otherwise answer UNIMPLEMENTED.
+    if (absl::StartsWith(s->full_name(), "sarloop.")) RETURN_IF_ERROR(s->Check());
+    service_names.push_back(s->full_name());
+  }
+  service_names.push_back("grpc.reflection.v1.ServerReflection");
+  service_names.push_back("grpc.reflection.v1alpha.ServerReflection");
+  for (auto& s : ReflectionServices(service_names)) parts.services.push_back(std::move(s));
   std::unique_ptr<WitnessReporter> witness_reporter;
   const std::string witness = WitnessOf(config.kind());
   if (const v1::Peer* peer = FindPeer(config, witness)) {
@@ -437,9 +452,9 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
     spdlog::warn("audit heads are not witnessed: no peer {} in the configuration", witness);
   }
 
-  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
-  const std::shared_ptr<Reflection> reflection = Reflection::Install(builder);
+  // Every method is served from this queue, by its one thread (common/serving.h).
+  CallQueue calls(builder);
   int port = 0;
   builder.AddListeningPort(config.listen(), server_creds, &port);
   // Hostile input: no message above 4 MiB (a batch of 500 envelopes stays well below).
@@ -462,24 +477,23 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 100);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
   counters.push_back(admission.InterceptorFactory());
-  counters.push_back(UnparseableRequestInterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(counters));
-  for (auto& s : parts.services) builder.RegisterService(s.get());
-  builder.RegisterService(&ops);
-  if (witness_service) builder.RegisterService(witness_service.get());
+  std::vector<RawService*> served;
+  for (auto& s : parts.services) {
+    builder.RegisterService(s.get());
+    served.push_back(s.get());
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
   }
+  calls.Start(served);
   // Health answers for the server as a whole ("") and for each service by name, as generic
   // tools ask (grpc_health_probe -service sarloop.v1.Force).
   // Each name is set now, not first at the storage probe a second later: until a name is set,
   // health answers NOT_FOUND for it.
-  const std::vector<std::string> service_names = reflection->ServiceNames();
-  for (const std::string& name : service_names) {
-    server->GetHealthCheckService()->SetServingStatus(name, true);
-  }
-  server->GetHealthCheckService()->SetServingStatus(true);
+  for (const std::string& name : service_names) health.SetServingStatus(name, true);
+  health.SetServingStatus("", true);
   std::unique_ptr<HttpsServer> metrics_server;
   if (!config.metrics_listen().empty()) {
     ASSIGN_OR_RETURN(
@@ -531,7 +545,6 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   // Health, every second: NOT_SERVING while storage refuses writes (until a probe write succeeds
   // again); the "sarloop.outbox" service NOT_SERVING while a message has waited longer than
   // delivery.stuck_after_seconds.
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   boost::asio::steady_timer health_timer(io);
   bool draining = false;
   std::function<void()> arm_health = [&] {
@@ -541,8 +554,8 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
       const bool was_failing = db->WritesFailing();
       const bool storage_ok = db->Probe().ok();
       if (was_failing && storage_ok) spdlog::info("storage: writes succeed again");
-      health->SetServingStatus("", storage_ok);
-      for (const std::string& name : service_names) health->SetServingStatus(name, storage_ok);
+      health.SetServingStatus("", storage_ok);
+      for (const std::string& name : service_names) health.SetServingStatus(name, storage_ok);
       const absl::Time limit =
           clock->Now() - absl::Seconds(config.delivery().stuck_after_seconds());
       bool stuck = false;
@@ -550,11 +563,11 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
         absl::StatusOr<absl::Time> oldest = OldestPending(*db, d);
         stuck |= oldest.ok() && *oldest < limit;
       }
-      health->SetServingStatus(kOutboxHealth, !stuck);
+      health.SetServingStatus(kOutboxHealth, !stuck);
       arm_health();
     });
   };
-  health->SetServingStatus(kOutboxHealth, true);
+  health.SetServingStatus(kOutboxHealth, true);
   arm_health();
   // Retention: an hour after start and every hour after that.
   boost::asio::steady_timer retention_timer(io);
@@ -578,7 +591,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
     // Draining: still serving, but saying NOT_SERVING so balancers and peers go elsewhere.
     spdlog::info("signal {}: draining for {} ms, then stopping", signo, config.shutdown_drain_ms());
     draining = true;
-    health->SetServingStatus(false);
+    health.SetServingStatus(false);
     timer.cancel();
     health_timer.cancel();
     retention_timer.cancel();
@@ -595,10 +608,19 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   metrics_server.reset();
   // Watches would hold the shutdown for its whole grace: they end now, and resume elsewhere.
   watch.Stop();
+  health.Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   worker->Stop();
   server->Wait();
   bodies->Join();
+  // The queue goes last: a call answered after it has shut down would abort the process. Every
+  // body has run; one more write job is answered after every job queued before it.
+  std::promise<void> drained;
+  db->Submit([&drained]() -> Database::Completion {
+    return [&drained](const absl::Status&) { drained.set_value(); };
+  });
+  drained.get_future().wait();
+  calls.Stop();
   if (absl::Status s = checkpointer->Checkpoint(); !s.ok()) {
     spdlog::error("final audit checkpoint: {}", s.ToString());
   }

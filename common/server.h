@@ -4,8 +4,6 @@
 #ifndef SARLOOP_COMMON_SERVER_H_
 #define SARLOOP_COMMON_SERVER_H_
 
-#include <grpcpp/impl/codegen/service_type.h>
-
 #include <functional>
 #include <memory>
 #include <span>
@@ -20,6 +18,7 @@
 #include "common/metrics.h"
 #include "common/reference.h"
 #include "common/rpc.h"
+#include "common/serving.h"
 #include "common/storage.h"
 #include "common/watch.h"
 #include "sarloop/v1/config.pb.h"
@@ -41,7 +40,12 @@ struct ServiceContext {
 
 // What a service contributes to the process.
 struct ServiceParts {
-  std::vector<std::shared_ptr<grpc::Service>> services;
+  std::vector<std::shared_ptr<RawService>> services;
+  // Adds `impl`'s methods (common/serving.h's ServeRaw).
+  template <typename Impl>
+  void Serve(std::shared_ptr<Impl> impl) {
+    services.push_back(ServeRaw(std::move(impl)));
+  }
   // Called every `period` on a background thread, if set.
   std::function<void()> periodic;
   absl::Duration period = absl::ZeroDuration();

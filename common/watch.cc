@@ -128,7 +128,7 @@ absl::StatusOr<WatchStart> ParseWatchRequest(const v1::WatchRequest& request,
 
 namespace internal {
 
-absl::StatusOr<WatchStart> BeginWatch(grpc::CallbackServerContext* ctx, Database* audit_db,
+absl::StatusOr<WatchStart> BeginWatch(grpc::ServerContextBase* ctx, Database* audit_db,
                                       Clock* clock, const char* method,
                                       const v1::WatchRequest& request, const TokenSigner& signer,
                                       const std::function<absl::StatusOr<int64_t>()>& head) {

@@ -9,13 +9,12 @@
 // heartbeat and reads again (which also catches what another replica committed). The cursor in
 // each message is signed (common/token.h), so a caller resumes exactly after what it handled.
 //
-// Threads: gRPC's callbacks only start work; feed reads run on the edge's executor; no lock is
-// held while a stream calls into gRPC (a reaction may run inline).
+// Threads: the serving thread's events only start work; feed reads run on the edge's executor; no
+// lock is held while a stream calls into gRPC.
 #ifndef SARLOOP_COMMON_WATCH_H_
 #define SARLOOP_COMMON_WATCH_H_
 
 #include <grpcpp/server_context.h>
-#include <grpcpp/support/server_callback.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -36,6 +35,7 @@
 #include "common/executor.h"
 #include "common/identity.h"
 #include "common/metrics.h"
+#include "common/serving.h"
 #include "common/status.h"
 #include "common/storage.h"
 #include "common/token.h"
@@ -130,13 +130,13 @@ using WatchRead = std::function<absl::Status(int64_t after, int limit,
 namespace internal {
 
 // Identifies and audits the caller and parses the request; the stream's start or the refusal.
-absl::StatusOr<WatchStart> BeginWatch(grpc::CallbackServerContext* ctx, Database* audit_db,
+absl::StatusOr<WatchStart> BeginWatch(grpc::ServerContextBase* ctx, Database* audit_db,
                                       Clock* clock, const char* method,
                                       const v1::WatchRequest& request, const TokenSigner& signer,
                                       const std::function<absl::StatusOr<int64_t>()>& head);
 
 template <typename Response>
-class WatchStream final : public grpc::ServerWriteReactor<Response>, public WatchStreamBase {
+class WatchStream final : public ServerStream<Response>, public WatchStreamBase {
  public:
   WatchStream(WatchHub& hub, const TokenSigner& signer, WatchRead<Response> read, WatchStart start)
       : hub_(hub),
@@ -147,7 +147,7 @@ class WatchStream final : public grpc::ServerWriteReactor<Response>, public Watc
 
   // Registered with the hub, sends the first message: a heartbeat with the starting cursor, so
   // a caller that started from now has a cursor before anything happens.
-  void Begin() {
+  void OnStart() override {
     if (!hub_.Add(this)) {
       Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                           "this service has as many watches open as it takes; retry later"));
@@ -245,7 +245,7 @@ class WatchStream final : public grpc::ServerWriteReactor<Response>, public Watc
                         "the service is stopping; watch again from the last cursor you kept");
   }
   void FinishStopped() { Finish(StoppedStatus()); }
-  void Finish(grpc::Status status) { grpc::ServerWriteReactor<Response>::Finish(status); }
+  void Finish(grpc::Status status) { ServerStream<Response>::Finish(status); }
 
   // Drops what was read and not sent (a finished stream sends nothing more).
   void ReleaseLocked() {
@@ -328,10 +328,15 @@ class WatchStream final : public grpc::ServerWriteReactor<Response>, public Watc
 
 // A stream finished at once with `status`.
 template <typename Response>
-class RefusedWatch final : public grpc::ServerWriteReactor<Response> {
+class RefusedWatch final : public ServerStream<Response> {
  public:
-  explicit RefusedWatch(const grpc::Status& status) { this->Finish(status); }
+  explicit RefusedWatch(const grpc::Status& status) : status_(status) {}
+  void OnStart() override { this->Finish(status_); }
+  void OnWriteDone(bool) override {}
   void OnDone() override { delete this; }
+
+ private:
+  const grpc::Status status_;
 };
 
 }  // namespace internal
@@ -340,18 +345,15 @@ class RefusedWatch final : public grpc::ServerWriteReactor<Response> {
 // heartbeat_seconds), then streams `read`'s messages. `head` is the feed's last seq (for a start
 // from now).
 template <typename Response>
-grpc::ServerWriteReactor<Response>* ServeWatch(grpc::CallbackServerContext* ctx, Database* audit_db,
-                                               Clock* clock, WatchHub& hub,
-                                               const TokenSigner& signer, const char* method,
-                                               const v1::WatchRequest& request,
-                                               const std::function<absl::StatusOr<int64_t>()>& head,
-                                               WatchRead<Response> read) {
+ServerStream<Response>* ServeWatch(grpc::ServerContextBase* ctx, Database* audit_db, Clock* clock,
+                                   WatchHub& hub, const TokenSigner& signer, const char* method,
+                                   const v1::WatchRequest& request,
+                                   const std::function<absl::StatusOr<int64_t>()>& head,
+                                   WatchRead<Response> read) {
   absl::StatusOr<WatchStart> start =
       internal::BeginWatch(ctx, audit_db, clock, method, request, signer, head);
   if (!start.ok()) return new internal::RefusedWatch<Response>(ToGrpcStatus(start.status()));
-  auto* stream = new internal::WatchStream<Response>(hub, signer, std::move(read), *start);
-  stream->Begin();
-  return stream;
+  return new internal::WatchStream<Response>(hub, signer, std::move(read), *start);
 }
 
 }  // namespace sarloop

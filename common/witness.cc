@@ -149,9 +149,8 @@ absl::StatusOr<v1::GetAuditHeadResponse> Witness::Get(const Call& call,
   return response;
 }
 
-grpc::ServerUnaryReactor* WitnessService::RecordAuditHead(grpc::CallbackServerContext* ctx,
-                                                          const v1::RecordAuditHeadRequest* request,
-                                                          v1::RecordAuditHeadResponse* response) {
+void WitnessService::RecordAuditHead(UnaryCall* ctx, const v1::RecordAuditHeadRequest* request,
+                                     v1::RecordAuditHeadResponse* response) {
   return ServeWrite(
       ctx, edge_, "/sarloop.v1.AuditWitness/RecordAuditHead", *request,
       [=, this](const Call& call) -> absl::Status {
@@ -165,9 +164,8 @@ grpc::ServerUnaryReactor* WitnessService::RecordAuditHead(grpc::CallbackServerCo
       });
 }
 
-grpc::ServerUnaryReactor* WitnessService::GetAuditHead(grpc::CallbackServerContext* ctx,
-                                                       const v1::GetAuditHeadRequest* request,
-                                                       v1::GetAuditHeadResponse* response) {
+void WitnessService::GetAuditHead(UnaryCall* ctx, const v1::GetAuditHeadRequest* request,
+                                  v1::GetAuditHeadResponse* response) {
   return Serve(ctx, edge_, "/sarloop.v1.AuditWitness/GetAuditHead", *request,
                [=, this](const Call& call) -> absl::Status {
                  ASSIGN_OR_RETURN(*response, witness_.Get(call, request->service()));
@@ -175,7 +173,7 @@ grpc::ServerUnaryReactor* WitnessService::GetAuditHead(grpc::CallbackServerConte
                });
 }
 
-// One call's objects, alive until its callback has run.
+// One call's objects, alive until it has ended.
 struct WitnessReporter::Pending {
   grpc::ClientContext ctx;
   v1::GetAuditHeadRequest get;
@@ -192,7 +190,7 @@ WitnessReporter::WitnessReporter(std::shared_ptr<grpc::Channel> channel, std::st
       hash_at_(std::move(hash_at)) {}
 
 WitnessReporter::~WitnessReporter() {
-  // The call in flight is cancelled, and its callback must run before this goes.
+  // The call in flight is cancelled, and must have ended before this goes.
   {
     std::lock_guard lock(mu_);
     if (active_ != nullptr) active_->TryCancel();
@@ -221,7 +219,8 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
   if (witnessed_seq_ < 0) {
     // Which head does the witness hold? The head itself goes with the next report.
     p->get.set_service(own_identity_);
-    stub_->async()->GetAuditHead(&p->ctx, &p->get, &p->got, [this, p](grpc::Status s) {
+    caller_->Post([this, p] {
+      const grpc::Status s = stub_->GetAuditHead(&p->ctx, p->get, &p->got);
       if (s.ok()) {
         witnessed_seq_ = p->got.head().seq();
       } else if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
@@ -247,21 +246,21 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
     // A log that lacks the witnessed entry sends none: the witness refuses, and says so.
     if (prev.ok()) p->record.set_prev_hash(*prev);
   }
-  stub_->async()->RecordAuditHead(
-      &p->ctx, &p->record, &p->recorded, [this, p, seq = head.seq](grpc::Status s) {
-        if (s.ok()) {
-          witnessed_seq_ = p->recorded.head().seq();
-          spdlog::debug("audit head {} witnessed by {}", seq, witness_code_);
-        } else if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-          spdlog::error("the audit witness {} refuses this service's head at entry {}: {}",
-                        witness_code_, seq, s.error_message());
-          witnessed_seq_ = -1;  // ask again what it holds
-        } else {
-          spdlog::warn("audit head {} not witnessed by {} yet: {}", seq, witness_code_,
-                       s.error_message());
-        }
-        Finished();
-      });
+  caller_->Post([this, p, seq = head.seq] {
+    const grpc::Status s = stub_->RecordAuditHead(&p->ctx, p->record, &p->recorded);
+    if (s.ok()) {
+      witnessed_seq_ = p->recorded.head().seq();
+      spdlog::debug("audit head {} witnessed by {}", seq, witness_code_);
+    } else if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      spdlog::error("the audit witness {} refuses this service's head at entry {}: {}",
+                    witness_code_, seq, s.error_message());
+      witnessed_seq_ = -1;  // ask again what it holds
+    } else {
+      spdlog::warn("audit head {} not witnessed by {} yet: {}", seq, witness_code_,
+                   s.error_message());
+    }
+    Finished();
+  });
 }
 
 }  // namespace sarloop

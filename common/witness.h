@@ -49,16 +49,21 @@ class Witness {
 };
 
 // The RPC edge of Witness.
-class WitnessService final : public v1::AuditWitness::CallbackService {
+class WitnessService final {
  public:
+  // Its methods, for RawService (common/serving.h).
+  void AddTo(RawService& raw) {
+    raw.Unary("RecordAuditHead", this, &WitnessService::RecordAuditHead);
+    raw.Unary("GetAuditHead", this, &WitnessService::GetAuditHead);
+  }
+  static constexpr char kServiceName[] = "sarloop.v1.AuditWitness";
+
   WitnessService(Edge edge, Database& db, Clock& clock) : edge_(edge), witness_(db, clock) {}
 
-  grpc::ServerUnaryReactor* RecordAuditHead(grpc::CallbackServerContext* ctx,
-                                            const v1::RecordAuditHeadRequest* request,
-                                            v1::RecordAuditHeadResponse* response) override;
-  grpc::ServerUnaryReactor* GetAuditHead(grpc::CallbackServerContext* ctx,
-                                         const v1::GetAuditHeadRequest* request,
-                                         v1::GetAuditHeadResponse* response) override;
+  void RecordAuditHead(UnaryCall* ctx, const v1::RecordAuditHeadRequest* request,
+                       v1::RecordAuditHeadResponse* response);
+  void GetAuditHead(UnaryCall* ctx, const v1::GetAuditHeadRequest* request,
+                    v1::GetAuditHeadResponse* response);
 
  private:
   const Edge edge_;
@@ -84,6 +89,9 @@ class WitnessReporter {
   void Finished();
 
   std::unique_ptr<v1::AuditWitness::Stub> stub_;
+  // Where the call runs, blocking: a client call through gRPC's callback API would start its
+  // threads in the service's process (common/serving.h).
+  const std::unique_ptr<Executor> caller_ = NewThreadPool(1);
   const std::string witness_code_;
   const std::string own_identity_;
   const HashAt hash_at_;

@@ -10,31 +10,26 @@
 namespace sarloop::referral {
 
 // `threads` must outlive the call (it is the service's own, as the services' handlers use it).
-inline grpc::ServerUnaryReactor* ServeAsk(grpc::CallbackServerContext* ctx, const Edge& edge,
-                                          const char* method, Threads* threads,
-                                          const v1::RequestInformationRequest* req,
-                                          v1::InformationThreadResponse* resp) {
+inline void ServeAsk(UnaryCall* ctx, const Edge& edge, const char* method, Threads* threads,
+                     const v1::RequestInformationRequest* req,
+                     v1::InformationThreadResponse* resp) {
   return ServeWrite(ctx, edge, method, *req, [=](const Call& call) -> absl::Status {
     ASSIGN_OR_RETURN(*resp, threads->Ask(call, *req));
     return absl::OkStatus();
   });
 }
 
-inline grpc::ServerUnaryReactor* ServeAnswer(grpc::CallbackServerContext* ctx, const Edge& edge,
-                                             const char* method, Threads* threads,
-                                             const v1::AnswerInformationRequest* req,
-                                             v1::InformationThreadResponse* resp) {
+inline void ServeAnswer(UnaryCall* ctx, const Edge& edge, const char* method, Threads* threads,
+                        const v1::AnswerInformationRequest* req,
+                        v1::InformationThreadResponse* resp) {
   return ServeWrite(ctx, edge, method, *req, [=](const Call& call) -> absl::Status {
     ASSIGN_OR_RETURN(*resp, threads->Answer(call, *req));
     return absl::OkStatus();
   });
 }
 
-inline grpc::ServerUnaryReactor* ServeListThreads(grpc::CallbackServerContext* ctx,
-                                                  const Edge& edge, const char* method,
-                                                  Threads* threads,
-                                                  const v1::ListThreadsRequest* req,
-                                                  v1::ListThreadsResponse* resp) {
+inline void ServeListThreads(UnaryCall* ctx, const Edge& edge, const char* method, Threads* threads,
+                             const v1::ListThreadsRequest* req, v1::ListThreadsResponse* resp) {
   return Serve(ctx, edge, method, *req, [=](const Call&) -> absl::Status {
     ASSIGN_OR_RETURN(*resp, threads->List(*req));
     return absl::OkStatus();

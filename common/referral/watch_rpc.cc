@@ -42,9 +42,8 @@ absl::StatusOr<std::shared_ptr<ReferralWatch>> ReferralWatch::Create(ServiceCont
   return std::make_shared<ReferralWatch>(ctx, std::move(signer));
 }
 
-grpc::ServerWriteReactor<v1::WatchEvent>* ReferralWatch::Serve(grpc::CallbackServerContext* ctx,
-                                                               const char* method,
-                                                               const v1::WatchRequest& request) {
+ServerStream<v1::WatchEvent>* ReferralWatch::Serve(grpc::ServerContextBase* ctx, const char* method,
+                                                   const v1::WatchRequest& request) {
   Database& db = db_;
   return ServeWatch<v1::WatchEvent>(
       ctx, edge_.audit_db, edge_.clock, hub_, *signer_, method, request,

@@ -27,9 +27,8 @@ class ReferralWatch {
   // Reads (or makes) the service's cursor secret.
   static absl::StatusOr<std::shared_ptr<ReferralWatch>> Create(ServiceContext& ctx);
 
-  grpc::ServerWriteReactor<v1::WatchEvent>* Serve(grpc::CallbackServerContext* ctx,
-                                                  const char* method,
-                                                  const v1::WatchRequest& request);
+  ServerStream<v1::WatchEvent>* Serve(grpc::ServerContextBase* ctx, const char* method,
+                                      const v1::WatchRequest& request);
 
   ReferralWatch(ServiceContext& ctx, std::shared_ptr<const TokenSigner> signer)
       : edge_(ctx.edge), hub_(ctx.watch), db_(ctx.db), signer_(std::move(signer)) {}

@@ -18,15 +18,32 @@
 namespace sarloop::force {
 namespace {
 
-class ForceService final : public v1::Force::CallbackService {
+class ForceService final {
  public:
+  // Its methods, for RawService (common/serving.h).
+  void AddTo(RawService& raw) {
+    raw.Unary("ListInbox", this, &ForceService::ListInbox);
+    raw.Unary("GetReferral", this, &ForceService::GetReferral);
+    raw.Unary("Acknowledge", this, &ForceService::Acknowledge);
+    raw.Unary("StartResearch", this, &ForceService::StartResearch);
+    raw.Unary("Decline", this, &ForceService::Decline);
+    raw.Unary("Close", this, &ForceService::Close);
+    raw.Unary("UpdateOutcome", this, &ForceService::UpdateOutcome);
+    raw.Unary("ReportProgress", this, &ForceService::ReportProgress);
+    raw.Unary("HandOver", this, &ForceService::HandOver);
+    raw.Unary("ReferToIopc", this, &ForceService::ReferToIopc);
+    raw.Unary("RequestInformation", this, &ForceService::RequestInformation);
+    raw.Unary("AnswerInformation", this, &ForceService::AnswerInformation);
+    raw.Unary("ListThreads", this, &ForceService::ListThreads);
+    raw.Streaming("WatchInbox", this, &ForceService::WatchInbox);
+  }
+  static constexpr char kServiceName[] = "sarloop.v1.Force";
+
   ForceService(Edge edge, std::shared_ptr<Desk> desk,
                std::shared_ptr<referral::ReferralWatch> watch)
       : watch_(std::move(watch)), edge_(edge), desk_(std::move(desk)) {}
 
-  grpc::ServerUnaryReactor* ListInbox(grpc::CallbackServerContext* ctx,
-                                      const v1::ListInboxRequest* req,
-                                      v1::ListInboxResponse* resp) override {
+  void ListInbox(UnaryCall* ctx, const v1::ListInboxRequest* req, v1::ListInboxResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Force/ListInbox", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->Inbox(*req));
@@ -34,9 +51,8 @@ class ForceService final : public v1::Force::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* GetReferral(grpc::CallbackServerContext* ctx,
-                                        const v1::GetForceReferralRequest* req,
-                                        v1::GetForceReferralResponse* resp) override {
+  void GetReferral(UnaryCall* ctx, const v1::GetForceReferralRequest* req,
+                   v1::GetForceReferralResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Force/GetReferral", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->Get(req->referral_id()));
@@ -44,85 +60,67 @@ class ForceService final : public v1::Force::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* Acknowledge(grpc::CallbackServerContext* ctx,
-                                        const v1::ForceStepRequest* req,
-                                        v1::ForceStepResponse* resp) override {
+  void Acknowledge(UnaryCall* ctx, const v1::ForceStepRequest* req, v1::ForceStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Force/Acknowledge", *req, resp,
                [this, req](const Call& c) { return desk_->Acknowledge(c, *req); });
   }
-  grpc::ServerUnaryReactor* StartResearch(grpc::CallbackServerContext* ctx,
-                                          const v1::ForceStepRequest* req,
-                                          v1::ForceStepResponse* resp) override {
+  void StartResearch(UnaryCall* ctx, const v1::ForceStepRequest* req, v1::ForceStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Force/StartResearch", *req, resp,
                [this, req](const Call& c) { return desk_->StartResearch(c, *req); });
   }
-  grpc::ServerUnaryReactor* Decline(grpc::CallbackServerContext* ctx,
-                                    const v1::DeclineReferralRequest* req,
-                                    v1::ForceStepResponse* resp) override {
+  void Decline(UnaryCall* ctx, const v1::DeclineReferralRequest* req, v1::ForceStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Force/Decline", *req, resp,
                [this, req](const Call& c) { return desk_->Decline(c, *req); });
   }
-  grpc::ServerUnaryReactor* Close(grpc::CallbackServerContext* ctx,
-                                  const v1::CloseReferralRequest* req,
-                                  v1::ForceStepResponse* resp) override {
+  void Close(UnaryCall* ctx, const v1::CloseReferralRequest* req, v1::ForceStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Force/Close", *req, resp,
                [this, req](const Call& c) { return desk_->Close(c, *req); });
   }
-  grpc::ServerUnaryReactor* UpdateOutcome(grpc::CallbackServerContext* ctx,
-                                          const v1::UpdateOutcomeRequest* req,
-                                          v1::ForceStepResponse* resp) override {
+  void UpdateOutcome(UnaryCall* ctx, const v1::UpdateOutcomeRequest* req,
+                     v1::ForceStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Force/UpdateOutcome", *req, resp,
                [this, req](const Call& c) { return desk_->UpdateOutcome(c, *req); });
   }
-  grpc::ServerUnaryReactor* ReportProgress(grpc::CallbackServerContext* ctx,
-                                           const v1::ReportProgressRequest* req,
-                                           v1::ForceStepResponse* resp) override {
+  void ReportProgress(UnaryCall* ctx, const v1::ReportProgressRequest* req,
+                      v1::ForceStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Force/ReportProgress", *req, resp,
                [this, req](const Call& c) { return desk_->ReportProgress(c, *req); });
   }
-  grpc::ServerUnaryReactor* ReferToIopc(grpc::CallbackServerContext* ctx,
-                                        const v1::ReferToIopcRequest* req,
-                                        v1::ForceStepResponse* resp) override {
+  void ReferToIopc(UnaryCall* ctx, const v1::ReferToIopcRequest* req, v1::ForceStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Force/ReferToIopc", *req, resp,
                [this, req](const Call& c) { return desk_->ReferToIopc(c, *req); });
   }
-  grpc::ServerUnaryReactor* HandOver(grpc::CallbackServerContext* ctx,
-                                     const v1::HandOverRequest* req,
-                                     v1::ForceStepResponse* resp) override {
+  void HandOver(UnaryCall* ctx, const v1::HandOverRequest* req, v1::ForceStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Force/HandOver", *req, resp,
                [this, req](const Call& c) { return desk_->HandOver(c, *req); });
   }
 
-  grpc::ServerUnaryReactor* RequestInformation(grpc::CallbackServerContext* ctx,
-                                               const v1::RequestInformationRequest* req,
-                                               v1::InformationThreadResponse* resp) override {
+  void RequestInformation(UnaryCall* ctx, const v1::RequestInformationRequest* req,
+                          v1::InformationThreadResponse* resp) {
     return referral::ServeAsk(ctx, edge_, "/sarloop.v1.Force/RequestInformation", &desk_->threads(),
                               req, resp);
   }
-  grpc::ServerUnaryReactor* AnswerInformation(grpc::CallbackServerContext* ctx,
-                                              const v1::AnswerInformationRequest* req,
-                                              v1::InformationThreadResponse* resp) override {
+  void AnswerInformation(UnaryCall* ctx, const v1::AnswerInformationRequest* req,
+                         v1::InformationThreadResponse* resp) {
     return referral::ServeAnswer(ctx, edge_, "/sarloop.v1.Force/AnswerInformation",
                                  &desk_->threads(), req, resp);
   }
-  grpc::ServerUnaryReactor* ListThreads(grpc::CallbackServerContext* ctx,
-                                        const v1::ListThreadsRequest* req,
-                                        v1::ListThreadsResponse* resp) override {
+  void ListThreads(UnaryCall* ctx, const v1::ListThreadsRequest* req,
+                   v1::ListThreadsResponse* resp) {
     return referral::ServeListThreads(ctx, edge_, "/sarloop.v1.Force/ListThreads",
                                       &desk_->threads(), req, resp);
   }
 
-  grpc::ServerWriteReactor<v1::WatchEvent>* WatchInbox(grpc::CallbackServerContext* ctx,
-                                                       const v1::WatchRequest* req) override {
+  ServerStream<v1::WatchEvent>* WatchInbox(grpc::ServerContextBase* ctx,
+                                           const v1::WatchRequest* req) {
     return watch_->Serve(ctx, "/sarloop.v1.Force/WatchInbox", *req);
   }
 
  private:
   // Runs one step (what it sends wakes the outbox once committed).
   template <typename F>
-  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
-                                const google::protobuf::Message& request,
-                                v1::ForceStepResponse* resp, F step) {
+  void Run(UnaryCall* ctx, const char* method, const google::protobuf::Message& request,
+           v1::ForceStepResponse* resp, F step) {
     return ServeWrite(ctx, edge_, method, request, [=, this](const Call& call) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, step(call));
       return absl::OkStatus();
@@ -151,8 +149,8 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   }
   ServiceParts parts;
   ASSIGN_OR_RETURN(auto watch, referral::ReferralWatch::Create(ctx));
-  parts.services.push_back(std::make_shared<ForceService>(ctx.edge, desk, watch));
-  parts.services.push_back(std::make_shared<DeliveryService>(
+  parts.Serve(std::make_shared<ForceService>(ctx.edge, desk, watch));
+  parts.Serve(std::make_shared<DeliveryService>(
       ctx.edge, ctx.db, ctx.clock, [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return desk->Receive(txn, peer, env);
       }));

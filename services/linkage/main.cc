@@ -13,61 +13,65 @@
 namespace sarloop::linkage {
 namespace {
 
-class LinkageService final : public v1::Linkage::CallbackService {
+class LinkageService final {
  public:
+  // Its methods, for RawService (common/serving.h).
+  void AddTo(RawService& raw) {
+    raw.Unary("BeginIndexUpload", this, &LinkageService::BeginIndexUpload);
+    raw.Unary("UploadIndexRecords", this, &LinkageService::UploadIndexRecords);
+    raw.Unary("CommitIndexUpload", this, &LinkageService::CommitIndexUpload);
+    raw.Unary("ScreenSubjects", this, &LinkageService::ScreenSubjects);
+    raw.Unary("ListHits", this, &LinkageService::ListHits);
+    raw.Unary("GetHit", this, &LinkageService::GetHit);
+    raw.Unary("RecordLinkFeedback", this, &LinkageService::RecordLinkFeedback);
+    raw.Unary("GetLinkageStats", this, &LinkageService::GetLinkageStats);
+  }
+  static constexpr char kServiceName[] = "sarloop.v1.Linkage";
+
   LinkageService(Edge edge, std::shared_ptr<LinkageDesk> desk)
       : edge_(edge), desk_(std::move(desk)) {}
 
-  grpc::ServerUnaryReactor* BeginIndexUpload(grpc::CallbackServerContext* ctx,
-                                             const v1::BeginIndexUploadRequest* req,
-                                             v1::BeginIndexUploadResponse* resp) override {
+  void BeginIndexUpload(UnaryCall* ctx, const v1::BeginIndexUploadRequest* req,
+                        v1::BeginIndexUploadResponse* resp) {
     return Write(ctx, "/sarloop.v1.Linkage/BeginIndexUpload", *req, resp,
                  [this, req](const Call& c) { return desk_->BeginUpload(c, *req); });
   }
-  grpc::ServerUnaryReactor* UploadIndexRecords(grpc::CallbackServerContext* ctx,
-                                               const v1::UploadIndexRecordsRequest* req,
-                                               v1::UploadIndexRecordsResponse* resp) override {
+  void UploadIndexRecords(UnaryCall* ctx, const v1::UploadIndexRecordsRequest* req,
+                          v1::UploadIndexRecordsResponse* resp) {
     return Write(ctx, "/sarloop.v1.Linkage/UploadIndexRecords", *req, resp,
                  [this, req](const Call& c) { return desk_->UploadRecords(c, *req); });
   }
-  grpc::ServerUnaryReactor* CommitIndexUpload(grpc::CallbackServerContext* ctx,
-                                              const v1::CommitIndexUploadRequest* req,
-                                              v1::CommitIndexUploadResponse* resp) override {
+  void CommitIndexUpload(UnaryCall* ctx, const v1::CommitIndexUploadRequest* req,
+                         v1::CommitIndexUploadResponse* resp) {
     return Beside(ctx, "/sarloop.v1.Linkage/CommitIndexUpload", *req, resp,
                   [this, req](const Call& c) { return desk_->CommitUpload(c, *req); });
   }
-  grpc::ServerUnaryReactor* ScreenSubjects(grpc::CallbackServerContext* ctx,
-                                           const v1::ScreenSubjectsRequest* req,
-                                           v1::ScreenSubjectsResponse* resp) override {
+  void ScreenSubjects(UnaryCall* ctx, const v1::ScreenSubjectsRequest* req,
+                      v1::ScreenSubjectsResponse* resp) {
     return Beside(ctx, "/sarloop.v1.Linkage/ScreenSubjects", *req, resp,
                   [this, req](const Call& c) { return desk_->Screen(c, *req); });
   }
-  grpc::ServerUnaryReactor* RecordLinkFeedback(grpc::CallbackServerContext* ctx,
-                                               const v1::RecordLinkFeedbackRequest* req,
-                                               v1::RecordLinkFeedbackResponse* resp) override {
+  void RecordLinkFeedback(UnaryCall* ctx, const v1::RecordLinkFeedbackRequest* req,
+                          v1::RecordLinkFeedbackResponse* resp) {
     return Write(ctx, "/sarloop.v1.Linkage/RecordLinkFeedback", *req, resp,
                  [this, req](const Call& c) { return desk_->RecordFeedback(c, *req); });
   }
-  grpc::ServerUnaryReactor* ListHits(grpc::CallbackServerContext* ctx,
-                                     const v1::ListHitsRequest* req,
-                                     v1::ListHitsResponse* resp) override {
+  void ListHits(UnaryCall* ctx, const v1::ListHitsRequest* req, v1::ListHitsResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Linkage/ListHits", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->ListHits(*req));
                    return absl::OkStatus();
                  });
   }
-  grpc::ServerUnaryReactor* GetHit(grpc::CallbackServerContext* ctx, const v1::GetHitRequest* req,
-                                   v1::GetHitResponse* resp) override {
+  void GetHit(UnaryCall* ctx, const v1::GetHitRequest* req, v1::GetHitResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Linkage/GetHit", *req,
                  [=, this](const Call& c) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->GetHit(c, *req));
                    return absl::OkStatus();
                  });
   }
-  grpc::ServerUnaryReactor* GetLinkageStats(grpc::CallbackServerContext* ctx,
-                                            const v1::GetLinkageStatsRequest* req,
-                                            v1::GetLinkageStatsResponse* resp) override {
+  void GetLinkageStats(UnaryCall* ctx, const v1::GetLinkageStatsRequest* req,
+                       v1::GetLinkageStatsResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Linkage/GetLinkageStats", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->Stats());
@@ -80,15 +84,13 @@ class LinkageService final : public v1::Linkage::CallbackService {
   // encodings before they write; the comparing runs on the executor, beside the writer, and the
   // desk's short transactions queue for the writer like any other.
   template <typename Response, typename F>
-  grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, const char* method,
-                                  const google::protobuf::Message& request, Response* resp,
-                                  F step) {
+  void Write(UnaryCall* ctx, const char* method, const google::protobuf::Message& request,
+             Response* resp, F step) {
     return ServeWrite(ctx, edge_, method, request, Body(resp, step));
   }
   template <typename Response, typename F>
-  grpc::ServerUnaryReactor* Beside(grpc::CallbackServerContext* ctx, const char* method,
-                                   const google::protobuf::Message& request, Response* resp,
-                                   F step) {
+  void Beside(UnaryCall* ctx, const char* method, const google::protobuf::Message& request,
+              Response* resp, F step) {
     return Serve(ctx, edge_, method, request, Body(resp, step));
   }
   template <typename Response, typename F>
@@ -115,9 +117,9 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
                    LinkageDesk::Load(ctx.db, ctx.clock, options));
   std::shared_ptr<LinkageDesk> shared = std::move(desk);
   ServiceParts parts;
-  parts.services.push_back(std::make_shared<LinkageService>(ctx.edge, shared));
+  parts.Serve(std::make_shared<LinkageService>(ctx.edge, shared));
   // New SARs' subjects, from the ukfiu service's outbox.
-  parts.services.push_back(std::make_shared<DeliveryService>(
+  parts.Serve(std::make_shared<DeliveryService>(
       ctx.edge, ctx.db, ctx.clock,
       [shared, &db = ctx.db](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         RETURN_IF_ERROR(shared->Receive(txn, peer, env));

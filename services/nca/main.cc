@@ -17,14 +17,20 @@ namespace sarloop::nca {
 namespace {
 
 // The oversight office-holders' view: only what is addressed to them and their own force.
-class OversightService final : public v1::Oversight::CallbackService {
+class OversightService final {
  public:
+  // Its methods, for RawService (common/serving.h).
+  void AddTo(RawService& raw) {
+    raw.Unary("ListEscalations", this, &OversightService::ListEscalations);
+    raw.Unary("ListOverdue", this, &OversightService::ListOverdue);
+  }
+  static constexpr char kServiceName[] = "sarloop.v1.Oversight";
+
   OversightService(Edge edge, std::shared_ptr<Register> reg, Clock& clock)
       : edge_(edge), register_(std::move(reg)), clock_(clock) {}
 
-  grpc::ServerUnaryReactor* ListEscalations(grpc::CallbackServerContext* ctx,
-                                            const v1::ListEscalationsRequest* req,
-                                            v1::ListEscalationsResponse* resp) override {
+  void ListEscalations(UnaryCall* ctx, const v1::ListEscalationsRequest* req,
+                       v1::ListEscalationsResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Oversight/ListEscalations", *req,
                  [=, this](const Call& call) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, register_->EscalationsFor(call.identity.uri, *req));
@@ -32,9 +38,8 @@ class OversightService final : public v1::Oversight::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* ListOverdue(grpc::CallbackServerContext* ctx,
-                                        const v1::ListOverdueRequest* req,
-                                        v1::ListOverdueResponse* resp) override {
+  void ListOverdue(UnaryCall* ctx, const v1::ListOverdueRequest* req,
+                   v1::ListOverdueResponse* resp) {
     return Serve(
         ctx, edge_, "/sarloop.v1.Oversight/ListOverdue", *req,
         [=, this](const Call& call) -> absl::Status {
@@ -55,8 +60,20 @@ class OversightService final : public v1::Oversight::CallbackService {
   Clock& clock_;
 };
 
-class NcaService final : public v1::Nca::CallbackService {
+class NcaService final {
  public:
+  // Its methods, for RawService (common/serving.h).
+  void AddTo(RawService& raw) {
+    raw.Unary("GetTimeline", this, &NcaService::GetTimeline);
+    raw.Unary("ListRegister", this, &NcaService::ListRegister);
+    raw.Unary("ListOverdue", this, &NcaService::ListOverdue);
+    raw.Unary("GetSummary", this, &NcaService::GetSummary);
+    raw.Unary("GetAggregates", this, &NcaService::GetAggregates);
+    raw.Unary("CreateDashboardSession", this, &NcaService::CreateDashboardSession);
+    raw.Streaming("WatchRegister", this, &NcaService::WatchRegister);
+  }
+  static constexpr char kServiceName[] = "sarloop.v1.Nca";
+
   NcaService(Edge edge, std::shared_ptr<Register> reg, Clock& clock, int min_count,
              std::shared_ptr<Dashboard> dashboard, WatchHub& hub,
              std::shared_ptr<const TokenSigner> signer)
@@ -68,9 +85,8 @@ class NcaService final : public v1::Nca::CallbackService {
         min_count_(min_count),
         dashboard_(std::move(dashboard)) {}
 
-  grpc::ServerUnaryReactor* GetTimeline(grpc::CallbackServerContext* ctx,
-                                        const v1::GetTimelineRequest* req,
-                                        v1::GetTimelineResponse* resp) override {
+  void GetTimeline(UnaryCall* ctx, const v1::GetTimelineRequest* req,
+                   v1::GetTimelineResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Nca/GetTimeline", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, register_->Timeline(req->referral_id()));
@@ -78,9 +94,8 @@ class NcaService final : public v1::Nca::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* ListRegister(grpc::CallbackServerContext* ctx,
-                                         const v1::ListRegisterRequest* req,
-                                         v1::ListRegisterResponse* resp) override {
+  void ListRegister(UnaryCall* ctx, const v1::ListRegisterRequest* req,
+                    v1::ListRegisterResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Nca/ListRegister", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, register_->List(*req));
@@ -88,9 +103,8 @@ class NcaService final : public v1::Nca::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* ListOverdue(grpc::CallbackServerContext* ctx,
-                                        const v1::ListOverdueRequest* req,
-                                        v1::ListOverdueResponse* resp) override {
+  void ListOverdue(UnaryCall* ctx, const v1::ListOverdueRequest* req,
+                   v1::ListOverdueResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Nca/ListOverdue", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, register_->Overdue(*req, clock_.Now()));
@@ -98,9 +112,7 @@ class NcaService final : public v1::Nca::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* GetSummary(grpc::CallbackServerContext* ctx,
-                                       const v1::GetSummaryRequest* req,
-                                       v1::GetSummaryResponse* resp) override {
+  void GetSummary(UnaryCall* ctx, const v1::GetSummaryRequest* req, v1::GetSummaryResponse* resp) {
     return Serve(
         ctx, edge_, "/sarloop.v1.Nca/GetSummary", *req, [=, this](const Call&) -> absl::Status {
           ASSIGN_OR_RETURN(
@@ -109,9 +121,8 @@ class NcaService final : public v1::Nca::CallbackService {
         });
   }
 
-  grpc::ServerUnaryReactor* GetAggregates(grpc::CallbackServerContext* ctx,
-                                          const v1::GetAggregatesRequest* req,
-                                          v1::GetAggregatesResponse* resp) override {
+  void GetAggregates(UnaryCall* ctx, const v1::GetAggregatesRequest* req,
+                     v1::GetAggregatesResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Nca/GetAggregates", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, register_->Aggregates(*req, clock_.Now(), min_count_));
@@ -119,9 +130,8 @@ class NcaService final : public v1::Nca::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* CreateDashboardSession(
-      grpc::CallbackServerContext* ctx, const v1::CreateDashboardSessionRequest* req,
-      v1::CreateDashboardSessionResponse* resp) override {
+  void CreateDashboardSession(UnaryCall* ctx, const v1::CreateDashboardSessionRequest* req,
+                              v1::CreateDashboardSessionResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Nca/CreateDashboardSession", *req,
                  [=, this](const Call& call) -> absl::Status {
                    if (dashboard_ == nullptr) {
@@ -135,8 +145,8 @@ class NcaService final : public v1::Nca::CallbackService {
                  });
   }
 
-  grpc::ServerWriteReactor<v1::RegisterChange>* WatchRegister(
-      grpc::CallbackServerContext* ctx, const v1::WatchRequest* req) override {
+  ServerStream<v1::RegisterChange>* WatchRegister(grpc::ServerContextBase* ctx,
+                                                  const v1::WatchRequest* req) {
     std::shared_ptr<Register> reg = register_;
     return ServeWatch<v1::RegisterChange>(
         ctx, edge_.audit_db, edge_.clock, hub_, *signer_, "/sarloop.v1.Nca/WatchRegister", *req,
@@ -175,10 +185,10 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
     parts.resources.push_back(https);
     parts.resources.push_back(dashboard);
   }
-  parts.services.push_back(std::make_shared<NcaService>(ctx.edge, reg, ctx.clock, min_count,
-                                                        dashboard, ctx.watch, std::move(signer)));
-  parts.services.push_back(std::make_shared<OversightService>(ctx.edge, reg, ctx.clock));
-  parts.services.push_back(std::make_shared<RegisterFeedService>(
+  parts.Serve(std::make_shared<NcaService>(ctx.edge, reg, ctx.clock, min_count, dashboard,
+                                           ctx.watch, std::move(signer)));
+  parts.Serve(std::make_shared<OversightService>(ctx.edge, reg, ctx.clock));
+  parts.Serve(std::make_shared<RegisterFeedService>(
       ctx.edge, ctx.db, ctx.clock,
       [reg](Txn& txn, const Identity& peer, const v1::LifecycleEvent& event) {
         return reg->Receive(txn, peer, event);

@@ -18,14 +18,29 @@
 namespace sarloop::racu {
 namespace {
 
-class RacuService final : public v1::Racu::CallbackService {
+class RacuService final {
  public:
+  // Its methods, for RawService (common/serving.h).
+  void AddTo(RawService& raw) {
+    raw.Unary("ListHandovers", this, &RacuService::ListHandovers);
+    raw.Unary("GetHandover", this, &RacuService::GetHandover);
+    raw.Unary("Accept", this, &RacuService::Accept);
+    raw.Unary("DeclineAssistance", this, &RacuService::DeclineAssistance);
+    raw.Unary("RecordOutcome", this, &RacuService::RecordOutcome);
+    raw.Unary("UpdateOutcome", this, &RacuService::UpdateOutcome);
+    raw.Unary("ReportProgress", this, &RacuService::ReportProgress);
+    raw.Unary("RequestInformation", this, &RacuService::RequestInformation);
+    raw.Unary("AnswerInformation", this, &RacuService::AnswerInformation);
+    raw.Unary("ListThreads", this, &RacuService::ListThreads);
+    raw.Streaming("WatchHandovers", this, &RacuService::WatchHandovers);
+  }
+  static constexpr char kServiceName[] = "sarloop.v1.Racu";
+
   RacuService(Edge edge, std::shared_ptr<Unit> unit, std::shared_ptr<referral::ReferralWatch> watch)
       : watch_(std::move(watch)), edge_(edge), unit_(std::move(unit)) {}
 
-  grpc::ServerUnaryReactor* ListHandovers(grpc::CallbackServerContext* ctx,
-                                          const v1::ListHandoversRequest* req,
-                                          v1::ListHandoversResponse* resp) override {
+  void ListHandovers(UnaryCall* ctx, const v1::ListHandoversRequest* req,
+                     v1::ListHandoversResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Racu/ListHandovers", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, unit_->Inbox(*req));
@@ -33,9 +48,8 @@ class RacuService final : public v1::Racu::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* GetHandover(grpc::CallbackServerContext* ctx,
-                                        const v1::GetHandoverRequest* req,
-                                        v1::GetHandoverResponse* resp) override {
+  void GetHandover(UnaryCall* ctx, const v1::GetHandoverRequest* req,
+                   v1::GetHandoverResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Racu/GetHandover", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, unit_->Get(req->referral_id()));
@@ -43,66 +57,56 @@ class RacuService final : public v1::Racu::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* Accept(grpc::CallbackServerContext* ctx,
-                                   const v1::AcceptHandoverRequest* req,
-                                   v1::UnitStepResponse* resp) override {
+  void Accept(UnaryCall* ctx, const v1::AcceptHandoverRequest* req, v1::UnitStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Racu/Accept", *req, resp,
                [this, req](const Call& c) { return unit_->Accept(c, *req); });
   }
-  grpc::ServerUnaryReactor* DeclineAssistance(grpc::CallbackServerContext* ctx,
-                                              const v1::DeclineAssistanceRequest* req,
-                                              v1::UnitStepResponse* resp) override {
+  void DeclineAssistance(UnaryCall* ctx, const v1::DeclineAssistanceRequest* req,
+                         v1::UnitStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Racu/DeclineAssistance", *req, resp,
                [this, req](const Call& c) { return unit_->DeclineAssistance(c, *req); });
   }
-  grpc::ServerUnaryReactor* RecordOutcome(grpc::CallbackServerContext* ctx,
-                                          const v1::RecordOutcomeRequest* req,
-                                          v1::UnitStepResponse* resp) override {
+  void RecordOutcome(UnaryCall* ctx, const v1::RecordOutcomeRequest* req,
+                     v1::UnitStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Racu/RecordOutcome", *req, resp,
                [this, req](const Call& c) { return unit_->RecordOutcome(c, *req); });
   }
-  grpc::ServerUnaryReactor* ReportProgress(grpc::CallbackServerContext* ctx,
-                                           const v1::ReportUnitProgressRequest* req,
-                                           v1::UnitStepResponse* resp) override {
+  void ReportProgress(UnaryCall* ctx, const v1::ReportUnitProgressRequest* req,
+                      v1::UnitStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Racu/ReportProgress", *req, resp,
                [this, req](const Call& c) { return unit_->ReportProgress(c, *req); });
   }
-  grpc::ServerUnaryReactor* UpdateOutcome(grpc::CallbackServerContext* ctx,
-                                          const v1::UpdateUnitOutcomeRequest* req,
-                                          v1::UnitStepResponse* resp) override {
+  void UpdateOutcome(UnaryCall* ctx, const v1::UpdateUnitOutcomeRequest* req,
+                     v1::UnitStepResponse* resp) {
     return Run(ctx, "/sarloop.v1.Racu/UpdateOutcome", *req, resp,
                [this, req](const Call& c) { return unit_->UpdateOutcome(c, *req); });
   }
 
-  grpc::ServerUnaryReactor* RequestInformation(grpc::CallbackServerContext* ctx,
-                                               const v1::RequestInformationRequest* req,
-                                               v1::InformationThreadResponse* resp) override {
+  void RequestInformation(UnaryCall* ctx, const v1::RequestInformationRequest* req,
+                          v1::InformationThreadResponse* resp) {
     return referral::ServeAsk(ctx, edge_, "/sarloop.v1.Racu/RequestInformation", &unit_->threads(),
                               req, resp);
   }
-  grpc::ServerUnaryReactor* AnswerInformation(grpc::CallbackServerContext* ctx,
-                                              const v1::AnswerInformationRequest* req,
-                                              v1::InformationThreadResponse* resp) override {
+  void AnswerInformation(UnaryCall* ctx, const v1::AnswerInformationRequest* req,
+                         v1::InformationThreadResponse* resp) {
     return referral::ServeAnswer(ctx, edge_, "/sarloop.v1.Racu/AnswerInformation",
                                  &unit_->threads(), req, resp);
   }
-  grpc::ServerUnaryReactor* ListThreads(grpc::CallbackServerContext* ctx,
-                                        const v1::ListThreadsRequest* req,
-                                        v1::ListThreadsResponse* resp) override {
+  void ListThreads(UnaryCall* ctx, const v1::ListThreadsRequest* req,
+                   v1::ListThreadsResponse* resp) {
     return referral::ServeListThreads(ctx, edge_, "/sarloop.v1.Racu/ListThreads", &unit_->threads(),
                                       req, resp);
   }
 
-  grpc::ServerWriteReactor<v1::WatchEvent>* WatchHandovers(grpc::CallbackServerContext* ctx,
-                                                           const v1::WatchRequest* req) override {
+  ServerStream<v1::WatchEvent>* WatchHandovers(grpc::ServerContextBase* ctx,
+                                               const v1::WatchRequest* req) {
     return watch_->Serve(ctx, "/sarloop.v1.Racu/WatchHandovers", *req);
   }
 
  private:
   template <typename F>
-  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* method,
-                                const google::protobuf::Message& request,
-                                v1::UnitStepResponse* resp, F step) {
+  void Run(UnaryCall* ctx, const char* method, const google::protobuf::Message& request,
+           v1::UnitStepResponse* resp, F step) {
     return ServeWrite(ctx, edge_, method, request, [=, this](const Call& call) -> absl::Status {
       ASSIGN_OR_RETURN(*resp, step(call));
       return absl::OkStatus();
@@ -131,8 +135,8 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   }
   ServiceParts parts;
   ASSIGN_OR_RETURN(auto watch, referral::ReferralWatch::Create(ctx));
-  parts.services.push_back(std::make_shared<RacuService>(ctx.edge, unit, watch));
-  parts.services.push_back(std::make_shared<DeliveryService>(
+  parts.Serve(std::make_shared<RacuService>(ctx.edge, unit, watch));
+  parts.Serve(std::make_shared<DeliveryService>(
       ctx.edge, ctx.db, ctx.clock, [unit](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return unit->Receive(txn, peer, env);
       }));

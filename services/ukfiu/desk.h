@@ -162,7 +162,7 @@ class Desk {
   Outbox outbox_;
   referral::Mirror mirror_;
   referral::Threads threads_;
-  // One encoder (it caches token positions); SubmitSar calls encode on gRPC's threads.
+  // One encoder (it caches token positions); SubmitSar encodes on the serving thread.
   std::mutex encoder_mu_;
   std::optional<linkage::Encoder> encoder_;
 };

@@ -23,17 +23,34 @@
 namespace sarloop::ukfiu {
 namespace {
 
-class UkfiuService final : public v1::Ukfiu::CallbackService {
+class UkfiuService final {
  public:
+  // Its methods, for RawService (common/serving.h).
+  void AddTo(RawService& raw) {
+    raw.Unary("SubmitSar", this, &UkfiuService::SubmitSar);
+    raw.Unary("GetSar", this, &UkfiuService::GetSar);
+    raw.Unary("ReferSar", this, &UkfiuService::ReferSar);
+    raw.Unary("WithdrawReferral", this, &UkfiuService::WithdrawReferral);
+    raw.Unary("RedirectReferral", this, &UkfiuService::RedirectReferral);
+    raw.Unary("GetReferral", this, &UkfiuService::GetReferral);
+    raw.Unary("ListReferrals", this, &UkfiuService::ListReferrals);
+    raw.Unary("RunFeedbackClock", this, &UkfiuService::RunFeedbackClock);
+    raw.Unary("RecordOnBehalf", this, &UkfiuService::RecordOnBehalf);
+    raw.Unary("AttachSar", this, &UkfiuService::AttachSar);
+    raw.Unary("RequestInformation", this, &UkfiuService::RequestInformation);
+    raw.Unary("AnswerInformation", this, &UkfiuService::AnswerInformation);
+    raw.Unary("ListThreads", this, &UkfiuService::ListThreads);
+    raw.Streaming("WatchReferrals", this, &UkfiuService::WatchReferrals);
+  }
+  static constexpr char kServiceName[] = "sarloop.v1.Ukfiu";
+
   UkfiuService(Edge edge, std::shared_ptr<Desk> desk,
                std::shared_ptr<referral::ReferralWatch> watch)
       : watch_(std::move(watch)), edge_(edge), desk_(std::move(desk)) {}
 
-  grpc::ServerUnaryReactor* SubmitSar(grpc::CallbackServerContext* ctx,
-                                      const v1::SubmitSarRequest* req,
-                                      v1::SubmitSarResponse* resp) override {
-    // Checking the SAR and encoding its subjects for the linkage screen happen on gRPC's thread;
-    // only storing it waits for the writer.
+  void SubmitSar(UnaryCall* ctx, const v1::SubmitSarRequest* req, v1::SubmitSarResponse* resp) {
+    // Checking the SAR and encoding its subjects for the linkage screen happen on the serving
+    // thread; only storing it waits for the writer.
     auto prepared = std::make_shared<Desk::PreparedSar>();
     return ServePreparedWrite(
         ctx, edge_, "/sarloop.v1.Ukfiu/SubmitSar", *req,
@@ -47,8 +64,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
         });
   }
 
-  grpc::ServerUnaryReactor* GetSar(grpc::CallbackServerContext* ctx, const v1::GetSarRequest* req,
-                                   v1::GetSarResponse* resp) override {
+  void GetSar(UnaryCall* ctx, const v1::GetSarRequest* req, v1::GetSarResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/GetSar", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->GetSar(req->sar_id()));
@@ -56,9 +72,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* ReferSar(grpc::CallbackServerContext* ctx,
-                                     const v1::ReferSarRequest* req,
-                                     v1::ReferSarResponse* resp) override {
+  void ReferSar(UnaryCall* ctx, const v1::ReferSarRequest* req, v1::ReferSarResponse* resp) {
     return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/ReferSar", *req,
                       [=, this](const Call& call) -> absl::Status {
                         ASSIGN_OR_RETURN(*resp, desk_->Refer(call, *req));
@@ -66,9 +80,8 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                       });
   }
 
-  grpc::ServerUnaryReactor* WithdrawReferral(grpc::CallbackServerContext* ctx,
-                                             const v1::WithdrawReferralRequest* req,
-                                             v1::WithdrawReferralResponse* resp) override {
+  void WithdrawReferral(UnaryCall* ctx, const v1::WithdrawReferralRequest* req,
+                        v1::WithdrawReferralResponse* resp) {
     return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/WithdrawReferral", *req,
                       [=, this](const Call& call) -> absl::Status {
                         ASSIGN_OR_RETURN(*resp, desk_->Withdraw(call, *req));
@@ -76,9 +89,8 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                       });
   }
 
-  grpc::ServerUnaryReactor* RedirectReferral(grpc::CallbackServerContext* ctx,
-                                             const v1::RedirectReferralRequest* req,
-                                             v1::RedirectReferralResponse* resp) override {
+  void RedirectReferral(UnaryCall* ctx, const v1::RedirectReferralRequest* req,
+                        v1::RedirectReferralResponse* resp) {
     return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/RedirectReferral", *req,
                       [=, this](const Call& call) -> absl::Status {
                         ASSIGN_OR_RETURN(*resp, desk_->Redirect(call, *req));
@@ -86,9 +98,8 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                       });
   }
 
-  grpc::ServerUnaryReactor* GetReferral(grpc::CallbackServerContext* ctx,
-                                        const v1::GetReferralRequest* req,
-                                        v1::GetReferralResponse* resp) override {
+  void GetReferral(UnaryCall* ctx, const v1::GetReferralRequest* req,
+                   v1::GetReferralResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/GetReferral", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->GetReferral(req->referral_id()));
@@ -96,9 +107,8 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* ListReferrals(grpc::CallbackServerContext* ctx,
-                                          const v1::ListReferralsRequest* req,
-                                          v1::ListReferralsResponse* resp) override {
+  void ListReferrals(UnaryCall* ctx, const v1::ListReferralsRequest* req,
+                     v1::ListReferralsResponse* resp) {
     return Serve(ctx, edge_, "/sarloop.v1.Ukfiu/ListReferrals", *req,
                  [=, this](const Call&) -> absl::Status {
                    ASSIGN_OR_RETURN(*resp, desk_->List(*req));
@@ -106,9 +116,8 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                  });
   }
 
-  grpc::ServerUnaryReactor* RunFeedbackClock(grpc::CallbackServerContext* ctx,
-                                             const v1::RunFeedbackClockRequest* req,
-                                             v1::RunFeedbackClockResponse* resp) override {
+  void RunFeedbackClock(UnaryCall* ctx, const v1::RunFeedbackClockRequest* req,
+                        v1::RunFeedbackClockResponse* resp) {
     return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/RunFeedbackClock", *req,
                       [=, this](const Call&) -> absl::Status {
                         ASSIGN_OR_RETURN(*resp, desk_->RunClock());
@@ -116,9 +125,8 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                       });
   }
 
-  grpc::ServerUnaryReactor* RecordOnBehalf(grpc::CallbackServerContext* ctx,
-                                           const v1::RecordOnBehalfRequest* req,
-                                           v1::RecordOnBehalfResponse* resp) override {
+  void RecordOnBehalf(UnaryCall* ctx, const v1::RecordOnBehalfRequest* req,
+                      v1::RecordOnBehalfResponse* resp) {
     return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/RecordOnBehalf", *req,
                       [=, this](const Call& call) -> absl::Status {
                         ASSIGN_OR_RETURN(*resp, desk_->RecordOnBehalf(call, *req));
@@ -126,9 +134,7 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                       });
   }
 
-  grpc::ServerUnaryReactor* AttachSar(grpc::CallbackServerContext* ctx,
-                                      const v1::AttachSarRequest* req,
-                                      v1::AttachSarResponse* resp) override {
+  void AttachSar(UnaryCall* ctx, const v1::AttachSarRequest* req, v1::AttachSarResponse* resp) {
     return ServeWrite(ctx, edge_, "/sarloop.v1.Ukfiu/AttachSar", *req,
                       [=, this](const Call& call) -> absl::Status {
                         ASSIGN_OR_RETURN(*resp, desk_->AttachSar(call, *req));
@@ -136,27 +142,24 @@ class UkfiuService final : public v1::Ukfiu::CallbackService {
                       });
   }
 
-  grpc::ServerUnaryReactor* RequestInformation(grpc::CallbackServerContext* ctx,
-                                               const v1::RequestInformationRequest* req,
-                                               v1::InformationThreadResponse* resp) override {
+  void RequestInformation(UnaryCall* ctx, const v1::RequestInformationRequest* req,
+                          v1::InformationThreadResponse* resp) {
     return referral::ServeAsk(ctx, edge_, "/sarloop.v1.Ukfiu/RequestInformation", &desk_->threads(),
                               req, resp);
   }
-  grpc::ServerUnaryReactor* AnswerInformation(grpc::CallbackServerContext* ctx,
-                                              const v1::AnswerInformationRequest* req,
-                                              v1::InformationThreadResponse* resp) override {
+  void AnswerInformation(UnaryCall* ctx, const v1::AnswerInformationRequest* req,
+                         v1::InformationThreadResponse* resp) {
     return referral::ServeAnswer(ctx, edge_, "/sarloop.v1.Ukfiu/AnswerInformation",
                                  &desk_->threads(), req, resp);
   }
-  grpc::ServerUnaryReactor* ListThreads(grpc::CallbackServerContext* ctx,
-                                        const v1::ListThreadsRequest* req,
-                                        v1::ListThreadsResponse* resp) override {
+  void ListThreads(UnaryCall* ctx, const v1::ListThreadsRequest* req,
+                   v1::ListThreadsResponse* resp) {
     return referral::ServeListThreads(ctx, edge_, "/sarloop.v1.Ukfiu/ListThreads",
                                       &desk_->threads(), req, resp);
   }
 
-  grpc::ServerWriteReactor<v1::WatchEvent>* WatchReferrals(grpc::CallbackServerContext* ctx,
-                                                           const v1::WatchRequest* req) override {
+  ServerStream<v1::WatchEvent>* WatchReferrals(grpc::ServerContextBase* ctx,
+                                               const v1::WatchRequest* req) {
     return watch_->Serve(ctx, "/sarloop.v1.Ukfiu/WatchReferrals", *req);
   }
 
@@ -200,8 +203,8 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
                                      &ctx.outbox, PeerCodes(config));
   ServiceParts parts;
   ASSIGN_OR_RETURN(auto watch, referral::ReferralWatch::Create(ctx));
-  parts.services.push_back(std::make_shared<UkfiuService>(ctx.edge, desk, watch));
-  parts.services.push_back(std::make_shared<DeliveryService>(
+  parts.Serve(std::make_shared<UkfiuService>(ctx.edge, desk, watch));
+  parts.Serve(std::make_shared<DeliveryService>(
       ctx.edge, ctx.db, ctx.clock, [desk](Txn& txn, const Identity& peer, const v1::Envelope& env) {
         return desk->Receive(txn, peer, env);
       }));

@@ -191,4 +191,44 @@ with grpc.secure_channel(f"localhost:{BASE + 1}", creds("ukfiu-intake")) as chan
               e.code() == grpc.StatusCode.INVALID_ARGUMENT and violations == ["sar"],
               f"{e.code()} {violations}")
 
+# Bytes that are no request of the method's type are refused INVALID_ARGUMENT, naming the type, or
+# the field whose text is not UTF-8: the servers parse each request themselves (common/serving.h).
+USER = (("x-sarloop-user", "foreign-client"),)
+with grpc.secure_channel(f"localhost:{BASE + 1}", creds("ukfiu-intake")) as channel:
+    submit = channel.unary_unary("/sarloop.v1.Ukfiu/SubmitSar")
+    for what, payload, expect in [
+            ("malformed protobuf", b"\xff\xff\xff\xff", "sarloop.v1.SubmitSarRequest"),
+            ("a truncated field", b"\x0a\x05ab", "sarloop.v1.SubmitSarRequest"),
+            ("request_id not UTF-8", b"\x0a\x02\xc3\x28", "request_id")]:
+        try:
+            submit(payload, timeout=10, metadata=USER)
+            check(f"ukfiu refuses {what}", False, "call succeeded")
+        except grpc.RpcError as e:
+            check(f"ukfiu refuses {what} with INVALID_ARGUMENT naming {expect}",
+                  e.code() == grpc.StatusCode.INVALID_ARGUMENT and expect in (e.details() or ""),
+                  f"{e.code()} {e.details()}")
+    # The server still serves after them.
+    try:
+        reply = channel.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=10)
+        check("ukfiu serves after the malformed requests", reply == b"\x08\x01", repr(reply))
+    except grpc.RpcError as e:
+        check("ukfiu serves after the malformed requests", False, str(e.code()))
+    try:
+        channel.unary_unary("/sarloop.v1.Ukfiu/NoSuchMethod")(b"", timeout=10, metadata=USER)
+        check("an unknown method is UNIMPLEMENTED", False, "call succeeded")
+    except grpc.RpcError as e:
+        # The policy refuses a method it does not name before the server looks it up.
+        check("an unknown method is refused",
+              e.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED),
+              str(e.code()))
+# A peer's delivery with malformed bytes: refused the same way, not INTERNAL.
+with grpc.secure_channel(f"localhost:{BASE + 11}", creds("ukfiu")) as channel:
+    try:
+        channel.unary_unary("/sarloop.v1.Delivery/Deliver")(b"\x0a\xff", timeout=10)
+        check("force-NFK refuses a malformed delivery", False, "call succeeded")
+    except grpc.RpcError as e:
+        check("force-NFK refuses a malformed delivery with INVALID_ARGUMENT",
+              e.code() == grpc.StatusCode.INVALID_ARGUMENT and
+              "sarloop.v1.DeliverRequest" in (e.details() or ""), f"{e.code()} {e.details()}")
+
 finish()
