@@ -35,18 +35,27 @@ absl::StatusOr<grpc::ByteBuffer> Serialize(const google::protobuf::Message& mess
 
 }  // namespace
 
+// What every call of one method shares: how the next call is armed and the request is read.
+struct MethodRef {
+  RawService* service;
+  int index;
+  CallQueue* queue;
+  const std::string* path;
+
+  // The method's next call may arrive while this one is handled.
+  void ArmNext() const { service->Arm(index, queue); }
+  absl::Status Parse(grpc::ByteBuffer& bytes, google::protobuf::Message* request) const {
+    absl::Status parsed = ParseRequest(bytes, *path, request);
+    bytes.Clear();
+    return parsed;
+  }
+};
+
 class UnaryCallImpl final : public UnaryCall {
  public:
-  UnaryCallImpl(RawService* service, int index, CallQueue* queue,
-                const google::protobuf::Message& request, const google::protobuf::Message& response,
-                const UnaryFn* fn, const std::string* path)
-      : service_(service),
-        index_(index),
-        queue_(queue),
-        request_(request.New()),
-        response_(response.New()),
-        fn_(fn),
-        path_(path) {}
+  UnaryCallImpl(MethodRef method, const google::protobuf::Message& request,
+                const google::protobuf::Message& response, const UnaryFn* fn)
+      : method_(method), request_(request.New()), response_(response.New()), fn_(fn) {}
 
   grpc::ServerContextBase* context() override { return &ctx_; }
 
@@ -76,9 +85,8 @@ class UnaryCallImpl final : public UnaryCall {
       delete this;
       return;
     }
-    service_->Arm(index_, queue_);  // the method's next call may arrive meanwhile
-    absl::Status parsed = ParseRequest(bytes_, *path_, request_.get());
-    bytes_.Clear();
+    method_.ArmNext();
+    absl::Status parsed = method_.Parse(bytes_, request_.get());
     if (!parsed.ok()) {
       Finish(ToGrpcStatus(parsed));
       return;
@@ -88,13 +96,10 @@ class UnaryCallImpl final : public UnaryCall {
 
   void Finished(bool) { delete this; }
 
-  RawService* const service_;
-  const int index_;
-  CallQueue* const queue_;
+  const MethodRef method_;
   const std::unique_ptr<google::protobuf::Message> request_;
   const std::unique_ptr<google::protobuf::Message> response_;
   const UnaryFn* const fn_;
-  const std::string* const path_;
   grpc::ServerContext ctx_;
   grpc::ByteBuffer bytes_;
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_{&ctx_};
@@ -104,15 +109,8 @@ class UnaryCallImpl final : public UnaryCall {
 
 class StreamCallImpl final : public StreamCall {
  public:
-  StreamCallImpl(RawService* service, int index, CallQueue* queue,
-                 const google::protobuf::Message& request, const StreamFn* fn,
-                 const std::string* path)
-      : service_(service),
-        index_(index),
-        queue_(queue),
-        request_(request.New()),
-        fn_(fn),
-        path_(path) {
+  StreamCallImpl(MethodRef method, const google::protobuf::Message& request, const StreamFn* fn)
+      : method_(method), request_(request.New()), fn_(fn) {
     // Before the call is requested, or its end is never reported.
     ctx_.AsyncNotifyWhenDone(&done_);
   }
@@ -142,9 +140,8 @@ class StreamCallImpl final : public StreamCall {
       delete this;
       return;
     }
-    service_->Arm(index_, queue_);
-    absl::Status parsed = ParseRequest(bytes_, *path_, request_.get());
-    bytes_.Clear();
+    method_.ArmNext();
+    absl::Status parsed = method_.Parse(bytes_, request_.get());
     if (!parsed.ok()) {
       Finish(ToGrpcStatus(parsed));
       return;
@@ -173,12 +170,9 @@ class StreamCallImpl final : public StreamCall {
     delete this;
   }
 
-  RawService* const service_;
-  const int index_;
-  CallQueue* const queue_;
+  const MethodRef method_;
   const std::unique_ptr<google::protobuf::Message> request_;
   const StreamFn* const fn_;
-  const std::string* const path_;
   grpc::ServerContext ctx_;
   grpc::ByteBuffer bytes_;
   grpc::ServerAsyncWriter<grpc::ByteBuffer> writer_{&ctx_};
@@ -194,16 +188,9 @@ class StreamCallImpl final : public StreamCall {
 
 class EachCallImpl final {
  public:
-  EachCallImpl(RawService* service, int index, CallQueue* queue,
-               const google::protobuf::Message& request, const google::protobuf::Message& response,
-               const EachFn* fn, const std::string* path)
-      : service_(service),
-        index_(index),
-        queue_(queue),
-        request_(request.New()),
-        response_(response.New()),
-        fn_(fn),
-        path_(path) {}
+  EachCallImpl(MethodRef method, const google::protobuf::Message& request,
+               const google::protobuf::Message& response, const EachFn* fn)
+      : method_(method), request_(request.New()), response_(response.New()), fn_(fn) {}
 
   grpc::ServerContext* ctx() { return &ctx_; }
   grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* stream() { return &stream_; }
@@ -215,7 +202,7 @@ class EachCallImpl final {
       delete this;
       return;
     }
-    service_->Arm(index_, queue_);
+    method_.ArmNext();
     stream_.Read(&bytes_, &read_);
   }
 
@@ -226,8 +213,7 @@ class EachCallImpl final {
     }
     request_->Clear();
     response_->Clear();
-    absl::Status status = ParseRequest(bytes_, *path_, request_.get());
-    bytes_.Clear();
+    absl::Status status = method_.Parse(bytes_, request_.get());
     if (status.ok()) status = (*fn_)(*request_, response_.get());
     absl::StatusOr<grpc::ByteBuffer> out =
         status.ok() ? Serialize(*response_) : absl::StatusOr<grpc::ByteBuffer>(status);
@@ -248,13 +234,10 @@ class EachCallImpl final {
 
   void Finished(bool) { delete this; }
 
-  RawService* const service_;
-  const int index_;
-  CallQueue* const queue_;
+  const MethodRef method_;
   const std::unique_ptr<google::protobuf::Message> request_;
   const std::unique_ptr<google::protobuf::Message> response_;
   const EachFn* const fn_;
-  const std::string* const path_;
   grpc::ServerContext ctx_;
   grpc::ByteBuffer bytes_;
   grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> stream_{&ctx_};
@@ -300,19 +283,19 @@ absl::Status RawService::Check() const {
 void RawService::Arm(int index, CallQueue* queue) {
   Method& m = methods_[index];
   grpc::ServerCompletionQueue* cq = queue->queue();
+  const internal::MethodRef ref{this, index, queue, &m.path};
   if (m.unary) {
-    auto* call = new internal::UnaryCallImpl(this, index, queue, *m.request_prototype,
-                                             *m.response_prototype, &m.unary, &m.path);
+    auto* call =
+        new internal::UnaryCallImpl(ref, *m.request_prototype, *m.response_prototype, &m.unary);
     RequestAsyncUnary(index, call->ctx(), call->bytes(), call->responder(), cq, cq,
                       call->arrived());
   } else if (m.streaming) {
-    auto* call = new internal::StreamCallImpl(this, index, queue, *m.request_prototype,
-                                              &m.streaming, &m.path);
+    auto* call = new internal::StreamCallImpl(ref, *m.request_prototype, &m.streaming);
     RequestAsyncServerStreaming(index, call->ctx(), call->bytes(), call->writer(), cq, cq,
                                 call->arrived());
   } else {
-    auto* call = new internal::EachCallImpl(this, index, queue, *m.request_prototype,
-                                            *m.response_prototype, &m.each, &m.path);
+    auto* call =
+        new internal::EachCallImpl(ref, *m.request_prototype, *m.response_prototype, &m.each);
     RequestAsyncBidiStreaming(index, call->ctx(), call->stream(), cq, cq, call->arrived());
   }
 }
