@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,7 @@
 #include "common/fault.h"
 #include "common/ids.h"
 #include "common/sealed.h"
+#include "common/serving.h"
 #include "common/status.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 
@@ -302,8 +304,8 @@ namespace {
 class GrpcTransport : public Transport {
  public:
   GrpcTransport(const std::vector<v1::Peer>& peers, std::shared_ptr<grpc::ChannelCredentials> creds,
-                absl::Duration deadline)
-      : deadline_(deadline) {
+                absl::Duration deadline, grpc::CompletionQueue* queue)
+      : deadline_(deadline), queue_(queue) {
     for (const v1::Peer& p : peers) {
       auto channel = PeerChannel(p, creds);
       if (p.code() == kRegisterCode) {
@@ -328,21 +330,54 @@ class GrpcTransport : public Transport {
         out->set_message_id(e.message_id());
         *out->mutable_event() = e.event();
       }
-      status = register_->ReportEvents(&ctx, report, &response);
+      status = queue_ == nullptr
+                   ? register_->ReportEvents(&ctx, report, &response)
+                   : Await(register_->AsyncReportEvents(&ctx, report, queue_), response);
     } else {
       auto it = stubs_.find(destination);
       if (it == stubs_.end()) {
         return absl::FailedPreconditionError(
             absl::StrCat("no peer address configured for ", destination));
       }
-      status = it->second->Deliver(&ctx, request, &response);
+      status = queue_ == nullptr ? it->second->Deliver(&ctx, request, &response)
+                                 : Await(it->second->AsyncDeliver(&ctx, request, queue_), response);
     }
     if (!status.ok()) return FromGrpcStatus(status);
     return response;
   }
 
  private:
+  // The answer of a call started on the queue, handed over by the queue's thread.
+  class Answer final : public QueueTag {
+   public:
+    void Done(bool) override {
+      std::lock_guard lock(mu_);
+      done_ = true;
+      cv_.notify_one();
+    }
+    void Wait() {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return done_; });
+    }
+
+   private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+  };
+
+  static grpc::Status Await(
+      std::unique_ptr<grpc::ClientAsyncResponseReader<v1::DeliverResponse>> call,
+      v1::DeliverResponse& response) {
+    Answer answer;
+    grpc::Status status;
+    call->Finish(&response, &status, &answer);
+    answer.Wait();
+    return status;
+  }
+
   const absl::Duration deadline_;
+  grpc::CompletionQueue* const queue_;
   std::map<std::string, std::unique_ptr<v1::Delivery::Stub>> stubs_;
   std::unique_ptr<v1::RegisterFeed::Stub> register_;
 };
@@ -577,8 +612,8 @@ class AsioDeliveryWorker : public DeliveryWorker {
 
 std::unique_ptr<Transport> NewGrpcTransport(const std::vector<v1::Peer>& peers,
                                             std::shared_ptr<grpc::ChannelCredentials> creds,
-                                            absl::Duration deadline) {
-  return std::make_unique<GrpcTransport>(peers, std::move(creds), deadline);
+                                            absl::Duration deadline, grpc::CompletionQueue* queue) {
+  return std::make_unique<GrpcTransport>(peers, std::move(creds), deadline, queue);
 }
 
 std::unique_ptr<DeliveryWorker> NewDeliveryWorker(Database& db, Transport& transport, Clock& clock,

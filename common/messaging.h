@@ -11,6 +11,7 @@
 #ifndef SARLOOP_COMMON_MESSAGING_H_
 #define SARLOOP_COMMON_MESSAGING_H_
 
+#include <grpcpp/completion_queue.h>
 #include <grpcpp/security/credentials.h>
 
 #include <atomic>
@@ -95,9 +96,13 @@ class Transport {
 std::shared_ptr<grpc::Channel> PeerChannel(const v1::Peer& peer,
                                            std::shared_ptr<grpc::ChannelCredentials> creds);
 
+// With `queue` (the server's CallQueue::queue(), common/serving.h), each call is started on it and
+// the calling thread waits for the queue's thread to hand it the answer; without, it blocks in
+// gRPC, polling for its own answer.
 std::unique_ptr<Transport> NewGrpcTransport(const std::vector<v1::Peer>& peers,
                                             std::shared_ptr<grpc::ChannelCredentials> creds,
-                                            absl::Duration deadline);
+                                            absl::Duration deadline,
+                                            grpc::CompletionQueue* queue = nullptr);
 
 struct DeliveryOptions {
   absl::Duration initial_backoff = absl::Milliseconds(200);

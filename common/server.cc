@@ -369,8 +369,12 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   server_creds->SetAuthMetadataProcessor(gate);
   ASSIGN_OR_RETURN(auto channel_creds, MakeChannelCredentials(config.tls()));
   std::vector<v1::Peer> peers(config.peers().begin(), config.peers().end());
-  std::unique_ptr<Transport> transport =
-      NewGrpcTransport(peers, channel_creds, absl::Milliseconds(config.delivery().deadline_ms()));
+  grpc::ServerBuilder builder;
+  // Every method is served from this queue, by its one thread (common/serving.h), and the
+  // deliveries' calls are started on it too: one thread of the process polls.
+  CallQueue calls(builder);
+  std::unique_ptr<Transport> transport = NewGrpcTransport(
+      peers, channel_creds, absl::Milliseconds(config.delivery().deadline_ms()), calls.queue());
   DeliveryOptions delivery = DeliveryOptionsFrom(config.delivery());
   delivery.on_failure = [&metrics](const std::string& destination) {
     metrics.ObserveDeliveryFailure(destination);
@@ -452,9 +456,6 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
     spdlog::warn("audit heads are not witnessed: no peer {} in the configuration", witness);
   }
 
-  grpc::ServerBuilder builder;
-  // Every method is served from this queue, by its one thread (common/serving.h).
-  CallQueue calls(builder);
   int port = 0;
   builder.AddListeningPort(config.listen(), server_creds, &port);
   // Hostile input: no message above 4 MiB (a batch of 500 envelopes stays well below).

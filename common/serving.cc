@@ -15,7 +15,7 @@ namespace {
 
 // A call's event, dispatched to one of its members on the queue's thread.
 template <typename T, void (T::*F)(bool)>
-class MemberTag final : public Tag {
+class MemberTag final : public QueueTag {
  public:
   explicit MemberTag(T* self) : self_(self) {}
   void Done(bool ok) override { (self_->*F)(ok); }
@@ -75,7 +75,7 @@ class UnaryCallImpl final : public UnaryCall {
   grpc::ServerContext* ctx() { return &ctx_; }
   grpc::ByteBuffer* bytes() { return &bytes_; }
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* responder() { return &responder_; }
-  Tag* arrived() { return &arrived_; }
+  QueueTag* arrived() { return &arrived_; }
 
  private:
   ~UnaryCallImpl() override = default;
@@ -130,7 +130,7 @@ class StreamCallImpl final : public StreamCall {
   grpc::ServerContext* ctx() { return &ctx_; }
   grpc::ByteBuffer* bytes() { return &bytes_; }
   grpc::ServerAsyncWriter<grpc::ByteBuffer>* writer() { return &writer_; }
-  Tag* arrived() { return &arrived_; }
+  QueueTag* arrived() { return &arrived_; }
 
  private:
   ~StreamCallImpl() = default;
@@ -194,7 +194,7 @@ class EachCallImpl final {
 
   grpc::ServerContext* ctx() { return &ctx_; }
   grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* stream() { return &stream_; }
-  Tag* arrived() { return &arrived_; }
+  QueueTag* arrived() { return &arrived_; }
 
  private:
   void Arrived(bool ok) {
@@ -319,7 +319,7 @@ void CallQueue::Start(const std::vector<RawService*>& services) {
 void CallQueue::Loop() {
   void* tag = nullptr;
   bool ok = false;
-  while (queue_->Next(&tag, &ok)) static_cast<internal::Tag*>(tag)->Done(ok);
+  while (queue_->Next(&tag, &ok)) static_cast<QueueTag*>(tag)->Done(ok);
 }
 
 void CallQueue::Stop() {

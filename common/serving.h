@@ -74,16 +74,17 @@ class ServerStream {
   internal::StreamCall* call_ = nullptr;
 };
 
-namespace internal {
-
-// What the queue's thread runs for each event.
-class Tag {
+// What the queue's thread runs for each event: a served call's, or a client call's that a thread
+// of the process started on the queue (the delivery loops': CallQueue::queue()).
+class QueueTag {
  public:
   virtual void Done(bool ok) = 0;
 
  protected:
-  ~Tag() = default;
+  ~QueueTag() = default;
 };
+
+namespace internal {
 
 // The untyped side of a stream, which ServerStream writes through.
 class StreamCall {
@@ -215,6 +216,9 @@ class CallQueue {
   // this aborts the process.
   void Stop();
 
+  // Client calls may be started on it too, their tags QueueTags: the queue's thread then polls
+  // for them, and the calling thread only waits for its answer (no second poller in the process
+  // to hand gRPC's epoll set to and from).
   grpc::ServerCompletionQueue* queue() { return queue_.get(); }
 
  private:
