@@ -1,0 +1,151 @@
+// The completion-queue serving mechanism (common/serving.h) and the health service built on it
+// (common/health.h), in process: a server on a loopback port the OS chooses, served by one
+// CallQueue, called through gRPC's generated health stub and a generic stub for raw bytes.
+#include "common/serving.h"
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <future>
+#include <memory>
+#include <string>
+
+#include "common/health.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "sarloop/v1/racu.pb.h"
+
+namespace sarloop {
+namespace {
+
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+TEST(RawService, CheckNamesAMethodWithoutAHandler) {
+  v1::AcceptHandoverRequest::descriptor();  // links racu.proto's descriptors in
+  RawService raw("sarloop.v1.Racu");
+  raw.Unary<grpc::health::v1::HealthCheckRequest, grpc::health::v1::HealthCheckResponse>(
+      "ListHandovers", [](UnaryCall* call, const HealthCheckRequest*, HealthCheckResponse*) {
+        call->Finish(grpc::Status::OK);
+      });
+  absl::Status s = raw.Check();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("/sarloop.v1.Racu/"), std::string::npos) << s;
+
+  RawService unknown("sarloop.v1.NoSuchService");
+  EXPECT_EQ(unknown.Check().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// A server with the health service only, and a channel to it.
+class HealthServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    calls_ = std::make_unique<CallQueue>(builder);
+    service_ = health_.Service();
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_NE(port, 0);
+    calls_->Start({service_.get()});
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = grpc::health::v1::Health::NewStub(channel_);
+  }
+
+  void TearDown() override {
+    health_.Stop();
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    calls_->Stop();
+  }
+
+  // Check's status code and serving status.
+  std::pair<grpc::StatusCode, int> Check(const std::string& service) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    HealthCheckRequest req;
+    req.set_service(service);
+    HealthCheckResponse resp;
+    grpc::Status s = stub_->Check(&ctx, req, &resp);
+    return {s.error_code(), resp.status()};
+  }
+
+  Health health_;
+  std::unique_ptr<CallQueue> calls_;
+  std::shared_ptr<RawService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> stub_;
+};
+
+TEST_F(HealthServer, CheckAnswersWhatWasSetAndNotFoundOtherwise) {
+  EXPECT_EQ(Check("").first, grpc::StatusCode::NOT_FOUND);
+  health_.SetServingStatus("", true);
+  health_.SetServingStatus("sarloop.v1.Racu", false);
+  EXPECT_EQ(Check(""), std::make_pair(grpc::StatusCode::OK, int{HealthCheckResponse::SERVING}));
+  EXPECT_EQ(Check("sarloop.v1.Racu"),
+            std::make_pair(grpc::StatusCode::OK, int{HealthCheckResponse::NOT_SERVING}));
+  health_.SetServingStatus(true);  // every name set so far
+  EXPECT_EQ(Check("sarloop.v1.Racu").second, HealthCheckResponse::SERVING);
+}
+
+TEST_F(HealthServer, WatchSendsTheStatusThenEachChangeAndEndsWhenStopped) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  HealthCheckRequest req;
+  req.set_service("sarloop.v1.Force");
+  auto reader = stub_->Watch(&ctx, req);
+  HealthCheckResponse resp;
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVICE_UNKNOWN);
+  health_.SetServingStatus("sarloop.v1.Force", true);
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+  health_.SetServingStatus("sarloop.v1.Other", false);  // another name: nothing sent
+  health_.SetServingStatus("sarloop.v1.Force", false);
+  ASSERT_TRUE(reader->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::NOT_SERVING);
+  health_.Stop();
+  EXPECT_FALSE(reader->Read(&resp));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(HealthServer, MalformedBytesAreInvalidArgumentNamingTheTypeAndTheServerGoesOn) {
+  const std::string garbage = "\xff\xff\xff\xff";
+  grpc::Slice slice(garbage);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  grpc::GenericStub stub(channel_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req, &resp,
+                 [&](grpc::Status s) { done.set_value(s); });
+  const grpc::Status s = done.get_future().get();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("grpc.health.v1.HealthCheckRequest"), std::string::npos)
+      << s.error_message();
+  health_.SetServingStatus("", true);
+  EXPECT_EQ(Check("").second, HealthCheckResponse::SERVING);
+}
+
+TEST_F(HealthServer, AWatcherThatLeavesIsForgotten) {
+  {
+    grpc::ClientContext ctx;
+    HealthCheckRequest req;
+    auto reader = stub_->Watch(&ctx, req);
+    HealthCheckResponse resp;
+    ASSERT_TRUE(reader->Read(&resp));
+    ctx.TryCancel();
+    while (reader->Read(&resp)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  // Changes after it left reach nobody and break nothing.
+  for (int i = 0; i < 10; ++i) health_.SetServingStatus("", i % 2 == 0);
+  EXPECT_EQ(Check("").first, grpc::StatusCode::OK);
+}
+
+}  // namespace
+}  // namespace sarloop
