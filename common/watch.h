@@ -4,8 +4,9 @@
 // Delivery: each stream holds a cursor (the feed seq it has sent up to) and, while the caller
 // keeps up, reads the feed after it a batch at a time and writes one message at a time, the next
 // only once gRPC has taken the last (so a caller that stops reading stops the stream: the server
-// holds at most one batch per stream, whatever the backlog). Caught up, a stream waits: a commit
-// that stored an event (WatchHub::OnCommit) wakes it, and after `heartbeat` of silence it sends a
+// holds at most one batch per stream, whatever the backlog). Caught up (a batch short of full,
+// and no commit since its read began), a stream waits: a commit that stored an event
+// (WatchHub::OnCommit) wakes it, and after `heartbeat` of silence it sends a
 // heartbeat and reads again (which also catches what another replica committed). The cursor in
 // each message is signed (common/token.h), so a caller resumes exactly after what it handled.
 //
@@ -200,13 +201,14 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
   }
 
   void OnWriteDone(bool ok) override {
-    enum { kWrite, kRead, kFinish } next = kRead;
+    enum { kWrite, kRead, kIdle, kFinish } next = kRead;
     const Response* message = nullptr;
     bool stopping = false;
     {
       std::lock_guard lock(mu_);
       last_sent_ = absl::Now();
-      if (writing_heartbeat_) {
+      const bool heartbeat = writing_heartbeat_;
+      if (heartbeat) {
         writing_heartbeat_ = false;
       } else if (ok) {
         cursor_ = pending_[sent_].first;
@@ -218,6 +220,16 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
       } else if (sent_ < pending_.size()) {
         next = kWrite;
         message = &pending_[sent_].second;
+      } else if (!heartbeat && pending_.size() < static_cast<size_t>(kWatchBatch) && !dirty_) {
+        // The read that filled this batch reached the end of the feed, and nothing has been
+        // committed since it began (that commit's Wake would have set dirty_): reading again
+        // would find nothing. Idle until the next commit or heartbeat.
+        next = kIdle;
+        pending_.clear();
+        sent_ = 0;
+        busy_ = false;
+      } else {
+        dirty_ = false;  // the read below sees what that commit stored
       }
       if (next == kFinish) {
         ReleaseLocked();
@@ -229,7 +241,7 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
       this->StartWrite(message);
     } else if (next == kRead) {
       PostRead();
-    } else {
+    } else if (next == kFinish) {
       Finish(stopping ? StoppedStatus() : grpc::Status::CANCELLED);
     }
   }
