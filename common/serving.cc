@@ -118,8 +118,9 @@ class StreamCallImpl final : public StreamCall {
   void Write(const google::protobuf::Message& message) override {
     absl::StatusOr<grpc::ByteBuffer> bytes = Serialize(message);
     if (!bytes.ok()) {
-      // Reported as a failed write: the stream then finishes.
-      writer_.Write(grpc::ByteBuffer(), &written_);
+      // An empty write would reach the caller as a message with every field unset: the call
+      // ends instead, and the stream with it (OnDone).
+      writer_.Finish(ToGrpcStatus(bytes.status()), &finished_);
       return;
     }
     writer_.Write(*bytes, &written_);
