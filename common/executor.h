@@ -1,7 +1,7 @@
-// Where RPC bodies run. The serving thread (common/serving.h) takes every call and must not block,
-// yet a body waits for its commit's fsync. Bodies therefore run on a pool with a thread for every
-// call the server admits, so while one batch is being synced the next calls queue behind it and
-// share the next commit (Database::Transact's group commit).
+// Where the bodies of calls that are not write jobs run (reads, and calls that wait on something
+// other than the writer). The serving thread (common/serving.h) takes every call and runs the
+// writer's batches; a body that waited there would hold up every call. Bodies therefore run on a
+// pool with a thread for every call the server admits.
 #ifndef SARLOOP_COMMON_EXECUTOR_H_
 #define SARLOOP_COMMON_EXECUTOR_H_
 

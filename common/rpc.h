@@ -202,10 +202,10 @@ void Serve(UnaryCall* rpc, const Edge& edge, const char* method,
 
 // Serve for calls that change state (they carry a request_id, or deliver messages). The body runs
 // as a write job on `edge.writer` (Database::Submit): it shares a transaction and one COMMIT with
-// the calls that arrived meanwhile, and its reply goes out from the writer thread once that
-// COMMIT has returned, never before. A body that succeeded is answered with the commit's error if
-// the commit fails. It must not block on anything but the database. Without `edge.writer`, as
-// Serve.
+// the calls that arrived meanwhile, and its reply goes out from the writer (in a server, the
+// serving thread, which hosts it) once that COMMIT has returned, never before. A body that
+// succeeded is answered with the commit's error if the commit fails. It must not block on anything
+// but the database. Without `edge.writer`, as Serve.
 template <typename Body>
 void ServeWrite(UnaryCall* rpc, const Edge& edge, const char* method,
                 const google::protobuf::Message& request, Body body,

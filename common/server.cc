@@ -488,6 +488,13 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   if (!server || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
   }
+  // The writer's loop runs on the serving thread: a write call is taken, run, committed and
+  // answered there, where it used to wake a writer thread and be handed back.
+  if (absl::Status hosted = db->HostWriter([&calls] { calls.Wake(); }); hosted.ok()) {
+    calls.Host([&db] { return db->RunWriter(); }, [&db] { db->ReleaseWriter(); });
+  } else {
+    spdlog::warn("the writer keeps a thread of its own: {}", hosted.ToString());
+  }
   calls.Start(served);
   // Health answers for the server as a whole ("") and for each service by name, as generic
   // tools ask (grpc_health_probe -service sarloop.v1.Force).

@@ -317,15 +317,79 @@ void CallQueue::Start(const std::vector<RawService*>& services) {
   });
 }
 
+void CallQueue::Host(Work run, std::function<void()> released) {
+  run_ = std::move(run);
+  released_ = std::move(released);
+}
+
 void CallQueue::Loop() {
+  if (run_) return LoopHosting();
   void* tag = nullptr;
   bool ok = false;
   while (queue_->Next(&tag, &ok)) static_cast<QueueTag*>(tag)->Done(ok);
 }
 
+namespace {
+
+gpr_timespec QueueDeadline(std::chrono::steady_clock::time_point due) {
+  if (due == std::chrono::steady_clock::time_point::max()) {
+    return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+  }
+  const int64_t left =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(due - std::chrono::steady_clock::now())
+          .count();
+  if (left <= 0) return gpr_time_0(GPR_CLOCK_MONOTONIC);
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(left, GPR_TIMESPAN));
+}
+
+// Events taken before the hosted work runs again, at most: under a flood of arrivals (each
+// arms the next) the work still runs.
+constexpr int kEventsBetweenRuns = 512;
+
+}  // namespace
+
+void CallQueue::LoopHosting() {
+  void* tag = nullptr;
+  bool ok = false;
+  for (;;) {
+    const std::chrono::steady_clock::time_point due = run_();
+    grpc::CompletionQueue::NextStatus status = queue_->AsyncNext(&tag, &ok, QueueDeadline(due));
+    // Every event already there is taken before the work runs again: the write calls among them
+    // become one batch, one commit.
+    for (int taken = 0; status == grpc::CompletionQueue::GOT_EVENT; ++taken) {
+      static_cast<QueueTag*>(tag)->Done(ok);
+      if (taken + 1 == kEventsBetweenRuns) break;
+      status = queue_->AsyncNext(&tag, &ok, gpr_time_0(GPR_CLOCK_MONOTONIC));
+    }
+    if (status == grpc::CompletionQueue::SHUTDOWN) return;
+  }
+}
+
+void CallQueue::Wake() {
+  std::lock_guard lock(wake_mu_);
+  if (stopping_ || alarm_set_) return;
+  alarm_set_ = true;
+  alarm_.Set(queue_.get(), gpr_time_0(GPR_CLOCK_MONOTONIC), &woken_);
+}
+
+void CallQueue::Woken::Done(bool) {
+  std::lock_guard lock(queue_->wake_mu_);
+  queue_->alarm_set_ = false;
+}
+
 void CallQueue::Stop() {
+  {
+    // No alarm may be set on a queue that is shut down.
+    std::lock_guard lock(wake_mu_);
+    stopping_ = true;
+  }
   queue_->Shutdown();
   if (thread_.joinable()) thread_.join();
+  if (released_) {
+    std::function<void()> released = std::move(released_);
+    released_ = nullptr;
+    released();
+  }
 }
 
 }  // namespace sarloop

@@ -12,21 +12,26 @@
 //
 // Threads: the queue's thread runs arrivals and handlers (which only start work) and every
 // completion; answers (UnaryCall::Finish, ServerStream's StartWrite and Finish) may come from any
-// thread. One thread, so a call's completions never race each other.
+// thread. One thread, so a call's completions never race each other. In a server it also runs the
+// database's writer (CallQueue::Host): the write calls that arrived together are run, committed
+// in one batch and answered there, after the events that were ready have been taken.
 #ifndef SARLOOP_COMMON_SERVING_H_
 #define SARLOOP_COMMON_SERVING_H_
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
+#include <grpcpp/alarm.h>
 #include <grpcpp/completion_queue.h>
 #include <grpcpp/impl/service_type.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -221,11 +226,41 @@ class CallQueue {
   // to hand gRPC's epoll set to and from).
   grpc::ServerCompletionQueue* queue() { return queue_.get(); }
 
+  // Work the queue's thread runs besides its events (the database's writer, Database::HostWriter),
+  // so that a write call is taken, run, committed and answered on one thread. Before Start:
+  // `run` is called whenever the events that are ready have been taken (every one of them first,
+  // so that write calls arriving together share a commit) and returns the time by which it must
+  // be called again unwoken. `released` is called once the thread has ended (Stop).
+  using Work = std::function<std::chrono::steady_clock::time_point()>;
+  void Host(Work run, std::function<void()> released);
+  // From any thread: the queue's thread calls the hosted work soon. After Stop, nothing: the
+  // work has been released.
+  void Wake();
+
  private:
   void Loop();
+  void LoopHosting();
+
+  // The wake-up's event.
+  class Woken final : public QueueTag {
+   public:
+    explicit Woken(CallQueue* queue) : queue_(queue) {}
+    void Done(bool ok) override;
+
+   private:
+    CallQueue* const queue_;
+  };
 
   std::unique_ptr<grpc::ServerCompletionQueue> queue_;
   std::thread thread_;
+  Work run_;
+  std::function<void()> released_;
+  // One alarm at a time carries every Wake made until its event is taken.
+  std::mutex wake_mu_;
+  grpc::Alarm alarm_;
+  bool alarm_set_ = false;
+  bool stopping_ = false;
+  Woken woken_{this};
 };
 
 // ---- implementation of the templates ----

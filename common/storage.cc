@@ -83,6 +83,8 @@ class GroupCommitDatabase : public Database {
     {
       std::lock_guard lock(jobs_mu_);
       stopping_ = true;
+      // A host that never released the writer: what it left runs on a thread of ours.
+      if (hosted_) Unhost();
     }
     jobs_cv_.notify_one();
     if (writer_.joinable()) writer_.join();
@@ -97,7 +99,7 @@ class GroupCommitDatabase : public Database {
   absl::Status Transact(const std::function<absl::Status(Txn&)>& fn) override {
     if (tl_batch.db == this) return TransactInBatch(fn);
     if (writes_failing_.load()) return WritesRefused();
-    if (writer_started_.load() && std::this_thread::get_id() != writer_id_) {
+    if (writer_started_.load() && std::this_thread::get_id() != writer_id_.load()) {
       return TransactOnWriter(fn);
     }
     Writer mine;
@@ -194,8 +196,13 @@ class GroupCommitDatabase : public Database {
   void Submit(std::function<Completion()> job) override {
     {
       std::lock_guard lock(jobs_mu_);
-      StartWriter();
       jobs_.push_back(std::move(job));
+      if (hosted_) {
+        // The host runs the writer after every event it takes: from its own thread no signal.
+        if (!OnWriterThread()) wake_();
+        return;
+      }
+      StartWriter();
     }
     jobs_cv_.notify_one();
   }
@@ -204,13 +211,54 @@ class GroupCommitDatabase : public Database {
     if (max_batch_.load() <= 1) within = absl::ZeroDuration();  // every write its own commit
     {
       std::lock_guard lock(jobs_mu_);
-      StartWriter();
       const auto due = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(within);
-      if (riders_.empty() || due < riders_due_) riders_due_ = due;
+      const bool sooner = riders_.empty() || due < riders_due_;
+      if (sooner) riders_due_ = due;
       riders_.push_back(std::move(fn));
+      if (hosted_) {
+        // The host waits until the due time RunWriter last gave it, or an event.
+        if (sooner && !OnWriterThread()) wake_();
+        return;
+      }
+      StartWriter();
     }
     // The writer sleeps until a job comes or the earliest rider is due; it must hear of an
     // earlier due time.
+    jobs_cv_.notify_one();
+  }
+
+  absl::Status HostWriter(std::function<void()> wake) override {
+    std::lock_guard lock(jobs_mu_);
+    if (writer_.joinable()) {
+      return absl::FailedPreconditionError("the database's writer thread already runs");
+    }
+    wake_ = std::move(wake);
+    hosted_ = true;
+    if (!jobs_.empty() || !riders_.empty()) wake_();
+    return absl::OkStatus();
+  }
+
+  std::chrono::steady_clock::time_point RunWriter() override {
+    std::vector<std::function<Completion()>> batch;
+    {
+      std::lock_guard lock(jobs_mu_);
+      writer_id_.store(std::this_thread::get_id());
+      writer_started_.store(true);
+      batch = TakeBatch();
+    }
+    if (!batch.empty()) RunJobs(batch);
+    std::lock_guard lock(jobs_mu_);
+    // Jobs this thread submitted while the batch ran signalled nobody.
+    if (!jobs_.empty()) return std::chrono::steady_clock::now();
+    return riders_.empty() ? std::chrono::steady_clock::time_point::max() : riders_due_;
+  }
+
+  void ReleaseWriter() override {
+    {
+      std::lock_guard lock(jobs_mu_);
+      if (!hosted_) return;
+      Unhost();
+    }
     jobs_cv_.notify_one();
   }
 
@@ -368,8 +416,19 @@ class GroupCommitDatabase : public Database {
   void StartWriter() ABSL_EXCLUSIVE_LOCKS_REQUIRED(jobs_mu_) {
     if (writer_.joinable()) return;
     writer_ = std::thread([this] { WriterLoop(); });
-    writer_id_ = writer_.get_id();
+    writer_id_.store(writer_.get_id());
     writer_started_.store(true);
+  }
+
+  // The host is gone: the loop runs on a thread of ours from now on, at once if work is queued.
+  void Unhost() ABSL_EXCLUSIVE_LOCKS_REQUIRED(jobs_mu_) {
+    hosted_ = false;
+    wake_ = nullptr;
+    if (!jobs_.empty() || !riders_.empty()) StartWriter();
+  }
+
+  bool OnWriterThread() const {
+    return writer_started_.load() && std::this_thread::get_id() == writer_id_.load();
   }
 
   // A rider as a job of the batch it rides in.
@@ -381,6 +440,25 @@ class GroupCommitDatabase : public Database {
         if (!failed.ok()) spdlog::warn("storage: a deferred write was lost: {}", failed.ToString());
       };
     };
+  }
+
+  // The next batch: the queued jobs, up to the batch limit, and the riders: all of them when they
+  // can ride with jobs, else when the earliest is due (one at a time with group commit off).
+  // Empty when nothing is due.
+  std::vector<std::function<Completion()>> TakeBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(jobs_mu_) {
+    const bool riders_due =
+        !riders_.empty() && (stopping_ || std::chrono::steady_clock::now() >= riders_due_);
+    if (jobs_.empty() && !riders_due) return {};
+    const size_t n = std::min(jobs_.size(), max_batch_.load());
+    std::vector<std::function<Completion()>> batch(std::make_move_iterator(jobs_.begin()),
+                                                   std::make_move_iterator(jobs_.begin() + n));
+    jobs_.erase(jobs_.begin(), jobs_.begin() + static_cast<ptrdiff_t>(n));
+    const size_t riders = max_batch_.load() <= 1 && !batch.empty() ? 0
+                          : max_batch_.load() <= 1                 ? 1
+                                                                   : riders_.size();
+    for (size_t i = 0; i < riders; ++i) batch.push_back(RiderJob(std::move(riders_[i])));
+    riders_.erase(riders_.begin(), riders_.begin() + static_cast<ptrdiff_t>(riders));
+    return batch;
   }
 
   void WriterLoop() {
@@ -396,22 +474,11 @@ class GroupCommitDatabase : public Database {
           jobs_cv_.wait_until(lock, riders_due_);
         }
       }
-      const bool riders_due =
-          !riders_.empty() && (stopping_ || std::chrono::steady_clock::now() >= riders_due_);
-      if (jobs_.empty() && !riders_due) {
+      std::vector<std::function<Completion()>> batch = TakeBatch();
+      if (batch.empty()) {
         if (stopping_) return;  // every job and rider submitted has run
         continue;               // woken early, or told of another due time
       }
-      const size_t n = std::min(jobs_.size(), max_batch_.load());
-      std::vector<std::function<Completion()>> batch(std::make_move_iterator(jobs_.begin()),
-                                                     std::make_move_iterator(jobs_.begin() + n));
-      jobs_.erase(jobs_.begin(), jobs_.begin() + static_cast<ptrdiff_t>(n));
-      // Riders take the commit this batch makes anyway; with group commit off, one at a time.
-      const size_t riders = max_batch_.load() <= 1 && !batch.empty() ? 0
-                            : max_batch_.load() <= 1                 ? 1
-                                                                     : riders_.size();
-      for (size_t i = 0; i < riders; ++i) batch.push_back(RiderJob(std::move(riders_[i])));
-      riders_.erase(riders_.begin(), riders_.begin() + static_cast<ptrdiff_t>(riders));
       lock.unlock();
       RunJobs(batch);
       lock.lock();
@@ -596,7 +663,11 @@ class GroupCommitDatabase : public Database {
   std::chrono::steady_clock::time_point riders_due_ ABSL_GUARDED_BY(jobs_mu_);
   bool stopping_ ABSL_GUARDED_BY(jobs_mu_) = false;
   std::thread writer_;
-  std::thread::id writer_id_;
+  // Whether a host runs the writer's loop (HostWriter), and how to tell it there is work.
+  bool hosted_ ABSL_GUARDED_BY(jobs_mu_) = false;
+  std::function<void()> wake_ ABSL_GUARDED_BY(jobs_mu_);
+  // The thread running the writer's loop: ours, or the host's.
+  std::atomic<std::thread::id> writer_id_;
   std::atomic<bool> writer_started_{false};
   std::atomic<bool> writes_failing_{false};
   int probes_ok_ ABSL_GUARDED_BY(mu_) = 0;

@@ -7,11 +7,14 @@
 // Thread-safety: a Database may be used from any thread. SQLite allows one writer: concurrent
 // writes share one transaction and one commit (group commit). Before Submit is first called, the
 // Transact call at the front of the queue commits everyone queued behind it; after, a writer
-// thread runs the batches, and write jobs (Submit) run on it and answer from its commit. Reads
-// share the same connection and wait for a batch to finish.
+// thread runs the batches, and write jobs (Submit) run on it and answer from its commit. The
+// writer's loop may instead run on a thread of the caller's (HostWriter): a server's serving
+// thread, which then takes a write call, runs it, commits it and answers it without handing it
+// to another thread. Reads share the same connection and wait for a batch to finish.
 #ifndef SARLOOP_COMMON_STORAGE_H_
 #define SARLOOP_COMMON_STORAGE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -176,6 +179,19 @@ class Database {
   // fails); called outside both, at once. For effects outside the database (caches, indexes,
   // waking the delivery worker) that must not see what may yet be rolled back.
   virtual void AfterCommit(std::function<void()> fn) = 0;
+
+  // Hands the writer's loop to a host thread instead of a thread of the database's own. From now
+  // on, work for the writer that comes from another thread (a Submit; a Ride due sooner than the
+  // host was last told) calls `wake`, and the host then calls RunWriter, always from the same
+  // thread. `wake` runs under the database's lock: it may only signal. ReleaseWriter, once the
+  // host calls RunWriter no more, hands the loop back to a thread of the database's own.
+  // FAILED_PRECONDITION when that thread already runs (a Submit came first).
+  virtual absl::Status HostWriter(std::function<void()> wake) = 0;
+  // On the host thread: runs one batch of what is queued, if any is due (Submit's jobs; riders
+  // with them, or when due). Returns the time by which the host must call again unwoken: now when
+  // more is queued, a rider's due time, or the steady clock's maximum.
+  virtual std::chrono::steady_clock::time_point RunWriter() = 0;
+  virtual void ReleaseWriter() = 0;
 
   // Runs `fn` in a read transaction. Writes inside `fn` are an error.
   virtual absl::Status Read(const std::function<absl::Status(Txn&)>& fn) = 0;

@@ -36,9 +36,11 @@ for phase in ("durable_hop", "chain_peak", "chain_half_load", "chain_low_load"):
     assert len(p["by_service"]) == (1 if phase == "durable_hop" else 8), (phase, d)
     total = sum(s["cpu_ms_per_op"] for s in p["by_service"].values())
     assert abs(total - p["cpu_ms_per_op"]) < 0.01 * p["cpu_ms_per_op"] + 0.01, (phase, d)
-    # By thread name over every service: the writer and the delivery loops are among them.
+    # By thread name over every service: the serving threads, which run the writer (commits
+    # included), and the delivery loops are among them; no writer has a thread of its own.
     threads = p["by_thread"]
-    assert {"sarloop-writer", "sarloop-deliver"} <= threads.keys(), (phase, threads)
+    assert {"sarloop-serve", "sarloop-deliver"} <= threads.keys(), (phase, threads)
+    assert "sarloop-writer" not in threads, (phase, threads)
     assert all(t["cpu_ms_per_op"] >= 0 and t["voluntary_switches_per_op"] >= 0
                for t in threads.values()), (phase, threads)
 # Every chain phase times each of the ten steps of a lifecycle, in order (quantiles do not add up to

@@ -53,6 +53,8 @@ if "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null; then
   check "a live chain: exit 0" test "$rc" -eq 0
   check "a live chain: the writer's syncs" grep -Eq "^ +fdatasync: [a-z ]+ +[0-9]+\.[0-9]$" <<<"$live"
   check "a live chain: the serving threads" grep -q "^sarloop-serve " <<<"$live"
+  # The serving thread runs the writer's loop: no writer thread of its own wakes.
+  check "a live chain: no writer thread" bash -c '! grep -q "^sarloop-writer " <<<"$1"' _ "$live"
   # Every method is served from a completion queue: gRPC's callback threads never start.
   check "a live chain: no callback-API threads" bash -c '! grep -q "^nexting_thread " <<<"$1"' _ "$live"
   check "a live chain: the total is not zero" bash -c '! grep -Eq "^total +0\.0$" <<<"$1"' _ "$live"

@@ -6,14 +6,20 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <future>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 
 #include "common/health.h"
+#include "common/storage.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "sarloop/v1/racu.pb.h"
+#include "tests/testutil/testutil.h"
 
 namespace sarloop {
 namespace {
@@ -145,6 +151,123 @@ TEST_F(HealthServer, AWatcherThatLeavesIsForgotten) {
   // Changes after it left reach nobody and break nothing.
   for (int i = 0; i < 10; ++i) health_.SetServingStatus("", i % 2 == 0);
   EXPECT_EQ(Check("").first, grpc::StatusCode::OK);
+}
+
+// The queue's thread hosts a database's writer (as every sarloop server does): a write call is
+// taken, run, committed and answered on that one thread, and answered only once its row is
+// durable; a Transact from another thread wakes the queue and runs there too; after Stop the
+// writer is released and the database's own thread writes.
+TEST(CallQueueHosting, AWriteCallIsRunCommittedAndAnsweredOnTheServingThread) {
+  const Migration schema[] = {{"items", "CREATE TABLE items (name TEXT PRIMARY KEY)"}};
+  testing::TempDir dir;
+  absl::StatusOr<std::unique_ptr<Database>> opened = Database::Open(dir.File("a.db"), schema);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Database> db = std::move(*opened);
+  absl::StatusOr<std::unique_ptr<Database>> other = Database::OpenReadOnly(dir.File("a.db"));
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto stored = [&](const std::string& name) {
+    int64_t n = -1;
+    EXPECT_TRUE((*other)
+                    ->Read([&](Txn& t) -> absl::Status {
+                      auto rows = t.Query("SELECT COUNT(*) FROM items WHERE name = ?", {name});
+                      if (!rows.ok()) return rows.status();
+                      n = (*rows)[0].Int(0);
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    return n;
+  };
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  CallQueue calls(builder);
+  std::mutex mu;
+  std::set<std::thread::id> handler_threads, job_threads, answer_threads;
+  RawService raw("grpc.health.v1.Health");
+  raw.Unary<HealthCheckRequest, HealthCheckResponse>(
+      "Check", [&](UnaryCall* call, const HealthCheckRequest* req, HealthCheckResponse* resp) {
+        {
+          std::lock_guard lock(mu);
+          handler_threads.insert(std::this_thread::get_id());
+        }
+        const std::string name = req->service();
+        db->Submit([&, call, resp, name]() -> Database::Completion {
+          {
+            std::lock_guard lock(mu);
+            job_threads.insert(std::this_thread::get_id());
+          }
+          absl::Status s = db->Transact(
+              [&](Txn& t) { return t.Exec("INSERT INTO items (name) VALUES (?)", {name}); });
+          return [&, call, resp, s, name](const absl::Status& commit) {
+            {
+              std::lock_guard lock(mu);
+              answer_threads.insert(std::this_thread::get_id());
+            }
+            // SERVING when the row was already durable as the answer went out.
+            resp->set_status(stored(name) == 1 ? HealthCheckResponse::SERVING
+                                               : HealthCheckResponse::NOT_SERVING);
+            call->Finish(s.ok() && commit.ok() ? grpc::Status::OK
+                                               : grpc::Status(grpc::StatusCode::INTERNAL, ""));
+          };
+        });
+      });
+  builder.RegisterService(&raw);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  ASSERT_THAT(db->HostWriter([&calls] { calls.Wake(); }), testing::IsOk());
+  calls.Host([&db] { return db->RunWriter(); }, [&db] { db->ReleaseWriter(); });
+  calls.Start({&raw});
+
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  constexpr int kCalls = 24;
+  std::vector<std::thread> callers;
+  std::atomic<int> answered_durable{0};
+  for (int i = 0; i < kCalls; ++i) {
+    callers.emplace_back([&, i] {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+      HealthCheckRequest req;
+      req.set_service("call-" + std::to_string(i));
+      HealthCheckResponse resp;
+      grpc::Status s = stub->Check(&ctx, req, &resp);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      if (resp.status() == HealthCheckResponse::SERVING) ++answered_durable;
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(answered_durable.load(), kCalls);
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(handler_threads.size(), 1u);
+    EXPECT_EQ(job_threads, handler_threads);
+    EXPECT_EQ(answer_threads, handler_threads);
+  }
+  const std::thread::id serving = *handler_threads.begin();
+
+  // From another thread: woken, run on the serving thread.
+  std::thread::id ran_on;
+  ASSERT_THAT(db->Transact([&](Txn& t) {
+    ran_on = std::this_thread::get_id();
+    return t.Exec("INSERT INTO items (name) VALUES ('from a thread')");
+  }),
+              testing::IsOk());
+  EXPECT_EQ(ran_on, serving);
+  EXPECT_EQ(stored("from a thread"), 1);
+
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  calls.Stop();
+  calls.Wake();  // after Stop: nothing (an alarm on a queue shut down would abort)
+  // (By name: the writer's new thread may take the serving thread's id, which is free again.)
+  char thread_name[16] = {};
+  ASSERT_THAT(db->Transact([&](Txn& t) {
+    pthread_getname_np(pthread_self(), thread_name, sizeof thread_name);
+    return t.Exec("INSERT INTO items (name) VALUES ('after stop')");
+  }),
+              testing::IsOk());
+  EXPECT_STREQ(thread_name, "sarloop-writer");
+  EXPECT_EQ(stored("after stop"), 1);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "common/storage.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
@@ -331,6 +333,129 @@ TEST(Storage, RidersTakeTheNextCommitOrTheirOwnWhenDue) {
   db->SetMaxBatch(1);
   db->Ride(insert("serial"), absl::Hours(1));
   EXPECT_TRUE(testing::Eventually([&] { return count(*db, "serial") == 1; }));
+}
+
+// A host thread (HostWriter) runs the writer's loop, as the serving queue does: a Transact or a
+// job from another thread wakes it and runs there; a job submitted on the host itself asks for no
+// wake-up and still runs before the host waits; a rider wakes it only when due sooner than the
+// riders already waiting, and commits when due with nothing else to carry it. Once released,
+// the database's own thread takes what is left, and the writer can no longer be hosted.
+TEST(Storage, AHostThreadRunsTheWriterLoop) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
+  auto count = [&](const std::string& name) {
+    int64_t n = -1;
+    EXPECT_THAT(db->Read([&](Txn& t) -> absl::Status {
+      ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items WHERE name = ?", {name}));
+      n = rows[0].Int(0);
+      return absl::OkStatus();
+    }),
+                IsOk());
+    return n;
+  };
+  auto insert = [](const std::string& name) {
+    return [name](Txn& t) { return t.Exec("INSERT INTO items (name) VALUES (?)", {name}); };
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  int wakes = 0;
+  bool woken = false, stop = false;
+  ASSERT_THAT(db->HostWriter([&] {
+    std::lock_guard lock(mu);
+    ++wakes;
+    woken = true;
+    cv.notify_all();
+  }),
+              IsOk());
+  std::promise<std::thread::id> started;
+  std::thread host([&] {
+    bool first = true;
+    for (;;) {
+      const auto due = db->RunWriter();
+      if (first) started.set_value(std::this_thread::get_id());
+      first = false;
+      std::unique_lock lock(mu);
+      auto go = [&] { return woken || stop; };
+      if (due == std::chrono::steady_clock::time_point::max()) {
+        cv.wait(lock, go);
+      } else {
+        cv.wait_until(lock, due, go);
+      }
+      if (stop) return;
+      woken = false;
+    }
+  });
+  const std::thread::id host_id = started.get_future().get();
+  auto wakes_now = [&] {
+    std::lock_guard lock(mu);
+    return wakes;
+  };
+
+  // A Transact from this thread runs on the host's.
+  std::thread::id ran_on;
+  ASSERT_THAT(db->Transact([&](Txn& t) {
+    ran_on = std::this_thread::get_id();
+    return insert("from main")(t);
+  }),
+              IsOk());
+  EXPECT_EQ(ran_on, host_id);
+  EXPECT_EQ(count("from main"), 1);
+
+  // A job from here wakes the host once; the job its completion submits on the host wakes nobody
+  // and still runs, its completion on the host too.
+  const int before_jobs = wakes_now();
+  std::promise<std::thread::id> second_done;
+  db->Submit([&]() -> Database::Completion {
+    EXPECT_THAT(db->Transact(insert("first job")), IsOk());
+    return [&](const absl::Status& commit) {
+      EXPECT_THAT(commit, IsOk());
+      db->Submit([&]() -> Database::Completion {
+        EXPECT_THAT(db->Transact(insert("second job")), IsOk());
+        return [&](const absl::Status&) { second_done.set_value(std::this_thread::get_id()); };
+      });
+    };
+  });
+  EXPECT_EQ(second_done.get_future().get(), host_id);
+  EXPECT_EQ(wakes_now(), before_jobs + 1);
+  EXPECT_EQ(count("first job"), 1);
+  EXPECT_EQ(count("second job"), 1);
+
+  // Riders: one due in an hour wakes the host (it must learn the new due time), a later one does
+  // not; both take the next commit made for another reason.
+  const int before_riders = wakes_now();
+  db->Ride(insert("rider 1"), absl::Hours(1));
+  db->Ride(insert("rider 2"), absl::Hours(2));
+  EXPECT_EQ(wakes_now(), before_riders + 1);
+  ASSERT_THAT(db->Transact(insert("carrier")), IsOk());
+  EXPECT_EQ(count("rider 1"), 1);
+  EXPECT_EQ(count("rider 2"), 1);
+  // Alone, a rider commits once due: the host waits for its due time, not for a wake.
+  db->Ride(insert("alone"), absl::Milliseconds(20));
+  EXPECT_TRUE(testing::Eventually([&] { return count("alone") == 1; }));
+
+  // The host goes; a job queued meanwhile waits, and runs on the database's own thread once the
+  // writer is released.
+  {
+    std::lock_guard lock(mu);
+    stop = true;
+    cv.notify_all();
+  }
+  host.join();
+  // (By name: the new thread may take the host's id, which is free again.)
+  std::promise<std::string> after;
+  db->Submit([&]() -> Database::Completion {
+    EXPECT_THAT(db->Transact(insert("after the host")), IsOk());
+    return [&](const absl::Status&) {
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof name);
+      after.set_value(name);
+    };
+  });
+  db->ReleaseWriter();
+  EXPECT_EQ(after.get_future().get(), "sarloop-writer");
+  EXPECT_EQ(count("after the host"), 1);
+  EXPECT_THAT(db->HostWriter([] {}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("writer thread")));
 }
 
 TEST(Storage, MigrationsApplyOnceAndInOrder) {
