@@ -221,12 +221,12 @@ void ServeWrite(UnaryCall* rpc, const Edge& edge, const char* method,
   });
 }
 
-// ServeWrite with the body's work that needs no database taken off the writer thread, which every
-// write of the service waits for: the caller is identified and `prepare(const Call&)` (returning
-// absl::Status; it may fill what the body then reads) runs on the serving thread, before the job is
-// submitted; the body then runs on the writer only if both passed. A refusal by either is still
-// a job: the audit entry of a refused call commits like any other. `prepare` must not touch the
-// database.
+// ServeWrite with the body's work that needs no database done at the call's arrival, outside the
+// batch's transaction: the caller is identified and `prepare(const Call&)` (returning
+// absl::Status; it may fill what the body then reads) runs on the serving thread before the job is
+// submitted; the body then runs in the writer's batch only if both passed. A refusal by either is
+// still a job: the audit entry of a refused call commits like any other. `prepare` must not touch
+// the database.
 template <typename Prepare, typename Body>
 void ServePreparedWrite(UnaryCall* rpc, const Edge& edge, const char* method,
                         const google::protobuf::Message& request, Prepare prepare, Body body) {
