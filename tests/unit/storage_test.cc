@@ -25,6 +25,23 @@ using ::testing::HasSubstr;
 const Migration kV1[] = {{"items", "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);"}};
 const Migration kV2[] = {kV1[0], {"item notes", "ALTER TABLE items ADD COLUMN note TEXT;"}};
 
+// How many rows of `items` are called `name`.
+int64_t CountNamed(Database& db, const std::string& name) {
+  int64_t n = -1;
+  EXPECT_THAT(db.Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items WHERE name = ?", {name}));
+    n = rows[0].Int(0);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  return n;
+}
+
+// A write that adds a row called `name`.
+std::function<absl::Status(Txn&)> InsertNamed(const std::string& name) {
+  return [name](Txn& t) { return t.Exec("INSERT INTO items (name) VALUES (?)", {name}); };
+}
+
 TEST(Storage, OpensInWalWithFullSync) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
@@ -295,19 +312,8 @@ TEST(Storage, WriteJobsShareACommitAndHearOnlyAfterIt) {
 // never makes a job fail, and what is still riding when the database closes is committed.
 TEST(Storage, RidersTakeTheNextCommitOrTheirOwnWhenDue) {
   TempDir dir;
-  auto count = [](Database& db, const std::string& name) {
-    int64_t n = -1;
-    EXPECT_THAT(db.Read([&](Txn& t) -> absl::Status {
-      ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items WHERE name = ?", {name}));
-      n = rows[0].Int(0);
-      return absl::OkStatus();
-    }),
-                IsOk());
-    return n;
-  };
-  auto insert = [](const std::string& name) {
-    return [name](Txn& t) { return t.Exec("INSERT INTO items (name) VALUES (?)", {name}); };
-  };
+  auto count = CountNamed;
+  auto insert = InsertNamed;
   {
     ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
     db->Submit([]() -> Database::Completion { return [](const absl::Status&) {}; });
@@ -343,19 +349,8 @@ TEST(Storage, RidersTakeTheNextCommitOrTheirOwnWhenDue) {
 TEST(Storage, AHostThreadRunsTheWriterLoop) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
-  auto count = [&](const std::string& name) {
-    int64_t n = -1;
-    EXPECT_THAT(db->Read([&](Txn& t) -> absl::Status {
-      ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items WHERE name = ?", {name}));
-      n = rows[0].Int(0);
-      return absl::OkStatus();
-    }),
-                IsOk());
-    return n;
-  };
-  auto insert = [](const std::string& name) {
-    return [name](Txn& t) { return t.Exec("INSERT INTO items (name) VALUES (?)", {name}); };
-  };
+  auto count = [&](const std::string& name) { return CountNamed(*db, name); };
+  auto insert = InsertNamed;
   std::mutex mu;
   std::condition_variable cv;
   int wakes = 0;
