@@ -506,8 +506,16 @@ TEST_F(ChainTest, OutcomesAreTracksAndTheReferralFinishesWhenEveryTrackIsFinal) 
 
   ASSERT_RPC_OK(unit_update(v1::OUTCOME_TYPE_CRIMINAL_CHARGED));
   EXPECT_EQ(unit_step.referral().state(), v1::REFERRAL_STATE_JOINT_INVESTIGATION);
-  // The force adds its conduct track while the unit holds the criminal one.
-  ASSERT_TRUE(ForceHas("NFK", id, v1::REFERRAL_STATE_JOINT_INVESTIGATION));
+  // The force adds its conduct track while the unit holds the criminal one, once the unit's track
+  // has reached it (its state was joint investigation already when the unit accepted).
+  ASSERT_TRUE(WaitFor([&] {
+    v1::GetForceReferralRequest req;
+    req.set_referral_id(id);
+    v1::GetForceReferralResponse resp;
+    return forces_["NFK"]->GetReferral(Context().get(), req, &resp).ok() &&
+           resp.referral().tracks_size() == 1 &&
+           resp.referral().tracks(0).track() == v1::OUTCOME_TRACK_CRIMINAL;
+  }));
   ASSERT_RPC_OK(force_update(v1::OUTCOME_TYPE_CASE_TO_ANSWER));
   ASSERT_EQ(force_step.referral().tracks_size(), 2) << force_step.referral().DebugString();
   // A charge is not an end, and the open conduct track holds the ending back.
