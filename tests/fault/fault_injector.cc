@@ -16,6 +16,8 @@
 //   SARLOOP_DUPLICATE_PERCENT percent of delivered batches sent twice (plus an old one replayed)
 //   SARLOOP_DISK_FULL_FILE    while this file exists, every database write fails with SQLITE_FULL
 //                             (through the power-loss VFS, tests/fault/power_vfs.h)
+//   SARLOOP_SLOW_DISK_FILE    while this file exists, every database sync first waits as many
+//                             milliseconds as the file says (a slow or failing disk)
 //
 // A crash is SIGKILL raised by the process itself: no destructor, no flush, no atexit handler
 // runs, exactly as when an operator or the OOM killer sends kill -9.
@@ -151,14 +153,23 @@ bool DiskFullFileExists() {
   return ::access(path.c_str(), F_OK) == 0;
 }
 
+// The milliseconds SARLOOP_SLOW_DISK_FILE asks each sync to wait; 0 while it does not exist.
+int SlowDiskDelayMs() {
+  static const std::string path = Env("SARLOOP_SLOW_DISK_FILE");
+  std::ifstream in(path);
+  int ms = 0;
+  return in >> ms ? ms : 0;
+}
+
 // Installed before main runs: this object file is linked only into the test builds.
 const bool installed = [] {
   static EnvInjector injector;
   Install(&injector);
-  if (!Env("SARLOOP_DISK_FULL_FILE").empty()) {
-    testing::PowerVfs::Install();
-    testing::PowerVfs::FailWritesWhile(DiskFullFileExists);
-  }
+  const bool full = !Env("SARLOOP_DISK_FULL_FILE").empty();
+  const bool slow = !Env("SARLOOP_SLOW_DISK_FILE").empty();
+  if (full || slow) testing::PowerVfs::Install();
+  if (full) testing::PowerVfs::FailWritesWhile(DiskFullFileExists);
+  if (slow) testing::PowerVfs::SlowSyncsBy(SlowDiskDelayMs);
   return true;
 }();
 

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sarloop::testing {
@@ -31,6 +33,7 @@ std::atomic<bool> power_off{false};
 std::atomic<int64_t> countdown{-1};
 std::atomic<int64_t> operations{0};
 std::atomic<bool (*)()> disk_full{nullptr};
+std::atomic<int (*)()> sync_delay{nullptr};
 sqlite3_vfs* base = nullptr;
 sqlite3_vfs vfs;
 sqlite3_io_methods methods;
@@ -110,6 +113,9 @@ int Truncate(sqlite3_file* f, sqlite3_int64 size) {
 
 int Sync(sqlite3_file* f, int flags) {
   if (!Powered()) return SQLITE_IOERR_FSYNC;
+  if (int (*delay)() = sync_delay.load()) {
+    if (const int ms = delay(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  }
   auto* pf = reinterpret_cast<PowerFile*>(f);
   const int rc = pf->real->pMethods->xSync(pf->real, flags);
   if (rc == SQLITE_OK && pf->path != nullptr) {
@@ -241,6 +247,8 @@ void PowerVfs::CutPower() { power_off.store(true); }
 bool PowerVfs::PowerIsOff() { return power_off.load(); }
 int64_t PowerVfs::Operations() { return operations.load(); }
 void PowerVfs::FailWritesWhile(bool (*full)()) { disk_full.store(full); }
+
+void PowerVfs::SlowSyncsBy(int (*delay)()) { sync_delay.store(delay); }
 
 void PowerVfs::Restore() {
   std::lock_guard lock(mu);

@@ -29,6 +29,9 @@ class PowerVfs {
   // Disk full: while `full()` holds, writes and truncations fail with SQLITE_FULL (the power stays
   // on). For the services' test builds (fault_injector.cc).
   static void FailWritesWhile(bool (*full)());
+  // A slow disk: every sync first waits `delay()` milliseconds (none when it returns 0 or less).
+  // For the services' test builds (fault_injector.cc).
+  static void SlowSyncsBy(int (*delay)());
 };
 
 }  // namespace sarloop::testing

@@ -87,6 +87,8 @@ class ServiceFaultsTest : public ::testing::Test {
     setenv("SARLOOP_FAULTS", "1", 1);
     disk_full_ = std::filesystem::temp_directory_path() / NewId("sarloop-disk-full-", 12);
     setenv("SARLOOP_DISK_FULL_FILE", disk_full_.c_str(), 1);
+    slow_disk_ = std::filesystem::temp_directory_path() / NewId("sarloop-slow-disk-", 12);
+    setenv("SARLOOP_SLOW_DISK_FILE", slow_disk_.c_str(), 1);
     auto chain = LocalChain::Up();
     ASSERT_TRUE(chain.ok()) << chain.status();
     chain_ = std::move(*chain);
@@ -95,8 +97,10 @@ class ServiceFaultsTest : public ::testing::Test {
   }
   void TearDown() override {
     std::filesystem::remove(disk_full_);
+    std::filesystem::remove(slow_disk_);
     unsetenv("SARLOOP_FAULTS");
     unsetenv("SARLOOP_DISK_FULL_FILE");
+    unsetenv("SARLOOP_SLOW_DISK_FILE");
   }
 
   grpc::Status Submit(const std::string& request_id, v1::SubmitSarResponse* out,
@@ -124,6 +128,7 @@ class ServiceFaultsTest : public ::testing::Test {
   }
 
   std::filesystem::path disk_full_;
+  std::filesystem::path slow_disk_;  // holds the milliseconds each sync waits while it exists
   std::unique_ptr<LocalChain> chain_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Ukfiu::Stub> ukfiu_;
@@ -226,6 +231,10 @@ TEST_F(ServiceFaultsTest, SigtermDrainsThenStopsAndLosesNothing) {
 TEST_F(ServiceFaultsTest, AFloodIsRefusedWithARetryHintInBoundedMemory) {
   // 16 connections (distinct channel arguments), 100 calls each at once.
   constexpr int kChannels = 16, kPerChannel = 100;
+  // On a fast disk a service can commit as fast as this client sends, and then nothing needs
+  // refusing. Each commit waits 200 ms for its sync here, so the flood outruns the service (past
+  // max_inflight_calls, 128) on any machine, as it would a service whose disk has slowed.
+  { std::ofstream(slow_disk_.string()) << "200\n"; }
   std::vector<std::unique_ptr<v1::Ukfiu::Stub>> stubs;
   for (int c = 0; c < kChannels; ++c) {
     grpc::ChannelArguments args;
@@ -258,6 +267,7 @@ TEST_F(ServiceFaultsTest, AFloodIsRefusedWithARetryHintInBoundedMemory) {
     }
   }
   all_done.get_future().wait();
+  std::filesystem::remove(slow_disk_);
   int ok = 0, exhausted = 0, with_hint = 0, other = 0;
   for (const auto& r : results) {
     if (r->status.ok()) {
