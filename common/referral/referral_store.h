@@ -18,6 +18,13 @@
 namespace sarloop {
 
 extern const Migration kReferralStoreMigration;
+// An index of the referrals still open, by due time, for the feedback clock that visits them on
+// every scan (OpenReferralIdsByDue). Without it each scan reads every referral ever kept.
+extern const Migration kOpenReferralsMigration;
+
+// The referrals not yet in a terminal state, soonest due first. With kOpenReferralsMigration
+// applied it reads those rows only, however many referrals have ended.
+absl::StatusOr<std::vector<std::string>> OpenReferralIdsByDue(Txn& txn);
 
 // NOT_FOUND ("referral_id: no such referral") when absent.
 absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id);

@@ -46,9 +46,10 @@ CREATE TABLE sar_subjects (
 );
 CREATE INDEX sar_subjects_by_sar ON sar_subjects (sar_id);
 )sql"}};
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
-                                           kWitnessMigration,    referral::kThreadsMigration,
-                                           kFeedMigration,       kMessagingIndexesMigration};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,   kRequestDigestMigration,
+                                           kWitnessMigration,      referral::kThreadsMigration,
+                                           kFeedMigration,         kMessagingIndexesMigration,
+                                           kOpenReferralsMigration};
 
 // Referral states that have ended (see ReferralState).
 constexpr const char* kEnded = kTerminalStatesSql;
@@ -675,10 +676,7 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
   *response.mutable_as_of() = ToProto(now);
   std::vector<std::string> candidates;
   RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows,
-                     txn.Query(absl::StrCat("SELECT referral_id FROM referrals WHERE state NOT IN ",
-                                            kEnded, " ORDER BY due_at")));
-    for (const Row& r : rows) candidates.push_back(r.Text(0));
+    ASSIGN_OR_RETURN(candidates, OpenReferralIdsByDue(txn));
     return absl::OkStatus();
   }));
   for (const std::string& id : candidates) {

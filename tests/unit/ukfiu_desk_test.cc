@@ -5,6 +5,7 @@
 #include "common/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/referral_store.h"
 #include "common/server.h"
 #include "common/status.h"
 #include "services/ukfiu/desk.h"
@@ -208,6 +209,56 @@ TEST_F(UkfiuDeskTest, SilenceIsRemindedThenClimbsTheLadder) {
   EXPECT_THAT(addressees[1], HasSubstr("Deputy Chief Constable, Norfolk Constabulary"));
   EXPECT_THAT(addressees[2], HasSubstr("Police and Crime Commissioner"));
   EXPECT_TRUE(view.referral().escalated());
+}
+
+// The clock scans its open referrals every scan_interval_seconds (each second on a local chain):
+// it must read those alone, not every referral that ever ended.
+TEST_F(UkfiuDeskTest, TheClockReadsOnlyTheOpenReferralsThroughTheirIndex) {
+  const v1::ReferralState kEndedStates[] = {
+      v1::REFERRAL_STATE_DECLINED_BY_FORCE, v1::REFERRAL_STATE_CLOSED_BY_FORCE,
+      v1::REFERRAL_STATE_OUTCOME_RECORDED, v1::REFERRAL_STATE_WITHDRAWN,
+      v1::REFERRAL_STATE_REDIRECTED};
+  const v1::ReferralState kOpenStates[] = {v1::REFERRAL_STATE_JOINT_INVESTIGATION,
+                                           v1::REFERRAL_STATE_DISPATCHED,
+                                           v1::REFERRAL_STATE_UNDER_RESEARCH};
+  ASSERT_THAT(db_->Transact([&](Txn& t) -> absl::Status {
+    for (int i = 0; i < 200; ++i) {
+      v1::Referral r;
+      r.set_referral_id(absl::StrCat("REF-ended-", i));
+      r.set_sar_id(absl::StrCat("SAR-", i));
+      r.set_organisation("NFK");
+      r.set_state(kEndedStates[i % 5]);
+      *r.mutable_due_at() = ToProto(clock_.Now() - absl::Hours(24 * (i % 40)));
+      RETURN_IF_ERROR(SaveReferral(t, r, clock_.Now()));
+    }
+    for (int i = 0; i < 3; ++i) {
+      v1::Referral r;
+      r.set_referral_id(absl::StrCat("REF-open-", i));
+      r.set_sar_id(absl::StrCat("SAR-open-", i));
+      r.set_organisation("SFK");
+      r.set_state(kOpenStates[i]);
+      // Due in the order 2, 0, 1.
+      *r.mutable_due_at() = ToProto(clock_.Now() + absl::Hours(24 * ((i + 1) % 3)));
+      RETURN_IF_ERROR(SaveReferral(t, r, clock_.Now()));
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  std::vector<std::string> open, plan;
+  ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(open, OpenReferralIdsByDue(t));
+    // OpenReferralIdsByDue's statement, as the planner takes it.
+    ASSIGN_OR_RETURN(auto rows, t.Query(absl::StrCat("EXPLAIN QUERY PLAN SELECT referral_id FROM "
+                                                     "referrals WHERE state NOT IN ",
+                                                     kTerminalStatesSql, " ORDER BY due_at")));
+    for (const Row& r : rows) plan.push_back(r.Text(3));
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_THAT(open, ElementsAre("REF-open-2", "REF-open-0", "REF-open-1"));
+  EXPECT_THAT(plan, ElementsAre("SCAN referrals USING INDEX referrals_open_by_due"));
+  ASSERT_OK_AND_ASSIGN(auto run, desk_->RunClock());
+  EXPECT_EQ(run.reminders_sent() + run.escalations(), 0);
 }
 
 // An investigation that reports progress on time is never chased, over 20 months; when it falls
