@@ -279,9 +279,12 @@ std::shared_ptr<grpc::Channel> ChannelTo(const std::string& pki, const std::stri
   return grpc::CreateChannel(absl::StrCat("localhost:", port), *creds);
 }
 
-// Every service's CPU time, peak RSS and storage counters at one moment.
+// Every service's CPU time, peak RSS and storage counters at one moment. The counters come from
+// an RPC that reads the outbox's indexes, whose cost grows with the outbox: /proc is read on
+// either side of it, so that a phase between two snapshots counts none of it.
 struct Snapshot {
-  std::map<std::string, ProcStats> proc;
+  std::map<std::string, ProcStats> proc;        // before the counters were read: a phase's end
+  std::map<std::string, ProcStats> proc_after;  // after: the next phase's start
   std::map<std::string, v1::StorageStats> storage;
 };
 
@@ -299,6 +302,7 @@ Snapshot Take(std::vector<Service>& services) {
       std::exit(1);
     }
     snap.storage[s.name] = backlog.storage();
+    snap.proc_after[s.name] = ReadProc(s.pid);
   }
   return snap;
 }
@@ -328,7 +332,7 @@ Delta Between(const Snapshot& a, const Snapshot& b, const std::vector<std::strin
   Delta d;
   for (const auto& [name, proc] : b.proc) {
     if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end()) continue;
-    const ProcStats& was = a.proc.at(name);
+    const ProcStats& was = a.proc_after.at(name);
     d.cpu_s += proc.cpu_s - was.cpu_s;
     d.commits += b.storage.at(name).commits() - a.storage.at(name).commits();
     d.transactions += b.storage.at(name).transactions() - a.storage.at(name).transactions();
