@@ -670,13 +670,43 @@ std::string Desk::LadderIdentity(const std::string& org_code, int rung) const {
   return absl::StrReplaceAll(ladder[std::clamp(rung, 1, ladder.size()) - 1], {{"{org}", org_code}});
 }
 
+namespace {
+
+// What the feedback clock owes a referral at `now`, from its events alone.
+struct ClockDue {
+  Chase chase;
+  int reg19 = 0;  // the sequence of the open-investigation flag due, 0 for none
+  bool Any() const { return chase.reminder > 0 || chase.rung > 0 || reg19 > 0; }
+};
+
+ClockDue ClockDueNow(const v1::RegisterEntry& entry, const std::vector<v1::LifecycleEvent>& events,
+                     absl::Time now, const ChasePolicy& policy) {
+  ClockDue due;
+  if (IsTerminal(entry.state())) return due;
+  // The staged clock (clocks.h): silence past the running stage's due time is reminded, then
+  // climbs the ladder; an investigation that reports progress on time is never chased.
+  due.chase = ChaseNow(entry, events, now, policy);
+  // Regulation 19: open 12 months after receipt, then every 6.
+  const int flags = CountOf(events, v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG);
+  if (now >= Reg19DueAt(entry, flags + 1)) due.reg19 = flags + 1;
+  return due;
+}
+
+}  // namespace
+
 absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
   const absl::Time now = clock_.Now();
   v1::RunFeedbackClockResponse response;
   *response.mutable_as_of() = ToProto(now);
+  // At any one scan most open referrals owe nothing. They are all judged in one read, beside the
+  // writer; only those that owe something get a write, which judges again on what it reads.
   std::vector<std::string> candidates;
   RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(candidates, OpenReferralIdsByDue(txn));
+    ASSIGN_OR_RETURN(std::vector<std::string> open, OpenReferralIdsByDue(txn));
+    for (const std::string& id : open) {
+      ASSIGN_OR_RETURN(auto events, EventsOf(txn, id));
+      if (ClockDueNow(Fold(events), events, now, chase_).Any()) candidates.push_back(id);
+    }
     return absl::OkStatus();
   }));
   for (const std::string& id : candidates) {
@@ -685,32 +715,28 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
       ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, id));
       ASSIGN_OR_RETURN(auto events, EventsOf(txn, id));
       const v1::RegisterEntry entry = Fold(events);
-      if (IsTerminal(entry.state())) return absl::OkStatus();
+      const ClockDue due = ClockDueNow(entry, events, now, chase_);
       std::vector<v1::LifecycleEvent> out;
-      // The staged clock (clocks.h): silence past the running stage's due time is reminded, then
-      // climbs the ladder; an investigation that reports progress on time is never chased.
-      const Chase chase = ChaseNow(entry, events, now, chase_);
-      if (chase.reminder > 0) {
+      if (due.chase.reminder > 0) {
         out.push_back(NewEvent(v1::EVENT_TYPE_REMINDER_SENT, id, referral::kUkfiuCode,
                                r.organisation(), ServiceActor(), now));
-        out.back().set_sequence(chase.reminder);
+        out.back().set_sequence(due.chase.reminder);
         response.set_reminders_sent(response.reminders_sent() + 1);
       }
-      if (chase.rung > 0) {
+      if (due.chase.rung > 0) {
         out.push_back(NewEvent(v1::EVENT_TYPE_ESCALATED, id, referral::kUkfiuCode, r.organisation(),
                                ServiceActor(), now));
-        out.back().set_sequence(chase.rung);
-        out.back().set_addressee(LadderAddressee(r.organisation(), chase.rung));
-        out.back().set_addressee_identity(LadderIdentity(r.organisation(), chase.rung));
+        out.back().set_sequence(due.chase.rung);
+        out.back().set_addressee(LadderAddressee(r.organisation(), due.chase.rung));
+        out.back().set_addressee_identity(LadderIdentity(r.organisation(), due.chase.rung));
         response.set_escalations(response.escalations() + 1);
       }
-      // Regulation 19: open 12 months after receipt, then every 6; reported to the police and
-      // crime commissioner unless the force recorded that this would prejudice the investigation.
-      const int flags = CountOf(events, v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG);
-      if (now >= Reg19DueAt(entry, flags + 1)) {
+      // Regulation 19's report goes to the police and crime commissioner unless the force
+      // recorded that it would prejudice the investigation.
+      if (due.reg19 > 0) {
         out.push_back(NewEvent(v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG, id, referral::kUkfiuCode,
                                r.organisation(), ServiceActor(), now));
-        out.back().set_sequence(flags + 1);
+        out.back().set_sequence(due.reg19);
         if (LastProgress(events) == v1::PROGRESS_STATUS_REG19_NOT_REPORTED_PREJUDICE) {
           out.back().set_reason("not reported: would prejudice the investigation");
         } else {

@@ -261,6 +261,25 @@ TEST_F(UkfiuDeskTest, TheClockReadsOnlyTheOpenReferralsThroughTheirIndex) {
   EXPECT_EQ(run.reminders_sent() + run.escalations(), 0);
 }
 
+// Most open referrals owe nothing at a given scan: the clock judges them in a read and writes
+// only for those that owe something.
+TEST_F(UkfiuDeskTest, AScanThatOwesNothingWritesNothing) {
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_THAT(Refer(Submit(absl::StrCat("Person ", i)), i % 2 ? "NFK" : "SFK"), IsOk());
+  }
+  const int64_t writes_before = db_->Stats().transactions;
+  ASSERT_OK_AND_ASSIGN(auto early, desk_->RunClock());
+  EXPECT_EQ(early.reminders_sent() + early.escalations() + early.open_investigation_flags(), 0);
+  EXPECT_EQ(db_->Stats().transactions, writes_before);
+  clock_.Advance(absl::Hours(24 * 5));
+  ASSERT_OK_AND_ASSIGN(auto due, desk_->RunClock());
+  EXPECT_EQ(due.reminders_sent(), 6);
+  EXPECT_EQ(db_->Stats().transactions, writes_before + 6);
+  ASSERT_OK_AND_ASSIGN(auto again, desk_->RunClock());
+  EXPECT_EQ(again.reminders_sent() + again.escalations(), 0);
+  EXPECT_EQ(db_->Stats().transactions, writes_before + 6);
+}
+
 // An investigation that reports progress on time is never chased, over 20 months; when it falls
 // silent, the progress clock its priority sets reminds it.
 TEST_F(UkfiuDeskTest, AnInvestigationThatUpdatesOnTimeIsNotOverdue) {

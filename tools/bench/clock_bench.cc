@@ -1,0 +1,159 @@
+// What one scan of UKFIU's feedback clock costs with many referrals open: a fresh ukfiu database
+// (the service's own migrations, in a temporary directory) gets --open referrals through the desk,
+// then the clock scans it --scans times while nothing is owed, and once more a month later, when
+// every referral owes a reminder. It prints each figure on a line of its own.
+//
+//   sarloop-clock-bench [--open N] [--scans N]
+//
+// Run the binary of two builds one after the other to compare them: the figures are per scan.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/crypto.h"
+#include "common/ids.h"
+#include "common/reference.h"
+#include "common/server.h"
+#include "services/ukfiu/desk.h"
+
+namespace sarloop {
+namespace {
+
+double ThreadCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+int Usage(const std::string& problem) {
+  std::cerr << "sarloop-clock-bench: " << problem
+            << "\nusage: sarloop-clock-bench [--open N] [--scans N]\n";
+  return 2;
+}
+
+int Run(int open, int scans) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / NewId("sarloop-clock-bench-", 12);
+  std::filesystem::create_directories(dir);
+  absl::StatusOr<std::shared_ptr<const Keyring>> keys =
+      Keyring::FromKeys({std::string(Keyring::kKeySize, 'b')});
+  if (!keys.ok()) return Usage(keys.status().ToString());
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(
+      (dir / "ukfiu.db").string(),
+      ServiceMigrations(ukfiu::DeskMigrations(), ukfiu::DeskMigrationsAfterAudit()), *keys);
+  if (!db.ok()) return Usage(db.status().ToString());
+  ManualClock clock(absl::FromUnixSeconds(1780000000));
+  ukfiu::DeskOptions options;
+  options.subject_key = std::string(32, 's');
+  options.feedback.set_due_days(28);
+  options.feedback.set_grace_days(28);
+  options.feedback.set_ack_days(5);
+  options.feedback.set_reminder_repeat_days(14);
+  options.reachable = {"NFK", "SFK"};
+  ukfiu::Desk desk(**db, clock, ReferenceData::BuiltIn(), options);
+  Call call;
+  call.actor.set_identity("spiffe://sarloop/ukfiu/intake");
+  call.actor.set_user("clock.bench");
+  call.scope = "bench";
+
+  for (int i = 0; i < open; ++i) {
+    v1::SubmitSarRequest submit;
+    submit.set_request_id(absl::StrCat("sar-", i));
+    v1::Sar& sar = *submit.mutable_sar();
+    sar.set_reporter_sector("bank");
+    sar.set_reporter_reference(absl::StrCat("CASE-", i));
+    sar.set_narrative("Structured cash deposits below reporting thresholds.");
+    sar.set_amount_pence(1250000);
+    v1::Subject& s = *sar.add_subjects();
+    s.set_full_name(absl::StrCat("Clock Person ", i));
+    s.set_date_of_birth("1985-04-12");
+    s.set_role(v1::SUBJECT_ROLE_OFFICER);
+    s.set_employer_code(i % 2 ? "NFK" : "SFK");
+    absl::StatusOr<v1::SubmitSarResponse> submitted = desk.SubmitSar(call, submit);
+    if (!submitted.ok()) return Usage(submitted.status().ToString());
+    v1::ReferSarRequest refer;
+    refer.set_request_id(absl::StrCat("refer-", i));
+    refer.set_sar_id(submitted->sar().sar_id());
+    refer.set_organisation(i % 2 ? "NFK" : "SFK");
+    v1::ThrAssessment& thr = *refer.mutable_thr();
+    thr.set_threat(v1::THR_LEVEL_HIGH);
+    thr.set_risk(v1::THR_LEVEL_MEDIUM);
+    thr.set_harm(v1::THR_LEVEL_LOW);
+    thr.set_rationale("Cash deposits inconsistent with salary.");
+    absl::StatusOr<v1::ReferSarResponse> referred = desk.Refer(call, refer);
+    if (!referred.ok()) return Usage(referred.status().ToString());
+  }
+
+  // Scans that owe nothing: the clock has not moved since the referrals were made.
+  std::vector<double> wall_ms;
+  double cpu_s = 0;
+  const int64_t writes_before = (*db)->Stats().transactions;
+  for (int i = 0; i < scans; ++i) {
+    const double cpu0 = ThreadCpuSeconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    absl::StatusOr<v1::RunFeedbackClockResponse> r = desk.RunClock();
+    wall_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    cpu_s += ThreadCpuSeconds() - cpu0;
+    if (!r.ok()) return Usage(r.status().ToString());
+  }
+  const int64_t idle_writes = (*db)->Stats().transactions - writes_before;
+  std::sort(wall_ms.begin(), wall_ms.end());
+
+  // A month later every referral owes a reminder: the scan that sends them.
+  clock.Advance(absl::Hours(24 * 30));
+  const int64_t writes_due = (*db)->Stats().transactions;
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::StatusOr<v1::RunFeedbackClockResponse> due = desk.RunClock();
+  const double due_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (!due.ok()) return Usage(due.status().ToString());
+
+  std::printf("open referrals: %d\n", open);
+  std::printf("scans owing nothing: %d\n", scans);
+  std::printf("scan owing nothing, wall ms p50: %.2f\n", wall_ms[wall_ms.size() / 2]);
+  std::printf("scan owing nothing, wall ms max: %.2f\n", wall_ms.back());
+  std::printf("scan owing nothing, CPU ms of the calling thread (mean): %.2f\n",
+              cpu_s * 1000 / scans);
+  std::printf("scan owing nothing, write transactions (mean): %.1f\n",
+              static_cast<double>(idle_writes) / scans);
+  std::printf("scan owing a reminder for each, wall ms: %.1f\n", due_ms);
+  std::printf("scan owing a reminder for each, reminders sent: %d\n", due->reminders_sent());
+  std::printf("scan owing a reminder for each, write transactions: %lld\n",
+              static_cast<long long>((*db)->Stats().transactions - writes_due));
+  db->reset();
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
+}  // namespace
+}  // namespace sarloop
+
+int main(int argc, char** argv) {
+  int open = 2000, scans = 20;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << "usage: sarloop-clock-bench [--open N] [--scans N]\n";
+      return 0;
+    }
+    if (i + 1 >= argc) return sarloop::Usage(arg + " needs a value");
+    int* target = arg == "--open" ? &open : arg == "--scans" ? &scans : nullptr;
+    if (target == nullptr) return sarloop::Usage("unknown flag " + arg);
+    if (!absl::SimpleAtoi(argv[++i], target) || *target < 1) {
+      return sarloop::Usage(arg + " must be a whole number of at least 1");
+    }
+  }
+  return sarloop::Run(open, scans);
+}
