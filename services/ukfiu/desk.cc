@@ -4,6 +4,9 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <set>
 
 #include "absl/algorithm/container.h"
@@ -694,6 +697,44 @@ ClockDue ClockDueNow(const v1::RegisterEntry& entry, const std::vector<v1::Lifec
 
 }  // namespace
 
+absl::Status Desk::ChaseOne(Txn& txn, const std::string& id, absl::Time now,
+                            v1::RunFeedbackClockResponse* sent) {
+  ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, id));
+  ASSIGN_OR_RETURN(auto events, EventsOf(txn, id));
+  const ClockDue due = ClockDueNow(Fold(events), events, now, chase_);
+  std::vector<v1::LifecycleEvent> out;
+  if (due.chase.reminder > 0) {
+    out.push_back(NewEvent(v1::EVENT_TYPE_REMINDER_SENT, id, referral::kUkfiuCode, r.organisation(),
+                           ServiceActor(), now));
+    out.back().set_sequence(due.chase.reminder);
+    sent->set_reminders_sent(sent->reminders_sent() + 1);
+  }
+  if (due.chase.rung > 0) {
+    out.push_back(NewEvent(v1::EVENT_TYPE_ESCALATED, id, referral::kUkfiuCode, r.organisation(),
+                           ServiceActor(), now));
+    out.back().set_sequence(due.chase.rung);
+    out.back().set_addressee(LadderAddressee(r.organisation(), due.chase.rung));
+    out.back().set_addressee_identity(LadderIdentity(r.organisation(), due.chase.rung));
+    sent->set_escalations(sent->escalations() + 1);
+  }
+  // Regulation 19's report goes to the police and crime commissioner unless the force recorded
+  // that it would prejudice the investigation.
+  if (due.reg19 > 0) {
+    out.push_back(NewEvent(v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG, id, referral::kUkfiuCode,
+                           r.organisation(), ServiceActor(), now));
+    out.back().set_sequence(due.reg19);
+    if (LastProgress(events) == v1::PROGRESS_STATUS_REG19_NOT_REPORTED_PREJUDICE) {
+      out.back().set_reason("not reported: would prejudice the investigation");
+    } else {
+      out.back().set_addressee(LadderAddressee(r.organisation(), 3));
+      out.back().set_addressee_identity(LadderIdentity(r.organisation(), 3));
+    }
+    sent->set_open_investigation_flags(sent->open_investigation_flags() + 1);
+  }
+  for (const auto& e : out) RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
   const absl::Time now = clock_.Now();
   v1::RunFeedbackClockResponse response;
@@ -709,45 +750,40 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
     }
     return absl::OkStatus();
   }));
-  for (const std::string& id : candidates) {
-    // One transaction per referral: a failure part-way loses nothing already sent.
-    RETURN_IF_ERROR(db_.Transact([&](Txn& txn) -> absl::Status {
-      ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, id));
-      ASSIGN_OR_RETURN(auto events, EventsOf(txn, id));
-      const v1::RegisterEntry entry = Fold(events);
-      const ClockDue due = ClockDueNow(entry, events, now, chase_);
-      std::vector<v1::LifecycleEvent> out;
-      if (due.chase.reminder > 0) {
-        out.push_back(NewEvent(v1::EVENT_TYPE_REMINDER_SENT, id, referral::kUkfiuCode,
-                               r.organisation(), ServiceActor(), now));
-        out.back().set_sequence(due.chase.reminder);
-        response.set_reminders_sent(response.reminders_sent() + 1);
-      }
-      if (due.chase.rung > 0) {
-        out.push_back(NewEvent(v1::EVENT_TYPE_ESCALATED, id, referral::kUkfiuCode, r.organisation(),
-                               ServiceActor(), now));
-        out.back().set_sequence(due.chase.rung);
-        out.back().set_addressee(LadderAddressee(r.organisation(), due.chase.rung));
-        out.back().set_addressee_identity(LadderIdentity(r.organisation(), due.chase.rung));
-        response.set_escalations(response.escalations() + 1);
-      }
-      // Regulation 19's report goes to the police and crime commissioner unless the force
-      // recorded that it would prejudice the investigation.
-      if (due.reg19 > 0) {
-        out.push_back(NewEvent(v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG, id, referral::kUkfiuCode,
-                               r.organisation(), ServiceActor(), now));
-        out.back().set_sequence(due.reg19);
-        if (LastProgress(events) == v1::PROGRESS_STATUS_REG19_NOT_REPORTED_PREJUDICE) {
-          out.back().set_reason("not reported: would prejudice the investigation");
-        } else {
-          out.back().set_addressee(LadderAddressee(r.organisation(), 3));
-          out.back().set_addressee_identity(LadderIdentity(r.organisation(), 3));
-        }
-        response.set_open_investigation_flags(response.open_investigation_flags() + 1);
-      }
-      for (const auto& e : out) RETURN_IF_ERROR(mirror_.Produce(txn, e).status());
-      return absl::OkStatus();
-    }));
+  // Each referral that owes something gets a write of its own (a failure part-way loses nothing
+  // already sent), submitted kWindow at a time so that they share commits, and no batch holds the
+  // writer (a server's serving thread) for long.
+  constexpr size_t kWindow = 32;
+  for (size_t first = 0; first < candidates.size(); first += kWindow) {
+    const size_t last = std::min(candidates.size(), first + kWindow);
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t finished = 0;
+    absl::Status failure;
+    for (size_t i = first; i < last; ++i) {
+      db_.Submit([&, id = candidates[i]]() -> Database::Completion {
+        auto sent = std::make_shared<v1::RunFeedbackClockResponse>();
+        const absl::Status s =
+            db_.Transact([&](Txn& txn) { return ChaseOne(txn, id, now, sent.get()); });
+        return [&, s, sent](const absl::Status& commit) {
+          std::lock_guard lock(mu);
+          const absl::Status outcome = s.ok() ? commit : s;
+          if (outcome.ok()) {
+            response.set_reminders_sent(response.reminders_sent() + sent->reminders_sent());
+            response.set_escalations(response.escalations() + sent->escalations());
+            response.set_open_investigation_flags(response.open_investigation_flags() +
+                                                  sent->open_investigation_flags());
+          } else if (failure.ok()) {
+            failure = outcome;
+          }
+          ++finished;
+          cv.notify_one();
+        };
+      });
+    }
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return finished == last - first; });
+    RETURN_IF_ERROR(failure);
   }
   return response;
 }

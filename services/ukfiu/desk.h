@@ -111,6 +111,10 @@ class Desk {
   referral::Threads& threads() { return threads_; }
 
  private:
+  // One referral's reminder, escalation and Regulation 19 flag owed at `now`, produced in `txn`
+  // and counted in `sent`.
+  absl::Status ChaseOne(Txn& txn, const std::string& id, absl::Time now,
+                        v1::RunFeedbackClockResponse* sent);
   // A new referral of `sar` to `organisation`.
   struct Dispatching {
     const v1::Sar* sar = nullptr;

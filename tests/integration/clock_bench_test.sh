@@ -15,7 +15,8 @@ expect() {
   fi
 }
 for figure in "scan owing nothing, wall ms p50" "scan owing nothing, wall ms max" \
-    "scan owing nothing, CPU ms of the calling thread (mean)" "scan owing a reminder for each, wall ms"; do
+    "scan owing nothing, CPU ms of the calling thread (mean)" "scan owing a reminder for each, wall ms" \
+    "scan owing a reminder for each, commits"; do
   grep -q "^$figure: [0-9.]*$" <<<"$out" || { echo "missing figure: $figure"; failed=1; }
 done
 expect "open referrals: 40"

@@ -114,6 +114,7 @@ int Run(int open, int scans) {
   // A month later every referral owes a reminder: the scan that sends them.
   clock.Advance(absl::Hours(24 * 30));
   const int64_t writes_due = (*db)->Stats().transactions;
+  const int64_t commits_due = (*db)->Stats().commits;
   const auto t0 = std::chrono::steady_clock::now();
   absl::StatusOr<v1::RunFeedbackClockResponse> due = desk.RunClock();
   const double due_ms =
@@ -132,6 +133,8 @@ int Run(int open, int scans) {
   std::printf("scan owing a reminder for each, reminders sent: %d\n", due->reminders_sent());
   std::printf("scan owing a reminder for each, write transactions: %lld\n",
               static_cast<long long>((*db)->Stats().transactions - writes_due));
+  std::printf("scan owing a reminder for each, commits: %lld\n",
+              static_cast<long long>((*db)->Stats().commits - commits_due));
   db->reset();
   std::filesystem::remove_all(dir);
   return 0;
