@@ -176,6 +176,8 @@ class GroupCommitDatabase : public Database {
     return absl::OkStatus();
   }
 
+  bool InWriteJob() const override { return tl_batch.db == this; }
+
   absl::Status Read(const std::function<absl::Status(Txn&)>& fn) override {
     if (tl_batch.db == this) {
       // Inside a write job: the writer thread holds the connection, in the batch's transaction.

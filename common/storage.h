@@ -179,6 +179,10 @@ class Database {
   // fails); called outside both, at once. For effects outside the database (caches, indexes,
   // waking the delivery worker) that must not see what may yet be rolled back.
   virtual void AfterCommit(std::function<void()> fn) = 0;
+  // Whether this thread is running a write job or Transact function of this database: a Transact
+  // it makes now runs at once in the same batch, where it would otherwise wait for a batch (so
+  // code that submits jobs and waits for them must not, from here).
+  virtual bool InWriteJob() const = 0;
 
   // Hands the writer's loop to a host thread instead of a thread of the database's own. From now
   // on, work for the writer that comes from another thread (a Submit; a Ride due sooner than the

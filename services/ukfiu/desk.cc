@@ -751,8 +751,15 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
     return absl::OkStatus();
   }));
   // Each referral that owes something gets a write of its own (a failure part-way loses nothing
-  // already sent), submitted kWindow at a time so that they share commits, and no batch holds the
-  // writer (a server's serving thread) for long.
+  // already sent). Called as a write call (RunFeedbackClock), they are savepoints of its batch.
+  if (db_.InWriteJob()) {
+    for (const std::string& id : candidates) {
+      RETURN_IF_ERROR(db_.Transact([&](Txn& txn) { return ChaseOne(txn, id, now, &response); }));
+    }
+    return response;
+  }
+  // From the periodic scan they are jobs, submitted kWindow at a time so that they share commits
+  // and no batch holds the writer (a server's serving thread) for long.
   constexpr size_t kWindow = 32;
   for (size_t first = 0; first < candidates.size(); first += kWindow) {
     const size_t last = std::min(candidates.size(), first + kWindow);

@@ -1,3 +1,4 @@
+#include <future>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -278,6 +279,30 @@ TEST_F(UkfiuDeskTest, AScanThatOwesNothingWritesNothing) {
   ASSERT_OK_AND_ASSIGN(auto again, desk_->RunClock());
   EXPECT_EQ(again.reminders_sent() + again.escalations(), 0);
   EXPECT_EQ(db_->Stats().transactions, writes_before + 6);
+}
+
+// RunFeedbackClock runs the scan as a write call, inside a job on the writer: its writes are
+// savepoints of that job's batch, one commit for all, and it must not wait for jobs of its own.
+TEST_F(UkfiuDeskTest, TheClockRunsInsideAWriteJobInOneCommit) {
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_THAT(Refer(Submit(absl::StrCat("Person ", i)), i % 2 ? "NFK" : "SFK"), IsOk());
+  }
+  clock_.Advance(absl::Hours(24 * 5));
+  const CommitStats before = db_->Stats();
+  std::promise<absl::StatusOr<v1::RunFeedbackClockResponse>> ran;
+  db_->Submit([&]() -> Database::Completion {
+    auto r = std::make_shared<absl::StatusOr<v1::RunFeedbackClockResponse>>(desk_->RunClock());
+    return [&, r](const absl::Status& commit) {
+      ran.set_value(commit.ok() ? *r : absl::StatusOr<v1::RunFeedbackClockResponse>(commit));
+    };
+  });
+  std::future<absl::StatusOr<v1::RunFeedbackClockResponse>> result = ran.get_future();
+  ASSERT_EQ(result.wait_for(std::chrono::seconds(30)), std::future_status::ready)
+      << "the scan waited for jobs queued behind its own";
+  ASSERT_OK_AND_ASSIGN(auto run, result.get());
+  EXPECT_EQ(run.reminders_sent(), 40);
+  EXPECT_EQ(db_->Stats().commits, before.commits + 1);
+  EXPECT_EQ(db_->Stats().transactions, before.transactions + 40);
 }
 
 // An investigation that reports progress on time is never chased, over 20 months; when it falls
