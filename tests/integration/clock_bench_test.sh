@@ -25,5 +25,11 @@ expect "scan owing nothing, write transactions (mean): 0.0"
 expect "scan owing a reminder for each, reminders sent: 40"
 expect "scan owing a reminder for each, write transactions: 40"
 if ! "$bench" --open x >/dev/null 2>&1; then :; else echo "--open x was accepted"; failed=1; fi
+# A directory it cannot write is an error it names, with exit 1, not an abort.
+err=$(TMPDIR=/proc/none "$bench" --open 3 2>&1); rc=$?
+if [[ $rc != 1 || $err != *"sarloop-clock-bench: "*"cannot create"* ]]; then
+  echo "an unwritable TMPDIR gave exit $rc: $err"
+  failed=1
+fi
 if [[ $failed == 0 ]]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; fi
 exit $failed

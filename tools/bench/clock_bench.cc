@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -42,17 +43,28 @@ int Usage(const std::string& problem) {
   return 2;
 }
 
+// A failure of the run itself (not of its arguments): said once, exit 1.
+int Fail(const absl::Status& status) {
+  std::cerr << "sarloop-clock-bench: " << status << "\n";
+  return 1;
+}
+
 int Run(int open, int scans) {
+  std::error_code made;
   const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / NewId("sarloop-clock-bench-", 12);
-  std::filesystem::create_directories(dir);
+      std::filesystem::temp_directory_path(made) / NewId("sarloop-clock-bench-", 12);
+  if (!made) std::filesystem::create_directories(dir, made);
+  if (made) {
+    return Fail(
+        absl::UnavailableError(absl::StrCat("cannot create ", dir.string(), ": ", made.message())));
+  }
   absl::StatusOr<std::shared_ptr<const Keyring>> keys =
       Keyring::FromKeys({std::string(Keyring::kKeySize, 'b')});
-  if (!keys.ok()) return Usage(keys.status().ToString());
+  if (!keys.ok()) return Fail(keys.status());
   absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(
       (dir / "ukfiu.db").string(),
       ServiceMigrations(ukfiu::DeskMigrations(), ukfiu::DeskMigrationsAfterAudit()), *keys);
-  if (!db.ok()) return Usage(db.status().ToString());
+  if (!db.ok()) return Fail(db.status());
   ManualClock clock(absl::FromUnixSeconds(1780000000));
   ukfiu::DeskOptions options;
   options.subject_key = std::string(32, 's');
@@ -81,7 +93,7 @@ int Run(int open, int scans) {
     s.set_role(v1::SUBJECT_ROLE_OFFICER);
     s.set_employer_code(i % 2 ? "NFK" : "SFK");
     absl::StatusOr<v1::SubmitSarResponse> submitted = desk.SubmitSar(call, submit);
-    if (!submitted.ok()) return Usage(submitted.status().ToString());
+    if (!submitted.ok()) return Fail(submitted.status());
     v1::ReferSarRequest refer;
     refer.set_request_id(absl::StrCat("refer-", i));
     refer.set_sar_id(submitted->sar().sar_id());
@@ -92,7 +104,7 @@ int Run(int open, int scans) {
     thr.set_harm(v1::THR_LEVEL_LOW);
     thr.set_rationale("Cash deposits inconsistent with salary.");
     absl::StatusOr<v1::ReferSarResponse> referred = desk.Refer(call, refer);
-    if (!referred.ok()) return Usage(referred.status().ToString());
+    if (!referred.ok()) return Fail(referred.status());
   }
 
   // Scans that owe nothing: the clock has not moved since the referrals were made.
@@ -106,7 +118,7 @@ int Run(int open, int scans) {
     wall_ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     cpu_s += ThreadCpuSeconds() - cpu0;
-    if (!r.ok()) return Usage(r.status().ToString());
+    if (!r.ok()) return Fail(r.status());
   }
   const int64_t idle_writes = (*db)->Stats().transactions - writes_before;
   std::sort(wall_ms.begin(), wall_ms.end());
@@ -119,7 +131,7 @@ int Run(int open, int scans) {
   absl::StatusOr<v1::RunFeedbackClockResponse> due = desk.RunClock();
   const double due_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  if (!due.ok()) return Usage(due.status().ToString());
+  if (!due.ok()) return Fail(due.status());
 
   std::printf("open referrals: %d\n", open);
   std::printf("scans owing nothing: %d\n", scans);
@@ -136,7 +148,8 @@ int Run(int open, int scans) {
   std::printf("scan owing a reminder for each, commits: %lld\n",
               static_cast<long long>((*db)->Stats().commits - commits_due));
   db->reset();
-  std::filesystem::remove_all(dir);
+  std::error_code removed;
+  std::filesystem::remove_all(dir, removed);
   return 0;
 }
 
