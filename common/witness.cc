@@ -223,8 +223,10 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
       const grpc::Status s = stub_->GetAuditHead(&p->ctx, p->get, &p->got);
       if (s.ok()) {
         witnessed_seq_ = p->got.head().seq();
+        witnessed_hash_ = p->got.head().hash();
       } else if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
         witnessed_seq_ = 0;
+        witnessed_hash_.clear();
       } else {
         spdlog::warn("audit witness {} not reachable: {}", witness_code_, s.error_message());
       }
@@ -232,7 +234,7 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
     });
     return;
   }
-  if (head.seq == witnessed_seq_) {
+  if (head.seq == witnessed_seq_ && head.hash == witnessed_hash_) {
     Finished();
     return;
   }
@@ -250,6 +252,7 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
     const grpc::Status s = stub_->RecordAuditHead(&p->ctx, p->record, &p->recorded);
     if (s.ok()) {
       witnessed_seq_ = p->recorded.head().seq();
+      witnessed_hash_ = p->recorded.head().hash();
       spdlog::debug("audit head {} witnessed by {}", seq, witness_code_);
     } else if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
       spdlog::error("the audit witness {} refuses this service's head at entry {}: {}",

@@ -96,8 +96,11 @@ class WitnessReporter {
   const std::string own_identity_;
   const HashAt hash_at_;
   std::atomic<bool> in_flight_{false};
-  // What the witness holds; -1 until it has said (written only by the call in flight).
+  // What the witness holds: its entry (-1 until it has said) and that entry's hash. Written only by
+  // the call in flight. A head is witnessed only when both match: a log rolled back and grown again
+  // to the same length has the witnessed entry's number but not its hash.
   int64_t witnessed_seq_ = -1;
+  std::string witnessed_hash_;
   // The call in flight, so that stopping need not wait out its deadline on an unreachable witness.
   std::mutex mu_;
   grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;
