@@ -33,7 +33,9 @@ for phase in ("durable_hop", "chain_peak", "chain_half_load", "chain_low_load"):
     assert p["commits"] > 0 and p["messages_per_commit"] >= 1, (phase, d)
     assert abs(p["messages_per_commit"] - p["transactions"] / p["commits"]) < 0.01, (phase, d)
     assert p["voluntary_switches_per_op"] > 0, (phase, d)
-    assert len(p["by_service"]) == (1 if phase == "durable_hop" else 8), (phase, d)
+    # Every process of the chain, the linkage screen included (each SAR is screened on arrival).
+    assert len(p["by_service"]) == (1 if phase == "durable_hop" else 9), (phase, d)
+    assert phase == "durable_hop" or p["by_service"]["linkage"]["cpu_ms_per_op"] > 0, (phase, d)
     total = sum(s["cpu_ms_per_op"] for s in p["by_service"].values())
     assert abs(total - p["cpu_ms_per_op"]) < 0.01 * p["cpu_ms_per_op"] + 0.01, (phase, d)
     # By thread name over every service: the serving threads, which run the writer (commits
@@ -49,7 +51,7 @@ for phase in ("chain_peak", "chain_half_load", "chain_low_load"):
     steps = d[phase]["steps"]
     assert list(steps)[0] == "Ukfiu.SubmitSar" and list(steps)[-1] == "pushed from the register", steps
     assert len(steps) == 10 and all(0 < s["p50_ms"] <= s["p99_ms"] for s in steps.values()), steps
-assert len(d["peak_rss_mib"]) == 8 and all(v > 0 for v in d["peak_rss_mib"].values()), d
+assert len(d["peak_rss_mib"]) == 9 and all(v > 0 for v in d["peak_rss_mib"].values()), d
 ' "$DIR/bench.json"; then
   echo "ok   the JSON has every figure"; pass=$((pass + 1))
 else

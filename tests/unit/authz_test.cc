@@ -69,11 +69,12 @@ bool Expected(const PolicyScope& scope, const Identity& id, const std::string& s
       return false;
     case v1::SERVICE_KIND_LINKAGE: {
       // Forces' systems upload and judge (the service checks the hit is their own); UKFIU's
-      // screen and read; analysts read the statistics only; ukfiu's outbox delivers screens.
-      // No Ops: the linkage service has no operator API.
+      // screen and read; analysts read the statistics and, since the NCA runs the service, its
+      // Ops counters, as they do the register's; ukfiu's outbox delivers screens.
       const bool force_client = id.kind == "force" && client;
       const bool ukfiu_client = id.kind == "ukfiu" && client;
       if (service == "sarloop.v1.Delivery") return id.IsService() && id.kind == "ukfiu";
+      if (service == "sarloop.v1.Ops") return id.kind == "analyst";
       if (service != "sarloop.v1.Linkage") return false;
       if (method == "BeginIndexUpload" || method == "UploadIndexRecords" ||
           method == "CommitIndexUpload" || method == "RecordLinkFeedback") {
