@@ -192,12 +192,26 @@ class Checkpointer {
 
   // The writer's WAL hook: after each commit, with the WAL's size in pages.
   static int OnCommit(void* self, sqlite3*, const char*, int frames) {
-    if (frames >= kDueFrames) static_cast<Checkpointer*>(self)->Due();
+    static_cast<Checkpointer*>(self)->Committed(frames);
     return SQLITE_OK;
   }
 
  private:
   explicit Checkpointer(sqlite3* db) : db_(db) {}
+
+  // A checkpoint is due at every kDueFrames pages the WAL has grown since one was last asked for,
+  // not after every commit past the threshold. The WAL starts again from its beginning only when
+  // a write begins with everything copied and no reader in it; while readers keep it from doing
+  // so, asking after every commit ran a checkpoint per commit (each two fsyncs, the same hot pages
+  // copied again, and a wake-up of this thread): on a busy service most of this thread's work.
+  // A checkpoint refused as BUSY is asked again kDueFrames pages later.
+  void Committed(int frames) {
+    if (frames < asked_at_) asked_at_ = 0;  // the WAL started again from its beginning
+    if (frames - asked_at_ < kDueFrames) return;
+    asked_at_ = frames;
+    Due();
+  }
+
   void Due() {
     {
       std::lock_guard lock(mu_);
@@ -228,6 +242,7 @@ class Checkpointer {
   }
 
   sqlite3* const db_;
+  int asked_at_ = 0;  // the WAL's size when a checkpoint was last asked for; the writer's only
   std::mutex mu_;
   std::condition_variable cv_;
   bool due_ = false;

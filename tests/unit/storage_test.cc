@@ -125,8 +125,9 @@ TEST(Storage, CheckpointsRunOnTheirOwnThread) {
     }),
                 IsOk());
   }
-  // 100 rows of 64 KiB: at least 6 MiB once they are in the database file itself.
-  EXPECT_TRUE(testing::Eventually([&] { return std::filesystem::file_size(path) > (6u << 20); }))
+  // 100 rows of 64 KiB, 1,600 pages: the commit that took the WAL past 1,000 asked for a
+  // checkpoint, which copies at least those 1,000 pages (about 4 MiB) into the database file.
+  EXPECT_TRUE(testing::Eventually([&] { return std::filesystem::file_size(path) > (3584u << 10); }))
       << std::filesystem::file_size(path);
   bool named = false;
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
@@ -143,6 +144,64 @@ TEST(Storage, CheckpointsRunOnTheirOwnThread) {
   }),
               IsOk());
   EXPECT_EQ(count, 100);
+}
+
+// The sarloop-ckpt threads' voluntary context switches: one for each time one slept to wait.
+int64_t CheckpointThreadWakeUps() {
+  int64_t total = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string name;
+    std::getline(std::ifstream(task.path() / "comm"), name);
+    if (name != "sarloop-ckpt") continue;
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {
+        total += std::stoll(line.substr(line.find(':') + 1));
+      }
+    }
+  }
+  return total;
+}
+
+// While a reader keeps the WAL from starting again at its beginning, it stays past 1,000 pages;
+// a checkpoint is then asked for at each further 1,000 pages, not after every commit (which ran
+// a checkpoint, and woke its thread, for each one).
+TEST(Storage, ACheckpointIsAskedPerThousandPagesNotPerCommit) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1, nullptr, /*readers=*/2));
+  auto insert = [&](const std::string& value) {
+    return db->Transact(
+        [&](Txn& t) { return t.Exec("INSERT INTO items (name) VALUES (?)", {value}); });
+  };
+  ASSERT_THAT(insert("first"), IsOk());
+  // A reader holds its snapshot from here to the end: the WAL cannot start again.
+  std::promise<void> reading, done;
+  std::thread reader([&] {
+    absl::Status s = db->Read([&](Txn& t) -> absl::Status {
+      RETURN_IF_ERROR(t.Query("SELECT COUNT(*) FROM items").status());
+      reading.set_value();
+      done.get_future().wait();
+      return absl::OkStatus();
+    });
+    EXPECT_THAT(s, IsOk());
+  });
+  reading.get_future().wait();
+  const std::string blob(64 * 1024, 'x');  // 16 pages a row
+  for (int i = 0; i < 70; ++i) ASSERT_THAT(insert(absl::StrCat(i, blob)), IsOk());  // 1,120 pages
+  // Let the checkpoint that became due run and its thread sleep again.
+  int64_t before = CheckpointThreadWakeUps();
+  for (int settled = 0; settled < 5;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const int64_t now = CheckpointThreadWakeUps();
+    settled = now == before ? settled + 1 : 0;
+    before = now;
+  }
+  for (int i = 0; i < 200; ++i) ASSERT_THAT(insert(absl::StrCat("small ", i)), IsOk());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Asking after every commit woke the thread about once per commit (200 here).
+  EXPECT_LE(CheckpointThreadWakeUps() - before, 3);
+  done.set_value();
+  reader.join();
 }
 
 TEST(Storage, FailedTransactionKeepsNothing) {
