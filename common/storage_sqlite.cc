@@ -15,10 +15,12 @@
 #include "common/status.h"
 #include "common/storage.h"
 #include "common/storage_engine.h"
+#include "common/storage_wal_vfs.h"
 
 namespace sarloop {
 namespace {
 
+using storage_internal::CoalescingWalVfs;
 using storage_internal::Connection;
 using storage_internal::Engine;
 using storage_internal::SealingTxn;
@@ -134,9 +136,11 @@ class SqliteTxn : public SealingTxn {
 };
 
 // sqlite3_open_v2 with sarloop's settings. NOT_FOUND when the file must exist and does not.
-absl::StatusOr<sqlite3*> OpenConnection(const std::string& path, int flags) {
+// `vfs` null: the default.
+absl::StatusOr<sqlite3*> OpenConnection(const std::string& path, int flags,
+                                        const char* vfs = nullptr) {
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, vfs);
   if (rc != SQLITE_OK) {
     std::string msg =
         absl::StrCat("open ", path, ": ", raw ? sqlite3_errmsg(raw) : "out of memory");
@@ -372,7 +376,11 @@ absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
     const std::string& path, int flags, bool configure,
     std::optional<std::span<const Migration>> migrations, std::shared_ptr<const Keyring> keys,
     int readers = 0) {
-  ASSIGN_OR_RETURN(sqlite3 * raw, OpenConnection(path, flags));
+  // The writer hands its WAL down in one write per commit (storage_wal_vfs.h): only in
+  // synchronous=FULL, where every commit syncs before other connections may read its frames.
+  const bool synchronous_full = configure && !fault::Unsafe("sync_normal");
+  ASSIGN_OR_RETURN(sqlite3 * raw,
+                   OpenConnection(path, flags, synchronous_full ? CoalescingWalVfs() : nullptr));
   auto conn = std::make_unique<SqliteConnection>(raw, keys.get());
   if (configure) {
     RETURN_IF_ERROR(conn->Configure());

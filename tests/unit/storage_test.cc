@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "common/storage_wal_vfs.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {
@@ -202,6 +203,77 @@ TEST(Storage, ACheckpointIsAskedPerThousandPagesNotPerCommit) {
   EXPECT_LE(CheckpointThreadWakeUps() - before, 3);
   done.set_value();
   reader.join();
+}
+
+// The writer's WAL goes down in one write per commit, not two per page (storage_wal_vfs.h), and
+// what it wrote is what the readers read, and what the file holds after it is closed.
+TEST(Storage, TheWriterHandsItsLogDownInOneWritePerCommit) {
+  TempDir dir;
+  const std::string path = dir.File("a.db");
+  const std::string blob(16 * 1024, 'y');  // four overflow pages a row
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, Database::Open(path, kV1, nullptr, /*readers=*/2));
+    const auto before = storage_internal::CoalescingWalWrites();
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_THAT(db->Transact([&](Txn& t) -> absl::Status {
+        for (int r = 0; r < 4; ++r) {
+          RETURN_IF_ERROR(
+              t.Exec("INSERT INTO items (name) VALUES (?)", {absl::StrCat(i, ".", r, blob)}));
+        }
+        return absl::OkStatus();
+      }),
+                  IsOk());
+    }
+    const auto after = storage_internal::CoalescingWalWrites();
+    // At least 16 pages a commit, each a frame header and a page.
+    EXPECT_GE(after.from_sqlite - before.from_sqlite, 10 * 16 * 2);
+    EXPECT_LE(after.to_file - before.to_file, 10);
+    int64_t count = -1;
+    ASSERT_THAT(db->Read([&](Txn& t) -> absl::Status {
+      ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items WHERE length(name) > ?",
+                                          {int64_t{16 * 1024}}));
+      count = rows[0].Int(0);
+      return absl::OkStatus();
+    }),
+                IsOk());
+    EXPECT_EQ(count, 40);
+  }
+  ASSERT_OK_AND_ASSIGN(auto again, Database::Open(path, kV1));
+  std::string last;
+  ASSERT_THAT(again->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT name FROM items ORDER BY id DESC LIMIT 1"));
+    last = rows[0].Text(0);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(last, absl::StrCat("9.3", blob));
+}
+
+// A transaction far bigger than what the writer's WAL holds at once (storage_wal_vfs.h) goes down
+// in pieces the unix VFS takes whole: a piece of 128 KiB or more would come back "disk is full".
+TEST(Storage, ABigTransactionGoesDownInPiecesTheDiskTakes) {
+  TempDir dir;
+  const std::string path = dir.File("a.db");
+  const std::string blob(16 * 1024, 'z');
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(path, kV1, nullptr, /*readers=*/2));
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_THAT(db->Transact([&](Txn& t) -> absl::Status {
+      for (int r = 0; r < 200; ++r) {  // about 3.3 MB of frames in one commit
+        RETURN_IF_ERROR(
+            t.Exec("INSERT INTO items (name) VALUES (?)", {absl::StrCat(round, ".", r, blob)}));
+      }
+      return absl::OkStatus();
+    }),
+                IsOk());
+  }
+  int64_t count = -1;
+  ASSERT_THAT(db->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items"));
+    count = rows[0].Int(0);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(count, 600);
 }
 
 TEST(Storage, FailedTransactionKeepsNothing) {
