@@ -7,6 +7,8 @@
 #include <mutex>
 #include <string>
 
+#include "common/sqlite_vfs_shim.h"
+
 namespace sarloop::storage_internal {
 namespace {
 
@@ -25,7 +27,7 @@ sqlite3_vfs vfs;
 sqlite3_io_methods wal_methods;
 
 // The default VFS when called: the unix VFS, or a test's VFS registered over it.
-sqlite3_vfs* Below() { return sqlite3_vfs_find(nullptr); }
+sqlite3_vfs* Below() { return ShimBelow(&vfs); }
 
 struct WalFile {
   sqlite3_file file;   // pMethods = &wal_methods
@@ -141,29 +143,6 @@ int Open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out_fl
   return SQLITE_OK;
 }
 
-int Delete(sqlite3_vfs*, const char* name, int sync_dir) {
-  return Below()->xDelete(Below(), name, sync_dir);
-}
-int Access(sqlite3_vfs*, const char* name, int flags, int* out) {
-  return Below()->xAccess(Below(), name, flags, out);
-}
-int FullPathname(sqlite3_vfs*, const char* name, int n, char* out) {
-  return Below()->xFullPathname(Below(), name, n, out);
-}
-void* DlOpen(sqlite3_vfs*, const char* name) { return Below()->xDlOpen(Below(), name); }
-void DlError(sqlite3_vfs*, int n, char* msg) { Below()->xDlError(Below(), n, msg); }
-void (*DlSym(sqlite3_vfs*, void* h, const char* sym))(void) {
-  return Below()->xDlSym(Below(), h, sym);
-}
-void DlClose(sqlite3_vfs*, void* h) { Below()->xDlClose(Below(), h); }
-int Randomness(sqlite3_vfs*, int n, char* out) { return Below()->xRandomness(Below(), n, out); }
-int Sleep(sqlite3_vfs*, int us) { return Below()->xSleep(Below(), us); }
-int CurrentTime(sqlite3_vfs*, double* out) { return Below()->xCurrentTime(Below(), out); }
-int GetLastError(sqlite3_vfs*, int n, char* out) { return Below()->xGetLastError(Below(), n, out); }
-int CurrentTimeInt64(sqlite3_vfs*, sqlite3_int64* out) {
-  return Below()->xCurrentTimeInt64(Below(), out);
-}
-
 void Register() {
   wal_methods = sqlite3_io_methods{};
   wal_methods.iVersion = 1;  // a WAL file has no shared memory and is not memory-mapped
@@ -179,24 +158,9 @@ void Register() {
   wal_methods.xFileControl = FileControl;
   wal_methods.xSectorSize = SectorSize;
   wal_methods.xDeviceCharacteristics = DeviceCharacteristics;
-  vfs = sqlite3_vfs{};
-  vfs.iVersion = 2;
-  vfs.szOsFile = static_cast<int>(sizeof(WalFile)) + kBelowRoom;
-  vfs.mxPathname = Below()->mxPathname;
-  vfs.zName = "sarloop-wal";
-  vfs.xOpen = Open;
-  vfs.xDelete = Delete;
-  vfs.xAccess = Access;
-  vfs.xFullPathname = FullPathname;
-  vfs.xDlOpen = DlOpen;
-  vfs.xDlError = DlError;
-  vfs.xDlSym = DlSym;
-  vfs.xDlClose = DlClose;
-  vfs.xRandomness = Randomness;
-  vfs.xSleep = Sleep;
-  vfs.xCurrentTime = CurrentTime;
-  vfs.xGetLastError = GetLastError;
-  vfs.xCurrentTimeInt64 = CurrentTimeInt64;
+  // Forwarded to whichever VFS is the default at each call (a test's may be registered later).
+  MakeShimVfs(vfs, "sarloop-wal", /*below=*/nullptr, static_cast<int>(sizeof(WalFile)) + kBelowRoom,
+              Open);
   sqlite3_vfs_register(&vfs, /*makeDflt=*/0);
 }
 

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/sqlite_vfs_shim.h"
+
 namespace sarloop::testing {
 namespace {
 
@@ -181,24 +183,6 @@ int Delete(sqlite3_vfs*, const char* name, int sync_dir) {
   return base->xDelete(base, name, sync_dir);
 }
 
-int Access(sqlite3_vfs*, const char* name, int flags, int* out) {
-  return base->xAccess(base, name, flags, out);
-}
-int FullPathname(sqlite3_vfs*, const char* name, int n, char* out) {
-  return base->xFullPathname(base, name, n, out);
-}
-void* DlOpen(sqlite3_vfs*, const char* name) { return base->xDlOpen(base, name); }
-void DlError(sqlite3_vfs*, int n, char* msg) { base->xDlError(base, n, msg); }
-void (*DlSym(sqlite3_vfs*, void* h, const char* sym))(void) { return base->xDlSym(base, h, sym); }
-void DlClose(sqlite3_vfs*, void* h) { base->xDlClose(base, h); }
-int Randomness(sqlite3_vfs*, int n, char* out) { return base->xRandomness(base, n, out); }
-int Sleep(sqlite3_vfs*, int us) { return base->xSleep(base, us); }
-int CurrentTime(sqlite3_vfs*, double* out) { return base->xCurrentTime(base, out); }
-int GetLastError(sqlite3_vfs*, int n, char* out) { return base->xGetLastError(base, n, out); }
-int CurrentTimeInt64(sqlite3_vfs*, sqlite3_int64* out) {
-  return base->xCurrentTimeInt64(base, out);
-}
-
 }  // namespace
 
 void PowerVfs::Install() {
@@ -221,24 +205,9 @@ void PowerVfs::Install() {
   methods.xShmLock = ShmLock;
   methods.xShmBarrier = ShmBarrier;
   methods.xShmUnmap = ShmUnmap;
-  vfs = sqlite3_vfs{};
-  vfs.iVersion = 2;
-  vfs.szOsFile = static_cast<int>(sizeof(PowerFile)) + base->szOsFile;
-  vfs.mxPathname = base->mxPathname;
-  vfs.zName = "sarloop-power";
-  vfs.xOpen = Open;
-  vfs.xDelete = Delete;
-  vfs.xAccess = Access;
-  vfs.xFullPathname = FullPathname;
-  vfs.xDlOpen = DlOpen;
-  vfs.xDlError = DlError;
-  vfs.xDlSym = DlSym;
-  vfs.xDlClose = DlClose;
-  vfs.xRandomness = Randomness;
-  vfs.xSleep = Sleep;
-  vfs.xCurrentTime = CurrentTime;
-  vfs.xGetLastError = GetLastError;
-  vfs.xCurrentTimeInt64 = CurrentTimeInt64;
+  MakeShimVfs(vfs, "sarloop-power", base, static_cast<int>(sizeof(PowerFile)) + base->szOsFile,
+              Open);
+  vfs.xDelete = Delete;  // forgets what the file held at its last sync
   sqlite3_vfs_register(&vfs, /*makeDflt=*/1);
 }
 

@@ -43,6 +43,18 @@ std::function<absl::Status(Txn&)> InsertNamed(const std::string& name) {
   return [name](Txn& t) { return t.Exec("INSERT INTO items (name) VALUES (?)", {name}); };
 }
 
+// How many rows `items` holds, read beside the writer as any reader reads.
+int64_t CountItems(Database& db) {
+  int64_t count = -1;
+  EXPECT_THAT(db.Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items"));
+    count = rows[0].Int(0);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  return count;
+}
+
 TEST(Storage, OpensInWalWithFullSync) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
@@ -99,13 +111,7 @@ TEST(Storage, ReadersReadBesideTheWriter) {
   ASSERT_TRUE(write_finished_during_read);
   EXPECT_EQ(seen_before, 1);
   EXPECT_EQ(seen_after, 1);  // the read's snapshot
-  int64_t now = -1;
-  ASSERT_THAT(db->Read([&](Txn& t) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items"));
-    now = rows[0].Int(0);
-    return absl::OkStatus();
-  }),
-              IsOk());
+  const int64_t now = CountItems(*db);
   EXPECT_EQ(now, 2);
   // A reader never writes.
   EXPECT_FALSE(
@@ -137,13 +143,7 @@ TEST(Storage, CheckpointsRunOnTheirOwnThread) {
     named = named || name == "sarloop-ckpt";
   }
   EXPECT_TRUE(named);
-  int64_t count = -1;
-  ASSERT_THAT(db->Read([&](Txn& t) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items"));
-    count = rows[0].Int(0);
-    return absl::OkStatus();
-  }),
-              IsOk());
+  const int64_t count = CountItems(*db);
   EXPECT_EQ(count, 100);
 }
 
@@ -266,13 +266,7 @@ TEST(Storage, ABigTransactionGoesDownInPiecesTheDiskTakes) {
     }),
                 IsOk());
   }
-  int64_t count = -1;
-  ASSERT_THAT(db->Read([&](Txn& t) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT COUNT(*) FROM items"));
-    count = rows[0].Int(0);
-    return absl::OkStatus();
-  }),
-              IsOk());
+  const int64_t count = CountItems(*db);
   EXPECT_EQ(count, 600);
 }
 
