@@ -3,7 +3,7 @@
 //   sarloop-linkage-eval [--index N] [--subjects M] [--threads T] [--seed S]
 //                        [--bulk-threshold X] [--tables L] [--bits B] [--kernel-queries Q]
 //                        [--screen-queries Q] [--attack-records N] [--graph-records N]
-//                        [--node-subjects N] [--no-attacks]
+//                        [--node-subjects N] [--no-attacks] [--flip-probability P]
 //
 // 1. Generates N personnel index records and M SAR subjects with the stated error model
 //    (tools/synth/persons.h) and encodes both sides with the shipped hardening, and the index
@@ -75,6 +75,8 @@ struct Flags {
   size_t graph_records = 20000;
   size_t node_subjects = 100000;
   bool attacks = true;
+  // The hardening under evaluation; the defaults are what the service ships.
+  linkage::Hardening hardening;
 };
 
 double Seconds(Clock::time_point since) {
@@ -118,6 +120,9 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       ok = absl::SimpleAtoi(v, &f->attack_records);
     } else if (a == "--node-subjects") {
       ok = absl::SimpleAtoi(v, &f->node_subjects) && f->node_subjects >= 100;
+    } else if (a == "--flip-probability") {
+      ok = absl::SimpleAtod(v, &f->hardening.flip_probability) &&
+           f->hardening.flip_probability >= 0 && f->hardening.flip_probability <= 0.25;
     } else if (a == "--graph-records") {
       ok = absl::SimpleAtoi(v, &f->graph_records) && f->graph_records >= 100 &&
            f->graph_records <= 100000;
@@ -1034,7 +1039,7 @@ int Main(int argc, char** argv) {
   std::printf("\nGenerated in %.1f s. Error model: %s.\n", Seconds(start),
               synth::DescribeErrorModel(params.errors).c_str());
 
-  const linkage::Hardening hardened;
+  const linkage::Hardening hardened = flags.hardening;
   const linkage::Encoder enc = *linkage::Encoder::Create(key, hardened);
   const linkage::Encoder plain = *linkage::Encoder::Create(key, linkage::Hardening::None());
   start = Clock::now();
@@ -1262,7 +1267,7 @@ int main(int argc, char** argv) {
           "usage: sarloop-linkage-eval [--index N] [--subjects M] [--threads T] [--seed S]\n"
           "       [--bulk-threshold X] [--tables L] [--bits B] [--kernel-queries Q]\n"
           "       [--screen-queries Q] [--attack-records N] [--graph-records N]\n"
-          "       [--node-subjects N] [--no-attacks]\n\n"
+          "       [--node-subjects N] [--no-attacks] [--flip-probability P]\n\n"
           "The indirect-links "
           "screen measured in one run: kernels, screening, accuracy and attacks.\n")) {
     return 0;
