@@ -1,5 +1,7 @@
 #include "common/sqlite_vfs_shim.h"
 
+#include "common/sqlite_page_cache.h"
+
 namespace sarloop {
 namespace {
 
@@ -61,6 +63,8 @@ sqlite3_vfs* ShimBelow(sqlite3_vfs* vfs) {
 
 void MakeShimVfs(sqlite3_vfs& vfs, const char* name, sqlite3_vfs* below, int file_size,
                  int (*open)(sqlite3_vfs*, const char*, sqlite3_file*, int, int*)) {
+  // Registering a VFS starts SQLite, after which its page cache can no longer be chosen.
+  storage_internal::InstallSqlitePageCache();
   vfs = sqlite3_vfs{};
   vfs.iVersion = 2;
   vfs.szOsFile = file_size;

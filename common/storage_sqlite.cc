@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fault.h"
+#include "common/sqlite_page_cache.h"
 #include "common/status.h"
 #include "common/storage.h"
 #include "common/storage_engine.h"
@@ -139,6 +140,7 @@ class SqliteTxn : public SealingTxn {
 // `vfs` null: the default.
 absl::StatusOr<sqlite3*> OpenConnection(const std::string& path, int flags,
                                         const char* vfs = nullptr) {
+  storage_internal::InstallSqlitePageCache();
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, vfs);
   if (rc != SQLITE_OK) {

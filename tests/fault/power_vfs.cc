@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/sqlite_page_cache.h"
 #include "common/sqlite_vfs_shim.h"
 
 namespace sarloop::testing {
@@ -186,6 +187,7 @@ int Delete(sqlite3_vfs*, const char* name, int sync_dir) {
 }  // namespace
 
 void PowerVfs::Install() {
+  storage_internal::InstallSqlitePageCache();  // before anything starts SQLite
   base = sqlite3_vfs_find(nullptr);
   methods = sqlite3_io_methods{};
   methods.iVersion = 2;  // with shared memory (WAL), without memory-mapped I/O
