@@ -271,22 +271,19 @@ class SqliteConnection : public Connection {
 
   Txn& txn() override { return *txn_; }
 
+  // BEGIN and COMMIT go through the connection's cached statements like any other: through
+  // sqlite3_exec each was parsed again at every transaction (1.6% of a light-load profile).
   absl::Status Begin(bool write) override {
-    const char* sql = write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED";
-    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) return SqliteError(db_, rc, sql);
-    return absl::OkStatus();
+    return txn_->Exec(write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED", {});
   }
 
   absl::Status Commit() override {
-    const int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) {
-      absl::Status err = SqliteError(db_, rc, "COMMIT");
+    absl::Status err = txn_->Exec("COMMIT", {});
+    if (!err.ok()) {
       // A failed COMMIT may leave the transaction open; make sure nothing of it survives.
       Rollback();
-      return err;
     }
-    return absl::OkStatus();
+    return err;
   }
 
   void Rollback() override {
