@@ -440,18 +440,8 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   const std::string witness = WitnessOf(config.kind());
   if (const v1::Peer* peer = FindPeer(config, witness)) {
     ASSIGN_OR_RETURN(const std::string own_uri, CertificateFileUri(config.tls().cert_file()));
-    witness_reporter = std::make_unique<WitnessReporter>(
-        PeerChannel(*peer, channel_creds), witness, own_uri,
-        [&db](int64_t seq) -> absl::StatusOr<std::string> {
-          std::string hash;
-          RETURN_IF_ERROR(db->Read([&](Txn& txn) -> absl::Status {
-            ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT hash FROM audit WHERE seq = ?", {seq}));
-            if (rows.empty()) return absl::NotFoundError("no such entry");
-            hash = rows[0].Text(0);
-            return absl::OkStatus();
-          }));
-          return hash;
-        });
+    witness_reporter = std::make_unique<WitnessReporter>(PeerChannel(*peer, channel_creds), witness,
+                                                         own_uri, *db, *clock);
   } else {
     spdlog::warn("audit heads are not witnessed: no peer {} in the configuration", witness);
   }

@@ -35,6 +35,9 @@ std::string WitnessOf(v1::ServiceKind kind) {
 
 namespace {
 
+// The method whose entries record heads taken as another service's witness.
+constexpr char kRecordAuditHead[] = "/sarloop.v1.AuditWitness/RecordAuditHead";
+
 // The head a witness holds for one service; HeadOf reads its row.
 constexpr char kSelectHead[] =
     "SELECT seq, hash, signature, public_key, witnessed_at FROM witnessed_heads WHERE service = ?";
@@ -152,8 +155,7 @@ absl::StatusOr<v1::GetAuditHeadResponse> Witness::Get(const Call& call,
 void WitnessService::RecordAuditHead(UnaryCall* ctx, const v1::RecordAuditHeadRequest* request,
                                      v1::RecordAuditHeadResponse* response) {
   return ServeWrite(
-      ctx, edge_, "/sarloop.v1.AuditWitness/RecordAuditHead", *request,
-      [=, this](const Call& call) -> absl::Status {
+      ctx, edge_, kRecordAuditHead, *request, [=, this](const Call& call) -> absl::Status {
         absl::StatusOr<v1::RecordAuditHeadResponse> recorded = witness_.Record(call, *request);
         if (absl::IsFailedPrecondition(recorded.status())) {
           spdlog::error("audit witness: {}", std::string(recorded.status().message()));
@@ -173,6 +175,39 @@ void WitnessService::GetAuditHead(UnaryCall* ctx, const v1::GetAuditHeadRequest*
                });
 }
 
+namespace {
+
+// The hash of entry `seq` of the service's own audit log; NOT_FOUND when it has none.
+absl::StatusOr<std::string> HashAt(Database& db, int64_t seq) {
+  std::string hash;
+  RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT hash FROM audit WHERE seq = ?", {seq}));
+    if (rows.empty()) return absl::NotFoundError(absl::StrCat("no audit entry ", seq));
+    hash = rows[0].Text(0);
+    return absl::OkStatus();
+  }));
+  return hash;
+}
+
+}  // namespace
+
+absl::StatusOr<bool> MustReportHead(Database& db, const WitnessedHead& witnessed,
+                                    const SignedHead& head, bool quiet_expired) {
+  if (quiet_expired || witnessed.seq <= 0 || head.seq <= witnessed.seq) return true;
+  bool must = true;
+  RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto at, txn.Query("SELECT hash FROM audit WHERE seq = ?", {witnessed.seq}));
+    if (at.empty() || at[0].Text(0) != witnessed.hash) return absl::OkStatus();
+    ASSIGN_OR_RETURN(auto others,
+                     txn.Query("SELECT COUNT(*) FROM audit WHERE seq > ? AND seq <= ? "
+                               "AND method <> ?",
+                               {witnessed.seq, head.seq, std::string(kRecordAuditHead)}));
+    must = others.empty() || others[0].Int(0) > 0;
+    return absl::OkStatus();
+  }));
+  return must;
+}
+
 // One call's objects, alive until it has ended.
 struct WitnessReporter::Pending {
   grpc::ClientContext ctx;
@@ -183,11 +218,14 @@ struct WitnessReporter::Pending {
 };
 
 WitnessReporter::WitnessReporter(std::shared_ptr<grpc::Channel> channel, std::string witness_code,
-                                 std::string own_identity, HashAt hash_at)
+                                 std::string own_identity, Database& db, Clock& clock,
+                                 absl::Duration quiet_limit)
     : stub_(v1::AuditWitness::NewStub(std::move(channel))),
       witness_code_(std::move(witness_code)),
       own_identity_(std::move(own_identity)),
-      hash_at_(std::move(hash_at)) {}
+      db_(db),
+      clock_(clock),
+      quiet_limit_(quiet_limit) {}
 
 WitnessReporter::~WitnessReporter() {
   // The call in flight is cancelled, and must have ended before this goes.
@@ -224,6 +262,7 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
       if (s.ok()) {
         witnessed_seq_ = p->got.head().seq();
         witnessed_hash_ = p->got.head().hash();
+        witnessed_at_ = clock_.Now();
       } else if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
         witnessed_seq_ = 0;
         witnessed_hash_.clear();
@@ -238,13 +277,19 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
     Finished();
     return;
   }
+  absl::StatusOr<bool> must = MustReportHead(db_, {witnessed_seq_, witnessed_hash_}, head,
+                                             clock_.Now() - witnessed_at_ >= quiet_limit_);
+  if (must.ok() && !*must) {
+    Finished();
+    return;
+  }
   p->record.set_seq(head.seq);
   p->record.set_hash(head.hash);
   p->record.set_signature(head.signature);
   p->record.set_public_key(public_key_pem);
   if (witnessed_seq_ > 0) {
     p->record.set_prev_seq(witnessed_seq_);
-    absl::StatusOr<std::string> prev = hash_at_(witnessed_seq_);
+    absl::StatusOr<std::string> prev = HashAt(db_, witnessed_seq_);
     // A log that lacks the witnessed entry sends none: the witness refuses, and says so.
     if (prev.ok()) p->record.set_prev_hash(*prev);
   }
@@ -253,6 +298,7 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
     if (s.ok()) {
       witnessed_seq_ = p->recorded.head().seq();
       witnessed_hash_ = p->recorded.head().hash();
+      witnessed_at_ = clock_.Now();
       spdlog::debug("audit head {} witnessed by {}", seq, witness_code_);
     } else if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
       spdlog::error("the audit witness {} refuses this service's head at entry {}: {}",

@@ -70,17 +70,32 @@ class WitnessService final {
   Witness witness_;
 };
 
+// What the witness holds of a service's log, as the service last heard.
+struct WitnessedHead {
+  int64_t seq = 0;
+  std::string hash;
+};
+
+// Whether `head`, past what the witness holds, must go to it now. Not while every entry past the
+// witnessed one records a head this service took as another's witness: the NCA and UKFIU witness
+// each other, and each would otherwise audit the other's report and report that, forever (a
+// commit and a signed checkpoint in each, every two seconds of an idle chain). Such a tail still
+// goes once `quiet_expired`, and any other entry, or a log that no longer holds the witnessed
+// entry with its hash (a rollback), goes at once.
+absl::StatusOr<bool> MustReportHead(Database& db, const WitnessedHead& witnessed,
+                                    const SignedHead& head, bool quiet_expired);
+
 // Sends a service's signed heads to its witness, one call at a time and never blocking the
 // caller: a head that cannot be sent now is superseded by the next (the witness needs only the
 // latest). It first asks the witness which head it holds, then sends each new head with the hash
-// its own log has at that entry (`hash_at`), so the witness can tell a continuation from a log
+// its own log has at that entry, so the witness can tell a continuation from a log
 // rolled back and grown again. A refusal is logged as an error every time.
 class WitnessReporter {
  public:
-  // The hash of entry `seq` of the service's own audit log; NOT_FOUND when it has none.
-  using HashAt = std::function<absl::StatusOr<std::string>(int64_t seq)>;
+  // `quiet_limit`: how long a log that grew only by witnessing waits (MustReportHead).
   WitnessReporter(std::shared_ptr<grpc::Channel> channel, std::string witness_code,
-                  std::string own_identity, HashAt hash_at);
+                  std::string own_identity, Database& db, Clock& clock,
+                  absl::Duration quiet_limit = absl::Minutes(10));
   ~WitnessReporter();
   void Report(const SignedHead& head, const std::string& public_key_pem);
 
@@ -94,13 +109,18 @@ class WitnessReporter {
   const std::unique_ptr<Executor> caller_ = NewThreadPool(1);
   const std::string witness_code_;
   const std::string own_identity_;
-  const HashAt hash_at_;
+  Database& db_;
+  Clock& clock_;
+  const absl::Duration quiet_limit_;
   std::atomic<bool> in_flight_{false};
   // What the witness holds: its entry (-1 until it has said) and that entry's hash. Written only by
   // the call in flight. A head is witnessed only when both match: a log rolled back and grown again
   // to the same length has the witnessed entry's number but not its hash.
   int64_t witnessed_seq_ = -1;
   std::string witnessed_hash_;
+  // When the witness last took a head (or said which it holds); a tail of witnessing alone waits
+  // `quiet_limit_` from here.
+  absl::Time witnessed_at_ = absl::InfinitePast();
   // The call in flight, so that stopping need not wait out its deadline on an unreachable witness.
   std::mutex mu_;
   grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;

@@ -30,6 +30,15 @@ MATCHER(IsOk, "is OK") {
   }
 }
 
+// EXPECT_THAT(status_or, IsOkAndHolds(value_matcher)).
+MATCHER_P(IsOkAndHolds, value_matcher, "") {
+  if (!arg.ok()) {
+    *result_listener << arg.status().ToString();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+}
+
 // EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("thr.risk")));
 MATCHER_P2(StatusIs, code, message_matcher, "") {
   absl::Status s;

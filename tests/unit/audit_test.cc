@@ -17,6 +17,7 @@ namespace sarloop {
 namespace {
 
 using ::sarloop::testing::IsOk;
+using ::sarloop::testing::IsOkAndHolds;
 using ::sarloop::testing::StatusIs;
 using ::sarloop::testing::TempDir;
 using ::testing::_;
@@ -222,12 +223,13 @@ class WitnessTest : public AuditTest {
     }
     return r;
   }
-  void Append(int n, const std::string& user = "x") {
+  void Append(int n, const std::string& user = "x",
+              const std::string& method = "/sarloop.v1.Force/ListInbox") {
     for (int i = 0; i < n; ++i) {
       AuditEntry e{absl::FromUnixSeconds(1700001000 + i),
                    "spiffe://sarloop/force/NFK/psd",
                    user,
-                   "/sarloop.v1.Force/ListInbox",
+                   method,
                    "",
                    0,
                    ""};
@@ -312,6 +314,35 @@ TEST_F(WitnessTest, VerifyCatchesARollbackItsOwnDiskHides) {
   ASSERT_THAT(report, IsOk());
   EXPECT_EQ(report->first_bad, 8);
   EXPECT_THAT(report->problem, HasSubstr("rewritten"));
+}
+
+// The NCA and UKFIU witness each other and audit every head they take: a log grown by those
+// entries alone waits (or the two would report to each other for ever); anything else, a
+// rollback, or the quiet limit sends it.
+TEST_F(WitnessTest, ALogGrownOnlyByWitnessingWaitsAndAnythingElseGoesAtOnce) {
+  Make(5);
+  const SignedHead witnessed = Head();
+  const WitnessedHead held{witnessed.seq, witnessed.hash};
+  Append(3, "", "/sarloop.v1.AuditWitness/RecordAuditHead");
+  const SignedHead witnessing = Head();
+  ASSERT_EQ(witnessing.seq, 8);
+  EXPECT_THAT(MustReportHead(*db_, held, witnessing, /*quiet_expired=*/false), IsOkAndHolds(false));
+  EXPECT_THAT(MustReportHead(*db_, held, witnessing, /*quiet_expired=*/true), IsOkAndHolds(true));
+  // The witness holds an entry of another hash there: a log rolled back and grown again.
+  EXPECT_THAT(MustReportHead(*db_, {witnessed.seq, "another hash"}, witnessing, false),
+              IsOkAndHolds(true));
+  // Nothing witnessed yet, or a head that does not go past it.
+  EXPECT_THAT(MustReportHead(*db_, {}, witnessing, false), IsOkAndHolds(true));
+  EXPECT_THAT(MustReportHead(*db_, {witnessing.seq, witnessing.hash}, witnessed, false),
+              IsOkAndHolds(true));
+  // Any other entry, even a read of what the witness holds, goes at once with the tail.
+  Append(1, "", "/sarloop.v1.AuditWitness/GetAuditHead");
+  Append(2, "", "/sarloop.v1.AuditWitness/RecordAuditHead");
+  EXPECT_THAT(MustReportHead(*db_, held, Head(), false), IsOkAndHolds(true));
+  // Once that is witnessed, witnessing alone waits again.
+  const SignedHead later = Head();
+  Append(1, "", "/sarloop.v1.AuditWitness/RecordAuditHead");
+  EXPECT_THAT(MustReportHead(*db_, {later.seq, later.hash}, Head(), false), IsOkAndHolds(false));
 }
 
 }  // namespace
