@@ -200,6 +200,7 @@ if timeline=$(as analyst-alice 2 --json nca timeline "$ref" 2>&1) && [[ $timelin
 else
   bad "NCA timeline of $ref failed or did not name it: $(head -c 300 <<<"$timeline")"
 fi
+wait_drained 60 "$DIR/data/ukfiu.db"
 expect "ukfiu backlog is drained" 0 "NCA +0" -- as ukfiu-intake 1 ops backlog
 expect "health" 0 "SERVING" -- as analyst-alice 2 health
 # The signing key lives apart from the data (beside the TLS key, 0600); only its public half is
@@ -222,6 +223,31 @@ for pair in force-NFK:11:2 ukfiu:1:2 racu-ERSOU:21:2 nca:2:1; do
   [[ $out == *"witnessed at entry"* ]] && ok "$svc's log holds the head its witness holds: $out" ||
     bad "$svc against its witness: $out"
 done
+# The NCA and UKFIU witness each other, and each audits the heads it takes: a log grown by those
+# entries alone is not reported at once, or the two would report to each other for ever. Once the
+# chain is idle their logs stop growing: wait for 6 s without growth (while deliveries and the
+# checks above settle), then none for 10 s more.
+audit_heads() {
+  local s
+  for s in ukfiu nca; do
+    sqlite3 "file:$DIR/data/$s.db?mode=ro" "SELECT COALESCE(MAX(seq), 0) FROM audit" 2>/dev/null
+  done | paste -sd' '
+}
+settled="" last=$(audit_heads) since=$SECONDS
+while ((SECONDS < since + 120)); do
+  sleep 1
+  now=$(audit_heads)
+  if [[ $now != "$last" ]]; then last=$now since_change=$SECONDS; fi
+  if ((SECONDS - ${since_change:-$since} >= 6)); then settled=$now; break; fi
+done
+if [[ -n $settled ]]; then
+  sleep 10
+  [[ $(audit_heads) == "$settled" ]] &&
+    ok "idle, the two witnesses' audit logs stop growing (ukfiu, nca at $settled)" ||
+    bad "idle, the witnesses' audit logs still grow: $settled -> $(audit_heads)"
+else
+  bad "the witnesses' audit logs never went 6 s without growing (last: $last)"
+fi
 
 # scan_files: every database file, WAL and shared-memory file of every service, and the logs.
 scan() {
