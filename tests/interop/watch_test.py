@@ -206,7 +206,15 @@ time.sleep(0.8)
 pid_file = os.path.join(CHAIN, "run", "force-NFK.pid")
 old_pid = int(open(pid_file).read())
 os.kill(old_pid, signal.SIGKILL)
-time.sleep(0.8)
+# A process in the middle of an fsync dies only when it returns: start the service again once the
+# old one is gone (or a zombie), not after a guess at how long that takes.
+def gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+wait_for("the killed service to be gone", lambda: gone(old_pid) or None)
 subprocess.run([LOCAL, "start", "force-NFK", CHAIN], check=True, stdout=subprocess.DEVNULL)
 new_pid = int(open(pid_file).read())
 time.sleep(0.5)
@@ -254,7 +262,11 @@ slow_stub = S.force_grpc.ForceStub(stubs.channel(
 slow = slow_stub.WatchInbox(t.WatchRequest(start=t.WATCH_START_BEGINNING, heartbeat_seconds=300),
                             metadata=NFK_USER, timeout=120)
 first = next(slow)  # the opening heartbeat
-time.sleep(1.5)      # the service reads a batch and writes until the window is full
+# The service reads a batch and writes until the window is full: wait for it to hold some, then
+# look again a second later, when it must still hold no more than one batch.
+wait_for("the stalled stream to hold messages",
+         lambda: scrape(NFK_OFFSET).get("sarloop_watch_buffered_messages", 0) > 0 or None)
+time.sleep(1)
 gauges = scrape(NFK_OFFSET)
 check("slow: a client that stops reading stops the stream, holding one batch (0 < held <= 64)",
       gauges.get("sarloop_watch_streams", 0) >= 1 and

@@ -26,7 +26,7 @@ if [[ -n $BEFORE_BUILD && ! -x $BEFORE_BUILD/services/ukfiu/sarloop-ukfiu ]]; th
   echo "group_commit_compare: $BEFORE_BUILD has no services built" >&2
   exit 1
 fi
-export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-7950}
+export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-auto}
 DIR=$(mktemp -d /tmp/sarloop-compare-XXXXXX)
 cleanup() { "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
@@ -76,7 +76,7 @@ print("%-14s" % "figure" + "".join("%22s" % f"round {k}" for k in range(1, round
 for label, phase, key in figures:
     b = [r[phase][key] for r in runs["before"]]
     a = [r[phase][key] for r in runs["after"]]
-    cells = "".join("%22s" % f"{x:.1f} -> {y:.1f}" for x, y in zip(b, a))
+    cells = "".join("%22s" % f"{x:.2f} -> {y:.2f}" for x, y in zip(b, a))
     mb, ma = sum(b) / rounds, sum(a) / rounds
-    print("%-14s" % label + cells + "%30s" % f"{mb:.1f} -> {ma:.1f} ({ma / mb if mb else 0:.2f})")
+    print("%-14s" % label + cells + "%30s" % f"{mb:.2f} -> {ma:.2f} ({ma / mb if mb else 0:.2f})")
 PY

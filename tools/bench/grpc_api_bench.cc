@@ -5,7 +5,7 @@
 // (tools/bench/wakeups.py), and the question for a redesign is how much of that a different way
 // of serving would remove. This measures it without the services: an mTLS echo served by a child
 // process (this binary with --serve MODE) in three ways, one call at a time from here at R calls
-// per second, and the child's CPU (from /proc/PID/task/*/schedstat, in nanoseconds) and wake-ups
+// per second, and the child's CPU (from its CPU clock, in nanoseconds) and wake-ups
 // (voluntary context switches of all its threads) per call:
 //   callback        the callback API, the reply sent from gRPC's thread;
 //   callback+hop    the callback API, the reply sent from a thread of the server's own (the
@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -164,14 +165,19 @@ struct Usage {
   double switches = 0;
 };
 
+// CPU from the process's CPU clock, which keeps the time of threads that have exited (a pool that
+// shrinks between two reads would otherwise take its threads' time away); voluntary switches
+// summed over the threads alive at the moment read.
 Usage ReadUsage(pid_t pid) {
   Usage u;
+  clockid_t clock;
+  timespec t{};
+  if (clock_getcpuclockid(pid, &clock) == 0 && clock_gettime(clock, &t) == 0) {
+    u.cpu_ns = static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
+  }
   std::error_code ec;
   for (const auto& task :
        std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
-    double ns = 0;
-    std::ifstream(task.path() / "schedstat") >> ns;
-    u.cpu_ns += ns;
     std::ifstream status(task.path() / "status");
     std::string line;
     while (std::getline(status, line)) {
@@ -262,7 +268,8 @@ Result Run(const std::string& self, const std::string& mode, const std::string& 
   waitpid(pid, nullptr, 0);
   std::sort(latency_us.begin(), latency_us.end());
   r.cpu_us_per_call = (after.cpu_ns - before.cpu_ns) / 1000 / calls;
-  r.wakeups_per_call = (after.switches - before.switches) / calls;
+  // A thread that exited between the reads takes its switches with it: never below zero.
+  r.wakeups_per_call = std::max(0.0, after.switches - before.switches) / calls;
   r.p50_us = latency_us[latency_us.size() / 2];
   r.p99_us = latency_us[std::min(latency_us.size() - 1, latency_us.size() * 99 / 100)];
   return r;
