@@ -72,7 +72,7 @@ ref=$(as ukfiu-intake 1 --json ukfiu refer "$sar" --org NFK --threat high --risk
   --harm low --rationale "PNC access and undeclared debts" | json 'd["referral"]["referralId"]')
 [[ $ref == REF-* ]] && ok "refer returns a referral id" || bad "refer returned '$ref'"
 
-for _ in $(seq 100); do as force-NFK-psd 11 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
+for _ in $(seq 600); do as force-NFK-psd 11 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
 expect "force inbox table shows the referral as RECEIVED" 0 "$ref +RECEIVED" -- as force-NFK-psd 11 force inbox
 expect "another force's system is refused" 3 "PERMISSION_DENIED" -- as force-SFK-psd 11 force inbox
 # A client system acts for a person, whom sarloopctl must name: --user or SARLOOP_USER, never a
@@ -108,7 +108,7 @@ expect "a category that does not exist is refused by name" 2 "category" -- \
   as force-NFK-psd 11 force research "$ref" --category bribery_of_ducks
 expect "research, with what it concerns" 0 "UNDER_RESEARCH" -- as force-NFK-psd 11 force research \
   "$ref" --category theft_and_fraud --category inappropriate_association
-for _ in $(seq 100); do
+for _ in $(seq 600); do
   as analyst-alice 2 nca timeline "$ref" 2>/dev/null | grep -q "categories at research" && break
   sleep 0.1
 done
@@ -121,7 +121,7 @@ expect "a force may not ask a unit it never handed to" 3 "INVALID_ARGUMENT.*to" 
 rfi=$(as force-NFK-psd 11 --json force ask "$ref" --question "Question-Sentinel-4Q: statements?" \
   --attachment "goAML DOC-1" --due-days 5 | json 'd["thread"]["threadId"]')
 [[ $rfi == RFI-* ]] && ok "ask returns a thread reference" || bad "ask returned '$rfi'"
-for _ in $(seq 100); do as ukfiu-intake 1 ukfiu threads --awaiting 2>/dev/null | grep -q "$rfi" && break; sleep 0.1; done
+for _ in $(seq 600); do as ukfiu-intake 1 ukfiu threads --awaiting 2>/dev/null | grep -q "$rfi" && break; sleep 0.1; done
 expect "UKFIU sees what waits for its answer" 0 "$rfi +$ref +NFK +UKFIU .* open" -- \
   as ukfiu-intake 1 ukfiu threads --awaiting
 expect "the force cannot answer its own question" 4 "NOT_FOUND.*thread_id" -- \
@@ -130,7 +130,7 @@ expect "UKFIU answers" 0 "status: +answered" -- \
   as ukfiu-intake 1 ukfiu answer "$rfi" --answer "Answer-Sentinel-7A: attached" --attachment "goAML DOC-2"
 expect "answering twice is refused" 3 "FAILED_PRECONDITION.*answered already" -- \
   as ukfiu-intake 1 ukfiu answer "$rfi" --answer "again"
-for _ in $(seq 100); do as force-NFK-psd 11 force threads --referral "$ref" 2>/dev/null | grep -q answered && break; sleep 0.1; done
+for _ in $(seq 600); do as force-NFK-psd 11 force threads --referral "$ref" 2>/dev/null | grep -q answered && break; sleep 0.1; done
 expect "the force reads the answer" 0 "Answer-Sentinel-7A" -- \
   as force-NFK-psd 11 --json force threads --referral "$ref"
 # The IOPC: the referral, then the mode it decides.
@@ -145,7 +145,7 @@ expect "a DAML SAR carries its glossary code" 0 "glossary codes: +XXS99XX" -- as
 expect "a glossary code of the wrong shape is refused by name" 3 "sar.glossary_codes\[0\]" -- \
   as ukfiu-intake 1 ukfiu submit --sector bank --narrative x --glossary-code S99 --subject "A B"
 expect "a further SAR attached" 0 "further SARs: +$sar2" -- as ukfiu-intake 1 ukfiu attach "$ref" "$sar2"
-for _ in $(seq 100); do as force-NFK-psd 11 force show "$ref" 2>/dev/null | grep -q "further SAR" && break; sleep 0.1; done
+for _ in $(seq 600); do as force-NFK-psd 11 force show "$ref" 2>/dev/null | grep -q "further SAR" && break; sleep 0.1; done
 expect "the force has the further SAR in its package" 0 "Further cash deposits" -- \
   as force-NFK-psd 11 force show "$ref"
 # An organisation not on sarloop: recorded on its behalf.
@@ -163,7 +163,7 @@ expect "a handover without a priority names the field" 3 "priority" -- \
 expect "hand over" 0 "HANDED_OVER" -- as force-NFK-psd 11 force handover "$ref" \
   --notes "Notes-Sentinel-8R" --priority p2 --threat high --risk low --harm medium \
   --rationale "covert tactics needed"
-for _ in $(seq 100); do as racu-ERSOU-cases 21 racu inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
+for _ in $(seq 600); do as racu-ERSOU-cases 21 racu inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
 expect "unit accepts" 0 "JOINT_INVESTIGATION" -- as racu-ERSOU-cases 21 racu accept "$ref" \
   --priority p2 --threat high --risk medium --harm medium --rationale "adopted: P2 joint case"
 expect "unit records a charge: an open track" 0 "track CRIMINAL.*CRIMINAL_CHARGED, open" -- \
@@ -180,7 +180,7 @@ expect "an action reg 42 does not allow names the field" 3 "outcome.misconduct_r
 expect "unit records the outcome" 0 "OUTCOME_RECORDED" -- as racu-ERSOU-cases 21 racu outcome "$ref" \
   --outcome criminal_convicted --category theft_and_fraud \
   --role officer --opened 2026-01-01 --closed 2026-06-01 --summary "debts not declared"
-for _ in $(seq 100); do
+for _ in $(seq 600); do
   as analyst-alice 2 --json nca timeline "$ref" 2>/dev/null | grep -q OUTCOME_RECORDED && break
   sleep 0.1
 done

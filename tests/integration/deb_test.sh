@@ -68,7 +68,7 @@ fi
 /usr/bin/sarloop-ukfiu --config="$cfg" >"$DIR/ukfiu.log" 2>&1 &
 pid=$!
 health=""
-for _ in $(seq 100); do
+for _ in $(seq 600); do
   health=$(/usr/bin/sarloopctl --target "localhost:$((SARLOOP_BASE_PORT + 1))" \
     --identity "$DIR/chain/pki/ukfiu-intake" --timeout 2 health 2>&1) && break
   sleep 0.1

@@ -111,7 +111,7 @@ sar=$(as ukfiu-intake 1 --json ukfiu submit --sector banking --narrative "Cash d
   --subject "$person" | json 'd["sar"]["sarId"]')
 # Screened on arrival: ukfiu encodes the subjects and its outbox takes them to the linkage service.
 hit=""
-for _ in $(seq 100); do
+for _ in $(seq 600); do
   hit=$(lk ukfiu-intake --json linkage hits --sar "$sar" 2>/dev/null | json 'd.get("hits", [{}])[0].get("hitId", "")' 2>/dev/null)
   [[ $hit == HIT-* ]] && break
   sleep 0.1
@@ -127,7 +127,7 @@ ref=$(lk ukfiu-intake --json ukfiu refer "$sar" --org NFK \
   --hit "$hit" | json 'd["referral"]["referralId"]')
 check "the hit becomes a referral" '[[ $ref == REF-* ]]'
 expect "ukfiu records the route as indirect" 0 "route: +indirect" -- as ukfiu-intake 1 ukfiu referral "$ref"
-for _ in $(seq 100); do as force-NFK-psd 11 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
+for _ in $(seq 600); do as force-NFK-psd 11 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
 expect "the force's package names its own index record" 0 "indirect link: +$hit: your index record $record" -- \
   as force-NFK-psd 11 force show "$ref"
 expect "a verdict needs a reason" 2 "reason" -- lk force-NFK-psd linkage confirm "$hit"

@@ -31,7 +31,7 @@ sar=$(sarloopctl_as UKFIU --json ukfiu submit --sector bank --narrative "cash de
   --subject "Rowan Stillwater|1979-05-06|officer|NFK" | json 'd["sar"]["sarId"]')
 open=$(sarloopctl_as UKFIU --json ukfiu refer "$sar" --org NFK --threat high --risk medium \
   --harm low --rationale "Unexplained deposits" | json 'd["referral"]["referralId"]')
-for _ in $(seq 100); do sarloopctl_as NFK force show "$open" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 600); do sarloopctl_as NFK force show "$open" >/dev/null 2>&1 && break; sleep 0.1; done
 ((${#ended[@]} == 2)) && [[ $open == REF-* ]] && ok "two ended referrals (${ended[*]}) and an open one ($open)" ||
   bad "setup: ended '${ended[*]}', open '$open'"
 # The last events delivered everywhere, then every audit head signed.
@@ -56,7 +56,7 @@ else
   bad "UKFIU purge: $out"
 fi
 # The services follow the moved clock, and say so loudly.
-for _ in $(seq 50); do grep -q "DEVELOPMENT CLOCK.*$((7 * 366 * 86400)) s" "$DIR/logs/force-NFK.log" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q "DEVELOPMENT CLOCK.*$((7 * 366 * 86400)) s" "$DIR/logs/force-NFK.log" && break; sleep 0.1; done
 grep -q "DEVELOPMENT MODE" "$DIR/logs/force-NFK.log" && grep -q "DEVELOPMENT CLOCK.*$((7 * 366 * 86400)) s" "$DIR/logs/force-NFK.log" &&
   ok "NFK's log says its clock is moved, and by how much" || bad "NFK's log does not warn of the moved clock"
 gone=0

@@ -46,7 +46,7 @@ sar=$(at ukfiu-intake 1 --json ukfiu submit --sector bank --narrative "formula t
   /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sar"]["sarId"])')
 ref=$(at ukfiu-intake 1 --json ukfiu refer "$sar" --org SFK --threat low --risk low --harm low \
   --rationale "formula test" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["referral"]["referralId"])')
-for _ in $(seq 100); do at force-SFK-psd 12 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
+for _ in $(seq 600); do at force-SFK-psd 12 force inbox 2>/dev/null | grep -q "$ref" && break; sleep 0.1; done
 if at force-SFK-psd 12 force ack "$ref" >/dev/null && at force-SFK-psd 12 force research "$ref" >/dev/null &&
   at force-SFK-psd 12 force decline "$ref" --code other --reason "$EVIL" >/dev/null; then
   ok "a referral declined with a formula as its reason ($ref)"

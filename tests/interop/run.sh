@@ -33,8 +33,9 @@ v13=$(handshake tls1_3)
 v12=$(handshake tls1_2)
 if [[ $v13 == *TLSv1.3* ]]; then echo "ok   TLS 1.3 handshake: $v13"; else echo "FAIL TLS 1.3 handshake: '$v13'"; failed=1; fi
 if [[ $v12 == *"(NONE)"* ]]; then echo "ok   TLS 1.2 refused: $v12"; else echo "FAIL TLS 1.2 accepted: '$v12'"; failed=1; fi
-# SIGTERM: every instance stops cleanly (health NOT_SERVING, calls drained, outbox stopped).
-"$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null
+# SIGTERM: every instance stops cleanly (health NOT_SERVING, calls drained, outbox stopped). All
+# stop at once on a machine that may be busy: no SIGKILL for a minute.
+SARLOOP_STOP_TIMEOUT=60 "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null
 for log in "$DIR"/logs/{ukfiu,nca,force-*,racu-*}.log; do
   if grep -q "stopped cleanly" "$log"; then echo "ok   $(basename "$log" .log) stopped cleanly on SIGTERM"
   else echo "FAIL $(basename "$log" .log) did not stop cleanly"; failed=1; fi

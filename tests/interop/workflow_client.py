@@ -329,7 +329,7 @@ except grpc.RpcError as e:
 # ERSOU's case system watches before the handover is made (from now: its first message, a
 # heartbeat, is read so the stream is open before anything is handed over).
 ersou_watch = ersou.WatchHandovers(types_pb2.WatchRequest(heartbeat_seconds=1),
-                                   metadata=ERSOU_USER, timeout=60)
+                                   metadata=ERSOU_USER, timeout=300)
 next(ersou_watch)
 over = nfk.HandOver(force_pb2.HandOverRequest(
     request_id=f"interop-{run}-handover", referral_id=handed, unit="ERSOU",

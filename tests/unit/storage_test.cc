@@ -190,9 +190,10 @@ TEST(Storage, ACheckpointIsAskedPerThousandPagesNotPerCommit) {
   reading.get_future().wait();
   const std::string blob(64 * 1024, 'x');  // 16 pages a row
   for (int i = 0; i < 70; ++i) ASSERT_THAT(insert(absl::StrCat(i, blob)), IsOk());  // 1,120 pages
-  // Let the checkpoint that became due run and its thread sleep again.
+  // Let the checkpoint that became due run and its thread sleep again: half a second without a
+  // wake-up (a checkpoint waiting on a slow disk's fsync is asleep, and must not pass for done).
   int64_t before = CheckpointThreadWakeUps();
-  for (int settled = 0; settled < 5;) {
+  for (int settled = 0; settled < 25;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     const int64_t now = CheckpointThreadWakeUps();
     settled = now == before ? settled + 1 : 0;
