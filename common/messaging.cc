@@ -204,14 +204,18 @@ absl::StatusOr<std::vector<OutboxEntry>> ReadOutbox(Txn& txn) {
   return out;
 }
 
-absl::StatusOr<absl::Time> OldestPending(Database& db, const std::string& destination) {
+absl::StatusOr<absl::Time> OldestPending(Database& db,
+                                         const std::vector<std::string>& destinations) {
   absl::Time oldest = absl::InfiniteFuture();
+  // One read for them all: each is a hand-off to a reader and a transaction, every second.
   RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
-    // One index lookup (outbox_pending): the first pending message is the oldest.
-    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT created_at FROM outbox WHERE destination = ? "
-                                          "AND status = 0 ORDER BY seq LIMIT 1",
-                                          {destination}));
-    if (!rows.empty()) oldest = FromMicros(rows[0].Int(0));
+    for (const std::string& destination : destinations) {
+      // One index lookup (outbox_pending): the first pending message is the oldest.
+      ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT created_at FROM outbox WHERE destination = ? "
+                                            "AND status = 0 ORDER BY seq LIMIT 1",
+                                            {destination}));
+      if (!rows.empty()) oldest = std::min(oldest, FromMicros(rows[0].Int(0)));
+    }
     return absl::OkStatus();
   }));
   return oldest;

@@ -74,9 +74,10 @@ struct Backlog {
   std::string last_error;
 };
 
-// When the oldest message still waiting for `destination` was enqueued; InfiniteFuture when none.
-// Cheap (one index lookup), for the health check.
-absl::StatusOr<absl::Time> OldestPending(Database& db, const std::string& destination);
+// When the oldest message still waiting for any of `destinations` was enqueued; InfiniteFuture
+// when none. Cheap (one index lookup per destination, in one read), for the health check.
+absl::StatusOr<absl::Time> OldestPending(Database& db,
+                                         const std::vector<std::string>& destinations);
 
 // The backlog of every destination that has ever had a message (reads the whole outbox).
 absl::StatusOr<std::vector<Backlog>> ReadBacklog(Database& db);

@@ -556,12 +556,8 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
       for (const std::string& name : service_names) health.SetServingStatus(name, storage_ok);
       const absl::Time limit =
           clock->Now() - absl::Seconds(config.delivery().stuck_after_seconds());
-      bool stuck = false;
-      for (const std::string& d : destinations) {
-        absl::StatusOr<absl::Time> oldest = OldestPending(*db, d);
-        stuck |= oldest.ok() && *oldest < limit;
-      }
-      health.SetServingStatus(kOutboxHealth, !stuck);
+      absl::StatusOr<absl::Time> oldest = OldestPending(*db, destinations);
+      health.SetServingStatus(kOutboxHealth, !(oldest.ok() && *oldest < limit));
       arm_health();
     });
   };

@@ -17,6 +17,7 @@ namespace sarloop {
 namespace {
 
 using ::sarloop::testing::IsOk;
+using ::sarloop::testing::IsOkAndHolds;
 using ::sarloop::testing::StatusIs;
 using ::sarloop::testing::TempDir;
 using ::sarloop::testing::TestKeys;
@@ -355,6 +356,22 @@ TEST_F(OutboxTest, APackageNeverEntersTheRegistersOutbox) {
               StatusIs(absl::StatusCode::kInternal, HasSubstr("NCA register")));
   EXPECT_EQ(Pending(), -1);  // the transaction failed: nothing is waiting anywhere
   EXPECT_THAT(db_->Transact([&](Txn& t) { return Enqueue(t, "NFK", env, absl::Now()); }), IsOk());
+}
+
+// The health check's question, in one read: the oldest message still waiting for any of the
+// destinations asked about.
+TEST_F(OutboxTest, OldestPendingIsTheOldestOfTheDestinationsAsked) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  ASSERT_THAT(db_->Transact([&](Txn& t) -> absl::Status {
+    RETURN_IF_ERROR(Enqueue(t, "NFK", MakeEnvelope("A", 0), t0 + absl::Hours(2)));
+    RETURN_IF_ERROR(Enqueue(t, "NFK", MakeEnvelope("B", 0), t0 + absl::Hours(3)));
+    return Enqueue(t, "SFK", MakeEnvelope("C", 0), t0 + absl::Hours(1));
+  }),
+              IsOk());
+  EXPECT_THAT(OldestPending(*db_, {"NFK"}), IsOkAndHolds(t0 + absl::Hours(2)));
+  EXPECT_THAT(OldestPending(*db_, {"NFK", "SFK", "MPS"}), IsOkAndHolds(t0 + absl::Hours(1)));
+  EXPECT_THAT(OldestPending(*db_, {"MPS"}), IsOkAndHolds(absl::InfiniteFuture()));
+  EXPECT_THAT(OldestPending(*db_, {}), IsOkAndHolds(absl::InfiniteFuture()));
 }
 
 TEST_F(OutboxTest, EnqueueingTheSameMessageTwiceKeepsOne) {
