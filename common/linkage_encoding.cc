@@ -359,9 +359,15 @@ absl::StatusOr<std::vector<Filter>> Encoder::EncodeForScreening(const PersonFiel
   absl::StatusOr<Tokenised> t = Tokenise(person);
   if (!t.ok()) return t.status();
   std::vector<Filter> out{EncodeTokens(*state_, *t, t->salt)};
-  if (t->salt.empty() && state_->hardening.salt_with_birth_decade) {
+  if (!state_->hardening.salt_with_birth_decade) return out;
+  if (t->salt.empty()) {
     for (int decade : kScreenedDecades) {
       out.push_back(EncodeTokens(*state_, *t, DecadeSalt(decade)));
+    }
+  } else if (int decade = 0; absl::SimpleAtoi(absl::string_view(t->salt).substr(2), &decade)) {
+    for (int k = 1; k <= state_->hardening.neighbour_decades; ++k) {
+      out.push_back(EncodeTokens(*state_, *t, DecadeSalt(decade - 10 * k)));
+      out.push_back(EncodeTokens(*state_, *t, DecadeSalt(decade + 10 * k)));
     }
   }
   return out;

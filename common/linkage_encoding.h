@@ -89,6 +89,9 @@ struct Hardening {
   bool salt_with_birth_decade = true;
   // Probability that each bit is flipped (BLIP). 0 turns it off.
   double flip_probability = 0.02;
+  // A subject whose date of birth is known is also screened under this many decades either side
+  // of its own (a wrong tens digit of the year), when salting is on. 0: its own decade only.
+  int neighbour_decades = 0;
 
   static Hardening None() { return Hardening{false, 0.0}; }
 };
@@ -109,7 +112,8 @@ class Encoder {
 
   // What a screen compares for a SAR subject: Encode's filter first; then, when the date of
   // birth is unknown and salting is on, the same person under each decade in kScreenedDecades
-  // (an index record's salt is its decade of birth, which the subject's side does not know).
+  // (an index record's salt is its decade of birth, which the subject's side does not know), or,
+  // when it is known, under the neighbouring decades Hardening::neighbour_decades asks for.
   absl::StatusOr<std::vector<Filter>> EncodeForScreening(const PersonFields& person);
 
   // A fresh encoder with the same key and settings and an empty cache.

@@ -150,6 +150,35 @@ TEST(LinkageEncoder, ScreeningEncodingsCoverAMissingDateOfBirth) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// Asked for, a subject with a date of birth is also screened under the decades either side of
+// its own: a record whose year has a wrong tens digit then shares one encoding's name and address
+// bits exactly, and a record two decades away shares none.
+TEST(LinkageEncoder, NeighbouringDecadesCoverAWrongTensDigit) {
+  Hardening h;
+  h.neighbour_decades = 1;
+  Encoder e = Make(kKey, h);
+  const std::vector<Filter> screened = *e.EncodeForScreening(Alice());  // born 1984
+  ASSERT_EQ(screened.size(), 3u);
+  EXPECT_EQ(screened[0], *e.Encode(Alice()));
+  const auto exact = [&](const char* dob) {
+    PersonFields indexed = Alice();
+    indexed.date_of_birth = dob;
+    const Filter record = *e.Encode(indexed);
+    int n = 0;
+    for (const Filter& f : screened) {
+      n += Dice(f, record, Field::kName) == 1.0 && Dice(f, record, Field::kAddress) == 1.0;
+    }
+    return n;
+  };
+  EXPECT_EQ(exact("1974-03-12"), 1);
+  EXPECT_EQ(exact("1994-03-12"), 1);
+  EXPECT_EQ(exact("1964-03-12"), 0);
+  // A subject without a date of birth is screened under every decade, as without the option.
+  PersonFields no_dob = Alice();
+  no_dob.date_of_birth.clear();
+  EXPECT_EQ(e.EncodeForScreening(no_dob)->size(), static_cast<size_t>(kMaxSubjectEncodings));
+}
+
 TEST(LinkageEncoder, FlipsAreKeyedAndBounded) {
   Encoder noisy = Make(kKey, Hardening{false, 0.02});
   Encoder plain = Make(kKey, Hardening::None());

@@ -4,6 +4,7 @@
 //                        [--bulk-threshold X] [--tables L] [--bits B] [--kernel-queries Q]
 //                        [--screen-queries Q] [--attack-records N] [--graph-records N]
 //                        [--node-subjects N] [--no-attacks] [--flip-probability P]
+//                        [--neighbour-decades N]
 //
 // 1. Generates N personnel index records and M SAR subjects with the stated error model
 //    (tools/synth/persons.h) and encodes both sides with the shipped hardening, and the index
@@ -123,6 +124,9 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
     } else if (a == "--flip-probability") {
       ok = absl::SimpleAtod(v, &f->hardening.flip_probability) &&
            f->hardening.flip_probability >= 0 && f->hardening.flip_probability <= 0.25;
+    } else if (a == "--neighbour-decades") {
+      ok = absl::SimpleAtoi(v, &f->hardening.neighbour_decades) &&
+           f->hardening.neighbour_decades >= 0 && f->hardening.neighbour_decades <= 3;
     } else if (a == "--graph-records") {
       ok = absl::SimpleAtoi(v, &f->graph_records) && f->graph_records >= 100 &&
            f->graph_records <= 100000;
@@ -1050,11 +1054,12 @@ int Main(int argc, char** argv) {
   std::printf(
       "Encoded %zu people in %.1f s on %d threads (%.0f per second per thread); "
       "hardening: salt with decade of birth %s, flip probability %.3f; %zu subject encodings "
-      "(those without a date of birth under every decade too).\n",
+      "(those without a date of birth under every decade too; those with one under %d "
+      "neighbouring decades either side).\n",
       index.size() + subjects.size(), encode_s, flags.threads,
       (index.size() + subjects.size()) / encode_s / flags.threads,
       hardened.salt_with_birth_decade ? "on" : "off", hardened.flip_probability,
-      subjects.flat.size());
+      subjects.flat.size(), hardened.neighbour_decades);
 
   const KernelFigures kernel = KernelSection(index, subjects.primary, flags);
 
@@ -1267,7 +1272,8 @@ int main(int argc, char** argv) {
           "usage: sarloop-linkage-eval [--index N] [--subjects M] [--threads T] [--seed S]\n"
           "       [--bulk-threshold X] [--tables L] [--bits B] [--kernel-queries Q]\n"
           "       [--screen-queries Q] [--attack-records N] [--graph-records N]\n"
-          "       [--node-subjects N] [--no-attacks] [--flip-probability P]\n\n"
+          "       [--node-subjects N] [--no-attacks] [--flip-probability P]\n"
+          "       [--neighbour-decades N]\n\n"
           "The indirect-links "
           "screen measured in one run: kernels, screening, accuracy and attacks.\n")) {
     return 0;
