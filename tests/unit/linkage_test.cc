@@ -121,6 +121,19 @@ TEST(LinkageEncoder, FlipsLeaveIdenticalFieldsIdentical) {
   EXPECT_EQ(Popcount(*e.Encode(no_address), Field::kAddress), 0);
 }
 
+// How many of a subject's screening encodings carry exactly the name and address bits of Alice's
+// index record with date of birth `dob` (the salt is what decides it).
+int ExactNameAndAddress(Encoder& e, const std::vector<Filter>& screened, const char* dob) {
+  PersonFields indexed = Alice();
+  indexed.date_of_birth = dob;
+  const Filter record = *e.Encode(indexed);
+  int n = 0;
+  for (const Filter& f : screened) {
+    n += Dice(f, record, Field::kName) == 1.0 && Dice(f, record, Field::kAddress) == 1.0;
+  }
+  return n;
+}
+
 // A subject without a date of birth is screened under every decade an index record can have:
 // one of the encodings carries exactly the name and address bits of the same person's index
 // record, whatever its decade; a subject with one gets a single encoding, Encode's.
@@ -132,14 +145,7 @@ TEST(LinkageEncoder, ScreeningEncodingsCoverAMissingDateOfBirth) {
   ASSERT_EQ(screened.size(), static_cast<size_t>(kMaxSubjectEncodings));
   EXPECT_EQ(screened[0], *e.Encode(no_dob));
   for (const char* dob : {"1923-01-02", "1961-07-30", "1984-03-12", "2011-12-01"}) {
-    PersonFields indexed = Alice();
-    indexed.date_of_birth = dob;
-    const Filter record = *e.Encode(indexed);
-    int exact = 0;
-    for (const Filter& f : screened) {
-      exact += Dice(f, record, Field::kName) == 1.0 && Dice(f, record, Field::kAddress) == 1.0;
-    }
-    EXPECT_EQ(exact, 1) << dob;
+    EXPECT_EQ(ExactNameAndAddress(e, screened, dob), 1) << dob;
   }
   const std::vector<Filter> with_dob = *e.EncodeForScreening(Alice());
   ASSERT_EQ(with_dob.size(), 1u);
@@ -160,19 +166,9 @@ TEST(LinkageEncoder, NeighbouringDecadesCoverAWrongTensDigit) {
   const std::vector<Filter> screened = *e.EncodeForScreening(Alice());  // born 1984
   ASSERT_EQ(screened.size(), 3u);
   EXPECT_EQ(screened[0], *e.Encode(Alice()));
-  const auto exact = [&](const char* dob) {
-    PersonFields indexed = Alice();
-    indexed.date_of_birth = dob;
-    const Filter record = *e.Encode(indexed);
-    int n = 0;
-    for (const Filter& f : screened) {
-      n += Dice(f, record, Field::kName) == 1.0 && Dice(f, record, Field::kAddress) == 1.0;
-    }
-    return n;
-  };
-  EXPECT_EQ(exact("1974-03-12"), 1);
-  EXPECT_EQ(exact("1994-03-12"), 1);
-  EXPECT_EQ(exact("1964-03-12"), 0);
+  EXPECT_EQ(ExactNameAndAddress(e, screened, "1974-03-12"), 1);
+  EXPECT_EQ(ExactNameAndAddress(e, screened, "1994-03-12"), 1);
+  EXPECT_EQ(ExactNameAndAddress(e, screened, "1964-03-12"), 0);
   // A subject without a date of birth is screened under every decade, as without the option.
   PersonFields no_dob = Alice();
   no_dob.date_of_birth.clear();
