@@ -177,11 +177,13 @@ void WitnessService::GetAuditHead(UnaryCall* ctx, const v1::GetAuditHeadRequest*
 
 namespace {
 
+constexpr char kSelectHashAt[] = "SELECT hash FROM audit WHERE seq = ?";
+
 // The hash of entry `seq` of the service's own audit log; NOT_FOUND when it has none.
 absl::StatusOr<std::string> HashAt(Database& db, int64_t seq) {
   std::string hash;
   RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT hash FROM audit WHERE seq = ?", {seq}));
+    ASSIGN_OR_RETURN(auto rows, txn.Query(kSelectHashAt, {seq}));
     if (rows.empty()) return absl::NotFoundError(absl::StrCat("no audit entry ", seq));
     hash = rows[0].Text(0);
     return absl::OkStatus();
@@ -196,7 +198,7 @@ absl::StatusOr<bool> MustReportHead(Database& db, const WitnessedHead& witnessed
   if (quiet_expired || witnessed.seq <= 0 || head.seq <= witnessed.seq) return true;
   bool must = true;
   RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto at, txn.Query("SELECT hash FROM audit WHERE seq = ?", {witnessed.seq}));
+    ASSIGN_OR_RETURN(auto at, txn.Query(kSelectHashAt, {witnessed.seq}));
     if (at.empty() || at[0].Text(0) != witnessed.hash) return absl::OkStatus();
     ASSIGN_OR_RETURN(auto others,
                      txn.Query("SELECT COUNT(*) FROM audit WHERE seq > ? AND seq <= ? "
