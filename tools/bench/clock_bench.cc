@@ -6,7 +6,6 @@
 //   sarloop-clock-bench [--open N] [--scans N]
 //
 // Run the binary of two builds one after the other to compare them: the figures are per scan.
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -26,16 +25,10 @@
 #include "common/reference.h"
 #include "common/server.h"
 #include "services/ukfiu/desk.h"
+#include "tools/bench/cpu_time.h"
 
 namespace sarloop {
 namespace {
-
-double ThreadCpuSeconds() {
-  rusage u{};
-  getrusage(RUSAGE_THREAD, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 int Usage(const std::string& problem) {
   std::cerr << "sarloop-clock-bench: " << problem
@@ -112,12 +105,12 @@ int Run(int open, int scans) {
   double cpu_s = 0;
   const int64_t writes_before = (*db)->Stats().transactions;
   for (int i = 0; i < scans; ++i) {
-    const double cpu0 = ThreadCpuSeconds();
+    const double cpu0 = bench::OwnThreadCpuSeconds();
     const auto t0 = std::chrono::steady_clock::now();
     absl::StatusOr<v1::RunFeedbackClockResponse> r = desk.RunClock();
     wall_ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    cpu_s += ThreadCpuSeconds() - cpu0;
+    cpu_s += bench::OwnThreadCpuSeconds() - cpu0;
     if (!r.ok()) return Fail(r.status());
   }
   const int64_t idle_writes = (*db)->Stats().transactions - writes_before;

@@ -24,7 +24,6 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,6 +43,7 @@
 #include "common/tls.h"
 #include "echo.grpc.pb.h"  // generated from tools/bench/echo.proto
 #include "tools/bench/chain_pki.h"
+#include "tools/bench/cpu_time.h"
 
 extern char** environ;
 
@@ -170,11 +170,7 @@ struct Usage {
 // summed over the threads alive at the moment read.
 Usage ReadUsage(pid_t pid) {
   Usage u;
-  clockid_t clock;
-  timespec t{};
-  if (clock_getcpuclockid(pid, &clock) == 0 && clock_gettime(clock, &t) == 0) {
-    u.cpu_ns = static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
-  }
+  u.cpu_ns = bench::ProcessCpuSeconds(pid) * 1e9;
   std::error_code ec;
   for (const auto& task :
        std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {

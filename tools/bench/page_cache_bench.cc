@@ -10,7 +10,6 @@
 // every few commits). Prints the process's CPU and the wall time per commit, and how many pages
 // the splits parked; then the ratio of the two runs.
 #include <sqlite3.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -27,16 +26,10 @@
 #include "common/sqlite_page_cache.h"
 #include "common/status.h"
 #include "common/storage.h"
+#include "tools/bench/cpu_time.h"
 
 namespace sarloop {
 namespace {
-
-double ProcessCpuSeconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 int Usage(const std::string& problem) {
   std::cerr << "sarloop-page-cache-bench: " << problem
@@ -89,13 +82,13 @@ absl::StatusOr<Figures> Run(int64_t pages, int commits) {
     }));
   }
   const int64_t parked_before = storage_internal::SqlitePageCacheCounts().parked;
-  const double cpu0 = ProcessCpuSeconds();
+  const double cpu0 = bench::OwnProcessCpuSeconds();
   const auto wall0 = std::chrono::steady_clock::now();
   for (int c = 0; c < commits; ++c) {
     RETURN_IF_ERROR(db->Transact([&](Txn& t) { return insert(t, 5); }));
   }
   Figures f;
-  f.cpu_us = (ProcessCpuSeconds() - cpu0) * 1e6 / commits;
+  f.cpu_us = (bench::OwnProcessCpuSeconds() - cpu0) * 1e6 / commits;
   f.wall_us =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - wall0).count() /
       commits;

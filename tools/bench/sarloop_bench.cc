@@ -24,7 +24,6 @@
 // /proc) the same way, and each service's peak RSS; as tables and as JSON. Calls a service sheds
 // with RESOURCE_EXHAUSTED are counted apart and retried.
 #include <grpcpp/grpcpp.h>
-#include <time.h>
 
 #include <algorithm>
 #include <array>
@@ -59,6 +58,7 @@
 #include "sarloop/v1/racu.grpc.pb.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
 #include "tools/bench/chain_pki.h"
+#include "tools/bench/cpu_time.h"
 #include "tools/synth/scenario.h"
 
 namespace sarloop::bench {
@@ -183,16 +183,6 @@ struct ProcStats {
   std::map<std::string, std::pair<double, int64_t>> by_thread;
 };
 
-// CPU seconds of a whole process, every thread it ever ran included, in nanoseconds: the kernel's
-// per-process CPU clock. /proc/PID/stat counts in clock ticks (10 ms), which reads 0 for a service
-// that worked 9 ms in a short phase.
-double ProcessCpuSeconds(int pid) {
-  clockid_t clock;
-  timespec t{};
-  if (clock_getcpuclockid(pid, &clock) != 0 || clock_gettime(clock, &t) != 0) return 0;
-  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
-}
-
 // CPU seconds of one thread from /proc/PID/task/TID/schedstat, whose first field is the time it
 // has run, in nanoseconds.
 double ThreadCpuSeconds(const std::filesystem::path& task) {
@@ -231,7 +221,7 @@ ProcStats ReadProc(int pid) {
     cpu += ThreadCpuSeconds(task.path());
     switches += voluntary;
   }
-  out.cpu_s = ProcessCpuSeconds(pid);
+  out.cpu_s = bench::ProcessCpuSeconds(pid);
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
