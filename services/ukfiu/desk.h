@@ -11,6 +11,8 @@
 #include <set>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/call.h"
@@ -49,6 +51,14 @@ inline constexpr char kDamlGlossaryCode[] = "XXS99XX";
 
 // The peer code of the linkage service.
 inline constexpr char kLinkageCode[] = "LINKAGE";
+
+// Deconfliction: the open referrals to organisations other than `excluding` of any SAR that shares
+// a subject (by reference) with `sar_id`, as (referral id, organisation), by organisation then id.
+// Its cost follows the subject's SARs and not their referrals' rows (referrals_open_by_sar).
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> OpenReferralsSharingASubject(
+    Txn& txn, const std::string& sar_id, const std::string& excluding);
+// The statement it runs, for tests that look at its plan.
+std::string DeconflictionSql();
 
 // Pseudonymous reference for a subject: hex HMAC-SHA256 over the normalised name (lower case,
 // single spaces) and date of birth. Stable for the same person and key.

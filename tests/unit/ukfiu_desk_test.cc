@@ -180,6 +180,47 @@ TEST_F(UkfiuDeskTest, FlagsDeconflictionWhenASubjectIsOpenElsewhere) {
   EXPECT_TRUE(unrelated.referral().deconfliction_with().empty());
 }
 
+// A subject can have hundreds of SARs whose referrals have ended: deconfliction must find the open
+// ones through an index of open referrals, not by reading every SAR's referral row.
+TEST_F(UkfiuDeskTest, DeconflictionReadsOnlyTheOpenReferralsOfASubjectsSars) {
+  std::vector<std::string> referrals;
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto made, Refer(Submit("John Smith"), "NFK"));
+    referrals.push_back(made.referral().referral_id());
+  }
+  // All but the last end.
+  for (size_t i = 0; i + 1 < referrals.size(); ++i) {
+    v1::WithdrawReferralRequest withdraw;
+    withdraw.set_request_id(NewId("req-"));
+    withdraw.set_referral_id(referrals[i]);
+    withdraw.set_reason("reporter retracted the report");
+    ASSERT_THAT(desk_->Withdraw(call_, withdraw), IsOk());
+  }
+  const std::string sar = Submit("John Smith");
+  std::vector<std::pair<std::string, std::string>> open;
+  std::vector<std::string> plan;
+  ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(open, OpenReferralsSharingASubject(t, sar, "SFK"));
+    ASSIGN_OR_RETURN(
+        auto rows, t.Query(absl::StrCat("EXPLAIN QUERY PLAN ", DeconflictionSql()), {sar, "SFK"}));
+    for (const Row& r : rows) plan.push_back(r.Text(3));
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_THAT(open, ElementsAre(std::make_pair(referrals.back(), std::string("NFK"))));
+  EXPECT_THAT(plan, ::testing::Contains("SEARCH r USING INDEX referrals_open_by_sar (sar_id=?)"));
+  ASSERT_OK_AND_ASSIGN(auto second, Refer(sar, "SFK"));
+  EXPECT_THAT(second.referral().deconfliction_with(), ElementsAre("NFK"));
+
+  v1::WithdrawReferralRequest last;
+  last.set_request_id(NewId("req-"));
+  last.set_referral_id(referrals.back());
+  last.set_reason("reporter retracted the report");
+  ASSERT_THAT(desk_->Withdraw(call_, last), IsOk());
+  ASSERT_OK_AND_ASSIGN(auto third, Refer(Submit("John Smith"), "NFK"));
+  EXPECT_THAT(third.referral().deconfliction_with(), ElementsAre("SFK"));
+}
+
 // Silence at the first stage (acknowledgement, due in 5 days): reminded, reminded again, then the
 // ladder to real people, one rung per grace period, and no further.
 TEST_F(UkfiuDeskTest, SilenceIsRemindedThenClimbsTheLadder) {
