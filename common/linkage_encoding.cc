@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/seed_sequence.h"
 
 namespace sarloop::linkage {
 namespace {
@@ -302,7 +303,7 @@ Filter EncodeTokens(Encoder::State& state, const Tokenised& t, absl::string_view
                                                 absl::StrJoin(t.tokens[f], "\x1e"));
     std::array<uint32_t, 8> seed_words;
     std::memcpy(seed_words.data(), seed_bytes.data(), 32);
-    std::seed_seq seq(seed_words.begin(), seed_words.end());
+    const SeedSequence seq(seed_words);
     std::mt19937_64 rng(seq);
     const double log_q = std::log1p(-p);
     for (int64_t bit = -1;;) {

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/linkage_encoding.h"
+#include "common/seed_sequence.h"
 #include "gtest/gtest.h"
 #include "services/linkage/kernel.h"
 #include "services/linkage/matcher.h"
@@ -119,6 +120,66 @@ TEST(LinkageEncoder, FlipsLeaveIdenticalFieldsIdentical) {
   EXPECT_LT(Dice(clean, unflipped, Field::kName), 1.0);
   // An absent field stays empty: nothing in it to hide.
   EXPECT_EQ(Popcount(*e.Encode(no_address), Field::kAddress), 0);
+}
+
+// The encoder's flips come from an mt19937_64 seeded through SeedSequence, which must give
+// std::seed_seq's words: for every output length the engines ask for and the ones where the
+// standard's constants change, short and long seeds, and the engine's stream after it.
+TEST(SeedSequence, GivesTheStandardSeedSeqsWords) {
+  std::mt19937 words(20261206);
+  for (size_t seed_size : {0, 1, 3, 8, 9, 700}) {
+    for (size_t n : {1, 2, 5, 6, 7, 38, 39, 67, 68, 622, 623, 624, 625, 1000}) {
+      std::vector<uint32_t> seed(seed_size);
+      for (uint32_t& w : seed) w = static_cast<uint32_t>(words());
+      std::seed_seq standard(seed.begin(), seed.end());
+      std::vector<uint32_t> want(n), got(n);
+      standard.generate(want.begin(), want.end());
+      SeedSequence(seed).generate(got.begin(), got.end());
+      ASSERT_EQ(got, want) << "seed of " << seed_size << " words, " << n << " out";
+      std::vector<uint64_t> wide(n);  // through the copying path
+      SeedSequence(seed).generate(wide.begin(), wide.end());
+      EXPECT_TRUE(std::equal(wide.begin(), wide.end(), want.begin()));
+    }
+  }
+  std::array<uint32_t, 8> seed{1, 2, 3, 4, 5, 6, 7, 0xffffffffu};
+  std::seed_seq standard(seed.begin(), seed.end());
+  const SeedSequence fast(seed);
+  std::mt19937_64 a(standard), b(fast);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(a(), b());
+  EXPECT_EQ(fast.size(), 8u);
+}
+
+// FNV-1a over a filter's bytes: a short name for an encoding in a known-answer test.
+uint64_t Fingerprint(const Filter& f) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : ToBytes(f)) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Forces upload encodings once and ukfiu encodes each SAR's subjects as they arrive, with
+// whatever build it runs: a faster encoder must give the same bits, or identical fields stop
+// matching. These are the encodings of the shipped scheme (December 6, 2026).
+TEST(LinkageEncoder, EncodingsAreTheShippedSchemesBitForBit) {
+  Encoder e = Make();
+  PersonFields no_dob = Alice();
+  no_dob.date_of_birth.clear();
+  PersonFields name_only{"Jon", "Smith", "", "", ""};
+  std::vector<uint64_t> got;
+  for (const PersonFields& p : {Alice(), no_dob, name_only}) {
+    const std::vector<Filter> screened = *e.EncodeForScreening(p);
+    for (const Filter& f : screened) got.push_back(Fingerprint(f));
+  }
+  got.push_back(Fingerprint(*Make(kOtherKey, Hardening{true, 0.25}).Encode(Alice())));
+  const std::vector<uint64_t> want = {
+      12221793979821335555ull, 12740224728017776095ull, 1988225326679067988ull,
+      2965573710858801585ull,  9786151287273249680ull,  9483168282867334797ull,
+      1139262373287188626ull,  3442112300430957526ull,  17973036231303955615ull,
+      12549371816756395857ull, 1417037101714568519ull,  8402748048608793777ull,
+      17978079838818395383ull, 7108362913002878767ull,  210710560705809444ull,
+      6114945040302598973ull,  13783727403683876846ull, 12990209930203945968ull,
+      15096296720242959383ull, 516217202964410102ull,   1037328511602717807ull,
+      9717742727002426449ull,  16250934199486225737ull, 9130156436179777077ull};
+  EXPECT_EQ(got, want);
 }
 
 // How many of a subject's screening encodings carry exactly the name and address bits of Alice's
