@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/crypto.h"
 #include "common/ids.h"
 #include "common/status.h"
 
@@ -72,10 +73,7 @@ std::string EntryHash(const std::string& prev, int64_t seq, const AuditEntry& e)
   put(e.referral_id);
   put(std::to_string(e.code));
   put(e.detail);
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(buf.data(), buf.size(), out, &len, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<char*>(out), len);
+  return Sha256Digest(buf);
 }
 
 std::string CheckpointMessage(int64_t seq, const std::string& hash) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/escaping.h"
@@ -24,6 +25,11 @@ constexpr size_t kIvBytes = 12;
 constexpr size_t kTagBytes = 16;
 constexpr size_t kHeader = 4 + kIdBytes + kIvBytes;
 
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+
 struct CtxDeleter {
   void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
 };
@@ -35,11 +41,8 @@ const unsigned char* U(absl::string_view s) {
 
 // A key's id is a digest of the key under a fixed label, so it says nothing about the key.
 std::string KeyId(absl::string_view key) {
-  const std::string input = absl::StrCat("sarloop data key id\n", key);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), kIdBytes));
+  return absl::BytesToHexString(
+      Sha256Digest(absl::StrCat("sarloop data key id\n", key)).substr(0, kIdBytes));
 }
 
 // The header is authenticated along with the caller's associated data: a value cannot be
@@ -48,7 +51,70 @@ std::string FullAad(absl::string_view header, absl::string_view aad) {
   return absl::StrCat(header, aad);
 }
 
+// A digest context per thread, reused: each use starts with EVP_DigestInit_ex.
+EVP_MD_CTX* ThreadDigestCtx() {
+  thread_local MdCtx ctx(EVP_MD_CTX_new());
+  if (!ctx) std::abort();
+  return ctx.get();
+}
+
 }  // namespace
+
+const EVP_MD* Sha256() {
+  // Fetched once and kept for the life of the process.
+  static const EVP_MD* const md = [] {
+    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (fetched == nullptr) std::abort();
+    return fetched;
+  }();
+  return md;
+}
+
+const EVP_CIPHER* Aes256Gcm() {
+  static const EVP_CIPHER* const cipher = [] {
+    EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+    if (fetched == nullptr) std::abort();
+    return fetched;
+  }();
+  return cipher;
+}
+
+std::string Sha256Digest(absl::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out, &len, Sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
+
+std::string HmacSha256(absl::string_view key, absl::string_view message) {
+  constexpr size_t kBlock = 64;
+  unsigned char block[kBlock] = {};
+  std::string long_key;
+  if (key.size() > kBlock) {
+    long_key = Sha256Digest(key);
+    key = long_key;
+  }
+  std::memcpy(block, key.data(), key.size());
+  unsigned char pad[kBlock];
+  for (size_t i = 0; i < kBlock; ++i) pad[i] = block[i] ^ 0x36;
+  EVP_MD_CTX* ctx = ThreadDigestCtx();
+  unsigned char inner[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestInit_ex(ctx, Sha256(), nullptr);
+  EVP_DigestUpdate(ctx, pad, kBlock);
+  EVP_DigestUpdate(ctx, message.data(), message.size());
+  EVP_DigestFinal_ex(ctx, inner, &len);
+  for (size_t i = 0; i < kBlock; ++i) pad[i] = block[i] ^ 0x5c;
+  unsigned char out[EVP_MAX_MD_SIZE];
+  EVP_DigestInit_ex(ctx, Sha256(), nullptr);
+  EVP_DigestUpdate(ctx, pad, kBlock);
+  EVP_DigestUpdate(ctx, inner, len);
+  EVP_DigestFinal_ex(ctx, out, &len);
+  OPENSSL_cleanse(block, sizeof block);
+  OPENSSL_cleanse(pad, sizeof pad);
+  if (!long_key.empty()) OPENSSL_cleanse(long_key.data(), long_key.size());
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
 
 absl::StatusOr<std::string> ReadKeyFile(const std::string& path, size_t min_size, size_t max_size) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -181,7 +247,7 @@ absl::StatusOr<std::string> Keyring::Seal(absl::string_view plaintext,
   iv = reinterpret_cast<unsigned char*>(out.data()) + kMagic.size() + kIdBytes;
   int total = 0;
   const bool ok =
-      ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U(key.bytes), iv) == 1 &&
+      ctx && EVP_EncryptInit_ex(ctx.get(), Aes256Gcm(), nullptr, U(key.bytes), iv) == 1 &&
       EVP_EncryptUpdate(ctx.get(), nullptr, &len, U(full_aad), static_cast<int>(full_aad.size())) ==
           1 &&
       EVP_EncryptUpdate(ctx.get(), ct, &len, U(plaintext), static_cast<int>(plaintext.size())) ==
@@ -209,7 +275,7 @@ absl::StatusOr<std::string> Keyring::Open(absl::string_view sealed, absl::string
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   int len = 0;
   const bool ok =
-      ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U(key->bytes), iv) == 1 &&
+      ctx && EVP_DecryptInit_ex(ctx.get(), Aes256Gcm(), nullptr, U(key->bytes), iv) == 1 &&
       EVP_DecryptUpdate(ctx.get(), nullptr, &len, U(full_aad), static_cast<int>(full_aad.size())) ==
           1 &&
       EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len,

@@ -1,7 +1,6 @@
 #include "common/linkage_encoding.h"
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <bit>
@@ -15,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/crypto.h"
 #include "common/seed_sequence.h"
 
 namespace sarloop::linkage {
@@ -44,9 +44,9 @@ class Hmac {
       ipad[i] = block[i] ^ 0x36;
       opad[i] = block[i] ^ 0x5c;
     }
-    EVP_DigestInit_ex(inner_.get(), EVP_sha256(), nullptr);
+    EVP_DigestInit_ex(inner_.get(), Sha256(), nullptr);
     EVP_DigestUpdate(inner_.get(), ipad, sizeof ipad);
-    EVP_DigestInit_ex(outer_.get(), EVP_sha256(), nullptr);
+    EVP_DigestInit_ex(outer_.get(), Sha256(), nullptr);
     EVP_DigestUpdate(outer_.get(), opad, sizeof opad);
     OPENSSL_cleanse(block, sizeof block);
     OPENSSL_cleanse(ipad, sizeof ipad);
@@ -77,14 +77,7 @@ class Hmac {
 };
 
 std::string DeriveKey(absl::string_view key, absl::string_view label) {
-  unsigned char out[32];
-  unsigned int len = 0;
-  const std::string info = absl::StrCat("sarloop linkage v1 ", label);
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(info.data()), info.size(), out, &len);
-  std::string derived(reinterpret_cast<const char*>(out), len);
-  OPENSSL_cleanse(out, sizeof out);
-  return derived;
+  return HmacSha256(key, absl::StrCat("sarloop linkage v1 ", label));
 }
 
 std::vector<std::string> Tokens(absl::string_view normalised) {

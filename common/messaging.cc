@@ -3,7 +3,6 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <grpcpp/grpcpp.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
@@ -24,6 +23,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/crypto.h"
 #include "common/fault.h"
 #include "common/ids.h"
 #include "common/sealed.h"
@@ -704,9 +704,7 @@ std::string RequestDigest(const google::protobuf::Message& request) {
     coded.SetSerializationDeterministic(true);
     request.SerializeToCodedStream(&coded);
   }
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), sizeof digest));
+  return absl::BytesToHexString(Sha256Digest(bytes));
 }
 }  // namespace
 

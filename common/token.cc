@@ -1,11 +1,11 @@
 #include "common/token.h"
 
 #include <openssl/crypto.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "common/status.h"
 
 namespace sarloop {
@@ -51,11 +51,7 @@ std::string TokenSigner::Tag(absl::string_view kind, absl::string_view query,
   // Lengths first, so no two (kind, query, payload) triples share a message.
   const std::string message =
       absl::StrCat(kind.size(), ":", kind, query.size(), ":", query, payload.size(), ":", payload);
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
-  return std::string(reinterpret_cast<const char*>(mac), kTagBytes);
+  return HmacSha256(secret_, message).substr(0, kTagBytes);
 }
 
 std::string TokenSigner::Sign(absl::string_view kind, absl::string_view query,

@@ -1,7 +1,6 @@
 #include "services/nca/dashboard.h"
 
 #include <openssl/crypto.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <tuple>
@@ -13,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/audit.h"
+#include "common/crypto.h"
 #include "common/identity.h"
 #include "common/ids.h"
 #include "common/referral/clocks.h"
@@ -36,14 +36,6 @@ std::string RandomKey() {
     std::abort();
   }
   return key;
-}
-
-std::string Hmac(const std::string& key, const std::string& data) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
-  return std::string(reinterpret_cast<const char*>(mac), len);
 }
 
 std::string CookieValue(const std::string& header, absl::string_view name) {
@@ -302,7 +294,7 @@ Dashboard::Dashboard(Register& reg, Clock& clock, Database* audit_db,
 std::string Dashboard::Sign(const std::string& kind, const std::string& user, int64_t expires) {
   const std::string payload = absl::StrCat(kind, "|", user, "|", expires, "|", NewId("", 32));
   return absl::StrCat(absl::BytesToHexString(payload), ".",
-                      absl::BytesToHexString(Hmac(key_, payload)));
+                      absl::BytesToHexString(HmacSha256(key_, payload)));
 }
 
 std::optional<Dashboard::Token> Dashboard::Verify(const std::string& text,
@@ -317,7 +309,7 @@ std::optional<Dashboard::Token> Dashboard::Verify(const std::string& text,
   if (!is_hex(payload_hex) || !is_hex(mac_hex)) return std::nullopt;
   const std::string payload = absl::HexStringToBytes(payload_hex);
   const std::string mac = absl::HexStringToBytes(mac_hex);
-  const std::string want = Hmac(key_, payload);
+  const std::string want = HmacSha256(key_, payload);
   if (mac.size() != want.size() || CRYPTO_memcmp(mac.data(), want.data(), want.size()) != 0) {
     return std::nullopt;
   }

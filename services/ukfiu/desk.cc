@@ -1,7 +1,6 @@
 #include "services/ukfiu/desk.h"
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -16,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "common/crypto.h"
 #include "common/ids.h"
 #include "common/messaging.h"
 #include "common/referral/calendar.h"
@@ -113,11 +113,7 @@ std::string SubjectRef(const std::string& key, const v1::Subject& subject) {
   std::vector<std::string> words =
       absl::StrSplit(absl::AsciiStrToLower(subject.full_name()), ' ', absl::SkipWhitespace());
   const std::string input = absl::StrCat(absl::StrJoin(words, " "), "|", subject.date_of_birth());
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(mac), len));
+  return absl::BytesToHexString(HmacSha256(key, input));
 }
 
 Desk::Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptions options,

@@ -1,10 +1,13 @@
 #include "common/crypto.h"
 
+#include <openssl/hmac.h>
 #include <sys/stat.h>
 
 #include <fstream>
 #include <iterator>
+#include <random>
 
+#include "absl/strings/escaping.h"
 #include "common/messaging.h"
 #include "common/referral/referral_store.h"
 #include "common/sealed.h"
@@ -24,6 +27,35 @@ std::shared_ptr<const Keyring> Ring(std::vector<char> fills) {
   std::vector<std::string> keys;
   for (char c : fills) keys.emplace_back(Keyring::kKeySize, c);
   return Keyring::FromKeys(std::move(keys)).value();
+}
+
+// RFC 4231's test cases 1, 2 and 6 (a key longer than the block), then OpenSSL's own HMAC() over
+// keys and messages of every length around the block size.
+TEST(HmacSha256, IsRfc4231sAndOpenSslsHmac) {
+  EXPECT_EQ(absl::BytesToHexString(HmacSha256(std::string(20, '\x0b'), "Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  EXPECT_EQ(absl::BytesToHexString(HmacSha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(
+      absl::BytesToHexString(HmacSha256(std::string(131, '\xaa'),
+                                        "Test Using Larger Than Block-Size Key - Hash Key First")),
+      "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  std::mt19937 bytes(20261206);
+  for (size_t key_size : {0, 1, 32, 63, 64, 65, 200}) {
+    for (size_t message_size : {0, 1, 55, 64, 1000}) {
+      std::string key(key_size, '\0'), message(message_size, '\0');
+      for (char& c : key) c = static_cast<char>(bytes());
+      for (char& c : message) c = static_cast<char>(bytes());
+      unsigned char want[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(message.data()), message.size(), want, &len);
+      EXPECT_EQ(HmacSha256(key, message), std::string(reinterpret_cast<char*>(want), len))
+          << key_size << " " << message_size;
+    }
+  }
+  EXPECT_EQ(absl::BytesToHexString(Sha256Digest("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(Keyring, SealsWithAFreshIvAndOpensOnlyWhereSealed) {
