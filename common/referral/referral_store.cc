@@ -42,6 +42,14 @@ const Migration kOpenReferralsMigration = {"referrals: the open ones by due time
 CREATE INDEX referrals_open_by_due ON referrals (due_at) WHERE state NOT IN (5, 6, 9, 10, 11);
 )sql"};
 
+// The gauges are read at every metrics scrape: the counts by state from the state index alone,
+// and the overdue ones from the open referrals' index, never the rows with their packages.
+const char kReferralsByStateSql[] = "SELECT state, COUNT(*) FROM referrals GROUP BY state";
+std::string OverdueReferralsSql() {
+  return absl::StrCat("SELECT COUNT(*) FROM referrals WHERE state NOT IN ", kTerminalStatesSql,
+                      " AND due_at < ?");
+}
+
 absl::StatusOr<std::vector<std::string>> OpenReferralIdsByDue(Txn& txn) {
   ASSIGN_OR_RETURN(auto rows,
                    txn.Query(absl::StrCat("SELECT referral_id FROM referrals WHERE state NOT IN ",
@@ -337,23 +345,21 @@ absl::Status ReadReferralWithEvents(
 }
 
 absl::Status WriteReferralGauges(Database& db, absl::Time now, MetricsText& out) {
-  std::vector<Row> rows;
+  std::vector<Row> rows, overdue_rows;
   RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(rows, txn.Query("SELECT state, COUNT(*), SUM(due_at < ?) FROM referrals "
-                                     "GROUP BY state",
-                                     {ToMicros(now)}));
+    ASSIGN_OR_RETURN(rows, txn.Query(kReferralsByStateSql));
+    ASSIGN_OR_RETURN(overdue_rows, txn.Query(OverdueReferralsSql(), {ToMicros(now)}));
     return absl::OkStatus();
   }));
   out.Family("sarloop_referrals", "gauge", "Referrals this service holds, by state.");
-  int64_t overdue = 0;
   for (const Row& r : rows) {
     const auto state = static_cast<v1::ReferralState>(r.Int(0));
     // The same label values as the NCA register's (its aggregate keys): "CLOSED_BY_FORCE".
     out.Sample("sarloop_referrals",
                Label("state", absl::StripPrefix(v1::ReferralState_Name(state), "REFERRAL_STATE_")),
                static_cast<double>(r.Int(1)));
-    if (!IsTerminal(state)) overdue += r.Int(2);
   }
+  const int64_t overdue = overdue_rows.empty() ? 0 : overdue_rows[0].Int(0);
   out.Family("sarloop_referrals_overdue", "gauge",
              "Referrals not ended whose feedback due date has passed.");
   out.Sample("sarloop_referrals_overdue", "", static_cast<double>(overdue));

@@ -87,8 +87,12 @@ absl::Status ReadReferralWithEvents(Database& db, const std::string& referral_id
                                     google::protobuf::RepeatedPtrField<v1::LifecycleEvent>* events);
 
 // The metrics gauges of a `referrals` table: sarloop_referrals{state} and
-// sarloop_referrals_overdue (not ended and past the due date at `now`).
+// sarloop_referrals_overdue (not ended and past the due date at `now`). Reads indexes only, with
+// kOpenReferralsMigration applied.
 absl::Status WriteReferralGauges(Database& db, absl::Time now, MetricsText& out);
+// Their statements, for tests that look at the plans.
+extern const char kReferralsByStateSql[];
+std::string OverdueReferralsSql();
 
 }  // namespace sarloop
 

@@ -18,9 +18,9 @@ namespace sarloop::force {
 namespace {
 
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,        kRequestDigestMigration,
                                            referral::kThreadsMigration, kFeedMigration,
-                                           kMessagingIndexesMigration};
+                                           kMessagingIndexesMigration,  kOpenReferralsMigration};
 
 // The actor of what the service does by itself (e.g. recording receipt).
 v1::Actor ServiceActor(const std::string& code) {

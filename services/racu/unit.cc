@@ -14,9 +14,9 @@
 namespace sarloop::racu {
 namespace {
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration, kRequestDigestMigration,
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,        kRequestDigestMigration,
                                            referral::kThreadsMigration, kFeedMigration,
-                                           kMessagingIndexesMigration};
+                                           kMessagingIndexesMigration,  kOpenReferralsMigration};
 }  // namespace
 
 std::span<const Migration> UnitMigrations() { return kMigrations; }

@@ -79,6 +79,41 @@ class UkfiuDeskTest : public ::testing::Test {
     return out;
   }
 
+  // 200 ended referrals (due from 0 to 39 days ago) and 3 open ones, due in 1, 2 and 0 days:
+  // REF-open-2 first by due time.
+  void SaveEndedAndOpenReferrals() {
+    const v1::ReferralState kEndedStates[] = {
+        v1::REFERRAL_STATE_DECLINED_BY_FORCE, v1::REFERRAL_STATE_CLOSED_BY_FORCE,
+        v1::REFERRAL_STATE_OUTCOME_RECORDED, v1::REFERRAL_STATE_WITHDRAWN,
+        v1::REFERRAL_STATE_REDIRECTED};
+    const v1::ReferralState kOpenStates[] = {v1::REFERRAL_STATE_JOINT_INVESTIGATION,
+                                             v1::REFERRAL_STATE_DISPATCHED,
+                                             v1::REFERRAL_STATE_UNDER_RESEARCH};
+    ASSERT_THAT(db_->Transact([&](Txn& t) -> absl::Status {
+      for (int i = 0; i < 200; ++i) {
+        v1::Referral r;
+        r.set_referral_id(absl::StrCat("REF-ended-", i));
+        r.set_sar_id(absl::StrCat("SAR-", i));
+        r.set_organisation("NFK");
+        r.set_state(kEndedStates[i % 5]);
+        *r.mutable_due_at() = ToProto(clock_.Now() - absl::Hours(24 * (i % 40)));
+        RETURN_IF_ERROR(SaveReferral(t, r, clock_.Now()));
+      }
+      for (int i = 0; i < 3; ++i) {
+        v1::Referral r;
+        r.set_referral_id(absl::StrCat("REF-open-", i));
+        r.set_sar_id(absl::StrCat("SAR-open-", i));
+        r.set_organisation("SFK");
+        r.set_state(kOpenStates[i]);
+        // Due in the order 2, 0, 1.
+        *r.mutable_due_at() = ToProto(clock_.Now() + absl::Hours(24 * ((i + 1) % 3)));
+        RETURN_IF_ERROR(SaveReferral(t, r, clock_.Now()));
+      }
+      return absl::OkStatus();
+    }),
+                IsOk());
+  }
+
   TempDir dir_;
   std::unique_ptr<Database> db_;
   ManualClock clock_{absl::FromUnixSeconds(1700000000)};
@@ -256,36 +291,7 @@ TEST_F(UkfiuDeskTest, SilenceIsRemindedThenClimbsTheLadder) {
 // The clock scans its open referrals every scan_interval_seconds (each second on a local chain):
 // it must read those alone, not every referral that ever ended.
 TEST_F(UkfiuDeskTest, TheClockReadsOnlyTheOpenReferralsThroughTheirIndex) {
-  const v1::ReferralState kEndedStates[] = {
-      v1::REFERRAL_STATE_DECLINED_BY_FORCE, v1::REFERRAL_STATE_CLOSED_BY_FORCE,
-      v1::REFERRAL_STATE_OUTCOME_RECORDED, v1::REFERRAL_STATE_WITHDRAWN,
-      v1::REFERRAL_STATE_REDIRECTED};
-  const v1::ReferralState kOpenStates[] = {v1::REFERRAL_STATE_JOINT_INVESTIGATION,
-                                           v1::REFERRAL_STATE_DISPATCHED,
-                                           v1::REFERRAL_STATE_UNDER_RESEARCH};
-  ASSERT_THAT(db_->Transact([&](Txn& t) -> absl::Status {
-    for (int i = 0; i < 200; ++i) {
-      v1::Referral r;
-      r.set_referral_id(absl::StrCat("REF-ended-", i));
-      r.set_sar_id(absl::StrCat("SAR-", i));
-      r.set_organisation("NFK");
-      r.set_state(kEndedStates[i % 5]);
-      *r.mutable_due_at() = ToProto(clock_.Now() - absl::Hours(24 * (i % 40)));
-      RETURN_IF_ERROR(SaveReferral(t, r, clock_.Now()));
-    }
-    for (int i = 0; i < 3; ++i) {
-      v1::Referral r;
-      r.set_referral_id(absl::StrCat("REF-open-", i));
-      r.set_sar_id(absl::StrCat("SAR-open-", i));
-      r.set_organisation("SFK");
-      r.set_state(kOpenStates[i]);
-      // Due in the order 2, 0, 1.
-      *r.mutable_due_at() = ToProto(clock_.Now() + absl::Hours(24 * ((i + 1) % 3)));
-      RETURN_IF_ERROR(SaveReferral(t, r, clock_.Now()));
-    }
-    return absl::OkStatus();
-  }),
-              IsOk());
+  SaveEndedAndOpenReferrals();
   std::vector<std::string> open, plan;
   ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
     ASSIGN_OR_RETURN(open, OpenReferralIdsByDue(t));
@@ -301,6 +307,31 @@ TEST_F(UkfiuDeskTest, TheClockReadsOnlyTheOpenReferralsThroughTheirIndex) {
   EXPECT_THAT(plan, ElementsAre("SCAN referrals USING INDEX referrals_open_by_due"));
   ASSERT_OK_AND_ASSIGN(auto run, desk_->RunClock());
   EXPECT_EQ(run.reminders_sent() + run.escalations(), 0);
+}
+
+// A metrics scrape reads the gauges: from the indexes, never the referral rows with their packages,
+// however many referrals have ended.
+TEST_F(UkfiuDeskTest, TheReferralGaugesReadIndexesOnly) {
+  SaveEndedAndOpenReferrals();
+  clock_.Advance(absl::Hours(24 + 1));  // REF-open-2 and REF-open-0 are now past due
+  MetricsText text;
+  ASSERT_THAT(WriteReferralGauges(*db_, clock_.Now(), text), IsOk());
+  EXPECT_THAT(text.text(), HasSubstr("sarloop_referrals_overdue 2\n"));
+  EXPECT_THAT(text.text(), HasSubstr("sarloop_referrals{state=\"WITHDRAWN\"} 40\n"));
+  EXPECT_THAT(text.text(), HasSubstr("sarloop_referrals{state=\"DISPATCHED\"} 1\n"));
+  std::vector<std::string> by_state, overdue;
+  ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto a, t.Query(absl::StrCat("EXPLAIN QUERY PLAN ", kReferralsByStateSql)));
+    for (const Row& r : a) by_state.push_back(r.Text(3));
+    ASSIGN_OR_RETURN(
+        auto b, t.Query(absl::StrCat("EXPLAIN QUERY PLAN ", OverdueReferralsSql()), {int64_t{0}}));
+    for (const Row& r : b) overdue.push_back(r.Text(3));
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_THAT(by_state, ElementsAre("SCAN referrals USING COVERING INDEX referrals_by_state"));
+  EXPECT_THAT(overdue,
+              ElementsAre("SEARCH referrals USING INDEX referrals_open_by_due (due_at<?)"));
 }
 
 // Most open referrals owe nothing at a given scan: the clock judges them in a read and writes
