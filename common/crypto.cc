@@ -58,24 +58,23 @@ EVP_MD_CTX* ThreadDigestCtx() {
   return ctx.get();
 }
 
+// An algorithm from the default provider, kept for the life of the process.
+template <typename T>
+const T* Fetched(T* (*fetch)(OSSL_LIB_CTX*, const char*, const char*), const char* name) {
+  T* fetched = fetch(nullptr, name, nullptr);
+  if (fetched == nullptr) std::abort();
+  return fetched;
+}
+
 }  // namespace
 
 const EVP_MD* Sha256() {
-  // Fetched once and kept for the life of the process.
-  static const EVP_MD* const md = [] {
-    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    if (fetched == nullptr) std::abort();
-    return fetched;
-  }();
+  static const EVP_MD* const md = Fetched(EVP_MD_fetch, "SHA256");
   return md;
 }
 
 const EVP_CIPHER* Aes256Gcm() {
-  static const EVP_CIPHER* const cipher = [] {
-    EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
-    if (fetched == nullptr) std::abort();
-    return fetched;
-  }();
+  static const EVP_CIPHER* const cipher = Fetched(EVP_CIPHER_fetch, "AES-256-GCM");
   return cipher;
 }
 
