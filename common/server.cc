@@ -634,19 +634,21 @@ std::vector<Migration> ServiceMigrations(std::span<const Migration> migrations,
   return all;
 }
 
-namespace {
-// Two process-wide settings measured with perf under sarloop-bench (issue 6). Each call allocates
-// and frees a burst of buffers on a different thread: glibc then hands the top of each arena back
-// to the kernel (madvise, brk) and faults it back in on the next call, a few per cent of a
-// service's CPU; keeping up to 64 MiB spare stops that. Debian's abseil is built with the Mutex
-// deadlock detector on, which records every lock gRPC takes in a graph: worth it in abseil's own
-// tests, not in a service.
-void TuneProcess() {
+// Process-wide settings measured with perf under sarloop-bench. Each call allocates and frees a
+// burst of buffers on a different thread: glibc then hands the top of each arena back to the kernel
+// (madvise, brk) and faults it back in on the next call, a few per cent of a service's CPU; keeping
+// up to 64 MiB spare stops that (issue 6). glibc's fast bins (issue 24): gRPC and protobuf free
+// many small blocks, which wait in the fast bins, and every request past the small sizes (SQLite's
+// page-sized buffer at each B-tree split) first consolidates all of them, which took most of the
+// time SQLite spent in malloc. Without fast bins, small blocks still come from each thread's cache
+// and are merged as they are freed. Debian's abseil is built with the Mutex deadlock detector on,
+// which records every lock gRPC takes in a graph: worth it in abseil's own tests, not in a service.
+void TuneServiceProcess() {
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   mallopt(M_TOP_PAD, 16 << 20);
+  mallopt(M_MXFAST, 0);
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }
-}  // namespace
 
 std::string ServiceUsage(std::string_view program, std::string_view what) {
   return absl::StrCat(
@@ -666,7 +668,7 @@ std::string ServiceUsage(std::string_view program, std::string_view what) {
 
 int RunService(int argc, char** argv, v1::ServiceKind kind, std::span<const Migration> migrations,
                const ServiceBuilder& build, std::span<const Migration> after_audit) {
-  TuneProcess();
+  TuneServiceProcess();
   std::vector<std::string> args(argv + 1, argv + argc);
   const auto check = std::find(args.begin(), args.end(), "--check-config");
   const bool check_only = check != args.end();

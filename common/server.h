@@ -66,6 +66,9 @@ using ServiceBuilder = std::function<absl::StatusOr<ServiceParts>(ServiceContext
 std::vector<Migration> ServiceMigrations(std::span<const Migration> migrations,
                                          std::span<const Migration> after_audit = {});
 
+// The allocator and lock settings every service process runs with (RunService applies them first).
+void TuneServiceProcess();
+
 // What a service prints for --help: `what` it is, then the flags every service takes.
 std::string ServiceUsage(std::string_view program, std::string_view what);
 

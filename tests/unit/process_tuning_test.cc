@@ -1,0 +1,29 @@
+// The process-wide settings every service runs with (common/server.h TuneServiceProcess).
+#include <malloc.h>
+
+#include <vector>
+
+#include "common/server.h"
+#include "gtest/gtest.h"
+
+namespace sarloop {
+namespace {
+
+// Bytes this thread's arena keeps in glibc's fast bins after `n` small blocks are freed (more than
+// the thread cache holds).
+size_t FastBinBytesAfterFreeing(int n) {
+  std::vector<void*> blocks;
+  for (int i = 0; i < n; ++i) blocks.push_back(malloc(48));
+  for (void* b : blocks) free(b);
+  return mallinfo2().fsmblks;
+}
+
+TEST(ProcessTuning, SmallFreesDoNotWaitInFastBins) {
+  // glibc's default keeps them there, for the next large request to consolidate.
+  ASSERT_GT(FastBinBytesAfterFreeing(1000), 0u);
+  TuneServiceProcess();
+  EXPECT_EQ(FastBinBytesAfterFreeing(1000), 0u);
+}
+
+}  // namespace
+}  // namespace sarloop
