@@ -24,6 +24,13 @@ bool IsTerminal(v1::ReferralState state);
 // The same states as an SQL list, for `state IN ...` over a state column (lifecycle_test keeps the
 // two equal).
 inline constexpr char kTerminalStatesSql[] = "(5, 6, 9, 10, 11)";
+// The states that have not ended, as a condition on a column named `state`: what a statement
+// that runs on a call's path, or a partial index, tests. Ranges, not `NOT IN` the list above:
+// SQLite builds a temporary b-tree for an IN list each time a statement runs, and a partial index
+// with one in its WHERE makes every insert and update of the table build it again. Partial
+// indexes of open referrals use this exact text, which is how the planner knows they hold every
+// row a query with the same condition can want. lifecycle_test keeps it equal to !IsTerminal.
+inline constexpr char kOpenStatesSql[] = "(state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8)";
 
 // A decline or an outcome: what Recommendation 4 asks forces to send back.
 bool IsFeedback(v1::ReferralState state);

@@ -21,10 +21,15 @@ extern const Migration kReferralStoreMigration;
 // An index of the referrals still open, by due time, for the feedback clock that visits them on
 // every scan (OpenReferralIdsByDue). Without it each scan reads every referral ever kept.
 extern const Migration kOpenReferralsMigration;
+// The same index chosen by ranges of states (kOpenStatesSql), so that writing a referral builds no
+// temporary b-tree. Every service that lists the migration above lists this one after it.
+extern const Migration kOpenReferralsByRangeMigration;
 
-// The referrals not yet in a terminal state, soonest due first. With kOpenReferralsMigration
+// The referrals not yet in a terminal state, soonest due first. With kOpenReferralsByRangeMigration
 // applied it reads those rows only, however many referrals have ended.
 absl::StatusOr<std::vector<std::string>> OpenReferralIdsByDue(Txn& txn);
+// Its statement, for tests that look at the plan.
+std::string OpenReferralIdsByDueSql();
 
 // NOT_FOUND ("referral_id: no such referral") when absent.
 absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id);
@@ -88,7 +93,7 @@ absl::Status ReadReferralWithEvents(Database& db, const std::string& referral_id
 
 // The metrics gauges of a `referrals` table: sarloop_referrals{state} and
 // sarloop_referrals_overdue (not ended and past the due date at `now`). Reads indexes only, with
-// kOpenReferralsMigration applied.
+// kOpenReferralsByRangeMigration applied.
 absl::Status WriteReferralGauges(Database& db, absl::Time now, MetricsText& out);
 // Their statements, for tests that look at the plans.
 extern const char kReferralsByStateSql[];

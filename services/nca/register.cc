@@ -127,10 +127,11 @@ absl::Status SaveNotice(Txn& txn, const v1::LifecycleEvent& event) {
 }
 
 // A referral is overdue when its due date has passed and it has neither feedback nor has ended
-// by withdrawal or redirection: states 1-4, 7 and 8 (see ReferralState). Written as in the partial
-// indexes' WHERE, so the planner can use them; ranges, not NOT IN, because SQLite evaluates an
-// IN list through a temporary b-tree, which on every insert into a partial index is slow.
-constexpr char kOpen[] = "(state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8)";
+// by withdrawal or redirection (kOpenStatesSql, the partial indexes' WHERE above).
+static_assert(std::string_view(kOpenStatesSql) ==
+                  "(state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8)",
+              "the register's partial indexes must list the open states");
+constexpr const char* kOpen = kOpenStatesSql;
 
 // The due time the overdue list orders and filters by: the running clock's (clocks.h), or, for an
 // entry folded before staged clocks, the dispatch's due date; 0 once nothing is due.

@@ -51,20 +51,31 @@ CREATE INDEX sar_subjects_by_sar ON sar_subjects (sar_id);
 )sql"}};
 // Deconfliction looks, for each SAR about a subject, for an open referral of it. A subject can
 // have hundreds of SARs, nearly all with ended referrals: with this index each costs one probe of
-// the open referrals, not a read of its referral row. Same literal as referrals_open_by_due.
-static_assert(std::string_view(kTerminalStatesSql) == "(5, 6, 9, 10, 11)",
-              "the index below must list the terminal states");
+// the open referrals, not a read of its referral row. The first version listed the ended states
+// with NOT IN; the second chooses by ranges (kOpenStatesSql), as referrals_open_by_due does.
 const Migration kOpenReferralsBySarMigration = {"referrals: the open ones by SAR", R"sql(
 CREATE INDEX referrals_open_by_sar ON referrals (sar_id) WHERE state NOT IN (5, 6, 9, 10, 11);
 )sql"};
+static_assert(std::string_view(kOpenStatesSql) ==
+                  "(state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8)",
+              "the index below must list the open states");
+const Migration kOpenReferralsBySarByRangeMigration = {
+    "referrals: the open ones by SAR, chosen by ranges of states", R"sql(
+DROP INDEX referrals_open_by_sar;
+CREATE INDEX referrals_open_by_sar ON referrals (sar_id)
+  WHERE (state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8);
+)sql"};
 
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,    kRequestDigestMigration,
-                                           kWitnessMigration,       referral::kThreadsMigration,
-                                           kFeedMigration,          kMessagingIndexesMigration,
-                                           kOpenReferralsMigration, kOpenReferralsBySarMigration};
-
-// Referral states that have ended (see ReferralState).
-constexpr const char* kEnded = kTerminalStatesSql;
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,
+                                           kRequestDigestMigration,
+                                           kWitnessMigration,
+                                           referral::kThreadsMigration,
+                                           kFeedMigration,
+                                           kMessagingIndexesMigration,
+                                           kOpenReferralsMigration,
+                                           kOpenReferralsBySarMigration,
+                                           kOpenReferralsByRangeMigration,
+                                           kOpenReferralsBySarByRangeMigration};
 
 const absl::Duration kMonth = absl::Hours(24) * 365.25 / 12;
 
@@ -96,8 +107,8 @@ std::string DeconflictionSql() {
       "SELECT DISTINCT r.referral_id, r.organisation FROM sar_subjects a "
       "JOIN sar_subjects b ON a.subject_ref = b.subject_ref "
       "JOIN referrals r ON r.sar_id = b.sar_id "
-      "WHERE a.sar_id = ? AND r.organisation != ? AND r.state NOT IN ",
-      kEnded, " ORDER BY 2, 1");
+      "WHERE a.sar_id = ? AND r.organisation != ? AND ",
+      kOpenStatesSql, " ORDER BY 2, 1");
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> OpenReferralsSharingASubject(
@@ -280,9 +291,8 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
   const v1::Sar& sar = *d.sar;
   const std::string& org = d.organisation;
   ASSIGN_OR_RETURN(auto open, txn.Query(absl::StrCat("SELECT referral_id FROM referrals WHERE "
-                                                     "sar_id = ? AND organisation = ? AND state "
-                                                     "NOT IN ",
-                                                     kEnded),
+                                                     "sar_id = ? AND organisation = ? AND ",
+                                                     kOpenStatesSql),
                                         {sar.sar_id(), org}));
   if (!open.empty()) {
     return absl::FailedPreconditionError(

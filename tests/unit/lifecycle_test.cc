@@ -2,9 +2,14 @@
 
 #include <random>
 #include <set>
+#include <string_view>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/referral/event_log.h"
+#include "common/status.h"
+#include "common/storage.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {
@@ -12,6 +17,8 @@ namespace {
 
 using ::sarloop::testing::IsOk;
 using ::sarloop::testing::StatusIs;
+using ::sarloop::testing::TempDir;
+using ::sarloop::testing::TestKeys;
 using ::testing::HasSubstr;
 
 TEST(ReferralStateMachine, FollowsTheHandoverPath) {
@@ -38,6 +45,37 @@ TEST(ReferralStateMachine, TerminalStatesSqlMatchesIsTerminal) {
     expected += std::to_string(s);
   }
   EXPECT_EQ(std::string(kTerminalStatesSql), expected + ")");
+}
+
+// Partial indexes and statements on a call's path choose open referrals with kOpenStatesSql: the
+// states it admits are those IsTerminal does not name (all but UNSPECIFIED, which no stored
+// referral has).
+TEST(ReferralStateMachine, OpenStatesSqlAdmitsExactlyTheStatesNotEnded) {
+  TempDir dir;
+  auto db = Database::Open(dir.File("states.db"),
+                           std::vector<Migration>{{"states", "CREATE TABLE t (state INTEGER);"}},
+                           TestKeys());
+  ASSERT_THAT(db, IsOk());
+  std::vector<int64_t> expected;
+  ASSERT_THAT((*db)->Transact([&](Txn& t) -> absl::Status {
+    for (int s = v1::ReferralState_MIN; s <= v1::ReferralState_MAX; ++s) {
+      if (!v1::ReferralState_IsValid(s) || s == v1::REFERRAL_STATE_UNSPECIFIED) continue;
+      RETURN_IF_ERROR(t.Exec("INSERT INTO t (state) VALUES (?)", {int64_t{s}}));
+      if (!IsTerminal(static_cast<v1::ReferralState>(s))) expected.push_back(s);
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  std::vector<int64_t> open;
+  ASSERT_THAT((*db)->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query(absl::StrCat("SELECT state FROM t WHERE ", kOpenStatesSql,
+                                                     " ORDER BY state")));
+    for (const Row& r : rows) open.push_back(r.Int(0));
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(open, expected);
+  EXPECT_EQ(std::string_view(kOpenStatesSql).find(" IN "), std::string_view::npos);
 }
 
 TEST(ReferralStateMachine, RejectsOutcomeBeforeHandover) {

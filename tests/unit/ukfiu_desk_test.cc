@@ -296,9 +296,8 @@ TEST_F(UkfiuDeskTest, TheClockReadsOnlyTheOpenReferralsThroughTheirIndex) {
   ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
     ASSIGN_OR_RETURN(open, OpenReferralIdsByDue(t));
     // OpenReferralIdsByDue's statement, as the planner takes it.
-    ASSIGN_OR_RETURN(auto rows, t.Query(absl::StrCat("EXPLAIN QUERY PLAN SELECT referral_id FROM "
-                                                     "referrals WHERE state NOT IN ",
-                                                     kTerminalStatesSql, " ORDER BY due_at")));
+    ASSIGN_OR_RETURN(auto rows,
+                     t.Query(absl::StrCat("EXPLAIN QUERY PLAN ", OpenReferralIdsByDueSql())));
     for (const Row& r : rows) plan.push_back(r.Text(3));
     return absl::OkStatus();
   }),
