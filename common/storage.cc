@@ -316,6 +316,8 @@ class GroupCommitDatabase : public Database {
     // Set when the batch itself failed (BEGIN, or a savepoint statement): nothing in it commits.
     absl::Status error;
     int64_t transactions = 0;
+    // Transact calls running (one inside another's function nests).
+    int open = 0;
     std::vector<std::function<void()>> after_commit;
   };
   struct BatchContext {
@@ -357,23 +359,38 @@ class GroupCommitDatabase : public Database {
         absl::Seconds(1));
   }
 
-  // Runs `fn` in its own savepoint of the open transaction; a failure rolls back `fn` alone.
-  // Returns `fn`'s status; `batch_error` is set when the savepoint statements themselves failed.
-  absl::Status InSavepoint(const std::function<absl::Status(Txn&)>& fn, absl::Status& batch_error)
+  // Runs `fn` in the open transaction so that a failure undoes `fn` alone, and drops the
+  // AfterCommit calls it made. When nothing else is in the transaction yet (`alone`), that needs
+  // no savepoint: a failure rolls the whole transaction back and begins another. A savepoint is
+  // not free: SQLite copies every page `fn` changes into its statement journal first, about 50 us
+  // of a 180 us three-write transaction here, and at light load most transactions are alone.
+  absl::Status InSavepoint(const std::function<absl::Status(Txn&)>& fn, absl::Status& batch_error,
+                           std::vector<std::function<void()>>* hooks, bool alone)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Txn& txn = conn_->txn();
-    if (absl::Status s = txn.Exec("SAVEPOINT grp"); !s.ok()) {
-      batch_error = s;
-      return s;
+    const size_t hooks_before = hooks != nullptr ? hooks->size() : 0;
+    if (!alone) {
+      if (absl::Status s = txn.Exec("SAVEPOINT grp"); !s.ok()) {
+        batch_error = s;
+        return s;
+      }
     }
     absl::Status status = fn(txn);
     if (!status.ok()) {
       NoteFailure();
-      absl::Status undo = txn.Exec("ROLLBACK TO SAVEPOINT grp");
-      if (undo.ok()) undo = txn.Exec("RELEASE SAVEPOINT grp");
+      if (hooks != nullptr) hooks->resize(hooks_before);
+      absl::Status undo;
+      if (alone) {
+        conn_->Rollback();
+        undo = conn_->Begin(true);
+      } else {
+        undo = txn.Exec("ROLLBACK TO SAVEPOINT grp");
+        if (undo.ok()) undo = txn.Exec("RELEASE SAVEPOINT grp");
+      }
       if (!undo.ok()) batch_error = undo;
       return status;
     }
+    if (alone) return absl::OkStatus();
     if (absl::Status s = txn.Exec("RELEASE SAVEPOINT grp"); !s.ok()) {
       batch_error = s;
       return s;
@@ -381,13 +398,17 @@ class GroupCommitDatabase : public Database {
     return absl::OkStatus();
   }
 
-  // A Transact call from inside a write job: its own savepoint in the batch's transaction.
+  // A Transact call from inside a write job: its own savepoint in the batch's transaction, unless
+  // it is the first to write there.
   absl::Status TransactInBatch(const std::function<absl::Status(Txn&)>& fn)
       ABSL_NO_THREAD_SAFETY_ANALYSIS {
     Batch& b = *tl_batch.batch;
     if (!b.error.ok()) return b.error;
     if (writes_failing_.load()) return WritesRefused();
-    absl::Status status = InSavepoint(fn, b.error);
+    const bool alone = b.transactions == 0 && b.open == 0;
+    ++b.open;
+    absl::Status status = InSavepoint(fn, b.error, &b.after_commit, alone);
+    --b.open;
     if (status.ok()) ++b.transactions;
     return status;
   }
@@ -562,7 +583,9 @@ class GroupCommitDatabase : public Database {
       absl::Status batch_error;
       for (size_t i = 0; i < batch.size(); ++i) {
         Writer& w = *batch[i];
-        results[i] = InSavepoint([&](Txn&) { return RunWriter(w, *w.fn); }, batch_error);
+        // RunWriter drops a failed writer's AfterCommit calls itself.
+        results[i] = InSavepoint([&](Txn&) { return RunWriter(w, *w.fn); }, batch_error,
+                                 /*hooks=*/nullptr, /*alone=*/!any_ok);
         RETURN_IF_ERROR(batch_error);
         any_ok |= results[i].ok();
       }

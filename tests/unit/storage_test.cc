@@ -22,6 +22,7 @@ namespace {
 using ::sarloop::testing::IsOk;
 using ::sarloop::testing::StatusIs;
 using ::sarloop::testing::TempDir;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 const Migration kV1[] = {{"items", "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);"}};
@@ -477,6 +478,99 @@ TEST(Storage, WriteJobsShareACommitAndHearOnlyAfterIt) {
   // 180 jobs and 100 transactions: the jobs queued behind the first share a commit or two.
   EXPECT_LE(stats.commits, 1 + 100 + 2);
   EXPECT_LT(stats.commits, stats.transactions / 2);
+}
+
+// The first write of a batch runs without a savepoint (it would only copy pages to undo what a
+// rollback of the whole transaction undoes as well); it must still fail alone: what it wrote and
+// the after-commit calls it made are gone, a Transact nested in it keeps its own savepoint, and
+// the jobs after it commit.
+TEST(Storage, TheFirstWriteOfABatchFailsAloneWithoutASavepoint) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
+  std::promise<void> all_submitted, zero_running;
+  std::shared_future<void> go = all_submitted.get_future().share();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<absl::Status> results(5);
+  int finished = 0;
+  std::atomic<int> hooks_of_failures{0}, hooks_of_successes{0};
+  auto insert = [](Txn& txn, const std::string& name) {
+    return txn.Exec("INSERT INTO items (name) VALUES (?)", {name});
+  };
+  // Job 0 holds the writer until the others are queued, so jobs 1 to 4 make the next batch.
+  const std::vector<std::function<absl::Status()>> jobs = {
+      [&] {
+        zero_running.set_value();
+        go.wait();
+        return db->Transact([&](Txn& t) { return insert(t, "zero"); });
+      },
+      // The batch's first write: fails after writing.
+      [&] {
+        return db->Transact([&](Txn& t) -> absl::Status {
+          RETURN_IF_ERROR(insert(t, "one"));
+          db->AfterCommit([&] { ++hooks_of_failures; });
+          return absl::AbortedError("changed my mind");
+        });
+      },
+      // Now the first again, with a nested Transact that fails: the outer write stays.
+      [&] {
+        return db->Transact([&](Txn& t) -> absl::Status {
+          RETURN_IF_ERROR(insert(t, "two"));
+          absl::Status inner = db->Transact([&](Txn& t2) -> absl::Status {
+            RETURN_IF_ERROR(insert(t2, "two-inner"));
+            db->AfterCommit([&] { ++hooks_of_failures; });
+            return absl::AbortedError("inner changed its mind");
+          });
+          EXPECT_THAT(inner, StatusIs(absl::StatusCode::kAborted, HasSubstr("mind")));
+          db->AfterCommit([&] { ++hooks_of_successes; });
+          return absl::OkStatus();
+        });
+      },
+      [&] { return db->Transact([&](Txn& t) { return insert(t, "three"); }); },
+      // After a success: a savepoint again, and a failure there undoes only this job.
+      [&] {
+        return db->Transact([&](Txn& t) -> absl::Status {
+          RETURN_IF_ERROR(insert(t, "four"));
+          db->AfterCommit([&] { ++hooks_of_failures; });
+          return absl::AbortedError("changed my mind too");
+        });
+      },
+  };
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (i == 1) zero_running.get_future().wait();
+    db->Submit([&, i]() -> Database::Completion {
+      absl::Status s = jobs[i]();
+      return [&, i, s](const absl::Status& commit) {
+        EXPECT_THAT(commit, IsOk());
+        std::lock_guard lock(mu);
+        results[i] = s;
+        ++finished;
+        cv.notify_all();
+      };
+    });
+  }
+  all_submitted.set_value();
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return finished == static_cast<int>(jobs.size()); });
+  }
+  EXPECT_THAT(results[0], IsOk());
+  EXPECT_THAT(results[1], StatusIs(absl::StatusCode::kAborted, HasSubstr("mind")));
+  EXPECT_THAT(results[2], IsOk());
+  EXPECT_THAT(results[3], IsOk());
+  EXPECT_THAT(results[4], StatusIs(absl::StatusCode::kAborted, HasSubstr("mind")));
+  std::vector<std::string> names;
+  ASSERT_THAT(db->Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT name FROM items ORDER BY name"));
+    for (const Row& r : rows) names.push_back(r.Text(0));
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_THAT(names, ElementsAre("three", "two", "zero"));
+  EXPECT_EQ(hooks_of_failures.load(), 0);
+  EXPECT_EQ(hooks_of_successes.load(), 1);
+  // Job 0's commit, then one for the rest.
+  EXPECT_EQ(db->Stats().commits, 2);
 }
 
 // A rider (Ride) takes the next commit made for another reason, or one of its own once due; it
