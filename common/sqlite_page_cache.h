@@ -17,9 +17,10 @@
 
 namespace sarloop::storage_internal {
 
-// Installs the cache for the whole process, once. It must come before SQLite is first used
-// (sqlite3_config's rule), so every path that opens a database or registers a VFS calls it
-// first; called later, SQLite's default stays and the counts say so.
+// Installs the cache for the whole process, once, and turns SQLite's memory statistics off. It
+// must come before SQLite is first used (sqlite3_config's rule), so every path that opens a
+// database or registers a VFS calls it first; called later, SQLite's defaults stay and the counts
+// say so.
 void InstallSqlitePageCache();
 
 struct PageCacheCounts {
@@ -28,6 +29,8 @@ struct PageCacheCounts {
   // Page numbers at or past the pending-byte page's handed to SQLite's default cache: 0 unless
   // a database holds a gigabyte or more.
   int64_t high_keys_below = 0;
+  // SQLite keeps no memory statistics (SQLITE_CONFIG_MEMSTATUS).
+  bool memory_statistics_off = false;
 };
 PageCacheCounts SqlitePageCacheCounts();
 

@@ -1,6 +1,7 @@
 #include "common/storage.h"
 
 #include <pthread.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -716,6 +717,19 @@ TEST(Storage, AHostThreadRunsTheWriterLoop) {
   EXPECT_EQ(count("after the host"), 1);
   EXPECT_THAT(db->HostWriter([] {}),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("writer thread")));
+}
+
+// SQLite's memory statistics cost every allocation a process-wide mutex; nothing reads them.
+TEST(Storage, SqliteKeepsNoMemoryStatistics) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
+  ASSERT_THAT(db->Transact([](Txn& t) {
+    return t.Exec("INSERT INTO items (name) VALUES (?)", {std::string(5000, 'x')});
+  }),
+              IsOk());
+  EXPECT_TRUE(storage_internal::SqlitePageCacheCounts().memory_statistics_off);
+  // With statistics kept, the open connections' memory would show here.
+  EXPECT_EQ(sqlite3_memory_used(), 0);
 }
 
 TEST(Storage, MigrationsApplyOnceAndInOrder) {
