@@ -1,5 +1,6 @@
 #include "common/serving.h"
 
+#include <google/protobuf/arena.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
 #include <grpcpp/support/async_stream.h>
 #include <grpcpp/support/async_unary_call.h>
@@ -55,7 +56,10 @@ class UnaryCallImpl final : public UnaryCall {
  public:
   UnaryCallImpl(MethodRef method, const google::protobuf::Message& request,
                 const google::protobuf::Message& response, const UnaryFn* fn)
-      : method_(method), request_(request.New()), response_(response.New()), fn_(fn) {}
+      : method_(method),
+        request_(request.New(&arena_)),
+        response_(response.New(&arena_)),
+        fn_(fn) {}
 
   grpc::ServerContextBase* context() override { return &ctx_; }
 
@@ -86,19 +90,23 @@ class UnaryCallImpl final : public UnaryCall {
       return;
     }
     method_.ArmNext();
-    absl::Status parsed = method_.Parse(bytes_, request_.get());
+    absl::Status parsed = method_.Parse(bytes_, request_);
     if (!parsed.ok()) {
       Finish(ToGrpcStatus(parsed));
       return;
     }
-    (*fn_)(this, *request_, response_.get());
+    (*fn_)(this, *request_, response_);
   }
 
   void Finished(bool) { delete this; }
 
   const MethodRef method_;
-  const std::unique_ptr<google::protobuf::Message> request_;
-  const std::unique_ptr<google::protobuf::Message> response_;
+  // The request and the response, with every message and string object in them, on the call's
+  // arena: freed in a few blocks with the call, not one by one. A delivered batch of envelopes,
+  // each with its referral, is hundreds of objects.
+  google::protobuf::Arena arena_;
+  google::protobuf::Message* const request_;
+  google::protobuf::Message* const response_;
   const UnaryFn* const fn_;
   grpc::ServerContext ctx_;
   grpc::ByteBuffer bytes_;

@@ -184,6 +184,7 @@ TEST(CallQueueHosting, AWriteCallIsRunCommittedAndAnsweredOnTheServingThread) {
   CallQueue calls(builder);
   std::mutex mu;
   std::set<std::thread::id> handler_threads, job_threads, answer_threads;
+  std::atomic<int> on_the_calls_arena{0};
   RawService raw("grpc.health.v1.Health");
   raw.Unary<HealthCheckRequest, HealthCheckResponse>(
       "Check", [&](UnaryCall* call, const HealthCheckRequest* req, HealthCheckResponse* resp) {
@@ -191,6 +192,8 @@ TEST(CallQueueHosting, AWriteCallIsRunCommittedAndAnsweredOnTheServingThread) {
           std::lock_guard lock(mu);
           handler_threads.insert(std::this_thread::get_id());
         }
+        // The call's messages are on its arena, freed with it in a few blocks.
+        if (req->GetArena() != nullptr && resp->GetArena() == req->GetArena()) ++on_the_calls_arena;
         const std::string name = req->service();
         db->Submit([&, call, resp, name]() -> Database::Completion {
           {
@@ -238,6 +241,7 @@ TEST(CallQueueHosting, AWriteCallIsRunCommittedAndAnsweredOnTheServingThread) {
   }
   for (auto& t : callers) t.join();
   EXPECT_EQ(answered_durable.load(), kCalls);
+  EXPECT_EQ(on_the_calls_arena.load(), kCalls);
   {
     std::lock_guard lock(mu);
     ASSERT_EQ(handler_threads.size(), 1u);
