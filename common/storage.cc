@@ -364,7 +364,7 @@ class GroupCommitDatabase : public Database {
   // no savepoint: a failure rolls the whole transaction back and begins another. A savepoint is
   // not free: SQLite copies every page `fn` changes into its statement journal first, about 50 us
   // of a 180 us three-write transaction here, and at light load most transactions are alone.
-  absl::Status InSavepoint(const std::function<absl::Status(Txn&)>& fn, absl::Status& batch_error,
+  absl::Status RunUndoable(const std::function<absl::Status(Txn&)>& fn, absl::Status& batch_error,
                            std::vector<std::function<void()>>* hooks, bool alone)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Txn& txn = conn_->txn();
@@ -407,7 +407,7 @@ class GroupCommitDatabase : public Database {
     if (writes_failing_.load()) return WritesRefused();
     const bool alone = b.transactions == 0 && b.open == 0;
     ++b.open;
-    absl::Status status = InSavepoint(fn, b.error, &b.after_commit, alone);
+    absl::Status status = RunUndoable(fn, b.error, &b.after_commit, alone);
     --b.open;
     if (status.ok()) ++b.transactions;
     return status;
@@ -584,7 +584,7 @@ class GroupCommitDatabase : public Database {
       for (size_t i = 0; i < batch.size(); ++i) {
         Writer& w = *batch[i];
         // RunWriter drops a failed writer's AfterCommit calls itself.
-        results[i] = InSavepoint([&](Txn&) { return RunWriter(w, *w.fn); }, batch_error,
+        results[i] = RunUndoable([&](Txn&) { return RunWriter(w, *w.fn); }, batch_error,
                                  /*hooks=*/nullptr, /*alone=*/!any_ok);
         RETURN_IF_ERROR(batch_error);
         any_ok |= results[i].ok();

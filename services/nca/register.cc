@@ -131,7 +131,6 @@ absl::Status SaveNotice(Txn& txn, const v1::LifecycleEvent& event) {
 static_assert(std::string_view(kOpenStatesSql) ==
                   "(state BETWEEN 1 AND 4 OR state BETWEEN 7 AND 8)",
               "the register's partial indexes must list the open states");
-constexpr const char* kOpen = kOpenStatesSql;
 
 // The due time the overdue list orders and filters by: the running clock's (clocks.h), or, for an
 // entry folded before staged clocks, the dispatch's due date; 0 once nothing is due.
@@ -354,8 +353,8 @@ absl::StatusOr<v1::ListOverdueResponse> Register::Overdue(const v1::ListOverdueR
                                                           absl::Time now) {
   ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));
   const int64_t as_of = ToMicros(request.has_as_of() ? FromProto(request.as_of()) : now);
-  std::string sql =
-      absl::StrCat("SELECT entry FROM entries WHERE due_at > 0 AND due_at < ? AND ", kOpen);
+  std::string sql = absl::StrCat("SELECT entry FROM entries WHERE due_at > 0 AND due_at < ? AND ",
+                                 kOpenStatesSql);
   std::vector<SqlValue> params = {as_of};
   if (!request.organisation().empty()) {
     sql += " AND organisation = ?";
