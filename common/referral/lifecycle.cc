@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <ranges>
 #include <set>
 
 #include "absl/algorithm/container.h"
@@ -117,12 +118,20 @@ bool EventBefore(const v1::LifecycleEvent& a, const v1::LifecycleEvent& b) {
   return a.event_id() < b.event_id();
 }
 
-v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events) {
-  std::sort(events.begin(), events.end(), EventBefore);
-  events.erase(
-      std::unique(events.begin(), events.end(),
-                  [](const auto& a, const auto& b) { return a.event_id() == b.event_id(); }),
-      events.end());
+v1::RegisterEntry Fold(const std::vector<v1::LifecycleEvent>& all) {
+  // Ordered and deduplicated through pointers: every step folds the referral's whole history,
+  // and copying it (each event's strings and sub-messages, then freeing them) was a share of
+  // every step the profile could see.
+  std::vector<const v1::LifecycleEvent*> order;
+  order.reserve(all.size());
+  for (const v1::LifecycleEvent& ev : all) order.push_back(&ev);
+  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return EventBefore(*a, *b); });
+  order.erase(std::unique(order.begin(), order.end(),
+                          [](auto* a, auto* b) { return a->event_id() == b->event_id(); }),
+              order.end());
+  const auto events =
+      order | std::views::transform(
+                  [](const v1::LifecycleEvent* ev) -> const v1::LifecycleEvent& { return *ev; });
   v1::RegisterEntry e;
   ReferralState state = v1::REFERRAL_STATE_UNSPECIFIED;
   std::set<std::string> deconfliction;

@@ -54,7 +54,7 @@ bool EventBefore(const v1::LifecycleEvent& a, const v1::LifecycleEvent& b);
 // the referral further along (an intermediate event may not have arrived yet) and is ignored when
 // it would move it back (a producer's clock ran behind); the first end in order is final.
 // Counters count distinct side events.
-v1::RegisterEntry Fold(std::vector<v1::LifecycleEvent> events);
+v1::RegisterEntry Fold(const std::vector<v1::LifecycleEvent>& events);
 
 }  // namespace sarloop
 

@@ -197,7 +197,7 @@ absl::Status Register::ApplyTrusted(Txn& txn, const v1::LifecycleEvent& event) {
   if (!is_new) return absl::OkStatus();
   RETURN_IF_ERROR(SaveNotice(txn, event));
   ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
-  return SaveEntry(txn, Fold(std::move(events)));
+  return SaveEntry(txn, Fold(events));
 }
 
 absl::Status Register::SaveEntry(Txn& txn, const v1::RegisterEntry& e) {
