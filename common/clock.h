@@ -24,7 +24,7 @@ class Clock {
 std::unique_ptr<Clock> NewSystemClock();
 
 // The system clock plus the number of seconds written in `path` (an integer; a missing or empty
-// file means 0). The file is re-read when its modification time changes.
+// file means 0). The file is read again after a change to it (its directory is watched).
 std::unique_ptr<Clock> NewOffsetFileClock(std::string path);
 
 // A clock that only moves when told to. For unit tests.
