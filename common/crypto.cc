@@ -3,12 +3,15 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -30,11 +33,6 @@ struct MdCtxDeleter {
 };
 using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
-struct CtxDeleter {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
-};
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CtxDeleter>;
-
 const unsigned char* U(absl::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
@@ -49,6 +47,22 @@ std::string KeyId(absl::string_view key) {
 // re-labelled with another key id or moved to another cell.
 std::string FullAad(absl::string_view header, absl::string_view aad) {
   return absl::StrCat(header, aad);
+}
+
+// The calling thread's block of public random bytes. A forked child has only the forking thread,
+// and the handler empties that thread's block there.
+struct PublicRandomBlock {
+  static constexpr size_t kSize = 4096;
+  std::array<unsigned char, kSize> bytes;
+  size_t used = kSize;  // all of it: empty
+};
+PublicRandomBlock& ThreadPublicRandom() {
+  thread_local PublicRandomBlock block;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    pthread_atfork(nullptr, nullptr, [] { ThreadPublicRandom().used = PublicRandomBlock::kSize; });
+  });
+  return block;
 }
 
 // A digest context per thread, reused: each use starts with EVP_DigestInit_ex.
@@ -115,6 +129,18 @@ std::string HmacSha256(absl::string_view key, absl::string_view message) {
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 
+bool PublicRandomBytes(unsigned char* out, size_t n) {
+  PublicRandomBlock& block = ThreadPublicRandom();
+  if (n > block.bytes.size()) return RAND_bytes(out, static_cast<int>(n)) == 1;
+  if (block.bytes.size() - block.used < n) {
+    if (RAND_bytes(block.bytes.data(), static_cast<int>(block.bytes.size())) != 1) return false;
+    block.used = 0;
+  }
+  std::memcpy(out, block.bytes.data() + block.used, n);
+  block.used += n;
+  return true;
+}
+
 absl::StatusOr<std::string> ReadKeyFile(const std::string& path, size_t min_size, size_t max_size) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
@@ -175,6 +201,65 @@ absl::Status WriteNewKeyFile(const std::string& path, size_t size) {
   return absl::OkStatus();
 }
 
+// Setting a key up (AES's key schedule, GCM's hash key) was most of what sealing or opening a
+// small value cost, on every row: each key keeps contexts that hold its schedule, and a use only
+// sets the IV. A context that failed is not kept.
+class Keyring::Contexts {
+ public:
+  explicit Contexts(const std::string& key) : key_(key) {}
+  ~Contexts() {
+    for (EVP_CIPHER_CTX* c : free_[0]) EVP_CIPHER_CTX_free(c);
+    for (EVP_CIPHER_CTX* c : free_[1]) EVP_CIPHER_CTX_free(c);
+  }
+
+  // A context for the key, ready for EVP_*Init_ex with only an IV; null when OpenSSL fails.
+  EVP_CIPHER_CTX* Take(bool encrypt) {
+    {
+      std::lock_guard lock(mu_);
+      std::vector<EVP_CIPHER_CTX*>& pool = free_[encrypt];
+      if (!pool.empty()) {
+        EVP_CIPHER_CTX* c = pool.back();
+        pool.pop_back();
+        return c;
+      }
+    }
+    EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+    if (c == nullptr) return nullptr;
+    const int ok = encrypt ? EVP_EncryptInit_ex(c, Aes256Gcm(), nullptr, U(key_), nullptr)
+                           : EVP_DecryptInit_ex(c, Aes256Gcm(), nullptr, U(key_), nullptr);
+    if (ok != 1) {
+      EVP_CIPHER_CTX_free(c);
+      return nullptr;
+    }
+    return c;
+  }
+
+  // Back for the next use after a success; freed after a failure, or when enough are kept.
+  void Give(bool encrypt, EVP_CIPHER_CTX* c, bool succeeded) {
+    if (succeeded) {
+      std::lock_guard lock(mu_);
+      std::vector<EVP_CIPHER_CTX*>& pool = free_[encrypt];
+      if (pool.size() < kKept) {
+        pool.push_back(c);
+        return;
+      }
+    }
+    EVP_CIPHER_CTX_free(c);
+  }
+
+ private:
+  static constexpr size_t kKept = 32;
+  const std::string& key_;  // the Keyring's, which outlives this
+  std::mutex mu_;
+  std::vector<EVP_CIPHER_CTX*> free_[2];  // [0] decrypting, [1] encrypting
+};
+
+Keyring::Keyring(std::vector<Key> keys) : keys_(std::move(keys)) {
+  for (const Key& key : keys_) contexts_.push_back(std::make_unique<Contexts>(key.bytes));
+}
+
+Keyring::~Keyring() = default;
+
 absl::StatusOr<std::shared_ptr<const Keyring>> Keyring::FromKeys(std::vector<std::string> keys) {
   if (keys.empty()) return absl::InvalidArgumentError("data keys: at least one key is needed");
   std::vector<Key> ring;
@@ -213,11 +298,11 @@ std::vector<std::string> Keyring::key_ids() const {
   return ids;
 }
 
-const Keyring::Key* Keyring::Find(absl::string_view id) const {
-  for (const Key& k : keys_) {
-    if (k.id == id) return &k;
+int Keyring::Find(absl::string_view id) const {
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    if (keys_[i].id == id) return static_cast<int>(i);
   }
-  return nullptr;
+  return -1;
 }
 
 absl::StatusOr<std::string> Keyring::KeyIdOf(absl::string_view sealed) {
@@ -236,23 +321,23 @@ absl::StatusOr<std::string> Keyring::Seal(absl::string_view plaintext,
   out.append(absl::HexStringToBytes(key.id));
   out.resize(kHeader);
   unsigned char* iv = reinterpret_cast<unsigned char*>(out.data()) + kMagic.size() + kIdBytes;
-  if (RAND_bytes(iv, kIvBytes) != 1) return absl::InternalError("RAND_bytes failed");
+  if (!PublicRandomBytes(iv, kIvBytes)) return absl::InternalError("RAND_bytes failed");
   const std::string full_aad = FullAad(absl::string_view(out).substr(0, kHeader), aad);
 
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  Contexts& contexts = *contexts_.front();
+  EVP_CIPHER_CTX* ctx = contexts.Take(/*encrypt=*/true);
   int len = 0;
   out.resize(kHeader + plaintext.size() + kTagBytes);
   unsigned char* ct = reinterpret_cast<unsigned char*>(out.data()) + kHeader;
   iv = reinterpret_cast<unsigned char*>(out.data()) + kMagic.size() + kIdBytes;
   int total = 0;
   const bool ok =
-      ctx && EVP_EncryptInit_ex(ctx.get(), Aes256Gcm(), nullptr, U(key.bytes), iv) == 1 &&
-      EVP_EncryptUpdate(ctx.get(), nullptr, &len, U(full_aad), static_cast<int>(full_aad.size())) ==
-          1 &&
-      EVP_EncryptUpdate(ctx.get(), ct, &len, U(plaintext), static_cast<int>(plaintext.size())) ==
-          1 &&
-      (total = len, EVP_EncryptFinal_ex(ctx.get(), ct + total, &len) == 1) &&
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, ct + total + len) == 1;
+      ctx != nullptr && EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, iv) == 1 &&
+      EVP_EncryptUpdate(ctx, nullptr, &len, U(full_aad), static_cast<int>(full_aad.size())) == 1 &&
+      EVP_EncryptUpdate(ctx, ct, &len, U(plaintext), static_cast<int>(plaintext.size())) == 1 &&
+      (total = len, EVP_EncryptFinal_ex(ctx, ct + total, &len) == 1) &&
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes, ct + total + len) == 1;
+  if (ctx != nullptr) contexts.Give(/*encrypt=*/true, ctx, ok);
   if (!ok) return absl::InternalError("AES-256-GCM encryption failed");
   return out;
 }
@@ -260,8 +345,8 @@ absl::StatusOr<std::string> Keyring::Seal(absl::string_view plaintext,
 absl::StatusOr<std::string> Keyring::Open(absl::string_view sealed, absl::string_view aad) const {
   absl::StatusOr<std::string> id = KeyIdOf(sealed);
   if (!id.ok()) return id.status();
-  const Key* key = Find(*id);
-  if (key == nullptr) {
+  const int index = Find(*id);
+  if (index < 0) {
     return absl::FailedPreconditionError(absl::StrCat("value sealed with data key ", *id,
                                                       ", which is not among the configured keys (",
                                                       absl::StrJoin(key_ids(), ", "), ")"));
@@ -271,16 +356,17 @@ absl::StatusOr<std::string> Keyring::Open(absl::string_view sealed, absl::string
   const size_t ct_size = sealed.size() - kHeader - kTagBytes;
   std::string tag(sealed.substr(sealed.size() - kTagBytes));
   std::string out(ct_size, '\0');
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  Contexts& contexts = *contexts_[index];
+  EVP_CIPHER_CTX* ctx = contexts.Take(/*encrypt=*/false);
   int len = 0;
   const bool ok =
-      ctx && EVP_DecryptInit_ex(ctx.get(), Aes256Gcm(), nullptr, U(key->bytes), iv) == 1 &&
-      EVP_DecryptUpdate(ctx.get(), nullptr, &len, U(full_aad), static_cast<int>(full_aad.size())) ==
-          1 &&
-      EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len,
+      ctx != nullptr && EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, iv) == 1 &&
+      EVP_DecryptUpdate(ctx, nullptr, &len, U(full_aad), static_cast<int>(full_aad.size())) == 1 &&
+      EVP_DecryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &len,
                         U(sealed) + kHeader, static_cast<int>(ct_size)) == 1 &&
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) == 1 &&
-      EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &len) == 1;
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) == 1 &&
+      EVP_DecryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + len, &len) == 1;
+  if (ctx != nullptr) contexts.Give(/*encrypt=*/false, ctx, ok);
   if (!ok) {
     OPENSSL_cleanse(out.data(), out.size());
     return absl::DataLossError(

@@ -1,17 +1,17 @@
 #include "common/ids.h"
 
-#include <openssl/rand.h>
-
 #include <algorithm>
 #include <stdexcept>
 #include <vector>
+
+#include "common/crypto.h"
 
 namespace sarloop {
 
 std::string NewId(absl::string_view prefix, int hex_digits) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::vector<unsigned char> bytes((hex_digits + 1) / 2);
-  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+  if (!PublicRandomBytes(bytes.data(), bytes.size())) {
     // Without randomness no identifier is safe to hand out; this is not recoverable.
     throw std::runtime_error("RAND_bytes failed");
   }

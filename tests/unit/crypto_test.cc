@@ -1,13 +1,20 @@
 #include "common/crypto.h"
 
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <set>
+#include <thread>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "common/messaging.h"
 #include "common/referral/referral_store.h"
 #include "common/sealed.h"
@@ -73,6 +80,84 @@ TEST(Keyring, SealsWithAFreshIvAndOpensOnlyWhereSealed) {
   EXPECT_THAT(ring->Open(one, "sars.sar/SAR-2"), StatusIs(absl::StatusCode::kDataLoss, _));
   EXPECT_THAT(ring->Open(one, "referrals.referral/SAR-1"),
               StatusIs(absl::StatusCode::kDataLoss, _));
+}
+
+// Sealing and opening reuse cipher contexts that hold the key's schedule. What they produce
+// must be plain AES-256-GCM (opened here by a fresh OpenSSL context), and a context must stay
+// right after failures and across threads.
+TEST(Keyring, ReusedContextsAreStandardGcmAndSurviveFailuresAndThreads) {
+  auto ring = Ring({'k'});
+  const std::string key(Keyring::kKeySize, 'k');
+  auto open_fresh = [&](const std::string& sealed, const std::string& aad) -> std::string {
+    constexpr size_t kHeader = 4 + 8 + 12, kTag = 16;
+    const auto* u = reinterpret_cast<const unsigned char*>(sealed.data());
+    const std::string full_aad = sealed.substr(0, kHeader) + aad;
+    std::string out(sealed.size() - kHeader - kTag, '\0');
+    std::string tag = sealed.substr(sealed.size() - kTag);
+    EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+    int len = 0;
+    const bool ok =
+        EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), nullptr,
+                           reinterpret_cast<const unsigned char*>(key.data()), u + 12) == 1 &&
+        EVP_DecryptUpdate(c, nullptr, &len, reinterpret_cast<const unsigned char*>(full_aad.data()),
+                          static_cast<int>(full_aad.size())) == 1 &&
+        EVP_DecryptUpdate(c, reinterpret_cast<unsigned char*>(out.data()), &len, u + kHeader,
+                          static_cast<int>(out.size())) == 1 &&
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, kTag, tag.data()) == 1 &&
+        EVP_DecryptFinal_ex(c, reinterpret_cast<unsigned char*>(out.data()) + len, &len) == 1;
+    EVP_CIPHER_CTX_free(c);
+    return ok ? out : "<failed>";
+  };
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 300; ++i) {
+        const std::string text = absl::StrCat("subject ", t, "/", i, std::string(i % 40, 'x'));
+        const std::string aad = absl::StrCat("cell/", t, "/", i);
+        absl::StatusOr<std::string> sealed = ring->Seal(text, aad);
+        if (!sealed.ok() || open_fresh(*sealed, aad) != text) ++wrong;
+        std::string bad = *sealed;
+        bad[bad.size() - 1 - i % 16] ^= 0x20;
+        if (ring->Open(bad, aad).ok()) ++wrong;  // a failed open ...
+        if (ring->Open(*sealed, aad + "!").ok()) ++wrong;
+        absl::StatusOr<std::string> opened = ring->Open(*sealed, aad);  // ... then a good one
+        if (!opened.ok() || *opened != text) ++wrong;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(PublicRandomBytes, NeverRepeatsAcrossBlocksOrIntoAForkedChild) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 5000; ++i) {  // 60,000 bytes: many 4 KiB blocks, split across their ends
+    std::string iv(12, '\0');
+    ASSERT_TRUE(PublicRandomBytes(reinterpret_cast<unsigned char*>(iv.data()), iv.size()));
+    ASSERT_TRUE(seen.insert(iv).second) << "repeated at " << i;
+  }
+  // A child forked with part of the block unused must not hand out what the parent will.
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    unsigned char mine[16];
+    const bool ok = PublicRandomBytes(mine, sizeof mine);
+    const ssize_t n = write(pipe_fds[1], mine, ok ? sizeof mine : 0);
+    _exit(n == sizeof mine ? 0 : 1);
+  }
+  close(pipe_fds[1]);
+  unsigned char parents[16], childs[16];
+  ASSERT_TRUE(PublicRandomBytes(parents, sizeof parents));
+  ASSERT_EQ(read(pipe_fds[0], childs, sizeof childs), static_cast<ssize_t>(sizeof childs));
+  close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_NE(std::string(reinterpret_cast<char*>(parents), 16),
+            std::string(reinterpret_cast<char*>(childs), 16));
 }
 
 TEST(Keyring, EveryFlippedByteIsDetected) {
