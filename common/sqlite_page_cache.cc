@@ -2,11 +2,7 @@
 
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <atomic>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
 
 namespace sarloop::storage_internal {
@@ -82,134 +78,11 @@ void Destroy(sqlite3_pcache* p) {
 
 void Shrink(sqlite3_pcache* p) { below.xShrink(Of(p)->below); }
 
-// --- SQLite's memory allocator -------------------------------------------------------------
-//
-// SQLite asks for page-sized buffers and scratch areas of a few KiB at every b-tree split and for
-// every large value it builds; glibc serves blocks past its thread cache's sizes (1 KiB) from
-// bins it must first sort, and in a profile of the chain at its peak 4.2% of all samples were
-// glibc's allocator working for SQLite. Blocks of 1 to 32 KiB are now rounded up to one of five
-// sizes, and each thread keeps a few freed blocks of each size for the next request. Smaller and
-// larger blocks go to malloc as before. Every block carries its size and class in a 16-byte
-// header (SQLite asks a block's size back, and needs 8-byte alignment).
-
-constexpr size_t kHeader = 16;
-constexpr int kClasses = 5;  // usable sizes 2, 4, 8, 16 and 32 KiB
-constexpr size_t kSmallest = 2048;
-constexpr int kKeptPerClass = 4;
-
-struct Header {
-  uint64_t usable;
-  int64_t size_class;  // -1: not one of the classes
-};
-static_assert(sizeof(Header) == kHeader);
-
-int ClassOf(size_t n) {
-  if (n <= 1024 || n > (kSmallest << (kClasses - 1))) return -1;
-  int c = 0;
-  while ((kSmallest << c) < n) ++c;
-  return c;
-}
-
-Header* HeaderOf(void* p) { return reinterpret_cast<Header*>(static_cast<char*>(p) - kHeader); }
-
-// Readable while the thread exits, after its cache is gone (SQLite may free memory from another
-// thread-local's destructor then).
-thread_local bool t_cache_gone = false;
-
-struct ThreadBlocks {
-  void* blocks[kClasses][kKeptPerClass];
-  int count[kClasses] = {};
-  ~ThreadBlocks() {
-    for (int c = 0; c < kClasses; ++c) {
-      for (int i = 0; i < count[c]; ++i) std::free(blocks[c][i]);
-    }
-    t_cache_gone = true;
-  }
-};
-
-ThreadBlocks* MyBlocks() {
-  if (t_cache_gone) return nullptr;
-  thread_local ThreadBlocks blocks;
-  return &blocks;
-}
-
-bool allocator_installed = false;
-
-void* Malloc(int n) {
-  if (n <= 0) return nullptr;
-  const size_t want = static_cast<size_t>(n);
-  const int c = ClassOf(want);
-  void* base = nullptr;
-  size_t usable = (want + 7) & ~size_t{7};
-  if (c >= 0) {
-    usable = kSmallest << c;
-    if (ThreadBlocks* mine = MyBlocks(); mine != nullptr && mine->count[c] > 0) {
-      base = mine->blocks[c][--mine->count[c]];
-    }
-  }
-  if (base == nullptr) base = std::malloc(kHeader + usable);
-  if (base == nullptr) return nullptr;
-  auto* h = static_cast<Header*>(base);
-  h->usable = usable;
-  h->size_class = c;
-  return static_cast<char*>(base) + kHeader;
-}
-
-void Free(void* p) {
-  if (p == nullptr) return;
-  Header* h = HeaderOf(p);
-  const int64_t c = h->size_class;
-  if (c >= 0) {
-    if (ThreadBlocks* mine = MyBlocks(); mine != nullptr && mine->count[c] < kKeptPerClass) {
-      mine->blocks[c][mine->count[c]++] = h;
-      return;
-    }
-  }
-  std::free(h);
-}
-
-int Size(void* p) { return p == nullptr ? 0 : static_cast<int>(HeaderOf(p)->usable); }
-
-void* Realloc(void* p, int n) {
-  if (p == nullptr) return Malloc(n);
-  if (n <= 0) {
-    Free(p);
-    return nullptr;
-  }
-  Header* h = HeaderOf(p);
-  const size_t want = static_cast<size_t>(n);
-  const int c = ClassOf(want);
-  if (c >= 0 && c == h->size_class) return p;  // the block is already that class's size
-  if (c < 0 && h->size_class < 0) {
-    const size_t usable = (want + 7) & ~size_t{7};
-    void* base = std::realloc(h, kHeader + usable);
-    if (base == nullptr) return nullptr;
-    static_cast<Header*>(base)->usable = usable;
-    return static_cast<char*>(base) + kHeader;
-  }
-  void* moved = Malloc(n);
-  if (moved == nullptr) return nullptr;
-  std::memcpy(moved, p, std::min<size_t>(h->usable, want));
-  Free(p);
-  return moved;
-}
-
-int Roundup(int n) {
-  const int c = ClassOf(static_cast<size_t>(n));
-  return c >= 0 ? static_cast<int>(kSmallest << c) : (n + 7) & ~7;
-}
-
-int MemInit(void*) { return SQLITE_OK; }
-void MemShutdown(void*) {}
-
 void Install() {
   sqlite3_pcache_methods2 mine{};
   if (sqlite3_config(SQLITE_CONFIG_GETPCACHE2, &below) != SQLITE_OK || below.xCreate == nullptr) {
     return;  // SQLite is already in use: its own cache stays
   }
-  static const sqlite3_mem_methods kMemory{Malloc,  Free,    Realloc,     Size,
-                                           Roundup, MemInit, MemShutdown, nullptr};
-  allocator_installed = sqlite3_config(SQLITE_CONFIG_MALLOC, &kMemory) == SQLITE_OK;
   mine.iVersion = 1;
   mine.pArg = nullptr;
   mine.xInit = Init;
@@ -239,7 +112,7 @@ void InstallSqlitePageCache() {
 }
 
 PageCacheCounts SqlitePageCacheCounts() {
-  return {installed, parked.load(), high_keys.load(), memstatus_off, allocator_installed};
+  return {installed, parked.load(), high_keys.load(), memstatus_off};
 }
 
 }  // namespace sarloop::storage_internal

@@ -17,10 +17,10 @@
 
 namespace sarloop::storage_internal {
 
-// Installs the cache and the allocator (sqlite_page_cache.cc) for the whole process, once, and
-// turns SQLite's memory statistics off. It must come before SQLite is first used (sqlite3_config's
-// rule), so every path that opens a database or registers a VFS calls it first; called later,
-// SQLite's defaults stay and the counts say so.
+// Installs the cache for the whole process, once, and turns SQLite's memory statistics off. It
+// must come before SQLite is first used (sqlite3_config's rule), so every path that opens a
+// database or registers a VFS calls it first; called later, SQLite's defaults stay and the counts
+// say so.
 void InstallSqlitePageCache();
 
 struct PageCacheCounts {
@@ -31,9 +31,6 @@ struct PageCacheCounts {
   int64_t high_keys_below = 0;
   // SQLite keeps no memory statistics (SQLITE_CONFIG_MEMSTATUS).
   bool memory_statistics_off = false;
-  // SQLite allocates through sarloop's allocator, which keeps freed blocks of 1 to 32 KiB per
-  // thread for reuse (SQLITE_CONFIG_MALLOC).
-  bool allocator_installed = false;
 };
 PageCacheCounts SqlitePageCacheCounts();
 

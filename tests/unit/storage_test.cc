@@ -3,10 +3,8 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -732,72 +730,6 @@ TEST(Storage, SqliteKeepsNoMemoryStatistics) {
   EXPECT_TRUE(storage_internal::SqlitePageCacheCounts().memory_statistics_off);
   // With statistics kept, the open connections' memory would show here.
   EXPECT_EQ(sqlite3_memory_used(), 0);
-}
-
-// SQLite allocates through sarloop's allocator: blocks of 1 to 32 KiB come in five sizes and a
-// thread's freed blocks are handed out again; every block reports its size, keeps its bytes
-// through a realloc to any size, and a database works on top of it across threads.
-TEST(Storage, SqliteAllocatesFromAThreadsKeptBlocks) {
-  TempDir dir;
-  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
-  ASSERT_TRUE(storage_internal::SqlitePageCacheCounts().allocator_installed);
-
-  void* a = sqlite3_malloc(3000);
-  ASSERT_NE(a, nullptr);
-  EXPECT_EQ(sqlite3_msize(a), 4096u) << "rounded up to its class";
-  sqlite3_free(a);
-  void* b = sqlite3_malloc(2500);
-  EXPECT_EQ(b, a) << "the block this thread freed, handed out again";
-  sqlite3_free(b);
-  void* small = sqlite3_malloc(100);
-  EXPECT_EQ(sqlite3_msize(small), 104u);
-  void* large = sqlite3_malloc(100'000);
-  EXPECT_EQ(sqlite3_msize(large), 100'000u);
-  sqlite3_free(small);
-  sqlite3_free(large);
-
-  // Through every kind of size change, the bytes stay.
-  std::string want;
-  void* p = nullptr;
-  for (int n : {10, 900, 1500, 3000, 4096, 5000, 40'000, 70'000, 20'000, 2000, 64, 8}) {
-    p = sqlite3_realloc(p, n);
-    ASSERT_NE(p, nullptr) << n;
-    ASSERT_GE(sqlite3_msize(p), static_cast<sqlite3_uint64>(n));
-    const size_t keep = std::min(want.size(), static_cast<size_t>(n));
-    ASSERT_EQ(std::string(static_cast<char*>(p), keep), want.substr(0, keep)) << n;
-    want.resize(n);
-    for (int i = 0; i < n; ++i) want[i] = static_cast<char>('a' + (i * 7 + n) % 26);
-    std::memcpy(p, want.data(), n);
-  }
-  sqlite3_free(p);
-
-  // Rows large enough to split pages, written on the writer and read back on other threads.
-  for (int round = 0; round < 20; ++round) {
-    ASSERT_THAT(db->Transact([&](Txn& t) -> absl::Status {
-      for (int i = 0; i < 50; ++i) {
-        RETURN_IF_ERROR(t.Exec("INSERT INTO items (name) VALUES (?)",
-                               {absl::StrCat(round, "-", i, std::string(300 + i * 97, 'v'))}));
-      }
-      return absl::OkStatus();
-    }),
-                IsOk());
-  }
-  std::vector<std::thread> readers;
-  std::atomic<int> wrong{0};
-  for (int t = 0; t < 3; ++t) {
-    readers.emplace_back([&] {
-      size_t count = 0;
-      const absl::Status read = db->Read([&](Txn& txn) -> absl::Status {
-        ASSIGN_OR_RETURN(auto rows,
-                         txn.Query("SELECT name FROM items ORDER BY length(name) DESC, name"));
-        count = rows.size();
-        return absl::OkStatus();
-      });
-      if (!read.ok() || count != 1000) ++wrong;
-    });
-  }
-  for (std::thread& t : readers) t.join();
-  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(Storage, MigrationsApplyOnceAndInOrder) {
