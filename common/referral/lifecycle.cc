@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <ranges>
 #include <set>
 
 #include "absl/algorithm/container.h"
@@ -118,6 +117,37 @@ bool EventBefore(const v1::LifecycleEvent& a, const v1::LifecycleEvent& b) {
   return a.event_id() < b.event_id();
 }
 
+namespace {
+
+// A vector of pointers read as the objects they point to. (std::views::transform would do, but
+// clang, which builds the fuzz targets, cannot compile libstdc++ 12's ranges.)
+template <typename T>
+class Dereferenced {
+ public:
+  explicit Dereferenced(const std::vector<const T*>& items) : items_(items) {}
+  class Iterator {
+   public:
+    explicit Iterator(typename std::vector<const T*>::const_iterator at) : at_(at) {}
+    const T& operator*() const { return **at_; }
+    Iterator& operator++() {
+      ++at_;
+      return *this;
+    }
+    bool operator!=(const Iterator& other) const { return at_ != other.at_; }
+
+   private:
+    typename std::vector<const T*>::const_iterator at_;
+  };
+  Iterator begin() const { return Iterator(items_.begin()); }
+  Iterator end() const { return Iterator(items_.end()); }
+  size_t size() const { return items_.size(); }
+
+ private:
+  const std::vector<const T*>& items_;
+};
+
+}  // namespace
+
 v1::RegisterEntry Fold(const std::vector<v1::LifecycleEvent>& all) {
   // Ordered and deduplicated through pointers: every step folds the referral's whole history,
   // and copying it (each event's strings and sub-messages, then freeing them) was a share of
@@ -129,9 +159,7 @@ v1::RegisterEntry Fold(const std::vector<v1::LifecycleEvent>& all) {
   order.erase(std::unique(order.begin(), order.end(),
                           [](auto* a, auto* b) { return a->event_id() == b->event_id(); }),
               order.end());
-  const auto events =
-      order | std::views::transform(
-                  [](const v1::LifecycleEvent* ev) -> const v1::LifecycleEvent& { return *ev; });
+  const Dereferenced events{order};
   v1::RegisterEntry e;
   ReferralState state = v1::REFERRAL_STATE_UNSPECIFIED;
   std::set<std::string> deconfliction;
