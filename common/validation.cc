@@ -169,11 +169,31 @@ Needles NeedlesOf(const v1::Subject& s) {
   return n;
 }
 
-absl::Status CheckFreeText(absl::string_view field, const std::string& value, const v1::Sar& sar) {
+// The needles of every subject of a SAR, worked out once for all the free-text fields an event
+// has: each field's check used to work them out again (tokenising the names and addresses, and
+// a regular expression over every address), about a third of the check's cost.
+class SubjectNeedles {
+ public:
+  explicit SubjectNeedles(const v1::Sar& sar) : sar_(sar) {}
+  const std::vector<Needles>& Get() {
+    if (!made_) {
+      for (const v1::Subject& s : sar_.subjects()) needles_.push_back(NeedlesOf(s));
+      made_ = true;
+    }
+    return needles_;
+  }
+
+ private:
+  const v1::Sar& sar_;
+  bool made_ = false;
+  std::vector<Needles> needles_;
+};
+
+absl::Status CheckFreeText(absl::string_view field, const std::string& value,
+                           SubjectNeedles& subjects) {
   if (value.empty()) return absl::OkStatus();
   const Reading text = Read(value);
-  for (const v1::Subject& s : sar.subjects()) {
-    const Needles needles = NeedlesOf(s);
+  for (const Needles& needles : subjects.Get()) {
     for (const std::string& w : needles.words) {
       if (text.words.count(w) > 0) {
         return FieldError(field, "must not name a subject of the SAR: it is sent to the NCA");
@@ -193,11 +213,12 @@ absl::Status CheckFreeText(absl::string_view field, const std::string& value, co
 }  // namespace
 
 absl::Status CheckNoSubjectData(const v1::LifecycleEvent& event, const v1::Sar& sar) {
-  RETURN_IF_ERROR(CheckFreeText("thr.rationale", event.thr().rationale(), sar));
+  SubjectNeedles subjects(sar);
+  RETURN_IF_ERROR(CheckFreeText("thr.rationale", event.thr().rationale(), subjects));
   RETURN_IF_ERROR(CheckFreeText(event.type() == v1::EVENT_TYPE_PROGRESS_UPDATED ? "note" : "reason",
-                                event.reason(), sar));
-  RETURN_IF_ERROR(CheckFreeText("received_by", event.received_by(), sar));
-  return CheckFreeText("outcome.learning_summary", event.outcome().learning_summary(), sar);
+                                event.reason(), subjects));
+  RETURN_IF_ERROR(CheckFreeText("received_by", event.received_by(), subjects));
+  return CheckFreeText("outcome.learning_summary", event.outcome().learning_summary(), subjects);
 }
 
 absl::Status CheckRequestId(const std::string& request_id) {

@@ -190,6 +190,23 @@ TEST(Validation, FreeTextForTheNcaNamesNoSubject) {
   e.mutable_outcome()->set_learning_summary("Brien was warned");
   EXPECT_THAT(CheckNoSubjectData(e, sar),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome.learning_summary")));
+
+  // Every field of one event against every subject: a leak of the second subject in the last
+  // field checked is found, and an event with all four fields clean passes.
+  v1::Sar two = SampleSar("Jane Example");
+  *two.add_subjects() = SampleSar("Omar Farouk").subjects(0);
+  v1::LifecycleEvent all;
+  all.mutable_thr()->set_rationale("Low risk after research");
+  all.set_reason("No link to force systems found");
+  all.set_received_by("PSD intake desk");
+  all.mutable_outcome()->set_learning_summary("Vetting renewed on time");
+  EXPECT_THAT(CheckNoSubjectData(all, two), IsOk());
+  all.mutable_outcome()->set_learning_summary("Farouk was given advice");
+  EXPECT_THAT(CheckNoSubjectData(all, two),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outcome.learning_summary")));
+  all.set_received_by("jane at the front desk");
+  EXPECT_THAT(CheckNoSubjectData(all, two),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("received_by")));
 }
 
 }  // namespace
