@@ -4,7 +4,7 @@
 //                        [--bulk-threshold X] [--tables L] [--bits B] [--kernel-queries Q]
 //                        [--screen-queries Q] [--attack-records N] [--graph-records N]
 //                        [--node-subjects N] [--no-attacks] [--flip-probability P]
-//                        [--neighbour-decades N]
+//                        [--neighbour-decades N] [--no-salt]
 //
 // 1. Generates N personnel index records and M SAR subjects with the stated error model
 //    (tools/synth/persons.h) and encodes both sides with the shipped hardening, and the index
@@ -97,6 +97,9 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
     bool ok = true;
     if (a == "--no-attacks") {
       f->attacks = false;
+      continue;
+    } else if (a == "--no-salt") {
+      f->hardening.salt_with_birth_decade = false;
       continue;
     } else if (a == "--index") {
       ok = absl::SimpleAtoi(v, &f->index) && f->index >= 100;
@@ -1273,7 +1276,7 @@ int main(int argc, char** argv) {
           "       [--bulk-threshold X] [--tables L] [--bits B] [--kernel-queries Q]\n"
           "       [--screen-queries Q] [--attack-records N] [--graph-records N]\n"
           "       [--node-subjects N] [--no-attacks] [--flip-probability P]\n"
-          "       [--neighbour-decades N]\n\n"
+          "       [--neighbour-decades N] [--no-salt]\n\n"
           "The indirect-links "
           "screen measured in one run: kernels, screening, accuracy and attacks.\n")) {
     return 0;
