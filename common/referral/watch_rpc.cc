@@ -14,7 +14,8 @@ absl::Status ReadReferralFeed(Database& db, int64_t after, int limit,
     for (FeedItem& item : items) {
       v1::WatchEvent message;
       *message.mutable_recorded_at() = ToProto(item.recorded_at);
-      absl::StatusOr<v1::Referral> referral = LoadReferral(txn, item.event.referral_id());
+      absl::StatusOr<v1::Referral> referral =
+          LoadReferral(txn, item.event.referral_id(), Package::kWithout);
       if (referral.ok()) {
         referral->clear_package();
         *message.mutable_referral() = *std::move(referral);
