@@ -48,13 +48,6 @@ absl::StatusOr<PurgeReport> PurgeEnded(Database& db, absl::Time now, int years,
         RETURN_IF_ERROR(txn.Exec(
             absl::StrCat("DELETE FROM feed WHERE referral_id IN (", ended, ")"), {cutoff}));
       }
-      // The package (the SAR with its subjects) goes with its referral.
-      ASSIGN_OR_RETURN(bool packages, HasTable(txn, "referral_packages"));
-      if (packages) {
-        RETURN_IF_ERROR(txn.Exec(
-            absl::StrCat("DELETE FROM referral_packages WHERE referral_id IN (", ended, ")"),
-            {cutoff}));
-      }
       if (events) {
         RETURN_IF_ERROR(txn.Exec(
             absl::StrCat("DELETE FROM events WHERE referral_id IN (", ended, ")"), {cutoff}));

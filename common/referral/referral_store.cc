@@ -74,28 +74,23 @@ absl::StatusOr<std::vector<std::string>> OpenReferralIdsByDue(Txn& txn) {
   return ids;
 }
 
-// A referral's row is rewritten at every step and its package, most of its bytes, at a few: the
-// package has a row of its own, so a step writes a small row and no package.
-const Migration kReferralPackageMigration = {"referrals: the package in a table of its own", R"sql(
-CREATE TABLE referral_packages (
-  referral_id TEXT PRIMARY KEY,
-  package BLOB NOT NULL
-);
+const Migration kReferralPackageMigration = {"referrals: the package in a cell of its own", R"sql(
+ALTER TABLE referrals ADD COLUMN package BLOB;
 )sql"};
 
 namespace {
-// The referral, and its package, each sealed (see common/sealed.h). Referrals saved before
-// kReferralPackageMigration hold the package inside the referral and have no package row.
+// The referral, and its package, each sealed (see common/sealed.h). Rows written before
+// kReferralPackageMigration have the package inside the referral and no package cell.
 constexpr absl::string_view kColumn = "referrals.referral";
-constexpr absl::string_view kPackageColumn = "referral_packages.package";
+constexpr absl::string_view kPackageColumn = "referrals.package";
 }  // namespace
 
 absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id,
                                           Package package) {
   const bool with = package == Package::kWith;
   ASSIGN_OR_RETURN(auto rows,
-                   txn.Query(with ? "SELECT r.referral, p.package FROM referrals r LEFT JOIN "
-                                    "referral_packages p USING (referral_id) WHERE referral_id = ?"
+                   txn.Query(with ? "SELECT referral, package FROM referrals "
+                                    "WHERE referral_id = ?"
                                   : "SELECT referral FROM referrals WHERE referral_id = ?",
                              {referral_id}));
   if (rows.empty()) {
@@ -211,13 +206,12 @@ absl::StatusOr<bool> HasReferral(Txn& txn, const std::string& referral_id) {
 
 absl::Status SaveReferral(Txn& txn, v1::Referral& r, absl::Time now) {
   *r.mutable_updated_at() = ToProto(now);
-  // The package is written only when the copy holds it (kReferralPackageMigration).
+  // The package is most of a referral's bytes and changes at a handful of steps: it has a cell of
+  // its own, written only when the copy holds it. NULL keeps the stored one.
+  SqlValue package;
   if (r.has_package()) {
     ASSIGN_OR_RETURN(Blob p, SealProto(txn, kPackageColumn, r.referral_id(), r.package()));
-    RETURN_IF_ERROR(
-        txn.Exec("INSERT INTO referral_packages (referral_id, package) VALUES (?, ?) "
-                 "ON CONFLICT (referral_id) DO UPDATE SET package = excluded.package",
-                 {r.referral_id(), std::move(p)}));
+    package = std::move(p);
   }
   v1::ReferralPackage* held = r.has_package() ? r.unsafe_arena_release_package() : nullptr;
   absl::StatusOr<Blob> sealed = SealProto(txn, kColumn, r.referral_id(), r);
@@ -225,13 +219,13 @@ absl::Status SaveReferral(Txn& txn, v1::Referral& r, absl::Time now) {
   RETURN_IF_ERROR(sealed.status());
   return txn.Exec(
       "INSERT INTO referrals (referral_id, sar_id, organisation, state, due_at, created_at, "
-      "updated_at, referral) VALUES (?,?,?,?,?,?,?,?) "
+      "updated_at, referral, package) VALUES (?,?,?,?,?,?,?,?,?) "
       "ON CONFLICT (referral_id) DO UPDATE SET state = excluded.state, due_at = excluded.due_at, "
       "organisation = excluded.organisation, updated_at = excluded.updated_at, "
-      "referral = excluded.referral",
+      "referral = excluded.referral, package = COALESCE(excluded.package, referrals.package)",
       {r.referral_id(), r.sar_id(), r.organisation(), int64_t{r.state()},
        r.has_due_at() ? ToMicros(FromProto(r.due_at())) : int64_t{0}, ToMicros(now), ToMicros(now),
-       *std::move(sealed)});
+       *std::move(sealed), std::move(package)});
 }
 
 bool IsOverdue(const v1::Referral& r, absl::Time now) {

@@ -25,7 +25,7 @@ extern const Migration kOpenReferralsMigration;
 // temporary b-tree. Every service that lists the migration above lists this one after it.
 extern const Migration kOpenReferralsByRangeMigration;
 
-// The package in a table of its own (LoadReferral, SaveReferral). Every service that lists
+// The package in a cell of its own (LoadReferral, SaveReferral). Every service that lists
 // kReferralStoreMigration lists this one after it.
 extern const Migration kReferralPackageMigration;
 
@@ -35,9 +35,9 @@ absl::StatusOr<std::vector<std::string>> OpenReferralIdsByDue(Txn& txn);
 // Its statement, for tests that look at the plan.
 std::string OpenReferralIdsByDueSql();
 
-// Whether a load reads the package. kWithout may still return one: a referral saved before
+// Whether a load reads the package. kWithout may still return one: a row written before
 // kReferralPackageMigration holds it inside the referral, and SaveReferral then moves it to its
-// own row.
+// cell.
 enum class Package { kWith, kWithout };
 
 // NOT_FOUND ("referral_id: no such referral") when absent.

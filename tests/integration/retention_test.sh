@@ -66,12 +66,6 @@ for ref in "${ended[@]}"; do
 done
 ((gone == 2)) && ok "NFK no longer has the ended referrals" || bad "$gone of 2 ended referrals gone at NFK"
 sarloopctl_as NFK force show "$open" >/dev/null 2>&1 && ok "the open referral stays" || bad "the open referral was purged"
-# The packages (the SARs with their subjects) go with their referrals, and the open one's stays.
-in_list="'${ended[0]}','${ended[1]}'"
-left=$(sqlite3 "file:$DIR/data/force-NFK.db?mode=ro" "SELECT COUNT(*) FROM referral_packages WHERE referral_id IN ($in_list)")
-kept=$(sqlite3 "file:$DIR/data/force-NFK.db?mode=ro" "SELECT COUNT(*) FROM referral_packages WHERE referral_id = '$open'")
-[[ $left == 0 && $kept == 1 ]] && ok "NFK's packages of the ended referrals are gone, the open one's kept" ||
-  bad "packages at NFK: $left of the ended referrals left, $kept of the open one"
 sarloopctl_as UKFIU ukfiu sar "$sar" >/dev/null 2>&1 && ok "its SAR stays at UKFIU" || bad "the open referral's SAR was purged"
 entry=$(sqlite3 "file:$DIR/data/force-NFK.db?mode=ro" "SELECT identity || ' ' || detail FROM audit WHERE method = 'retention.purge' ORDER BY seq DESC LIMIT 1")
 [[ $entry == "sarloopctl/db-purge ended before"*"2 referrals"* ]] && ok "the purge is in NFK's audit log: $entry" || bad "audit entry: '$entry'"
