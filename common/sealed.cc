@@ -12,7 +12,6 @@ std::span<const SealedColumn> SealedColumns() {
   static constexpr SealedColumn kColumns[] = {
       {"sars", "sars.sar", "sar_id"},
       {"referrals", "referrals.referral", "referral_id"},
-      {"referrals", "referrals.package", "referral_id"},
       {"thread_messages", "thread_messages.message", "thread_id || '/' || answer"},
       // As RowKey in messaging.cc: the first part length-prefixed (in bytes).
       {"outbox", "outbox.envelope",
@@ -58,10 +57,8 @@ absl::StatusOr<ResealReport> Reseal(Database& db, const std::string& current_key
     }));
     if (!exists) continue;
     const std::string field(c.column.substr(c.column.find('.') + 1));
-    // A cell may be NULL where the column came later (referrals.package of older rows).
-    const std::string select =
-        absl::StrCat("SELECT rowid, ", c.row_key, ", ", field, " FROM ", c.table,
-                     " WHERE rowid > ? AND ", field, " IS NOT NULL ORDER BY rowid LIMIT ?");
+    const std::string select = absl::StrCat("SELECT rowid, ", c.row_key, ", ", field, " FROM ",
+                                            c.table, " WHERE rowid > ? ORDER BY rowid LIMIT ?");
     const std::string update = absl::StrCat("UPDATE ", c.table, " SET ", field,
                                             " = ? WHERE rowid = ? AND ", field, " = ?");
     int64_t after = 0;

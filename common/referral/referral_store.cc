@@ -74,34 +74,19 @@ absl::StatusOr<std::vector<std::string>> OpenReferralIdsByDue(Txn& txn) {
   return ids;
 }
 
-const Migration kReferralPackageMigration = {"referrals: the package in a cell of its own", R"sql(
-ALTER TABLE referrals ADD COLUMN package BLOB;
-)sql"};
-
 namespace {
-// The referral, and its package, each sealed (see common/sealed.h). Rows written before
-// kReferralPackageMigration have the package inside the referral and no package cell.
+// The referral with its package: sealed (see common/sealed.h).
 constexpr absl::string_view kColumn = "referrals.referral";
-constexpr absl::string_view kPackageColumn = "referrals.package";
 }  // namespace
 
-absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id,
-                                          Package package) {
-  const bool with = package == Package::kWith;
-  ASSIGN_OR_RETURN(auto rows,
-                   txn.Query(with ? "SELECT referral, package FROM referrals "
-                                    "WHERE referral_id = ?"
-                                  : "SELECT referral FROM referrals WHERE referral_id = ?",
-                             {referral_id}));
+absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id) {
+  ASSIGN_OR_RETURN(
+      auto rows, txn.Query("SELECT referral FROM referrals WHERE referral_id = ?", {referral_id}));
   if (rows.empty()) {
     return ResourceNotFound("referral", referral_id, "referral_id: no such referral");
   }
   v1::Referral r;
   RETURN_IF_ERROR(UnsealProto(txn, kColumn, referral_id, rows[0].Text(0), &r));
-  if (with && !rows[0].IsNull(1)) {
-    RETURN_IF_ERROR(
-        UnsealProto(txn, kPackageColumn, referral_id, rows[0].Text(1), r.mutable_package()));
-  }
   UpgradeStoredOutcomes(*r.mutable_outcome(), *r.mutable_tracks());
   if (r.outcome().type() == v1::OUTCOME_TYPE_UNSPECIFIED) r.clear_outcome();
   return r;
@@ -110,14 +95,12 @@ absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_
 referral::SaveCopy ReferralStoreSaver(Clock& clock) {
   return [&clock](Txn& txn, const v1::RegisterEntry& folded,
                   const referral::Change& change) -> absl::Status {
-    // A step's own working copy is changed in place; otherwise the stored copy, without its
-    // package unless this change adds to it (a package that is not loaded stays as stored).
-    v1::Referral loaded;
-    v1::Referral& r = change.copy != nullptr ? *change.copy : loaded;
-    const bool adds_sar = change.delivered != nullptr && change.delivered->has_supplementary_sar();
-    if (change.copy == nullptr && change.delivered != nullptr && change.delivered->has_package()) {
-      absl::StatusOr<v1::Referral> existing =
-          LoadReferral(txn, folded.referral_id(), Package::kWithout);
+    v1::Referral r;
+    std::vector<std::string> from_package;
+    if (change.copy != nullptr) {
+      r = *change.copy;
+    } else if (change.delivered != nullptr && change.delivered->has_package()) {
+      absl::StatusOr<v1::Referral> existing = LoadReferral(txn, folded.referral_id());
       if (existing.ok()) {
         r = *std::move(existing);
       } else if (!absl::IsNotFound(existing.status())) {
@@ -140,9 +123,8 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
       r.set_lead_organisation(p.lead_organisation());
       r.clear_supplementary_sar_ids();
       for (const v1::Sar& s : p.supplementary_sars()) r.add_supplementary_sar_ids(s.sar_id());
-    } else if (change.copy == nullptr) {
-      ASSIGN_OR_RETURN(r, LoadReferral(txn, folded.referral_id(),
-                                       adds_sar ? Package::kWith : Package::kWithout));
+    } else {
+      ASSIGN_OR_RETURN(r, LoadReferral(txn, folded.referral_id()));
     }
     r.set_state(folded.state());
     r.set_reminders(folded.reminders());
@@ -177,7 +159,7 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
       r.set_lead_organisation(folded.lead_organisation());
     }
     // A further SAR, delivered beside its event: the package grows.
-    if (adds_sar) {
+    if (change.delivered != nullptr && change.delivered->has_supplementary_sar()) {
       const v1::Sar& sar = change.delivered->supplementary_sar();
       if (!absl::c_linear_search(r.supplementary_sar_ids(), sar.sar_id())) {
         r.add_supplementary_sar_ids(sar.sar_id());
@@ -187,14 +169,15 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
     r.set_iopc_mode(folded.iopc_mode());
     if (!folded.linked_referral_id().empty()) r.set_linked_referral_id(folded.linked_referral_id());
     // The organisations it shares a subject with: those the package named when it came, and
-    // those later flags named. A copy loaded without its package already lists the package's
-    // (since its first save), and flags only ever add.
-    std::set<std::string> with(r.deconfliction_with().begin(), r.deconfliction_with().end());
-    with.insert(r.package().deconfliction_with().begin(), r.package().deconfliction_with().end());
+    // those later flags named.
+    std::set<std::string> with(r.package().deconfliction_with().begin(),
+                               r.package().deconfliction_with().end());
     with.insert(folded.deconfliction_with().begin(), folded.deconfliction_with().end());
     r.clear_deconfliction_with();
     for (const std::string& org : with) r.add_deconfliction_with(org);
-    return SaveReferral(txn, r, clock.Now());
+    RETURN_IF_ERROR(SaveReferral(txn, r, clock.Now()));
+    if (change.copy != nullptr) *change.copy = r;
+    return absl::OkStatus();
   };
 }
 
@@ -206,26 +189,16 @@ absl::StatusOr<bool> HasReferral(Txn& txn, const std::string& referral_id) {
 
 absl::Status SaveReferral(Txn& txn, v1::Referral& r, absl::Time now) {
   *r.mutable_updated_at() = ToProto(now);
-  // The package is most of a referral's bytes and changes at a handful of steps: it has a cell of
-  // its own, written only when the copy holds it. NULL keeps the stored one.
-  SqlValue package;
-  if (r.has_package()) {
-    ASSIGN_OR_RETURN(Blob p, SealProto(txn, kPackageColumn, r.referral_id(), r.package()));
-    package = std::move(p);
-  }
-  v1::ReferralPackage* held = r.has_package() ? r.unsafe_arena_release_package() : nullptr;
-  absl::StatusOr<Blob> sealed = SealProto(txn, kColumn, r.referral_id(), r);
-  if (held != nullptr) r.unsafe_arena_set_allocated_package(held);
-  RETURN_IF_ERROR(sealed.status());
+  ASSIGN_OR_RETURN(Blob sealed, SealProto(txn, kColumn, r.referral_id(), r));
   return txn.Exec(
       "INSERT INTO referrals (referral_id, sar_id, organisation, state, due_at, created_at, "
-      "updated_at, referral, package) VALUES (?,?,?,?,?,?,?,?,?) "
+      "updated_at, referral) VALUES (?,?,?,?,?,?,?,?) "
       "ON CONFLICT (referral_id) DO UPDATE SET state = excluded.state, due_at = excluded.due_at, "
       "organisation = excluded.organisation, updated_at = excluded.updated_at, "
-      "referral = excluded.referral, package = COALESCE(excluded.package, referrals.package)",
+      "referral = excluded.referral",
       {r.referral_id(), r.sar_id(), r.organisation(), int64_t{r.state()},
        r.has_due_at() ? ToMicros(FromProto(r.due_at())) : int64_t{0}, ToMicros(now), ToMicros(now),
-       *std::move(sealed), std::move(package)});
+       std::move(sealed)});
 }
 
 bool IsOverdue(const v1::Referral& r, absl::Time now) {

@@ -25,30 +25,19 @@ extern const Migration kOpenReferralsMigration;
 // temporary b-tree. Every service that lists the migration above lists this one after it.
 extern const Migration kOpenReferralsByRangeMigration;
 
-// The package in a cell of its own (LoadReferral, SaveReferral). Every service that lists
-// kReferralStoreMigration lists this one after it.
-extern const Migration kReferralPackageMigration;
-
 // The referrals not yet in a terminal state, soonest due first. With kOpenReferralsByRangeMigration
 // applied it reads those rows only, however many referrals have ended.
 absl::StatusOr<std::vector<std::string>> OpenReferralIdsByDue(Txn& txn);
 // Its statement, for tests that look at the plan.
 std::string OpenReferralIdsByDueSql();
 
-// Whether a load reads the package. kWithout may still return one: a row written before
-// kReferralPackageMigration holds it inside the referral, and SaveReferral then moves it to its
-// cell.
-enum class Package { kWith, kWithout };
-
 // NOT_FOUND ("referral_id: no such referral") when absent.
-absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id,
-                                          Package package = Package::kWith);
+absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id);
 
 // Whether the referral exists.
 absl::StatusOr<bool> HasReferral(Txn& txn, const std::string& referral_id);
 
-// Inserts or replaces; sets updated_at to `now` (created_at is kept from the first save). The
-// stored package is replaced when `referral` has one and kept when it has none.
+// Inserts or replaces; sets updated_at to `now` (created_at is kept from the first save).
 absl::Status SaveReferral(Txn& txn, v1::Referral& referral, absl::Time now);
 
 // The Mirror's SaveCopy for a `referrals` table: the copy takes the fold's state, counters, unit,

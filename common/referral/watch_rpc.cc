@@ -14,8 +14,7 @@ absl::Status ReadReferralFeed(Database& db, int64_t after, int limit,
     for (FeedItem& item : items) {
       v1::WatchEvent message;
       *message.mutable_recorded_at() = ToProto(item.recorded_at);
-      absl::StatusOr<v1::Referral> referral =
-          LoadReferral(txn, item.event.referral_id(), Package::kWithout);
+      absl::StatusOr<v1::Referral> referral = LoadReferral(txn, item.event.referral_id());
       if (referral.ok()) {
         referral->clear_package();
         *message.mutable_referral() = *std::move(referral);

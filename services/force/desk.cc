@@ -18,11 +18,10 @@ namespace sarloop::force {
 namespace {
 
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
-const Migration kMigrationsAfterAudit[] = {
-    kHeldEventsMigration,           kRequestDigestMigration,
-    referral::kThreadsMigration,    kFeedMigration,
-    kMessagingIndexesMigration,     kOpenReferralsMigration,
-    kOpenReferralsByRangeMigration, kReferralPackageMigration};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,          kRequestDigestMigration,
+                                           referral::kThreadsMigration,   kFeedMigration,
+                                           kMessagingIndexesMigration,    kOpenReferralsMigration,
+                                           kOpenReferralsByRangeMigration};
 
 // The actor of what the service does by itself (e.g. recording receipt).
 v1::Actor ServiceActor(const std::string& code) {

@@ -14,11 +14,10 @@
 namespace sarloop::racu {
 namespace {
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
-const Migration kMigrationsAfterAudit[] = {
-    kHeldEventsMigration,           kRequestDigestMigration,
-    referral::kThreadsMigration,    kFeedMigration,
-    kMessagingIndexesMigration,     kOpenReferralsMigration,
-    kOpenReferralsByRangeMigration, kReferralPackageMigration};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,          kRequestDigestMigration,
+                                           referral::kThreadsMigration,   kFeedMigration,
+                                           kMessagingIndexesMigration,    kOpenReferralsMigration,
+                                           kOpenReferralsByRangeMigration};
 }  // namespace
 
 std::span<const Migration> UnitMigrations() { return kMigrations; }

@@ -75,8 +75,7 @@ const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,
                                            kOpenReferralsMigration,
                                            kOpenReferralsBySarMigration,
                                            kOpenReferralsByRangeMigration,
-                                           kOpenReferralsBySarByRangeMigration,
-                                           kReferralPackageMigration};
+                                           kOpenReferralsBySarByRangeMigration};
 
 const absl::Duration kMonth = absl::Hours(24) * 365.25 / 12;
 

@@ -236,8 +236,7 @@ v1::Referral SampleReferral(int i, const std::string& name) {
   return r;
 }
 
-const Migration kSchema[] = {kMessagingMigration, kReferralStoreMigration,
-                             kReferralPackageMigration};
+const Migration kSchema[] = {kMessagingMigration, kReferralStoreMigration};
 
 TEST(SealedCells, NoPlaintextReachesTheDatabaseOrItsWal) {
   TempDir dir;
@@ -317,15 +316,14 @@ TEST(Reseal, MovesEveryCellToTheNewKeyAndThenTheOldKeyCanGo) {
   }
   auto rotated = Ring({'b', 'a'});
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(path, kSchema, rotated));
-  // Two cells a referral: the referral and its package.
   ASSERT_OK_AND_ASSIGN(ResealReport dry, Reseal(*db, rotated->current_key_id(), true));
   EXPECT_EQ(dry.resealed, 0);
-  EXPECT_EQ(dry.before[old_ring->current_key_id()], 2 * kRows);
+  EXPECT_EQ(dry.before[old_ring->current_key_id()], kRows);
   ASSERT_OK_AND_ASSIGN(ResealReport done, Reseal(*db, rotated->current_key_id(), false));
-  EXPECT_EQ(done.resealed, 2 * kRows);
+  EXPECT_EQ(done.resealed, kRows);
   ASSERT_OK_AND_ASSIGN(ResealReport again, Reseal(*db, rotated->current_key_id(), false));
   EXPECT_EQ(again.resealed, 0);
-  EXPECT_EQ(again.before[rotated->current_key_id()], 2 * kRows);
+  EXPECT_EQ(again.before[rotated->current_key_id()], kRows);
   db.reset();
 
   ASSERT_OK_AND_ASSIGN(auto reopened, Database::Open(path, kSchema, Ring({'b'})));
@@ -334,83 +332,6 @@ TEST(Reseal, MovesEveryCellToTheNewKeyAndThenTheOldKeyCanGo) {
       ASSIGN_OR_RETURN(v1::Referral r, LoadReferral(txn, SampleReferral(i, "").referral_id()));
       EXPECT_EQ(r.package().sar().subjects(0).full_name(), absl::StrCat("Person ", i));
     }
-    return absl::OkStatus();
-  }),
-              IsOk());
-}
-
-// The package has a sealed cell of its own: a copy loaded without it and saved keeps it, and a row
-// written before the cell existed (the package inside the referral) is read either way, moves its
-// package to the cell at its next save, and is resealed without a package cell.
-TEST(ReferralPackageCell, KeptWhenNotLoadedAndMovedOutOfOlderRows) {
-  TempDir dir;
-  const std::string path = dir.File("s.db");
-  auto ring = Ring({'a'});
-  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(path, kSchema, ring));
-  const v1::Referral first = SampleReferral(1, "Cellular Person");
-  const v1::Referral older = SampleReferral(2, "Older Person");
-  auto referral_cell = [&](Txn& txn, const std::string& id) -> absl::StatusOr<v1::Referral> {
-    ASSIGN_OR_RETURN(auto rows,
-                     txn.Query("SELECT referral FROM referrals WHERE referral_id = ?", {id}));
-    v1::Referral r;
-    RETURN_IF_ERROR(UnsealProto(txn, "referrals.referral", id, rows.at(0).Text(0), &r));
-    return r;
-  };
-  auto package_is_null = [&](Txn& txn, const std::string& id) -> absl::StatusOr<bool> {
-    ASSIGN_OR_RETURN(auto rows,
-                     txn.Query("SELECT package FROM referrals WHERE referral_id = ?", {id}));
-    return rows.at(0).IsNull(0);
-  };
-  ASSERT_THAT(db->Transact([&](Txn& txn) -> absl::Status {
-    v1::Referral r = first;
-    RETURN_IF_ERROR(SaveReferral(txn, r, absl::Now()));
-    EXPECT_TRUE(r.has_package()) << "the caller's copy keeps its package";
-    ASSIGN_OR_RETURN(v1::Referral stored, referral_cell(txn, r.referral_id()));
-    EXPECT_FALSE(stored.has_package());
-    EXPECT_EQ(stored.sar_id(), r.sar_id());
-    // Without its package, changed and saved: the package is still there.
-    ASSIGN_OR_RETURN(v1::Referral bare, LoadReferral(txn, r.referral_id(), Package::kWithout));
-    EXPECT_FALSE(bare.has_package());
-    bare.set_state(v1::REFERRAL_STATE_ACKNOWLEDGED);
-    RETURN_IF_ERROR(SaveReferral(txn, bare, absl::Now()));
-    ASSIGN_OR_RETURN(v1::Referral full, LoadReferral(txn, r.referral_id()));
-    EXPECT_EQ(full.state(), v1::REFERRAL_STATE_ACKNOWLEDGED);
-    EXPECT_EQ(full.package().sar().subjects(0).full_name(), "Cellular Person");
-    // A changed package replaces the stored one.
-    full.mutable_package()->set_handover_notes("notes");
-    RETURN_IF_ERROR(SaveReferral(txn, full, absl::Now()));
-    ASSIGN_OR_RETURN(v1::Referral again, LoadReferral(txn, r.referral_id()));
-    EXPECT_EQ(again.package().handover_notes(), "notes");
-
-    // A row as written before the package's cell: the package inside the referral's cell.
-    ASSIGN_OR_RETURN(Blob cell, SealProto(txn, "referrals.referral", older.referral_id(), older));
-    RETURN_IF_ERROR(txn.Exec(
-        "INSERT INTO referrals (referral_id, sar_id, organisation, state, due_at, created_at, "
-        "updated_at, referral) VALUES (?, ?, 'NFK', 2, 0, 0, 0, ?)",
-        {older.referral_id(), older.sar_id(), std::move(cell)}));
-    return absl::OkStatus();
-  }),
-              IsOk());
-  // Resealing skips the missing package cell and reseals the rest.
-  auto rotated = Ring({'b', 'a'});
-  db.reset();
-  ASSERT_OK_AND_ASSIGN(db, Database::Open(path, kSchema, rotated));
-  ASSERT_OK_AND_ASSIGN(ResealReport done, Reseal(*db, rotated->current_key_id(), false));
-  EXPECT_EQ(done.resealed, 3);
-  ASSERT_THAT(db->Transact([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(v1::Referral full, LoadReferral(txn, older.referral_id()));
-    EXPECT_EQ(full.package().sar().subjects(0).full_name(), "Older Person");
-    ASSIGN_OR_RETURN(v1::Referral bare, LoadReferral(txn, older.referral_id(), Package::kWithout));
-    EXPECT_TRUE(bare.has_package()) << "an older row's package comes with its referral";
-    bare.set_state(v1::REFERRAL_STATE_ACKNOWLEDGED);
-    RETURN_IF_ERROR(SaveReferral(txn, bare, absl::Now()));
-    ASSIGN_OR_RETURN(bool null, package_is_null(txn, older.referral_id()));
-    EXPECT_FALSE(null) << "the save moves the package to its cell";
-    ASSIGN_OR_RETURN(v1::Referral stored, referral_cell(txn, older.referral_id()));
-    EXPECT_FALSE(stored.has_package());
-    ASSIGN_OR_RETURN(v1::Referral moved, LoadReferral(txn, older.referral_id()));
-    EXPECT_EQ(moved.state(), v1::REFERRAL_STATE_ACKNOWLEDGED);
-    EXPECT_EQ(moved.package().sar().subjects(0).full_name(), "Older Person");
     return absl::OkStatus();
   }),
               IsOk());

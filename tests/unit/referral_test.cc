@@ -134,10 +134,9 @@ struct Node {
 class Chain {
  public:
   Chain(const std::string& dir, ManualClock& clock) : clock_(clock) {
-    const std::vector<Migration> schema =
-        ServiceMigrations(std::vector<Migration>{kEventLogMigration, kReferralStoreMigration},
-                          std::vector<Migration>{kHeldEventsMigration, kRequestDigestMigration,
-                                                 kFeedMigration, kReferralPackageMigration});
+    const std::vector<Migration> schema = ServiceMigrations(
+        std::vector<Migration>{kEventLogMigration, kReferralStoreMigration},
+        std::vector<Migration>{kHeldEventsMigration, kRequestDigestMigration, kFeedMigration});
     auto add = [&](const std::string& code, Identity id, bool unit) {
       Node& n = nodes_[code];
       n.code = code;
