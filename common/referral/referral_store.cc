@@ -95,11 +95,10 @@ absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_
 referral::SaveCopy ReferralStoreSaver(Clock& clock) {
   return [&clock](Txn& txn, const v1::RegisterEntry& folded,
                   const referral::Change& change) -> absl::Status {
-    v1::Referral r;
-    std::vector<std::string> from_package;
-    if (change.copy != nullptr) {
-      r = *change.copy;
-    } else if (change.delivered != nullptr && change.delivered->has_package()) {
+    // A step's own working copy is changed in place, not copied and copied back.
+    v1::Referral loaded;
+    v1::Referral& r = change.copy != nullptr ? *change.copy : loaded;
+    if (change.copy == nullptr && change.delivered != nullptr && change.delivered->has_package()) {
       absl::StatusOr<v1::Referral> existing = LoadReferral(txn, folded.referral_id());
       if (existing.ok()) {
         r = *std::move(existing);
@@ -123,7 +122,7 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
       r.set_lead_organisation(p.lead_organisation());
       r.clear_supplementary_sar_ids();
       for (const v1::Sar& s : p.supplementary_sars()) r.add_supplementary_sar_ids(s.sar_id());
-    } else {
+    } else if (change.copy == nullptr) {
       ASSIGN_OR_RETURN(r, LoadReferral(txn, folded.referral_id()));
     }
     r.set_state(folded.state());
@@ -175,9 +174,7 @@ referral::SaveCopy ReferralStoreSaver(Clock& clock) {
     with.insert(folded.deconfliction_with().begin(), folded.deconfliction_with().end());
     r.clear_deconfliction_with();
     for (const std::string& org : with) r.add_deconfliction_with(org);
-    RETURN_IF_ERROR(SaveReferral(txn, r, clock.Now()));
-    if (change.copy != nullptr) *change.copy = r;
-    return absl::OkStatus();
+    return SaveReferral(txn, r, clock.Now());
   };
 }
 

@@ -41,8 +41,8 @@ absl::Status TakeStep(const Stepper& stepper, const Call& call,
         RETURN_IF_ERROR(
             stepper.mirror.Produce(txn, event, rule->package_to ? &copy.package() : nullptr, &copy)
                 .status());
-        *referral = copy;
-        referral->clear_package();
+        copy.clear_package();
+        *referral = std::move(copy);
         return absl::OkStatus();
       },
       now, call.audit);
