@@ -222,14 +222,41 @@ struct AuditCheckpointer::Impl {
   SignedHead last;
 };
 
-absl::Status VerifyHeadSignature(const std::string& public_key_pem, const SignedHead& head) {
-  BIO* bio = BIO_new_mem_buf(public_key_pem.data(), static_cast<int>(public_key_pem.size()));
+namespace {
+
+// The Ed25519 key a PEM text holds, or null. OpenSSL's decoders cost more than the verification
+// itself, and a witness verifies each service's heads with the one key it pinned, so parsed keys
+// are kept (a few per service at most; the map starts again past kKeptKeys). A key is only ever
+// read once made, which OpenSSL allows from any number of threads.
+std::shared_ptr<EVP_PKEY> ParsedPublicKey(const std::string& pem) {
+  constexpr size_t kKeptKeys = 256;
+  static std::mutex mu;
+  static auto* kept = new std::map<std::string, std::shared_ptr<EVP_PKEY>>();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = kept->find(pem);
+    if (it != kept->end()) return it->second;
+  }
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   EVP_PKEY* raw = bio ? PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr) : nullptr;
   BIO_free(bio);
-  Pkey key(raw);
   if (raw == nullptr || EVP_PKEY_base_id(raw) != EVP_PKEY_ED25519) {
-    return FieldError("public_key", "is not an Ed25519 public key in PEM");
+    EVP_PKEY_free(raw);
+    return nullptr;
   }
+  std::shared_ptr<EVP_PKEY> key(raw, EVP_PKEY_free);
+  std::lock_guard<std::mutex> lock(mu);
+  if (kept->size() >= kKeptKeys) kept->clear();
+  kept->emplace(pem, key);
+  return key;
+}
+
+}  // namespace
+
+absl::Status VerifyHeadSignature(const std::string& public_key_pem, const SignedHead& head) {
+  const std::shared_ptr<EVP_PKEY> key = ParsedPublicKey(public_key_pem);
+  if (key == nullptr) return FieldError("public_key", "is not an Ed25519 public key in PEM");
+  EVP_PKEY* raw = key.get();
   const std::string msg = CheckpointMessage(head.seq, head.hash);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   const bool valid =

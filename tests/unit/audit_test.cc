@@ -1,5 +1,6 @@
 #include "common/audit.h"
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -287,6 +288,45 @@ TEST_F(WitnessTest, RefusesForgedSignaturesOtherKeysAndOtherCallers) {
               IsOk());
   EXPECT_THAT(witness_->Get(nfk_, "spiffe://sarloop/force/SFK").status(),
               StatusIs(absl::StatusCode::kPermissionDenied, _));
+}
+
+// Parsed keys are kept between verifications: each head still verifies with its own key only,
+// whichever key was seen first, and text that is no Ed25519 key is refused every time.
+TEST_F(WitnessTest, KeptKeysVerifyOnlyTheirOwnHeads) {
+  Make(5);
+  const SignedHead a = Head();
+  const std::string pem_a = pem_;
+  auto other = AuditCheckpointer::Create(*db_, dir_.File("other.key"), dir_.File("other.cp"));
+  ASSERT_THAT(other, IsOk());
+  ASSERT_THAT((*other)->Checkpoint(), IsOk());
+  const SignedHead b = (*other)->LastHead();
+  const std::string pem_b = (*other)->PublicKeyPem();
+  ASSERT_NE(pem_a, pem_b);
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_THAT(VerifyHeadSignature(pem_a, a), IsOk()) << round;
+    EXPECT_THAT(VerifyHeadSignature(pem_b, b), IsOk()) << round;
+    EXPECT_EQ(FieldOf(VerifyHeadSignature(pem_b, a)), "signature") << round;
+    EXPECT_EQ(FieldOf(VerifyHeadSignature(pem_a, b)), "signature") << round;
+    SignedHead forged = a;
+    forged.hash[0] ^= 1;
+    EXPECT_EQ(FieldOf(VerifyHeadSignature(pem_a, forged)), "signature") << round;
+    EXPECT_EQ(FieldOf(VerifyHeadSignature("not a key", a)), "public_key") << round;
+    std::string cut = pem_a;
+    cut.erase(cut.size() / 2, 8);
+    EXPECT_EQ(FieldOf(VerifyHeadSignature(cut, a)), "public_key") << round;
+  }
+  // The same from several threads at once.
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        if (!VerifyHeadSignature(pem_a, a).ok() || VerifyHeadSignature(pem_a, b).ok()) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST_F(WitnessTest, VerifyCatchesARollbackItsOwnDiskHides) {
