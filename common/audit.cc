@@ -230,10 +230,10 @@ namespace {
 // read once made, which OpenSSL allows from any number of threads.
 std::shared_ptr<EVP_PKEY> ParsedPublicKey(const std::string& pem) {
   constexpr size_t kKeptKeys = 256;
-  static std::mutex mu;
+  static auto* mu = new std::mutex();
   static auto* kept = new std::map<std::string, std::shared_ptr<EVP_PKEY>>();
   {
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<std::mutex> lock(*mu);
     auto it = kept->find(pem);
     if (it != kept->end()) return it->second;
   }
@@ -245,7 +245,7 @@ std::shared_ptr<EVP_PKEY> ParsedPublicKey(const std::string& pem) {
     return nullptr;
   }
   std::shared_ptr<EVP_PKEY> key(raw, EVP_PKEY_free);
-  std::lock_guard<std::mutex> lock(mu);
+  std::lock_guard<std::mutex> lock(*mu);
   if (kept->size() >= kKeptKeys) kept->clear();
   kept->emplace(pem, key);
   return key;
