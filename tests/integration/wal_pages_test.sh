@@ -45,6 +45,37 @@ if "$PY" "$REPO/tools/bench/wal_pages.py" --db "$WORK/t.db" --strace "$WORK/none
 else
   check "a missing trace is an error naming it" grep -q "none" "$WORK/err"
 fi
+# --wal: the same count from a WAL file's own frames. Two commits after the WAL starts again (a
+# row into a and its key index, then a row into b); frames of an older generation after them
+# must not count.
+"$PY" - "$WORK" <<'PYEOF'
+import sqlite3, sys
+work = sys.argv[1]
+con = sqlite3.connect(f"{work}/w.db", isolation_level=None)
+con.execute("PRAGMA journal_mode = WAL")
+con.execute("PRAGMA wal_autocheckpoint = 0")
+con.execute("CREATE TABLE a (k TEXT PRIMARY KEY, v BLOB)")
+con.execute("CREATE TABLE b (k INTEGER PRIMARY KEY, v BLOB)")
+for i in range(30):  # a longer first generation, whose frames stay in the file after the restart
+    con.execute("INSERT INTO b (v) VALUES (zeroblob(3000))")
+con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+con.execute("INSERT INTO a VALUES ('x', 'y')")
+con.execute("INSERT INTO b (v) VALUES ('z')")
+import shutil
+shutil.copy(f"{work}/w.db", f"{work}/copy.db")
+shutil.copy(f"{work}/w.db-wal", f"{work}/copy.db-wal")
+PYEOF
+wal=$("$PY" "$REPO/tools/bench/wal_pages.py" --db "$WORK/copy.db" --wal)
+echo "$wal"
+check "--wal: the current generation's two commits" grep -q "^2 commits, 1.5 frames per commit" <<<"$wal"
+check "--wal: table a and its key, once each" \
+  bash -c 'grep -Eq "^  a +0.50$" <<<"$1" && grep -Eq "^  sqlite_autoindex_a_1 +0.50$" <<<"$1"' _ "$wal"
+check "--wal: table b's last leaf" grep -Eq "^  b +0.50$" <<<"$wal"
+if "$PY" "$REPO/tools/bench/wal_pages.py" --db "$WORK/t.db" --wal 2> "$WORK/err"; then
+  echo "FAIL a database without a WAL exited 0"; fail=$((fail + 1))
+else
+  check "a database without a WAL is an error naming it" grep -q "t.db-wal" "$WORK/err"
+fi
 # Its companion, the cost of a page in a commit: every measurement printed, a number each.
 cost=$("$PY" "$REPO/tools/bench/commit_page_cost.py" --dir "$WORK" --commits 5)
 echo "$cost"
