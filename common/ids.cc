@@ -31,6 +31,14 @@ std::string NewTimeOrderedId(absl::string_view prefix, absl::Time at) {
   return NewId(id, 20);
 }
 
+std::string NewTimeOrderedShortId(absl::string_view prefix, absl::Time at) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const int64_t seconds = std::clamp<int64_t>(absl::ToUnixSeconds(at), 0, (int64_t{1} << 32) - 1);
+  std::string id(prefix);
+  for (int shift = 28; shift >= 0; shift -= 4) id.push_back(kHex[(seconds >> shift) & 0xf]);
+  return NewId(id, 8);
+}
+
 google::protobuf::Timestamp ToProto(absl::Time t) {
   google::protobuf::Timestamp ts;
   const int64_t micros = absl::ToUnixMicros(t);

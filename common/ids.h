@@ -24,6 +24,13 @@ std::string NewId(absl::string_view prefix, int hex_digits = 16);
 // as NewId's are, by the random part.
 std::string NewTimeOrderedId(absl::string_view prefix, absl::Time at);
 
+// `prefix` followed by 16 hex digits, for the ids whose form is fixed at 16 (SAR-, REF-): `at` in
+// whole seconds since the Unix epoch (8 digits; 0 before it), then 32 random bits. Sorted by time
+// for the same reason as NewTimeOrderedId's: a referral's events and feed items, keyed by its id
+// in every service, go to the end of their indexes while it is in flight. 32 random bits a second
+// do not make an id unique by chance: the caller checks that it is unused and draws again.
+std::string NewTimeOrderedShortId(absl::string_view prefix, absl::Time at);
+
 google::protobuf::Timestamp ToProto(absl::Time t);
 absl::Time FromProto(const google::protobuf::Timestamp& ts);
 

@@ -97,6 +97,17 @@ absl::StatusOr<v1::Sar> LoadSar(Txn& txn, const std::string& sar_id) {
   return sar;
 }
 
+absl::StatusOr<std::string> NewSarId(Txn& txn, absl::Time now) {
+  return DrawUnusedId(
+      txn, [now] { return NewTimeOrderedShortId("SAR-", now); },
+      "SELECT 1 FROM sars WHERE sar_id = ?");
+}
+absl::StatusOr<std::string> NewReferralId(Txn& txn, absl::Time now) {
+  return DrawUnusedId(
+      txn, [now] { return NewTimeOrderedShortId("REF-", now); },
+      "SELECT 1 FROM referrals WHERE referral_id = ?");
+}
+
 }  // namespace
 
 std::span<const Migration> DeskMigrations() { return kMigrations; }
@@ -109,6 +120,16 @@ std::string DeconflictionSql() {
       "JOIN referrals r ON r.sar_id = b.sar_id "
       "WHERE a.sar_id = ? AND r.organisation != ? AND ",
       kOpenStatesSql, " ORDER BY 2, 1");
+}
+
+absl::StatusOr<std::string> DrawUnusedId(Txn& txn, const std::function<std::string()>& draw,
+                                         const std::string& unused_sql) {
+  for (int i = 0; i < 16; ++i) {
+    std::string id = draw();
+    ASSIGN_OR_RETURN(auto rows, txn.Query(unused_sql, {id}));
+    if (rows.empty()) return id;
+  }
+  return absl::InternalError("no unused id in 16 draws");
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> OpenReferralsSharingASubject(
@@ -233,7 +254,7 @@ absl::StatusOr<v1::SubmitSarResponse> Desk::SubmitPrepared(const Call& call,
       db_, call.scope, request, request.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         v1::Sar sar = prepared.sar;
-        sar.set_sar_id(NewId("SAR-"));
+        ASSIGN_OR_RETURN(*sar.mutable_sar_id(), NewSarId(txn, now));
         if (!sar.has_submitted_at()) *sar.mutable_submitted_at() = ToProto(now);
         // One way to say DAML: the flag and the glossary code go together.
         const bool daml_code = absl::c_linear_search(sar.glossary_codes(), kDamlGlossaryCode);
@@ -321,7 +342,11 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
         std::min(due, EndOfWorkingDaysAfter(FromProto(sar.submitted_at()), kDamlNoticeWorkingDays));
   }
   v1::Referral r;
-  r.set_referral_id(d.referral_id.empty() ? NewId("REF-") : d.referral_id);
+  if (d.referral_id.empty()) {
+    ASSIGN_OR_RETURN(*r.mutable_referral_id(), NewReferralId(txn, now));
+  } else {
+    r.set_referral_id(d.referral_id);
+  }
   r.set_sar_id(sar.sar_id());
   r.set_organisation(org);
   r.set_state(v1::REFERRAL_STATE_DISPATCHED);
@@ -550,7 +575,7 @@ absl::StatusOr<v1::RedirectReferralResponse> Desk::Redirect(
         d.thr = thr;
         d.route = old.route();
         d.linked = old.referral_id();
-        d.referral_id = NewId("REF-");
+        ASSIGN_OR_RETURN(d.referral_id, NewReferralId(txn, now));
         d.off_system = request.off_system();
         if (!named) {
           v1::LifecycleEvent e =

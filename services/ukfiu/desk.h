@@ -60,6 +60,12 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> OpenReferralsSh
 // The statement it runs, for tests that look at its plan.
 std::string DeconflictionSql();
 
+// A new id from `draw` that `unused_sql` (one `?`, the id) finds in no row, drawing again while
+// it does: SAR and referral ids are NewTimeOrderedShortId's, whose 32 random bits a second can
+// repeat. The same transaction sees the ids its earlier jobs took. INTERNAL after 16 draws.
+absl::StatusOr<std::string> DrawUnusedId(Txn& txn, const std::function<std::string()>& draw,
+                                         const std::string& unused_sql);
+
 // Pseudonymous reference for a subject: hex HMAC-SHA256 over the normalised name (lower case,
 // single spaces) and date of birth. Stable for the same person and key.
 std::string SubjectRef(const std::string& key, const v1::Subject& subject);

@@ -132,6 +132,42 @@ TEST_F(UkfiuDeskTest, ReferralGoesToTheForceWithItsPackageAndToTheNcaWithout) {
                                     std::make_tuple("NCA", v1::EVENT_TYPE_DISPATCHED, false)));
 }
 
+// SAR and referral ids begin with the second they were made (so a referral's rows cluster at the
+// end of the indexes keyed by it while it is in flight), keep their published form, and a drawn
+// id already taken is drawn again.
+TEST_F(UkfiuDeskTest, SarAndReferralIdsSortByTimeAndAreNeverReused) {
+  const std::string first_sar = Submit();
+  ASSERT_OK_AND_ASSIGN(auto first, Refer(first_sar, "NFK"));
+  clock_.Advance(absl::Seconds(1));
+  const std::string second_sar = Submit();
+  ASSERT_OK_AND_ASSIGN(auto second, Refer(second_sar, "NFK"));
+  EXPECT_EQ(first_sar.substr(0, 12), "SAR-6553f100") << first_sar;  // 1700000000 in hex
+  EXPECT_EQ(first.referral().referral_id().substr(0, 12), "REF-6553f100");
+  EXPECT_LT(first_sar, second_sar);
+  EXPECT_LT(first.referral().referral_id(), second.referral().referral_id());
+  for (const std::string& id : {first.referral().referral_id(), second.referral().referral_id()}) {
+    EXPECT_THAT(CheckReferralId("referral_id", id), IsOk()) << id;
+  }
+  EXPECT_EQ(second_sar.size(), 20u);
+
+  const std::string taken = first.referral().referral_id();
+  const std::string fresh = NewTimeOrderedShortId("REF-", clock_.Now());
+  ASSERT_THAT(db_->Transact([&](Txn& t) -> absl::Status {
+    std::vector<std::string> draws = {taken, taken, fresh};
+    size_t next = 0;
+    ASSIGN_OR_RETURN(std::string id, DrawUnusedId(
+                                         t, [&] { return draws.at(next++); },
+                                         "SELECT 1 FROM referrals WHERE referral_id = ?"));
+    EXPECT_EQ(id, fresh);
+    EXPECT_EQ(next, 3u);
+    EXPECT_THAT(DrawUnusedId(
+                    t, [&] { return taken; }, "SELECT 1 FROM referrals WHERE referral_id = ?"),
+                StatusIs(absl::StatusCode::kInternal, ::testing::_));
+    return absl::OkStatus();
+  }),
+              IsOk());
+}
+
 TEST_F(UkfiuDeskTest, TextBoundForTheNcaMayNotNameTheSubject) {
   const std::string sar = Submit("Morwenna Trelawney");
   v1::ReferSarRequest req;
