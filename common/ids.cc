@@ -23,20 +23,26 @@ std::string NewId(absl::string_view prefix, int hex_digits) {
   return id;
 }
 
-std::string NewTimeOrderedId(absl::string_view prefix, absl::Time at) {
+namespace {
+// `prefix`, then `value` in `digits` hex digits, then `random_digits` random ones.
+std::string TimePrefixedId(absl::string_view prefix, int64_t value, int digits, int random_digits) {
   static constexpr char kHex[] = "0123456789abcdef";
-  const int64_t millis = std::clamp<int64_t>(absl::ToUnixMillis(at), 0, (int64_t{1} << 48) - 1);
   std::string id(prefix);
-  for (int shift = 44; shift >= 0; shift -= 4) id.push_back(kHex[(millis >> shift) & 0xf]);
-  return NewId(id, 20);
+  for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4) {
+    id.push_back(kHex[(value >> shift) & 0xf]);
+  }
+  return NewId(id, random_digits);
+}
+}  // namespace
+
+std::string NewTimeOrderedId(absl::string_view prefix, absl::Time at) {
+  const int64_t millis = std::clamp<int64_t>(absl::ToUnixMillis(at), 0, (int64_t{1} << 48) - 1);
+  return TimePrefixedId(prefix, millis, 12, 20);
 }
 
 std::string NewTimeOrderedShortId(absl::string_view prefix, absl::Time at) {
-  static constexpr char kHex[] = "0123456789abcdef";
   const int64_t seconds = std::clamp<int64_t>(absl::ToUnixSeconds(at), 0, (int64_t{1} << 32) - 1);
-  std::string id(prefix);
-  for (int shift = 28; shift >= 0; shift -= 4) id.push_back(kHex[(seconds >> shift) & 0xf]);
-  return NewId(id, 8);
+  return TimePrefixedId(prefix, seconds, 8, 8);
 }
 
 google::protobuf::Timestamp ToProto(absl::Time t) {
