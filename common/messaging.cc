@@ -179,14 +179,15 @@ bool Outbox::Reaches(const std::string& destination) const {
 }
 
 absl::Status Outbox::Send(Txn& txn, const std::string& destination, const v1::Envelope& envelope,
-                          absl::Time now) {
+                          absl::Time now, Urgency urgency) {
   if (!Reaches(destination)) {
     return absl::FailedPreconditionError(
         absl::StrCat("no peer is configured for ", destination, ": nothing can be sent there"));
   }
   RETURN_IF_ERROR(Enqueue(txn, destination, envelope, now));
   if (worker_ != nullptr) {
-    db_.AfterCommit([worker = worker_, destination] { worker->Notify(destination); });
+    db_.AfterCommit(
+        [worker = worker_, destination, urgency] { worker->Notify(destination, urgency); });
   }
   return absl::OkStatus();
 }
@@ -262,6 +263,11 @@ DeliveryOptions DeliveryOptionsFrom(const v1::DeliveryConfig& config) {
     o.initial_backoff = absl::Milliseconds(config.initial_backoff_ms());
   if (config.max_backoff_ms() > 0) o.max_backoff = absl::Milliseconds(config.max_backoff_ms());
   if (config.batch_size() > 0) o.batch_size = config.batch_size();
+  if (config.inform_within_ms() > 0) {
+    o.inform_within = absl::Milliseconds(config.inform_within_ms());
+  } else if (config.inform_within_ms() < 0) {
+    o.inform_within = absl::ZeroDuration();
+  }
   return o;
 }
 
@@ -409,10 +415,14 @@ class AsioDeliveryWorker : public DeliveryWorker {
     }
   }
 
-  void Notify(const std::string& destination) override {
+  void Notify(const std::string& destination, Urgency urgency) override {
     auto it = loops_.find(destination);
     if (it == loops_.end()) return;
-    Kick(*it->second);
+    if (urgency == Urgency::kAtOnce || options_.inform_within <= absl::ZeroDuration()) {
+      Kick(*it->second);
+    } else {
+      Linger(*it->second);
+    }
   }
 
   void Stop() override {
@@ -439,9 +449,14 @@ class AsioDeliveryWorker : public DeliveryWorker {
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
     // A step is posted and has not started: further kicks add nothing.
     std::atomic<bool> kicked{false};
-    // Armed for the next poll or, in backoff, for the retry; only the loop's thread touches it.
+    // A kInform message came since the last step began: the timer is (or is about to be) armed
+    // to send it within inform_within, and further ones add nothing.
+    std::atomic<bool> lingering{false};
+    // Armed for the next poll, for a kInform message (timer_lingers), or, in backoff, for the
+    // retry; only the loop's thread touches it.
     boost::asio::steady_timer timer;
     bool timer_armed = false;
+    bool timer_lingers = false;
     absl::Duration backoff;
     bool in_backoff = false;
     std::mt19937_64 rng;
@@ -467,21 +482,37 @@ class AsioDeliveryWorker : public DeliveryWorker {
     });
   }
 
+  // A step within inform_within, from any thread: the first kInform message since the last step
+  // began arms the timer for it; the ones after it ride along. Nothing in backoff (the retry
+  // sends everything) or when a step for kInform messages is already due.
+  void Linger(Loop& l) {
+    if (l.lingering.exchange(true)) return;
+    boost::asio::post(l.io, [this, &l] {
+      if (stopped_ || l.in_backoff || (l.timer_armed && l.timer_lingers)) return;
+      Arm(l, options_.inform_within, /*replace=*/true, /*lingers=*/true);
+    });
+  }
+
   // The timer for the next poll (kept if one is already armed: a poll only catches what no
-  // kick announced) or, with `replace`, for a retry.
-  void Arm(Loop& l, absl::Duration delay, bool replace) {
+  // kick announced) or, with `replace`, for a retry or a kInform message (`lingers`).
+  void Arm(Loop& l, absl::Duration delay, bool replace, bool lingers = false) {
     if (l.timer_armed && !replace) return;
     l.timer_armed = true;
+    l.timer_lingers = lingers;
     l.timer.expires_after(absl::ToChronoNanoseconds(delay));
     l.timer.async_wait([this, &l](const boost::system::error_code& ec) {
       if (ec || stopped_) return;  // replaced by a later expires_after, or stopping
       l.timer_armed = false;
+      l.timer_lingers = false;
       Step(l);
     });
   }
 
   // Sends one batch; schedules the next step by outcome.
   void Step(Loop& l) {
+    // Cleared before the step reads the outbox: a kInform message committed after this point
+    // arms the timer again.
+    l.lingering = false;
     absl::StatusOr<bool> more = DeliverOnce(l);
     if (more.ok()) {
       l.backoff = options_.initial_backoff;
@@ -489,7 +520,8 @@ class AsioDeliveryWorker : public DeliveryWorker {
       if (*more) {
         Kick(l);
       } else {
-        Arm(l, options_.poll_interval, /*replace=*/false);
+        // What a kInform timer was armed for has gone with this step: back to polling.
+        Arm(l, options_.poll_interval, /*replace=*/l.timer_lingers);
       }
       return;
     }

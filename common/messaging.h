@@ -105,10 +105,19 @@ std::unique_ptr<Transport> NewGrpcTransport(const std::vector<v1::Peer>& peers,
                                             absl::Duration deadline,
                                             grpc::CompletionQueue* queue = nullptr);
 
+// How soon an enqueued message must leave. kAtOnce: its destination is asked to act, so the
+// delivery loop is woken now. kInform: the destination is only told (the register, UKFIU hearing
+// of a force's steps), so the message may wait up to DeliveryOptions::inform_within and go in one
+// call, and one commit at the receiver, with the messages to the same place that follow it. A
+// message sent at once takes every one waiting before it along.
+enum class Urgency { kAtOnce, kInform };
+
 struct DeliveryOptions {
   absl::Duration initial_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(60);
   int batch_size = 200;
+  // How long a kInform message may wait for company (zero: it leaves at once).
+  absl::Duration inform_within = absl::Milliseconds(100);
   // How often to look for work when nobody calls Notify (e.g. after a restart).
   absl::Duration poll_interval = absl::Seconds(2);
   // How long marking a delivered batch done may wait for a commit the service makes anyway
@@ -129,8 +138,9 @@ class DeliveryWorker {
   virtual ~DeliveryWorker() = default;
   // Starts delivering to each of `destinations`.
   virtual void Start(const std::vector<std::string>& destinations) = 0;
-  // Work was enqueued for `destination`: deliver now rather than at the next poll.
-  virtual void Notify(const std::string& destination) = 0;
+  // Work was enqueued for `destination`: deliver now (kAtOnce), or within inform_within
+  // (kInform), rather than at the next poll.
+  virtual void Notify(const std::string& destination, Urgency urgency) = 0;
   // Stops the loops and waits for calls in flight. Idempotent.
   virtual void Stop() = 0;
 };
@@ -148,10 +158,10 @@ class Outbox {
   // `peers` empty means every destination is reachable.
   Outbox(Database& db, DeliveryWorker* worker, std::vector<std::string> peers = {});
 
-  // Enqueue (above) for `destination`, then the wake-up after the commit. FAILED_PRECONDITION
-  // naming the destination when the service has no peer for it.
+  // Enqueue (above) for `destination`, then the wake-up after the commit, as soon as `urgency`
+  // says. FAILED_PRECONDITION naming the destination when the service has no peer for it.
   absl::Status Send(Txn& txn, const std::string& destination, const v1::Envelope& envelope,
-                    absl::Time now);
+                    absl::Time now, Urgency urgency = Urgency::kAtOnce);
   bool Reaches(const std::string& destination) const;
 
  private:

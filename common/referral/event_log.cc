@@ -163,7 +163,8 @@ absl::Status SendEvent(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event
     if (supplementary != nullptr && dest != kRegisterCode && dest != referral::kUkfiuCode) {
       *env.mutable_supplementary_sar() = *supplementary;
     }
-    RETURN_IF_ERROR(outbox.Send(txn, dest, env, now));
+    RETURN_IF_ERROR(outbox.Send(
+        txn, dest, env, now, referral::SendsAtOnce(event) ? Urgency::kAtOnce : Urgency::kInform));
   }
   return absl::OkStatus();
 }

@@ -28,6 +28,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_DISPATCHED,
        kToAddressee | kToRegister,
        kToAddressee,
+       true,
        1},
       {v1::EVENT_TYPE_RECEIVED,
        Producer::kAddressee,
@@ -36,6 +37,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_RECEIVED,
        kForce,
        0,
+       false,
        2},
       {v1::EVENT_TYPE_ACKNOWLEDGED,
        Producer::kAddressee,
@@ -44,6 +46,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_ACKNOWLEDGED,
        kForce,
        0,
+       false,
        3},
       {v1::EVENT_TYPE_RESEARCH_STARTED,
        Producer::kAddressee,
@@ -52,6 +55,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNDER_RESEARCH,
        kForce,
        0,
+       false,
        4},
       // A force's ending goes to every unit it handed the referral to before (one that declined
       // assistance keeps a copy), so that copy ends too.
@@ -64,6 +68,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_DECLINED_BY_FORCE,
        kForce | kToUnits,
        0,
+       true,
        7},
       {v1::EVENT_TYPE_CLOSED_BY_FORCE,
        Producer::kAddressee,
@@ -72,6 +77,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_CLOSED_BY_FORCE,
        kForce | kToUnits,
        0,
+       true,
        7},
       // From receipt too: an organisation with no anti-corruption department of its own hands
       // every case over as it arrives (the force desk's own handover follows research).
@@ -82,6 +88,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_HANDED_OVER,
        kForce | kToUnits,
        kToUnits,
+       true,
        5},
       {v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED,
        Producer::kUnit,
@@ -90,6 +97,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_JOINT_INVESTIGATION,
        kUnitStep,
        0,
+       false,
        6},
       // After the handover it answers, though it returns the referral to research.
       {v1::EVENT_TYPE_ASSISTANCE_DECLINED,
@@ -99,6 +107,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNDER_RESEARCH,
        kUnitStep,
        0,
+       true,
        6},
       {v1::EVENT_TYPE_OUTCOME_RECORDED,
        Producer::kUnit,
@@ -107,6 +116,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_OUTCOME_RECORDED,
        kUnitStep,
        0,
+       true,
        7},
       // A track's new status goes wherever the referral's work is: UKFIU, the force, its units
       // and the register. Before an ending stamped with the same instant (rank 6).
@@ -117,6 +127,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNSPECIFIED,
        kUnitStep | kToUnits,
        0,
+       false,
        6},
       // Where the work stands: sent as an outcome update is.
       {v1::EVENT_TYPE_PROGRESS_UPDATED,
@@ -126,6 +137,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNSPECIFIED,
        kUnitStep | kToUnits,
        0,
+       false,
        6},
       {v1::EVENT_TYPE_WITHDRAWN,
        Producer::kUkfiu,
@@ -134,6 +146,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_WITHDRAWN,
        kEnding,
        0,
+       true,
        7},
       {v1::EVENT_TYPE_REDIRECTED,
        Producer::kUkfiu,
@@ -142,6 +155,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_REDIRECTED,
        kEnding,
        0,
+       true,
        7},
       // The IOPC's part: where the work is, as a progress update goes.
       {v1::EVENT_TYPE_REFERRED_TO_IOPC,
@@ -151,6 +165,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNSPECIFIED,
        kUnitStep | kToUnits,
        0,
+       false,
        6},
       // A thread's messages go to its other party only (with the text) and to the register
       // (counts and times).
@@ -161,6 +176,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNSPECIFIED,
        kToThreadPeer | kToRegister,
        0,
+       true,
        8},
       {v1::EVENT_TYPE_INFORMATION_PROVIDED,
        Producer::kParty,
@@ -169,6 +185,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNSPECIFIED,
        kToThreadPeer | kToRegister,
        0,
+       true,
        8},
       // A further SAR: to whoever works the referral (with the SAR) and the register (without).
       {v1::EVENT_TYPE_SAR_ATTACHED,
@@ -178,6 +195,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNSPECIFIED,
        kEnding,
        0,
+       true,
        9},
       {v1::EVENT_TYPE_REMINDER_SENT,
        Producer::kUkfiu,
@@ -186,6 +204,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNSPECIFIED,
        kSide,
        0,
+       true,
        9},
       {v1::EVENT_TYPE_ESCALATED,
        Producer::kUkfiu,
@@ -194,6 +213,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNSPECIFIED,
        kSide,
        0,
+       true,
        9},
       {v1::EVENT_TYPE_DECONFLICTION_FLAG,
        Producer::kUkfiu,
@@ -202,6 +222,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNSPECIFIED,
        kSide,
        0,
+       true,
        9},
       {v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG,
        Producer::kUkfiu,
@@ -210,6 +231,7 @@ const std::vector<EventRule>& Table() {
        v1::REFERRAL_STATE_UNSPECIFIED,
        kSide,
        0,
+       true,
        9},
   };
   return *table;
@@ -412,6 +434,11 @@ std::vector<std::string> Destinations(const v1::LifecycleEvent& event, const Par
   if (rule->to & kToThreadPeer) add(event.thread_with());
   if (rule->to & kToRegister) add(kRegisterCode);
   return out;
+}
+
+bool SendsAtOnce(const v1::LifecycleEvent& event) {
+  const EventRule* rule = RuleFor(event.type());
+  return rule == nullptr || rule->at_once;
 }
 
 bool CarriesPackageTo(const v1::LifecycleEvent& event, const std::string& destination) {

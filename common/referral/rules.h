@@ -1,7 +1,7 @@
 // The referral's rules, in one table: a row per event type saying which states it may follow,
 // where it moves the referral, who may produce it for a given referral, where it is sent and
-// whether it carries the referral's package. Everything else in this layer reads the table:
-// NextState and Fold (lifecycle.h), every receiver's acceptance check (Judge, below), every
+// whether it carries the referral's package, and how soon. Everything else in this layer reads the
+// table: NextState and Fold (lifecycle.h), every receiver's acceptance check (Judge, below), every
 // destination list (Destinations, below). Adding an event type means a row here, its proto and
 // its handler.
 //
@@ -58,6 +58,14 @@ struct EventRule {
   // The party whose envelope carries the package, because the event gives it its copy of the
   // referral (kToAddressee: the addressee; kToUnits: the unit the event names); 0 for none.
   uint8_t package_to;
+  // Whether the event leaves at once for every destination: it asks one of them to act (a
+  // referral for its addressee, a handover for its unit, a question for the other party, a
+  // reminder), makes a party known (DISPATCHED, HANDED_OVER: receivers hold the events of a party
+  // they do not know yet), or ends the referral. Otherwise it only tells (a force's receipt,
+  // acknowledgement and research, a unit's opening, an update), and may wait up to inform_within
+  // for the next messages to the same place. All or none: an event sent at once to one party and
+  // held back from another would let the first act on it and be heard before it.
+  bool at_once;
   // The event's place in a referral's life, ordering events stamped with the same instant.
   int rank;
 };
@@ -115,6 +123,10 @@ Identity ProducerIdentity(const v1::LifecycleEvent& event);
 // itself is left out.
 std::vector<std::string> Destinations(const v1::LifecycleEvent& event, const Parties& known,
                                       const std::string& producer_code);
+
+// Whether `event`'s envelopes leave at once (EventRule::at_once) or may wait up to
+// DeliveryOptions::inform_within for the next messages to the same place (common/messaging.h).
+bool SendsAtOnce(const v1::LifecycleEvent& event);
 
 // Whether the envelope of `event` to `destination` carries the package.
 bool CarriesPackageTo(const v1::LifecycleEvent& event, const std::string& destination);

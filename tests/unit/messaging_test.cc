@@ -107,9 +107,13 @@ class OutboxTest : public ::testing::Test {
 class RecordingWorker : public DeliveryWorker {
  public:
   void Start(const std::vector<std::string>&) override {}
-  void Notify(const std::string& destination) override { woken.push_back(destination); }
+  void Notify(const std::string& destination, Urgency urgency) override {
+    woken.push_back(destination);
+    urgencies.push_back(urgency);
+  }
   void Stop() override {}
   std::vector<std::string> woken;
+  std::vector<Urgency> urgencies;
 };
 
 // What a service sends wakes the worker by itself, once the transaction that enqueued it has
@@ -136,6 +140,74 @@ TEST_F(OutboxTest, SendWakesTheWorkerOnlyAfterTheCommit) {
   }),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("SFK")));
   EXPECT_EQ(Pending(), 1);
+  // The wake-up carries how soon the message must leave.
+  ASSERT_THAT(db_->Transact([&](Txn& t) {
+    return outbox.Send(t, "NCA", MakeEnvelope("R4", 0), absl::Now(), Urgency::kInform);
+  }),
+              IsOk());
+  EXPECT_EQ(worker.woken, (std::vector<std::string>{"NFK", "NCA"}));
+  EXPECT_EQ(worker.urgencies, (std::vector<Urgency>{Urgency::kAtOnce, Urgency::kInform}));
+}
+
+// Messages that only inform wait for company: three of them go nowhere while their window is
+// open (an hour here), and the next message sent at once takes them along, in order, in one call.
+TEST_F(OutboxTest, InformingMessagesWaitAndLeaveWithTheNextUrgentOne) {
+  FlakyTransport transport;
+  DeliveryOptions options;
+  options.poll_interval = absl::Hours(1);
+  options.inform_within = absl::Hours(1);
+  auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+  worker->Start({"PEER"});
+  const auto send = [&](const std::string& referral, Urgency urgency) {
+    ASSERT_THAT(db_->Transact([&](Txn& t) {
+      return Enqueue(t, "PEER", MakeEnvelope(referral, 0), absl::Now());
+    }),
+                IsOk());
+    worker->Notify("PEER", urgency);
+  };
+  // Once this has gone, the loop's first step (at Start) is behind it.
+  send("first", Urgency::kAtOnce);
+  ASSERT_TRUE(Eventually([&] { return Pending() == 0; }));
+  for (int i = 0; i < 3; ++i) send(absl::StrCat("told", i), Urgency::kInform);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(Pending(), 3) << "an informing message left before its window closed";
+  send("urgent", Urgency::kAtOnce);
+  ASSERT_TRUE(Eventually([&] { return Pending() == 0; }));
+  worker->Stop();
+  std::lock_guard lock(transport.mu_);
+  EXPECT_EQ(transport.calls_, 2);
+  EXPECT_EQ(transport.taken_, (std::vector<std::string>{"m-first-0", "m-told0-0", "m-told1-0",
+                                                        "m-told2-0", "m-urgent-0"}));
+}
+
+// With nothing sent at once after them, informing messages leave when their window closes, not
+// at the next poll (an hour here); and a window of zero sends them at once.
+TEST_F(OutboxTest, InformingMessagesLeaveWhenTheirWindowCloses) {
+  for (const absl::Duration window : {absl::Milliseconds(50), absl::ZeroDuration()}) {
+    FlakyTransport transport;
+    DeliveryOptions options;
+    options.poll_interval = absl::Hours(1);
+    options.inform_within = window;
+    auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+    worker->Start({"PEER"});
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < 4; ++i) {
+        ASSERT_THAT(db_->Transact([&](Txn& t) {
+          return Enqueue(
+              t, "PEER",
+              MakeEnvelope(absl::StrCat("W", absl::FormatDuration(window), "-", round), i),
+              absl::Now());
+        }),
+                    IsOk());
+        worker->Notify("PEER", Urgency::kInform);
+      }
+      ASSERT_TRUE(Eventually([&] { return Pending() == 0; }))
+          << "window " << window << ", round " << round << ": waited for the poll";
+    }
+    worker->Stop();
+    std::lock_guard lock(transport.mu_);
+    EXPECT_EQ(transport.taken_.size(), 12u);
+  }
 }
 
 TEST_F(OutboxTest, DeliversEverythingOnceInOrderThroughFailures) {
@@ -182,7 +254,7 @@ TEST_F(OutboxTest, AKickSendsAtOnceWhateverThePollIsArmedFor) {
       return Enqueue(t, "PEER", MakeEnvelope(absl::StrCat("K", round), 0), absl::Now());
     }),
                 IsOk());
-    for (int i = 0; i < 1000; ++i) worker->Notify("PEER");
+    for (int i = 0; i < 1000; ++i) worker->Notify("PEER", Urgency::kAtOnce);
     ASSERT_TRUE(Eventually([&] { return Pending() == 0; }))
         << "round " << round << ": a kicked row waited for the poll";
   }
@@ -204,7 +276,7 @@ TEST_F(OutboxTest, ARetryIsNotHeldBehindAnArmedPoll) {
   worker->Start({"PEER"});  // finds nothing and arms the hour's poll
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EnqueueAll(1, 2);
-  worker->Notify("PEER");
+  worker->Notify("PEER", Urgency::kAtOnce);
   ASSERT_TRUE(Eventually([&] { return Pending() == 0; })) << "the retry waited for the poll";
   worker->Stop();
   std::lock_guard lock(transport.mu_);

@@ -58,6 +58,28 @@ TEST(RulesTable, EveryEventTypeHasOneRow) {
   EXPECT_EQ(RuleFor(v1::EVENT_TYPE_UNSPECIFIED), nullptr);
 }
 
+// Which events leave at once: every ending, the events that make a party known (receivers hold
+// other events until they know the party: Judge), and those that ask a party to act; a force's
+// steps before its handover and a unit's opening only tell, and may wait for company.
+TEST(RulesTable, EndingsAndWhatMakesAPartyKnownLeaveAtOnce) {
+  for (const EventRule& r : AllRules()) {
+    if (IsTerminal(r.target) || r.type == v1::EVENT_TYPE_DISPATCHED ||
+        r.type == v1::EVENT_TYPE_HANDED_OVER) {
+      EXPECT_TRUE(r.at_once) << v1::EventType_Name(r.type);
+    }
+  }
+  for (const v1::EventType told :
+       {v1::EVENT_TYPE_RECEIVED, v1::EVENT_TYPE_ACKNOWLEDGED, v1::EVENT_TYPE_RESEARCH_STARTED,
+        v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, v1::EVENT_TYPE_PROGRESS_UPDATED}) {
+    EXPECT_FALSE(SendsAtOnce(Ev(told, "NFK"))) << v1::EventType_Name(told);
+  }
+  for (const v1::EventType asks :
+       {v1::EVENT_TYPE_ASSISTANCE_DECLINED, v1::EVENT_TYPE_INFORMATION_REQUESTED,
+        v1::EVENT_TYPE_INFORMATION_PROVIDED, v1::EVENT_TYPE_REMINDER_SENT}) {
+    EXPECT_TRUE(SendsAtOnce(Ev(asks, "NFK"))) << v1::EventType_Name(asks);
+  }
+}
+
 TEST(RulesTable, DestinationsFollowTheTable) {
   Parties p{"NFK", {"ERSOU"}};
   EXPECT_EQ(Destinations(Ev(v1::EVENT_TYPE_WITHDRAWN, "UKFIU"), p, "UKFIU"),
