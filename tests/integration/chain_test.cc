@@ -1,7 +1,11 @@
 // Multi-process tests: the real binaries over mTLS on loopback, driven through their gRPC APIs.
 #include "tests/testutil/chain.h"
 
+#include <chrono>
+#include <fstream>
 #include <map>
+#include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
@@ -287,6 +291,59 @@ TEST_F(ChainTest, EveryOutcomeReachesTheNcaExactlyOnce) {
   // outcome) + 5 (decline) + 7 (assistance declined, then closed).
   const int n = static_cast<int>(FinalOutcomes().size());
   EXPECT_EQ(events, n * 5 + n * 7 + 5 + 7);
+}
+
+// A force's receipt, acknowledgement and research only tell UKFIU and the register: with a
+// window of a minute (delivery.inform_within_ms) they wait in the force's outbox, and its
+// handover, which goes at once, takes them along, in order, to both.
+TEST_F(ChainTest, AForcesStepsWaitForItsHandoverAndLeaveWithIt) {
+  const std::string config_file = chain_->dir() + "/config/force-NFK.textproto";
+  std::stringstream config;
+  config << std::ifstream(config_file).rdbuf();
+  std::string text = config.str();
+  const size_t at = text.find("delivery { ");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.insert(at + 11, "inform_within_ms: 60000 ");
+  std::ofstream(config_file) << text;
+  ASSERT_TRUE(chain_->Stop("force-NFK").ok());
+  ASSERT_TRUE(chain_->Start("force-NFK").ok());
+
+  const std::string id = Refer("NFK", "Waiting Subject");
+  Research("NFK", id);
+  using E = v1::EventType;
+  auto register_has = [&] {
+    v1::GetTimelineRequest req;
+    req.set_referral_id(id);
+    v1::GetTimelineResponse resp;
+    std::vector<E> types;
+    if (nca_->GetTimeline(Context().get(), req, &resp).ok()) {
+      for (const auto& e : resp.events()) types.push_back(e.type());
+    }
+    return types;
+  };
+  auto ukfiu_has = [&] {
+    v1::GetReferralRequest req;
+    req.set_referral_id(id);
+    v1::GetReferralResponse resp;
+    std::vector<E> types;
+    if (ukfiu_->GetReferral(Context().get(), req, &resp).ok()) {
+      for (const auto& e : resp.events()) types.push_back(e.type());
+    }
+    return types;
+  };
+  // The dispatch went at once; the force's three steps wait (a minute is longer than this test).
+  ASSERT_TRUE(WaitFor([&] { return register_has().size() == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(register_has(), std::vector<E>{v1::EVENT_TYPE_DISPATCHED});
+  EXPECT_EQ(ukfiu_has(), std::vector<E>{v1::EVENT_TYPE_DISPATCHED});
+
+  v1::ForceStepResponse resp;
+  ASSERT_RPC_OK(HandOver(id, v1::PRIORITY_P3, "research found undeclared associations", &resp));
+  const std::vector<E> all{v1::EVENT_TYPE_DISPATCHED, v1::EVENT_TYPE_RECEIVED,
+                           v1::EVENT_TYPE_ACKNOWLEDGED, v1::EVENT_TYPE_RESEARCH_STARTED,
+                           v1::EVENT_TYPE_HANDED_OVER};
+  EXPECT_TRUE(WaitFor([&] { return register_has() == all; })) << register_has().size();
+  EXPECT_TRUE(WaitFor([&] { return ukfiu_has() == all; })) << ukfiu_has().size();
 }
 
 TEST_F(ChainTest, DeliveryCompletesAfterTheForceRestarts) {
