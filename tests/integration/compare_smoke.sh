@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The before/after comparison script end to end, two rounds of one-second phases, the build
-# against itself: every round runs, every JSON is written, and the summary has every figure.
+# against itself with every message sent at once in the before half: every round runs, every JSON
+# is written, the before chains are configured as asked, and the summary has every figure.
 # Asserts nothing about speed. Usage: compare_smoke.sh BUILD_DIR. Prints 'N passed, N failed'.
 set -uo pipefail
 BUILD=$(cd "$1" && pwd)
@@ -10,6 +11,7 @@ trap 'rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
 pass=0 fail=0
 if SARLOOP_ROUNDS=2 SARLOOP_BASE_PORT=auto SARLOOP_BEFORE_BUILD=$BUILD \
+  SARLOOP_BEFORE_INFORM_WITHIN_MS=-1 \
   "$REPO/tools/bench/group_commit_compare.sh" "$BUILD" --seconds 1 --concurrency 4 \
   --lifecycles 4 --low-rate 5 > out.txt 2>&1; then
   echo "ok   two rounds ran"; pass=$((pass + 1))
@@ -20,6 +22,15 @@ if [[ -s before-1.json && -s after-1.json && -s before-2.json && -s after-2.json
   echo "ok   a JSON per round and side"; pass=$((pass + 1))
 else
   echo "FAIL missing JSON: $(ls)"; fail=$((fail + 1))
+fi
+# The before half ran with every message at once, the after half with the default window.
+before_labels=$(grep -c '^=== before: .*inform_within_ms: -1 }' out.txt)
+after_labels=$(grep '^=== after: ' out.txt | grep -c 'inform_within_ms')
+if [[ $before_labels -eq 2 && $after_labels -eq 0 ]]; then
+  echo "ok   the before chains were configured to send at once, the after chains not"
+  pass=$((pass + 1))
+else
+  echo "FAIL labels: $(grep '^=== ' out.txt)"; fail=$((fail + 1))
 fi
 summary=$(sed -n '/^figure /,$p' out.txt | tail -n +2)
 rows=$(printf '%s\n' "$summary" | grep -c .)

@@ -8,6 +8,10 @@
 #   SARLOOP_BEFORE_BUILD=OTHER_BUILD_DIR tools/bench/group_commit_compare.sh [BUILD_DIR] [flags...]
 #     before: OTHER_BUILD_DIR's services (an earlier commit, built alike); after: BUILD_DIR's;
 #     both with the default settings. The benchmark itself is BUILD_DIR's in both halves.
+#   SARLOOP_BEFORE_INFORM_WITHIN_MS=N tools/bench/group_commit_compare.sh [BUILD_DIR] [flags...]
+#     before: BUILD_DIR's services with delivery.inform_within_ms N (-1: every message leaves at
+#     once); after: the same services with the default. With SARLOOP_BEFORE_BUILD too, the
+#     before half is that build with N.
 #
 # Prints both tables and writes before.json and after.json to the current directory.
 #
@@ -27,6 +31,11 @@ if [[ -n $BEFORE_BUILD && ! -x $BEFORE_BUILD/services/ukfiu/sarloop-ukfiu ]]; th
   echo "group_commit_compare: $BEFORE_BUILD has no services built" >&2
   exit 1
 fi
+BEFORE_INFORM=${SARLOOP_BEFORE_INFORM_WITHIN_MS:-}
+if [[ -n $BEFORE_INFORM && ! $BEFORE_INFORM =~ ^-?[0-9]+$ ]]; then
+  echo "group_commit_compare: SARLOOP_BEFORE_INFORM_WITHIN_MS must be a whole number of ms" >&2
+  exit 2
+fi
 export SARLOOP_BASE_PORT=${SARLOOP_BASE_PORT:-auto}
 DIR=$(mktemp -d /tmp/sarloop-compare-XXXXXX)
 cleanup() { "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
@@ -44,16 +53,21 @@ for mode in $order; do
   out=$mode.json
   ((ROUNDS > 1)) && out=$mode-$round.json
   serial=0
+  inform=
   export SARLOOP_BUILD=$AFTER_BUILD
-  if [[ -n $BEFORE_BUILD ]]; then
-    [[ $mode == before ]] && SARLOOP_BUILD=$BEFORE_BUILD
+  if [[ -n $BEFORE_BUILD || -n $BEFORE_INFORM ]]; then
+    [[ $mode == before && -n $BEFORE_BUILD ]] && SARLOOP_BUILD=$BEFORE_BUILD
+    [[ $mode == before ]] && inform=$BEFORE_INFORM
     label="$mode: services from $SARLOOP_BUILD"
   else
     [[ $mode == before ]] && serial=1
     label="$mode group commit (serial_commits: $([[ $serial == 1 ]] && echo true || echo false))"
   fi
   rm -rf "$DIR" && mkdir -p "$DIR"
-  SARLOOP_SERIAL_COMMITS=$serial "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null
+  SARLOOP_SERIAL_COMMITS=$serial SARLOOP_INFORM_WITHIN_MS=$inform \
+    "$REPO/deploy/local/sarloop-local" up "$DIR" >/dev/null
+  # As the services were configured, so that the label says what ran.
+  [[ -z $BEFORE_INFORM ]] || label="$label, $(grep -m1 '^delivery' "$DIR/config/ukfiu.textproto")"
   echo "=== $label$( ((ROUNDS > 1)) && echo " (round $round of $ROUNDS)")"
   "$BENCH" --chain "$DIR" --json "$out" "$@"
   "$REPO/deploy/local/sarloop-local" down "$DIR" >/dev/null
