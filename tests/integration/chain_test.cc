@@ -311,25 +311,27 @@ TEST_F(ChainTest, AForcesStepsWaitForItsHandoverAndLeaveWithIt) {
   const std::string id = Refer("NFK", "Waiting Subject");
   Research("NFK", id);
   using E = v1::EventType;
+  // The types of the events a service answers with; none when it does not answer.
+  auto types = [](const grpc::Status& status, const auto& events) {
+    std::vector<E> out;
+    if (status.ok()) {
+      for (const auto& e : events) out.push_back(e.type());
+    }
+    return out;
+  };
   auto register_has = [&] {
     v1::GetTimelineRequest req;
     req.set_referral_id(id);
     v1::GetTimelineResponse resp;
-    std::vector<E> types;
-    if (nca_->GetTimeline(Context().get(), req, &resp).ok()) {
-      for (const auto& e : resp.events()) types.push_back(e.type());
-    }
-    return types;
+    const grpc::Status status = nca_->GetTimeline(Context().get(), req, &resp);
+    return types(status, resp.events());
   };
   auto ukfiu_has = [&] {
     v1::GetReferralRequest req;
     req.set_referral_id(id);
     v1::GetReferralResponse resp;
-    std::vector<E> types;
-    if (ukfiu_->GetReferral(Context().get(), req, &resp).ok()) {
-      for (const auto& e : resp.events()) types.push_back(e.type());
-    }
-    return types;
+    const grpc::Status status = ukfiu_->GetReferral(Context().get(), req, &resp);
+    return types(status, resp.events());
   };
   // The dispatch went at once; the force's three steps wait (a minute is longer than this test).
   ASSERT_TRUE(WaitFor([&] { return register_has().size() == 1; }));
