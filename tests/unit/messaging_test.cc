@@ -149,6 +149,17 @@ TEST_F(OutboxTest, SendWakesTheWorkerOnlyAfterTheCommit) {
   EXPECT_EQ(worker.urgencies, (std::vector<Urgency>{Urgency::kAtOnce, Urgency::kInform}));
 }
 
+// delivery.inform_within_ms: unset keeps the default window, a value sets it, a negative value
+// sends every message at once.
+TEST(DeliveryOptionsTest, TheInformWindowFollowsTheConfiguration) {
+  v1::DeliveryConfig config;
+  EXPECT_EQ(DeliveryOptionsFrom(config).inform_within, absl::Milliseconds(100));
+  config.set_inform_within_ms(250);
+  EXPECT_EQ(DeliveryOptionsFrom(config).inform_within, absl::Milliseconds(250));
+  config.set_inform_within_ms(-1);
+  EXPECT_EQ(DeliveryOptionsFrom(config).inform_within, absl::ZeroDuration());
+}
+
 // Messages that only inform wait for company: three of them go nowhere while their window is
 // open (an hour here), and the next message sent at once takes them along, in order, in one call.
 TEST_F(OutboxTest, InformingMessagesWaitAndLeaveWithTheNextUrgentOne) {
