@@ -634,7 +634,9 @@ std::vector<Migration> ServiceMigrations(std::span<const Migration> migrations,
   return all;
 }
 
-// Process-wide settings measured with perf under sarloop-bench. Each call allocates and frees a
+// Process-wide settings measured with perf under sarloop-bench. The malloc settings are glibc's,
+// for a build with SARLOOP_TCMALLOC off (tcmalloc, linked by default, takes them and ignores them).
+// Each call allocates and frees a
 // burst of buffers on a different thread: glibc then hands the top of each arena back to the kernel
 // (madvise, brk) and faults it back in on the next call, a few per cent of a service's CPU; keeping
 // up to 64 MiB spare stops that (issue 6). glibc's fast bins (issue 24): gRPC and protobuf free

@@ -13,7 +13,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libspdlog-dev libabsl-dev libsqlite3-dev sqlite3 libssl-dev openssl libpq-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libicu-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libicu-dev libgoogle-perftools-dev
   python3-grpcio python3-protobuf clang-format
   clang libclang-rt-14-dev
 )
