@@ -400,7 +400,8 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
     spdlog::warn("serial_commits: group commit is off (for measurement only)");
     db->SetMaxBatch(1);
   }
-  // Watch streams read on the call threads; a commit that stored an event wakes them.
+  // A commit that stored an event wakes the watch streams; they read where they are woken while
+  // few are open, on the call threads when many are (common/watch.h).
   // The commit observer shares the hub: the database keeps the observer until it is destroyed,
   // after this function's later locals, and a commit then must not reach a destroyed hub.
   const auto shared_watch = std::make_shared<WatchHub>(bodies.get());

@@ -16,8 +16,11 @@ constexpr absl::string_view kCursorKind = "watch";
 
 void NoteFeedAppend() { feed_appends.fetch_add(1, std::memory_order_release); }
 
-WatchHub::WatchHub(Executor* executor, int max_streams)
-    : executor_(executor), max_streams_(max_streams), ticker_([this] { Ticker(); }) {}
+WatchHub::WatchHub(Executor* executor, int max_streams, int inline_streams)
+    : executor_(executor),
+      max_streams_(max_streams),
+      inline_streams_(inline_streams),
+      ticker_([this] { Ticker(); }) {}
 
 WatchHub::~WatchHub() {
   {
@@ -76,7 +79,7 @@ void WatchHub::Remove(internal::WatchStreamBase* stream) {
 }
 
 void WatchHub::Run(std::function<void()> task) {
-  if (executor_ == nullptr) {
+  if (executor_ == nullptr || streams_.load() <= inline_streams_) {
     task();
   } else {
     executor_->Post(std::move(task));

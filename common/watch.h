@@ -10,8 +10,12 @@
 // heartbeat and reads again (which also catches what another replica committed). The cursor in
 // each message is signed (common/token.h), so a caller resumes exactly after what it handled.
 //
-// Threads: the serving thread's events only start work; feed reads run on the edge's executor; no
-// lock is held while a stream calls into gRPC.
+// Threads: a stream reads the feed where it is woken: after a commit, on the thread that committed
+// (the serving thread, which also runs the writer), and after a write, on the serving thread. A
+// read after a commit is the few rows that commit stored; handing it to another thread cost more
+// than the read (measured: README, "Watch reads where the commit is"). While more than
+// `inline_streams` are open, reads go to the edge's executor instead, so that one commit does not
+// hold the writer for every watcher. No stream lock is held while a stream calls into gRPC.
 #ifndef SARLOOP_COMMON_WATCH_H_
 #define SARLOOP_COMMON_WATCH_H_
 
@@ -46,6 +50,8 @@ namespace sarloop {
 
 // Messages a stream reads from the feed at a time: what it may hold for a caller that is slow.
 inline constexpr int kWatchBatch = 64;
+// Streams whose reads run on the thread that woke them; past this many they run on the executor.
+inline constexpr int kWatchInlineStreams = 8;
 
 // Called (by the referral layer's AppendEvent) for each event stored, committed or not: a commit
 // after which the count has moved may have added to the feed.
@@ -68,9 +74,10 @@ class WatchStreamBase {
 // The open streams of one service.
 class WatchHub {
  public:
-  // Reads run on `executor` (null: on the calling thread, for unit tests). At most
-  // `max_streams` at once; more are RESOURCE_EXHAUSTED.
-  WatchHub(Executor* executor, int max_streams = 256);
+  // Reads run on the thread that wakes a stream while at most `inline_streams` are open, and on
+  // `executor` when more are (null: always on the calling thread). At most `max_streams` at once;
+  // more are RESOURCE_EXHAUSTED.
+  WatchHub(Executor* executor, int max_streams = 256, int inline_streams = kWatchInlineStreams);
   ~WatchHub();
 
   // Told after every commit (Database::SetCommitObserver): wakes the streams when an event was
@@ -88,6 +95,7 @@ class WatchHub {
   // For streams: registration (false when full or stopped), and their reads' executor.
   bool Add(internal::WatchStreamBase* stream);
   void Remove(internal::WatchStreamBase* stream);
+  // Runs a stream's read: here, or on the executor when more than inline_streams are open.
   void Run(std::function<void()> task);
   void CountBuffered(int64_t delta) { buffered_.fetch_add(delta); }
 
@@ -96,6 +104,7 @@ class WatchHub {
 
   Executor* const executor_;
   const int max_streams_;
+  const int inline_streams_;
   // Recursive, and streams visited over a copy of the set: a stream's OnDone (which removes it)
   // may run inline on the thread that is visiting it.
   std::recursive_mutex mu_;

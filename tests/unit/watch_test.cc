@@ -2,7 +2,10 @@
 // a force's events go into, and where a watch request starts.
 #include "common/watch.h"
 
+#include <functional>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "common/referral/event_log.h"
 #include "common/referral/watch_rpc.h"
@@ -153,6 +156,47 @@ TEST_F(FeedTest, WhereAWatchStarts) {
   kept.set_cursor(WatchCursor(*signer, 7));
   ASSERT_OK_AND_ASSIGN(WatchStart same, ParseWatchRequest(kept, *again, head));
   EXPECT_EQ(same.after, 7);
+}
+
+// Where a stream's read runs: on the thread that woke it while few streams are open, on the
+// executor once more than the hub's inline_streams are.
+TEST(WatchHub, ReadsWhereWokenWhileFewStreamsAreOpenAndOnTheExecutorPastThat) {
+  class Holder : public Executor {
+   public:
+    void Post(std::function<void()> task) override { held.push_back(std::move(task)); }
+    void Join() override {}
+    std::vector<std::function<void()>> held;
+  };
+  class Quiet : public internal::WatchStreamBase {
+    void Wake() override {}
+    void Tick(absl::Time) override {}
+    void Stop() override {}
+  };
+  Holder executor;
+  WatchHub hub(&executor, /*max_streams=*/4, /*inline_streams=*/1);
+  Quiet first, second;
+  const std::thread::id here = std::this_thread::get_id();
+  std::thread::id ran_on;
+  const auto read = [&] { ran_on = std::this_thread::get_id(); };
+
+  ASSERT_TRUE(hub.Add(&first));
+  hub.Run(read);
+  EXPECT_EQ(ran_on, here) << "one stream open: its read runs on the thread that woke it";
+  EXPECT_TRUE(executor.held.empty());
+
+  ASSERT_TRUE(hub.Add(&second));
+  ran_on = std::thread::id();
+  hub.Run(read);
+  EXPECT_EQ(ran_on, std::thread::id()) << "two open, past one: the read waits for the executor";
+  ASSERT_EQ(executor.held.size(), 1u);
+  executor.held.front()();
+  EXPECT_EQ(ran_on, here);
+
+  hub.Remove(&second);
+  executor.held.clear();
+  hub.Run(read);
+  EXPECT_TRUE(executor.held.empty()) << "back to one open: read where woken again";
+  hub.Remove(&first);
 }
 
 }  // namespace
