@@ -538,7 +538,7 @@ class GroupCommitDatabase : public Database {
       }
     }
     const bool committed = commit.ok() && batch.transactions > 0;
-    if (committed && commit_observer_) commit_observer_(batch.transactions, absl::Now() - began);
+    const absl::Duration took = absl::Now() - began;
     {
       std::lock_guard queue_lock(queue_mu_);
       stats_.commits += committed ? 1 : 0;
@@ -550,6 +550,9 @@ class GroupCommitDatabase : public Database {
     if (!acked_early) {
       for (Completion& c : completions) c(commit);
     }
+    // After the answers: the observer wakes the watch streams, which read the feed on this thread
+    // while few are open (common/watch.h), and no caller should wait for that.
+    if (committed && commit_observer_) commit_observer_(batch.transactions, took);
   }
 
   // Starts a write transaction, after settling whatever an earlier one left open.

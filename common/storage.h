@@ -154,7 +154,8 @@ class Database {
   // At most `n` (>= 1) Transact functions per commit; 1 turns group commit off. For measuring it.
   virtual void SetMaxBatch(int n) = 0;
   // Told after every commit how many Transact functions it carried and how long the batch took
-  // (for metrics). Set before the database is shared between threads.
+  // (for metrics, and to wake watch streams). A batch of write jobs tells it after the jobs have
+  // been answered. Set before the database is shared between threads.
   virtual void SetCommitObserver(std::function<void(int64_t, absl::Duration)> observer) = 0;
 
   // What a write job does once its batch has ended, told the COMMIT's status: only on OK may its

@@ -10,6 +10,7 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/sqlite_page_cache.h"
@@ -390,6 +391,35 @@ TEST(Storage, ConcurrentTransactionsShareCommitsAndFailAlone) {
 // hears the outcome only once its batch is durable, so another connection already sees what it
 // wrote, and its after-commit hooks have run by then. Transact calls from other threads at the
 // same time go through the writer too, and nothing is lost.
+// The commit observer wakes watch streams that may read on the writer thread: a batch of write
+// jobs is answered first.
+TEST(Storage, WriteJobsAreAnsweredBeforeTheCommitObserverIsTold) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
+  std::mutex mu;
+  std::vector<std::string> order;
+  std::promise<void> told;
+  db->SetCommitObserver([&](int64_t transactions, absl::Duration) {
+    std::lock_guard lock(mu);
+    order.push_back(absl::StrCat("observer:", transactions));
+    if (order.size() == 2) told.set_value();
+  });
+  db->Submit([&]() -> Database::Completion {
+    absl::Status s =
+        db->Transact([](Txn& txn) { return txn.Exec("INSERT INTO items (name) VALUES ('one')"); });
+    EXPECT_THAT(s, IsOk());
+    return [&](const absl::Status& commit) {
+      EXPECT_THAT(commit, IsOk());
+      std::lock_guard lock(mu);
+      order.push_back("answered");
+      if (order.size() == 2) told.set_value();
+    };
+  });
+  ASSERT_EQ(told.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(order, (std::vector<std::string>{"answered", "observer:1"}));
+}
+
 TEST(Storage, WriteJobsShareACommitAndHearOnlyAfterIt) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
