@@ -637,15 +637,15 @@ std::vector<Migration> ServiceMigrations(std::span<const Migration> migrations,
 
 // Process-wide settings measured with perf under sarloop-bench. The malloc settings are glibc's,
 // for a build with SARLOOP_TCMALLOC off (tcmalloc, linked by default, takes them and ignores them).
-// Each call allocates and frees a
-// burst of buffers on a different thread: glibc then hands the top of each arena back to the kernel
-// (madvise, brk) and faults it back in on the next call, a few per cent of a service's CPU; keeping
-// up to 64 MiB spare stops that (issue 6). glibc's fast bins (issue 24): gRPC and protobuf free
-// many small blocks, which wait in the fast bins, and every request past the small sizes (SQLite's
-// page-sized buffer at each B-tree split) first consolidates all of them, which took most of the
-// time SQLite spent in malloc. Without fast bins, small blocks still come from each thread's cache
-// and are merged as they are freed. Debian's abseil is built with the Mutex deadlock detector on,
-// which records every lock gRPC takes in a graph: worth it in abseil's own tests, not in a service.
+// Each call allocates and frees a burst of buffers on a different thread: glibc then hands the top
+// of each arena back to the kernel (madvise, brk) and faults it back in on the next call, a few
+// per cent of a service's CPU; keeping up to 64 MiB spare stops that (issue 6). glibc's fast bins
+// (issue 24): gRPC and protobuf free many small blocks, which wait in the fast bins, and every
+// request past the small sizes (SQLite's page-sized buffer at each B-tree split) first consolidates
+// all of them, which took most of the time SQLite spent in malloc. Without fast bins, small blocks
+// still come from each thread's cache and are merged as they are freed. Debian's abseil is built
+// with the Mutex deadlock detector on, which records every lock gRPC takes in a graph: worth it in
+// abseil's own tests, not in a service.
 void TuneServiceProcess() {
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   mallopt(M_TOP_PAD, 16 << 20);

@@ -15,7 +15,10 @@
 // read after a commit is the few rows that commit stored; handing it to another thread cost more
 // than the read (measured: README, "Watch reads where the commit is"). While more than
 // `inline_streams` are open, reads go to the edge's executor instead, so that one commit does not
-// hold the writer for every watcher. No stream lock is held while a stream calls into gRPC.
+// hold the writer for every watcher. No stream's lock is held while it calls into gRPC; the hub's
+// may be (a stream woken by a commit reads and starts its write under it, as a heartbeat from the
+// ticker does), which is safe because gRPC answers a write through the serving queue, never
+// inline.
 #ifndef SARLOOP_COMMON_WATCH_H_
 #define SARLOOP_COMMON_WATCH_H_
 

@@ -387,10 +387,6 @@ TEST(Storage, ConcurrentTransactionsShareCommitsAndFailAlone) {
   EXPECT_LE(stats.commits, stats.transactions);
 }
 
-// Write jobs (Submit): they share the writer's commits, each Transact in its own savepoint; a job
-// hears the outcome only once its batch is durable, so another connection already sees what it
-// wrote, and its after-commit hooks have run by then. Transact calls from other threads at the
-// same time go through the writer too, and nothing is lost.
 // The commit observer wakes watch streams that may read on the writer thread: a batch of write
 // jobs is answered first.
 TEST(Storage, WriteJobsAreAnsweredBeforeTheCommitObserverIsTold) {
@@ -420,6 +416,10 @@ TEST(Storage, WriteJobsAreAnsweredBeforeTheCommitObserverIsTold) {
   EXPECT_EQ(order, (std::vector<std::string>{"answered", "observer:1"}));
 }
 
+// Write jobs (Submit): they share the writer's commits, each Transact in its own savepoint; a job
+// hears the outcome only once its batch is durable, so another connection already sees what it
+// wrote, and its after-commit hooks have run by then. Transact calls from other threads at the
+// same time go through the writer too, and nothing is lost.
 TEST(Storage, WriteJobsShareACommitAndHearOnlyAfterIt) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
