@@ -19,7 +19,8 @@
 # before in even ones (use an even N), and writes
 # before-K.json and after-K.json for round K. On a VM whose speed drifts from minute to minute
 # (the echo baseline has moved by half within one run) one pair is not enough to tell a change
-# from the drift; the script ends with each round's main figures and their means.
+# from the drift; the script ends with each round's main figures and their means, then the
+# means at 10/s step by step and thread by thread.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 AFTER_BUILD=${1:-$REPO/build}
@@ -100,4 +101,27 @@ for label, phase, key in figures:
     cells = "".join("%22s" % f"{x:.2f} -> {y:.2f}" for x, y in zip(b, a))
     mb, ma = sum(b) / rounds, sum(a) / rounds
     print("%-14s" % label + cells + "%30s" % f"{mb:.2f} -> {ma:.2f} ({ma / mb if mb else 0:.2f})")
+
+# Where a change at 10/s went: a step that got faster may only have moved time to the next one
+# (their sum is the lifecycle), and CPU taken off one thread may land on another.
+def mean(values):
+    return sum(values) / len(values) if values else 0.0
+low = {m: [r["chain_low_load"] for r in runs[m]] for m in ("before", "after")}
+print("\nat %g/s, means of the rounds, before -> after" % runs["after"][0]["low_load_rate"])
+print("%-28s%22s%22s" % ("step", "p50 ms", "p99 ms"))
+for step in low["after"][0].get("steps", {}):
+    cells = ""
+    for key in ("p50_ms", "p99_ms"):
+        b = mean([r["steps"][step][key] for r in low["before"] if step in r.get("steps", {})])
+        a = mean([r["steps"][step][key] for r in low["after"] if step in r.get("steps", {})])
+        cells += "%22s" % f"{b:.2f} -> {a:.2f}"
+    print("%-28s" % step + cells)
+print("%-28s%22s%22s" % ("thread", "CPU ms", "wake-ups"))
+threads = sorted(set().union(*(r.get("by_thread", {}).keys() for m in low for r in low[m])))
+for thread in threads:
+    pairs = [(mean([r["by_thread"].get(thread, {}).get(key, 0.0) for r in low["before"]]),
+              mean([r["by_thread"].get(thread, {}).get(key, 0.0) for r in low["after"]]))
+             for key in ("cpu_ms_per_op", "voluntary_switches_per_op")]
+    if max(max(pair) for pair in pairs) >= 0.005:  # threads that did nothing either way: left out
+        print("%-28s" % thread + "".join("%22s" % f"{b:.2f} -> {a:.2f}" for b, a in pairs))
 PY
