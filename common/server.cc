@@ -467,6 +467,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   quota.Resize(static_cast<size_t>(config.grpc_memory_mib()) * 1024 * 1024);
   builder.SetResourceQuota(quota);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 100);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, ProbesBandwidthDelay(config.kind()) ? 1 : 0);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
   counters.push_back(admission.InterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(counters));
@@ -625,6 +626,8 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
 }
 
 }  // namespace
+
+bool ProbesBandwidthDelay(v1::ServiceKind kind) { return kind == v1::SERVICE_KIND_LINKAGE; }
 
 std::vector<Migration> ServiceMigrations(std::span<const Migration> migrations,
                                          std::span<const Migration> after_audit) {

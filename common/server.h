@@ -66,6 +66,12 @@ using ServiceBuilder = std::function<absl::StatusOr<ServiceParts>(ServiceContext
 std::vector<Migration> ServiceMigrations(std::span<const Migration> migrations,
                                          std::span<const Migration> after_audit = {});
 
+// Whether a service's gRPC server probes the bandwidth-delay product, to grow how much a caller
+// may send ahead: only the linkage service, which takes bulk index uploads. Elsewhere messages are
+// small, and each probe (a ping after data arrives, and a timer for the next one, which wakes
+// gRPC's timer thread) cost more than it could gain: README, "Bandwidth probing off".
+bool ProbesBandwidthDelay(v1::ServiceKind kind);
+
 // The allocator and lock settings every service process runs with (RunService applies them first).
 void TuneServiceProcess();
 

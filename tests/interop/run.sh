@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop and transport checks against a real chain: a generic (Python, no sarloop types) gRPC
 # client, a Python client of a force's and a unit's whole workflow, and TLS versions with openssl
-# s_client (TLS 1.3 accepted, TLS 1.2 refused). Run by ctest.
+# s_client (TLS 1.3 accepted, TLS 1.2 refused), and which servers send bandwidth probes. Run by
+# ctest.
 # Usage: tests/interop/run.sh BUILD_DIR
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -22,6 +23,8 @@ failed=0
   failed=1
 # Every service's Prometheus endpoint, scraped with the monitoring identity after that workflow.
 /usr/bin/python3 "$REPO/tests/interop/metrics_check.py" "$DIR/pki" "$SARLOOP_BASE_PORT" || failed=1
+# Bandwidth probing: a force's server sends none, the linkage service's does.
+/usr/bin/python3 "$REPO/tests/interop/pings.py" "$DIR/pki" "$SARLOOP_BASE_PORT" || failed=1
 
 P=$DIR/pki
 handshake() {

@@ -1,4 +1,5 @@
-// The process-wide settings every service runs with (common/server.h TuneServiceProcess).
+// The process-wide settings every service runs with (common/server.h TuneServiceProcess,
+// ProbesBandwidthDelay).
 #include <malloc.h>
 
 #include <vector>
@@ -23,6 +24,16 @@ TEST(ProcessTuning, SmallFreesDoNotWaitInFastBins) {
   ASSERT_GT(FastBinBytesAfterFreeing(1000), 0u);
   TuneServiceProcess();
   EXPECT_EQ(FastBinBytesAfterFreeing(1000), 0u);
+}
+
+// Bandwidth-delay probing stays on only where bulk uploads arrive (the linkage service's index
+// uploads); the services of small messages leave it off.
+TEST(ProcessTuning, OnlyTheLinkageServiceProbesBandwidth) {
+  EXPECT_TRUE(ProbesBandwidthDelay(v1::SERVICE_KIND_LINKAGE));
+  for (const v1::ServiceKind kind : {v1::SERVICE_KIND_UKFIU, v1::SERVICE_KIND_FORCE,
+                                     v1::SERVICE_KIND_RACU, v1::SERVICE_KIND_NCA}) {
+    EXPECT_FALSE(ProbesBandwidthDelay(kind)) << v1::ServiceKind_Name(kind);
+  }
 }
 
 }  // namespace
