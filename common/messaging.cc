@@ -297,8 +297,8 @@ std::shared_ptr<grpc::Channel> PeerChannel(const v1::Peer& p,
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  // No bandwidth-delay probing (as on the server, common/server.cc): answers are small, and each
-  // probe was a ping and a timer that woke gRPC's timer thread.
+  // No bandwidth-delay probing (ProbesBandwidthDelay, common/server.h, says why): the answers
+  // that come back on this channel are small.
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   // A peer may be several replicas (an address list such as "ipv4:10.0.0.1:7402,10.0.0.2:7402",
   // or a DNS name with several addresses): calls spread over those that answer, and one that
