@@ -183,7 +183,12 @@ class GroupCommitDatabase : public Database {
       // Inside a write job: the writer thread holds the connection, in the batch's transaction.
       return fn(conn_->txn());
     }
-    if (readers_.empty()) {
+    // On the writer's thread between batches the writer's connection is idle, and its page cache
+    // holds what the last commit wrote (a watch stream's read after a commit is those very rows).
+    // A reader's cache is dropped whenever the write-ahead log has moved since its last read, so
+    // there the same read goes back to the file. (Inside a writer function mu_ is held: such a
+    // read keeps to a reader, as before.)
+    if (readers_.empty() || (OnWriterThread() && tl_writer.db != this)) {
       std::lock_guard lock(mu_);
       return RunLocked(false, fn);
     }

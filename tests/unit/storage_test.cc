@@ -749,6 +749,101 @@ TEST(Storage, AHostThreadRunsTheWriterLoop) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("writer thread")));
 }
 
+// Which connection a read ran on: the readers are opened query_only, the writer is not.
+bool ReadOnAReader(Database& db) {
+  int64_t query_only = -1;
+  EXPECT_THAT(db.Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query("PRAGMA query_only", {}));
+    query_only = rows.empty() ? -1 : rows[0].Int(0);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  return query_only == 1;
+}
+
+// A read on the host thread between batches uses the writer's connection, whose cache holds what
+// the last commit wrote (a reader's is dropped after every commit), and sees that commit; reads
+// from other threads, and a read inside a writer function on the host, keep to the readers (the
+// latter holds the writer's lock: it must neither wait for it nor see the open transaction).
+TEST(Storage, TheHostThreadReadsOnTheWritersConnection) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1, nullptr, /*readers=*/1));
+  std::mutex mu;
+  std::condition_variable cv;
+  bool woken = false, stop = false;
+  ASSERT_THAT(db->HostWriter([&] {
+    std::lock_guard lock(mu);
+    woken = true;
+    cv.notify_all();
+  }),
+              IsOk());
+  std::function<void()> on_host;  // run once by the host between batches
+  std::thread host([&] {
+    for (;;) {
+      const auto due = db->RunWriter();
+      std::unique_lock lock(mu);
+      if (on_host) {
+        auto fn = std::move(on_host);
+        on_host = nullptr;
+        lock.unlock();
+        fn();
+        lock.lock();
+      }
+      auto go = [&] { return woken || stop || on_host != nullptr; };
+      if (due == std::chrono::steady_clock::time_point::max()) {
+        cv.wait(lock, go);
+      } else {
+        cv.wait_until(lock, due, go);
+      }
+      if (stop) return;
+      woken = false;
+    }
+  });
+  auto run_on_host = [&](std::function<void()> fn) {
+    std::promise<void> done;
+    {
+      std::lock_guard lock(mu);
+      on_host = [&] {
+        fn();
+        done.set_value();
+      };
+      cv.notify_all();
+    }
+    done.get_future().get();
+  };
+
+  ASSERT_THAT(db->Transact(InsertNamed("committed")), IsOk());
+  bool host_on_reader = true;
+  int64_t seen = -1;
+  run_on_host([&] {
+    host_on_reader = ReadOnAReader(*db);
+    seen = CountNamed(*db, "committed");
+  });
+  EXPECT_FALSE(host_on_reader);
+  EXPECT_EQ(seen, 1);
+  EXPECT_TRUE(ReadOnAReader(*db));
+
+  // A writer function run by the host itself (Transact on its own thread) reads on a reader.
+  bool inside_on_reader = false;
+  run_on_host([&] {
+    EXPECT_THAT(db->Transact([&](Txn& t) {
+      inside_on_reader = ReadOnAReader(*db);
+      return InsertNamed("inside")(t);
+    }),
+                IsOk());
+  });
+  EXPECT_TRUE(inside_on_reader);
+  EXPECT_EQ(CountNamed(*db, "inside"), 1);
+
+  {
+    std::lock_guard lock(mu);
+    stop = true;
+    cv.notify_all();
+  }
+  host.join();
+  db->ReleaseWriter();
+}
+
 // SQLite's memory statistics cost every allocation a process-wide mutex; nothing reads them.
 TEST(Storage, SqliteKeepsNoMemoryStatistics) {
   TempDir dir;
