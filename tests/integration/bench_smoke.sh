@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A tiny run of sarloop-bench against a real chain, so the benchmark keeps working. It checks that
 # every phase (echo, one durable hop, the whole chain at its peak, at half of it and at a light
-# load, waiting on watch streams) completed calls or lifecycles and wrote its figures, service by
+# load, waiting on watch streams, and a call that does nothing) completed calls or lifecycles and wrote its figures, service by
 # service; it asserts nothing about speed.
 # Usage: bench_smoke.sh BUILD_DIR. Prints 'N passed, N failed'.
 set -uo pipefail
@@ -51,6 +51,14 @@ for phase in ("chain_peak", "chain_half_load", "chain_low_load"):
     steps = d[phase]["steps"]
     assert list(steps)[0] == "Ukfiu.SubmitSar" and list(steps)[-1] == "pushed from the register", steps
     assert len(steps) == 10 and all(0 < s["p50_ms"] <= s["p99_ms"] for s in steps.values()), steps
+# A call that does nothing, paced and then many in flight: only force-MPS is counted, and it
+# answered each call at some CPU and (paced) a wake-up or more between calls.
+for phase in ("null_call_paced", "null_call_flood"):
+    p = d[phase]
+    assert p["per_s"] > 0 and 0 < p["p50_ms"] <= p["p99_ms"] and p["errors"] == 0, (phase, p)
+    assert list(p["by_service"]) == ["force-MPS"] and p["cpu_ms_per_op"] > 0, (phase, p)
+assert d["null_call_paced"]["voluntary_switches_per_op"] > 0, d["null_call_paced"]
+assert d["null_call_rate"] == 170, d["null_call_rate"]
 assert len(d["peak_rss_mib"]) == 9 and all(v > 0 for v in d["peak_rss_mib"].values()), d
 ' "$DIR/bench.json"; then
   echo "ok   the JSON has every figure"; pass=$((pass + 1))

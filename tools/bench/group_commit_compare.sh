@@ -90,6 +90,9 @@ figures = [  # (label, phase, key)
     ("low p99 ms", "chain_low_load", "p99_ms"),
     ("low CPU ms", "chain_low_load", "cpu_ms_per_op"),
     ("low wake-ups", "chain_low_load", "voluntary_switches_per_op"),
+    # The same VM's price of a lone call that does nothing (a health check at 170/s on one idle
+    # service): the low rate's control, as the echo is the peak's.
+    ("null CPU ms", "null_call_paced", "cpu_ms_per_op"),
 ]
 runs = {m: [json.load(open(f"{m}-{k}.json")) for k in range(1, rounds + 1)] for m in ("before", "after")}
 print("each round, before -> after, and the means (after/before); CPU and wake-ups per request or "

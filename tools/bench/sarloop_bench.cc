@@ -1,7 +1,7 @@
 // sarloop-bench: the chain measured against raw gRPC on the same machine, in one run.
 //
 //   sarloop-bench --chain DIR [--seconds S] [--concurrency C] [--lifecycles L] [--rate R]
-//                 [--low-rate R] [--json FILE]
+//                 [--low-rate R] [--floor-rate R] [--json FILE]
 //
 // DIR is a running local chain (deploy/local/sarloop-local up DIR). Phases, each for S seconds,
 // over mTLS from this process:
@@ -16,7 +16,11 @@
 //      Nca.WatchRegister) say: pushed, not polled;
 //   4. the whole chain at half that rate (or R per second), and 5. at a light load (--low-rate,
 //      10 per second), lifecycles started on a fixed schedule: end-to-end latency from the
-//      scheduled start to the outcome's arrival in the register.
+//      scheduled start to the outcome's arrival in the register;
+//   6. a call that does nothing (grpc.health.v1.Health/Check) on force-MPS, which no lifecycle
+//      uses: paced at --floor-rate (170 per second, the light load's pace of calls), then C in
+//      flight. That service's CPU and wake-ups per call are what the transport alone costs a call,
+//      the floor under each of a lifecycle's calls.
 // Reported: requests (or lifecycles) per second, p50 and p99 latency, ratios to the baseline,
 // messages per commit (from each service's Ops.GetBacklog storage counters), CPU per request or
 // lifecycle summed over the services and service by service (from each process's CPU clock, in
@@ -52,6 +56,7 @@
 #include "common/tls.h"
 #include "common/version/version.h"
 #include "echo.grpc.pb.h"  // generated from tools/bench/echo.proto
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/force.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
@@ -75,6 +80,10 @@ struct Flags {
   double rate = 0;
   // Lifecycles per second for phase 5, the light load.
   double low_rate = 10;
+  // Calls per second for phase 6, a call that does nothing, paced. The services answer about 17
+  // calls per lifecycle (7 steps, 9 deliveries, 1 screen; README), so 170/s is the light load's
+  // pace of calls.
+  double floor_rate = 170;
   std::string json;
 };
 
@@ -765,6 +774,35 @@ Result ChainAtRate(ChainDriver& driver, double rate, double seconds, std::atomic
   return outcomes.Finish(absl::StrFormat("whole chain at %.0f/s (lifecycles)", rate), seconds);
 }
 
+// A call that does nothing, paced: grpc.health.v1.Health/Check from one thread, one every
+// 1/rate s, for `seconds`. What a service spends on a call's transport (TLS, HTTP/2, gRPC's call,
+// the serving thread's wake-up) with no storage and no work of its own.
+Result PacedChecks(grpc::health::v1::Health::Stub& health, double rate, double seconds) {
+  std::vector<double> latencies;
+  Result r;
+  r.name = absl::StrFormat("paced, %.0f/s", rate);
+  const auto begin = Clock::now();
+  const int64_t total = std::max<int64_t>(1, static_cast<int64_t>(rate * seconds));
+  for (int64_t k = 0; k < total; ++k) {
+    std::this_thread::sleep_until(begin + std::chrono::duration_cast<Clock::duration>(
+                                              std::chrono::duration<double>(k / rate)));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::health::v1::HealthCheckResponse resp;
+    const auto t0 = Clock::now();
+    const grpc::Status s = health.Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+    if (s.ok()) {
+      latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    } else {
+      ++r.errors;
+      if (r.first_error.empty()) r.first_error = s.error_message();
+    }
+  }
+  r.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  Percentiles(latencies, r);
+  return r;
+}
+
 int Main(int argc, char** argv) {
   Flags flags;
   for (int i = 1; i < argc; ++i) {
@@ -790,16 +828,18 @@ int Main(int argc, char** argv) {
       flags.rate = std::stod(next());
     } else if (a == "--low-rate") {
       flags.low_rate = std::stod(next());
+    } else if (a == "--floor-rate") {
+      flags.floor_rate = std::stod(next());
     } else {
       std::cerr << "usage: sarloop-bench --chain DIR [--seconds S] [--concurrency C] "
-                   "[--lifecycles L] [--rate R] [--low-rate R] [--json FILE]\n";
+                   "[--lifecycles L] [--rate R] [--low-rate R] [--floor-rate R] [--json FILE]\n";
       return 2;
     }
   }
   if (flags.chain.empty() || flags.seconds <= 0 || flags.concurrency < 1 || flags.lifecycles < 1 ||
-      flags.rate < 0 || flags.low_rate <= 0) {
+      flags.rate < 0 || flags.low_rate <= 0 || flags.floor_rate <= 0) {
     std::cerr << "sarloop-bench: --chain DIR is required; --seconds, --concurrency, --lifecycles "
-                 "must be positive, --rate not negative and --low-rate positive\n";
+                 "must be positive, --rate not negative, --low-rate and --floor-rate positive\n";
     return 2;
   }
   const std::string pki = flags.chain + "/pki";
@@ -921,6 +961,39 @@ int Main(int argc, char** argv) {
   const Delta low_delta = Between(before_low, after_low, {});
   driver.StopWatching();
 
+  // 6. A call that does nothing, on a force no lifecycle goes to: paced as the light load's calls
+  // arrive, then 64 at once. The first is what the transport alone costs a call at light load.
+  const std::string floor_service = "force-MPS";
+  auto floor_health = grpc::health::v1::Health::NewStub(ChannelTo(pki, "force-MPS-psd", base + 13));
+  {
+    grpc::ClientContext ctx;  // connect first: the handshake is no call's cost
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::health::v1::HealthCheckResponse resp;
+    (void)floor_health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+  }
+  const Snapshot before_paced = Take(services);
+  Result paced = PacedChecks(*floor_health, flags.floor_rate, flags.seconds);
+  const Snapshot after_paced = Take(services);
+  const Delta paced_delta = Between(before_paced, after_paced, {floor_service});
+  auto check_call = [&](std::function<void(const grpc::Status&)> done) {
+    struct Call {
+      grpc::ClientContext ctx;
+      grpc::health::v1::HealthCheckRequest req;
+      grpc::health::v1::HealthCheckResponse resp;
+    };
+    auto* c = new Call;
+    c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    floor_health->async()->Check(&c->ctx, &c->req, &c->resp, [c, done](grpc::Status st) {
+      done(st);
+      delete c;
+    });
+  };
+  const Snapshot before_flood = Take(services);
+  Result flood = Drive(absl::StrFormat("%d in flight", flags.concurrency), flags.concurrency,
+                       flags.seconds, check_call);
+  const Snapshot after_flood = Take(services);
+  const Delta flood_delta = Between(before_flood, after_flood, {floor_service});
+
   auto per = [](double total, int64_t n) { return n > 0 ? total / static_cast<double>(n) : 0; };
   std::printf(
       "sarloop-bench: %d calls in flight (echo, hop), %d lifecycles at once (chain peak), %.0f s "
@@ -1012,7 +1085,16 @@ int Main(int argc, char** argv) {
     absl::StrAppend(&rss_json, rss_json.empty() ? "" : ",", "\"", svc.name, "\":", mib);
   }
   std::printf("\n");
-  for (const Result* r : {&baseline, &hop, &peak, &half, &low}) {
+  std::printf(
+      "\na call that does nothing (grpc.health.v1.Health/Check on %s, which no lifecycle uses): "
+      "that service's CPU and wake-ups per call\n%-20s %10s %9s %9s %9s %9s\n",
+      floor_service.c_str(), "pace", "per s", "p50 ms", "p99 ms", "CPU ms/op", "wake/op");
+  for (const auto& [r, d] : {std::pair{&paced, &paced_delta}, std::pair{&flood, &flood_delta}}) {
+    std::printf("%-20s %10.1f %9.2f %9.2f %9.3f %9.2f\n", r->name.c_str(), r->rps(), r->p50_ms,
+                r->p99_ms, 1000 * per(d->cpu_s, r->calls),
+                per(static_cast<double>(d->voluntary_switches), r->calls));
+  }
+  for (const Result* r : {&baseline, &hop, &peak, &half, &low, &paced, &flood}) {
     if (!r->first_error.empty())
       std::printf("first error (%s): %s\n", r->name.c_str(), r->first_error.c_str());
   }
@@ -1070,10 +1152,15 @@ int Main(int argc, char** argv) {
       ",\"chain_peak\":", phase_json(peak, &peak_delta),
       ",\"chain_half_load\":", phase_json(half, &half_delta), ",\"half_load_rate\":", half_rate,
       ",\"chain_low_load\":", phase_json(low, &low_delta), ",\"low_load_rate\":", flags.low_rate,
-      ",\"chain_retries\":", driver.retries(), ",\"peak_rss_mib\":{", rss_json, "}}\n");
+      ",\"chain_retries\":", driver.retries(),
+      ",\"null_call_paced\":", phase_json(paced, &paced_delta),
+      ",\"null_call_rate\":", flags.floor_rate,
+      ",\"null_call_flood\":", phase_json(flood, &flood_delta), ",\"peak_rss_mib\":{", rss_json,
+      "}}\n");
   if (!flags.json.empty()) std::ofstream(flags.json) << json;
   const bool ok = baseline.errors == 0 && hop.errors == 0 && peak.errors == 0 && half.errors == 0 &&
-                  low.errors == 0 && hop.calls > 0 && peak.calls > 0;
+                  low.errors == 0 && paced.errors == 0 && flood.errors == 0 && hop.calls > 0 &&
+                  peak.calls > 0;
   return ok ? 0 : 1;
 }
 }  // namespace
@@ -1083,7 +1170,8 @@ int main(int argc, char** argv) {
   if (sarloop::PrintVersionOrHelp(
           argc, argv, "sarloop-bench",
           "usage: sarloop-bench --chain DIR [--seconds S] [--concurrency C] [--lifecycles L] "
-          "[--rate R] [--low-rate R] [--json FILE]\n\nThe chain's throughput, latency and CPU "
+          "[--rate R] [--low-rate R] [--floor-rate R] [--json FILE]\n\nThe chain's throughput, "
+          "latency and CPU "
           "against a raw mTLS "
           "echo "
           "baseline in the same run, on a running local chain (deploy/local).\n")) {
