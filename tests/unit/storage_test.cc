@@ -637,6 +637,87 @@ TEST(Storage, RidersTakeTheNextCommitOrTheirOwnWhenDue) {
   EXPECT_TRUE(testing::Eventually([&] { return count(*db, "serial") == 1; }));
 }
 
+// A thread hosting a database's writer loop as the serving queue does: it runs the writer, then
+// waits for a wake-up, the due time the writer gave, a function to run between batches, or Stop.
+class WriterHost {
+ public:
+  explicit WriterHost(Database& db) : db_(db) {
+    EXPECT_THAT(db_.HostWriter([this] {
+      std::lock_guard lock(mu_);
+      ++wakes_;
+      woken_ = true;
+      cv_.notify_all();
+    }),
+                IsOk());
+    std::promise<std::thread::id> started;
+    thread_ = std::thread([this, &started] { Loop(started); });
+    id_ = started.get_future().get();
+  }
+  ~WriterHost() { Stop(); }
+
+  std::thread::id id() const { return id_; }
+  int wakes() {
+    std::lock_guard lock(mu_);
+    return wakes_;
+  }
+  // Runs `fn` on the host between two batches and waits for it.
+  void BetweenBatches(const std::function<void()>& fn) {
+    std::promise<void> done;
+    {
+      std::lock_guard lock(mu_);
+      between_ = [&] {
+        fn();
+        done.set_value();
+      };
+      cv_.notify_all();
+    }
+    done.get_future().get();
+  }
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+      cv_.notify_all();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop(std::promise<std::thread::id>& started) {
+    bool first = true;
+    for (;;) {
+      const auto due = db_.RunWriter();
+      if (first) started.set_value(std::this_thread::get_id());
+      first = false;
+      std::unique_lock lock(mu_);
+      if (between_) {
+        auto fn = std::move(between_);
+        between_ = nullptr;
+        lock.unlock();
+        fn();
+        lock.lock();
+      }
+      auto go = [&] { return woken_ || stop_ || between_ != nullptr; };
+      if (due == std::chrono::steady_clock::time_point::max()) {
+        cv_.wait(lock, go);
+      } else {
+        cv_.wait_until(lock, due, go);
+      }
+      if (stop_) return;
+      woken_ = false;
+    }
+  }
+
+  Database& db_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int wakes_ = 0;
+  bool woken_ = false, stop_ = false;
+  std::function<void()> between_;
+  std::thread thread_;
+  std::thread::id id_;
+};
+
 // A host thread (HostWriter) runs the writer's loop, as the serving queue does: a Transact or a
 // job from another thread wakes it and runs there; a job submitted on the host itself asks for no
 // wake-up and still runs before the host waits; a rider wakes it only when due sooner than the
@@ -647,40 +728,9 @@ TEST(Storage, AHostThreadRunsTheWriterLoop) {
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1));
   auto count = [&](const std::string& name) { return CountNamed(*db, name); };
   auto insert = InsertNamed;
-  std::mutex mu;
-  std::condition_variable cv;
-  int wakes = 0;
-  bool woken = false, stop = false;
-  ASSERT_THAT(db->HostWriter([&] {
-    std::lock_guard lock(mu);
-    ++wakes;
-    woken = true;
-    cv.notify_all();
-  }),
-              IsOk());
-  std::promise<std::thread::id> started;
-  std::thread host([&] {
-    bool first = true;
-    for (;;) {
-      const auto due = db->RunWriter();
-      if (first) started.set_value(std::this_thread::get_id());
-      first = false;
-      std::unique_lock lock(mu);
-      auto go = [&] { return woken || stop; };
-      if (due == std::chrono::steady_clock::time_point::max()) {
-        cv.wait(lock, go);
-      } else {
-        cv.wait_until(lock, due, go);
-      }
-      if (stop) return;
-      woken = false;
-    }
-  });
-  const std::thread::id host_id = started.get_future().get();
-  auto wakes_now = [&] {
-    std::lock_guard lock(mu);
-    return wakes;
-  };
+  WriterHost host(*db);
+  const std::thread::id host_id = host.id();
+  auto wakes_now = [&] { return host.wakes(); };
 
   // A Transact from this thread runs on the host's.
   std::thread::id ran_on;
@@ -726,12 +776,7 @@ TEST(Storage, AHostThreadRunsTheWriterLoop) {
 
   // The host goes; a job queued meanwhile waits, and runs on the database's own thread once the
   // writer is released.
-  {
-    std::lock_guard lock(mu);
-    stop = true;
-    cv.notify_all();
-  }
-  host.join();
+  host.Stop();
   // (By name: the new thread may take the host's id, which is free again.)
   std::promise<std::string> after;
   db->Submit([&]() -> Database::Completion {
@@ -768,49 +813,8 @@ bool ReadOnAReader(Database& db) {
 TEST(Storage, TheHostThreadReadsOnTheWritersConnection) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1, nullptr, /*readers=*/1));
-  std::mutex mu;
-  std::condition_variable cv;
-  bool woken = false, stop = false;
-  ASSERT_THAT(db->HostWriter([&] {
-    std::lock_guard lock(mu);
-    woken = true;
-    cv.notify_all();
-  }),
-              IsOk());
-  std::function<void()> on_host;  // run once by the host between batches
-  std::thread host([&] {
-    for (;;) {
-      const auto due = db->RunWriter();
-      std::unique_lock lock(mu);
-      if (on_host) {
-        auto fn = std::move(on_host);
-        on_host = nullptr;
-        lock.unlock();
-        fn();
-        lock.lock();
-      }
-      auto go = [&] { return woken || stop || on_host != nullptr; };
-      if (due == std::chrono::steady_clock::time_point::max()) {
-        cv.wait(lock, go);
-      } else {
-        cv.wait_until(lock, due, go);
-      }
-      if (stop) return;
-      woken = false;
-    }
-  });
-  auto run_on_host = [&](std::function<void()> fn) {
-    std::promise<void> done;
-    {
-      std::lock_guard lock(mu);
-      on_host = [&] {
-        fn();
-        done.set_value();
-      };
-      cv.notify_all();
-    }
-    done.get_future().get();
-  };
+  WriterHost host(*db);
+  auto run_on_host = [&](const std::function<void()>& fn) { host.BetweenBatches(fn); };
 
   ASSERT_THAT(db->Transact(InsertNamed("committed")), IsOk());
   bool host_on_reader = true;
@@ -834,13 +838,7 @@ TEST(Storage, TheHostThreadReadsOnTheWritersConnection) {
   });
   EXPECT_TRUE(inside_on_reader);
   EXPECT_EQ(CountNamed(*db, "inside"), 1);
-
-  {
-    std::lock_guard lock(mu);
-    stop = true;
-    cv.notify_all();
-  }
-  host.join();
+  host.Stop();
   db->ReleaseWriter();
 }
 
