@@ -120,7 +120,7 @@ class GroupCommitDatabase : public Database {
     if (committed && commit_observer_) {
       int64_t ok = 0;
       for (const Writer* w : batch) ok += w->status.ok() ? 1 : 0;
-      commit_observer_(ok, absl::Now() - began);
+      Observe(ok, absl::Now() - began);
     }
     // What the committed functions asked to run once they were durable (AfterCommit).
     for (Writer* w : batch) {
@@ -179,18 +179,22 @@ class GroupCommitDatabase : public Database {
   bool InWriteJob() const override { return tl_batch.db == this; }
 
   absl::Status Read(const std::function<absl::Status(Txn&)>& fn) override {
-    if (tl_batch.db == this) {
-      // Inside a write job: the writer thread holds the connection, in the batch's transaction.
+    if (tl_batch.db == this || tl_reading == this) {
+      // Inside a write job, or inside a read this thread runs on the writer's connection: that
+      // transaction's snapshot (taking the connection again would wait for this very thread).
       return fn(conn_->txn());
     }
-    // On the writer's thread between batches the writer's connection is idle, and its page cache
-    // holds what the last commit wrote (a watch stream's read after a commit is those very rows).
-    // A reader's cache is dropped whenever the write-ahead log has moved since its last read, so
-    // there the same read goes back to the file. (Inside a writer function mu_ is held: such a
-    // read keeps to a reader, as before.)
-    if (readers_.empty() || (OnWriterThread() && tl_writer.db != this)) {
+    // The commit observer's reads (the watch streams woken by a commit read the rows it stored)
+    // run on the writer's connection: its page cache holds those very pages, while a reader's is
+    // dropped whenever the write-ahead log has moved since its last read, so there the same read
+    // goes back to the file. The observer runs once the batch is answered, with the connection
+    // idle; what it reads is known (common/watch.h), and none of it writes.
+    if (readers_.empty() || tl_observing == this) {
       std::lock_guard lock(mu_);
-      return RunLocked(false, fn);
+      tl_reading = this;
+      absl::Status status = RunLocked(false, fn);
+      tl_reading = nullptr;
+      return status;
     }
     Connection* reader = TakeReader();
     absl::Status status = reader->Begin(false);
@@ -345,6 +349,17 @@ class GroupCommitDatabase : public Database {
     std::vector<std::function<void()>>* hooks = nullptr;
   };
   static thread_local WriterContext tl_writer;
+  // The database whose commit observer this thread is running, and the one whose Read it runs on
+  // the writer's connection.
+  static thread_local GroupCommitDatabase* tl_observing;
+  static thread_local GroupCommitDatabase* tl_reading;
+
+  // Tells the commit observer, with its reads on the writer's connection (Read).
+  void Observe(int64_t transactions, absl::Duration took) {
+    tl_observing = this;
+    commit_observer_(transactions, took);
+    tl_observing = nullptr;
+  }
 
   // Runs `w`'s function with AfterCommit calls collected for it.
   absl::Status RunWriter(Writer& w, const std::function<absl::Status(Txn&)>& run) {
@@ -557,7 +572,7 @@ class GroupCommitDatabase : public Database {
     }
     // After the answers: the observer wakes the watch streams, which read the feed on this thread
     // while few are open (common/watch.h), and no caller should wait for that.
-    if (committed && commit_observer_) commit_observer_(batch.transactions, took);
+    if (committed && commit_observer_) Observe(batch.transactions, took);
   }
 
   // Starts a write transaction, after settling whatever an earlier one left open.
@@ -717,6 +732,8 @@ class GroupCommitDatabase : public Database {
 
 thread_local GroupCommitDatabase::BatchContext GroupCommitDatabase::tl_batch;
 thread_local GroupCommitDatabase::WriterContext GroupCommitDatabase::tl_writer;
+thread_local GroupCommitDatabase* GroupCommitDatabase::tl_observing = nullptr;
+thread_local GroupCommitDatabase* GroupCommitDatabase::tl_reading = nullptr;
 
 }  // namespace
 

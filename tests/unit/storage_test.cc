@@ -806,38 +806,38 @@ bool ReadOnAReader(Database& db) {
   return query_only == 1;
 }
 
-// A read on the host thread between batches uses the writer's connection, whose cache holds what
-// the last commit wrote (a reader's is dropped after every commit), and sees that commit; reads
-// from other threads, and a read inside a writer function on the host, keep to the readers (the
-// latter holds the writer's lock: it must neither wait for it nor see the open transaction).
-TEST(Storage, TheHostThreadReadsOnTheWritersConnection) {
+// The commit observer's reads (the watch streams a commit wakes read what it stored) run on the
+// writer's connection, whose cache holds what the commit wrote (a reader's is dropped after every
+// commit), and see that commit; a read nested in one shares its snapshot rather than waiting for
+// the connection its own thread holds. Reads elsewhere, the host's own between batches and other
+// threads', keep to the readers.
+TEST(Storage, TheCommitObserverReadsOnTheWritersConnection) {
   TempDir dir;
-  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1, nullptr, /*readers=*/1));
-  WriterHost host(*db);
-  auto run_on_host = [&](const std::function<void()>& fn) { host.BetweenBatches(fn); };
-
-  ASSERT_THAT(db->Transact(InsertNamed("committed")), IsOk());
-  bool host_on_reader = true;
-  int64_t seen = -1;
-  run_on_host([&] {
-    host_on_reader = ReadOnAReader(*db);
-    seen = CountNamed(*db, "committed");
-  });
-  EXPECT_FALSE(host_on_reader);
-  EXPECT_EQ(seen, 1);
-  EXPECT_TRUE(ReadOnAReader(*db));
-
-  // A writer function run by the host itself (Transact on its own thread) reads on a reader.
-  bool inside_on_reader = false;
-  run_on_host([&] {
-    EXPECT_THAT(db->Transact([&](Txn& t) {
-      inside_on_reader = ReadOnAReader(*db);
-      return InsertNamed("inside")(t);
+  // Two readers: with one, a build that kept the observer's reads on the readers would wait
+  // forever for the nested read's connection instead of failing.
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1, nullptr, /*readers=*/2));
+  std::atomic<int> observer_on_reader{-1}, nested_on_reader{-1};
+  std::atomic<int64_t> seen{-1};
+  db->SetCommitObserver([&](int64_t, absl::Duration) {
+    observer_on_reader = ReadOnAReader(*db);
+    EXPECT_THAT(db->Read([&](Txn&) -> absl::Status {
+      nested_on_reader = ReadOnAReader(*db);
+      seen = CountNamed(*db, "committed");
+      return absl::OkStatus();
     }),
                 IsOk());
   });
-  EXPECT_TRUE(inside_on_reader);
-  EXPECT_EQ(CountNamed(*db, "inside"), 1);
+  WriterHost host(*db);
+  ASSERT_THAT(db->Transact(InsertNamed("committed")), IsOk());
+  // The observer is told after the answer.
+  EXPECT_TRUE(testing::Eventually([&] { return seen.load() == 1; }));
+  EXPECT_EQ(observer_on_reader.load(), 0);
+  EXPECT_EQ(nested_on_reader.load(), 0);
+
+  bool host_on_reader = false;
+  host.BetweenBatches([&] { host_on_reader = ReadOnAReader(*db); });
+  EXPECT_TRUE(host_on_reader);
+  EXPECT_TRUE(ReadOnAReader(*db));
   host.Stop();
   db->ReleaseWriter();
 }
