@@ -20,7 +20,8 @@
 //   6. a call that does nothing (grpc.health.v1.Health/Check) on force-MPS, which no lifecycle
 //      uses: paced at --floor-rate (170 per second, the light load's pace of calls), then C in
 //      flight. That service's CPU and wake-ups per call are what the transport alone costs a call,
-//      the floor under each of a lifecycle's calls.
+//      the floor under each of a lifecycle's calls. It runs after phase 2, so that the light load
+//      is the last phase to run (tools/bench/wakeups.py records that one).
 // Reported: requests (or lifecycles) per second, p50 and p99 latency, ratios to the baseline,
 // messages per commit (from each service's Ops.GetBacklog storage counters), CPU per request or
 // lifecycle summed over the services and service by service (from each process's CPU clock, in
@@ -934,35 +935,10 @@ int Main(int argc, char** argv) {
   server->Shutdown();
   const Delta hop_delta = Between(before_hop, after_hop, {"ukfiu"});
 
-  // 3. and 4. The whole chain: at its peak, then at half the peak rate.
-  ChainDriver driver(pki, base, run);
-  if (!driver.ready()) {
-    std::cerr << "sarloop-bench: the scenario gave no lifecycle templates\n";
-    return 1;
-  }
-  if (absl::Status s = driver.StartWatching(); !s.ok()) {
-    std::cerr << "sarloop-bench: " << s << "\n";
-    return 1;
-  }
-  std::atomic<int64_t> lifecycle{0};
-  ChainPeak(driver, flags.lifecycles, std::min(2.0, flags.seconds), lifecycle);  // warm-up
-  const Snapshot before_peak = Take(services);
-  Result peak = ChainPeak(driver, flags.lifecycles, flags.seconds, lifecycle);
-  const Snapshot after_peak = Take(services);
-  const Delta peak_delta = Between(before_peak, after_peak, {});
-  const double half_rate = flags.rate > 0 ? flags.rate : std::max(1.0, peak.rps() / 2);
-  const Snapshot before_half = Take(services);
-  Result half = ChainAtRate(driver, half_rate, flags.seconds, lifecycle);
-  const Snapshot after_half = Take(services);
-  const Delta half_delta = Between(before_half, after_half, {});
-  const Snapshot before_low = Take(services);
-  Result low = ChainAtRate(driver, flags.low_rate, flags.seconds, lifecycle);
-  const Snapshot after_low = Take(services);
-  const Delta low_delta = Between(before_low, after_low, {});
-  driver.StopWatching();
-
   // 6. A call that does nothing, on a force no lifecycle goes to: paced as the light load's calls
   // arrive, then 64 at once. The first is what the transport alone costs a call at light load.
+  // It runs before the chain's phases, so that the light load stays the last phase (which
+  // tools/bench/wakeups.py records).
   const std::string floor_service = "force-MPS";
   auto floor_health = grpc::health::v1::Health::NewStub(ChannelTo(pki, "force-MPS-psd", base + 13));
   {
@@ -993,6 +969,33 @@ int Main(int argc, char** argv) {
                        flags.seconds, check_call);
   const Snapshot after_flood = Take(services);
   const Delta flood_delta = Between(before_flood, after_flood, {floor_service});
+
+  // 3. and 4. The whole chain: at its peak, then at half the peak rate.
+  ChainDriver driver(pki, base, run);
+  if (!driver.ready()) {
+    std::cerr << "sarloop-bench: the scenario gave no lifecycle templates\n";
+    return 1;
+  }
+  if (absl::Status s = driver.StartWatching(); !s.ok()) {
+    std::cerr << "sarloop-bench: " << s << "\n";
+    return 1;
+  }
+  std::atomic<int64_t> lifecycle{0};
+  ChainPeak(driver, flags.lifecycles, std::min(2.0, flags.seconds), lifecycle);  // warm-up
+  const Snapshot before_peak = Take(services);
+  Result peak = ChainPeak(driver, flags.lifecycles, flags.seconds, lifecycle);
+  const Snapshot after_peak = Take(services);
+  const Delta peak_delta = Between(before_peak, after_peak, {});
+  const double half_rate = flags.rate > 0 ? flags.rate : std::max(1.0, peak.rps() / 2);
+  const Snapshot before_half = Take(services);
+  Result half = ChainAtRate(driver, half_rate, flags.seconds, lifecycle);
+  const Snapshot after_half = Take(services);
+  const Delta half_delta = Between(before_half, after_half, {});
+  const Snapshot before_low = Take(services);
+  Result low = ChainAtRate(driver, flags.low_rate, flags.seconds, lifecycle);
+  const Snapshot after_low = Take(services);
+  const Delta low_delta = Between(before_low, after_low, {});
+  driver.StopWatching();
 
   auto per = [](double total, int64_t n) { return n > 0 ? total / static_cast<double>(n) : 0; };
   std::printf(
