@@ -188,8 +188,9 @@ class GroupCommitDatabase : public Database {
     // run on the writer's connection: its page cache holds those very pages, while a reader's is
     // dropped whenever the write-ahead log has moved since its last read, so there the same read
     // goes back to the file. The observer runs once the batch is answered, with the connection
-    // idle; what it reads is known (common/watch.h), and none of it writes.
-    if (readers_.empty() || tl_observing == this) {
+    // idle; what it reads is known (common/watch.h), and none of it writes. (Should it start a
+    // write, a read inside that writer function keeps to a reader: the writer's lock is held.)
+    if (readers_.empty() || (tl_observing == this && tl_writer.db != this)) {
       std::lock_guard lock(mu_);
       tl_reading = this;
       absl::Status status = RunLocked(false, fn);

@@ -818,7 +818,10 @@ TEST(Storage, TheCommitObserverReadsOnTheWritersConnection) {
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(dir.File("a.db"), kV1, nullptr, /*readers=*/2));
   std::atomic<int> observer_on_reader{-1}, nested_on_reader{-1};
   std::atomic<int64_t> seen{-1};
+  std::atomic<int> in_write_on_reader{-1};
+  std::atomic<bool> observer_done{false};
   db->SetCommitObserver([&](int64_t, absl::Duration) {
+    if (seen.load() >= 0) return;  // the first commit only: the write below commits too
     observer_on_reader = ReadOnAReader(*db);
     EXPECT_THAT(db->Read([&](Txn&) -> absl::Status {
       nested_on_reader = ReadOnAReader(*db);
@@ -826,6 +829,13 @@ TEST(Storage, TheCommitObserverReadsOnTheWritersConnection) {
       return absl::OkStatus();
     }),
                 IsOk());
+    // A write the observer starts holds the writer's lock: a read inside it must not wait for it.
+    EXPECT_THAT(db->Transact([&](Txn& t) {
+      in_write_on_reader = ReadOnAReader(*db);
+      return InsertNamed("from the observer")(t);
+    }),
+                IsOk());
+    observer_done = true;
   });
   WriterHost host(*db);
   ASSERT_THAT(db->Transact(InsertNamed("committed")), IsOk());
@@ -833,6 +843,9 @@ TEST(Storage, TheCommitObserverReadsOnTheWritersConnection) {
   EXPECT_TRUE(testing::Eventually([&] { return seen.load() == 1; }));
   EXPECT_EQ(observer_on_reader.load(), 0);
   EXPECT_EQ(nested_on_reader.load(), 0);
+  EXPECT_TRUE(testing::Eventually([&] { return observer_done.load(); }));
+  EXPECT_EQ(in_write_on_reader.load(), 1);
+  EXPECT_EQ(CountNamed(*db, "from the observer"), 1);
 
   bool host_on_reader = false;
   host.BetweenBatches([&] { host_on_reader = ReadOnAReader(*db); });
