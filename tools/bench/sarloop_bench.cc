@@ -18,10 +18,10 @@
 //      10 per second), lifecycles started on a fixed schedule: end-to-end latency from the
 //      scheduled start to the outcome's arrival in the register;
 //   6. a call that does nothing (grpc.health.v1.Health/Check) on force-MPS, which no lifecycle
-//      uses: paced at --floor-rate (170 per second, the light load's pace of calls), then C in
-//      flight. That service's CPU and wake-ups per call are what the transport alone costs a call,
-//      the floor under each of a lifecycle's calls. It runs after phase 2, so that the light load
-//      is the last phase to run (tools/bench/wakeups.py records that one).
+//      uses: paced at --floor-rate (170 per second, about the light load's pace of calls), then C
+//      in flight. That service's CPU and wake-ups per call are what the transport alone costs a
+//      call, the floor under each of a lifecycle's calls. It runs after phase 2, so that the light
+//      load is the last phase to run (tools/bench/wakeups.py records that one).
 // Reported: requests (or lifecycles) per second, p50 and p99 latency, ratios to the baseline,
 // messages per commit (from each service's Ops.GetBacklog storage counters), CPU per request or
 // lifecycle summed over the services and service by service (from each process's CPU clock, in
@@ -81,9 +81,9 @@ struct Flags {
   double rate = 0;
   // Lifecycles per second for phase 5, the light load.
   double low_rate = 10;
-  // Calls per second for phase 6, a call that does nothing, paced. The services answer about 17
-  // calls per lifecycle (7 steps, 9 deliveries, 1 screen; README), so 170/s is the light load's
-  // pace of calls.
+  // Calls per second for phase 6, a call that does nothing, paced. The services answer about 16
+  // calls per lifecycle (7 steps, 9 deliveries; README), so 170/s is about the light load's pace
+  // of calls.
   double floor_rate = 170;
   std::string json;
 };
