@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A tiny run of sarloop-bench against a real chain, so the benchmark keeps working. It checks that
 # every phase (echo, one durable hop, the whole chain at its peak, at half of it and at a light
-# load, waiting on watch streams, and a call that does nothing) completed calls or lifecycles and wrote its figures, service by
-# service; it asserts nothing about speed.
+# load, waiting on watch streams, and a call that does nothing) completed calls or lifecycles and
+# wrote its figures, service by service; it asserts nothing about speed.
 # Usage: bench_smoke.sh BUILD_DIR. Prints 'N passed, N failed'.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
