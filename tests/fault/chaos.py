@@ -87,15 +87,22 @@ def pid_of(chain, name):
 
 
 def alive(pid):
-    """Whether pid is a live process (not gone, not a zombie awaiting its reaper)."""
+    """Whether any thread of pid still runs (a zombie main thread is not the end: another thread
+    may still be finishing an fsync with the process's port and files open)."""
     if pid is None:
         return False
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
-    return state not in ("Z", "X")
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def ours(pid, chain):
@@ -103,10 +110,17 @@ def ours(pid, chain):
     service that died leaves its pid file behind, and on a busy machine the pid may already belong
     to another process (another chain's service, another test): never signal that one."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return os.path.abspath(chain).encode() in f.read()
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
+    for tid in tasks:  # a zombie main thread's command line is empty; a live thread's is not
+        try:
+            with open(f"/proc/{pid}/task/{tid}/cmdline", "rb") as f:
+                if os.path.abspath(chain).encode() in f.read():
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def service_alive(chain, name):
