@@ -5,7 +5,8 @@
 # rather than report the port taken by "another process", and 'stop' must not call the instance
 # stopped while it still holds its port. A stand-in process plays the exiting service: it listens
 # on force-NFK's port with force-NFK's config on its command line, and its main thread exits
-# while a second thread keeps the socket. A port held by a process of no chain is named by pid.
+# while a second thread keeps the socket. A port held by a process of no chain is named by pid,
+# and a chain on a chosen base claims its block as auto chains do.
 # Usage: local_restart_test.sh BUILD_DIR. Prints 'N passed, N failed'.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -117,6 +118,20 @@ if stand_in hold 30; then
   fi
 else
   bad "the foreign stand-in did not start"
+fi
+
+# --- a chain on a base the user chose claims its block too. ------------------------------------
+# Auto chains keep off claimed blocks; without a claim, a chosen-base chain with a service down for
+# a restart looked free to them.
+CLAIMS=${TMPDIR:-/tmp}/sarloop-port-claims
+BASE=$(<"$DIR/base-port")
+"$LOCAL" down "$DIR" >/dev/null
+rm -f -- "$CLAIMS/$BASE"
+if SARLOOP_BASE_PORT=$BASE "$LOCAL" up "$DIR" >/dev/null 2>&1 &&
+  [[ $(cat "$CLAIMS/$BASE" 2>/dev/null) == "$DIR" ]]; then
+  ok "up on a chosen base claims the block for the chain"
+else
+  bad "up on a chosen base (claim: $(cat "$CLAIMS/$BASE" 2>&1))"
 fi
 
 echo "$pass passed, $fail failed"
