@@ -206,24 +206,16 @@ time.sleep(0.8)
 pid_file = os.path.join(CHAIN, "run", "force-NFK.pid")
 old_pid = int(open(pid_file).read())
 os.kill(old_pid, signal.SIGKILL)
-# A process in the middle of an fsync dies only when it returns: start the service again once the
-# old one is gone, not after a guess at how long that takes. Gone means every thread: the main
-# thread can be a zombie while another finishes the fsync with the port still open (sarloop-local
-# start waits for that too).
+# The kill takes effect when the process next runs: wait until its main thread is gone (or a
+# zombie), so that start does not find it still serving. Another thread may still be finishing an
+# fsync with the port open; sarloop-local start waits for that last thread itself.
 def gone(pid):
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-                    return False
-        except FileNotFoundError:
-            pass
-    return True
-wait_for("the killed service to be gone", lambda: gone(old_pid) or None)
+wait_for("the killed service's main thread to be gone", lambda: gone(old_pid) or None)
 subprocess.run([LOCAL, "start", "force-NFK", CHAIN], check=True, stdout=subprocess.DEVNULL)
 new_pid = int(open(pid_file).read())
 time.sleep(0.5)
