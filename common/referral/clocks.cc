@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "common/ids.h"
+#include "common/base/ids.h"
 #include "common/referral/lifecycle.h"
 
 namespace sarloop {

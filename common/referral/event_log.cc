@@ -1,11 +1,11 @@
 #include "common/referral/event_log.h"
 
-#include "common/ids.h"
-#include "common/messaging.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
+#include "common/messaging/watch.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
-#include "common/status.h"
-#include "common/watch.h"
 #include "spdlog/spdlog.h"
 
 namespace sarloop {

@@ -10,9 +10,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/messaging.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/rules.h"
-#include "common/storage.h"
+#include "common/storage/storage.h"
 #include "sarloop/v1/types.pb.h"
 
 namespace sarloop {
@@ -22,9 +22,10 @@ extern const Migration kEventLogMigration;
 // lists it among the migrations it applies after the audit log.
 extern const Migration kHeldEventsMigration;
 
-// The change feed watch streams read (common/watch.h): every event this service stores, in the
-// order it stored them (seq), with when it stored it; and the secret that signs the cursors and
-// page tokens it issues (common/token.h). After the audit log, in every service that stores events.
+// The change feed watch streams read (common/messaging/watch.h): every event this service stores,
+// in the order it stored them (seq), with when it stored it; and the secret that signs the cursors
+// and page tokens it issues (common/security/token.h). After the audit log, in every service that
+// stores events.
 extern const Migration kFeedMigration;
 
 // One stored event with its place in the feed.

@@ -6,11 +6,11 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
 #include "common/referral/clocks.h"
 #include "common/referral/outcomes.h"
 #include "common/referral/rules.h"
-#include "common/status.h"
 
 namespace sarloop {
 

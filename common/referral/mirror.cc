@@ -4,12 +4,12 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "common/audit.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/threads.h"
-#include "common/status.h"
+#include "common/security/audit.h"
 #include "spdlog/spdlog.h"
 
 namespace sarloop::referral {

@@ -24,11 +24,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/clock.h"
-#include "common/identity.h"
-#include "common/messaging.h"
+#include "common/base/clock.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/rules.h"
-#include "common/storage.h"
+#include "common/security/identity.h"
+#include "common/storage/storage.h"
 #include "sarloop/v1/delivery.pb.h"
 #include "sarloop/v1/nca.pb.h"
 

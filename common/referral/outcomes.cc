@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/status.h"
-#include "common/validation.h"
+#include "common/base/status.h"
+#include "common/referral/validation.h"
 
 namespace sarloop {
 namespace {

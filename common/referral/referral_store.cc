@@ -7,13 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
-#include "common/sealed.h"
-#include "common/status.h"
-#include "common/token.h"
+#include "common/referral/sealed_columns.h"
+#include "common/security/sealed.h"
+#include "common/security/token.h"
 
 namespace sarloop {
 
@@ -75,8 +76,8 @@ absl::StatusOr<std::vector<std::string>> OpenReferralIdsByDue(Txn& txn) {
 }
 
 namespace {
-// The referral with its package: sealed (see common/sealed.h).
-constexpr absl::string_view kColumn = "referrals.referral";
+// The referral with its package: sealed (see common/security/sealed.h).
+constexpr absl::string_view kColumn = kReferralColumn;
 }  // namespace
 
 absl::StatusOr<v1::Referral> LoadReferral(Txn& txn, const std::string& referral_id) {

@@ -8,11 +8,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/clock.h"
-#include "common/metrics.h"
+#include "common/base/clock.h"
+#include "common/base/metrics.h"
 #include "common/referral/mirror.h"
-#include "common/storage.h"
-#include "common/validation.h"
+#include "common/referral/validation.h"
+#include "common/storage/storage.h"
 #include "sarloop/v1/types.pb.h"
 
 namespace sarloop {
@@ -75,8 +75,8 @@ bool IsOverdue(const v1::Referral& referral, absl::Time now);
 // The read side of the inbox RPCs, written once for ukfiu, force and unit: a page of `query` as
 // of `now`, packages stripped and Referral.overdue set, with the token for the next page, in a
 // read transaction of its own. The token is a cursor (the last referral the page examined),
-// signed and bound to the query (common/token.h): the page after it is right however the list
-// changed in between (nothing skipped, nothing repeated; new referrals come in order), and a
+// signed and bound to the query (common/security/token.h): the page after it is right however the
+// list changed in between (nothing skipped, nothing repeated; new referrals come in order), and a
 // token forged or issued for another query is INVALID_ARGUMENT naming page_token. A page may hold
 // fewer than page_size referrals when the filters are sparse: go on while next_page_token is set.
 // INVALID_ARGUMENT naming states, organisation or page_size.

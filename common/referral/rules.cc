@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/messaging.h"
-#include "common/status.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
 
 namespace sarloop::referral {
 namespace {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/identity.h"
+#include "common/security/identity.h"
 #include "sarloop/v1/types.pb.h"
 
 namespace sarloop::referral {
@@ -125,7 +125,8 @@ std::vector<std::string> Destinations(const v1::LifecycleEvent& event, const Par
                                       const std::string& producer_code);
 
 // Whether `event`'s envelopes leave at once (EventRule::at_once) or may wait up to
-// DeliveryOptions::inform_within for the next messages to the same place (common/messaging.h).
+// DeliveryOptions::inform_within for the next messages to the same place
+// (common/messaging/messaging.h).
 bool SendsAtOnce(const v1::LifecycleEvent& event);
 
 // Whether the envelope of `event` to `destination` carries the package.

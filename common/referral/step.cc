@@ -3,13 +3,13 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/messaging.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
 #include "common/referral/referral_store.h"
-#include "common/status.h"
-#include "common/validation.h"
+#include "common/referral/validation.h"
 
 namespace sarloop::referral {
 

@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/call.h"
-#include "common/clock.h"
-#include "common/reference.h"
+#include "common/base/clock.h"
+#include "common/reference/reference.h"
 #include "common/referral/mirror.h"
-#include "common/storage.h"
+#include "common/rpc/call.h"
+#include "common/storage/storage.h"
 #include "google/protobuf/message.h"
 #include "sarloop/v1/types.pb.h"
 

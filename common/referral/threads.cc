@@ -6,14 +6,15 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/ids.h"
-#include "common/messaging.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/referral_store.h"
-#include "common/sealed.h"
-#include "common/status.h"
-#include "common/validation.h"
+#include "common/referral/sealed_columns.h"
+#include "common/referral/validation.h"
+#include "common/security/sealed.h"
 
 namespace sarloop::referral {
 
@@ -37,7 +38,7 @@ CREATE INDEX thread_messages_by_due ON thread_messages (answer, reply_due_at, th
 
 namespace {
 
-constexpr absl::string_view kColumn = "thread_messages.message";
+constexpr absl::string_view kColumn = kThreadMessageColumn;
 constexpr size_t kMaxText = 4000;
 constexpr int kMaxAttachments = 20;
 constexpr int kDefaultReplyDays = 10;

@@ -15,10 +15,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "common/call.h"
-#include "common/clock.h"
+#include "common/base/clock.h"
 #include "common/referral/mirror.h"
-#include "common/storage.h"
+#include "common/rpc/call.h"
+#include "common/storage/storage.h"
 #include "sarloop/v1/delivery.pb.h"
 #include "sarloop/v1/types.pb.h"
 

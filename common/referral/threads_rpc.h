@@ -3,9 +3,9 @@
 #ifndef SARLOOP_COMMON_REFERRAL_THREADS_RPC_H_
 #define SARLOOP_COMMON_REFERRAL_THREADS_RPC_H_
 
+#include "common/base/status.h"
 #include "common/referral/threads.h"
-#include "common/rpc.h"
-#include "common/status.h"
+#include "common/rpc/rpc.h"
 
 namespace sarloop::referral {
 

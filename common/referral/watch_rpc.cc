@@ -1,6 +1,6 @@
 #include "common/referral/watch_rpc.h"
 
-#include "common/ids.h"
+#include "common/base/ids.h"
 #include "common/referral/event_log.h"
 #include "common/referral/referral_store.h"
 

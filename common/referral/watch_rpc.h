@@ -1,15 +1,15 @@
 // The watch of a service that keeps a copy of each referral (force, unit, UKFIU): every event in
-// its feed, with the referral as it stands now, without its package (common/watch.h).
+// its feed, with the referral as it stands now, without its package (common/messaging/watch.h).
 #ifndef SARLOOP_COMMON_REFERRAL_WATCH_RPC_H_
 #define SARLOOP_COMMON_REFERRAL_WATCH_RPC_H_
 
 #include <utility>
 #include <vector>
 
-#include "common/rpc.h"
-#include "common/server.h"
-#include "common/token.h"
-#include "common/watch.h"
+#include "common/messaging/watch.h"
+#include "common/rpc/rpc.h"
+#include "common/security/token.h"
+#include "common/server/server.h"
 #include "sarloop/v1/types.pb.h"
 
 namespace sarloop::referral {

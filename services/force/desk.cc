@@ -4,15 +4,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/ids.h"
-#include "common/messaging.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
 #include "common/referral/referral_store.h"
 #include "common/referral/rules.h"
-#include "common/status.h"
-#include "common/validation.h"
+#include "common/referral/validation.h"
 
 namespace sarloop::force {
 namespace {

@@ -15,15 +15,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/call.h"
-#include "common/clock.h"
-#include "common/identity.h"
-#include "common/messaging.h"
-#include "common/reference.h"
+#include "common/base/clock.h"
+#include "common/messaging/messaging.h"
+#include "common/reference/reference.h"
 #include "common/referral/mirror.h"
 #include "common/referral/step.h"
 #include "common/referral/threads.h"
-#include "common/storage.h"
+#include "common/rpc/call.h"
+#include "common/security/identity.h"
+#include "common/storage/storage.h"
 #include "sarloop/v1/delivery.pb.h"
 #include "sarloop/v1/force.pb.h"
 

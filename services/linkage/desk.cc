@@ -9,10 +9,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/ids.h"
-#include "common/messaging.h"
-#include "common/status.h"
-#include "common/validation.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
+#include "common/referral/validation.h"
 #include "spdlog/spdlog.h"
 
 namespace sarloop::linkage {
@@ -185,6 +185,15 @@ absl::StatusOr<v1::LinkageHit> LoadHit(Txn& txn, const std::string& hit_id) {
 }
 
 }  // namespace
+
+std::span<const SealedColumn> LinkageSealedColumns() {
+  // Keyed, but still about people. Ids hold no '/' (RowKey).
+  static constexpr SealedColumn kColumns[] = {
+      {"linkage_records", kRecordsColumn, "upload_id || '/' || record_id"},
+      {"linkage_subjects", kSubjectsColumn, "sar_id || '/' || subject_ref"},
+  };
+  return kColumns;
+}
 
 std::span<const Migration> LinkageMigrations() { return kMigrations; }
 

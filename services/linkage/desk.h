@@ -27,10 +27,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/call.h"
-#include "common/clock.h"
-#include "common/identity.h"
-#include "common/storage.h"
+#include "common/base/clock.h"
+#include "common/rpc/call.h"
+#include "common/security/identity.h"
+#include "common/security/sealed.h"
+#include "common/storage/storage.h"
 #include "sarloop/v1/delivery.pb.h"
 #include "sarloop/v1/linkage.pb.h"
 #include "services/linkage/matcher.h"
@@ -40,6 +41,8 @@ namespace sarloop::linkage {
 // The service's schema: before the audit log, and after it (ServiceMigrations).
 std::span<const Migration> LinkageMigrations();
 std::span<const Migration> LinkageMigrationsAfterAudit();
+// Its sealed columns (the encodings), for Reseal.
+std::span<const SealedColumn> LinkageSealedColumns();
 
 inline constexpr uint32_t kDefaultThresholdMilli = 839;
 
@@ -82,7 +85,7 @@ class LinkageDesk {
   absl::StatusOr<v1::GetLinkageStatsResponse> Stats();
 
   // The ukfiu service's screening request for a new SAR (Envelope.screen), delivered through its
-  // outbox: applied in the delivery's transaction (common/delivery_service.h). Call
+  // outbox: applied in the delivery's transaction (common/referral/delivery_service.h). Call
   // RefreshSubjects once that has committed.
   absl::Status Receive(Txn& txn, const Identity& peer, const v1::Envelope& envelope);
   // Brings the in-memory stored subjects up to what is committed.

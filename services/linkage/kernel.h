@@ -27,7 +27,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/linkage_encoding.h"
+#include "common/linkage/linkage_encoding.h"
 
 namespace sarloop::linkage {
 

@@ -2,10 +2,11 @@
 // (issue 9). Run by the NCA's co-ordination function; holds encodings, never the key.
 #include <grpcpp/grpcpp.h>
 
-#include "common/delivery_service.h"
-#include "common/metrics.h"
-#include "common/rpc.h"
-#include "common/server.h"
+#include "common/base/metrics.h"
+#include "common/referral/delivery_service.h"
+#include "common/referral/retention.h"
+#include "common/rpc/rpc.h"
+#include "common/server/server.h"
 #include "common/version/version.h"
 #include "sarloop/v1/linkage.grpc.pb.h"
 #include "services/linkage/desk.h"
@@ -15,7 +16,7 @@ namespace {
 
 class LinkageService final {
  public:
-  // Its methods, for RawService (common/serving.h).
+  // Its methods, for RawService (common/rpc/serving.h).
   void AddTo(RawService& raw) {
     raw.Unary("BeginIndexUpload", this, &LinkageService::BeginIndexUpload);
     raw.Unary("UploadIndexRecords", this, &LinkageService::UploadIndexRecords);
@@ -117,6 +118,7 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
                    LinkageDesk::Load(ctx.db, ctx.clock, options));
   std::shared_ptr<LinkageDesk> shared = std::move(desk);
   ServiceParts parts;
+  parts.purge = RetentionJob(ctx.db);
   parts.Serve(std::make_shared<LinkageService>(ctx.edge, shared));
   // New SARs' subjects, from the ukfiu service's outbox.
   parts.Serve(std::make_shared<DeliveryService>(

@@ -15,7 +15,7 @@
 #include <memory>
 #include <vector>
 
-#include "common/linkage_encoding.h"
+#include "common/linkage/linkage_encoding.h"
 #include "services/linkage/kernel.h"
 
 namespace sarloop::linkage {

@@ -11,9 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
 #include "common/referral/clocks.h"
-#include "common/status.h"
 
 namespace sarloop::nca {
 namespace {

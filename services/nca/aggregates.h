@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/reference.h"
+#include "common/reference/reference.h"
 #include "sarloop/v1/nca.pb.h"
 
 namespace sarloop::nca {

@@ -16,11 +16,11 @@
 #include <set>
 #include <string>
 
-#include "common/clock.h"
-#include "common/https_server.h"
-#include "common/identity.h"
-#include "common/reference.h"
-#include "common/storage.h"
+#include "common/base/clock.h"
+#include "common/reference/reference.h"
+#include "common/security/identity.h"
+#include "common/server/https_server.h"
+#include "common/storage/storage.h"
 #include "services/nca/register.h"
 
 namespace sarloop::nca {

@@ -3,11 +3,11 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
-#include "common/delivery_service.h"
-#include "common/identity.h"
-#include "common/ids.h"
-#include "common/rpc.h"
-#include "common/server.h"
+#include "common/base/ids.h"
+#include "common/referral/delivery_service.h"
+#include "common/rpc/rpc.h"
+#include "common/security/identity.h"
+#include "common/server/server.h"
 #include "common/version/version.h"
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "services/nca/dashboard.h"
@@ -19,7 +19,7 @@ namespace {
 // The oversight office-holders' view: only what is addressed to them and their own force.
 class OversightService final {
  public:
-  // Its methods, for RawService (common/serving.h).
+  // Its methods, for RawService (common/rpc/serving.h).
   void AddTo(RawService& raw) {
     raw.Unary("ListEscalations", this, &OversightService::ListEscalations);
     raw.Unary("ListOverdue", this, &OversightService::ListOverdue);
@@ -62,7 +62,7 @@ class OversightService final {
 
 class NcaService final {
  public:
-  // Its methods, for RawService (common/serving.h).
+  // Its methods, for RawService (common/rpc/serving.h).
   void AddTo(RawService& raw) {
     raw.Unary("GetTimeline", this, &NcaService::GetTimeline);
     raw.Unary("ListRegister", this, &NcaService::ListRegister);

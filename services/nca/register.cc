@@ -4,16 +4,16 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "common/ids.h"
-#include "common/messaging.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
 #include "common/referral/rules.h"
-#include "common/server.h"
-#include "common/status.h"
-#include "common/validation.h"
-#include "common/witness.h"
+#include "common/referral/validation.h"
+#include "common/server/server.h"
+#include "common/server/witness.h"
 
 namespace sarloop::nca {
 namespace {

@@ -18,12 +18,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/clock.h"
-#include "common/identity.h"
-#include "common/messaging.h"
-#include "common/reference.h"
+#include "common/base/clock.h"
+#include "common/messaging/messaging.h"
+#include "common/reference/reference.h"
 #include "common/referral/mirror.h"
-#include "common/storage.h"
+#include "common/security/identity.h"
+#include "common/storage/storage.h"
 #include "sarloop/v1/nca.pb.h"
 #include "services/nca/aggregates.h"
 

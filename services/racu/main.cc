@@ -3,14 +3,15 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/config.h"
-#include "common/delivery_service.h"
-#include "common/identity.h"
+#include "common/referral/delivery_service.h"
 #include "common/referral/referral_store.h"
+#include "common/referral/retention.h"
 #include "common/referral/threads_rpc.h"
 #include "common/referral/watch_rpc.h"
-#include "common/rpc.h"
-#include "common/server.h"
+#include "common/rpc/rpc.h"
+#include "common/security/identity.h"
+#include "common/server/config.h"
+#include "common/server/server.h"
 #include "common/version/version.h"
 #include "sarloop/v1/racu.grpc.pb.h"
 #include "services/racu/unit.h"
@@ -20,7 +21,7 @@ namespace {
 
 class RacuService final {
  public:
-  // Its methods, for RawService (common/serving.h).
+  // Its methods, for RawService (common/rpc/serving.h).
   void AddTo(RawService& raw) {
     raw.Unary("ListHandovers", this, &RacuService::ListHandovers);
     raw.Unary("GetHandover", this, &RacuService::GetHandover);
@@ -134,6 +135,7 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
       return absl::InvalidArgumentError(absl::StrCat("peers: no address for ", d));
   }
   ServiceParts parts;
+  parts.purge = RetentionJob(ctx.db);
   ASSIGN_OR_RETURN(auto watch, referral::ReferralWatch::Create(ctx));
   parts.Serve(std::make_shared<RacuService>(ctx.edge, unit, watch));
   parts.Serve(std::make_shared<DeliveryService>(

@@ -1,15 +1,15 @@
 #include "services/racu/unit.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/ids.h"
-#include "common/messaging.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
 #include "common/referral/referral_store.h"
 #include "common/referral/rules.h"
-#include "common/status.h"
-#include "common/validation.h"
+#include "common/referral/validation.h"
 
 namespace sarloop::racu {
 namespace {

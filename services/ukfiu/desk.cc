@@ -15,9 +15,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "common/crypto.h"
-#include "common/ids.h"
-#include "common/messaging.h"
+#include "common/base/crypto.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/calendar.h"
 #include "common/referral/clocks.h"
 #include "common/referral/event_log.h"
@@ -25,11 +26,11 @@
 #include "common/referral/outcomes.h"
 #include "common/referral/referral_store.h"
 #include "common/referral/rules.h"
+#include "common/referral/sealed_columns.h"
 #include "common/referral/step.h"
-#include "common/sealed.h"
-#include "common/status.h"
-#include "common/validation.h"
-#include "common/witness.h"
+#include "common/referral/validation.h"
+#include "common/security/sealed.h"
+#include "common/server/witness.h"
 #include "spdlog/spdlog.h"
 
 namespace sarloop::ukfiu {
@@ -79,8 +80,7 @@ const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,
 
 const absl::Duration kMonth = absl::Hours(24) * 365.25 / 12;
 
-// The SAR, with subjects and narrative: sealed (see common/sealed.h).
-constexpr absl::string_view kSarColumn = "sars.sar";
+// The SAR, with subjects and narrative: sealed (see common/security/sealed.h).
 
 v1::Actor ServiceActor() {
   v1::Actor a;

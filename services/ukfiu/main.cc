@@ -7,15 +7,16 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "common/config.h"
-#include "common/crypto.h"
-#include "common/delivery_service.h"
-#include "common/identity.h"
+#include "common/base/crypto.h"
+#include "common/referral/delivery_service.h"
 #include "common/referral/referral_store.h"
+#include "common/referral/retention.h"
 #include "common/referral/threads_rpc.h"
 #include "common/referral/watch_rpc.h"
-#include "common/rpc.h"
-#include "common/server.h"
+#include "common/rpc/rpc.h"
+#include "common/security/identity.h"
+#include "common/server/config.h"
+#include "common/server/server.h"
 #include "common/version/version.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
 #include "services/ukfiu/desk.h"
@@ -25,7 +26,7 @@ namespace {
 
 class UkfiuService final {
  public:
-  // Its methods, for RawService (common/serving.h).
+  // Its methods, for RawService (common/rpc/serving.h).
   void AddTo(RawService& raw) {
     raw.Unary("SubmitSar", this, &UkfiuService::SubmitSar);
     raw.Unary("GetSar", this, &UkfiuService::GetSar);
@@ -202,6 +203,7 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   auto desk = std::make_shared<Desk>(ctx.db, ctx.clock, ctx.reference, std::move(options),
                                      &ctx.outbox, PeerCodes(config));
   ServiceParts parts;
+  parts.purge = RetentionJob(ctx.db);
   ASSIGN_OR_RETURN(auto watch, referral::ReferralWatch::Create(ctx));
   parts.Serve(std::make_shared<UkfiuService>(ctx.edge, desk, watch));
   parts.Serve(std::make_shared<DeliveryService>(

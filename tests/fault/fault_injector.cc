@@ -39,7 +39,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "common/fault.h"
+#include "common/base/fault.h"
 #include "tests/fault/power_vfs.h"
 
 namespace sarloop::fault {

@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/sqlite_page_cache.h"
-#include "common/sqlite_vfs_shim.h"
+#include "common/storage/sqlite_page_cache.h"
+#include "common/storage/sqlite_vfs_shim.h"
 
 namespace sarloop::testing {
 namespace {

@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/delivery_service.h"
-#include "common/messaging.h"
-#include "common/server.h"
-#include "common/status.h"
+#include "common/base/clock.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
+#include "common/referral/delivery_service.h"
+#include "common/server/server.h"
 #include "services/force/desk.h"
 #include "tests/fuzz/fuzz_support.h"
 

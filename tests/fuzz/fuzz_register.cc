@@ -23,13 +23,13 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/delivery_service.h"
-#include "common/messaging.h"
+#include "common/base/clock.h"
+#include "common/messaging/messaging.h"
+#include "common/referral/delivery_service.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/rules.h"
-#include "common/server.h"
+#include "common/server/server.h"
 #include "services/nca/register.h"
 #include "tests/fuzz/fuzz_support.h"
 

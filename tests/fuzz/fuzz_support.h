@@ -16,8 +16,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "common/crypto.h"
-#include "common/storage.h"
+#include "common/base/crypto.h"
+#include "common/storage/storage.h"
 
 namespace sarloop::fuzz {
 

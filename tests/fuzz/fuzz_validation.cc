@@ -9,11 +9,11 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "common/delivery_service.h"
+#include "common/base/status.h"
+#include "common/referral/delivery_service.h"
 #include "common/referral/outcomes.h"
-#include "common/request_checks.h"
-#include "common/status.h"
-#include "common/validation.h"
+#include "common/referral/validation.h"
+#include "common/rpc/request_checks.h"
 #include "sarloop/v1/delivery.pb.h"
 #include "sarloop/v1/force.pb.h"
 #include "sarloop/v1/nca.pb.h"

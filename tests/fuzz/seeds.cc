@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
 #include "sarloop/v1/delivery.pb.h"
 #include "sarloop/v1/force.pb.h"
 #include "sarloop/v1/nca.pb.h"

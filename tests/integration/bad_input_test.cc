@@ -10,8 +10,8 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "common/ids.h"
-#include "common/status.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
 #include "sarloop/v1/force.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "sarloop/v1/racu.grpc.pb.h"

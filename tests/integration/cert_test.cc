@@ -6,8 +6,8 @@
 // the client's call fails UNAVAILABLE (TLS 1.3 lets the client finish its side first, so it only
 // sees "Socket closed") and the server's log names OpenSSL's verify error. A certificate that
 // verifies but does not carry exactly one URI SAN completes the handshake and is refused by
-// PeerIdentity (common/identity.cc) with UNAUTHENTICATED. A valid identity calling an API not
-// meant for its role is refused by the gate with PERMISSION_DENIED. A server certificate for
+// PeerIdentity (common/security/identity.cc) with UNAUTHENTICATED. A valid identity calling an API
+// not meant for its role is refused by the gate with PERMISSION_DENIED. A server certificate for
 // another host is refused by the client's host name check.
 #include <grpcpp/security/auth_context.h>
 
@@ -24,8 +24,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "common/authz.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
+#include "common/security/authz.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/force.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
@@ -88,8 +88,8 @@ class LogMark {
   size_t offset_;
 };
 
-// The lines of `log` that report a failed delivery attempt (common/messaging.cc: "delivery to
-// DEST failed (...); retrying in ...").
+// The lines of `log` that report a failed delivery attempt (common/messaging/messaging.cc:
+// "delivery to DEST failed (...); retrying in ...").
 std::vector<std::string> DeliveryFailures(const std::string& log) {
   std::vector<std::string> found;
   for (absl::string_view line : absl::StrSplit(log, '\n')) {
@@ -409,8 +409,8 @@ TEST_F(CertTest, RotationWithoutRestartOrAFailedCall) {
     ASSERT_TRUE(chain_->Pki(absl::StrCat("rotate ", pki, " ", name)).ok()) << name;
   }
   // Each server presents its new certificate to new connections once its file watcher has
-  // refreshed (common/tls.cc: every 5 s); then traffic goes on for two more seconds, long-lived
-  // channels included.
+  // refreshed (common/security/tls.cc: every 5 s); then traffic goes on for two more seconds,
+  // long-lived channels included.
   bool all_new = WaitFor(
       [&] {
         for (const std::string& server : servers) {

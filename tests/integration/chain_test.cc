@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
 #include "google/rpc/error_details.pb.h"

@@ -326,7 +326,7 @@ subject_count = collections.Counter(s for f in facts for s in f["subjects"])
 
 # --- the report's expectations -----------------------------------------------------------------
 # The report writes a text cell that a spreadsheet would run as a formula with a leading apostrophe
-# (common/csv.h); the value is the cell without it.
+# (common/base/csv.h); the value is the cell without it.
 def value(cell):
     return cell[1:] if len(cell) > 1 and cell[0] == "'" and cell[1] in "=+-@\t\r" else cell
 

@@ -192,7 +192,7 @@ with grpc.secure_channel(f"localhost:{BASE + 1}", creds("ukfiu-intake")) as chan
               f"{e.code()} {violations}")
 
 # Bytes that are no request of the method's type are refused INVALID_ARGUMENT, naming the type, or
-# the field whose text is not UTF-8: the servers parse each request themselves (common/serving.h).
+# the field whose text is not UTF-8: the servers parse each request themselves (common/rpc/serving.h).
 USER = (("x-sarloop-user", "foreign-client"),)
 with grpc.secure_channel(f"localhost:{BASE + 1}", creds("ukfiu-intake")) as channel:
     submit = channel.unary_unary("/sarloop.v1.Ukfiu/SubmitSar")

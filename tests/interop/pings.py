@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Which servers probe the link's bandwidth-delay product (common/server.h ProbesBandwidthDelay).
+"""Which servers probe the link's bandwidth-delay product (common/server/server.h ProbesBandwidthDelay).
 
 A probe is an HTTP/2 PING the server sends once data arrives, which the client must answer. A
 foreign client (Debian's python3-grpcio, its own probing off) makes three health checks with

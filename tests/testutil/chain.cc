@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/tls.h"
+#include "common/security/tls.h"
 #include "gtest/gtest.h"
 
 namespace sarloop::testing {

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "common/ids.h"
+#include "common/base/ids.h"
 #include "common/referral/outcomes.h"
 
 namespace sarloop::testing {

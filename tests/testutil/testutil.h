@@ -13,8 +13,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/crypto.h"
-#include "common/status.h"
+#include "common/base/crypto.h"
+#include "common/base/status.h"
 #include "sarloop/v1/types.pb.h"
 
 namespace sarloop::testing {

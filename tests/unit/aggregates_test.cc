@@ -5,15 +5,15 @@
 #include <set>
 
 #include "absl/strings/str_join.h"
-#include "common/audit.h"
-#include "common/clock.h"
-#include "common/ids.h"
-#include "common/messaging.h"
+#include "common/base/clock.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/outcomes.h"
 #include "common/referral/rules.h"
-#include "common/server.h"
-#include "common/status.h"
+#include "common/security/audit.h"
+#include "common/server/server.h"
 #include "services/nca/register.h"
 #include "tests/testutil/testutil.h"
 

@@ -1,4 +1,4 @@
-#include "common/audit.h"
+#include "common/security/audit.h"
 
 #include <atomic>
 #include <filesystem>
@@ -8,10 +8,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
-#include "common/identity.h"
-#include "common/status.h"
-#include "common/witness.h"
+#include "common/base/clock.h"
+#include "common/base/status.h"
+#include "common/security/identity.h"
+#include "common/server/witness.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {
@@ -184,7 +184,8 @@ TEST_F(AuditTest, AForgedCheckpointIsRefused) {
   EXPECT_THAT(r.problem, HasSubstr("bad signature"));
 }
 
-// --- The witness (common/witness.h): what another organisation holds of this log. -------------
+// --- The witness (common/server/witness.h): what another organisation holds of this log.
+// -------------
 
 class WitnessTest : public AuditTest {
  protected:

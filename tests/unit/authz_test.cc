@@ -1,9 +1,9 @@
-#include "common/authz.h"
+#include "common/security/authz.h"
 
 #include <google/protobuf/descriptor.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/identity.h"
+#include "common/security/identity.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/force.grpc.pb.h"
 #include "sarloop/v1/linkage.grpc.pb.h"

@@ -1,7 +1,7 @@
 // The staged clocks and regulation 19 (common/referral/clocks.h), with an injected time.
 #include "common/referral/clocks.h"
 
-#include "common/ids.h"
+#include "common/base/ids.h"
 #include "common/referral/lifecycle.h"
 #include "tests/testutil/testutil.h"
 

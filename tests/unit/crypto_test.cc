@@ -1,4 +1,4 @@
-#include "common/crypto.h"
+#include "common/base/crypto.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -15,9 +15,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "common/messaging.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/referral_store.h"
-#include "common/sealed.h"
+#include "common/referral/sealed_columns.h"
+#include "common/security/sealed.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {
@@ -316,12 +317,15 @@ TEST(Reseal, MovesEveryCellToTheNewKeyAndThenTheOldKeyCanGo) {
   }
   auto rotated = Ring({'b', 'a'});
   ASSERT_OK_AND_ASSIGN(auto db, Database::Open(path, kSchema, rotated));
-  ASSERT_OK_AND_ASSIGN(ResealReport dry, Reseal(*db, rotated->current_key_id(), true));
+  ASSERT_OK_AND_ASSIGN(ResealReport dry,
+                       Reseal(*db, ReferralSealedColumns(), rotated->current_key_id(), true));
   EXPECT_EQ(dry.resealed, 0);
   EXPECT_EQ(dry.before[old_ring->current_key_id()], kRows);
-  ASSERT_OK_AND_ASSIGN(ResealReport done, Reseal(*db, rotated->current_key_id(), false));
+  ASSERT_OK_AND_ASSIGN(ResealReport done,
+                       Reseal(*db, ReferralSealedColumns(), rotated->current_key_id(), false));
   EXPECT_EQ(done.resealed, kRows);
-  ASSERT_OK_AND_ASSIGN(ResealReport again, Reseal(*db, rotated->current_key_id(), false));
+  ASSERT_OK_AND_ASSIGN(ResealReport again,
+                       Reseal(*db, ReferralSealedColumns(), rotated->current_key_id(), false));
   EXPECT_EQ(again.resealed, 0);
   EXPECT_EQ(again.before[rotated->current_key_id()], kRows);
   db.reset();

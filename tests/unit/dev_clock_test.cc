@@ -1,4 +1,4 @@
-// The development clock (common/clock.h NewOffsetFileClock): an offset written to a file moves
+// The development clock (common/base/clock.h NewOffsetFileClock): an offset written to a file moves
 // every service's clock at once, and a read that starts after the write returns sees it.
 #include <stdio.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/time/clock.h"
-#include "common/clock.h"
+#include "common/base/clock.h"
 #include "gtest/gtest.h"
 
 namespace sarloop {

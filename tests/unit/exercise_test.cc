@@ -1,13 +1,13 @@
 // The national exercise's model (tools/synth/exercise_model.h) and the published workforce
-// figures it weighs organisations by (common/workforce.h): pure, no chain.
+// figures it weighs organisations by (common/reference/workforce.h): pure, no chain.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
 
 #include "absl/time/civil_time.h"
+#include "common/reference/workforce.h"
 #include "common/referral/rules.h"
-#include "common/workforce.h"
 #include "tools/synth/exercise_model.h"
 
 namespace sarloop::synth::exercise {

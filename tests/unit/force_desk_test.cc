@@ -1,12 +1,12 @@
 #include <set>
 
 #include "absl/strings/str_join.h"
-#include "common/ids.h"
-#include "common/messaging.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
-#include "common/server.h"
-#include "common/status.h"
+#include "common/server/server.h"
 #include "services/force/desk.h"
 #include "tests/testutil/testutil.h"
 

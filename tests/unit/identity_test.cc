@@ -1,4 +1,4 @@
-#include "common/identity.h"
+#include "common/security/identity.h"
 
 #include "tests/testutil/testutil.h"
 

@@ -6,10 +6,10 @@
 #include <set>
 
 #include "absl/strings/str_format.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/referral_store.h"
-#include "common/server.h"
+#include "common/server/server.h"
 #include "services/force/desk.h"
 #include "tests/testutil/testutil.h"
 

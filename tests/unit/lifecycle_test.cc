@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
 #include "common/referral/event_log.h"
-#include "common/status.h"
-#include "common/storage.h"
+#include "common/storage/storage.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {

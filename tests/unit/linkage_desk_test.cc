@@ -6,10 +6,10 @@
 #include <set>
 
 #include "absl/strings/match.h"
-#include "common/ids.h"
-#include "common/linkage_encoding.h"
-#include "common/messaging.h"
-#include "common/server.h"
+#include "common/base/ids.h"
+#include "common/linkage/linkage_encoding.h"
+#include "common/messaging/messaging.h"
+#include "common/server/server.h"
 #include "gtest/gtest.h"
 #include "sarloop/v1/linkage.grpc.pb.h"
 #include "services/linkage/desk.h"

@@ -2,8 +2,8 @@
 #include <random>
 #include <set>
 
-#include "common/linkage_encoding.h"
-#include "common/seed_sequence.h"
+#include "common/linkage/linkage_encoding.h"
+#include "common/linkage/seed_sequence.h"
 #include "gtest/gtest.h"
 #include "services/linkage/kernel.h"
 #include "services/linkage/matcher.h"

@@ -1,4 +1,4 @@
-#include "common/messaging.h"
+#include "common/messaging/messaging.h"
 
 #include <atomic>
 #include <map>
@@ -7,10 +7,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/delivery_service.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/referral/delivery_service.h"
 #include "common/referral/event_log.h"
-#include "common/status.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {
@@ -484,8 +484,8 @@ TEST_F(OutboxTest, ReceiverAppliesEachMessageOnce) {
 }
 
 TEST_F(OutboxTest, APeersEnvelopeWithControlCharactersIsRejectedAloneNamingTheField) {
-  // A batch from a peer is checked envelope by envelope (common/request_checks.h): the bad one is
-  // rejected and the rest behind it still taken, so one envelope cannot hold up an outbox.
+  // A batch from a peer is checked envelope by envelope (common/rpc/request_checks.h): the bad one
+  // is rejected and the rest behind it still taken, so one envelope cannot hold up an outbox.
   int applied = 0;
   DeliveryService service(Edge{}, *db_, clock_, [&](Txn&, const Identity&, const v1::Envelope&) {
     ++applied;

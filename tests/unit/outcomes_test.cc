@@ -7,11 +7,11 @@
 #include <set>
 
 #include "absl/strings/match.h"
-#include "common/clock.h"
-#include "common/ids.h"
-#include "common/reference.h"
-#include "common/status.h"
-#include "common/storage.h"
+#include "common/base/clock.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/reference/reference.h"
+#include "common/storage/storage.h"
 #include "services/nca/register.h"
 #include "tests/testutil/testutil.h"
 

@@ -1,10 +1,10 @@
-// The process-wide settings every service runs with (common/server.h TuneServiceProcess,
+// The process-wide settings every service runs with (common/server/server.h TuneServiceProcess,
 // ProbesBandwidthDelay).
 #include <malloc.h>
 
 #include <vector>
 
-#include "common/server.h"
+#include "common/server/server.h"
 #include "gtest/gtest.h"
 
 namespace sarloop {

@@ -10,8 +10,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "common/ids.h"
-#include "common/messaging.h"
+#include "common/base/ids.h"
+#include "common/messaging/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/mirror.h"
@@ -19,7 +19,7 @@
 #include "common/referral/referral_store.h"
 #include "common/referral/rules.h"
 #include "common/referral/step.h"
-#include "common/server.h"
+#include "common/server/server.h"
 #include "sarloop/v1/force.pb.h"
 #include "services/nca/register.h"
 #include "tests/testutil/testutil.h"

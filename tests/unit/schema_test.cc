@@ -2,8 +2,8 @@
 #include <string>
 #include <vector>
 
-#include "common/server.h"
-#include "common/storage.h"
+#include "common/server/server.h"
+#include "common/storage/storage.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/force/desk.h"

@@ -1,7 +1,7 @@
-// The completion-queue serving mechanism (common/serving.h) and the health service built on it
-// (common/health.h), in process: a server on a loopback port the OS chooses, served by one
+// The completion-queue serving mechanism (common/rpc/serving.h) and the health service built on it
+// (common/rpc/health.h), in process: a server on a loopback port the OS chooses, served by one
 // CallQueue, called through gRPC's generated health stub and a generic stub for raw bytes.
-#include "common/serving.h"
+#include "common/rpc/serving.h"
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -15,8 +15,8 @@
 #include <string>
 #include <thread>
 
-#include "common/health.h"
-#include "common/storage.h"
+#include "common/rpc/health.h"
+#include "common/storage/storage.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "sarloop/v1/racu.pb.h"
 #include "tests/testutil/testutil.h"

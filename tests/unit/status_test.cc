@@ -1,7 +1,7 @@
 // The RPC edge's conversion: a FieldError reaches clients as INVALID_ARGUMENT with its message and
 // a google.rpc.Status carrying a google.rpc.BadRequest naming the field, and comes back through
 // FromGrpcStatus with the field intact.
-#include "common/status.h"
+#include "common/base/status.h"
 
 #include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"

@@ -11,14 +11,14 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
-#include "common/ids.h"
-#include "common/reference.h"
+#include "common/base/clock.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/reference/reference.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/rules.h"
-#include "common/status.h"
-#include "common/storage.h"
+#include "common/storage/storage.h"
 #include "services/nca/register.h"
 #include "tests/testutil/testutil.h"
 

@@ -1,4 +1,4 @@
-#include "common/storage.h"
+#include "common/storage/storage.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/sqlite_page_cache.h"
-#include "common/status.h"
-#include "common/storage_wal_vfs.h"
+#include "common/base/status.h"
+#include "common/storage/sqlite_page_cache.h"
+#include "common/storage/storage_wal_vfs.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {

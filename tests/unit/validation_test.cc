@@ -1,7 +1,7 @@
-#include "common/validation.h"
+#include "common/referral/validation.h"
 
+#include "common/base/status.h"
 #include "common/referral/outcomes.h"
-#include "common/status.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {

@@ -1,6 +1,6 @@
 // The pieces of watch streams a unit test reaches without a network: the signed tokens, the feed
 // a force's events go into, and where a watch request starts.
-#include "common/watch.h"
+#include "common/messaging/watch.h"
 
 #include <functional>
 #include <set>
@@ -9,8 +9,8 @@
 
 #include "common/referral/event_log.h"
 #include "common/referral/watch_rpc.h"
-#include "common/server.h"
-#include "common/token.h"
+#include "common/security/token.h"
+#include "common/server/server.h"
 #include "services/force/desk.h"
 #include "tests/testutil/testutil.h"
 

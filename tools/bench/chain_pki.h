@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "common/tls.h"
+#include "common/security/tls.h"
 
 namespace sarloop {
 

@@ -19,11 +19,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
-#include "common/crypto.h"
-#include "common/ids.h"
-#include "common/reference.h"
-#include "common/server.h"
+#include "common/base/clock.h"
+#include "common/base/crypto.h"
+#include "common/base/ids.h"
+#include "common/reference/reference.h"
+#include "common/server/server.h"
 #include "services/ukfiu/desk.h"
 #include "tools/bench/cpu_time.h"
 

@@ -39,8 +39,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/executor.h"
-#include "common/tls.h"
+#include "common/rpc/executor.h"
+#include "common/security/tls.h"
 #include "echo.grpc.pb.h"  // generated from tools/bench/echo.proto
 #include "tools/bench/chain_pki.h"
 #include "tools/bench/cpu_time.h"

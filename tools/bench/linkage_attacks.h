@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "common/linkage_encoding.h"
+#include "common/linkage/linkage_encoding.h"
 
 namespace sarloop::bench {
 

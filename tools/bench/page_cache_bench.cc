@@ -1,6 +1,7 @@
 // What a small commit costs the writer when its page cache is full, with sarloop's page cache
-// (common/sqlite_page_cache.h) and with SQLite's default, in one run: the benchmark runs itself
-// again as a child that starts SQLite before sarloop can choose the cache, then runs its own.
+// (common/storage/sqlite_page_cache.h) and with SQLite's default, in one run: the benchmark runs
+// itself again as a child that starts SQLite before sarloop can choose the cache, then runs its
+// own.
 //
 //   sarloop-page-cache-bench [--pages N] [--commits N]
 //
@@ -22,10 +23,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/ids.h"
-#include "common/sqlite_page_cache.h"
-#include "common/status.h"
-#include "common/storage.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/storage/sqlite_page_cache.h"
+#include "common/storage/storage.h"
 #include "tools/bench/cpu_time.h"
 
 namespace sarloop {

@@ -52,9 +52,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/ids.h"
-#include "common/status.h"
-#include "common/tls.h"
+#include "common/base/ids.h"
+#include "common/base/status.h"
+#include "common/security/tls.h"
 #include "common/version/version.h"
 #include "echo.grpc.pb.h"  // generated from tools/bench/echo.proto
 #include "grpc/health/v1/health.grpc.pb.h"

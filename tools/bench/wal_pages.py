@@ -13,7 +13,7 @@ pages a commit writes.
 --last keeps the commits of the last S seconds of the trace (sarloop-bench's light-load phase is
 the last). Prints commits, frames per commit and, per B-tree, frames per commit.
 
-The services write a commit's frames in runs (common/storage_wal_vfs.h), which such a trace does
+The services write a commit's frames in runs (common/storage/storage_wal_vfs.h), which such a trace does
 not show one by one. --wal reads the frames from the database's WAL file instead: the commits of
 its current generation (since the WAL last started again from its beginning), with no times.
 Copy the database and its WAL while the service is quiet, or stopped without a last checkpoint:

@@ -9,16 +9,17 @@
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
-#include "common/identity.h"
-#include "common/ids.h"
-#include "common/tls.h"
+#include "common/base/ids.h"
+#include "common/security/identity.h"
+#include "common/security/tls.h"
 #include "sarloop/v1/config.pb.h"
 #include "tools/ctl/values.h"
 
 namespace sarloop::ctl {
 namespace {
 
-// The server cuts longer user names (common/identity.h); refusing them here avoids a silent cut.
+// The server cuts longer user names (common/security/identity.h); refusing them here avoids a
+// silent cut.
 constexpr size_t kMaxUserLength = 100;
 // SubmitSarRequest.request_id: 1 to 100 characters.
 constexpr size_t kMaxRequestIdLength = 100;

@@ -12,12 +12,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/status.h"
+#include "common/base/status.h"
 #include "tools/ctl/args.h"
 
 namespace sarloop::ctl {
 
-// The metadata key naming the person acting through the calling system (common/identity.h).
+// The metadata key naming the person acting through the calling system
+// (common/security/identity.h).
 inline constexpr char kUserMetadata[] = "x-sarloop-user";
 
 struct GlobalOptions {

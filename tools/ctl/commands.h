@@ -17,7 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/status.h"
+#include "common/base/status.h"
 #include "sarloop/v1/linkage.pb.h"
 #include "sarloop/v1/types.pb.h"
 #include "tools/ctl/args.h"

@@ -11,18 +11,21 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/audit.h"
-#include "common/backup.h"
-#include "common/clock.h"
-#include "common/config.h"
-#include "common/crypto.h"
-#include "common/identity.h"
-#include "common/retention.h"
-#include "common/sealed.h"
-#include "common/tls.h"
+#include "common/base/clock.h"
+#include "common/base/crypto.h"
+#include "common/messaging/messaging.h"
+#include "common/referral/retention.h"
+#include "common/referral/sealed_columns.h"
+#include "common/security/audit.h"
+#include "common/security/identity.h"
+#include "common/security/sealed.h"
+#include "common/security/tls.h"
+#include "common/server/config.h"
+#include "common/storage/backup.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "sarloop/v1/witness.grpc.pb.h"
+#include "services/linkage/desk.h"
 #include "tools/ctl/commands.h"
 #include "tools/ctl/health.h"
 #include "tools/ctl/values.h"
@@ -199,11 +202,23 @@ absl::Status KeysNew(const Input& in, Session& session) {
   return absl::OkStatus();
 }
 
+// Every sealed column of every sarloop schema: the tool opens any service's database, and Reseal
+// skips the tables a database does not hold.
+std::vector<SealedColumn> AllSealedColumns() {
+  std::vector<SealedColumn> all;
+  for (auto part :
+       {MessagingSealedColumns(), ReferralSealedColumns(), linkage::LinkageSealedColumns()}) {
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  return all;
+}
+
 // Reseals every cell of the service's database under the first of its data keys.
 absl::Status Reencrypt(const v1::ServiceConfig& config, std::shared_ptr<const Keyring> keys,
                        bool dry_run, Session& session) {
   ASSIGN_OR_RETURN(auto db, Database::OpenExisting(config.database(), keys));
-  ASSIGN_OR_RETURN(ResealReport report, Reseal(*db, keys->current_key_id(), dry_run));
+  ASSIGN_OR_RETURN(ResealReport report,
+                   Reseal(*db, AllSealedColumns(), keys->current_key_id(), dry_run));
   int64_t stale = 0;
   google::protobuf::Struct out;
   auto& fields = *out.mutable_fields();

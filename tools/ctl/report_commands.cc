@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/report.h"
+#include "common/report/report.h"
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "tools/ctl/commands.h"
 #include "tools/ctl/table.h"

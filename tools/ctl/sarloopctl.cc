@@ -18,7 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/status.h"
+#include "common/base/status.h"
 #include "common/version/version.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"

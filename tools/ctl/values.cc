@@ -11,7 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
 #include "tools/ctl/args.h"
 
 namespace sarloop::ctl {

@@ -1,7 +1,8 @@
 // `force watch`, `racu watch`, `ukfiu watch`, `nca watch`: a service's watch stream
-// (common/watch.h) printed as it arrives, one line (or one JSON object) per event, reconnecting
-// from the last cursor when the service goes away. With --cursor-file the cursor is kept in a file
-// after each event is printed, so a watch run again carries on where the last one stopped.
+// (common/messaging/watch.h) printed as it arrives, one line (or one JSON object) per event,
+// reconnecting from the last cursor when the service goes away. With --cursor-file the cursor is
+// kept in a file after each event is printed, so a watch run again carries on where the last one
+// stopped.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
@@ -13,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "common/ids.h"
+#include "common/base/ids.h"
 #include "common/referral/lifecycle.h"
 #include "sarloop/v1/force.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"

@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "common/tls.h"
+#include "common/security/tls.h"
 
 namespace sarloop::synth {
 namespace {

@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/referral/outcomes.h"
-#include "common/validation.h"
+#include "common/referral/validation.h"
 
 namespace sarloop::synth {
 namespace {

@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "common/linkage_encoding.h"
+#include "common/linkage/linkage_encoding.h"
 
 namespace sarloop::synth {
 

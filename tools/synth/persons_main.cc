@@ -13,7 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/linkage_csv.h"
+#include "common/linkage/linkage_csv.h"
 #include "common/version/version.h"
 #include "tools/synth/persons.h"
 

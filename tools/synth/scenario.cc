@@ -10,7 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "common/referral/outcomes.h"
-#include "common/validation.h"
+#include "common/referral/validation.h"
 #include "tools/synth/invented.h"
 
 namespace sarloop::synth {
