@@ -318,6 +318,67 @@ HttpResponse ServeMetrics(const HttpRequest& request, const Metrics& metrics, Da
   return response;
 }
 
+// A task run every `period` on an Asio loop's thread, from Start until Stop. A tick already queued
+// when Stop is called does not run.
+class Repeating {
+ public:
+  Repeating(boost::asio::io_context& io, std::chrono::nanoseconds period,
+            std::function<void()> tick)
+      : timer_(io), period_(period), tick_(std::move(tick)) {}
+  void Start() {
+    timer_.expires_after(period_);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopped_) return;
+      tick_();
+      if (!stopped_) Start();
+    });
+  }
+  void Stop() {
+    stopped_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  boost::asio::steady_timer timer_;
+  const std::chrono::nanoseconds period_;
+  const std::function<void()> tick_;
+  bool stopped_ = false;
+};
+
+// A refusal never reaches a handler: the gate records it in the audit log itself.
+RefusalSink AuditRefusals(Database* db, Clock* clock) {
+  return [db, clock](const std::string& identity, const std::string& method,
+                     const grpc::Status& refusal) {
+    AuditRecorder recorder(db, AuditEntry{clock->Now(), identity, "", method, "", 0, ""});
+    // The refusal stands either way; Finish logs an entry it could not make durable.
+    (void)recorder.Finish(
+        absl::Status(static_cast<absl::StatusCode>(refusal.error_code()), refusal.error_message()));
+  };
+}
+
+// The listener's limits: message size, connection age, no shared port, memory, streams.
+void ConfigureListener(const v1::ServiceConfig& config, grpc::ResourceQuota& quota,
+                       grpc::ServerBuilder& builder) {
+  // Hostile input: no message above 4 MiB (a batch of 500 envelopes stays well below).
+  builder.SetMaxReceiveMessageSize(4 * 1024 * 1024);
+  // TLS checks a certificate only at the handshake: connections are recycled after
+  // connection_max_age_seconds so a revoked or rotated certificate stops being honoured.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                             config.connection_max_age_seconds() * 1000);
+  // Calls in flight get a grace as long as the age, at most 30 s, to finish.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             std::min(config.connection_max_age_seconds(), 30) * 1000);
+  // A port another process holds is an error, not a share: gRPC's default SO_REUSEPORT would let
+  // a second service (or a second chain) bind the same port and take half of its connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Overload: bounded memory for calls and connections, and bounded streams per connection;
+  // Admission (in Serve) bounds the calls being handled.
+  quota.Resize(static_cast<size_t>(config.grpc_memory_mib()) * 1024 * 1024);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 100);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, ProbesBandwidthDelay(config.kind()) ? 1 : 0);
+}
+
 absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& all,
                  const ServiceBuilder& build) {
   // Before the database: its commit observer records here until the very end.
@@ -350,20 +411,9 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
 
   ASSIGN_OR_RETURN(auto server_creds, MakeServerCredentials(config.tls()));
   const PolicyScope scope = ScopeOf(config);
-  Database* audit_db = db.get();
-  Clock* audit_clock = clock.get();
-  // Refusals never reach a handler: the gate records them in the audit log itself.
-  RefusalSink audit_refusal = [audit_db, audit_clock](const std::string& identity,
-                                                      const std::string& method,
-                                                      const grpc::Status& refusal) {
-    AuditRecorder recorder(audit_db,
-                           AuditEntry{audit_clock->Now(), identity, "", method, "", 0, ""});
-    // The refusal stands either way; Finish logs an entry it could not make durable.
-    (void)recorder.Finish(
-        absl::Status(static_cast<absl::StatusCode>(refusal.error_code()), refusal.error_message()));
-  };
-  ASSIGN_OR_RETURN(std::shared_ptr<AuthzGate> gate,
-                   AuthzGate::Create(config.authz_policy_file(), scope, audit_refusal));
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<AuthzGate> gate,
+      AuthzGate::Create(config.authz_policy_file(), scope, AuditRefusals(db.get(), clock.get())));
   // Every call on this server passes the gate before any handler runs.
   server_creds->SetAuthMetadataProcessor(gate);
   ASSIGN_OR_RETURN(auto channel_creds, MakeChannelCredentials(config.tls()));
@@ -451,25 +501,8 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
 
   int port = 0;
   builder.AddListeningPort(config.listen(), server_creds, &port);
-  // Hostile input: no message above 4 MiB (a batch of 500 envelopes stays well below).
-  builder.SetMaxReceiveMessageSize(4 * 1024 * 1024);
-  // TLS checks a certificate only at the handshake: connections are recycled after
-  // connection_max_age_seconds so a revoked or rotated certificate stops being honoured.
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
-                             config.connection_max_age_seconds() * 1000);
-  // Calls in flight get a grace as long as the age, at most 30 s, to finish.
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-                             std::min(config.connection_max_age_seconds(), 30) * 1000);
-  // A port another process holds is an error, not a share: gRPC's default SO_REUSEPORT would let
-  // a second service (or a second chain) bind the same port and take half of its connections.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // Overload: bounded memory for calls and connections, and bounded streams per connection;
-  // Admission (in Serve) bounds the calls being handled.
   grpc::ResourceQuota quota("sarloop");
-  quota.Resize(static_cast<size_t>(config.grpc_memory_mib()) * 1024 * 1024);
-  builder.SetResourceQuota(quota);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 100);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, ProbesBandwidthDelay(config.kind()) ? 1 : 0);
+  ConfigureListener(config, quota, builder);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
   counters.push_back(admission.InterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(counters));
@@ -513,88 +546,62 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   spdlog::info("{} serving on {} (mTLS), delivering to {} peers", config.code(), config.listen(),
                destinations.size());
 
-  // Signals and the periodic task share one Asio loop; Shutdown runs off that loop's thread.
+  // Signals and the timed tasks share one Asio loop; Shutdown runs off that loop's thread.
   boost::asio::io_context io;
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
-  boost::asio::steady_timer timer(io);
-  std::function<void()> arm;
+  std::vector<std::unique_ptr<Repeating>> tasks;
+  auto every = [&](auto period, std::function<void()> tick) -> Repeating& {
+    return *tasks.emplace_back(std::make_unique<Repeating>(io, period, std::move(tick)));
+  };
   if (parts.periodic && parts.period > absl::ZeroDuration()) {
-    arm = [&] {
-      timer.expires_after(absl::ToChronoNanoseconds(parts.period));
-      timer.async_wait([&](const boost::system::error_code& ec) {
-        if (ec) return;
-        parts.periodic();
-        arm();
-      });
-    };
-    arm();
+    every(absl::ToChronoNanoseconds(parts.period), parts.periodic).Start();
   }
   // Signed audit checkpoints every two seconds while the log grows, and one at the end.
-  boost::asio::steady_timer checkpoint_timer(io);
-  std::function<void()> arm_checkpoint = [&] {
-    checkpoint_timer.expires_after(std::chrono::seconds(2));
-    checkpoint_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      absl::Status s = checkpointer->Checkpoint();
-      if (!s.ok()) spdlog::error("audit checkpoint: {}", s.ToString());
-      if (witness_reporter) {
-        witness_reporter->Report(checkpointer->LastHead(), checkpointer->PublicKeyPem());
-      }
-      arm_checkpoint();
-    });
-  };
-  arm_checkpoint();
+  Repeating& checkpoints = every(std::chrono::seconds(2), [&] {
+    absl::Status s = checkpointer->Checkpoint();
+    if (!s.ok()) spdlog::error("audit checkpoint: {}", s.ToString());
+    if (witness_reporter) {
+      witness_reporter->Report(checkpointer->LastHead(), checkpointer->PublicKeyPem());
+    }
+  });
+  checkpoints.Start();
   // Health, every second: NOT_SERVING while storage refuses writes (until a probe write succeeds
   // again); the "sarloop.outbox" service NOT_SERVING while a message has waited longer than
   // delivery.stuck_after_seconds.
-  boost::asio::steady_timer health_timer(io);
-  bool draining = false;
-  std::function<void()> arm_health = [&] {
-    health_timer.expires_after(std::chrono::seconds(1));
-    health_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec || draining) return;
-      const bool was_failing = db->WritesFailing();
-      const bool storage_ok = db->Probe().ok();
-      if (was_failing && storage_ok) spdlog::info("storage: writes succeed again");
-      health.SetServingStatus("", storage_ok);
-      for (const std::string& name : service_names) health.SetServingStatus(name, storage_ok);
-      const absl::Time limit =
-          clock->Now() - absl::Seconds(config.delivery().stuck_after_seconds());
-      absl::StatusOr<absl::Time> oldest = OldestPending(*db, destinations);
-      health.SetServingStatus(kOutboxHealth, !(oldest.ok() && *oldest < limit));
-      arm_health();
-    });
-  };
   health.SetServingStatus(kOutboxHealth, true);
-  arm_health();
+  every(std::chrono::seconds(1), [&] {
+    const bool was_failing = db->WritesFailing();
+    const bool storage_ok = db->Probe().ok();
+    if (was_failing && storage_ok) spdlog::info("storage: writes succeed again");
+    health.SetServingStatus("", storage_ok);
+    for (const std::string& name : service_names) health.SetServingStatus(name, storage_ok);
+    const absl::Time limit = clock->Now() - absl::Seconds(config.delivery().stuck_after_seconds());
+    absl::StatusOr<absl::Time> oldest = OldestPending(*db, destinations);
+    health.SetServingStatus(kOutboxHealth, !(oldest.ok() && *oldest < limit));
+  }).Start();
   // Retention: an hour after start and every hour after that.
-  boost::asio::steady_timer retention_timer(io);
-  std::function<void()> arm_retention = [&] {
-    retention_timer.expires_after(std::chrono::hours(1));
-    retention_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
+  if (config.retention_years() > 0) {
+    every(std::chrono::hours(1), [&] {
       absl::StatusOr<std::string> purged = parts.purge(clock->Now(), config.retention_years());
       if (!purged.ok()) {
         spdlog::error("retention: {}", purged.status().ToString());
       } else if (!purged->empty()) {
         spdlog::info("retention: {}", *purged);
       }
-      arm_retention();
-    });
-  };
-  if (config.retention_years() > 0) arm_retention();
+    }).Start();
+  }
   boost::asio::steady_timer drain_timer(io);
   signals.async_wait([&](const boost::system::error_code&, int signo) {
-    // Draining: still serving, but saying NOT_SERVING so balancers and peers go elsewhere.
+    // Draining: still serving, but saying NOT_SERVING so balancers and peers go elsewhere. Audit
+    // checkpoints go on until the loop stops.
     spdlog::info("signal {}: draining for {} ms, then stopping", signo, config.shutdown_drain_ms());
-    draining = true;
     health.SetServingStatus(false);
-    timer.cancel();
-    health_timer.cancel();
-    retention_timer.cancel();
+    for (auto& task : tasks) {
+      if (task.get() != &checkpoints) task->Stop();
+    }
     drain_timer.expires_after(std::chrono::milliseconds(config.shutdown_drain_ms()));
     drain_timer.async_wait([&](const boost::system::error_code&) {
-      checkpoint_timer.cancel();
+      checkpoints.Stop();
       io.stop();
     });
   });
