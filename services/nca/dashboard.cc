@@ -17,10 +17,10 @@
 #include "common/referral/clocks.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
-#include "common/report/report.h"
 #include "common/security/audit.h"
 #include "common/security/identity.h"
 #include "services/nca/aggregates.h"
+#include "services/nca/report.h"
 
 namespace sarloop::nca {
 namespace {

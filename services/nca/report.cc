@@ -1,4 +1,4 @@
-#include "common/report/report.h"
+#include "services/nca/report.h"
 
 #include <algorithm>
 #include <cmath>

@@ -2,8 +2,8 @@
 // dashboard draw the same tables the same way. Every chart is inline SVG and every page is
 // self-contained (no scripts, fonts or styles from elsewhere), so a report can be mailed and the
 // dashboard works on a network with no way out. Pure: strings in, strings out.
-#ifndef SARLOOP_COMMON_REPORT_REPORT_H_
-#define SARLOOP_COMMON_REPORT_REPORT_H_
+#ifndef SARLOOP_SERVICES_NCA_REPORT_H_
+#define SARLOOP_SERVICES_NCA_REPORT_H_
 
 #include <optional>
 #include <string>
@@ -125,4 +125,4 @@ StaReport BuildSta(const StaInputs& in);
 
 }  // namespace sarloop::report
 
-#endif  // SARLOOP_COMMON_REPORT_REPORT_H_
+#endif  // SARLOOP_SERVICES_NCA_REPORT_H_

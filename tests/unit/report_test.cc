@@ -1,6 +1,6 @@
-// The tables and charts the STA report and the dashboard share (common/report/report.h): sorting,
+// The tables and charts the STA report and the dashboard share (services/nca/report.h): sorting,
 // the wide CSV, and each kind of chart.
-#include "common/report/report.h"
+#include "services/nca/report.h"
 
 #include <gtest/gtest.h>
 

@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/report/report.h"
 #include "sarloop/v1/nca.grpc.pb.h"
+#include "services/nca/report.h"
 #include "tools/ctl/commands.h"
 #include "tools/ctl/table.h"
 #include "tools/ctl/values.h"
