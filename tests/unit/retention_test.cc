@@ -1,0 +1,82 @@
+#include "common/referral/retention.h"
+
+#include <string>
+
+#include "absl/time/civil_time.h"
+#include "common/base/crypto.h"
+#include "common/referral/referral_store.h"
+#include "common/server/server.h"
+#include "services/force/desk.h"
+#include "tests/testutil/testutil.h"
+
+namespace sarloop {
+namespace {
+
+using ::sarloop::testing::IsOk;
+using ::sarloop::testing::StatusIs;
+using ::sarloop::testing::TempDir;
+using ::testing::HasSubstr;
+
+absl::Time On(int year, int month, int day) {
+  return absl::FromCivil(absl::CivilDay(year, month, day), absl::UTCTimeZone());
+}
+
+// A force's database, with its real schema.
+std::unique_ptr<Database> ForceDatabase(const TempDir& dir) {
+  auto keys = Keyring::FromKeys({std::string(Keyring::kKeySize, 'r')}).value();
+  return Database::Open(
+             dir.File("force.db"),
+             ServiceMigrations(force::DeskMigrations(), force::DeskMigrationsAfterAudit()), keys)
+      .value();
+}
+
+absl::Status Save(Database& db, const std::string& id, v1::ReferralState state, absl::Time at) {
+  return db.Transact([&](Txn& txn) -> absl::Status {
+    v1::Referral r;
+    r.set_referral_id(id);
+    r.set_sar_id("SAR-0000000000000001");
+    r.set_organisation("NFK");
+    r.set_state(state);
+    return SaveReferral(txn, r, at);
+  });
+}
+
+bool Holds(Database& db, const std::string& id) {
+  bool held = false;
+  EXPECT_THAT(db.Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(held, HasReferral(txn, id));
+    return absl::OkStatus();
+  }),
+              IsOk());
+  return held;
+}
+
+// What each service's process runs hourly (ServiceParts::purge): ended referrals older than the
+// years go, open ones and recent ones stay, and it says what it deleted only when it deleted
+// something.
+TEST(RetentionJob, DeletesEndedReferralsPastTheYearsAndSaysWhat) {
+  TempDir dir;
+  std::unique_ptr<Database> db = ForceDatabase(dir);
+  const std::string old_ended = "REF-0000000000000001", old_open = "REF-0000000000000002",
+                    recent_ended = "REF-0000000000000003";
+  ASSERT_THAT(Save(*db, old_ended, v1::REFERRAL_STATE_DECLINED_BY_FORCE, On(2026, 1, 10)), IsOk());
+  ASSERT_THAT(Save(*db, old_open, v1::REFERRAL_STATE_RECEIVED, On(2026, 1, 10)), IsOk());
+  ASSERT_THAT(Save(*db, recent_ended, v1::REFERRAL_STATE_DECLINED_BY_FORCE, On(2032, 3, 1)),
+              IsOk());
+
+  auto job = RetentionJob(*db);
+  const absl::Time now = On(2033, 6, 1);
+  ASSERT_OK_AND_ASSIGN(std::string said, job(now, 6));
+  EXPECT_THAT(said, HasSubstr("ended before 2027-06-01: 1 referrals"));
+  EXPECT_FALSE(Holds(*db, old_ended));
+  EXPECT_TRUE(Holds(*db, old_open));
+  EXPECT_TRUE(Holds(*db, recent_ended));
+
+  // Nothing more to delete: nothing to say (the process logs only a purge that deleted).
+  ASSERT_OK_AND_ASSIGN(std::string again, job(now, 6));
+  EXPECT_EQ(again, "");
+  EXPECT_THAT(job(now, 0), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("retention")));
+}
+
+}  // namespace
+}  // namespace sarloop
