@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <filesystem>
@@ -27,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/base/crypto.h"
 #include "common/base/ids.h"
 #include "common/base/log_fields.h"
@@ -43,6 +46,7 @@
 #include "common/security/tls.h"
 #include "common/server/config.h"
 #include "common/server/https_server.h"
+#include "common/server/repeating.h"
 #include "common/server/witness.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 
@@ -318,33 +322,6 @@ HttpResponse ServeMetrics(const HttpRequest& request, const Metrics& metrics, Da
   return response;
 }
 
-// A task run every `period` on an Asio loop's thread, from Start until Stop. A tick already queued
-// when Stop is called does not run.
-class Repeating {
- public:
-  Repeating(boost::asio::io_context& io, std::chrono::nanoseconds period,
-            std::function<void()> tick)
-      : timer_(io), period_(period), tick_(std::move(tick)) {}
-  void Start() {
-    timer_.expires_after(period_);
-    timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopped_) return;
-      tick_();
-      if (!stopped_) Start();
-    });
-  }
-  void Stop() {
-    stopped_ = true;
-    timer_.cancel();
-  }
-
- private:
-  boost::asio::steady_timer timer_;
-  const std::chrono::nanoseconds period_;
-  const std::function<void()> tick_;
-  bool stopped_ = false;
-};
-
 // A refusal never reaches a handler: the gate records it in the audit log itself.
 RefusalSink AuditRefusals(Database* db, Clock* clock) {
   return [db, clock](const std::string& identity, const std::string& method,
@@ -379,61 +356,113 @@ void ConfigureListener(const v1::ServiceConfig& config, grpc::ResourceQuota& quo
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, ProbesBandwidthDelay(config.kind()) ? 1 : 0);
 }
 
-absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& all,
-                 const ServiceBuilder& build) {
+}  // namespace
+
+// Everything a running service holds, in the order it is set up: members are destroyed in the
+// reverse order, so each outlives what was built on it. The database keeps its commit observer,
+// which holds the watch hub, until it is destroyed, after every later member.
+struct RunningService::State {
+  explicit State(v1::ServiceConfig c) : config(std::move(c)) {}
+
+  const v1::ServiceConfig config;
   // Before the database: its commit observer records here until the very end.
   Metrics metrics;
+  std::unique_ptr<Clock> clock;
+  std::shared_ptr<const Keyring> keys;
+  std::unique_ptr<Database> db;
+  std::optional<ReferenceData> loaded;
+  const ReferenceData* reference = nullptr;
+  std::shared_ptr<grpc::ServerCredentials> server_creds;
+  std::shared_ptr<AuthzGate> gate;
+  std::shared_ptr<grpc::ChannelCredentials> channel_creds;
+  std::vector<v1::Peer> peers;
+  grpc::ServerBuilder builder;
+  std::unique_ptr<CallQueue> calls;
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<DeliveryWorker> worker;
+  std::unique_ptr<AuditCheckpointer> checkpointer;
+  std::unique_ptr<Admission> admission;
+  std::unique_ptr<Executor> bodies;
+  std::shared_ptr<WatchHub> watch;
+  std::unique_ptr<ServiceContext> context;
+  ServiceParts parts;
+  Health health;
+  // Every service, by full name: what reflection lists and health reports one by one.
+  std::vector<std::string> service_names;
+  std::unique_ptr<WitnessReporter> witness_reporter;
+  grpc::ResourceQuota quota{"sarloop"};
+  int port = 0;
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<HttpsServer> metrics_server;
+  std::vector<std::string> destinations;
+  // The timed tasks, on a loop of their own thread; Shutdown runs off that thread.
+  boost::asio::io_context io;
+  std::vector<std::unique_ptr<Repeating>> tasks;
+  Repeating* checkpoints = nullptr;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work =
+      boost::asio::make_work_guard(io);
+  std::thread io_thread;
+  bool stopped = false;
+
+  absl::Status OpenStorage(std::vector<Migration> migrations);
+  absl::Status BuildService(const ServiceBuilder& build);
+  absl::Status Listen();
+  void StartTasks();
+  Repeating& Every(std::chrono::nanoseconds period, std::function<void()> tick) {
+    return *tasks.emplace_back(std::make_unique<Repeating>(io, period, std::move(tick)));
+  }
+};
+
+// The clock, the data keys, the database and the reference data.
+absl::Status RunningService::State::OpenStorage(std::vector<Migration> migrations) {
   if (!config.dev_clock_offset_file().empty()) {
     spdlog::warn("DEVELOPMENT MODE: the clock follows {}; not for production",
                  config.dev_clock_offset_file());
   }
-  std::unique_ptr<Clock> clock = config.dev_clock_offset_file().empty()
-                                     ? NewSystemClock()
-                                     : NewOffsetFileClock(config.dev_clock_offset_file());
+  clock = config.dev_clock_offset_file().empty()
+              ? NewSystemClock()
+              : NewOffsetFileClock(config.dev_clock_offset_file());
   ASSIGN_OR_RETURN(
-      std::shared_ptr<const Keyring> keys,
-      Keyring::FromFiles({config.data_key_files().begin(), config.data_key_files().end()}));
-  ASSIGN_OR_RETURN(std::unique_ptr<Database> db,
-                   config.postgres().empty()
-                       ? Database::Open(config.database(), all, keys, /*readers=*/2)
-                       : Database::OpenPostgres(config.postgres(), all, keys));
+      keys, Keyring::FromFiles({config.data_key_files().begin(), config.data_key_files().end()}));
+  ASSIGN_OR_RETURN(db, config.postgres().empty()
+                           ? Database::Open(config.database(), migrations, keys, /*readers=*/2)
+                           : Database::OpenPostgres(config.postgres(), migrations, keys));
   ASSIGN_OR_RETURN(int64_t sync, db->SynchronousMode());
   spdlog::info("database {} open (synchronous={}, sealing with data key {} of {})",
                config.postgres().empty() ? config.database() : "on PostgreSQL", sync,
                keys->current_key_id(), keys->key_ids().size());
-
-  const ReferenceData* reference = &ReferenceData::BuiltIn();
-  std::optional<ReferenceData> loaded;
+  reference = &ReferenceData::BuiltIn();
   if (!config.reference_dir().empty()) {
     ASSIGN_OR_RETURN(loaded, ReferenceData::Load(config.reference_dir()));
     reference = &*loaded;
   }
+  return absl::OkStatus();
+}
 
-  ASSIGN_OR_RETURN(auto server_creds, MakeServerCredentials(config.tls()));
-  const PolicyScope scope = ScopeOf(config);
-  ASSIGN_OR_RETURN(
-      std::shared_ptr<AuthzGate> gate,
-      AuthzGate::Create(config.authz_policy_file(), scope, AuditRefusals(db.get(), clock.get())));
+// TLS and the gate, the outbox, the audit checkpoints, the serving machinery, and the service's
+// own parts from `build`.
+absl::Status RunningService::State::BuildService(const ServiceBuilder& build) {
+  ASSIGN_OR_RETURN(server_creds, MakeServerCredentials(config.tls()));
+  ASSIGN_OR_RETURN(gate, AuthzGate::Create(config.authz_policy_file(), ScopeOf(config),
+                                           AuditRefusals(db.get(), clock.get())));
   // Every call on this server passes the gate before any handler runs.
   server_creds->SetAuthMetadataProcessor(gate);
-  ASSIGN_OR_RETURN(auto channel_creds, MakeChannelCredentials(config.tls()));
-  std::vector<v1::Peer> peers(config.peers().begin(), config.peers().end());
-  grpc::ServerBuilder builder;
+  ASSIGN_OR_RETURN(channel_creds, MakeChannelCredentials(config.tls()));
+  peers.assign(config.peers().begin(), config.peers().end());
   // Every method is served from this queue, by its one thread (common/rpc/serving.h), and the
   // deliveries' calls are started on it too: one thread of the process polls.
-  CallQueue calls(builder);
-  std::unique_ptr<Transport> transport = NewGrpcTransport(
-      peers, channel_creds, absl::Milliseconds(config.delivery().deadline_ms()), calls.queue());
+  calls = std::make_unique<CallQueue>(builder);
+  transport = NewGrpcTransport(peers, channel_creds,
+                               absl::Milliseconds(config.delivery().deadline_ms()), calls->queue());
   DeliveryOptions delivery = DeliveryOptionsFrom(config.delivery());
-  delivery.on_failure = [&metrics](const std::string& destination) {
+  delivery.on_failure = [this](const std::string& destination) {
     metrics.ObserveDeliveryFailure(destination);
   };
-  std::unique_ptr<DeliveryWorker> worker = NewDeliveryWorker(*db, *transport, *clock, delivery);
+  worker = NewDeliveryWorker(*db, *transport, *clock, delivery);
 
-  ASSIGN_OR_RETURN(std::unique_ptr<AuditCheckpointer> checkpointer,
-                   AuditCheckpointer::Create(*db, config.audit_key_file(),
-                                             config.database() + ".audit-checkpoints",
-                                             config.database() + ".audit-key.pub"));
+  ASSIGN_OR_RETURN(checkpointer, AuditCheckpointer::Create(*db, config.audit_key_file(),
+                                                           config.database() + ".audit-checkpoints",
+                                                           config.database() + ".audit-key.pub"));
   // Whoever holds a copy of the data directory must not hold what signs its log.
   if (std::filesystem::path(config.audit_key_file()).parent_path() ==
       std::filesystem::path(config.database()).parent_path()) {
@@ -442,45 +471,35 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
         "a rewritten log; move it apart (audit_key_file)",
         config.audit_key_file());
   }
-  Admission admission(config.max_inflight_calls());
+  admission = std::make_unique<Admission>(config.max_inflight_calls());
   // A thread for every call admitted, so that calls waiting on a commit never hold up gRPC.
-  std::unique_ptr<Executor> bodies = NewThreadPool(config.max_inflight_calls());
+  bodies = NewThreadPool(config.max_inflight_calls());
   if (config.serial_commits()) {
     spdlog::warn("serial_commits: group commit is off (for measurement only)");
     db->SetMaxBatch(1);
   }
   // A commit that stored an event wakes the watch streams; they read where they are woken while
   // few are open, on the call threads when many are (common/messaging/watch.h).
-  // The commit observer shares the hub: the database keeps the observer until it is destroyed,
-  // after this function's later locals, and a commit then must not reach a destroyed hub.
-  const auto shared_watch = std::make_shared<WatchHub>(bodies.get());
-  WatchHub& watch = *shared_watch;
-  db->SetCommitObserver([&metrics, shared_watch](int64_t transactions, absl::Duration took) {
+  watch = std::make_shared<WatchHub>(bodies.get());
+  db->SetCommitObserver([this, hub = watch](int64_t transactions, absl::Duration took) {
     metrics.ObserveCommit(transactions, took);
-    shared_watch->OnCommit();
+    hub->OnCommit();
   });
-  ServiceContext context{
-      config,
-      *db,
-      *clock,
-      *worker,
-      *reference,
-      Edge{db.get(), clock.get(), &admission, config.serial_commits() ? nullptr : bodies.get(),
+  context = std::make_unique<ServiceContext>(ServiceContext{
+      config, *db, *clock, *worker, *reference,
+      Edge{db.get(), clock.get(), admission.get(), config.serial_commits() ? nullptr : bodies.get(),
            &metrics, config.serial_commits() ? nullptr : db.get()},
-      watch};
-  ASSIGN_OR_RETURN(ServiceParts parts, build(context));
+      *watch});
+  ASSIGN_OR_RETURN(parts, build(*context));
   if (config.retention_years() > 0 && !parts.purge) {
     return FieldError("retention_years", "is set, but this service has no retention job");
   }
-  parts.Serve(std::make_shared<OpsService>(context.edge, *db, *clock));
+  parts.Serve(std::make_shared<OpsService>(context->edge, *db, *clock));
   // The NCA witnesses every service's audit heads, UKFIU the NCA's.
   if (config.kind() == v1::SERVICE_KIND_NCA || config.kind() == v1::SERVICE_KIND_UKFIU) {
-    parts.Serve(std::make_shared<WitnessService>(context.edge, *db, *clock));
+    parts.Serve(std::make_shared<WitnessService>(context->edge, *db, *clock));
   }
-  Health health;
   parts.services.push_back(health.Service());
-  // Every service, by full name: what reflection lists and health reports one by one.
-  std::vector<std::string> service_names;
   for (const auto& s : parts.services) {
     // A method added to a .proto and not to its service would otherwise answer UNIMPLEMENTED.
     if (absl::StartsWith(s->full_name(), "sarloop.")) RETURN_IF_ERROR(s->Check());
@@ -489,7 +508,6 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   service_names.push_back("grpc.reflection.v1.ServerReflection");
   service_names.push_back("grpc.reflection.v1alpha.ServerReflection");
   for (auto& s : ReflectionServices(service_names)) parts.services.push_back(std::move(s));
-  std::unique_ptr<WitnessReporter> witness_reporter;
   const std::string witness = WitnessOf(config.kind());
   if (const v1::Peer* peer = FindPeer(config, witness)) {
     ASSIGN_OR_RETURN(const std::string own_uri, CertificateFileUri(config.tls().cert_file()));
@@ -498,78 +516,75 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   } else {
     spdlog::warn("audit heads are not witnessed: no peer {} in the configuration", witness);
   }
+  return absl::OkStatus();
+}
 
-  int port = 0;
+// The listener, the serving thread (which also runs the writer), health, metrics and the outbox.
+absl::Status RunningService::State::Listen() {
   builder.AddListeningPort(config.listen(), server_creds, &port);
-  grpc::ResourceQuota quota("sarloop");
   ConfigureListener(config, quota, builder);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
-  counters.push_back(admission.InterceptorFactory());
+  counters.push_back(admission->InterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(counters));
   std::vector<RawService*> served;
   for (auto& s : parts.services) {
     builder.RegisterService(s.get());
     served.push_back(s.get());
   }
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  server = builder.BuildAndStart();
   if (!server || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen()));
   }
   // The writer's loop runs on the serving thread: a write call is taken, run, committed and
   // answered there, where it used to wake a writer thread and be handed back.
-  if (absl::Status hosted = db->HostWriter([&calls] { calls.Wake(); }); hosted.ok()) {
-    calls.Host([&db] { return db->RunWriter(); }, [&db] { db->ReleaseWriter(); });
+  if (absl::Status hosted = db->HostWriter([this] { calls->Wake(); }); hosted.ok()) {
+    calls->Host([this] { return db->RunWriter(); }, [this] { db->ReleaseWriter(); });
   } else {
     spdlog::warn("the writer keeps a thread of its own: {}", hosted.ToString());
   }
-  calls.Start(served);
+  calls->Start(served);
   // Health answers for the server as a whole ("") and for each service by name, as generic
   // tools ask (grpc_health_probe -service sarloop.v1.Force).
   // Each name is set now, not first at the storage probe a second later: until a name is set,
   // health answers NOT_FOUND for it.
   for (const std::string& name : service_names) health.SetServingStatus(name, true);
   health.SetServingStatus("", true);
-  std::unique_ptr<HttpsServer> metrics_server;
   if (!config.metrics_listen().empty()) {
-    ASSIGN_OR_RETURN(
-        metrics_server,
-        HttpsServer::Start(config.metrics_listen(), config.tls(), [&](const HttpRequest& request) {
-          return ServeMetrics(request, metrics, *db, *clock, admission, watch, parts.metrics);
-        }));
+    ASSIGN_OR_RETURN(metrics_server, HttpsServer::Start(config.metrics_listen(), config.tls(),
+                                                        [this](const HttpRequest& request) {
+                                                          return ServeMetrics(
+                                                              request, metrics, *db, *clock,
+                                                              *admission, *watch, parts.metrics);
+                                                        }));
     spdlog::info("metrics on https://{}/metrics (monitoring identities only)",
                  config.metrics_listen());
   }
-
-  std::vector<std::string> destinations;
   for (const v1::Peer& p : peers) destinations.push_back(p.code());
   worker->Start(destinations);
-  spdlog::info("{} serving on {} (mTLS), delivering to {} peers", config.code(), config.listen(),
-               destinations.size());
+  spdlog::info("{} serving on {} (mTLS, port {}), delivering to {} peers", config.code(),
+               config.listen(), port, destinations.size());
+  return absl::OkStatus();
+}
 
-  // Signals and the timed tasks share one Asio loop; Shutdown runs off that loop's thread.
-  boost::asio::io_context io;
-  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
-  std::vector<std::unique_ptr<Repeating>> tasks;
-  auto every = [&](auto period, std::function<void()> tick) -> Repeating& {
-    return *tasks.emplace_back(std::make_unique<Repeating>(io, period, std::move(tick)));
-  };
+// The service's periodic task, audit checkpoints, health and retention, on the loop's thread.
+void RunningService::State::StartTasks() {
   if (parts.periodic && parts.period > absl::ZeroDuration()) {
-    every(absl::ToChronoNanoseconds(parts.period), parts.periodic).Start();
+    Every(absl::ToChronoNanoseconds(parts.period), parts.periodic).Start();
   }
   // Signed audit checkpoints every two seconds while the log grows, and one at the end.
-  Repeating& checkpoints = every(std::chrono::seconds(2), [&] {
+  checkpoints = &Every(std::chrono::seconds(2), [this] {
     absl::Status s = checkpointer->Checkpoint();
     if (!s.ok()) spdlog::error("audit checkpoint: {}", s.ToString());
     if (witness_reporter) {
       witness_reporter->Report(checkpointer->LastHead(), checkpointer->PublicKeyPem());
     }
   });
-  checkpoints.Start();
+  checkpoints->Start();
   // Health, every second: NOT_SERVING while storage refuses writes (until a probe write succeeds
   // again); the "sarloop.outbox" service NOT_SERVING while a message has waited longer than
   // delivery.stuck_after_seconds.
   health.SetServingStatus(kOutboxHealth, true);
-  every(std::chrono::seconds(1), [&] {
+  Every(std::chrono::seconds(1), [this] {
     const bool was_failing = db->WritesFailing();
     const bool storage_ok = db->Probe().ok();
     if (was_failing && storage_ok) spdlog::info("storage: writes succeed again");
@@ -581,7 +596,7 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
   }).Start();
   // Retention: an hour after start and every hour after that.
   if (config.retention_years() > 0) {
-    every(std::chrono::hours(1), [&] {
+    Every(std::chrono::hours(1), [this] {
       absl::StatusOr<std::string> purged = parts.purge(clock->Now(), config.retention_years());
       if (!purged.ok()) {
         spdlog::error("retention: {}", purged.status().ToString());
@@ -590,50 +605,79 @@ absl::Status Run(const v1::ServiceConfig& config, const std::vector<Migration>& 
       }
     }).Start();
   }
-  boost::asio::steady_timer drain_timer(io);
-  signals.async_wait([&](const boost::system::error_code&, int signo) {
-    // Draining: still serving, but saying NOT_SERVING so balancers and peers go elsewhere. Audit
-    // checkpoints go on until the loop stops.
-    spdlog::info("signal {}: draining for {} ms, then stopping", signo, config.shutdown_drain_ms());
-    health.SetServingStatus(false);
-    for (auto& task : tasks) {
-      if (task.get() != &checkpoints) task->Stop();
-    }
-    drain_timer.expires_after(std::chrono::milliseconds(config.shutdown_drain_ms()));
-    drain_timer.async_wait([&](const boost::system::error_code&) {
-      checkpoints.Stop();
-      io.stop();
-    });
+}
+
+absl::StatusOr<std::unique_ptr<RunningService>> RunningService::Start(
+    const v1::ServiceConfig& config, std::vector<Migration> migrations,
+    const ServiceBuilder& build) {
+  auto state = std::make_unique<State>(config);
+  RETURN_IF_ERROR(state->OpenStorage(std::move(migrations)));
+  RETURN_IF_ERROR(state->BuildService(build));
+  RETURN_IF_ERROR(state->Listen());
+  // The tasks are armed on the loop's thread, where they run and are stopped.
+  std::promise<void> armed;
+  boost::asio::post(state->io, [&state = *state, &armed] {
+    state.StartTasks();
+    armed.set_value();
   });
-  io.run();
+  state->io_thread = std::thread([&io = state->io] { io.run(); });
+  armed.get_future().wait();
+  return std::unique_ptr<RunningService>(new RunningService(std::move(state)));
+}
+
+RunningService::RunningService(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+RunningService::~RunningService() { Stop(absl::ZeroDuration()); }
+
+int RunningService::port() const { return state_->port; }
+
+void RunningService::Stop(absl::Duration drain) {
+  State& s = *state_;
+  if (s.stopped) return;
+  s.stopped = true;
+  // Draining: still serving, but saying NOT_SERVING so balancers and peers go elsewhere. On the
+  // loop's thread, so that no task sets a status after this. Audit checkpoints go on until the
+  // drain ends.
+  std::promise<void> draining;
+  boost::asio::post(s.io, [&s, &draining] {
+    s.health.SetServingStatus(false);
+    for (auto& task : s.tasks) {
+      if (task.get() != s.checkpoints) task->Stop();
+    }
+    draining.set_value();
+  });
+  draining.get_future().wait();
+  absl::SleepFor(drain);
+  boost::asio::post(s.io, [&s] {
+    s.checkpoints->Stop();
+    s.io.stop();
+  });
+  s.io_thread.join();
 
   // In-flight calls get a few seconds to finish; then they are cancelled (nothing is half-done:
   // each call's effect is one transaction).
-  metrics_server.reset();
+  s.metrics_server.reset();
   // Watches would hold the shutdown for its whole grace: they end now, and resume elsewhere.
-  watch.Stop();
-  health.Stop();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  worker->Stop();
-  server->Wait();
-  bodies->Join();
+  s.watch->Stop();
+  s.health.Stop();
+  s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  s.worker->Stop();
+  s.server->Wait();
+  s.bodies->Join();
   // The queue goes last: a call answered after it has shut down would abort the process. Every
   // body has run; one more write job is answered after every job queued before it.
   std::promise<void> drained;
-  db->Submit([&drained]() -> Database::Completion {
+  s.db->Submit([&drained]() -> Database::Completion {
     return [&drained](const absl::Status&) { drained.set_value(); };
   });
   drained.get_future().wait();
-  calls.Stop();
-  if (absl::Status s = checkpointer->Checkpoint(); !s.ok()) {
-    spdlog::error("final audit checkpoint: {}", s.ToString());
+  s.calls->Stop();
+  if (absl::Status status = s.checkpointer->Checkpoint(); !status.ok()) {
+    spdlog::error("final audit checkpoint: {}", status.ToString());
   }
-  const CommitStats stats = db->Stats();
+  const CommitStats stats = s.db->Stats();
   spdlog::info("stopped cleanly; {} transactions in {} commits", stats.transactions, stats.commits);
-  return absl::OkStatus();
 }
-
-}  // namespace
 
 bool ProbesBandwidthDelay(v1::ServiceKind kind) { return kind == v1::SERVICE_KIND_LINKAGE; }
 
@@ -704,11 +748,19 @@ int RunService(int argc, char** argv, v1::ServiceKind kind, std::span<const Migr
     return 0;
   }
   SetUpLogging(*config);
-  absl::Status status = Run(*config, ServiceMigrations(migrations, after_audit), build);
-  if (!status.ok()) {
-    spdlog::critical("cannot run: {}", status.ToString());
-    return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  absl::StatusOr<std::unique_ptr<RunningService>> running =
+      RunningService::Start(*config, ServiceMigrations(migrations, after_audit), build);
+  if (!running.ok()) {
+    spdlog::critical("cannot run: {}", running.status().ToString());
+    return running.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
+  boost::asio::io_context io;
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  int signo = 0;
+  signals.async_wait([&signo](const boost::system::error_code&, int s) { signo = s; });
+  io.run();
+  spdlog::info("signal {}: draining for {} ms, then stopping", signo, config->shutdown_drain_ms());
+  (*running)->Stop(absl::Milliseconds(config->shutdown_drain_ms()));
   return 0;
 }
 

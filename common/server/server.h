@@ -77,6 +77,39 @@ std::vector<Migration> ServiceMigrations(std::span<const Migration> migrations,
 // gRPC's timer thread) cost more than it could gain: README, "Bandwidth probing off".
 bool ProbesBandwidthDelay(v1::ServiceKind kind);
 
+// A service running in this process: its storage open, its listener bound and serving, its outbox
+// delivering and its timed tasks (the service's periodic task, audit checkpoints, health,
+// retention) armed. RunService runs one until SIGTERM or SIGINT; a test can run one in-process, on
+// a port the system chooses (listen "127.0.0.1:0").
+class RunningService {
+ public:
+  // `migrations` is the service's whole schema history (ServiceMigrations). INVALID_ARGUMENT names
+  // a configuration field the service cannot run with (retention_years without a retention job,
+  // or what `build` refuses); UNAVAILABLE when the listener cannot bind; else the error of the
+  // storage, TLS, policy or audit files it could not open.
+  static absl::StatusOr<std::unique_ptr<RunningService>> Start(const v1::ServiceConfig& config,
+                                                               std::vector<Migration> migrations,
+                                                               const ServiceBuilder& build);
+  // Stops it with no drain, unless Stop has run.
+  ~RunningService();
+  RunningService(const RunningService&) = delete;
+  RunningService& operator=(const RunningService&) = delete;
+
+  // The port the listener is bound to: config.listen's, or the one the system chose for port 0.
+  int port() const;
+
+  // Says NOT_SERVING and stops every timed task but the audit checkpoints, goes on serving for
+  // `drain` so that balancers and peers go elsewhere, then stops: watches end, calls in flight get
+  // 5 s to finish, the outbox worker stops, every write queued is answered, and a last audit
+  // checkpoint is signed. Once; later calls do nothing.
+  void Stop(absl::Duration drain);
+
+ private:
+  struct State;
+  explicit RunningService(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
 // The allocator and lock settings every service process runs with (RunService applies them first).
 void TuneServiceProcess();
 
