@@ -121,7 +121,9 @@ std::string LocalChain::Target(const std::string& instance) const {
   return absl::StrCat("localhost:", Port(instance));
 }
 
-absl::Status LocalChain::Pki(const std::string& args) const {
+absl::Status LocalChain::Pki(const std::string& args) const { return RunPki(args); }
+
+absl::Status RunPki(const std::string& args) {
   const std::string cmd =
       absl::StrCat(SARLOOP_SOURCE_DIR, "/tools/pki/sarloop-pki ", args, " 2>&1");
   FILE* out = ::popen(cmd.c_str(), "r");

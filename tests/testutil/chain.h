@@ -80,6 +80,10 @@ class LocalChain {
   int base_port_;
 };
 
+// Runs tools/pki/sarloop-pki with `args`, through the shell; INTERNAL with the script's output
+// when it fails.
+absl::Status RunPki(const std::string& args);
+
 // A client context with a 30 s deadline (long enough for a loaded shared machine, short enough to
 // end a hang) and the acting user named in metadata.
 std::unique_ptr<grpc::ClientContext> Context(const std::string& user = "test-user");
