@@ -51,6 +51,10 @@ class AggregateIndex {
                                                   absl::Time as_of, int min_count) const;
 
  private:
+  // One query: the request compiled against the index (Plan), then its scan, the halves merged,
+  // the measures and the answer (Run).
+  struct Plan;
+  class Run;
   struct ScanBuffers;
   // One query's lease of a set of buffers from the pool.
   class Buffers {

@@ -644,6 +644,71 @@ TEST(AggregateIndex, TheTwoHalfScanMatchesANaiveCount) {
   }
 }
 
+// Groupings of the same referrals that the index scans different ways: by organisation x quarter
+// each group takes a dense slot and its row holds the days; with the outcome type too (and again
+// with the category), the groups are too many for rows, so each referral's group is found by a
+// hash of its key and the days go to the columns. Each must count what a plain computation counts.
+TEST(AggregateIndex, EverySlotPathCountsWhatAPlainComputationCounts) {
+  AggregateIndex index(ReferenceData::BuiltIn());
+  std::mt19937_64 rng(11);
+  const char* orgs[] = {"NFK", "SFK", "MPS", "BF", "ESX", "DUR", "CLE"};
+  const v1::OutcomeType outcomes[] = {v1::OUTCOME_TYPE_MISCONDUCT_HEARING,
+                                      v1::OUTCOME_TYPE_CRIMINAL_NO_FURTHER_ACTION,
+                                      v1::OUTCOME_TYPE_CRIMINAL_CHARGED};
+  // Per grouping, each group's key (the names the answer gives) -> the days to feedback.
+  std::map<std::vector<std::string>, std::vector<int>> by_quarter, by_outcome, by_category;
+  auto strip = [](const std::string& name, size_t prefix) { return name.substr(prefix); };
+  for (int i = 0; i < 20000; ++i) {
+    Spec s;
+    s.org = orgs[rng() % 7];
+    // Sixty years of quarters: 7 x 241 groups by organisation and quarter.
+    s.dispatched_day = static_cast<int>(rng() % 21900);
+    s.state = v1::REFERRAL_STATE_OUTCOME_RECORDED;
+    s.feedback_day = s.dispatched_day + static_cast<int>(rng() % 700);
+    s.outcome = outcomes[rng() % 3];
+    s.category = static_cast<v1::CorruptionCategory>(1 + rng() % (v1::CorruptionCategory_MAX));
+    const absl::Time at = kStart + absl::Hours(24 * s.dispatched_day);
+    const std::string quarter =
+        absl::StrCat(FinancialYearName(FinancialYear(at)), " Q", FinancialQuarter(at) + 1);
+    const std::string outcome = strip(v1::OutcomeType_Name(s.outcome), 13);
+    const std::string category = strip(v1::CorruptionCategory_Name(s.category), 20);
+    const int days = s.feedback_day - s.dispatched_day;
+    by_quarter[{s.org, quarter}].push_back(days);
+    by_outcome[{s.org, quarter, outcome}].push_back(days);
+    by_category[{s.org, quarter, outcome, category}].push_back(days);
+    index.Upsert(Entry(s));
+  }
+  const absl::Time now = kStart + absl::Hours(24 * 23000);
+  const std::vector<
+      std::pair<v1::GetAggregatesRequest, std::map<std::vector<std::string>, std::vector<int>>*>>
+      groupings = {{By({v1::DIMENSION_ORGANISATION, v1::DIMENSION_FINANCIAL_QUARTER}), &by_quarter},
+                   {By({v1::DIMENSION_ORGANISATION, v1::DIMENSION_FINANCIAL_QUARTER,
+                        v1::DIMENSION_OUTCOME_TYPE}),
+                    &by_outcome},
+                   {By({v1::DIMENSION_ORGANISATION, v1::DIMENSION_FINANCIAL_QUARTER,
+                        v1::DIMENSION_OUTCOME_TYPE, v1::DIMENSION_CATEGORY}),
+                    &by_category}};
+  for (const auto& [request, want] : groupings) {
+    auto r = index.Query(request, now, 5);
+    ASSERT_THAT(r, IsOk());
+    ASSERT_EQ(r->groups_size(), static_cast<int>(want->size()));
+    for (const v1::AggregateGroup& g : r->groups()) {
+      const std::vector<std::string> key(g.key().begin(), g.key().end());
+      ASSERT_EQ(want->count(key), 1u) << absl::StrJoin(key, " / ");
+      std::vector<int> days = want->at(key);
+      std::sort(days.begin(), days.end());
+      const size_t n = days.size();
+      EXPECT_EQ(g.measures().referred(), static_cast<int64_t>(n)) << absl::StrJoin(key, " / ");
+      EXPECT_EQ(g.measures().days_to_feedback().n(), static_cast<int64_t>(n));
+      EXPECT_DOUBLE_EQ(g.measures().days_to_feedback().median(),
+                       n % 2 ? days[n / 2] : (days[n / 2 - 1] + days[n / 2]) / 2.0)
+          << absl::StrJoin(key, " / ");
+      EXPECT_DOUBLE_EQ(g.measures().days_to_feedback().p90(), days[(9 * n + 9) / 10 - 1]);
+    }
+    EXPECT_EQ(r->total().referred(), 20000);
+  }
+}
+
 // A register created before the change sequence existed (messaging, event log, entries, audit)
 // upgrades in place: the new migration goes after the audit log's, and old entries are indexed.
 TEST(RegisterSchema, UpgradesADatabaseFromBeforeTheChangeSequence) {
