@@ -1,7 +1,5 @@
-// A force's or agency's service as its process serves it: its Professional Standards inbox, its
-// steps and handovers, and the deliveries it takes. Build is what RunService
-// (common/server/server.h) is given; main.cc is only that call, and a test can run the same service
-// in-process with RunningService::Start.
+// What sarloop-force serves, for RunService (main.cc) and for tests that run it in-process
+// (RunningService::Start).
 #ifndef SARLOOP_SERVICES_FORCE_SERVICE_H_
 #define SARLOOP_SERVICES_FORCE_SERVICE_H_
 
@@ -10,8 +8,10 @@
 
 namespace sarloop::force {
 
-// The service's RPC services, deliveries, timed task and gauges over the process's storage,
-// outbox and edge. INVALID_ARGUMENT when the configuration does not fit the service.
+// A force's or agency's service: the Force API (its inbox, decisions, handovers, outcomes and
+// the conversation with UKFIU), the deliveries it takes, gauges and the retention job.
+// INVALID_ARGUMENT when `code` is not an organisation of the reference data, or a destination it
+// sends to (UKFIU, the NCA, its units) has no peer.
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx);
 
 }  // namespace sarloop::force

@@ -1,7 +1,5 @@
-// The linkage service as its process serves it: personnel index uploads, screening of SAR subjects
-// and the forces' verdicts on hits. Build is what RunService (common/server/server.h) is given;
-// main.cc is only that call, and a test can run the same service in-process with
-// RunningService::Start.
+// What sarloop-linkage serves, for RunService (main.cc) and for tests that run it in-process
+// (RunningService::Start).
 #ifndef SARLOOP_SERVICES_LINKAGE_SERVICE_H_
 #define SARLOOP_SERVICES_LINKAGE_SERVICE_H_
 
@@ -10,8 +8,9 @@
 
 namespace sarloop::linkage {
 
-// The service's RPC services, deliveries, timed task and gauges over the process's storage,
-// outbox and edge. INVALID_ARGUMENT when the configuration does not fit the service.
+// The linkage service: the Linkage API (personnel index uploads, screening of SAR subjects,
+// hits and the forces' verdicts on them), UKFIU's screening deliveries, gauges and the retention
+// job.
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx);
 
 }  // namespace sarloop::linkage

@@ -1,7 +1,5 @@
-// The NCA's service as its process serves it: the national register fed by every organisation's
-// events, the analysts' queries, the oversight API and the dashboard. Build is what RunService
-// (common/server/server.h) is given; main.cc is only that call, and a test can run the same service
-// in-process with RunningService::Start.
+// What sarloop-nca serves, for RunService (main.cc) and for tests that run it in-process
+// (RunningService::Start).
 #ifndef SARLOOP_SERVICES_NCA_SERVICE_H_
 #define SARLOOP_SERVICES_NCA_SERVICE_H_
 
@@ -10,8 +8,10 @@
 
 namespace sarloop::nca {
 
-// The service's RPC services, deliveries, timed task and gauges over the process's storage,
-// outbox and edge. INVALID_ARGUMENT when the configuration does not fit the service.
+// The NCA's service: the national register fed by every organisation's events (RegisterFeed),
+// the analysts' Nca API, the Oversight API, the dashboard when dashboard_listen is set, and the
+// register's gauges. No retention job: the register keeps no SAR content, and the NCA's
+// configuration refuses retention_years.
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx);
 
 }  // namespace sarloop::nca

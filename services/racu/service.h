@@ -1,6 +1,5 @@
-// An investigating unit's service as its process serves it: the handovers it takes, its decisions
-// and outcomes. Build is what RunService (common/server/server.h) is given; main.cc is only that
-// call, and a test can run the same service in-process with RunningService::Start.
+// What sarloop-racu serves, for RunService (main.cc) and for tests that run it in-process
+// (RunningService::Start).
 #ifndef SARLOOP_SERVICES_RACU_SERVICE_H_
 #define SARLOOP_SERVICES_RACU_SERVICE_H_
 
@@ -9,8 +8,10 @@
 
 namespace sarloop::racu {
 
-// The service's RPC services, deliveries, timed task and gauges over the process's storage,
-// outbox and edge. INVALID_ARGUMENT when the configuration does not fit the service.
+// An investigating unit's service: the Racu API (the handovers it takes, its decisions and
+// outcomes), the deliveries it takes, gauges and the retention job. INVALID_ARGUMENT when a
+// served force is not an organisation of the reference data, or a destination it sends to has no
+// peer.
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx);
 
 }  // namespace sarloop::racu

@@ -1,6 +1,5 @@
-// UKFIU's service as its process serves it: SAR intake, referral decisions, deconfliction and the
-// feedback clock. Build is what RunService (common/server/server.h) is given; main.cc is only that
-// call, and a test can run the same service in-process with RunningService::Start.
+// What sarloop-ukfiu serves, for RunService (main.cc) and for tests that run it in-process
+// (RunningService::Start).
 #ifndef SARLOOP_SERVICES_UKFIU_SERVICE_H_
 #define SARLOOP_SERVICES_UKFIU_SERVICE_H_
 
@@ -9,8 +8,11 @@
 
 namespace sarloop::ukfiu {
 
-// The service's RPC services, deliveries, timed task and gauges over the process's storage,
-// outbox and edge. INVALID_ARGUMENT when the configuration does not fit the service.
+// UKFIU's service: the Ukfiu API (SAR intake, referral, withdrawal and redirection, the
+// conversation with forces), the deliveries it takes from forces and units, the feedback clock's
+// reminders and escalations every feedback.scan_interval_seconds, gauges and the retention job.
+// INVALID_ARGUMENT without a peer NCA, with linkage_key_file but no peer LINKAGE, or with a key
+// file that does not read.
 absl::StatusOr<ServiceParts> Build(ServiceContext& ctx);
 
 }  // namespace sarloop::ukfiu

@@ -9,7 +9,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <span>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/crypto.h"
@@ -18,8 +21,20 @@
 #include "common/server/repeating.h"
 #include "common/server/server.h"
 #include "sarloop/v1/force.grpc.pb.h"
+#include "sarloop/v1/linkage.grpc.pb.h"
+#include "sarloop/v1/nca.grpc.pb.h"
+#include "sarloop/v1/racu.grpc.pb.h"
+#include "sarloop/v1/ukfiu.grpc.pb.h"
 #include "services/force/desk.h"
 #include "services/force/service.h"
+#include "services/linkage/desk.h"
+#include "services/linkage/service.h"
+#include "services/nca/register.h"
+#include "services/nca/service.h"
+#include "services/racu/service.h"
+#include "services/racu/unit.h"
+#include "services/ukfiu/desk.h"
+#include "services/ukfiu/service.h"
 #include "tests/testutil/chain.h"
 #include "tests/testutil/testutil.h"
 
@@ -33,75 +48,96 @@ using ::sarloop::testing::StatusIs;
 using ::sarloop::testing::TempDir;
 using ::testing::HasSubstr;
 
-// A force (NFK) configured as sarloop-local configures it, but listening on port 0 and with peers
-// that are not there: its deliveries wait, which nothing here needs.
-class RunningForce : public ::testing::Test {
+// The dev PKI every test here shares (made once: each certificate is an openssl run), and a
+// directory of each test's own for databases and keys.
+class InProcess : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const std::string pki = dir_.File("pki");
+  static void SetUpTestSuite() {
+    pki_root_ = new TempDir;
+    const std::string pki = pki_root_->File("pki");
     ASSERT_THAT(RunPki(absl::StrCat("init ", pki)), IsOk());
-    ASSERT_THAT(
-        RunPki(absl::StrCat("issue ", pki, " force-NFK spiffe://sarloop/force/NFK --server")),
-        IsOk());
-    ASSERT_THAT(
-        RunPki(absl::StrCat("issue ", pki, " force-NFK-psd spiffe://sarloop/force/NFK/psd")),
-        IsOk());
-    ASSERT_THAT(
-        RunPki(absl::StrCat("issue ", pki, " force-SFK-psd spiffe://sarloop/force/SFK/psd")),
-        IsOk());
-    const std::string key = dir_.File("data-1.key");
-    ASSERT_THAT(WriteNewKeyFile(key, Keyring::kKeySize), IsOk());
-    std::filesystem::create_directories(dir_.File("data"));
-    const std::string file = dir_.File("force-NFK.textproto");
+    for (const auto& [name, id, server] : std::vector<std::tuple<std::string, std::string, bool>>{
+             {"ukfiu", "ukfiu", true},
+             {"nca", "nca", true},
+             {"force-NFK", "force/NFK", true},
+             {"racu-ERSOU", "racu/ERSOU", true},
+             {"linkage", "linkage", true},
+             {"ukfiu-intake", "ukfiu/intake", false},
+             {"force-NFK-psd", "force/NFK/psd", false},
+             {"force-SFK-psd", "force/SFK/psd", false},
+             {"racu-ERSOU-cases", "racu/ERSOU/cases", false},
+             {"analyst-alice", "analyst/alice", false}}) {
+      ASSERT_THAT(RunPki(absl::StrCat("issue ", pki, " ", name, " spiffe://sarloop/", id,
+                                      server ? " --server" : "")),
+                  IsOk());
+    }
+  }
+  static void TearDownTestSuite() {
+    delete pki_root_;
+    pki_root_ = nullptr;
+  }
+  static std::string Pki() { return pki_root_->File("pki"); }
+
+  // The configuration sarloop-local writes for the server identity `name`, with `rest` (its kind,
+  // code and what it needs) and a data key of its own, listening on port 0: the configuration
+  // refuses port 0, which no peer could find; a test finds its listener by asking.
+  v1::ServiceConfig Config(const std::string& name, const std::string& rest) {
+    const std::string key = dir_.File(name + "-data-1.key");
+    EXPECT_THAT(WriteNewKeyFile(key, Keyring::kKeySize), IsOk());
+    const std::string file = dir_.File(name + ".textproto");
     std::ofstream(file) << absl::StrCat(
-        "kind: SERVICE_KIND_FORCE\n"
-        "code: \"NFK\"\n"
-        "listen: \"127.0.0.1:1\"\n"
-        "development_mode: true\n"
-        "database: \"",
-        dir_.File("data/force-NFK.db"),
-        "\"\n"
-        "tls {\n"
-        "  cert_file: \"",
-        pki, "/force-NFK/cert.pem\"\n  key_file: \"", pki, "/force-NFK/key.pem\"\n  ca_file: \"",
-        pki,
-        "/force-NFK/ca.pem\"\n"
-        "}\n"
-        "data_key_files: \"",
-        key,
-        "\"\n"
-        "handover_unit: \"ERSOU\"\n"
-        "peers { code: \"UKFIU\" address: \"127.0.0.1:1\" }\n"
-        "peers { code: \"NCA\" address: \"127.0.0.1:1\" }\n"
-        "peers { code: \"ERSOU\" address: \"127.0.0.1:1\" }\n");
+        rest, "\nlisten: \"127.0.0.1:1\"\n", "development_mode: true\n", "database: \"",
+        dir_.File(name + ".db"), "\"\n", "tls { cert_file: \"", Pki(), "/", name,
+        "/cert.pem\" key_file: \"", Pki(), "/", name, "/key.pem\" ca_file: \"", Pki(), "/", name,
+        "/ca.pem\" }\n", "data_key_files: \"", key, "\"\n");
     absl::StatusOr<v1::ServiceConfig> config = ReadConfigFile(file);
-    ASSERT_THAT(config, IsOk());
-    config_ = *config;
-    // The configuration refuses port 0, which no peer could find; a test's listener is found by
-    // asking.
-    config_.set_listen("127.0.0.1:0");
+    EXPECT_THAT(config, IsOk());
+    if (!config.ok()) return v1::ServiceConfig();
+    config->set_listen("127.0.0.1:0");
+    return *config;
   }
 
+  // A channel to `service` as the PKI identity `identity`.
+  std::shared_ptr<grpc::Channel> Channel(const RunningService& service,
+                                         const std::string& identity) {
+    v1::TlsConfig tls;
+    tls.set_cert_file(absl::StrCat(Pki(), "/", identity, "/cert.pem"));
+    tls.set_key_file(absl::StrCat(Pki(), "/", identity, "/key.pem"));
+    tls.set_ca_file(absl::StrCat(Pki(), "/", identity, "/ca.pem"));
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(tls);
+    EXPECT_THAT(creds, IsOk());
+    return grpc::CreateChannel(absl::StrCat("localhost:", service.port()), *creds);
+  }
+
+  static TempDir* pki_root_;
+  TempDir dir_;
+};
+TempDir* InProcess::pki_root_ = nullptr;
+
+// Peers every test service is given, none of them there: deliveries wait, which nothing here needs.
+constexpr char kAbsentPeers[] =
+    "peers { code: \"UKFIU\" address: \"127.0.0.1:1\" }\n"
+    "peers { code: \"NCA\" address: \"127.0.0.1:1\" }\n";
+
+// Force NFK as sarloop-local configures it.
+class RunningForce : public InProcess {
+ protected:
+  void SetUp() override {
+    config_ =
+        Config("force-NFK", absl::StrCat("kind: SERVICE_KIND_FORCE\ncode: \"NFK\"\n",
+                                         "handover_unit: \"ERSOU\"\n", kAbsentPeers,
+                                         "peers { code: \"ERSOU\" address: \"127.0.0.1:1\" }"));
+  }
   absl::StatusOr<std::unique_ptr<RunningService>> Start(const ServiceBuilder& build) {
     return RunningService::Start(
         config_, ServiceMigrations(force::DeskMigrations(), force::DeskMigrationsAfterAudit()),
         build);
   }
-
   std::unique_ptr<v1::Force::Stub> Force(const RunningService& service,
                                          const std::string& identity) {
-    const std::string pki = dir_.File("pki");
-    v1::TlsConfig tls;
-    tls.set_cert_file(absl::StrCat(pki, "/", identity, "/cert.pem"));
-    tls.set_key_file(absl::StrCat(pki, "/", identity, "/key.pem"));
-    tls.set_ca_file(absl::StrCat(pki, "/", identity, "/ca.pem"));
-    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(tls);
-    EXPECT_THAT(creds, IsOk());
-    return v1::Force::NewStub(
-        grpc::CreateChannel(absl::StrCat("localhost:", service.port()), *creds));
+    return v1::Force::NewStub(Channel(service, identity));
   }
 
-  TempDir dir_;
   v1::ServiceConfig config_;
 };
 
@@ -147,6 +183,90 @@ TEST_F(RunningForce, RefusesRetentionYearsWhenTheServiceHasNoRetentionJob) {
   // The force's own Build sets the job, and the same configuration starts.
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<RunningService> service, Start(force::Build));
   EXPECT_GT(service->port(), 0);
+}
+
+// Each service's own Build, started in-process: a read of its own API answers its own callers,
+// and the gate refuses a caller of another role before any handler runs.
+TEST_F(InProcess, EveryServiceServesItsOwnApiAndRefusesOtherRoles) {
+  const std::string peers = kAbsentPeers;
+  auto with_audit = [](std::span<const Migration> before, std::span<const Migration> after) {
+    return ServiceMigrations(before, after);
+  };
+  struct Case {
+    std::string name;  // the server's PKI identity
+    v1::ServiceConfig config;
+    std::vector<Migration> migrations;
+    ServiceBuilder build;
+    std::string caller;    // an identity its policy lets call `read`
+    std::string stranger;  // one it refuses
+    std::function<grpc::Status(std::shared_ptr<grpc::Channel>)> read;
+  };
+  const std::string subject_key = dir_.File("subject-hmac.key");
+  ASSERT_THAT(WriteNewKeyFile(subject_key, 32), IsOk());
+  const std::vector<Case> cases = {
+      {"ukfiu",
+       Config("ukfiu", absl::StrCat("kind: SERVICE_KIND_UKFIU\nsubject_key_file: \"", subject_key,
+                                    "\"\n", peers)),
+       with_audit(ukfiu::DeskMigrations(), ukfiu::DeskMigrationsAfterAudit()), ukfiu::Build,
+       "ukfiu-intake", "force-NFK-psd",
+       [](std::shared_ptr<grpc::Channel> channel) {
+         v1::ListReferralsResponse response;
+         return v1::Ukfiu::NewStub(channel)->ListReferrals(Context().get(),
+                                                           v1::ListReferralsRequest(), &response);
+       }},
+      {"force-NFK",
+       Config("force-NFK", absl::StrCat("kind: SERVICE_KIND_FORCE\ncode: \"NFK\"\n", peers)),
+       with_audit(force::DeskMigrations(), force::DeskMigrationsAfterAudit()), force::Build,
+       "force-NFK-psd", "racu-ERSOU-cases",
+       [](std::shared_ptr<grpc::Channel> channel) {
+         v1::ListInboxResponse response;
+         return v1::Force::NewStub(channel)->ListInbox(Context().get(), v1::ListInboxRequest(),
+                                                       &response);
+       }},
+      {"racu-ERSOU",
+       Config("racu-ERSOU",
+              absl::StrCat("kind: SERVICE_KIND_RACU\ncode: \"ERSOU\"\nserved_forces: \"NFK\"\n",
+                           peers, "peers { code: \"NFK\" address: \"127.0.0.1:1\" }\n")),
+       with_audit(racu::UnitMigrations(), racu::UnitMigrationsAfterAudit()), racu::Build,
+       "racu-ERSOU-cases", "force-NFK-psd",
+       [](std::shared_ptr<grpc::Channel> channel) {
+         v1::ListHandoversResponse response;
+         return v1::Racu::NewStub(channel)->ListHandovers(Context().get(),
+                                                          v1::ListHandoversRequest(), &response);
+       }},
+      {"nca",
+       Config("nca",
+              "kind: SERVICE_KIND_NCA\npeers { code: \"UKFIU\" address: \"127.0.0.1:1\" }\n"),
+       ServiceMigrations(nca::RegisterMigrations().first(nca::kRegisterMigrationsBeforeAudit),
+                         nca::RegisterMigrations().subspan(nca::kRegisterMigrationsBeforeAudit)),
+       nca::Build, "analyst-alice", "force-NFK-psd",
+       [](std::shared_ptr<grpc::Channel> channel) {
+         v1::GetAggregatesResponse response;
+         return v1::Nca::NewStub(channel)->GetAggregates(Context().get(),
+                                                         v1::GetAggregatesRequest(), &response);
+       }},
+      {"linkage",
+       Config("linkage",
+              "kind: SERVICE_KIND_LINKAGE\npeers { code: \"NCA\" address: \"127.0.0.1:1\" }\n"),
+       with_audit(linkage::LinkageMigrations(), linkage::LinkageMigrationsAfterAudit()),
+       linkage::Build, "ukfiu-intake", "force-NFK-psd",
+       [](std::shared_ptr<grpc::Channel> channel) {
+         v1::GetLinkageStatsResponse response;
+         return v1::Linkage::NewStub(channel)->GetLinkageStats(
+             Context().get(), v1::GetLinkageStatsRequest(), &response);
+       }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<RunningService> service,
+                         RunningService::Start(c.config, c.migrations, c.build));
+    ASSERT_GT(service->port(), 0);
+    const grpc::Status own = c.read(Channel(*service, c.caller));
+    EXPECT_TRUE(own.ok()) << own.error_code() << ": " << own.error_message();
+    EXPECT_EQ(c.read(Channel(*service, c.stranger)).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    service->Stop(absl::ZeroDuration());
+  }
 }
 
 TEST(Repeating, TicksEveryPeriodUntilStopped) {
