@@ -125,7 +125,7 @@ absl::StatusOr<v1::Actor> ActingPerson(const grpc::ServerContextBase& ctx, const
   v1::Actor actor;
   actor.set_identity(id.uri);
   const auto& md = ctx.client_metadata();
-  auto it = md.find("x-sarloop-user");
+  auto it = md.find(kUserMetadataKey);
   const absl::string_view user = it == md.end()
                                      ? absl::string_view()
                                      : absl::string_view(it->second.data(), it->second.size());
@@ -135,7 +135,7 @@ absl::StatusOr<v1::Actor> ActingPerson(const grpc::ServerContextBase& ctx, const
       return actor;
     }
     if (id.ActsForPeople()) {
-      return FieldError("x-sarloop-user",
+      return FieldError(kUserMetadataKey,
                         "is required: a client system names the person it acts for (sarloopctl "
                         "--user NAME)");
     }
@@ -144,7 +144,7 @@ absl::StatusOr<v1::Actor> ActingPerson(const grpc::ServerContextBase& ctx, const
   if (user.size() > 100 || !std::all_of(user.begin(), user.end(), [](char c) {
         return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
       })) {
-    return FieldError("x-sarloop-user", "must be 1 to 100 printable characters");
+    return FieldError(kUserMetadataKey, "must be 1 to 100 printable characters");
   }
   actor.set_user(std::string(user));
   return actor;

@@ -66,6 +66,9 @@ absl::StatusOr<Identity> ParseIdentity(absl::string_view uri);
 // the certificate has no URI SAN, more than one, or one outside the scheme.
 absl::StatusOr<Identity> PeerIdentity(const grpc::ServerContextBase& ctx);
 
+// The metadata key in which a client system names the person it acts for.
+inline constexpr char kUserMetadataKey[] = "x-sarloop-user";
+
 // The person a call acts for, as the audit log and events record it. A client system that acts for
 // people (Identity::ActsForPeople) must name one in x-sarloop-user: 1 to 100 printable characters;
 // INVALID_ARGUMENT naming x-sarloop-user otherwise. An analyst is the person their certificate

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/ids.h"
+#include "common/client/client.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
@@ -260,8 +261,7 @@ TEST_F(ServiceFaultsTest, AFloodIsRefusedWithARetryHintInBoundedMemory) {
   for (int c = 0; c < kChannels; ++c) {
     for (int i = 0; i < kPerChannel; ++i) {
       auto r = std::make_unique<Result>();
-      r->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-      r->ctx.AddMetadata("x-sarloop-user", "flood-test");
+      client::Prepare(&r->ctx, {.deadline = absl::Seconds(60), .user = "flood-test"});
       r->req.set_request_id(absl::StrCat("flood-", c, "-", i));
       *r->req.mutable_sar() = SampleSar("Fflur Floodgate");
       Result* raw = r.get();

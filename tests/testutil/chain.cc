@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/security/tls.h"
+#include "common/client/client.h"
 #include "gtest/gtest.h"
 
 namespace sarloop::testing {
@@ -91,30 +91,24 @@ int LocalChain::Port(const std::string& instance) const {
 }
 
 v1::TlsConfig LocalChain::Tls(const std::string& identity) const {
-  v1::TlsConfig tls;
-  const std::string pki = absl::StrCat(dir_, "/pki/", identity);
-  tls.set_cert_file(pki + "/cert.pem");
-  tls.set_key_file(pki + "/key.pem");
-  tls.set_ca_file(pki + "/ca.pem");
-  return tls;
+  return client::IdentityFiles(absl::StrCat(dir_, "/pki/", identity));
 }
 
 std::shared_ptr<grpc::Channel> LocalChain::Channel(const std::string& instance,
                                                    const std::string& identity) const {
-  auto creds = MakeChannelCredentials(Tls(identity));
-  if (!creds.ok()) std::abort();
-  return grpc::CreateChannel(Target(instance), *creds);
+  return Channel(instance, Tls(identity), grpc::ChannelArguments());
 }
 
 std::shared_ptr<grpc::Channel> LocalChain::Channel(const std::string& instance,
                                                    const v1::TlsConfig& tls,
                                                    const grpc::ChannelArguments& args) const {
-  auto creds = MakeChannelCredentials(tls);
-  if (!creds.ok()) {
-    std::fprintf(stderr, "bad client TLS files: %s\n", creds.status().ToString().c_str());
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      client::OpenChannel(Target(instance), tls, args);
+  if (!channel.ok()) {
+    std::fprintf(stderr, "bad client TLS files: %s\n", channel.status().ToString().c_str());
     std::abort();
   }
-  return grpc::CreateCustomChannel(Target(instance), *creds, args);
+  return *std::move(channel);
 }
 
 std::string LocalChain::Target(const std::string& instance) const {
@@ -153,8 +147,7 @@ void LocalChain::SetClockOffset(absl::Duration offset) const {
 
 std::unique_ptr<grpc::ClientContext> Context(const std::string& user) {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  ctx->AddMetadata("x-sarloop-user", user);
+  client::Prepare(ctx.get(), {.deadline = absl::Seconds(30), .user = user});
   return ctx;
 }
 

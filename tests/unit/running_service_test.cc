@@ -16,7 +16,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/crypto.h"
-#include "common/security/tls.h"
+#include "common/client/client.h"
+#include "common/security/identity.h"
 #include "common/server/config.h"
 #include "common/server/repeating.h"
 #include "common/server/server.h"
@@ -100,13 +101,11 @@ class InProcess : public ::testing::Test {
   // A channel to `service` as the PKI identity `identity`.
   std::shared_ptr<grpc::Channel> Channel(const RunningService& service,
                                          const std::string& identity) {
-    v1::TlsConfig tls;
-    tls.set_cert_file(absl::StrCat(Pki(), "/", identity, "/cert.pem"));
-    tls.set_key_file(absl::StrCat(Pki(), "/", identity, "/key.pem"));
-    tls.set_ca_file(absl::StrCat(Pki(), "/", identity, "/ca.pem"));
-    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(tls);
-    EXPECT_THAT(creds, IsOk());
-    return grpc::CreateChannel(absl::StrCat("localhost:", service.port()), *creds);
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        client::OpenChannel(absl::StrCat("localhost:", service.port()),
+                            client::IdentityFiles(absl::StrCat(Pki(), "/", identity)));
+    EXPECT_THAT(channel, IsOk());
+    return channel.ok() ? *channel : nullptr;
   }
 
   static TempDir* pki_root_;
@@ -169,6 +168,26 @@ TEST_F(RunningForce, ServesItsOwnForceOverMtlsOnThePortTheSystemChose) {
   ASSERT_GT(service->port(), 0);
   psd = Force(*service, "force-NFK-psd");
   ASSERT_RPC_OK(psd->ListInbox(Context().get(), v1::ListInboxRequest(), &inbox));
+}
+
+// What every tool calls through (common/client): the person acting reaches the service on each
+// call, and a client system's call without one is refused there.
+TEST_F(RunningForce, TheClientLibraryNamesThePersonActingOnEveryCall) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<RunningService> service, Start(force::Build));
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> channel,
+                       client::OpenChannel(absl::StrCat("localhost:", service->port()),
+                                           client::IdentityFiles(Pki() + "/force-NFK-psd")));
+  v1::Force::Stub psd(channel);
+  v1::ListInboxResponse inbox;
+  auto list = [&](grpc::ClientContext* context) {
+    return psd.ListInbox(context, v1::ListInboxRequest(), &inbox);
+  };
+  const grpc::Status nobody = client::CallWithRetry({}, absl::Seconds(30), list);
+  EXPECT_EQ(nobody.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(nobody.error_message(), HasSubstr(kUserMetadataKey));
+  const grpc::Status named =
+      client::CallWithRetry({.user = "DS Jo Bloggs"}, absl::Seconds(30), list);
+  EXPECT_TRUE(named.ok()) << named.error_message();
 }
 
 TEST_F(RunningForce, RefusesRetentionYearsWhenTheServiceHasNoRetentionJob) {

@@ -39,10 +39,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/client/client.h"
 #include "common/rpc/executor.h"
 #include "common/security/tls.h"
 #include "echo.grpc.pb.h"  // generated from tools/bench/echo.proto
-#include "tools/bench/chain_pki.h"
 #include "tools/bench/cpu_time.h"
 
 extern char** environ;
@@ -110,7 +110,7 @@ class CqCall {
 };
 
 int Serve(const std::string& mode, const std::string& pki) {
-  auto creds = MakeServerCredentials(PkiIdentity(pki, "ukfiu"));
+  auto creds = MakeServerCredentials(client::IdentityFiles(absl::StrCat(pki, "/ukfiu")));
   if (!creds.ok()) {
     std::cerr << "sarloop-grpc-api-bench: TLS: " << creds.status() << "\n";
     return 1;
@@ -230,17 +230,18 @@ Result Run(const std::string& self, const std::string& mode, const std::string& 
     std::cerr << "sarloop-grpc-api-bench: the " << mode << " server did not start\n";
     std::exit(1);
   }
-  auto creds = MakeChannelCredentials(PkiIdentity(pki, "ukfiu-intake"));
-  if (!creds.ok()) {
-    std::cerr << "sarloop-grpc-api-bench: TLS: " << creds.status() << "\n";
+  auto channel = client::OpenChannel(absl::StrCat("localhost:", port),
+                                     client::IdentityFiles(absl::StrCat(pki, "/ukfiu-intake")));
+  if (!channel.ok()) {
+    std::cerr << "sarloop-grpc-api-bench: TLS: " << channel.status() << "\n";
     std::exit(1);
   }
-  auto stub = Echo::NewStub(grpc::CreateChannel(absl::StrCat("localhost:", port), *creds));
+  auto stub = Echo::NewStub(*channel);
   Payload payload;
   payload.set_data(std::string(1024, 'x'));
   auto call = [&]() {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    client::Prepare(&ctx, {.deadline = absl::Seconds(10)});
     Payload out;
     return stub->Echo(&ctx, payload, &out).ok();
   };

@@ -54,6 +54,7 @@
 #include "absl/strings/str_format.h"
 #include "common/base/ids.h"
 #include "common/base/status.h"
+#include "common/client/client.h"
 #include "common/security/tls.h"
 #include "common/version/version.h"
 #include "echo.grpc.pb.h"  // generated from tools/bench/echo.proto
@@ -63,7 +64,6 @@
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "sarloop/v1/racu.grpc.pb.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
-#include "tools/bench/chain_pki.h"
 #include "tools/bench/cpu_time.h"
 #include "tools/synth/scenario.h"
 
@@ -280,12 +280,13 @@ std::vector<Service> ChainServices() {
 
 std::shared_ptr<grpc::Channel> ChannelTo(const std::string& pki, const std::string& identity,
                                          int port) {
-  auto creds = MakeChannelCredentials(PkiIdentity(pki, identity));
-  if (!creds.ok()) {
-    std::cerr << "sarloop-bench: identity " << identity << ": " << creds.status() << "\n";
+  auto channel = client::OpenChannel(absl::StrCat("localhost:", port),
+                                     client::IdentityFiles(absl::StrCat(pki, "/", identity)));
+  if (!channel.ok()) {
+    std::cerr << "sarloop-bench: identity " << identity << ": " << channel.status() << "\n";
     std::exit(1);
   }
-  return grpc::CreateChannel(absl::StrCat("localhost:", port), *creds);
+  return *std::move(channel);
 }
 
 // Every service's CPU time, peak RSS and storage counters at one moment. The counters come from
@@ -302,8 +303,7 @@ Snapshot Take(std::vector<Service>& services) {
   for (Service& s : services) {
     snap.proc[s.name] = ReadProc(s.pid);
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    ctx.AddMetadata("x-sarloop-user", s.user);
+    client::Prepare(&ctx, {.deadline = absl::Seconds(10), .user = s.user});
     v1::GetBacklogResponse backlog;
     grpc::Status st = s.ops->GetBacklog(&ctx, v1::GetBacklogRequest(), &backlog);
     // A build from before analysts could read the linkage service's counters (compared by
@@ -618,8 +618,7 @@ class ChainDriver {
     auto pause = std::chrono::milliseconds(2);
     for (int attempt = 0;; ++attempt) {
       grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-      ctx.AddMetadata("x-sarloop-user", user);
+      client::Prepare(&ctx, {.deadline = absl::Seconds(30), .user = user});
       const grpc::Status st = fn(&ctx);
       if (st.ok()) return absl::OkStatus();
       const bool again = st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
@@ -643,7 +642,7 @@ class ChainDriver {
       bool counted = false;
       for (;;) {
         grpc::ClientContext ctx;
-        ctx.AddMetadata("x-sarloop-user", user);
+        client::Prepare(&ctx, {.deadline = absl::InfiniteDuration(), .user = user});
         {
           std::lock_guard lock(watch_mu_);
           if (stopping_) return;
@@ -788,7 +787,7 @@ Result PacedChecks(grpc::health::v1::Health::Stub& health, double rate, double s
     std::this_thread::sleep_until(begin + std::chrono::duration_cast<Clock::duration>(
                                               std::chrono::duration<double>(k / rate)));
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    client::Prepare(&ctx, {.deadline = absl::Seconds(10)});
     grpc::health::v1::HealthCheckResponse resp;
     const auto t0 = Clock::now();
     const grpc::Status s = health.Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
@@ -856,11 +855,9 @@ int Main(int argc, char** argv) {
     }
     svc.ops = v1::Ops::NewStub(ChannelTo(pki, svc.identity, base + svc.port_offset));
   }
-  auto client_creds = MakeChannelCredentials(PkiIdentity(pki, "ukfiu-intake"));
-  auto server_creds = MakeServerCredentials(PkiIdentity(pki, "ukfiu"));
-  if (!client_creds.ok() || !server_creds.ok()) {
-    std::cerr << "sarloop-bench: TLS: " << client_creds.status() << " " << server_creds.status()
-              << "\n";
+  auto server_creds = MakeServerCredentials(client::IdentityFiles(absl::StrCat(pki, "/ukfiu")));
+  if (!server_creds.ok()) {
+    std::cerr << "sarloop-bench: TLS: " << server_creds.status() << "\n";
     return 1;
   }
 
@@ -875,7 +872,7 @@ int Main(int argc, char** argv) {
     std::cerr << "sarloop-bench: cannot start the echo server\n";
     return 1;
   }
-  auto echo_channel = grpc::CreateChannel(absl::StrCat("localhost:", echo_port), *client_creds);
+  auto echo_channel = ChannelTo(pki, "ukfiu-intake", echo_port);
   auto echo_stub = Echo::NewStub(echo_channel);
   Payload payload;
   payload.set_data(std::string(1024, 'x'));
@@ -885,7 +882,7 @@ int Main(int argc, char** argv) {
       Payload resp;
     };
     auto* c = new Call;
-    c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    client::Prepare(&c->ctx, {.deadline = absl::Seconds(10)});
     echo_stub->async()->Echo(&c->ctx, &payload, &c->resp, [c, done](grpc::Status s) {
       done(s);
       delete c;
@@ -896,7 +893,7 @@ int Main(int argc, char** argv) {
       Drive("baseline: raw mTLS unary echo", flags.concurrency, flags.seconds, echo_call);
 
   // 2. One durable hop: SubmitSar to ukfiu.
-  auto ukfiu_channel = grpc::CreateChannel(absl::StrCat("localhost:", base + 1), *client_creds);
+  auto ukfiu_channel = ChannelTo(pki, "ukfiu-intake", base + 1);
   auto ukfiu = v1::Ukfiu::NewStub(ukfiu_channel);
   const std::string run = NewId("", 8);
   std::atomic<int64_t> n{0};
@@ -908,8 +905,7 @@ int Main(int argc, char** argv) {
     };
     auto* c = new Call;
     const int64_t i = n++;
-    c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    c->ctx.AddMetadata("x-sarloop-user", "bench");
+    client::Prepare(&c->ctx, {.deadline = absl::Seconds(10), .user = "bench"});
     c->req.set_request_id(absl::StrCat("bench-", run, "-", i));
     v1::Sar& sar = *c->req.mutable_sar();
     sar.set_reporter_reference(absl::StrCat("BENCH-", run, "-", i));
@@ -943,7 +939,7 @@ int Main(int argc, char** argv) {
   auto floor_health = grpc::health::v1::Health::NewStub(ChannelTo(pki, "force-MPS-psd", base + 13));
   {
     grpc::ClientContext ctx;  // connect first: the handshake is no call's cost
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    client::Prepare(&ctx, {.deadline = absl::Seconds(10)});
     grpc::health::v1::HealthCheckResponse resp;
     (void)floor_health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
   }
@@ -958,7 +954,7 @@ int Main(int argc, char** argv) {
       grpc::health::v1::HealthCheckResponse resp;
     };
     auto* c = new Call;
-    c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    client::Prepare(&c->ctx, {.deadline = absl::Seconds(10)});
     floor_health->async()->Check(&c->ctx, &c->req, &c->resp, [c, done](grpc::Status st) {
       done(st);
       delete c;

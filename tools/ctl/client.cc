@@ -1,8 +1,5 @@
 #include "tools/ctl/client.h"
 
-#include <grpcpp/create_channel.h>
-#include <grpcpp/support/channel_arguments.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/ids.h"
+#include "common/client/client.h"
 #include "common/security/identity.h"
 #include "common/security/tls.h"
 #include "sarloop/v1/config.pb.h"
@@ -60,8 +58,8 @@ absl::Status CheckPemFile(const std::filesystem::path& path) {
   return absl::OkStatus();
 }
 
-// The TLS files of an identity directory as the dev PKI tool lays it out.
-absl::StatusOr<v1::TlsConfig> IdentityFiles(const std::string& dir) {
+// The TLS files of an identity directory, checked here so that a mistake is named.
+absl::StatusOr<v1::TlsConfig> CheckedIdentityFiles(const std::string& dir) {
   if (dir.empty()) {
     return UsageError("no identity: give --identity DIR or set SARLOOP_IDENTITY");
   }
@@ -72,11 +70,7 @@ absl::StatusOr<v1::TlsConfig> IdentityFiles(const std::string& dir) {
   if (!std::filesystem::is_directory(dir, error)) {
     return UsageError(absl::StrCat("identity: '", dir, "' is not a directory"));
   }
-  const std::filesystem::path base(dir);
-  v1::TlsConfig tls;
-  tls.set_cert_file((base / "cert.pem").string());
-  tls.set_key_file((base / "key.pem").string());
-  tls.set_ca_file((base / "ca.pem").string());
+  v1::TlsConfig tls = client::IdentityFiles(dir);
   RETURN_IF_ERROR(CheckPemFile(tls.cert_file()));
   RETURN_IF_ERROR(CheckPemFile(tls.key_file()));
   RETURN_IF_ERROR(CheckPemFile(tls.ca_file()));
@@ -107,19 +101,17 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Session::Channel() {
   if (options_.target.empty()) {
     return UsageError("no target: give --target HOST:PORT or set SARLOOP_TARGET");
   }
-  ASSIGN_OR_RETURN(v1::TlsConfig tls, IdentityFiles(options_.identity_dir));
+  ASSIGN_OR_RETURN(v1::TlsConfig tls, CheckedIdentityFiles(options_.identity_dir));
   // A client system acts for a person, whom every call must name (RequirePerson); an analyst's
   // or a service's certificate names who acts.
   if (absl::StatusOr<std::string> uri = CertificateFileUri(tls.cert_file()); uri.ok()) {
     absl::StatusOr<Identity> id = ParseIdentity(*uri);
     if (id.ok() && id->ActsForPeople()) acts_for_people_ = *uri;
   }
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      MakeChannelCredentials(tls);
-  if (!credentials.ok()) {
-    return UsageError(absl::StrCat("identity: ", credentials.status().message()));
-  }
-  channel_ = grpc::CreateCustomChannel(options_.target, *credentials, grpc::ChannelArguments());
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      client::OpenChannel(options_.target, tls);
+  if (!channel.ok()) return UsageError(absl::StrCat("identity: ", channel.status().message()));
+  channel_ = *std::move(channel);
   return channel_;
 }
 
@@ -130,8 +122,11 @@ absl::Status Session::RequirePerson() {
 }
 
 void Session::Prepare(grpc::ClientContext* context) const {
-  context->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
-  if (!options_.user.empty()) context->AddMetadata(kUserMetadata, options_.user);
+  client::Prepare(context, {.deadline = options_.timeout, .user = options_.user});
+}
+
+void Session::PrepareWatch(grpc::ClientContext* context) const {
+  client::Prepare(context, {.deadline = absl::InfiniteDuration(), .user = options_.user});
 }
 
 }  // namespace sarloop::ctl

@@ -17,10 +17,6 @@
 
 namespace sarloop::ctl {
 
-// The metadata key naming the person acting through the calling system
-// (common/security/identity.h).
-inline constexpr char kUserMetadata[] = "x-sarloop-user";
-
 struct GlobalOptions {
   // host:port of the service; empty when neither --target nor SARLOOP_TARGET is set.
   std::string target;
@@ -55,6 +51,8 @@ class Session {
 
   // Sets the deadline and the user metadata on a fresh context.
   void Prepare(grpc::ClientContext* context) const;
+  // The same for a watch, which has no deadline.
+  void PrepareWatch(grpc::ClientContext* context) const;
 
   // Usage error when the identity is a client system acting for people and no --user (or
   // SARLOOP_USER) names the person: the services refuse such calls, and every audit entry must

@@ -120,7 +120,7 @@ absl::Status Watch(const Input& in, Session& session,
   for (;;) {
     grpc::ClientContext context;
     // No deadline: a watch runs until it is stopped. The user still names who is watching.
-    context.AddMetadata(kUserMetadata, session.options().user);
+    session.PrepareWatch(&context);
     std::unique_ptr<grpc::ClientReader<Message>> reader = (stub.*method)(&context, o.request);
     Message m;
     while (reader->Read(&m)) {

@@ -13,35 +13,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "common/security/tls.h"
+#include "common/client/client.h"
 
 namespace sarloop::synth {
 namespace {
 
 absl::Duration call_patience = absl::Seconds(15);
-constexpr auto kCallDeadline = std::chrono::seconds(10);
-
-absl::string_view CodeName(grpc::StatusCode code) {
-  static constexpr const char* kNames[] = {"OK",
-                                           "CANCELLED",
-                                           "UNKNOWN",
-                                           "INVALID_ARGUMENT",
-                                           "DEADLINE_EXCEEDED",
-                                           "NOT_FOUND",
-                                           "ALREADY_EXISTS",
-                                           "PERMISSION_DENIED",
-                                           "RESOURCE_EXHAUSTED",
-                                           "FAILED_PRECONDITION",
-                                           "ABORTED",
-                                           "OUT_OF_RANGE",
-                                           "UNIMPLEMENTED",
-                                           "INTERNAL",
-                                           "UNAVAILABLE",
-                                           "DATA_LOSS",
-                                           "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN_CODE";
-}
+constexpr absl::Duration kCallDeadline = absl::Seconds(10);
 
 }  // namespace
 
@@ -77,24 +55,15 @@ absl::StatusOr<std::map<std::string, Instance>> ReadTopology(const std::string& 
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& identity_dir,
                                                            int port) {
-  v1::TlsConfig tls;
-  tls.set_cert_file(identity_dir + "/cert.pem");
-  tls.set_key_file(identity_dir + "/key.pem");
-  tls.set_ca_file(identity_dir + "/ca.pem");
-  auto creds = MakeChannelCredentials(tls);
-  if (!creds.ok()) return creds.status();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(absl::StrCat("localhost:", port), *creds, args);
+  return client::OpenChannel(absl::StrCat("localhost:", port), client::IdentityFiles(identity_dir),
+                             args);
 }
 
 std::string Describe(const grpc::Status& s) {
-  return absl::StrCat(CodeName(s.error_code()), ": ", s.error_message());
-}
-
-bool Transient(grpc::StatusCode code) {
-  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::ABORTED;
+  return absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())), ": ",
+                      s.error_message());
 }
 
 void SetCallPatience(absl::Duration patience) { call_patience = patience; }
@@ -102,20 +71,8 @@ void SetCallPatience(absl::Duration patience) { call_patience = patience; }
 grpc::Status Call(const std::string& user,
                   const std::function<grpc::Status(grpc::ClientContext*)>& call,
                   grpc::StatusCode also_retry) {
-  auto backoff = std::chrono::milliseconds(50);
-  const absl::Time give_up = absl::Now() + call_patience;
-  for (;;) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
-    ctx.set_wait_for_ready(true);
-    ctx.AddMetadata("x-sarloop-user", user);
-    grpc::Status status = call(&ctx);
-    const bool retry = Transient(status.error_code()) ||
-                       (also_retry != grpc::StatusCode::OK && status.error_code() == also_retry);
-    if (status.ok() || !retry || absl::Now() >= give_up) return status;
-    std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
-  }
+  return client::CallWithRetry({.deadline = kCallDeadline, .user = user, .wait_for_ready = true},
+                               call_patience, call, also_retry);
 }
 
 void ParseCommandLine(int argc, char** argv, const std::vector<std::string>& switches,

@@ -42,15 +42,13 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& id
 // "UNAVAILABLE: message".
 std::string Describe(const grpc::Status& s);
 
-// Whether a failed call is worth retrying with the same request.
-bool Transient(grpc::StatusCode code);
-
 // How long Call retries a transient failure (default 15 s).
 void SetCallPatience(absl::Duration patience);
 
-// Runs `call` with a fresh context (10 s deadline, x-sarloop-user, wait for the connection) and
-// retries transient failures with the same request, so a retried mutation takes effect once.
-// `also_retry` names one more code to retry (e.g. NOT_FOUND while a delivery is on its way).
+// Runs `call` as `user` with a 10 s deadline, waiting for the connection, and retries transient
+// failures with the same request while the patience lasts (client::CallWithRetry), so a retried
+// mutation takes effect once. `also_retry` names one more code to retry (e.g. NOT_FOUND while a
+// delivery is on its way).
 grpc::Status Call(const std::string& user,
                   const std::function<grpc::Status(grpc::ClientContext*)>& call,
                   grpc::StatusCode also_retry = grpc::StatusCode::OK);

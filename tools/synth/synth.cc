@@ -35,8 +35,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/base/ids.h"
+#include "common/client/client.h"
 #include "common/referral/lifecycle.h"
-#include "common/security/tls.h"
 #include "common/version/version.h"
 #include "sarloop/v1/force.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
@@ -232,20 +232,16 @@ class Chain {
 
  private:
   Endpoint Open(const std::string& identity, int port_offset, std::string user) {
-    v1::TlsConfig tls;
     const std::string dir = absl::StrCat(flags_.pki, "/", identity);
-    tls.set_cert_file(dir + "/cert.pem");
-    tls.set_key_file(dir + "/key.pem");
-    tls.set_ca_file(dir + "/ca.pem");
-    auto creds = MakeChannelCredentials(tls);
-    if (!creds.ok()) {
-      std::cerr << "sarloop-synth: identity " << dir << ": " << creds.status() << "\n";
-      std::exit(1);
-    }
+    const std::string target = absl::StrCat("localhost:", flags_.base_port + port_offset);
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
-    const std::string target = absl::StrCat("localhost:", flags_.base_port + port_offset);
-    return Endpoint{grpc::CreateCustomChannel(target, *creds, args), std::move(user), target};
+    auto channel = client::OpenChannel(target, client::IdentityFiles(dir), args);
+    if (!channel.ok()) {
+      std::cerr << "sarloop-synth: identity " << dir << ": " << channel.status() << "\n";
+      std::exit(1);
+    }
+    return Endpoint{*std::move(channel), std::move(user), target};
   }
 
   const Flags& flags_;
