@@ -20,6 +20,8 @@ using ::testing::HasSubstr;
 
 // A call that answers from `answers` in turn and keeps each attempt's context deadline.
 struct Scripted {
+  explicit Scripted(std::vector<grpc::StatusCode> a) : answers(std::move(a)) {}
+
   std::vector<grpc::StatusCode> answers;
   std::vector<std::chrono::system_clock::time_point> deadlines;
 
@@ -33,9 +35,9 @@ struct Scripted {
 };
 
 TEST(ClientCall, MakesATransientFailureAgainUntilItSucceeds) {
-  Scripted call{.answers = {grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            grpc::StatusCode::DEADLINE_EXCEEDED, grpc::StatusCode::ABORTED,
-                            grpc::StatusCode::OK}};
+  Scripted call({grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                 grpc::StatusCode::DEADLINE_EXCEEDED, grpc::StatusCode::ABORTED,
+                 grpc::StatusCode::OK});
   const grpc::Status status = client::CallWithRetry({.user = "jo"}, absl::Minutes(1), call.Fn());
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(call.deadlines.size(), 5u);
@@ -46,7 +48,7 @@ TEST(ClientCall, GivesAnAnswerThatIsNotTransientAtOnce) {
        {grpc::StatusCode::INVALID_ARGUMENT, grpc::StatusCode::PERMISSION_DENIED,
         grpc::StatusCode::FAILED_PRECONDITION, grpc::StatusCode::NOT_FOUND,
         grpc::StatusCode::UNAUTHENTICATED}) {
-    Scripted call{.answers = {code, grpc::StatusCode::OK}};
+    Scripted call({code, grpc::StatusCode::OK});
     const grpc::Status status = client::CallWithRetry({}, absl::Minutes(1), call.Fn());
     EXPECT_EQ(status.error_code(), code);
     EXPECT_EQ(call.deadlines.size(), 1u) << code;
@@ -55,8 +57,8 @@ TEST(ClientCall, GivesAnAnswerThatIsNotTransientAtOnce) {
 
 TEST(ClientCall, MakesTheNamedCodeAgainToo) {
   // NOT_FOUND while a delivery is on its way: worth asking again only where the caller says so.
-  Scripted call{.answers = {grpc::StatusCode::NOT_FOUND, grpc::StatusCode::UNAVAILABLE,
-                            grpc::StatusCode::NOT_FOUND, grpc::StatusCode::OK}};
+  Scripted call({grpc::StatusCode::NOT_FOUND, grpc::StatusCode::UNAVAILABLE,
+                 grpc::StatusCode::NOT_FOUND, grpc::StatusCode::OK});
   const grpc::Status status =
       client::CallWithRetry({}, absl::Minutes(1), call.Fn(), grpc::StatusCode::NOT_FOUND);
   EXPECT_TRUE(status.ok());
@@ -64,7 +66,7 @@ TEST(ClientCall, MakesTheNamedCodeAgainToo) {
 }
 
 TEST(ClientCall, GivesUpWithTheLastAnswerWhenPatienceHasRunOut) {
-  Scripted call{.answers = {grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::OK}};
+  Scripted call({grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::OK});
   const grpc::Status status = client::CallWithRetry({}, absl::ZeroDuration(), call.Fn());
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(status.error_message(), "scripted");
@@ -72,10 +74,11 @@ TEST(ClientCall, GivesUpWithTheLastAnswerWhenPatienceHasRunOut) {
 }
 
 TEST(ClientCall, EachAttemptHasAFreshDeadlineCountedFromItsStart) {
-  Scripted call{.answers = {grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::OK}};
+  Scripted call({grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::OK});
   const auto before = std::chrono::system_clock::now();
-  ASSERT_TRUE(
-      client::CallWithRetry({.deadline = absl::Seconds(7)}, absl::Minutes(1), call.Fn()).ok());
+  client::CallOptions options;
+  options.deadline = absl::Seconds(7);
+  ASSERT_TRUE(client::CallWithRetry(options, absl::Minutes(1), call.Fn()).ok());
   const auto after = std::chrono::system_clock::now();
   ASSERT_EQ(call.deadlines.size(), 2u);
   // The second attempt follows a backoff, so its deadline is later than the first's.

@@ -241,7 +241,7 @@ Result Run(const std::string& self, const std::string& mode, const std::string& 
   payload.set_data(std::string(1024, 'x'));
   auto call = [&]() {
     grpc::ClientContext ctx;
-    client::Prepare(&ctx, {.deadline = absl::Seconds(10)});
+    client::Prepare(&ctx, {});  // the default deadline, 10 s
     Payload out;
     return stub->Echo(&ctx, payload, &out).ok();
   };

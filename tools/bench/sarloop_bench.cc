@@ -43,6 +43,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -787,7 +788,7 @@ Result PacedChecks(grpc::health::v1::Health::Stub& health, double rate, double s
     std::this_thread::sleep_until(begin + std::chrono::duration_cast<Clock::duration>(
                                               std::chrono::duration<double>(k / rate)));
     grpc::ClientContext ctx;
-    client::Prepare(&ctx, {.deadline = absl::Seconds(10)});
+    client::Prepare(&ctx, {});  // the default deadline, 10 s
     grpc::health::v1::HealthCheckResponse resp;
     const auto t0 = Clock::now();
     const grpc::Status s = health.Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
@@ -803,7 +804,8 @@ Result PacedChecks(grpc::health::v1::Health::Stub& health, double rate, double s
   return r;
 }
 
-int Main(int argc, char** argv) {
+// The flags, or nullopt having printed why (exit code 2).
+std::optional<Flags> ParseFlags(int argc, char** argv) {
   Flags flags;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -833,46 +835,81 @@ int Main(int argc, char** argv) {
     } else {
       std::cerr << "usage: sarloop-bench --chain DIR [--seconds S] [--concurrency C] "
                    "[--lifecycles L] [--rate R] [--low-rate R] [--floor-rate R] [--json FILE]\n";
-      return 2;
+      return std::nullopt;
     }
   }
   if (flags.chain.empty() || flags.seconds <= 0 || flags.concurrency < 1 || flags.lifecycles < 1 ||
       flags.rate < 0 || flags.low_rate <= 0 || flags.floor_rate <= 0) {
     std::cerr << "sarloop-bench: --chain DIR is required; --seconds, --concurrency, --lifecycles "
                  "must be positive, --rate not negative, --low-rate and --floor-rate positive\n";
-    return 2;
+    return std::nullopt;
   }
-  const std::string pki = flags.chain + "/pki";
-  int base = 0;
-  std::ifstream(flags.chain + "/base-port") >> base;
-  std::vector<Service> services = ChainServices();
-  for (Service& svc : services) {
-    std::ifstream(absl::StrCat(flags.chain, "/run/", svc.name, ".pid")) >> svc.pid;
-    if (base == 0 || svc.pid == 0) {
-      std::cerr << "sarloop-bench: " << flags.chain << " is not a running local chain (no "
-                << svc.name << ")\n";
-      return 2;
-    }
-    svc.ops = v1::Ops::NewStub(ChannelTo(pki, svc.identity, base + svc.port_offset));
-  }
-  auto server_creds = MakeServerCredentials(client::IdentityFiles(absl::StrCat(pki, "/ukfiu")));
-  if (!server_creds.ok()) {
-    std::cerr << "sarloop-bench: TLS: " << server_creds.status() << "\n";
-    return 1;
-  }
+  return flags;
+}
 
-  // 1. Baseline: echo, in this process, same gRPC and TLS.
+// The local chain measured: its dev PKI, its base port and its services, each with a stub of its
+// Ops service for the storage counters.
+struct ChainUnderTest {
+  std::string pki;
+  int base = 0;
+  std::vector<Service> services;
+};
+
+// The chain sarloop-local runs in `dir`, or nullopt having printed why.
+std::optional<ChainUnderTest> OpenChain(const std::string& dir) {
+  ChainUnderTest chain;
+  chain.pki = dir + "/pki";
+  std::ifstream(dir + "/base-port") >> chain.base;
+  chain.services = ChainServices();
+  for (Service& svc : chain.services) {
+    std::ifstream(absl::StrCat(dir, "/run/", svc.name, ".pid")) >> svc.pid;
+    if (chain.base == 0 || svc.pid == 0) {
+      std::cerr << "sarloop-bench: " << dir << " is not a running local chain (no " << svc.name
+                << ")\n";
+      return std::nullopt;
+    }
+    svc.ops = v1::Ops::NewStub(ChannelTo(chain.pki, svc.identity, chain.base + svc.port_offset));
+  }
+  return chain;
+}
+
+// Every phase's figures: what the client saw (Result) and, where the services' counters were read
+// on either side, what changed in them (Delta).
+struct Measurements {
+  Result baseline, hop, peak, half, low, paced, flood;
+  Delta hop_delta, peak_delta, half_delta, low_delta, paced_delta, flood_delta;
+  // The rate phase 4 ran at.
+  double half_rate = 0;
+  // Watch streams resumed, and chain calls shed and retried, over the chain's phases.
+  int64_t resumes = 0;
+  int64_t retries = 0;
+  // Each service's peak RSS after the half-load phase, in the services' order.
+  std::vector<std::pair<std::string, int64_t>> peak_rss_mib;
+};
+
+// The force whose health check is the call that does nothing (phase 6): no lifecycle goes there.
+constexpr char kFloorService[] = "force-MPS";
+constexpr char kFloorIdentity[] = "force-MPS-psd";
+constexpr int kFloorPortOffset = 13;
+
+// Phases 1 and 2: the raw echo, served in this process by the same gRPC build with the services'
+// TLS, then one durable hop, SubmitSar to ukfiu; C calls in flight each.
+absl::Status MeasureEchoAndHop(const Flags& flags, ChainUnderTest& chain, const std::string& run,
+                               Measurements& m) {
+  auto server_creds =
+      MakeServerCredentials(client::IdentityFiles(absl::StrCat(chain.pki, "/ukfiu")));
+  if (!server_creds.ok()) {
+    return absl::Status(server_creds.status().code(),
+                        absl::StrCat("TLS: ", server_creds.status().message()));
+  }
   EchoService echo;
   grpc::ServerBuilder builder;
   int echo_port = 0;
   builder.AddListeningPort("127.0.0.1:0", *server_creds, &echo_port);
   builder.RegisterService(&echo);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || echo_port == 0) {
-    std::cerr << "sarloop-bench: cannot start the echo server\n";
-    return 1;
-  }
-  auto echo_channel = ChannelTo(pki, "ukfiu-intake", echo_port);
+  if (!server || echo_port == 0) return absl::InternalError("cannot start the echo server");
+  auto echo_channel = ChannelTo(chain.pki, "ukfiu-intake", echo_port);
   auto echo_stub = Echo::NewStub(echo_channel);
   Payload payload;
   payload.set_data(std::string(1024, 'x'));
@@ -882,20 +919,17 @@ int Main(int argc, char** argv) {
       Payload resp;
     };
     auto* c = new Call;
-    client::Prepare(&c->ctx, {.deadline = absl::Seconds(10)});
+    client::Prepare(&c->ctx, {});  // the default deadline, 10 s
     echo_stub->async()->Echo(&c->ctx, &payload, &c->resp, [c, done](grpc::Status s) {
       done(s);
       delete c;
     });
   };
   Drive("warm-up", flags.concurrency, std::min(1.0, flags.seconds), echo_call);
-  Result baseline =
-      Drive("baseline: raw mTLS unary echo", flags.concurrency, flags.seconds, echo_call);
+  m.baseline = Drive("baseline: raw mTLS unary echo", flags.concurrency, flags.seconds, echo_call);
 
-  // 2. One durable hop: SubmitSar to ukfiu.
-  auto ukfiu_channel = ChannelTo(pki, "ukfiu-intake", base + 1);
+  auto ukfiu_channel = ChannelTo(chain.pki, "ukfiu-intake", chain.base + 1);
   auto ukfiu = v1::Ukfiu::NewStub(ukfiu_channel);
-  const std::string run = NewId("", 8);
   std::atomic<int64_t> n{0};
   auto submit_call = [&](std::function<void(const grpc::Status&)> done) {
     struct Call {
@@ -924,29 +958,31 @@ int Main(int argc, char** argv) {
       delete c;
     });
   };
-  const Snapshot before_hop = Take(services);
-  Result hop =
-      Drive("one durable hop: Ukfiu.SubmitSar", flags.concurrency, flags.seconds, submit_call);
-  const Snapshot after_hop = Take(services);
+  const Snapshot before = Take(chain.services);
+  m.hop = Drive("one durable hop: Ukfiu.SubmitSar", flags.concurrency, flags.seconds, submit_call);
+  const Snapshot after = Take(chain.services);
   server->Shutdown();
-  const Delta hop_delta = Between(before_hop, after_hop, {"ukfiu"});
+  m.hop_delta = Between(before, after, {"ukfiu"});
+  return absl::OkStatus();
+}
 
-  // 6. A call that does nothing, on a force no lifecycle goes to: paced as the light load's calls
-  // arrive, then 64 at once. The first is what the transport alone costs a call at light load.
-  // It runs before the chain's phases, so that the light load stays the last phase (which
-  // tools/bench/wakeups.py records).
-  const std::string floor_service = "force-MPS";
-  auto floor_health = grpc::health::v1::Health::NewStub(ChannelTo(pki, "force-MPS-psd", base + 13));
+// Phase 6: a call that does nothing, on a force no lifecycle goes to, paced as the light load's
+// calls arrive, then C in flight. The first is what the transport alone costs a call at light
+// load. It runs before the chain's phases, so that the light load stays the last phase (which
+// tools/bench/wakeups.py records).
+void MeasureNullCall(const Flags& flags, ChainUnderTest& chain, Measurements& m) {
+  auto health = grpc::health::v1::Health::NewStub(
+      ChannelTo(chain.pki, kFloorIdentity, chain.base + kFloorPortOffset));
   {
-    grpc::ClientContext ctx;  // connect first: the handshake is no call's cost
-    client::Prepare(&ctx, {.deadline = absl::Seconds(10)});
+    grpc::ClientContext ctx;    // connect first: the handshake is no call's cost
+    client::Prepare(&ctx, {});  // the default deadline, 10 s
     grpc::health::v1::HealthCheckResponse resp;
-    (void)floor_health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+    (void)health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
   }
-  const Snapshot before_paced = Take(services);
-  Result paced = PacedChecks(*floor_health, flags.floor_rate, flags.seconds);
-  const Snapshot after_paced = Take(services);
-  const Delta paced_delta = Between(before_paced, after_paced, {floor_service});
+  const Snapshot before_paced = Take(chain.services);
+  m.paced = PacedChecks(*health, flags.floor_rate, flags.seconds);
+  const Snapshot after_paced = Take(chain.services);
+  m.paced_delta = Between(before_paced, after_paced, {kFloorService});
   auto check_call = [&](std::function<void(const grpc::Status&)> done) {
     struct Call {
       grpc::ClientContext ctx;
@@ -954,46 +990,57 @@ int Main(int argc, char** argv) {
       grpc::health::v1::HealthCheckResponse resp;
     };
     auto* c = new Call;
-    client::Prepare(&c->ctx, {.deadline = absl::Seconds(10)});
-    floor_health->async()->Check(&c->ctx, &c->req, &c->resp, [c, done](grpc::Status st) {
+    client::Prepare(&c->ctx, {});  // the default deadline, 10 s
+    health->async()->Check(&c->ctx, &c->req, &c->resp, [c, done](grpc::Status st) {
       done(st);
       delete c;
     });
   };
-  const Snapshot before_flood = Take(services);
-  Result flood = Drive(absl::StrFormat("%d in flight", flags.concurrency), flags.concurrency,
-                       flags.seconds, check_call);
-  const Snapshot after_flood = Take(services);
-  const Delta flood_delta = Between(before_flood, after_flood, {floor_service});
+  const Snapshot before_flood = Take(chain.services);
+  m.flood = Drive(absl::StrFormat("%d in flight", flags.concurrency), flags.concurrency,
+                  flags.seconds, check_call);
+  const Snapshot after_flood = Take(chain.services);
+  m.flood_delta = Between(before_flood, after_flood, {kFloorService});
+}
 
-  // 3. and 4. The whole chain: at its peak, then at half the peak rate.
-  ChainDriver driver(pki, base, run);
-  if (!driver.ready()) {
-    std::cerr << "sarloop-bench: the scenario gave no lifecycle templates\n";
-    return 1;
-  }
-  if (absl::Status s = driver.StartWatching(); !s.ok()) {
-    std::cerr << "sarloop-bench: " << s << "\n";
-    return 1;
-  }
+// Phases 3 to 5: the whole chain at its peak, at half that rate (or --rate), and at the light
+// load, with the services' counters read around each.
+absl::Status MeasureChain(const Flags& flags, ChainUnderTest& chain, const std::string& run,
+                          Measurements& m) {
+  ChainDriver driver(chain.pki, chain.base, run);
+  if (!driver.ready()) return absl::InternalError("the scenario gave no lifecycle templates");
+  RETURN_IF_ERROR(driver.StartWatching());
+  std::vector<Service>& services = chain.services;
   std::atomic<int64_t> lifecycle{0};
   ChainPeak(driver, flags.lifecycles, std::min(2.0, flags.seconds), lifecycle);  // warm-up
   const Snapshot before_peak = Take(services);
-  Result peak = ChainPeak(driver, flags.lifecycles, flags.seconds, lifecycle);
+  m.peak = ChainPeak(driver, flags.lifecycles, flags.seconds, lifecycle);
   const Snapshot after_peak = Take(services);
-  const Delta peak_delta = Between(before_peak, after_peak, {});
-  const double half_rate = flags.rate > 0 ? flags.rate : std::max(1.0, peak.rps() / 2);
+  m.peak_delta = Between(before_peak, after_peak, {});
+  m.half_rate = flags.rate > 0 ? flags.rate : std::max(1.0, m.peak.rps() / 2);
   const Snapshot before_half = Take(services);
-  Result half = ChainAtRate(driver, half_rate, flags.seconds, lifecycle);
+  m.half = ChainAtRate(driver, m.half_rate, flags.seconds, lifecycle);
   const Snapshot after_half = Take(services);
-  const Delta half_delta = Between(before_half, after_half, {});
+  m.half_delta = Between(before_half, after_half, {});
   const Snapshot before_low = Take(services);
-  Result low = ChainAtRate(driver, flags.low_rate, flags.seconds, lifecycle);
+  m.low = ChainAtRate(driver, flags.low_rate, flags.seconds, lifecycle);
   const Snapshot after_low = Take(services);
-  const Delta low_delta = Between(before_low, after_low, {});
+  m.low_delta = Between(before_low, after_low, {});
   driver.StopWatching();
+  m.resumes = driver.resumes();
+  m.retries = driver.retries();
+  for (const Service& svc : services) {
+    m.peak_rss_mib.emplace_back(svc.name, after_half.proc.at(svc.name).peak_rss_kib / 1024);
+  }
+  return absl::OkStatus();
+}
 
-  auto per = [](double total, int64_t n) { return n > 0 ? total / static_cast<double>(n) : 0; };
+double Per(double total, int64_t n) { return n > 0 ? total / static_cast<double>(n) : 0; }
+
+// The phases' table, the per-lifecycle tables by service, thread and step, and the null call's.
+void PrintReport(const Flags& flags, const std::vector<Service>& services, const Measurements& m) {
+  const auto per = Per;
+  const Result& baseline = m.baseline;
   std::printf(
       "sarloop-bench: %d calls in flight (echo, hop), %d lifecycles at once (chain peak), %.0f s "
       "per phase, ~1 KiB messages, mTLS on loopback\n\n",
@@ -1004,9 +1051,9 @@ int Main(int argc, char** argv) {
     const Result* r;
     const Delta* d;
   };
-  const std::vector<Line> lines = {Line{&baseline, nullptr}, Line{&hop, &hop_delta},
-                                   Line{&peak, &peak_delta}, Line{&half, &half_delta},
-                                   Line{&low, &low_delta}};
+  const std::vector<Line> lines = {Line{&m.baseline, nullptr}, Line{&m.hop, &m.hop_delta},
+                                   Line{&m.peak, &m.peak_delta}, Line{&m.half, &m.half_delta},
+                                   Line{&m.low, &m.low_delta}};
   for (const Line& l : lines) {
     std::printf(
         "%-40s %10.1f %9.2f %9.2f %8.4f %9s %9s %9s %6lld\n", l.r->name.c_str(), l.r->rps(),
@@ -1025,7 +1072,7 @@ int Main(int argc, char** argv) {
   std::printf(
       "each lifecycle: 7 steps and 3 waits for a delivery, pushed by watch streams (%lld resumed)"
       "\n",
-      static_cast<long long>(driver.resumes()));
+      static_cast<long long>(m.resumes));
   // The per-lifecycle tables: a row per name, a column per chain phase (peak, half, light).
   const Line chain[] = {lines[2], lines[3], lines[4]};
   const auto by_phase = [&](const char* title, const char* what, int name_width, int cell_width,
@@ -1075,28 +1122,32 @@ int Main(int argc, char** argv) {
              return absl::StrFormat("%.2f / %.2f", p50, p99);
            });
   std::printf("shed and retried: %lld SubmitSar calls (hop), %lld calls (chain)\n",
-              static_cast<long long>(hop.shed), static_cast<long long>(driver.retries()));
+              static_cast<long long>(m.hop.shed), static_cast<long long>(m.retries));
   std::printf("peak RSS (MiB):");
-  std::string rss_json;
-  for (const Service& svc : services) {
-    const int64_t mib = after_half.proc.at(svc.name).peak_rss_kib / 1024;
-    std::printf(" %s %lld", svc.name.c_str(), static_cast<long long>(mib));
-    absl::StrAppend(&rss_json, rss_json.empty() ? "" : ",", "\"", svc.name, "\":", mib);
+  for (const auto& [name, mib] : m.peak_rss_mib) {
+    std::printf(" %s %lld", name.c_str(), static_cast<long long>(mib));
   }
   std::printf("\n");
   std::printf(
       "\na call that does nothing (grpc.health.v1.Health/Check on %s, which no lifecycle uses): "
       "that service's CPU and wake-ups per call\n%-20s %10s %9s %9s %9s %9s\n",
-      floor_service.c_str(), "pace", "per s", "p50 ms", "p99 ms", "CPU ms/op", "wake/op");
-  for (const auto& [r, d] : {std::pair{&paced, &paced_delta}, std::pair{&flood, &flood_delta}}) {
+      kFloorService, "pace", "per s", "p50 ms", "p99 ms", "CPU ms/op", "wake/op");
+  for (const auto& [r, d] :
+       {std::pair{&m.paced, &m.paced_delta}, std::pair{&m.flood, &m.flood_delta}}) {
     std::printf("%-20s %10.1f %9.2f %9.2f %9.3f %9.2f\n", r->name.c_str(), r->rps(), r->p50_ms,
                 r->p99_ms, 1000 * per(d->cpu_s, r->calls),
                 per(static_cast<double>(d->voluntary_switches), r->calls));
   }
-  for (const Result* r : {&baseline, &hop, &peak, &half, &low, &paced, &flood}) {
+  for (const Result* r : {&m.baseline, &m.hop, &m.peak, &m.half, &m.low, &m.paced, &m.flood}) {
     if (!r->first_error.empty())
       std::printf("first error (%s): %s\n", r->name.c_str(), r->first_error.c_str());
   }
+}
+
+// The same figures as JSON (--json).
+std::string Json(const Flags& flags, const Measurements& m) {
+  const auto per = Per;
+  const Result& baseline = m.baseline;
   auto phase_json = [&](const Result& r, const Delta* d) {
     std::string out = absl::StrFormat(
         "{\"per_s\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"errors\":%d,\"ratio_to_baseline\":%.5f",
@@ -1144,22 +1195,46 @@ int Main(int argc, char** argv) {
     }
     return out + "}";
   };
-  const std::string json = absl::StrCat(
+  std::string rss_json;
+  for (const auto& [name, mib] : m.peak_rss_mib) {
+    absl::StrAppend(&rss_json, rss_json.empty() ? "" : ",", "\"", name, "\":", mib);
+  }
+  return absl::StrCat(
       "{\"concurrency\":", flags.concurrency, ",\"lifecycles_at_once\":", flags.lifecycles,
-      ",\"seconds\":", flags.seconds, ",\"baseline\":", phase_json(baseline, nullptr),
-      ",\"durable_hop\":", phase_json(hop, &hop_delta), ",\"durable_hop_shed\":", hop.shed,
-      ",\"chain_peak\":", phase_json(peak, &peak_delta),
-      ",\"chain_half_load\":", phase_json(half, &half_delta), ",\"half_load_rate\":", half_rate,
-      ",\"chain_low_load\":", phase_json(low, &low_delta), ",\"low_load_rate\":", flags.low_rate,
-      ",\"chain_retries\":", driver.retries(),
-      ",\"null_call_paced\":", phase_json(paced, &paced_delta),
+      ",\"seconds\":", flags.seconds, ",\"baseline\":", phase_json(m.baseline, nullptr),
+      ",\"durable_hop\":", phase_json(m.hop, &m.hop_delta), ",\"durable_hop_shed\":", m.hop.shed,
+      ",\"chain_peak\":", phase_json(m.peak, &m.peak_delta),
+      ",\"chain_half_load\":", phase_json(m.half, &m.half_delta),
+      ",\"half_load_rate\":", m.half_rate, ",\"chain_low_load\":", phase_json(m.low, &m.low_delta),
+      ",\"low_load_rate\":", flags.low_rate, ",\"chain_retries\":", m.retries,
+      ",\"null_call_paced\":", phase_json(m.paced, &m.paced_delta),
       ",\"null_call_rate\":", flags.floor_rate,
-      ",\"null_call_flood\":", phase_json(flood, &flood_delta), ",\"peak_rss_mib\":{", rss_json,
+      ",\"null_call_flood\":", phase_json(m.flood, &m.flood_delta), ",\"peak_rss_mib\":{", rss_json,
       "}}\n");
-  if (!flags.json.empty()) std::ofstream(flags.json) << json;
-  const bool ok = baseline.errors == 0 && hop.errors == 0 && peak.errors == 0 && half.errors == 0 &&
-                  low.errors == 0 && paced.errors == 0 && flood.errors == 0 && hop.calls > 0 &&
-                  peak.calls > 0;
+}
+
+int Main(int argc, char** argv) {
+  std::optional<Flags> flags = ParseFlags(argc, argv);
+  if (!flags) return 2;
+  std::optional<ChainUnderTest> chain = OpenChain(flags->chain);
+  if (!chain) return 2;
+  const std::string run = NewId("", 8);
+  Measurements m;
+  if (absl::Status s = MeasureEchoAndHop(*flags, *chain, run, m); !s.ok()) {
+    std::cerr << "sarloop-bench: " << s.message() << "\n";
+    return 1;
+  }
+  MeasureNullCall(*flags, *chain, m);
+  if (absl::Status s = MeasureChain(*flags, *chain, run, m); !s.ok()) {
+    std::cerr << "sarloop-bench: " << s.message() << "\n";
+    return 1;
+  }
+  PrintReport(*flags, chain->services, m);
+  if (!flags->json.empty()) std::ofstream(flags->json) << Json(*flags, m);
+  bool ok = m.hop.calls > 0 && m.peak.calls > 0;
+  for (const Result* r : {&m.baseline, &m.hop, &m.peak, &m.half, &m.low, &m.paced, &m.flood}) {
+    ok = ok && r->errors == 0;
+  }
   return ok ? 0 : 1;
 }
 }  // namespace
