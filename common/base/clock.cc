@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "absl/time/clock.h"
+#include "common/base/mutex.h"
 
 namespace sarloop {
 namespace {
@@ -18,13 +19,16 @@ class SystemClock : public Clock {
 
 class OffsetFileClock : public Clock {
  public:
-  explicit OffsetFileClock(std::string path) : path_(std::move(path)) { Watch(); }
+  explicit OffsetFileClock(std::string path) : path_(std::move(path)) {
+    MutexLock lock(&mu_);
+    Watch();
+  }
   ~OffsetFileClock() override {
     if (watch_fd_ >= 0) ::close(watch_fd_);
   }
 
   absl::Time Now() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (Changed()) Reload();
     return absl::Now() + offset_;
   }
@@ -34,7 +38,7 @@ class OffsetFileClock : public Clock {
   // of a development chain's CPU, on every step. The file's directory is watched instead, and the
   // file is read again only after an event names it. inotify queues the event inside the writer's
   // own write, rename or unlink, so a Now() that starts after the writer's call returns sees it.
-  void Watch() {
+  void Watch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const std::string::size_type slash = path_.rfind('/');
     const std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash + 1);
     name_ = slash == std::string::npos ? path_ : path_.substr(slash + 1);
@@ -101,7 +105,7 @@ class OffsetFileClock : public Clock {
 
   const std::string path_;
   std::string name_;
-  std::mutex mu_;
+  Mutex mu_;
   int watch_fd_ ABSL_GUARDED_BY(mu_) = -1;
   bool read_once_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration offset_ ABSL_GUARDED_BY(mu_);

@@ -5,11 +5,11 @@
 #define SARLOOP_COMMON_BASE_CLOCK_H_
 
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
+#include "common/base/mutex.h"
 
 namespace sarloop {
 
@@ -32,20 +32,20 @@ class ManualClock : public Clock {
  public:
   explicit ManualClock(absl::Time start) : now_(start) {}
   absl::Time Now() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return now_;
   }
   void Advance(absl::Duration d) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     now_ += d;
   }
   void Set(absl::Time t) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     now_ = t;
   }
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
 };
 

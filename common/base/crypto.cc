@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/base/mutex.h"
 
 namespace sarloop {
 namespace {
@@ -215,7 +216,7 @@ class Keyring::Contexts {
   // A context for the key, ready for EVP_*Init_ex with only an IV; null when OpenSSL fails.
   EVP_CIPHER_CTX* Take(bool encrypt) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       std::vector<EVP_CIPHER_CTX*>& pool = free_[encrypt];
       if (!pool.empty()) {
         EVP_CIPHER_CTX* c = pool.back();
@@ -237,7 +238,7 @@ class Keyring::Contexts {
   // Back for the next use after a success; freed after a failure, or when enough are kept.
   void Give(bool encrypt, EVP_CIPHER_CTX* c, bool succeeded) {
     if (succeeded) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       std::vector<EVP_CIPHER_CTX*>& pool = free_[encrypt];
       if (pool.size() < kKept) {
         pool.push_back(c);
@@ -250,8 +251,8 @@ class Keyring::Contexts {
  private:
   static constexpr size_t kKept = 32;
   const std::string& key_;  // the Keyring's, which outlives this
-  std::mutex mu_;
-  std::vector<EVP_CIPHER_CTX*> free_[2];  // [0] decrypting, [1] encrypting
+  Mutex mu_;
+  std::vector<EVP_CIPHER_CTX*> free_[2] ABSL_GUARDED_BY(mu_);  // [0] decrypting, [1] encrypting
 };
 
 Keyring::Keyring(std::vector<Key> keys) : keys_(std::move(keys)) {

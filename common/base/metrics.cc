@@ -75,7 +75,7 @@ void Histogram::Write(MetricsText& out, absl::string_view name, absl::string_vie
 }
 
 void Metrics::ObserveRpc(absl::string_view method, absl::StatusCode code, absl::Duration latency) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   ++rpcs_[{std::string(method), absl::StatusCodeToString(code)}];
   auto it = rpc_latency_.find(std::string(method));
   if (it == rpc_latency_.end()) {
@@ -85,18 +85,18 @@ void Metrics::ObserveRpc(absl::string_view method, absl::StatusCode code, absl::
 }
 
 void Metrics::ObserveCommit(int64_t transactions, absl::Duration duration) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   commit_seconds_.Observe(absl::ToDoubleSeconds(duration));
   commit_batch_.Observe(static_cast<double>(transactions));
 }
 
 void Metrics::ObserveDeliveryFailure(const std::string& destination) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   ++delivery_failures_[destination];
 }
 
 void Metrics::Write(MetricsText& out) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   out.Family("sarloop_rpcs_total", "counter", "RPCs answered, by method and status code.");
   for (const auto& [key, n] : rpcs_) {
     out.Sample("sarloop_rpcs_total", Join(Label("method", key.first), Label("code", key.second)),

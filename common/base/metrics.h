@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/base/mutex.h"
 
 namespace sarloop {
 
@@ -62,12 +62,14 @@ class Metrics {
   void Write(MetricsText& out) const;
 
  private:
-  mutable std::mutex mu_;
-  std::map<std::pair<std::string, std::string>, int64_t> rpcs_;  // (method, code)
-  std::map<std::string, Histogram> rpc_latency_;                 // by method
-  Histogram commit_seconds_{{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1}};
-  Histogram commit_batch_{{1, 2, 5, 10, 20, 50, 100, 200, 500}};
-  std::map<std::string, int64_t> delivery_failures_;
+  mutable Mutex mu_;
+  // (method, code)
+  std::map<std::pair<std::string, std::string>, int64_t> rpcs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Histogram> rpc_latency_ ABSL_GUARDED_BY(mu_);  // by method
+  Histogram commit_seconds_ ABSL_GUARDED_BY(mu_){
+      {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1}};
+  Histogram commit_batch_ ABSL_GUARDED_BY(mu_){{1, 2, 5, 10, 20, 50, 100, 200, 500}};
+  std::map<std::string, int64_t> delivery_failures_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sarloop

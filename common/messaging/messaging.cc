@@ -12,9 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
@@ -26,6 +24,7 @@
 #include "common/base/crypto.h"
 #include "common/base/fault.h"
 #include "common/base/ids.h"
+#include "common/base/mutex.h"
 #include "common/base/status.h"
 #include "common/rpc/serving.h"
 #include "common/security/sealed.h"
@@ -376,19 +375,19 @@ class GrpcTransport : public Transport {
   class Answer final : public QueueTag {
    public:
     void Done(bool) override {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       done_ = true;
-      cv_.notify_one();
+      cv_.Signal();
     }
     void Wait() {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return done_; });
+      MutexLock lock(&mu_);
+      while (!done_) cv_.Wait(&mu_);
     }
 
    private:
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool done_ = false;
+    Mutex mu_;
+    CondVar cv_;
+    bool done_ ABSL_GUARDED_BY(mu_) = false;
   };
 
   static grpc::Status Await(

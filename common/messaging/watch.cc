@@ -24,33 +24,33 @@ WatchHub::WatchHub(Executor* executor, int max_streams, int inline_streams)
 
 WatchHub::~WatchHub() {
   {
-    std::lock_guard lock(tick_mu_);
+    MutexLock lock(&tick_mu_);
     ticking_ = false;
   }
-  tick_cv_.notify_all();
+  tick_cv_.SignalAll();
   ticker_.join();
 }
 
 void WatchHub::Ticker() {
-  std::unique_lock tick_lock(tick_mu_);
+  MutexLock tick_lock(&tick_mu_);
   while (ticking_) {
     // Heartbeats are due in whole seconds (heartbeat_seconds): a tick a second is enough.
-    tick_cv_.wait_for(tick_lock, std::chrono::seconds(1));
+    tick_cv_.WaitFor(&tick_mu_, std::chrono::seconds(1));
     if (!ticking_) break;
-    tick_lock.unlock();
+    tick_lock.Unlock();
     {
-      std::lock_guard lock(mu_);
+      RecursiveMutexLock lock(&mu_);
       const absl::Time now = absl::Now();
       const std::vector<internal::WatchStreamBase*> streams(open_.begin(), open_.end());
       for (internal::WatchStreamBase* s : streams) s->Tick(now);
     }
-    tick_lock.lock();
+    tick_lock.Lock();
   }
 }
 
 void WatchHub::OnCommit() {
   const uint64_t appends = feed_appends.load(std::memory_order_acquire);
-  std::lock_guard lock(mu_);
+  RecursiveMutexLock lock(&mu_);
   if (appends == seen_appends_) return;
   seen_appends_ = appends;
   const std::vector<internal::WatchStreamBase*> streams(open_.begin(), open_.end());
@@ -58,14 +58,14 @@ void WatchHub::OnCommit() {
 }
 
 void WatchHub::Stop() {
-  std::lock_guard lock(mu_);
+  RecursiveMutexLock lock(&mu_);
   stopped_ = true;
   const std::vector<internal::WatchStreamBase*> streams(open_.begin(), open_.end());
   for (internal::WatchStreamBase* s : streams) s->Stop();
 }
 
 bool WatchHub::Add(internal::WatchStreamBase* stream) {
-  std::lock_guard lock(mu_);
+  RecursiveMutexLock lock(&mu_);
   if (stopped_ || static_cast<int>(open_.size()) >= max_streams_) return false;
   open_.insert(stream);
   streams_.store(static_cast<int64_t>(open_.size()));
@@ -73,7 +73,7 @@ bool WatchHub::Add(internal::WatchStreamBase* stream) {
 }
 
 void WatchHub::Remove(internal::WatchStreamBase* stream) {
-  std::lock_guard lock(mu_);
+  RecursiveMutexLock lock(&mu_);
   open_.erase(stream);
   streams_.store(static_cast<int64_t>(open_.size()));
 }

@@ -26,11 +26,9 @@
 #include <grpcpp/server_context.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -41,6 +39,7 @@
 #include "absl/time/time.h"
 #include "common/base/clock.h"
 #include "common/base/metrics.h"
+#include "common/base/mutex.h"
 #include "common/base/status.h"
 #include "common/rpc/executor.h"
 #include "common/rpc/serving.h"
@@ -111,15 +110,15 @@ class WatchHub {
   const int inline_streams_;
   // Recursive, and streams visited over a copy of the set: a stream's OnDone (which removes it)
   // may run inline on the thread that is visiting it.
-  std::recursive_mutex mu_;
-  std::set<internal::WatchStreamBase*> open_;  // guarded by mu_
-  bool stopped_ = false;                       // guarded by mu_
-  uint64_t seen_appends_ = 0;                  // guarded by mu_
+  RecursiveMutex mu_;
+  std::set<internal::WatchStreamBase*> open_ ABSL_GUARDED_BY(mu_);
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t seen_appends_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<int64_t> streams_{0};
   std::atomic<int64_t> buffered_{0};
-  std::mutex tick_mu_;
-  std::condition_variable tick_cv_;
-  bool ticking_ = true;  // guarded by tick_mu_
+  Mutex tick_mu_;
+  CondVar tick_cv_;
+  bool ticking_ ABSL_GUARDED_BY(tick_mu_) = true;
   std::thread ticker_;
 };
 
@@ -173,7 +172,7 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
 
   void Wake() override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       if (finishing_) return;
       if (busy_) {
         dirty_ = true;
@@ -186,7 +185,7 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
 
   void Tick(absl::Time now) override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       if (finishing_ || busy_ || now - last_sent_ < heartbeat_every_) return;
       busy_ = true;
     }
@@ -195,7 +194,7 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
 
   void Stop() override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       stopping_ = true;
       if (busy_ || finishing_) return;  // finished when its read or write completes
       finishing_ = true;
@@ -205,7 +204,7 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
 
   void OnCancel() override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       cancelled_ = true;
       if (busy_ || finishing_) return;
       finishing_ = true;
@@ -218,7 +217,7 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
     const Response* message = nullptr;
     bool stopping = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       last_sent_ = absl::Now();
       const bool heartbeat = writing_heartbeat_;
       if (heartbeat) {
@@ -284,7 +283,7 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
     heartbeat_.set_heartbeat(true);
     heartbeat_.set_cursor(WatchCursor(signer_, cursor_));
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       writing_heartbeat_ = true;
     }
     this->StartWrite(&heartbeat_);
@@ -302,7 +301,7 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
     enum { kWrite, kRead, kIdle, kFinish } next = kIdle;
     grpc::Status finish = grpc::Status::CANCELLED;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       if (cancelled_ || stopping_ || !status.ok()) {
         next = kFinish;
         if (stopping_) finish = StoppedStatus();
@@ -335,18 +334,18 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
   int64_t cursor_;
   const absl::Duration heartbeat_every_;
   Response heartbeat_;
-  std::mutex mu_;
+  Mutex mu_;
   // A read or a write is under way (one at a time); what follows it is decided when it ends.
   // Busy from the start: the first heartbeat is written before the hub may wake the stream.
-  bool busy_ = true;
+  bool busy_ ABSL_GUARDED_BY(mu_) = true;
   // A commit arrived while busy: read again before going idle.
-  bool dirty_ = false;
-  bool writing_heartbeat_ = false;
-  bool cancelled_ = false;
-  bool stopping_ = false;
-  bool finishing_ = false;
+  bool dirty_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_heartbeat_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   bool registered_ = false;
-  absl::Time last_sent_ = absl::Now();
+  absl::Time last_sent_ ABSL_GUARDED_BY(mu_) = absl::Now();
   std::vector<std::pair<int64_t, Response>> pending_;
   size_t sent_ = 0;
 };

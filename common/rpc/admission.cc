@@ -14,7 +14,7 @@ class Admission::Counter : public grpc::experimental::Interceptor {
     admission_->held_.fetch_sub(1);
     admission_->refused_.fetch_add(1);
     shed_ = true;
-    std::lock_guard lock(admission_->mu_);
+    MutexLock lock(&admission_->mu_);
     admission_->shed_.insert(ctx_);
   }
 
@@ -23,7 +23,7 @@ class Admission::Counter : public grpc::experimental::Interceptor {
       admission_->held_.fetch_sub(1);
       return;
     }
-    std::lock_guard lock(admission_->mu_);
+    MutexLock lock(&admission_->mu_);
     admission_->shed_.erase(ctx_);
   }
 
@@ -57,7 +57,7 @@ Admission::InterceptorFactory() {
 }
 
 bool Admission::Shed(const grpc::ServerContextBase* ctx) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return shed_.count(ctx) > 0;
 }
 

@@ -9,8 +9,9 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <set>
+
+#include "common/base/mutex.h"
 
 namespace sarloop {
 
@@ -34,8 +35,8 @@ class Admission {
   const int limit_;
   std::atomic<int> held_{0};
   std::atomic<int64_t> refused_{0};
-  std::mutex mu_;
-  std::set<const grpc::ServerContextBase*> shed_;
+  Mutex mu_;
+  std::set<const grpc::ServerContextBase*> shed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sarloop

@@ -3,6 +3,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/base/mutex.h"
 #include "grpc/health/v1/health.pb.h"
 
 namespace sarloop {
@@ -21,7 +22,7 @@ class Health::Watcher final : public ServerStream<HealthCheckResponse> {
   void OnStart() override {
     int status = 0;
     {
-      std::lock_guard lock(health_->mu_);
+      MutexLock lock(&health_->mu_);
       if (health_->stopped_) {
         status = -1;
       } else {
@@ -40,7 +41,7 @@ class Health::Watcher final : public ServerStream<HealthCheckResponse> {
   // With the health's lock held.
   void Notify(int status) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       if (ending_ || status == sent_) return;
       if (writing_) {
         pending_ = status;
@@ -59,7 +60,7 @@ class Health::Watcher final : public ServerStream<HealthCheckResponse> {
     bool write = false;
     std::optional<grpc::Status> end;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       writing_ = false;
       if (!ok) {
         end = grpc::Status::CANCELLED;
@@ -92,7 +93,7 @@ class Health::Watcher final : public ServerStream<HealthCheckResponse> {
   // Finishes now, or when the write under way is done.
   void End(const grpc::Status& status) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       if (ending_) return;
       if (writing_) {
         if (!end_.has_value()) end_ = status;
@@ -104,7 +105,7 @@ class Health::Watcher final : public ServerStream<HealthCheckResponse> {
   }
   void EndNow(const grpc::Status& status) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       ending_ = true;
     }
     Finish(status);
@@ -113,13 +114,13 @@ class Health::Watcher final : public ServerStream<HealthCheckResponse> {
   Health* const health_;
   const std::string service_;
   bool registered_ = false;
-  std::mutex mu_;
-  bool writing_ = false;             // guarded by mu_
-  bool ending_ = false;              // guarded by mu_
-  int sent_ = -1;                    // guarded by mu_
-  int pending_ = -1;                 // guarded by mu_
-  std::optional<grpc::Status> end_;  // guarded by mu_
-  HealthCheckResponse message_;      // written only while not writing_
+  Mutex mu_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool ending_ ABSL_GUARDED_BY(mu_) = false;
+  int sent_ ABSL_GUARDED_BY(mu_) = -1;
+  int pending_ ABSL_GUARDED_BY(mu_) = -1;
+  std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);
+  HealthCheckResponse message_;  // written only while not writing_
 };
 
 Health::Health() = default;
@@ -132,7 +133,7 @@ int Health::StatusOf(const std::string& service) {
 }
 
 void Health::SetServingStatus(const std::string& service, bool serving) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (stopped_) return;
   serving_[service] = serving;
   const int status = StatusOf(service);
@@ -144,20 +145,20 @@ void Health::SetServingStatus(const std::string& service, bool serving) {
 void Health::SetServingStatus(bool serving) {
   std::vector<std::string> names;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& [name, _] : serving_) names.push_back(name);
   }
   for (const std::string& name : names) SetServingStatus(name, serving);
 }
 
 void Health::Stop() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   stopped_ = true;
   for (Watcher* w : watchers_) w->Stop();
 }
 
 void Health::Remove(Watcher* watcher) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   watchers_.erase(watcher);
 }
 
@@ -167,7 +168,7 @@ std::shared_ptr<RawService> Health::Service() {
       "Check", [this](UnaryCall* call, const HealthCheckRequest* req, HealthCheckResponse* resp) {
         int status = 0;
         {
-          std::lock_guard lock(mu_);
+          MutexLock lock(&mu_);
           status = StatusOf(req->service());
         }
         if (status == HealthCheckResponse::SERVICE_UNKNOWN) {

@@ -8,10 +8,10 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 
+#include "common/base/mutex.h"
 #include "common/rpc/serving.h"
 
 namespace sarloop {
@@ -36,13 +36,14 @@ class Health {
 
  private:
   friend class Watcher;
-  int StatusOf(const std::string& service);  // ServingStatus; guarded by mu_
+  // The ServingStatus of `service`.
+  int StatusOf(const std::string& service) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Remove(Watcher* watcher);
 
-  std::mutex mu_;
-  std::map<std::string, bool> serving_;  // guarded by mu_
-  std::set<Watcher*> watchers_;          // guarded by mu_
-  bool stopped_ = false;                 // guarded by mu_
+  Mutex mu_;
+  std::map<std::string, bool> serving_ ABSL_GUARDED_BY(mu_);
+  std::set<Watcher*> watchers_ ABSL_GUARDED_BY(mu_);
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace sarloop

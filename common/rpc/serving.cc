@@ -374,21 +374,21 @@ void CallQueue::LoopHosting() {
 }
 
 void CallQueue::Wake() {
-  std::lock_guard lock(wake_mu_);
+  MutexLock lock(&wake_mu_);
   if (stopping_ || alarm_set_) return;
   alarm_set_ = true;
   alarm_.Set(queue_.get(), gpr_time_0(GPR_CLOCK_MONOTONIC), &woken_);
 }
 
 void CallQueue::Woken::Done(bool) {
-  std::lock_guard lock(queue_->wake_mu_);
+  MutexLock lock(&queue_->wake_mu_);
   queue_->alarm_set_ = false;
 }
 
 void CallQueue::Stop() {
   {
     // No alarm may be set on a queue that is shut down.
-    std::lock_guard lock(wake_mu_);
+    MutexLock lock(&wake_mu_);
     stopping_ = true;
   }
   queue_->Shutdown();

@@ -31,12 +31,12 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/base/mutex.h"
 
 namespace sarloop {
 
@@ -256,10 +256,10 @@ class CallQueue {
   Work run_;
   std::function<void()> released_;
   // One alarm at a time carries every Wake made until its event is taken.
-  std::mutex wake_mu_;
-  grpc::Alarm alarm_;
-  bool alarm_set_ = false;
-  bool stopping_ = false;
+  Mutex wake_mu_;
+  grpc::Alarm alarm_ ABSL_GUARDED_BY(wake_mu_);
+  bool alarm_set_ ABSL_GUARDED_BY(wake_mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(wake_mu_) = false;
   Woken woken_{this};
 };
 

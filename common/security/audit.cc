@@ -12,7 +12,6 @@
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <mutex>
 #include <sstream>
 
 #include "absl/strings/escaping.h"
@@ -21,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "common/base/crypto.h"
 #include "common/base/ids.h"
+#include "common/base/mutex.h"
 #include "common/base/status.h"
 
 namespace sarloop {
@@ -217,9 +217,9 @@ struct AuditCheckpointer::Impl {
   Pkey key;
   std::string file;
   std::string public_pem;
-  mutable std::mutex mu;
-  int64_t last_seq = -1;
-  SignedHead last;
+  mutable Mutex mu;
+  int64_t last_seq ABSL_GUARDED_BY(mu) = -1;
+  SignedHead last ABSL_GUARDED_BY(mu);
 };
 
 namespace {
@@ -230,10 +230,10 @@ namespace {
 // read once made, which OpenSSL allows from any number of threads.
 std::shared_ptr<EVP_PKEY> ParsedPublicKey(const std::string& pem) {
   constexpr size_t kKeptKeys = 256;
-  static auto* mu = new std::mutex();
+  static auto* mu = new Mutex();
   static auto* kept = new std::map<std::string, std::shared_ptr<EVP_PKEY>>();
   {
-    std::lock_guard<std::mutex> lock(*mu);
+    MutexLock lock(mu);
     auto it = kept->find(pem);
     if (it != kept->end()) return it->second;
   }
@@ -245,7 +245,7 @@ std::shared_ptr<EVP_PKEY> ParsedPublicKey(const std::string& pem) {
     return nullptr;
   }
   std::shared_ptr<EVP_PKEY> key(raw, EVP_PKEY_free);
-  std::lock_guard<std::mutex> lock(*mu);
+  MutexLock lock(mu);
   if (kept->size() >= kKeptKeys) kept->clear();
   kept->emplace(pem, key);
   return key;
@@ -293,7 +293,7 @@ absl::StatusOr<std::unique_ptr<AuditCheckpointer>> AuditCheckpointer::Create(
 }
 
 absl::Status AuditCheckpointer::Checkpoint() {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   int64_t seq = 0;
   std::string hash;
   RETURN_IF_ERROR(impl_->db.Read([&](Txn& txn) -> absl::Status {
@@ -325,7 +325,7 @@ absl::Status AuditCheckpointer::Checkpoint() {
 }
 
 SignedHead AuditCheckpointer::LastHead() const {
-  std::lock_guard lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   return impl_->last;
 }
 

@@ -118,7 +118,7 @@ absl::StatusOr<std::shared_ptr<AuthzGate>> AuthzGate::Create(std::string policy_
                                                              RefusalSink on_refusal) {
   std::shared_ptr<AuthzGate> gate(
       new AuthzGate(std::move(policy_file), std::move(scope), std::move(on_refusal)));
-  std::lock_guard lock(gate->mu_);
+  MutexLock lock(&gate->mu_);
   RETURN_IF_ERROR(gate->Load());
   return gate;
 }
@@ -139,7 +139,7 @@ absl::Status AuthzGate::Load() {
 }
 
 std::shared_ptr<const Policy> AuthzGate::Current() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (policy_file_.empty()) return policy_;
   const int64_t now = absl::GetCurrentTimeNanos();
   if (now - last_check_ns_ >= 1000000000) {

@@ -13,12 +13,12 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "common/base/mutex.h"
 #include "sarloop/v1/config.pb.h"
 #include "sarloop/v1/policy.pb.h"
 
@@ -82,12 +82,12 @@ class AuthzGate final : public grpc::AuthMetadataProcessor {
   // The current policy, re-read when the file's modification time or size changed (checked at
   // most once a second).
   std::shared_ptr<const Policy> Current();
-  absl::Status Load();
+  absl::Status Load() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string policy_file_;
   const PolicyScope scope_;
   const RefusalSink on_refusal_;
-  std::mutex mu_;
+  Mutex mu_;
   std::shared_ptr<const Policy> policy_ ABSL_GUARDED_BY(mu_);
   int64_t last_check_ns_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t file_stamp_ ABSL_GUARDED_BY(mu_) = 0;

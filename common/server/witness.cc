@@ -232,7 +232,7 @@ WitnessReporter::WitnessReporter(std::shared_ptr<grpc::Channel> channel, std::st
 WitnessReporter::~WitnessReporter() {
   // The call in flight is cancelled, and must have ended before this goes.
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (active_ != nullptr) active_->TryCancel();
   }
   while (in_flight_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -240,7 +240,7 @@ WitnessReporter::~WitnessReporter() {
 
 void WitnessReporter::Finished() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     active_ = nullptr;
   }
   in_flight_.store(false);
@@ -253,7 +253,7 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
   auto p = std::make_shared<Pending>();
   p->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     active_ = &p->ctx;
   }
   if (witnessed_seq_ < 0) {

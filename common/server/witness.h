@@ -11,12 +11,12 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "common/base/clock.h"
+#include "common/base/mutex.h"
 #include "common/rpc/call.h"
 #include "common/rpc/rpc.h"
 #include "common/security/audit.h"
@@ -122,7 +122,7 @@ class WitnessReporter {
   // `quiet_limit_` from here.
   absl::Time witnessed_at_ = absl::InfinitePast();
   // The call in flight, so that stopping need not wait out its deadline on an unreachable witness.
-  std::mutex mu_;
+  Mutex mu_;
   grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 

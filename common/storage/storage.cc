@@ -7,16 +7,15 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <ctime>
 #include <deque>
-#include <mutex>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/crypto.h"
 #include "common/base/fault.h"
+#include "common/base/mutex.h"
 #include "common/base/status.h"
 #include "common/storage/storage_engine.h"
 
@@ -81,12 +80,12 @@ class GroupCommitDatabase : public Database {
 
   ~GroupCommitDatabase() override {
     {
-      std::lock_guard lock(jobs_mu_);
+      MutexLock lock(&jobs_mu_);
       stopping_ = true;
       // A host that never released the writer: what it left runs on a thread of ours.
       if (hosted_) Unhost();
     }
-    jobs_cv_.notify_one();
+    jobs_cv_.Signal();
     if (writer_.joinable()) writer_.join();
   }
 
@@ -104,17 +103,17 @@ class GroupCommitDatabase : public Database {
     }
     Writer mine;
     mine.fn = &fn;
-    std::unique_lock queue_lock(queue_mu_);
+    MutexLock queue_lock(&queue_mu_);
     writers_.push_back(&mine);
-    while (!mine.done && &mine != writers_.front()) mine.cv.wait(queue_lock);
+    while (!mine.done && &mine != writers_.front()) mine.cv.Wait(&queue_mu_);
     if (mine.done) return mine.status;
     const size_t n = std::min(writers_.size(), max_batch_.load());
     std::vector<Writer*> batch(writers_.begin(), writers_.begin() + static_cast<ptrdiff_t>(n));
-    queue_lock.unlock();
+    queue_lock.Unlock();
     bool committed;
     const absl::Time began = absl::Now();
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       committed = RunBatch(batch);
     }
     if (committed && commit_observer_) {
@@ -128,15 +127,15 @@ class GroupCommitDatabase : public Database {
         for (auto& fn : w->after_commit) fn();
       }
     }
-    queue_lock.lock();
+    queue_lock.Lock();
     stats_.commits += committed ? 1 : 0;
     for (Writer* w : batch) {
       writers_.pop_front();
       if (committed && w->status.ok()) ++stats_.transactions;
       w->done = true;
-      if (w != &mine) w->cv.notify_one();
+      if (w != &mine) w->cv.Signal();
     }
-    if (!writers_.empty()) writers_.front()->cv.notify_one();
+    if (!writers_.empty()) writers_.front()->cv.Signal();
     return mine.status;
   }
 
@@ -147,7 +146,7 @@ class GroupCommitDatabase : public Database {
   void SetMaxBatch(int n) override { max_batch_.store(static_cast<size_t>(std::max(n, 1))); }
 
   CommitStats Stats() override {
-    std::lock_guard lock(queue_mu_);
+    MutexLock lock(&queue_mu_);
     return stats_;
   }
 
@@ -155,7 +154,7 @@ class GroupCommitDatabase : public Database {
 
   absl::Status Probe() override {
     if (!writes_failing_.load()) return absl::OkStatus();
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     absl::Status s = RunLocked(true, [](Txn& txn) -> absl::Status {
       RETURN_IF_ERROR(
           txn.Exec("CREATE TABLE IF NOT EXISTS storage_probe "
@@ -182,6 +181,7 @@ class GroupCommitDatabase : public Database {
     if (tl_batch.db == this || tl_reading == this) {
       // Inside a write job, or inside a read this thread runs on the writer's connection: that
       // transaction's snapshot (taking the connection again would wait for this very thread).
+      mu_.AssertHeld();  // by that write job or read, on this thread
       return fn(conn_->txn());
     }
     // The commit observer's reads (the watch streams woken by a commit read the rows it stored)
@@ -192,7 +192,7 @@ class GroupCommitDatabase : public Database {
     // start a write, a read inside that writer function keeps to a reader: the writer's lock is
     // held.)
     if (readers_.empty() || (tl_observing == this && tl_writer.db != this)) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       tl_reading = this;
       absl::Status status = RunLocked(false, fn);
       tl_reading = nullptr;
@@ -208,7 +208,7 @@ class GroupCommitDatabase : public Database {
 
   void Submit(std::function<Completion()> job) override {
     {
-      std::lock_guard lock(jobs_mu_);
+      MutexLock lock(&jobs_mu_);
       jobs_.push_back(std::move(job));
       if (hosted_) {
         // The host runs the writer after every event it takes: from its own thread no signal.
@@ -217,13 +217,13 @@ class GroupCommitDatabase : public Database {
       }
       StartWriter();
     }
-    jobs_cv_.notify_one();
+    jobs_cv_.Signal();
   }
 
   void Ride(std::function<absl::Status(Txn&)> fn, absl::Duration within) override {
     if (max_batch_.load() <= 1) within = absl::ZeroDuration();  // every write its own commit
     {
-      std::lock_guard lock(jobs_mu_);
+      MutexLock lock(&jobs_mu_);
       const auto due = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(within);
       const bool sooner = riders_.empty() || due < riders_due_;
       if (sooner) riders_due_ = due;
@@ -237,11 +237,11 @@ class GroupCommitDatabase : public Database {
     }
     // The writer sleeps until a job comes or the earliest rider is due; it must hear of an
     // earlier due time.
-    jobs_cv_.notify_one();
+    jobs_cv_.Signal();
   }
 
   absl::Status HostWriter(std::function<void()> wake) override {
-    std::lock_guard lock(jobs_mu_);
+    MutexLock lock(&jobs_mu_);
     if (writer_.joinable()) {
       return absl::FailedPreconditionError("the database's writer thread already runs");
     }
@@ -254,13 +254,13 @@ class GroupCommitDatabase : public Database {
   std::chrono::steady_clock::time_point RunWriter() override {
     std::vector<std::function<Completion()>> batch;
     {
-      std::lock_guard lock(jobs_mu_);
+      MutexLock lock(&jobs_mu_);
       writer_id_.store(std::this_thread::get_id());
       writer_started_.store(true);
       batch = TakeBatch();
     }
     if (!batch.empty()) RunJobs(batch);
-    std::lock_guard lock(jobs_mu_);
+    MutexLock lock(&jobs_mu_);
     // Jobs this thread submitted while the batch ran signalled nobody.
     if (!jobs_.empty()) return std::chrono::steady_clock::now();
     return riders_.empty() ? std::chrono::steady_clock::time_point::max() : riders_due_;
@@ -268,11 +268,11 @@ class GroupCommitDatabase : public Database {
 
   void ReleaseWriter() override {
     {
-      std::lock_guard lock(jobs_mu_);
+      MutexLock lock(&jobs_mu_);
       if (!hosted_) return;
       Unhost();
     }
-    jobs_cv_.notify_one();
+    jobs_cv_.Signal();
   }
 
   void AfterCommit(std::function<void()> fn) override {
@@ -286,7 +286,7 @@ class GroupCommitDatabase : public Database {
   }
 
   absl::StatusOr<int64_t> SynchronousMode() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return conn_->SynchronousMode();
   }
 
@@ -294,10 +294,11 @@ class GroupCommitDatabase : public Database {
   // again inside each, so processes sharing a database (PostgreSQL replicas) that start together
   // apply every step once.
   absl::Status Migrate(std::span<const Migration> migrations) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     for (size_t i = 0;; ++i) {
       bool done = false;
       RETURN_IF_ERROR(RunLocked(true, [&](Txn&) -> absl::Status {
+        mu_.AssertHeld();  // RunLocked runs it under the lock
         ASSIGN_OR_RETURN(const int64_t version, conn_->SchemaVersion());
         if (version > static_cast<int64_t>(migrations.size())) {
           return absl::FailedPreconditionError(
@@ -341,7 +342,7 @@ class GroupCommitDatabase : public Database {
     const std::function<absl::Status(Txn&)>* fn = nullptr;
     absl::Status status;
     bool done = false;
-    std::condition_variable cv;
+    CondVar cv;
     // AfterCommit calls made while `fn` ran: run once the batch has committed, if `fn` succeeded.
     std::vector<std::function<void()>> after_commit;
   };
@@ -364,7 +365,8 @@ class GroupCommitDatabase : public Database {
   }
 
   // Runs `w`'s function with AfterCommit calls collected for it.
-  absl::Status RunWriter(Writer& w, const std::function<absl::Status(Txn&)>& run) {
+  absl::Status RunWriter(Writer& w, const std::function<absl::Status(Txn&)>& run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     tl_writer = WriterContext{this, &w.after_commit};
     absl::Status s = run(conn_->txn());
     tl_writer = WriterContext{};
@@ -439,22 +441,22 @@ class GroupCommitDatabase : public Database {
   // that it shares the writer's commits instead of taking turns with them.
   absl::Status TransactOnWriter(const std::function<absl::Status(Txn&)>& fn) {
     struct Wait {
-      std::mutex mu;
-      std::condition_variable cv;
-      bool done = false;
-      absl::Status status;
+      Mutex mu;
+      CondVar cv;
+      bool done ABSL_GUARDED_BY(mu) = false;
+      absl::Status status ABSL_GUARDED_BY(mu);
     } wait;
     Submit([&]() -> Completion {
       absl::Status status = Transact(fn);
       return [&wait, status](const absl::Status& commit) {
-        std::lock_guard lock(wait.mu);
+        MutexLock lock(&wait.mu);
         wait.status = status.ok() ? commit : status;
         wait.done = true;
-        wait.cv.notify_one();
+        wait.cv.Signal();
       };
     });
-    std::unique_lock lock(wait.mu);
-    wait.cv.wait(lock, [&] { return wait.done; });
+    MutexLock lock(&wait.mu);
+    while (!wait.done) wait.cv.Wait(&wait.mu);
     return wait.status;
   }
 
@@ -509,14 +511,14 @@ class GroupCommitDatabase : public Database {
   void WriterLoop() {
     // Named, so a profile tells the writer from the gRPC thread that happened to start it.
     pthread_setname_np(pthread_self(), "sarloop-writer");
-    std::unique_lock lock(jobs_mu_);
+    MutexLock lock(&jobs_mu_);
     for (;;) {
       // No predicate: a Ride wakes it to look at the riders' due time again.
       if (!stopping_ && jobs_.empty()) {
         if (riders_.empty()) {
-          jobs_cv_.wait(lock);
+          jobs_cv_.Wait(&jobs_mu_);
         } else {
-          jobs_cv_.wait_until(lock, riders_due_);
+          jobs_cv_.WaitUntil(&jobs_mu_, riders_due_);
         }
       }
       std::vector<std::function<Completion()>> batch = TakeBatch();
@@ -524,9 +526,9 @@ class GroupCommitDatabase : public Database {
         if (stopping_) return;  // every job and rider submitted has run
         continue;               // woken early, or told of another due time
       }
-      lock.unlock();
+      lock.Unlock();
       RunJobs(batch);
-      lock.lock();
+      lock.Lock();
     }
   }
 
@@ -539,7 +541,7 @@ class GroupCommitDatabase : public Database {
     const absl::Time began = absl::Now();
     bool acked_early = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       batch.error = BeginWrite();
       tl_batch = BatchContext{this, &batch};
       for (auto& job : jobs) completions.push_back(job());
@@ -562,7 +564,7 @@ class GroupCommitDatabase : public Database {
     const bool committed = commit.ok() && batch.transactions > 0;
     const absl::Duration took = absl::Now() - began;
     {
-      std::lock_guard queue_lock(queue_mu_);
+      MutexLock queue_lock(&queue_mu_);
       stats_.commits += committed ? 1 : 0;
       stats_.transactions += committed ? batch.transactions : 0;
     }
@@ -598,19 +600,28 @@ class GroupCommitDatabase : public Database {
   bool RunBatch(const std::vector<Writer*>& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (batch.size() == 1) {
       Writer& w = *batch[0];
-      w.status = RunLocked(true, [&](Txn&) { return RunWriter(w, *w.fn); });
+      w.status = RunLocked(true, [&](Txn&) {
+        mu_.AssertHeld();  // RunLocked runs it under the lock
+        return RunWriter(w, *w.fn);
+      });
       if (!w.status.ok()) w.after_commit.clear();
       return w.status.ok();
     }
     std::vector<absl::Status> results(batch.size());
     const absl::Status all = RunLocked(true, [&](Txn&) -> absl::Status {
+      mu_.AssertHeld();  // RunLocked runs it under the lock
       bool any_ok = false;
       absl::Status batch_error;
       for (size_t i = 0; i < batch.size(); ++i) {
         Writer& w = *batch[i];
         // RunWriter drops a failed writer's AfterCommit calls itself.
-        results[i] = RunUndoable([&](Txn&) { return RunWriter(w, *w.fn); }, batch_error,
-                                 /*hooks=*/nullptr, /*alone=*/!any_ok);
+        results[i] = RunUndoable(
+            [&](Txn&) {
+              mu_.AssertHeld();  // RunUndoable runs it under the lock
+              return RunWriter(w, *w.fn);
+            },
+            batch_error,
+            /*hooks=*/nullptr, /*alone=*/!any_ok);
         RETURN_IF_ERROR(batch_error);
         any_ok |= results[i].ok();
       }
@@ -669,7 +680,7 @@ class GroupCommitDatabase : public Database {
     std::optional<std::string> reason = conn_->StorageFailure();
     if (!reason) return;
     {
-      std::lock_guard reason_lock(reason_mu_);
+      MutexLock reason_lock(&reason_mu_);
       failure_ = *reason;
     }
     if (!writes_failing_.exchange(true)) {
@@ -679,13 +690,13 @@ class GroupCommitDatabase : public Database {
   }
 
   std::string FailureReason() {
-    std::lock_guard reason_lock(reason_mu_);
+    MutexLock reason_lock(&reason_mu_);
     return failure_;
   }
 
   Connection* TakeReader() {
-    std::unique_lock lock(readers_mu_);
-    readers_cv_.wait(lock, [&] { return !free_readers_.empty(); });
+    MutexLock lock(&readers_mu_);
+    while (free_readers_.empty()) readers_cv_.Wait(&readers_mu_);
     Connection* c = free_readers_.back();
     free_readers_.pop_back();
     return c;
@@ -693,20 +704,20 @@ class GroupCommitDatabase : public Database {
 
   void GiveBackReader(Connection* c) {
     {
-      std::lock_guard lock(readers_mu_);
+      MutexLock lock(&readers_mu_);
       free_readers_.push_back(c);
     }
-    readers_cv_.notify_one();
+    readers_cv_.Signal();
   }
 
-  std::mutex queue_mu_;
+  Mutex queue_mu_;
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(queue_mu_);
   std::atomic<size_t> max_batch_{kMaxBatch};
   std::function<void(int64_t, absl::Duration)> commit_observer_;
   CommitStats stats_ ABSL_GUARDED_BY(queue_mu_);
   // The writer thread and its queue of jobs.
-  std::mutex jobs_mu_;
-  std::condition_variable jobs_cv_;
+  Mutex jobs_mu_;
+  CondVar jobs_cv_;
   std::deque<std::function<Completion()>> jobs_ ABSL_GUARDED_BY(jobs_mu_);
   // Ride: functions waiting for a batch, and when the earliest of them must have one.
   std::deque<std::function<absl::Status(Txn&)>> riders_ ABSL_GUARDED_BY(jobs_mu_);
@@ -721,13 +732,13 @@ class GroupCommitDatabase : public Database {
   std::atomic<bool> writer_started_{false};
   std::atomic<bool> writes_failing_{false};
   int probes_ok_ ABSL_GUARDED_BY(mu_) = 0;
-  std::mutex reason_mu_;
-  std::string failure_;
-  std::mutex mu_;
+  Mutex reason_mu_;
+  std::string failure_ ABSL_GUARDED_BY(reason_mu_);
+  Mutex mu_;
   const std::unique_ptr<Connection> conn_ ABSL_PT_GUARDED_BY(mu_);
   const std::vector<std::unique_ptr<Connection>> readers_;
-  std::mutex readers_mu_;
-  std::condition_variable readers_cv_;
+  Mutex readers_mu_;
+  CondVar readers_cv_;
   std::vector<Connection*> free_readers_ ABSL_GUARDED_BY(readers_mu_);
   const std::shared_ptr<const Keyring> keys_;
 };

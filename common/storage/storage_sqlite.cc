@@ -5,13 +5,12 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/fault.h"
+#include "common/base/mutex.h"
 #include "common/base/status.h"
 #include "common/storage/sqlite_page_cache.h"
 #include "common/storage/storage.h"
@@ -189,10 +188,10 @@ class Checkpointer {
   // Joins the thread; called before the writer's connection closes (SQLite checkpoints then).
   void Stop() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       stop_ = true;
     }
-    cv_.notify_one();
+    cv_.Signal();
     if (thread_.joinable()) thread_.join();
   }
 
@@ -220,21 +219,21 @@ class Checkpointer {
 
   void Due() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       if (due_) return;
       due_ = true;
     }
-    cv_.notify_one();
+    cv_.Signal();
   }
 
   void Loop() {
     pthread_setname_np(pthread_self(), "sarloop-ckpt");
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     for (;;) {
-      cv_.wait(lock, [&] { return due_ || stop_; });
+      while (!due_ && !stop_) cv_.Wait(&mu_);
       if (stop_) return;
       due_ = false;
-      lock.unlock();
+      lock.Unlock();
       int wal_pages = 0, copied = 0;
       const int rc =
           sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied);
@@ -243,16 +242,16 @@ class Checkpointer {
         spdlog::warn("storage: checkpoint failed: {} (the WAL keeps the writes; retried when due)",
                      sqlite3_errmsg(db_));
       }
-      lock.lock();
+      lock.Lock();
     }
   }
 
   sqlite3* const db_;
   int asked_at_ = 0;  // the WAL's size when a checkpoint was last asked for; the writer's only
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool due_ = false;
-  bool stop_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  bool due_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

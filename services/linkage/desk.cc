@@ -229,6 +229,7 @@ absl::StatusOr<std::unique_ptr<LinkageDesk>> LinkageDesk::Load(Database& db, Clo
         filters.push_back(f);
       }
       force->index = ScreeningIndex::Build(filters);
+      WriterMutexLock lock(&desk->mu_);  // nobody else has the desk yet
       desk->indexes_[ix.Text(0)] = std::move(force);
     }
     return absl::OkStatus();
@@ -251,7 +252,7 @@ absl::Status LinkageDesk::CheckRate(const Call& call, int encodings) {
         "subjects per call"));
   }
   const absl::Time now = clock_.Now();
-  std::lock_guard lock(rate_mu_);
+  MutexLock lock(&rate_mu_);
   auto [it, inserted] = buckets_.try_emplace(call.identity.uri, now, capacity);
   auto& [last, tokens] = it->second;
   tokens = std::min(capacity, tokens + absl::ToDoubleSeconds(now - last) * per_second);
@@ -268,7 +269,7 @@ absl::Status LinkageDesk::CheckRate(const Call& call, int encodings) {
 }
 
 void LinkageDesk::Refund(const Call& call, int encodings) {
-  std::lock_guard lock(rate_mu_);
+  MutexLock lock(&rate_mu_);
   auto it = buckets_.find(call.identity.uri);
   if (it != buckets_.end()) {
     it->second.second =
@@ -279,7 +280,7 @@ void LinkageDesk::Refund(const Call& call, int encodings) {
 absl::StatusOr<LinkageDesk::Indexes> LinkageDesk::IndexesIn(Txn& txn) {
   Indexes committed;
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(&mu_);
     committed = indexes_;
   }
   ASSIGN_OR_RETURN(std::vector<Row> rows, txn.Query("SELECT org, upload_id FROM linkage_index"));
@@ -290,7 +291,7 @@ absl::StatusOr<LinkageDesk::Indexes> LinkageDesk::IndexesIn(Txn& txn) {
       out[row.Text(0)] = it->second;
       continue;
     }
-    std::lock_guard lock(pending_mu_);
+    MutexLock lock(&pending_mu_);
     auto p = pending_.find(row.Text(1));
     if (p == pending_.end()) {
       return absl::InternalError(absl::StrCat("index ", row.Text(1), " of ", row.Text(0),
@@ -324,7 +325,7 @@ absl::StatusOr<std::vector<LinkageDesk::StoredSubject>> LinkageDesk::SubjectsIn(
   std::vector<StoredSubject> out;
   int64_t last = 0;
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(&mu_);
     out = subjects_;
     last = last_subject_rowid_;
   }
@@ -523,7 +524,7 @@ absl::StatusOr<std::unique_ptr<LinkageDesk::Prepared>> LinkageDesk::Prepare(
   prepared->force = std::move(force);
   prepared->records = static_cast<int64_t>(filters.size());
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(&mu_);
     prepared->subjects = subjects_;
     prepared->last_subject = last_subject_rowid_;
   }
@@ -606,7 +607,7 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
         response.set_index_version(force->version);
         response.set_records(held);
         {
-          std::lock_guard lock(pending_mu_);
+          MutexLock lock(&pending_mu_);
           pending_[force->upload_id] = force;
         }
         built = std::move(force);
@@ -616,10 +617,10 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
   if (built) {
     db_.AfterCommit([this, org, built] {
       {
-        std::unique_lock lock(mu_);
+        WriterMutexLock lock(&mu_);
         indexes_[org] = built;
       }
-      std::lock_guard lock(pending_mu_);
+      MutexLock lock(&pending_mu_);
       pending_.erase(built->upload_id);
     });
     // The upload is committed and answered from here on; a purge that fails is retried by the
@@ -733,7 +734,7 @@ absl::Status LinkageDesk::ScreenInTxn(Txn& txn, const std::vector<StoredSubject>
 }
 
 void LinkageDesk::RefreshSubjects() {
-  std::unique_lock lock(mu_);
+  WriterMutexLock lock(&mu_);
   const absl::Status status = db_.Read([&](Txn& txn) {
     return ReadStoredSubjects(txn, last_subject_rowid_, &subjects_, &last_subject_rowid_);
   });
@@ -755,7 +756,7 @@ absl::StatusOr<v1::ScreenSubjectsResponse> LinkageDesk::Screen(const Call& call,
   {
     Indexes committed;
     {
-      std::shared_lock lock(mu_);
+      ReaderMutexLock lock(&mu_);
       committed = indexes_;
     }
     std::vector<const StoredSubject*> subjects;

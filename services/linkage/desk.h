@@ -20,14 +20,13 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/base/clock.h"
+#include "common/base/mutex.h"
 #include "common/rpc/call.h"
 #include "common/security/identity.h"
 #include "common/security/sealed.h"
@@ -165,18 +164,20 @@ class LinkageDesk {
   Clock& clock_;
   const LinkageOptions options_;
 
-  std::shared_mutex mu_;  // guards indexes_ and subjects_ (memory mirrors of committed state)
-  Indexes indexes_;
-  std::vector<StoredSubject> subjects_;
+  // Memory mirrors of committed state.
+  SharedMutex mu_;
+  Indexes indexes_ ABSL_GUARDED_BY(mu_);
+  std::vector<StoredSubject> subjects_ ABSL_GUARDED_BY(mu_);
   int64_t last_subject_rowid_ = 0;  // the last linkage_subjects row in subjects_
   // Indexes built by CommitUpload, by upload id, until their batch has committed: a screen later
   // in the same batch must use them (memory changes only after the COMMIT). Keyed by upload id so
   // that one whose batch rolled back is never used.
-  std::mutex pending_mu_;
-  std::map<std::string, std::shared_ptr<const ForceIndex>> pending_;
+  Mutex pending_mu_;
+  std::map<std::string, std::shared_ptr<const ForceIndex>> pending_ ABSL_GUARDED_BY(pending_mu_);
 
-  std::mutex rate_mu_;
-  std::map<std::string, std::pair<absl::Time, double>> buckets_;  // caller -> (last, tokens)
+  Mutex rate_mu_;
+  // caller -> (last, tokens)
+  std::map<std::string, std::pair<absl::Time, double>> buckets_ ABSL_GUARDED_BY(rate_mu_);
 };
 
 }  // namespace sarloop::linkage

@@ -295,7 +295,7 @@ struct AggregateIndex::ScanBuffers {
 };
 
 AggregateIndex::Buffers::Buffers(const AggregateIndex& index) : index_(index) {
-  std::lock_guard lock(index_.pool_mu_);
+  MutexLock lock(&index_.pool_mu_);
   if (index_.pool_.empty()) {
     buffers_ = std::make_unique<ScanBuffers>();
   } else {
@@ -309,7 +309,7 @@ AggregateIndex::Buffers::Buffers(const AggregateIndex& index) : index_(index) {
 }
 
 AggregateIndex::Buffers::~Buffers() {
-  std::lock_guard lock(index_.pool_mu_);
+  MutexLock lock(&index_.pool_mu_);
   if (index_.pool_.size() < 2) index_.pool_.push_back(std::move(buffers_));
 }
 

@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -19,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/base/mutex.h"
 #include "common/reference/reference.h"
 #include "sarloop/v1/nca.pb.h"
 
@@ -169,8 +169,8 @@ class AggregateIndex {
   // each, instead of fourteen counts.
   std::vector<uint64_t> profiles_;
   std::unordered_map<uint64_t, uint16_t> profile_index_;
-  mutable std::mutex pool_mu_;
-  mutable std::vector<std::unique_ptr<ScanBuffers>> pool_;
+  mutable Mutex pool_mu_;
+  mutable std::vector<std::unique_ptr<ScanBuffers>> pool_ ABSL_GUARDED_BY(pool_mu_);
 };
 
 // Publication mode on a computed response: counts from 1 to min_count - 1 are suppressed

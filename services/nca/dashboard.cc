@@ -323,7 +323,7 @@ std::optional<Dashboard::Token> Dashboard::Verify(const std::string& text,
   t.nonce = parts[3];
   const int64_t now = absl::ToUnixSeconds(clock_.Now());
   if (t.expires <= now) return std::nullopt;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   for (auto it = spent_.begin(); it != spent_.end();) {
     it = it->second <= now ? spent_.erase(it) : std::next(it);
   }
@@ -395,7 +395,7 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
                   false);
     }
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       spent_[ticket->nonce] = ticket->expires;
     }
     entry.identity = ViewerOfToken(ticket->user).Identity();
@@ -448,7 +448,7 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
   absl::Status status = absl::OkStatus();
   if (request.path == "/logout") {
     if (session) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       spent_[session->nonce] = session->expires;
     }
     response = Page(200, "Signed out", "<p>You are signed out.</p>", false);

@@ -11,12 +11,12 @@
 #define SARLOOP_SERVICES_NCA_DASHBOARD_H_
 
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 
 #include "common/base/clock.h"
+#include "common/base/mutex.h"
 #include "common/reference/reference.h"
 #include "common/security/identity.h"
 #include "common/server/https_server.h"
@@ -71,9 +71,9 @@ class Dashboard {
   const std::string address_;
   const std::string key_;  // random per process: a restart ends every session
 
-  std::mutex mu_;
+  Mutex mu_;
   // Nonces of used sign-in links and of signed-out sessions, with their expiry.
-  std::map<std::string, int64_t> spent_;
+  std::map<std::string, int64_t> spent_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sarloop::nca

@@ -411,7 +411,7 @@ absl::StatusOr<v1::GetSummaryResponse> Register::Summary(absl::Time as_of) {
 }
 
 absl::Status Register::CatchUp() {
-  std::unique_lock lock(index_mu_);
+  WriterMutexLock lock(&index_mu_);
   if (!notices_indexed_) {
     RETURN_IF_ERROR(IndexEarlierNotices());
     notices_indexed_ = true;
@@ -420,6 +420,7 @@ absl::Status Register::CatchUp() {
   for (;;) {
     size_t read = 0;
     RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
+      index_mu_.AssertHeld();  // Read runs it on this thread, which holds it
       ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT entry, seq FROM entries WHERE seq > ? "
                                             "ORDER BY seq LIMIT 20000",
                                             {indexed_seq_}));
@@ -444,7 +445,7 @@ absl::StatusOr<v1::GetAggregatesResponse> Register::Aggregates(
     return FieldError("min_count", "must be 0 (the configured minimum) to 1000");
   }
   RETURN_IF_ERROR(CatchUp());
-  std::shared_lock lock(index_mu_);
+  ReaderMutexLock lock(&index_mu_);
   return index_->Query(request, request.has_as_of() ? FromProto(request.as_of()) : now,
                        std::max(min_count, request.min_count()));
 }

@@ -10,7 +10,6 @@
 #define SARLOOP_SERVICES_NCA_REGISTER_H_
 
 #include <memory>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <utility>
@@ -19,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/base/clock.h"
+#include "common/base/mutex.h"
 #include "common/messaging/messaging.h"
 #include "common/reference/reference.h"
 #include "common/referral/mirror.h"
@@ -87,11 +87,11 @@ class Register {
   Database& db_;
   Outbox outbox_;  // the register sends nothing; the Mirror asks for one
   referral::Mirror mirror_;
-  std::shared_mutex index_mu_;
+  SharedMutex index_mu_;
   // Entries with seq up to this are in index_.
-  int64_t indexed_seq_ = -1;
-  bool notices_indexed_ = false;  // guarded by index_mu_
-  std::unique_ptr<AggregateIndex> index_;
+  int64_t indexed_seq_ ABSL_GUARDED_BY(index_mu_) = -1;
+  bool notices_indexed_ ABSL_GUARDED_BY(index_mu_) = false;
+  std::unique_ptr<AggregateIndex> index_ ABSL_PT_GUARDED_BY(index_mu_);
 };
 
 }  // namespace sarloop::nca

@@ -3,9 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <set>
 
 #include "absl/algorithm/container.h"
@@ -17,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "common/base/crypto.h"
 #include "common/base/ids.h"
+#include "common/base/mutex.h"
 #include "common/base/status.h"
 #include "common/messaging/messaging.h"
 #include "common/referral/calendar.h"
@@ -159,12 +158,14 @@ Desk::Desk(Database& db, Clock& clock, const ReferenceData& reference, DeskOptio
       outbox_(db, worker, std::move(peers)),
       mirror_(referral::Receiver{referral::kUkfiuCode, false, false}, outbox_,
               ReferralStoreSaver(clock), clock),
-      threads_(db, clock, mirror_) {
-  if (!options_.linkage_key.empty()) {
-    // The key's size is checked where it is read (main.cc).
-    absl::StatusOr<linkage::Encoder> e = linkage::Encoder::Create(options_.linkage_key);
-    if (e.ok()) encoder_.emplace(std::move(*e));
-  }
+      threads_(db, clock, mirror_),
+      encoder_(NewEncoder(options_.linkage_key)) {}
+
+std::unique_ptr<linkage::Encoder> Desk::NewEncoder(const std::string& linkage_key) {
+  if (linkage_key.empty()) return nullptr;
+  // The key's size is checked where it is read (the service's configuration).
+  absl::StatusOr<linkage::Encoder> e = linkage::Encoder::Create(linkage_key);
+  return e.ok() ? std::make_unique<linkage::Encoder>(*std::move(e)) : nullptr;
 }
 
 absl::Status Desk::CheckOrganisation(const std::string& field, const std::string& code,
@@ -222,7 +223,7 @@ absl::StatusOr<Desk::PreparedSar> Desk::PrepareSar(const v1::SubmitSarRequest& r
     s.set_subject_ref(SubjectRef(options_.subject_key, s));
   }
   if (!encoder_) return prepared;
-  std::lock_guard lock(encoder_mu_);
+  MutexLock lock(&encoder_mu_);
   for (int i = 0; i < prepared.sar.subjects_size(); ++i) {
     const v1::Subject& s = prepared.sar.subjects(i);
     linkage::PersonFields p;
@@ -813,8 +814,8 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
   constexpr size_t kWindow = 32;
   for (size_t first = 0; first < candidates.size(); first += kWindow) {
     const size_t last = std::min(candidates.size(), first + kWindow);
-    std::mutex mu;
-    std::condition_variable cv;
+    Mutex mu;
+    CondVar cv;
     size_t finished = 0;
     absl::Status failure;
     for (size_t i = first; i < last; ++i) {
@@ -823,7 +824,7 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
         const absl::Status s =
             db_.Transact([&](Txn& txn) { return ChaseOne(txn, id, now, sent.get()); });
         return [&, s, sent](const absl::Status& commit) {
-          std::lock_guard lock(mu);
+          MutexLock lock(&mu);
           const absl::Status outcome = s.ok() ? commit : s;
           if (outcome.ok()) {
             response.set_reminders_sent(response.reminders_sent() + sent->reminders_sent());
@@ -834,12 +835,12 @@ absl::StatusOr<v1::RunFeedbackClockResponse> Desk::RunClock() {
             failure = outcome;
           }
           ++finished;
-          cv.notify_one();
+          cv.Signal();
         };
       });
     }
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return finished == last - first; });
+    MutexLock lock(&mu);
+    while (finished != last - first) cv.Wait(&mu);
     RETURN_IF_ERROR(failure);
   }
   return response;

@@ -6,7 +6,6 @@
 #define SARLOOP_SERVICES_UKFIU_DESK_H_
 
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <span>
@@ -16,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/base/clock.h"
+#include "common/base/mutex.h"
 #include "common/linkage/linkage_encoding.h"
 #include "common/messaging/messaging.h"
 #include "common/reference/reference.h"
@@ -171,6 +171,8 @@ class Desk {
                                  bool off_system = false) const;
   // Who rung `rung` of the escalation ladder is for `org_code`.
   std::string LadderAddressee(const std::string& org_code, int rung) const;
+  // The encoder for SAR subjects under `linkage_key`; null without one.
+  static std::unique_ptr<linkage::Encoder> NewEncoder(const std::string& linkage_key);
   // The identity rung `rung` is addressed to (feedback.escalation_ladder).
   std::string LadderIdentity(const std::string& org_code, int rung) const;
 
@@ -182,9 +184,10 @@ class Desk {
   Outbox outbox_;
   referral::Mirror mirror_;
   referral::Threads threads_;
-  // One encoder (it caches token positions); SubmitSar encodes on the serving thread.
-  std::mutex encoder_mu_;
-  std::optional<linkage::Encoder> encoder_;
+  // One encoder (it caches token positions), or none without a linkage key; SubmitSar encodes on
+  // the serving thread.
+  Mutex encoder_mu_;
+  const std::unique_ptr<linkage::Encoder> encoder_ ABSL_PT_GUARDED_BY(encoder_mu_);
 };
 
 }  // namespace sarloop::ukfiu

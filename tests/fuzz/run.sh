@@ -11,7 +11,12 @@
 #   build-fuzz/tests/fuzz/<target> build-fuzz/tests/fuzz/findings/<target>/crash-<sha1>
 #
 # Other modes:
-#   tests/fuzz/run.sh --build              configure and build the clang tree only (tests/run.sh)
+#   tests/fuzz/run.sh --build              configure and build the clang tree only (tests/run.sh):
+#                                          the targets, and every library the services are built
+#                                          from, which clang checks for thread safety
+#   tests/fuzz/run.sh --check-locks BIN_DIR
+#                                          what ctest runs (build.thread_safety): those libraries
+#                                          in BIN_DIR are up to date, or clang's findings
 #   tests/fuzz/run.sh --ctest BIN_DIR TARGET SECONDS
 #                                          what ctest runs: TARGET from BIN_DIR for SECONDS on fresh
 #                                          seeds in a temporary directory; prints the executions
@@ -22,6 +27,11 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FUZZ_BUILD=${SARLOOP_FUZZ_BUILD:-$REPO/build-fuzz}
 TARGETS=(fuzz_validation fuzz_register fuzz_delivery)
+# Every library the services are built from: the clang tree compiles them with
+# -Werror=thread-safety (CMakeLists.txt), so a guarded field touched without its lock fails it.
+LOCK_CHECKED=(sarloop_base sarloop_storage sarloop_security sarloop_client sarloop_rpc
+  sarloop_messaging sarloop_reference sarloop_server sarloop_linkage sarloop_referral
+  ukfiu_lib force_lib racu_lib nca_lib linkage_lib)
 # -timeout: one input running this long is a hang, reported like a crash.
 FUZZ_FLAGS=(-timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
 
@@ -35,7 +45,11 @@ build() {
   cmake -S "$REPO" -B "$FUZZ_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -fno-omit-frame-pointer" \
     -DCMAKE_CXX_COMPILER=clang++ -DSARLOOP_FUZZ=ON -DSARLOOP_TESTS=ON -DSARLOOP_BENCHMARKS=OFF
-  cmake --build "$FUZZ_BUILD" -j "$(nproc)" --target "${TARGETS[@]}" fuzz_seeds
+  local rc=0
+  cmake --build "$FUZZ_BUILD" -j "$(nproc)" --target "${TARGETS[@]}" fuzz_seeds || rc=1
+  # Apart, so that a lock finding in a library no fuzz target links still leaves the targets.
+  cmake --build "$FUZZ_BUILD" -j "$(nproc)" --target "${LOCK_CHECKED[@]}" || rc=1
+  return $rc
 }
 
 # seeds BIN_DIR OUT_DIR: the seed corpora, freshly generated from the protos.
@@ -73,6 +87,16 @@ fuzz() {
 case ${1:-} in
   --build)
     build
+    ;;
+  --check-locks)
+    bin=${2:?usage: run.sh --check-locks BIN_DIR}
+    if ! out=$(cmake --build "$bin" --target "${LOCK_CHECKED[@]}" 2>&1); then
+      echo "$out" | grep -E ': (error|warning):' | head -40
+      echo "FAIL the libraries do not build with clang's thread-safety analysis"
+      exit 1
+    fi
+    echo "ok   ${#LOCK_CHECKED[@]} libraries built by clang with -Werror=thread-safety:"
+    echo "     ${LOCK_CHECKED[*]}"
     ;;
   --ctest)
     bin=${2:?usage: run.sh --ctest BIN_DIR TARGET SECONDS} target=${3:?} seconds=${4:-15}
