@@ -35,7 +35,10 @@ for script in deploy/local/sarloop-local tools/pki/sarloop-pki; do
   if [[ $rc == 0 && $out == *"$name "* ]]; then ok "$name --help: exit 0"; else bad "$name --help (rc $rc)"; fi
 done
 for t in "tools/bench/sarloop-bench --chain /nonexistent --seconds abc" \
-  "tools/bench/sarloop-query-bench --referrals lots"; do
+  "tools/bench/sarloop-bench --chain /nonexistent --seconds 5abc" \
+  "tools/bench/sarloop-bench --chain /nonexistent --rate nan" \
+  "tools/bench/sarloop-query-bench --referrals lots" \
+  "tools/bench/sarloop-query-bench --reps 3x"; do
   read -r rel args <<<"$t"
   out=$("$B/$rel" $args 2>&1); rc=$?
   if [[ $rc == 2 && $out == *"not a number"* ]]; then ok "${rel##*/} $args: exit 2, $out"

@@ -43,6 +43,7 @@
 #include "common/storage/storage.h"
 #include "common/version/version.h"
 #include "services/nca/register.h"
+#include "tools/bench/number_flag.h"
 
 namespace sarloop::bench {
 namespace {
@@ -208,6 +209,7 @@ int64_t PeakRssKib() {
 }
 
 int Main(int argc, char** argv) {
+  constexpr char kTool[] = "sarloop-query-bench";
   Flags flags;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -219,9 +221,9 @@ int Main(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--referrals") {
-      flags.referrals = std::stoll(next());
+      flags.referrals = NumberFlag<int64_t>(kTool, a, next());
     } else if (a == "--reps") {
-      flags.reps = std::stoi(next());
+      flags.reps = NumberFlag<int>(kTool, a, next());
     } else if (a == "--postgres") {
       flags.postgres = next();
     } else if (a == "--db") {
@@ -229,7 +231,7 @@ int Main(int argc, char** argv) {
     } else if (a == "--json") {
       flags.json = next();
     } else if (a == "--seed") {
-      flags.seed = std::stoull(next());
+      flags.seed = NumberFlag<uint64_t>(kTool, a, next());
     } else if (a == "--only") {
       flags.only = next();
     } else if (a == "--answers") {
@@ -449,11 +451,5 @@ int main(int argc, char** argv) {
           "PostgreSQL.\n")) {
     return 0;
   }
-  try {
-    return sarloop::bench::Main(argc, argv);
-  } catch (const std::logic_error& e) {  // std::stoi and friends on a flag's value
-    std::cerr << "sarloop-query-bench: a flag's value is not a number in range (" << e.what()
-              << ")\n";
-    return 2;
-  }
+  return sarloop::bench::Main(argc, argv);
 }

@@ -66,6 +66,7 @@
 #include "sarloop/v1/racu.grpc.pb.h"
 #include "sarloop/v1/ukfiu.grpc.pb.h"
 #include "tools/bench/cpu_time.h"
+#include "tools/bench/number_flag.h"
 #include "tools/synth/scenario.h"
 
 namespace sarloop::bench {
@@ -806,6 +807,7 @@ Result PacedChecks(grpc::health::v1::Health::Stub& health, double rate, double s
 
 // The flags, or nullopt having printed why (exit code 2).
 std::optional<Flags> ParseFlags(int argc, char** argv) {
+  constexpr char kTool[] = "sarloop-bench";
   Flags flags;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -819,19 +821,19 @@ std::optional<Flags> ParseFlags(int argc, char** argv) {
     if (a == "--chain") {
       flags.chain = next();
     } else if (a == "--seconds") {
-      flags.seconds = std::stod(next());
+      flags.seconds = NumberFlag<double>(kTool, a, next());
     } else if (a == "--concurrency") {
-      flags.concurrency = std::stoi(next());
+      flags.concurrency = NumberFlag<int>(kTool, a, next());
     } else if (a == "--json") {
       flags.json = next();
     } else if (a == "--lifecycles") {
-      flags.lifecycles = std::stoi(next());
+      flags.lifecycles = NumberFlag<int>(kTool, a, next());
     } else if (a == "--rate") {
-      flags.rate = std::stod(next());
+      flags.rate = NumberFlag<double>(kTool, a, next());
     } else if (a == "--low-rate") {
-      flags.low_rate = std::stod(next());
+      flags.low_rate = NumberFlag<double>(kTool, a, next());
     } else if (a == "--floor-rate") {
-      flags.floor_rate = std::stod(next());
+      flags.floor_rate = NumberFlag<double>(kTool, a, next());
     } else {
       std::cerr << "usage: sarloop-bench --chain DIR [--seconds S] [--concurrency C] "
                    "[--lifecycles L] [--rate R] [--low-rate R] [--floor-rate R] [--json FILE]\n";
@@ -1251,10 +1253,5 @@ int main(int argc, char** argv) {
           "baseline in the same run, on a running local chain (deploy/local).\n")) {
     return 0;
   }
-  try {
-    return sarloop::bench::Main(argc, argv);
-  } catch (const std::logic_error& e) {  // std::stoi and friends on a flag's value
-    std::cerr << "sarloop-bench: a flag's value is not a number in range (" << e.what() << ")\n";
-    return 2;
-  }
+  return sarloop::bench::Main(argc, argv);
 }
