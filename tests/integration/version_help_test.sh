@@ -12,7 +12,9 @@ bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 binaries=(services/ukfiu/sarloop-ukfiu services/force/sarloop-force services/racu/sarloop-racu
   services/nca/sarloop-nca services/linkage/sarloop-linkage tools/sarloopctl
   tools/synth/sarloop-synth tools/synth/sarloop-exercise tools/synth/sarloop-synth-persons
-  tools/bench/sarloop-bench tools/bench/sarloop-query-bench tools/bench/sarloop-linkage-eval)
+  tools/bench/sarloop-bench tools/bench/sarloop-query-bench tools/bench/sarloop-linkage-eval
+  tools/bench/sarloop-grpc-api-bench tools/bench/sarloop-clock-bench
+  tools/bench/sarloop-page-cache-bench)
 for rel in "${binaries[@]}"; do
   bin=$B/$rel name=${rel##*/}
   out=$("$bin" --version 2>&1); rc=$?
@@ -38,7 +40,12 @@ for t in "tools/bench/sarloop-bench --chain /nonexistent --seconds abc" \
   "tools/bench/sarloop-bench --chain /nonexistent --seconds 5abc" \
   "tools/bench/sarloop-bench --chain /nonexistent --rate nan" \
   "tools/bench/sarloop-query-bench --referrals lots" \
-  "tools/bench/sarloop-query-bench --reps 3x"; do
+  "tools/bench/sarloop-query-bench --reps 3x" \
+  "tools/bench/sarloop-grpc-api-bench --seconds inf" \
+  "tools/bench/sarloop-grpc-api-bench --rate nan" \
+  "tools/bench/sarloop-grpc-api-bench --rounds 2x" \
+  "tools/bench/sarloop-clock-bench --open 20k" \
+  "tools/bench/sarloop-page-cache-bench --commits 1e3"; do
   read -r rel args <<<"$t"
   out=$("$B/$rel" $args 2>&1); rc=$?
   if [[ $rc == 2 && $out == *"not a number"* ]]; then ok "${rel##*/} $args: exit 2, $out"

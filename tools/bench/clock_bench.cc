@@ -17,15 +17,16 @@
 #include <system_error>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/clock.h"
 #include "common/base/crypto.h"
 #include "common/base/ids.h"
 #include "common/reference/reference.h"
 #include "common/server/server.h"
+#include "common/version/version.h"
 #include "services/ukfiu/desk.h"
 #include "tools/bench/cpu_time.h"
+#include "tools/bench/number_flag.h"
 
 namespace sarloop {
 namespace {
@@ -150,17 +151,20 @@ int Run(int open, int scans) {
 }  // namespace sarloop
 
 int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(argc, argv, "sarloop-clock-bench",
+                                  "usage: sarloop-clock-bench [--open N] [--scans N]\n\n"
+                                  "What one scan of UKFIU's feedback clock costs with N "
+                                  "referrals open.\n")) {
+    return 0;
+  }
   int open = 2000, scans = 20;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << "usage: sarloop-clock-bench [--open N] [--scans N]\n";
-      return 0;
-    }
     if (i + 1 >= argc) return sarloop::Usage(arg + " needs a value");
     int* target = arg == "--open" ? &open : arg == "--scans" ? &scans : nullptr;
     if (target == nullptr) return sarloop::Usage("unknown flag " + arg);
-    if (!absl::SimpleAtoi(argv[++i], target) || *target < 1) {
+    *target = sarloop::bench::NumberFlag<int>("sarloop-clock-bench", arg, argv[++i]);
+    if (*target < 1) {
       return sarloop::Usage(arg + " must be a whole number of at least 1");
     }
   }

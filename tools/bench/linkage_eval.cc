@@ -34,7 +34,6 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
-#include <stdexcept>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -1281,11 +1280,5 @@ int main(int argc, char** argv) {
           "screen measured in one run: kernels, screening, accuracy and attacks.\n")) {
     return 0;
   }
-  try {
-    return sarloop::bench::Main(argc, argv);
-  } catch (const std::logic_error& e) {  // std::stoi and friends on a flag's value
-    std::cerr << "sarloop-linkage-eval: a flag's value is not a number in range (" << e.what()
-              << ")\n";
-    return 2;
-  }
+  return sarloop::bench::Main(argc, argv);
 }

@@ -21,16 +21,19 @@
 #include <string>
 #include <system_error>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/ids.h"
 #include "common/base/status.h"
 #include "common/storage/sqlite_page_cache.h"
 #include "common/storage/storage.h"
+#include "common/version/version.h"
 #include "tools/bench/cpu_time.h"
+#include "tools/bench/number_flag.h"
 
 namespace sarloop {
 namespace {
+
+constexpr char kTool[] = "sarloop-page-cache-bench";
 
 int Usage(const std::string& problem) {
   std::cerr << "sarloop-page-cache-bench: " << problem
@@ -114,9 +117,11 @@ int Main(int argc, char** argv) {
       continue;
     }
     if (a == "--pages") {
-      if (!absl::SimpleAtoi(v, &pages) || pages < 100) return Usage("--pages: at least 100");
+      pages = bench::NumberFlag<int64_t>(kTool, a, v);
+      if (pages < 100) return Usage("--pages: at least 100");
     } else if (a == "--commits") {
-      if (!absl::SimpleAtoi(v, &commits) || commits < 1) return Usage("--commits: at least 1");
+      commits = bench::NumberFlag<int>(kTool, a, v);
+      if (commits < 1) return Usage("--commits: at least 1");
     } else {
       return Usage(absl::StrCat("unknown flag ", a));
     }
@@ -172,4 +177,13 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace sarloop
 
-int main(int argc, char** argv) { return sarloop::Main(argc, argv); }
+int main(int argc, char** argv) {
+  if (sarloop::PrintVersionOrHelp(
+          argc, argv, "sarloop-page-cache-bench",
+          "usage: sarloop-page-cache-bench [--pages N] [--commits N]\n\n"
+          "What a small commit costs the writer when its page cache is "
+          "full,\nwith sarloop's page cache and with SQLite's default.\n")) {
+    return 0;
+  }
+  return sarloop::Main(argc, argv);
+}

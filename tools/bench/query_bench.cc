@@ -29,7 +29,6 @@
 #include <fstream>
 #include <iostream>
 #include <random>
-#include <stdexcept>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"

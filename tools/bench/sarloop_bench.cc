@@ -46,7 +46,6 @@
 #include <optional>
 #include <set>
 #include <sstream>
-#include <stdexcept>
 #include <thread>
 
 #include "absl/strings/ascii.h"
