@@ -543,6 +543,180 @@ HttpResponse Csv(const std::string& name, const std::string& body) {
   return r;
 }
 
+constexpr std::pair<v1::Dimension, const char*> kTracks[] = {
+    {v1::DIMENSION_CRIMINAL_TRACK, "Criminal"},
+    {v1::DIMENSION_CONDUCT_TRACK, "Conduct"},
+    {v1::DIMENSION_VETTING_TRACK, "Vetting"},
+    {v1::DIMENSION_LISTING_TRACK, "Listing"},
+    {v1::DIMENSION_STAFF_TRACK, "Staff"}};
+
+// Everything the overview shows, read from the register at one instant.
+struct OverviewData {
+  v1::GetAggregatesResponse years;  // every year, whatever the filter: the year selector
+  v1::GetAggregatesResponse orgs, categories, units, priorities;
+  std::vector<v1::GetAggregatesResponse> tracks;  // in kTracks' order
+  report::Table main_table;
+};
+
+absl::StatusOr<OverviewData> ReadOverview(Register& reg, const View& view, absl::Time now) {
+  auto grouped = [&](v1::Dimension d, const v1::AggregateFilter& filter) {
+    v1::GetAggregatesRequest r;
+    r.add_group_by(d);
+    *r.mutable_filter() = filter;
+    return reg.Aggregates(r, now, 0);
+  };
+  OverviewData d;
+  ASSIGN_OR_RETURN(d.years, grouped(v1::DIMENSION_FINANCIAL_YEAR, {}));
+  ASSIGN_OR_RETURN(d.orgs, grouped(v1::DIMENSION_ORGANISATION, view.filter));
+  v1::AggregateFilter closed = view.filter;
+  if (closed.states().empty()) {  // outcomes are counted where there is one
+    closed.add_states(v1::REFERRAL_STATE_CLOSED_BY_FORCE);
+    closed.add_states(v1::REFERRAL_STATE_OUTCOME_RECORDED);
+  }
+  ASSIGN_OR_RETURN(d.categories, grouped(v1::DIMENSION_CATEGORY, closed));
+  ASSIGN_OR_RETURN(d.units, grouped(v1::DIMENSION_UNIT, view.filter));
+  ASSIGN_OR_RETURN(d.priorities, grouped(v1::DIMENSION_PRIORITY, view.filter));
+  ASSIGN_OR_RETURN(d.main_table, MainTable(reg, view, now));
+  for (const auto& [dimension, name] : kTracks) {
+    ASSIGN_OR_RETURN(d.tracks.emplace_back(), grouped(dimension, view.filter));
+  }
+  return d;
+}
+
+void Option(std::string* out, const std::string& value, const std::string& label, bool selected) {
+  absl::StrAppend(out, "<option value=\"", HtmlEscape(value), "\"", selected ? " selected" : "",
+                  ">", HtmlEscape(label), "</option>");
+}
+
+// The filters: one per dimension of the register, and what the table is grouped by.
+std::string FilterForm(const View& view, const ReferenceData& reference,
+                       const v1::GetAggregatesResponse& years) {
+  auto param = [&](const char* name) {
+    auto it = view.params.find(name);
+    return it == view.params.end() ? std::string() : it->second;
+  };
+  std::string form =
+      "<form class=\"filters\" method=\"get\" action=\"/\"><label>Financial year "
+      "<select name=\"year\" id=\"year\"><option value=\"\">All years</option>";
+  for (const auto& g : years.groups()) {
+    const std::string y = g.key(0).substr(0, 4);
+    if (g.key(0) == "UNKNOWN") continue;
+    Option(&form, y, g.key(0), y == absl::StrCat(view.year));
+  }
+  form +=
+      "</select></label><label>Region <select name=\"region\" id=\"region\">"
+      "<option value=\"\">All regions</option>";
+  for (const Region& r : reference.regions()) {
+    Option(&form, r.code, r.name, r.code == param("region"));
+  }
+  form +=
+      "</select></label><label>Organisation <select name=\"org\" id=\"org\">"
+      "<option value=\"\">All</option>";
+  for (const v1::Organisation& o : reference.organisations()) {
+    if (o.code() != "NCA") Option(&form, o.code(), o.code(), o.code() == param("org"));
+  }
+  form +=
+      "</select></label><label>Unit <select name=\"unit\" id=\"unit\">"
+      "<option value=\"\">All</option>";
+  for (const Region& r : reference.regions()) {
+    if (!r.rocu.empty()) Option(&form, r.rocu, r.rocu, r.rocu == param("unit"));
+  }
+  Option(&form, "NCAACU", "NCAACU", param("unit") == "NCAACU");
+  form += "</select></label>";
+  for (const EnumFilter& f : kEnumFilters) {
+    absl::StrAppend(&form, "<label>", f.label, " <select name=\"", f.param, "\" id=\"", f.param,
+                    "\"><option value=\"\">All</option>");
+    const auto* type = v1::AggregateFilter::descriptor()->FindFieldByName(f.field)->enum_type();
+    if (std::string(f.param) == "outcome") {
+      // What "dismissed" means across the routes to it.
+      Option(&form, "DISMISSED,DISMISSED_AFTER_RESIGNATION,DISMISSED_AFTER_VETTING_WITHDRAWAL",
+             "Dismissal (any route)",
+             param("outcome") ==
+                 "DISMISSED,DISMISSED_AFTER_RESIGNATION,DISMISSED_AFTER_VETTING_WITHDRAWAL");
+    }
+    for (int k = 0; k < type->value_count(); ++k) {
+      const auto* e = type->value(k);
+      if (e->number() == 0) continue;
+      const std::string name = e->name().substr(std::string(f.prefix).size());
+      Option(&form, name, report::EnumText(name, ""), name == param(f.param));
+    }
+    form += "</select></label>";
+  }
+  form += "<label>Group by <select name=\"by\" id=\"by\">";
+  for (const GroupBy& g : kGroupBys) Option(&form, g.param, g.label, &g == view.by);
+  form += "</select></label> <button type=\"submit\">Show</button></form>";
+  return form;
+}
+
+// The headline figures of the whole view, one tile each.
+std::string Tiles(const v1::Measures& t) {
+  auto opt = [](bool has, auto v) { return has ? std::optional<decltype(v)>(v) : std::nullopt; };
+  std::string tiles = "<div class=\"tiles\">";
+  tiles += Tile("referred", "Referred", report::Count(opt(t.has_referred(), t.referred())));
+  tiles += Tile("feedback_received", "Feedback received",
+                report::Count(opt(t.has_feedback_received(), t.feedback_received())));
+  tiles += Tile("response_rate", "Response rate",
+                report::Rate(opt(t.has_response_rate(), t.response_rate())));
+  tiles += Tile("overdue", "Overdue", report::Count(opt(t.has_overdue(), t.overdue())));
+  tiles += Tile("escalated", "Escalated", report::Count(opt(t.has_escalated(), t.escalated())));
+  tiles += Tile("days_to_outcome_median", "Median days to outcome",
+                report::Days(opt(t.days_to_outcome().has_median(), t.days_to_outcome().median())));
+  tiles += Tile("information_requests", "Requests for information",
+                report::Count(opt(t.has_information_requests(), t.information_requests())));
+  tiles += Tile("days_to_answer_median", "Median days to answer a request",
+                report::Days(opt(t.days_to_answer().has_median(), t.days_to_answer().median())));
+  tiles += Tile("daml", "From DAML requests", report::Count(opt(t.has_daml(), t.daml())));
+  tiles += Tile("referred_to_iopc", "Referred to the IOPC",
+                report::Count(opt(t.has_referred_to_iopc(), t.referred_to_iopc())));
+  tiles += Tile("recorded_on_behalf", "Recorded on behalf (not on sarloop)",
+                report::Count(opt(t.has_recorded_on_behalf(), t.recorded_on_behalf())));
+  return tiles + "</div>";
+}
+
+// The charts; every bar opens what it counts.
+std::string Charts(const OverviewData& d, const View& view) {
+  std::string charts = "<div class=\"charts\">";
+  report::Chart rate = report::RateChart("Response rate by organisation", d.orgs);
+  for (const std::string& org : rate.labels) {
+    rate.links.push_back(absl::StrCat("/overdue?org=", UrlEncode(org)));
+  }
+  charts += report::SvgChart(rate);
+  report::Chart outcomes{"Outcomes by corruption category", {}, {{"Outcomes", {}}}, false};
+  for (const auto& g : d.categories.groups()) {
+    outcomes.labels.push_back(report::EnumText(g.key(0), ""));
+    outcomes.series[0].second.push_back(static_cast<double>(g.measures().closed_with_outcome()));
+    outcomes.links.push_back(absl::StrCat("/", view.Query({{"category", g.key(0)}})));
+  }
+  charts += report::SvgChart(outcomes);
+  // Each referral's latest outcome on each track (charged and a case to answer are still open).
+  report::Chart by_track{"Referrals by outcome, per track", {}, {{"Referrals", {}}}, false};
+  for (size_t k = 0; k < d.tracks.size(); ++k) {
+    for (const auto& g : d.tracks[k].groups()) {
+      if (g.key(0) == "NONE") continue;
+      by_track.labels.push_back(
+          absl::StrCat(kTracks[k].second, ": ", report::EnumText(g.key(0), "")));
+      by_track.series[0].second.push_back(static_cast<double>(g.measures().referred()));
+      by_track.links.push_back(absl::StrCat("/", view.Query({{"outcome", g.key(0)}})));
+    }
+  }
+  if (!by_track.labels.empty()) charts += report::SvgChart(by_track);
+  report::Chart by_unit{"Referrals by investigating unit", {}, {{"Referred", {}}}, false};
+  for (const auto& g : d.units.groups()) {
+    by_unit.labels.push_back(g.key(0) == "NONE" ? "None (kept by the force)" : g.key(0));
+    by_unit.series[0].second.push_back(static_cast<double>(g.measures().referred()));
+    by_unit.links.push_back(
+        g.key(0) == "NONE" ? "" : absl::StrCat("/", view.Query({{"unit", g.key(0)}})));
+  }
+  charts += report::SvgChart(by_unit);
+  report::Chart by_priority = report::RateChart("Response rate by priority", d.priorities);
+  for (const std::string& p : by_priority.labels) {
+    by_priority.links.push_back(p == "NONE" ? ""
+                                            : absl::StrCat("/", view.Query({{"priority", p}})));
+  }
+  charts += report::SvgChart(by_priority);
+  return charts + "</div>";
+}
+
 }  // namespace
 
 HttpResponse Dashboard::Overview(const HttpRequest& request) {
@@ -552,192 +726,31 @@ HttpResponse Dashboard::Overview(const HttpRequest& request) {
                 absl::StrCat("<p>", HtmlEscape(parsed.status().message()), "</p>"), true);
   }
   const View& view = *parsed;
-  const v1::AggregateFilter& filter = view.filter;
-  const int year = view.year;
   const absl::Time now = clock_.Now();
-  v1::GetAggregatesRequest years_request;
-  years_request.add_group_by(v1::DIMENSION_FINANCIAL_YEAR);
-  v1::GetAggregatesRequest by_org;
-  by_org.add_group_by(v1::DIMENSION_ORGANISATION);
-  *by_org.mutable_filter() = filter;
-  v1::GetAggregatesRequest by_category;
-  by_category.add_group_by(v1::DIMENSION_CATEGORY);
-  *by_category.mutable_filter() = filter;
-  if (filter.states().empty()) {
-    by_category.mutable_filter()->add_states(v1::REFERRAL_STATE_CLOSED_BY_FORCE);
-    by_category.mutable_filter()->add_states(v1::REFERRAL_STATE_OUTCOME_RECORDED);
+  absl::StatusOr<OverviewData> data = ReadOverview(register_, view, now);
+  if (!data.ok()) {
+    const absl::Status& st = data.status();
+    return Page(st.code() == absl::StatusCode::kInvalidArgument ? 400 : 503, "Cannot show this",
+                absl::StrCat("<p>", HtmlEscape(st.message()), "</p>"), true);
   }
-  auto grouped = [&](v1::Dimension d) {
-    v1::GetAggregatesRequest r;
-    r.add_group_by(d);
-    *r.mutable_filter() = filter;
-    return register_.Aggregates(r, now, 0);
-  };
-  auto years = register_.Aggregates(years_request, now, 0);
-  auto orgs = register_.Aggregates(by_org, now, 0);
-  auto categories = register_.Aggregates(by_category, now, 0);
-  auto units = grouped(v1::DIMENSION_UNIT);
-  auto priorities = grouped(v1::DIMENSION_PRIORITY);
-  auto main_table = MainTable(register_, view, now);
-  static constexpr std::pair<v1::Dimension, const char*> kTracks[] = {
-      {v1::DIMENSION_CRIMINAL_TRACK, "Criminal"},
-      {v1::DIMENSION_CONDUCT_TRACK, "Conduct"},
-      {v1::DIMENSION_VETTING_TRACK, "Vetting"},
-      {v1::DIMENSION_LISTING_TRACK, "Listing"},
-      {v1::DIMENSION_STAFF_TRACK, "Staff"}};
-  std::vector<absl::StatusOr<v1::GetAggregatesResponse>> tracks;
-  for (const auto& [d, name] : kTracks) tracks.push_back(grouped(d));
-  std::vector<const absl::Status*> statuses = {&years.status(),      &orgs.status(),
-                                               &categories.status(), &units.status(),
-                                               &priorities.status(), &main_table.status()};
-  for (const auto& t : tracks) statuses.push_back(&t.status());
-  for (const absl::Status* st : statuses) {
-    if (!st->ok()) {
-      return Page(st->code() == absl::StatusCode::kInvalidArgument ? 400 : 503, "Cannot show this",
-                  absl::StrCat("<p>", HtmlEscape(st->message()), "</p>"), true);
-    }
-  }
-
-  // The filters: one per dimension of the register, and what the table is grouped by.
-  auto option = [](std::string* out, const std::string& value, const std::string& label,
-                   bool selected) {
-    absl::StrAppend(out, "<option value=\"", HtmlEscape(value), "\"", selected ? " selected" : "",
-                    ">", HtmlEscape(label), "</option>");
-  };
-  auto param = [&](const char* name) {
-    auto it = view.params.find(name);
-    return it == view.params.end() ? std::string() : it->second;
-  };
-  std::string body =
-      "<form class=\"filters\" method=\"get\" action=\"/\"><label>Financial year "
-      "<select name=\"year\" id=\"year\"><option value=\"\">All years</option>";
-  for (const auto& g : years->groups()) {
-    const std::string y = g.key(0).substr(0, 4);
-    if (g.key(0) == "UNKNOWN") continue;
-    option(&body, y, g.key(0), y == absl::StrCat(year));
-  }
-  body +=
-      "</select></label><label>Region <select name=\"region\" id=\"region\">"
-      "<option value=\"\">All regions</option>";
-  for (const Region& r : reference_.regions()) {
-    option(&body, r.code, r.name, r.code == param("region"));
-  }
-  body +=
-      "</select></label><label>Organisation <select name=\"org\" id=\"org\">"
-      "<option value=\"\">All</option>";
-  for (const v1::Organisation& o : reference_.organisations()) {
-    if (o.code() != "NCA") option(&body, o.code(), o.code(), o.code() == param("org"));
-  }
-  body +=
-      "</select></label><label>Unit <select name=\"unit\" id=\"unit\">"
-      "<option value=\"\">All</option>";
-  for (const Region& r : reference_.regions()) {
-    if (!r.rocu.empty()) option(&body, r.rocu, r.rocu, r.rocu == param("unit"));
-  }
-  option(&body, "NCAACU", "NCAACU", param("unit") == "NCAACU");
-  body += "</select></label>";
-  for (const EnumFilter& f : kEnumFilters) {
-    absl::StrAppend(&body, "<label>", f.label, " <select name=\"", f.param, "\" id=\"", f.param,
-                    "\"><option value=\"\">All</option>");
-    const auto* type = v1::AggregateFilter::descriptor()->FindFieldByName(f.field)->enum_type();
-    if (std::string(f.param) == "outcome") {
-      // What "dismissed" means across the routes to it.
-      option(&body, "DISMISSED,DISMISSED_AFTER_RESIGNATION,DISMISSED_AFTER_VETTING_WITHDRAWAL",
-             "Dismissal (any route)",
-             param("outcome") ==
-                 "DISMISSED,DISMISSED_AFTER_RESIGNATION,DISMISSED_AFTER_VETTING_WITHDRAWAL");
-    }
-    for (int k = 0; k < type->value_count(); ++k) {
-      const auto* e = type->value(k);
-      if (e->number() == 0) continue;
-      const std::string name = e->name().substr(std::string(f.prefix).size());
-      option(&body, name, report::EnumText(name, ""), name == param(f.param));
-    }
-    body += "</select></label>";
-  }
-  body += "<label>Group by <select name=\"by\" id=\"by\">";
-  for (const GroupBy& g : kGroupBys) option(&body, g.param, g.label, &g == view.by);
-  body += "</select></label> <button type=\"submit\">Show</button></form>";
-  std::string described = year == 0 ? "All years" : FinancialYearName(year);
+  std::string described = view.year == 0 ? "All years" : FinancialYearName(view.year);
   for (const auto& [k, v] : view.params) {
     if (k != "year" && k != "sort" && k != "dir" && k != "by") {
       absl::StrAppend(&described, ", ", k, " ", v);
     }
   }
-  absl::StrAppend(&body, "<p class=\"note\">", HtmlEscape(described),
-                  ". Overdue and escalated as at ", DateTime(ToProto(now)),
-                  " UTC. <a id=\"export\" "
-                  "href=\"/overview.csv",
-                  HtmlEscape(view.Query()), "\">Download this view's table as CSV</a></p>");
-
-  const v1::Measures& t = orgs->total();
-  auto opt = [](bool has, auto v) { return has ? std::optional<decltype(v)>(v) : std::nullopt; };
-  body += "<div class=\"tiles\">";
-  body += Tile("referred", "Referred", report::Count(opt(t.has_referred(), t.referred())));
-  body += Tile("feedback_received", "Feedback received",
-               report::Count(opt(t.has_feedback_received(), t.feedback_received())));
-  body += Tile("response_rate", "Response rate",
-               report::Rate(opt(t.has_response_rate(), t.response_rate())));
-  body += Tile("overdue", "Overdue", report::Count(opt(t.has_overdue(), t.overdue())));
-  body += Tile("escalated", "Escalated", report::Count(opt(t.has_escalated(), t.escalated())));
-  body += Tile("days_to_outcome_median", "Median days to outcome",
-               report::Days(opt(t.days_to_outcome().has_median(), t.days_to_outcome().median())));
-  body += Tile("information_requests", "Requests for information",
-               report::Count(opt(t.has_information_requests(), t.information_requests())));
-  body += Tile("days_to_answer_median", "Median days to answer a request",
-               report::Days(opt(t.days_to_answer().has_median(), t.days_to_answer().median())));
-  body += Tile("daml", "From DAML requests", report::Count(opt(t.has_daml(), t.daml())));
-  body += Tile("referred_to_iopc", "Referred to the IOPC",
-               report::Count(opt(t.has_referred_to_iopc(), t.referred_to_iopc())));
-  body += Tile("recorded_on_behalf", "Recorded on behalf (not on sarloop)",
-               report::Count(opt(t.has_recorded_on_behalf(), t.recorded_on_behalf())));
-  body += "</div><div class=\"charts\">";
-  // Every bar opens what it counts.
-  report::Chart rate = report::RateChart("Response rate by organisation", *orgs);
-  for (const std::string& org : rate.labels) {
-    rate.links.push_back(absl::StrCat("/overdue?org=", UrlEncode(org)));
-  }
-  body += report::SvgChart(rate);
-  report::Chart outcomes{"Outcomes by corruption category", {}, {{"Outcomes", {}}}, false};
-  for (const auto& g : categories->groups()) {
-    outcomes.labels.push_back(report::EnumText(g.key(0), ""));
-    outcomes.series[0].second.push_back(static_cast<double>(g.measures().closed_with_outcome()));
-    outcomes.links.push_back(absl::StrCat("/", view.Query({{"category", g.key(0)}})));
-  }
-  body += report::SvgChart(outcomes);
-  // Each referral's latest outcome on each track (charged and a case to answer are still open).
-  report::Chart by_track{"Referrals by outcome, per track", {}, {{"Referrals", {}}}, false};
-  for (size_t k = 0; k < tracks.size(); ++k) {
-    for (const auto& g : tracks[k]->groups()) {
-      if (g.key(0) == "NONE") continue;
-      by_track.labels.push_back(
-          absl::StrCat(kTracks[k].second, ": ", report::EnumText(g.key(0), "")));
-      by_track.series[0].second.push_back(static_cast<double>(g.measures().referred()));
-      by_track.links.push_back(absl::StrCat("/", view.Query({{"outcome", g.key(0)}})));
-    }
-  }
-  if (!by_track.labels.empty()) body += report::SvgChart(by_track);
-  report::Chart by_unit{"Referrals by investigating unit", {}, {{"Referred", {}}}, false};
-  for (const auto& g : units->groups()) {
-    by_unit.labels.push_back(g.key(0) == "NONE" ? "None (kept by the force)" : g.key(0));
-    by_unit.series[0].second.push_back(static_cast<double>(g.measures().referred()));
-    by_unit.links.push_back(
-        g.key(0) == "NONE" ? "" : absl::StrCat("/", view.Query({{"unit", g.key(0)}})));
-  }
-  body += report::SvgChart(by_unit);
-  report::Chart by_priority = report::RateChart("Response rate by priority", *priorities);
-  for (const std::string& p : by_priority.labels) {
-    by_priority.links.push_back(p == "NONE" ? ""
-                                            : absl::StrCat("/", view.Query({{"priority", p}})));
-  }
-  body += report::SvgChart(by_priority);
-  absl::StrAppend(&body, "</div><h2>", HtmlEscape(main_table->title), "</h2>",
-                  report::HtmlTable(*main_table),
-                  "<p class=\"note\">A heading sorts the table by it (again: the other way). ",
-                  view.by->dimension == v1::DIMENSION_ORGANISATION
-                      ? "An organisation's name opens its overdue referrals."
-                      : "",
-                  "</p>");
+  const std::string body =
+      absl::StrCat(FilterForm(view, reference_, data->years), "<p class=\"note\">",
+                   HtmlEscape(described), ". Overdue and escalated as at ", DateTime(ToProto(now)),
+                   " UTC. <a id=\"export\" href=\"/overview.csv", HtmlEscape(view.Query()),
+                   "\">Download this view's table as CSV</a></p>", Tiles(data->orgs.total()),
+                   Charts(*data, view), "<h2>", HtmlEscape(data->main_table.title), "</h2>",
+                   report::HtmlTable(data->main_table),
+                   "<p class=\"note\">A heading sorts the table by it (again: the other way). ",
+                   view.by->dimension == v1::DIMENSION_ORGANISATION
+                       ? "An organisation's name opens its overdue referrals."
+                       : "",
+                   "</p>");
   return Page(200, "Referral feedback overview", body, true);
 }
 
