@@ -371,13 +371,36 @@ void AggregateIndex::CountSubject(uint32_t s, int delta) {
   }
 }
 
+namespace {
+
+// Values this build does not know count as UNSPECIFIED, so every dimension stays small.
+uint8_t Known(int v, bool (*valid)(int)) { return static_cast<uint8_t>(valid(v) ? v : 0); }
+
+uint32_t Instant(int64_t seconds) {
+  return static_cast<uint32_t>(std::clamp<int64_t>(seconds, 0, UINT32_MAX));
+}
+
+}  // namespace
+
 void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
-  // Values this build does not know count as UNSPECIFIED, so every dimension stays small.
-  auto known = [](int v, bool (*valid)(int)) { return static_cast<uint8_t>(valid(v) ? v : 0); };
   Fact f;
   f.org = OrgIndex(e.organisation());
-  f.state = known(e.state(), v1::ReferralState_IsValid);
-  f.route = known(e.route(), v1::ReferralRoute_IsValid);
+  f.unit = UnitIndex(e.unit());
+  if (!e.case_id().empty()) {
+    f.case_index = case_index_.emplace(e.case_id(), static_cast<uint32_t>(case_index_.size()) + 1)
+                       .first->second;
+  }
+  ReadDimensions(e, f);
+  ReadTimes(e, f);
+  f.profile = ProfileOf(f);
+  Widen(f);
+  AttachSubjects(e, f);
+  Place(e.referral_id(), f);
+}
+
+void AggregateIndex::ReadDimensions(const v1::RegisterEntry& e, Fact& f) {
+  f.state = Known(e.state(), v1::ReferralState_IsValid);
+  f.route = Known(e.route(), v1::ReferralRoute_IsValid);
   auto flag = [&f](bool on, Fact::Flag bit) {
     if (on) f.flags |= bit;
   };
@@ -389,16 +412,40 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
   flag(e.recorded_on_behalf(), Fact::kRecordedOnBehalf);
   flag(e.referred_to_iopc(), Fact::kReferredToIopc);
   flag(e.has_decided_at() && e.decided_at().seconds() > 0, Fact::kDecided);
-  auto instant = [](int64_t seconds) {
-    return static_cast<uint32_t>(std::clamp<int64_t>(seconds, 0, UINT32_MAX));
-  };
-  int64_t dispatched_s = 0;
-  if (!e.case_id().empty()) {
-    f.case_index = case_index_.emplace(e.case_id(), static_cast<uint32_t>(case_index_.size()) + 1)
-                       .first->second;
+  f.thr = std::max({Known(e.thr().threat(), v1::ThrLevel_IsValid),
+                    Known(e.thr().risk(), v1::ThrLevel_IsValid),
+                    Known(e.thr().harm(), v1::ThrLevel_IsValid)});
+  for (int role : e.subject_roles()) {
+    if (role != v1::SUBJECT_ROLE_UNSPECIFIED) {
+      f.role = Known(role, v1::SubjectRole_IsValid);
+      break;
+    }
   }
+  if (HasOutcome(f.state)) {
+    f.outcome = Known(e.outcome().type(), v1::OutcomeType_IsValid);
+    f.category = Known(e.outcome().category(), v1::CorruptionCategory_IsValid);
+    if (e.outcome().subject_role() != v1::SUBJECT_ROLE_UNSPECIFIED) {
+      f.role = Known(e.outcome().subject_role(), v1::SubjectRole_IsValid);
+    }
+  }
+  for (const v1::Outcome& t : e.tracks()) {
+    if (t.track() < v1::OUTCOME_TRACK_CRIMINAL || t.track() > v1::OUTCOME_TRACK_STAFF) continue;
+    f.track[t.track() - 1] = Known(t.type(), v1::OutcomeType_IsValid);
+    if (t.track() == v1::OUTCOME_TRACK_CONDUCT) {
+      f.finding = Known(t.finding(), v1::ConductFinding_IsValid);
+      f.action = Known(t.misconduct_result(), v1::MisconductResult_IsValid);
+    }
+  }
+  f.priority = Known(e.priority(), v1::Priority_IsValid);
+  f.decline_reason = e.state() == v1::REFERRAL_STATE_DECLINED_BY_FORCE
+                         ? Known(e.decline_reason(), v1::DeclineReason_IsValid)
+                         : 0;
   f.information_requests = static_cast<uint16_t>(std::clamp(e.information_requests(), 0, 65535));
   f.information_answered = static_cast<uint16_t>(std::clamp(e.information_answered(), 0, 65535));
+}
+
+void AggregateIndex::ReadTimes(const v1::RegisterEntry& e, Fact& f) {
+  int64_t dispatched_s = 0;
   if (e.information_answered() > 0) {
     f.answer_days = static_cast<uint32_t>(std::clamp<int64_t>(
         e.information_reply_seconds() / e.information_answered() / 86400, 0, Fact::kNoDays - 1));
@@ -406,65 +453,43 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
   if (e.has_dispatched_at()) {
     const absl::Time t = FromProto(e.dispatched_at());
     dispatched_s = absl::ToUnixSeconds(t);
-    f.dispatched_s = instant(dispatched_s);
+    f.dispatched_s = Instant(dispatched_s);
     f.fy = static_cast<int16_t>(std::clamp(FinancialYear(t), 1900, 9999));
     f.quarter = static_cast<uint8_t>(FinancialQuarter(t));
-    min_fy_ = min_fy_ == 0 ? f.fy : std::min<int>(min_fy_, f.fy);
-    max_fy_ = std::max<int>(max_fy_, f.fy);
+    // Regulation 19's first report: 12 months after receipt (clocks.h), one definition.
+    f.reg19_s = Instant(absl::ToUnixSeconds(Reg19DueAt(e, 1)));
   }
   // Overdue against the running clock (clocks.h); entries folded before staged clocks keep the
   // dispatch's due date.
   if (e.has_next_due_at()) {
-    f.due_s = instant(e.next_due_at().seconds());
+    f.due_s = Instant(e.next_due_at().seconds());
   } else if (e.has_due_at() && !e.has_received_at() && !e.has_decision_paused_since()) {
-    f.due_s = instant(e.due_at().seconds());
+    f.due_s = Instant(e.due_at().seconds());
   }
-  // Regulation 19's first report: 12 months after receipt (clocks.h), one definition.
-  if (e.has_dispatched_at()) f.reg19_s = instant(absl::ToUnixSeconds(Reg19DueAt(e, 1)));
+  if (e.has_due_at()) f.decision_due_s = Instant(e.due_at().seconds());
   // Days from dispatch to a step, when both are known and in order.
   auto days_to = [dispatched_s](bool has, int64_t at) {
     if (!has || dispatched_s <= 0 || at <= 0 || at < dispatched_s) return Fact::kNoDays;
     return static_cast<uint32_t>(std::min<int64_t>((at - dispatched_s) / 86400, Fact::kNoDays - 1));
   };
   f.feedback_days = days_to(e.has_feedback_at(), e.feedback_at().seconds());
-  f.thr = std::max({known(e.thr().threat(), v1::ThrLevel_IsValid),
-                    known(e.thr().risk(), v1::ThrLevel_IsValid),
-                    known(e.thr().harm(), v1::ThrLevel_IsValid)});
   f.acknowledge_days = days_to(e.has_acknowledged_at(), e.acknowledged_at().seconds());
   f.decision_days = days_to(e.has_decided_at(), e.decided_at().seconds());
-  if (e.has_due_at()) f.decision_due_s = instant(e.due_at().seconds());
+}
+
+void AggregateIndex::Widen(const Fact& f) {
+  if (f.fy != 0) {
+    min_fy_ = min_fy_ == 0 ? f.fy : std::min<int>(min_fy_, f.fy);
+    max_fy_ = std::max<int>(max_fy_, f.fy);
+  }
   const uint32_t days[] = {f.feedback_days, f.feedback_days, f.answer_days, f.acknowledge_days,
                            f.decision_days};
   for (int c = 0; c < kDayColumns; ++c) {
     if (days[c] != Fact::kNoDays) max_days_[c] = std::max(max_days_[c], days[c]);
   }
-  for (int role : e.subject_roles()) {
-    if (role != v1::SUBJECT_ROLE_UNSPECIFIED) {
-      f.role = known(role, v1::SubjectRole_IsValid);
-      break;
-    }
-  }
-  if (HasOutcome(f.state)) {
-    f.outcome = known(e.outcome().type(), v1::OutcomeType_IsValid);
-    f.category = known(e.outcome().category(), v1::CorruptionCategory_IsValid);
-    if (e.outcome().subject_role() != v1::SUBJECT_ROLE_UNSPECIFIED) {
-      f.role = known(e.outcome().subject_role(), v1::SubjectRole_IsValid);
-    }
-  }
-  for (const v1::Outcome& t : e.tracks()) {
-    if (t.track() < v1::OUTCOME_TRACK_CRIMINAL || t.track() > v1::OUTCOME_TRACK_STAFF) continue;
-    f.track[t.track() - 1] = known(t.type(), v1::OutcomeType_IsValid);
-    if (t.track() == v1::OUTCOME_TRACK_CONDUCT) {
-      f.finding = known(t.finding(), v1::ConductFinding_IsValid);
-      f.action = known(t.misconduct_result(), v1::MisconductResult_IsValid);
-    }
-  }
-  f.priority = known(e.priority(), v1::Priority_IsValid);
-  f.unit = UnitIndex(e.unit());
-  f.profile = ProfileOf(f);
-  f.decline_reason = e.state() == v1::REFERRAL_STATE_DECLINED_BY_FORCE
-                         ? known(e.decline_reason(), v1::DeclineReason_IsValid)
-                         : 0;
+}
+
+void AggregateIndex::AttachSubjects(const v1::RegisterEntry& e, Fact& f) {
   std::set<std::string> refs(e.subject_refs().begin(), e.subject_refs().end());
   f.subjects_at = static_cast<uint32_t>(subject_pool_.size());
   f.subject_count = static_cast<uint32_t>(refs.size());
@@ -474,10 +499,12 @@ void AggregateIndex::Upsert(const v1::RegisterEntry& e) {
     CountSubject(s, 1);
   }
   live_subjects_ += refs.size();
+}
 
-  auto it = by_referral_.find(e.referral_id());
+void AggregateIndex::Place(const std::string& referral_id, const Fact& f) {
+  auto it = by_referral_.find(referral_id);
   if (it == by_referral_.end()) {
-    by_referral_.emplace(e.referral_id(), static_cast<uint32_t>(position_.size()));
+    by_referral_.emplace(referral_id, static_cast<uint32_t>(position_.size()));
     position_.push_back(static_cast<uint32_t>(facts_.size()));
     id_of_.push_back(static_cast<uint32_t>(position_.size() - 1));
     facts_.push_back(f);

@@ -130,6 +130,13 @@ class AggregateIndex {
   uint16_t UnitIndex(const std::string& code);
   void CountSubject(uint32_t s, int delta);
   uint16_t ProfileOf(const Fact& f);
+  // Upsert's steps: the entry's dimensions and times as a fact; the year range and the days'
+  // histogram widths the scans size by; the fact's subjects; its place in facts_.
+  static void ReadDimensions(const v1::RegisterEntry& e, Fact& f);
+  static void ReadTimes(const v1::RegisterEntry& e, Fact& f);
+  void Widen(const Fact& f);
+  void AttachSubjects(const v1::RegisterEntry& e, Fact& f);
+  void Place(const std::string& referral_id, const Fact& f);
   bool IsRepeat(uint32_t s) const { return (repeat_bits_[s / 64] >> (s % 64)) & 1; }
 
   void CompactSubjects();
