@@ -29,8 +29,9 @@ bool Number(absl::string_view s) {
 }  // namespace
 
 std::string CsvCell(absl::string_view value) {
-  std::string cell(value);
-  if (!cell.empty() && FormulaStart(cell[0]) && !Number(cell)) cell.insert(0, "'");
+  // A formula's first character is quoted, so a spreadsheet shows the text and runs nothing.
+  const bool quote = !value.empty() && FormulaStart(value[0]) && !Number(value);
+  const std::string cell = quote ? absl::StrCat("'", value) : std::string(value);
   if (cell.find_first_of(",\"\n\r") == std::string::npos) return cell;
   return absl::StrCat("\"", absl::StrReplaceAll(cell, {{"\"", "\"\""}}), "\"");
 }

@@ -213,6 +213,9 @@ absl::Status AuditRecorder::Finish(const absl::Status& status) {
 }
 
 struct AuditCheckpointer::Impl {
+  Impl(Database& db, Pkey key, std::string file, std::string public_pem)
+      : db(db), key(std::move(key)), file(std::move(file)), public_pem(std::move(public_pem)) {}
+
   Database& db;
   Pkey key;
   std::string file;
@@ -288,7 +291,7 @@ absl::StatusOr<std::unique_ptr<AuditCheckpointer>> AuditCheckpointer::Create(
     RETURN_IF_ERROR(WriteFileSynced(public_copy, public_pem, O_CREAT | O_TRUNC, 0644));
   }
   auto impl = std::unique_ptr<Impl>(
-      new Impl{db, std::move(key), std::move(checkpoint_file), std::move(public_pem)});
+      new Impl(db, std::move(key), std::move(checkpoint_file), std::move(public_pem)));
   return std::unique_ptr<AuditCheckpointer>(new AuditCheckpointer(std::move(impl)));
 }
 

@@ -34,7 +34,7 @@ struct Spec {
   int feedback_day = -1;
   v1::OutcomeType outcome = v1::OUTCOME_TYPE_UNSPECIFIED;
   v1::CorruptionCategory category = v1::CORRUPTION_CATEGORY_UNSPECIFIED;
-  std::vector<std::string> subjects;
+  std::vector<std::string> subjects{};
   v1::SubjectRole role = v1::SUBJECT_ROLE_OFFICER;
   bool escalated = false;
 };
@@ -276,10 +276,10 @@ TEST(AggregateIndex, DaysAndRepeatsAreExactOnEveryPathAndUnchangedByClustering) 
   std::mt19937 rng(7);
   const std::vector<std::string> orgs = {"NFK", "SFK", "MPS", "BF", "NCA"};
   struct Known {
-    std::string id;
-    std::string org;
+    std::string id{};
+    std::string org{};
     int days = 0;
-    std::string subject;
+    std::string subject{};
   };
   std::vector<Known> known;
   // Mostly weeks, some years; BF's clock is decades out, so its quantiles lie past any histogram.
@@ -559,7 +559,9 @@ TEST(Suppression, NoSuppressedCountCanBeWorkedOut) {
         EXPECT_EQ(shown->referred(), full->referred());
         EXPECT_TRUE(shown->referred() == 0 || shown->referred() >= 5);
       }
-      if (shown->has_response_rate()) EXPECT_EQ(shown->response_rate(), full->response_rate());
+      if (shown->has_response_rate()) {
+        EXPECT_EQ(shown->response_rate(), full->response_rate());
+      }
       EXPECT_NE(unknowns({shown->has_referred(), shown->has_feedback_received(),
                           shown->has_withdrawn(), shown->has_redirected(), shown->has_open()}),
                 1);

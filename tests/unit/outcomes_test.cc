@@ -120,7 +120,9 @@ TEST(Outcomes, TheOutcomeFitsThePerson) {
       const absl::Status s = CheckOutcome("outcome", o, kNow);
       EXPECT_EQ(s.ok(), allowed) << v1::SubjectRole_Name(role) << " x " << v1::OutcomeType_Name(t)
                                  << ": " << s;
-      if (!allowed) EXPECT_EQ(FieldOf(s), "outcome.type");
+      if (!allowed) {
+        EXPECT_EQ(FieldOf(s), "outcome.type");
+      }
       ++cells;
     }
   }

@@ -452,7 +452,7 @@ std::string OneLife(uint64_t seed, const std::string& dir, Crossings& seen) {
     seen.updates_vs_end += types.count(v1::EVENT_TYPE_OUTCOME_UPDATED) > 0 && ends > 0;
   }
   std::string diff;
-  for (const std::string& code : {"UKFIU", "NFK", "ERSOU"}) {
+  for (const std::string code : {"UKFIU", "NFK", "ERSOU"}) {
     const auto copy = chain.CopyAt(code, id);
     if (code == "ERSOU" && copy.first == v1::REFERRAL_STATE_UNSPECIFIED) continue;  // never held
     if (copy != at_nca) {
@@ -462,7 +462,7 @@ std::string OneLife(uint64_t seed, const std::string& dir, Crossings& seen) {
   }
   if (chain.Held() != 0) diff += absl::StrCat(chain.Held(), " event(s) still held; ");
   for (const std::string& f : chain.failures) diff += f + "; ";
-  for (const std::string& code : {"UKFIU", "NFK", "ERSOU"}) {
+  for (const std::string code : {"UKFIU", "NFK", "ERSOU"}) {
     if (chain[code].mirror->repeats() != 0) diff += code + " applied an event twice; ";
   }
   return diff;

@@ -102,7 +102,9 @@ TEST_F(FeedTest, HoldsEachEventOnceInTheOrderStoredWithTheReferralAsItStands) {
   std::set<std::string> ids;
   for (size_t i = 0; i < all.size(); ++i) {
     ids.insert(all[i].second.event().event_id());
-    if (i > 0) EXPECT_LT(all[i - 1].first, all[i].first);
+    if (i > 0) {
+      EXPECT_LT(all[i - 1].first, all[i].first);
+    }
   }
   EXPECT_EQ(ids.size(), all.size());
   // Each referral as it stands now, without its package.

@@ -118,7 +118,7 @@ absl::StatusOr<v1::Priority> ReadPriority(const Args& args);
 // --page-size (1 to 1000; the server's default when absent), --page-token, --all.
 struct Paging {
   int32_t page_size = 0;
-  std::string page_token;
+  std::string page_token{};
   // Follow next_page_token until the last page, printing everything as one list.
   bool all = false;
 };
