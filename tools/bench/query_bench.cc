@@ -28,6 +28,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -207,14 +208,16 @@ int64_t PeakRssKib() {
   return u.ru_maxrss;
 }
 
-int Main(int argc, char** argv) {
-  constexpr char kTool[] = "sarloop-query-bench";
+constexpr char kTool[] = "sarloop-query-bench";
+
+// The flags, or exit 2 with the reason.
+Flags ParseFlags(int argc, char** argv) {
   Flags flags;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
       if (i + 1 >= argc) {
-        std::cerr << "sarloop-query-bench: " << a << " needs a value\n";
+        std::cerr << kTool << ": " << a << " needs a value\n";
         std::exit(2);
       }
       return argv[++i];
@@ -241,88 +244,56 @@ int Main(int argc, char** argv) {
       std::cerr << "usage: sarloop-query-bench [--referrals N] [--reps R] "
                    "[--db FILE | --postgres CONNINFO] [--json FILE] [--seed S] "
                    "[--only SHAPE_SUBSTRING] [--answers FILE] [--build-only]\n";
-      return 2;
+      std::exit(2);
     }
   }
   if (flags.referrals < 1 || flags.reps < 1) {
-    std::cerr << "sarloop-query-bench: --referrals and --reps must be positive\n";
-    return 2;
+    std::cerr << kTool << ": --referrals and --reps must be positive\n";
+    std::exit(2);
   }
-  const bool temporary = flags.db.empty() && flags.postgres.empty();
-  if (flags.build_only && temporary) {  // refused before building a register nobody could keep
-    std::cerr
-        << "sarloop-query-bench: --build-only needs --db or --postgres to keep the register\n";
-    return 2;
-  }
-  if (temporary) {
-    flags.db = (std::filesystem::temp_directory_path() /
-                absl::StrCat("sarloop-query-bench-", getpid(), ".db"))
-                   .string();
-    // A run that failed part-way leaves its file; a later run with the same pid starts afresh.
-    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(flags.db + suffix);
-  }
-  // Fixed "now", so a kept register answers the same on every run.
-  const absl::Time now =
-      absl::FromCivil(absl::CivilSecond(2026, 11, 1, 12, 0, 0), absl::UTCTimeZone());
-  auto db = flags.postgres.empty() ? Database::Open(flags.db, nca::RegisterSchema())
-                                   : Database::OpenPostgres(flags.postgres, nca::RegisterSchema());
-  if (!flags.postgres.empty()) flags.db = "PostgreSQL";
-  if (!db.ok()) {
-    std::cerr << "sarloop-query-bench: " << db.status() << "\n";
-    return 1;
-  }
-  ManualClock clock(now);
-  nca::Register reg(**db, ReferenceData::BuiltIn(), clock);
+  return flags;
+}
+
+// Builds the register unless it holds the referrals already; the seconds the build took, 0 when
+// the register was there.
+absl::StatusOr<double> BuildUnlessBuilt(Database& db, nca::Register& reg, const Flags& flags,
+                                        absl::Time now) {
   int64_t existing = 0;
-  absl::Status counted = (*db)->Read([&](Txn& txn) -> absl::Status {
+  RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
     ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT COUNT(*) FROM entries"));
     existing = rows[0].Int(0);
     return absl::OkStatus();
-  });
-  if (!counted.ok() || (existing != 0 && existing != flags.referrals)) {
-    std::cerr << "sarloop-query-bench: " << flags.db << " holds " << existing << " referrals, not "
-              << flags.referrals << "\n";
-    return 1;
+  }));
+  if (existing == flags.referrals) return 0.0;
+  if (existing != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(flags.db, " holds ", existing, " referrals, not ", flags.referrals));
   }
-  double build_s = 0;
-  if (existing == 0) {
-    std::cerr << "building a register of " << flags.referrals << " referrals in " << flags.db
-              << "\n";
-    const auto t0 = std::chrono::steady_clock::now();
-    if (absl::Status s = Build(**db, reg, flags, now); !s.ok()) {
-      std::cerr << "sarloop-query-bench: " << s << "\n";
-      return 1;
-    }
-    build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-  if (flags.build_only) {
-    std::printf("register of %lld referrals in %s: built in %.0f s (0: it was there)\n",
-                static_cast<long long>(flags.referrals), flags.db.c_str(), build_s);
-    return 0;
-  }
+  std::cerr << "building a register of " << flags.referrals << " referrals in " << flags.db << "\n";
   const auto t0 = std::chrono::steady_clock::now();
-  if (absl::Status s = reg.CatchUp(); !s.ok()) {
-    std::cerr << "sarloop-query-bench: " << s << "\n";
-    return 1;
-  }
-  const double load_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  RETURN_IF_ERROR(Build(db, reg, flags, now));
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
+// The query shapes the analysts run, each as the nca service runs it, and the plain SQL baseline.
+// Each run returns its answer as text when *text is set (the first, untimed run of a shape).
+std::vector<Shape> Shapes(nca::Register& reg, Database& db, int64_t referrals, uint64_t seed,
+                          absl::Time now, const bool* text) {
   const int year = nca::FinancialYear(now) - 1;
-  bool text = false;  // set for each shape's first, untimed run
-  auto aggregates = [&](std::vector<v1::Dimension> by, auto filter, bool publication = false) {
-    return [&reg, &text, now, by, filter, publication]() -> absl::StatusOr<std::string> {
+  auto aggregates = [&reg, text, now](std::vector<v1::Dimension> by, auto filter,
+                                      bool publication = false) {
+    return [&reg, text, now, by, filter, publication]() -> absl::StatusOr<std::string> {
       v1::GetAggregatesRequest r;
       for (auto d : by) r.add_group_by(d);
       filter(*r.mutable_filter());
       r.set_publication(publication);
-      return Text(reg.Aggregates(r, now, 5), text);
+      return Text(reg.Aggregates(r, now, 5), *text);
     };
   };
   auto none = [](v1::AggregateFilter&) {};
   auto one_year = [year](v1::AggregateFilter& f) { f.add_financial_years(year); };
-  std::mt19937_64 rng(flags.seed + 1);
-  std::vector<Shape> shapes = {
+  auto rng = std::make_shared<std::mt19937_64>(seed + 1);
+  return {
       {"aggregates: total, 10 years", aggregates({}, none)},
       {"aggregates: by organisation, one year", aggregates({v1::DIMENSION_ORGANISATION}, one_year)},
       {"aggregates: by region x financial year",
@@ -347,28 +318,28 @@ int Main(int argc, char** argv) {
        aggregates({v1::DIMENSION_ORGANISATION, v1::DIMENSION_CATEGORY}, none)},
       {"aggregates: publication, by organisation x category",
        aggregates({v1::DIMENSION_ORGANISATION, v1::DIMENSION_CATEGORY}, none, true)},
-      {"summary (per organisation)", [&]() { return Text(reg.Summary(now), text); }},
+      {"summary (per organisation)", [&reg, text, now]() { return Text(reg.Summary(now), *text); }},
       {"overdue: first page of 100",
-       [&]() {
+       [&reg, text, now]() {
          v1::ListOverdueRequest r;
-         return Text(reg.Overdue(r, now), text);
+         return Text(reg.Overdue(r, now), *text);
        }},
       {"register: one organisation, first page",
-       [&]() {
+       [&reg, text]() {
          v1::ListRegisterRequest r;
          r.set_organisation("NFK");
-         return Text(reg.List(r), text);
+         return Text(reg.List(r), *text);
        }},
       {"timeline: one referral",
-       [&]() {
-         return Text(reg.Timeline(
-                         absl::StrCat("REF-", Hex(rng() % static_cast<uint64_t>(flags.referrals)))),
-                     text);
+       [&reg, text, rng, referrals]() {
+         return Text(
+             reg.Timeline(absl::StrCat("REF-", Hex((*rng)() % static_cast<uint64_t>(referrals)))),
+             *text);
        }},
       {"baseline: SQL GROUP BY organisation, 10 years (not served)",
-       [&]() -> absl::StatusOr<std::string> {
+       [&db]() -> absl::StatusOr<std::string> {
          std::string out;
-         RETURN_IF_ERROR((*db)->Read([&](Txn& txn) -> absl::Status {
+         RETURN_IF_ERROR(db.Read([&](Txn& txn) -> absl::Status {
            ASSIGN_OR_RETURN(
                auto rows,
                txn.Query("SELECT organisation, COUNT(*), "
@@ -387,54 +358,117 @@ int Main(int argc, char** argv) {
        },
        10},
   };
+}
 
-  std::printf("register: %lld referrals over 10 financial years, %zu organisations\n",
-              static_cast<long long>(flags.referrals),
-              ReferenceData::BuiltIn().organisations().size());
-  if (build_s > 0) std::printf("built in %.0f s through Register::Receive\n", build_s);
-  std::printf("aggregate index loaded in %.1f s; peak RSS %lld MiB\n\n", load_s,
-              static_cast<long long>(PeakRssKib() / 1024));
+// Times each shape --only selects: three untimed runs (the first keeps its answer), then --reps.
+// Prints a row per shape and writes --json and --answers; false when a query failed.
+bool TimeShapes(const std::vector<Shape>& shapes, const Flags& flags, double load_s, bool* text) {
   std::printf("%-60s %9s %9s %9s\n", "query shape", "p50 ms", "p99 ms", "max ms");
   std::string json =
       absl::StrCat("{\"referrals\":", flags.referrals, ",\"reps\":", flags.reps,
                    ",\"index_load_s\":", absl::StrFormat("%.2f", load_s), ",\"shapes\":[");
-  bool all_ok = true;
+  bool all_ok = true, first = true;
   std::string answers;
-  for (size_t s = 0; s < shapes.size(); ++s) {
+  for (const Shape& shape : shapes) {
+    if (shape.name.find(flags.only) == std::string::npos) continue;
     std::vector<double> ms;
-    if (shapes[s].name.find(flags.only) == std::string::npos) continue;
-    const int reps = std::min(flags.reps, shapes[s].max_reps);
+    const int reps = std::min(flags.reps, shape.max_reps);
     for (int i = 0; i < reps + 3; ++i) {
-      text = i == 0;
+      *text = i == 0;
       const auto a = std::chrono::steady_clock::now();
-      absl::StatusOr<std::string> answer = shapes[s].run();
+      absl::StatusOr<std::string> answer = shape.run();
       const auto b = std::chrono::steady_clock::now();
       if (!answer.ok()) {
-        std::cerr << shapes[s].name << ": " << answer.status() << "\n";
+        std::cerr << shape.name << ": " << answer.status() << "\n";
         all_ok = false;
         break;
       }
-      if (i == 0) absl::StrAppend(&answers, "=== ", shapes[s].name, "\n", *answer, "\n");
+      if (i == 0) absl::StrAppend(&answers, "=== ", shape.name, "\n", *answer, "\n");
       if (i >= 3) ms.push_back(std::chrono::duration<double, std::milli>(b - a).count());
     }
     if (ms.empty()) continue;
     const double p50 = Percentile(ms, 0.5), p99 = Percentile(ms, 0.99),
                  max = *std::max_element(ms.begin(), ms.end());
-    std::printf("%-60s %9.2f %9.2f %9.2f\n", shapes[s].name.c_str(), p50, p99, max);
+    std::printf("%-60s %9.2f %9.2f %9.2f\n", shape.name.c_str(), p50, p99, max);
     std::fflush(stdout);
-    absl::StrAppend(&json, s ? "," : "", "{\"shape\":\"", shapes[s].name,
+    absl::StrAppend(&json, first ? "" : ",", "{\"shape\":\"", shape.name,
                     "\",\"p50_ms\":", absl::StrFormat("%.3f", p50),
                     ",\"p99_ms\":", absl::StrFormat("%.3f", p99), "}");
+    first = false;
   }
   json += "]}\n";
   if (!flags.json.empty()) std::ofstream(flags.json) << json;
   if (!flags.answers.empty()) std::ofstream(flags.answers) << answers;
-  std::printf("\npeak RSS %lld MiB\n", static_cast<long long>(PeakRssKib() / 1024));
-  db->reset();
+  return all_ok;
+}
+
+int Main(int argc, char** argv) {
+  Flags flags = ParseFlags(argc, argv);
+  const bool temporary = flags.db.empty() && flags.postgres.empty();
+  if (flags.build_only && temporary) {  // refused before building a register nobody could keep
+    std::cerr << kTool << ": --build-only needs --db or --postgres to keep the register\n";
+    return 2;
+  }
   if (temporary) {
+    flags.db = (std::filesystem::temp_directory_path() /
+                absl::StrCat("sarloop-query-bench-", getpid(), ".db"))
+                   .string();
+    // A run that failed part-way leaves its file; a later run with the same pid starts afresh.
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(flags.db + suffix);
   }
-  return all_ok ? 0 : 1;
+  // Fixed "now", so a kept register answers the same on every run.
+  const absl::Time now =
+      absl::FromCivil(absl::CivilSecond(2026, 11, 1, 12, 0, 0), absl::UTCTimeZone());
+  auto db = flags.postgres.empty() ? Database::Open(flags.db, nca::RegisterSchema())
+                                   : Database::OpenPostgres(flags.postgres, nca::RegisterSchema());
+  if (!flags.postgres.empty()) flags.db = "PostgreSQL";
+  if (!db.ok()) {
+    std::cerr << kTool << ": " << db.status() << "\n";
+    return 1;
+  }
+  ManualClock clock(now);
+  nca::Register reg(**db, ReferenceData::BuiltIn(), clock);
+  auto finish = [&](int code) {
+    db->reset();
+    if (temporary) {
+      for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(flags.db + suffix);
+    }
+    return code;
+  };
+  bool text = false;
+  const std::vector<Shape> shapes = Shapes(reg, **db, flags.referrals, flags.seed, now, &text);
+  if (std::none_of(shapes.begin(), shapes.end(), [&](const Shape& shape) {
+        return shape.name.find(flags.only) != std::string::npos;
+      })) {
+    std::cerr << kTool << ": --only '" << flags.only << "' names no query shape\n";
+    return finish(2);
+  }
+  absl::StatusOr<double> build_s = BuildUnlessBuilt(**db, reg, flags, now);
+  if (!build_s.ok()) {
+    std::cerr << kTool << ": " << build_s.status() << "\n";
+    return finish(1);
+  }
+  if (flags.build_only) {
+    std::printf("register of %lld referrals in %s: built in %.0f s (0: it was there)\n",
+                static_cast<long long>(flags.referrals), flags.db.c_str(), *build_s);
+    return 0;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  if (absl::Status s = reg.CatchUp(); !s.ok()) {
+    std::cerr << kTool << ": " << s << "\n";
+    return finish(1);
+  }
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("register: %lld referrals over 10 financial years, %zu organisations\n",
+              static_cast<long long>(flags.referrals),
+              ReferenceData::BuiltIn().organisations().size());
+  if (*build_s > 0) std::printf("built in %.0f s through Register::Receive\n", *build_s);
+  std::printf("aggregate index loaded in %.1f s; peak RSS %lld MiB\n\n", load_s,
+              static_cast<long long>(PeakRssKib() / 1024));
+  const bool all_ok = TimeShapes(shapes, flags, load_s, &text);
+  std::printf("\npeak RSS %lld MiB\n", static_cast<long long>(PeakRssKib() / 1024));
+  return finish(all_ok ? 0 : 1);
 }
 
 }  // namespace
