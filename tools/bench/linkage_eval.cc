@@ -34,6 +34,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -1017,11 +1018,191 @@ NodeFigures NodeSection(const std::vector<Filter>& index, const SubjectEncodings
   return out;
 }
 
+// The bulk screen of every subject encoding against the index, as the service's re-screen runs
+// it, with its table; the wall time in *wall_s.
+std::vector<Hit> EndToEnd(const SubjectEncodings& subjects, const std::vector<Filter>& index,
+                          const Flags& flags, const linkage::BlockingParams& blocking,
+                          double* wall_s) {
+  const uint32_t bulk_t = static_cast<uint32_t>(flags.bulk_threshold * 1000 + 0.5);
+  const long rss_before = PeakRssMib();
+  const auto start = Clock::now();
+  linkage::BulkStats stats;
+  std::vector<Hit> hits = linkage::BulkScreen(subjects.flat, index, bulk_t, blocking, flags.threads,
+                                              linkage::BestKernel(), &stats);
+  *wall_s = Seconds(start);
+  std::printf(
+      "\n## End to end: %zu subjects (%zu encodings) x %zu records, %d threads, %s kernel\n\n"
+      "| threshold | blocking | wall s | pairs in shared buckets | slots pruned by the bound | "
+      "slots compared | share of all pairs compared | hits | peak RSS MiB (process; before) "
+      "|\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
+      "| %.3f | %d tables x %d bits | %.1f | %.3g | %.3g | %.3g | %.4f%% | %zu | %ld (%ld) |\n",
+      subjects.size(), subjects.flat.size(), index.size(), flags.threads,
+      std::string(linkage::KernelName(linkage::BestKernel())).c_str(), flags.bulk_threshold,
+      flags.tables, flags.bits, *wall_s, double(stats.pairs_in_buckets), double(stats.slots_pruned),
+      double(stats.slots_compared),
+      100.0 * stats.slots_compared / (double(subjects.flat.size()) * index.size()), hits.size(),
+      PeakRssMib(), rss_before);
+  return hits;
+}
+
+// Of the true person links that reach the threshold, how many the blocking keeps in a shared
+// bucket: {above, kept}.
+std::pair<size_t, size_t> KeptByBlocking(const synth::Population& pop,
+                                         const SubjectEncodings& subjects,
+                                         const std::vector<Filter>& index,
+                                         const linkage::BlockingKeys& keys, double threshold) {
+  size_t above = 0, kept = 0;
+  for (uint32_t s = 0; s < pop.subjects.size(); ++s) {
+    const auto& subj = pop.subjects[s];
+    if (subj.relation != synth::Relation::kSamePerson) continue;
+    for (uint32_t q = subjects.first[s]; q < subjects.first[s + 1]; ++q) {
+      if (PairScore(subjects.flat[q], index[subj.index_position]) >= threshold - 1e-12) {
+        ++above;
+        kept += keys.ShareBucket(subjects.flat[q], index[subj.index_position]);
+        break;
+      }
+    }
+  }
+  return {above, kept};
+}
+
+// The attacks on the index's name fields, hardened and unhardened, with their table; the best
+// re-identification rate any of them reached on the hardened encodings.
+double AttackSection(const synth::Population& pop, const std::vector<Filter>& index,
+                     const std::vector<Filter>& plain_index, const Flags& flags) {
+  double hardened_attack = 0;
+  const size_t n =
+      flags.attack_records ? std::min(flags.attack_records, index.size()) : index.size();
+  std::vector<std::string> truth;
+  for (size_t i = 0; i < n; ++i) {
+    truth.push_back(CanonicalName(pop.index[i].fields.given_names, pop.index[i].fields.surname));
+  }
+  std::vector<std::string> public_names;
+  for (const std::string& name : synth::SampleFullNames(n, flags.seed ^ 0x9e3779b97f4a7c15)) {
+    public_names.push_back(CanonicalName(name, ""));
+  }
+  std::printf(
+      "\n## Privacy: attacks on the index's name fields (%zu records; the attacker "
+      "holds %zu public names from the same distribution)\n\n"
+      "| encoding | attack | guesses | re-identified | rate | patterns found (right) "
+      "| s |\n|---|---|---:|---:|---:|---:|---:|\n",
+      n, public_names.size());
+  for (int hardened_run = 0; hardened_run < 2; ++hardened_run) {
+    const std::vector<Filter> attacked(
+        (hardened_run ? index : plain_index).begin(),
+        (hardened_run ? index : plain_index).begin() + static_cast<std::ptrdiff_t>(n));
+    const char* label = hardened_run ? "hardened (shipped)" : "unhardened";
+    auto t0 = Clock::now();
+    const AttackResult f = FrequencyAttack(attacked, truth, public_names);
+    std::printf(
+        "| %s | frequency (%.1f%% of records share their name field with another) | "
+        "%zu | %zu | %.4f%% | – | %.1f |\n",
+        label, 100.0 * f.shared_fields / f.records, f.guesses, f.reidentified, 100 * f.rate(),
+        Seconds(t0));
+    t0 = Clock::now();
+    const AttackResult p = PatternMiningAttack(attacked, truth, public_names, {});
+    std::printf("| %s | pattern mining | %zu | %zu | %.4f%% | %zu (%zu) | %.1f |\n", label,
+                p.guesses, p.reidentified, 100 * p.rate(), p.patterns, p.patterns_right,
+                Seconds(t0));
+    t0 = Clock::now();
+    GraphAttackOptions graph_options;
+    graph_options.max_records = flags.graph_records;
+    const AttackResult g = GraphMatchingAttack(attacked, truth, public_names, graph_options);
+    std::printf(
+        "| %s | graph matching (the first %zu records, as many public names) | %zu | %zu | "
+        "%.4f%% | – | %.1f |\n",
+        label, g.records, g.guesses, g.reidentified, 100 * g.rate(), Seconds(t0));
+    // The strongest attacker of the published attack: a plaintext list holding exactly the
+    // people encoded (a staff list, say), only not which encoding is whose.
+    t0 = Clock::now();
+    const AttackResult o = GraphMatchingAttack(attacked, truth, truth, graph_options);
+    std::printf(
+        "| %s | graph matching, the attacker holding the same %zu people's names | %zu | %zu | "
+        "%.4f%% | – | %.1f |\n",
+        label, o.records, o.guesses, o.reidentified, 100 * o.rate(), Seconds(t0));
+    if (hardened_run) {
+      hardened_attack = std::max({hardened_attack, f.rate(), p.rate(), g.rate(), o.rate()});
+    }
+  }
+  // What guessing the most common name achieves with no encodings at all.
+  absl::flat_hash_map<std::string, size_t> counts;
+  for (const std::string& name : public_names) ++counts[name];
+  std::string top;
+  size_t top_count = 0;
+  for (const auto& [name, c] : counts) {
+    if (c > top_count) top_count = c, top = name;
+  }
+  size_t right = 0;
+  for (const std::string& t : truth) right += t == top;
+  std::printf("\nBaseline without encodings (guess \"%s\" for everyone): %.4f%%.\n", top.c_str(),
+              100.0 * right / truth.size());
+  return hardened_attack;
+}
+
+// Every figure the closing table sets beside its target, from one run.
+struct RunFigures {
+  KernelFigures kernel;
+  size_t subjects = 0, index = 0;
+  double encode_s = 0, bulk_s = 0;
+  long e2e_rss = 0;
+  size_t above = 0, kept = 0;  // KeptByBlocking
+  double screen_p99 = 0;
+  double chosen = 0;
+  Accuracy accuracy, harsh;
+  double harsh_s = 0;
+  NodeFigures node;
+  std::optional<double> hardened_attack;  // when the attacks ran
+};
+
 // One line of the closing table: a figure beside its target.
 struct Target {
   std::string measure, result, target;
   bool met;
 };
+
+void PrintTargets(const RunFigures& r, int threads) {
+  const auto f3 = [](double x) { return absl::StrFormat("%.3f", x); };
+  std::vector<Target> targets = {
+      {absl::StrCat("kernel (", r.kernel.best, ") against the reference, one core"),
+       absl::StrFormat("%.2f x streaming, %.2f x tiled", r.kernel.x_streaming, r.kernel.x_tiled),
+       ">= 3 x", r.kernel.x_streaming >= 3 || r.kernel.x_tiled >= 3},
+      {absl::StrFormat("%zu x %zu end to end, %d threads", r.subjects, r.index, threads),
+       absl::StrFormat("encode %.0f s + screen %.0f s = %.0f s, peak RSS %ld MiB", r.encode_s,
+                       r.bulk_s, r.encode_s + r.bulk_s, r.e2e_rss),
+       "<= 180 s, 2,048 MiB", r.encode_s + r.bulk_s <= 180 && r.e2e_rss <= 2048},
+      {"true pairs at or above the threshold kept by the blocking",
+       absl::StrFormat("%.2f%% (%zu of %zu)", r.above ? 100.0 * r.kept / r.above : 0, r.kept,
+                       r.above),
+       ">= 99.5%", r.above == 0 || 1.0 * r.kept / r.above >= 0.995},
+      {"one subject screened on arrival, p99", absl::StrFormat("%.2f ms", r.screen_p99), "<= 10 ms",
+       r.screen_p99 <= 10},
+      {absl::StrFormat("precision / recall at %.3f, the project's error model", r.chosen),
+       absl::StrCat(f3(r.accuracy.precision), " / ", f3(r.accuracy.recall)), ">= 0.95 / 0.95",
+       r.accuracy.precision >= 0.95 && r.accuracy.recall >= 0.95},
+      {absl::StrFormat("precision / recall at %.3f, the harsher model (screen %.0f s)", r.chosen,
+                       r.harsh_s),
+       absl::StrCat(f3(r.harsh.precision), " / ", f3(r.harsh.recall)), ">= 0.95 / 0.95",
+       r.harsh.precision >= 0.95 && r.harsh.recall >= 0.95},
+      {absl::StrFormat("a write during a %zu-record upload and re-screen of %lld subjects, p99",
+                       r.index, static_cast<long long>(r.node.rescreened)),
+       r.node.ok ? absl::StrFormat("%.1f ms (%zu writes, max %.1f ms)", r.node.p99_ms,
+                                   r.node.writes, r.node.max_ms)
+                 : std::string("did not run"),
+       "<= 100 ms", r.node.ok && r.node.p99_ms <= 100},
+  };
+  if (r.hardened_attack) {
+    targets.push_back({"re-identified by the best attack, hardened encodings",
+                       absl::StrFormat("%.4f%%", 100 * *r.hardened_attack), "<= 1%",
+                       *r.hardened_attack <= 0.01});
+  }
+  std::printf(
+      "\n## Every figure beside its target (this run)\n\n| measure | result | target | met "
+      "|\n|---|---|---|---|\n");
+  for (const Target& t : targets) {
+    std::printf("| %s | %s | %s | %s |\n", t.measure.c_str(), t.result.c_str(), t.target.c_str(),
+                t.met ? "yes" : "no");
+  }
+}
 
 int Main(int argc, char** argv) {
   Flags flags;
@@ -1045,6 +1226,7 @@ int Main(int argc, char** argv) {
   std::printf("\nGenerated in %.1f s. Error model: %s.\n", Seconds(start),
               synth::DescribeErrorModel(params.errors).c_str());
 
+  RunFigures r;
   const linkage::Hardening hardened = flags.hardening;
   const linkage::Encoder enc = *linkage::Encoder::Create(key, hardened);
   const linkage::Encoder plain = *linkage::Encoder::Create(key, linkage::Hardening::None());
@@ -1052,84 +1234,47 @@ int Main(int argc, char** argv) {
   const std::vector<Filter> index = EncodeAll(
       enc, pop.index, [](const synth::IndexPerson& p) { return p.fields; }, flags.threads);
   const SubjectEncodings subjects = EncodeSubjects(enc, pop.subjects, flags.threads);
-  const double encode_s = Seconds(start);
+  r.encode_s = Seconds(start);
+  r.subjects = subjects.size();
+  r.index = index.size();
   std::printf(
       "Encoded %zu people in %.1f s on %d threads (%.0f per second per thread); "
       "hardening: salt with decade of birth %s, flip probability %.3f; %zu subject encodings "
       "(those without a date of birth under every decade too; those with one under %d "
       "neighbouring decades either side).\n",
-      index.size() + subjects.size(), encode_s, flags.threads,
-      (index.size() + subjects.size()) / encode_s / flags.threads,
+      index.size() + subjects.size(), r.encode_s, flags.threads,
+      (index.size() + subjects.size()) / r.encode_s / flags.threads,
       hardened.salt_with_birth_decade ? "on" : "off", hardened.flip_probability,
       subjects.flat.size(), hardened.neighbour_decades);
 
-  const KernelFigures kernel = KernelSection(index, subjects.primary, flags);
+  r.kernel = KernelSection(index, subjects.primary, flags);
 
-  // End to end.
   const linkage::BlockingParams blocking{flags.tables, flags.bits, 0x5a4c00b10c};
   const linkage::BlockingKeys keys(blocking);
-  const uint32_t bulk_t = static_cast<uint32_t>(flags.bulk_threshold * 1000 + 0.5);
-  const auto end_to_end = [&](const SubjectEncodings& subjects, double* wall_s) {
-    const long rss_before = PeakRssMib();
-    const auto start = Clock::now();
-    linkage::BulkStats stats;
-    std::vector<Hit> hits = linkage::BulkScreen(subjects.flat, index, bulk_t, blocking,
-                                                flags.threads, linkage::BestKernel(), &stats);
-    *wall_s = Seconds(start);
-    std::printf(
-        "\n## End to end: %zu subjects (%zu encodings) x %zu records, %d threads, %s kernel\n\n"
-        "| threshold | blocking | wall s | pairs in shared buckets | slots pruned by the bound | "
-        "slots compared | share of all pairs compared | hits | peak RSS MiB (process; before) "
-        "|\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
-        "| %.3f | %d tables x %d bits | %.1f | %.3g | %.3g | %.3g | %.4f%% | %zu | %ld (%ld) |\n",
-        subjects.size(), subjects.flat.size(), index.size(), flags.threads,
-        std::string(linkage::KernelName(linkage::BestKernel())).c_str(), flags.bulk_threshold,
-        flags.tables, flags.bits, *wall_s, double(stats.pairs_in_buckets),
-        double(stats.slots_pruned), double(stats.slots_compared),
-        100.0 * stats.slots_compared / (double(subjects.flat.size()) * index.size()), hits.size(),
-        PeakRssMib(), rss_before);
-    return hits;
-  };
-  double bulk_s = 0;
-  const std::vector<Hit> hits = end_to_end(subjects, &bulk_s);
-  const long e2e_rss = PeakRssMib();
+  const std::vector<Hit> hits = EndToEnd(subjects, index, flags, blocking, &r.bulk_s);
+  r.e2e_rss = PeakRssMib();
 
-  double chosen = 0.8;
-  const Accuracy accuracy =
-      AccuracySection(pop, index, subjects, hits, keys, /*choose=*/true, &chosen);
-  size_t above = 0, kept = 0;
-  for (uint32_t s = 0; s < pop.subjects.size(); ++s) {
-    const auto& subj = pop.subjects[s];
-    if (subj.relation != synth::Relation::kSamePerson) continue;
-    for (uint32_t q = subjects.first[s]; q < subjects.first[s + 1]; ++q) {
-      if (PairScore(subjects.flat[q], index[subj.index_position]) >= chosen - 1e-12) {
-        ++above;
-        kept += keys.ShareBucket(subjects.flat[q], index[subj.index_position]);
-        break;
-      }
-    }
-  }
+  r.chosen = 0.8;
+  r.accuracy = AccuracySection(pop, index, subjects, hits, keys, /*choose=*/true, &r.chosen);
+  std::tie(r.above, r.kept) = KeptByBlocking(pop, subjects, index, keys, r.chosen);
+  const uint32_t chosen_t = static_cast<uint32_t>(r.chosen * 1000 + 0.5);
 
   const linkage::ScreeningIndex screening = linkage::ScreeningIndex::Build(index);
-  const double screen_p99 =
-      ScreenSection(screening, subjects, static_cast<uint32_t>(chosen * 1000 + 0.5), flags);
+  r.screen_p99 = ScreenSection(screening, subjects, chosen_t, flags);
 
   std::printf(
       "\n## Exact screening (no blocking), hardened and unhardened encodings\n\n"
       "| encoding | threshold | person links | recall | hard negatives | hit on the "
       "namesake |\n|---|---:|---:|---:|---:|---:|\n");
-  ExactRecall("hardened (shipped)", pop, index, enc, chosen, flags.threads);
+  ExactRecall("hardened (shipped)", pop, index, enc, r.chosen, flags.threads);
   const std::vector<Filter> plain_index = EncodeAll(
       plain, pop.index, [](const synth::IndexPerson& p) { return p.fields; }, flags.threads);
-  ExactRecall("unhardened", pop, plain_index, plain, chosen, flags.threads);
+  ExactRecall("unhardened", pop, plain_index, plain, r.chosen, flags.threads);
 
-  const NodeFigures node = NodeSection(index, subjects, flags.node_subjects,
-                                       static_cast<uint32_t>(chosen * 1000 + 0.5), flags.threads);
+  r.node = NodeSection(index, subjects, flags.node_subjects, chosen_t, flags.threads);
 
   // The same index against subjects written down with a harsher error model than the one the
   // threshold was chosen on, at that threshold.
-  Accuracy harsh;
-  double harsh_s = 0;
   {
     synth::PopulationParams hp = params;
     hp.errors = synth::ErrorModel::Harsh();
@@ -1144,125 +1289,16 @@ int Main(int argc, char** argv) {
     std::printf("\n# The harsher error model, the same index and threshold\n\nError model: %s.\n",
                 synth::DescribeErrorModel(hp.errors).c_str());
     const SubjectEncodings hsubjects = EncodeSubjects(enc, hpop.subjects, flags.threads);
-    const std::vector<Hit> hhits = end_to_end(hsubjects, &harsh_s);
-    harsh = AccuracySection(hpop, index, hsubjects, hhits, keys, /*choose=*/false, &chosen);
+    const std::vector<Hit> hhits = EndToEnd(hsubjects, index, flags, blocking, &r.harsh_s);
+    r.harsh = AccuracySection(hpop, index, hsubjects, hhits, keys, /*choose=*/false, &r.chosen);
     RuleCeilingSection(CollectCandidates(pop, index, subjects, hits),
                        CollectCandidates(hpop, index, hsubjects, hhits));
   }
 
-  double hardened_attack = 0;  // the best re-identification rate of any attack, hardened
-  if (flags.attacks) {
-    const size_t n =
-        flags.attack_records ? std::min(flags.attack_records, index.size()) : index.size();
-    std::vector<std::string> truth;
-    for (size_t i = 0; i < n; ++i) {
-      truth.push_back(CanonicalName(pop.index[i].fields.given_names, pop.index[i].fields.surname));
-    }
-    std::vector<std::string> public_names;
-    for (const std::string& name : synth::SampleFullNames(n, flags.seed ^ 0x9e3779b97f4a7c15)) {
-      public_names.push_back(CanonicalName(name, ""));
-    }
-    std::printf(
-        "\n## Privacy: attacks on the index's name fields (%zu records; the attacker "
-        "holds %zu public names from the same distribution)\n\n"
-        "| encoding | attack | guesses | re-identified | rate | patterns found (right) "
-        "| s |\n|---|---|---:|---:|---:|---:|---:|\n",
-        n, public_names.size());
-    for (int hardened_run = 0; hardened_run < 2; ++hardened_run) {
-      const std::vector<Filter> attacked(
-          (hardened_run ? index : plain_index).begin(),
-          (hardened_run ? index : plain_index).begin() + static_cast<std::ptrdiff_t>(n));
-      const char* label = hardened_run ? "hardened (shipped)" : "unhardened";
-      auto t0 = Clock::now();
-      const AttackResult f = FrequencyAttack(attacked, truth, public_names);
-      std::printf(
-          "| %s | frequency (%.1f%% of records share their name field with another) | "
-          "%zu | %zu | %.4f%% | – | %.1f |\n",
-          label, 100.0 * f.shared_fields / f.records, f.guesses, f.reidentified, 100 * f.rate(),
-          Seconds(t0));
-      t0 = Clock::now();
-      const AttackResult p = PatternMiningAttack(attacked, truth, public_names, {});
-      std::printf("| %s | pattern mining | %zu | %zu | %.4f%% | %zu (%zu) | %.1f |\n", label,
-                  p.guesses, p.reidentified, 100 * p.rate(), p.patterns, p.patterns_right,
-                  Seconds(t0));
-      t0 = Clock::now();
-      GraphAttackOptions graph_options;
-      graph_options.max_records = flags.graph_records;
-      const AttackResult g = GraphMatchingAttack(attacked, truth, public_names, graph_options);
-      std::printf(
-          "| %s | graph matching (the first %zu records, as many public names) | %zu | %zu | "
-          "%.4f%% | – | %.1f |\n",
-          label, g.records, g.guesses, g.reidentified, 100 * g.rate(), Seconds(t0));
-      // The strongest attacker of the published attack: a plaintext list holding exactly the
-      // people encoded (a staff list, say), only not which encoding is whose.
-      t0 = Clock::now();
-      const AttackResult o = GraphMatchingAttack(attacked, truth, truth, graph_options);
-      std::printf(
-          "| %s | graph matching, the attacker holding the same %zu people's names | %zu | %zu | "
-          "%.4f%% | – | %.1f |\n",
-          label, o.records, o.guesses, o.reidentified, 100 * o.rate(), Seconds(t0));
-      if (hardened_run) {
-        hardened_attack = std::max({hardened_attack, f.rate(), p.rate(), g.rate(), o.rate()});
-      }
-    }
-    // What guessing the most common name achieves with no encodings at all.
-    absl::flat_hash_map<std::string, size_t> counts;
-    for (const std::string& name : public_names) ++counts[name];
-    std::string top;
-    size_t top_count = 0;
-    for (const auto& [name, c] : counts) {
-      if (c > top_count) top_count = c, top = name;
-    }
-    size_t right = 0;
-    for (const std::string& t : truth) right += t == top;
-    std::printf("\nBaseline without encodings (guess \"%s\" for everyone): %.4f%%.\n", top.c_str(),
-                100.0 * right / truth.size());
-  }
+  if (flags.attacks) r.hardened_attack = AttackSection(pop, index, plain_index, flags);
   std::printf("\nPeak RSS %ld MiB.\n", PeakRssMib());
-
-  const auto f3 = [](double x) { return absl::StrFormat("%.3f", x); };
-  std::vector<Target> targets = {
-      {absl::StrCat("kernel (", kernel.best, ") against the reference, one core"),
-       absl::StrFormat("%.2f x streaming, %.2f x tiled", kernel.x_streaming, kernel.x_tiled),
-       ">= 3 x", kernel.x_streaming >= 3 || kernel.x_tiled >= 3},
-      {absl::StrFormat("%zu x %zu end to end, %d threads", subjects.size(), index.size(),
-                       flags.threads),
-       absl::StrFormat("encode %.0f s + screen %.0f s = %.0f s, peak RSS %ld MiB", encode_s, bulk_s,
-                       encode_s + bulk_s, e2e_rss),
-       "<= 180 s, 2,048 MiB", encode_s + bulk_s <= 180 && e2e_rss <= 2048},
-      {"true pairs at or above the threshold kept by the blocking",
-       absl::StrFormat("%.2f%% (%zu of %zu)", above ? 100.0 * kept / above : 0, kept, above),
-       ">= 99.5%", above == 0 || 1.0 * kept / above >= 0.995},
-      {"one subject screened on arrival, p99", absl::StrFormat("%.2f ms", screen_p99), "<= 10 ms",
-       screen_p99 <= 10},
-      {absl::StrFormat("precision / recall at %.3f, the project's error model", chosen),
-       absl::StrCat(f3(accuracy.precision), " / ", f3(accuracy.recall)), ">= 0.95 / 0.95",
-       accuracy.precision >= 0.95 && accuracy.recall >= 0.95},
-      {absl::StrFormat("precision / recall at %.3f, the harsher model (screen %.0f s)", chosen,
-                       harsh_s),
-       absl::StrCat(f3(harsh.precision), " / ", f3(harsh.recall)), ">= 0.95 / 0.95",
-       harsh.precision >= 0.95 && harsh.recall >= 0.95},
-  };
-  targets.push_back(
-      {absl::StrFormat("a write during a %zu-record upload and re-screen of %lld subjects, p99",
-                       index.size(), static_cast<long long>(node.rescreened)),
-       node.ok ? absl::StrFormat("%.1f ms (%zu writes, max %.1f ms)", node.p99_ms, node.writes,
-                                 node.max_ms)
-               : std::string("did not run"),
-       "<= 100 ms", node.ok && node.p99_ms <= 100});
-  if (flags.attacks) {
-    targets.push_back({"re-identified by the best attack, hardened encodings",
-                       absl::StrFormat("%.4f%%", 100 * hardened_attack), "<= 1%",
-                       hardened_attack <= 0.01});
-  }
-  std::printf(
-      "\n## Every figure beside its target (this run)\n\n| measure | result | target | met "
-      "|\n|---|---|---|---|\n");
-  for (const Target& t : targets) {
-    std::printf("| %s | %s | %s | %s |\n", t.measure.c_str(), t.result.c_str(), t.target.c_str(),
-                t.met ? "yes" : "no");
-  }
-  return kernel.identical ? 0 : 1;
+  PrintTargets(r, flags.threads);
+  return r.kernel.identical ? 0 : 1;
 }
 
 }  // namespace
