@@ -366,6 +366,43 @@ HttpResponse Dashboard::Page(int status, const std::string& title, const std::st
   return r;
 }
 
+// A one-time sign-in link's ticket, spent here, for a session cookie; audited either way.
+HttpResponse Dashboard::SignIn(const HttpRequest& request, AuditEntry entry, int64_t now) {
+  auto it = request.query.find("ticket");
+  std::optional<Token> ticket =
+      it == request.query.end() ? std::nullopt : Verify(it->second, "login");
+  if (ticket) {
+    // Spent in the same step that finds it unspent, so two requests with one link (were pages
+    // ever served on more than the one thread) cannot both sign in.
+    MutexLock lock(&mu_);
+    if (!spent_.emplace(ticket->nonce, ticket->expires).second) ticket.reset();
+  }
+  if (!ticket) {
+    (void)AuditRecorder(audit_db_, entry).Finish(absl::UnauthenticatedError("bad sign-in link"));
+    return Page(401, "Sign-in link not valid",
+                "<p>This sign-in link is not valid: it has been used, it has expired (links "
+                "last a minute) or it was altered. Get a new one with <code>sarloopctl nca "
+                "dashboard-login</code>.</p>",
+                false);
+  }
+  entry.identity = ViewerOfToken(ticket->user).Identity();
+  entry.user = ticket->user;
+  if (!AuditRecorder(audit_db_, entry).Finish(absl::OkStatus()).ok()) {
+    return Page(503, "Try again shortly",
+                "<p>The sign-in cannot be recorded in the audit log just now; try again.</p>",
+                true);
+  }
+  HttpResponse r;
+  r.status = 303;
+  r.headers.emplace_back("Location", "/");
+  r.headers.emplace_back(
+      "Set-Cookie",
+      absl::StrCat(kCookie, "=", Sign("session", ticket->user, now + kSessionSeconds),
+                   "; Path=/; Max-Age=", kSessionSeconds, "; Secure; HttpOnly; SameSite=Strict"));
+  Harden(r);
+  return r;
+}
+
 HttpResponse Dashboard::Handle(const HttpRequest& request) {
   const int64_t now = absl::ToUnixSeconds(clock_.Now());
   AuditEntry entry{clock_.Now(),
@@ -382,39 +419,7 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
     return r;
   }
 
-  if (request.path == "/login") {
-    auto it = request.query.find("ticket");
-    std::optional<Token> ticket =
-        it == request.query.end() ? std::nullopt : Verify(it->second, "login");
-    if (!ticket) {
-      (void)AuditRecorder(audit_db_, entry).Finish(absl::UnauthenticatedError("bad sign-in link"));
-      return Page(401, "Sign-in link not valid",
-                  "<p>This sign-in link is not valid: it has been used, it has expired (links "
-                  "last a minute) or it was altered. Get a new one with <code>sarloopctl nca "
-                  "dashboard-login</code>.</p>",
-                  false);
-    }
-    {
-      MutexLock lock(&mu_);
-      spent_[ticket->nonce] = ticket->expires;
-    }
-    entry.identity = ViewerOfToken(ticket->user).Identity();
-    entry.user = ticket->user;
-    if (!AuditRecorder(audit_db_, entry).Finish(absl::OkStatus()).ok()) {
-      return Page(503, "Try again shortly",
-                  "<p>The sign-in cannot be recorded in the audit log just now; try again.</p>",
-                  true);
-    }
-    HttpResponse r;
-    r.status = 303;
-    r.headers.emplace_back("Location", "/");
-    r.headers.emplace_back(
-        "Set-Cookie",
-        absl::StrCat(kCookie, "=", Sign("session", ticket->user, now + kSessionSeconds),
-                     "; Path=/; Max-Age=", kSessionSeconds, "; Secure; HttpOnly; SameSite=Strict"));
-    Harden(r);
-    return r;
-  }
+  if (request.path == "/login") return SignIn(request, entry, now);
 
   // Who is asking: an analyst certificate, else a session cookie. A force's or a police and crime
   // commissioner's view needs a session (their certificates are their systems', not a browser's).
@@ -485,6 +490,7 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
     response = Page(404, "Not found", "<p>No such page.</p>", true);
   }
   if (response.status >= 400) {
+    // The audit log's code for a refused page, as an RPC's would be.
     status = absl::Status(response.status == 404   ? absl::StatusCode::kNotFound
                           : response.status == 403 ? absl::StatusCode::kPermissionDenied
                                                    : absl::StatusCode::kInvalidArgument,
@@ -901,12 +907,10 @@ HttpResponse Dashboard::Timeline(const std::string& referral_id, const std::stri
       detail.push_back(absl::StrCat("THR ", thr(ev.thr())));
     }
     // Whole days since dispatch: how long the case has run at each step.
-    const std::optional<int64_t> day =
-        dispatched > 0 ? std::optional<int64_t>((ev.occurred_at().seconds() - dispatched) / 86400)
-                       : std::nullopt;
+    const std::string day =
+        dispatched > 0 ? absl::StrCat((ev.occurred_at().seconds() - dispatched) / 86400) : "";
     events.rows.push_back(
-        {report::Text(DateTime(ev.occurred_at())),
-         report::Cell{day ? absl::StrCat(*day) : "", day ? absl::StrCat(*day) : "", "", true},
+        {report::Text(DateTime(ev.occurred_at())), report::Cell{day, day, "", true},
          report::Text(std::string(EventName(ev.type()))), report::Text(ev.producer()),
          report::Text(ev.actor().user().empty() ? ev.actor().identity() : ev.actor().user()),
          report::Text(absl::StrJoin(detail, "; "))});

@@ -18,6 +18,7 @@
 #include "common/base/clock.h"
 #include "common/base/mutex.h"
 #include "common/reference/reference.h"
+#include "common/security/audit.h"
 #include "common/security/identity.h"
 #include "common/server/https_server.h"
 #include "common/storage/storage.h"
@@ -52,6 +53,7 @@ class Dashboard {
   };
   std::string Sign(const std::string& kind, const std::string& user, int64_t expires);
   std::optional<Token> Verify(const std::string& text, const std::string& kind);
+  HttpResponse SignIn(const HttpRequest& request, AuditEntry entry, int64_t now);
 
   HttpResponse Overview(const HttpRequest& request);
   // The overview's table (as filtered, grouped and sorted) as CSV.
