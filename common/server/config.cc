@@ -131,7 +131,10 @@ absl::Status CheckRequiredPeers(const v1::ServiceConfig& c) {
   return absl::OkStatus();
 }
 
-absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
+namespace {
+
+// The binary's kind and code, and the linkage settings only one kind may carry.
+absl::Status CheckKind(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (c.kind() == v1::SERVICE_KIND_UNSPECIFIED) c.set_kind(kind);
   if (c.kind() != kind) {
     return FieldError("kind", absl::StrCat("is ", v1::ServiceKind_Name(c.kind()),
@@ -156,6 +159,11 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (c.linkage_subjects_per_minute() < 0) {
     return FieldError("linkage_subjects_per_minute", "must not be negative");
   }
+  return absl::OkStatus();
+}
+
+// Where the service listens, keeps its data and finds its peers and keys: each required.
+absl::Status CheckPlaces(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (c.code().empty()) return FieldError("code", "is required");
   if (c.listen().empty()) return FieldError("listen", "is required");
   if (c.database().empty()) return FieldError("database", "is required");
@@ -189,7 +197,11 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (kind == v1::SERVICE_KIND_UKFIU && c.subject_key_file().empty()) {
     return FieldError("subject_key_file", "is required for ukfiu");
   }
-  auto* f = c.mutable_feedback();
+  return absl::OkStatus();
+}
+
+// The feedback clock's periods and escalation ladder, defaulted where unset.
+absl::Status FinishFeedback(v1::FeedbackClockConfig* f) {
   if (f->due_days() <= 0) f->set_due_days(28);
   if (f->grace_days() <= 0) f->set_grace_days(28);
   if (f->ack_days() <= 0) f->set_ack_days(5);
@@ -211,7 +223,11 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
     }
   }
   if (f->scan_interval_seconds() <= 0) f->set_scan_interval_seconds(60);
-  auto* d = c.mutable_delivery();
+  return absl::OkStatus();
+}
+
+// The outbox's backoff, batch and deadline, defaulted where unset.
+absl::Status FinishDelivery(v1::DeliveryConfig* d) {
   if (d->initial_backoff_ms() <= 0) d->set_initial_backoff_ms(200);
   if (d->max_backoff_ms() <= 0) d->set_max_backoff_ms(60000);
   if (d->initial_backoff_ms() > d->max_backoff_ms()) {
@@ -224,6 +240,11 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (d->batch_size() > 500) return FieldError("delivery.batch_size", "at most 500");
   if (d->deadline_ms() <= 0) d->set_deadline_ms(10000);
   if (d->stuck_after_seconds() <= 0) d->set_stuck_after_seconds(3600);
+  return absl::OkStatus();
+}
+
+// Limits, retention, the audit key's place and publication, defaulted where unset.
+absl::Status FinishLimits(v1::ServiceConfig& c, v1::ServiceKind kind) {
   if (c.log_level().empty()) c.set_log_level("info");
   if (c.shutdown_drain_ms() <= 0) c.set_shutdown_drain_ms(1000);
   if (c.max_inflight_calls() <= 0) c.set_max_inflight_calls(128);
@@ -258,6 +279,16 @@ absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
     return FieldError("dashboard_listen", "is for nca only");
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status FinishConfig(v1::ServiceConfig& c, v1::ServiceKind kind) {
+  RETURN_IF_ERROR(CheckKind(c, kind));
+  RETURN_IF_ERROR(CheckPlaces(c, kind));
+  RETURN_IF_ERROR(FinishFeedback(c.mutable_feedback()));
+  RETURN_IF_ERROR(FinishDelivery(c.mutable_delivery()));
+  return FinishLimits(c, kind);
 }
 
 absl::StatusOr<v1::ServiceConfig> LoadConfig(const std::vector<std::string>& args,

@@ -128,6 +128,20 @@ expect "a peer on port 0" force "$(sed 's/\(code: "NCA" address: "[^:]*:\)[0-9]*
 expect "initial backoff above the maximum" force \
   "$(sed 's/^delivery {.*/delivery { initial_backoff_ms: 90000 max_backoff_ms: 1000 }/' <<<"$force")" \
   delivery.initial_backoff_ms max_backoff_ms
+expect "a linkage threshold on a force" force "$force
+linkage_threshold_milli: 800" linkage_threshold_milli "linkage service only"
+expect "an escalation ladder of two rungs" force "$force
+feedback { escalation_ladder: \"spiffe://sarloop/oversight/{org}/dcc\" escalation_ladder: \"spiffe://sarloop/oversight/{org}/pcc\" }" \
+  feedback.escalation_ladder "exactly three rungs"
+expect "a rung that is not an oversight identity" force "$force
+feedback { escalation_ladder: \"spiffe://sarloop/force/{org}/psd\" escalation_ladder: \"spiffe://sarloop/oversight/{org}/dcc\" escalation_ladder: \"spiffe://sarloop/oversight/{org}/pcc\" }" \
+  "feedback.escalation_ladder[0]" "oversight/{org}/<office>"
+expect "a delivery batch of 501" force \
+  "$(sed 's/^delivery {.*/delivery { batch_size: 501 }/' <<<"$force")" delivery.batch_size "at most 500"
+expect "a dashboard on a force" force "$force
+dashboard_listen: \"127.0.0.1:1\"" dashboard_listen "nca only"
+expect "a publication threshold of 2000" force "$force
+publication_min_count: 2000" publication_min_count "0 (default 5) to 1000"
 expect "a peer named twice" force "$force
 peers { code: \"NCA\" address: \"localhost:1\" }" peers "NCA twice"
 # The development clock: refused without development_mode, in the file or as a flag, and by
