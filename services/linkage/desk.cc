@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/base/fault.h"
 #include "common/base/ids.h"
 #include "common/base/status.h"
 #include "common/messaging/messaging.h"
@@ -279,9 +280,14 @@ void LinkageDesk::Refund(const Call& call, int encodings) {
 
 absl::StatusOr<LinkageDesk::Indexes> LinkageDesk::IndexesIn(Txn& txn) {
   Indexes committed;
+  std::map<std::string, std::shared_ptr<const ForceIndex>> pending;
   {
+    // Both maps at one instant: a commit moves an index from one to the other under both locks,
+    // so it is in one of these copies whenever the table names it.
     ReaderMutexLock lock(&mu_);
+    MutexLock pending_lock(&pending_mu_);
     committed = indexes_;
+    pending = pending_;
   }
   ASSIGN_OR_RETURN(std::vector<Row> rows, txn.Query("SELECT org, upload_id FROM linkage_index"));
   Indexes out;
@@ -291,9 +297,8 @@ absl::StatusOr<LinkageDesk::Indexes> LinkageDesk::IndexesIn(Txn& txn) {
       out[row.Text(0)] = it->second;
       continue;
     }
-    MutexLock lock(&pending_mu_);
-    auto p = pending_.find(row.Text(1));
-    if (p == pending_.end()) {
+    auto p = pending.find(row.Text(1));
+    if (p == pending.end()) {
       return absl::InternalError(absl::StrCat("index ", row.Text(1), " of ", row.Text(0),
                                               " is neither loaded nor pending"));
     }
@@ -610,19 +615,22 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
           MutexLock lock(&pending_mu_);
           pending_[force->upload_id] = force;
         }
+        // Registered here, so it runs on the writer right after this commit and before the
+        // next batch: two uploads of one force committed close together are published in the
+        // order they committed. (Registered after the call returned, it ran at once on the
+        // caller's thread, in whatever order those threads happened to run.)
+        db_.AfterCommit([this, org, force] {
+          WriterMutexLock lock(&mu_);
+          MutexLock pending_lock(&pending_mu_);
+          indexes_[org] = force;
+          pending_.erase(force->upload_id);
+        });
         built = std::move(force);
         return absl::OkStatus();
       },
       now, call.audit));
   if (built) {
-    db_.AfterCommit([this, org, built] {
-      {
-        WriterMutexLock lock(&mu_);
-        indexes_[org] = built;
-      }
-      MutexLock lock(&pending_mu_);
-      pending_.erase(built->upload_id);
-    });
+    fault::CrashPoint("linkage.upload_committed");
     // The upload is committed and answered from here on; a purge that fails is retried by the
     // next commit or restart.
     const absl::Status purged = PurgeReplacedUploads();

@@ -2,10 +2,16 @@
 // the hits-only contract, restarts and the rate limit.
 #include <google/protobuf/descriptor.h>
 
+#include <atomic>
+#include <chrono>
 #include <future>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+#include "common/base/fault.h"
 #include "common/base/ids.h"
 #include "common/linkage/linkage_encoding.h"
 #include "common/messaging/messaging.h"
@@ -394,6 +400,73 @@ TEST_F(LinkageDeskTest, AScreenAndACommitInOneBatchSeeEachOther) {
     list.set_organisation(force.identity.org);  // the database keeps the first round's index
     ASSERT_OK_AND_ASSIGN(auto hits, desk_->ListHits(list));
     EXPECT_EQ(hits.hits_size(), 1);
+  }
+}
+
+// Two uploads of one force committed at the same moment, from two threads as the service's
+// pool runs them: memory must end with the index the database ended with (the later commit),
+// whichever caller's thread runs first afterwards, and screening must work against it.
+TEST_F(LinkageDeskTest, TwoUploadsCommittedAtOnceLeaveTheLaterOneInForce) {
+  // The first caller back from its commit in each round is held up there for a while, as a
+  // descheduled thread would be, so the other caller's thread runs first afterwards.
+  struct HoldFirst : fault::Injector {
+    void Reached(const char* point) override {
+      if (std::string_view(point) == "linkage.upload_committed" && !held.exchange(true)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      }
+    }
+    bool Unsafe(const char*) override { return false; }
+    int DuplicatePercent() override { return 0; }
+    std::atomic<bool> held{false};
+  } hold;
+  fault::Install(&hold);
+  struct Uninstall {
+    ~Uninstall() { fault::Install(nullptr); }
+  } uninstall;
+  const std::vector<PersonFields> people = Personnel();
+  const PersonFields priya_in_a_sar = {"Priya", "Shah", "1990-11-02", "7 Station Rd Ipswich",
+                                       "IP42BX"};
+  for (int round = 0; round < 40; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    // Upload 0 holds Alice, upload 1 Priya; both staged, then committed at once.
+    std::vector<v1::CommitIndexUploadRequest> commits(2);
+    for (int u = 0; u < 2; ++u) {
+      v1::BeginIndexUploadRequest begin;
+      begin.set_request_id(NewId("r-"));
+      ASSERT_OK_AND_ASSIGN(auto started, desk_->BeginUpload(nfk_, begin));
+      v1::UploadIndexRecordsRequest part;
+      part.set_request_id(NewId("r-"));
+      part.set_upload_id(started.upload_id());
+      auto* rec = part.add_records();
+      rec->set_record_id(u == 0 ? "P1" : "P3");
+      rec->set_encoding(Encode(people[u == 0 ? 0 : 2]));
+      ASSERT_THAT(desk_->UploadRecords(nfk_, part).status(), IsOk());
+      commits[u].set_request_id(NewId("r-"));
+      commits[u].set_upload_id(started.upload_id());
+      commits[u].set_expected_records(1);
+    }
+    hold.held = false;
+    std::promise<void> go;
+    std::shared_future<void> start = go.get_future().share();
+    std::vector<absl::StatusOr<v1::CommitIndexUploadResponse>> results(
+        2, absl::UnknownError("not run"));
+    std::vector<std::thread> threads;
+    for (int u = 0; u < 2; ++u) {
+      threads.emplace_back([&, u] {
+        start.wait();
+        results[u] = desk_->CommitUpload(nfk_, commits[u]);
+      });
+    }
+    go.set_value();
+    for (std::thread& t : threads) t.join();
+    ASSERT_THAT(results[0], IsOk());
+    ASSERT_THAT(results[1], IsOk());
+    const int later = results[0]->index_version() > results[1]->index_version() ? 0 : 1;
+    ASSERT_OK_AND_ASSIGN(auto screened,
+                         Screen(absl::StrCat("SAR-", absl::StrFormat("%016x", 0x900 + round)),
+                                {AliceInASar(), priya_in_a_sar}));
+    ASSERT_EQ(screened.hits_size(), 1);
+    EXPECT_EQ(screened.hits(0).record_id(), later == 0 ? "P1" : "P3");
   }
 }
 
