@@ -417,10 +417,12 @@ class AsioDeliveryWorker : public DeliveryWorker {
   ~AsioDeliveryWorker() override { Stop(); }
 
   void Start(const std::vector<std::string>& destinations) override {
-    for (const std::string& d : destinations) {
-      auto loop = std::make_unique<Loop>(d, options_);
+    for (const std::string& d : destinations) loops_[d] = std::make_unique<Loop>(d, options_);
+    // The server serves (and commits, and notifies) before it starts the worker: Notify reads
+    // the map only once it is whole. What it skipped before then, each loop's first step sends.
+    started_.store(true, std::memory_order_release);
+    for (auto& [d, loop] : loops_) {
       Loop* l = loop.get();
-      loops_[d] = std::move(loop);
       l->thread = std::thread([this, l] {
         pthread_setname_np(pthread_self(), "sarloop-deliver");
         Kick(*l);
@@ -430,6 +432,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
   }
 
   void Notify(const std::string& destination, Urgency urgency) override {
+    if (!started_.load(std::memory_order_acquire)) return;
     auto it = loops_.find(destination);
     if (it == loops_.end()) return;
     if (urgency == Urgency::kAtOnce || options_.inform_within <= absl::ZeroDuration()) {
@@ -654,7 +657,9 @@ class AsioDeliveryWorker : public DeliveryWorker {
   Transport& transport_;
   Clock& clock_;
   const DeliveryOptions options_;
+  // Filled once by Start, then only read.
   std::map<std::string, std::unique_ptr<Loop>> loops_;
+  std::atomic<bool> started_{false};
   std::atomic<bool> stopped_{false};
 };
 
