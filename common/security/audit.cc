@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -210,6 +211,32 @@ absl::Status AuditRecorder::Finish(const absl::Status& status) {
   // Loud in the log and in health; the caller refuses a call it could not record.
   if (!s.ok()) spdlog::error("audit append failed for {}: {}", e.method, s.ToString());
   return s;
+}
+
+RefusalBudget::RefusalBudget(double per_second, double burst)
+    : per_second_(per_second), burst_(burst), tokens_(burst) {}
+
+bool RefusalBudget::Take(absl::Time now, int64_t* unwritten) {
+  MutexLock lock(&mu_);
+  if (last_ != absl::InfinitePast() && now > last_) {
+    tokens_ = std::min(burst_, tokens_ + absl::ToDoubleSeconds(now - last_) * per_second_);
+  }
+  if (now > last_) last_ = now;
+  if (tokens_ < 1) {
+    ++unwritten_;
+    return false;
+  }
+  tokens_ -= 1;
+  *unwritten = unwritten_;
+  unwritten_ = 0;
+  return true;
+}
+
+absl::Status WithUnwritten(const absl::Status& refusal, int64_t unwritten) {
+  if (unwritten == 0) return refusal;
+  return absl::Status(refusal.code(),
+                      absl::StrCat(refusal.message(), " (and ", unwritten,
+                                   " refusals before it, over the audit rate, counted only)"));
 }
 
 struct AuditCheckpointer::Impl {

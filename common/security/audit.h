@@ -12,8 +12,10 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/base/mutex.h"
 #include "common/storage/storage.h"
 
 namespace sarloop {
@@ -55,6 +57,30 @@ class AuditRecorder {
   AuditEntry entry_;
   bool recorded_ok_ = false;
 };
+
+// Refusals written one by one up to a rate, and beyond it counted: a caller refused over and
+// over (a client with no credential, one calling what it may not, a retry loop) cannot turn
+// every refusal into an audit row and a commit. The count goes into the next row the rate
+// allows, so the log still says how many there were. Thread-safe.
+class RefusalBudget {
+ public:
+  // `per_second` rows on average, `burst` at once.
+  RefusalBudget(double per_second, double burst);
+  // Whether a refusal at `now` is written; if so, *unwritten is how many were counted, not
+  // written, since the last one written.
+  bool Take(absl::Time now, int64_t* unwritten);
+
+ private:
+  const double per_second_, burst_;
+  Mutex mu_;
+  double tokens_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int64_t unwritten_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// The status a refusal is written with: `refusal`, with the count of those before it that were
+// not written (RefusalBudget) when there were any.
+absl::Status WithUnwritten(const absl::Status& refusal, int64_t unwritten);
 
 // A signed head of the chain: what a checkpoint line holds.
 struct SignedHead {

@@ -324,12 +324,18 @@ HttpResponse ServeMetrics(const HttpRequest& request, const Metrics& metrics, Da
 
 // A refusal never reaches a handler: the gate records it in the audit log itself.
 RefusalSink AuditRefusals(Database* db, Clock* clock) {
-  return [db, clock](const std::string& identity, const std::string& method,
-                     const grpc::Status& refusal) {
-    AuditRecorder recorder(db, AuditEntry{clock->Now(), identity, "", method, "", 0, ""});
+  // Each written refusal is a commit on the writer; a flood of them is counted instead.
+  auto budget = std::make_shared<RefusalBudget>(/*per_second=*/10, /*burst=*/50);
+  return [db, clock, budget](const std::string& identity, const std::string& method,
+                             const grpc::Status& refusal) {
+    const absl::Time now = clock->Now();
+    int64_t unwritten = 0;
+    if (!budget->Take(now, &unwritten)) return;
+    AuditRecorder recorder(db, AuditEntry{now, identity, "", method, "", 0, ""});
     // The refusal stands either way; Finish logs an entry it could not make durable.
-    (void)recorder.Finish(
-        absl::Status(static_cast<absl::StatusCode>(refusal.error_code()), refusal.error_message()));
+    (void)recorder.Finish(WithUnwritten(
+        absl::Status(static_cast<absl::StatusCode>(refusal.error_code()), refusal.error_message()),
+        unwritten));
   };
 }
 

@@ -366,6 +366,14 @@ HttpResponse Dashboard::Page(int status, const std::string& title, const std::st
   return r;
 }
 
+// Anyone who reaches the port may be refused, certificate or not: those refusals are written
+// within a budget (common/security/audit.h), so they cannot each cost the register a commit.
+void Dashboard::RecordRefusal(const AuditEntry& entry, const absl::Status& refusal) {
+  int64_t unwritten = 0;
+  if (!refusals_.Take(entry.at, &unwritten)) return;
+  (void)AuditRecorder(audit_db_, entry).Finish(WithUnwritten(refusal, unwritten));
+}
+
 // A one-time sign-in link's ticket, spent here, for a session cookie; audited either way.
 HttpResponse Dashboard::SignIn(const HttpRequest& request, AuditEntry entry, int64_t now) {
   auto it = request.query.find("ticket");
@@ -378,7 +386,7 @@ HttpResponse Dashboard::SignIn(const HttpRequest& request, AuditEntry entry, int
     if (!spent_.emplace(ticket->nonce, ticket->expires).second) ticket.reset();
   }
   if (!ticket) {
-    (void)AuditRecorder(audit_db_, entry).Finish(absl::UnauthenticatedError("bad sign-in link"));
+    RecordRefusal(entry, absl::UnauthenticatedError("bad sign-in link"));
     return Page(401, "Sign-in link not valid",
                 "<p>This sign-in link is not valid: it has been used, it has expired (links "
                 "last a minute) or it was altered. Get a new one with <code>sarloopctl nca "
@@ -413,7 +421,7 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
                    0,
                    ""};
   if (request.method != "GET") {
-    (void)AuditRecorder(audit_db_, entry).Finish(absl::InvalidArgumentError("method not allowed"));
+    RecordRefusal(entry, absl::InvalidArgumentError("method not allowed"));
     HttpResponse r = Page(405, "Method not allowed", "<p>The dashboard only reads.</p>", false);
     r.headers.emplace_back("Allow", "GET");
     return r;
@@ -439,8 +447,7 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
   }
   const std::string user = viewer.kind == Viewer::Kind::kNone ? "" : viewer.Token();
   if (user.empty()) {
-    (void)AuditRecorder(audit_db_, entry)
-        .Finish(absl::UnauthenticatedError("no analyst credential"));
+    RecordRefusal(entry, absl::UnauthenticatedError("no analyst credential"));
     return Page(401, "Sign in",
                 "<p>The NCA register is for NCA analysts. Open the dashboard with an analyst "
                 "client certificate, or get a one-time sign-in link with your certificate:</p>"

@@ -54,6 +54,7 @@ class Dashboard {
   std::string Sign(const std::string& kind, const std::string& user, int64_t expires);
   std::optional<Token> Verify(const std::string& text, const std::string& kind);
   HttpResponse SignIn(const HttpRequest& request, AuditEntry entry, int64_t now);
+  void RecordRefusal(const AuditEntry& entry, const absl::Status& refusal);
 
   HttpResponse Overview(const HttpRequest& request);
   // The overview's table (as filtered, grouped and sorted) as CSV.
@@ -73,6 +74,7 @@ class Dashboard {
   const std::string address_;
   const std::string key_;  // random per process: a restart ends every session
 
+  RefusalBudget refusals_{/*per_second=*/10, /*burst=*/50};
   Mutex mu_;
   // Nonces of used sign-in links and of signed-out sessions, with their expiry.
   std::map<std::string, int64_t> spent_ ABSL_GUARDED_BY(mu_);

@@ -63,6 +63,35 @@ class AuditTest : public ::testing::Test {
   std::unique_ptr<Database> db_;
 };
 
+// Refusals beyond the rate are counted, and the count rides on the next one written.
+TEST(RefusalBudget, WritesABurstThenTheRateAndCountsTheRest) {
+  RefusalBudget budget(/*per_second=*/10, /*burst=*/50);
+  absl::Time t = absl::FromUnixSeconds(1700000000);
+  int64_t unwritten = -1;
+  int written = 0;
+  for (int i = 0; i < 1000; ++i) written += budget.Take(t, &unwritten) ? 1 : 0;
+  EXPECT_EQ(written, 50);
+  // A second later the rate allows ten more; the first carries the 950 counted meanwhile.
+  t += absl::Seconds(1);
+  ASSERT_TRUE(budget.Take(t, &unwritten));
+  EXPECT_EQ(unwritten, 950);
+  for (int i = 0; i < 9; ++i) {
+    ASSERT_TRUE(budget.Take(t, &unwritten));
+    EXPECT_EQ(unwritten, 0);
+  }
+  EXPECT_FALSE(budget.Take(t, &unwritten));
+  // A clock that steps back gives nothing back.
+  EXPECT_FALSE(budget.Take(t - absl::Hours(1), &unwritten));
+  // Idle long enough, the whole burst again, never more.
+  t += absl::Hours(1);
+  written = 0;
+  for (int i = 0; i < 100; ++i) written += budget.Take(t, &unwritten) ? 1 : 0;
+  EXPECT_EQ(written, 50);
+  EXPECT_THAT(WithUnwritten(absl::PermissionDeniedError("x may not call y"), 3).message(),
+              HasSubstr("and 3 refusals before it"));
+  EXPECT_EQ(WithUnwritten(absl::PermissionDeniedError("x"), 0).message(), "x");
+}
+
 // Replicas of one organisation share its signing key and may start together: whichever makes
 // the key first, every one of them ends up signing with that same key.
 TEST_F(AuditTest, ReplicasStartingAtOnceShareOneNewKey) {

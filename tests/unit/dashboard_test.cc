@@ -7,6 +7,7 @@
 
 #include "common/base/clock.h"
 #include "common/reference/reference.h"
+#include "common/security/audit.h"
 #include "common/storage/storage.h"
 #include "services/nca/register.h"
 #include "tests/testutil/testutil.h"
@@ -20,9 +21,28 @@ class DashboardTest : public ::testing::Test {
     auto opened = Database::Open(dir_.File("nca.db"), RegisterSchema(), testing::TestKeys());
     ASSERT_TRUE(opened.ok()) << opened.status();
     db_ = std::move(*opened);
+    auto audit = Database::Open(dir_.File("audit.db"), std::vector<Migration>{kAuditMigration});
+    ASSERT_TRUE(audit.ok()) << audit.status();
+    audit_ = std::move(*audit);
     reg_ = std::make_unique<Register>(*db_, ReferenceData::BuiltIn(), clock_);
-    dashboard_ = std::make_unique<Dashboard>(*reg_, clock_, /*audit_db=*/nullptr,
-                                             ReferenceData::BuiltIn(), "localhost:1");
+    dashboard_ = std::make_unique<Dashboard>(*reg_, clock_, audit_.get(), ReferenceData::BuiltIn(),
+                                             "localhost:1");
+  }
+
+  // The audit log's rows: count and the last one's detail.
+  std::pair<int64_t, std::string> AuditRows() {
+    std::pair<int64_t, std::string> out;
+    EXPECT_TRUE(audit_
+                    ->Read([&](Txn& txn) -> absl::Status {
+                      ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT COUNT(*) FROM audit"));
+                      out.first = rows[0].Int(0);
+                      ASSIGN_OR_RETURN(rows, txn.Query("SELECT detail FROM audit ORDER BY seq DESC "
+                                                       "LIMIT 1"));
+                      if (!rows.empty()) out.second = rows[0].Text(0);
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    return out;
   }
 
   HttpRequest SignInWith(const std::string& url) {
@@ -36,6 +56,7 @@ class DashboardTest : public ::testing::Test {
   testing::TempDir dir_;
   ManualClock clock_{absl::FromUnixSeconds(1780000000)};
   std::unique_ptr<Database> db_;
+  std::unique_ptr<Database> audit_;
   std::unique_ptr<Register> reg_;
   std::unique_ptr<Dashboard> dashboard_;
 };
@@ -76,6 +97,28 @@ TEST_F(DashboardTest, AnExpiredOrAlteredLinkDoesNotSignIn) {
   EXPECT_EQ(dashboard_->Handle(altered).status, 401);
   clock_.Advance(absl::Seconds(Dashboard::kTicketSeconds + 1));
   EXPECT_EQ(dashboard_->Handle(SignInWith(url)).status, 401);
+}
+
+// Anyone who reaches the port can be refused: each refusal is not a commit of the register's.
+TEST_F(DashboardTest, RefusalsWithoutACredentialAreWrittenWithinABudget) {
+  HttpRequest anonymous;
+  anonymous.method = "GET";
+  anonymous.path = "/";
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(dashboard_->Handle(anonymous).status, 401);
+  HttpRequest post = anonymous;
+  post.method = "POST";
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(dashboard_->Handle(post).status, 405);
+  EXPECT_EQ(AuditRows().first, 50);
+  // A second on, the next refusal is written with the count of those that were not.
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(dashboard_->Handle(anonymous).status, 401);
+  const auto [rows, detail] = AuditRows();
+  EXPECT_EQ(rows, 51);
+  EXPECT_NE(detail.find("and 1050 refusals before it"), std::string::npos) << detail;
+  // A signed-in analyst's page is audited as ever, whatever the budget.
+  const HttpResponse signed_in = dashboard_->Handle(SignInWith(dashboard_->LoginUrl("alice")));
+  ASSERT_EQ(signed_in.status, 303);
+  EXPECT_EQ(AuditRows().first, 52);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // on a port the system chose, without a launcher or a second process. And the timed tasks'
 // helper, whose promise about a stopped task no multi-process test can see.
 #include <gmock/gmock.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <span>
 #include <thread>
 #include <tuple>
@@ -168,6 +170,62 @@ TEST_F(RunningForce, ServesItsOwnForceOverMtlsOnThePortTheSystemChose) {
   ASSERT_GT(service->port(), 0);
   psd = Force(*service, "force-NFK-psd");
   ASSERT_RPC_OK(psd->ListInbox(Context().get(), v1::ListInboxRequest(), &inbox));
+}
+
+// The gate audits refusals (common/server/server.cc's AuditRefusals): a path as long as gRPC
+// allows is written cut short, and a flood of refused calls is written within the budget and
+// counted, not one row and one commit each.
+TEST_F(RunningForce, RefusalsAreAuditedShortAndWithinABudget) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<RunningService> service, Start(force::Build));
+  std::shared_ptr<grpc::Channel> channel = Channel(*service, "force-SFK-psd");
+  grpc::GenericStub generic(channel);
+  const std::string long_path = absl::StrCat("/sarloop.v1.Force/", std::string(6000, 'x'));
+  {
+    grpc::ClientContext ctx;
+    client::Prepare(&ctx, {});
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1), response;
+    grpc::Status status;
+    std::promise<void> done;
+    generic.UnaryCall(&ctx, long_path, grpc::StubOptions(), &request, &response,
+                      [&](grpc::Status s) {
+                        status = std::move(s);
+                        done.set_value();
+                      });
+    done.get_future().wait();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_LT(status.error_message().size(), 400u) << status.error_message().size();
+  }
+  std::unique_ptr<v1::Force::Stub> other = v1::Force::NewStub(channel);
+  const auto began = std::chrono::steady_clock::now();
+  constexpr int kRefused = 400;
+  for (int i = 0; i < kRefused; ++i) {
+    v1::ListInboxResponse inbox;
+    ASSERT_EQ(other->ListInbox(Context().get(), v1::ListInboxRequest(), &inbox).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  service->Stop(absl::ZeroDuration());
+
+  auto db =
+      Database::Open(config_.database(),
+                     ServiceMigrations(force::DeskMigrations(), force::DeskMigrationsAfterAudit()));
+  ASSERT_THAT(db, IsOk());
+  int64_t refusals = 0;
+  size_t longest = 0;
+  ASSERT_THAT((*db)->Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT method FROM audit WHERE code = 7"));
+    refusals = static_cast<int64_t>(rows.size());
+    for (const Row& row : rows) longest = std::max(longest, row.Text(0).size());
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_GE(refusals, 1);
+  // The burst (50) and the rate (10 a second) over the time the calls took, never all of them.
+  EXPECT_LE(refusals, 50 + static_cast<int64_t>(10 * seconds) + 1) << seconds << " s";
+  EXPECT_LT(refusals, kRefused + 1);
+  EXPECT_LE(longest, 203u);
 }
 
 // What every tool calls through (common/client): the person acting reaches the service on each
