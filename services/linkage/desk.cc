@@ -401,11 +401,26 @@ absl::StatusOr<v1::BeginIndexUploadResponse> LinkageDesk::BeginUpload(
   RETURN_IF_ERROR(RunIdempotent(
       db_, call.scope, r, r.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
+        const int64_t lapsed = ToMicros(now - options_.upload_lapses_after);
+        ASSIGN_OR_RETURN(std::vector<Row> open,
+                         txn.Query("SELECT COUNT(*) FROM linkage_uploads WHERE org = ? AND "
+                                   "committed = 0 AND started_at >= ?",
+                                   {call.identity.org, lapsed}));
+        if (open[0].Int(0) >= options_.max_open_uploads) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              call.identity.org, " has ", open[0].Int(0),
+              " uploads begun and not committed, the most it may hold: commit one, or begin "
+              "again once one has lapsed (",
+              absl::FormatDuration(options_.upload_lapses_after), " after it began)"));
+        }
         response.set_upload_id(NewId("UPL-"));
         return txn.Exec("INSERT INTO linkage_uploads (upload_id, org, started_at) VALUES (?, ?, ?)",
                         {response.upload_id(), call.identity.org, ToMicros(now)});
       },
       now, call.audit));
+  // Uploads abandoned long ago go now, not only when some force commits one.
+  const absl::Status purged = PurgeReplacedUploads();
+  if (!purged.ok()) spdlog::warn("linkage: purging lapsed uploads: {}", purged.ToString());
   return response;
 }
 
@@ -429,6 +444,12 @@ absl::StatusOr<v1::UploadIndexRecordsResponse> LinkageDesk::UploadRecords(
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(const int64_t held,
                          OpenUploadRecords(txn, r.upload_id(), call.identity.org));
+        if (held + r.records_size() > options_.max_records_per_upload) {
+          return absl::ResourceExhaustedError(
+              absl::StrCat("upload ", r.upload_id(), " holds ", held, " records; ",
+                           r.records_size(), " more would pass the most one upload may hold (",
+                           options_.max_records_per_upload, ")"));
+        }
         for (int i = 0; i < r.records_size(); ++i) {
           const auto& rec = r.records(i);
           ASSIGN_OR_RETURN(
@@ -644,9 +665,13 @@ absl::Status LinkageDesk::PurgeReplacedUploads() {
   for (;;) {
     int64_t deleted = 0;
     RETURN_IF_ERROR(db_.Transact([&](Txn& txn) -> absl::Status {
-      ASSIGN_OR_RETURN(std::vector<Row> replaced,
-                       txn.Query("SELECT upload_id FROM linkage_uploads WHERE committed = 1 AND "
-                                 "upload_id NOT IN (SELECT upload_id FROM linkage_index) LIMIT 1"));
+      // Replaced indexes, and uploads begun and never committed that have lapsed.
+      ASSIGN_OR_RETURN(
+          std::vector<Row> replaced,
+          txn.Query("SELECT upload_id FROM linkage_uploads WHERE (committed = 1 AND "
+                    "upload_id NOT IN (SELECT upload_id FROM linkage_index)) OR (committed = 0 "
+                    "AND started_at < ?) LIMIT 1",
+                    {ToMicros(clock_.Now() - options_.upload_lapses_after)}));
       if (replaced.empty()) return absl::OkStatus();
       const std::string id = replaced[0].Text(0);
       RETURN_IF_ERROR(txn.Exec(

@@ -56,6 +56,12 @@ struct LinkageOptions {
   int subjects_per_minute = 6000;
   // Threads for re-screening stored subjects when an index changes.
   int rescreen_threads = 2;
+  // What one force may hold staged: uploads begun and not committed (RESOURCE_EXHAUSTED past
+  // it), records in one upload (a national workforce with declared family members is well
+  // under it), and how long an upload left uncommitted is kept before its records are deleted.
+  int max_open_uploads = 4;
+  int64_t max_records_per_upload = 2'000'000;
+  absl::Duration upload_lapses_after = absl::Hours(24);
 };
 
 class LinkageDesk {
@@ -126,8 +132,9 @@ class LinkageDesk {
   struct Prepared;
   absl::StatusOr<std::unique_ptr<Prepared>> Prepare(const std::string& org,
                                                     const v1::CommitIndexUploadRequest& r);
-  // Deletes the records of uploads no index uses any more, a bounded batch per transaction, so
-  // that replacing a large index never holds the writer for long.
+  // Deletes the records of uploads no index uses any more, and of uploads left uncommitted past
+  // options_.upload_lapses_after, a bounded batch per transaction, so that replacing a large
+  // index never holds the writer for long.
   absl::Status PurgeReplacedUploads();
   using Indexes = std::map<std::string, std::shared_ptr<const ForceIndex>>;
 

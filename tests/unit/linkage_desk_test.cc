@@ -470,6 +470,68 @@ TEST_F(LinkageDeskTest, TwoUploadsCommittedAtOnceLeaveTheLaterOneInForce) {
   }
 }
 
+// What a force may leave staged is bounded: a few uploads open at once, records per upload, and
+// an upload never committed lapses and its records go.
+TEST_F(LinkageDeskTest, StagedUploadsAreBoundedAndLapse) {
+  LinkageOptions options;
+  options.max_open_uploads = 2;
+  options.max_records_per_upload = 3;
+  Open(options);
+  auto begin = [&](const Call& force) {
+    v1::BeginIndexUploadRequest r;
+    r.set_request_id(NewId("r-"));
+    return desk_->BeginUpload(force, r);
+  };
+  auto add = [&](const Call& force, const std::string& upload, int from, int n) {
+    v1::UploadIndexRecordsRequest part;
+    part.set_request_id(NewId("r-"));
+    part.set_upload_id(upload);
+    for (int i = from; i < from + n; ++i) {
+      auto* rec = part.add_records();
+      rec->set_record_id(absl::StrCat("P", i));
+      rec->set_encoding(Encode(Personnel()[i % 3]));
+    }
+    return desk_->UploadRecords(force, part).status();
+  };
+  auto records_held = [&] {
+    int64_t n = 0;
+    EXPECT_THAT(db_->Read([&](Txn& txn) -> absl::Status {
+      ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT COUNT(*) FROM linkage_records"));
+      n = rows[0].Int(0);
+      return absl::OkStatus();
+    }),
+                IsOk());
+    return n;
+  };
+  ASSERT_OK_AND_ASSIGN(auto first, begin(nfk_));
+  ASSERT_OK_AND_ASSIGN(auto second, begin(nfk_));
+  EXPECT_THAT(begin(nfk_).status(), StatusIs(absl::StatusCode::kResourceExhausted, _));
+  ASSERT_OK_AND_ASSIGN(auto other_force, begin(sfk_));  // another force's are its own
+  ASSERT_THAT(add(nfk_, first.upload_id(), 1, 2), IsOk());
+  EXPECT_THAT(add(nfk_, first.upload_id(), 3, 2),
+              StatusIs(absl::StatusCode::kResourceExhausted, _));
+  ASSERT_THAT(add(nfk_, first.upload_id(), 3, 1), IsOk());
+  ASSERT_THAT(add(nfk_, second.upload_id(), 1, 1), IsOk());
+  EXPECT_EQ(records_held(), 4);
+
+  // A day later both are abandoned: a new upload may begin, and theirs are gone.
+  clock_.Advance(absl::Hours(24) + absl::Seconds(1));
+  ASSERT_OK_AND_ASSIGN(auto third, begin(nfk_));
+  EXPECT_EQ(records_held(), 0);
+  EXPECT_THAT(add(nfk_, first.upload_id(), 5, 1), StatusIs(absl::StatusCode::kNotFound, _));
+  ASSERT_THAT(add(nfk_, third.upload_id(), 1, 1), IsOk());
+  v1::CommitIndexUploadRequest commit;
+  commit.set_request_id(NewId("r-"));
+  commit.set_upload_id(third.upload_id());
+  commit.set_expected_records(1);
+  ASSERT_OK_AND_ASSIGN(auto committed, desk_->CommitUpload(nfk_, commit));
+  EXPECT_EQ(committed.records(), 1);
+  // A committed index never lapses, however old.
+  clock_.Advance(absl::Hours(24 * 30));
+  ASSERT_OK_AND_ASSIGN(auto fourth, begin(nfk_));
+  EXPECT_EQ(records_held(), 1);
+}
+
 TEST_F(LinkageDeskTest, ScreeningChecksItsInput) {
   v1::ScreenSubjectsRequest req;
   req.set_request_id("s1");
