@@ -33,6 +33,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <thread>
@@ -920,6 +921,9 @@ NodeFigures NodeSection(const std::vector<Filter>& index, const SubjectEncodings
     options.threshold_milli = threshold_milli;
     options.subjects_per_minute = 1 << 30;
     options.rescreen_threads = threads;
+    // Each probe below begins an upload and leaves it open: the service's limit on those is
+    // lifted here, so every probe is the same small write.
+    options.max_open_uploads = std::numeric_limits<int>::max();
     absl::StatusOr<std::unique_ptr<linkage::LinkageDesk>> desk =
         linkage::LinkageDesk::Load(**db, *clock, options);
     if (!desk.ok()) return fail(desk.status());
@@ -954,13 +958,14 @@ NodeFigures NodeSection(const std::vector<Filter>& index, const SubjectEncodings
     std::atomic<bool> done{false};
     std::vector<double> ms;
     std::atomic<int64_t> probe_id{0};
+    absl::Status probe_error;  // the first probe that failed: the figures would not be writes
     std::thread probe([&] {
-      while (!done.load()) {
+      while (!done.load() && probe_error.ok()) {
         v1::BeginIndexUploadRequest r;
         r.set_request_id(absl::StrCat("probe-", ++probe_id));
         const auto start = Clock::now();
-        if (!(*desk)->BeginUpload(sfk, r).ok()) continue;
-        ms.push_back(Seconds(start) * 1e3);
+        probe_error = (*desk)->BeginUpload(sfk, r).status();
+        if (probe_error.ok()) ms.push_back(Seconds(start) * 1e3);
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
     });
@@ -995,6 +1000,7 @@ NodeFigures NodeSection(const std::vector<Filter>& index, const SubjectEncodings
     done = true;
     probe.join();
     if (!status.ok()) return fail(status);
+    if (!probe_error.ok()) return fail(probe_error);
     out.rescreened = committed->subjects_rescreened();
     out.new_hits = committed->new_hits();
     std::sort(ms.begin(), ms.end());
