@@ -22,8 +22,9 @@ absl::StatusOr<bool> HasTable(Txn& txn, const char* table) {
 
 std::string PurgeReport::Summary() const {
   return absl::StrCat("ended before ", absl::FormatTime("%Y-%m-%d", cutoff, absl::UTCTimeZone()),
-                      ": ", referrals, " referrals, ", events, " events, ", sars, " SARs, ", outbox,
-                      " outbox messages, ", replies, " stored replies deleted");
+                      ": ", referrals, " referrals, ", events, " events, ", messages,
+                      " thread messages, ", sars, " SARs, ", outbox, " outbox messages, ", replies,
+                      " stored replies deleted");
 }
 
 absl::StatusOr<PurgeReport> PurgeEnded(Database& db, absl::Time now, int years,
@@ -52,6 +53,15 @@ absl::StatusOr<PurgeReport> PurgeEnded(Database& db, absl::Time now, int years,
         RETURN_IF_ERROR(txn.Exec(
             absl::StrCat("DELETE FROM events WHERE referral_id IN (", ended, ")"), {cutoff}));
         report.events = txn.Changes();
+      }
+      // The requests for information and their answers hold what was asked and told about the
+      // referral: they go with it.
+      ASSIGN_OR_RETURN(bool threads, HasTable(txn, "thread_messages"));
+      if (threads) {
+        RETURN_IF_ERROR(
+            txn.Exec(absl::StrCat("DELETE FROM thread_messages WHERE referral_id IN (", ended, ")"),
+                     {cutoff}));
+        report.messages = txn.Changes();
       }
       RETURN_IF_ERROR(txn.Exec(
           absl::StrCat("DELETE FROM referrals WHERE state IN ", kEnded, " AND updated_at < ?"),
@@ -87,7 +97,9 @@ absl::StatusOr<PurgeReport> PurgeEnded(Database& db, absl::Time now, int years,
 std::function<absl::StatusOr<std::string>(absl::Time now, int years)> RetentionJob(Database& db) {
   return [&db](absl::Time now, int years) -> absl::StatusOr<std::string> {
     ASSIGN_OR_RETURN(PurgeReport report, PurgeEnded(db, now, years, "sarloop/retention"));
-    if (report.referrals + report.sars + report.outbox + report.replies == 0) return "";
+    if (report.referrals + report.messages + report.sars + report.outbox + report.replies == 0) {
+      return "";
+    }
     return report.Summary();
   };
 }

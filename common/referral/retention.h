@@ -18,6 +18,8 @@ struct PurgeReport {
   absl::Time cutoff;
   int64_t referrals = 0;
   int64_t events = 0;
+  // The conversation about them (requests for information and their answers, threads.h).
+  int64_t messages = 0;
   // ukfiu: SARs submitted before the cutoff none of whose referrals remain.
   int64_t sars = 0;
   // Delivered or refused outbox messages, and stored replies to requests, older than the cutoff

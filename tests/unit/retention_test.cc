@@ -64,13 +64,42 @@ TEST(RetentionJob, DeletesEndedReferralsPastTheYearsAndSaysWhat) {
   ASSERT_THAT(Save(*db, recent_ended, v1::REFERRAL_STATE_DECLINED_BY_FORCE, On(2032, 3, 1)),
               IsOk());
 
+  // A request for information and its answer on the old ended referral, one on the open one.
+  auto message = [&](const std::string& thread, int answer, const std::string& referral) {
+    return db->Transact([&](Txn& txn) {
+      return txn.Exec(
+          "INSERT INTO thread_messages (thread_id, answer, referral_id, asked_by, asked_of, "
+          "reply_due_at, sent_at, message) VALUES (?, ?, ?, 'NFK', 'UKFIU', 0, 0, ?)",
+          {thread, int64_t{answer}, referral, Blob{"what was asked"}});
+    });
+  };
+  ASSERT_THAT(message("THR-0000000000000001", 0, old_ended), IsOk());
+  ASSERT_THAT(message("THR-0000000000000001", 1, old_ended), IsOk());
+  ASSERT_THAT(message("THR-0000000000000002", 0, old_open), IsOk());
+  auto messages_about = [&](const std::string& referral) {
+    int64_t n = -1;
+    EXPECT_THAT(db->Read([&](Txn& txn) -> absl::Status {
+      ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT COUNT(*) FROM thread_messages WHERE "
+                                            "referral_id = ?",
+                                            {referral}));
+      n = rows[0].Int(0);
+      return absl::OkStatus();
+    }),
+                IsOk());
+    return n;
+  };
+
   auto job = RetentionJob(*db);
   const absl::Time now = On(2033, 6, 1);
   ASSERT_OK_AND_ASSIGN(std::string said, job(now, 6));
   EXPECT_THAT(said, HasSubstr("ended before 2027-06-01: 1 referrals"));
+  EXPECT_THAT(said, HasSubstr("2 thread messages"));
   EXPECT_FALSE(Holds(*db, old_ended));
   EXPECT_TRUE(Holds(*db, old_open));
   EXPECT_TRUE(Holds(*db, recent_ended));
+  // What was asked and answered about a referral goes with it.
+  EXPECT_EQ(messages_about(old_ended), 0);
+  EXPECT_EQ(messages_about(old_open), 1);
 
   // Nothing more to delete: nothing to say (the process logs only a purge that deleted).
   ASSERT_OK_AND_ASSIGN(std::string again, job(now, 6));
