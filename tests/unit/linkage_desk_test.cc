@@ -87,6 +87,28 @@ class LinkageDeskTest : public ::testing::Test {
     return desk_->CommitUpload(force, commit);
   }
 
+  // Stages an upload of one record for `force`, `record_id` for `person`: the request that
+  // commits it.
+  absl::StatusOr<v1::CommitIndexUploadRequest> StageOne(const Call& force,
+                                                        const std::string& record_id,
+                                                        const PersonFields& person) {
+    v1::BeginIndexUploadRequest begin;
+    begin.set_request_id(NewId("r-"));
+    ASSIGN_OR_RETURN(auto started, desk_->BeginUpload(force, begin));
+    v1::UploadIndexRecordsRequest part;
+    part.set_request_id(NewId("r-"));
+    part.set_upload_id(started.upload_id());
+    auto* rec = part.add_records();
+    rec->set_record_id(record_id);
+    rec->set_encoding(Encode(person));
+    RETURN_IF_ERROR(desk_->UploadRecords(force, part).status());
+    v1::CommitIndexUploadRequest commit;
+    commit.set_request_id(NewId("r-"));
+    commit.set_upload_id(started.upload_id());
+    commit.set_expected_records(1);
+    return commit;
+  }
+
   absl::StatusOr<v1::ScreenSubjectsResponse> Screen(const std::string& sar_id,
                                                     const std::vector<PersonFields>& subjects) {
     v1::ScreenSubjectsRequest req;
@@ -366,20 +388,8 @@ TEST_F(LinkageDeskTest, AScreenAndACommitInOneBatchSeeEachOther) {
     SCOPED_TRACE(screen_first ? "screen first" : "commit first");
     Open();
     const Call& force = screen_first ? nfk_ : sfk_;
-    v1::BeginIndexUploadRequest begin;
-    begin.set_request_id(NewId("r-"));
-    ASSERT_OK_AND_ASSIGN(auto started, desk_->BeginUpload(force, begin));
-    v1::UploadIndexRecordsRequest part;
-    part.set_request_id(NewId("r-"));
-    part.set_upload_id(started.upload_id());
-    auto* rec = part.add_records();
-    rec->set_record_id("P1");
-    rec->set_encoding(Encode(Personnel()[0]));
-    ASSERT_THAT(desk_->UploadRecords(force, part).status(), IsOk());
-    v1::CommitIndexUploadRequest commit;
-    commit.set_request_id(NewId("r-"));
-    commit.set_upload_id(started.upload_id());
-    commit.set_expected_records(1);
+    ASSERT_OK_AND_ASSIGN(const v1::CommitIndexUploadRequest commit,
+                         StageOne(force, "P1", Personnel()[0]));
     const std::string sar = screen_first ? "SAR-00000000000000c1" : "SAR-00000000000000c2";
 
     std::promise<absl::Status> done;
@@ -431,19 +441,8 @@ TEST_F(LinkageDeskTest, TwoUploadsCommittedAtOnceLeaveTheLaterOneInForce) {
     // Upload 0 holds Alice, upload 1 Priya; both staged, then committed at once.
     std::vector<v1::CommitIndexUploadRequest> commits(2);
     for (int u = 0; u < 2; ++u) {
-      v1::BeginIndexUploadRequest begin;
-      begin.set_request_id(NewId("r-"));
-      ASSERT_OK_AND_ASSIGN(auto started, desk_->BeginUpload(nfk_, begin));
-      v1::UploadIndexRecordsRequest part;
-      part.set_request_id(NewId("r-"));
-      part.set_upload_id(started.upload_id());
-      auto* rec = part.add_records();
-      rec->set_record_id(u == 0 ? "P1" : "P3");
-      rec->set_encoding(Encode(people[u == 0 ? 0 : 2]));
-      ASSERT_THAT(desk_->UploadRecords(nfk_, part).status(), IsOk());
-      commits[u].set_request_id(NewId("r-"));
-      commits[u].set_upload_id(started.upload_id());
-      commits[u].set_expected_records(1);
+      ASSERT_OK_AND_ASSIGN(commits[u],
+                           StageOne(nfk_, u == 0 ? "P1" : "P3", people[u == 0 ? 0 : 2]));
     }
     hold.held = false;
     std::promise<void> go;
