@@ -32,8 +32,13 @@ bool TakesPackage(const Receiver& self, const v1::LifecycleEvent& event) {
 
 }  // namespace
 
-Mirror::Mirror(Receiver self, Outbox& outbox, SaveCopy save, Clock& clock)
-    : self_(std::move(self)), outbox_(outbox), save_(std::move(save)), clock_(clock) {}
+Mirror::Mirror(Receiver self, Outbox& outbox, SaveCopy save, Clock& clock,
+               int most_held_from_one_peer)
+    : self_(std::move(self)),
+      outbox_(outbox),
+      save_(std::move(save)),
+      clock_(clock),
+      most_held_from_one_peer_(most_held_from_one_peer) {}
 
 absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
                                         const v1::Envelope& envelope) {
@@ -56,6 +61,7 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
   }
   const Parties parties = PartiesOf(events);
   ASSIGN_OR_RETURN(Verdict verdict, Judge(self_, parties, event, peer));
+  RETURN_IF_ERROR(CheckRoomFor(event, events));
   if (TakesPackage(self_, event)) {
     if (!envelope.has_package()) {
       return FieldError("package", absl::StrCat("is required with ", EventName(event.type())));
@@ -91,6 +97,15 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
                                                         EventName(event.type())));
   }
   if (verdict == Verdict::kHold) {
+    // Counted only on this rare path: held events are few, and their table small.
+    ASSIGN_OR_RETURN(auto held_from_peer,
+                     txn.Query("SELECT COUNT(*) FROM held_events WHERE peer = ?", {peer.uri}));
+    if (held_from_peer[0].Int(0) >= most_held_from_one_peer_) {
+      return absl::UnavailableError(absl::StrCat(
+          self_.code, " already holds ", held_from_peer[0].Int(0), " events from ", peer.uri,
+          " that wait for their referral or handover to arrive; ", EventName(event.type()), " of ",
+          event.referral_id(), " is taken when some of those have been judged"));
+    }
     RETURN_IF_ERROR(
         txn.Exec("INSERT INTO held_events (event_id, referral_id, peer, received_at, event) "
                  "VALUES (?, ?, ?, ?, ?)",
@@ -116,6 +131,7 @@ absl::StatusOr<v1::RegisterEntry> Mirror::Produce(Txn& txn, const v1::LifecycleE
   std::optional<v1::ReferralPackage> sent;
   if (package != nullptr) sent = *package;
   ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
+  RETURN_IF_ERROR(CheckRoomFor(event, events));
   ASSIGN_OR_RETURN(Applied applied, Apply(txn, event, Change{nullptr, nullptr, copy},
                                           std::move(events), event.event_id(), false));
   RETURN_IF_ERROR(SendEvent(txn, outbox_, event, applied.parties, clock_.Now(),
@@ -171,6 +187,9 @@ absl::Status Mirror::JudgeHeld(Txn& txn, const std::string& referral_id) {
       ASSIGN_OR_RETURN(auto events, EventsOf(txn, referral_id));
       absl::StatusOr<Verdict> verdict = Judge(self_, PartiesOf(events), event, peer);
       if (verdict.ok() && *verdict == Verdict::kHold) continue;
+      if (verdict.ok()) {
+        if (absl::Status room = CheckRoomFor(event, events); !room.ok()) verdict = room;
+      }
       RETURN_IF_ERROR(txn.Exec("DELETE FROM held_events WHERE event_id = ?", {row.Text(0)}));
       moved = true;
       if (verdict.ok()) {

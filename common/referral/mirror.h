@@ -56,10 +56,18 @@ enum class Receipt {
   kRepeated,  // already held or applied here (in an earlier message): nothing changed
 };
 
+// How many delivered events from one peer a service keeps aside at most. Held events are the few
+// that overtook the dispatch or handover that makes them legitimate, and they are judged again
+// when it arrives; a peer past this bound (a long partition upstream, or a peer sending events
+// about referrals that do not exist) is answered UNAVAILABLE, and its outbox sends them again
+// later, so nothing is lost and no peer fills the table.
+inline constexpr int kMostHeldFromOnePeer = 10000;
+
 class Mirror {
  public:
   // `outbox` sends what this service produces and forwards; `save` stores its copy.
-  Mirror(Receiver self, Outbox& outbox, SaveCopy save, Clock& clock);
+  Mirror(Receiver self, Outbox& outbox, SaveCopy save, Clock& clock,
+         int most_held_from_one_peer = kMostHeldFromOnePeer);
 
   const Receiver& self() const { return self_; }
 
@@ -104,6 +112,7 @@ class Mirror {
   Outbox& outbox_;
   const SaveCopy save_;
   Clock& clock_;
+  const int most_held_from_one_peer_;
   std::atomic<int64_t> repeats_{0};
 };
 

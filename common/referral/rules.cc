@@ -205,7 +205,8 @@ const std::vector<EventRule>& Table() {
        kSide,
        0,
        true,
-       9},
+       9,
+       /*by_the_service=*/true},
       {v1::EVENT_TYPE_ESCALATED,
        Producer::kUkfiu,
        From::kAnyOpen,
@@ -214,7 +215,8 @@ const std::vector<EventRule>& Table() {
        kSide,
        0,
        true,
-       9},
+       9,
+       /*by_the_service=*/true},
       {v1::EVENT_TYPE_DECONFLICTION_FLAG,
        Producer::kUkfiu,
        From::kAnyOpen,
@@ -223,7 +225,8 @@ const std::vector<EventRule>& Table() {
        kSide,
        0,
        true,
-       9},
+       9,
+       /*by_the_service=*/true},
       {v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG,
        Producer::kUkfiu,
        From::kAnyOpen,
@@ -232,7 +235,8 @@ const std::vector<EventRule>& Table() {
        kSide,
        0,
        true,
-       9},
+       9,
+       /*by_the_service=*/true},
   };
   return *table;
 }
@@ -281,6 +285,24 @@ Parties PartiesOf(const std::vector<v1::LifecycleEvent>& events) {
     if (!e.unit().empty()) p.units.insert(e.unit());
   }
   return p;
+}
+
+absl::Status CheckRoomFor(const v1::LifecycleEvent& event,
+                          const std::vector<v1::LifecycleEvent>& events) {
+  auto counts = [](const v1::LifecycleEvent& e) {
+    const EventRule* rule = RuleFor(e.type());
+    return rule != nullptr && rule->target == v1::REFERRAL_STATE_UNSPECIFIED &&
+           !rule->by_the_service;
+  };
+  if (!counts(event)) return absl::OkStatus();
+  const auto held = std::count_if(events.begin(), events.end(), [&](const v1::LifecycleEvent& e) {
+    return e.producer() == event.producer() && counts(e);
+  });
+  if (held < kMostRequestedSideEvents) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      event.referral_id(), " already holds ", held, " updates and messages from ", event.producer(),
+      ", the most one organisation may add to one referral (", kMostRequestedSideEvents, "); ",
+      TypeName(event.type()), " is refused. Steps that move the referral are still taken"));
 }
 
 absl::StatusOr<Verdict> Judge(const Receiver& receiver, const Parties& known,

@@ -68,6 +68,11 @@ struct EventRule {
   bool at_once;
   // The event's place in a referral's life, ordering events stamped with the same instant.
   int rank;
+  // Whether the service makes the event on its own schedule (the feedback clock's reminders,
+  // escalations and Regulation 19 flags; the deconfliction flags a dispatch sets) rather than at a
+  // caller's request. Such events are as many as the schedule makes, and CheckRoomFor leaves them
+  // be: refusing one would stop a chase, not a caller.
+  bool by_the_service = false;
 };
 
 // The row for `type`; nullptr for EVENT_TYPE_UNSPECIFIED and values outside the enum.
@@ -123,6 +128,21 @@ Identity ProducerIdentity(const v1::LifecycleEvent& event);
 // itself is left out.
 std::vector<std::string> Destinations(const v1::LifecycleEvent& event, const Parties& known,
                                       const std::string& producer_code);
+
+// The most side events (events that leave the state as it is: progress, outcome updates, thread
+// messages, further SARs, IOPC referrals) one organisation may add to one referral at its
+// callers' request. Each is stored, folded with the referral's whole history and sent on to every
+// party, so without a bound one client could grow a referral, and the work of every service that
+// holds it, for ever. A weekly progress report over a four-year investigation is some 200.
+inline constexpr int kMostRequestedSideEvents = 1000;
+
+// FAILED_PRECONDITION, naming the referral, the organisation and the bound, when `event` is a side
+// event made at a caller's request and its producer already has kMostRequestedSideEvents of them
+// among `events` (the referral's events as held here). Every producing service checks its own
+// events with it, and every receiver the events it is sent, so a producer that does not check is
+// refused downstream. Steps that move the referral are never refused by it.
+absl::Status CheckRoomFor(const v1::LifecycleEvent& event,
+                          const std::vector<v1::LifecycleEvent>& events);
 
 // Whether `event`'s envelopes leave at once (EventRule::at_once) or may wait up to
 // DeliveryOptions::inform_within for the next messages to the same place

@@ -1,11 +1,13 @@
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/base/ids.h"
 #include "common/base/status.h"
 #include "common/messaging/messaging.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
+#include "common/referral/rules.h"
 #include "common/server/server.h"
 #include "services/force/desk.h"
 #include "tests/testutil/testutil.h"
@@ -329,6 +331,67 @@ TEST_F(ForceDeskTest, ResearchRecordsItsCorruptionCategories) {
   const v1::RegisterEntry folded = Fold({got.events().begin(), got.events().end()});
   EXPECT_EQ(folded.research_categories_size(), 2);
   EXPECT_EQ(folded.research_categories(1), v1::CORRUPTION_CATEGORY_INAPPROPRIATE_ASSOCIATION);
+}
+
+// One organisation's updates and messages on one referral are bounded, so no client can grow a
+// referral (and the fold and fan-out of each of its steps) for ever; the steps that move it are
+// still taken, and a receiver holds every other producer to the same bound.
+TEST_F(ForceDeskTest, AReferralTakesABoundedNumberOfUpdatesFromEachOrganisation) {
+  ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
+  ASSERT_THAT(Step(v1::EVENT_TYPE_ACKNOWLEDGED), IsOk());
+  ASSERT_THAT(Step(v1::EVENT_TYPE_RESEARCH_STARTED), IsOk());
+  v1::ReportProgressRequest progress;
+  progress.set_referral_id(referral_id_);
+  progress.set_status(v1::PROGRESS_STATUS_INVESTIGATION_OPEN);
+  for (int i = 0; i < referral::kMostRequestedSideEvents; ++i) {
+    progress.set_request_id(absl::StrCat("p", i));
+    ASSERT_THAT(desk_->ReportProgress(call_, progress), IsOk()) << i;
+  }
+  auto outbox_size = [&] {
+    size_t n = 0;
+    EXPECT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+      ASSIGN_OR_RETURN(auto rows, ReadOutbox(t));
+      n = rows.size();
+      return absl::OkStatus();
+    }),
+                IsOk());
+    return n;
+  };
+  const size_t sent = outbox_size();
+  progress.set_request_id("one-too-many");
+  EXPECT_THAT(desk_->ReportProgress(call_, progress),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr(referral_id_), HasSubstr("from NFK"), HasSubstr("1000"))));
+  ASSERT_OK_AND_ASSIGN(auto got, desk_->Get(referral_id_));
+  EXPECT_EQ(got.events_size(), 4 + referral::kMostRequestedSideEvents);
+  EXPECT_EQ(outbox_size(), sent);
+
+  // The handover moves the referral: taken.
+  v1::HandOverRequest h;
+  h.set_request_id("h1");
+  h.set_referral_id(referral_id_);
+  h.set_notes("n");
+  *h.mutable_thr() = SampleThr();
+  h.set_priority(v1::PRIORITY_P3);
+  ASSERT_THAT(desk_->HandOver(call_, h), IsOk());
+
+  // The unit has a bound of its own, which the force, receiving, holds it to.
+  auto unit_progress = [&] {
+    v1::Envelope env;
+    *env.mutable_event() = NewEvent(v1::EVENT_TYPE_PROGRESS_UPDATED, referral_id_, "ERSOU", "NFK",
+                                    v1::Actor(), clock_.Now());
+    env.mutable_event()->set_unit("ERSOU");
+    env.mutable_event()->set_progress(v1::PROGRESS_STATUS_INVESTIGATION_OPEN);
+    env.set_message_id(env.event().event_id());
+    return env;
+  };
+  for (int i = 0; i < referral::kMostRequestedSideEvents; ++i) {
+    ASSERT_THAT(Deliver(kErsou, unit_progress()), IsOk()) << i;
+  }
+  EXPECT_THAT(Deliver(kErsou, unit_progress()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("from ERSOU")));
+  ASSERT_OK_AND_ASSIGN(got, desk_->Get(referral_id_));
+  EXPECT_EQ(got.events_size(), 5 + 2 * referral::kMostRequestedSideEvents);
 }
 
 }  // namespace

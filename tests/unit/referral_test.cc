@@ -28,7 +28,9 @@ namespace sarloop::referral {
 namespace {
 
 using ::sarloop::testing::IsOk;
+using ::sarloop::testing::IsOkAndHolds;
 using ::sarloop::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 const Identity kUkfiu{"spiffe://sarloop/ukfiu", "ukfiu", "UKFIU", ""};
@@ -94,6 +96,39 @@ TEST(RulesTable, DestinationsFollowTheTable) {
   EXPECT_TRUE(CarriesPackageTo(Ev(v1::EVENT_TYPE_DISPATCHED, "UKFIU"), "NFK"));
 }
 
+// The bound on a referral's updates counts each organisation's side events made at its callers'
+// request, and nothing else: not another organisation's, not the service's own schedule, never a
+// step that moves the referral.
+TEST(RulesTable, TheBoundOnUpdatesCountsOneOrganisationsRequests) {
+  std::vector<v1::LifecycleEvent> events;
+  for (int i = 0; i < kMostRequestedSideEvents; ++i) {
+    events.push_back(Ev(v1::EVENT_TYPE_PROGRESS_UPDATED, "NFK"));
+    events.push_back(Ev(v1::EVENT_TYPE_REMINDER_SENT, "UKFIU"));
+    events.push_back(Ev(v1::EVENT_TYPE_INFORMATION_REQUESTED, "ERSOU", "ERSOU"));
+  }
+  events.pop_back();
+  for (const v1::EventType more :
+       {v1::EVENT_TYPE_PROGRESS_UPDATED, v1::EVENT_TYPE_OUTCOME_UPDATED,
+        v1::EVENT_TYPE_INFORMATION_PROVIDED, v1::EVENT_TYPE_REFERRED_TO_IOPC}) {
+    EXPECT_THAT(CheckRoomFor(Ev(more, "NFK"), events),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("from NFK")))
+        << v1::EventType_Name(more);
+  }
+  EXPECT_THAT(CheckRoomFor(Ev(v1::EVENT_TYPE_CLOSED_BY_FORCE, "NFK"), events), IsOk());
+  EXPECT_THAT(CheckRoomFor(Ev(v1::EVENT_TYPE_HANDED_OVER, "NFK", "ERSOU"), events), IsOk());
+  for (const v1::EventType schedule :
+       {v1::EVENT_TYPE_REMINDER_SENT, v1::EVENT_TYPE_ESCALATED, v1::EVENT_TYPE_DECONFLICTION_FLAG,
+        v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG, v1::EVENT_TYPE_SAR_ATTACHED}) {
+    EXPECT_THAT(CheckRoomFor(Ev(schedule, "UKFIU"), events), IsOk())
+        << v1::EventType_Name(schedule);
+  }
+  // ERSOU has one left.
+  EXPECT_THAT(CheckRoomFor(Ev(v1::EVENT_TYPE_PROGRESS_UPDATED, "ERSOU", "ERSOU"), events), IsOk());
+  events.push_back(Ev(v1::EVENT_TYPE_OUTCOME_UPDATED, "ERSOU", "ERSOU"));
+  EXPECT_THAT(CheckRoomFor(Ev(v1::EVENT_TYPE_PROGRESS_UPDATED, "ERSOU", "ERSOU"), events),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("from ERSOU")));
+}
+
 TEST(Judge, RefusesAProducerWithoutTheRole) {
   const Receiver reg{"NCA", false, true};
   const Parties known{"NFK", {"ERSOU"}};
@@ -139,6 +174,63 @@ TEST(Judge, HoldsWhatMayStillBeInFlightAndNothingElse) {
   const Receiver unit{"ERSOU", true, false};
   EXPECT_THAT(Judge(unit, Parties{"NFK", {"ERSOU"}}, Ev(v1::EVENT_TYPE_ACKNOWLEDGED, "NFK"), kNfk),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("not sent to ERSOU")));
+}
+
+// Held events are bounded per peer: past the bound the peer is told to send again later
+// (UNAVAILABLE, which its outbox does), so no peer fills the table and nothing it sent is lost;
+// another peer is not held up by it, and what was held is judged when its referral arrives.
+TEST(Mirror, HoldsABoundedNumberOfEventsFromEachPeer) {
+  testing::TempDir dir;
+  ManualClock clock(absl::FromUnixSeconds(1'750'000'000));
+  auto db = Database::Open(
+      dir.File("reg.db"),
+      ServiceMigrations(
+          std::vector<Migration>{kEventLogMigration, kReferralStoreMigration},
+          std::vector<Migration>{kHeldEventsMigration, kRequestDigestMigration, kFeedMigration}),
+      testing::TestKeys());
+  ASSERT_THAT(db, IsOk());
+  Outbox outbox(**db, nullptr);
+  // The register keeps its copies its own way; here only the events and the held ones count.
+  auto keep_nothing = [](Txn&, const v1::RegisterEntry&, const Change&) {
+    return absl::OkStatus();
+  };
+  Mirror mirror(Receiver{"NCA", false, true}, outbox, keep_nothing, clock, 3);
+  auto receive = [&](const Identity& peer, const v1::LifecycleEvent& event) {
+    v1::Envelope env;
+    env.set_message_id(event.event_id());
+    *env.mutable_event() = event;
+    absl::StatusOr<Receipt> receipt;
+    absl::Status done = (*db)->Transact([&](Txn& txn) -> absl::Status {
+      receipt = mirror.Receive(txn, peer, env);
+      return receipt.status();
+    });
+    return done.ok() ? receipt : absl::StatusOr<Receipt>(done);
+  };
+  auto received = [&](const std::string& referral_id, const std::string& force) {
+    return NewEvent(v1::EVENT_TYPE_RECEIVED, referral_id, force, force, v1::Actor(), clock.Now());
+  };
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(receive(kNfk, received(absl::StrCat("REF-000000000000000", i), "NFK")),
+                IsOkAndHolds(Receipt::kHeld));
+  }
+  EXPECT_THAT(receive(kNfk, received("REF-0000000000000009", "NFK")),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr("already holds 3 events from spiffe://sarloop/force/NFK"),
+                             HasSubstr("REF-0000000000000009"))));
+  EXPECT_THAT(receive(kSfk, received("REF-0000000000000008", "SFK")), IsOkAndHolds(Receipt::kHeld));
+  // REF-...0's dispatch arrives: its held receipt is applied, which makes room for one more.
+  EXPECT_THAT(receive(kUkfiu, NewEvent(v1::EVENT_TYPE_DISPATCHED, "REF-0000000000000000", "UKFIU",
+                                       "NFK", v1::Actor(), clock.Now())),
+              IsOkAndHolds(Receipt::kApplied));
+  EXPECT_THAT(receive(kNfk, received("REF-0000000000000009", "NFK")), IsOkAndHolds(Receipt::kHeld));
+  ASSERT_THAT((*db)->Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto events, EventsOf(txn, "REF-0000000000000000"));
+    EXPECT_EQ(events.size(), 2u);
+    ASSIGN_OR_RETURN(auto held, txn.Query("SELECT COUNT(*) FROM held_events"));
+    EXPECT_EQ(held[0].Int(0), 4);
+    return absl::OkStatus();
+  }),
+              IsOk());
 }
 
 // ------------------------------------------------------------------ four copies, one fold --
