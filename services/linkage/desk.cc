@@ -582,7 +582,7 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
   v1::CommitIndexUploadResponse response;
   std::shared_ptr<ForceIndex> built;
   const absl::Time now = clock_.Now();
-  RETURN_IF_ERROR(RunIdempotent(
+  const absl::Status done = RunIdempotent(
       db_, call.scope, r, r.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(const int64_t held,
@@ -649,7 +649,18 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
         built = std::move(force);
         return absl::OkStatus();
       },
-      now, call.audit));
+      now, call.audit);
+  if (!done.ok()) {
+    // Rolled back after the index was staged (the batch's COMMIT, or what RunIdempotent writes
+    // after the function), so the hook that would have moved it out of pending_ never runs: taken
+    // out here, or every failed commit would keep a whole index in memory.
+    if (built) {
+      MutexLock lock(&pending_mu_);
+      auto it = pending_.find(built->upload_id);
+      if (it != pending_.end() && it->second == built) pending_.erase(it);
+    }
+    return done;
+  }
   if (built) {
     fault::CrashPoint("linkage.upload_committed");
     // The upload is committed and answered from here on; a purge that fails is retried by the
@@ -658,6 +669,11 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
     if (!purged.ok()) spdlog::warn("linkage: purging replaced uploads: {}", purged.ToString());
   }
   return response;
+}
+
+int64_t LinkageDesk::IndexesAwaitingCommit() {
+  MutexLock lock(&pending_mu_);
+  return static_cast<int64_t>(pending_.size());
 }
 
 absl::Status LinkageDesk::PurgeReplacedUploads() {

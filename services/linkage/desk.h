@@ -96,6 +96,10 @@ class LinkageDesk {
   // Brings the in-memory stored subjects up to what is committed.
   void RefreshSubjects();
 
+  // Indexes built by a commit whose batch has not ended yet: 0 between calls, whether the commit
+  // took or was rolled back.
+  int64_t IndexesAwaitingCommit();
+
  private:
   struct ForceIndex {
     std::string upload_id;

@@ -531,6 +531,31 @@ TEST_F(LinkageDeskTest, StagedUploadsAreBoundedAndLapse) {
   EXPECT_EQ(records_held(), 1);
 }
 
+// A commit rolled back after its index was built (here: what the call stores after its work is
+// refused, as a full disk or a failed COMMIT would) keeps nothing of it in memory, and the same
+// upload commits afterwards.
+TEST_F(LinkageDeskTest, ACommitRolledBackKeepsNoIndexInMemory) {
+  ASSERT_OK_AND_ASSIGN(v1::CommitIndexUploadRequest commit, StageOne(nfk_, "P1", Personnel()[0]));
+  ASSERT_THAT(db_->Transact([&](Txn& txn) {
+    return txn.Exec(
+        absl::StrCat("CREATE TRIGGER refuse AFTER INSERT ON idempotency WHEN "
+                     "NEW.request_id = '",
+                     commit.request_id(), "' BEGIN SELECT RAISE(ABORT, 'no room'); END"));
+  }),
+              IsOk());
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const absl::Status refused = desk_->CommitUpload(nfk_, commit).status();
+    EXPECT_THAT(refused.message(), HasSubstr("no room")) << refused;
+    EXPECT_EQ(desk_->IndexesAwaitingCommit(), 0);
+  }
+  ASSERT_THAT(db_->Transact([](Txn& txn) { return txn.Exec("DROP TRIGGER refuse"); }), IsOk());
+  commit.set_request_id(NewId("r-"));
+  ASSERT_THAT(desk_->CommitUpload(nfk_, commit), IsOk());
+  EXPECT_EQ(desk_->IndexesAwaitingCommit(), 0);
+  ASSERT_OK_AND_ASSIGN(auto screened, Screen("SAR-00000000000000d1", {AliceInASar()}));
+  EXPECT_EQ(screened.hits_size(), 1);
+}
+
 TEST_F(LinkageDeskTest, ScreeningChecksItsInput) {
   v1::ScreenSubjectsRequest req;
   req.set_request_id("s1");
