@@ -27,16 +27,18 @@ std::string PurgeReport::Summary() const {
                       " stored replies deleted");
 }
 
+absl::Time RetentionCutoff(absl::Time now, int years) {
+  const absl::CivilSecond civil = absl::ToCivilSecond(now, absl::UTCTimeZone());
+  return absl::FromCivil(absl::CivilSecond(civil.year() - years, civil.month(), civil.day(),
+                                           civil.hour(), civil.minute(), civil.second()),
+                         absl::UTCTimeZone());
+}
+
 absl::StatusOr<PurgeReport> PurgeEnded(Database& db, absl::Time now, int years,
                                        const std::string& actor) {
   if (years < 1) return FieldError("retention_years", "must be at least 1");
   PurgeReport report;
-  // Calendar years back from now, in UTC.
-  const absl::CivilSecond civil = absl::ToCivilSecond(now, absl::UTCTimeZone());
-  report.cutoff =
-      absl::FromCivil(absl::CivilSecond(civil.year() - years, civil.month(), civil.day(),
-                                        civil.hour(), civil.minute(), civil.second()),
-                      absl::UTCTimeZone());
+  report.cutoff = RetentionCutoff(now, years);
   const int64_t cutoff = ToMicros(report.cutoff);
   RETURN_IF_ERROR(db.Transact([&](Txn& txn) -> absl::Status {
     ASSIGN_OR_RETURN(bool referrals, HasTable(txn, "referrals"));

@@ -29,6 +29,9 @@ struct PurgeReport {
   std::string Summary() const;
 };
 
+// The instant `years` calendar years before `now`, in UTC: what is older goes.
+absl::Time RetentionCutoff(absl::Time now, int years);
+
 // Deletes, in one transaction with its audit entry: referrals (table `referrals`) in an ended
 // state last changed before now - `years`, with their events; SARs as above; old outbox messages
 // and stored replies. Safe while the service runs. INVALID_ARGUMENT unless years >= 1.

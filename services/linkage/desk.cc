@@ -14,6 +14,7 @@
 #include "common/base/status.h"
 #include "common/messaging/messaging.h"
 #include "common/referral/validation.h"
+#include "common/security/audit.h"
 #include "spdlog/spdlog.h"
 
 namespace sarloop::linkage {
@@ -326,18 +327,6 @@ absl::Status LinkageDesk::ReadStoredSubjects(Txn& txn, int64_t after,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<LinkageDesk::StoredSubject>> LinkageDesk::SubjectsIn(Txn& txn) {
-  std::vector<StoredSubject> out;
-  int64_t last = 0;
-  {
-    ReaderMutexLock lock(&mu_);
-    out = subjects_;
-    last = last_subject_rowid_;
-  }
-  RETURN_IF_ERROR(ReadStoredSubjects(txn, last, &out, &last));
-  return out;
-}
-
 LinkageDesk::Queries LinkageDesk::Flatten(const std::vector<const StoredSubject*>& subjects) {
   Queries out;
   for (uint32_t i = 0; i < subjects.size(); ++i) {
@@ -480,6 +469,7 @@ struct LinkageDesk::Prepared {
   // The stored subjects up to row `last_subject`, and their hits against the new index.
   std::vector<StoredSubject> subjects;
   int64_t last_subject = 0;
+  int64_t subject_purges = 0;  // subject_purges_ before the subjects were read
   Queries queries;
   std::vector<Hit> hits;
 };
@@ -549,6 +539,7 @@ absl::StatusOr<std::unique_ptr<LinkageDesk::Prepared>> LinkageDesk::Prepare(
   force->index = ScreeningIndex::Build(filters);
   prepared->force = std::move(force);
   prepared->records = static_cast<int64_t>(filters.size());
+  prepared->subject_purges = subject_purges_.load();
   {
     ReaderMutexLock lock(&mu_);
     prepared->subjects = subjects_;
@@ -579,6 +570,7 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
   // The index is built and every stored subject compared with it here, beside the writer; the
   // transaction below only checks nothing changed, screens subjects stored since, and writes.
   ASSIGN_OR_RETURN(std::unique_ptr<Prepared> prepared, Prepare(org, r));
+  fault::CrashPoint("linkage.commit_prepared");
   v1::CommitIndexUploadResponse response;
   std::shared_ptr<ForceIndex> built;
   const absl::Time now = clock_.Now();
@@ -592,7 +584,8 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
                                                             held, " records, not the ",
                                                             r.expected_records(), " expected"));
         }
-        if (prepared == nullptr || prepared->records != held) {
+        if (prepared == nullptr || prepared->records != held ||
+            prepared->subject_purges != subject_purges_.load()) {
           return RetryLater(absl::StatusCode::kAborted,
                             absl::StrCat("upload ", r.upload_id(),
                                          " changed while it was being committed; commit again"),
@@ -674,6 +667,63 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
 int64_t LinkageDesk::IndexesAwaitingCommit() {
   MutexLock lock(&pending_mu_);
   return static_cast<int64_t>(pending_.size());
+}
+
+std::string LinkageDesk::Purged::Summary() const {
+  return absl::StrCat("linkage: ", subjects, " SAR subjects and ", hits, " hits deleted");
+}
+
+absl::StatusOr<LinkageDesk::Purged> LinkageDesk::PurgeScreenedBefore(absl::Time cutoff,
+                                                                     const std::string& actor) {
+  constexpr int64_t kBatch = 5000;
+  Purged purged;
+  for (const char* table : {"linkage_subjects", "linkage_hits"}) {
+    const bool subjects = absl::string_view(table) == "linkage_subjects";
+    for (int64_t deleted = kBatch; deleted == kBatch;) {
+      RETURN_IF_ERROR(db_.Transact([&](Txn& txn) -> absl::Status {
+        RETURN_IF_ERROR(txn.Exec(
+            absl::StrCat("DELETE FROM ", table, " WHERE rowid IN (SELECT rowid FROM ", table,
+                         " WHERE ", subjects ? "stored_at" : "found_at", " < ? LIMIT ?)"),
+            {ToMicros(cutoff), kBatch}));
+        deleted = txn.Changes();
+        if (subjects && deleted > 0) subject_purges_.fetch_add(1);
+        return absl::OkStatus();
+      }));
+      (subjects ? purged.subjects : purged.hits) += deleted;
+    }
+  }
+  if (purged.subjects > 0) ReloadSubjects();
+  if (purged.subjects + purged.hits > 0) {
+    RETURN_IF_ERROR(db_.Transact([&](Txn& txn) {
+      AuditEntry entry;
+      entry.at = clock_.Now();
+      entry.identity = actor;
+      entry.method = "retention.purge";
+      entry.detail = absl::StrCat("screened before ",
+                                  absl::FormatTime("%Y-%m-%d", cutoff, absl::UTCTimeZone()), ": ",
+                                  purged.Summary());
+      return AppendAudit(txn, entry);
+    }));
+  }
+  return purged;
+}
+
+void LinkageDesk::ReloadSubjects() {
+  // Read outside the lock (a national store takes a while), then brought up to date under it.
+  std::vector<StoredSubject> all;
+  int64_t last = 0;
+  absl::Status status = db_.Read([&](Txn& txn) { return ReadStoredSubjects(txn, 0, &all, &last); });
+  if (status.ok()) {
+    WriterMutexLock lock(&mu_);
+    status = db_.Read([&](Txn& txn) { return ReadStoredSubjects(txn, last, &all, &last); });
+    if (status.ok()) {
+      subjects_.swap(all);
+      last_subject_rowid_ = last;
+      return;
+    }
+  }
+  // Commits see the purge count moved and refuse to store hits until memory is right again.
+  spdlog::error("linkage: reloading stored subjects after a purge: {}", status.ToString());
 }
 
 absl::Status LinkageDesk::PurgeReplacedUploads() {

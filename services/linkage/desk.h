@@ -18,6 +18,7 @@
 #ifndef SARLOOP_SERVICES_LINKAGE_DESK_H_
 #define SARLOOP_SERVICES_LINKAGE_DESK_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <span>
@@ -96,6 +97,17 @@ class LinkageDesk {
   // Brings the in-memory stored subjects up to what is committed.
   void RefreshSubjects();
 
+  // Retention: deletes the SAR subjects stored, and the hits found, before `cutoff`, 5,000 rows
+  // to a transaction so that the writer is never held for long, then writes one audit entry
+  // ("retention.purge", by `actor`) with the counts. The stored subjects in memory follow, and a
+  // commit that compared subjects since deleted is answered ABORTED, to commit again.
+  struct Purged {
+    int64_t subjects = 0;
+    int64_t hits = 0;
+    std::string Summary() const;
+  };
+  absl::StatusOr<Purged> PurgeScreenedBefore(absl::Time cutoff, const std::string& actor);
+
   // Indexes built by a commit whose batch has not ended yet: 0 between calls, whether the commit
   // took or was rolled back.
   int64_t IndexesAwaitingCommit();
@@ -140,6 +152,8 @@ class LinkageDesk {
   // options_.upload_lapses_after, a bounded batch per transaction, so that replacing a large
   // index never holds the writer for long.
   absl::Status PurgeReplacedUploads();
+  // Reads every stored subject into memory again, after a purge deleted some.
+  void ReloadSubjects();
   using Indexes = std::map<std::string, std::shared_ptr<const ForceIndex>>;
 
   LinkageDesk(Database& db, Clock& clock, LinkageOptions options);
@@ -152,8 +166,6 @@ class LinkageDesk {
   // At most `limit` rows (0: all).
   static absl::Status ReadStoredSubjects(Txn& txn, int64_t after, std::vector<StoredSubject>* out,
                                          int64_t* last, int64_t limit = 0);
-  // The stored subjects as the transaction sees them (those of earlier jobs in the batch too).
-  absl::StatusOr<std::vector<StoredSubject>> SubjectsIn(Txn& txn);
   static absl::StatusOr<std::vector<StoredSubject>> CheckScreen(absl::string_view prefix,
                                                                 const v1::ScreenSubjectsRequest& r);
   // Stores the subjects (keeping earlier copies) and their hits in every current index; fills
@@ -180,6 +192,10 @@ class LinkageDesk {
   Indexes indexes_ ABSL_GUARDED_BY(mu_);
   std::vector<StoredSubject> subjects_ ABSL_GUARDED_BY(mu_);
   int64_t last_subject_rowid_ = 0;  // the last linkage_subjects row in subjects_
+  // Batches of stored subjects deleted so far (PurgeScreenedBefore), counted inside their
+  // transactions: a commit whose subjects were read before a change here compared some that are
+  // gone, and must not store their hits.
+  std::atomic<int64_t> subject_purges_{0};
   // Indexes built by CommitUpload, by upload id, until their batch has committed: a screen later
   // in the same batch must use them (memory changes only after the COMMIT). Keyed by upload id so
   // that one whose batch rolled back is never used.

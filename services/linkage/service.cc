@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/str_cat.h"
 #include "common/base/metrics.h"
 #include "common/referral/delivery_service.h"
 #include "common/referral/retention.h"
@@ -119,7 +120,16 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
                    LinkageDesk::Load(ctx.db, ctx.clock, options));
   std::shared_ptr<LinkageDesk> shared = std::move(desk);
   ServiceParts parts;
-  parts.purge = RetentionJob(ctx.db);
+  // What every service deletes, then the SAR subjects screened and the hits found before the
+  // same cutoff (linkage_subjects and linkage_hits are this service's alone).
+  parts.purge = [common = RetentionJob(ctx.db), shared](absl::Time now,
+                                                        int years) -> absl::StatusOr<std::string> {
+    ASSIGN_OR_RETURN(std::string summary, common(now, years));
+    ASSIGN_OR_RETURN(LinkageDesk::Purged screened,
+                     shared->PurgeScreenedBefore(RetentionCutoff(now, years), "sarloop/retention"));
+    if (screened.subjects + screened.hits == 0) return summary;
+    return absl::StrCat(summary, summary.empty() ? "" : "; ", screened.Summary());
+  };
   parts.Serve(std::make_shared<LinkageService>(ctx.edge, shared));
   // New SARs' subjects, from the ukfiu service's outbox.
   parts.Serve(std::make_shared<DeliveryService>(

@@ -556,6 +556,74 @@ TEST_F(LinkageDeskTest, ACommitRolledBackKeepsNoIndexInMemory) {
   EXPECT_EQ(screened.hits_size(), 1);
 }
 
+// Retention takes the SAR subjects stored, and the hits found, before the cutoff, and nothing
+// after it; a new index no longer compares the subjects gone, and a commit that compared them
+// before they went is answered ABORTED and taken when sent again.
+TEST_F(LinkageDeskTest, RetentionDeletesWhatWasScreenedBeforeTheCutoff) {
+  ASSERT_OK_AND_ASSIGN(auto early, Screen("SAR-00000000000000e1", {AliceInASar()}));
+  EXPECT_EQ(early.hits_size(), 0);  // no index yet
+  ASSERT_OK_AND_ASSIGN(auto first, Upload(nfk_, Personnel()));
+  EXPECT_EQ(first.new_hits(), 1);
+  clock_.Advance(absl::Hours(24 * 365 * 7));
+  ASSERT_OK_AND_ASSIGN(auto late, Screen("SAR-00000000000000e2", {AliceInASar()}));
+  EXPECT_EQ(late.hits_size(), 1);
+
+  ASSERT_OK_AND_ASSIGN(
+      LinkageDesk::Purged purged,
+      desk_->PurgeScreenedBefore(clock_.Now() - absl::Hours(24 * 365 * 6), "sarloop/retention"));
+  EXPECT_EQ(purged.subjects, 1);
+  EXPECT_EQ(purged.hits, 1);
+  v1::ListHitsRequest list;
+  list.set_organisation("NFK");
+  ASSERT_OK_AND_ASSIGN(auto hits, desk_->ListHits(list));
+  ASSERT_EQ(hits.hits_size(), 1);
+  EXPECT_EQ(hits.hits(0).sar_id(), "SAR-00000000000000e2");
+  ASSERT_OK_AND_ASSIGN(auto stats, desk_->Stats());
+  EXPECT_EQ(stats.subjects_stored(), 1);
+  ASSERT_THAT(db_->Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT detail FROM audit WHERE method = ?",
+                                          {std::string("retention.purge")}));
+    EXPECT_EQ(rows.size(), 1u);
+    if (!rows.empty()) {
+      EXPECT_THAT(rows[0].Text(0), HasSubstr("1 SAR subjects and 1 hits"));
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  ASSERT_OK_AND_ASSIGN(auto second, Upload(nfk_, Personnel()));
+  EXPECT_EQ(second.subjects_rescreened(), 1);
+
+  // The last subject goes while a commit that compared it is between its preparation and its
+  // transaction.
+  struct PurgeOnce : fault::Injector {
+    void Reached(const char* point) override {
+      if (std::string_view(point) == "linkage.commit_prepared" && !done.exchange(true)) {
+        purged = desk->PurgeScreenedBefore(clock->Now() + absl::Seconds(1), "sarloop/retention");
+      }
+    }
+    bool Unsafe(const char*) override { return false; }
+    int DuplicatePercent() override { return 0; }
+    LinkageDesk* desk = nullptr;
+    Clock* clock = nullptr;
+    std::atomic<bool> done{false};
+    absl::StatusOr<LinkageDesk::Purged> purged = absl::UnknownError("not run");
+  } purge_once;
+  purge_once.desk = desk_.get();
+  purge_once.clock = &clock_;
+  fault::Install(&purge_once);
+  struct Uninstall {
+    ~Uninstall() { fault::Install(nullptr); }
+  } uninstall;
+  ASSERT_OK_AND_ASSIGN(v1::CommitIndexUploadRequest commit, StageOne(nfk_, "P1", Personnel()[0]));
+  EXPECT_THAT(desk_->CommitUpload(nfk_, commit),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("commit again")));
+  ASSERT_THAT(purge_once.purged, IsOk());
+  EXPECT_EQ(purge_once.purged->subjects, 1);
+  ASSERT_OK_AND_ASSIGN(auto third, desk_->CommitUpload(nfk_, commit));
+  EXPECT_EQ(third.subjects_rescreened(), 0);
+  EXPECT_EQ(third.new_hits(), 0);
+}
+
 TEST_F(LinkageDeskTest, ScreeningChecksItsInput) {
   v1::ScreenSubjectsRequest req;
   req.set_request_id("s1");
