@@ -24,7 +24,7 @@ std::string PurgeReport::Summary() const {
   return absl::StrCat("ended before ", absl::FormatTime("%Y-%m-%d", cutoff, absl::UTCTimeZone()),
                       ": ", referrals, " referrals, ", events, " events, ", messages,
                       " thread messages, ", sars, " SARs, ", outbox, " outbox messages, ", replies,
-                      " stored replies deleted");
+                      " stored replies, ", received, " records of messages received deleted");
 }
 
 absl::Time RetentionCutoff(absl::Time now, int years) {
@@ -86,6 +86,8 @@ absl::StatusOr<PurgeReport> PurgeEnded(Database& db, absl::Time now, int years,
     report.outbox = txn.Changes();
     RETURN_IF_ERROR(txn.Exec("DELETE FROM idempotency WHERE created_at < ?", {cutoff}));
     report.replies = txn.Changes();
+    RETURN_IF_ERROR(txn.Exec("DELETE FROM inbox_seen WHERE received_at < ?", {cutoff}));
+    report.received = txn.Changes();
     AuditEntry entry;
     entry.at = now;
     entry.identity = actor;
@@ -99,7 +101,9 @@ absl::StatusOr<PurgeReport> PurgeEnded(Database& db, absl::Time now, int years,
 std::function<absl::StatusOr<std::string>(absl::Time now, int years)> RetentionJob(Database& db) {
   return [&db](absl::Time now, int years) -> absl::StatusOr<std::string> {
     ASSIGN_OR_RETURN(PurgeReport report, PurgeEnded(db, now, years, "sarloop/retention"));
-    if (report.referrals + report.messages + report.sars + report.outbox + report.replies == 0) {
+    if (report.referrals + report.messages + report.sars + report.outbox + report.replies +
+            report.received ==
+        0) {
       return "";
     }
     return report.Summary();

@@ -26,6 +26,9 @@ struct PurgeReport {
   // (both may carry a referral's package).
   int64_t outbox = 0;
   int64_t replies = 0;
+  // The record of messages received (kept to answer a repeat as a duplicate) older than the
+  // cutoff: a sender sends again only what it has not heard taken, and never for years.
+  int64_t received = 0;
   std::string Summary() const;
 };
 
@@ -33,8 +36,9 @@ struct PurgeReport {
 absl::Time RetentionCutoff(absl::Time now, int years);
 
 // Deletes, in one transaction with its audit entry: referrals (table `referrals`) in an ended
-// state last changed before now - `years`, with their events; SARs as above; old outbox messages
-// and stored replies. Safe while the service runs. INVALID_ARGUMENT unless years >= 1.
+// state last changed before now - `years`, with their events; SARs as above; old outbox messages,
+// stored replies and records of messages received. Safe while the service runs. INVALID_ARGUMENT
+// unless years >= 1.
 absl::StatusOr<PurgeReport> PurgeEnded(Database& db, absl::Time now, int years,
                                        const std::string& actor);
 

@@ -4,6 +4,7 @@
 
 #include "absl/time/civil_time.h"
 #include "common/base/crypto.h"
+#include "common/base/ids.h"
 #include "common/referral/referral_store.h"
 #include "common/server/server.h"
 #include "services/force/desk.h"
@@ -89,6 +90,17 @@ TEST(RetentionJob, DeletesEndedReferralsPastTheYearsAndSaysWhat) {
     return n;
   };
 
+  // The record of a message received seven years before, and of one received last month.
+  auto received = [&](const std::string& message_id, absl::Time at) {
+    return db->Transact([&](Txn& txn) {
+      return txn.Exec(
+          "INSERT INTO inbox_seen (message_id, received_at, status, detail) VALUES (?, ?, 1, '')",
+          {message_id, ToMicros(at)});
+    });
+  };
+  ASSERT_THAT(received("EV-old", On(2026, 5, 1)), IsOk());
+  ASSERT_THAT(received("EV-new", On(2033, 5, 1)), IsOk());
+
   auto job = RetentionJob(*db);
   const absl::Time now = On(2033, 6, 1);
   ASSERT_OK_AND_ASSIGN(std::string said, job(now, 6));
@@ -100,6 +112,16 @@ TEST(RetentionJob, DeletesEndedReferralsPastTheYearsAndSaysWhat) {
   // What was asked and answered about a referral goes with it.
   EXPECT_EQ(messages_about(old_ended), 0);
   EXPECT_EQ(messages_about(old_open), 1);
+  EXPECT_THAT(said, HasSubstr("1 records of messages received"));
+  ASSERT_THAT(db->Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT message_id FROM inbox_seen"));
+    EXPECT_EQ(rows.size(), 1u);
+    if (!rows.empty()) {
+      EXPECT_EQ(rows[0].Text(0), "EV-new");
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
 
   // Nothing more to delete: nothing to say (the process logs only a purge that deleted).
   ASSERT_OK_AND_ASSIGN(std::string again, job(now, 6));
