@@ -49,8 +49,10 @@ void WatchHub::Ticker() {
 }
 
 void WatchHub::OnCommit() {
-  const uint64_t appends = feed_appends.load(std::memory_order_acquire);
   RecursiveMutexLock lock(&mu_);
+  // Read under the lock, so that two committing threads cannot record their counts out of order
+  // (the later count overwritten by the earlier one, and the next commit woken for nothing).
+  const uint64_t appends = feed_appends.load(std::memory_order_acquire);
   if (appends == seen_appends_) return;
   seen_appends_ = appends;
   const std::vector<internal::WatchStreamBase*> streams(open_.begin(), open_.end());
