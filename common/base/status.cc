@@ -1,5 +1,7 @@
 #include "common/base/status.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
@@ -211,8 +213,10 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
     if (any.UnpackTo(&bad_request) && bad_request.field_violations_size() > 0) {
       out.SetPayload(kFieldPayload, absl::Cord(bad_request.field_violations(0).field()));
     } else if (any.UnpackTo(&retry)) {
-      const int64_t ms =
-          retry.retry_delay().seconds() * 1000 + retry.retry_delay().nanos() / 1000000;
+      // A peer's number: clamped to a day before any arithmetic on it.
+      const int64_t seconds = std::clamp<int64_t>(retry.retry_delay().seconds(), 0, 86400);
+      const int64_t nanos = std::clamp<int64_t>(retry.retry_delay().nanos(), 0, 999'999'999);
+      const int64_t ms = seconds * 1000 + nanos / 1000000;
       out.SetPayload(kRetryPayload, absl::Cord(absl::StrCat(ms)));
     }
   }

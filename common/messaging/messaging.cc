@@ -700,10 +700,20 @@ absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
   const absl::Time now = clock.Now();
   RETURN_IF_ERROR(db.Transact([&](Txn& txn) -> absl::Status {
     for (const v1::Envelope& env : request.envelopes()) {
+      v1::EnvelopeResult* result = response.add_results();
+      if (env.message_id().empty() || env.message_id().size() > kMaxMessageIdLength) {
+        // Refused before it is looked up or recorded: the record of messages seen keeps ids, and
+        // a peer's id of a megabyte would be kept with it.
+        const absl::Status bad = FieldError(
+            "message_id", absl::StrCat("must be 1 to ", kMaxMessageIdLength, " characters"));
+        result->set_status(v1::DELIVERY_STATUS_REJECTED);
+        result->set_detail(std::string(bad.message()));
+        if (audit) RETURN_IF_ERROR(audit->RecordRefusal(txn, env.event().referral_id(), bad));
+        continue;
+      }
       ASSIGN_OR_RETURN(auto seen, txn.Query("SELECT status, detail FROM inbox_seen "
                                             "WHERE message_id = ?",
                                             {env.message_id()}));
-      v1::EnvelopeResult* result = response.add_results();
       result->set_message_id(env.message_id());
       fault::CrashPoint("receive.after_dedup");
       if (!seen.empty()) {

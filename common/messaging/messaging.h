@@ -182,10 +182,14 @@ class Outbox {
 //  anything else                       -> stop here; this and later envelopes are not answered
 using ApplyEnvelope = std::function<absl::Status(Txn&, const v1::Envelope&)>;
 
-// Receives a batch: for each envelope in order, skips it as DUPLICATE if its message_id was seen,
-// otherwise applies it and records the message_id in the same transaction. The whole batch commits
-// once. `after_commit` runs only if the commit succeeded (e.g. to notify the delivery worker).
-// When `audit` is given, the call is recorded in the batch's transaction.
+// The longest message_id a receiver takes (an event id is 35 characters).
+inline constexpr size_t kMaxMessageIdLength = 100;
+
+// Receives a batch: for each envelope in order, refuses it (REJECTED, unrecorded) if its
+// message_id is empty or longer than kMaxMessageIdLength, skips it as DUPLICATE if its message_id
+// was seen, otherwise applies it and records the message_id in the same transaction. The whole
+// batch commits once. `after_commit` runs only if the commit succeeded (e.g. to notify the delivery
+// worker). When `audit` is given, the call is recorded in the batch's transaction.
 absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
                                                  const v1::DeliverRequest& request,
                                                  const ApplyEnvelope& apply,

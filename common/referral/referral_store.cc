@@ -228,13 +228,22 @@ absl::StatusOr<ReferralListQuery> StatesQuery(v1::ReferralState state,
                                               const std::vector<v1::ReferralState>& action_states) {
   ReferralListQuery query;
   if (!v1::ReferralState_IsValid(state)) return FieldError("state", "is not a state");
-  if (state != v1::REFERRAL_STATE_UNSPECIFIED) query.states.push_back(state);
+  // Each state once: the list becomes one SQL parameter per entry, and a request may repeat one
+  // a million times over.
+  constexpr int kMostStates = 32;
+  if (states.size() > kMostStates) {
+    return FieldError("states", absl::StrCat("lists ", states.size(), " states; at most ",
+                                             kMostStates, ", each state once"));
+  }
+  std::set<int> distinct;
+  if (state != v1::REFERRAL_STATE_UNSPECIFIED) distinct.insert(state);
   for (int i = 0; i < states.size(); ++i) {
     if (!v1::ReferralState_IsValid(states[i]) || states[i] == v1::REFERRAL_STATE_UNSPECIFIED) {
       return FieldError(absl::StrCat("states[", i, "]"), "is not a state");
     }
-    query.states.push_back(static_cast<v1::ReferralState>(states[i]));
+    distinct.insert(states[i]);
   }
+  for (int s : distinct) query.states.push_back(static_cast<v1::ReferralState>(s));
   if (needs_action) {
     if (query.states.empty()) {
       query.states = action_states;

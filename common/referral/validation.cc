@@ -259,8 +259,8 @@ absl::Status CheckSar(absl::string_view field, const v1::Sar& sar, absl::Time no
   v.Add(CheckText(f("narrative"), sar.narrative(), 20000, true));
   if (sar.amount_pence() < 0) v.Add(FieldError(f("amount_pence"), "must not be negative"));
   if (sar.subjects_size() == 0) v.Add(FieldError(f("subjects"), "at least one is required"));
-  if (sar.subjects_size() > 20) {
-    v.Add(FieldError(f("subjects"), "at most 20 allowed"));
+  if (sar.subjects_size() > kMostSubjectsPerSar) {
+    v.Add(FieldError(f("subjects"), absl::StrCat("at most ", kMostSubjectsPerSar, " allowed")));
     return v.status();
   }
   for (int i = 0; i < sar.subjects_size(); ++i) {

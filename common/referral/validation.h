@@ -20,6 +20,9 @@ namespace sarloop {
 // All three scores set and a rationale of 1 to 4,000 characters.
 absl::Status CheckThr(absl::string_view field, const v1::ThrAssessment& thr);
 
+// The most subjects one SAR may name.
+inline constexpr int kMostSubjectsPerSar = 20;
+
 // Sector and narrative present, 1 to 20 subjects each with a name, up to 20 distinct glossary
 // codes shaped XX..XX, dates of birth real dates
 // YYYY-MM-DD from 1900-01-01 to `now`'s date, submitted_at not after `now` plus kClockSkew.

@@ -196,7 +196,9 @@ absl::Status AuditRecorder::RecordRefusal(Txn& txn, const std::string& referral_
                                           const absl::Status& refusal) {
   if (db_ == nullptr) return absl::OkStatus();
   AuditEntry e = entry_;
-  e.referral_id = referral_id;
+  // A refused envelope's referral id is whatever the peer sent: the audit log keeps its length
+  // for ever, so at most what a real id needs.
+  e.referral_id = referral_id.substr(0, 64);
   e.code = static_cast<int>(refusal.code());
   e.detail = std::string(refusal.message()).substr(0, 300);
   return AppendAudit(txn, e);

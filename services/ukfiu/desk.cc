@@ -209,9 +209,12 @@ absl::StatusOr<Desk::PreparedSar> Desk::PrepareSar(const v1::SubmitSarRequest& r
   } else {
     violations.Add(CheckSar("sar", request.sar(), clock_.Now()));
   }
-  for (int i = 0; i < request.sar().subjects_size(); ++i) {
+  // Only the subjects CheckSar looked at (it stops past the most a SAR may name), and only codes
+  // of a length it took: a request naming a million subjects is refused once, not a million times.
+  const int checked = std::min(request.sar().subjects_size(), kMostSubjectsPerSar);
+  for (int i = 0; i < checked; ++i) {
     const std::string& employer = request.sar().subjects(i).employer_code();
-    if (!employer.empty() && !reference_.FindOrganisation(employer)) {
+    if (!employer.empty() && employer.size() <= 10 && !reference_.FindOrganisation(employer)) {
       violations.Add(FieldError(absl::StrCat("sar.subjects[", i, "].employer_code"),
                                 absl::StrCat("unknown organisation code '", employer, "'")));
     }

@@ -141,6 +141,35 @@ TEST_F(AuditTest, AnUntouchedLogVerifies) {
   EXPECT_EQ(r.checkpoints, 1);
 }
 
+// A refused envelope names the referral its peer said it was about: kept for ever in the log, so
+// at most 64 bytes of it, however much the peer sent.
+TEST_F(AuditTest, ARefusalKeepsAtMostAnIdsWorthOfThePeersReferralId) {
+  Make(0);
+  AuditEntry call{absl::FromUnixSeconds(1700000000),
+                  "spiffe://sarloop/force/NFK",
+                  "",
+                  "/sarloop.v1.Delivery/Deliver",
+                  "",
+                  0,
+                  ""};
+  AuditRecorder recorder(db_.get(), call);
+  ASSERT_THAT(db_->Transact([&](Txn& t) {
+    return recorder.RecordRefusal(t, std::string(1 << 20, 'R'),
+                                  absl::PermissionDeniedError("not yours"));
+  }),
+              IsOk());
+  ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT LENGTH(referral_id), code FROM audit"));
+    EXPECT_EQ(rows.size(), 1u);
+    if (!rows.empty()) {
+      EXPECT_EQ(rows[0].Int(0), 64);
+      EXPECT_EQ(rows[0].Int(1), static_cast<int>(absl::StatusCode::kPermissionDenied));
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+}
+
 TEST_F(AuditTest, EveryChangedEntryIsNamed) {
   std::mt19937 rng(4);
   for (int trial = 0; trial < 20; ++trial) {

@@ -20,6 +20,7 @@ using ::sarloop::testing::IsOk;
 using ::sarloop::testing::StatusIs;
 using ::sarloop::testing::TempDir;
 using ::sarloop::testing::TestKeys;
+using ::testing::AllOf;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
@@ -218,6 +219,19 @@ TEST_F(InboxTest, RefusesATokenAlteredOrFromAnotherQuery) {
   bad_state.add_states(static_cast<v1::ReferralState>(99));
   EXPECT_THAT(desk_->Inbox(bad_state),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("states[0]")));
+  // A state may be named more than once, within reason: each becomes one SQL parameter, so a
+  // million of them are refused before any is.
+  v1::ListInboxRequest repeated;
+  for (int i = 0; i < 32; ++i) repeated.add_states(v1::REFERRAL_STATE_RECEIVED);
+  ASSERT_OK_AND_ASSIGN(auto received, desk_->Inbox(repeated));
+  EXPECT_GT(received.referrals_size(), 0);
+  for (const v1::Referral& r : received.referrals()) {
+    EXPECT_EQ(r.state(), v1::REFERRAL_STATE_RECEIVED);
+  }
+  v1::ListInboxRequest flood;
+  for (int i = 0; i < 1'000'000; ++i) flood.add_states(v1::REFERRAL_STATE_RECEIVED);
+  EXPECT_THAT(desk_->Inbox(flood), StatusIs(absl::StatusCode::kInvalidArgument,
+                                            AllOf(HasSubstr("states"), HasSubstr("at most 32"))));
 }
 
 TEST_F(InboxTest, NewestFirstWhenAskedAsUkfiusListIs) {

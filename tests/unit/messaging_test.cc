@@ -515,6 +515,43 @@ TEST_F(OutboxTest, APeersEnvelopeWithControlCharactersIsRejectedAloneNamingTheFi
   EXPECT_EQ(applied, 2);
 }
 
+// A peer's message id is refused before it is looked up or recorded when it is empty or longer
+// than any id we make; the envelopes around it are taken as usual.
+TEST_F(OutboxTest, AMessageIdOfNoSizeOrAMegabyteIsRefusedAndNotKept) {
+  v1::DeliverRequest request;
+  *request.add_envelopes() = MakeEnvelope("R", 0);
+  v1::Envelope empty = MakeEnvelope("R", 1);
+  empty.set_message_id("");
+  *request.add_envelopes() = empty;
+  v1::Envelope huge = MakeEnvelope(std::string(1 << 20, 'x'), 2);
+  huge.set_message_id(std::string(1 << 20, 'm'));
+  *request.add_envelopes() = huge;
+  *request.add_envelopes() = MakeEnvelope("R", 3);
+  int applied = 0;
+  auto apply = [&](Txn&, const v1::Envelope&) {
+    ++applied;
+    return absl::OkStatus();
+  };
+  ASSERT_OK_AND_ASSIGN(auto response, ReceiveBatch(*db_, clock_, request, apply));
+  ASSERT_EQ(response.results_size(), 4);
+  EXPECT_EQ(response.results(0).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  for (int i : {1, 2}) {
+    EXPECT_EQ(response.results(i).status(), v1::DELIVERY_STATUS_REJECTED) << i;
+    EXPECT_THAT(response.results(i).detail(), HasSubstr("message_id")) << i;
+    EXPECT_LE(response.results(i).message_id().size(), kMaxMessageIdLength) << i;
+  }
+  EXPECT_EQ(response.results(3).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  EXPECT_EQ(applied, 2);
+  ASSERT_THAT(db_->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto seen,
+                     t.Query("SELECT MAX(LENGTH(message_id)), COUNT(*) FROM inbox_seen"));
+    EXPECT_EQ(seen[0].Int(1), 2);
+    EXPECT_LE(seen[0].Int(0), 10);
+    return absl::OkStatus();
+  }),
+              IsOk());
+}
+
 TEST_F(OutboxTest, ReceiverStopsAtATransientFailureAndKeepsNothingOfIt) {
   v1::DeliverRequest request;
   for (int i = 0; i < 4; ++i) *request.add_envelopes() = MakeEnvelope("R", i);

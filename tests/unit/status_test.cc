@@ -3,6 +3,10 @@
 // FromGrpcStatus with the field intact.
 #include "common/base/status.h"
 
+#include <limits>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -179,6 +183,28 @@ TEST(StatusTest, FromGrpcStatusRestoresTheField) {
   EXPECT_EQ(garbage.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(FieldOf(garbage), "");
   EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
+}
+
+// A peer's RetryInfo is its number: a delay of INT64_MAX seconds (signed overflow when turned
+// into milliseconds) or out-of-range nanoseconds comes back as at most a day.
+TEST(StatusTest, APeersRetryDelayIsClampedToADay) {
+  for (const auto& [seconds, nanos] :
+       std::vector<std::pair<int64_t, int32_t>>{{std::numeric_limits<int64_t>::max(), 0},
+                                                {86'400, 999'999'999},
+                                                {std::numeric_limits<int64_t>::min(), -5},
+                                                {3, 2'000'000'000}}) {
+    google::rpc::Status details;
+    details.set_code(static_cast<int>(grpc::StatusCode::UNAVAILABLE));
+    google::rpc::RetryInfo retry;
+    retry.mutable_retry_delay()->set_seconds(seconds);
+    retry.mutable_retry_delay()->set_nanos(nanos);
+    details.add_details()->PackFrom(retry);
+    const absl::Status back = FromGrpcStatus(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, "later", details.SerializeAsString()));
+    const absl::Duration after = RetryAfterOf(back);
+    EXPECT_GE(after, absl::ZeroDuration()) << seconds;
+    EXPECT_LE(after, absl::Hours(24) + absl::Seconds(1)) << seconds;
+  }
 }
 
 }  // namespace

@@ -201,6 +201,24 @@ TEST_F(UkfiuDeskTest, SubjectReferencesArePseudonymousAndStable) {
   EXPECT_EQ(SubjectRef("key-1", a).size(), 64u);
 }
 
+// A SAR naming far more subjects than it may is refused once, for the count, and not once per
+// subject: each violation is a field in the error's details, and a million would be a message of
+// tens of megabytes. An unknown employer is still named when the SAR is otherwise in bounds.
+TEST_F(UkfiuDeskTest, ASarOfAMillionSubjectsIsRefusedForItsCount) {
+  v1::SubmitSarRequest req;
+  req.set_request_id(NewId("req-"));
+  *req.mutable_sar() = SampleSar("Jane Example");
+  v1::Subject unknown = req.sar().subjects(0);
+  unknown.set_employer_code("ZZ");
+  for (int i = 0; i < 1'000'000; ++i) *req.mutable_sar()->add_subjects() = unknown;
+  const absl::Status refused = desk_->SubmitSar(call_, req).status();
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 20")));
+  EXPECT_LT(refused.message().size(), 2000u);
+  req.mutable_sar()->mutable_subjects()->DeleteSubrange(2, 1'000'000 - 1);
+  EXPECT_THAT(desk_->SubmitSar(call_, req), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                     HasSubstr("sar.subjects[1].employer_code")));
+}
+
 TEST_F(UkfiuDeskTest, RefusesAReferralWithoutRationale) {
   const std::string sar = Submit();
   v1::ReferSarRequest req;
