@@ -1,6 +1,9 @@
 #include "common/referral/delivery_service.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "common/base/ids.h"
 #include "common/base/status.h"
 #include "common/referral/validation.h"
 #include "common/rpc/rpc.h"
@@ -116,6 +119,17 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
       return apply_(txn, peer, env);
     }
     RETURN_IF_ERROR(CheckEvent(env.event()));
+    // An event from the peer's future (past the clocks' tolerance) is taken when this service's
+    // clock gets there: answered as not yet taken, so the peer sends it again. A date years on
+    // would otherwise move the referral's next due date out of the chase's reach.
+    const absl::Duration ahead = FromProto(env.event().occurred_at()) - clock_.Now();
+    if (ahead > kClockSkew) {
+      return RetryLater(absl::StatusCode::kUnavailable,
+                        absl::StrCat("event.occurred_at is ", absl::FormatDuration(ahead),
+                                     " ahead of this service's clock; taken once it is within ",
+                                     absl::FormatDuration(kClockSkew)),
+                        std::min(ahead - kClockSkew, absl::Minutes(1)));
+    }
     if (env.has_package()) RETURN_IF_ERROR(CheckPackage(env.package()));
     if (env.has_supplementary_sar()) {
       RETURN_IF_ERROR(

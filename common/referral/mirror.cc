@@ -9,11 +9,29 @@
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/threads.h"
+#include "common/rpc/field_checks.h"
 #include "common/security/audit.h"
 #include "spdlog/spdlog.h"
 
 namespace sarloop::referral {
 namespace {
+
+// A delivered event dated before its referral was dispatched (beyond the clocks' tolerance) came
+// from a clock or a producer that cannot be trusted with the referral's dates: a receipt dated
+// years back would make every Regulation 19 report due at once. Judged where the dispatch is
+// known (ukfiu, the force, the register); a unit never sees it.
+absl::Status CheckNotBeforeDispatch(const v1::LifecycleEvent& event,
+                                    const std::vector<v1::LifecycleEvent>& events) {
+  if (event.type() == v1::EVENT_TYPE_DISPATCHED) return absl::OkStatus();
+  for (const v1::LifecycleEvent& e : events) {
+    if (e.type() != v1::EVENT_TYPE_DISPATCHED) continue;
+    if (FromProto(event.occurred_at()) < FromProto(e.occurred_at()) - kClockSkew) {
+      return FieldError("event.occurred_at",
+                        absl::StrCat("is before ", event.referral_id(), " was dispatched"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 bool Grew(const Parties& before, const Parties& after) {
   return before.addressee != after.addressee || before.units != after.units;
@@ -62,6 +80,7 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
   const Parties parties = PartiesOf(events);
   ASSIGN_OR_RETURN(Verdict verdict, Judge(self_, parties, event, peer));
   RETURN_IF_ERROR(CheckRoomFor(event, events));
+  RETURN_IF_ERROR(CheckNotBeforeDispatch(event, events));
   if (TakesPackage(self_, event)) {
     if (!envelope.has_package()) {
       return FieldError("package", absl::StrCat("is required with ", EventName(event.type())));
@@ -189,6 +208,9 @@ absl::Status Mirror::JudgeHeld(Txn& txn, const std::string& referral_id) {
       if (verdict.ok() && *verdict == Verdict::kHold) continue;
       if (verdict.ok()) {
         if (absl::Status room = CheckRoomFor(event, events); !room.ok()) verdict = room;
+      }
+      if (verdict.ok()) {
+        if (absl::Status when = CheckNotBeforeDispatch(event, events); !when.ok()) verdict = when;
       }
       RETURN_IF_ERROR(txn.Exec("DELETE FROM held_events WHERE event_id = ?", {row.Text(0)}));
       moved = true;

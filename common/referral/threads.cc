@@ -14,6 +14,7 @@
 #include "common/referral/referral_store.h"
 #include "common/referral/sealed_columns.h"
 #include "common/referral/validation.h"
+#include "common/rpc/field_checks.h"
 #include "common/security/sealed.h"
 
 namespace sarloop::referral {
@@ -194,6 +195,15 @@ absl::Status ReceiveThreadMessage(Txn& txn, const Receiver& self, const v1::Enve
   ASSIGN_OR_RETURN(auto question, FindQuestion(txn, event.thread_id()));
   if (event.type() == v1::EVENT_TYPE_INFORMATION_REQUESTED) {
     if (question) return FieldError("event.thread_id", "names a thread that exists already");
+    // The asker set it 1 to kMaxReplyDays days on; anything else would leave the question overdue
+    // from the start (unset: 1970) or never.
+    const absl::Time asked = FromProto(event.occurred_at());
+    if (!event.has_reply_due_at() || FromProto(event.reply_due_at()) <= asked ||
+        FromProto(event.reply_due_at()) > asked + absl::Hours(24 * kMaxReplyDays) + kClockSkew) {
+      return FieldError("event.reply_due_at",
+                        absl::StrCat("is required, after the question and at most ", kMaxReplyDays,
+                                     " days after it"));
+    }
     return Store(txn, m, 0, event.producer(), self.code, FromProto(event.reply_due_at()));
   }
   if (!question || question->asked_by != self.code || question->asked_of != event.producer() ||

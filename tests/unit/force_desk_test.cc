@@ -1,3 +1,4 @@
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -331,6 +332,47 @@ TEST_F(ForceDeskTest, ResearchRecordsItsCorruptionCategories) {
   const v1::RegisterEntry folded = Fold({got.events().begin(), got.events().end()});
   EXPECT_EQ(folded.research_categories_size(), 2);
   EXPECT_EQ(folded.research_categories(1), v1::CORRUPTION_CATEGORY_INAPPROPRIATE_ASSOCIATION);
+}
+
+// A delivered event's dates are held to the referral's: one dated before the dispatch is
+// refused, and a question must say when its answer is due, within the days a question may give.
+TEST_F(ForceDeskTest, ADeliveredEventIsHeldToTheReferralsDates) {
+  ASSERT_THAT(Deliver(kUkfiu, Dispatch("NFK")), IsOk());
+  v1::Envelope reminder;
+  *reminder.mutable_event() = NewEvent(v1::EVENT_TYPE_REMINDER_SENT, referral_id_, "UKFIU", "NFK",
+                                       v1::Actor(), clock_.Now() - absl::Hours(24));
+  reminder.set_message_id(reminder.event().event_id());
+  EXPECT_THAT(Deliver(kUkfiu, reminder),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("event.occurred_at"), HasSubstr("before"))));
+  // Within the clocks' tolerance is taken.
+  *reminder.mutable_event()->mutable_occurred_at() = ToProto(clock_.Now() - absl::Minutes(4));
+  EXPECT_THAT(Deliver(kUkfiu, reminder), IsOk());
+
+  auto question = [&](std::optional<absl::Duration> due_in) {
+    v1::Envelope env;
+    *env.mutable_event() = NewEvent(v1::EVENT_TYPE_INFORMATION_REQUESTED, referral_id_, "UKFIU",
+                                    "NFK", v1::Actor(), clock_.Now());
+    env.mutable_event()->set_thread_id(NewId("RFI-", 16));
+    env.mutable_event()->set_thread_with("NFK");
+    if (due_in) *env.mutable_event()->mutable_reply_due_at() = ToProto(clock_.Now() + *due_in);
+    env.set_message_id(env.event().event_id());
+    v1::ThreadMessage* m = env.mutable_thread_message();
+    m->set_event_id(env.event().event_id());
+    m->set_thread_id(env.event().thread_id());
+    m->set_referral_id(referral_id_);
+    m->set_from("UKFIU");
+    m->set_to("NFK");
+    m->set_text("Which team was the officer in?");
+    return env;
+  };
+  for (const std::optional<absl::Duration> bad :
+       {std::optional<absl::Duration>(), std::optional(absl::Hours(-1)),
+        std::optional(absl::Hours(24 * 200))}) {
+    EXPECT_THAT(Deliver(kUkfiu, question(bad)),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("event.reply_due_at")));
+  }
+  EXPECT_THAT(Deliver(kUkfiu, question(absl::Hours(24 * 10))), IsOk());
 }
 
 // One organisation's updates and messages on one referral are bounded, so no client can grow a

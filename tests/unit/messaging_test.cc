@@ -483,6 +483,41 @@ TEST_F(OutboxTest, ReceiverAppliesEachMessageOnce) {
   EXPECT_EQ(applied, 5);
 }
 
+// An event from a peer whose clock runs ahead of ours beyond the tolerance is not taken yet: the
+// batch stops at it (the peer sends it again, after the delay it is given) and it is taken once
+// our clock is near; one dated years on never moves a referral's dates out of the chase's reach.
+TEST_F(OutboxTest, AnEventFromThePeersFutureIsTakenWhenOurClockGetsThere) {
+  int applied = 0;
+  DeliveryService service(Edge{}, *db_, clock_, [&](Txn&, const Identity&, const v1::Envelope&) {
+    ++applied;
+    return absl::OkStatus();
+  });
+  v1::DeliverRequest request;
+  for (int i = 0; i < 2; ++i) {
+    v1::Envelope* env = request.add_envelopes();
+    env->set_message_id(absl::StrCat("EVT-future-", i));
+    v1::LifecycleEvent* e = env->mutable_event();
+    e->set_event_id(env->message_id());
+    e->set_referral_id("REF-0123456789abcdef");
+    e->set_type(v1::EVENT_TYPE_PROGRESS_UPDATED);
+    e->set_producer("NFK");
+    e->set_organisation("NFK");
+    *e->mutable_occurred_at() =
+        ToProto(clock_.Now() + (i == 0 ? absl::Minutes(4) : absl::Hours(1)));
+  }
+  const Identity peer{"spiffe://sarloop/force/NFK", "force", "NFK", ""};
+  ASSERT_OK_AND_ASSIGN(v1::DeliverResponse early, service.DeliverFrom(peer, request, nullptr));
+  ASSERT_EQ(early.results_size(), 1);  // the second is not answered: sent again later
+  EXPECT_EQ(early.results(0).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  EXPECT_EQ(applied, 1);
+  clock_.Advance(absl::Minutes(56));
+  ASSERT_OK_AND_ASSIGN(v1::DeliverResponse later, service.DeliverFrom(peer, request, nullptr));
+  ASSERT_EQ(later.results_size(), 2);
+  EXPECT_EQ(later.results(0).status(), v1::DELIVERY_STATUS_DUPLICATE);
+  EXPECT_EQ(later.results(1).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  EXPECT_EQ(applied, 2);
+}
+
 TEST_F(OutboxTest, APeersEnvelopeWithControlCharactersIsRejectedAloneNamingTheField) {
   // A batch from a peer is checked envelope by envelope (common/rpc/request_checks.h): the bad one
   // is rejected and the rest behind it still taken, so one envelope cannot hold up an outbox.
