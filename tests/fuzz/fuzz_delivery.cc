@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/civil_time.h"
 #include "common/base/clock.h"
 #include "common/base/status.h"
 #include "common/messaging/messaging.h"
@@ -86,7 +87,9 @@ std::vector<v1::EnvelopeResult> DeliverAll(DeliveryService& service,
 void Run(const v1::DeliverRequest& request) {
   static const std::vector<Migration> migrations = ForceMigrations();
   fuzz::ScratchDb db = fuzz::ScratchDir::Get().Fresh("force.db", migrations);
-  ManualClock clock(absl::FromUnixSeconds(1700000000));
+  // The end of the window every timestamp a request may carry lies in (2000-2099): no event is
+  // from this service's future, which it would rightly leave for later, unanswered.
+  ManualClock clock(absl::FromCivil(absl::CivilDay(2100, 1, 1), absl::UTCTimeZone()));
   force::Desk desk(*db, clock, force::DeskOptions{"NFK", {"ERSOU"}});
   // DeliverFrom is the service past the authorisation gate, so the edge (gate and audit) is unset.
   DeliveryService service(Edge{}, *db, clock,

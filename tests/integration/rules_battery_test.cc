@@ -197,6 +197,10 @@ class RulesBatteryTest : public ::testing::Test {
     if (IsThread(type)) {
       e.set_thread_id(NewId("RFI-"));
       e.set_thread_with(sender.code == "NFK" || sender.code == "SFK" ? "UKFIU" : "NFK");
+      // A question says when its answer is due, as a service's RequestInformation sets it.
+      if (type == v1::EVENT_TYPE_INFORMATION_REQUESTED) {
+        *e.mutable_reply_due_at() = ToProto(FromProto(e.occurred_at()) + absl::Hours(24 * 10));
+      }
     }
     if (type == v1::EVENT_TYPE_DECLINED_BY_FORCE || type == v1::EVENT_TYPE_ASSISTANCE_DECLINED ||
         type == v1::EVENT_TYPE_WITHDRAWN || type == v1::EVENT_TYPE_REDIRECTED) {
