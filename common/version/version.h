@@ -11,8 +11,9 @@ namespace sarloop {
 // from ("-dirty" when the tree had uncommitted changes).
 std::string VersionLine(std::string_view program);
 
-// If the arguments hold --version, or --help / -h and `usage` is not empty, prints the version
-// line or the usage (after the version line) to stdout and returns true: the caller exits 0.
+// If the arguments hold --version, or --help / -h and `usage` is not empty (either not right
+// after an option, whose value it may be), prints the version line or the usage (after the
+// version line) to stdout and returns true: the caller exits 0.
 // Programs that answer --help themselves pass an empty `usage`.
 bool PrintVersionOrHelp(int argc, const char* const* argv, std::string_view program,
                         std::string_view usage);

@@ -75,6 +75,22 @@ if out=$("$CTL" db restore --config "$NFK_CONFIG" --from "$DIR/nfk.backup" 2>&1)
 else
   [[ $out == *"stop it before restoring"* ]] && ok "restore refused while NFK listens" || bad "restore while running: $out"
 fi
+# The same service named another way: an IPv6 form of its address (brackets), and a host that does
+# not resolve. A restore must not take "cannot connect as written" for "stopped".
+sed 's/^listen: "127.0.0.1:\([0-9]*\)"/listen: "[::ffff:127.0.0.1]:\1"/' "$NFK_CONFIG" >"$DIR/nfk-v6.textproto"
+sed 's/^listen: "127.0.0.1:\([0-9]*\)"/listen: "no-such-host.invalid:\1"/' "$NFK_CONFIG" >"$DIR/nfk-unknown.textproto"
+if out=$("$CTL" db restore --config "$DIR/nfk-v6.textproto" --from "$DIR/nfk.backup" 2>&1); then
+  bad "restore went ahead while NFK runs, its address in brackets"
+else
+  [[ $out == *"stop it before restoring"* ]] && ok "restore refused while NFK listens, its address in brackets" ||
+    bad "restore with a bracketed address: $out"
+fi
+if out=$("$CTL" db restore --config "$DIR/nfk-unknown.textproto" --from "$DIR/nfk.backup" 2>&1); then
+  bad "restore went ahead though it could not tell whether NFK runs"
+else
+  [[ $out == *"cannot tell whether the service listens"* ]] &&
+    ok "restore refused when it cannot tell whether NFK runs: $out" || bad "restore to an unknown host: $out"
+fi
 cp "$DIR/nfk.backup" "$DIR/damaged.backup"
 size=$(stat -c %s "$DIR/damaged.backup")
 # Garbage over the first page's b-tree (the schema, past the 100-byte file header) and over the

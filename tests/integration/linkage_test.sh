@@ -70,6 +70,15 @@ check "and names each bad row by line on stderr" \
 printf 'subject_ref,given_names,surname,date_of_birth,address,postcode\nX1,Ann,Lee,,1 High Street,NR11AA\n' >"$DIR/no-dob.csv"
 expect "a subject without a date of birth is found through its other encodings" 0 "X1 +SFK +S1 " -- \
   lk ukfiu-intake linkage screen SAR-00000000000000b1 --csv "$DIR/no-dob.csv" --key "$KEY"
+# More bad rows than good (dates written another way): the upload would replace SFK's index
+# with a fraction of it, so it is refused unless the force says so.
+printf 'record_id,given_names,surname,date_of_birth,address,postcode\nS1,Ann,Lee,1980-01-02,1 High St,NR1 1AA\nS2,Bob,Ray,02/05/1975,2 Low St,NR2 2BB\nS3,Cat,Fox,30/01/1984,3 Mid St,NR3 3CC\n' >"$DIR/mostly-bad.csv"
+expect "a CSV with more bad rows than good is refused before anything is sent" 2 "2 of 3 rows could not be read.*--accept-bad-rows" -- \
+  lk force-SFK-psd linkage upload --csv "$DIR/mostly-bad.csv" --key "$KEY"
+expect "and taken with --accept-bad-rows" 0 "records: +1" -- \
+  lk force-SFK-psd linkage upload --csv "$DIR/mostly-bad.csv" --key "$KEY" --accept-bad-rows
+expect "the good rows' upload again, as before" 0 "records: +3" -- \
+  lk force-SFK-psd linkage upload --csv "$DIR/some-bad.csv" --key "$KEY"
 printf 'record_id,given_names,surname,date_of_birth,address,postcode\nS3,Cat,Fox,1984-02-30,3 Mid St,NR3 3CC\n' >"$DIR/all-bad.csv"
 expect "a CSV with no good row is refused before anything is sent" 2 "no row could be read \\(line 2: date_of_birth" -- \
   lk force-SFK-psd linkage upload --csv "$DIR/all-bad.csv" --key "$KEY"

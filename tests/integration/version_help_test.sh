@@ -51,6 +51,35 @@ for t in "tools/bench/sarloop-bench --chain /nonexistent --seconds abc" \
   if [[ $rc == 2 && $out == *"not a number"* ]]; then ok "${rel##*/} $args: exit 2, $out"
   else bad "${rel##*/} $args: rc $rc, $out"; fi
 done
+# "--version" as an option's value is that value: the command runs or is refused, and never
+# answers with the version and exit 0 having done nothing.
+out=$("$B/tools/sarloopctl" ukfiu withdraw REF-0000000000000001 --reason --version 2>&1); rc=$?
+if [[ $rc != 0 && $out != "sarloopctl "[0-9]* ]]; then ok "sarloopctl ... --reason --version: not the version (rc $rc)"
+else bad "sarloopctl ... --reason --version: rc $rc, $out"; fi
+out=$(SARLOOP_BUILD=$B "$B/tools/synth/sarloop-synth-persons" --out /tmp/never --index 1000000000000 2>&1); rc=$?
+if [[ $rc == 2 && $out == *"1 to 5000000"* ]]; then ok "sarloop-synth-persons --index 10^12: exit 2, no attempt"
+else bad "sarloop-synth-persons --index 10^12: rc $rc, ${out:0:200}"; fi
+out=$("$B/tools/synth/sarloop-exercise" --chain /tmp --json-summary /nonexistent/dir/s.json 2>&1); rc=$?
+if [[ $rc == 2 && $out == *"/nonexistent/dir is not a directory"* ]]; then ok "sarloop-exercise --json-summary into no directory: exit 2 before the run"
+else bad "sarloop-exercise --json-summary /nonexistent/...: rc $rc, ${out:0:200}"; fi
+out=$("$B/tools/sarloopctl" oversight 2>&1); rc=$?
+if [[ $rc == 2 && $out == *"needs a command word"* ]]; then ok "sarloopctl oversight: a group, that needs a command word"
+else bad "sarloopctl oversight: rc $rc, $out"; fi
+# sarloop-pki dev's EXTRA lines are checked like issue's arguments, all before any certificate.
+pki_dir=$(mktemp -d /tmp/sarloop-pki-extra-XXXXXX)
+printf 'force-X spiffe://sarloop/force/X,URI:spiffe://sarloop/ukfiu server\n' >"$pki_dir/smuggled"
+out=$(SARLOOP_CTL=$B/tools/sarloopctl "$REPO/tools/pki/sarloop-pki" dev "$pki_dir/pki" "$pki_dir/smuggled" 2>&1); rc=$?
+if [[ $rc == 2 && $out == *"invalid SPIFFE_ID"* && ! -e $pki_dir/pki ]]; then ok "sarloop-pki dev: an EXTRA line with a second SAN is refused before anything is issued"
+else bad "sarloop-pki dev with a smuggled SAN: rc $rc, ${out:0:300}"; fi
+printf '../outside spiffe://sarloop/force/Y client\n' >"$pki_dir/escape"
+out=$(SARLOOP_CTL=$B/tools/sarloopctl "$REPO/tools/pki/sarloop-pki" dev "$pki_dir/pki" "$pki_dir/escape" 2>&1); rc=$?
+if [[ $rc == 2 && $out == *"invalid NAME"* && ! -e $pki_dir/outside ]]; then ok "sarloop-pki dev: an EXTRA name outside DIR is refused"
+else bad "sarloop-pki dev with ../outside: rc $rc, ${out:0:300}"; fi
+printf '# the national forces\r\n\r\nforce-X spiffe://sarloop/force/X server\r\n' >"$pki_dir/crlf"
+out=$(SARLOOP_CTL=$B/tools/sarloopctl "$REPO/tools/pki/sarloop-pki" dev "$pki_dir/pki" "$pki_dir/crlf" 2>&1); rc=$?
+if [[ $rc == 0 && -f $pki_dir/pki/force-X/cert.pem ]]; then ok "sarloop-pki dev: comments, blank lines and CRLF in EXTRA are taken"
+else bad "sarloop-pki dev with a commented CRLF file: rc $rc, ${out:0:300}"; fi
+rm -rf "$pki_dir"
 out=$(timeout 20 "$B/tools/bench/sarloop-query-bench" --build-only 2>&1); rc=$?
 if [[ $rc == 2 && $out == *"--build-only needs --db or --postgres"* ]]; then
   ok "sarloop-query-bench --build-only without a register to keep: exit 2 at once"

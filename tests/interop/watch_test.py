@@ -330,4 +330,13 @@ for _ in range(2):
     got += [json.loads(l)["event"]["eventId"] for l in out.stdout.splitlines() if l.strip()]
 check("sarloopctl --cursor-file: a second run carries on where the first stopped",
       got == from_start[:4], f"({len(got)} events)")
+# A kept cursor that cannot be read (emptied here) is refused, never taken for "no cursor": that
+# would start afresh and the next cursor kept would skip what lay between.
+open(cursor_file, "w").close()
+out = subprocess.run(CTL + ["force", "watch", "--from-start", "--count", "1",
+                            "--cursor-file", cursor_file],
+                     capture_output=True, text=True, timeout=60)
+check("sarloopctl --cursor-file: an emptied cursor file is a usage error, not a fresh start",
+      out.returncode == 2 and "holds no cursor" in out.stderr and out.stdout.strip() == "",
+      f"(exit {out.returncode}: {out.stderr.strip()[:200]})")
 finish()

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <type_traits>
@@ -12,6 +13,15 @@
 #include "absl/strings/numbers.h"
 
 namespace sarloop::bench {
+
+// Writes `text` to `path` whole; false, with a message after `tool`, when it could not.
+inline bool WriteWhole(const char* tool, const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) std::cerr << tool << ": cannot write " << path << "\n";
+  return static_cast<bool>(out);
+}
 
 // The value of `flag` in `text`, or exit 2 naming both after `tool`.
 template <typename T>

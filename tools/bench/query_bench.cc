@@ -397,8 +397,10 @@ bool TimeShapes(const std::vector<Shape>& shapes, const Flags& flags, double loa
     first = false;
   }
   json += "]}\n";
-  if (!flags.json.empty()) std::ofstream(flags.json) << json;
-  if (!flags.answers.empty()) std::ofstream(flags.answers) << answers;
+  if (!flags.json.empty() && !WriteWhole("sarloop-query-bench", flags.json, json)) return false;
+  if (!flags.answers.empty() && !WriteWhole("sarloop-query-bench", flags.answers, answers)) {
+    return false;
+  }
   return all_ok;
 }
 

@@ -839,10 +839,14 @@ std::optional<Flags> ParseFlags(int argc, char** argv) {
       return std::nullopt;
     }
   }
-  if (flags.chain.empty() || flags.seconds <= 0 || flags.concurrency < 1 || flags.lifecycles < 1 ||
+  // A lifecycle in flight is a thread of its own, and a call in flight a slot: thousands, not
+  // millions, before the machine refuses a thread and the run aborts.
+  if (flags.chain.empty() || flags.seconds <= 0 || flags.concurrency < 1 ||
+      flags.concurrency > 4096 || flags.lifecycles < 1 || flags.lifecycles > 4096 ||
       flags.rate < 0 || flags.low_rate <= 0 || flags.floor_rate <= 0) {
-    std::cerr << "sarloop-bench: --chain DIR is required; --seconds, --concurrency, --lifecycles "
-                 "must be positive, --rate not negative, --low-rate and --floor-rate positive\n";
+    std::cerr << "sarloop-bench: --chain DIR is required; --seconds must be positive, "
+                 "--concurrency and --lifecycles 1 to 4096, --rate not negative, --low-rate and "
+                 "--floor-rate positive\n";
     return std::nullopt;
   }
   return flags;
@@ -1231,7 +1235,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   PrintReport(*flags, chain->services, m);
-  if (!flags->json.empty()) std::ofstream(flags->json) << Json(*flags, m);
+  if (!flags->json.empty() && !WriteWhole("sarloop-bench", flags->json, Json(*flags, m))) return 1;
   bool ok = m.hop.calls > 0 && m.peak.calls > 0;
   for (const Result* r : {&m.baseline, &m.hop, &m.peak, &m.half, &m.low, &m.paced, &m.flood}) {
     ok = ok && r->errors == 0;

@@ -31,7 +31,7 @@ bool IsFlagOption(absl::string_view name) {
   return name == "json" || name == "all" || name == "help" || name == "dry-run" ||
          name == "publication" || name == "witness" || name == "awaiting" || name == "daml" ||
          name == "off-system" || name == "from-start" || name == "needs-action" ||
-         name == "overdue" || name == "escalated";
+         name == "overdue" || name == "escalated" || name == "accept-bad-rows";
 }
 
 absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv) {

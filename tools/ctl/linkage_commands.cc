@@ -118,6 +118,15 @@ absl::StatusOr<std::vector<Encoded>> EncodeCsv(const Args& args, absl::string_vi
         "--csv ", csv_path, ": no row could be read",
         bad.empty() ? "" : absl::StrCat(" (line ", bad.front().line, ": ", bad.front().why, ")")));
   }
+  // An index upload replaces the force's whole index: a file most of whose rows are bad (dates
+  // written another way, the wrong file) would leave a fraction of the personnel screened.
+  if (!for_screening && bad.size() > out.size() && !args.Has("accept-bad-rows")) {
+    return UsageError(absl::StrCat(
+        "--csv ", csv_path, ": ", bad.size(), " of ", bad.size() + out.size(),
+        " rows could not be read (first: line ", bad.front().line, ": ", bad.front().why,
+        "); the upload would replace the index with the other ", out.size(),
+        ". Correct the file, or give --accept-bad-rows to upload them anyway"));
+  }
   return out;
 }
 
@@ -359,9 +368,10 @@ std::vector<Command> LinkageCommands() {
        .run = Keygen},
       {.group = "linkage",
        .verb = "upload",
-       .synopsis = "--csv FILE --key FILE",
-       .summary = "encode the force's personnel index (CSV) and replace its index with it",
-       .options = {"csv", "key", "linkage-target"},
+       .synopsis = "--csv FILE --key FILE [--accept-bad-rows]",
+       .summary = "encode the force's personnel index (CSV) and replace its index with it (a "
+                  "file with more bad rows than good is refused unless --accept-bad-rows)",
+       .options = {"csv", "key", "linkage-target", "accept-bad-rows"},
        .mutating = true,
        .run = Upload},
       {.group = "linkage",

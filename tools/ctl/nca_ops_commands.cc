@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <iostream>
 
@@ -140,7 +141,7 @@ absl::Status Health(const Input& in, Session& session) {
 // names only where that instance keeps its checkpoints and key.
 absl::Status AuditVerify(const Input& in, Session& session) {
   const std::string database = in.args.Get("database").value_or("");
-  if (database.empty()) return absl::InvalidArgumentError("--database: required");
+  if (database.empty()) return UsageError("--database: required");
   const std::string postgres = in.args.Get("postgres").value_or("");
   const std::string checkpoints =
       in.args.Get("checkpoints").value_or(database + ".audit-checkpoints");
@@ -259,26 +260,46 @@ absl::Status KeysReencrypt(const Input& in, Session& session) {
   return Reencrypt(*config, *keys, in.args.Has("dry-run"), session);
 }
 
-// Whether something accepts TCP connections at `listen` (host:port), i.e. the service runs.
-bool Listening(const std::string& listen) {
+// Whether something accepts TCP connections at `listen` (host:port, an IPv6 host in brackets),
+// i.e. the service runs; an error when that cannot be told (a host that does not resolve), which a
+// restore must take as "may be running": it deletes the live database's journal.
+absl::StatusOr<bool> Listening(const std::string& listen) {
   const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return false;
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("listen '", listen, "' is not host:port"));
+  }
   std::string host = listen.substr(0, colon);
-  if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), listen.substr(colon + 1).c_str(), &hints, &found) != 0) {
-    return false;
+  if (const int failed =
+          getaddrinfo(host.c_str(), listen.substr(colon + 1).c_str(), &hints, &found);
+      failed != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot tell whether the service listens on ",
+                                                      listen, " (", gai_strerror(failed),
+                                                      "); refusing to touch its database"));
   }
-  bool up = false;
+  // Stopped only when an address refuses the connection: any other failure (no socket of that
+  // family, unreachable, a timeout) says nothing about the service.
+  bool up = false, refused = false;
   for (addrinfo* a = found; a != nullptr && !up; a = a->ai_next) {
     const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) continue;
     up = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    if (!up && errno == ECONNREFUSED) refused = true;
     ::close(fd);
   }
   freeaddrinfo(found);
+  if (!up && !refused) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot tell whether the service listens on ", listen,
+                     " (no connection could be tried); refusing to touch its database"));
+  }
   return up;
 }
 
@@ -302,11 +323,22 @@ absl::Status DbBackup(const Input& in, Session& session) {
   ASSIGN_OR_RETURN(v1::ServiceConfig config, ConfigArg(in));
   const std::string out = in.args.Get("out").value_or("");
   if (out.empty()) return UsageError("--out: required");
+  // Refused before anything is written: a checkpoint copy left beside an older file of that name
+  // would vouch for entries it lacks, and block the retry.
+  for (const std::string& path : {out, out + ".audit-checkpoints"}) {
+    if (std::filesystem::exists(path)) {
+      return UsageError(absl::StrCat("--out: ", path, " exists; a backup never overwrites"));
+    }
+  }
   const std::string checkpoints = config.database() + ".audit-checkpoints";
   if (std::filesystem::exists(checkpoints)) {
     RETURN_IF_ERROR(CopyFilePrivately(checkpoints, out + ".audit-checkpoints"));
   }
-  RETURN_IF_ERROR(BackupDatabase(config.database(), out));
+  if (absl::Status backed_up = BackupDatabase(config.database(), out); !backed_up.ok()) {
+    std::error_code ignored;
+    std::filesystem::remove(out + ".audit-checkpoints", ignored);
+    return backed_up;
+  }
   ASSIGN_OR_RETURN(DatabaseFileInfo info, CheckDatabaseFile(out));
   std::cout << "backed up " << config.database() << " to " << out << " (" << info.pages
             << " pages, schema version " << info.schema_version << ", " << info.audit_entries
@@ -320,7 +352,8 @@ absl::Status DbRestore(const Input& in, Session& session) {
   ASSIGN_OR_RETURN(v1::ServiceConfig config, ConfigArg(in));
   const std::string from = in.args.Get("from").value_or("");
   if (from.empty()) return UsageError("--from: required");
-  if (Listening(config.listen())) {
+  ASSIGN_OR_RETURN(const bool listening, Listening(config.listen()));
+  if (listening) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the service still listens on ", config.listen(), ": stop it before restoring"));
   }

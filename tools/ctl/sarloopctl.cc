@@ -47,6 +47,7 @@ constexpr Group kGroups[] = {
     {"force", "force: the Professional Standards Department's referral inbox"},
     {"racu", "racu: the investigating unit's handovers"},
     {"nca", "nca: the national register (NCA analysts)"},
+    {"oversight", "oversight: what the feedback clock escalated to you (chief officers, PCCs)"},
     {"report", "report: the STA summary report (NCA analysts; files, from the nca service)"},
     {"ops", "ops: the service's own outbox"},
     {"linkage", "linkage: screening SAR subjects against force personnel for indirect links"},

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -41,10 +42,24 @@ absl::StatusOr<WatchOptions> ReadWatchOptions(const Args& args) {
     if (!o.cursor_file.empty()) return UsageError("give --cursor or --cursor-file, not both");
     o.request.set_cursor(*cursor);
   } else if (!o.cursor_file.empty()) {
-    std::ifstream in(o.cursor_file);
-    std::string kept;
-    if (in && std::getline(in, kept))
+    // Only a file that does not exist yet means "no cursor kept": one that cannot be read, or is
+    // empty, would start the watch afresh and the next cursor kept would skip what lay between.
+    std::error_code ec;
+    const bool exists = std::filesystem::exists(o.cursor_file, ec);
+    if (ec) return UsageError(absl::StrCat("--cursor-file ", o.cursor_file, ": ", ec.message()));
+    if (exists) {
+      if (std::filesystem::is_directory(o.cursor_file, ec)) {
+        return UsageError(absl::StrCat("--cursor-file ", o.cursor_file, " is a directory"));
+      }
+      std::ifstream in(o.cursor_file);
+      std::string kept;
+      if (!in || !std::getline(in, kept) || absl::StripAsciiWhitespace(kept).empty()) {
+        return UsageError(absl::StrCat(
+            "--cursor-file ", o.cursor_file,
+            " cannot be read or holds no cursor; remove it to start afresh, knowingly"));
+      }
       o.request.set_cursor(std::string(absl::StripAsciiWhitespace(kept)));
+    }
   }
   if (args.Has("from-start") && o.request.cursor().empty()) {
     o.request.set_start(v1::WATCH_START_BEGINNING);

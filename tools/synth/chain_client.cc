@@ -1,5 +1,7 @@
 #include "tools/synth/chain_client.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -73,6 +75,20 @@ grpc::Status Call(const std::string& user,
                   grpc::StatusCode also_retry) {
   return client::CallWithRetry({.deadline = kCallDeadline, .user = user, .wait_for_ready = true},
                                call_patience, call, also_retry);
+}
+
+std::string UnwritableFile(const std::string& path) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return absl::StrCat(path, ": ", dir.string(), " is not a directory");
+  }
+  if (std::filesystem::is_directory(path, ec)) return absl::StrCat(path, " is a directory");
+  if (::access(dir.c_str(), W_OK) != 0) {
+    return absl::StrCat(path, ": ", dir.string(), " is not writable");
+  }
+  return "";
 }
 
 void ParseCommandLine(int argc, char** argv, const std::vector<std::string>& switches,

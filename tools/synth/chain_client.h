@@ -53,6 +53,11 @@ grpc::Status Call(const std::string& user,
                   const std::function<grpc::Status(grpc::ClientContext*)>& call,
                   grpc::StatusCode also_retry = grpc::StatusCode::OK);
 
+// Why a file cannot be written at `path` (its directory is missing, not a directory, or not
+// writable by us), or "" when it can: checked with the flags, so a run does not do all its work
+// and then fail to leave its result.
+std::string UnwritableFile(const std::string& path);
+
 // A tool's command line: each "--name value" or "--name=value" goes to on_flag(name, value), and
 // each switch named in `switches` to on_flag(name, ""). "-h", "--help" and a flag missing its
 // value go to `usage` with the reason (it does not return).

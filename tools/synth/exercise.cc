@@ -96,6 +96,11 @@ Flags ParseFlags(int argc, char** argv) {
   if (f.per_year < 1 || f.per_year > 100000) Usage("--per-year must be 1 to 100000");
   if (f.threads < 1 || f.threads > 64) Usage("--threads must be 1 to 64");
   if (f.patience_seconds < 1) Usage("--patience must be positive");
+  if (!f.json_summary.empty()) {
+    if (const std::string why = UnwritableFile(f.json_summary); !why.empty()) {
+      Usage(absl::StrCat("--json-summary: ", why));
+    }
+  }
   if (!f.seed_given) f.seed = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
   return f;
 }
@@ -592,6 +597,11 @@ class Driver {
       first = false;
     }
     out << "}}\n";
+    out.close();
+    if (!out) {
+      std::cerr << "sarloop-exercise: cannot write " << flags_.json_summary << "\n";
+      std::exit(1);
+    }
   }
 
   const Flags& flags_;

@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
                          "pairs are one person.\n")) {
     return 0;
   }
+  // What one machine holds in memory: the population is built whole before it is written.
+  constexpr size_t kMostPeople = 5'000'000;
   synth::PopulationParams params;
   params.index_size = 1000;
   params.subjects = 2000;
@@ -65,9 +67,11 @@ int main(int argc, char** argv) {
     if (a == "--out" && v) {
       out_dir = v;
     } else if (a == "--index" && v) {
-      ok = absl::SimpleAtoi(v, &params.index_size) && params.index_size >= 1;
+      ok = absl::SimpleAtoi(v, &params.index_size) && params.index_size >= 1 &&
+           params.index_size <= kMostPeople;
     } else if (a == "--subjects" && v) {
-      ok = absl::SimpleAtoi(v, &params.subjects) && params.subjects >= 1;
+      ok = absl::SimpleAtoi(v, &params.subjects) && params.subjects >= 1 &&
+           params.subjects <= kMostPeople;
     } else if (a == "--same-person-rate" && v) {
       ok = absl::SimpleAtod(v, &params.same_person_rate) && params.same_person_rate >= 0 &&
            params.same_person_rate <= 0.9;
@@ -75,11 +79,17 @@ int main(int argc, char** argv) {
       ok = absl::SimpleAtoi(v, &params.seed);
     } else {
       std::cerr << "usage: sarloop-synth-persons --out DIR [--index N] [--subjects M] "
-                   "[--same-person-rate R] [--seed S]\n";
+                   "[--same-person-rate R] [--seed S]\n"
+                   "  (N and M: 1 to "
+                << kMostPeople << ")\n";
       return 2;
     }
     if (!ok) {
-      std::cerr << "sarloop-synth-persons: " << a << ": bad value '" << (v ? v : "") << "'\n";
+      std::cerr << "sarloop-synth-persons: " << a << ": bad value '" << (v ? v : "") << "'"
+                << (a == "--index" || a == "--subjects"
+                        ? absl::StrCat(" (a whole number, 1 to ", kMostPeople, ")")
+                        : "")
+                << "\n";
       return 2;
     }
     ++i;

@@ -115,8 +115,10 @@ Flags ParseFlags(int argc, char** argv) {
   if (f.pki.empty()) Usage("--pki DIR is required (the DIR/pki of sarloop-local up)");
   if (f.sars < 1 || f.sars > 1000000) Usage("--sars must be 1 to 1000000");
   if (f.threads < 1 || f.threads > 64) Usage("--threads must be 1 to 64");
-  const std::filesystem::path chain_dir =
-      std::filesystem::path(f.pki).lexically_normal().parent_path();
+  // The chain's directory holds pki/: "DIR/pki/" names the same as "DIR/pki".
+  std::filesystem::path pki = std::filesystem::path(f.pki).lexically_normal();
+  if (!pki.has_filename()) pki = pki.parent_path();
+  const std::filesystem::path chain_dir = pki.parent_path();
   if (f.base_port == 0) {
     std::ifstream in(chain_dir / "base-port");
     if (!(in >> f.base_port)) f.base_port = 7400;
@@ -125,8 +127,12 @@ Flags ParseFlags(int argc, char** argv) {
   if (f.timeout_seconds < 1) Usage("--timeout must be positive");
   if (f.patience_seconds < 1) Usage("--patience must be positive");
   if (f.clock_file.empty()) {
-    f.clock_file =
-        (std::filesystem::path(f.pki).lexically_normal().parent_path() / "clock-offset").string();
+    f.clock_file = (chain_dir / "clock-offset").string();
+  }
+  if (!f.json_summary.empty()) {
+    if (const std::string why = UnwritableFile(f.json_summary); !why.empty()) {
+      Usage(absl::StrCat("--json-summary: ", why));
+    }
   }
   if (!f.seed_given) f.seed = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
   return f;
@@ -1371,7 +1377,11 @@ class Driver {
         << ",\"deconfliction_pairs\":" << DeconflictionPairs(s_).size()
         << ",\"ok\":" << (mismatches.empty() ? "true" : "false") << ",\"mismatches\":["
         << absl::StrJoin(mism, ",") << "]}\n";
-    if (!out) std::cerr << "sarloop-synth: cannot write " << flags_.json_summary << "\n";
+    out.close();
+    if (!out) {
+      std::cerr << "sarloop-synth: cannot write " << flags_.json_summary << "\n";
+      std::exit(1);
+    }
   }
 
   const Flags& flags_;
