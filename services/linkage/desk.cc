@@ -369,13 +369,16 @@ absl::StatusOr<int64_t> LinkageDesk::StoreHits(Txn& txn, const std::string& org,
     const StoredSubject& s = *subjects[pair.first];
     const int64_t milli = std::max<int64_t>(
         options_.threshold_milli, static_cast<int64_t>(std::floor(b.score * 1000 + 1e-9)));
+    // Only for a subject still stored: one compared from memory may have been deleted by the
+    // retention purge since (PurgeScreenedBefore), and its hit must not outlive it.
     RETURN_IF_ERROR(txn.Exec(
         "INSERT INTO linkage_hits (hit_id, sar_id, subject_ref, org, record_id, score_milli, "
-        "fields, index_version, found_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "fields, index_version, found_at, status) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+        "WHERE EXISTS (SELECT 1 FROM linkage_subjects WHERE sar_id = ? AND subject_ref = ?) "
         "ON CONFLICT (sar_id, subject_ref, org, record_id) DO NOTHING",
         {NewId("HIT-"), s.sar_id, s.subject_ref, org, index.record_ids[pair.second], milli,
-         absl::StrJoin(b.fields, ","), index.version, ToMicros(now),
-         int64_t{v1::LINK_STATUS_OPEN}}));
+         absl::StrJoin(b.fields, ","), index.version, ToMicros(now), int64_t{v1::LINK_STATUS_OPEN},
+         s.sar_id, s.subject_ref}));
     added += txn.Changes();
   }
   return added;
@@ -469,7 +472,6 @@ struct LinkageDesk::Prepared {
   // The stored subjects up to row `last_subject`, and their hits against the new index.
   std::vector<StoredSubject> subjects;
   int64_t last_subject = 0;
-  int64_t subject_purges = 0;  // subject_purges_ before the subjects were read
   Queries queries;
   std::vector<Hit> hits;
 };
@@ -539,7 +541,6 @@ absl::StatusOr<std::unique_ptr<LinkageDesk::Prepared>> LinkageDesk::Prepare(
   force->index = ScreeningIndex::Build(filters);
   prepared->force = std::move(force);
   prepared->records = static_cast<int64_t>(filters.size());
-  prepared->subject_purges = subject_purges_.load();
   {
     ReaderMutexLock lock(&mu_);
     prepared->subjects = subjects_;
@@ -584,8 +585,7 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
                                                             held, " records, not the ",
                                                             r.expected_records(), " expected"));
         }
-        if (prepared == nullptr || prepared->records != held ||
-            prepared->subject_purges != subject_purges_.load()) {
+        if (prepared == nullptr || prepared->records != held) {
           return RetryLater(absl::StatusCode::kAborted,
                             absl::StrCat("upload ", r.upload_id(),
                                          " changed while it was being committed; commit again"),
@@ -677,34 +677,39 @@ absl::StatusOr<LinkageDesk::Purged> LinkageDesk::PurgeScreenedBefore(absl::Time 
                                                                      const std::string& actor) {
   constexpr int64_t kBatch = 5000;
   Purged purged;
+  absl::Status status;
   for (const char* table : {"linkage_subjects", "linkage_hits"}) {
     const bool subjects = absl::string_view(table) == "linkage_subjects";
-    for (int64_t deleted = kBatch; deleted == kBatch;) {
-      RETURN_IF_ERROR(db_.Transact([&](Txn& txn) -> absl::Status {
+    for (int64_t deleted = kBatch; status.ok() && deleted == kBatch;) {
+      status = db_.Transact([&](Txn& txn) -> absl::Status {
         RETURN_IF_ERROR(txn.Exec(
             absl::StrCat("DELETE FROM ", table, " WHERE rowid IN (SELECT rowid FROM ", table,
                          " WHERE ", subjects ? "stored_at" : "found_at", " < ? LIMIT ?)"),
             {ToMicros(cutoff), kBatch}));
         deleted = txn.Changes();
-        if (subjects && deleted > 0) subject_purges_.fetch_add(1);
         return absl::OkStatus();
-      }));
-      (subjects ? purged.subjects : purged.hits) += deleted;
+      });
+      if (status.ok()) (subjects ? purged.subjects : purged.hits) += deleted;
     }
   }
+  // Whatever stopped the purge, memory follows what it deleted (a subject left there would be
+  // compared again, and with every subject gone new ones reuse the rowids memory has read past),
+  // and the log says what went.
   if (purged.subjects > 0) ReloadSubjects();
   if (purged.subjects + purged.hits > 0) {
-    RETURN_IF_ERROR(db_.Transact([&](Txn& txn) {
+    const absl::Status audited = db_.Transact([&](Txn& txn) {
       AuditEntry entry;
       entry.at = clock_.Now();
       entry.identity = actor;
       entry.method = "retention.purge";
-      entry.detail = absl::StrCat("screened before ",
-                                  absl::FormatTime("%Y-%m-%d", cutoff, absl::UTCTimeZone()), ": ",
-                                  purged.Summary());
+      entry.detail = absl::StrCat(
+          "screened before ", absl::FormatTime("%Y-%m-%d", cutoff, absl::UTCTimeZone()), ": ",
+          purged.Summary(), status.ok() ? "" : "; stopped: ", status.ok() ? "" : status.ToString());
       return AppendAudit(txn, entry);
-    }));
+    });
+    if (status.ok()) status = audited;
   }
+  if (!status.ok()) return status;
   return purged;
 }
 
@@ -722,7 +727,7 @@ void LinkageDesk::ReloadSubjects() {
       return;
     }
   }
-  // Commits see the purge count moved and refuse to store hits until memory is right again.
+  // Commits still store no hit for a subject gone (StoreHits); the next purge or a restart reloads.
   spdlog::error("linkage: reloading stored subjects after a purge: {}", status.ToString());
 }
 

@@ -99,8 +99,8 @@ class LinkageDesk {
 
   // Retention: deletes the SAR subjects stored, and the hits found, before `cutoff`, 5,000 rows
   // to a transaction so that the writer is never held for long, then writes one audit entry
-  // ("retention.purge", by `actor`) with the counts. The stored subjects in memory follow, and a
-  // commit that compared subjects since deleted is answered ABORTED, to commit again.
+  // ("retention.purge", by `actor`) with the counts, also when a batch fails. The stored subjects
+  // in memory follow, and no hit is stored for a subject deleted, whatever memory held.
   struct Purged {
     int64_t subjects = 0;
     int64_t hits = 0;
@@ -192,10 +192,7 @@ class LinkageDesk {
   Indexes indexes_ ABSL_GUARDED_BY(mu_);
   std::vector<StoredSubject> subjects_ ABSL_GUARDED_BY(mu_);
   int64_t last_subject_rowid_ = 0;  // the last linkage_subjects row in subjects_
-  // Batches of stored subjects deleted so far (PurgeScreenedBefore), counted inside their
-  // transactions: a commit whose subjects were read before a change here compared some that are
-  // gone, and must not store their hits.
-  std::atomic<int64_t> subject_purges_{0};
+
   // Indexes built by CommitUpload, by upload id, until their batch has committed: a screen later
   // in the same batch must use them (memory changes only after the COMMIT). Keyed by upload id so
   // that one whose batch rolled back is never used.

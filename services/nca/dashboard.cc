@@ -396,6 +396,11 @@ HttpResponse Dashboard::SignIn(const HttpRequest& request, AuditEntry entry, int
   entry.identity = ViewerOfToken(ticket->user).Identity();
   entry.user = ticket->user;
   if (!AuditRecorder(audit_db_, entry).Finish(absl::OkStatus()).ok()) {
+    // Not signed in, so the link is not spent: the page asks the viewer to try it again.
+    {
+      MutexLock lock(&mu_);
+      spent_.erase(ticket->nonce);
+    }
     return Page(503, "Try again shortly",
                 "<p>The sign-in cannot be recorded in the audit log just now; try again.</p>",
                 true);

@@ -71,6 +71,27 @@ TEST_F(DashboardTest, ASignInLinkSignsInOnce) {
   EXPECT_EQ(dashboard_->Handle(request).status, 401);
 }
 
+// A sign-in the audit log cannot record is refused "try again", and the link is not spent by it:
+// the same link signs in once the log takes writes again.
+TEST_F(DashboardTest, ASignInTheAuditLogCouldNotTakeLeavesItsLinkUnspent) {
+  auto refuse_writes = [&](bool on) {
+    ASSERT_TRUE(audit_
+                    ->Transact([&](Txn& txn) {
+                      return txn.Exec(on ? "CREATE TRIGGER full BEFORE INSERT ON audit BEGIN "
+                                           "SELECT RAISE(ABORT, 'disk full'); END"
+                                         : "DROP TRIGGER full");
+                    })
+                    .ok());
+  };
+  const HttpRequest request = SignInWith(dashboard_->LoginUrl("alice"));
+  refuse_writes(true);
+  EXPECT_EQ(dashboard_->Handle(request).status, 503);
+  refuse_writes(false);
+  EXPECT_EQ(dashboard_->Handle(request).status, 303);
+  EXPECT_EQ(dashboard_->Handle(request).status, 401);  // and now it is spent
+  EXPECT_EQ(AuditRows().first, 2);                     // the sign-in, and the second use refused
+}
+
 // However many requests bring the same link at the same moment, one signs in.
 TEST_F(DashboardTest, ASignInLinkUsedManyTimesAtOnceSignsInOnce) {
   constexpr int kLinks = 1000, kThreads = 4;
