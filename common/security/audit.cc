@@ -234,6 +234,11 @@ bool RefusalBudget::Take(absl::Time now, int64_t* unwritten) {
   return true;
 }
 
+void RefusalBudget::Unwritten(int64_t unwritten) {
+  MutexLock lock(&mu_);
+  unwritten_ += unwritten + 1;
+}
+
 absl::Status WithUnwritten(const absl::Status& refusal, int64_t unwritten) {
   if (unwritten == 0) return refusal;
   return absl::Status(refusal.code(),

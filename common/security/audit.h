@@ -69,6 +69,9 @@ class RefusalBudget {
   // Whether a refusal at `now` is written; if so, *unwritten is how many were counted, not
   // written, since the last one written.
   bool Take(absl::Time now, int64_t* unwritten);
+  // A refusal Take let through whose row could not be written (storage refusing writes): it and
+  // the `unwritten` it carried are counted again, and ride on the next row written.
+  void Unwritten(int64_t unwritten);
 
  private:
   const double per_second_, burst_;

@@ -332,10 +332,12 @@ RefusalSink AuditRefusals(Database* db, Clock* clock) {
     int64_t unwritten = 0;
     if (!budget->Take(now, &unwritten)) return;
     AuditRecorder recorder(db, AuditEntry{now, identity, "", method, "", 0, ""});
-    // The refusal stands either way; Finish logs an entry it could not make durable.
-    (void)recorder.Finish(WithUnwritten(
+    // The refusal stands either way; Finish logs an entry it could not make durable, and the
+    // budget counts it again so the next row written still says it happened.
+    const absl::Status written = recorder.Finish(WithUnwritten(
         absl::Status(static_cast<absl::StatusCode>(refusal.error_code()), refusal.error_message()),
         unwritten));
+    if (!written.ok()) budget->Unwritten(unwritten);
   };
 }
 

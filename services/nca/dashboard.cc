@@ -371,7 +371,10 @@ HttpResponse Dashboard::Page(int status, const std::string& title, const std::st
 void Dashboard::RecordRefusal(const AuditEntry& entry, const absl::Status& refusal) {
   int64_t unwritten = 0;
   if (!refusals_.Take(entry.at, &unwritten)) return;
-  (void)AuditRecorder(audit_db_, entry).Finish(WithUnwritten(refusal, unwritten));
+  // Not written (storage refusing writes): counted again, so the next row written says so.
+  if (!AuditRecorder(audit_db_, entry).Finish(WithUnwritten(refusal, unwritten)).ok()) {
+    refusals_.Unwritten(unwritten);
+  }
 }
 
 // A one-time sign-in link's ticket, spent here, for a session cookie; audited either way.

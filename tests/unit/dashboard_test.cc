@@ -92,6 +92,31 @@ TEST_F(DashboardTest, ASignInTheAuditLogCouldNotTakeLeavesItsLinkUnspent) {
   EXPECT_EQ(AuditRows().first, 2);                     // the sign-in, and the second use refused
 }
 
+// A refusal the audit log could not take (storage refusing writes) is not forgotten: it is
+// counted, and the next row written says so.
+TEST_F(DashboardTest, ARefusalTheAuditLogCouldNotTakeIsCountedOnTheNextRow) {
+  HttpRequest anonymous;
+  anonymous.method = "GET";
+  anonymous.path = "/";
+  auto refuse_writes = [&](bool on) {
+    ASSERT_TRUE(audit_
+                    ->Transact([&](Txn& txn) {
+                      return txn.Exec(on ? "CREATE TRIGGER full BEFORE INSERT ON audit BEGIN "
+                                           "SELECT RAISE(ABORT, 'disk full'); END"
+                                         : "DROP TRIGGER full");
+                    })
+                    .ok());
+  };
+  refuse_writes(true);
+  EXPECT_EQ(dashboard_->Handle(anonymous).status, 401);
+  EXPECT_EQ(dashboard_->Handle(anonymous).status, 401);
+  refuse_writes(false);
+  EXPECT_EQ(dashboard_->Handle(anonymous).status, 401);
+  const auto [rows, last] = AuditRows();
+  EXPECT_EQ(rows, 1);
+  EXPECT_NE(last.find("and 2 refusals before it"), std::string::npos) << last;
+}
+
 // However many requests bring the same link at the same moment, one signs in.
 TEST_F(DashboardTest, ASignInLinkUsedManyTimesAtOnceSignsInOnce) {
   constexpr int kLinks = 1000, kThreads = 4;
