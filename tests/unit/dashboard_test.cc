@@ -45,6 +45,17 @@ class DashboardTest : public ::testing::Test {
     return out;
   }
 
+  // The audit log's storage refusing every write (as a full disk would), or taking them again.
+  void RefuseAuditWrites(bool on) {
+    ASSERT_TRUE(audit_
+                    ->Transact([&](Txn& txn) {
+                      return txn.Exec(on ? "CREATE TRIGGER full BEFORE INSERT ON audit BEGIN "
+                                           "SELECT RAISE(ABORT, 'disk full'); END"
+                                         : "DROP TRIGGER full");
+                    })
+                    .ok());
+  }
+
   HttpRequest SignInWith(const std::string& url) {
     HttpRequest r;
     r.method = "GET";
@@ -74,19 +85,10 @@ TEST_F(DashboardTest, ASignInLinkSignsInOnce) {
 // A sign-in the audit log cannot record is refused "try again", and the link is not spent by it:
 // the same link signs in once the log takes writes again.
 TEST_F(DashboardTest, ASignInTheAuditLogCouldNotTakeLeavesItsLinkUnspent) {
-  auto refuse_writes = [&](bool on) {
-    ASSERT_TRUE(audit_
-                    ->Transact([&](Txn& txn) {
-                      return txn.Exec(on ? "CREATE TRIGGER full BEFORE INSERT ON audit BEGIN "
-                                           "SELECT RAISE(ABORT, 'disk full'); END"
-                                         : "DROP TRIGGER full");
-                    })
-                    .ok());
-  };
   const HttpRequest request = SignInWith(dashboard_->LoginUrl("alice"));
-  refuse_writes(true);
+  RefuseAuditWrites(true);
   EXPECT_EQ(dashboard_->Handle(request).status, 503);
-  refuse_writes(false);
+  RefuseAuditWrites(false);
   EXPECT_EQ(dashboard_->Handle(request).status, 303);
   EXPECT_EQ(dashboard_->Handle(request).status, 401);  // and now it is spent
   EXPECT_EQ(AuditRows().first, 2);                     // the sign-in, and the second use refused
@@ -98,19 +100,10 @@ TEST_F(DashboardTest, ARefusalTheAuditLogCouldNotTakeIsCountedOnTheNextRow) {
   HttpRequest anonymous;
   anonymous.method = "GET";
   anonymous.path = "/";
-  auto refuse_writes = [&](bool on) {
-    ASSERT_TRUE(audit_
-                    ->Transact([&](Txn& txn) {
-                      return txn.Exec(on ? "CREATE TRIGGER full BEFORE INSERT ON audit BEGIN "
-                                           "SELECT RAISE(ABORT, 'disk full'); END"
-                                         : "DROP TRIGGER full");
-                    })
-                    .ok());
-  };
-  refuse_writes(true);
+  RefuseAuditWrites(true);
   EXPECT_EQ(dashboard_->Handle(anonymous).status, 401);
   EXPECT_EQ(dashboard_->Handle(anonymous).status, 401);
-  refuse_writes(false);
+  RefuseAuditWrites(false);
   EXPECT_EQ(dashboard_->Handle(anonymous).status, 401);
   const auto [rows, last] = AuditRows();
   EXPECT_EQ(rows, 1);
