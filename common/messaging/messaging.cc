@@ -13,6 +13,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
+#include <limits>
+#include <memory>
 #include <optional>
 #include <random>
 #include <thread>
@@ -136,6 +138,7 @@ namespace {
 constexpr int64_t kPending = 0;
 constexpr int64_t kDelivered = 1;
 constexpr int64_t kRejected = 2;
+constexpr int64_t kNoneLost = std::numeric_limits<int64_t>::max();
 
 // Envelopes and stored responses carry referral packages: sealed (see common/security/sealed.h).
 constexpr absl::string_view kOutboxColumn = "outbox.envelope";
@@ -481,10 +484,14 @@ class AsioDeliveryWorker : public DeliveryWorker {
     // Test builds only (fault::DuplicatePercent): batches already delivered, to replay.
     std::deque<v1::DeliverRequest> sent;
     // The last outbox row answered, whose mark may still be riding to the next commit: the next
-    // batch starts after it. Forgotten once the loop has been idle for resend_unmarked_after, so
-    // a row whose mark was lost (a failed commit) is sent again, and deduplicated by the peer.
+    // batch starts after it.
     int64_t answered_through = 0;
-    absl::Time last_answer;
+    // The first row of a batch whose mark was lost with its commit (kNoneLost if none since the
+    // last step): the next step starts before it again, so those rows are sent again, however
+    // busy the loop, and deduplicated by the peer. Shared, because the mark's outcome may be told
+    // after the loop has gone.
+    std::shared_ptr<std::atomic<int64_t>> lost_from =
+        std::make_shared<std::atomic<int64_t>>(kNoneLost);
   };
 
   // A step as soon as the loop's thread is free, from any thread. Kicks while one is posted
@@ -555,6 +562,8 @@ class AsioDeliveryWorker : public DeliveryWorker {
 
   // Returns whether a full batch was sent (there may be more), or the error that stopped it.
   absl::StatusOr<bool> DeliverOnce(Loop& l) {
+    const int64_t lost = l.lost_from->exchange(kNoneLost);
+    if (lost != kNoneLost) l.answered_through = std::min(l.answered_through, lost - 1);
     std::vector<int64_t> seqs;
     v1::DeliverRequest request;
     RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
@@ -569,12 +578,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
       }
       return absl::OkStatus();
     }));
-    if (seqs.empty()) {
-      if (l.answered_through > 0 && absl::Now() - l.last_answer > options_.resend_unmarked_after) {
-        l.answered_through = 0;
-      }
-      return false;
-    }
+    if (seqs.empty()) return false;
 
     absl::StatusOr<v1::DeliverResponse> response = transport_.Deliver(l.destination, request);
     if (!response.ok()) {
@@ -604,10 +608,9 @@ class AsioDeliveryWorker : public DeliveryWorker {
     }
     // The peer has the messages durably: marking them done needs no commit of its own and no
     // wait. Until the mark commits, answered_through keeps them out of the next batch; if it is
-    // lost, they go again and the peer answers DUPLICATE.
+    // lost, they go again at the next step and the peer answers DUPLICATE.
     if (answered > 0) {
       l.answered_through = seqs[answered - 1];
-      l.last_answer = absl::Now();
       db_.Ride(
           [marks = std::move(marks), now = clock_.Now()](Txn& txn) -> absl::Status {
             for (const Mark& m : marks) {
@@ -618,7 +621,12 @@ class AsioDeliveryWorker : public DeliveryWorker {
             }
             return absl::OkStatus();
           },
-          options_.mark_within);
+          options_.mark_within,
+          [lost_from = l.lost_from, first = seqs.front()] {
+            int64_t seen = lost_from->load();
+            while (first < seen && !lost_from->compare_exchange_weak(seen, first)) {
+            }
+          });
     }
     if (answered < static_cast<int>(seqs.size())) {
       absl::Status partial = absl::UnavailableError(

@@ -126,10 +126,8 @@ struct DeliveryOptions {
   // How often to look for work when nobody calls Notify (e.g. after a restart).
   absl::Duration poll_interval = absl::Seconds(2);
   // How long marking a delivered batch done may wait for a commit the service makes anyway
-  // (Database::Ride), and how long the loop must have been idle before it sends again what it
-  // was answered for but finds still unmarked (a mark lost with a failed commit).
+  // (Database::Ride).
   absl::Duration mark_within = absl::Milliseconds(200);
-  absl::Duration resend_unmarked_after = absl::Seconds(10);
   // Told of each failed attempt (for the delivery-failures metric), if set.
   std::function<void(const std::string& destination)> on_failure;
 };

@@ -220,14 +220,16 @@ class GroupCommitDatabase : public Database {
     jobs_cv_.Signal();
   }
 
-  void Ride(std::function<absl::Status(Txn&)> fn, absl::Duration within) override {
+  using Database::Ride;
+  void Ride(std::function<absl::Status(Txn&)> fn, absl::Duration within,
+            std::function<void()> lost) override {
     if (max_batch_.load() <= 1) within = absl::ZeroDuration();  // every write its own commit
     {
       MutexLock lock(&jobs_mu_);
       const auto due = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(within);
       const bool sooner = riders_.empty() || due < riders_due_;
       if (sooner) riders_due_ = due;
-      riders_.push_back(std::move(fn));
+      riders_.push_back({std::move(fn), std::move(lost)});
       if (hosted_) {
         // The host waits until the due time RunWriter last gave it, or an event.
         if (sooner && !OnWriterThread()) wake_();
@@ -478,13 +480,20 @@ class GroupCommitDatabase : public Database {
     return writer_started_.load() && std::this_thread::get_id() == writer_id_.load();
   }
 
+  struct Rider {
+    std::function<absl::Status(Txn&)> fn;
+    std::function<void()> lost;
+  };
+
   // A rider as a job of the batch it rides in.
-  std::function<Completion()> RiderJob(std::function<absl::Status(Txn&)> fn) {
-    return [this, fn = std::move(fn)]() -> Completion {
-      const absl::Status status = Transact(fn);
-      return [status](const absl::Status& commit) {
+  std::function<Completion()> RiderJob(Rider rider) {
+    return [this, rider = std::move(rider)]() -> Completion {
+      const absl::Status status = Transact(rider.fn);
+      return [status, lost = rider.lost](const absl::Status& commit) {
         const absl::Status& failed = status.ok() ? commit : status;
-        if (!failed.ok()) spdlog::warn("storage: a deferred write was lost: {}", failed.ToString());
+        if (failed.ok()) return;
+        spdlog::warn("storage: a deferred write was lost: {}", failed.ToString());
+        if (lost) lost();
       };
     };
   }
@@ -720,7 +729,7 @@ class GroupCommitDatabase : public Database {
   CondVar jobs_cv_;
   std::deque<std::function<Completion()>> jobs_ ABSL_GUARDED_BY(jobs_mu_);
   // Ride: functions waiting for a batch, and when the earliest of them must have one.
-  std::deque<std::function<absl::Status(Txn&)>> riders_ ABSL_GUARDED_BY(jobs_mu_);
+  std::deque<Rider> riders_ ABSL_GUARDED_BY(jobs_mu_);
   std::chrono::steady_clock::time_point riders_due_ ABSL_GUARDED_BY(jobs_mu_);
   bool stopping_ ABSL_GUARDED_BY(jobs_mu_) = false;
   std::thread writer_;

@@ -173,8 +173,13 @@ class Database {
   // commits for another reason, or in one of its own once `within` has passed (at once when
   // group commit is off). Only for bookkeeping a crash may lose at the cost of a repeat someone
   // else absorbs, such as marking a delivery done (the receiver deduplicates): it saves a commit,
-  // an fsync and a wait per call. `fn`'s failure, or the commit's, is logged, not returned.
-  virtual void Ride(std::function<absl::Status(Txn&)> fn, absl::Duration within) = 0;
+  // an fsync and a wait per call. `fn`'s failure, or the commit's, is logged and, if `lost` is
+  // set, told to it on the writer thread, so the caller can do again what the write recorded.
+  virtual void Ride(std::function<absl::Status(Txn&)> fn, absl::Duration within,
+                    std::function<void()> lost) = 0;
+  void Ride(std::function<absl::Status(Txn&)> fn, absl::Duration within) {
+    Ride(std::move(fn), within, nullptr);
+  }
   // Runs `fn` once what this thread is writing is committed: called inside a write job or a
   // Transact function, after the COMMIT that carries it (never if that fails, or if the function
   // fails); called outside both, at once. For effects outside the database (caches, indexes,

@@ -616,11 +616,15 @@ TEST(Storage, RidersTakeTheNextCommitOrTheirOwnWhenDue) {
     ASSERT_THAT(db->Transact(insert("first")), IsOk());  // the writer runs; this waits for it
     const CommitStats before = db->Stats();
     // Due in an hour: it rides with the next write, which fails alone if it fails.
-    db->Ride(insert("rider"), absl::Hours(1));
-    db->Ride([](Txn&) { return absl::AbortedError("a rider that fails"); }, absl::Hours(1));
+    std::atomic<int> told_lost{0};
+    db->Ride(insert("rider"), absl::Hours(1), [&] { ++told_lost; });
+    db->Ride([](Txn&) { return absl::AbortedError("a rider that fails"); }, absl::Hours(1),
+             [&] { told_lost += 10; });
     ASSERT_THAT(db->Transact(insert("carrier")), IsOk());
     EXPECT_EQ(count(*db, "rider"), 1);
     EXPECT_EQ(count(*db, "carrier"), 1);
+    EXPECT_TRUE(testing::Eventually([&] { return told_lost.load() == 10; }))
+        << "only the rider that failed is told it was lost: " << told_lost.load();
     EXPECT_EQ(db->Stats().commits, before.commits + 1) << "the riders took a commit of their own";
     // Alone, it commits once due, even when the writer was already asleep with nothing to do.
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
