@@ -114,7 +114,13 @@ CREATE TABLE notices_backfill (pending INTEGER NOT NULL);
 INSERT INTO notices_backfill VALUES (1);
 )sql"},
                                  kFeedMigration,
-                                 kMessagingIndexesMigration};
+                                 kMessagingIndexesMigration,
+                                 // Entries changed before the change sequence all have seq 0:
+                                 // the catch-up pages by (seq, referral_id), so a page boundary
+                                 // among them skips none.
+                                 {"register entries by seq and id",
+                                  "CREATE INDEX entries_by_seq_id ON entries (seq, referral_id);",
+                                  "CREATE INDEX entries_by_seq_id ON entries (seq, referral_id);"}};
 
 // Indexes an event addressed to a person (an escalation, a regulation 19 report, a declined
 // assistance for review) under that person.
@@ -421,19 +427,21 @@ absl::Status Register::CatchUp() {
     size_t read = 0;
     RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
       index_mu_.AssertHeld();  // Read runs it on this thread, which holds it
-      ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT entry, seq FROM entries WHERE seq > ? "
-                                            "ORDER BY seq LIMIT 20000",
-                                            {indexed_seq_}));
+      ASSIGN_OR_RETURN(auto rows,
+                       txn.Query("SELECT entry, seq, referral_id FROM entries WHERE "
+                                 "(seq, referral_id) > (?, ?) ORDER BY seq, referral_id LIMIT ?",
+                                 {indexed_seq_, indexed_id_, int64_t{kCatchUpPage}}));
       v1::RegisterEntry entry;
       for (const Row& r : rows) {
         RETURN_IF_ERROR(ParseEntry(r.Text(0), entry));
         index_->Upsert(entry);
         indexed_seq_ = r.Int(1);
+        indexed_id_ = r.Text(2);
       }
       read = rows.size();
       return absl::OkStatus();
     }));
-    if (read < 20000) break;
+    if (read < kCatchUpPage) break;
   }
   index_->Cluster();
   return absl::OkStatus();

@@ -88,8 +88,11 @@ class Register {
   Outbox outbox_;  // the register sends nothing; the Mirror asks for one
   referral::Mirror mirror_;
   SharedMutex index_mu_;
-  // Entries with seq up to this are in index_.
+  // Entries up to this (seq, referral_id) are in index_: entries from before the change
+  // sequence share seq 0, so the id orders them.
+  static constexpr int kCatchUpPage = 20000;
   int64_t indexed_seq_ ABSL_GUARDED_BY(index_mu_) = -1;
+  std::string indexed_id_ ABSL_GUARDED_BY(index_mu_);
   bool notices_indexed_ ABSL_GUARDED_BY(index_mu_) = false;
   std::unique_ptr<AggregateIndex> index_ ABSL_PT_GUARDED_BY(index_mu_);
 };
