@@ -317,7 +317,10 @@ class Folder {
         // Back with the force, which owes a new decision in the time it had for the first.
         absl::Duration span = absl::Hours(24 * 28);
         if (e_.has_dispatched_at() && e_.has_due_at()) {
-          span = FromProto(e_.due_at()) - FromProto(e_.dispatched_at());
+          // At least a day: a referral recorded with its due date at or before its dispatch
+          // must not owe its new decision before the decline.
+          span = std::max(absl::Hours(24),
+                          FromProto(e_.due_at()) - FromProto(e_.dispatched_at()));
         }
         e_.clear_decided_at();
         *e_.mutable_decision_due_at() = ToProto(FromProto(ev.occurred_at()) + span);

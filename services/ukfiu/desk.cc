@@ -340,10 +340,13 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
   }
   absl::Time due =
       now + absl::Hours(24) * (d.due_in_days > 0 ? d.due_in_days : options_.feedback.due_days());
-  // A DAML request: the force's view is needed before the statutory notice period ends.
+  // A DAML request: the force's view is needed before the statutory notice period ends. Once it
+  // has ended (a referral made late, or redirected after it) the view can no longer shape the
+  // consent decision, and the referral is due as any other rather than overdue from its start.
   if (sar.daml()) {
-    due =
-        std::min(due, EndOfWorkingDaysAfter(FromProto(sar.submitted_at()), kDamlNoticeWorkingDays));
+    const absl::Time notice_ends =
+        EndOfWorkingDaysAfter(FromProto(sar.submitted_at()), kDamlNoticeWorkingDays);
+    if (notice_ends > now) due = std::min(due, notice_ends);
   }
   v1::Referral r;
   if (d.referral_id.empty()) {

@@ -211,6 +211,31 @@ TEST(RegisterFold, InOrderHistoryEndsWithTheOutcome) {
   EXPECT_TRUE(e.has_feedback_at());
 }
 
+// A unit's decline gives the force back the time it had for its first decision, and at least a
+// day: a referral recorded due at its own dispatch does not owe the new decision in the past.
+TEST(RegisterFold, ADeclineNeverLeavesTheNewDecisionDueBeforeIt) {
+  std::vector<v1::LifecycleEvent> events;
+  const absl::Time start = absl::FromUnixSeconds(1700000000);
+  auto add = [&](v1::EventType type, const std::string& producer, absl::Duration at) {
+    v1::LifecycleEvent e;
+    e.set_event_id(NewId("EV-", 32));
+    e.set_referral_id("REF-0123456789abcdef");
+    e.set_type(type);
+    e.set_producer(producer);
+    e.set_organisation("NFK");
+    *e.mutable_occurred_at() = ToProto(start + at);
+    events.push_back(e);
+    return &events.back();
+  };
+  *add(v1::EVENT_TYPE_DISPATCHED, "UKFIU", absl::ZeroDuration())->mutable_due_at() =
+      ToProto(start - absl::Hours(24 * 3));
+  add(v1::EVENT_TYPE_RECEIVED, "NFK", absl::Hours(1));
+  add(v1::EVENT_TYPE_HANDED_OVER, "NFK", absl::Hours(2))->set_unit("ERSOU");
+  add(v1::EVENT_TYPE_ASSISTANCE_DECLINED, "ERSOU", absl::Hours(3))->set_reason("capacity");
+  const v1::RegisterEntry e = Fold(events);
+  EXPECT_EQ(FromProto(e.decision_due_at()), start + absl::Hours(3) + absl::Hours(24));
+}
+
 // The property DESIGN §3 promises: any order and any duplication of the same events converge.
 TEST(RegisterFold, ConvergesForAnyOrderAndDuplication) {
   const std::vector<v1::LifecycleEvent> events = History();

@@ -625,6 +625,12 @@ TEST_F(UkfiuDeskTest, ADamlRequestsReferralIsDueWithinTheNoticePeriod) {
   req.mutable_sar()->add_glossary_codes("XXD9XX");
   EXPECT_THAT(desk_->SubmitSar(call_, req),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sar.glossary_codes[1]")));
+
+  // Referred after the notice period has ended (late, or redirected to the employer named by
+  // the first force): due as any referral, not overdue from the moment it is made.
+  clock_.Advance(absl::Hours(24 * 14));
+  ASSERT_OK_AND_ASSIGN(auto late, Refer(flagged.sar().sar_id(), "SFK"));
+  EXPECT_EQ(FromProto(late.referral().due_at()), clock_.Now() + absl::Hours(24 * 28));
 }
 
 // Coverage: an organisation not on sarloop can be referred to; UKFIU records its replies on its
