@@ -1,5 +1,6 @@
 #include "common/referral/referral_store.h"
 
+#include <limits>
 #include <set>
 
 #include "absl/algorithm/container.h"
@@ -59,7 +60,7 @@ CREATE INDEX referrals_open_by_due ON referrals (due_at)
 const char kReferralsByStateSql[] = "SELECT state, COUNT(*) FROM referrals GROUP BY state";
 std::string OverdueReferralsSql() {
   return absl::StrCat("SELECT COUNT(*) FROM referrals INDEXED BY referrals_open_by_due WHERE ",
-                      kOpenStatesSql, " AND due_at < ?");
+                      kOpenStatesSql, " AND due_at > 0 AND due_at <= ?");
 }
 
 std::string OpenReferralIdsByDueSql() {
@@ -185,6 +186,17 @@ absl::StatusOr<bool> HasReferral(Txn& txn, const std::string& referral_id) {
   return !rows.empty();
 }
 
+namespace {
+// What the open referrals' index orders and the overdue gauge counts by: what the referral's
+// running clock has due next (clocks.h), not the dispatch's due date, which an investigation
+// reporting progress on time is long past; never due while the decision clock is paused.
+int64_t IndexedDueMicros(const v1::Referral& r) {
+  if (r.decision_clock_paused()) return std::numeric_limits<int64_t>::max();
+  if (r.has_next_due_at()) return ToMicros(FromProto(r.next_due_at()));
+  return r.has_due_at() ? ToMicros(FromProto(r.due_at())) : int64_t{0};
+}
+}  // namespace
+
 absl::Status SaveReferral(Txn& txn, v1::Referral& r, absl::Time now) {
   *r.mutable_updated_at() = ToProto(now);
   ASSIGN_OR_RETURN(Blob sealed, SealProto(txn, kColumn, r.referral_id(), r));
@@ -194,15 +206,14 @@ absl::Status SaveReferral(Txn& txn, v1::Referral& r, absl::Time now) {
       "ON CONFLICT (referral_id) DO UPDATE SET state = excluded.state, due_at = excluded.due_at, "
       "organisation = excluded.organisation, updated_at = excluded.updated_at, "
       "referral = excluded.referral",
-      {r.referral_id(), r.sar_id(), r.organisation(), int64_t{r.state()},
-       r.has_due_at() ? ToMicros(FromProto(r.due_at())) : int64_t{0}, ToMicros(now), ToMicros(now),
-       std::move(sealed)});
+      {r.referral_id(), r.sar_id(), r.organisation(), int64_t{r.state()}, IndexedDueMicros(r),
+       ToMicros(now), ToMicros(now), std::move(sealed)});
 }
 
 bool IsOverdue(const v1::Referral& r, absl::Time now) {
   if (IsTerminal(r.state()) || r.decision_clock_paused()) return false;
-  if (r.has_next_due_at()) return FromProto(r.next_due_at()) < now;
-  return r.has_due_at() && FromProto(r.due_at()) < now;
+  if (r.has_next_due_at()) return FromProto(r.next_due_at()) <= now;
+  return r.has_due_at() && FromProto(r.due_at()) <= now;
 }
 
 namespace {

@@ -1018,7 +1018,7 @@ void AggregateIndex::Run::Add(const Layout& layout, Acc& a, uint64_t slot, const
   } else {
     AddProfile(index_.profiles_[f.profile], 1, a);
   }
-  a.counts[kOverdue] += open & (f.due_s > 0) & (f.due_s < now_s);
+  a.counts[kOverdue] += open & (f.due_s > 0) & (f.due_s <= now_s);
   a.counts[kInformationRequests] += f.information_requests;
   a.counts[kInformationAnswered] += f.information_answered;
   put(kAnswerDays, f.answer_days);  // kNoDays unless an answer came

@@ -53,6 +53,13 @@ std::string Date(const google::protobuf::Timestamp& t) {
   return absl::FormatTime("%Y-%m-%d", absl::FromUnixSeconds(t.seconds()), absl::UTCTimeZone());
 }
 
+// Whole days, rounded down: a referral 23 hours past due is a day overdue (-1 days left), not 0.
+int64_t WholeDays(absl::Duration d) {
+  absl::Duration rem;
+  const int64_t days = absl::IDivDuration(d, absl::Hours(24), &rem);
+  return rem < absl::ZeroDuration() ? days - 1 : days;
+}
+
 std::string DateTime(const google::protobuf::Timestamp& t) {
   return absl::FormatTime("%Y-%m-%d %H:%M", absl::FromUnixSeconds(t.seconds()),
                           absl::UTCTimeZone());
@@ -823,16 +830,19 @@ HttpResponse Dashboard::OverdueList(const HttpRequest& request, bool csv) {
   report::Table t{"overdue",
                   "Overdue",
                   "",
-                  {"Referral", "Organisation", "State", "Dispatched", "Due", "Days overdue",
-                   "Reminders", "Escalated"},
+                  {"Referral", "Organisation", "State", "Dispatched", "Waiting for", "Due",
+                   "Days overdue", "Reminders", "Escalated"},
                   {}};
   for (const auto& e : entries) {
     escalated += e.escalated();
-    const int64_t days = (absl::ToUnixSeconds(now) - e.due_at().seconds()) / 86400;
+    // What the list is ordered and chosen by: the running clock's due time, not the dispatch's.
+    const Due due = NextDue(e);
     t.rows.push_back(
         {report::Text(e.referral_id(), absl::StrCat("/referral/", e.referral_id())),
          report::Text(e.organisation()), report::Text(std::string(StateName(e.state()))),
-         report::Text(Date(e.dispatched_at())), report::Text(Date(e.due_at())), report::Count(days),
+         report::Text(Date(e.dispatched_at())),
+         report::Text(report::EnumText(v1::ClockStage_Name(due.stage), "CLOCK_STAGE_")),
+         report::Text(Date(ToProto(due.at))), report::Count(WholeDays(now - due.at)),
          report::Count(e.reminders()), report::Text(e.escalated() ? "escalated" : "")});
   }
   if (csv) return Csv("overdue", report::CsvWide(t));
@@ -1033,7 +1043,7 @@ HttpResponse Dashboard::OrganisationView(const std::string& org, bool referrals)
   for (const auto& e : open) {
     const Due d = NextDue(e);
     const bool paused = d.at == absl::InfiniteFuture();
-    const int64_t left = paused ? 0 : absl::ToInt64Hours(d.at - now) / 24;
+    const int64_t left = paused ? 0 : WholeDays(d.at - now);
     if (!paused && d.at < now) ++overdue;
     if (!paused && d.at >= now && d.at < now + absl::Hours(24 * 14)) ++soon;
     due.rows.push_back(

@@ -359,7 +359,7 @@ absl::StatusOr<v1::ListOverdueResponse> Register::Overdue(const v1::ListOverdueR
                                                           absl::Time now) {
   ASSIGN_OR_RETURN(Page page, CheckPage(request.page_size(), request.page_token()));
   const int64_t as_of = ToMicros(request.has_as_of() ? FromProto(request.as_of()) : now);
-  std::string sql = absl::StrCat("SELECT entry FROM entries WHERE due_at > 0 AND due_at < ? AND ",
+  std::string sql = absl::StrCat("SELECT entry FROM entries WHERE due_at > 0 AND due_at <= ? AND ",
                                  kOpenStatesSql);
   std::vector<SqlValue> params = {as_of};
   if (!request.organisation().empty()) {

@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "common/base/clock.h"
+#include "common/base/ids.h"
 #include "common/reference/reference.h"
+#include "common/referral/rules.h"
 #include "common/security/audit.h"
 #include "common/storage/storage.h"
 #include "services/nca/register.h"
@@ -158,6 +160,40 @@ TEST_F(DashboardTest, RefusalsWithoutACredentialAreWrittenWithinABudget) {
   const HttpResponse signed_in = dashboard_->Handle(SignInWith(dashboard_->LoginUrl("alice")));
   ASSERT_EQ(signed_in.status, 303);
   EXPECT_EQ(AuditRows().first, 52);
+}
+
+// The overdue list shows what each referral is late with, by the running clock that chose it:
+// an acknowledgement five days late is five days overdue, though its decision is not due yet.
+TEST_F(DashboardTest, TheOverdueListShowsTheClockThatIsLate) {
+  const absl::Time dispatched = clock_.Now() - absl::Hours(24 * 10);
+  v1::LifecycleEvent ev;
+  ev.set_event_id("EV-1");
+  ev.set_referral_id("REF-2000000000000001");
+  ev.set_type(v1::EVENT_TYPE_DISPATCHED);
+  ev.set_producer("UKFIU");
+  ev.set_organisation("NFK");
+  *ev.mutable_occurred_at() = ToProto(dispatched);
+  *ev.mutable_due_at() = ToProto(dispatched + absl::Hours(24 * 28));
+  *ev.mutable_ack_due_at() = ToProto(dispatched + absl::Hours(24 * 5) - absl::Hours(1));
+  ASSERT_TRUE(db_->Transact([&](Txn& txn) {
+                   return reg_->Receive(txn, referral::ProducerIdentity(ev), ev);
+                 })
+                  .ok());
+  HttpRequest request;
+  request.method = "GET";
+  request.path = "/overdue.csv";
+  request.peer_uri = "spiffe://sarloop/analyst/alice";
+  const HttpResponse r = dashboard_->Handle(request);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("Waiting for,Due,Days overdue"), std::string::npos) << r.body;
+  // Five days and an hour past the acknowledgement's due time: five whole days.
+  EXPECT_NE(
+      r.body.find(absl::StrCat(
+          "Acknowledgement,",
+          absl::FormatTime("%Y-%m-%d", dispatched + absl::Hours(24 * 5 - 1), absl::UTCTimeZone()),
+          ",5,")),
+      std::string::npos)
+      << r.body;
 }
 
 }  // namespace

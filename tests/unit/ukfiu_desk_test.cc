@@ -370,6 +370,34 @@ TEST_F(UkfiuDeskTest, TheReferralGaugesReadIndexesOnly) {
   MetricsText text;
   ASSERT_THAT(WriteReferralGauges(*db_, clock_.Now(), text), IsOk());
   EXPECT_THAT(text.text(), HasSubstr("sarloop_referrals_overdue 2\n"));
+  // The gauge follows each referral's running clock, not the dispatch's due date: an
+  // investigation reporting progress on time is not overdue past it, a paused decision is not
+  // overdue, and a late acknowledgement is overdue before it.
+  ASSERT_THAT(db_->Transact([&](Txn& t) -> absl::Status {
+    v1::Referral on_time;
+    on_time.set_referral_id("REF-progress");
+    on_time.set_organisation("SFK");
+    on_time.set_state(v1::REFERRAL_STATE_JOINT_INVESTIGATION);
+    *on_time.mutable_due_at() = ToProto(clock_.Now() - absl::Hours(24 * 100));
+    *on_time.mutable_next_due_at() = ToProto(clock_.Now() + absl::Hours(24 * 10));
+    RETURN_IF_ERROR(SaveReferral(t, on_time, clock_.Now()));
+    v1::Referral paused = on_time;
+    paused.set_referral_id("REF-paused");
+    paused.set_state(v1::REFERRAL_STATE_UNDER_RESEARCH);
+    paused.clear_next_due_at();
+    paused.set_decision_clock_paused(true);
+    RETURN_IF_ERROR(SaveReferral(t, paused, clock_.Now()));
+    v1::Referral unacknowledged = on_time;
+    unacknowledged.set_referral_id("REF-unacknowledged");
+    unacknowledged.set_state(v1::REFERRAL_STATE_DISPATCHED);
+    *unacknowledged.mutable_due_at() = ToProto(clock_.Now() + absl::Hours(24 * 20));
+    *unacknowledged.mutable_next_due_at() = ToProto(clock_.Now());  // due this very moment
+    return SaveReferral(t, unacknowledged, clock_.Now());
+  }),
+              IsOk());
+  MetricsText after;
+  ASSERT_THAT(WriteReferralGauges(*db_, clock_.Now(), after), IsOk());
+  EXPECT_THAT(after.text(), HasSubstr("sarloop_referrals_overdue 3\n"));
   EXPECT_THAT(text.text(), HasSubstr("sarloop_referrals{state=\"WITHDRAWN\"} 40\n"));
   EXPECT_THAT(text.text(), HasSubstr("sarloop_referrals{state=\"DISPATCHED\"} 1\n"));
   std::vector<std::string> by_state, overdue;
@@ -383,8 +411,9 @@ TEST_F(UkfiuDeskTest, TheReferralGaugesReadIndexesOnly) {
   }),
               IsOk());
   EXPECT_THAT(by_state, ElementsAre("SCAN referrals USING COVERING INDEX referrals_by_state"));
-  EXPECT_THAT(overdue,
-              ElementsAre("SEARCH referrals USING INDEX referrals_open_by_due (due_at<?)"));
+  EXPECT_THAT(
+      overdue,
+      ElementsAre("SEARCH referrals USING INDEX referrals_open_by_due (due_at>? AND due_at<?)"));
 }
 
 // Most open referrals owe nothing at a given scan: the clock judges them in a read and writes
