@@ -54,9 +54,13 @@ bool IsOverdue(const v1::RegisterEntry& e, absl::Time now) {
 absl::Time Reg19DueAt(const v1::RegisterEntry& e, int n) {
   const absl::Time start = At(e.has_received_at() ? e.received_at() : e.dispatched_at());
   const absl::CivilSecond c = absl::ToCivilSecond(start, absl::UTCTimeZone());
-  // CivilSecond normalises a month past December (and 31 April) forwards.
-  const absl::CivilSecond due(c.year(), c.month() + 12 + 6 * (std::max(n, 1) - 1), c.day(),
-                              c.hour(), c.minute(), c.second());
+  const absl::CivilMonth month =
+      absl::CivilMonth(c) + 12 + 6 * static_cast<absl::civil_diff_t>(std::max(n, 1) - 1);
+  // The same day of that month, or its last day when it has fewer (received 31 August, due the
+  // last of February, not 3 March): CivilSecond would carry the extra days into the next month.
+  const int last_day = (absl::CivilDay(month + 1) - 1).day();
+  const absl::CivilSecond due(month.year(), month.month(), std::min(c.day(), last_day), c.hour(),
+                              c.minute(), c.second());
   return absl::FromCivil(due, absl::UTCTimeZone());
 }
 

@@ -228,5 +228,26 @@ TEST(Clocks, Regulation19CountsFromReceiptInEveryOpenState) {
   EXPECT_EQ(Reg19DueAt(unreceived.Fold(), 1), kStart + 365 * kDay);
 }
 
+// Received on a day the month it falls due has not: due on that month's last day, never carried
+// into the next month.
+TEST(Clocks, Regulation19ReportsAtAMonthsEndStayInTheirMonth) {
+  auto received_on = [](absl::CivilDay day) {
+    v1::RegisterEntry e;
+    e.set_state(v1::REFERRAL_STATE_UNDER_RESEARCH);
+    *e.mutable_received_at() = ToProto(absl::FromCivil(day, absl::UTCTimeZone()));
+    return e;
+  };
+  auto day = [](int y, int m, int d) {
+    return absl::FromCivil(absl::CivilDay(y, m, d), absl::UTCTimeZone());
+  };
+  EXPECT_EQ(Reg19DueAt(received_on(absl::CivilDay(2024, 2, 29)), 1), day(2025, 2, 28));
+  EXPECT_EQ(Reg19DueAt(received_on(absl::CivilDay(2024, 2, 29)), 3), day(2026, 2, 28));
+  EXPECT_EQ(Reg19DueAt(received_on(absl::CivilDay(2025, 8, 31)), 1), day(2026, 8, 31));
+  EXPECT_EQ(Reg19DueAt(received_on(absl::CivilDay(2025, 8, 31)), 2), day(2027, 2, 28));
+  EXPECT_EQ(Reg19DueAt(received_on(absl::CivilDay(2023, 8, 31)), 2), day(2025, 2, 28));
+  EXPECT_EQ(Reg19DueAt(received_on(absl::CivilDay(2022, 8, 31)), 2), day(2024, 2, 29));
+  EXPECT_EQ(Reg19DueAt(received_on(absl::CivilDay(2025, 12, 31)), 2), day(2027, 6, 30));
+}
+
 }  // namespace
 }  // namespace sarloop
