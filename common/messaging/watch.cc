@@ -40,7 +40,7 @@ void WatchHub::Ticker() {
     tick_lock.Unlock();
     {
       RecursiveMutexLock lock(&mu_);
-      const absl::Time now = absl::Now();
+      const auto now = std::chrono::steady_clock::now();
       const std::vector<internal::WatchStreamBase*> streams(open_.begin(), open_.end());
       for (internal::WatchStreamBase* s : streams) s->Tick(now);
     }

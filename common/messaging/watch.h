@@ -26,6 +26,8 @@
 #include <grpcpp/server_context.h>
 
 #include <atomic>
+#include <chrono>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -67,8 +69,10 @@ class WatchStreamBase {
   virtual ~WatchStreamBase() = default;
   // Something was committed: read the feed if idle.
   virtual void Wake() = 0;
-  // Send a heartbeat if silent for the heartbeat interval.
-  virtual void Tick(absl::Time now) = 0;
+  // Send a heartbeat if silent for the heartbeat interval. The steady clock: a system clock
+  // stepped back must not silence every stream (their heartbeat's re-read is what finds other
+  // replicas' commits), nor one stepped forward send them all at once.
+  virtual void Tick(std::chrono::steady_clock::time_point now) = 0;
   // The service is stopping: finish with UNAVAILABLE.
   virtual void Stop() = 0;
 };
@@ -183,10 +187,12 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
     PostRead();
   }
 
-  void Tick(absl::Time now) override {
+  void Tick(std::chrono::steady_clock::time_point now) override {
     {
       MutexLock lock(&mu_);
-      if (finishing_ || busy_ || now - last_sent_ < heartbeat_every_) return;
+      if (finishing_ || busy_ || now - last_sent_ < absl::ToChronoNanoseconds(heartbeat_every_)) {
+        return;
+      }
       busy_ = true;
     }
     WriteHeartbeat();
@@ -218,7 +224,7 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
     bool stopping = false;
     {
       MutexLock lock(&mu_);
-      last_sent_ = absl::Now();
+      last_sent_ = std::chrono::steady_clock::now();
       const bool heartbeat = writing_heartbeat_;
       if (heartbeat) {
         writing_heartbeat_ = false;
@@ -345,7 +351,8 @@ class WatchStream final : public ServerStream<Response>, public WatchStreamBase 
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   bool registered_ = false;
-  absl::Time last_sent_ ABSL_GUARDED_BY(mu_) = absl::Now();
+  std::chrono::steady_clock::time_point last_sent_ ABSL_GUARDED_BY(mu_) =
+      std::chrono::steady_clock::now();
   std::vector<std::pair<int64_t, Response>> pending_;
   size_t sent_ = 0;
 };

@@ -171,7 +171,7 @@ TEST(WatchHub, ReadsWhereWokenWhileFewStreamsAreOpenAndOnTheExecutorPastThat) {
   };
   class Quiet : public internal::WatchStreamBase {
     void Wake() override {}
-    void Tick(absl::Time) override {}
+    void Tick(std::chrono::steady_clock::time_point) override {}
     void Stop() override {}
   };
   Holder executor;
