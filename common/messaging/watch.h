@@ -27,7 +27,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
