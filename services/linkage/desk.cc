@@ -160,11 +160,13 @@ constexpr char kHitColumns[] =
     "status, feedback_reason, feedback_at";
 
 // The records so far in an upload still open for `org`. NOT_FOUND for an unknown upload or
-// another force's; FAILED_PRECONDITION once committed.
+// another force's; FAILED_PRECONDITION once committed, or once lapsed (begun before
+// `lapsed_before`): a lapsed upload's records may already be partly purged, and committing what
+// is left would leave an index that shrinks at the next start.
 absl::StatusOr<int64_t> OpenUploadRecords(Txn& txn, const std::string& upload_id,
-                                          const std::string& org) {
+                                          const std::string& org, absl::Time lapsed_before) {
   ASSIGN_OR_RETURN(std::vector<Row> up,
-                   txn.Query("SELECT org, committed, records FROM linkage_uploads "
+                   txn.Query("SELECT org, committed, records, started_at FROM linkage_uploads "
                              "WHERE upload_id = ?",
                              {upload_id}));
   if (up.empty() || up[0].Text(0) != org) {
@@ -173,6 +175,11 @@ absl::StatusOr<int64_t> OpenUploadRecords(Txn& txn, const std::string& upload_id
   if (up[0].Int(1) != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("upload ", upload_id, " is already committed"));
+  }
+  if (up[0].Int(3) < ToMicros(lapsed_before)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("upload ", upload_id, " has lapsed (begun before ",
+                     absl::FormatTime(lapsed_before), "); begin another"));
   }
   return up[0].Int(2);
 }
@@ -435,7 +442,8 @@ absl::StatusOr<v1::UploadIndexRecordsResponse> LinkageDesk::UploadRecords(
       db_, call.scope, r, r.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(const int64_t held,
-                         OpenUploadRecords(txn, r.upload_id(), call.identity.org));
+                         OpenUploadRecords(txn, r.upload_id(), call.identity.org,
+                                           now - options_.upload_lapses_after));
         if (held + r.records_size() > options_.max_records_per_upload) {
           return absl::ResourceExhaustedError(
               absl::StrCat("upload ", r.upload_id(), " holds ", held, " records; ",
@@ -579,7 +587,8 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
       db_, call.scope, r, r.request_id(), &response,
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(const int64_t held,
-                         OpenUploadRecords(txn, r.upload_id(), call.identity.org));
+                         OpenUploadRecords(txn, r.upload_id(), call.identity.org,
+                                           now - options_.upload_lapses_after));
         if (held != r.expected_records()) {
           return absl::FailedPreconditionError(absl::StrCat("upload ", r.upload_id(), " holds ",
                                                             held, " records, not the ",

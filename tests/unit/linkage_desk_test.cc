@@ -529,6 +529,16 @@ TEST_F(LinkageDeskTest, StagedUploadsAreBoundedAndLapse) {
   clock_.Advance(absl::Hours(24 * 30));
   ASSERT_OK_AND_ASSIGN(auto fourth, begin(nfk_));
   EXPECT_EQ(records_held(), 1);
+  // Lapsed before anything purged it: neither added to nor committed, since a purge may delete
+  // its records meanwhile and the index would be what was left of it.
+  ASSERT_THAT(add(nfk_, fourth.upload_id(), 1, 1), IsOk());
+  clock_.Advance(absl::Hours(24) + absl::Seconds(1));
+  EXPECT_THAT(add(nfk_, fourth.upload_id(), 2, 1),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lapsed")));
+  commit.set_request_id(NewId("r-"));
+  commit.set_upload_id(fourth.upload_id());
+  EXPECT_THAT(desk_->CommitUpload(nfk_, commit),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lapsed")));
 }
 
 // A commit rolled back after its index was built (here: what the call stores after its work is
