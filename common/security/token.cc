@@ -71,7 +71,8 @@ absl::StatusOr<std::string> TokenSigner::Open(absl::string_view field, absl::str
       CRYPTO_memcmp(tag.data(), Tag(kind, query, payload).data(), kTagBytes) != 0) {
     return FieldError(field,
                       "is not a token this service issued for this request (forged, altered, "
-                      "from another service, or from a request with other filters)");
+                      "from another service, from a request with other filters, or issued "
+                      "before the service's database was restored from a backup)");
   }
   return payload;
 }

@@ -189,6 +189,22 @@ absl::StatusOr<DatabaseFileInfo> CheckDatabaseFile(const std::string& file) {
   return info;
 }
 
+// A restored change feed numbers its next events as it did at the backup, so a cursor handed
+// out since would skip them: without the secret that signed them, the service makes a new one
+// when it starts and refuses every cursor and page token signed before. A database without a
+// feed has no such table.
+absl::Status ForgetTokenSecret(const std::string& path) {
+  Connection db;
+  RETURN_IF_ERROR(db.Open(path, SQLITE_OPEN_READWRITE));
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db.get(), "DELETE FROM token_secret", nullptr, nullptr, &error);
+  const std::string message = error != nullptr ? error : sqlite3_errstr(rc);
+  sqlite3_free(error);
+  if (rc == SQLITE_OK) return absl::OkStatus();
+  if (message.find("no such table") != std::string::npos) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(path, ": ", message));
+}
+
 absl::Status RestoreDatabase(const std::string& backup, const std::string& database) {
   RETURN_IF_ERROR(CheckDatabaseFile(backup).status());
   const std::string staging = database + ".restoring";
@@ -196,10 +212,30 @@ absl::Status RestoreDatabase(const std::string& backup, const std::string& datab
   std::error_code ec;
   std::filesystem::remove(staging, ec);
   RETURN_IF_ERROR(CopyOwned(backup, staging, owner));
+  absl::Status forgot = ForgetTokenSecret(staging);
+  if (forgot.ok()) forgot = SyncFile(staging);
+  if (!forgot.ok()) {
+    std::filesystem::remove(staging, ec);
+    return forgot;
+  }
   // The log and shared memory of the database being replaced must not be applied to the copy.
-  for (const char* suffix : {"-wal", "-shm"}) std::filesystem::remove(database + suffix, ec);
+  // They are set aside, not deleted, until the copy is in place: should the rename fail, the
+  // database being replaced keeps what its log holds.
+  std::vector<std::string> aside;
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const std::string from = database + suffix;
+    if (!std::filesystem::exists(from, ec)) continue;
+    std::filesystem::rename(from, from + ".replaced", ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("rename ", from, ": ", ec.message()));
+    aside.push_back(from);
+  }
   std::filesystem::rename(staging, database, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("rename ", staging, ": ", ec.message()));
+  if (ec) {
+    const std::string why = ec.message();
+    for (const std::string& from : aside) std::filesystem::rename(from + ".replaced", from, ec);
+    return absl::UnavailableError(absl::StrCat("rename ", staging, ": ", why));
+  }
+  for (const std::string& from : aside) std::filesystem::remove(from + ".replaced", ec);
   return SyncDirectoryOf(database);
 }
 

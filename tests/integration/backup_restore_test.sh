@@ -91,6 +91,11 @@ else
   [[ $out == *"cannot tell whether the service listens"* ]] &&
     ok "restore refused when it cannot tell whether NFK runs: $out" || bad "restore to an unknown host: $out"
 fi
+# A watch cursor NFK signed before the restore: the restored feed will number its next events as
+# it did at the backup, so the cursor must be refused, not resumed past them.
+sarloopctl_as NFK --json force watch --from-start --count 1 --cursor-file "$DIR/nfk.cursor" \
+  >/dev/null 2>"$DIR/watch-before.err" && [[ -s $DIR/nfk.cursor ]] ||
+  bad "a watch before the restore kept no cursor: $(cat "$DIR/watch-before.err")"
 cp "$DIR/nfk.backup" "$DIR/damaged.backup"
 size=$(stat -c %s "$DIR/damaged.backup")
 # Garbage over the first page's b-tree (the schema, past the 100-byte file header) and over the
@@ -141,6 +146,13 @@ out=$("$CTL" --identity "$DIR/pki/analyst-alice" --target "localhost:$((SARLOOP_
   audit verify --database "$NFK_DB" --witness --service spiffe://sarloop/force/NFK 2>&1)
 [[ $? != 0 && $out == *"rolled back"* ]] && ok "an analyst sees the same" || bad "analyst verify --witness: $out"
 "$LOCAL" start force-NFK "$DIR" >/dev/null || bad "NFK did not start on the restored database"
+if out=$(SARLOOP_TARGET=$SARLOOP_NFK_TARGET SARLOOP_IDENTITY=$SARLOOP_NFK_IDENTITY SARLOOP_USER=psd timeout 60 \
+  "$SARLOOP_CTL" force watch --count 1 --cursor-file "$DIR/nfk.cursor" 2>&1); then
+  bad "a cursor signed before the restore was resumed: $out"
+else
+  [[ $out == *"restored from a backup"* ]] && ok "a cursor signed before the restore is refused" ||
+    bad "a cursor from before the restore: $out"
+fi
 found=0
 for ref in $(referrals_of before); do
   sarloopctl_as NFK force show "$ref" >/dev/null 2>&1 && found=$((found + 1))
