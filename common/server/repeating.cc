@@ -8,8 +8,10 @@ Repeating::Repeating(boost::asio::io_context& io, std::chrono::nanoseconds perio
                      std::function<void()> tick)
     : timer_(io), period_(period), tick_(std::move(tick)) {}
 
-void Repeating::Start() {
-  timer_.expires_after(period_);
+void Repeating::Start() { Start(period_); }
+
+void Repeating::Start(std::chrono::nanoseconds first) {
+  timer_.expires_after(first);
   timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopped_) return;
     tick_();

@@ -22,7 +22,11 @@ class Repeating {
   Repeating(const Repeating&) = delete;
   Repeating& operator=(const Repeating&) = delete;
 
+  // The first tick comes a period after Start, or after `first` when given: work a restart
+  // must not put off (retention, for a service restarted more often than its period) is given
+  // a short first delay.
   void Start();
+  void Start(std::chrono::nanoseconds first);
   void Stop();
 
  private:

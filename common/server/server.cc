@@ -602,7 +602,8 @@ void RunningService::State::StartTasks() {
     absl::StatusOr<absl::Time> oldest = OldestPending(*db, destinations);
     health.SetServingStatus(kOutboxHealth, !(oldest.ok() && *oldest < limit));
   }).Start();
-  // Retention: an hour after start and every hour after that.
+  // Retention: a minute after start and every hour after that. An hour after start, a service
+  // restarted hourly (a crash loop, frequent deployments) would never purge.
   if (config.retention_years() > 0) {
     Every(std::chrono::hours(1), [this] {
       absl::StatusOr<std::string> purged = parts.purge(clock->Now(), config.retention_years());
@@ -611,7 +612,7 @@ void RunningService::State::StartTasks() {
       } else if (!purged->empty()) {
         spdlog::info("retention: {}", *purged);
       }
-    }).Start();
+    }).Start(std::chrono::minutes(1));
   }
 }
 

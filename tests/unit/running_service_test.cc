@@ -358,6 +358,21 @@ TEST(Repeating, TicksEveryPeriodUntilStopped) {
   EXPECT_EQ(ticks, 3);
 }
 
+// A first delay of its own: the first tick comes after it, not a period after Start (an hour
+// here: without it, the loop would not return within the test's time).
+TEST(Repeating, TheFirstTickMayComeSoonerThanThePeriod) {
+  boost::asio::io_context io;
+  int ticks = 0;
+  std::unique_ptr<Repeating> task;
+  task = std::make_unique<Repeating>(io, std::chrono::hours(1), [&] {
+    ++ticks;
+    task->Stop();
+  });
+  task->Start(std::chrono::milliseconds(1));
+  io.run();
+  EXPECT_EQ(ticks, 1);
+}
+
 // Two tasks whose times have both come before the loop runs: the first to tick stops both, and
 // the second's tick, already due and so no longer cancellable, must not run.
 TEST(Repeating, ATickAlreadyDueWhenStoppedDoesNotRun) {
