@@ -32,7 +32,9 @@ std::string CsvCell(absl::string_view value) {
   // A formula's first character is quoted, so a spreadsheet shows the text and runs nothing.
   const bool quote = !value.empty() && FormulaStart(value[0]) && !Number(value);
   const std::string cell = quote ? absl::StrCat("'", value) : std::string(value);
-  if (cell.find_first_of(",\"\n\r") == std::string::npos) return cell;
+  // A semicolon or a tab separates fields where the spreadsheet's locale or the import says so:
+  // quoted too, so a formula after one is not a cell of its own.
+  if (cell.find_first_of(",;\t\"\n\r") == std::string::npos) return cell;
   return absl::StrCat("\"", absl::StrReplaceAll(cell, {{"\"", "\"\""}}), "\"");
 }
 

@@ -28,6 +28,7 @@
 #include "common/base/ids.h"
 #include "common/base/mutex.h"
 #include "common/base/status.h"
+#include "common/base/text.h"
 #include "common/rpc/serving.h"
 #include "common/security/sealed.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
@@ -556,7 +557,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
     l.in_backoff = true;
     if (options_.on_failure) options_.on_failure(l.destination);
     spdlog::warn("delivery to {} failed ({}); retrying in {}", l.destination,
-                 more.status().ToString(), absl::FormatDuration(delay));
+                 Printable(more.status().ToString()), absl::FormatDuration(delay));
     Arm(l, delay, /*replace=*/true);
   }
 
@@ -602,7 +603,9 @@ class AsioDeliveryWorker : public DeliveryWorker {
       }
       const bool rejected = r.status() == v1::DELIVERY_STATUS_REJECTED;
       if (rejected) {
-        spdlog::error("{} rejected message {}: {}", l.destination, r.message_id(), r.detail());
+        // The peer's words, as one printable line: they cannot forge a line of this log.
+        spdlog::error("{} rejected message {}: {}", l.destination, Printable(r.message_id()),
+                      Printable(r.detail()));
       }
       marks.push_back({seqs[i], rejected, rejected ? r.detail() : ""});
     }

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/base/status.h"
+#include "common/base/text.h"
 #include "sarloop/v1/options.pb.h"
 
 namespace sarloop {
@@ -36,14 +37,6 @@ constexpr int64_t kEarliestSeconds = 946684800;
 constexpr int64_t kLatestSeconds = 4102444800;
 
 bool LineBreakOrTab(UChar32 c) { return c == '\n' || c == '\r' || c == '\t'; }
-
-// A code point no field may hold, whatever it is for.
-bool Forbidden(UChar32 c) {
-  return c < 0x20 || (c >= 0x7F && c <= 0x9F) ||  // C0, DEL, C1
-         c == 0x2028 || c == 0x2029 ||            // line and paragraph separators
-         (c >= 0x202A && c <= 0x202E) ||          // bidi embeddings and overrides
-         (c >= 0x2066 && c <= 0x2069);            // bidi isolates
-}
 
 // Where in a request a field is: a chain from the field up to the request, turned into
 // "sar.subjects[2].full_name" only when something there is refused.
@@ -75,7 +68,7 @@ absl::Status CheckString(const FieldPath& at, bool multiline, const std::string&
     U8_NEXT(value.data(), i, length, c);
     if (c < 0) return FieldError(PathOf(&at), "is not valid UTF-8");
     if (c >= 0x80) ascii = false;
-    if (Forbidden(c) && !(multiline && LineBreakOrTab(c))) {
+    if (ForbiddenCodePoint(c) && !(multiline && LineBreakOrTab(c))) {
       return FieldError(
           PathOf(&at),
           absl::StrFormat("contains the control character U+%04X%s", c,

@@ -23,6 +23,7 @@
 #include "common/base/ids.h"
 #include "common/base/mutex.h"
 #include "common/base/status.h"
+#include "common/base/text.h"
 
 namespace sarloop {
 
@@ -170,7 +171,15 @@ absl::StatusOr<Pkey> LoadOrMakeKey(const std::string& path) {
 
 }  // namespace
 
-absl::Status AppendAudit(Txn& txn, const AuditEntry& entry) {
+absl::Status AppendAudit(Txn& txn, const AuditEntry& given) {
+  // What a caller or a peer sent is kept as one printable line: a NUL ended the text PostgreSQL
+  // stored early while the hash covered all of it (a false alarm of tampering at every verify),
+  // and bytes that are not UTF-8 were refused by it, losing the entry.
+  AuditEntry entry = given;
+  for (std::string* text :
+       {&entry.identity, &entry.user, &entry.method, &entry.referral_id, &entry.detail}) {
+    *text = Printable(*text);
+  }
   // One chain per database: processes sharing it (PostgreSQL replicas) append one at a time.
   RETURN_IF_ERROR(txn.Serialize(kGlobalOrder));
   ASSIGN_OR_RETURN(auto head, txn.Query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"));

@@ -12,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/base/status.h"
+#include "common/base/text.h"
 #include "common/security/identity.h"
 
 namespace sarloop {
@@ -189,8 +190,10 @@ grpc::Status AuthzGate::Process(const InputMetadata& auth_metadata, grpc::AuthCo
       return grpc::Status::OK;
     }
   }
-  spdlog::warn("refused {} to {}: {}", shown, identity.empty() ? "(no identity)" : identity,
-               refusal.error_message());
+  // The path is the client's: one printable line, so it cannot forge another.
+  spdlog::warn("refused {} to {}: {}", Printable(shown),
+               identity.empty() ? "(no identity)" : Printable(identity),
+               Printable(refusal.error_message()));
   if (on_refusal_) on_refusal_(identity, shown, refusal);
   return refusal;
 }

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/base/status.h"
+#include "common/base/text.h"
 
 namespace sarloop {
 namespace {
@@ -121,6 +122,15 @@ absl::StatusOr<Identity> PeerIdentity(const grpc::ServerContextBase& ctx) {
   return id;
 }
 
+absl::Status CheckActingUser(absl::string_view user) {
+  // A peer that refuses an event's text would never take the events the call makes.
+  if (user.empty() || user.size() > 100 || !IsCleanText(user)) {
+    return FieldError(kUserMetadataKey,
+                      "must be 1 to 100 bytes of UTF-8 text without control characters");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Actor> ActingPerson(const grpc::ServerContextBase& ctx, const Identity& id) {
   v1::Actor actor;
   actor.set_identity(id.uri);
@@ -141,11 +151,7 @@ absl::StatusOr<v1::Actor> ActingPerson(const grpc::ServerContextBase& ctx, const
     }
     return actor;
   }
-  if (user.size() > 100 || !std::all_of(user.begin(), user.end(), [](char c) {
-        return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
-      })) {
-    return FieldError(kUserMetadataKey, "must be 1 to 100 printable characters");
-  }
+  RETURN_IF_ERROR(CheckActingUser(user));
   actor.set_user(std::string(user));
   return actor;
 }

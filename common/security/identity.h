@@ -75,6 +75,11 @@ inline constexpr char kUserMetadataKey[] = "x-sarloop-user";
 // names unless x-sarloop-user says more.
 absl::StatusOr<v1::Actor> ActingPerson(const grpc::ServerContextBase& ctx, const Identity& id);
 
+// Whether `user`, given in x-sarloop-user, may name the person a call acts for: 1 to 100 bytes of
+// UTF-8 with no control, separator or bidi character (common/base/text.h), as every text field of
+// a request is held to, since it goes into every event the call makes.
+absl::Status CheckActingUser(absl::string_view user);
+
 // Matches `uri` against a pattern where `*` stands for exactly one path segment and a trailing
 // `/**` for any number of further segments (including none).
 bool MatchesPattern(absl::string_view pattern, absl::string_view uri);

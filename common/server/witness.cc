@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/ids.h"
 #include "common/base/status.h"
+#include "common/base/text.h"
 #include "common/rpc/field_checks.h"
 
 namespace sarloop {
@@ -269,7 +270,8 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
         witnessed_seq_ = 0;
         witnessed_hash_.clear();
       } else {
-        spdlog::warn("audit witness {} not reachable: {}", witness_code_, s.error_message());
+        spdlog::warn("audit witness {} not reachable: {}", witness_code_,
+                     Printable(s.error_message()));
       }
       Finished();
     });
@@ -304,11 +306,11 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
       spdlog::debug("audit head {} witnessed by {}", seq, witness_code_);
     } else if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
       spdlog::error("the audit witness {} refuses this service's head at entry {}: {}",
-                    witness_code_, seq, s.error_message());
+                    witness_code_, seq, Printable(s.error_message()));
       witnessed_seq_ = -1;  // ask again what it holds
     } else {
       spdlog::warn("audit head {} not witnessed by {} yet: {}", seq, witness_code_,
-                   s.error_message());
+                   Printable(s.error_message()));
     }
     Finished();
   });

@@ -142,6 +142,14 @@ expect "the IOPC's mode" 0 "IOPC: +DIRECTED" -- as force-NFK-psd 11 force iopc "
 sar2=$(as ukfiu-intake 1 --json ukfiu submit --sector bank --narrative "Further cash deposits" \
   --daml --subject "Alex Cli|1980-02-03|officer|NFK" | json 'd["sar"]["sarId"]')
 expect "a DAML SAR carries its glossary code" 0 "glossary codes: +XXS99XX" -- as ukfiu-intake 1 ukfiu sar "$sar2"
+# A carriage return is allowed in free text, but shown, never obeyed: "Overwritten" must not be
+# printed over the start of the line.
+sar3=$(as ukfiu-intake 1 --json ukfiu submit --sector bank \
+  --narrative $'Cash deposits\rOverwritten' --subject "Cr Shown|1980-02-03|officer|NFK" | json 'd["sar"]["sarId"]')
+shown=$(as ukfiu-intake 1 ukfiu sar "$sar3" 2>&1)
+[[ $shown == *'Cash deposits\x0DOverwritten'* && $shown != *$'\r'* ]] &&
+  ok "a carriage return in a narrative is shown as \\x0D, not obeyed" ||
+  bad "a narrative with a carriage return shown as: $(od -c <<<"$shown" | head -5)"
 expect "a glossary code of the wrong shape is refused by name" 3 "sar.glossary_codes\[0\]" -- \
   as ukfiu-intake 1 ukfiu submit --sector bank --narrative x --glossary-code S99 --subject "A B"
 expect "a further SAR attached" 0 "further SARs: +$sar2" -- as ukfiu-intake 1 ukfiu attach "$ref" "$sar2"

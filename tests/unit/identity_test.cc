@@ -1,11 +1,13 @@
 #include "common/security/identity.h"
 
+#include "absl/strings/escaping.h"
 #include "tests/testutil/testutil.h"
 
 namespace sarloop {
 namespace {
 
 using ::sarloop::testing::IsOk;
+using ::sarloop::testing::StatusIs;
 
 TEST(Identity, ParsesEveryRole) {
   auto id = ParseIdentity("spiffe://sarloop/force/NFK/psd");
@@ -78,6 +80,23 @@ TEST(SpiffeId, RefusesEverythingNotCanonical) {
   // A longer message is cut in what the error repeats of it.
   EXPECT_LT(ParseSpiffeId("spiffe://sarloop/" + std::string(3000, 'a')).status().message().size(),
             300u);
+}
+
+// The person named in x-sarloop-user goes into every event: held to what a request's text is,
+// or a peer refuses the events and the chain never hears of them.
+TEST(ActingUser, IsHeldToWhatEveryRequestsTextIsHeldTo) {
+  EXPECT_THAT(CheckActingUser("psd-officer-7"), IsOk());
+  EXPECT_THAT(CheckActingUser("Zoë O'Brien"), IsOk());
+  for (const std::string& bad :
+       {std::string(""), std::string(101, 'u'), std::string("a\tb"), std::string("a\x7f"),
+        std::string("left\xE2\x80\xAEright"),
+        std::string("a\xE2\x80\xA8"
+                    "b"),
+        std::string("\xC2\x85"), std::string("\xff\xfe"), std::string("a\0b", 3)}) {
+    EXPECT_THAT(CheckActingUser(bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                               ::testing::HasSubstr("x-sarloop-user")))
+        << absl::CHexEscape(bad);
+  }
 }
 
 TEST(IdentityPattern, StarIsOneSegment) {

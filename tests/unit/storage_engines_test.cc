@@ -18,6 +18,7 @@
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/rules.h"
+#include "common/security/audit.h"
 #include "common/storage/storage.h"
 #include "services/nca/register.h"
 #include "tests/testutil/testutil.h"
@@ -306,6 +307,44 @@ TEST_P(StorageEngines, SerializedAppendsFromReplicasKeepOneChain) {
   EXPECT_EQ(Count(*db_, "SELECT COUNT(*) FROM chain"), 4 * kEach);
   EXPECT_EQ(Count(*db_, "SELECT MAX(seq) FROM chain"), 4 * kEach);
   EXPECT_EQ(Count(*db_, "SELECT COUNT(*) FROM chain WHERE prev != seq - 1"), 0);
+}
+
+// What a caller or a peer puts in an audit entry (a NUL, bytes that are not UTF-8, a line break,
+// a bidi override) is kept as one printable line, and the chain verifies: PostgreSQL ended text
+// at a NUL while the hash covered all of it, and refused text that was not UTF-8.
+TEST_P(StorageEngines, AnAuditEntryOfAnyBytesIsKeptPrintableAndVerifies) {
+  TempDir keys;
+  db_.reset();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Database> db, store_->Open(std::vector<Migration>{
+                                                         kSchema[0], kSchema[1], kAuditMigration}));
+  const std::vector<std::string> sent = {std::string("/x\0y", 4), "REF-\xff\xfe", "a\nforged line",
+                                         "left\xE2\x80\xAEright"};
+  for (const std::string& text : sent) {
+    AuditEntry e{absl::FromUnixSeconds(1700000000),
+                 "spiffe://sarloop/force/NFK",
+                 text,
+                 "HTTPS GET " + text,
+                 text,
+                 7,
+                 text};
+    ASSERT_THAT(db->Transact([&](Txn& t) { return AppendAudit(t, e); }), IsOk()) << text;
+  }
+  std::vector<std::string> kept;
+  ASSERT_THAT(db->Read([&](Txn& t) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, t.Query("SELECT detail FROM audit ORDER BY seq"));
+    for (const Row& r : rows) kept.push_back(r.Text(0));
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_THAT(kept, ::testing::ElementsAre("/x\\x00y", "REF-\\xFF\\xFE", "a\\x0Aforged line",
+                                           "left\\xE2\\x80\\xAEright"));
+  ASSERT_OK_AND_ASSIGN(auto cp,
+                       AuditCheckpointer::Create(*db, keys.File("key"), keys.File("checkpoints")));
+  ASSERT_THAT(cp->Checkpoint(), IsOk());
+  ASSERT_OK_AND_ASSIGN(AuditReport report,
+                       VerifyAudit(*db, keys.File("checkpoints"), keys.File("key") + ".pub"));
+  EXPECT_EQ(report.first_bad, 0) << report.problem;
+  EXPECT_EQ(report.entries, 4);
 }
 
 // Two replicas apply the events of the same referrals at the same moment, each event in its own

@@ -6,6 +6,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/base/ids.h"
+#include "common/base/text.h"
 
 namespace sarloop::ctl {
 namespace {
@@ -17,11 +18,21 @@ size_t DisplayWidth(absl::string_view text) {
                        [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
 }
 
+// Text from a service as the terminal will show it: tabs as spaces, and every other control,
+// separator or bidi character, and every byte that is not UTF-8, escaped (common/base/text.h),
+// so a reason with a carriage return or an escape sequence cannot overwrite what is shown.
+std::string Shown(absl::string_view text) {
+  std::string spaced(text);
+  std::replace(spaced.begin(), spaced.end(), '\t', ' ');
+  return Printable(spaced);
+}
+
 std::string OneLine(absl::string_view text) {
   std::string line(text);
   for (char& c : line) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = ' ';
+    if (c == '\n' || c == '\r') c = ' ';
   }
+  line = Shown(line);
   return line.empty() ? "-" : line;
 }
 
@@ -77,7 +88,7 @@ void KeyValues::Print(std::ostream& out) const {
     bool first = true;
     const absl::string_view shown = value.empty() ? absl::string_view("-") : value;
     for (absl::string_view part : absl::StrSplit(shown, '\n')) {
-      out << (first ? "" : indent) << absl::StripSuffix(part, "\r") << '\n';
+      out << (first ? "" : indent) << Shown(absl::StripSuffix(part, "\r")) << '\n';
       first = false;
     }
   }
