@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/base/crypto.h"
+#include "common/base/files.h"
 #include "common/base/ids.h"
 #include "common/base/mutex.h"
 #include "common/base/status.h"
@@ -100,16 +101,6 @@ absl::StatusOr<Pkey> ReadKey(const std::string& path, bool is_private) {
   return Pkey(key);
 }
 
-absl::Status WriteFileSynced(const std::string& path, const std::string& data, int flags,
-                             mode_t mode) {
-  int fd = ::open(path.c_str(), flags | O_WRONLY | O_CLOEXEC, mode);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot open ", path));
-  const bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
-                  ::fsync(fd) == 0;
-  ::close(fd);
-  return ok ? absl::OkStatus() : absl::UnavailableError(absl::StrCat("cannot write ", path));
-}
-
 std::string PublicPem(EVP_PKEY* key) {
   BIO* bio = BIO_new(BIO_s_mem());
   PEM_write_bio_PUBKEY(bio, key);
@@ -164,6 +155,10 @@ absl::StatusOr<Pkey> LoadOrMakeKey(const std::string& path) {
     return absl::UnavailableError(
         absl::StrCat("cannot create ", path, ": ", std::strerror(link_errno)));
   }
+  // The key's name, made by the link, is in the directory's blocks: lost with them at a power
+  // loss, a new key would be made at the next start, and the witness, which pinned this one,
+  // would refuse every head after.
+  RETURN_IF_ERROR(SyncDirectoryOf(path));
   RETURN_IF_ERROR(WriteFileSynced(path + ".pub", pem(false), O_CREAT | O_TRUNC, 0644));
   spdlog::info("made audit signing key {} (public half {}.pub)", path, path);
   return made_key;

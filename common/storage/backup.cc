@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/files.h"
 #include "common/base/status.h"
 
 namespace sarloop {
@@ -43,11 +44,6 @@ absl::Status SyncFile(const std::string& path) {
   if (rc != 0)
     return absl::UnavailableError(absl::StrCat("fsync ", path, ": ", std::strerror(errno)));
   return absl::OkStatus();
-}
-
-absl::Status SyncDirectoryOf(const std::string& path) {
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  return SyncFile(dir.empty() ? "." : dir.string());
 }
 
 // Who owns a file and its permission bits.

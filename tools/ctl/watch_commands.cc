@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/base/files.h"
 #include "common/base/ids.h"
 #include "common/referral/lifecycle.h"
 #include "sarloop/v1/force.grpc.pb.h"
@@ -74,19 +75,10 @@ absl::StatusOr<WatchOptions> ReadWatchOptions(const Args& args) {
   return o;
 }
 
-// Written beside and renamed over, so a crash leaves the old cursor or the new, never half.
+// Written beside, synced and renamed over, so a crash or a power loss leaves the old cursor or
+// the new, never half or none.
 absl::Status KeepCursor(const std::string& file, const std::string& cursor) {
-  const std::string tmp = file + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << cursor << '\n';
-    out.flush();
-    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
-  }
-  if (std::rename(tmp.c_str(), file.c_str()) != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot replace ", file));
-  }
-  return absl::OkStatus();
+  return ReplaceFileSynced(file, cursor + "\n", 0600);
 }
 
 void PrintEventLine(const v1::LifecycleEvent& e, const std::string& state,
