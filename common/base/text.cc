@@ -48,4 +48,14 @@ std::string Printable(absl::string_view value) {
   return out;
 }
 
+std::string PrintablePrefix(absl::string_view value, size_t max_bytes) {
+  // Escaping at most quadruples the length: the text beyond that cannot be in the prefix.
+  std::string shown = Printable(value.substr(0, max_bytes));
+  if (shown.size() <= max_bytes) return shown;
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(shown[cut]) & 0xC0) == 0x80) --cut;
+  shown.resize(cut);
+  return shown;
+}
+
 }  // namespace sarloop

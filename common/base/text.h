@@ -3,6 +3,7 @@
 #ifndef SARLOOP_COMMON_BASE_TEXT_H_
 #define SARLOOP_COMMON_BASE_TEXT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -24,6 +25,9 @@ bool IsCleanText(absl::string_view value, bool multiline = false);
 // forge another line, move the cursor, reorder what is displayed, or end a C string early. Clean
 // text comes back unchanged.
 std::string Printable(absl::string_view value);
+
+// At most `max_bytes` of Printable(value), cut where a character ends.
+std::string PrintablePrefix(absl::string_view value, size_t max_bytes);
 
 }  // namespace sarloop
 

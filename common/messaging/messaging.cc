@@ -659,7 +659,7 @@ class AsioDeliveryWorker : public DeliveryWorker {
   void RecordError(int64_t seq, const absl::Status& error) {
     absl::Status s = db_.Transact([&](Txn& txn) {
       return txn.Exec("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
-                      {std::string(error.ToString()), seq});
+                      {PrintablePrefix(error.ToString(), 1000), seq});
     });
     if (!s.ok()) spdlog::warn("could not record delivery error: {}", s.ToString());
   }

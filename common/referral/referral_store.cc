@@ -392,8 +392,9 @@ absl::Status WriteReferralGauges(Database& db, absl::Time now, MetricsText& out)
                static_cast<double>(r.Int(1)));
   }
   const int64_t overdue = overdue_rows.empty() ? 0 : overdue_rows[0].Int(0);
-  out.Family("sarloop_referrals_overdue", "gauge",
-             "Referrals not ended whose feedback due date has passed.");
+  out.Family(
+      "sarloop_referrals_overdue", "gauge",
+      "Referrals not ended whose running clock (acknowledgement, decision or progress) is due.");
   out.Sample("sarloop_referrals_overdue", "", static_cast<double>(overdue));
   return absl::OkStatus();
 }

@@ -202,9 +202,9 @@ absl::Status AuditRecorder::RecordRefusal(Txn& txn, const std::string& referral_
   AuditEntry e = entry_;
   // A refused envelope's referral id is whatever the peer sent: the audit log keeps its length
   // for ever, so at most what a real id needs.
-  e.referral_id = referral_id.substr(0, 64);
+  e.referral_id = PrintablePrefix(referral_id, 64);
   e.code = static_cast<int>(refusal.code());
-  e.detail = std::string(refusal.message()).substr(0, 300);
+  e.detail = PrintablePrefix(refusal.message(), 300);
   return AppendAudit(txn, e);
 }
 
@@ -212,10 +212,12 @@ absl::Status AuditRecorder::Finish(const absl::Status& status) {
   if (db_ == nullptr || (status.ok() && recorded_ok_)) return absl::OkStatus();
   AuditEntry e = entry_;
   e.code = static_cast<int>(status.code());
-  if (!status.ok()) e.detail = std::string(status.message()).substr(0, 300);
+  if (!status.ok()) e.detail = PrintablePrefix(status.message(), 300);
   absl::Status s = db_->Transact([&](Txn& txn) { return AppendAudit(txn, e); });
   // Loud in the log and in health; the caller refuses a call it could not record.
-  if (!s.ok()) spdlog::error("audit append failed for {}: {}", e.method, s.ToString());
+  if (!s.ok()) {
+    spdlog::error("audit append failed for {}: {}", Printable(e.method), Printable(s.ToString()));
+  }
   return s;
 }
 

@@ -218,18 +218,24 @@ absl::Status RestoreDatabase(const std::string& backup, const std::string& datab
   // They are set aside, not deleted, until the copy is in place: should the rename fail, the
   // database being replaced keeps what its log holds.
   std::vector<std::string> aside;
+  auto put_back = [&](const std::string& what, const std::error_code& why) {
+    std::error_code ignored;
+    for (const std::string& from : aside) {
+      std::filesystem::rename(from + ".replaced", from, ignored);
+    }
+    std::filesystem::remove(staging, ignored);
+    return absl::UnavailableError(absl::StrCat("rename ", what, ": ", why.message()));
+  };
   for (const char* suffix : {"-wal", "-shm"}) {
     const std::string from = database + suffix;
     if (!std::filesystem::exists(from, ec)) continue;
     std::filesystem::rename(from, from + ".replaced", ec);
-    if (ec) return absl::UnavailableError(absl::StrCat("rename ", from, ": ", ec.message()));
+    if (ec) return put_back(from, ec);
     aside.push_back(from);
   }
   std::filesystem::rename(staging, database, ec);
   if (ec) {
-    const std::string why = ec.message();
-    for (const std::string& from : aside) std::filesystem::rename(from + ".replaced", from, ec);
-    return absl::UnavailableError(absl::StrCat("rename ", staging, ": ", why));
+    return put_back(staging, ec);
   }
   for (const std::string& from : aside) std::filesystem::remove(from + ".replaced", ec);
   return SyncDirectoryOf(database);

@@ -443,7 +443,9 @@ absl::StatusOr<v1::UploadIndexRecordsResponse> LinkageDesk::UploadRecords(
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(const int64_t held,
                          OpenUploadRecords(txn, r.upload_id(), call.identity.org,
-                                           now - options_.upload_lapses_after));
+                                           // Read in the transaction, after any purge
+                                           // before it: one that deleted records saw it lapse.
+                                           clock_.Now() - options_.upload_lapses_after));
         if (held + r.records_size() > options_.max_records_per_upload) {
           return absl::ResourceExhaustedError(
               absl::StrCat("upload ", r.upload_id(), " holds ", held, " records; ",
@@ -588,7 +590,9 @@ absl::StatusOr<v1::CommitIndexUploadResponse> LinkageDesk::CommitUpload(
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(const int64_t held,
                          OpenUploadRecords(txn, r.upload_id(), call.identity.org,
-                                           now - options_.upload_lapses_after));
+                                           // Read in the transaction, after any purge
+                                           // before it: one that deleted records saw it lapse.
+                                           clock_.Now() - options_.upload_lapses_after));
         if (held != r.expected_records()) {
           return absl::FailedPreconditionError(absl::StrCat("upload ", r.upload_id(), " holds ",
                                                             held, " records, not the ",

@@ -1044,8 +1044,8 @@ HttpResponse Dashboard::OrganisationView(const std::string& org, bool referrals)
     const Due d = NextDue(e);
     const bool paused = d.at == absl::InfiniteFuture();
     const int64_t left = paused ? 0 : WholeDays(d.at - now);
-    if (!paused && d.at < now) ++overdue;
-    if (!paused && d.at >= now && d.at < now + absl::Hours(24 * 14)) ++soon;
+    if (!paused && d.at <= now) ++overdue;
+    if (!paused && d.at > now && d.at < now + absl::Hours(24 * 14)) ++soon;
     due.rows.push_back(
         {report::Text(e.referral_id(), absl::StrCat("/referral/", e.referral_id())),
          report::Text(std::string(StateName(e.state()))), report::Text(Date(e.dispatched_at())),

@@ -119,8 +119,10 @@ INSERT INTO notices_backfill VALUES (1);
                                  // the catch-up pages by (seq, referral_id), so a page boundary
                                  // among them skips none.
                                  {"register entries by seq and id",
-                                  "CREATE INDEX entries_by_seq_id ON entries (seq, referral_id);",
-                                  "CREATE INDEX entries_by_seq_id ON entries (seq, referral_id);"}};
+                                  "CREATE INDEX entries_by_seq_id ON entries (seq, referral_id);"
+                                  "DROP INDEX entries_by_seq;",
+                                  "CREATE INDEX entries_by_seq_id ON entries (seq, referral_id);"
+                                  "DROP INDEX entries_by_seq;"}};
 
 // Indexes an event addressed to a person (an escalation, a regulation 19 report, a declined
 // assistance for review) under that person.

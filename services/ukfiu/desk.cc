@@ -346,7 +346,9 @@ absl::StatusOr<v1::Referral> Desk::Dispatch(Txn& txn, const Dispatching& d, cons
   if (sar.daml()) {
     const absl::Time notice_ends =
         EndOfWorkingDaysAfter(FromProto(sar.submitted_at()), kDamlNoticeWorkingDays);
-    if (notice_ends > now) due = std::min(due, notice_ends);
+    // And at least a day, however near the period's end: a referral due minutes after it is
+    // made is overdue before anyone could open it.
+    if (notice_ends > now) due = std::min(due, std::max(notice_ends, now + absl::Hours(24)));
   }
   v1::Referral r;
   if (d.referral_id.empty()) {

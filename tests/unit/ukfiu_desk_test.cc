@@ -655,6 +655,14 @@ TEST_F(UkfiuDeskTest, ADamlRequestsReferralIsDueWithinTheNoticePeriod) {
   EXPECT_THAT(desk_->SubmitSar(call_, req),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sar.glossary_codes[1]")));
 
+  // Referred an hour before the notice period ends: due in a day, not in an hour.
+  clock_.Advance(
+      absl::Hours(24 * 10) - absl::Hours(1) -
+      (clock_.Now() - absl::FromCivil(absl::CivilDay(2023, 11, 14), absl::UTCTimeZone())));
+  ASSERT_EQ(clock_.Now(),
+            absl::FromCivil(absl::CivilSecond(2023, 11, 23, 23, 0, 0), absl::UTCTimeZone()));
+  ASSERT_OK_AND_ASSIGN(auto near_end, Refer(flagged.sar().sar_id(), "NFK"));
+  EXPECT_EQ(FromProto(near_end.referral().due_at()), clock_.Now() + absl::Hours(24));
   // Referred after the notice period has ended (late, or redirected to the employer named by
   // the first force): due as any referral, not overdue from the moment it is made.
   clock_.Advance(absl::Hours(24 * 14));

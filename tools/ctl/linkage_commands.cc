@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/base/crypto.h"
+#include "common/base/text.h"
 #include "common/linkage/linkage_csv.h"
 #include "common/linkage/linkage_encoding.h"
 #include "sarloop/v1/linkage.grpc.pb.h"
@@ -306,7 +307,7 @@ absl::Status Verdict(const Input& in, Session& session, bool confirmed) {
   v1::RecordLinkFeedbackResponse response;
   RETURN_IF_ERROR(linkage.Call(&Linkage::Stub::RecordLinkFeedback, request, &response));
   return Emit(session, response, [&](std::ostream& out) {
-    out << response.hit().hit_id() << " " << StatusName(response.hit().status()) << "\n";
+    out << Printable(response.hit().hit_id()) << " " << StatusName(response.hit().status()) << "\n";
   });
 }
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/base/text.h"
 #include "sarloop/v1/nca.grpc.pb.h"
 #include "services/nca/report.h"
 #include "tools/ctl/commands.h"
@@ -228,7 +229,8 @@ absl::Status DashboardLogin(const Input& in, Session& session) {
   RETURN_IF_ERROR(session.Call(&Nca::Stub::CreateDashboardSession,
                                v1::CreateDashboardSessionRequest(), &response));
   return Emit(session, response, [&](std::ostream& out) {
-    out << response.login_url() << "\n(open it within a minute; it works once and signs you in for "
+    out << Printable(response.login_url())
+        << "\n(open it within a minute; it works once and signs you in for "
         << response.session_seconds() / 60 << " minutes)\n";
   });
 }

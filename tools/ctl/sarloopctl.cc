@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/base/status.h"
+#include "common/base/text.h"
 #include "common/version/version.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -214,7 +215,7 @@ int ExitCodeOf(absl::StatusCode code) {
 
 int CallFailure(const absl::Status& status, bool json) {
   std::cerr << kProgram << ": " << absl::StatusCodeToString(status.code());
-  if (!status.message().empty()) std::cerr << ": " << status.message();
+  if (!status.message().empty()) std::cerr << ": " << Printable(status.message());
   std::cerr << '\n';
   // Each service offers only its own API, so this usually means the call went to the wrong one.
   if (status.code() == absl::StatusCode::kUnimplemented) {

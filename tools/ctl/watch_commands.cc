@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "common/base/files.h"
 #include "common/base/ids.h"
+#include "common/base/text.h"
 #include "common/referral/lifecycle.h"
 #include "sarloop/v1/force.grpc.pb.h"
 #include "sarloop/v1/nca.grpc.pb.h"
@@ -83,8 +84,10 @@ absl::Status KeepCursor(const std::string& file, const std::string& cursor) {
 
 void PrintEventLine(const v1::LifecycleEvent& e, const std::string& state,
                     const std::string& organisation) {
-  std::cout << FormatTime(e.occurred_at()) << "  " << e.referral_id() << "  " << EventName(e.type())
-            << "  " << state << "  " << organisation << "  " << e.producer() << std::endl;
+  // The service's text, shown and never obeyed (common/base/text.h).
+  std::cout << FormatTime(e.occurred_at()) << "  " << Printable(e.referral_id()) << "  "
+            << EventName(e.type()) << "  " << Printable(state) << "  " << Printable(organisation)
+            << "  " << Printable(e.producer()) << std::endl;
 }
 
 template <typename Message>
@@ -148,7 +151,7 @@ absl::Status Watch(const Input& in, Session& session,
     const grpc::Status status = reader->Finish();
     // The service stopped or the connection dropped: resume from the cursor once it is back.
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return FromGrpcStatus(status);
-    std::cerr << "watch: " << status.error_message() << "; reconnecting in "
+    std::cerr << "watch: " << Printable(status.error_message()) << "; reconnecting in "
               << absl::FormatDuration(backoff) << std::endl;
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
