@@ -251,7 +251,18 @@ absl::Status CopyFilePrivately(const std::string& from, const std::string& to) {
 absl::Status RestoreFileBeside(const std::string& from, const std::string& to,
                                const std::string& database) {
   ASSIGN_OR_RETURN(const Ownership owner, OwnershipFor(database));
-  RETURN_IF_ERROR(CopyOwned(from, to, owner));
+  // Copied beside and renamed over: a crash leaves the old file or the new, never a part.
+  const std::string staging = to + ".restoring";
+  absl::Status copied = CopyOwned(from, staging, owner);
+  std::error_code ec;
+  if (copied.ok()) {
+    std::filesystem::rename(staging, to, ec);
+    if (ec) copied = absl::UnavailableError(absl::StrCat("rename ", staging, ": ", ec.message()));
+  }
+  if (!copied.ok()) {
+    std::filesystem::remove(staging, ec);
+    return copied;
+  }
   return SyncDirectoryOf(to);
 }
 

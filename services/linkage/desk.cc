@@ -689,6 +689,7 @@ std::string LinkageDesk::Purged::Summary() const {
 absl::StatusOr<LinkageDesk::Purged> LinkageDesk::PurgeScreenedBefore(absl::Time cutoff,
                                                                      const std::string& actor) {
   constexpr int64_t kBatch = 5000;
+  const std::string before = absl::FormatTime("%Y-%m-%d", cutoff, absl::UTCTimeZone());
   Purged purged;
   absl::Status status;
   for (const char* table : {"linkage_subjects", "linkage_hits"}) {
@@ -700,28 +701,23 @@ absl::StatusOr<LinkageDesk::Purged> LinkageDesk::PurgeScreenedBefore(absl::Time 
                          " WHERE ", subjects ? "stored_at" : "found_at", " < ? LIMIT ?)"),
             {ToMicros(cutoff), kBatch}));
         deleted = txn.Changes();
-        return absl::OkStatus();
+        if (deleted == 0) return absl::OkStatus();
+        // Each batch's deletion and its audit entry commit together: a crash or a refused
+        // append between them would delete people's data with no record of it.
+        AuditEntry entry;
+        entry.at = clock_.Now();
+        entry.identity = actor;
+        entry.method = "retention.purge";
+        entry.detail = absl::StrCat("linkage: screened before ", before, ": ", deleted,
+                                    subjects ? " SAR subjects" : " hits", " deleted");
+        return AppendAudit(txn, entry);
       });
       if (status.ok()) (subjects ? purged.subjects : purged.hits) += deleted;
     }
   }
   // Whatever stopped the purge, memory follows what it deleted (a subject left there would be
-  // compared again, and with every subject gone new ones reuse the rowids memory has read past),
-  // and the log says what went.
+  // compared again, and with every subject gone new ones reuse the rowids memory has read past).
   if (purged.subjects > 0) ReloadSubjects();
-  if (purged.subjects + purged.hits > 0) {
-    const absl::Status audited = db_.Transact([&](Txn& txn) {
-      AuditEntry entry;
-      entry.at = clock_.Now();
-      entry.identity = actor;
-      entry.method = "retention.purge";
-      entry.detail = absl::StrCat(
-          "screened before ", absl::FormatTime("%Y-%m-%d", cutoff, absl::UTCTimeZone()), ": ",
-          purged.Summary(), status.ok() ? "" : "; stopped: ", status.ok() ? "" : status.ToString());
-      return AppendAudit(txn, entry);
-    });
-    if (status.ok()) status = audited;
-  }
   if (!status.ok()) return status;
   return purged;
 }

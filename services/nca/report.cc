@@ -93,7 +93,9 @@ std::string MdEscape(absl::string_view s) {
         out.push_back(c);
     }
   }
-  return out;
+  // A renderer makes a bare address a live link (GitHub's autolinks): a reason of
+  // "https://nca-reset.example/login" must read as text in the STA report, not invite a click.
+  return absl::StrReplaceAll(out, {{"://", "\\://"}, {"www.", "www\\."}, {"WWW.", "WWW\\."}});
 }
 
 }  // namespace

@@ -578,6 +578,24 @@ TEST_F(LinkageDeskTest, RetentionDeletesWhatWasScreenedBeforeTheCutoff) {
   ASSERT_OK_AND_ASSIGN(auto late, Screen("SAR-00000000000000e2", {AliceInASar()}));
   EXPECT_EQ(late.hits_size(), 1);
 
+  // The audit log refusing the purge's entry (a full disk): nothing is deleted unrecorded.
+  auto refuse_audit = [&](bool on) {
+    ASSERT_THAT(db_->Transact([&](Txn& txn) {
+      return txn.Exec(on ? "CREATE TRIGGER full BEFORE INSERT ON audit BEGIN "
+                           "SELECT RAISE(ABORT, 'disk full'); END"
+                         : "DROP TRIGGER full");
+    }),
+                IsOk());
+  };
+  refuse_audit(true);
+  const absl::StatusOr<LinkageDesk::Purged> refused =
+      desk_->PurgeScreenedBefore(clock_.Now() - absl::Hours(24 * 365 * 6), "sarloop/retention");
+  EXPECT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("disk full"));
+  refuse_audit(false);
+  ASSERT_OK_AND_ASSIGN(auto kept, desk_->Stats());
+  EXPECT_EQ(kept.subjects_stored(), 2) << "subjects deleted with no audit entry";
+
   ASSERT_OK_AND_ASSIGN(
       LinkageDesk::Purged purged,
       desk_->PurgeScreenedBefore(clock_.Now() - absl::Hours(24 * 365 * 6), "sarloop/retention"));
@@ -591,11 +609,12 @@ TEST_F(LinkageDeskTest, RetentionDeletesWhatWasScreenedBeforeTheCutoff) {
   ASSERT_OK_AND_ASSIGN(auto stats, desk_->Stats());
   EXPECT_EQ(stats.subjects_stored(), 1);
   ASSERT_THAT(db_->Read([&](Txn& txn) -> absl::Status {
-    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT detail FROM audit WHERE method = ?",
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT detail FROM audit WHERE method = ? ORDER BY seq",
                                           {std::string("retention.purge")}));
-    EXPECT_EQ(rows.size(), 1u);
-    if (!rows.empty()) {
-      EXPECT_THAT(rows[0].Text(0), HasSubstr("1 SAR subjects and 1 hits"));
+    EXPECT_EQ(rows.size(), 2u);
+    if (rows.size() == 2) {
+      EXPECT_THAT(rows[0].Text(0), HasSubstr(": 1 SAR subjects deleted"));
+      EXPECT_THAT(rows[1].Text(0), HasSubstr(": 1 hits deleted"));
     }
     return absl::OkStatus();
   }),

@@ -47,6 +47,17 @@ TEST(ReportTest, WideCsvReadsAsTheTableAndRunsNoFormula) {
   EXPECT_NE(csv.find("\n'=SUM(A1),suppressed,12.5\n"), std::string::npos) << csv;
 }
 
+// Free text in a Markdown report cannot break out of its cell, start a table, nor be a live link.
+TEST(ReportTest, MarkdownCellsAreTextOnly) {
+  Table t{"reasons", "Reasons", "", {"Reason"}, {}};
+  t.rows.push_back({Text("see https://nca-reset.example/login or www.example.org | [x](y)\nnext")});
+  const std::string md = MarkdownTable(t);
+  EXPECT_NE(md.find("see https\\://nca-reset.example/login or www\\.example.org \\| "
+                    "\\[x\\](y) next"),
+            std::string::npos)
+      << md;
+}
+
 TEST(ReportTest, EachChartKindDrawsItsShape) {
   Chart lines{"Per quarter",
               {"Q1", "Q2", "Q3"},

@@ -358,11 +358,19 @@ absl::Status DbRestore(const Input& in, Session& session) {
         "the service still listens on ", config.listen(), ": stop it before restoring"));
   }
   ASSIGN_OR_RETURN(DatabaseFileInfo info, CheckDatabaseFile(from));
-  RETURN_IF_ERROR(RestoreDatabase(from, config.database()));
+  // The checkpoints first: should the restore stop between the two, the database it leaves (the
+  // old one, which holds every entry the backup does) still verifies against them. Checkpoints
+  // the backup lacks would vouch for entries the restored log does not hold: a false alarm of
+  // tampering at every verify, so the live ones go.
+  const std::string checkpoints = config.database() + ".audit-checkpoints";
   if (std::filesystem::exists(from + ".audit-checkpoints")) {
-    RETURN_IF_ERROR(RestoreFileBeside(from + ".audit-checkpoints",
-                                      config.database() + ".audit-checkpoints", config.database()));
+    RETURN_IF_ERROR(RestoreFileBeside(from + ".audit-checkpoints", checkpoints, config.database()));
+  } else {
+    std::error_code ec;
+    std::filesystem::remove(checkpoints, ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("remove ", checkpoints, ": ", ec.message()));
   }
+  RETURN_IF_ERROR(RestoreDatabase(from, config.database()));
   std::cout << "restored " << config.database() << " from " << from << " (schema version "
             << info.schema_version << ", " << info.audit_entries
             << " audit entries); start the service. Messages its peers delivered after the "
