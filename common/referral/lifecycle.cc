@@ -319,8 +319,7 @@ class Folder {
         if (e_.has_dispatched_at() && e_.has_due_at()) {
           // At least a day: a referral recorded with its due date at or before its dispatch
           // must not owe its new decision before the decline.
-          span = std::max(absl::Hours(24),
-                          FromProto(e_.due_at()) - FromProto(e_.dispatched_at()));
+          span = std::max(absl::Hours(24), FromProto(e_.due_at()) - FromProto(e_.dispatched_at()));
         }
         e_.clear_decided_at();
         *e_.mutable_decision_due_at() = ToProto(FromProto(ev.occurred_at()) + span);

@@ -121,20 +121,25 @@ TEST(ReferralStateMachine, WithdrawalFromAnyOpenState) {
   }
 }
 
+// One event of NFK's referral REF-0123456789abcdef.
+v1::LifecycleEvent EventAt(v1::EventType type, const std::string& producer, absl::Time at) {
+  v1::LifecycleEvent e;
+  e.set_event_id(NewId("EV-", 32));
+  e.set_referral_id("REF-0123456789abcdef");
+  e.set_type(type);
+  e.set_producer(producer);
+  e.set_organisation("NFK");
+  *e.mutable_occurred_at() = ToProto(at);
+  return e;
+}
+
 // A realistic referral history: dispatch, handover, a declined request for assistance, a second
 // handover, a reminder, an escalation, then the unit's outcome.
 std::vector<v1::LifecycleEvent> History() {
   std::vector<v1::LifecycleEvent> events;
   int64_t t = 1700000000;
   auto add = [&](v1::EventType type, const std::string& producer) -> v1::LifecycleEvent& {
-    v1::LifecycleEvent e;
-    e.set_event_id(NewId("EV-", 32));
-    e.set_referral_id("REF-0123456789abcdef");
-    e.set_type(type);
-    e.set_producer(producer);
-    e.set_organisation("NFK");
-    *e.mutable_occurred_at() = ToProto(absl::FromUnixSeconds(t += 3600));
-    events.push_back(e);
+    events.push_back(EventAt(type, producer, absl::FromUnixSeconds(t += 3600)));
     return events.back();
   };
   {
@@ -217,14 +222,7 @@ TEST(RegisterFold, ADeclineNeverLeavesTheNewDecisionDueBeforeIt) {
   std::vector<v1::LifecycleEvent> events;
   const absl::Time start = absl::FromUnixSeconds(1700000000);
   auto add = [&](v1::EventType type, const std::string& producer, absl::Duration at) {
-    v1::LifecycleEvent e;
-    e.set_event_id(NewId("EV-", 32));
-    e.set_referral_id("REF-0123456789abcdef");
-    e.set_type(type);
-    e.set_producer(producer);
-    e.set_organisation("NFK");
-    *e.mutable_occurred_at() = ToProto(start + at);
-    events.push_back(e);
+    events.push_back(EventAt(type, producer, start + at));
     return &events.back();
   };
   *add(v1::EVENT_TYPE_DISPATCHED, "UKFIU", absl::ZeroDuration())->mutable_due_at() =
