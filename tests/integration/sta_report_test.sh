@@ -92,8 +92,10 @@ for row in csv.reader(open(sys.argv[1], newline="")):
 ' "$csv" | head -3)
 [[ -z $live ]] && ok "no CSV cell would run as a formula" || bad "CSV cells a spreadsheet would run: $live"
 md=$DIR/report/sta-$year.md
-if grep -qF '\[here\](http://evil.example)' "$md" && grep -qF '\<img src=x\>' "$md"; then
-  ok "Markdown shows the link and the tag as text"
+# The link's brackets escaped, and the bare address broken too, so no renderer makes it live.
+if grep -qF '\[here\](http\://evil.example)' "$md" && grep -qF '\<img src=x\>' "$md" &&
+  ! grep -qF 'http://evil.example' "$md"; then
+  ok "Markdown shows the link, the bare address and the tag as text"
 else bad "Markdown: $(grep -F evil.example "$md" | head -2)"; fi
 grep -qF '<img src=x>' "$html" && bad "the HTML holds the reason's tag unescaped" ||
   ok "the HTML escapes the reason's tag"
