@@ -128,6 +128,27 @@ CREATE INDEX outbox_pending ON outbox (destination, seq) WHERE status = 0;
 CREATE INDEX outbox_rejected ON outbox (destination) WHERE status = 2;
 )sql"};
 
+const Migration kInboxBySenderMigration = {"the inbox record keyed by sender and message id", R"sql(
+CREATE TABLE inbox_seen_by_sender (
+  sender TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  detail TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (sender, message_id)
+) WITHOUT ROWID;
+INSERT INTO inbox_seen_by_sender (sender, message_id, received_at, status, detail)
+  SELECT '', message_id, received_at, status, detail FROM inbox_seen;
+DROP TABLE inbox_seen;
+ALTER TABLE inbox_seen_by_sender RENAME TO inbox_seen;
+)sql",
+                                           R"sql(
+ALTER TABLE inbox_seen ADD COLUMN sender TEXT NOT NULL DEFAULT '';
+ALTER TABLE inbox_seen DROP CONSTRAINT inbox_seen_pkey;
+ALTER TABLE inbox_seen ADD PRIMARY KEY (sender, message_id);
+ALTER TABLE inbox_seen ALTER COLUMN sender DROP DEFAULT;
+)sql"};
+
 const Migration kRequestDigestMigration = {"the digest of each idempotent request", R"sql(
 ALTER TABLE idempotency ADD COLUMN request_digest TEXT NOT NULL DEFAULT '';
 )sql",
@@ -705,6 +726,7 @@ bool IsPermanent(const absl::Status& s) {
 }  // namespace
 
 absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
+                                                 const std::string& sender,
                                                  const v1::DeliverRequest& request,
                                                  const ApplyEnvelope& apply, AuditRecorder* audit) {
   v1::DeliverResponse response;
@@ -722,9 +744,10 @@ absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
         if (audit) RETURN_IF_ERROR(audit->RecordRefusal(txn, env.event().referral_id(), bad));
         continue;
       }
+      // Rows from before the record was kept by sender (sender '') count for every sender.
       ASSIGN_OR_RETURN(auto seen, txn.Query("SELECT status, detail FROM inbox_seen "
-                                            "WHERE message_id = ?",
-                                            {env.message_id()}));
+                                            "WHERE sender IN (?, '') AND message_id = ?",
+                                            {sender, env.message_id()}));
       result->set_message_id(env.message_id());
       fault::CrashPoint("receive.after_dedup");
       if (!seen.empty()) {
@@ -756,8 +779,9 @@ absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
         result->set_status(v1::DELIVERY_STATUS_ACCEPTED);
       }
       RETURN_IF_ERROR(txn.Exec(
-          "INSERT INTO inbox_seen (message_id, received_at, status, detail) VALUES (?, ?, ?, ?)",
-          {env.message_id(), ToMicros(now), int64_t{result->status()}, result->detail()}));
+          "INSERT INTO inbox_seen (sender, message_id, received_at, status, detail) "
+          "VALUES (?, ?, ?, ?, ?)",
+          {sender, env.message_id(), ToMicros(now), int64_t{result->status()}, result->detail()}));
       if (response.results_size() < request.envelopes_size())
         fault::CrashPoint("receive.mid_batch");
     }

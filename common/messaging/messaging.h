@@ -46,6 +46,10 @@ extern const Migration kRequestDigestMigration;
 // The outbox's index of pending messages only, and the inbox record keyed by message id alone
 // (fewer pages written per commit). Every service lists it after the migrations above.
 extern const Migration kMessagingIndexesMigration;
+// The inbox record keyed by (sender, message id): a peer's ids are its own, so no other peer can
+// make a receiver take them as seen (or refused) before they arrive. Rows recorded before it
+// have sender '' and count for every sender. Every service lists it after the migrations above.
+extern const Migration kInboxBySenderMigration;
 
 // The messaging tables' sealed columns (the outbox's envelopes, the stored answers), for Reseal.
 std::span<const SealedColumn> MessagingSealedColumns();
@@ -180,15 +184,17 @@ class Outbox {
 //  anything else                       -> stop here; this and later envelopes are not answered
 using ApplyEnvelope = std::function<absl::Status(Txn&, const v1::Envelope&)>;
 
-// The longest message_id a receiver takes (an event id is 35 characters).
+// The longest message_id a receiver takes (an event id is 37 to 56 characters).
 inline constexpr size_t kMaxMessageIdLength = 100;
 
-// Receives a batch: for each envelope in order, refuses it (REJECTED, unrecorded) if its
-// message_id is empty or longer than kMaxMessageIdLength, skips it as DUPLICATE if its message_id
-// was seen, otherwise applies it and records the message_id in the same transaction. The whole
+// Receives a batch from `sender` (the peer's identity): for each envelope in order, refuses it
+// (REJECTED, unrecorded) if its message_id is empty or longer than kMaxMessageIdLength, skips it
+// as DUPLICATE if that sender's message_id was seen, otherwise applies it and records
+// (sender, message_id) in the same transaction. The whole
 // batch commits once. `after_commit` runs only if the commit succeeded (e.g. to notify the delivery
 // worker). When `audit` is given, the call is recorded in the batch's transaction.
 absl::StatusOr<v1::DeliverResponse> ReceiveBatch(Database& db, Clock& clock,
+                                                 const std::string& sender,
                                                  const v1::DeliverRequest& request,
                                                  const ApplyEnvelope& apply,
                                                  AuditRecorder* audit = nullptr);

@@ -141,7 +141,7 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
     }
     return apply_(txn, peer, env);
   };
-  return ReceiveBatch(db_, clock_, request, apply, audit);
+  return ReceiveBatch(db_, clock_, peer.uri, request, apply, audit);
 }
 
 RegisterFeedService::RegisterFeedService(Edge edge, Database& db, Clock& clock, ApplyEvent apply)

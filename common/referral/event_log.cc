@@ -1,5 +1,7 @@
 #include "common/referral/event_log.h"
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/base/ids.h"
 #include "common/base/status.h"
 #include "common/messaging/messaging.h"
@@ -103,7 +105,8 @@ v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
                             const std::string& producer, const std::string& organisation,
                             const v1::Actor& actor, absl::Time now) {
   v1::LifecycleEvent e;
-  e.set_event_id(NewTimeOrderedId("EV-", now));
+  // The producer after the time-ordered part: ids still sort by the time they were made.
+  e.set_event_id(absl::StrCat(NewTimeOrderedId("EV-", now), "-", producer));
   e.set_referral_id(referral_id);
   e.set_type(type);
   e.set_producer(producer);
@@ -111,6 +114,15 @@ v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
   *e.mutable_actor() = actor;
   *e.mutable_occurred_at() = ToProto(now);
   return e;
+}
+
+absl::string_view ProducerNamedBy(absl::string_view event_id) {
+  constexpr size_t kTimeOrdered = 3 + 32;  // "EV-" and the time-ordered hex digits
+  if (event_id.size() <= kTimeOrdered + 1 || !absl::StartsWith(event_id, "EV-") ||
+      event_id[kTimeOrdered] != '-') {
+    return {};
+  }
+  return event_id.substr(kTimeOrdered + 1);
 }
 
 absl::StatusOr<bool> AppendEvent(Txn& txn, const v1::LifecycleEvent& event) {

@@ -42,10 +42,15 @@ absl::StatusOr<std::vector<FeedItem>> ReadFeed(Txn& txn, int64_t after, int limi
 // The last seq in the feed (0 when it is empty).
 absl::StatusOr<int64_t> FeedHead(Txn& txn);
 
-// A new event with a fresh event_id and the common fields set.
+// A new event with a fresh event_id and the common fields set. The id names its producer
+// ("EV-" + 32 hex digits + "-" + producer), so no other party can make an event with it.
 v1::LifecycleEvent NewEvent(v1::EventType type, const std::string& referral_id,
                             const std::string& producer, const std::string& organisation,
                             const v1::Actor& actor, absl::Time now);
+
+// The producer an event id names: what follows "EV-" + 32 hex digits + "-"; empty for an id of the
+// form made before ids named their producer.
+absl::string_view ProducerNamedBy(absl::string_view event_id);
 
 // Stores `event` unless an event with its id is stored, with its place in the feed; returns
 // whether it was new.

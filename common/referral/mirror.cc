@@ -64,12 +64,35 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
   if (RuleFor(event.type()) == nullptr) {
     return FieldError("event.type", "is not an event type the rules know");
   }
+  // An event id is its producer's: one naming another producer, or one this service already
+  // holds for another producer's event (an id of the older form, which names nobody), is refused,
+  // so a party that received an event cannot send its id first and have the real one dropped as
+  // a repeat.
+  const absl::string_view named = ProducerNamedBy(event.event_id());
+  if (!named.empty() && named != event.producer()) {
+    return FieldError("event.event_id",
+                      absl::StrCat("names producer ", named, ", not ", event.producer()));
+  }
+  ASSIGN_OR_RETURN(auto same_id, txn.Query("SELECT referral_id, event FROM events "
+                                           "WHERE event_id = ? UNION ALL "
+                                           "SELECT referral_id, event FROM held_events "
+                                           "WHERE event_id = ?",
+                                           {event.event_id(), event.event_id()}));
+  for (const Row& row : same_id) {
+    v1::LifecycleEvent stored;
+    if (!stored.ParseFromString(row.Text(1))) {
+      return absl::DataLossError("stored event does not parse");
+    }
+    if (row.Text(0) != event.referral_id() || stored.producer() != event.producer() ||
+        stored.type() != event.type()) {
+      return FieldError("event.event_id",
+                        absl::StrCat("is the id of another event here (", EventName(stored.type()),
+                                     " of ", row.Text(0), " by ", stored.producer(),
+                                     "); an event id is its producer's own"));
+    }
+  }
   ASSIGN_OR_RETURN(auto events, EventsOf(txn, event.referral_id()));
-  ASSIGN_OR_RETURN(auto held,
-                   txn.Query("SELECT 1 FROM held_events WHERE event_id = ?", {event.event_id()}));
-  const bool known = std::any_of(events.begin(), events.end(),
-                                 [&](const auto& e) { return e.event_id() == event.event_id(); });
-  if (known || !held.empty()) {
+  if (!same_id.empty()) {
     // Receivers deduplicate by message, and a message carries one event: the same event in a
     // new message means a message was applied twice somewhere. Never applied twice here.
     repeats_.fetch_add(1);

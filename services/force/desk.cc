@@ -18,10 +18,10 @@ namespace sarloop::force {
 namespace {
 
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,          kRequestDigestMigration,
-                                           referral::kThreadsMigration,   kFeedMigration,
-                                           kMessagingIndexesMigration,    kOpenReferralsMigration,
-                                           kOpenReferralsByRangeMigration};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,           kRequestDigestMigration,
+                                           referral::kThreadsMigration,    kFeedMigration,
+                                           kMessagingIndexesMigration,     kOpenReferralsMigration,
+                                           kOpenReferralsByRangeMigration, kInboxBySenderMigration};
 
 // The actor of what the service does by itself (e.g. recording receipt).
 v1::Actor ServiceActor(const std::string& code) {

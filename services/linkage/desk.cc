@@ -207,7 +207,8 @@ std::span<const SealedColumn> LinkageSealedColumns() {
 std::span<const Migration> LinkageMigrations() { return kMigrations; }
 
 namespace {
-const Migration kMigrationsAfterAudit[] = {kRequestDigestMigration, kMessagingIndexesMigration};
+const Migration kMigrationsAfterAudit[] = {kRequestDigestMigration, kMessagingIndexesMigration,
+                                           kInboxBySenderMigration};
 }  // namespace
 
 std::span<const Migration> LinkageMigrationsAfterAudit() { return kMigrationsAfterAudit; }

@@ -122,7 +122,8 @@ INSERT INTO notices_backfill VALUES (1);
                                   "CREATE INDEX entries_by_seq_id ON entries (seq, referral_id);"
                                   "DROP INDEX entries_by_seq;",
                                   "CREATE INDEX entries_by_seq_id ON entries (seq, referral_id);"
-                                  "DROP INDEX entries_by_seq;"}};
+                                  "DROP INDEX entries_by_seq;"},
+                                 kInboxBySenderMigration};
 
 // Indexes an event addressed to a person (an escalation, a regulation 19 report, a declined
 // assistance for review) under that person.

@@ -14,10 +14,10 @@
 namespace sarloop::racu {
 namespace {
 const Migration kMigrations[] = {kEventLogMigration, kReferralStoreMigration};
-const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,          kRequestDigestMigration,
-                                           referral::kThreadsMigration,   kFeedMigration,
-                                           kMessagingIndexesMigration,    kOpenReferralsMigration,
-                                           kOpenReferralsByRangeMigration};
+const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,           kRequestDigestMigration,
+                                           referral::kThreadsMigration,    kFeedMigration,
+                                           kMessagingIndexesMigration,     kOpenReferralsMigration,
+                                           kOpenReferralsByRangeMigration, kInboxBySenderMigration};
 }  // namespace
 
 std::span<const Migration> UnitMigrations() { return kMigrations; }

@@ -75,7 +75,8 @@ const Migration kMigrationsAfterAudit[] = {kHeldEventsMigration,
                                            kOpenReferralsMigration,
                                            kOpenReferralsBySarMigration,
                                            kOpenReferralsByRangeMigration,
-                                           kOpenReferralsBySarByRangeMigration};
+                                           kOpenReferralsBySarByRangeMigration,
+                                           kInboxBySenderMigration};
 
 const absl::Duration kMonth = absl::Hours(24) * 365.25 / 12;
 

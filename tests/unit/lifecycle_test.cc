@@ -319,17 +319,21 @@ TEST(RegisterFold, FirstEndWins) {
 }
 
 // Event ids sort by the time they were made (the event log's key and a receiver's record of
-// messages seen then grow at their end), keep the "EV-" + 32 hex digits form, and are unique by
-// their random part however many are made in the same millisecond.
+// messages seen then grow at their end), are "EV-" + 32 hex digits + "-" + their producer, and
+// are unique by their random part however many are made in the same millisecond.
 TEST(EventIds, SortByTheirTimeAndNeverRepeat) {
   const absl::Time t = absl::FromUnixMillis(1764892800123);  // 2025-12-05 00:00:00.123 UTC
   const auto id_at = [](absl::Time at) {
     return NewEvent(v1::EVENT_TYPE_DISPATCHED, "REF-1", "UKFIU", "NFK", v1::Actor(), at).event_id();
   };
   const std::string first = id_at(t);
-  ASSERT_EQ(first.size(), 3u + 32u);
+  ASSERT_EQ(first.size(), 3u + 32u + 6u);
   EXPECT_EQ(first.substr(0, 15), "EV-019aebcef47b") << first;  // 1764892800123 in hex
-  EXPECT_EQ(first.find_first_not_of("0123456789abcdef", 3), std::string::npos) << first;
+  EXPECT_EQ(first.substr(3, 32).find_first_not_of("0123456789abcdef"), std::string::npos) << first;
+  EXPECT_EQ(first.substr(35), "-UKFIU") << first;
+  EXPECT_EQ(ProducerNamedBy(first), "UKFIU");
+  EXPECT_EQ(ProducerNamedBy("EV-019aebcef47b00000000000000000001"), "");  // the older form
+  EXPECT_EQ(ProducerNamedBy("EV-1"), "");
   EXPECT_LT(first, id_at(t + absl::Milliseconds(1)));
   EXPECT_LT(id_at(t + absl::Milliseconds(1)), id_at(t + absl::Hours(24 * 365 * 30)));
   EXPECT_EQ(id_at(absl::FromUnixSeconds(-5)).substr(0, 15), "EV-000000000000");

@@ -72,10 +72,14 @@ class FlakyTransport : public Transport {
 
 using ::sarloop::testing::Eventually;
 
+// The peer the receiving tests take batches from.
+const std::string kSender = "spiffe://sarloop/force/PEER";
+
 class OutboxTest : public ::testing::Test {
  protected:
   static std::vector<Migration> Schema() {
-    return {kMessagingMigration, kRequestDigestMigration, kMessagingIndexesMigration};
+    return {kMessagingMigration, kRequestDigestMigration, kMessagingIndexesMigration,
+            kInboxBySenderMigration};
   }
   void SetUp() override {
     auto db = Database::Open(dir_.File("o.db"), Schema(), TestKeys());
@@ -402,19 +406,29 @@ TEST_F(OutboxTest, AnOutboxFromBeforeThePendingIndexCarriesOn) {
     worker->Stop();
     EnqueueAll(3, 2, "S");  // six more, pending when the schema changes
     ASSERT_EQ(Pending(), 6);
-    ASSERT_OK_AND_ASSIGN(auto received, ReceiveBatch(*db_, clock_, inbound, refuse_one));
-    ASSERT_EQ(received.results(1).status(), v1::DELIVERY_STATUS_REJECTED);
+    // As that version's receiver recorded them: by message id alone.
+    ASSERT_THAT(db_->Transact([&](Txn& t) -> absl::Status {
+      RETURN_IF_ERROR(
+          t.Exec("INSERT INTO inbox_seen (message_id, received_at, status, detail) "
+                 "VALUES ('m-IN-0', 1, ?, '')",
+                 {int64_t{v1::DELIVERY_STATUS_ACCEPTED}}));
+      return t.Exec(
+          "INSERT INTO inbox_seen (message_id, received_at, status, detail) "
+          "VALUES ('m-IN-1', 1, ?, 'not for us')",
+          {int64_t{v1::DELIVERY_STATUS_REJECTED}});
+    }),
+                IsOk());
     db_.reset();
   }
   ASSERT_OK_AND_ASSIGN(db_, Database::Open(path, Schema(), TestKeys()));
   *inbound.add_envelopes() = MakeEnvelope("IN", 2);
-  ASSERT_OK_AND_ASSIGN(auto replayed, ReceiveBatch(*db_, clock_, inbound, refuse_one));
+  ASSERT_OK_AND_ASSIGN(auto replayed, ReceiveBatch(*db_, clock_, kSender, inbound, refuse_one));
   ASSERT_EQ(replayed.results_size(), 3);
   EXPECT_EQ(replayed.results(0).status(), v1::DELIVERY_STATUS_DUPLICATE);
   EXPECT_EQ(replayed.results(1).status(), v1::DELIVERY_STATUS_REJECTED);
   EXPECT_EQ(replayed.results(1).detail(), "not for us");
   EXPECT_EQ(replayed.results(2).status(), v1::DELIVERY_STATUS_ACCEPTED);
-  EXPECT_EQ(applied, 3);
+  EXPECT_EQ(applied, 1);
   auto indexed = [&]() -> int64_t {
     int64_t n = -1;
     EXPECT_THAT(db_->Read([&](Txn& t) -> absl::Status {
@@ -497,12 +511,42 @@ TEST_F(OutboxTest, ReceiverAppliesEachMessageOnce) {
     ++applied;
     return absl::OkStatus();
   };
-  ASSERT_OK_AND_ASSIGN(auto first, ReceiveBatch(*db_, clock_, request, apply));
+  ASSERT_OK_AND_ASSIGN(auto first, ReceiveBatch(*db_, clock_, kSender, request, apply));
   ASSERT_EQ(first.results_size(), 6);
   EXPECT_EQ(first.results(5).status(), v1::DELIVERY_STATUS_DUPLICATE);
-  ASSERT_OK_AND_ASSIGN(auto again, ReceiveBatch(*db_, clock_, request, apply));
+  ASSERT_OK_AND_ASSIGN(auto again, ReceiveBatch(*db_, clock_, kSender, request, apply));
   for (const auto& r : again.results()) EXPECT_EQ(r.status(), v1::DELIVERY_STATUS_DUPLICATE);
   EXPECT_EQ(applied, 5);
+}
+
+// A receiver's record of messages seen is each sender's own: a peer that sends a message id it
+// learnt from another peer (it received that peer's event too) neither makes the real message a
+// duplicate nor, by having its own envelope refused, makes the real one refused again.
+TEST_F(OutboxTest, AMessageIdSeenFromOneSenderIsNotSeenFromAnother) {
+  const std::string other = "spiffe://sarloop/force/OTHER";
+  std::vector<std::string> applied;
+  auto apply = [&](Txn&, const v1::Envelope& env) -> absl::Status {
+    if (env.event().producer() == "OTHER") return absl::PermissionDeniedError("not OTHER's event");
+    applied.push_back(env.message_id());
+    return absl::OkStatus();
+  };
+  v1::DeliverRequest stolen;
+  *stolen.add_envelopes() = MakeEnvelope("R", 0);
+  *stolen.add_envelopes() = MakeEnvelope("R", 1);
+  stolen.mutable_envelopes(1)->mutable_event()->set_producer("OTHER");
+  ASSERT_OK_AND_ASSIGN(auto taken, ReceiveBatch(*db_, clock_, other, stolen, apply));
+  ASSERT_EQ(taken.results(1).status(), v1::DELIVERY_STATUS_REJECTED);
+  v1::DeliverRequest real;
+  *real.add_envelopes() = MakeEnvelope("R", 0);
+  *real.add_envelopes() = MakeEnvelope("R", 1);
+  ASSERT_OK_AND_ASSIGN(auto first, ReceiveBatch(*db_, clock_, kSender, real, apply));
+  ASSERT_EQ(first.results_size(), 2);
+  EXPECT_EQ(first.results(0).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  EXPECT_EQ(first.results(1).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  ASSERT_OK_AND_ASSIGN(auto again, ReceiveBatch(*db_, clock_, kSender, real, apply));
+  EXPECT_EQ(again.results(0).status(), v1::DELIVERY_STATUS_DUPLICATE);
+  EXPECT_EQ(again.results(1).status(), v1::DELIVERY_STATUS_DUPLICATE);
+  EXPECT_EQ(applied.size(), 3u);  // the other's first, then the real two, once each
 }
 
 // An event from a peer whose clock runs ahead of ours beyond the tolerance is not taken yet: the
@@ -589,7 +633,7 @@ TEST_F(OutboxTest, AMessageIdOfNoSizeOrAMegabyteIsRefusedAndNotKept) {
     ++applied;
     return absl::OkStatus();
   };
-  ASSERT_OK_AND_ASSIGN(auto response, ReceiveBatch(*db_, clock_, request, apply));
+  ASSERT_OK_AND_ASSIGN(auto response, ReceiveBatch(*db_, clock_, kSender, request, apply));
   ASSERT_EQ(response.results_size(), 4);
   EXPECT_EQ(response.results(0).status(), v1::DELIVERY_STATUS_ACCEPTED);
   for (int i : {1, 2}) {
@@ -619,7 +663,7 @@ TEST_F(OutboxTest, ReceiverStopsAtATransientFailureAndKeepsNothingOfIt) {
     if (env.message_id() == "m-R-1") return absl::FailedPreconditionError("not ours");
     return absl::OkStatus();
   };
-  ASSERT_OK_AND_ASSIGN(auto response, ReceiveBatch(*db_, clock_, request, apply));
+  ASSERT_OK_AND_ASSIGN(auto response, ReceiveBatch(*db_, clock_, kSender, request, apply));
   ASSERT_EQ(response.results_size(), 2);
   EXPECT_EQ(response.results(0).status(), v1::DELIVERY_STATUS_ACCEPTED);
   EXPECT_EQ(response.results(1).status(), v1::DELIVERY_STATUS_REJECTED);

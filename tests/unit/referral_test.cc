@@ -179,32 +179,54 @@ TEST(Judge, HoldsWhatMayStillBeInFlightAndNothingElse) {
 // Held events are bounded per peer: past the bound the peer is told to send again later
 // (UNAVAILABLE, which its outbox does), so no peer fills the table and nothing it sent is lost;
 // another peer is not held up by it, and what was held is judged when its referral arrives.
-TEST(Mirror, HoldsABoundedNumberOfEventsFromEachPeer) {
-  testing::TempDir dir;
-  ManualClock clock(absl::FromUnixSeconds(1'750'000'000));
-  auto db = Database::Open(
-      dir.File("reg.db"),
-      ServiceMigrations(
-          std::vector<Migration>{kEventLogMigration, kReferralStoreMigration},
-          std::vector<Migration>{kHeldEventsMigration, kRequestDigestMigration, kFeedMigration}),
-      testing::TestKeys());
-  ASSERT_THAT(db, IsOk());
-  Outbox outbox(**db, nullptr);
-  // The register keeps its copies its own way; here only the events and the held ones count.
-  auto keep_nothing = [](Txn&, const v1::RegisterEntry&, const Change&) {
-    return absl::OkStatus();
-  };
-  Mirror mirror(Receiver{"NCA", false, true}, outbox, keep_nothing, clock, 3);
-  auto receive = [&](const Identity& peer, const v1::LifecycleEvent& event) {
+// A register's mirror over a database of its own; here only the events and the held ones count.
+class RegisterMirror {
+ public:
+  explicit RegisterMirror(int most_held_from_one_peer) {
+    auto db = Database::Open(
+        dir_.File("reg.db"),
+        ServiceMigrations(std::vector<Migration>{kEventLogMigration, kReferralStoreMigration},
+                          std::vector<Migration>{kHeldEventsMigration, kRequestDigestMigration,
+                                                 kFeedMigration, kInboxBySenderMigration}),
+        testing::TestKeys());
+    EXPECT_THAT(db, IsOk());
+    db_ = std::move(*db);
+    outbox_ = std::make_unique<Outbox>(*db_, nullptr);
+    auto keep_nothing = [](Txn&, const v1::RegisterEntry&, const Change&) {
+      return absl::OkStatus();
+    };
+    mirror_ = std::make_unique<Mirror>(Receiver{"NCA", false, true}, *outbox_, keep_nothing, clock_,
+                                       most_held_from_one_peer);
+  }
+
+  absl::StatusOr<Receipt> Receive(const Identity& peer, const v1::LifecycleEvent& event) {
     v1::Envelope env;
     env.set_message_id(event.event_id());
     *env.mutable_event() = event;
     absl::StatusOr<Receipt> receipt;
-    absl::Status done = (*db)->Transact([&](Txn& txn) -> absl::Status {
-      receipt = mirror.Receive(txn, peer, env);
+    absl::Status done = db_->Transact([&](Txn& txn) -> absl::Status {
+      receipt = mirror_->Receive(txn, peer, env);
       return receipt.status();
     });
     return done.ok() ? receipt : absl::StatusOr<Receipt>(done);
+  }
+
+  ManualClock& clock() { return clock_; }
+  Database& db() { return *db_; }
+
+ private:
+  testing::TempDir dir_;
+  ManualClock clock_{absl::FromUnixSeconds(1'750'000'000)};
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<Outbox> outbox_;
+  std::unique_ptr<Mirror> mirror_;
+};
+
+TEST(Mirror, HoldsABoundedNumberOfEventsFromEachPeer) {
+  RegisterMirror reg(3);
+  ManualClock& clock = reg.clock();
+  auto receive = [&](const Identity& peer, const v1::LifecycleEvent& event) {
+    return reg.Receive(peer, event);
   };
   auto received = [&](const std::string& referral_id, const std::string& force) {
     return NewEvent(v1::EVENT_TYPE_RECEIVED, referral_id, force, force, v1::Actor(), clock.Now());
@@ -223,7 +245,7 @@ TEST(Mirror, HoldsABoundedNumberOfEventsFromEachPeer) {
                                        "NFK", v1::Actor(), clock.Now())),
               IsOkAndHolds(Receipt::kApplied));
   EXPECT_THAT(receive(kNfk, received("REF-0000000000000009", "NFK")), IsOkAndHolds(Receipt::kHeld));
-  ASSERT_THAT((*db)->Read([&](Txn& txn) -> absl::Status {
+  ASSERT_THAT(reg.db().Read([&](Txn& txn) -> absl::Status {
     ASSIGN_OR_RETURN(auto events, EventsOf(txn, "REF-0000000000000000"));
     EXPECT_EQ(events.size(), 2u);
     ASSIGN_OR_RETURN(auto held, txn.Query("SELECT COUNT(*) FROM held_events"));
@@ -231,6 +253,46 @@ TEST(Mirror, HoldsABoundedNumberOfEventsFromEachPeer) {
     return absl::OkStatus();
   }),
               IsOk());
+}
+
+// A party that received another's event (a force gets UKFIU's dispatch and reminders) cannot use
+// its id first, at a receiver they share, to have the real event dropped there as a repeat: an id
+// names its producer, and an id of the older form, naming nobody, is refused when it already
+// belongs to another producer's event here. The real event repeated is still a repeat.
+TEST(Mirror, AnEventIdIsItsProducersOwn) {
+  RegisterMirror reg(100);
+  const absl::Time now = reg.clock().Now();
+  const v1::LifecycleEvent dispatched =
+      NewEvent(v1::EVENT_TYPE_DISPATCHED, "REF-0000000000000001", "UKFIU", "NFK", v1::Actor(), now);
+  v1::LifecycleEvent forged =
+      NewEvent(v1::EVENT_TYPE_RECEIVED, "REF-0000000000000001", "NFK", "NFK", v1::Actor(), now);
+  forged.set_event_id(dispatched.event_id());
+  EXPECT_THAT(reg.Receive(kNfk, forged),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("event.event_id"), HasSubstr("names producer UKFIU"))));
+  EXPECT_THAT(reg.Receive(kUkfiu, dispatched), IsOkAndHolds(Receipt::kApplied));
+  EXPECT_THAT(reg.Receive(kUkfiu, dispatched), IsOkAndHolds(Receipt::kRepeated));
+
+  // Ids of the older form: the first to arrive keeps it; another producer's event with it is
+  // refused, held or stored, and named, never taken as a repeat.
+  v1::LifecycleEvent older =
+      NewEvent(v1::EVENT_TYPE_DISPATCHED, "REF-0000000000000002", "UKFIU", "NFK", v1::Actor(), now);
+  older.set_event_id("EV-019aebcef47b00000000000000000002");
+  v1::LifecycleEvent early =
+      NewEvent(v1::EVENT_TYPE_RECEIVED, "REF-0000000000000002", "NFK", "NFK", v1::Actor(), now);
+  early.set_event_id(older.event_id());
+  ASSERT_THAT(reg.Receive(kNfk, early), IsOkAndHolds(Receipt::kHeld));
+  EXPECT_THAT(reg.Receive(kUkfiu, older),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("is the id of another event here"), HasSubstr("by NFK"))));
+  v1::LifecycleEvent elsewhere = older;
+  elsewhere.set_referral_id("REF-0000000000000001");
+  elsewhere.set_type(v1::EVENT_TYPE_REMINDER_SENT);
+  elsewhere.set_event_id(dispatched.event_id().substr(0, 35));
+  ASSERT_THAT(reg.Receive(kUkfiu, elsewhere), IsOk());  // an older-form id nobody holds
+  elsewhere.set_referral_id("REF-0000000000000003");
+  EXPECT_THAT(reg.Receive(kUkfiu, elsewhere),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("of REF-0000000000000001")));
 }
 
 // ------------------------------------------------------------------ four copies, one fold --
@@ -248,9 +310,10 @@ struct Node {
 class Chain {
  public:
   Chain(const std::string& dir, ManualClock& clock) : clock_(clock) {
-    const std::vector<Migration> schema = ServiceMigrations(
-        std::vector<Migration>{kEventLogMigration, kReferralStoreMigration},
-        std::vector<Migration>{kHeldEventsMigration, kRequestDigestMigration, kFeedMigration});
+    const std::vector<Migration> schema =
+        ServiceMigrations(std::vector<Migration>{kEventLogMigration, kReferralStoreMigration},
+                          std::vector<Migration>{kHeldEventsMigration, kRequestDigestMigration,
+                                                 kFeedMigration, kInboxBySenderMigration});
     auto add = [&](const std::string& code, Identity id, bool unit) {
       Node& n = nodes_[code];
       n.code = code;
@@ -304,18 +367,20 @@ class Chain {
     const Identity& peer = nodes_.at(p.from).identity;
     v1::DeliverRequest req;
     *req.add_envelopes() = p.entry.envelope;
-    auto response = ReceiveBatch(*to.db, clock_, req, [&](Txn& txn, const v1::Envelope& env) {
-      if (to.reg) return to.reg->Receive(txn, peer, env.event());
-      ASSIGN_OR_RETURN(Receipt r, to.mirror->Receive(txn, peer, env));
-      // The force records receipt of a new referral, as its desk does.
-      if (r == Receipt::kApplied && to.code == "NFK" &&
-          env.event().type() == v1::EVENT_TYPE_DISPATCHED) {
-        v1::LifecycleEvent received = NewEvent(v1::EVENT_TYPE_RECEIVED, env.event().referral_id(),
-                                               "NFK", "NFK", v1::Actor(), clock_.Now());
-        return to.mirror->Produce(txn, received).status();
-      }
-      return absl::OkStatus();
-    });
+    auto response =
+        ReceiveBatch(*to.db, clock_, peer.uri, req, [&](Txn& txn, const v1::Envelope& env) {
+          if (to.reg) return to.reg->Receive(txn, peer, env.event());
+          ASSIGN_OR_RETURN(Receipt r, to.mirror->Receive(txn, peer, env));
+          // The force records receipt of a new referral, as its desk does.
+          if (r == Receipt::kApplied && to.code == "NFK" &&
+              env.event().type() == v1::EVENT_TYPE_DISPATCHED) {
+            v1::LifecycleEvent received =
+                NewEvent(v1::EVENT_TYPE_RECEIVED, env.event().referral_id(), "NFK", "NFK",
+                         v1::Actor(), clock_.Now());
+            return to.mirror->Produce(txn, received).status();
+          }
+          return absl::OkStatus();
+        });
     // A failure must not leave the message pending, or the caller's loop would deliver it forever.
     bool rejected = !response.ok() || response->results_size() != 1 ||
                     response->results(0).status() == v1::DELIVERY_STATUS_REJECTED;

@@ -94,7 +94,8 @@ TEST(RetentionJob, DeletesEndedReferralsPastTheYearsAndSaysWhat) {
   auto received = [&](const std::string& message_id, absl::Time at) {
     return db->Transact([&](Txn& txn) {
       return txn.Exec(
-          "INSERT INTO inbox_seen (message_id, received_at, status, detail) VALUES (?, ?, 1, '')",
+          "INSERT INTO inbox_seen (sender, message_id, received_at, status, detail) "
+          "VALUES ('spiffe://sarloop/ukfiu', ?, ?, 1, '')",
           {message_id, ToMicros(at)});
     });
   };
