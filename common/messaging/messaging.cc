@@ -197,6 +197,11 @@ absl::Status Enqueue(Txn& txn, const std::string& destination, const v1::Envelop
         absl::StrCat("refusing to send a referral package to the NCA register (",
                      envelope.event().referral_id(), ")"));
   }
+  if (const size_t bytes = envelope.ByteSizeLong(); bytes > kMaxEnvelopeBytes) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the message to ", destination, " about ", envelope.event().referral_id(), " would be ",
+        bytes, " bytes, over the ", kMaxEnvelopeBytes, " a peer takes; nothing was done"));
+  }
   ASSIGN_OR_RETURN(
       Blob sealed,
       SealProto(txn, kOutboxColumn, OutboxRowKey(destination, envelope.message_id()), envelope));
@@ -588,15 +593,25 @@ class AsioDeliveryWorker : public DeliveryWorker {
     if (lost != kNoneLost) l.answered_through = std::min(l.answered_through, lost - 1);
     std::vector<int64_t> seqs;
     v1::DeliverRequest request;
+    bool full = false;
     RETURN_IF_ERROR(db_.Read([&](Txn& txn) -> absl::Status {
       ASSIGN_OR_RETURN(
           auto rows, txn.Query("SELECT seq, envelope, message_id FROM outbox WHERE "
                                "destination = ? AND status = 0 AND seq > ? ORDER BY seq LIMIT ?",
                                {l.destination, l.answered_through, int64_t{options_.batch_size}}));
+      full = static_cast<int>(rows.size()) == options_.batch_size;
+      size_t bytes = 0;
       for (const Row& r : rows) {
-        seqs.push_back(r.Int(0));
+        v1::Envelope envelope;
         RETURN_IF_ERROR(UnsealProto(txn, kOutboxColumn, OutboxRowKey(l.destination, r.Text(2)),
-                                    r.Text(1), request.add_envelopes()));
+                                    r.Text(1), &envelope));
+        bytes += envelope.ByteSizeLong();
+        if (!seqs.empty() && bytes > options_.batch_bytes) {
+          full = true;  // the rest go in the next batch, at once
+          break;
+        }
+        seqs.push_back(r.Int(0));
+        *request.add_envelopes() = std::move(envelope);
       }
       return absl::OkStatus();
     }));
@@ -617,10 +632,18 @@ class AsioDeliveryWorker : public DeliveryWorker {
       std::string detail;
     };
     std::vector<Mark> marks;
-    for (int i = 0; i < answered; ++i) {
-      const v1::EnvelopeResult& r = response->results(i);
-      if (r.message_id() != request.envelopes(i).message_id()) {
+    int taken = 0;
+    for (; taken < answered; ++taken) {
+      const v1::EnvelopeResult& r = response->results(taken);
+      if (r.message_id() != request.envelopes(taken).message_id()) {
         return absl::InternalError("receiver answered out of order");
+      }
+      // Only an answer this service knows is an answer: a status it does not know (a newer
+      // peer's, or none) leaves the message pending, to be sent again, never taken as delivered.
+      if (r.status() != v1::DELIVERY_STATUS_ACCEPTED &&
+          r.status() != v1::DELIVERY_STATUS_DUPLICATE &&
+          r.status() != v1::DELIVERY_STATUS_REJECTED) {
+        break;
       }
       const bool rejected = r.status() == v1::DELIVERY_STATUS_REJECTED;
       if (rejected) {
@@ -628,13 +651,13 @@ class AsioDeliveryWorker : public DeliveryWorker {
         spdlog::error("{} rejected message {}: {}", l.destination, Printable(r.message_id()),
                       Printable(r.detail()));
       }
-      marks.push_back({seqs[i], rejected, rejected ? r.detail() : ""});
+      marks.push_back({seqs[taken], rejected, rejected ? r.detail() : ""});
     }
     // The peer has the messages durably: marking them done needs no commit of its own and no
     // wait. Until the mark commits, answered_through keeps them out of the next batch; if it is
     // lost, they go again at the next step and the peer answers DUPLICATE.
-    if (answered > 0) {
-      l.answered_through = seqs[answered - 1];
+    if (taken > 0) {
+      l.answered_through = seqs[taken - 1];
       db_.Ride(
           [marks = std::move(marks), now = clock_.Now()](Txn& txn) -> absl::Status {
             for (const Mark& m : marks) {
@@ -652,13 +675,18 @@ class AsioDeliveryWorker : public DeliveryWorker {
             }
           });
     }
-    if (answered < static_cast<int>(seqs.size())) {
-      absl::Status partial = absl::UnavailableError(
-          absl::StrCat(l.destination, " took ", answered, " of ", seqs.size(), " envelopes"));
-      RecordError(seqs[answered], partial);
+    if (taken < static_cast<int>(seqs.size())) {
+      absl::Status partial = absl::UnavailableError(absl::StrCat(
+          l.destination, " took ", taken, " of ", seqs.size(), " envelopes",
+          taken < answered
+              ? absl::StrCat("; its answer to ", Printable(request.envelopes(taken).message_id()),
+                             " was status ", response->results(taken).status(),
+                             ", which this service does not know")
+              : ""));
+      RecordError(seqs[taken], partial);
       return partial;
     }
-    return static_cast<int>(seqs.size()) == options_.batch_size;
+    return full;
   }
 
   // The fault suite's duplicates on the wire: this batch again, and an old one replayed, as a

@@ -54,10 +54,15 @@ extern const Migration kInboxBySenderMigration;
 // The messaging tables' sealed columns (the outbox's envelopes, the stored answers), for Reseal.
 std::span<const SealedColumn> MessagingSealedColumns();
 
+// The largest envelope the outbox takes: a receiver takes no call over 4 MiB, and an envelope it
+// could never take would stop every message behind it to that peer.
+inline constexpr size_t kMaxEnvelopeBytes = 3 * 1024 * 1024;
+
 // Adds `envelope` to the outbox for `destination` (a peer code). Must run inside the transaction
 // that makes the change the envelope reports. ALREADY_EXISTS-free: enqueuing the same message_id
 // for the same destination twice keeps the first. INTERNAL, failing the transaction, for an
 // envelope with a package addressed to the register: that would be a leak, never a choice.
+// FAILED_PRECONDITION, failing the transaction, for an envelope over kMaxEnvelopeBytes.
 absl::Status Enqueue(Txn& txn, const std::string& destination, const v1::Envelope& envelope,
                      absl::Time now);
 
@@ -125,6 +130,10 @@ struct DeliveryOptions {
   absl::Duration initial_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(60);
   int batch_size = 200;
+  // A batch also stops before it would pass this many bytes of envelopes (it always holds one):
+  // a receiver takes no call over 4 MiB, and a batch it refuses for its size would be sent the
+  // same again and again.
+  size_t batch_bytes = 1024 * 1024;
   // How long a kInform message may wait for company (zero: it leaves at once).
   absl::Duration inform_within = absl::Milliseconds(100);
   // How often to look for work when nobody calls Notify (e.g. after a restart).

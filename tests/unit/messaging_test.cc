@@ -3,6 +3,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -38,6 +39,7 @@ class FlakyTransport : public Transport {
                                               const v1::DeliverRequest& request) override {
     std::lock_guard lock(mu_);
     ++calls_;
+    largest_request_ = std::max(largest_request_, request.ByteSizeLong());
     if (fail_next_ > 0) {
       --fail_next_;
       return absl::UnavailableError("peer down");
@@ -49,6 +51,10 @@ class FlakyTransport : public Transport {
       if (take_per_call_ > 0 && i >= take_per_call_) break;
       auto* r = response.add_results();
       r->set_message_id(env.message_id());
+      if (answer_with_) {
+        r->set_status(*answer_with_);
+        continue;
+      }
       if (env.message_id() == reject_) {
         r->set_status(v1::DELIVERY_STATUS_REJECTED);
         r->set_detail("not ours");
@@ -64,6 +70,9 @@ class FlakyTransport : public Transport {
   std::mutex mu_;
   int fail_next_ = 0;
   int take_per_call_ = 0;
+  // When set, every envelope is answered with this status and nothing is taken.
+  std::optional<v1::DeliveryStatus> answer_with_;
+  size_t largest_request_ = 0;
   int calls_ = 0;
   std::string reject_;
   std::set<std::string> seen_;
@@ -466,6 +475,80 @@ TEST_F(OutboxTest, RejectedMessagesAreParkedNotRetried) {
   ASSERT_OK_AND_ASSIGN(auto backlog, ReadBacklog(*db_));
   EXPECT_EQ(backlog[0].rejected, 1);
   EXPECT_EQ(backlog[0].delivered, 2);
+}
+
+// A batch stops before its envelopes pass batch_bytes, so a backlog of large messages never makes
+// a call the receiver refuses for its size (which would be sent the same again, for ever); one
+// envelope larger than the bound still goes, alone; and an envelope no receiver could take is
+// refused when it is made, failing the step that made it, not stuck at the head of the queue.
+TEST_F(OutboxTest, BatchesAreBoundedInBytesAndAnEnvelopeNoPeerTakesIsRefused) {
+  auto large = [](int n, size_t bytes) {
+    v1::Envelope env = MakeEnvelope("BIG", n);
+    env.mutable_event()->set_reason(std::string(bytes, 'x'));
+    return env;
+  };
+  ASSERT_THAT(db_->Transact([&](Txn& t) -> absl::Status {
+    for (int n = 0; n < 12; ++n) {
+      RETURN_IF_ERROR(Enqueue(t, "PEER", large(n, n == 5 ? 1'500'000 : 300'000), absl::Now()));
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_THAT(db_->Transact([&](Txn& t) {
+    return Enqueue(t, "PEER", large(12, kMaxEnvelopeBytes + 1), absl::Now());
+  }),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("a peer takes")));
+  EXPECT_EQ(Pending(), 12);
+  FlakyTransport transport;
+  DeliveryOptions options;
+  options.poll_interval = absl::Milliseconds(5);
+  auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+  worker->Start({"PEER"});
+  ASSERT_TRUE(Eventually([&] { return Pending() == 0; })) << "pending " << Pending();
+  worker->Stop();
+  std::lock_guard lock(transport.mu_);
+  EXPECT_EQ(transport.taken_.size(), 12u);
+  EXPECT_LE(transport.largest_request_, 1'500'100u);  // the large one alone
+  // 300 kB each: three to a call, and the large one alone.
+  EXPECT_GE(transport.calls_, 5);
+}
+
+// Only ACCEPTED, DUPLICATE and REJECTED are answers: a status this service does not know (none,
+// or a newer peer's) leaves the message pending, and it goes again until it is answered.
+TEST_F(OutboxTest, AnAnswerWithAStatusItDoesNotKnowLeavesTheMessagePending) {
+  EnqueueAll(1, 3);
+  FlakyTransport transport;
+  transport.answer_with_ = v1::DELIVERY_STATUS_UNSPECIFIED;
+  DeliveryOptions options;
+  options.poll_interval = absl::Milliseconds(5);
+  options.initial_backoff = absl::Milliseconds(1);
+  options.max_backoff = absl::Milliseconds(5);
+  auto worker = NewDeliveryWorker(*db_, transport, clock_, options);
+  worker->Start({"PEER"});
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(transport.mu_);
+    return transport.calls_ >= 3;
+  }));
+  {
+    std::lock_guard lock(transport.mu_);
+    transport.answer_with_ = static_cast<v1::DeliveryStatus>(7);
+  }
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(transport.mu_);
+    return transport.calls_ >= 6;
+  }));
+  EXPECT_EQ(Pending(), 3);
+  ASSERT_OK_AND_ASSIGN(auto backlog, ReadBacklog(*db_));
+  EXPECT_NE(backlog[0].last_error.find("does not know"), std::string::npos)
+      << backlog[0].last_error;
+  {
+    std::lock_guard lock(transport.mu_);
+    transport.answer_with_.reset();
+  }
+  ASSERT_TRUE(Eventually([&] { return Pending() == 0; }));
+  worker->Stop();
+  std::lock_guard lock(transport.mu_);
+  EXPECT_EQ(transport.taken_.size(), 3u);
 }
 
 TEST_F(OutboxTest, APackageNeverEntersTheRegistersOutbox) {
