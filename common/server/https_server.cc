@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -26,8 +27,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-constexpr int kMaxConnections = 64;
-constexpr auto kTimeout = std::chrono::seconds(10);
+constexpr int kMaxRequestsPerConnection = 100;
 
 // The single URI SAN of a verified peer certificate; empty otherwise.
 std::string PeerUri(SSL* ssl) {
@@ -36,32 +36,60 @@ std::string PeerUri(SSL* ssl) {
   return cert == nullptr ? "" : CertificateUri(cert);
 }
 
+class Session;
+
+// The open connections. Touched only on the server's one io thread (every session's handlers and
+// the acceptor's run there), so it needs no lock.
+struct Sessions {
+  std::set<Session*> open;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, asio::ssl::context& tls, const HttpHandler& handler,
-          std::atomic<int>& open)
-      : stream_(std::move(socket), tls), handler_(handler), open_(open) {
-    ++open_;
+          Sessions& sessions, std::chrono::steady_clock::duration timeout)
+      : stream_(std::move(socket), tls), handler_(handler), sessions_(sessions), timeout_(timeout) {
+    sessions_.open.insert(this);
   }
-  ~Session() { --open_; }
+  ~Session() { sessions_.open.erase(this); }
 
   void Run() {
-    beast::get_lowest_layer(stream_).expires_after(kTimeout);
+    Wait();
     stream_.async_handshake(asio::ssl::stream_base::server,
                             [self = shared_from_this()](beast::error_code ec) {
                               if (!ec) self->Read();
                             });
   }
 
+  // Since when this connection has waited for its peer (a handshake or a request), or nullopt
+  // while it is answering.
+  std::optional<std::chrono::steady_clock::time_point> waiting_since() const {
+    return waiting_since_;
+  }
+
+  // Makes room for another: the connection's operations end at once, and so does it.
+  void Evict() {
+    waiting_since_.reset();
+    sessions_.open.erase(this);  // its room is free now, though its handlers have yet to run
+    beast::error_code ignored;
+    beast::get_lowest_layer(stream_).socket().close(ignored);
+  }
+
  private:
+  void Wait() {
+    waiting_since_ = std::chrono::steady_clock::now();
+    beast::get_lowest_layer(stream_).expires_after(timeout_);
+  }
+
   void Read() {
     parser_.emplace();
     parser_->header_limit(16 * 1024);
     parser_->body_limit(64 * 1024);
-    beast::get_lowest_layer(stream_).expires_after(kTimeout);
+    Wait();
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) return self->Close();
+                       self->waiting_since_.reset();
                        self->Respond(self->parser_->release());
                      });
   }
@@ -75,6 +103,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (q != std::string::npos) in.query = ParseQuery(std::string_view(target).substr(q + 1));
     if (auto it = req.find(http::field::cookie); it != req.end())
       in.cookie = std::string(it->value());
+    if (auto it = req.find("Sec-Fetch-Site"); it != req.end())
+      in.fetch_site = std::string(it->value());
     in.peer_uri = PeerUri(stream_.native_handle());
     HttpResponse out;
     try {
@@ -88,9 +118,11 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::server, "sarloop");
     res->set(http::field::content_type, out.content_type);
     for (const auto& [name, value] : out.headers) res->set(name, value);
-    res->keep_alive(req.keep_alive());
+    res->keep_alive(req.keep_alive() && ++requests_ < kMaxRequestsPerConnection);
     res->body() = std::move(out.body);
     res->prepare_payload();
+    // The answer has its own time: the read's deadline was spent in part by the handler.
+    beast::get_lowest_layer(stream_).expires_after(timeout_);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, size_t) {
                         if (ec || !res->keep_alive()) return self->Close();
@@ -99,7 +131,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
-    beast::get_lowest_layer(stream_).expires_after(kTimeout);
+    // Closing still waits for the peer: a silent one may be evicted meanwhile.
+    Wait();
     stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
       beast::get_lowest_layer(self->stream_).close();
     });
@@ -109,7 +142,10 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   const HttpHandler& handler_;
-  std::atomic<int>& open_;
+  Sessions& sessions_;
+  const std::chrono::steady_clock::duration timeout_;
+  std::optional<std::chrono::steady_clock::time_point> waiting_since_;
+  int requests_ = 0;
 };
 
 }  // namespace
@@ -117,24 +153,46 @@ class Session : public std::enable_shared_from_this<Session> {
 struct HttpsServer::Impl {
   // Declared before io so they outlive the sessions io still holds when it is destroyed.
   HttpHandler handler;
-  std::atomic<int> open{0};
+  HttpsOptions options;
+  Sessions sessions;
   asio::ssl::context tls{asio::ssl::context::tls_server};
+  // One thread: the sessions, the registry and the handler need no lock.
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
+  asio::steady_timer pause{io};
   std::thread thread;
 
   void Accept() {
-    acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    acceptor.async_accept(io, [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        if (open.load() >= kMaxConnections) {
-          socket.close();
-        } else {
-          std::make_shared<Session>(std::move(socket), tls, handler, open)->Run();
-        }
+      if (ec) {
+        // Out of descriptors, say: accepting again at once would spin.
+        spdlog::warn("https: accept failed: {}", ec.message());
+        pause.expires_after(std::chrono::milliseconds(100));
+        pause.async_wait([this](beast::error_code wait) {
+          if (!wait) Accept();
+        });
+        return;
+      }
+      if (static_cast<int>(sessions.open.size()) >= options.max_connections) EvictOne();
+      if (static_cast<int>(sessions.open.size()) >= options.max_connections) {
+        socket.close();  // every connection is being answered: this one waits its turn
+      } else {
+        std::make_shared<Session>(std::move(socket), tls, handler, sessions, options.timeout)
+            ->Run();
       }
       Accept();
     });
+  }
+
+  // Closes the connection that has waited longest for its peer, if any waits.
+  void EvictOne() {
+    Session* oldest = nullptr;
+    for (Session* s : sessions.open) {
+      const auto since = s->waiting_since();
+      if (since && (oldest == nullptr || *since < *oldest->waiting_since())) oldest = s;
+    }
+    if (oldest != nullptr) oldest->Evict();
   }
 };
 
@@ -149,9 +207,11 @@ int HttpsServer::port() const { return impl_->acceptor.local_endpoint().port(); 
 
 absl::StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(const std::string& listen,
                                                                 const v1::TlsConfig& tls,
-                                                                HttpHandler handler) {
+                                                                HttpHandler handler,
+                                                                HttpsOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->handler = std::move(handler);
+  impl->options = options;
   SSL_CTX* ctx = impl->tls.native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   boost::system::error_code ec;

@@ -3,11 +3,14 @@
 // sarloop CA is asked for but optional, and when one is presented and verifies, its URI SAN is
 // handed to the handler. There is no plaintext listener.
 //
-// Bounds: request headers 16 KiB, body 64 KiB, 10 s to handshake and to send a request, at most
-// 64 connections at once (more are closed at once).
+// Bounds: request headers 16 KiB, body 64 KiB, 10 s to handshake, to send a request and to take
+// the answer, 100 requests a connection, at most 64 connections at once. A connection past the
+// 64th closes the one that has waited longest for its peer (a handshake or a request not sent),
+// so connections held open and silent cannot keep anyone else out.
 #ifndef SARLOOP_COMMON_SERVER_HTTPS_SERVER_H_
 #define SARLOOP_COMMON_SERVER_HTTPS_SERVER_H_
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -28,6 +31,9 @@ struct HttpRequest {
   std::map<std::string, std::string> query;
   // The Cookie header.
   std::string cookie;
+  // The Sec-Fetch-Site header a browser sends ("same-origin", "same-site", "cross-site", "none"),
+  // or empty.
+  std::string fetch_site;
   // The URI SAN of a client certificate that verified against the CA, or empty.
   std::string peer_uri;
 };
@@ -41,13 +47,20 @@ struct HttpResponse {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+struct HttpsOptions {
+  // To handshake, to send a request, and to take an answer.
+  std::chrono::steady_clock::duration timeout = std::chrono::seconds(10);
+  int max_connections = 64;
+};
+
 class HttpsServer {
  public:
   // Listens on `listen` (host:port; port 0 picks one) and serves on its own thread until
   // destroyed. The handler runs on that thread, one request at a time.
   static absl::StatusOr<std::unique_ptr<HttpsServer>> Start(const std::string& listen,
                                                             const v1::TlsConfig& tls,
-                                                            HttpHandler handler);
+                                                            HttpHandler handler,
+                                                            HttpsOptions options = {});
   ~HttpsServer();
   int port() const;
 

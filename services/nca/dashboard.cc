@@ -461,6 +461,18 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
     }
   }
   const std::string user = viewer.kind == Viewer::Kind::kNone ? "" : viewer.Token();
+  // A browser sends an analyst's client certificate with whatever another site makes it ask for
+  // (an image, a frame, a form): such a request would record in the audit log that the analyst
+  // viewed a page they never opened, and spend the register's reads. The browser says where a
+  // request comes from; only the dashboard's own pages and what the user typed are served. (The
+  // session cookie is SameSite=Strict, so it never comes with such a request anyway.)
+  if (request.fetch_site == "cross-site" || request.fetch_site == "same-site") {
+    RecordRefusal(entry, absl::PermissionDeniedError("a request made by another site"));
+    return Page(403, "Open the dashboard yourself",
+                "<p>This request came from another site. Open the dashboard's address yourself "
+                "to see the page.</p>",
+                false);
+  }
   if (user.empty()) {
     RecordRefusal(entry, absl::UnauthenticatedError("no analyst credential"));
     return Page(401, "Sign in",

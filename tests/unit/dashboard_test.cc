@@ -196,5 +196,27 @@ TEST_F(DashboardTest, TheOverdueListShowsTheClockThatIsLate) {
       << r.body;
 }
 
+// A page another site makes an analyst's browser ask for carries the analyst's certificate: it is
+// refused, and the audit log holds a refusal, not a page the analyst viewed. What the user opened
+// (no header, "none") and the dashboard's own links ("same-origin") are served.
+TEST_F(DashboardTest, ARequestAnotherSiteMadeIsRefused) {
+  HttpRequest request;
+  request.method = "GET";
+  request.path = "/overdue";
+  request.peer_uri = "spiffe://sarloop/analyst/alice";
+  for (const std::string site : {"cross-site", "same-site"}) {
+    request.fetch_site = site;
+    const HttpResponse r = dashboard_->Handle(request);
+    EXPECT_EQ(r.status, 403) << site;
+    EXPECT_NE(r.body.find("came from another site"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(AuditRows().first, 2);
+  EXPECT_NE(AuditRows().second.find("another site"), std::string::npos) << AuditRows().second;
+  for (const std::string site : {"", "none", "same-origin"}) {
+    request.fetch_site = site;
+    EXPECT_EQ(dashboard_->Handle(request).status, 200) << site;
+  }
+}
+
 }  // namespace
 }  // namespace sarloop::nca
