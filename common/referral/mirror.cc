@@ -33,8 +33,10 @@ absl::Status CheckNotBeforeDispatch(const v1::LifecycleEvent& event,
   return absl::OkStatus();
 }
 
-bool Grew(const Parties& before, const Parties& after) {
-  return before.addressee != after.addressee || before.units != after.units;
+bool Changed(const Parties& before, const Parties& after) {
+  // A unit handed the referral again after declining: what was held for that may now be judged.
+  return before.addressee != after.addressee || before.units != after.units ||
+         before.declined != after.declined;
 }
 
 // Whether this receiver is the party the rules give `event`'s package to.
@@ -157,8 +159,17 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
                  std::string(EventName(event.type())), event.referral_id(), peer.org);
     return Receipt::kHeld;
   }
+  // A unit that declined keeps the event but not a further SAR: it no longer works the referral,
+  // and should it be handed the referral again, that handover brings the whole package.
+  v1::Envelope without_sar;
+  const v1::Envelope* delivered = &envelope;
+  if (self_.is_unit && envelope.has_supplementary_sar() && parties.declined.count(self_.code)) {
+    without_sar = envelope;
+    without_sar.clear_supplementary_sar();
+    delivered = &without_sar;
+  }
   RETURN_IF_ERROR(
-      Apply(txn, event, Change{&event, &envelope, nullptr}, std::move(events), "", false).status());
+      Apply(txn, event, Change{&event, delivered, nullptr}, std::move(events), "", false).status());
   return Receipt::kApplied;
 }
 
@@ -193,7 +204,7 @@ absl::StatusOr<Mirror::Applied> Mirror::Apply(Txn& txn, const v1::LifecycleEvent
   Applied applied{Fold(events), PartiesOf(events)};
   RETURN_IF_ERROR(save_(txn, applied.folded, change));
   const Parties& after = applied.parties;
-  if (!Grew(before, after)) return applied;
+  if (!Changed(before, after)) return applied;
   // A unit learnt of now gets what this service sent to units before it knew of this one (the
   // register sends nothing: an organisation whose code is the register's, NCA, is not it).
   for (const std::string& unit : self_.is_register ? std::set<std::string>{} : after.units) {

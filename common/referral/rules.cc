@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/ids.h"
 #include "common/base/status.h"
 #include "common/messaging/messaging.h"
 
@@ -278,11 +279,19 @@ Parties PartiesOf(const std::vector<v1::LifecycleEvent>& events) {
   for (const v1::LifecycleEvent& e : events) {
     if (e.type() == v1::EVENT_TYPE_DISPATCHED) p.addressee = e.organisation();
   }
+  // In order: a unit handed the referral again after declining works it again.
   for (const v1::LifecycleEvent& e : events) {
+    if (e.type() == v1::EVENT_TYPE_ASSISTANCE_DECLINED && !e.unit().empty() &&
+        e.producer() == e.unit()) {
+      p.declined[e.unit()] = FromProto(e.occurred_at());
+    }
     if (e.type() != v1::EVENT_TYPE_HANDED_OVER) continue;
     // A unit never sees DISPATCHED: its handover names the addressee (who produced it).
     if (p.addressee.empty()) p.addressee = e.organisation();
-    if (!e.unit().empty()) p.units.insert(e.unit());
+    if (!e.unit().empty()) {
+      p.units.insert(e.unit());
+      p.declined.erase(e.unit());
+    }
   }
   return p;
 }
@@ -422,6 +431,19 @@ absl::StatusOr<Verdict> Judge(const Receiver& receiver, const Parties& known,
     if (is_addressee) return denied(absl::StrCat("it was never handed to ", peer.org));
     return Verdict::kHold;
   }
+  // A unit that declined no longer works the referral: it may not open, update or end it, even
+  // when another unit holds it now. (Its own steps before the decline reached each receiver
+  // before the decline did: one sender's messages to one receiver keep their order.) The
+  // addressee made every handover itself; elsewhere one handing it back may be on its way.
+  const auto declined = known.declined.find(peer.org);
+  if (producer == Producer::kUnit && declined != known.declined.end() &&
+      FromProto(event.occurred_at()) > declined->second) {
+    if (is_addressee) {
+      return denied(
+          absl::StrCat(peer.org, " declined assistance with it and has not been handed it again"));
+    }
+    return Verdict::kHold;
+  }
   if (receiver.is_unit && event.type() != v1::EVENT_TYPE_HANDED_OVER &&
       !known.units.count(receiver.code)) {
     return Verdict::kHold;
@@ -450,7 +472,11 @@ std::vector<std::string> Destinations(const v1::LifecycleEvent& event, const Par
   if (rule->to & kToAddressee) add(event.organisation());
   if (rule->to & kToUkfiu) add(kUkfiuCode);
   if (rule->to & kToUnits) {
-    for (const std::string& u : known.units) add(u);
+    // A unit that declined still hears how the referral goes (its copy ends with everyone's),
+    // but is sent no further SAR: it needs no more personal data.
+    for (const std::string& u : known.units) {
+      if (event.type() != v1::EVENT_TYPE_SAR_ATTACHED || !known.declined.count(u)) add(u);
+    }
     if (event.type() == v1::EVENT_TYPE_HANDED_OVER) add(event.unit());
   }
   if (rule->to & kToThreadPeer) add(event.thread_with());

@@ -10,12 +10,14 @@
 #define SARLOOP_COMMON_REFERRAL_RULES_H_
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/security/identity.h"
 #include "sarloop/v1/types.pb.h"
 
@@ -86,10 +88,13 @@ inline constexpr char kUkfiuCode[] = "UKFIU";
 
 // Who takes part in one referral, as a service knows it from the events it holds: the
 // organisation it is addressed to (from DISPATCHED; a unit, which never sees DISPATCHED, from the
-// handover) and every unit it has been handed to.
+// handover) and every unit it has been handed to; of those, the ones that declined assistance
+// since their last handover, and when: they no longer work it, so nothing more is sent to them
+// and nothing they make after the decline is taken.
 struct Parties {
   std::string addressee;
   std::set<std::string> units;
+  std::map<std::string, absl::Time> declined;
 };
 Parties PartiesOf(const std::vector<v1::LifecycleEvent>& events);
 

@@ -134,7 +134,9 @@ std::vector<std::string> Askable(const Receiver& self, const v1::Referral& copy,
                                  const Parties& parties) {
   if (self.is_unit || self.code == kUkfiuCode) return {copy.organisation()};
   std::vector<std::string> out = {kUkfiuCode};
-  out.insert(out.end(), parties.units.begin(), parties.units.end());
+  for (const std::string& unit : parties.units) {
+    if (!parties.declined.count(unit)) out.push_back(unit);
+  }
   return out;
 }
 

@@ -176,13 +176,76 @@ TEST(Judge, HoldsWhatMayStillBeInFlightAndNothingElse) {
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("not sent to ERSOU")));
 }
 
+// A unit that declined assistance no longer works the referral: once the decline is known, what it
+// makes after it is refused by the force, which made every handover, and held elsewhere, where
+// one handing it back may be on its way (so a former unit cannot open, update or end a referral
+// another unit holds now); nothing more is sent to it. Handed the referral again, it works it
+// again. (Mirror.AUnitThatDeclinedKeepsNoFurtherSar covers a SAR sent before its decline was
+// known.)
+TEST(Judge, AUnitThatDeclinedNoLongerWorksTheReferral) {
+  auto at = [](v1::LifecycleEvent e, int seconds) {
+    *e.mutable_occurred_at() = ToProto(absl::FromUnixSeconds(seconds));
+    return e;
+  };
+  std::vector<v1::LifecycleEvent> events = {
+      at(Ev(v1::EVENT_TYPE_DISPATCHED, "UKFIU"), 10),
+      at(Ev(v1::EVENT_TYPE_HANDED_OVER, "NFK", "ERSOU"), 20),
+      at(Ev(v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED, "ERSOU", "ERSOU"), 25),
+      at(Ev(v1::EVENT_TYPE_ASSISTANCE_DECLINED, "ERSOU", "ERSOU"), 30),
+      at(Ev(v1::EVENT_TYPE_HANDED_OVER, "NFK", "NCAACU"), 40)};
+  const Parties known = PartiesOf(events);
+  EXPECT_EQ(known.units, (std::set<std::string>{"ERSOU", "NCAACU"}));
+  ASSERT_EQ(known.declined.size(), 1u);
+  EXPECT_EQ(known.declined.begin()->first, "ERSOU");
+
+  for (const Receiver& receiver : {Receiver{"NCA", false, true}, Receiver{"NFK", false, false},
+                                   Receiver{"UKFIU", false, false}}) {
+    for (v1::EventType type : {v1::EVENT_TYPE_JOINT_INVESTIGATION_OPENED,
+                               v1::EVENT_TYPE_OUTCOME_RECORDED, v1::EVENT_TYPE_PROGRESS_UPDATED}) {
+      const auto verdict = Judge(receiver, known, at(Ev(type, "ERSOU", "ERSOU"), 50), kErsou);
+      if (receiver.code == "NFK") {
+        EXPECT_THAT(verdict, StatusIs(absl::StatusCode::kPermissionDenied,
+                                      HasSubstr("ERSOU declined assistance with it")))
+            << v1::EventType_Name(type);
+      } else {
+        EXPECT_THAT(verdict, IsOkAndHolds(Verdict::kHold))
+            << receiver.code << " " << v1::EventType_Name(type);
+      }
+    }
+    EXPECT_THAT(Judge(receiver, known,
+                      at(Ev(v1::EVENT_TYPE_OUTCOME_RECORDED, "NCAACU", "NCAACU"), 50), kOther),
+                IsOkAndHolds(Verdict::kApply))
+        << receiver.code;
+  }
+  // Its own steps from before the decline are still its own (they arrive before it, in order).
+  EXPECT_THAT(Judge(Receiver{"NCA", false, true}, known,
+                    at(Ev(v1::EVENT_TYPE_PROGRESS_UPDATED, "ERSOU", "ERSOU"), 28), kErsou),
+              IsOkAndHolds(Verdict::kApply));
+
+  const v1::LifecycleEvent sar = at(Ev(v1::EVENT_TYPE_SAR_ATTACHED, "UKFIU"), 50);
+  const std::vector<std::string> to = Destinations(sar, known, "UKFIU");
+  EXPECT_NE(std::find(to.begin(), to.end(), "NCAACU"), to.end());
+  EXPECT_EQ(std::find(to.begin(), to.end(), "ERSOU"), to.end());
+
+  events.push_back(at(Ev(v1::EVENT_TYPE_HANDED_OVER, "NFK", "ERSOU"), 60));
+  const Parties again = PartiesOf(events);
+  EXPECT_TRUE(again.declined.empty());
+  EXPECT_THAT(Judge(Receiver{"NCA", false, true}, again,
+                    at(Ev(v1::EVENT_TYPE_OUTCOME_RECORDED, "ERSOU", "ERSOU"), 70), kErsou),
+              IsOkAndHolds(Verdict::kApply));
+}
+
 // Held events are bounded per peer: past the bound the peer is told to send again later
 // (UNAVAILABLE, which its outbox does), so no peer fills the table and nothing it sent is lost;
 // another peer is not held up by it, and what was held is judged when its referral arrives.
 // A register's mirror over a database of its own; here only the events and the held ones count.
 class RegisterMirror {
  public:
-  explicit RegisterMirror(int most_held_from_one_peer) {
+  explicit RegisterMirror(
+      int most_held_from_one_peer, Receiver self = {"NCA", false, true},
+      SaveCopy save = [](Txn&, const v1::RegisterEntry&, const Change&) {
+        return absl::OkStatus();
+      }) {
     auto db = Database::Open(
         dir_.File("reg.db"),
         ServiceMigrations(std::vector<Migration>{kEventLogMigration, kReferralStoreMigration},
@@ -192,15 +255,12 @@ class RegisterMirror {
     EXPECT_THAT(db, IsOk());
     db_ = std::move(*db);
     outbox_ = std::make_unique<Outbox>(*db_, nullptr);
-    auto keep_nothing = [](Txn&, const v1::RegisterEntry&, const Change&) {
-      return absl::OkStatus();
-    };
-    mirror_ = std::make_unique<Mirror>(Receiver{"NCA", false, true}, *outbox_, keep_nothing, clock_,
-                                       most_held_from_one_peer);
+    mirror_ =
+        std::make_unique<Mirror>(self, *outbox_, std::move(save), clock_, most_held_from_one_peer);
   }
 
-  absl::StatusOr<Receipt> Receive(const Identity& peer, const v1::LifecycleEvent& event) {
-    v1::Envelope env;
+  absl::StatusOr<Receipt> Receive(const Identity& peer, const v1::LifecycleEvent& event,
+                                  v1::Envelope env = {}) {
     env.set_message_id(event.event_id());
     *env.mutable_event() = event;
     absl::StatusOr<Receipt> receipt;
@@ -253,6 +313,45 @@ TEST(Mirror, HoldsABoundedNumberOfEventsFromEachPeer) {
     return absl::OkStatus();
   }),
               IsOk());
+}
+
+// A SAR attached while a unit's decline was on its way reaches that unit: it takes the event, so
+// its copy of the referral stays everyone's, but keeps no SAR. A unit still working it keeps it.
+TEST(Mirror, AUnitThatDeclinedKeepsNoFurtherSar) {
+  int sars_kept = 0;
+  RegisterMirror unit(
+      100, Receiver{"ERSOU", true, false},
+      [&](Txn&, const v1::RegisterEntry&, const Change& change) {
+        if (change.delivered != nullptr && change.delivered->has_supplementary_sar()) {
+          ++sars_kept;
+        }
+        return absl::OkStatus();
+      });
+  const absl::Time t = unit.clock().Now() - absl::Hours(1);
+  auto at = [&](v1::LifecycleEvent e, int minutes) {
+    *e.mutable_occurred_at() = ToProto(t + absl::Minutes(minutes));
+    return e;
+  };
+  auto sar_attached = [&](int minutes) {
+    v1::Envelope env;
+    env.mutable_supplementary_sar()->set_sar_id(absl::StrCat("SAR-", minutes));
+    return std::make_pair(at(Ev(v1::EVENT_TYPE_SAR_ATTACHED, "UKFIU"), minutes), env);
+  };
+  v1::Envelope handover;
+  handover.mutable_package()->set_referral_id("REF-0000000000000001");
+  ASSERT_THAT(unit.Receive(kNfk, at(Ev(v1::EVENT_TYPE_HANDED_OVER, "NFK", "ERSOU"), 1), handover),
+              IsOkAndHolds(Receipt::kApplied));
+  auto [first, first_env] = sar_attached(2);
+  ASSERT_THAT(unit.Receive(kUkfiu, first, first_env), IsOkAndHolds(Receipt::kApplied));
+  EXPECT_EQ(sars_kept, 1);
+  ASSERT_THAT(unit.db().Transact([&](Txn& txn) {
+    return AppendEvent(txn, at(Ev(v1::EVENT_TYPE_ASSISTANCE_DECLINED, "ERSOU", "ERSOU"), 3))
+        .status();
+  }),
+              IsOk());
+  auto [second, second_env] = sar_attached(4);
+  EXPECT_THAT(unit.Receive(kUkfiu, second, second_env), IsOkAndHolds(Receipt::kApplied));
+  EXPECT_EQ(sars_kept, 1);
 }
 
 // A party that received another's event (a force gets UKFIU's dispatch and reminders) cannot use
