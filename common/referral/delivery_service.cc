@@ -5,10 +5,34 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/ids.h"
 #include "common/base/status.h"
+#include "common/referral/rules.h"
 #include "common/referral/validation.h"
 #include "common/rpc/rpc.h"
 
 namespace sarloop {
+
+absl::Status CheckAddresseeIdentity(const v1::LifecycleEvent& e) {
+  if (e.addressee_identity().empty()) return absl::OkStatus();
+  // An addressed event lands in that person's oversight inbox at the register: only UKFIU's chase
+  // (an escalation, Regulation 19's report) and a unit's decline nobody else would review address
+  // one, and only to an oversight office. Any other party could otherwise post notices there.
+  const bool ukfiu_chase =
+      e.producer() == referral::kUkfiuCode &&
+      (e.type() == v1::EVENT_TYPE_ESCALATED || e.type() == v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG);
+  const bool unit_decline = e.type() == v1::EVENT_TYPE_ASSISTANCE_DECLINED && !e.unit().empty() &&
+                            e.producer() == e.unit();
+  if (!ukfiu_chase && !unit_decline) {
+    return FieldError("event.addressee_identity",
+                      "is set only on UKFIU's escalations and open-investigation flags and on a "
+                      "unit's declined assistance");
+  }
+  absl::StatusOr<Identity> addressee = ParseIdentity(e.addressee_identity());
+  if (!addressee.ok() || addressee->kind != "oversight") {
+    return FieldError("event.addressee_identity",
+                      "is not an oversight identity (spiffe://sarloop/oversight/<ORG>/<office>)");
+  }
+  return absl::OkStatus();
+}
 
 absl::Status CheckEvent(const v1::LifecycleEvent& e) {
   RETURN_IF_ERROR(CheckText("event.event_id", e.event_id(), 100, true));
@@ -49,6 +73,7 @@ absl::Status CheckEvent(const v1::LifecycleEvent& e) {
   RETURN_IF_ERROR(CheckTextList("event.other_organisations", e.other_organisations(), 100, 20));
   RETURN_IF_ERROR(CheckText("event.addressee", e.addressee(), 200, false));
   RETURN_IF_ERROR(CheckText("event.addressee_identity", e.addressee_identity(), 300, false));
+  RETURN_IF_ERROR(CheckAddresseeIdentity(e));
   RETURN_IF_ERROR(CheckText("event.thread_id", e.thread_id(), 20, false));
   RETURN_IF_ERROR(CheckText("event.thread_with", e.thread_with(), 20, false));
   RETURN_IF_ERROR(CheckTextList("event.glossary_codes", e.glossary_codes(), 20, 20));

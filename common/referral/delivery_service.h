@@ -78,8 +78,13 @@ class RegisterFeedService final {
   DeliveryService delivery_;
 };
 
-// Checks the fields every event needs: ids, type, producer, organisation and occurred_at.
+// Checks the fields every event needs: ids, type, producer, organisation and occurred_at, and
+// bounds the rest (CheckAddresseeIdentity among them).
 absl::Status CheckEvent(const v1::LifecycleEvent& event);
+
+// An addressee identity only on UKFIU's escalations and open-investigation flags and on a unit's
+// declined assistance, and only an oversight identity: INVALID_ARGUMENT naming the field.
+absl::Status CheckAddresseeIdentity(const v1::LifecycleEvent& event);
 
 }  // namespace sarloop
 

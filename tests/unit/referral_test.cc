@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/ids.h"
 #include "common/messaging/messaging.h"
+#include "common/referral/delivery_service.h"
 #include "common/referral/event_log.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/mirror.h"
@@ -174,6 +175,37 @@ TEST(Judge, HoldsWhatMayStillBeInFlightAndNothingElse) {
   const Receiver unit{"ERSOU", true, false};
   EXPECT_THAT(Judge(unit, Parties{"NFK", {"ERSOU"}}, Ev(v1::EVENT_TYPE_ACKNOWLEDGED, "NFK"), kNfk),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("not sent to ERSOU")));
+}
+
+// An event addressed to a person lands in that person's oversight inbox at the register: only
+// UKFIU's chase and a unit's decline may address one, and only to an oversight office. A force
+// posting a notice in its police and crime commissioner's inbox on its own progress update is
+// refused, naming the field.
+TEST(Delivery, AnAddresseeIdentityOnlyWhereTheChaseOrADeclinePutsIt) {
+  const std::string pcc = "spiffe://sarloop/oversight/ESX/pcc";
+  auto addressed = [&](v1::EventType type, const std::string& producer, const std::string& unit,
+                       const std::string& to) {
+    v1::LifecycleEvent e = Ev(type, producer, unit);
+    e.set_addressee_identity(to);
+    return CheckAddresseeIdentity(e);
+  };
+  EXPECT_THAT(addressed(v1::EVENT_TYPE_ESCALATED, "UKFIU", "", pcc), IsOk());
+  EXPECT_THAT(addressed(v1::EVENT_TYPE_OPEN_INVESTIGATION_FLAG, "UKFIU", "", pcc), IsOk());
+  EXPECT_THAT(addressed(v1::EVENT_TYPE_ASSISTANCE_DECLINED, "NCAACU", "NCAACU",
+                        "spiffe://sarloop/oversight/NCA/senior-manager"),
+              IsOk());
+  EXPECT_THAT(addressed(v1::EVENT_TYPE_PROGRESS_UPDATED, "NFK", "", pcc),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("event.addressee_identity"), HasSubstr("set only on"))));
+  EXPECT_THAT(addressed(v1::EVENT_TYPE_ESCALATED, "NFK", "", pcc),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("set only on")));
+  EXPECT_THAT(addressed(v1::EVENT_TYPE_ESCALATED, "UKFIU", "", "spiffe://sarloop/force/NFK/psd"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not an oversight identity")));
+  v1::LifecycleEvent plain = Ev(v1::EVENT_TYPE_PROGRESS_UPDATED, "NFK");
+  EXPECT_THAT(CheckEvent(plain), IsOk());
+  plain.set_addressee_identity(pcc);
+  EXPECT_THAT(CheckEvent(plain),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("event.addressee_identity")));
 }
 
 // A unit that declined assistance no longer works the referral: once the decline is known, what it
