@@ -26,7 +26,9 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const std::string& ta
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       MakeChannelCredentials(tls);
   if (!credentials.ok()) return credentials.status();
-  return grpc::CreateCustomChannel(target, *credentials, args);
+  grpc::ChannelArguments with_keepalive = args;
+  SetClientKeepalive(with_keepalive);
+  return grpc::CreateCustomChannel(target, *credentials, with_keepalive);
 }
 
 void Prepare(grpc::ClientContext* context, const CallOptions& options) {

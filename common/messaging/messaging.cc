@@ -31,6 +31,7 @@
 #include "common/base/text.h"
 #include "common/rpc/serving.h"
 #include "common/security/sealed.h"
+#include "common/security/tls.h"
 #include "sarloop/v1/delivery.grpc.pb.h"
 
 namespace sarloop {
@@ -341,6 +342,7 @@ std::shared_ptr<grpc::Channel> PeerChannel(const v1::Peer& p,
   // No bandwidth-delay probing (ProbesBandwidthDelay, common/server/server.h, says why): the
   // answers that come back on this channel are small.
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  SetClientKeepalive(args);
   // A peer may be several replicas (an address list such as "ipv4:10.0.0.1:7402,10.0.0.2:7402",
   // or a DNS name with several addresses): calls spread over those that answer, and one that
   // goes away costs only the calls in flight to it, which the outbox sends again.

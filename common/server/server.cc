@@ -362,6 +362,7 @@ void ConfigureListener(const v1::ServiceConfig& config, grpc::ResourceQuota& quo
   builder.SetResourceQuota(quota);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 100);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, ProbesBandwidthDelay(config.kind()) ? 1 : 0);
+  SetServerKeepalive(builder);
 }
 
 }  // namespace
