@@ -103,6 +103,19 @@ expect "not found exits 4 with a ResourceInfo naming the referral" 4 \
 expect "a service that is not there exits 5 (retry)" 5 "UNAVAILABLE" -- \
   "$CTL" --timeout 2 --user cli-test --identity "$DIR/pki/force-NFK-psd" --target "localhost:1" \
   force inbox
+# A write whose answer never came may have been carried out: the CLI names the request_id that
+# retries it safely (plain and --json); a read has no request_id to name.
+expect "a write that got no answer names the request_id to retry with" 5 \
+  "to retry without doing it twice, run the same command with --request-id cli-lost-1" -- \
+  "$CTL" --timeout 2 --user cli-test --identity "$DIR/pki/force-NFK-psd" --target "localhost:1" \
+  --request-id cli-lost-1 force ack "$ref"
+expect "--json: the unanswered write's error carries its request_id" 5 '"request_id":"cli-lost-2"' -- \
+  "$CTL" --timeout 2 --user cli-test --identity "$DIR/pki/force-NFK-psd" --target "localhost:1" \
+  --json --request-id cli-lost-2 force ack "$ref"
+out=$("$CTL" --timeout 2 --user cli-test --identity "$DIR/pki/force-NFK-psd" --target "localhost:1" \
+  force inbox 2>&1)
+grep -q -- "--request-id" <<<"$out" && bad "a read named a request_id to retry with: $out" ||
+  ok "a read that got no answer names no request_id"
 expect "acknowledge" 0 "ACKNOWLEDGED" -- as force-NFK-psd 11 force ack "$ref"
 expect "a category that does not exist is refused by name" 2 "category" -- \
   as force-NFK-psd 11 force research "$ref" --category bribery_of_ducks

@@ -3,6 +3,7 @@
 #ifndef SARLOOP_TOOLS_CTL_CLIENT_H_
 #define SARLOOP_TOOLS_CTL_CLIENT_H_
 
+#include <google/protobuf/message.h>
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 
@@ -70,14 +71,30 @@ class Session {
     Stub stub(channel);
     grpc::ClientContext context;
     Prepare(&context);
+    NoteRequestId(request);
     return FromGrpcStatus((stub.*method)(&context, request, response));
   }
+
+  // Whether a call made carried this run's request_id (a write the service may have carried out
+  // even when the answer never came back).
+  bool sent_request_id() const { return sent_request_id_; }
 
  private:
   GlobalOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
+  void NoteRequestId(const google::protobuf::Message& request) {
+    const google::protobuf::FieldDescriptor* field =
+        request.GetDescriptor()->FindFieldByName("request_id");
+    if (field != nullptr && field->type() == google::protobuf::FieldDescriptor::TYPE_STRING &&
+        !field->is_repeated() &&
+        request.GetReflection()->GetString(request, field) == options_.request_id) {
+      sent_request_id_ = true;
+    }
+  }
+
   // The identity's URI when it is a client system acting for people (set by Channel()).
   std::string acts_for_people_;
+  bool sent_request_id_ = false;
 };
 
 }  // namespace sarloop::ctl

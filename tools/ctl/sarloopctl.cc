@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/base/log_fields.h"
 #include "common/base/status.h"
 #include "common/base/text.h"
 #include "common/version/version.h"
@@ -213,10 +214,20 @@ int ExitCodeOf(absl::StatusCode code) {
   }
 }
 
-int CallFailure(const absl::Status& status, bool json) {
+int CallFailure(const absl::Status& status, const Session& session) {
+  const bool json = session.options().json;
   std::cerr << kProgram << ": " << absl::StatusCodeToString(status.code());
   if (!status.message().empty()) std::cerr << ": " << Printable(status.message());
   std::cerr << '\n';
+  // No answer came back to a write: it may have been carried out. The same request_id makes the
+  // retry safe (the service answers a repeat with the first answer); a new one would do it twice.
+  const bool unanswered = status.code() == absl::StatusCode::kDeadlineExceeded ||
+                          status.code() == absl::StatusCode::kUnavailable;
+  const std::string& rid = session.options().request_id;
+  if (unanswered && session.sent_request_id()) {
+    std::cerr << kProgram << ": it may have been carried out; to retry without doing it twice, "
+              << "run the same command with --request-id " << rid << '\n';
+  }
   // Each service offers only its own API, so this usually means the call went to the wrong one.
   if (status.code() == absl::StatusCode::kUnimplemented) {
     std::cerr << kProgram << ": is --target (or SARLOOP_TARGET) the service this command is for?\n";
@@ -238,7 +249,13 @@ int CallFailure(const absl::Status& status, bool json) {
     if (!google::protobuf::util::MessageToJsonString(details, &body).ok()) body = "{}";
     std::cout << "{\"error\":" << body << ",\"status\":\""
               << absl::StatusCodeToString(status.code())
-              << "\",\"exit_code\":" << ExitCodeOf(status.code()) << "}\n";
+              << "\",\"exit_code\":" << ExitCodeOf(status.code());
+    if (session.sent_request_id()) {
+      std::string escaped;
+      AppendJsonEscaped(rid, escaped);
+      std::cout << ",\"request_id\":\"" << escaped << "\"";
+    }
+    std::cout << "}\n";
   }
   return ExitCodeOf(status.code());
 }
@@ -308,8 +325,7 @@ int Run(const std::vector<std::string>& argv) {
   const Input input{*args, std::vector<std::string>(operands.begin() + words, operands.end())};
   absl::Status status = command->run(input, session);
   if (status.ok()) return 0;
-  return IsUsageError(status) ? UsageFailure(status, command)
-                              : CallFailure(status, session.options().json);
+  return IsUsageError(status) ? UsageFailure(status, command) : CallFailure(status, session);
 }
 
 }  // namespace
