@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/ids.h"
 #include "common/base/status.h"
@@ -163,6 +164,13 @@ absl::StatusOr<v1::DeliverResponse> DeliveryService::DeliverFrom(const Identity&
     if (env.event().producer() != peer.org) {
       return absl::PermissionDeniedError(
           absl::StrCat("event produced by ", env.event().producer(), " delivered by ", peer.uri));
+    }
+    // Who acted is one of the producer's own: its service, or a system or person under it. The
+    // register's timeline shows it; another organisation's name there would misattribute a step.
+    if (const std::string& actor = env.event().actor().identity();
+        !actor.empty() && actor != peer.uri && !absl::StartsWith(actor, peer.uri + "/")) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("event.actor.identity ", actor, " is not one of ", peer.uri));
     }
     return apply_(txn, peer, env);
   };

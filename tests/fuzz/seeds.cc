@@ -84,7 +84,11 @@ v1::LifecycleEvent Event(const std::string& referral, v1::EventType type,
   e.set_type(type);
   e.set_producer(producer);
   e.set_organisation("NFK");
-  e.mutable_actor()->set_identity(absl::StrCat("spiffe://sarloop/", producer));
+  // The producer's own service (a delivered event's actor is one of its producer's).
+  const std::string service = producer == "UKFIU"                           ? "ukfiu"
+                              : producer == "ERSOU" || producer == "NCAACU" ? "racu/" + producer
+                                                                            : "force/" + producer;
+  e.mutable_actor()->set_identity(absl::StrCat("spiffe://sarloop/", service));
   *e.mutable_occurred_at() = ToProto(kStart + absl::Minutes(minutes));
   switch (type) {
     case v1::EVENT_TYPE_DISPATCHED:

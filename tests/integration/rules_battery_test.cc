@@ -182,7 +182,11 @@ class RulesBatteryTest : public ::testing::Test {
   // The event a sender would make of `type` about referral `id`.
   static v1::LifecycleEvent Make(v1::EventType type, const Sender& sender, const std::string& id) {
     v1::Actor actor;
-    actor.set_identity(absl::StrCat("spiffe://sarloop/battery/", sender.code));
+    // A system of the sender's own (a delivered event's actor is one of its producer's).
+    const std::string service = sender.unit    ? absl::StrCat("racu/", sender.code)
+                                : sender.force ? absl::StrCat("force/", sender.code)
+                                               : "ukfiu";
+    actor.set_identity(absl::StrCat("spiffe://sarloop/", service, "/battery"));
     v1::LifecycleEvent e =
         NewEvent(type, id, sender.code, sender.force ? sender.code : "NFK", actor, absl::Now());
     if (sender.unit) e.set_unit(sender.code);

@@ -699,6 +699,42 @@ TEST_F(OutboxTest, APeersEnvelopeWithControlCharactersIsRejectedAloneNamingTheFi
   EXPECT_EQ(applied, 2);
 }
 
+// Who acted on a delivered event is one of the producer's own identities: a force's event naming a
+// UKFIU analyst as the actor is refused, alone; its own service and systems are taken.
+TEST_F(OutboxTest, AnEventWhoseActorIsAnotherOrganisationsIsRejected) {
+  int applied = 0;
+  DeliveryService service(Edge{}, *db_, clock_, [&](Txn&, const Identity&, const v1::Envelope&) {
+    ++applied;
+    return absl::OkStatus();
+  });
+  v1::DeliverRequest request;
+  const std::vector<std::string> actors = {
+      "spiffe://sarloop/force/NFK", "spiffe://sarloop/ukfiu/intake",
+      "spiffe://sarloop/force/NFK/psd", "", "spiffe://sarloop/force/NFKX/psd"};
+  for (size_t i = 0; i < actors.size(); ++i) {
+    v1::Envelope* env = request.add_envelopes();
+    env->set_message_id(absl::StrCat("EVT-", i));
+    v1::LifecycleEvent* e = env->mutable_event();
+    e->set_event_id(env->message_id());
+    e->set_referral_id("REF-0123456789abcdef");
+    e->set_type(v1::EVENT_TYPE_PROGRESS_UPDATED);
+    e->set_producer("NFK");
+    e->set_organisation("NFK");
+    e->mutable_actor()->set_identity(actors[i]);
+    *e->mutable_occurred_at() = ToProto(clock_.Now());
+  }
+  const Identity peer{"spiffe://sarloop/force/NFK", "force", "NFK", ""};
+  ASSERT_OK_AND_ASSIGN(v1::DeliverResponse response, service.DeliverFrom(peer, request, nullptr));
+  ASSERT_EQ(response.results_size(), 5);
+  EXPECT_EQ(response.results(0).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  EXPECT_EQ(response.results(1).status(), v1::DELIVERY_STATUS_REJECTED);
+  EXPECT_THAT(response.results(1).detail(), HasSubstr("event.actor.identity"));
+  EXPECT_EQ(response.results(2).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  EXPECT_EQ(response.results(3).status(), v1::DELIVERY_STATUS_ACCEPTED);
+  EXPECT_EQ(response.results(4).status(), v1::DELIVERY_STATUS_REJECTED);
+  EXPECT_EQ(applied, 3);
+}
+
 // A peer's message id is refused before it is looked up or recorded when it is empty or longer
 // than any id we make; the envelopes around it are taken as usual.
 TEST_F(OutboxTest, AMessageIdOfNoSizeOrAMegabyteIsRefusedAndNotKept) {
