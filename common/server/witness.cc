@@ -311,6 +311,10 @@ void WitnessReporter::Report(const SignedHead& head, const std::string& public_k
     } else {
       spdlog::warn("audit head {} not witnessed by {} yet: {}", seq, witness_code_,
                    Printable(s.error_message()));
+      // The witness may have recorded it and the answer been lost: ask what it holds before the
+      // next report, which would otherwise claim to continue the older head and be refused as a
+      // rewritten log.
+      witnessed_seq_ = -1;
     }
     Finished();
   });

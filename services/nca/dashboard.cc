@@ -14,6 +14,7 @@
 #include "common/base/crypto.h"
 #include "common/base/ids.h"
 #include "common/base/status.h"
+#include "common/base/text.h"
 #include "common/referral/clocks.h"
 #include "common/referral/lifecycle.h"
 #include "common/referral/outcomes.h"
@@ -21,6 +22,7 @@
 #include "common/security/identity.h"
 #include "services/nca/aggregates.h"
 #include "services/nca/report.h"
+#include "spdlog/spdlog.h"
 
 namespace sarloop::nca {
 namespace {
@@ -877,14 +879,26 @@ HttpResponse Dashboard::OverdueList(const HttpRequest& request, bool csv) {
 
 HttpResponse Dashboard::Timeline(const std::string& referral_id, const std::string& only_org) {
   auto timeline = register_.Timeline(referral_id);
-  // Another organisation's referral does not exist for this viewer.
-  if (timeline.ok() && !only_org.empty() && timeline->entry().organisation() != only_org) {
-    timeline = absl::NotFoundError(absl::StrCat("no referral ", referral_id));
+  // Another organisation's referral does not exist for this viewer: it reads exactly as one the
+  // register lacks, so the page cannot tell a force which ids other forces have.
+  const bool restricted = !only_org.empty();
+  if (restricted && ((timeline.ok() && timeline->entry().organisation() != only_org) ||
+                     (!timeline.ok() && timeline.status().code() == absl::StatusCode::kNotFound))) {
+    timeline = absl::NotFoundError("referral_id: no such referral in the register");
   }
   if (!timeline.ok()) {
-    const bool missing = timeline.status().code() == absl::StatusCode::kNotFound;
+    const absl::StatusCode code = timeline.status().code();
+    const bool missing = code == absl::StatusCode::kNotFound;
+    std::string message(timeline.status().message());
+    if (restricted && !missing && code != absl::StatusCode::kInvalidArgument) {
+      // The register's own trouble (storage) is the NCA's to read in its log, not another
+      // organisation's on a page.
+      spdlog::error("dashboard: timeline of {} for {}: {}", Printable(referral_id), only_org,
+                    Printable(timeline.status().ToString()));
+      message = "The register cannot be read just now; try again shortly.";
+    }
     return Page(missing ? 404 : 400, missing ? "No such referral" : "Bad request",
-                absl::StrCat("<p>", HtmlEscape(timeline.status().message()), "</p>"), true);
+                absl::StrCat("<p>", HtmlEscape(message), "</p>"), true);
   }
   const v1::RegisterEntry& e = timeline->entry();
   report::Table facts{"entry", "Referral", "", {"Field", "Value"}, {}};

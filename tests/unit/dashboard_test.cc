@@ -218,5 +218,43 @@ TEST_F(DashboardTest, ARequestAnotherSiteMadeIsRefused) {
   }
 }
 
+// A force's view shows its own referrals only, and another force's reads exactly as one the
+// register lacks: the page cannot tell a force which ids other forces have.
+TEST_F(DashboardTest, AnotherForcesReferralReadsAsNoneAtAll) {
+  v1::LifecycleEvent ev;
+  ev.set_event_id("EV-1");
+  ev.set_referral_id("REF-2000000000000001");
+  ev.set_type(v1::EVENT_TYPE_DISPATCHED);
+  ev.set_producer("UKFIU");
+  ev.set_organisation("SFK");
+  *ev.mutable_occurred_at() = ToProto(clock_.Now());
+  *ev.mutable_due_at() = ToProto(clock_.Now() + absl::Hours(24 * 28));
+  ASSERT_TRUE(db_->Transact([&](Txn& txn) {
+                   return reg_->Receive(txn, referral::ProducerIdentity(ev), ev);
+                 })
+                  .ok());
+  ASSERT_OK_AND_ASSIGN(std::string url,
+                       dashboard_->LoginUrlFor(*ParseIdentity("spiffe://sarloop/force/NFK/psd")));
+  const HttpResponse signed_in = dashboard_->Handle(SignInWith(url));
+  ASSERT_EQ(signed_in.status, 303);
+  std::string cookie;
+  for (const auto& [name, value] : signed_in.headers) {
+    if (name == "Set-Cookie") cookie = value.substr(0, value.find(';'));
+  }
+  ASSERT_FALSE(cookie.empty());
+  auto page = [&](const std::string& id) {
+    HttpRequest r;
+    r.method = "GET";
+    r.path = "/referral/" + id;
+    r.cookie = cookie;
+    return dashboard_->Handle(r);
+  };
+  const HttpResponse theirs = page("REF-2000000000000001");
+  const HttpResponse none = page("REF-2000000000000002");
+  EXPECT_EQ(theirs.status, 404);
+  EXPECT_EQ(none.status, 404);
+  EXPECT_EQ(theirs.body, none.body);
+}
+
 }  // namespace
 }  // namespace sarloop::nca
