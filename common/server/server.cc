@@ -13,8 +13,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <iostream>
@@ -637,13 +638,13 @@ absl::StatusOr<std::unique_ptr<RunningService>> RunningService::Start(
 
 RunningService::RunningService(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
-RunningService::~RunningService() { Stop(absl::ZeroDuration()); }
+RunningService::~RunningService() { (void)Stop(absl::ZeroDuration()); }
 
 int RunningService::port() const { return state_->port; }
 
-void RunningService::Stop(absl::Duration drain) {
+absl::Status RunningService::Stop(absl::Duration drain) {
   State& s = *state_;
-  if (s.stopped) return;
+  if (s.stopped) return absl::OkStatus();
   s.stopped = true;
   // Draining: still serving, but saying NOT_SERVING so balancers and peers go elsewhere. On the
   // loop's thread, so that no task sets a status after this. Audit checkpoints go on until the
@@ -674,6 +675,9 @@ void RunningService::Stop(absl::Duration drain) {
   s.worker->Stop();
   s.server->Wait();
   s.bodies->Join();
+  // What a service runs beside gRPC (the dashboard) goes too: a page shown after the last
+  // checkpoint would be audited past the head the witness last saw.
+  s.parts.resources.clear();
   // The queue goes last: a call answered after it has shut down would abort the process. Every
   // body has run; one more write job is answered after every job queued before it.
   std::promise<void> drained;
@@ -682,11 +686,14 @@ void RunningService::Stop(absl::Duration drain) {
   });
   drained.get_future().wait();
   s.calls->Stop();
-  if (absl::Status status = s.checkpointer->Checkpoint(); !status.ok()) {
+  absl::Status status = s.checkpointer->Checkpoint();
+  if (!status.ok()) {
     spdlog::error("final audit checkpoint: {}", status.ToString());
+    return status;
   }
   const CommitStats stats = s.db->Stats();
   spdlog::info("stopped cleanly; {} transactions in {} commits", stats.transactions, stats.commits);
+  return absl::OkStatus();
 }
 
 bool ProbesBandwidthDelay(v1::ServiceKind kind) { return kind == v1::SERVICE_KIND_LINKAGE; }
@@ -758,20 +765,37 @@ int RunService(int argc, char** argv, v1::ServiceKind kind, std::span<const Migr
     return 0;
   }
   SetUpLogging(*config);
+  // SIGTERM and SIGINT are taken by this thread alone, with sigwait, and only once the service
+  // runs: blocked here, before any thread starts (every thread inherits the mask), one that
+  // comes during the migrations or the start waits, and is taken as soon as the service runs,
+  // instead of killing it half-started without a drain or a last checkpoint.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   absl::StatusOr<std::unique_ptr<RunningService>> running =
       RunningService::Start(*config, ServiceMigrations(migrations, after_audit), build);
   if (!running.ok()) {
     spdlog::critical("cannot run: {}", running.status().ToString());
     return running.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  boost::asio::io_context io;
-  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   int signo = 0;
-  signals.async_wait([&signo](const boost::system::error_code&, int s) { signo = s; });
-  io.run();
+  while (sigwait(&stop_signals, &signo) != 0) {
+  }
   spdlog::info("signal {}: draining for {} ms, then stopping", signo, config->shutdown_drain_ms());
-  (*running)->Stop(absl::Milliseconds(config->shutdown_drain_ms()));
-  return 0;
+  // A second signal while it stops: the operator wants it gone now. Nothing acknowledged is lost
+  // (every answer followed its commit); the drain and the last checkpoint are skipped.
+  std::thread([stop_signals] {
+    int again = 0;
+    while (sigwait(&stop_signals, &again) != 0) {
+    }
+    spdlog::warn("signal {} while stopping: exiting now", again);
+    spdlog::default_logger()->flush();
+    std::_Exit(1);
+  }).detach();
+  const absl::Status stopped = (*running)->Stop(absl::Milliseconds(config->shutdown_drain_ms()));
+  return stopped.ok() ? 0 : 1;
 }
 
 }  // namespace sarloop

@@ -101,8 +101,9 @@ class RunningService {
   // Says NOT_SERVING and stops every timed task but the audit checkpoints, goes on serving for
   // `drain` so that balancers and peers go elsewhere, then stops: watches end, calls in flight get
   // 5 s to finish, the outbox worker stops, every write queued is answered, and a last audit
-  // checkpoint is signed. Once; later calls do nothing.
-  void Stop(absl::Duration drain);
+  // checkpoint is signed. Once; later calls do nothing and return OK. The last checkpoint's
+  // error, if it could not be signed.
+  absl::Status Stop(absl::Duration drain);
 
  private:
   struct State;

@@ -165,7 +165,7 @@ TEST_F(RunningForce, ServesItsOwnForceOverMtlsOnThePortTheSystemChose) {
             grpc::StatusCode::PERMISSION_DENIED);
 
   // Stopped, its database is released: the same service starts again on it.
-  service->Stop(absl::ZeroDuration());
+  ASSERT_THAT(service->Stop(absl::ZeroDuration()), IsOk());
   ASSERT_OK_AND_ASSIGN(service, Start(force::Build));
   ASSERT_GT(service->port(), 0);
   psd = Force(*service, "force-NFK-psd");
@@ -206,7 +206,7 @@ TEST_F(RunningForce, RefusalsAreAuditedShortAndWithinABudget) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
-  service->Stop(absl::ZeroDuration());
+  ASSERT_THAT(service->Stop(absl::ZeroDuration()), IsOk());
 
   auto db =
       Database::Open(config_.database(),
@@ -342,7 +342,7 @@ TEST_F(InProcess, EveryServiceServesItsOwnApiAndRefusesOtherRoles) {
     EXPECT_TRUE(own.ok()) << own.error_code() << ": " << own.error_message();
     EXPECT_EQ(c.read(Channel(*service, c.stranger)).error_code(),
               grpc::StatusCode::PERMISSION_DENIED);
-    service->Stop(absl::ZeroDuration());
+    ASSERT_THAT(service->Stop(absl::ZeroDuration()), IsOk());
   }
 }
 
