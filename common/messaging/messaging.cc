@@ -147,7 +147,6 @@ ALTER TABLE inbox_seen_by_sender RENAME TO inbox_seen;
 ALTER TABLE inbox_seen ADD COLUMN sender TEXT NOT NULL DEFAULT '';
 ALTER TABLE inbox_seen DROP CONSTRAINT inbox_seen_pkey;
 ALTER TABLE inbox_seen ADD PRIMARY KEY (sender, message_id);
-ALTER TABLE inbox_seen ALTER COLUMN sender DROP DEFAULT;
 )sql"};
 
 const Migration kRequestDigestMigration = {"the digest of each idempotent request", R"sql(

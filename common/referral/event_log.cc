@@ -172,7 +172,10 @@ absl::Status SendEvent(Txn& txn, Outbox& outbox, const v1::LifecycleEvent& event
       *env.mutable_package() = *package;
     }
     if (message != nullptr && dest == event.thread_with()) *env.mutable_thread_message() = *message;
-    if (supplementary != nullptr && dest != kRegisterCode && dest != referral::kUkfiuCode) {
+    // A further SAR goes to whoever works the referral: not to a unit that declined it, which
+    // needs no more personal data (a new handover brings it the whole package).
+    if (supplementary != nullptr && dest != kRegisterCode && dest != referral::kUkfiuCode &&
+        !known.declined.count(dest)) {
       *env.mutable_supplementary_sar() = *supplementary;
     }
     RETURN_IF_ERROR(outbox.Send(

@@ -126,7 +126,8 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
   }
   // A further SAR comes to whoever works the referral, with the SAR itself.
   const bool works_it = !self_.is_register && self_.code != kUkfiuCode;
-  if (event.type() == v1::EVENT_TYPE_SAR_ATTACHED && works_it) {
+  const bool declined_here = self_.is_unit && parties.declined.count(self_.code) > 0;
+  if (event.type() == v1::EVENT_TYPE_SAR_ATTACHED && works_it && !declined_here) {
     if (!envelope.has_supplementary_sar() || envelope.supplementary_sar().sar_id().empty()) {
       return FieldError("supplementary_sar", "is required with SAR_ATTACHED");
     }
@@ -136,7 +137,7 @@ absl::StatusOr<Receipt> Mirror::Receive(Txn& txn, const Identity& peer,
       return absl::UnavailableError(absl::StrCat("SAR_ATTACHED for ", event.referral_id(),
                                                  " waits for its handover to reach ", self_.code));
     }
-  } else if (envelope.has_supplementary_sar()) {
+  } else if (envelope.has_supplementary_sar() && !declined_here) {
     return FieldError("supplementary_sar", absl::StrCat("is not sent to ", self_.code, " with ",
                                                         EventName(event.type())));
   }

@@ -279,19 +279,27 @@ Parties PartiesOf(const std::vector<v1::LifecycleEvent>& events) {
   for (const v1::LifecycleEvent& e : events) {
     if (e.type() == v1::EVENT_TYPE_DISPATCHED) p.addressee = e.organisation();
   }
-  // In order: a unit handed the referral again after declining works it again.
+  // A unit declines a handover it received, once: it no longer works the referral when it has
+  // declined as often as it was handed it. Counted, not ordered, so the force's and the unit's
+  // clocks cannot put a new handover before the decline it answers.
+  std::map<std::string, int> handed, declined;
+  std::map<std::string, absl::Time> last_decline;
   for (const v1::LifecycleEvent& e : events) {
     if (e.type() == v1::EVENT_TYPE_ASSISTANCE_DECLINED && !e.unit().empty() &&
         e.producer() == e.unit()) {
-      p.declined[e.unit()] = FromProto(e.occurred_at());
+      ++declined[e.unit()];
+      last_decline[e.unit()] = std::max(last_decline[e.unit()], FromProto(e.occurred_at()));
     }
     if (e.type() != v1::EVENT_TYPE_HANDED_OVER) continue;
     // A unit never sees DISPATCHED: its handover names the addressee (who produced it).
     if (p.addressee.empty()) p.addressee = e.organisation();
     if (!e.unit().empty()) {
       p.units.insert(e.unit());
-      p.declined.erase(e.unit());
+      ++handed[e.unit()];
     }
+  }
+  for (const auto& [unit, n] : declined) {
+    if (n >= handed[unit]) p.declined[unit] = last_decline[unit];
   }
   return p;
 }
@@ -472,11 +480,9 @@ std::vector<std::string> Destinations(const v1::LifecycleEvent& event, const Par
   if (rule->to & kToAddressee) add(event.organisation());
   if (rule->to & kToUkfiu) add(kUkfiuCode);
   if (rule->to & kToUnits) {
-    // A unit that declined still hears how the referral goes (its copy ends with everyone's),
-    // but is sent no further SAR: it needs no more personal data.
-    for (const std::string& u : known.units) {
-      if (event.type() != v1::EVENT_TYPE_SAR_ATTACHED || !known.declined.count(u)) add(u);
-    }
+    // A unit that declined still hears how the referral goes (its copy ends with everyone's);
+    // SendEvent leaves a further SAR out of what it is sent.
+    for (const std::string& u : known.units) add(u);
     if (event.type() == v1::EVENT_TYPE_HANDED_OVER) add(event.unit());
   }
   if (rule->to & kToThreadPeer) add(event.thread_with());

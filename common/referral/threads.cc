@@ -129,6 +129,16 @@ absl::StatusOr<v1::InformationThread> LoadThread(Txn& txn, const std::string& th
   return t;
 }
 
+// A unit that declined assistance no longer works the referral: it neither asks nor answers about
+// it (the force would refuse what it sent) until it is handed the referral again.
+absl::Status CheckStillWorksIt(const Receiver& self, const std::vector<v1::LifecycleEvent>& events,
+                               const std::string& referral_id) {
+  if (!self.is_unit || !PartiesOf(events).declined.count(self.code)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      self.code, " declined assistance with ", referral_id,
+      ": it no longer asks or answers about it, unless the force hands it over again"));
+}
+
 // The role this service plays for a referral, and whom it may ask.
 std::vector<std::string> Askable(const Receiver& self, const v1::Referral& copy,
                                  const Parties& parties) {
@@ -243,6 +253,7 @@ absl::StatusOr<v1::InformationThreadResponse> Threads::Ask(
       [&](Txn& txn) -> absl::Status {
         ASSIGN_OR_RETURN(v1::Referral copy, LoadReferral(txn, request.referral_id()));
         ASSIGN_OR_RETURN(auto events, EventsOf(txn, request.referral_id()));
+        RETURN_IF_ERROR(CheckStillWorksIt(self, events, copy.referral_id()));
         const std::vector<std::string> askable = Askable(self, copy, PartiesOf(events));
         const std::string to = request.to().empty() ? askable.front() : request.to();
         if (std::find(askable.begin(), askable.end(), to) == askable.end()) {
@@ -285,6 +296,8 @@ absl::StatusOr<v1::InformationThreadResponse> Threads::Answer(
               absl::StrCat("thread_id: ", request.thread_id(), " was answered already"));
         }
         ASSIGN_OR_RETURN(v1::Referral copy, LoadReferral(txn, question->referral_id));
+        ASSIGN_OR_RETURN(auto events, EventsOf(txn, question->referral_id));
+        RETURN_IF_ERROR(CheckStillWorksIt(self, events, copy.referral_id()));
         RETURN_IF_ERROR(NextState(copy.state(), v1::EVENT_TYPE_INFORMATION_PROVIDED).status());
         RETURN_IF_ERROR(SendMessage(txn, mirror_, call, now, copy, *question, 1,
                                     request.thread_id(), request.answer(), request.attachments()));

@@ -254,10 +254,17 @@ TEST(Judge, AUnitThatDeclinedNoLongerWorksTheReferral) {
                     at(Ev(v1::EVENT_TYPE_PROGRESS_UPDATED, "ERSOU", "ERSOU"), 28), kErsou),
               IsOkAndHolds(Verdict::kApply));
 
+  // It still hears how the referral goes (SendEvent leaves the SAR itself out).
   const v1::LifecycleEvent sar = at(Ev(v1::EVENT_TYPE_SAR_ATTACHED, "UKFIU"), 50);
   const std::vector<std::string> to = Destinations(sar, known, "UKFIU");
   EXPECT_NE(std::find(to.begin(), to.end(), "NCAACU"), to.end());
-  EXPECT_EQ(std::find(to.begin(), to.end(), "ERSOU"), to.end());
+  EXPECT_NE(std::find(to.begin(), to.end(), "ERSOU"), to.end());
+
+  // Handed it again by a force whose clock is behind the unit's: the new handover is stamped
+  // before the decline it answers, and still counts (one decline per handover received).
+  std::vector<v1::LifecycleEvent> skewed = events;
+  skewed.push_back(at(Ev(v1::EVENT_TYPE_HANDED_OVER, "NFK", "ERSOU"), 29));
+  EXPECT_TRUE(PartiesOf(skewed).declined.empty());
 
   events.push_back(at(Ev(v1::EVENT_TYPE_HANDED_OVER, "NFK", "ERSOU"), 60));
   const Parties again = PartiesOf(events);
@@ -383,6 +390,11 @@ TEST(Mirror, AUnitThatDeclinedKeepsNoFurtherSar) {
               IsOk());
   auto [second, second_env] = sar_attached(4);
   EXPECT_THAT(unit.Receive(kUkfiu, second, second_env), IsOkAndHolds(Receipt::kApplied));
+  EXPECT_EQ(sars_kept, 1);
+  // Sent once the decline was known, the event comes without its SAR, and is taken.
+  auto [third, third_env] = sar_attached(5);
+  third_env.clear_supplementary_sar();
+  EXPECT_THAT(unit.Receive(kUkfiu, third, third_env), IsOkAndHolds(Receipt::kApplied));
   EXPECT_EQ(sars_kept, 1);
 }
 
