@@ -24,7 +24,8 @@ std::string PurgeReport::Summary() const {
   return absl::StrCat("ended before ", absl::FormatTime("%Y-%m-%d", cutoff, absl::UTCTimeZone()),
                       ": ", referrals, " referrals, ", events, " events, ", messages,
                       " thread messages, ", sars, " SARs, ", outbox, " outbox messages, ", replies,
-                      " stored replies, ", received, " records of messages received deleted");
+                      " stored replies, ", received, " records of messages received, ", held,
+                      " events held for what never came deleted");
 }
 
 absl::Time RetentionCutoff(absl::Time now, int years) {
@@ -88,6 +89,11 @@ absl::StatusOr<PurgeReport> PurgeEnded(Database& db, absl::Time now, int years,
     report.replies = txn.Changes();
     RETURN_IF_ERROR(txn.Exec("DELETE FROM inbox_seen WHERE received_at < ?", {cutoff}));
     report.received = txn.Changes();
+    ASSIGN_OR_RETURN(bool held, HasTable(txn, "held_events"));
+    if (held) {
+      RETURN_IF_ERROR(txn.Exec("DELETE FROM held_events WHERE received_at < ?", {cutoff}));
+      report.held = txn.Changes();
+    }
     AuditEntry entry;
     entry.at = now;
     entry.identity = actor;
@@ -102,7 +108,7 @@ std::function<absl::StatusOr<std::string>(absl::Time now, int years)> RetentionJ
   return [&db](absl::Time now, int years) -> absl::StatusOr<std::string> {
     ASSIGN_OR_RETURN(PurgeReport report, PurgeEnded(db, now, years, "sarloop/retention"));
     if (report.referrals + report.messages + report.sars + report.outbox + report.replies +
-            report.received ==
+            report.received + report.held ==
         0) {
       return "";
     }

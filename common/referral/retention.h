@@ -29,6 +29,9 @@ struct PurgeReport {
   // The record of messages received (kept to answer a repeat as a duplicate) older than the
   // cutoff: a sender sends again only what it has not heard taken, and never for years.
   int64_t received = 0;
+  // Events received before the cutoff and still held for a referral or handover that never came:
+  // they would wait for ever, and count against their peer's bound.
+  int64_t held = 0;
   std::string Summary() const;
 };
 

@@ -101,6 +101,17 @@ TEST(RetentionJob, DeletesEndedReferralsPastTheYearsAndSaysWhat) {
   };
   ASSERT_THAT(received("EV-old", On(2026, 5, 1)), IsOk());
   ASSERT_THAT(received("EV-new", On(2033, 5, 1)), IsOk());
+  // An event held for a referral that never came, years ago, and one held since last month.
+  auto held = [&](const std::string& event_id, absl::Time at) {
+    return db->Transact([&](Txn& txn) {
+      return txn.Exec(
+          "INSERT INTO held_events (event_id, referral_id, peer, received_at, event) "
+          "VALUES (?, 'REF-00000000000000aa', 'spiffe://sarloop/racu/ERSOU', ?, ?)",
+          {event_id, ToMicros(at), Blob{""}});
+    });
+  };
+  ASSERT_THAT(held("EV-held-old", On(2026, 5, 1)), IsOk());
+  ASSERT_THAT(held("EV-held-new", On(2033, 5, 1)), IsOk());
 
   auto job = RetentionJob(*db);
   const absl::Time now = On(2033, 6, 1);
@@ -114,6 +125,14 @@ TEST(RetentionJob, DeletesEndedReferralsPastTheYearsAndSaysWhat) {
   EXPECT_EQ(messages_about(old_ended), 0);
   EXPECT_EQ(messages_about(old_open), 1);
   EXPECT_THAT(said, HasSubstr("1 records of messages received"));
+  EXPECT_THAT(said, HasSubstr("1 events held for what never came"));
+  ASSERT_THAT(db->Read([&](Txn& txn) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT event_id FROM held_events"));
+    EXPECT_EQ(rows.size(), 1u);
+    if (!rows.empty()) EXPECT_EQ(rows[0].Text(0), "EV-held-new");
+    return absl::OkStatus();
+  }),
+              IsOk());
   ASSERT_THAT(db->Read([&](Txn& txn) -> absl::Status {
     ASSIGN_OR_RETURN(auto rows, txn.Query("SELECT message_id FROM inbox_seen"));
     EXPECT_EQ(rows.size(), 1u);
