@@ -139,6 +139,10 @@ absl::Status AuthzGate::Load() {
   return absl::OkStatus();
 }
 
+bool AuthzGate::Allows(const std::string& identity, const std::string& method) {
+  return Current()->Allows(identity, method);
+}
+
 std::shared_ptr<const Policy> AuthzGate::Current() {
   MutexLock lock(&mu_);
   if (policy_file_.empty()) return policy_;

@@ -71,6 +71,10 @@ class AuthzGate final : public grpc::AuthMetadataProcessor {
   // Cheap and non-blocking: run on gRPC's thread.
   bool IsBlocking() const override { return false; }
 
+  // Whether the current policy lets `identity` call `method`: for what is served beside gRPC
+  // (the dashboard), which the gate itself never sees.
+  bool Allows(const std::string& identity, const std::string& method);
+
   grpc::Status Process(const InputMetadata& auth_metadata, grpc::AuthContext* context,
                        OutputMetadata* consumed, OutputMetadata* response) override;
 

@@ -499,7 +499,9 @@ absl::Status RunningService::State::BuildService(const ServiceBuilder& build) {
       config, *db, *clock, *worker, *reference,
       Edge{db.get(), clock.get(), admission.get(), config.serial_commits() ? nullptr : bodies.get(),
            &metrics, config.serial_commits() ? nullptr : db.get()},
-      *watch});
+      *watch, [gate = gate](const std::string& identity, const std::string& method) {
+        return gate->Allows(identity, method);
+      }});
   ASSIGN_OR_RETURN(parts, build(*context));
   if (config.retention_years() > 0 && !parts.purge) {
     return FieldError("retention_years", "is set, but this service has no retention job");

@@ -36,6 +36,9 @@ struct ServiceContext {
   Edge edge;
   // The service's watch streams (common/messaging/watch.h).
   WatchHub& watch;
+  // Whether the authorisation policy, as it stands, lets an identity call a method: for what a
+  // service serves beside gRPC, which the gate never sees.
+  std::function<bool(const std::string& identity, const std::string& method)> allows;
 };
 
 // What a service contributes to the process.

@@ -292,13 +292,15 @@ void Harden(HttpResponse& r) {
 }  // namespace
 
 Dashboard::Dashboard(Register& reg, Clock& clock, Database* audit_db,
-                     const ReferenceData& reference, std::string address)
+                     const ReferenceData& reference, std::string address,
+                     std::function<bool(const std::string&, const std::string&)> allows)
     : register_(reg),
       clock_(clock),
       audit_db_(audit_db),
       reference_(reference),
       address_(std::move(address)),
-      key_(RandomKey()) {}
+      key_(RandomKey()),
+      allows_(std::move(allows)) {}
 
 std::string Dashboard::Sign(const std::string& kind, const std::string& user, int64_t expires) {
   const std::string payload = absl::StrCat(kind, "|", user, "|", expires, "|", NewId("", 32));
@@ -473,6 +475,15 @@ HttpResponse Dashboard::Handle(const HttpRequest& request) {
     return Page(403, "Open the dashboard yourself",
                 "<p>This request came from another site. Open the dashboard's address yourself "
                 "to see the page.</p>",
+                false);
+  }
+  // The policy as it stands now: an analyst taken out of it, or a force whose dashboard rule was
+  // removed, is refused at once, certificate or session, as the gRPC gate refuses them.
+  if (!user.empty() && allows_ && !allows_(viewer.Identity(), kViewMethod)) {
+    RecordRefusal(entry,
+                  absl::PermissionDeniedError("the policy does not let it view the register"));
+    return Page(403, "Not allowed",
+                "<p>The authorisation policy does not let this identity view the register.</p>",
                 false);
   }
   if (user.empty()) {

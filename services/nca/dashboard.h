@@ -10,6 +10,7 @@
 #ifndef SARLOOP_SERVICES_NCA_DASHBOARD_H_
 #define SARLOOP_SERVICES_NCA_DASHBOARD_H_
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -32,8 +33,15 @@ class Dashboard {
   static constexpr int kSessionSeconds = 3600;
 
   // `address` is the host:port browsers use to reach the dashboard.
-  Dashboard(Register& reg, Clock& clock, Database* audit_db, const ReferenceData& reference,
-            std::string address);
+  // `allows` (when set) is the authorisation policy: every viewer, at every request, must be
+  // allowed kViewMethod, as the gate would ask of a call.
+  Dashboard(
+      Register& reg, Clock& clock, Database* audit_db, const ReferenceData& reference,
+      std::string address,
+      std::function<bool(const std::string& identity, const std::string& method)> allows = {});
+
+  // The method the policy is asked about for a dashboard viewer: the one that signs them in.
+  static constexpr char kViewMethod[] = "/sarloop.v1.Nca/CreateDashboardSession";
 
   // A one-time sign-in link for analyst `user`.
   std::string LoginUrl(const std::string& user);
@@ -73,6 +81,7 @@ class Dashboard {
   const ReferenceData& reference_;
   const std::string address_;
   const std::string key_;  // random per process: a restart ends every session
+  const std::function<bool(const std::string&, const std::string&)> allows_;
 
   RefusalBudget refusals_{/*per_second=*/10, /*burst=*/50};
   Mutex mu_;

@@ -176,7 +176,7 @@ absl::StatusOr<ServiceParts> Build(ServiceContext& ctx) {
   std::shared_ptr<Dashboard> dashboard;
   if (!ctx.config.dashboard_listen().empty()) {
     dashboard = std::make_shared<Dashboard>(*reg, ctx.clock, ctx.edge.audit_db, ctx.reference,
-                                            ctx.config.dashboard_listen());
+                                            ctx.config.dashboard_listen(), ctx.allows);
     ASSIGN_OR_RETURN(std::shared_ptr<HttpsServer> https,
                      HttpsServer::Start(ctx.config.dashboard_listen(), ctx.config.tls(),
                                         [dashboard](const HttpRequest& request) {

@@ -256,5 +256,41 @@ TEST_F(DashboardTest, AnotherForcesReferralReadsAsNoneAtAll) {
   EXPECT_EQ(theirs.body, none.body);
 }
 
+// The dashboard asks the authorisation policy, as it stands, at every request: an analyst taken
+// out of it is refused at once, by certificate and by a session signed in before, as the gRPC
+// gate refuses their calls. Another analyst still in it is served.
+TEST_F(DashboardTest, AViewerThePolicyNoLongerAllowsIsRefused) {
+  std::atomic<bool> alice_allowed{true};
+  std::vector<std::pair<std::string, std::string>> asked;
+  Dashboard dashboard(*reg_, clock_, audit_.get(), ReferenceData::BuiltIn(), "localhost:1",
+                      [&](const std::string& identity, const std::string& method) {
+                        asked.emplace_back(identity, method);
+                        return identity != "spiffe://sarloop/analyst/alice" || alice_allowed;
+                      });
+  const HttpResponse signed_in = dashboard.Handle(SignInWith(dashboard.LoginUrl("alice")));
+  ASSERT_EQ(signed_in.status, 303);
+  std::string cookie;
+  for (const auto& [name, value] : signed_in.headers) {
+    if (name == "Set-Cookie") cookie = value.substr(0, value.find(';'));
+  }
+  HttpRequest by_session;
+  by_session.method = "GET";
+  by_session.path = "/overdue";
+  by_session.cookie = cookie;
+  HttpRequest by_certificate = by_session;
+  by_certificate.cookie.clear();
+  by_certificate.peer_uri = "spiffe://sarloop/analyst/alice";
+  HttpRequest bob = by_certificate;
+  bob.peer_uri = "spiffe://sarloop/analyst/bob";
+  EXPECT_EQ(dashboard.Handle(by_session).status, 200);
+  EXPECT_EQ(dashboard.Handle(by_certificate).status, 200);
+  alice_allowed = false;
+  EXPECT_EQ(dashboard.Handle(by_session).status, 403);
+  EXPECT_EQ(dashboard.Handle(by_certificate).status, 403);
+  EXPECT_EQ(dashboard.Handle(bob).status, 200);
+  ASSERT_FALSE(asked.empty());
+  EXPECT_EQ(asked.back().second, Dashboard::kViewMethod);
+}
+
 }  // namespace
 }  // namespace sarloop::nca
