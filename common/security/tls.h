@@ -4,9 +4,9 @@
 #define SARLOOP_COMMON_SECURITY_TLS_H_
 
 #include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/support/channel_arguments.h>
-#include <grpcpp/security/server_credentials.h>
 #include <openssl/x509.h>
 
 #include <memory>

@@ -57,8 +57,8 @@ class HttpsServerTest : public ::testing::Test {
         "127.0.0.1:0", tls,
         [this](const HttpRequest& request) {
           std::this_thread::sleep_for(handler_takes_.load());
-          return HttpResponse{200, "text/plain",
-                              absl::StrCat(request.peer_uri, " ", request.fetch_site), {}};
+          return HttpResponse{
+              200, "text/plain", absl::StrCat(request.peer_uri, " ", request.fetch_site), {}};
         },
         options);
     ASSERT_TRUE(server.ok()) << server.status();
